@@ -1,0 +1,5 @@
+import sys
+
+from bnsearch.cli import main
+
+sys.exit(main())

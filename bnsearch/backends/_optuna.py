@@ -1,0 +1,192 @@
+"""The Optuna backend: decides what to try next with an Optuna sampler and pruner.
+
+It asks a batch of trials (one for the Keras engine), turns each into a TrialSpec through
+:meth:`SearchSpace.suggest`, lets the engine train them, and tells Optuna each outcome. Every
+trial stores its TrialResult as the user attribute ``bnsearch.result`` and its MLflow run id
+as ``mlflow_run_id``; the MLflow run carries the trial number, so either leads to the other.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bnsearch.config import StudyConfig
+from bnsearch.data import Dataset
+from bnsearch.engines import Engine
+from bnsearch.errors import ConfigError, StoreError
+from bnsearch.results import TrialResult, TrialSpec, TrialState
+from bnsearch.tracking import MlflowTracker
+
+__all__ = ["open_study", "results_from_study", "run_trials", "trial_seed"]
+
+RESULT_ATTR = "bnsearch.result"
+RUN_ID_ATTR = "mlflow_run_id"
+
+
+def trial_seed(study_seed: int, trial_number: int) -> int:
+    """A distinct, reproducible seed per trial of a study."""
+    return (study_seed * 1_000_003 + trial_number * 7_919 + 1) % (2**31 - 1)
+
+
+def _sampler(config: StudyConfig, n_existing: int) -> Any:
+    import optuna
+
+    # Offsetting the seed by the trials already in the study keeps a resumed study from
+    # replaying the random start-up points of its first run.
+    seed = config.seed + n_existing
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "grid":
+        return optuna.samplers.GridSampler(config.space.grid(), seed=seed)
+    if config.sampler == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
+
+
+def _pruner(config: StudyConfig) -> Any:
+    import optuna
+
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=4)
+    if config.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=2, max_resource=config.network.epochs)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(config: StudyConfig, dataset: Dataset) -> Any:
+    """Create the study or load the existing one of that name, refusing a silent change of
+    search space or data."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = config.resolved_storage
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        storage = optuna.storages.RDBStorage(url)
+        existing = [
+            s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        ]
+    except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise StoreError(
+            f"cannot use the Optuna storage {url} ({message}); check --storage."
+        ) from error
+    name = config.resolved_study_name
+    n_existing = 0
+    if name in existing:
+        loaded = optuna.load_study(study_name=name, storage=storage)
+        n_existing = len(loaded.trials)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=_sampler(config, n_existing),
+        pruner=_pruner(config),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    expected = {
+        "bnsearch.space": config.space.fingerprint(),
+        "bnsearch.data_fingerprint": dataset.fingerprint,
+        "bnsearch.network": repr(sorted(config.network.as_params().items())),
+    }
+    if name in existing and not config.allow_changed_study:
+        for key, value in expected.items():
+            stored = study.user_attrs.get(key)
+            if stored is not None and stored != value:
+                what = key.removeprefix("bnsearch.").replace("_", " ")
+                raise ConfigError(
+                    f"study {name!r} exists with a different {what}; use another --study-name, "
+                    "or pass --allow-changed-study to add trials anyway."
+                )
+    for key, value in expected.items():
+        study.set_user_attr(key, value)
+    return study
+
+
+def results_from_study(study: Any) -> list[TrialResult]:
+    """Every finished trial of the study as a TrialResult, read from the Optuna storage."""
+    return [
+        TrialResult.from_json(t.user_attrs[RESULT_ATTR])
+        for t in study.get_trials(deepcopy=False)
+        if RESULT_ATTR in t.user_attrs
+    ]
+
+
+def _tell(study: Any, trial: Any, result: TrialResult) -> None:
+    import optuna
+
+    trial.set_user_attr(RESULT_ATTR, result.to_json())
+    if result.state is TrialState.COMPLETE:
+        study.tell(trial, result.value)
+    elif result.state is TrialState.PRUNED:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def run_trials(
+    study: Any,
+    config: StudyConfig,
+    dataset: Dataset,
+    engine: Engine,
+    tracker: MlflowTracker,
+    on_result: Callable[[TrialResult], None] | None = None,
+    batch_size: int = 1,
+) -> list[TrialResult]:
+    """Ask, train and tell until ``config.n_trials`` trials ran or ``config.timeout`` passed.
+
+    Ctrl-C fails the trials in flight in Optuna, ends their MLflow runs as KILLED and
+    re-raises, so a rerun resumes with no trial left RUNNING.
+    """
+    import optuna
+
+    started = time.monotonic()
+    results: list[TrialResult] = []
+    while len(results) < config.n_trials:
+        if config.timeout is not None and time.monotonic() - started >= config.timeout:
+            break
+        size = min(batch_size, config.n_trials - len(results))
+        in_flight: list[tuple[Any, TrialSpec, str]] = []
+        try:
+            for _ in range(size):
+                trial = study.ask()
+                spec = TrialSpec(
+                    number=trial.number,
+                    config=config.space.suggest(trial),
+                    seed=trial_seed(config.seed, trial.number),
+                )
+                trial.set_user_attr("seed", spec.seed)
+                run_id = tracker.start_trial(spec, {"optuna.study": study.study_name})
+                trial.set_user_attr(RUN_ID_ATTR, run_id)
+                in_flight.append((trial, spec, run_id))
+
+            def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
+                trial = in_flight[index][0]
+                trial.report(metrics["val_loss"], epoch)
+                return trial.should_prune()
+
+            outcomes = engine.train([s for _, s, _ in in_flight], dataset, config.network, on_epoch)
+        except KeyboardInterrupt:
+            for trial, _, run_id in in_flight:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                tracker.kill_run(run_id, "interrupted (Ctrl-C)")
+            raise
+        for (trial, _, run_id), result in zip(in_flight, outcomes, strict=True):
+            _tell(study, trial, result)
+            tracker.finish_trial(run_id, result)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results
+
+
+def best_value(results: list[TrialResult]) -> float:
+    values = [r.value for r in results if r.value is not None and math.isfinite(r.value)]
+    return min(values) if values else math.nan

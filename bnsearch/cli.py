@@ -1,0 +1,188 @@
+"""``python -m bnsearch``: a thin layer that parses flags into a StudyConfig and calls the library.
+
+Exit codes: 0 success; 1 the study ran but every trial failed; 2 bad input (data,
+configuration, stores), reported on one stderr line; 130 interrupted with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from bnsearch.errors import BnsearchError, UsageError
+
+__all__ = ["build_parser", "main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _add_study_flags(parser: argparse.ArgumentParser) -> None:
+    from bnsearch.config import DEFAULT_N_TRIALS, PRUNERS, SAMPLERS
+    from bnsearch.engines import ENGINES
+    from bnsearch.model import ACTIVATIONS, INITIALIZERS
+    from bnsearch.space import PLACEMENTS
+
+    opt = parser.add_argument_group("study (flags follow Optuna's CLI where they overlap)")
+    opt.add_argument("--study-name", help="study name; default bnsearch-<dataset name>")
+    opt.add_argument(
+        "--storage",
+        help="Optuna storage URL; default sqlite:///mlruns/optuna.db. A study that exists there "
+        "is resumed: trials are added, never started over",
+    )
+    opt.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        default=DEFAULT_N_TRIALS,
+        help=f"trials to add in this run (default {DEFAULT_N_TRIALS})",
+    )
+    opt.add_argument("--timeout", type=float, help="stop starting new trials after this many s")
+    opt.add_argument("--seed", type=int, default=0, help="seed of the sampler and trials")
+    opt.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="default tpe")
+    opt.add_argument("--pruner", choices=PRUNERS, default="median", help="default median")
+    opt.add_argument("--engine", choices=ENGINES, default="keras", help="default keras")
+    opt.add_argument(
+        "--allow-changed-study",
+        action="store_true",
+        help="add trials to an existing study even if its space, data or network changed",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        help="synthetic (default), a .csv/.parquet/.npz file, sklearn:NAME (breast_cancer, "
+        "digits, iris, wine) or openml:ID",
+    )
+    data.add_argument("--target", help="label column of a CSV/Parquet file")
+    data.add_argument(
+        "--standardize",
+        action="store_true",
+        help="scale features with training-row mean/std (off by default, as in the thread)",
+    )
+    net = parser.add_argument_group("network and training")
+    net.add_argument("--epochs", type=_positive_int, default=20, help="default 20")
+    net.add_argument("--batch-size", type=_positive_int, default=16, help="default 16")
+    net.add_argument("--validation-split", type=float, default=0.2, help="default 0.2")
+    net.add_argument("--hidden-units", default="64,64", help="widths, default 64,64")
+    net.add_argument("--activation", choices=ACTIVATIONS, default="tanh", help="default tanh")
+    net.add_argument(
+        "--initializer",
+        choices=INITIALIZERS,
+        default="glorot_uniform",
+        help="default glorot_uniform; 'uniform' is the thread's ±0.05",
+    )
+    net.add_argument(
+        "--placements",
+        help=f"comma-separated placements to compare (from {', '.join(PLACEMENTS)}); "
+        "default none,before,after",
+    )
+    track = parser.add_argument_group("tracking")
+    track.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db",
+    )
+    track.add_argument("--quiet", action="store_true", help="no progress lines or summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bnsearch",
+        description="Does BatchNormalization placement (before/after the activation) matter "
+        "for your data? Optuna studies of the thread's network, every trial logged to MLflow.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    study = commands.add_parser(
+        "study",
+        help="run (or resume) a BN configuration study",
+        description="Train the thread's network under BN configurations chosen by Optuna; "
+        "log every trial to MLflow; print a table per placement.",
+    )
+    study.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    _add_study_flags(study)
+    ui = commands.add_parser("ui", help="open the MLflow UI on the project's store")
+    ui.add_argument("--tracking-uri", help="default $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db")
+    ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000, help="default 5000")
+    ui.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace):  # noqa: ANN202 - StudyConfig, imported late
+    from bnsearch.config import StudyConfig
+    from bnsearch.model import NetworkSettings
+    from bnsearch.space import SearchSpace
+
+    try:
+        units = tuple(int(u) for u in args.hidden_units.split(","))
+    except ValueError:
+        raise UsageError(
+            f"--hidden-units takes comma-separated widths such as 64,64, not {args.hidden_units!r}."
+        ) from None
+    overrides = {}
+    if args.placements:
+        overrides["placement"] = [p.strip() for p in args.placements.split(",") if p.strip()]
+    return StudyConfig(
+        study_name=args.study_name,
+        data=args.data,
+        target=args.target,
+        standardize=args.standardize,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        seed=args.seed,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        engine=args.engine,
+        sampler=args.sampler,
+        pruner=args.pruner,
+        space=SearchSpace.from_overrides(overrides),
+        network=NetworkSettings(
+            hidden_units=units,
+            activation=args.activation,
+            initializer=args.initializer,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            validation_split=args.validation_split,
+        ),
+        allow_changed_study=args.allow_changed_study,
+        verbose=not args.quiet,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "study":
+        from bnsearch.study import run_study
+
+        run_study(_config_from_args(args))
+        return 0
+    if args.command == "ui":
+        from bnsearch.tracking import default_tracking_uri, ui_command
+
+        command = ui_command(args.tracking_uri or default_tracking_uri(), args.host, args.port)
+        print("bnsearch: " + " ".join(command), flush=True)
+        os.execvp(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]])
+    raise UsageError("say what to do: python -m bnsearch study (see --help).")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except BnsearchError as error:
+        if args.debug:
+            raise
+        print(f"bnsearch: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("bnsearch: interrupted; trials in flight were marked failed.", file=sys.stderr)
+        return 130

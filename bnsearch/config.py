@@ -1,0 +1,103 @@
+"""StudyConfig: every setting of one study, from defaults, a study file and CLI flags."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bnsearch.errors import ConfigError
+from bnsearch.model import NetworkSettings
+from bnsearch.space import SearchSpace
+from bnsearch.tracking import DEFAULT_STORE_DIR, default_tracking_uri
+
+__all__ = ["BACKENDS", "PRUNERS", "SAMPLERS", "StudyConfig", "default_storage"]
+
+SAMPLERS = ("tpe", "random", "grid", "qmc")
+PRUNERS = ("median", "hyperband", "none")
+BACKENDS = ("optuna",)
+
+DEFAULT_N_TRIALS = 24
+
+
+def default_storage(store_dir: Path = DEFAULT_STORE_DIR) -> str:
+    return f"sqlite:///{store_dir / 'optuna.db'}"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What to study and how. Constructing one only validates; nothing runs until
+    :func:`bnsearch.study.run_study`."""
+
+    study_name: str | None = None
+    data: str | None = None
+    target: str | None = None
+    standardize: bool = False
+    n_trials: int = DEFAULT_N_TRIALS
+    timeout: float | None = None
+    seed: int = 0
+    storage: str | None = None
+    tracking_uri: str | None = None
+    backend: str = "optuna"
+    engine: str = "keras"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    space: SearchSpace = field(default_factory=SearchSpace)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    allow_changed_study: bool = False
+    verbose: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_trials, int) or self.n_trials < 0:
+            raise ConfigError(f"`n_trials` must be a non-negative integer, got {self.n_trials!r}.")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigError(f"`timeout` must be a positive number of seconds, got {self.timeout}.")
+        for name, value, valid in (
+            ("sampler", self.sampler, SAMPLERS),
+            ("pruner", self.pruner, PRUNERS),
+            ("backend", self.backend, BACKENDS),
+        ):
+            if value not in valid:
+                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(valid)}.")
+        if self.study_name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.study_name):
+            raise ConfigError(
+                f"study name {self.study_name!r} may hold only letters, digits, '.', '_' and '-'."
+            )
+
+    @property
+    def resolved_study_name(self) -> str:
+        if self.study_name:
+            return self.study_name
+        data = self.data or "synthetic"
+        stem = re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(data.split(":")[-1]).stem)
+        return f"bnsearch-{stem}"
+
+    @property
+    def resolved_storage(self) -> str:
+        return self.storage or default_storage()
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or default_tracking_uri()
+
+    def with_changes(self, **changes: Any) -> StudyConfig:
+        return replace(self, **changes)
+
+    def as_params(self) -> dict[str, Any]:
+        """The settings a person wants to see on the study's parent run."""
+        return {
+            "study_name": self.resolved_study_name,
+            "data": self.data or "synthetic",
+            "target": self.target or "",
+            "standardize": self.standardize,
+            "n_trials": self.n_trials,
+            "timeout": self.timeout or "",
+            "seed": self.seed,
+            "backend": self.backend,
+            "engine": self.engine,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "space": self.space.as_dict(),
+            **{f"network.{k}": v for k, v in self.network.as_params().items()},
+        }

@@ -1,0 +1,301 @@
+"""The one definition of bnsearch's search space over BatchNormalization configurations.
+
+Every backend translates from here: :meth:`SearchSpace.suggest` asks an Optuna trial,
+:meth:`SearchSpace.from_keras_tuner` asks Keras Tuner's ``HyperParameters``, and
+:meth:`SearchSpace.grid` lists the points of a grid search. No backend re-declares a range.
+
+Placements (where ``BatchNormalization`` sits in each hidden layer):
+
+* ``none``: ``Dense → activation → Dropout`` (the thread's original network).
+* ``before``: ``Dense → BN → activation → Dropout``, as in the BN paper, ``g(BN(Wu + b))``.
+* ``after``: ``Dense → activation → BN → Dropout``, normalising the next layer's input.
+* ``before_output`` (extra): ``before`` plus a BN between the output ``Dense`` and the softmax,
+  as in the thread's top answer.
+* ``input`` (extra): a BN on the raw inputs only, i.e. a learned standardisation, the
+  "normalise the layer inputs u" alternative the BN paper discusses.
+
+The extras are off by default; a study switches them on by listing them in ``placement``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from bnsearch.errors import ConfigError
+
+__all__ = [
+    "BNConfig",
+    "DEFAULT_PLACEMENTS",
+    "EXTRA_PLACEMENTS",
+    "FloatRange",
+    "PLACEMENTS",
+    "SearchSpace",
+]
+
+DEFAULT_PLACEMENTS: tuple[str, ...] = ("none", "before", "after")
+EXTRA_PLACEMENTS: tuple[str, ...] = ("before_output", "input")
+PLACEMENTS: tuple[str, ...] = DEFAULT_PLACEMENTS + EXTRA_PLACEMENTS
+
+# Where each parameter's values must lie, as (lowest allowed, highest allowed, whether
+# the highest is excluded, the rule as the user reads it).
+_BOUNDS: dict[str, tuple[float, float, bool, str]] = {
+    "momentum": (0.0, 1.0, True, "0 <= low <= high < 1"),
+    "epsilon": (0.0, math.inf, False, "0 < low <= high"),
+    "dropout": (0.0, 1.0, True, "0 <= low <= high < 1"),
+    "learning_rate": (0.0, math.inf, False, "0 < low <= high"),
+}
+_STRICTLY_POSITIVE = {"epsilon", "learning_rate"}
+
+
+def _check_value(name: str, value: float) -> None:
+    lowest, highest, open_high, rule = _BOUNDS[name]
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        raise ConfigError(f"`{name}` must be a number, but got {value!r}.")
+    too_low = value <= lowest if name in _STRICTLY_POSITIVE else value < lowest
+    too_high = value >= highest if open_high else value > highest
+    if too_low or too_high:
+        raise ConfigError(f"`{name}` must satisfy {rule}, but got {name}={value!r}.")
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """A closed interval ``[low, high]``, sampled on a log scale when ``log`` is true.
+
+    ``low == high`` fixes the parameter.
+    """
+
+    low: float
+    high: float
+    log: bool = False
+
+    @property
+    def fixed(self) -> bool:
+        return self.low == self.high
+
+    def validate(self, name: str) -> None:
+        lowest, highest, open_high, rule = _BOUNDS[name]
+        low, high = self.low, self.high
+        for value in (low, high):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ConfigError(f"`{name}` bounds must be numbers, but got ({low=}, {high=}).")
+        if not low <= high:
+            raise ConfigError(f"`{name}`: `low <= high` must hold, but got ({low=}, {high=}).")
+        try:
+            _check_value(name, low)
+            _check_value(name, high)
+        except ConfigError:
+            raise ConfigError(f"`{name}` must satisfy {rule}, but got ({low=}, {high=}).") from None
+        if self.log and low <= 0:
+            raise ConfigError(f"`{name}` is log-scaled, so `low > 0` must hold, but got {low=}.")
+
+    def points(self, n: int) -> list[float]:
+        """``n`` evenly spaced points (geometrically when ``log``), both ends included."""
+        if self.fixed or n == 1:
+            return [float(self.low)]
+        if self.log:
+            ratio = (self.high / self.low) ** (1 / (n - 1))
+            return [float(self.low * ratio**i) for i in range(n)]
+        step = (self.high - self.low) / (n - 1)
+        return [float(self.low + step * i) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class BNConfig:
+    """One point of the search space: everything that differs between two trials' networks.
+
+    These field names are also the MLflow param names.
+    """
+
+    placement: str = "before"
+    momentum: float = 0.99
+    epsilon: float = 1e-3
+    use_bias: bool = True
+    dropout: float = 0.5
+    learning_rate: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.placement not in PLACEMENTS:
+            raise ConfigError(
+                f"unknown placement {self.placement!r}; choose one of {', '.join(PLACEMENTS)}."
+            )
+        for name in _BOUNDS:
+            _check_value(name, getattr(self, name))
+        if not isinstance(self.use_bias, bool):
+            raise ConfigError(f"`use_bias` must be true or false, but got {self.use_bias!r}.")
+
+    @property
+    def has_bn(self) -> bool:
+        return self.placement != "none"
+
+    def as_params(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> BNConfig:
+        return BNConfig(**{**asdict(self), **changes})
+
+    @classmethod
+    def thread(cls, placement: str = "before") -> BNConfig:
+        """The settings used in the thread: BN(momentum=0.9, epsilon=1e-6), SGD lr 0.1."""
+        return cls(placement=placement, momentum=0.9, epsilon=1e-6, dropout=0.5, learning_rate=0.1)
+
+
+def _default_momentum() -> FloatRange:
+    return FloatRange(0.5, 0.999)
+
+
+def _default_epsilon() -> FloatRange:
+    return FloatRange(1e-6, 1e-2, log=True)
+
+
+def _default_dropout() -> FloatRange:
+    return FloatRange(0.0, 0.6)
+
+
+def _default_learning_rate() -> FloatRange:
+    return FloatRange(1e-3, 0.3, log=True)
+
+
+_RANGE_NAMES = ("momentum", "epsilon", "dropout", "learning_rate")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The hyperparameters a study searches over, validated on construction.
+
+    Defaults bracket both Keras' defaults (momentum 0.99, epsilon 1e-3) and the thread's
+    values (momentum 0.9, epsilon 1e-6, dropout 0.5, learning rate 0.1).
+    """
+
+    placement: tuple[str, ...] = DEFAULT_PLACEMENTS
+    momentum: FloatRange = field(default_factory=_default_momentum)
+    epsilon: FloatRange = field(default_factory=_default_epsilon)
+    use_bias: tuple[bool, ...] = (True, False)
+    dropout: FloatRange = field(default_factory=_default_dropout)
+    learning_rate: FloatRange = field(default_factory=_default_learning_rate)
+
+    def __post_init__(self) -> None:
+        placements = tuple(self.placement)
+        if not placements:
+            raise ConfigError("`placement` needs at least one choice, e.g. ['before', 'after'].")
+        unknown = [p for p in placements if p not in PLACEMENTS]
+        if unknown:
+            raise ConfigError(
+                f"unknown placement {unknown[0]!r}; choose from {', '.join(PLACEMENTS)}."
+            )
+        if len(set(placements)) != len(placements):
+            raise ConfigError(f"`placement` lists a choice twice: {list(placements)}.")
+        object.__setattr__(self, "placement", placements)
+        use_bias = tuple(self.use_bias)
+        if not use_bias or any(not isinstance(b, bool) for b in use_bias):
+            raise ConfigError(f"`use_bias` choices must be true/false, but got {list(use_bias)}.")
+        object.__setattr__(self, "use_bias", use_bias)
+        for name in _RANGE_NAMES:
+            getattr(self, name).validate(name)
+
+    @classmethod
+    def from_overrides(cls, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
+        """Build a space from the defaults and a mapping such as a study file's ``[space]``.
+
+        A numeric parameter takes ``{"low": .., "high": .., "log": ..}``, a ``[low, high]``
+        pair, or a single number that fixes it. ``placement`` and ``use_bias`` take a list of
+        choices or a single value.
+        """
+        overrides = dict(overrides or {})
+        known = {f.name for f in fields(cls)}
+        for key in overrides:
+            if key not in known:
+                import difflib
+
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}."
+                raise ConfigError(f"unknown search-space parameter {key!r}; {hint}")
+        defaults = cls()
+        kwargs: dict[str, Any] = {}
+        for name in ("placement", "use_bias"):
+            if name in overrides:
+                value = overrides[name]
+                kwargs[name] = tuple(value) if isinstance(value, list | tuple) else (value,)
+        for name in _RANGE_NAMES:
+            if name not in overrides:
+                continue
+            value, default = overrides[name], getattr(defaults, name)
+            if isinstance(value, Mapping):
+                extra = set(value) - {"low", "high", "log"}
+                if extra:
+                    raise ConfigError(f"`{name}` takes low, high and log, not {sorted(extra)}.")
+                kwargs[name] = FloatRange(
+                    value.get("low", default.low),
+                    value.get("high", default.high),
+                    bool(value.get("log", default.log)),
+                )
+            elif isinstance(value, list | tuple) and len(value) == 2:
+                kwargs[name] = FloatRange(value[0], value[1], default.log)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                kwargs[name] = FloatRange(value, value, default.log and value > 0)
+            else:
+                raise ConfigError(
+                    f"`{name}` takes a number, a [low, high] pair or a table, but got {value!r}."
+                )
+        return cls(**kwargs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "placement": list(self.placement),
+            "use_bias": list(self.use_bias),
+            **{name: asdict(getattr(self, name)) for name in _RANGE_NAMES},
+        }
+
+    def fingerprint(self) -> str:
+        """A short hash that changes whenever a choice or range changes."""
+        text = json.dumps(self.as_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # --- translations: the only places a backend learns the ranges -----------------------
+
+    def suggest(self, trial: Any, placement: str | None = None) -> BNConfig:
+        """Ask an Optuna trial for every parameter and return a validated :class:`BNConfig`.
+
+        ``placement`` pins the placement (paired blocks) instead of suggesting it.
+        """
+        values: dict[str, Any] = {}
+        if placement is None:
+            values["placement"] = trial.suggest_categorical("placement", list(self.placement))
+        else:
+            values["placement"] = placement
+        values["use_bias"] = trial.suggest_categorical("use_bias", list(self.use_bias))
+        for name in _RANGE_NAMES:
+            rng: FloatRange = getattr(self, name)
+            values[name] = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
+        return BNConfig(**values)
+
+    def from_keras_tuner(self, hp: Any) -> BNConfig:
+        """Declare the space on Keras Tuner ``HyperParameters`` and return this trial's config."""
+        values: dict[str, Any] = {"placement": hp.Choice("placement", list(self.placement))}
+        if len(self.use_bias) == 1:
+            values["use_bias"] = hp.Fixed("use_bias", self.use_bias[0])
+        else:
+            values["use_bias"] = hp.Boolean("use_bias")
+        for name in _RANGE_NAMES:
+            rng = getattr(self, name)
+            if rng.fixed:
+                values[name] = hp.Fixed(name, float(rng.low))
+            else:
+                sampling = "log" if rng.log else "linear"
+                values[name] = hp.Float(name, rng.low, rng.high, sampling=sampling)
+        return BNConfig(**values)
+
+    def grid(self, points_per_range: int = 3) -> dict[str, list[Any]]:
+        """The grid for Optuna's ``GridSampler``: every choice, and ``points_per_range`` values
+        spread over each numeric range."""
+        grid: dict[str, list[Any]] = {
+            "placement": list(self.placement),
+            "use_bias": list(self.use_bias),
+        }
+        for name in _RANGE_NAMES:
+            grid[name] = getattr(self, name).points(points_per_range)
+        return grid

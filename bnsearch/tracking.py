@@ -1,0 +1,250 @@
+"""MLflow tracking: one experiment per study, a parent run per invocation, a child run per trial.
+
+Everything goes through ``MlflowClient`` with explicit run ids (children point at the parent
+with the ``mlflow.parentRunId`` tag), never through thread-local active-run state, so several
+trials can be open at once. This module knows TrialSpecs and TrialResults, nothing of Optuna
+or Keras Tuner.
+
+Default store: ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts``
+(MLflow no longer accepts a plain file store, so the experiment's artifact location is set
+explicitly). ``MLFLOW_TRACKING_URI`` or ``--tracking-uri`` override it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bnsearch.data import Dataset
+from bnsearch.errors import StoreError
+from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
+
+__all__ = ["DEFAULT_STORE_DIR", "MlflowTracker", "default_tracking_uri", "ui_command"]
+
+DEFAULT_STORE_DIR = Path("mlruns")
+
+_STATUS = {
+    TrialState.COMPLETE: "FINISHED",
+    TrialState.PRUNED: "KILLED",
+    TrialState.FAILED: "FAILED",
+}
+
+
+def default_tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_dir / 'mlflow.db'}"
+
+
+def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """The command that opens the MLflow UI on ``tracking_uri``."""
+    return ["mlflow", "ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port)]
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))
+    return None
+
+
+class MlflowTracker:
+    """Writes a study's runs to one MLflow experiment named after the study."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_name: str,
+        artifact_root: Path | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.artifact_root = artifact_root
+        self._client: Any = None
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._connect()
+        return self._client
+
+    def _connect(self) -> None:
+        import logging
+
+        from mlflow.tracking import MlflowClient
+
+        # MLflow logs every Alembic migration of a new SQLite store at INFO.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        db_path = _sqlite_path(self.tracking_uri)
+        if db_path is not None:
+            try:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(
+                    f"cannot create the MLflow store folder {db_path.parent} ({error.strerror}); "
+                    "pick a writable place with --tracking-uri."
+                ) from error
+        try:
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            experiment = client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                root = self.artifact_root
+                if root is None and db_path is not None:
+                    root = db_path.parent / "artifacts"
+                location = None
+                if root is not None:
+                    location = (root.resolve() / self.experiment_name).as_uri()
+                experiment_id = client.create_experiment(
+                    self.experiment_name, artifact_location=location
+                )
+            else:
+                experiment_id = experiment.experiment_id
+        except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise StoreError(
+                f"cannot use the MLflow tracking store {self.tracking_uri} ({message}); check "
+                "--tracking-uri or MLFLOW_TRACKING_URI."
+            ) from error
+        self._client = client
+        self.experiment_id = experiment_id
+
+    # --- the parent run ------------------------------------------------------------------
+
+    def start_study_run(
+        self,
+        run_name: str,
+        params: Mapping[str, Any],
+        tags: Mapping[str, str],
+        dataset: Dataset | None = None,
+    ) -> str:
+        from mlflow.entities import Param, RunTag
+
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=run_name,
+            tags={"bnsearch.kind": "study", **tags},
+        )
+        self.parent_run_id = run.info.run_id
+        self.client.log_batch(
+            self.parent_run_id,
+            params=[Param(k, _param_value(v)) for k, v in params.items()],
+            tags=[RunTag("bnsearch.started", time.strftime("%Y-%m-%dT%H:%M:%S"))],
+        )
+        if dataset is not None:
+            self.log_dataset(self.parent_run_id, dataset)
+        return self.parent_run_id
+
+    def end_study_run(
+        self,
+        status: str = "FINISHED",
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        if self.parent_run_id is None:
+            return
+        now = int(time.time() * 1000)
+        finite = {k: v for k, v in (metrics or {}).items() if v is not None and math.isfinite(v)}
+        self.client.log_batch(
+            self.parent_run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in finite.items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+        self.client.set_terminated(self.parent_run_id, status=status)
+        self.parent_run_id = None
+
+    def log_dataset(self, run_id: str, dataset: Dataset) -> None:
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        mlflow_dataset = mlflow.data.from_numpy(
+            dataset.x, targets=dataset.y, name=dataset.name, digest=dataset.fingerprint
+        )
+        self.client.log_inputs(
+            run_id,
+            datasets=[
+                DatasetInput(
+                    mlflow_dataset._to_mlflow_entity(),
+                    tags=[InputTag("mlflow.data.context", "training")],
+                )
+            ],
+        )
+
+    def log_artifact(self, local_path: Path, run_id: str | None = None) -> None:
+        self.client.log_artifact(run_id or self.parent_run_id, str(local_path))
+
+    # --- child runs, one per trial -------------------------------------------------------
+
+    def start_trial(self, spec: TrialSpec, extra_tags: Mapping[str, str] | None = None) -> str:
+        from mlflow.entities import Param, RunTag
+
+        config = spec.config
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{spec.number:04d}-{config.placement}",
+            tags={
+                "mlflow.parentRunId": self.parent_run_id or "",
+                "bnsearch.kind": "trial",
+                "bnsearch.trial_number": str(spec.number),
+                "bnsearch.seed": str(spec.seed),
+                "bnsearch.state": "RUNNING",
+                **({"bnsearch.block": str(spec.block)} if spec.block is not None else {}),
+                **(extra_tags or {}),
+            },
+        )
+        run_id = run.info.run_id
+        params = {**config.as_params(), "seed": spec.seed}
+        self.client.log_batch(
+            run_id,
+            params=[Param(k, _param_value(v)) for k, v in params.items()],
+            tags=[RunTag("placement", config.placement)],
+        )
+        return run_id
+
+    def finish_trial(self, run_id: str, result: TrialResult) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(name, float(value), now, step)
+            for name in METRICS
+            for step, value in enumerate(result.history.get(name, []))
+            if math.isfinite(value)
+        ]
+        for name in ("val_loss", "val_accuracy"):
+            final, best = result.final(name), result.best(name)
+            if final is not None and math.isfinite(final):
+                metrics.append(Metric(f"final_{name}", final, now, 0))
+            if best is not None:
+                metrics.append(Metric(f"best_{name}", best, now, 0))
+        metrics.append(Metric("epochs_trained", float(result.epochs_trained), now, 0))
+        metrics.append(Metric("wall_time_s", result.wall_time_s, now, 0))
+        tags = [RunTag("bnsearch.state", result.state.value), RunTag("bnsearch.engine", result.engine)]
+        if result.fail_reason:
+            tags.append(RunTag("bnsearch.fail_reason", result.fail_reason[:5000]))
+        for start in range(0, len(metrics), 900):
+            self.client.log_batch(
+                run_id, metrics=metrics[start : start + 900], tags=tags if start == 0 else []
+            )
+        self.client.set_terminated(run_id, status=_STATUS[result.state])
+
+    def kill_run(self, run_id: str, reason: str) -> None:
+        """End a run that was interrupted, keeping what it logged."""
+        self.client.set_tag(run_id, "bnsearch.fail_reason", reason)
+        self.client.set_tag(run_id, "bnsearch.state", "FAILED")
+        self.client.set_terminated(run_id, status="KILLED")
+
+    def child_runs(self) -> list[Any]:
+        return self.client.search_runs(
+            [self.experiment_id], filter_string="tags.`bnsearch.kind` = 'trial'", max_results=50000
+        )
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
