@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     _add_study_flags(study)
     ui = commands.add_parser("ui", help="open the MLflow UI on the project's store")
-    ui.add_argument("--tracking-uri", help="default $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db")
+    ui.add_argument(
+        "--tracking-uri", help="default $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db"
+    )
     ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000, help="default 5000")
     ui.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -173,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

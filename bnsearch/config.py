@@ -18,7 +18,7 @@ SAMPLERS = ("tpe", "random", "grid", "qmc")
 PRUNERS = ("median", "hyperband", "none")
 BACKENDS = ("optuna",)
 
-DEFAULT_N_TRIALS = 24
+DEFAULT_N_TRIALS = 16
 
 
 def default_storage(store_dir: Path = DEFAULT_STORE_DIR) -> str:
@@ -52,7 +52,9 @@ class StudyConfig:
         if not isinstance(self.n_trials, int) or self.n_trials < 0:
             raise ConfigError(f"`n_trials` must be a non-negative integer, got {self.n_trials!r}.")
         if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(f"`timeout` must be a positive number of seconds, got {self.timeout}.")
+            raise ConfigError(
+                f"`timeout` must be a positive number of seconds, got {self.timeout}."
+            )
         for name, value, valid in (
             ("sampler", self.sampler, SAMPLERS),
             ("pruner", self.pruner, PRUNERS),

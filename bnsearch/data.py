@@ -204,7 +204,9 @@ def _from_frame(frame, target: str | None, where: str, name: str) -> Dataset:
             f"{', '.join(map(str, frame.columns))}."
         )
     features = frame.drop(columns=[target])
-    non_numeric = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    non_numeric = [
+        str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
+    ]
     if non_numeric:
         raise DataError(
             f"{where}: non-numeric feature columns {', '.join(non_numeric)}; encode them as "
@@ -289,7 +291,7 @@ def _load_sklearn(name: str, images: bool = False) -> Dataset:
 
     if name not in _SKLEARN_LOADERS:
         raise DataError(
-            f"unknown scikit-learn dataset {name!r}; choose one of "
+            f"unknown scikit-learn dataset 'sklearn:{name}'; choose one of "
             f"{', '.join('sklearn:' + n for n in _SKLEARN_LOADERS)}."
         )
     bunch = getattr(sklearn.datasets, f"load_{name}")()

@@ -40,7 +40,16 @@ def default_tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
 
 def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
     """The command that opens the MLflow UI on ``tracking_uri``."""
-    return ["mlflow", "ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port)]
+    return [
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -223,7 +232,10 @@ class MlflowTracker:
                 metrics.append(Metric(f"best_{name}", best, now, 0))
         metrics.append(Metric("epochs_trained", float(result.epochs_trained), now, 0))
         metrics.append(Metric("wall_time_s", result.wall_time_s, now, 0))
-        tags = [RunTag("bnsearch.state", result.state.value), RunTag("bnsearch.engine", result.engine)]
+        tags = [
+            RunTag("bnsearch.state", result.state.value),
+            RunTag("bnsearch.engine", result.engine),
+        ]
         if result.fail_reason:
             tags.append(RunTag("bnsearch.fail_reason", result.fail_reason[:5000]))
         for start in range(0, len(metrics), 900):

@@ -15,9 +15,7 @@ from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
 __all__ = ["KerasEngine"]
 
 
-def _epoch_callback(
-    index: int, on_epoch: EpochCallback | None, outcome: dict[str, Any]
-) -> Any:
+def _epoch_callback(index: int, on_epoch: EpochCallback | None, outcome: dict[str, Any]) -> Any:
     import keras
 
     class _Reporter(keras.callbacks.Callback):

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+
+def _bnsearch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bnsearch", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_study_help_documents_every_flag(tmp_path: Path):
+    result = _bnsearch("study", "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for flag in (
+        "--study-name", "--storage", "--n-trials", "--timeout", "--tracking-uri", "--data",
+        "--target", "--epochs", "--seed", "--sampler", "--pruner", "--engine",
+    ):  # fmt: skip
+        assert flag in result.stdout
+
+
+def test_tiny_end_to_end_study_uses_the_default_stores_under_mlruns(tiny_csv: Path, tmp_path):
+    result = _bnsearch(
+        "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "2",
+        "--epochs", "2", "--hidden-units", "8,8", "--study-name", "e2e", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[2/2]" in result.stdout
+    assert "python -m bnsearch ui" in result.stdout
+    assert (tmp_path / "mlruns" / "mlflow.db").exists()
+    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    assert len(study.trials) == 2
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("e2e")
+    assert experiment.artifact_location.startswith("file://")
+    assert len(client.search_runs([experiment.experiment_id])) == 3  # parent + 2 trials
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--data", "missing.csv", "--target", "y"], ["missing.csv", "does not exist"]),
+        (["--placements", "before,sideways"], ["sideways", "placement"]),
+        (["--hidden-units", "a,b"], ["--hidden-units"]),
+        (["--validation-split", "1.5"], ["validation_split"]),
+        (["--data", "sklearn:nope"], ["sklearn:nope"]),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path, args, words):
+    result = _bnsearch("study", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("bnsearch: error:")]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0]

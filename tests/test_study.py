@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import io
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from bnsearch.config import StudyConfig
+from bnsearch.errors import ConfigError, StudyFailedError
+from bnsearch.model import NetworkSettings
+from bnsearch.results import TrialState
+from bnsearch.space import SearchSpace
+from bnsearch.study import run_study
+
+EPOCHS = 2
+
+
+def _config(tiny_csv, stores, **changes) -> StudyConfig:
+    settings = {
+        "study_name": "tiny",
+        "data": str(tiny_csv),
+        "target": "label",
+        "n_trials": 3,
+        "pruner": "none",
+        "network": NetworkSettings(epochs=EPOCHS, hidden_units=(8, 8)),
+        **stores,
+        **changes,
+    }
+    return StudyConfig(**settings)
+
+
+def _trial_runs(tracking_uri: str):
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id], "tags.`bnsearch.kind` = 'trial'")
+    return client, runs
+
+
+def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
+    out = io.StringIO()
+    outcome = run_study(_config(tiny_csv, stores), stream=out)
+    client, runs = _trial_runs(stores["tracking_uri"])
+    assert len(runs) == 3
+    for run in runs:
+        assert run.data.tags["mlflow.parentRunId"] == outcome.parent_run_id
+        assert set(run.data.params) >= {
+            "placement", "momentum", "epsilon", "use_bias", "dropout", "learning_rate", "seed",
+        }  # fmt: skip
+        history = client.get_metric_history(run.info.run_id, "val_loss")
+        assert [m.step for m in history] == list(range(EPOCHS))
+        for metric in ("loss", "accuracy", "val_accuracy"):
+            assert len(client.get_metric_history(run.info.run_id, metric)) == EPOCHS
+        assert run.info.status == "FINISHED"
+    # Each Optuna trial knows its MLflow run and each run its Optuna trial.
+    study = optuna.load_study(study_name="tiny", storage=stores["storage"])
+    by_run = {run.info.run_id: run for run in runs}
+    for trial in study.trials:
+        run = by_run[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["bnsearch.trial_number"] == str(trial.number)
+    parent = client.get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.inputs.dataset_inputs, "the dataset is logged with mlflow.log_input"
+    text = out.getvalue()
+    assert "[3/3]" in text and "placement" in text and "bnsearch ui" in text
+
+
+def test_running_again_resumes_the_same_study_and_adds_runs(tiny_csv, stores):
+    run_study(_config(tiny_csv, stores, n_trials=2, verbose=False))
+    outcome = run_study(_config(tiny_csv, stores, n_trials=2, verbose=False))
+    study = optuna.load_study(study_name="tiny", storage=stores["storage"])
+    assert len(study.trials) == 4
+    assert len(outcome.all_results) == 4
+    _, runs = _trial_runs(stores["tracking_uri"])
+    assert len(runs) == 4
+    assert sorted(int(r.data.tags["bnsearch.trial_number"]) for r in runs) == [0, 1, 2, 3]
+
+
+def test_diverging_trial_is_recorded_as_failed_and_the_study_goes_on(tiny_csv, stores):
+    study = optuna.create_study(study_name="tiny", storage=stores["storage"])
+    study.enqueue_trial({"learning_rate": 1e38, "placement": "none"}, skip_if_exists=False)
+    outcome = run_study(_config(tiny_csv, stores, verbose=False))
+    states = [r.state for r in outcome.new_results]
+    assert states[0] is TrialState.FAILED
+    assert "loss became" in outcome.new_results[0].fail_reason
+    assert states[1:] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    trials = optuna.load_study(study_name="tiny", storage=stores["storage"]).trials
+    assert trials[0].state is optuna.trial.TrialState.FAIL
+    assert "loss became" in trials[0].user_attrs["fail_reason"]
+    client, runs = _trial_runs(stores["tracking_uri"])
+    failed = [r for r in runs if r.info.status == "FAILED"]
+    assert len(failed) == 1 and "loss became" in failed[0].data.tags["bnsearch.fail_reason"]
+
+
+def test_a_study_whose_trials_all_fail_raises(tiny_csv, stores):
+    space = SearchSpace.from_overrides({"learning_rate": 1e38, "placement": ["none"]})
+    with pytest.raises(StudyFailedError, match="all 2 trials failed"):
+        run_study(_config(tiny_csv, stores, n_trials=2, space=space, verbose=False))
+
+
+def test_changing_the_space_of_an_existing_study_is_refused(tiny_csv, stores):
+    run_study(_config(tiny_csv, stores, n_trials=1, verbose=False))
+    changed = SearchSpace.from_overrides({"dropout": [0.0, 0.1]})
+    with pytest.raises(ConfigError, match="different space"):
+        run_study(_config(tiny_csv, stores, n_trials=1, space=changed, verbose=False))
+    allowed = _config(
+        tiny_csv, stores, n_trials=1, space=changed, verbose=False, allow_changed_study=True
+    )
+    assert len(run_study(allowed).all_results) == 2
