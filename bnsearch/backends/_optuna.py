@@ -167,8 +167,10 @@ def run_trials(
                 trial.set_user_attr(RUN_ID_ATTR, run_id)
                 in_flight.append((trial, spec, run_id))
 
-            def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
-                trial = in_flight[index][0]
+            def on_epoch(
+                index: int, epoch: int, metrics: dict[str, float], batch: list = in_flight
+            ) -> bool:
+                trial = batch[index][0]
                 trial.report(metrics["val_loss"], epoch)
                 return trial.should_prune()
 
