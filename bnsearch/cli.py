@@ -27,7 +27,7 @@ def _positive_int(text: str) -> int:
 
 
 def _add_study_flags(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.config import DEFAULT_N_TRIALS, PRUNERS, SAMPLERS
+    from bnsearch.config import DEFAULT_N_TRIALS, DEFAULT_POPULATION, PRUNERS, SAMPLERS
     from bnsearch.engines import ENGINES
     from bnsearch.model import ACTIVATIONS, INITIALIZERS
     from bnsearch.space import PLACEMENTS
@@ -42,14 +42,27 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     opt.add_argument(
         "--n-trials",
         type=_positive_int,
-        default=DEFAULT_N_TRIALS,
-        help=f"trials to add in this run (default {DEFAULT_N_TRIALS})",
+        help="trials to add in this run (default "
+        + ", ".join(f"{n} with the {e} engine" for e, n in DEFAULT_N_TRIALS.items())
+        + ")",
     )
     opt.add_argument("--timeout", type=float, help="stop starting new trials after this many s")
     opt.add_argument("--seed", type=int, default=0, help="seed of the sampler and trials")
     opt.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="default tpe")
     opt.add_argument("--pruner", choices=PRUNERS, default="median", help="default median")
-    opt.add_argument("--engine", choices=ENGINES, default="keras", help="default keras")
+    opt.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="population",
+        help="population (default: many trials in one vectorised graph) or keras "
+        "(one model.fit per trial, the reference)",
+    )
+    opt.add_argument(
+        "--population",
+        type=_positive_int,
+        default=DEFAULT_POPULATION,
+        help=f"trials trained at once by the population engine (default {DEFAULT_POPULATION})",
+    )
     opt.add_argument(
         "--allow-changed-study",
         action="store_true",
@@ -143,6 +156,7 @@ def _config_from_args(args: argparse.Namespace):  # noqa: ANN202 - StudyConfig, 
         storage=args.storage,
         tracking_uri=args.tracking_uri,
         engine=args.engine,
+        population=args.population,
         sampler=args.sampler,
         pruner=args.pruner,
         space=SearchSpace.from_overrides(overrides),

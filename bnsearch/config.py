@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bnsearch.engines import ENGINES
 from bnsearch.errors import ConfigError
 from bnsearch.model import NetworkSettings
 from bnsearch.space import SearchSpace
@@ -18,7 +19,10 @@ SAMPLERS = ("tpe", "random", "grid", "qmc")
 PRUNERS = ("median", "hyperband", "none")
 BACKENDS = ("optuna",)
 
-DEFAULT_N_TRIALS = 16
+# Trials added per run when --n-trials is not given, per engine: each fits the ~10 minute
+# budget of the default study on 2 CPU cores.
+DEFAULT_N_TRIALS = {"population": 256, "keras": 16}
+DEFAULT_POPULATION = 64
 
 
 def default_storage(store_dir: Path = DEFAULT_STORE_DIR) -> str:
@@ -34,13 +38,14 @@ class StudyConfig:
     data: str | None = None
     target: str | None = None
     standardize: bool = False
-    n_trials: int = DEFAULT_N_TRIALS
+    n_trials: int | None = None
     timeout: float | None = None
     seed: int = 0
     storage: str | None = None
     tracking_uri: str | None = None
     backend: str = "optuna"
-    engine: str = "keras"
+    engine: str = "population"
+    population: int = DEFAULT_POPULATION
     sampler: str = "tpe"
     pruner: str = "median"
     space: SearchSpace = field(default_factory=SearchSpace)
@@ -49,8 +54,12 @@ class StudyConfig:
     verbose: bool = True
 
     def __post_init__(self) -> None:
+        if self.n_trials is None:
+            object.__setattr__(self, "n_trials", DEFAULT_N_TRIALS.get(self.engine, 16))
         if not isinstance(self.n_trials, int) or self.n_trials < 0:
             raise ConfigError(f"`n_trials` must be a non-negative integer, got {self.n_trials!r}.")
+        if not isinstance(self.population, int) or self.population < 1:
+            raise ConfigError(f"`population` must be a positive integer, got {self.population!r}.")
         if self.timeout is not None and self.timeout <= 0:
             raise ConfigError(
                 f"`timeout` must be a positive number of seconds, got {self.timeout}."
@@ -59,6 +68,7 @@ class StudyConfig:
             ("sampler", self.sampler, SAMPLERS),
             ("pruner", self.pruner, PRUNERS),
             ("backend", self.backend, BACKENDS),
+            ("engine", self.engine, ENGINES),
         ):
             if value not in valid:
                 raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(valid)}.")
@@ -98,6 +108,7 @@ class StudyConfig:
             "seed": self.seed,
             "backend": self.backend,
             "engine": self.engine,
+            "population": self.population,
             "sampler": self.sampler,
             "pruner": self.pruner,
             "space": self.space.as_dict(),

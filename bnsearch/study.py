@@ -51,7 +51,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     out = stream or sys.stdout
     started = time.monotonic()
     dataset = load_study_dataset(config)
-    engine = make_engine(config.engine)
+    engine = make_engine(config.engine, config.population)
     study = open_study(config, dataset)
     tracker = MlflowTracker(config.resolved_tracking_uri, study.study_name)
     parent = tracker.start_study_run(
@@ -77,7 +77,13 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     progress = Progress(config.n_trials, config.timeout, out) if config.verbose else None
     try:
         new_results = run_trials(
-            study, config, dataset, engine, tracker, progress.update if progress else None
+            study,
+            config,
+            dataset,
+            engine,
+            tracker,
+            progress.update if progress else None,
+            batch_size=config.population if config.engine == "population" else 1,
         )
     except KeyboardInterrupt:
         tracker.end_study_run(status="KILLED", tags={"bnsearch.interrupted": "true"})
