@@ -128,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000, help="default 5000")
     ui.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    bench = commands.add_parser(
+        "bench", help="time the Keras and population engines side by side (prints figures)"
+    )
+    bench.add_argument(
+        "--short", action="store_true", help="6,000 rows, P = 1, 8, 64: under a minute"
+    )
+    bench.add_argument("--populations", help="comma-separated population sizes")
+    bench.add_argument("--rows", type=_positive_int, help="rows of synthetic data")
+    bench.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return parser
 
 
@@ -185,6 +194,19 @@ def _run(args: argparse.Namespace) -> int:
         command = ui_command(args.tracking_uri or default_tracking_uri(), args.host, args.port)
         print("bnsearch: " + " ".join(command), flush=True)
         os.execvp(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]])
+    if args.command == "bench":
+        from bnsearch.bench import run_benchmark
+
+        populations = None
+        if args.populations:
+            try:
+                populations = [int(p) for p in args.populations.split(",")]
+            except ValueError:
+                raise UsageError(
+                    f"--populations takes sizes such as 1,8,64, not {args.populations!r}."
+                ) from None
+        run_benchmark(short=args.short, populations=populations, n_rows=args.rows)
+        return 0
     raise UsageError("say what to do: python -m bnsearch study (see --help).")
 
 
