@@ -49,7 +49,32 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--timeout", type=float, help="stop starting new trials after this many s")
     opt.add_argument("--seed", type=int, default=0, help="seed of the sampler and trials")
     opt.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="default tpe")
-    opt.add_argument("--pruner", choices=PRUNERS, default="median", help="default median")
+    opt.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default="none",
+        help="default none: a pruned trial breaks its paired block; median and hyperband "
+        "prune on per-epoch validation loss",
+    )
+    verdict = parser.add_argument_group("verdict")
+    verdict.add_argument(
+        "--metric",
+        choices=("val_loss", "val_accuracy"),
+        default="val_loss",
+        help="metric compared between placements (final epoch); default val_loss",
+    )
+    verdict.add_argument(
+        "--threshold",
+        type=float,
+        default=0.01,
+        help="smallest difference that matters in practice (default 0.01)",
+    )
+    verdict.add_argument(
+        "--confirm-seeds",
+        type=_positive_int,
+        default=5,
+        help="fresh seeds to re-train each placement's best configuration with (default 5)",
+    )
     opt.add_argument(
         "--engine",
         choices=ENGINES,
@@ -168,6 +193,9 @@ def _config_from_args(args: argparse.Namespace):  # noqa: ANN202 - StudyConfig, 
         population=args.population,
         sampler=args.sampler,
         pruner=args.pruner,
+        metric=args.metric,
+        threshold=args.threshold,
+        confirm_seeds=args.confirm_seeds,
         space=SearchSpace.from_overrides(overrides),
         network=NetworkSettings(
             hidden_units=units,

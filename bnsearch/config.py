@@ -16,7 +16,8 @@ from bnsearch.tracking import DEFAULT_STORE_DIR, default_tracking_uri
 __all__ = ["BACKENDS", "PRUNERS", "SAMPLERS", "StudyConfig", "default_storage"]
 
 SAMPLERS = ("tpe", "random", "grid", "qmc")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("none", "median", "hyperband")
+METRIC_CHOICES = ("val_loss", "val_accuracy")
 BACKENDS = ("optuna",)
 
 # Trials added per run when --n-trials is not given, per engine: each fits the ~10 minute
@@ -47,7 +48,10 @@ class StudyConfig:
     engine: str = "population"
     population: int = DEFAULT_POPULATION
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "none"
+    confirm_seeds: int = 5
+    metric: str = "val_loss"
+    threshold: float = 0.01
     space: SearchSpace = field(default_factory=SearchSpace)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     allow_changed_study: bool = False
@@ -64,7 +68,14 @@ class StudyConfig:
             raise ConfigError(
                 f"`timeout` must be a positive number of seconds, got {self.timeout}."
             )
+        if not isinstance(self.confirm_seeds, int) or self.confirm_seeds < 0:
+            raise ConfigError(
+                f"`confirm_seeds` must be a non-negative integer, got {self.confirm_seeds!r}."
+            )
+        if not self.threshold >= 0:
+            raise ConfigError(f"`threshold` must be >= 0, got {self.threshold!r}.")
         for name, value, valid in (
+            ("metric", self.metric, METRIC_CHOICES),
             ("sampler", self.sampler, SAMPLERS),
             ("pruner", self.pruner, PRUNERS),
             ("backend", self.backend, BACKENDS),
@@ -111,6 +122,9 @@ class StudyConfig:
             "population": self.population,
             "sampler": self.sampler,
             "pruner": self.pruner,
+            "confirm_seeds": self.confirm_seeds,
+            "metric": self.metric,
+            "threshold": self.threshold,
             "space": self.space.as_dict(),
             **{f"network.{k}": v for k, v in self.network.as_params().items()},
         }

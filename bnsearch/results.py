@@ -29,13 +29,16 @@ class TrialState(str, enum.Enum):
 class TrialSpec:
     """One network to train: its configuration, its seed and, for paired designs, its block.
 
-    ``number`` is the backend's trial number (Optuna's ``trial.number``).
+    ``number`` is the backend's trial number (Optuna's ``trial.number``). ``phase`` is
+    ``"search"`` for the study's trials and ``"confirm"`` for re-training the best
+    configuration of each placement with fresh seeds; in that phase ``block`` is the round.
     """
 
     number: int
     config: BNConfig
     seed: int
     block: int | None = None
+    phase: str = "search"
 
 
 @dataclass
@@ -86,6 +89,7 @@ class TrialResult:
                 "config": self.config.as_params(),
                 "seed": self.spec.seed,
                 "block": self.spec.block,
+                "phase": self.spec.phase,
                 "state": self.state.value,
                 "history": self.history,
                 "fail_reason": self.fail_reason,
@@ -102,6 +106,7 @@ class TrialResult:
             config=BNConfig(**data["config"]),
             seed=data["seed"],
             block=data.get("block"),
+            phase=data.get("phase", "search"),
         )
         return cls(
             spec=spec,

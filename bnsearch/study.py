@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
-from bnsearch.backends import open_study, results_from_study, run_trials
+from bnsearch.analysis import Verdict, analyze
+from bnsearch.backends import open_study, results_from_study, run_confirmation, run_trials
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset, load_dataset
 from bnsearch.engines import make_engine
@@ -26,6 +29,8 @@ class StudyOutcome:
     new_results: list[TrialResult]
     all_results: list[TrialResult]
     table: list[PlacementSummary]
+    verdict: Verdict
+    report_files: list[Path]
     parent_run_id: str
     tracking_uri: str
     storage: str
@@ -74,7 +79,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
             file=out,
             flush=True,
         )
-    progress = Progress(config.n_trials, config.timeout, out) if config.verbose else None
+    progress = Progress(planned_trials(config), config.timeout, out) if config.verbose else None
     try:
         new_results = run_trials(
             study,
@@ -85,6 +90,17 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
             progress.update if progress else None,
             batch_size=config.population if config.engine == "population" else 1,
         )
+        if new_results and config.confirm_seeds:
+            if config.verbose:
+                print(
+                    f"confirming: each placement's best configuration with "
+                    f"{config.confirm_seeds} fresh seeds",
+                    file=out,
+                    flush=True,
+                )
+            new_results += run_confirmation(
+                study, config, dataset, engine, tracker, progress.update if progress else None
+            )
     except KeyboardInterrupt:
         tracker.end_study_run(status="KILLED", tags={"bnsearch.interrupted": "true"})
         raise
@@ -92,22 +108,36 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         tracker.end_study_run(status="FAILED")
         raise
     all_results = results_from_study(study)
-    table = summarize(all_results)
+    table = summarize([r for r in all_results if r.spec.phase == "search"])
+    verdict = verdict_for(study, all_results, config)
+    report_files = _log_report(tracker, study.study_name, verdict, all_results, dataset)
     metrics: dict[str, float] = {
         "trials_added": float(len(new_results)),
         "trials_total": float(len(all_results)),
+        "verdict.n_blocks": float(verdict.n_blocks),
     }
+    if verdict.primary is not None:
+        metrics["verdict.mean_difference"] = verdict.primary.mean
+        metrics["verdict.ci_low"] = verdict.primary.ci_low
+        metrics["verdict.ci_high"] = verdict.primary.ci_high
+        metrics["verdict.p_holm"] = verdict.primary.p_holm
     for row in table:
         metrics[f"{row.placement}.best_val_loss"] = row.best_val_loss
         metrics[f"{row.placement}.median_val_loss"] = row.median_val_loss
         metrics[f"{row.placement}.best_val_accuracy"] = row.best_val_accuracy
     failed_all = bool(new_results) and all(r.state is TrialState.FAILED for r in new_results)
-    tracker.end_study_run(status="FAILED" if failed_all else "FINISHED", metrics=metrics)
+    tracker.end_study_run(
+        status="FAILED" if failed_all else "FINISHED",
+        metrics=metrics,
+        tags={"bnsearch.verdict": verdict.outcome, "bnsearch.verdict_text": verdict.statement},
+    )
     outcome = StudyOutcome(
         study_name=study.study_name,
         new_results=new_results,
         all_results=all_results,
         table=table,
+        verdict=verdict,
+        report_files=report_files,
         parent_run_id=parent,
         tracking_uri=config.resolved_tracking_uri,
         storage=config.resolved_storage,
@@ -124,6 +154,14 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     return outcome
 
 
+def planned_trials(config: StudyConfig) -> int:
+    """Trials this run will add: whole paired blocks, then the confirmation round."""
+    block = len(config.space.placement)
+    search = math.ceil(config.n_trials / block) * block
+    confirm = config.confirm_seeds * block if search else 0
+    return search + confirm
+
+
 def print_summary(outcome: StudyOutcome, out: TextIO) -> None:
     n_new = len(outcome.new_results)
     print(
@@ -138,6 +176,9 @@ def print_summary(outcome: StudyOutcome, out: TextIO) -> None:
         top = min(best, key=lambda r: r.value)
         params = ", ".join(f"{k}={_short(v)}" for k, v in top.config.as_params().items())
         print(f"\nBest trial {top.spec.number}: val_loss {top.value:.4f} with {params}", file=out)
+    print("", file=out)
+    for line in outcome.verdict.summary_lines():
+        print(line, file=out)
     ui = f"python -m bnsearch ui --tracking-uri {outcome.tracking_uri}"
     print(f"\nOpen the MLflow UI on these runs:  {ui}", file=out, flush=True)
 
@@ -151,3 +192,58 @@ def _redact(url: str) -> str:
     import re
 
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def importances_for(study: Any) -> dict[str, float]:
+    """Optuna's PED-ANOVA importance of each hyperparameter over the completed trials."""
+    import warnings
+
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 4:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+            found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (ValueError, RuntimeError):
+        # e.g. a parameter that never varied; the verdict stands without importances.
+        return {}
+    return {name: float(value) for name, value in found.items()}
+
+
+def verdict_for(study: Any, results: list[TrialResult], config: StudyConfig) -> Verdict:
+    """The verdict over the study's search trials and its latest confirmation round."""
+    confirm = [r for r in results if r.spec.phase == "confirm"]
+    latest = max((r.spec.block or 0 for r in confirm), default=None)
+    confirm = [r for r in confirm if r.spec.block == latest]
+    return analyze(
+        [r for r in results if r.spec.phase == "search"],
+        metric=config.metric,
+        threshold=config.threshold,
+        importances=importances_for(study),
+        confirmation_phase=confirm,
+        seed=config.seed,
+    )
+
+
+def _log_report(
+    tracker: MlflowTracker,
+    study_name: str,
+    verdict: Verdict,
+    results: list[TrialResult],
+    dataset: Dataset,
+) -> list[Path]:
+    from bnsearch.report import write_report
+
+    folder = Path(tempfile.mkdtemp(prefix="bnsearch-report-"))
+    line = (
+        f"Data: {dataset.source or dataset.name} ({dataset.n_rows} rows, {dataset.n_features} "
+        f"features, {dataset.n_classes} classes, fingerprint {dataset.fingerprint})."
+    )
+    files = write_report(folder, study_name, verdict, results, line)
+    for path in files:
+        tracker.log_artifact(path)
+    return files

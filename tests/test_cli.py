@@ -35,19 +35,20 @@ def test_study_help_documents_every_flag(tmp_path: Path):
 
 def test_tiny_end_to_end_study_uses_the_default_stores_under_mlruns(tiny_csv: Path, tmp_path):
     result = _bnsearch(
-        "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "2",
-        "--epochs", "2", "--hidden-units", "8,8", "--study-name", "e2e", cwd=tmp_path,
+        "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "3",
+        "--epochs", "2", "--hidden-units", "8,8", "--study-name", "e2e", "--confirm-seeds", "1",
+        cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "[2/2]" in result.stdout
+    assert "[6/6]" in result.stdout and "Verdict" in result.stdout
     assert "python -m bnsearch ui" in result.stdout
     assert (tmp_path / "mlruns" / "mlflow.db").exists()
     study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
-    assert len(study.trials) == 2
+    assert len(study.trials) == 6
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     experiment = client.get_experiment_by_name("e2e")
     assert experiment.artifact_location.startswith("file://")
-    assert len(client.search_runs([experiment.experiment_id])) == 3  # parent + 2 trials
+    assert len(client.search_runs([experiment.experiment_id])) == 7  # parent + 6 trials
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ def _config(tiny_csv, stores, **changes) -> StudyConfig:
         "target": "label",
         "n_trials": 3,
         "pruner": "none",
+        "confirm_seeds": 0,
         "network": NetworkSettings(epochs=EPOCHS, hidden_units=(8, 8)),
         **stores,
         **changes,
@@ -39,9 +40,9 @@ def _trial_runs(tracking_uri: str):
 
 def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
     out = io.StringIO()
-    outcome = run_study(_config(tiny_csv, stores), stream=out)
+    outcome = run_study(_config(tiny_csv, stores, n_trials=6, confirm_seeds=1), stream=out)
     client, runs = _trial_runs(stores["tracking_uri"])
-    assert len(runs) == 3
+    assert len(runs) == 9  # two paired blocks of 3 placements, then 1 confirmation seed each
     for run in runs:
         assert run.data.tags["mlflow.parentRunId"] == outcome.parent_run_id
         assert set(run.data.params) >= {
@@ -62,34 +63,62 @@ def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
     assert parent.info.status == "FINISHED"
     assert parent.inputs.dataset_inputs, "the dataset is logged with mlflow.log_input"
     text = out.getvalue()
-    assert "[3/3]" in text and "placement" in text and "bnsearch ui" in text
+    assert "[9/9]" in text and "placement" in text and "bnsearch ui" in text
+    assert "Verdict (val_loss" in text
+    assert parent.data.tags["bnsearch.verdict"] == outcome.verdict.outcome
+    artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id)}
+    assert {"report.md", "report.html", "distribution.png"} <= artifacts
+
+
+def test_trials_come_in_paired_blocks_differing_only_in_placement(tiny_csv, stores):
+    outcome = run_study(_config(tiny_csv, stores, n_trials=6, confirm_seeds=2, verbose=False))
+    search = [r for r in outcome.new_results if r.spec.phase == "search"]
+    blocks: dict[int, list] = {}
+    for result in search:
+        blocks.setdefault(result.spec.block, []).append(result)
+    assert len(blocks) == 2
+    for members in blocks.values():
+        assert sorted(r.config.placement for r in members) == ["after", "before", "none"]
+        assert len({r.spec.seed for r in members}) == 1
+        others = [
+            {k: v for k, v in r.config.as_params().items() if k != "placement"} for r in members
+        ]
+        assert all(o == others[0] for o in others)
+    confirm = [r for r in outcome.new_results if r.spec.phase == "confirm"]
+    assert len(confirm) == 6 and len({r.spec.seed for r in confirm}) == 2
+    assert {c.placement for c in outcome.verdict.confirmations} == {"none", "before", "after"}
+    _, runs = _trial_runs(stores["tracking_uri"])
+    assert {
+        r.data.tags.get("bnsearch.block") for r in runs if r.data.tags["bnsearch.phase"] == "search"
+    } == {str(b) for b in blocks}
 
 
 def test_running_again_resumes_the_same_study_and_adds_runs(tiny_csv, stores):
     run_study(_config(tiny_csv, stores, n_trials=2, verbose=False))
     outcome = run_study(_config(tiny_csv, stores, n_trials=2, verbose=False))
     study = optuna.load_study(study_name="tiny", storage=stores["storage"])
-    assert len(study.trials) == 4
-    assert len(outcome.all_results) == 4
+    assert len(study.trials) == 6  # each run adds one paired block of 3 placements
+    assert len(outcome.all_results) == 6
     _, runs = _trial_runs(stores["tracking_uri"])
-    assert len(runs) == 4
-    assert sorted(int(r.data.tags["bnsearch.trial_number"]) for r in runs) == [0, 1, 2, 3]
+    assert len(runs) == 6
+    assert sorted(int(r.data.tags["bnsearch.trial_number"]) for r in runs) == list(range(6))
 
 
 def test_diverging_trial_is_recorded_as_failed_and_the_study_goes_on(tiny_csv, stores):
     study = optuna.create_study(study_name="tiny", storage=stores["storage"])
     study.enqueue_trial({"learning_rate": 1e38, "placement": "none"}, skip_if_exists=False)
-    outcome = run_study(_config(tiny_csv, stores, verbose=False))
+    outcome = run_study(_config(tiny_csv, stores, n_trials=6, verbose=False))
     states = [r.state for r in outcome.new_results]
-    assert states[0] is TrialState.FAILED
-    assert "loss became" in outcome.new_results[0].fail_reason
-    assert states[1:] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    # The first block shares the diverging learning rate; the second block trains normally.
+    assert states[:3] == [TrialState.FAILED] * 3
+    assert "non-finite" in outcome.new_results[0].fail_reason
+    assert states[3:] == [TrialState.COMPLETE] * 3
     trials = optuna.load_study(study_name="tiny", storage=stores["storage"]).trials
     assert trials[0].state is optuna.trial.TrialState.FAIL
-    assert "loss became" in trials[0].user_attrs["fail_reason"]
+    assert "non-finite" in trials[0].user_attrs["fail_reason"]
     client, runs = _trial_runs(stores["tracking_uri"])
     failed = [r for r in runs if r.info.status == "FAILED"]
-    assert len(failed) == 1 and "loss became" in failed[0].data.tags["bnsearch.fail_reason"]
+    assert len(failed) == 3 and "non-finite" in failed[0].data.tags["bnsearch.fail_reason"]
 
 
 def test_a_study_whose_trials_all_fail_raises(tiny_csv, stores):
@@ -106,4 +135,4 @@ def test_changing_the_space_of_an_existing_study_is_refused(tiny_csv, stores):
     allowed = _config(
         tiny_csv, stores, n_trials=1, space=changed, verbose=False, allow_changed_study=True
     )
-    assert len(run_study(allowed).all_results) == 2
+    assert len(run_study(allowed).all_results) == 6

@@ -1,5 +1,19 @@
 """Backends decide *what* to try next; engines decide how to train it."""
 
-from bnsearch.backends._optuna import open_study, results_from_study, run_trials, trial_seed
+from bnsearch.backends._optuna import (
+    best_per_placement,
+    open_study,
+    results_from_study,
+    run_confirmation,
+    run_trials,
+    trial_seed,
+)
 
-__all__ = ["open_study", "results_from_study", "run_trials", "trial_seed"]
+__all__ = [
+    "best_per_placement",
+    "open_study",
+    "results_from_study",
+    "run_confirmation",
+    "run_trials",
+    "trial_seed",
+]

@@ -21,7 +21,14 @@ from bnsearch.errors import ConfigError, StoreError
 from bnsearch.results import TrialResult, TrialSpec, TrialState
 from bnsearch.tracking import MlflowTracker
 
-__all__ = ["open_study", "results_from_study", "run_trials", "trial_seed"]
+__all__ = [
+    "best_per_placement",
+    "open_study",
+    "results_from_study",
+    "run_confirmation",
+    "run_trials",
+    "trial_seed",
+]
 
 RESULT_ATTR = "bnsearch.result"
 RUN_ID_ATTR = "mlflow_run_id"
@@ -175,6 +182,109 @@ def _tell(study: Any, trial: Any, result: TrialResult) -> None:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
+def _ask_block(study: Any, config: StudyConfig) -> list[tuple[Any, TrialSpec]]:
+    """Ask one trial from the sampler, then one per other placement with the same values.
+
+    The sampler chooses every hyperparameter of the first trial (placement included); the
+    other placements are enqueued with the first trial's values, so the block's trials
+    differ only in placement and share one seed. Each stays an ordinary Optuna trial, so
+    the sampler and the importance evaluators see placement like any other parameter.
+    """
+    template = study.ask()
+    first = config.space.suggest(template)
+    block = template.number
+    seed = trial_seed(config.seed, block)
+    members = [(template, TrialSpec(template.number, first, seed, block))]
+    for placement in config.space.placement:
+        if placement == first.placement:
+            continue
+        study.enqueue_trial({**template.params, "placement": placement}, skip_if_exists=False)
+        trial = study.ask()
+        members.append((trial, TrialSpec(trial.number, config.space.suggest(trial), seed, block)))
+    return members
+
+
+def _ask_confirmation(
+    study: Any, config: StudyConfig, best: list[TrialResult]
+) -> list[tuple[Any, TrialSpec]]:
+    """Re-train each placement's best configuration with ``config.confirm_seeds`` fresh
+    seeds; the k-th seed is shared by every placement, so the round is paired too."""
+    members = []
+    round_id = len(study.trials)
+    for k in range(config.confirm_seeds):
+        seed = trial_seed(config.seed + 104_729, round_id + k)
+        for result in best:
+            params = result.config.as_params()
+            study.enqueue_trial(params, skip_if_exists=False)
+            trial = study.ask()
+            spec = TrialSpec(
+                trial.number, config.space.suggest(trial), seed, round_id,
+                phase="confirm",
+            )  # fmt: skip
+            members.append((trial, spec))
+    return members
+
+
+def best_per_placement(results: list[TrialResult]) -> list[TrialResult]:
+    """The completed search trial with the lowest objective for each placement."""
+    best: dict[str, TrialResult] = {}
+    for result in results:
+        if result.spec.phase != "search" or result.value is None:
+            continue
+        current = best.get(result.config.placement)
+        if current is None or result.value < current.value:
+            best[result.config.placement] = result
+    return list(best.values())
+
+
+def _train_and_tell(
+    study: Any,
+    config: StudyConfig,
+    dataset: Dataset,
+    engine: Engine,
+    tracker: MlflowTracker,
+    asked: list[tuple[Any, TrialSpec]],
+    on_result: Callable[[TrialResult], None] | None,
+) -> list[TrialResult]:
+    in_flight: list[tuple[Any, TrialSpec, str]] = []
+    try:
+        for trial, spec in asked:
+            trial.set_user_attr("seed", spec.seed)
+            trial.set_user_attr("bnsearch.phase", spec.phase)
+            if spec.block is not None:
+                trial.set_user_attr("bnsearch.block", spec.block)
+            run_id = tracker.start_trial(
+                spec, {"optuna.study": study.study_name, "bnsearch.phase": spec.phase}
+            )
+            trial.set_user_attr(RUN_ID_ATTR, run_id)
+            in_flight.append((trial, spec, run_id))
+        snapshot = _EpochSnapshot(study)
+
+        def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
+            if in_flight[index][1].phase == "confirm":
+                return False
+            return snapshot.should_prune(in_flight[index][0], epoch, metrics["val_loss"])
+
+        outcomes = engine.train([s for _, s, _ in in_flight], dataset, config.network, on_epoch)
+    except BaseException:
+        import optuna
+
+        # Nothing in flight stays RUNNING: Optuna fails the trials, MLflow ends the runs.
+        for trial, _ in asked:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        for _, _, run_id in in_flight:
+            tracker.kill_run(run_id, "interrupted")
+        raise
+    results = []
+    for (trial, _, run_id), result in zip(in_flight, outcomes, strict=True):
+        _tell(study, trial, result)
+        tracker.finish_trial(run_id, result)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
 def run_trials(
     study: Any,
     config: StudyConfig,
@@ -186,55 +296,40 @@ def run_trials(
 ) -> list[TrialResult]:
     """Ask, train and tell until ``config.n_trials`` trials ran or ``config.timeout`` passed.
 
-    Ctrl-C fails the trials in flight in Optuna, ends their MLflow runs as KILLED and
-    re-raises, so a rerun resumes with no trial left RUNNING.
+    Trials come in paired blocks (one trial per placement, see :func:`_ask_block`), so
+    ``n_trials`` is rounded up to whole blocks. A batch holds as many whole blocks as fit in
+    ``batch_size`` (at least one). Ctrl-C fails the trials in flight in Optuna, ends their
+    MLflow runs as KILLED and re-raises, so a rerun resumes with no trial left RUNNING.
     """
-    import optuna
-
     started = time.monotonic()
     results: list[TrialResult] = []
+    block_size = len(config.space.placement)
+    blocks_per_batch = max(1, batch_size // block_size)
     while len(results) < config.n_trials:
         if config.timeout is not None and time.monotonic() - started >= config.timeout:
             break
-        size = min(batch_size, config.n_trials - len(results))
-        in_flight: list[tuple[Any, TrialSpec, str]] = []
-        try:
-            for _ in range(size):
-                trial = study.ask()
-                spec = TrialSpec(
-                    number=trial.number,
-                    config=config.space.suggest(trial),
-                    seed=trial_seed(config.seed, trial.number),
-                )
-                trial.set_user_attr("seed", spec.seed)
-                run_id = tracker.start_trial(spec, {"optuna.study": study.study_name})
-                trial.set_user_attr(RUN_ID_ATTR, run_id)
-                in_flight.append((trial, spec, run_id))
-
-            snapshot = _EpochSnapshot(study)
-
-            def on_epoch(
-                index: int,
-                epoch: int,
-                metrics: dict[str, float],
-                batch: list = in_flight,
-                pruning: _EpochSnapshot = snapshot,
-            ) -> bool:
-                return pruning.should_prune(batch[index][0], epoch, metrics["val_loss"])
-
-            outcomes = engine.train([s for _, s, _ in in_flight], dataset, config.network, on_epoch)
-        except KeyboardInterrupt:
-            for trial, _, run_id in in_flight:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                tracker.kill_run(run_id, "interrupted (Ctrl-C)")
-            raise
-        for (trial, _, run_id), result in zip(in_flight, outcomes, strict=True):
-            _tell(study, trial, result)
-            tracker.finish_trial(run_id, result)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
+        remaining_blocks = math.ceil((config.n_trials - len(results)) / block_size)
+        asked: list[tuple[Any, TrialSpec]] = []
+        for _ in range(min(blocks_per_batch, remaining_blocks)):
+            asked.extend(_ask_block(study, config))
+        results.extend(_train_and_tell(study, config, dataset, engine, tracker, asked, on_result))
     return results
+
+
+def run_confirmation(
+    study: Any,
+    config: StudyConfig,
+    dataset: Dataset,
+    engine: Engine,
+    tracker: MlflowTracker,
+    on_result: Callable[[TrialResult], None] | None = None,
+) -> list[TrialResult]:
+    """Re-train each placement's best configuration with fresh seeds (paired by seed)."""
+    best = best_per_placement(results_from_study(study))
+    if config.confirm_seeds < 1 or not best:
+        return []
+    asked = _ask_confirmation(study, config, best)
+    return _train_and_tell(study, config, dataset, engine, tracker, asked, on_result)
 
 
 def best_value(results: list[TrialResult]) -> float:

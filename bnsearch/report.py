@@ -1,0 +1,234 @@
+"""Render a Verdict and its trials: PNG plots, ``report.md`` and a self-contained ``report.html``.
+
+Nothing here trains or decides anything; it only draws what :mod:`bnsearch.analysis` found.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bnsearch.analysis import Verdict, metric_value
+from bnsearch.results import TrialResult
+from bnsearch.summary import format_table, summarize
+
+__all__ = ["PLOTS", "write_report"]
+
+PLOTS = ("distribution.png", "paired_differences.png", "learning_curves.png", "importance.png")
+
+
+def _pyplot():  # noqa: ANN202 - matplotlib is imported late and headless
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _placements(results: Sequence[TrialResult]) -> list[str]:
+    order = ("none", "before", "after", "before_output", "input")
+    found = {r.config.placement for r in results}
+    return [p for p in order if p in found] + sorted(found - set(order))
+
+
+def _plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) -> None:
+    plt = _pyplot()
+    placements = _placements(results)
+    values = [
+        [
+            v
+            for r in results
+            if r.config.placement == p and (v := metric_value(r, metric)) is not None
+        ]
+        for p in placements
+    ]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    positions = range(1, len(placements) + 1)
+    if any(values):
+        ax.boxplot([v or [math.nan] for v in values], positions=list(positions), widths=0.5)
+    rng = np.random.default_rng(0)
+    for position, vals in zip(positions, values, strict=True):
+        ax.scatter(position + rng.uniform(-0.15, 0.15, len(vals)), vals, s=10, alpha=0.5)
+    ax.set_xticks(
+        list(positions), [f"{p}\n(n={len(v)})" for p, v in zip(placements, values, strict=True)]
+    )
+    ax.set_ylabel(f"final {metric}")
+    ax.set_title(f"{metric} per placement (completed search trials)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_differences(verdict: Verdict, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.9 * max(len(verdict.pairs), 1)))
+    ax.axvspan(-verdict.threshold, verdict.threshold, color="0.9", label="± threshold")
+    ax.axvline(0, color="0.5", lw=0.8)
+    rng = np.random.default_rng(0)
+    for row, pair in enumerate(verdict.pairs):
+        diffs = np.asarray(pair.differences)
+        ax.scatter(diffs, row + rng.uniform(-0.2, 0.2, len(diffs)), s=8, alpha=0.4)
+        ax.errorbar(
+            pair.mean, row, xerr=[[pair.mean - pair.ci_low], [pair.ci_high - pair.mean]],
+            fmt="o", color="black", capsize=4,
+        )  # fmt: skip
+    ax.set_yticks(range(len(verdict.pairs)), [f"{p.first} − {p.second}" for p in verdict.pairs])
+    ax.set_xlabel(f"paired difference in final {verdict.metric} (mean, 95% bootstrap CI)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_curves(results: Sequence[TrialResult], path: Path) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for placement in _placements(results):
+        for ax, metric in zip(axes, ("val_loss", "val_accuracy"), strict=True):
+            curves = [
+                r.history[metric]
+                for r in results
+                if r.config.placement == placement and metric_value(r, metric) is not None
+            ]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
+            median = np.median(np.asarray([c[:length] for c in curves]), axis=0)
+            ax.plot(range(1, length + 1), median, label=f"{placement} (n={len(curves)})")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(f"median {metric}")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("median learning curves per placement")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_importance(importances: dict[str, float], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    ranked = sorted(importances.items(), key=lambda kv: kv[1])
+    if ranked:
+        ax.barh([k for k, _ in ranked], [v for _, v in ranked])
+        ax.set_xlabel("importance (Optuna PED-ANOVA)")
+    else:
+        ax.text(0.5, 0.5, "importance not available", ha="center", va="center")
+        ax.set_axis_off()
+    ax.set_title("hyperparameter importance")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _markdown(
+    study_name: str, verdict: Verdict, results: Sequence[TrialResult], dataset_line: str
+) -> str:
+    lines = [
+        f"# bnsearch report: {study_name}",
+        "",
+        dataset_line,
+        "",
+        "## Verdict",
+        "",
+        verdict.statement,
+        "",
+        f"Metric: final-epoch `{verdict.metric}`; practical threshold {verdict.threshold:g}; "
+        f"{verdict.n_blocks} paired blocks (trials sharing every hyperparameter and the seed, "
+        "differing only in placement).",
+        "",
+        "## Paired comparisons",
+        "",
+        "| pair | blocks | mean diff | 95% CI | median | d_z | Wilcoxon p | Holm p |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in verdict.pairs:
+        lines.append(
+            f"| {p.first} − {p.second} | {p.n_blocks} | {p.mean:+.4f} | "
+            f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}] | {p.median:+.4f} | {p.effect_size:+.2f} | "
+            f"{p.p_value:.3g} | {p.p_holm:.3g} |"
+        )
+    excluded = ", ".join(f"{k}: {v}" for k, v in verdict.excluded_blocks.items())
+    lines += ["", f"Trials left out of the pairs (failed or pruned): {excluded or 'none'}.", ""]
+    if verdict.confirmations:
+        lines += [
+            "## Best configuration per placement, re-trained with fresh seeds",
+            "",
+            f"| placement | mean {verdict.metric} | sd over seeds | seeds | configuration |",
+            "|---|---|---|---|---|",
+        ]
+        for c in verdict.confirmations:
+            params = ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in c.params.items()
+                if k != "placement"
+            )
+            lines.append(
+                f"| {c.placement} | {c.mean:.4f} | {c.std:.4f} | {len(c.values)} | {params} |"
+            )
+        lines.append("")
+    if verdict.importances:
+        lines += ["## Hyperparameter importance (PED-ANOVA)", ""]
+        for name, value in sorted(verdict.importances.items(), key=lambda kv: -kv[1]):
+            lines.append(f"- {name}: {value:.3f}")
+        lines.append("")
+    lines += [
+        "## All trials per placement",
+        "",
+        "```",
+        format_table(summarize([r for r in results if r.spec.phase == "search"])),
+        "```",
+        "",
+        "## Plots",
+        "",
+    ]
+    lines += [f"![{name}]({name})" for name in PLOTS]
+    return "\n".join(lines) + "\n"
+
+
+def _html(markdown_text: str, folder: Path) -> str:
+    """A self-contained page: the markdown as preformatted sections, plots inlined."""
+    body = []
+    for line in markdown_text.splitlines():
+        if line.startswith("![") and line.endswith(")"):
+            name = line[line.index("(") + 1 : -1]
+            data = base64.b64encode((folder / name).read_bytes()).decode()
+            body.append(
+                f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"></p>'
+            )
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.strip():
+            body.append(f"<pre>{html.escape(line)}</pre>")
+    style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{margin:0.2em 0}"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>bnsearch report</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+def write_report(
+    folder: Path,
+    study_name: str,
+    verdict: Verdict,
+    results: Sequence[TrialResult],
+    dataset_line: str = "",
+) -> list[Path]:
+    """Write the plots, ``report.md`` and ``report.html`` into ``folder``; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    search = [r for r in results if r.spec.phase == "search"]
+    _plot_distribution(search, verdict.metric, folder / PLOTS[0])
+    _plot_differences(verdict, folder / PLOTS[1])
+    _plot_curves(search, folder / PLOTS[2])
+    _plot_importance(verdict.importances, folder / PLOTS[3])
+    markdown_text = _markdown(study_name, verdict, results, dataset_line)
+    (folder / "report.md").write_text(markdown_text)
+    (folder / "report.html").write_text(_html(markdown_text, folder))
+    return [folder / "report.md", folder / "report.html", *(folder / name for name in PLOTS)]

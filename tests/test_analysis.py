@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bnsearch.analysis import analyze, holm
+from bnsearch.results import TrialResult, TrialSpec, TrialState
+from bnsearch.space import BNConfig
+
+
+def _block_results(effects: dict[str, float], n_blocks: int, noise: float, seed: int = 0):
+    """Blocks whose final val_loss is a block level + the placement's effect + noise."""
+    rng = np.random.default_rng(seed)
+    results, number = [], 0
+    for block in range(n_blocks):
+        level = rng.uniform(0.3, 0.6)
+        for placement, effect in effects.items():
+            value = level + effect + rng.normal(0, noise)
+            history = {m: [value] for m in ("loss", "val_loss")}
+            history.update({m: [0.5] for m in ("accuracy", "val_accuracy")})
+            spec = TrialSpec(number, BNConfig(placement=placement), seed=block, block=block)
+            results.append(TrialResult(spec, TrialState.COMPLETE, history))
+            number += 1
+    return results
+
+
+def test_holm_matches_the_step_down_definition():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+
+
+def test_clear_effect_gives_a_verdict_for_the_better_placement():
+    results = _block_results({"before": 0.0, "after": 0.1, "none": 0.2}, 20, 0.01)
+    verdict = analyze(results)
+    assert verdict.outcome == "before"
+    assert verdict.n_blocks == 20
+    primary = verdict.primary
+    assert (primary.first, primary.second) == ("before", "after")
+    assert primary.ci_high < -0.01 and primary.mean == pytest.approx(-0.1, abs=0.01)
+    assert primary.p_holm < 0.05
+    assert "CI" in verdict.statement and "20 blocks" in verdict.statement
+    assert len(verdict.pairs) == 3
+
+
+def test_after_wins_when_it_is_better():
+    verdict = analyze(_block_results({"before": 0.05, "after": 0.0}, 15, 0.005))
+    assert verdict.outcome == "after"
+
+
+def test_tiny_effects_are_no_effect_larger_than_the_threshold():
+    results = _block_results({"before": 0.0, "after": 0.001}, 30, 0.002)
+    verdict = analyze(results, threshold=0.01)
+    assert verdict.outcome == "no-effect"
+    assert verdict.primary.ci_low > -0.01 and verdict.primary.ci_high < 0.01
+
+
+def test_noisy_small_study_is_inconclusive_and_says_how_many_more_blocks():
+    results = _block_results({"before": 0.0, "after": 0.02}, 6, 0.08)
+    verdict = analyze(results, threshold=0.01)
+    assert verdict.outcome == "inconclusive"
+    assert verdict.extra_blocks_needed and verdict.extra_blocks_needed > 0
+    assert str(verdict.extra_blocks_needed) in verdict.statement
+
+
+def test_failed_members_leave_their_pair_and_are_counted():
+    results = _block_results({"before": 0.0, "after": 0.1}, 10, 0.01)
+    results[1].state = TrialState.FAILED  # block 0's `after`
+    verdict = analyze(results)
+    assert verdict.n_blocks == 9
+    assert verdict.excluded_blocks == {"before": 0, "after": 1}
+
+
+def test_too_few_blocks_is_insufficient():
+    verdict = analyze(_block_results({"before": 0.0, "after": 0.1}, 2, 0.01))
+    assert verdict.outcome == "insufficient"
+
+
+def test_accuracy_metric_prefers_higher_values():
+    results = _block_results({"before": 0.0, "after": 0.1}, 12, 0.01)
+    for r in results:  # copy the loss-like numbers into accuracy: higher `after` wins now
+        r.history["val_accuracy"] = list(r.history["val_loss"])
+    assert analyze(results, metric="val_accuracy").outcome == "after"

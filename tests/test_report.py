@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from bnsearch.analysis import analyze
+from bnsearch.report import PLOTS, write_report
+from tests.test_analysis import _block_results
+
+
+def test_report_writes_markdown_selfcontained_html_and_nontrivial_plots(tmp_path: Path):
+    results = _block_results({"none": 0.2, "before": 0.0, "after": 0.1}, 12, 0.01)
+    for r in results:
+        r.history = {m: [0.7, 0.6, r.history["val_loss"][0]] for m in r.history}
+    verdict = analyze(results, importances={"placement": 0.6, "learning_rate": 0.4})
+    files = write_report(tmp_path, "demo", verdict, results, "Data: demo.")
+    names = {f.name for f in files}
+    assert {"report.md", "report.html", *PLOTS} == names
+    for name in PLOTS:
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    markdown = (tmp_path / "report.md").read_text()
+    assert verdict.statement in markdown and "before − after" in markdown
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(PLOTS)
+    assert 'src="distribution.png"' not in page  # nothing left to fetch
