@@ -170,10 +170,8 @@ def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> dict[str,
             low, high = (float(v) for v in np.percentile(diffs, [2.5, 97.5]))
     else:
         low = high = mean if n else math.nan
-    if n >= 2 and np.any(diffs != 0):
-        p_value = float(stats.wilcoxon(diffs).pvalue)
-    else:
-        p_value = 1.0
+    varies = n >= 2 and bool(np.any(diffs != 0))
+    p_value = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
     sd = float(np.std(diffs, ddof=1)) if n > 1 else math.nan
     effect = mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
     return {
@@ -259,7 +257,10 @@ def _decide(
             None,
         )
     low, high, mean, n = pair.ci_low, pair.ci_high, pair.mean, pair.n_blocks
-    interval = f"mean difference {pair.first} − {pair.second} {mean:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}], {n} blocks"
+    interval = (
+        f"mean difference {pair.first} − {pair.second} {mean:+.4f}, "
+        f"95% CI [{low:+.4f}, {high:+.4f}], {n} blocks"
+    )
     better_first = high < -threshold if _lower_is_better(metric) else low > threshold
     better_second = low > threshold if _lower_is_better(metric) else high < -threshold
     significant = pair.p_holm < 0.05

@@ -29,7 +29,7 @@ def flops_per_sample(n_features: int, network: NetworkSettings, n_classes: int) 
     """Multiply-adds of the Dense layers, forward (x2 FLOP) and backward (x2 more), i.e.
     ``6 * weights``; BN, activations and the optimiser are a few percent on top."""
     widths = [n_features, *network.hidden_units, n_classes]
-    weights = sum(a * b for a, b in zip(widths, widths[1:]))
+    weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
     return 6.0 * weights
 
 

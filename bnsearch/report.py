@@ -103,7 +103,8 @@ def _plot_curves(results: Sequence[TrialResult], path: Path) -> None:
             ax.plot(range(1, length + 1), median, label=f"{placement} (n={len(curves)})")
             ax.set_xlabel("epoch")
             ax.set_ylabel(f"median {metric}")
-    axes[0].legend(fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=8)
     fig.suptitle("median learning curves per placement")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -93,7 +93,8 @@ def _slots(specs: Sequence[TrialSpec], network: NetworkSettings) -> _Slots:
         output_bn.append("output_bn" in names)
         first_dense = kinds.index("dense")
         before.append(kinds[first_dense + 1] == "bn")
-        after.append(any(a == "activation" and b == "bn" for a, b in zip(kinds, kinds[1:])))
+        pairs = zip(kinds[:-1], kinds[1:], strict=True)
+        after.append(any(a == "activation" and b == "bn" for a, b in pairs))
         dense_indices = [i for i, kind in enumerate(kinds) if kind == "dense"]
         for d, index in enumerate(dense_indices):
             bias[d, p] = dense_uses_bias(spec.config, plan, index)
