@@ -48,6 +48,19 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     )
     opt.add_argument("--timeout", type=float, help="stop starting new trials after this many s")
     opt.add_argument("--seed", type=int, default=0, help="seed of the sampler and trials")
+    opt.add_argument(
+        "--backend",
+        choices=("optuna", "keras-tuner"),
+        default="optuna",
+        help="optuna (default) or keras-tuner (uses the Keras engine; no paired verdict)",
+    )
+    opt.add_argument(
+        "--tuner",
+        choices=("random", "bayesian", "hyperband", "grid"),
+        default="random",
+        help="Keras Tuner's tuner with --backend keras-tuner (default random); hyperband runs "
+        "one full Hyperband iteration and ignores --n-trials",
+    )
     opt.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="default tpe")
     opt.add_argument(
         "--pruner",
@@ -190,6 +203,8 @@ def _config_from_args(args: argparse.Namespace):  # noqa: ANN202 - StudyConfig, 
         storage=args.storage,
         tracking_uri=args.tracking_uri,
         engine=args.engine,
+        backend=args.backend,
+        tuner=args.tuner,
         population=args.population,
         sampler=args.sampler,
         pruner=args.pruner,

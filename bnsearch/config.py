@@ -18,7 +18,8 @@ __all__ = ["BACKENDS", "PRUNERS", "SAMPLERS", "StudyConfig", "default_storage"]
 SAMPLERS = ("tpe", "random", "grid", "qmc")
 PRUNERS = ("none", "median", "hyperband")
 METRIC_CHOICES = ("val_loss", "val_accuracy")
-BACKENDS = ("optuna",)
+BACKENDS = ("optuna", "keras-tuner")
+TUNERS = ("random", "bayesian", "hyperband", "grid")
 
 # Trials added per run when --n-trials is not given, per engine: each fits the ~10 minute
 # budget of the default study on 2 CPU cores.
@@ -45,6 +46,7 @@ class StudyConfig:
     storage: str | None = None
     tracking_uri: str | None = None
     backend: str = "optuna"
+    tuner: str = "random"
     engine: str = "population"
     population: int = DEFAULT_POPULATION
     sampler: str = "tpe"
@@ -58,6 +60,9 @@ class StudyConfig:
     verbose: bool = True
 
     def __post_init__(self) -> None:
+        if self.backend == "keras-tuner" and self.engine == "population":
+            # Keras Tuner trains through model.fit: the Keras engine is the only one it has.
+            object.__setattr__(self, "engine", "keras")
         if self.n_trials is None:
             object.__setattr__(self, "n_trials", DEFAULT_N_TRIALS.get(self.engine, 16))
         if not isinstance(self.n_trials, int) or self.n_trials < 0:
@@ -79,6 +84,7 @@ class StudyConfig:
             ("sampler", self.sampler, SAMPLERS),
             ("pruner", self.pruner, PRUNERS),
             ("backend", self.backend, BACKENDS),
+            ("tuner", self.tuner, TUNERS),
             ("engine", self.engine, ENGINES),
         ):
             if value not in valid:
@@ -118,6 +124,7 @@ class StudyConfig:
             "timeout": self.timeout or "",
             "seed": self.seed,
             "backend": self.backend,
+            "tuner": self.tuner if self.backend == "keras-tuner" else "",
             "engine": self.engine,
             "population": self.population,
             "sampler": self.sampler,

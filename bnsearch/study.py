@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import tempfile
@@ -56,61 +57,61 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     out = stream or sys.stdout
     started = time.monotonic()
     dataset = load_study_dataset(config)
-    engine = make_engine(config.engine, config.population)
-    study = open_study(config, dataset)
-    tracker = MlflowTracker(config.resolved_tracking_uri, study.study_name)
+    keras_tuner = config.backend == "keras-tuner"
+    study = None if keras_tuner else open_study(config, dataset)
+    name = config.resolved_study_name
+    tracker = MlflowTracker(config.resolved_tracking_uri, name)
+    if keras_tuner:
+        from bnsearch.backends._keras_tuner import project_dir, results_from_project
+
+        folder = project_dir(config)
+        where = {"keras_tuner.project": str(folder)}
+        existing = len(results_from_project(folder))
+    else:
+        where = {"optuna.storage": _redact(config.resolved_storage)}
+        existing = len(study.trials)
     parent = tracker.start_study_run(
         run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",
         params=config.as_params(),
         tags={
-            "optuna.study": study.study_name,
-            "optuna.storage": _redact(config.resolved_storage),
+            "optuna.study" if not keras_tuner else "keras_tuner.study": name,
+            **where,
+            "bnsearch.backend": config.backend,
             "bnsearch.data_fingerprint": dataset.fingerprint,
         },
         dataset=dataset,
     )
     if config.verbose:
+        backend = f"Keras Tuner ({config.tuner})" if keras_tuner else "Optuna"
         print(
-            f"bnsearch: study {study.study_name!r} on {dataset.name} "
+            f"bnsearch: study {name!r} on {dataset.name} "
             f"({dataset.n_rows} rows, {dataset.n_features} features, {dataset.n_classes} classes, "
-            f"fingerprint {dataset.fingerprint}); {config.n_trials} trials with the "
-            f"{config.engine} engine, {config.network.epochs} epochs each; "
-            f"{len(study.trials)} trials already in the study.",
+            f"fingerprint {dataset.fingerprint}); {config.n_trials} trials by {backend} with "
+            f"the {config.engine} engine, {config.network.epochs} epochs each; "
+            f"{existing} trials already in the study.",
             file=out,
             flush=True,
         )
-    progress = Progress(planned_trials(config), config.timeout, out) if config.verbose else None
+    total = config.n_trials if keras_tuner else planned_trials(config)
+    progress = Progress(total, config.timeout, out) if config.verbose else None
+    report = progress.update if progress else None
     try:
-        new_results = run_trials(
-            study,
-            config,
-            dataset,
-            engine,
-            tracker,
-            progress.update if progress else None,
-            batch_size=config.population if config.engine == "population" else 1,
-        )
-        if new_results and config.confirm_seeds:
-            if config.verbose:
-                print(
-                    f"confirming: each placement's best configuration with "
-                    f"{config.confirm_seeds} fresh seeds",
-                    file=out,
-                    flush=True,
-                )
-            new_results += run_confirmation(
-                study, config, dataset, engine, tracker, progress.update if progress else None
-            )
+        if keras_tuner:
+            from bnsearch.backends._keras_tuner import run_keras_tuner
+
+            new_results = run_keras_tuner(config, dataset, tracker, report)
+        else:
+            new_results = _run_optuna(study, config, dataset, tracker, report, out)
     except KeyboardInterrupt:
         tracker.end_study_run(status="KILLED", tags={"bnsearch.interrupted": "true"})
         raise
     except BaseException:
         tracker.end_study_run(status="FAILED")
         raise
-    all_results = results_from_study(study)
+    all_results = results_from_project(folder) if keras_tuner else results_from_study(study)
     table = summarize([r for r in all_results if r.spec.phase == "search"])
     verdict = verdict_for(study, all_results, config)
-    report_files = _log_report(tracker, study.study_name, verdict, all_results, dataset)
+    report_files = _log_report(tracker, name, verdict, all_results, dataset)
     metrics: dict[str, float] = {
         "trials_added": float(len(new_results)),
         "trials_total": float(len(all_results)),
@@ -132,7 +133,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         tags={"bnsearch.verdict": verdict.outcome, "bnsearch.verdict_text": verdict.statement},
     )
     outcome = StudyOutcome(
-        study_name=study.study_name,
+        study_name=name,
         new_results=new_results,
         all_results=all_results,
         table=table,
@@ -152,6 +153,29 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
             "and the learning-rate range."
         )
     return outcome
+
+
+def _run_optuna(
+    study: Any,
+    config: StudyConfig,
+    dataset: Dataset,
+    tracker: MlflowTracker,
+    report: Any,
+    out: TextIO,
+) -> list[TrialResult]:
+    engine = make_engine(config.engine, config.population)
+    batch_size = config.population if config.engine == "population" else 1
+    results = run_trials(study, config, dataset, engine, tracker, report, batch_size=batch_size)
+    if results and config.confirm_seeds:
+        if config.verbose:
+            print(
+                f"confirming: each placement's best configuration with "
+                f"{config.confirm_seeds} fresh seeds",
+                file=out,
+                flush=True,
+            )
+        results += run_confirmation(study, config, dataset, engine, tracker, report)
+    return results
 
 
 def planned_trials(config: StudyConfig) -> int:
@@ -219,14 +243,21 @@ def verdict_for(study: Any, results: list[TrialResult], config: StudyConfig) -> 
     confirm = [r for r in results if r.spec.phase == "confirm"]
     latest = max((r.spec.block or 0 for r in confirm), default=None)
     confirm = [r for r in confirm if r.spec.block == latest]
-    return analyze(
+    verdict = analyze(
         [r for r in results if r.spec.phase == "search"],
         metric=config.metric,
         threshold=config.threshold,
-        importances=importances_for(study),
+        importances=importances_for(study) if study is not None else {},
         confirmation_phase=confirm,
         seed=config.seed,
     )
+    if config.backend == "keras-tuner":
+        statement = (
+            "no verdict: Keras Tuner trials are not paired blocks (trials differing only in "
+            "placement); run the study with --backend optuna for one."
+        )
+        verdict = dataclasses.replace(verdict, statement=statement)
+    return verdict
 
 
 def _log_report(

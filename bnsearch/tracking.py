@@ -214,7 +214,9 @@ class MlflowTracker:
         )
         return run_id
 
-    def finish_trial(self, run_id: str, result: TrialResult) -> None:
+    def finish_trial(self, run_id: str, result: TrialResult, log_history: bool = True) -> None:
+        """Log the trial's per-epoch metrics (unless already logged live), its final and best
+        values and its state, and end the run (FINISHED, KILLED if pruned, or FAILED)."""
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -222,7 +224,7 @@ class MlflowTracker:
             Metric(name, float(value), now, step)
             for name in METRICS
             for step, value in enumerate(result.history.get(name, []))
-            if math.isfinite(value)
+            if math.isfinite(value) and log_history
         ]
         for name in ("val_loss", "val_accuracy"):
             final, best = result.final(name), result.best(name)

@@ -1,0 +1,274 @@
+"""The Keras Tuner backend: Keras Tuner's oracles decide what to try; every trial goes to MLflow.
+
+Keras Tuner has no MLflow support and its ``logger=`` hook no longer fires, so bnsearch
+subclasses each tuner (:class:`_TrackedTuner` mixed into RandomSearch, BayesianOptimization,
+Hyperband and GridSearch) and logs from ``on_trial_begin``, ``on_epoch_end`` and
+``on_trial_end`` (each calls ``super()`` first).
+
+* The search space comes from :meth:`SearchSpace.from_keras_tuner`, the network from
+  :func:`bnsearch.model.build_model`; neither is declared here.
+* Keras Tuner catches a trial's exception and moves on. bnsearch records every failed trial
+  (MLflow status FAILED with the error as ``bnsearch.fail_reason``), prints it, and the
+  study fails (exit 1) when no trial succeeded. A loss that turns NaN/inf fails the trial.
+* Hyperband's ``tuner/epochs``, ``tuner/initial_epoch``, ``tuner/bracket`` and
+  ``tuner/round`` are logged as params; a trial that continues another one is tagged with
+  that trial's id and MLflow run id (``bnsearch.resumes_trial``, ``bnsearch.resumes_run``).
+  With several executions per trial, metric steps continue across executions
+  (``step = execution * epochs + epoch``), so they never collide.
+* Resume: the project lives in ``<store>/keras_tuner/<study name>/`` (``mlruns/keras_tuner``
+  by default). Running the same study again continues its oracle; a changed search space,
+  dataset or network is refused unless ``--allow-changed-study`` starts it over.
+* Memory: the Keras session is cleared at the start of every trial.
+* Keras Tuner trials are not paired blocks, so the verdict needs the Optuna backend; the
+  summary table works the same.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bnsearch.config import StudyConfig
+from bnsearch.data import Dataset
+from bnsearch.errors import ConfigError
+from bnsearch.model import build_model
+from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
+from bnsearch.space import BNConfig
+from bnsearch.tracking import MlflowTracker
+
+__all__ = ["TUNERS", "project_dir", "results_from_project", "run_keras_tuner"]
+
+TUNERS = ("random", "bayesian", "hyperband", "grid")
+_RESULTS_FILE = "bnsearch_results.jsonl"
+_STATE_FILE = "bnsearch_study.json"
+_HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
+
+
+def project_dir(config: StudyConfig) -> Path:
+    """Where a study's Keras Tuner project lives: next to the MLflow store by default."""
+    uri = config.resolved_tracking_uri
+    root = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
+    return (root or Path("mlruns")) / "keras_tuner" / config.resolved_study_name
+
+
+def results_from_project(folder: Path) -> list[TrialResult]:
+    """Every finished trial of a Keras Tuner study as a TrialResult."""
+    path = folder / _RESULTS_FILE
+    if not path.exists():
+        return []
+    return [TrialResult.from_json(line) for line in path.read_text().splitlines() if line]
+
+
+class _TrackedTuner:
+    """Mixin for a Keras Tuner tuner: logs every trial to MLflow as a bnsearch TrialResult."""
+
+    def _bnsearch_setup(
+        self,
+        study_config: StudyConfig,
+        tracker: MlflowTracker,
+        on_result: Callable[[TrialResult], None] | None,
+    ) -> None:
+        self._study = study_config
+        self._tracker = tracker
+        self._on_result = on_result
+        self._live: dict[str, dict[str, Any]] = {}
+        self._run_ids_path = Path(self.project_dir) / "bnsearch_runs.json"
+        self._run_ids: dict[str, str] = (
+            json.loads(self._run_ids_path.read_text()) if self._run_ids_path.exists() else {}
+        )
+        self.new_results: list[TrialResult] = []
+
+    def _spec(self, trial: Any) -> TrialSpec:
+        values = trial.hyperparameters.values
+        config = BNConfig(**{k: values[k] for k in BNConfig().as_params() if k in values})
+        number = int(trial.trial_id)
+        from bnsearch.backends._optuna import trial_seed
+
+        return TrialSpec(number, config, trial_seed(self._study.seed, number), None, "search")
+
+    def on_trial_begin(self, trial: Any) -> None:
+        import keras
+
+        super().on_trial_begin(trial)
+        keras.backend.clear_session()  # keeps memory flat over many trials
+        spec = self._spec(trial)
+        keras.utils.set_random_seed(spec.seed)
+        values = trial.hyperparameters.values
+        tags = {"keras_tuner.trial_id": str(trial.trial_id), "bnsearch.phase": "search"}
+        resumed = values.get("tuner/trial_id")
+        if resumed is not None:
+            tags["bnsearch.resumes_trial"] = str(resumed)
+            if str(resumed) in self._run_ids:
+                tags["bnsearch.resumes_run"] = self._run_ids[str(resumed)]
+        run_id = self._tracker.start_trial(spec, tags)
+        extra = {k: values[k] for k in _HYPERBAND_KEYS if k in values}
+        if extra:
+            from mlflow.entities import Param
+
+            self._tracker.client.log_batch(
+                run_id, params=[Param(k, str(v)) for k, v in extra.items()]
+            )
+        self._run_ids[str(trial.trial_id)] = run_id
+        self._live[trial.trial_id] = {
+            "spec": spec,
+            "run_id": run_id,
+            "history": {m: [] for m in METRICS},
+            "steps": [],
+            "last_epoch": None,
+            "execution": 0,
+            "started": time.perf_counter(),
+        }
+
+    def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(trial, model, epoch, logs=logs)
+        live = self._live[trial.trial_id]
+        if live["last_epoch"] is not None and epoch <= live["last_epoch"]:
+            live["execution"] += 1  # a new execution of the same trial restarts its epochs
+        live["last_epoch"] = epoch
+        step = live["execution"] * self._study.network.epochs + epoch
+        metrics = {m: float((logs or {}).get(m, math.nan)) for m in METRICS}
+        for name, value in metrics.items():
+            live["history"][name].append(value)
+        live["steps"].append(step)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._tracker.client.log_batch(
+            live["run_id"],
+            metrics=[Metric(k, v, now, step) for k, v in metrics.items() if math.isfinite(v)],
+        )
+        bad = [m for m in ("loss", "val_loss") if not math.isfinite(metrics[m])]
+        if bad:
+            model.stop_training = True
+            live["diverged"] = f"{bad[0]} became {metrics[bad[0]]} at epoch {epoch}"
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        from keras_tuner.errors import FailedTrialError
+
+        histories = super().run_trial(trial, *args, **kwargs)
+        reason = self._live[trial.trial_id].get("diverged")
+        if reason:
+            raise FailedTrialError(reason)
+        return histories
+
+    def on_trial_end(self, trial: Any) -> None:
+        super().on_trial_end(trial)
+        live = self._live.pop(trial.trial_id)
+        status = str(getattr(trial.status, "value", trial.status)).upper()
+        if status == "COMPLETED":
+            state, reason = TrialState.COMPLETE, None
+        else:
+            state = TrialState.FAILED
+            message = (trial.message or status).strip().splitlines()
+            reason = live.get("diverged") or (message[-1] if message else status)
+        result = TrialResult(
+            spec=live["spec"],
+            state=state,
+            history=live["history"],
+            fail_reason=reason,
+            wall_time_s=time.perf_counter() - live["started"],
+            engine="keras",
+        )
+        self._tracker.finish_trial(live["run_id"], result, log_history=False)
+        with open(Path(self.project_dir) / _RESULTS_FILE, "a") as handle:
+            handle.write(result.to_json() + "\n")
+        self._run_ids_path.write_text(json.dumps(self._run_ids))
+        self.new_results.append(result)
+        if self._on_result is not None:
+            self._on_result(result)
+
+
+def _tuner_class(name: str) -> type:
+    import keras_tuner as kt
+
+    base = {
+        "random": kt.RandomSearch,
+        "bayesian": kt.BayesianOptimization,
+        "hyperband": kt.Hyperband,
+        "grid": kt.GridSearch,
+    }[name]
+    return type(f"Tracked{base.__name__}", (_TrackedTuner, base), {})
+
+
+def _check_project(folder: Path, config: StudyConfig, dataset: Dataset) -> None:
+    """Refuse to continue a project whose space, data, network or tuner changed."""
+    expected = {
+        "space": config.space.fingerprint(),
+        "data_fingerprint": dataset.fingerprint,
+        "network": repr(sorted(config.network.as_params().items())),
+        "tuner": config.tuner,
+    }
+    state_file = folder / _STATE_FILE
+    if state_file.exists():
+        stored = json.loads(state_file.read_text())
+        changed = [key for key, value in expected.items() if stored.get(key) != value]
+        if changed and not config.allow_changed_study:
+            what = changed[0].replace("_", " ")
+            raise ConfigError(
+                f"Keras Tuner study {config.resolved_study_name!r} exists with a different "
+                f"{what}; use another --study-name, or pass --allow-changed-study to start "
+                "it over."
+            )
+        if changed:
+            shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps(expected))
+
+
+def run_keras_tuner(
+    config: StudyConfig,
+    dataset: Dataset,
+    tracker: MlflowTracker,
+    on_result: Callable[[TrialResult], None] | None = None,
+) -> list[TrialResult]:
+    """Run ``config.n_trials`` more Keras Tuner trials (Hyperband: one full iteration)."""
+    import keras_tuner as kt
+
+    folder = project_dir(config)
+    _check_project(folder, config, dataset)
+    network = config.network
+    space = config.space
+
+    def hypermodel(hp: Any) -> Any:
+        bn_config = space.from_keras_tuner(hp)
+        return build_model(bn_config, dataset.x.shape[1:], dataset.n_classes, network)
+
+    done = len(results_from_project(folder))
+    common = {
+        "objective": kt.Objective("val_loss", "min"),
+        "directory": str(folder.parent),
+        "project_name": folder.name,
+        "overwrite": False,
+        "seed": config.seed,
+        # bnsearch records and reports every failure itself; a run of failures ends the
+        # search, and bnsearch then says why.
+        "max_consecutive_failed_trials": 5,
+    }
+    if config.tuner == "hyperband":
+        tuner = _tuner_class("hyperband")(
+            hypermodel, max_epochs=network.epochs, factor=3, hyperband_iterations=1, **common
+        )
+    else:
+        tuner = _tuner_class(config.tuner)(hypermodel, max_trials=done + config.n_trials, **common)
+    tuner._bnsearch_setup(config, tracker, on_result)
+    x_train, y_train, x_val, y_val = dataset.split(network.validation_split)
+    try:
+        tuner.search(
+            x_train,
+            y_train,
+            epochs=network.epochs,
+            batch_size=network.batch_size,
+            validation_data=(x_val, y_val),
+            shuffle=True,
+            verbose=0,
+        )
+    except RuntimeError as error:
+        # Keras Tuner stops after too many consecutive failures; each one is recorded.
+        if "failed" not in str(error).lower():
+            raise
+    return tuner.new_results
