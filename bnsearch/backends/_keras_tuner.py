@@ -229,6 +229,17 @@ def run_keras_tuner(
     """Run ``config.n_trials`` more Keras Tuner trials (Hyperband: one full iteration)."""
     import keras_tuner as kt
 
+    if config.tuner == "grid":
+        ranged = [
+            n for n in ("momentum", "epsilon", "dropout", "learning_rate")
+            if not getattr(config.space, n).fixed
+        ]  # fmt: skip
+        if ranged:
+            raise ConfigError(
+                f"Keras Tuner's grid needs every numeric parameter fixed, but {', '.join(ranged)} "
+                "are ranges; fix them in the space, use --tuner random/bayesian, or Optuna's "
+                "--sampler grid."
+            )
     folder = project_dir(config)
     _check_project(folder, config, dataset)
     network = config.network

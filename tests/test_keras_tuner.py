@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from bnsearch.backends._keras_tuner import project_dir, results_from_project
+from bnsearch.config import StudyConfig
+from bnsearch.errors import ConfigError
+from bnsearch.model import NetworkSettings
+from bnsearch.space import SearchSpace
+from bnsearch.study import run_study
+
+
+def _config(tiny_csv, stores, **changes) -> StudyConfig:
+    return StudyConfig(
+        **{
+            "study_name": "kt",
+            "data": str(tiny_csv),
+            "target": "label",
+            "n_trials": 2,
+            "backend": "keras-tuner",
+            "verbose": False,
+            "network": NetworkSettings(epochs=2, hidden_units=(8, 8)),
+            **stores,
+            **changes,
+        }
+    )
+
+
+def _runs(uri: str):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("kt")
+    return client, client.search_runs([experiment.experiment_id], "tags.`bnsearch.kind` = 'trial'")
+
+
+def test_tensorboard_hparams_plugin_imports():
+    # Keras Tuner imports it inside every trial; without it every trial fails.
+    from tensorboard.plugins.hparams import api
+
+    assert hasattr(api, "KerasCallback")
+
+
+def test_keras_tuner_uses_the_keras_engine():
+    assert StudyConfig(backend="keras-tuner").engine == "keras"
+
+
+@pytest.mark.parametrize("tuner", ["random", "bayesian"])
+def test_tuners_log_one_run_per_trial(tuner, tiny_csv, stores):
+    outcome = run_study(_config(tiny_csv, stores, tuner=tuner))
+    _, runs = _runs(stores["tracking_uri"])
+    assert len(runs) == 2 == len(outcome.new_results)
+    assert {r.data.tags["keras_tuner.trial_id"] for r in runs} == {"0", "1"}
+
+
+def test_hyperband_logs_its_epoch_bookkeeping_and_links_continued_trials(tiny_csv, stores):
+    config = _config(tiny_csv, stores, tuner="hyperband", network=NetworkSettings(
+        epochs=3, hidden_units=(8, 8)))  # fmt: skip
+    outcome = run_study(config)
+    client, runs = _runs(stores["tracking_uri"])
+    assert len(runs) == len(outcome.new_results) > 2
+    for run in runs:
+        for key in ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round"):
+            assert key in run.data.params
+    continued = [r for r in runs if "bnsearch.resumes_trial" in r.data.tags]
+    assert continued, "Hyperband continues some trials in its later rounds"
+    run_ids = {r.info.run_id for r in runs}
+    for run in continued:
+        assert run.data.tags["bnsearch.resumes_run"] in run_ids
+        # Steps are the real epochs: a continued trial starts at its initial epoch.
+        initial = int(run.data.params["tuner/initial_epoch"])
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")]
+        assert steps and steps[0] == initial
+
+
+def test_running_again_continues_the_same_project(tiny_csv, stores):
+    run_study(_config(tiny_csv, stores))
+    outcome = run_study(_config(tiny_csv, stores))
+    assert len(outcome.new_results) == 2 and len(outcome.all_results) == 4
+    folder = project_dir(_config(tiny_csv, stores))
+    assert len(results_from_project(folder)) == 4
+    _, runs = _runs(stores["tracking_uri"])
+    assert sorted(r.data.tags["keras_tuner.trial_id"] for r in runs) == ["0", "1", "2", "3"]
+
+
+def test_a_changed_space_is_refused(tiny_csv, stores):
+    run_study(_config(tiny_csv, stores, n_trials=1))
+    changed = SearchSpace.from_overrides({"dropout": [0.0, 0.1]})
+    with pytest.raises(ConfigError, match="different space"):
+        run_study(_config(tiny_csv, stores, n_trials=1, space=changed))
+
+
+def test_grid_needs_fixed_numeric_parameters(tiny_csv, stores):
+    with pytest.raises(ConfigError, match="grid"):
+        run_study(_config(tiny_csv, stores, tuner="grid"))
