@@ -166,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000, help="default 5000")
     ui.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    report = commands.add_parser(
+        "report", help="rebuild the verdict and report of an Optuna study (trains nothing)"
+    )
+    report.add_argument("--study-name", required=True, help="the study to report on")
+    report.add_argument("--storage", help="Optuna storage URL; default sqlite:///mlruns/optuna.db")
+    report.add_argument("--tracking-uri", help="MLflow tracking URI for the report run")
+    report.add_argument("--metric", choices=("val_loss", "val_accuracy"), default="val_loss")
+    report.add_argument("--threshold", type=float, default=0.01, help="default 0.01")
+    report.add_argument("--out", help="folder for the report; default mlruns/reports/<study>")
+    report.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     bench = commands.add_parser(
         "bench", help="time the Keras and population engines side by side (prints figures)"
     )
@@ -237,6 +247,21 @@ def _run(args: argparse.Namespace) -> int:
         command = ui_command(args.tracking_uri or default_tracking_uri(), args.host, args.port)
         print("bnsearch: " + " ".join(command), flush=True)
         os.execvp(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]])
+    if args.command == "report":
+        from pathlib import Path
+
+        from bnsearch.config import StudyConfig
+        from bnsearch.study import rebuild_report
+
+        config = StudyConfig(
+            study_name=args.study_name,
+            storage=args.storage,
+            tracking_uri=args.tracking_uri,
+            metric=args.metric,
+            threshold=args.threshold,
+        )
+        rebuild_report(config, Path(args.out) if args.out else None)
+        return 0
     if args.command == "bench":
         from bnsearch.bench import run_benchmark
 

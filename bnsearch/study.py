@@ -278,3 +278,46 @@ def _log_report(
     for path in files:
         tracker.log_artifact(path)
     return files
+
+
+def rebuild_report(
+    config: StudyConfig, out_dir: Path | None = None, stream: TextIO | None = None
+) -> Verdict:
+    """Recompute the verdict of a finished Optuna study from its storage and write the
+    report to ``out_dir`` (default ``mlruns/reports/<study>``); also log it to a new MLflow
+    run of kind ``report``. Nothing is trained."""
+    import optuna
+
+    from bnsearch.errors import ConfigError
+    from bnsearch.report import write_report
+
+    out = stream or sys.stdout
+    name = config.resolved_study_name
+    storage = optuna.storages.RDBStorage(config.resolved_storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, False)]
+    if name not in names:
+        raise ConfigError(
+            f"no study {name!r} in {_redact(config.resolved_storage)}; studies there: "
+            f"{', '.join(names) or 'none'} (pass --study-name and --storage)."
+        )
+    study = optuna.load_study(study_name=name, storage=storage)
+    results = results_from_study(study)
+    verdict = verdict_for(study, results, config)
+    folder = out_dir or Path("mlruns") / "reports" / name
+    line = f"Data fingerprint: {study.user_attrs.get('bnsearch.data_fingerprint', 'unknown')}."
+    files = write_report(folder, name, verdict, results, line)
+    tracker = MlflowTracker(config.resolved_tracking_uri, name)
+    tracker.start_study_run(
+        run_name=f"report-{time.strftime('%Y%m%d-%H%M%S')}",
+        params={"study_name": name, "metric": config.metric, "threshold": config.threshold},
+        tags={"bnsearch.kind": "report", "optuna.study": name},
+    )
+    for path in files:
+        tracker.log_artifact(path)
+    tracker.end_study_run(
+        tags={"bnsearch.verdict": verdict.outcome, "bnsearch.verdict_text": verdict.statement}
+    )
+    for text in verdict.summary_lines():
+        print(text, file=out)
+    print(f"report written to {folder}/report.html", file=out, flush=True)
+    return verdict

@@ -69,3 +69,19 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path, args, 
     assert "Traceback" not in result.stderr
     for word in words:
         assert word in lines[0]
+
+
+def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp_path: Path):
+    study = _bnsearch(
+        "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "9",
+        "--epochs", "2", "--hidden-units", "8,8", "--study-name", "rep", "--confirm-seeds", "0",
+        "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert study.returncode == 0, study.stderr[-2000:]
+    result = _bnsearch("report", "--study-name", "rep", "--out", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Verdict (val_loss" in result.stdout and "3 blocks" in result.stdout
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "data:image/png;base64," in page
+    missing = _bnsearch("report", "--study-name", "nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "no study 'nope'" in missing.stderr
