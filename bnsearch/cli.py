@@ -102,6 +102,19 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
         help=f"trials trained at once by the population engine (default {DEFAULT_POPULATION})",
     )
     opt.add_argument(
+        "--heartbeat-interval",
+        type=_positive_int,
+        default=10,
+        help="seconds between Optuna heartbeats of running trials (default 10)",
+    )
+    opt.add_argument(
+        "--grace-period",
+        type=_positive_int,
+        default=60,
+        help="a RUNNING trial without a heartbeat for this long is failed on the next run "
+        "(default 60)",
+    )
+    opt.add_argument(
         "--allow-changed-study",
         action="store_true",
         help="add trials to an existing study even if its space, data or network changed",
@@ -231,6 +244,8 @@ def _config_from_args(args: argparse.Namespace):  # noqa: ANN202 - StudyConfig, 
             validation_split=args.validation_split,
         ),
         allow_changed_study=args.allow_changed_study,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
         verbose=not args.quiet,
     )
 

@@ -57,6 +57,8 @@ class StudyConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     allow_changed_study: bool = False
+    heartbeat_interval: int = 10
+    grace_period: int = 60
     verbose: bool = True
 
     def __post_init__(self) -> None:

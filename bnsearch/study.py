@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bnsearch.analysis import Verdict, analyze
-from bnsearch.backends import open_study, results_from_study, run_confirmation, run_trials
+from bnsearch.backends import (
+    close_stale_trials,
+    open_study,
+    results_from_study,
+    run_confirmation,
+    run_trials,
+)
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset, load_dataset
 from bnsearch.engines import make_engine
@@ -69,6 +75,14 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         existing = len(results_from_project(folder))
     else:
         where = {"optuna.storage": _redact(config.resolved_storage)}
+        stale = close_stale_trials(study, tracker)
+        if stale and config.verbose:
+            print(
+                f"bnsearch: closed {stale} trial(s) left RUNNING by a process that died; "
+                "they are marked FAILED in Optuna and MLflow.",
+                file=out,
+                flush=True,
+            )
         existing = len(study.trials)
     parent = tracker.start_study_run(
         run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",

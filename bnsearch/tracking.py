@@ -246,11 +246,11 @@ class MlflowTracker:
             )
         self.client.set_terminated(run_id, status=_STATUS[result.state])
 
-    def kill_run(self, run_id: str, reason: str) -> None:
-        """End a run that was interrupted, keeping what it logged."""
+    def kill_run(self, run_id: str, reason: str, status: str = "KILLED") -> None:
+        """End a run that was interrupted or abandoned, keeping what it logged."""
         self.client.set_tag(run_id, "bnsearch.fail_reason", reason)
         self.client.set_tag(run_id, "bnsearch.state", "FAILED")
-        self.client.set_terminated(run_id, status="KILLED")
+        self.client.set_terminated(run_id, status=status)
 
     def child_runs(self) -> list[Any]:
         return self.client.search_runs(

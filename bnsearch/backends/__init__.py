@@ -2,6 +2,7 @@
 
 from bnsearch.backends._optuna import (
     best_per_placement,
+    close_stale_trials,
     open_study,
     results_from_study,
     run_confirmation,
@@ -11,6 +12,7 @@ from bnsearch.backends._optuna import (
 
 __all__ = [
     "best_per_placement",
+    "close_stale_trials",
     "open_study",
     "results_from_study",
     "run_confirmation",

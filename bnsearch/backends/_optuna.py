@@ -8,6 +8,7 @@ as ``mlflow_run_id``; the MLflow run carries the trial number, so either leads t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -23,6 +24,7 @@ from bnsearch.tracking import MlflowTracker
 
 __all__ = [
     "best_per_placement",
+    "close_stale_trials",
     "open_study",
     "results_from_study",
     "run_confirmation",
@@ -76,7 +78,11 @@ def open_study(config: StudyConfig, dataset: Dataset) -> Any:
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        storage = optuna.storages.RDBStorage(url)
+        storage = optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=config.heartbeat_interval,
+            grace_period=config.grace_period,
+        )
         existing = [
             s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
         ]
@@ -115,6 +121,80 @@ def open_study(config: StudyConfig, dataset: Dataset) -> Any:
     for key, value in expected.items():
         study.set_user_attr(key, value)
     return study
+
+
+class _Heartbeat:
+    """Records Optuna heartbeats for the trials in flight from a background thread.
+
+    Optuna only beats inside ``study.optimize``; bnsearch asks and tells itself, so it beats
+    here. A process killed with SIGKILL stops beating, and the next run (any worker) fails
+    its trials once ``grace_period`` has passed (:func:`close_stale_trials`).
+    """
+
+    def __init__(self, study: Any, trials: list[Any]) -> None:
+        import threading
+
+        self._storage = study._storage
+        self._ids = [t._trial_id for t in trials]
+        self._interval = self._storage.get_heartbeat_interval()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="bnsearch-beat")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            for trial_id in self._ids:
+                # A missed beat must not stop training; the next one will do.
+                with contextlib.suppress(Exception):
+                    self._storage.record_heartbeat(trial_id)
+
+    def __enter__(self) -> _Heartbeat:
+        if self._interval:
+            for trial_id in self._ids:
+                self._storage.record_heartbeat(trial_id)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
+    """Fail trials left RUNNING by a process that died (no heartbeat for ``grace_period``)
+    and end their MLflow runs as FAILED; return how many there were."""
+    import optuna
+
+    running = {
+        t._trial_id: t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    }
+    if not running:
+        return 0
+    optuna.storages.fail_stale_trials(study)
+    closed = 0
+    parents: set[str] = set()
+    reason = "stale: its process stopped (no heartbeat within the grace period)"
+    for trial_id, before in running.items():
+        if study._storage.get_trial(trial_id).state is not optuna.trial.TrialState.FAIL:
+            continue
+        # Optuna refuses attributes on finished trials: the reason goes to MLflow.
+        run_id = before.user_attrs.get(RUN_ID_ATTR)
+        if run_id and tracker.client.get_run(run_id).info.status == "RUNNING":
+            tracker.kill_run(run_id, reason, status="FAILED")
+        if before.user_attrs.get("bnsearch.parent_run"):
+            parents.add(before.user_attrs["bnsearch.parent_run"])
+        closed += 1
+    for parent in parents:
+        # The dead process's study run: close it once none of its trials still runs.
+        children = tracker.client.search_runs(
+            [tracker.experiment_id],
+            f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'",
+        )
+        if not children and tracker.client.get_run(parent).info.status == "RUNNING":
+            tracker.client.set_tag(parent, "bnsearch.fail_reason", reason)
+            tracker.client.set_terminated(parent, status="FAILED")
+    return closed
 
 
 def results_from_study(study: Any) -> list[TrialResult]:
@@ -247,6 +327,7 @@ def _train_and_tell(
     on_result: Callable[[TrialResult], None] | None,
 ) -> list[TrialResult]:
     in_flight: list[tuple[Any, TrialSpec, str]] = []
+    finished: set[str] = set()
     try:
         for trial, spec in asked:
             trial.set_user_attr("seed", spec.seed)
@@ -257,6 +338,7 @@ def _train_and_tell(
                 spec, {"optuna.study": study.study_name, "bnsearch.phase": spec.phase}
             )
             trial.set_user_attr(RUN_ID_ATTR, run_id)
+            trial.set_user_attr("bnsearch.parent_run", tracker.parent_run_id or "")
             in_flight.append((trial, spec, run_id))
         snapshot = _EpochSnapshot(study)
 
@@ -265,7 +347,16 @@ def _train_and_tell(
                 return False
             return snapshot.should_prune(in_flight[index][0], epoch, metrics["val_loss"])
 
-        outcomes = engine.train([s for _, s, _ in in_flight], dataset, config.network, on_epoch)
+        with _Heartbeat(study, [t for t, _ in asked]):
+            outcomes = engine.train([s for _, s, _ in in_flight], dataset, config.network, on_epoch)
+        results = []
+        for (trial, _, run_id), result in zip(in_flight, outcomes, strict=True):
+            _tell(study, trial, result)
+            tracker.finish_trial(run_id, result)
+            finished.add(run_id)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
     except BaseException:
         import optuna
 
@@ -273,15 +364,9 @@ def _train_and_tell(
         for trial, _ in asked:
             study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         for _, _, run_id in in_flight:
-            tracker.kill_run(run_id, "interrupted")
+            if run_id not in finished:
+                tracker.kill_run(run_id, "interrupted")
         raise
-    results = []
-    for (trial, _, run_id), result in zip(in_flight, outcomes, strict=True):
-        _tell(study, trial, result)
-        tracker.finish_trial(run_id, result)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
     return results
 
 

@@ -1,0 +1,109 @@
+"""Real signals sent to a running ``python -m bnsearch study``, then a resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+
+def _start(tmp_path: Path, tiny_csv: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    args = [
+        sys.executable, "-m", "bnsearch", "study", "--data", str(tiny_csv), "--target", "label",
+        "--epochs", "3", "--hidden-units", "8,8", "--study-name", "faults", "--engine", "keras",
+        "--confirm-seeds", "0", *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_trials(process: subprocess.Popen, done: int, timeout: float = 240) -> str:
+    """Read progress lines until ``done`` trials finished; return what was read."""
+    seen, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen += line
+        if line.startswith(f"[{done:>2}/") or line.startswith(f"[{done}/"):
+            return seen
+    raise AssertionError(f"never saw {done} trials finish:\n{seen}")
+
+
+def _stores(tmp_path: Path):
+    study = optuna.load_study(study_name="faults", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("faults")
+    runs = client.search_runs([experiment.experiment_id])
+    return study, runs
+
+
+def _assert_nothing_left_running(tmp_path: Path) -> None:
+    study, runs = _stores(tmp_path)
+    assert not [t for t in study.trials if t.state is optuna.trial.TrialState.RUNNING]
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
+def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_csv):
+    process = _start(tmp_path, tiny_csv, "--n-trials", "30")
+    _wait_for_trials(process, 2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr
+    _assert_nothing_left_running(tmp_path)
+    study, runs = _stores(tmp_path)
+    before = len(study.trials)
+    parent = [r for r in runs if r.data.tags.get("bnsearch.kind") == "study"]
+    assert [r.info.status for r in parent] == ["KILLED"]
+    assert any(r.info.status == "KILLED" for r in runs if r.data.tags["bnsearch.kind"] == "trial")
+
+    rerun = _start(tmp_path, tiny_csv, "--n-trials", "3")
+    _, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr[-2000:]
+    _assert_nothing_left_running(tmp_path)
+    study, runs = _stores(tmp_path)
+    assert len(study.trials) == before + 3
+    trial_runs = [r for r in runs if r.data.tags["bnsearch.kind"] == "trial"]
+    assert len(trial_runs) == len(study.trials)  # no duplicated and no lost trial
+
+
+def test_kill_9_leaves_trials_that_the_next_run_closes(tmp_path, tiny_csv):
+    beat = ("--heartbeat-interval", "1", "--grace-period", "2")
+    process = _start(tmp_path, tiny_csv, "--n-trials", "30", *beat)
+    _wait_for_trials(process, 1)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    study, runs = _stores(tmp_path)
+    left = [t for t in study.trials if t.state is optuna.trial.TrialState.RUNNING]
+    assert left, "SIGKILL should leave RUNNING trials behind"
+    time.sleep(3)
+
+    rerun = _start(tmp_path, tiny_csv, "--n-trials", "3", *beat)
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr[-2000:]
+    assert f"closed {len(left)} trial(s)" in stdout
+    _assert_nothing_left_running(tmp_path)
+    study, runs = _stores(tmp_path)
+    by_run = {r.info.run_id: r for r in runs}
+    for trial in left:
+        closed = study.trials[trial.number]
+        assert closed.state is optuna.trial.TrialState.FAIL
+        run = by_run[trial.user_attrs["mlflow_run_id"]]
+        assert run.info.status == "FAILED" and "stale" in run.data.tags["bnsearch.fail_reason"]
+    complete = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 3 + 1  # the new block reached its target
+    parents = [r for r in runs if r.data.tags.get("bnsearch.kind") == "study"]
+    assert sorted(r.info.status for r in parents) == ["FAILED", "FINISHED"]
