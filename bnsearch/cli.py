@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         "for your data? Optuna studies of the thread's network, every trial logged to MLflow.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    # Sub-commands accept --debug too; SUPPRESS keeps them from resetting the top-level flag.
+    sub_debug = {"action": "store_true", "default": argparse.SUPPRESS, "help": "show tracebacks"}
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     study = commands.add_parser(
         "study",
@@ -170,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the thread's network under BN configurations chosen by Optuna; "
         "log every trial to MLflow; print a table per placement.",
     )
-    study.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    study.add_argument("--debug", **sub_debug)
     _add_study_flags(study)
     ui = commands.add_parser("ui", help="open the MLflow UI on the project's store")
     ui.add_argument(
@@ -178,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000, help="default 5000")
-    ui.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    ui.add_argument("--debug", **sub_debug)
     report = commands.add_parser(
         "report", help="rebuild the verdict and report of an Optuna study (trains nothing)"
     )
@@ -188,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--metric", choices=("val_loss", "val_accuracy"), default="val_loss")
     report.add_argument("--threshold", type=float, default=0.01, help="default 0.01")
     report.add_argument("--out", help="folder for the report; default mlruns/reports/<study>")
-    report.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    report.add_argument("--debug", **sub_debug)
     bench = commands.add_parser(
         "bench", help="time the Keras and population engines side by side (prints figures)"
     )
@@ -197,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--populations", help="comma-separated population sizes")
     bench.add_argument("--rows", type=_positive_int, help="rows of synthetic data")
-    bench.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    bench.add_argument("--debug", **sub_debug)
     return parser
 
 

@@ -64,13 +64,14 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     started = time.monotonic()
     dataset = load_study_dataset(config)
     keras_tuner = config.backend == "keras-tuner"
-    study = None if keras_tuner else open_study(config, dataset)
     name = config.resolved_study_name
     tracker = MlflowTracker(config.resolved_tracking_uri, name)
+    tracker.connect()  # fails before the Optuna storage is touched
+    study = None if keras_tuner else open_study(config, dataset)
     if keras_tuner:
-        from bnsearch.backends._keras_tuner import project_dir, results_from_project
+        from bnsearch.backends._keras_tuner import prepare_project, results_from_project
 
-        folder = project_dir(config)
+        folder = prepare_project(config, dataset)
         where = {"keras_tuner.project": str(folder)}
         existing = len(results_from_project(folder))
     else:

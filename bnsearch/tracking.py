@@ -77,10 +77,11 @@ class MlflowTracker:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._connect()
+            self.connect()
         return self._client
 
-    def _connect(self) -> None:
+    def connect(self) -> None:
+        """Open the store and create the study's experiment if needed."""
         import logging
 
         from mlflow.tracking import MlflowClient

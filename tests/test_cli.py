@@ -74,7 +74,7 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path, args, 
 def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp_path: Path):
     study = _bnsearch(
         "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "9",
-        "--epochs", "2", "--hidden-units", "8,8", "--study-name", "rep", "--confirm-seeds", "0",
+        "--epochs", "1", "--hidden-units", "8,8", "--study-name", "rep", "--confirm-seeds", "0",
         "--quiet", cwd=tmp_path,
     )  # fmt: skip
     assert study.returncode == 0, study.stderr[-2000:]

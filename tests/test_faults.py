@@ -21,7 +21,7 @@ def _start(tmp_path: Path, tiny_csv: Path, *extra: str) -> subprocess.Popen:
     env.pop("MLFLOW_TRACKING_URI", None)
     args = [
         sys.executable, "-m", "bnsearch", "study", "--data", str(tiny_csv), "--target", "label",
-        "--epochs", "3", "--hidden-units", "8,8", "--study-name", "faults", "--engine", "keras",
+        "--epochs", "2", "--hidden-units", "8,8", "--study-name", "faults", "--engine", "keras",
         "--confirm-seeds", "0", *extra,
     ]  # fmt: skip
     return subprocess.Popen(

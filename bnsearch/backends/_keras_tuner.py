@@ -220,15 +220,10 @@ def _check_project(folder: Path, config: StudyConfig, dataset: Dataset) -> None:
     state_file.write_text(json.dumps(expected))
 
 
-def run_keras_tuner(
-    config: StudyConfig,
-    dataset: Dataset,
-    tracker: MlflowTracker,
-    on_result: Callable[[TrialResult], None] | None = None,
-) -> list[TrialResult]:
-    """Run ``config.n_trials`` more Keras Tuner trials (Hyperband: one full iteration)."""
-    import keras_tuner as kt
-
+def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
+    """Check the settings against Keras Tuner's limits and the existing project; return the
+    project folder. Called before anything is logged, so a refusal leaves the stores as
+    they were."""
     if config.tuner == "grid":
         ranged = [
             n for n in ("momentum", "epsilon", "dropout", "learning_rate")
@@ -242,6 +237,19 @@ def run_keras_tuner(
             )
     folder = project_dir(config)
     _check_project(folder, config, dataset)
+    return folder
+
+
+def run_keras_tuner(
+    config: StudyConfig,
+    dataset: Dataset,
+    tracker: MlflowTracker,
+    on_result: Callable[[TrialResult], None] | None = None,
+) -> list[TrialResult]:
+    """Run ``config.n_trials`` more Keras Tuner trials (Hyperband: one full iteration)."""
+    import keras_tuner as kt
+
+    folder = prepare_project(config, dataset)
     network = config.network
     space = config.space
 
@@ -250,6 +258,16 @@ def run_keras_tuner(
         return build_model(bn_config, dataset.x.shape[1:], dataset.n_classes, network)
 
     done = len(results_from_project(folder))
+        ranged = [
+            n for n in ("momentum", "epsilon", "dropout", "learning_rate")
+            if not getattr(config.space, n).fixed
+        ]  # fmt: skip
+        if ranged:
+            raise ConfigError(
+                f"Keras Tuner's grid needs every numeric parameter fixed, but {', '.join(ranged)} "
+                "are ranges; fix them in the space, use --tuner random/bayesian, or Optuna's "
+                "--sampler grid."
+            )
     common = {
         "objective": kt.Objective("val_loss", "min"),
         "directory": str(folder.parent),

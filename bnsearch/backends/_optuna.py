@@ -12,6 +12,7 @@ import contextlib
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,10 @@ def open_study(config: StudyConfig, dataset: Dataset) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # bnsearch beats for its trials itself (see _Heartbeat), outside Study.optimize.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    warnings.filterwarnings("ignore", message="Argument ``heartbeat_interval``")
+    warnings.filterwarnings("ignore", message="Argument ``grace_period``")
     url = config.resolved_storage
     if url.startswith("sqlite:///"):
         from pathlib import Path
