@@ -258,16 +258,6 @@ def run_keras_tuner(
         return build_model(bn_config, dataset.x.shape[1:], dataset.n_classes, network)
 
     done = len(results_from_project(folder))
-        ranged = [
-            n for n in ("momentum", "epsilon", "dropout", "learning_rate")
-            if not getattr(config.space, n).fixed
-        ]  # fmt: skip
-        if ranged:
-            raise ConfigError(
-                f"Keras Tuner's grid needs every numeric parameter fixed, but {', '.join(ranged)} "
-                "are ranges; fix them in the space, use --tuner random/bayesian, or Optuna's "
-                "--sampler grid."
-            )
     common = {
         "objective": kt.Objective("val_loss", "min"),
         "directory": str(folder.parent),
