@@ -33,6 +33,11 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     from bnsearch.space import PLACEMENTS
 
     opt = parser.add_argument_group("study (flags follow Optuna's CLI where they overlap)")
+    parser.add_argument(
+        "study_file",
+        nargs="?",
+        help="a study file (studies/*.toml); flags given here override its settings",
+    )
     opt.add_argument("--study-name", help="study name; default bnsearch-<dataset name>")
     opt.add_argument(
         "--storage",
@@ -47,25 +52,28 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
         + ")",
     )
     opt.add_argument("--timeout", type=float, help="stop starting new trials after this many s")
-    opt.add_argument("--seed", type=int, default=0, help="seed of the sampler and trials")
+    opt.add_argument(
+        "--target-trials",
+        type=_positive_int,
+        help="add search trials until the study holds this many (what sweeps and workers use); "
+        "a study already there is 'up to date'",
+    )
+    opt.add_argument("--seed", type=int, help="seed of the sampler and trials")
     opt.add_argument(
         "--backend",
         choices=("optuna", "keras-tuner"),
-        default="optuna",
         help="optuna (default) or keras-tuner (uses the Keras engine; no paired verdict)",
     )
     opt.add_argument(
         "--tuner",
         choices=("random", "bayesian", "hyperband", "grid"),
-        default="random",
         help="Keras Tuner's tuner with --backend keras-tuner (default random); hyperband runs "
         "one full Hyperband iteration and ignores --n-trials",
     )
-    opt.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="default tpe")
+    opt.add_argument("--sampler", choices=SAMPLERS, help="default tpe")
     opt.add_argument(
         "--pruner",
         choices=PRUNERS,
-        default="none",
         help="default none: a pruned trial breaks its paired block; median and hyperband "
         "prune on per-epoch validation loss",
     )
@@ -73,44 +81,37 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     verdict.add_argument(
         "--metric",
         choices=("val_loss", "val_accuracy"),
-        default="val_loss",
         help="metric compared between placements (final epoch); default val_loss",
     )
     verdict.add_argument(
         "--threshold",
         type=float,
-        default=0.01,
         help="smallest difference that matters in practice (default 0.01)",
     )
     verdict.add_argument(
         "--confirm-seeds",
         type=_positive_int,
-        default=5,
         help="fresh seeds to re-train each placement's best configuration with (default 5)",
     )
     opt.add_argument(
         "--engine",
         choices=ENGINES,
-        default="population",
         help="population (default: many trials in one vectorised graph) or keras "
         "(one model.fit per trial, the reference)",
     )
     opt.add_argument(
         "--population",
         type=_positive_int,
-        default=DEFAULT_POPULATION,
         help=f"trials trained at once by the population engine (default {DEFAULT_POPULATION})",
     )
     opt.add_argument(
         "--heartbeat-interval",
         type=_positive_int,
-        default=10,
         help="seconds between Optuna heartbeats of running trials (default 10)",
     )
     opt.add_argument(
         "--grace-period",
         type=_positive_int,
-        default=60,
         help="a RUNNING trial without a heartbeat for this long is failed on the next run "
         "(default 60)",
     )
@@ -132,15 +133,14 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
         help="scale features with training-row mean/std (off by default, as in the thread)",
     )
     net = parser.add_argument_group("network and training")
-    net.add_argument("--epochs", type=_positive_int, default=20, help="default 20")
-    net.add_argument("--batch-size", type=_positive_int, default=16, help="default 16")
-    net.add_argument("--validation-split", type=float, default=0.2, help="default 0.2")
-    net.add_argument("--hidden-units", default="64,64", help="widths, default 64,64")
-    net.add_argument("--activation", choices=ACTIVATIONS, default="tanh", help="default tanh")
+    net.add_argument("--epochs", type=_positive_int, help="default 20")
+    net.add_argument("--batch-size", type=_positive_int, help="default 16")
+    net.add_argument("--validation-split", type=float, help="default 0.2")
+    net.add_argument("--hidden-units", help="widths, default 64,64")
+    net.add_argument("--activation", choices=ACTIVATIONS, help="default tanh")
     net.add_argument(
         "--initializer",
         choices=INITIALIZERS,
-        default="glorot_uniform",
         help="default glorot_uniform; 'uniform' is the thread's ±0.05",
     )
     net.add_argument(
@@ -168,12 +168,35 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     study = commands.add_parser(
         "study",
+        argument_default=argparse.SUPPRESS,
         help="run (or resume) a BN configuration study",
         description="Train the thread's network under BN configurations chosen by Optuna; "
         "log every trial to MLflow; print a table per placement.",
     )
     study.add_argument("--debug", **sub_debug)
     _add_study_flags(study)
+    sweep = commands.add_parser(
+        "sweep",
+        help="run every study file in a folder in turn (for cron / systemd timers)",
+        description="Runs each studies/*.toml in name order: a study at its target_trials is "
+        "'up to date'; others get trials up to the target and a refreshed verdict. Exit "
+        "codes: 0 all fine, 1 a study failed, 2 a bad study file, 3 a study was locked.",
+    )
+    sweep.add_argument("folder", help="folder of study files")
+    sweep.add_argument("--storage", help="Optuna storage URL for every study")
+    sweep.add_argument("--tracking-uri", help="MLflow tracking URI for every study")
+    sweep.add_argument("--debug", **sub_debug)
+    worker = commands.add_parser(
+        "worker",
+        argument_default=argparse.SUPPRESS,
+        help="pull trials of a shared study until it reaches target_trials (run on many machines)",
+        description="One of many workers sharing an Optuna storage (e.g. PostgreSQL) and an "
+        "MLflow server. Each claims whole paired blocks until the study holds target_trials "
+        "search trials; trials of a worker that died are failed by the next worker to start. "
+        "Workers skip the confirmation round: run `study` or `report` afterwards.",
+    )
+    worker.add_argument("--debug", **sub_debug)
+    _add_study_flags(worker)
     ui = commands.add_parser("ui", help="open the MLflow UI on the project's store")
     ui.add_argument(
         "--tracking-uri", help="default $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db"
@@ -203,61 +226,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_from_args(args: argparse.Namespace):  # noqa: ANN202 - StudyConfig, imported late
+def _config_from_args(args: argparse.Namespace, **forced: object):  # noqa: ANN202
+    """Defaults, then the study file's settings, then the flags given; a StudyConfig."""
+    from pathlib import Path
+
     from bnsearch.config import StudyConfig
     from bnsearch.model import NetworkSettings
     from bnsearch.space import SearchSpace
+    from bnsearch.studyfile import NETWORK_KEYS, load_study_file
 
-    try:
-        units = tuple(int(u) for u in args.hidden_units.split(","))
-    except ValueError:
-        raise UsageError(
-            f"--hidden-units takes comma-separated widths such as 64,64, not {args.hidden_units!r}."
-        ) from None
-    overrides = {}
-    if args.placements:
-        overrides["placement"] = [p.strip() for p in args.placements.split(",") if p.strip()]
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "debug", "study_file")}
+    study_file = getattr(args, "study_file", None)
+    settings = load_study_file(Path(study_file)) if study_file else {"network": {}, "space": {}}
+    network = dict(settings.pop("network"))
+    space = dict(settings.pop("space"))
+    if "name" in settings:
+        settings["study_name"] = settings.pop("name")
+    if "hidden_units" in given:
+        text = given.pop("hidden_units")
+        try:
+            given["hidden_units"] = [int(u) for u in text.split(",")]
+        except ValueError:
+            raise UsageError(
+                f"--hidden-units takes comma-separated widths such as 64,64, not {text!r}."
+            ) from None
+    if "placements" in given:
+        space["placement"] = [p.strip() for p in given.pop("placements").split(",") if p.strip()]
+    if given.pop("quiet", False):
+        given["verbose"] = False
+    for key in list(given):
+        if key in NETWORK_KEYS:
+            network[key] = given.pop(key)
+    if isinstance(network.get("hidden_units"), int):
+        network["hidden_units"] = [network["hidden_units"]]
+    if "hidden_units" in network:
+        network["hidden_units"] = tuple(network["hidden_units"])
+    settings.update(given)
+    settings.update(forced)
     return StudyConfig(
-        study_name=args.study_name,
-        data=args.data,
-        target=args.target,
-        standardize=args.standardize,
-        n_trials=args.n_trials,
-        timeout=args.timeout,
-        seed=args.seed,
-        storage=args.storage,
-        tracking_uri=args.tracking_uri,
-        engine=args.engine,
-        backend=args.backend,
-        tuner=args.tuner,
-        population=args.population,
-        sampler=args.sampler,
-        pruner=args.pruner,
-        metric=args.metric,
-        threshold=args.threshold,
-        confirm_seeds=args.confirm_seeds,
-        space=SearchSpace.from_overrides(overrides),
-        network=NetworkSettings(
-            hidden_units=units,
-            activation=args.activation,
-            initializer=args.initializer,
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            validation_split=args.validation_split,
-        ),
-        allow_changed_study=args.allow_changed_study,
-        heartbeat_interval=args.heartbeat_interval,
-        grace_period=args.grace_period,
-        verbose=not args.quiet,
+        **settings,
+        space=SearchSpace.from_overrides(space),
+        network=NetworkSettings(**network),
     )
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "study":
+        from bnsearch.study import run_study, study_lock
+
+        config = _config_from_args(args)
+        with study_lock(config):
+            run_study(config)
+        return 0
+    if args.command == "worker":
+        from bnsearch.errors import ConfigError
         from bnsearch.study import run_study
 
-        run_study(_config_from_args(args))
+        if not getattr(args, "study_file", None):
+            raise UsageError("worker needs a study file: python -m bnsearch worker studies/x.toml")
+        config = _config_from_args(args, confirm_seeds=0)
+        if config.target_trials is None:
+            raise ConfigError(
+                f"{args.study_file}: a worker needs `target_trials` (in the file or "
+                "--target-trials) to know when the shared study is done."
+            )
+        run_study(config)
         return 0
+    if args.command == "sweep":
+        return _sweep(args)
     if args.command == "ui":
         from bnsearch.tracking import default_tracking_uri, ui_command
 
@@ -293,6 +329,46 @@ def _run(args: argparse.Namespace) -> int:
         run_benchmark(short=args.short, populations=populations, n_rows=args.rows)
         return 0
     raise UsageError("say what to do: python -m bnsearch study (see --help).")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Run each study file in turn; one log line per study; the worst outcome's exit code."""
+    import time
+    from pathlib import Path
+
+    from bnsearch.study import run_study, study_lock
+
+    folder = Path(args.folder)
+    files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    if not files:
+        raise UsageError(f"no study files (*.toml) in {folder}; give a folder such as studies/.")
+    codes: list[int] = []
+    for path in files:
+        started = time.monotonic()
+        ns = argparse.Namespace(study_file=str(path), quiet=True)
+        for key in ("storage", "tracking_uri"):
+            if getattr(args, key):
+                setattr(ns, key, getattr(args, key))
+        try:
+            config = _config_from_args(ns)
+            with study_lock(config):
+                outcome = run_study(config)
+        except BnsearchError as error:
+            codes.append(error.exit_code)
+            print(f"sweep: {path.name}: error (exit {error.exit_code}): {error}", flush=True)
+            continue
+        verdict = outcome.verdict
+        print(
+            f"sweep: {path.name}: study {outcome.study_name!r}, "
+            f"+{len(outcome.new_results)} trials ({len(outcome.all_results)} in total) in "
+            f"{time.monotonic() - started:.0f} s; verdict {verdict.outcome}: {verdict.statement}",
+            flush=True,
+        )
+        codes.append(0)
+    for code in (2, 3, 1):
+        if code in codes:
+            return code
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

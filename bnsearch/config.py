@@ -41,6 +41,7 @@ class StudyConfig:
     target: str | None = None
     standardize: bool = False
     n_trials: int | None = None
+    target_trials: int | None = None
     timeout: float | None = None
     seed: int = 0
     storage: str | None = None
@@ -69,6 +70,12 @@ class StudyConfig:
             object.__setattr__(self, "n_trials", DEFAULT_N_TRIALS.get(self.engine, 16))
         if not isinstance(self.n_trials, int) or self.n_trials < 0:
             raise ConfigError(f"`n_trials` must be a non-negative integer, got {self.n_trials!r}.")
+        if self.target_trials is not None and (
+            not isinstance(self.target_trials, int) or self.target_trials < 0
+        ):
+            raise ConfigError(
+                f"`target_trials` must be a non-negative integer, got {self.target_trials!r}."
+            )
         if not isinstance(self.population, int) or self.population < 1:
             raise ConfigError(f"`population` must be a positive integer, got {self.population!r}.")
         if self.timeout is not None and self.timeout <= 0:

@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "StoreError",
+    "LockHeldError",
     "StudyFailedError",
     "UsageError",
 ]
@@ -42,3 +43,9 @@ class StudyFailedError(BnsearchError):
     """The study ran but produced no usable trial (every trial failed)."""
 
     exit_code = 1
+
+
+class LockHeldError(BnsearchError):
+    """Another bnsearch process is running the same study on this machine."""
+
+    exit_code = 3

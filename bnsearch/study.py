@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,11 +20,12 @@ from bnsearch.backends import (
     results_from_study,
     run_confirmation,
     run_trials,
+    search_trial_count,
 )
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset, load_dataset
 from bnsearch.engines import make_engine
-from bnsearch.errors import StudyFailedError
+from bnsearch.errors import LockHeldError, StudyFailedError
 from bnsearch.results import TrialResult, TrialState
 from bnsearch.summary import PlacementSummary, Progress, format_table, summarize
 from bnsearch.tracking import MlflowTracker
@@ -85,6 +88,17 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
                 flush=True,
             )
         existing = len(study.trials)
+        if config.target_trials is not None:
+            have = search_trial_count(study)
+            if have >= config.target_trials:
+                if config.verbose:
+                    print(
+                        f"bnsearch: study {name!r} is up to date ({have} of "
+                        f"{config.target_trials} search trials); nothing to do.",
+                        file=out,
+                        flush=True,
+                    )
+                return _up_to_date(study, config, name, started)
     parent = tracker.start_study_run(
         run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",
         params=config.as_params(),
@@ -168,6 +182,49 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
             "and the learning-rate range."
         )
     return outcome
+
+
+def _up_to_date(study: Any, config: StudyConfig, name: str, started: float) -> StudyOutcome:
+    results = results_from_study(study)
+    return StudyOutcome(
+        study_name=name,
+        new_results=[],
+        all_results=results,
+        table=summarize([r for r in results if r.spec.phase == "search"]),
+        verdict=verdict_for(study, results, config),
+        report_files=[],
+        parent_run_id="",
+        tracking_uri=config.resolved_tracking_uri,
+        storage=config.resolved_storage,
+        wall_time_s=time.monotonic() - started,
+    )
+
+
+@contextlib.contextmanager
+def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
+    """Hold ``mlruns/locks/<study>.lock`` for the study's run on this machine.
+
+    A second ``study``/``sweep`` of the same study exits at once with LockHeldError
+    (exit code 3) instead of interleaving with the first. Workers sharing a PostgreSQL
+    storage across machines do not take it: Optuna's storage coordinates them.
+    """
+    import fcntl
+
+    folder = Path("mlruns") / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{config.resolved_study_name}.lock"
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise LockHeldError(
+                f"study {config.resolved_study_name!r} is being run by another bnsearch "
+                f"process on this machine (lock {path}); wait for it to finish."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run_optuna(

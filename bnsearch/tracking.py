@@ -107,9 +107,16 @@ class MlflowTracker:
                 location = None
                 if root is not None:
                     location = (root.resolve() / self.experiment_name).as_uri()
-                experiment_id = client.create_experiment(
-                    self.experiment_name, artifact_location=location
-                )
+                try:
+                    experiment_id = client.create_experiment(
+                        self.experiment_name, artifact_location=location
+                    )
+                except Exception:
+                    # Another worker created it first: use theirs.
+                    experiment = client.get_experiment_by_name(self.experiment_name)
+                    if experiment is None:
+                        raise
+                    experiment_id = experiment.experiment_id
             else:
                 experiment_id = experiment.experiment_id
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user

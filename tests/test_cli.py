@@ -85,3 +85,43 @@ def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp
     assert "data:image/png;base64," in page
     missing = _bnsearch("report", "--study-name", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "no study 'nope'" in missing.stderr
+
+
+def _study_file(folder: Path, name: str, data: Path, target: int = 3) -> Path:
+    path = folder / f"{name}.toml"
+    path.write_text(
+        f'name = "{name}"\ndata = "{data}"\ntarget = "label"\ntarget_trials = {target}\n'
+        'confirm_seeds = 0\nengine = "keras"\n[network]\nepochs = 1\nhidden_units = [4]\n'
+    )
+    return path
+
+
+def test_sweep_runs_each_study_once_then_reports_up_to_date(tiny_csv: Path, tmp_path: Path):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    _study_file(studies, "alpha", tiny_csv)
+    _study_file(studies, "beta", tiny_csv)
+    first = _bnsearch("sweep", str(studies), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    lines = [line for line in first.stdout.splitlines() if line.startswith("sweep:")]
+    assert len(lines) == 2 and all("+3 trials" in line and "verdict" in line for line in lines)
+    second = _bnsearch("sweep", str(studies), cwd=tmp_path)
+    assert second.returncode == 0
+    assert second.stdout.count("+0 trials (3 in total)") == 2
+    (studies / "broken.toml").write_text("n_trails = 3\n")
+    third = _bnsearch("sweep", str(studies), cwd=tmp_path)
+    assert third.returncode == 2
+    assert "broken.toml: error (exit 2)" in third.stdout and "n_trails" in third.stdout
+    assert third.stdout.count("+0 trials") == 2  # the good studies still ran
+
+
+def test_a_second_run_of_a_locked_study_exits_3(tiny_csv: Path, tmp_path: Path):
+    import fcntl
+
+    path = _study_file(tmp_path, "locked", tiny_csv)
+    (tmp_path / "mlruns" / "locks").mkdir(parents=True)
+    with open(tmp_path / "mlruns" / "locks" / "locked.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        result = _bnsearch("study", str(path), cwd=tmp_path)
+    assert result.returncode == 3
+    assert "being run by another bnsearch process" in result.stderr

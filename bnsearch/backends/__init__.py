@@ -7,6 +7,7 @@ from bnsearch.backends._optuna import (
     results_from_study,
     run_confirmation,
     run_trials,
+    search_trial_count,
     trial_seed,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "results_from_study",
     "run_confirmation",
     "run_trials",
+    "search_trial_count",
     "trial_seed",
 ]

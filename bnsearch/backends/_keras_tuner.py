@@ -25,6 +25,7 @@ Hyperband and GridSearch) and logs from ``on_trial_begin``, ``on_epoch_end`` and
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import shutil
@@ -95,7 +96,9 @@ class _TrackedTuner:
         import keras
 
         super().on_trial_begin(trial)
-        keras.backend.clear_session()  # keeps memory flat over many trials
+        # Keeps memory flat over many trials: drop the previous trial's graphs and models.
+        keras.backend.clear_session(free_memory=True)
+        gc.collect()
         spec = self._spec(trial)
         keras.utils.set_random_seed(spec.seed)
         values = trial.hyperparameters.values

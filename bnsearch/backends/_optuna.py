@@ -21,6 +21,7 @@ from bnsearch.data import Dataset
 from bnsearch.engines import Engine
 from bnsearch.errors import ConfigError, StoreError
 from bnsearch.results import TrialResult, TrialSpec, TrialState
+from bnsearch.space import BNConfig
 from bnsearch.tracking import MlflowTracker
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "results_from_study",
     "run_confirmation",
     "run_trials",
+    "search_trial_count",
     "trial_seed",
 ]
 
@@ -283,10 +285,37 @@ def _ask_block(study: Any, config: StudyConfig) -> list[tuple[Any, TrialSpec]]:
     for placement in config.space.placement:
         if placement == first.placement:
             continue
-        study.enqueue_trial({**template.params, "placement": placement}, skip_if_exists=False)
-        trial = study.ask()
-        members.append((trial, TrialSpec(trial.number, config.space.suggest(trial), seed, block)))
+        params = {**template.params, "placement": placement}
+        trial = _claim_trial(study, params, template.distributions)
+        members.append((trial, TrialSpec(trial.number, BNConfig(**params), seed, block)))
     return members
+
+
+def _claim_trial(study: Any, params: dict[str, Any], distributions: dict[str, Any]) -> Any:
+    """Create a RUNNING trial with fixed ``params`` owned by this process.
+
+    Unlike ``enqueue_trial`` + ``ask``, no other worker sharing the storage can take it from
+    the queue, so a worker always trains its whole block.
+    """
+    import datetime
+
+    import optuna
+
+    template = optuna.trial.FrozenTrial(
+        number=-1,
+        state=optuna.trial.TrialState.RUNNING,
+        value=None,
+        datetime_start=datetime.datetime.now(),
+        datetime_complete=None,
+        params=params,
+        distributions=distributions,
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
+    )
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+    return optuna.Trial(study, trial_id)
 
 
 def _ask_confirmation(
@@ -296,18 +325,26 @@ def _ask_confirmation(
     seeds; the k-th seed is shared by every placement, so the round is paired too."""
     members = []
     round_id = len(study.trials)
+    distributions = next(
+        t.distributions for t in study.get_trials(deepcopy=False) if "placement" in t.params
+    )
     for k in range(config.confirm_seeds):
         seed = trial_seed(config.seed + 104_729, round_id + k)
         for result in best:
             params = result.config.as_params()
-            study.enqueue_trial(params, skip_if_exists=False)
-            trial = study.ask()
-            spec = TrialSpec(
-                trial.number, config.space.suggest(trial), seed, round_id,
-                phase="confirm",
-            )  # fmt: skip
+            trial = _claim_trial(study, params, distributions)
+            spec = TrialSpec(trial.number, result.config, seed, round_id, phase="confirm")
             members.append((trial, spec))
     return members
+
+
+def search_trial_count(study: Any) -> int:
+    """Search-phase trials in the study, finished or running, from any worker."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get("bnsearch.phase", "search") == "search"
+    )
 
 
 def best_per_placement(results: list[TrialResult]) -> list[TrialResult]:
@@ -395,10 +432,17 @@ def run_trials(
     results: list[TrialResult] = []
     block_size = len(config.space.placement)
     blocks_per_batch = max(1, batch_size // block_size)
-    while len(results) < config.n_trials:
+    while True:
+        if config.target_trials is not None:
+            # Re-counted before every batch: other workers add trials to the same study.
+            remaining = config.target_trials - search_trial_count(study)
+        else:
+            remaining = config.n_trials - len(results)
+        if remaining <= 0:
+            break
         if config.timeout is not None and time.monotonic() - started >= config.timeout:
             break
-        remaining_blocks = math.ceil((config.n_trials - len(results)) / block_size)
+        remaining_blocks = math.ceil(remaining / block_size)
         asked: list[tuple[Any, TrialSpec]] = []
         for _ in range(min(blocks_per_batch, remaining_blocks)):
             asked.extend(_ask_block(study, config))

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bnsearch.cli import _config_from_args, build_parser
+from bnsearch.errors import ConfigError
+from bnsearch.studyfile import load_study_file
+
+STUDIES = Path(__file__).resolve().parent.parent / "studies"
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_study_files_load_into_valid_configs(path):
+    args = build_parser().parse_args(["study", str(path)])
+    config = _config_from_args(args)
+    assert config.study_name and config.target_trials
+
+
+def test_flags_override_the_file(tmp_path: Path):
+    path = tmp_path / "s.toml"
+    path.write_text('name = "x"\nn_trials = 9\n[network]\nepochs = 7\nhidden_units = [8, 4]\n')
+    args = build_parser().parse_args(["study", str(path), "--epochs", "3", "--seed", "5"])
+    config = _config_from_args(args)
+    assert config.study_name == "x" and config.n_trials == 9 and config.seed == 5
+    assert config.network.epochs == 3 and config.network.hidden_units == (8, 4)
+
+
+def test_relative_data_paths_are_relative_to_the_file(tmp_path: Path):
+    (tmp_path / "s.toml").write_text('data = "d.csv"\n')
+    assert load_study_file(tmp_path / "s.toml")["data"] == str(tmp_path / "d.csv")
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("n_trails = 3\n", ["n_trails", "n_trials", "s.toml"]),
+        ('n_trials = "many"\n', ["n_trials", "int", "s.toml"]),
+        ("standardize = 1\n", ["standardize", "bool"]),
+        ("[network]\nepoch = 3\n", ["epoch", "epochs", "[network]"]),
+        ("[space]\nmomentum = [0.5, 1.0]\n", ["momentum", "< 1"]),
+        ("name = \n", ["not valid TOML"]),
+    ],
+)
+def test_bad_study_files_name_the_key_and_the_file(tmp_path: Path, text, words):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        _config_from_args(build_parser().parse_args(["study", str(path)]))
+    for word in words:
+        assert word in str(caught.value)
