@@ -67,6 +67,10 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     started = time.monotonic()
     dataset = load_study_dataset(config)
     keras_tuner = config.backend == "keras-tuner"
+    if config.engine == "population" and config.backend == "optuna":
+        from bnsearch.engines._population import check_memory
+
+        check_memory(config.population, dataset, config.network)
     name = config.resolved_study_name
     tracker = MlflowTracker(config.resolved_tracking_uri, name)
     tracker.connect()  # fails before the Optuna storage is touched

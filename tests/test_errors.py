@@ -72,6 +72,7 @@ CASES = {
     "unknown sklearn": (["--data", "sklearn:nope"], ["sklearn:nope"]),
     "bad openml id": (["--data", "openml:abc"], ["openml:abc", "number"]),
     "bad range": (["--placements", "before,sideways"], ["sideways"]),
+    "population too large": (["--population", "100000"], ["--population", "GiB"]),
     "bad validation split": (["--validation-split", "1.5"], ["validation_split"]),
     "changed space": (
         [
@@ -126,3 +127,15 @@ def test_a_locked_store_is_reported_not_crashed(workspace):
 def test_debug_shows_the_traceback(workspace):
     result = _bnsearch("--debug", "study", "--data", "nope.csv", *TINY, cwd=workspace)
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_openml_offline_is_a_clear_error(tmp_path, monkeypatch):
+    from bnsearch.data import load_dataset
+    from bnsearch.errors import DataError
+
+    # A proxy on a closed local port: the real download path, failing at once as offline.
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="offline"):
+        load_dataset("openml:31")

@@ -40,7 +40,8 @@ def _trial_runs(tracking_uri: str):
 
 def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
     out = io.StringIO()
-    outcome = run_study(_config(tiny_csv, stores, n_trials=6, confirm_seeds=1), stream=out)
+    config = _config(tiny_csv, stores, n_trials=6, confirm_seeds=1, engine="population")
+    outcome = run_study(config, stream=out)
     client, runs = _trial_runs(stores["tracking_uri"])
     assert len(runs) == 9  # two paired blocks of 3 placements, then 1 confirmation seed each
     for run in runs:
@@ -71,7 +72,10 @@ def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
 
 
 def test_trials_come_in_paired_blocks_differing_only_in_placement(tiny_csv, stores):
-    outcome = run_study(_config(tiny_csv, stores, n_trials=6, confirm_seeds=2, verbose=False))
+    config = _config(
+        tiny_csv, stores, n_trials=6, confirm_seeds=2, verbose=False, engine="population"
+    )
+    outcome = run_study(config)
     search = [r for r in outcome.new_results if r.spec.phase == "search"]
     blocks: dict[int, list] = {}
     for result in search:
@@ -111,14 +115,14 @@ def test_diverging_trial_is_recorded_as_failed_and_the_study_goes_on(tiny_csv, s
     states = [r.state for r in outcome.new_results]
     # The first block shares the diverging learning rate; the second block trains normally.
     assert states[:3] == [TrialState.FAILED] * 3
-    assert "non-finite" in outcome.new_results[0].fail_reason
+    assert "loss became" in outcome.new_results[0].fail_reason
     assert states[3:] == [TrialState.COMPLETE] * 3
     trials = optuna.load_study(study_name="tiny", storage=stores["storage"]).trials
     assert trials[0].state is optuna.trial.TrialState.FAIL
-    assert "non-finite" in trials[0].user_attrs["fail_reason"]
+    assert "loss became" in trials[0].user_attrs["fail_reason"]
     client, runs = _trial_runs(stores["tracking_uri"])
     failed = [r for r in runs if r.info.status == "FAILED"]
-    assert len(failed) == 3 and "non-finite" in failed[0].data.tags["bnsearch.fail_reason"]
+    assert len(failed) == 3 and "loss became" in failed[0].data.tags["bnsearch.fail_reason"]
 
 
 def test_a_study_whose_trials_all_fail_raises(tiny_csv, stores):
@@ -136,3 +140,13 @@ def test_changing_the_space_of_an_existing_study_is_refused(tiny_csv, stores):
         tiny_csv, stores, n_trials=1, space=changed, verbose=False, allow_changed_study=True
     )
     assert len(run_study(allowed).all_results) == 6
+
+
+def test_too_many_consecutive_failures_stop_the_study_with_the_reasons(tiny_csv, stores):
+    space = SearchSpace.from_overrides({"learning_rate": 1e38, "placement": ["none"]})
+    with pytest.raises(StudyFailedError, match="stopped after 3 consecutive failed trials"):
+        run_study(_config(tiny_csv, stores, n_trials=10, space=space, verbose=False))
+    study = optuna.load_study(study_name="tiny", storage=stores["storage"])
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 3
+    client, runs = _trial_runs(stores["tracking_uri"])
+    assert sorted(r.info.status for r in runs) == ["FAILED"] * 3

@@ -111,13 +111,15 @@ def test_workers_share_a_study_and_a_killed_worker_is_cleaned_up(
     closer = _worker(tmp_path, study_file, mlflow_server)
     stdout, stderr = closer.communicate(timeout=300)
     assert closer.returncode == 0, stderr[-2000:]
-    assert "closed" in stdout and "up to date" in stdout
+    # It fails the dead worker's trials, and makes them up so the study reaches its target.
+    assert "closed" in stdout
 
     study = optuna.load_study(study_name=name, storage=POSTGRES)
     states = [t.state for t in study.trials]
     assert optuna.trial.TrialState.RUNNING not in states
     assert states.count(optuna.trial.TrialState.FAIL) >= 1  # the killed worker's trials
-    assert len(study.trials) >= 9
+    complete = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 9
     blocks: dict[int, list] = {}
     for trial in study.trials:
         if "bnsearch.block" in trial.user_attrs:

@@ -339,12 +339,50 @@ def _ask_confirmation(
 
 
 def search_trial_count(study: Any) -> int:
-    """Search-phase trials in the study, finished or running, from any worker."""
+    """Search-phase trials that count towards ``target_trials``: complete, pruned or still
+    running, from any worker. Failed trials do not count, so trials lost with a killed
+    worker (or that diverged) are made up by later ones."""
+    import optuna
+
+    counted = (
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.RUNNING,
+        optuna.trial.TrialState.WAITING,
+    )
     return sum(
         1
-        for t in study.get_trials(deepcopy=False)
+        for t in study.get_trials(deepcopy=False, states=counted)
         if t.user_attrs.get("bnsearch.phase", "search") == "search"
     )
+
+
+MAX_CONSECUTIVE_FAILED_BATCHES = 3
+
+
+def _stop_after_failures(results: list[TrialResult], batch: list[TrialResult]) -> None:
+    """Stop a study whose last batches failed entirely, with a summary of the reasons."""
+    if batch and any(r.state is not TrialState.FAILED for r in batch):
+        return
+    failed_run = 0
+    for result in reversed(results):
+        if result.state is not TrialState.FAILED:
+            break
+        failed_run += 1
+    batches = failed_run / max(len(batch), 1)
+    if batches >= MAX_CONSECUTIVE_FAILED_BATCHES:
+        from collections import Counter
+
+        from bnsearch.errors import StudyFailedError
+
+        reasons = Counter(
+            (r.fail_reason or "unknown").split(" at epoch")[0] for r in results[-failed_run:]
+        )
+        summary = "; ".join(f"{n}× {reason}" for reason, n in reasons.most_common(3))
+        raise StudyFailedError(
+            f"stopped after {failed_run} consecutive failed trials ({summary}); check the data "
+            "and the learning-rate range."
+        )
 
 
 def best_per_placement(results: list[TrialResult]) -> list[TrialResult]:
@@ -446,7 +484,9 @@ def run_trials(
         asked: list[tuple[Any, TrialSpec]] = []
         for _ in range(min(blocks_per_batch, remaining_blocks)):
             asked.extend(_ask_block(study, config))
-        results.extend(_train_and_tell(study, config, dataset, engine, tracker, asked, on_result))
+        batch = _train_and_tell(study, config, dataset, engine, tracker, asked, on_result)
+        results.extend(batch)
+        _stop_after_failures(results, batch)
     return results
 
 

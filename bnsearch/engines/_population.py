@@ -52,7 +52,7 @@ from bnsearch.errors import ConfigError
 from bnsearch.model import NetworkSettings, _initializer, dense_uses_bias, layer_plan
 from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
 
-__all__ = ["PopulationEngine", "estimate_memory_bytes"]
+__all__ = ["PopulationEngine", "check_memory", "estimate_memory_bytes"]
 
 # Bytes of float32 activations kept per (member, batch row, hidden unit) for backprop; a
 # generous multiple covers pre/post BN, activation, dropout mask and gradients.
@@ -359,6 +359,27 @@ def _population_size(n_specs: int, max_population: int) -> int:
     return min(size, max_population)
 
 
+MEMORY_LIMIT_BYTES = 4 * 2**30
+
+
+def check_memory(
+    population: int,
+    dataset: Dataset,
+    network: NetworkSettings,
+    limit_bytes: int = MEMORY_LIMIT_BYTES,
+) -> None:
+    """Refuse, before anything runs, a population or dataset too large for the memory limit."""
+    size = _population_size(population, population)
+    n_val = dataset.n_rows - split_index(dataset.n_rows, network.validation_split)
+    need = estimate_memory_bytes(size, dataset, network, n_val)
+    if need > limit_bytes:
+        raise ConfigError(
+            f"a population of {size} on {dataset.n_rows} rows needs about "
+            f"{need / 2**30:.1f} GiB, over the {limit_bytes / 2**30:.1f} GiB limit; lower "
+            "--population (or use fewer rows)."
+        )
+
+
 class PopulationEngine:
     """Trains up to ``max_population`` trials at once in one vectorised TensorFlow graph.
 
@@ -374,7 +395,7 @@ class PopulationEngine:
         max_population: int = 64,
         shuffle: bool = True,
         jit_compile: bool = True,
-        memory_limit_bytes: int = 4 * 2**30,
+        memory_limit_bytes: int = MEMORY_LIMIT_BYTES,
     ) -> None:
         self.max_population = max_population
         self.shuffle = shuffle
@@ -408,14 +429,7 @@ class PopulationEngine:
         # Epochs do not shape the graph: studies with other epoch counts share it.
         key = (size, dataset.fingerprint, replace(network, epochs=1))
         if key not in self._cache:
-            n_val = dataset.n_rows - split_index(dataset.n_rows, network.validation_split)
-            need = estimate_memory_bytes(size, dataset, network, n_val)
-            if need > self.memory_limit_bytes:
-                raise ConfigError(
-                    f"a population of {size} needs about {need / 2**30:.1f} GiB, over the "
-                    f"{self.memory_limit_bytes / 2**30:.1f} GiB limit; lower --population or "
-                    "use fewer rows."
-                )
+            check_memory(size, dataset, network, self.memory_limit_bytes)
             self._cache.clear()  # one population's graphs at a time keeps memory flat
             self._cache[key] = _Population(size, dataset, network, self.jit_compile)
         return self._cache[key]
