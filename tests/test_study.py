@@ -145,7 +145,10 @@ def test_changing_the_space_of_an_existing_study_is_refused(tiny_csv, stores):
 def test_too_many_consecutive_failures_stop_the_study_with_the_reasons(tiny_csv, stores):
     space = SearchSpace.from_overrides({"learning_rate": 1e38, "placement": ["none"]})
     with pytest.raises(StudyFailedError, match="stopped after 3 consecutive failed trials"):
-        run_study(_config(tiny_csv, stores, n_trials=10, space=space, verbose=False))
+        # The Keras engine trains one trial per batch, so three batches are three trials.
+        run_study(
+            _config(tiny_csv, stores, n_trials=10, space=space, verbose=False, engine="keras")
+        )
     study = optuna.load_study(study_name="tiny", storage=stores["storage"])
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 3
     client, runs = _trial_runs(stores["tracking_uri"])
