@@ -381,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     signal.signal(signal.SIGTERM, _terminate)
+    # A shell without job control starts background commands with SIGINT ignored, and
+    # Python keeps it so; bnsearch always wants Ctrl-C / SIGINT to end trials cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -181,15 +181,22 @@ class MlflowTracker:
         mlflow_dataset = mlflow.data.from_numpy(
             dataset.x, targets=dataset.y, name=dataset.name, digest=dataset.fingerprint
         )
-        self.client.log_inputs(
-            run_id,
-            datasets=[
-                DatasetInput(
-                    mlflow_dataset._to_mlflow_entity(),
-                    tags=[InputTag("mlflow.data.context", "training")],
-                )
-            ],
-        )
+        inputs = [
+            DatasetInput(
+                mlflow_dataset._to_mlflow_entity(),
+                tags=[InputTag("mlflow.data.context", "training")],
+            )
+        ]
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(run_id, datasets=inputs)
+                return
+            except Exception:
+                # Workers starting together race to insert the same dataset row; once one
+                # has, the others' retry links to it.
+                if attempt == 2:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
     def log_artifact(self, local_path: Path, run_id: str | None = None) -> None:
         self.client.log_artifact(run_id or self.parent_run_id, str(local_path))
