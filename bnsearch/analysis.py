@@ -193,7 +193,7 @@ def analyze(
     seed: int = 0,
 ) -> Verdict:
     """Turn a study's TrialResults into a Verdict (nothing is trained here)."""
-    blocks = _blocks([r for r in results if r not in confirmation_phase])
+    blocks = _blocks([r for r in results if r.spec.phase == "search"])
     placements = sorted(
         {r.config.placement for rs in blocks.values() for r in rs}, key=_placement_rank
     )

@@ -27,7 +27,15 @@ def _positive_int(text: str) -> int:
 
 
 def _add_study_flags(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.config import DEFAULT_N_TRIALS, DEFAULT_POPULATION, PRUNERS, SAMPLERS
+    from bnsearch.config import (
+        BACKENDS,
+        DEFAULT_N_TRIALS,
+        DEFAULT_POPULATION,
+        METRIC_CHOICES,
+        PRUNERS,
+        SAMPLERS,
+        TUNERS,
+    )
     from bnsearch.engines import ENGINES
     from bnsearch.model import ACTIVATIONS, INITIALIZERS
     from bnsearch.space import PLACEMENTS
@@ -61,12 +69,12 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--seed", type=int, help="seed of the sampler and trials")
     opt.add_argument(
         "--backend",
-        choices=("optuna", "keras-tuner"),
+        choices=BACKENDS,
         help="optuna (default) or keras-tuner (uses the Keras engine; no paired verdict)",
     )
     opt.add_argument(
         "--tuner",
-        choices=("random", "bayesian", "hyperband", "grid"),
+        choices=TUNERS,
         help="Keras Tuner's tuner with --backend keras-tuner (default random); hyperband runs "
         "one full Hyperband iteration and ignores --n-trials",
     )
@@ -80,7 +88,7 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     verdict = parser.add_argument_group("verdict")
     verdict.add_argument(
         "--metric",
-        choices=("val_loss", "val_accuracy"),
+        choices=METRIC_CHOICES,
         help="metric compared between placements (final epoch); default val_loss",
     )
     verdict.add_argument(
@@ -210,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--study-name", required=True, help="the study to report on")
     report.add_argument("--storage", help="Optuna storage URL; default sqlite:///mlruns/optuna.db")
     report.add_argument("--tracking-uri", help="MLflow tracking URI for the report run")
-    report.add_argument("--metric", choices=("val_loss", "val_accuracy"), default="val_loss")
+    from bnsearch.config import METRIC_CHOICES
+
+    report.add_argument("--metric", choices=METRIC_CHOICES, default="val_loss")
     report.add_argument("--threshold", type=float, default=0.01, help="default 0.01")
     report.add_argument("--out", help="folder for the report; default mlruns/reports/<study>")
     report.add_argument("--debug", **sub_debug)

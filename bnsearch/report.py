@@ -15,6 +15,7 @@ import numpy as np
 
 from bnsearch.analysis import Verdict, metric_value
 from bnsearch.results import TrialResult
+from bnsearch.space import PLACEMENTS
 from bnsearch.summary import format_table, summarize
 
 __all__ = ["PLOTS", "write_report"]
@@ -32,9 +33,8 @@ def _pyplot():  # noqa: ANN202 - matplotlib is imported late and headless
 
 
 def _placements(results: Sequence[TrialResult]) -> list[str]:
-    order = ("none", "before", "after", "before_output", "input")
     found = {r.config.placement for r in results}
-    return [p for p in order if p in found] + sorted(found - set(order))
+    return [p for p in PLACEMENTS if p in found] + sorted(found - set(PLACEMENTS))
 
 
 def _plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) -> None:

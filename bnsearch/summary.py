@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bnsearch.results import TrialResult, TrialState
+from bnsearch.space import PLACEMENTS
 
 __all__ = ["PlacementSummary", "Progress", "format_table", "summarize"]
 
@@ -95,8 +96,7 @@ def summarize(results: Sequence[TrialResult]) -> list[PlacementSummary]:
 
 
 def _placement_order(placement: str) -> int:
-    order = ("none", "before", "after", "before_output", "input")
-    return order.index(placement) if placement in order else len(order)
+    return PLACEMENTS.index(placement) if placement in PLACEMENTS else len(PLACEMENTS)
 
 
 def format_table(rows: Sequence[PlacementSummary]) -> str:

@@ -267,11 +267,6 @@ class MlflowTracker:
         self.client.set_tag(run_id, "bnsearch.state", "FAILED")
         self.client.set_terminated(run_id, status=status)
 
-    def child_runs(self) -> list[Any]:
-        return self.client.search_runs(
-            [self.experiment_id], filter_string="tags.`bnsearch.kind` = 'trial'", max_results=50000
-        )
-
 
 def _param_value(value: Any) -> str:
     if isinstance(value, float):

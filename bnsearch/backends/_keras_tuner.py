@@ -42,9 +42,7 @@ from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
 from bnsearch.space import BNConfig
 from bnsearch.tracking import MlflowTracker
 
-__all__ = ["TUNERS", "project_dir", "results_from_project", "run_keras_tuner"]
-
-TUNERS = ("random", "bayesian", "hyperband", "grid")
+__all__ = ["project_dir", "results_from_project", "run_keras_tuner"]
 _RESULTS_FILE = "bnsearch_results.jsonl"
 _STATE_FILE = "bnsearch_study.json"
 _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")

@@ -239,11 +239,6 @@ class _EpochSnapshot:
         trials = self._trials if states is None else [t for t in self._trials if t.state in states]
         return copy.deepcopy(trials) if deepcopy else list(trials)
 
-    def _get_trials(
-        self, deepcopy: bool = True, states: Any = None, use_cache: bool = False
-    ) -> list[Any]:
-        return self.get_trials(deepcopy=deepcopy, states=states)
-
     def should_prune(self, trial: Any, epoch: int, value: float) -> bool:
         """Report ``value`` for ``epoch`` and ask the study's pruner about ``trial``."""
         trial.report(value, epoch)
@@ -504,8 +499,3 @@ def run_confirmation(
         return []
     asked = _ask_confirmation(study, config, best)
     return _train_and_tell(study, config, dataset, engine, tracker, asked, on_result)
-
-
-def best_value(results: list[TrialResult]) -> float:
-    values = [r.value for r in results if r.value is not None and math.isfinite(r.value)]
-    return min(values) if values else math.nan
