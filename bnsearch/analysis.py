@@ -6,10 +6,15 @@ each pair of placements the analysis takes the within-block differences of the s
 metric (final validation loss by default; lower is better) over blocks where both trials
 completed, and reports:
 
-* mean and median difference, a bootstrap 95 % confidence interval of the mean
-  (``scipy.stats.bootstrap``, BCa), the Wilcoxon signed-rank p-value
-  (``scipy.stats.wilcoxon``) with Holm's correction across the pairs, and the effect size
-  ``d_z = mean(d) / sd(d)``.
+* the median and mean difference, a bootstrap 95 % confidence interval of the median
+  (``scipy.stats.bootstrap``, percentile, 4,999 resamples), the Wilcoxon signed-rank
+  p-value (``scipy.stats.wilcoxon``) with Holm's correction across the pairs, and the
+  effect size ``d_z = mean(d) / sd(d)``.
+
+The verdict rests on the median, not the mean: a trial whose loss blew up to 1e17 without
+becoming NaN (ReLU networks on raw features do) moves the mean, and its interval, by
+orders of magnitude, while the median and the rank-based Wilcoxon test describe the
+typical block. The mean is still reported beside it.
 
 The verdict answers the thread's question, ``before`` against ``after``, with a practical
 threshold ``delta`` (default 0.01 in validation loss or accuracy):
@@ -80,7 +85,7 @@ class PairComparison:
     n_blocks: int
     mean: float
     median: float
-    ci_low: float
+    ci_low: float  # 95 % bootstrap interval of the median
     ci_high: float
     p_value: float
     p_holm: float
@@ -120,13 +125,15 @@ class Verdict:
     extra_blocks_needed: int | None
     confirmations: tuple[PlacementConfirmation, ...] = ()
     importances: dict[str, float] = field(default_factory=dict)
+    # When the study searches the activation: the same analysis within each activation.
+    by_activation: dict[str, Verdict] = field(default_factory=dict)
 
     def summary_lines(self) -> list[str]:
         lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.statement}"]
         for pair in self.pairs:
             lines.append(
-                f"  {pair.first} − {pair.second}: mean {pair.mean:+.4f} "
-                f"[95% CI {pair.ci_low:+.4f}, {pair.ci_high:+.4f}], median {pair.median:+.4f}, "
+                f"  {pair.first} − {pair.second}: median {pair.median:+.4f} "
+                f"[95% CI {pair.ci_low:+.4f}, {pair.ci_high:+.4f}], mean {pair.mean:+.4g}, "
                 f"d_z {pair.effect_size:+.2f}, Wilcoxon p {pair.p_value:.3g} "
                 f"(Holm {pair.p_holm:.3g}), {pair.n_blocks} blocks"
             )
@@ -140,6 +147,8 @@ class Verdict:
             lines.append(
                 "  importance: " + ", ".join(f"{name} {value:.2f}" for name, value in ranked)
             )
+        for activation, verdict in self.by_activation.items():
+            lines.append(f"  with {activation}: {verdict.statement}")
         return lines
 
 
@@ -160,23 +169,22 @@ def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> dict[str,
 
     n = len(diffs)
     mean = float(np.mean(diffs))
+    median = float(np.median(diffs)) if n else math.nan
     if n >= 3 and np.ptp(diffs) > 0:
         ci = stats.bootstrap(
-            (diffs,), np.mean, confidence_level=0.95, n_resamples=4999, method="BCa",
+            (diffs,), np.median, confidence_level=0.95, n_resamples=4999, method="percentile",
             rng=np.random.default_rng(seed),
         ).confidence_interval  # fmt: skip
         low, high = float(ci.low), float(ci.high)
-        if not (math.isfinite(low) and math.isfinite(high)):
-            low, high = (float(v) for v in np.percentile(diffs, [2.5, 97.5]))
     else:
-        low = high = mean if n else math.nan
+        low = high = median
     varies = n >= 2 and bool(np.any(diffs != 0))
     p_value = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
     sd = float(np.std(diffs, ddof=1)) if n > 1 else math.nan
     effect = mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
     return {
         "mean": mean,
-        "median": float(np.median(diffs)) if n else math.nan,
+        "median": median,
         "ci_low": low,
         "ci_high": high,
         "p_value": p_value,
@@ -226,6 +234,19 @@ def analyze(
     )
     outcome, statement, extra = _decide(primary, metric, threshold)
     confirmations = _confirmations(confirmation_phase, metric)
+    activations = sorted({r.config.activation for r in results if r.config.activation})
+    by_activation = {}
+    if len(activations) > 1:  # does the best placement depend on the activation?
+        for activation in activations:
+            by_activation[activation] = analyze(
+                [r for r in results if r.config.activation == activation],
+                metric=metric,
+                threshold=threshold,
+                confirmation_phase=[
+                    r for r in confirmation_phase if r.config.activation == activation
+                ],
+                seed=seed,
+            )
     return Verdict(
         metric=metric,
         threshold=threshold,
@@ -238,6 +259,7 @@ def analyze(
         extra_blocks_needed=extra,
         confirmations=confirmations,
         importances=dict(importances or {}),
+        by_activation=by_activation,
     )
 
 
@@ -256,10 +278,10 @@ def _decide(
             f"not enough paired blocks ({n}); run more trials (at least 3 complete blocks).",
             None,
         )
-    low, high, mean, n = pair.ci_low, pair.ci_high, pair.mean, pair.n_blocks
+    low, high, median, n = pair.ci_low, pair.ci_high, pair.median, pair.n_blocks
     interval = (
-        f"mean difference {pair.first} − {pair.second} {mean:+.4f}, "
-        f"95% CI [{low:+.4f}, {high:+.4f}], {n} blocks"
+        f"median difference {pair.first} − {pair.second} {median:+.4f}, "
+        f"95% CI [{low:+.4f}, {high:+.4f}], mean {pair.mean:+.4g}, {n} blocks"
     )
     better_first = high < -threshold if _lower_is_better(metric) else low > threshold
     better_second = low > threshold if _lower_is_better(metric) else high < -threshold
@@ -277,7 +299,7 @@ def _decide(
             None,
         )
     half_width = (high - low) / 2
-    target = abs(abs(mean) - threshold)
+    target = abs(abs(median) - threshold)
     target = max(target, threshold / 4)
     needed = math.ceil(n * (half_width / target) ** 2) - n if half_width > target else 1
     needed = max(needed, 1)

@@ -37,7 +37,7 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
         TUNERS,
     )
     from bnsearch.engines import ENGINES
-    from bnsearch.model import ACTIVATIONS, INITIALIZERS
+    from bnsearch.model import ACTIVATIONS, FAMILIES, INITIALIZERS
     from bnsearch.space import PLACEMENTS
 
     opt = parser.add_argument_group("study (flags follow Optuna's CLI where they overlap)")
@@ -144,8 +144,27 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--epochs", type=_positive_int, help="default 20")
     net.add_argument("--batch-size", type=_positive_int, help="default 16")
     net.add_argument("--validation-split", type=float, help="default 0.2")
-    net.add_argument("--hidden-units", help="widths, default 64,64")
+    net.add_argument(
+        "--hidden-units", help="widths of the hidden Dense layers, one per layer; default 64,64"
+    )
     net.add_argument("--activation", choices=ACTIVATIONS, help="default tanh")
+    net.add_argument(
+        "--activations",
+        help="search the activation too: comma-separated choices such as tanh,relu; the "
+        "verdict is then also given per activation",
+    )
+    net.add_argument(
+        "--family",
+        choices=FAMILIES,
+        help="mlp (default) or cnn (Conv2D blocks for image data such as sklearn:digits; "
+        "trains on the Keras engine)",
+    )
+    net.add_argument("--conv-filters", help="cnn: filters per Conv2D block; default 16,32")
+    net.add_argument("--kernel-size", type=_positive_int, help="cnn: default 3")
+    net.add_argument(
+        "--builder",
+        help="your own network: module:function built with bnsearch.blocks (Keras engine)",
+    )
     net.add_argument(
         "--initializer",
         choices=INITIALIZERS,
@@ -200,11 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="pull trials of a shared study until it reaches target_trials (run on many machines)",
         description="One of many workers sharing an Optuna storage (e.g. PostgreSQL) and an "
         "MLflow server. Each claims whole paired blocks until the study holds target_trials "
-        "search trials; trials of a worker that died are failed by the next worker to start. "
+        "search trials, retrying trials of workers that died (failed once their heartbeat "
+        "stops for the grace period), and waits for the others' trials before it exits. "
         "Workers skip the confirmation round: run `study` or `report` afterwards.",
     )
     worker.add_argument("--debug", **sub_debug)
     _add_study_flags(worker)
+    prepare = commands.add_parser(
+        "prepare",
+        argument_default=argparse.SUPPRESS,
+        help="create a shared study and its MLflow experiment once, before starting workers",
+        description="Creates the Optuna study (with its space, data and network fingerprints) "
+        "and the MLflow experiment, so workers started together never race to create them. "
+        "Trains nothing; safe to run again.",
+    )
+    prepare.add_argument("--debug", **sub_debug)
+    _add_study_flags(prepare)
     ui = commands.add_parser("ui", help="open the MLflow UI on the project's store")
     ui.add_argument(
         "--tracking-uri", help="default $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db"
@@ -252,25 +282,30 @@ def _config_from_args(args: argparse.Namespace, **forced: object):  # noqa: ANN2
     space = dict(settings.pop("space"))
     if "name" in settings:
         settings["study_name"] = settings.pop("name")
-    if "hidden_units" in given:
-        text = given.pop("hidden_units")
-        try:
-            given["hidden_units"] = [int(u) for u in text.split(",")]
-        except ValueError:
-            raise UsageError(
-                f"--hidden-units takes comma-separated widths such as 64,64, not {text!r}."
-            ) from None
+    for flag, key in (("hidden_units", "hidden_units"), ("conv_filters", "conv_filters")):
+        if flag in given:
+            text = given.pop(flag)
+            try:
+                given[key] = [int(u) for u in text.split(",")]
+            except ValueError:
+                option = "--" + flag.replace("_", "-")
+                raise UsageError(
+                    f"{option} takes comma-separated integers such as 64,64, not {text!r}."
+                ) from None
     if "placements" in given:
         space["placement"] = [p.strip() for p in given.pop("placements").split(",") if p.strip()]
+    if "activations" in given:
+        space["activation"] = [a.strip() for a in given.pop("activations").split(",") if a.strip()]
     if given.pop("quiet", False):
         given["verbose"] = False
     for key in list(given):
         if key in NETWORK_KEYS:
             network[key] = given.pop(key)
-    if isinstance(network.get("hidden_units"), int):
-        network["hidden_units"] = [network["hidden_units"]]
-    if "hidden_units" in network:
-        network["hidden_units"] = tuple(network["hidden_units"])
+    for key in ("hidden_units", "conv_filters"):
+        if isinstance(network.get(key), int):
+            network[key] = [network[key]]
+        if key in network:
+            network[key] = tuple(network[key])
     settings.update(given)
     settings.update(forced)
     return StudyConfig(
@@ -301,6 +336,11 @@ def _run(args: argparse.Namespace) -> int:
                 "--target-trials) to know when the shared study is done."
             )
         run_study(config)
+        return 0
+    if args.command == "prepare":
+        from bnsearch.study import prepare_study
+
+        prepare_study(_config_from_args(args))
         return 0
     if args.command == "sweep":
         return _sweep(args)

@@ -66,6 +66,9 @@ class StudyConfig:
         if self.backend == "keras-tuner" and self.engine == "population":
             # Keras Tuner trains through model.fit: the Keras engine is the only one it has.
             object.__setattr__(self, "engine", "keras")
+        if self.network.kind != "mlp" and self.engine == "population":
+            # The population engine implements the MLP family only (run_study says so).
+            object.__setattr__(self, "engine", "keras")
         if self.n_trials is None:
             object.__setattr__(self, "n_trials", DEFAULT_N_TRIALS.get(self.engine, 16))
         if not isinstance(self.n_trials, int) or self.n_trials < 0:

@@ -337,14 +337,17 @@ def load_dataset(
     validation_split: float = 0.2,
     seed: int = 0,
     n_rows: int | None = None,
+    images: bool = False,
 ) -> Dataset:
     """Load ``spec``: ``None``/``"synthetic"``, a ``.csv``/``.parquet``/``.npz`` path,
-    ``sklearn:NAME`` or ``openml:ID``; standardise with training-row statistics if asked."""
+    ``sklearn:NAME`` or ``openml:ID``; standardise with training-row statistics if asked.
+    ``images`` loads ``sklearn:digits`` as 8×8×1 images (for the cnn family) instead of
+    64 flat features; an ``.npz`` keeps the shape of its arrays either way."""
     spec = spec or DEFAULT_DATA
     if spec == DEFAULT_DATA:
         dataset = make_synthetic(n_rows or 6000, seed=seed)
     elif spec.startswith("sklearn:"):
-        dataset = _load_sklearn(spec.removeprefix("sklearn:"))
+        dataset = _load_sklearn(spec.removeprefix("sklearn:"), images=images)
     elif spec.startswith("openml:"):
         dataset = _load_openml(spec.removeprefix("openml:"), target)
     else:

@@ -75,11 +75,11 @@ def _plot_differences(verdict: Verdict, path: Path) -> None:
         diffs = np.asarray(pair.differences)
         ax.scatter(diffs, row + rng.uniform(-0.2, 0.2, len(diffs)), s=8, alpha=0.4)
         ax.errorbar(
-            pair.mean, row, xerr=[[pair.mean - pair.ci_low], [pair.ci_high - pair.mean]],
+            pair.median, row, xerr=[[pair.median - pair.ci_low], [pair.ci_high - pair.median]],
             fmt="o", color="black", capsize=4,
         )  # fmt: skip
     ax.set_yticks(range(len(verdict.pairs)), [f"{p.first} − {p.second}" for p in verdict.pairs])
-    ax.set_xlabel(f"paired difference in final {verdict.metric} (mean, 95% bootstrap CI)")
+    ax.set_xlabel(f"paired difference in final {verdict.metric} (median, 95% bootstrap CI)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -145,17 +145,37 @@ def _markdown(
         "",
         "## Paired comparisons",
         "",
-        "| pair | blocks | mean diff | 95% CI | median | d_z | Wilcoxon p | Holm p |",
+        "| pair | blocks | median diff | 95% CI (median) | mean diff | d_z | Wilcoxon p | Holm p |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for p in verdict.pairs:
         lines.append(
-            f"| {p.first} − {p.second} | {p.n_blocks} | {p.mean:+.4f} | "
-            f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}] | {p.median:+.4f} | {p.effect_size:+.2f} | "
+            f"| {p.first} − {p.second} | {p.n_blocks} | {p.median:+.4f} | "
+            f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}] | {p.mean:+.4g} | {p.effect_size:+.2f} | "
             f"{p.p_value:.3g} | {p.p_holm:.3g} |"
         )
     excluded = ", ".join(f"{k}: {v}" for k, v in verdict.excluded_blocks.items())
     lines += ["", f"Trials left out of the pairs (failed or pruned): {excluded or 'none'}.", ""]
+    if verdict.by_activation:
+        lines += [
+            "## Placement per activation",
+            "",
+            "The study searched the activation; each block shares one, so the paired "
+            "comparisons can be made within each activation:",
+            "",
+            "| activation | verdict | pair | blocks | median diff | 95% CI | Holm p |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for activation, sub in verdict.by_activation.items():
+            p = sub.primary
+            if p is None:
+                lines.append(f"| {activation} | {sub.outcome} | | 0 | | | |")
+                continue
+            lines.append(
+                f"| {activation} | {sub.outcome} | {p.first} − {p.second} | {p.n_blocks} | "
+                f"{p.median:+.4f} | [{p.ci_low:+.4f}, {p.ci_high:+.4f}] | {p.p_holm:.3g} |"
+            )
+        lines.append("")
     if verdict.confirmations:
         lines += [
             "## Best configuration per placement, re-trained with fresh seeds",

@@ -15,6 +15,12 @@ Placements (where ``BatchNormalization`` sits in each hidden layer):
   "normalise the layer inputs u" alternative the BN paper discusses.
 
 The extras are off by default; a study switches them on by listing them in ``placement``.
+
+``activation`` is a dimension only when a study lists choices (``activation = ["tanh",
+"relu"]``): then a trial's ``BNConfig.activation`` overrides the network's activation in
+every hidden layer, a paired block shares it, and the verdict is also given per activation
+(does the best placement depend on the activation?). Unlisted, ``BNConfig.activation`` is
+``None`` and the network's activation applies.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any
 from bnsearch.errors import ConfigError
 
 __all__ = [
+    "ACTIVATIONS",
     "BNConfig",
     "DEFAULT_PLACEMENTS",
     "EXTRA_PLACEMENTS",
@@ -40,6 +47,7 @@ __all__ = [
 DEFAULT_PLACEMENTS: tuple[str, ...] = ("none", "before", "after")
 EXTRA_PLACEMENTS: tuple[str, ...] = ("before_output", "input")
 PLACEMENTS: tuple[str, ...] = DEFAULT_PLACEMENTS + EXTRA_PLACEMENTS
+ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu", "sigmoid", "linear", "selu", "gelu")
 
 # Where each parameter's values must lie, as (lowest allowed, highest allowed, whether
 # the highest is excluded, the rule as the user reads it).
@@ -117,11 +125,16 @@ class BNConfig:
     use_bias: bool = True
     dropout: float = 0.5
     learning_rate: float = 0.1
+    activation: str | None = None
 
     def __post_init__(self) -> None:
         if self.placement not in PLACEMENTS:
             raise ConfigError(
                 f"unknown placement {self.placement!r}; choose one of {', '.join(PLACEMENTS)}."
+            )
+        if self.activation is not None and self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}."
             )
         for name in _BOUNDS:
             _check_value(name, getattr(self, name))
@@ -133,7 +146,15 @@ class BNConfig:
         return self.placement != "none"
 
     def as_params(self) -> dict[str, Any]:
-        return asdict(self)
+        """The searched values (``activation`` only when it is searched)."""
+        params = asdict(self)
+        if params["activation"] is None:
+            del params["activation"]
+        return params
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
 
     def replace(self, **changes: Any) -> BNConfig:
         return BNConfig(**{**asdict(self), **changes})
@@ -177,6 +198,7 @@ class SearchSpace:
     use_bias: tuple[bool, ...] = (True, False)
     dropout: FloatRange = field(default_factory=_default_dropout)
     learning_rate: FloatRange = field(default_factory=_default_learning_rate)
+    activation: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         placements = tuple(self.placement)
@@ -194,6 +216,15 @@ class SearchSpace:
         if not use_bias or any(not isinstance(b, bool) for b in use_bias):
             raise ConfigError(f"`use_bias` choices must be true/false, but got {list(use_bias)}.")
         object.__setattr__(self, "use_bias", use_bias)
+        activations = tuple(self.activation)
+        unknown = [a for a in activations if a not in ACTIVATIONS]
+        if unknown:
+            raise ConfigError(
+                f"unknown activation {unknown[0]!r}; choose from {', '.join(ACTIVATIONS)}."
+            )
+        if len(set(activations)) != len(activations):
+            raise ConfigError(f"`activation` lists a choice twice: {list(activations)}.")
+        object.__setattr__(self, "activation", activations)
         for name in _RANGE_NAMES:
             getattr(self, name).validate(name)
 
@@ -202,8 +233,8 @@ class SearchSpace:
         """Build a space from the defaults and a mapping such as a study file's ``[space]``.
 
         A numeric parameter takes ``{"low": .., "high": .., "log": ..}``, a ``[low, high]``
-        pair, or a single number that fixes it. ``placement`` and ``use_bias`` take a list of
-        choices or a single value.
+        pair, or a single number that fixes it. ``placement``, ``use_bias`` and ``activation``
+        take a list of choices or a single value.
         """
         overrides = dict(overrides or {})
         known = {f.name for f in fields(cls)}
@@ -216,7 +247,7 @@ class SearchSpace:
                 raise ConfigError(f"unknown search-space parameter {key!r}; {hint}")
         defaults = cls()
         kwargs: dict[str, Any] = {}
-        for name in ("placement", "use_bias"):
+        for name in ("placement", "use_bias", "activation"):
             if name in overrides:
                 value = overrides[name]
                 kwargs[name] = tuple(value) if isinstance(value, list | tuple) else (value,)
@@ -244,11 +275,14 @@ class SearchSpace:
         return cls(**kwargs)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        space = {
             "placement": list(self.placement),
             "use_bias": list(self.use_bias),
             **{name: asdict(getattr(self, name)) for name in _RANGE_NAMES},
         }
+        if self.activation:  # absent otherwise, so older studies keep their fingerprint
+            space["activation"] = list(self.activation)
+        return space
 
     def fingerprint(self) -> str:
         """A short hash that changes whenever a choice or range changes."""
@@ -271,6 +305,8 @@ class SearchSpace:
         for name in _RANGE_NAMES:
             rng: FloatRange = getattr(self, name)
             values[name] = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
+        if self.activation:
+            values["activation"] = trial.suggest_categorical("activation", list(self.activation))
         return BNConfig(**values)
 
     def from_keras_tuner(self, hp: Any) -> BNConfig:
@@ -287,6 +323,8 @@ class SearchSpace:
             else:
                 sampling = "log" if rng.log else "linear"
                 values[name] = hp.Float(name, rng.low, rng.high, sampling=sampling)
+        if self.activation:
+            values["activation"] = hp.Choice("activation", list(self.activation))
         return BNConfig(**values)
 
     def grid(self, points_per_range: int = 3) -> dict[str, list[Any]]:
@@ -298,4 +336,6 @@ class SearchSpace:
         }
         for name in _RANGE_NAMES:
             grid[name] = getattr(self, name).points(points_per_range)
+        if self.activation:
+            grid["activation"] = list(self.activation)
         return grid

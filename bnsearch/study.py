@@ -53,6 +53,7 @@ def load_study_dataset(config: StudyConfig) -> Dataset:
         config.target,
         standardize=config.standardize,
         validation_split=config.network.validation_split,
+        images=config.network.kind == "cnn",
     )
     dataset.check_trainable(config.network.validation_split, config.network.batch_size)
     return dataset
@@ -114,18 +115,31 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         },
         dataset=dataset,
     )
+    have = 0 if keras_tuner or config.target_trials is None else search_trial_count(study)
+    if config.verbose and config.network.kind != "mlp":
+        print(
+            f"bnsearch: notice: the population engine trains the MLP family only; this "
+            f"{config.network.kind} network trains on the Keras engine (one model.fit per trial).",
+            file=out,
+            flush=True,
+        )
     if config.verbose:
         backend = f"Keras Tuner ({config.tuner})" if keras_tuner else "Optuna"
+        budget = (
+            f"{config.n_trials} trials"
+            if keras_tuner or config.target_trials is None
+            else f"search trials up to {config.target_trials} (has {have})"
+        )
         print(
             f"bnsearch: study {name!r} on {dataset.name} "
             f"({dataset.n_rows} rows, {dataset.n_features} features, {dataset.n_classes} classes, "
-            f"fingerprint {dataset.fingerprint}); {config.n_trials} trials by {backend} with "
+            f"fingerprint {dataset.fingerprint}); {budget} by {backend} with "
             f"the {config.engine} engine, {config.network.epochs} epochs each; "
             f"{existing} trials already in the study.",
             file=out,
             flush=True,
         )
-    total = config.n_trials if keras_tuner else planned_trials(config)
+    total = config.n_trials if keras_tuner else planned_trials(config, have)
     progress = Progress(total, config.timeout, out) if config.verbose else None
     report = progress.update if progress else None
     try:
@@ -151,10 +165,19 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         "verdict.n_blocks": float(verdict.n_blocks),
     }
     if verdict.primary is not None:
+        metrics["verdict.median_difference"] = verdict.primary.median
         metrics["verdict.mean_difference"] = verdict.primary.mean
         metrics["verdict.ci_low"] = verdict.primary.ci_low
         metrics["verdict.ci_high"] = verdict.primary.ci_high
         metrics["verdict.p_holm"] = verdict.primary.p_holm
+    verdict_tags = {"bnsearch.verdict": verdict.outcome, "bnsearch.verdict_text": verdict.statement}
+    for activation, sub in verdict.by_activation.items():
+        verdict_tags[f"bnsearch.verdict.{activation}"] = sub.outcome
+        verdict_tags[f"bnsearch.verdict_text.{activation}"] = sub.statement
+        if sub.primary is not None:
+            metrics[f"verdict.{activation}.median_difference"] = sub.primary.median
+            metrics[f"verdict.{activation}.ci_low"] = sub.primary.ci_low
+            metrics[f"verdict.{activation}.ci_high"] = sub.primary.ci_high
     for row in table:
         metrics[f"{row.placement}.best_val_loss"] = row.best_val_loss
         metrics[f"{row.placement}.median_val_loss"] = row.median_val_loss
@@ -163,7 +186,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     tracker.end_study_run(
         status="FAILED" if failed_all else "FINISHED",
         metrics=metrics,
-        tags={"bnsearch.verdict": verdict.outcome, "bnsearch.verdict_text": verdict.statement},
+        tags=verdict_tags,
     )
     outcome = StudyOutcome(
         study_name=name,
@@ -186,6 +209,28 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
             "and the learning-rate range."
         )
     return outcome
+
+
+def prepare_study(config: StudyConfig, stream: TextIO | None = None) -> tuple[int, str]:
+    """Create (or check) the Optuna study and the MLflow experiment; train nothing.
+
+    Run once before starting workers on a shared storage: then no two workers race to
+    create either. Returns the Optuna study id and the MLflow experiment id.
+    """
+    out = stream or sys.stdout
+    dataset = load_study_dataset(config)
+    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
+    tracker.connect()
+    study = open_study(config, dataset)
+    print(
+        f"bnsearch: study {study.study_name!r} is ready: Optuna study id {study._study_id} in "
+        f"{_redact(config.resolved_storage)} ({len(study.trials)} trials), MLflow experiment "
+        f"id {tracker.experiment_id} at {_redact(config.resolved_tracking_uri)}; start the "
+        "workers.",
+        file=out,
+        flush=True,
+    )
+    return study._study_id, tracker.experiment_id
 
 
 def _up_to_date(study: Any, config: StudyConfig, name: str, started: float) -> StudyOutcome:
@@ -241,7 +286,14 @@ def _run_optuna(
 ) -> list[TrialResult]:
     engine = make_engine(config.engine, config.population)
     batch_size = config.population if config.engine == "population" else 1
-    results = run_trials(study, config, dataset, engine, tracker, report, batch_size=batch_size)
+
+    def log(message: str) -> None:
+        if config.verbose:
+            print(message, file=out, flush=True)
+
+    results = run_trials(
+        study, config, dataset, engine, tracker, report, batch_size=batch_size, log=log
+    )
     if results and config.confirm_seeds:
         if config.verbose:
             print(
@@ -254,10 +306,12 @@ def _run_optuna(
     return results
 
 
-def planned_trials(config: StudyConfig) -> int:
-    """Trials this run will add: whole paired blocks, then the confirmation round."""
+def planned_trials(config: StudyConfig, have: int = 0) -> int:
+    """Trials this run will add: whole paired blocks (up to ``target_trials`` when set,
+    ``have`` being the study's search trials), then the confirmation round."""
     block = len(config.space.placement)
-    search = math.ceil(config.n_trials / block) * block
+    wanted = config.n_trials if config.target_trials is None else config.target_trials - have
+    search = math.ceil(max(wanted, 0) / block) * block
     confirm = config.confirm_seeds * block if search else 0
     return search + confirm
 

@@ -59,6 +59,10 @@ NETWORK_KEYS: dict[str, tuple[type, ...]] = {
     "batch_size": (int,),
     "epochs": (int,),
     "validation_split": (float, int),
+    "family": (str,),
+    "conv_filters": (list, int),
+    "kernel_size": (int,),
+    "builder": (str,),
 }
 
 

@@ -80,3 +80,27 @@ def test_accuracy_metric_prefers_higher_values():
     for r in results:  # copy the loss-like numbers into accuracy: higher `after` wins now
         r.history["val_accuracy"] = list(r.history["val_loss"])
     assert analyze(results, metric="val_accuracy").outcome == "after"
+
+
+def test_searched_activation_gets_a_placement_verdict_of_its_own():
+    tanh = _block_results({"before": 0.0, "after": 0.2, "none": 0.2}, 12, 0.01, seed=1)
+    relu = _block_results({"before": 0.1, "after": 0.0, "none": 0.1}, 12, 0.01, seed=2)
+    results = []
+    for activation, group, offset in (("tanh", tanh, 0), ("relu", relu, 100)):
+        for r in group:
+            spec = TrialSpec(
+                r.spec.number + offset * 3,
+                r.config.replace(activation=activation),
+                r.spec.seed,
+                r.spec.block + offset,
+            )
+            results.append(TrialResult(spec, r.state, r.history))
+    verdict = analyze(results)
+    assert set(verdict.by_activation) == {"tanh", "relu"}
+    assert verdict.by_activation["tanh"].outcome == "before"
+    assert verdict.by_activation["relu"].outcome == "after"
+    assert verdict.by_activation["tanh"].n_blocks == 12
+    assert any(
+        line.startswith("  with relu: `after` is better") for line in verdict.summary_lines()
+    )
+    assert analyze(tanh).by_activation == {}  # one activation: nothing to split

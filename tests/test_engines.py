@@ -102,6 +102,54 @@ def test_population_matches_keras_weights_moving_stats_and_val_loss(parity_run, 
     np.testing.assert_allclose(xla_results[member].history["loss"], history["loss"], rtol=1e-4)
 
 
+# MLP variants: a deeper, narrowing network, and activations other than tanh searched per
+# trial (BNConfig.activation), all trained in ONE call so the engine's per-activation
+# populations are exercised too.
+VARIANT_NETWORK = NetworkSettings(epochs=EPOCHS, hidden_units=(12, 10, 6), activation="tanh")
+VARIANTS = [
+    BNConfig(placement=p, activation=a, dropout=0.0, momentum=0.9, epsilon=1e-5, learning_rate=lr)
+    for p in ("none", "before", "after")
+    for a, lr in (("relu", 0.05), ("elu", 0.05), ("sigmoid", 0.1))
+]
+
+
+@pytest.fixture(scope="module")
+def variant_run():
+    data = make_synthetic(403, seed=4).standardize(0.2)
+    specs = [TrialSpec(i, c, 40 + i) for i, c in enumerate(VARIANTS)]
+    graph = PopulationEngine(shuffle=False, jit_compile=False).train(specs, data, VARIANT_NETWORK)
+    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, VARIANT_NETWORK)
+    return data, specs, graph, xla
+
+
+@pytest.mark.parametrize("member", range(len(VARIANTS)))
+def test_population_matches_keras_on_deeper_mlps_with_other_activations(variant_run, member):
+    data, specs, graph, xla = variant_run
+    spec = specs[member]
+    keras.backend.clear_session()
+    model = build_model(spec.config, data.n_features, data.n_classes, VARIANT_NETWORK, spec.seed)
+    assert len([la for la in model.layers if isinstance(la, keras.layers.Dense)]) == 4
+    x_train, y_train, x_val, y_val = data.split(VARIANT_NETWORK.validation_split)
+    history = model.fit(
+        x_train, y_train, batch_size=16, epochs=EPOCHS, shuffle=False,
+        validation_data=(x_val, y_val), verbose=0,
+    ).history  # fmt: skip
+    for results in (graph, xla):
+        assert results[member].state is TrialState.COMPLETE
+        assert results[member].spec.number == spec.number  # results come back in order
+        for metric in ("val_loss", "loss"):
+            np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
+
+
+def test_population_engine_refuses_a_cnn_instead_of_training_it_wrong():
+    from bnsearch.errors import ConfigError
+
+    data = make_synthetic(64, seed=1)
+    cnn = NetworkSettings(epochs=1, family="cnn")
+    with pytest.raises(ConfigError, match="MLP family only"):
+        PopulationEngine().train([TrialSpec(0, BNConfig(), 1)], data, cnn)
+
+
 def test_dropout_keeps_the_expected_fraction_and_scale_per_member():
     rates = tf.constant([0.0, 0.2, 0.5, 0.7], tf.float32)[:, None, None]
     seeds = tf.constant([1, 2, 3, 4], tf.int64)

@@ -65,7 +65,8 @@ def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_cs
     assert "interrupted" in stderr
     _assert_nothing_left_running(tmp_path)
     study, runs = _stores(tmp_path)
-    before = len(study.trials)
+    interrupted = {t.number for t in study.trials if t.state is optuna.trial.TrialState.FAIL}
+    assert interrupted
     parent = [r for r in runs if r.data.tags.get("bnsearch.kind") == "study"]
     assert [r.info.status for r in parent] == ["KILLED"]
     assert any(r.info.status == "KILLED" for r in runs if r.data.tags["bnsearch.kind"] == "trial")
@@ -75,7 +76,21 @@ def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_cs
     assert rerun.returncode == 0, stderr[-2000:]
     _assert_nothing_left_running(tmp_path)
     study, runs = _stores(tmp_path)
-    assert len(study.trials) == before + 3
+    # The rerun retries each interrupted trial once (same params, seed and block), so every
+    # paired block ends complete, then adds new blocks up to --n-trials.
+    retried = [t for t in study.trials if "bnsearch.retries_trial" in t.user_attrs]
+    assert sorted(t.user_attrs["bnsearch.retries_trial"] for t in retried) == sorted(interrupted)
+    for trial in retried:
+        original = study.trials[trial.user_attrs["bnsearch.retries_trial"]]
+        assert trial.params == original.params
+        assert trial.user_attrs["seed"] == original.user_attrs["seed"]
+    blocks: dict[int, list[str]] = {}
+    for trial in study.trials:
+        if trial.state is optuna.trial.TrialState.COMPLETE:
+            blocks.setdefault(trial.user_attrs["bnsearch.block"], []).append(
+                trial.params["placement"]
+            )
+    assert all(sorted(p) == ["after", "before", "none"] for p in blocks.values())
     trial_runs = [r for r in runs if r.data.tags["bnsearch.kind"] == "trial"]
     assert len(trial_runs) == len(study.trials)  # no duplicated and no lost trial
 

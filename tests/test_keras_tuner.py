@@ -72,6 +72,23 @@ def test_hyperband_logs_its_epoch_bookkeeping_and_links_continued_trials(tiny_cs
         assert steps and steps[0] == initial
 
 
+def test_trials_run_in_fresh_child_processes_a_group_at_a_time(tiny_csv, stores, monkeypatch):
+    # TensorFlow keeps memory per model built even after clear_session(): only a fresh
+    # process per group of trials keeps a long study flat.
+    import os
+
+    from bnsearch.backends import _keras_tuner
+
+    monkeypatch.setattr(_keras_tuner, "TRIALS_PER_PROCESS", 2)
+    outcome = run_study(_config(tiny_csv, stores, n_trials=3))
+    _, runs = _runs(stores["tracking_uri"])
+    assert len(runs) == 3 == len(outcome.new_results)
+    assert sorted(r.data.tags["keras_tuner.trial_id"] for r in runs) == ["0", "1", "2"]
+    pids = [r.data.tags["bnsearch.pid"] for r in sorted(runs, key=lambda r: r.info.start_time)]
+    assert len(set(pids)) == 2 and str(os.getpid()) not in pids
+    assert pids[0] == pids[1] != pids[2]
+
+
 def test_running_again_continues_the_same_project(tiny_csv, stores):
     run_study(_config(tiny_csv, stores, n_trials=1))
     outcome = run_study(_config(tiny_csv, stores, n_trials=1))

@@ -4,8 +4,11 @@ import keras
 import numpy as np
 import pytest
 
+from bnsearch.errors import ConfigError
 from bnsearch.model import NetworkSettings, build_model, layer_plan
 from bnsearch.space import BNConfig
+
+CNN = NetworkSettings(family="cnn", conv_filters=(4, 8), hidden_units=(16,), activation="relu")
 
 
 def _kinds(model) -> list[str]:
@@ -13,6 +16,10 @@ def _kinds(model) -> list[str]:
         keras.layers.Dense: "Dense",
         keras.layers.BatchNormalization: "BN",
         keras.layers.Dropout: "Dropout",
+        keras.layers.Conv2D: "Conv2D",
+        keras.layers.MaxPooling2D: "Pool",
+        keras.layers.Flatten: "Flatten",
+        keras.layers.Reshape: "Reshape",
     }
     kinds = []
     for layer in model.layers:
@@ -100,3 +107,63 @@ def test_thread_uniform_initializer_stays_within_005():
     model = build_model(BNConfig(), 14, 2, NetworkSettings(initializer="uniform"))
     kernel = model.get_layer("dense_1").kernel.numpy()
     assert np.abs(kernel).max() <= 0.05
+
+
+def test_deeper_mlp_applies_the_placement_to_every_hidden_layer():
+    network = NetworkSettings(hidden_units=(12, 10, 6), activation="elu")
+    model = build_model(BNConfig(placement="after"), 14, 2, network)
+    assert " ".join(_kinds(model)) == (
+        "Dense elu BN Dropout Dense elu BN Dropout Dense elu BN Dropout Dense softmax"
+    )
+
+
+def test_searched_activation_overrides_the_network_activation():
+    config = BNConfig(placement="before", activation="relu")
+    model = build_model(config, 14, 2, NetworkSettings(activation="tanh"))
+    assert " ".join(_kinds(model)) == "Dense BN relu Dropout Dense BN relu Dropout Dense softmax"
+
+
+@pytest.mark.parametrize(
+    ("placement", "expected"),
+    [
+        ("none", "Conv2D relu Pool Conv2D relu Pool Flatten Dense relu Dropout Dense softmax"),
+        (
+            "before",
+            "Conv2D BN relu Pool Conv2D BN relu Pool Flatten Dense BN relu Dropout Dense softmax",
+        ),
+        (
+            "after",
+            "Conv2D relu BN Pool Conv2D relu BN Pool Flatten Dense relu BN Dropout Dense softmax",
+        ),
+    ],
+)
+def test_cnn_places_bn_in_every_conv_and_dense_block(placement, expected):
+    model = build_model(BNConfig(placement=placement), (8, 8, 1), 10, CNN)
+    assert _kinds(model) == expected.split()
+    assert model.output_shape == (None, 10)
+
+
+def test_cnn_bn_normalises_per_channel_and_conv_feeding_bn_drops_its_bias():
+    model = build_model(BNConfig(placement="before", use_bias=False), (8, 8, 1), 10, CNN)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [4, 8] and not any(c.use_bias for c in convs)
+    assert all(c.padding == "same" and c.kernel_size == (3, 3) for c in convs)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    # channels last: one gamma per channel, statistics over batch, height and width
+    assert [tuple(bn.gamma.shape) for bn in bns] == [(4,), (8,), (16,)]
+    assert all(bn.axis == -1 for bn in bns)
+
+
+def test_cnn_accepts_grey_images_without_a_channel_axis():
+    model = build_model(BNConfig(placement="after"), (8, 8), 10, CNN)
+    assert _kinds(model)[0] == "Reshape" and model.output_shape == (None, 10)
+
+
+def test_cnn_refuses_flat_rows_with_a_clear_error():
+    with pytest.raises(ConfigError, match="image-shaped"):
+        build_model(BNConfig(), 14, 2, CNN)
+
+
+def test_mlp_network_fingerprint_does_not_name_the_cnn_settings():
+    assert "family" not in NetworkSettings().as_params()
+    assert NetworkSettings(family="cnn").as_params()["conv_filters"] == "16,32"

@@ -98,3 +98,34 @@ def test_grid_spreads_points_over_log_ranges():
     grid = SearchSpace.from_overrides({"learning_rate": [0.001, 0.1]}).grid(3)
     assert grid["learning_rate"] == pytest.approx([0.001, 0.01, 0.1])
     assert grid["placement"] == ["none", "before", "after"]
+
+
+def test_activation_is_a_dimension_only_when_listed():
+    plain = SearchSpace()
+    searched = SearchSpace.from_overrides({"activation": ["tanh", "relu"]})
+    assert "activation" not in plain.as_dict()  # older studies keep their fingerprint
+    assert plain.fingerprint() != searched.fingerprint()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(20):
+        trial = study.ask()
+        config = searched.suggest(trial)
+        seen.add(config.activation)
+        assert config.as_params()["activation"] == trial.params["activation"]
+        study.tell(trial, 0.0)
+    assert seen == {"tanh", "relu"}
+    unsearched = plain.suggest(optuna.create_study().ask())
+    assert unsearched.activation is None and "activation" not in unsearched.as_params()
+    hp = keras_tuner.HyperParameters()
+    searched.from_keras_tuner(hp)
+    assert list(next(h for h in hp.space if h.name == "activation").values) == ["tanh", "relu"]
+    assert searched.grid()["activation"] == ["tanh", "relu"]
+
+
+def test_unknown_or_repeated_activations_are_refused():
+    with pytest.raises(ConfigError, match="unknown activation 'swishy'"):
+        SearchSpace.from_overrides({"activation": ["tanh", "swishy"]})
+    with pytest.raises(ConfigError, match="twice"):
+        SearchSpace.from_overrides({"activation": ["relu", "relu"]})
+    with pytest.raises(ConfigError, match="unknown activation"):
+        BNConfig(activation="softplusx")

@@ -153,3 +153,47 @@ def test_too_many_consecutive_failures_stop_the_study_with_the_reasons(tiny_csv,
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 3
     client, runs = _trial_runs(stores["tracking_uri"])
     assert sorted(r.info.status for r in runs) == ["FAILED"] * 3
+
+
+def test_tiny_cnn_study_on_digits_logs_to_mlflow_with_a_verdict(stores):
+    network = NetworkSettings(
+        family="cnn", conv_filters=(4, 8), hidden_units=(16,), activation="relu", epochs=2,
+        batch_size=64,
+    )  # fmt: skip
+    config = StudyConfig(
+        study_name="tiny", data="sklearn:digits", n_trials=9, confirm_seeds=1,
+        sampler="random", network=network, verbose=False, **stores,
+    )  # fmt: skip
+    assert config.engine == "keras"
+    outcome = run_study(config)
+    assert len(outcome.new_results) == 12  # 3 paired blocks, then 1 confirmation seed each
+    assert all(r.state is TrialState.COMPLETE for r in outcome.new_results)
+    assert outcome.verdict.n_blocks == 3 and "3 blocks" in outcome.verdict.statement
+    client, runs = _trial_runs(stores["tracking_uri"])
+    assert len(runs) == 12
+    assert all(len(client.get_metric_history(r.info.run_id, "val_loss")) == 2 for r in runs)
+    parent = client.get_run(outcome.parent_run_id)
+    assert parent.data.tags["bnsearch.verdict"] == outcome.verdict.outcome
+    assert parent.data.params["network.family"] == "cnn"
+    assert "report.md" in {a.path for a in client.list_artifacts(outcome.parent_run_id)}
+
+
+def test_searching_the_activation_gives_a_verdict_per_activation(tiny_csv, stores):
+    space = SearchSpace.from_overrides({"activation": ["tanh", "relu"]})
+    config = _config(
+        tiny_csv, stores, n_trials=18, space=space, sampler="random", engine="population"
+    )
+    outcome = run_study(config)
+    searched = {r.config.activation for r in outcome.new_results}
+    assert searched == {"tanh", "relu"}
+    for block in {r.spec.block for r in outcome.new_results}:  # a block shares its activation
+        assert len({r.config.activation for r in outcome.new_results if r.spec.block == block}) == 1
+    assert set(outcome.verdict.by_activation) == {"tanh", "relu"}
+    blocks = sum(v.n_blocks for v in outcome.verdict.by_activation.values())
+    assert blocks == outcome.verdict.n_blocks == 6
+    client = MlflowClient(stores["tracking_uri"])
+    parent = client.get_run(outcome.parent_run_id)
+    for activation, verdict in outcome.verdict.by_activation.items():
+        assert parent.data.tags[f"bnsearch.verdict.{activation}"] == verdict.outcome
+    runs = client.search_runs([parent.info.experiment_id], "tags.`bnsearch.kind` = 'trial'")
+    assert {r.data.params["activation"] for r in runs} == {"tanh", "relu"}

@@ -50,3 +50,22 @@ def test_bad_study_files_name_the_key_and_the_file(tmp_path: Path, text, words):
         _config_from_args(build_parser().parse_args(["study", str(path)]))
     for word in words:
         assert word in str(caught.value)
+
+
+def test_network_family_builder_and_activation_search_have_flags_and_file_keys(tmp_path: Path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "x"\n[network]\nfamily = "cnn"\nconv_filters = [4, 8]\nkernel_size = 5\n'
+        '[space]\nactivation = ["tanh", "relu"]\n'
+    )
+    config = _config_from_args(build_parser().parse_args(["study", str(path)]))
+    assert config.network.family == "cnn" and config.network.conv_filters == (4, 8)
+    assert config.network.kernel_size == 5 and config.space.activation == ("tanh", "relu")
+    assert config.engine == "keras"  # the population engine trains MLPs only
+    args = build_parser().parse_args(
+        ["study", "--conv-filters", "2,3", "--family", "cnn", "--activations", "elu,relu",
+         "--builder", "my_nets:build"]
+    )  # fmt: skip
+    config = _config_from_args(args)
+    assert config.network.conv_filters == (2, 3) and config.network.builder == "my_nets:build"
+    assert config.space.activation == ("elu", "relu") and config.network.kind == "custom"

@@ -1,4 +1,5 @@
-"""Several workers on one Optuna storage in PostgreSQL and one MLflow tracking server."""
+"""Several workers on one Optuna storage in PostgreSQL and one MLflow tracking server
+backed by PostgreSQL; each test gets fresh databases, dropped afterwards."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -18,6 +20,7 @@ from mlflow.tracking import MlflowClient
 pytestmark = pytest.mark.slow
 
 POSTGRES = os.environ.get("BNSEARCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+TARGET = 9
 
 
 def _postgres_available() -> bool:
@@ -30,105 +33,194 @@ def _postgres_available() -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
+needs_postgres = pytest.mark.skipif(
+    not _postgres_available(), reason="needs PostgreSQL at " + POSTGRES
+)
+
+
+def _fresh_database() -> Iterator[str]:
+    import sqlalchemy
+
+    name = f"bnsearch_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def optuna_database() -> Iterator[str]:
+    yield from _fresh_database()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("mlflow-server")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{folder}/mlflow.db",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--workers",
-            "1",
-        ],  # fmt: skip
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    for backend_store in _fresh_database():
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                backend_store,
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+                "--workers",
+                "1",
+            ],  # fmt: skip
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=open(folder / "server.log", "w"),  # noqa: SIM115 - lives as long as the server
+            start_new_session=True,
+        )
+        uri = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            server.kill()
+            pytest.fail("mlflow server did not start: " + (folder / "server.log").read_text())
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("mlflow server did not start")
-    yield uri
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
+            yield uri
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
 
 
-def _worker(tmp_path: Path, study_file: Path, uri: str) -> subprocess.Popen:
+def _bnsearch(
+    command: str, study_file: Path, storage: str, uri: str, cwd: Path
+) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [
-            sys.executable, "-m", "bnsearch", "worker", str(study_file), "--storage", POSTGRES,
-            "--tracking-uri", uri, "--heartbeat-interval", "1", "--grace-period", "3",
+            sys.executable, "-m", "bnsearch", command, str(study_file), "--storage", storage,
+            "--tracking-uri", uri, "--heartbeat-interval", "1", "--grace-period", "4",
         ],  # fmt: skip
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
-@pytest.mark.skipif(not _postgres_available(), reason="needs PostgreSQL at " + POSTGRES)
-def test_workers_share_a_study_and_a_killed_worker_is_cleaned_up(
-    tmp_path: Path, tiny_csv: Path, mlflow_server: str
-):
+def _study_file(tmp_path: Path, tiny_csv: Path) -> tuple[str, Path]:
     name = f"workers-{uuid.uuid4().hex[:8]}"
     study_file = tmp_path / "shared.toml"
     study_file.write_text(
-        f'name = "{name}"\ndata = "{tiny_csv}"\ntarget = "label"\ntarget_trials = 9\n'
+        f'name = "{name}"\ndata = "{tiny_csv}"\ntarget = "label"\ntarget_trials = {TARGET}\n'
         'engine = "keras"\n[network]\nepochs = 2\nhidden_units = [4]\n'
     )
-    doomed = _worker(tmp_path, study_file, mlflow_server)
-    survivor = _worker(tmp_path, study_file, mlflow_server)
+    return name, study_file
+
+
+def _prepare(study_file: Path, storage: str, uri: str, cwd: Path) -> None:
+    prepare = _bnsearch("prepare", study_file, storage, uri, cwd)
+    stdout, stderr = prepare.communicate(timeout=120)
+    assert prepare.returncode == 0, stderr[-2000:]
+    assert "ready" in stdout
+
+
+def _assert_study_complete(name: str, storage: str, uri: str) -> list[optuna.trial.FrozenTrial]:
+    """Exactly TARGET completed search trials, none evaluated twice, whole paired blocks,
+    and exactly one finished MLflow child run (params + per-epoch metrics) per trial."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states
+    complete = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == TARGET
+    evaluated = [(t.user_attrs["bnsearch.block"], t.params["placement"]) for t in complete]
+    assert len(set(evaluated)) == len(evaluated), "a (block, placement) was evaluated twice"
+    blocks: dict[int, list[str]] = {}
+    for block, placement in evaluated:
+        blocks.setdefault(block, []).append(placement)
+    for placements in blocks.values():
+        assert sorted(placements) == ["after", "before", "none"]
+    client = MlflowClient(uri)
+    experiments = [e for e in client.search_experiments() if e.name == name]
+    assert len(experiments) == 1
+    runs = client.search_runs([experiments[0].experiment_id], "tags.`bnsearch.kind` = 'trial'")
+    left = [(r.data.tags, r.info.start_time) for r in runs if r.info.status == "RUNNING"]
+    assert not left, (left, [(t.number, t.state, t.user_attrs) for t in study.trials])
+    by_trial: dict[str, list] = {}
+    for run in runs:
+        by_trial.setdefault(run.data.tags["bnsearch.trial_number"], []).append(run)
+    for trial in complete:
+        (run,) = by_trial[str(trial.number)]
+        assert run.info.status == "FINISHED"
+        assert run.data.params["placement"] == trial.params["placement"]
+        history = client.get_metric_history(run.info.run_id, "val_loss")
+        assert [m.step for m in history] == [0, 1]
+    return study.trials
+
+
+@needs_postgres
+def test_two_workers_reach_exactly_the_target_with_one_run_per_trial(
+    tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str
+):
+    name, study_file = _study_file(tmp_path, tiny_csv)
+    _prepare(study_file, optuna_database, mlflow_server, tmp_path)
+    workers = [
+        _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path) for _ in range(2)
+    ]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=400)
+        assert worker.returncode == 0, stderr[-2000:]
+    trials = _assert_study_complete(name, optuna_database, mlflow_server)
+    assert len(trials) == TARGET  # nothing failed, nothing surplus
+
+
+@needs_postgres
+def test_a_worker_killed_mid_study_is_retried_and_the_target_still_reached_exactly(
+    tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str
+):
+    name, study_file = _study_file(tmp_path, tiny_csv)
+    _prepare(study_file, optuna_database, mlflow_server, tmp_path)
+    doomed = _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path)
+    survivor = _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path)
+    storage = optuna.storages.RDBStorage(optuna_database)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # kill the first worker once it is mid-block
-        line = doomed.stdout.readline()
-        if not line or line.lstrip("[ ").startswith("1/"):
-            break
+    doomed_id = f"{socket.gethostname()}:{doomed.pid}"
+    doomed_running = False
+    # Kill it while it holds trials (claimed, or training), whenever that comes first.
+    while time.monotonic() < deadline and not doomed_running and doomed.poll() is None:
+        time.sleep(0.2)
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        doomed_running = any(
+            t.state is optuna.trial.TrialState.RUNNING
+            and t.user_attrs.get("bnsearch.worker") == doomed_id
+            for t in trials
+        )
+    assert doomed_running, "the doomed worker never held a running trial"
     assert doomed.poll() is None, doomed.stderr.read()[-2000:]
     doomed.send_signal(signal.SIGKILL)
     doomed.communicate(timeout=60)
-    _, stderr = survivor.communicate(timeout=400)
+    stdout, stderr = survivor.communicate(timeout=400)
     assert survivor.returncode == 0, stderr[-2000:]
-    time.sleep(4)  # past the grace period: the next worker closes what the dead one left
-    closer = _worker(tmp_path, study_file, mlflow_server)
-    stdout, stderr = closer.communicate(timeout=300)
-    assert closer.returncode == 0, stderr[-2000:]
-    # It fails the dead worker's trials, and makes them up so the study reaches its target.
-    assert "closed" in stdout
-
-    study = optuna.load_study(study_name=name, storage=POSTGRES)
-    states = [t.state for t in study.trials]
-    assert optuna.trial.TrialState.RUNNING not in states
-    assert states.count(optuna.trial.TrialState.FAIL) >= 1  # the killed worker's trials
-    complete = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
-    assert len(complete) >= 9
-    blocks: dict[int, list] = {}
-    for trial in study.trials:
-        if "bnsearch.block" in trial.user_attrs:
-            blocks.setdefault(trial.user_attrs["bnsearch.block"], []).append(trial)
-    for members in blocks.values():  # each worker trained whole blocks
-        assert sorted(t.params["placement"] for t in members) == ["after", "before", "none"]
+    trials = _assert_study_complete(name, optuna_database, mlflow_server)
+    failed = [t for t in trials if t.state is optuna.trial.TrialState.FAIL]
+    assert failed and all(t.user_attrs["bnsearch.worker"] == doomed_id for t in failed)
+    assert "closed" in stdout  # the survivor found the dead worker's trials itself
+    retried = {t.user_attrs.get("bnsearch.retries_trial") for t in trials} - {None}
+    assert retried == {t.number for t in failed}  # and retried each one, once
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name(name)
     runs = client.search_runs([experiment.experiment_id], "tags.`bnsearch.kind` = 'trial'")
-    assert not [r for r in runs if r.info.status == "RUNNING"]
-    assert len(runs) == len(study.trials)
-    optuna.delete_study(study_name=name, storage=POSTGRES)
+    # The dead worker's runs ended FAILED, not left RUNNING (a trial it claimed but had not
+    # yet started a run for has none).
+    assert len(runs) <= len(trials)
+    assert all(r.info.status in ("FINISHED", "FAILED") for r in runs)

@@ -18,16 +18,19 @@ Hyperband and GridSearch) and logs from ``on_trial_begin``, ``on_epoch_end`` and
 * Resume: the project lives in ``<store>/keras_tuner/<study name>/`` (``mlruns/keras_tuner``
   by default). Running the same study again continues its oracle; a changed search space,
   dataset or network is refused unless ``--allow-changed-study`` starts it over.
-* Memory: the Keras session is cleared at the start of every trial.
+* Memory: trials run in child processes, :data:`TRIALS_PER_PROCESS` at a time, and the
+  Keras session is cleared at the start of every trial (see :func:`run_keras_tuner`).
 * Keras Tuner trials are not paired blocks, so the verdict needs the Optuna backend; the
   summary table works the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -42,7 +45,7 @@ from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
 from bnsearch.space import BNConfig
 from bnsearch.tracking import MlflowTracker
 
-__all__ = ["project_dir", "results_from_project", "run_keras_tuner"]
+__all__ = ["TRIALS_PER_PROCESS", "project_dir", "results_from_project", "run_keras_tuner"]
 _RESULTS_FILE = "bnsearch_results.jsonl"
 _STATE_FILE = "bnsearch_study.json"
 _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
@@ -84,7 +87,7 @@ class _TrackedTuner:
 
     def _spec(self, trial: Any) -> TrialSpec:
         values = trial.hyperparameters.values
-        config = BNConfig(**{k: values[k] for k in BNConfig().as_params() if k in values})
+        config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
         number = int(trial.trial_id)
         from bnsearch.backends._optuna import trial_seed
 
@@ -100,7 +103,11 @@ class _TrackedTuner:
         spec = self._spec(trial)
         keras.utils.set_random_seed(spec.seed)
         values = trial.hyperparameters.values
-        tags = {"keras_tuner.trial_id": str(trial.trial_id), "bnsearch.phase": "search"}
+        tags = {
+            "keras_tuner.trial_id": str(trial.trial_id),
+            "bnsearch.phase": "search",
+            "bnsearch.pid": str(os.getpid()),
+        }
         resumed = values.get("tuner/trial_id")
         if resumed is not None:
             tags["bnsearch.resumes_trial"] = str(resumed)
@@ -247,10 +254,160 @@ def run_keras_tuner(
     tracker: MlflowTracker,
     on_result: Callable[[TrialResult], None] | None = None,
 ) -> list[TrialResult]:
-    """Run ``config.n_trials`` more Keras Tuner trials (Hyperband: one full iteration)."""
+    """Run ``config.n_trials`` more Keras Tuner trials (Hyperband: one full iteration).
+
+    Trials run in child processes, :data:`TRIALS_PER_PROCESS` at a time (Hyperband's
+    iteration in one), each continuing the same Keras Tuner project: TensorFlow keeps
+    a few MB per model it ever built even after ``clear_session()``, so only a fresh
+    process keeps a long study's memory flat. Results come back to this process as they
+    finish, for progress and the summary. Ctrl-C / SIGTERM reach the child, which ends its
+    runs as KILLED.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    results: list[TrialResult] = []
+    while True:
+        wanted = config.n_trials - len(results)
+        if config.tuner != "hyperband":
+            wanted = min(TRIALS_PER_PROCESS, wanted)
+        if wanted <= 0:
+            break
+        batch, stopped = _search_in_child(context, config, dataset, tracker, wanted, on_result)
+        results.extend(batch)
+        if config.tuner == "hyperband" or stopped or not batch:
+            break  # one Hyperband iteration, too many failures, or an exhausted oracle
+    return results
+
+
+TRIALS_PER_PROCESS = 16
+
+
+def _search_in_child(
+    context: Any,
+    config: StudyConfig,
+    dataset: Dataset,
+    tracker: MlflowTracker,
+    n_trials: int,
+    on_result: Callable[[TrialResult], None] | None,
+) -> tuple[list[TrialResult], bool]:
+    import queue as queue_module
+
+    messages = context.Queue()
+    child = context.Process(
+        target=_child_main,
+        args=(config, dataset, tracker.parent_run_id, n_trials, messages),
+        name="bnsearch-keras-tuner",
+    )
+    child.start()
+    batch: list[TrialResult] = []
+    try:
+        while True:
+            try:
+                kind, payload = messages.get(timeout=1)
+            except queue_module.Empty:
+                if child.is_alive():
+                    continue
+                try:  # it may have finished between the two checks
+                    kind, payload = messages.get(timeout=1)
+                except queue_module.Empty:
+                    kind, payload = "died", child.exitcode
+            if kind == "result":
+                result = TrialResult.from_json(payload)
+                batch.append(result)
+                if on_result is not None:
+                    on_result(result)
+                continue
+            break
+    except KeyboardInterrupt:
+        _stop_child(child)
+        raise
+    child.join()
+    if kind == "done":
+        return batch, bool(payload)
+    if kind == "interrupted":
+        raise KeyboardInterrupt
+    if kind == "error":
+        from bnsearch import errors
+
+        name, message, trace = payload
+        error_type = getattr(errors, name, None)
+        if isinstance(error_type, type) and issubclass(error_type, errors.BnsearchError):
+            raise error_type(message)
+        raise RuntimeError(f"the Keras Tuner process failed: {name}: {message}\n{trace}")
+    from bnsearch.errors import StudyFailedError
+
+    raise StudyFailedError(
+        f"the Keras Tuner process died (exit code {payload}) after {len(batch)} trial(s) of "
+        "its group; they are recorded. Check memory (dmesg) and rerun to continue the study."
+    )
+
+
+def _stop_child(child: Any) -> None:
+    """Give the child the Ctrl-C it may not have had (SIGTERM reaches only bnsearch), so it
+    ends its MLflow runs; kill it if it does not stop."""
+    import signal
+
+    child.join(timeout=2)
+    if child.is_alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGINT)
+        child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+def _child_main(
+    config: StudyConfig, dataset: Dataset, parent_run_id: str | None, n_trials: int, messages: Any
+) -> None:
+    import signal
+
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, _interrupt)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
+        tracker.connect()
+        tracker.parent_run_id = parent_run_id
+        stopped = _search(
+            config, dataset, tracker, n_trials, lambda r: messages.put(("result", r.to_json()))
+        )
+        messages.put(("done", stopped))
+    except KeyboardInterrupt:
+        messages.put(("interrupted", None))
+    except BaseException as error:  # noqa: BLE001 - every error goes back to the parent
+        import traceback
+
+        messages.put(("error", (type(error).__name__, str(error), traceback.format_exc())))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _die_with_parent() -> None:
+    """Linux: a child whose bnsearch process was killed (SIGKILL) stops too."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _search(
+    config: StudyConfig,
+    dataset: Dataset,
+    tracker: MlflowTracker,
+    n_trials: int,
+    on_result: Callable[[TrialResult], None],
+) -> bool:
+    """Run up to ``n_trials`` trials in this process; True when Keras Tuner stopped on
+    consecutive failures."""
     import keras_tuner as kt
 
-    folder = prepare_project(config, dataset)
+    folder = project_dir(config)
     network = config.network
     space = config.space
 
@@ -274,7 +431,7 @@ def run_keras_tuner(
             hypermodel, max_epochs=network.epochs, factor=3, hyperband_iterations=1, **common
         )
     else:
-        tuner = _tuner_class(config.tuner)(hypermodel, max_trials=done + config.n_trials, **common)
+        tuner = _tuner_class(config.tuner)(hypermodel, max_trials=done + n_trials, **common)
     tuner._bnsearch_setup(config, tracker, on_result)
     x_train, y_train, x_val, y_val = dataset.split(network.validation_split)
     try:
@@ -291,4 +448,9 @@ def run_keras_tuner(
         # Keras Tuner stops after too many consecutive failures; each one is recorded.
         if "failed" not in str(error).lower():
             raise
-    return tuner.new_results
+        return True
+    except KeyboardInterrupt:
+        for live in tuner._live.values():
+            tracker.kill_run(live["run_id"], "interrupted")
+        raise
+    return False

@@ -16,6 +16,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from bnsearch.backends._claims import (
+    RESULT_ATTR,
+    claim_lock,
+    orphaned_trial_ids,
+    trials_to_retry,
+)
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine
@@ -35,7 +41,6 @@ __all__ = [
     "trial_seed",
 ]
 
-RESULT_ATTR = "bnsearch.result"
 RUN_ID_ATTR = "mlflow_run_id"
 
 
@@ -167,6 +172,11 @@ class _Heartbeat:
             self._thread.join()
 
 
+def _claims_storage(study: Any) -> Any:
+    storage = study._storage
+    return getattr(storage, "_backend", storage)
+
+
 def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
     """Fail trials left RUNNING by a process that died (no heartbeat for ``grace_period``)
     and end their MLflow runs as FAILED; return how many there were."""
@@ -179,19 +189,37 @@ def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
     if not running:
         return 0
     optuna.storages.fail_stale_trials(study)
+    grace = study._storage.get_heartbeat_interval() and getattr(
+        _claims_storage(study), "grace_period", None
+    )
+    if grace:
+        for trial_id in orphaned_trial_ids(study, grace):
+            with contextlib.suppress(Exception):  # another worker may fail it first
+                study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
     closed = 0
     parents: set[str] = set()
     reason = "stale: its process stopped (no heartbeat within the grace period)"
+    # A process can die between creating a trial's run and recording its id on the trial:
+    # the run's own trial-number tag (set when it was created) finds it then.
+    live_runs = {
+        run.data.tags.get("bnsearch.trial_number"): run
+        for run in tracker.client.search_runs(
+            [tracker.experiment_id],
+            "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'",
+        )
+    }
     for trial_id, before in running.items():
         if study._storage.get_trial(trial_id).state is not optuna.trial.TrialState.FAIL:
             continue
         # Optuna refuses attributes on finished trials: the reason goes to MLflow.
-        run_id = before.user_attrs.get(RUN_ID_ATTR)
-        if run_id and tracker.client.get_run(run_id).info.status == "RUNNING":
-            tracker.kill_run(run_id, reason, status="FAILED")
+        run = live_runs.get(str(before.number))
+        if run is not None:
+            tracker.kill_run(run.info.run_id, reason, status="FAILED")
+            parents.add(run.data.tags.get("mlflow.parentRunId", ""))
         if before.user_attrs.get("bnsearch.parent_run"):
             parents.add(before.user_attrs["bnsearch.parent_run"])
         closed += 1
+    parents.discard("")
     for parent in parents:
         # The dead process's study run: close it once none of its trials still runs.
         children = tracker.client.search_runs(
@@ -264,53 +292,114 @@ def _tell(study: Any, trial: Any, result: TrialResult) -> None:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
+def _worker_id() -> str:
+    """Which process trains a trial: ``host:pid`` (for finding a dead worker's trials)."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _first_beat(study: Any, trial_id: int) -> None:
+    """Beat for a trial the moment it exists: Optuna never counts a trial without any
+    heartbeat as stale (see :func:`orphaned_trial_ids` for a death before this beat)."""
+    if study._storage.get_heartbeat_interval():
+        study._storage.record_heartbeat(trial_id)
+
+
+def _spec_attrs(spec: TrialSpec) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "seed": spec.seed,
+        "bnsearch.phase": spec.phase,
+        "bnsearch.worker": _worker_id(),
+    }
+    if spec.block is not None:
+        attrs["bnsearch.block"] = spec.block
+    return attrs
+
+
 def _ask_block(study: Any, config: StudyConfig) -> list[tuple[Any, TrialSpec]]:
     """Ask one trial from the sampler, then one per other placement with the same values.
 
     The sampler chooses every hyperparameter of the first trial (placement included); the
-    other placements are enqueued with the first trial's values, so the block's trials
+    other placements are created with the first trial's values, so the block's trials
     differ only in placement and share one seed. Each stays an ordinary Optuna trial, so
     the sampler and the importance evaluators see placement like any other parameter.
     """
     template = study.ask()
+    _first_beat(study, template._trial_id)
     first = config.space.suggest(template)
     block = template.number
     seed = trial_seed(config.seed, block)
-    members = [(template, TrialSpec(template.number, first, seed, block))]
+    spec = TrialSpec(template.number, first, seed, block)
+    for key, value in _spec_attrs(spec).items():
+        template.set_user_attr(key, value)
+    members = [(template, spec)]
     for placement in config.space.placement:
         if placement == first.placement:
             continue
         params = {**template.params, "placement": placement}
-        trial = _claim_trial(study, params, template.distributions)
-        members.append((trial, TrialSpec(trial.number, BNConfig(**params), seed, block)))
+        members.append(
+            _claim_trial(study, params, template.distributions, BNConfig(**params), seed, block)
+        )
     return members
 
 
-def _claim_trial(study: Any, params: dict[str, Any], distributions: dict[str, Any]) -> Any:
+def _retry(study: Any, failed: Any) -> tuple[Any, TrialSpec]:
+    """A new trial with a failed trial's parameters, seed and block."""
+    attrs = failed.user_attrs
+    config = BNConfig(**failed.params)
+    trial, spec = _claim_trial(
+        study,
+        failed.params,
+        failed.distributions,
+        config,
+        int(attrs["seed"]),
+        int(attrs["bnsearch.block"]),
+        {"bnsearch.retries_trial": failed.number},
+    )
+    return trial, spec
+
+
+def _claim_trial(
+    study: Any,
+    params: dict[str, Any],
+    distributions: dict[str, Any],
+    config: BNConfig,
+    seed: int,
+    block: int,
+    extra_attrs: dict[str, Any] | None = None,
+    phase: str = "search",
+) -> tuple[Any, TrialSpec]:
     """Create a RUNNING trial with fixed ``params`` owned by this process.
 
     Unlike ``enqueue_trial`` + ``ask``, no other worker sharing the storage can take it from
-    the queue, so a worker always trains its whole block.
+    the queue, so a worker always trains what it claimed. The trial's seed, block and phase
+    are stored in the same insert, so no other process ever sees the trial without them.
     """
     import datetime
 
     import optuna
 
+    number_unknown = -1
+    spec = TrialSpec(number_unknown, config, seed, block, phase=phase)
     template = optuna.trial.FrozenTrial(
-        number=-1,
+        number=number_unknown,
         state=optuna.trial.TrialState.RUNNING,
         value=None,
         datetime_start=datetime.datetime.now(),
         datetime_complete=None,
         params=params,
         distributions=distributions,
-        user_attrs={},
+        user_attrs={**_spec_attrs(spec), **(extra_attrs or {})},
         system_attrs={},
         intermediate_values={},
         trial_id=-1,
     )
     trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
-    return optuna.Trial(study, trial_id)
+    _first_beat(study, trial_id)
+    trial = optuna.Trial(study, trial_id)
+    return trial, TrialSpec(trial.number, config, seed, block, phase=phase)
 
 
 def _ask_confirmation(
@@ -327,9 +416,11 @@ def _ask_confirmation(
         seed = trial_seed(config.seed + 104_729, round_id + k)
         for result in best:
             params = result.config.as_params()
-            trial = _claim_trial(study, params, distributions)
-            spec = TrialSpec(trial.number, result.config, seed, round_id, phase="confirm")
-            members.append((trial, spec))
+            members.append(
+                _claim_trial(
+                    study, params, distributions, result.config, seed, round_id, phase="confirm"
+                )
+            )
     return members
 
 
@@ -405,13 +496,11 @@ def _train_and_tell(
     finished: set[str] = set()
     try:
         for trial, spec in asked:
-            trial.set_user_attr("seed", spec.seed)
-            trial.set_user_attr("bnsearch.phase", spec.phase)
-            if spec.block is not None:
-                trial.set_user_attr("bnsearch.block", spec.block)
-            run_id = tracker.start_trial(
-                spec, {"optuna.study": study.study_name, "bnsearch.phase": spec.phase}
-            )
+            tags = {"optuna.study": study.study_name, "bnsearch.phase": spec.phase}
+            retried = trial.user_attrs.get("bnsearch.retries_trial")
+            if retried is not None:
+                tags["bnsearch.retries_trial"] = str(retried)
+            run_id = tracker.start_trial(spec, tags)
             trial.set_user_attr(RUN_ID_ATTR, run_id)
             trial.set_user_attr("bnsearch.parent_run", tracker.parent_run_id or "")
             in_flight.append((trial, spec, run_id))
@@ -445,6 +534,36 @@ def _train_and_tell(
     return results
 
 
+def _claim_batch(
+    study: Any, config: StudyConfig, capacity: int, wanted: int | None
+) -> list[tuple[Any, TrialSpec]]:
+    """Under the claim lock: retries first, then new whole blocks, at most ``capacity``
+    trials (at least one block). ``wanted`` is this run's remaining budget; with
+    ``config.target_trials`` the study's own count decides instead."""
+    block_size = len(config.space.placement)
+    with claim_lock(study):
+        if config.target_trials is not None:
+            remaining = config.target_trials - search_trial_count(study)
+        else:
+            remaining = wanted or 0
+        if remaining <= 0:
+            return []
+        retries = trials_to_retry(study)[: min(capacity, remaining)]
+        asked = [_retry(study, failed) for failed in retries]
+        remaining -= len(asked)
+        room = (capacity - len(asked)) // block_size if asked else max(1, capacity // block_size)
+        for _ in range(min(room, math.ceil(max(remaining, 0) / block_size))):
+            asked.extend(_ask_block(study, config))
+    return asked
+
+
+def _running_search_trials(study: Any) -> int:
+    import optuna
+
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return sum(1 for t in running if t.user_attrs.get("bnsearch.phase", "search") == "search")
+
+
 def run_trials(
     study: Any,
     config: StudyConfig,
@@ -453,32 +572,38 @@ def run_trials(
     tracker: MlflowTracker,
     on_result: Callable[[TrialResult], None] | None = None,
     batch_size: int = 1,
+    log: Callable[[str], None] | None = None,
 ) -> list[TrialResult]:
-    """Ask, train and tell until ``config.n_trials`` trials ran or ``config.timeout`` passed.
+    """Claim, train and tell until the budget is spent or ``config.timeout`` passed.
 
-    Trials come in paired blocks (one trial per placement, see :func:`_ask_block`), so
-    ``n_trials`` is rounded up to whole blocks. A batch holds as many whole blocks as fit in
-    ``batch_size`` (at least one). Ctrl-C fails the trials in flight in Optuna, ends their
-    MLflow runs as KILLED and re-raises, so a rerun resumes with no trial left RUNNING.
+    The budget is ``config.n_trials`` trials of this run or, with ``config.target_trials``,
+    that many search trials in the study (shared with any other worker; rounded up to whole
+    blocks). Trials come in paired blocks (one per placement, see :func:`_ask_block`); a
+    batch holds as many whole blocks as fit in ``batch_size`` (at least one). Before each
+    batch, trials of dead processes are failed (:func:`close_stale_trials`) and trials
+    that failed without a result are retried first (see :mod:`._claims`). With a target,
+    a worker that has nothing left to claim waits for the other workers' running trials,
+    taking over any whose worker dies, so the study is complete when it returns.
+    Ctrl-C fails the trials in flight in Optuna, ends their MLflow runs as KILLED and
+    re-raises; the next run retries them.
     """
     started = time.monotonic()
     results: list[TrialResult] = []
-    block_size = len(config.space.placement)
-    blocks_per_batch = max(1, batch_size // block_size)
-    while True:
-        if config.target_trials is not None:
-            # Re-counted before every batch: other workers add trials to the same study.
-            remaining = config.target_trials - search_trial_count(study)
-        else:
-            remaining = config.n_trials - len(results)
-        if remaining <= 0:
-            break
-        if config.timeout is not None and time.monotonic() - started >= config.timeout:
-            break
-        remaining_blocks = math.ceil(remaining / block_size)
-        asked: list[tuple[Any, TrialSpec]] = []
-        for _ in range(min(blocks_per_batch, remaining_blocks)):
-            asked.extend(_ask_block(study, config))
+    capacity = max(batch_size, len(config.space.placement))
+    while config.timeout is None or time.monotonic() - started < config.timeout:
+        closed = close_stale_trials(study, tracker)
+        if closed and log is not None:
+            log(
+                f"bnsearch: closed {closed} trial(s) left RUNNING by a process that died; "
+                "they are marked FAILED in Optuna and MLflow and will be retried."
+            )
+        wanted = None if config.target_trials is not None else config.n_trials - len(results)
+        asked = _claim_batch(study, config, capacity, wanted)
+        if not asked:
+            if config.target_trials is None or not _running_search_trials(study):
+                break
+            time.sleep(max(1, config.heartbeat_interval or 1))
+            continue
         batch = _train_and_tell(study, config, dataset, engine, tracker, asked, on_result)
         results.extend(batch)
         _stop_after_failures(results, batch)

@@ -380,6 +380,9 @@ def check_memory(
         )
 
 
+MAX_CACHED_POPULATIONS = 4
+
+
 class PopulationEngine:
     """Trains up to ``max_population`` trials at once in one vectorised TensorFlow graph.
 
@@ -413,24 +416,42 @@ class PopulationEngine:
     ) -> list[TrialResult]:
         if self.max_population < 1:
             raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
-        results: list[TrialResult] = []
-        for start in range(0, len(specs), self.max_population):
-            chunk = list(specs[start : start + self.max_population])
+        if network.kind != "mlp":
+            raise ConfigError(
+                f"the population engine trains the MLP family only, not a {network.kind} "
+                "network; use --engine keras."
+            )
+        # A searched activation changes the graph: one population per activation.
+        groups: dict[str, list[int]] = {}
+        for index, spec in enumerate(specs):
+            groups.setdefault(spec.config.activation or network.activation, []).append(index)
+        results: list[TrialResult | None] = [None] * len(specs)
+        for activation, members in groups.items():
+            group_network = replace(network, activation=activation)
+            for start in range(0, len(members), self.max_population):
+                chunk = members[start : start + self.max_population]
 
-            def chunk_callback(
-                index: int, epoch: int, metrics: dict[str, float], offset: int = start
-            ) -> bool:
-                return on_epoch(index + offset, epoch, metrics) if on_epoch else False
+                def chunk_callback(
+                    index: int, epoch: int, metrics: dict[str, float], chunk: list = chunk
+                ) -> bool:
+                    return on_epoch(chunk[index], epoch, metrics) if on_epoch else False
 
-            results.extend(self._train_chunk(chunk, dataset, network, chunk_callback))
-        return results
+                trained = self._train_chunk(
+                    [specs[i] for i in chunk], dataset, group_network, chunk_callback
+                )
+                for index, result in zip(chunk, trained, strict=True):
+                    results[index] = result
+        return [r for r in results if r is not None]
 
     def _population(self, size: int, dataset: Dataset, network: NetworkSettings) -> _Population:
         # Epochs do not shape the graph: studies with other epoch counts share it.
         key = (size, dataset.fingerprint, replace(network, epochs=1))
         if key not in self._cache:
             check_memory(size, dataset, network, self.memory_limit_bytes)
-            self._cache.clear()  # one population's graphs at a time keeps memory flat
+            # A few populations' graphs (one per searched activation) and no more keeps
+            # memory flat over a long study.
+            while len(self._cache) >= MAX_CACHED_POPULATIONS:
+                del self._cache[next(iter(self._cache))]
             self._cache[key] = _Population(size, dataset, network, self.jit_compile)
         return self._cache[key]
 

@@ -1,0 +1,123 @@
+"""Claiming work in a shared study: one process at a time decides what runs next.
+
+Several workers (processes or machines) add trials to one Optuna study. Deciding what to
+run next — which interrupted trials to retry, whether the target leaves room for another
+block — and creating those trials must be one step, or two workers both take the last
+block and the study overshoots its target. bnsearch holds a lock for that step only
+(training runs outside it), using what the storage's database already offers:
+
+* PostgreSQL: a session-level advisory lock (``pg_advisory_lock``) keyed by the study id.
+  The server drops it with the connection, so a worker killed while holding it cannot
+  leave it held.
+* SQLite: an exclusive ``flock`` on ``<database file>.claims`` (one machine's file, so a
+  file lock reaches every process that can open the database).
+* Any other database: no lock; the study may then overshoot its target by a block when
+  workers claim at the same instant.
+
+A trial that failed without a result (its process was interrupted, or died and was failed
+by :func:`~bnsearch.backends.close_stale_trials`) is *retried*: a new trial with the same
+parameters, seed and block, so its paired block is still complete. A trial that failed
+with a result (diverged, for instance) is an outcome, not retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["claim_lock", "orphaned_trial_ids", "trials_to_retry"]
+
+RESULT_ATTR = "bnsearch.result"
+
+
+def _rdb_storage(study: Any) -> Any:
+    storage = study._storage
+    return getattr(storage, "_backend", storage)
+
+
+@contextlib.contextmanager
+def claim_lock(study: Any) -> Iterator[None]:
+    """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
+    engine = getattr(_rdb_storage(study), "engine", None)
+    dialect = engine.dialect.name if engine is not None else ""
+    if dialect == "postgresql":
+        from sqlalchemy import text
+
+        key = zlib.crc32(f"bnsearch:{study._study_id}".encode())
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+    elif dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        path = Path(engine.url.database).with_name(Path(engine.url.database).name + ".claims")
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        yield
+
+
+def trials_to_retry(study: Any) -> list[Any]:
+    """Search trials that failed without a result and whose place in their block no other
+    trial has taken (finished, running or retried): one per (block, placement)."""
+    import optuna
+
+    fail = optuna.trial.TrialState.FAIL
+    taken: set[tuple[int, str]] = set()
+    candidates: dict[tuple[int, str], Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        if attrs.get("bnsearch.phase", "search") != "search":
+            continue
+        if "bnsearch.block" not in attrs or "placement" not in trial.params:
+            continue
+        key = (int(attrs["bnsearch.block"]), str(trial.params["placement"]))
+        if trial.state is fail and RESULT_ATTR not in attrs:
+            candidates.setdefault(key, trial)
+        else:
+            taken.add(key)
+    return [trial for key, trial in sorted(candidates.items()) if key not in taken]
+
+
+def orphaned_trial_ids(study: Any, grace_period: float) -> list[int]:
+    """RUNNING trials that never got a heartbeat and started over ``grace_period`` s ago.
+
+    bnsearch records a trial's first heartbeat right after creating it, so such a trial's
+    process died in between; Optuna's own stale check skips trials without a heartbeat,
+    so without this they would stay RUNNING (and other workers wait on them) forever.
+    Reads Optuna's heartbeat table (RDB storages only; none found otherwise).
+    """
+    import datetime
+
+    storage = _rdb_storage(study)
+    if not hasattr(storage, "scoped_session"):
+        return []
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_period)
+    session = storage.scoped_session()
+    try:
+        trials = (
+            session.query(models.TrialModel)
+            .filter(models.TrialModel.study_id == study._study_id)
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .all()
+        )
+        return [
+            t.trial_id
+            for t in trials
+            if not t.heartbeats and t.datetime_start is not None and t.datetime_start < cutoff
+        ]
+    finally:
+        session.close()
