@@ -14,22 +14,27 @@ block and the study overshoots its target. bnsearch holds a lock for that step o
 * Any other database: no lock; the study may then overshoot its target by a block when
   workers claim at the same instant.
 
-A trial that failed without a result (its process was interrupted, or died and was failed
-by :func:`~bnsearch.backends.close_stale_trials`) is *retried*: a new trial with the same
-parameters, seed and block, so its paired block is still complete. A trial that failed
-with a result (diverged, for instance) is an outcome, not retried.
+Blocks are kept whole (:func:`blocks_to_complete`): a trial that failed without a result
+(its process was interrupted, or died and was failed by
+:func:`~bnsearch.backends.close_stale_trials`) is *retried* — a new trial with the same
+parameters, seed and block — and a placement a block never got (its process died while
+creating the block) is created the same way. A trial that failed with a result (diverged,
+for instance) is an outcome, not retried. So counts stay whole blocks and a shared study
+reaches its target exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["claim_lock", "orphaned_trial_ids", "trials_to_retry"]
+__all__ = ["Repair", "blocks_to_complete", "claim_lock", "is_outcome", "orphaned_trial_ids"]
 
 RESULT_ATTR = "bnsearch.result"
 
@@ -67,26 +72,55 @@ def claim_lock(study: Any) -> Iterator[None]:
         yield
 
 
-def trials_to_retry(study: Any) -> list[Any]:
-    """Search trials that failed without a result and whose place in their block no other
-    trial has taken (finished, running or retried): one per (block, placement)."""
+@dataclass(frozen=True)
+class Repair:
+    """A trial a paired block lacks: its parameters, seed and block, and the number of the
+    interrupted trial it retries (``None`` when the block never got that placement)."""
+
+    params: dict[str, Any]
+    distributions: dict[str, Any]
+    seed: int
+    block: int
+    retries: int | None
+
+
+def is_outcome(trial: Any) -> bool:
+    """Whether a trial holds a result that counts: finished, in flight (running or
+    waiting), or failed *with* a result of its own (it diverged). A trial failed by an
+    interrupt or a dead process has none (or a result stored just before the interrupt
+    failed it)."""
     import optuna
 
-    fail = optuna.trial.TrialState.FAIL
-    taken: set[tuple[int, str]] = set()
-    candidates: dict[tuple[int, str], Any] = {}
+    if trial.state is not optuna.trial.TrialState.FAIL:
+        return True
+    stored = trial.user_attrs.get(RESULT_ATTR)
+    return stored is not None and json.loads(stored).get("state") == "FAILED"
+
+
+def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
+    """What every paired block still needs so that each placement has one outcome: a retry
+    of each interrupted trial, and the placements a block never got (its process died
+    while creating it). Search trials only; in block order."""
+    blocks: dict[int, list[Any]] = {}
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         if attrs.get("bnsearch.phase", "search") != "search":
             continue
         if "bnsearch.block" not in attrs or "placement" not in trial.params:
             continue
-        key = (int(attrs["bnsearch.block"]), str(trial.params["placement"]))
-        if trial.state is fail and RESULT_ATTR not in attrs:
-            candidates.setdefault(key, trial)
-        else:
-            taken.add(key)
-    return [trial for key, trial in sorted(candidates.items()) if key not in taken]
+        blocks.setdefault(int(attrs["bnsearch.block"]), []).append(trial)
+    repairs = []
+    for block, members in sorted(blocks.items()):
+        template = members[0]
+        seed = int(template.user_attrs["seed"])
+        for placement in placements:
+            same = [t for t in members if t.params["placement"] == placement]
+            if any(is_outcome(t) for t in same):
+                continue
+            params = {**template.params, "placement": placement}
+            retries = same[0].number if same else None
+            repairs.append(Repair(params, template.distributions, seed, block, retries))
+    return repairs
 
 
 def orphaned_trial_ids(study: Any, grace_period: float) -> list[int]:

@@ -18,9 +18,11 @@ from typing import Any
 
 from bnsearch.backends._claims import (
     RESULT_ATTR,
+    Repair,
+    blocks_to_complete,
     claim_lock,
+    is_outcome,
     orphaned_trial_ids,
-    trials_to_retry,
 )
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
@@ -345,20 +347,18 @@ def _ask_block(study: Any, config: StudyConfig) -> list[tuple[Any, TrialSpec]]:
     return members
 
 
-def _retry(study: Any, failed: Any) -> tuple[Any, TrialSpec]:
-    """A new trial with a failed trial's parameters, seed and block."""
-    attrs = failed.user_attrs
-    config = BNConfig(**failed.params)
-    trial, spec = _claim_trial(
+def _repair(study: Any, repair: Repair) -> tuple[Any, TrialSpec]:
+    """A new trial with a failed trial's (or its block's) parameters, seed and block."""
+    extra = {} if repair.retries is None else {"bnsearch.retries_trial": repair.retries}
+    return _claim_trial(
         study,
-        failed.params,
-        failed.distributions,
-        config,
-        int(attrs["seed"]),
-        int(attrs["bnsearch.block"]),
-        {"bnsearch.retries_trial": failed.number},
+        repair.params,
+        repair.distributions,
+        BNConfig(**repair.params),
+        repair.seed,
+        repair.block,
+        extra,
     )
-    return trial, spec
 
 
 def _claim_trial(
@@ -425,21 +425,14 @@ def _ask_confirmation(
 
 
 def search_trial_count(study: Any) -> int:
-    """Search-phase trials that count towards ``target_trials``: complete, pruned or still
-    running, from any worker. Failed trials do not count, so trials lost with a killed
-    worker (or that diverged) are made up by later ones."""
-    import optuna
-
-    counted = (
-        optuna.trial.TrialState.COMPLETE,
-        optuna.trial.TrialState.PRUNED,
-        optuna.trial.TrialState.RUNNING,
-        optuna.trial.TrialState.WAITING,
-    )
+    """Search-phase trials that count towards ``target_trials``, from any worker: those
+    with an outcome (complete, pruned, failed with a result of their own such as a
+    divergence) or in flight. Trials lost to an interrupt or a dead worker do not count;
+    they are retried in their block (see :func:`blocks_to_complete`)."""
     return sum(
         1
-        for t in study.get_trials(deepcopy=False, states=counted)
-        if t.user_attrs.get("bnsearch.phase", "search") == "search"
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get("bnsearch.phase", "search") == "search" and is_outcome(t)
     )
 
 
@@ -548,8 +541,8 @@ def _claim_batch(
             remaining = wanted or 0
         if remaining <= 0:
             return []
-        retries = trials_to_retry(study)[: min(capacity, remaining)]
-        asked = [_retry(study, failed) for failed in retries]
+        repairs = blocks_to_complete(study, config.space.placement)[: min(capacity, remaining)]
+        asked = [_repair(study, repair) for repair in repairs]
         remaining -= len(asked)
         room = (capacity - len(asked)) // block_size if asked else max(1, capacity // block_size)
         for _ in range(min(room, math.ceil(max(remaining, 0) / block_size))):

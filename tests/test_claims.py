@@ -1,0 +1,90 @@
+"""What a shared study's next claim repairs, and the lock that makes claims one at a time."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+
+import optuna
+import pytest
+
+from bnsearch.backends._claims import blocks_to_complete, claim_lock, is_outcome
+from bnsearch.results import TrialResult, TrialSpec, TrialState
+from bnsearch.space import BNConfig
+from tests._postgres import fresh_database, needs_postgres
+
+DIST = {"placement": optuna.distributions.CategoricalDistribution(["none", "before", "after"])}
+PLACEMENTS = ("none", "before", "after")
+
+
+def _add(study, block, placement, state, result_state=None):
+    attrs = {"bnsearch.block": block, "seed": 100 + block, "bnsearch.phase": "search"}
+    if result_state is not None:
+        spec = TrialSpec(0, BNConfig(placement=placement), 100 + block, block)
+        attrs["bnsearch.result"] = TrialResult(spec, result_state, {"val_loss": [1.0]}).to_json()
+    trial = optuna.trial.create_trial(
+        params={"placement": placement}, distributions=DIST, user_attrs=attrs, state=state,
+        value=0.5 if state is optuna.trial.TrialState.COMPLETE else None,
+    )  # fmt: skip
+    study.add_trial(trial)
+    return study.trials[-1].number
+
+
+@pytest.fixture
+def study(tmp_path):
+    return optuna.create_study(storage=f"sqlite:///{tmp_path / 'o.db'}")
+
+
+def test_interrupted_trials_are_retried_and_missing_placements_created(study):
+    complete, fail = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
+    for placement in PLACEMENTS:  # block 0: whole
+        _add(study, 0, placement, complete, TrialState.COMPLETE)
+    _add(study, 1, "before", complete, TrialState.COMPLETE)
+    interrupted = _add(study, 1, "after", fail)  # no result: its process was stopped
+    # block 1 never got "none": its process died while creating the block
+    for placement in PLACEMENTS:  # block 2: "none" diverged, a result of its own
+        _add(study, 2, placement, fail if placement == "none" else complete,
+             TrialState.FAILED if placement == "none" else TrialState.COMPLETE)  # fmt: skip
+    told_then_failed = _add(study, 3, "none", fail, TrialState.COMPLETE)  # Ctrl-C mid-tell
+    repairs = blocks_to_complete(study, PLACEMENTS)
+    assert [(r.block, r.params["placement"], r.retries) for r in repairs] == [
+        (1, "none", None), (1, "after", interrupted),
+        (3, "none", told_then_failed), (3, "before", None), (3, "after", None),
+    ]  # fmt: skip
+    assert all(r.seed == 100 + r.block for r in repairs)
+    assert not is_outcome(study.trials[told_then_failed])
+    assert is_outcome(study.trials[-2])  # a divergence is an outcome, not retried
+
+
+def _holds_exclusively(study) -> bool:
+    """A second claim waits while a first holds the lock."""
+    events = []
+    entered = threading.Event()
+
+    def first():
+        with claim_lock(study):
+            entered.set()
+            time.sleep(0.5)
+            events.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    entered.wait(10)
+    with claim_lock(study):
+        events.append("second in")
+    thread.join()
+    return events == ["first done", "second in"]
+
+
+def test_claims_on_sqlite_take_turns(study):
+    assert _holds_exclusively(study)
+
+
+@needs_postgres
+def test_claims_on_postgresql_take_turns():
+    for url in fresh_database():
+        storage = optuna.storages.RDBStorage(url)
+        study = optuna.create_study(storage=storage, study_name=f"s{datetime.datetime.now():%f}")
+        assert _holds_exclusively(study)
+        storage.engine.dispose()
