@@ -184,6 +184,17 @@ def _default_learning_rate() -> FloatRange:
 _RANGE_NAMES = ("momentum", "epsilon", "dropout", "learning_rate")
 
 
+def _choices(name: str, values: Any, known: tuple[str, ...]) -> tuple[str, ...]:
+    """A categorical dimension's choices: each known, none twice."""
+    chosen = tuple(values)
+    unknown = [v for v in chosen if v not in known]
+    if unknown:
+        raise ConfigError(f"unknown {name} {unknown[0]!r}; choose from {', '.join(known)}.")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"`{name}` lists a choice twice: {list(chosen)}.")
+    return chosen
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """The hyperparameters a study searches over, validated on construction.
@@ -201,30 +212,15 @@ class SearchSpace:
     activation: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        placements = tuple(self.placement)
+        placements = _choices("placement", self.placement, PLACEMENTS)
         if not placements:
             raise ConfigError("`placement` needs at least one choice, e.g. ['before', 'after'].")
-        unknown = [p for p in placements if p not in PLACEMENTS]
-        if unknown:
-            raise ConfigError(
-                f"unknown placement {unknown[0]!r}; choose from {', '.join(PLACEMENTS)}."
-            )
-        if len(set(placements)) != len(placements):
-            raise ConfigError(f"`placement` lists a choice twice: {list(placements)}.")
         object.__setattr__(self, "placement", placements)
         use_bias = tuple(self.use_bias)
         if not use_bias or any(not isinstance(b, bool) for b in use_bias):
             raise ConfigError(f"`use_bias` choices must be true/false, but got {list(use_bias)}.")
         object.__setattr__(self, "use_bias", use_bias)
-        activations = tuple(self.activation)
-        unknown = [a for a in activations if a not in ACTIVATIONS]
-        if unknown:
-            raise ConfigError(
-                f"unknown activation {unknown[0]!r}; choose from {', '.join(ACTIVATIONS)}."
-            )
-        if len(set(activations)) != len(activations):
-            raise ConfigError(f"`activation` lists a choice twice: {list(activations)}.")
-        object.__setattr__(self, "activation", activations)
+        object.__setattr__(self, "activation", _choices("activation", self.activation, ACTIVATIONS))
         for name in _RANGE_NAMES:
             getattr(self, name).validate(name)
 
