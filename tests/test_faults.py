@@ -122,3 +122,18 @@ def test_kill_9_leaves_trials_that_the_next_run_closes(tmp_path, tiny_csv):
     assert len(complete) >= 3 + 1  # the new block reached its target
     parents = [r for r in runs if r.data.tags.get("bnsearch.kind") == "study"]
     assert sorted(r.info.status for r in parents) == ["FAILED", "FINISHED"]
+
+
+def test_ctrl_c_stops_a_keras_tuner_study_and_its_child_process(tmp_path, tiny_csv):
+    # SIGINT to bnsearch alone (as `kill -INT` sends it): bnsearch passes it on to the child
+    # process that runs the trials, which ends its runs as KILLED.
+    process = _start(tmp_path, tiny_csv, "--n-trials", "30", "--backend", "keras-tuner")
+    _wait_for_trials(process, 1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("faults").experiment_id])
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert [r.info.status for r in runs if r.data.tags["bnsearch.kind"] == "study"] == ["KILLED"]
+    assert len([r for r in runs if r.data.tags["bnsearch.kind"] == "trial"]) < 30

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,6 +97,7 @@ class _TrackedTuner:
     def on_trial_begin(self, trial: Any) -> None:
         import keras
 
+        _raise_if_stopped()
         super().on_trial_begin(trial)
         # Keeps memory flat over many trials: drop the previous trial's graphs and models.
         keras.backend.clear_session(free_memory=True)
@@ -154,6 +156,7 @@ class _TrackedTuner:
         if bad:
             model.stop_training = True
             live["diverged"] = f"{bad[0]} became {metrics[bad[0]]} at epoch {epoch}"
+        _raise_if_stopped()
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         from keras_tuner.errors import FailedTrialError
@@ -260,8 +263,8 @@ def run_keras_tuner(
     iteration in one), each continuing the same Keras Tuner project: TensorFlow keeps
     a few MB per model it ever built even after ``clear_session()``, so only a fresh
     process keeps a long study's memory flat. Results come back to this process as they
-    finish, for progress and the summary. Ctrl-C / SIGTERM reach the child, which ends its
-    runs as KILLED.
+    finish, for progress and the summary. Ctrl-C / SIGTERM reach the child, which stops at
+    the end of the epoch in progress and ends its runs as KILLED.
     """
     import multiprocessing
 
@@ -358,13 +361,29 @@ def _stop_child(child: Any) -> None:
         child.join()
 
 
+# Set by SIGINT/SIGTERM in a child process. A KeyboardInterrupt raised straight from the
+# signal handler can land in one of TensorFlow's weakref callbacks, where Python ignores it
+# and training goes on; the tuner raises it at the next epoch end or trial start instead.
+_STOP = threading.Event()
+
+
+def _request_stop(signum: int, frame: object) -> None:
+    _STOP.set()
+
+
+def _raise_if_stopped() -> None:
+    if _STOP.is_set():
+        raise KeyboardInterrupt
+
+
 def _child_main(
     config: StudyConfig, dataset: Dataset, parent_run_id: str | None, n_trials: int, messages: Any
 ) -> None:
     import signal
 
     _die_with_parent()
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
@@ -380,10 +399,6 @@ def _child_main(
         import traceback
 
         messages.put(("error", (type(error).__name__, str(error), traceback.format_exc())))
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _die_with_parent() -> None:
