@@ -138,6 +138,12 @@ class Verdict:
                 f"(Holm {pair.p_holm:.3g}), {pair.n_blocks} blocks"
             )
         for conf in self.confirmations:
+            if not conf.values:
+                lines.append(
+                    f"  best {conf.placement}: no fresh-seed run completed (each diverged or "
+                    "failed)"
+                )
+                continue
             lines.append(
                 f"  best {conf.placement}: {self.metric} {conf.mean:.4f} ± {conf.std:.4f} "
                 f"(sd over {len(conf.values)} fresh seeds)"

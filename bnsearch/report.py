@@ -189,6 +189,9 @@ def _markdown(
                 for k, v in c.params.items()
                 if k != "placement"
             )
+            if not c.values:
+                lines.append(f"| {c.placement} | – | – | 0 (each diverged or failed) | {params} |")
+                continue
             lines.append(
                 f"| {c.placement} | {c.mean:.4f} | {c.std:.4f} | {len(c.values)} | {params} |"
             )

@@ -104,3 +104,17 @@ def test_searched_activation_gets_a_placement_verdict_of_its_own():
         line.startswith("  with relu: `after` is better") for line in verdict.summary_lines()
     )
     assert analyze(tanh).by_activation == {}  # one activation: nothing to split
+
+
+def test_a_placement_whose_confirmation_runs_all_failed_is_said_so_not_shown_as_nan():
+    results = _block_results({"before": 0.0, "after": 0.1, "none": 0.2}, 5, 0.01)
+    confirm = [
+        TrialResult(
+            TrialSpec(100 + k, BNConfig(placement="none"), k, 99, phase="confirm"),
+            TrialState.FAILED, {"val_loss": [float("nan")]}, fail_reason="diverged",
+        )
+        for k in range(3)
+    ]  # fmt: skip
+    lines = analyze(results, confirmation_phase=confirm).summary_lines()
+    assert "  best none: no fresh-seed run completed (each diverged or failed)" in lines
+    assert not [line for line in lines if "nan" in line]
