@@ -34,12 +34,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Repair", "blocks_to_complete", "claim_lock", "is_outcome", "orphaned_trial_ids"]
+__all__ = [
+    "Repair",
+    "blocks_to_complete",
+    "claim_lock",
+    "is_outcome",
+    "orphaned_trial_ids",
+    "rdb_storage",
+]
 
 RESULT_ATTR = "bnsearch.result"
 
 
-def _rdb_storage(study: Any) -> Any:
+def rdb_storage(study: Any) -> Any:
+    """The study's RDBStorage, under Optuna's cache wrapper if there is one."""
     storage = study._storage
     return getattr(storage, "_backend", storage)
 
@@ -47,7 +55,7 @@ def _rdb_storage(study: Any) -> Any:
 @contextlib.contextmanager
 def claim_lock(study: Any) -> Iterator[None]:
     """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
-    engine = getattr(_rdb_storage(study), "engine", None)
+    engine = getattr(rdb_storage(study), "engine", None)
     dialect = engine.dialect.name if engine is not None else ""
     if dialect == "postgresql":
         from sqlalchemy import text
@@ -133,7 +141,7 @@ def orphaned_trial_ids(study: Any, grace_period: float) -> list[int]:
     """
     import datetime
 
-    storage = _rdb_storage(study)
+    storage = rdb_storage(study)
     if not hasattr(storage, "scoped_session"):
         return []
     from optuna.storages._rdb import models

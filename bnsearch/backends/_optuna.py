@@ -23,6 +23,7 @@ from bnsearch.backends._claims import (
     claim_lock,
     is_outcome,
     orphaned_trial_ids,
+    rdb_storage,
 )
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
@@ -174,11 +175,6 @@ class _Heartbeat:
             self._thread.join()
 
 
-def _claims_storage(study: Any) -> Any:
-    storage = study._storage
-    return getattr(storage, "_backend", storage)
-
-
 def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
     """Fail trials left RUNNING by a process that died (no heartbeat for ``grace_period``)
     and end their MLflow runs as FAILED; return how many there were."""
@@ -192,7 +188,7 @@ def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
         return 0
     optuna.storages.fail_stale_trials(study)
     grace = study._storage.get_heartbeat_interval() and getattr(
-        _claims_storage(study), "grace_period", None
+        rdb_storage(study), "grace_period", None
     )
     if grace:
         for trial_id in orphaned_trial_ids(study, grace):
