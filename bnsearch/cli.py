@@ -120,8 +120,8 @@ def _add_study_flags(parser: argparse.ArgumentParser) -> None:
     opt.add_argument(
         "--grace-period",
         type=_positive_int,
-        help="a RUNNING trial without a heartbeat for this long is failed on the next run "
-        "(default 60)",
+        help="a RUNNING trial without a heartbeat for this long is failed (and retried) by "
+        "the next run or worker (default 60)",
     )
     opt.add_argument(
         "--allow-changed-study",

@@ -142,8 +142,9 @@ class _Heartbeat:
     """Records Optuna heartbeats for the trials in flight from a background thread.
 
     Optuna only beats inside ``study.optimize``; bnsearch asks and tells itself, so it beats
-    here. A process killed with SIGKILL stops beating, and the next run (any worker) fails
-    its trials once ``grace_period`` has passed (:func:`close_stale_trials`).
+    here. A process killed with SIGKILL stops beating, and the next run or any worker fails
+    its trials once ``grace_period`` has passed (:func:`close_stale_trials`) and retries
+    them.
     """
 
     def __init__(self, study: Any, trials: list[Any]) -> None:
