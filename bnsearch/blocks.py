@@ -22,7 +22,8 @@ Per placement a block is:
 * ``none``: layer → activation.
 * ``before`` (and ``before_output``): layer → BN → activation, ``g(BN(Wu))``; the layer has
   a bias only if ``config.use_bias`` (BN's ``beta`` makes it redundant).
-* ``after``: layer → activation → BN.
+* ``after``: layer → activation → BN; the layer keeps its bias (the activation sits
+  between it and the BN), as in the built-in networks.
 * ``input``: layer → activation (the input BN is the network's first layer, which your
   builder adds itself if it wants one: ``keras.layers.BatchNormalization()(inputs)`` when
   ``config.placement == "input"``).
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bnsearch.model import hidden_layer_order
 from bnsearch.space import BNConfig
 
 __all__ = ["conv_block", "dense_block"]
@@ -48,20 +50,16 @@ def _placed(x: Any, make_layer: Any, config: BNConfig, activation: str, name: st
     def named(suffix: str) -> str | None:
         return f"{name}_{suffix}" if name else None
 
-    before = config.placement in ("before", "before_output")
-    after = config.placement == "after"
-    x = make_layer(config.use_bias or not (before or after), name)(x)
-
-    def bn(value: Any) -> Any:
-        return keras.layers.BatchNormalization(
-            axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=named("bn")
-        )(value)
-
-    if before:
-        x = bn(x)
-    x = keras.layers.Activation(config.activation or activation, name=named("act"))(x)
-    if after:
-        x = bn(x)
+    order = hidden_layer_order(config.placement)
+    for step in order:
+        if step == "layer":  # a bias only where no BN follows directly
+            x = make_layer(config.use_bias or order[1] != "bn", name)(x)
+        elif step == "bn":
+            x = keras.layers.BatchNormalization(
+                axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=named("bn")
+            )(x)
+        else:
+            x = keras.layers.Activation(config.activation or activation, name=named("act"))(x)
     return x
 
 

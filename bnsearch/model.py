@@ -58,6 +58,7 @@ __all__ = [
     "INITIALIZERS",
     "NetworkSettings",
     "build_model",
+    "hidden_layer_order",
     "layer_plan",
 ]
 
@@ -138,6 +139,16 @@ class NetworkSettings:
         return params
 
 
+def hidden_layer_order(placement: str) -> tuple[str, ...]:
+    """One hidden layer (Dense or Conv2D) under a placement: the order of ``layer``, ``bn``
+    and ``activation``. The network plan and :mod:`bnsearch.blocks` both follow it."""
+    if placement in ("before", "before_output"):
+        return ("layer", "bn", "activation")
+    if placement == "after":
+        return ("layer", "activation", "bn")
+    return ("layer", "activation")  # none; input puts its one BN on the inputs instead
+
+
 def layer_plan(config: BNConfig, network: NetworkSettings) -> list[tuple[str, str]]:
     """The network as ``(kind, name)`` pairs in order; kinds are ``conv``, ``pool``,
     ``flatten``, ``dense``, ``bn``, ``activation``, ``dropout`` and ``softmax``. The builder
@@ -149,15 +160,12 @@ def layer_plan(config: BNConfig, network: NetworkSettings) -> list[tuple[str, st
     plan: list[tuple[str, str]] = []
     if config.placement == "input":
         plan.append(("bn", "input_bn"))
-    bn_before = config.placement in ("before", "before_output")
+    order = hidden_layer_order(config.placement)
 
     def placed(core: str, name: str, bn_name: str, activation_name: str) -> None:
-        plan.append((core, name))
-        if bn_before:
-            plan.append(("bn", bn_name))
-        plan.append(("activation", activation_name))
-        if config.placement == "after":
-            plan.append(("bn", bn_name))
+        names = {"layer": (core, name), "bn": ("bn", bn_name)}
+        names["activation"] = ("activation", activation_name)
+        plan.extend(names[step] for step in order)
 
     if network.kind == "cnn":
         for i in range(1, len(network.conv_filters) + 1):

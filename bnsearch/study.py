@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from bnsearch.analysis import Verdict, analyze
 from bnsearch.backends import (
     close_stale_trials,
+    closed_message,
     open_study,
     results_from_study,
     run_confirmation,
@@ -86,12 +87,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         where = {"optuna.storage": _redact(config.resolved_storage)}
         stale = close_stale_trials(study, tracker)
         if stale and config.verbose:
-            print(
-                f"bnsearch: closed {stale} trial(s) left RUNNING by a process that died; "
-                "they are marked FAILED in Optuna and MLflow.",
-                file=out,
-                flush=True,
-            )
+            print(closed_message(stale), file=out, flush=True)
         existing = len(study.trials)
         if config.target_trials is not None:
             have = search_trial_count(study)

@@ -32,7 +32,7 @@ def _layer_kinds(model) -> list[str]:
         ("none", ["Dense", "relu"], True),
         ("before", ["Dense", "BatchNormalization", "relu"], False),
         ("before_output", ["Dense", "BatchNormalization", "relu"], False),
-        ("after", ["Dense", "relu", "BatchNormalization"], False),
+        ("after", ["Dense", "relu", "BatchNormalization"], True),
         ("input", ["Dense", "relu"], True),
     ],
 )

@@ -3,6 +3,7 @@
 from bnsearch.backends._optuna import (
     best_per_placement,
     close_stale_trials,
+    closed_message,
     open_study,
     results_from_study,
     run_confirmation,
@@ -14,6 +15,7 @@ from bnsearch.backends._optuna import (
 __all__ = [
     "best_per_placement",
     "close_stale_trials",
+    "closed_message",
     "open_study",
     "results_from_study",
     "run_confirmation",

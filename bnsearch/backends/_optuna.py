@@ -36,6 +36,7 @@ from bnsearch.tracking import MlflowTracker
 __all__ = [
     "best_per_placement",
     "close_stale_trials",
+    "closed_message",
     "open_study",
     "results_from_study",
     "run_confirmation",
@@ -176,6 +177,14 @@ class _Heartbeat:
             self._thread.join()
 
 
+def closed_message(closed: int) -> str:
+    """What a run says after :func:`close_stale_trials` closed ``closed`` trials."""
+    return (
+        f"bnsearch: closed {closed} trial(s) left RUNNING by a process that died; they are "
+        "marked FAILED in Optuna and MLflow and will be retried."
+    )
+
+
 def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
     """Fail trials left RUNNING by a process that died (no heartbeat for ``grace_period``)
     and end their MLflow runs as FAILED; return how many there were."""
@@ -307,6 +316,7 @@ def _first_beat(study: Any, trial_id: int) -> None:
 
 
 def _spec_attrs(spec: TrialSpec) -> dict[str, Any]:
+    """What every trial records about itself: seed, phase, block and worker."""
     attrs: dict[str, Any] = {
         "seed": spec.seed,
         "bnsearch.phase": spec.phase,
@@ -338,9 +348,7 @@ def _ask_block(study: Any, config: StudyConfig) -> list[tuple[Any, TrialSpec]]:
         if placement == first.placement:
             continue
         params = {**template.params, "placement": placement}
-        members.append(
-            _claim_trial(study, params, template.distributions, BNConfig(**params), seed, block)
-        )
+        members.append(_claim_trial(study, params, template.distributions, seed, block))
     return members
 
 
@@ -348,13 +356,7 @@ def _repair(study: Any, repair: Repair) -> tuple[Any, TrialSpec]:
     """A new trial with a failed trial's (or its block's) parameters, seed and block."""
     extra = {} if repair.retries is None else {"bnsearch.retries_trial": repair.retries}
     return _claim_trial(
-        study,
-        repair.params,
-        repair.distributions,
-        BNConfig(**repair.params),
-        repair.seed,
-        repair.block,
-        extra,
+        study, repair.params, repair.distributions, repair.seed, repair.block, extra
     )
 
 
@@ -362,7 +364,6 @@ def _claim_trial(
     study: Any,
     params: dict[str, Any],
     distributions: dict[str, Any],
-    config: BNConfig,
     seed: int,
     block: int,
     extra_attrs: dict[str, Any] | None = None,
@@ -378,17 +379,19 @@ def _claim_trial(
 
     import optuna
 
-    number_unknown = -1
-    spec = TrialSpec(number_unknown, config, seed, block, phase=phase)
+    config = BNConfig(**params)
     template = optuna.trial.FrozenTrial(
-        number=number_unknown,
+        number=-1,
         state=optuna.trial.TrialState.RUNNING,
         value=None,
         datetime_start=datetime.datetime.now(),
         datetime_complete=None,
         params=params,
         distributions=distributions,
-        user_attrs={**_spec_attrs(spec), **(extra_attrs or {})},
+        user_attrs={
+            **_spec_attrs(TrialSpec(-1, config, seed, block, phase)),
+            **(extra_attrs or {}),
+        },
         system_attrs={},
         intermediate_values={},
         trial_id=-1,
@@ -414,9 +417,7 @@ def _ask_confirmation(
         for result in best:
             params = result.config.as_params()
             members.append(
-                _claim_trial(
-                    study, params, distributions, result.config, seed, round_id, phase="confirm"
-                )
+                _claim_trial(study, params, distributions, seed, round_id, phase="confirm")
             )
     return members
 
@@ -583,10 +584,7 @@ def run_trials(
     while config.timeout is None or time.monotonic() - started < config.timeout:
         closed = close_stale_trials(study, tracker)
         if closed and log is not None:
-            log(
-                f"bnsearch: closed {closed} trial(s) left RUNNING by a process that died; "
-                "they are marked FAILED in Optuna and MLflow and will be retried."
-            )
+            log(closed_message(closed))
         wanted = None if config.target_trials is not None else config.n_trials - len(results)
         asked = _claim_batch(study, config, capacity, wanted)
         if not asked:

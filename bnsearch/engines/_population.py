@@ -441,7 +441,8 @@ class PopulationEngine:
                 )
                 for index, result in zip(chunk, trained, strict=True):
                     results[index] = result
-        return [r for r in results if r is not None]
+        assert all(r is not None for r in results), "every spec belongs to one group"
+        return results  # type: ignore[return-value]
 
     def _population(self, size: int, dataset: Dataset, network: NetworkSettings) -> _Population:
         # Epochs do not shape the graph: studies with other epoch counts share it.
