@@ -421,19 +421,12 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminate(signum: int, frame: object) -> None:
-    # SIGTERM (systemd stop, kill) takes the Ctrl-C path: trials in flight end as failed.
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    import signal
+    from bnsearch.interrupts import install_handlers
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    signal.signal(signal.SIGTERM, _terminate)
-    # A shell without job control starts background commands with SIGINT ignored, and
-    # Python keeps it so; bnsearch always wants Ctrl-C / SIGINT to end trials cleanly.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGTERM (systemd stop, kill) takes the Ctrl-C path: trials in flight end as failed.
+    install_handlers()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -32,7 +32,6 @@ import json
 import math
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.errors import ConfigError
+from bnsearch.interrupts import install_handlers, raise_if_stopped
 from bnsearch.model import build_model
 from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
 from bnsearch.space import BNConfig
@@ -97,7 +97,7 @@ class _TrackedTuner:
     def on_trial_begin(self, trial: Any) -> None:
         import keras
 
-        _raise_if_stopped()
+        raise_if_stopped()
         super().on_trial_begin(trial)
         # Keeps memory flat over many trials: drop the previous trial's graphs and models.
         keras.backend.clear_session(free_memory=True)
@@ -156,7 +156,7 @@ class _TrackedTuner:
         if bad:
             model.stop_training = True
             live["diverged"] = f"{bad[0]} became {metrics[bad[0]]} at epoch {epoch}"
-        _raise_if_stopped()
+        raise_if_stopped()
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         from keras_tuner.errors import FailedTrialError
@@ -306,6 +306,7 @@ def _search_in_child(
     batch: list[TrialResult] = []
     try:
         while True:
+            raise_if_stopped()  # a swallowed Ctrl-C still stops the child within a second
             try:
                 kind, payload = messages.get(timeout=1)
             except queue_module.Empty:
@@ -361,29 +362,11 @@ def _stop_child(child: Any) -> None:
         child.join()
 
 
-# Set by SIGINT/SIGTERM in a child process. A KeyboardInterrupt raised straight from the
-# signal handler can land in one of TensorFlow's weakref callbacks, where Python ignores it
-# and training goes on; the tuner raises it at the next epoch end or trial start instead.
-_STOP = threading.Event()
-
-
-def _request_stop(signum: int, frame: object) -> None:
-    _STOP.set()
-
-
-def _raise_if_stopped() -> None:
-    if _STOP.is_set():
-        raise KeyboardInterrupt
-
-
 def _child_main(
     config: StudyConfig, dataset: Dataset, parent_run_id: str | None, n_trials: int, messages: Any
 ) -> None:
-    import signal
-
     _die_with_parent()
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
+    install_handlers()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)

@@ -29,6 +29,7 @@ from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine
 from bnsearch.errors import ConfigError, StoreError
+from bnsearch.interrupts import raise_if_stopped
 from bnsearch.results import TrialResult, TrialSpec, TrialState
 from bnsearch.space import BNConfig
 from bnsearch.tracking import MlflowTracker
@@ -498,6 +499,7 @@ def _train_and_tell(
         snapshot = _EpochSnapshot(study)
 
         def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
+            raise_if_stopped()
             if in_flight[index][1].phase == "confirm":
                 return False
             return snapshot.should_prune(in_flight[index][0], epoch, metrics["val_loss"])
@@ -582,6 +584,7 @@ def run_trials(
     results: list[TrialResult] = []
     capacity = max(batch_size, len(config.space.placement))
     while config.timeout is None or time.monotonic() - started < config.timeout:
+        raise_if_stopped()
         closed = close_stale_trials(study, tracker)
         if closed and log is not None:
             log(closed_message(closed))

@@ -1,0 +1,55 @@
+"""A stop request that Python swallowed still stops the study at the next safe point."""
+
+from __future__ import annotations
+
+import threading
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from bnsearch import interrupts
+from bnsearch.config import StudyConfig
+from bnsearch.model import NetworkSettings
+from bnsearch.study import run_study
+
+
+def test_a_stop_flag_without_its_exception_ends_the_study_cleanly(tiny_csv, stores, monkeypatch):
+    # As after a Ctrl-C whose KeyboardInterrupt landed in a weakref callback: the flag is
+    # set, no exception is on its way.
+    stop = threading.Event()
+    monkeypatch.setattr(interrupts, "_STOP", stop)
+    config = StudyConfig(
+        study_name="stop", data=str(tiny_csv), target="label", n_trials=3, confirm_seeds=0,
+        engine="keras", network=NetworkSettings(epochs=3, hidden_units=(4,)), verbose=False,
+        **stores,
+    )  # fmt: skip
+    original = interrupts.raise_if_stopped
+    calls = []
+
+    def stop_after_first_epoch() -> None:
+        calls.append(1)
+        if len(calls) == 3:  # the run loop's check, then two epoch ends
+            stop.set()
+        original()
+
+    monkeypatch.setattr("bnsearch.backends._optuna.raise_if_stopped", stop_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(config)
+    assert len(calls) == 3  # it stopped at the first check after the flag was set
+    study = optuna.load_study(study_name="stop", storage=stores["storage"])
+    assert {t.state for t in study.trials} == {optuna.trial.TrialState.FAIL}
+    client = MlflowClient(stores["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("stop").experiment_id])
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    parent = [r for r in runs if r.data.tags["bnsearch.kind"] == "study"]
+    assert [r.info.status for r in parent] == ["KILLED"]
+
+
+def test_raise_if_stopped_raises_only_once_a_stop_was_requested(monkeypatch):
+    stop = threading.Event()
+    monkeypatch.setattr(interrupts, "_STOP", stop)
+    interrupts.raise_if_stopped()
+    stop.set()
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.raise_if_stopped()
