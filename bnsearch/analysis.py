@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,8 +48,10 @@ __all__ = [
     "PlacementConfirmation",
     "Verdict",
     "analyze",
+    "best_per_placement",
     "holm",
     "metric_value",
+    "verdict_for",
 ]
 
 DEFAULT_THRESHOLD = 0.01
@@ -62,6 +64,18 @@ def metric_value(result: TrialResult, metric: str) -> float | None:
         return None
     value = result.final(metric)
     return value if value is not None and math.isfinite(value) else None
+
+
+def best_per_placement(results: Sequence[TrialResult]) -> list[TrialResult]:
+    """The completed search trial with the lowest objective for each placement."""
+    best: dict[str, TrialResult] = {}
+    for result in results:
+        if result.spec.phase != "search" or result.value is None:
+            continue
+        current = best.get(result.config.placement)
+        if current is None or result.value < current.value:
+            best[result.config.placement] = result
+    return list(best.values())
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -198,6 +212,7 @@ def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> dict[str,
     }
 
 
+# long because it is one computation read top to bottom: blocks, pairs, tests, decision.
 def analyze(
     results: Sequence[TrialResult],
     metric: str = "val_loss",
@@ -329,3 +344,31 @@ def _confirmations(
         params = members[0].config.as_params()
         out.append(PlacementConfirmation(placement, params, values))
     return tuple(out)
+
+
+def verdict_for(
+    results: Sequence[TrialResult],
+    metric: str = "val_loss",
+    threshold: float = DEFAULT_THRESHOLD,
+    importances: dict[str, float] | None = None,
+    seed: int = 0,
+    unpaired_reason: str | None = None,
+) -> Verdict:
+    """The verdict over a study's search trials and its latest confirmation round.
+
+    ``unpaired_reason`` says why the trials are not paired blocks (a backend that does not
+    pair them): the statement is then that reason, since no paired verdict can be given.
+    """
+    confirm = [r for r in results if r.spec.phase == PHASE_CONFIRM]
+    latest = max((r.spec.block or 0 for r in confirm), default=None)
+    verdict = analyze(
+        [r for r in results if r.spec.phase == "search"],
+        metric=metric,
+        threshold=threshold,
+        importances=importances or {},
+        confirmation_phase=[r for r in confirm if r.spec.block == latest],
+        seed=seed,
+    )
+    if unpaired_reason is not None:
+        verdict = replace(verdict, statement=unpaired_reason)
+    return verdict

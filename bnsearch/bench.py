@@ -58,6 +58,7 @@ def _specs(population: int) -> list[TrialSpec]:
     ]
 
 
+# long because it is the benchmark script itself: setup, both engines side by side, the table.
 def run_benchmark(
     short: bool = False,
     populations: Sequence[int] | None = None,

@@ -1,7 +1,9 @@
 """``python -m bnsearch``: a thin layer that parses flags into a StudyConfig and calls the library.
 
-Exit codes: 0 success; 1 the study ran but every trial failed; 2 bad input (data,
-configuration, stores), reported on one stderr line; 130 interrupted with Ctrl-C.
+Commands come from one table (:data:`COMMANDS`), each with its arguments and the function
+that runs it; study settings come from :mod:`bnsearch.settings`. Exit codes: 0 success; 1
+the study ran but every trial failed; 2 bad input (data, configuration, stores), reported
+on one stderr line; 3 the study is locked by another process; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -9,383 +11,103 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from bnsearch.errors import BnsearchError, UsageError
+from bnsearch.errors import BnsearchError, ConfigError, UsageError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
+_SPACE_KEYS = {"placements": "placement", "activations": "activation"}
 
 
-def _add_study_flags(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.config import (
-        BACKENDS,
-        DEFAULT_N_TRIALS,
-        DEFAULT_POPULATION,
-        METRIC_CHOICES,
-        PRUNERS,
-        SAMPLERS,
-        TUNERS,
-    )
-    from bnsearch.engines import ENGINES
-    from bnsearch.model import ACTIVATIONS, FAMILIES, INITIALIZERS
-    from bnsearch.space import PLACEMENTS
-
-    opt = parser.add_argument_group("study (flags follow Optuna's CLI where they overlap)")
-    parser.add_argument(
-        "study_file",
-        nargs="?",
-        help="a study file (studies/*.toml); flags given here override its settings",
-    )
-    opt.add_argument("--study-name", help="study name; default bnsearch-<dataset name>")
-    opt.add_argument(
-        "--storage",
-        help="Optuna storage URL; default sqlite:///mlruns/optuna.db. A study that exists there "
-        "is resumed: trials are added, never started over",
-    )
-    opt.add_argument(
-        "--n-trials",
-        type=_positive_int,
-        help="trials to add in this run (default "
-        + ", ".join(f"{n} with the {e} engine" for e, n in DEFAULT_N_TRIALS.items())
-        + ")",
-    )
-    opt.add_argument("--timeout", type=float, help="stop starting new trials after this many s")
-    opt.add_argument(
-        "--target-trials",
-        type=_positive_int,
-        help="add search trials until the study holds this many (what sweeps and workers use); "
-        "a study already there is 'up to date'",
-    )
-    opt.add_argument("--seed", type=int, help="seed of the sampler and trials")
-    opt.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        help="optuna (default) or keras-tuner (uses the Keras engine; no paired verdict)",
-    )
-    opt.add_argument(
-        "--tuner",
-        choices=TUNERS,
-        help="Keras Tuner's tuner with --backend keras-tuner (default random); hyperband runs "
-        "one full Hyperband iteration and ignores --n-trials",
-    )
-    opt.add_argument("--sampler", choices=SAMPLERS, help="default tpe")
-    opt.add_argument(
-        "--pruner",
-        choices=PRUNERS,
-        help="default none: a pruned trial breaks its paired block; median and hyperband "
-        "prune on per-epoch validation loss",
-    )
-    verdict = parser.add_argument_group("verdict")
-    verdict.add_argument(
-        "--metric",
-        choices=METRIC_CHOICES,
-        help="metric compared between placements (final epoch); default val_loss",
-    )
-    verdict.add_argument(
-        "--threshold",
-        type=float,
-        help="smallest difference that matters in practice (default 0.01)",
-    )
-    verdict.add_argument(
-        "--confirm-seeds",
-        type=_positive_int,
-        help="fresh seeds to re-train each placement's best configuration with (default 5)",
-    )
-    opt.add_argument(
-        "--engine",
-        choices=ENGINES,
-        help="population (default: many trials in one vectorised graph) or keras "
-        "(one model.fit per trial, the reference)",
-    )
-    opt.add_argument(
-        "--population",
-        type=_positive_int,
-        help=f"trials trained at once by the population engine (default {DEFAULT_POPULATION})",
-    )
-    opt.add_argument(
-        "--heartbeat-interval",
-        type=_positive_int,
-        help="seconds between Optuna heartbeats of running trials (default 10)",
-    )
-    opt.add_argument(
-        "--grace-period",
-        type=_positive_int,
-        help="a RUNNING trial without a heartbeat for this long is failed (and retried) by "
-        "the next run or worker (default 60)",
-    )
-    opt.add_argument(
-        "--allow-changed-study",
-        action="store_true",
-        help="add trials to an existing study even if its space, data or network changed",
-    )
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--data",
-        help="synthetic (default), a .csv/.parquet/.npz file, sklearn:NAME (breast_cancer, "
-        "digits, iris, wine) or openml:ID",
-    )
-    data.add_argument("--target", help="label column of a CSV/Parquet file")
-    data.add_argument(
-        "--standardize",
-        action="store_true",
-        help="scale features with training-row mean/std (off by default, as in the thread)",
-    )
-    net = parser.add_argument_group("network and training")
-    net.add_argument("--epochs", type=_positive_int, help="default 20")
-    net.add_argument("--batch-size", type=_positive_int, help="default 16")
-    net.add_argument("--validation-split", type=float, help="default 0.2")
-    net.add_argument(
-        "--hidden-units", help="widths of the hidden Dense layers, one per layer; default 64,64"
-    )
-    net.add_argument("--activation", choices=ACTIVATIONS, help="default tanh")
-    net.add_argument(
-        "--activations",
-        help="search the activation too: comma-separated choices such as tanh,relu; the "
-        "verdict is then also given per activation",
-    )
-    net.add_argument(
-        "--family",
-        choices=FAMILIES,
-        help="mlp (default) or cnn (Conv2D blocks for image data such as sklearn:digits; "
-        "trains on the Keras engine)",
-    )
-    net.add_argument("--conv-filters", help="cnn: filters per Conv2D block; default 16,32")
-    net.add_argument("--kernel-size", type=_positive_int, help="cnn: default 3")
-    net.add_argument(
-        "--builder",
-        help="your own network: module:function built with bnsearch.blocks (Keras engine)",
-    )
-    net.add_argument(
-        "--initializer",
-        choices=INITIALIZERS,
-        help="default glorot_uniform; 'uniform' is the thread's ±0.05",
-    )
-    net.add_argument(
-        "--placements",
-        help=f"comma-separated placements to compare (from {', '.join(PLACEMENTS)}); "
-        "default none,before,after",
-    )
-    track = parser.add_argument_group("tracking")
-    track.add_argument(
-        "--tracking-uri",
-        help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db",
-    )
-    track.add_argument("--quiet", action="store_true", help="no progress lines or summary")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bnsearch",
-        description="Does BatchNormalization placement (before/after the activation) matter "
-        "for your data? Optuna studies of the thread's network, every trial logged to MLflow.",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    # Sub-commands accept --debug too; SUPPRESS keeps them from resetting the top-level flag.
-    sub_debug = {"action": "store_true", "default": argparse.SUPPRESS, "help": "show tracebacks"}
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    study = commands.add_parser(
-        "study",
-        argument_default=argparse.SUPPRESS,
-        help="run (or resume) a BN configuration study",
-        description="Train the thread's network under BN configurations chosen by Optuna; "
-        "log every trial to MLflow; print a table per placement.",
-    )
-    study.add_argument("--debug", **sub_debug)
-    _add_study_flags(study)
-    sweep = commands.add_parser(
-        "sweep",
-        help="run every study file in a folder in turn (for cron / systemd timers)",
-        description="Runs each studies/*.toml in name order: a study at its target_trials is "
-        "'up to date'; others get trials up to the target and a refreshed verdict. Exit "
-        "codes: 0 all fine, 1 a study failed, 2 a bad study file, 3 a study was locked.",
-    )
-    sweep.add_argument("folder", help="folder of study files")
-    sweep.add_argument("--storage", help="Optuna storage URL for every study")
-    sweep.add_argument("--tracking-uri", help="MLflow tracking URI for every study")
-    sweep.add_argument("--debug", **sub_debug)
-    worker = commands.add_parser(
-        "worker",
-        argument_default=argparse.SUPPRESS,
-        help="pull trials of a shared study until it reaches target_trials (run on many machines)",
-        description="One of many workers sharing an Optuna storage (e.g. PostgreSQL) and an "
-        "MLflow server. Each claims whole paired blocks until the study holds target_trials "
-        "search trials, retrying trials of workers that died (failed once their heartbeat "
-        "stops for the grace period), and waits for the others' trials before it exits. "
-        "Workers skip the confirmation round: run `study` or `report` afterwards.",
-    )
-    worker.add_argument("--debug", **sub_debug)
-    _add_study_flags(worker)
-    prepare = commands.add_parser(
-        "prepare",
-        argument_default=argparse.SUPPRESS,
-        help="create a shared study and its MLflow experiment once, before starting workers",
-        description="Creates the Optuna study (with its space, data and network fingerprints) "
-        "and the MLflow experiment, so workers started together never race to create them. "
-        "Trains nothing; safe to run again.",
-    )
-    prepare.add_argument("--debug", **sub_debug)
-    _add_study_flags(prepare)
-    ui = commands.add_parser("ui", help="open the MLflow UI on the project's store")
-    ui.add_argument(
-        "--tracking-uri", help="default $MLFLOW_TRACKING_URI or sqlite:///mlruns/mlflow.db"
-    )
-    ui.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    ui.add_argument("--port", type=int, default=5000, help="default 5000")
-    ui.add_argument("--debug", **sub_debug)
-    report = commands.add_parser(
-        "report", help="rebuild the verdict and report of an Optuna study (trains nothing)"
-    )
-    report.add_argument("--study-name", required=True, help="the study to report on")
-    report.add_argument("--storage", help="Optuna storage URL; default sqlite:///mlruns/optuna.db")
-    report.add_argument("--tracking-uri", help="MLflow tracking URI for the report run")
-    from bnsearch.config import METRIC_CHOICES
-
-    report.add_argument("--metric", choices=METRIC_CHOICES, default="val_loss")
-    report.add_argument("--threshold", type=float, default=0.01, help="default 0.01")
-    report.add_argument("--out", help="folder for the report; default mlruns/reports/<study>")
-    report.add_argument("--debug", **sub_debug)
-    bench = commands.add_parser(
-        "bench", help="time the Keras and population engines side by side (prints figures)"
-    )
-    bench.add_argument(
-        "--short", action="store_true", help="6,000 rows, P = 1, 8, 64: under a minute"
-    )
-    bench.add_argument("--populations", help="comma-separated population sizes")
-    bench.add_argument("--rows", type=_positive_int, help="rows of synthetic data")
-    bench.add_argument("--debug", **sub_debug)
-    return parser
-
-
-def _config_from_args(args: argparse.Namespace, **forced: object):  # noqa: ANN202
+def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
     """Defaults, then the study file's settings, then the flags given; a StudyConfig."""
-    from pathlib import Path
-
     from bnsearch.config import StudyConfig
     from bnsearch.model import NetworkSettings
+    from bnsearch.settings import SETTINGS
     from bnsearch.space import SearchSpace
-    from bnsearch.studyfile import NETWORK_KEYS, load_study_file
+    from bnsearch.studyfile import load_study_file
 
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "debug", "study_file")}
     study_file = getattr(args, "study_file", None)
     settings = load_study_file(Path(study_file)) if study_file else {"network": {}, "space": {}}
-    network = dict(settings.pop("network"))
-    space = dict(settings.pop("space"))
+    network, space = dict(settings.pop("network")), dict(settings.pop("space"))
     if "name" in settings:
         settings["study_name"] = settings.pop("name")
-    for flag, key in (("hidden_units", "hidden_units"), ("conv_filters", "conv_filters")):
-        if flag in given:
-            text = given.pop(flag)
-            try:
-                given[key] = [int(u) for u in text.split(",")]
-            except ValueError:
-                option = "--" + flag.replace("_", "-")
-                raise UsageError(
-                    f"{option} takes comma-separated integers such as 64,64, not {text!r}."
-                ) from None
-    if "placements" in given:
-        space["placement"] = [p.strip() for p in given.pop("placements").split(",") if p.strip()]
-    if "activations" in given:
-        space["activation"] = [a.strip() for a in given.pop("activations").split(",") if a.strip()]
-    if given.pop("quiet", False):
-        given["verbose"] = False
-    for key in list(given):
-        if key in NETWORK_KEYS:
-            network[key] = given.pop(key)
+    sections = {"study": settings, "network": network, "space": space}
+    for item in SETTINGS:
+        if item.name in vars(args):
+            key = _SPACE_KEYS.get(item.name, item.name)
+            sections[item.section][key] = getattr(args, item.name)
+    if getattr(args, "quiet", False):
+        settings["verbose"] = False
     for key in ("hidden_units", "conv_filters"):
         if isinstance(network.get(key), int):
             network[key] = [network[key]]
         if key in network:
             network[key] = tuple(network[key])
-    settings.update(given)
     settings.update(forced)
     return StudyConfig(
-        **settings,
-        space=SearchSpace.from_overrides(space),
-        network=NetworkSettings(**network),
+        **settings, space=SearchSpace.from_overrides(space), network=NetworkSettings(**network)
     )
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.command == "study":
-        from bnsearch.study import run_study, study_lock
+# --- the commands -------------------------------------------------------------------------
 
-        config = _config_from_args(args)
-        with study_lock(config):
-            run_study(config)
-        return 0
-    if args.command == "worker":
-        from bnsearch.errors import ConfigError
-        from bnsearch.study import run_study
 
-        if not getattr(args, "study_file", None):
-            raise UsageError("worker needs a study file: python -m bnsearch worker studies/x.toml")
-        config = _config_from_args(args, confirm_seeds=0)
-        if config.target_trials is None:
-            raise ConfigError(
-                f"{args.study_file}: a worker needs `target_trials` (in the file or "
-                "--target-trials) to know when the shared study is done."
-            )
+def _study_arguments(parser: argparse.ArgumentParser) -> None:
+    from bnsearch.settings import add_flags
+
+    parser.add_argument(
+        "study_file", nargs="?", help="a study file (studies/*.toml); flags override its settings"
+    )
+    add_flags(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress lines or summary")
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from bnsearch.study import run_study, study_lock
+
+    config = config_from_args(args)
+    with study_lock(config):
         run_study(config)
-        return 0
-    if args.command == "prepare":
-        from bnsearch.study import prepare_study
+    return 0
 
-        prepare_study(_config_from_args(args))
-        return 0
-    if args.command == "sweep":
-        return _sweep(args)
-    if args.command == "ui":
-        from bnsearch.tracking import default_tracking_uri, ui_command
 
-        command = ui_command(args.tracking_uri or default_tracking_uri(), args.host, args.port)
-        print("bnsearch: " + " ".join(command), flush=True)
-        os.execvp(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]])
-    if args.command == "report":
-        from pathlib import Path
+def _run_worker(args: argparse.Namespace) -> int:
+    from bnsearch.study import run_study
 
-        from bnsearch.config import StudyConfig
-        from bnsearch.study import rebuild_report
-
-        config = StudyConfig(
-            study_name=args.study_name,
-            storage=args.storage,
-            tracking_uri=args.tracking_uri,
-            metric=args.metric,
-            threshold=args.threshold,
+    if not getattr(args, "study_file", None):
+        raise UsageError("worker needs a study file: python -m bnsearch worker studies/x.toml")
+    config = config_from_args(args, confirm_seeds=0)
+    if config.target_trials is None:
+        raise ConfigError(
+            f"{args.study_file}: a worker needs `target_trials` (in the file or "
+            "--target-trials) to know when the shared study is done."
         )
-        rebuild_report(config, Path(args.out) if args.out else None)
-        return 0
-    if args.command == "bench":
-        from bnsearch.bench import run_benchmark
-
-        populations = None
-        if args.populations:
-            try:
-                populations = [int(p) for p in args.populations.split(",")]
-            except ValueError:
-                raise UsageError(
-                    f"--populations takes sizes such as 1,8,64, not {args.populations!r}."
-                ) from None
-        run_benchmark(short=args.short, populations=populations, n_rows=args.rows)
-        return 0
-    raise UsageError("say what to do: python -m bnsearch study (see --help).")
+    run_study(config)
+    return 0
 
 
-def _sweep(args: argparse.Namespace) -> int:
+def _run_prepare(args: argparse.Namespace) -> int:
+    from bnsearch.study import prepare_study
+
+    prepare_study(config_from_args(args))
+    return 0
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    from bnsearch.settings import add_flags
+
+    parser.add_argument("folder", help="folder of study files")
+    add_flags(parser, names=("storage", "tracking_uri"))
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
     """Run each study file in turn; one log line per study; the worst outcome's exit code."""
-    import time
-    from pathlib import Path
-
     from bnsearch.study import run_study, study_lock
 
     folder = Path(args.folder)
@@ -395,12 +117,9 @@ def _sweep(args: argparse.Namespace) -> int:
     codes: list[int] = []
     for path in files:
         started = time.monotonic()
-        ns = argparse.Namespace(study_file=str(path), quiet=True)
-        for key in ("storage", "tracking_uri"):
-            if getattr(args, key):
-                setattr(ns, key, getattr(args, key))
+        given = {k: v for k, v in vars(args).items() if k in ("storage", "tracking_uri")}
         try:
-            config = _config_from_args(ns)
+            config = config_from_args(argparse.Namespace(study_file=str(path), quiet=True, **given))
             with study_lock(config):
                 outcome = run_study(config)
         except BnsearchError as error:
@@ -415,10 +134,163 @@ def _sweep(args: argparse.Namespace) -> int:
             flush=True,
         )
         codes.append(0)
-    for code in (2, 3, 1):
-        if code in codes:
-            return code
+    return next((code for code in (2, 3, 1) if code in codes), 0)
+
+
+def _ui_arguments(parser: argparse.ArgumentParser) -> None:
+    from bnsearch.settings import add_flags
+
+    add_flags(parser, names=("tracking_uri",))
+    parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000, help="default 5000")
+
+
+def _run_ui(args: argparse.Namespace) -> int:
+    from bnsearch.tracking import default_tracking_uri, ui_command
+
+    uri = getattr(args, "tracking_uri", None) or default_tracking_uri()
+    command = ui_command(uri, args.host, args.port)
+    print("bnsearch: " + " ".join(command), flush=True)
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]])
+    return 0  # not reached: exec replaces this process
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    from bnsearch.settings import add_flags
+
+    names = ("study_name", "storage", "tracking_uri", "metric", "threshold")
+    add_flags(parser, names=names, required=("study_name",))
+    parser.add_argument("--out", help="folder for the report; default mlruns/reports/<study>")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from bnsearch.study import rebuild_report
+
+    out = getattr(args, "out", None)
+    rebuild_report(config_from_args(args), Path(out) if out else None)
     return 0
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--short", action="store_true", help="6,000 rows, P = 1, 8, 64: under a minute"
+    )
+    parser.add_argument("--populations", help="comma-separated population sizes")
+    parser.add_argument("--rows", type=int, help="rows of synthetic data")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from bnsearch.bench import run_benchmark
+
+    populations = None
+    if getattr(args, "populations", None):
+        try:
+            populations = [int(p) for p in args.populations.split(",")]
+        except ValueError:
+            raise UsageError(
+                f"--populations takes sizes such as 1,8,64, not {args.populations!r}."
+            ) from None
+    short = getattr(args, "short", False)
+    run_benchmark(short=short, populations=populations, n_rows=getattr(args, "rows", None))
+    return 0
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "study",
+        "run (or resume) a BN configuration study",
+        "Train the thread's network under BN configurations chosen by Optuna (or Keras "
+        "Tuner); log every trial to MLflow; print a table per placement and the verdict.",
+        _study_arguments,
+        _run_study,
+    ),
+    Command(
+        "sweep",
+        "run every study file in a folder in turn (for cron / systemd timers)",
+        "Runs each studies/*.toml in name order: a study at its target_trials is 'up to "
+        "date'; others get trials up to the target and a refreshed verdict. Exit codes: 0 "
+        "all fine, 1 a study failed, 2 a bad study file, 3 a study was locked.",
+        _sweep_arguments,
+        _run_sweep,
+    ),
+    Command(
+        "worker",
+        "pull trials of a shared study until it reaches target_trials (run on many machines)",
+        "One of many workers sharing an Optuna storage (e.g. PostgreSQL) and an MLflow "
+        "server. Each claims whole paired blocks until the study holds target_trials search "
+        "trials, retrying trials of workers that died (failed once their heartbeat stops for "
+        "the grace period), and waits for the others' trials before it exits. Workers skip "
+        "the confirmation round: run `study` or `report` afterwards.",
+        _study_arguments,
+        _run_worker,
+    ),
+    Command(
+        "prepare",
+        "create a shared study and its MLflow experiment once, before starting workers",
+        "Creates the Optuna study (with its space, data and network fingerprints) and the "
+        "MLflow experiment, so workers started together never race to create them. Trains "
+        "nothing; safe to run again.",
+        _study_arguments,
+        _run_prepare,
+    ),
+    Command(
+        "ui",
+        "open the MLflow UI on the project's store",
+        "Starts MLflow's UI on the tracking store.",
+        _ui_arguments,
+        _run_ui,
+    ),
+    Command(
+        "report",
+        "rebuild the verdict and report of an Optuna study (trains nothing)",
+        "Recomputes the verdict from the Optuna storage, writes report.md/report.html and "
+        "logs them to a new MLflow run.",
+        _report_arguments,
+        _run_report,
+    ),
+    Command(
+        "bench",
+        "time the Keras and population engines side by side (prints figures)",
+        "Trains the same trials on both engines and prints seconds per trial-epoch.",
+        _bench_arguments,
+        _run_bench,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Options every command shares. SUPPRESS: a sub-command's parse never resets a flag
+    # given before the command name.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser = argparse.ArgumentParser(
+        prog="python -m bnsearch",
+        parents=[common],
+        description="Does BatchNormalization placement (before/after the activation) matter "
+        "for your data? Optuna or Keras Tuner studies of the thread's network, every trial "
+        "logged to MLflow.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        sub = commands.add_parser(
+            command.name,
+            parents=[common],
+            argument_default=argparse.SUPPRESS,
+            help=command.help,
+            description=command.description,
+        )
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -427,12 +299,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # SIGTERM (systemd stop, kill) takes the Ctrl-C path: trials in flight end as failed.
     install_handlers()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # Read before parsing: a flag's own parser may raise a UsageError (--hidden-units a,b).
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        return _run(args)
+        args = build_parser().parse_args(argv)
+        if not hasattr(args, "run"):
+            raise UsageError("say what to do: python -m bnsearch study (see --help).")
+        return args.run(args)
     except BnsearchError as error:
-        if args.debug:
+        if debug:
             raise
         print(f"bnsearch: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -7,19 +7,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bnsearch.engines import ENGINES
+from bnsearch.analysis import DEFAULT_THRESHOLD
+from bnsearch.engines import engine_for
 from bnsearch.errors import ConfigError
 from bnsearch.model import NetworkSettings
+from bnsearch.settings import check_settings
 from bnsearch.space import SearchSpace
 from bnsearch.tracking import DEFAULT_STORE_DIR, default_tracking_uri
 
-__all__ = ["BACKENDS", "PRUNERS", "SAMPLERS", "StudyConfig", "default_storage"]
-
-SAMPLERS = ("tpe", "random", "grid", "qmc")
-PRUNERS = ("none", "median", "hyperband")
-METRIC_CHOICES = ("val_loss", "val_accuracy")
-BACKENDS = ("optuna", "keras-tuner")
-TUNERS = ("random", "bayesian", "hyperband", "grid")
+__all__ = ["DEFAULT_N_TRIALS", "StudyConfig", "default_storage"]
 
 # Trials added per run when --n-trials is not given, per engine: each fits the ~10 minute
 # budget of the default study on 2 CPU cores.
@@ -54,7 +50,7 @@ class StudyConfig:
     pruner: str = "none"
     confirm_seeds: int = 5
     metric: str = "val_loss"
-    threshold: float = 0.01
+    threshold: float = DEFAULT_THRESHOLD
     space: SearchSpace = field(default_factory=SearchSpace)
     network: NetworkSettings = field(default_factory=NetworkSettings)
     allow_changed_study: bool = False
@@ -63,44 +59,12 @@ class StudyConfig:
     verbose: bool = True
 
     def __post_init__(self) -> None:
-        if self.backend == "keras-tuner" and self.engine == "population":
-            # Keras Tuner trains through model.fit: the Keras engine is the only one it has.
-            object.__setattr__(self, "engine", "keras")
-        if self.network.kind != "mlp" and self.engine == "population":
-            # The population engine implements the MLP family only (run_study says so).
-            object.__setattr__(self, "engine", "keras")
+        # Keras Tuner trains through model.fit: the Keras engine is the only one it has.
+        fit_only = self.backend == "keras-tuner"
+        object.__setattr__(self, "engine", engine_for(self.engine, self.network, fit_only))
         if self.n_trials is None:
             object.__setattr__(self, "n_trials", DEFAULT_N_TRIALS.get(self.engine, 16))
-        if not isinstance(self.n_trials, int) or self.n_trials < 0:
-            raise ConfigError(f"`n_trials` must be a non-negative integer, got {self.n_trials!r}.")
-        if self.target_trials is not None and (
-            not isinstance(self.target_trials, int) or self.target_trials < 0
-        ):
-            raise ConfigError(
-                f"`target_trials` must be a non-negative integer, got {self.target_trials!r}."
-            )
-        if not isinstance(self.population, int) or self.population < 1:
-            raise ConfigError(f"`population` must be a positive integer, got {self.population!r}.")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ConfigError(
-                f"`timeout` must be a positive number of seconds, got {self.timeout}."
-            )
-        if not isinstance(self.confirm_seeds, int) or self.confirm_seeds < 0:
-            raise ConfigError(
-                f"`confirm_seeds` must be a non-negative integer, got {self.confirm_seeds!r}."
-            )
-        if not self.threshold >= 0:
-            raise ConfigError(f"`threshold` must be >= 0, got {self.threshold!r}.")
-        for name, value, valid in (
-            ("metric", self.metric, METRIC_CHOICES),
-            ("sampler", self.sampler, SAMPLERS),
-            ("pruner", self.pruner, PRUNERS),
-            ("backend", self.backend, BACKENDS),
-            ("tuner", self.tuner, TUNERS),
-            ("engine", self.engine, ENGINES),
-        ):
-            if value not in valid:
-                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(valid)}.")
+        check_settings(self, "study")
         if self.study_name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.study_name):
             raise ConfigError(
                 f"study name {self.study_name!r} may hold only letters, digits, '.', '_' and '-'."

@@ -189,7 +189,7 @@ def dense_uses_bias(config: BNConfig, plan: list[tuple[str, str]], index: int) -
     return config.use_bias or not feeds_bn
 
 
-def _initializer(name: str, seed: int) -> Any:
+def initializer(name: str, seed: int) -> Any:
     import keras
 
     if name == "uniform":
@@ -224,6 +224,7 @@ def build_model(
     return model
 
 
+# long because each layer kind of the plan is one branch; splitting it hides the order.
 def _planned_model(
     config: BNConfig, shape: tuple[int, ...], n_classes: int, network: NetworkSettings, seed: int
 ) -> Any:
@@ -254,7 +255,7 @@ def _planned_model(
                     network.kernel_size,
                     padding="same",
                     use_bias=bias,
-                    kernel_initializer=_initializer(
+                    kernel_initializer=initializer(
                         network.initializer, seed * 1000 + 100 + conv_seen
                     ),
                     name=name,
@@ -270,7 +271,7 @@ def _planned_model(
                 keras.layers.Dense(
                     widths[dense_seen],
                     use_bias=bias,
-                    kernel_initializer=_initializer(network.initializer, seed * 1000 + dense_seen),
+                    kernel_initializer=initializer(network.initializer, seed * 1000 + dense_seen),
                     name=name,
                 )
             )

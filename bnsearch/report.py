@@ -127,6 +127,7 @@ def _plot_importance(importances: dict[str, float], path: Path) -> None:
     plt.close(fig)
 
 
+# long because it is the report page itself, section after section.
 def _markdown(
     study_name: str, verdict: Verdict, results: Sequence[TrialResult], dataset_line: str
 ) -> str:

@@ -12,8 +12,9 @@ placement = ["none", "before", "after"]
 learning_rate = { low = 0.001, high = 0.3 }
 ```
 
-Keys are the flags' names with ``_`` for ``-``. Command-line flags override the file.
-Unknown keys and wrong types are refused with the key and the file named.
+Keys are the flags' names with ``_`` for ``-`` (both come from :mod:`bnsearch.settings`).
+Command-line flags override the file. Unknown keys and wrong types are refused with the key
+and the file named.
 """
 
 from __future__ import annotations
@@ -27,42 +28,14 @@ from bnsearch.errors import ConfigError
 
 __all__ = ["NETWORK_KEYS", "STUDY_KEYS", "load_study_file"]
 
+from bnsearch.settings import SETTINGS
+
 # key → accepted Python types (bool is checked before int: True is an int in Python)
 STUDY_KEYS: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "data": (str,),
-    "target": (str,),
-    "standardize": (bool,),
-    "n_trials": (int,),
-    "target_trials": (int,),
-    "timeout": (int, float),
-    "seed": (int,),
-    "storage": (str,),
-    "tracking_uri": (str,),
-    "backend": (str,),
-    "tuner": (str,),
-    "engine": (str,),
-    "population": (int,),
-    "sampler": (str,),
-    "pruner": (str,),
-    "metric": (str,),
-    "threshold": (int, float),
-    "confirm_seeds": (int,),
-    "heartbeat_interval": (int,),
-    "grace_period": (int,),
-    "allow_changed_study": (bool,),
+    s.key: s.types for s in SETTINGS if s.section == "study" and s.key
 }
 NETWORK_KEYS: dict[str, tuple[type, ...]] = {
-    "hidden_units": (list, int),
-    "activation": (str,),
-    "initializer": (str,),
-    "batch_size": (int,),
-    "epochs": (int,),
-    "validation_split": (float, int),
-    "family": (str,),
-    "conv_filters": (list, int),
-    "kernel_size": (int,),
-    "builder": (str,),
+    s.key: s.types for s in SETTINGS if s.section == "network" and s.key
 }
 
 

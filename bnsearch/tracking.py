@@ -12,16 +12,21 @@ explicitly). ``MLFLOW_TRACKING_URI`` or ``--tracking-uri`` override it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnsearch.data import Dataset
 from bnsearch.errors import StoreError
 from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
+
+if TYPE_CHECKING:
+    from bnsearch.analysis import Verdict
+    from bnsearch.summary import PlacementSummary
 
 __all__ = ["DEFAULT_STORE_DIR", "MlflowTracker", "default_tracking_uri", "ui_command"]
 
@@ -34,8 +39,10 @@ _STATUS = {
 }
 
 
-def default_tracking_uri(store_dir: Path = DEFAULT_STORE_DIR) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_dir / 'mlflow.db'}"
+def default_tracking_uri(store_dir: Path = DEFAULT_STORE_DIR, _no_env: bool = False) -> str:
+    """``$MLFLOW_TRACKING_URI``, else the SQLite file under ``store_dir``."""
+    local = f"sqlite:///{store_dir / 'mlflow.db'}"
+    return local if _no_env else os.environ.get("MLFLOW_TRACKING_URI") or local
 
 
 def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
@@ -174,6 +181,48 @@ class MlflowTracker:
         self.client.set_terminated(self.parent_run_id, status=status)
         self.parent_run_id = None
 
+    @contextlib.contextmanager
+    def study_run_guard(self) -> Iterator[None]:
+        """End the parent run as KILLED on Ctrl-C and FAILED on any error, then re-raise."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.end_study_run(status="KILLED", tags={"bnsearch.interrupted": "true"})
+            raise
+        except BaseException:
+            self.end_study_run(status="FAILED")
+            raise
+
+    def end_study_run_with_verdict(
+        self,
+        verdict: Verdict,
+        table: Sequence[PlacementSummary] = (),
+        metrics: Mapping[str, float] | None = None,
+        status: str = "FINISHED",
+    ) -> None:
+        """End the parent run with the verdict's metrics and tags (``study`` and ``report``
+        both end their runs here, so the two record a verdict the same way)."""
+        values = {**(metrics or {}), "verdict.n_blocks": float(verdict.n_blocks)}
+        tags = {"bnsearch.verdict": verdict.outcome, "bnsearch.verdict_text": verdict.statement}
+        if verdict.primary is not None:
+            values["verdict.median_difference"] = verdict.primary.median
+            values["verdict.mean_difference"] = verdict.primary.mean
+            values["verdict.ci_low"] = verdict.primary.ci_low
+            values["verdict.ci_high"] = verdict.primary.ci_high
+            values["verdict.p_holm"] = verdict.primary.p_holm
+        for activation, sub in verdict.by_activation.items():
+            tags[f"bnsearch.verdict.{activation}"] = sub.outcome
+            tags[f"bnsearch.verdict_text.{activation}"] = sub.statement
+            if sub.primary is not None:
+                values[f"verdict.{activation}.median_difference"] = sub.primary.median
+                values[f"verdict.{activation}.ci_low"] = sub.primary.ci_low
+                values[f"verdict.{activation}.ci_high"] = sub.primary.ci_high
+        for row in table:
+            values[f"{row.placement}.best_val_loss"] = row.best_val_loss
+            values[f"{row.placement}.median_val_loss"] = row.median_val_loss
+            values[f"{row.placement}.best_val_accuracy"] = row.best_val_accuracy
+        self.end_study_run(status=status, metrics=values, tags=tags)
+
     def log_dataset(self, run_id: str, dataset: Dataset) -> None:
         import mlflow.data
         from mlflow.entities import DatasetInput, InputTag
@@ -229,6 +278,20 @@ class MlflowTracker:
         )
         return run_id
 
+    def log_trial_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Params a trial gets beyond its configuration (Keras Tuner's Hyperband keys)."""
+        from mlflow.entities import Param
+
+        self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
+
+    def log_epoch(self, run_id: str, step: int, metrics: Mapping[str, float]) -> None:
+        """One epoch's metrics of a trial in progress (finite values only)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        finite = [Metric(k, v, now, step) for k, v in metrics.items() if math.isfinite(v)]
+        self.client.log_batch(run_id, metrics=finite)
+
     def finish_trial(self, run_id: str, result: TrialResult, log_history: bool = True) -> None:
         """Log the trial's per-epoch metrics (unless already logged live), its final and best
         values and its state, and end the run (FINISHED, KILLED if pruned, or FAILED)."""
@@ -266,6 +329,36 @@ class MlflowTracker:
         self.client.set_tag(run_id, "bnsearch.fail_reason", reason)
         self.client.set_tag(run_id, "bnsearch.state", "FAILED")
         self.client.set_terminated(run_id, status=status)
+
+    def fail_abandoned_runs(
+        self, trial_numbers: Iterable[int], parent_run_ids: Iterable[str], reason: str
+    ) -> None:
+        """End the runs of trials whose process died as FAILED with ``reason``, then each
+        parent run among theirs (and ``parent_run_ids``) that has no running child left."""
+        # A process can die between creating a trial's run and recording its id on the
+        # trial: the run's own trial-number tag (set when it was created) finds it then.
+        live = {
+            run.data.tags.get("bnsearch.trial_number"): run
+            for run in self.client.search_runs(
+                [self.experiment_id],
+                "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'",
+            )
+        }
+        parents = set(parent_run_ids)
+        for number in trial_numbers:
+            run = live.get(str(number))
+            if run is not None:
+                self.kill_run(run.info.run_id, reason, status="FAILED")
+                parents.add(run.data.tags.get("mlflow.parentRunId", ""))
+        parents.discard("")
+        for parent in parents:
+            children = self.client.search_runs(
+                [self.experiment_id],
+                f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'",
+            )
+            if not children and self.client.get_run(parent).info.status == "RUNNING":
+                self.client.set_tag(parent, "bnsearch.fail_reason", reason)
+                self.client.set_terminated(parent, status="FAILED")
 
 
 def _param_value(value: Any) -> str:

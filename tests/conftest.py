@@ -1,7 +1,15 @@
+"""Fixtures and helpers shared by the tests: tiny data, fresh stores, the CLI in-process and as
+a real subprocess, a tiny study's config and its MLflow trial runs."""
+
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,3 +39,78 @@ def stores(tmp_path: Path) -> dict[str, str]:
         "storage": f"sqlite:///{tmp_path / 'optuna.db'}",
         "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
     }
+
+
+def tiny_config(tiny_csv: Path, stores: dict[str, str], name: str, **changes: Any) -> Any:
+    """A StudyConfig of a tiny, quiet study on ``tiny_csv``: 3 trials, 2 epochs, 8×8 units,
+    no confirmation round; ``changes`` override any setting."""
+    from bnsearch.config import StudyConfig
+    from bnsearch.model import NetworkSettings
+
+    settings = {
+        "study_name": name,
+        "data": str(tiny_csv),
+        "target": "label",
+        "n_trials": 3,
+        "confirm_seeds": 0,
+        "verbose": False,
+        "network": NetworkSettings(epochs=2, hidden_units=(8, 8)),
+        **stores,
+        **changes,
+    }
+    return StudyConfig(**settings)
+
+
+def trial_runs(tracking_uri: str, experiment: str) -> tuple[Any, list[Any]]:
+    """The MLflow client and the trial runs of a study's experiment."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], "tags.`bnsearch.kind` = 'trial'")
+    return client, runs
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Any:
+    """Run ``python -m bnsearch ARGS`` in this process (``cli.main``) from folder ``cwd``.
+
+    No interpreter start and no TensorFlow import per call, so error cases cost little; the
+    signal handlers ``main`` installs are restored afterwards.
+    """
+    from bnsearch.cli import main
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def run(*args: str, cwd: Path) -> CliResult:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    yield run
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+def run_bnsearch(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m bnsearch ARGS`` as a real process (smoke tests of the entry point)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bnsearch", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

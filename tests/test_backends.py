@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StudyFailedError
-from bnsearch.model import NetworkSettings
 from bnsearch.results import TrialState
 from bnsearch.space import SearchSpace
 from bnsearch.study import run_study
+from tests.conftest import tiny_config, trial_runs
 
 BACKENDS = ["optuna", "keras-tuner"]
 EPOCHS = 2
 
 
 def _config(backend, tiny_csv, stores, **changes) -> StudyConfig:
-    return StudyConfig(
-        **{
-            "study_name": "shared",
-            "data": str(tiny_csv),
-            "target": "label",
-            "n_trials": 3,
-            "backend": backend,
-            "confirm_seeds": 0,
-            "verbose": False,
-            "network": NetworkSettings(epochs=EPOCHS, hidden_units=(8, 8)),
-            **stores,
-            **changes,
-        }
-    )
+    return tiny_config(tiny_csv, stores, "shared", backend=backend, **changes)
 
 
 def _trial_runs(uri: str):
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("shared")
-    return client, client.search_runs([experiment.experiment_id], "tags.`bnsearch.kind` = 'trial'")
+    return trial_runs(uri, "shared")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -9,7 +9,7 @@ import time
 import optuna
 import pytest
 
-from bnsearch.backends._claims import blocks_to_complete, claim_lock, is_outcome
+from bnsearch.backends import blocks_to_complete, claim_lock, is_outcome
 from bnsearch.results import TrialResult, TrialSpec, TrialState
 from bnsearch.space import BNConfig
 from tests._postgres import fresh_database, needs_postgres

@@ -1,40 +1,46 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-
-def _bnsearch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run(
-        [sys.executable, "-m", "bnsearch", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from tests.conftest import run_bnsearch
 
 
-def test_study_help_documents_every_flag(tmp_path: Path):
-    result = _bnsearch("study", "--help", cwd=tmp_path)
-    assert result.returncode == 0
-    for flag in (
-        "--study-name", "--storage", "--n-trials", "--timeout", "--tracking-uri", "--data",
-        "--target", "--epochs", "--seed", "--sampler", "--pruner", "--engine",
-    ):  # fmt: skip
-        assert flag in result.stdout
+def test_study_help_documents_every_setting_with_its_real_default(tmp_path: Path, cli, capsys):
+    from bnsearch.settings import SETTINGS
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli("study", "--help", cwd=tmp_path)
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for item in SETTINGS:
+        assert item.flag in text
+    assert "(default 0.01)" in text and "(default tpe)" in text and "(default 64,64)" in text
+    assert "256 with the population engine, 16 with the keras engine" in text
+
+
+def test_readme_lists_every_setting_as_the_settings_table_says():
+    from bnsearch.settings import markdown_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert markdown_table() in readme
+
+
+def test_every_command_of_the_table_parses_and_names_its_runner():
+    from bnsearch.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    minimal = {"sweep": ["studies"], "report": ["--study-name", "x"]}
+    for command in COMMANDS:
+        args = parser.parse_args([command.name, *minimal.get(command.name, [])])
+        assert args.run is command.run
 
 
 def test_tiny_end_to_end_study_uses_the_default_stores_under_mlruns(tiny_csv: Path, tmp_path):
-    result = _bnsearch(
+    result = run_bnsearch(
         "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "3",
         "--epochs", "2", "--hidden-units", "8,8", "--study-name", "e2e", "--confirm-seeds", "1",
         cwd=tmp_path,
@@ -57,12 +63,15 @@ def test_tiny_end_to_end_study_uses_the_default_stores_under_mlruns(tiny_csv: Pa
         (["--data", "missing.csv", "--target", "y"], ["missing.csv", "does not exist"]),
         (["--placements", "before,sideways"], ["sideways", "placement"]),
         (["--hidden-units", "a,b"], ["--hidden-units"]),
+        (["--n-trials", "-1"], ["n_trials", "non-negative"]),
+        (["--timeout", "nan"], ["timeout", "positive"]),
+        (["--threshold", "-0.5"], ["threshold", ">= 0"]),
         (["--validation-split", "1.5"], ["validation_split"]),
         (["--data", "sklearn:nope"], ["sklearn:nope"]),
     ],
 )
-def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path, args, words):
-    result = _bnsearch("study", *args, cwd=tmp_path)
+def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path, args, words, cli):
+    result = cli("study", *args, cwd=tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("bnsearch: error:")]
     assert len(lines) == 1, result.stderr[-2000:]
@@ -71,19 +80,19 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path, args, 
         assert word in lines[0]
 
 
-def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp_path: Path):
-    study = _bnsearch(
+def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp_path: Path, cli):
+    study = cli(
         "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "9",
         "--epochs", "1", "--hidden-units", "8,8", "--study-name", "rep", "--confirm-seeds", "0",
         "--quiet", cwd=tmp_path,
     )  # fmt: skip
     assert study.returncode == 0, study.stderr[-2000:]
-    result = _bnsearch("report", "--study-name", "rep", "--out", "out", cwd=tmp_path)
+    result = cli("report", "--study-name", "rep", "--out", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Verdict (val_loss" in result.stdout and "3 blocks" in result.stdout
     page = (tmp_path / "out" / "report.html").read_text()
     assert "data:image/png;base64," in page
-    missing = _bnsearch("report", "--study-name", "nope", cwd=tmp_path)
+    missing = cli("report", "--study-name", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "no study 'nope'" in missing.stderr
 
 
@@ -96,28 +105,28 @@ def _study_file(folder: Path, name: str, data: Path, target: int = 3) -> Path:
     return path
 
 
-def test_sweep_runs_each_study_once_then_reports_up_to_date(tiny_csv: Path, tmp_path: Path):
+def test_sweep_runs_each_study_once_then_reports_up_to_date(tiny_csv: Path, tmp_path: Path, cli):
     studies = tmp_path / "studies"
     studies.mkdir()
     _study_file(studies, "alpha", tiny_csv)
-    first = _bnsearch("sweep", str(studies), cwd=tmp_path)
+    first = cli("sweep", str(studies), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     lines = [line for line in first.stdout.splitlines() if line.startswith("sweep:")]
     assert len(lines) == 1 and "+3 trials" in lines[0] and "verdict" in lines[0]
     (studies / "broken.toml").write_text("n_trails = 3\n")
-    second = _bnsearch("sweep", str(studies), cwd=tmp_path)
+    second = cli("sweep", str(studies), cwd=tmp_path)
     assert second.returncode == 2
     assert "broken.toml: error (exit 2)" in second.stdout and "n_trails" in second.stdout
     assert "alpha.toml" in second.stdout and "+0 trials (3 in total)" in second.stdout
 
 
-def test_a_second_run_of_a_locked_study_exits_3(tiny_csv: Path, tmp_path: Path):
+def test_a_second_run_of_a_locked_study_exits_3(tiny_csv: Path, tmp_path: Path, cli):
     import fcntl
 
     path = _study_file(tmp_path, "locked", tiny_csv)
     (tmp_path / "mlruns" / "locks").mkdir(parents=True)
     with open(tmp_path / "mlruns" / "locks" / "locked.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        result = _bnsearch("study", str(path), cwd=tmp_path)
+        result = cli("study", str(path), cwd=tmp_path)
     assert result.returncode == 3
     assert "being run by another bnsearch process" in result.stderr

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from bnsearch.data import make_synthetic
 from bnsearch.engines import KerasEngine, PopulationEngine
-from bnsearch.engines._population import _hash_uniform
+from bnsearch.engines._population import hash_uniform
 from bnsearch.model import NetworkSettings, build_model
 from bnsearch.results import TrialSpec, TrialState
 from bnsearch.space import PLACEMENTS, BNConfig
@@ -153,15 +153,15 @@ def test_population_engine_refuses_a_cnn_instead_of_training_it_wrong():
 def test_dropout_keeps_the_expected_fraction_and_scale_per_member():
     rates = tf.constant([0.0, 0.2, 0.5, 0.7], tf.float32)[:, None, None]
     seeds = tf.constant([1, 2, 3, 4], tf.int64)
-    u = _hash_uniform(tf, seeds, tf.constant(5, tf.int64), tf.constant([4, 256, 64]))
+    u = hash_uniform(tf, seeds, tf.constant(5, tf.int64), tf.constant([4, 256, 64]))
     keep = tf.cast(u >= rates, tf.float32)
     kept_fraction = tf.reduce_mean(keep, axis=[1, 2]).numpy()
     np.testing.assert_allclose(kept_fraction, [1.0, 0.8, 0.5, 0.3], atol=0.01)
     scaled = tf.reduce_mean(keep / (1.0 - rates), axis=[1, 2]).numpy()
     np.testing.assert_allclose(scaled, 1.0, atol=0.03)  # inverted dropout keeps the mean
-    again = _hash_uniform(tf, seeds, tf.constant(5, tf.int64), tf.constant([4, 256, 64]))
+    again = hash_uniform(tf, seeds, tf.constant(5, tf.int64), tf.constant([4, 256, 64]))
     np.testing.assert_array_equal(u.numpy(), again.numpy())
-    other_step = _hash_uniform(tf, seeds, tf.constant(6, tf.int64), tf.constant([4, 256, 64]))
+    other_step = hash_uniform(tf, seeds, tf.constant(6, tf.int64), tf.constant([4, 256, 64]))
     assert not np.array_equal(u.numpy(), other_step.numpy())
     assert float(tf.reduce_min(u)) >= 0.0 and float(tf.reduce_max(u)) < 1.0
 
@@ -173,7 +173,7 @@ def test_one_members_nan_does_not_reach_the_others():
     bad = TrialSpec(1, BNConfig(placement="none", learning_rate=1e38), seed=6)
     alone = PopulationEngine().train([good], data, network)[0]
     together = PopulationEngine().train([good, bad], data, network)
-    assert together[1].state is TrialState.FAILED and "non-finite" in together[1].fail_reason
+    assert together[1].state is TrialState.FAILED and "loss became" in together[1].fail_reason
     assert together[0].state is TrialState.COMPLETE
     # A member's result does not depend on who shares its population.
     np.testing.assert_allclose(

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from bnsearch.cli import main
+from bnsearch.errors import DataError
+
 TINY = ("--epochs", "1", "--hidden-units", "4", "--confirm-seeds", "0", "--quiet")
-
-
-def _bnsearch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run(
-        [sys.executable, "-m", "bnsearch", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
 
 
 def _counts(folder: Path) -> tuple[int, int]:
@@ -50,11 +43,19 @@ def workspace(tmp_path_factory) -> Path:
     (folder / "nan.csv").write_text("a,b,label\n1,,0\n2,3,1\n")
     (folder / "one.csv").write_text("a,b,label\n1,2,0\n2,3,0\n")
     (folder / "noheader.csv").write_text("1,2,0\n2,3,1\n")
-    result = _bnsearch(
-        "study", "--data", "good.csv", "--target", "label", "--n-trials", "3",
-        "--study-name", "kept", *TINY, cwd=folder,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        code = main(
+            ["study", "--data", "good.csv", "--target", "label", "--n-trials", "3",
+             "--study-name", "kept", *TINY]
+        )  # fmt: skip
+    finally:
+        os.chdir(here)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert code == 0
     return folder
 
 
@@ -97,11 +98,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_unchanged(workspace, case):
+def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_unchanged(workspace, case, cli):
     (workspace / "data.json").write_text("{}")
     args, words = CASES[case]
     before = _counts(workspace)
-    result = _bnsearch("study", *args, "--n-trials", "3", *TINY, cwd=workspace)
+    result = cli("study", *args, "--n-trials", "3", *TINY, cwd=workspace)
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("bnsearch: error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -110,12 +111,12 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_unchanged(workspace,
     assert _counts(workspace) == before
 
 
-def test_a_locked_store_is_reported_not_crashed(workspace):
+def test_a_locked_store_is_reported_not_crashed(workspace, cli):
     before = _counts(workspace)
     lock = sqlite3.connect(workspace / "mlruns" / "optuna.db", timeout=0)
     lock.execute("begin exclusive")
     try:
-        result = _bnsearch("study", "--n-trials", "3", *TINY, cwd=workspace)
+        result = cli("study", "--n-trials", "3", *TINY, cwd=workspace)
     finally:
         lock.rollback()
         lock.close()
@@ -124,14 +125,15 @@ def test_a_locked_store_is_reported_not_crashed(workspace):
     assert _counts(workspace)[0] == before[0]
 
 
-def test_debug_shows_the_traceback(workspace):
-    result = _bnsearch("--debug", "study", "--data", "nope.csv", *TINY, cwd=workspace)
-    assert result.returncode != 0 and "Traceback" in result.stderr
+def test_debug_lets_the_error_through_with_its_traceback(workspace, cli):
+    with pytest.raises(DataError, match="nope.csv"):
+        cli("--debug", "study", "--data", "nope.csv", *TINY, cwd=workspace)
+    with pytest.raises(DataError, match="nope.csv"):
+        cli("study", "--data", "nope.csv", "--debug", *TINY, cwd=workspace)
 
 
 def test_openml_offline_is_a_clear_error(tmp_path, monkeypatch):
     from bnsearch.data import load_dataset
-    from bnsearch.errors import DataError
 
     # A proxy on a closed local port: the real download path, failing at once as offline.
     for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):

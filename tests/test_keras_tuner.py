@@ -1,36 +1,23 @@
 from __future__ import annotations
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from bnsearch.backends._keras_tuner import project_dir, results_from_project
+from bnsearch.backends import project_dir, results_from_project
 from bnsearch.config import StudyConfig
 from bnsearch.errors import ConfigError
 from bnsearch.model import NetworkSettings
 from bnsearch.space import SearchSpace
 from bnsearch.study import run_study
+from tests.conftest import tiny_config, trial_runs
 
 
 def _config(tiny_csv, stores, **changes) -> StudyConfig:
-    return StudyConfig(
-        **{
-            "study_name": "kt",
-            "data": str(tiny_csv),
-            "target": "label",
-            "n_trials": 2,
-            "backend": "keras-tuner",
-            "verbose": False,
-            "network": NetworkSettings(epochs=2, hidden_units=(8, 8)),
-            **stores,
-            **changes,
-        }
-    )
+    settings = {"n_trials": 2, "backend": "keras-tuner", "confirm_seeds": 5, **changes}
+    return tiny_config(tiny_csv, stores, "kt", **settings)
 
 
 def _runs(uri: str):
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("kt")
-    return client, client.search_runs([experiment.experiment_id], "tags.`bnsearch.kind` = 'trial'")
+    return trial_runs(uri, "kt")
 
 
 def test_tensorboard_hparams_plugin_imports():
@@ -77,9 +64,9 @@ def test_trials_run_in_fresh_child_processes_a_group_at_a_time(tiny_csv, stores,
     # process per group of trials keeps a long study flat.
     import os
 
-    from bnsearch.backends import _keras_tuner
+    from bnsearch.backends import KerasTunerBackend
 
-    monkeypatch.setattr(_keras_tuner, "TRIALS_PER_PROCESS", 2)
+    monkeypatch.setattr(KerasTunerBackend, "trials_per_process", 2)
     outcome = run_study(_config(tiny_csv, stores, n_trials=3))
     _, runs = _runs(stores["tracking_uri"])
     assert len(runs) == 3 == len(outcome.new_results)

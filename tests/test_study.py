@@ -12,30 +12,17 @@ from bnsearch.model import NetworkSettings
 from bnsearch.results import TrialState
 from bnsearch.space import SearchSpace
 from bnsearch.study import run_study
+from tests.conftest import tiny_config, trial_runs
 
 EPOCHS = 2
 
 
 def _config(tiny_csv, stores, **changes) -> StudyConfig:
-    settings = {
-        "study_name": "tiny",
-        "data": str(tiny_csv),
-        "target": "label",
-        "n_trials": 3,
-        "pruner": "none",
-        "confirm_seeds": 0,
-        "network": NetworkSettings(epochs=EPOCHS, hidden_units=(8, 8)),
-        **stores,
-        **changes,
-    }
-    return StudyConfig(**settings)
+    return tiny_config(tiny_csv, stores, "tiny", **{"verbose": True, **changes})
 
 
 def _trial_runs(tracking_uri: str):
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name("tiny")
-    runs = client.search_runs([experiment.experiment_id], "tags.`bnsearch.kind` = 'trial'")
-    return client, runs
+    return trial_runs(tracking_uri, "tiny")
 
 
 def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bnsearch.cli import _config_from_args, build_parser
+from bnsearch.cli import build_parser, config_from_args
 from bnsearch.errors import ConfigError
 from bnsearch.studyfile import load_study_file
 
@@ -14,7 +14,7 @@ STUDIES = Path(__file__).resolve().parent.parent / "studies"
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.name)
 def test_shipped_study_files_load_into_valid_configs(path):
     args = build_parser().parse_args(["study", str(path)])
-    config = _config_from_args(args)
+    config = config_from_args(args)
     assert config.study_name and config.target_trials
 
 
@@ -22,7 +22,7 @@ def test_flags_override_the_file(tmp_path: Path):
     path = tmp_path / "s.toml"
     path.write_text('name = "x"\nn_trials = 9\n[network]\nepochs = 7\nhidden_units = [8, 4]\n')
     args = build_parser().parse_args(["study", str(path), "--epochs", "3", "--seed", "5"])
-    config = _config_from_args(args)
+    config = config_from_args(args)
     assert config.study_name == "x" and config.n_trials == 9 and config.seed == 5
     assert config.network.epochs == 3 and config.network.hidden_units == (8, 4)
 
@@ -47,7 +47,7 @@ def test_bad_study_files_name_the_key_and_the_file(tmp_path: Path, text, words):
     path = tmp_path / "s.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
-        _config_from_args(build_parser().parse_args(["study", str(path)]))
+        config_from_args(build_parser().parse_args(["study", str(path)]))
     for word in words:
         assert word in str(caught.value)
 
@@ -58,7 +58,7 @@ def test_network_family_builder_and_activation_search_have_flags_and_file_keys(t
         'name = "x"\n[network]\nfamily = "cnn"\nconv_filters = [4, 8]\nkernel_size = 5\n'
         '[space]\nactivation = ["tanh", "relu"]\n'
     )
-    config = _config_from_args(build_parser().parse_args(["study", str(path)]))
+    config = config_from_args(build_parser().parse_args(["study", str(path)]))
     assert config.network.family == "cnn" and config.network.conv_filters == (4, 8)
     assert config.network.kernel_size == 5 and config.space.activation == ("tanh", "relu")
     assert config.engine == "keras"  # the population engine trains MLPs only
@@ -66,6 +66,6 @@ def test_network_family_builder_and_activation_search_have_flags_and_file_keys(t
         ["study", "--conv-filters", "2,3", "--family", "cnn", "--activations", "elu,relu",
          "--builder", "my_nets:build"]
     )  # fmt: skip
-    config = _config_from_args(args)
+    config = config_from_args(args)
     assert config.network.conv_filters == (2, 3) and config.network.builder == "my_nets:build"
     assert config.space.activation == ("elu", "relu") and config.network.kind == "custom"

@@ -16,7 +16,7 @@ block and the study overshoots its target. bnsearch holds a lock for that step o
 
 Blocks are kept whole (:func:`blocks_to_complete`): a trial that failed without a result
 (its process was interrupted, or died and was failed by
-:func:`~bnsearch.backends.close_stale_trials`) is *retried* — a new trial with the same
+:func:`~._heartbeat.close_stale_trials`) is *retried* — a new trial with the same
 parameters, seed and block — and a placement a block never got (its process died while
 creating the block) is created the same way. A trial that failed with a result (diverged,
 for instance) is an outcome, not retried. So counts stay whole blocks and a shared study
@@ -27,40 +27,30 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
+import math
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "Repair",
-    "blocks_to_complete",
-    "claim_lock",
-    "is_outcome",
-    "orphaned_trial_ids",
-    "rdb_storage",
-]
+import bnsearch.backends._optuna_adapter as adapter
+from bnsearch.backends._blocks import Member, ask_block, claim_trial
+from bnsearch.backends._storage import is_outcome, search_trial_count
+from bnsearch.config import StudyConfig
 
-RESULT_ATTR = "bnsearch.result"
-
-
-def rdb_storage(study: Any) -> Any:
-    """The study's RDBStorage, under Optuna's cache wrapper if there is one."""
-    storage = study._storage
-    return getattr(storage, "_backend", storage)
+__all__ = ["Repair", "blocks_to_complete", "claim_batch", "claim_lock"]
 
 
 @contextlib.contextmanager
 def claim_lock(study: Any) -> Iterator[None]:
     """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
-    engine = getattr(rdb_storage(study), "engine", None)
+    engine = adapter.sql_engine(study)
     dialect = engine.dialect.name if engine is not None else ""
     if dialect == "postgresql":
         from sqlalchemy import text
 
-        key = zlib.crc32(f"bnsearch:{study._study_id}".encode())
+        key = zlib.crc32(f"bnsearch:{adapter.study_id(study)}".encode())
         with engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
             try:
@@ -91,18 +81,10 @@ class Repair:
     block: int
     retries: int | None
 
-
-def is_outcome(trial: Any) -> bool:
-    """Whether a trial holds a result that counts: finished, in flight (running or
-    waiting), or failed *with* a result of its own (it diverged). A trial failed by an
-    interrupt or a dead process has none (or a result stored just before the interrupt
-    failed it)."""
-    import optuna
-
-    if trial.state is not optuna.trial.TrialState.FAIL:
-        return True
-    stored = trial.user_attrs.get(RESULT_ATTR)
-    return stored is not None and json.loads(stored).get("state") == "FAILED"
+    def claim(self, study: Any) -> Member:
+        """A new trial with this repair's parameters, seed and block."""
+        extra = {} if self.retries is None else {"bnsearch.retries_trial": self.retries}
+        return claim_trial(study, self.params, self.distributions, self.seed, self.block, extra)
 
 
 def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
@@ -131,35 +113,22 @@ def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
     return repairs
 
 
-def orphaned_trial_ids(study: Any, grace_period: float) -> list[int]:
-    """RUNNING trials that never got a heartbeat and started over ``grace_period`` s ago.
-
-    bnsearch records a trial's first heartbeat right after creating it, so such a trial's
-    process died in between; Optuna's own stale check skips trials without a heartbeat,
-    so without this they would stay RUNNING (and other workers wait on them) forever.
-    Reads Optuna's heartbeat table (RDB storages only; none found otherwise).
-    """
-    import datetime
-
-    storage = rdb_storage(study)
-    if not hasattr(storage, "scoped_session"):
-        return []
-    from optuna.storages._rdb import models
-    from optuna.trial import TrialState
-
-    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_period)
-    session = storage.scoped_session()
-    try:
-        trials = (
-            session.query(models.TrialModel)
-            .filter(models.TrialModel.study_id == study._study_id)
-            .filter(models.TrialModel.state == TrialState.RUNNING)
-            .all()
-        )
-        return [
-            t.trial_id
-            for t in trials
-            if not t.heartbeats and t.datetime_start is not None and t.datetime_start < cutoff
-        ]
-    finally:
-        session.close()
+def claim_batch(study: Any, config: StudyConfig, capacity: int, wanted: int | None) -> list[Member]:
+    """Under the claim lock: retries first, then new whole blocks, at most ``capacity``
+    trials (at least one block). ``wanted`` is this run's remaining budget; with
+    ``config.target_trials`` the study's own count decides instead."""
+    block_size = len(config.space.placement)
+    with claim_lock(study):
+        if config.target_trials is not None:
+            remaining = config.target_trials - search_trial_count(study)
+        else:
+            remaining = wanted or 0
+        if remaining <= 0:
+            return []
+        repairs = blocks_to_complete(study, config.space.placement)[: min(capacity, remaining)]
+        asked = [repair.claim(study) for repair in repairs]
+        remaining -= len(asked)
+        room = (capacity - len(asked)) // block_size if asked else max(1, capacity // block_size)
+        for _ in range(min(room, math.ceil(max(remaining, 0) / block_size))):
+            asked.extend(ask_block(study, config))
+    return asked

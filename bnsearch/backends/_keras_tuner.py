@@ -21,7 +21,7 @@ Hyperband and GridSearch) and logs from ``on_trial_begin``, ``on_epoch_end`` and
 * Memory: trials run in child processes, :data:`TRIALS_PER_PROCESS` at a time, and the
   Keras session is cleared at the start of every trial (see :func:`run_keras_tuner`).
 * Keras Tuner trials are not paired blocks, so the verdict needs the Optuna backend; the
-  summary table works the same.
+  summary table works the same (:class:`KerasTunerBackend`, the study loop's Backend).
 """
 
 from __future__ import annotations
@@ -29,27 +29,37 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import math
 import os
 import shutil
-import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from bnsearch.backends._base import ResultCallback
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
+from bnsearch.engines import Engine, fit_arguments
 from bnsearch.errors import ConfigError
 from bnsearch.interrupts import install_handlers, raise_if_stopped
 from bnsearch.model import build_model
-from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
+from bnsearch.recorder import TrialRecorder
+from bnsearch.results import TrialResult, TrialSpec, TrialState
+from bnsearch.seeds import trial_seed
 from bnsearch.space import BNConfig
 from bnsearch.tracking import MlflowTracker
 
-__all__ = ["TRIALS_PER_PROCESS", "project_dir", "results_from_project", "run_keras_tuner"]
+__all__ = [
+    "TRIALS_PER_PROCESS",
+    "KerasTunerBackend",
+    "project_dir",
+    "results_from_project",
+    "run_keras_tuner",
+]
 _RESULTS_FILE = "bnsearch_results.jsonl"
 _STATE_FILE = "bnsearch_study.json"
 _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
+TRIALS_PER_PROCESS = 16
 
 
 def project_dir(config: StudyConfig) -> Path:
@@ -67,6 +77,16 @@ def results_from_project(folder: Path) -> list[TrialResult]:
     return [TrialResult.from_json(line) for line in path.read_text().splitlines() if line]
 
 
+@dataclass
+class _LiveTrial:
+    """A trial in progress: its recorder, its MLflow run and where its epochs have got to."""
+
+    recorder: TrialRecorder
+    run_id: str
+    last_epoch: int | None = None
+    execution: int = 0
+
+
 class _TrackedTuner:
     """Mixin for a Keras Tuner tuner: logs every trial to MLflow as a bnsearch TrialResult."""
 
@@ -74,24 +94,25 @@ class _TrackedTuner:
         self,
         study_config: StudyConfig,
         tracker: MlflowTracker,
-        on_result: Callable[[TrialResult], None] | None,
+        on_result: ResultCallback | None,
     ) -> None:
         self._study = study_config
         self._tracker = tracker
         self._on_result = on_result
-        self._live: dict[str, dict[str, Any]] = {}
+        self._live: dict[str, _LiveTrial] = {}
         self._run_ids_path = Path(self.project_dir) / "bnsearch_runs.json"
         self._run_ids: dict[str, str] = (
             json.loads(self._run_ids_path.read_text()) if self._run_ids_path.exists() else {}
         )
-        self.new_results: list[TrialResult] = []
+
+    def live_run_ids(self) -> list[str]:
+        """The MLflow runs of the trials in progress."""
+        return [live.run_id for live in self._live.values()]
 
     def _spec(self, trial: Any) -> TrialSpec:
         values = trial.hyperparameters.values
         config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
         number = int(trial.trial_id)
-        from bnsearch.backends._optuna import trial_seed
-
         return TrialSpec(number, config, trial_seed(self._study.seed, number), None, "search")
 
     def on_trial_begin(self, trial: Any) -> None:
@@ -118,78 +139,44 @@ class _TrackedTuner:
         run_id = self._tracker.start_trial(spec, tags)
         extra = {k: values[k] for k in _HYPERBAND_KEYS if k in values}
         if extra:
-            from mlflow.entities import Param
-
-            self._tracker.client.log_batch(
-                run_id, params=[Param(k, str(v)) for k, v in extra.items()]
-            )
+            self._tracker.log_trial_params(run_id, extra)
         self._run_ids[str(trial.trial_id)] = run_id
-        self._live[trial.trial_id] = {
-            "spec": spec,
-            "run_id": run_id,
-            "history": {m: [] for m in METRICS},
-            "steps": [],
-            "last_epoch": None,
-            "execution": 0,
-            "started": time.perf_counter(),
-        }
+        self._live[trial.trial_id] = _LiveTrial(TrialRecorder(spec, "keras"), run_id)
 
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
         super().on_epoch_end(trial, model, epoch, logs=logs)
         live = self._live[trial.trial_id]
-        if live["last_epoch"] is not None and epoch <= live["last_epoch"]:
-            live["execution"] += 1  # a new execution of the same trial restarts its epochs
-        live["last_epoch"] = epoch
-        step = live["execution"] * self._study.network.epochs + epoch
-        metrics = {m: float((logs or {}).get(m, math.nan)) for m in METRICS}
-        for name, value in metrics.items():
-            live["history"][name].append(value)
-        live["steps"].append(step)
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self._tracker.client.log_batch(
-            live["run_id"],
-            metrics=[Metric(k, v, now, step) for k, v in metrics.items() if math.isfinite(v)],
-        )
-        bad = [m for m in ("loss", "val_loss") if not math.isfinite(metrics[m])]
-        if bad:
+        if live.last_epoch is not None and epoch <= live.last_epoch:
+            live.execution += 1  # a new execution of the same trial restarts its epochs
+        live.last_epoch = epoch
+        if live.recorder.record_epoch(epoch, logs or {}):
             model.stop_training = True
-            live["diverged"] = f"{bad[0]} became {metrics[bad[0]]} at epoch {epoch}"
+        step = live.execution * self._study.network.epochs + epoch
+        epoch_values = {m: values[-1] for m, values in live.recorder.history.items()}
+        self._tracker.log_epoch(live.run_id, step, epoch_values)
         raise_if_stopped()
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         from keras_tuner.errors import FailedTrialError
 
         histories = super().run_trial(trial, *args, **kwargs)
-        reason = self._live[trial.trial_id].get("diverged")
-        if reason:
-            raise FailedTrialError(reason)
+        recorder = self._live[trial.trial_id].recorder
+        if recorder.state is TrialState.FAILED:
+            raise FailedTrialError(recorder.reason)
         return histories
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)
         live = self._live.pop(trial.trial_id)
         status = str(getattr(trial.status, "value", trial.status)).upper()
-        if status == "COMPLETED":
-            state, reason = TrialState.COMPLETE, None
-        else:
-            state = TrialState.FAILED
+        if status != "COMPLETED" and live.recorder.state is not TrialState.FAILED:
             message = (trial.message or status).strip().splitlines()
-            reason = live.get("diverged") or (message[-1] if message else status)
-        result = TrialResult(
-            spec=live["spec"],
-            state=state,
-            history=live["history"],
-            fail_reason=reason,
-            wall_time_s=time.perf_counter() - live["started"],
-            engine="keras",
-        )
-        self._tracker.finish_trial(live["run_id"], result, log_history=False)
+            live.recorder.fail(message[-1] if message else status)
+        result = live.recorder.result()
+        self._tracker.finish_trial(live.run_id, result, log_history=False)
         with open(Path(self.project_dir) / _RESULTS_FILE, "a") as handle:
             handle.write(result.to_json() + "\n")
         self._run_ids_path.write_text(json.dumps(self._run_ids))
-        self.new_results.append(result)
         if self._on_result is not None:
             self._on_result(result)
 
@@ -255,11 +242,12 @@ def run_keras_tuner(
     config: StudyConfig,
     dataset: Dataset,
     tracker: MlflowTracker,
-    on_result: Callable[[TrialResult], None] | None = None,
+    on_result: ResultCallback | None = None,
+    trials_per_process: int = TRIALS_PER_PROCESS,
 ) -> list[TrialResult]:
     """Run ``config.n_trials`` more Keras Tuner trials (Hyperband: one full iteration).
 
-    Trials run in child processes, :data:`TRIALS_PER_PROCESS` at a time (Hyperband's
+    Trials run in child processes, ``trials_per_process`` at a time (Hyperband's
     iteration in one), each continuing the same Keras Tuner project: TensorFlow keeps
     a few MB per model it ever built even after ``clear_session()``, so only a fresh
     process keeps a long study's memory flat. Results come back to this process as they
@@ -273,7 +261,7 @@ def run_keras_tuner(
     while True:
         wanted = config.n_trials - len(results)
         if config.tuner != "hyperband":
-            wanted = min(TRIALS_PER_PROCESS, wanted)
+            wanted = min(trials_per_process, wanted)
         if wanted <= 0:
             break
         batch, stopped = _search_in_child(context, config, dataset, tracker, wanted, on_result)
@@ -283,16 +271,13 @@ def run_keras_tuner(
     return results
 
 
-TRIALS_PER_PROCESS = 16
-
-
 def _search_in_child(
     context: Any,
     config: StudyConfig,
     dataset: Dataset,
     tracker: MlflowTracker,
     n_trials: int,
-    on_result: Callable[[TrialResult], None] | None,
+    on_result: ResultCallback | None,
 ) -> tuple[list[TrialResult], bool]:
     import queue as queue_module
 
@@ -399,7 +384,7 @@ def _search(
     dataset: Dataset,
     tracker: MlflowTracker,
     n_trials: int,
-    on_result: Callable[[TrialResult], None],
+    on_result: ResultCallback,
 ) -> bool:
     """Run up to ``n_trials`` trials in this process; True when Keras Tuner stopped on
     consecutive failures."""
@@ -431,24 +416,71 @@ def _search(
     else:
         tuner = _tuner_class(config.tuner)(hypermodel, max_trials=done + n_trials, **common)
     tuner._bnsearch_setup(config, tracker, on_result)
-    x_train, y_train, x_val, y_val = dataset.split(network.validation_split)
     try:
-        tuner.search(
-            x_train,
-            y_train,
-            epochs=network.epochs,
-            batch_size=network.batch_size,
-            validation_data=(x_val, y_val),
-            shuffle=True,
-            verbose=0,
-        )
+        tuner.search(**fit_arguments(dataset.split(network.validation_split), network))
     except RuntimeError as error:
         # Keras Tuner stops after too many consecutive failures; each one is recorded.
         if "failed" not in str(error).lower():
             raise
         return True
     except KeyboardInterrupt:
-        for live in tuner._live.values():
-            tracker.kill_run(live["run_id"], "interrupted")
+        for run_id in tuner.live_run_ids():
+            tracker.kill_run(run_id, "interrupted")
         raise
     return False
+
+
+@dataclass
+class KerasTunerBackend:
+    """Keras Tuner's oracle decides what to try; its trials train with ``model.fit`` (the
+    Keras engine's rules) in child processes. The project folder is the study's store."""
+
+    trials_per_process: ClassVar[int] = TRIALS_PER_PROCESS
+    unpaired_reason: ClassVar[str | None] = (
+        "no verdict: Keras Tuner trials are not paired blocks (trials differing only in "
+        "placement); run the study with --backend optuna for one."
+    )
+
+    config: StudyConfig
+    dataset: Dataset
+    engine: Engine
+    tracker: MlflowTracker
+    folder: Path | None = field(default=None, init=False)
+    _existing: int = field(default=0, init=False)
+
+    @property
+    def name(self) -> str:
+        return f"Keras Tuner ({self.config.tuner})"
+
+    def open(self) -> list[str]:
+        self.folder = prepare_project(self.config, self.dataset)
+        self._existing = len(results_from_project(self.folder))
+        return []
+
+    def store_tags(self) -> dict[str, str]:
+        return {
+            "keras_tuner.study": self.config.resolved_study_name,
+            "keras_tuner.project": str(self.folder),
+        }
+
+    def existing_trials(self) -> int:
+        return self._existing
+
+    def up_to_date(self) -> str | None:
+        return None
+
+    def budget(self) -> tuple[int, str]:
+        return self.config.n_trials, f"{self.config.n_trials} trials"
+
+    def run(
+        self, on_result: ResultCallback | None, log: Callable[[str], None]
+    ) -> list[TrialResult]:
+        return run_keras_tuner(
+            self.config, self.dataset, self.tracker, on_result, self.trials_per_process
+        )
+
+    def results(self) -> list[TrialResult]:
+        return results_from_project(self.folder)
+
+    def importances(self) -> dict[str, float]:
+        return {}

@@ -1,12 +1,47 @@
 """Engines decide *how* a batch of trials is trained; backends decide what to train."""
 
+from __future__ import annotations
+
 from bnsearch.engines._base import Engine, EpochCallback
-from bnsearch.engines._keras import KerasEngine
+from bnsearch.engines._keras import KerasEngine, fit_arguments, recording_callback
 from bnsearch.engines._population import PopulationEngine
+from bnsearch.model import NetworkSettings
 
-__all__ = ["ENGINES", "Engine", "EpochCallback", "KerasEngine", "PopulationEngine", "make_engine"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "EpochCallback",
+    "KerasEngine",
+    "PopulationEngine",
+    "engine_for",
+    "engine_notice",
+    "fit_arguments",
+    "make_engine",
+    "recording_callback",
+]
 
-ENGINES = ("population", "keras")
+_ENGINE_CLASSES: dict[str, type] = {"population": PopulationEngine, "keras": KerasEngine}
+ENGINES = tuple(_ENGINE_CLASSES)
+
+
+def engine_for(requested: str, network: NetworkSettings, model_fit_only: bool = False) -> str:
+    """The engine that will train ``network``: the one asked for if it can, else the Keras
+    engine (the reference, which trains every network). ``model_fit_only``: the backend
+    trains through ``model.fit`` itself (Keras Tuner)."""
+    engine = _ENGINE_CLASSES.get(requested)
+    if engine is None or model_fit_only or not engine.trains(network):
+        return "keras" if engine is not None else requested
+    return requested
+
+
+def engine_notice(network: NetworkSettings) -> str | None:
+    """What a study says when its network is one the population engine does not train."""
+    if PopulationEngine.trains(network):
+        return None
+    return (
+        f"bnsearch: notice: the population engine trains the MLP family only; this "
+        f"{network.kind} network trains on the Keras engine (one model.fit per trial)."
+    )
 
 
 def make_engine(name: str, max_population: int = 64) -> Engine:

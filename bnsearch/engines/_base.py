@@ -22,6 +22,17 @@ class Engine(Protocol):
     """How to train a batch of trials. The backend decides *what* to train."""
 
     name: str
+    trials_at_once: int
+    """How many trials one call of :meth:`train` trains together (a backend's batch)."""
+
+    @staticmethod
+    def trains(network: NetworkSettings) -> bool:
+        """Whether this engine can train ``network`` (its family, or a custom builder)."""
+        ...
+
+    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
+        """Raise a ConfigError, before anything runs, if the work cannot fit (memory)."""
+        ...
 
     def train(
         self,

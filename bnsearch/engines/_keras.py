@@ -2,48 +2,55 @@
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from bnsearch.data import Dataset
 from bnsearch.engines._base import EpochCallback
 from bnsearch.model import NetworkSettings, build_model
-from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
+from bnsearch.recorder import TrialRecorder
+from bnsearch.results import TrialResult, TrialSpec
 
-__all__ = ["KerasEngine"]
+__all__ = ["KerasEngine", "fit_arguments", "recording_callback"]
 
 
-def _epoch_callback(index: int, on_epoch: EpochCallback | None, outcome: dict[str, Any]) -> Any:
+def fit_arguments(
+    arrays: tuple[Any, ...], network: NetworkSettings, verbose: int = 0
+) -> dict[str, Any]:
+    """``model.fit``'s arguments for the thread's training (the Keras engine and Keras
+    Tuner's ``search`` both train so): ``arrays`` is ``Dataset.split``'s four arrays."""
+    x_train, y_train, x_val, y_val = arrays
+    return {
+        "x": x_train,
+        "y": y_train,
+        "batch_size": network.batch_size,
+        "epochs": network.epochs,
+        "validation_data": (x_val, y_val),
+        "shuffle": True,
+        "verbose": verbose,
+    }
+
+
+def recording_callback(recorder: TrialRecorder) -> Any:
+    """A Keras callback that feeds a :class:`TrialRecorder` and stops training when it says so."""
     import keras
 
-    class _Reporter(keras.callbacks.Callback):
-        """Collects per-epoch metrics, stops on NaN/inf and asks the backend about pruning."""
+    class _Recording(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            self.epoch = epoch
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            logs = {m: float((logs or {}).get(m, math.nan)) for m in METRICS}
-            for metric in METRICS:
-                outcome["history"][metric].append(logs[metric])
-            bad = [m for m in ("loss", "val_loss") if not math.isfinite(logs[m])]
-            if bad:
-                outcome["state"] = TrialState.FAILED
-                outcome["reason"] = f"{bad[0]} became {logs[bad[0]]} at epoch {epoch}"
-                self.model.stop_training = True
-            elif on_epoch is not None and on_epoch(index, epoch, logs):
-                outcome["state"] = TrialState.PRUNED
-                outcome["reason"] = f"pruned after epoch {epoch}"
+            if recorder.record_epoch(epoch, logs or {}):
                 self.model.stop_training = True
 
         def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
-            # A diverged batch poisons every later one; stop at once instead of at epoch end.
             loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
-                outcome["state"] = TrialState.FAILED
-                outcome["reason"] = f"loss became {float(loss)} during training"
+            if loss is not None and recorder.record_batch_loss(self.epoch, float(loss)):
                 self.model.stop_training = True
 
-    return _Reporter()
+    return _Recording()
 
 
 class KerasEngine:
@@ -57,6 +64,16 @@ class KerasEngine:
     def __init__(self, verbose: int = 0) -> None:
         self.verbose = verbose
 
+    trials_at_once = 1
+
+    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
+        """One network at a time: nothing to check ahead of training."""
+
+    @staticmethod
+    def trains(network: NetworkSettings) -> bool:
+        """Every network bnsearch can build, your own ``builder`` included."""
+        return True
+
     def train(
         self,
         specs: Sequence[TrialSpec],
@@ -64,9 +81,9 @@ class KerasEngine:
         network: NetworkSettings,
         on_epoch: EpochCallback | None = None,
     ) -> list[TrialResult]:
-        x_train, y_train, x_val, y_val = dataset.split(network.validation_split)
+        arrays = dataset.split(network.validation_split)
         return [
-            self._train_one(i, spec, dataset, network, (x_train, y_train, x_val, y_val), on_epoch)
+            self._train_one(i, spec, dataset, network, arrays, on_epoch)
             for i, spec in enumerate(specs)
         ]
 
@@ -81,13 +98,8 @@ class KerasEngine:
     ) -> TrialResult:
         import keras
 
-        x_train, y_train, x_val, y_val = arrays
-        outcome: dict[str, Any] = {
-            "history": {m: [] for m in METRICS},
-            "state": TrialState.COMPLETE,
-            "reason": None,
-        }
-        started = time.perf_counter()
+        prune = None if on_epoch is None else (lambda e, m: on_epoch(index, e, m))
+        recorder = TrialRecorder(spec, self.name, prune)
         try:
             keras.backend.clear_session()
             keras.utils.set_random_seed(spec.seed)
@@ -95,23 +107,9 @@ class KerasEngine:
                 spec.config, dataset.x.shape[1:], dataset.n_classes, network, seed=spec.seed
             )
             model.fit(
-                x_train,
-                y_train,
-                batch_size=network.batch_size,
-                epochs=network.epochs,
-                validation_data=(x_val, y_val),
-                shuffle=True,
-                verbose=self.verbose,
-                callbacks=[_epoch_callback(index, on_epoch, outcome)],
+                **fit_arguments(arrays, network, self.verbose),
+                callbacks=[recording_callback(recorder)],
             )
         except Exception as error:  # noqa: BLE001 - a trial's failure is data, not a crash
-            outcome["state"] = TrialState.FAILED
-            outcome["reason"] = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-        return TrialResult(
-            spec=spec,
-            state=outcome["state"],
-            history=outcome["history"],
-            fail_reason=outcome["reason"],
-            wall_time_s=time.perf_counter() - started,
-            engine=self.name,
-        )
+            recorder.fail_with(error)
+        return recorder.result()

@@ -38,7 +38,6 @@ affect the others (every member's loss and gradients are computed on its own sli
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -49,10 +48,11 @@ import numpy as np
 from bnsearch.data import Dataset, split_index
 from bnsearch.engines._base import EpochCallback
 from bnsearch.errors import ConfigError
-from bnsearch.model import NetworkSettings, _initializer, dense_uses_bias, layer_plan
-from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
+from bnsearch.model import NetworkSettings, dense_uses_bias, initializer, layer_plan
+from bnsearch.recorder import TrialRecorder
+from bnsearch.results import METRICS, TrialResult, TrialSpec
 
-__all__ = ["PopulationEngine", "check_memory", "estimate_memory_bytes"]
+__all__ = ["PopulationEngine", "check_memory", "estimate_memory_bytes", "hash_uniform"]
 
 # Bytes of float32 activations kept per (member, batch row, hidden unit) for backprop; a
 # generous multiple covers pre/post BN, activation, dropout mask and gradients.
@@ -102,7 +102,7 @@ def _slots(specs: Sequence[TrialSpec], network: NetworkSettings) -> _Slots:
     return _Slots(as_f(input_bn), as_f(before), as_f(after), as_f(output_bn), bias)
 
 
-def _hash_uniform(tf: Any, seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
+def hash_uniform(tf: Any, seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
     """Uniform [0, 1) numbers from a counter-based integer hash of (seed, counter, index).
 
     ``seeds`` is ``[P]`` int64, ``counter`` a scalar int64, ``shape`` is ``[P, ...]``.
@@ -209,7 +209,7 @@ class _Population:
             for s in padded:
                 key = (s.seed, d)
                 if key not in initial:
-                    init = _initializer(self.network.initializer, s.seed * 1000 + d)
+                    init = initializer(self.network.initializer, s.seed * 1000 + d)
                     initial[key] = np.asarray(init(shape))
                 stacked.append(initial[key])
             kernel.assign(np.stack(stacked))
@@ -255,7 +255,7 @@ class _Population:
             a = activation(z)
             a = use(self.m_after, self._bn(a, 1 + n_hidden + d, training, updates), a)
             if training:
-                u = _hash_uniform(tf, self.seeds, counter * 16 + d, tf.shape(a))
+                u = hash_uniform(tf, self.seeds, counter * 16 + d, tf.shape(a))
                 keep = tf.cast(u >= self.dropout, tf.float32)
                 a = a * keep / (1.0 - self.dropout)
             x = a
@@ -407,6 +407,20 @@ class PopulationEngine:
         self._cache: dict[tuple[Any, ...], _Population] = {}
         self.last_population: _Population | None = None
 
+    @property
+    def trials_at_once(self) -> int:
+        return self.max_population
+
+    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
+        """Refuse, before anything is logged, a population too large for the memory limit."""
+        check_memory(self.max_population, dataset, network, self.memory_limit_bytes)
+
+    @staticmethod
+    def trains(network: NetworkSettings) -> bool:
+        """The MLP family only: its layers have a vectorised form here (CNNs and your own
+        ``builder`` train on the Keras engine)."""
+        return network.kind == "mlp"
+
     def train(
         self,
         specs: Sequence[TrialSpec],
@@ -416,7 +430,7 @@ class PopulationEngine:
     ) -> list[TrialResult]:
         if self.max_population < 1:
             raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
-        if network.kind != "mlp":
+        if not self.trains(network):
             raise ConfigError(
                 f"the population engine trains the MLP family only, not a {network.kind} "
                 "network; use --engine keras."
@@ -478,11 +492,12 @@ class PopulationEngine:
         batch = network.batch_size
         full_steps, remainder = divmod(n_train, batch)
         rngs = [np.random.default_rng(spec.seed) for spec in specs]
-        history = [{m: [] for m in METRICS} for _ in specs]
-        states = [TrialState.COMPLETE] * n
-        reasons: list[str | None] = [None] * n
+        recorders = [
+            TrialRecorder(spec, self.name, lambda e, m, p=p: on_epoch(p, e, m))
+            for p, spec in enumerate(specs)
+        ]
         for epoch in range(network.epochs):
-            if all(state is not TrialState.COMPLETE for state in states):
+            if all(recorder.stopped for recorder in recorders):
                 break
             if self.shuffle:
                 order = np.stack([rng.permutation(n_train) for rng in rngs])
@@ -504,30 +519,13 @@ class PopulationEngine:
                 "val_accuracy": val_acc.numpy(),
             }
             active = population.active.numpy()
-            for p in range(n):
-                if states[p] is not TrialState.COMPLETE:
+            for p, recorder in enumerate(recorders):
+                if recorder.stopped:
                     continue
                 metrics = {m: float(values[m][p]) for m in METRICS}
-                for m in METRICS:
-                    history[p][m].append(metrics[m])
-                if not active[p] or not all(math.isfinite(v) for v in metrics.values()):
-                    states[p] = TrialState.FAILED
-                    reasons[p] = f"loss became non-finite (nan/inf) in epoch {epoch}"
-                    active[p] = False
-                elif on_epoch(p, epoch, metrics):
-                    states[p] = TrialState.PRUNED
-                    reasons[p] = f"pruned after epoch {epoch}"
+                # ``active`` is cleared in the graph by a member's non-finite batch loss.
+                if recorder.record_epoch(epoch, metrics, diverged=not active[p]):
                     active[p] = False
             population.active.assign(active)
         wall = (time.perf_counter() - started) / n
-        return [
-            TrialResult(
-                spec=spec,
-                state=states[p],
-                history=history[p],
-                fail_reason=reasons[p],
-                wall_time_s=wall,
-                engine=self.name,
-            )
-            for p, spec in enumerate(specs)
-        ]
+        return [recorder.result(wall) for recorder in recorders]

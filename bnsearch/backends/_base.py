@@ -1,0 +1,64 @@
+"""What every backend offers: the study's store, what to train next, its results read back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from bnsearch.results import TrialResult
+
+__all__ = ["Backend", "ResultCallback"]
+
+ResultCallback = Callable[[TrialResult], None]
+"""Called with each trial's result as soon as it is recorded (progress lines)."""
+
+
+class Backend(Protocol):
+    """Decides *what* to train and keeps the results; an :class:`~bnsearch.engines.Engine`
+    decides *how*.
+
+    The backend's own store (the Optuna study, the Keras Tuner project) holds every result;
+    MLflow (the tracker the backend was given) is the view a person reviews. Constructors
+    only store their arguments; :meth:`open` is the first call that touches a store.
+    """
+
+    name: str
+    """How the study's parent run and its summary line name the backend."""
+
+    unpaired_reason: str | None
+    """Why this backend's trials are not paired blocks (no paired verdict), or None."""
+
+    def open(self) -> list[str]:
+        """Create or load the study, refusing one whose space, data or network changed;
+        tidy what a dead process left behind. Returns notices for the user."""
+        ...
+
+    def store_tags(self) -> dict[str, str]:
+        """Tags that tell a person where the backend keeps the study (secrets redacted)."""
+        ...
+
+    def existing_trials(self) -> int:
+        """Trials the study held when it was opened."""
+        ...
+
+    def up_to_date(self) -> str | None:
+        """A message when the study already reached its target and nothing is to be run."""
+        ...
+
+    def budget(self) -> tuple[int, str]:
+        """The trials this run plans to train (for progress) and how to say so."""
+        ...
+
+    def run(
+        self, on_result: ResultCallback | None, log: Callable[[str], None]
+    ) -> list[TrialResult]:
+        """Train up to the budget (or ``timeout``); the new results, in the order trained."""
+        ...
+
+    def results(self) -> list[TrialResult]:
+        """Every finished trial of the study, read back from the backend's store."""
+        ...
+
+    def importances(self) -> dict[str, float]:
+        """Each hyperparameter's importance over the completed trials ({} if unknown)."""
+        ...

@@ -1,0 +1,128 @@
+"""The one module that reaches into Optuna's private attributes.
+
+bnsearch asks and tells trials itself (paired blocks, claims shared between workers,
+heartbeats outside ``Study.optimize``), which needs a few things Optuna keeps private: a
+study's storage and id, a trial's id, creating a RUNNING trial with fixed parameters, and
+the heartbeat table. Every such access is here, so an Optuna upgrade that moves one of them
+breaks this file only.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+__all__ = [
+    "create_running_trial",
+    "fail_trial",
+    "grace_period",
+    "heartbeat_interval",
+    "orphaned_trial_ids",
+    "record_heartbeat",
+    "sql_engine",
+    "study_id",
+    "trial_id",
+    "trial_state",
+]
+
+
+def _storage(study: Any) -> Any:
+    return study._storage
+
+
+def _rdb(study: Any) -> Any:
+    """The study's RDBStorage, under Optuna's cache wrapper if there is one."""
+    storage = _storage(study)
+    return getattr(storage, "_backend", storage)
+
+
+def study_id(study: Any) -> int:
+    return study._study_id
+
+
+def trial_id(trial: Any) -> int:
+    return trial._trial_id
+
+
+def sql_engine(study: Any) -> Any | None:
+    """The SQLAlchemy engine of an RDB storage, else None."""
+    return getattr(_rdb(study), "engine", None)
+
+
+def heartbeat_interval(study: Any) -> int | None:
+    return _storage(study).get_heartbeat_interval()
+
+
+def grace_period(study: Any) -> int | None:
+    return getattr(_rdb(study), "grace_period", None)
+
+
+def record_heartbeat(study: Any, trial_id: int) -> None:
+    _storage(study).record_heartbeat(trial_id)
+
+
+def trial_state(study: Any, trial_id: int) -> Any:
+    return _storage(study).get_trial(trial_id).state
+
+
+def fail_trial(study: Any, trial_id: int) -> None:
+    from optuna.trial import TrialState
+
+    _storage(study).set_trial_state_values(trial_id, TrialState.FAIL)
+
+
+def create_running_trial(
+    study: Any, params: dict[str, Any], distributions: dict[str, Any], user_attrs: dict[str, Any]
+) -> Any:
+    """A RUNNING trial with fixed ``params`` and ``user_attrs``, created in one insert (so no
+    other process ever sees it without them) and owned by the caller (unlike
+    ``enqueue_trial``, no other worker can take it from Optuna's queue)."""
+    import optuna
+
+    template = optuna.trial.FrozenTrial(
+        number=-1,
+        state=optuna.trial.TrialState.RUNNING,
+        value=None,
+        datetime_start=datetime.datetime.now(),
+        datetime_complete=None,
+        params=params,
+        distributions=distributions,
+        user_attrs=user_attrs,
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
+    )
+    new_id = _storage(study).create_new_trial(study_id(study), template_trial=template)
+    return optuna.Trial(study, new_id)
+
+
+def orphaned_trial_ids(study: Any, grace_period: float) -> list[int]:
+    """RUNNING trials that never got a heartbeat and started over ``grace_period`` s ago.
+
+    bnsearch records a trial's first heartbeat right after creating it, so such a trial's
+    process died in between; Optuna's own stale check skips trials without a heartbeat,
+    so without this they would stay RUNNING (and other workers wait on them) forever.
+    Reads Optuna's heartbeat table (RDB storages only; none found otherwise).
+    """
+    storage = _rdb(study)
+    if not hasattr(storage, "scoped_session"):
+        return []
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_period)
+    session = storage.scoped_session()
+    try:
+        trials = (
+            session.query(models.TrialModel)
+            .filter(models.TrialModel.study_id == study_id(study))
+            .filter(models.TrialModel.state == TrialState.RUNNING)
+            .all()
+        )
+        return [
+            t.trial_id
+            for t in trials
+            if not t.heartbeats and t.datetime_start is not None and t.datetime_start < cutoff
+        ]
+    finally:
+        session.close()

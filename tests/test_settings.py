@@ -1,0 +1,57 @@
+"""Each setting declared once: the CLI flags, study-file keys and checks all follow the table."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bnsearch.config import StudyConfig
+from bnsearch.errors import ConfigError
+from bnsearch.model import NetworkSettings
+from bnsearch.settings import SETTINGS, check_settings, default_of, setting
+from bnsearch.studyfile import NETWORK_KEYS, STUDY_KEYS
+
+
+def test_every_setting_is_a_field_of_the_dataclass_that_holds_it():
+    holders = {"study": StudyConfig, "network": NetworkSettings}
+    for item in SETTINGS:
+        if item.section in holders:
+            names = {f.name for f in dataclasses.fields(holders[item.section])}
+            assert item.name in names, item.name
+
+
+def test_every_study_config_field_is_a_setting_but_the_composite_ones():
+    declared = {s.name for s in SETTINGS if s.section == "study"}
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    assert fields - declared == {"space", "network", "verbose"}
+
+
+def test_study_file_keys_are_the_settings_keys():
+    assert set(STUDY_KEYS) == {s.key for s in SETTINGS if s.section == "study"}
+    assert set(NETWORK_KEYS) == {s.key for s in SETTINGS if s.section == "network"}
+    assert "name" in STUDY_KEYS and "study_name" not in STUDY_KEYS
+
+
+def test_defaults_are_read_from_the_dataclasses():
+    assert default_of(setting("threshold")) == StudyConfig().threshold
+    assert default_of(setting("epochs")) == NetworkSettings().epochs == 20
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("population", 0, "a positive integer"),
+        ("confirm_seeds", -1, "a non-negative integer"),
+        ("timeout", float("nan"), "a positive number of seconds"),
+        ("sampler", "cmaes", "choose one of tpe, random, grid, qmc"),
+    ],
+)
+def test_a_value_against_its_rule_is_refused_naming_the_setting(name, value, words):
+    with pytest.raises(ConfigError, match=words) as error:
+        StudyConfig(**{name: value})
+    assert name in str(error.value)
+
+
+def test_check_settings_accepts_the_defaults():
+    check_settings(StudyConfig(), "study")
