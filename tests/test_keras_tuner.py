@@ -39,6 +39,7 @@ def test_bayesian_tuner_logs_one_run_per_trial(tiny_csv, stores):
     assert {r.data.tags["keras_tuner.trial_id"] for r in runs} == {"0", "1"}
 
 
+@pytest.mark.slow
 def test_hyperband_logs_its_epoch_bookkeeping_and_links_continued_trials(tiny_csv, stores):
     config = _config(tiny_csv, stores, tuner="hyperband", network=NetworkSettings(
         epochs=3, hidden_units=(8, 8)))  # fmt: skip
@@ -59,6 +60,7 @@ def test_hyperband_logs_its_epoch_bookkeeping_and_links_continued_trials(tiny_cs
         assert steps and steps[0] == initial
 
 
+@pytest.mark.slow
 def test_trials_run_in_fresh_child_processes_a_group_at_a_time(tiny_csv, stores, monkeypatch):
     # TensorFlow keeps memory per model built even after clear_session(): only a fresh
     # process per group of trials keeps a long study flat.

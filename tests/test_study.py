@@ -142,22 +142,24 @@ def test_too_many_consecutive_failures_stop_the_study_with_the_reasons(tiny_csv,
     assert sorted(r.info.status for r in runs) == ["FAILED"] * 3
 
 
+@pytest.mark.slow
 def test_tiny_cnn_study_on_digits_logs_to_mlflow_with_a_verdict(stores):
     network = NetworkSettings(
         family="cnn", conv_filters=(4, 8), hidden_units=(16,), activation="relu", epochs=2,
         batch_size=64,
     )  # fmt: skip
     config = StudyConfig(
-        study_name="tiny", data="sklearn:digits", n_trials=9, confirm_seeds=1,
-        sampler="random", network=network, verbose=False, **stores,
+        study_name="tiny", data="sklearn:digits", n_trials=6, confirm_seeds=1,
+        sampler="random", network=network, verbose=False,
+        space=SearchSpace.from_overrides({"placement": ["before", "after"]}), **stores,
     )  # fmt: skip
     assert config.engine == "keras"
     outcome = run_study(config)
-    assert len(outcome.new_results) == 12  # 3 paired blocks, then 1 confirmation seed each
+    assert len(outcome.new_results) == 8  # 3 paired blocks, then 1 confirmation seed each
     assert all(r.state is TrialState.COMPLETE for r in outcome.new_results)
     assert outcome.verdict.n_blocks == 3 and "3 blocks" in outcome.verdict.statement
     client, runs = _trial_runs(stores["tracking_uri"])
-    assert len(runs) == 12
+    assert len(runs) == 8
     assert all(len(client.get_metric_history(r.info.run_id, "val_loss")) == 2 for r in runs)
     parent = client.get_run(outcome.parent_run_id)
     assert parent.data.tags["bnsearch.verdict"] == outcome.verdict.outcome

@@ -381,6 +381,10 @@ def check_memory(
 
 
 MAX_CACHED_POPULATIONS = 4
+# Compiled populations of this process, shared by every PopulationEngine: a sweep or a test
+# session that runs several studies on the same data compiles each graph once. ``load``
+# resets every variable, so a population carries nothing from one use to the next.
+_COMPILED: dict[tuple[Any, ...], _Population] = {}
 
 
 class PopulationEngine:
@@ -404,7 +408,6 @@ class PopulationEngine:
         self.shuffle = shuffle
         self.jit_compile = jit_compile
         self.memory_limit_bytes = memory_limit_bytes
-        self._cache: dict[tuple[Any, ...], _Population] = {}
         self.last_population: _Population | None = None
 
     @property
@@ -460,15 +463,15 @@ class PopulationEngine:
 
     def _population(self, size: int, dataset: Dataset, network: NetworkSettings) -> _Population:
         # Epochs do not shape the graph: studies with other epoch counts share it.
-        key = (size, dataset.fingerprint, replace(network, epochs=1))
-        if key not in self._cache:
-            check_memory(size, dataset, network, self.memory_limit_bytes)
+        key = (size, dataset.fingerprint, replace(network, epochs=1), self.jit_compile)
+        check_memory(size, dataset, network, self.memory_limit_bytes)
+        if key not in _COMPILED:
             # A few populations' graphs (one per searched activation) and no more keeps
             # memory flat over a long study.
-            while len(self._cache) >= MAX_CACHED_POPULATIONS:
-                del self._cache[next(iter(self._cache))]
-            self._cache[key] = _Population(size, dataset, network, self.jit_compile)
-        return self._cache[key]
+            while len(_COMPILED) >= MAX_CACHED_POPULATIONS:
+                del _COMPILED[next(iter(_COMPILED))]
+            _COMPILED[key] = _Population(size, dataset, network, self.jit_compile)
+        return _COMPILED[key]
 
     def _train_chunk(
         self,
