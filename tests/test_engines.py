@@ -122,6 +122,7 @@ def variant_run():
     return data, specs, graph, xla
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("member", range(len(VARIANTS)))
 def test_population_matches_keras_on_deeper_mlps_with_other_activations(variant_run, member):
     data, specs, graph, xla = variant_run
