@@ -92,6 +92,15 @@ def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp
     assert "Verdict (val_loss" in result.stdout and "3 blocks" in result.stdout
     page = (tmp_path / "out" / "report.html").read_text()
     assert "data:image/png;base64," in page
+    # The study's parent run and the report's run record the verdict the same way.
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("rep").experiment_id
+    runs = {r.data.tags["bnsearch.kind"]: r for r in client.search_runs([experiment])}
+    study_run, report_run = runs["study"], runs["report"]
+    for key in ("verdict.n_blocks", "verdict.median_difference", "verdict.ci_low"):
+        assert report_run.data.metrics[key] == study_run.data.metrics[key]
+    assert report_run.data.metrics["verdict.n_blocks"] == 3
+    assert report_run.data.tags["bnsearch.verdict"] == study_run.data.tags["bnsearch.verdict"]
     missing = cli("report", "--study-name", "nope", cwd=tmp_path)
     assert missing.returncode == 2 and "no study 'nope'" in missing.stderr
 
