@@ -15,13 +15,11 @@ from bnsearch.backends._keras_tuner import (
 )
 from bnsearch.backends._optuna import OptunaBackend
 from bnsearch.backends._storage import (
-    importances as study_importances,
-)
-from bnsearch.backends._storage import (
     is_outcome,
     load_existing_study,
     open_study,
     results_from_study,
+    study_importances,
 )
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset

@@ -26,10 +26,10 @@ from bnsearch.backends._pruning import EpochSnapshot
 from bnsearch.backends._storage import (
     RESULT_ATTR,
     RUN_ID_ATTR,
-    importances,
     open_study,
     results_from_study,
     search_trial_count,
+    study_importances,
 )
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
@@ -122,7 +122,7 @@ class OptunaBackend:
         return results_from_study(self.study)
 
     def importances(self) -> dict[str, float]:
-        return importances(self.study)
+        return study_importances(self.study)
 
     # --- training ------------------------------------------------------------------------
 

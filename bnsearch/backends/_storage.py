@@ -21,12 +21,12 @@ from bnsearch.results import TrialResult
 __all__ = [
     "RESULT_ATTR",
     "RUN_ID_ATTR",
-    "importances",
     "is_outcome",
     "load_existing_study",
     "open_study",
     "results_from_study",
     "search_trial_count",
+    "study_importances",
 ]
 
 RESULT_ATTR = "bnsearch.result"
@@ -171,7 +171,7 @@ def search_trial_count(study: Any) -> int:
     )
 
 
-def importances(study: Any) -> dict[str, float]:
+def study_importances(study: Any) -> dict[str, float]:
     """Optuna's PED-ANOVA importance of each hyperparameter over the completed trials."""
     import optuna
 
