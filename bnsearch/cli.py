@@ -12,12 +12,14 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bnsearch.errors import BnsearchError, ConfigError, UsageError
+from bnsearch.redact import redact_text, redact_url
 
 __all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
 
@@ -122,9 +124,13 @@ def _run_sweep(args: argparse.Namespace) -> int:
             config = config_from_args(argparse.Namespace(study_file=str(path), quiet=True, **given))
             with study_lock(config):
                 outcome = run_study(config)
-        except BnsearchError as error:
-            codes.append(error.exit_code)
-            print(f"sweep: {path.name}: error (exit {error.exit_code}): {error}", flush=True)
+        except Exception as error:  # noqa: BLE001 - one study's failure never stops the sweep
+            code = error.exit_code if isinstance(error, BnsearchError) else 1
+            what = str(error) if isinstance(error, BnsearchError) else _unexpected(error)
+            codes.append(code)
+            print(f"sweep: {path.name}: error (exit {code}): {redact_text(what)}", flush=True)
+            if getattr(args, "debug", False):
+                traceback.print_exc()
             continue
         verdict = outcome.verdict
         print(
@@ -135,6 +141,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
         )
         codes.append(0)
     return next((code for code in (2, 3, 1) if code in codes), 0)
+
+
+def _unexpected(error: Exception) -> str:
+    """An error bnsearch did not foresee, in one line (``--debug`` shows its traceback)."""
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"unexpected {type(error).__name__}: {first} (run it alone with --debug for details)"
 
 
 def _ui_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,7 +162,7 @@ def _run_ui(args: argparse.Namespace) -> int:
 
     uri = getattr(args, "tracking_uri", None) or default_tracking_uri()
     command = ui_command(uri, args.host, args.port)
-    print("bnsearch: " + " ".join(command), flush=True)
+    print("bnsearch: " + " ".join(map(redact_url, command)), flush=True)
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]])
     return 0  # not reached: exec replaces this process
 
@@ -309,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BnsearchError as error:
         if debug:
             raise
-        print(f"bnsearch: error: {error}", file=sys.stderr)
+        print(f"bnsearch: error: {redact_text(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("bnsearch: interrupted; trials in flight were marked failed.", file=sys.stderr)

@@ -21,6 +21,8 @@ __all__ = ["DEFAULT_N_TRIALS", "StudyConfig", "default_storage"]
 # budget of the default study on 2 CPU cores.
 DEFAULT_N_TRIALS = {"population": 256, "keras": 16}
 DEFAULT_POPULATION = 64
+# One path component that is not hidden, "." or "..": safe as a file or folder name.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 
 
 def default_storage(store_dir: Path = DEFAULT_STORE_DIR) -> str:
@@ -65,9 +67,16 @@ class StudyConfig:
         if self.n_trials is None:
             object.__setattr__(self, "n_trials", DEFAULT_N_TRIALS.get(self.engine, 16))
         check_settings(self, "study")
-        if self.study_name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.study_name):
+        if self.study_name is not None and not _SAFE_NAME.fullmatch(self.study_name):
             raise ConfigError(
-                f"study name {self.study_name!r} may hold only letters, digits, '.', '_' and '-'."
+                f"study name {self.study_name!r} must be one file name: letters, digits, '.', "
+                "'_' and '-', not starting with '.'; pick another --study-name."
+            )
+        grace_period, heartbeat_interval = self.grace_period, self.heartbeat_interval
+        if heartbeat_interval >= grace_period:
+            raise ConfigError(
+                f"`grace_period > heartbeat_interval` must hold, but got ({grace_period=}, "
+                f"{heartbeat_interval=}); a live trial would be failed between two heartbeats."
             )
 
     @property
@@ -77,6 +86,17 @@ class StudyConfig:
         data = self.data or "synthetic"
         stem = re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(data.split(":")[-1]).stem)
         return f"bnsearch-{stem}"
+
+    def path_under(self, root: Path, suffix: str = "") -> Path:
+        """``root/<study name><suffix>``, checked to lie inside ``root`` (the one place a
+        study name becomes a path, so no name can reach outside its folder)."""
+        path = root / f"{self.resolved_study_name}{suffix}"
+        if path.resolve().parent != root.resolve():
+            raise ConfigError(
+                f"study name {self.resolved_study_name!r} does not name a file inside {root}; "
+                "pick another --study-name."
+            )
+        return path
 
     @property
     def resolved_storage(self) -> str:

@@ -125,7 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
        rule=POSITIVE_SECONDS),
     _S("target_trials", (int,), "add search trials until the study holds this many (what "
        "sweeps and workers use); a study already there is 'up to date'", rule=NON_NEGATIVE_INT),
-    _S("seed", (int,), "seed of the sampler and trials"),
+    _S("seed", (int,), "seed of the sampler and trials", rule=NON_NEGATIVE_INT),
     _S("backend", (str,), "what chooses the trials; keras-tuner trains on the Keras engine and "
        "gives no paired verdict", choices=BACKENDS),
     _S("tuner", (str,), "Keras Tuner's tuner with --backend keras-tuner; hyperband runs one "
@@ -138,9 +138,10 @@ SETTINGS: tuple[Setting, ...] = (
     _S("population", (int,), "trials trained at once by the population engine",
        rule=POSITIVE_INT),
     _S("heartbeat_interval", (int,), "seconds between Optuna heartbeats of running trials",
-       rule=NON_NEGATIVE_INT),
+       rule=POSITIVE_INT),
     _S("grace_period", (int,), "a RUNNING trial without a heartbeat for this long is failed "
-       "(and retried) by the next run or worker", rule=NON_NEGATIVE_INT),
+       "(and retried) by the next run or worker; must exceed the heartbeat interval",
+       rule=POSITIVE_INT),
     _S("allow_changed_study", (bool,), "add trials to an existing study even if its space, "
        "data or network changed"),
     _S("metric", (str,), "metric compared between placements (final epoch)", group="verdict",

@@ -53,7 +53,7 @@ class StudyOutcome:
     tracking_uri: str
     storage: str
     wall_time_s: float
-    report_files: list[Path] = field(default_factory=list)
+    report_files: list[str] = field(default_factory=list)  # artifacts of the parent run
 
 
 def load_study_dataset(config: StudyConfig) -> Dataset:
@@ -205,9 +205,8 @@ def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
     (exit code 3) instead of interleaving with the first. Workers sharing a PostgreSQL
     storage across machines do not take it: Optuna's storage coordinates them.
     """
-    folder = Path("mlruns") / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{config.resolved_study_name}.lock"
+    path = config.path_under(Path("mlruns") / "locks", ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -239,7 +238,7 @@ def print_summary(outcome: StudyOutcome, out: TextIO) -> None:
     print("", file=out)
     for line in outcome.verdict.summary_lines():
         print(line, file=out)
-    ui = f"python -m bnsearch ui --tracking-uri {outcome.tracking_uri}"
+    ui = f"python -m bnsearch ui --tracking-uri {redact_url(outcome.tracking_uri)}"
     print(f"\nOpen the MLflow UI on these runs:  {ui}", file=out, flush=True)
 
 
@@ -247,16 +246,19 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _log_report(tracker: MlflowTracker, outcome: StudyOutcome, dataset: Dataset) -> list[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="bnsearch-report-"))
+def _log_report(tracker: MlflowTracker, outcome: StudyOutcome, dataset: Dataset) -> list[str]:
+    """Write the report in a temporary folder (removed afterwards) and log it to the parent
+    run; the artifact names."""
     line = (
         f"Data: {dataset.source or dataset.name} ({dataset.n_rows} rows, {dataset.n_features} "
         f"features, {dataset.n_classes} classes, fingerprint {dataset.fingerprint})."
     )
-    files = write_report(folder, outcome.study_name, outcome.verdict, outcome.all_results, line)
-    for path in files:
-        tracker.log_artifact(path)
-    return files
+    with tempfile.TemporaryDirectory(prefix="bnsearch-report-") as folder:
+        verdict, results = outcome.verdict, outcome.all_results
+        files = write_report(Path(folder), outcome.study_name, verdict, results, line)
+        for path in files:
+            tracker.log_artifact(path)
+    return [path.name for path in files]
 
 
 def rebuild_report(
@@ -278,7 +280,7 @@ def rebuild_report(
         importances=study_importances(study),
         seed=config.seed,
     )
-    folder = out_dir or Path("mlruns") / "reports" / name
+    folder = out_dir or config.path_under(Path("mlruns") / "reports")
     line = f"Data fingerprint: {study.user_attrs.get('bnsearch.data_fingerprint', 'unknown')}."
     files = write_report(folder, name, verdict, results, line)
     tracker = MlflowTracker(config.resolved_tracking_uri, name)

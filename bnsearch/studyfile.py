@@ -41,8 +41,14 @@ NETWORK_KEYS: dict[str, tuple[type, ...]] = {
 
 def _check(key: str, value: Any, types: tuple[type, ...], where: str) -> None:
     wrong_bool = isinstance(value, bool) and bool not in types
-    if wrong_bool or not isinstance(value, types):
-        expected = " or ".join(t.__name__ for t in types)
+    # A list of widths or counts (``hidden_units = [64, 64]``) holds whole numbers only.
+    wrong_items = (
+        isinstance(value, list)
+        and int in types
+        and not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    )
+    if wrong_bool or wrong_items or not isinstance(value, types):
+        expected = " or ".join(f"{t.__name__} of int" if t is list else t.__name__ for t in types)
         raise ConfigError(f"{where}: `{key}` must be {expected}, but got {value!r}.")
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bnsearch.data import Dataset
 from bnsearch.errors import StoreError
+from bnsearch.redact import redact_text, redact_url
 from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
 
 if TYPE_CHECKING:
@@ -105,7 +106,10 @@ class MlflowTracker:
                     "pick a writable place with --tracking-uri."
                 ) from error
         try:
-            client = MlflowClient(tracking_uri=self.tracking_uri)
+            # MLflow caches one store per URI string for the process: a relative SQLite path
+            # would keep writing to the first working folder's database.
+            absolute = f"sqlite:///{db_path.resolve()}" if db_path is not None else None
+            client = MlflowClient(tracking_uri=absolute or self.tracking_uri)
             experiment = client.get_experiment_by_name(self.experiment_name)
             if experiment is None:
                 root = self.artifact_root
@@ -128,10 +132,11 @@ class MlflowTracker:
                 experiment_id = experiment.experiment_id
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            message = redact_text(message, [self.tracking_uri])
             raise StoreError(
-                f"cannot use the MLflow tracking store {self.tracking_uri} ({message}); check "
-                "--tracking-uri or MLFLOW_TRACKING_URI."
-            ) from error
+                f"cannot use the MLflow tracking store {redact_url(self.tracking_uri)} "
+                f"({message}); check --tracking-uri or MLFLOW_TRACKING_URI."
+            ) from None
         self._client = client
         self.experiment_id = experiment_id
 

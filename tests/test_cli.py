@@ -139,3 +139,70 @@ def test_a_second_run_of_a_locked_study_exits_3(tiny_csv: Path, tmp_path: Path, 
         result = cli("study", str(path), cwd=tmp_path)
     assert result.returncode == 3
     assert "being run by another bnsearch process" in result.stderr
+
+
+CANARY = "Canary-pw-7731"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--storage", f"postgresql://bnsearch:{CANARY}@127.0.0.1:1/optuna"],
+        ["--tracking-uri", f"bogus://bnsearch:{CANARY}@127.0.0.1:1/"],
+        ["--storage", f"postgresql://127.0.0.1:1/optuna?password={CANARY}"],
+    ],
+)
+def test_a_password_in_a_store_url_never_reaches_the_output(tmp_path: Path, cli, flags):
+    result = cli("study", *flags, "--n-trials", "1", "--quiet", cwd=tmp_path)
+    assert result.returncode == 2
+    assert CANARY not in result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("bnsearch: error:")]
+    assert len(errors) == 1 and "***" in errors[0], result.stderr[-2000:]
+
+
+def test_one_study_that_crashes_is_its_own_sweep_line_and_the_others_still_run(
+    tiny_csv: Path, tmp_path: Path, cli, monkeypatch
+):
+    import bnsearch.study
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    _study_file(studies, "alpha", tiny_csv)
+    _study_file(studies, "boom", tiny_csv)
+    (studies / "widths.toml").write_text('[network]\nhidden_units = ["x"]\n')
+    real = bnsearch.study.run_study
+
+    def crash_boom(config, stream=None):
+        if config.study_name == "boom":
+            raise RuntimeError("simulated crash inside the study")
+        return real(config, stream)
+
+    monkeypatch.setattr(bnsearch.study, "run_study", crash_boom)
+    result = cli("sweep", str(studies), cwd=tmp_path)
+    lines = {line.split(":")[1].strip(): line for line in result.stdout.splitlines()}
+    assert "+3 trials" in lines["alpha.toml"]
+    assert "error (exit 1): unexpected RuntimeError: simulated crash" in lines["boom.toml"]
+    assert "error (exit 2)" in lines["widths.toml"] and "list of int" in lines["widths.toml"]
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_study_leaves_no_report_folder_behind_in_the_temp_dir(
+    tiny_csv: Path, tmp_path: Path, cli, monkeypatch
+):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = cli(
+        "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "3",
+        "--engine", "keras", "--epochs", "1", "--hidden-units", "4", "--confirm-seeds", "0",
+        "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not list(scratch.glob("bnsearch-report-*"))
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments)
+    parent = [r for r in runs if r.data.tags.get("bnsearch.kind") == "study"][0]
+    assert "report.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}

@@ -66,7 +66,7 @@ def project_dir(config: StudyConfig) -> Path:
     """Where a study's Keras Tuner project lives: next to the MLflow store by default."""
     uri = config.resolved_tracking_uri
     root = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
-    return (root or Path("mlruns")) / "keras_tuner" / config.resolved_study_name
+    return config.path_under((root or Path("mlruns")) / "keras_tuner")
 
 
 def results_from_project(folder: Path) -> list[TrialResult]:

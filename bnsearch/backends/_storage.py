@@ -15,7 +15,7 @@ from typing import Any
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.errors import ConfigError, StoreError
-from bnsearch.redact import redact_url
+from bnsearch.redact import redact_text, redact_url
 from bnsearch.results import TrialResult
 
 __all__ = [
@@ -79,9 +79,10 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage, False)]
     except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = redact_text(message, [url])
         raise StoreError(
             f"cannot use the Optuna storage {redact_url(url)} ({message}); check --storage."
-        ) from error
+        ) from None
     return storage, names
 
 
