@@ -239,6 +239,7 @@ def _load_file(path: Path, target: str | None) -> Dataset:
         if suffix == ".csv":
             if path.stat().st_size == 0:
                 raise DataError(f"{where}: the file is empty; it needs a header row and data.")
+            _check_csv_header(path, where)
             frame = pd.read_csv(path)
             if all(_looks_numeric(c) for c in frame.columns):
                 raise DataError(
@@ -257,11 +258,16 @@ def _load_file(path: Path, target: str | None) -> Dataset:
                         f"{', '.join(arrays.files) or 'none'}."
                     )
                 x, raw_y = arrays["X"], arrays["y"]
+            if x.ndim < 2:
+                raise DataError(
+                    f"{where}: X must have one row per example and at least one feature axis, "
+                    f"but has shape {x.shape}; save X.reshape(-1, 1) for a single feature."
+                )
             if x.shape[0] != raw_y.shape[0]:
                 raise DataError(f"{where}: X has {x.shape[0]} rows but y has {raw_y.shape[0]}.")
             if x.dtype.kind not in "iufb":
                 raise DataError(f"{where}: X must be numeric, but has dtype {x.dtype}.")
-            y, classes = _encode_labels(raw_y.reshape(-1), where)
+            y, classes = _encode_labels(_one_label_per_row(raw_y, where), where)
             return Dataset(
                 name=path.stem, x=_check_features(x, where), y=y, class_names=classes,
                 source=where,
@@ -272,6 +278,41 @@ def _load_file(path: Path, target: str | None) -> Dataset:
         raise DataError(f"{where}: cannot be read ({type(error).__name__}: {error}).") from error
     raise DataError(
         f"{where}: unknown extension {suffix or '(none)'!r}; use .csv, .parquet or .npz."
+    )
+
+
+def _check_csv_header(path: Path, where: str) -> None:
+    """Refuse a header that names a column twice (pandas would rename the second one, so
+    a repeated label column would become a feature) or that holds one ';'-joined name."""
+    import csv
+    from collections import Counter
+
+    with open(path, newline="") as handle:
+        header = next(csv.reader(handle), [])
+    repeated = sorted(name for name, n in Counter(header).items() if n > 1)
+    if repeated:
+        raise DataError(
+            f"{where}: column names {', '.join(map(repr, repeated))} appear more than once; "
+            "give every column its own name."
+        )
+    if len(header) == 1 and ";" in header[0]:
+        raise DataError(
+            f"{where}: the header is one column {header[0]!r}; the file looks separated by "
+            "';' — save it comma-separated."
+        )
+
+
+def _one_label_per_row(raw_y: np.ndarray, where: str) -> np.ndarray:
+    """``y`` as one label per row; one-hot rows (exactly one 1 per row) are decoded."""
+    if raw_y.ndim == 2 and raw_y.shape[1] == 1:
+        return raw_y[:, 0]
+    if raw_y.ndim == 1:
+        return raw_y
+    one_hot = raw_y.ndim == 2 and np.isin(raw_y, (0, 1)).all() and (raw_y.sum(axis=1) == 1).all()
+    if one_hot:
+        return raw_y.argmax(axis=1)
+    raise DataError(
+        f"{where}: y must hold one label per row (or one-hot rows), but has shape {raw_y.shape}."
     )
 
 

@@ -94,3 +94,39 @@ def test_too_few_rows_for_split_and_batch():
     data = make_synthetic(10)
     with pytest.raises(DataError, match="too few"):
         data.check_trainable(0.2, 16)
+
+
+def test_a_csv_naming_the_label_column_twice_is_refused(tmp_path: Path):
+    path = tmp_path / "dup.csv"
+    path.write_text("y,a,y\n0,1.5,0\n1,2.5,1\n")
+    with pytest.raises(DataError, match="'y' appear more than once"):
+        load_dataset(str(path), "y")
+
+
+def test_a_semicolon_separated_csv_gets_a_hint_about_the_separator(tmp_path: Path):
+    path = tmp_path / "semi.csv"
+    path.write_text("a;b;y\n1;2;0\n3;4;1\n")
+    with pytest.raises(DataError, match="separated by ';'"):
+        load_dataset(str(path), "y")
+
+
+def test_one_hot_labels_in_an_npz_are_decoded_to_one_label_per_row(tmp_path: Path):
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    labels = np.array([0, 1, 2, 1, 0, 2])
+    np.savez(tmp_path / "hot.npz", X=x, y=np.eye(3)[labels])
+    data = load_dataset(str(tmp_path / "hot.npz"))
+    assert data.n_rows == 6 and data.n_classes == 3
+    assert data.y.tolist() == labels.tolist()
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "words"),
+    [
+        (np.arange(6.0), np.array([0, 1, 0, 1, 0, 1]), "reshape(-1, 1)"),
+        (np.ones((4, 2)), np.full((4, 3), 0.5), "one label per row"),
+    ],
+)
+def test_an_npz_with_a_flat_x_or_a_table_of_y_is_refused(tmp_path: Path, x, y, words):
+    np.savez(tmp_path / "bad.npz", X=x, y=y)
+    with pytest.raises(DataError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        load_dataset(str(tmp_path / "bad.npz"))
