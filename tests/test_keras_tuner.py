@@ -98,3 +98,20 @@ def test_a_changed_space_is_refused(tiny_csv, stores):
 def test_grid_needs_fixed_numeric_parameters(tiny_csv, stores):
     with pytest.raises(ConfigError, match="grid"):
         run_study(_config(tiny_csv, stores, tuner="grid"))
+
+
+@pytest.mark.slow
+def test_a_torn_last_line_of_the_results_file_is_dropped_and_the_study_goes_on(tiny_csv, stores):
+    import io
+
+    run_study(_config(tiny_csv, stores, n_trials=1))
+    folder = project_dir(_config(tiny_csv, stores))
+    results_file = folder / "bnsearch_results.jsonl"
+    whole = results_file.read_text()
+    results_file.write_text(whole + whole[: len(whole) // 2])  # a kill mid-append
+    out = io.StringIO()
+    outcome = run_study(_config(tiny_csv, stores, n_trials=1, verbose=True), stream=out)
+    assert "dropped the torn last line" in out.getvalue()
+    assert len(outcome.all_results) == 2 and len(outcome.new_results) == 1
+    lines = results_file.read_text().splitlines()
+    assert len(lines) == 2 and all(line.startswith("{") and line.endswith("}") for line in lines)

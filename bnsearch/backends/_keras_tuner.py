@@ -40,7 +40,7 @@ from bnsearch.backends._base import ResultCallback
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine, fit_arguments
-from bnsearch.errors import ConfigError
+from bnsearch.errors import ConfigError, StoreError
 from bnsearch.interrupts import install_handlers, raise_if_stopped
 from bnsearch.model import build_model
 from bnsearch.recorder import TrialRecorder
@@ -71,10 +71,52 @@ def project_dir(config: StudyConfig) -> Path:
 
 def results_from_project(folder: Path) -> list[TrialResult]:
     """Every finished trial of a Keras Tuner study as a TrialResult."""
-    path = folder / _RESULTS_FILE
+    return _read_results(folder / _RESULTS_FILE)[0]
+
+
+def _read_results(path: Path) -> tuple[list[TrialResult], bool]:
+    """The results a project's file holds, and whether its last line is torn (a process
+    killed, or a full disk, while appending it): that line is left out."""
     if not path.exists():
-        return []
-    return [TrialResult.from_json(line) for line in path.read_text().splitlines() if line]
+        return [], False
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    results = []
+    for index, line in enumerate(lines):
+        try:
+            results.append(TrialResult.from_json(line))
+        except (ValueError, KeyError, TypeError):
+            if index < len(lines) - 1:
+                raise StoreError(
+                    f"{path}: line {index + 1} is not a trial result; restore the file or "
+                    "start the study over with --allow-changed-study."
+                ) from None
+            return results, True
+    return results, False
+
+
+def repair_results(folder: Path) -> str | None:
+    """Drop a torn last line of the project's results file (rewritten atomically); a
+    notice saying so, or None when the file was whole."""
+    path = folder / _RESULTS_FILE
+    results, torn = _read_results(path)
+    if not torn:
+        return None
+    write_atomically(path, "".join(r.to_json() + "\n" for r in results))
+    return (
+        f"bnsearch: notice: dropped the torn last line of {path} (a run stopped while writing "
+        "it); that trial is not counted and the study goes on."
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` all at once: readers see the old file or the new one,
+    never half of it (written next to it, flushed, then renamed over it)."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
 
 
 @dataclass
@@ -175,8 +217,10 @@ class _TrackedTuner:
         result = live.recorder.result()
         self._tracker.finish_trial(live.run_id, result, log_history=False)
         with open(Path(self.project_dir) / _RESULTS_FILE, "a") as handle:
-            handle.write(result.to_json() + "\n")
-        self._run_ids_path.write_text(json.dumps(self._run_ids))
+            handle.write(result.to_json() + "\n")  # a torn last line is dropped on reading
+            handle.flush()
+            os.fsync(handle.fileno())
+        write_atomically(self._run_ids_path, json.dumps(self._run_ids))
         if self._on_result is not None:
             self._on_result(result)
 
@@ -215,7 +259,7 @@ def _check_project(folder: Path, config: StudyConfig, dataset: Dataset) -> None:
         if changed:
             shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state_file.write_text(json.dumps(expected))
+    write_atomically(state_file, json.dumps(expected))
 
 
 def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
@@ -454,8 +498,9 @@ class KerasTunerBackend:
 
     def open(self) -> list[str]:
         self.folder = prepare_project(self.config, self.dataset)
+        repaired = repair_results(self.folder)
         self._existing = len(results_from_project(self.folder))
-        return []
+        return [repaired] if repaired else []
 
     def store_tags(self) -> dict[str, str]:
         return {

@@ -179,46 +179,60 @@ class OptunaBackend:
     def _train_and_tell(
         self, asked: list[Member], on_result: ResultCallback | None
     ) -> list[TrialResult]:
-        study, tracker = self.study, self.tracker
+        """Log, train, tell and log again; the trials beat from their claim to their end
+        (MLflow logging included), so a slow tracking store never makes them look dead."""
         in_flight: list[tuple[Any, Any, str]] = []
         finished: set[str] = set()
-        try:
-            for trial, spec in asked:
-                tags = {"optuna.study": study.study_name, "bnsearch.phase": spec.phase}
-                retried = trial.user_attrs.get("bnsearch.retries_trial")
-                if retried is not None:
-                    tags["bnsearch.retries_trial"] = str(retried)
-                run_id = tracker.start_trial(spec, tags)
-                trial.set_user_attr(RUN_ID_ATTR, run_id)
-                trial.set_user_attr("bnsearch.parent_run", tracker.parent_run_id or "")
-                in_flight.append((trial, spec, run_id))
-            snapshot = EpochSnapshot(study)
+        with Heartbeat(self.study, [t for t, _ in asked]):
+            try:
+                return self._train_and_tell_beating(asked, in_flight, finished, on_result)
+            except BaseException:
+                import optuna
 
-            def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
-                raise_if_stopped()
-                if in_flight[index][1].phase == "confirm":
-                    return False
-                return snapshot.should_prune(in_flight[index][0], epoch, metrics["val_loss"])
+                # Nothing in flight stays RUNNING: Optuna fails the trials, MLflow ends the
+                # runs that did not finish.
+                for trial, _ in asked:
+                    self.study.tell(
+                        trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
+                    )
+                for _, _, run_id in in_flight:
+                    if run_id not in finished:
+                        self.tracker.kill_run(run_id, "interrupted")
+                raise
 
-            with Heartbeat(study, [t for t, _ in asked]):
-                specs = [s for _, s, _ in in_flight]
-                outcomes = self.engine.train(specs, self.dataset, self.config.network, on_epoch)
-            results = []
-            for (trial, _, run_id), result in zip(in_flight, outcomes, strict=True):
-                _tell(study, trial, result)
-                tracker.finish_trial(run_id, result)
-                finished.add(run_id)
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-        except BaseException:
-            import optuna
+    def _train_and_tell_beating(
+        self,
+        asked: list[Member],
+        in_flight: list[tuple[Any, Any, str]],
+        finished: set[str],
+        on_result: ResultCallback | None,
+    ) -> list[TrialResult]:
+        study, tracker = self.study, self.tracker
+        for trial, spec in asked:
+            tags = {"optuna.study": study.study_name, "bnsearch.phase": spec.phase}
+            retried = trial.user_attrs.get("bnsearch.retries_trial")
+            if retried is not None:
+                tags["bnsearch.retries_trial"] = str(retried)
+            run_id = tracker.start_trial(spec, tags)
+            trial.set_user_attr(RUN_ID_ATTR, run_id)
+            trial.set_user_attr("bnsearch.parent_run", tracker.parent_run_id or "")
+            in_flight.append((trial, spec, run_id))
+        snapshot = EpochSnapshot(study)
 
-            # Nothing in flight stays RUNNING: Optuna fails the trials, MLflow ends the runs.
-            for trial, _ in asked:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-            for _, _, run_id in in_flight:
-                if run_id not in finished:
-                    tracker.kill_run(run_id, "interrupted")
-            raise
+        def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
+            raise_if_stopped()
+            if in_flight[index][1].phase == "confirm":
+                return False
+            return snapshot.should_prune(in_flight[index][0], epoch, metrics["val_loss"])
+
+        specs = [s for _, s, _ in in_flight]
+        outcomes = self.engine.train(specs, self.dataset, self.config.network, on_epoch)
+        results = []
+        for (trial, _, run_id), result in zip(in_flight, outcomes, strict=True):
+            _tell(study, trial, result)
+            tracker.finish_trial(run_id, result)
+            finished.add(run_id)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
         return results
