@@ -54,3 +54,48 @@ def test_a_study_whose_trials_all_fail_is_recorded_and_raises(backend, tiny_csv,
     for run in runs:
         assert run.info.status == "FAILED"
         assert run.data.tags["bnsearch.fail_reason"]
+
+
+def test_a_trial_failed_by_another_process_while_training_is_retried_not_crashed(tiny_csv, stores):
+    import optuna
+
+    from bnsearch.backends import OptunaBackend, blocks_to_complete
+    from bnsearch.engines import KerasEngine
+    from bnsearch.study import load_study_dataset
+    from bnsearch.tracking import MlflowTracker
+
+    class OtherProcessFailsOneTrial(KerasEngine):
+        """Trains for real; first, as another process's stale-trial cleanup would, fails
+        the first trial of the batch in the shared Optuna storage."""
+
+        victim: int | None = None
+
+        def train(self, specs, dataset, network, on_epoch=None):
+            if self.victim is None:
+                self.victim = specs[0].number
+                other = optuna.load_study(study_name="shared", storage=stores["storage"])
+                other.tell(self.victim, state=optuna.trial.TrialState.FAIL)
+            return super().train(specs, dataset, network, on_epoch)
+
+    config = _config("optuna", tiny_csv, stores, engine="keras", n_trials=3)
+    tracker = MlflowTracker(config.resolved_tracking_uri, "shared")
+    tracker.connect()
+    engine = OtherProcessFailsOneTrial()
+    backend = OptunaBackend(config, load_study_dataset(config), engine, tracker)
+    backend.open()
+    tracker.start_study_run("first", params={}, tags={})
+    results = backend.run(None, lambda line: None)
+    tracker.end_study_run()
+    # The lost trial is retried at once in its block (same parameters and seed), so the run
+    # still delivers its three trials and the block ends whole.
+    numbers = [r.spec.number for r in results]
+    assert len(results) == 3 and engine.victim not in numbers
+    assert len({r.spec.block for r in results}) == 1 and len({r.spec.seed for r in results}) == 1
+    assert blocks_to_complete(backend.study, config.space.placement) == []
+    client, runs = _trial_runs(stores["tracking_uri"])
+    by_number = {r.data.tags["bnsearch.trial_number"]: r for r in runs}
+    victim_run = by_number[str(engine.victim)]
+    assert victim_run.info.status == "FAILED"
+    assert victim_run.data.tags["bnsearch.fail_reason"].startswith("taken over")
+    retried = [r for r in runs if r.data.tags.get("bnsearch.retries_trial") == str(engine.victim)]
+    assert len(retried) == 1 and retried[0].info.status == "FINISHED"

@@ -42,17 +42,29 @@ from bnsearch.tracking import MlflowTracker
 __all__ = ["OptunaBackend"]
 
 
-def _tell(study: Any, trial: Any, result: TrialResult) -> None:
+TAKEN_OVER = (
+    "taken over: another process failed this trial as stale while it trained; its result is "
+    "dropped and the trial is retried in its block"
+)
+
+
+def _tell(study: Any, trial: Any, result: TrialResult) -> bool:
+    """Store the result on the trial and tell Optuna; False when another process had
+    already failed the trial as stale (Optuna refuses to change a finished trial)."""
     import optuna
 
-    trial.set_user_attr(RESULT_ATTR, result.to_json())
-    if result.state is TrialState.COMPLETE:
-        study.tell(trial, result.value)
-    elif result.state is TrialState.PRUNED:
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-    else:
-        trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    try:
+        trial.set_user_attr(RESULT_ATTR, result.to_json())
+        if result.state is TrialState.COMPLETE:
+            study.tell(trial, result.value)
+        elif result.state is TrialState.PRUNED:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
 
 
 @dataclass
@@ -229,7 +241,10 @@ class OptunaBackend:
         outcomes = self.engine.train(specs, self.dataset, self.config.network, on_epoch)
         results = []
         for (trial, _, run_id), result in zip(in_flight, outcomes, strict=True):
-            _tell(study, trial, result)
+            if not _tell(study, trial, result):
+                tracker.kill_run(run_id, TAKEN_OVER, status="FAILED")
+                finished.add(run_id)
+                continue
             tracker.finish_trial(run_id, result)
             finished.add(run_id)
             results.append(result)
