@@ -59,7 +59,7 @@ def test_a_study_whose_trials_all_fail_is_recorded_and_raises(backend, tiny_csv,
 def test_a_trial_failed_by_another_process_while_training_is_retried_not_crashed(tiny_csv, stores):
     import optuna
 
-    from bnsearch.backends import OptunaBackend, blocks_to_complete
+    from bnsearch.backends import TAKEN_OVER, OptunaBackend, blocks_to_complete
     from bnsearch.engines import KerasEngine
     from bnsearch.study import load_study_dataset
     from bnsearch.tracking import MlflowTracker
@@ -84,7 +84,8 @@ def test_a_trial_failed_by_another_process_while_training_is_retried_not_crashed
     backend = OptunaBackend(config, load_study_dataset(config), engine, tracker)
     backend.open()
     tracker.start_study_run("first", params={}, tags={})
-    results = backend.run(None, lambda line: None)
+    said = []
+    results = backend.run(None, said.append)
     tracker.end_study_run()
     # The lost trial is retried at once in its block (same parameters and seed), so the run
     # still delivers its three trials and the block ends whole.
@@ -99,3 +100,6 @@ def test_a_trial_failed_by_another_process_while_training_is_retried_not_crashed
     assert victim_run.data.tags["bnsearch.fail_reason"].startswith("taken over")
     retried = [r for r in runs if r.data.tags.get("bnsearch.retries_trial") == str(engine.victim)]
     assert len(retried) == 1 and retried[0].info.status == "FINISHED"
+    assert [line for line in said if "taken over" in line] == [
+        f"bnsearch: trial {engine.victim} was {TAKEN_OVER}."
+    ]

@@ -13,7 +13,7 @@ from bnsearch.backends._keras_tuner import (
     project_dir,
     results_from_project,
 )
-from bnsearch.backends._optuna import OptunaBackend
+from bnsearch.backends._optuna import TAKEN_OVER, OptunaBackend
 from bnsearch.backends._storage import (
     is_outcome,
     load_existing_study,
@@ -27,6 +27,7 @@ from bnsearch.engines import Engine
 from bnsearch.tracking import MlflowTracker
 
 __all__ = [
+    "TAKEN_OVER",
     "TRIALS_PER_PROCESS",
     "Backend",
     "KerasTunerBackend",

@@ -39,7 +39,7 @@ from bnsearch.redact import redact_url
 from bnsearch.results import TrialResult, TrialState
 from bnsearch.tracking import MlflowTracker
 
-__all__ = ["OptunaBackend"]
+__all__ = ["TAKEN_OVER", "OptunaBackend"]
 
 
 TAKEN_OVER = (
@@ -147,7 +147,7 @@ class OptunaBackend:
                 f"confirming: each placement's best configuration with "
                 f"{self.config.confirm_seeds} fresh seeds"
             )
-            results += self._confirm(on_result)
+            results += self._confirm(on_result, log)
         return results
 
     def _search(
@@ -169,7 +169,7 @@ class OptunaBackend:
                     break
                 time.sleep(max(1, config.heartbeat_interval or 1))
                 continue
-            batch = self._train_and_tell(asked, on_result)
+            batch = self._train_and_tell(asked, on_result, log)
             results.extend(batch)
             stop_after_failures(results, batch)
         return results
@@ -181,15 +181,18 @@ class OptunaBackend:
         running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         return any(t.user_attrs.get("bnsearch.phase", "search") == "search" for t in running)
 
-    def _confirm(self, on_result: ResultCallback | None) -> list[TrialResult]:
+    def _confirm(
+        self, on_result: ResultCallback | None, log: Callable[[str], None]
+    ) -> list[TrialResult]:
         """Re-train each placement's best configuration with fresh seeds (paired by seed)."""
         best = best_per_placement(results_from_study(self.study))
         if not best:
             return []
-        return self._train_and_tell(ask_confirmation(self.study, self.config, best), on_result)
+        asked = ask_confirmation(self.study, self.config, best)
+        return self._train_and_tell(asked, on_result, log)
 
     def _train_and_tell(
-        self, asked: list[Member], on_result: ResultCallback | None
+        self, asked: list[Member], on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
         """Log, train, tell and log again; the trials beat from their claim to their end
         (MLflow logging included), so a slow tracking store never makes them look dead."""
@@ -197,7 +200,7 @@ class OptunaBackend:
         finished: set[str] = set()
         with Heartbeat(self.study, [t for t, _ in asked]):
             try:
-                return self._train_and_tell_beating(asked, in_flight, finished, on_result)
+                return self._train_and_tell_beating(asked, in_flight, finished, on_result, log)
             except BaseException:
                 import optuna
 
@@ -218,6 +221,7 @@ class OptunaBackend:
         in_flight: list[tuple[Any, Any, str]],
         finished: set[str],
         on_result: ResultCallback | None,
+        log: Callable[[str], None],
     ) -> list[TrialResult]:
         study, tracker = self.study, self.tracker
         for trial, spec in asked:
@@ -244,6 +248,7 @@ class OptunaBackend:
             if not _tell(study, trial, result):
                 tracker.kill_run(run_id, TAKEN_OVER, status="FAILED")
                 finished.add(run_id)
+                log(f"bnsearch: trial {trial.number} was {TAKEN_OVER}.")
                 continue
             tracker.finish_trial(run_id, result)
             finished.add(run_id)
