@@ -80,12 +80,18 @@ def test_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path: Path, args, 
         assert word in lines[0]
 
 
-def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp_path: Path, cli):
-    study = cli(
-        "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "9",
-        "--epochs", "1", "--hidden-units", "8,8", "--study-name", "rep", "--confirm-seeds", "0",
-        "--quiet", cwd=tmp_path,
+def _tiny_study(cli, tiny_csv: Path, folder: Path, *flags: str):
+    """``study`` on the tiny CSV from ``folder``: one epoch, no confirmation round, quiet."""
+    return cli(
+        "study", "--data", str(tiny_csv), "--target", "label", "--epochs", "1",
+        "--confirm-seeds", "0", "--quiet", *flags, cwd=folder,
     )  # fmt: skip
+
+
+def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp_path: Path, cli):
+    study = _tiny_study(
+        cli, tiny_csv, tmp_path, "--n-trials", "9", "--hidden-units", "8,8", "--study-name", "rep"
+    )
     assert study.returncode == 0, study.stderr[-2000:]
     result = cli("report", "--study-name", "rep", "--out", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -194,15 +200,13 @@ def test_a_study_leaves_no_report_folder_behind_in_the_temp_dir(
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    result = cli(
-        "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "3",
-        "--engine", "keras", "--epochs", "1", "--hidden-units", "4", "--confirm-seeds", "0",
-        "--quiet", cwd=tmp_path,
-    )  # fmt: skip
+    result = _tiny_study(
+        cli, tiny_csv, tmp_path, "--n-trials", "3", "--engine", "keras", "--hidden-units", "4"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert not list(scratch.glob("bnsearch-report-*"))
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiments)
-    parent = [r for r in runs if r.data.tags.get("bnsearch.kind") == "study"][0]
+    experiment = client.get_experiment_by_name("bnsearch-tiny").experiment_id
+    runs = client.search_runs([experiment], "tags.`bnsearch.kind` = 'study'")
+    parent = runs[0]
     assert "report.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
