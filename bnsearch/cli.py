@@ -183,6 +183,20 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync_arguments(parser: argparse.ArgumentParser) -> None:
+    from bnsearch.settings import add_flags
+
+    parser.add_argument("study_file", nargs="?", help="the study's file (or give the flags)")
+    add_flags(parser, names=("study_name", "backend", "storage", "tracking_uri"))
+
+
+def _run_sync(args: argparse.Namespace) -> int:
+    from bnsearch.study import sync_study
+
+    sync_study(config_from_args(args))
+    return 0
+
+
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--short", action="store_true", help="6,000 rows, P = 1, 8, 64: under a minute"
@@ -270,6 +284,16 @@ COMMANDS: tuple[Command, ...] = (
         _run_report,
     ),
     Command(
+        "sync",
+        "write to MLflow what the study's store has and MLflow missed (trains nothing)",
+        "After MLflow was unreachable during a study: creates the missing trial runs from "
+        "the Optuna study (or Keras Tuner project) with their full per-epoch histories, "
+        "completes runs left RUNNING, and ends runs whose process is gone. Every study run "
+        "does this at its start too.",
+        _sync_arguments,
+        _run_sync,
+    ),
+    Command(
         "bench",
         "time the Keras and population engines side by side (prints figures)",
         "Trains the same trials on both engines and prints seconds per trial-epoch.",
@@ -307,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from bnsearch.interrupts import install_handlers
+    from bnsearch.quiet import import_tensorflow_quietly
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # SIGTERM (systemd stop, kill) takes the Ctrl-C path: trials in flight end as failed.
     install_handlers()
     # Read before parsing: a flag's own parser may raise a UsageError (--hidden-units a,b).
@@ -317,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not hasattr(args, "run"):
             raise UsageError("say what to do: python -m bnsearch study (see --help).")
+        import_tensorflow_quietly()
         return args.run(args)
     except BnsearchError as error:
         if debug:
@@ -324,5 +349,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bnsearch: error: {redact_text(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("bnsearch: interrupted; trials in flight were marked failed.", file=sys.stderr)
+        print("bnsearch: interrupted.", file=sys.stderr)
         return 130

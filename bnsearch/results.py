@@ -14,7 +14,7 @@ from typing import Any
 
 from bnsearch.space import BNConfig
 
-__all__ = ["METRICS", "TrialResult", "TrialSpec", "TrialState"]
+__all__ = ["METRICS", "StoredTrials", "TrialResult", "TrialSpec", "TrialState"]
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -116,3 +116,14 @@ class TrialResult:
             wall_time_s=data.get("wall_time_s", 0.0),
             engine=data.get("engine", ""),
         )
+
+
+@dataclass
+class StoredTrials:
+    """What a backend's store holds, for MLflow to catch up with: every trial's outcome,
+    the numbers of the trials in flight (any process's), and the MLflow study run each
+    trial was trained under (where the store knows it)."""
+
+    results: list[TrialResult]
+    running: set[int] = field(default_factory=set)
+    parents: dict[int, str] = field(default_factory=dict)

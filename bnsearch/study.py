@@ -20,6 +20,7 @@ from bnsearch.backends import (
     make_backend,
     open_study,
     results_from_study,
+    stored_trials_reader,
     study_importances,
 )
 from bnsearch.config import StudyConfig
@@ -30,15 +31,17 @@ from bnsearch.redact import redact_url
 from bnsearch.report import write_report
 from bnsearch.results import TrialResult, TrialState
 from bnsearch.summary import PlacementSummary, Progress, format_table, summarize
-from bnsearch.tracking import MlflowTracker
+from bnsearch.tracking import MlflowTracker, TrackingUnavailable
 
 __all__ = [
     "StudyOutcome",
+    "catch_up",
     "load_study_dataset",
     "prepare_study",
     "rebuild_report",
     "run_study",
     "study_lock",
+    "sync_study",
 ]
 
 
@@ -83,6 +86,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     backend = make_backend(config, dataset, engine, tracker)
     for notice in backend.open():
         say(notice)
+    say(catch_up(tracker, backend))
     if done := backend.up_to_date():
         say(done)
         return _outcome(config, backend, [], "", started)
@@ -103,16 +107,42 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     with tracker.study_run_guard():
         new_results = backend.run(progress.update if progress else None, say)
     outcome = _outcome(config, backend, new_results, tracker.parent_run_id or "", started)
-    outcome.report_files = _log_report(tracker, outcome, dataset)
     failed_all = bool(new_results) and all(r.state is TrialState.FAILED for r in new_results)
-    added = {"trials_added": len(new_results), "trials_total": len(outcome.all_results)}
-    status = "FAILED" if failed_all else "FINISHED"
-    tracker.end_study_run_with_verdict(outcome.verdict, outcome.table, added, status)
+    say(_end_study_run(tracker, backend, outcome, dataset, "FAILED" if failed_all else "FINISHED"))
     if config.verbose:
         print_summary(outcome, say.stream)
     if failed_all:
         raise _all_failed(new_results)
     return outcome
+
+
+def _end_study_run(
+    tracker: MlflowTracker, backend: Backend, outcome: StudyOutcome, dataset: Dataset, status: str
+) -> str | None:
+    """Back-fill what MLflow missed, log the report and end the parent run with the
+    verdict; a line saying what MLflow did not get, if it is away."""
+    added = {"trials_added": len(outcome.new_results), "trials_total": len(outcome.all_results)}
+    try:
+        if tracker.pending:
+            tracker.sync(backend.stored_trials)
+        outcome.report_files = _log_report(tracker, outcome, dataset)
+        tracker.end_study_run_with_verdict(outcome.verdict, outcome.table, added, status)
+    except TrackingUnavailable:
+        return (
+            "bnsearch: MLflow did not get the end of this run (the verdict below stands: "
+            "the study's store holds every result); the next study run or python -m "
+            "bnsearch sync writes what is missing."
+        )
+    return None
+
+
+def catch_up(tracker: MlflowTracker, backend: Backend) -> str | None:
+    """Let MLflow catch up with the backend's store (:meth:`MlflowTracker.sync`); what
+    changed, or None (also when MLflow is away: the tracker has said so)."""
+    try:
+        return tracker.sync(backend.stored_trials).message()
+    except TrackingUnavailable:
+        return None
 
 
 def _all_failed(results: list[TrialResult]) -> StudyFailedError:
@@ -259,6 +289,22 @@ def _log_report(tracker: MlflowTracker, outcome: StudyOutcome, dataset: Dataset)
         for path in files:
             tracker.log_artifact(path)
     return [path.name for path in files]
+
+
+def sync_study(config: StudyConfig, stream: TextIO | None = None) -> int:
+    """Make the study's MLflow experiment agree with its store (see
+    :meth:`MlflowTracker.sync`); trains nothing. Returns the number of runs changed."""
+    out = stream or sys.stdout
+    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
+    tracker.connect()
+    report = tracker.sync(stored_trials_reader(config))
+    print(
+        report.message()
+        or f"bnsearch: MLflow already agrees with study {config.resolved_study_name!r}.",
+        file=out,
+        flush=True,
+    )
+    return report.created + report.completed + report.closed
 
 
 def rebuild_report(

@@ -8,6 +8,15 @@ or Keras Tuner.
 Default store: ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts``
 (MLflow no longer accepts a plain file store, so the experiment's artifact location is set
 explicitly). ``MLFLOW_TRACKING_URI`` or ``--tracking-uri`` override it.
+
+The backend's store (the Optuna study, the Keras Tuner project) holds every result; MLflow
+is its view. So every MLflow call is retried with a bounded backoff (waits of
+:data:`RETRY_DELAYS_S`), and a trial whose run cannot be written when MLflow stays away
+trains on regardless: the tracker says so once, fails further calls at once for
+:data:`OFFLINE_S` seconds, and :meth:`MlflowTracker.sync` (run at the start of every study
+and by ``python -m bnsearch sync``) later creates or completes the runs the store has and
+MLflow lacks. A store that cannot be reached at the start fails within about 10 s
+(:meth:`MlflowTracker.connect`), before anything is written.
 """
 
 from __future__ import annotations
@@ -15,23 +24,120 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import socket
+import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bnsearch.data import Dataset
 from bnsearch.errors import StoreError
 from bnsearch.redact import redact_text, redact_url
-from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
+from bnsearch.results import METRICS, StoredTrials, TrialResult, TrialSpec, TrialState
 
 if TYPE_CHECKING:
     from bnsearch.analysis import Verdict
     from bnsearch.summary import PlacementSummary
 
-__all__ = ["DEFAULT_STORE_DIR", "MlflowTracker", "default_tracking_uri", "ui_command"]
+__all__ = [
+    "DEFAULT_STORE_DIR",
+    "OFFLINE_S",
+    "RETRY_DELAYS_S",
+    "MlflowTracker",
+    "SyncReport",
+    "TrackingUnavailable",
+    "default_tracking_uri",
+    "ui_command",
+]
 
 DEFAULT_STORE_DIR = Path("mlruns")
+
+#: Waits between the tries of one MLflow call: four tries within ~3.5 s plus the calls' own
+#: timeouts (``MLFLOW_HTTP_REQUEST_TIMEOUT``, 10 s unless set).
+RETRY_DELAYS_S = (0.5, 1.0, 2.0)
+#: After a call gave up, further calls fail at once for this long, so a study whose MLflow
+#: is away does not wait out every call's retries.
+OFFLINE_S = 30.0
+#: The longest a store may take to answer at the start before bnsearch gives up on it.
+CONNECT_TIMEOUT_S = 8
+
+#: How much of a trial's per-epoch history its run already holds.
+HistoryLogged = Literal["none", "some", "all"]
+
+# MLflow's own HTTP retries would wait minutes per call; bnsearch retries the call itself.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+
+
+class TrackingUnavailable(StoreError):
+    """MLflow did not answer a call after its retries; what it did not get is back-filled
+    by :meth:`MlflowTracker.sync`."""
+
+
+@dataclass
+class SyncReport:
+    """What :meth:`MlflowTracker.sync` changed: runs created from the store's results,
+    running runs completed from them, and abandoned runs ended."""
+
+    created: int = 0
+    completed: int = 0
+    closed: int = 0
+
+    def message(self) -> str | None:
+        if not (self.created or self.completed or self.closed):
+            return None
+        return (
+            f"bnsearch: MLflow caught up with the study's store: {self.created} trial runs "
+            f"created, {self.completed} completed from stored results, {self.closed} "
+            "abandoned runs ended."
+        )
+
+
+def _is_permanent(error: Exception) -> bool:
+    """A refusal that another try cannot change (a bad request, a missing run)."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(error, MlflowException):
+        return False
+    status = error.get_http_status_code()
+    return 400 <= status < 500 and status != 429
+
+
+def _probe(uri: str) -> None:
+    """Fail within :data:`CONNECT_TIMEOUT_S` when a server store does not answer (MLflow's
+    own first connection retries for minutes)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]
+    if scheme in ("http", "https"):
+        import urllib.error
+        import urllib.request
+
+        health = f"{scheme}://{parts.hostname}:{parts.port or (443 if scheme == 'https' else 80)}"
+        try:
+            urllib.request.urlopen(
+                f"{health}{parts.path.rstrip('/')}/health", timeout=CONNECT_TIMEOUT_S
+            )
+        except urllib.error.HTTPError:
+            return  # it answered; MLflow's own calls say what is wrong
+        except OSError as error:
+            reason = getattr(error, "reason", error)
+            raise ConnectionError(f"no answer within {CONNECT_TIMEOUT_S} s: {reason}") from None
+    elif scheme in ("postgresql", "mysql", "mssql"):
+        port = parts.port or {"postgresql": 5432, "mysql": 3306, "mssql": 1433}[scheme]
+        try:
+            socket.create_connection(
+                (parts.hostname or "localhost", port), CONNECT_TIMEOUT_S
+            ).close()
+        except OSError as error:
+            raise ConnectionError(f"no answer within {CONNECT_TIMEOUT_S} s: {error}") from None
+
 
 _STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -81,6 +187,11 @@ class MlflowTracker:
         self._client: Any = None
         self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
+        #: Where the tracker says that MLflow went away or came back.
+        self.notify: Callable[[str], None] = _print_notice
+        self.pending = 0  # trial runs not (fully) written, for sync to back-fill
+        self._outage: str | None = None
+        self._offline_until = 0.0
 
     @property
     def client(self) -> Any:
@@ -96,6 +207,9 @@ class MlflowTracker:
 
         # MLflow logs every Alembic migration of a new SQLite store at INFO.
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        for name, value in _HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         db_path = _sqlite_path(self.tracking_uri)
         if db_path is not None:
             try:
@@ -106,6 +220,7 @@ class MlflowTracker:
                     "pick a writable place with --tracking-uri."
                 ) from error
         try:
+            _probe(self.tracking_uri)
             # MLflow caches one store per URI string for the process: a relative SQLite path
             # would keep writing to the first working folder's database.
             absolute = f"sqlite:///{db_path.resolve()}" if db_path is not None else None
@@ -140,6 +255,56 @@ class MlflowTracker:
         self._client = client
         self.experiment_id = experiment_id
 
+    def _experiment(self) -> str:
+        """The experiment's id, connecting first if need be."""
+        if self._client is None:
+            self.connect()
+        return str(self.experiment_id)
+
+    # --- calls that survive an outage ----------------------------------------------------
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``client.<method>(...)`` tried again after each of :data:`RETRY_DELAYS_S`; a
+        TrackingUnavailable when every try failed (or MLflow went away moments ago)."""
+        if self._outage is not None and time.monotonic() < self._offline_until:
+            raise TrackingUnavailable(self._outage)
+        error: Exception | None = None
+        for delay in (0.0, *RETRY_DELAYS_S):
+            time.sleep(delay)
+            try:
+                result = getattr(self.client, method)(*args, **kwargs)
+            except Exception as failure:  # noqa: BLE001 - sorted below
+                if _is_permanent(failure):
+                    raise
+                error = failure
+                continue
+            if self._outage is not None:
+                self._outage = None
+                self.notify("bnsearch: MLflow answers again; logging goes on.")
+            return result
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        text = redact_text(text, [self.tracking_uri])
+        first = self._outage is None
+        self._outage = (
+            f"MLflow tracking store {redact_url(self.tracking_uri)} unreachable ({text[:300]})"
+        )
+        self._offline_until = time.monotonic() + OFFLINE_S
+        if first:
+            self.notify(
+                f"bnsearch: {self._outage}; training goes on and the study's store keeps "
+                "every result; the missing runs are written when MLflow is back (the next "
+                "study run, or python -m bnsearch sync)."
+            )
+        raise TrackingUnavailable(self._outage)
+
+    def _best_effort(self, method: str, *args: Any, **kwargs: Any) -> bool:
+        """``_call`` for a trial's run: False (and counted as pending) when MLflow is away."""
+        try:
+            self._call(method, *args, **kwargs)
+        except TrackingUnavailable:
+            return False
+        return True
+
     # --- the parent run ------------------------------------------------------------------
 
     def start_study_run(
@@ -151,13 +316,15 @@ class MlflowTracker:
     ) -> str:
         from mlflow.entities import Param, RunTag
 
-        run = self.client.create_run(
-            self.experiment_id,
+        run = self._call(
+            "create_run",
+            self._experiment(),
             run_name=run_name,
-            tags={"bnsearch.kind": "study", **tags},
+            tags={"bnsearch.kind": "study", **_process_tags(), **tags},
         )
         self.parent_run_id = run.info.run_id
-        self.client.log_batch(
+        self._call(
+            "log_batch",
             self.parent_run_id,
             params=[Param(k, _param_value(v)) for k, v in params.items()],
             tags=[RunTag("bnsearch.started", time.strftime("%Y-%m-%dT%H:%M:%S"))],
@@ -178,24 +345,28 @@ class MlflowTracker:
             return
         now = int(time.time() * 1000)
         finite = {k: v for k, v in (metrics or {}).items() if v is not None and math.isfinite(v)}
-        self.client.log_batch(
+        self._call(
+            "log_batch",
             self.parent_run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in finite.items()],
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
-        self.client.set_terminated(self.parent_run_id, status=status)
+        self._call("set_terminated", self.parent_run_id, status=status)
         self.parent_run_id = None
 
     @contextlib.contextmanager
     def study_run_guard(self) -> Iterator[None]:
-        """End the parent run as KILLED on Ctrl-C and FAILED on any error, then re-raise."""
+        """End the parent run as KILLED on Ctrl-C and FAILED on any error, then re-raise
+        (the first error: MLflow being away as well does not hide it)."""
         try:
             yield
         except KeyboardInterrupt:
-            self.end_study_run(status="KILLED", tags={"bnsearch.interrupted": "true"})
+            with contextlib.suppress(TrackingUnavailable):
+                self.end_study_run(status="KILLED", tags={"bnsearch.interrupted": "true"})
             raise
         except BaseException:
-            self.end_study_run(status="FAILED")
+            with contextlib.suppress(TrackingUnavailable):
+                self.end_study_run(status="FAILED")
             raise
 
     def end_study_run_with_verdict(
@@ -241,73 +412,105 @@ class MlflowTracker:
                 tags=[InputTag("mlflow.data.context", "training")],
             )
         ]
-        for attempt in range(3):
-            try:
-                self.client.log_inputs(run_id, datasets=inputs)
-                return
-            except Exception:
-                # Workers starting together race to insert the same dataset row; once one
-                # has, the others' retry links to it.
-                if attempt == 2:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+        # Workers starting together race to insert the same dataset row; once one has, the
+        # others' next try links to it.
+        self._call("log_inputs", run_id, datasets=inputs)
 
     def log_artifact(self, local_path: Path, run_id: str | None = None) -> None:
-        self.client.log_artifact(run_id or self.parent_run_id, str(local_path))
+        self._call("log_artifact", run_id or self.parent_run_id, str(local_path))
 
-    # --- child runs, one per trial -------------------------------------------------------
+    # --- child runs, one per trial (best effort: the backend's store has the truth) ------
 
-    def start_trial(self, spec: TrialSpec, extra_tags: Mapping[str, str] | None = None) -> str:
-        from mlflow.entities import Param, RunTag
+    def start_trial(
+        self, spec: TrialSpec, extra_tags: Mapping[str, str] | None = None
+    ) -> str | None:
+        """Create the trial's run with its parameters; None when MLflow is away (the trial
+        trains anyway and :meth:`finish_trial` or :meth:`sync` writes the run later)."""
+        try:
+            run = self._call(
+                "create_run",
+                self._experiment(),
+                run_name=_trial_run_name(spec),
+                tags=_trial_tags(spec, self.parent_run_id, "RUNNING", extra_tags),
+            )
+            self._call("log_batch", run.info.run_id, params=_trial_params(spec))
+        except TrackingUnavailable:
+            return None
+        return run.info.run_id
 
-        config = spec.config
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=f"trial-{spec.number:04d}-{config.placement}",
-            tags={
-                "mlflow.parentRunId": self.parent_run_id or "",
-                "bnsearch.kind": "trial",
-                "bnsearch.trial_number": str(spec.number),
-                "bnsearch.seed": str(spec.seed),
-                "bnsearch.state": "RUNNING",
-                **({"bnsearch.block": str(spec.block)} if spec.block is not None else {}),
-                **(extra_tags or {}),
-            },
-        )
-        run_id = run.info.run_id
-        params = {**config.as_params(), "seed": spec.seed}
-        self.client.log_batch(
-            run_id,
-            params=[Param(k, _param_value(v)) for k, v in params.items()],
-            tags=[RunTag("placement", config.placement)],
-        )
-        return run_id
-
-    def log_trial_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+    def log_trial_params(self, run_id: str | None, params: Mapping[str, Any]) -> None:
         """Params a trial gets beyond its configuration (Keras Tuner's Hyperband keys)."""
         from mlflow.entities import Param
 
-        self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
+        if run_id is not None:
+            entries = [Param(k, _param_value(v)) for k, v in params.items()]
+            self._best_effort("log_batch", run_id, params=entries)
 
-    def log_epoch(self, run_id: str, step: int, metrics: Mapping[str, float]) -> None:
-        """One epoch's metrics of a trial in progress (finite values only)."""
+    def log_epoch(self, run_id: str | None, step: int, metrics: Mapping[str, float]) -> bool:
+        """One epoch's metrics of a trial in progress (finite values only); False when they
+        could not be written (:meth:`finish_trial` then fills the gaps)."""
         from mlflow.entities import Metric
 
+        if run_id is None:
+            return False
         now = int(time.time() * 1000)
         finite = [Metric(k, v, now, step) for k, v in metrics.items() if math.isfinite(v)]
-        self.client.log_batch(run_id, metrics=finite)
+        return self._best_effort("log_batch", run_id, metrics=finite)
 
-    def finish_trial(self, run_id: str, result: TrialResult, log_history: bool = True) -> None:
-        """Log the trial's per-epoch metrics (unless already logged live), its final and best
-        values and its state, and end the run (FINISHED, KILLED if pruned, or FAILED)."""
+    def finish_trial(
+        self,
+        run_id: str | None,
+        result: TrialResult,
+        history_logged: HistoryLogged = "none",
+        extra_tags: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Write the trial's outcome and end its run (FINISHED, KILLED if pruned, or
+        FAILED): its per-epoch metrics (as far as ``history_logged`` says they are not
+        there yet), final and best values and state. Without a run (MLflow was away at the
+        trial's start) the run is created now. False, and one more pending run for
+        :meth:`sync`, when MLflow is away."""
+        try:
+            if run_id is None:
+                run_id = self._create_finished_run(result, self.parent_run_id, extra_tags)
+            else:
+                self._write_outcome(run_id, result, history_logged)
+        except TrackingUnavailable:
+            self.pending += 1
+            return False
+        return True
+
+    def kill_run(self, run_id: str | None, reason: str, status: str = "KILLED") -> None:
+        """End a run that was interrupted or abandoned, keeping what it logged."""
+        from mlflow.entities import RunTag
+
+        if run_id is None:
+            return
+        tags = [RunTag("bnsearch.fail_reason", reason), RunTag("bnsearch.state", "FAILED")]
+        if self._best_effort("log_batch", run_id, tags=tags):
+            self._best_effort("set_terminated", run_id, status=status)
+
+    def _create_finished_run(
+        self, result: TrialResult, parent_run_id: str | None, extra_tags: Mapping[str, str] | None
+    ) -> str:
+        spec = result.spec
+        tags = _trial_tags(spec, parent_run_id, "RUNNING", extra_tags)
+        run = self._call(
+            "create_run", self._experiment(), run_name=_trial_run_name(spec), tags=tags
+        )
+        run_id = run.info.run_id
+        self._call("log_batch", run_id, params=_trial_params(spec))
+        self._write_outcome(run_id, result, history_logged="none")
+        return run_id
+
+    def _write_outcome(
+        self, run_id: str, result: TrialResult, history_logged: HistoryLogged
+    ) -> None:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
         metrics = [
             Metric(name, float(value), now, step)
-            for name in METRICS
-            for step, value in enumerate(result.history.get(name, []))
-            if math.isfinite(value) and log_history
+            for name, step, value in self._missing_steps(run_id, result, history_logged)
         ]
         for name in ("val_loss", "val_accuracy"):
             final, best = result.final(name), result.best(name)
@@ -324,16 +527,109 @@ class MlflowTracker:
         if result.fail_reason:
             tags.append(RunTag("bnsearch.fail_reason", result.fail_reason[:5000]))
         for start in range(0, len(metrics), 900):
-            self.client.log_batch(
-                run_id, metrics=metrics[start : start + 900], tags=tags if start == 0 else []
-            )
-        self.client.set_terminated(run_id, status=_STATUS[result.state])
+            chunk = metrics[start : start + 900]
+            self._call("log_batch", run_id, metrics=chunk, tags=tags if start == 0 else [])
+        self._call("set_terminated", run_id, status=_STATUS[result.state])
 
-    def kill_run(self, run_id: str, reason: str, status: str = "KILLED") -> None:
-        """End a run that was interrupted or abandoned, keeping what it logged."""
-        self.client.set_tag(run_id, "bnsearch.fail_reason", reason)
-        self.client.set_tag(run_id, "bnsearch.state", "FAILED")
-        self.client.set_terminated(run_id, status=status)
+    def _missing_steps(
+        self, run_id: str, result: TrialResult, history_logged: HistoryLogged
+    ) -> list[tuple[str, int, float]]:
+        """The (metric, step, value) entries of the history the run lacks: all of them for a
+        run that logged none, none for one that logged all, else those MLflow does not hold
+        (an outage cut some)."""
+        wanted = [
+            (name, step, value)
+            for name in METRICS
+            for step, value in enumerate(result.history.get(name, []))
+            if math.isfinite(value)
+        ]
+        if history_logged != "some":
+            return wanted if history_logged == "none" else []
+        held = {
+            (name, metric.step)
+            for name in METRICS
+            for metric in self._call("get_metric_history", run_id, name)
+        }
+        return [entry for entry in wanted if entry[:2] not in held]
+
+    # --- catching up with the backend's store ----------------------------------------------
+
+    def sync(self, read_store: Callable[[], StoredTrials]) -> SyncReport:
+        """Make MLflow agree with the study's store: each stored result gets exactly one
+        ended run of its state, with its full history (created, or completed from a run
+        left RUNNING); a RUNNING trial run whose trial is no longer in flight ends FAILED;
+        a study run of a process of this machine that is gone ends FAILED.
+
+        ``read_store`` is called after MLflow's runs are read, so a trial another worker
+        claims meanwhile is seen in flight rather than taken for abandoned."""
+        report = SyncReport()
+        by_number: dict[str, list[Any]] = {}
+        for run in self._search("tags.`bnsearch.kind` = 'trial'"):
+            by_number.setdefault(run.data.tags.get("bnsearch.trial_number", ""), []).append(run)
+        store = read_store()
+        written: set[str] = set()
+        for result in store.results:
+            own = by_number.get(str(result.spec.number), [])
+            if any(run.info.status == _STATUS[result.state] for run in own):
+                continue
+            open_runs = [run for run in own if run.info.status == "RUNNING"]
+            if open_runs:
+                run_id = open_runs[0].info.run_id
+                self._write_outcome(run_id, result, history_logged="some")
+                written.add(run_id)
+                report.completed += 1
+            else:
+                parent = store.parents.get(result.spec.number) or self.parent_run_id
+                self._create_finished_run(result, parent, {"bnsearch.backfilled": "true"})
+                report.created += 1
+        in_flight = {str(number) for number in store.running}
+        for number, own in by_number.items():
+            if number in in_flight:
+                continue
+            for run in own:
+                if run.info.status == "RUNNING" and run.info.run_id not in written:
+                    self._end_abandoned(run.info.run_id)
+                    report.closed += 1
+        report.closed += self._close_dead_study_runs()
+        self.pending = 0
+        return report
+
+    def _end_abandoned(self, run_id: str) -> None:
+        from mlflow.entities import RunTag
+
+        reason = "abandoned: its process ended before the trial did"
+        tags = [RunTag("bnsearch.fail_reason", reason), RunTag("bnsearch.state", "FAILED")]
+        self._call("log_batch", run_id, tags=tags)
+        self._call("set_terminated", run_id, status="FAILED")
+
+    def _close_dead_study_runs(self) -> int:
+        """End the RUNNING study runs of processes of this machine that no longer exist (a
+        run killed, or MLflow away at its end); other machines' runs are left to their
+        own next run."""
+        host = socket.gethostname()
+        closed = 0
+        for run in self._search("tags.`bnsearch.kind` = 'study'"):
+            tags = run.data.tags
+            if run.info.status != "RUNNING" or tags.get("bnsearch.host") != host:
+                continue
+            if run.info.run_id == self.parent_run_id or _alive(tags.get("bnsearch.pid", "")):
+                continue
+            self._end_abandoned(run.info.run_id)
+            closed += 1
+        return closed
+
+    def _search(self, query: str) -> list[Any]:
+        """Every run of the experiment matching ``query`` (all pages)."""
+        runs: list[Any] = []
+        token = None
+        while True:
+            page = self._call(
+                "search_runs", [self._experiment()], query, max_results=1000, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
 
     def fail_abandoned_runs(
         self, trial_numbers: Iterable[int], parent_run_ids: Iterable[str], reason: str
@@ -344,9 +640,8 @@ class MlflowTracker:
         # trial: the run's own trial-number tag (set when it was created) finds it then.
         live = {
             run.data.tags.get("bnsearch.trial_number"): run
-            for run in self.client.search_runs(
-                [self.experiment_id],
-                "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'",
+            for run in self._search(
+                "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'"
             )
         }
         parents = set(parent_run_ids)
@@ -357,13 +652,57 @@ class MlflowTracker:
                 parents.add(run.data.tags.get("mlflow.parentRunId", ""))
         parents.discard("")
         for parent in parents:
-            children = self.client.search_runs(
-                [self.experiment_id],
-                f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'",
+            children = self._search(
+                f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"
             )
-            if not children and self.client.get_run(parent).info.status == "RUNNING":
-                self.client.set_tag(parent, "bnsearch.fail_reason", reason)
-                self.client.set_terminated(parent, status="FAILED")
+            if not children and self._call("get_run", parent).info.status == "RUNNING":
+                self._call("set_tag", parent, "bnsearch.fail_reason", reason)
+                self._call("set_terminated", parent, status="FAILED")
+
+
+def _trial_run_name(spec: TrialSpec) -> str:
+    return f"trial-{spec.number:04d}-{spec.config.placement}"
+
+
+def _trial_tags(
+    spec: TrialSpec, parent_run_id: str | None, state: str, extra: Mapping[str, str] | None
+) -> dict[str, str]:
+    return {
+        "mlflow.parentRunId": parent_run_id or "",
+        "bnsearch.kind": "trial",
+        "bnsearch.trial_number": str(spec.number),
+        "bnsearch.seed": str(spec.seed),
+        "bnsearch.state": state,
+        "placement": spec.config.placement,
+        **({"bnsearch.block": str(spec.block)} if spec.block is not None else {}),
+        **(extra or {}),
+    }
+
+
+def _trial_params(spec: TrialSpec) -> list[Any]:
+    from mlflow.entities import Param
+
+    params = {**spec.config.as_params(), "seed": spec.seed}
+    return [Param(k, _param_value(v)) for k, v in params.items()]
+
+
+def _process_tags() -> dict[str, str]:
+    """Who runs a study run: :meth:`MlflowTracker.sync` ends it once that process is gone."""
+    return {"bnsearch.host": socket.gethostname(), "bnsearch.pid": str(os.getpid())}
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _print_notice(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _param_value(value: Any) -> str:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests._postgres import fresh_database, needs_postgres
+from tests._postgres import POSTGRES, fresh_database, needs_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -203,3 +204,51 @@ def test_a_worker_killed_mid_study_is_retried_and_the_target_still_reached_exact
     # yet started a run for has none).
     assert len(runs) <= len(trials)
     assert all(r.info.status in ("FINISHED", "FAILED") for r in runs)
+
+
+def _terminate_connections(database: str, stop: threading.Event, killed: list[int]) -> None:
+    """Every half second, ``pg_terminate_backend`` every connection to ``database`` (the
+    shared Optuna storage: the workers' pooled, claim-lock and heartbeat connections)."""
+    import sqlalchemy
+
+    name = database.rsplit("/", 1)[1]
+    admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        while not stop.wait(0.5):
+            rows = connection.execute(
+                sqlalchemy.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            killed.extend(1 for ok in rows.scalars() if ok)
+    admin.dispose()
+
+
+@needs_postgres
+def test_connections_terminated_mid_study_lose_nothing_and_the_target_is_reached_exactly(
+    tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str
+):
+    name, study_file = _study_file(tmp_path, tiny_csv)
+    _prepare(study_file, optuna_database, mlflow_server, tmp_path)
+    stop, killed = threading.Event(), []
+    terminator = threading.Thread(
+        target=_terminate_connections, args=(optuna_database, stop, killed), daemon=True
+    )
+    terminator.start()
+    workers = [
+        _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path) for _ in range(2)
+    ]
+    try:
+        for worker in workers:
+            _, stderr = worker.communicate(timeout=400)
+            assert worker.returncode == 0, stderr[-2000:]
+            assert "Traceback" not in stderr
+    finally:
+        stop.set()
+        terminator.join(timeout=30)
+    assert len(killed) >= 5, "the fault was never injected"
+    trials = _assert_study_complete(name, optuna_database, mlflow_server)
+    # Nothing trained was lost: no trial failed, so none had to be retried.
+    assert [t for t in trials if t.state is optuna.trial.TrialState.FAIL] == []

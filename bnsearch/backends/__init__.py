@@ -5,6 +5,8 @@ Both backends implement :class:`Backend`; :func:`make_backend` picks one for a s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bnsearch.backends._base import Backend, ResultCallback
 from bnsearch.backends._claims import blocks_to_complete, claim_lock
 from bnsearch.backends._keras_tuner import (
@@ -19,11 +21,15 @@ from bnsearch.backends._storage import (
     load_existing_study,
     open_study,
     results_from_study,
+    stored_trials,
     study_importances,
 )
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine
+from bnsearch.errors import ConfigError
+from bnsearch.redact import redact_url
+from bnsearch.results import StoredTrials
 from bnsearch.tracking import MlflowTracker
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "project_dir",
     "results_from_project",
     "results_from_study",
+    "stored_trials_reader",
     "study_importances",
 ]
 
@@ -53,3 +60,19 @@ def make_backend(
 ) -> Backend:
     """The backend ``config.backend`` names (the setting's choices come from the same table)."""
     return _BACKENDS[config.backend](config, dataset, engine, tracker)
+
+
+def stored_trials_reader(config: StudyConfig) -> Callable[[], StoredTrials]:
+    """What an existing study's store holds, read afresh at each call, without opening the
+    study for training (``sync``); a ConfigError if there is no such study."""
+    if config.backend == "optuna":
+        study = load_existing_study(config)
+        return lambda: stored_trials(study)
+    folder = project_dir(config)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"no Keras Tuner project for study {config.resolved_study_name!r} at {folder} "
+            f"(tracking store {redact_url(config.resolved_tracking_uri)}); pass --study-name "
+            "and --tracking-uri as the study was run."
+        )
+    return lambda: StoredTrials(results_from_project(folder))

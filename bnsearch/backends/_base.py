@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from bnsearch.results import TrialResult
+from bnsearch.results import StoredTrials, TrialResult
 
 __all__ = ["Backend", "ResultCallback"]
 
@@ -57,6 +57,11 @@ class Backend(Protocol):
 
     def results(self) -> list[TrialResult]:
         """Every finished trial of the study, read back from the backend's store."""
+        ...
+
+    def stored_trials(self) -> StoredTrials:
+        """What the store holds, for MLflow to catch up with (results read from a store
+        that another process may be writing: read it afresh at each call)."""
         ...
 
     def importances(self) -> dict[str, float]:

@@ -14,6 +14,9 @@ block and the study overshoots its target. bnsearch holds a lock for that step o
 * Any other database: no lock; the study may then overshoot its target by a block when
   workers claim at the same instant.
 
+Either lock is waited for at most :data:`LOCK_TIMEOUT_S` (a StoreError then names the
+lock); a claim cut by a dropped connection is claimed again (:mod:`._retry`).
+
 Blocks are kept whole (:func:`blocks_to_complete`): a trial that failed without a result
 (its process was interrupted, or died and was failed by
 :func:`~._heartbeat.close_stale_trials`) is *retried* — a new trial with the same
@@ -28,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import math
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,14 +40,34 @@ from typing import Any
 
 import bnsearch.backends._optuna_adapter as adapter
 from bnsearch.backends._blocks import Member, ask_block, claim_trial
+from bnsearch.backends._retry import is_transient, retry_transient
 from bnsearch.backends._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
+from bnsearch.errors import StoreError
 
-__all__ = ["Repair", "blocks_to_complete", "claim_batch", "claim_lock"]
+__all__ = ["LOCK_TIMEOUT_S", "Repair", "blocks_to_complete", "claim_batch", "claim_lock"]
+
+#: The longest a worker waits for another worker's claim (which takes well under a second).
+LOCK_TIMEOUT_S = 120.0
+
+
+def _wait_for(take: Any, what: str, timeout: float) -> None:
+    """Call ``take()`` until it returns True, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while not take():
+        if time.monotonic() >= deadline:
+            raise StoreError(
+                f"waited {timeout:.0f} s for {what}, held by another worker that should "
+                "need well under a second; if a worker hangs, stop it (its lock goes with "
+                "it) and run again."
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 @contextlib.contextmanager
-def claim_lock(study: Any) -> Iterator[None]:
+def claim_lock(study: Any, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
     engine = adapter.sql_engine(study)
     dialect = engine.dialect.name if engine is not None else ""
@@ -52,16 +76,34 @@ def claim_lock(study: Any) -> Iterator[None]:
 
         key = zlib.crc32(f"bnsearch:{adapter.study_id(study)}".encode())
         with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+
+            def take() -> bool:
+                taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+                return bool(taken.scalar())
+
+            _wait_for(take, f"the claim lock of study {study.study_name!r}", timeout)
             try:
                 yield
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+                try:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.commit()
+                except Exception as error:
+                    # The lock went with the lost connection; what was claimed stands.
+                    if not is_transient(error):
+                        raise
     elif dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         path = Path(engine.url.database).with_name(Path(engine.url.database).name + ".claims")
         with open(path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+
+            def take() -> bool:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                return True
+
+            _wait_for(take, f"the claim lock {path}", timeout)
             try:
                 yield
             finally:
@@ -116,7 +158,14 @@ def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
 def claim_batch(study: Any, config: StudyConfig, capacity: int, wanted: int | None) -> list[Member]:
     """Under the claim lock: retries first, then new whole blocks, at most ``capacity``
     trials (at least one block). ``wanted`` is this run's remaining budget; with
-    ``config.target_trials`` the study's own count decides instead."""
+    ``config.target_trials`` the study's own count decides instead. A claim cut by a lost
+    connection is made again (trials it had created are failed as orphans later)."""
+    return retry_transient(lambda: _claim_batch(study, config, capacity, wanted))
+
+
+def _claim_batch(
+    study: Any, config: StudyConfig, capacity: int, wanted: int | None
+) -> list[Member]:
     block_size = len(config.space.placement)
     with claim_lock(study):
         if config.target_trials is not None:

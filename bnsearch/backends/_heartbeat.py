@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 import bnsearch.backends._optuna_adapter as adapter
-from bnsearch.tracking import MlflowTracker
+from bnsearch.tracking import MlflowTracker, TrackingUnavailable
 
 __all__ = ["Heartbeat", "close_stale_trials", "closed_message", "first_beat"]
 
@@ -88,10 +88,12 @@ def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
         for trial_id, trial in running.items()
         if adapter.trial_state(study, trial_id) is optuna.trial.TrialState.FAIL
     ]
-    # Optuna refuses attributes on finished trials: the reason goes to MLflow.
-    tracker.fail_abandoned_runs(
-        [t.number for t in failed],
-        [t.user_attrs.get("bnsearch.parent_run", "") for t in failed],
-        STALE_REASON,
-    )
+    # Optuna refuses attributes on finished trials: the reason goes to MLflow (if MLflow
+    # is away, its next sync ends these runs).
+    with contextlib.suppress(TrackingUnavailable):
+        tracker.fail_abandoned_runs(
+            [t.number for t in failed],
+            [t.user_attrs.get("bnsearch.parent_run", "") for t in failed],
+            STALE_REASON,
+        )
     return len(failed)

@@ -43,8 +43,9 @@ from bnsearch.engines import Engine, fit_arguments
 from bnsearch.errors import ConfigError, StoreError
 from bnsearch.interrupts import install_handlers, raise_if_stopped
 from bnsearch.model import build_model
+from bnsearch.quiet import import_tensorflow_quietly
 from bnsearch.recorder import TrialRecorder
-from bnsearch.results import TrialResult, TrialSpec, TrialState
+from bnsearch.results import StoredTrials, TrialResult, TrialSpec, TrialState
 from bnsearch.seeds import trial_seed
 from bnsearch.space import BNConfig
 from bnsearch.tracking import MlflowTracker
@@ -124,7 +125,8 @@ class _LiveTrial:
     """A trial in progress: its recorder, its MLflow run and where its epochs have got to."""
 
     recorder: TrialRecorder
-    run_id: str
+    run_id: str | None  # None while MLflow is away: the run is written at the trial's end
+    gaps: bool = False  # some epochs could not be logged live
     last_epoch: int | None = None
     execution: int = 0
 
@@ -149,7 +151,7 @@ class _TrackedTuner:
 
     def live_run_ids(self) -> list[str]:
         """The MLflow runs of the trials in progress."""
-        return [live.run_id for live in self._live.values()]
+        return [live.run_id for live in self._live.values() if live.run_id is not None]
 
     def _spec(self, trial: Any) -> TrialSpec:
         values = trial.hyperparameters.values
@@ -176,7 +178,7 @@ class _TrackedTuner:
         resumed = values.get("tuner/trial_id")
         if resumed is not None:
             tags["bnsearch.resumes_trial"] = str(resumed)
-            if str(resumed) in self._run_ids:
+            if self._run_ids.get(str(resumed)):
                 tags["bnsearch.resumes_run"] = self._run_ids[str(resumed)]
         run_id = self._tracker.start_trial(spec, tags)
         extra = {k: values[k] for k in _HYPERBAND_KEYS if k in values}
@@ -195,7 +197,8 @@ class _TrackedTuner:
             model.stop_training = True
         step = live.execution * self._study.network.epochs + epoch
         epoch_values = {m: values[-1] for m, values in live.recorder.history.items()}
-        self._tracker.log_epoch(live.run_id, step, epoch_values)
+        if not self._tracker.log_epoch(live.run_id, step, epoch_values):
+            live.gaps = True
         raise_if_stopped()
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
@@ -215,11 +218,13 @@ class _TrackedTuner:
             message = (trial.message or status).strip().splitlines()
             live.recorder.fail(message[-1] if message else status)
         result = live.recorder.result()
-        self._tracker.finish_trial(live.run_id, result, log_history=False)
+        # The project first: the result is kept whatever happens to MLflow next.
         with open(Path(self.project_dir) / _RESULTS_FILE, "a") as handle:
             handle.write(result.to_json() + "\n")  # a torn last line is dropped on reading
             handle.flush()
             os.fsync(handle.fileno())
+        logged = "some" if live.gaps else "all"
+        self._tracker.finish_trial(live.run_id, result, history_logged=logged)
         write_atomically(self._run_ids_path, json.dumps(self._run_ids))
         if self._on_result is not None:
             self._on_result(result)
@@ -396,7 +401,7 @@ def _child_main(
 ) -> None:
     _die_with_parent()
     install_handlers()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import_tensorflow_quietly()
     try:
         tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
         tracker.connect()
@@ -526,6 +531,11 @@ class KerasTunerBackend:
 
     def results(self) -> list[TrialResult]:
         return results_from_project(self.folder)
+
+    def stored_trials(self) -> StoredTrials:
+        # One invocation runs a Keras Tuner project at a time (the study lock): when none
+        # runs, no trial is in flight.
+        return StoredTrials(results_from_project(self.folder))
 
     def importances(self) -> dict[str, float]:
         return {}

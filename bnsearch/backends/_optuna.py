@@ -10,6 +10,7 @@ private attributes (:mod:`._optuna_adapter`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from bnsearch.backends._storage import (
     open_study,
     results_from_study,
     search_trial_count,
+    stored_trials,
     study_importances,
 )
 from bnsearch.config import StudyConfig
@@ -36,7 +38,7 @@ from bnsearch.data import Dataset
 from bnsearch.engines import Engine
 from bnsearch.interrupts import raise_if_stopped
 from bnsearch.redact import redact_url
-from bnsearch.results import TrialResult, TrialState
+from bnsearch.results import StoredTrials, TrialResult, TrialState
 from bnsearch.tracking import MlflowTracker
 
 __all__ = ["TAKEN_OVER", "OptunaBackend"]
@@ -53,17 +55,21 @@ def _tell(study: Any, trial: Any, result: TrialResult) -> bool:
     already failed the trial as stale (Optuna refuses to change a finished trial)."""
     import optuna
 
+    stored = result.to_json()
     try:
-        trial.set_user_attr(RESULT_ATTR, result.to_json())
+        trial.set_user_attr(RESULT_ATTR, stored)
+        if result.state is TrialState.FAILED:
+            trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
         if result.state is TrialState.COMPLETE:
             study.tell(trial, result.value)
         elif result.state is TrialState.PRUNED:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
-            trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
-        return False
+        # A retried tell whose first try had landed (a dropped connection) finds our own
+        # result in place; a trial taken over does not.
+        return any(r.to_json() == stored for r in results_from_study(study))
     return True
 
 
@@ -133,6 +139,9 @@ class OptunaBackend:
     def results(self) -> list[TrialResult]:
         return results_from_study(self.study)
 
+    def stored_trials(self) -> StoredTrials:
+        return stored_trials(self.study)
+
     def importances(self) -> dict[str, float]:
         return study_importances(self.study)
 
@@ -196,41 +205,45 @@ class OptunaBackend:
     ) -> list[TrialResult]:
         """Log, train, tell and log again; the trials beat from their claim to their end
         (MLflow logging included), so a slow tracking store never makes them look dead."""
-        in_flight: list[tuple[Any, Any, str]] = []
-        finished: set[str] = set()
+        in_flight: list[tuple[Any, Any, str | None]] = []
+        finished: set[str | None] = set()
         with Heartbeat(self.study, [t for t, _ in asked]):
             try:
                 return self._train_and_tell_beating(asked, in_flight, finished, on_result, log)
-            except BaseException:
+            except BaseException as error:
                 import optuna
 
                 # Nothing in flight stays RUNNING: Optuna fails the trials, MLflow ends the
-                # runs that did not finish.
-                for trial, _ in asked:
-                    self.study.tell(
-                        trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
-                    )
+                # runs that did not finish. A storage that is away as well must not hide
+                # the first error: its trials are then failed as stale by the next run.
+                with contextlib.suppress(Exception):
+                    for trial, _ in asked:
+                        self.study.tell(
+                            trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
+                        )
                 for _, _, run_id in in_flight:
                     if run_id not in finished:
                         self.tracker.kill_run(run_id, "interrupted")
+                if isinstance(error, KeyboardInterrupt):
+                    log(
+                        f"bnsearch: {len(asked)} trials in flight were marked failed; the "
+                        "next run retries them."
+                    )
                 raise
 
     def _train_and_tell_beating(
         self,
         asked: list[Member],
-        in_flight: list[tuple[Any, Any, str]],
-        finished: set[str],
+        in_flight: list[tuple[Any, Any, str | None]],
+        finished: set[str | None],
         on_result: ResultCallback | None,
         log: Callable[[str], None],
     ) -> list[TrialResult]:
         study, tracker = self.study, self.tracker
         for trial, spec in asked:
-            tags = {"optuna.study": study.study_name, "bnsearch.phase": spec.phase}
-            retried = trial.user_attrs.get("bnsearch.retries_trial")
-            if retried is not None:
-                tags["bnsearch.retries_trial"] = str(retried)
-            run_id = tracker.start_trial(spec, tags)
-            trial.set_user_attr(RUN_ID_ATTR, run_id)
+            run_id = tracker.start_trial(spec, _run_tags(study, trial, spec))
+            if run_id is not None:
+                trial.set_user_attr(RUN_ID_ATTR, run_id)
             trial.set_user_attr("bnsearch.parent_run", tracker.parent_run_id or "")
             in_flight.append((trial, spec, run_id))
         snapshot = EpochSnapshot(study)
@@ -244,15 +257,24 @@ class OptunaBackend:
         specs = [s for _, s, _ in in_flight]
         outcomes = self.engine.train(specs, self.dataset, self.config.network, on_epoch)
         results = []
-        for (trial, _, run_id), result in zip(in_flight, outcomes, strict=True):
+        for (trial, spec, run_id), result in zip(in_flight, outcomes, strict=True):
+            # Optuna first: the result is kept whatever happens to MLflow next.
             if not _tell(study, trial, result):
                 tracker.kill_run(run_id, TAKEN_OVER, status="FAILED")
                 finished.add(run_id)
                 log(f"bnsearch: trial {trial.number} was {TAKEN_OVER}.")
                 continue
-            tracker.finish_trial(run_id, result)
+            tracker.finish_trial(run_id, result, extra_tags=_run_tags(study, trial, spec))
             finished.add(run_id)
             results.append(result)
             if on_result is not None:
                 on_result(result)
         return results
+
+
+def _run_tags(study: Any, trial: Any, spec: Any) -> dict[str, str]:
+    tags = {"optuna.study": study.study_name, "bnsearch.phase": spec.phase}
+    retried = trial.user_attrs.get("bnsearch.retries_trial")
+    if retried is not None:
+        tags["bnsearch.retries_trial"] = str(retried)
+    return tags

@@ -12,11 +12,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from bnsearch.backends._retry import engine_kwargs, retrying_storage
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.errors import ConfigError, StoreError
 from bnsearch.redact import redact_text, redact_url
-from bnsearch.results import TrialResult
+from bnsearch.results import StoredTrials, TrialResult
 
 __all__ = [
     "RESULT_ATTR",
@@ -26,6 +27,7 @@ __all__ = [
     "open_study",
     "results_from_study",
     "search_trial_count",
+    "stored_trials",
     "study_importances",
 ]
 
@@ -71,8 +73,9 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        storage = optuna.storages.RDBStorage(
+        storage = retrying_storage()(
             url,
+            engine_kwargs=engine_kwargs(url),
             heartbeat_interval=config.heartbeat_interval,
             grace_period=config.grace_period,
         )
@@ -138,13 +141,40 @@ def open_study(config: StudyConfig, dataset: Dataset) -> Any:
     return study
 
 
+_OPTUNA_STATE = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAILED": "FAIL"}
+
+
 def results_from_study(study: Any) -> list[TrialResult]:
-    """Every finished trial of the study as a TrialResult, read from the Optuna storage."""
-    return [
-        TrialResult.from_json(t.user_attrs[RESULT_ATTR])
-        for t in study.get_trials(deepcopy=False)
-        if RESULT_ATTR in t.user_attrs
-    ]
+    """Every finished trial of the study as a TrialResult, read from the Optuna storage.
+
+    Only results Optuna agrees with: a result stored just before its trial was failed (an
+    interrupt, or another process taking the trial over) is not an outcome; the trial's
+    retry is."""
+    results = []
+    for trial in study.get_trials(deepcopy=False):
+        stored = trial.user_attrs.get(RESULT_ATTR)
+        if stored is None:
+            continue
+        result = TrialResult.from_json(stored)
+        if _OPTUNA_STATE[result.state.value] == trial.state.name:
+            results.append(result)
+    return results
+
+
+def stored_trials(study: Any) -> StoredTrials:
+    """The study's results, the trials in flight, and each trial's MLflow study run."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    return StoredTrials(
+        results=results_from_study(study),
+        running={t.number for t in trials if t.state is optuna.trial.TrialState.RUNNING},
+        parents={
+            t.number: t.user_attrs["bnsearch.parent_run"]
+            for t in trials
+            if t.user_attrs.get("bnsearch.parent_run")
+        },
+    )
 
 
 def is_outcome(trial: Any) -> bool:

@@ -1,0 +1,47 @@
+"""Importing TensorFlow without its C++ start-up log lines.
+
+TensorFlow 2.21 writes INFO lines from C++ (``oneDNN custom operations are on``, ``Could not
+find cuda drivers``, CPU feature notes) straight to file descriptor 2 before its logging is
+set up, so ``TF_CPP_MIN_LOG_LEVEL`` no longer silences them. bnsearch imports TensorFlow
+once, early, with descriptor 2 pointed at a temporary file, and passes on every line of it
+that is not such an INFO line (warnings and errors still show).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+__all__ = ["import_tensorflow_quietly"]
+
+_NOISE = re.compile(
+    r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|To enable the following instructions:)"
+)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (once per process) without its C++ INFO lines on stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401 - imported for its side effect, once
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [
+                line
+                for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                if not _NOISE.match(line)
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()

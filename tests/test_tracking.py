@@ -1,0 +1,197 @@
+"""MLflow as the study's view: back-filling it from the study's store (``sync``), failing
+fast on a store that cannot be reached, and a real ``mlflow server`` paused, killed and
+restarted in the middle of a study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import optuna
+import pytest
+
+from tests._mlflow_server import MlflowServer, free_port
+from tests.conftest import trial_runs
+
+METRIC_NAMES = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+def _assert_mlflow_agrees_with_optuna(
+    storage: str, tracking_uri: str, name: str, epochs: int
+) -> list[optuna.trial.FrozenTrial]:
+    """Every COMPLETE Optuna trial has exactly one FINISHED run with its parameters and its
+    full per-epoch history (each step once); no trial or study run is left RUNNING."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    complete = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
+    client, runs = trial_runs(tracking_uri, name)
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    finished: dict[str, list] = {}
+    for run in runs:
+        if run.info.status == "FINISHED":
+            finished.setdefault(run.data.tags["bnsearch.trial_number"], []).append(run)
+    assert sorted(finished) == sorted(str(t.number) for t in complete)
+    for trial in complete:
+        (run,) = finished[str(trial.number)]
+        assert run.data.params["placement"] == trial.params["placement"]
+        for metric in METRIC_NAMES:
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, metric)]
+            assert sorted(steps) == list(range(epochs)), (trial.number, metric, steps)
+    experiment = client.get_experiment_by_name(name).experiment_id
+    studies = client.search_runs([experiment], "tags.`bnsearch.kind` = 'study'")
+    assert studies and all(r.info.status != "RUNNING" for r in studies)
+    return complete
+
+
+def test_sync_writes_runs_mlflow_missed_and_ends_abandoned_ones(tiny_csv, tmp_path, cli):
+    flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "2", "--n-trials", "6"]
+    flags += ["--confirm-seeds", "0", "--study-name", "gap", "--quiet"]
+    assert cli("study", *flags, cwd=tmp_path).returncode == 0
+    uri, storage = (
+        f"sqlite:///{tmp_path}/mlruns/mlflow.db",
+        f"sqlite:///{tmp_path}/mlruns/optuna.db",
+    )
+    client, runs = trial_runs(uri, "gap")
+    # What an outage leaves: a run never written (here: deleted), a run left RUNNING
+    # without its history, and the study run of a process that is gone.
+    gone, open_run = runs[0], runs[1]
+    client.delete_run(gone.info.run_id)
+    blank = client.create_run(
+        runs[1].info.experiment_id,
+        tags={**open_run.data.tags, "bnsearch.state": "RUNNING"},
+        run_name="blank",
+    )
+    client.delete_run(open_run.info.run_id)
+    for key, value in open_run.data.params.items():
+        client.log_param(blank.info.run_id, key, value)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
+                          capture_output=True).stdout.strip()  # fmt: skip
+    orphan = client.create_run(
+        runs[0].info.experiment_id,
+        tags={
+            "bnsearch.kind": "study",
+            "bnsearch.host": socket.gethostname(),
+            "bnsearch.pid": dead,
+        },
+    )
+
+    result = cli("sync", "--study-name", "gap", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "1 trial runs created, 1 completed from stored results, 1 abandoned" in result.stdout
+    _assert_mlflow_agrees_with_optuna(storage, uri, "gap", epochs=2)
+    assert client.get_run(orphan.info.run_id).info.status == "FAILED"
+    again = cli("sync", "--study-name", "gap", cwd=tmp_path)
+    assert "already agrees" in again.stdout
+
+
+def test_sync_of_a_study_that_does_not_exist_names_the_ones_there(tiny_csv, tmp_path, cli):
+    flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "1", "--n-trials", "3"]
+    cli("study", *flags, "--confirm-seeds", "0", "--study-name", "here", "--quiet", cwd=tmp_path)
+    result = cli("sync", "--study-name", "nowhere", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no study 'nowhere'" in result.stderr and "here" in result.stderr
+
+
+def _mute_server() -> tuple[socket.socket, str]:
+    """A port that accepts connections and never answers (a paused server)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("store", ["mute http", "refused postgresql"])
+def test_a_tracking_store_that_does_not_answer_fails_within_ten_seconds(
+    store, tiny_csv, tmp_path, cli
+):
+    listener = None
+    if store == "mute http":
+        listener, uri = _mute_server()
+    else:
+        uri = f"postgresql://bn:pw@127.0.0.1:{free_port()}/mlflow"
+    started = time.monotonic()
+    try:
+        result = cli(
+            "study", "--data", str(tiny_csv), "--target", "label", "--tracking-uri", uri,
+            "--quiet", cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        if listener is not None:
+            listener.close()
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2
+    assert "cannot use the MLflow tracking store" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "pw" not in result.stderr
+    assert elapsed < 12, elapsed
+    assert not (tmp_path / "mlruns" / "optuna.db").exists()  # nothing written
+
+
+def _reader(stream, lines: list[str]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")), daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(tiny_csv, tmp_path):
+    folder = tmp_path / "server"
+    folder.mkdir()
+    server = MlflowServer(f"sqlite:///{folder / 'mlflow.db'}", folder).start()
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+    study = subprocess.Popen(
+        [
+            sys.executable, "-m", "bnsearch", "study", "--data", str(tiny_csv), "--target",
+            "label", "--epochs", "2", "--hidden-units", "4", "--engine", "keras", "--n-trials",
+            "36", "--confirm-seeds", "0", "--study-name", "outage", "--storage", storage,
+            "--tracking-uri", server.uri,
+        ],  # fmt: skip
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    out, err = [], []
+    readers = [_reader(study.stdout, out), _reader(study.stderr, err)]
+    try:
+        _wait_until(lambda: any(line.startswith("[ 3/") for line in out), 240, "3 trials")
+        server.signal(signal.SIGSTOP)  # paused: connections hang
+        _wait_until(lambda: any("unreachable" in line for line in err), 120, "the outage notice")
+        server.kill()  # killed while paused
+        server = MlflowServer(server.backend_store, folder, server.port).start()  # restarted
+        study.wait(timeout=400)
+    finally:
+        if study.poll() is None:
+            study.kill()
+        for reader in readers:
+            reader.join(timeout=10)
+    stdout, stderr = "".join(out), "".join(err)
+    try:
+        assert study.returncode == 0, stderr[-3000:]
+        assert "training goes on" in stderr
+        assert "Traceback" not in stderr
+        trials = optuna.load_study(study_name="outage", storage=storage).trials
+        # Nothing trained was lost or marked failed because MLflow was away.
+        assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 36
+        sync = subprocess.run(
+            [sys.executable, "-m", "bnsearch", "sync", "--study-name", "outage", "--storage",
+             storage, "--tracking-uri", server.uri],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert sync.returncode == 0, sync.stderr[-2000:]
+        complete = _assert_mlflow_agrees_with_optuna(storage, server.uri, "outage", epochs=2)
+        assert len(complete) == 36
+        assert "MLflow" in stdout + stderr
+    finally:
+        server.stop()
