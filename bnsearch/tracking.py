@@ -16,7 +16,7 @@ trains on regardless: the tracker says so once, fails further calls at once for
 :data:`OFFLINE_S` seconds, and :meth:`MlflowTracker.sync` (run at the start of every study
 and by ``python -m bnsearch sync``) later creates or completes the runs the store has and
 MLflow lacks. A store that cannot be reached at the start fails within about 10 s
-(:meth:`MlflowTracker.connect`), before anything is written.
+(:func:`bnsearch.reachable.probe`), before anything is written.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bnsearch.data import Dataset
 from bnsearch.errors import StoreError
+from bnsearch.reachable import probe
 from bnsearch.redact import redact_text, redact_url
 from bnsearch.results import METRICS, StoredTrials, TrialResult, TrialSpec, TrialState
 
@@ -60,9 +61,6 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.0)
 #: After a call gave up, further calls fail at once for this long, so a study whose MLflow
 #: is away does not wait out every call's retries.
 OFFLINE_S = 30.0
-#: The longest a store may take to answer at the start before bnsearch gives up on it.
-CONNECT_TIMEOUT_S = 8
-
 #: How much of a trial's per-epoch history its run already holds.
 HistoryLogged = Literal["none", "some", "all"]
 
@@ -106,37 +104,6 @@ def _is_permanent(error: Exception) -> bool:
         return False
     status = error.get_http_status_code()
     return 400 <= status < 500 and status != 429
-
-
-def _probe(uri: str) -> None:
-    """Fail within :data:`CONNECT_TIMEOUT_S` when a server store does not answer (MLflow's
-    own first connection retries for minutes)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(uri)
-    scheme = parts.scheme.split("+")[0]
-    if scheme in ("http", "https"):
-        import urllib.error
-        import urllib.request
-
-        health = f"{scheme}://{parts.hostname}:{parts.port or (443 if scheme == 'https' else 80)}"
-        try:
-            urllib.request.urlopen(
-                f"{health}{parts.path.rstrip('/')}/health", timeout=CONNECT_TIMEOUT_S
-            )
-        except urllib.error.HTTPError:
-            return  # it answered; MLflow's own calls say what is wrong
-        except OSError as error:
-            reason = getattr(error, "reason", error)
-            raise ConnectionError(f"no answer within {CONNECT_TIMEOUT_S} s: {reason}") from None
-    elif scheme in ("postgresql", "mysql", "mssql"):
-        port = parts.port or {"postgresql": 5432, "mysql": 3306, "mssql": 1433}[scheme]
-        try:
-            socket.create_connection(
-                (parts.hostname or "localhost", port), CONNECT_TIMEOUT_S
-            ).close()
-        except OSError as error:
-            raise ConnectionError(f"no answer within {CONNECT_TIMEOUT_S} s: {error}") from None
 
 
 _STATUS = {
@@ -220,7 +187,7 @@ class MlflowTracker:
                     "pick a writable place with --tracking-uri."
                 ) from error
         try:
-            _probe(self.tracking_uri)
+            probe(self.tracking_uri)
             # MLflow caches one store per URI string for the process: a relative SQLite path
             # would keep writing to the first working folder's database.
             absolute = f"sqlite:///{db_path.resolve()}" if db_path is not None else None

@@ -63,7 +63,6 @@ def test_sync_writes_runs_mlflow_missed_and_ends_abandoned_ones(tiny_csv, tmp_pa
     blank = client.create_run(
         runs[1].info.experiment_id,
         tags={**open_run.data.tags, "bnsearch.state": "RUNNING"},
-        run_name="blank",
     )
     client.delete_run(open_run.info.run_id)
     for key, value in open_run.data.params.items():

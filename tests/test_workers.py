@@ -114,7 +114,7 @@ def _assert_study_complete(name: str, storage: str, uri: str) -> list[optuna.tri
     states = [t.state for t in study.trials]
     assert optuna.trial.TrialState.RUNNING not in states
     complete = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == TARGET
+    assert len(complete) == TARGET, [(t.number, t.state.name, t.user_attrs) for t in study.trials]
     evaluated = [(t.user_attrs["bnsearch.block"], t.params["placement"]) for t in complete]
     assert len(set(evaluated)) == len(evaluated), "a (block, placement) was evaluated twice"
     blocks: dict[int, list[str]] = {}

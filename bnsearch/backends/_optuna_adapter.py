@@ -10,6 +10,7 @@ breaks this file only.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "grace_period",
     "heartbeat_interval",
     "orphaned_trial_ids",
+    "rdb_storage_wrapping",
     "record_heartbeat",
     "sql_engine",
     "study_id",
@@ -126,3 +128,24 @@ def orphaned_trial_ids(study: Any, grace_period: float) -> list[int]:
         ]
     finally:
         session.close()
+
+
+#: RDBStorage's private methods that Optuna's cache wrapper calls; each opens a session.
+_SESSION_METHODS = (
+    "_create_new_trial",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
+    "_get_trials",
+    "_set_trial_param",
+)
+
+
+def rdb_storage_wrapping(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> type:
+    """A subclass of ``RDBStorage`` whose every database call (its public methods and the
+    private ones Optuna's cache calls) is ``wrap(method)``."""
+    import optuna
+
+    base = optuna.storages.RDBStorage
+    names = [n for n, m in vars(base).items() if callable(m) and not n.startswith("_")]
+    methods = {name: wrap(getattr(base, name)) for name in [*names, *_SESSION_METHODS]}
+    return type("RetryingRDBStorage", (base,), methods)

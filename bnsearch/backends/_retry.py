@@ -6,10 +6,10 @@ is *transient*: the same call on a fresh connection works. So:
 
 * connections are checked before use (``pool_pre_ping``) and opened with a timeout
   (:func:`engine_kwargs`);
-* every storage call (:func:`retrying_storage`) and every claim (:func:`retry_transient`)
-  is tried again after each of :data:`DELAYS_S` on a transient error — but only once the
-  storage has answered at least once, so a storage that cannot be reached at the start
-  fails at once with the usual one-line error.
+* opening the storage, every storage call (:func:`retrying_storage`) and every claim
+  (:func:`retry_transient`) is tried again after each of :data:`DELAYS_S` on a transient
+  error. A server that is not there at all is not waited for: the study asks
+  :func:`bnsearch.reachable.probe` first and fails at once with the usual one-line error.
 
 Retrying a call whose first try did commit is harmless for every call bnsearch makes but
 two: creating a trial (a duplicate is created; it never gets a heartbeat, so it is failed
@@ -24,6 +24,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import bnsearch.backends._optuna_adapter as adapter
 
 __all__ = ["DELAYS_S", "engine_kwargs", "is_transient", "retry_transient", "retrying_storage"]
 
@@ -85,23 +87,16 @@ _DEPTH = threading.local()
 def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(storage: Any, *args: Any, **kwargs: Any) -> Any:
-        # Storage methods call one another: only the outermost one retries.
-        depth = getattr(_DEPTH, "value", 0)
-        if depth or not storage.bnsearch_reached:
-            _DEPTH.value = depth + 1
-            try:
-                result = method(storage, *args, **kwargs)
-            finally:
-                _DEPTH.value = depth
-            storage.bnsearch_reached = True
-            return result
+        if getattr(_DEPTH, "active", False):
+            # Storage methods call one another: only the outermost one retries.
+            return method(storage, *args, **kwargs)
 
         def once() -> Any:
-            _DEPTH.value = 1
+            _DEPTH.active = True
             try:
                 return method(storage, *args, **kwargs)
             finally:
-                _DEPTH.value = 0
+                _DEPTH.active = False
 
         return retry_transient(once)
 
@@ -110,14 +105,6 @@ def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
 
 @functools.cache
 def retrying_storage() -> type:
-    """Optuna's ``RDBStorage`` with every public storage call retried on transient errors
-    (a subclass, so Optuna still caches it and beats with it as with its own)."""
-    import optuna
-
-    base = optuna.storages.RDBStorage
-    methods = {
-        name: _retried(member)
-        for name, member in vars(base).items()
-        if callable(member) and not name.startswith("_")
-    }
-    return type("RetryingRDBStorage", (base,), {**methods, "bnsearch_reached": False})
+    """Optuna's ``RDBStorage`` with every storage call retried on transient errors (a
+    subclass, so Optuna still caches it and beats with it as with its own)."""
+    return adapter.rdb_storage_wrapping(_retried)

@@ -12,10 +12,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from bnsearch.backends._retry import engine_kwargs, retrying_storage
+from bnsearch.backends._retry import engine_kwargs, retry_transient, retrying_storage
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.errors import ConfigError, StoreError
+from bnsearch.reachable import probe
 from bnsearch.redact import redact_text, redact_url
 from bnsearch.results import StoredTrials, TrialResult
 
@@ -72,14 +73,19 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
     url = config.resolved_storage
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
+
+    def connect() -> tuple[Any, list[str]]:
         storage = retrying_storage()(
             url,
             engine_kwargs=engine_kwargs(url),
             heartbeat_interval=config.heartbeat_interval,
             grace_period=config.grace_period,
         )
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage, False)]
+        return storage, [s.study_name for s in optuna.get_all_study_summaries(storage, False)]
+
+    try:
+        probe(url)  # a server that is not there fails now; one that drops us is retried
+        storage, names = retry_transient(connect)
     except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         message = redact_text(message, [url])
