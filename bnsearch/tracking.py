@@ -177,6 +177,9 @@ class MlflowTracker:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         for name, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
+        # MLflow prints a link per run it ends on an HTTP store: with the URL's password in
+        # it, and once per trial. bnsearch prints its own (redacted) way to the UI.
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         db_path = _sqlite_path(self.tracking_uri)
         if db_path is not None:
             try:
