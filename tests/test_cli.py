@@ -210,3 +210,29 @@ def test_a_study_leaves_no_report_folder_behind_in_the_temp_dir(
     runs = client.search_runs([experiment], "tags.`bnsearch.kind` = 'study'")
     parent = runs[0]
     assert "report.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b"])
+def test_a_study_name_that_is_a_path_is_refused_and_nothing_is_written_or_removed(
+    name: str, tiny_csv: Path, tmp_path: Path, cli
+):
+    (tmp_path / "mlruns" / "keras_tuner" / "other").mkdir(parents=True)
+    (tmp_path / "mlruns" / "mlflow.db").write_bytes(b"another study's runs")
+    (tmp_path / "mlruns" / "keras_tuner" / "other" / "results.jsonl").write_text("{}\n")
+    before = _tree(tmp_path)
+    commands = [
+        ["study", "--data", str(tiny_csv), "--target", "label", "--backend", "keras-tuner",
+         "--allow-changed-study", "--study-name", name],
+        ["study", "--data", str(tiny_csv), "--target", "label", "--study-name", name],
+        ["report", "--study-name", name],
+        ["sync", "--study-name", name, "--backend", "keras-tuner"],
+    ]  # fmt: skip
+    for args in commands:
+        result = cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "--study-name" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert _tree(tmp_path) == before  # the store is what it was; nothing was added

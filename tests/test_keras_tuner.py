@@ -115,3 +115,63 @@ def test_a_torn_last_line_of_the_results_file_is_dropped_and_the_study_goes_on(t
     assert len(outcome.all_results) == 2 and len(outcome.new_results) == 1
     lines = results_file.read_text().splitlines()
     assert len(lines) == 2 and all(line.startswith("{") and line.endswith("}") for line in lines)
+
+
+@pytest.mark.slow
+def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the_next_run(
+    tiny_csv, tmp_path
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    args = [
+        sys.executable, "-m", "bnsearch", "study", "--backend", "keras-tuner", "--data",
+        str(tiny_csv), "--target", "label", "--epochs", "30", "--hidden-units", "8",
+        "--study-name", "kt", "--confirm-seeds", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    doomed = subprocess.Popen(
+        [*args, "--n-trials", "6"], cwd=tmp_path, env=env, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+
+    def running_trial_runs() -> list:
+        experiment = client.get_experiment_by_name("kt") if (tmp_path / "mlruns").exists() else None
+        if experiment is None:
+            return []
+        query = "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'"
+        return client.search_runs([experiment.experiment_id], query)
+
+    deadline = time.monotonic() + 300
+    while not running_trial_runs() and time.monotonic() < deadline and doomed.poll() is None:
+        time.sleep(0.5)
+    assert running_trial_runs(), doomed.stdout.read() if doomed.poll() is not None else ""
+    os.killpg(doomed.pid, signal.SIGKILL)  # the invocation and its Keras Tuner child
+    doomed.wait(timeout=60)
+
+    rerun = subprocess.run(
+        [*args, "--n-trials", "1"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "abandoned runs ended" in rerun.stdout
+    experiment = client.get_experiment_by_name("kt").experiment_id
+    runs = client.search_runs([experiment])
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    killed = [r for r in runs if r.info.status == "FAILED"]
+    assert {r.data.tags["bnsearch.kind"] for r in killed} == {"study", "trial"}
+    results = results_from_project(tmp_path / "mlruns" / "keras_tuner" / "kt")
+    finished = [
+        r for r in runs if r.info.status == "FINISHED" and r.data.tags["bnsearch.kind"] == "trial"
+    ]
+    assert sorted(int(r.data.tags["bnsearch.trial_number"]) for r in finished) == sorted(
+        r.spec.number for r in results if r.state.value == "COMPLETE"
+    )
