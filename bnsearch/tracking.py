@@ -239,7 +239,9 @@ class MlflowTracker:
         if self._outage is not None and time.monotonic() < self._offline_until:
             raise TrackingUnavailable(self._outage)
         error: Exception | None = None
-        for delay in (0.0, *RETRY_DELAYS_S):
+        # Once MLflow is known to be away, one try tells whether it is back.
+        delays = (0.0,) if self._outage is not None else (0.0, *RETRY_DELAYS_S)
+        for delay in delays:
             time.sleep(delay)
             try:
                 result = getattr(self.client, method)(*args, **kwargs)

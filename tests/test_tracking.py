@@ -156,7 +156,7 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(tiny
         [
             sys.executable, "-m", "bnsearch", "study", "--data", str(tiny_csv), "--target",
             "label", "--epochs", "2", "--hidden-units", "4", "--engine", "keras", "--n-trials",
-            "36", "--confirm-seeds", "0", "--study-name", "outage", "--storage", storage,
+            "24", "--confirm-seeds", "0", "--study-name", "outage", "--storage", storage,
             "--tracking-uri", server.uri,
         ],  # fmt: skip
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -182,7 +182,7 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(tiny
         assert "Traceback" not in stderr
         trials = optuna.load_study(study_name="outage", storage=storage).trials
         # Nothing trained was lost or marked failed because MLflow was away.
-        assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 36
+        assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 24
         sync = subprocess.run(
             [sys.executable, "-m", "bnsearch", "sync", "--study-name", "outage", "--storage",
              storage, "--tracking-uri", server.uri],
@@ -190,7 +190,7 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(tiny
         )  # fmt: skip
         assert sync.returncode == 0, sync.stderr[-2000:]
         complete = _assert_mlflow_agrees_with_optuna(storage, server.uri, "outage", epochs=2)
-        assert len(complete) == 36
+        assert len(complete) == 24
         assert "MLflow" in stdout + stderr
     finally:
         server.stop()

@@ -18,6 +18,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests._mlflow_server import MlflowServer
 from tests._postgres import POSTGRES, fresh_database, needs_postgres
 
 pytestmark = pytest.mark.slow
@@ -33,48 +34,12 @@ def optuna_database() -> Iterator[str]:
 @pytest.fixture
 def mlflow_server(tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("mlflow-server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     for backend_store in fresh_database():
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--backend-store-uri",
-                backend_store,
-                "--artifacts-destination",
-                str(folder / "artifacts"),
-                "--workers",
-                "1",
-            ],  # fmt: skip
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=open(folder / "server.log", "w"),  # noqa: SIM115 - lives as long as the server
-            start_new_session=True,
-        )
-        uri = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            server.kill()
-            pytest.fail("mlflow server did not start: " + (folder / "server.log").read_text())
+        server = MlflowServer(backend_store, folder).start()
         try:
-            yield uri
+            yield server.uri
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+            server.stop()
 
 
 def _bnsearch(

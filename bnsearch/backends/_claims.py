@@ -40,7 +40,7 @@ from typing import Any
 
 import bnsearch.backends._optuna_adapter as adapter
 from bnsearch.backends._blocks import Member, ask_block, claim_trial
-from bnsearch.backends._retry import is_transient, retry_transient
+from bnsearch.backends._retry import is_transient, retry_transient, served
 from bnsearch.backends._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreError
@@ -160,6 +160,8 @@ def claim_batch(study: Any, config: StudyConfig, capacity: int, wanted: int | No
     trials (at least one block). ``wanted`` is this run's remaining budget; with
     ``config.target_trials`` the study's own count decides instead. A claim cut by a lost
     connection is made again (trials it had created are failed as orphans later)."""
+    if not served(config.resolved_storage):
+        return _claim_batch(study, config, capacity, wanted)
     return retry_transient(lambda: _claim_batch(study, config, capacity, wanted))
 
 

@@ -27,7 +27,14 @@ from typing import Any, TypeVar
 
 import bnsearch.backends._optuna_adapter as adapter
 
-__all__ = ["DELAYS_S", "engine_kwargs", "is_transient", "retry_transient", "retrying_storage"]
+__all__ = [
+    "DELAYS_S",
+    "engine_kwargs",
+    "is_transient",
+    "retry_transient",
+    "retrying_storage",
+    "served",
+]
 
 #: Waits between tries: about 30 s in all, enough for a PostgreSQL restart or failover.
 DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
@@ -37,10 +44,17 @@ CONNECT_TIMEOUT_S = 8
 T = TypeVar("T")
 
 
+def served(url: str) -> bool:
+    """Whether a storage URL names a database server, whose dropped connections are
+    retried. A SQLite file has no connection to lose; it waits for its own locks, and a
+    locked file is reported at once rather than after half a minute of retries."""
+    return not url.startswith("sqlite")
+
+
 def engine_kwargs(url: str) -> dict[str, Any]:
     """SQLAlchemy engine arguments for a storage URL: live-checked pooled connections and,
     for PostgreSQL, a connection timeout."""
-    if url.startswith("sqlite"):
+    if not served(url):
         return {}
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):

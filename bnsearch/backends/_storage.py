@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from bnsearch.backends._retry import engine_kwargs, retry_transient, retrying_storage
+from bnsearch.backends._retry import engine_kwargs, retry_transient, retrying_storage, served
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.errors import ConfigError, StoreError
@@ -75,7 +75,8 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
     def connect() -> tuple[Any, list[str]]:
-        storage = retrying_storage()(
+        kind = retrying_storage() if served(url) else optuna.storages.RDBStorage
+        storage = kind(
             url,
             engine_kwargs=engine_kwargs(url),
             heartbeat_interval=config.heartbeat_interval,
@@ -85,7 +86,7 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
 
     try:
         probe(url)  # a server that is not there fails now; one that drops us is retried
-        storage, names = retry_transient(connect)
+        storage, names = retry_transient(connect) if served(url) else connect()
     except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         message = redact_text(message, [url])
