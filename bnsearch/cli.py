@@ -203,10 +203,22 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--populations", help="comma-separated population sizes")
     parser.add_argument("--rows", type=int, help="rows of synthetic data")
+    parser.add_argument(
+        "--backends",
+        action="store_true",
+        help="instead: the default study by Optuna, Keras Tuner random and Bayesian, side by side",
+    )
+    parser.add_argument("--n-trials", type=int, help="with --backends: trials per study")
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     from bnsearch.bench import run_benchmark
+    from bnsearch.bench_backends import compare_backends
+
+    if getattr(args, "backends", False):
+        n_trials = getattr(args, "n_trials", None)
+        compare_backends({"n_trials": n_trials} if n_trials else None)
+        return 0
 
     populations = None
     if getattr(args, "populations", None):

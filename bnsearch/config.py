@@ -11,7 +11,7 @@ from bnsearch.analysis import DEFAULT_THRESHOLD
 from bnsearch.engines import engine_for
 from bnsearch.errors import ConfigError
 from bnsearch.model import NetworkSettings
-from bnsearch.settings import check_settings
+from bnsearch.settings import PAIRED_TUNERS, check_settings
 from bnsearch.space import SearchSpace
 from bnsearch.tracking import DEFAULT_STORE_DIR, default_tracking_uri
 
@@ -61,8 +61,8 @@ class StudyConfig:
     verbose: bool = True
 
     def __post_init__(self) -> None:
-        # Keras Tuner trains through model.fit: the Keras engine is the only one it has.
-        fit_only = self.backend == "keras-tuner"
+        # Keras Tuner's own search (hyperband, grid) trains through model.fit.
+        fit_only = self.backend == "keras-tuner" and self.tuner not in PAIRED_TUNERS
         object.__setattr__(self, "engine", engine_for(self.engine, self.network, fit_only))
         if self.n_trials is None:
             object.__setattr__(self, "n_trials", DEFAULT_N_TRIALS.get(self.engine, 16))

@@ -42,6 +42,9 @@ PRUNERS = ("none", "median", "hyperband")
 METRICS = ("val_loss", "val_accuracy")
 BACKENDS = ("optuna", "keras-tuner")
 TUNERS = ("random", "bayesian", "hyperband", "grid")
+#: Tuners whose trials bnsearch pairs in blocks and trains on any engine (the others run
+#: Keras Tuner's own search with model.fit).
+PAIRED_TUNERS = ("random", "bayesian")
 
 
 @dataclass(frozen=True)
@@ -126,10 +129,11 @@ SETTINGS: tuple[Setting, ...] = (
     _S("target_trials", (int,), "add search trials until the study holds this many (what "
        "sweeps and workers use); a study already there is 'up to date'", rule=NON_NEGATIVE_INT),
     _S("seed", (int,), "seed of the sampler and trials", rule=NON_NEGATIVE_INT),
-    _S("backend", (str,), "what chooses the trials; keras-tuner trains on the Keras engine and "
-       "gives no paired verdict", choices=BACKENDS),
-    _S("tuner", (str,), "Keras Tuner's tuner with --backend keras-tuner; hyperband runs one "
-       "full Hyperband iteration and ignores --n-trials", choices=TUNERS),
+    _S("backend", (str,), "what chooses the trials: Optuna's sampler or Keras Tuner's oracle",
+       choices=BACKENDS),
+    _S("tuner", (str,), "Keras Tuner's tuner with --backend keras-tuner; random and bayesian "
+       "run paired blocks on --engine; hyperband (one full iteration, ignores --n-trials) and "
+       "grid run Keras Tuner's own search on the Keras engine, unpaired", choices=TUNERS),
     _S("sampler", (str,), "Optuna's sampler", choices=SAMPLERS),
     _S("pruner", (str,), "none keeps paired blocks whole; median and hyperband prune on "
        "per-epoch validation loss", choices=PRUNERS),

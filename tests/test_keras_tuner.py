@@ -12,7 +12,7 @@ from tests.conftest import tiny_config, trial_runs
 
 
 def _config(tiny_csv, stores, **changes) -> StudyConfig:
-    settings = {"n_trials": 2, "backend": "keras-tuner", "confirm_seeds": 5, **changes}
+    settings = {"n_trials": 3, "backend": "keras-tuner", "confirm_seeds": 0, **changes}
     return tiny_config(tiny_csv, stores, "kt", **settings)
 
 
@@ -27,16 +27,78 @@ def test_tensorboard_hparams_plugin_imports():
     assert hasattr(api, "KerasCallback")
 
 
-def test_keras_tuner_uses_the_keras_engine():
-    assert StudyConfig(backend="keras-tuner").engine == "keras"
+def test_keras_tuners_own_search_trains_on_the_keras_engine_and_paired_tuners_on_any():
+    assert StudyConfig(backend="keras-tuner", tuner="hyperband").engine == "keras"
+    assert StudyConfig(backend="keras-tuner", tuner="grid").engine == "keras"
+    assert StudyConfig(backend="keras-tuner", tuner="random").engine == "population"
+    assert StudyConfig(backend="keras-tuner", tuner="bayesian").engine == "population"
 
 
-def test_bayesian_tuner_logs_one_run_per_trial(tiny_csv, stores):
-    # The random tuner runs in tests/test_backends.py's shared suite.
-    outcome = run_study(_config(tiny_csv, stores, tuner="bayesian"))
+def _by_block(results) -> dict[int, list]:
+    blocks: dict[int, list] = {}
+    for result in results:
+        blocks.setdefault(result.spec.block, []).append(result)
+    return blocks
+
+
+@pytest.mark.parametrize("tuner", ["random", "bayesian"])
+def test_each_oracle_proposal_becomes_a_paired_block_the_oracle_counts(tiny_csv, stores, tuner):
+    import json
+
+    config = _config(tiny_csv, stores, tuner=tuner, n_trials=6)
+    outcome = run_study(config)
+    blocks = _by_block(outcome.new_results)
+    assert len(blocks) == 2
+    for members in blocks.values():
+        assert sorted(r.config.placement for r in members) == ["after", "before", "none"]
+        assert len({r.spec.seed for r in members}) == 1
+        others = {repr({**r.config.as_params(), "placement": ""}) for r in members}
+        assert len(others) == 1  # the siblings differ in placement only
+    # Every trained trial is an oracle trial of its own, scored by its final val_loss.
+    trials = [
+        json.loads(path.read_text()) for path in project_dir(config).glob("trial_*/trial.json")
+    ]
+    assert len(trials) == 6 and {t["status"] for t in trials} == {"COMPLETED"}
+    final = {r.spec.number: r.final("val_loss") for r in outcome.new_results}
+    for trial in trials:
+        assert trial["score"] == pytest.approx(final[int(trial["trial_id"])])
     _, runs = _runs(stores["tracking_uri"])
-    assert len(runs) == 2 == len(outcome.new_results)
-    assert {r.data.tags["keras_tuner.trial_id"] for r in runs} == {"0", "1"}
+    assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_a_keras_tuner_study_states_the_paired_verdict_with_a_confirmation_round(tiny_csv, stores):
+    from mlflow.tracking import MlflowClient
+
+    outcome = run_study(_config(tiny_csv, stores, n_trials=9, confirm_seeds=2))
+    assert outcome.verdict.primary is not None and outcome.verdict.n_blocks == 3
+    assert outcome.verdict.primary.ci_low <= outcome.verdict.primary.ci_high
+    confirm = [r for r in outcome.new_results if r.spec.phase == "confirm"]
+    assert len(confirm) == 6 and len({r.spec.seed for r in confirm}) == 2
+    client = MlflowClient(stores["tracking_uri"])
+    experiment = client.get_experiment_by_name("kt").experiment_id
+    (study_run,) = client.search_runs([experiment], "tags.`bnsearch.kind` = 'study'")
+    assert study_run.data.tags["bnsearch.verdict"] == outcome.verdict.outcome
+    assert "verdict.ci_low" in study_run.data.metrics
+
+
+def test_a_batch_trains_several_blocks_at_once_on_the_population_engine(tiny_csv, stores):
+    from bnsearch.backends import make_backend
+    from bnsearch.engines import make_engine
+    from bnsearch.study import load_study_dataset
+    from bnsearch.tracking import MlflowTracker
+
+    config = _config(tiny_csv, stores, n_trials=12, population=6)
+    dataset = load_study_dataset(config)
+    engine = make_engine(config.engine, config.population)
+    batches = []
+    train = engine.train
+    engine.train = lambda specs, *args: batches.append(len(specs)) or train(specs, *args)
+    tracker = MlflowTracker(config.resolved_tracking_uri, "kt")
+    backend = make_backend(config, dataset, engine, tracker)
+    backend.open()
+    results = backend.run(None, print)
+    assert batches == [6, 6] and len(results) == 12
+    assert backend.unpaired_reason is None
 
 
 @pytest.mark.slow
@@ -61,31 +123,35 @@ def test_hyperband_logs_its_epoch_bookkeeping_and_links_continued_trials(tiny_cs
 
 
 @pytest.mark.slow
-def test_trials_run_in_fresh_child_processes_a_group_at_a_time(tiny_csv, stores, monkeypatch):
-    # TensorFlow keeps memory per model built even after clear_session(): only a fresh
-    # process per group of trials keeps a long study flat.
+def test_keras_tuners_own_grid_search_runs_whole_in_a_child_process(tiny_csv, stores, monkeypatch):
+    # TensorFlow keeps memory per model built even after clear_session(): Keras Tuner's own
+    # search runs in a child process. Its grid oracle proposes nothing once reloaded in a
+    # second process, so a grid is not split into groups of trials.
     import os
 
     from bnsearch.backends import KerasTunerBackend
 
+    fixed = {"momentum": 0.99, "epsilon": 0.001, "dropout": 0.5, "learning_rate": 0.1}
     monkeypatch.setattr(KerasTunerBackend, "trials_per_process", 2)
-    outcome = run_study(_config(tiny_csv, stores, n_trials=3))
+    config = _config(tiny_csv, stores, tuner="grid", space=SearchSpace.from_overrides(fixed))
+    outcome = run_study(config)
     _, runs = _runs(stores["tracking_uri"])
     assert len(runs) == 3 == len(outcome.new_results)
     assert sorted(r.data.tags["keras_tuner.trial_id"] for r in runs) == ["0", "1", "2"]
-    pids = [r.data.tags["bnsearch.pid"] for r in sorted(runs, key=lambda r: r.info.start_time)]
-    assert len(set(pids)) == 2 and str(os.getpid()) not in pids
-    assert pids[0] == pids[1] != pids[2]
+    pids = {r.data.tags["bnsearch.pid"] for r in runs}
+    assert len(pids) == 1 and str(os.getpid()) not in pids
+    assert "not paired" in outcome.verdict.statement
 
 
-def test_running_again_continues_the_same_project(tiny_csv, stores):
-    run_study(_config(tiny_csv, stores, n_trials=1))
-    outcome = run_study(_config(tiny_csv, stores, n_trials=1))
-    assert len(outcome.new_results) == 1 and len(outcome.all_results) == 2
+def test_running_again_continues_the_same_project_with_new_blocks(tiny_csv, stores):
+    run_study(_config(tiny_csv, stores))
+    outcome = run_study(_config(tiny_csv, stores))
+    assert len(outcome.new_results) == 3 and len(outcome.all_results) == 6
+    assert sorted(_by_block(outcome.all_results)) == [0, 3]
     folder = project_dir(_config(tiny_csv, stores))
-    assert len(results_from_project(folder)) == 2
+    assert len(results_from_project(folder)) == 6
     _, runs = _runs(stores["tracking_uri"])
-    assert sorted(r.data.tags["keras_tuner.trial_id"] for r in runs) == ["0", "1"]
+    assert sorted(int(r.data.tags["keras_tuner.trial_id"]) for r in runs) == list(range(6))
 
 
 def test_a_changed_space_is_refused(tiny_csv, stores):
@@ -108,13 +174,14 @@ def test_a_torn_last_line_of_the_results_file_is_dropped_and_the_study_goes_on(t
     folder = project_dir(_config(tiny_csv, stores))
     results_file = folder / "bnsearch_results.jsonl"
     whole = results_file.read_text()
-    results_file.write_text(whole + whole[: len(whole) // 2])  # a kill mid-append
+    last = whole.splitlines(keepends=True)[-1]
+    results_file.write_text(whole + last[: len(last) // 2])  # a kill mid-append
     out = io.StringIO()
     outcome = run_study(_config(tiny_csv, stores, n_trials=1, verbose=True), stream=out)
     assert "dropped the torn last line" in out.getvalue()
-    assert len(outcome.all_results) == 2 and len(outcome.new_results) == 1
+    assert len(outcome.all_results) == 6 and len(outcome.new_results) == 3
     lines = results_file.read_text().splitlines()
-    assert len(lines) == 2 and all(line.startswith("{") and line.endswith("}") for line in lines)
+    assert len(lines) == 6 and all(line.startswith("{") and line.endswith("}") for line in lines)
 
 
 @pytest.mark.slow

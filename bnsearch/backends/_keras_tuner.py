@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -37,10 +38,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bnsearch.backends._base import ResultCallback
+from bnsearch.backends._kt_blocks import PAIRED_TUNERS, PairedSearch, search_count
+from bnsearch.backends._kt_files import (
+    append_result,
+    repair_results,
+    results_from_project,
+    write_atomically,
+)
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine, fit_arguments
-from bnsearch.errors import ConfigError, StoreError
+from bnsearch.errors import ConfigError
 from bnsearch.interrupts import install_handlers, raise_if_stopped
 from bnsearch.model import build_model
 from bnsearch.quiet import import_tensorflow_quietly
@@ -57,7 +65,6 @@ __all__ = [
     "results_from_project",
     "run_keras_tuner",
 ]
-_RESULTS_FILE = "bnsearch_results.jsonl"
 _STATE_FILE = "bnsearch_study.json"
 _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
 TRIALS_PER_PROCESS = 16
@@ -68,56 +75,6 @@ def project_dir(config: StudyConfig) -> Path:
     uri = config.resolved_tracking_uri
     root = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
     return config.path_under((root or Path("mlruns")) / "keras_tuner")
-
-
-def results_from_project(folder: Path) -> list[TrialResult]:
-    """Every finished trial of a Keras Tuner study as a TrialResult."""
-    return _read_results(folder / _RESULTS_FILE)[0]
-
-
-def _read_results(path: Path) -> tuple[list[TrialResult], bool]:
-    """The results a project's file holds, and whether its last line is torn (a process
-    killed, or a full disk, while appending it): that line is left out."""
-    if not path.exists():
-        return [], False
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    results = []
-    for index, line in enumerate(lines):
-        try:
-            results.append(TrialResult.from_json(line))
-        except (ValueError, KeyError, TypeError):
-            if index < len(lines) - 1:
-                raise StoreError(
-                    f"{path}: line {index + 1} is not a trial result; restore the file or "
-                    "start the study over with --allow-changed-study."
-                ) from None
-            return results, True
-    return results, False
-
-
-def repair_results(folder: Path) -> str | None:
-    """Drop a torn last line of the project's results file (rewritten atomically); a
-    notice saying so, or None when the file was whole."""
-    path = folder / _RESULTS_FILE
-    results, torn = _read_results(path)
-    if not torn:
-        return None
-    write_atomically(path, "".join(r.to_json() + "\n" for r in results))
-    return (
-        f"bnsearch: notice: dropped the torn last line of {path} (a run stopped while writing "
-        "it); that trial is not counted and the study goes on."
-    )
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` all at once: readers see the old file or the new one,
-    never half of it (written next to it, flushed, then renamed over it)."""
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
 
 
 @dataclass
@@ -219,10 +176,7 @@ class _TrackedTuner:
             live.recorder.fail(message[-1] if message else status)
         result = live.recorder.result()
         # The project first: the result is kept whatever happens to MLflow next.
-        with open(Path(self.project_dir) / _RESULTS_FILE, "a") as handle:
-            handle.write(result.to_json() + "\n")  # a torn last line is dropped on reading
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_result(Path(self.project_dir), result)
         logged = "some" if live.gaps else "all"
         self._tracker.finish_trial(live.run_id, result, history_logged=logged)
         write_atomically(self._run_ids_path, json.dumps(self._run_ids))
@@ -309,14 +263,17 @@ def run_keras_tuner(
     results: list[TrialResult] = []
     while True:
         wanted = config.n_trials - len(results)
-        if config.tuner != "hyperband":
+        # Keras Tuner's grid oracle does not continue in a second process (it proposes
+        # nothing after reloading), so a grid runs in one process, as a Hyperband iteration.
+        whole = config.tuner in ("hyperband", "grid")
+        if not whole:
             wanted = min(trials_per_process, wanted)
         if wanted <= 0:
             break
         batch, stopped = _search_in_child(context, config, dataset, tracker, wanted, on_result)
         results.extend(batch)
-        if config.tuner == "hyperband" or stopped or not batch:
-            break  # one Hyperband iteration, too many failures, or an exhausted oracle
+        if whole or stopped or not batch:
+            break  # one Hyperband iteration or grid, too many failures, an exhausted oracle
     return results
 
 
@@ -481,14 +438,15 @@ def _search(
 
 @dataclass
 class KerasTunerBackend:
-    """Keras Tuner's oracle decides what to try; its trials train with ``model.fit`` (the
-    Keras engine's rules) in child processes. The project folder is the study's store."""
+    """Keras Tuner's oracle decides what to try. The project folder is the study's store.
+
+    ``--tuner random`` and ``bayesian``: paired blocks trained by the study's engine (the
+    population engine by default), in this process (:mod:`._kt_blocks`); the verdict is
+    the Optuna backend's. ``hyperband`` and ``grid``: Keras Tuner's own ``search`` with
+    ``model.fit`` in child processes; their trials are not paired, so no verdict.
+    """
 
     trials_per_process: ClassVar[int] = TRIALS_PER_PROCESS
-    unpaired_reason: ClassVar[str | None] = (
-        "no verdict: Keras Tuner trials are not paired blocks (trials differing only in "
-        "placement); run the study with --backend optuna for one."
-    )
 
     config: StudyConfig
     dataset: Dataset
@@ -500,6 +458,20 @@ class KerasTunerBackend:
     @property
     def name(self) -> str:
         return f"Keras Tuner ({self.config.tuner})"
+
+    @property
+    def paired(self) -> bool:
+        return self.config.tuner in PAIRED_TUNERS
+
+    @property
+    def unpaired_reason(self) -> str | None:
+        if self.paired:
+            return None
+        return (
+            f"no verdict: Keras Tuner's {self.config.tuner} trials are not paired blocks "
+            "(trials differing only in placement); use --tuner random or bayesian, or "
+            "--backend optuna, for one."
+        )
 
     def open(self) -> list[str]:
         self.folder = prepare_project(self.config, self.dataset)
@@ -517,14 +489,43 @@ class KerasTunerBackend:
         return self._existing
 
     def up_to_date(self) -> str | None:
-        return None
+        target = self.config.target_trials
+        have = search_count(self.results())
+        if not self.paired or target is None or have < target:
+            return None
+        return (
+            f"bnsearch: study {self.config.resolved_study_name!r} is up to date ({have} of "
+            f"{target} search trials); nothing to do."
+        )
 
     def budget(self) -> tuple[int, str]:
-        return self.config.n_trials, f"{self.config.n_trials} trials"
+        config = self.config
+        if not self.paired:
+            return config.n_trials, f"{config.n_trials} trials"
+        block = len(config.space.placement)
+        have = search_count(self.results())
+        wanted = config.n_trials if config.target_trials is None else config.target_trials - have
+        search = math.ceil(max(wanted, 0) / block) * block
+        confirm = config.confirm_seeds * block if search else 0
+        if config.target_trials is None:
+            return search + confirm, f"{config.n_trials} trials in paired blocks"
+        return search + confirm, f"search trials up to {config.target_trials} (has {have})"
 
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
+        if self.paired:
+            folder = self.folder
+            search = PairedSearch(
+                self.config,
+                self.dataset,
+                self.engine,
+                self.tracker,
+                folder,
+                append=lambda result: append_result(folder, result),
+                stored=self.results,
+            )
+            return search.run(on_result, log)
         return run_keras_tuner(
             self.config, self.dataset, self.tracker, on_result, self.trials_per_process
         )

@@ -1,0 +1,92 @@
+"""``python -m bnsearch bench --backends``: the same study by Optuna and by Keras Tuner.
+
+Runs the default study (default data, default budget and engine) three times — Optuna,
+Keras Tuner random search, Keras Tuner Bayesian optimisation — each in a fresh process with
+fresh stores in a temporary folder, and prints, from this one run on this machine: trials
+trained, wall time, the ratio to Optuna's, and each verdict with its interval. A benchmark,
+not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import tempfile
+import time
+from typing import Any, TextIO
+
+__all__ = ["BACKENDS", "compare_backends"]
+
+BACKENDS = (
+    ("optuna", {"backend": "optuna"}),
+    ("keras-tuner random", {"backend": "keras-tuner", "tuner": "random"}),
+    ("keras-tuner bayesian", {"backend": "keras-tuner", "tuner": "bayesian"}),
+)
+
+
+def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
+    from bnsearch.config import StudyConfig
+    from bnsearch.quiet import import_tensorflow_quietly
+    from bnsearch.study import run_study
+
+    import_tensorflow_quietly()
+    config = StudyConfig(
+        storage=f"sqlite:///{folder}/optuna.db",
+        tracking_uri=f"sqlite:///{folder}/mlflow.db",
+        verbose=False,
+        **settings,
+    )
+    started = time.monotonic()
+    outcome = run_study(config)
+    primary = outcome.verdict.primary
+    answers.put(
+        {
+            "seconds": time.monotonic() - started,
+            "trials": len(outcome.new_results),
+            "outcome": outcome.verdict.outcome,
+            "median": None if primary is None else primary.median,
+            "ci": None if primary is None else (primary.ci_low, primary.ci_high),
+        }
+    )
+
+
+def compare_backends(overrides: dict[str, Any] | None = None, out: TextIO | None = None) -> None:
+    """Run and print the comparison; ``overrides`` change every study's settings alike."""
+    out = out or sys.stdout
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for label, settings in BACKENDS:
+        answers = context.Queue()
+        with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
+            process = context.Process(
+                target=_one_study, args=({**settings, **(overrides or {})}, folder, answers)
+            )
+            process.start()
+            process.join()
+            if process.exitcode != 0:
+                print(f"{label}: failed (exit {process.exitcode})", file=out, flush=True)
+                continue
+            rows.append((label, answers.get()))
+            print(f"{label}: done in {rows[-1][1]['seconds']:.0f} s", file=out, flush=True)
+    _print_table(rows, out)
+
+
+def _print_table(rows: list[tuple[str, dict[str, Any]]], out: TextIO) -> None:
+    base = next((r["seconds"] for label, r in rows if label == "optuna"), None)
+    print(
+        f"\n{'backend':<22}{'trials':>7}{'wall s':>9}{'x optuna':>10}  verdict "
+        "(before - after, median [95% CI])",
+        file=out,
+    )
+    for label, row in rows:
+        ratio = f"{row['seconds'] / base:.2f}" if base else "-"
+        interval = ""
+        if row["median"] is not None:
+            low, high = row["ci"]
+            interval = f" {row['median']:+.4f} [{low:+.4f}, {high:+.4f}]"
+        print(
+            f"{label:<22}{row['trials']:>7}{row['seconds']:>9.0f}{ratio:>10}  "
+            f"{row['outcome']}{interval}",
+            file=out,
+            flush=True,
+        )
