@@ -154,6 +154,18 @@ def test_running_again_continues_the_same_project_with_new_blocks(tiny_csv, stor
     assert sorted(int(r.data.tags["keras_tuner.trial_id"]) for r in runs) == list(range(6))
 
 
+def test_target_trials_fills_the_project_up_to_its_target_then_it_is_up_to_date(
+    tiny_csv, stores
+):
+    import io
+
+    first = run_study(_config(tiny_csv, stores, target_trials=6, n_trials=None))
+    assert len(first.new_results) == 6
+    out = io.StringIO()
+    again = run_study(_config(tiny_csv, stores, target_trials=6, verbose=True), stream=out)
+    assert again.new_results == [] and "is up to date (6 of 6 search trials)" in out.getvalue()
+
+
 def test_a_changed_space_is_refused(tiny_csv, stores):
     run_study(_config(tiny_csv, stores, n_trials=1))
     changed = SearchSpace.from_overrides({"dropout": [0.0, 0.1]})
@@ -242,3 +254,43 @@ def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the
     assert sorted(int(r.data.tags["bnsearch.trial_number"]) for r in finished) == sorted(
         r.spec.number for r in results if r.state.value == "COMPLETE"
     )
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_batch_then_a_rerun_retries_the_trials_in_their_blocks(tiny_csv, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [
+        sys.executable, "-m", "bnsearch", "study", "--backend", "keras-tuner", "--data",
+        str(tiny_csv), "--target", "label", "--epochs", "200", "--hidden-units", "8",
+        "--study-name", "kt", "--confirm-seeds", "0", "--n-trials", "9", "--population", "9",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    first = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    folder = tmp_path / "mlruns" / "keras_tuner" / "kt"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (folder / "bnsearch_blocks.json").exists():
+        time.sleep(0.2)
+    time.sleep(3)  # training the batch
+    first.send_signal(signal.SIGINT)
+    output, _ = first.communicate(timeout=120)
+    assert first.returncode == 130, output[-2000:]
+    assert results_from_project(folder) == []  # the batch was cut before any result
+
+    rerun = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    results = results_from_project(folder)
+    assert sorted(r.spec.number for r in results) == list(range(9))  # the same trials, retried
+    blocks = _by_block(results)
+    assert sorted(blocks) == [0, 3, 6]
+    for members in blocks.values():
+        assert sorted(r.config.placement for r in members) == ["after", "before", "none"]
+        assert len({r.spec.seed for r in members}) == 1

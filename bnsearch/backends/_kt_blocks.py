@@ -80,16 +80,65 @@ def paired_oracle_class(base: type) -> type:
     return PairedOracle
 
 
+#: The Bayesian oracle's acquisition is maximised from the best of this many random points.
+ACQUISITION_CANDIDATES = 2000
+#: ... by this many L-BFGS runs (Keras Tuner starts 50 from random points).
+ACQUISITION_STARTS = 5
+
+
+def _screened_bayesian_class(base: type) -> type:
+    """Keras Tuner's ``BayesianOptimizationOracle`` with its acquisition maximised from
+    screened starts: the upper confidence bound is evaluated on
+    :data:`ACQUISITION_CANDIDATES` random points in one vectorised prediction and L-BFGS runs
+    from the :data:`ACQUISITION_STARTS` best, instead of from 50 random points. Measured on
+    the default study: 50 random starts spent 4 s per proposal (175 s of a 255 s study), in
+    numerical gradients of one-point GP predictions. The GP, its fit, the hallucinated
+    results of trials in flight and the bound are Keras Tuner's."""
+    import numpy as np
+    import scipy.optimize
+
+    class ScreenedBayesianOracle(base):  # type: ignore[misc, valid-type]
+        def populate_space(self, trial_id: str) -> dict[str, Any]:
+            completed = [t for t in self.trials.values() if t.status == "COMPLETED"]
+            dimensions = len(self.hyperparameters.space)
+            if len(completed) < (self.num_initial_points or max(3 * dimensions, 3)):
+                return self._random_populate_space()
+            x, y = self._vectorize_trials()
+            x, y = np.nan_to_num(x, posinf=0, neginf=0), np.nan_to_num(y, posinf=0, neginf=0)
+            self.gpr.fit(x, y)
+            bounds = self._get_hp_bounds()
+
+            def bound(points: Any) -> Any:
+                mu, sigma = self.gpr.predict(np.atleast_2d(points), return_std=True)
+                return np.asarray(mu).ravel() - self.beta * np.asarray(sigma).ravel()
+
+            candidates = self._random_state.uniform(
+                bounds[:, 0], bounds[:, 1], size=(ACQUISITION_CANDIDATES, bounds.shape[0])
+            )
+            starts = candidates[np.argsort(bound(candidates))[:ACQUISITION_STARTS]]
+            runs = [
+                scipy.optimize.minimize(
+                    lambda v: bound(v)[0], x0=start, bounds=bounds, method="L-BFGS-B"
+                )
+                for start in starts
+            ]
+            best = min(runs, key=lambda run: float(np.ravel(run.fun)[0]))
+            return {"status": "RUNNING", "values": self._vector_to_values(best.x)}
+
+    ScreenedBayesianOracle.__name__ = f"Screened{base.__name__}"
+    return ScreenedBayesianOracle
+
+
 def _open_oracle(config: StudyConfig, folder: Path) -> Any:
     import keras_tuner as kt
 
     hyperparameters = kt.HyperParameters()
     config.space.from_keras_tuner(hyperparameters)
-    base = {
+    bases = {
         "random": kt.oracles.RandomSearchOracle,
-        "bayesian": kt.oracles.BayesianOptimizationOracle,
+        "bayesian": _screened_bayesian_class(kt.oracles.BayesianOptimizationOracle),
     }
-    oracle = paired_oracle_class(base[config.tuner])(
+    oracle = paired_oracle_class(bases[config.tuner])(
         objective=kt.Objective("val_loss", "min"),
         max_trials=None,
         hyperparameters=hyperparameters,
