@@ -384,9 +384,18 @@ class MlflowTracker:
                 tags=[InputTag("mlflow.data.context", "training")],
             )
         ]
-        # Workers starting together race to insert the same dataset row; once one has, the
-        # others' next try links to it.
-        self._call("log_inputs", run_id, datasets=inputs)
+        for attempt in range(3):
+            try:
+                self._call("log_inputs", run_id, datasets=inputs)
+                return
+            except TrackingUnavailable:
+                raise
+            except Exception:
+                # Workers starting together race to insert the same dataset row (a refused
+                # duplicate); once one has, the others' next try links to it.
+                if attempt == 2:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
     def log_artifact(self, local_path: Path, run_id: str | None = None) -> None:
         self._call("log_artifact", run_id or self.parent_run_id, str(local_path))

@@ -124,10 +124,14 @@ def test_kill_9_leaves_trials_that_the_next_run_closes(tmp_path, tiny_csv):
     assert sorted(r.info.status for r in parents) == ["FAILED", "FINISHED"]
 
 
-def test_ctrl_c_stops_a_keras_tuner_study_and_its_child_process(tmp_path, tiny_csv):
-    # SIGINT to bnsearch alone (as `kill -INT` sends it): bnsearch passes it on to the child
-    # process that runs the trials, which ends its runs as KILLED.
-    process = _start(tmp_path, tiny_csv, "--n-trials", "30", "--backend", "keras-tuner")
+@pytest.mark.parametrize("tuner", ["random", "hyperband"])
+def test_ctrl_c_stops_a_keras_tuner_study_and_ends_its_runs(tmp_path, tiny_csv, tuner):
+    # SIGINT to bnsearch alone (as `kill -INT` sends it). Random search trains in bnsearch's
+    # process; Hyperband's own search runs in a child process, to which bnsearch passes the
+    # signal on. Either way the runs in flight end as KILLED.
+    process = _start(
+        tmp_path, tiny_csv, "--n-trials", "30", "--backend", "keras-tuner", "--tuner", tuner
+    )
     _wait_for_trials(process, 1)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)

@@ -154,9 +154,7 @@ def test_running_again_continues_the_same_project_with_new_blocks(tiny_csv, stor
     assert sorted(int(r.data.tags["keras_tuner.trial_id"]) for r in runs) == list(range(6))
 
 
-def test_target_trials_fills_the_project_up_to_its_target_then_it_is_up_to_date(
-    tiny_csv, stores
-):
+def test_target_trials_fills_the_project_up_to_its_target_then_it_is_up_to_date(tiny_csv, stores):
     import io
 
     first = run_study(_config(tiny_csv, stores, target_trials=6, n_trials=None))

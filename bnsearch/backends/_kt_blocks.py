@@ -268,10 +268,28 @@ class PairedSearch:
         self, oracle: Any, asked: list[Member], on_result: ResultCallback | None
     ) -> list[TrialResult]:
         """Train the batch; for each trial, tell the oracle, store the result in the
-        project, then log it to MLflow. On Ctrl-C the oracle keeps the trials in flight
-        as ongoing (the next run's oracle retries them) and their runs end KILLED."""
+        project, then log it to MLflow. On Ctrl-C (wherever it lands) the oracle keeps the
+        unfinished trials as ongoing (the next run's oracle retries them) and their runs end
+        KILLED."""
+        run_ids: list[str | None] = []
+        finished: set[int] = set()
+        try:
+            return self._train_and_record_runs(oracle, asked, on_result, run_ids, finished)
+        except BaseException:
+            for index, run_id in enumerate(run_ids):
+                if index not in finished:
+                    self.tracker.kill_run(run_id, "interrupted")
+            raise
+
+    def _train_and_record_runs(
+        self,
+        oracle: Any,
+        asked: list[Member],
+        on_result: ResultCallback | None,
+        run_ids: list[str | None],
+        finished: set[int],
+    ) -> list[TrialResult]:
         tracker = self.tracker
-        run_ids = []
         for trial, spec in asked:
             tags = {"bnsearch.phase": spec.phase, "bnsearch.backend": "keras-tuner"}
             if trial is not None:
@@ -283,17 +301,13 @@ class PairedSearch:
             return False
 
         specs = [spec for _, spec in asked]
-        try:
-            outcomes = self.engine.train(specs, self.dataset, self.config.network, on_epoch)
-        except BaseException:
-            for run_id in run_ids:
-                tracker.kill_run(run_id, "interrupted")
-            raise
-        for (trial, _), run_id, result in zip(asked, run_ids, outcomes, strict=True):
+        outcomes = self.engine.train(specs, self.dataset, self.config.network, on_epoch)
+        for index, ((trial, _), result) in enumerate(zip(asked, outcomes, strict=True)):
             if trial is not None:
                 _tell(oracle, trial, result)
             self.append(result)
-            tracker.finish_trial(run_id, result)
+            tracker.finish_trial(run_ids[index], result)
+            finished.add(index)
             if on_result is not None:
                 on_result(result)
         if oracle is not None:
