@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import math
 import os
 import shutil
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bnsearch.backends._base import ResultCallback
+from bnsearch.backends._budget import paired_budget, up_to_date_message
 from bnsearch.backends._kt_blocks import PAIRED_TUNERS, PairedSearch, search_count
 from bnsearch.backends._kt_files import (
     append_result,
@@ -489,27 +489,14 @@ class KerasTunerBackend:
         return self._existing
 
     def up_to_date(self) -> str | None:
-        target = self.config.target_trials
-        have = search_count(self.results())
-        if not self.paired or target is None or have < target:
-            return None
         return (
-            f"bnsearch: study {self.config.resolved_study_name!r} is up to date ({have} of "
-            f"{target} search trials); nothing to do."
+            up_to_date_message(self.config, search_count(self.results())) if self.paired else None
         )
 
     def budget(self) -> tuple[int, str]:
-        config = self.config
         if not self.paired:
-            return config.n_trials, f"{config.n_trials} trials"
-        block = len(config.space.placement)
-        have = search_count(self.results())
-        wanted = config.n_trials if config.target_trials is None else config.target_trials - have
-        search = math.ceil(max(wanted, 0) / block) * block
-        confirm = config.confirm_seeds * block if search else 0
-        if config.target_trials is None:
-            return search + confirm, f"{config.n_trials} trials in paired blocks"
-        return search + confirm, f"search trials up to {config.target_trials} (has {have})"
+            return self.config.n_trials, f"{self.config.n_trials} trials"
+        return paired_budget(self.config, search_count(self.results()))
 
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]

@@ -11,7 +11,6 @@ private attributes (:mod:`._optuna_adapter`).
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any, ClassVar
 from bnsearch.analysis import best_per_placement
 from bnsearch.backends._base import ResultCallback
 from bnsearch.backends._blocks import Member, ask_confirmation
+from bnsearch.backends._budget import paired_budget, up_to_date_message
 from bnsearch.backends._claims import claim_batch
 from bnsearch.backends._failures import stop_after_failures
 from bnsearch.backends._heartbeat import Heartbeat, close_stale_trials, closed_message
@@ -115,26 +115,12 @@ class OptunaBackend:
         return self._existing
 
     def up_to_date(self) -> str | None:
-        target = self.config.target_trials
-        have = search_trial_count(self.study)
-        if target is None or have < target:
-            return None
-        return (
-            f"bnsearch: study {self.study.study_name!r} is up to date ({have} of {target} "
-            "search trials); nothing to do."
-        )
+        return up_to_date_message(self.config, search_trial_count(self.study))
 
     def budget(self) -> tuple[int, str]:
         """Whole paired blocks (up to ``target_trials`` when set), then the confirmation."""
-        config = self.config
-        block = len(config.space.placement)
-        have = 0 if config.target_trials is None else search_trial_count(self.study)
-        wanted = config.n_trials if config.target_trials is None else config.target_trials - have
-        search = math.ceil(max(wanted, 0) / block) * block
-        confirm = config.confirm_seeds * block if search else 0
-        if config.target_trials is None:
-            return search + confirm, f"{config.n_trials} trials"
-        return search + confirm, f"search trials up to {config.target_trials} (has {have})"
+        have = 0 if self.config.target_trials is None else search_trial_count(self.study)
+        return paired_budget(self.config, have)
 
     def results(self) -> list[TrialResult]:
         return results_from_study(self.study)
