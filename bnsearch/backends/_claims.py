@@ -45,7 +45,18 @@ from bnsearch.backends._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreError
 
-__all__ = ["LOCK_TIMEOUT_S", "Repair", "blocks_to_complete", "claim_batch", "claim_lock"]
+__all__ = [
+    "LOCK_TIMEOUT_S",
+    "WITHDRAWN",
+    "Repair",
+    "blocks_to_complete",
+    "claim_batch",
+    "claim_lock",
+]
+
+#: User attribute of a trial withdrawn from a claim that lost its lock: not an outcome, and
+#: not retried.
+WITHDRAWN = "bnsearch.withdrawn"
 
 #: The longest a worker waits for another worker's claim (which takes well under a second).
 LOCK_TIMEOUT_S = 120.0
@@ -84,6 +95,9 @@ def claim_lock(study: Any, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
             _wait_for(take, f"the claim lock of study {study.study_name!r}", timeout)
             try:
                 yield
+                # The server drops the lock with a lost connection: if it went during the
+                # claim, another worker may have claimed too, so the claim must not stand.
+                connection.execute(text("SELECT 1"))
             finally:
                 try:
                     connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
@@ -136,7 +150,7 @@ def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
     blocks: dict[int, list[Any]] = {}
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
-        if attrs.get("bnsearch.phase", "search") != "search":
+        if attrs.get("bnsearch.phase", "search") != "search" or attrs.get(WITHDRAWN):
             continue
         if "bnsearch.block" not in attrs or "placement" not in trial.params:
             continue
@@ -169,17 +183,37 @@ def _claim_batch(
     study: Any, config: StudyConfig, capacity: int, wanted: int | None
 ) -> list[Member]:
     block_size = len(config.space.placement)
-    with claim_lock(study):
-        if config.target_trials is not None:
-            remaining = config.target_trials - search_trial_count(study)
-        else:
-            remaining = wanted or 0
-        if remaining <= 0:
-            return []
-        repairs = blocks_to_complete(study, config.space.placement)[: min(capacity, remaining)]
-        asked = [repair.claim(study) for repair in repairs]
-        remaining -= len(asked)
-        room = (capacity - len(asked)) // block_size if asked else max(1, capacity // block_size)
-        for _ in range(min(room, math.ceil(max(remaining, 0) / block_size))):
-            asked.extend(ask_block(study, config))
+    asked: list[Member] = []
+    try:
+        with claim_lock(study):
+            if config.target_trials is not None:
+                remaining = config.target_trials - search_trial_count(study)
+            else:
+                remaining = wanted or 0
+            if remaining <= 0:
+                return []
+            repairs = blocks_to_complete(study, config.space.placement)
+            asked.extend(repair.claim(study) for repair in repairs[: min(capacity, remaining)])
+            remaining -= len(asked)
+            room = (
+                (capacity - len(asked)) // block_size if asked else max(1, capacity // block_size)
+            )
+            for _ in range(min(room, math.ceil(max(remaining, 0) / block_size))):
+                asked.extend(ask_block(study, config))
+    except Exception as error:
+        if is_transient(error):
+            _withdraw(study, asked)  # the claim is made again, under a lock held throughout
+        raise
     return asked
+
+
+def _withdraw(study: Any, asked: list[Member]) -> None:
+    """Fail trials of a claim that lost its lock (or its connection) part-way, marked so
+    that nothing counts or retries them: another worker may have claimed meanwhile."""
+    import optuna
+
+    for trial, _ in asked:
+        retry_transient(lambda t=trial: t.set_user_attr(WITHDRAWN, True))
+        retry_transient(
+            lambda t=trial: study.tell(t, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        )

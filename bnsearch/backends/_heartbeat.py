@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 import bnsearch.backends._optuna_adapter as adapter
+from bnsearch.backends._retry import retry_transient
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable
 
 __all__ = ["Heartbeat", "close_stale_trials", "closed_message", "first_beat"]
@@ -80,7 +81,8 @@ def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
     optuna.storages.fail_stale_trials(study)
     grace = adapter.heartbeat_interval(study) and adapter.grace_period(study)
     if grace:
-        for trial_id in adapter.orphaned_trial_ids(study, grace):
+        # A raw session of its own, outside the retrying storage: retried here.
+        for trial_id in retry_transient(lambda: adapter.orphaned_trial_ids(study, grace)):
             with contextlib.suppress(Exception):  # another worker may fail it first
                 adapter.fail_trial(study, trial_id)
     failed = [
