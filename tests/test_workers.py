@@ -215,5 +215,11 @@ def test_connections_terminated_mid_study_lose_nothing_and_the_target_is_reached
         terminator.join(timeout=30)
     assert len(killed) >= 5, "the fault was never injected"
     trials = _assert_study_complete(name, optuna_database, mlflow_server)
-    # Nothing trained was lost: no trial failed, so none had to be retried.
-    assert [t for t in trials if t.state is optuna.trial.TrialState.FAIL] == []
+    # Nothing trained was lost: a trial can only have failed untrained (no result), either
+    # withdrawn from a claim whose lock connection was cut (made again under a fresh lock)
+    # or retried in its block.
+    retried = {t.user_attrs.get("bnsearch.retries_trial") for t in trials}
+    for trial in trials:
+        if trial.state is optuna.trial.TrialState.FAIL:
+            assert "bnsearch.result" not in trial.user_attrs
+            assert trial.user_attrs.get("bnsearch.withdrawn") or trial.number in retried
