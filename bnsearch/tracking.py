@@ -159,6 +159,9 @@ class MlflowTracker:
         self.pending = 0  # trial runs not (fully) written, for sync to back-fill
         self._outage: str | None = None
         self._offline_until = 0.0
+        # Runs created while their parameters could not be written (MLflow went away
+        # between the two calls): the parameters go with the outcome.
+        self._without_params: set[str] = set()
 
     @property
     def client(self) -> Any:
@@ -414,10 +417,12 @@ class MlflowTracker:
                 run_name=_trial_run_name(spec),
                 tags=_trial_tags(spec, self.parent_run_id, "RUNNING", extra_tags),
             )
-            self._call("log_batch", run.info.run_id, params=_trial_params(spec))
         except TrackingUnavailable:
             return None
-        return run.info.run_id
+        run_id = run.info.run_id
+        if not self._best_effort("log_batch", run_id, params=_trial_params(spec)):
+            self._without_params.add(run_id)
+        return run_id
 
     def log_trial_params(self, run_id: str | None, params: Mapping[str, Any]) -> None:
         """Params a trial gets beyond its configuration (Keras Tuner's Hyperband keys)."""
@@ -454,6 +459,9 @@ class MlflowTracker:
             if run_id is None:
                 run_id = self._create_finished_run(result, self.parent_run_id, extra_tags)
             else:
+                if run_id in self._without_params:
+                    self._call("log_batch", run_id, params=_trial_params(result.spec))
+                    self._without_params.discard(run_id)
                 self._write_outcome(run_id, result, history_logged)
         except TrackingUnavailable:
             self.pending += 1
@@ -555,7 +563,13 @@ class MlflowTracker:
                 continue
             open_runs = [run for run in own if run.info.status == "RUNNING"]
             if open_runs:
-                run_id = open_runs[0].info.run_id
+                run = open_runs[0]
+                run_id = run.info.run_id
+                wanted = _trial_params(result.spec)
+                if any(param.key not in run.data.params for param in wanted):
+                    # Created just before an outage cut its parameters off; logging the
+                    # same values again is allowed, so all of them go.
+                    self._call("log_batch", run_id, params=wanted)
                 self._write_outcome(run_id, result, history_logged="some")
                 written.add(run_id)
                 report.completed += 1

@@ -60,13 +60,11 @@ def test_sync_writes_runs_mlflow_missed_and_ends_abandoned_ones(tiny_csv, tmp_pa
     # without its history, and the study run of a process that is gone.
     gone, open_run = runs[0], runs[1]
     client.delete_run(gone.info.run_id)
-    blank = client.create_run(
+    client.create_run(
         runs[1].info.experiment_id,
         tags={**open_run.data.tags, "bnsearch.state": "RUNNING"},
     )
-    client.delete_run(open_run.info.run_id)
-    for key, value in open_run.data.params.items():
-        client.log_param(blank.info.run_id, key, value)
+    client.delete_run(open_run.info.run_id)  # and MLflow went away before its params came
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
                           capture_output=True).stdout.strip()  # fmt: skip
     orphan = client.create_run(
@@ -86,6 +84,36 @@ def test_sync_writes_runs_mlflow_missed_and_ends_abandoned_ones(tiny_csv, tmp_pa
     assert client.get_run(orphan.info.run_id).info.status == "FAILED"
     again = cli("sync", "--study-name", "gap", cwd=tmp_path)
     assert "already agrees" in again.stdout
+
+
+def test_a_run_whose_params_an_outage_cut_off_gets_them_with_its_outcome(tmp_path, monkeypatch):
+    from bnsearch import tracking
+    from bnsearch.results import TrialResult, TrialSpec, TrialState
+    from bnsearch.space import BNConfig
+
+    monkeypatch.setattr(tracking, "RETRY_DELAYS_S", ())
+    monkeypatch.setattr(tracking, "OFFLINE_S", 0.0)
+    tracker = tracking.MlflowTracker(f"sqlite:///{tmp_path}/mlflow.db", "cut")
+    tracker.notify = lambda line: None
+    real_log_batch = tracker.client.log_batch
+
+    def log_batch_losing_params(run_id, params=(), **kwargs):
+        if params:  # the connection drops just after create_run
+            raise ConnectionError("connection reset by peer")
+        return real_log_batch(run_id, params=params, **kwargs)
+
+    monkeypatch.setattr(tracker.client, "log_batch", log_batch_losing_params)
+    spec = TrialSpec(0, BNConfig(placement="after"), seed=7, block=0)
+    run_id = tracker.start_trial(spec)
+    assert run_id is not None  # the run exists; only its parameters are missing
+    monkeypatch.setattr(tracker.client, "log_batch", real_log_batch)  # MLflow is back
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.6]}
+    assert tracker.finish_trial(run_id, TrialResult(spec, TrialState.COMPLETE, history))
+
+    run = tracker.client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["placement"] == "after" and run.data.params["seed"] == "7"
+    assert run.data.metrics["final_val_loss"] == 0.6
 
 
 def test_sync_of_a_study_that_does_not_exist_names_the_ones_there(tiny_csv, tmp_path, cli):
