@@ -28,6 +28,19 @@ threshold ``delta`` (default 0.01 in validation loss or accuracy):
 
 Blocks with a failed or pruned member are left out of the pairs; their count is reported per
 placement so that a placement that often diverges is visible rather than silently dropped.
+
+Two rules decide, as the study was run (``until``):
+
+* ``budget`` (a fixed number of blocks, looked at once): the bootstrap interval and the
+  Holm-corrected Wilcoxon test above;
+* ``settled`` (looked at after every batch, stopped when the answer is known): the
+  anytime-valid confidence sequence of :mod:`bnsearch.sequential` alone, since a bootstrap
+  interval or a p-value read after every batch would not keep its 5 %. "Settled" means
+  the sequence lies wholly beyond the threshold (placement matters) or wholly inside
+  ``(-delta, +delta)`` (no effect larger than the threshold); a study that reaches its cap
+  first is inconclusive, with the sequence as its interval.
+
+The sequence is reported for every pair under both rules.
 """
 
 from __future__ import annotations
@@ -41,20 +54,30 @@ from typing import Any
 import numpy as np
 
 from bnsearch.results import TrialResult, TrialState
+from bnsearch.sequential import (
+    ALPHA,
+    median_confidence_sequence,
+    min_blocks_to_settle,
+    settle,
+)
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "UNTIL",
     "PairComparison",
     "PlacementConfirmation",
     "Verdict",
     "analyze",
     "best_per_placement",
+    "fixed_budget_side",
     "holm",
     "metric_value",
     "verdict_for",
 ]
 
 DEFAULT_THRESHOLD = 0.01
+#: When a study stops adding blocks: when the answer is known, or after its whole budget.
+UNTIL = ("settled", "budget")
 PHASE_CONFIRM = "confirm"
 
 
@@ -104,6 +127,8 @@ class PairComparison:
     p_value: float
     p_holm: float
     effect_size: float
+    cs_low: float = -math.inf  # anytime-valid 95 % confidence sequence of the median
+    cs_high: float = math.inf
     differences: tuple[float, ...] = field(repr=False, default=())
 
 
@@ -141,6 +166,14 @@ class Verdict:
     importances: dict[str, float] = field(default_factory=dict)
     # When the study searches the activation: the same analysis within each activation.
     by_activation: dict[str, Verdict] = field(default_factory=dict)
+    until: str = "budget"  # the rule that decided (see the module docstring)
+
+    @property
+    def settled(self) -> bool:
+        """Whether a study run ``--until settled`` may stop: its verdict and each
+        activation's are decided by the confidence sequence."""
+        decided = self.outcome not in ("inconclusive", "insufficient")
+        return decided and all(v.settled for v in self.by_activation.values())
 
     def summary_lines(self) -> list[str]:
         lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.statement}"]
@@ -149,7 +182,8 @@ class Verdict:
                 f"  {pair.first} − {pair.second}: median {pair.median:+.4f} "
                 f"[95% CI {pair.ci_low:+.4f}, {pair.ci_high:+.4f}], mean {pair.mean:+.4g}, "
                 f"d_z {pair.effect_size:+.2f}, Wilcoxon p {pair.p_value:.3g} "
-                f"(Holm {pair.p_holm:.3g}), {pair.n_blocks} blocks"
+                f"(Holm {pair.p_holm:.3g}), anytime-valid CS "
+                f"[{pair.cs_low:+.4f}, {pair.cs_high:+.4f}], {pair.n_blocks} blocks"
             )
         for conf in self.confirmations:
             if not conf.values:
@@ -198,6 +232,7 @@ def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> dict[str,
         low, high = float(ci.low), float(ci.high)
     else:
         low = high = median
+    cs_low, cs_high = median_confidence_sequence(diffs, ALPHA)
     varies = n >= 2 and bool(np.any(diffs != 0))
     p_value = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
     sd = float(np.std(diffs, ddof=1)) if n > 1 else math.nan
@@ -209,6 +244,8 @@ def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> dict[str,
         "ci_high": high,
         "p_value": p_value,
         "effect_size": effect,
+        "cs_low": cs_low,
+        "cs_high": cs_high,
     }
 
 
@@ -220,8 +257,10 @@ def analyze(
     importances: dict[str, float] | None = None,
     confirmation_phase: Sequence[TrialResult] = (),
     seed: int = 0,
+    until: str = "budget",
 ) -> Verdict:
-    """Turn a study's TrialResults into a Verdict (nothing is trained here)."""
+    """Turn a study's TrialResults into a Verdict (nothing is trained here); ``until`` is
+    the rule the study was run by (:data:`UNTIL`)."""
     blocks = _blocks([r for r in results if r.spec.phase == "search"])
     placements = sorted(
         {r.config.placement for rs in blocks.values() for r in rs}, key=_placement_rank
@@ -253,7 +292,8 @@ def analyze(
         (p for p in pairs if {p.first, p.second} == {"before", "after"}),
         pairs[0] if pairs else None,
     )
-    outcome, statement, extra = _decide(primary, metric, threshold)
+    decide = _decide_settled if until == "settled" else _decide
+    outcome, statement, extra = decide(primary, metric, threshold)
     confirmations = _confirmations(confirmation_phase, metric)
     activations = sorted({r.config.activation for r in results if r.config.activation})
     by_activation = {}
@@ -267,6 +307,7 @@ def analyze(
                     r for r in confirmation_phase if r.config.activation == activation
                 ],
                 seed=seed,
+                until=until,
             )
     return Verdict(
         metric=metric,
@@ -281,6 +322,7 @@ def analyze(
         confirmations=confirmations,
         importances=dict(importances or {}),
         by_activation=by_activation,
+        until=until,
     )
 
 
@@ -331,6 +373,61 @@ def _decide(
     )
 
 
+def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int = 0) -> str | None:
+    """The fixed-budget rule on one pair's differences (a loss), in the terms of
+    :func:`bnsearch.sequential.settle`: for comparing the two rules on simulated studies."""
+    diffs = np.asarray(differences, float)
+    stats = _compare("first", "second", diffs, seed)
+    pair = PairComparison("first", "second", len(diffs), p_holm=stats["p_value"], **stats)
+    outcome = _decide(pair, "val_loss", threshold)[0]
+    return {"first": "below", "second": "above", "no-effect": "inside"}.get(outcome)
+
+
+def _decide_settled(
+    pair: PairComparison | None, metric: str, threshold: float
+) -> tuple[str, str, None]:
+    """The rule of a study run until settled: the confidence sequence alone."""
+    n = pair.n_blocks if pair else 0
+    if pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high):
+        return (
+            "insufficient",
+            f"not settled: {n} paired blocks cannot bound the anytime-valid interval yet "
+            f"(it needs at least {min_blocks_to_settle(ALPHA)} complete blocks); run more "
+            "trials.",
+            None,
+        )
+    low, high = pair.cs_low, pair.cs_high
+    interval = (
+        f"median difference {pair.first} − {pair.second} {pair.median:+.4f}, anytime-valid "
+        f"95% CS [{low:+.4f}, {high:+.4f}], mean {pair.mean:+.4g}, {n} blocks"
+    )
+    side = settle(low, high, threshold)
+    if side in ("below", "above"):
+        first_better = (side == "below") == _lower_is_better(metric)
+        winner, loser = (pair.first, pair.second) if first_better else (pair.second, pair.first)
+        return (
+            winner,
+            f"`{winner}` is better than `{loser}`: settled after {n} blocks, the interval "
+            f"lies wholly beyond the threshold {threshold:g} ({interval}).",
+            None,
+        )
+    if side == "inside":
+        return (
+            "no-effect",
+            f"no placement effect larger than {threshold:g} between `{pair.first}` and "
+            f"`{pair.second}`: settled after {n} blocks, the interval lies wholly inside "
+            f"±{threshold:g} ({interval}).",
+            None,
+        )
+    return (
+        "inconclusive",
+        f"inconclusive: not settled within {n} blocks, the interval still reaches across "
+        f"the threshold {threshold:g} ({interval}); run the study again to add blocks (it "
+        "resumes, and stops as soon as it settles).",
+        None,
+    )
+
+
 def _confirmations(
     results: Sequence[TrialResult], metric: str
 ) -> tuple[PlacementConfirmation, ...]:
@@ -353,6 +450,7 @@ def verdict_for(
     importances: dict[str, float] | None = None,
     seed: int = 0,
     unpaired_reason: str | None = None,
+    until: str = "budget",
 ) -> Verdict:
     """The verdict over a study's search trials and its latest confirmation round.
 
@@ -368,6 +466,7 @@ def verdict_for(
         importances=importances or {},
         confirmation_phase=[r for r in confirm if r.spec.block == latest],
         seed=seed,
+        until=until,
     )
     if unpaired_reason is not None:
         verdict = replace(verdict, statement=unpaired_reason)

@@ -113,15 +113,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from bnsearch.study import run_study, study_lock
 
     folder = Path(args.folder)
-    files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
-    if not files:
-        raise UsageError(f"no study files (*.toml) in {folder}; give a folder such as studies/.")
+    files = _study_files(folder)
     codes: list[int] = []
     for path in files:
         started = time.monotonic()
-        given = {k: v for k, v in vars(args).items() if k in ("storage", "tracking_uri")}
         try:
-            config = config_from_args(argparse.Namespace(study_file=str(path), quiet=True, **given))
+            config = _sweep_config(path, args)
             with study_lock(config):
                 outcome = run_study(config)
         except Exception as error:  # noqa: BLE001 - one study's failure never stops the sweep
@@ -140,7 +137,44 @@ def _run_sweep(args: argparse.Namespace) -> int:
             flush=True,
         )
         codes.append(0)
+    try:
+        _report_sweep(folder, files, args)
+    except BnsearchError as error:
+        print(f"sweep: verdict across datasets: error: {redact_text(str(error))}", flush=True)
+        codes.append(error.exit_code)
     return next((code for code in (2, 3, 1) if code in codes), 0)
+
+
+def _study_files(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    if not files:
+        raise UsageError(f"no study files (*.toml) in {folder}; give a folder such as studies/.")
+    return files
+
+
+def _sweep_config(path: Path, args: argparse.Namespace) -> Any:
+    """A study file's config with the sweep's own flags (storage, tracking URI) over it."""
+    given = {k: v for k, v in vars(args).items() if k in ("storage", "tracking_uri")}
+    return config_from_args(argparse.Namespace(study_file=str(path), quiet=True, **given))
+
+
+def _report_sweep(
+    folder: Path, files: list[Path], args: argparse.Namespace, out_dir: Path | None = None
+) -> int:
+    """The verdict across the folder's studies (study files that do not load are left out:
+    the sweep has said why)."""
+    from bnsearch.sweep import report_sweep
+    from bnsearch.tracking import default_tracking_uri
+
+    configs = []
+    for path in files:
+        try:
+            configs.append(_sweep_config(path, args))
+        except BnsearchError:
+            continue
+    uri = getattr(args, "tracking_uri", None) or default_tracking_uri()
+    report_sweep(folder, configs, uri, out_dir)
+    return 0
 
 
 def _unexpected(error: Exception) -> str:
@@ -170,15 +204,27 @@ def _run_ui(args: argparse.Namespace) -> int:
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
     from bnsearch.settings import add_flags
 
-    names = ("study_name", "storage", "tracking_uri", "metric", "threshold")
-    add_flags(parser, names=names, required=("study_name",))
+    names = ("study_name", "storage", "tracking_uri", "metric", "threshold", "until")
+    add_flags(parser, names=names)
     parser.add_argument("--out", help="folder for the report; default mlruns/reports/<study>")
+    parser.add_argument(
+        "--sweep",
+        metavar="FOLDER",
+        help="instead: the verdict across the studies of a folder of study files",
+    )
 
 
 def _run_report(args: argparse.Namespace) -> int:
     from bnsearch.study import rebuild_report
 
     out = getattr(args, "out", None)
+    if getattr(args, "sweep", None):
+        folder = Path(args.sweep)
+        return _report_sweep(folder, _study_files(folder), args, Path(out) if out else None)
+    if not getattr(args, "study_name", None):
+        raise UsageError(
+            "report needs --study-name NAME (one study) or --sweep FOLDER (across studies)."
+        )
     rebuild_report(config_from_args(args), Path(out) if out else None)
     return 0
 
@@ -209,12 +255,23 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead: the default study by Optuna, Keras Tuner random and Bayesian, side by side",
     )
     parser.add_argument("--n-trials", type=int, help="with --backends: trials per study")
+    parser.add_argument(
+        "--settled",
+        action="store_true",
+        help="instead: the until-settled stopping rule against the fixed budget on simulated "
+        "studies (analysis only, about two minutes)",
+    )
 
 
 def _run_bench(args: argparse.Namespace) -> int:
     from bnsearch.bench import run_benchmark
     from bnsearch.bench_backends import compare_backends
 
+    if getattr(args, "settled", False):
+        from bnsearch.bench_settled import run_settled_benchmark
+
+        run_settled_benchmark()
+        return 0
     if getattr(args, "backends", False):
         n_trials = getattr(args, "n_trials", None)
         compare_backends({"n_trials": n_trials} if n_trials else None)

@@ -40,6 +40,7 @@ class StudyConfig:
     standardize: bool = False
     n_trials: int | None = None
     target_trials: int | None = None
+    until: str = "settled"
     timeout: float | None = None
     seed: int = 0
     storage: str | None = None
@@ -117,6 +118,7 @@ class StudyConfig:
             "target": self.target or "",
             "standardize": self.standardize,
             "n_trials": self.n_trials,
+            "until": self.until,
             "timeout": self.timeout or "",
             "seed": self.seed,
             "backend": self.backend,

@@ -13,17 +13,30 @@ from pathlib import Path
 
 import numpy as np
 
+from bnsearch.across import AcrossVerdict
 from bnsearch.analysis import Verdict, metric_value
 from bnsearch.results import TrialResult
 from bnsearch.space import PLACEMENTS
 from bnsearch.summary import format_table, summarize
 
-__all__ = ["PLOTS", "write_report"]
+__all__ = ["PLOTS", "headless_pyplot", "write_report", "write_sweep_report"]
 
 PLOTS = ("distribution.png", "paired_differences.png", "learning_curves.png", "importance.png")
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib is imported late and headless
+_RULES = {
+    "settled": "Rule: until settled. The study looked after every batch of blocks and "
+    "stopped when the anytime-valid 95% confidence sequence of the median difference lay "
+    "wholly beyond the threshold or wholly inside it; that sequence alone decides (the "
+    "bootstrap interval and p-values are shown for reference, they do not allow for the "
+    "repeated looks).",
+    "budget": "Rule: fixed budget. The whole budget was trained and looked at once: the "
+    "better placement needs its bootstrap interval beyond the threshold and Holm-corrected "
+    "Wilcoxon p < 0.05.",
+}
+
+
+def headless_pyplot():  # noqa: ANN201 - matplotlib is imported late and headless
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,7 +51,7 @@ def _placements(results: Sequence[TrialResult]) -> list[str]:
 
 
 def _plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) -> None:
-    plt = _pyplot()
+    plt = headless_pyplot()
     placements = _placements(results)
     values = [
         [
@@ -66,7 +79,7 @@ def _plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) 
 
 
 def _plot_differences(verdict: Verdict, path: Path) -> None:
-    plt = _pyplot()
+    plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.9 * max(len(verdict.pairs), 1)))
     ax.axvspan(-verdict.threshold, verdict.threshold, color="0.9", label="± threshold")
     ax.axvline(0, color="0.5", lw=0.8)
@@ -87,7 +100,7 @@ def _plot_differences(verdict: Verdict, path: Path) -> None:
 
 
 def _plot_curves(results: Sequence[TrialResult], path: Path) -> None:
-    plt = _pyplot()
+    plt = headless_pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for placement in _placements(results):
         for ax, metric in zip(axes, ("val_loss", "val_accuracy"), strict=True):
@@ -112,7 +125,7 @@ def _plot_curves(results: Sequence[TrialResult], path: Path) -> None:
 
 
 def _plot_importance(importances: dict[str, float], path: Path) -> None:
-    plt = _pyplot()
+    plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3))
     ranked = sorted(importances.items(), key=lambda kv: kv[1])
     if ranked:
@@ -144,16 +157,19 @@ def _markdown(
         f"{verdict.n_blocks} paired blocks (trials sharing every hyperparameter and the seed, "
         "differing only in placement).",
         "",
+        _RULES[verdict.until],
+        "",
         "## Paired comparisons",
         "",
-        "| pair | blocks | median diff | 95% CI (median) | mean diff | d_z | Wilcoxon p | Holm p |",
-        "|---|---|---|---|---|---|---|---|",
+        "| pair | blocks | median diff | 95% CI (median) | anytime-valid 95% CS | mean diff "
+        "| d_z | Wilcoxon p | Holm p |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for p in verdict.pairs:
         lines.append(
             f"| {p.first} − {p.second} | {p.n_blocks} | {p.median:+.4f} | "
-            f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}] | {p.mean:+.4g} | {p.effect_size:+.2f} | "
-            f"{p.p_value:.3g} | {p.p_holm:.3g} |"
+            f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}] | [{p.cs_low:+.4f}, {p.cs_high:+.4f}] | "
+            f"{p.mean:+.4g} | {p.effect_size:+.2f} | {p.p_value:.3g} | {p.p_holm:.3g} |"
         )
     excluded = ", ".join(f"{k}: {v}" for k, v in verdict.excluded_blocks.items())
     lines += ["", f"Trials left out of the pairs (failed or pruned): {excluded or 'none'}.", ""]
@@ -257,3 +273,56 @@ def write_report(
     (folder / "report.md").write_text(markdown_text)
     (folder / "report.html").write_text(_html(markdown_text, folder))
     return [folder / "report.md", folder / "report.html", *(folder / name for name in PLOTS)]
+
+
+def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list[Path]:
+    """The verdict across a sweep's datasets: its table, ``critical_difference.png``,
+    ``report.md`` and ``report.html`` in ``folder``; return their paths."""
+    from bnsearch.across import plot_critical_difference
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plot = folder / "critical_difference.png"
+    plot_critical_difference(verdict, plot)
+    placements = verdict.placements
+    lines = [
+        f"# Placement across datasets: {title}",
+        "",
+        verdict.statement,
+        "",
+        f"Metric: final-epoch `{verdict.metric}`. A score is the median over the study's "
+        "complete paired blocks; rank 1 is the best placement of that dataset.",
+        "",
+        "## Per study",
+        "",
+        "| study | verdict | blocks | "
+        + " | ".join(f"{p} score (rank)" for p in placements)
+        + " | statement |",
+        "|---|---|---|" + "---|" * len(placements) + "---|",
+    ]
+    for dataset in verdict.datasets:
+        lower = "accuracy" not in verdict.metric
+        ordered = sorted(placements, key=lambda p: dataset.scores[p] * (1 if lower else -1))
+        cells = " | ".join(f"{dataset.scores[p]:.4f} ({ordered.index(p) + 1})" for p in placements)
+        lines.append(
+            f"| {dataset.study} | {dataset.verdict.outcome} | {dataset.verdict.n_blocks} | "
+            f"{cells} | {dataset.verdict.statement} |"
+        )
+    lines += [
+        "",
+        "## Mean ranks and pairs",
+        "",
+        "Mean rank: " + ", ".join(f"{p} {verdict.mean_ranks[p]:.2f}" for p in placements) + ".",
+        "",
+        "| pair | datasets | first better in | second better in | Wilcoxon p | Holm p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for pair in verdict.pairs:
+        lines.append(
+            f"| {pair.first} − {pair.second} | {pair.datasets} | {pair.first_better} | "
+            f"{pair.second_better} | {pair.p_value:.3g} | {pair.p_holm:.3g} |"
+        )
+    lines += ["", f"![critical difference]({plot.name})", ""]
+    markdown_text = "\n".join(lines)
+    (folder / "report.md").write_text(markdown_text)
+    (folder / "report.html").write_text(_html(markdown_text, folder))
+    return [folder / "report.md", folder / "report.html", plot]

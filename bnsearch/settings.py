@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bnsearch.analysis import UNTIL
 from bnsearch.engines import ENGINES
 from bnsearch.errors import ConfigError, UsageError
 from bnsearch.model import ACTIVATIONS, FAMILIES, INITIALIZERS, NetworkSettings
@@ -124,6 +125,10 @@ SETTINGS: tuple[Setting, ...] = (
     _S("n_trials", (int,), "trials to add in this run", rule=NON_NEGATIVE_INT,
        default_text=lambda: ", ".join(
            f"{n} with the {e} engine" for e, n in _config().DEFAULT_N_TRIALS.items())),
+    _S("until", (str,), "settled: stop adding blocks as soon as the anytime-valid interval "
+       "answers (placement matters, or no effect beyond the threshold), with --n-trials / "
+       "target_trials as the cap; budget: train the whole budget and decide once",
+       choices=UNTIL),
     _S("timeout", (int, float), "stop starting new trials after this many seconds",
        rule=POSITIVE_SECONDS),
     _S("target_trials", (int,), "add search trials until the study holds this many (what "

@@ -191,6 +191,7 @@ def _outcome(
         importances=backend.importances(),
         seed=config.seed,
         unpaired_reason=backend.unpaired_reason,
+        until=config.until,
     )
     return StudyOutcome(
         study_name=config.resolved_study_name,
@@ -325,6 +326,7 @@ def rebuild_report(
         threshold=config.threshold,
         importances=study_importances(study),
         seed=config.seed,
+        until=config.until,
     )
     folder = out_dir or config.path_under(Path("mlruns") / "reports")
     line = f"Data fingerprint: {study.user_attrs.get('bnsearch.data_fingerprint', 'unknown')}."

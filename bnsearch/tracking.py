@@ -354,8 +354,15 @@ class MlflowTracker:
         """End the parent run with the verdict's metrics and tags (``study`` and ``report``
         both end their runs here, so the two record a verdict the same way)."""
         values = {**(metrics or {}), "verdict.n_blocks": float(verdict.n_blocks)}
-        tags = {"bnsearch.verdict": verdict.outcome, "bnsearch.verdict_text": verdict.statement}
+        tags = {
+            "bnsearch.verdict": verdict.outcome,
+            "bnsearch.verdict_text": verdict.statement,
+            "bnsearch.verdict_rule": verdict.until,
+        }
         if verdict.primary is not None:
+            for end in ("cs_low", "cs_high"):  # infinite (unbounded) ends are left out
+                if math.isfinite(getattr(verdict.primary, end)):
+                    values[f"verdict.{end}"] = getattr(verdict.primary, end)
             values["verdict.median_difference"] = verdict.primary.median
             values["verdict.mean_difference"] = verdict.primary.mean
             values["verdict.ci_low"] = verdict.primary.ci_low

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bnsearch.backends._base import Backend, ResultCallback
+from bnsearch.backends._budget import batch_room
 from bnsearch.backends._claims import blocks_to_complete, claim_lock
 from bnsearch.backends._keras_tuner import (
     TRIALS_PER_PROCESS,
@@ -39,6 +40,7 @@ __all__ = [
     "KerasTunerBackend",
     "OptunaBackend",
     "ResultCallback",
+    "batch_room",
     "blocks_to_complete",
     "claim_lock",
     "is_outcome",

@@ -1,33 +1,78 @@
 """The budget rule of paired studies, shared by both backends: whole blocks, up to
-``target_trials`` when it is set, then the confirmation round."""
+``target_trials`` when it is set, then the confirmation round; and, ``--until settled``,
+the earlier stop when the anytime-valid verdict has answered."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+from bnsearch.analysis import verdict_for
 from bnsearch.config import StudyConfig
+from bnsearch.results import TrialResult
+from bnsearch.sequential import ALPHA, min_blocks_to_settle
 
-__all__ = ["paired_budget", "up_to_date_message"]
+__all__ = ["batch_room", "paired_budget", "settled_verdict", "up_to_date_message"]
 
 
 def paired_budget(config: StudyConfig, have: int) -> tuple[int, str]:
     """Trials this run plans (search in whole blocks, then the confirmation round) and how
-    to say so; ``have`` is the study's search trials so far."""
+    to say so; ``have`` is the study's search trials so far. Until settled, the plan is the
+    cap: the run may stop sooner."""
     block = len(config.space.placement)
     wanted = config.n_trials if config.target_trials is None else config.target_trials - have
     search = math.ceil(max(wanted, 0) / block) * block
     confirm = config.confirm_seeds * block if search else 0
     if config.target_trials is None:
-        return search + confirm, f"{config.n_trials} trials"
-    return search + confirm, f"search trials up to {config.target_trials} (has {have})"
+        text = f"{config.n_trials} trials"
+    else:
+        text = f"search trials up to {config.target_trials} (has {have})"
+    if config.until == "settled":
+        text = f"{text} at most, stopping as soon as placement's effect is settled"
+    return search + confirm, text
 
 
-def up_to_date_message(config: StudyConfig, have: int) -> str | None:
-    """What a run says when the study already holds its ``target_trials``; else None."""
+def batch_room(config: StudyConfig, capacity: int, search_trials: int) -> int:
+    """Trials to claim for the next batch: until settled, the first look comes after the
+    fewest blocks that can settle (a smaller first batch); else the engine's capacity."""
+    if config.until != "settled":
+        return capacity
+    block = len(config.space.placement)
+    first_look = min_blocks_to_settle(ALPHA) * block
+    if search_trials >= first_look:
+        return capacity
+    return max(block, min(capacity, first_look - search_trials))
+
+
+def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str | None:
+    """Until settled: the verdict's statement once the study's (pooled) blocks have
+    settled it, else None (also for a study run ``--until budget``)."""
+    if config.until != "settled":
+        return None
+    verdict = verdict_for(
+        [r for r in results if r.spec.phase == "search"],
+        metric=config.metric,
+        threshold=config.threshold,
+        seed=config.seed,
+        until="settled",
+    )
+    return verdict.statement if verdict.settled else None
+
+
+def up_to_date_message(
+    config: StudyConfig, have: int, results: Sequence[TrialResult] = ()
+) -> str | None:
+    """What a run says when the study already holds its ``target_trials`` or, until
+    settled, has settled; else None."""
+    name = config.resolved_study_name
+    if settled_verdict(config, results):
+        return (
+            f"bnsearch: study {name!r} is settled ({have} search trials); nothing to do "
+            "(--until budget adds trials anyway)."
+        )
     target = config.target_trials
     if target is None or have < target:
         return None
     return (
-        f"bnsearch: study {config.resolved_study_name!r} is up to date ({have} of {target} "
-        "search trials); nothing to do."
+        f"bnsearch: study {name!r} is up to date ({have} of {target} search trials); nothing to do."
     )

@@ -489,9 +489,10 @@ class KerasTunerBackend:
         return self._existing
 
     def up_to_date(self) -> str | None:
-        return (
-            up_to_date_message(self.config, search_count(self.results())) if self.paired else None
-        )
+        if not self.paired:
+            return None
+        results = self.results()
+        return up_to_date_message(self.config, search_count(results), results)
 
     def budget(self) -> tuple[int, str]:
         if not self.paired:

@@ -32,6 +32,7 @@ from typing import Any
 
 from bnsearch.analysis import best_per_placement
 from bnsearch.backends._base import ResultCallback
+from bnsearch.backends._budget import batch_room, settled_verdict
 from bnsearch.backends._failures import stop_after_failures
 from bnsearch.backends._kt_files import write_atomically
 from bnsearch.config import StudyConfig
@@ -187,7 +188,7 @@ class PairedSearch:
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
         oracle = _open_oracle(self.config, self.folder)
-        results = self._search(oracle, on_result)
+        results = self._search(oracle, on_result, log)
         if results and self.config.confirm_seeds:
             log(
                 f"confirming: each placement's best configuration with "
@@ -196,7 +197,9 @@ class PairedSearch:
             results += self._train_and_record(None, self._confirmation(), on_result)
         return results
 
-    def _search(self, oracle: Any, on_result: ResultCallback | None) -> list[TrialResult]:
+    def _search(
+        self, oracle: Any, on_result: ResultCallback | None, log: Callable[[str], None]
+    ) -> list[TrialResult]:
         config = self.config
         block_size = len(config.space.placement)
         capacity = max(self.engine.trials_at_once, block_size)
@@ -204,12 +207,17 @@ class PairedSearch:
         results: list[TrialResult] = []
         while config.timeout is None or time.monotonic() - started < config.timeout:
             raise_if_stopped()
+            stored = self.stored()
+            if statement := settled_verdict(config, stored):
+                log(f"bnsearch: settled; no more blocks: {statement}")
+                break
             if config.target_trials is not None:
-                wanted = config.target_trials - search_count(self.stored())
+                wanted = config.target_trials - search_count(stored)
             else:
                 wanted = config.n_trials - len(results)
+            room = batch_room(config, capacity, search_count(stored))
             asked = self._claim(
-                oracle, min(capacity, math.ceil(max(wanted, 0) / block_size) * block_size)
+                oracle, min(room, math.ceil(max(wanted, 0) / block_size) * block_size)
             )
             if not asked:
                 break

@@ -19,7 +19,12 @@ from typing import Any, ClassVar
 from bnsearch.analysis import best_per_placement
 from bnsearch.backends._base import ResultCallback
 from bnsearch.backends._blocks import Member, ask_confirmation
-from bnsearch.backends._budget import paired_budget, up_to_date_message
+from bnsearch.backends._budget import (
+    batch_room,
+    paired_budget,
+    settled_verdict,
+    up_to_date_message,
+)
 from bnsearch.backends._claims import claim_batch
 from bnsearch.backends._failures import stop_after_failures
 from bnsearch.backends._heartbeat import Heartbeat, close_stale_trials, closed_message
@@ -80,7 +85,10 @@ class OptunaBackend:
     The budget is ``config.n_trials`` trials of this run or, with ``config.target_trials``,
     that many search trials in the study (shared with any other worker; rounded up to whole
     blocks). A batch holds as many whole blocks as fit in the engine's population (at least
-    one). Before each batch, trials of dead processes are failed and trials that failed
+    one). Until settled, the budget is a cap: the first batch holds the fewest blocks that
+    can settle, and before each batch the study's pooled blocks (every worker's) are asked
+    whether they have settled the verdict; if so, no more blocks are claimed. Before each
+    batch, trials of dead processes are failed and trials that failed
     without a result are retried first. With a target, a worker that has nothing left to
     claim waits for the other workers' running trials, taking over any whose worker dies,
     so the study is complete when it returns. Ctrl-C fails the trials in flight in Optuna,
@@ -115,7 +123,8 @@ class OptunaBackend:
         return self._existing
 
     def up_to_date(self) -> str | None:
-        return up_to_date_message(self.config, search_trial_count(self.study))
+        results = results_from_study(self.study) if self.config.until == "settled" else []
+        return up_to_date_message(self.config, search_trial_count(self.study), results)
 
     def budget(self) -> tuple[int, str]:
         """Whole paired blocks (up to ``target_trials`` when set), then the confirmation."""
@@ -157,8 +166,12 @@ class OptunaBackend:
             closed = close_stale_trials(study, self.tracker)
             if closed:
                 log(closed_message(closed))
+            if statement := settled_verdict(config, results_from_study(study)):
+                log(f"bnsearch: settled; no more blocks: {statement}")
+                break
             wanted = None if config.target_trials is not None else config.n_trials - len(results)
-            asked = claim_batch(study, config, capacity, wanted)
+            room = batch_room(config, capacity, search_trial_count(study))
+            asked = claim_batch(study, config, room, wanted)
             if not asked:
                 if config.target_trials is None or not self._others_running():
                     break

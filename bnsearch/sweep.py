@@ -1,0 +1,87 @@
+"""The verdict across a sweep's studies: read each study's store, compare placements across
+the datasets (:mod:`bnsearch.across`), write the report and log it to its own MLflow run.
+
+Trains nothing. A study of the folder that has not run yet is listed and left out.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bnsearch.across import AcrossVerdict, compare_across, dataset_scores
+from bnsearch.analysis import verdict_for
+from bnsearch.backends import stored_trials_reader
+from bnsearch.config import StudyConfig
+from bnsearch.errors import ConfigError
+from bnsearch.redact import redact_url
+from bnsearch.report import write_sweep_report
+from bnsearch.tracking import MlflowTracker
+
+__all__ = ["report_sweep", "sweep_experiment_name"]
+
+
+def sweep_experiment_name(folder: Path) -> str:
+    """The MLflow experiment of a folder's sweep reports: ``sweep-<folder name>``."""
+    return f"sweep-{folder.resolve().name or 'root'}"
+
+
+def report_sweep(
+    folder: Path,
+    configs: Sequence[StudyConfig],
+    tracking_uri: str,
+    out_dir: Path | None = None,
+    stream: TextIO | None = None,
+) -> AcrossVerdict:
+    """One verdict over the studies of ``configs`` (the folder's study files), printed,
+    written to ``out_dir`` (if given) and logged to a run of :func:`sweep_experiment_name`."""
+    out = stream or sys.stdout
+    scored = []
+    metrics = set()
+    for config in configs:
+        try:
+            results = stored_trials_reader(config)().results
+        except ConfigError:
+            print(f"sweep verdict: {config.resolved_study_name}: not run yet; left out", file=out)
+            continue
+        verdict = verdict_for(
+            results,
+            metric=config.metric,
+            threshold=config.threshold,
+            seed=config.seed,
+            until=config.until,
+        )
+        scored.append(dataset_scores(config.resolved_study_name, verdict, results))
+        metrics.add(config.metric)
+    metric = metrics.pop() if len(metrics) == 1 else "each study's metric"
+    across = compare_across(scored, metric)
+    title = str(folder)
+    tracker = MlflowTracker(tracking_uri, sweep_experiment_name(folder))
+    tracker.start_study_run(
+        run_name=f"sweep-report-{time.strftime('%Y%m%d-%H%M%S')}",
+        params={"folder": title, "studies": len(across.datasets), "metric": metric},
+        tags={"bnsearch.kind": "sweep-report"},
+    )
+    with tracker.study_run_guard():
+        with tempfile.TemporaryDirectory(prefix="bnsearch-sweep-") as scratch:
+            files = write_sweep_report(out_dir or Path(scratch), title, across)
+            for path in files:
+                tracker.log_artifact(path)
+        values = {f"mean_rank.{p}": rank for p, rank in across.mean_ranks.items()}
+        if across.friedman_p is not None:
+            values["friedman_p"] = across.friedman_p
+        values["datasets"] = float(len(across.datasets))
+        tracker.end_study_run(metrics=values, tags={"bnsearch.verdict_text": across.statement})
+    print(f"Verdict across datasets: {across.statement}", file=out)
+    where = f"{out_dir}/report.html" if out_dir else "the run's artifacts"
+    print(
+        f"sweep report in {where}; MLflow experiment {sweep_experiment_name(folder)!r} at "
+        f"{redact_url(tracking_uri)}",
+        file=out,
+        flush=True,
+    )
+    return across

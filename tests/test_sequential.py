@@ -1,0 +1,107 @@
+"""The anytime-valid confidence sequence and the until-settled rule, on simulated studies
+whose truth is known (analysis only: nothing is trained)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bnsearch.bench_settled import SCENARIOS, look_schedule, simulate_settled
+from bnsearch.sequential import (
+    median_confidence_sequence,
+    min_blocks_to_settle,
+    ruling_count,
+    settle,
+    sign_e_value,
+)
+
+STUDIES = 2000
+
+
+def test_eight_blocks_of_one_sign_are_the_fewest_that_can_settle():
+    assert min_blocks_to_settle() == 8
+    assert sign_e_value(8, 8) >= 2 / 0.05 > sign_e_value(7, 7)
+    assert math.isinf(median_confidence_sequence([-1.0] * 7)[1])
+    low, high = median_confidence_sequence([-0.3, -0.2, -0.25, -0.1, -0.15, -0.2, -0.22, -0.18])
+    assert (low, high) == (-0.3, -0.1)  # all eight must agree: the extreme order statistics
+
+
+def test_the_sequence_lies_between_order_statistics_and_narrows_with_more_blocks():
+    rng = np.random.default_rng(1)
+    diffs = rng.normal(0.2, 0.1, 400)
+    widths = []
+    for n in (20, 50, 100, 400):
+        low, high = median_confidence_sequence(diffs[:n])
+        k = ruling_count(n)
+        ordered = np.sort(diffs[:n])
+        assert (low, high) == (ordered[n - k], ordered[k - 1])
+        assert low < 0.2 < high
+        widths.append(high - low)
+    assert widths == sorted(widths, reverse=True)
+
+
+def test_a_diverged_block_counts_as_one_sign_whatever_its_size():
+    calm = list(np.random.default_rng(2).normal(-0.2, 0.02, 20))
+    wild = calm[:-1] + [1e17]  # one trial blew up: a huge difference of the other sign
+    assert settle(*median_confidence_sequence(calm), 0.01) == "below"
+    low, high = median_confidence_sequence(wild)
+    assert -0.3 < low < high < -0.1  # one wild block does not move the answer
+    assert settle(low, high, 0.01) == "below"
+
+
+def test_settle_reads_the_interval_against_the_threshold():
+    assert settle(-0.3, -0.02, 0.01) == "below"
+    assert settle(0.02, 0.3, 0.01) == "above"
+    assert settle(-0.005, 0.009, 0.01) == "inside"
+    assert settle(-0.005, 0.02, 0.01) is None
+    assert settle(-math.inf, -0.5, 0.01) == "below"
+
+
+def test_the_default_schedule_looks_first_after_eight_blocks_then_per_batch():
+    assert look_schedule() == [8, 29, 50, 71, 86]
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [s for s in SCENARIOS if s.truth == "no effect"],
+    ids=lambda s: f"{s.shape}-{s.median:g}",
+)
+def test_placement_is_rarely_said_to_matter_when_the_true_median_is_within_the_threshold(
+    scenario,
+):
+    outcome = simulate_settled(scenario, STUDIES, seed=11)
+    assert outcome.studies == STUDIES
+    assert outcome.matters <= 0.05
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [s for s in SCENARIOS if math.isclose(s.median, 0.02)],
+    ids=lambda s: s.shape,
+)
+def test_no_effect_is_rarely_said_when_the_true_median_is_twice_the_threshold(scenario):
+    outcome = simulate_settled(scenario, STUDIES, seed=12)
+    assert outcome.no_effect <= 0.05
+    assert outcome.matters >= 0.9  # and the effect is found, well before the cap
+    assert outcome.mean_blocks < 60
+
+
+def test_repeated_naive_looks_would_inflate_the_error_the_sequence_avoids():
+    """The reason for the sequence: a 95 % fixed-sample interval read at every look of the
+    same schedule says 'matters' for a true median on the threshold far more often."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    diffs = 0.01 + 0.01 * rng.standard_normal((STUDIES, 86))
+    naive = 0
+    for row in diffs:
+        for n in look_schedule():
+            k = int(stats.binom.ppf(0.025, n, 0.5))  # the exact fixed-n sign interval
+            ordered = np.sort(row[:n])
+            if ordered[k] > 0.01 or ordered[n - k - 1] < -0.01:
+                naive += 1
+                break
+    sequential = simulate_settled(SCENARIOS[2], STUDIES, seed=5).matters  # normal, +0.01
+    assert sequential <= 0.025 < naive / STUDIES
