@@ -15,12 +15,17 @@ import tempfile
 import time
 from typing import Any, TextIO
 
-__all__ = ["BACKENDS", "compare_backends"]
+__all__ = ["BACKENDS", "UNTIL", "compare_backends"]
 
 BACKENDS = (
     ("optuna", {"backend": "optuna"}),
     ("keras-tuner random", {"backend": "keras-tuner", "tuner": "random"}),
     ("keras-tuner bayesian", {"backend": "keras-tuner", "tuner": "bayesian"}),
+)
+#: ``bench --until``: the default study stopped when settled, and with its whole budget.
+UNTIL = (
+    ("until settled", {"until": "settled"}),
+    ("until budget", {"until": "budget"}),
 )
 
 
@@ -44,18 +49,31 @@ def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
             "seconds": time.monotonic() - started,
             "trials": len(outcome.new_results),
             "outcome": outcome.verdict.outcome,
+            "blocks": outcome.verdict.n_blocks,
             "median": None if primary is None else primary.median,
-            "ci": None if primary is None else (primary.ci_low, primary.ci_high),
+            "ci": None if primary is None else _interval(primary, outcome.verdict.until),
         }
     )
 
 
-def compare_backends(overrides: dict[str, Any] | None = None, out: TextIO | None = None) -> None:
-    """Run and print the comparison; ``overrides`` change every study's settings alike."""
+def _interval(primary: Any, until: str) -> tuple[float, float]:
+    """The interval the verdict's rule decided by."""
+    if until == "settled":
+        return primary.cs_low, primary.cs_high
+    return primary.ci_low, primary.ci_high
+
+
+def compare_backends(
+    overrides: dict[str, Any] | None = None,
+    out: TextIO | None = None,
+    variants: tuple[tuple[str, dict[str, Any]], ...] = BACKENDS,
+) -> None:
+    """Run and print the comparison of ``variants`` (label, settings), the first one the
+    base of the ratios; ``overrides`` change every study's settings alike."""
     out = out or sys.stdout
     context = multiprocessing.get_context("spawn")
     rows = []
-    for label, settings in BACKENDS:
+    for label, settings in variants:
         answers = context.Queue()
         with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
             process = context.Process(
@@ -72,10 +90,10 @@ def compare_backends(overrides: dict[str, Any] | None = None, out: TextIO | None
 
 
 def _print_table(rows: list[tuple[str, dict[str, Any]]], out: TextIO) -> None:
-    base = next((r["seconds"] for label, r in rows if label == "optuna"), None)
+    base = rows[0][1]["seconds"] if rows else None
     print(
-        f"\n{'backend':<22}{'trials':>7}{'wall s':>9}{'x optuna':>10}  verdict "
-        "(before - after, median [95% CI])",
+        f"\n{'study':<22}{'trials':>7}{'blocks':>7}{'wall s':>9}{'x first':>9}  verdict "
+        "(before - after, median [the rule's 95% interval])",
         file=out,
     )
     for label, row in rows:
@@ -85,7 +103,7 @@ def _print_table(rows: list[tuple[str, dict[str, Any]]], out: TextIO) -> None:
             low, high = row["ci"]
             interval = f" {row['median']:+.4f} [{low:+.4f}, {high:+.4f}]"
         print(
-            f"{label:<22}{row['trials']:>7}{row['seconds']:>9.0f}{ratio:>10}  "
+            f"{label:<22}{row['trials']:>7}{row['blocks']:>7}{row['seconds']:>9.0f}{ratio:>9}  "
             f"{row['outcome']}{interval}",
             file=out,
             flush=True,

@@ -254,7 +254,12 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="instead: the default study by Optuna, Keras Tuner random and Bayesian, side by side",
     )
-    parser.add_argument("--n-trials", type=int, help="with --backends: trials per study")
+    parser.add_argument(
+        "--until",
+        action="store_true",
+        help="instead: the default study until settled and with its whole budget, side by side",
+    )
+    parser.add_argument("--n-trials", type=int, help="with --backends/--until: trials per study")
     parser.add_argument(
         "--settled",
         action="store_true",
@@ -272,9 +277,12 @@ def _run_bench(args: argparse.Namespace) -> int:
 
         run_settled_benchmark()
         return 0
-    if getattr(args, "backends", False):
-        n_trials = getattr(args, "n_trials", None)
-        compare_backends({"n_trials": n_trials} if n_trials else None)
+    n_trials = getattr(args, "n_trials", None)
+    if getattr(args, "backends", False) or getattr(args, "until", False):
+        from bnsearch.bench_backends import BACKENDS, UNTIL
+
+        variants = UNTIL if getattr(args, "until", False) else BACKENDS
+        compare_backends({"n_trials": n_trials} if n_trials else None, variants=variants)
         return 0
 
     populations = None

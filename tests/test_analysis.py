@@ -118,3 +118,50 @@ def test_a_placement_whose_confirmation_runs_all_failed_is_said_so_not_shown_as_
     lines = analyze(results, confirmation_phase=confirm).summary_lines()
     assert "  best none: no fresh-seed run completed (each diverged or failed)" in lines
     assert not [line for line in lines if "nan" in line]
+
+
+def test_until_settled_the_confidence_sequence_alone_decides_and_says_after_how_many_blocks():
+    results = _block_results({"before": 0.0, "after": 0.1, "none": 0.2}, 8, 0.01)
+    verdict = analyze(results, until="settled")
+    assert verdict.outcome == "before" and verdict.settled and verdict.until == "settled"
+    assert "settled after 8 blocks" in verdict.statement
+    assert "wholly beyond the threshold" in verdict.statement
+    primary = verdict.primary
+    assert primary.cs_high < -0.01 and primary.cs_low <= primary.ci_low  # wider: valid at any look
+
+
+def test_until_settled_seven_blocks_cannot_settle_even_a_large_effect():
+    verdict = analyze(_block_results({"before": 0.0, "after": 0.3}, 7, 0.01), until="settled")
+    assert verdict.outcome == "insufficient" and not verdict.settled
+    assert "at least 8 complete blocks" in verdict.statement
+    # The fixed-budget rule would already call it (and be wrong too often if read per batch).
+    assert analyze(_block_results({"before": 0.0, "after": 0.3}, 7, 0.01)).outcome == "before"
+
+
+def test_until_settled_no_effect_needs_the_sequence_inside_the_threshold():
+    results = _block_results({"before": 0.0, "after": 0.0005}, 40, 0.002)
+    verdict = analyze(results, threshold=0.01, until="settled")
+    assert verdict.outcome == "no-effect" and "wholly inside ±0.01" in verdict.statement
+
+
+def test_until_settled_a_study_is_settled_only_when_every_activation_is():
+    tanh = _block_results({"before": 0.0, "after": 0.1}, 10, 0.01)
+    relu = _block_results({"before": 0.0, "after": 0.012}, 10, 0.05, seed=3)
+    results = [
+        TrialResult(
+            TrialSpec(
+                r.spec.number + offset * 2,
+                r.config.replace(activation=activation),
+                r.spec.seed,
+                r.spec.block + offset,
+            ),
+            r.state,
+            r.history,
+        )
+        for activation, group, offset in (("tanh", tanh, 0), ("relu", relu, 100))
+        for r in group
+    ]
+    verdict = analyze(results, until="settled")
+    assert verdict.by_activation["tanh"].settled
+    assert not verdict.by_activation["relu"].settled
+    assert not verdict.settled
