@@ -319,8 +319,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "sweep",
         "run every study file in a folder in turn (for cron / systemd timers)",
-        "Runs each studies/*.toml in name order: a study at its target_trials is 'up to "
-        "date'; others get trials up to the target and a refreshed verdict. Exit codes: 0 "
+        "Runs each studies/*.toml in name order: a study at its target_trials (or settled) "
+        "is 'up to date'; others get trials up to the target and a refreshed verdict. Ends "
+        "with the verdict across the studies' datasets (as report --sweep). Exit codes: 0 "
         "all fine, 1 a study failed, 2 a bad study file, 3 a study was locked.",
         _sweep_arguments,
         _run_sweep,
@@ -354,9 +355,10 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "report",
-        "rebuild the verdict and report of an Optuna study (trains nothing)",
+        "rebuild the verdict and report of an Optuna study, or across a sweep's studies",
         "Recomputes the verdict from the Optuna storage, writes report.md/report.html and "
-        "logs them to a new MLflow run.",
+        "logs them to a new MLflow run; with --sweep FOLDER, the verdict across the "
+        "datasets of the folder's study files (trains nothing).",
         _report_arguments,
         _run_report,
     ),

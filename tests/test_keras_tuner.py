@@ -123,16 +123,13 @@ def test_hyperband_logs_its_epoch_bookkeeping_and_links_continued_trials(tiny_cs
 
 
 @pytest.mark.slow
-def test_keras_tuners_own_grid_search_runs_whole_in_a_child_process(tiny_csv, stores, monkeypatch):
+def test_keras_tuners_own_grid_search_runs_whole_in_a_child_process(tiny_csv, stores):
     # TensorFlow keeps memory per model built even after clear_session(): Keras Tuner's own
     # search runs in a child process. Its grid oracle proposes nothing once reloaded in a
     # second process, so a grid is not split into groups of trials.
     import os
 
-    from bnsearch.backends import KerasTunerBackend
-
     fixed = {"momentum": 0.99, "epsilon": 0.001, "dropout": 0.5, "learning_rate": 0.1}
-    monkeypatch.setattr(KerasTunerBackend, "trials_per_process", 2)
     config = _config(tiny_csv, stores, tuner="grid", space=SearchSpace.from_overrides(fixed))
     outcome = run_study(config)
     _, runs = _runs(stores["tracking_uri"])

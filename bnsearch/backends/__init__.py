@@ -11,7 +11,6 @@ from bnsearch.backends._base import Backend, ResultCallback
 from bnsearch.backends._budget import batch_room
 from bnsearch.backends._claims import blocks_to_complete, claim_lock
 from bnsearch.backends._keras_tuner import (
-    TRIALS_PER_PROCESS,
     KerasTunerBackend,
     project_dir,
     results_from_project,
@@ -35,7 +34,6 @@ from bnsearch.tracking import MlflowTracker
 
 __all__ = [
     "TAKEN_OVER",
-    "TRIALS_PER_PROCESS",
     "Backend",
     "KerasTunerBackend",
     "OptunaBackend",

@@ -18,8 +18,8 @@ Hyperband and GridSearch) and logs from ``on_trial_begin``, ``on_epoch_end`` and
 * Resume: the project lives in ``<store>/keras_tuner/<study name>/`` (``mlruns/keras_tuner``
   by default). Running the same study again continues its oracle; a changed search space,
   dataset or network is refused unless ``--allow-changed-study`` starts it over.
-* Memory: trials run in child processes, :data:`TRIALS_PER_PROCESS` at a time, and the
-  Keras session is cleared at the start of every trial (see :func:`run_keras_tuner`).
+* Memory: Keras Tuner's own search runs in a child process, and the Keras session is
+  cleared at the start of every trial (see :func:`run_keras_tuner`).
 * Keras Tuner trials are not paired blocks, so the verdict needs the Optuna backend; the
   summary table works the same (:class:`KerasTunerBackend`, the study loop's Backend).
 """
@@ -34,7 +34,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from bnsearch.backends._base import ResultCallback
 from bnsearch.backends._budget import paired_budget, up_to_date_message
@@ -59,7 +59,6 @@ from bnsearch.space import BNConfig
 from bnsearch.tracking import MlflowTracker
 
 __all__ = [
-    "TRIALS_PER_PROCESS",
     "KerasTunerBackend",
     "project_dir",
     "results_from_project",
@@ -67,7 +66,6 @@ __all__ = [
 ]
 _STATE_FILE = "bnsearch_study.json"
 _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
-TRIALS_PER_PROCESS = 16
 
 
 def project_dir(config: StudyConfig) -> Path:
@@ -246,34 +244,23 @@ def run_keras_tuner(
     dataset: Dataset,
     tracker: MlflowTracker,
     on_result: ResultCallback | None = None,
-    trials_per_process: int = TRIALS_PER_PROCESS,
 ) -> list[TrialResult]:
-    """Run ``config.n_trials`` more Keras Tuner trials (Hyperband: one full iteration).
+    """Run Keras Tuner's own search (Hyperband: one full iteration; grid: ``n_trials``) in
+    one child process continuing the study's project.
 
-    Trials run in child processes, ``trials_per_process`` at a time (Hyperband's
-    iteration in one), each continuing the same Keras Tuner project: TensorFlow keeps
-    a few MB per model it ever built even after ``clear_session()``, so only a fresh
-    process keeps a long study's memory flat. Results come back to this process as they
-    finish, for progress and the summary. Ctrl-C / SIGTERM reach the child, which stops at
-    the end of the epoch in progress and ends its runs as KILLED.
+    TensorFlow keeps a few MB per model it ever built even after ``clear_session()``, so a
+    fresh process keeps the parent's memory flat; the whole search runs in that one child
+    because Keras Tuner's grid oracle proposes nothing once reloaded in a second process.
+    Results come back to this process as they finish, for progress and the summary. Ctrl-C
+    / SIGTERM reach the child, which stops at the end of the epoch in progress and ends its
+    runs as KILLED.
     """
     import multiprocessing
 
+    if config.n_trials <= 0:
+        return []
     context = multiprocessing.get_context("spawn")
-    results: list[TrialResult] = []
-    while True:
-        wanted = config.n_trials - len(results)
-        # Keras Tuner's grid oracle does not continue in a second process (it proposes
-        # nothing after reloading), so a grid runs in one process, as a Hyperband iteration.
-        whole = config.tuner in ("hyperband", "grid")
-        if not whole:
-            wanted = min(trials_per_process, wanted)
-        if wanted <= 0:
-            break
-        batch, stopped = _search_in_child(context, config, dataset, tracker, wanted, on_result)
-        results.extend(batch)
-        if whole or stopped or not batch:
-            break  # one Hyperband iteration or grid, too many failures, an exhausted oracle
+    results, _ = _search_in_child(context, config, dataset, tracker, config.n_trials, on_result)
     return results
 
 
@@ -446,8 +433,6 @@ class KerasTunerBackend:
     ``model.fit`` in child processes; their trials are not paired, so no verdict.
     """
 
-    trials_per_process: ClassVar[int] = TRIALS_PER_PROCESS
-
     config: StudyConfig
     dataset: Dataset
     engine: Engine
@@ -514,9 +499,7 @@ class KerasTunerBackend:
                 stored=self.results,
             )
             return search.run(on_result, log)
-        return run_keras_tuner(
-            self.config, self.dataset, self.tracker, on_result, self.trials_per_process
-        )
+        return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
 
     def results(self) -> list[TrialResult]:
         return results_from_project(self.folder)
