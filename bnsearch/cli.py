@@ -186,17 +186,33 @@ def _unexpected(error: Exception) -> str:
 def _ui_arguments(parser: argparse.ArgumentParser) -> None:
     from bnsearch.settings import add_flags
 
-    add_flags(parser, names=("tracking_uri",))
+    add_flags(parser, names=("tracking_uri", "study_name"))
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     parser.add_argument("--port", type=int, default=5000, help="default 5000")
 
 
 def _run_ui(args: argparse.Namespace) -> int:
-    from bnsearch.tracking import default_tracking_uri, ui_command
+    from bnsearch.tracking import (
+        default_tracking_uri,
+        existing_experiment_id,
+        runs_url,
+        ui_command,
+        ui_environment,
+    )
 
     uri = getattr(args, "tracking_uri", None) or default_tracking_uri()
     command = ui_command(uri, args.host, args.port)
     print("bnsearch: " + " ".join(map(redact_url, command)), flush=True)
+    name = getattr(args, "study_name", None)
+    if name:
+        found = existing_experiment_id(uri, name)
+        if found is None:
+            raise ConfigError(
+                f"no MLflow experiment {name!r} at {redact_url(uri)}; check --study-name "
+                "and --tracking-uri."
+            )
+        print(f"bnsearch: study {name!r}: {runs_url(found, args.host, args.port)}", flush=True)
+    os.environ.update(ui_environment())
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]])
     return 0  # not reached: exec replaces this process
 

@@ -17,9 +17,16 @@ from bnsearch.across import AcrossVerdict
 from bnsearch.analysis import Verdict, metric_value
 from bnsearch.results import TrialResult
 from bnsearch.space import PLACEMENTS
-from bnsearch.summary import format_table, summarize
+from bnsearch.summary import PlacementSummary, format_table, summarize
 
-__all__ = ["PLOTS", "headless_pyplot", "write_report", "write_sweep_report"]
+__all__ = [
+    "PLOTS",
+    "headless_pyplot",
+    "outcome_label",
+    "run_note",
+    "write_report",
+    "write_sweep_report",
+]
 
 PLOTS = ("distribution.png", "paired_differences.png", "learning_curves.png", "importance.png")
 
@@ -232,10 +239,39 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
+def _inline(text: str) -> str:
+    """Escape, then the two inline marks the reports use: **bold** and `code`."""
+    import re
+
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+
+
 def _html(markdown_text: str, folder: Path) -> str:
-    """A self-contained page: the markdown as preformatted sections, plots inlined."""
-    body = []
+    """A self-contained page that renders well in MLflow's artifact viewer: headings,
+    paragraphs that wrap, real tables, plots inlined."""
+    body: list[str] = []
+    table: list[list[str]] = []
+
+    def close_table() -> None:
+        if not table:
+            return
+        head, *rows = table
+        cells = "".join(f"<th>{_inline(c)}</th>" for c in head)
+        lines = [f"<table><thead><tr>{cells}</tr></thead><tbody>"]
+        for row in rows:
+            lines.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>")
+        body.append("".join(lines) + "</tbody></table>")
+        table.clear()
+
     for line in markdown_text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):  # not the |---| rule
+                table.append(cells)
+            continue
+        close_table()
         if line.startswith("![") and line.endswith(")"):
             name = line[line.index("(") + 1 : -1]
             data = base64.b64encode((folder / name).read_bytes()).decode()
@@ -243,12 +279,20 @@ def _html(markdown_text: str, folder: Path) -> str:
                 f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"></p>'
             )
         elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+            body.append(f"<h1>{_inline(line[2:])}</h1>")
         elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+            body.append(f"<h2>{_inline(line[3:])}</h2>")
+        elif line.startswith(("* ", "- ")):
+            body.append(f"<ul><li>{_inline(line[2:])}</li></ul>")
         elif line.strip():
-            body.append(f"<pre>{html.escape(line)}</pre>")
-    style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{margin:0.2em 0}"
+            body.append(f"<p>{_inline(line)}</p>")
+    close_table()
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em;"
+        "overflow-wrap:anywhere}table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}"
+        "th,td{border:1px solid #ccc;padding:0.2em 0.5em;text-align:left}"
+        "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3}"
+    )
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>bnsearch report</title>"
         f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
@@ -326,3 +370,69 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
     (folder / "report.md").write_text(markdown_text)
     (folder / "report.html").write_text(_html(markdown_text, folder))
     return [folder / "report.md", folder / "report.html", plot]
+
+
+def outcome_label(verdict: Verdict) -> str:
+    """The verdict in two or three words, for a run name: ``before better``."""
+    if verdict.outcome in ("no-effect", "inconclusive", "insufficient"):
+        return {"no-effect": "no effect", "insufficient": "too few blocks"}.get(
+            verdict.outcome, verdict.outcome
+        )
+    return f"{verdict.outcome} better"
+
+
+def run_note(
+    study_name: str,
+    verdict: Verdict,
+    table: Sequence[PlacementSummary] = (),
+) -> str:
+    """The parent run's description in MLflow (its note): the answer first, in a few lines
+    of markdown a person reads without opening anything."""
+    lines = [f"**{verdict.statement}**", ""]
+    primary = verdict.primary
+    if primary is not None:
+        low, high = (
+            (primary.cs_low, primary.cs_high)
+            if verdict.until == "settled"
+            else (primary.ci_low, primary.ci_high)
+        )
+        kind = "anytime-valid 95% interval" if verdict.until == "settled" else "95% CI"
+        lines.append(
+            f"{primary.first} − {primary.second}: median {primary.median:+.4f}, {kind} "
+            f"[{low:+.4f}, {high:+.4f}], {primary.n_blocks} blocks; metric final "
+            f"`{verdict.metric}`, threshold {verdict.threshold:g}."
+        )
+        lines.append("")
+    rule = (
+        "until settled (stopped when the anytime-valid interval answered, or at the cap)"
+        if verdict.until == "settled"
+        else "fixed budget (the whole budget, looked at once)"
+    )
+    lines += [f"Rule: {rule}.", ""]
+    confirmations = {c.placement: c for c in verdict.confirmations}
+    if table:
+        lines += [
+            "| placement | trials | best val_loss | fresh seeds, mean ± sd | best configuration |",
+            "|---|---|---|---|---|",
+        ]
+        for row in table:
+            conf = confirmations.get(row.placement)
+            seeds, params = "", ""
+            if conf is not None:
+                if conf.values:
+                    seeds = f"{conf.mean:.4f} ± {conf.std:.4f} ({len(conf.values)})"
+                params = ", ".join(
+                    f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in conf.params.items()
+                    if k != "placement"
+                )
+            lines.append(
+                f"| {row.placement} | {row.complete} | {row.best_val_loss:.4f} | {seeds} | "
+                f"{params} |"
+            )
+        lines.append("")
+    lines.append(
+        f"Report: `report.md` / `report.html` in this run's artifacts; rebuild it with "
+        f"`python -m bnsearch report --study-name {study_name}`."
+    )
+    return "\n".join(lines)

@@ -31,7 +31,7 @@ from bnsearch.redact import redact_url
 from bnsearch.report import write_report
 from bnsearch.results import TrialResult, TrialState
 from bnsearch.summary import PlacementSummary, Progress, format_table, summarize
-from bnsearch.tracking import MlflowTracker, TrackingUnavailable
+from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
 
 __all__ = [
     "StudyOutcome",
@@ -57,6 +57,7 @@ class StudyOutcome:
     storage: str
     wall_time_s: float
     report_files: list[str] = field(default_factory=list)  # artifacts of the parent run
+    experiment_id: str = ""
 
 
 def load_study_dataset(config: StudyConfig) -> Dataset:
@@ -107,6 +108,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     with tracker.study_run_guard():
         new_results = backend.run(progress.update if progress else None, say)
     outcome = _outcome(config, backend, new_results, tracker.parent_run_id or "", started)
+    outcome.experiment_id = str(tracker.experiment_id)
     failed_all = bool(new_results) and all(r.state is TrialState.FAILED for r in new_results)
     say(_end_study_run(tracker, backend, outcome, dataset, "FAILED" if failed_all else "FINISHED"))
     if config.verbose:
@@ -269,8 +271,14 @@ def print_summary(outcome: StudyOutcome, out: TextIO) -> None:
     print("", file=out)
     for line in outcome.verdict.summary_lines():
         print(line, file=out)
-    ui = f"python -m bnsearch ui --tracking-uri {redact_url(outcome.tracking_uri)}"
-    print(f"\nOpen the MLflow UI on these runs:  {ui}", file=out, flush=True)
+    ui = (
+        f"python -m bnsearch ui --study-name {outcome.study_name} --tracking-uri "
+        f"{redact_url(outcome.tracking_uri)}"
+    )
+    print(f"\nOpen the MLflow UI on these runs:  {ui}", file=out)
+    if outcome.experiment_id:
+        print(f"then this study's runs:  {runs_url(outcome.experiment_id)}", file=out)
+    out.flush()
 
 
 def _short(value: Any) -> str:

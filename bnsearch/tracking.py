@@ -50,10 +50,15 @@ __all__ = [
     "SyncReport",
     "TrackingUnavailable",
     "default_tracking_uri",
+    "existing_experiment_id",
+    "runs_url",
     "ui_command",
+    "ui_environment",
 ]
 
 DEFAULT_STORE_DIR = Path("mlruns")
+#: Experiment metadata MLflow's UI reads: a model-training experiment, not a GenAI one.
+_EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 #: Waits between the tries of one MLflow call: four tries within ~3.5 s plus the calls' own
 #: timeouts (``MLFLOW_HTTP_REQUEST_TIMEOUT``, 10 s unless set).
@@ -120,7 +125,8 @@ def default_tracking_uri(store_dir: Path = DEFAULT_STORE_DIR, _no_env: bool = Fa
 
 
 def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
-    """The command that opens the MLflow UI on ``tracking_uri``."""
+    """The command that opens the MLflow UI on ``tracking_uri``, sized for one person: one
+    web worker (MLflow's default is four, each a process of its own)."""
     return [
         "mlflow",
         "ui",
@@ -130,7 +136,33 @@ def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> 
         host,
         "--port",
         str(port),
+        "--workers",
+        "1",
     ]
+
+
+def ui_environment() -> dict[str, str]:
+    """Environment for :func:`ui_command`: no background job runner (it serves GenAI
+    evaluation jobs, which bnsearch's runs never have)."""
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def existing_experiment_id(tracking_uri: str, name: str) -> str | None:
+    """The id of the experiment ``name`` if the store has one (creates nothing)."""
+    from mlflow.tracking import MlflowClient
+
+    db_path = _sqlite_path(tracking_uri)
+    if db_path is not None and not db_path.exists():
+        return None
+    found = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(name)
+    return None if found is None else str(found.experiment_id)
+
+
+def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """The UI's runs table of one experiment. ``workflowType=machine_learning`` opens it as
+    a model-training experiment even in a browser that has never chosen, where MLflow 3
+    would show its GenAI overview (traces, no runs)."""
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -152,6 +184,7 @@ class MlflowTracker:
         self.experiment_name = experiment_name
         self.artifact_root = artifact_root
         self._client: Any = None
+        self._parent_run_name = ""
         self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
         #: Where the tracker says that MLflow went away or came back.
@@ -208,7 +241,7 @@ class MlflowTracker:
                     location = (root.resolve() / self.experiment_name).as_uri()
                 try:
                     experiment_id = client.create_experiment(
-                        self.experiment_name, artifact_location=location
+                        self.experiment_name, artifact_location=location, tags=_EXPERIMENT_TAGS
                     )
                 except Exception:
                     # Another worker created it first: use theirs.
@@ -218,6 +251,9 @@ class MlflowTracker:
                     experiment_id = experiment.experiment_id
             else:
                 experiment_id = experiment.experiment_id
+                for key, value in _EXPERIMENT_TAGS.items():
+                    if experiment.tags.get(key) != value:  # made by an earlier version
+                        client.set_experiment_tag(experiment_id, key, value)
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             message = redact_text(message, [self.tracking_uri])
@@ -298,6 +334,7 @@ class MlflowTracker:
             tags={"bnsearch.kind": "study", **_process_tags(), **tags},
         )
         self.parent_run_id = run.info.run_id
+        self._parent_run_name = run_name
         self._call(
             "log_batch",
             self.parent_run_id,
@@ -352,13 +389,26 @@ class MlflowTracker:
         status: str = "FINISHED",
     ) -> None:
         """End the parent run with the verdict's metrics and tags (``study`` and ``report``
-        both end their runs here, so the two record a verdict the same way)."""
+        both end their runs here, so the two record a verdict the same way). What MLflow
+        shows first carries the answer: the run's description (its note) is the verdict in
+        a few lines, its name ends with the outcome, and it is marked the latest parent run
+        of the study (``bnsearch.latest``; earlier ones lose the mark, keep the rest)."""
+        from bnsearch.report import outcome_label, run_note
+
         values = {**(metrics or {}), "verdict.n_blocks": float(verdict.n_blocks)}
         tags = {
             "bnsearch.verdict": verdict.outcome,
             "bnsearch.verdict_text": verdict.statement,
             "bnsearch.verdict_rule": verdict.until,
+            "mlflow.note.content": run_note(self.experiment_name, verdict, table),
+            "bnsearch.latest": "true",
         }
+        if self.parent_run_id is not None:
+            name = f"{self._parent_run_name} · {outcome_label(verdict)}".strip(" ·")
+            self._call("update_run", self.parent_run_id, name=name)
+            for earlier in self._search("tags.`bnsearch.latest` = 'true'"):
+                if earlier.info.run_id != self.parent_run_id:
+                    self._call("set_tag", earlier.info.run_id, "bnsearch.latest", "false")
         if verdict.primary is not None:
             for end in ("cs_low", "cs_high"):  # infinite (unbounded) ends are left out
                 if math.isfinite(getattr(verdict.primary, end)):

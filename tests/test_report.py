@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bnsearch.analysis import analyze
@@ -23,3 +24,23 @@ def test_report_writes_markdown_selfcontained_html_and_nontrivial_plots(tmp_path
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(PLOTS)
     assert 'src="distribution.png"' not in page  # nothing left to fetch
+    assert "<pre>" not in page and "| pair |" not in page  # tables are tables
+    assert "<th>pair</th>" in page and "<td>before − after</td>" in page
+    assert "overflow-wrap:anywhere" in page  # long verdict lines wrap
+
+
+def test_run_note_states_the_verdict_interval_rule_and_each_placements_best():
+    from bnsearch.analysis import PlacementConfirmation
+    from bnsearch.report import outcome_label, run_note
+    from bnsearch.summary import summarize
+
+    results = _block_results({"before": 0.0, "after": 0.1, "none": 0.2}, 10, 0.01)
+    best = PlacementConfirmation("before", {"placement": "before", "dropout": 0.25}, (0.4, 0.42))
+    verdict = dataclasses.replace(analyze(results, until="settled"), confirmations=(best,))
+    note = run_note("demo", verdict, summarize(results))
+    assert note.startswith(f"**{verdict.statement}**")
+    assert "anytime-valid 95% interval" in note and "10 blocks" in note
+    assert "Rule: until settled" in note
+    assert "| before | 10 |" in note and "0.4100 ± 0.0141 (2)" in note and "dropout=0.25" in note
+    assert "python -m bnsearch report --study-name demo" in note
+    assert outcome_label(verdict) == "before better"

@@ -222,3 +222,32 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(tiny
         assert "MLflow" in stdout + stderr
     finally:
         server.stop()
+
+
+def test_the_parent_run_shows_the_verdict_first_and_the_latest_run_is_marked(
+    tiny_csv, tmp_path, cli
+):
+    flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "1", "--n-trials", "3"]
+    flags += ["--confirm-seeds", "0", "--study-name", "seen"]
+    first = cli("study", *flags, cwd=tmp_path)
+    second = cli("study", *flags, cwd=tmp_path)
+    assert first.returncode == second.returncode == 0
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("seen")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        "tags.`bnsearch.kind` = 'study'",
+        order_by=["attributes.start_time ASC"],
+    )
+    assert [r.data.tags["bnsearch.latest"] for r in runs] == ["false", "true"]
+    latest = runs[-1]
+    assert latest.info.run_name.endswith(" · too few blocks")
+    note = latest.data.tags["mlflow.note.content"]
+    assert note.startswith(f"**{latest.data.tags['bnsearch.verdict_text']}**")
+    assert "python -m bnsearch report --study-name seen" in note
+    link = f"#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+    assert link in second.stdout
