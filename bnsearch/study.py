@@ -109,6 +109,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         new_results = backend.run(progress.update if progress else None, say)
     outcome = _outcome(config, backend, new_results, tracker.parent_run_id or "", started)
     outcome.experiment_id = str(tracker.experiment_id)
+    backend.record_verdict(outcome.verdict)
     failed_all = bool(new_results) and all(r.state is TrialState.FAILED for r in new_results)
     say(_end_study_run(tracker, backend, outcome, dataset, "FAILED" if failed_all else "FINISHED"))
     if config.verbose:

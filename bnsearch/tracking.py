@@ -231,29 +231,7 @@ class MlflowTracker:
             # would keep writing to the first working folder's database.
             absolute = f"sqlite:///{db_path.resolve()}" if db_path is not None else None
             client = MlflowClient(tracking_uri=absolute or self.tracking_uri)
-            experiment = client.get_experiment_by_name(self.experiment_name)
-            if experiment is None:
-                root = self.artifact_root
-                if root is None and db_path is not None:
-                    root = db_path.parent / "artifacts"
-                location = None
-                if root is not None:
-                    location = (root.resolve() / self.experiment_name).as_uri()
-                try:
-                    experiment_id = client.create_experiment(
-                        self.experiment_name, artifact_location=location, tags=_EXPERIMENT_TAGS
-                    )
-                except Exception:
-                    # Another worker created it first: use theirs.
-                    experiment = client.get_experiment_by_name(self.experiment_name)
-                    if experiment is None:
-                        raise
-                    experiment_id = experiment.experiment_id
-            else:
-                experiment_id = experiment.experiment_id
-                for key, value in _EXPERIMENT_TAGS.items():
-                    if experiment.tags.get(key) != value:  # made by an earlier version
-                        client.set_experiment_tag(experiment_id, key, value)
+            experiment_id = self._open_experiment(client, db_path)
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             message = redact_text(message, [self.tracking_uri])
@@ -263,6 +241,32 @@ class MlflowTracker:
             ) from None
         self._client = client
         self.experiment_id = experiment_id
+
+    def _open_experiment(self, client: Any, db_path: Path | None) -> str:
+        """The study's experiment id, creating the experiment (beside a SQLite store, its
+        artifacts under ``artifacts/<study>``) if no worker has yet."""
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        if experiment is not None:
+            for key, value in _EXPERIMENT_TAGS.items():
+                if experiment.tags.get(key) != value:  # made by an earlier version
+                    client.set_experiment_tag(experiment.experiment_id, key, value)
+            return str(experiment.experiment_id)
+        root = self.artifact_root
+        if root is None and db_path is not None:
+            root = db_path.parent / "artifacts"
+        location = None if root is None else (root.resolve() / self.experiment_name).as_uri()
+        try:
+            return str(
+                client.create_experiment(
+                    self.experiment_name, artifact_location=location, tags=_EXPERIMENT_TAGS
+                )
+            )
+        except Exception:
+            # Another worker created it first: use theirs.
+            experiment = client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                raise
+            return str(experiment.experiment_id)
 
     def _experiment(self) -> str:
         """The experiment's id, connecting first if need be."""
@@ -403,12 +407,7 @@ class MlflowTracker:
             "mlflow.note.content": run_note(self.experiment_name, verdict, table),
             "bnsearch.latest": "true",
         }
-        if self.parent_run_id is not None:
-            name = f"{self._parent_run_name} · {outcome_label(verdict)}".strip(" ·")
-            self._call("update_run", self.parent_run_id, name=name)
-            for earlier in self._search("tags.`bnsearch.latest` = 'true'"):
-                if earlier.info.run_id != self.parent_run_id:
-                    self._call("set_tag", earlier.info.run_id, "bnsearch.latest", "false")
+        self._name_and_mark_latest(outcome_label(verdict))
         if verdict.primary is not None:
             for end in ("cs_low", "cs_high"):  # infinite (unbounded) ends are left out
                 if math.isfinite(getattr(verdict.primary, end)):
@@ -430,6 +429,16 @@ class MlflowTracker:
             values[f"{row.placement}.median_val_loss"] = row.median_val_loss
             values[f"{row.placement}.best_val_accuracy"] = row.best_val_accuracy
         self.end_study_run(status=status, metrics=values, tags=tags)
+
+    def _name_and_mark_latest(self, label: str) -> None:
+        """The parent run's name ends with ``label``; earlier parent runs lose the mark."""
+        if self.parent_run_id is None:
+            return
+        name = f"{self._parent_run_name} · {label}".strip(" ·")
+        self._call("update_run", self.parent_run_id, name=name)
+        for earlier in self._search("tags.`bnsearch.latest` = 'true'"):
+            if earlier.info.run_id != self.parent_run_id:
+                self._call("set_tag", earlier.info.run_id, "bnsearch.latest", "false")
 
     def log_dataset(self, run_id: str, dataset: Dataset) -> None:
         import mlflow.data
@@ -713,7 +722,10 @@ class MlflowTracker:
 
 
 def _trial_run_name(spec: TrialSpec) -> str:
-    return f"trial-{spec.number:04d}-{spec.config.placement}"
+    """``trial-NNNN-<placement>`` for search trials, ``confirm-NNNN-<placement>`` for the
+    confirmation round: the UI's name filter and sort keep the two apart."""
+    prefix = "trial" if spec.phase == "search" else spec.phase
+    return f"{prefix}-{spec.number:04d}-{spec.config.placement}"
 
 
 def _trial_tags(

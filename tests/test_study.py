@@ -186,3 +186,19 @@ def test_searching_the_activation_gives_a_verdict_per_activation(tiny_csv, store
         assert parent.data.tags[f"bnsearch.verdict.{activation}"] == verdict.outcome
     runs = client.search_runs([parent.info.experiment_id], "tags.`bnsearch.kind` = 'trial'")
     assert {r.data.params["activation"] for r in runs} == {"tanh", "relu"}
+
+
+def test_optuna_dashboard_sees_a_named_objective_the_verdict_and_short_trial_attributes(
+    tiny_csv, stores
+):
+    from bnsearch.backends import stored_result
+
+    config = tiny_config(tiny_csv, stores, "dashboard")
+    outcome = run_study(config)
+    study = optuna.load_study(study_name="dashboard", storage=stores["storage"])
+    assert study.metric_names == ["final val_loss"]
+    assert study.user_attrs["bnsearch.verdict"] == outcome.verdict.statement
+    assert study.user_attrs["bnsearch.verdict_outcome"] == outcome.verdict.outcome
+    for trial in study.trials:
+        assert all(len(str(value)) < 200 for value in trial.user_attrs.values())
+        assert stored_result(trial) is not None  # the full result, out of the trial page

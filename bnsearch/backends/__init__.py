@@ -21,6 +21,7 @@ from bnsearch.backends._storage import (
     load_existing_study,
     open_study,
     results_from_study,
+    stored_result,
     stored_trials,
     study_importances,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "project_dir",
     "results_from_project",
     "results_from_study",
+    "stored_result",
     "stored_trials_reader",
     "study_importances",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from bnsearch.analysis import Verdict
 from bnsearch.results import StoredTrials, TrialResult
 
 __all__ = ["Backend", "ResultCallback"]
@@ -66,4 +67,9 @@ class Backend(Protocol):
 
     def importances(self) -> dict[str, float]:
         """Each hyperparameter's importance over the completed trials ({} if unknown)."""
+        ...
+
+    def record_verdict(self, verdict: Verdict) -> None:
+        """Keep the verdict with the study where the store has a viewer of its own
+        (optuna-dashboard shows the Optuna study's attributes)."""
         ...

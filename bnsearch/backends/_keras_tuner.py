@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bnsearch.analysis import Verdict
 from bnsearch.backends._base import ResultCallback
 from bnsearch.backends._budget import paired_budget, up_to_date_message
 from bnsearch.backends._kt_blocks import PAIRED_TUNERS, PairedSearch, search_count
@@ -511,3 +512,6 @@ class KerasTunerBackend:
 
     def importances(self) -> dict[str, float]:
         return {}
+
+    def record_verdict(self, verdict: Verdict) -> None:
+        """Nothing: a Keras Tuner project has no viewer of its own; MLflow has the verdict."""

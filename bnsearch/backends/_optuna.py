@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from bnsearch.analysis import best_per_placement
+import bnsearch.backends._optuna_adapter as adapter
+from bnsearch.analysis import Verdict, best_per_placement
 from bnsearch.backends._base import ResultCallback
 from bnsearch.backends._blocks import Member, ask_confirmation
 from bnsearch.backends._budget import (
@@ -62,7 +63,7 @@ def _tell(study: Any, trial: Any, result: TrialResult) -> bool:
 
     stored = result.to_json()
     try:
-        trial.set_user_attr(RESULT_ATTR, stored)
+        adapter.set_trial_system_attr(study, trial, RESULT_ATTR, stored)
         if result.state is TrialState.FAILED:
             trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
         if result.state is TrialState.COMPLETE:
@@ -139,6 +140,10 @@ class OptunaBackend:
 
     def importances(self) -> dict[str, float]:
         return study_importances(self.study)
+
+    def record_verdict(self, verdict: Verdict) -> None:
+        self.study.set_user_attr("bnsearch.verdict", verdict.statement)
+        self.study.set_user_attr("bnsearch.verdict_outcome", verdict.outcome)
 
     # --- training ------------------------------------------------------------------------
 

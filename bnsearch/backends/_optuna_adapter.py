@@ -22,6 +22,7 @@ __all__ = [
     "rdb_storage_wrapping",
     "record_heartbeat",
     "sql_engine",
+    "set_trial_system_attr",
     "study_id",
     "trial_id",
     "trial_state",
@@ -65,6 +66,12 @@ def record_heartbeat(study: Any, trial_id: int) -> None:
 
 def trial_state(study: Any, trial_id: int) -> Any:
     return _storage(study).get_trial(trial_id).state
+
+
+def set_trial_system_attr(study: Any, trial: Any, key: str, value: Any) -> None:
+    """An attribute Optuna keeps out of sight (optuna-dashboard shows user attributes only;
+    ``Trial.set_system_attr`` is deprecated, the storage's method is not)."""
+    _storage(study).set_trial_system_attr(trial._trial_id, key, value)
 
 
 def fail_trial(study: Any, trial_id: int) -> None:

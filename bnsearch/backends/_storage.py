@@ -22,6 +22,7 @@ from bnsearch.results import StoredTrials, TrialResult
 
 __all__ = [
     "RESULT_ATTR",
+    "stored_result",
     "RUN_ID_ATTR",
     "is_outcome",
     "load_existing_study",
@@ -111,6 +112,10 @@ def load_existing_study(config: StudyConfig) -> Any:
     return optuna.load_study(study_name=name, storage=storage)
 
 
+#: The study's objective as Optuna's dashboard names it.
+OBJECTIVE_NAME = "final val_loss"
+
+
 def open_study(config: StudyConfig, dataset: Dataset) -> Any:
     """Create the study or load the existing one of that name, refusing a silent change of
     search space, data or network."""
@@ -145,10 +150,19 @@ def open_study(config: StudyConfig, dataset: Dataset) -> Any:
                 )
     for key, value in expected.items():
         study.set_user_attr(key, value)
+    with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE_NAME])  # not "Objective 0" in optuna-dashboard
     return study
 
 
 _OPTUNA_STATE = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAILED": "FAIL"}
+
+
+def stored_result(trial: Any) -> str | None:
+    """The trial's result as JSON: a system attribute, so that optuna-dashboard's trial page
+    shows short attributes only (studies made before keep it as a user attribute)."""
+    return trial.system_attrs.get(RESULT_ATTR) or trial.user_attrs.get(RESULT_ATTR)
 
 
 def results_from_study(study: Any) -> list[TrialResult]:
@@ -159,7 +173,7 @@ def results_from_study(study: Any) -> list[TrialResult]:
     retry is."""
     results = []
     for trial in study.get_trials(deepcopy=False):
-        stored = trial.user_attrs.get(RESULT_ATTR)
+        stored = stored_result(trial)
         if stored is None:
             continue
         result = TrialResult.from_json(stored)
@@ -193,7 +207,7 @@ def is_outcome(trial: Any) -> bool:
 
     if trial.state is not optuna.trial.TrialState.FAIL:
         return True
-    stored = trial.user_attrs.get(RESULT_ATTR)
+    stored = stored_result(trial)
     return stored is not None and json.loads(stored).get("state") == "FAILED"
 
 
