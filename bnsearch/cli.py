@@ -259,6 +259,19 @@ def _run_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_arguments(parser: argparse.ArgumentParser) -> None:
+    _study_arguments(parser)
+    parser.add_argument("--trial", type=int, required=True, help="the trial's number")
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from bnsearch.replay import replay_trial
+
+    # --engine given: replay there; else on the engine that trained the trial.
+    replay_trial(config_from_args(args), args.trial, getattr(args, "engine", None))
+    return 0
+
+
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--short", action="store_true", help="6,000 rows, P = 1, 8, 64: under a minute"
@@ -387,6 +400,16 @@ COMMANDS: tuple[Command, ...] = (
         "does this at its start too.",
         _sync_arguments,
         _run_sync,
+    ),
+    Command(
+        "replay",
+        "train one logged trial again, alone, and compare it with its logged metrics",
+        "Re-trains trial --trial of the study (its study file or the flags it was run with) "
+        "from its stored configuration and seed, on the engine that trained it unless "
+        "--engine says otherwise; prints per-epoch metrics beside the logged ones with the "
+        "largest difference, and logs the replay as an MLflow run linked to the original.",
+        _replay_arguments,
+        _run_replay,
     ),
     Command(
         "bench",

@@ -679,6 +679,12 @@ class MlflowTracker:
             closed += 1
         return closed
 
+    def trial_run_id(self, number: int) -> str | None:
+        """The run of trial ``number`` that holds its outcome (the latest, if several)."""
+        query = f"tags.`bnsearch.kind` = 'trial' and tags.`bnsearch.trial_number` = '{number}'"
+        runs = [r for r in self._search(query) if r.info.status != "RUNNING"]
+        return max(runs, key=lambda r: r.info.start_time).info.run_id if runs else None
+
     def _search(self, query: str) -> list[Any]:
         """Every run of the experiment matching ``query`` (all pages)."""
         runs: list[Any] = []

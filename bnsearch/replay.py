@@ -1,0 +1,179 @@
+"""``python -m bnsearch replay``: train one logged trial again, alone, and compare.
+
+A trial is reproducible from what the store keeps of it: its configuration and its seed
+(the seed rule, :mod:`bnsearch.seeds`, gives every trial of a block the same one). The
+replay trains that specification again on the engine that trained it — one member of a
+population of its own, or one ``model.fit`` — and prints the per-epoch metrics beside the
+logged ones with the largest difference.
+
+What to expect, measured by ``tests/test_replay.py``:
+
+* a population-engine trial (trained among up to 64 members under XLA) replayed alone:
+  within :data:`REPLAY_TOLERANCE` relative, the engines' parity tolerance — each member's
+  arithmetic is its own, only the reduction order of a larger batched product differs;
+* a Keras-engine trial: the same numbers up to float noise (same seed, same ops);
+* a trial replayed on the *other* engine (``--engine``): not comparable epoch by epoch —
+  the population engine draws its dropout masks from a hash of (seed, step, unit) and
+  shuffles with NumPy, Keras with its own generators — so the difference is reported, and
+  is of the order of seed noise.
+
+The replay is logged as a run of kind ``replay`` in the study's experiment, tagged with the
+trial and the run it replays (``bnsearch.replays_trial``, ``bnsearch.replays_run``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from bnsearch.backends import stored_trials_reader
+from bnsearch.config import StudyConfig
+from bnsearch.engines import make_engine
+from bnsearch.errors import ConfigError
+from bnsearch.results import METRICS, TrialResult
+from bnsearch.tracking import MlflowTracker
+
+__all__ = ["REPLAY_TOLERANCE", "Replay", "replay_trial"]
+
+#: Relative difference within which a replay on the trial's own engine counts as the same.
+REPLAY_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Replay:
+    original: TrialResult
+    replayed: TrialResult
+    engine: str
+    metric: str  # where the largest relative difference is
+    epoch: int
+    abs_difference: float
+    rel_difference: float
+    run_id: str | None
+
+    @property
+    def same_engine(self) -> bool:
+        return self.engine == self.original.engine
+
+    @property
+    def reproduced(self) -> bool:
+        return self.same_engine and self.rel_difference <= REPLAY_TOLERANCE
+
+
+def _largest_difference(
+    original: TrialResult, replayed: TrialResult
+) -> tuple[str, int, float, float]:
+    """(metric, epoch, absolute, relative) of the largest relative per-epoch difference."""
+    worst = ("val_loss", 0, 0.0, 0.0)
+    for name in METRICS:
+        for epoch, (a, b) in enumerate(
+            zip(original.history.get(name, []), replayed.history.get(name, []), strict=False)
+        ):
+            if not (math.isfinite(a) and math.isfinite(b)):
+                continue
+            absolute = abs(a - b)
+            relative = absolute / max(abs(a), 1e-12)
+            if relative > worst[3]:
+                worst = (name, epoch, absolute, relative)
+    return worst
+
+
+def _find(config: StudyConfig, number: int) -> TrialResult:
+    results = stored_trials_reader(config)().results
+    for result in results:
+        if result.spec.number == number:
+            return result
+    known = sorted(r.spec.number for r in results)
+    span = f"{known[0]}..{known[-1]}" if known else "none"
+    raise ConfigError(
+        f"study {config.resolved_study_name!r} has no finished trial {number} (trials with a "
+        f"result: {span}); pick one with --trial."
+    )
+
+
+def replay_trial(
+    config: StudyConfig, number: int, engine: str | None = None, stream: TextIO | None = None
+) -> Replay:
+    """Train trial ``number`` of the study again (on ``engine``, default the one that
+    trained it), print the comparison, and log the replay to MLflow."""
+    from bnsearch.study import load_study_dataset
+
+    out = stream or sys.stdout
+    original = _find(config, number)
+    spec, name = original.spec, engine or original.engine
+    dataset = load_study_dataset(config)
+    print(
+        f"bnsearch: replaying trial {number} ({spec.config.placement}, seed {spec.seed}, "
+        f"trained by the {original.engine} engine) alone on the {name} engine ...",
+        file=out,
+        flush=True,
+    )
+    replayed = make_engine(name, max_population=1).train([spec], dataset, config.network)[0]
+    metric, epoch, absolute, relative = _largest_difference(original, replayed)
+    run_id = _log(config, original, replayed, name, (metric, epoch, absolute, relative))
+    replay = Replay(original, replayed, name, metric, epoch, absolute, relative, run_id)
+    _print(replay, out)
+    return replay
+
+
+def _log(
+    config: StudyConfig,
+    original: TrialResult,
+    replayed: TrialResult,
+    engine: str,
+    worst: tuple[str, int, float, float],
+) -> str:
+    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
+    spec = original.spec
+    replays_run = tracker.trial_run_id(spec.number) or ""
+    run_id = tracker.start_study_run(
+        run_name=f"replay-{spec.number:04d}-{spec.config.placement}",
+        params={**spec.config.as_params(), "seed": spec.seed, "engine": engine},
+        tags={
+            "bnsearch.kind": "replay",
+            "bnsearch.replays_trial": str(spec.number),
+            "bnsearch.replays_run": replays_run,
+        },
+    )
+    with tracker.study_run_guard():
+        for step in range(replayed.epochs_trained):
+            values = {m: replayed.history[m][step] for m in METRICS if m in replayed.history}
+            tracker.log_epoch(run_id, step, values)
+        tracker.end_study_run(
+            metrics={"replay.max_abs_difference": worst[2], "replay.max_rel_difference": worst[3]},
+            tags={"bnsearch.replay_worst": f"{worst[0]} epoch {worst[1]}"},
+        )
+    return run_id
+
+
+def _print(replay: Replay, out: TextIO) -> None:
+    original, replayed = replay.original, replay.replayed
+    print(f"{'epoch':>5}  {'metric':<13}{'logged':>12}{'replayed':>12}{'difference':>13}", file=out)
+    for epoch in range(max(original.epochs_trained, replayed.epochs_trained)):
+        for name in ("val_loss", "val_accuracy"):
+            a = original.history.get(name, [])
+            b = replayed.history.get(name, [])
+            if epoch < len(a) and epoch < len(b):
+                print(
+                    f"{epoch:>5}  {name:<13}{a[epoch]:>12.6f}{b[epoch]:>12.6f}"
+                    f"{b[epoch] - a[epoch]:>+13.2e}",
+                    file=out,
+                )
+    verdict = (
+        f"reproduced within {REPLAY_TOLERANCE:g} relative"
+        if replay.reproduced
+        else (
+            f"NOT within {REPLAY_TOLERANCE:g} relative"
+            if replay.same_engine
+            else "engines differ (their dropout masks and batch order are their own): not "
+            "comparable epoch by epoch"
+        )
+    )
+    print(
+        f"largest difference: {replay.metric} at epoch {replay.epoch}: "
+        f"{replay.abs_difference:.3g} ({replay.rel_difference:.3g} relative); {verdict}. "
+        f"Logged as MLflow run {replay.run_id}.",
+        file=out,
+        flush=True,
+    )
