@@ -272,6 +272,19 @@ def _run_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    _study_arguments(parser)
+    parser.add_argument("--placement", help="only this placement's best configuration")
+    parser.add_argument("--register", metavar="NAME", help="also register it as model NAME")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from bnsearch.export import export_best
+
+    export_best(config_from_args(args), args.placement, args.register)
+    return 0
+
+
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--short", action="store_true", help="6,000 rows, P = 1, 8, 64: under a minute"
@@ -410,6 +423,16 @@ COMMANDS: tuple[Command, ...] = (
         "largest difference, and logs the replay as an MLflow run linked to the original.",
         _replay_arguments,
         _run_replay,
+    ),
+    Command(
+        "export",
+        "train each placement's best configuration and log it as an MLflow model",
+        "Re-trains the best search configuration of each placement (or --placement) with "
+        "its seed on the Keras engine and logs it as an MLflow model (Keras flavor, with "
+        "signature and input example) in a run of kind export; --register NAME also "
+        "registers it in the model registry.",
+        _export_arguments,
+        _run_export,
     ),
     Command(
         "bench",

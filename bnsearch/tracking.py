@@ -185,6 +185,7 @@ class MlflowTracker:
         self.artifact_root = artifact_root
         self._client: Any = None
         self._parent_run_name = ""
+        self._resolved_uri = tracking_uri
         self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
         #: Where the tracker says that MLflow went away or came back.
@@ -230,7 +231,8 @@ class MlflowTracker:
             # MLflow caches one store per URI string for the process: a relative SQLite path
             # would keep writing to the first working folder's database.
             absolute = f"sqlite:///{db_path.resolve()}" if db_path is not None else None
-            client = MlflowClient(tracking_uri=absolute or self.tracking_uri)
+            self._resolved_uri = absolute or self.tracking_uri
+            client = MlflowClient(tracking_uri=self._resolved_uri)
             experiment_id = self._open_experiment(client, db_path)
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -678,6 +680,35 @@ class MlflowTracker:
             self._end_abandoned(run.info.run_id)
             closed += 1
         return closed
+
+    def log_keras_model(
+        self, run_id: str, model: Any, input_example: Any, register_as: str | None = None
+    ) -> str:
+        """Log ``model`` to ``run_id`` as an MLflow model (Keras flavor, loadable with
+        ``mlflow.pyfunc.load_model``) with the signature of ``input_example`` and its
+        predictions, registered as ``register_as`` when given; the model's URI."""
+        import tempfile
+
+        import mlflow
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(input_example, model.predict(input_example, verbose=0))
+        self._experiment()  # connected: the URI below is resolved
+        mlflow.set_tracking_uri(self._resolved_uri)
+        # mlflow.keras.log_model writes the input example before it creates the model's
+        # folder (MLflow 3.17); save_model into a folder that exists, then log it.
+        with tempfile.TemporaryDirectory(prefix="bnsearch-model-") as folder:
+            path = Path(folder) / "model"
+            path.mkdir()
+            mlflow.keras.save_model(
+                model, str(path), signature=signature, input_example=input_example
+            )
+            self._call("log_artifacts", run_id, str(path), "model")
+        uri = f"runs:/{run_id}/model"
+        if register_as is None:
+            return uri
+        version = mlflow.register_model(uri, register_as)
+        return f"models:/{register_as}/{version.version}"
 
     def trial_run_id(self, number: int) -> str | None:
         """The run of trial ``number`` that holds its outcome (the latest, if several)."""

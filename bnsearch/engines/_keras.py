@@ -61,8 +61,12 @@ class KerasEngine:
 
     name = "keras"
 
-    def __init__(self, verbose: int = 0) -> None:
+    def __init__(self, verbose: int = 0, keep_models: bool = False) -> None:
         self.verbose = verbose
+        self.keep_models = keep_models
+        #: With ``keep_models``, each trained model of the last :meth:`train`, in order
+        #: (None where the trial failed before its model was built).
+        self.models: list[Any] = []
 
     trials_at_once = 1
 
@@ -82,6 +86,7 @@ class KerasEngine:
         on_epoch: EpochCallback | None = None,
     ) -> list[TrialResult]:
         arrays = dataset.split(network.validation_split)
+        self.models = []
         return [
             self._train_one(i, spec, dataset, network, arrays, on_epoch)
             for i, spec in enumerate(specs)
@@ -100,6 +105,7 @@ class KerasEngine:
 
         prune = None if on_epoch is None else (lambda e, m: on_epoch(index, e, m))
         recorder = TrialRecorder(spec, self.name, prune)
+        model = None
         try:
             keras.backend.clear_session()
             keras.utils.set_random_seed(spec.seed)
@@ -112,4 +118,6 @@ class KerasEngine:
             )
         except Exception as error:  # noqa: BLE001 - a trial's failure is data, not a crash
             recorder.fail_with(error)
+        if self.keep_models:
+            self.models.append(model)
         return recorder.result()

@@ -1,0 +1,94 @@
+"""``python -m bnsearch export``: from the verdict to a model.
+
+Trains the best search configuration of each placement (or of one, ``--placement``) with its
+own seed on the Keras engine — the reference engine, whose ``model.fit`` gives a Keras model
+to keep — and logs each as an MLflow model (Keras flavor: loadable with
+``mlflow.pyfunc.load_model`` and ``mlflow models serve``) with its signature and an input
+example, in a run of kind ``export`` in the study's experiment, tagged with the trial it
+re-trains. ``--register NAME`` also registers it in the model registry (a version per
+export). Nothing is written to the study's store.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from bnsearch.analysis import best_per_placement
+from bnsearch.backends import stored_trials_reader
+from bnsearch.config import StudyConfig
+from bnsearch.engines import KerasEngine
+from bnsearch.errors import ConfigError
+from bnsearch.results import TrialResult, TrialState
+from bnsearch.tracking import MlflowTracker
+
+__all__ = ["Exported", "export_best"]
+
+INPUT_EXAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class Exported:
+    placement: str
+    trial: int
+    model_uri: str
+    run_id: str
+    val_loss: float | None  # of the re-trained model, final epoch
+
+
+def export_best(
+    config: StudyConfig,
+    placement: str | None = None,
+    register_as: str | None = None,
+    stream: TextIO | None = None,
+) -> list[Exported]:
+    """Re-train and log the best configuration of each placement (or ``placement``)."""
+    from bnsearch.study import load_study_dataset
+
+    out = stream or sys.stdout
+    best = _best(config, placement)
+    dataset = load_study_dataset(config)
+    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
+    example = dataset.x[:INPUT_EXAMPLE_ROWS].astype("float32")
+    exported = []
+    for original in best:
+        spec = original.spec
+        engine = KerasEngine(keep_models=True)
+        (result,) = engine.train([spec], dataset, config.network)
+        if result.state is not TrialState.COMPLETE or engine.models[0] is None:
+            raise ConfigError(
+                f"re-training trial {spec.number} ({spec.config.placement}) failed "
+                f"({result.fail_reason}); nothing was exported for it."
+            )
+        run_id = tracker.start_study_run(
+            run_name=f"export-{spec.config.placement}-trial-{spec.number:04d}",
+            params={**spec.config.as_params(), "seed": spec.seed},
+            tags={"bnsearch.kind": "export", "bnsearch.exports_trial": str(spec.number)},
+        )
+        with tracker.study_run_guard():
+            uri = tracker.log_keras_model(run_id, engine.models[0], example, register_as)
+            tracker.end_study_run(metrics={"final_val_loss": result.final("val_loss") or 0.0})
+        exported.append(
+            Exported(spec.config.placement, spec.number, uri, run_id, result.final("val_loss"))
+        )
+        print(
+            f"bnsearch: exported the best {spec.config.placement} configuration (trial "
+            f"{spec.number}, val_loss {result.final('val_loss'):.4f} re-trained) as {uri}",
+            file=out,
+            flush=True,
+        )
+    return exported
+
+
+def _best(config: StudyConfig, placement: str | None) -> list[TrialResult]:
+    every = best_per_placement(stored_trials_reader(config)().results)
+    best = [r for r in every if placement is None or r.config.placement == placement]
+    if not best:
+        have = ", ".join(sorted(r.config.placement for r in every)) or "none"
+        which = f" with placement {placement!r}" if placement else ""
+        raise ConfigError(
+            f"study {config.resolved_study_name!r} has no completed search trial{which} "
+            f"(placements with one: {have}); run the study first or pick another --placement."
+        )
+    return best
