@@ -373,12 +373,23 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
 
 
 def outcome_label(verdict: Verdict) -> str:
-    """The verdict in two or three words, for a run name: ``before better``."""
-    if verdict.outcome in ("no-effect", "inconclusive", "insufficient"):
-        return {"no-effect": "no effect", "insufficient": "too few blocks"}.get(
-            verdict.outcome, verdict.outcome
-        )
-    return f"{verdict.outcome} better"
+    """The verdict in a few words and its interval, for a run name (MLflow shows it at the
+    top of the run's page, where its description is below the fold):
+    ``before better, −0.149 [−0.170, −0.141], 8 blocks``."""
+    words = {"no-effect": "no effect", "insufficient": "too few blocks"}.get(
+        verdict.outcome, verdict.outcome
+    )
+    if verdict.outcome not in ("no-effect", "inconclusive", "insufficient"):
+        words = f"{verdict.outcome} better"
+    pair = verdict.primary
+    if pair is None:
+        return words
+    low, high = (
+        (pair.cs_low, pair.cs_high) if verdict.until == "settled" else (pair.ci_low, pair.ci_high)
+    )
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{words} ({pair.n_blocks} blocks)"
+    return f"{words}, {pair.median:+.3f} [{low:+.3f}, {high:+.3f}], {pair.n_blocks} blocks"
 
 
 def run_note(
