@@ -346,7 +346,7 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
     for dataset in verdict.datasets:
         lower = "accuracy" not in verdict.metric
         ordered = sorted(placements, key=lambda p: dataset.scores[p] * (1 if lower else -1))
-        cells = " | ".join(f"{dataset.scores[p]:.4f} ({ordered.index(p) + 1})" for p in placements)
+        cells = " | ".join(f"{dataset.scores[p]:.4g} ({ordered.index(p) + 1})" for p in placements)
         lines.append(
             f"| {dataset.study} | {dataset.verdict.outcome} | {dataset.verdict.n_blocks} | "
             f"{cells} | {dataset.verdict.statement} |"
