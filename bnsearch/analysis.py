@@ -391,7 +391,7 @@ def _decide_settled(
     if pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high):
         return (
             "insufficient",
-            f"not settled: {n} paired blocks cannot bound the anytime-valid interval yet "
+            f"not settled after {n} blocks: the anytime-valid interval cannot be bounded yet "
             f"(it needs at least {min_blocks_to_settle(ALPHA)} complete blocks); run more "
             "trials.",
             None,

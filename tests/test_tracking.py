@@ -245,7 +245,7 @@ def test_the_parent_run_shows_the_verdict_first_and_the_latest_run_is_marked(
     )
     assert [r.data.tags["bnsearch.latest"] for r in runs] == ["false", "true"]
     latest = runs[-1]
-    assert latest.info.run_name.endswith(" · too few blocks (1 blocks)")
+    assert latest.info.run_name.endswith(" · too few blocks (2 blocks)")  # both runs' blocks
     note = latest.data.tags["mlflow.note.content"]
     assert note.startswith(f"**{latest.data.tags['bnsearch.verdict_text']}**")
     assert "python -m bnsearch report --study-name seen" in note
