@@ -195,12 +195,15 @@ def _run_ui(args: argparse.Namespace) -> int:
     from bnsearch.tracking import (
         default_tracking_uri,
         existing_experiment_id,
+        relocate_artifacts,
         runs_url,
         ui_command,
         ui_environment,
     )
 
     uri = getattr(args, "tracking_uri", None) or default_tracking_uri()
+    if relocate_artifacts(uri):
+        print("bnsearch: the store was moved; its artifact paths now point beside it.")
     command = ui_command(uri, args.host, args.port)
     print("bnsearch: " + " ".join(map(redact_url, command)), flush=True)
     name = getattr(args, "study_name", None)

@@ -51,6 +51,7 @@ __all__ = [
     "TrackingUnavailable",
     "default_tracking_uri",
     "existing_experiment_id",
+    "relocate_artifacts",
     "runs_url",
     "ui_command",
     "ui_environment",
@@ -147,6 +148,57 @@ def ui_environment() -> dict[str, str]:
     return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
+# Where each table of MLflow's SQLite store keeps an artifact path.
+_ARTIFACT_COLUMNS = (
+    ("runs", "artifact_uri"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+    ("logged_models", "artifact_location"),
+)
+
+
+def relocate_artifacts(tracking_uri: str) -> int:
+    """After a SQLite store's folder was moved or copied: point each experiment whose
+    artifact folder is gone at ``artifacts/<study>`` beside the database, where bnsearch
+    put it (MLflow stores artifact locations as absolute paths). Returns how many
+    experiments moved; other stores and experiments are left as they are."""
+    import sqlite3
+    import urllib.parse
+
+    db_path = _sqlite_path(tracking_uri)
+    if db_path is None or not db_path.exists():
+        return 0
+    here = (db_path.parent / "artifacts").resolve()
+    moved = 0
+    with contextlib.closing(sqlite3.connect(db_path)) as db, db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master")}
+        if "experiments" not in tables:
+            return 0
+        for experiment_id, location in db.execute(
+            "select experiment_id, artifact_location from experiments"
+        ).fetchall():
+            if not (location or "").startswith("file://"):
+                continue
+            old = Path(urllib.parse.unquote(urllib.parse.urlparse(location).path))
+            new = here / old.name
+            if old.exists() or old.parent.name != "artifacts" or not new.is_dir():
+                continue
+            target = new.as_uri()
+            db.execute(
+                "update experiments set artifact_location = ? where experiment_id = ?",
+                (target, experiment_id),
+            )
+            for table, column in _ARTIFACT_COLUMNS:
+                if table in tables:
+                    db.execute(
+                        f"update {table} set {column} = ? || substr({column}, ?) "  # noqa: S608
+                        f"where substr({column}, 1, ?) = ?",
+                        (target, len(location) + 1, len(location), location),
+                    )
+            moved += 1
+    return moved
+
+
 def existing_experiment_id(tracking_uri: str, name: str) -> str | None:
     """The id of the experiment ``name`` if the store has one (creates nothing)."""
     from mlflow.tracking import MlflowClient
@@ -228,6 +280,7 @@ class MlflowTracker:
                 ) from error
         try:
             probe(self.tracking_uri)
+            relocate_artifacts(self.tracking_uri)
             # MLflow caches one store per URI string for the process: a relative SQLite path
             # would keep writing to the first working folder's database.
             absolute = f"sqlite:///{db_path.resolve()}" if db_path is not None else None

@@ -251,3 +251,35 @@ def test_the_parent_run_shows_the_verdict_first_and_the_latest_run_is_marked(
     assert "python -m bnsearch report --study-name seen" in note
     link = f"#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
     assert link in second.stdout
+
+
+def test_a_moved_store_still_reads_its_artifacts(tiny_csv, tmp_path, cli):
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from bnsearch.tracking import relocate_artifacts
+
+    first = tmp_path / "first"
+    first.mkdir()
+    flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "1", "--n-trials", "3"]
+    assert cli("study", *flags, "--confirm-seeds", "0", "--study-name", "moved", "--quiet",
+               cwd=first).returncode == 0  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.move(first / "mlruns", elsewhere / "mlruns")  # the original folder is gone
+    uri = f"sqlite:///{elsewhere}/mlruns/mlflow.db"
+
+    assert relocate_artifacts(uri) == 1
+    assert relocate_artifacts(uri) == 0  # once is enough
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("moved")
+    assert experiment.artifact_location.startswith((elsewhere / "mlruns").as_uri())
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`bnsearch.kind` = 'study'")
+    names = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "report.md" in names
+    local = client.download_artifacts(parent.info.run_id, "report.md", str(tmp_path))
+    from pathlib import Path
+
+    assert parent.data.tags["bnsearch.verdict_text"][:30] in Path(local).read_text()
