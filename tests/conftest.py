@@ -21,24 +21,34 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 @pytest.fixture
 def tiny_csv(tmp_path: Path) -> Path:
     """320 rows of the synthetic problem, standardized, written as a CSV with a header."""
+    return write_tiny_csv(tmp_path)
+
+
+def write_tiny_csv(folder: Path) -> Path:
+    """``folder/tiny.csv``: what the ``tiny_csv`` fixture gives (for module-scoped studies)."""
     from bnsearch.data import make_synthetic
 
     data = make_synthetic(320, seed=3)
     x = (data.x - data.x.mean(0)) / data.x.std(0)
-    path = tmp_path / "tiny.csv"
+    path = folder / "tiny.csv"
     header = ",".join([*data.feature_names, "label"])
     rows = np.column_stack([x, data.y])
     np.savetxt(path, rows, delimiter=",", header=header, comments="", fmt="%.6g")
     return path
 
 
+def stores_in(folder: Path) -> dict[str, str]:
+    """A fresh Optuna storage and MLflow store in ``folder``."""
+    return {
+        "storage": f"sqlite:///{folder / 'optuna.db'}",
+        "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
+    }
+
+
 @pytest.fixture
 def stores(tmp_path: Path) -> dict[str, str]:
     """A fresh Optuna storage and MLflow store in a temporary folder."""
-    return {
-        "storage": f"sqlite:///{tmp_path / 'optuna.db'}",
-        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-    }
+    return stores_in(tmp_path)
 
 
 def tiny_config(tiny_csv: Path, stores: dict[str, str], name: str, **changes: Any) -> Any:

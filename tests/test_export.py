@@ -9,15 +9,23 @@ from mlflow.tracking import MlflowClient
 from bnsearch.errors import ConfigError
 from bnsearch.export import export_best
 from bnsearch.study import run_study
-from tests.conftest import tiny_config
+from tests.conftest import stores_in, tiny_config, write_tiny_csv
 
 
-def test_export_logs_a_model_that_loads_with_pyfunc_predicts_and_is_registered(tiny_csv, stores):
+@pytest.fixture(scope="module")
+def studied(tmp_path_factory):
+    """One tiny study (three placements, one block) that every export test reads."""
+    folder = tmp_path_factory.mktemp("export")
+    stores = stores_in(folder)
+    config = tiny_config(write_tiny_csv(folder), stores, "exported", n_trials=3)
+    run_study(config)
+    return config, stores
+
+
+def test_export_logs_a_model_that_loads_with_pyfunc_predicts_and_is_registered(studied):
     import mlflow
 
-    config = tiny_config(tiny_csv, stores, "exported", n_trials=3)
-    run_study(config)
-
+    config, stores = studied
     (exported,) = export_best(config, placement="before", register_as="bn-best-before")
 
     assert exported.model_uri == "models:/bn-best-before/1"
@@ -36,16 +44,14 @@ def test_export_logs_a_model_that_loads_with_pyfunc_predicts_and_is_registered(t
     assert {"model/MLmodel", "model/input_example.json"} <= artifacts
 
 
-def test_export_of_every_placement_without_registering(tiny_csv, stores):
-    config = tiny_config(tiny_csv, stores, "exported-all", n_trials=3)
-    run_study(config)
+def test_export_of_every_placement_without_registering(studied):
+    config, _ = studied
     exported = export_best(config)
     assert sorted(e.placement for e in exported) == ["after", "before", "none"]
     assert all(e.model_uri == f"runs:/{e.run_id}/model" for e in exported)
 
 
-def test_export_of_a_placement_the_study_lacks_names_the_ones_it_has(tiny_csv, stores):
-    config = tiny_config(tiny_csv, stores, "exported-none", n_trials=3)
-    run_study(config)
+def test_export_of_a_placement_the_study_lacks_names_the_ones_it_has(studied):
+    config, _ = studied
     with pytest.raises(ConfigError, match=r"placement 'input' \(placements with one: "):
         export_best(config, placement="input")

@@ -10,15 +10,27 @@ from mlflow.tracking import MlflowClient
 from bnsearch.errors import ConfigError
 from bnsearch.replay import REPLAY_TOLERANCE, replay_trial
 from bnsearch.study import run_study
-from tests.conftest import tiny_config
+from tests.conftest import stores_in, tiny_config, write_tiny_csv
+
+
+def _study(folder, engine: str):
+    """A tiny study of six trials (two blocks) on ``engine``; its config and stores."""
+    csv, stores = write_tiny_csv(folder), stores_in(folder)
+    config = tiny_config(csv, stores, f"replay-{engine}", engine=engine, n_trials=6)
+    run_study(config)  # population: the six trials trained together in one population
+    return config, stores
+
+
+@pytest.fixture(scope="module")
+def population_study(tmp_path_factory):
+    return _study(tmp_path_factory.mktemp("replay-population"), "population")
 
 
 @pytest.mark.parametrize("engine", ["population", "keras"])
 def test_a_trial_replayed_alone_on_its_engine_reproduces_its_logged_metrics(
-    tiny_csv, stores, engine
+    tmp_path, population_study, engine
 ):
-    config = tiny_config(tiny_csv, stores, f"replay-{engine}", engine=engine, n_trials=6)
-    run_study(config)  # population: six trials trained together in one population
+    config, stores = population_study if engine == "population" else _study(tmp_path, engine)
     out = io.StringIO()
 
     replay = replay_trial(config, 4, stream=out)
@@ -37,17 +49,15 @@ def test_a_trial_replayed_alone_on_its_engine_reproduces_its_logged_metrics(
     assert [m.step for m in steps] == [0, 1]
 
 
-def test_replaying_on_the_other_engine_says_the_two_are_not_comparable(tiny_csv, stores):
-    config = tiny_config(tiny_csv, stores, "replay-cross", n_trials=3)
-    run_study(config)
+def test_replaying_on_the_other_engine_says_the_two_are_not_comparable(population_study):
+    config, _ = population_study
     out = io.StringIO()
     replay = replay_trial(config, 1, engine="keras", stream=out)
     assert not replay.same_engine and not replay.reproduced
     assert "not comparable epoch by epoch" in out.getvalue()
 
 
-def test_a_trial_the_study_does_not_have_is_a_clear_error(tiny_csv, stores):
-    config = tiny_config(tiny_csv, stores, "replay-missing", n_trials=3)
-    run_study(config)
-    with pytest.raises(ConfigError, match=r"no finished trial 99 \(trials with a result: 0..2\)"):
+def test_a_trial_the_study_does_not_have_is_a_clear_error(population_study):
+    config, _ = population_study
+    with pytest.raises(ConfigError, match=r"no finished trial 99 \(trials with a result: 0..5\)"):
         replay_trial(config, 99)
