@@ -68,7 +68,8 @@ def export_best(
         )
         with tracker.study_run_guard():
             uri = tracker.log_keras_model(run_id, engine.models[0], example, register_as)
-            tracker.end_study_run(metrics={"final_val_loss": result.final("val_loss") or 0.0})
+            final = result.final("val_loss")
+            tracker.end_study_run(metrics={} if final is None else {"final_val_loss": final})
         exported.append(
             Exported(spec.config.placement, spec.number, uri, run_id, result.final("val_loss"))
         )

@@ -57,32 +57,53 @@ def _free_port() -> int:
 
 
 def start_ui(study: str, tracking_uri: str, cwd: Path) -> tuple[subprocess.Popen, str]:
-    """``python -m bnsearch ui --study-name S`` on a free port; the runs link it prints."""
+    """``python -m bnsearch ui --study-name S`` on a free port; the runs link it prints.
+    A port another process took meanwhile (the suite runs servers beside it) is given up
+    for another, up to three times."""
+    for attempt in range(3):
+        try:
+            return _start_ui_once(study, tracking_uri, cwd)
+        except PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("not reached")
+
+
+class PortTaken(RuntimeError):
+    """The UI exited before it answered (its port was taken meanwhile)."""
+
+
+def _start_ui_once(study: str, tracking_uri: str, cwd: Path) -> tuple[subprocess.Popen, str]:
+    """Its output goes to ``cwd/ui.log``, not a pipe: a pipe nobody drains fills up with the
+    server's access log and stalls it."""
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bnsearch", "ui", "--study-name", study, "--tracking-uri",
-         tracking_uri, "--port", str(port)],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    link = ""
+    log = cwd / "ui.log"
+    with open(log, "w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bnsearch", "ui", "--study-name", study, "--tracking-uri",
+             tracking_uri, "--port", str(port)],
+            cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
     deadline = time.monotonic() + 180  # a loaded 2-core machine (the suite runs beside it)
-    while time.monotonic() < deadline and not link:
-        line = process.stdout.readline()
-        found = re.search(r"(http://\S+workflowType=machine_learning)", line)
+    link = ""
+    while time.monotonic() < deadline and not link and process.poll() is None:
+        found = re.search(r"(http://\S+workflowType=machine_learning)", log.read_text())
         link = found.group(1) if found else ""
-    if not link:
-        process.kill()
-        raise RuntimeError("bnsearch ui printed no runs link")
+        time.sleep(0.2)
     import urllib.request
 
-    while time.monotonic() < deadline:
+    while link and time.monotonic() < deadline and process.poll() is None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
                 return process, link
         except OSError:
             time.sleep(0.5)
+    exited = process.poll() is not None
     process.kill()
-    raise RuntimeError("the MLflow UI did not answer within 180 s")
+    tail = log.read_text()[-1500:]
+    if exited and "address already in use" in tail.lower():
+        raise PortTaken(tail)
+    raise RuntimeError(f"the MLflow UI did not come up within 180 s; its output:\n{tail}")
 
 
 def check(link: str, run_name: str, verdict: str, out: Path) -> UiCheck:
