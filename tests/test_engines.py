@@ -53,13 +53,12 @@ def parity_run():
     return data, specs, results, engine.last_population, xla
 
 
-def _bn_slot(name: str, placement: str, n_hidden: int) -> int:
+def _bn_slot(name: str, n_hidden: int) -> int:
     if name == "input_bn":
         return 0
     if name == "output_bn":
-        return 2 * n_hidden + 1
-    layer = int(name.split("_")[1]) - 1
-    return 1 + layer + (n_hidden if placement == "after" else 0)
+        return n_hidden + 1
+    return int(name.split("_")[1])  # one slot per hidden layer, before or after
 
 
 @pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(SETTINGS)))
@@ -84,7 +83,7 @@ def test_population_matches_keras_weights_moving_stats_and_val_loss(parity_run, 
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert bns or spec.config.placement == "none"
     for layer in bns:
-        slot = _bn_slot(layer.name, spec.config.placement, len(NETWORK.hidden_units))
+        slot = _bn_slot(layer.name, len(NETWORK.hidden_units))
         for variable, key in (
             (layer.gamma, "gamma"), (layer.beta, "beta"),
             (layer.moving_mean, "moving_mean"), (layer.moving_variance, "moving_var"),

@@ -14,9 +14,13 @@ Semantics follow :func:`bnsearch.model.build_model` layer for layer (both read
   ``gamma * (x - mean) / sqrt(var + eps) + beta``, and updates
   ``moving = moving * momentum + batch_stat * (1 - momentum)`` in the forward pass;
   validation uses the moving statistics.
-* Members differ in placement by masks: every member computes every BN slot, and each slot's
-  output is selected per member with ``tf.where`` (an unused slot's parameters get zero
-  gradients and are never read).
+* Members differ in placement by masks. Each hidden layer has ONE BN slot serving both
+  placements: its input is ``z`` for ``before`` members and ``act(z)`` for ``after``
+  members, and the layer's output is selected per member with ``tf.where`` (``act(BN(z))``,
+  ``BN(act(z))`` or ``act(z)``), so a mixed population pays for one BN per layer, not two.
+  The input and output BN slots exist only in populations with a member that uses them
+  (the compiled graph is keyed by the slots its members use). A slot's parameters get zero
+  gradients from members that do not use it and are never read for them.
 * Inverted dropout: a unit is kept with probability ``1 - rate`` and scaled by
   ``1 / (1 - rate)``. Masks come from a counter-based hash of (member seed, step, unit), so a
   member's randomness does not depend on which other members share its population, and
@@ -52,7 +56,7 @@ from bnsearch.model import NetworkSettings, dense_uses_bias, initializer, layer_
 from bnsearch.recorder import TrialRecorder
 from bnsearch.results import METRICS, TrialResult, TrialSpec
 
-__all__ = ["PopulationEngine", "check_memory", "estimate_memory_bytes", "hash_uniform"]
+__all__ = ["PopulationEngine", "SlotUse", "check_memory", "estimate_memory_bytes", "hash_uniform"]
 
 # Bytes of float32 activations kept per (member, batch row, hidden unit) for backprop; a
 # generous multiple covers pre/post BN, activation, dropout mask and gradients.
@@ -102,26 +106,49 @@ def _slots(specs: Sequence[TrialSpec], network: NetworkSettings) -> _Slots:
     return _Slots(as_f(input_bn), as_f(before), as_f(after), as_f(output_bn), bias)
 
 
+@dataclass(frozen=True)
+class SlotUse:
+    """Which BN slots a population's graph has: the input BN, the hidden layers' BN (serving
+    ``before`` and ``after``) and the output BN. Part of the compiled graph's key."""
+
+    input_bn: bool = True
+    hidden_bn: bool = True
+    output_bn: bool = True
+
+    @classmethod
+    def of(cls, specs: Sequence[TrialSpec], network: NetworkSettings) -> SlotUse:
+        slots = _slots(specs, network)
+        return cls(
+            bool(slots.input_bn.any()),
+            bool(slots.hidden_before.any() or slots.hidden_after.any()),
+            bool(slots.output_bn.any()),
+        )
+
+
 def hash_uniform(tf: Any, seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
     """Uniform [0, 1) numbers from a counter-based integer hash of (seed, counter, index).
 
-    ``seeds`` is ``[P]`` int64, ``counter`` a scalar int64, ``shape`` is ``[P, ...]``.
+    ``seeds`` is ``[P]`` int64, ``counter`` a scalar int64, ``shape`` is ``[P, ...]``. The
+    hash is computed in uint32 arithmetic (wrap-around multiplication, logical shifts), which
+    gives the same bits as 64-bit arithmetic masked to 32 bits at half the memory traffic.
     """
     bits = tf.bitwise
-    size = tf.cast(tf.reduce_prod(shape[1:]), tf.int64)
-    index = tf.reshape(tf.range(size, dtype=tf.int64), [1, -1])
-    mask32 = tf.constant(0xFFFFFFFF, tf.int64)
+    u32 = tf.uint32
+    size = tf.cast(tf.reduce_prod(shape[1:]), tf.int32)
+    index = tf.cast(tf.reshape(tf.range(size, dtype=tf.int32), [1, -1]), u32)
+    low32 = lambda v: tf.cast(bits.bitwise_and(tf.cast(v, tf.int64), 0xFFFFFFFF), u32)  # noqa: E731
+    const = lambda v: tf.constant(v, u32)  # noqa: E731
 
     def mix(x: Any, shift: int, factor: int | None) -> Any:
-        x = bits.bitwise_xor(x, bits.right_shift(x, tf.constant(shift, tf.int64)))
-        return x if factor is None else bits.bitwise_and(x * factor, mask32)
+        x = bits.bitwise_xor(x, bits.right_shift(x, const(shift)))
+        return x if factor is None else x * const(factor)
 
-    x = seeds[:, None] * 0x9E3779B1 + counter * 0x85EBCA77 + index * 0xC2B2AE3D
-    x = bits.bitwise_and(x, mask32)
+    x = low32(seeds)[:, None] * const(0x9E3779B1)
+    x = x + low32(counter) * const(0x85EBCA77) + index * const(0xC2B2AE3D)
     x = mix(x, 16, 0x7FEB352D)
     x = mix(x, 15, 0x846CA68B)
     x = mix(x, 16, None)
-    u = tf.cast(bits.right_shift(x, tf.constant(8, tf.int64)), tf.float32) * (1.0 / (1 << 24))
+    u = tf.cast(bits.right_shift(x, const(8)), tf.float32) * (1.0 / (1 << 24))
     return tf.reshape(u, shape)
 
 
@@ -133,12 +160,18 @@ class _Population:
     """
 
     def __init__(
-        self, size: int, dataset: Dataset, network: NetworkSettings, jit_compile: bool
+        self,
+        size: int,
+        dataset: Dataset,
+        network: NetworkSettings,
+        jit_compile: bool,
+        slot_use: SlotUse | None = None,
     ) -> None:
         import tensorflow as tf
 
         self.tf = tf
         self.size = size
+        self.slot_use = slot_use or SlotUse()
         self.network = network
         self.n_classes = dataset.n_classes
         P = size
@@ -165,16 +198,29 @@ class _Population:
             tf.Variable(tf.zeros((P, 1, widths[d + 1])), name=f"bias_{d}")
             for d in range(len(widths) - 1)
         ]
-        # BN slots: 0 the inputs, 1..n before each hidden activation, n+1..2n after it, and
-        # 2n+1 the output logits. Separate before/after slots keep each member's moving
-        # statistics updated by exactly the BN it uses.
-        hidden = list(network.hidden_units)
-        self.bn_widths = [widths[0], *hidden, *hidden, dataset.n_classes]
-        self.gammas = [tf.Variable(tf.ones((P, 1, w))) for w in self.bn_widths]
-        self.betas = [tf.Variable(tf.zeros((P, 1, w))) for w in self.bn_widths]
-        self.moving_means = [state((P, 1, w)) for w in self.bn_widths]
-        self.moving_vars = [state((P, 1, w)) for w in self.bn_widths]
-        self.params = [*self.kernels, *self.biases, *self.gammas, *self.betas]
+        # BN slots: 0 the inputs, 1..n the hidden layers (before or after the activation,
+        # per member), n+1 the output logits. A member uses at most one BN per position, so
+        # one slot per position keeps its moving statistics updated by exactly the BN it
+        # uses. Slots no member of this population uses get no variables.
+        n_hidden = len(network.hidden_units)
+        use = self.slot_use
+        self.bn_slots = [
+            slot
+            for slot, used in (
+                [(0, use.input_bn)]
+                + [(1 + d, use.hidden_bn) for d in range(n_hidden)]
+                + [(1 + n_hidden, use.output_bn)]
+            )
+            if used
+        ]
+        self.bn_widths = {slot: widths[slot] for slot in self.bn_slots}
+        self.gammas = {i: tf.Variable(tf.ones((P, 1, w))) for i, w in self.bn_widths.items()}
+        self.betas = {i: tf.Variable(tf.zeros((P, 1, w))) for i, w in self.bn_widths.items()}
+        self.moving_means = {i: state((P, 1, w)) for i, w in self.bn_widths.items()}
+        self.moving_vars = {i: state((P, 1, w)) for i, w in self.bn_widths.items()}
+        self.params = [
+            *self.kernels, *self.biases, *self.gammas.values(), *self.betas.values()
+        ]  # fmt: skip
         self.velocities = [state(tuple(p.shape)) for p in self.params]
         self.active = tf.Variable(tf.ones((P,), tf.bool), trainable=False)
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -213,14 +259,25 @@ class _Population:
                     initial[key] = np.asarray(init(shape))
                 stacked.append(initial[key])
             kernel.assign(np.stack(stacked))
+        if not self.slot_use_covers(SlotUse.of(padded, self.network)):
+            raise ValueError("a member uses a BN slot this population was not built with")
         for variables, value in (
-            (self.biases, 0.0), (self.gammas, 1.0), (self.betas, 0.0),
-            (self.moving_means, 0.0), (self.moving_vars, 1.0), (self.velocities, 0.0),
+            (self.biases, 0.0), (self.gammas.values(), 1.0), (self.betas.values(), 0.0),
+            (self.moving_means.values(), 0.0), (self.moving_vars.values(), 1.0),
+            (self.velocities, 0.0),
         ):  # fmt: skip
             for variable in variables:
                 variable.assign(np.full(variable.shape, value, np.float32))
         self.active.assign(np.arange(P) < n)
         self.iterations.assign(0)
+
+    def slot_use_covers(self, need: SlotUse) -> bool:
+        have = self.slot_use
+        return all(h or not n for h, n in zip(
+            (have.input_bn, have.hidden_bn, have.output_bn),
+            (need.input_bn, need.hidden_bn, need.output_bn),
+            strict=True,
+        ))  # fmt: skip
 
     # --- forward pass ------------------------------------------------------------------
 
@@ -247,20 +304,29 @@ class _Population:
             activation = lambda v: tf.nn.gelu(v, approximate=False)  # noqa: E731
         updates: list = []
         use = lambda mask, a, b: tf.where(mask > 0, a, b)  # noqa: E731
-        x = use(self.m_input, self._bn(x, 0, training, updates), x)
+        slots = self.slot_use
+        if slots.input_bn:
+            x = use(self.m_input, self._bn(x, 0, training, updates), x)
         n_hidden = len(self.network.hidden_units)
         for d in range(n_hidden):
             z = tf.matmul(x, self.kernels[d]) + self.biases[d] * self.bias_masks[d]
-            z = use(self.m_before, self._bn(z, 1 + d, training, updates), z)
-            a = activation(z)
-            a = use(self.m_after, self._bn(a, 1 + n_hidden + d, training, updates), a)
+            plain = activation(z)
+            if slots.hidden_bn:
+                # One BN serves both placements: it normalises z for `before` members and
+                # act(z) for `after` members.
+                normalised = self._bn(use(self.m_before, z, plain), 1 + d, training, updates)
+                after_or_plain = use(self.m_after, normalised, plain)
+                a = use(self.m_before, activation(normalised), after_or_plain)
+            else:
+                a = plain
             if training:
                 u = hash_uniform(tf, self.seeds, counter * 16 + d, tf.shape(a))
                 keep = tf.cast(u >= self.dropout, tf.float32)
                 a = a * keep / (1.0 - self.dropout)
             x = a
         logits = tf.matmul(x, self.kernels[n_hidden]) + self.biases[n_hidden] * self.bias_masks[-1]
-        logits = use(self.m_output, self._bn(logits, 1 + 2 * n_hidden, training, updates), logits)
+        if slots.output_bn:
+            logits = use(self.m_output, self._bn(logits, 1 + n_hidden, training, updates), logits)
         return logits, updates
 
     def _per_sample_loss(self, logits: Any, labels: Any) -> Any:
@@ -289,9 +355,12 @@ class _Population:
             counted = tf.where(self.active & finite, loss, tf.zeros_like(loss))
             total = tf.reduce_sum(counted)
         grads = tape.gradient(total, self.params)
+        # A member's gradients are finite iff their sum is (a NaN or inf anywhere makes the
+        # sum non-finite); one sum per member is far cheaper than an elementwise test. A sum
+        # that overflows float32 freezes a member whose update would have been absurd anyway.
         grads_finite = tf.ones_like(finite)
         for g in grads:
-            grads_finite &= tf.reduce_all(tf.math.is_finite(tf.reshape(g, [tf.shape(g)[0], -1])), 1)
+            grads_finite &= tf.math.is_finite(tf.reduce_sum(tf.reshape(g, [tf.shape(g)[0], -1]), 1))
         live = self.active & finite & grads_finite
         live3 = tf.reshape(live, [-1, 1, 1])
         t = tf.cast(self.iterations, tf.float32)
@@ -342,7 +411,7 @@ class _Population:
         for d, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
             out[f"kernel_{d}"] = kernel[p].numpy()
             out[f"bias_{d}"] = bias[p, 0].numpy()
-        for i in range(len(self.bn_widths)):
+        for i in self.bn_slots:
             out[f"gamma_{i}"] = self.gammas[i][p, 0].numpy()
             out[f"beta_{i}"] = self.betas[i][p, 0].numpy()
             out[f"moving_mean_{i}"] = self.moving_means[i][p, 0].numpy()
@@ -461,16 +530,18 @@ class PopulationEngine:
         assert all(r is not None for r in results), "every spec belongs to one group"
         return results  # type: ignore[return-value]
 
-    def _population(self, size: int, dataset: Dataset, network: NetworkSettings) -> _Population:
+    def _population(
+        self, size: int, dataset: Dataset, network: NetworkSettings, slot_use: SlotUse
+    ) -> _Population:
         # Epochs do not shape the graph: studies with other epoch counts share it.
-        key = (size, dataset.fingerprint, replace(network, epochs=1), self.jit_compile)
+        key = (size, dataset.fingerprint, replace(network, epochs=1), self.jit_compile, slot_use)
         check_memory(size, dataset, network, self.memory_limit_bytes)
         if key not in _COMPILED:
             # A few populations' graphs (one per searched activation) and no more keeps
             # memory flat over a long study.
             while len(_COMPILED) >= MAX_CACHED_POPULATIONS:
                 del _COMPILED[next(iter(_COMPILED))]
-            _COMPILED[key] = _Population(size, dataset, network, self.jit_compile)
+            _COMPILED[key] = _Population(size, dataset, network, self.jit_compile, slot_use)
         return _COMPILED[key]
 
     def _train_chunk(
@@ -484,7 +555,8 @@ class PopulationEngine:
 
         started = time.perf_counter()
         n = len(specs)
-        population = self._population(_population_size(n, self.max_population), dataset, network)
+        size = _population_size(n, self.max_population)
+        population = self._population(size, dataset, network, SlotUse.of(specs, network))
         population.load(specs)
         self.last_population = population
         P = population.size
