@@ -6,6 +6,15 @@ population size P, the speed-up over Keras, the achieved GFLOP/s against a measu
 matmul peak, and the process's peak resident memory. Compilation is excluded: each engine
 is warmed up on one epoch before the timed epochs. This is a benchmark, not a test: it
 asserts nothing.
+
+Roofline columns (population rows): ``matmul s`` is the measured time of the step's matrix
+products alone (the 3 forward and 5 backward batched products of the thread's network at
+that population, in their own XLA loop), per trial-epoch, and ``in matmul`` its share of
+the engine's time; the rest is element-wise work (BN, activations, dropout hash, loss) and
+the optimizer. ``update floor`` is the memory-bandwidth limit of the optimizer: each step
+reads and writes every parameter and velocity and reads every gradient (5 × 4 bytes per
+parameter), at the measured streaming bandwidth. The CNN rows train the digits CNN of
+``studies/digits_cnn.toml`` (8×8×1 images) on both engines.
 """
 
 from __future__ import annotations
@@ -15,14 +24,21 @@ import resource
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from dataclasses import replace
+from typing import Any, TextIO
 
 from bnsearch.data import make_synthetic, split_index
 from bnsearch.model import NetworkSettings
 from bnsearch.results import TrialSpec
 from bnsearch.space import PLACEMENTS, BNConfig
 
-__all__ = ["flops_per_sample", "matmul_peak_gflops", "run_benchmark"]
+__all__ = [
+    "flops_per_sample",
+    "matmul_floor_seconds",
+    "matmul_peak_gflops",
+    "run_benchmark",
+    "stream_bandwidth_gbs",
+]
 
 
 def flops_per_sample(n_features: int, network: NetworkSettings, n_classes: int) -> float:
@@ -44,6 +60,60 @@ def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
         c = tf.matmul(a, b)
     c.numpy()
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def stream_bandwidth_gbs(megabytes: int = 256, repeats: int = 10) -> float:
+    """Streaming memory bandwidth: read one large float32 array and write another (GB/s)."""
+    import tensorflow as tf
+
+    source = tf.Variable(tf.random.uniform((megabytes * 2**20 // 4,)))
+    scale = tf.function(lambda: source * 1.0001 + 1.0, jit_compile=True)
+    scale().numpy()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        out = scale()
+    out.numpy()
+    seconds = (time.perf_counter() - started) / repeats
+    return 2 * source.shape[0] * 4 / seconds / 1e9
+
+
+def matmul_floor_seconds(
+    population: int, widths: Sequence[int], batch: int = 16, steps: int = 300
+) -> float:
+    """Seconds per step of the step's matrix products alone at ``population``: per Dense
+    layer one forward product, and backward the kernel gradient and (but for the first
+    layer) the input gradient, in an XLA loop as the engine runs them."""
+    import tensorflow as tf
+
+    kernels = [
+        tf.Variable(tf.random.normal((population, a, b)) * 0.1)
+        for a, b in zip(widths[:-1], widths[1:], strict=True)
+    ]
+    inputs = tf.random.normal((population, batch, widths[0]))
+
+    @tf.function(jit_compile=True)
+    def loop(n: Any) -> Any:
+        total = tf.zeros(())
+        for i in tf.range(n):
+            x = inputs + tf.cast(i, tf.float32) * 1e-6
+            activations = [x]
+            for kernel in kernels:
+                activations.append(tf.matmul(activations[-1], kernel))
+            delta = activations[-1]
+            for d in reversed(range(len(kernels))):
+                grad = tf.matmul(activations[d], delta, transpose_a=True)
+                total += tf.reduce_sum(grad[:, 0, 0])
+                if d:
+                    delta = tf.matmul(delta, kernels[d], transpose_b=True)
+        return total
+
+    loop(tf.constant(10)).numpy()
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        loop(tf.constant(steps)).numpy()
+        best = min(best, (time.perf_counter() - started) / steps)
+    return best
 
 
 def _peak_rss_mib() -> float:
@@ -88,7 +158,13 @@ def run_benchmark(
         flush=True,
     )
     peak = matmul_peak_gflops()
-    print(f"dense matmul peak (1024^2 float32): {peak:.1f} GFLOP/s", file=out, flush=True)
+    bandwidth = stream_bandwidth_gbs()
+    print(
+        f"dense matmul peak (1024^2 float32): {peak:.1f} GFLOP/s; streaming memory bandwidth: "
+        f"{bandwidth:.1f} GB/s",
+        file=out,
+        flush=True,
+    )
     print(
         f"arithmetic per trial-epoch: {flops * n_train / 1e9:.2f} GFLOP "
         f"({flops / 1e3:.1f} kFLOP per sample)\n",
@@ -96,19 +172,29 @@ def run_benchmark(
     )
     header = (
         f"{'engine':<18s}{'s/trial-epoch':>14s}{'speed-up':>10s}{'GFLOP/s':>10s}"
-        f"{'% of peak':>10s}{'peak RSS MiB':>14s}"
+        f"{'% of peak':>10s}{'matmul s':>10s}{'in matmul':>10s}{'update floor':>13s}"
+        f"{'peak RSS MiB':>14s}"
     )
     print(header, file=out)
     print("-" * len(header), file=out, flush=True)
     figures: dict[str, float] = {}
 
-    def row(name: str, seconds: float) -> None:
+    widths = [data.n_features, *NetworkSettings().hidden_units, data.n_classes]
+    n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    steps_per_epoch = -(-n_train // 16)
+
+    def row(name: str, seconds: float, population: int = 0) -> None:
         figures[name] = seconds
         speedup = figures["keras"] / seconds
         achieved = flops * n_train / seconds / 1e9
+        roofline = f"{'':>10s}{'':>10s}{'':>13s}"
+        if population:
+            matmul = matmul_floor_seconds(population, widths) * steps_per_epoch / population
+            update = 5 * 4 * n_params * steps_per_epoch / (bandwidth * 1e9)
+            roofline = f"{matmul:>10.4f}{100 * matmul / seconds:>9.0f}%{update:>13.5f}"
         print(
             f"{name:<18s}{seconds:>14.4f}{speedup:>9.1f}x{achieved:>10.2f}"
-            f"{100 * achieved / peak:>9.1f}%{_peak_rss_mib():>14.0f}",
+            f"{100 * achieved / peak:>9.1f}%{roofline}{_peak_rss_mib():>14.0f}",
             file=out,
             flush=True,
         )
@@ -130,6 +216,7 @@ def run_benchmark(
         row(
             f"population P={population}",
             (time.perf_counter() - started) / timed_epochs / population,
+            population,
         )
     best = min(v for k, v in figures.items() if k != "keras")
     print(
@@ -137,4 +224,35 @@ def run_benchmark(
         file=out,
         flush=True,
     )
+    figures.update(_cnn_rows(timed_epochs, 16 if short else 64, out))
+    return figures
+
+
+def _cnn_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
+    """Seconds per trial-epoch of the digits CNN (studies/digits_cnn.toml) on both engines."""
+    from bnsearch.data import load_dataset
+    from bnsearch.engines import KerasEngine, PopulationEngine
+
+    data = load_dataset("sklearn:digits", images=True, standardize=True)
+    cnn = NetworkSettings(
+        family="cnn", conv_filters=(16, 32), kernel_size=3, hidden_units=(64,),
+        activation="relu", initializer="he_uniform",
+    )  # fmt: skip
+    print(
+        f"\ndigits CNN (studies/digits_cnn.toml): {data.n_rows} images 8x8x1, conv 16-32, "
+        "dense 64, batch 16",
+        file=out,
+    )
+    figures: dict[str, float] = {}
+    warm, timed = replace(cnn, epochs=1), replace(cnn, epochs=timed_epochs)
+    for name, engine, specs in (
+        ("cnn keras", KerasEngine(), _specs(1)),
+        (f"cnn population P={population}", PopulationEngine(population), _specs(population)),
+    ):
+        engine.train(specs, data, warm)
+        started = time.perf_counter()
+        engine.train(specs, data, timed)
+        figures[name] = (time.perf_counter() - started) / timed_epochs / len(specs)
+        speedup = figures["cnn keras"] / figures[name]
+        print(f"{name:<24s}{figures[name]:>10.4f} s/trial-epoch{speedup:>8.1f}x", file=out)
     return figures

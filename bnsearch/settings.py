@@ -142,7 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("sampler", (str,), "Optuna's sampler", choices=SAMPLERS),
     _S("pruner", (str,), "none keeps paired blocks whole; median and hyperband prune on "
        "per-epoch validation loss", choices=PRUNERS),
-    _S("engine", (str,), "population (many trials in one vectorised graph; MLPs) or keras "
+    _S("engine", (str,), "population (many trials in one vectorised graph; mlp and cnn) or keras "
        "(one model.fit per trial, the reference)", choices=ENGINES),
     _S("population", (int,), "trials trained at once by the population engine",
        rule=POSITIVE_INT),

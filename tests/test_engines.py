@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bnsearch.data import make_synthetic
+from bnsearch.data import Dataset, load_dataset, make_synthetic
 from bnsearch.engines import KerasEngine, PopulationEngine
 from bnsearch.engines._population import hash_uniform
 from bnsearch.model import NetworkSettings, build_model
@@ -141,13 +141,13 @@ def test_population_matches_keras_on_deeper_mlps_with_other_activations(variant_
             np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
 
 
-def test_population_engine_refuses_a_cnn_instead_of_training_it_wrong():
+def test_population_engine_refuses_a_network_from_a_builder_instead_of_training_it_wrong():
     from bnsearch.errors import ConfigError
 
     data = make_synthetic(64, seed=1)
-    cnn = NetworkSettings(epochs=1, family="cnn")
-    with pytest.raises(ConfigError, match="MLP family only"):
-        PopulationEngine().train([TrialSpec(0, BNConfig(), 1)], data, cnn)
+    custom = NetworkSettings(epochs=1, builder="mynets:build")
+    with pytest.raises(ConfigError, match="not a network from `builder`; use --engine keras"):
+        PopulationEngine().train([TrialSpec(0, BNConfig(), 1)], data, custom)
 
 
 def test_dropout_keeps_the_expected_fraction_and_scale_per_member():
@@ -224,3 +224,93 @@ def test_paired_members_with_one_seed_start_from_the_same_dense_weights():
     first = population.member_weights(0)["kernel_0"]
     for member in range(1, len(specs)):
         np.testing.assert_array_equal(population.member_weights(member)["kernel_0"], first)
+
+
+# The CNN family: two conv stages and a dense head on 8x8 digit images, every placement x
+# both SETTINGS in ONE population, dropout off, against Keras' Conv2D/BN/MaxPooling2D.
+CNN_NETWORK = NetworkSettings(
+    epochs=2, family="cnn", conv_filters=(4, 6), kernel_size=3, hidden_units=(8,),
+    activation="tanh", initializer="he_uniform",
+)  # fmt: skip
+# As SETTINGS with a smaller first learning rate and epsilon 1e-5: at lr 0.1 with momentum 0.9,
+# or with a BN epsilon of 1e-6 on a nearly saturated channel, this conv net
+# trains at the edge of stability, where any float32 rounding difference grows ~10x a step.
+CNN_SETTINGS = [(True, 0.9, 1e-5, 0.02), (False, 0.99, 1e-3, 0.01)]
+
+
+def _digit_images(n_rows: int) -> Dataset:
+    """Digit images scaled to [0, 1] plus a little noise.
+
+    Standardised per pixel, the rarely-inked border pixels reach values near 30, which
+    saturate units and leave some channels a tiny batch variance: an ill-conditioned BN
+    that amplifies float32 rounding past 1e-4. Raw digits have 17 grey levels, so max
+    pooling meets near-ties whose winner a rounding difference can flip (a discrete jump in
+    the gradient); the noise makes every window's maximum clear.
+    """
+    digits = load_dataset("sklearn:digits", images=True)
+    noise = np.random.default_rng(0).uniform(0.0, 0.1, digits.x[:n_rows].shape)
+    x = (digits.x[:n_rows] / 16.0 + noise).astype(np.float32)
+    return Dataset(digits.name, x, digits.y[:n_rows], digits.class_names)
+
+
+@pytest.fixture(scope="module")
+def cnn_parity_run():
+    data = _digit_images(403)
+    configs = [
+        BNConfig(placement=p, dropout=0.0, use_bias=b, momentum=m, epsilon=e, learning_rate=lr)
+        for p in PLACEMENTS
+        for b, m, e, lr in CNN_SETTINGS
+    ]
+    specs = [TrialSpec(i, c, 70 + i) for i, c in enumerate(configs)]
+    engine = PopulationEngine(shuffle=False, jit_compile=False)
+    results = engine.train(specs, data, CNN_NETWORK)
+    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, CNN_NETWORK)
+    return data, specs, results, engine.last_population, xla
+
+
+@pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(CNN_SETTINGS)))
+def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member):
+    data, specs, results, population, xla_results = cnn_parity_run
+    spec = specs[member]
+    keras.backend.clear_session()
+    model = build_model(spec.config, data.x.shape[1:], data.n_classes, CNN_NETWORK, spec.seed)
+    x_train, y_train, x_val, y_val = data.split(CNN_NETWORK.validation_split)
+    history = model.fit(
+        x_train, y_train, batch_size=16, epochs=CNN_NETWORK.epochs, shuffle=False,
+        validation_data=(x_val, y_val), verbose=0,
+    ).history  # fmt: skip
+    weights = population.member_weights(member)
+    for name, key in (
+        ("conv_1", "conv_0"), ("conv_2", "conv_1"), ("dense_1", "0"), ("output_dense", "1"),
+    ):  # fmt: skip
+        layer = model.get_layer(name)
+        assert _close(layer.kernel.numpy(), weights[f"kernel_{key}"]) < 1e-4, (name, "kernel")
+        feeds_bn = spec.config.placement in ("before", "before_output") and name != "output_dense"
+        if layer.use_bias and feeds_bn:
+            # BN removes the bias' effect: its true gradient is zero and both sides hold only
+            # float32 rounding noise, summed over batch x height x width (1,024 values).
+            np.testing.assert_allclose(layer.bias.numpy(), weights[f"bias_{key}"], atol=1e-4)
+        elif layer.use_bias:
+            # A conv bias sums the gradients of 1,024 positions per step, and under `after`
+            # the BN that follows the activation cancels most of its effect (a nearly flat
+            # direction that collects rounding): elementwise 1e-4 relative or 5e-5 absolute
+            # (measured: at most 2.7e-5 on values of about 0.1).
+            np.testing.assert_allclose(
+                layer.bias.numpy(), weights[f"bias_{key}"], rtol=1e-4, atol=5e-5
+            )
+        else:
+            assert not weights[f"bias_{key}"].any(), "a masked bias must stay zero"
+    slots = {"input_bn": 0, "conv_bn_1": 1, "conv_bn_2": 2, "bn_1": 3, "output_bn": 4}
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns or spec.config.placement == "none"
+    for layer in bns:
+        slot = slots[layer.name]
+        for variable, key in (
+            (layer.gamma, "gamma"), (layer.beta, "beta"),
+            (layer.moving_mean, "moving_mean"), (layer.moving_variance, "moving_var"),
+        ):  # fmt: skip
+            assert _close(variable.numpy(), weights[f"{key}_{slot}"]) < 1e-4, (layer.name, key)
+    assert results[member].state is TrialState.COMPLETE
+    for metric in ("val_loss", "loss"):
+        np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
+        np.testing.assert_allclose(xla_results[member].history[metric], history[metric], rtol=1e-4)

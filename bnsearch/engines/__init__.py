@@ -39,8 +39,8 @@ def engine_notice(network: NetworkSettings) -> str | None:
     if PopulationEngine.trains(network):
         return None
     return (
-        f"bnsearch: notice: the population engine trains the MLP family only; this "
-        f"{network.kind} network trains on the Keras engine (one model.fit per trial)."
+        "bnsearch: notice: the population engine trains bnsearch's mlp and cnn families; "
+        "this network from `builder` trains on the Keras engine (one model.fit per trial)."
     )
 
 

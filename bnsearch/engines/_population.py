@@ -67,9 +67,12 @@ def estimate_memory_bytes(
     population: int, dataset: Dataset, network: NetworkSettings, n_val: int
 ) -> int:
     """A rough upper bound of the engine's working memory for one chunk."""
-    width = max(network.hidden_units)
-    per_step = population * network.batch_size * width * len(network.hidden_units)
-    val = population * n_val * (dataset.n_features + width * len(network.hidden_units) * 3)
+    width = max(network.hidden_units) * len(network.hidden_units)
+    for conv in conv_layout(dataset, network):
+        # im2col patches, the layer's output and its pooled output, per image row.
+        width += conv.height * conv.width * (conv.patch + conv.filters) + conv.flat_out
+    per_step = population * network.batch_size * width
+    val = population * n_val * (dataset.n_features + width * 3)
     params = population * (dataset.n_features + 1) * width * 8
     return per_step * _BYTES_PER_ACTIVATION + val * 4 + params * 4 + dataset.x.nbytes * 2
 
@@ -86,21 +89,22 @@ class _Slots:
 
 
 def _slots(specs: Sequence[TrialSpec], network: NetworkSettings) -> _Slots:
-    n_dense = len(network.hidden_units) + 1
+    n_layers = len(network.hidden_units) + 1
+    if network.kind == "cnn":
+        n_layers += len(network.conv_filters)
     input_bn, before, after, output_bn = [], [], [], []
-    bias = np.zeros((n_dense, len(specs)), np.float32)
+    bias = np.zeros((n_layers, len(specs)), np.float32)
     for p, spec in enumerate(specs):
         plan = layer_plan(spec.config, network)
         kinds = [kind for kind, _ in plan]
         names = [name for _, name in plan]
         input_bn.append("input_bn" in names)
         output_bn.append("output_bn" in names)
-        first_dense = kinds.index("dense")
-        before.append(kinds[first_dense + 1] == "bn")
+        layers = [i for i, kind in enumerate(kinds) if kind in ("conv", "dense")]
+        before.append(kinds[layers[0] + 1] == "bn")
         pairs = zip(kinds[:-1], kinds[1:], strict=True)
         after.append(any(a == "activation" and b == "bn" for a, b in pairs))
-        dense_indices = [i for i, kind in enumerate(kinds) if kind == "dense"]
-        for d, index in enumerate(dense_indices):
+        for d, index in enumerate(layers):
             bias[d, p] = dense_uses_bias(spec.config, plan, index)
     as_f = lambda v: np.asarray(v, np.float32)  # noqa: E731
     return _Slots(as_f(input_bn), as_f(before), as_f(after), as_f(output_bn), bias)
@@ -152,6 +156,71 @@ def hash_uniform(tf: Any, seeds: Any, counter: Any, shape: Sequence[Any]) -> Any
     return tf.reshape(u, shape)
 
 
+@dataclass(frozen=True)
+class ConvLayer:
+    """One ``Conv2D(padding='same')`` → ``MaxPooling2D(2, padding='same')`` stage."""
+
+    height: int
+    width: int
+    in_channels: int
+    filters: int
+    kernel_size: int
+
+    @property
+    def patch(self) -> int:
+        return self.kernel_size * self.kernel_size * self.in_channels
+
+    @property
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        k = self.kernel_size
+        return (k, k, self.in_channels, self.filters)
+
+    @property
+    def pooled(self) -> tuple[int, int]:
+        return (-(-self.height // 2), -(-self.width // 2))
+
+    @property
+    def flat_out(self) -> int:
+        height, width = self.pooled
+        return height * width * self.filters
+
+
+def conv_layout(dataset: Dataset, network: NetworkSettings) -> list[ConvLayer]:
+    """The conv stages of a ``cnn`` network on ``dataset``'s images (none for an MLP)."""
+    if network.kind != "cnn":
+        return []
+    shape = dataset.x.shape[1:]
+    if len(shape) not in (2, 3):
+        raise ConfigError(
+            f"the cnn family needs image-shaped rows (height × width [× channels]), but the "
+            f"data's rows have shape {shape}; use sklearn:digits, an .npz of images, or "
+            'family = "mlp".'
+        )
+    height, width = shape[:2]
+    channels = shape[2] if len(shape) == 3 else 1
+    layers = []
+    for filters in network.conv_filters:
+        layer = ConvLayer(height, width, channels, filters, network.kernel_size)
+        layers.append(layer)
+        (height, width), channels = layer.pooled, filters
+    return layers
+
+
+def _im2col(tf: Any, images: Any, k: int) -> Any:
+    """``[n, h, w, c]`` → ``[n, h, w, k*k*c]``: each pixel's k×k neighbourhood ('same'
+    zero padding), in Keras' kernel order (row, column, channel), so a 'same' Conv2D is one
+    matrix product with the kernel reshaped to ``[k*k*c, filters]``. Slices and a concat
+    (rather than ``extract_patches``) keep the gradient cheap and XLA-friendly."""
+    before = (k - 1) // 2
+    after = k - 1 - before
+    padded = tf.pad(images, [[0, 0], [before, after], [before, after], [0, 0]])
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    shifted = [
+        padded[:, i : i + height, j : j + width, :] for i in range(k) for j in range(k)
+    ]  # fmt: skip
+    return tf.concat(shifted, axis=-1)
+
+
 class _Population:
     """The variables and compiled graph functions for ``size`` members.
 
@@ -175,8 +244,14 @@ class _Population:
         self.network = network
         self.n_classes = dataset.n_classes
         P = size
-        widths = [dataset.n_features, *network.hidden_units, dataset.n_classes]
+        self.convs = conv_layout(dataset, network)
+        flat = self.convs[-1].flat_out if self.convs else dataset.n_features
+        widths = [flat, *network.hidden_units, dataset.n_classes]
         self.widths = widths
+        # Every layer with a kernel, convolutions first: (fan-in rows, units). A conv
+        # kernel is kept as its im2col matrix [k*k*in_channels, filters].
+        shapes = [(c.patch, c.filters) for c in self.convs]
+        shapes += [(widths[d], widths[d + 1]) for d in range(len(widths) - 1)]
         f32 = tf.float32
 
         def state(shape: tuple[int, ...], dtype: Any = f32) -> Any:
@@ -185,35 +260,28 @@ class _Population:
         column = (P, 1, 1)
         self.m_input, self.m_before = state(column), state(column)
         self.m_after, self.m_output = state(column), state(column)
-        self.bias_masks = [state(column) for _ in range(len(widths) - 1)]
+        self.bias_masks = [state(column) for _ in shapes]
         self.bn_momentum, self.bn_epsilon = state(column), state(column)
         self.dropout = state(column)
         self.lr = state((P,))
         self.seeds = state((P,), tf.int64)
-        self.kernels = [
-            tf.Variable(tf.zeros((P, widths[d], widths[d + 1])), name=f"kernel_{d}")
-            for d in range(len(widths) - 1)
-        ]
-        self.biases = [
-            tf.Variable(tf.zeros((P, 1, widths[d + 1])), name=f"bias_{d}")
-            for d in range(len(widths) - 1)
-        ]
-        # BN slots: 0 the inputs, 1..n the hidden layers (before or after the activation,
-        # per member), n+1 the output logits. A member uses at most one BN per position, so
-        # one slot per position keeps its moving statistics updated by exactly the BN it
-        # uses. Slots no member of this population uses get no variables.
-        n_hidden = len(network.hidden_units)
+        self.kernels = [tf.Variable(tf.zeros((P, *shape)), name=f"kernel_{d}")
+                        for d, shape in enumerate(shapes)]  # fmt: skip
+        self.biases = [tf.Variable(tf.zeros((P, 1, shape[1])), name=f"bias_{d}")
+                       for d, shape in enumerate(shapes)]  # fmt: skip
+        # BN slots: 0 the inputs (per channel for images), then one per hidden layer, conv
+        # layers first (before or after the activation, per member), and last the output
+        # logits. A member uses at most one BN per position, so one slot per position keeps
+        # its moving statistics updated by exactly the BN it uses. Slots no member of this
+        # population uses get no variables.
         use = self.slot_use
-        self.bn_slots = [
-            slot
-            for slot, used in (
-                [(0, use.input_bn)]
-                + [(1 + d, use.hidden_bn) for d in range(n_hidden)]
-                + [(1 + n_hidden, use.output_bn)]
-            )
-            if used
-        ]
-        self.bn_widths = {slot: widths[slot] for slot in self.bn_slots}
+        input_width = self.convs[0].in_channels if self.convs else widths[0]
+        hidden_widths = [*(c.filters for c in self.convs), *network.hidden_units]
+        candidates = [(input_width, use.input_bn)]
+        candidates += [(w, use.hidden_bn) for w in hidden_widths]
+        candidates += [(dataset.n_classes, use.output_bn)]
+        self.bn_widths = {slot: w for slot, (w, used) in enumerate(candidates) if used}
+        self.bn_slots = list(self.bn_widths)
         self.gammas = {i: tf.Variable(tf.ones((P, 1, w))) for i, w in self.bn_widths.items()}
         self.betas = {i: tf.Variable(tf.zeros((P, 1, w))) for i, w in self.bn_widths.items()}
         self.moving_means = {i: state((P, 1, w)) for i, w in self.bn_widths.items()}
@@ -249,14 +317,20 @@ class _Population:
         self.lr.assign(np.array([c.learning_rate for c in configs], np.float32))
         self.seeds.assign(np.array([s.seed for s in padded], np.int64))
         initial: dict[tuple[int, int], np.ndarray] = {}
+        n_conv = len(self.convs)
         for d, kernel in enumerate(self.kernels):
-            shape = tuple(kernel.shape[1:])
+            # The Keras model's seeds: seed*1000 + 100 + c for conv c, seed*1000 + d for
+            # dense d; a conv kernel is drawn in Keras' [k, k, in, out] shape (its fans).
+            if d < n_conv:
+                offset, shape = 100 + d, self.convs[d].kernel_shape
+            else:
+                offset, shape = d - n_conv, tuple(kernel.shape[1:])
             stacked = []
             for s in padded:
                 key = (s.seed, d)
                 if key not in initial:
-                    init = initializer(self.network.initializer, s.seed * 1000 + d)
-                    initial[key] = np.asarray(init(shape))
+                    init = initializer(self.network.initializer, s.seed * 1000 + offset)
+                    initial[key] = np.asarray(init(shape)).reshape(kernel.shape[1:])
                 stacked.append(initial[key])
             kernel.assign(np.stack(stacked))
         if not self.slot_use_covers(SlotUse.of(padded, self.network)):
@@ -305,28 +379,51 @@ class _Population:
         updates: list = []
         use = lambda mask, a, b: tf.where(mask > 0, a, b)  # noqa: E731
         slots = self.slot_use
+        P = tf.shape(x)[0]
+        rows = tf.shape(x)[1]
+        if self.convs:
+            # Images as [P, rows * height * width, channels]: BN over axis 1 is then the
+            # per-channel statistics over batch, height and width, as Keras' axis=-1.
+            first = self.convs[0]
+            x = tf.reshape(x, [P, -1, first.in_channels])
         if slots.input_bn:
             x = use(self.m_input, self._bn(x, 0, training, updates), x)
-        n_hidden = len(self.network.hidden_units)
-        for d in range(n_hidden):
-            z = tf.matmul(x, self.kernels[d]) + self.biases[d] * self.bias_masks[d]
+
+        def layer(d: int, z: Any) -> Any:
+            """Layer ``d``'s BN (placed per member) and activation on its output ``z``."""
             plain = activation(z)
-            if slots.hidden_bn:
-                # One BN serves both placements: it normalises z for `before` members and
-                # act(z) for `after` members.
-                normalised = self._bn(use(self.m_before, z, plain), 1 + d, training, updates)
-                after_or_plain = use(self.m_after, normalised, plain)
-                a = use(self.m_before, activation(normalised), after_or_plain)
-            else:
-                a = plain
+            if not slots.hidden_bn:
+                return plain
+            # One BN serves both placements: it normalises z for `before` members and
+            # act(z) for `after` members.
+            normalised = self._bn(use(self.m_before, z, plain), 1 + d, training, updates)
+            after_or_plain = use(self.m_after, normalised, plain)
+            return use(self.m_before, activation(normalised), after_or_plain)
+
+        for c, conv in enumerate(self.convs):
+            images = tf.reshape(x, [P * rows, conv.height, conv.width, conv.in_channels])
+            patches = tf.reshape(_im2col(tf, images, conv.kernel_size), [P, -1, conv.patch])
+            z = tf.matmul(patches, self.kernels[c]) + self.biases[c] * self.bias_masks[c]
+            a = tf.reshape(layer(c, z), [P * rows, conv.height, conv.width, conv.filters])
+            pooled = tf.nn.max_pool2d(a, 2, 2, "SAME")
+            x = tf.reshape(pooled, [P, -1, conv.filters])
+        n_conv = len(self.convs)
+        if self.convs:
+            x = tf.reshape(x, [P, rows, self.widths[0]])
+        n_hidden = len(self.network.hidden_units)
+        for h in range(n_hidden):
+            d = n_conv + h
+            z = tf.matmul(x, self.kernels[d]) + self.biases[d] * self.bias_masks[d]
+            a = layer(d, z)
             if training:
-                u = hash_uniform(tf, self.seeds, counter * 16 + d, tf.shape(a))
+                u = hash_uniform(tf, self.seeds, counter * 16 + h, tf.shape(a))
                 keep = tf.cast(u >= self.dropout, tf.float32)
                 a = a * keep / (1.0 - self.dropout)
             x = a
-        logits = tf.matmul(x, self.kernels[n_hidden]) + self.biases[n_hidden] * self.bias_masks[-1]
+        out = n_conv + n_hidden
+        logits = tf.matmul(x, self.kernels[out]) + self.biases[out] * self.bias_masks[out]
         if slots.output_bn:
-            logits = use(self.m_output, self._bn(logits, 1 + n_hidden, training, updates), logits)
+            logits = use(self.m_output, self._bn(logits, 1 + out, training, updates), logits)
         return logits, updates
 
     def _per_sample_loss(self, logits: Any, labels: Any) -> Any:
@@ -408,9 +505,12 @@ class _Population:
 
     def member_weights(self, p: int) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
+        n_conv = len(self.convs)
         for d, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
-            out[f"kernel_{d}"] = kernel[p].numpy()
-            out[f"bias_{d}"] = bias[p, 0].numpy()
+            name = f"conv_{d}" if d < n_conv else f"{d - n_conv}"
+            shape = self.convs[d].kernel_shape if d < n_conv else kernel.shape[1:]
+            out[f"kernel_{name}"] = kernel[p].numpy().reshape(shape)
+            out[f"bias_{name}"] = bias[p, 0].numpy()
         for i in self.bn_slots:
             out[f"gamma_{i}"] = self.gammas[i][p, 0].numpy()
             out[f"beta_{i}"] = self.betas[i][p, 0].numpy()
@@ -489,9 +589,9 @@ class PopulationEngine:
 
     @staticmethod
     def trains(network: NetworkSettings) -> bool:
-        """The MLP family only: its layers have a vectorised form here (CNNs and your own
-        ``builder`` train on the Keras engine)."""
-        return network.kind == "mlp"
+        """bnsearch's own families (MLP and CNN): their layers have a vectorised form here.
+        A network from your own ``builder`` trains on the Keras engine."""
+        return network.kind in ("mlp", "cnn")
 
     def train(
         self,
@@ -504,8 +604,8 @@ class PopulationEngine:
             raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
         if not self.trains(network):
             raise ConfigError(
-                f"the population engine trains the MLP family only, not a {network.kind} "
-                "network; use --engine keras."
+                "the population engine trains bnsearch's mlp and cnn families, not a network "
+                "from `builder`; use --engine keras."
             )
         # A searched activation changes the graph: one population per activation.
         groups: dict[str, list[int]] = {}
