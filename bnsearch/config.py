@@ -52,6 +52,7 @@ class StudyConfig:
     sampler: str = "tpe"
     pruner: str = "none"
     confirm_seeds: int = 5
+    keep_models: bool = False
     metric: str = "val_loss"
     threshold: float = DEFAULT_THRESHOLD
     space: SearchSpace = field(default_factory=SearchSpace)

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from bnsearch.analysis import best_per_placement
 from bnsearch.backends import stored_trials_reader
+from bnsearch.backends._kept_models import INPUT_EXAMPLE_ROWS
 from bnsearch.config import StudyConfig
 from bnsearch.engines import KerasEngine
 from bnsearch.errors import ConfigError
@@ -24,8 +25,6 @@ from bnsearch.results import TrialResult, TrialState
 from bnsearch.tracking import MlflowTracker
 
 __all__ = ["Exported", "export_best"]
-
-INPUT_EXAMPLE_ROWS = 5
 
 
 @dataclass(frozen=True)

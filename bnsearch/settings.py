@@ -159,6 +159,8 @@ SETTINGS: tuple[Setting, ...] = (
        group="verdict", rule=NON_NEGATIVE),
     _S("confirm_seeds", (int,), "fresh seeds to re-train each placement's best configuration "
        "with", group="verdict", rule=NON_NEGATIVE_INT),
+    _S("keep_models", (bool,), "log each confirmation trial's trained model to its MLflow run "
+       "(Keras flavor, loadable with mlflow.pyfunc.load_model)", group="verdict"),
     _S("data", (str,), "synthetic, a .csv/.parquet/.npz file, sklearn:NAME (breast_cancer, "
        "digits, iris, wine) or openml:ID", group="data", default_text=lambda: "synthetic"),
     _S("target", (str,), "label column of a CSV/Parquet file", group="data"),

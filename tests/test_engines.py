@@ -314,3 +314,13 @@ def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member
     for metric in ("val_loss", "loss"):
         np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
         np.testing.assert_allclose(xla_results[member].history[metric], history[metric], rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8, 2), (2, 5, 3, 4), (1, 1, 1, 1)])
+def test_population_max_pooling_matches_keras_same_pooling_on_even_and_odd_images(shape):
+    from bnsearch.engines._population import _max_pool_2x2
+
+    images = tf.random.stateless_normal(shape, seed=[1, 2])
+    expected = keras.layers.MaxPooling2D(2, padding="same")(images)
+    pooled = _max_pool_2x2(tf, images, shape[1], shape[2])
+    np.testing.assert_array_equal(pooled.numpy(), expected.numpy())

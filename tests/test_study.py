@@ -143,7 +143,7 @@ def test_too_many_consecutive_failures_stop_the_study_with_the_reasons(tiny_csv,
 
 
 @pytest.mark.slow
-def test_tiny_cnn_study_on_digits_logs_to_mlflow_with_a_verdict(stores):
+def test_tiny_cnn_study_on_digits_trains_on_the_population_engine_and_logs_a_verdict(stores):
     network = NetworkSettings(
         family="cnn", conv_filters=(4, 8), hidden_units=(16,), activation="relu", epochs=2,
         batch_size=64,
@@ -153,7 +153,7 @@ def test_tiny_cnn_study_on_digits_logs_to_mlflow_with_a_verdict(stores):
         sampler="random", network=network, verbose=False,
         space=SearchSpace.from_overrides({"placement": ["before", "after"]}), **stores,
     )  # fmt: skip
-    assert config.engine == "keras"
+    assert config.engine == "population"  # the cnn family trains on it by default
     outcome = run_study(config)
     assert len(outcome.new_results) == 8  # 3 paired blocks, then 1 confirmation seed each
     assert all(r.state is TrialState.COMPLETE for r in outcome.new_results)

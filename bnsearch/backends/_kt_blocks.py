@@ -34,6 +34,7 @@ from bnsearch.analysis import best_per_placement
 from bnsearch.backends._base import ResultCallback
 from bnsearch.backends._budget import batch_room, settled_verdict
 from bnsearch.backends._failures import stop_after_failures
+from bnsearch.backends._kept_models import keeps_models, log_kept_models
 from bnsearch.backends._kt_files import write_atomically
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
@@ -309,6 +310,8 @@ class PairedSearch:
             return False
 
         specs = [spec for _, spec in asked]
+        keep = keeps_models(self.config, specs)
+        self.engine.keep_models = keep
         outcomes = self.engine.train(specs, self.dataset, self.config.network, on_epoch)
         for index, ((trial, _), result) in enumerate(zip(asked, outcomes, strict=True)):
             if trial is not None:
@@ -320,6 +323,8 @@ class PairedSearch:
                 on_result(result)
         if oracle is not None:
             oracle.save()  # end_trial saves before it lets go of the trial: once more, after
+        if keep:
+            log_kept_models(tracker, self.engine.models, run_ids, self.dataset)
         return outcomes
 
 

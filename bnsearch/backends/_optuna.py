@@ -29,6 +29,7 @@ from bnsearch.backends._budget import (
 from bnsearch.backends._claims import claim_batch
 from bnsearch.backends._failures import stop_after_failures
 from bnsearch.backends._heartbeat import Heartbeat, close_stale_trials, closed_message
+from bnsearch.backends._kept_models import keeps_models, log_kept_models
 from bnsearch.backends._pruning import EpochSnapshot
 from bnsearch.backends._storage import (
     RESULT_ATTR,
@@ -259,6 +260,8 @@ class OptunaBackend:
             return snapshot.should_prune(in_flight[index][0], epoch, metrics["val_loss"])
 
         specs = [s for _, s, _ in in_flight]
+        keep = keeps_models(self.config, specs)
+        self.engine.keep_models = keep
         outcomes = self.engine.train(specs, self.dataset, self.config.network, on_epoch)
         results = []
         for (trial, spec, run_id), result in zip(in_flight, outcomes, strict=True):
@@ -273,6 +276,8 @@ class OptunaBackend:
             results.append(result)
             if on_result is not None:
                 on_result(result)
+        if keep:
+            log_kept_models(tracker, self.engine.models, [r for _, _, r in in_flight], self.dataset)
         return results
 
 

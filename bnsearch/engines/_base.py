@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from bnsearch.data import Dataset
 from bnsearch.model import NetworkSettings
@@ -24,6 +24,11 @@ class Engine(Protocol):
     name: str
     trials_at_once: int
     """How many trials one call of :meth:`train` trains together (a backend's batch)."""
+    keep_models: bool
+    """Whether :meth:`train` keeps each trial's trained Keras model in :attr:`models`."""
+    models: list[Any]
+    """With ``keep_models``: one Keras model per spec of the last :meth:`train` (None for a
+    trial without one)."""
 
     @staticmethod
     def trains(network: NetworkSettings) -> bool:

@@ -1,0 +1,84 @@
+"""The confirmation round keeps its models (``keep_models``): the population engine hands
+each member over as a Keras model, and the study logs it to the trial's MLflow run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from bnsearch.data import Dataset, load_dataset, make_synthetic
+from bnsearch.engines import PopulationEngine
+from bnsearch.model import NetworkSettings, compile_model
+from bnsearch.results import TrialSpec, TrialState
+from bnsearch.space import PLACEMENTS, BNConfig
+from bnsearch.study import run_study
+from tests.conftest import stores_in, tiny_config, trial_runs, write_tiny_csv
+
+MLP = NetworkSettings(epochs=2, hidden_units=(8, 6))
+CNN = NetworkSettings(
+    epochs=2, family="cnn", conv_filters=(3, 4), hidden_units=(8,), activation="relu",
+    initializer="he_uniform",
+)  # fmt: skip
+
+
+def _digits(n_rows: int) -> Dataset:
+    digits = load_dataset("sklearn:digits", images=True)
+    x = (digits.x[:n_rows] / 16.0).astype(np.float32)
+    return Dataset(digits.name, x, digits.y[:n_rows], digits.class_names)
+
+
+@pytest.mark.parametrize(
+    ("data", "network"),
+    [(make_synthetic(240, seed=5).standardize(0.2), MLP), (_digits(240), CNN)],
+    ids=["mlp", "cnn"],
+)
+def test_a_kept_population_member_is_a_keras_model_that_scores_its_val_loss(data, network):
+    specs = [
+        TrialSpec(i, BNConfig(placement=p, use_bias=i % 2 == 0, learning_rate=0.02), 30 + i)
+        for i, p in enumerate(PLACEMENTS)
+    ]
+    engine = PopulationEngine(keep_models=True)
+    results = engine.train(specs, data, network)
+    assert len(engine.models) == len(specs)
+    _, _, x_val, y_val = data.split(network.validation_split)
+    for spec, result, model in zip(specs, results, engine.models, strict=True):
+        assert result.state is TrialState.COMPLETE
+        # Inference mode: the moving statistics and weights the member ended with.
+        compile_model(model, spec.config, data.n_classes, network)
+        loss, accuracy = model.evaluate(x_val, y_val, verbose=0, batch_size=len(x_val))
+        np.testing.assert_allclose(loss, result.final("val_loss"), rtol=1e-4)
+        np.testing.assert_allclose(accuracy, result.final("val_accuracy"), atol=1e-6)
+        assert model.name.endswith(spec.config.placement)
+
+
+def test_without_keep_models_the_engine_keeps_nothing():
+    engine = PopulationEngine()
+    engine.train([TrialSpec(0, BNConfig(), 1)], make_synthetic(240, seed=5), MLP)
+    assert engine.models == []
+
+
+def test_a_study_with_keep_models_logs_each_confirmation_model_and_no_search_model(
+    tmp_path,
+):
+    import mlflow
+
+    stores = stores_in(tmp_path)
+    config = tiny_config(
+        write_tiny_csv(tmp_path), stores, "kept", n_trials=3, confirm_seeds=1, keep_models=True
+    )
+    run_study(config)
+    client, runs = trial_runs(stores["tracking_uri"], "kept")
+    kinds = {r.info.run_id: r.data.tags.get("bnsearch.phase") for r in runs}
+    assert sorted(kinds.values()) == ["confirm"] * 3 + ["search"] * 3
+    mlflow.set_tracking_uri(stores["tracking_uri"])
+    rows = np.random.default_rng(0).normal(size=(4, 14)).astype("float32")
+    for run_id, phase in kinds.items():
+        artifacts = {a.path for a in MlflowClient(stores["tracking_uri"]).list_artifacts(run_id)}
+        if phase == "search":
+            assert "model" not in artifacts
+            continue
+        assert "model" in artifacts
+        predictions = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(rows)
+        assert predictions.shape == (4, 2)
+        assert np.allclose(predictions.sum(axis=1), 1.0, atol=1e-5)
