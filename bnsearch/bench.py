@@ -25,16 +25,13 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TextIO
+from typing import TextIO
 
 from bnsearch.data import make_synthetic, split_index
 from bnsearch.model import NetworkSettings
-from bnsearch.results import TrialSpec
-from bnsearch.space import PLACEMENTS, BNConfig
 
 __all__ = [
     "flops_per_sample",
-    "matmul_floor_seconds",
     "matmul_peak_gflops",
     "run_benchmark",
     "stream_bandwidth_gbs",
@@ -77,55 +74,8 @@ def stream_bandwidth_gbs(megabytes: int = 256, repeats: int = 10) -> float:
     return 2 * source.shape[0] * 4 / seconds / 1e9
 
 
-def matmul_floor_seconds(
-    population: int, widths: Sequence[int], batch: int = 16, steps: int = 300
-) -> float:
-    """Seconds per step of the step's matrix products alone at ``population``: per Dense
-    layer one forward product, and backward the kernel gradient and (but for the first
-    layer) the input gradient, in an XLA loop as the engine runs them."""
-    import tensorflow as tf
-
-    kernels = [
-        tf.Variable(tf.random.normal((population, a, b)) * 0.1)
-        for a, b in zip(widths[:-1], widths[1:], strict=True)
-    ]
-    inputs = tf.random.normal((population, batch, widths[0]))
-
-    @tf.function(jit_compile=True)
-    def loop(n: Any) -> Any:
-        total = tf.zeros(())
-        for i in tf.range(n):
-            x = inputs + tf.cast(i, tf.float32) * 1e-6
-            activations = [x]
-            for kernel in kernels:
-                activations.append(tf.matmul(activations[-1], kernel))
-            delta = activations[-1]
-            for d in reversed(range(len(kernels))):
-                grad = tf.matmul(activations[d], delta, transpose_a=True)
-                total += tf.reduce_sum(grad[:, 0, 0])
-                if d:
-                    delta = tf.matmul(delta, kernels[d], transpose_b=True)
-        return total
-
-    loop(tf.constant(10)).numpy()
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        loop(tf.constant(steps)).numpy()
-        best = min(best, (time.perf_counter() - started) / steps)
-    return best
-
-
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _specs(population: int) -> list[TrialSpec]:
-    placements = PLACEMENTS[:3]
-    return [
-        TrialSpec(i, BNConfig(placement=placements[i % 3], learning_rate=0.01), seed=i)
-        for i in range(population)
-    ]
 
 
 # long because it is the benchmark script itself: setup, both engines side by side, the table.
@@ -138,7 +88,12 @@ def run_benchmark(
     """Run the benchmark and print its table; returns seconds per trial-epoch by engine."""
     import tensorflow as tf
 
-    from bnsearch.engines import KerasEngine, PopulationEngine
+    from bnsearch.engines import (
+        KerasEngine,
+        PopulationEngine,
+        matmul_floor_seconds,
+        profile_specs,
+    )
 
     out = out or sys.stdout
     n_rows = n_rows or (6_000 if short else 26_000)
@@ -200,7 +155,7 @@ def run_benchmark(
         )
 
     keras_engine = KerasEngine()
-    spec = _specs(1)
+    spec = profile_specs(1)
     warm = NetworkSettings(epochs=1)
     keras_engine.train(spec, data, warm)
     started = time.perf_counter()
@@ -209,7 +164,7 @@ def run_benchmark(
     row("keras", (time.perf_counter() - started) / timed_epochs)
     engine = PopulationEngine(max_population=max(populations))
     for population in populations:
-        specs = _specs(population)
+        specs = profile_specs(population)
         engine.train(specs, data, warm)  # compiles this population size
         started = time.perf_counter()
         engine.train(specs, data, NetworkSettings(epochs=timed_epochs))
@@ -231,7 +186,7 @@ def run_benchmark(
 def _cnn_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
     """Seconds per trial-epoch of the digits CNN (studies/digits_cnn.toml) on both engines."""
     from bnsearch.data import load_dataset
-    from bnsearch.engines import KerasEngine, PopulationEngine
+    from bnsearch.engines import KerasEngine, PopulationEngine, profile_specs
 
     data = load_dataset("sklearn:digits", images=True, standardize=True)
     cnn = NetworkSettings(
@@ -246,8 +201,8 @@ def _cnn_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, floa
     figures: dict[str, float] = {}
     warm, timed = replace(cnn, epochs=1), replace(cnn, epochs=timed_epochs)
     for name, engine, specs in (
-        ("cnn keras", KerasEngine(), _specs(1)),
-        (f"cnn population P={population}", PopulationEngine(population), _specs(population)),
+        ("cnn keras", KerasEngine(), profile_specs(1)),
+        (f"cnn population P={population}", PopulationEngine(population), profile_specs(population)),
     ):
         engine.train(specs, data, warm)
         started = time.perf_counter()

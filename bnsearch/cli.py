@@ -306,6 +306,12 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--n-trials", type=int, help="with --backends/--until: trials per study")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: where a population training step's time goes, MLP and CNN, by removing "
+        "its parts one after another (about two minutes)",
+    )
+    parser.add_argument(
         "--settled",
         action="store_true",
         help="instead: the until-settled stopping rule against the fixed budget on simulated "
@@ -317,6 +323,11 @@ def _run_bench(args: argparse.Namespace) -> int:
     from bnsearch.bench import run_benchmark
     from bnsearch.bench_backends import compare_backends
 
+    if getattr(args, "profile", False):
+        from bnsearch.engines import profile_steps
+
+        profile_steps()
+        return 0
     if getattr(args, "settled", False):
         from bnsearch.bench_settled import run_settled_benchmark
 

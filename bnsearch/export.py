@@ -17,7 +17,6 @@ from typing import TextIO
 
 from bnsearch.analysis import best_per_placement
 from bnsearch.backends import stored_trials_reader
-from bnsearch.backends._kept_models import INPUT_EXAMPLE_ROWS
 from bnsearch.config import StudyConfig
 from bnsearch.engines import KerasEngine
 from bnsearch.errors import ConfigError
@@ -49,7 +48,6 @@ def export_best(
     best = _best(config, placement)
     dataset = load_study_dataset(config)
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
-    example = dataset.x[:INPUT_EXAMPLE_ROWS].astype("float32")
     exported = []
     for original in best:
         spec = original.spec
@@ -66,7 +64,7 @@ def export_best(
             tags={"bnsearch.kind": "export", "bnsearch.exports_trial": str(spec.number)},
         )
         with tracker.study_run_guard():
-            uri = tracker.log_keras_model(run_id, engine.models[0], example, register_as)
+            uri = tracker.log_keras_model(run_id, engine.models[0], dataset.x, register_as)
             final = result.final("val_loss")
             tracker.end_study_run(metrics={} if final is None else {"final_val_loss": final})
         exported.append(

@@ -77,6 +77,9 @@ _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
 
+# Rows of the data kept with a logged model as its input example.
+INPUT_EXAMPLE_ROWS = 5
+
 
 class TrackingUnavailable(StoreError):
     """MLflow did not answer a call after its retries; what it did not get is back-filled
@@ -735,13 +738,15 @@ class MlflowTracker:
         return closed
 
     def log_keras_model(
-        self, run_id: str, model: Any, input_example: Any, register_as: str | None = None
+        self, run_id: str, model: Any, rows: Any, register_as: str | None = None
     ) -> str:
         """Log ``model`` to ``run_id`` as an MLflow model (Keras flavor, loadable with
-        ``mlflow.pyfunc.load_model``) with the signature of ``input_example`` and its
-        predictions, registered as ``register_as`` when given; the model's URI."""
+        ``mlflow.pyfunc.load_model``) with the first ``INPUT_EXAMPLE_ROWS`` of ``rows`` as
+        its input example and their predictions as its signature's output, registered as
+        ``register_as`` when given; the model's URI."""
         import tempfile
 
+        input_example = rows[:INPUT_EXAMPLE_ROWS].astype("float32")
         import mlflow
         from mlflow.models import infer_signature
 

@@ -35,22 +35,26 @@ def _close(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float(np.linalg.norm(reference - candidate)) / scale
 
 
-@pytest.fixture(scope="module")
-def parity_run():
-    # 403 rows: 322 training rows = 20 full batches of 16 plus a partial batch of 2.
-    data = make_synthetic(403, seed=2).standardize(0.2)
+def _train_for_parity(data, settings, network, first_seed):
+    """Every placement x ``settings`` in ONE population, dropout off, in graph mode (the same
+    float32 operations as Keras) and under XLA (which reorders float arithmetic; its
+    agreement is checked separately)."""
     configs = [
         BNConfig(placement=p, dropout=0.0, use_bias=b, momentum=m, epsilon=e, learning_rate=lr)
         for p in PLACEMENTS
-        for b, m, e, lr in SETTINGS
+        for b, m, e, lr in settings
     ]
-    specs = [TrialSpec(i, c, 10 + i) for i, c in enumerate(configs)]
-    # Graph mode: the same float32 operations as Keras. XLA reorders float arithmetic; its
-    # agreement is checked separately below.
+    specs = [TrialSpec(i, c, first_seed + i) for i, c in enumerate(configs)]
     engine = PopulationEngine(shuffle=False, jit_compile=False)
-    results = engine.train(specs, data, NETWORK)
-    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, NETWORK)
+    results = engine.train(specs, data, network)
+    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, network)
     return data, specs, results, engine.last_population, xla
+
+
+@pytest.fixture(scope="module")
+def parity_run():
+    # 403 rows: 322 training rows = 20 full batches of 16 plus a partial batch of 2.
+    return _train_for_parity(make_synthetic(403, seed=2).standardize(0.2), SETTINGS, NETWORK, 10)
 
 
 def _bn_slot(name: str, n_hidden: int) -> int:
@@ -255,17 +259,7 @@ def _digit_images(n_rows: int) -> Dataset:
 
 @pytest.fixture(scope="module")
 def cnn_parity_run():
-    data = _digit_images(403)
-    configs = [
-        BNConfig(placement=p, dropout=0.0, use_bias=b, momentum=m, epsilon=e, learning_rate=lr)
-        for p in PLACEMENTS
-        for b, m, e, lr in CNN_SETTINGS
-    ]
-    specs = [TrialSpec(i, c, 70 + i) for i, c in enumerate(configs)]
-    engine = PopulationEngine(shuffle=False, jit_compile=False)
-    results = engine.train(specs, data, CNN_NETWORK)
-    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, CNN_NETWORK)
-    return data, specs, results, engine.last_population, xla
+    return _train_for_parity(_digit_images(403), CNN_SETTINGS, CNN_NETWORK, 70)
 
 
 @pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(CNN_SETTINGS)))

@@ -16,9 +16,7 @@ from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.results import TrialSpec
 
-__all__ = ["INPUT_EXAMPLE_ROWS", "keeps_models", "log_kept_models"]
-
-INPUT_EXAMPLE_ROWS = 5
+__all__ = ["keeps_models", "log_kept_models"]
 
 
 def keeps_models(config: StudyConfig, specs: Sequence[TrialSpec]) -> bool:
@@ -30,7 +28,6 @@ def log_kept_models(
     tracker: Any, models: Sequence[Any], run_ids: Sequence[str | None], dataset: Dataset
 ) -> None:
     """Log each kept model to its trial's run (a failed trial has no model)."""
-    example = dataset.x[:INPUT_EXAMPLE_ROWS].astype("float32")
     for model, run_id in zip(models, run_ids, strict=True):
         if model is not None and run_id is not None:
-            tracker.log_keras_model(run_id, model, example)
+            tracker.log_keras_model(run_id, model, dataset.x)

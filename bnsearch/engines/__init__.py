@@ -5,6 +5,7 @@ from __future__ import annotations
 from bnsearch.engines._base import Engine, EpochCallback
 from bnsearch.engines._keras import KerasEngine, fit_arguments, recording_callback
 from bnsearch.engines._population import PopulationEngine
+from bnsearch.engines._profile import matmul_floor_seconds, profile_specs, profile_steps
 from bnsearch.model import NetworkSettings
 
 __all__ = [
@@ -17,6 +18,9 @@ __all__ = [
     "engine_notice",
     "fit_arguments",
     "make_engine",
+    "matmul_floor_seconds",
+    "profile_specs",
+    "profile_steps",
     "recording_callback",
 ]
 

@@ -56,7 +56,14 @@ from bnsearch.model import NetworkSettings, dense_uses_bias, initializer, layer_
 from bnsearch.recorder import TrialRecorder
 from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
 
-__all__ = ["PopulationEngine", "SlotUse", "check_memory", "estimate_memory_bytes", "hash_uniform"]
+__all__ = [
+    "Population",
+    "PopulationEngine",
+    "SlotUse",
+    "check_memory",
+    "estimate_memory_bytes",
+    "hash_uniform",
+]
 
 # Bytes of float32 activations kept per (member, batch row, hidden unit) for backprop; a
 # generous multiple covers pre/post BN, activation, dropout mask and gradients.
@@ -241,11 +248,14 @@ def _max_pool_2x2(tf: Any, images: Any, height: int, width: int) -> Any:
     return tf.reduce_max(windows, axis=[2, 4])
 
 
-class _Population:
+class Population:
     """The variables and compiled graph functions for ``size`` members.
 
     Built once per (size, dataset, network) and re-used for every chunk by :meth:`load`,
     so XLA compiles the epoch loop once per study rather than once per batch of trials.
+    The validation pass compiles too (one shape per study): the CNN's forward pass over
+    every validation image costs as much as 15 training steps in graph mode, 6 under XLA.
+    The last partial batch stays in graph mode: compiling it costs more than it saves.
     """
 
     def __init__(
@@ -289,18 +299,7 @@ class _Population:
                         for d, shape in enumerate(shapes)]  # fmt: skip
         self.biases = [tf.Variable(tf.zeros((P, 1, shape[1])), name=f"bias_{d}")
                        for d, shape in enumerate(shapes)]  # fmt: skip
-        # BN slots: 0 the inputs (per channel for images), then one per hidden layer, conv
-        # layers first (before or after the activation, per member), and last the output
-        # logits. A member uses at most one BN per position, so one slot per position keeps
-        # its moving statistics updated by exactly the BN it uses. Slots no member of this
-        # population uses get no variables.
-        use = self.slot_use
-        input_width = self.convs[0].in_channels if self.convs else widths[0]
-        hidden_widths = [*(c.filters for c in self.convs), *network.hidden_units]
-        candidates = [(input_width, use.input_bn)]
-        candidates += [(w, use.hidden_bn) for w in hidden_widths]
-        candidates += [(dataset.n_classes, use.output_bn)]
-        self.bn_widths = {slot: w for slot, (w, used) in enumerate(candidates) if used}
+        self.bn_widths = self._bn_widths(dataset)
         self.bn_slots = list(self.bn_widths)
         self.gammas = {i: tf.Variable(tf.ones((P, 1, w))) for i, w in self.bn_widths.items()}
         self.betas = {i: tf.Variable(tf.zeros((P, 1, w))) for i, w in self.bn_widths.items()}
@@ -315,12 +314,25 @@ class _Population:
         self.x_train = tf.constant(dataset.x.reshape(dataset.n_rows, -1), f32)
         self.onehot = tf.constant(dataset.y_onehot, f32)
         self.train_epoch = tf.function(self._train_steps, jit_compile=jit_compile)
-        # The validation pass compiles too (one shape per study): the CNN's forward pass over
-        # every validation image costs as much as 15 training steps in graph mode, 6 under
-        # XLA. The last partial batch stays in graph mode: compiling it costs more than it
-        # saves.
         self.train_steps_partial = tf.function(self._train_steps)
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
+
+    def _bn_widths(self, dataset: Dataset) -> dict[int, int]:
+        """The BN slots this population builds, and their widths.
+
+        Slot 0 is the inputs (per channel for images), then one per hidden layer, conv
+        layers first (before or after the activation, per member), and last the output
+        logits. A member uses at most one BN per position, so one slot per position keeps
+        its moving statistics updated by exactly the BN it uses. Slots no member of this
+        population uses get no variables.
+        """
+        use = self.slot_use
+        input_width = self.convs[0].in_channels if self.convs else self.widths[0]
+        hidden_widths = [*(c.filters for c in self.convs), *self.network.hidden_units]
+        candidates = [(input_width, use.input_bn)]
+        candidates += [(w, use.hidden_bn) for w in hidden_widths]
+        candidates += [(dataset.n_classes, use.output_bn)]
+        return {slot: w for slot, (w, used) in enumerate(candidates) if used}
 
     def load(self, specs: Sequence[TrialSpec]) -> None:
         """Start ``specs`` from their initial weights; members past ``len(specs)`` are idle."""
@@ -439,16 +451,19 @@ class _Population:
             d = n_conv + h
             z = tf.matmul(x, self.kernels[d]) + self.biases[d] * self.bias_masks[d]
             a = layer(d, z)
-            if training:
-                u = hash_uniform(tf, self.seeds, counter * 16 + h, tf.shape(a))
-                keep = tf.cast(u >= self.dropout, tf.float32)
-                a = a * keep / (1.0 - self.dropout)
-            x = a
+            x = self._dropout(a, counter * 16 + h) if training else a
         out = n_conv + n_hidden
         logits = tf.matmul(x, self.kernels[out]) + self.biases[out] * self.bias_masks[out]
         if slots.output_bn:
             logits = use(self.m_output, self._bn(logits, 1 + out, training, updates), logits)
         return logits, updates
+
+    def _dropout(self, a: Any, counter: Any) -> Any:
+        """Inverted dropout with each member's rate and its hashed mask."""
+        tf = self.tf
+        u = hash_uniform(tf, self.seeds, counter, tf.shape(a))
+        keep = tf.cast(u >= self.dropout, tf.float32)
+        return a * keep / (1.0 - self.dropout)
 
     def _per_sample_loss(self, logits: Any, labels: Any) -> Any:
         tf = self.tf
@@ -475,23 +490,17 @@ class _Population:
             finite = tf.math.is_finite(loss)
             counted = tf.where(self.active & finite, loss, tf.zeros_like(loss))
             total = tf.reduce_sum(counted)
-        grads = tape.gradient(total, self.params)
+        # Zero for a parameter nothing reaches (none in this engine's graphs; the step
+        # profiler of bench.py removes parts of the step).
+        grads = tape.gradient(total, self.params, unconnected_gradients="zero")
         # A member's gradients are finite iff their sum is (a NaN or inf anywhere makes the
         # sum non-finite); one sum per member is far cheaper than an elementwise test. A sum
         # that overflows float32 freezes a member whose update would have been absurd anyway.
         grads_finite = tf.ones_like(finite)
         for g in grads:
             grads_finite &= tf.math.is_finite(tf.reduce_sum(tf.reshape(g, [tf.shape(g)[0], -1]), 1))
-        live = self.active & finite & grads_finite
-        live3 = tf.reshape(live, [-1, 1, 1])
-        t = tf.cast(self.iterations, tf.float32)
-        lr = tf.reshape(self.lr / (1.0 + self.network.lr_decay * t), [-1, 1, 1])
-        mu = self.network.sgd_momentum
-        for param, velocity, grad in zip(self.params, self.velocities, grads, strict=True):
-            grad = tf.where(live3, grad, tf.zeros_like(grad))
-            new_velocity = mu * velocity - lr * grad
-            velocity.assign(tf.where(live3, new_velocity, velocity))
-            param.assign(tf.where(live3, param + mu * new_velocity - lr * grad, param))
+        live3 = tf.reshape(self.active & finite & grads_finite, [-1, 1, 1])
+        self._apply_gradients(grads, live3)
         for slot, mean, variance in updates:
             m = self.bn_momentum
             mm, mv = self.moving_means[slot], self.moving_vars[slot]
@@ -502,6 +511,18 @@ class _Population:
         rows = tf.cast(tf.shape(index)[1], tf.float32)
         correct = tf.reduce_sum(self._correct(logits, labels), axis=1)
         return loss * rows, correct
+
+    def _apply_gradients(self, grads: list[Any], live3: Any) -> None:
+        """Nesterov SGD with inverse-time decay, for live members only (``live3``)."""
+        tf = self.tf
+        t = tf.cast(self.iterations, tf.float32)
+        lr = tf.reshape(self.lr / (1.0 + self.network.lr_decay * t), [-1, 1, 1])
+        mu = self.network.sgd_momentum
+        for param, velocity, grad in zip(self.params, self.velocities, grads, strict=True):
+            grad = tf.where(live3, grad, tf.zeros_like(grad))
+            new_velocity = mu * velocity - lr * grad
+            velocity.assign(tf.where(live3, new_velocity, velocity))
+            param.assign(tf.where(live3, param + mu * new_velocity - lr * grad, param))
 
     def _train_steps(self, batches: Any) -> tuple[Any, Any]:
         """Run the steps in ``batches`` (``[steps, P, batch]``); sums of loss and hits."""
@@ -609,7 +630,7 @@ MAX_CACHED_POPULATIONS = 4
 # Compiled populations of this process, shared by every PopulationEngine: a sweep or a test
 # session that runs several studies on the same data compiles each graph once. ``load``
 # resets every variable, so a population carries nothing from one use to the next.
-_COMPILED: dict[tuple[Any, ...], _Population] = {}
+_COMPILED: dict[tuple[Any, ...], Population] = {}
 
 
 class PopulationEngine:
@@ -635,7 +656,7 @@ class PopulationEngine:
         self.jit_compile = jit_compile
         self.memory_limit_bytes = memory_limit_bytes
         self.keep_models = keep_models
-        self.last_population: _Population | None = None
+        self.last_population: Population | None = None
         #: With ``keep_models``, a Keras model per trial of the last :meth:`train`, in order,
         #: holding the member's trained weights (None for a trial that did not complete).
         self.models: list[Any] = []
@@ -697,7 +718,7 @@ class PopulationEngine:
 
     def _population(
         self, n_specs: int, dataset: Dataset, network: NetworkSettings, slot_use: SlotUse
-    ) -> _Population:
+    ) -> Population:
         """A compiled population for ``n_specs`` trials: one already compiled in this
         process that holds them with at most 4x room to spare (the smallest such), else a
         new one of the next power of two. Compiling costs seconds (the CNN's about 8 s), so
@@ -719,7 +740,7 @@ class PopulationEngine:
             # memory flat over a long study.
             while len(_COMPILED) >= MAX_CACHED_POPULATIONS:
                 del _COMPILED[next(iter(_COMPILED))]
-            _COMPILED[key] = _Population(size, dataset, network, self.jit_compile, slot_use)
+            _COMPILED[key] = Population(size, dataset, network, self.jit_compile, slot_use)
         return _COMPILED[key]
 
     def _train_chunk(
