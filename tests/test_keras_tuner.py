@@ -289,3 +289,48 @@ def test_ctrl_c_mid_batch_then_a_rerun_retries_the_trials_in_their_blocks(tiny_c
     for members in blocks.values():
         assert sorted(r.config.placement for r in members) == ["after", "before", "none"]
         assert len({r.spec.seed for r in members}) == 1
+
+
+def _save_cut_short(path, trial) -> int:
+    """Save ``trial`` to ``path`` in a forked process whose file-size limit (RLIMIT_FSIZE)
+    refuses the write halfway, as a full disk would; True when the write was refused."""
+    import os
+    import resource
+
+    limit = path.stat().st_size // 2
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+            trial.save(str(path))
+            code = 0
+        except OSError:  # EFBIG: Python ignores SIGXFSZ, so the write raises
+            code = 27
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 27
+
+
+def test_a_save_cut_short_leaves_keras_tuners_trial_file_whole(tmp_path):
+    import keras_tuner as kt
+    from keras_tuner.src.engine.trial import Trial
+
+    from bnsearch.backends._kt_files import make_keras_tuner_saves_atomic
+
+    make_keras_tuner_saves_atomic()
+    hyperparameters = kt.HyperParameters()
+    hyperparameters.Float("learning_rate", 1e-3, 0.3, sampling="log")
+    trial = Trial(hyperparameters, trial_id="7", status="RUNNING")
+    for step in range(500):
+        trial.metrics.update("val_loss", 1.0 / (step + 1), step=step)
+    path = tmp_path / "trial.json"
+    trial.save(str(path))
+    trial.status = "COMPLETED"
+    for step in range(500, 1000):
+        trial.metrics.update("val_loss", 1.0 / (step + 1), step=step)
+
+    assert _save_cut_short(path, trial)
+    kept = Trial.load(str(path))  # Keras Tuner's own writer leaves it empty or half
+    assert kept.status == "RUNNING"  # the save before, whole: nothing of it is lost
+    assert kept.metrics.get_last_value("val_loss") == pytest.approx(1 / 500)

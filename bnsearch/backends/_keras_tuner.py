@@ -42,6 +42,7 @@ from bnsearch.backends._budget import paired_budget, up_to_date_message
 from bnsearch.backends._kt_blocks import PAIRED_TUNERS, PairedSearch, search_count
 from bnsearch.backends._kt_files import (
     append_result,
+    make_keras_tuner_saves_atomic,
     repair_results,
     results_from_project,
     write_atomically,
@@ -185,6 +186,8 @@ class _TrackedTuner:
 
 def _tuner_class(name: str) -> type:
     import keras_tuner as kt
+
+    make_keras_tuner_saves_atomic()
 
     base = {
         "random": kt.RandomSearch,

@@ -35,7 +35,7 @@ from bnsearch.backends._base import ResultCallback
 from bnsearch.backends._budget import batch_room, settled_verdict
 from bnsearch.backends._failures import stop_after_failures
 from bnsearch.backends._kept_models import keeps_models, log_kept_models
-from bnsearch.backends._kt_files import write_atomically
+from bnsearch.backends._kt_files import make_keras_tuner_saves_atomic, write_atomically
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine
@@ -133,6 +133,8 @@ def _screened_bayesian_class(base: type) -> type:
 
 def _open_oracle(config: StudyConfig, folder: Path) -> Any:
     import keras_tuner as kt
+
+    make_keras_tuner_saves_atomic()
 
     hyperparameters = kt.HyperParameters()
     config.space.from_keras_tuner(hyperparameters)
