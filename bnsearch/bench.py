@@ -185,14 +185,9 @@ def run_benchmark(
 
 def _cnn_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
     """Seconds per trial-epoch of the digits CNN (studies/digits_cnn.toml) on both engines."""
-    from bnsearch.data import load_dataset
-    from bnsearch.engines import KerasEngine, PopulationEngine, profile_specs
+    from bnsearch.engines import KerasEngine, PopulationEngine, digits_cnn, profile_specs
 
-    data = load_dataset("sklearn:digits", images=True, standardize=True)
-    cnn = NetworkSettings(
-        family="cnn", conv_filters=(16, 32), kernel_size=3, hidden_units=(64,),
-        activation="relu", initializer="he_uniform",
-    )  # fmt: skip
+    data, cnn = digits_cnn()
     print(
         f"\ndigits CNN (studies/digits_cnn.toml): {data.n_rows} images 8x8x1, conv 16-32, "
         "dense 64, batch 16",

@@ -309,7 +309,7 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile",
         action="store_true",
         help="instead: where a population training step's time goes, MLP and CNN, by removing "
-        "its parts one after another (about two minutes)",
+        "its parts one after another (about 30 s)",
     )
     parser.add_argument(
         "--settled",

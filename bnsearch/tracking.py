@@ -746,10 +746,10 @@ class MlflowTracker:
         ``register_as`` when given; the model's URI."""
         import tempfile
 
-        input_example = rows[:INPUT_EXAMPLE_ROWS].astype("float32")
         import mlflow
         from mlflow.models import infer_signature
 
+        input_example = rows[:INPUT_EXAMPLE_ROWS].astype("float32")
         signature = infer_signature(input_example, model.predict(input_example, verbose=0))
         self._experiment()  # connected: the URI below is resolved
         mlflow.set_tracking_uri(self._resolved_uri)

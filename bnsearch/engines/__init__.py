@@ -5,7 +5,12 @@ from __future__ import annotations
 from bnsearch.engines._base import Engine, EpochCallback
 from bnsearch.engines._keras import KerasEngine, fit_arguments, recording_callback
 from bnsearch.engines._population import PopulationEngine
-from bnsearch.engines._profile import matmul_floor_seconds, profile_specs, profile_steps
+from bnsearch.engines._profile import (
+    digits_cnn,
+    matmul_floor_seconds,
+    profile_specs,
+    profile_steps,
+)
 from bnsearch.model import NetworkSettings
 
 __all__ = [
@@ -15,6 +20,7 @@ __all__ = [
     "KerasEngine",
     "PopulationEngine",
     "engine_for",
+    "digits_cnn",
     "engine_notice",
     "fit_arguments",
     "make_engine",

@@ -490,8 +490,8 @@ class Population:
             finite = tf.math.is_finite(loss)
             counted = tf.where(self.active & finite, loss, tf.zeros_like(loss))
             total = tf.reduce_sum(counted)
-        # Zero for a parameter nothing reaches (none in this engine's graphs; the step
-        # profiler of bench.py removes parts of the step).
+        # Zero for a parameter nothing reaches: none does in the engine's own graphs, but the
+        # step profiler (_profile.py) removes BN, which leaves its parameters unreached.
         grads = tape.gradient(total, self.params, unconnected_gradients="zero")
         # A member's gradients are finite iff their sum is (a NaN or inf anywhere makes the
         # sum non-finite); one sum per member is far cheaper than an elementwise test. A sum
