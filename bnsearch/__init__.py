@@ -12,14 +12,18 @@ The search space and the network builder are a Python API as well as a CLI::
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset, load_dataset
 from bnsearch.errors import BnsearchError, ConfigError, DataError, StoreError, StudyFailedError
-from bnsearch.model import NetworkSettings, build_model
-from bnsearch.results import TrialResult, TrialSpec, TrialState
-from bnsearch.space import BNConfig, SearchSpace
+from bnsearch.networks import NetworkSettings, blocks, build_model
+from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialState
+
+# ``bnsearch.blocks`` was a module of its own and is what builders import; it lives in
+# ``bnsearch.networks`` now, and this keeps ``from bnsearch.blocks import dense_block`` working.
+sys.modules[f"{__name__}.blocks"] = blocks
 
 __all__ = [
     "BNConfig",
@@ -35,6 +39,7 @@ __all__ = [
     "TrialResult",
     "TrialSpec",
     "TrialState",
+    "blocks",
     "build_model",
     "load_dataset",
     "run_study",
@@ -55,6 +60,8 @@ def suggest_keras_tuner(hp: Any, space: SearchSpace | None = None) -> BNConfig:
 
 def run_study(config: StudyConfig) -> Any:
     """Run a study (see :func:`bnsearch.study.run_study`)."""
+    # Imported on call: ``import bnsearch`` (the space and the builder, for your own
+    # objective) should not load Optuna's storage, MLflow and both backends.
     from bnsearch.study import run_study as _run_study
 
     return _run_study(config)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bnsearch._redact import redact_text, redact_url
 from bnsearch.errors import BnsearchError, ConfigError, UsageError
-from bnsearch.redact import redact_text, redact_url
 
 __all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
 
@@ -28,11 +28,9 @@ _SPACE_KEYS = {"placements": "placement", "activations": "activation"}
 
 def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
     """Defaults, then the study file's settings, then the flags given; a StudyConfig."""
-    from bnsearch.config import StudyConfig
-    from bnsearch.model import NetworkSettings
-    from bnsearch.settings import SETTINGS
-    from bnsearch.space import SearchSpace
-    from bnsearch.studyfile import load_study_file
+    from bnsearch.config import SETTINGS, StudyConfig, load_study_file
+    from bnsearch.networks import NetworkSettings
+    from bnsearch.trial import SearchSpace
 
     study_file = getattr(args, "study_file", None)
     settings = load_study_file(Path(study_file)) if study_file else {"network": {}, "space": {}}
@@ -61,7 +59,7 @@ def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
 
 
 def _study_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.settings import add_flags
+    from bnsearch.config import add_flags
 
     parser.add_argument(
         "study_file", nargs="?", help="a study file (studies/*.toml); flags override its settings"
@@ -102,7 +100,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.settings import add_flags
+    from bnsearch.config import add_flags
 
     parser.add_argument("folder", help="folder of study files")
     add_flags(parser, names=("storage", "tracking_uri"))
@@ -163,8 +161,8 @@ def _report_sweep(
 ) -> int:
     """The verdict across the folder's studies (study files that do not load are left out:
     the sweep has said why)."""
+    from bnsearch.config import default_tracking_uri
     from bnsearch.sweep import report_sweep
-    from bnsearch.tracking import default_tracking_uri
 
     configs = []
     for path in files:
@@ -184,7 +182,7 @@ def _unexpected(error: Exception) -> str:
 
 
 def _ui_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.settings import add_flags
+    from bnsearch.config import add_flags
 
     add_flags(parser, names=("tracking_uri", "study_name"))
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
@@ -192,8 +190,8 @@ def _ui_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_ui(args: argparse.Namespace) -> int:
+    from bnsearch.config import default_tracking_uri
     from bnsearch.tracking import (
-        default_tracking_uri,
         existing_experiment_id,
         relocate_artifacts,
         runs_url,
@@ -221,7 +219,7 @@ def _run_ui(args: argparse.Namespace) -> int:
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.settings import add_flags
+    from bnsearch.config import add_flags
 
     names = ("study_name", "storage", "tracking_uri", "metric", "threshold", "until")
     add_flags(parser, names=names)
@@ -249,7 +247,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _sync_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.settings import add_flags
+    from bnsearch.config import add_flags
 
     parser.add_argument("study_file", nargs="?", help="the study's file (or give the flags)")
     add_flags(parser, names=("study_name", "backend", "storage", "tracking_uri"))
@@ -320,22 +318,21 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from bnsearch.bench import run_benchmark
-    from bnsearch.bench_backends import compare_backends
+    from bnsearch.bench import compare_backends, run_benchmark
 
     if getattr(args, "profile", False):
-        from bnsearch.engines import profile_steps
+        from bnsearch.bench import profile_steps
 
         profile_steps()
         return 0
     if getattr(args, "settled", False):
-        from bnsearch.bench_settled import run_settled_benchmark
+        from bnsearch.bench import run_settled_benchmark
 
         run_settled_benchmark()
         return 0
     n_trials = getattr(args, "n_trials", None)
     if getattr(args, "backends", False) or getattr(args, "until", False):
-        from bnsearch.bench_backends import BACKENDS, UNTIL
+        from bnsearch.bench import BACKENDS, UNTIL
 
         variants = UNTIL if getattr(args, "until", False) else BACKENDS
         compare_backends({"n_trials": n_trials} if n_trials else None, variants=variants)
@@ -485,8 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bnsearch.interrupts import install_handlers
-    from bnsearch.quiet import import_tensorflow_quietly
+    from bnsearch._interrupts import install_handlers
+    from bnsearch._quiet import import_tensorflow_quietly
 
     # SIGTERM (systemd stop, kill) takes the Ctrl-C path: trials in flight end as failed.
     install_handlers()

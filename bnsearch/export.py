@@ -15,13 +15,14 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from bnsearch.analysis import best_per_placement
 from bnsearch.backends import stored_trials_reader
 from bnsearch.config import StudyConfig
 from bnsearch.engines import KerasEngine
 from bnsearch.errors import ConfigError
-from bnsearch.results import TrialResult, TrialState
+from bnsearch.stats import best_per_placement
+from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
+from bnsearch.trial import TrialResult, TrialState
 
 __all__ = ["Exported", "export_best"]
 
@@ -42,8 +43,6 @@ def export_best(
     stream: TextIO | None = None,
 ) -> list[Exported]:
     """Re-train and log the best configuration of each placement (or ``placement``)."""
-    from bnsearch.study import load_study_dataset
-
     out = stream or sys.stdout
     best = _best(config, placement)
     dataset = load_study_dataset(config)

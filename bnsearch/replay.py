@@ -32,8 +32,9 @@ from bnsearch.backends import stored_trials_reader
 from bnsearch.config import StudyConfig
 from bnsearch.engines import make_engine
 from bnsearch.errors import ConfigError
-from bnsearch.results import METRICS, TrialResult
+from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
+from bnsearch.trial import METRICS, TrialResult
 
 __all__ = ["REPLAY_TOLERANCE", "Replay", "replay_trial"]
 
@@ -97,8 +98,6 @@ def replay_trial(
 ) -> Replay:
     """Train trial ``number`` of the study again (on ``engine``, default the one that
     trained it), print the comparison, and log the replay to MLflow."""
-    from bnsearch.study import load_study_dataset
-
     out = stream or sys.stdout
     original = _find(config, number)
     spec, name = original.spec, engine or original.engine

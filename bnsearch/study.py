@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bnsearch.analysis import Verdict, verdict_for
+from bnsearch._redact import redact_url
 from bnsearch.backends import (
     Backend,
     load_existing_study,
@@ -23,15 +23,23 @@ from bnsearch.backends import (
     stored_trials_reader,
     study_importances,
 )
-from bnsearch.config import StudyConfig
+from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig
 from bnsearch.data import Dataset, load_dataset
-from bnsearch.engines import engine_notice, make_engine
+from bnsearch.engines import engine_notice, make_engine, resolve
 from bnsearch.errors import LockHeldError, StudyFailedError
-from bnsearch.redact import redact_url
-from bnsearch.report import write_report
-from bnsearch.results import TrialResult, TrialState
-from bnsearch.summary import PlacementSummary, Progress, format_table, summarize
+from bnsearch.report import (
+    PlacementSummary,
+    Progress,
+    format_table,
+    outcome_label,
+    run_note,
+    summarize,
+    table_metrics,
+    write_report,
+)
+from bnsearch.stats import Verdict, verdict_for
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
+from bnsearch.trial import TrialResult, TrialState
 
 __all__ = [
     "StudyOutcome",
@@ -77,6 +85,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
 
     Raises :class:`StudyFailedError` when trials ran and every one of them failed.
     """
+    config = resolve(config)
     say = _Speaker(config.verbose, stream or sys.stdout)
     started = time.monotonic()
     dataset = load_study_dataset(config)
@@ -119,6 +128,19 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     return outcome
 
 
+def _end_with_verdict(
+    tracker: MlflowTracker,
+    verdict: Verdict,
+    table: list[PlacementSummary] | None = None,
+    metrics: dict[str, float] | None = None,
+    status: str = "FINISHED",
+) -> None:
+    """End the parent run with the verdict, its note and its name written by the report."""
+    note = run_note(tracker.experiment_name, verdict, table or [])
+    values = {**table_metrics(table or []), **(metrics or {})}
+    tracker.end_study_run_with_verdict(verdict, note, outcome_label(verdict), values, status)
+
+
 def _end_study_run(
     tracker: MlflowTracker, backend: Backend, outcome: StudyOutcome, dataset: Dataset, status: str
 ) -> str | None:
@@ -129,7 +151,7 @@ def _end_study_run(
         if tracker.pending:
             tracker.sync(backend.stored_trials)
         outcome.report_files = _log_report(tracker, outcome, dataset)
-        tracker.end_study_run_with_verdict(outcome.verdict, outcome.table, added, status)
+        _end_with_verdict(tracker, outcome.verdict, outcome.table, added, status)
     except TrackingUnavailable:
         return (
             "bnsearch: MLflow did not get the end of this run (the verdict below stands: "
@@ -239,7 +261,7 @@ def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
     (exit code 3) instead of interleaving with the first. Workers sharing a PostgreSQL
     storage across machines do not take it: Optuna's storage coordinates them.
     """
-    path = config.path_under(Path("mlruns") / "locks", ".lock")
+    path = config.path_under(DEFAULT_STORE_DIR / "locks", ".lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         try:
@@ -337,7 +359,7 @@ def rebuild_report(
         seed=config.seed,
         until=config.until,
     )
-    folder = out_dir or config.path_under(Path("mlruns") / "reports")
+    folder = out_dir or config.path_under(DEFAULT_STORE_DIR / "reports")
     line = f"Data fingerprint: {study.user_attrs.get('bnsearch.data_fingerprint', 'unknown')}."
     files = write_report(folder, name, verdict, results, line)
     tracker = MlflowTracker(config.resolved_tracking_uri, name)
@@ -348,7 +370,7 @@ def rebuild_report(
     )
     for path in files:
         tracker.log_artifact(path)
-    tracker.end_study_run_with_verdict(verdict)
+    _end_with_verdict(tracker, verdict)
     for text in verdict.summary_lines():
         print(text, file=out)
     print(f"report written to {folder}/report.html", file=out, flush=True)

@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bnsearch.across import AcrossVerdict, compare_across, dataset_scores
-from bnsearch.analysis import verdict_for
+from bnsearch._redact import redact_url
 from bnsearch.backends import stored_trials_reader
 from bnsearch.config import StudyConfig
 from bnsearch.errors import ConfigError
-from bnsearch.redact import redact_url
 from bnsearch.report import write_sweep_report
+from bnsearch.stats import AcrossVerdict, compare_across, dataset_scores, verdict_for
 from bnsearch.tracking import MlflowTracker
 
 __all__ = ["report_sweep", "sweep_experiment_name"]

@@ -55,7 +55,7 @@ def tiny_config(tiny_csv: Path, stores: dict[str, str], name: str, **changes: An
     """A StudyConfig of a tiny, quiet study on ``tiny_csv``: 3 trials, 2 epochs, 8×8 units,
     no confirmation round; ``changes`` override any setting."""
     from bnsearch.config import StudyConfig
-    from bnsearch.model import NetworkSettings
+    from bnsearch.networks import NetworkSettings
 
     settings = {
         "study_name": name,

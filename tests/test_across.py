@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnsearch.across import compare_across, dataset_scores, plot_critical_difference
-from bnsearch.analysis import analyze
+from bnsearch.report import plot_critical_difference
+from bnsearch.stats import analyze, compare_across, dataset_scores
 from tests.test_analysis import _block_results
 
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnsearch.analysis import analyze, holm
-from bnsearch.results import TrialResult, TrialSpec, TrialState
-from bnsearch.space import BNConfig
+from bnsearch.stats import analyze, holm
+from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState
 
 
 def _block_results(effects: dict[str, float], n_blocks: int, noise: float, seed: int = 0):

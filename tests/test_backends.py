@@ -6,9 +6,8 @@ import pytest
 
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StudyFailedError
-from bnsearch.results import TrialState
-from bnsearch.space import SearchSpace
 from bnsearch.study import run_study
+from bnsearch.trial import SearchSpace, TrialState
 from tests.conftest import tiny_config, trial_runs
 
 BACKENDS = ["optuna", "keras-tuner"]

@@ -8,12 +8,13 @@ import keras
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bnsearch.blocks import conv_block, dense_block
 from bnsearch.config import StudyConfig
+from bnsearch.engines import resolve
 from bnsearch.errors import ConfigError
-from bnsearch.model import NetworkSettings, build_model
-from bnsearch.space import BNConfig
+from bnsearch.networks import NetworkSettings, build_model
+from bnsearch.networks.blocks import conv_block, dense_block
 from bnsearch.study import run_study
+from bnsearch.trial import BNConfig
 
 
 def _layer_kinds(model) -> list[str]:
@@ -88,7 +89,7 @@ def test_a_study_trains_your_own_network_on_the_keras_engine(tiny_csv, stores, b
         study_name="own", data=str(tiny_csv), target="label", n_trials=3, confirm_seeds=0,
         network=network, verbose=True, **stores,
     )  # fmt: skip
-    assert config.engine == "keras"  # the population engine cannot train it
+    assert resolve(config).engine == "keras"  # the population engine cannot train it
     import io
 
     out = io.StringIO()

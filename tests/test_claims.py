@@ -10,8 +10,7 @@ import optuna
 import pytest
 
 from bnsearch.backends import blocks_to_complete, claim_lock, is_outcome
-from bnsearch.results import TrialResult, TrialSpec, TrialState
-from bnsearch.space import BNConfig
+from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState
 from tests._postgres import fresh_database, needs_postgres
 
 DIST = {"placement": optuna.distributions.CategoricalDistribution(["none", "before", "after"])}

@@ -10,7 +10,7 @@ from tests.conftest import run_bnsearch
 
 
 def test_study_help_documents_every_setting_with_its_real_default(tmp_path: Path, cli, capsys):
-    from bnsearch.settings import SETTINGS
+    from bnsearch.config import SETTINGS
 
     with pytest.raises(SystemExit) as exit_info:
         cli("study", "--help", cwd=tmp_path)
@@ -23,7 +23,7 @@ def test_study_help_documents_every_setting_with_its_real_default(tmp_path: Path
 
 
 def test_readme_lists_every_setting_as_the_settings_table_says():
-    from bnsearch.settings import markdown_table
+    from bnsearch.config import markdown_table
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert markdown_table() in readme

@@ -12,9 +12,8 @@ import tensorflow as tf
 from bnsearch.data import Dataset, load_dataset, make_synthetic
 from bnsearch.engines import KerasEngine, PopulationEngine
 from bnsearch.engines._population import hash_uniform
-from bnsearch.model import NetworkSettings, build_model
-from bnsearch.results import TrialSpec, TrialState
-from bnsearch.space import PLACEMENTS, BNConfig
+from bnsearch.networks import NetworkSettings, build_model
+from bnsearch.trial import PLACEMENTS, BNConfig, TrialSpec, TrialState
 
 EPOCHS = 3
 NETWORK = NetworkSettings(epochs=EPOCHS, hidden_units=(16, 8))

@@ -8,9 +8,9 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bnsearch import interrupts
+from bnsearch import _interrupts as interrupts
 from bnsearch.config import StudyConfig
-from bnsearch.model import NetworkSettings
+from bnsearch.networks import NetworkSettings
 from bnsearch.study import run_study
 
 
@@ -33,7 +33,9 @@ def test_a_stop_flag_without_its_exception_ends_the_study_cleanly(tiny_csv, stor
             stop.set()
         original()
 
-    monkeypatch.setattr("bnsearch.backends._optuna.raise_if_stopped", stop_after_first_epoch)
+    monkeypatch.setattr(
+        "bnsearch.backends.optuna._backend.raise_if_stopped", stop_after_first_epoch
+    )
     with pytest.raises(KeyboardInterrupt):
         run_study(config)
     assert len(calls) == 3  # it stopped at the first check after the flag was set

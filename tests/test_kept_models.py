@@ -9,10 +9,9 @@ from mlflow.tracking import MlflowClient
 
 from bnsearch.data import Dataset, load_dataset, make_synthetic
 from bnsearch.engines import PopulationEngine
-from bnsearch.model import NetworkSettings, compile_model
-from bnsearch.results import TrialSpec, TrialState
-from bnsearch.space import PLACEMENTS, BNConfig
+from bnsearch.networks import NetworkSettings, compile_model
 from bnsearch.study import run_study
+from bnsearch.trial import PLACEMENTS, BNConfig, TrialSpec, TrialState
 from tests.conftest import stores_in, tiny_config, trial_runs, write_tiny_csv
 
 MLP = NetworkSettings(epochs=2, hidden_units=(8, 6))

@@ -5,9 +5,9 @@ import pytest
 from bnsearch.backends import project_dir, results_from_project
 from bnsearch.config import StudyConfig
 from bnsearch.errors import ConfigError
-from bnsearch.model import NetworkSettings
-from bnsearch.space import SearchSpace
+from bnsearch.networks import NetworkSettings
 from bnsearch.study import run_study
+from bnsearch.trial import SearchSpace
 from tests.conftest import tiny_config, trial_runs
 
 
@@ -28,10 +28,15 @@ def test_tensorboard_hparams_plugin_imports():
 
 
 def test_keras_tuners_own_search_trains_on_the_keras_engine_and_paired_tuners_on_any():
-    assert StudyConfig(backend="keras-tuner", tuner="hyperband").engine == "keras"
-    assert StudyConfig(backend="keras-tuner", tuner="grid").engine == "keras"
-    assert StudyConfig(backend="keras-tuner", tuner="random").engine == "population"
-    assert StudyConfig(backend="keras-tuner", tuner="bayesian").engine == "population"
+    from bnsearch.engines import resolve
+
+    for tuner, engine in [
+        ("hyperband", "keras"),
+        ("grid", "keras"),
+        ("random", "population"),
+        ("bayesian", "population"),
+    ]:
+        assert resolve(StudyConfig(backend="keras-tuner", tuner=tuner)).engine == engine
 
 
 def _by_block(results) -> dict[int, list]:
@@ -316,7 +321,7 @@ def test_a_save_cut_short_leaves_keras_tuners_trial_file_whole(tmp_path):
     import keras_tuner as kt
     from keras_tuner.src.engine.trial import Trial
 
-    from bnsearch.backends._kt_files import make_keras_tuner_saves_atomic
+    from bnsearch.backends.keras_tuner import make_keras_tuner_saves_atomic
 
     make_keras_tuner_saves_atomic()
     hyperparameters = kt.HyperParameters()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from bnsearch.errors import ConfigError
-from bnsearch.model import NetworkSettings, build_model, layer_plan
-from bnsearch.space import BNConfig
+from bnsearch.networks import NetworkSettings, build_model, layer_plan
+from bnsearch.trial import BNConfig
 
 CNN = NetworkSettings(family="cnn", conv_filters=(4, 8), hidden_units=(16,), activation="relu")
 

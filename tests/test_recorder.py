@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bnsearch.recorder import TrialRecorder, failure_kind
-from bnsearch.results import TrialSpec, TrialState
-from bnsearch.space import BNConfig
+from bnsearch.trial import BNConfig, TrialRecorder, TrialSpec, TrialState, failure_kind
 
 SPEC = TrialSpec(0, BNConfig.thread(), seed=1, block=0)
 GOOD = {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.7}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bnsearch.redact import redact_text, redact_url
+from bnsearch._redact import redact_text, redact_url
 
 CANARY = "Canary-pw-7731"
 

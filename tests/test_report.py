@@ -3,8 +3,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from bnsearch.analysis import analyze
 from bnsearch.report import PLOTS, write_report
+from bnsearch.stats import analyze
 from tests.test_analysis import _block_results
 
 
@@ -30,9 +30,8 @@ def test_report_writes_markdown_selfcontained_html_and_nontrivial_plots(tmp_path
 
 
 def test_run_note_states_the_verdict_interval_rule_and_each_placements_best():
-    from bnsearch.analysis import PlacementConfirmation
-    from bnsearch.report import outcome_label, run_note
-    from bnsearch.summary import summarize
+    from bnsearch.report import outcome_label, run_note, summarize
+    from bnsearch.stats import PlacementConfirmation
 
     results = _block_results({"before": 0.0, "after": 0.1, "none": 0.2}, 10, 0.01)
     best = PlacementConfirmation("before", {"placement": "before", "dropout": 0.25}, (0.4, 0.42))

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from bnsearch.bench_settled import SCENARIOS, look_schedule, simulate_settled
-from bnsearch.sequential import (
+from bnsearch.bench import SCENARIOS, look_schedule, simulate_settled
+from bnsearch.stats import (
     median_confidence_sequence,
     min_blocks_to_settle,
     ruling_count,

@@ -6,11 +6,17 @@ import dataclasses
 
 import pytest
 
-from bnsearch.config import StudyConfig
+from bnsearch.config import (
+    NETWORK_KEYS,
+    SETTINGS,
+    STUDY_KEYS,
+    StudyConfig,
+    check_settings,
+    default_of,
+    setting,
+)
 from bnsearch.errors import ConfigError
-from bnsearch.model import NetworkSettings
-from bnsearch.settings import SETTINGS, check_settings, default_of, setting
-from bnsearch.studyfile import NETWORK_KEYS, STUDY_KEYS
+from bnsearch.networks import NetworkSettings
 
 
 def test_every_setting_is_a_field_of_the_dataclass_that_holds_it():

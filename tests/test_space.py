@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 from bnsearch.errors import ConfigError
-from bnsearch.space import PLACEMENTS, BNConfig, FloatRange, SearchSpace
+from bnsearch.trial import PLACEMENTS, BNConfig, FloatRange, SearchSpace
 
 
 @pytest.mark.parametrize(

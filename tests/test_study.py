@@ -7,11 +7,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from bnsearch.config import StudyConfig
+from bnsearch.engines import resolve
 from bnsearch.errors import ConfigError, StudyFailedError
-from bnsearch.model import NetworkSettings
-from bnsearch.results import TrialState
-from bnsearch.space import SearchSpace
+from bnsearch.networks import NetworkSettings
 from bnsearch.study import run_study
+from bnsearch.trial import SearchSpace, TrialState
 from tests.conftest import tiny_config, trial_runs
 
 EPOCHS = 2
@@ -153,7 +153,7 @@ def test_tiny_cnn_study_on_digits_trains_on_the_population_engine_and_logs_a_ver
         sampler="random", network=network, verbose=False,
         space=SearchSpace.from_overrides({"placement": ["before", "after"]}), **stores,
     )  # fmt: skip
-    assert config.engine == "population"  # the cnn family trains on it by default
+    assert resolve(config).engine == "population"  # the cnn family trains on it by default
     outcome = run_study(config)
     assert len(outcome.new_results) == 8  # 3 paired blocks, then 1 confirmation seed each
     assert all(r.state is TrialState.COMPLETE for r in outcome.new_results)

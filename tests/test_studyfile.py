@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from bnsearch.cli import build_parser, config_from_args
+from bnsearch.config import load_study_file
+from bnsearch.engines import resolve
 from bnsearch.errors import ConfigError
-from bnsearch.studyfile import load_study_file
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
@@ -61,7 +62,7 @@ def test_network_family_builder_and_activation_search_have_flags_and_file_keys(t
     config = config_from_args(build_parser().parse_args(["study", str(path)]))
     assert config.network.family == "cnn" and config.network.conv_filters == (4, 8)
     assert config.network.kernel_size == 5 and config.space.activation == ("tanh", "relu")
-    assert config.engine == "population"  # the population engine trains the cnn family too
+    assert resolve(config).engine == "population"  # the population engine trains the cnn family too
     args = build_parser().parse_args(
         ["study", "--conv-filters", "2,3", "--family", "cnn", "--activations", "elu,relu",
          "--builder", "my_nets:build"]

@@ -87,9 +87,8 @@ def test_sync_writes_runs_mlflow_missed_and_ends_abandoned_ones(tiny_csv, tmp_pa
 
 
 def test_a_run_whose_params_an_outage_cut_off_gets_them_with_its_outcome(tmp_path, monkeypatch):
-    from bnsearch import tracking
-    from bnsearch.results import TrialResult, TrialSpec, TrialState
-    from bnsearch.space import BNConfig
+    from bnsearch.tracking import _tracker as tracking
+    from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState
 
     monkeypatch.setattr(tracking, "RETRY_DELAYS_S", ())
     monkeypatch.setattr(tracking, "OFFLINE_S", 0.0)

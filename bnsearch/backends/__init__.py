@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bnsearch._redact import redact_url
 from bnsearch.backends._base import Backend, ResultCallback
 from bnsearch.backends._budget import batch_room
-from bnsearch.backends._claims import blocks_to_complete, claim_lock
-from bnsearch.backends._keras_tuner import (
+from bnsearch.backends.keras_tuner import (
     KerasTunerBackend,
     project_dir,
     results_from_project,
 )
-from bnsearch.backends._optuna import TAKEN_OVER, OptunaBackend
-from bnsearch.backends._storage import (
+from bnsearch.backends.optuna import (
+    TAKEN_OVER,
+    OptunaBackend,
+    blocks_to_complete,
+    claim_lock,
     is_outcome,
     load_existing_study,
     open_study,
@@ -29,9 +32,8 @@ from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine
 from bnsearch.errors import ConfigError
-from bnsearch.redact import redact_url
-from bnsearch.results import StoredTrials
 from bnsearch.tracking import MlflowTracker
+from bnsearch.trial import StoredTrials
 
 __all__ = [
     "TAKEN_OVER",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from bnsearch.analysis import Verdict
-from bnsearch.results import StoredTrials, TrialResult
+from bnsearch.stats import Verdict
+from bnsearch.trial import StoredTrials, TrialResult
 
 __all__ = ["Backend", "ResultCallback"]
 

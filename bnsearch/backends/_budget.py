@@ -7,10 +7,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from bnsearch.analysis import verdict_for
 from bnsearch.config import StudyConfig
-from bnsearch.results import TrialResult
-from bnsearch.sequential import ALPHA, min_blocks_to_settle
+from bnsearch.stats import ALPHA, min_blocks_to_settle, verdict_for
+from bnsearch.trial import TrialResult
 
 __all__ = ["batch_room", "paired_budget", "settled_verdict", "up_to_date_message"]
 
@@ -20,11 +19,11 @@ def paired_budget(config: StudyConfig, have: int) -> tuple[int, str]:
     to say so; ``have`` is the study's search trials so far. Until settled, the plan is the
     cap: the run may stop sooner."""
     block = len(config.space.placement)
-    wanted = config.n_trials if config.target_trials is None else config.target_trials - have
+    wanted = config.trials_per_run if config.target_trials is None else config.target_trials - have
     search = math.ceil(max(wanted, 0) / block) * block
     confirm = config.confirm_seeds * block if search else 0
     if config.target_trials is None:
-        text = f"{config.n_trials} trials"
+        text = f"{config.trials_per_run} trials"
     else:
         text = f"search trials up to {config.target_trials} (has {have})"
     if config.until == "settled":

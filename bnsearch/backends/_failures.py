@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from bnsearch.errors import StudyFailedError
-from bnsearch.recorder import failure_kind
-from bnsearch.results import TrialResult, TrialState
+from bnsearch.trial import TrialResult, TrialState, failure_kind
 
 __all__ = ["MAX_CONSECUTIVE_FAILED_BATCHES", "stop_after_failures"]
 

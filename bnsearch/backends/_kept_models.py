@@ -14,7 +14,7 @@ from typing import Any
 
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
-from bnsearch.results import TrialSpec
+from bnsearch.trial import TrialSpec
 
 __all__ = ["keeps_models", "log_kept_models"]
 

@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
+from bnsearch.config import ENGINES, StudyConfig
 from bnsearch.engines._base import Engine, EpochCallback
 from bnsearch.engines._keras import KerasEngine, fit_arguments, recording_callback
-from bnsearch.engines._population import PopulationEngine
-from bnsearch.engines._profile import (
-    digits_cnn,
-    matmul_floor_seconds,
-    profile_specs,
-    profile_steps,
-)
-from bnsearch.model import NetworkSettings
+from bnsearch.engines._population import Population, PopulationEngine, SlotUse
+from bnsearch.errors import ConfigError
+from bnsearch.networks import NetworkSettings
 
 __all__ = [
     "ENGINES",
     "Engine",
     "EpochCallback",
     "KerasEngine",
+    "Population",
     "PopulationEngine",
+    "SlotUse",
     "engine_for",
-    "digits_cnn",
     "engine_notice",
     "fit_arguments",
     "make_engine",
-    "matmul_floor_seconds",
-    "profile_specs",
-    "profile_steps",
     "recording_callback",
+    "resolve",
 ]
 
 _ENGINE_CLASSES: dict[str, type] = {"population": PopulationEngine, "keras": KerasEngine}
-ENGINES = tuple(_ENGINE_CLASSES)
+assert tuple(_ENGINE_CLASSES) == ENGINES, "config.ENGINES names the engines defined here"
 
 
 def engine_for(requested: str, network: NetworkSettings, model_fit_only: bool = False) -> str:
@@ -54,9 +49,13 @@ def engine_notice(network: NetworkSettings) -> str | None:
     )
 
 
-def make_engine(name: str, max_population: int = 64) -> Engine:
-    from bnsearch.errors import ConfigError
+def resolve(config: StudyConfig) -> StudyConfig:
+    """``config`` with the engine that will train it (see :func:`engine_for`); every verb
+    that trains resolves its config once, at its start."""
+    return config.with_changes(engine=engine_for(config.engine, config.network, config.fit_only))
 
+
+def make_engine(name: str, max_population: int = 64) -> Engine:
     if name == "keras":
         return KerasEngine()
     if name == "population":

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from bnsearch.data import Dataset
-from bnsearch.model import NetworkSettings
-from bnsearch.results import TrialResult, TrialSpec
+from bnsearch.networks import NetworkSettings
+from bnsearch.trial import TrialResult, TrialSpec
 
 __all__ = ["Engine", "EpochCallback"]
 

@@ -7,9 +7,8 @@ from typing import Any
 
 from bnsearch.data import Dataset
 from bnsearch.engines._base import EpochCallback
-from bnsearch.model import NetworkSettings, build_model
-from bnsearch.recorder import TrialRecorder
-from bnsearch.results import TrialResult, TrialSpec
+from bnsearch.networks import NetworkSettings, build_model
+from bnsearch.trial import TrialRecorder, TrialResult, TrialSpec
 
 __all__ = ["KerasEngine", "fit_arguments", "recording_callback"]
 

@@ -52,9 +52,8 @@ import numpy as np
 from bnsearch.data import Dataset, split_index
 from bnsearch.engines._base import EpochCallback
 from bnsearch.errors import ConfigError
-from bnsearch.model import NetworkSettings, dense_uses_bias, initializer, layer_plan
-from bnsearch.recorder import TrialRecorder
-from bnsearch.results import METRICS, TrialResult, TrialSpec, TrialState
+from bnsearch.networks import NetworkSettings, build_model, dense_uses_bias, initializer, layer_plan
+from bnsearch.trial import METRICS, TrialRecorder, TrialResult, TrialSpec, TrialState
 
 __all__ = [
     "Population",
@@ -553,8 +552,6 @@ class Population:
         ``spec``, holding the member's trained weights and moving statistics. It is not
         compiled: the population's optimizer state (velocities) stays behind, so a saved
         model carries no half-built optimizer; compile it to train or evaluate further."""
-        from bnsearch.model import build_model
-
         model = build_model(
             spec.config, dataset.x.shape[1:], dataset.n_classes, self.network, spec.seed, False
         )

@@ -1,0 +1,524 @@
+"""The Keras Tuner backend: Keras Tuner's oracles decide what to try; every trial goes to MLflow.
+
+Keras Tuner has no MLflow support and its ``logger=`` hook no longer fires, so bnsearch
+subclasses each tuner (:class:`_TrackedTuner` mixed into RandomSearch, BayesianOptimization,
+Hyperband and GridSearch) and logs from ``on_trial_begin``, ``on_epoch_end`` and
+``on_trial_end`` (each calls ``super()`` first).
+
+* The search space comes from :meth:`SearchSpace.from_keras_tuner`, the network from
+  :func:`bnsearch.model.build_model`; neither is declared here.
+* Keras Tuner catches a trial's exception and moves on. bnsearch records every failed trial
+  (MLflow status FAILED with the error as ``bnsearch.fail_reason``), prints it, and the
+  study fails (exit 1) when no trial succeeded. A loss that turns NaN/inf fails the trial.
+* Hyperband's ``tuner/epochs``, ``tuner/initial_epoch``, ``tuner/bracket`` and
+  ``tuner/round`` are logged as params; a trial that continues another one is tagged with
+  that trial's id and MLflow run id (``bnsearch.resumes_trial``, ``bnsearch.resumes_run``).
+  With several executions per trial, metric steps continue across executions
+  (``step = execution * epochs + epoch``), so they never collide.
+* Resume: the project lives in ``<store>/keras_tuner/<study name>/`` (``mlruns/keras_tuner``
+  by default). Running the same study again continues its oracle; a changed search space,
+  dataset or network is refused unless ``--allow-changed-study`` starts it over.
+* Memory: Keras Tuner's own search runs in a child process, and the Keras session is
+  cleared at the start of every trial (see :func:`run_keras_tuner`).
+* Keras Tuner trials are not paired blocks, so the verdict needs the Optuna backend; the
+  summary table works the same (:class:`KerasTunerBackend`, the study loop's Backend).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bnsearch import errors
+from bnsearch._interrupts import install_handlers, raise_if_stopped
+from bnsearch._quiet import import_tensorflow_quietly
+from bnsearch.backends._base import ResultCallback
+from bnsearch.backends._budget import paired_budget, up_to_date_message
+from bnsearch.backends.keras_tuner._files import (
+    append_result,
+    make_keras_tuner_saves_atomic,
+    repair_results,
+    results_from_project,
+    write_atomically,
+)
+from bnsearch.backends.keras_tuner._paired import PAIRED_TUNERS, PairedSearch, search_count
+from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig
+from bnsearch.data import Dataset
+from bnsearch.engines import Engine, fit_arguments
+from bnsearch.errors import ConfigError, StudyFailedError
+from bnsearch.networks import build_model
+from bnsearch.stats import Verdict
+from bnsearch.tracking import MlflowTracker
+from bnsearch.trial import (
+    BNConfig,
+    StoredTrials,
+    TrialRecorder,
+    TrialResult,
+    TrialSpec,
+    TrialState,
+    trial_seed,
+)
+
+__all__ = [
+    "KerasTunerBackend",
+    "project_dir",
+    "results_from_project",
+    "run_keras_tuner",
+]
+_STATE_FILE = "bnsearch_study.json"
+_HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
+
+
+def project_dir(config: StudyConfig) -> Path:
+    """Where a study's Keras Tuner project lives: next to the MLflow store by default."""
+    uri = config.resolved_tracking_uri
+    root = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
+    return config.path_under((root or DEFAULT_STORE_DIR) / "keras_tuner")
+
+
+@dataclass
+class _LiveTrial:
+    """A trial in progress: its recorder, its MLflow run and where its epochs have got to."""
+
+    recorder: TrialRecorder
+    run_id: str | None  # None while MLflow is away: the run is written at the trial's end
+    gaps: bool = False  # some epochs could not be logged live
+    last_epoch: int | None = None
+    execution: int = 0
+
+
+class _TrackedTuner:
+    """Mixin for a Keras Tuner tuner: logs every trial to MLflow as a bnsearch TrialResult."""
+
+    def _bnsearch_setup(
+        self,
+        study_config: StudyConfig,
+        tracker: MlflowTracker,
+        on_result: ResultCallback | None,
+    ) -> None:
+        self._study = study_config
+        self._tracker = tracker
+        self._on_result = on_result
+        self._live: dict[str, _LiveTrial] = {}
+        self._run_ids_path = Path(self.project_dir) / "bnsearch_runs.json"
+        self._run_ids: dict[str, str] = (
+            json.loads(self._run_ids_path.read_text()) if self._run_ids_path.exists() else {}
+        )
+
+    def live_run_ids(self) -> list[str]:
+        """The MLflow runs of the trials in progress."""
+        return [live.run_id for live in self._live.values() if live.run_id is not None]
+
+    def _spec(self, trial: Any) -> TrialSpec:
+        values = trial.hyperparameters.values
+        config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
+        number = int(trial.trial_id)
+        return TrialSpec(number, config, trial_seed(self._study.seed, number), None, "search")
+
+    def on_trial_begin(self, trial: Any) -> None:
+        import keras
+
+        raise_if_stopped()
+        super().on_trial_begin(trial)
+        # Keeps memory flat over many trials: drop the previous trial's graphs and models.
+        keras.backend.clear_session(free_memory=True)
+        gc.collect()
+        spec = self._spec(trial)
+        keras.utils.set_random_seed(spec.seed)
+        values = trial.hyperparameters.values
+        tags = {
+            "keras_tuner.trial_id": str(trial.trial_id),
+            "bnsearch.phase": "search",
+            "bnsearch.pid": str(os.getpid()),
+        }
+        resumed = values.get("tuner/trial_id")
+        if resumed is not None:
+            tags["bnsearch.resumes_trial"] = str(resumed)
+            if self._run_ids.get(str(resumed)):
+                tags["bnsearch.resumes_run"] = self._run_ids[str(resumed)]
+        run_id = self._tracker.start_trial(spec, tags)
+        extra = {k: values[k] for k in _HYPERBAND_KEYS if k in values}
+        if extra:
+            self._tracker.log_trial_params(run_id, extra)
+        self._run_ids[str(trial.trial_id)] = run_id
+        self._live[trial.trial_id] = _LiveTrial(TrialRecorder(spec, "keras"), run_id)
+
+    def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(trial, model, epoch, logs=logs)
+        live = self._live[trial.trial_id]
+        if live.last_epoch is not None and epoch <= live.last_epoch:
+            live.execution += 1  # a new execution of the same trial restarts its epochs
+        live.last_epoch = epoch
+        if live.recorder.record_epoch(epoch, logs or {}):
+            model.stop_training = True
+        step = live.execution * self._study.network.epochs + epoch
+        epoch_values = {m: values[-1] for m, values in live.recorder.history.items()}
+        if not self._tracker.log_epoch(live.run_id, step, epoch_values):
+            live.gaps = True
+        raise_if_stopped()
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        from keras_tuner.errors import FailedTrialError
+
+        histories = super().run_trial(trial, *args, **kwargs)
+        recorder = self._live[trial.trial_id].recorder
+        if recorder.state is TrialState.FAILED:
+            raise FailedTrialError(recorder.reason)
+        return histories
+
+    def on_trial_end(self, trial: Any) -> None:
+        super().on_trial_end(trial)
+        live = self._live.pop(trial.trial_id)
+        status = str(getattr(trial.status, "value", trial.status)).upper()
+        if status != "COMPLETED" and live.recorder.state is not TrialState.FAILED:
+            message = (trial.message or status).strip().splitlines()
+            live.recorder.fail(message[-1] if message else status)
+        result = live.recorder.result()
+        # The project first: the result is kept whatever happens to MLflow next.
+        append_result(Path(self.project_dir), result)
+        logged = "some" if live.gaps else "all"
+        self._tracker.finish_trial(live.run_id, result, history_logged=logged)
+        write_atomically(self._run_ids_path, json.dumps(self._run_ids))
+        if self._on_result is not None:
+            self._on_result(result)
+
+
+def _tuner_class(name: str) -> type:
+    import keras_tuner as kt
+
+    make_keras_tuner_saves_atomic()
+
+    base = {
+        "random": kt.RandomSearch,
+        "bayesian": kt.BayesianOptimization,
+        "hyperband": kt.Hyperband,
+        "grid": kt.GridSearch,
+    }[name]
+    return type(f"Tracked{base.__name__}", (_TrackedTuner, base), {})
+
+
+def _check_project(folder: Path, config: StudyConfig, dataset: Dataset) -> None:
+    """Refuse to continue a project whose space, data, network or tuner changed."""
+    expected = {
+        "space": config.space.fingerprint(),
+        "data_fingerprint": dataset.fingerprint,
+        "network": repr(sorted(config.network.as_params().items())),
+        "tuner": config.tuner,
+    }
+    state_file = folder / _STATE_FILE
+    if state_file.exists():
+        stored = json.loads(state_file.read_text())
+        changed = [key for key, value in expected.items() if stored.get(key) != value]
+        if changed and not config.allow_changed_study:
+            what = changed[0].replace("_", " ")
+            raise ConfigError(
+                f"Keras Tuner study {config.resolved_study_name!r} exists with a different "
+                f"{what}; use another --study-name, or pass --allow-changed-study to start "
+                "it over."
+            )
+        if changed:
+            shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomically(state_file, json.dumps(expected))
+
+
+def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
+    """Check the settings against Keras Tuner's limits and the existing project; return the
+    project folder. Called before anything is logged, so a refusal leaves the stores as
+    they were."""
+    if config.tuner == "grid":
+        ranged = [
+            n for n in ("momentum", "epsilon", "dropout", "learning_rate")
+            if not getattr(config.space, n).fixed
+        ]  # fmt: skip
+        if ranged:
+            raise ConfigError(
+                f"Keras Tuner's grid needs every numeric parameter fixed, but {', '.join(ranged)} "
+                "are ranges; fix them in the space, use --tuner random/bayesian, or Optuna's "
+                "--sampler grid."
+            )
+    folder = project_dir(config)
+    _check_project(folder, config, dataset)
+    return folder
+
+
+def run_keras_tuner(
+    config: StudyConfig,
+    dataset: Dataset,
+    tracker: MlflowTracker,
+    on_result: ResultCallback | None = None,
+) -> list[TrialResult]:
+    """Run Keras Tuner's own search (Hyperband: one full iteration; grid: ``n_trials``) in
+    one child process continuing the study's project.
+
+    TensorFlow keeps a few MB per model it ever built even after ``clear_session()``, so a
+    fresh process keeps the parent's memory flat; the whole search runs in that one child
+    because Keras Tuner's grid oracle proposes nothing once reloaded in a second process.
+    Results come back to this process as they finish, for progress and the summary. Ctrl-C
+    / SIGTERM reach the child, which stops at the end of the epoch in progress and ends its
+    runs as KILLED.
+    """
+    import multiprocessing
+
+    if config.trials_per_run <= 0:
+        return []
+    context = multiprocessing.get_context("spawn")
+    results, _ = _search_in_child(
+        context, config, dataset, tracker, config.trials_per_run, on_result
+    )
+    return results
+
+
+def _search_in_child(
+    context: Any,
+    config: StudyConfig,
+    dataset: Dataset,
+    tracker: MlflowTracker,
+    n_trials: int,
+    on_result: ResultCallback | None,
+) -> tuple[list[TrialResult], bool]:
+    import queue as queue_module
+
+    messages = context.Queue()
+    child = context.Process(
+        target=_child_main,
+        args=(config, dataset, tracker.parent_run_id, n_trials, messages),
+        name="bnsearch-keras-tuner",
+    )
+    child.start()
+    batch: list[TrialResult] = []
+    try:
+        while True:
+            raise_if_stopped()  # a swallowed Ctrl-C still stops the child within a second
+            try:
+                kind, payload = messages.get(timeout=1)
+            except queue_module.Empty:
+                if child.is_alive():
+                    continue
+                try:  # it may have finished between the two checks
+                    kind, payload = messages.get(timeout=1)
+                except queue_module.Empty:
+                    kind, payload = "died", child.exitcode
+            if kind == "result":
+                result = TrialResult.from_json(payload)
+                batch.append(result)
+                if on_result is not None:
+                    on_result(result)
+                continue
+            break
+    except KeyboardInterrupt:
+        _stop_child(child)
+        raise
+    child.join()
+    if kind == "done":
+        return batch, bool(payload)
+    if kind == "interrupted":
+        raise KeyboardInterrupt
+    if kind == "error":
+        name, message, trace = payload
+        error_type = getattr(errors, name, None)
+        if isinstance(error_type, type) and issubclass(error_type, errors.BnsearchError):
+            raise error_type(message)
+        raise RuntimeError(f"the Keras Tuner process failed: {name}: {message}\n{trace}")
+    raise StudyFailedError(
+        f"the Keras Tuner process died (exit code {payload}) after {len(batch)} trial(s) of "
+        "its group; they are recorded. Check memory (dmesg) and rerun to continue the study."
+    )
+
+
+def _stop_child(child: Any) -> None:
+    """Give the child the Ctrl-C it may not have had (SIGTERM reaches only bnsearch), so it
+    ends its MLflow runs; kill it if it does not stop."""
+    import signal
+
+    child.join(timeout=2)
+    if child.is_alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGINT)
+        child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+def _child_main(
+    config: StudyConfig, dataset: Dataset, parent_run_id: str | None, n_trials: int, messages: Any
+) -> None:
+    _die_with_parent()
+    install_handlers()
+    import_tensorflow_quietly()
+    try:
+        tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
+        tracker.connect()
+        tracker.parent_run_id = parent_run_id
+        stopped = _search(
+            config, dataset, tracker, n_trials, lambda r: messages.put(("result", r.to_json()))
+        )
+        messages.put(("done", stopped))
+    except KeyboardInterrupt:
+        messages.put(("interrupted", None))
+    except BaseException as error:  # noqa: BLE001 - every error goes back to the parent
+        import traceback
+
+        messages.put(("error", (type(error).__name__, str(error), traceback.format_exc())))
+
+
+def _die_with_parent() -> None:
+    """Linux: a child whose bnsearch process was killed (SIGKILL) stops too."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _search(
+    config: StudyConfig,
+    dataset: Dataset,
+    tracker: MlflowTracker,
+    n_trials: int,
+    on_result: ResultCallback,
+) -> bool:
+    """Run up to ``n_trials`` trials in this process; True when Keras Tuner stopped on
+    consecutive failures."""
+    import keras_tuner as kt
+
+    folder = project_dir(config)
+    network = config.network
+    space = config.space
+
+    def hypermodel(hp: Any) -> Any:
+        bn_config = space.from_keras_tuner(hp)
+        return build_model(bn_config, dataset.x.shape[1:], dataset.n_classes, network)
+
+    done = len(results_from_project(folder))
+    common = {
+        "objective": kt.Objective("val_loss", "min"),
+        "directory": str(folder.parent),
+        "project_name": folder.name,
+        "overwrite": False,
+        "seed": config.seed,
+        # bnsearch records and reports every failure itself; a run of failures ends the
+        # search, and bnsearch then says why.
+        "max_consecutive_failed_trials": 5,
+    }
+    if config.tuner == "hyperband":
+        tuner = _tuner_class("hyperband")(
+            hypermodel, max_epochs=network.epochs, factor=3, hyperband_iterations=1, **common
+        )
+    else:
+        tuner = _tuner_class(config.tuner)(hypermodel, max_trials=done + n_trials, **common)
+    tuner._bnsearch_setup(config, tracker, on_result)
+    try:
+        tuner.search(**fit_arguments(dataset.split(network.validation_split), network))
+    except RuntimeError as error:
+        # Keras Tuner stops after too many consecutive failures; each one is recorded.
+        if "failed" not in str(error).lower():
+            raise
+        return True
+    except KeyboardInterrupt:
+        for run_id in tuner.live_run_ids():
+            tracker.kill_run(run_id, "interrupted")
+        raise
+    return False
+
+
+@dataclass
+class KerasTunerBackend:
+    """Keras Tuner's oracle decides what to try. The project folder is the study's store.
+
+    ``--tuner random`` and ``bayesian``: paired blocks trained by the study's engine (the
+    population engine by default), in this process (:mod:`._kt_blocks`); the verdict is
+    the Optuna backend's. ``hyperband`` and ``grid``: Keras Tuner's own ``search`` with
+    ``model.fit`` in child processes; their trials are not paired, so no verdict.
+    """
+
+    config: StudyConfig
+    dataset: Dataset
+    engine: Engine
+    tracker: MlflowTracker
+    folder: Path | None = field(default=None, init=False)
+    _existing: int = field(default=0, init=False)
+
+    @property
+    def name(self) -> str:
+        return f"Keras Tuner ({self.config.tuner})"
+
+    @property
+    def paired(self) -> bool:
+        return self.config.tuner in PAIRED_TUNERS
+
+    @property
+    def unpaired_reason(self) -> str | None:
+        if self.paired:
+            return None
+        return (
+            f"no verdict: Keras Tuner's {self.config.tuner} trials are not paired blocks "
+            "(trials differing only in placement); use --tuner random or bayesian, or "
+            "--backend optuna, for one."
+        )
+
+    def open(self) -> list[str]:
+        self.folder = prepare_project(self.config, self.dataset)
+        repaired = repair_results(self.folder)
+        self._existing = len(results_from_project(self.folder))
+        return [repaired] if repaired else []
+
+    def store_tags(self) -> dict[str, str]:
+        return {
+            "keras_tuner.study": self.config.resolved_study_name,
+            "keras_tuner.project": str(self.folder),
+        }
+
+    def existing_trials(self) -> int:
+        return self._existing
+
+    def up_to_date(self) -> str | None:
+        if not self.paired:
+            return None
+        results = self.results()
+        return up_to_date_message(self.config, search_count(results), results)
+
+    def budget(self) -> tuple[int, str]:
+        if not self.paired:
+            return self.config.trials_per_run, f"{self.config.trials_per_run} trials"
+        return paired_budget(self.config, search_count(self.results()))
+
+    def run(
+        self, on_result: ResultCallback | None, log: Callable[[str], None]
+    ) -> list[TrialResult]:
+        if self.paired:
+            folder = self.folder
+            search = PairedSearch(
+                self.config,
+                self.dataset,
+                self.engine,
+                self.tracker,
+                folder,
+                append=lambda result: append_result(folder, result),
+                stored=self.results,
+            )
+            return search.run(on_result, log)
+        return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
+
+    def results(self) -> list[TrialResult]:
+        return results_from_project(self.folder)
+
+    def stored_trials(self) -> StoredTrials:
+        # One invocation runs a Keras Tuner project at a time (the study lock): when none
+        # runs, no trial is in flight.
+        return StoredTrials(results_from_project(self.folder))
+
+    def importances(self) -> dict[str, float]:
+        return {}
+
+    def record_verdict(self, verdict: Verdict) -> None:
+        """Nothing: a Keras Tuner project has no viewer of its own; MLflow has the verdict."""

@@ -1,0 +1,108 @@
+"""A Keras Tuner project's bnsearch files: the results file and atomic writes.
+
+``bnsearch_results.jsonl`` holds one TrialResult per line, appended and fsynced as each
+trial ends (a torn last line — a kill or a full disk mid-append — is dropped on reading);
+the other bnsearch files of a project are replaced whole (:func:`write_atomically`), and so
+are Keras Tuner's own (:func:`make_keras_tuner_saves_atomic`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from bnsearch.errors import StoreError
+from bnsearch.trial import TrialResult
+
+__all__ = [
+    "append_result",
+    "make_keras_tuner_saves_atomic",
+    "repair_results",
+    "results_from_project",
+    "write_atomically",
+]
+
+_RESULTS_FILE = "bnsearch_results.jsonl"
+
+
+def append_result(folder: Path, result: TrialResult) -> None:
+    """Append ``result`` to the project's results file, on disk before this returns."""
+    with open(folder / _RESULTS_FILE, "a") as handle:
+        handle.write(result.to_json() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def results_from_project(folder: Path) -> list[TrialResult]:
+    """Every finished trial of a Keras Tuner study as a TrialResult."""
+    return _read_results(folder / _RESULTS_FILE)[0]
+
+
+def _read_results(path: Path) -> tuple[list[TrialResult], bool]:
+    """The results a project's file holds, and whether its last line is torn (a process
+    killed, or a full disk, while appending it): that line is left out."""
+    if not path.exists():
+        return [], False
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    results = []
+    for index, line in enumerate(lines):
+        try:
+            results.append(TrialResult.from_json(line))
+        except (ValueError, KeyError, TypeError):
+            if index < len(lines) - 1:
+                raise StoreError(
+                    f"{path}: line {index + 1} is not a trial result; restore the file or "
+                    "start the study over with --allow-changed-study."
+                ) from None
+            return results, True
+    return results, False
+
+
+def repair_results(folder: Path) -> str | None:
+    """Drop a torn last line of the project's results file (rewritten atomically); a
+    notice saying so, or None when the file was whole."""
+    path = folder / _RESULTS_FILE
+    results, torn = _read_results(path)
+    if not torn:
+        return None
+    write_atomically(path, "".join(r.to_json() + "\n" for r in results))
+    return (
+        f"bnsearch: notice: dropped the torn last line of {path} (a run stopped while writing "
+        "it); that trial is not counted and the study goes on."
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` all at once: readers see the old file or the new one,
+    never half of it (written next to it, flushed, then renamed over it)."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _save_json_atomically(path: str, obj: Any) -> str:
+    text = json.dumps(obj)
+    write_atomically(Path(path), text)
+    return text
+
+
+def make_keras_tuner_saves_atomic() -> None:
+    """Make Keras Tuner write its JSON files (``oracle.json``, ``tuner.json``, each
+    ``trial.json``) with :func:`write_atomically`.
+
+    Keras Tuner's ``utils.save_json`` opens the file for writing (emptying it) and then
+    writes, so a Ctrl-C or a kill between the two leaves an empty ``trial.json`` that makes
+    the next run's ``oracle.reload()`` fail with a JSONDecodeError: the study could not be
+    resumed. Seen in CI on the Ctrl-C test. Every Keras Tuner save goes through that one
+    function (looked up at call time), so replacing it covers the oracle, the tuner and the
+    trials; the text written is the same. bnsearch projects are local folders, which is all
+    :func:`write_atomically` needs.
+    """
+    from keras_tuner.src import utils
+
+    utils.save_json = _save_json_atomically

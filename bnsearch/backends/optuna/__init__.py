@@ -1,0 +1,35 @@
+"""The Optuna backend: its storage, claims of paired blocks, heartbeats, retries and pruning."""
+
+from __future__ import annotations
+
+from bnsearch.backends.optuna._backend import (
+    TAKEN_OVER,
+    OptunaBackend,
+)
+from bnsearch.backends.optuna._claims import (
+    blocks_to_complete,
+    claim_lock,
+)
+from bnsearch.backends.optuna._storage import (
+    is_outcome,
+    load_existing_study,
+    open_study,
+    results_from_study,
+    stored_result,
+    stored_trials,
+    study_importances,
+)
+
+__all__ = [
+    "OptunaBackend",
+    "TAKEN_OVER",
+    "blocks_to_complete",
+    "claim_lock",
+    "is_outcome",
+    "load_existing_study",
+    "open_study",
+    "results_from_study",
+    "stored_result",
+    "stored_trials",
+    "study_importances",
+]

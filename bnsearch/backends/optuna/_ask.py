@@ -1,0 +1,95 @@
+"""Creating the trials of paired blocks and of the confirmation round in the Optuna study.
+
+A block is one trial the sampler chose plus one trial per other placement with the same
+values and seed, so the block's trials differ only in placement. Each stays an ordinary
+Optuna trial, so the sampler and the importance evaluators see placement like any other
+parameter. The confirmation round re-trains each placement's best configuration with fresh
+seeds; the k-th seed is shared by every placement, so the round is paired too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import bnsearch.backends.optuna._adapter as adapter
+from bnsearch.backends.optuna._heartbeat import first_beat
+from bnsearch.config import StudyConfig
+from bnsearch.trial import BNConfig, TrialResult, TrialSpec, confirmation_seed, trial_seed
+
+__all__ = ["Member", "ask_block", "ask_confirmation", "claim_trial"]
+
+Member = tuple[Any, TrialSpec]
+"""An Optuna trial owned by this process and the TrialSpec to train for it."""
+
+
+def _worker_id() -> str:
+    """Which process trains a trial: ``host:pid`` (for finding a dead worker's trials)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _spec_attrs(spec: TrialSpec) -> dict[str, Any]:
+    """What every trial records about itself: seed, phase, block and worker."""
+    attrs: dict[str, Any] = {
+        "seed": spec.seed,
+        "bnsearch.phase": spec.phase,
+        "bnsearch.worker": _worker_id(),
+    }
+    if spec.block is not None:
+        attrs["bnsearch.block"] = spec.block
+    return attrs
+
+
+def claim_trial(
+    study: Any,
+    params: dict[str, Any],
+    distributions: dict[str, Any],
+    seed: int,
+    block: int,
+    extra_attrs: dict[str, Any] | None = None,
+    phase: str = "search",
+) -> Member:
+    """Create a RUNNING trial with fixed ``params`` owned by this process, its seed, block
+    and phase stored in the same insert."""
+    config = BNConfig(**params)
+    attrs = {**_spec_attrs(TrialSpec(-1, config, seed, block, phase)), **(extra_attrs or {})}
+    trial = adapter.create_running_trial(study, params, distributions, attrs)
+    first_beat(study, adapter.trial_id(trial))
+    return trial, TrialSpec(trial.number, config, seed, block, phase=phase)
+
+
+def ask_block(study: Any, config: StudyConfig) -> list[Member]:
+    """Ask one trial from the sampler, then one per other placement with the same values."""
+    template = study.ask()
+    first_beat(study, adapter.trial_id(template))
+    first = config.space.suggest(template)
+    block = template.number
+    seed = trial_seed(config.seed, block)
+    spec = TrialSpec(template.number, first, seed, block)
+    for key, value in _spec_attrs(spec).items():
+        template.set_user_attr(key, value)
+    members = [(template, spec)]
+    for placement in config.space.placement:
+        if placement == first.placement:
+            continue
+        params = {**template.params, "placement": placement}
+        members.append(claim_trial(study, params, template.distributions, seed, block))
+    return members
+
+
+def ask_confirmation(study: Any, config: StudyConfig, best: list[TrialResult]) -> list[Member]:
+    """Each placement's best configuration, once per fresh seed (``config.confirm_seeds``)."""
+    members = []
+    round_id = len(study.trials)
+    distributions = next(
+        t.distributions for t in study.get_trials(deepcopy=False) if "placement" in t.params
+    )
+    for k in range(config.confirm_seeds):
+        seed = confirmation_seed(config.seed, round_id, k)
+        for result in best:
+            params = result.config.as_params()
+            members.append(
+                claim_trial(study, params, distributions, seed, round_id, phase="confirm")
+            )
+    return members

@@ -1,0 +1,101 @@
+"""Heartbeats of running trials, and failing the trials of a process that died.
+
+Optuna only beats inside ``Study.optimize``; bnsearch asks and tells itself, so it beats
+here. A process killed with SIGKILL stops beating, and the next run or any worker fails its
+trials once ``grace_period`` has passed (:func:`close_stale_trials`); they are then retried
+(see :mod:`._claims`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import bnsearch.backends.optuna._adapter as adapter
+from bnsearch.backends.optuna._retry import retry_transient
+from bnsearch.tracking import MlflowTracker, TrackingUnavailable
+
+__all__ = ["Heartbeat", "close_stale_trials", "closed_message", "first_beat"]
+
+STALE_REASON = "stale: its process stopped (no heartbeat within the grace period)"
+
+
+def first_beat(study: Any, trial_id: int) -> None:
+    """Beat for a trial the moment it exists: Optuna never counts a trial without any
+    heartbeat as stale (see :func:`~._optuna_adapter.orphaned_trial_ids` for a death
+    before this beat)."""
+    if adapter.heartbeat_interval(study):
+        adapter.record_heartbeat(study, trial_id)
+
+
+class Heartbeat:
+    """Records Optuna heartbeats for the trials in flight from a background thread."""
+
+    def __init__(self, study: Any, trials: list[Any]) -> None:
+        self._study = study
+        self._ids = [adapter.trial_id(t) for t in trials]
+        self._interval = adapter.heartbeat_interval(study)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="bnsearch-beat")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            for trial_id in self._ids:
+                # A missed beat must not stop training; the next one will do.
+                with contextlib.suppress(Exception):
+                    adapter.record_heartbeat(self._study, trial_id)
+
+    def __enter__(self) -> Heartbeat:
+        if self._interval:
+            for trial_id in self._ids:
+                adapter.record_heartbeat(self._study, trial_id)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def closed_message(closed: int) -> str:
+    """What a run says after :func:`close_stale_trials` closed ``closed`` trials."""
+    return (
+        f"bnsearch: closed {closed} trial(s) left RUNNING by a process that died; they are "
+        "marked FAILED in Optuna and MLflow and will be retried."
+    )
+
+
+def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
+    """Fail trials left RUNNING by a process that died (no heartbeat for ``grace_period``)
+    and end their MLflow runs as FAILED; return how many there were."""
+    import optuna
+
+    running = {
+        adapter.trial_id(t): t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    }
+    if not running:
+        return 0
+    optuna.storages.fail_stale_trials(study)
+    grace = adapter.heartbeat_interval(study) and adapter.grace_period(study)
+    if grace:
+        # A raw session of its own, outside the retrying storage: retried here.
+        for trial_id in retry_transient(lambda: adapter.orphaned_trial_ids(study, grace)):
+            with contextlib.suppress(Exception):  # another worker may fail it first
+                adapter.fail_trial(study, trial_id)
+    failed = [
+        trial
+        for trial_id, trial in running.items()
+        if adapter.trial_state(study, trial_id) is optuna.trial.TrialState.FAIL
+    ]
+    # Optuna refuses attributes on finished trials: the reason goes to MLflow (if MLflow
+    # is away, its next sync ends these runs).
+    with contextlib.suppress(TrackingUnavailable):
+        tracker.fail_abandoned_runs(
+            [t.number for t in failed],
+            [t.user_attrs.get("bnsearch.parent_run", "") for t in failed],
+            STALE_REASON,
+        )
+    return len(failed)

@@ -1,0 +1,124 @@
+"""Riding out a dropped database connection.
+
+A PostgreSQL storage shared by workers will, sooner or later, restart, fail over or have a
+connection terminated (``pg_terminate_backend``, an idle timeout, a proxy). Each such error
+is *transient*: the same call on a fresh connection works. So:
+
+* connections are checked before use (``pool_pre_ping``) and opened with a timeout
+  (:func:`engine_kwargs`);
+* opening the storage, every storage call (:func:`retrying_storage`) and every claim
+  (:func:`retry_transient`) is tried again after each of :data:`DELAYS_S` on a transient
+  error. A server that is not there at all is not waited for: the study asks
+  :func:`bnsearch.reachable.probe` first and fails at once with the usual one-line error.
+
+Retrying a call whose first try did commit is harmless for every call bnsearch makes but
+two: creating a trial (a duplicate is created; it never gets a heartbeat, so it is failed
+as orphaned after the grace period and does not count) and telling a trial (the retry is
+refused as an update of a finished trial; the Optuna backend recognises its own result).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import bnsearch.backends.optuna._adapter as adapter
+
+__all__ = [
+    "DELAYS_S",
+    "engine_kwargs",
+    "is_transient",
+    "retry_transient",
+    "retrying_storage",
+    "served",
+]
+
+#: Waits between tries: about 30 s in all, enough for a PostgreSQL restart or failover.
+DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+#: How long opening a database connection may take.
+CONNECT_TIMEOUT_S = 8
+
+T = TypeVar("T")
+
+
+def served(url: str) -> bool:
+    """Whether a storage URL names a database server, whose dropped connections are
+    retried. A SQLite file has no connection to lose; it waits for its own locks, and a
+    locked file is reported at once rather than after half a minute of retries."""
+    return not url.startswith("sqlite")
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine arguments for a storage URL: live-checked pooled connections and,
+    for PostgreSQL, a connection timeout."""
+    if not served(url):
+        return {}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    return kwargs
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) is a lost or refused database
+    connection rather than a refusal of the request itself."""
+    from sqlalchemy import exc
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, (exc.OperationalError, exc.InterfaceError)):
+            return True
+        if isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def retry_transient(call: Callable[[], T], on_retry: Callable[[str], None] | None = None) -> T:
+    """``call()``, tried again after each of :data:`DELAYS_S` while it fails transiently."""
+    for delay in (*DELAYS_S, None):
+        try:
+            return call()
+        except Exception as error:
+            if delay is None or not is_transient(error):
+                raise
+            if on_retry is not None:
+                on_retry(str(error).splitlines()[0] if str(error) else type(error).__name__)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+_DEPTH = threading.local()
+
+
+def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(storage: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_DEPTH, "active", False):
+            # Storage methods call one another: only the outermost one retries.
+            return method(storage, *args, **kwargs)
+
+        def once() -> Any:
+            _DEPTH.active = True
+            try:
+                return method(storage, *args, **kwargs)
+            finally:
+                _DEPTH.active = False
+
+        return retry_transient(once)
+
+    return call
+
+
+@functools.cache
+def retrying_storage() -> type:
+    """Optuna's ``RDBStorage`` with every storage call retried on transient errors (a
+    subclass, so Optuna still caches it and beats with it as with its own)."""
+    return adapter.rdb_storage_wrapping(_retried)

@@ -1,0 +1,241 @@
+"""The Optuna study as bnsearch's store: opening it, its fingerprints, reading results back.
+
+Every trial stores its TrialResult as the user attribute ``bnsearch.result`` and its MLflow
+run id as ``mlflow_run_id``; the MLflow run carries the trial number, so either leads to
+the other, and a finished study can be read back without MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from bnsearch._reachable import probe
+from bnsearch._redact import redact_text, redact_url
+from bnsearch.backends.optuna._retry import engine_kwargs, retry_transient, retrying_storage, served
+from bnsearch.config import StudyConfig
+from bnsearch.data import Dataset
+from bnsearch.errors import ConfigError, StoreError
+from bnsearch.trial import StoredTrials, TrialResult
+
+__all__ = [
+    "RESULT_ATTR",
+    "stored_result",
+    "RUN_ID_ATTR",
+    "is_outcome",
+    "load_existing_study",
+    "open_study",
+    "results_from_study",
+    "search_trial_count",
+    "stored_trials",
+    "study_importances",
+]
+
+RESULT_ATTR = "bnsearch.result"
+RUN_ID_ATTR = "mlflow_run_id"
+
+
+def _sampler(config: StudyConfig, n_existing: int) -> Any:
+    import optuna
+
+    # Offsetting the seed by the trials already in the study keeps a resumed study from
+    # replaying the random start-up points of its first run.
+    seed = config.seed + n_existing
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "grid":
+        return optuna.samplers.GridSampler(config.space.grid(), seed=seed)
+    if config.sampler == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
+
+
+def _pruner(config: StudyConfig) -> Any:
+    import optuna
+
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=4)
+    if config.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=2, max_resource=config.network.epochs)
+    return optuna.pruners.NopPruner()
+
+
+def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
+    """The storage and the names of the studies it holds; a StoreError if it cannot be used."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # bnsearch beats for its trials itself (see _heartbeat), outside Study.optimize.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    warnings.filterwarnings("ignore", message="Argument ``heartbeat_interval``")
+    warnings.filterwarnings("ignore", message="Argument ``grace_period``")
+    url = config.resolved_storage
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+    def connect() -> tuple[Any, list[str]]:
+        kind = retrying_storage() if served(url) else optuna.storages.RDBStorage
+        storage = kind(
+            url,
+            engine_kwargs=engine_kwargs(url),
+            heartbeat_interval=config.heartbeat_interval,
+            grace_period=config.grace_period,
+        )
+        return storage, [s.study_name for s in optuna.get_all_study_summaries(storage, False)]
+
+    try:
+        probe(url)  # a server that is not there fails now; one that drops us is retried
+        storage, names = retry_transient(connect) if served(url) else connect()
+    except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = redact_text(message, [url])
+        raise StoreError(
+            f"cannot use the Optuna storage {redact_url(url)} ({message}); check --storage."
+        ) from None
+    return storage, names
+
+
+def load_existing_study(config: StudyConfig) -> Any:
+    """An existing study, for reading only; a ConfigError naming the studies there if the
+    storage holds no study of that name."""
+    import optuna
+
+    storage, names = _rdb_storage(config)
+    name = config.resolved_study_name
+    if name not in names:
+        raise ConfigError(
+            f"no study {name!r} in {redact_url(config.resolved_storage)}; studies there: "
+            f"{', '.join(names) or 'none'} (pass --study-name and --storage)."
+        )
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+#: The study's objective as Optuna's dashboard names it.
+OBJECTIVE_NAME = "final val_loss"
+
+
+def open_study(config: StudyConfig, dataset: Dataset) -> Any:
+    """Create the study or load the existing one of that name, refusing a silent change of
+    search space, data or network."""
+    import optuna
+
+    storage, existing = _rdb_storage(config)
+    name = config.resolved_study_name
+    n_existing = 0
+    if name in existing:
+        n_existing = len(optuna.load_study(study_name=name, storage=storage).trials)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=_sampler(config, n_existing),
+        pruner=_pruner(config),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    expected = {
+        "bnsearch.space": config.space.fingerprint(),
+        "bnsearch.data_fingerprint": dataset.fingerprint,
+        "bnsearch.network": repr(sorted(config.network.as_params().items())),
+    }
+    if name in existing and not config.allow_changed_study:
+        for key, value in expected.items():
+            stored = study.user_attrs.get(key)
+            if stored is not None and stored != value:
+                what = key.removeprefix("bnsearch.").replace("_", " ")
+                raise ConfigError(
+                    f"study {name!r} exists with a different {what}; use another --study-name, "
+                    "or pass --allow-changed-study to add trials anyway."
+                )
+    for key, value in expected.items():
+        study.set_user_attr(key, value)
+    with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE_NAME])  # not "Objective 0" in optuna-dashboard
+    return study
+
+
+_OPTUNA_STATE = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAILED": "FAIL"}
+
+
+def stored_result(trial: Any) -> str | None:
+    """The trial's result as JSON: a system attribute, so that optuna-dashboard's trial page
+    shows short attributes only (studies made before keep it as a user attribute)."""
+    return trial.system_attrs.get(RESULT_ATTR) or trial.user_attrs.get(RESULT_ATTR)
+
+
+def results_from_study(study: Any) -> list[TrialResult]:
+    """Every finished trial of the study as a TrialResult, read from the Optuna storage.
+
+    Only results Optuna agrees with: a result stored just before its trial was failed (an
+    interrupt, or another process taking the trial over) is not an outcome; the trial's
+    retry is."""
+    results = []
+    for trial in study.get_trials(deepcopy=False):
+        stored = stored_result(trial)
+        if stored is None:
+            continue
+        result = TrialResult.from_json(stored)
+        if _OPTUNA_STATE[result.state.value] == trial.state.name:
+            results.append(result)
+    return results
+
+
+def stored_trials(study: Any) -> StoredTrials:
+    """The study's results, the trials in flight, and each trial's MLflow study run."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    return StoredTrials(
+        results=results_from_study(study),
+        running={t.number for t in trials if t.state is optuna.trial.TrialState.RUNNING},
+        parents={
+            t.number: t.user_attrs["bnsearch.parent_run"]
+            for t in trials
+            if t.user_attrs.get("bnsearch.parent_run")
+        },
+    )
+
+
+def is_outcome(trial: Any) -> bool:
+    """Whether a trial holds a result that counts: finished, in flight (running or
+    waiting), or failed *with* a result of its own (it diverged). A trial failed by an
+    interrupt or a dead process has none (or a result stored just before the interrupt
+    failed it)."""
+    import optuna
+
+    if trial.state is not optuna.trial.TrialState.FAIL:
+        return True
+    stored = stored_result(trial)
+    return stored is not None and json.loads(stored).get("state") == "FAILED"
+
+
+def search_trial_count(study: Any) -> int:
+    """Search-phase trials that count towards ``target_trials``, from any worker: those
+    with an outcome (complete, pruned, failed with a result of their own such as a
+    divergence) or in flight. Trials lost to an interrupt or a dead worker do not count;
+    they are retried in their block (see :func:`~._claims.blocks_to_complete`)."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get("bnsearch.phase", "search") == "search" and is_outcome(t)
+    )
+
+
+def study_importances(study: Any) -> dict[str, float]:
+    """Optuna's PED-ANOVA importance of each hyperparameter over the completed trials."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 4:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+            found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    except (ValueError, RuntimeError):
+        # e.g. a parameter that never varied; the verdict stands without importances.
+        return {}
+    return {name: float(value) for name, value in found.items()}

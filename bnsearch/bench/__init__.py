@@ -1,0 +1,39 @@
+"""Benchmarks, not tests: engines, backends, the settled rule, the step profile."""
+
+from __future__ import annotations
+
+from bnsearch.bench._backends import (
+    BACKENDS,
+    UNTIL,
+    compare_backends,
+)
+from bnsearch.bench._engines import (
+    run_benchmark,
+)
+from bnsearch.bench._profile import (
+    digits_cnn,
+    matmul_floor_seconds,
+    profile_specs,
+    profile_steps,
+)
+from bnsearch.bench._settled import (
+    SCENARIOS,
+    look_schedule,
+    run_settled_benchmark,
+    simulate_settled,
+)
+
+__all__ = [
+    "BACKENDS",
+    "SCENARIOS",
+    "UNTIL",
+    "compare_backends",
+    "digits_cnn",
+    "look_schedule",
+    "matmul_floor_seconds",
+    "profile_specs",
+    "profile_steps",
+    "run_benchmark",
+    "run_settled_benchmark",
+    "simulate_settled",
+]

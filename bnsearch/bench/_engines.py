@@ -1,0 +1,201 @@
+"""``python -m bnsearch bench``: the Keras engine and the population engine side by side.
+
+Trains the thread's network (batch 16) on the synthetic data and prints, from one run on one
+machine: seconds per trial-epoch for the Keras engine and for the population engine at each
+population size P, the speed-up over Keras, the achieved GFLOP/s against a measured dense
+matmul peak, and the process's peak resident memory. Compilation is excluded: each engine
+is warmed up on one epoch before the timed epochs. This is a benchmark, not a test: it
+asserts nothing.
+
+Roofline columns (population rows): ``matmul s`` is the measured time of the step's matrix
+products alone (the 3 forward and 5 backward batched products of the thread's network at
+that population, in their own XLA loop), per trial-epoch, and ``in matmul`` its share of
+the engine's time; the rest is element-wise work (BN, activations, dropout hash, loss) and
+the optimizer. ``update floor`` is the memory-bandwidth limit of the optimizer: each step
+reads and writes every parameter and velocity and reads every gradient (5 × 4 bytes per
+parameter), at the measured streaming bandwidth. The CNN rows train the digits CNN of
+``studies/digits_cnn.toml`` (8×8×1 images) on both engines.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TextIO
+
+from bnsearch.bench._profile import digits_cnn, matmul_floor_seconds, profile_specs
+from bnsearch.data import make_synthetic, split_index
+from bnsearch.engines import KerasEngine, PopulationEngine
+from bnsearch.networks import NetworkSettings
+
+__all__ = [
+    "flops_per_sample",
+    "matmul_peak_gflops",
+    "run_benchmark",
+    "stream_bandwidth_gbs",
+]
+
+
+def flops_per_sample(n_features: int, network: NetworkSettings, n_classes: int) -> float:
+    """Multiply-adds of the Dense layers, forward (x2 FLOP) and backward (x2 more), i.e.
+    ``6 * weights``; BN, activations and the optimiser are a few percent on top."""
+    widths = [n_features, *network.hidden_units, n_classes]
+    weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    return 6.0 * weights
+
+
+def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
+    import tensorflow as tf
+
+    a = tf.random.uniform((size, size))
+    b = tf.random.uniform((size, size))
+    tf.matmul(a, b).numpy()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        c = tf.matmul(a, b)
+    c.numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def stream_bandwidth_gbs(megabytes: int = 256, repeats: int = 10) -> float:
+    """Streaming memory bandwidth: read one large float32 array and write another (GB/s)."""
+    import tensorflow as tf
+
+    source = tf.Variable(tf.random.uniform((megabytes * 2**20 // 4,)))
+    scale = tf.function(lambda: source * 1.0001 + 1.0, jit_compile=True)
+    scale().numpy()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        out = scale()
+    out.numpy()
+    seconds = (time.perf_counter() - started) / repeats
+    return 2 * source.shape[0] * 4 / seconds / 1e9
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# long because it is the benchmark script itself: setup, both engines side by side, the table.
+def run_benchmark(
+    short: bool = False,
+    populations: Sequence[int] | None = None,
+    n_rows: int | None = None,
+    out: TextIO | None = None,
+) -> dict[str, float]:
+    """Run the benchmark and print its table; returns seconds per trial-epoch by engine."""
+    import tensorflow as tf
+
+    out = out or sys.stdout
+    n_rows = n_rows or (6_000 if short else 26_000)
+    populations = populations or ((1, 8, 64) if short else (1, 8, 32, 64, 128))
+    timed_epochs = 1 if short else 2
+    data = make_synthetic(n_rows, seed=0).standardize(0.2)
+    n_train = split_index(n_rows, 0.2)
+    flops = flops_per_sample(data.n_features, NetworkSettings(), data.n_classes)
+    devices = ", ".join(d.device_type for d in tf.config.list_physical_devices())
+    print(
+        f"bnsearch bench: {n_rows} x {data.n_features} rows ({n_train} training), batch 16, "
+        f"thread network; {timed_epochs} timed epoch(s) after a warm-up epoch\n"
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'} TF threads, "
+        f"devices: {devices}; TensorFlow {tf.__version__}",
+        file=out,
+        flush=True,
+    )
+    peak = matmul_peak_gflops()
+    bandwidth = stream_bandwidth_gbs()
+    print(
+        f"dense matmul peak (1024^2 float32): {peak:.1f} GFLOP/s; streaming memory bandwidth: "
+        f"{bandwidth:.1f} GB/s",
+        file=out,
+        flush=True,
+    )
+    print(
+        f"arithmetic per trial-epoch: {flops * n_train / 1e9:.2f} GFLOP "
+        f"({flops / 1e3:.1f} kFLOP per sample)\n",
+        file=out,
+    )
+    header = (
+        f"{'engine':<18s}{'s/trial-epoch':>14s}{'speed-up':>10s}{'GFLOP/s':>10s}"
+        f"{'% of peak':>10s}{'matmul s':>10s}{'in matmul':>10s}{'update floor':>13s}"
+        f"{'peak RSS MiB':>14s}"
+    )
+    print(header, file=out)
+    print("-" * len(header), file=out, flush=True)
+    figures: dict[str, float] = {}
+
+    widths = [data.n_features, *NetworkSettings().hidden_units, data.n_classes]
+    n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    steps_per_epoch = -(-n_train // 16)
+
+    def row(name: str, seconds: float, population: int = 0) -> None:
+        figures[name] = seconds
+        speedup = figures["keras"] / seconds
+        achieved = flops * n_train / seconds / 1e9
+        roofline = f"{'':>10s}{'':>10s}{'':>13s}"
+        if population:
+            matmul = matmul_floor_seconds(population, widths) * steps_per_epoch / population
+            update = 5 * 4 * n_params * steps_per_epoch / (bandwidth * 1e9)
+            roofline = f"{matmul:>10.4f}{100 * matmul / seconds:>9.0f}%{update:>13.5f}"
+        print(
+            f"{name:<18s}{seconds:>14.4f}{speedup:>9.1f}x{achieved:>10.2f}"
+            f"{100 * achieved / peak:>9.1f}%{roofline}{_peak_rss_mib():>14.0f}",
+            file=out,
+            flush=True,
+        )
+
+    keras_engine = KerasEngine()
+    spec = profile_specs(1)
+    warm = NetworkSettings(epochs=1)
+    keras_engine.train(spec, data, warm)
+    started = time.perf_counter()
+    keras_engine.train(spec, data, NetworkSettings(epochs=timed_epochs))
+    # The Keras engine builds and compiles a model per trial, so this includes one build.
+    row("keras", (time.perf_counter() - started) / timed_epochs)
+    engine = PopulationEngine(max_population=max(populations))
+    for population in populations:
+        specs = profile_specs(population)
+        engine.train(specs, data, warm)  # compiles this population size
+        started = time.perf_counter()
+        engine.train(specs, data, NetworkSettings(epochs=timed_epochs))
+        row(
+            f"population P={population}",
+            (time.perf_counter() - started) / timed_epochs / population,
+            population,
+        )
+    best = min(v for k, v in figures.items() if k != "keras")
+    print(
+        f"\nbest population speed-up over the Keras engine: {figures['keras'] / best:.1f}x",
+        file=out,
+        flush=True,
+    )
+    figures.update(_cnn_rows(timed_epochs, 16 if short else 64, out))
+    return figures
+
+
+def _cnn_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
+    """Seconds per trial-epoch of the digits CNN (studies/digits_cnn.toml) on both engines."""
+    data, cnn = digits_cnn()
+    print(
+        f"\ndigits CNN (studies/digits_cnn.toml): {data.n_rows} images 8x8x1, conv 16-32, "
+        "dense 64, batch 16",
+        file=out,
+    )
+    figures: dict[str, float] = {}
+    warm, timed = replace(cnn, epochs=1), replace(cnn, epochs=timed_epochs)
+    for name, engine, specs in (
+        ("cnn keras", KerasEngine(), profile_specs(1)),
+        (f"cnn population P={population}", PopulationEngine(population), profile_specs(population)),
+    ):
+        engine.train(specs, data, warm)
+        started = time.perf_counter()
+        engine.train(specs, data, timed)
+        figures[name] = (time.perf_counter() - started) / timed_epochs / len(specs)
+        speedup = figures["cnn keras"] / figures[name]
+        print(f"{name:<24s}{figures[name]:>10.4f} s/trial-epoch{speedup:>8.1f}x", file=out)
+    return figures

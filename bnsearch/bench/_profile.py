@@ -1,0 +1,231 @@
+"""Where a population training step's time goes (``python -m bnsearch bench --profile``).
+
+For the thread's MLP (6,000 synthetic rows) and the digits CNN of ``studies/digits_cnn.toml``
+at one population size, the engine's real XLA-compiled epoch is timed as it is and with
+parts of its step removed, one after another: the dropout hash, then BatchNormalization,
+then the optimizer's momentum, masking and decay (a plain ``w -= lr * g`` stays, so the
+gradients are still computed). Each part's time is the difference it makes; what is left
+is the forward and backward pass itself (matrix products, activations, loss, gathers). For
+the MLP the step's matrix products alone are timed too (:func:`matmul_floor_seconds`), and
+a loop that only gathers each batch gives the loop overhead.
+Beside the times: the bytes the optimizer moves a step (20 per parameter: read parameter,
+velocity and gradient, write parameter and velocity) and the forward activations' size.
+A profile by removal, measured; a benchmark, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import numpy as np
+
+from bnsearch.data import Dataset, load_dataset, make_synthetic, split_index
+from bnsearch.engines import Population, SlotUse
+from bnsearch.networks import NetworkSettings
+from bnsearch.trial import DEFAULT_PLACEMENTS, BNConfig, TrialSpec
+
+__all__ = ["REMOVALS", "digits_cnn", "matmul_floor_seconds", "profile_steps", "profile_specs"]
+
+# Removed one after another: each row removes its part and every part above it.
+REMOVALS: tuple[tuple[str, str], ...] = (
+    ("dropout", "dropout hash and mask"),
+    ("bn", "BatchNormalization (forward, backward, moving statistics)"),
+    ("optimizer", "optimizer beyond w -= lr*g (momentum, masking, decay)"),
+)
+
+
+def profile_specs(population: int) -> list[TrialSpec]:
+    """``population`` trials cycling through none/before/after (lr 0.01), seeds 0, 1, ..."""
+    return [
+        TrialSpec(i, BNConfig(placement=DEFAULT_PLACEMENTS[i % 3], learning_rate=0.01), seed=i)
+        for i in range(population)
+    ]
+
+
+def matmul_floor_seconds(
+    population: int, widths: Sequence[int], batch: int = 16, steps: int = 300
+) -> float:
+    """Seconds per step of an MLP step's matrix products alone at ``population``: per Dense
+    layer one forward product, and backward the kernel gradient and (but for the first
+    layer) the input gradient, in an XLA loop as the engine runs them."""
+    import tensorflow as tf
+
+    kernels = [
+        tf.Variable(tf.random.normal((population, a, b)) * 0.1)
+        for a, b in zip(widths[:-1], widths[1:], strict=True)
+    ]
+    inputs = tf.random.normal((population, batch, widths[0]))
+
+    @tf.function(jit_compile=True)
+    def loop(n: Any) -> Any:
+        total = tf.zeros(())
+        for i in tf.range(n):
+            x = inputs + tf.cast(i, tf.float32) * 1e-6
+            activations = [x]
+            for kernel in kernels:
+                activations.append(tf.matmul(activations[-1], kernel))
+            delta = activations[-1]
+            for d in reversed(range(len(kernels))):
+                grad = tf.matmul(activations[d], delta, transpose_a=True)
+                total += tf.reduce_sum(grad[:, 0, 0])
+                if d:
+                    delta = tf.matmul(delta, kernels[d], transpose_b=True)
+        return total
+
+    loop(tf.constant(10)).numpy()
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        loop(tf.constant(steps)).numpy()
+        best = min(best, (time.perf_counter() - started) / steps)
+    return best
+
+
+class _Ablated(Population):
+    """The engine's population with the parts named in ``removed`` taken out of the step."""
+
+    def __init__(self, *args: Any, removed: frozenset[str], **kwargs: Any) -> None:
+        self.removed = removed
+        super().__init__(*args, **kwargs)
+
+    def _dropout(self, a: Any, counter: Any) -> Any:
+        return a if "dropout" in self.removed else super()._dropout(a, counter)
+
+    def _bn(self, x: Any, slot: int, training: bool, updates: list) -> Any:
+        return x if "bn" in self.removed else super()._bn(x, slot, training, updates)
+
+    def _apply_gradients(self, grads: list[Any], live3: Any) -> None:
+        if "optimizer" not in self.removed:
+            super()._apply_gradients(grads, live3)
+            return
+        lr = self.tf.reshape(self.lr, [-1, 1, 1])
+        for param, grad in zip(self.params, grads, strict=True):
+            param.assign_sub(lr * grad)
+
+
+@dataclass(frozen=True)
+class _Family:
+    name: str
+    dataset: Dataset
+    network: NetworkSettings
+
+
+def digits_cnn() -> tuple[Dataset, NetworkSettings]:
+    """The digits CNN of ``studies/digits_cnn.toml`` as the benchmarks run it: the standardised
+    8x8 digit images and the network (conv 16-32, dense 64, ReLU, He init)."""
+    network = NetworkSettings(
+        family="cnn", conv_filters=(16, 32), kernel_size=3, hidden_units=(64,),
+        activation="relu", initializer="he_uniform",
+    )  # fmt: skip
+    return load_dataset("sklearn:digits", images=True, standardize=True), network
+
+
+def _families() -> list[_Family]:
+    return [
+        _Family("MLP (thread)", make_synthetic(6000, seed=0).standardize(0.2), NetworkSettings()),
+        _Family("CNN (digits)", *digits_cnn()),
+    ]
+
+
+def _seconds_per_step(population: Population, batches: Any, steps: int) -> float:
+    population.train_epoch(batches)[0].numpy()  # compiles
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        population.train_epoch(batches)[0].numpy()
+        best = min(best, (time.perf_counter() - started) / steps)
+    return best
+
+
+def _gather_loop_seconds(population: Population, batches: Any, steps: int) -> float:
+    """A loop of the same length that only gathers each step's batch."""
+    tf = population.tf
+
+    @tf.function(jit_compile=True)
+    def loop(batches: Any) -> Any:
+        total = tf.zeros(())
+        for step in tf.range(tf.shape(batches)[0]):
+            total += tf.reduce_sum(tf.gather(population.x_train, batches[step]))
+        return total
+
+    loop(batches).numpy()
+    started = time.perf_counter()
+    loop(batches).numpy()
+    return (time.perf_counter() - started) / steps
+
+
+def _profile_family(family: _Family, size: int, out: TextIO) -> dict[str, float]:
+    import tensorflow as tf
+
+    data, network = family.dataset, family.network
+    specs = profile_specs(size)
+    slots = SlotUse.of(specs, network)
+    n_train = split_index(data.n_rows, network.validation_split)
+    steps = n_train // network.batch_size
+    rng = np.random.default_rng(0)
+    order = np.stack([rng.permutation(n_train) for _ in range(size)]).astype(np.int32)
+    rows = order[:, : steps * network.batch_size]
+    batches = tf.constant(rows.reshape(size, steps, network.batch_size).transpose(1, 0, 2))
+    times: dict[str, float] = {}
+    removed: frozenset[str] = frozenset()
+    population = _Ablated(size, data, network, True, slots, removed=removed)
+    population.load(specs)
+    times["full"] = _seconds_per_step(population, batches, steps)
+    for part, _ in REMOVALS:
+        removed = removed | {part}
+        population = _Ablated(size, data, network, True, slots, removed=removed)
+        population.load(specs)
+        times[part] = _seconds_per_step(population, batches, steps)
+    times["loop"] = _gather_loop_seconds(population, batches, steps)
+    n_params = sum(int(np.prod(p.shape)) for p in population.params)
+    previous = times["full"]
+    print(
+        f"\n{family.name}, P={size}: {1e3 * times['full']:.2f} ms a step "
+        f"({n_params / size:,.0f} parameters a member)",
+        file=out,
+    )
+    for part, label in REMOVALS:
+        share = previous - times[part]
+        print(f"  {label:<58s}{1e3 * share:>7.2f} ms{100 * share / times['full']:>5.0f}%", file=out)
+        previous = times[part]
+    if network.kind == "mlp":
+        widths = [data.n_features, *network.hidden_units, data.n_classes]
+        products = matmul_floor_seconds(size, widths, network.batch_size, steps)
+        label = "  of what is left: the matrix products alone"
+        print(
+            f"{label:<60s}{1e3 * products:>7.2f} ms{100 * products / times['full']:>5.0f}%",
+            file=out,
+        )
+    print(
+        f"  {'forward and backward pass (what is left)':<58s}{1e3 * previous:>7.2f} ms"
+        f"{100 * previous / times['full']:>5.0f}%",
+        file=out,
+    )
+    print(f"  {'of it, the loop and its gathers':<58s}{1e3 * times['loop']:>7.2f} ms", file=out)
+    width = sum(network.hidden_units) + sum(
+        c.height * c.width * c.filters for c in population.convs
+    )
+    print(
+        f"  bytes a step: optimizer {20 * n_params / 1e6:.1f} MB "
+        f"(20 per parameter), forward activations "
+        f"{4 * size * network.batch_size * width / 1e6:.1f} MB",
+        file=out,
+        flush=True,
+    )
+    return times
+
+
+def profile_steps(population: int = 64, out: TextIO | None = None) -> dict[str, dict[str, float]]:
+    """Profile both families' training step at ``population``; seconds a step by variant."""
+    out = out or sys.stdout
+    print(
+        f"bnsearch bench --profile: one XLA training step of the population engine, P="
+        f"{population}, with parts removed one after another (best of 3 epochs)",
+        file=out,
+        flush=True,
+    )
+    return {f.name: _profile_family(f, population, out) for f in _families()}

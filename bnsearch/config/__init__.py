@@ -1,0 +1,49 @@
+"""What a study is asked to do: defaults, the settings table, StudyConfig, flags, study files.
+
+Nothing here imports an engine, a backend, MLflow or the statistics: configuration is the
+layer they all read.
+"""
+
+from __future__ import annotations
+
+from bnsearch.config._defaults import (
+    DEFAULT_N_TRIALS,
+    DEFAULT_POPULATION,
+    DEFAULT_STORE_DIR,
+    DEFAULT_THRESHOLD,
+    ENGINES,
+    UNTIL,
+    default_storage,
+    default_tracking_uri,
+)
+from bnsearch.config._flags import add_flags, default_of, markdown_table
+from bnsearch.config._settings import (
+    PAIRED_TUNERS,
+    SETTINGS,
+    check_settings,
+    setting,
+)
+from bnsearch.config._study_config import StudyConfig
+from bnsearch.config._study_file import NETWORK_KEYS, STUDY_KEYS, load_study_file
+
+__all__ = [
+    "DEFAULT_N_TRIALS",
+    "DEFAULT_POPULATION",
+    "DEFAULT_STORE_DIR",
+    "DEFAULT_THRESHOLD",
+    "ENGINES",
+    "NETWORK_KEYS",
+    "PAIRED_TUNERS",
+    "SETTINGS",
+    "STUDY_KEYS",
+    "UNTIL",
+    "StudyConfig",
+    "add_flags",
+    "check_settings",
+    "default_of",
+    "default_storage",
+    "default_tracking_uri",
+    "load_study_file",
+    "markdown_table",
+    "setting",
+]

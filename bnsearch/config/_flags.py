@@ -1,0 +1,99 @@
+"""The settings table turned into what people use: ``--flags`` with their real defaults in
+``--help``, and README's table of settings (a test keeps README equal to
+:func:`markdown_table`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from bnsearch.config._settings import SETTINGS, Setting
+from bnsearch.config._study_config import StudyConfig
+from bnsearch.errors import UsageError
+from bnsearch.networks import NetworkSettings
+
+__all__ = ["add_flags", "default_of", "markdown_table"]
+
+
+def default_of(item: Setting) -> Any:
+    """The setting's default as its dataclass declares it (None: computed at run time)."""
+    holder = {"study": StudyConfig, "network": NetworkSettings}.get(item.section)
+    if holder is None:
+        return None
+    found = next(f for f in dataclasses.fields(holder) if f.name == item.name)
+    return found.default
+
+
+def _shown_default(item: Setting) -> str:
+    if item.default_text is not None:
+        return item.default_text()
+    value = default_of(item)
+    if isinstance(value, bool):
+        return "off" if not value else "on"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+def _flag_type(item: Setting) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if item.is_list:
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            if item.types == (list,):
+                return parts
+            try:
+                return [int(p) for p in parts]
+            except ValueError:
+                raise UsageError(
+                    f"{item.flag} takes comma-separated integers such as 64,64, not {text!r}."
+                ) from None
+        kind = float if float in item.types else item.types[0]
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+
+    return parse
+
+
+def add_flags(
+    parser: argparse.ArgumentParser,
+    names: tuple[str, ...] | None = None,
+    required: tuple[str, ...] = (),
+) -> None:
+    """Every setting (or those ``names``) as a flag of ``parser``, grouped as in ``--help``;
+    flags left out stay out of the parsed namespace (the study file or the default then
+    applies)."""
+    groups: dict[str, Any] = {}
+    for item in SETTINGS:
+        if names is not None and item.name not in names:
+            continue
+        group = groups.get(item.group)
+        if group is None:
+            group = groups[item.group] = parser.add_argument_group(item.group)
+        text = f"{item.help} (default {_shown_default(item)})"
+        if item.types == (bool,):
+            group.add_argument(item.flag, dest=item.name, action="store_true", help=text)
+        else:
+            group.add_argument(
+                item.flag,
+                dest=item.name,
+                required=item.name in required,
+                type=_flag_type(item),
+                choices=item.choices or None,
+                metavar=None if item.choices else item.name.upper(),
+                help=text,
+            )
+
+
+def markdown_table() -> str:
+    """README's table of settings: flag, study-file key, default, meaning."""
+    lines = ["| flag | study file | default | meaning |", "|---|---|---|---|"]
+    for item in SETTINGS:
+        where = {"network": "[network] ", "space": "[space] "}.get(item.section, "")
+        key = f"`{where}{item.key}`" if item.key else "`[space]` table"
+        choices = f" ({', '.join(item.choices)})" if item.choices else ""
+        lines.append(f"| `{item.flag}` | {key} | {_shown_default(item)} | {item.help}{choices} |")
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""Every setting of a study, declared once: its name, type, rule and help.
+
+From this table come the ``study``/``worker``/``prepare`` flags (with ``--help`` showing the
+real defaults), the study-file keys and their type checks (:mod:`bnsearch.studyfile`),
+:class:`~bnsearch.config.StudyConfig`'s checks, and README's table of settings (a test
+keeps it equal to :func:`markdown_table`). Defaults live on the dataclass that holds the
+setting (``StudyConfig`` or ``NetworkSettings``) and are read from there; the network's own
+range rules live in ``NetworkSettings``, which checks itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bnsearch.config._defaults import (
+    DEFAULT_N_TRIALS,
+    ENGINES,
+    UNTIL,
+    default_storage,
+    default_tracking_uri,
+)
+from bnsearch.errors import ConfigError
+from bnsearch.networks import ACTIVATIONS, FAMILIES, INITIALIZERS
+from bnsearch.trial import PLACEMENTS, SearchSpace
+
+__all__ = [
+    "BACKENDS",
+    "METRICS",
+    "PAIRED_TUNERS",
+    "PRUNERS",
+    "SAMPLERS",
+    "SETTINGS",
+    "Setting",
+    "TUNERS",
+    "check_settings",
+    "setting",
+]
+
+SAMPLERS = ("tpe", "random", "grid", "qmc")
+PRUNERS = ("none", "median", "hyperband")
+METRICS = ("val_loss", "val_accuracy")
+BACKENDS = ("optuna", "keras-tuner")
+TUNERS = ("random", "bayesian", "hyperband", "grid")
+#: Tuners whose trials bnsearch pairs in blocks and trains on any engine (the others run
+#: Keras Tuner's own search with model.fit).
+PAIRED_TUNERS = ("random", "bayesian")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A range rule: ``test(value)`` must hold; ``text`` completes "`name` must be ..."."""
+
+    test: Callable[[Any], bool]
+    text: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+NON_NEGATIVE_INT = Rule(lambda v: _is_int(v) and v >= 0, "a non-negative integer")
+POSITIVE_INT = Rule(lambda v: _is_int(v) and v >= 1, "a positive integer")
+POSITIVE_SECONDS = Rule(
+    lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
+    "a positive number of seconds",
+)
+NON_NEGATIVE = Rule(lambda v: isinstance(v, (int, float)) and v >= 0, ">= 0")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. ``section`` is ``study`` (a StudyConfig field), ``network`` (a
+    NetworkSettings field, the study file's ``[network]`` table) or ``space`` (a flag that
+    overrides the search space, the study file's ``[space]`` table)."""
+
+    name: str
+    types: tuple[type, ...]
+    help: str
+    section: str = "study"
+    group: str = "study"
+    choices: tuple[str, ...] = ()
+    rule: Rule | None = None
+    file_key: str | None = ""  # "" → the name; None → not a study-file key
+    default_text: Callable[[], str] | None = None  # for defaults computed at run time
+
+    @property
+    def flag(self) -> str:
+        return "--" + {"study_name": "study-name"}.get(self.name, self.name.replace("_", "-"))
+
+    @property
+    def key(self) -> str | None:
+        return self.name if self.file_key == "" else self.file_key
+
+    @property
+    def is_list(self) -> bool:
+        return list in self.types
+
+
+def _space_default(name: str) -> tuple[str, ...]:
+    return getattr(SearchSpace(), name)
+
+
+_S = Setting
+SETTINGS: tuple[Setting, ...] = (
+    _S("study_name", (str,), "study name", file_key="name",
+       default_text=lambda: "bnsearch-<dataset name>; a study file's name is its file name"),
+    _S("storage", (str,), "Optuna storage URL. A study that exists there is resumed: trials "
+       "are added, never started over", default_text=lambda: default_storage()),
+    _S("n_trials", (int,), "trials to add in this run", rule=NON_NEGATIVE_INT,
+       default_text=lambda: ", ".join(
+           f"{n} with the {e} engine" for e, n in DEFAULT_N_TRIALS.items())),
+    _S("until", (str,), "settled: stop adding blocks as soon as the anytime-valid interval "
+       "answers (placement matters, or no effect beyond the threshold), with --n-trials / "
+       "target_trials as the cap; budget: train the whole budget and decide once",
+       choices=UNTIL),
+    _S("timeout", (int, float), "stop starting new trials after this many seconds",
+       rule=POSITIVE_SECONDS),
+    _S("target_trials", (int,), "add search trials until the study holds this many (what "
+       "sweeps and workers use); a study already there is 'up to date'", rule=NON_NEGATIVE_INT),
+    _S("seed", (int,), "seed of the sampler and trials", rule=NON_NEGATIVE_INT),
+    _S("backend", (str,), "what chooses the trials: Optuna's sampler or Keras Tuner's oracle",
+       choices=BACKENDS),
+    _S("tuner", (str,), "Keras Tuner's tuner with --backend keras-tuner; random and bayesian "
+       "run paired blocks on --engine; hyperband (one full iteration, ignores --n-trials) and "
+       "grid run Keras Tuner's own search on the Keras engine, unpaired", choices=TUNERS),
+    _S("sampler", (str,), "Optuna's sampler", choices=SAMPLERS),
+    _S("pruner", (str,), "none keeps paired blocks whole; median and hyperband prune on "
+       "per-epoch validation loss", choices=PRUNERS),
+    _S("engine", (str,), "population (many trials in one vectorised graph; mlp and cnn) or keras "
+       "(one model.fit per trial, the reference)", choices=ENGINES),
+    _S("population", (int,), "trials trained at once by the population engine",
+       rule=POSITIVE_INT),
+    _S("heartbeat_interval", (int,), "seconds between Optuna heartbeats of running trials",
+       rule=POSITIVE_INT),
+    _S("grace_period", (int,), "a RUNNING trial without a heartbeat for this long is failed "
+       "(and retried) by the next run or worker; must exceed the heartbeat interval",
+       rule=POSITIVE_INT),
+    _S("allow_changed_study", (bool,), "add trials to an existing study even if its space, "
+       "data or network changed"),
+    _S("metric", (str,), "metric compared between placements (final epoch)", group="verdict",
+       choices=METRICS),
+    _S("threshold", (int, float), "smallest difference that matters in practice",
+       group="verdict", rule=NON_NEGATIVE),
+    _S("confirm_seeds", (int,), "fresh seeds to re-train each placement's best configuration "
+       "with", group="verdict", rule=NON_NEGATIVE_INT),
+    _S("keep_models", (bool,), "log each confirmation trial's trained model to its MLflow run "
+       "(Keras flavor, loadable with mlflow.pyfunc.load_model)", group="verdict"),
+    _S("data", (str,), "synthetic, a .csv/.parquet/.npz file, sklearn:NAME (breast_cancer, "
+       "digits, iris, wine) or openml:ID", group="data", default_text=lambda: "synthetic"),
+    _S("target", (str,), "label column of a CSV/Parquet file", group="data"),
+    _S("standardize", (bool,), "scale features with training-row mean/std (off, as in the "
+       "thread)", group="data"),
+    _S("epochs", (int,), "training epochs per trial", section="network", group="network"),
+    _S("batch_size", (int,), "training batch size", section="network", group="network"),
+    _S("validation_split", (float, int), "share of rows (the last ones) held out for "
+       "validation", section="network", group="network"),
+    _S("hidden_units", (list, int), "widths of the hidden Dense layers, one per layer",
+       section="network", group="network"),
+    _S("activation", (str,), "activation of the hidden layers", section="network",
+       group="network", choices=ACTIVATIONS),
+    _S("initializer", (str,), "kernel initialiser; 'uniform' is the thread's ±0.05",
+       section="network", group="network", choices=INITIALIZERS),
+    _S("family", (str,), "network family; cnn: Conv2D blocks for image data such as sklearn:digits",
+       section="network", group="network", choices=FAMILIES),
+    _S("conv_filters", (list, int), "cnn: filters per Conv2D block", section="network",
+       group="network"),
+    _S("kernel_size", (int,), "cnn: Conv2D kernel size", section="network", group="network"),
+    _S("builder", (str,), "your own network: module:function built with bnsearch.blocks "
+       "(Keras engine)", section="network", group="network"),
+    _S("placements", (list,), f"placements to compare (from {', '.join(PLACEMENTS)})",
+       section="space", group="network", file_key=None,
+       default_text=lambda: ",".join(_space_default("placement"))),
+    _S("activations", (list,), "search the activation too (e.g. tanh,relu); the verdict is "
+       "then also given per activation", section="space", group="network", file_key=None,
+       default_text=lambda: "not searched"),
+    _S("tracking_uri", (str,), "MLflow tracking URI", group="tracking",
+       default_text=lambda: "$MLFLOW_TRACKING_URI or "
+       + default_tracking_uri(_no_env=True)),
+)  # fmt: skip
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    return _BY_NAME[name]
+
+
+def check_settings(holder: Any, section: str) -> None:
+    """Apply the table's choices and range rules to ``holder``'s settings of ``section``."""
+    for item in SETTINGS:
+        if item.section != section:
+            continue
+        value = getattr(holder, item.name)
+        if value is None:
+            continue
+        if item.choices and value not in item.choices:
+            raise ConfigError(
+                f"unknown {item.name} {value!r}; choose one of {', '.join(item.choices)}."
+            )
+        if item.rule is not None and not item.rule.test(value):
+            raise ConfigError(f"`{item.name}` must be {item.rule.text}, got {value!r}.")

@@ -1,0 +1,143 @@
+"""StudyConfig: every setting of one study, from defaults, a study file and CLI flags."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bnsearch.config._defaults import (
+    DEFAULT_N_TRIALS,
+    DEFAULT_POPULATION,
+    DEFAULT_THRESHOLD,
+    default_storage,
+    default_tracking_uri,
+)
+from bnsearch.config._settings import PAIRED_TUNERS, check_settings
+from bnsearch.errors import ConfigError
+from bnsearch.networks import NetworkSettings
+from bnsearch.trial import SearchSpace
+
+__all__ = ["StudyConfig"]
+# One path component that is not hidden, "." or "..": safe as a file or folder name.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What to study and how, as asked. Constructing one only validates (it never rewrites
+    a field); nothing runs until :func:`bnsearch.study.run_study`.
+
+    Two values are asked for here and decided later, where the knowledge lives:
+    ``engine`` is the engine asked for (:func:`bnsearch.engines.resolve` falls back to the
+    Keras engine for a network the population engine cannot train), and ``n_trials=None``
+    means the engine's default budget (:attr:`trials_per_run`)."""
+
+    study_name: str | None = None
+    data: str | None = None
+    target: str | None = None
+    standardize: bool = False
+    n_trials: int | None = None
+    target_trials: int | None = None
+    until: str = "settled"
+    timeout: float | None = None
+    seed: int = 0
+    storage: str | None = None
+    tracking_uri: str | None = None
+    backend: str = "optuna"
+    tuner: str = "random"
+    engine: str = "population"
+    population: int = DEFAULT_POPULATION
+    sampler: str = "tpe"
+    pruner: str = "none"
+    confirm_seeds: int = 5
+    keep_models: bool = False
+    metric: str = "val_loss"
+    threshold: float = DEFAULT_THRESHOLD
+    space: SearchSpace = field(default_factory=SearchSpace)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    allow_changed_study: bool = False
+    heartbeat_interval: int = 10
+    grace_period: int = 60
+    verbose: bool = True
+
+    def __post_init__(self) -> None:
+        check_settings(self, "study")
+        if self.study_name is not None and not _SAFE_NAME.fullmatch(self.study_name):
+            raise ConfigError(
+                f"study name {self.study_name!r} must be one file name: letters, digits, '.', "
+                "'_' and '-', not starting with '.'; pick another --study-name."
+            )
+        grace_period, heartbeat_interval = self.grace_period, self.heartbeat_interval
+        if heartbeat_interval >= grace_period:
+            raise ConfigError(
+                f"`grace_period > heartbeat_interval` must hold, but got ({grace_period=}, "
+                f"{heartbeat_interval=}); a live trial would be failed between two heartbeats."
+            )
+
+    @property
+    def trials_per_run(self) -> int:
+        """``n_trials``, or the engine's default budget when it was not given."""
+        if self.n_trials is not None:
+            return self.n_trials
+        return DEFAULT_N_TRIALS.get(self.engine, DEFAULT_N_TRIALS["keras"])
+
+    @property
+    def fit_only(self) -> bool:
+        """Keras Tuner's own search (hyperband, grid) trains through ``model.fit``."""
+        return self.backend == "keras-tuner" and self.tuner not in PAIRED_TUNERS
+
+    @property
+    def resolved_study_name(self) -> str:
+        if self.study_name:
+            return self.study_name
+        data = self.data or "synthetic"
+        stem = re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(data.split(":")[-1]).stem)
+        return f"bnsearch-{stem}"
+
+    def path_under(self, root: Path, suffix: str = "") -> Path:
+        """``root/<study name><suffix>``, checked to lie inside ``root`` (the one place a
+        study name becomes a path, so no name can reach outside its folder)."""
+        path = root / f"{self.resolved_study_name}{suffix}"
+        if path.resolve().parent != root.resolve():
+            raise ConfigError(
+                f"study name {self.resolved_study_name!r} does not name a file inside {root}; "
+                "pick another --study-name."
+            )
+        return path
+
+    @property
+    def resolved_storage(self) -> str:
+        return self.storage or default_storage()
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or default_tracking_uri()
+
+    def with_changes(self, **changes: Any) -> StudyConfig:
+        return replace(self, **changes)
+
+    def as_params(self) -> dict[str, Any]:
+        """The settings a person wants to see on the study's parent run."""
+        return {
+            "study_name": self.resolved_study_name,
+            "data": self.data or "synthetic",
+            "target": self.target or "",
+            "standardize": self.standardize,
+            "n_trials": self.trials_per_run,
+            "until": self.until,
+            "timeout": self.timeout or "",
+            "seed": self.seed,
+            "backend": self.backend,
+            "tuner": self.tuner if self.backend == "keras-tuner" else "",
+            "engine": self.engine,
+            "population": self.population,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "confirm_seeds": self.confirm_seeds,
+            "metric": self.metric,
+            "threshold": self.threshold,
+            "space": self.space.as_dict(),
+            **{f"network.{k}": v for k, v in self.network.as_params().items()},
+        }

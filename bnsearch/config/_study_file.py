@@ -1,0 +1,97 @@
+"""Study files: one TOML file per study, every ``study`` flag with a file equivalent.
+
+```toml
+name = "thread"                 # --study-name
+data = "synthetic"              # --data (a path is relative to the file's folder)
+target_trials = 258             # total search trials the study should reach (sweeps)
+n_trials = 64                   # or: trials to add per run
+[network]                       # --epochs, --batch-size, --hidden-units, --activation, ...
+epochs = 20
+[space]                         # search-space overrides, as SearchSpace.from_overrides
+placement = ["none", "before", "after"]
+learning_rate = { low = 0.001, high = 0.3 }
+```
+
+Keys are the flags' names with ``_`` for ``-`` (both come from :mod:`bnsearch.settings`).
+Command-line flags override the file. Unknown keys and wrong types are refused with the key
+and the file named.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Any
+
+from bnsearch.errors import ConfigError
+
+__all__ = ["NETWORK_KEYS", "STUDY_KEYS", "load_study_file"]
+
+from bnsearch.config._settings import SETTINGS
+
+# key → accepted Python types (bool is checked before int: True is an int in Python)
+STUDY_KEYS: dict[str, tuple[type, ...]] = {
+    s.key: s.types for s in SETTINGS if s.section == "study" and s.key
+}
+NETWORK_KEYS: dict[str, tuple[type, ...]] = {
+    s.key: s.types for s in SETTINGS if s.section == "network" and s.key
+}
+
+
+def _check(key: str, value: Any, types: tuple[type, ...], where: str) -> None:
+    wrong_bool = isinstance(value, bool) and bool not in types
+    # A list of widths or counts (``hidden_units = [64, 64]``) holds whole numbers only.
+    wrong_items = (
+        isinstance(value, list)
+        and int in types
+        and not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    )
+    if wrong_bool or wrong_items or not isinstance(value, types):
+        expected = " or ".join(f"{t.__name__} of int" if t is list else t.__name__ for t in types)
+        raise ConfigError(f"{where}: `{key}` must be {expected}, but got {value!r}.")
+
+
+def _unknown(key: str, known: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}."
+    return ConfigError(f"{where}: unknown key {key!r}; {hint}")
+
+
+def load_study_file(path: Path) -> dict[str, Any]:
+    """Read and check a study file; return its settings with ``network`` and ``space`` as
+    nested dicts and a data path made absolute."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+
+    where = str(path)
+    if not path.is_file():
+        raise ConfigError(f"study file {where} does not exist; check the path.")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{where}: not valid TOML ({error}).") from error
+    settings: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("network", "space"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: `{key}` must be a table ([{key}]).")
+            continue
+        if key not in STUDY_KEYS:
+            raise _unknown(key, sorted([*STUDY_KEYS, "network", "space"]), where)
+        _check(key, value, STUDY_KEYS[key], where)
+        settings[key] = value
+    network = raw.get("network", {})
+    for key, value in network.items():
+        if key not in NETWORK_KEYS:
+            raise _unknown(key, sorted(NETWORK_KEYS), f"{where} [network]")
+        _check(key, value, NETWORK_KEYS[key], f"{where} [network]")
+    settings["network"] = dict(network)
+    settings["space"] = dict(raw.get("space", {}))
+    data = settings.get("data")
+    if data and ":" not in data and data != "synthetic":
+        settings["data"] = str((path.parent / data).resolve())
+    settings.setdefault("name", path.stem)
+    return settings

@@ -1,0 +1,349 @@
+"""The one network builder: the thread's MLP with BatchNormalization placed by a BNConfig.
+
+Every engine and backend builds its networks here, and the population engine is checked
+against the models built here. For ``hidden_units=(64, 64)`` and ``activation="tanh"`` (the
+defaults) the layers are, per placement::
+
+    none:           Dense → tanh → Dropout → Dense → tanh → Dropout → Dense → softmax
+    before:         Dense → BN → tanh → Dropout → ... → Dense → softmax
+    after:          Dense → tanh → BN → Dropout → ... → Dense → softmax
+    before_output:  as ``before``, plus Dense → BN → softmax at the output
+    input:          BN → Dense → tanh → Dropout → ... (no other BN)
+
+A ``BatchNormalization(momentum=m, epsilon=e)`` layer computes, in training mode,
+``gamma * (x - mean_B) / sqrt(var_B + e) + beta`` with the biased variance of the batch and
+updates ``moving = m * moving + (1 - m) * stat_B``; in inference mode it uses the moving
+statistics. ``use_bias`` applies to each Dense layer whose output feeds a BN directly, where
+the bias is redundant with BN's ``beta`` (the thread's ``Dense(64, use_bias=False)``); every
+other Dense keeps its bias.
+
+Optimiser: ``SGD(momentum=0.9, nesterov=True)`` with the thread's ``decay=1e-6`` written as
+Keras 3's ``InverseTimeDecay(lr, decay_steps=1, decay_rate=1e-6)``, i.e.
+``lr_t = lr / (1 + 1e-6 * t)``, exactly the old Keras ``decay`` rule. Loss: binary
+cross-entropy on one-hot labels for two classes (as in the thread), categorical otherwise.
+
+Initialiser: ``glorot_uniform`` by default, Keras' default since Keras 1 and the scale-aware
+choice; the thread's ``init='uniform'`` (uniform in ±0.05) is ``initializer="uniform"``.
+
+Families (``NetworkSettings.family``):
+
+* ``mlp`` (default): the layers above, one hidden layer per entry of ``hidden_units``, the
+  placement applied to every hidden layer.
+* ``cnn``: for image-shaped data (rows × height × width [× channels], channels last). Per
+  entry of ``conv_filters``: ``Conv2D(filters, kernel_size, padding='same')`` with its BN
+  placed as in the MLP (``before``: Conv2D → BN → act, the thread's
+  ``Convolution2D(use_bias=False)`` → BN → ReLU; ``after``: Conv2D → act → BN, the
+  thread's ``Conv2DReluBatchNorm``), then ``MaxPooling2D(2, padding='same')``; then
+  Flatten and the MLP's hidden layers and output. Every BN normalises over the last axis
+  (``axis=-1``): per channel after a convolution (statistics over batch, height and width),
+  per unit after a Dense.
+* your own (``builder="module:function"``): ``function(config, input_shape, n_classes,
+  seed)`` returns an uncompiled Keras model ending in a softmax; build its layers with
+  :func:`bnsearch.blocks.dense_block` / :func:`bnsearch.blocks.conv_block` so the trial's
+  placement applies. bnsearch compiles it with the optimiser and loss above.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bnsearch.errors import ConfigError
+from bnsearch.trial import ACTIVATIONS, BNConfig
+
+__all__ = [
+    "ACTIVATIONS",
+    "FAMILIES",
+    "INITIALIZERS",
+    "NetworkSettings",
+    "build_model",
+    "compile_model",
+    "dense_uses_bias",
+    "hidden_layer_order",
+    "initializer",
+    "layer_plan",
+]
+
+INITIALIZERS = ("glorot_uniform", "uniform", "he_uniform")
+FAMILIES = ("mlp", "cnn")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """Everything about the network and its training that is not searched over."""
+
+    hidden_units: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    initializer: str = "glorot_uniform"
+    batch_size: int = 16
+    epochs: int = 20
+    validation_split: float = 0.2
+    sgd_momentum: float = 0.9
+    lr_decay: float = 1e-6
+    family: str = "mlp"
+    conv_filters: tuple[int, ...] = (16, 32)
+    kernel_size: int = 3
+    builder: str | None = None
+
+    def __post_init__(self) -> None:
+        units = tuple(int(u) for u in self.hidden_units)
+        object.__setattr__(self, "hidden_units", units)
+        if not units or any(u < 1 for u in units):
+            raise ConfigError(f"`hidden_units` must be positive widths, but got {list(units)}.")
+        if self.family not in FAMILIES:
+            raise ConfigError(
+                f"unknown network family {self.family!r}; choose one of {', '.join(FAMILIES)}, "
+                'or set `builder = "module:function"` for your own network.'
+            )
+        filters = tuple(int(f) for f in self.conv_filters)
+        object.__setattr__(self, "conv_filters", filters)
+        if not filters or any(f < 1 for f in filters):
+            raise ConfigError(f"`conv_filters` must be positive counts, but got {list(filters)}.")
+        if not isinstance(self.kernel_size, int) or self.kernel_size < 1:
+            raise ConfigError(
+                f"`kernel_size` must be a positive integer, got {self.kernel_size!r}."
+            )
+        if self.builder is not None and not re.fullmatch(r"[\w.]+:\w+", self.builder):
+            raise ConfigError(
+                f"`builder` must read 'module:function' (e.g. 'mynets:build'), got "
+                f"{self.builder!r}."
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}."
+            )
+        if self.initializer not in INITIALIZERS:
+            raise ConfigError(
+                f"unknown initializer {self.initializer!r}; choose one of "
+                f"{', '.join(INITIALIZERS)}."
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"`batch_size` must be a positive integer, got {self.batch_size!r}.")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"`epochs` must be a positive integer, but got {self.epochs!r}.")
+        if not 0 < self.validation_split < 1:
+            raise ConfigError(
+                f"`validation_split` must satisfy 0 < value < 1, got {self.validation_split!r}."
+            )
+
+    @property
+    def kind(self) -> str:
+        """``mlp``, ``cnn`` or ``custom`` (a ``builder`` is set)."""
+        return "custom" if self.builder else self.family
+
+    def as_params(self) -> dict[str, Any]:
+        params = asdict(self)
+        params["hidden_units"] = ",".join(map(str, self.hidden_units))
+        params["conv_filters"] = ",".join(map(str, self.conv_filters))
+        if self.kind == "mlp":  # absent, so MLP studies keep their network fingerprint
+            for name in ("family", "conv_filters", "kernel_size", "builder"):
+                del params[name]
+        return params
+
+
+def hidden_layer_order(placement: str) -> tuple[str, ...]:
+    """One hidden layer (Dense or Conv2D) under a placement: the order of ``layer``, ``bn``
+    and ``activation``. The network plan and :mod:`bnsearch.blocks` both follow it."""
+    if placement in ("before", "before_output"):
+        return ("layer", "bn", "activation")
+    if placement == "after":
+        return ("layer", "activation", "bn")
+    return ("layer", "activation")  # none; input puts its one BN on the inputs instead
+
+
+def layer_plan(config: BNConfig, network: NetworkSettings) -> list[tuple[str, str]]:
+    """The network as ``(kind, name)`` pairs in order; kinds are ``conv``, ``pool``,
+    ``flatten``, ``dense``, ``bn``, ``activation``, ``dropout`` and ``softmax``. The builder
+    and the population engine both follow this plan, so they cannot disagree on layer
+    order."""
+    if network.kind == "custom":
+        raise ConfigError("a network from `builder` has no layer plan of bnsearch's own.")
+    activation = config.activation or network.activation
+    plan: list[tuple[str, str]] = []
+    if config.placement == "input":
+        plan.append(("bn", "input_bn"))
+    order = hidden_layer_order(config.placement)
+
+    def placed(core: str, name: str, bn_name: str, activation_name: str) -> None:
+        names = {"layer": (core, name), "bn": ("bn", bn_name)}
+        names["activation"] = ("activation", activation_name)
+        plan.extend(names[step] for step in order)
+
+    if network.kind == "cnn":
+        for i in range(1, len(network.conv_filters) + 1):
+            placed("conv", f"conv_{i}", f"conv_bn_{i}", f"{activation}_conv_{i}")
+            plan.append(("pool", f"pool_{i}"))
+        plan.append(("flatten", "flatten"))
+    for i in range(1, len(network.hidden_units) + 1):
+        placed("dense", f"dense_{i}", f"bn_{i}", f"{activation}_{i}")
+        plan.append(("dropout", f"dropout_{i}"))
+    plan.append(("dense", "output_dense"))
+    if config.placement == "before_output":
+        plan.append(("bn", "output_bn"))
+    plan.append(("softmax", "softmax"))
+    return plan
+
+
+def dense_uses_bias(config: BNConfig, plan: list[tuple[str, str]], index: int) -> bool:
+    """Whether the Dense/Conv2D at ``plan[index]`` has a bias: only those feeding a BN may
+    drop it."""
+    feeds_bn = index + 1 < len(plan) and plan[index + 1][0] == "bn"
+    return config.use_bias or not feeds_bn
+
+
+def initializer(name: str, seed: int) -> Any:
+    import keras
+
+    if name == "uniform":
+        return keras.initializers.RandomUniform(-0.05, 0.05, seed=seed)
+    if name == "he_uniform":
+        return keras.initializers.HeUniform(seed=seed)
+    return keras.initializers.GlorotUniform(seed=seed)
+
+
+def build_model(
+    config: BNConfig,
+    input_shape: int | tuple[int, ...],
+    n_classes: int,
+    network: NetworkSettings | None = None,
+    seed: int = 0,
+    compile: bool = True,
+) -> Any:
+    """Build (and by default compile) the Keras model for one trial.
+
+    Weights and dropout masks derive from ``seed``: Dense kernels depend only on the seed and
+    the layer's position, so two placements with the same seed start from the same Dense
+    weights (the paired design relies on this).
+    """
+    network = network or NetworkSettings()
+    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+    if network.kind == "custom":
+        model = _custom_model(network.builder or "", config, shape, n_classes, seed)
+    else:
+        model = _planned_model(config, shape, n_classes, network, seed)
+    if compile:
+        compile_model(model, config, n_classes, network)
+    return model
+
+
+# long because each layer kind of the plan is one branch; splitting it hides the order.
+def _planned_model(
+    config: BNConfig, shape: tuple[int, ...], n_classes: int, network: NetworkSettings, seed: int
+) -> Any:
+    import keras
+
+    plan = layer_plan(config, network)
+    layers: list[Any] = [keras.Input(shape=shape, name="features")]
+    if network.kind == "cnn":
+        if len(shape) not in (2, 3):
+            raise ConfigError(
+                f"the cnn family needs image-shaped rows (height × width [× channels]), but "
+                f"the data's rows have shape {shape}; use sklearn:digits, an .npz of images, "
+                'or family = "mlp".'
+            )
+        if len(shape) == 2:  # grey images without a channel axis
+            layers.append(keras.layers.Reshape((*shape, 1), name="add_channel"))
+    elif len(shape) > 1:
+        layers.append(keras.layers.Flatten(name="flatten"))
+    widths = [*network.hidden_units, n_classes]
+    activation = config.activation or network.activation
+    dense_seen = conv_seen = 0
+    for index, (kind, name) in enumerate(plan):
+        bias = dense_uses_bias(config, plan, index)
+        if kind == "conv":
+            layers.append(
+                keras.layers.Conv2D(
+                    network.conv_filters[conv_seen],
+                    network.kernel_size,
+                    padding="same",
+                    use_bias=bias,
+                    kernel_initializer=initializer(
+                        network.initializer, seed * 1000 + 100 + conv_seen
+                    ),
+                    name=name,
+                )
+            )
+            conv_seen += 1
+        elif kind == "pool":
+            layers.append(keras.layers.MaxPooling2D(2, padding="same", name=name))
+        elif kind == "flatten":
+            layers.append(keras.layers.Flatten(name=name))
+        elif kind == "dense":
+            layers.append(
+                keras.layers.Dense(
+                    widths[dense_seen],
+                    use_bias=bias,
+                    kernel_initializer=initializer(network.initializer, seed * 1000 + dense_seen),
+                    name=name,
+                )
+            )
+            dense_seen += 1
+        elif kind == "bn":
+            layers.append(
+                keras.layers.BatchNormalization(
+                    axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=name
+                )
+            )
+        elif kind == "activation":
+            layers.append(keras.layers.Activation(activation, name=name))
+        elif kind == "dropout":
+            layers.append(
+                keras.layers.Dropout(config.dropout, seed=seed * 1000 + 500 + dense_seen, name=name)
+            )
+        else:
+            layers.append(keras.layers.Activation("softmax", name=name))
+    family = "thread_mlp" if network.kind == "mlp" else "cnn"
+    return keras.Sequential(layers, name=f"{family}_{config.placement}")
+
+
+def load_builder(spec: str) -> Any:
+    """Import ``module:function`` (the current folder is importable) or say why not."""
+    import importlib
+    import sys
+
+    module_name, _, function_name = spec.partition(":")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(
+            f"cannot import the network builder {spec!r} ({error}); put {module_name}.py in "
+            "the folder you run bnsearch from or on PYTHONPATH."
+        ) from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ConfigError(f"{module_name} has no function {function_name!r} (builder {spec!r}).")
+    return function
+
+
+def _custom_model(
+    spec: str, config: BNConfig, shape: tuple[int, ...], n_classes: int, seed: int
+) -> Any:
+    import keras
+
+    model = load_builder(spec)(config, shape, n_classes, seed)
+    if not isinstance(model, keras.Model):
+        raise ConfigError(
+            f"the builder {spec!r} returned {type(model).__name__}, not a Keras model."
+        )
+    if tuple(model.output_shape[1:]) != (n_classes,):
+        raise ConfigError(
+            f"the builder {spec!r} returned a model with output shape {model.output_shape}; it "
+            f"must end in Dense({n_classes}) with a softmax."
+        )
+    return model
+
+
+def compile_model(model: Any, config: BNConfig, n_classes: int, network: NetworkSettings) -> None:
+    import keras
+
+    schedule = keras.optimizers.schedules.InverseTimeDecay(
+        initial_learning_rate=config.learning_rate, decay_steps=1, decay_rate=network.lr_decay
+    )
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule, momentum=network.sgd_momentum, nesterov=True
+    )
+    loss = "binary_crossentropy" if n_classes == 2 else "categorical_crossentropy"
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])

@@ -1,0 +1,222 @@
+"""Does placement matter across datasets? One verdict over a sweep's studies.
+
+Each study answers for its own dataset (:mod:`bnsearch.analysis`). Across datasets the
+question is whether one placement is consistently better, and the datasets are the units:
+each contributes one number per placement, however many blocks it trained. Following
+Demšar (2006, "Statistical comparisons of classifiers over multiple data sets"):
+
+* per dataset, each placement's **score** is the median of its final metric over the
+  study's complete paired blocks, and the placements are **ranked** (1 = best, ties share
+  the mean rank);
+* the **Friedman test** (``scipy.stats.friedmanchisquare``) asks whether the mean ranks
+  differ more than chance allows (three or more placements, two or more datasets);
+* each **pair** of placements is compared with the Wilcoxon signed-rank test over the
+  datasets' median paired differences, Holm-corrected (Benavoli et al., 2016, recommend
+  this over post-hoc tests on mean ranks);
+* the **critical-difference plot** (drawn by :mod:`bnsearch.report`) shows the mean ranks
+  on one axis with Nemenyi's critical difference for reference, and joins placements that
+  the Holm-corrected tests do not separate.
+
+With few datasets the pairwise tests cannot reach 5 %: the smallest two-sided Wilcoxon
+p-value over N datasets is ``2 / 2**N`` (0.0625 with five). The report says so rather than
+suggesting a difference was looked for and not found.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bnsearch.stats._verdict import Verdict, holm, metric_value
+from bnsearch.trial import TrialResult
+
+__all__ = [
+    "AcrossVerdict",
+    "DatasetScores",
+    "PairAcross",
+    "compare_across",
+    "dataset_scores",
+]
+
+#: Nemenyi's q at 5 % (studentized range / sqrt 2) for 2..10 placements (Demšar, Table 5a).
+_NEMENYI_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031}
+
+
+@dataclass(frozen=True)
+class DatasetScores:
+    """One study's contribution: its verdict and a score per placement."""
+
+    study: str
+    verdict: Verdict
+    scores: dict[str, float]  # median final metric over complete blocks, per placement
+    differences: dict[tuple[str, str], float]  # the study's median paired differences
+
+
+@dataclass(frozen=True)
+class PairAcross:
+    first: str
+    second: str
+    datasets: int
+    first_better: int  # datasets where the median paired difference favours ``first``
+    second_better: int
+    p_value: float
+    p_holm: float
+
+
+@dataclass(frozen=True)
+class AcrossVerdict:
+    metric: str
+    placements: tuple[str, ...]
+    datasets: tuple[DatasetScores, ...]
+    mean_ranks: dict[str, float]
+    friedman_p: float | None  # None: fewer than three placements or two datasets
+    pairs: tuple[PairAcross, ...]
+    critical_difference: float | None
+    statement: str
+
+
+def _lower_is_better(metric: str) -> bool:
+    return "accuracy" not in metric
+
+
+def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult]) -> DatasetScores:
+    """A study's scores over its complete paired blocks (every placement finished)."""
+    blocks: dict[int, dict[str, float]] = {}
+    incomplete: set[int] = set()
+    for result in results:
+        if result.spec.phase != "search" or result.spec.block is None:
+            continue
+        value = metric_value(result, verdict.metric)
+        if value is None:
+            incomplete.add(result.spec.block)
+        else:
+            blocks.setdefault(result.spec.block, {})[result.config.placement] = value
+    placements = {p for members in blocks.values() for p in members}
+    complete = [
+        members
+        for block, members in blocks.items()
+        if block not in incomplete and set(members) == placements
+    ]
+    scores = {p: float(np.median([m[p] for m in complete])) for p in placements if complete}
+    differences = {(pair.first, pair.second): pair.median for pair in verdict.pairs}
+    return DatasetScores(study, verdict, scores, differences)
+
+
+def _ranks(dataset: DatasetScores, placements: Sequence[str]) -> list[float]:
+    """Rank 1 for the placement with the best score of the dataset's own metric."""
+    from scipy import stats
+
+    sign = 1.0 if _lower_is_better(dataset.verdict.metric) else -1.0
+    return list(stats.rankdata([sign * dataset.scores[p] for p in placements]))
+
+
+def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerdict:
+    """Ranks, the Friedman test and Holm-corrected pairwise Wilcoxon tests over the
+    datasets whose studies have scores for every common placement. Each study is read in
+    its own metric's direction; ``metric`` names them in the report."""
+    from scipy import stats
+
+    usable = [d for d in datasets if d.scores]
+    common = set.intersection(*(set(d.scores) for d in usable)) if usable else set()
+    order = ("before", "after", "none", "before_output", "input")
+    placements = tuple(p for p in order if p in common) + tuple(sorted(common - set(order)))
+    ranks = np.array([_ranks(d, placements) for d in usable]).reshape(len(usable), len(placements))
+    mean_ranks = {p: float(ranks[:, i].mean()) for i, p in enumerate(placements)} if usable else {}
+    friedman = None
+    if len(placements) >= 3 and len(usable) >= 2:
+        scores = [[d.scores[p] for d in usable] for p in placements]
+        friedman = float(stats.friedmanchisquare(*scores).pvalue)
+        if not math.isfinite(friedman):  # identical ranks everywhere: no evidence at all
+            friedman = 1.0
+    raw = []
+    for first, second in itertools.combinations(placements, 2):
+        # Signed so that negative favours ``first`` whatever each study's metric.
+        diffs = np.array(
+            [
+                _difference(d, first, second) * (1 if _lower_is_better(d.verdict.metric) else -1)
+                for d in usable
+            ]
+        )
+        favours_first, favours_second = diffs < 0, diffs > 0
+        varies = len(diffs) >= 2 and bool(np.any(diffs != 0))
+        p = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
+        raw.append(
+            (first, second, len(diffs), int(favours_first.sum()), int(favours_second.sum()), p)
+        )
+    adjusted = holm([r[-1] for r in raw])
+    pairs = tuple(
+        PairAcross(f, s, n, a, b, p, ph)
+        for (f, s, n, a, b, p), ph in zip(raw, adjusted, strict=True)
+    )
+    cd = None
+    if len(placements) in _NEMENYI_Q05 and usable:
+        k, n = len(placements), len(usable)
+        cd = _NEMENYI_Q05[k] * math.sqrt(k * (k + 1) / (6 * n))
+    statement = _statement(usable, placements, mean_ranks, friedman, pairs)
+    return AcrossVerdict(
+        metric, placements, tuple(usable), mean_ranks, friedman, pairs, cd, statement
+    )
+
+
+def _difference(dataset: DatasetScores, first: str, second: str) -> float:
+    """``first − second`` as the study measured it (its median paired difference)."""
+    if (first, second) in dataset.differences:
+        return dataset.differences[(first, second)]
+    if (second, first) in dataset.differences:
+        return -dataset.differences[(second, first)]
+    return dataset.scores[first] - dataset.scores[second]
+
+
+def _statement(
+    usable: Sequence[DatasetScores],
+    placements: Sequence[str],
+    mean_ranks: dict[str, float],
+    friedman: float | None,
+    pairs: Sequence[PairAcross],
+) -> str:
+    n = len(usable)
+    if n < 2 or len(placements) < 2:
+        return (
+            f"no verdict across datasets: {n} studies with paired blocks of common placements "
+            "(two or more are needed); run the sweep's studies first."
+        )
+    ranked = ", ".join(f"{p} {mean_ranks[p]:.2f}" for p in sorted(placements, key=mean_ranks.get))
+    outcomes: dict[str, int] = {}
+    for dataset in usable:
+        outcomes[dataset.verdict.outcome] = outcomes.get(dataset.verdict.outcome, 0) + 1
+    tally = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items()))
+    separated = [p for p in pairs if p.p_holm < 0.05]
+    floor = 2 / 2**n
+    if separated:
+        found = "; ".join(
+            f"`{p.first if p.first_better > p.second_better else p.second}` beats "
+            f"`{p.second if p.first_better > p.second_better else p.first}` "
+            f"(Holm p {p.p_holm:.3g}, in {max(p.first_better, p.second_better)} of {p.datasets})"
+            for p in separated
+        )
+    elif floor >= 0.05:
+        found = (
+            f"the pairwise tests cannot reach 5 % with {n} datasets (smallest possible p "
+            f"{floor:.3g}); add datasets to compare pairs"
+        )
+    else:
+        found = "no pair is separated by the Holm-corrected Wilcoxon tests"
+    friedman_text = (
+        "Friedman test not applicable (two placements)"
+        if friedman is None
+        else f"Friedman p {friedman:.3g}"
+    )
+    differs = friedman is not None and friedman < 0.05
+    head = (
+        "placements differ consistently across datasets"
+        if differs
+        else "no consistent placement difference across datasets"
+    )
+    return (
+        f"{head} ({n} datasets; mean rank {ranked}; {friedman_text}); {found}. "
+        f"Per-study verdicts: {tally}."
+    )

@@ -1,0 +1,107 @@
+"""The trial recorder: the one place that turns a trial's epochs into a TrialResult.
+
+Every engine and the Keras Tuner backend record through it, so the rules are written once:
+
+* **The NaN rule.** A trial whose ``loss`` or ``val_loss`` turns NaN or infinite is FAILED
+  with the reason ``"<metric> became <value> at epoch <n>"``; a divergence found inside an
+  epoch (a batch's loss) reads ``"loss became <value> during epoch <n>"``. Its history
+  keeps every epoch up to and including the bad one.
+* **Pruning.** After each healthy epoch the backend's callback may stop the trial; it is
+  then PRUNED with ``"pruned after epoch <n>"``.
+* **Any other failure** (an exception) is FAILED with ``"<Type>: <first line>"``.
+
+:func:`failure_kind` strips the epoch from a reason, so reasons group across trials.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+
+from bnsearch.trial._records import METRICS, TrialResult, TrialSpec, TrialState
+
+__all__ = ["TrialRecorder", "failure_kind"]
+
+_WATCHED = ("loss", "val_loss")
+
+
+def failure_kind(reason: str | None) -> str:
+    """A failure reason without its epoch: ``"loss became nan"`` for every epoch."""
+    return re.sub(r" (at|during) epoch \d+$", "", reason or "unknown")
+
+
+class TrialRecorder:
+    """Collects one trial's per-epoch metrics and decides its state.
+
+    ``should_prune(epoch, metrics)`` is asked after each healthy epoch (the backend's
+    pruner); :meth:`record_epoch` returns True once the trial must stop training.
+    """
+
+    def __init__(
+        self,
+        spec: TrialSpec,
+        engine: str,
+        should_prune: Callable[[int, dict[str, float]], bool] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.should_prune = should_prune
+        self.history: dict[str, list[float]] = {m: [] for m in METRICS}
+        self.state = TrialState.COMPLETE
+        self.reason: str | None = None
+        self.started = time.perf_counter()
+
+    @property
+    def stopped(self) -> bool:
+        return self.state is not TrialState.COMPLETE
+
+    def record_epoch(
+        self, epoch: int, metrics: Mapping[str, float], diverged: bool = False
+    ) -> bool:
+        """Record one epoch; True when the trial stops here (diverged or pruned).
+
+        ``diverged`` says the engine saw a non-finite loss inside the epoch even though
+        the epoch's averages may look finite.
+        """
+        values = {m: float(metrics.get(m, math.nan)) for m in METRICS}
+        for name in METRICS:
+            self.history[name].append(values[name])
+        bad = next((m for m in _WATCHED if not math.isfinite(values[m])), None)
+        if self.stopped:
+            pass  # a batch already failed it; the epoch's values are kept, the reason too
+        elif bad is not None:
+            self.fail(f"{bad} became {values[bad]} at epoch {epoch}")
+        elif diverged:
+            self.fail(f"loss became non-finite during epoch {epoch}")
+        elif self.should_prune is not None and self.should_prune(epoch, values):
+            self.state = TrialState.PRUNED
+            self.reason = f"pruned after epoch {epoch}"
+        return self.stopped
+
+    def record_batch_loss(self, epoch: int, loss: float) -> bool:
+        """A batch's loss; True (and FAILED) when it is not finite: every later batch of
+        the trial would be poisoned by it."""
+        if math.isfinite(loss):
+            return False
+        self.fail(f"loss became {loss} during epoch {epoch}")
+        return True
+
+    def fail(self, reason: str) -> None:
+        self.state = TrialState.FAILED
+        self.reason = reason
+
+    def fail_with(self, error: BaseException) -> None:
+        """A trial that raised: its failure is data, not a crash of the study."""
+        self.fail(f"{type(error).__name__}: {error}".splitlines()[0][:500])
+
+    def result(self, wall_time_s: float | None = None) -> TrialResult:
+        return TrialResult(
+            spec=self.spec,
+            state=self.state,
+            history=self.history,
+            fail_reason=self.reason,
+            wall_time_s=time.perf_counter() - self.started if wall_time_s is None else wall_time_s,
+            engine=self.engine,
+        )

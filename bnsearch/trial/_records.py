@@ -1,0 +1,129 @@
+"""The records that cross module boundaries: what to train (TrialSpec) and what happened
+(TrialResult). Engines produce TrialResults; tracking, the summary and the analysis read
+them; the Optuna backend stores them in trial user attributes so a finished study can be
+read back without MLflow.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from bnsearch.trial._space import BNConfig
+
+__all__ = ["METRICS", "StoredTrials", "TrialResult", "TrialSpec", "TrialState"]
+
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class TrialState(str, enum.Enum):
+    COMPLETE = "COMPLETE"
+    PRUNED = "PRUNED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One network to train: its configuration, its seed and, for paired designs, its block.
+
+    ``number`` is the backend's trial number (Optuna's ``trial.number``). ``phase`` is
+    ``"search"`` for the study's trials and ``"confirm"`` for re-training the best
+    configuration of each placement with fresh seeds; in that phase ``block`` is the round.
+    """
+
+    number: int
+    config: BNConfig
+    seed: int
+    block: int | None = None
+    phase: str = "search"
+
+
+@dataclass
+class TrialResult:
+    """The outcome of one trial.
+
+    ``history`` maps each of :data:`METRICS` to one value per epoch trained. The study's
+    objective is ``value``: the validation loss after the last epoch trained, i.e. what the
+    configuration delivers when trained as configured (no early-stopping cherry-pick).
+    """
+
+    spec: TrialSpec
+    state: TrialState
+    history: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
+    fail_reason: str | None = None
+    wall_time_s: float = 0.0
+    engine: str = ""
+
+    @property
+    def config(self) -> BNConfig:
+        return self.spec.config
+
+    @property
+    def epochs_trained(self) -> int:
+        return len(self.history.get("val_loss", []))
+
+    def final(self, metric: str) -> float | None:
+        values = self.history.get(metric, [])
+        return values[-1] if values else None
+
+    def best(self, metric: str) -> float | None:
+        values = [v for v in self.history.get(metric, []) if math.isfinite(v)]
+        if not values:
+            return None
+        return max(values) if "accuracy" in metric else min(values)
+
+    @property
+    def value(self) -> float | None:
+        """The objective (final validation loss); ``None`` unless the trial completed."""
+        if self.state is not TrialState.COMPLETE:
+            return None
+        return self.final("val_loss")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "number": self.spec.number,
+                "config": self.config.as_params(),
+                "seed": self.spec.seed,
+                "block": self.spec.block,
+                "phase": self.spec.phase,
+                "state": self.state.value,
+                "history": self.history,
+                "fail_reason": self.fail_reason,
+                "wall_time_s": self.wall_time_s,
+                "engine": self.engine,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> TrialResult:
+        data: dict[str, Any] = json.loads(text)
+        spec = TrialSpec(
+            number=data["number"],
+            config=BNConfig(**data["config"]),
+            seed=data["seed"],
+            block=data.get("block"),
+            phase=data.get("phase", "search"),
+        )
+        return cls(
+            spec=spec,
+            state=TrialState(data["state"]),
+            history=data["history"],
+            fail_reason=data.get("fail_reason"),
+            wall_time_s=data.get("wall_time_s", 0.0),
+            engine=data.get("engine", ""),
+        )
+
+
+@dataclass
+class StoredTrials:
+    """What a backend's store holds, for MLflow to catch up with: every trial's outcome,
+    the numbers of the trials in flight (any process's), and the MLflow study run each
+    trial was trained under (where the store knows it)."""
+
+    results: list[TrialResult]
+    running: set[int] = field(default_factory=set)
+    parents: dict[int, str] = field(default_factory=dict)
