@@ -39,7 +39,7 @@ from bnsearch.report import (
 )
 from bnsearch.stats import Verdict, verdict_for
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
-from bnsearch.trial import TrialResult, TrialState
+from bnsearch.trial import Phase, TrialResult, TrialState
 
 __all__ = [
     "StudyOutcome",
@@ -222,7 +222,7 @@ def _outcome(
         study_name=config.resolved_study_name,
         new_results=new_results,
         all_results=results,
-        table=summarize([r for r in results if r.spec.phase == "search"]),
+        table=summarize([r for r in results if r.spec.phase == Phase.SEARCH]),
         verdict=verdict,
         parent_run_id=parent_run_id,
         tracking_uri=config.resolved_tracking_uri,

@@ -11,11 +11,11 @@ from bnsearch.trial import PLACEMENTS, BNConfig, FloatRange, SearchSpace
 @pytest.mark.parametrize(
     ("overrides", "words"),
     [
-        ({"momentum": [0.5, 1.0]}, ["momentum", "high < 1"]),
+        ({"momentum": [0.5, 1.0]}, ["momentum", "value < 1", "high=1.0"]),
         ({"momentum": 1.2}, ["momentum", "< 1"]),
-        ({"epsilon": [0.0, 1e-3]}, ["epsilon", "0 < low"]),
+        ({"epsilon": [0.0, 1e-3]}, ["epsilon", "0 < value", "low=0.0"]),
         ({"epsilon": -1e-3}, ["epsilon"]),
-        ({"dropout": [0.1, 1.0]}, ["dropout", "high < 1"]),
+        ({"dropout": [0.1, 1.0]}, ["dropout", "value < 1", "high=1.0"]),
         ({"learning_rate": [0.5, 0.1]}, ["learning_rate", "low <= high"]),
         ({"placement": ["before", "sideways"]}, ["sideways", "before_output"]),
         ({"placement": []}, ["placement"]),

@@ -10,7 +10,6 @@ range rules live in ``NetworkSettings``, which checks itself.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,13 +21,22 @@ from bnsearch.config._defaults import (
     default_storage,
     default_tracking_uri,
 )
-from bnsearch.errors import ConfigError
 from bnsearch.networks import ACTIVATIONS, FAMILIES, INITIALIZERS
-from bnsearch.trial import PLACEMENTS, SearchSpace
+from bnsearch.trial import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    PLACEMENTS,
+    POSITIVE_INT,
+    POSITIVE_SECONDS,
+    VERDICT_METRICS,
+    Rule,
+    SearchSpace,
+    check,
+    one_of,
+)
 
 __all__ = [
     "BACKENDS",
-    "METRICS",
     "PAIRED_TUNERS",
     "PRUNERS",
     "SAMPLERS",
@@ -41,33 +49,11 @@ __all__ = [
 
 SAMPLERS = ("tpe", "random", "grid", "qmc")
 PRUNERS = ("none", "median", "hyperband")
-METRICS = ("val_loss", "val_accuracy")
 BACKENDS = ("optuna", "keras-tuner")
 TUNERS = ("random", "bayesian", "hyperband", "grid")
 #: Tuners whose trials bnsearch pairs in blocks and trains on any engine (the others run
 #: Keras Tuner's own search with model.fit).
 PAIRED_TUNERS = ("random", "bayesian")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A range rule: ``test(value)`` must hold; ``text`` completes "`name` must be ..."."""
-
-    test: Callable[[Any], bool]
-    text: str
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-NON_NEGATIVE_INT = Rule(lambda v: _is_int(v) and v >= 0, "a non-negative integer")
-POSITIVE_INT = Rule(lambda v: _is_int(v) and v >= 1, "a positive integer")
-POSITIVE_SECONDS = Rule(
-    lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
-    "a positive number of seconds",
-)
-NON_NEGATIVE = Rule(lambda v: isinstance(v, (int, float)) and v >= 0, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -141,7 +127,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("allow_changed_study", (bool,), "add trials to an existing study even if its space, "
        "data or network changed"),
     _S("metric", (str,), "metric compared between placements (final epoch)", group="verdict",
-       choices=METRICS),
+       choices=VERDICT_METRICS),
     _S("threshold", (int, float), "smallest difference that matters in practice",
        group="verdict", rule=NON_NEGATIVE),
     _S("confirm_seeds", (int,), "fresh seeds to re-train each placement's best configuration "
@@ -192,12 +178,6 @@ def check_settings(holder: Any, section: str) -> None:
     for item in SETTINGS:
         if item.section != section:
             continue
-        value = getattr(holder, item.name)
-        if value is None:
-            continue
-        if item.choices and value not in item.choices:
-            raise ConfigError(
-                f"unknown {item.name} {value!r}; choose one of {', '.join(item.choices)}."
-            )
-        if item.rule is not None and not item.rule.test(value):
-            raise ConfigError(f"`{item.name}` must be {item.rule.text}, got {value!r}.")
+        for rule in (one_of(item.choices) if item.choices else None, item.rule):
+            if rule is not None:
+                check(holder, {item.name: rule})

@@ -52,8 +52,22 @@ import numpy as np
 from bnsearch.data import Dataset, split_index
 from bnsearch.engines._base import EpochCallback
 from bnsearch.errors import ConfigError
-from bnsearch.networks import NetworkSettings, build_model, dense_uses_bias, initializer, layer_plan
-from bnsearch.trial import METRICS, TrialRecorder, TrialResult, TrialSpec, TrialState
+from bnsearch.networks import (
+    NetworkSettings,
+    build_model,
+    check_image_rows,
+    dense_uses_bias,
+    initializer,
+    layer_plan,
+)
+from bnsearch.trial import (
+    METRICS,
+    TrialRecorder,
+    TrialResult,
+    TrialSpec,
+    TrialState,
+    layer_seed,
+)
 
 __all__ = [
     "Population",
@@ -196,12 +210,7 @@ def conv_layout(dataset: Dataset, network: NetworkSettings) -> list[ConvLayer]:
     if network.kind != "cnn":
         return []
     shape = dataset.x.shape[1:]
-    if len(shape) not in (2, 3):
-        raise ConfigError(
-            f"the cnn family needs image-shaped rows (height × width [× channels]), but the "
-            f"data's rows have shape {shape}; use sklearn:digits, an .npz of images, or "
-            'family = "mlp".'
-        )
+    check_image_rows(shape)
     height, width = shape[:2]
     channels = shape[2] if len(shape) == 3 else 1
     layers = []
@@ -354,17 +363,17 @@ class Population:
         initial: dict[tuple[int, int], np.ndarray] = {}
         n_conv = len(self.convs)
         for d, kernel in enumerate(self.kernels):
-            # The Keras model's seeds: seed*1000 + 100 + c for conv c, seed*1000 + d for
-            # dense d; a conv kernel is drawn in Keras' [k, k, in, out] shape (its fans).
+            # The Keras model's seeds (trial.layer_seed); a conv kernel is drawn in Keras'
+            # [k, k, in, out] shape (its fans).
             if d < n_conv:
-                offset, shape = 100 + d, self.convs[d].kernel_shape
+                kind, index, shape = "conv", d, self.convs[d].kernel_shape
             else:
-                offset, shape = d - n_conv, tuple(kernel.shape[1:])
+                kind, index, shape = "dense", d - n_conv, tuple(kernel.shape[1:])
             stacked = []
             for s in padded:
                 key = (s.seed, d)
                 if key not in initial:
-                    init = initializer(self.network.initializer, s.seed * 1000 + offset)
+                    init = initializer(self.network.initializer, layer_seed(s.seed, kind, index))
                     initial[key] = np.asarray(init(shape)).reshape(kernel.shape[1:])
                 stacked.append(initial[key])
             kernel.assign(np.stack(stacked))

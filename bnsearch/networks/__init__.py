@@ -8,6 +8,7 @@ from bnsearch.networks._builder import (
     INITIALIZERS,
     NetworkSettings,
     build_model,
+    check_image_rows,
     compile_model,
     dense_uses_bias,
     hidden_layer_order,
@@ -16,6 +17,7 @@ from bnsearch.networks._builder import (
 )
 
 __all__ = [
+    "check_image_rows",
     "ACTIVATIONS",
     "FAMILIES",
     "INITIALIZERS",

@@ -50,9 +50,20 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bnsearch.errors import ConfigError
-from bnsearch.trial import ACTIVATIONS, BNConfig
+from bnsearch.trial import (
+    ACTIVATIONS,
+    POSITIVE_INT,
+    POSITIVE_INTS,
+    BNConfig,
+    Rule,
+    check,
+    in_range,
+    layer_seed,
+    one_of,
+)
 
 __all__ = [
+    "check_image_rows",
     "ACTIVATIONS",
     "FAMILIES",
     "INITIALIZERS",
@@ -67,6 +78,23 @@ __all__ = [
 
 INITIALIZERS = ("glorot_uniform", "uniform", "he_uniform")
 FAMILIES = ("mlp", "cnn")
+
+
+_NETWORK_RULES: dict[str, Rule] = {
+    "hidden_units": POSITIVE_INTS,
+    "activation": one_of(ACTIVATIONS),
+    "initializer": one_of(INITIALIZERS),
+    "batch_size": POSITIVE_INT,
+    "epochs": POSITIVE_INT,
+    "validation_split": in_range(0.0, 1.0, low_open=True, high_open=True),
+    "family": one_of(FAMILIES, ', or set `builder = "module:function"` for your own network'),
+    "conv_filters": POSITIVE_INTS,
+    "kernel_size": POSITIVE_INT,
+    "builder": Rule(
+        lambda v: isinstance(v, str) and re.fullmatch(r"[\w.]+:\w+", v) is not None,
+        "'module:function' (e.g. 'mynets:build')",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -87,45 +115,11 @@ class NetworkSettings:
     builder: str | None = None
 
     def __post_init__(self) -> None:
-        units = tuple(int(u) for u in self.hidden_units)
-        object.__setattr__(self, "hidden_units", units)
-        if not units or any(u < 1 for u in units):
-            raise ConfigError(f"`hidden_units` must be positive widths, but got {list(units)}.")
-        if self.family not in FAMILIES:
-            raise ConfigError(
-                f"unknown network family {self.family!r}; choose one of {', '.join(FAMILIES)}, "
-                'or set `builder = "module:function"` for your own network.'
-            )
-        filters = tuple(int(f) for f in self.conv_filters)
-        object.__setattr__(self, "conv_filters", filters)
-        if not filters or any(f < 1 for f in filters):
-            raise ConfigError(f"`conv_filters` must be positive counts, but got {list(filters)}.")
-        if not isinstance(self.kernel_size, int) or self.kernel_size < 1:
-            raise ConfigError(
-                f"`kernel_size` must be a positive integer, got {self.kernel_size!r}."
-            )
-        if self.builder is not None and not re.fullmatch(r"[\w.]+:\w+", self.builder):
-            raise ConfigError(
-                f"`builder` must read 'module:function' (e.g. 'mynets:build'), got "
-                f"{self.builder!r}."
-            )
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}."
-            )
-        if self.initializer not in INITIALIZERS:
-            raise ConfigError(
-                f"unknown initializer {self.initializer!r}; choose one of "
-                f"{', '.join(INITIALIZERS)}."
-            )
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"`batch_size` must be a positive integer, got {self.batch_size!r}.")
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ConfigError(f"`epochs` must be a positive integer, but got {self.epochs!r}.")
-        if not 0 < self.validation_split < 1:
-            raise ConfigError(
-                f"`validation_split` must satisfy 0 < value < 1, got {self.validation_split!r}."
-            )
+        # Study files give lists; a frozen dataclass holds tuples (hashable, comparable).
+        for name in ("hidden_units", "conv_filters"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        check(self, _NETWORK_RULES)
 
     @property
     def kind(self) -> str:
@@ -202,6 +196,16 @@ def initializer(name: str, seed: int) -> Any:
     return keras.initializers.GlorotUniform(seed=seed)
 
 
+def check_image_rows(shape: tuple[int, ...]) -> None:
+    """The cnn family's one demand on the data: rows are images (height × width [× channels])."""
+    if len(shape) not in (2, 3):
+        raise ConfigError(
+            f"the cnn family needs image-shaped rows (height × width [× channels]), but the "
+            f"data's rows have shape {tuple(int(n) for n in shape)}; use sklearn:digits, an "
+            '.npz of images, or family = "mlp".'
+        )
+
+
 def build_model(
     config: BNConfig,
     input_shape: int | tuple[int, ...],
@@ -236,12 +240,7 @@ def _planned_model(
     plan = layer_plan(config, network)
     layers: list[Any] = [keras.Input(shape=shape, name="features")]
     if network.kind == "cnn":
-        if len(shape) not in (2, 3):
-            raise ConfigError(
-                f"the cnn family needs image-shaped rows (height × width [× channels]), but "
-                f"the data's rows have shape {shape}; use sklearn:digits, an .npz of images, "
-                'or family = "mlp".'
-            )
+        check_image_rows(shape)
         if len(shape) == 2:  # grey images without a channel axis
             layers.append(keras.layers.Reshape((*shape, 1), name="add_channel"))
     elif len(shape) > 1:
@@ -259,7 +258,7 @@ def _planned_model(
                     padding="same",
                     use_bias=bias,
                     kernel_initializer=initializer(
-                        network.initializer, seed * 1000 + 100 + conv_seen
+                        network.initializer, layer_seed(seed, "conv", conv_seen)
                     ),
                     name=name,
                 )
@@ -274,7 +273,9 @@ def _planned_model(
                 keras.layers.Dense(
                     widths[dense_seen],
                     use_bias=bias,
-                    kernel_initializer=initializer(network.initializer, seed * 1000 + dense_seen),
+                    kernel_initializer=initializer(
+                        network.initializer, layer_seed(seed, "dense", dense_seen)
+                    ),
                     name=name,
                 )
             )
@@ -289,7 +290,9 @@ def _planned_model(
             layers.append(keras.layers.Activation(activation, name=name))
         elif kind == "dropout":
             layers.append(
-                keras.layers.Dropout(config.dropout, seed=seed * 1000 + 500 + dense_seen, name=name)
+                keras.layers.Dropout(
+                    config.dropout, seed=layer_seed(seed, "dropout", dense_seen), name=name
+                )
             )
         else:
             layers.append(keras.layers.Activation("softmax", name=name))

@@ -20,7 +20,7 @@ from bnsearch.report._plots import (
 )
 from bnsearch.report._summary import PlacementSummary, format_table, summarize
 from bnsearch.stats import AcrossVerdict, Verdict
-from bnsearch.trial import TrialResult
+from bnsearch.trial import Phase, TrialResult
 
 __all__ = [
     "PLOTS",
@@ -127,7 +127,7 @@ def _markdown(
         "## All trials per placement",
         "",
         "```",
-        format_table(summarize([r for r in results if r.spec.phase == "search"])),
+        format_table(summarize([r for r in results if r.spec.phase == Phase.SEARCH])),
         "```",
         "",
         "## Plots",
@@ -206,7 +206,7 @@ def write_report(
 ) -> list[Path]:
     """Write the plots, ``report.md`` and ``report.html`` into ``folder``; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    search = [r for r in results if r.spec.phase == "search"]
+    search = [r for r in results if r.spec.phase == Phase.SEARCH]
     plot_distribution(search, verdict.metric, folder / PLOTS[0])
     plot_differences(verdict, folder / PLOTS[1])
     plot_curves(search, folder / PLOTS[2])

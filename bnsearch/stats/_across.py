@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnsearch.stats._verdict import Verdict, holm, metric_value
-from bnsearch.trial import TrialResult
+from bnsearch.trial import Phase, TrialResult, lower_is_better
 
 __all__ = [
     "AcrossVerdict",
@@ -79,16 +79,12 @@ class AcrossVerdict:
     statement: str
 
 
-def _lower_is_better(metric: str) -> bool:
-    return "accuracy" not in metric
-
-
 def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult]) -> DatasetScores:
     """A study's scores over its complete paired blocks (every placement finished)."""
     blocks: dict[int, dict[str, float]] = {}
     incomplete: set[int] = set()
     for result in results:
-        if result.spec.phase != "search" or result.spec.block is None:
+        if result.spec.phase != Phase.SEARCH or result.spec.block is None:
             continue
         value = metric_value(result, verdict.metric)
         if value is None:
@@ -110,7 +106,7 @@ def _ranks(dataset: DatasetScores, placements: Sequence[str]) -> list[float]:
     """Rank 1 for the placement with the best score of the dataset's own metric."""
     from scipy import stats
 
-    sign = 1.0 if _lower_is_better(dataset.verdict.metric) else -1.0
+    sign = 1.0 if lower_is_better(dataset.verdict.metric) else -1.0
     return list(stats.rankdata([sign * dataset.scores[p] for p in placements]))
 
 
@@ -137,7 +133,7 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
         # Signed so that negative favours ``first`` whatever each study's metric.
         diffs = np.array(
             [
-                _difference(d, first, second) * (1 if _lower_is_better(d.verdict.metric) else -1)
+                _difference(d, first, second) * (1 if lower_is_better(d.verdict.metric) else -1)
                 for d in usable
             ]
         )

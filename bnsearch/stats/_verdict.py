@@ -60,7 +60,7 @@ from bnsearch.stats._sequential import (
     min_blocks_to_settle,
     settle,
 )
-from bnsearch.trial import TrialResult, TrialState
+from bnsearch.trial import Phase, TrialResult, TrialState, lower_is_better
 
 __all__ = [
     "PairComparison",
@@ -73,8 +73,6 @@ __all__ = [
     "metric_value",
     "verdict_for",
 ]
-
-PHASE_CONFIRM = "confirm"
 
 
 def metric_value(result: TrialResult, metric: str) -> float | None:
@@ -89,7 +87,7 @@ def best_per_placement(results: Sequence[TrialResult]) -> list[TrialResult]:
     """The completed search trial with the lowest objective for each placement."""
     best: dict[str, TrialResult] = {}
     for result in results:
-        if result.spec.phase != "search" or result.value is None:
+        if result.spec.phase != Phase.SEARCH or result.value is None:
             continue
         current = best.get(result.config.placement)
         if current is None or result.value < current.value:
@@ -202,10 +200,6 @@ class Verdict:
         return lines
 
 
-def _lower_is_better(metric: str) -> bool:
-    return "accuracy" not in metric
-
-
 def _blocks(results: Sequence[TrialResult]) -> dict[int, list[TrialResult]]:
     blocks: dict[int, list[TrialResult]] = {}
     for result in results:
@@ -257,7 +251,7 @@ def analyze(
 ) -> Verdict:
     """Turn a study's TrialResults into a Verdict (nothing is trained here); ``until`` is
     the rule the study was run by (:data:`UNTIL`)."""
-    blocks = _blocks([r for r in results if r.spec.phase == "search"])
+    blocks = _blocks([r for r in results if r.spec.phase == Phase.SEARCH])
     placements = sorted(
         {r.config.placement for rs in blocks.values() for r in rs}, key=_placement_rank
     )
@@ -342,8 +336,8 @@ def _decide(
         f"median difference {pair.first} − {pair.second} {median:+.4f}, "
         f"95% CI [{low:+.4f}, {high:+.4f}], mean {pair.mean:+.4g}, {n} blocks"
     )
-    better_first = high < -threshold if _lower_is_better(metric) else low > threshold
-    better_second = low > threshold if _lower_is_better(metric) else high < -threshold
+    better_first = high < -threshold if lower_is_better(metric) else low > threshold
+    better_second = low > threshold if lower_is_better(metric) else high < -threshold
     significant = pair.p_holm < 0.05
     if better_first and significant:
         return pair.first, f"`{pair.first}` is better than `{pair.second}` ({interval}).", None
@@ -399,7 +393,7 @@ def _decide_settled(
     )
     side = settle(low, high, threshold)
     if side in ("below", "above"):
-        first_better = (side == "below") == _lower_is_better(metric)
+        first_better = (side == "below") == lower_is_better(metric)
         winner, loser = (pair.first, pair.second) if first_better else (pair.second, pair.first)
         return (
             winner,
@@ -453,10 +447,10 @@ def verdict_for(
     ``unpaired_reason`` says why the trials are not paired blocks (a backend that does not
     pair them): the statement is then that reason, since no paired verdict can be given.
     """
-    confirm = [r for r in results if r.spec.phase == PHASE_CONFIRM]
+    confirm = [r for r in results if r.spec.phase == Phase.CONFIRM]
     latest = max((r.spec.block or 0 for r in confirm), default=None)
     verdict = analyze(
-        [r for r in results if r.spec.phase == "search"],
+        [r for r in results if r.spec.phase == Phase.SEARCH],
         metric=metric,
         threshold=threshold,
         importances=importances or {},

@@ -8,13 +8,29 @@ from bnsearch.trial._recorder import (
 )
 from bnsearch.trial._records import (
     METRICS,
+    VERDICT_METRICS,
+    Phase,
     StoredTrials,
     TrialResult,
     TrialSpec,
     TrialState,
+    lower_is_better,
+)
+from bnsearch.trial._rules import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    POSITIVE_INTS,
+    POSITIVE_SECONDS,
+    Rule,
+    check,
+    in_range,
+    one_of,
+    plain,
 )
 from bnsearch.trial._seeds import (
     confirmation_seed,
+    layer_seed,
     trial_seed,
 )
 from bnsearch.trial._space import (
@@ -27,11 +43,23 @@ from bnsearch.trial._space import (
 )
 
 __all__ = [
+    "NON_NEGATIVE",
+    "NON_NEGATIVE_INT",
+    "POSITIVE_INT",
+    "POSITIVE_INTS",
+    "POSITIVE_SECONDS",
+    "Rule",
+    "check",
+    "in_range",
+    "one_of",
+    "plain",
     "ACTIVATIONS",
     "BNConfig",
     "DEFAULT_PLACEMENTS",
     "FloatRange",
     "METRICS",
+    "VERDICT_METRICS",
+    "Phase",
     "PLACEMENTS",
     "SearchSpace",
     "StoredTrials",
@@ -41,5 +69,7 @@ __all__ = [
     "TrialState",
     "confirmation_seed",
     "failure_kind",
+    "layer_seed",
+    "lower_is_better",
     "trial_seed",
 ]

@@ -14,9 +14,38 @@ from typing import Any
 
 from bnsearch.trial._space import BNConfig
 
-__all__ = ["METRICS", "StoredTrials", "TrialResult", "TrialSpec", "TrialState"]
+__all__ = [
+    "METRICS",
+    "VERDICT_METRICS",
+    "Phase",
+    "StoredTrials",
+    "TrialResult",
+    "TrialSpec",
+    "TrialState",
+    "lower_is_better",
+]
 
+#: What an engine records per epoch (the keys of ``TrialResult.history``).
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+#: The final-epoch metrics a verdict can be read on (``--metric``).
+VERDICT_METRICS = ("val_loss", "val_accuracy")
+
+
+def lower_is_better(metric: str) -> bool:
+    """Losses fall as a network improves; accuracies rise."""
+    return "accuracy" not in metric
+
+
+class Phase(str, enum.Enum):
+    """Which part of a study a trial belongs to: the paired search, or the confirmation
+    round that re-trains each placement's best configuration with fresh seeds. Its value is
+    what stores and MLflow hold (``str(Phase.SEARCH) == "search"``)."""
+
+    SEARCH = "search"
+    CONFIRM = "confirm"
+
+    __str__ = str.__str__
+    __format__ = str.__format__
 
 
 class TrialState(str, enum.Enum):
@@ -29,16 +58,16 @@ class TrialState(str, enum.Enum):
 class TrialSpec:
     """One network to train: its configuration, its seed and, for paired designs, its block.
 
-    ``number`` is the backend's trial number (Optuna's ``trial.number``). ``phase`` is
-    ``"search"`` for the study's trials and ``"confirm"`` for re-training the best
-    configuration of each placement with fresh seeds; in that phase ``block`` is the round.
+    ``number`` is the backend's trial number (Optuna's ``trial.number``). ``phase`` says
+    whether it is one of the study's search trials or of the confirmation round (see
+    :class:`Phase`); in the confirmation round ``block`` is the round.
     """
 
     number: int
     config: BNConfig
     seed: int
     block: int | None = None
-    phase: str = "search"
+    phase: Phase = Phase.SEARCH
 
 
 @dataclass
@@ -106,7 +135,7 @@ class TrialResult:
             config=BNConfig(**data["config"]),
             seed=data["seed"],
             block=data.get("block"),
-            phase=data.get("phase", "search"),
+            phase=Phase(data.get("phase", Phase.SEARCH)),
         )
         return cls(
             spec=spec,

@@ -7,14 +7,23 @@ search trial's. Both backends take their seeds from here.
 
 from __future__ import annotations
 
-__all__ = ["confirmation_seed", "trial_seed"]
+__all__ = ["confirmation_seed", "layer_seed", "trial_seed"]
 
 _CONFIRMATION_STREAM = 104_729
+#: Where each kind of layer's seeds start within a trial's thousand: the k-th Dense kernel
+#: draws from ``seed*1000 + k``, the k-th Conv2D kernel from ``+100+k``, the Dropout after
+#: the k-th Dense from ``+500+k`` (both engines draw the same initial weights from these).
+_LAYER_OFFSETS = {"dense": 0, "conv": 100, "dropout": 500}
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
     """A distinct, reproducible seed per trial of a study."""
     return (study_seed * 1_000_003 + trial_number * 7_919 + 1) % (2**31 - 1)
+
+
+def layer_seed(trial_seed: int, kind: str, index: int) -> int:
+    """The seed of the ``index``-th layer of ``kind`` (dense, conv, dropout) of a trial."""
+    return trial_seed * 1000 + _LAYER_OFFSETS[kind] + index
 
 
 def confirmation_seed(study_seed: int, round_id: int, k: int) -> int:

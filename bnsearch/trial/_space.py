@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from bnsearch.errors import ConfigError
+from bnsearch.trial._rules import Rule, check, in_range, one_of
 
 __all__ = [
     "ACTIVATIONS",
@@ -51,23 +52,19 @@ ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu", "sigmoid", "linear", "sel
 
 # Where each parameter's values must lie, as (lowest allowed, highest allowed, whether
 # the highest is excluded, the rule as the user reads it).
-_BOUNDS: dict[str, tuple[float, float, bool, str]] = {
-    "momentum": (0.0, 1.0, True, "0 <= low <= high < 1"),
-    "epsilon": (0.0, math.inf, False, "0 < low <= high"),
-    "dropout": (0.0, 1.0, True, "0 <= low <= high < 1"),
-    "learning_rate": (0.0, math.inf, False, "0 < low <= high"),
+#: Each searched number's rule: what a value, and each end of its range, must satisfy.
+_BOUNDS: dict[str, Rule] = {
+    "momentum": in_range(0.0, 1.0, high_open=True),
+    "epsilon": in_range(0.0, math.inf, low_open=True),
+    "dropout": in_range(0.0, 1.0, high_open=True),
+    "learning_rate": in_range(0.0, math.inf, low_open=True),
 }
-_STRICTLY_POSITIVE = {"epsilon", "learning_rate"}
-
-
-def _check_value(name: str, value: float) -> None:
-    lowest, highest, open_high, rule = _BOUNDS[name]
-    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
-        raise ConfigError(f"`{name}` must be a number, but got {value!r}.")
-    too_low = value <= lowest if name in _STRICTLY_POSITIVE else value < lowest
-    too_high = value >= highest if open_high else value > highest
-    if too_low or too_high:
-        raise ConfigError(f"`{name}` must satisfy {rule}, but got {name}={value!r}.")
+_BN_CONFIG_RULES: dict[str, Rule] = {
+    "placement": one_of(PLACEMENTS),
+    "activation": one_of(ACTIVATIONS),
+    **_BOUNDS,
+    "use_bias": Rule(lambda v: isinstance(v, bool), "true or false"),
+}
 
 
 @dataclass(frozen=True)
@@ -86,18 +83,13 @@ class FloatRange:
         return self.low == self.high
 
     def validate(self, name: str) -> None:
-        lowest, highest, open_high, rule = _BOUNDS[name]
-        low, high = self.low, self.high
-        for value in (low, high):
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise ConfigError(f"`{name}` bounds must be numbers, but got ({low=}, {high=}).")
+        rule, low, high = _BOUNDS[name], self.low, self.high
+        if not (rule.test(low) and rule.test(high)):
+            raise ConfigError(
+                f"`{name}` must be {rule.text} at both ends, but got {low=}, {high=}."
+            )
         if not low <= high:
             raise ConfigError(f"`{name}`: `low <= high` must hold, but got ({low=}, {high=}).")
-        try:
-            _check_value(name, low)
-            _check_value(name, high)
-        except ConfigError:
-            raise ConfigError(f"`{name}` must satisfy {rule}, but got ({low=}, {high=}).") from None
         if self.log and low <= 0:
             raise ConfigError(f"`{name}` is log-scaled, so `low > 0` must hold, but got {low=}.")
 
@@ -128,18 +120,7 @@ class BNConfig:
     activation: str | None = None
 
     def __post_init__(self) -> None:
-        if self.placement not in PLACEMENTS:
-            raise ConfigError(
-                f"unknown placement {self.placement!r}; choose one of {', '.join(PLACEMENTS)}."
-            )
-        if self.activation is not None and self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}."
-            )
-        for name in _BOUNDS:
-            _check_value(name, getattr(self, name))
-        if not isinstance(self.use_bias, bool):
-            raise ConfigError(f"`use_bias` must be true or false, but got {self.use_bias!r}.")
+        check(self, _BN_CONFIG_RULES)
 
     @property
     def has_bn(self) -> bool:

@@ -1,0 +1,110 @@
+"""The one validation mechanism: a :class:`Rule` is a test and the words that complete
+"`name` must be ...", and :func:`check` applies a table of them, raising the one-line
+:class:`~bnsearch.errors.ConfigError` that names the setting, the rule and the value.
+
+The settings table (:mod:`bnsearch.config`), the search space's bounds and
+``NetworkSettings`` all declare their rules with it, so every refusal reads the same way
+and each rule is written once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bnsearch.errors import ConfigError
+
+__all__ = [
+    "NON_NEGATIVE",
+    "NON_NEGATIVE_INT",
+    "POSITIVE_INT",
+    "POSITIVE_INTS",
+    "POSITIVE_SECONDS",
+    "Rule",
+    "check",
+    "in_range",
+    "one_of",
+    "plain",
+]
+
+
+def plain(value: Any) -> str:
+    """``value`` as a person reads it: ``1``, not ``np.int64(1)``; strings quoted."""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # a NumPy scalar
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(plain(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``test(value)`` must hold; ``text`` completes "`name` must be ...". A rule made by
+    :func:`one_of` words its refusal as "unknown name 'x'; choose one of ..."."""
+
+    test: Callable[[Any], bool]
+    text: str
+    choices: tuple[str, ...] = ()
+    hint: str = ""
+
+    def message(self, name: str, value: Any) -> str:
+        if self.choices:
+            return (
+                f"unknown {name} {plain(value)}; choose one of {', '.join(self.choices)}"
+                f"{self.hint}."
+            )
+        return f"`{name}` must be {self.text}, but got {plain(value)}{self.hint}."
+
+
+def one_of(choices: Iterable[str], hint: str = "") -> Rule:
+    """The value is one of ``choices`` (``hint`` is added to the refusal, e.g. "; or ...")."""
+    options = tuple(choices)
+    return Rule(lambda v: v in options, f"one of {', '.join(options)}", options, hint)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def in_range(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Rule:
+    """A number between ``low`` and ``high``; ``*_open`` leaves that end out."""
+    left, right = ("<" if low_open else "<="), ("<" if high_open else "<=")
+
+    def test(value: Any) -> bool:
+        if not _is_number(value):
+            return False
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        return above and below
+
+    ends = f"{low:g} {left} value" + (f" {right} {high:g}" if math.isfinite(high) else "")
+    return Rule(test, f"a number with {ends}")
+
+
+NON_NEGATIVE_INT = Rule(lambda v: _is_int(v) and v >= 0, "a non-negative integer")
+POSITIVE_INT = Rule(lambda v: _is_int(v) and v >= 1, "a positive integer")
+POSITIVE_INTS = Rule(
+    lambda v: isinstance(v, tuple | list) and bool(v) and all(_is_int(u) and u >= 1 for u in v),
+    "a list of positive integers",
+)
+POSITIVE_SECONDS = Rule(
+    lambda v: _is_number(v) and math.isfinite(v) and v > 0, "a positive number of seconds"
+)
+NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, ">= 0")
+
+
+def check(holder: Any, rules: Mapping[str, Rule], skip_none: bool = True) -> None:
+    """Apply ``rules`` (field name → rule) to ``holder``'s fields; ``None`` means "not set"
+    and is left alone unless ``skip_none`` is false."""
+    for name, rule in rules.items():
+        value = getattr(holder, name)
+        if value is None and skip_none:
+            continue
+        if not rule.test(value):
+            raise ConfigError(rule.message(name, value))
