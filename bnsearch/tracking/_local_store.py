@@ -1,0 +1,70 @@
+"""MLflow's SQLite store as files and tables: where its database lies, and moving the artifact
+paths it holds when the store's folder moved.
+
+This is the one place that reads or writes MLflow's private schema (raw SQL on its tables),
+so a schema change in a new MLflow version is fixed here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+__all__ = ["relocate_artifacts", "sqlite_path"]
+
+# Where each table of MLflow's SQLite store keeps an artifact path.
+_ARTIFACT_COLUMNS = (
+    ("runs", "artifact_uri"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+    ("logged_models", "artifact_location"),
+)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))
+    return None
+
+
+def relocate_artifacts(tracking_uri: str) -> int:
+    """After a SQLite store's folder was moved or copied: point each experiment whose
+    artifact folder is gone at ``artifacts/<study>`` beside the database, where bnsearch
+    put it (MLflow stores artifact locations as absolute paths). Returns how many
+    experiments moved; other stores and experiments are left as they are."""
+    import sqlite3
+    import urllib.parse
+
+    db_path = sqlite_path(tracking_uri)
+    if db_path is None or not db_path.exists():
+        return 0
+    here = (db_path.parent / "artifacts").resolve()
+    moved = 0
+    with contextlib.closing(sqlite3.connect(db_path)) as db, db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master")}
+        if "experiments" not in tables:
+            return 0
+        for experiment_id, location in db.execute(
+            "select experiment_id, artifact_location from experiments"
+        ).fetchall():
+            if not (location or "").startswith("file://"):
+                continue
+            old = Path(urllib.parse.unquote(urllib.parse.urlparse(location).path))
+            new = here / old.name
+            if old.exists() or old.parent.name != "artifacts" or not new.is_dir():
+                continue
+            target = new.as_uri()
+            db.execute(
+                "update experiments set artifact_location = ? where experiment_id = ?",
+                (target, experiment_id),
+            )
+            for table, column in _ARTIFACT_COLUMNS:
+                if table in tables:
+                    db.execute(
+                        f"update {table} set {column} = ? || substr({column}, ?) "  # noqa: S608
+                        f"where substr({column}, 1, ?) = ?",
+                        (target, len(location) + 1, len(location), location),
+                    )
+            moved += 1
+    return moved

@@ -1,0 +1,174 @@
+"""The study's parent run, one per invocation: started with the study's parameters and data
+set, ended with its status, and with the verdict when there is one.
+
+What MLflow shows first carries the answer: the parent run ending with a verdict gets it as
+its description, its name ends with the outcome, and it is marked the study's latest parent
+run (``bnsearch.latest``). The run records which host and process run it, so
+:meth:`MlflowTracker.sync` can end it once that process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from bnsearch.data import Dataset
+from bnsearch.tracking._connection import Connection, TrackingUnavailable
+from bnsearch.tracking._trial_runs import mlflow_params
+
+if TYPE_CHECKING:
+    from bnsearch.stats import Verdict
+
+__all__ = ["ParentRuns"]
+
+
+class ParentRuns:
+    """The tracker's parent run (a mixin of :class:`MlflowTracker`, which sets the state
+    below)."""
+
+    connection: Connection
+    parent_run_id: str | None
+    _parent_run_name: str
+
+    def start_study_run(
+        self,
+        run_name: str,
+        params: Mapping[str, Any],
+        tags: Mapping[str, str],
+        dataset: Dataset | None = None,
+    ) -> str:
+        from mlflow.entities import RunTag
+
+        run = self.connection.call(
+            "create_run",
+            self.connection.experiment(),
+            run_name=run_name,
+            tags={"bnsearch.kind": "study", **_process_tags(), **tags},
+        )
+        self.parent_run_id = run.info.run_id
+        self._parent_run_name = run_name
+        self.connection.call(
+            "log_batch",
+            self.parent_run_id,
+            params=mlflow_params(params),
+            tags=[RunTag("bnsearch.started", time.strftime("%Y-%m-%dT%H:%M:%S"))],
+        )
+        if dataset is not None:
+            self.log_dataset(self.parent_run_id, dataset)
+        return self.parent_run_id
+
+    def end_study_run(
+        self,
+        status: str = "FINISHED",
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        if self.parent_run_id is None:
+            return
+        now = int(time.time() * 1000)
+        finite = {k: v for k, v in (metrics or {}).items() if v is not None and math.isfinite(v)}
+        self.connection.call(
+            "log_batch",
+            self.parent_run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in finite.items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+        self.connection.call("set_terminated", self.parent_run_id, status=status)
+        self.parent_run_id = None
+
+    @contextlib.contextmanager
+    def study_run_guard(self) -> Iterator[None]:
+        """End the parent run as KILLED on Ctrl-C and FAILED on any error, then re-raise
+        (the first error: MLflow being away as well does not hide it)."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            with contextlib.suppress(TrackingUnavailable):
+                self.end_study_run(status="KILLED", tags={"bnsearch.interrupted": "true"})
+            raise
+        except BaseException:
+            with contextlib.suppress(TrackingUnavailable):
+                self.end_study_run(status="FAILED")
+            raise
+
+    def end_study_run_with_verdict(
+        self,
+        verdict: Verdict,
+        note: str,
+        label: str,
+        metrics: Mapping[str, float] | None = None,
+        status: str = "FINISHED",
+    ) -> None:
+        """End the parent run with the verdict's metrics and tags (``study`` and ``report``
+        both end their runs here, so the two record a verdict the same way). What MLflow
+        shows first carries the answer: the run's description (its note) is the verdict in
+        a few lines, its name ends with the outcome, and it is marked the latest parent run
+        of the study (``bnsearch.latest``; earlier ones lose the mark, keep the rest).
+        ``note`` and ``label`` are written by :mod:`bnsearch.report` (tracking stores what
+        presentation wrote; it does not render)."""
+        values = {**(metrics or {}), "verdict.n_blocks": float(verdict.n_blocks)}
+        tags = {
+            "bnsearch.verdict": verdict.outcome,
+            "bnsearch.verdict_text": verdict.statement,
+            "bnsearch.verdict_rule": verdict.until,
+            "mlflow.note.content": note,
+            "bnsearch.latest": "true",
+        }
+        self._name_and_mark_latest(label)
+        if verdict.primary is not None:
+            for end in ("cs_low", "cs_high"):  # infinite (unbounded) ends are left out
+                if math.isfinite(getattr(verdict.primary, end)):
+                    values[f"verdict.{end}"] = getattr(verdict.primary, end)
+            values["verdict.median_difference"] = verdict.primary.median
+            values["verdict.mean_difference"] = verdict.primary.mean
+            values["verdict.ci_low"] = verdict.primary.ci_low
+            values["verdict.ci_high"] = verdict.primary.ci_high
+            values["verdict.p_holm"] = verdict.primary.p_holm
+        for activation, sub in verdict.by_activation.items():
+            tags[f"bnsearch.verdict.{activation}"] = sub.outcome
+            tags[f"bnsearch.verdict_text.{activation}"] = sub.statement
+            if sub.primary is not None:
+                values[f"verdict.{activation}.median_difference"] = sub.primary.median
+                values[f"verdict.{activation}.ci_low"] = sub.primary.ci_low
+                values[f"verdict.{activation}.ci_high"] = sub.primary.ci_high
+        self.end_study_run(status=status, metrics=values, tags=tags)
+
+    def _name_and_mark_latest(self, label: str) -> None:
+        """The parent run's name ends with ``label``; earlier parent runs lose the mark."""
+        if self.parent_run_id is None:
+            return
+        name = f"{self._parent_run_name} · {label}".strip(" ·")
+        self.connection.call("update_run", self.parent_run_id, name=name)
+        for earlier in self.connection.search("tags.`bnsearch.latest` = 'true'"):
+            if earlier.info.run_id != self.parent_run_id:
+                self.connection.call("set_tag", earlier.info.run_id, "bnsearch.latest", "false")
+
+    def log_dataset(self, run_id: str, dataset: Dataset) -> None:
+        """Link the study's data set to ``run_id`` as its training input."""
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+
+        mlflow_dataset = mlflow.data.from_numpy(
+            dataset.x, targets=dataset.y, name=dataset.name, digest=dataset.fingerprint
+        )
+        inputs = [
+            DatasetInput(
+                mlflow_dataset._to_mlflow_entity(),
+                tags=[InputTag("mlflow.data.context", "training")],
+            )
+        ]
+        # Workers starting together race to insert the same dataset row (a refused
+        # duplicate); once one has, the others' next try links to it.
+        self.connection.call_through_races("log_inputs", run_id, datasets=inputs)
+
+
+def _process_tags() -> dict[str, str]:
+    """Who runs a study run: :meth:`MlflowTracker.sync` ends it once that process is gone."""
+    return {"bnsearch.host": socket.gethostname(), "bnsearch.pid": str(os.getpid())}

@@ -1,0 +1,246 @@
+"""A child run per trial: created when the trial starts, its epochs logged as it trains, its
+outcome written and the run ended when it is done.
+
+Best effort: the backend's store has the truth, so a trial whose run cannot be written
+(MLflow away) trains on, is counted in ``pending``, and :meth:`MlflowTracker.sync` writes
+the run later with the same functions (:func:`create_finished_run`, :func:`write_outcome`).
+Runs point at the study's parent run with the ``mlflow.parentRunId`` tag and are written by
+explicit run id, never through MLflow's thread-local active run, so several trials can be
+open at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from bnsearch.tracking._connection import Connection, TrackingUnavailable
+from bnsearch.trial import METRICS, TrialResult, TrialSpec, TrialState
+
+__all__ = [
+    "STATUS",
+    "HistoryLogged",
+    "TrialRuns",
+    "create_finished_run",
+    "kill",
+    "mlflow_params",
+    "trial_params",
+    "write_outcome",
+]
+
+#: How much of a trial's per-epoch history its run already holds.
+HistoryLogged = Literal["none", "some", "all"]
+
+#: The status a trial's run ends with, by the trial's state.
+STATUS = {
+    TrialState.COMPLETE: "FINISHED",
+    TrialState.PRUNED: "KILLED",
+    TrialState.FAILED: "FAILED",
+}
+
+
+class TrialRuns:
+    """The tracker's trial runs (a mixin of :class:`MlflowTracker`, which sets the state
+    below)."""
+
+    connection: Connection
+    parent_run_id: str | None
+    pending: int
+    # Runs created while their parameters could not be written (MLflow went away between
+    # the two calls): the parameters go with the outcome.
+    _without_params: set[str]
+
+    def start_trial(
+        self, spec: TrialSpec, extra_tags: Mapping[str, str] | None = None
+    ) -> str | None:
+        """Create the trial's run with its parameters; None when MLflow is away (the trial
+        trains anyway and :meth:`finish_trial` or :meth:`sync` writes the run later)."""
+        try:
+            run = self.connection.call(
+                "create_run",
+                self.connection.experiment(),
+                run_name=_trial_run_name(spec),
+                tags=_trial_tags(spec, self.parent_run_id, "RUNNING", extra_tags),
+            )
+        except TrackingUnavailable:
+            return None
+        run_id = run.info.run_id
+        if not self.connection.best_effort("log_batch", run_id, params=trial_params(spec)):
+            self._without_params.add(run_id)
+        return run_id
+
+    def log_trial_params(self, run_id: str | None, params: Mapping[str, Any]) -> None:
+        """Params a trial gets beyond its configuration (Keras Tuner's Hyperband keys)."""
+        if run_id is not None:
+            self.connection.best_effort("log_batch", run_id, params=mlflow_params(params))
+
+    def log_epoch(self, run_id: str | None, step: int, metrics: Mapping[str, float]) -> bool:
+        """One epoch's metrics of a trial in progress (finite values only); False when they
+        could not be written (:meth:`finish_trial` then fills the gaps)."""
+        from mlflow.entities import Metric
+
+        if run_id is None:
+            return False
+        now = int(time.time() * 1000)
+        finite = [Metric(k, v, now, step) for k, v in metrics.items() if math.isfinite(v)]
+        return self.connection.best_effort("log_batch", run_id, metrics=finite)
+
+    def finish_trial(
+        self,
+        run_id: str | None,
+        result: TrialResult,
+        history_logged: HistoryLogged = "none",
+        extra_tags: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Write the trial's outcome and end its run (FINISHED, KILLED if pruned, or
+        FAILED): its per-epoch metrics (as far as ``history_logged`` says they are not
+        there yet), final and best values and state. Without a run (MLflow was away at the
+        trial's start) the run is created now. False, and one more pending run for
+        :meth:`sync`, when MLflow is away."""
+        connection = self.connection
+        try:
+            if run_id is None:
+                run_id = create_finished_run(connection, result, self.parent_run_id, extra_tags)
+            else:
+                if run_id in self._without_params:
+                    connection.call("log_batch", run_id, params=trial_params(result.spec))
+                    self._without_params.discard(run_id)
+                write_outcome(connection, run_id, result, history_logged)
+        except TrackingUnavailable:
+            self.pending += 1
+            return False
+        return True
+
+    def kill_run(self, run_id: str | None, reason: str, status: str = "KILLED") -> None:
+        """End a run that was interrupted or abandoned, keeping what it logged."""
+        kill(self.connection, run_id, reason, status)
+
+    def trial_run_id(self, number: int) -> str | None:
+        """The run of trial ``number`` that holds its outcome (the latest, if several)."""
+        query = f"tags.`bnsearch.kind` = 'trial' and tags.`bnsearch.trial_number` = '{number}'"
+        runs = [r for r in self.connection.search(query) if r.info.status != "RUNNING"]
+        return max(runs, key=lambda r: r.info.start_time).info.run_id if runs else None
+
+
+def kill(connection: Connection, run_id: str | None, reason: str, status: str) -> None:
+    """End ``run_id`` (if any) with ``status``, tagged FAILED with ``reason``; best effort."""
+    from mlflow.entities import RunTag
+
+    if run_id is None:
+        return
+    tags = [RunTag("bnsearch.fail_reason", reason), RunTag("bnsearch.state", "FAILED")]
+    if connection.best_effort("log_batch", run_id, tags=tags):
+        connection.best_effort("set_terminated", run_id, status=status)
+
+
+def create_finished_run(
+    connection: Connection,
+    result: TrialResult,
+    parent_run_id: str | None,
+    extra_tags: Mapping[str, str] | None,
+) -> str:
+    """A run for a trial that has none, written and ended in one go; its id."""
+    spec = result.spec
+    tags = _trial_tags(spec, parent_run_id, "RUNNING", extra_tags)
+    run = connection.call(
+        "create_run", connection.experiment(), run_name=_trial_run_name(spec), tags=tags
+    )
+    run_id = run.info.run_id
+    connection.call("log_batch", run_id, params=trial_params(spec))
+    write_outcome(connection, run_id, result, history_logged="none")
+    return run_id
+
+
+def write_outcome(
+    connection: Connection, run_id: str, result: TrialResult, history_logged: HistoryLogged
+) -> None:
+    """The history the run lacks, final and best values, state and engine; then end it."""
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(name, float(value), now, step)
+        for name, step, value in _missing_steps(connection, run_id, result, history_logged)
+    ]
+    for name in ("val_loss", "val_accuracy"):
+        final, best = result.final(name), result.best(name)
+        if final is not None and math.isfinite(final):
+            metrics.append(Metric(f"final_{name}", final, now, 0))
+        if best is not None:
+            metrics.append(Metric(f"best_{name}", best, now, 0))
+    metrics.append(Metric("epochs_trained", float(result.epochs_trained), now, 0))
+    metrics.append(Metric("wall_time_s", result.wall_time_s, now, 0))
+    tags = [
+        RunTag("bnsearch.state", result.state.value),
+        RunTag("bnsearch.engine", result.engine),
+    ]
+    if result.fail_reason:
+        tags.append(RunTag("bnsearch.fail_reason", result.fail_reason[:5000]))
+    for start in range(0, len(metrics), 900):
+        chunk = metrics[start : start + 900]
+        connection.call("log_batch", run_id, metrics=chunk, tags=tags if start == 0 else [])
+    connection.call("set_terminated", run_id, status=STATUS[result.state])
+
+
+def _missing_steps(
+    connection: Connection, run_id: str, result: TrialResult, history_logged: HistoryLogged
+) -> list[tuple[str, int, float]]:
+    """The (metric, step, value) entries of the history the run lacks: all of them for a
+    run that logged none, none for one that logged all, else those MLflow does not hold
+    (an outage cut some)."""
+    wanted = [
+        (name, step, value)
+        for name in METRICS
+        for step, value in enumerate(result.history.get(name, []))
+        if math.isfinite(value)
+    ]
+    if history_logged != "some":
+        return wanted if history_logged == "none" else []
+    held = {
+        (name, metric.step)
+        for name in METRICS
+        for metric in connection.call("get_metric_history", run_id, name)
+    }
+    return [entry for entry in wanted if entry[:2] not in held]
+
+
+def _trial_run_name(spec: TrialSpec) -> str:
+    """``trial-NNNN-<placement>`` for search trials, ``confirm-NNNN-<placement>`` for the
+    confirmation round: the UI's name filter and sort keep the two apart."""
+    prefix = "trial" if spec.phase == "search" else spec.phase
+    return f"{prefix}-{spec.number:04d}-{spec.config.placement}"
+
+
+def _trial_tags(
+    spec: TrialSpec, parent_run_id: str | None, state: str, extra: Mapping[str, str] | None
+) -> dict[str, str]:
+    return {
+        "mlflow.parentRunId": parent_run_id or "",
+        "bnsearch.kind": "trial",
+        "bnsearch.trial_number": str(spec.number),
+        "bnsearch.seed": str(spec.seed),
+        "bnsearch.state": state,
+        "placement": spec.config.placement,
+        **({"bnsearch.block": str(spec.block)} if spec.block is not None else {}),
+        **(extra or {}),
+    }
+
+
+def trial_params(spec: TrialSpec) -> list[Any]:
+    """A trial's parameters as MLflow params: its configuration and its seed."""
+    return mlflow_params({**spec.config.as_params(), "seed": spec.seed})
+
+
+def mlflow_params(values: Mapping[str, Any]) -> list[Any]:
+    """``values`` as MLflow params (floats written with ``repr``)."""
+    from mlflow.entities import Param
+
+    return [Param(k, _param_value(v)) for k, v in values.items()]
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
