@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from bnsearch.tracking._connection import Connection, TrackingUnavailable
-from bnsearch.trial import METRICS, TrialResult, TrialSpec, TrialState
+from bnsearch.trial import METRICS, Phase, TrialResult, TrialSpec, TrialState
 
 __all__ = [
     "STATUS",
@@ -209,7 +209,7 @@ def _missing_steps(
 def _trial_run_name(spec: TrialSpec) -> str:
     """``trial-NNNN-<placement>`` for search trials, ``confirm-NNNN-<placement>`` for the
     confirmation round: the UI's name filter and sort keep the two apart."""
-    prefix = "trial" if spec.phase == "search" else spec.phase
+    prefix = "trial" if spec.phase == Phase.SEARCH else str(spec.phase)
     return f"{prefix}-{spec.number:04d}-{spec.config.placement}"
 
 
@@ -241,6 +241,6 @@ def mlflow_params(values: Mapping[str, Any]) -> list[Any]:
 
 
 def _param_value(value: Any) -> str:
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, float):  # float() first: a NumPy float's repr is np.float64(...)
+        return repr(float(value))
     return str(value)
