@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from bnsearch.backends import stored_trials_reader
+from bnsearch.backends import read_study
 from bnsearch.config import StudyConfig
 from bnsearch.engines import KerasEngine
 from bnsearch.errors import ConfigError
@@ -50,9 +50,9 @@ def export_best(
     exported = []
     for original in best:
         spec = original.spec
-        engine = KerasEngine(keep_models=True)
-        (result,) = engine.train([spec], dataset, config.network)
-        if result.state is not TrialState.COMPLETE or engine.models[0] is None:
+        trained = KerasEngine().train([spec], dataset, config.network, keep_models=True)
+        (result,), (model,) = trained.results, trained.models
+        if result.state is not TrialState.COMPLETE or model is None:
             raise ConfigError(
                 f"re-training trial {spec.number} ({spec.config.placement}) failed "
                 f"({result.fail_reason}); nothing was exported for it."
@@ -63,7 +63,7 @@ def export_best(
             tags={"bnsearch.kind": "export", "bnsearch.exports_trial": str(spec.number)},
         )
         with tracker.study_run_guard():
-            uri = tracker.log_keras_model(run_id, engine.models[0], dataset.x, register_as)
+            uri = tracker.log_keras_model(run_id, model, dataset.x, register_as)
             final = result.final("val_loss")
             tracker.end_study_run(metrics={} if final is None else {"final_val_loss": final})
         exported.append(
@@ -79,7 +79,7 @@ def export_best(
 
 
 def _best(config: StudyConfig, placement: str | None) -> list[TrialResult]:
-    every = best_per_placement(stored_trials_reader(config)().results)
+    every = best_per_placement(read_study(config).stored_trials().results)
     best = [r for r in every if placement is None or r.config.placement == placement]
     if not best:
         have = ", ".join(sorted(r.config.placement for r in every)) or "none"

@@ -1,7 +1,7 @@
 """``python -m bnsearch replay``: train one logged trial again, alone, and compare.
 
 A trial is reproducible from what the store keeps of it: its configuration and its seed
-(the seed rule, :mod:`bnsearch.seeds`, gives every trial of a block the same one). The
+(the seed rule, :mod:`bnsearch.trial`, gives every trial of a block the same one). The
 replay trains that specification again on the engine that trained it — one member of a
 population of its own, or one ``model.fit`` — and prints the per-epoch metrics beside the
 logged ones with the largest difference.
@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from bnsearch.backends import stored_trials_reader
+from bnsearch.backends import read_study
 from bnsearch.config import StudyConfig
 from bnsearch.engines import make_engine
 from bnsearch.errors import ConfigError
@@ -81,7 +81,7 @@ def _largest_difference(
 
 
 def _find(config: StudyConfig, number: int) -> TrialResult:
-    results = stored_trials_reader(config)().results
+    results = read_study(config).stored_trials().results
     for result in results:
         if result.spec.number == number:
             return result
@@ -108,7 +108,8 @@ def replay_trial(
         file=out,
         flush=True,
     )
-    replayed = make_engine(name, max_population=1).train([spec], dataset, config.network)[0]
+    trainer = make_engine(name, max_population=1)
+    replayed = trainer.train([spec], dataset, config.network).results[0]
     metric, epoch, absolute, relative = _largest_difference(original, replayed)
     run_id = _log(config, original, replayed, name, (metric, epoch, absolute, relative))
     replay = Replay(original, replayed, name, metric, epoch, absolute, relative, run_id)

@@ -16,12 +16,10 @@ from typing import Any, TextIO
 from bnsearch._redact import redact_url
 from bnsearch.backends import (
     Backend,
-    load_existing_study,
+    backend_class,
     make_backend,
-    open_study,
-    results_from_study,
+    read_study,
     stored_trials_reader,
-    study_importances,
 )
 from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig
 from bnsearch.data import Dataset, load_dataset
@@ -232,25 +230,26 @@ def _outcome(
 
 
 def prepare_study(config: StudyConfig, stream: TextIO | None = None) -> tuple[str, str]:
-    """Create (or check) the Optuna study and the MLflow experiment; train nothing.
+    """Create (or check) the study's store (the Optuna study, the Keras Tuner project) and
+    the MLflow experiment; train nothing.
 
     Run once before starting workers on a shared storage: then no two workers race to
-    create either. Returns the Optuna study name and the MLflow experiment id.
+    create either. Returns the study name and the MLflow experiment id.
     """
     out = stream or sys.stdout
     dataset = load_study_dataset(config)
-    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
+    name = config.resolved_study_name
+    tracker = MlflowTracker(config.resolved_tracking_uri, name)
     tracker.connect()
-    study = open_study(config, dataset)
+    where = backend_class(config).prepare(config, dataset)
     print(
-        f"bnsearch: study {study.study_name!r} is ready in "
-        f"{redact_url(config.resolved_storage)} ({len(study.trials)} trials), MLflow "
-        f"experiment id {tracker.experiment_id} at {redact_url(config.resolved_tracking_uri)}; "
+        f"bnsearch: study {name!r} is ready in {where}, MLflow experiment id "
+        f"{tracker.experiment_id} at {redact_url(config.resolved_tracking_uri)}; "
         "start the workers.",
         file=out,
         flush=True,
     )
-    return study.study_name, str(tracker.experiment_id)
+    return name, str(tracker.experiment_id)
 
 
 @contextlib.contextmanager
@@ -344,29 +343,31 @@ def rebuild_report(
     out_dir: Path | None = None,
     stream: TextIO | None = None,
 ) -> Verdict:
-    """Recompute the verdict of a finished Optuna study from its storage and write the
-    report to ``out_dir`` (default ``mlruns/reports/<study>``); also log it to a new MLflow
-    run of kind ``report``. Nothing is trained."""
+    """Recompute the verdict of a finished study from its store (the Optuna study, the
+    Keras Tuner project) and write the report to ``out_dir`` (default
+    ``mlruns/reports/<study>``); also log it to a new MLflow run of kind ``report``.
+    Nothing is trained."""
     out = stream or sys.stdout
     name = config.resolved_study_name
-    study = load_existing_study(config)
-    results = results_from_study(study)
+    store = read_study(config)
+    results = store.stored_trials().results
     verdict = verdict_for(
         results,
         metric=config.metric,
         threshold=config.threshold,
-        importances=study_importances(study),
+        importances=store.importances(),
         seed=config.seed,
+        unpaired_reason=store.unpaired_reason,
         until=config.until,
     )
     folder = out_dir or config.path_under(DEFAULT_STORE_DIR / "reports")
-    line = f"Data fingerprint: {study.user_attrs.get('bnsearch.data_fingerprint', 'unknown')}."
+    line = f"Data fingerprint: {store.data_fingerprint}."
     files = write_report(folder, name, verdict, results, line)
     tracker = MlflowTracker(config.resolved_tracking_uri, name)
     tracker.start_study_run(
         run_name=f"report-{time.strftime('%Y%m%d-%H%M%S')}",
         params={"study_name": name, "metric": config.metric, "threshold": config.threshold},
-        tags={"bnsearch.kind": "report", "optuna.study": name},
+        tags={"bnsearch.kind": "report", **store.tags},
     )
     for path in files:
         tracker.log_artifact(path)

@@ -1,5 +1,5 @@
 """The verdict across a sweep's studies: read each study's store, compare placements across
-the datasets (:mod:`bnsearch.across`), write the report and log it to its own MLflow run.
+the datasets (:mod:`bnsearch.stats`), write the report and log it to its own MLflow run.
 
 Trains nothing. A study of the folder that has not run yet is listed and left out.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bnsearch._redact import redact_url
-from bnsearch.backends import stored_trials_reader
+from bnsearch.backends import read_study
 from bnsearch.config import StudyConfig
 from bnsearch.errors import ConfigError
 from bnsearch.report import write_sweep_report
@@ -43,7 +43,7 @@ def report_sweep(
     metrics = set()
     for config in configs:
         try:
-            results = stored_trials_reader(config)().results
+            results = read_study(config).stored_trials().results
         except ConfigError:
             print(f"sweep verdict: {config.resolved_study_name}: not run yet; left out", file=out)
             continue

@@ -76,6 +76,90 @@ def test_optuna_private_attributes_are_touched_in_the_adapter_only():
     assert {o.split(":")[0] for o in offenders} <= {"backends/optuna/_adapter.py"}, offenders
 
 
+def _keras_tuner_private_names() -> set[str]:
+    """Every ``_``-prefixed (not dunder) member of the Keras Tuner objects bnsearch meets:
+    its oracles, tuners, trials and hyperparameters, classes and instances."""
+    import tempfile
+
+    import keras_tuner as kt
+
+    classes = [
+        kt.Oracle, kt.oracles.RandomSearchOracle, kt.oracles.BayesianOptimizationOracle,
+        kt.oracles.HyperbandOracle, kt.oracles.GridSearchOracle, kt.Tuner, kt.RandomSearch,
+        kt.BayesianOptimization, kt.Hyperband, kt.GridSearch, kt.HyperParameters,
+        kt.engine.trial.Trial, kt.Objective,
+    ]  # fmt: skip
+    hyperparameters = kt.HyperParameters()
+    hyperparameters.Float("x", 0.0, 1.0)
+    objective = kt.Objective("val_loss", "min")
+    with tempfile.TemporaryDirectory() as folder:
+        instances = [
+            kt.oracles.RandomSearchOracle(objective, 1, hyperparameters=hyperparameters),
+            kt.oracles.BayesianOptimizationOracle(objective, 1, hyperparameters=hyperparameters),
+            kt.engine.trial.Trial(hyperparameters, trial_id="1"),
+            kt.RandomSearch(lambda hp: None, objective=objective, max_trials=1, directory=folder),
+        ]
+    names = {n for c in classes for n in dir(c)} | {n for i in instances for n in vars(i)}
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def test_keras_tuner_private_members_are_touched_in_its_adapter_only():
+    adapter = "backends/keras_tuner/_adapter.py"
+    private = _keras_tuner_private_names()
+    offenders = []
+    for path in SOURCES:
+        where = str(path.relative_to(PACKAGE))
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Attribute) and node.attr in private:
+                offenders.append(f"{where}:{node.lineno} .{node.attr}")
+            modules = []
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            for module in modules:
+                if module == "keras_tuner.src" or module.startswith("keras_tuner.src."):
+                    offenders.append(f"{where}:{node.lineno} {module}")
+    assert {o.split(":")[0] for o in offenders} == {adapter}, offenders
+
+
+def _calls(path: Path) -> set[str]:
+    """The names of the functions and methods ``path`` calls (``f()``, ``x.f()``)."""
+    found = set()
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            found.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+    return found
+
+
+def test_the_paired_search_loop_is_written_once():
+    """Both backends run ``backends/_loop.py``: only it sizes a batch, trains it on the
+    engine, logs its kept models and applies the failure policy."""
+    loop = {"batch_room", "train", "stop_after_failures", "log_kept_models"}
+    users = {
+        str(path.relative_to(PACKAGE)): sorted(_calls(path) & loop)
+        for path in SOURCES
+        if path.is_relative_to(PACKAGE / "backends") and _calls(path) & loop
+    }
+    assert users == {"backends/_loop.py": sorted(loop)}
+
+
+def test_no_caller_branches_on_the_backend_setting():
+    """``config.backend`` picks a class from one table (``backends.backend_class``); nothing
+    outside ``config/`` compares it."""
+    offenders = []
+    for path in SOURCES:
+        if path.is_relative_to(PACKAGE / "config"):
+            continue
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                if any(isinstance(s, ast.Attribute) and s.attr == "backend" for s in sides):
+                    offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert offenders == []
+
+
 def test_no_function_runs_over_60_lines_without_saying_why():
     long = []
     for path in SOURCES:

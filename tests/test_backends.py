@@ -69,12 +69,12 @@ def test_a_trial_failed_by_another_process_while_training_is_retried_not_crashed
 
         victim: int | None = None
 
-        def train(self, specs, dataset, network, on_epoch=None):
+        def train(self, specs, dataset, network, on_epoch=None, keep_models=False):
             if self.victim is None:
                 self.victim = specs[0].number
                 other = optuna.load_study(study_name="shared", storage=stores["storage"])
                 other.tell(self.victim, state=optuna.trial.TrialState.FAIL)
-            return super().train(specs, dataset, network, on_epoch)
+            return super().train(specs, dataset, network, on_epoch, keep_models)
 
     config = _config("optuna", tiny_csv, stores, engine="keras", n_trials=3)
     tracker = MlflowTracker(config.resolved_tracking_uri, "shared")

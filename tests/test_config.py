@@ -33,3 +33,17 @@ def test_the_grace_period_must_exceed_the_heartbeat_interval():
 def test_a_negative_seed_is_refused_before_anything_runs():
     with pytest.raises(ConfigError, match="`seed` must be a non-negative integer"):
         StudyConfig(seed=-1)
+
+
+def test_with_changes_gives_what_a_fresh_config_gives():
+    """StudyConfig stores what it was given: the engine's fallback and the engine's default
+    budget are computed from the fields, so changing a field changes what follows from it."""
+    from bnsearch.engines import resolve
+
+    changed = StudyConfig(engine="keras").with_changes(engine="population")
+    fresh = StudyConfig(engine="population")
+    assert changed == fresh
+    assert changed.trials_per_run == fresh.trials_per_run == 256
+    assert resolve(changed) == resolve(fresh)
+    assert StudyConfig(engine="keras").trials_per_run == 16
+    assert StudyConfig(n_trials=7).with_changes(engine="keras").trials_per_run == 7

@@ -45,8 +45,8 @@ def _train_for_parity(data, settings, network, first_seed):
     ]
     specs = [TrialSpec(i, c, first_seed + i) for i, c in enumerate(configs)]
     engine = PopulationEngine(shuffle=False, jit_compile=False)
-    results = engine.train(specs, data, network)
-    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, network)
+    results = engine.train(specs, data, network).results
+    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, network).results
     return data, specs, results, engine.last_population, xla
 
 
@@ -121,6 +121,7 @@ def variant_run():
     specs = [TrialSpec(i, c, 40 + i) for i, c in enumerate(VARIANTS)]
     graph = PopulationEngine(shuffle=False, jit_compile=False).train(specs, data, VARIANT_NETWORK)
     xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, VARIANT_NETWORK)
+    graph, xla = graph.results, xla.results
     return data, specs, graph, xla
 
 
@@ -174,8 +175,8 @@ def test_one_members_nan_does_not_reach_the_others():
     network = NetworkSettings(epochs=2, hidden_units=(8, 8))
     good = TrialSpec(0, BNConfig(placement="before", learning_rate=0.05), seed=5)
     bad = TrialSpec(1, BNConfig(placement="none", learning_rate=1e38), seed=6)
-    alone = PopulationEngine().train([good], data, network)[0]
-    together = PopulationEngine().train([good, bad], data, network)
+    alone = PopulationEngine().train([good], data, network).results[0]
+    together = PopulationEngine().train([good, bad], data, network).results
     assert together[1].state is TrialState.FAILED and "loss became" in together[1].fail_reason
     assert together[0].state is TrialState.COMPLETE
     # A member's result does not depend on who shares its population.
@@ -195,7 +196,9 @@ def test_pruned_member_stops_and_the_rest_finish():
         assert all(math.isfinite(v) for v in metrics.values())
         return index == 2 and epoch == 1
 
-    results = PopulationEngine().train(specs, data, network, prune_member_two_after_epoch_one)
+    results = (
+        PopulationEngine().train(specs, data, network, prune_member_two_after_epoch_one).results
+    )
     assert results[2].state is TrialState.PRUNED and results[2].epochs_trained == 2
     assert (2, 2) not in seen
     assert all(r.epochs_trained == 4 for i, r in enumerate(results) if i != 2)
@@ -205,7 +208,7 @@ def test_large_populations_are_chunked_in_order():
     data = make_synthetic(120, seed=1).standardize(0.2)
     network = NetworkSettings(epochs=1, hidden_units=(4,))
     specs = [TrialSpec(i, BNConfig(placement=PLACEMENTS[i % 5]), seed=i) for i in range(7)]
-    results = PopulationEngine(max_population=3).train(specs, data, network)
+    results = PopulationEngine(max_population=3).train(specs, data, network).results
     assert [r.spec.number for r in results] == list(range(7))
     assert all(r.state is TrialState.COMPLETE for r in results)
 
@@ -213,7 +216,8 @@ def test_large_populations_are_chunked_in_order():
 def test_keras_engine_records_divergence_as_failed():
     data = make_synthetic(120, seed=1).standardize(0.2)
     spec = TrialSpec(0, BNConfig(placement="none", learning_rate=1e38), seed=1)
-    result = KerasEngine().train([spec], data, NetworkSettings(epochs=2, hidden_units=(4,)))[0]
+    network = NetworkSettings(epochs=2, hidden_units=(4,))
+    result = KerasEngine().train([spec], data, network).results[0]
     assert result.state is TrialState.FAILED and "loss became" in result.fail_reason
 
 

@@ -33,9 +33,7 @@ def test_a_stop_flag_without_its_exception_ends_the_study_cleanly(tiny_csv, stor
             stop.set()
         original()
 
-    monkeypatch.setattr(
-        "bnsearch.backends.optuna._backend.raise_if_stopped", stop_after_first_epoch
-    )
+    monkeypatch.setattr("bnsearch.backends._loop.raise_if_stopped", stop_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         run_study(config)
     assert len(calls) == 3  # it stopped at the first check after the flag was set

@@ -37,11 +37,10 @@ def test_a_kept_population_member_is_a_keras_model_that_scores_its_val_loss(data
         TrialSpec(i, BNConfig(placement=p, use_bias=i % 2 == 0, learning_rate=0.02), 30 + i)
         for i, p in enumerate(PLACEMENTS)
     ]
-    engine = PopulationEngine(keep_models=True)
-    results = engine.train(specs, data, network)
-    assert len(engine.models) == len(specs)
+    trained = PopulationEngine().train(specs, data, network, keep_models=True)
+    assert len(trained.models) == len(specs)
     _, _, x_val, y_val = data.split(network.validation_split)
-    for spec, result, model in zip(specs, results, engine.models, strict=True):
+    for spec, result, model in zip(specs, trained.results, trained.models, strict=True):
         assert result.state is TrialState.COMPLETE
         # Inference mode: the moving statistics and weights the member ended with.
         compile_model(model, spec.config, data.n_classes, network)
@@ -52,9 +51,10 @@ def test_a_kept_population_member_is_a_keras_model_that_scores_its_val_loss(data
 
 
 def test_without_keep_models_the_engine_keeps_nothing():
-    engine = PopulationEngine()
-    engine.train([TrialSpec(0, BNConfig(), 1)], make_synthetic(240, seed=5), MLP)
-    assert engine.models == []
+    trained = PopulationEngine().train(
+        [TrialSpec(0, BNConfig(), 1)], make_synthetic(240, seed=5), MLP
+    )
+    assert trained.models == [] and len(trained.results) == 1
 
 
 def test_a_study_with_keep_models_logs_each_confirmation_model_and_no_search_model(

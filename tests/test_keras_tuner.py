@@ -97,7 +97,9 @@ def test_a_batch_trains_several_blocks_at_once_on_the_population_engine(tiny_csv
     engine = make_engine(config.engine, config.population)
     batches = []
     train = engine.train
-    engine.train = lambda specs, *args: batches.append(len(specs)) or train(specs, *args)
+    engine.train = lambda specs, *args, **kw: (
+        batches.append(len(specs)) or train(specs, *args, **kw)
+    )
     tracker = MlflowTracker(config.resolved_tracking_uri, "kt")
     backend = make_backend(config, dataset, engine, tracker)
     backend.open()
@@ -164,6 +166,29 @@ def test_target_trials_fills_the_project_up_to_its_target_then_it_is_up_to_date(
     out = io.StringIO()
     again = run_study(_config(tiny_csv, stores, target_trials=6, verbose=True), stream=out)
     assert again.new_results == [] and "is up to date (6 of 6 search trials)" in out.getvalue()
+
+
+def test_prepare_and_report_read_a_keras_tuner_project_as_they_read_an_optuna_study(
+    tiny_csv, stores, tmp_path
+):
+    import io
+
+    from mlflow.tracking import MlflowClient
+
+    from bnsearch.study import prepare_study, rebuild_report
+
+    config = _config(tiny_csv, stores, n_trials=6)
+    said = io.StringIO()
+    prepare_study(config, said)
+    assert f"is ready in {project_dir(config)} (0 trials)" in said.getvalue()
+    outcome = run_study(config)
+    verdict = rebuild_report(config, tmp_path / "report", io.StringIO())
+    assert verdict.statement == outcome.verdict.statement and verdict.n_blocks == 2
+    assert (tmp_path / "report" / "report.html").exists()
+    client = MlflowClient(stores["tracking_uri"])
+    experiment = client.get_experiment_by_name("kt").experiment_id
+    (report_run,) = client.search_runs([experiment], "tags.`bnsearch.kind` = 'report'")
+    assert report_run.data.tags["keras_tuner.study"] == "kt"
 
 
 def test_a_changed_space_is_refused(tiny_csv, stores):

@@ -1,22 +1,24 @@
 """Backends decide *what* to try next and keep the results; engines decide how to train it.
 
-Both backends implement :class:`Backend`; :func:`make_backend` picks one for a study.
+Both backends implement :class:`Backend` and run the one paired-search loop
+(:func:`run_paired_search`) with hooks of their own (:class:`PairedSearcher`);
+:func:`make_backend` picks one for a study, :func:`read_study` reads an existing study's
+store back without training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from bnsearch._redact import redact_url
-from bnsearch.backends._base import Backend, ResultCallback
+from bnsearch.backends._base import Backend, ResultCallback, StudyReader
 from bnsearch.backends._budget import batch_room
+from bnsearch.backends._loop import TAKEN_OVER, Member, PairedSearcher, run_paired_search
 from bnsearch.backends.keras_tuner import (
     KerasTunerBackend,
     project_dir,
     results_from_project,
 )
 from bnsearch.backends.optuna import (
-    TAKEN_OVER,
     OptunaBackend,
     blocks_to_complete,
     claim_lock,
@@ -25,13 +27,11 @@ from bnsearch.backends.optuna import (
     open_study,
     results_from_study,
     stored_result,
-    stored_trials,
     study_importances,
 )
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine
-from bnsearch.errors import ConfigError
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import StoredTrials
 
@@ -39,8 +39,12 @@ __all__ = [
     "TAKEN_OVER",
     "Backend",
     "KerasTunerBackend",
+    "Member",
     "OptunaBackend",
+    "PairedSearcher",
     "ResultCallback",
+    "StudyReader",
+    "backend_class",
     "batch_room",
     "blocks_to_complete",
     "claim_lock",
@@ -49,34 +53,39 @@ __all__ = [
     "make_backend",
     "open_study",
     "project_dir",
+    "read_study",
     "results_from_project",
     "results_from_study",
+    "run_paired_search",
     "stored_result",
     "stored_trials_reader",
     "study_importances",
 ]
 
-_BACKENDS: dict[str, type] = {"optuna": OptunaBackend, "keras-tuner": KerasTunerBackend}
+_BACKENDS: dict[str, type[Backend]] = {
+    "optuna": OptunaBackend,
+    "keras-tuner": KerasTunerBackend,
+}
+
+
+def backend_class(config: StudyConfig) -> type[Backend]:
+    """The backend ``config.backend`` names (the setting's choices come from the same table)."""
+    return _BACKENDS[config.backend]
 
 
 def make_backend(
     config: StudyConfig, dataset: Dataset, engine: Engine, tracker: MlflowTracker
 ) -> Backend:
-    """The backend ``config.backend`` names (the setting's choices come from the same table)."""
-    return _BACKENDS[config.backend](config, dataset, engine, tracker)
+    """The study's backend, ready to :meth:`~Backend.open`."""
+    return backend_class(config)(config, dataset, engine, tracker)
+
+
+def read_study(config: StudyConfig) -> StudyReader:
+    """An existing study's store, read back without opening it for training; a ConfigError
+    if there is no such study."""
+    return backend_class(config).read(config)
 
 
 def stored_trials_reader(config: StudyConfig) -> Callable[[], StoredTrials]:
-    """What an existing study's store holds, read afresh at each call, without opening the
-    study for training (``sync``); a ConfigError if there is no such study."""
-    if config.backend == "optuna":
-        study = load_existing_study(config)
-        return lambda: stored_trials(study)
-    folder = project_dir(config)
-    if not folder.is_dir():
-        raise ConfigError(
-            f"no Keras Tuner project for study {config.resolved_study_name!r} at {folder} "
-            f"(tracking store {redact_url(config.resolved_tracking_uri)}); pass --study-name "
-            "and --tracking-uri as the study was run."
-        )
-    return lambda: StoredTrials(results_from_project(folder))
+    """What an existing study's store holds, read afresh at each call (``sync``)."""
+    return read_study(config).stored_trials

@@ -5,13 +5,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from bnsearch.config import StudyConfig
+from bnsearch.data import Dataset
 from bnsearch.stats import Verdict
 from bnsearch.trial import StoredTrials, TrialResult
 
-__all__ = ["Backend", "ResultCallback"]
+__all__ = ["Backend", "ResultCallback", "StudyReader"]
 
 ResultCallback = Callable[[TrialResult], None]
 """Called with each trial's result as soon as it is recorded (progress lines)."""
+
+
+class StudyReader(Protocol):
+    """An existing study read back from its backend's store, without opening it for
+    training (``sync``, ``report``, ``export``, ``replay``, a sweep's verdict)."""
+
+    tags: dict[str, str]
+    """Tags naming the study in its store, for the MLflow runs made from it."""
+
+    data_fingerprint: str
+    """The fingerprint of the data the study was run on ("unknown" if not recorded)."""
+
+    unpaired_reason: str | None
+    """Why the study's trials are not paired blocks (no paired verdict), or None."""
+
+    def stored_trials(self) -> StoredTrials:
+        """What the store holds, read afresh at each call (another process may write it)."""
+        ...
+
+    def importances(self) -> dict[str, float]:
+        """Each hyperparameter's importance over the completed trials ({} if unknown)."""
+        ...
 
 
 class Backend(Protocol):
@@ -28,6 +52,18 @@ class Backend(Protocol):
 
     unpaired_reason: str | None
     """Why this backend's trials are not paired blocks (no paired verdict), or None."""
+
+    @classmethod
+    def prepare(cls, config: StudyConfig, dataset: Dataset) -> str:
+        """Create (or check) the study's store without training or tidying anything (once,
+        before workers start); where it is and how many trials it holds, for the user."""
+        ...
+
+    @classmethod
+    def read(cls, config: StudyConfig) -> StudyReader:
+        """The existing study, for reading only; a ConfigError (saying which flags find
+        it) if the store holds no such study."""
+        ...
 
     def open(self) -> list[str]:
         """Create or load the study, refusing one whose space, data or network changed;

@@ -4,8 +4,8 @@ Analysis only, nothing is trained: each simulated study draws one paired differe
 ``before − after`` per block from a known distribution, is looked at on the schedule a real
 study uses (:func:`bnsearch.backends.batch_room` with the population engine's 64
 trials and three placements: the first look after 8 blocks, then one per batch of 21), and
-stops by the real rule (:func:`bnsearch.sequential.settle` on
-:func:`~bnsearch.sequential.median_confidence_sequence`) or at the default cap of 86 blocks.
+stops by the real rule (:func:`bnsearch.stats.settle` on
+:func:`~bnsearch.stats.median_confidence_sequence`) or at the default cap of 86 blocks.
 Beside it, the fixed-budget rule (all 86 blocks, bootstrap interval and Wilcoxon test, the
 verdict's own code) on fewer studies, since its bootstrap costs ~50 ms a study.
 

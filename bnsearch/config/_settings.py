@@ -1,7 +1,7 @@
 """Every setting of a study, declared once: its name, type, rule and help.
 
 From this table come the ``study``/``worker``/``prepare`` flags (with ``--help`` showing the
-real defaults), the study-file keys and their type checks (:mod:`bnsearch.studyfile`),
+real defaults), the study-file keys and their type checks (:mod:`bnsearch.config`),
 :class:`~bnsearch.config.StudyConfig`'s checks, and README's table of settings (a test
 keeps it equal to :func:`markdown_table`). Defaults live on the dataclass that holds the
 setting (``StudyConfig`` or ``NetworkSettings``) and are read from there; the network's own

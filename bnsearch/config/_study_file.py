@@ -12,7 +12,7 @@ placement = ["none", "before", "after"]
 learning_rate = { low = 0.001, high = 0.3 }
 ```
 
-Keys are the flags' names with ``_`` for ``-`` (both come from :mod:`bnsearch.settings`).
+Keys are the flags' names with ``_`` for ``-`` (both come from :mod:`bnsearch.config`).
 Command-line flags override the file. Unknown keys and wrong types are refused with the key
 and the file named.
 """

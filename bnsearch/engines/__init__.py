@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bnsearch.config import ENGINES, StudyConfig
-from bnsearch.engines._base import Engine, EpochCallback
+from bnsearch.engines._base import Engine, EpochCallback, TrainOutput
 from bnsearch.engines._keras import KerasEngine, fit_arguments, recording_callback
 from bnsearch.engines._population import Population, PopulationEngine, SlotUse
 from bnsearch.errors import ConfigError
@@ -17,6 +17,7 @@ __all__ = [
     "Population",
     "PopulationEngine",
     "SlotUse",
+    "TrainOutput",
     "engine_for",
     "engine_notice",
     "fit_arguments",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bnsearch.data import Dataset
 from bnsearch.networks import NetworkSettings
 from bnsearch.trial import TrialResult, TrialSpec
 
-__all__ = ["Engine", "EpochCallback"]
+__all__ = ["Engine", "EpochCallback", "TrainOutput"]
 
 EpochCallback = Callable[[int, int, dict[str, float]], bool]
 """``(index into specs, epoch starting at 0, that epoch's metrics) -> stop this trial?``
@@ -18,17 +19,23 @@ Returning True prunes the trial: it stops training and is reported as PRUNED.
 """
 
 
+@dataclass(frozen=True)
+class TrainOutput:
+    """What one :meth:`Engine.train` call gives back."""
+
+    results: list[TrialResult]
+    """One result per spec, in the order of the specs."""
+    models: list[Any] = field(default_factory=list)
+    """With ``keep_models``: one trained Keras model per spec (None for a trial without
+    one); else empty."""
+
+
 class Engine(Protocol):
     """How to train a batch of trials. The backend decides *what* to train."""
 
     name: str
     trials_at_once: int
     """How many trials one call of :meth:`train` trains together (a backend's batch)."""
-    keep_models: bool
-    """Whether :meth:`train` keeps each trial's trained Keras model in :attr:`models`."""
-    models: list[Any]
-    """With ``keep_models``: one Keras model per spec of the last :meth:`train` (None for a
-    trial without one)."""
 
     @staticmethod
     def trains(network: NetworkSettings) -> bool:
@@ -45,4 +52,7 @@ class Engine(Protocol):
         dataset: Dataset,
         network: NetworkSettings,
         on_epoch: EpochCallback | None = None,
-    ) -> list[TrialResult]: ...
+        keep_models: bool = False,
+    ) -> TrainOutput:
+        """Train ``specs`` together; ``keep_models`` also hands back each trained model."""
+        ...

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bnsearch.data import Dataset
-from bnsearch.engines._base import EpochCallback
+from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.networks import NetworkSettings, build_model
 from bnsearch.trial import TrialRecorder, TrialResult, TrialSpec
 
@@ -60,12 +60,8 @@ class KerasEngine:
 
     name = "keras"
 
-    def __init__(self, verbose: int = 0, keep_models: bool = False) -> None:
+    def __init__(self, verbose: int = 0) -> None:
         self.verbose = verbose
-        self.keep_models = keep_models
-        #: With ``keep_models``, each trained model of the last :meth:`train`, in order
-        #: (None where the trial failed before its model was built).
-        self.models: list[Any] = []
 
     trials_at_once = 1
 
@@ -83,13 +79,18 @@ class KerasEngine:
         dataset: Dataset,
         network: NetworkSettings,
         on_epoch: EpochCallback | None = None,
-    ) -> list[TrialResult]:
+        keep_models: bool = False,
+    ) -> TrainOutput:
+        """With ``keep_models``, each trial's trained model comes back too (None where the
+        trial failed before its model was built)."""
         arrays = dataset.split(network.validation_split)
-        self.models = []
-        return [
-            self._train_one(i, spec, dataset, network, arrays, on_epoch)
-            for i, spec in enumerate(specs)
-        ]
+        output = TrainOutput([], [])
+        for index, spec in enumerate(specs):
+            result, model = self._train_one(index, spec, dataset, network, arrays, on_epoch)
+            output.results.append(result)
+            if keep_models:  # else the model goes before the next trial is built
+                output.models.append(model)
+        return output
 
     def _train_one(
         self,
@@ -99,7 +100,8 @@ class KerasEngine:
         network: NetworkSettings,
         arrays: tuple[Any, ...],
         on_epoch: EpochCallback | None,
-    ) -> TrialResult:
+    ) -> tuple[TrialResult, Any]:
+        """The trial's result and its model (None if it failed before one was built)."""
         import keras
 
         prune = None if on_epoch is None else (lambda e, m: on_epoch(index, e, m))
@@ -117,6 +119,4 @@ class KerasEngine:
             )
         except Exception as error:  # noqa: BLE001 - a trial's failure is data, not a crash
             recorder.fail_with(error)
-        if self.keep_models:
-            self.models.append(model)
-        return recorder.result()
+        return recorder.result(), model

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from bnsearch.data import Dataset, split_index
-from bnsearch.engines._base import EpochCallback
+from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.errors import ConfigError
 from bnsearch.networks import (
     NetworkSettings,
@@ -655,17 +655,12 @@ class PopulationEngine:
         shuffle: bool = True,
         jit_compile: bool = True,
         memory_limit_bytes: int = MEMORY_LIMIT_BYTES,
-        keep_models: bool = False,
     ) -> None:
         self.max_population = max_population
         self.shuffle = shuffle
         self.jit_compile = jit_compile
         self.memory_limit_bytes = memory_limit_bytes
-        self.keep_models = keep_models
         self.last_population: Population | None = None
-        #: With ``keep_models``, a Keras model per trial of the last :meth:`train`, in order,
-        #: holding the member's trained weights (None for a trial that did not complete).
-        self.models: list[Any] = []
 
     @property
     def trials_at_once(self) -> int:
@@ -687,7 +682,10 @@ class PopulationEngine:
         dataset: Dataset,
         network: NetworkSettings,
         on_epoch: EpochCallback | None = None,
-    ) -> list[TrialResult]:
+        keep_models: bool = False,
+    ) -> TrainOutput:
+        """With ``keep_models``, a Keras model per trial comes back too, holding the
+        member's trained weights (None for a trial that did not complete)."""
         if self.max_population < 1:
             raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
         if not self.trains(network):
@@ -716,11 +714,10 @@ class PopulationEngine:
                 )
                 for p, (index, result) in enumerate(zip(chunk, trained, strict=True)):
                     results[index] = result
-                    if self.keep_models and result.state is TrialState.COMPLETE:
+                    if keep_models and result.state is TrialState.COMPLETE:
                         models[index] = self.last_population.member_model(p, specs[index], dataset)
-        self.models = models if self.keep_models else []
         assert all(r is not None for r in results), "every spec belongs to one group"
-        return results  # type: ignore[return-value]
+        return TrainOutput(results, models if keep_models else [])  # type: ignore[arg-type]
 
     def _population(
         self, n_specs: int, dataset: Dataset, network: NetworkSettings, slot_use: SlotUse

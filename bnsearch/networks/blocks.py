@@ -1,5 +1,5 @@
 """Building blocks for your own network: a Dense or Conv2D layer with its BatchNormalization
-placed by the trial's :class:`~bnsearch.space.BNConfig`, then the activation.
+placed by the trial's :class:`~bnsearch.trial.BNConfig`, then the activation.
 
 Write a builder ``build(config, input_shape, n_classes, seed) -> keras.Model`` (uncompiled,
 ending in a softmax) with these blocks wherever a layer should follow the study's placement,

@@ -1,6 +1,6 @@
 """Render a Verdict and its trials: PNG plots, ``report.md`` and a self-contained ``report.html``.
 
-Nothing here trains or decides anything; it only draws what :mod:`bnsearch.analysis` found.
+Nothing here trains or decides anything; it only draws what :mod:`bnsearch.stats` found.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Does placement matter across datasets? One verdict over a sweep's studies.
 
-Each study answers for its own dataset (:mod:`bnsearch.analysis`). Across datasets the
+Each study answers for its own dataset (:mod:`bnsearch.stats`). Across datasets the
 question is whether one placement is consistently better, and the datasets are the units:
 each contributes one number per placement, however many blocks it trained. Following
 Demšar (2006, "Statistical comparisons of classifiers over multiple data sets"):

@@ -34,7 +34,7 @@ Two rules decide, as the study was run (``until``):
 * ``budget`` (a fixed number of blocks, looked at once): the bootstrap interval and the
   Holm-corrected Wilcoxon test above;
 * ``settled`` (looked at after every batch, stopped when the answer is known): the
-  anytime-valid confidence sequence of :mod:`bnsearch.sequential` alone, since a bootstrap
+  anytime-valid confidence sequence of :mod:`bnsearch.stats` alone, since a bootstrap
   interval or a p-value read after every batch would not keep its 5 %. "Settled" means
   the sequence lies wholly beyond the threshold (placement matters) or wholly inside
   ``(-delta, +delta)`` (no effect larger than the threshold); a study that reaches its cap
@@ -365,7 +365,7 @@ def _decide(
 
 def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int = 0) -> str | None:
     """The fixed-budget rule on one pair's differences (a loss), in the terms of
-    :func:`bnsearch.sequential.settle`: for comparing the two rules on simulated studies."""
+    :func:`bnsearch.stats.settle`: for comparing the two rules on simulated studies."""
     diffs = np.asarray(differences, float)
     stats = _compare("first", "second", diffs, seed)
     pair = PairComparison("first", "second", len(diffs), p_holm=stats["p_value"], **stats)

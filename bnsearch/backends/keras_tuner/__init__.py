@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+from bnsearch.backends.keras_tuner._adapter import make_keras_tuner_saves_atomic
 from bnsearch.backends.keras_tuner._backend import (
     KerasTunerBackend,
     project_dir,
     results_from_project,
-)
-from bnsearch.backends.keras_tuner._files import (
-    make_keras_tuner_saves_atomic,
 )
 
 __all__ = [

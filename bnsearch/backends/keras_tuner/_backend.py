@@ -36,19 +36,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bnsearch.backends.keras_tuner._adapter as adapter
 from bnsearch import errors
 from bnsearch._interrupts import install_handlers, raise_if_stopped
 from bnsearch._quiet import import_tensorflow_quietly
+from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback
 from bnsearch.backends._budget import paired_budget, up_to_date_message
+from bnsearch.backends._loop import run_paired_search
 from bnsearch.backends.keras_tuner._files import (
     append_result,
-    make_keras_tuner_saves_atomic,
     repair_results,
     results_from_project,
     write_atomically,
 )
-from bnsearch.backends.keras_tuner._paired import PAIRED_TUNERS, PairedSearch, search_count
+from bnsearch.backends.keras_tuner._paired import (
+    PAIRED_TUNERS,
+    KerasTunerSearcher,
+    open_oracle,
+    search_count,
+)
 from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine, fit_arguments
@@ -68,6 +75,7 @@ from bnsearch.trial import (
 
 __all__ = [
     "KerasTunerBackend",
+    "KerasTunerStudyReader",
     "project_dir",
     "results_from_project",
     "run_keras_tuner",
@@ -95,32 +103,38 @@ class _LiveTrial:
 
 
 class _TrackedTuner:
-    """Mixin for a Keras Tuner tuner: logs every trial to MLflow as a bnsearch TrialResult."""
+    """Mixin for a Keras Tuner tuner: logs every trial to MLflow as a bnsearch TrialResult.
 
-    def _bnsearch_setup(
+    Its own members are named ``bnsearch_*``: a ``_``-prefixed name on a Keras Tuner object
+    is Keras Tuner's (see :mod:`._adapter`).
+    """
+
+    def bnsearch_setup(
         self,
         study_config: StudyConfig,
         tracker: MlflowTracker,
         on_result: ResultCallback | None,
     ) -> None:
-        self._study = study_config
-        self._tracker = tracker
-        self._on_result = on_result
-        self._live: dict[str, _LiveTrial] = {}
-        self._run_ids_path = Path(self.project_dir) / "bnsearch_runs.json"
-        self._run_ids: dict[str, str] = (
-            json.loads(self._run_ids_path.read_text()) if self._run_ids_path.exists() else {}
+        self.bnsearch_config = study_config
+        self.bnsearch_tracker = tracker
+        self.bnsearch_on_result = on_result
+        self.bnsearch_live: dict[str, _LiveTrial] = {}
+        self.bnsearch_runs_path = Path(self.project_dir) / "bnsearch_runs.json"
+        path = self.bnsearch_runs_path
+        self.bnsearch_run_ids: dict[str, str] = (
+            json.loads(path.read_text()) if path.exists() else {}
         )
 
     def live_run_ids(self) -> list[str]:
         """The MLflow runs of the trials in progress."""
-        return [live.run_id for live in self._live.values() if live.run_id is not None]
+        return [live.run_id for live in self.bnsearch_live.values() if live.run_id is not None]
 
-    def _spec(self, trial: Any) -> TrialSpec:
+    def bnsearch_spec(self, trial: Any) -> TrialSpec:
         values = trial.hyperparameters.values
         config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
         number = int(trial.trial_id)
-        return TrialSpec(number, config, trial_seed(self._study.seed, number), None, "search")
+        seed = trial_seed(self.bnsearch_config.seed, number)
+        return TrialSpec(number, config, seed, None, "search")
 
     def on_trial_begin(self, trial: Any) -> None:
         import keras
@@ -130,7 +144,7 @@ class _TrackedTuner:
         # Keeps memory flat over many trials: drop the previous trial's graphs and models.
         keras.backend.clear_session(free_memory=True)
         gc.collect()
-        spec = self._spec(trial)
+        spec = self.bnsearch_spec(trial)
         keras.utils.set_random_seed(spec.seed)
         values = trial.hyperparameters.values
         tags = {
@@ -141,26 +155,26 @@ class _TrackedTuner:
         resumed = values.get("tuner/trial_id")
         if resumed is not None:
             tags["bnsearch.resumes_trial"] = str(resumed)
-            if self._run_ids.get(str(resumed)):
-                tags["bnsearch.resumes_run"] = self._run_ids[str(resumed)]
-        run_id = self._tracker.start_trial(spec, tags)
+            if self.bnsearch_run_ids.get(str(resumed)):
+                tags["bnsearch.resumes_run"] = self.bnsearch_run_ids[str(resumed)]
+        run_id = self.bnsearch_tracker.start_trial(spec, tags)
         extra = {k: values[k] for k in _HYPERBAND_KEYS if k in values}
         if extra:
-            self._tracker.log_trial_params(run_id, extra)
-        self._run_ids[str(trial.trial_id)] = run_id
-        self._live[trial.trial_id] = _LiveTrial(TrialRecorder(spec, "keras"), run_id)
+            self.bnsearch_tracker.log_trial_params(run_id, extra)
+        self.bnsearch_run_ids[str(trial.trial_id)] = run_id
+        self.bnsearch_live[trial.trial_id] = _LiveTrial(TrialRecorder(spec, "keras"), run_id)
 
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
         super().on_epoch_end(trial, model, epoch, logs=logs)
-        live = self._live[trial.trial_id]
+        live = self.bnsearch_live[trial.trial_id]
         if live.last_epoch is not None and epoch <= live.last_epoch:
             live.execution += 1  # a new execution of the same trial restarts its epochs
         live.last_epoch = epoch
         if live.recorder.record_epoch(epoch, logs or {}):
             model.stop_training = True
-        step = live.execution * self._study.network.epochs + epoch
+        step = live.execution * self.bnsearch_config.network.epochs + epoch
         epoch_values = {m: values[-1] for m, values in live.recorder.history.items()}
-        if not self._tracker.log_epoch(live.run_id, step, epoch_values):
+        if not self.bnsearch_tracker.log_epoch(live.run_id, step, epoch_values):
             live.gaps = True
         raise_if_stopped()
 
@@ -168,14 +182,14 @@ class _TrackedTuner:
         from keras_tuner.errors import FailedTrialError
 
         histories = super().run_trial(trial, *args, **kwargs)
-        recorder = self._live[trial.trial_id].recorder
+        recorder = self.bnsearch_live[trial.trial_id].recorder
         if recorder.state is TrialState.FAILED:
             raise FailedTrialError(recorder.reason)
         return histories
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)
-        live = self._live.pop(trial.trial_id)
+        live = self.bnsearch_live.pop(trial.trial_id)
         status = str(getattr(trial.status, "value", trial.status)).upper()
         if status != "COMPLETED" and live.recorder.state is not TrialState.FAILED:
             message = (trial.message or status).strip().splitlines()
@@ -184,16 +198,16 @@ class _TrackedTuner:
         # The project first: the result is kept whatever happens to MLflow next.
         append_result(Path(self.project_dir), result)
         logged = "some" if live.gaps else "all"
-        self._tracker.finish_trial(live.run_id, result, history_logged=logged)
-        write_atomically(self._run_ids_path, json.dumps(self._run_ids))
-        if self._on_result is not None:
-            self._on_result(result)
+        self.bnsearch_tracker.finish_trial(live.run_id, result, history_logged=logged)
+        write_atomically(self.bnsearch_runs_path, json.dumps(self.bnsearch_run_ids))
+        if self.bnsearch_on_result is not None:
+            self.bnsearch_on_result(result)
 
 
 def _tuner_class(name: str) -> type:
     import keras_tuner as kt
 
-    make_keras_tuner_saves_atomic()
+    adapter.make_keras_tuner_saves_atomic()
 
     base = {
         "random": kt.RandomSearch,
@@ -416,12 +430,12 @@ def _search(
         )
     else:
         tuner = _tuner_class(config.tuner)(hypermodel, max_trials=done + n_trials, **common)
-    tuner._bnsearch_setup(config, tracker, on_result)
+    tuner.bnsearch_setup(config, tracker, on_result)
     try:
         tuner.search(**fit_arguments(dataset.split(network.validation_split), network))
-    except RuntimeError as error:
+    except RuntimeError:
         # Keras Tuner stops after too many consecutive failures; each one is recorded.
-        if "failed" not in str(error).lower():
+        if not adapter.stopped_on_consecutive_failures(tuner.oracle):
             raise
         return True
     except KeyboardInterrupt:
@@ -431,12 +445,56 @@ def _search(
     return False
 
 
+def _unpaired_reason(tuner: str) -> str | None:
+    """Why ``tuner``'s trials are not paired blocks, or None for the paired tuners."""
+    if tuner in PAIRED_TUNERS:
+        return None
+    return (
+        f"no verdict: Keras Tuner's {tuner} trials are not paired blocks "
+        "(trials differing only in placement); use --tuner random or bayesian, or "
+        "--backend optuna, for one."
+    )
+
+
+@dataclass(frozen=True)
+class KerasTunerStudyReader:
+    """An existing Keras Tuner project, read back without opening it for training."""
+
+    config: StudyConfig
+    folder: Path
+
+    @property
+    def _state(self) -> dict[str, Any]:
+        path = self.folder / _STATE_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"keras_tuner.study": self.config.resolved_study_name}
+
+    @property
+    def data_fingerprint(self) -> str:
+        return str(self._state.get("data_fingerprint", "unknown"))
+
+    @property
+    def unpaired_reason(self) -> str | None:
+        return _unpaired_reason(self._state.get("tuner") or self.config.tuner)
+
+    def stored_trials(self) -> StoredTrials:
+        # One invocation runs a Keras Tuner project at a time (the study lock): when none
+        # runs, no trial is in flight.
+        return StoredTrials(results_from_project(self.folder))
+
+    def importances(self) -> dict[str, float]:
+        return {}
+
+
 @dataclass
 class KerasTunerBackend:
     """Keras Tuner's oracle decides what to try. The project folder is the study's store.
 
     ``--tuner random`` and ``bayesian``: paired blocks trained by the study's engine (the
-    population engine by default), in this process (:mod:`._kt_blocks`); the verdict is
+    population engine by default), in this process (:mod:`._paired`); the verdict is
     the Optuna backend's. ``hyperband`` and ``grid``: Keras Tuner's own ``search`` with
     ``model.fit`` in child processes; their trials are not paired, so no verdict.
     """
@@ -458,13 +516,23 @@ class KerasTunerBackend:
 
     @property
     def unpaired_reason(self) -> str | None:
-        if self.paired:
-            return None
-        return (
-            f"no verdict: Keras Tuner's {self.config.tuner} trials are not paired blocks "
-            "(trials differing only in placement); use --tuner random or bayesian, or "
-            "--backend optuna, for one."
-        )
+        return _unpaired_reason(self.config.tuner)
+
+    @classmethod
+    def prepare(cls, config: StudyConfig, dataset: Dataset) -> str:
+        folder = prepare_project(config, dataset)
+        return f"{folder} ({len(results_from_project(folder))} trials)"
+
+    @classmethod
+    def read(cls, config: StudyConfig) -> KerasTunerStudyReader:
+        folder = project_dir(config)
+        if not folder.is_dir():
+            raise ConfigError(
+                f"no Keras Tuner project for study {config.resolved_study_name!r} at {folder} "
+                f"(tracking store {redact_url(config.resolved_tracking_uri)}); pass "
+                "--study-name and --tracking-uri as the study was run."
+            )
+        return KerasTunerStudyReader(config, folder)
 
     def open(self) -> list[str]:
         self.folder = prepare_project(self.config, self.dataset)
@@ -495,27 +563,19 @@ class KerasTunerBackend:
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
-        if self.paired:
-            folder = self.folder
-            search = PairedSearch(
-                self.config,
-                self.dataset,
-                self.engine,
-                self.tracker,
-                folder,
-                append=lambda result: append_result(folder, result),
-                stored=self.results,
-            )
-            return search.run(on_result, log)
-        return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
+        if not self.paired:
+            return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
+        oracle = open_oracle(self.config, self.folder)
+        searcher = KerasTunerSearcher(self.config, oracle, self.folder)
+        return run_paired_search(
+            searcher, self.config, self.dataset, self.engine, self.tracker, on_result, log
+        )
 
     def results(self) -> list[TrialResult]:
         return results_from_project(self.folder)
 
     def stored_trials(self) -> StoredTrials:
-        # One invocation runs a Keras Tuner project at a time (the study lock): when none
-        # runs, no trial is in flight.
-        return StoredTrials(results_from_project(self.folder))
+        return KerasTunerStudyReader(self.config, self.folder).stored_trials()
 
     def importances(self) -> dict[str, float]:
         return {}

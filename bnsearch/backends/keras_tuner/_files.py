@@ -3,22 +3,19 @@
 ``bnsearch_results.jsonl`` holds one TrialResult per line, appended and fsynced as each
 trial ends (a torn last line — a kill or a full disk mid-append — is dropped on reading);
 the other bnsearch files of a project are replaced whole (:func:`write_atomically`), and so
-are Keras Tuner's own (:func:`make_keras_tuner_saves_atomic`).
+are Keras Tuner's own (:func:`~._adapter.make_keras_tuner_saves_atomic`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 from bnsearch.errors import StoreError
 from bnsearch.trial import TrialResult
 
 __all__ = [
     "append_result",
-    "make_keras_tuner_saves_atomic",
     "repair_results",
     "results_from_project",
     "write_atomically",
@@ -83,26 +80,3 @@ def write_atomically(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
-
-
-def _save_json_atomically(path: str, obj: Any) -> str:
-    text = json.dumps(obj)
-    write_atomically(Path(path), text)
-    return text
-
-
-def make_keras_tuner_saves_atomic() -> None:
-    """Make Keras Tuner write its JSON files (``oracle.json``, ``tuner.json``, each
-    ``trial.json``) with :func:`write_atomically`.
-
-    Keras Tuner's ``utils.save_json`` opens the file for writing (emptying it) and then
-    writes, so a Ctrl-C or a kill between the two leaves an empty ``trial.json`` that makes
-    the next run's ``oracle.reload()`` fail with a JSONDecodeError: the study could not be
-    resumed. Seen in CI on the Ctrl-C test. Every Keras Tuner save goes through that one
-    function (looked up at call time), so replacing it covers the oracle, the tuner and the
-    trials; the text written is the same. bnsearch projects are local folders, which is all
-    :func:`write_atomically` needs.
-    """
-    from keras_tuner.src import utils
-
-    utils.save_json = _save_json_atomically

@@ -2,7 +2,8 @@
 
 For ``--tuner random`` and ``--tuner bayesian`` bnsearch drives the Keras Tuner *oracle*
 itself (the "what to try next" half of Keras Tuner's oracle/tuner split) instead of
-``tuner.search``:
+``tuner.search``: :class:`KerasTunerSearcher` is the oracle's side of bnsearch's
+paired-search loop (:mod:`bnsearch.backends._loop`).
 
 * Each trial the oracle proposes opens a paired block. The block's siblings — the same
   values with each other placement, and the same seed — are handed to the oracle through
@@ -25,22 +26,19 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bnsearch._interrupts import raise_if_stopped
-from bnsearch.backends._base import ResultCallback
-from bnsearch.backends._budget import batch_room, settled_verdict
-from bnsearch.backends._failures import stop_after_failures
-from bnsearch.backends._kept_models import keeps_models, log_kept_models
-from bnsearch.backends.keras_tuner._files import make_keras_tuner_saves_atomic, write_atomically
+import bnsearch.backends.keras_tuner._adapter as adapter
+from bnsearch.backends._loop import Member, Pruner
+from bnsearch.backends.keras_tuner._files import (
+    append_result,
+    results_from_project,
+    write_atomically,
+)
 from bnsearch.config import PAIRED_TUNERS, StudyConfig
-from bnsearch.data import Dataset
-from bnsearch.engines import Engine
-from bnsearch.stats import best_per_placement
-from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import (
     METRICS,
     BNConfig,
@@ -54,7 +52,8 @@ from bnsearch.trial import (
 __all__ = [
     "CONFIRM_BASE",
     "PAIRED_TUNERS",
-    "PairedSearch",
+    "KerasTunerSearcher",
+    "open_oracle",
     "paired_oracle_class",
     "search_count",
 ]
@@ -62,9 +61,6 @@ __all__ = [
 #: Confirmation trials are numbered from here, clear of the oracle's trial ids.
 CONFIRM_BASE = 1_000_000
 _BLOCKS_FILE = "bnsearch_blocks.json"
-
-Member = tuple[Any, TrialSpec]
-"""An oracle trial (None for a confirmation trial) and the TrialSpec to train for it."""
 
 
 def paired_oracle_class(base: type) -> type:
@@ -87,65 +83,17 @@ def paired_oracle_class(base: type) -> type:
     return PairedOracle
 
 
-#: The Bayesian oracle's acquisition is maximised from the best of this many random points.
-ACQUISITION_CANDIDATES = 2000
-#: ... by this many L-BFGS runs (Keras Tuner starts 50 from random points).
-ACQUISITION_STARTS = 5
-
-
-def _screened_bayesian_class(base: type) -> type:
-    """Keras Tuner's ``BayesianOptimizationOracle`` with its acquisition maximised from
-    screened starts: the upper confidence bound is evaluated on
-    :data:`ACQUISITION_CANDIDATES` random points in one vectorised prediction and L-BFGS runs
-    from the :data:`ACQUISITION_STARTS` best, instead of from 50 random points. Measured on
-    the default study: 50 random starts spent 4 s per proposal (175 s of a 255 s study), in
-    numerical gradients of one-point GP predictions. The GP, its fit, the hallucinated
-    results of trials in flight and the bound are Keras Tuner's."""
-    import numpy as np
-    import scipy.optimize
-
-    class ScreenedBayesianOracle(base):  # type: ignore[misc, valid-type]
-        def populate_space(self, trial_id: str) -> dict[str, Any]:
-            completed = [t for t in self.trials.values() if t.status == "COMPLETED"]
-            dimensions = len(self.hyperparameters.space)
-            if len(completed) < (self.num_initial_points or max(3 * dimensions, 3)):
-                return self._random_populate_space()
-            x, y = self._vectorize_trials()
-            x, y = np.nan_to_num(x, posinf=0, neginf=0), np.nan_to_num(y, posinf=0, neginf=0)
-            self.gpr.fit(x, y)
-            bounds = self._get_hp_bounds()
-
-            def bound(points: Any) -> Any:
-                mu, sigma = self.gpr.predict(np.atleast_2d(points), return_std=True)
-                return np.asarray(mu).ravel() - self.beta * np.asarray(sigma).ravel()
-
-            candidates = self._random_state.uniform(
-                bounds[:, 0], bounds[:, 1], size=(ACQUISITION_CANDIDATES, bounds.shape[0])
-            )
-            starts = candidates[np.argsort(bound(candidates))[:ACQUISITION_STARTS]]
-            runs = [
-                scipy.optimize.minimize(
-                    lambda v: bound(v)[0], x0=start, bounds=bounds, method="L-BFGS-B"
-                )
-                for start in starts
-            ]
-            best = min(runs, key=lambda run: float(np.ravel(run.fun)[0]))
-            return {"status": "RUNNING", "values": self._vector_to_values(best.x)}
-
-    ScreenedBayesianOracle.__name__ = f"Screened{base.__name__}"
-    return ScreenedBayesianOracle
-
-
-def _open_oracle(config: StudyConfig, folder: Path) -> Any:
+def open_oracle(config: StudyConfig, folder: Path) -> Any:
+    """The study's paired oracle, reloaded from the project in ``folder`` if it has one."""
     import keras_tuner as kt
 
-    make_keras_tuner_saves_atomic()
+    adapter.make_keras_tuner_saves_atomic()
 
     hyperparameters = kt.HyperParameters()
     config.space.from_keras_tuner(hyperparameters)
     bases = {
         "random": kt.oracles.RandomSearchOracle,
-        "bayesian": _screened_bayesian_class(kt.oracles.BayesianOptimizationOracle),
+        "bayesian": adapter.screened_bayesian_class(kt.oracles.BayesianOptimizationOracle),
     }
     oracle = paired_oracle_class(bases[config.tuner])(
         objective=kt.Objective("val_loss", "min"),
@@ -156,7 +104,7 @@ def _open_oracle(config: StudyConfig, folder: Path) -> Any:
         max_consecutive_failed_trials=2**31,
     )
     oracle.verbose = 0
-    oracle._set_project_dir(str(folder.parent), folder.name)
+    adapter.set_project_dir(oracle, folder)
     if (folder / "oracle.json").exists():
         oracle.reload()
     return oracle
@@ -167,76 +115,35 @@ def search_count(results: list[TrialResult]) -> int:
     return sum(1 for r in results if r.spec.phase == "search")
 
 
-class PairedSearch:
-    """One invocation's paired search and confirmation round over a Keras Tuner project.
+@dataclass
+class KerasTunerSearcher:
+    """The paired search's side that is Keras Tuner's: the oracle of the project in
+    ``folder`` (one invocation runs a project at a time: the study lock). A member's trial
+    is its oracle trial, None for a confirmation trial (outside the oracle)."""
 
-    ``append`` writes a result to the project (before MLflow hears of it) and ``stored``
-    reads the project's results back; both belong to the backend that owns the project.
-    """
+    config: StudyConfig
+    oracle: Any
+    folder: Path
 
-    def __init__(
-        self,
-        config: StudyConfig,
-        dataset: Dataset,
-        engine: Engine,
-        tracker: MlflowTracker,
-        folder: Path,
-        append: Callable[[TrialResult], None],
-        stored: Callable[[], list[TrialResult]],
-    ) -> None:
-        self.config = config
-        self.dataset = dataset
-        self.engine = engine
-        self.tracker = tracker
-        self.folder = folder
-        self.append = append
-        self.stored = stored
+    def stored_results(self) -> list[TrialResult]:
+        return results_from_project(self.folder)
 
-    def run(
-        self, on_result: ResultCallback | None, log: Callable[[str], None]
-    ) -> list[TrialResult]:
-        oracle = _open_oracle(self.config, self.folder)
-        results = self._search(oracle, on_result, log)
-        if results and self.config.confirm_seeds:
-            log(
-                f"confirming: each placement's best configuration with "
-                f"{self.config.confirm_seeds} fresh seeds"
-            )
-            results += self._train_and_record(None, self._confirmation(), on_result)
-        return results
+    def search_trials(self) -> int:
+        return search_count(self.stored_results())
 
-    def _search(
-        self, oracle: Any, on_result: ResultCallback | None, log: Callable[[str], None]
-    ) -> list[TrialResult]:
-        config = self.config
-        block_size = len(config.space.placement)
-        capacity = max(self.engine.trials_at_once, block_size)
-        started = time.monotonic()
-        results: list[TrialResult] = []
-        while config.timeout is None or time.monotonic() - started < config.timeout:
-            raise_if_stopped()
-            stored = self.stored()
-            if statement := settled_verdict(config, stored):
-                log(f"bnsearch: settled; no more blocks: {statement}")
-                break
-            if config.target_trials is not None:
-                wanted = config.target_trials - search_count(stored)
-            else:
-                wanted = config.trials_per_run - len(results)
-            room = batch_room(config, capacity, search_count(stored))
-            asked = self._claim(
-                oracle, min(room, math.ceil(max(wanted, 0) / block_size) * block_size)
-            )
-            if not asked:
-                break
-            batch = self._train_and_record(oracle, asked, on_result)
-            results.extend(batch)
-            stop_after_failures(results, batch)
-        return results
+    def reclaim(self) -> None:
+        """Nothing: the oracle reloaded from the project retries a killed run's trials."""
 
-    def _claim(self, oracle: Any, room: int) -> list[Member]:
+    def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
+        block_size = len(self.config.space.placement)
+        if self.config.target_trials is not None:
+            wanted = self.config.target_trials - self.search_trials()
+        return self._claim(min(room, math.ceil(max(wanted or 0, 0) / block_size) * block_size))
+
+    def _claim(self, room: int) -> list[Member]:
         """Up to ``room`` trials: the oracle's retries first (in their blocks), then whole
         new blocks (at least one when there is room at all)."""
+        oracle = self.oracle
         blocks: dict[str, list[int]] = _read_blocks(self.folder)
         placements = self.config.space.placement
         asked: list[Member] = []
@@ -245,7 +152,7 @@ class PairedSearch:
             if first.status != "RUNNING":
                 break  # the oracle has nothing more to try
             if first.trial_id in blocks:  # a trial a killed run left in flight
-                asked.append((first, self._spec(first, *blocks[first.trial_id])))
+                asked.append(Member(first, _spec(first, *blocks[first.trial_id])))
                 continue
             block = int(first.trial_id)
             seed = trial_seed(self.config.seed, block)
@@ -259,93 +166,72 @@ class PairedSearch:
             ]
             for trial in members:
                 blocks[trial.trial_id] = [block, seed]
-                asked.append((trial, self._spec(trial, block, seed)))
+                asked.append(Member(trial, _spec(trial, block, seed)))
             _write_blocks(self.folder, blocks)
         return asked
 
-    def _spec(self, trial: Any, block: int, seed: int) -> TrialSpec:
-        values = trial.hyperparameters.values
-        config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
-        return TrialSpec(int(trial.trial_id), config, seed, block, "search")
+    def others_running(self) -> bool:
+        """No other process runs the project (the study lock)."""
+        return False
 
-    def _confirmation(self) -> list[Member]:
+    def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
         """Each placement's best configuration, once per fresh seed, as one round."""
-        best = best_per_placement(self.stored())
-        round_id = CONFIRM_BASE + len(self.stored())
-        asked = []
+        round_id = CONFIRM_BASE + len(self.stored_results())
+        asked: list[Member] = []
         for k in range(self.config.confirm_seeds):
             seed = confirmation_seed(self.config.seed, round_id, k)
             for result in best:
                 number = round_id + len(asked)
-                asked.append((None, TrialSpec(number, result.config, seed, round_id, "confirm")))
+                spec = TrialSpec(number, result.config, seed, round_id, "confirm")
+                asked.append(Member(None, spec))
         return asked
 
-    def _train_and_record(
-        self, oracle: Any, asked: list[Member], on_result: ResultCallback | None
-    ) -> list[TrialResult]:
-        """Train the batch; for each trial, tell the oracle, store the result in the
-        project, then log it to MLflow. On Ctrl-C (wherever it lands) the oracle keeps the
-        unfinished trials as ongoing (the next run's oracle retries them) and their runs end
-        KILLED."""
-        run_ids: list[str | None] = []
-        finished: set[int] = set()
-        try:
-            return self._train_and_record_runs(oracle, asked, on_result, run_ids, finished)
-        except BaseException:
-            for index, run_id in enumerate(run_ids):
-                if index not in finished:
-                    self.tracker.kill_run(run_id, "interrupted")
-            raise
+    def in_flight(self, members: list[Member]) -> nullcontext[None]:
+        return nullcontext()
 
-    def _train_and_record_runs(
-        self,
-        oracle: Any,
-        asked: list[Member],
-        on_result: ResultCallback | None,
-        run_ids: list[str | None],
-        finished: set[int],
-    ) -> list[TrialResult]:
-        tracker = self.tracker
-        for trial, spec in asked:
-            tags = {"bnsearch.phase": spec.phase, "bnsearch.backend": "keras-tuner"}
-            if trial is not None:
-                tags["keras_tuner.trial_id"] = str(trial.trial_id)
-            run_ids.append(tracker.start_trial(spec, tags))
+    def run_tags(self, member: Member) -> dict[str, str]:
+        tags = {"bnsearch.phase": member.spec.phase, "bnsearch.backend": "keras-tuner"}
+        if member.trial is not None:
+            tags["keras_tuner.trial_id"] = str(member.trial.trial_id)
+        return tags
 
-        def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
-            raise_if_stopped()
-            return False
+    def started(self, member: Member, run_id: str | None) -> None:
+        """Nothing: the trial's MLflow run carries its trial id."""
 
-        specs = [spec for _, spec in asked]
-        keep = keeps_models(self.config, specs)
-        self.engine.keep_models = keep
-        outcomes = self.engine.train(specs, self.dataset, self.config.network, on_epoch)
-        for index, ((trial, _), result) in enumerate(zip(asked, outcomes, strict=True)):
-            if trial is not None:
-                _tell(oracle, trial, result)
-            self.append(result)
-            tracker.finish_trial(run_ids[index], result)
-            finished.add(index)
-            if on_result is not None:
-                on_result(result)
-        if oracle is not None:
-            oracle.save()  # end_trial saves before it lets go of the trial: once more, after
-        if keep:
-            log_kept_models(tracker, self.engine.models, run_ids, self.dataset)
-        return outcomes
+    def pruner(self) -> Pruner:
+        """Keras Tuner's oracles do not prune: every trial trains every epoch."""
+        return lambda member, epoch, value: False
+
+    def tell(self, member: Member, result: TrialResult) -> bool:
+        """Tell the oracle the trial's per-epoch values (one step per epoch) and its end,
+        then append the result to the project's results file."""
+        trial = member.trial
+        if trial is not None:
+            if result.state is TrialState.COMPLETE:
+                for step in range(result.epochs_trained):
+                    values = {m: result.history[m][step] for m in METRICS if m in result.history}
+                    self.oracle.update_trial(trial.trial_id, values, step=step)
+                trial.status = "COMPLETED"
+            else:
+                trial.status = "FAILED"
+                trial.message = result.fail_reason or result.state.value
+            self.oracle.end_trial(trial)
+        append_result(self.folder, result)
+        return True
+
+    def batch_told(self, members: list[Member]) -> None:
+        if any(member.trial is not None for member in members):
+            self.oracle.save()  # end_trial saves before it lets go of the trial: once more
+
+    def abandon(self, members: list[Member]) -> None:
+        """Nothing: the oracle keeps the unfinished trials as ongoing and the next run's
+        oracle retries them, in their blocks."""
 
 
-def _tell(oracle: Any, trial: Any, result: TrialResult) -> None:
-    """The trial's per-epoch values (one step per epoch), then its end."""
-    if result.state is TrialState.COMPLETE:
-        for step in range(result.epochs_trained):
-            values = {m: result.history[m][step] for m in METRICS if m in result.history}
-            oracle.update_trial(trial.trial_id, values, step=step)
-        trial.status = "COMPLETED"
-    else:
-        trial.status = "FAILED"
-        trial.message = result.fail_reason or result.state.value
-    oracle.end_trial(trial)
+def _spec(trial: Any, block: int, seed: int) -> TrialSpec:
+    values = trial.hyperparameters.values
+    config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
+    return TrialSpec(int(trial.trial_id), config, seed, block, "search")
 
 
 def _read_blocks(folder: Path) -> dict[str, list[int]]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from bnsearch.backends.optuna._backend import (
-    TAKEN_OVER,
-    OptunaBackend,
-)
+from bnsearch.backends.optuna._backend import OptunaBackend, OptunaStudyReader
 from bnsearch.backends.optuna._claims import (
     blocks_to_complete,
     claim_lock,
@@ -22,7 +19,7 @@ from bnsearch.backends.optuna._storage import (
 
 __all__ = [
     "OptunaBackend",
-    "TAKEN_OVER",
+    "OptunaStudyReader",
     "blocks_to_complete",
     "claim_lock",
     "is_outcome",

@@ -14,14 +14,12 @@ import socket
 from typing import Any
 
 import bnsearch.backends.optuna._adapter as adapter
+from bnsearch.backends._loop import Member
 from bnsearch.backends.optuna._heartbeat import first_beat
 from bnsearch.config import StudyConfig
 from bnsearch.trial import BNConfig, TrialResult, TrialSpec, confirmation_seed, trial_seed
 
-__all__ = ["Member", "ask_block", "ask_confirmation", "claim_trial"]
-
-Member = tuple[Any, TrialSpec]
-"""An Optuna trial owned by this process and the TrialSpec to train for it."""
+__all__ = ["ask_block", "ask_confirmation", "claim_trial"]
 
 
 def _worker_id() -> str:
@@ -56,7 +54,7 @@ def claim_trial(
     attrs = {**_spec_attrs(TrialSpec(-1, config, seed, block, phase)), **(extra_attrs or {})}
     trial = adapter.create_running_trial(study, params, distributions, attrs)
     first_beat(study, adapter.trial_id(trial))
-    return trial, TrialSpec(trial.number, config, seed, block, phase=phase)
+    return Member(trial, TrialSpec(trial.number, config, seed, block, phase=phase))
 
 
 def ask_block(study: Any, config: StudyConfig) -> list[Member]:
@@ -69,7 +67,7 @@ def ask_block(study: Any, config: StudyConfig) -> list[Member]:
     spec = TrialSpec(template.number, first, seed, block)
     for key, value in _spec_attrs(spec).items():
         template.set_user_attr(key, value)
-    members = [(template, spec)]
+    members = [Member(template, spec)]
     for placement in config.space.placement:
         if placement == first.placement:
             continue

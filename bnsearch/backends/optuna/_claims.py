@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import bnsearch.backends.optuna._adapter as adapter
-from bnsearch.backends.optuna._ask import Member, ask_block, claim_trial
+from bnsearch.backends._loop import Member
+from bnsearch.backends.optuna._ask import ask_block, claim_trial
 from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
 from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig

@@ -1,0 +1,246 @@
+"""The paired search, written once: both backends run it and supply its hooks.
+
+Keras Tuner writes its loop once (``BaseTuner.search``) and varies only the oracle; here the
+loop is :func:`run_paired_search` and a backend's side of each step is a
+:class:`PairedSearcher`. The story, until the budget (or ``timeout``) or the settle rule
+stops it:
+
+1. take back what dead processes left in flight (:meth:`PairedSearcher.reclaim`);
+2. read the settled verdict from the study's pooled blocks (every worker's): once settled,
+   no more blocks;
+3. ask a batch of whole paired blocks, retries first (:meth:`PairedSearcher.ask_batch`);
+   with ``target_trials`` and nothing left to ask, wait while other workers' trials run;
+4. the engine trains the batch (the backend may prune search trials after each epoch);
+5. tell the backend each result — its store first, so the result is kept whatever happens
+   to MLflow next — then end the trial's MLflow run and call ``on_result``;
+
+then the confirmation round: each placement's best configuration with fresh seeds, paired
+by seed. A batch cut short (Ctrl-C, an error) ends its unfinished runs as KILLED after the
+backend has left its trials for the next run to retry (:meth:`PairedSearcher.abandon`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from bnsearch._interrupts import raise_if_stopped
+from bnsearch.backends._base import ResultCallback
+from bnsearch.backends._budget import batch_room, settled_verdict
+from bnsearch.backends._failures import stop_after_failures
+from bnsearch.backends._kept_models import keeps_models, log_kept_models
+from bnsearch.config import StudyConfig
+from bnsearch.data import Dataset
+from bnsearch.engines import Engine
+from bnsearch.stats import best_per_placement
+from bnsearch.tracking import MlflowTracker
+from bnsearch.trial import TrialResult, TrialSpec
+
+__all__ = ["TAKEN_OVER", "Member", "PairedSearcher", "Pruner", "run_paired_search"]
+
+TAKEN_OVER = (
+    "taken over: another process failed this trial as stale while it trained; its result is "
+    "dropped and the trial is retried in its block"
+)
+
+
+class Member(NamedTuple):
+    """A trial of a batch: the backend's own handle on it (an Optuna trial, a Keras Tuner
+    oracle trial; None for a trial outside the backend's search) and what to train."""
+
+    trial: Any
+    spec: TrialSpec
+
+
+Pruner = Callable[[Member, int, float], bool]
+"""``(member, epoch, that epoch's val_loss) -> prune this search trial?``"""
+
+
+class PairedSearcher(Protocol):
+    """A backend's side of each step of :func:`run_paired_search` (its "oracle")."""
+
+    def stored_results(self) -> list[TrialResult]:
+        """Every result the study's store holds, every worker's (read afresh)."""
+        ...
+
+    def search_trials(self) -> int:
+        """The study's search trials that count towards ``target_trials``."""
+        ...
+
+    def reclaim(self) -> str | None:
+        """Before each batch: fail what dead processes left in flight (retried in its
+        block); a notice for the user, or None."""
+        ...
+
+    def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
+        """Up to ``room`` trials in whole paired blocks, retries first (at least one block
+        when there is room); ``wanted`` is this run's remaining budget (None with
+        ``target_trials``: the study's count decides). Empty when nothing is left."""
+        ...
+
+    def others_running(self) -> bool:
+        """Whether other workers' search trials are still running (worth waiting for)."""
+        ...
+
+    def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
+        """The confirmation round: each configuration of ``best`` once per fresh seed."""
+        ...
+
+    def in_flight(self, members: list[Member]) -> AbstractContextManager[Any]:
+        """Held while ``members`` train and are told (Optuna beats for them)."""
+        ...
+
+    def run_tags(self, member: Member) -> dict[str, str]:
+        """The tags of the member's MLflow run."""
+        ...
+
+    def started(self, member: Member, run_id: str | None) -> None:
+        """The member's MLflow run exists (None while MLflow is away)."""
+        ...
+
+    def pruner(self) -> Pruner:
+        """Whether to prune a search trial after an epoch, for one batch."""
+        ...
+
+    def tell(self, member: Member, result: TrialResult) -> bool:
+        """Store the result and tell the backend; False when another process took the
+        trial over meanwhile (the result is dropped: :data:`TAKEN_OVER`)."""
+        ...
+
+    def batch_told(self, members: list[Member]) -> None:
+        """Every result of the batch is told."""
+        ...
+
+    def abandon(self, members: list[Member]) -> str | None:
+        """A batch cut short: leave its trials for the next run to retry; what to say when
+        it was a Ctrl-C, or None."""
+        ...
+
+
+def run_paired_search(
+    searcher: PairedSearcher,
+    config: StudyConfig,
+    dataset: Dataset,
+    engine: Engine,
+    tracker: MlflowTracker,
+    on_result: ResultCallback | None,
+    log: Callable[[str], None],
+) -> list[TrialResult]:
+    """The paired search and its confirmation round; the new results, in the order told."""
+    return _PairedSearch(searcher, config, dataset, engine, tracker, on_result, log).run()
+
+
+@dataclass
+class _PairedSearch:
+    searcher: PairedSearcher
+    config: StudyConfig
+    dataset: Dataset
+    engine: Engine
+    tracker: MlflowTracker
+    on_result: ResultCallback | None
+    log: Callable[[str], None]
+
+    def run(self) -> list[TrialResult]:
+        results = self._search()
+        if results and self.config.confirm_seeds:
+            self.log(
+                f"confirming: each placement's best configuration with "
+                f"{self.config.confirm_seeds} fresh seeds"
+            )
+            results += self._confirm()
+        return results
+
+    def _search(self) -> list[TrialResult]:
+        config, searcher = self.config, self.searcher
+        started = time.monotonic()
+        results: list[TrialResult] = []
+        capacity = max(self.engine.trials_at_once, len(config.space.placement))
+        while config.timeout is None or time.monotonic() - started < config.timeout:
+            raise_if_stopped()
+            if notice := searcher.reclaim():
+                self.log(notice)
+            if statement := settled_verdict(config, searcher.stored_results()):
+                self.log(f"bnsearch: settled; no more blocks: {statement}")
+                break
+            wanted = (
+                None if config.target_trials is not None else config.trials_per_run - len(results)
+            )
+            room = batch_room(config, capacity, searcher.search_trials())
+            members = searcher.ask_batch(room, wanted)
+            if not members:
+                if config.target_trials is None or not searcher.others_running():
+                    break
+                time.sleep(max(1, config.heartbeat_interval or 1))
+                continue
+            batch = self._train(members)
+            results.extend(batch)
+            stop_after_failures(results, batch)
+        return results
+
+    def _confirm(self) -> list[TrialResult]:
+        """Re-train each placement's best configuration with fresh seeds (paired by seed)."""
+        best = best_per_placement(self.searcher.stored_results())
+        if not best:
+            return []
+        return self._train(self.searcher.ask_confirmation(best))
+
+    def _train(self, members: list[Member]) -> list[TrialResult]:
+        """Start the runs, train, tell and end the runs; the batch is in flight (Optuna's
+        heartbeats) from its claim to its end, MLflow included, so a slow tracking store
+        never makes its trials look dead."""
+        run_ids: list[str | None] = []
+        finished: set[int] = set()
+        with self.searcher.in_flight(members):
+            try:
+                return self._train_and_tell(members, run_ids, finished)
+            except BaseException as error:
+                # The store first: nothing stays in flight there (retried by the next run),
+                # then MLflow ends the runs that did not finish.
+                said = self.searcher.abandon(members)
+                for index, run_id in enumerate(run_ids):
+                    if index not in finished:
+                        self.tracker.kill_run(run_id, "interrupted")
+                if isinstance(error, KeyboardInterrupt) and said:
+                    self.log(said)
+                raise
+
+    def _train_and_tell(
+        self, members: list[Member], run_ids: list[str | None], finished: set[int]
+    ) -> list[TrialResult]:
+        searcher, tracker = self.searcher, self.tracker
+        for member in members:
+            run_id = tracker.start_trial(member.spec, searcher.run_tags(member))
+            run_ids.append(run_id)
+            searcher.started(member, run_id)
+        prune = searcher.pruner()
+
+        def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
+            raise_if_stopped()
+            member = members[index]
+            return member.spec.phase != "confirm" and prune(member, epoch, metrics["val_loss"])
+
+        specs = [member.spec for member in members]
+        keep = keeps_models(self.config, specs)
+        trained = self.engine.train(
+            specs, self.dataset, self.config.network, on_epoch, keep_models=keep
+        )
+        results = []
+        for index, (member, result) in enumerate(zip(members, trained.results, strict=True)):
+            # The backend's store first: the result is kept whatever happens to MLflow next.
+            if not searcher.tell(member, result):
+                tracker.kill_run(run_ids[index], TAKEN_OVER, status="FAILED")
+                finished.add(index)
+                self.log(f"bnsearch: trial {member.spec.number} was {TAKEN_OVER}.")
+                continue
+            tracker.finish_trial(run_ids[index], result, extra_tags=searcher.run_tags(member))
+            finished.add(index)
+            results.append(result)
+            if self.on_result is not None:
+                self.on_result(result)
+        searcher.batch_told(members)
+        if keep:
+            log_kept_models(tracker, trained.models, run_ids, self.dataset)
+        return results
