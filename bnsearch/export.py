@@ -22,7 +22,7 @@ from bnsearch.errors import ConfigError
 from bnsearch.stats import best_per_placement
 from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import TrialResult, TrialState
+from bnsearch.trial import TrialResult, TrialState, keys
 
 __all__ = ["Exported", "export_best"]
 
@@ -60,7 +60,7 @@ def export_best(
         run_id = tracker.start_study_run(
             run_name=f"export-{spec.config.placement}-trial-{spec.number:04d}",
             params={**spec.config.as_params(), "seed": spec.seed},
-            tags={"bnsearch.kind": "export", "bnsearch.exports_trial": str(spec.number)},
+            tags={keys.KIND: "export", keys.EXPORTS_TRIAL: str(spec.number)},
         )
         with tracker.study_run_guard():
             uri = tracker.log_keras_model(run_id, model, dataset.x, register_as)

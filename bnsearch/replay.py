@@ -34,7 +34,7 @@ from bnsearch.engines import make_engine
 from bnsearch.errors import ConfigError
 from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import METRICS, TrialResult
+from bnsearch.trial import METRICS, TrialResult, keys
 
 __all__ = ["REPLAY_TOLERANCE", "Replay", "replay_trial"]
 
@@ -131,9 +131,9 @@ def _log(
         run_name=f"replay-{spec.number:04d}-{spec.config.placement}",
         params={**spec.config.as_params(), "seed": spec.seed, "engine": engine},
         tags={
-            "bnsearch.kind": "replay",
-            "bnsearch.replays_trial": str(spec.number),
-            "bnsearch.replays_run": replays_run,
+            keys.KIND: "replay",
+            keys.REPLAYS_TRIAL: str(spec.number),
+            keys.REPLAYS_RUN: replays_run,
         },
     )
     with tracker.study_run_guard():
@@ -142,7 +142,7 @@ def _log(
             tracker.log_epoch(run_id, step, values)
         tracker.end_study_run(
             metrics={"replay.max_abs_difference": worst[2], "replay.max_rel_difference": worst[3]},
-            tags={"bnsearch.replay_worst": f"{worst[0]} epoch {worst[1]}"},
+            tags={keys.REPLAY_WORST: f"{worst[0]} epoch {worst[1]}"},
         )
     return run_id
 

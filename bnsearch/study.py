@@ -37,7 +37,7 @@ from bnsearch.report import (
 )
 from bnsearch.stats import Verdict, verdict_for
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
-from bnsearch.trial import Phase, TrialResult, TrialState
+from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
 __all__ = [
     "StudyOutcome",
@@ -103,8 +103,8 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         params=config.as_params(),
         tags={
             **backend.store_tags(),
-            "bnsearch.backend": config.backend,
-            "bnsearch.data_fingerprint": dataset.fingerprint,
+            keys.BACKEND: config.backend,
+            keys.DATA_FINGERPRINT: dataset.fingerprint,
         },
         dataset=dataset,
     )
@@ -367,7 +367,7 @@ def rebuild_report(
     tracker.start_study_run(
         run_name=f"report-{time.strftime('%Y%m%d-%H%M%S')}",
         params={"study_name": name, "metric": config.metric, "threshold": config.threshold},
-        tags={"bnsearch.kind": "report", **store.tags},
+        tags={keys.KIND: "report", **store.tags},
     )
     for path in files:
         tracker.log_artifact(path)

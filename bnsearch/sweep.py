@@ -20,6 +20,7 @@ from bnsearch.errors import ConfigError
 from bnsearch.report import write_sweep_report
 from bnsearch.stats import AcrossVerdict, compare_across, dataset_scores, verdict_for
 from bnsearch.tracking import MlflowTracker
+from bnsearch.trial import keys
 
 __all__ = ["report_sweep", "sweep_experiment_name"]
 
@@ -63,7 +64,7 @@ def report_sweep(
     tracker.start_study_run(
         run_name=f"sweep-report-{time.strftime('%Y%m%d-%H%M%S')}",
         params={"folder": title, "studies": len(across.datasets), "metric": metric},
-        tags={"bnsearch.kind": "sweep-report"},
+        tags={keys.KIND: "sweep-report"},
     )
     with tracker.study_run_guard():
         with tempfile.TemporaryDirectory(prefix="bnsearch-sweep-") as scratch:
@@ -74,7 +75,7 @@ def report_sweep(
         if across.friedman_p is not None:
             values["friedman_p"] = across.friedman_p
         values["datasets"] = float(len(across.datasets))
-        tracker.end_study_run(metrics=values, tags={"bnsearch.verdict_text": across.statement})
+        tracker.end_study_run(metrics=values, tags={keys.VERDICT_TEXT: across.statement})
     print(f"Verdict across datasets: {across.statement}", file=out)
     where = f"{out_dir}/report.html" if out_dir else "the run's artifacts"
     print(

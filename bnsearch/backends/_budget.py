@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from bnsearch.config import StudyConfig
 from bnsearch.stats import ALPHA, min_blocks_to_settle, verdict_for
-from bnsearch.trial import TrialResult
+from bnsearch.trial import Phase, TrialResult
 
 __all__ = ["batch_room", "paired_budget", "settled_verdict", "up_to_date_message"]
 
@@ -49,7 +49,7 @@ def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str 
     if config.until != "settled":
         return None
     verdict = verdict_for(
-        [r for r in results if r.spec.phase == "search"],
+        [r for r in results if r.spec.phase == Phase.SEARCH],
         metric=config.metric,
         threshold=config.threshold,
         seed=config.seed,

@@ -14,14 +14,14 @@ from typing import Any
 
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
-from bnsearch.trial import TrialSpec
+from bnsearch.trial import Phase, TrialSpec
 
 __all__ = ["keeps_models", "log_kept_models"]
 
 
 def keeps_models(config: StudyConfig, specs: Sequence[TrialSpec]) -> bool:
     """Whether this batch's models are kept: a confirmation round of a study that asks."""
-    return config.keep_models and bool(specs) and all(s.phase == "confirm" for s in specs)
+    return config.keep_models and bool(specs) and all(s.phase == Phase.CONFIRM for s in specs)
 
 
 def log_kept_models(

@@ -37,7 +37,7 @@ from bnsearch.data import Dataset
 from bnsearch.engines import Engine
 from bnsearch.stats import best_per_placement
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import TrialResult, TrialSpec
+from bnsearch.trial import Phase, TrialResult, TrialSpec
 
 __all__ = ["TAKEN_OVER", "Member", "PairedSearcher", "Pruner", "run_paired_search"]
 
@@ -220,7 +220,7 @@ class _PairedSearch:
         def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
             raise_if_stopped()
             member = members[index]
-            return member.spec.phase != "confirm" and prune(member, epoch, metrics["val_loss"])
+            return member.spec.phase != Phase.CONFIRM and prune(member, epoch, metrics["val_loss"])
 
         specs = [member.spec for member in members]
         keep = keeps_models(self.config, specs)

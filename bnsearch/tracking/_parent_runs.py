@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bnsearch.data import Dataset
 from bnsearch.tracking._connection import Connection, TrackingUnavailable
 from bnsearch.tracking._trial_runs import mlflow_params
+from bnsearch.trial import keys
 
 if TYPE_CHECKING:
     from bnsearch.stats import Verdict
@@ -48,7 +49,7 @@ class ParentRuns:
             "create_run",
             self.connection.experiment(),
             run_name=run_name,
-            tags={"bnsearch.kind": "study", **_process_tags(), **tags},
+            tags={keys.KIND: "study", **_process_tags(), **tags},
         )
         self.parent_run_id = run.info.run_id
         self._parent_run_name = run_name
@@ -56,7 +57,7 @@ class ParentRuns:
             "log_batch",
             self.parent_run_id,
             params=mlflow_params(params),
-            tags=[RunTag("bnsearch.started", time.strftime("%Y-%m-%dT%H:%M:%S"))],
+            tags=[RunTag(keys.STARTED, time.strftime("%Y-%m-%dT%H:%M:%S"))],
         )
         if dataset is not None:
             self.log_dataset(self.parent_run_id, dataset)
@@ -91,7 +92,7 @@ class ParentRuns:
             yield
         except KeyboardInterrupt:
             with contextlib.suppress(TrackingUnavailable):
-                self.end_study_run(status="KILLED", tags={"bnsearch.interrupted": "true"})
+                self.end_study_run(status="KILLED", tags={keys.INTERRUPTED: "true"})
             raise
         except BaseException:
             with contextlib.suppress(TrackingUnavailable):
@@ -115,11 +116,11 @@ class ParentRuns:
         presentation wrote; it does not render)."""
         values = {**(metrics or {}), "verdict.n_blocks": float(verdict.n_blocks)}
         tags = {
-            "bnsearch.verdict": verdict.outcome,
-            "bnsearch.verdict_text": verdict.statement,
-            "bnsearch.verdict_rule": verdict.until,
+            keys.VERDICT: verdict.outcome,
+            keys.VERDICT_TEXT: verdict.statement,
+            keys.VERDICT_RULE: verdict.until,
             "mlflow.note.content": note,
-            "bnsearch.latest": "true",
+            keys.LATEST: "true",
         }
         self._name_and_mark_latest(label)
         if verdict.primary is not None:
@@ -132,8 +133,8 @@ class ParentRuns:
             values["verdict.ci_high"] = verdict.primary.ci_high
             values["verdict.p_holm"] = verdict.primary.p_holm
         for activation, sub in verdict.by_activation.items():
-            tags[f"bnsearch.verdict.{activation}"] = sub.outcome
-            tags[f"bnsearch.verdict_text.{activation}"] = sub.statement
+            tags[keys.per_activation(keys.VERDICT, activation)] = sub.outcome
+            tags[keys.per_activation(keys.VERDICT_TEXT, activation)] = sub.statement
             if sub.primary is not None:
                 values[f"verdict.{activation}.median_difference"] = sub.primary.median
                 values[f"verdict.{activation}.ci_low"] = sub.primary.ci_low
@@ -148,7 +149,7 @@ class ParentRuns:
         self.connection.call("update_run", self.parent_run_id, name=name)
         for earlier in self.connection.search("tags.`bnsearch.latest` = 'true'"):
             if earlier.info.run_id != self.parent_run_id:
-                self.connection.call("set_tag", earlier.info.run_id, "bnsearch.latest", "false")
+                self.connection.call("set_tag", earlier.info.run_id, keys.LATEST, "false")
 
     def log_dataset(self, run_id: str, dataset: Dataset) -> None:
         """Link the study's data set to ``run_id`` as its training input."""
@@ -171,4 +172,4 @@ class ParentRuns:
 
 def _process_tags() -> dict[str, str]:
     """Who runs a study run: :meth:`MlflowTracker.sync` ends it once that process is gone."""
-    return {"bnsearch.host": socket.gethostname(), "bnsearch.pid": str(os.getpid())}
+    return {keys.HOST: socket.gethostname(), keys.PID: str(os.getpid())}

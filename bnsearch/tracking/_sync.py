@@ -23,7 +23,7 @@ from bnsearch.tracking._trial_runs import (
     trial_params,
     write_outcome,
 )
-from bnsearch.trial import StoredTrials
+from bnsearch.trial import StoredTrials, keys
 
 __all__ = ["Sync", "SyncReport"]
 
@@ -67,7 +67,7 @@ class Sync:
         report = SyncReport()
         by_number: dict[str, list[Any]] = {}
         for run in connection.search("tags.`bnsearch.kind` = 'trial'"):
-            by_number.setdefault(run.data.tags.get("bnsearch.trial_number", ""), []).append(run)
+            by_number.setdefault(run.data.tags.get(keys.TRIAL_NUMBER, ""), []).append(run)
         store = read_store()
         written: set[str] = set()
         for result in store.results:
@@ -88,7 +88,7 @@ class Sync:
                 report.completed += 1
             else:
                 parent = store.parents.get(result.spec.number) or self.parent_run_id
-                create_finished_run(connection, result, parent, {"bnsearch.backfilled": "true"})
+                create_finished_run(connection, result, parent, {keys.BACKFILLED: "true"})
                 report.created += 1
         in_flight = {str(number) for number in store.running}
         for number, own in by_number.items():
@@ -110,9 +110,9 @@ class Sync:
         closed = 0
         for run in self.connection.search("tags.`bnsearch.kind` = 'study'"):
             tags = run.data.tags
-            if run.info.status != "RUNNING" or tags.get("bnsearch.host") != host:
+            if run.info.status != "RUNNING" or tags.get(keys.HOST) != host:
                 continue
-            if run.info.run_id == self.parent_run_id or _alive(tags.get("bnsearch.pid", "")):
+            if run.info.run_id == self.parent_run_id or _alive(tags.get(keys.PID, "")):
                 continue
             _end_abandoned(self.connection, run.info.run_id)
             closed += 1
@@ -127,7 +127,7 @@ class Sync:
         # A process can die between creating a trial's run and recording its id on the
         # trial: the run's own trial-number tag (set when it was created) finds it then.
         live = {
-            run.data.tags.get("bnsearch.trial_number"): run
+            run.data.tags.get(keys.TRIAL_NUMBER): run
             for run in connection.search(
                 "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'"
             )
@@ -144,7 +144,7 @@ class Sync:
                 f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"
             )
             if not children and connection.call("get_run", parent).info.status == "RUNNING":
-                connection.call("set_tag", parent, "bnsearch.fail_reason", reason)
+                connection.call("set_tag", parent, keys.FAIL_REASON, reason)
                 connection.call("set_terminated", parent, status="FAILED")
 
 
@@ -152,7 +152,7 @@ def _end_abandoned(connection: Connection, run_id: str) -> None:
     from mlflow.entities import RunTag
 
     reason = "abandoned: its process ended before the trial did"
-    tags = [RunTag("bnsearch.fail_reason", reason), RunTag("bnsearch.state", "FAILED")]
+    tags = [RunTag(keys.FAIL_REASON, reason), RunTag(keys.STATE, "FAILED")]
     connection.call("log_batch", run_id, tags=tags)
     connection.call("set_terminated", run_id, status="FAILED")
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from bnsearch.tracking._connection import Connection, TrackingUnavailable
-from bnsearch.trial import METRICS, Phase, TrialResult, TrialSpec, TrialState
+from bnsearch.trial import METRICS, Phase, TrialResult, TrialSpec, TrialState, keys
 
 __all__ = [
     "STATUS",
@@ -130,7 +130,7 @@ def kill(connection: Connection, run_id: str | None, reason: str, status: str) -
 
     if run_id is None:
         return
-    tags = [RunTag("bnsearch.fail_reason", reason), RunTag("bnsearch.state", "FAILED")]
+    tags = [RunTag(keys.FAIL_REASON, reason), RunTag(keys.STATE, "FAILED")]
     if connection.best_effort("log_batch", run_id, tags=tags):
         connection.best_effort("set_terminated", run_id, status=status)
 
@@ -173,11 +173,11 @@ def write_outcome(
     metrics.append(Metric("epochs_trained", float(result.epochs_trained), now, 0))
     metrics.append(Metric("wall_time_s", result.wall_time_s, now, 0))
     tags = [
-        RunTag("bnsearch.state", result.state.value),
-        RunTag("bnsearch.engine", result.engine),
+        RunTag(keys.STATE, result.state.value),
+        RunTag(keys.ENGINE, result.engine),
     ]
     if result.fail_reason:
-        tags.append(RunTag("bnsearch.fail_reason", result.fail_reason[:5000]))
+        tags.append(RunTag(keys.FAIL_REASON, result.fail_reason[:5000]))
     for start in range(0, len(metrics), 900):
         chunk = metrics[start : start + 900]
         connection.call("log_batch", run_id, metrics=chunk, tags=tags if start == 0 else [])
@@ -218,12 +218,12 @@ def _trial_tags(
 ) -> dict[str, str]:
     return {
         "mlflow.parentRunId": parent_run_id or "",
-        "bnsearch.kind": "trial",
-        "bnsearch.trial_number": str(spec.number),
-        "bnsearch.seed": str(spec.seed),
-        "bnsearch.state": state,
+        keys.KIND: "trial",
+        keys.TRIAL_NUMBER: str(spec.number),
+        keys.SEED: str(spec.seed),
+        keys.STATE: state,
         "placement": spec.config.placement,
-        **({"bnsearch.block": str(spec.block)} if spec.block is not None else {}),
+        **({keys.BLOCK: str(spec.block)} if spec.block is not None else {}),
         **(extra or {}),
     }
 

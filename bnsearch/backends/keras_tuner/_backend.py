@@ -65,11 +65,13 @@ from bnsearch.stats import Verdict
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import (
     BNConfig,
+    Phase,
     StoredTrials,
     TrialRecorder,
     TrialResult,
     TrialSpec,
     TrialState,
+    keys,
     trial_seed,
 )
 
@@ -134,7 +136,7 @@ class _TrackedTuner:
         config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
         number = int(trial.trial_id)
         seed = trial_seed(self.bnsearch_config.seed, number)
-        return TrialSpec(number, config, seed, None, "search")
+        return TrialSpec(number, config, seed, None, Phase.SEARCH)
 
     def on_trial_begin(self, trial: Any) -> None:
         import keras
@@ -149,14 +151,14 @@ class _TrackedTuner:
         values = trial.hyperparameters.values
         tags = {
             "keras_tuner.trial_id": str(trial.trial_id),
-            "bnsearch.phase": "search",
-            "bnsearch.pid": str(os.getpid()),
+            keys.PHASE: Phase.SEARCH.value,
+            keys.PID: str(os.getpid()),
         }
         resumed = values.get("tuner/trial_id")
         if resumed is not None:
-            tags["bnsearch.resumes_trial"] = str(resumed)
+            tags[keys.RESUMES_TRIAL] = str(resumed)
             if self.bnsearch_run_ids.get(str(resumed)):
-                tags["bnsearch.resumes_run"] = self.bnsearch_run_ids[str(resumed)]
+                tags[keys.RESUMES_RUN] = self.bnsearch_run_ids[str(resumed)]
         run_id = self.bnsearch_tracker.start_trial(spec, tags)
         extra = {k: values[k] for k in _HYPERBAND_KEYS if k in values}
         if extra:

@@ -42,10 +42,12 @@ from bnsearch.config import PAIRED_TUNERS, StudyConfig
 from bnsearch.trial import (
     METRICS,
     BNConfig,
+    Phase,
     TrialResult,
     TrialSpec,
     TrialState,
     confirmation_seed,
+    keys,
     trial_seed,
 )
 
@@ -112,7 +114,7 @@ def open_oracle(config: StudyConfig, folder: Path) -> Any:
 
 def search_count(results: list[TrialResult]) -> int:
     """Search trials with an outcome, towards ``target_trials``."""
-    return sum(1 for r in results if r.spec.phase == "search")
+    return sum(1 for r in results if r.spec.phase == Phase.SEARCH)
 
 
 @dataclass
@@ -182,7 +184,7 @@ class KerasTunerSearcher:
             seed = confirmation_seed(self.config.seed, round_id, k)
             for result in best:
                 number = round_id + len(asked)
-                spec = TrialSpec(number, result.config, seed, round_id, "confirm")
+                spec = TrialSpec(number, result.config, seed, round_id, Phase.CONFIRM)
                 asked.append(Member(None, spec))
         return asked
 
@@ -190,7 +192,7 @@ class KerasTunerSearcher:
         return nullcontext()
 
     def run_tags(self, member: Member) -> dict[str, str]:
-        tags = {"bnsearch.phase": member.spec.phase, "bnsearch.backend": "keras-tuner"}
+        tags = {keys.PHASE: member.spec.phase, keys.BACKEND: "keras-tuner"}
         if member.trial is not None:
             tags["keras_tuner.trial_id"] = str(member.trial.trial_id)
         return tags
@@ -231,7 +233,7 @@ class KerasTunerSearcher:
 def _spec(trial: Any, block: int, seed: int) -> TrialSpec:
     values = trial.hyperparameters.values
     config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
-    return TrialSpec(int(trial.trial_id), config, seed, block, "search")
+    return TrialSpec(int(trial.trial_id), config, seed, block, Phase.SEARCH)
 
 
 def _read_blocks(folder: Path) -> dict[str, list[int]]:

@@ -17,7 +17,15 @@ import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends._loop import Member
 from bnsearch.backends.optuna._heartbeat import first_beat
 from bnsearch.config import StudyConfig
-from bnsearch.trial import BNConfig, TrialResult, TrialSpec, confirmation_seed, trial_seed
+from bnsearch.trial import (
+    BNConfig,
+    Phase,
+    TrialResult,
+    TrialSpec,
+    confirmation_seed,
+    keys,
+    trial_seed,
+)
 
 __all__ = ["ask_block", "ask_confirmation", "claim_trial"]
 
@@ -31,11 +39,11 @@ def _spec_attrs(spec: TrialSpec) -> dict[str, Any]:
     """What every trial records about itself: seed, phase, block and worker."""
     attrs: dict[str, Any] = {
         "seed": spec.seed,
-        "bnsearch.phase": spec.phase,
-        "bnsearch.worker": _worker_id(),
+        keys.PHASE: spec.phase,
+        keys.WORKER: _worker_id(),
     }
     if spec.block is not None:
-        attrs["bnsearch.block"] = spec.block
+        attrs[keys.BLOCK] = spec.block
     return attrs
 
 
@@ -46,7 +54,7 @@ def claim_trial(
     seed: int,
     block: int,
     extra_attrs: dict[str, Any] | None = None,
-    phase: str = "search",
+    phase: Phase = Phase.SEARCH,
 ) -> Member:
     """Create a RUNNING trial with fixed ``params`` owned by this process, its seed, block
     and phase stored in the same insert."""
@@ -88,6 +96,6 @@ def ask_confirmation(study: Any, config: StudyConfig, best: list[TrialResult]) -
         for result in best:
             params = result.config.as_params()
             members.append(
-                claim_trial(study, params, distributions, seed, round_id, phase="confirm")
+                claim_trial(study, params, distributions, seed, round_id, phase=Phase.CONFIRM)
             )
     return members

@@ -32,7 +32,7 @@ from bnsearch.data import Dataset
 from bnsearch.engines import Engine
 from bnsearch.stats import Verdict
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import StoredTrials, TrialResult
+from bnsearch.trial import StoredTrials, TrialResult, keys
 
 __all__ = ["OptunaBackend", "OptunaStudyReader"]
 
@@ -50,7 +50,7 @@ class OptunaStudyReader:
 
     @property
     def data_fingerprint(self) -> str:
-        return str(self.study.user_attrs.get("bnsearch.data_fingerprint", "unknown"))
+        return str(self.study.user_attrs.get(keys.DATA_FINGERPRINT, "unknown"))
 
     def stored_trials(self) -> StoredTrials:
         return stored_trials(self.study)
@@ -123,8 +123,8 @@ class OptunaBackend:
         return study_importances(self.study)
 
     def record_verdict(self, verdict: Verdict) -> None:
-        self.study.set_user_attr("bnsearch.verdict", verdict.statement)
-        self.study.set_user_attr("bnsearch.verdict_outcome", verdict.outcome)
+        self.study.set_user_attr(keys.VERDICT, verdict.statement)
+        self.study.set_user_attr(keys.VERDICT_OUTCOME, verdict.outcome)
 
     # --- reading and preparing without training -----------------------------------------
 

@@ -45,19 +45,16 @@ from bnsearch.backends.optuna._retry import is_transient, retry_transient, serve
 from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreError
+from bnsearch.trial import Phase, keys
 
 __all__ = [
     "LOCK_TIMEOUT_S",
-    "WITHDRAWN",
     "Repair",
     "blocks_to_complete",
     "claim_batch",
     "claim_lock",
 ]
 
-#: User attribute of a trial withdrawn from a claim that lost its lock: not an outcome, and
-#: not retried.
-WITHDRAWN = "bnsearch.withdrawn"
 
 #: The longest a worker waits for another worker's claim (which takes well under a second).
 LOCK_TIMEOUT_S = 120.0
@@ -140,7 +137,7 @@ class Repair:
 
     def claim(self, study: Any) -> Member:
         """A new trial with this repair's parameters, seed and block."""
-        extra = {} if self.retries is None else {"bnsearch.retries_trial": self.retries}
+        extra = {} if self.retries is None else {keys.RETRIES_TRIAL: self.retries}
         return claim_trial(study, self.params, self.distributions, self.seed, self.block, extra)
 
 
@@ -151,11 +148,11 @@ def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
     blocks: dict[int, list[Any]] = {}
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
-        if attrs.get("bnsearch.phase", "search") != "search" or attrs.get(WITHDRAWN):
+        if attrs.get(keys.PHASE, Phase.SEARCH) != Phase.SEARCH or attrs.get(keys.WITHDRAWN):
             continue
-        if "bnsearch.block" not in attrs or "placement" not in trial.params:
+        if keys.BLOCK not in attrs or "placement" not in trial.params:
             continue
-        blocks.setdefault(int(attrs["bnsearch.block"]), []).append(trial)
+        blocks.setdefault(int(attrs[keys.BLOCK]), []).append(trial)
     repairs = []
     for block, members in sorted(blocks.items()):
         template = members[0]
@@ -214,7 +211,7 @@ def _withdraw(study: Any, asked: list[Member]) -> None:
     import optuna
 
     for trial, _ in asked:
-        retry_transient(lambda t=trial: t.set_user_attr(WITHDRAWN, True))
+        retry_transient(lambda t=trial: t.set_user_attr(keys.WITHDRAWN, True))
         retry_transient(
             lambda t=trial: study.tell(t, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         )

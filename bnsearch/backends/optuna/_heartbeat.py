@@ -15,6 +15,7 @@ from typing import Any
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends.optuna._retry import retry_transient
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable
+from bnsearch.trial import keys
 
 __all__ = ["Heartbeat", "close_stale_trials", "closed_message", "first_beat"]
 
@@ -95,7 +96,7 @@ def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
     with contextlib.suppress(TrackingUnavailable):
         tracker.fail_abandoned_runs(
             [t.number for t in failed],
-            [t.user_attrs.get("bnsearch.parent_run", "") for t in failed],
+            [t.user_attrs.get(keys.PARENT_RUN, "") for t in failed],
             STALE_REASON,
         )
     return len(failed)

@@ -25,7 +25,7 @@ from bnsearch.backends.optuna._storage import (
 )
 from bnsearch.config import StudyConfig
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import TrialResult, TrialState
+from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
 __all__ = ["OptunaSearcher"]
 
@@ -56,7 +56,7 @@ class OptunaSearcher:
         import optuna
 
         running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        return any(t.user_attrs.get("bnsearch.phase", "search") == "search" for t in running)
+        return any(t.user_attrs.get(keys.PHASE, Phase.SEARCH) == Phase.SEARCH for t in running)
 
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
         return ask_confirmation(self.study, self.config, best)
@@ -65,16 +65,16 @@ class OptunaSearcher:
         return Heartbeat(self.study, [member.trial for member in members])
 
     def run_tags(self, member: Member) -> dict[str, str]:
-        tags = {"optuna.study": self.study.study_name, "bnsearch.phase": member.spec.phase}
-        retried = member.trial.user_attrs.get("bnsearch.retries_trial")
+        tags = {"optuna.study": self.study.study_name, keys.PHASE: member.spec.phase}
+        retried = member.trial.user_attrs.get(keys.RETRIES_TRIAL)
         if retried is not None:
-            tags["bnsearch.retries_trial"] = str(retried)
+            tags[keys.RETRIES_TRIAL] = str(retried)
         return tags
 
     def started(self, member: Member, run_id: str | None) -> None:
         if run_id is not None:
             member.trial.set_user_attr(RUN_ID_ATTR, run_id)
-        member.trial.set_user_attr("bnsearch.parent_run", self.tracker.parent_run_id or "")
+        member.trial.set_user_attr(keys.PARENT_RUN, self.tracker.parent_run_id or "")
 
     def pruner(self) -> Pruner:
         snapshot = EpochSnapshot(self.study)
