@@ -1,4 +1,6 @@
-"""Whether a store's server answers at all, decided within seconds.
+"""Reaching a store: whether its server answers at all, decided within seconds
+(:func:`probe`), and how long a call to it is tried again (:class:`RetryPolicy`, one for
+each kind of store, here and nowhere else).
 
 MLflow retries its first connection to a ``postgresql://`` store for about 100 s and an
 HTTP call for minutes; bnsearch retries dropped connections too (a server restarting).
@@ -11,9 +13,35 @@ from __future__ import annotations
 import socket
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["TIMEOUT_S", "probe"]
+__all__ = ["DATABASE_RETRY", "MLFLOW_RETRY", "TIMEOUT_S", "RetryPolicy", "probe"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a store's calls ride out its server going away: a failed call is tried again
+    after each of ``delays_s``; once a call has given up, further calls fail at once for
+    ``offline_s`` seconds (0: every call tries again), so a study does not wait out every
+    call's retries while a store is away."""
+
+    delays_s: tuple[float, ...]
+    offline_s: float = 0.0
+
+    @property
+    def waits(self) -> tuple[float, ...]:
+        """The wait before each try (none before the first)."""
+        return (0.0, *self.delays_s)
+
+
+#: MLflow: four tries within ~3.5 s plus the calls' own timeouts
+#: (``MLFLOW_HTTP_REQUEST_TIMEOUT``, 10 s unless set), then 30 s offline. Trial runs are
+#: a view of the study's store, so a short outage costs nothing: ``sync`` back-fills.
+MLFLOW_RETRY = RetryPolicy(delays_s=(0.5, 1.0, 2.0), offline_s=30.0)
+#: A database storage (Optuna on PostgreSQL): about 30 s in all, enough for a restart or a
+#: failover; the study's store is the source of truth, so it is waited for.
+DATABASE_RETRY = RetryPolicy(delays_s=(0.5, 1.0, 2.0, 4.0, 8.0, 15.0))
 
 #: The longest a store's server may take to answer the probe.
 TIMEOUT_S = 8

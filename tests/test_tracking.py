@@ -87,12 +87,12 @@ def test_sync_writes_runs_mlflow_missed_and_ends_abandoned_ones(tiny_csv, tmp_pa
 
 
 def test_a_run_whose_params_an_outage_cut_off_gets_them_with_its_outcome(tmp_path, monkeypatch):
+    from bnsearch._reachable import RetryPolicy
     from bnsearch.tracking import MlflowTracker
     from bnsearch.tracking import _connection as tracking
     from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState
 
-    monkeypatch.setattr(tracking, "RETRY_DELAYS_S", ())
-    monkeypatch.setattr(tracking, "OFFLINE_S", 0.0)
+    monkeypatch.setattr(tracking, "MLFLOW_RETRY", RetryPolicy(delays_s=(), offline_s=0.0))
     tracker = MlflowTracker(f"sqlite:///{tmp_path}/mlflow.db", "cut")
     tracker.notify = lambda line: None
     real_log_batch = tracker.client.log_batch

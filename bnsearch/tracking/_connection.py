@@ -2,8 +2,9 @@
 
 The backend's store (the Optuna study, the Keras Tuner project) holds every result; MLflow
 is its view. So every MLflow call goes through :meth:`Connection.call`: tried again after
-each of :data:`RETRY_DELAYS_S`, and when MLflow stays away the connection says so once and
-fails further calls at once for :data:`OFFLINE_S` seconds (the outage breaker), so a study
+each delay of :data:`bnsearch._reachable.MLFLOW_RETRY` (the one place retry policies are
+set), and when MLflow stays away the connection says so once and fails further calls at
+once for the policy's ``offline_s`` seconds (the outage breaker), so a study
 trains on without waiting out every call's retries; :meth:`MlflowTracker.sync` writes what
 MLflow missed later. Both parameters are read at call time, so tests can patch them here.
 A store that cannot be reached at the start fails within about 10 s
@@ -19,25 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bnsearch._reachable import probe
+from bnsearch._reachable import MLFLOW_RETRY, probe
 from bnsearch._redact import redact_text, redact_url
 from bnsearch.errors import StoreError
 from bnsearch.tracking._local_store import relocate_artifacts, sqlite_path
 
 __all__ = [
-    "OFFLINE_S",
-    "RETRY_DELAYS_S",
     "Connection",
     "TrackingUnavailable",
     "existing_experiment_id",
 ]
-
-#: Waits between the tries of one MLflow call: four tries within ~3.5 s plus the calls' own
-#: timeouts (``MLFLOW_HTTP_REQUEST_TIMEOUT``, 10 s unless set).
-RETRY_DELAYS_S = (0.5, 1.0, 2.0)
-#: After a call gave up, further calls fail at once for this long, so a study whose MLflow
-#: is away does not wait out every call's retries.
-OFFLINE_S = 30.0
 
 # MLflow's own HTTP retries would wait minutes per call; bnsearch retries the call itself.
 _HTTP_DEFAULTS = {
@@ -168,7 +160,7 @@ class Connection:
     # --- calls that survive an outage ----------------------------------------------------
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """``client.<method>(...)`` tried again after each of :data:`RETRY_DELAYS_S`; a
+        """``client.<method>(...)`` tried again after each delay of ``MLFLOW_RETRY``; a
         TrackingUnavailable when every try failed (or MLflow went away moments ago). A
         refusal that another try cannot change (a bad request, a missing run) is raised at
         once."""
@@ -210,7 +202,7 @@ class Connection:
             raise TrackingUnavailable(self._outage)
         error: Exception | None = None
         # Once MLflow is known to be away, one try tells whether it is back.
-        delays = (0.0,) if self._outage is not None else (0.0, *RETRY_DELAYS_S)
+        delays = (0.0,) if self._outage is not None else MLFLOW_RETRY.waits
         for delay in delays:
             time.sleep(delay)
             try:
@@ -236,7 +228,7 @@ class Connection:
         self._outage = (
             f"MLflow tracking store {redact_url(self.tracking_uri)} unreachable ({text[:300]})"
         )
-        self._offline_until = time.monotonic() + OFFLINE_S
+        self._offline_until = time.monotonic() + MLFLOW_RETRY.offline_s
         if first:
             self.notify(
                 f"bnsearch: {self._outage}; training goes on and the study's store keeps "

@@ -7,9 +7,10 @@ is *transient*: the same call on a fresh connection works. So:
 * connections are checked before use (``pool_pre_ping``) and opened with a timeout
   (:func:`engine_kwargs`);
 * opening the storage, every storage call (:func:`retrying_storage`) and every claim
-  (:func:`retry_transient`) is tried again after each of :data:`DELAYS_S` on a transient
-  error. A server that is not there at all is not waited for: the study asks
-  :func:`bnsearch.reachable.probe` first and fails at once with the usual one-line error.
+  (:func:`retry_transient`) is tried again on a transient error, after each delay of
+  :data:`bnsearch._reachable.DATABASE_RETRY` (the one place retry policies are set). A
+  server that is not there at all is not waited for: the study asks
+  :func:`bnsearch._reachable.probe` first and fails at once with the usual one-line error.
 
 Retrying a call whose first try did commit is harmless for every call bnsearch makes but
 two: creating a trial (a duplicate is created; it never gets a heartbeat, so it is failed
@@ -26,9 +27,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import bnsearch.backends.optuna._adapter as adapter
+from bnsearch._reachable import DATABASE_RETRY
 
 __all__ = [
-    "DELAYS_S",
     "engine_kwargs",
     "is_transient",
     "retry_transient",
@@ -36,8 +37,6 @@ __all__ = [
     "served",
 ]
 
-#: Waits between tries: about 30 s in all, enough for a PostgreSQL restart or failover.
-DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 #: How long opening a database connection may take.
 CONNECT_TIMEOUT_S = 8
 
@@ -82,8 +81,9 @@ def is_transient(error: BaseException) -> bool:
 
 
 def retry_transient(call: Callable[[], T], on_retry: Callable[[str], None] | None = None) -> T:
-    """``call()``, tried again after each of :data:`DELAYS_S` while it fails transiently."""
-    for delay in (*DELAYS_S, None):
+    """``call()``, tried again after each delay of ``DATABASE_RETRY`` while it fails
+    transiently."""
+    for delay in (*DATABASE_RETRY.delays_s, None):
         try:
             return call()
         except Exception as error:
