@@ -48,20 +48,25 @@ def _part(path: Path) -> str:
     return relative.parts[0] if len(relative.parts) > 1 else relative.stem
 
 
-def _imported_parts(path: Path) -> set[str]:
-    """Top-level parts of bnsearch that ``path`` imports, at module level or in functions."""
-    found = set()
+def _import_targets(path: Path) -> list[str]:
+    """Every dotted name ``path`` imports (``from a import b`` gives ``a`` and ``a.b``), at
+    module level or inside functions."""
+    targets = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            targets += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "bnsearch" and len(parts) > 1 and parts[1] in RANK:
-                found.add(parts[1])
+            targets += [a.name for a in node.names]
+    return targets
+
+
+def _imported_parts(path: Path) -> set[str]:
+    """Top-level parts of bnsearch that ``path`` imports."""
+    found = set()
+    for name in _import_targets(path):
+        parts = name.split(".")
+        if parts[0] == "bnsearch" and len(parts) > 1 and parts[1] in RANK:
+            found.add(parts[1])
     return found
 
 
@@ -101,18 +106,11 @@ def _module_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         out = graph.setdefault(name, set())
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            else:
-                continue
-            for target in targets:
-                found = owner(target) if target.startswith("bnsearch.") else None
-                # A module may import its own package (that is how siblings are reached).
-                if found and found != name and not name.startswith(found + "."):
-                    out.add(found)
+        for target in _import_targets(path):
+            found = owner(target) if target.startswith("bnsearch.") else None
+            # A module may import its own package (that is how siblings are reached).
+            if found and found != name and not name.startswith(found + "."):
+                out.add(found)
     return graph
 
 
