@@ -1,7 +1,7 @@
 """``python -m bnsearch``: a thin layer that parses flags into a StudyConfig and calls the library.
 
 Commands come from one table (:data:`COMMANDS`), each with its arguments and the function
-that runs it; study settings come from :mod:`bnsearch.settings`. Exit codes: 0 success; 1
+that runs it; study settings come from :mod:`bnsearch.config`. Exit codes: 0 success; 1
 the study ran but every trial failed; 2 bad input (data, configuration, stores), reported
 on one stderr line; 3 the study is locked by another process; 130 interrupted.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bnsearch._redact import redact_text, redact_url
-from bnsearch.errors import BnsearchError, ConfigError, UsageError
+from bnsearch.errors import BnsearchError, ConfigError, StoreError, UsageError
 
 __all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
 
@@ -200,6 +200,7 @@ def _run_ui(args: argparse.Namespace) -> int:
     )
 
     uri = getattr(args, "tracking_uri", None) or default_tracking_uri()
+    _check_store_folder(uri)
     if relocate_artifacts(uri):
         print("bnsearch: the store was moved; its artifact paths now point beside it.")
     command = ui_command(uri, args.host, args.port)
@@ -218,6 +219,21 @@ def _run_ui(args: argparse.Namespace) -> int:
     return 0  # not reached: exec replaces this process
 
 
+def _check_store_folder(uri: str) -> None:
+    """A SQLite store's folder exists or is made: ``mlflow ui`` would make it itself, and end
+    in a traceback where a file stands in the way (``sqlite:///data.csv/m.db``)."""
+    if not uri.startswith("sqlite:///"):
+        return
+    folder = Path(uri.removeprefix("sqlite:///").split("?")[0]).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(
+            f"cannot create the MLflow store folder {folder} ({error.strerror}); pick a "
+            "writable place with --tracking-uri."
+        ) from None
+
+
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
     from bnsearch.config import add_flags
 
@@ -234,16 +250,28 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     from bnsearch.study import rebuild_report
 
-    out = getattr(args, "out", None)
+    out = _out_folder(getattr(args, "out", None))
     if getattr(args, "sweep", None):
         folder = Path(args.sweep)
-        return _report_sweep(folder, _study_files(folder), args, Path(out) if out else None)
+        return _report_sweep(folder, _study_files(folder), args, out)
     if not getattr(args, "study_name", None):
         raise UsageError(
             "report needs --study-name NAME (one study) or --sweep FOLDER (across studies)."
         )
-    rebuild_report(config_from_args(args), Path(out) if out else None)
+    rebuild_report(config_from_args(args), out)
     return 0
+
+
+def _out_folder(out: str | None) -> Path | None:
+    """``--out`` as a folder that can be made: refused if a file stands where it or one of
+    the folders above it would be (checked before anything is computed; nothing is made)."""
+    if not out:
+        return None
+    path = Path(out)
+    standing = next(p for p in (path, *path.parents) if p.exists())
+    if not standing.is_dir():
+        raise UsageError(f"--out {out}: {standing} is a file, not a folder; give --out a folder.")
+    return path
 
 
 def _sync_arguments(parser: argparse.ArgumentParser) -> None:
@@ -282,7 +310,9 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from bnsearch.export import export_best
 
-    export_best(config_from_args(args), args.placement, args.register)
+    export_best(
+        config_from_args(args), getattr(args, "placement", None), getattr(args, "register", None)
+    )
     return 0
 
 
@@ -455,12 +485,23 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refusal is a UsageError: one ``bnsearch: error:`` line and exit 2,
+    as every other bad input (argparse would print its usage lines before the error)."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{message}; see {self.prog} --help.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    # Options every command shares. SUPPRESS: a sub-command's parse never resets a flag
-    # given before the command name.
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    """The parser of every command. ``argument_default=SUPPRESS``: a flag not given is not
+    in the namespace at all (so the study file's setting or the default applies), and a
+    sub-command's parse never resets a flag given before the command name; so a runner
+    reads an optional argument with ``getattr(args, name, default)``, never ``args.name``
+    (tests/test_cli_surface.py runs every command without any of them)."""
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m bnsearch",
         parents=[common],
         description="Does BatchNormalization placement (before/after the activation) matter "

@@ -236,3 +236,22 @@ def test_a_study_name_that_is_a_path_is_refused_and_nothing_is_written_or_remove
         assert result.returncode == 2, (args, result.stderr)
         assert "--study-name" in result.stderr and len(result.stderr.splitlines()) == 1
     assert _tree(tmp_path) == before  # the store is what it was; nothing was added
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "words"),
+    [
+        ("--storage", "o.db", ["Optuna storage folder", "Not a directory", "--storage"]),
+        ("--tracking-uri", "m.db", ["MLflow store folder", "Not a directory", "--tracking-uri"]),
+    ],
+)
+def test_a_store_under_a_regular_file_is_one_line_not_a_traceback(
+    tiny_csv: Path, tmp_path: Path, cli, flag: str, name: str, words: list[str]
+):
+    url = f"sqlite:///{tiny_csv.name}/x/{name}"  # its folder would lie inside the CSV file
+    result = _tiny_study(cli, tiny_csv, tmp_path, "--n-trials", "3", flag, url)
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("bnsearch: error:") and f"{tiny_csv.name}/x" in line
+    for word in words:
+        assert word in line

@@ -130,3 +130,129 @@ def test_an_npz_with_a_flat_x_or_a_table_of_y_is_refused(tmp_path: Path, x, y, w
     np.savez(tmp_path / "bad.npz", X=x, y=y)
     with pytest.raises(DataError, match=words.replace("(", r"\(").replace(")", r"\)")):
         load_dataset(str(tmp_path / "bad.npz"))
+
+
+def _frame(n: int = 60):
+    """A table as a user has it: float and integer features, string labels."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 90, n),
+            "income": rng.random(n) * 1e5,
+            "score": rng.standard_normal(n),
+            "label": rng.choice(["churn", "stay"], n),
+        }
+    )
+
+
+def _write(frame, path: Path) -> Path:
+    """``frame`` saved at ``path`` the way pandas writes that kind of file."""
+    name = path.name.lower()
+    if name.endswith(".feather"):
+        frame.to_feather(path)
+    elif name.endswith(".parquet"):
+        frame.to_parquet(path)
+    elif ".tsv" in name:
+        frame.to_csv(path, sep="\t", index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "table.csv.gz", "table.csv.bz2", "table.csv.zip", "table.csv.xz", "table.tsv",
+        "table.tsv.gz", "table.feather", "table.parquet", "TABLE.CSV.GZ",
+    ],
+)  # fmt: skip
+def test_every_format_pandas_reads_loads_the_same_table_as_the_csv(tmp_path: Path, name: str):
+    frame = _frame()
+    csv = load_dataset(str(_write(frame, tmp_path / "table.csv")), "label")
+    data = load_dataset(str(_write(frame, tmp_path / name)), "label")
+    np.testing.assert_array_equal(data.x, csv.x)
+    np.testing.assert_array_equal(data.y, csv.y)
+    assert data.class_names == csv.class_names == ("churn", "stay")
+    assert data.feature_names == csv.feature_names == ("age", "income", "score")
+    assert data.name.lower() == "table"  # the study name does not change with the format
+    # The fingerprint hashes the content, not the file: converting a study's data file or
+    # compressing it does not make the study "changed".
+    assert data.fingerprint == csv.fingerprint
+
+
+def test_a_folder_of_parquet_files_loads_as_one_table_in_file_order(tmp_path: Path):
+    frame = _frame(90)
+    folder = tmp_path / "table.parquet"  # as Spark names such a folder
+    folder.mkdir()
+    for i, start in enumerate(range(0, 90, 30)):
+        frame.iloc[start : start + 30].to_parquet(folder / f"part-{i:05d}.parquet", index=False)
+    (folder / "_SUCCESS").write_text("")  # Spark's marker: not data
+    data = load_dataset(str(folder), "label")
+    csv = load_dataset(str(_write(frame, tmp_path / "table.csv")), "label")
+    assert data.n_rows == 90 and data.name == "table"
+    np.testing.assert_array_equal(data.x, csv.x)  # the rows in order: validation rows last
+    assert data.fingerprint == csv.fingerprint
+
+
+@pytest.mark.parametrize("name", ["d.json", "d.csv.zst", "d.xlsx", "noextension"])
+def test_a_file_of_another_kind_is_refused_with_what_is_accepted(tmp_path: Path, name: str):
+    (tmp_path / name).write_text("{}")
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(tmp_path / name), "label")
+    message = str(caught.value)
+    assert "unknown extension" in message and "\n" not in message
+    for accepted in (".csv", ".tsv", ".gz", ".bz2", ".zip", ".xz", ".parquet", ".feather", ".npz"):
+        assert accepted in message
+    assert "folder of .parquet files" in message
+
+
+def test_a_folder_without_parquet_files_is_refused_with_what_is_accepted(tmp_path: Path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="folder without .parquet files.*\\.csv"):
+        load_dataset(str(tmp_path / "data"), "label")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("d.tsv", "a,b,y\n1,2,0\n3,4,1\n", ["separated by ','", "name it .csv"]),
+        ("d.csv", "a\tb\ty\n1\t2\t0\n3\t4\t1\n", ["separated by tabs", "name it .tsv"]),
+        ("d.tsv", "y\ta\ty\n0\t1\t0\n1\t2\t1\n", ["'y' appear more than once"]),
+    ],
+)
+def test_a_delimited_file_with_the_wrong_separator_or_a_repeated_name_is_refused(
+    tmp_path: Path, name: str, content: str, words: list[str]
+):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(tmp_path / name), "y")
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_a_compressed_file_that_is_empty_or_damaged_is_a_data_error(tmp_path: Path):
+    import gzip
+
+    (tmp_path / "empty.csv.gz").write_bytes(gzip.compress(b""))
+    with pytest.raises(DataError, match="empty"):
+        load_dataset(str(tmp_path / "empty.csv.gz"), "y")
+    (tmp_path / "broken.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="cannot be read"):
+        load_dataset(str(tmp_path / "broken.csv.gz"), "y")
+    (tmp_path / "broken.feather").write_bytes(b"not feather")
+    with pytest.raises(DataError, match="cannot be read"):
+        load_dataset(str(tmp_path / "broken.feather"), "y")
+
+
+@pytest.mark.parametrize(("label", "shown"), [("1", "(1)"), ("cat", "(cat)"), ("2.0", "(2)")])
+def test_a_single_class_is_named_by_its_plain_value(tmp_path: Path, label: str, shown: str):
+    path = tmp_path / "one.csv"
+    path.write_text(f"a,b,y\n1,2,{label}\n3,4,{label}\n")
+    with pytest.raises(DataError) as caught:
+        load_dataset(str(path), "y")
+    message = str(caught.value)
+    assert f"labels hold a single class {shown}; need at least 2." in message
+    assert "np." not in message and "'" not in message

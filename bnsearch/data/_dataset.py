@@ -8,6 +8,11 @@ Standardisation is off by default: the thread feeds raw features to the network,
 whether BN placement matters depends on it (a BN right after the first ``Dense`` makes the
 network insensitive to feature scales; ``none`` and ``after`` are not). ``standardize=True``
 rescales each feature with the mean and standard deviation of the *training* rows only.
+
+Files are read with pandas: ``.csv`` and ``.tsv`` (also compressed: ``.gz``, ``.bz2``,
+``.zip``, ``.xz``), ``.parquet``/``.pq``, a folder of ``.parquet`` files, ``.feather``, and
+``.npz`` (arrays ``X`` and ``y``) with NumPy. The dataset's name is the file name without
+those suffixes (``churn.csv.gz`` → ``churn``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 from bnsearch.errors import DataError
 
-__all__ = ["DEFAULT_DATA", "Dataset", "load_dataset", "make_synthetic", "split_index"]
+__all__ = ["ACCEPTED", "DEFAULT_DATA", "Dataset", "load_dataset", "make_synthetic", "split_index"]
 
 DEFAULT_DATA = "synthetic"
 
@@ -62,7 +67,14 @@ class Dataset:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 (first 16 hex digits) of the features, labels and preprocessing."""
+        """SHA-256 (first 16 hex digits) of the features, labels and preprocessing.
+
+        A hash of the content, not of the file: the features as float32, the labels, the
+        class names, the shape and whether they were standardised. The same table saved as
+        .csv, .csv.gz, .tsv, .feather, Parquet or a folder of Parquet files has the same
+        fingerprint, so converting or compressing a study's data file does not make the
+        study "changed"; reordering rows, editing a value or renaming a class does. Column
+        names and the file's name are not part of it."""
         if not self._fingerprint:
             digest = hashlib.sha256()
             digest.update(np.ascontiguousarray(self.x).tobytes())
@@ -175,7 +187,7 @@ def _encode_labels(raw: np.ndarray, where: str) -> tuple[np.ndarray, tuple[str, 
         raw = raw.astype(str)
     classes, y = np.unique(raw, return_inverse=True)
     if len(classes) < 2:
-        raise DataError(f"{where}: labels hold a single class ({classes[0]!r}); need at least 2.")
+        raise DataError(f"{where}: labels hold a single class ({classes[0]}); need at least 2.")
     return y.astype(np.int64), tuple(str(c) for c in classes)
 
 
@@ -226,80 +238,152 @@ def _from_frame(frame, target: str | None, where: str, name: str) -> Dataset:
     )
 
 
+#: Compressions pandas reads a delimited file in, by the file name's last suffix.
+_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz"}
+_SEPARATORS = {".csv": ",", ".tsv": "\t"}
+_BINARY = (".parquet", ".pq", ".feather", ".npz")
+#: What ``--data`` takes as a path, for the messages that refuse one.
+ACCEPTED = (
+    "a .csv or .tsv file (either may be compressed: .csv.gz, .bz2, .zip, .xz), a .parquet, "
+    ".pq, .feather or .npz file, or a folder of .parquet files"
+)
+
+
+def _file_format(path: Path) -> tuple[str, str | None, str]:
+    """``(format, compression, suffixes)`` of a data file by its name: ``format`` is one of
+    ``.csv``, ``.tsv``, ``.parquet``, ``.feather``, ``.npz`` (``""`` if none fits),
+    ``suffixes`` what the name ends with (``.csv.gz``), stripped for the dataset's name."""
+    suffixes = [s.lower() for s in path.suffixes]
+    last = suffixes[-1] if suffixes else ""
+    if last in _COMPRESSIONS and len(suffixes) >= 2 and suffixes[-2] in _SEPARATORS:
+        return suffixes[-2], _COMPRESSIONS[last], suffixes[-2] + last
+    if last in _SEPARATORS:
+        return last, None, last
+    if last in _BINARY:
+        return (".parquet" if last == ".pq" else last), None, last
+    compressed = last in _COMPRESSIONS or (len(suffixes) >= 2 and suffixes[-2] in _SEPARATORS)
+    return "", None, "".join(suffixes[-2:]) if compressed else last
+
+
 def _load_file(path: Path, target: str | None) -> Dataset:
+    """A data file (or a folder of Parquet files) as pandas reads it; see :data:`ACCEPTED`."""
     import pandas as pd
 
     where = str(path)
     if not path.exists():
         raise DataError(f"data file {where} does not exist; check the path given to --data.")
+    if path.is_dir():
+        return _load_parquet_folder(path, target, where)
     if not path.is_file():
-        raise DataError(f"data path {where} is not a file; give --data a .csv, .parquet or .npz.")
-    suffix = path.suffix.lower()
+        raise DataError(f"data path {where} is not a file; give --data {ACCEPTED}.")
+    kind, compression, suffixes = _file_format(path)
+    if not kind:
+        raise DataError(
+            f"{where}: unknown extension {suffixes or '(none)'!r}; give --data {ACCEPTED}."
+        )
+    if path.stat().st_size == 0:
+        raise DataError(f"{where}: the file is empty; it needs a header row and data.")
+    name = path.name[: len(path.name) - len(suffixes)] or path.name
     try:
-        if suffix == ".csv":
-            if path.stat().st_size == 0:
-                raise DataError(f"{where}: the file is empty; it needs a header row and data.")
-            _check_csv_header(path, where)
-            frame = pd.read_csv(path)
+        if kind in _SEPARATORS:
+            sep = _SEPARATORS[kind]
+            _check_header(path, where, sep, compression)
+            frame = pd.read_csv(path, sep=sep, compression=compression)
             if all(_looks_numeric(c) for c in frame.columns):
                 raise DataError(
                     f"{where}: the first row looks like data, not a header; add a header row "
                     "naming the columns."
                 )
-            return _from_frame(frame, target, where, path.stem)
-        if suffix in (".parquet", ".pq"):
-            return _from_frame(pd.read_parquet(path), target, where, path.stem)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as arrays:
-                missing = {"X", "y"} - set(arrays.files)
-                if missing:
-                    raise DataError(
-                        f"{where}: an .npz needs arrays named X and y; it has "
-                        f"{', '.join(arrays.files) or 'none'}."
-                    )
-                x, raw_y = arrays["X"], arrays["y"]
-            if x.ndim < 2:
-                raise DataError(
-                    f"{where}: X must have one row per example and at least one feature axis, "
-                    f"but has shape {x.shape}; save X.reshape(-1, 1) for a single feature."
-                )
-            if x.shape[0] != raw_y.shape[0]:
-                raise DataError(f"{where}: X has {x.shape[0]} rows but y has {raw_y.shape[0]}.")
-            if x.dtype.kind not in "iufb":
-                raise DataError(f"{where}: X must be numeric, but has dtype {x.dtype}.")
-            y, classes = _encode_labels(_one_label_per_row(raw_y, where), where)
-            return Dataset(
-                name=path.stem, x=_check_features(x, where), y=y, class_names=classes,
-                source=where,
-            )  # fmt: skip
+            return _from_frame(frame, target, where, name)
+        if kind == ".parquet":
+            return _from_frame(pd.read_parquet(path), target, where, name)
+        if kind == ".feather":
+            return _from_frame(pd.read_feather(path), target, where, name)
+        return _load_npz(path, where, name)
     except DataError:
         raise
-    except (OSError, ValueError, UnicodeDecodeError) as error:
+    except (OSError, ValueError, UnicodeDecodeError, ImportError) as error:
         raise DataError(f"{where}: cannot be read ({type(error).__name__}: {error}).") from error
-    raise DataError(
-        f"{where}: unknown extension {suffix or '(none)'!r}; use .csv, .parquet or .npz."
-    )
+    except Exception as error:  # noqa: BLE001 - pyarrow's errors: a damaged or foreign file
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise DataError(f"{where}: cannot be read ({type(error).__name__}: {first}).") from error
 
 
-def _check_csv_header(path: Path, where: str) -> None:
+def _load_parquet_folder(path: Path, target: str | None, where: str) -> Dataset:
+    """A folder of ``.parquet`` files (as Spark or ``to_parquet(partition_cols=...)`` write
+    them), read as one table by pyarrow: files in path order, rows in file order."""
+    import pandas as pd
+
+    if not any(path.rglob("*.parquet")):
+        raise DataError(
+            f"data path {where} is a folder without .parquet files; give --data {ACCEPTED}."
+        )
+    name = path.name.removesuffix(".parquet") or path.name
+    try:
+        return _from_frame(pd.read_parquet(path), target, where, name)
+    except DataError:
+        raise
+    except Exception as error:  # noqa: BLE001 - pyarrow's errors: files that do not fit together
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise DataError(f"{where}: cannot be read ({type(error).__name__}: {first}).") from error
+
+
+def _load_npz(path: Path, where: str, name: str) -> Dataset:
+    with np.load(path, allow_pickle=False) as arrays:
+        missing = {"X", "y"} - set(arrays.files)
+        if missing:
+            raise DataError(
+                f"{where}: an .npz needs arrays named X and y; it has "
+                f"{', '.join(arrays.files) or 'none'}."
+            )
+        x, raw_y = arrays["X"], arrays["y"]
+    if x.ndim < 2:
+        raise DataError(
+            f"{where}: X must have one row per example and at least one feature axis, "
+            f"but has shape {x.shape}; save X.reshape(-1, 1) for a single feature."
+        )
+    if x.shape[0] != raw_y.shape[0]:
+        raise DataError(f"{where}: X has {x.shape[0]} rows but y has {raw_y.shape[0]}.")
+    if x.dtype.kind not in "iufb":
+        raise DataError(f"{where}: X must be numeric, but has dtype {x.dtype}.")
+    y, classes = _encode_labels(_one_label_per_row(raw_y, where), where)
+    return Dataset(name=name, x=_check_features(x, where), y=y, class_names=classes, source=where)
+
+
+def _check_header(path: Path, where: str, sep: str, compression: str | None) -> None:
     """Refuse a header that names a column twice (pandas would rename the second one, so
-    a repeated label column would become a feature) or that holds one ';'-joined name."""
-    import csv
+    a repeated label column would become a feature) or that holds one name joined by
+    another separator (a ';'-separated .csv, a comma-separated .tsv)."""
     from collections import Counter
 
-    with open(path, newline="") as handle:
-        header = next(csv.reader(handle), [])
+    import pandas as pd
+
+    try:
+        first = pd.read_csv(
+            path, sep=sep, compression=compression, header=None, nrows=1, dtype=str,
+            keep_default_na=False,
+        )  # fmt: skip
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{where}: the file is empty; it needs a header row and data.") from None
+    header = [str(name) for name in first.iloc[0]] if len(first) else []
     repeated = sorted(name for name, n in Counter(header).items() if n > 1)
     if repeated:
         raise DataError(
             f"{where}: column names {', '.join(map(repr, repeated))} appear more than once; "
             "give every column its own name."
         )
-    if len(header) == 1 and ";" in header[0]:
-        raise DataError(
-            f"{where}: the header is one column {header[0]!r}; the file looks separated by "
-            "';' — save it comma-separated."
-        )
+    if len(header) == 1:
+        wanted = "save it comma-separated" if sep == "," else "save it tab-separated"
+        for other, text, fix in (
+            (";", "';'", wanted),
+            ("\t", "tabs", f"{wanted} or name it .tsv"),
+            (",", "','", f"{wanted} or name it .csv"),
+        ):
+            if other != sep and other in header[0]:
+                raise DataError(
+                    f"{where}: the header is one column {header[0]!r}; the file looks separated "
+                    f"by {text} — {fix}."
+                )
 
 
 def _one_label_per_row(raw_y: np.ndarray, where: str) -> np.ndarray:
@@ -380,10 +464,11 @@ def load_dataset(
     n_rows: int | None = None,
     images: bool = False,
 ) -> Dataset:
-    """Load ``spec``: ``None``/``"synthetic"``, a ``.csv``/``.parquet``/``.npz`` path,
-    ``sklearn:NAME`` or ``openml:ID``; standardise with training-row statistics if asked.
-    ``images`` loads ``sklearn:digits`` as 8×8×1 images (for the cnn family) instead of
-    64 flat features; an ``.npz`` keeps the shape of its arrays either way."""
+    """Load ``spec``: ``None``/``"synthetic"``, a data file or Parquet folder (see
+    :data:`ACCEPTED`), ``sklearn:NAME`` or ``openml:ID``; standardise with training-row
+    statistics if asked. ``images`` loads ``sklearn:digits`` as 8×8×1 images (for the cnn
+    family) instead of 64 flat features; an ``.npz`` keeps the shape of its arrays either
+    way."""
     spec = spec or DEFAULT_DATA
     if spec == DEFAULT_DATA:
         dataset = make_synthetic(n_rows or 6000, seed=seed)

@@ -73,7 +73,14 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
     warnings.filterwarnings("ignore", message="Argument ``grace_period``")
     url = config.resolved_storage
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # e.g. a regular file where a folder of the path should be
+            raise StoreError(
+                f"cannot create the Optuna storage folder {folder} ({error.strerror}); "
+                "pick a writable place with --storage."
+            ) from None
 
     def connect() -> tuple[Any, list[str]]:
         kind = retrying_storage() if served(url) else optuna.storages.RDBStorage
