@@ -34,7 +34,7 @@ from bnsearch.engines import make_engine
 from bnsearch.errors import ConfigError
 from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import METRICS, TrialResult, keys
+from bnsearch.trial import METRICS, TrialResult, TrialState, keys
 
 __all__ = ["REPLAY_TOLERANCE", "Replay", "replay_trial"]
 
@@ -58,8 +58,26 @@ class Replay:
         return self.engine == self.original.engine
 
     @property
+    def compared_epochs(self) -> int:
+        """Epochs both runs trained (only these are compared)."""
+        return min(self.original.epochs_trained, self.replayed.epochs_trained)
+
+    @property
+    def complete(self) -> bool:
+        """The replay trained at least the epochs the original did (a pruned original
+        stopped early; the replay is not pruned) without failing where it did not."""
+        failed = TrialState.FAILED
+        newly_failed = self.replayed.state is failed and self.original.state is not failed
+        return self.replayed.epochs_trained >= self.original.epochs_trained and not newly_failed
+
+    @property
     def reproduced(self) -> bool:
-        return self.same_engine and self.rel_difference <= REPLAY_TOLERANCE
+        return (
+            self.same_engine
+            and self.complete
+            and self.compared_epochs > 0
+            and self.rel_difference <= REPLAY_TOLERANCE
+        )
 
 
 def _largest_difference(
@@ -160,20 +178,33 @@ def _print(replay: Replay, out: TextIO) -> None:
                     f"{b[epoch] - a[epoch]:>+13.2e}",
                     file=out,
                 )
-    verdict = (
-        f"reproduced within {REPLAY_TOLERANCE:g} relative"
-        if replay.reproduced
-        else (
-            f"NOT within {REPLAY_TOLERANCE:g} relative"
-            if replay.same_engine
-            else "engines differ (their dropout masks and batch order are their own): not "
-            "comparable epoch by epoch"
+    if not replay.complete:
+        why = replayed.fail_reason or f"{replayed.state.value.lower()} trial"
+        print(
+            f"bnsearch: the replay trained {replayed.epochs_trained} epoch(s) "
+            f"({replayed.state.value.lower()}) where the original trained "
+            f"{original.epochs_trained} ({original.state.value.lower()}): {why}; "
+            f"{replay.compared_epochs} epoch(s) compared, so this is not a reproduction. "
+            "Replay with the study's own settings (drop the network flags) to compare.",
+            file=out,
         )
-    )
     print(
         f"largest difference: {replay.metric} at epoch {replay.epoch}: "
-        f"{replay.abs_difference:.3g} ({replay.rel_difference:.3g} relative); {verdict}. "
+        f"{replay.abs_difference:.3g} ({replay.rel_difference:.3g} relative); {_verdict(replay)}. "
         f"Logged as MLflow run {replay.run_id}.",
         file=out,
         flush=True,
+    )
+
+
+def _verdict(replay: Replay) -> str:
+    if replay.reproduced:
+        return f"reproduced within {REPLAY_TOLERANCE:g} relative"
+    if not replay.complete:
+        return "not reproduced (see above)"
+    if replay.same_engine:
+        return f"NOT within {REPLAY_TOLERANCE:g} relative"
+    return (
+        "engines differ (their dropout masks and batch order are their own): not comparable "
+        "epoch by epoch"
     )

@@ -24,7 +24,7 @@ from bnsearch.backends import (
 from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig
 from bnsearch.data import Dataset, load_dataset
 from bnsearch.engines import engine_notice, make_engine, resolve
-from bnsearch.errors import LockHeldError, StudyFailedError
+from bnsearch.errors import LockHeldError, StoreError, StudyFailedError
 from bnsearch.report import (
     PlacementSummary,
     Progress,
@@ -261,7 +261,13 @@ def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
     storage across machines do not take it: Optuna's storage coordinates them.
     """
     path = config.path_under(DEFAULT_STORE_DIR / "locks", ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError):
+        raise StoreError(
+            f"{DEFAULT_STORE_DIR} must be a folder (bnsearch's local store), but a file of that "
+            "name is in the way here; move it, or run bnsearch from another folder."
+        ) from None
     with open(path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

@@ -21,6 +21,7 @@ from bnsearch.config._defaults import (
     default_storage,
     default_tracking_uri,
 )
+from bnsearch.data import ACCEPTED
 from bnsearch.networks import ACTIVATIONS, FAMILIES, INITIALIZERS
 from bnsearch.trial import (
     NON_NEGATIVE,
@@ -134,9 +135,10 @@ SETTINGS: tuple[Setting, ...] = (
        "with", group="verdict", rule=NON_NEGATIVE_INT),
     _S("keep_models", (bool,), "log each confirmation trial's trained model to its MLflow run "
        "(Keras flavor, loadable with mlflow.pyfunc.load_model)", group="verdict"),
-    _S("data", (str,), "synthetic, a .csv/.parquet/.npz file, sklearn:NAME (breast_cancer, "
-       "digits, iris, wine) or openml:ID", group="data", default_text=lambda: "synthetic"),
-    _S("target", (str,), "label column of a CSV/Parquet file", group="data"),
+    _S("data", (str,), f"synthetic, {ACCEPTED}, sklearn:NAME (breast_cancer, digits, iris, "
+       "wine) or openml:ID", group="data", default_text=lambda: "synthetic"),
+    _S("target", (str,), "label column of a table file (CSV, TSV, Parquet, Feather)",
+       group="data"),
     _S("standardize", (bool,), "scale features with training-row mean/std (off, as in the "
        "thread)", group="data"),
     _S("epochs", (int,), "training epochs per trial", section="network", group="network"),

@@ -15,6 +15,7 @@ from bnsearch.config._defaults import (
     default_tracking_uri,
 )
 from bnsearch.config._settings import PAIRED_TUNERS, check_settings
+from bnsearch.data import dataset_name
 from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings
 from bnsearch.trial import SearchSpace
@@ -92,8 +93,7 @@ class StudyConfig:
     def resolved_study_name(self) -> str:
         if self.study_name:
             return self.study_name
-        data = self.data or "synthetic"
-        stem = re.sub(r"[^A-Za-z0-9_.\-]+", "-", Path(data.split(":")[-1]).stem)
+        stem = re.sub(r"[^A-Za-z0-9_.\-]+", "-", dataset_name(self.data))
         return f"bnsearch-{stem}"
 
     def path_under(self, root: Path, suffix: str = "") -> Path:

@@ -67,6 +67,11 @@ def load_study_file(path: Path) -> dict[str, Any]:
         import tomli as tomllib
 
     where = str(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"{where} is a folder, not a study file; give one .toml file, or run "
+            f"python -m bnsearch sweep {where} for every study file in it."
+        )
     if not path.is_file():
         raise ConfigError(f"study file {where} does not exist; check the path.")
     try:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from bnsearch.data._dataset import (
+    ACCEPTED,
     Dataset,
+    dataset_name,
     load_dataset,
     make_synthetic,
     split_index,
 )
 
 __all__ = [
+    "ACCEPTED",
     "Dataset",
+    "dataset_name",
     "load_dataset",
     "make_synthetic",
     "split_index",

@@ -26,7 +26,15 @@ import numpy as np
 
 from bnsearch.errors import DataError
 
-__all__ = ["ACCEPTED", "DEFAULT_DATA", "Dataset", "load_dataset", "make_synthetic", "split_index"]
+__all__ = [
+    "ACCEPTED",
+    "DEFAULT_DATA",
+    "Dataset",
+    "dataset_name",
+    "load_dataset",
+    "make_synthetic",
+    "split_index",
+]
 
 DEFAULT_DATA = "synthetic"
 
@@ -265,6 +273,18 @@ def _file_format(path: Path) -> tuple[str, str | None, str]:
     return "", None, "".join(suffixes[-2:]) if compressed else last
 
 
+def dataset_name(data: str | None) -> str:
+    """The name a ``--data`` value gives its dataset (and, by default, its study):
+    ``churn.csv.gz`` → ``churn``, ``sklearn:iris`` → ``iris``, a Parquet folder
+    ``x.parquet/`` → ``x``."""
+    spec = data or DEFAULT_DATA
+    if ":" in spec and not Path(spec).exists():
+        return spec.split(":", 1)[1]
+    path = Path(spec)
+    _, _, suffixes = _file_format(path)
+    return path.name[: len(path.name) - len(suffixes)] or path.name
+
+
 def _load_file(path: Path, target: str | None) -> Dataset:
     """A data file (or a folder of Parquet files) as pandas reads it; see :data:`ACCEPTED`."""
     import pandas as pd
@@ -283,7 +303,7 @@ def _load_file(path: Path, target: str | None) -> Dataset:
         )
     if path.stat().st_size == 0:
         raise DataError(f"{where}: the file is empty; it needs a header row and data.")
-    name = path.name[: len(path.name) - len(suffixes)] or path.name
+    name = dataset_name(str(path))
     try:
         if kind in _SEPARATORS:
             sep = _SEPARATORS[kind]
