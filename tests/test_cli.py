@@ -255,3 +255,29 @@ def test_a_store_under_a_regular_file_is_one_line_not_a_traceback(
     assert line.startswith("bnsearch: error:") and f"{tiny_csv.name}/x" in line
     for word in words:
         assert word in line
+
+
+def test_an_mlruns_file_in_the_way_is_one_line_and_left_alone(tiny_csv: Path, tmp_path: Path, cli):
+    (tmp_path / "mlruns").write_text("not a folder")
+    args = ("study", "--data", str(tiny_csv), "--target", "label", "--epochs", "1")
+    result = cli(*args, "--n-trials", "3", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "mlruns must be a folder" in lines[0], result.stderr
+    assert (tmp_path / "mlruns").read_text() == "not a folder"
+
+
+def test_a_folder_given_as_a_study_file_says_to_sweep_it(tmp_path: Path, cli):
+    (tmp_path / "studies").mkdir()
+    result = cli("study", "studies", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "is a folder, not a study file" in result.stderr
+    assert "bnsearch sweep studies" in result.stderr
+
+
+def test_the_default_study_name_drops_the_whole_data_suffix():
+    from bnsearch.config import StudyConfig
+
+    assert StudyConfig(data="x/churn.csv.gz").resolved_study_name == "bnsearch-churn"
+    assert StudyConfig(data="sklearn:iris").resolved_study_name == "bnsearch-iris"
+    assert StudyConfig(data="t.parquet").resolved_study_name == "bnsearch-t"
