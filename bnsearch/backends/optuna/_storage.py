@@ -230,8 +230,21 @@ def search_trial_count(study: Any) -> int:
     )
 
 
+#: The importance evaluator's seed: fANOVA fits a random forest, so the same study gives the
+#: same importances only when it is seeded.
+IMPORTANCE_SEED = 0
+
+
 def study_importances(study: Any) -> dict[str, float]:
-    """Optuna's PED-ANOVA importance of each hyperparameter over the completed trials."""
+    """fANOVA importance (Hutter et al. 2014; Optuna's ``FanovaImportanceEvaluator``, seeded)
+    of each hyperparameter over the completed trials: the share of the final val_loss's
+    variance each one explains over the whole space.
+
+    Not Optuna 5's default, PED-ANOVA, which asks what separates the top trials from the
+    rest: measured on the default study (39 trials, `before` better by d_z -8.5 within
+    blocks) it gave placement 0.00, a line that contradicted the verdict printed above it,
+    while fANOVA gives placement the largest share. The verdict itself is the paired
+    effect; this line only ranks what else moved the loss."""
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -240,7 +253,7 @@ def study_importances(study: Any) -> dict[str, float]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
             found = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (ValueError, RuntimeError):
         # e.g. a parameter that never varied; the verdict stands without importances.
