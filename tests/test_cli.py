@@ -281,3 +281,24 @@ def test_the_default_study_name_drops_the_whole_data_suffix():
     assert StudyConfig(data="x/churn.csv.gz").resolved_study_name == "bnsearch-churn"
     assert StudyConfig(data="sklearn:iris").resolved_study_name == "bnsearch-iris"
     assert StudyConfig(data="t.parquet").resolved_study_name == "bnsearch-t"
+
+
+def test_features_scaled_orders_of_magnitude_apart_are_named_once_before_training(
+    tmp_path: Path, cli
+):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3)) * np.array([1.0, 1e3, 1e-2])
+    frame = pd.DataFrame(x, columns=["a", "b", "c"]).assign(label=(x[:, 0] > 0).astype(int))
+    frame.to_csv(tmp_path / "scaled.csv", index=False)
+    args = ("study", "--data", "scaled.csv", "--target", "label", "--epochs", "1")
+    raw = cli(*args, "--n-trials", "3", "--until", "budget", cwd=tmp_path)
+    assert raw.returncode == 0, raw.stderr
+    notices = [line for line in raw.stdout.splitlines() if "measure input scaling" in line]
+    assert len(notices) == 1 and "e+04x without --standardize" in notices[0]
+    assert raw.stdout.index(notices[0]) < raw.stdout.index("trial 0")
+    scaled = cli(*args, "--n-trials", "3", "--until", "budget", "--standardize",
+                 "--study-name", "standardized", cwd=tmp_path)  # fmt: skip
+    assert scaled.returncode == 0 and "measure input scaling" not in scaled.stdout

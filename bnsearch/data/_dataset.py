@@ -105,6 +105,15 @@ class Dataset:
                 f"of {validation_split} and batch size {batch_size}; use more rows or lower them."
             )
 
+    def scale_spread(self, validation_split: float) -> float:
+        """Largest over smallest standard deviation of the feature columns on the training
+        rows (constant columns left out; 1.0 for one column or images' shared scale)."""
+        at = split_index(self.n_rows, validation_split)
+        flat = self.x[:at].reshape(at, -1)
+        std = flat.std(axis=0)
+        std = std[std > 0]
+        return float(std.max() / std.min()) if std.size > 1 else 1.0
+
     def standardize(self, validation_split: float) -> Dataset:
         """Scale features with statistics of the training rows only."""
         at = split_index(self.n_rows, validation_split)
