@@ -316,6 +316,47 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The settings `model` takes: what decides the network's layers and the data's shapes.
+_MODEL_FLAGS = (
+    "data", "target", "task", "hidden_units", "activation", "initializer", "family",
+    "conv_filters", "kernel_size", "builder", "model", "keep_optimizer", "placements",
+)  # fmt: skip
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    from bnsearch.config import add_flags
+
+    parser.add_argument(
+        "study_file", nargs="?", help="a study file whose network to show (or give the flags)"
+    )
+    parser.add_argument(
+        "--show",
+        metavar="MODEL",
+        help="the Keras model to show rewritten: a .keras file, module:name or file.py:name "
+        "(as --model)",
+    )
+    add_flags(parser, names=_MODEL_FLAGS)
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from bnsearch.networks import describe_network
+    from bnsearch.study import load_study_dataset
+
+    config = config_from_args(args)
+    network = config.network
+    shown = getattr(args, "show", None)
+    if shown:
+        network = replace(network, model=shown, builder=None)
+    shape = n_classes = None
+    if network.kind != "model" or config.data is not None:
+        dataset = load_study_dataset(config.with_changes(network=network))
+        shape, n_classes = dataset.x.shape[1:], dataset.n_classes
+    print(describe_network(network, config.space.placement, shape, n_classes), flush=True)
+    return 0
+
+
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--short", action="store_true", help="6,000 rows, P = 1, 8, 64: under a minute"
@@ -345,6 +386,15 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead: the until-settled stopping rule against the fixed budget on simulated "
         "studies (analysis only, about two minutes)",
     )
+    parser.add_argument(
+        "--workers",
+        nargs="?",
+        const="1,4,16,64",
+        metavar="N,N,...",
+        help="instead: that many stand-in workers (default 1,4,16,64) on one study through "
+        "PgBouncer, then 16 joining studies of 1,000 and 10,000 trials: claims/s, claim "
+        "latency, database and MLflow calls per trial (needs PostgreSQL and pgbouncer; minutes)",
+    )
 
 
 def _run_bench(args: argparse.Namespace) -> int:
@@ -359,6 +409,17 @@ def _run_bench(args: argparse.Namespace) -> int:
         from bnsearch.bench import run_settled_benchmark
 
         run_settled_benchmark()
+        return 0
+    if getattr(args, "workers", None):
+        from bnsearch.bench import run_worker_benchmark
+
+        try:
+            counts = [int(n) for n in args.workers.split(",")]
+        except ValueError:
+            raise UsageError(
+                f"--workers takes counts such as 1,4,16, not {args.workers!r}."
+            ) from None
+        run_worker_benchmark(workers=counts)
         return 0
     n_trials = getattr(args, "n_trials", None)
     if getattr(args, "backends", False) or getattr(args, "until", False):
@@ -476,6 +537,17 @@ COMMANDS: tuple[Command, ...] = (
         _run_export,
     ),
     Command(
+        "model",
+        "print the layers of each placement of a network, your own --model rewritten",
+        "Prints the layer list a study trains under each placement: of a study file's "
+        "network, of the flags' network, or (--show MODEL) of your own Keras model as "
+        "bnsearch rewrites it (sites, the BN placed, the bias dropped where a BN follows "
+        "directly, layers kept as they are). A study logs the same text to its parent run "
+        "as model.txt. Trains nothing.",
+        _model_arguments,
+        _run_model,
+    ),
+    Command(
         "bench",
         "time the Keras and population engines side by side (prints figures)",
         "Trains the same trials on both engines and prints seconds per trial-epoch.",
@@ -534,7 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if not hasattr(args, "run"):
             raise UsageError("say what to do: python -m bnsearch study (see --help).")
-        import_tensorflow_quietly()
+        if getattr(args, "engine", None) != "standin":  # tests' and benchmarks' workers
+            import_tensorflow_quietly()
         return args.run(args)
     except BnsearchError as error:
         if debug:

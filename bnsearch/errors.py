@@ -2,18 +2,38 @@
 
 The CLI prints ``str(error)`` on stderr and exits with ``error.exit_code``; ``--debug`` adds
 the traceback.
+
+A store that can no longer be written — its disk full, a quota reached, its file system
+turned read-only, a file-size limit — is one fault wherever it shows (the Optuna storage,
+the MLflow store, a Keras Tuner project, a report folder), and under as many disguises
+(``OSError`` ENOSPC, SQLite's ``database or disk is full``, Optuna's
+``StorageInternalError`` and MLflow's ``MlflowException`` raised from either, PostgreSQL's
+``could not extend file``). :func:`full_disk` finds it in an exception's chain and
+:func:`full_disk_message` words it; each store's caller names its store
+(:func:`naming_full_disk`), so the user reads one line: ``no space left on <mount point>
+holding <the store>: free space and run the same command again``.
 """
 
 from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
 __all__ = [
     "BnsearchError",
     "ConfigError",
     "DataError",
     "StoreError",
+    "StoreFullError",
     "LockHeldError",
     "StudyFailedError",
     "UsageError",
+    "full_disk",
+    "full_disk_message",
+    "naming_full_disk",
 ]
 
 
@@ -39,6 +59,11 @@ class StoreError(BnsearchError):
     """The Optuna storage or the MLflow tracking store cannot be used."""
 
 
+class StoreFullError(StoreError):
+    """A store cannot be written any more (disk full, quota, read-only, file-size limit):
+    what it holds stays, and the same command resumes once the disk has room."""
+
+
 class StudyFailedError(BnsearchError):
     """The study ran but produced no usable trial (every trial failed)."""
 
@@ -49,3 +74,155 @@ class LockHeldError(BnsearchError):
     """Another bnsearch process is running the same study on this machine."""
 
     exit_code = 3
+
+
+NO_SPACE = "no space"
+QUOTA = "quota"
+READ_ONLY = "read-only"
+FILE_SIZE = "file size limit"
+
+_ERRNOS = {
+    errno.ENOSPC: NO_SPACE,
+    errno.EDQUOT: QUOTA,
+    errno.EROFS: READ_ONLY,
+    errno.EFBIG: FILE_SIZE,
+}
+#: What drivers and servers write instead of an errno (SQLite, PostgreSQL, an HTTP
+#: server's error text); lower case.
+_TEXTS = (
+    ("database or disk is full", NO_SPACE),
+    ("no space left on device", NO_SPACE),
+    ("could not extend file", NO_SPACE),
+    ("disk quota exceeded", QUOTA),
+    ("attempt to write a readonly database", READ_ONLY),
+    ("read-only file system", READ_ONLY),
+)
+#: PostgreSQL's SQLSTATE ``disk_full``.
+_PG_DISK_FULL = "53100"
+
+
+def full_disk(error: BaseException) -> str | None:
+    """What stops writes, if ``error`` or an error in its chain (``__cause__``,
+    ``__context__``, a driver error's ``orig``) says the disk under a store cannot take
+    them: :data:`NO_SPACE`, :data:`QUOTA`, :data:`READ_ONLY` or :data:`FILE_SIZE`; None
+    for any other error."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if kind := _kind_of(current):
+            return kind
+        pending.extend(
+            e
+            for e in (current.__cause__, current.__context__, getattr(current, "orig", None))
+            if isinstance(e, BaseException)
+        )
+    return None
+
+
+def _kind_of(error: BaseException) -> str | None:
+    if isinstance(error, OSError) and error.errno in _ERRNOS:
+        return _ERRNOS[error.errno]
+    if getattr(error, "pgcode", None) == _PG_DISK_FULL:
+        return NO_SPACE
+    text = str(error).lower()
+    kind = next((kind for needle, kind in _TEXTS if needle in text), None)
+    if kind is None and "disk i/o error" in text and _file_size_limited():
+        # SQLite reports a write refused by RLIMIT_FSIZE (EFBIG) as a plain I/O error.
+        return FILE_SIZE
+    return kind
+
+
+def _file_size_limited() -> bool:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return soft != resource.RLIM_INFINITY
+
+
+def full_disk_message(
+    error: BaseException, store: str, where: str | os.PathLike[str] | None = None
+) -> str | None:
+    """The one line for a full disk under ``store`` (``"the Optuna storage sqlite:///…"``,
+    URLs already redacted), or None when ``error`` is no such fault. ``where`` is the
+    store's file, folder or URL: the line names the mount point that holds it (the file an
+    ``OSError`` names, if it names one), or the server's disk for a store on a server."""
+    kind = full_disk(error)
+    if kind is None:
+        return None
+    place = _mount_point(_failed_file(error) or _local_path(where))
+    if kind == QUOTA:
+        return (
+            f"disk quota exceeded on {place} holding {store}: free space (or raise the "
+            "quota) and run the same command again; what is stored is kept."
+        )
+    if kind == READ_ONLY:
+        return (
+            f"{place} holding {store} is read-only: make it writable and run the same "
+            "command again; what is stored is kept."
+        )
+    if kind == FILE_SIZE:
+        return (
+            f"the file size limit (ulimit -f) stops writes to {store} on {place}: raise it "
+            "and run the same command again; what is stored is kept."
+        )
+    return (
+        f"no space left on {place} holding {store}: free space and run the same command "
+        "again; what is stored is kept."
+    )
+
+
+@contextlib.contextmanager
+def naming_full_disk(store: str, where: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Raise a full disk met in the ``with`` block as one :class:`StoreFullError` naming
+    ``store`` (see :func:`full_disk_message`); any other error passes unchanged."""
+    try:
+        yield
+    except StoreFullError:
+        raise
+    except Exception as error:
+        message = full_disk_message(error, store, where)
+        if message is None:
+            raise
+        raise StoreFullError(message) from error
+
+
+def _failed_file(error: BaseException) -> Path | None:
+    """The file the first ``OSError`` of the chain names, if any."""
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.filename:
+            return Path(os.fsdecode(current.filename))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _local_path(where: str | os.PathLike[str] | None) -> Path | None:
+    """The local file or folder of a store's path or URL (a SQLite URL's file); None for a
+    store on a server."""
+    if where is None:
+        return None
+    text = os.fspath(where)
+    if "://" not in text:
+        return Path(text)
+    scheme, _, rest = text.partition("://")
+    if scheme.split("+")[0] != "sqlite" or not rest.startswith("/"):
+        return None
+    return Path(rest[1:].split("?")[0])
+
+
+def _mount_point(path: Path | None) -> str:
+    """The mount point holding ``path`` (which may not exist yet), or the server's disk."""
+    if path is None:
+        return "the server's disk"
+    current = path.absolute()
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    while not os.path.ismount(current) and current != current.parent:
+        current = current.parent
+    return str(current)

@@ -23,8 +23,8 @@ from bnsearch.backends import (
 )
 from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig
 from bnsearch.data import Dataset, load_dataset
-from bnsearch.engines import engine_notice, make_engine, resolve
-from bnsearch.errors import LockHeldError, StoreError, StudyFailedError
+from bnsearch.engines import make_engine, network_notice, resolve
+from bnsearch.errors import LockHeldError, StoreError, StudyFailedError, naming_full_disk
 from bnsearch.report import (
     PlacementSummary,
     Progress,
@@ -72,7 +72,8 @@ def load_study_dataset(config: StudyConfig) -> Dataset:
         config.target,
         standardize=config.standardize,
         validation_split=config.network.validation_split,
-        images=config.network.kind == "cnn",
+        images=config.network.images,
+        task=config.task,
     )
     dataset.check_trainable(config.network.validation_split, config.network.batch_size)
     return dataset
@@ -81,7 +82,8 @@ def load_study_dataset(config: StudyConfig) -> Dataset:
 def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome:
     """Train the study's next trials, log them to MLflow, and state the verdict.
 
-    Raises :class:`StudyFailedError` when trials ran and every one of them failed.
+    Raises :class:`StudyFailedError` when trials ran and every one of them failed, and
+    :class:`~bnsearch.errors.StoreFullError` when a store's disk filled (after the batch).
     """
     config = resolve(config)
     say = _Speaker(config.verbose, stream or sys.stdout)
@@ -108,12 +110,13 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         },
         dataset=dataset,
     )
-    say(engine_notice(config.network))
+    say(network_notice(tracker, config, dataset))  # and a --model's layers as model.txt
+    say(scale_notice(config, dataset))
     planned, budget = backend.budget()
     say(_introduction(config, dataset, backend, budget))
     progress = Progress(planned, config.timeout, say.stream) if config.verbose else None
     with tracker.study_run_guard():
-        new_results = backend.run(progress.update if progress else None, say)
+        new_results = backend.run(progress, say)
     outcome = _outcome(config, backend, new_results, tracker.parent_run_id or "", started)
     outcome.experiment_id = str(tracker.experiment_id)
     backend.record_verdict(outcome.verdict)
@@ -123,6 +126,8 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
         print_summary(outcome, say.stream)
     if failed_all:
         raise _all_failed(new_results)
+    if (full := tracker.connection.full) is not None:
+        raise full
     return outcome
 
 
@@ -143,7 +148,8 @@ def _end_study_run(
     tracker: MlflowTracker, backend: Backend, outcome: StudyOutcome, dataset: Dataset, status: str
 ) -> str | None:
     """Back-fill what MLflow missed, log the report and end the parent run with the
-    verdict; a line saying what MLflow did not get, if it is away."""
+    verdict; a line saying what MLflow did not get, if it is away (a full disk under it is
+    raised by :func:`run_study` once the summary is out)."""
     added = {"trials_added": len(outcome.new_results), "trials_total": len(outcome.all_results)}
     try:
         if tracker.pending:
@@ -151,6 +157,8 @@ def _end_study_run(
         outcome.report_files = _log_report(tracker, outcome, dataset)
         _end_with_verdict(tracker, outcome.verdict, outcome.table, added, status)
     except TrackingUnavailable:
+        if tracker.connection.full is not None:
+            return None
         return (
             "bnsearch: MLflow did not get the end of this run (the verdict below stands: "
             "the study's store holds every result); the next study run or python -m "
@@ -161,10 +169,13 @@ def _end_study_run(
 
 def catch_up(tracker: MlflowTracker, backend: Backend) -> str | None:
     """Let MLflow catch up with the backend's store (:meth:`MlflowTracker.sync`); what
-    changed, or None (also when MLflow is away: the tracker has said so)."""
+    changed, or None (also when MLflow is away: the tracker has said so). A full disk under
+    MLflow stops the study here, before anything is trained."""
     try:
         return tracker.sync(backend.stored_trials).message()
     except TrackingUnavailable:
+        if (full := tracker.connection.full) is not None:
+            raise full from None
         return None
 
 
@@ -186,6 +197,29 @@ class _Speaker:
     def __call__(self, line: str | None) -> None:
         if self.verbose and line:
             print(line, file=self.stream, flush=True)
+
+
+#: Feature scales this many times apart make the first BN mostly an input standardiser.
+SCALE_SPREAD_WARNING = 100.0
+
+
+def scale_notice(config: StudyConfig, dataset: Dataset) -> str | None:
+    """One line, before training, when the raw features' scales differ by orders of
+    magnitude: the placement that puts BN on the first layer's input side wins largely by
+    standardising the inputs, so the placement verdict then mostly measures input scaling."""
+    if config.standardize or config.network.kind == "cnn":
+        return None
+    spread = dataset.scale_spread(config.network.validation_split)
+    if spread <= SCALE_SPREAD_WARNING:
+        return None
+    control = (
+        "" if "input" in config.space.placement else " or add the `input` placement as a control"
+    )
+    return (
+        f"bnsearch: notice: the features' standard deviations span {spread:.3g}x without "
+        "--standardize, so the placement verdict will largely measure input scaling; "
+        f"pass --standardize{control}."
+    )
 
 
 def _introduction(config: StudyConfig, dataset: Dataset, backend: Backend, budget: str) -> str:
@@ -215,6 +249,7 @@ def _outcome(
         seed=config.seed,
         unpaired_reason=backend.unpaired_reason,
         until=config.until,
+        question=config.question,
     )
     return StudyOutcome(
         study_name=config.resolved_study_name,
@@ -322,7 +357,8 @@ def _log_report(tracker: MlflowTracker, outcome: StudyOutcome, dataset: Dataset)
     )
     with tempfile.TemporaryDirectory(prefix="bnsearch-report-") as folder:
         verdict, results = outcome.verdict, outcome.all_results
-        files = write_report(Path(folder), outcome.study_name, verdict, results, line)
+        with naming_full_disk(f"the report's temporary folder {folder}", folder):
+            files = write_report(Path(folder), outcome.study_name, verdict, results, line)
         for path in files:
             tracker.log_artifact(path)
     return [path.name for path in files]
@@ -365,10 +401,12 @@ def rebuild_report(
         seed=config.seed,
         unpaired_reason=store.unpaired_reason,
         until=config.until,
+        question=config.question,
     )
     folder = out_dir or config.path_under(DEFAULT_STORE_DIR / "reports")
     line = f"Data fingerprint: {store.data_fingerprint}."
-    files = write_report(folder, name, verdict, results, line)
+    with naming_full_disk(f"the report folder {folder}", folder):
+        files = write_report(folder, name, verdict, results, line)
     tracker = MlflowTracker(config.resolved_tracking_uri, name)
     tracker.start_study_run(
         run_name=f"report-{time.strftime('%Y%m%d-%H%M%S')}",

@@ -1,5 +1,6 @@
 """The verdict across a sweep's studies: read each study's store, compare placements across
-the datasets (:mod:`bnsearch.stats`), write the report and log it to its own MLflow run.
+the datasets (:mod:`bnsearch.stats`), both questions (does BN help here, before or after),
+write the report and log it to its own MLflow run.
 
 Trains nothing. A study of the folder that has not run yet is listed and left out.
 """
@@ -54,6 +55,7 @@ def report_sweep(
             threshold=config.threshold,
             seed=config.seed,
             until=config.until,
+            question=config.question,
         )
         scored.append(dataset_scores(config.resolved_study_name, verdict, results))
         metrics.add(config.metric)
@@ -75,8 +77,10 @@ def report_sweep(
         if across.friedman_p is not None:
             values["friedman_p"] = across.friedman_p
         values["datasets"] = float(len(across.datasets))
-        tracker.end_study_run(metrics=values, tags={keys.VERDICT_TEXT: across.statement})
+        tags = {keys.VERDICT_TEXT: across.statement, keys.VERDICT_BN_TEXT: across.bn_statement}
+        tracker.end_study_run(metrics=values, tags=tags)
     print(f"Verdict across datasets: {across.statement}", file=out)
+    print(across.bn_statement, file=out)
     where = f"{out_dir}/report.html" if out_dir else "the run's artifacts"
     print(
         f"sweep report in {where}; MLflow experiment {sweep_experiment_name(folder)!r} at "

@@ -50,6 +50,8 @@ class MlflowServer:
                 "1",
             ],  # fmt: skip
             cwd=self.folder,
+            # MLflow 3's job runner (several huey_consumer processes) is never used here.
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             stdout=subprocess.DEVNULL,
             stderr=log,
             start_new_session=True,

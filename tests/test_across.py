@@ -79,3 +79,16 @@ def test_the_critical_difference_plot_is_written(tmp_path):
     path = tmp_path / "cd.png"
     plot_critical_difference(compare_across(datasets, "val_loss"), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_both_questions_are_carried_across_datasets():
+    helps = [_dataset(f"h{i}", {"before": 0.0, "after": 0.05, "none": 0.1}, i) for i in range(3)]
+    hurts = _dataset("hurt", {"before": 0.1, "after": 0.15, "none": 0.0}, 9)
+    across = compare_across([*helps, hurts], "val_loss")
+    assert across.bn_statement.startswith(
+        "Does BN help? per study: BN helps 3, BN does not help 1 (of 4); across datasets: "
+        "`before` against `none`: better in 3 of 4"
+    )
+    assert "Per-study verdicts: before or after? before 4; does BN help?" in across.statement
+    bare = compare_across([_dataset("a", {"before": 0.0, "after": 0.1}, 1)] * 2, "val_loss")
+    assert bare.bn_statement.startswith("Does BN help? not asked")

@@ -99,9 +99,8 @@ def test_searched_activation_gets_a_placement_verdict_of_its_own():
     assert verdict.by_activation["tanh"].outcome == "before"
     assert verdict.by_activation["relu"].outcome == "after"
     assert verdict.by_activation["tanh"].n_blocks == 12
-    assert any(
-        line.startswith("  with relu: `after` is better") for line in verdict.summary_lines()
-    )
+    (relu_line,) = [line for line in verdict.summary_lines() if line.startswith("  with relu: ")]
+    assert "`after` is better than `before`" in relu_line
     assert analyze(tanh).by_activation == {}  # one activation: nothing to split
 
 

@@ -46,7 +46,7 @@ def test_tiny_end_to_end_study_uses_the_default_stores_under_mlruns(tiny_csv: Pa
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "[6/6]" in result.stdout and "Verdict" in result.stdout
+    assert "[3/3] confirm" in result.stdout and "Verdict" in result.stdout
     assert "python -m bnsearch ui" in result.stdout
     assert (tmp_path / "mlruns" / "mlflow.db").exists()
     study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")

@@ -49,6 +49,7 @@ BASE: dict[str, list[str]] = {
     "sync": [STUDY_FILE],
     "replay": [STUDY_FILE, "--trial", "0"],
     "export": [STUDY_FILE],
+    "model": [STUDY_FILE],
     "bench": [],
 }
 
@@ -93,6 +94,9 @@ VALUES: dict[str, str] = {
     "--conv-filters": "4,8",
     "--kernel-size": "3",
     "--builder": "tiny_nets:build",
+    "--model": "tiny_nets:build",
+    "--show": "tiny_nets:build",
+    "--task": "classification",
     "--placements": "none,before,after",
     "--activations": "tanh,relu",
     "--host": "127.0.0.1",

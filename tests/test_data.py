@@ -67,7 +67,7 @@ def test_sklearn_datasets_load():
         ("a,b,y\nx,2,0\nz,4,1\n", "y", ["non-numeric", "a"]),
         ("a,b,y\n1,,0\n3,4,1\n", "y", ["NaN"]),
         ("a,b,y\n1,2,0\n3,4,0\n", "y", ["single class"]),
-        ("a,b,y\n1,2,0.5\n3,4,1\n", "y", ["fractional"]),
+        ("a,b,y\n1,2,0.5\n3,4,1\n", "y", ["fractional", "--task regression"]),
     ],
 )
 def test_bad_csv_gets_a_clear_error(tmp_path: Path, content, target, words):
@@ -75,7 +75,7 @@ def test_bad_csv_gets_a_clear_error(tmp_path: Path, content, target, words):
     if content is not None:
         path.write_text(content)
     with pytest.raises(DataError) as caught:
-        load_dataset(str(path), target)
+        load_dataset(str(path), target, task="classification")
     message = str(caught.value)
     assert "\n" not in message
     for word in words:
@@ -256,3 +256,51 @@ def test_a_single_class_is_named_by_its_plain_value(tmp_path: Path, label: str, 
     message = str(caught.value)
     assert f"labels hold a single class {shown}; need at least 2." in message
     assert "np." not in message and "'" not in message
+
+
+@pytest.mark.parametrize(
+    ("column", "task"),
+    [
+        ("0.5,1,0", "regression"),  # a fractional value
+        ("0.0,1.0,0", "classification"),  # whole numbers in a float column: classes
+        ("0,1,2", "classification"),  # integers are always classes
+        ("a,b,a", "classification"),
+    ],
+)
+def test_auto_task_follows_the_target_column(tmp_path: Path, column: str, task: str):
+    path = tmp_path / "t.csv"
+    values = column.split(",")
+    path.write_text("x,y\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values * 4)))
+    data = load_dataset(str(path), "y")
+    assert data.task == task
+    assert bool(data.task_note) is (task == "regression")
+
+
+def test_many_distinct_whole_numbers_in_a_float_column_are_a_regression(tmp_path: Path):
+    path = tmp_path / "t.csv"
+    path.write_text("x,y\n" + "".join(f"{i},{float(i * 7)}\n" for i in range(30)))
+    data = load_dataset(str(path), "y")
+    assert data.task == "regression" and "30 distinct real values" in data.task_note
+    assert load_dataset(str(path), "y", task="classification").n_classes == 30
+
+
+def test_a_regression_target_must_be_numbers_and_synthetic_data_classifies(tmp_path: Path):
+    path = tmp_path / "t.csv"
+    path.write_text("x,y\n1,a\n2,b\n")
+    with pytest.raises(DataError, match="a regression needs a numeric target"):
+        load_dataset(str(path), "y", task="regression")
+    with pytest.raises(DataError, match="classification problem"):
+        load_dataset("synthetic", task="regression")
+    with pytest.raises(DataError, match="unknown task"):
+        load_dataset("synthetic", task="guess")
+
+
+def test_a_regression_keeps_its_fingerprint_apart_and_classes_keep_theirs():
+    classes = load_dataset("sklearn:iris")
+    assert classes.fingerprint == load_dataset("sklearn:iris", task="classification").fingerprint
+    diabetes = load_dataset("sklearn:diabetes")
+    assert diabetes.task == "regression" and diabetes.n_classes == 1 and diabetes.x.shape == (
+        442, 10,
+    )  # fmt: skip
+    as_classes = load_dataset("sklearn:diabetes", task="classification")
+    assert as_classes.fingerprint != diabetes.fingerprint

@@ -321,3 +321,59 @@ def test_population_max_pooling_matches_keras_same_pooling_on_even_and_odd_image
     expected = keras.layers.MaxPooling2D(2, padding="same")(images)
     pooled = _max_pool_2x2(tf, images, shape[1], shape[2])
     np.testing.assert_array_equal(pooled.numpy(), expected.numpy())
+
+
+# A --model network: the thread's network (16-8 here) written in plain Keras and saved as a
+# .keras file. Its rewrite is the built-in MLP, so the population engine trains it; checked
+# against Keras' fit of the rewritten model itself, every placement x SETTINGS in ONE
+# population, as the family's parity test.
+@pytest.fixture(scope="module")
+def model_parity_run(tmp_path_factory):
+    layers = keras.layers
+    path = tmp_path_factory.mktemp("model") / "thread.keras"
+    keras.Sequential(
+        [keras.Input((14,)),
+         layers.Dense(16), layers.Activation("tanh"), layers.Dropout(0.5),
+         layers.Dense(8), layers.Activation("tanh"), layers.Dropout(0.5),
+         layers.Dense(2), layers.Activation("softmax")]
+    ).save(path)  # fmt: skip
+    network = NetworkSettings(epochs=EPOCHS, model=str(path))
+    data = make_synthetic(403, seed=2).standardize(0.2)
+    return (*_train_for_parity(data, SETTINGS, network, 10), network)
+
+
+@pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(SETTINGS)))
+def test_population_matches_keras_on_a_model_file(model_parity_run, member):
+    data, specs, results, population, xla_results, network = model_parity_run
+    spec = specs[member]
+    keras.backend.clear_session()
+    model = build_model(spec.config, data.n_features, data.n_classes, network, seed=spec.seed)
+    x_train, y_train, x_val, y_val = data.split(network.validation_split)
+    history = model.fit(
+        x_train, y_train, batch_size=16, epochs=EPOCHS, shuffle=False,
+        validation_data=(x_val, y_val), verbose=0,
+    ).history  # fmt: skip
+    weights = population.member_weights(member)
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    for d, layer in enumerate(dense):
+        assert _close(layer.kernel.numpy(), weights[f"kernel_{d}"]) < 1e-4, layer.name
+        if layer.use_bias:
+            assert _close(layer.bias.numpy(), weights[f"bias_{d}"]) < 1e-4, layer.name
+        else:
+            assert not weights[f"bias_{d}"].any(), "a masked bias must stay zero"
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    placement = spec.config.placement
+    slots = {"none": [], "input": [0], "before": [1, 2], "after": [1, 2]}
+    slots["before_output"] = [1, 2, 3]
+    assert len(bns) == len(slots[placement])
+    for layer, slot in zip(bns, slots[placement], strict=True):
+        for variable, key in (
+            (layer.gamma, "gamma"), (layer.beta, "beta"),
+            (layer.moving_mean, "moving_mean"), (layer.moving_variance, "moving_var"),
+        ):  # fmt: skip
+            assert _close(variable.numpy(), weights[f"{key}_{slot}"]) < 1e-4, (layer.name, key)
+    assert results[member].state is TrialState.COMPLETE
+    for metric in ("val_loss", "loss"):
+        np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
+        np.testing.assert_allclose(xla_results[member].history[metric], history[metric], rtol=1e-4)
+    np.testing.assert_allclose(results[member].history["accuracy"], history["accuracy"], atol=1e-6)

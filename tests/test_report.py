@@ -20,7 +20,8 @@ def test_report_writes_markdown_selfcontained_html_and_nontrivial_plots(tmp_path
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     markdown = (tmp_path / "report.md").read_text()
-    assert verdict.statement in markdown and "before − after" in markdown
+    assert verdict.bn.statement in markdown and verdict.placement.statement in markdown
+    assert verdict.headline in markdown and "before − after" in markdown
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == len(PLOTS)
     assert 'src="distribution.png"' not in page  # nothing left to fetch
@@ -40,7 +41,39 @@ def test_run_note_states_the_verdict_interval_rule_and_each_placements_best():
     assert note.startswith(f"**{verdict.statement}**")
     assert "anytime-valid 95% interval" in note and "10 blocks" in note
     assert "Rule: until settled" in note
-    assert "| before | 10 |" in note and "0.4100 ± 0.0141 (2)" in note and "dropout=0.25" in note
+    assert "| before | 10 |" in note and "0.41 ± 0.014 (2)" in note and "dropout=0.25" in note
     assert "python -m bnsearch report --study-name demo" in note
+    label = outcome_label(verdict)  # the answers first: MLflow's runs table shows the start
+    assert label.startswith("BN helps · before better -0.1") and label.endswith("] · 10 blocks")
+
+
+def test_the_report_and_the_run_name_carry_both_answers(tmp_path: Path):
+    from bnsearch.report import outcome_label, run_note
+    from bnsearch.stats import PlacementConfirmation
+
+    results = _block_results({"before": 0.0, "after": 0.0005, "none": 0.1}, 8, 0.001)
+    verdict = analyze(results, until="settled")
+    confirmed = tuple(
+        PlacementConfirmation(p, {"placement": p}, (m, m + 0.002))
+        for p, m in (("before", 0.3), ("after", 0.31), ("none", 0.17))
+    )
+    verdict = dataclasses.replace(verdict, confirmations=confirmed)
+    write_report(tmp_path, "demo", verdict, results, "Data: demo.")
+    markdown = (tmp_path / "report.md").read_text()
+    assert f"**{verdict.headline}**" in markdown
+    assert f"Does BN help? {verdict.bn.statement}" in markdown
+    assert f"Before or after? {verdict.placement.statement}" in markdown
+    assert "closed test over the BN placements" in markdown  # the multiplicity, said
+    assert "| before − none | does BN help? |" in markdown
+    assert "| before − after | before or after? |" in markdown
+    assert "**fresh seeds and blocks disagree:**" in markdown
+    note = run_note("demo", verdict)
+    assert "- Does BN help? **BN helps (`before` and `after` beat `none`)**" in note
+    assert "- Before or after? **no placement effect beyond the threshold**" in note
+    assert "fresh seeds and blocks disagree" in note
     label = outcome_label(verdict)
-    assert label.startswith("before better, -0.1") and label.endswith("], 10 blocks")
+    assert label.startswith("BN helps · placement: no effect ") and label.endswith(" · 8 blocks")
+    few = analyze(
+        _block_results({"before": 0.0, "after": 0.1, "none": 0.2}, 2, 0.01), until="settled"
+    )
+    assert outcome_label(few) == "too few blocks (2 blocks)"

@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 
 from bnsearch.bench import SCENARIOS, look_schedule, simulate_settled
+from bnsearch.bench._settled import (
+    TWO_QUESTION_SCENARIOS,
+    TwoQuestionScenario,
+    simulate_two_questions,
+)
 from bnsearch.stats import (
     median_confidence_sequence,
     min_blocks_to_settle,
@@ -105,3 +110,32 @@ def test_repeated_naive_looks_would_inflate_the_error_the_sequence_avoids():
                 break
     sequential = simulate_settled(SCENARIOS[2], STUDIES, seed=5).matters  # normal, +0.01
     assert sequential <= 0.025 < naive / STUDIES
+
+
+@pytest.mark.parametrize(
+    "scenario", TWO_QUESTION_SCENARIOS, ids=lambda s: f"{s.shape}-{s.before:g}-{s.after:g}"
+)
+def test_the_two_question_rule_rarely_says_either_matters_when_it_does_not(scenario):
+    """Until settled with both questions (the default): "BN helps" where no BN placement
+    beats `none` by more than the threshold, and "placement matters" where before − after
+    lies within it, each in at most 5 % of the studies; where they do matter, found."""
+    outcome = simulate_two_questions(scenario, 1000, seed=21)
+    if scenario.bn_truth == "no help":
+        assert outcome.bn_helps <= 0.05
+    elif min(scenario.before, scenario.after) <= -0.05:
+        assert outcome.bn_helps >= 0.95 and outcome.bn_no_help == 0
+    else:
+        assert outcome.bn_no_help <= 0.05 and outcome.bn_helps >= 0.9
+    if scenario.placement_truth == "no effect":
+        assert outcome.placement_matters <= 0.05
+    else:
+        assert outcome.placement_no_effect <= 0.05 and outcome.placement_matters >= 0.9
+
+
+def test_the_two_question_rule_stops_on_the_question_asked():
+    clear_bn = TwoQuestionScenario("normal", -0.05, -0.05)  # BN helps; placement: no effect
+    both = simulate_two_questions(clear_bn, 500, seed=22)
+    bn_only = simulate_two_questions(clear_bn, 500, seed=22, question="bn")
+    assert bn_only.mean_blocks == 8 < both.mean_blocks  # no effect needs a narrow interval
+    assert bn_only.bn_helps == both.bn_helps == 1.0
+    assert bn_only.placement_open > 0.9 and both.placement_no_effect > 0.95

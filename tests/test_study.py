@@ -51,7 +51,7 @@ def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
     assert parent.info.status == "FINISHED"
     assert parent.inputs.dataset_inputs, "the dataset is logged with mlflow.log_input"
     text = out.getvalue()
-    assert "[9/9]" in text and "placement" in text and "bnsearch ui" in text
+    assert "[3/3] confirm" in text and "placement" in text and "bnsearch ui" in text
     assert "Verdict (val_loss" in text
     assert parent.data.tags["bnsearch.verdict"] == outcome.verdict.outcome
     artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id)}

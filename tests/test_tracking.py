@@ -192,7 +192,7 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(tiny
     out, err = [], []
     readers = [_reader(study.stdout, out), _reader(study.stderr, err)]
     try:
-        _wait_until(lambda: any(line.startswith("[ 3/") for line in out), 240, "3 trials")
+        _wait_until(lambda: any(line.startswith("[3/3] look 1") for line in out), 240, "3 trials")
         server.signal(signal.SIGSTOP)  # paused: connections hang
         _wait_until(lambda: any("unreachable" in line for line in err), 120, "the outage notice")
         server.kill()  # killed while paused
@@ -245,7 +245,7 @@ def test_the_parent_run_shows_the_verdict_first_and_the_latest_run_is_marked(
     )
     assert [r.data.tags["bnsearch.latest"] for r in runs] == ["false", "true"]
     latest = runs[-1]
-    assert latest.info.run_name.endswith(" · too few blocks (2 blocks)")  # both runs' blocks
+    assert latest.info.run_name.startswith("too few blocks (2 blocks) · study-")  # both runs
     note = latest.data.tags["mlflow.note.content"]
     assert note.startswith(f"**{latest.data.tags['bnsearch.verdict_text']}**")
     assert "python -m bnsearch report --study-name seen" in note

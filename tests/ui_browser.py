@@ -124,11 +124,13 @@ def check(link: str, run_name: str, verdict: str, out: Path) -> UiCheck:
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     out.mkdir(parents=True, exist_ok=True)
     shots = [out / "runs_table.png", out / "parent_run.png"]
-    prefix = run_name.split(" · ")[0]
+    # The name starts with the answer (shared by runs with the same outcome) and ends with
+    # the run's own ``study-<timestamp>``, which finds this run among them.
+    unique = run_name.split(" · ")[-1]
     try:
         wait = WebDriverWait(driver, 60)
         driver.get(link)
-        in_table = f"//a[starts-with(normalize-space(.), '{prefix}')]"
+        in_table = f"//a[contains(normalize-space(.), '{unique}')]"
         wait.until(ec.element_to_be_clickable((By.XPATH, in_table)))
         time.sleep(1)  # let the table finish drawing for the screenshot
         driver.save_screenshot(str(shots[0]))

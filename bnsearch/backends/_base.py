@@ -8,12 +8,19 @@ from typing import Protocol
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.stats import Verdict
-from bnsearch.trial import StoredTrials, TrialResult
+from bnsearch.trial import Phase, StoredTrials, TrialResult
 
-__all__ = ["Backend", "ResultCallback", "StudyReader"]
+__all__ = ["Backend", "BatchCallback", "ResultCallback", "StudyReader"]
 
 ResultCallback = Callable[[TrialResult], None]
-"""Called with each trial's result as soon as it is recorded (progress lines)."""
+"""Called with each trial's result as soon as it is recorded (progress lines). One that
+also has an ``on_batch`` :data:`BatchCallback` attribute (:class:`bnsearch.report.Progress`)
+hears of each batch of the paired search before its results (:mod:`._loop`)."""
+
+BatchCallback = Callable[[Phase, int, int], None]
+"""``on_batch(phase, look, n_trials)``: a batch of ``n_trials`` trials of ``phase`` is
+trained and its results follow; ``look`` counts the search's batches of this run from 1
+(the confirmation round is look 1 of its own phase)."""
 
 
 class StudyReader(Protocol):

@@ -1,6 +1,7 @@
 """The budget rule of paired studies, shared by both backends: whole blocks, up to
 ``target_trials`` when it is set, then the confirmation round; and, ``--until settled``,
-the earlier stop when the anytime-valid verdict has answered."""
+the earlier stop when the anytime-valid verdict has answered the questions the study asks
+(``--question``: both "does BN help here?" and "before or after?", or one of them)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ from bnsearch.stats import ALPHA, min_blocks_to_settle, verdict_for
 from bnsearch.trial import Phase, TrialResult
 
 __all__ = ["batch_room", "paired_budget", "settled_verdict", "up_to_date_message"]
+
+_ASKED = {
+    "both": "both questions (does BN help here? before or after?) are",
+    "bn": "“does BN help here?” is",
+    "placement": "“before or after?” is",
+}
 
 
 def paired_budget(config: StudyConfig, have: int) -> tuple[int, str]:
@@ -27,7 +34,7 @@ def paired_budget(config: StudyConfig, have: int) -> tuple[int, str]:
     else:
         text = f"search trials up to {config.target_trials} (has {have})"
     if config.until == "settled":
-        text = f"{text} at most, stopping as soon as placement's effect is settled"
+        text = f"{text} at most, stopping as soon as {_ASKED[config.question]} settled"
     return search + confirm, text
 
 
@@ -44,8 +51,9 @@ def batch_room(config: StudyConfig, capacity: int, search_trials: int) -> int:
 
 
 def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str | None:
-    """Until settled: the verdict's statement once the study's (pooled) blocks have
-    settled it, else None (also for a study run ``--until budget``)."""
+    """Until settled: the verdict's headline (both answers in a few words) once the
+    study's (pooled) blocks have settled the questions it asks (``config.question``), else
+    None (also for a study run ``--until budget``)."""
     if config.until != "settled":
         return None
     verdict = verdict_for(
@@ -54,8 +62,9 @@ def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str 
         threshold=config.threshold,
         seed=config.seed,
         until="settled",
+        question=config.question,
     )
-    return verdict.statement if verdict.settled else None
+    return verdict.headline if verdict.settled else None
 
 
 def up_to_date_message(

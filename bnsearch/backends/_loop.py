@@ -17,6 +17,18 @@ stops it:
 then the confirmation round: each placement's best configuration with fresh seeds, paired
 by seed. A batch cut short (Ctrl-C, an error) ends its unfinished runs as KILLED after the
 backend has left its trials for the next run to retry (:meth:`PairedSearcher.abandon`).
+
+Each batch is a *look* (the settle rule is asked before it); an ``on_result`` that also has
+``on_batch(phase, look, n_trials)`` (:class:`bnsearch.report.Progress`) hears of each batch
+once it is trained, just before its results are told, so a progress line can count within
+the batch and time the batch by its own pace.
+
+A full disk (:func:`bnsearch.errors.full_disk`) stops the study at the end of the batch in
+flight with one :class:`~bnsearch.errors.StoreFullError` naming the store: under the
+backend's store the backend raises it (at once when a result cannot be stored; what the
+batch could store stays); under MLflow the tracker records it and the loop raises it once
+the batch is told, since the backend's store holds every result (see
+:mod:`bnsearch.tracking._connection` for why the study stops rather than riding on).
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from bnsearch._interrupts import raise_if_stopped
-from bnsearch.backends._base import ResultCallback
+from bnsearch.backends._base import BatchCallback, ResultCallback
 from bnsearch.backends._budget import batch_room, settled_verdict
 from bnsearch.backends._failures import stop_after_failures
 from bnsearch.backends._kept_models import keeps_models, log_kept_models
@@ -143,6 +155,10 @@ class _PairedSearch:
     on_result: ResultCallback | None
     log: Callable[[str], None]
 
+    @property
+    def _on_batch(self) -> BatchCallback | None:
+        return getattr(self.on_result, "on_batch", None)
+
     def run(self) -> list[TrialResult]:
         results = self._search()
         if results and self.config.confirm_seeds:
@@ -157,6 +173,7 @@ class _PairedSearch:
         config, searcher = self.config, self.searcher
         started = time.monotonic()
         results: list[TrialResult] = []
+        look = 0
         capacity = max(self.engine.trials_at_once, len(config.space.placement))
         while config.timeout is None or time.monotonic() - started < config.timeout:
             raise_if_stopped()
@@ -175,7 +192,8 @@ class _PairedSearch:
                     break
                 time.sleep(max(1, config.heartbeat_interval or 1))
                 continue
-            batch = self._train(members)
+            look += 1
+            batch = self._train(members, look)
             results.extend(batch)
             stop_after_failures(results, batch)
         return results
@@ -185,17 +203,24 @@ class _PairedSearch:
         best = best_per_placement(self.searcher.stored_results())
         if not best:
             return []
-        return self._train(self.searcher.ask_confirmation(best))
+        return self._train(self.searcher.ask_confirmation(best), 1)
 
-    def _train(self, members: list[Member]) -> list[TrialResult]:
+    def _train(self, members: list[Member], look: int) -> list[TrialResult]:
         """Start the runs, train, tell and end the runs; the batch is in flight (Optuna's
         heartbeats) from its claim to its end, MLflow included, so a slow tracking store
-        never makes its trials look dead."""
+        never makes its trials look dead. A full disk under MLflow met on the way stops the
+        study here, the batch told (see the module docstring)."""
+        results = self._train_in_flight(members, look)
+        if (full := self.tracker.connection.full) is not None:
+            raise full
+        return results
+
+    def _train_in_flight(self, members: list[Member], look: int) -> list[TrialResult]:
         run_ids: list[str | None] = []
         finished: set[int] = set()
         with self.searcher.in_flight(members):
             try:
-                return self._train_and_tell(members, run_ids, finished)
+                return self._train_and_tell(members, look, run_ids, finished)
             except BaseException as error:
                 # The store first: nothing stays in flight there (retried by the next run),
                 # then MLflow ends the runs that did not finish.
@@ -208,7 +233,7 @@ class _PairedSearch:
                 raise
 
     def _train_and_tell(
-        self, members: list[Member], run_ids: list[str | None], finished: set[int]
+        self, members: list[Member], look: int, run_ids: list[str | None], finished: set[int]
     ) -> list[TrialResult]:
         searcher, tracker = self.searcher, self.tracker
         for member in members:
@@ -227,6 +252,8 @@ class _PairedSearch:
         trained = self.engine.train(
             specs, self.dataset, self.config.network, on_epoch, keep_models=keep
         )
+        if (on_batch := self._on_batch) is not None:
+            on_batch(members[0].spec.phase, look, len(members))
         results = []
         for index, (member, result) in enumerate(zip(members, trained.results, strict=True)):
             # The backend's store first: the result is kept whatever happens to MLflow next.
@@ -242,5 +269,11 @@ class _PairedSearch:
                 self.on_result(result)
         searcher.batch_told(members)
         if keep:
-            log_kept_models(tracker, trained.models, run_ids, self.dataset)
+            try:
+                log_kept_models(tracker, trained.models, run_ids, self.dataset)
+            except Exception as error:
+                # A full disk under MLflow: recorded, and raised once the batch is done.
+                if (full := tracker.connection.full_disk_fault(error)) is None:
+                    raise
+                tracker.connection.full = full
         return results

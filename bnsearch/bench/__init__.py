@@ -1,4 +1,5 @@
-"""Benchmarks, not tests: engines, backends, the settled rule, the step profile."""
+"""Benchmarks, not tests: engines, backends, the settled rule, the step profile, and many
+workers on one study (whose parts the scale test shares)."""
 
 from __future__ import annotations
 
@@ -22,18 +23,46 @@ from bnsearch.bench._settled import (
     run_settled_benchmark,
     simulate_settled,
 )
+from bnsearch.bench._workers import (
+    Cluster,
+    ConnectionWatch,
+    Fleet,
+    PgBouncer,
+    StudyAudit,
+    audit_study,
+    claim_timings,
+    limited_database,
+    pgbouncer_path,
+    prefill_study,
+    prepare_study_file,
+    run_worker_benchmark,
+    write_study_file,
+)
 
 __all__ = [
     "BACKENDS",
     "SCENARIOS",
     "UNTIL",
+    "Cluster",
+    "ConnectionWatch",
+    "Fleet",
+    "PgBouncer",
+    "StudyAudit",
+    "audit_study",
+    "claim_timings",
     "compare_backends",
     "digits_cnn",
+    "limited_database",
     "look_schedule",
     "matmul_floor_seconds",
+    "pgbouncer_path",
+    "prefill_study",
+    "prepare_study_file",
     "profile_specs",
     "profile_steps",
     "run_benchmark",
     "run_settled_benchmark",
+    "run_worker_benchmark",
     "simulate_settled",
+    "write_study_file",
 ]

@@ -13,6 +13,15 @@ The truth of each scenario is known by construction, so the table shows how ofte
 says "placement matters" when the median difference is 0 or inside the threshold (an
 error), "no effect" when it is twice the threshold (an error), and how many blocks each
 needed. A benchmark, not a test; ``tests/test_sequential.py`` asserts the error rates.
+
+A second table runs the two-question rule a study uses by default (``--question both``):
+each simulated block trains ``none``, ``before`` and ``after`` (per-placement noise of sd
+``NOISE / sqrt 2``, so that every paired difference has sd ``NOISE``), and the study stops
+at the first look where both "does BN help?" (each BN placement against ``none``, closed
+test: :func:`~bnsearch.stats.settle_against_none`) and "before or after?" are settled, the
+very functions the verdict decides by. It shows how often "BN helps" is said when no BN
+placement beats ``none`` by more than the threshold, and "placement matters" when
+``before − after`` lies within it (errors), beside the power where they do.
 """
 
 from __future__ import annotations
@@ -26,15 +35,27 @@ import numpy as np
 
 from bnsearch.backends import batch_room
 from bnsearch.config import DEFAULT_THRESHOLD, StudyConfig
-from bnsearch.stats import fixed_budget_side, median_confidence_sequence, settle
+from bnsearch.stats import (
+    bn_outcomes,
+    confidence_bounds,
+    fixed_budget_side,
+    median_confidence_sequence,
+    settle,
+    settle_against_none,
+    settle_codes,
+)
 
 __all__ = [
     "SCENARIOS",
+    "TWO_QUESTION_SCENARIOS",
     "Scenario",
+    "TwoQuestionOutcomes",
+    "TwoQuestionScenario",
     "look_schedule",
     "run_settled_benchmark",
     "simulate_fixed",
     "simulate_settled",
+    "simulate_two_questions",
 ]
 
 NOISE = 0.01  # spread of the per-block differences: about the default study's
@@ -139,6 +160,112 @@ def _outcomes(said: list[str | None], stopped: list[int]) -> Outcomes:
     )
 
 
+@dataclass(frozen=True)
+class TwoQuestionScenario:
+    """Blocks of ``none``, ``before`` and ``after`` whose true medians of ``before − none``
+    and ``after − none`` are ``before`` and ``after`` (in the metric's units)."""
+
+    shape: str  # as Scenario
+    before: float
+    after: float
+
+    def draw(self, rng: np.random.Generator, studies: int, blocks: int) -> np.ndarray:
+        """``(studies, blocks, 3)`` final losses of ``none``, ``before``, ``after``."""
+        size = (studies, blocks, 3)
+        scale = NOISE / np.sqrt(2)
+        if self.shape == "heavy-tailed":
+            noise = scale * rng.standard_t(2, size)
+        else:
+            noise = scale * rng.standard_normal(size)
+        if self.shape == "diverged outliers":  # 5 % of blocks: one member diverged
+            diverged = rng.random(size[:2]) < 0.05
+            member = rng.integers(0, 3, size[:2])
+            hit = diverged[..., None] & (np.arange(3) == member[..., None])
+            noise = np.where(hit, DIVERGED, noise)
+        return np.array([0.0, self.before, self.after]) + noise
+
+    @property
+    def bn_truth(self) -> str:
+        return "helps" if min(self.before, self.after) < -DEFAULT_THRESHOLD - 1e-12 else "no help"
+
+    @property
+    def placement_truth(self) -> str:
+        return (
+            "matters" if abs(self.before - self.after) > DEFAULT_THRESHOLD + 1e-12 else "no effect"
+        )
+
+
+TWO_QUESTION_SCENARIOS = tuple(
+    TwoQuestionScenario(shape, before * DEFAULT_THRESHOLD, after * DEFAULT_THRESHOLD)
+    for shape in ("normal", "heavy-tailed", "diverged outliers")
+    for before, after in (
+        (0.0, 0.0),  # nothing matters
+        (-1.0, -1.0),  # both BN placements on the threshold: the multiplicity's worst case
+        (-1.0, 0.0),  # `before` on the threshold, and so is before − after
+        (2.0, 2.0),  # BN hurts, both placements alike
+        (0.0, 5.0),  # BN does not help (`before` ties `none`), placement matters
+        (-2.0, -2.0),  # BN helps, placement does not matter
+        (-5.0, 0.0),  # BN (before) helps, placement matters
+    )
+)
+
+
+@dataclass(frozen=True)
+class TwoQuestionOutcomes:
+    """How often the two-question rule said each thing, and when it stopped."""
+
+    bn_helps: float
+    bn_no_help: float  # "does not help" or "no effect of BN"
+    bn_open: float
+    placement_matters: float
+    placement_no_effect: float
+    placement_open: float
+    mean_blocks: float
+    studies: int
+
+
+_DECIDED = ("helps", "no-help", "no-effect", "not-compared")
+
+
+def simulate_two_questions(
+    scenario: TwoQuestionScenario,
+    studies: int = 2000,
+    seed: int = 0,
+    cap_blocks: int = 86,
+    question: str = "both",
+) -> TwoQuestionOutcomes:
+    """The until-settled rule with both questions over ``studies`` simulated studies: each
+    stops at the first look where the questions it asks are settled, or at the cap."""
+    values = scenario.draw(np.random.default_rng(seed), studies, cap_blocks)
+    bn = np.full(studies, "inconclusive", dtype=object)
+    placement = np.full(studies, 0)
+    stopped = np.full(studies, cap_blocks)
+    running = np.ones(studies, bool)
+    for n in look_schedule(cap_blocks):
+        codes, low, high = settle_against_none(
+            values[:, :n, 1:] - values[:, :n, :1], DEFAULT_THRESHOLD
+        )
+        answer = bn_outcomes(codes, np.isfinite(low) & np.isfinite(high))
+        side = settle_codes(
+            *confidence_bounds(values[:, :n, 1] - values[:, :n, 2]), DEFAULT_THRESHOLD
+        )
+        done = {"bn": np.isin(answer, _DECIDED), "placement": side != 0}
+        stop = {"both": done["bn"] & done["placement"]}.get(question, done.get(question))
+        now = running & (stop | (n == cap_blocks))
+        bn[now], placement[now], stopped[now] = answer[now], side[now], n
+        running &= ~now
+    return TwoQuestionOutcomes(
+        bn_helps=float(np.mean(bn == "helps")),
+        bn_no_help=float(np.mean(np.isin(bn, ("no-help", "no-effect")))),
+        bn_open=float(np.mean(np.isin(bn, ("inconclusive", "insufficient")))),
+        placement_matters=float(np.mean(np.isin(placement, (1, 3)))),
+        placement_no_effect=float(np.mean(placement == 2)),
+        placement_open=float(np.mean(placement == 0)),
+        mean_blocks=float(np.mean(stopped)),
+        studies=studies,
+    )
+
+
 def run_settled_benchmark(
     studies: int = 2000, fixed_studies: int = 300, out: TextIO | None = None
 ) -> None:
@@ -165,3 +292,23 @@ def run_settled_benchmark(
                 f"{result.matters:.1%} | {result.no_effect:.1%} | {result.inconclusive:.1%} "
                 f"| {result.mean_blocks:.1f} |"
             )
+    say("")
+    say(
+        f"Two questions (--question both), until settled: {studies} studies per scenario; "
+        "true medians of before − none and after − none, in the metric's units"
+    )
+    say(
+        "| differences | before − none | after − none | truth: BN | truth: placement "
+        "| says BN helps | says BN does not help / no effect | BN open at the cap "
+        "| says placement matters | says no placement effect | placement open at the cap "
+        "| mean blocks |"
+    )
+    say("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for two in TWO_QUESTION_SCENARIOS:
+        got = simulate_two_questions(two, studies)
+        say(
+            f"| {two.shape} | {two.before:+.3f} | {two.after:+.3f} | {two.bn_truth} | "
+            f"{two.placement_truth} | {got.bn_helps:.1%} | {got.bn_no_help:.1%} | "
+            f"{got.bn_open:.1%} | {got.placement_matters:.1%} | {got.placement_no_effect:.1%} "
+            f"| {got.placement_open:.1%} | {got.mean_blocks:.1f} |"
+        )

@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_STORE_DIR",
     "DEFAULT_THRESHOLD",
     "ENGINES",
+    "QUESTIONS",
     "UNTIL",
     "default_storage",
     "default_tracking_uri",
@@ -26,8 +27,12 @@ DEFAULT_THRESHOLD = 0.01
 #: The stopping rules: ``settled`` stops as soon as the anytime-valid interval answers,
 #: ``budget`` trains the whole budget and decides once.
 UNTIL = ("settled", "budget")
-#: The engines, the first the default.
-ENGINES = ("population", "keras")
+#: What a study run until settled waits for: both questions (does BN help here; before or
+#: after), or one (the verdict answers both either way).
+QUESTIONS = ("both", "bn", "placement")
+#: The engines, the first the default. ``standin`` trains nothing (it sleeps and makes up a
+#: deterministic result): for coordination tests and benchmarks of many workers only.
+ENGINES = ("population", "keras", "standin")
 #: Trials added per run when --n-trials is not given, per engine: each fits the ~10 minute
 #: budget of the default study on 2 CPU cores.
 DEFAULT_N_TRIALS = {"population": 256, "keras": 16}

@@ -17,11 +17,12 @@ from typing import Any
 from bnsearch.config._defaults import (
     DEFAULT_N_TRIALS,
     ENGINES,
+    QUESTIONS,
     UNTIL,
     default_storage,
     default_tracking_uri,
 )
-from bnsearch.data import ACCEPTED
+from bnsearch.data import ACCEPTED, TASKS
 from bnsearch.networks import ACTIVATIONS, FAMILIES, INITIALIZERS
 from bnsearch.trial import (
     NON_NEGATIVE,
@@ -103,6 +104,10 @@ SETTINGS: tuple[Setting, ...] = (
        "answers (placement matters, or no effect beyond the threshold), with --n-trials / "
        "target_trials as the cap; budget: train the whole budget and decide once",
        choices=UNTIL),
+    _S("question", (str,), "what --until settled waits for: both (does BN help here, each BN "
+       "placement against none; and before or after), bn (the first) or placement (the "
+       "second); the verdict states both answers either way", group="verdict",
+       choices=QUESTIONS),
     _S("timeout", (int, float), "stop starting new trials after this many seconds",
        rule=POSITIVE_SECONDS),
     _S("target_trials", (int,), "add search trials until the study holds this many (what "
@@ -135,12 +140,17 @@ SETTINGS: tuple[Setting, ...] = (
        "with", group="verdict", rule=NON_NEGATIVE_INT),
     _S("keep_models", (bool,), "log each confirmation trial's trained model to its MLflow run "
        "(Keras flavor, loadable with mlflow.pyfunc.load_model)", group="verdict"),
-    _S("data", (str,), f"synthetic, {ACCEPTED}, sklearn:NAME (breast_cancer, digits, iris, "
-       "wine) or openml:ID", group="data", default_text=lambda: "synthetic"),
+    _S("data", (str,), f"synthetic, {ACCEPTED}, sklearn:NAME (breast_cancer, diabetes, "
+       "digits, iris, wine) or openml:ID", group="data", default_text=lambda: "synthetic"),
     _S("target", (str,), "label column of a table file (CSV, TSV, Parquet, Feather)",
        group="data"),
     _S("standardize", (bool,), "scale features with training-row mean/std (off, as in the "
-       "thread)", group="data"),
+       "thread); a regression's target too", group="data"),
+    _S("task", (str,), "classification, or regression (a real-valued target: a Dense(1) linear "
+       "output, mean squared error as loss and val_loss, mean absolute error in place of "
+       "accuracy); auto: regression when the target is a floating-point column with a "
+       "fractional value or more than 20 distinct values, said in one line", group="data",
+       choices=TASKS),
     _S("epochs", (int,), "training epochs per trial", section="network", group="network"),
     _S("batch_size", (int,), "training batch size", section="network", group="network"),
     _S("validation_split", (float, int), "share of rows (the last ones) held out for "
@@ -158,6 +168,13 @@ SETTINGS: tuple[Setting, ...] = (
     _S("kernel_size", (int,), "cnn: Conv2D kernel size", section="network", group="network"),
     _S("builder", (str,), "your own network: module:function built with bnsearch.blocks "
        "(Keras engine)", section="network", group="network"),
+    _S("model", (str,), "your own Keras model as it is: a .keras file, module:name or "
+       "file.py:name (a model, or a function returning one), rewritten into each trial's "
+       "placement (README: Networks beyond the thread's MLP); see python -m bnsearch model",
+       section="network", group="network"),
+    _S("keep_optimizer", (bool,), "with --model: train with the model's own compiled "
+       "optimizer at the trial's learning rate, not the thread's SGD", section="network",
+       group="network"),
     _S("placements", (list,), f"placements to compare (from {', '.join(PLACEMENTS)})",
        section="space", group="network", file_key=None,
        default_text=lambda: ",".join(_space_default("placement"))),

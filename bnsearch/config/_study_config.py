@@ -39,9 +39,11 @@ class StudyConfig:
     data: str | None = None
     target: str | None = None
     standardize: bool = False
+    task: str = "auto"
     n_trials: int | None = None
     target_trials: int | None = None
     until: str = "settled"
+    question: str = "both"
     timeout: float | None = None
     seed: int = 0
     storage: str | None = None
@@ -69,6 +71,16 @@ class StudyConfig:
             raise ConfigError(
                 f"study name {self.study_name!r} must be one file name: letters, digits, '.', "
                 "'_' and '-', not starting with '.'; pick another --study-name."
+            )
+        if self.task == "regression" and self.metric == "val_accuracy":
+            raise ConfigError(
+                "a regression has no accuracy (its second metric is the mean absolute "
+                "error); compare placements on --metric val_loss."
+            )
+        if self.question == "bn" and "none" not in self.space.placement:
+            raise ConfigError(
+                "--question bn asks whether BN helps against `none`, but the placements "
+                f"({', '.join(self.space.placement)}) leave it out; add none to --placements."
             )
         grace_period, heartbeat_interval = self.grace_period, self.heartbeat_interval
         if heartbeat_interval >= grace_period:
@@ -125,8 +137,10 @@ class StudyConfig:
             "data": self.data or "synthetic",
             "target": self.target or "",
             "standardize": self.standardize,
+            "task": self.task,
             "n_trials": self.trials_per_run,
             "until": self.until,
+            "question": self.question,
             "timeout": self.timeout or "",
             "seed": self.seed,
             "backend": self.backend,

@@ -98,5 +98,10 @@ def load_study_file(path: Path) -> dict[str, Any]:
     data = settings.get("data")
     if data and ":" not in data and data != "synthetic":
         settings["data"] = str((path.parent / data).resolve())
+    model = settings["network"].get("model")
+    if model:  # a file (x.keras, x.py:build) is relative to the study file, as data is
+        file, colon, name = model.partition(":") if ".py:" in model else (model, "", "")
+        if file.endswith((".keras", ".py")) and not Path(file).is_absolute():
+            settings["network"]["model"] = str((path.parent / file).resolve()) + colon + name
     settings.setdefault("name", path.stem)
     return settings

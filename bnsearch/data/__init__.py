@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bnsearch.data._dataset import (
     ACCEPTED,
+    TASKS,
     Dataset,
     dataset_name,
     load_dataset,
@@ -13,6 +14,7 @@ from bnsearch.data._dataset import (
 
 __all__ = [
     "ACCEPTED",
+    "TASKS",
     "Dataset",
     "dataset_name",
     "load_dataset",

@@ -1,13 +1,21 @@
 """Datasets: the built-in synthetic problem, files, scikit-learn's bundled sets and OpenML.
 
 Every loader returns a :class:`Dataset` whose features are float32 and whose labels are
-class indices ``0..n_classes-1``. Row order is kept, because the validation rows are the
-*last* ``validation_split`` fraction, exactly as Keras' ``validation_split`` takes them.
+class indices ``0..n_classes-1`` (a classification) or real numbers (a regression, ``task``
+``"regression"``: ``y`` float32, ``n_classes`` 1, the width of the network's one output).
+Row order is kept, because the validation rows are the *last* ``validation_split``
+fraction, exactly as Keras' ``validation_split`` takes them.
 
 Standardisation is off by default: the thread feeds raw features to the network, and
 whether BN placement matters depends on it (a BN right after the first ``Dense`` makes the
 network insensitive to feature scales; ``none`` and ``after`` are not). ``standardize=True``
-rescales each feature with the mean and standard deviation of the *training* rows only.
+rescales each feature with the mean and standard deviation of the *training* rows only (and
+a regression's target too, so its mean squared error is in units of the target's variance).
+
+The task (``task``: ``auto``, ``classification``, ``regression``): ``auto`` chooses
+regression when the target is a floating-point column holding a fractional value or more
+than :data:`MAX_AUTO_CLASSES` distinct values, classification otherwise (integer and string
+labels are always classes), and says so in :attr:`Dataset.task_note`.
 
 Files are read with pandas: ``.csv`` and ``.tsv`` (also compressed: ``.gz``, ``.bz2``,
 ``.zip``, ``.xz``), ``.parquet``/``.pq``, a folder of ``.parquet`` files, ``.feather``, and
@@ -17,6 +25,7 @@ those suffixes (``churn.csv.gz`` → ``churn``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -29,6 +38,8 @@ from bnsearch.errors import DataError
 __all__ = [
     "ACCEPTED",
     "DEFAULT_DATA",
+    "MAX_AUTO_CLASSES",
+    "TASKS",
     "Dataset",
     "dataset_name",
     "load_dataset",
@@ -37,6 +48,10 @@ __all__ = [
 ]
 
 DEFAULT_DATA = "synthetic"
+#: What ``--task`` takes: ``auto`` decides from the target (see the module docstring).
+TASKS = ("auto", "classification", "regression")
+#: Under ``auto``, a floating-point target with more distinct values than this is a regression.
+MAX_AUTO_CLASSES = 20
 
 
 def split_index(n_rows: int, validation_split: float) -> int:
@@ -55,6 +70,9 @@ class Dataset:
     feature_names: tuple[str, ...] = ()
     source: str = ""
     standardized: bool = False
+    task: str = "classification"
+    task_note: str = ""
+    """How ``task = "auto"`` chose the task, in one line (empty if it was given)."""
     _fingerprint: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -66,11 +84,20 @@ class Dataset:
         return int(np.prod(self.x.shape[1:]))
 
     @property
+    def regression(self) -> bool:
+        return self.task == "regression"
+
+    @property
     def n_classes(self) -> int:
-        return len(self.class_names)
+        """The number of classes; 1 for a regression (the network's one output)."""
+        return 1 if self.regression else len(self.class_names)
 
     @property
     def y_onehot(self) -> np.ndarray:
+        """What the network is trained on: one-hot labels, or a regression's target as one
+        column ``[rows, 1]``."""
+        if self.regression:
+            return self.y.astype(np.float32).reshape(-1, 1)
         return np.eye(self.n_classes, dtype=np.float32)[self.y]
 
     @property
@@ -87,7 +114,10 @@ class Dataset:
             digest = hashlib.sha256()
             digest.update(np.ascontiguousarray(self.x).tobytes())
             digest.update(np.ascontiguousarray(self.y).tobytes())
-            digest.update(repr((self.x.shape, self.class_names, self.standardized)).encode())
+            shown = (self.x.shape, self.class_names, self.standardized)
+            if self.regression:  # absent for classes, so their fingerprints stay as they were
+                shown = (*shown, self.task)
+            digest.update(repr(shown).encode())
             self._fingerprint.append(digest.hexdigest()[:16])
         return self._fingerprint[0]
 
@@ -121,14 +151,21 @@ class Dataset:
         mean = train.mean(axis=0, keepdims=True)
         std = train.std(axis=0, keepdims=True)
         std[std == 0] = 1.0
+        y = self.y
+        if self.regression:
+            target = self.y[:at]
+            spread = float(target.std()) or 1.0
+            y = ((self.y - float(target.mean())) / spread).astype(np.float32)
         return Dataset(
             name=self.name,
             x=((self.x - mean) / std).astype(np.float32),
-            y=self.y,
+            y=y,
             class_names=self.class_names,
             feature_names=self.feature_names,
             source=self.source,
             standardized=True,
+            task=self.task,
+            task_note=self.task_note,
         )
 
 
@@ -192,8 +229,9 @@ def _encode_labels(raw: np.ndarray, where: str) -> tuple[np.ndarray, tuple[str, 
             raise DataError(f"{where}: labels contain NaN or inf; drop or fill those rows.")
         if not np.all(raw == np.round(raw)):
             raise DataError(
-                f"{where}: labels are fractional numbers; bnsearch classifies, so the target "
-                "must hold integer or string class labels."
+                f"{where}: labels are fractional numbers; to predict a real-valued target set "
+                '--task regression (study file `task = "regression"`), or give integer or '
+                "string class labels."
             )
         raw = raw.astype(np.int64)
     elif raw.dtype.kind not in "iubUSO":
@@ -208,6 +246,54 @@ def _encode_labels(raw: np.ndarray, where: str) -> tuple[np.ndarray, tuple[str, 
     return y.astype(np.int64), tuple(str(c) for c in classes)
 
 
+def _regression_target(raw: np.ndarray, where: str) -> np.ndarray:
+    raw = np.asarray(raw)
+    if raw.dtype.kind == "O":
+        with contextlib.suppress(TypeError, ValueError):  # strings: refused below
+            raw = raw.astype(np.float64)
+    if raw.dtype.kind not in "iuf":
+        raise DataError(
+            f"{where}: a regression needs a numeric target, but it holds {raw.dtype} values; "
+            "set --task classification for class labels."
+        )
+    if not np.all(np.isfinite(raw.astype(np.float64))):
+        raise DataError(f"{where}: the target contains NaN or inf; drop or fill those rows.")
+    return raw.astype(np.float32)
+
+
+def _auto_task(raw: np.ndarray) -> tuple[str, str]:
+    """``(task, why)`` for ``task = "auto"``: see the module docstring."""
+    raw = np.asarray(raw)
+    if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)):
+        return "classification", ""
+    if not np.all(raw == np.round(raw)):
+        return "regression", "it holds fractional numbers"
+    distinct = len(np.unique(raw))
+    if distinct > MAX_AUTO_CLASSES:
+        return "regression", f"it holds {distinct} distinct real values"
+    return "classification", ""
+
+
+def _targets(
+    raw: np.ndarray, where: str, task: str
+) -> tuple[np.ndarray, tuple[str, ...], str, str]:
+    """``(y, class_names, task, note)`` of a raw target column under ``task``."""
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    note = ""
+    if task == "auto":
+        task, why = _auto_task(raw)
+        if task == "regression":
+            note = (
+                f"bnsearch: task: regression, because the target of {where} {why}; "
+                "--task classification (study file `task`) overrides it."
+            )
+    if task == "regression":
+        return _regression_target(raw, where), (), task, note
+    y, classes = _encode_labels(raw, where)
+    return y, classes, task, note
+
+
 def _check_features(x: np.ndarray, where: str) -> np.ndarray:
     if x.shape[0] == 0:
         raise DataError(f"{where}: the dataset has no rows.")
@@ -217,7 +303,7 @@ def _check_features(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def _from_frame(frame, target: str | None, where: str, name: str) -> Dataset:
+def _from_frame(frame, target: str | None, where: str, name: str, task: str = "auto") -> Dataset:
     import pandas as pd
 
     if frame.shape[0] == 0:
@@ -244,7 +330,7 @@ def _from_frame(frame, target: str | None, where: str, name: str) -> Dataset:
     if features.shape[1] == 0:
         raise DataError(f"{where}: no feature columns besides the target {target!r}.")
     x = _check_features(features.to_numpy(dtype=np.float64), where)
-    y, classes = _encode_labels(frame[target].to_numpy(), where)
+    y, classes, task, note = _targets(frame[target].to_numpy(), where, task)
     return Dataset(
         name=name,
         x=x,
@@ -252,6 +338,8 @@ def _from_frame(frame, target: str | None, where: str, name: str) -> Dataset:
         class_names=classes,
         feature_names=tuple(map(str, features.columns)),
         source=where,
+        task=task,
+        task_note=note,
     )
 
 
@@ -294,7 +382,7 @@ def dataset_name(data: str | None) -> str:
     return path.name[: len(path.name) - len(suffixes)] or path.name
 
 
-def _load_file(path: Path, target: str | None) -> Dataset:
+def _load_file(path: Path, target: str | None, task: str = "auto") -> Dataset:
     """A data file (or a folder of Parquet files) as pandas reads it; see :data:`ACCEPTED`."""
     import pandas as pd
 
@@ -302,7 +390,7 @@ def _load_file(path: Path, target: str | None) -> Dataset:
     if not path.exists():
         raise DataError(f"data file {where} does not exist; check the path given to --data.")
     if path.is_dir():
-        return _load_parquet_folder(path, target, where)
+        return _load_parquet_folder(path, target, where, task)
     if not path.is_file():
         raise DataError(f"data path {where} is not a file; give --data {ACCEPTED}.")
     kind, compression, suffixes = _file_format(path)
@@ -323,12 +411,12 @@ def _load_file(path: Path, target: str | None) -> Dataset:
                     f"{where}: the first row looks like data, not a header; add a header row "
                     "naming the columns."
                 )
-            return _from_frame(frame, target, where, name)
+            return _from_frame(frame, target, where, name, task)
         if kind == ".parquet":
-            return _from_frame(pd.read_parquet(path), target, where, name)
+            return _from_frame(pd.read_parquet(path), target, where, name, task)
         if kind == ".feather":
-            return _from_frame(pd.read_feather(path), target, where, name)
-        return _load_npz(path, where, name)
+            return _from_frame(pd.read_feather(path), target, where, name, task)
+        return _load_npz(path, where, name, task)
     except DataError:
         raise
     except (OSError, ValueError, UnicodeDecodeError, ImportError) as error:
@@ -338,7 +426,7 @@ def _load_file(path: Path, target: str | None) -> Dataset:
         raise DataError(f"{where}: cannot be read ({type(error).__name__}: {first}).") from error
 
 
-def _load_parquet_folder(path: Path, target: str | None, where: str) -> Dataset:
+def _load_parquet_folder(path: Path, target: str | None, where: str, task: str) -> Dataset:
     """A folder of ``.parquet`` files (as Spark or ``to_parquet(partition_cols=...)`` write
     them), read as one table by pyarrow: files in path order, rows in file order."""
     import pandas as pd
@@ -349,7 +437,7 @@ def _load_parquet_folder(path: Path, target: str | None, where: str) -> Dataset:
         )
     name = path.name.removesuffix(".parquet") or path.name
     try:
-        return _from_frame(pd.read_parquet(path), target, where, name)
+        return _from_frame(pd.read_parquet(path), target, where, name, task)
     except DataError:
         raise
     except Exception as error:  # noqa: BLE001 - pyarrow's errors: files that do not fit together
@@ -357,7 +445,7 @@ def _load_parquet_folder(path: Path, target: str | None, where: str) -> Dataset:
         raise DataError(f"{where}: cannot be read ({type(error).__name__}: {first}).") from error
 
 
-def _load_npz(path: Path, where: str, name: str) -> Dataset:
+def _load_npz(path: Path, where: str, name: str, task: str) -> Dataset:
     with np.load(path, allow_pickle=False) as arrays:
         missing = {"X", "y"} - set(arrays.files)
         if missing:
@@ -375,8 +463,16 @@ def _load_npz(path: Path, where: str, name: str) -> Dataset:
         raise DataError(f"{where}: X has {x.shape[0]} rows but y has {raw_y.shape[0]}.")
     if x.dtype.kind not in "iufb":
         raise DataError(f"{where}: X must be numeric, but has dtype {x.dtype}.")
-    y, classes = _encode_labels(_one_label_per_row(raw_y, where), where)
-    return Dataset(name=name, x=_check_features(x, where), y=y, class_names=classes, source=where)
+    y, classes, task, note = _targets(_one_label_per_row(raw_y, where), where, task)
+    return Dataset(
+        name=name,
+        x=_check_features(x, where),
+        y=y,
+        class_names=classes,
+        source=where,
+        task=task,
+        task_note=note,
+    )
 
 
 def _check_header(path: Path, where: str, sep: str, compression: str | None) -> None:
@@ -437,10 +533,12 @@ def _looks_numeric(name: object) -> bool:
     return True
 
 
-_SKLEARN_LOADERS = ("breast_cancer", "digits", "iris", "wine")
+_SKLEARN_LOADERS = ("breast_cancer", "diabetes", "digits", "iris", "wine")
+#: scikit-learn's sets whose target is a real number.
+_SKLEARN_REGRESSION = ("diabetes",)
 
 
-def _load_sklearn(name: str, images: bool = False) -> Dataset:
+def _load_sklearn(name: str, images: bool = False, task: str = "auto") -> Dataset:
     import sklearn.datasets
 
     if name not in _SKLEARN_LOADERS:
@@ -453,18 +551,29 @@ def _load_sklearn(name: str, images: bool = False) -> Dataset:
     # scikit-learn's bundled sets are sorted by class in places; a fixed shuffle makes the
     # last-rows validation split representative, and stays the same on every run.
     order = np.random.default_rng(0).permutation(len(bunch.target))
-    classes = tuple(str(c) for c in getattr(bunch, "target_names", np.unique(bunch.target)))
+    where = f"sklearn:{name}"
+    if task == "auto":
+        task = "regression" if name in _SKLEARN_REGRESSION else "classification"
+    if task == "regression":
+        y: np.ndarray = _regression_target(np.asarray(bunch.target)[order], where)
+        classes: tuple[str, ...] = ()
+    elif name in _SKLEARN_REGRESSION:
+        y, classes = _encode_labels(np.asarray(bunch.target, np.float64)[order], where)
+    else:
+        y = np.asarray(bunch.target, dtype=np.int64)[order]
+        classes = tuple(str(c) for c in getattr(bunch, "target_names", np.unique(bunch.target)))
     return Dataset(
         name=name,
-        x=_check_features(np.asarray(x)[order], f"sklearn:{name}"),
-        y=np.asarray(bunch.target, dtype=np.int64)[order],
+        x=_check_features(np.asarray(x)[order], where),
+        y=y,
         class_names=classes,
         feature_names=tuple(map(str, getattr(bunch, "feature_names", ()))),
-        source=f"sklearn:{name}",
+        source=where,
+        task=task,
     )
 
 
-def _load_openml(ident: str, target: str | None) -> Dataset:
+def _load_openml(ident: str, target: str | None, task: str = "auto") -> Dataset:
     from sklearn.datasets import fetch_openml
 
     if not ident.isdigit():
@@ -480,7 +589,7 @@ def _load_openml(ident: str, target: str | None) -> Dataset:
         raise DataError(f"openml:{ident}: {error}") from error
     frame = bunch.frame
     target = target or (bunch.target.name if bunch.target is not None else None)
-    return _from_frame(frame, target, f"openml:{ident}", f"openml-{ident}")
+    return _from_frame(frame, target, f"openml:{ident}", f"openml-{ident}", task)
 
 
 def load_dataset(
@@ -492,19 +601,27 @@ def load_dataset(
     seed: int = 0,
     n_rows: int | None = None,
     images: bool = False,
+    task: str = "auto",
 ) -> Dataset:
     """Load ``spec``: ``None``/``"synthetic"``, a data file or Parquet folder (see
     :data:`ACCEPTED`), ``sklearn:NAME`` or ``openml:ID``; standardise with training-row
     statistics if asked. ``images`` loads ``sklearn:digits`` as 8×8×1 images (for the cnn
     family) instead of 64 flat features; an ``.npz`` keeps the shape of its arrays either
-    way."""
+    way. ``task``: one of :data:`TASKS` (the module docstring says how ``auto`` chooses)."""
     spec = spec or DEFAULT_DATA
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}.")
     if spec == DEFAULT_DATA:
+        if task == "regression":
+            raise DataError(
+                "the synthetic data is a classification problem (two classes); give "
+                "--data with a real-valued target for --task regression."
+            )
         dataset = make_synthetic(n_rows or 6000, seed=seed)
     elif spec.startswith("sklearn:"):
-        dataset = _load_sklearn(spec.removeprefix("sklearn:"), images=images)
+        dataset = _load_sklearn(spec.removeprefix("sklearn:"), images=images, task=task)
     elif spec.startswith("openml:"):
-        dataset = _load_openml(spec.removeprefix("openml:"), target)
+        dataset = _load_openml(spec.removeprefix("openml:"), target, task)
     else:
-        dataset = _load_file(Path(spec), target)
+        dataset = _load_file(Path(spec), target, task)
     return dataset.standardize(validation_split) if standardize else dataset

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+from typing import Any
+
 from bnsearch.config import ENGINES, StudyConfig
+from bnsearch.data import Dataset
 from bnsearch.engines._base import Engine, EpochCallback, TrainOutput
 from bnsearch.engines._keras import KerasEngine, fit_arguments, recording_callback
 from bnsearch.engines._population import Population, PopulationEngine, SlotUse
+from bnsearch.engines._standin import StandinEngine, standin_history
 from bnsearch.errors import ConfigError
-from bnsearch.networks import NetworkSettings
+from bnsearch.networks import NetworkSettings, builtin_network, describe_network, load_plan
 
 __all__ = [
     "ENGINES",
@@ -17,16 +23,24 @@ __all__ = [
     "Population",
     "PopulationEngine",
     "SlotUse",
+    "StandinEngine",
     "TrainOutput",
     "engine_for",
     "engine_notice",
     "fit_arguments",
+    "log_network",
     "make_engine",
+    "network_notice",
     "recording_callback",
     "resolve",
+    "standin_history",
 ]
 
-_ENGINE_CLASSES: dict[str, type] = {"population": PopulationEngine, "keras": KerasEngine}
+_ENGINE_CLASSES: dict[str, type] = {
+    "population": PopulationEngine,
+    "keras": KerasEngine,
+    "standin": StandinEngine,  # tests and benchmarks only: sleeps instead of training
+}
 assert tuple(_ENGINE_CLASSES) == ENGINES, "config.ENGINES names the engines defined here"
 
 
@@ -40,14 +54,53 @@ def engine_for(requested: str, network: NetworkSettings, model_fit_only: bool = 
     return requested
 
 
-def engine_notice(network: NetworkSettings) -> str | None:
-    """What a study says when its network is one the population engine does not train."""
-    if PopulationEngine.trains(network):
-        return None
-    return (
-        "bnsearch: notice: the population engine trains bnsearch's mlp and cnn families; "
-        "this network from `builder` trains on the Keras engine (one model.fit per trial)."
+def engine_notice(network: NetworkSettings, dataset: Dataset | None = None) -> str | None:
+    """What a study says, before training, about its network and task: how ``task =
+    "auto"`` chose regression; the layers of a ``--model`` kept as they are, named once; and
+    a network the population engine does not train (one line each)."""
+    lines = [dataset.task_note] if dataset is not None and dataset.task_note else []
+    if network.kind == "model":
+        plan = load_plan(network.model or "")
+        if plan.kept:
+            lines.append(
+                f"bnsearch: notice: --model {plan.spec} keeps these layers as they are "
+                f"(bnsearch does not reason about them): {', '.join(plan.kept)}."
+            )
+        if not PopulationEngine.trains(network):
+            lines.append(
+                "bnsearch: notice: the population engine trains a --model network whose "
+                "rewrite is bnsearch's mlp or cnn form; this one has "
+                f"{builtin_network(network)}, so it trains on the Keras engine (one model.fit "
+                "per trial)."
+            )
+    elif not PopulationEngine.trains(network):
+        lines.append(
+            "bnsearch: notice: the population engine trains bnsearch's mlp and cnn families; "
+            "this network from `builder` trains on the Keras engine (one model.fit per trial)."
+        )
+    return "\n".join(lines) or None
+
+
+def network_notice(tracker: Any, config: StudyConfig, dataset: Dataset) -> str | None:
+    """What a study says about its network before training (:func:`engine_notice`), once
+    a ``--model`` network's layers are logged to its parent run (:func:`log_network`)."""
+    log_network(tracker, config, dataset)
+    return engine_notice(config.network, dataset)
+
+
+def log_network(tracker: Any, config: StudyConfig, dataset: Dataset) -> None:
+    """Log a ``--model`` network's rewritten layer list of each placement to the study's
+    parent run as ``model.txt`` (what ``python -m bnsearch model --show`` prints); best
+    effort, as the trial runs are."""
+    if config.network.kind != "model":
+        return
+    text = describe_network(
+        config.network, config.space.placement, dataset.x.shape[1:], dataset.n_classes
     )
+    with tempfile.TemporaryDirectory(prefix="bnsearch-model-") as folder:
+        path = Path(folder) / "model.txt"
+        path.write_text(text + "\n")
+        tracker.connection.best_effort("log_artifact", tracker.parent_run_id, str(path))
 
 
 def resolve(config: StudyConfig) -> StudyConfig:
@@ -61,4 +114,6 @@ def make_engine(name: str, max_population: int = 64) -> Engine:
         return KerasEngine()
     if name == "population":
         return PopulationEngine(max_population=max_population)
+    if name == "standin":
+        return StandinEngine(trials_at_once=max_population)
     raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}.")

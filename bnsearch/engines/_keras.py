@@ -1,4 +1,7 @@
-"""The reference engine: one ``keras.Model.fit`` per trial, networks from :mod:`bnsearch.model`."""
+"""The reference engine: one ``keras.Model.fit`` per trial, networks from :mod:`bnsearch.model`.
+
+A regression's ``model.fit`` reports ``mae``/``val_mae`` (mean absolute error) where a
+classification reports its accuracies; both go to the recorder as they are."""
 
 from __future__ import annotations
 
@@ -7,10 +10,18 @@ from typing import Any
 
 from bnsearch.data import Dataset
 from bnsearch.engines._base import EpochCallback, TrainOutput
-from bnsearch.networks import NetworkSettings, build_model
+from bnsearch.networks import NetworkSettings, build_model, check_model_fits, load_plan
 from bnsearch.trial import TrialRecorder, TrialResult, TrialSpec
 
-__all__ = ["KerasEngine", "fit_arguments", "recording_callback"]
+__all__ = ["KerasEngine", "fit_arguments", "model_fits_data", "recording_callback"]
+
+
+def model_fits_data(dataset: Dataset, network: NetworkSettings) -> None:
+    """Refuse, in one line, a ``--model`` whose input or output does not suit ``dataset``
+    (its rows, its classes or its regression target)."""
+    if network.kind == "model":
+        plan = load_plan(network.model or "")
+        check_model_fits(plan, dataset.x.shape[1:], dataset.n_classes)
 
 
 def fit_arguments(
@@ -66,7 +77,9 @@ class KerasEngine:
     trials_at_once = 1
 
     def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
-        """One network at a time: nothing to check ahead of training."""
+        """One network at a time: no memory to check ahead of training; a ``--model``
+        that does not suit the data or the task is refused before anything runs."""
+        model_fits_data(dataset, network)
 
     @staticmethod
     def trains(network: NetworkSettings) -> bool:

@@ -34,6 +34,13 @@ Semantics follow :func:`bnsearch.model.build_model` layer for layer (both read
   ``lr_t = lr / (1 + decay * t)`` and ``t`` the number of updates made so far.
 * Training rows are reshuffled every epoch (per member), the last partial batch is kept, and
   validation rows are the last ones, as in ``model.fit(validation_split=...)``.
+* Regression (a dataset with ``task == "regression"``): one linear output, the loss Keras'
+  ``mean_squared_error`` and the second metric its ``mae`` (``mae``/``val_mae`` in place of
+  the accuracies), averaged as the loss is.
+* A ``--model`` network is trained here when its rewrite is one of the built-in networks
+  (:func:`bnsearch.networks.builtin_network`: the same layers from the same initial
+  weights); a model without Dropout trains with its members' dropout rate set to 0, which
+  is the same function. Any other model trains on the Keras engine.
 
 A member whose loss turns NaN/inf is frozen at its last finite weights from that step on and
 reported FAILED; a pruned member is frozen and reported PRUNED. Either way it can no longer
@@ -55,13 +62,13 @@ from bnsearch.errors import ConfigError
 from bnsearch.networks import (
     NetworkSettings,
     build_model,
+    builtin_network,
     check_image_rows,
     dense_uses_bias,
     initializer,
     layer_plan,
 )
 from bnsearch.trial import (
-    METRICS,
     TrialRecorder,
     TrialResult,
     TrialSpec,
@@ -281,6 +288,7 @@ class Population:
         self.slot_use = slot_use or SlotUse()
         self.network = network
         self.n_classes = dataset.n_classes
+        self.regression = dataset.regression
         P = size
         self.convs = conv_layout(dataset, network)
         flat = self.convs[-1].flat_out if self.convs else dataset.n_features
@@ -475,13 +483,19 @@ class Population:
 
     def _per_sample_loss(self, logits: Any, labels: Any) -> Any:
         tf = self.tf
+        if self.regression:  # Keras' mean_squared_error: the mean over the output axis
+            return tf.reduce_mean(tf.square(logits - labels), axis=-1)
         if self.n_classes == 2:
             ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
             return tf.reduce_mean(ce, axis=-1)
         return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
     def _correct(self, logits: Any, labels: Any) -> Any:
+        """Per sample: 1 where the argmax agrees with the label; a regression's absolute
+        error (Keras' ``mae``) instead."""
         tf = self.tf
+        if self.regression:
+            return tf.reduce_mean(tf.abs(logits - labels), axis=-1)
         return tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32)
 
     # --- training ------------------------------------------------------------------------
@@ -556,11 +570,17 @@ class Population:
 
     # --- inspection (tests compare these with the Keras model) ---------------------------
 
-    def member_model(self, p: int, spec: TrialSpec, dataset: Dataset) -> Any:
+    def member_model(
+        self, p: int, spec: TrialSpec, dataset: Dataset, network: NetworkSettings | None = None
+    ) -> Any:
         """Member ``p`` as the Keras model :func:`bnsearch.model.build_model` builds for
         ``spec``, holding the member's trained weights and moving statistics. It is not
         compiled: the population's optimizer state (velocities) stays behind, so a saved
-        model carries no half-built optimizer; compile it to train or evaluate further."""
+        model carries no half-built optimizer; compile it to train or evaluate further.
+        ``network``: the ``--model`` network this population trains in its built-in form
+        (the model comes back as the rewrite of that model)."""
+        if network is not None and network.kind == "model":
+            return self._rewritten_member(p, spec, dataset, network)
         model = build_model(
             spec.config, dataset.x.shape[1:], dataset.n_classes, self.network, spec.seed, False
         )
@@ -586,6 +606,36 @@ class Population:
                 layer.moving_variance.assign(weights[f"moving_var_{slot}"])
         return model
 
+    def _rewritten_member(
+        self, p: int, spec: TrialSpec, dataset: Dataset, network: NetworkSettings
+    ) -> Any:
+        """A ``--model`` member: its layers are the built-in form's in the same order, so
+        the k-th Dense/Conv2D holds kernel k and the BNs, in order, the slots it uses."""
+        model = build_model(
+            spec.config, dataset.x.shape[1:], dataset.n_classes, network, spec.seed, False
+        )
+        weights = self.member_weights(p)
+        keys = [f"conv_{c}" for c in range(len(self.convs))]
+        keys += [str(d) for d in range(len(self.kernels) - len(self.convs))]
+        cores = [la for la in model.layers if type(la).__name__ in ("Dense", "Conv2D")]
+        for layer, key in zip(cores, keys, strict=True):
+            layer.kernel.assign(weights[f"kernel_{key}"])
+            if layer.use_bias:
+                layer.bias.assign(weights[f"bias_{key}"])
+        placement = spec.config.placement
+        slots = [0] if placement == "input" else []
+        if placement in ("before", "after", "before_output"):
+            slots += list(range(1, len(self.kernels)))
+        if placement == "before_output":
+            slots.append(len(self.kernels))
+        bns = [la for la in model.layers if type(la).__name__ == "BatchNormalization"]
+        for layer, slot in zip(bns, slots, strict=True):
+            layer.gamma.assign(weights[f"gamma_{slot}"])
+            layer.beta.assign(weights[f"beta_{slot}"])
+            layer.moving_mean.assign(weights[f"moving_mean_{slot}"])
+            layer.moving_variance.assign(weights[f"moving_var_{slot}"])
+        return model
+
     def member_weights(self, p: int) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         n_conv = len(self.convs)
@@ -600,6 +650,19 @@ class Population:
             out[f"moving_mean_{i}"] = self.moving_means[i][p, 0].numpy()
             out[f"moving_var_{i}"] = self.moving_vars[i][p, 0].numpy()
         return out
+
+
+def _builtin(network: NetworkSettings) -> tuple[NetworkSettings, bool]:
+    """The built-in network this engine trains for ``network`` and whether it has Dropout
+    (a ``--model`` network's built-in form; any other network as it is)."""
+    if network.kind != "model":
+        return network, True
+    form = builtin_network(network)
+    if isinstance(form, str):
+        raise ConfigError(
+            f"the population engine cannot train this --model network ({form}); use --engine keras."
+        )
+    return form
 
 
 def _population_size(n_specs: int, max_population: int) -> int:
@@ -667,13 +730,22 @@ class PopulationEngine:
         return self.max_population
 
     def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
-        """Refuse, before anything is logged, a population too large for the memory limit."""
+        """Refuse, before anything is logged, a ``--model`` that does not suit the data or a
+        population too large for the memory limit."""
+        from bnsearch.engines._keras import model_fits_data
+
+        model_fits_data(dataset, network)
+        network, _ = _builtin(network)
         check_memory(self.max_population, dataset, network, self.memory_limit_bytes)
 
     @staticmethod
     def trains(network: NetworkSettings) -> bool:
-        """bnsearch's own families (MLP and CNN): their layers have a vectorised form here.
-        A network from your own ``builder`` trains on the Keras engine."""
+        """bnsearch's own families (MLP and CNN): their layers have a vectorised form here;
+        so has a ``--model`` network whose rewrite is one of them (see
+        :func:`bnsearch.networks.builtin_network`). A network from your own ``builder``, or
+        another model, trains on the Keras engine."""
+        if network.kind == "model":
+            return not isinstance(builtin_network(network), str)
         return network.kind in ("mlp", "cnn")
 
     def train(
@@ -689,10 +761,17 @@ class PopulationEngine:
         if self.max_population < 1:
             raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
         if not self.trains(network):
+            why = "a network from `builder`"
+            if network.kind == "model":
+                why = f"this --model network ({builtin_network(network)})"
             raise ConfigError(
-                "the population engine trains bnsearch's mlp and cnn families, not a network "
-                "from `builder`; use --engine keras."
+                f"the population engine trains bnsearch's mlp and cnn families, not {why}; "
+                "use --engine keras."
             )
+        original, given = network, list(specs)
+        network, dropout = _builtin(network)
+        if not dropout:  # a model without Dropout: rate 0 is the same function
+            specs = [replace(s, config=s.config.replace(dropout=0.0)) for s in specs]
         # A searched activation changes the graph: one population per activation.
         groups: dict[str, list[int]] = {}
         for index, spec in enumerate(specs):
@@ -713,9 +792,11 @@ class PopulationEngine:
                     [specs[i] for i in chunk], dataset, group_network, chunk_callback
                 )
                 for p, (index, result) in enumerate(zip(chunk, trained, strict=True)):
-                    results[index] = result
+                    results[index] = replace(result, spec=given[index])
                     if keep_models and result.state is TrialState.COMPLETE:
-                        models[index] = self.last_population.member_model(p, specs[index], dataset)
+                        models[index] = self.last_population.member_model(
+                            p, specs[index], dataset, original
+                        )
         assert all(r is not None for r in results), "every spec belongs to one group"
         return TrainOutput(results, models if keep_models else [])  # type: ignore[arg-type]
 
@@ -788,17 +869,18 @@ class PopulationEngine:
                 loss_sum += extra_loss
                 correct_sum += extra_correct
             val_loss, val_acc = population.evaluate(x_val, y_val)
+            second = "mae" if dataset.regression else "accuracy"
             values = {
                 "loss": (loss_sum / n_train).numpy(),
-                "accuracy": (correct_sum / n_train).numpy(),
+                second: (correct_sum / n_train).numpy(),
                 "val_loss": val_loss.numpy(),
-                "val_accuracy": val_acc.numpy(),
+                f"val_{second}": val_acc.numpy(),
             }
             active = population.active.numpy()
             for p, recorder in enumerate(recorders):
                 if recorder.stopped:
                     continue
-                metrics = {m: float(values[m][p]) for m in METRICS}
+                metrics = {m: float(values[m][p]) for m in values}
                 # ``active`` is cleared in the graph by a member's non-finite batch loss.
                 if recorder.record_epoch(epoch, metrics, diverged=not active[p]):
                     active[p] = False

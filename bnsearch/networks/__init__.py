@@ -1,4 +1,5 @@
-"""The networks trials train: the builder of the built-in families and the public blocks."""
+"""The networks trials train: the builder of the built-in families, the rewrite of your own
+Keras model (``--model``) and the public blocks."""
 
 from __future__ import annotations
 
@@ -15,10 +16,28 @@ from bnsearch.networks._builder import (
     initializer,
     layer_plan,
 )
+from bnsearch.networks._describe import describe_network
+from bnsearch.networks._rewrite import (
+    BuiltinForm,
+    ModelPlan,
+    builtin_form,
+    builtin_network,
+    check_model_fits,
+    load_plan,
+    rewrite_model,
+)
 
 __all__ = [
     "check_image_rows",
     "ACTIVATIONS",
+    "BuiltinForm",
+    "ModelPlan",
+    "builtin_form",
+    "builtin_network",
+    "check_model_fits",
+    "describe_network",
+    "load_plan",
+    "rewrite_model",
     "FAMILIES",
     "INITIALIZERS",
     "NetworkSettings",

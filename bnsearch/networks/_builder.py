@@ -41,6 +41,13 @@ Families (``NetworkSettings.family``):
   seed)`` returns an uncompiled Keras model ending in a softmax; build its layers with
   :func:`bnsearch.blocks.dense_block` / :func:`bnsearch.blocks.conv_block` so the trial's
   placement applies. bnsearch compiles it with the optimiser and loss above.
+* your own Keras model (``model="my_model.keras"`` or ``"module:name"``): rewritten into
+  each trial's placement by :mod:`bnsearch.networks._rewrite` (its docstring states the
+  rule).
+
+Regression (``n_classes == 1``, a real-valued target): the output is ``Dense(1)`` with no
+activation (no softmax; ``before_output`` puts its BN right after that Dense), the loss is
+the mean squared error and the second metric the mean absolute error (``mae``).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bnsearch.errors import ConfigError
+from bnsearch.networks._order import hidden_layer_order
 from bnsearch.trial import (
     ACTIVATIONS,
     POSITIVE_INT,
@@ -77,6 +85,8 @@ __all__ = [
 ]
 
 INITIALIZERS = ("glorot_uniform", "uniform", "he_uniform")
+#: What ``model`` takes: a ``.keras`` file, ``module:name`` or ``file.py:name``.
+_MODEL_SPEC = re.compile(r"[^:]+\.keras|[\w.]+:\w+|[^:]+\.py:\w+")
 FAMILIES = ("mlp", "cnn")
 
 
@@ -93,6 +103,11 @@ _NETWORK_RULES: dict[str, Rule] = {
     "builder": Rule(
         lambda v: isinstance(v, str) and re.fullmatch(r"[\w.]+:\w+", v) is not None,
         "'module:function' (e.g. 'mynets:build')",
+    ),
+    "model": Rule(
+        lambda v: isinstance(v, str) and _MODEL_SPEC.fullmatch(v) is not None,
+        "a .keras file, 'module:name' or 'file.py:name' (a Keras model or a function "
+        "returning one)",
     ),
 }
 
@@ -113,6 +128,8 @@ class NetworkSettings:
     conv_filters: tuple[int, ...] = (16, 32)
     kernel_size: int = 3
     builder: str | None = None
+    model: str | None = None
+    keep_optimizer: bool = False
 
     def __post_init__(self) -> None:
         # Study files give lists; a frozen dataclass holds tuples (hashable, comparable).
@@ -120,39 +137,61 @@ class NetworkSettings:
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         check(self, _NETWORK_RULES)
+        if self.builder and self.model:
+            raise ConfigError("`builder` and `model` both name your own network; give one of them.")
+        if self.keep_optimizer and not self.model:
+            raise ConfigError("`keep_optimizer` applies to a --model network; set `model` too.")
 
     @property
     def kind(self) -> str:
-        """``mlp``, ``cnn`` or ``custom`` (a ``builder`` is set)."""
+        """``mlp``, ``cnn``, ``custom`` (a ``builder`` is set) or ``model`` (a ``model``)."""
+        if self.model:
+            return "model"
         return "custom" if self.builder else self.family
+
+    @property
+    def images(self) -> bool:
+        """Whether the network takes image-shaped rows (height × width × channels):
+        ``sklearn:digits`` is then loaded as 8×8×1 images."""
+        if self.kind == "model":
+            from bnsearch.networks._rewrite import load_plan
+
+            return len(load_plan(self.model or "").input_shape) == 3
+        return self.kind == "cnn"
 
     def as_params(self) -> dict[str, Any]:
         params = asdict(self)
         params["hidden_units"] = ",".join(map(str, self.hidden_units))
         params["conv_filters"] = ",".join(map(str, self.conv_filters))
-        if self.kind == "mlp":  # absent, so MLP studies keep their network fingerprint
+        if self.kind == "model":  # the model's own layers; what the built-ins set is moot
+            from bnsearch.networks._rewrite import model_digest
+
+            for name in ("hidden_units", "activation", "initializer", "family"):
+                del params[name]
+            for name in ("conv_filters", "kernel_size", "builder"):
+                del params[name]
+            params["model_sha256"] = model_digest(self.model or "")
+            return params
+        # absent unless used, so other studies keep their network fingerprint
+        del params["model"], params["keep_optimizer"]
+        if self.kind == "mlp":
             for name in ("family", "conv_filters", "kernel_size", "builder"):
                 del params[name]
         return params
 
 
-def hidden_layer_order(placement: str) -> tuple[str, ...]:
-    """One hidden layer (Dense or Conv2D) under a placement: the order of ``layer``, ``bn``
-    and ``activation``. The network plan and :mod:`bnsearch.blocks` both follow it."""
-    if placement in ("before", "before_output"):
-        return ("layer", "bn", "activation")
-    if placement == "after":
-        return ("layer", "activation", "bn")
-    return ("layer", "activation")  # none; input puts its one BN on the inputs instead
-
-
-def layer_plan(config: BNConfig, network: NetworkSettings) -> list[tuple[str, str]]:
+def layer_plan(
+    config: BNConfig, network: NetworkSettings, regression: bool = False
+) -> list[tuple[str, str]]:
     """The network as ``(kind, name)`` pairs in order; kinds are ``conv``, ``pool``,
-    ``flatten``, ``dense``, ``bn``, ``activation``, ``dropout`` and ``softmax``. The builder
-    and the population engine both follow this plan, so they cannot disagree on layer
-    order."""
-    if network.kind == "custom":
-        raise ConfigError("a network from `builder` has no layer plan of bnsearch's own.")
+    ``flatten``, ``dense``, ``bn``, ``activation``, ``dropout`` and ``softmax`` (absent for
+    a ``regression``: the output is the last Dense, or its BN). The builder and the
+    population engine both follow this plan, so they cannot disagree on layer order."""
+    if network.kind in ("custom", "model"):
+        raise ConfigError(
+            f"a network from `{'builder' if network.kind == 'custom' else 'model'}` has no "
+            "layer plan of bnsearch's own."
+        )
     activation = config.activation or network.activation
     plan: list[tuple[str, str]] = []
     if config.placement == "input":
@@ -175,7 +214,8 @@ def layer_plan(config: BNConfig, network: NetworkSettings) -> list[tuple[str, st
     plan.append(("dense", "output_dense"))
     if config.placement == "before_output":
         plan.append(("bn", "output_bn"))
-    plan.append(("softmax", "softmax"))
+    if not regression:
+        plan.append(("softmax", "softmax"))
     return plan
 
 
@@ -214,7 +254,8 @@ def build_model(
     seed: int = 0,
     compile: bool = True,
 ) -> Any:
-    """Build (and by default compile) the Keras model for one trial.
+    """Build (and by default compile) the Keras model for one trial; ``n_classes == 1`` is a
+    regression network (one linear output, mean squared error).
 
     Weights and dropout masks derive from ``seed``: Dense kernels depend only on the seed and
     the layer's position, so two placements with the same seed start from the same Dense
@@ -222,7 +263,13 @@ def build_model(
     """
     network = network or NetworkSettings()
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    if network.kind == "custom":
+    if network.kind == "model":
+        from bnsearch.networks._rewrite import check_model_fits, load_plan, rewrite_model
+
+        plan = load_plan(network.model or "")
+        check_model_fits(plan, shape, n_classes)
+        model = rewrite_model(plan, config, seed)
+    elif network.kind == "custom":
         model = _custom_model(network.builder or "", config, shape, n_classes, seed)
     else:
         model = _planned_model(config, shape, n_classes, network, seed)
@@ -237,7 +284,7 @@ def _planned_model(
 ) -> Any:
     import keras
 
-    plan = layer_plan(config, network)
+    plan = layer_plan(config, network, regression=n_classes == 1)
     layers: list[Any] = [keras.Input(shape=shape, name="features")]
     if network.kind == "cnn":
         check_image_rows(shape)
@@ -332,21 +379,34 @@ def _custom_model(
             f"the builder {spec!r} returned {type(model).__name__}, not a Keras model."
         )
     if tuple(model.output_shape[1:]) != (n_classes,):
+        ending = "no activation (regression)" if n_classes == 1 else "a softmax"
         raise ConfigError(
             f"the builder {spec!r} returned a model with output shape {model.output_shape}; it "
-            f"must end in Dense({n_classes}) with a softmax."
+            f"must end in Dense({n_classes}) with {ending}."
         )
     return model
 
 
 def compile_model(model: Any, config: BNConfig, n_classes: int, network: NetworkSettings) -> None:
+    """The study's optimizer (or, with ``keep_optimizer``, the ``--model``'s own at the
+    trial's learning rate) and the task's loss and second metric."""
     import keras
 
-    schedule = keras.optimizers.schedules.InverseTimeDecay(
-        initial_learning_rate=config.learning_rate, decay_steps=1, decay_rate=network.lr_decay
-    )
-    optimizer = keras.optimizers.SGD(
-        learning_rate=schedule, momentum=network.sgd_momentum, nesterov=True
-    )
+    if network.kind == "model" and network.keep_optimizer:
+        from bnsearch.networks._rewrite import kept_optimizer, load_plan
+
+        optimizer = kept_optimizer(load_plan(network.model or ""), config.learning_rate)
+    else:
+        schedule = keras.optimizers.schedules.InverseTimeDecay(
+            initial_learning_rate=config.learning_rate,
+            decay_steps=1,
+            decay_rate=network.lr_decay,
+        )
+        optimizer = keras.optimizers.SGD(
+            learning_rate=schedule, momentum=network.sgd_momentum, nesterov=True
+        )
+    if n_classes == 1:
+        model.compile(optimizer=optimizer, loss="mean_squared_error", metrics=["mae"])
+        return
     loss = "binary_crossentropy" if n_classes == 2 else "categorical_crossentropy"
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])

@@ -19,7 +19,7 @@ from bnsearch.report._plots import (
     plot_importance,
 )
 from bnsearch.report._summary import PlacementSummary, format_table, summarize
-from bnsearch.stats import AcrossVerdict, Verdict
+from bnsearch.stats import AcrossVerdict, Verdict, plain, significant
 from bnsearch.trial import Phase, TrialResult
 
 __all__ = [
@@ -35,14 +35,35 @@ PLOTS = ("distribution.png", "paired_differences.png", "learning_curves.png", "i
 
 _RULES = {
     "settled": "Rule: until settled. The study looked after every batch of blocks and "
-    "stopped when the anytime-valid 95% confidence sequence of the median difference lay "
-    "wholly beyond the threshold or wholly inside it; that sequence alone decides (the "
-    "bootstrap interval and p-values are shown for reference, they do not allow for the "
-    "repeated looks).",
-    "budget": "Rule: fixed budget. The whole budget was trained and looked at once: the "
-    "better placement needs its bootstrap interval beyond the threshold and Holm-corrected "
-    "Wilcoxon p < 0.05.",
+    "stopped when the questions it asks (here: {asked}) were settled: the anytime-valid 95% "
+    "confidence sequence of the median difference wholly beyond the threshold or wholly "
+    "inside it; those sequences alone decide (the bootstrap intervals and p-values are shown "
+    "for reference, they do not allow for the repeated looks). A BN placement beats `none` "
+    "only when, in addition, the closed test over the BN placements names it (each set of BN "
+    "placements tested by betting block by block on the one leading so far): the chance of "
+    "naming any placement that does not beat `none` stays under 2.5%, with no alpha split.",
+    "budget": "Rule: fixed budget. The whole budget was trained and looked at once: a "
+    "placement is better than another when its bootstrap interval lies beyond the threshold "
+    "and the Wilcoxon p, Holm-corrected across every pair (both questions' comparisons "
+    "together, which handles the several BN placements against `none`), is below 0.05.",
 }
+_ASKED_WORDS = {
+    "both": "“does BN help?” and “before or after?”",
+    "bn": "“does BN help?”",
+    "placement": "“before or after?”",
+}
+
+
+def _n(value: float) -> str:
+    return significant(value, 4, signed=True)
+
+
+def _params(params: dict, digits: int = 4) -> str:
+    return ", ".join(
+        f"{k}={significant(v, digits)}" if isinstance(v, float) else f"{k}={plain(v)}"
+        for k, v in params.items()
+        if k != "placement"
+    )
 
 
 # long because it is the report page itself, section after section.
@@ -56,66 +77,86 @@ def _markdown(
         "",
         "## Verdict",
         "",
-        verdict.statement,
+        f"**{verdict.headline}**",
         "",
+    ]
+    if verdict.unpaired is not None:
+        lines += [verdict.unpaired, ""]
+    else:
+        lines += [
+            f"Does BN help? {verdict.bn.statement}",
+            "",
+            f"Before or after? {verdict.placement.statement}",
+            "",
+        ]
+    if verdict.still_open:
+        lines += [verdict.still_open, ""]
+    for text in verdict.disagreements:
+        lines += [f"**{text.split(':')[0]}:**{text.split(':', 1)[1]}", ""]
+    lines += [
         f"Metric: final-epoch `{verdict.metric}`; practical threshold {verdict.threshold:g}; "
         f"{verdict.n_blocks} paired blocks (trials sharing every hyperparameter and the seed, "
         "differing only in placement).",
         "",
-        _RULES[verdict.until],
+        _RULES[verdict.until].format(asked=_ASKED_WORDS[verdict.question]),
         "",
         "## Paired comparisons",
         "",
-        "| pair | blocks | median diff | 95% CI (median) | anytime-valid 95% CS | mean diff "
-        "| d_z | Wilcoxon p | Holm p |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| pair | question | blocks | median diff | 95% CI (median) | anytime-valid 95% CS "
+        "| mean diff | d_z | Wilcoxon p | Holm p |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in verdict.pairs:
+        question = "does BN help?" if p.second == "none" else "before or after?"
+        if p is not verdict.primary and p.second != "none":
+            question = ""
         lines.append(
-            f"| {p.first} − {p.second} | {p.n_blocks} | {p.median:+.4f} | "
-            f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}] | [{p.cs_low:+.4f}, {p.cs_high:+.4f}] | "
-            f"{p.mean:+.4g} | {p.effect_size:+.2f} | {p.p_value:.3g} | {p.p_holm:.3g} |"
+            f"| {p.first} − {p.second} | {question} | {p.n_blocks} | {_n(p.median)} | "
+            f"[{_n(p.ci_low)}, {_n(p.ci_high)}] | [{_n(p.cs_low)}, {_n(p.cs_high)}] | "
+            f"{_n(p.mean)} | {significant(p.effect_size, 3, signed=True)} | {p.p_value:.3g} "
+            f"| {p.p_holm:.3g} |"
         )
     excluded = ", ".join(f"{k}: {v}" for k, v in verdict.excluded_blocks.items())
     lines += ["", f"Trials left out of the pairs (failed or pruned): {excluded or 'none'}.", ""]
     if verdict.by_activation:
         lines += [
-            "## Placement per activation",
+            "## Per activation",
             "",
             "The study searched the activation; each block shares one, so the paired "
             "comparisons can be made within each activation:",
             "",
-            "| activation | verdict | pair | blocks | median diff | 95% CI | Holm p |",
+            "| activation | does BN help? | before or after? | pair | blocks | median diff "
+            "| interval |",
             "|---|---|---|---|---|---|---|",
         ]
         for activation, sub in verdict.by_activation.items():
             p = sub.primary
             if p is None:
-                lines.append(f"| {activation} | {sub.outcome} | | 0 | | | |")
+                lines.append(f"| {activation} | {sub.bn.outcome} | {sub.outcome} | | 0 | | |")
                 continue
+            low, high = p.interval(sub.until)
             lines.append(
-                f"| {activation} | {sub.outcome} | {p.first} − {p.second} | {p.n_blocks} | "
-                f"{p.median:+.4f} | [{p.ci_low:+.4f}, {p.ci_high:+.4f}] | {p.p_holm:.3g} |"
+                f"| {activation} | {sub.bn.outcome} | {sub.outcome} | {p.first} − {p.second} "
+                f"| {p.n_blocks} | {_n(p.median)} | [{_n(low)}, {_n(high)}] |"
             )
         lines.append("")
     if verdict.confirmations:
         lines += [
             "## Best configuration per placement, re-trained with fresh seeds",
             "",
+            "Each placement's own tuned best (not a typical configuration, as in the blocks):",
+            "",
             f"| placement | mean {verdict.metric} | sd over seeds | seeds | configuration |",
             "|---|---|---|---|---|",
         ]
         for c in verdict.confirmations:
-            params = ", ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                for k, v in c.params.items()
-                if k != "placement"
-            )
+            params = _params(c.params)
             if not c.values:
                 lines.append(f"| {c.placement} | – | – | 0 (each diverged or failed) | {params} |")
                 continue
             lines.append(
-                f"| {c.placement} | {c.mean:.4f} | {c.std:.4f} | {len(c.values)} | {params} |"
+                f"| {c.placement} | {significant(c.mean)} | {significant(c.std, 2)} | "
+                f"{len(c.values)} | {params} |"
             )
         lines.append("")
     if verdict.importances:
@@ -229,23 +270,28 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
         "",
         verdict.statement,
         "",
+        verdict.bn_statement,
+        "",
         f"Metric: final-epoch `{verdict.metric}`. A score is the median over the study's "
         "complete paired blocks; rank 1 is the best placement of that dataset.",
         "",
         "## Per study",
         "",
-        "| study | verdict | blocks | "
+        "| study | does BN help? | before or after? | blocks | "
         + " | ".join(f"{p} score (rank)" for p in placements)
         + " | statement |",
-        "|---|---|---|" + "---|" * len(placements) + "---|",
+        "|---|---|---|---|" + "---|" * len(placements) + "---|",
     ]
     for dataset in verdict.datasets:
         lower = "accuracy" not in verdict.metric
         ordered = sorted(placements, key=lambda p: dataset.scores[p] * (1 if lower else -1))
-        cells = " | ".join(f"{dataset.scores[p]:.4g} ({ordered.index(p) + 1})" for p in placements)
+        cells = " | ".join(
+            f"{significant(dataset.scores[p])} ({ordered.index(p) + 1})" for p in placements
+        )
+        v = dataset.verdict
         lines.append(
-            f"| {dataset.study} | {dataset.verdict.outcome} | {dataset.verdict.n_blocks} | "
-            f"{cells} | {dataset.verdict.statement} |"
+            f"| {dataset.study} | {v.bn.short or v.bn.outcome} | {v.placement.short} | "
+            f"{v.n_blocks} | {cells} | {v.statement} |"
         )
     lines += [
         "",
@@ -269,23 +315,49 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
 
 
 def outcome_label(verdict: Verdict) -> str:
-    """The verdict in a few words and its interval, for a run name (MLflow shows it at the
-    top of the run's page, where its description is below the fold):
-    ``before better, −0.149 [−0.170, −0.141], 8 blocks``."""
-    words = {"no-effect": "no effect", "insufficient": "too few blocks"}.get(
-        verdict.outcome, verdict.outcome
-    )
-    if verdict.outcome not in ("no-effect", "inconclusive", "insufficient"):
-        words = f"{verdict.outcome} better"
+    """Both answers in a few words and the placement interval, for the start of a run's
+    name (MLflow shows the name at the top of the run's page and first in the runs table,
+    where its description is below the fold):
+    ``BN helps · before better -0.149 [-0.170, -0.101] · 8 blocks``."""
     pair = verdict.primary
-    if pair is None:
-        return words
-    low, high = (
-        (pair.cs_low, pair.cs_high) if verdict.until == "settled" else (pair.ci_low, pair.ci_high)
-    )
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return f"{words} ({pair.n_blocks} blocks)"
-    return f"{words}, {pair.median:+.3f} [{low:+.3f}, {high:+.3f}], {pair.n_blocks} blocks"
+    n = pair.n_blocks if pair else verdict.n_blocks
+    if verdict.bn.outcome in ("insufficient", "not-compared") and verdict.outcome == "insufficient":
+        return f"too few blocks ({n} blocks)"
+    words = verdict.placement.short
+    if pair is not None:
+        low, high = pair.interval(verdict.until)
+        if math.isfinite(low) and math.isfinite(high):
+            words = (
+                f"{words} {significant(pair.median, 3, True, True)} "
+                f"[{significant(low, 3, True, True)}, {significant(high, 3, True, True)}]"
+            )
+    parts = [verdict.bn.short, words, f"{n} blocks"]
+    return " · ".join(part for part in parts if part)
+
+
+def _best_per_placement(verdict: Verdict, table: Sequence[PlacementSummary]) -> list[str]:
+    """The note's table: per placement, its trials, best loss and fresh-seed mean ± sd."""
+    if not table:
+        return []
+    confirmations = {c.placement: c for c in verdict.confirmations}
+    lines = [
+        "| placement | trials | best val_loss | fresh seeds, mean ± sd | best configuration |",
+        "|---|---|---|---|---|",
+    ]
+    for row in table:
+        conf = confirmations.get(row.placement)
+        seeds, params = "", ""
+        if conf is not None:
+            if conf.values:
+                seeds = (
+                    f"{significant(conf.mean)} ± {significant(conf.std, 2)} ({len(conf.values)})"
+                )
+            params = _params(conf.params, 3)
+        lines.append(
+            f"| {row.placement} | {row.complete} | {significant(row.best_val_loss)} | {seeds} "
+            f"| {params} |"
+        )
+    return [*lines, ""]
 
 
 def run_note(
@@ -293,51 +365,37 @@ def run_note(
     verdict: Verdict,
     table: Sequence[PlacementSummary] = (),
 ) -> str:
-    """The parent run's description in MLflow (its note): the answer first, in a few lines
-    of markdown a person reads without opening anything."""
+    """The parent run's description in MLflow (its note): both answers first, in a few
+    lines of markdown a person reads without opening anything."""
     lines = [f"**{verdict.statement}**", ""]
-    primary = verdict.primary
-    if primary is not None:
-        low, high = (
-            (primary.cs_low, primary.cs_high)
-            if verdict.until == "settled"
-            else (primary.ci_low, primary.ci_high)
+    kind = "anytime-valid 95% interval" if verdict.until == "settled" else "95% CI"
+    for question, answer, pairs in (
+        ("Does BN help?", verdict.bn, [p for p in verdict.pairs if p.second == "none"]),
+        ("Before or after?", verdict.placement, [verdict.primary] if verdict.primary else []),
+    ):
+        if not pairs:
+            continue
+        each = "; ".join(
+            f"{p.first} − {p.second}: median {_n(p.median)}, {kind} "
+            f"[{_n(p.interval(verdict.until)[0])}, {_n(p.interval(verdict.until)[1])}]"
+            for p in pairs
         )
-        kind = "anytime-valid 95% interval" if verdict.until == "settled" else "95% CI"
-        lines.append(
-            f"{primary.first} − {primary.second}: median {primary.median:+.4f}, {kind} "
-            f"[{low:+.4f}, {high:+.4f}], {primary.n_blocks} blocks; metric final "
-            f"`{verdict.metric}`, threshold {verdict.threshold:g}."
-        )
-        lines.append("")
+        lines += [f"- {question} **{answer.words}**: {each}, {pairs[0].n_blocks} blocks.", ""]
+    lines += [
+        f"Metric final `{verdict.metric}`, threshold {verdict.threshold:g}.",
+        "",
+    ]
     rule = (
-        "until settled (stopped when the anytime-valid interval answered, or at the cap)"
+        "until settled (stopped when the anytime-valid intervals answered "
+        f"{_ASKED_WORDS[verdict.question]}, or at the cap)"
         if verdict.until == "settled"
         else "fixed budget (the whole budget, looked at once)"
     )
     lines += [f"Rule: {rule}.", ""]
-    confirmations = {c.placement: c for c in verdict.confirmations}
-    if table:
-        lines += [
-            "| placement | trials | best val_loss | fresh seeds, mean ± sd | best configuration |",
-            "|---|---|---|---|---|",
-        ]
-        for row in table:
-            conf = confirmations.get(row.placement)
-            seeds, params = "", ""
-            if conf is not None:
-                if conf.values:
-                    seeds = f"{conf.mean:.4f} ± {conf.std:.4f} ({len(conf.values)})"
-                params = ", ".join(
-                    f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in conf.params.items()
-                    if k != "placement"
-                )
-            lines.append(
-                f"| {row.placement} | {row.complete} | {row.best_val_loss:.4f} | {seeds} | "
-                f"{params} |"
-            )
+    lines += [f"{text}" for text in verdict.disagreements]
+    if verdict.disagreements:
         lines.append("")
+    lines += _best_per_placement(verdict, table)
     lines.append(
         f"Report: `report.md` / `report.html` in this run's artifacts; rebuild it with "
         f"`python -m bnsearch report --study-name {study_name}`."

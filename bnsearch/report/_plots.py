@@ -77,7 +77,18 @@ def plot_differences(verdict: Verdict, path: Path) -> None:
             pair.median, row, xerr=[[pair.median - pair.ci_low], [pair.ci_high - pair.median]],
             fmt="o", color="black", capsize=4,
         )  # fmt: skip
-    ax.set_yticks(range(len(verdict.pairs)), [f"{p.first} − {p.second}" for p in verdict.pairs])
+    ax.set_yticks(
+        range(len(verdict.pairs)),
+        [
+            f"{p.first} − {p.second}"
+            + (
+                "\n(does BN help?)"
+                if p.second == "none"
+                else "\n(before or after?)" * (p is verdict.primary)
+            )
+            for p in verdict.pairs
+        ],
+    )
     ax.set_xlabel(f"paired difference in final {verdict.metric} (median, 95% bootstrap CI)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

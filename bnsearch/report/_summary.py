@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from bnsearch.trial import PLACEMENTS, TrialResult, TrialState
+from bnsearch.stats import significant
+from bnsearch.trial import PLACEMENTS, Phase, TrialResult, TrialState
 
 __all__ = ["table_metrics", "PlacementSummary", "Progress", "format_table", "summarize"]
 
@@ -21,10 +22,24 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Prints ``[done/total] trial N placement val_loss best elapsed ETA`` after each trial.
+    """Prints a line per trial: its count within its batch, which batch, its outcome, the
+    best so far, the time since the start and the batch's ETA::
+
+        [ 4/24] look 1  trial 3    before  val_loss 0.5224  best 0.5224 (trial 3)   elapsed …
+        [ 3/15] confirm trial 26   after   val_loss 0.6935  best 0.5217 (trial 24)  elapsed …
+
+    (abridged; each line ends ``elapsed 0:00:37  batch eta 0:00:01``).
+
+    A batch is a *look* of the search (the settle rule is asked before each one) or the
+    confirmation round; the paired-search loop says when one is trained and how many
+    trials it holds (:meth:`on_batch`), and its ETA is the batch's own pace so far (its
+    lines so far, timed from that moment) times the lines it still owes. No ETA is given
+    for the run's cap: until settled, a study stops at the first look that settles it.
+    Without batches (Keras Tuner's own search) the line counts the run's planned trials,
+    ``[done/total]``, with an ETA for them (cut at ``timeout``).
 
     One plain line per trial (no carriage returns), so the output reads the same in a
-    terminal, a log file and a cron mail.
+    terminal, a log file and a cron mail; a line starts with its count, as before.
     """
 
     def __init__(
@@ -36,23 +51,50 @@ class Progress:
         self.done = 0
         self.best: tuple[float, int] | None = None
         self.started = time.monotonic()
+        #: The batch whose results are being told: its label, size, lines so far, start.
+        self.batch_label = ""
+        self.batch_size = 0
+        self.batch_done = 0
+        self.batch_started = self.started
+
+    def __call__(self, result: TrialResult) -> None:
+        self.update(result)
+
+    def on_batch(self, phase: Phase, look: int, n_trials: int) -> None:
+        """A batch of ``n_trials`` is trained; its results follow (``look`` counts the
+        search's batches of this run; the confirmation round is its own count)."""
+        self.batch_label = "confirm" if phase == Phase.CONFIRM else f"look {look}"
+        self.batch_size = n_trials
+        self.batch_done = 0
+        self.batch_started = time.monotonic()
 
     def update(self, result: TrialResult) -> None:
         self.done += 1
         value = result.value
         if value is not None and (self.best is None or value < self.best[0]):
             self.best = (value, result.spec.number)
-        elapsed = time.monotonic() - self.started
-        remaining = elapsed / self.done * (self.total - self.done)
-        if self.timeout is not None:
-            remaining = min(remaining, max(self.timeout - elapsed, 0))
+        now = time.monotonic()
+        elapsed = now - self.started
+        if self.batch_size:
+            self.batch_done += 1
+            width = len(str(self.batch_size))
+            pace = (now - self.batch_started) / self.batch_done
+            remaining = pace * max(self.batch_size - self.batch_done, 0)
+            count = f"[{self.batch_done:>{width}}/{self.batch_size}] {self.batch_label:<7s} "
+            eta = f"batch eta {_clock(round(remaining))}"  # rounded: most batches end in seconds
+        else:
+            width = len(str(self.total))
+            remaining = elapsed / self.done * max(self.total - self.done, 0)
+            if self.timeout is not None:
+                remaining = min(remaining, max(self.timeout - elapsed, 0))
+            count = f"[{self.done:>{width}}/{self.total}] "
+            eta = f"eta {_clock(remaining)}"
         shown = f"{value:.4f}" if value is not None else result.state.value.lower()
         best = f"{self.best[0]:.4f} (trial {self.best[1]})" if self.best else "-"
-        width = len(str(self.total))
         line = (
-            f"[{self.done:>{width}}/{self.total}] trial {result.spec.number:<4d} "
+            f"{count}trial {result.spec.number:<4d} "
             f"{result.config.placement:<13s} val_loss {shown:<9s} best {best:<20s} "
-            f"elapsed {_clock(elapsed)}  eta {_clock(remaining)}"
+            f"elapsed {_clock(elapsed)}  {eta}"
         )
         if result.state is TrialState.FAILED and result.fail_reason:
             line += f"\n    failed: {result.fail_reason}"
@@ -108,6 +150,12 @@ def _placement_order(placement: str) -> int:
     return PLACEMENTS.index(placement) if placement in PLACEMENTS else len(PLACEMENTS)
 
 
+def _cell(value: float) -> str:
+    """Four decimals as losses usually read; significant digits for a diverged one, whose
+    fixed-point digits would run into the next column."""
+    return f"{value:.4f}" if not math.isfinite(value) or abs(value) < 1e4 else significant(value)
+
+
 def format_table(rows: Sequence[PlacementSummary]) -> str:
     header = (
         f"{'placement':<14s}{'complete':>9s}{'pruned':>8s}{'failed':>8s}"
@@ -117,7 +165,7 @@ def format_table(rows: Sequence[PlacementSummary]) -> str:
     for row in rows:
         lines.append(
             f"{row.placement:<14s}{row.complete:>9d}{row.pruned:>8d}{row.failed:>8d}"
-            f"{row.best_val_loss:>15.4f}{row.median_val_loss:>9.4f}"
-            f"{row.best_val_accuracy:>14.4f}{row.median_val_accuracy:>9.4f}"
+            f"{_cell(row.best_val_loss):>15s}{_cell(row.median_val_loss):>9s}"
+            f"{_cell(row.best_val_accuracy):>14s}{_cell(row.median_val_accuracy):>9s}"
         )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The verdict from paired blocks: tests, intervals, sequential rule, across datasets."""
+"""The verdict from paired blocks: the two questions (does BN help here, before or after),
+tests, intervals, the sequential rule, across datasets."""
 
 from __future__ import annotations
 
@@ -7,15 +8,25 @@ from bnsearch.stats._across import (
     compare_across,
     dataset_scores,
 )
+from bnsearch.stats._answers import Answer, PairComparison
+from bnsearch.stats._format import plain, significant
 from bnsearch.stats._sequential import (
     ALPHA,
+    BN_OUTCOMES,
+    bn_outcomes,
+    closed_test,
+    confidence_bounds,
     median_confidence_sequence,
     min_blocks_to_settle,
     ruling_count,
+    selection_test,
     settle,
+    settle_against_none,
+    settle_codes,
     sign_e_value,
 )
 from bnsearch.stats._verdict import (
+    QUESTIONS,
     PlacementConfirmation,
     Verdict,
     analyze,
@@ -28,20 +39,32 @@ from bnsearch.stats._verdict import (
 
 __all__ = [
     "ALPHA",
+    "BN_OUTCOMES",
+    "QUESTIONS",
     "AcrossVerdict",
+    "Answer",
+    "PairComparison",
     "PlacementConfirmation",
     "Verdict",
     "analyze",
     "best_per_placement",
+    "bn_outcomes",
+    "closed_test",
     "compare_across",
+    "confidence_bounds",
     "dataset_scores",
     "fixed_budget_side",
     "holm",
     "median_confidence_sequence",
     "metric_value",
     "min_blocks_to_settle",
+    "plain",
     "ruling_count",
+    "selection_test",
     "settle",
+    "settle_against_none",
+    "settle_codes",
     "sign_e_value",
+    "significant",
     "verdict_for",
 ]

@@ -20,6 +20,10 @@ Demšar (2006, "Statistical comparisons of classifiers over multiple data sets")
 With few datasets the pairwise tests cannot reach 5 %: the smallest two-sided Wilcoxon
 p-value over N datasets is ``2 / 2**N`` (0.0625 with five). The report says so rather than
 suggesting a difference was looked for and not found.
+
+Both of a study's questions are carried across: the statement tallies the studies' placement
+answers, and :attr:`AcrossVerdict.bn_statement` their answers to "does BN help here?" beside
+the across-datasets tests of each BN placement against ``none``.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class AcrossVerdict:
     pairs: tuple[PairAcross, ...]
     critical_difference: float | None
     statement: str
+    bn_statement: str = ""  # does BN help, per study and across the datasets
 
 
 def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult]) -> DatasetScores:
@@ -154,7 +159,15 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
         cd = _NEMENYI_Q05[k] * math.sqrt(k * (k + 1) / (6 * n))
     statement = _statement(usable, placements, mean_ranks, friedman, pairs)
     return AcrossVerdict(
-        metric, placements, tuple(usable), mean_ranks, friedman, pairs, cd, statement
+        metric,
+        placements,
+        tuple(usable),
+        mean_ranks,
+        friedman,
+        pairs,
+        cd,
+        statement,
+        _bn_statement(usable, pairs),
     )
 
 
@@ -165,6 +178,41 @@ def _difference(dataset: DatasetScores, first: str, second: str) -> float:
     if (second, first) in dataset.differences:
         return -dataset.differences[(second, first)]
     return dataset.scores[first] - dataset.scores[second]
+
+
+_BN_WORDS = {
+    "helps": "BN helps",
+    "no-help": "BN does not help",
+    "no-effect": "no effect of BN",
+    "inconclusive": "inconclusive",
+    "insufficient": "too few blocks",
+}
+
+
+def _bn_statement(usable: Sequence[DatasetScores], pairs: Sequence[PairAcross]) -> str:
+    """Does BN help: the studies' own answers, and each BN placement against ``none``
+    across the datasets (Holm-corrected with the other pairs)."""
+    asked = [d for d in usable if d.verdict.bn.outcome != "not-compared"]
+    if not asked:
+        return "Does BN help? not asked: no study compares `none` with a BN placement."
+    counts: dict[str, int] = {}
+    for dataset in asked:
+        counts[dataset.verdict.bn.outcome] = counts.get(dataset.verdict.bn.outcome, 0) + 1
+    tally = ", ".join(
+        f"{_BN_WORDS.get(outcome, outcome)} {counts[outcome]}"
+        for outcome in (*_BN_WORDS, *sorted(set(counts) - set(_BN_WORDS)))
+        if outcome in counts
+    )
+    against = [p for p in pairs if "none" in (p.first, p.second)]
+    across = "; ".join(
+        f"`{p.first if p.second == 'none' else p.second}` against `none`: better in "
+        f"{p.first_better if p.second == 'none' else p.second_better} of {p.datasets}, "
+        f"Holm p {p.p_holm:.3g}"
+        for p in against
+    )
+    return f"Does BN help? per study: {tally} (of {len(asked)})" + (
+        f"; across datasets: {across}." if across else "."
+    )
 
 
 def _statement(
@@ -185,6 +233,12 @@ def _statement(
     for dataset in usable:
         outcomes[dataset.verdict.outcome] = outcomes.get(dataset.verdict.outcome, 0) + 1
     tally = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items()))
+    bn_tally: dict[str, int] = {}
+    for dataset in usable:
+        bn_tally[dataset.verdict.bn.outcome] = bn_tally.get(dataset.verdict.bn.outcome, 0) + 1
+    bn_text = ", ".join(
+        f"{_BN_WORDS.get(outcome, outcome)} {count}" for outcome, count in sorted(bn_tally.items())
+    )
     separated = [p for p in pairs if p.p_holm < 0.05]
     floor = 2 / 2**n
     if separated:
@@ -214,5 +268,5 @@ def _statement(
     )
     return (
         f"{head} ({n} datasets; mean rank {ranked}; {friedman_text}); {found}. "
-        f"Per-study verdicts: {tally}."
+        f"Per-study verdicts: before or after? {tally}; does BN help? {bn_text}."
     )

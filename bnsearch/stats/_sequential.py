@@ -29,11 +29,34 @@ that rule a value out, and the sequence is an interval between order statistics:
 Ties (differences exactly equal to ``m``, common for accuracy) count for neither side,
 which keeps the sequence valid, only wider. With ``alpha = 0.05`` the first interval that
 can be bounded needs 8 blocks (:func:`min_blocks_to_settle`).
+
+**Does BN help?** asks the same of each BN placement against ``none``, so a claim "``p``
+beats ``none``" is made among several placements, and naming any that does not is an error
+of the question. Splitting alpha across them (Bonferroni) would cost the first look: eight
+blocks of one sign give ``E = 56.8``, above ``2 / 0.05 = 40`` but below the ``80`` of
+``alpha / 2``, so even a placement that wins every block could not be named before 9
+blocks, and the default schedule's next look is at 29. Instead the claim is made by a
+**closed test** (Marcus, Peritz and Gabriel, 1976): ``p`` beats ``none`` when, for every
+set ``S`` of BN placements that contains ``p``, the hypothesis "no placement of ``S``
+beats ``none`` by more than the threshold" is rejected. The test of a set bets each block
+on one placement of the set, the one with the most blocks beyond ``-threshold`` in the
+*earlier* blocks (ties: the first in the study's order, ``before`` then ``after``), and
+counts that placement's sign: the choice is made before the block is seen, so under the
+set's hypothesis each counted sign still falls beyond with probability at most 1/2 and the
+same mixture ``E_n`` is a test supermartingale (Ville's inequality again). The single
+placement's own test is its confidence sequence, so a named placement's interval lies
+beyond the threshold as well. Whatever the true effects, the chance of ever naming a
+placement that does not beat ``none`` is at most ``alpha / 2``, at every look, and a
+placement that wins every block is named after 8. The other statements need no
+correction: "BN does not help" and "no effect of BN" are claims about *every* placement at
+once (an intersection-union test), wrong only if the one placement they misjudge has its
+own sequence miss, which happens with probability at most ``alpha``.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -41,10 +64,17 @@ import numpy as np
 
 __all__ = [
     "ALPHA",
+    "BN_OUTCOMES",
+    "bn_outcomes",
+    "closed_test",
+    "confidence_bounds",
     "median_confidence_sequence",
     "min_blocks_to_settle",
     "ruling_count",
+    "selection_test",
     "settle",
+    "settle_against_none",
+    "settle_codes",
     "sign_e_value",
 ]
 
@@ -111,3 +141,116 @@ def settle(low: float, high: float, threshold: float) -> str | None:
     if -threshold < low and high < threshold:
         return "inside"
     return None
+
+
+# --- the same rule on arrays: many placements (and, simulated, many studies) at once ------
+
+#: :func:`settle_codes`: not settled, and the three sides of :func:`settle`.
+OPEN, BELOW, INSIDE, ABOVE = 0, 1, 2, 3
+SIDE_NAMES = {OPEN: None, BELOW: "below", INSIDE: "inside", ABOVE: "above"}
+#: The answers of "does BN help?" (:func:`bn_outcomes`).
+BN_OUTCOMES = ("helps", "no-help", "no-effect", "inconclusive", "insufficient", "not-compared")
+
+
+@functools.lru_cache(maxsize=64)
+def _ruling_table(size: int, alpha: float) -> np.ndarray:
+    """``k*(n)`` for ``n = 0 .. size``."""
+    return np.array([ruling_count(n, alpha) for n in range(size + 1)])
+
+
+def confidence_bounds(
+    differences: np.ndarray, alpha: float = ALPHA
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`median_confidence_sequence` along the last axis of ``differences`` (NaN: a
+    block without this difference, left out)."""
+    values = np.sort(np.asarray(differences, dtype=float), axis=-1)  # NaN sorts last
+    n = np.sum(~np.isnan(values), axis=-1)
+    k = _ruling_table(values.shape[-1], alpha)[n]
+    bounded = k <= n
+    k = np.where(bounded, k, 1)
+    if values.shape[-1] == 0:
+        shape = values.shape[:-1]
+        return np.full(shape, -math.inf), np.full(shape, math.inf)
+    low = np.take_along_axis(values, np.maximum(n - k, 0)[..., None], axis=-1)[..., 0]
+    high = np.take_along_axis(values, (k - 1)[..., None], axis=-1)[..., 0]
+    return np.where(bounded, low, -math.inf), np.where(bounded, high, math.inf)
+
+
+def settle_codes(low: np.ndarray, high: np.ndarray, threshold: float) -> np.ndarray:
+    """:func:`settle` element by element, as :data:`OPEN` / :data:`BELOW` / :data:`INSIDE`
+    / :data:`ABOVE`."""
+    low, high = np.asarray(low, float), np.asarray(high, float)
+    codes = np.full(low.shape, OPEN)
+    codes = np.where((-threshold < low) & (high < threshold), INSIDE, codes)
+    codes = np.where(low > threshold, ABOVE, codes)
+    return np.where(high < -threshold, BELOW, codes)
+
+
+def selection_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """The test of a set of placements (the last axis; blocks in order on the one before):
+    each block bets on the placement with the most ``beyond`` blocks so far (ties: the
+    first), and the set's hypothesis is rejected when the bets' signs rule ``-threshold``
+    out (``E_n >= 2 / alpha``). ``present``: the block has that placement's difference."""
+    beyond = np.asarray(beyond, bool) & np.asarray(present, bool)
+    present = np.asarray(present, bool)
+    *lead, blocks, _ = beyond.shape
+    counts = np.zeros((*lead, beyond.shape[-1]), int)
+    bets = np.zeros(lead, int)
+    hits = np.zeros(lead, int)
+    for i in range(blocks):
+        pick = np.argmax(counts, axis=-1)[..., None]
+        bets += np.take_along_axis(present[..., i, :], pick, axis=-1)[..., 0]
+        hits += np.take_along_axis(beyond[..., i, :], pick, axis=-1)[..., 0]
+        counts += beyond[..., i, :]
+    return hits >= _ruling_table(blocks, alpha)[bets]
+
+
+def closed_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """Which placements (the last axis) the closed test names as beyond: each set that
+    contains the placement is rejected by :func:`selection_test`."""
+    beyond, present = np.asarray(beyond, bool), np.asarray(present, bool)
+    m = beyond.shape[-1]
+    named = np.ones((*beyond.shape[:-2], m), bool)
+    for size in range(1, m + 1):
+        for subset in itertools.combinations(range(m), size):
+            columns = list(subset)
+            rejected = selection_test(beyond[..., columns], present[..., columns], alpha)
+            for j in subset:
+                named[..., j] &= rejected
+    return named
+
+
+def settle_against_none(
+    differences: np.ndarray, threshold: float, alpha: float = ALPHA
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each BN placement against ``none`` until settled. ``differences``: ``(..., blocks,
+    placements)`` of ``placement − none`` in block order, signed so that *below* favours
+    BN (a loss as it is, an accuracy negated), NaN where a block lacks one of the two.
+    Returns each placement's :func:`settle_codes` (:data:`BELOW` only when the closed test
+    names it too) and its interval's ends."""
+    diffs = np.asarray(differences, float)
+    low, high = confidence_bounds(np.swapaxes(diffs, -1, -2), alpha)
+    codes = settle_codes(low, high, threshold)
+    present = ~np.isnan(diffs)
+    named = closed_test(present & (np.nan_to_num(diffs) < -threshold), present, alpha)
+    return np.where((codes == BELOW) & ~named, OPEN, codes), low, high
+
+
+def bn_outcomes(codes: np.ndarray, bounded: np.ndarray) -> np.ndarray:
+    """The answer to "does BN help?" from each BN placement's side (the last axis):
+    ``helps`` (one or more beat ``none``), ``no-effect`` (each within the threshold),
+    ``no-help`` (each decided, none of them better: ``none`` is as good or better),
+    ``insufficient`` (no interval bounded yet), else ``inconclusive``; ``not-compared``
+    without a BN placement. ``bounded``: whether each interval has finite ends."""
+    codes = np.asarray(codes)
+    if codes.shape[-1] == 0:
+        return np.full(codes.shape[:-1], "not-compared", dtype=object)
+    helps = np.any(codes == BELOW, axis=-1)
+    decided = np.all((codes == INSIDE) | (codes == ABOVE), axis=-1)
+    inside = np.all(codes == INSIDE, axis=-1)
+    none_bounded = ~np.any(np.asarray(bounded, bool), axis=-1)
+    return np.select(
+        [helps, inside, decided, none_bounded],
+        ["helps", "no-effect", "no-help", "insufficient"],
+        "inconclusive",
+    ).astype(object)

@@ -1,4 +1,5 @@
-"""Does placement matter? Paired comparisons over blocks, seed-confirmed best-vs-best, a verdict.
+"""Does BN help here, and before or after? Paired comparisons over blocks, seed-confirmed
+best-vs-best, a verdict.
 
 The design: a *block* is a set of trials that share every hyperparameter and the seed (hence
 the initial Dense weights, batch order and dropout masks) and differ only in placement. For
@@ -16,31 +17,38 @@ becoming NaN (ReLU networks on raw features do) moves the mean, and its interval
 orders of magnitude, while the median and the rank-based Wilcoxon test describe the
 typical block. The mean is still reported beside it.
 
-The verdict answers the thread's question, ``before`` against ``after``, with a practical
-threshold ``delta`` (default 0.01 in validation loss or accuracy):
+The verdict answers the thread's two questions (:mod:`bnsearch.stats._answers`), each with
+a practical threshold ``delta`` (default 0.01 in validation loss or accuracy):
 
-* the interval lies wholly beyond ``-delta`` or ``+delta`` and the Holm-corrected p < 0.05:
-  the better placement wins;
-* the interval lies wholly inside ``(-delta, +delta)``: no placement effect larger than the
-  threshold (an effect may be statistically detectable yet smaller than ``delta``);
-* otherwise: inconclusive, with the number of extra blocks estimated to shrink the interval
-  enough (the half-width falls as ``1 / sqrt(n)``).
+* **does BN help here?** each BN placement against ``none``: "BN helps" (naming the
+  placements that beat ``none`` by more than ``delta``), "BN does not help" (``none`` is as
+  good or better), "no effect of BN beyond the threshold", or inconclusive;
+* **before or after?** ``before`` against ``after``: the better placement, no placement
+  effect larger than the threshold (an effect may be statistically detectable yet smaller
+  than ``delta``), or inconclusive (under the fixed budget with the number of extra blocks
+  estimated to shrink the interval enough; the half-width falls as ``1 / sqrt(n)``).
 
 Blocks with a failed or pruned member are left out of the pairs; their count is reported per
 placement so that a placement that often diverges is visible rather than silently dropped.
 
 Two rules decide, as the study was run (``until``):
 
-* ``budget`` (a fixed number of blocks, looked at once): the bootstrap interval and the
-  Holm-corrected Wilcoxon test above;
+* ``budget`` (a fixed number of blocks, looked at once): the bootstrap interval beyond the
+  threshold and the Holm-corrected Wilcoxon test (Holm across every pair, both questions'
+  comparisons together: the multiplicity of the BN placements is handled there);
 * ``settled`` (looked at after every batch, stopped when the answer is known): the
   anytime-valid confidence sequence of :mod:`bnsearch.stats` alone, since a bootstrap
   interval or a p-value read after every batch would not keep its 5 %. "Settled" means
-  the sequence lies wholly beyond the threshold (placement matters) or wholly inside
-  ``(-delta, +delta)`` (no effect larger than the threshold); a study that reaches its cap
-  first is inconclusive, with the sequence as its interval.
+  the sequence lies wholly beyond the threshold or wholly inside ``(-delta, +delta)``; a
+  BN placement beats ``none`` once the closed test over the BN placements names it too
+  (:func:`~bnsearch.stats.settle_against_none`). The study waits for the questions it was
+  asked (``question``: both, ``bn`` or ``placement``); a study that reaches its cap first
+  says which is still open, with the sequences as its intervals.
 
-The sequence is reported for every pair under both rules.
+The sequence is reported for every pair under both rules. The confirmation round answers a
+third, different question, each placement's *tuned best* against the others; where its
+ranking disagrees with the blocks (a typical configuration within blocks), the verdict
+says so and why (:attr:`Verdict.disagreements`).
 """
 
 from __future__ import annotations
@@ -53,16 +61,20 @@ from typing import Any
 
 import numpy as np
 
-from bnsearch.config import DEFAULT_THRESHOLD
-from bnsearch.stats._sequential import (
-    ALPHA,
-    median_confidence_sequence,
-    min_blocks_to_settle,
-    settle,
+from bnsearch.config import DEFAULT_THRESHOLD, QUESTIONS
+from bnsearch.stats._answers import (
+    Answer,
+    PairComparison,
+    answer_bn,
+    answer_placement,
+    budget_side,
 )
+from bnsearch.stats._format import plain, significant
+from bnsearch.stats._sequential import ALPHA, median_confidence_sequence, min_blocks_to_settle
 from bnsearch.trial import Phase, TrialResult, TrialState, lower_is_better
 
 __all__ = [
+    "QUESTIONS",
     "PairComparison",
     "PlacementConfirmation",
     "Verdict",
@@ -73,6 +85,10 @@ __all__ = [
     "metric_value",
     "verdict_for",
 ]
+
+#: What a study run until settled waits for: both answers, or the one asked.
+_ASKED = {"both": ("bn", "placement"), "bn": ("bn",), "placement": ("placement",)}
+_QUESTION_TEXT = {"bn": "does BN help?", "placement": "before or after?"}
 
 
 def metric_value(result: TrialResult, metric: str) -> float | None:
@@ -108,25 +124,6 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 @dataclass(frozen=True)
-class PairComparison:
-    """``first − second`` over blocks; for a loss, a negative mean favours ``first``."""
-
-    first: str
-    second: str
-    n_blocks: int
-    mean: float
-    median: float
-    ci_low: float  # 95 % bootstrap interval of the median
-    ci_high: float
-    p_value: float
-    p_holm: float
-    effect_size: float
-    cs_low: float = -math.inf  # anytime-valid 95 % confidence sequence of the median
-    cs_high: float = math.inf
-    differences: tuple[float, ...] = field(repr=False, default=())
-
-
-@dataclass(frozen=True)
 class PlacementConfirmation:
     """The best configuration of one placement re-trained with fresh seeds."""
 
@@ -145,39 +142,102 @@ class PlacementConfirmation:
 
 @dataclass(frozen=True)
 class Verdict:
-    """bnsearch's statement about placement for one dataset."""
+    """bnsearch's statement about BN and its placement for one dataset: ``bn`` answers
+    "does BN help here?", ``placement`` "before or after?" (``outcome`` is its outcome, as
+    before); ``statement`` carries both."""
 
     metric: str
     threshold: float
-    outcome: str  # "before" | "after" | "no-effect" | "inconclusive" | "insufficient"
     statement: str
     n_blocks: int
     primary: PairComparison | None
     pairs: tuple[PairComparison, ...]
     excluded_blocks: dict[str, int]
-    extra_blocks_needed: int | None
+    placement: Answer
+    bn: Answer
     confirmations: tuple[PlacementConfirmation, ...] = ()
     importances: dict[str, float] = field(default_factory=dict)
     # When the study searches the activation: the same analysis within each activation.
     by_activation: dict[str, Verdict] = field(default_factory=dict)
     until: str = "budget"  # the rule that decided (see the module docstring)
+    question: str = "both"  # what a study run until settled waits for (QUESTIONS)
+    unpaired: str | None = None  # why the trials are not paired blocks, when they are not
+
+    @property
+    def outcome(self) -> str:
+        """The placement answer's outcome: ``before`` | ``after`` | ``no-effect`` |
+        ``inconclusive`` | ``insufficient``."""
+        return self.placement.outcome
+
+    @property
+    def extra_blocks_needed(self) -> int | None:
+        return self.placement.extra_blocks_needed
+
+    @property
+    def answers(self) -> tuple[Answer, Answer]:
+        return self.bn, self.placement
+
+    @property
+    def open_questions(self) -> list[str]:
+        """The questions asked (``question``) that are not settled, here or within an
+        activation."""
+        asked = [a for a in self.answers if a.question in _ASKED[self.question]]
+        open_ = [a.question for a in asked if not a.decided]
+        for sub in self.by_activation.values():
+            open_ += [q for q in sub.open_questions if q not in open_]
+        return [q for q in ("bn", "placement") if q in open_]
 
     @property
     def settled(self) -> bool:
-        """Whether a study run ``--until settled`` may stop: its verdict and each
-        activation's are decided by the confidence sequence."""
-        decided = self.outcome not in ("inconclusive", "insufficient")
-        return decided and all(v.settled for v in self.by_activation.values())
+        """Whether a study run ``--until settled`` may stop: the questions it asks are
+        decided by their confidence sequences, pooled and within each activation."""
+        return not self.open_questions
+
+    @property
+    def still_open(self) -> str:
+        """Until settled, when the study stopped with a question it asks still open (the cap
+        or the timeout came first): which one, and what to do; else ``""``."""
+        if self.until != "settled" or self.settled or self.unpaired is not None:
+            return ""
+        if self.n_blocks < min_blocks_to_settle(ALPHA):
+            return ""  # the answers themselves say that more blocks are needed
+        return _open_text(self)
+
+    @property
+    def headline(self) -> str:
+        """Both answers in a few words and how they were reached."""
+        words = "; ".join(a.words for a in self.answers if a.outcome != "not-compared")
+        if self.until != "settled":
+            return f"{words} ({self.n_blocks} blocks, fixed budget)"
+        if self.settled:
+            return f"{words} (settled after {self.n_blocks} blocks)"
+        still = " and ".join(f"“{_QUESTION_TEXT[q]}”" for q in self.open_questions)
+        return f"{words} (not settled within {self.n_blocks} blocks: {still} still open)"
+
+    @property
+    def disagreements(self) -> list[str]:
+        """Where the confirmation round's best-vs-best ranking disagrees with the blocks,
+        what it says and why the two differ; empty when they agree (or nothing was
+        confirmed)."""
+        return _disagreements(self)
 
     def summary_lines(self) -> list[str]:
-        lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.statement}"]
+        lines = [
+            f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.headline}",
+            f"  does BN help? {self.bn.statement}",
+            f"  before or after? {self.placement.statement}",
+        ]
+        if self.unpaired is not None:
+            lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.unpaired}"]
+        elif self.still_open:
+            lines.append(f"  {self.still_open}")
         for pair in self.pairs:
             lines.append(
-                f"  {pair.first} − {pair.second}: median {pair.median:+.4f} "
-                f"[95% CI {pair.ci_low:+.4f}, {pair.ci_high:+.4f}], mean {pair.mean:+.4g}, "
-                f"d_z {pair.effect_size:+.2f}, Wilcoxon p {pair.p_value:.3g} "
-                f"(Holm {pair.p_holm:.3g}), anytime-valid CS "
-                f"[{pair.cs_low:+.4f}, {pair.cs_high:+.4f}], {pair.n_blocks} blocks"
+                f"  {pair.first} − {pair.second}: median {_s(pair.median)} "
+                f"[95% CI {_s(pair.ci_low)}, {_s(pair.ci_high)}], mean {_s(pair.mean)}, "
+                f"d_z {significant(pair.effect_size, 3, signed=True)}, Wilcoxon p "
+                f"{pair.p_value:.3g} (Holm {pair.p_holm:.3g}), anytime-valid CS "
+                f"[{_s(pair.cs_low)}, {_s(pair.cs_high)}], {pair.n_blocks} blocks"
             )
         for conf in self.confirmations:
             if not conf.values:
@@ -187,17 +247,40 @@ class Verdict:
                 )
                 continue
             lines.append(
-                f"  best {conf.placement}: {self.metric} {conf.mean:.4f} ± {conf.std:.4f} "
-                f"(sd over {len(conf.values)} fresh seeds)"
+                f"  best {conf.placement}: {self.metric} {significant(conf.mean)} ± "
+                f"{significant(conf.std, 2)} (sd over {len(conf.values)} fresh seeds)"
             )
+        lines += [f"  {text}" for text in self.disagreements]
         if self.importances:
             ranked = sorted(self.importances.items(), key=lambda kv: -kv[1])
             lines.append(
                 "  importance: " + ", ".join(f"{name} {value:.2f}" for name, value in ranked)
             )
         for activation, verdict in self.by_activation.items():
-            lines.append(f"  with {activation}: {verdict.statement}")
+            lines.append(f"  with {activation}: {verdict.headline}")
         return lines
+
+
+def _s(value: float) -> str:
+    return significant(value, 4, signed=True)
+
+
+def _open_text(verdict: Verdict) -> str:
+    """What a study run until settled that stopped at its cap (or timeout) left open."""
+    open_ = verdict.open_questions
+    still = " and ".join(f"“{_QUESTION_TEXT[q]}”" for q in open_)
+    waits = {
+        "both": "both answers, --question both",
+        "bn": "“does BN help?”, --question bn",
+        "placement": "“before or after?”, --question placement",
+    }[verdict.question]
+    settled = [q for q in _ASKED[verdict.question] if q not in open_]
+    other = f"; --question {settled[0]} stops on the settled one alone" if settled else ""
+    return (
+        f"Not settled within {verdict.n_blocks} blocks: {still} "
+        f"{'is' if len(open_) == 1 else 'are'} still open (the study waits for {waits}); run "
+        f"it again to add blocks{other}."
+    )
 
 
 def _blocks(results: Sequence[TrialResult]) -> dict[int, list[TrialResult]]:
@@ -205,7 +288,7 @@ def _blocks(results: Sequence[TrialResult]) -> dict[int, list[TrialResult]]:
     for result in results:
         if result.spec.block is not None and result.spec.block >= 0:
             blocks.setdefault(result.spec.block, []).append(result)
-    return blocks
+    return dict(sorted(blocks.items()))
 
 
 def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> dict[str, float]:
@@ -239,7 +322,12 @@ def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> dict[str,
     }
 
 
-# long because it is one computation read top to bottom: blocks, pairs, tests, decision.
+def _pair_order(placements: Sequence[str]) -> list[tuple[str, str]]:
+    """Every pair once, ``none`` always second (``p − none`` reads "what BN does")."""
+    return [(s, f) if f == "none" else (f, s) for f, s in itertools.combinations(placements, 2)]
+
+
+# long because it is one computation read top to bottom: blocks, pairs, tests, decisions.
 def analyze(
     results: Sequence[TrialResult],
     metric: str = "val_loss",
@@ -248,46 +336,60 @@ def analyze(
     confirmation_phase: Sequence[TrialResult] = (),
     seed: int = 0,
     until: str = "budget",
+    question: str = "both",
 ) -> Verdict:
     """Turn a study's TrialResults into a Verdict (nothing is trained here); ``until`` is
-    the rule the study was run by (:data:`UNTIL`)."""
+    the rule the study was run by (:data:`UNTIL`), ``question`` what it waits for
+    (:data:`QUESTIONS`)."""
+    if question not in QUESTIONS:
+        raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
     blocks = _blocks([r for r in results if r.spec.phase == Phase.SEARCH])
     placements = sorted(
         {r.config.placement for rs in blocks.values() for r in rs}, key=_placement_rank
     )
     excluded = {p: 0 for p in placements}
-    for members in blocks.values():
+    values: dict[int, dict[str, float | None]] = {}
+    for block, members in blocks.items():
+        values[block] = {r.config.placement: metric_value(r, metric) for r in members}
         for r in members:
-            if metric_value(r, metric) is None:
+            if values[block][r.config.placement] is None:
                 excluded[r.config.placement] += 1
     raw_pairs = []
-    for first, second in itertools.combinations(placements, 2):
-        diffs = []
-        for members in blocks.values():
-            by_placement = {r.config.placement: metric_value(r, metric) for r in members}
+    for first, second in _pair_order(placements):
+        diffs, where = [], []
+        for block, by_placement in values.items():
             a, b = by_placement.get(first), by_placement.get(second)
             if a is not None and b is not None:
                 diffs.append(a - b)
+                where.append(block)
         if diffs:
-            raw_pairs.append((first, second, np.asarray(diffs, float)))
-    stats_by_pair = [_compare(f, s, d, seed) for f, s, d in raw_pairs]
+            raw_pairs.append((first, second, np.asarray(diffs, float), tuple(where)))
+    stats_by_pair = [_compare(f, s, d, seed) for f, s, d, _ in raw_pairs]
     adjusted = holm([s["p_value"] for s in stats_by_pair])
     pairs = tuple(
         PairComparison(
-            first=f, second=s, n_blocks=len(d), p_holm=p, differences=tuple(d.tolist()), **st
+            first=f, second=s, n_blocks=len(d), p_holm=p, differences=tuple(d.tolist()),
+            blocks=w, **st,
         )
-        for (f, s, d), st, p in zip(raw_pairs, stats_by_pair, adjusted, strict=True)
-    )
+        for (f, s, d, w), st, p in zip(raw_pairs, stats_by_pair, adjusted, strict=True)
+    )  # fmt: skip
     primary = next(
         (p for p in pairs if {p.first, p.second} == {"before", "after"}),
         pairs[0] if pairs else None,
     )
-    decide = _decide_settled if until == "settled" else _decide
-    outcome, statement, extra = decide(primary, metric, threshold)
+    lower = lower_is_better(metric)
+    placement = answer_placement(primary, threshold, until, lower)
+    against_none = tuple(p for p in pairs if p.second == "none")
+    matrix = np.full((len(values), len(against_none)), math.nan)
+    row = {block: i for i, block in enumerate(values)}
+    for j, pair in enumerate(against_none):
+        for block, difference in zip(pair.blocks, pair.differences, strict=True):
+            matrix[row[block], j] = difference
+    bn = answer_bn(against_none, matrix, threshold, until, lower, excluded)
     confirmations = _confirmations(confirmation_phase, metric)
     activations = sorted({r.config.activation for r in results if r.config.activation})
     by_activation = {}
-    if len(activations) > 1:  # does the best placement depend on the activation?
+    if len(activations) > 1:  # does the answer depend on the activation?
         for activation in activations:
             by_activation[activation] = analyze(
                 [r for r in results if r.config.activation == activation],
@@ -298,69 +400,39 @@ def analyze(
                 ],
                 seed=seed,
                 until=until,
+                question=question,
             )
-    return Verdict(
+    verdict = Verdict(
         metric=metric,
         threshold=threshold,
-        outcome=outcome,
-        statement=statement,
+        statement="",
         n_blocks=primary.n_blocks if primary else 0,
         primary=primary,
         pairs=pairs,
         excluded_blocks=excluded,
-        extra_blocks_needed=extra,
+        placement=placement,
+        bn=bn,
         confirmations=confirmations,
         importances=dict(importances or {}),
         by_activation=by_activation,
         until=until,
+        question=question,
     )
+    return replace(verdict, statement=_statement(verdict))
+
+
+def _statement(verdict: Verdict) -> str:
+    """Both answers, the BN question first; at the cap, which one is still open."""
+    bn, placement = verdict.bn.statement, verdict.placement.statement
+    text = f"Does BN help? {bn} Before or after? {placement}"
+    if verdict.bn.outcome == "not-compared":
+        text = verdict.placement.statement
+    return f"{text} {verdict.still_open}".strip()
 
 
 def _placement_rank(placement: str) -> int:
     order = ("before", "after", "none", "before_output", "input")
     return order.index(placement) if placement in order else len(order)
-
-
-def _decide(
-    pair: PairComparison | None, metric: str, threshold: float
-) -> tuple[str, str, int | None]:
-    if pair is None or pair.n_blocks < 3:
-        n = pair.n_blocks if pair else 0
-        return (
-            "insufficient",
-            f"not enough paired blocks ({n}); run more trials (at least 3 complete blocks).",
-            None,
-        )
-    low, high, median, n = pair.ci_low, pair.ci_high, pair.median, pair.n_blocks
-    interval = (
-        f"median difference {pair.first} − {pair.second} {median:+.4f}, "
-        f"95% CI [{low:+.4f}, {high:+.4f}], mean {pair.mean:+.4g}, {n} blocks"
-    )
-    better_first = high < -threshold if lower_is_better(metric) else low > threshold
-    better_second = low > threshold if lower_is_better(metric) else high < -threshold
-    significant = pair.p_holm < 0.05
-    if better_first and significant:
-        return pair.first, f"`{pair.first}` is better than `{pair.second}` ({interval}).", None
-    if better_second and significant:
-        return pair.second, f"`{pair.second}` is better than `{pair.first}` ({interval}).", None
-    if -threshold < low and high < threshold:
-        note = " (detectable, but smaller than the threshold)" if significant else ""
-        return (
-            "no-effect",
-            f"no placement effect larger than {threshold:g} between `{pair.first}` and "
-            f"`{pair.second}`{note} ({interval}).",
-            None,
-        )
-    half_width = (high - low) / 2
-    target = abs(abs(median) - threshold)
-    target = max(target, threshold / 4)
-    needed = math.ceil(n * (half_width / target) ** 2) - n if half_width > target else 1
-    needed = max(needed, 1)
-    return (
-        "inconclusive",
-        f"inconclusive ({interval}); about {needed} more blocks should resolve it.",
-        needed,
-    )
 
 
 def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int = 0) -> str | None:
@@ -369,53 +441,9 @@ def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int 
     diffs = np.asarray(differences, float)
     stats = _compare("first", "second", diffs, seed)
     pair = PairComparison("first", "second", len(diffs), p_holm=stats["p_value"], **stats)
-    outcome = _decide(pair, "val_loss", threshold)[0]
-    return {"first": "below", "second": "above", "no-effect": "inside"}.get(outcome)
-
-
-def _decide_settled(
-    pair: PairComparison | None, metric: str, threshold: float
-) -> tuple[str, str, None]:
-    """The rule of a study run until settled: the confidence sequence alone."""
-    n = pair.n_blocks if pair else 0
-    if pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high):
-        return (
-            "insufficient",
-            f"not settled after {n} blocks: the anytime-valid interval cannot be bounded yet "
-            f"(it needs at least {min_blocks_to_settle(ALPHA)} complete blocks); run more "
-            "trials.",
-            None,
-        )
-    low, high = pair.cs_low, pair.cs_high
-    interval = (
-        f"median difference {pair.first} − {pair.second} {pair.median:+.4f}, anytime-valid "
-        f"95% CS [{low:+.4f}, {high:+.4f}], mean {pair.mean:+.4g}, {n} blocks"
-    )
-    side = settle(low, high, threshold)
-    if side in ("below", "above"):
-        first_better = (side == "below") == lower_is_better(metric)
-        winner, loser = (pair.first, pair.second) if first_better else (pair.second, pair.first)
-        return (
-            winner,
-            f"`{winner}` is better than `{loser}`: settled after {n} blocks, the interval "
-            f"lies wholly beyond the threshold {threshold:g} ({interval}).",
-            None,
-        )
-    if side == "inside":
-        return (
-            "no-effect",
-            f"no placement effect larger than {threshold:g} between `{pair.first}` and "
-            f"`{pair.second}`: settled after {n} blocks, the interval lies wholly inside "
-            f"±{threshold:g} ({interval}).",
-            None,
-        )
-    return (
-        "inconclusive",
-        f"inconclusive: not settled within {n} blocks, the interval still reaches across "
-        f"the threshold {threshold:g} ({interval}); run the study again to add blocks (it "
-        "resumes, and stops as soon as it settles).",
-        None,
-    )
+    if len(diffs) < 3:
+        return None
+    return budget_side(pair, threshold)
 
 
 def _confirmations(
@@ -428,9 +456,75 @@ def _confirmations(
     for placement in sorted(by_placement, key=_placement_rank):
         members = by_placement[placement]
         values = tuple(v for v in (metric_value(r, metric) for r in members) if v is not None)
-        params = members[0].config.as_params()
+        params = {k: plain(v) for k, v in members[0].config.as_params().items()}
         out.append(PlacementConfirmation(placement, params, values))
     return tuple(out)
+
+
+def _claims(verdict: Verdict) -> list[tuple[str, str]]:
+    """What the blocks settled, as (better, worse) pairs of placements."""
+    claims = []
+    if verdict.placement.loser is not None:
+        claims.append((verdict.placement.outcome, verdict.placement.loser))
+    for placement, side in verdict.bn.sides.items():
+        if side == "better":
+            claims.append((placement, "none"))
+        elif side == "worse":
+            claims.append(("none", placement))
+    return claims
+
+
+def _disagreements(verdict: Verdict) -> list[str]:
+    runs = {c.placement: c for c in verdict.confirmations if c.values}
+    if len(runs) < 2:
+        return []
+    sign = 1.0 if lower_is_better(verdict.metric) else -1.0
+    ranked = sorted(runs, key=lambda p: sign * runs[p].mean)
+
+    def ahead(a: str, b: str) -> bool:  # a's tuned best beats b's by more than the threshold
+        return sign * (runs[b].mean - runs[a].mean) > verdict.threshold
+
+    def seen(a: str, b: str) -> str:  # "`none` 0.1112 ± 0.0021 against `after` 0.1349 ± ..."
+        text = " against ".join(
+            f"`{p}` {significant(runs[p].mean)}"
+            + (f" ± {significant(runs[p].std, 2)}" if len(runs[p].values) > 1 else "")
+            for p in (a, b)
+        )
+        spread = math.sqrt(sum(np.var(runs[p].values, ddof=1) / len(runs[p].values)
+                               if len(runs[p].values) > 1 else 0.0 for p in (a, b)))  # fmt: skip
+        noisy = abs(runs[a].mean - runs[b].mean) < 2 * spread
+        return text + (", within twice the seeds' standard error" if noisy else "")
+
+    claims = _claims(verdict)
+    said = [
+        f"the blocks say `{better}` beats `{worse}`, the fresh-seed confirmation ranks "
+        f"`{worse}` ahead ({seen(worse, better)})"
+        for better, worse in claims
+        if better in runs and worse in runs and ahead(worse, better)
+    ]
+    head = "fresh seeds and blocks disagree: "
+    first, runner_up = ranked[0], ranked[1]
+    unsettled = [p for p in ranked[1:] if (first, p) not in claims]
+    if not said and ahead(first, runner_up) and unsettled:
+        head = "fresh seeds go further: "
+        said.append(
+            f"the fresh-seed confirmation ranks `{first}` first ({seen(first, runner_up)}), "
+            f"which the blocks do not settle (`{first}` against "
+            f"{', '.join(f'`{p}`' for p in unsettled)})"
+        )
+    if not said:
+        return []
+    return [
+        head
+        + "; ".join(said)
+        + ". They answer different questions: a block compares the placements at one "
+        "configuration the search drew, so the verdict is about a typical configuration "
+        "(the median block), while the confirmation re-trains each placement's own tuned "
+        "best; a placement can lose at a typical configuration and still have the best "
+        "tuned one (it may want, e.g., another learning rate), or the reverse. For the "
+        "best model, take the confirmation's ranking; for what BN and its placement do to "
+        "a given configuration, the blocks'."
+    ]
 
 
 def verdict_for(
@@ -441,6 +535,7 @@ def verdict_for(
     seed: int = 0,
     unpaired_reason: str | None = None,
     until: str = "budget",
+    question: str = "both",
 ) -> Verdict:
     """The verdict over a study's search trials and its latest confirmation round.
 
@@ -457,7 +552,8 @@ def verdict_for(
         confirmation_phase=[r for r in confirm if r.spec.block == latest],
         seed=seed,
         until=until,
+        question=question,
     )
     if unpaired_reason is not None:
-        verdict = replace(verdict, statement=unpaired_reason)
+        verdict = replace(verdict, statement=unpaired_reason, unpaired=unpaired_reason)
     return verdict

@@ -9,6 +9,20 @@ trains on without waiting out every call's retries; :meth:`MlflowTracker.sync` w
 MLflow missed later. Both parameters are read at call time, so tests can patch them here.
 A store that cannot be reached at the start fails within about 10 s
 (:func:`bnsearch._reachable.probe`), before anything is written.
+
+A full disk under the store (or a quota, or a file system turned read-only:
+:func:`bnsearch.errors.full_disk`) is no outage: it is not retried and does not clear by
+itself. The decision: **the study stops at the end of the batch in flight**, rather than
+training on without MLflow. The disk under MLflow is most often the disk under the Optuna
+storage, the artifacts and the report as well, so a study riding on would fill what room
+is left and fail in a worse place; and every run it trained would be missing from the
+view a person reviews until space is freed anyway. Nothing trained is lost by stopping:
+each result is in the study's store before MLflow is told. So the first call that meets
+it records the fault (:attr:`Connection.full`, a :class:`TrackingFull` naming the store),
+every later call fails at once with it (no waits, no wall of MLflow's own log lines: they
+are filtered out), the paired-search loop raises it once the batch is told, and the user
+reads one line, ``no space left on … holding the MLflow tracking store …: free space and
+run the same command again``. The next study run (or ``sync``) writes what MLflow missed.
 """
 
 from __future__ import annotations
@@ -22,11 +36,12 @@ from typing import Any
 
 from bnsearch._reachable import MLFLOW_RETRY, probe
 from bnsearch._redact import redact_text, redact_url
-from bnsearch.errors import StoreError
+from bnsearch.errors import StoreError, StoreFullError, full_disk, full_disk_message
 from bnsearch.tracking._local_store import relocate_artifacts, sqlite_path
 
 __all__ = [
     "Connection",
+    "TrackingFull",
     "TrackingUnavailable",
     "existing_experiment_id",
 ]
@@ -45,6 +60,11 @@ _EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 class TrackingUnavailable(StoreError):
     """MLflow did not answer a call after its retries; what it did not get is back-filled
     by :meth:`MlflowTracker.sync`."""
+
+
+class TrackingFull(TrackingUnavailable, StoreFullError):
+    """The disk under the MLflow store is full (or read-only): calls fail at once, and the
+    study stops at the end of its batch (see the module docstring)."""
 
 
 def existing_experiment_id(tracking_uri: str, name: str) -> str | None:
@@ -76,6 +96,8 @@ class Connection:
         self._client: Any = None
         self._outage: str | None = None
         self._offline_until = 0.0
+        #: The full disk under the store, once a call met it (every later call raises it).
+        self.full: TrackingFull | None = None
 
     @property
     def client(self) -> Any:
@@ -91,7 +113,11 @@ class Connection:
 
         # MLflow logs every Alembic migration of a new SQLite store at INFO.
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        store_log = logging.getLogger("mlflow.store.db.utils")
+        store_log.setLevel(logging.WARNING)
+        # MLflow logs a traceback per failed write; a full disk is said once, by bnsearch.
+        if not any(isinstance(f, _FullDiskRecords) for f in store_log.filters):
+            store_log.addFilter(_FullDiskRecords())
         for name, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
         # MLflow prints a link per run it ends on an HTTP store: with the URL's password in
@@ -116,6 +142,8 @@ class Connection:
             client = MlflowClient(tracking_uri=self.resolved_uri)
             experiment_id = self._open_experiment(client, db_path)
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
+            if (full := self.full_disk_fault(error)) is not None:
+                raise full from None
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             message = redact_text(message, [self.tracking_uri])
             raise StoreError(
@@ -197,7 +225,10 @@ class Connection:
     def _tries(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], retry_refusals: bool
     ) -> Any:
-        """The retry policy of every MLflow call (see :meth:`call`)."""
+        """The retry policy of every MLflow call (see :meth:`call`); a full disk is not
+        retried (see the module docstring)."""
+        if self.full is not None:
+            raise TrackingFull(str(self.full)) from None
         if self._outage is not None and time.monotonic() < self._offline_until:
             raise TrackingUnavailable(self._outage)
         error: Exception | None = None
@@ -208,6 +239,9 @@ class Connection:
             try:
                 result = getattr(self.client, method)(*args, **kwargs)
             except Exception as failure:  # noqa: BLE001 - sorted below
+                if (full := self.full_disk_fault(failure)) is not None:
+                    self.full = full
+                    raise full from None
                 if _is_permanent(failure) and not retry_refusals:
                     raise
                 error = failure
@@ -219,6 +253,13 @@ class Connection:
         if error is not None and _is_permanent(error):
             raise error  # refused on every try: MLflow answers, so this is no outage
         raise self._went_away(error)
+
+    def full_disk_fault(self, error: Exception) -> TrackingFull | None:
+        """The one-line fault when ``error`` says the disk under the store is full."""
+        store = f"the MLflow tracking store {redact_url(self.tracking_uri)}"
+        where = sqlite_path(self.tracking_uri) or self.tracking_uri
+        message = full_disk_message(error, store, where)
+        return None if message is None else TrackingFull(message)
 
     def _went_away(self, error: Exception | None) -> TrackingUnavailable:
         """Open the breaker after a call gave up (saying so once per outage)."""
@@ -246,6 +287,16 @@ def _is_permanent(error: Exception) -> bool:
         return False
     status = error.get_http_status_code()
     return 400 <= status < 500 and status != 429
+
+
+class _FullDiskRecords:
+    """A logging filter that drops MLflow's records of a full disk (bnsearch says it)."""
+
+    def filter(self, record: Any) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and full_disk(error):
+            return False
+        return full_disk(Exception(record.getMessage())) is None
 
 
 def _print_notice(line: str) -> None:

@@ -1,10 +1,10 @@
 """The study's parent run, one per invocation: started with the study's parameters and data
 set, ended with its status, and with the verdict when there is one.
 
-What MLflow shows first carries the answer: the parent run ending with a verdict gets it as
-its description, its name ends with the outcome, and it is marked the study's latest parent
-run (``bnsearch.latest``). The run records which host and process run it, so
-:meth:`MlflowTracker.sync` can end it once that process is gone.
+What MLflow shows first carries the answers: the parent run ending with a verdict gets them
+as its description, its name starts with them (does BN help here, before or after), and it
+is marked the study's latest parent run (``bnsearch.latest``). The run records which host
+and process run it, so :meth:`MlflowTracker.sync` can end it once that process is gone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from bnsearch.tracking._trial_runs import mlflow_params
 from bnsearch.trial import keys
 
 if TYPE_CHECKING:
-    from bnsearch.stats import Verdict
+    from bnsearch.stats import PairComparison, Verdict
 
 __all__ = ["ParentRuns"]
 
@@ -109,43 +109,49 @@ class ParentRuns:
     ) -> None:
         """End the parent run with the verdict's metrics and tags (``study`` and ``report``
         both end their runs here, so the two record a verdict the same way). What MLflow
-        shows first carries the answer: the run's description (its note) is the verdict in
-        a few lines, its name ends with the outcome, and it is marked the latest parent run
-        of the study (``bnsearch.latest``; earlier ones lose the mark, keep the rest).
-        ``note`` and ``label`` are written by :mod:`bnsearch.report` (tracking stores what
-        presentation wrote; it does not render)."""
-        values = {**(metrics or {}), "verdict.n_blocks": float(verdict.n_blocks)}
+        shows first carries both answers: the run's description (its note) is the verdict
+        in a few lines, its name starts with ``label`` (the answers), and it is marked the
+        latest parent run of the study (``bnsearch.latest``; earlier ones lose the mark,
+        keep the rest). ``note`` and ``label`` are written by :mod:`bnsearch.report`
+        (tracking stores what presentation wrote; it does not render)."""
+        values = {**(metrics or {}), keys.verdict_metric("n_blocks"): float(verdict.n_blocks)}
         tags = {
             keys.VERDICT: verdict.outcome,
             keys.VERDICT_TEXT: verdict.statement,
             keys.VERDICT_RULE: verdict.until,
+            keys.VERDICT_QUESTION: verdict.question,
+            keys.VERDICT_HEADLINE: verdict.headline,
+            keys.VERDICT_PLACEMENT_TEXT: verdict.placement.statement,
+            keys.VERDICT_BN: verdict.bn.outcome,
+            keys.VERDICT_BN_TEXT: verdict.bn.statement,
+            keys.VERDICT_BN_HELPS: ",".join(verdict.bn.helping),
             "mlflow.note.content": note,
             keys.LATEST: "true",
         }
         self._name_and_mark_latest(label)
         if verdict.primary is not None:
-            for end in ("cs_low", "cs_high"):  # infinite (unbounded) ends are left out
-                if math.isfinite(getattr(verdict.primary, end)):
-                    values[f"verdict.{end}"] = getattr(verdict.primary, end)
-            values["verdict.median_difference"] = verdict.primary.median
-            values["verdict.mean_difference"] = verdict.primary.mean
-            values["verdict.ci_low"] = verdict.primary.ci_low
-            values["verdict.ci_high"] = verdict.primary.ci_high
-            values["verdict.p_holm"] = verdict.primary.p_holm
+            values.update(_pair_metrics(verdict.primary))
+            values[keys.verdict_metric("mean_difference")] = verdict.primary.mean
+        for pair in verdict.pairs:  # does BN help: each BN placement against none
+            if pair.second == "none":
+                values.update(_pair_metrics(pair, "bn", pair.first))
         for activation, sub in verdict.by_activation.items():
             tags[keys.per_activation(keys.VERDICT, activation)] = sub.outcome
             tags[keys.per_activation(keys.VERDICT_TEXT, activation)] = sub.statement
+            tags[keys.per_activation(keys.VERDICT_BN, activation)] = sub.bn.outcome
             if sub.primary is not None:
-                values[f"verdict.{activation}.median_difference"] = sub.primary.median
-                values[f"verdict.{activation}.ci_low"] = sub.primary.ci_low
-                values[f"verdict.{activation}.ci_high"] = sub.primary.ci_high
+                scoped = _pair_metrics(sub.primary, activation)
+                for stat in ("median_difference", "ci_low", "ci_high"):
+                    name = keys.verdict_metric(stat, activation)
+                    values[name] = scoped[name]
         self.end_study_run(status=status, metrics=values, tags=tags)
 
     def _name_and_mark_latest(self, label: str) -> None:
-        """The parent run's name ends with ``label``; earlier parent runs lose the mark."""
+        """The parent run's name starts with ``label`` (the answers, so that MLflow's runs
+        table shows them first); earlier parent runs lose the mark."""
         if self.parent_run_id is None:
             return
-        name = f"{self._parent_run_name} · {label}".strip(" ·")
+        name = f"{label} · {self._parent_run_name}".strip(" ·")
         self.connection.call("update_run", self.parent_run_id, name=name)
         for earlier in self.connection.search("tags.`bnsearch.latest` = 'true'"):
             if earlier.info.run_id != self.parent_run_id:
@@ -168,6 +174,21 @@ class ParentRuns:
         # Workers starting together race to insert the same dataset row (a refused
         # duplicate); once one has, the others' next try links to it.
         self.connection.call_through_races("log_inputs", run_id, datasets=inputs)
+
+
+def _pair_metrics(pair: PairComparison, *scope: str) -> dict[str, float]:
+    """A pair's verdict metrics (``verdict.median_difference``, ``verdict.bn.before.cs_high``,
+    ...); infinite (unbounded) ends of the anytime-valid interval are left out."""
+    values = {
+        keys.verdict_metric("median_difference", *scope): pair.median,
+        keys.verdict_metric("ci_low", *scope): pair.ci_low,
+        keys.verdict_metric("ci_high", *scope): pair.ci_high,
+        keys.verdict_metric("p_holm", *scope): pair.p_holm,
+    }
+    for end in ("cs_low", "cs_high"):
+        if math.isfinite(getattr(pair, end)):
+            values[keys.verdict_metric(end, *scope)] = getattr(pair, end)
+    return {name: float(value) for name, value in values.items()}
 
 
 def _process_tags() -> dict[str, str]:

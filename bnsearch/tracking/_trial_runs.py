@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from bnsearch.tracking._connection import Connection, TrackingUnavailable
-from bnsearch.trial import METRICS, Phase, TrialResult, TrialSpec, TrialState, keys
+from bnsearch.trial import METRICS, TASK_METRICS, Phase, TrialResult, TrialSpec, TrialState, keys
 
 __all__ = [
     "STATUS",
@@ -192,7 +192,7 @@ def _missing_steps(
     (an outage cut some)."""
     wanted = [
         (name, step, value)
-        for name in METRICS
+        for name in (*METRICS, *TASK_METRICS)
         for step, value in enumerate(result.history.get(name, []))
         if math.isfinite(value)
     ]
@@ -200,7 +200,8 @@ def _missing_steps(
         return wanted if history_logged == "none" else []
     held = {
         (name, metric.step)
-        for name in METRICS
+        for name in (*METRICS, *TASK_METRICS)
+        if name in result.history
         for metric in connection.call("get_metric_history", run_id, name)
     }
     return [entry for entry in wanted if entry[:2] not in held]

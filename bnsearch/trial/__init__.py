@@ -8,6 +8,7 @@ from bnsearch.trial._recorder import (
 )
 from bnsearch.trial._records import (
     METRICS,
+    TASK_METRICS,
     VERDICT_METRICS,
     Phase,
     StoredTrials,
@@ -27,6 +28,7 @@ from bnsearch.trial._rules import (
     in_range,
     one_of,
     plain,
+    shown,
 )
 from bnsearch.trial._seeds import (
     confirmation_seed,
@@ -53,11 +55,13 @@ __all__ = [
     "in_range",
     "one_of",
     "plain",
+    "shown",
     "ACTIVATIONS",
     "BNConfig",
     "DEFAULT_PLACEMENTS",
     "FloatRange",
     "METRICS",
+    "TASK_METRICS",
     "VERDICT_METRICS",
     "Phase",
     "PLACEMENTS",

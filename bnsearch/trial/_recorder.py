@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
-from bnsearch.trial._records import METRICS, TrialResult, TrialSpec, TrialState
+from bnsearch.trial._records import METRICS, TASK_METRICS, TrialResult, TrialSpec, TrialState
 
 __all__ = ["TrialRecorder", "failure_kind"]
 
@@ -68,6 +68,9 @@ class TrialRecorder:
         values = {m: float(metrics.get(m, math.nan)) for m in METRICS}
         for name in METRICS:
             self.history[name].append(values[name])
+        for name in TASK_METRICS:  # kept only where the engine measured them
+            if name in metrics:
+                self.history.setdefault(name, []).append(float(metrics[name]))
         bad = next((m for m in _WATCHED if not math.isfinite(values[m])), None)
         if self.stopped:
             pass  # a batch already failed it; the epoch's values are kept, the reason too

@@ -16,6 +16,7 @@ from bnsearch.trial._space import BNConfig
 
 __all__ = [
     "METRICS",
+    "TASK_METRICS",
     "VERDICT_METRICS",
     "Phase",
     "StoredTrials",
@@ -25,10 +26,12 @@ __all__ = [
     "lower_is_better",
 ]
 
-#: What an engine records per epoch (the keys of ``TrialResult.history``).
+#: What an engine records per epoch for every task (keys of ``TrialResult.history``).
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+#: What it records besides, where the task has it: a regression's mean absolute error.
+TASK_METRICS = ("mae", "val_mae")
 #: The final-epoch metrics a verdict can be read on (``--metric``).
-VERDICT_METRICS = ("val_loss", "val_accuracy")
+VERDICT_METRICS = ("val_loss", "val_accuracy", "val_mae")
 
 
 def lower_is_better(metric: str) -> bool:

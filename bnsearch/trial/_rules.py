@@ -27,15 +27,26 @@ __all__ = [
     "in_range",
     "one_of",
     "plain",
+    "shown",
 ]
 
 
-def plain(value: Any) -> str:
-    """``value`` as a person reads it: ``1``, not ``np.int64(1)``; strings quoted."""
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()  # a NumPy scalar
+def plain(value: Any) -> Any:
+    """A NumPy scalar as its Python value (``np.float64(0.5)`` → ``0.5``), tuples and lists
+    element by element; anything else unchanged."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    item = getattr(value, "item", None)
+    if callable(item) and type(value).__module__ == "numpy":
+        return item()
+    return value
+
+
+def shown(value: Any) -> str:
+    """``value`` as a message shows it: ``1``, not ``np.int64(1)``; strings quoted."""
+    value = plain(value)
     if isinstance(value, tuple | list):
-        return "[" + ", ".join(plain(v) for v in value) + "]"
+        return "[" + ", ".join(shown(v) for v in value) + "]"
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -52,10 +63,10 @@ class Rule:
     def message(self, name: str, value: Any) -> str:
         if self.choices:
             return (
-                f"unknown {name} {plain(value)}; choose one of {', '.join(self.choices)}"
+                f"unknown {name} {shown(value)}; choose one of {', '.join(self.choices)}"
                 f"{self.hint}."
             )
-        return f"`{name}` must be {self.text}, but got {plain(value)}{self.hint}."
+        return f"`{name}` must be {self.text}, but got {shown(value)}{self.hint}."
 
 
 def one_of(choices: Iterable[str], hint: str = "") -> Rule:

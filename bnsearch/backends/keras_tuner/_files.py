@@ -75,8 +75,13 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` all at once: readers see the old file or the new one,
     never half of it (written next to it, flushed, then renamed over it)."""
     partial = path.with_name(path.name + ".partial")
-    with open(partial, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(partial, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        # A full disk: leave no half-written copy taking what room there is.
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, path)

@@ -20,13 +20,16 @@ paired-search loop (:mod:`bnsearch.backends._loop`).
   its block and seed).
 * The confirmation round re-trains each placement's best configuration with fresh seeds
   outside the oracle (numbers from :data:`CONFIRM_BASE`), paired by seed as with Optuna.
+* A full disk under the project (:func:`bnsearch.errors.full_disk`) is one
+  :class:`~bnsearch.errors.StoreFullError` naming it, raised from the write that met it:
+  the results appended so far stay, and the oracle retries the rest on the next run.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from bnsearch.backends.keras_tuner._files import (
     write_atomically,
 )
 from bnsearch.config import PAIRED_TUNERS, StudyConfig
+from bnsearch.errors import naming_full_disk
 from bnsearch.trial import (
     METRICS,
     BNConfig,
@@ -127,6 +131,9 @@ class KerasTunerSearcher:
     oracle: Any
     folder: Path
 
+    def _writing(self) -> AbstractContextManager[None]:
+        return naming_full_disk(f"the Keras Tuner project {self.folder}", self.folder)
+
     def stored_results(self) -> list[TrialResult]:
         return results_from_project(self.folder)
 
@@ -140,7 +147,8 @@ class KerasTunerSearcher:
         block_size = len(self.config.space.placement)
         if self.config.target_trials is not None:
             wanted = self.config.target_trials - self.search_trials()
-        return self._claim(min(room, math.ceil(max(wanted or 0, 0) / block_size) * block_size))
+        with self._writing():
+            return self._claim(min(room, math.ceil(max(wanted or 0, 0) / block_size) * block_size))
 
     def _claim(self, room: int) -> list[Member]:
         """Up to ``room`` trials: the oracle's retries first (in their blocks), then whole
@@ -207,7 +215,11 @@ class KerasTunerSearcher:
     def tell(self, member: Member, result: TrialResult) -> bool:
         """Tell the oracle the trial's per-epoch values (one step per epoch) and its end,
         then append the result to the project's results file."""
-        trial = member.trial
+        with self._writing():
+            self._tell(member.trial, result)
+        return True
+
+    def _tell(self, trial: Any, result: TrialResult) -> None:
         if trial is not None:
             if result.state is TrialState.COMPLETE:
                 for step in range(result.epochs_trained):
@@ -219,11 +231,11 @@ class KerasTunerSearcher:
                 trial.message = result.fail_reason or result.state.value
             self.oracle.end_trial(trial)
         append_result(self.folder, result)
-        return True
 
     def batch_told(self, members: list[Member]) -> None:
         if any(member.trial is not None for member in members):
-            self.oracle.save()  # end_trial saves before it lets go of the trial: once more
+            with self._writing():
+                self.oracle.save()  # end_trial saves before it lets go of the trial: once more
 
     def abandon(self, members: list[Member]) -> None:
         """Nothing: the oracle keeps the unfinished trials as ongoing and the next run's

@@ -17,8 +17,8 @@ from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback
 from bnsearch.backends._budget import paired_budget, up_to_date_message
 from bnsearch.backends._loop import run_paired_search
-from bnsearch.backends.optuna._heartbeat import close_stale_trials, closed_message
-from bnsearch.backends.optuna._searcher import OptunaSearcher
+from bnsearch.backends.optuna._heartbeat import closed_message
+from bnsearch.backends.optuna._searcher import OptunaSearcher, close_dead_trials, writing_storage
 from bnsearch.backends.optuna._storage import (
     load_existing_study,
     open_study,
@@ -74,7 +74,8 @@ class OptunaBackend:
     without a result are retried first. With a target, a worker that has nothing left to
     claim waits for the other workers' running trials, taking over any whose worker dies,
     so the study is complete when it returns. Ctrl-C fails the trials in flight in Optuna,
-    ends their MLflow runs as KILLED and re-raises; the next run retries them.
+    ends their MLflow runs as KILLED and re-raises; the next run retries them. A full disk
+    under the storage is one StoreFullError naming it (:mod:`._searcher`).
     """
 
     config: StudyConfig
@@ -90,8 +91,9 @@ class OptunaBackend:
     # --- the study -----------------------------------------------------------------------
 
     def open(self) -> list[str]:
-        self.study = open_study(self.config, self.dataset)
-        stale = close_stale_trials(self.study, self.tracker)
+        with writing_storage(self.config):
+            self.study = open_study(self.config, self.dataset)
+            stale = close_dead_trials(self.study, self.tracker)
         self._existing = len(self.study.trials)
         return [closed_message(stale)] if stale else []
 
@@ -123,8 +125,16 @@ class OptunaBackend:
         return study_importances(self.study)
 
     def record_verdict(self, verdict: Verdict) -> None:
-        self.study.set_user_attr(keys.VERDICT, verdict.statement)
-        self.study.set_user_attr(keys.VERDICT_OUTCOME, verdict.outcome)
+        with writing_storage(self.config):  # both answers, for optuna-dashboard's study page
+            for key, value in (
+                (keys.VERDICT, verdict.statement),
+                (keys.VERDICT_OUTCOME, verdict.outcome),
+                (keys.VERDICT_BN, verdict.bn.outcome),
+                (keys.VERDICT_HEADLINE, verdict.headline),
+                (keys.VERDICT_BN_TEXT, verdict.bn.statement),
+                (keys.VERDICT_PLACEMENT_TEXT, verdict.placement.statement),
+            ):
+                self.study.set_user_attr(key, value)
 
     # --- reading and preparing without training -----------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import warnings
 from typing import Any
 
 import bnsearch.backends.optuna._adapter as adapter
@@ -79,7 +80,9 @@ def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
     }
     if not running:
         return 0
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():  # "experimental", else said at every reclaim
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     grace = adapter.heartbeat_interval(study) and adapter.grace_period(study)
     if grace:
         # A raw session of its own, outside the retrying storage: retried here.

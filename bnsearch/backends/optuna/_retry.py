@@ -30,6 +30,7 @@ import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._reachable import DATABASE_RETRY
 
 __all__ = [
+    "check_schema",
     "engine_kwargs",
     "is_transient",
     "retry_transient",
@@ -52,12 +53,23 @@ def served(url: str) -> bool:
 
 def engine_kwargs(url: str) -> dict[str, Any]:
     """SQLAlchemy engine arguments for a storage URL: live-checked pooled connections and,
-    for PostgreSQL, a connection timeout."""
+    for PostgreSQL, a connection timeout and no server-side prepared statements.
+
+    psycopg 3 prepares a statement on the server once it has run it a few times
+    (``prepare_threshold``); a prepared statement belongs to one server session, which a
+    transaction-pooling pooler (PgBouncer ``pool_mode = transaction``) does not keep for
+    a client between transactions, so the next transaction may land on a session that
+    never prepared it (``prepared statement "_pg3_0" does not exist``). ``None`` never
+    prepares, so the storage works the same with and without a pooler."""
     if not served(url):
         return {}
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
+        from sqlalchemy.engine import make_url
+
         kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        if make_url(url).get_driver_name() == "psycopg":  # psycopg 3 (psycopg2 never prepares)
+            kwargs["connect_args"]["prepare_threshold"] = None
     return kwargs
 
 
@@ -120,5 +132,42 @@ def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
 @functools.cache
 def retrying_storage() -> type:
     """Optuna's ``RDBStorage`` with every storage call retried on transient errors (a
-    subclass, so Optuna still caches it and beats with it as with its own)."""
-    return adapter.rdb_storage_wrapping(_retried)
+    subclass, so Optuna still caches it and beats with it as with its own), whose opening
+    checks the table schema one connection at a time (:func:`check_schema`)."""
+    retrying = adapter.rdb_storage_wrapping(_retried)
+
+    def __init__(self: Any, url: str, *args: Any, **kwargs: Any) -> None:
+        check = not kwargs.pop("skip_compatibility_check", False)
+        retrying.__init__(self, url, *args, skip_compatibility_check=True, **kwargs)
+        self.skip_compatibility_check = not check
+        if check:
+            check_schema(self)
+
+    return type("PoolSafeRDBStorage", (retrying,), {"__init__": __init__})
+
+
+def check_schema(storage: Any) -> None:
+    """Optuna's check that the storage's table schema is this Optuna's, without holding a
+    connection while it opens another.
+
+    ``RDBStorage`` checks it inside an open session that then opens a second connection
+    (Alembic's); behind a transaction-pooling pooler each open transaction holds one of the
+    pool's few server connections, so as many workers opening their storage at once as the
+    pool has connections each hold one and wait for a second: a deadlock (PgBouncer gives
+    up after its ``query_wait_timeout``, and the retries meet the same). Here each
+    question is its own connection, one after the other."""
+    current, head = storage.get_current_version(), storage.get_head_version()
+    if current == head:
+        return
+    import optuna
+
+    upgrade = current in storage.get_all_versions()
+    raise RuntimeError(
+        f"the table schema (revision {current}) is not the one Optuna {optuna.__version__} "
+        f"uses ({head}); "
+        + (
+            "run `optuna storage upgrade --storage $STORAGE_URL`."
+            if upgrade
+            else "install the Optuna that created it, or a later one."
+        )
+    )

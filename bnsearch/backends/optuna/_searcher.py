@@ -1,17 +1,29 @@
 """The Optuna backend's hooks of the paired-search loop (:mod:`bnsearch.backends._loop`).
 
 Claims of whole blocks under the study's claim lock (:mod:`._claims`), heartbeats and the
-stale trials of dead processes (:mod:`._heartbeat`), the pruner asked once per epoch round
+stale trials of dead processes (:mod:`._heartbeat`, and :func:`close_dead_trials` for a
+process of this machine that is gone), the pruner asked once per epoch round
 (:mod:`._pruning`), and telling Optuna each outcome with its TrialResult stored on the trial.
+
+A full disk under the storage (:func:`bnsearch.errors.full_disk`) is raised as one
+:class:`~bnsearch.errors.StoreFullError` naming the storage: at once from a claim or a
+tell (nothing more can be stored; what is stored stays), after the batch is told when it
+was met by a pruner's report mid-training (training goes on: the pruner answers "no").
+Its trials left RUNNING (the disk took no FAIL either) are failed by the next run at once,
+their process being gone (:func:`close_dead_trials`), and retried in their blocks.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import bnsearch.backends.optuna._adapter as adapter
+from bnsearch._redact import redact_url
 from bnsearch.backends._loop import Member, Pruner
 from bnsearch.backends.optuna._ask import ask_confirmation
 from bnsearch.backends.optuna._claims import claim_batch
@@ -24,10 +36,67 @@ from bnsearch.backends.optuna._storage import (
     search_trial_count,
 )
 from bnsearch.config import StudyConfig
-from bnsearch.tracking import MlflowTracker
+from bnsearch.errors import StoreFullError, full_disk, full_disk_message, naming_full_disk
+from bnsearch.tracking import MlflowTracker, TrackingUnavailable
 from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
-__all__ = ["OptunaSearcher"]
+__all__ = ["GONE_REASON", "OptunaSearcher", "close_dead_trials", "writing_storage"]
+
+GONE_REASON = "stale: its process on this machine is gone"
+
+
+def writing_storage(config: StudyConfig) -> contextlib.AbstractContextManager[None]:
+    """Writes to the study's storage: a full disk under it is one line naming it."""
+    url = config.resolved_storage
+    return naming_full_disk(f"the Optuna storage {redact_url(url)}", url)
+
+
+def close_dead_trials(study: Any, tracker: MlflowTracker) -> int:
+    """Fail the trials a dead process left RUNNING and end their MLflow runs as FAILED;
+    how many there were.
+
+    A trial of a process of this machine that is gone (its ``bnsearch.worker`` is this
+    host and a pid no process has) is failed at once — as MLflow's study runs of such a
+    process are — so a run started right after one that stopped on a full disk, or was
+    killed, retries its trials without waiting out the grace period; a pid reused since,
+    and every other worker's trial, wait for the heartbeat rule
+    (:func:`~._heartbeat.close_stale_trials`). A live worker of another PID namespace under
+    the same host name would lose its trials to this rule (its results are then dropped as
+    taken over and retried): give such containers their own host names.
+    """
+    import optuna
+
+    host, me = socket.gethostname(), os.getpid()
+    gone = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        name, _, pid = str(trial.user_attrs.get(keys.WORKER, "")).rpartition(":")
+        if name == host and pid.isdigit() and int(pid) != me and not _alive(int(pid)):
+            gone.append(trial)
+    for trial in gone:
+        try:
+            adapter.fail_trial(study, adapter.trial_id(trial))
+        except Exception as error:
+            if full_disk(error):
+                raise
+            # Another worker failed it first.
+    with contextlib.suppress(TrackingUnavailable):
+        tracker.fail_abandoned_runs(
+            [t.number for t in gone],
+            [t.user_attrs.get(keys.PARENT_RUN, "") for t in gone],
+            GONE_REASON,
+        )
+    return len(gone) + close_stale_trials(study, tracker)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
 
 
 @dataclass
@@ -37,6 +106,11 @@ class OptunaSearcher:
     study: Any
     config: StudyConfig
     tracker: MlflowTracker
+    #: A full disk a pruner's report met mid-batch, raised once the batch is told.
+    _full: StoreFullError | None = field(default=None, init=False)
+
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        return writing_storage(self.config)
 
     def stored_results(self) -> list[TrialResult]:
         return results_from_study(self.study)
@@ -46,11 +120,13 @@ class OptunaSearcher:
         return search_trial_count(self.study)
 
     def reclaim(self) -> str | None:
-        closed = close_stale_trials(self.study, self.tracker)
+        with self._writing():
+            closed = close_dead_trials(self.study, self.tracker)
         return closed_message(closed) if closed else None
 
     def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
-        return claim_batch(self.study, self.config, room, wanted)
+        with self._writing():
+            return claim_batch(self.study, self.config, room, wanted)
 
     def others_running(self) -> bool:
         import optuna
@@ -59,10 +135,18 @@ class OptunaSearcher:
         return any(t.user_attrs.get(keys.PHASE, Phase.SEARCH) == Phase.SEARCH for t in running)
 
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
-        return ask_confirmation(self.study, self.config, best)
+        with self._writing():
+            return ask_confirmation(self.study, self.config, best)
 
-    def in_flight(self, members: list[Member]) -> Heartbeat:
-        return Heartbeat(self.study, [member.trial for member in members])
+    @contextlib.contextmanager
+    def in_flight(self, members: list[Member]) -> Iterator[None]:
+        with self._writing():
+            heartbeat = Heartbeat(self.study, [member.trial for member in members])
+            heartbeat.__enter__()  # its first beats write to the storage
+        try:
+            yield
+        finally:
+            heartbeat.__exit__(None, None, None)
 
     def run_tags(self, member: Member) -> dict[str, str]:
         tags = {"optuna.study": self.study.study_name, keys.PHASE: member.spec.phase}
@@ -72,13 +156,30 @@ class OptunaSearcher:
         return tags
 
     def started(self, member: Member, run_id: str | None) -> None:
-        if run_id is not None:
-            member.trial.set_user_attr(RUN_ID_ATTR, run_id)
-        member.trial.set_user_attr(keys.PARENT_RUN, self.tracker.parent_run_id or "")
+        with self._writing():
+            if run_id is not None:
+                member.trial.set_user_attr(RUN_ID_ATTR, run_id)
+            member.trial.set_user_attr(keys.PARENT_RUN, self.tracker.parent_run_id or "")
 
     def pruner(self) -> Pruner:
+        """Optuna's pruner; a report refused by a full disk answers "no" (the batch trains
+        on, and the fault is raised once it is told)."""
         snapshot = EpochSnapshot(self.study)
-        return lambda member, epoch, value: snapshot.should_prune(member.trial, epoch, value)
+        store = f"the Optuna storage {redact_url(self.config.resolved_storage)}"
+
+        def prune(member: Member, epoch: int, value: float) -> bool:
+            if self._full is not None:
+                return False
+            try:
+                return snapshot.should_prune(member.trial, epoch, value)
+            except Exception as error:
+                message = full_disk_message(error, store, self.config.resolved_storage)
+                if message is None:
+                    raise
+                self._full = StoreFullError(message)
+                return False
+
+        return prune
 
     def tell(self, member: Member, result: TrialResult) -> bool:
         """Store the result on the trial and tell Optuna; False when another process had
@@ -88,15 +189,16 @@ class OptunaSearcher:
         study, trial = self.study, member.trial
         stored = result.to_json()
         try:
-            adapter.set_trial_system_attr(study, trial, RESULT_ATTR, stored)
-            if result.state is TrialState.FAILED:
-                trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
-            if result.state is TrialState.COMPLETE:
-                study.tell(trial, result.value)
-            elif result.state is TrialState.PRUNED:
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            with self._writing():
+                adapter.set_trial_system_attr(study, trial, RESULT_ATTR, stored)
+                if result.state is TrialState.FAILED:
+                    trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
+                if result.state is TrialState.COMPLETE:
+                    study.tell(trial, result.value)
+                elif result.state is TrialState.PRUNED:
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                else:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             # A retried tell whose first try had landed (a dropped connection) finds our own
             # result in place; a trial taken over does not.
@@ -104,7 +206,10 @@ class OptunaSearcher:
         return True
 
     def batch_told(self, members: list[Member]) -> None:
-        """Nothing: each tell is in the study already."""
+        """Each tell is in the study already; a full disk a pruner met is raised now."""
+        if (full := self._full) is not None:
+            self._full = None
+            raise full
 
     def abandon(self, members: list[Member]) -> str:
         """Fail the batch's trials in Optuna (the next run retries them in their blocks). A

@@ -1,0 +1,905 @@
+"""``python -m bnsearch bench --workers``: many workers on one study, through PgBouncer.
+
+Everything is real but the training: a PostgreSQL database whose connection limit is low
+(``CONNECTION LIMIT``, enforced for the workers' own non-superuser role), Debian's
+``pgbouncer`` in front of it in transaction mode with a small pool, a real ``mlflow server``
+process (its access log counts the HTTP calls), and ``python -m bnsearch worker`` processes
+with the stand-in engine (:mod:`bnsearch.engines`: a sleep, no TensorFlow). The same parts
+run the scale test (``tests/test_scale.py``), which kills workers at random and checks the
+study: :class:`Cluster`, :class:`Fleet`, :func:`audit_study`.
+
+Measured, per number of workers (1, 4, 16, 64 by default) and per size of the study the
+workers join (pre-filled with 1,000 and 10,000 finished trials):
+
+* claims per second (claims over the span from the first to the last), and claim latency
+  (waiting for the lock plus holding it: median and p95) with the hold alone (median):
+  each worker logs every claim (``bnsearch.claims`` at DEBUG);
+* database round trips (queries) and transactions per trial, from PgBouncer's
+  ``SHOW STATS`` (every statement of every worker passes through it);
+* MLflow HTTP calls per trial, from the server's access log;
+* the most server connections the database had (``pg_stat_activity``), against its limit.
+
+A benchmark, not a test: it asserts nothing and prints one table. On a machine with few
+cores the workers' own Python (imports, the study's reads, MLflow's client) competes with
+PostgreSQL, PgBouncer and the MLflow server for the same CPUs, so the figures at 64
+workers show that machine's limit as much as bnsearch's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from bnsearch.trial import keys
+
+__all__ = [
+    "ADMIN_URL",
+    "Cluster",
+    "ConnectionWatch",
+    "Fleet",
+    "PgBouncer",
+    "StudyAudit",
+    "TrackingServer",
+    "WorkerRun",
+    "audit_study",
+    "claim_timings",
+    "limited_database",
+    "pgbouncer_path",
+    "prefill_study",
+    "prepare_study_file",
+    "run_worker_benchmark",
+    "write_study_file",
+]
+
+#: The PostgreSQL server as a superuser (creates the database and role, reads
+#: ``pg_stat_activity``); ``$BNSEARCH_TEST_POSTGRES`` as in the tests.
+ADMIN_URL = os.environ.get("BNSEARCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+PLACEMENTS = ("none", "before", "after")
+#: MLflow 3's server starts a job runner (several ``huey_consumer`` processes) that bnsearch
+#: never uses; on a machine of few cores they cost the workers their CPU.
+QUIET_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+#: Engine arguments of the harness's own storages (through PgBouncer in transaction mode,
+#: so no server-side prepared statements: see the Optuna backend's ``engine_kwargs``).
+_THROUGH_POOLER = {"connect_args": {"prepare_threshold": None}}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, what: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not start: {log.read_text()[-2000:]}")
+
+
+def _admin_engine(url: str = ADMIN_URL) -> Any:
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=_null_pool())
+
+
+def _null_pool() -> Any:
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
+
+
+def _server(url: str) -> tuple[str, int, str]:
+    from sqlalchemy.engine import make_url
+
+    parts = make_url(url)
+    return parts.host or "127.0.0.1", parts.port or 5432, parts.username or "postgres"
+
+
+@dataclass(frozen=True)
+class LimitedDatabase:
+    """A fresh database owned by a fresh login role, both named ``name``; the database
+    takes at most ``limit`` connections. Superusers are exempt from a database's
+    ``CONNECTION LIMIT``, so the workers connect as the role, which is not one."""
+
+    name: str
+    limit: int
+
+
+@contextlib.contextmanager
+def limited_database(limit: int, admin: str = ADMIN_URL) -> Iterator[LimitedDatabase]:
+    """Create the database and its role, yield them, then drop both."""
+    from sqlalchemy import text
+
+    name = f"bnsearch_scale_{uuid.uuid4().hex[:10]}"
+    engine = _admin_engine(admin)
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE ROLE "{name}" LOGIN'))
+        connection.execute(
+            text(f'CREATE DATABASE "{name}" OWNER "{name}" CONNECTION LIMIT {limit}')
+        )
+    try:
+        yield LimitedDatabase(name, limit)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP ROLE IF EXISTS "{name}"'))
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _plain_database(admin: str = ADMIN_URL) -> Iterator[str]:
+    """A fresh database (the MLflow server's backend store), dropped afterwards."""
+    from sqlalchemy import text
+
+    name = f"bnsearch_mlflow_{uuid.uuid4().hex[:10]}"
+    engine = _admin_engine(admin)
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+def pgbouncer_path() -> str | None:
+    """Debian's ``pgbouncer`` (``/usr/sbin``, often not on a user's PATH), else None."""
+    return shutil.which("pgbouncer") or next(
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None
+    )
+
+
+class PgBouncer:
+    """``pgbouncer`` on its own port in transaction mode, in front of the server of
+    ``admin``: ``pool_size`` server connections per database and user at most
+    (``default_pool_size`` and ``max_db_connections``), any number of clients."""
+
+    def __init__(self, folder: Path, users: Sequence[str], pool_size: int, admin: str = ADMIN_URL):
+        self.folder = folder
+        self.users = list(users)
+        self.pool_size = pool_size
+        self.host, self.server_port, self.admin_user = _server(admin)
+        self.port = _free_port()
+        self.process: subprocess.Popen | None = None
+        self._config_dir: Path | None = None
+
+    def config(self, folder: Path) -> str:
+        """The ``pgbouncer.ini`` it runs with (its user list in ``folder``)."""
+        return "\n".join(
+            [
+                "[databases]",
+                f"* = host={self.host} port={self.server_port}",
+                "[pgbouncer]",
+                "listen_addr = 127.0.0.1",
+                f"listen_port = {self.port}",
+                "unix_socket_dir =",
+                "auth_type = trust",
+                f"auth_file = {folder / 'users.txt'}",
+                "pool_mode = transaction",
+                "max_client_conn = 5000",
+                f"default_pool_size = {self.pool_size}",
+                "reserve_pool_size = 0",
+                f"max_db_connections = {self.pool_size}",
+                f"admin_users = {self.admin_user}",
+                "",
+            ]
+        )
+
+    def start(self) -> PgBouncer:
+        path = pgbouncer_path()
+        if path is None:
+            raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer)")
+        # pgbouncer refuses to run as root: then it runs as nobody, who must read its files,
+        # so they go to a folder of their own that anyone may read (pytest's are 0700).
+        self._config_dir = Path(tempfile.mkdtemp(prefix="bnsearch-pgbouncer-"))
+        self._config_dir.chmod(0o755)
+        users = [self.admin_user, *self.users]
+        (self._config_dir / "users.txt").write_text("".join(f'"{u}" ""\n' for u in users))
+        ini = self._config_dir / "pgbouncer.ini"
+        ini.write_text(self.config(self._config_dir))
+        for written in self._config_dir.iterdir():
+            written.chmod(0o644)
+        as_nobody = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = self.folder / "pgbouncer.log"
+        with open(log, "ab") as handle:
+            self.process = subprocess.Popen(
+                [path, *as_nobody, str(ini)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_for_port(self.port, self.process, "pgbouncer", log)
+        return self
+
+    def url(self, database: str, user: str) -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def show(self, what: str) -> list[dict[str, Any]]:
+        """``SHOW <what>`` on PgBouncer's admin console (simple query protocol only)."""
+        import psycopg
+
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=self.admin_user,
+            dbname="pgbouncer",
+            autocommit=True,
+            cursor_factory=psycopg.ClientCursor,
+        ) as connection:
+            cursor = connection.execute(f"SHOW {what}")
+            names = [column.name for column in cursor.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def stats(self, database: str) -> dict[str, int]:
+        """Totals since start for ``database``: ``total_query_count``, ``total_xact_count``…"""
+        for row in self.show("STATS"):
+            if row["database"] == database:
+                return {k: int(v) for k, v in row.items() if k.startswith("total_")}
+        return {"total_query_count": 0, "total_xact_count": 0}
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self._config_dir is not None:
+            shutil.rmtree(self._config_dir, ignore_errors=True)
+
+
+class TrackingServer:
+    """``mlflow server`` on ``backend_store`` with ``workers`` processes; its access log
+    (stdout) tells every HTTP call it answered."""
+
+    def __init__(self, folder: Path, backend_store: str, workers: int = 1) -> None:
+        self.folder = folder
+        self.backend_store = backend_store
+        self.workers = workers
+        self.port = _free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> TrackingServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+            "--port", str(self.port), "--backend-store-uri", self.backend_store,
+            "--artifacts-destination", str(self.folder / "artifacts"),
+            "--workers", str(self.workers),
+        ]  # fmt: skip
+        with (
+            open(self.folder / "access.log", "ab") as access,
+            open(self.folder / "server.log", "ab") as errors,
+        ):
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.folder,
+                env={**os.environ, **QUIET_SERVER_ENV},
+                stdout=access,
+                stderr=errors,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                urllib.request.urlopen(self.uri + "/health", timeout=2).close()
+                return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("mlflow server did not start: " + self._tail("server.log"))
+
+    def _tail(self, name: str) -> str:
+        return (self.folder / name).read_text(errors="replace")[-2000:]
+
+    def requests(self) -> Counter[str]:
+        """``"POST /api/2.0/mlflow/runs/log-batch"`` → how many so far."""
+        found: Counter[str] = Counter()
+        text = (self.folder / "access.log").read_text(errors="replace")
+        for line in text.splitlines():
+            start = line.find('"')
+            if start < 0:
+                continue
+            parts = line[start + 1 :].split(" ")
+            if len(parts) >= 2 and parts[1].startswith("/api/"):
+                found[f"{parts[0]} {parts[1].split('?')[0]}"] += 1
+        return found
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=20)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _group_cpu_seconds(group: int) -> float:
+    """The CPU time of every live process of process group ``group`` (a server and the
+    workers it forked)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+class ConnectionWatch:
+    """Samples ``pg_stat_activity`` for ``database`` every ``every_s`` seconds from a
+    thread (as the superuser, connected to another database): the most connections seen,
+    and the CPU time the database's server processes spent meanwhile (read from
+    ``/proc``, so on the database's own machine only)."""
+
+    def __init__(self, database: str, admin: str = ADMIN_URL, every_s: float = 0.1) -> None:
+        self.database = database
+        self.admin = admin
+        self.every_s = every_s
+        self.most = 0
+        self.samples = 0
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="bnsearch-watch")
+
+    @property
+    def server_cpu_s(self) -> float:
+        """CPU seconds the database's backends spent while watched (a backend that began
+        and ended between two samples is missed)."""
+        return sum(self._last[pid] - first for pid, first in self._first.items())
+
+    def _sample(self, connection: Any, query: Any) -> None:
+        pids = [int(pid) for pid in connection.execute(query, {"name": self.database}).scalars()]
+        self.most = max(self.most, len(pids))
+        self.samples += 1
+        for pid in pids:
+            cpu = _cpu_seconds(pid)
+            self._first.setdefault(pid, 0.0 if self.samples > 1 else cpu)
+            self._last[pid] = max(cpu, self._last.get(pid, 0.0))
+
+    def _watch(self) -> None:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.admin, isolation_level="AUTOCOMMIT")
+        query = sqlalchemy.text("SELECT pid FROM pg_stat_activity WHERE datname = :name")
+        with engine.connect() as connection:
+            self._sample(connection, query)
+            while not self._stop.wait(self.every_s):
+                self._sample(connection, query)
+            self._sample(connection, query)
+        engine.dispose()
+
+    def __enter__(self) -> ConnectionWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@dataclass
+class Cluster:
+    """The parts a fleet of workers shares: the limited database, PgBouncer in front of it
+    and an MLflow server (on a database of its own, which the limit does not cover)."""
+
+    folder: Path
+    database: LimitedDatabase
+    pooler: PgBouncer
+    tracking: TrackingServer
+
+    @property
+    def storage(self) -> str:
+        """The Optuna storage URL the workers use: through PgBouncer, as the role."""
+        return self.pooler.url(self.database.name, self.database.name)
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(
+        cls,
+        folder: Path,
+        connection_limit: int = 20,
+        pool_size: int = 4,
+        mlflow_workers: int = 1,
+        admin: str = ADMIN_URL,
+    ) -> Iterator[Cluster]:
+        with contextlib.ExitStack() as stack:
+            database = stack.enter_context(limited_database(connection_limit, admin))
+            pooler = PgBouncer(folder / "pgbouncer", [database.name], pool_size, admin).start()
+            stack.callback(pooler.stop)
+            backend_store = stack.enter_context(_plain_database(admin))
+            tracking = TrackingServer(folder / "mlflow", backend_store, mlflow_workers).start()
+            stack.callback(tracking.stop)
+            yield cls(folder, database, pooler, tracking)
+
+
+def write_study_file(
+    folder: Path,
+    name: str,
+    target_trials: int,
+    epochs: int = 2,
+    sampler: str = "tpe",
+) -> Path:
+    """A study file for stand-in workers: the whole budget (``until = "budget"``), no
+    confirmation round."""
+    path = folder / f"{name}.toml"
+    path.write_text(
+        f'name = "{name}"\ndata = "synthetic"\ntarget_trials = {target_trials}\n'
+        f'engine = "standin"\nuntil = "budget"\nsampler = "{sampler}"\n'
+        f"[network]\nepochs = {epochs}\nhidden_units = [4]\n"
+    )
+    return path
+
+
+#: Runs ``python -m bnsearch`` (``runpy``, as ``-m`` does) with the claims' log going to
+#: ``$BNSEARCH_TRACE.claims`` and, at exit, whether TensorFlow or Keras was imported to
+#: ``$BNSEARCH_TRACE.modules``.
+_TRACED = """
+import atexit, json, logging, os, runpy, sys
+trace = os.environ["BNSEARCH_TRACE"]
+log = logging.getLogger("bnsearch.claims")
+handler = logging.FileHandler(trace + ".claims")
+handler.setFormatter(logging.Formatter("%(created).6f %(message)s"))
+log.addHandler(handler)
+log.setLevel(logging.DEBUG)
+log.propagate = False
+def modules():
+    with open(trace + ".modules", "w") as out:
+        json.dump({m: m in sys.modules for m in ("tensorflow", "keras")}, out)
+atexit.register(modules)
+sys.argv = ["bnsearch", *sys.argv[1:]]
+runpy.run_module("bnsearch", run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass
+class WorkerRun:
+    """One worker process of a :class:`Fleet`."""
+
+    index: int
+    process: subprocess.Popen
+    started: float
+    killed: bool = False
+
+    @property
+    def trace(self) -> str:
+        return str(Path(self.process.args[-1]).parent / f"worker-{self.index}")
+
+
+class Fleet:
+    """``python -m bnsearch worker`` processes on one study (stand-in engine), each logging
+    to ``folder/worker-<i>.log``; killed at random and started again on demand."""
+
+    def __init__(
+        self,
+        folder: Path,
+        study_file: Path,
+        storage: str,
+        tracking_uri: str,
+        flags: Sequence[str] = (),
+        epoch_s: float = 0.05,
+    ) -> None:
+        self.folder = folder
+        self.study_file = study_file
+        self.argv = [
+            "worker", str(study_file), "--engine", "standin", "--storage", storage,
+            "--tracking-uri", tracking_uri, "--quiet", *flags,
+        ]  # fmt: skip
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "BNSEARCH_STANDIN_EPOCH_S": str(epoch_s),
+        }
+        self.runs: list[WorkerRun] = []
+        self.kills = 0
+
+    def start(self, count: int = 1) -> None:
+        for _ in range(count):
+            index = len(self.runs)
+            trace = self.folder / f"worker-{index}"
+            env = {**self.env, "BNSEARCH_TRACE": str(trace)}
+            with open(self.folder / f"worker-{index}.log", "ab") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-c", _TRACED, *self.argv],
+                    cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            self.runs.append(WorkerRun(index, process, time.monotonic()))
+
+    def live(self) -> list[WorkerRun]:
+        return [run for run in self.runs if run.process.poll() is None]
+
+    def kill_one(
+        self, rng: random.Random, older_than_s: float = 0.0, among: set[int] | None = None
+    ) -> WorkerRun | None:
+        """SIGKILL a random live worker that has run ``older_than_s`` at least (and whose
+        pid is in ``among``, if given)."""
+        now = time.monotonic()
+        candidates = [
+            r
+            for r in self.live()
+            if now - r.started >= older_than_s and (among is None or r.process.pid in among)
+        ]
+        if not candidates:
+            return None
+        victim = rng.choice(candidates)
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait(timeout=30)
+        victim.killed = True
+        self.kills += 1
+        return victim
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for run in self.runs:
+            run.process.wait(timeout=max(1.0, deadline - time.monotonic()))
+
+    def stop(self) -> None:
+        for run in self.live():
+            run.process.kill()
+            run.process.wait(timeout=30)
+
+    def failures(self) -> list[str]:
+        """The log tail of every worker that was not killed and did not exit 0."""
+        return [
+            f"worker {r.index} exited {r.process.returncode}: "
+            + (self.folder / f"worker-{r.index}.log").read_text(errors="replace")[-3000:]
+            for r in self.runs
+            if not r.killed and r.process.returncode != 0
+        ]
+
+    def imported(self) -> dict[str, bool]:
+        """Whether any worker that exited imported TensorFlow or Keras."""
+        found = {"tensorflow": False, "keras": False}
+        for path in self.folder.glob("worker-*.modules"):
+            for name, present in json.loads(path.read_text()).items():
+                found[name] = found.get(name, False) or present
+        return found
+
+    def exited(self) -> int:
+        """How many workers wrote their exit record (exited, not killed)."""
+        return len(list(self.folder.glob("worker-*.modules")))
+
+
+def claim_timings(folder: Path) -> list[tuple[float, float, float, int]]:
+    """Every claim the fleet in ``folder`` logged: (end time, waited s, held s, trials)."""
+    found = []
+    for path in folder.glob("worker-*.claims"):
+        for line in path.read_text().splitlines():
+            stamp, _, rest = line.partition(" claim ")
+            if not rest:
+                continue
+            fields = dict(part.split("=") for part in rest.split())
+            found.append(
+                (
+                    float(stamp),
+                    float(fields["waited_s"]),
+                    float(fields["held_s"]),
+                    int(fields["trials"]),
+                )
+            )
+    return sorted(found)
+
+
+@dataclass
+class StudyAudit:
+    """What a shared study holds once its workers are done."""
+
+    target: int
+    complete: int
+    outcomes: int  # search trials that count: complete, pruned, failed with a result
+    twice: list[tuple[int, str]]  # (block, placement) with more than one outcome
+    incomplete_blocks: list[int]  # blocks missing a placement's outcome
+    running: int
+    failed_untrained: int  # failed without a result: killed, taken over, withdrawn
+    withdrawn: int
+    retries: int
+    trials: int
+    numbers: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    @property
+    def exact(self) -> bool:
+        return (
+            self.outcomes == self.target
+            and not self.twice
+            and not self.incomplete_blocks
+            and self.running == 0
+        )
+
+
+def audit_study(storage: str, name: str, target: int) -> StudyAudit:
+    """Count ``name``'s trials in ``storage``: outcomes, duplicates, whole blocks."""
+    import optuna
+
+    from bnsearch.backends import is_outcome
+
+    rdb = optuna.storages.RDBStorage(storage, engine_kwargs=_THROUGH_POOLER)
+    try:
+        trials = optuna.load_study(study_name=name, storage=rdb).get_trials(deepcopy=False)
+    finally:
+        rdb.engine.dispose()
+    states = optuna.trial.TrialState
+    search = [t for t in trials if t.user_attrs.get(keys.PHASE, "search") == "search"]
+    counted = [t for t in search if is_outcome(t) and not t.user_attrs.get(keys.WITHDRAWN)]
+    seen: Counter[tuple[int, str]] = Counter(
+        (int(t.user_attrs[keys.BLOCK]), t.params["placement"]) for t in counted
+    )
+    blocks = {block for block, _ in seen}
+    return StudyAudit(
+        target=target,
+        complete=sum(t.state is states.COMPLETE for t in search),
+        outcomes=len(counted),
+        twice=sorted(key for key, n in seen.items() if n > 1),
+        incomplete_blocks=sorted(b for b in blocks if any((b, p) not in seen for p in PLACEMENTS)),
+        running=sum(t.state is states.RUNNING for t in trials),
+        failed_untrained=sum(t.state is states.FAIL and not is_outcome(t) for t in trials),
+        withdrawn=sum(bool(t.user_attrs.get(keys.WITHDRAWN)) for t in trials),
+        retries=sum(keys.RETRIES_TRIAL in t.user_attrs for t in trials),
+        trials=len(trials),
+        numbers={(int(t.user_attrs[keys.BLOCK]), t.params["placement"]): t.number for t in counted},
+    )
+
+
+def prepare_study_file(cluster: Cluster, study_file: Path, folder: Path) -> None:
+    """``python -m bnsearch prepare`` the study (through PgBouncer, like the workers)."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "bnsearch", "prepare", str(study_file), "--engine", "standin",
+            "--storage", cluster.storage, "--tracking-uri", cluster.tracking.uri,
+        ],  # fmt: skip
+        cwd=folder, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError("prepare failed: " + done.stderr[-2000:])
+
+
+#: Where a pre-filled trial keeps its result: as much data as ``bnsearch.result`` holds,
+#: under a key bnsearch does not read, so that no worker's start-up sync writes 10,000
+#: MLflow runs for them (the MLflow side of a big study is not what this measures).
+PREFILLED_RESULT = "bench.result"
+
+
+def prefill_study(storage: str, name: str, trials: int, chunk: int = 500) -> int:
+    """Add about ``trials`` finished search trials (whole blocks, stand-in results under
+    :data:`PREFILLED_RESULT`) to the prepared study ``name``, as a study that has run a
+    while holds them; how many were added (a multiple of 3)."""
+    import optuna
+
+    from bnsearch.config import StudyConfig
+    from bnsearch.engines import standin_history
+    from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState, trial_seed
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = StudyConfig().space
+    rng_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    rdb = optuna.storages.RDBStorage(storage, engine_kwargs=_THROUGH_POOLER)
+    study = optuna.load_study(study_name=name, storage=rdb)
+    pending = []
+    for block in range(-(trials // len(PLACEMENTS)), 0):  # never a number a new block gets
+        template = rng_study.ask()
+        space.suggest(template)
+        seed = trial_seed(0, block)
+        for placement in PLACEMENTS:
+            params = {**template.params, "placement": placement}
+            spec = TrialSpec(0, BNConfig(**params), seed, block)
+            history = standin_history(spec, 2)
+            result = TrialResult(spec, TrialState.COMPLETE, history, engine="standin")
+            pending.append(
+                optuna.trial.create_trial(
+                    params=params,
+                    distributions=template.distributions,
+                    value=history["val_loss"][-1],
+                    user_attrs={
+                        "seed": seed,
+                        keys.PHASE: "search",
+                        keys.BLOCK: block,
+                        keys.WORKER: "prefill",
+                    },
+                    system_attrs={PREFILLED_RESULT: result.to_json()},
+                )
+            )
+        if len(pending) >= chunk:
+            study.add_trials(pending)
+            pending = []
+    if pending:
+        study.add_trials(pending)
+    rdb.engine.dispose()
+    return trials // len(PLACEMENTS) * len(PLACEMENTS)
+
+
+@dataclass(frozen=True)
+class _Row:
+    workers: int
+    study_size: int
+    trials: int
+    seconds: float
+    claims: int
+    claims_per_s: float
+    lock_busy: float  # share of the claims' span the lock was held
+    latency_median_ms: float
+    latency_p95_ms: float
+    held_median_ms: float
+    queries_per_trial: float
+    xacts_per_trial: float
+    postgres_ms_per_trial: float
+    pgbouncer_ms_per_trial: float
+    http_per_trial: float
+    mlflow_ms_per_trial: float
+    mlflow_ms_per_call: float
+    most_connections: int
+    limit: int
+    exact: bool
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _measure(
+    cluster: Cluster,
+    folder: Path,
+    workers: int,
+    new_trials: int,
+    study_size: int,
+    epoch_s: float,
+) -> _Row:
+    """One fleet of ``workers`` adding ``new_trials`` to a study of ``study_size``."""
+    name = f"bench-{workers}w-{study_size}-{uuid.uuid4().hex[:6]}"
+    run_folder = folder / name
+    run_folder.mkdir(parents=True)
+    study_size = study_size // len(PLACEMENTS) * len(PLACEMENTS)
+    study_file = write_study_file(run_folder, name, study_size + new_trials)
+    prepare_study_file(cluster, study_file, run_folder)
+    if study_size:
+        prefill_study(cluster.storage, name, study_size)
+    # One block per claim (the most claims); bnsearch's default heartbeat (10 s) and grace.
+    flags = ["--population", str(len(PLACEMENTS))]
+    fleet = Fleet(
+        run_folder, study_file, cluster.storage, cluster.tracking.uri, flags, epoch_s=epoch_s
+    )
+    pooler, tracking = cluster.pooler, cluster.tracking
+    assert pooler.process is not None and tracking.process is not None
+    before_db = pooler.stats(cluster.database.name)
+    before_http = sum(tracking.requests().values())
+    before_cpu = (_cpu_seconds(pooler.process.pid), _group_cpu_seconds(tracking.process.pid))
+    started = time.monotonic()
+    with ConnectionWatch(cluster.database.name) as watch:
+        fleet.start(workers)
+        try:
+            fleet.wait(timeout=1800)
+        finally:
+            fleet.stop()
+    seconds = time.monotonic() - started
+    pooler_cpu = _cpu_seconds(pooler.process.pid) - before_cpu[0]
+    mlflow_cpu = _group_cpu_seconds(tracking.process.pid) - before_cpu[1]
+    after_db = pooler.stats(cluster.database.name)
+    http = sum(tracking.requests().values()) - before_http
+    audit = audit_study(cluster.storage, name, study_size + new_trials)
+    claims = [c for c in claim_timings(run_folder) if c[3] > 0]
+    added = max(1, audit.outcomes - study_size)
+    span = claims[-1][0] - claims[0][0] + claims[0][2] if claims else float("nan")
+    latencies = [1000 * (waited + held) for _, waited, held, _ in claims]
+    return _Row(
+        workers=workers,
+        study_size=study_size,
+        trials=audit.outcomes - study_size,
+        seconds=seconds,
+        claims=len(claims),
+        claims_per_s=len(claims) / span if span > 0 else float("nan"),
+        lock_busy=sum(c[2] for c in claims) / span if span > 0 else float("nan"),
+        latency_median_ms=_percentile(latencies, 0.5),
+        latency_p95_ms=_percentile(latencies, 0.95),
+        held_median_ms=_percentile([1000 * c[2] for c in claims], 0.5),
+        queries_per_trial=(after_db["total_query_count"] - before_db["total_query_count"]) / added,
+        xacts_per_trial=(after_db["total_xact_count"] - before_db["total_xact_count"]) / added,
+        postgres_ms_per_trial=1000 * watch.server_cpu_s / added,
+        pgbouncer_ms_per_trial=1000 * pooler_cpu / added,
+        http_per_trial=http / added,
+        mlflow_ms_per_trial=1000 * mlflow_cpu / added,
+        mlflow_ms_per_call=1000 * mlflow_cpu / max(1, http),
+        most_connections=watch.most,
+        limit=cluster.database.limit,
+        exact=audit.exact and not fleet.failures(),
+    )
+
+
+_HEADER = (
+    "| workers | study size | trials added | wall s | claims | claims/s | lock busy "
+    "| claim latency p50 / p95 ms | lock held p50 ms | DB queries / trial "
+    "| DB transactions / trial | PostgreSQL CPU ms / trial | PgBouncer CPU ms / trial "
+    "| MLflow HTTP calls / trial | MLflow server CPU ms / trial (/ call) "
+    "| most DB connections (limit) | exact |\n" + "|" + "---|" * 17
+)
+
+
+def _line(r: _Row) -> str:
+    return (
+        f"| {r.workers} | {r.study_size:,} | {r.trials} | {r.seconds:.0f} | {r.claims} | "
+        f"{r.claims_per_s:.1f} | {100 * r.lock_busy:.0f} % | "
+        f"{r.latency_median_ms:.0f} / {r.latency_p95_ms:.0f} | {r.held_median_ms:.0f} | "
+        f"{r.queries_per_trial:.0f} | {r.xacts_per_trial:.0f} | "
+        f"{r.postgres_ms_per_trial:.0f} | {r.pgbouncer_ms_per_trial:.1f} | "
+        f"{r.http_per_trial:.1f} | {r.mlflow_ms_per_trial:.0f} ({r.mlflow_ms_per_call:.0f}) | "
+        f"{r.most_connections} ({r.limit}) | {'yes' if r.exact else 'NO'} |"
+    )
+
+
+def run_worker_benchmark(
+    workers: Sequence[int] = (1, 4, 16, 64),
+    study_sizes: Sequence[int] = (1000, 10000),
+    sized_workers: int = 16,
+    trials_per_worker: int = 6,
+    min_trials: int = 24,
+    epoch_s: float = 0.25,
+    connection_limit: int = 20,
+    pool_size: int = 4,
+    mlflow_workers: int = 2,
+    out: TextIO | None = None,
+) -> list[_Row]:
+    """Run and print the table: each count of ``workers`` on a fresh study (adding
+    ``trials_per_worker`` per worker, ``min_trials`` at least), then ``sized_workers``
+    workers joining a study pre-filled with each of ``study_sizes`` trials."""
+    out = out or sys.stdout
+    rows: list[_Row] = []
+    print(
+        f"bnsearch bench --workers: stand-in engine ({epoch_s} s per epoch, 2 epochs, one "
+        f"block of 3 per claim); PgBouncer transaction mode, pool {pool_size}; database "
+        f"CONNECTION LIMIT {connection_limit}; mlflow server --workers {mlflow_workers}; "
+        f"{os.cpu_count()} CPU cores",
+        file=out,
+        flush=True,
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="bnsearch-bench-workers-") as folder,
+        Cluster.started(Path(folder), connection_limit, pool_size, mlflow_workers) as cluster,
+    ):
+        print(_HEADER, file=out, flush=True)
+        runs = [(n, 0) for n in workers] + [(sized_workers, size) for size in study_sizes]
+        for count, size in runs:
+            new = 3 * max(1, round(max(min_trials, count * trials_per_worker) / 3))
+            rows.append(_measure(cluster, Path(folder), count, new, size, epoch_s))
+            print(_line(rows[-1]), file=out, flush=True)
+    return rows

@@ -1,0 +1,1001 @@
+"""Your own Keras model (``--model``), rewritten into each trial's placement.
+
+``--model`` (study file ``[network] model``) is a saved Keras model (``my_model.keras``), or
+``module:name`` / ``path/to/file.py:name`` naming a Keras model or a function that returns
+one when called without arguments: Sequential or functional, compiled or not. bnsearch
+rewrites it for every trial by one rule:
+
+* **Sites.** Every ``Dense`` or ``Conv2D`` layer other than the output layer whose output
+  goes through a non-linearity — a fused ``activation=`` other than ``linear``, or an
+  activation layer (``Activation``, ``ReLU``, ``ELU``, ``LeakyReLU``) that is its only
+  consumer (possibly through one BatchNormalization) — is a *site*. A model without a site
+  is refused: there is nowhere to place BatchNormalization.
+* **BN at a site is re-placed.** BatchNormalization layers already at a site (right after
+  the layer, or right after its activation) are removed, and each site becomes, per the
+  trial's placement: ``none``: layer → activation; ``before`` (and ``before_output``):
+  layer → BN → activation; ``after``: layer → activation → BN; ``input``: layer →
+  activation, with one BN on the model's input (after a leading ``Flatten``, so per
+  feature as in the built-in MLP; per channel on images). A fused activation is split into
+  the layer and an ``Activation`` layer, the same function. A BN elsewhere (not at a site,
+  e.g. before a residual ``Add``) is kept where it is in every placement, with the trial's
+  momentum and epsilon.
+* **Bias.** A layer keeps its own ``use_bias``, except where a BN now follows it directly:
+  there it has a bias only if the trial's ``use_bias`` is true (BN's beta makes it
+  redundant).
+* **BN settings, Dropout.** Every BN takes the trial's momentum and epsilon (``axis=-1``);
+  every ``Dropout`` takes the trial's dropout rate and the seed ``layer_seed(seed,
+  "dropout", k)``, ``k`` the number of Dense layers before it (the built-in MLP's rule).
+* **The output layer** (the Dense or Conv2D the model's output comes from, through at most
+  its activation layer) is left as it is; ``before_output`` puts a BN between it and its
+  activation (a BN already there is removed and placed so). It must suit the task:
+  ``n_classes`` units and a softmax to classify, one unit and no softmax for regression.
+* **Training.** The study's optimizer and learning rate (the thread's SGD) unless
+  ``keep_optimizer`` is set: then the model's own compiled optimizer (its class and
+  settings) with the trial's learning rate. The loss is the task's.
+* **Weights** are initialised afresh from the trial's seed with the model's own
+  initialisers: the k-th Dense kernel (and its bias initialiser, where it takes a seed)
+  from ``layer_seed(seed, "dense", k)``, the k-th Conv2D's from ``layer_seed(seed, "conv",
+  k)`` — so two placements of one block start from the same weights, and a model made of
+  the built-in network's layers starts where the built-in network does.
+* **Other layers** (anything not named above, pooling, ``Flatten``, ``Add`` and the like
+  included) are kept as they are, with fresh weights; those bnsearch cannot reason about
+  (not structural, not an activation) are named once, in the study's notice and in
+  ``python -m bnsearch model --show``.
+
+A file is loaded with Keras' ``safe_mode=True``: a ``Lambda`` layer (Python code in the
+file) is refused, never loaded by turning safe_mode off; a file that needs custom layer
+classes is refused with their names (build it in a module and give ``module:name``).
+
+The rewrite uses Keras' own machinery: ``keras.models.clone_model`` with a
+``call_function``, which is called for every layer in the graph's order with the rewritten
+inputs and may put other layers around it. Where that falls short: ``call_function`` takes
+functional models only, so a Sequential is rewritten through its functional view
+``keras.Model(model.inputs, model.outputs)`` (a Sequential without an input shape is
+refused); a shared layer (one layer called twice) is refused, since its two calls could need
+different placements; a model nested as a layer is kept as it is (its inner layers are not
+sites); a subclassed model has no graph to rewrite and is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import importlib.util
+import json
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bnsearch.errors import ConfigError
+from bnsearch.networks._order import hidden_layer_order
+from bnsearch.trial import ACTIVATIONS, BNConfig, layer_seed
+
+__all__ = [
+    "check_model_fits",
+    "kept_optimizer",
+    "ModelPlan",
+    "load_plan",
+    "model_digest",
+    "rewrite_model",
+]
+
+_ACTIVATION_LAYERS = ("Activation", "ReLU", "ELU", "LeakyReLU", "Softmax")
+_CORES = ("Dense", "Conv2D")
+#: Layers whose job bnsearch knows (they hold no decision about BN): kept as they are and
+#: not named as unknown.
+_STRUCTURAL = (
+    "Flatten", "Reshape", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D", "Add", "Concatenate", "Multiply", "Average", "Subtract",
+    "ZeroPadding2D", "Cropping2D", "Identity", "Permute",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer call of the model, in the graph's order: its layer, the calls whose outputs
+    it takes (``-1``: the model's input) and what the rewrite does with it (``role``)."""
+
+    index: int
+    layer: Any
+    inputs: tuple[int, ...]
+    role: str = "kept"
+
+    @property
+    def name(self) -> str:
+        return str(self.layer.name)
+
+    @property
+    def cls(self) -> str:
+        return type(self.layer).__name__
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.layer.get_config()
+
+
+@dataclass(frozen=True)
+class Site:
+    """A Dense/Conv2D site: its activation (the fused one, or the activation layer's call)
+    and the BN calls already at it (removed)."""
+
+    core: int
+    activation_node: int | None
+    activation: str
+    removed_bns: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """A ``--model`` network read once: its layer calls, sites and output."""
+
+    spec: str
+    source: Any  # the model as loaded (functional view)
+    nodes: tuple[Node, ...]
+    sites: dict[int, Site]
+    output: int
+    output_activation: str  # "linear" if none
+    output_activation_node: int | None
+    output_bn: int | None
+    input_shape: tuple[int | None, ...]
+    output_width: int
+    optimizer: dict[str, Any] | None  # the model's compiled optimizer, serialized
+    kept: tuple[str, ...] = ()  # "Class 'name'" of layers bnsearch cannot reason about
+    flatten_first: int | None = None  # a Flatten taking the input first (input BN after it)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def site_names(self) -> list[str]:
+        return [self.nodes[i].name for i in self.sites]
+
+
+# --- loading ----------------------------------------------------------------------------
+
+
+def _stamp(spec: str) -> tuple[str, int]:
+    """What the cache of loaded models is keyed by: the file's path and modification time."""
+    path = _source_path(spec)
+    try:
+        return (str(path), path.stat().st_mtime_ns) if path else ("", 0)
+    except OSError:
+        return (str(path), 0)
+
+
+def _source_path(spec: str) -> Path | None:
+    """The file behind ``spec``: the ``.keras`` file, the ``.py`` file or the module's
+    source (found without importing it); None if there is none."""
+    if spec.endswith(".keras"):
+        return Path(spec)
+    target = spec.rpartition(":")[0]
+    if target.endswith(".py"):
+        return Path(target)
+    _cwd_importable()
+    try:
+        found = importlib.util.find_spec(target)
+    except (ImportError, ValueError):
+        return None
+    return Path(found.origin) if found and found.origin and found.has_location else None
+
+
+def model_digest(spec: str) -> str:
+    """SHA-256 (16 hex digits) of the file behind ``spec`` ("" if none): part of the
+    network's fingerprint, so editing the model makes the study "changed"."""
+    path = _source_path(spec)
+    if path is None or not path.is_file():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+_PLANS: dict[str, tuple[tuple[str, int], ModelPlan]] = {}
+
+
+def load_plan(spec: str) -> ModelPlan:
+    """``spec`` loaded and read (cached while its file is unchanged); a ConfigError in one
+    line if it cannot be used."""
+    stamp = _stamp(spec)
+    cached = _PLANS.get(spec)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    model, optimizer = _load(spec)
+    plan = _read(spec, _functional(spec, model), optimizer)
+    _PLANS[spec] = (stamp, plan)
+    return plan
+
+
+def _cwd_importable() -> None:
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+
+
+def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
+    """The model ``spec`` names and its compiled optimizer (serialized), if any."""
+    import keras
+
+    if spec.endswith(".keras"):
+        return _load_file(Path(spec))
+    target, _, name = spec.rpartition(":")
+    if target.endswith(".py"):
+        module = _module_from_file(Path(target), spec)
+    else:
+        _cwd_importable()
+        try:
+            module = importlib.import_module(target)
+        except ImportError as error:
+            raise ConfigError(
+                f"cannot import the model module {target!r} for --model {spec} ({error}); put "
+                f"{target}.py in the folder you run bnsearch from or on PYTHONPATH."
+            ) from None
+    found = getattr(module, name, None)
+    if found is None:
+        raise ConfigError(f"{target} has no {name!r} (--model {spec}).")
+    if not isinstance(found, keras.Model):
+        if not callable(found):
+            raise ConfigError(
+                f"{spec} is a {type(found).__name__}, not a Keras model or a function that "
+                "returns one."
+            )
+        try:
+            found = found()
+        except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
+            first = str(error).splitlines()[0] if str(error) else ""
+            raise ConfigError(
+                f"calling {spec}() to build the model failed ({type(error).__name__}: "
+                f"{first}); it must take no arguments and return a Keras model."
+            ) from None
+        if not isinstance(found, keras.Model):
+            raise ConfigError(f"{spec}() returned {type(found).__name__}, not a Keras model.")
+    optimizer = None
+    if getattr(found, "compiled", False) and getattr(found, "optimizer", None) is not None:
+        optimizer = keras.optimizers.serialize(found.optimizer)
+    return found, optimizer
+
+
+def _module_from_file(path: Path, spec: str) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"--model {spec}: {path} does not exist; check the path.")
+    loader_spec = importlib.util.spec_from_file_location(f"bnsearch_model_{path.stem}", path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ConfigError(f"--model {spec}: {path} cannot be imported as Python.")
+    module = importlib.util.module_from_spec(loader_spec)
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise ConfigError(
+            f"--model {spec}: importing {path} failed ({type(error).__name__}: {first})."
+        ) from None
+    return module
+
+
+def _file_config(path: Path) -> dict[str, Any]:
+    """The ``config.json`` of a ``.keras`` file (a zip archive); {} if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return {}
+
+
+def _layer_entries(config: Any) -> list[dict[str, Any]]:
+    """Every serialized object with a ``class_name`` in a saved model's config."""
+    found: list[dict[str, Any]] = []
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "class_name" in item and isinstance(item.get("class_name"), str):
+                found.append(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _entry_name(entry: dict[str, Any]) -> str:
+    config = entry.get("config")
+    name = config.get("name") if isinstance(config, dict) else None
+    return f"{entry['class_name']} {name!r}" if name else str(entry["class_name"])
+
+
+def _load_file(path: Path) -> tuple[Any, dict[str, Any] | None]:
+    import keras
+
+    where = str(path)
+    if not path.is_file():
+        raise ConfigError(f"--model {where} does not exist; check the path.")
+    config = _file_config(path)
+    if not config:
+        raise ConfigError(f"--model {where} is not a Keras model file (a .keras archive).")
+    entries = _layer_entries(config.get("config", {}))
+    lambdas = [_entry_name(e) for e in entries if e["class_name"] == "Lambda"]
+    if lambdas:
+        raise ConfigError(
+            f"--model {where} holds {', '.join(lambdas)}: a Lambda layer is Python code, "
+            "which Keras' safe_mode refuses to load from a file (it could run anything); "
+            "write the model in a module and give --model module:name."
+        )
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - Keras' errors: a class it does not know
+        custom = sorted(
+            {
+                _entry_name(e)
+                for e in entries
+                if e.get("module") is None or not str(e.get("module")).startswith("keras")
+                if e.get("class_name") not in ("__keras_tensor__", "__tuple__", "__numpy__")
+                and "module" in e
+            }
+        )
+        if custom:
+            raise ConfigError(
+                f"--model {where} needs custom classes Keras cannot load from the file alone: "
+                f"{', '.join(custom)}; give --model module:name, a function that imports them "
+                "and returns the model (e.g. keras.models.load_model(path, custom_objects=...))."
+            ) from None
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise ConfigError(
+            f"--model {where} cannot be loaded ({type(error).__name__}: {first[:300]})."
+        ) from None
+    optimizer = (config.get("compile_config") or {}).get("optimizer")
+    return model, optimizer if isinstance(optimizer, dict) else None
+
+
+def _functional(spec: str, model: Any) -> Any:
+    """The model as a functional graph (a Sequential's functional view); refused if none."""
+    import keras
+    from keras.src.models.functional import Functional
+
+    if isinstance(model, keras.Sequential):
+        try:
+            inputs, outputs = model.inputs, model.outputs
+        except (AttributeError, ValueError):
+            inputs = outputs = None
+        if not inputs:
+            raise ConfigError(
+                f"the Sequential model of --model {spec} has no input shape; start it with "
+                "keras.Input(shape=...) (or give its first layer input_shape)."
+            )
+        return keras.Model(inputs, outputs, name=model.name)
+    if not isinstance(model, Functional):
+        raise ConfigError(
+            f"--model {spec} is a subclassed Keras model ({type(model).__name__}): it has no "
+            "layer graph to rewrite; build it as a Sequential or functional model."
+        )
+    return model
+
+
+# --- reading the graph ------------------------------------------------------------------
+
+
+def _activation_text(node: Node) -> str:
+    """The non-linearity of an activation layer call ("linear" if it has none)."""
+    config = node.config
+    if node.cls == "Activation":
+        value = config.get("activation")
+        return value if isinstance(value, str) else str((value or {}).get("class_name"))
+    if node.cls == "ReLU":
+        plain = (config.get("max_value"), config.get("negative_slope"), config.get("threshold"))
+        return "relu" if plain in ((None, 0.0, 0.0), (None, 0, 0)) else "ReLU(custom)"
+    if node.cls == "ELU":
+        return "elu" if float(config.get("alpha", 1.0)) == 1.0 else "ELU(custom)"
+    if node.cls == "Softmax":
+        return "softmax"
+    return "leaky_relu" if node.cls == "LeakyReLU" else "linear"
+
+
+def _fused(node: Node) -> str:
+    value = node.config.get("activation", "linear")
+    if value is None:
+        return "linear"
+    return value if isinstance(value, str) else str(value.get("class_name"))
+
+
+def _is_activation(node: Node) -> bool:
+    return node.cls in _ACTIVATION_LAYERS and _activation_text(node) != "linear"
+
+
+def _trace(spec: str, model: Any) -> tuple[list[Node], int]:
+    """Every layer call of ``model`` in the graph's order, and the call the output comes
+    from: ``clone_model`` calls ``call_function`` once per call, here with the model's own
+    layers, and the tensors it passes tell which call feeds which."""
+    import keras
+
+    produced: dict[int, int] = {}
+    alive: list[Any] = []  # keeps the tensors (and so their ids) alive while tracing
+    inputs = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype) for t in model.inputs]
+    for tensor in inputs:
+        produced[id(tensor)] = -1
+    nodes: list[Node] = []
+
+    def record(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        out = layer(*args, **kwargs)
+        given = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
+        outs = keras.tree.flatten(out)
+        nodes.append(Node(len(nodes), layer, tuple(produced.get(id(t), -1) for t in given)))
+        for tensor in outs:
+            produced[id(tensor)] = len(nodes) - 1
+        alive.extend(given + outs)
+        return out
+
+    clone = keras.models.clone_model(
+        model,
+        input_tensors=_like(model.input, inputs[0]),
+        clone_function=lambda layer: layer,
+        call_function=record,
+    )
+    seen: dict[int, int] = {}
+    for node in nodes:
+        seen[id(node.layer)] = seen.get(id(node.layer), 0) + 1
+        if seen[id(node.layer)] > 1:
+            raise ConfigError(
+                f"--model {spec}: layer {node.name!r} is called more than once (a shared "
+                "layer); its calls could need different placements, so bnsearch cannot "
+                "rewrite it; give each call its own layer."
+            )
+    return nodes, produced[id(clone.outputs[0])]
+
+
+def _like(structure: Any, tensor: Any) -> Any:
+    """``tensor`` in the structure of a one-input model's ``model.input`` (it or [it])."""
+    return [tensor] if isinstance(structure, (list, tuple)) else tensor
+
+
+def _read(spec: str, model: Any, optimizer: dict[str, Any] | None) -> ModelPlan:
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ConfigError(
+            f"--model {spec} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+            "bnsearch trains models with one input (the data's rows) and one output."
+        )
+    nodes, last = _trace(spec, model)
+    graph = _Graph(nodes)
+    roles = {node.index: _base_role(node) for node in nodes}
+    output, output_activation, activation_node, output_bn = _output(spec, nodes, last)
+    roles[output] = "output"
+    if activation_node is not None:
+        roles[activation_node] = "output_activation"
+    if output_bn is not None:
+        roles[output_bn] = "removed_bn"
+    sites: dict[int, Site] = {}
+    for node in nodes:
+        site = graph.site(node) if node.cls in _CORES and node.index != output else None
+        if site is None:
+            continue
+        sites[node.index] = site
+        roles[node.index] = "site"
+        if site.activation_node is not None:
+            roles[site.activation_node] = "site_activation"
+        roles.update({index: "removed_bn" for index in site.removed_bns})
+    if not sites:
+        raise ConfigError(
+            f"--model {spec} has no site for BatchNormalization: no Dense or Conv2D layer "
+            "besides the output layer goes through a non-linearity (a fused activation= or "
+            "an activation layer after it)."
+        )
+    first = graph.only(-1)
+    final = tuple(Node(node.index, node.layer, node.inputs, roles[node.index]) for node in nodes)
+    width = model.outputs[0].shape[-1]
+    return ModelPlan(
+        spec=spec,
+        source=model,
+        nodes=final,
+        sites=sites,
+        output=output,
+        output_activation=output_activation,
+        output_activation_node=activation_node,
+        output_bn=output_bn,
+        input_shape=tuple(model.inputs[0].shape[1:]),
+        output_width=int(width) if width is not None else 0,
+        optimizer=optimizer,
+        kept=tuple(f"{n.cls} {n.name!r}" for n in final if n.role == "kept"),
+        flatten_first=first.index if first is not None and first.cls == "Flatten" else None,
+    )
+
+
+class _Graph:
+    """Who consumes each call's output, and the site rule on top of it."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+        self.consumers: dict[int, list[int]] = {i: [] for i in range(-1, len(nodes))}
+        for node in nodes:
+            for source in node.inputs:
+                self.consumers[source].append(node.index)
+
+    def only(self, index: int) -> Node | None:
+        """The one call that consumes call ``index``'s output (None if not exactly one)."""
+        found = self.consumers[index]
+        return self.nodes[found[0]] if len(found) == 1 else None
+
+    def site(self, node: Node) -> Site | None:
+        """``node`` (a Dense/Conv2D) as a site: its activation and the BNs at it; None if
+        its output goes through no non-linearity."""
+        removed: list[int] = []
+        act_node: Node | None = None
+        activation = _fused(node)
+        end = node
+        if activation == "linear":
+            nxt = self.only(node.index)
+            if nxt is not None and nxt.cls == "BatchNormalization":
+                after_bn = self.only(nxt.index)
+                if after_bn is not None and _is_activation(after_bn):
+                    removed.append(nxt.index)
+                    act_node = after_bn
+            elif nxt is not None and _is_activation(nxt):
+                act_node = nxt
+            if act_node is None:
+                return None
+            activation, end = _activation_text(act_node), act_node
+        following = self.only(end.index)
+        if following is not None and following.cls == "BatchNormalization":
+            removed.append(following.index)
+        act_index = act_node.index if act_node is not None else None
+        return Site(node.index, act_index, activation, tuple(removed))
+
+
+def _base_role(node: Node) -> str:
+    if node.cls == "Dropout":
+        return "dropout"
+    if node.cls == "BatchNormalization":
+        return "kept_bn"
+    if node.cls in _CORES:
+        return "core"
+    if node.cls in _STRUCTURAL or node.cls in _ACTIVATION_LAYERS or node.cls == "InputLayer":
+        return "structural"
+    return "kept"
+
+
+def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | None, int | None]:
+    """The output layer's call, its activation, the activation layer's call and a BN
+    between them."""
+    node = nodes[last] if last >= 0 else None
+    activation_node: int | None = None
+    output_bn: int | None = None
+    activation = "linear"
+    if node is not None and node.cls in _ACTIVATION_LAYERS:
+        activation_node, activation = node.index, _activation_text(node)
+        node = nodes[node.inputs[0]] if node.inputs and node.inputs[0] >= 0 else None
+        if node is not None and node.cls == "BatchNormalization":
+            output_bn = node.index
+            node = nodes[node.inputs[0]] if node.inputs and node.inputs[0] >= 0 else None
+    if node is None or node.cls not in _CORES:
+        what = f"{node.cls} {node.name!r}" if node is not None else "its input"
+        raise ConfigError(
+            f"--model {spec}: the output comes from {what}, not from a Dense or Conv2D "
+            "layer; end the model in its output layer (e.g. Dense(n_classes, "
+            "activation='softmax'))."
+        )
+    if activation_node is None:
+        activation = _fused(node)
+    return node.index, activation, activation_node, output_bn
+
+
+def check_model_fits(plan: ModelPlan, input_shape: tuple[int, ...], n_classes: int) -> None:
+    """Refuse, in one line, a model whose input or output does not suit the data and task
+    (``n_classes == 1``: regression)."""
+    expected = tuple(plan.input_shape)
+    given = tuple(int(n) for n in input_shape)
+    pairs = zip(expected, given, strict=False)
+    fits = len(expected) == len(given) and all(e in (None, g) for e, g in pairs)
+    if not fits:
+        raise ConfigError(
+            f"--model {plan.spec} takes rows of shape {expected}, but the data's rows have "
+            f"shape {given}; give the model keras.Input(shape={given})."
+        )
+    output = plan.nodes[plan.output]
+    if n_classes == 1:
+        if plan.output_width != 1 or plan.output_activation == "softmax":
+            raise ConfigError(
+                f"--model {plan.spec} ends in {output.cls} {output.name!r} with "
+                f"{plan.output_width} units and activation {plan.output_activation}; a "
+                "regression needs one output unit without softmax (Dense(1))."
+            )
+    elif plan.output_width != n_classes or plan.output_activation != "softmax":
+        raise ConfigError(
+            f"--model {plan.spec} ends in {output.cls} {output.name!r} with "
+            f"{plan.output_width} units and activation {plan.output_activation}; the data "
+            f"has {n_classes} classes, so it must end in Dense({n_classes}) with a softmax "
+            "(or set --task regression for a real-valued target)."
+        )
+
+
+# --- rewriting --------------------------------------------------------------------------
+
+
+def _seeded(config: dict[str, Any], key: str, seed: int) -> None:
+    """Give the serialized initialiser ``config[key]`` the seed ``seed`` (if it takes one)."""
+    value = config.get(key)
+    if isinstance(value, str):
+        import keras
+
+        value = keras.initializers.serialize(keras.initializers.get(value))
+    if isinstance(value, dict) and isinstance(value.get("config"), dict):
+        value = copy.deepcopy(value)
+        if "seed" in value["config"]:
+            value["config"]["seed"] = seed
+        config[key] = value
+
+
+def rewrite_model(plan: ModelPlan, config: BNConfig, seed: int) -> Any:
+    """A fresh Keras model of ``plan`` under ``config``'s placement (see the module's rule),
+    weights initialised from ``seed``; uncompiled."""
+    return _Rewrite(plan, config, seed).model()
+
+
+class _Rewrite:
+    """One rewrite of a plan: ``clone_model`` calls :meth:`call` for every layer call, in
+    the order the plan was traced in, with the rewritten inputs."""
+
+    def __init__(self, plan: ModelPlan, config: BNConfig, seed: int) -> None:
+        self.plan, self.config, self.seed = plan, config, seed
+        self.order = hidden_layer_order(config.placement)
+        self.names = {node.name for node in plan.nodes}
+        self.seeds: dict[int, tuple[str, int]] = {}
+        dense_seen = conv_seen = 0
+        for node in plan.nodes:
+            if node.cls == "Dense":
+                self.seeds[node.index] = ("dense", dense_seen)
+                dense_seen += 1
+            elif node.cls == "Conv2D":
+                self.seeds[node.index] = ("conv", conv_seen)
+                conv_seen += 1
+            elif node.cls == "Dropout":
+                self.seeds[node.index] = ("dropout", dense_seen)
+        self.calls = 0
+
+    def model(self) -> Any:
+        import keras
+
+        plan = self.plan
+        self.inputs = keras.Input(batch_shape=(None, *plan.input_shape), name="features")
+        self.input = self.inputs
+        if self.config.placement == "input" and plan.flatten_first is None:
+            self.input = self.bn("input_bn")(self.inputs)
+        model = keras.models.clone_model(
+            plan.source,
+            input_tensors=_like(plan.source.input, self.inputs),
+            clone_function=lambda layer: layer,
+            call_function=self.call,
+        )
+        name = f"{plan.source.name}_{self.config.placement}"
+        return keras.Model(model.inputs, model.outputs, name=name)
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.names:
+            name, k = f"{base}_{k}", k + 1
+        self.names.add(name)
+        return name
+
+    def bn(self, name: str) -> Any:
+        import keras
+
+        config = self.config
+        return keras.layers.BatchNormalization(
+            axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=self.fresh(name)
+        )
+
+    def core(self, node: Node, use_bias: bool, activation: str | None) -> Any:
+        """The Dense/Conv2D of ``node``, its initialisers seeded from the trial's seed."""
+        layer_config = copy.deepcopy(node.config)
+        kind, k = self.seeds[node.index]
+        _seeded(layer_config, "kernel_initializer", layer_seed(self.seed, kind, k))
+        _seeded(layer_config, "bias_initializer", layer_seed(self.seed, kind, k))
+        layer_config["use_bias"] = use_bias
+        if activation is not None:
+            layer_config["activation"] = activation
+        return type(node.layer).from_config(layer_config)
+
+    def activation_layer(self, site: Site) -> Any:
+        import keras
+
+        nodes = self.plan.nodes
+        own = nodes[site.activation_node] if site.activation_node is not None else None
+        name = own.name if own is not None else self.fresh(f"{nodes[site.core].name}_act")
+        if self.config.activation:  # searched: it replaces the site's own
+            return keras.layers.Activation(self.config.activation, name=name)
+        if own is not None:
+            return type(own.layer).from_config(own.config)
+        return keras.layers.Activation(site.activation, name=name)
+
+    def call(self, layer: Any, *args: Any, **kwargs: Any) -> Any:
+        import keras
+
+        node = self.plan.nodes[self.calls]
+        self.calls += 1
+        if node.name != layer.name:  # the same graph, traced in the same order
+            raise RuntimeError(f"rewrite out of step at {node.name!r} / {layer.name!r}")
+        args, kwargs = keras.tree.map_structure(
+            lambda t: self.input if t is self.inputs else t, (args, kwargs)
+        )
+        if node.role in ("removed_bn", "site_activation"):
+            return args[0]
+        if node.role in ("site", "output"):
+            return self.placed(node, args[0])
+        layer_config = dict(node.config)
+        if node.role == "dropout":
+            layer_config["rate"] = self.config.dropout
+            layer_config["seed"] = layer_seed(self.seed, "dropout", self.seeds[node.index][1])
+        elif node.role == "kept_bn":
+            layer_config["momentum"] = self.config.momentum
+            layer_config["epsilon"] = self.config.epsilon
+        if node.role == "core":
+            out = self.core(node, bool(layer_config.get("use_bias", True)), None)(*args, **kwargs)
+        else:
+            out = type(node.layer).from_config(layer_config)(*args, **kwargs)
+        if self.config.placement == "input" and node.index == self.plan.flatten_first:
+            out = self.bn("input_bn")(out)
+        return out
+
+    def placed(self, node: Node, x: Any) -> Any:
+        """A site (layer, BN and activation in the placement's order) or the output layer
+        (a BN before its activation for ``before_output``)."""
+        import keras
+
+        plan, config = self.plan, self.config
+        own_bias = bool(node.config.get("use_bias", True))
+        if node.role == "site":
+            site = plan.sites[node.index]
+            feeds_bn = self.order[1:2] == ("bn",)
+            z = self.core(node, own_bias and (config.use_bias or not feeds_bn), "linear")(x)
+            for step in self.order[1:]:
+                z = (
+                    self.bn(f"{node.name}_bn")(z)
+                    if step == "bn"
+                    else self.activation_layer(site)(z)
+                )
+            return z
+        if config.placement != "before_output":
+            return self.core(node, own_bias, None)(x)
+        fused = plan.output_activation_node is None
+        z = self.core(node, own_bias and config.use_bias, "linear" if fused else None)(x)
+        z = self.bn(f"{node.name}_bn")(z)
+        if fused and plan.output_activation != "linear":
+            act_name = self.fresh(f"{node.name}_act")
+            z = keras.layers.Activation(plan.output_activation, name=act_name)(z)
+        return z
+
+
+def kept_optimizer(plan: ModelPlan, learning_rate: float) -> Any:
+    """The model's own compiled optimizer, fresh, with ``learning_rate``."""
+    import keras
+
+    if plan.optimizer is None:
+        raise ConfigError(
+            f"keep_optimizer is set but --model {plan.spec} was not compiled with an "
+            "optimizer; compile it (model.compile(optimizer=...)) or unset keep_optimizer."
+        )
+    serialized = copy.deepcopy(plan.optimizer)
+    serialized.setdefault("config", {})["learning_rate"] = learning_rate
+    return keras.optimizers.deserialize(serialized)
+
+
+# --- the population engine's form -------------------------------------------------------
+
+#: The initialisers the built-in networks use, as Keras serializes them (seed aside).
+_INITIALIZERS = {
+    ("GlorotUniform", ()): "glorot_uniform",
+    ("HeUniform", ()): "he_uniform",
+    ("RandomUniform", (("maxval", 0.05), ("minval", -0.05))): "uniform",
+}
+_DEFAULT_AXES = {"input_axes": None, "output_axes": None}
+
+
+@dataclass(frozen=True)
+class BuiltinForm:
+    """A rewritten model that is one of bnsearch's own networks: the ``NetworkSettings``
+    fields that build the same layers with the same initial weights, and whether it has
+    Dropout (without any, its members train with dropout rate 0)."""
+
+    family: str
+    hidden_units: tuple[int, ...]
+    activation: str
+    initializer: str
+    conv_filters: tuple[int, ...] = ()
+    kernel_size: int = 3
+    dropout: bool = True
+
+
+def _initializer_name(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    config = {k: v for k, v in (value.get("config") or {}).items() if k != "seed"}
+    if value.get("class_name") in ("GlorotUniform", "HeUniform"):
+        if any(config.get(k) is not None for k in _DEFAULT_AXES):
+            return None
+        config = {k: v for k, v in config.items() if k not in _DEFAULT_AXES}
+    key = (value.get("class_name"), tuple(sorted(config.items())))
+    return _INITIALIZERS.get(key)
+
+
+def _plain_core(node: Node) -> str | None:
+    """Why a Dense/Conv2D is not one the built-in networks have (None if it is)."""
+    config = node.config
+    if not config.get("use_bias", True):
+        return "use_bias=False"
+    if _initializer_name(config.get("kernel_initializer")) is None:
+        initial = config.get("kernel_initializer") or {}
+        return f"kernel initializer {initial.get('class_name', initial)}"
+    bias = config.get("bias_initializer") or {}
+    if bias.get("class_name") != "Zeros":
+        return f"bias initializer {bias.get('class_name', bias)}"
+    for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer"):
+        if config.get(key) is not None:
+            return key.replace("_", " ")
+    for key in ("kernel_constraint", "bias_constraint"):
+        if config.get(key) is not None:
+            return key.replace("_", " ")
+    if node.cls == "Conv2D":
+        size = tuple(config.get("kernel_size", ()))
+        plain = (
+            config.get("padding") == "same"
+            and tuple(config.get("strides", ())) == (1, 1)
+            and tuple(config.get("dilation_rate", ())) == (1, 1)
+            and config.get("groups", 1) == 1
+            and config.get("data_format", "channels_last") == "channels_last"
+            and len(size) == 2
+            and size[0] == size[1]
+        )
+        if not plain:
+            return "not a square 'same' convolution with stride 1"
+    return None
+
+
+def builtin_form(plan: ModelPlan, activations: tuple[str, ...]) -> BuiltinForm | str:
+    """``plan`` as one of the built-in families (the population engine trains those), or
+    the reason it is not one: the first layer that does not fit, named.
+
+    It fits when the model is a chain: [Flatten] (Dense site [Dropout])+ output Dense, or
+    (Conv2D site, MaxPooling2D(2, 'same'))+ Flatten (Dense site [Dropout])+ output Dense,
+    every site with the same activation (one of ``activations``), every Dense/Conv2D with a
+    bias, the same built-in initialiser (Glorot-uniform, He-uniform or uniform ±0.05) and a
+    zero bias initialiser, no regulariser or constraint; square 'same' convolutions of one
+    kernel size with stride 1; a Dropout after every hidden Dense or after none."""
+    steps: list[Node] = []
+    previous = -1
+    for node in plan.nodes:
+        if node.inputs != (previous,):
+            return f"{node.cls} {node.name!r} is not in a plain chain of layers"
+        previous = node.index
+        if node.role not in ("removed_bn", "site_activation"):
+            steps.append(node)
+    site_activations = {site.activation for site in plan.sites.values()}
+    if len(site_activations) > 1:
+        return f"its sites use different activations ({', '.join(sorted(site_activations))})"
+    (activation,) = site_activations
+    if activation not in activations:
+        return f"activation {activation}"
+    walk = _FormWalk(plan)
+    for node in steps:
+        reason = walk.step(node)
+        if reason:
+            return reason
+    return walk.form(activation)
+
+
+class _FormWalk:
+    """:func:`builtin_form`'s walk along the chain: the stage it is at (``start``,
+    ``conv``, ``pool``, ``flat``, ``dense``, ``output``) and what it has seen."""
+
+    def __init__(self, plan: ModelPlan) -> None:
+        self.plan = plan
+        self.stage = "start"
+        self.initializers: set[str | None] = set()
+        self.convs: list[int] = []
+        self.kernel_sizes: set[int] = set()
+        self.hidden: list[int] = []
+        self.dropouts = 0
+
+    def step(self, node: Node) -> str | None:
+        """Take ``node``; the reason it does not fit, or None."""
+        what, stage = f"{node.cls} {node.name!r}", self.stage
+        if node.cls in _CORES:
+            reason = _plain_core(node)
+            if reason:
+                return f"{what} ({reason})"
+            self.initializers.add(_initializer_name(node.config.get("kernel_initializer")))
+        if node.role == "site" and node.cls == "Conv2D" and stage in ("start", "pool"):
+            self.convs.append(int(node.config["filters"]))
+            self.kernel_sizes.add(int(tuple(node.config["kernel_size"])[0]))
+            self.stage = "conv"
+        elif node.cls == "MaxPooling2D" and stage == "conv":
+            config = node.config
+            plain = tuple(config.get("pool_size", ())) == (2, 2) and config.get("padding") == "same"
+            if not plain or tuple(config.get("strides") or (2, 2)) != (2, 2):
+                return f"{what} (only MaxPooling2D(2, padding='same') after a Conv2D)"
+            self.stage = "pool"
+        elif node.cls == "Flatten" and stage in ("start", "pool"):
+            self.stage = "flat"
+        elif node.role == "site" and node.cls == "Dense" and stage in ("start", "flat", "dense"):
+            if stage == "start" and len(self.plan.input_shape) > 1:
+                return f"{what} takes image-shaped rows without a Flatten first"
+            self.hidden.append(int(node.config["units"]))
+            self.stage = "dense"
+        elif node.role == "dropout" and stage == "dense" and len(self.hidden) > self.dropouts:
+            if node.config.get("noise_shape") is not None:
+                return f"{what} (a noise_shape)"
+            self.dropouts += 1
+        elif node.role == "output" and node.cls == "Dense" and stage == "dense":
+            self.stage = "output"
+        elif not (node.role == "output_activation" and stage == "output"):
+            return what
+        return None
+
+    def form(self, activation: str) -> BuiltinForm | str:
+        if self.stage != "output":
+            return "its layers are not an MLP or CNN of bnsearch's own form"
+        if self.dropouts not in (0, len(self.hidden)):
+            return "a Dropout after some hidden Dense layers but not all"
+        if len(self.initializers) > 1:
+            names = ", ".join(sorted(map(str, self.initializers)))
+            return f"its layers use different initializers ({names})"
+        if self.convs and len(self.plan.input_shape) != 3:
+            return "Conv2D on rows that are not height × width × channels"
+        if len(self.kernel_sizes) > 1:
+            return "Conv2D layers of different kernel sizes"
+        return BuiltinForm(
+            family="cnn" if self.convs else "mlp",
+            hidden_units=tuple(self.hidden),
+            activation=activation,
+            initializer=str(self.initializers.pop()),
+            conv_filters=tuple(self.convs) or (16, 32),
+            kernel_size=self.kernel_sizes.pop() if self.kernel_sizes else 3,
+            dropout=self.dropouts > 0,
+        )
+
+
+def layer_text(layer: Any) -> str:
+    """One layer as ``python -m bnsearch model --show`` prints it."""
+    name = type(layer).__name__
+    config = layer.get_config()
+    parts: list[str] = []
+    if name in _CORES:
+        parts.append(str(config.get("units", config.get("filters"))))
+        if name == "Conv2D":
+            parts.append("x".join(map(str, config["kernel_size"])))
+            parts.append(f"padding={config.get('padding')}")
+        if _fused_value(config) != "linear":
+            parts.append(f"activation={_fused_value(config)}")
+        if not config.get("use_bias", True):
+            parts.append("no bias")
+        initial = config.get("kernel_initializer") or {}
+        parts.append(f"init={initial.get('class_name', initial)}")
+    elif name == "BatchNormalization":
+        parts.append(f"momentum={config['momentum']:g}, epsilon={config['epsilon']:g}")
+    elif name == "Dropout":
+        parts.append(f"rate={config['rate']:g}")
+    elif name == "Activation":
+        parts.append(str(config.get("activation")))
+    elif name == "InputLayer":
+        parts.append(f"shape={tuple(config.get('batch_shape', (None,))[1:])}")
+    return f"{name}({', '.join(parts)})" if parts else name
+
+
+def _fused_value(config: dict[str, Any]) -> str:
+    value = config.get("activation", "linear") or "linear"
+    return value if isinstance(value, str) else str(value.get("class_name"))
+
+
+def builtin_network(network: Any) -> tuple[Any, bool] | str:
+    """A ``--model`` network as the built-in ``NetworkSettings`` that builds the same layers
+    from the same initial weights, and whether it has Dropout; or why it is not one."""
+    from dataclasses import replace
+
+    if network.keep_optimizer:
+        return "its own optimizer (keep_optimizer)"
+    form = builtin_form(load_plan(network.model or ""), ACTIVATIONS)
+    if isinstance(form, str):
+        return form
+    settings = replace(
+        network,
+        model=None,
+        keep_optimizer=False,
+        family=form.family,
+        hidden_units=form.hidden_units,
+        activation=form.activation,
+        initializer=form.initializer,
+        conv_filters=form.conv_filters,
+        kernel_size=form.kernel_size,
+    )
+    return settings, form.dropout

@@ -1,0 +1,369 @@
+"""The two questions of the thread, each answered from the paired blocks by the study's rule.
+
+* **Does BN help here?** (``bn``): each BN placement against ``none``. "BN helps" names the
+  placements that beat ``none`` by more than the threshold; "BN does not help" says every
+  BN placement is decided and none of them is better (``none`` is as good or better); "no
+  effect of BN" that every one lies within the threshold of ``none``.
+* **Before or after?** (``placement``): ``before`` against ``after``, as bnsearch has always
+  answered it.
+
+Both by the same rule, the one the study was run with:
+
+* until settled: the anytime-valid confidence sequence of each comparison
+  (:mod:`bnsearch.stats`); a BN placement beats ``none`` only when the closed test over the
+  BN placements names it too (:func:`~bnsearch.stats.settle_against_none`, whose docstring
+  says why a closed test and not an alpha split);
+* fixed budget: the bootstrap interval of the median against the threshold and the
+  Wilcoxon test, Holm-corrected across every pair of placements (the two questions'
+  comparisons together), so naming a BN placement that does not help, or a placement
+  winner that is not, stays under 5 % for the family.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bnsearch.stats._format import significant
+from bnsearch.stats._sequential import (
+    ABOVE,
+    ALPHA,
+    BELOW,
+    INSIDE,
+    OPEN,
+    SIDE_NAMES,
+    bn_outcomes,
+    min_blocks_to_settle,
+    settle,
+    settle_against_none,
+)
+
+__all__ = ["Answer", "PairComparison", "answer_bn", "answer_placement", "budget_side"]
+
+#: The side of a comparison ``p − none`` as "does BN help?" reads it.
+_BN_SIDE = {"better": "beats `none`", "worse": "is worse than `none`", "equal": "is within"}
+
+
+@dataclass(frozen=True)
+class PairComparison:
+    """``first − second`` over blocks; for a loss, a negative mean favours ``first``."""
+
+    first: str
+    second: str
+    n_blocks: int
+    mean: float
+    median: float
+    ci_low: float  # 95 % bootstrap interval of the median
+    ci_high: float
+    p_value: float
+    p_holm: float
+    effect_size: float
+    cs_low: float = -math.inf  # anytime-valid 95 % confidence sequence of the median
+    cs_high: float = math.inf
+    differences: tuple[float, ...] = field(repr=False, default=())
+    blocks: tuple[int, ...] = field(repr=False, default=())  # the block of each difference
+
+    def interval(self, until: str) -> tuple[float, float]:
+        """The interval the rule ``until`` decides by."""
+        return (self.cs_low, self.cs_high) if until == "settled" else (self.ci_low, self.ci_high)
+
+    def describe(self, until: str, mean: bool = True) -> str:
+        """``median difference before − after -0.1494, anytime-valid 95% CS [...], ...``."""
+        low, high = self.interval(until)
+        kind = "anytime-valid 95% CS" if until == "settled" else "95% CI"
+        text = (
+            f"median difference {self.first} − {self.second} {_s(self.median)}, {kind} "
+            f"[{_s(low)}, {_s(high)}]"
+        )
+        if mean:
+            text += f", mean {_s(self.mean)}"
+        return f"{text}, {self.n_blocks} blocks"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One question's answer: ``question`` is ``bn`` or ``placement``. ``outcome``: for
+    ``placement`` the better placement, ``no-effect``, ``inconclusive`` or
+    ``insufficient``; for ``bn`` one of :data:`~bnsearch.stats.BN_OUTCOMES`. ``sides`` (BN
+    only): each BN placement against ``none``, ``better`` / ``worse`` / ``equal`` / None (not
+    settled)."""
+
+    question: str
+    outcome: str
+    statement: str
+    extra_blocks_needed: int | None = None
+    sides: dict[str, str | None] = field(default_factory=dict)
+    loser: str | None = None  # placement: the placement the winner beats
+
+    @property
+    def decided(self) -> bool:
+        """Settled: a claim, or no effect beyond the threshold (a BN question that cannot be
+        asked, without ``none``, waits for nothing)."""
+        return self.outcome not in ("inconclusive", "insufficient")
+
+    @property
+    def helping(self) -> tuple[str, ...]:
+        """The BN placements that beat ``none``."""
+        return tuple(p for p, side in self.sides.items() if side == "better")
+
+    @property
+    def words(self) -> str:
+        """The answer in a few words, for the headline."""
+        if self.question == "bn":
+            return {
+                "helps": f"BN helps ({_beat(self.helping)})",
+                "no-help": "BN does not help (`none` is as good or better)",
+                "no-effect": "no effect of BN beyond the threshold",
+                "inconclusive": "does BN help: inconclusive",
+                "insufficient": "does BN help: too few blocks",
+            }.get(self.outcome, "BN not compared (no `none` placement)")
+        return {
+            "no-effect": "no placement effect beyond the threshold",
+            "inconclusive": "before or after: inconclusive",
+            "insufficient": "before or after: too few blocks",
+        }.get(self.outcome, f"`{self.outcome}` is better than `{self.loser}`")
+
+    @property
+    def short(self) -> str:
+        """Fewer words still, for a run's name."""
+        if self.question == "bn":
+            return {
+                "helps": "BN helps",
+                "no-help": "BN does not help",
+                "no-effect": "BN: no effect",
+                "inconclusive": "BN inconclusive",
+                "insufficient": "BN: too few blocks",
+            }.get(self.outcome, "")
+        return {
+            "no-effect": "placement: no effect",
+            "inconclusive": "placement inconclusive",
+            "insufficient": "placement: too few blocks",
+        }.get(self.outcome, f"{self.outcome} better")
+
+
+def _s(value: float) -> str:
+    return significant(value, 4, signed=True)
+
+
+def _beat(placements: Sequence[str]) -> str:
+    names = " and ".join(f"`{p}`" for p in placements)
+    return f"{names} {'beats' if len(placements) == 1 else 'beat'} `none`"
+
+
+def budget_side(pair: PairComparison, threshold: float) -> str | None:
+    """The fixed-budget rule on one pair, in the terms of :func:`bnsearch.stats.settle`:
+    the bootstrap interval beyond the threshold and Holm p < 0.05, or the interval inside."""
+    low, high = pair.ci_low, pair.ci_high
+    significant_ = pair.p_holm < 0.05
+    if high < -threshold and significant_:
+        return "below"
+    if low > threshold and significant_:
+        return "above"
+    if -threshold < low and high < threshold:
+        return "inside"
+    return None
+
+
+def _extra_blocks(pair: PairComparison, threshold: float) -> int:
+    """Blocks that should shrink the bootstrap interval enough (half-width ~ 1/sqrt(n))."""
+    n, half_width = pair.n_blocks, (pair.ci_high - pair.ci_low) / 2
+    target = max(abs(abs(pair.median) - threshold), threshold / 4)
+    needed = math.ceil(n * (half_width / target) ** 2) - n if half_width > target else 1
+    return max(needed, 1)
+
+
+def _better_of(pair: PairComparison, side: str, lower_is_better: bool) -> tuple[str, str]:
+    first_better = (side == "below") == lower_is_better
+    return (pair.first, pair.second) if first_better else (pair.second, pair.first)
+
+
+def _too_few(n: int, until: str) -> str:
+    if until == "settled":
+        return (
+            f"not settled after {n} blocks: the anytime-valid interval cannot be bounded yet "
+            f"(it needs at least {min_blocks_to_settle(ALPHA)} complete blocks); run more "
+            "trials."
+        )
+    return f"not enough paired blocks ({n}); run more trials (at least 3 complete blocks)."
+
+
+def answer_placement(
+    pair: PairComparison | None, threshold: float, until: str, lower_is_better: bool
+) -> Answer:
+    """Before or after: the study's primary pair by the study's rule."""
+    n = pair.n_blocks if pair else 0
+    if until == "settled":
+        if pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high):
+            return Answer("placement", "insufficient", _too_few(n, until))
+        side = settle(pair.cs_low, pair.cs_high, threshold)
+        how = f"settled after {n} blocks, the interval lies wholly"
+    else:
+        if pair is None or n < 3:
+            return Answer("placement", "insufficient", _too_few(n, until))
+        side = budget_side(pair, threshold)
+        how = ""
+    interval = pair.describe(until)
+    if side in ("below", "above"):
+        winner, loser = _better_of(pair, side, lower_is_better)
+        where = f": {how} beyond the threshold {threshold:g}" if how else ""
+        return Answer(
+            "placement",
+            winner,
+            f"`{winner}` is better than `{loser}`{where} ({interval}).",
+            loser=loser,
+        )
+    if side == "inside":
+        if how:
+            note = f": {how} inside ±{threshold:g}"
+        else:
+            note = " (detectable, but smaller than the threshold)" if pair.p_holm < 0.05 else ""
+        return Answer(
+            "placement",
+            "no-effect",
+            f"no placement effect larger than {threshold:g} between `{pair.first}` and "
+            f"`{pair.second}`{note} ({interval}).",
+        )
+    if how:
+        return Answer(
+            "placement",
+            "inconclusive",
+            f"inconclusive: not settled within {n} blocks, the interval still reaches across "
+            f"the threshold {threshold:g} ({interval}); run the study again to add blocks (it "
+            "resumes, and stops as soon as it settles).",
+        )
+    needed = _extra_blocks(pair, threshold)
+    return Answer(
+        "placement",
+        "inconclusive",
+        f"inconclusive ({interval}); about {needed} more blocks should resolve it.",
+        extra_blocks_needed=needed,
+    )
+
+
+def answer_bn(
+    comparisons: Sequence[PairComparison],
+    matrix: np.ndarray,
+    threshold: float,
+    until: str,
+    lower_is_better: bool,
+    left_out: dict[str, int] | None = None,
+) -> Answer:
+    """Does BN help: each BN placement against ``none`` (``comparisons``: ``p − none``;
+    ``matrix``: their differences per block in block order, NaN where missing).
+    ``left_out``: the study's placements, each with its failed or pruned trials (empty: no
+    blocks yet; it says why when no block has ``none`` and a BN placement complete)."""
+    if not left_out:
+        return Answer("bn", "insufficient", "no paired blocks yet; run more trials.")
+    if not comparisons and "none" in left_out and len(left_out) > 1:
+        counts = ", ".join(f"{p} {n}" for p, n in left_out.items())
+        return Answer(
+            "bn",
+            "insufficient",
+            "no block compares BN with `none`: in each, `none` or every BN placement failed or "
+            f"was pruned (diverged, most often; trials left out: {counts}).",
+        )
+    if not comparisons:
+        return Answer(
+            "bn",
+            "not-compared",
+            "not asked: the study compares no `none` placement with a BN placement (add none "
+            "to --placements).",
+        )
+    sign = 1.0 if lower_is_better else -1.0  # below favours BN
+    if until == "settled":
+        codes, low, high = settle_against_none(sign * matrix, threshold)
+        raw = [SIDE_NAMES[int(c)] for c in codes]
+        unnamed = [
+            p.first
+            for p, c, lo, hi in zip(comparisons, codes, low, high, strict=True)
+            if c != BELOW and settle(lo, hi, threshold) == "below"
+        ]
+        bounded = np.isfinite(low) & np.isfinite(high)
+    else:
+        bounded = np.array([p.n_blocks >= 3 for p in comparisons])
+        raw = [budget_side(p, threshold) if p.n_blocks >= 3 else None for p in comparisons]
+        if not lower_is_better:  # the pair's own sides, seen from BN
+            raw = [{"below": "above", "above": "below"}.get(s, s) for s in raw]
+        unnamed = []
+        codes = np.array(
+            [{"below": BELOW, "inside": INSIDE, "above": ABOVE}.get(s, OPEN) for s in raw]
+        )
+    outcome = str(bn_outcomes(codes, bounded))
+    sides = {
+        p.first: {"below": "better", "above": "worse", "inside": "equal"}.get(s)
+        for p, s in zip(comparisons, raw, strict=True)
+    }
+    extra = None
+    if outcome == "inconclusive" and until != "settled":
+        extra = max(_extra_blocks(p, threshold) for p in comparisons if sides[p.first] is None)
+    statement = _bn_statement(outcome, comparisons, sides, unnamed, threshold, until, extra)
+    return Answer("bn", outcome, statement, extra, sides)
+
+
+# long because it is one sentence per outcome, each naming every BN placement's interval.
+def _bn_statement(
+    outcome: str,
+    comparisons: Sequence[PairComparison],
+    sides: dict[str, str | None],
+    unnamed: Sequence[str],
+    threshold: float,
+    until: str,
+    extra: int | None,
+) -> str:
+    def each(pair: PairComparison) -> str:
+        low, high = pair.interval(until)
+        kind = "anytime-valid 95% CS" if until == "settled" else "95% CI"
+        holm = f", Holm p {pair.p_holm:.3g}" if until != "settled" else ""
+        bounds = f"[{_s(low)}, {_s(high)}]"
+        return f"{pair.first} − none: median {_s(pair.median)}, {kind} {bounds}{holm}"
+
+    def verdict_of(pair: PairComparison) -> str:
+        side = sides[pair.first]
+        if side == "equal":
+            return f"`{pair.first}` is within ±{threshold:g} of `none`"
+        if side is not None:
+            return f"`{pair.first}` {_BN_SIDE[side]}"
+        if pair.first in unnamed:
+            return (
+                f"`{pair.first}` against `none`: not settled (its own interval lies beyond "
+                "the threshold, the closed test over the BN placements not yet)"
+            )
+        return f"`{pair.first}` against `none`: not settled"
+
+    n = max(p.n_blocks for p in comparisons)
+    details = "; ".join(each(p) for p in comparisons)
+    when = f", settled after {n} blocks" if until == "settled" else ""
+    if outcome == "helps":
+        helping = [p.first for p in comparisons if sides[p.first] == "better"]
+        rest = [verdict_of(p) for p in comparisons if p.first not in helping]
+        also = f"; {'; '.join(rest)}" if rest else ""
+        return f"BN helps: {_beat(helping)}{when}{also} ({details}, {n} blocks)."
+    if outcome == "no-help":
+        if all(sides[p.first] == "worse" for p in comparisons):
+            names = " and ".join(f"`{p.first}`" for p in comparisons)
+            return f"BN does not help: `none` is better than {names}{when} ({details}, {n} blocks)."
+        parts = "; ".join(verdict_of(p) for p in comparisons)
+        return (
+            f"BN does not help: `none` is as good or better{when}: {parts} ({details}, {n} blocks)."
+        )
+    if outcome == "no-effect":
+        names = " and ".join(f"`{p.first}`" for p in comparisons)
+        each_ = "each lie" if len(comparisons) > 1 else "lies"
+        return (
+            f"no effect of BN beyond the threshold {threshold:g}{when}: {names} {each_} "
+            f"within ±{threshold:g} of `none` ({details}, {n} blocks)."
+        )
+    if outcome == "insufficient":
+        if until == "settled":
+            return (
+                f"not settled after {n} blocks: no interval against `none` can be bounded yet "
+                f"(each needs at least {min_blocks_to_settle(ALPHA)} complete blocks)."
+            )
+        return f"not enough paired blocks with `none` ({n}); at least 3 complete blocks."
+    parts = "; ".join(verdict_of(p) for p in comparisons)
+    if until == "settled":
+        return f"inconclusive: not settled within {n} blocks: {parts} ({details})."
+    return f"inconclusive: {parts} ({details}); about {extra} more blocks should resolve it."

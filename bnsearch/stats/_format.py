@@ -1,0 +1,25 @@
+"""Numbers as a person reads them in a message: significant digits whatever their size, and
+plain Python values (never a NumPy repr such as ``np.float64(0.5)``: :func:`plain`, from
+:mod:`bnsearch.trial`, the one place that rule lives)."""
+
+from __future__ import annotations
+
+import math
+
+from bnsearch.trial import plain
+
+__all__ = ["plain", "significant"]
+
+
+def significant(value: float, digits: int = 4, signed: bool = False, zeros: bool = False) -> str:
+    """``value`` in ``digits`` significant digits: ``-0.1494``, ``+0.0144``, ``-1.135e+16``
+    (a diverged bound), ``inf``; ``signed`` always shows the sign, ``zeros`` keeps trailing
+    zeros (``-0.170``: for columns and run names that should line up)."""
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return ("+inf" if signed else "inf") if value > 0 else "-inf"
+    spec = f"{'+' if signed else ''}{'#' if zeros else ''}.{digits}g"
+    text = format(value, spec)
+    return text[:-1] if text.endswith(".") else text
