@@ -778,6 +778,8 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+# One fleet's run is one story: prepare and pre-fill the study, start the fleet, time its
+# claims, count round trips and MLflow calls, stop it (long because it reads as one run).
 def _measure(
     cluster: Cluster,
     folder: Path,
