@@ -107,6 +107,8 @@ VALUES: dict[str, str] = {
     "--register": "tiny-model",
     "--populations": "1,8",
     "--rows": "200",
+    "--question": "both",
+    "--workers": "1,4",
 }
 
 #: The study, as a study file: two placements (so an export trains two models), two blocks.
@@ -265,7 +267,14 @@ def _fakes(case: Case, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple
         # which benchmark the flags pick and with what, not the benchmarks themselves.
         import bnsearch.bench
 
-        for name in ("run_benchmark", "compare_backends", "profile_steps", "run_settled_benchmark"):
+        benchmarks = (
+            "run_benchmark",
+            "compare_backends",
+            "profile_steps",
+            "run_settled_benchmark",
+            "run_worker_benchmark",
+        )
+        for name in benchmarks:
             monkeypatch.setattr(bnsearch.bench, name, fake(name))
     if case.command in LIBRARY_CALLS and case.flag in _study_flags():
         # A real replay trains for ~3 s, a real export ~10 s a placement (most of it MLflow
