@@ -11,7 +11,7 @@ import pytest
 
 from bnsearch.backends import blocks_to_complete, claim_lock, is_outcome
 from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState
-from tests._postgres import fresh_database, needs_postgres
+from tests._postgres import POSTGRES, fresh_database, needs_postgres
 
 DIST = {"placement": optuna.distributions.CategoricalDistribution(["none", "before", "after"])}
 PLACEMENTS = ("none", "before", "after")
@@ -87,3 +87,29 @@ def test_claims_on_postgresql_take_turns():
         study = optuna.create_study(storage=storage, study_name=f"s{datetime.datetime.now():%f}")
         assert _holds_exclusively(study)
         storage.engine.dispose()
+
+
+@needs_postgres
+def test_the_postgresql_claim_lock_is_held_by_a_transaction_never_by_a_session():
+    """What a transaction-pooling pooler (PgBouncer) needs: the lock is held by an open
+    transaction of the claim's own connection and goes with its commit, so no server
+    session keeps it once the claim is done."""
+    import sqlalchemy
+
+    locks = sqlalchemy.text(
+        "SELECT l.granted, a.state FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+        "WHERE l.locktype = 'advisory' AND a.datname = :name"
+    )
+    for url in fresh_database():
+        name = url.rsplit("/", 1)[1]
+        storage = optuna.storages.RDBStorage(url)
+        study = optuna.create_study(storage=storage, study_name="xact")
+        admin = sqlalchemy.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            with claim_lock(study):
+                inside = connection.execute(locks, {"name": name}).all()
+            after = connection.execute(locks, {"name": name}).all()
+        admin.dispose()
+        storage.engine.dispose()
+        assert [tuple(row) for row in inside] == [(True, "idle in transaction")]
+        assert after == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -139,5 +140,10 @@ def test_openml_offline_is_a_clear_error(tmp_path, monkeypatch):
     for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path))
-    with pytest.raises(DataError, match="offline"):
-        load_dataset("openml:31")
+    try:
+        with pytest.raises(DataError, match="offline"):
+            load_dataset("openml:31")
+    finally:
+        # urlopen's shared opener was built with that proxy and would keep it for every
+        # later test of this process: dropped, it is built anew from the environment.
+        urllib.request.install_opener(None)

@@ -94,7 +94,9 @@ def _start_ui_once(study: str, tracking_uri: str, cwd: Path) -> tuple[subprocess
 
     while link and time.monotonic() < deadline and process.poll() is None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+            # Straight to the local server, never through a proxy of the environment.
+            direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with direct.open(f"http://127.0.0.1:{port}/health", timeout=2):
                 return process, link
         except OSError:
             time.sleep(0.5)

@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -78,6 +79,14 @@ QUIET_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 #: Engine arguments of the harness's own storages (through PgBouncer in transaction mode,
 #: so no server-side prepared statements: see the Optuna backend's ``engine_kwargs``).
 _THROUGH_POOLER = {"connect_args": {"prepare_threshold": None}}
+
+
+#: Requests to this machine's own servers, never through a proxy: ``urlopen``'s shared
+#: opener keeps the proxies of the environment it first saw (a proxy set for a moment, as
+#: by a test of the offline path, stays in it for the life of the process).
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+#: How uvicorn names the address it bound.
+_RUNNING_ON = re.compile(r"running on http://127\.0\.0\.1:(\d+)", re.IGNORECASE)
 
 
 def _free_port() -> int:
@@ -224,14 +233,25 @@ class PgBouncer:
         as_nobody = ["-u", "nobody"] if os.geteuid() == 0 else []
         self.folder.mkdir(parents=True, exist_ok=True)
         log = self.folder / "pgbouncer.log"
-        with open(log, "ab") as handle:
-            self.process = subprocess.Popen(
-                [path, *as_nobody, str(ini)],
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        _wait_for_port(self.port, self.process, "pgbouncer", log)
+        # A port chosen here may be taken by another process before pgbouncer binds it (a
+        # busy machine): pgbouncer then exits at once, and a fresh port is tried.
+        for attempt in range(3):
+            if attempt:
+                self.port = _free_port()
+                ini.write_text(self.config(self._config_dir))
+            with open(log, "ab") as handle:
+                self.process = subprocess.Popen(
+                    [path, *as_nobody, str(ini)],
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            try:
+                _wait_for_port(self.port, self.process, "pgbouncer", log)
+                return self
+            except RuntimeError:
+                if self.process.poll() is None or attempt == 2:
+                    raise
         return self
 
     def url(self, database: str, user: str) -> str:
@@ -280,22 +300,27 @@ class TrackingServer:
         self.folder = folder
         self.backend_store = backend_store
         self.workers = workers
-        self.port = _free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
+        self.port = 0
         self.process: subprocess.Popen | None = None
 
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self) -> TrackingServer:
+        """Start the server on a port it binds itself (``--port 0``: a port chosen here and
+        bound later can be taken meanwhile by another process of a busy machine, and a
+        health check then talks to that one) and wait until it answers ``/health``."""
         self.folder.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-            "--port", str(self.port), "--backend-store-uri", self.backend_store,
+            "--port", "0", "--backend-store-uri", self.backend_store,
             "--artifacts-destination", str(self.folder / "artifacts"),
             "--workers", str(self.workers),
         ]  # fmt: skip
-        with (
-            open(self.folder / "access.log", "ab") as access,
-            open(self.folder / "server.log", "ab") as errors,
-        ):
+        log = self.folder / "server.log"
+        already = log.stat().st_size if log.exists() else 0
+        with open(self.folder / "access.log", "ab") as access, open(log, "ab") as errors:
             self.process = subprocess.Popen(
                 command,
                 cwd=self.folder,
@@ -306,11 +331,17 @@ class TrackingServer:
             )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                urllib.request.urlopen(self.uri + "/health", timeout=2).close()
-                return self
-            except OSError:
-                time.sleep(0.3)
+            if not self.port:
+                # uvicorn's "Uvicorn running on http://127.0.0.1:PORT" names the port bound.
+                found = _RUNNING_ON.search(log.read_bytes()[already:].decode(errors="replace"))
+                self.port = int(found.group(1)) if found else 0
+            if self.port:
+                try:
+                    _DIRECT.open(self.uri + "/health", timeout=5).close()
+                    return self
+                except OSError:
+                    pass
+            time.sleep(0.3)
         self.stop()
         raise RuntimeError("mlflow server did not start: " + self._tail("server.log"))
 

@@ -45,8 +45,11 @@ block and the study overshoots its target. bnsearch holds a lock for that step o
 * Any other database: no lock; the study may then overshoot its target by a block when
   workers claim at the same instant.
 
-Either lock is waited for at most :data:`LOCK_TIMEOUT_S` (a StoreError then names the
-lock); a claim cut by a dropped connection is claimed again (:mod:`._retry`).
+The SQLite lock is waited for at most :data:`LOCK_TIMEOUT_S` (a StoreError then names
+the lock); the PostgreSQL lock as long as it takes, since the server lets no holder keep
+it past :data:`LOCK_HOLD_LIMIT_S` (many workers on a saturated lock wait longer, and none
+gives up for it). A claim cut by a dropped connection is claimed again
+(:mod:`._retry`).
 
 Blocks are kept whole (:func:`blocks_to_complete`): a trial that failed without a result
 (its process was interrupted, or died and was failed by
@@ -94,22 +97,26 @@ __all__ = [
 #: Each claim's timing, at DEBUG: ``claim waited_s=… held_s=… trials=…`` (the wait for the
 #: lock, the time it was held, the trials created); ``bench --workers`` reads it.
 CLAIM_LOG = logging.getLogger("bnsearch.claims")
-#: The longest a worker waits for another worker's claim (which takes well under a second).
+#: The longest a worker waits for the SQLite claim lock (a claim takes well under a second;
+#: a holder that hangs holds a file lock until it is stopped).
 LOCK_TIMEOUT_S = 120.0
 #: The longest a PostgreSQL claim may hold its lock before the server ends its transaction
 #: (a hung holder); a claim takes well under a second, even in a study of 10,000 trials.
+#: So a PostgreSQL waiter needs no limit of its own: every holder lets go within this, or
+#: with its connection, and a busy lock (many workers claiming) only means a longer wait.
 LOCK_HOLD_LIMIT_S = 60.0
 #: Waits between tries for the lock: each a random fraction of a ceiling that doubles from
 #: the first to the last ("full jitter": waiters do not try in step).
 _FIRST_WAIT_S, _LONGEST_WAIT_S = 0.01, 0.5
 
 
-def _wait_for(take: Any, what: str, timeout: float) -> None:
-    """Call ``take()`` until it returns True, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+def _wait_for(take: Any, what: str, timeout: float | None) -> None:
+    """Call ``take()`` until it returns True, for at most ``timeout`` seconds (None: as
+    long as it takes)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     ceiling = _FIRST_WAIT_S
     while not take():
-        if time.monotonic() >= deadline:
+        if deadline is not None and time.monotonic() >= deadline:
             raise StoreError(
                 f"waited {timeout:.0f} s for {what}, held by another worker that should "
                 "need well under a second; if a worker hangs, stop it (its lock goes with "
@@ -120,8 +127,10 @@ def _wait_for(take: Any, what: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def claim_lock(study: Any, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
+def claim_lock(study: Any, timeout: float | None = None) -> Iterator[None]:
+    """Hold the study's claim lock (see the module docstring) for the ``with`` block,
+    waiting at most ``timeout`` seconds for it (None: on PostgreSQL as long as it takes,
+    see :data:`LOCK_HOLD_LIMIT_S`; on SQLite :data:`LOCK_TIMEOUT_S`)."""
     engine = adapter.sql_engine(study)
     dialect = engine.dialect.name if engine is not None else ""
     what = f"the claim lock of study {study.study_name!r}"
@@ -140,7 +149,7 @@ def claim_lock(study: Any, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
                     return False
                 return True
 
-            _wait_for(take, f"the claim lock {path}", timeout)
+            _wait_for(take, f"the claim lock {path}", timeout or LOCK_TIMEOUT_S)
             try:
                 yield
             finally:
@@ -150,7 +159,7 @@ def claim_lock(study: Any, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _transaction_lock(engine: Any, key: int, what: str, timeout: float) -> Iterator[None]:
+def _transaction_lock(engine: Any, key: int, what: str, timeout: float | None) -> Iterator[None]:
     """``pg_try_advisory_xact_lock(key)`` in a transaction of a connection of its own, open
     for the ``with`` block and committed at its end (which releases the lock). A commit
     that fails means the lock went before the block ended: the error propagates, and the
