@@ -19,7 +19,7 @@ from bnsearch.backends import read_study
 from bnsearch.config import StudyConfig
 from bnsearch.engines import KerasEngine
 from bnsearch.errors import ConfigError
-from bnsearch.stats import best_per_placement
+from bnsearch.stats import best_per_placement, loss_text
 from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import TrialResult, TrialState, keys
@@ -71,7 +71,7 @@ def export_best(
         )
         print(
             f"bnsearch: exported the best {spec.config.placement} configuration (trial "
-            f"{spec.number}, val_loss {result.final('val_loss'):.4f} re-trained) as {uri}",
+            f"{spec.number}, val_loss {loss_text(result.final('val_loss'))} re-trained) as {uri}",
             file=out,
             flush=True,
         )

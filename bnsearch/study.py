@@ -35,7 +35,7 @@ from bnsearch.report import (
     table_metrics,
     write_report,
 )
-from bnsearch.stats import Verdict, verdict_for
+from bnsearch.stats import Verdict, loss_text, verdict_for
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
 from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
@@ -330,7 +330,10 @@ def print_summary(outcome: StudyOutcome, out: TextIO) -> None:
     if best:
         top = min(best, key=lambda r: r.value)
         params = ", ".join(f"{k}={_short(v)}" for k, v in top.config.as_params().items())
-        print(f"\nBest trial {top.spec.number}: val_loss {top.value:.4f} with {params}", file=out)
+        print(
+            f"\nBest trial {top.spec.number}: val_loss {loss_text(top.value)} with {params}",
+            file=out,
+        )
     print("", file=out)
     for line in outcome.verdict.summary_lines():
         print(line, file=out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,61 @@ def test_both_backends_implement_every_method_of_the_protocol(name):
         assert list(inspect.signature(getattr(backend, method)).parameters) == list(
             inspect.signature(getattr(protocol, method)).parameters
         )
+
+
+def test_no_class_runs_over_400_lines():
+    big = [
+        f"{path.relative_to(PACKAGE)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in SOURCES
+        for node in ast.walk(_tree(path))
+        if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 400
+    ]
+    assert big == []
+
+
+def test_every_subpackage_says_its_job_in_one_line_and_exports_a_small_face():
+    """The folder listing is the architecture: each sub-package's ``__init__`` opens with a
+    one-line job and lists its public names (``__all__``)."""
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        if init.parent == PACKAGE:
+            continue
+        module = ast.parse(init.read_text())
+        doc = ast.get_docstring(module, clean=False) or ""
+        first = doc.split("\n", 1)
+        assert doc and first[0].strip(), f"{init}: no docstring"
+        assert len(first) == 1 or first[1].startswith("\n") or first[1] == "", (
+            f"{init}: the job runs past its first line"
+        )
+        exported = [
+            node
+            for node in module.body
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+        ]
+        assert exported, f"{init}: no __all__"
+
+
+def test_store_keys_are_written_once_in_trial_keys():
+    """Every ``bnsearch.*`` tag or attribute key is a constant of :mod:`bnsearch.trial.keys`;
+    elsewhere code names the constant (logger names are not keys)."""
+    keys_module = PACKAGE / "trial" / "keys.py"
+    offenders = []
+    for path in SOURCES:
+        if path == keys_module:
+            continue
+        tree = _tree(path)
+        loggers = {
+            id(arg)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "getLogger"
+            for arg in node.args
+        }
+        offenders += [
+            f"{path.relative_to(PACKAGE)}:{node.lineno} {node.value!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and re.fullmatch(r"bnsearch\.[a-z_.]+", node.value)
+            and id(node) not in loggers
+        ]
+    assert offenders == []

@@ -29,20 +29,32 @@ def _seconds(clock: str) -> int:
     return hours * 3600 + minutes * 60 + seconds
 
 
+TRAINING = re.compile(
+    r"^\[(?P<label>look \d+|confirm): (?P<size>\d+) trials\] training (?P<percent>\d+) %  "
+    r"elapsed \d:\d\d:\d\d  batch eta (?P<eta>\d:\d\d:\d\d)$"
+)
+
+
 def test_the_eta_is_the_batchs_own_pace_and_never_the_cap(monkeypatch: pytest.MonkeyPatch):
     now = [100.0]
     monkeypatch.setattr("bnsearch.report._summary.time.monotonic", lambda: now[0])
     out = io.StringIO()
     progress = Progress(273, stream=out)  # the run's cap: 273 trials
-    progress.on_batch(Phase.SEARCH, 1, 4)
+    progress.on_batch(Phase.SEARCH, 1, 4, epochs=1)
+    for _ in range(4):
+        progress.on_epoch()
     for number in range(4):
         now[0] += 2.0  # each result of the batch takes 2 s to tell
         progress(_result(number, 0.5 - number / 100))
+    progress.on_batch(Phase.SEARCH, 2, 2, epochs=1)
     now[0] += 60.0  # the next batch trains for a minute
-    progress.on_batch(Phase.SEARCH, 2, 2)
+    progress.on_epoch()
+    progress.on_epoch()
     now[0] += 1.0
     progress(_result(4, 0.6))
-    progress.on_batch(Phase.CONFIRM, 1, 3)
+    progress.on_batch(Phase.CONFIRM, 1, 3, epochs=1)
+    for _ in range(3):
+        progress.on_epoch()
     now[0] += 3.0
     progress(_result(5, 0.6, Phase.CONFIRM))
     lines = out.getvalue().splitlines()
@@ -52,9 +64,42 @@ def test_the_eta_is_the_batchs_own_pace_and_never_the_cap(monkeypatch: pytest.Mo
         ("1", "4", "look 1"), ("2", "4", "look 1"), ("3", "4", "look 1"), ("4", "4", "look 1"),
         ("1", "2", "look 2"), ("1", "3", "confirm"),
     ]  # fmt: skip
-    # 2 s a result: 3, 2, 1 and 0 results to go; then 1 s and 3 s a result.
+    # 2 s a result from the end of training: 3, 2, 1 and 0 results to go; then 1 s and
+    # 3 s a result (the minute of training is not the telling's pace).
     assert [_seconds(m["eta"]) for m in parsed] == [6, 4, 2, 0, 1, 6]
     assert "273" not in out.getvalue()
+
+
+def test_training_lines_time_the_batch_from_its_second_epoch(monkeypatch: pytest.MonkeyPatch):
+    """A population's epochs end together, after a first epoch that also compiled the
+    graph: the ETA is timed from the end of that first epoch, so it is right from the
+    first line on, and a quarter reached before any pace is known prints nothing."""
+    now = [0.0]
+    monkeypatch.setattr("bnsearch.report._summary.time.monotonic", lambda: now[0])
+    out = io.StringIO()
+    progress = Progress(273, stream=out)
+    progress.on_batch(Phase.SEARCH, 1, 24, epochs=20)
+    epoch_ends = []
+    for epoch in range(20):
+        now[0] += 10.0 if epoch == 0 else 0.5  # 10 s of compiling, then 0.5 s an epoch
+        epoch_ends.append(now[0])
+        for _ in range(24):
+            progress.on_epoch()
+    parsed = [TRAINING.match(line) for line in out.getvalue().splitlines()]
+    assert all(parsed) and [m["percent"] for m in parsed] == ["25", "50", "75"], parsed
+    # Printed at the ends of epochs 5, 10 and 15; the batch's training ends at epoch 20.
+    real = [epoch_ends[-1] - epoch_ends[k] for k in (4, 9, 14)]
+    assert [_seconds(m["eta"]) for m in parsed] == [round(r) for r in real]
+    assert all(m["label"] == "look 1" and m["size"] == "24" for m in parsed)
+
+
+def test_one_epoch_batches_print_no_training_line():
+    out = io.StringIO()
+    progress = Progress(3, stream=out)
+    progress.on_batch(Phase.SEARCH, 1, 3, epochs=1)
+    for _ in range(3):
+        progress.on_epoch()
+    assert out.getvalue() == ""
 
 
 def test_without_batches_the_line_counts_the_runs_plan():
@@ -75,7 +120,11 @@ def test_a_real_study_counts_each_look_and_the_confirmation_round_on_its_own(
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    lines = [
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith("[") and " training " not in line
+    ]
     parsed = [LINE.match(line) for line in lines]
     assert all(parsed), lines
     # Two looks of 6 trials (2 blocks each), then a round of 2 seeds x 3 placements.

@@ -15,12 +15,14 @@ __all__ = ["Backend", "BatchCallback", "ResultCallback", "StudyReader"]
 ResultCallback = Callable[[TrialResult], None]
 """Called with each trial's result as soon as it is recorded (progress lines). One that
 also has an ``on_batch`` :data:`BatchCallback` attribute (:class:`bnsearch.report.Progress`)
-hears of each batch of the paired search before its results (:mod:`._loop`)."""
+hears of each batch of the paired search before it trains, and one with an ``on_epoch()``
+attribute of each epoch a trial of that batch finishes (:mod:`._loop`)."""
 
-BatchCallback = Callable[[Phase, int, int], None]
-"""``on_batch(phase, look, n_trials)``: a batch of ``n_trials`` trials of ``phase`` is
-trained and its results follow; ``look`` counts the search's batches of this run from 1
-(the confirmation round is look 1 of its own phase)."""
+BatchCallback = Callable[[Phase, int, int, int], None]
+"""``on_batch(phase, look, n_trials, epochs)``: a batch of ``n_trials`` trials of ``phase``
+(of up to ``epochs`` epochs each) starts training, and its results follow; ``look`` counts
+the search's batches of this run from 1 (the confirmation round is look 1 of its own
+phase)."""
 
 
 class StudyReader(Protocol):

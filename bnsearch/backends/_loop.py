@@ -19,9 +19,10 @@ by seed. A batch cut short (Ctrl-C, an error) ends its unfinished runs as KILLED
 backend has left its trials for the next run to retry (:meth:`PairedSearcher.abandon`).
 
 Each batch is a *look* (the settle rule is asked before it); an ``on_result`` that also has
-``on_batch(phase, look, n_trials)`` (:class:`bnsearch.report.Progress`) hears of each batch
-once it is trained, just before its results are told, so a progress line can count within
-the batch and time the batch by its own pace.
+``on_batch(phase, look, n_trials, epochs)`` and ``on_epoch()``
+(:class:`bnsearch.report.Progress`) hears of each batch before it trains and of each epoch
+a trial of it finishes, so a progress line can show the batch's training and time the
+batch by its own pace.
 
 A full disk (:func:`bnsearch.errors.full_disk`) stops the study at the end of the batch in
 flight with one :class:`~bnsearch.errors.StoreFullError` naming the store: under the
@@ -242,18 +243,22 @@ class _PairedSearch:
             searcher.started(member, run_id)
         prune = searcher.pruner()
 
+        trained_epoch = getattr(self.on_result, "on_epoch", None)
+
         def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
             raise_if_stopped()
+            if trained_epoch is not None:
+                trained_epoch()
             member = members[index]
             return member.spec.phase != Phase.CONFIRM and prune(member, epoch, metrics["val_loss"])
 
         specs = [member.spec for member in members]
         keep = keeps_models(self.config, specs)
+        if (on_batch := self._on_batch) is not None:
+            on_batch(members[0].spec.phase, look, len(members), self.config.network.epochs)
         trained = self.engine.train(
             specs, self.dataset, self.config.network, on_epoch, keep_models=keep
         )
-        if (on_batch := self._on_batch) is not None:
-            on_batch(members[0].spec.phase, look, len(members))
         results = []
         for index, (member, result) in enumerate(zip(members, trained.results, strict=True)):
             # The backend's store first: the result is kept whatever happens to MLflow next.

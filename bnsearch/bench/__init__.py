@@ -1,5 +1,8 @@
-"""Benchmarks, not tests: engines, backends, the settled rule, the step profile, and many
-workers on one study (whose parts the scale test shares)."""
+"""Benchmarks, not tests: engines, backends, the settled rule, the profile, many workers.
+
+The many-workers harness (a limited database, PgBouncer, an MLflow server, stand-in
+workers) is shared with the scale test.
+"""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bnsearch.trial import keys
+from bnsearch.trial import Phase, keys
 
 __all__ = [
     "ADMIN_URL",
@@ -690,7 +690,7 @@ def audit_study(storage: str, name: str, target: int) -> StudyAudit:
     finally:
         rdb.engine.dispose()
     states = optuna.trial.TrialState
-    search = [t for t in trials if t.user_attrs.get(keys.PHASE, "search") == "search"]
+    search = [t for t in trials if t.user_attrs.get(keys.PHASE, Phase.SEARCH) == Phase.SEARCH]
     counted = [t for t in search if is_outcome(t) and not t.user_attrs.get(keys.WITHDRAWN)]
     seen: Counter[tuple[int, str]] = Counter(
         (int(t.user_attrs[keys.BLOCK]), t.params["placement"]) for t in counted
@@ -762,7 +762,7 @@ def prefill_study(storage: str, name: str, trials: int, chunk: int = 500) -> int
                     value=history["val_loss"][-1],
                     user_attrs={
                         "seed": seed,
-                        keys.PHASE: "search",
+                        keys.PHASE: Phase.SEARCH.value,
                         keys.BLOCK: block,
                         keys.WORKER: "prefill",
                     },

@@ -1,5 +1,8 @@
-"""The networks trials train: the builder of the built-in families, the rewrite of your own
-Keras model (``--model``) and the public blocks."""
+"""The networks trials train: built-in families, your own model rewritten, public blocks.
+
+The builder makes the built-in families; ``--model`` networks are rewritten into each
+placement by one rule (:mod:`._rewrite`); :mod:`.blocks` is the public face for builders.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from bnsearch.stats import significant
+from bnsearch.stats import loss_text
 from bnsearch.trial import PLACEMENTS, Phase, TrialResult, TrialState
 
 __all__ = ["table_metrics", "PlacementSummary", "Progress", "format_table", "summarize"]
@@ -22,24 +22,31 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Prints a line per trial: its count within its batch, which batch, its outcome, the
-    best so far, the time since the start and the batch's ETA::
+    """Prints what a study is doing: while a batch trains, a line at each quarter of its
+    training; then a line per trial told. Each line names its batch and counts within it;
+    its ETA is for that batch, from the batch's own pace::
 
+        [look 1: 24 trials] training 25 %  elapsed 0:00:06  batch eta 0:00:09
         [ 4/24] look 1  trial 3    before  val_loss 0.5224  best 0.5224 (trial 3)   elapsed …
         [ 3/15] confirm trial 26   after   val_loss 0.6935  best 0.5217 (trial 24)  elapsed …
 
-    (abridged; each line ends ``elapsed 0:00:37  batch eta 0:00:01``).
+    (abridged; each trial line ends ``elapsed 0:00:37  batch eta 0:00:01``).
 
     A batch is a *look* of the search (the settle rule is asked before each one) or the
-    confirmation round; the paired-search loop says when one is trained and how many
-    trials it holds (:meth:`on_batch`), and its ETA is the batch's own pace so far (its
-    lines so far, timed from that moment) times the lines it still owes. No ETA is given
-    for the run's cap: until settled, a study stops at the first look that settles it.
-    Without batches (Keras Tuner's own search) the line counts the run's planned trials,
-    ``[done/total]``, with an ETA for them (cut at ``timeout``).
+    confirmation round. The paired-search loop says when one starts and what it holds
+    (:meth:`on_batch`: trials and epochs) and when a trial finishes an epoch
+    (:meth:`on_epoch`). Training progress is counted in trial-epochs: ``p`` of
+    ``trials × epochs``. Its ETA is ``t · (1 − p) / (p − p₀)``, where ``t`` is the time since
+    the batch first reached one epoch per trial on average (``p₀``): the first epoch carries
+    the graph's compilation (seconds on the population engine), so timing from the batch's
+    start would make the first lines' ETA several times too long. A quarter reached before
+    a pace can be measured prints nothing. Once trained, each result is a line whose ETA
+    is the pace of the results told so far (from the end of training) times those still
+    owed.
 
-    One plain line per trial (no carriage returns), so the output reads the same in a
-    terminal, a log file and a cron mail; a line starts with its count, as before.
+    No ETA is given for the run's cap: until settled, a study stops at the first look that
+    settles it. Without batches (Keras Tuner's own search) a trial line counts the run's
+    planned trials, ``[done/total]``, with an ETA for them (cut at ``timeout``).
     """
 
     def __init__(
@@ -51,22 +58,57 @@ class Progress:
         self.done = 0
         self.best: tuple[float, int] | None = None
         self.started = time.monotonic()
-        #: The batch whose results are being told: its label, size, lines so far, start.
+        #: The batch in flight: its label, trials, trial-epochs to train and trained so far,
+        #: the pace's reference point (time, trial-epochs), the next quarter to print, the
+        #: end of its training and the results told.
         self.batch_label = ""
         self.batch_size = 0
+        self.batch_epochs = 0
+        self.epochs_done = 0
+        self.pace_from: tuple[float, int] | None = None
+        self.next_quarter = 1
+        self.trained_at: float | None = None
         self.batch_done = 0
-        self.batch_started = self.started
 
     def __call__(self, result: TrialResult) -> None:
         self.update(result)
 
-    def on_batch(self, phase: Phase, look: int, n_trials: int) -> None:
-        """A batch of ``n_trials`` is trained; its results follow (``look`` counts the
-        search's batches of this run; the confirmation round is its own count)."""
+    def on_batch(self, phase: Phase, look: int, n_trials: int, epochs: int = 1) -> None:
+        """A batch of ``n_trials`` trials of up to ``epochs`` epochs starts training
+        (``look`` counts the search's batches of this run; the confirmation round is its
+        own count)."""
         self.batch_label = "confirm" if phase == Phase.CONFIRM else f"look {look}"
         self.batch_size = n_trials
+        self.batch_epochs = max(1, n_trials * epochs)
+        self.epochs_done = 0
+        self.pace_from = None
+        self.next_quarter = 1
+        self.trained_at = None
         self.batch_done = 0
-        self.batch_started = time.monotonic()
+
+    def on_epoch(self) -> None:
+        """A trial of the batch finished an epoch."""
+        now = time.monotonic()
+        self.epochs_done += 1
+        self.trained_at = now
+        if self.pace_from is None and self.epochs_done >= self.batch_size:
+            self.pace_from = (now, self.epochs_done)
+        fraction = self.epochs_done / self.batch_epochs
+        if self.next_quarter > 3 or fraction < self.next_quarter / 4:
+            return
+        while self.next_quarter <= 3 and fraction >= self.next_quarter / 4:
+            self.next_quarter += 1
+        if self.pace_from is None or self.epochs_done <= self.pace_from[1]:
+            return
+        since, reference = self.pace_from
+        remaining = (now - since) * (self.batch_epochs - self.epochs_done)
+        remaining /= self.epochs_done - reference
+        print(
+            f"[{self.batch_label}: {self.batch_size} trials] training {100 * fraction:.0f} %  "
+            f"elapsed {_clock(now - self.started)}  batch eta {_clock(round(remaining))}",
+            file=self.stream,
+            flush=True,
+        )
 
     def update(self, result: TrialResult) -> None:
         self.done += 1
@@ -77,8 +119,10 @@ class Progress:
         elapsed = now - self.started
         if self.batch_size:
             self.batch_done += 1
+            if self.trained_at is None:  # an engine that reported no epoch
+                self.trained_at = now
             width = len(str(self.batch_size))
-            pace = (now - self.batch_started) / self.batch_done
+            pace = (now - self.trained_at) / self.batch_done
             remaining = pace * max(self.batch_size - self.batch_done, 0)
             count = f"[{self.batch_done:>{width}}/{self.batch_size}] {self.batch_label:<7s} "
             eta = f"batch eta {_clock(round(remaining))}"  # rounded: most batches end in seconds
@@ -89,8 +133,8 @@ class Progress:
                 remaining = min(remaining, max(self.timeout - elapsed, 0))
             count = f"[{self.done:>{width}}/{self.total}] "
             eta = f"eta {_clock(remaining)}"
-        shown = f"{value:.4f}" if value is not None else result.state.value.lower()
-        best = f"{self.best[0]:.4f} (trial {self.best[1]})" if self.best else "-"
+        shown = loss_text(value) if value is not None else result.state.value.lower()
+        best = f"{loss_text(self.best[0])} (trial {self.best[1]})" if self.best else "-"
         line = (
             f"{count}trial {result.spec.number:<4d} "
             f"{result.config.placement:<13s} val_loss {shown:<9s} best {best:<20s} "
@@ -150,12 +194,6 @@ def _placement_order(placement: str) -> int:
     return PLACEMENTS.index(placement) if placement in PLACEMENTS else len(PLACEMENTS)
 
 
-def _cell(value: float) -> str:
-    """Four decimals as losses usually read; significant digits for a diverged one, whose
-    fixed-point digits would run into the next column."""
-    return f"{value:.4f}" if not math.isfinite(value) or abs(value) < 1e4 else significant(value)
-
-
 def format_table(rows: Sequence[PlacementSummary]) -> str:
     header = (
         f"{'placement':<14s}{'complete':>9s}{'pruned':>8s}{'failed':>8s}"
@@ -165,7 +203,7 @@ def format_table(rows: Sequence[PlacementSummary]) -> str:
     for row in rows:
         lines.append(
             f"{row.placement:<14s}{row.complete:>9d}{row.pruned:>8d}{row.failed:>8d}"
-            f"{_cell(row.best_val_loss):>15s}{_cell(row.median_val_loss):>9s}"
-            f"{_cell(row.best_val_accuracy):>14s}{_cell(row.median_val_accuracy):>9s}"
+            f"{loss_text(row.best_val_loss):>15s}{loss_text(row.median_val_loss):>9s}"
+            f"{loss_text(row.best_val_accuracy):>14s}{loss_text(row.median_val_accuracy):>9s}"
         )
     return "\n".join(lines)

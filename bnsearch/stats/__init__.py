@@ -1,5 +1,7 @@
-"""The verdict from paired blocks: the two questions (does BN help here, before or after),
-tests, intervals, the sequential rule, across datasets."""
+"""The verdict from paired blocks: does BN help here, and before or after; no plotting.
+
+Tests, intervals, the sequential (anytime-valid) rule and the verdict across datasets.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from bnsearch.stats._across import (
     dataset_scores,
 )
 from bnsearch.stats._answers import Answer, PairComparison
-from bnsearch.stats._format import plain, significant
+from bnsearch.stats._format import loss_text, plain, significant
 from bnsearch.stats._sequential import (
     ALPHA,
     BN_OUTCOMES,
@@ -66,5 +68,6 @@ __all__ = [
     "settle_codes",
     "sign_e_value",
     "significant",
+    "loss_text",
     "verdict_for",
 ]

@@ -8,7 +8,7 @@ import math
 
 from bnsearch.trial import plain
 
-__all__ = ["plain", "significant"]
+__all__ = ["loss_text", "plain", "significant"]
 
 
 def significant(value: float, digits: int = 4, signed: bool = False, zeros: bool = False) -> str:
@@ -23,3 +23,11 @@ def significant(value: float, digits: int = 4, signed: bool = False, zeros: bool
     spec = f"{'+' if signed else ''}{'#' if zeros else ''}.{digits}g"
     text = format(value, spec)
     return text[:-1] if text.endswith(".") else text
+
+
+def loss_text(value: float) -> str:
+    """A loss or an accuracy as such values usually read, four decimals (``0.3721``), and
+    significant digits for a diverged one (``1.135e+16``), whose fixed-point digits would
+    run across the line."""
+    value = float(value)
+    return f"{value:.4f}" if not math.isfinite(value) or abs(value) < 1e4 else significant(value)

@@ -44,6 +44,7 @@ __all__ = [
     "TrackingFull",
     "TrackingUnavailable",
     "existing_experiment_id",
+    "tags_equal",
 ]
 
 # MLflow's own HTTP retries would wait minutes per call; bnsearch retries the call itself.
@@ -301,3 +302,9 @@ class _FullDiskRecords:
 
 def _print_notice(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def tags_equal(*conditions: tuple[str, str | int]) -> str:
+    """An MLflow search filter: each ``(key, value)`` tag equal to its value (all of them),
+    keys from :mod:`bnsearch.trial.keys` (backquoted: they hold dots)."""
+    return " and ".join(f"tags.`{key}` = '{value}'" for key, value in conditions)

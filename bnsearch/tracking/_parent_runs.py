@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bnsearch.data import Dataset
-from bnsearch.tracking._connection import Connection, TrackingUnavailable
+from bnsearch.tracking._connection import Connection, TrackingUnavailable, tags_equal
 from bnsearch.tracking._trial_runs import mlflow_params
 from bnsearch.trial import keys
 
@@ -153,7 +153,7 @@ class ParentRuns:
             return
         name = f"{label} · {self._parent_run_name}".strip(" ·")
         self.connection.call("update_run", self.parent_run_id, name=name)
-        for earlier in self.connection.search("tags.`bnsearch.latest` = 'true'"):
+        for earlier in self.connection.search(tags_equal((keys.LATEST, "true"))):
             if earlier.info.run_id != self.parent_run_id:
                 self.connection.call("set_tag", earlier.info.run_id, keys.LATEST, "false")
 

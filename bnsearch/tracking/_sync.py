@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from bnsearch.tracking._connection import Connection
+from bnsearch.tracking._connection import Connection, tags_equal
 from bnsearch.tracking._trial_runs import (
     STATUS,
     create_finished_run,
@@ -66,7 +66,7 @@ class Sync:
         connection = self.connection
         report = SyncReport()
         by_number: dict[str, list[Any]] = {}
-        for run in connection.search("tags.`bnsearch.kind` = 'trial'"):
+        for run in connection.search(tags_equal((keys.KIND, "trial"))):
             by_number.setdefault(run.data.tags.get(keys.TRIAL_NUMBER, ""), []).append(run)
         store = read_store()
         written: set[str] = set()
@@ -108,7 +108,7 @@ class Sync:
         own next run."""
         host = socket.gethostname()
         closed = 0
-        for run in self.connection.search("tags.`bnsearch.kind` = 'study'"):
+        for run in self.connection.search(tags_equal((keys.KIND, "study"))):
             tags = run.data.tags
             if run.info.status != "RUNNING" or tags.get(keys.HOST) != host:
                 continue
@@ -129,7 +129,7 @@ class Sync:
         live = {
             run.data.tags.get(keys.TRIAL_NUMBER): run
             for run in connection.search(
-                "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'"
+                tags_equal((keys.KIND, "trial")) + " and attributes.status = 'RUNNING'"
             )
         }
         parents = set(parent_run_ids)

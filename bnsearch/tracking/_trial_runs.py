@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from bnsearch.tracking._connection import Connection, TrackingUnavailable
+from bnsearch.tracking._connection import Connection, TrackingUnavailable, tags_equal
 from bnsearch.trial import METRICS, TASK_METRICS, Phase, TrialResult, TrialSpec, TrialState, keys
 
 __all__ = [
@@ -119,7 +119,7 @@ class TrialRuns:
 
     def trial_run_id(self, number: int) -> str | None:
         """The run of trial ``number`` that holds its outcome (the latest, if several)."""
-        query = f"tags.`bnsearch.kind` = 'trial' and tags.`bnsearch.trial_number` = '{number}'"
+        query = tags_equal((keys.KIND, "trial"), (keys.TRIAL_NUMBER, number))
         runs = [r for r in self.connection.search(query) if r.info.status != "RUNNING"]
         return max(runs, key=lambda r: r.info.start_time).info.run_id if runs else None
 

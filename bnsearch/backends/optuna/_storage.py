@@ -18,7 +18,7 @@ from bnsearch.backends.optuna._retry import engine_kwargs, retry_transient, retr
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.errors import ConfigError, StoreError
-from bnsearch.trial import StoredTrials, TrialResult
+from bnsearch.trial import Phase, StoredTrials, TrialResult, keys
 
 __all__ = [
     "RESULT_ATTR",
@@ -33,7 +33,7 @@ __all__ = [
     "study_importances",
 ]
 
-RESULT_ATTR = "bnsearch.result"
+RESULT_ATTR = keys.RESULT
 RUN_ID_ATTR = "mlflow_run_id"
 
 
@@ -142,9 +142,9 @@ def open_study(config: StudyConfig, dataset: Dataset) -> Any:
         load_if_exists=True,
     )
     expected = {
-        "bnsearch.space": config.space.fingerprint(),
-        "bnsearch.data_fingerprint": dataset.fingerprint,
-        "bnsearch.network": repr(sorted(config.network.as_params().items())),
+        keys.SPACE: config.space.fingerprint(),
+        keys.DATA_FINGERPRINT: dataset.fingerprint,
+        keys.NETWORK: repr(sorted(config.network.as_params().items())),
     }
     if name in existing and not config.allow_changed_study:
         for key, value in expected.items():
@@ -198,9 +198,9 @@ def stored_trials(study: Any) -> StoredTrials:
         results=results_from_study(study),
         running={t.number for t in trials if t.state is optuna.trial.TrialState.RUNNING},
         parents={
-            t.number: t.user_attrs["bnsearch.parent_run"]
+            t.number: t.user_attrs[keys.PARENT_RUN]
             for t in trials
-            if t.user_attrs.get("bnsearch.parent_run")
+            if t.user_attrs.get(keys.PARENT_RUN)
         },
     )
 
@@ -226,7 +226,7 @@ def search_trial_count(study: Any) -> int:
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
-        if t.user_attrs.get("bnsearch.phase", "search") == "search" and is_outcome(t)
+        if t.user_attrs.get(keys.PHASE, Phase.SEARCH) == Phase.SEARCH and is_outcome(t)
     )
 
 
