@@ -280,3 +280,31 @@ def test_asking_only_whether_bn_helps_needs_none_among_the_placements():
 def test_under_the_fixed_budget_two_blocks_answer_neither_question():
     verdict = analyze(_block_results({"before": 0.0, "after": 0.0, "none": 0.0}, 2, 0.0001))
     assert verdict.bn.outcome == "insufficient" and verdict.outcome == "insufficient"
+
+
+@pytest.mark.parametrize("until", ["settled", "budget"])
+def test_with_input_the_verdict_says_whether_befores_advantage_survives_it(until):
+    """``before`` beats ``after`` in both studies; against BN on the inputs alone it
+    survives in the first and not in the second (there it is input scaling)."""
+    survives = analyze(
+        _block_results({"before": 0.0, "after": 0.1, "input": 0.05, "none": 0.2}, 12, 0.002),
+        until=until,
+    )
+    assert survives.outcome == "before"
+    assert survives.input_control.startswith("Control: `before`'s advantage survives against")
+    assert "`before` is better than `input`" in survives.input_control
+    assert survives.input_control in "\n".join(survives.summary_lines())
+
+    scaling = analyze(
+        _block_results({"before": 0.0, "after": 0.1, "input": 0.0, "none": 0.2}, 12, 0.002),
+        until=until,
+    )
+    assert scaling.outcome == "before"
+    assert scaling.input_control.startswith("Control: `before`'s advantage does not survive")
+    assert "mostly input scaling" in scaling.input_control
+
+
+def test_without_input_there_is_no_control_line():
+    verdict = analyze(_block_results({"before": 0.0, "after": 0.1, "none": 0.2}, 12, 0.002))
+    assert verdict.input_control == ""
+    assert not any("Control:" in line for line in verdict.summary_lines())

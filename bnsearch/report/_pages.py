@@ -91,6 +91,8 @@ def _markdown(
         ]
     if verdict.still_open:
         lines += [verdict.still_open, ""]
+    if verdict.input_control and verdict.unpaired is None:
+        lines += [verdict.input_control, ""]
     for text in verdict.disagreements:
         lines += [f"**{text.split(':')[0]}:**{text.split(':', 1)[1]}", ""]
     lines += [
@@ -160,7 +162,7 @@ def _markdown(
             )
         lines.append("")
     if verdict.importances:
-        lines += ["## Hyperparameter importance (PED-ANOVA)", ""]
+        lines += ["## Hyperparameter importance (fANOVA, seeded)", ""]
         for name, value in sorted(verdict.importances.items(), key=lambda kv: -kv[1]):
             lines.append(f"- {name}: {value:.3f}")
         lines.append("")

@@ -127,7 +127,7 @@ def plot_importance(importances: dict[str, float], path: Path) -> None:
     ranked = sorted(importances.items(), key=lambda kv: kv[1])
     if ranked:
         ax.barh([k for k, _ in ranked], [v for _, v in ranked])
-        ax.set_xlabel("importance (Optuna PED-ANOVA)")
+        ax.set_xlabel("importance (Optuna fANOVA, seeded)")
     else:
         ax.text(0.5, 0.5, "importance not available", ha="center", va="center")
         ax.set_axis_off()

@@ -215,6 +215,28 @@ class Verdict:
         return f"{words} (not settled within {self.n_blocks} blocks: {still} still open)"
 
     @property
+    def input_control(self) -> str:
+        """With ``input`` (BN on the raw inputs only) among the placements and a placement
+        winner: whether the winner's advantage survives against ``input``, by the study's
+        rule on the ``winner − input`` blocks; else ``""``. On raw features of very
+        different scales the first BN mostly standardises the inputs, and ``input`` does
+        only that: a winner that does not beat it is measuring input scaling."""
+        winner = self.placement.outcome
+        pair = next((p for p in self.pairs if {p.first, p.second} == {winner, "input"}), None)
+        if pair is None or winner == "input":
+            return ""
+        control = answer_placement(pair, self.threshold, self.until, lower_is_better(self.metric))
+        against = f"against BN on the inputs alone (`input`), {control.statement}"
+        if control.outcome == winner:
+            return f"Control: `{winner}`'s advantage survives {against}"
+        if control.decided:
+            return (
+                f"Control: `{winner}`'s advantage does not survive {against} "
+                "What it gains over the other placement is mostly input scaling here."
+            )
+        return f"Control: whether `{winner}`'s advantage survives is open {against}"
+
+    @property
     def disagreements(self) -> list[str]:
         """Where the confirmation round's best-vs-best ranking disagrees with the blocks,
         what it says and why the two differ; empty when they agree (or nothing was
@@ -231,6 +253,8 @@ class Verdict:
             lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.unpaired}"]
         elif self.still_open:
             lines.append(f"  {self.still_open}")
+        if self.input_control and self.unpaired is None:
+            lines.append(f"  {self.input_control}")
         for pair in self.pairs:
             lines.append(
                 f"  {pair.first} − {pair.second}: median {_s(pair.median)} "

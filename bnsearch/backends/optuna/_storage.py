@@ -8,6 +8,7 @@ the other, and a finished study can be read back without MLflow.
 from __future__ import annotations
 
 import json
+import random
 import warnings
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,8 @@ def search_trial_count(study: Any) -> int:
 #: The importance evaluator's seed: fANOVA fits a random forest, so the same study gives the
 #: same importances only when it is seeded.
 IMPORTANCE_SEED = 0
+#: The most completed trials the importances are computed from (a seeded sample beyond).
+IMPORTANCE_MAX_TRIALS = 1000
 
 
 def study_importances(study: Any) -> dict[str, float]:
@@ -250,6 +253,12 @@ def study_importances(study: Any) -> dict[str, float]:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 4:
         return {}
+    if len(complete) > IMPORTANCE_MAX_TRIALS:
+        # fANOVA's forest grows with the trials: over 10,000 it took minutes of CPU in each
+        # worker at its exit (bench --workers). A seeded sample estimates the same shares.
+        sample = random.Random(IMPORTANCE_SEED).sample(complete, IMPORTANCE_MAX_TRIALS)
+        study = optuna.create_study(direction="minimize")
+        study.add_trials(sample)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
