@@ -34,7 +34,7 @@ from bnsearch.engines import make_engine
 from bnsearch.errors import ConfigError
 from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import METRICS, TrialResult, TrialState, keys
+from bnsearch.trial import METRICS, TASK_METRICS, TrialResult, TrialState, keys
 
 __all__ = ["REPLAY_TOLERANCE", "Replay", "replay_trial"]
 
@@ -85,7 +85,7 @@ def _largest_difference(
 ) -> tuple[str, int, float, float]:
     """(metric, epoch, absolute, relative) of the largest relative per-epoch difference."""
     worst = ("val_loss", 0, 0.0, 0.0)
-    for name in METRICS:
+    for name in (*METRICS, *TASK_METRICS):
         for epoch, (a, b) in enumerate(
             zip(original.history.get(name, []), replayed.history.get(name, []), strict=False)
         ):
@@ -156,7 +156,11 @@ def _log(
     )
     with tracker.study_run_guard():
         for step in range(replayed.epochs_trained):
-            values = {m: replayed.history[m][step] for m in METRICS if m in replayed.history}
+            values = {
+                m: replayed.history[m][step]
+                for m in (*METRICS, *TASK_METRICS)
+                if m in replayed.history
+            }
             tracker.log_epoch(run_id, step, values)
         tracker.end_study_run(
             metrics={"replay.max_abs_difference": worst[2], "replay.max_rel_difference": worst[3]},
@@ -169,7 +173,7 @@ def _print(replay: Replay, out: TextIO) -> None:
     original, replayed = replay.original, replay.replayed
     print(f"{'epoch':>5}  {'metric':<13}{'logged':>12}{'replayed':>12}{'difference':>13}", file=out)
     for epoch in range(max(original.epochs_trained, replayed.epochs_trained)):
-        for name in ("val_loss", "val_accuracy"):
+        for name in ("val_loss", "val_accuracy", "val_mae"):  # val_mae: a regression
             a = original.history.get(name, [])
             b = replayed.history.get(name, [])
             if epoch < len(a) and epoch < len(b):

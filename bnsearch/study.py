@@ -79,12 +79,12 @@ def load_study_dataset(config: StudyConfig) -> Dataset:
     return dataset
 
 
-def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome:
-    """Train the study's next trials, log them to MLflow, and state the verdict.
-
-    Raises :class:`StudyFailedError` when trials ran and every one of them failed, and
-    :class:`~bnsearch.errors.StoreFullError` when a store's disk filled (after the batch).
-    """
+def run_study(
+    config: StudyConfig, stream: TextIO | None = None, importances: bool = True
+) -> StudyOutcome:
+    """Train the study's next trials, log them to MLflow, state the verdict (without the
+    importances when off); raise :class:`StudyFailedError` when every trial that ran failed,
+    :class:`~bnsearch.errors.StoreFullError` when a store's disk filled (after the batch)."""
     config = resolve(config)
     say = _Speaker(config.verbose, stream or sys.stdout)
     started = time.monotonic()
@@ -99,7 +99,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     say(catch_up(tracker, backend))
     if done := backend.up_to_date():
         say(done)
-        return _outcome(config, backend, [], "", started)
+        return _outcome(config, backend, [], "", started, importances)
     tracker.start_study_run(
         run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",
         params=config.as_params(),
@@ -117,7 +117,7 @@ def run_study(config: StudyConfig, stream: TextIO | None = None) -> StudyOutcome
     progress = Progress(planned, config.timeout, say.stream) if config.verbose else None
     with tracker.study_run_guard():
         new_results = backend.run(progress, say)
-    outcome = _outcome(config, backend, new_results, tracker.parent_run_id or "", started)
+    outcome = _outcome(config, backend, new_results, tracker.parent_run_id, started, importances)
     outcome.experiment_id = str(tracker.experiment_id)
     backend.record_verdict(outcome.verdict)
     failed_all = bool(new_results) and all(r.state is TrialState.FAILED for r in new_results)
@@ -236,16 +236,18 @@ def _outcome(
     config: StudyConfig,
     backend: Backend,
     new_results: list[TrialResult],
-    parent_run_id: str,
+    parent_run_id: str | None,
     started: float,
+    importances: bool = True,
 ) -> StudyOutcome:
-    """The study's results read back from the backend, with its table and verdict."""
+    """The study's results read back from the backend, with its table and verdict (and
+    the hyperparameter importances, unless ``importances`` is off)."""
     results = backend.results()
     verdict = verdict_for(
         results,
         metric=config.metric,
         threshold=config.threshold,
-        importances=backend.importances(),
+        importances=backend.importances() if importances else {},
         seed=config.seed,
         unpaired_reason=backend.unpaired_reason,
         until=config.until,
@@ -257,7 +259,7 @@ def _outcome(
         all_results=results,
         table=summarize([r for r in results if r.spec.phase == Phase.SEARCH]),
         verdict=verdict,
-        parent_run_id=parent_run_id,
+        parent_run_id=parent_run_id or "",
         tracking_uri=config.resolved_tracking_uri,
         storage=config.resolved_storage,
         wall_time_s=time.monotonic() - started,

@@ -61,3 +61,20 @@ def test_a_trial_the_study_does_not_have_is_a_clear_error(population_study):
     config, _ = population_study
     with pytest.raises(ConfigError, match=r"no finished trial 99 \(trials with a result: 0..5\)"):
         replay_trial(config, 99)
+
+
+def test_a_regression_trial_replays_with_its_mean_absolute_error(tmp_path):
+    from tests.test_model_rewrite import _regression_csv
+
+    stores = stores_in(tmp_path)
+    config = tiny_config(
+        _regression_csv(tmp_path), stores, "replay-regression", target="target",
+        task="regression", n_trials=6,
+    )  # fmt: skip
+    run_study(config)
+    out = io.StringIO()
+    replay = replay_trial(config, 2, stream=out)
+    assert replay.reproduced and replay.rel_difference <= REPLAY_TOLERANCE
+    assert " val_mae " in out.getvalue() and " val_accuracy " not in out.getvalue()
+    client = MlflowClient(stores["tracking_uri"])
+    assert [m.step for m in client.get_metric_history(replay.run_id, "val_mae")] == [0, 1]
