@@ -283,25 +283,26 @@ def test_under_the_fixed_budget_two_blocks_answer_neither_question():
 
 
 @pytest.mark.parametrize("until", ["settled", "budget"])
-def test_with_input_the_verdict_says_whether_befores_advantage_survives_it(until):
-    """``before`` beats ``after`` in both studies; against BN on the inputs alone it
-    survives in the first and not in the second (there it is input scaling)."""
-    survives = analyze(
-        _block_results({"before": 0.0, "after": 0.1, "input": 0.05, "none": 0.2}, 12, 0.002),
-        until=until,
-    )
-    assert survives.outcome == "before"
-    assert survives.input_control.startswith("Control: `before`'s advantage survives against")
-    assert "`before` is better than `input`" in survives.input_control
-    assert survives.input_control in "\n".join(survives.summary_lines())
-
-    scaling = analyze(
-        _block_results({"before": 0.0, "after": 0.1, "input": 0.0, "none": 0.2}, 12, 0.002),
-        until=until,
-    )
-    assert scaling.outcome == "before"
-    assert scaling.input_control.startswith("Control: `before`'s advantage does not survive")
-    assert "mostly input scaling" in scaling.input_control
+@pytest.mark.parametrize(
+    ("input_effect", "said"),
+    [
+        (0.05, "Control: `before`'s advantage survives against"),
+        (0.0, "Control: `before`'s advantage does not survive"),
+    ],
+)
+def test_with_input_the_verdict_says_whether_befores_advantage_survives_it(
+    until, input_effect, said
+):
+    """``before`` beats ``after``; against BN on the inputs alone it survives where
+    ``input`` is worse than ``before``, and not where it is as good (input scaling)."""
+    effects = {"before": 0.0, "after": 0.1, "input": input_effect, "none": 0.2}
+    verdict = analyze(_block_results(effects, 12, 0.002), until=until)
+    assert verdict.outcome == "before"
+    assert verdict.input_control.startswith(said)
+    assert ("mostly input scaling" in verdict.input_control) == (input_effect == 0.0)
+    if input_effect:
+        assert "`before` is better than `input`" in verdict.input_control
+    assert verdict.input_control in "\n".join(verdict.summary_lines())
 
 
 def test_without_input_there_is_no_control_line():
