@@ -9,8 +9,15 @@ logged ones with the largest difference.
 What to expect, measured by ``tests/test_replay.py``:
 
 * a population-engine trial (trained among up to 64 members under XLA) replayed alone:
-  within :data:`REPLAY_TOLERANCE` relative, the engines' parity tolerance — each member's
-  arithmetic is its own, only the reduction order of a larger batched product differs;
+  usually within :data:`REPLAY_TOLERANCE` relative, the engines' parity tolerance — each
+  member's arithmetic is its own, only the reduction order of a larger batched product
+  differs. Not always: the compiled graph depends on the population's size and on the
+  placements it holds (its BN slots), and on raw features of very different scales with a
+  high learning rate that rounding grows over the epochs (reported in issue #25: a
+  breast_cancer trial trained among 9, raw, 2 epochs, replayed alone: 0.0126 absolute,
+  2.2 % relative at epoch 1). Replaying the trial's whole batch in a population of its
+  size should reproduce it (not verified: the batch's membership is not recorded yet);
+  the replay says why when it differs;
 * a Keras-engine trial: the same numbers up to float noise (same seed, same ops);
 * a trial replayed on the *other* engine (``--engine``): not comparable epoch by epoch —
   the population engine draws its dropout masks from a hash of (seed, step, unit) and
@@ -172,13 +179,15 @@ def _log(
 def _print(replay: Replay, out: TextIO) -> None:
     original, replayed = replay.original, replay.replayed
     print(f"{'epoch':>5}  {'metric':<13}{'logged':>12}{'replayed':>12}{'difference':>13}", file=out)
+    # A regression's second metric is the mean absolute error (its accuracy is NaN).
+    second = "val_mae" if "val_mae" in original.history else "val_accuracy"
     for epoch in range(max(original.epochs_trained, replayed.epochs_trained)):
-        for name in ("val_loss", "val_accuracy", "val_mae"):  # val_mae: a regression
+        for name in ("val_loss", second):
             a = original.history.get(name, [])
             b = replayed.history.get(name, [])
             if epoch < len(a) and epoch < len(b):
                 print(
-                    f"{epoch:>5}  {name:<13}{a[epoch]:>12.6f}{b[epoch]:>12.6f}"
+                    f"{epoch:>5}  {name:<13}{_value(a[epoch]):>12}{_value(b[epoch]):>12}"
                     f"{b[epoch] - a[epoch]:>+13.2e}",
                     file=out,
                 )
@@ -201,11 +210,23 @@ def _print(replay: Replay, out: TextIO) -> None:
     )
 
 
+def _value(value: float) -> str:
+    """Six decimals, or significant digits for a diverged value (which would overrun)."""
+    return f"{value:.6f}" if not math.isfinite(value) or abs(value) < 1e4 else f"{value:.5g}"
+
+
 def _verdict(replay: Replay) -> str:
     if replay.reproduced:
         return f"reproduced within {REPLAY_TOLERANCE:g} relative"
     if not replay.complete:
         return "not reproduced (see above)"
+    if replay.same_engine and replay.engine == "population":
+        return (
+            f"NOT within {REPLAY_TOLERANCE:g} relative: the trial was trained among other "
+            "members, and a population's compiled graph depends on its size and the "
+            "placements it holds, so its rounding differs from a population of one; high "
+            "learning rates on unscaled inputs amplify that over the epochs"
+        )
     if replay.same_engine:
         return f"NOT within {REPLAY_TOLERANCE:g} relative"
     return (
