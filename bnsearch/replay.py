@@ -39,12 +39,15 @@ from bnsearch.backends import read_study
 from bnsearch.config import StudyConfig
 from bnsearch.engines import make_engine
 from bnsearch.errors import ConfigError
+from bnsearch.stats import loss_text
 from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import METRICS, TASK_METRICS, TrialResult, TrialState, keys
 
 __all__ = ["REPLAY_TOLERANCE", "Replay", "replay_trial"]
 
+#: Every per-epoch metric a trial may hold (a regression's ``mae`` among them).
+_ALL_METRICS = (*METRICS, *TASK_METRICS)
 #: Relative difference within which a replay on the trial's own engine counts as the same.
 REPLAY_TOLERANCE = 1e-4
 
@@ -92,7 +95,7 @@ def _largest_difference(
 ) -> tuple[str, int, float, float]:
     """(metric, epoch, absolute, relative) of the largest relative per-epoch difference."""
     worst = ("val_loss", 0, 0.0, 0.0)
-    for name in (*METRICS, *TASK_METRICS):
+    for name in _ALL_METRICS:
         for epoch, (a, b) in enumerate(
             zip(original.history.get(name, []), replayed.history.get(name, []), strict=False)
         ):
@@ -163,11 +166,7 @@ def _log(
     )
     with tracker.study_run_guard():
         for step in range(replayed.epochs_trained):
-            values = {
-                m: replayed.history[m][step]
-                for m in (*METRICS, *TASK_METRICS)
-                if m in replayed.history
-            }
+            values = {m: replayed.history[m][step] for m in _ALL_METRICS if m in replayed.history}
             tracker.log_epoch(run_id, step, values)
         tracker.end_study_run(
             metrics={"replay.max_abs_difference": worst[2], "replay.max_rel_difference": worst[3]},
@@ -186,9 +185,9 @@ def _print(replay: Replay, out: TextIO) -> None:
             a = original.history.get(name, [])
             b = replayed.history.get(name, [])
             if epoch < len(a) and epoch < len(b):
+                logged, again = loss_text(a[epoch], 6), loss_text(b[epoch], 6)
                 print(
-                    f"{epoch:>5}  {name:<13}{_value(a[epoch]):>12}{_value(b[epoch]):>12}"
-                    f"{b[epoch] - a[epoch]:>+13.2e}",
+                    f"{epoch:>5}  {name:<13}{logged:>12}{again:>12}{b[epoch] - a[epoch]:>+13.2e}",
                     file=out,
                 )
     if not replay.complete:
@@ -208,11 +207,6 @@ def _print(replay: Replay, out: TextIO) -> None:
         file=out,
         flush=True,
     )
-
-
-def _value(value: float) -> str:
-    """Six decimals, or significant digits for a diverged value (which would overrun)."""
-    return f"{value:.6f}" if not math.isfinite(value) or abs(value) < 1e4 else f"{value:.5g}"
 
 
 def _verdict(replay: Replay) -> str:

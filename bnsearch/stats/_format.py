@@ -25,9 +25,11 @@ def significant(value: float, digits: int = 4, signed: bool = False, zeros: bool
     return text[:-1] if text.endswith(".") else text
 
 
-def loss_text(value: float) -> str:
-    """A loss or an accuracy as such values usually read, four decimals (``0.3721``), and
-    significant digits for a diverged one (``1.135e+16``), whose fixed-point digits would
-    run across the line."""
+def loss_text(value: float, decimals: int = 4) -> str:
+    """A loss or an accuracy as such values usually read, ``decimals`` decimals
+    (``0.3721``), and significant digits for a diverged one (``1.135e+16``), whose
+    fixed-point digits would run across the line."""
     value = float(value)
-    return f"{value:.4f}" if not math.isfinite(value) or abs(value) < 1e4 else significant(value)
+    if not math.isfinite(value) or abs(value) < 1e4:
+        return f"{value:.{decimals}f}"
+    return significant(value, decimals)
