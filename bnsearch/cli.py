@@ -293,13 +293,21 @@ def _run_sync(args: argparse.Namespace) -> int:
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     _study_arguments(parser)
     parser.add_argument("--trial", type=int, required=True, help="the trial's number")
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="train a population-engine trial in a population of its own, not among the "
+        "trials of its recorded batch (shows how far the graph's shape moves its rounding)",
+    )
 
 
 def _run_replay(args: argparse.Namespace) -> int:
     from bnsearch.replay import replay_trial
 
     # --engine given: replay there; else on the engine that trained the trial.
-    replay_trial(config_from_args(args), args.trial, getattr(args, "engine", None))
+    replay_trial(
+        config_from_args(args), args.trial, getattr(args, "engine", None), alone=args.alone
+    )
     return 0
 
 
@@ -520,11 +528,13 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "replay",
-        "train one logged trial again, alone, and compare it with its logged metrics",
+        "train one logged trial again and compare it with its logged metrics",
         "Re-trains trial --trial of the study (its study file or the flags it was run with) "
         "from its stored configuration and seed, on the engine that trained it unless "
-        "--engine says otherwise; prints per-epoch metrics beside the logged ones with the "
-        "largest difference, and logs the replay as an MLflow run linked to the original.",
+        "--engine says otherwise (a population-engine trial among the trials of its "
+        "recorded batch, in a population of the size that trained it, unless --alone); "
+        "prints per-epoch metrics beside the logged ones with the largest difference, and "
+        "logs the replay as an MLflow run linked to the original.",
         _replay_arguments,
         _run_replay,
     ),

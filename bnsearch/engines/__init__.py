@@ -109,11 +109,13 @@ def resolve(config: StudyConfig) -> StudyConfig:
     return config.with_changes(engine=engine_for(config.engine, config.network, config.fit_only))
 
 
-def make_engine(name: str, max_population: int = 64) -> Engine:
+def make_engine(name: str, max_population: int = 64, population_size: int | None = None) -> Engine:
+    """The engine ``name``; ``population_size`` fixes the population engine's graph size
+    (a replay of a recorded batch), else it sizes each chunk itself."""
     if name == "keras":
         return KerasEngine()
     if name == "population":
-        return PopulationEngine(max_population=max_population)
+        return PopulationEngine(max_population=max_population, population_size=population_size)
     if name == "standin":
         return StandinEngine(trials_at_once=max_population)
     raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}.")

@@ -708,6 +708,9 @@ class PopulationEngine:
     ``jit_compile`` compiles the epoch loop with XLA (measured 2-3x faster on CPU at P >= 32;
     see ``python -m bnsearch bench``). ``shuffle=False`` feeds the training rows in order
     every epoch (used by the parity test against ``model.fit(shuffle=False)``).
+    ``population_size`` compiles every chunk's graph at exactly that size (``replay``
+    trains a batch in a graph of the size it was trained in); by default a chunk gets the
+    next power of two, or an already compiled graph with room for it.
     """
 
     name = "population"
@@ -718,11 +721,13 @@ class PopulationEngine:
         shuffle: bool = True,
         jit_compile: bool = True,
         memory_limit_bytes: int = MEMORY_LIMIT_BYTES,
+        population_size: int | None = None,
     ) -> None:
         self.max_population = max_population
         self.shuffle = shuffle
         self.jit_compile = jit_compile
         self.memory_limit_bytes = memory_limit_bytes
+        self.population_size = population_size
         self.last_population: Population | None = None
 
     @property
@@ -816,7 +821,12 @@ class PopulationEngine:
             for key in _COMPILED
             if key[1:] == shape and n_specs <= key[0] <= min(4 * n_specs, self.max_population)
         ]
-        size = min(fitting) if fitting else _population_size(n_specs, self.max_population)
+        if self.population_size is not None:
+            size = max(self.population_size, n_specs)
+        elif fitting:
+            size = min(fitting)
+        else:
+            size = _population_size(n_specs, self.max_population)
         key = (size, *shape)
         check_memory(size, dataset, network, self.memory_limit_bytes)
         if key not in _COMPILED:
@@ -886,4 +896,6 @@ class PopulationEngine:
                     active[p] = False
             population.active.assign(active)
         wall = (time.perf_counter() - started) / n
-        return [recorder.result(wall) for recorder in recorders]
+        # Who trained together, and in how large a graph: the replay's recipe.
+        batch = tuple(spec.number for spec in specs)
+        return [replace(r.result(wall), population=P, batch=batch) for r in recorders]

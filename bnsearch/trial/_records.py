@@ -88,6 +88,11 @@ class TrialResult:
     fail_reason: str | None = None
     wall_time_s: float = 0.0
     engine: str = ""
+    population: int = 0
+    """The size of the compiled population that trained it (population engine; else 0)."""
+    batch: tuple[int, ...] = ()
+    """The trial numbers trained in that population, in their order (the trial's own
+    among them): what ``replay`` needs to train the trial again exactly as it was."""
 
     @property
     def config(self) -> BNConfig:
@@ -127,6 +132,8 @@ class TrialResult:
                 "fail_reason": self.fail_reason,
                 "wall_time_s": self.wall_time_s,
                 "engine": self.engine,
+                "population": self.population,
+                "batch": list(self.batch),
             }
         )
 
@@ -147,6 +154,8 @@ class TrialResult:
             fail_reason=data.get("fail_reason"),
             wall_time_s=data.get("wall_time_s", 0.0),
             engine=data.get("engine", ""),
+            population=data.get("population", 0),
+            batch=tuple(data.get("batch", ())),
         )
 
 
