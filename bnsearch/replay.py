@@ -1,23 +1,22 @@
-"""``python -m bnsearch replay``: train one logged trial again, alone, and compare.
+"""``python -m bnsearch replay``: train one logged trial again and compare.
 
 A trial is reproducible from what the store keeps of it: its configuration and its seed
-(the seed rule, :mod:`bnsearch.trial`, gives every trial of a block the same one). The
-replay trains that specification again on the engine that trained it — one member of a
-population of its own, or one ``model.fit`` — and prints the per-epoch metrics beside the
-logged ones with the largest difference.
+(the seed rule, :mod:`bnsearch.trial`, gives every trial of a block the same one) and, for
+the population engine, the batch it was trained in (``TrialResult.population``, the
+compiled population's size, and ``TrialResult.batch``, the trial numbers trained together
+in their order). The replay trains that specification again on the engine that trained it
+and prints the per-epoch metrics beside the logged ones with the largest difference.
 
 What to expect, measured by ``tests/test_replay.py``:
 
-* a population-engine trial (trained among up to 64 members under XLA) replayed alone:
-  usually within :data:`REPLAY_TOLERANCE` relative, the engines' parity tolerance — each
-  member's arithmetic is its own, only the reduction order of a larger batched product
-  differs. Not always: the compiled graph depends on the population's size and on the
-  placements it holds (its BN slots), and on raw features of very different scales with a
-  high learning rate that rounding grows over the epochs (reported in issue #25: a
-  breast_cancer trial trained among 9, raw, 2 epochs, replayed alone: 0.0126 absolute,
-  2.2 % relative at epoch 1). Replaying the trial's whole batch in a population of its
-  size should reproduce it (not verified: the batch's membership is not recorded yet);
-  the replay says why when it differs;
+* a population-engine trial, replayed among its recorded batch in a population of the
+  recorded size: the same graph on the same inputs, so the same numbers — to the bit on
+  issue #25's raw breast_cancer case (nine trials in a population of 16, 2 epochs);
+* the same trial with ``alone``: a population of one compiles another graph (its size and
+  BN slots differ), whose batched products round differently; on raw features of very
+  different scales at a high learning rate the rounding grows over the epochs (five of
+  those nine trials differed by more than :data:`REPLAY_TOLERANCE`, the worst by 26 %);
+  the replay says why;
 * a Keras-engine trial: the same numbers up to float noise (same seed, same ops);
 * a trial replayed on the *other* engine (``--engine``): not comparable epoch by epoch —
   the population engine draws its dropout masks from a hash of (seed, step, unit) and

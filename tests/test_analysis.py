@@ -69,6 +69,32 @@ def test_failed_members_leave_their_pair_and_are_counted():
     assert verdict.excluded_blocks == {"before": 0, "after": 1}
 
 
+def test_a_diverged_trial_loses_its_block_and_an_exception_leaves_it():
+    """`none` diverging (NaN) in every block is BN helping, not an empty comparison; a
+    trial that raised tells nothing about its placement and leaves its block."""
+    results = _block_results({"before": 0.0, "after": 0.0, "none": 0.0}, 12, 0.001)
+    for r in results:
+        if r.config.placement == "none":
+            r.state, r.fail_reason = TrialState.FAILED, "loss became nan at epoch 3"
+            r.history = {m: [float("nan")] for m in r.history}
+    results[0].state, results[0].fail_reason = TrialState.FAILED, "ValueError: bad shape"
+    for until in ("settled", "budget"):
+        verdict = analyze(results, until=until)
+        assert verdict.bn.outcome == "helps", verdict.bn.text
+        assert verdict.diverged_blocks == {"before": 0, "after": 0, "none": 12}
+        assert verdict.excluded_blocks == {"before": 1, "after": 0, "none": 0}
+        before_none = next(p for p in verdict.pairs if (p.first, p.second) == ("before", "none"))
+        assert before_none.n_blocks == 11 and before_none.median < -1e30
+        assert verdict.outcome == "no-effect" or until == "settled"  # 12 tied blocks
+    # Both members diverged: a tie, not a win for either.
+    for r in results:
+        if r.config.placement == "after":
+            r.state, r.fail_reason = TrialState.FAILED, "val_loss became inf at epoch 1"
+    verdict = analyze(results, until="budget")
+    after_none = next(p for p in verdict.pairs if (p.first, p.second) == ("after", "none"))
+    assert set(after_none.differences) == {0.0}
+
+
 def test_too_few_blocks_is_insufficient():
     verdict = analyze(_block_results({"before": 0.0, "after": 0.1}, 2, 0.01))
     assert verdict.outcome == "insufficient"

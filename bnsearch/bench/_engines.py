@@ -13,8 +13,10 @@ that population, in their own XLA loop), per trial-epoch, and ``in matmul`` its 
 the engine's time; the rest is element-wise work (BN, activations, dropout hash, loss) and
 the optimizer. ``update floor`` is the memory-bandwidth limit of the optimizer: each step
 reads and writes every parameter and velocity and reads every gradient (5 × 4 bytes per
-parameter), at the measured streaming bandwidth. The CNN rows train the digits CNN of
-``studies/digits_cnn.toml`` (8×8×1 images) on both engines.
+parameter), at the measured streaming bandwidth. The model rows train the thread's network
+given as a plain-Keras ``.keras`` file (``--model``: rewritten per placement, then trained
+as the built-in MLP it is) on both engines; the CNN rows the digits CNN of
+``studies/digits_cnn.toml`` (8×8×1 images).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TextIO
+from typing import Any, TextIO
 
 from bnsearch.bench._profile import digits_cnn, matmul_floor_seconds, profile_specs
 from bnsearch.data import make_synthetic, split_index
@@ -174,7 +176,47 @@ def run_benchmark(
         file=out,
         flush=True,
     )
+    figures.update(_model_rows(data, timed_epochs, max(populations), out))
     figures.update(_cnn_rows(timed_epochs, 16 if short else 64, out))
+    return figures
+
+
+def _thread_model_file(folder: str) -> str:
+    """The question's own model in plain Keras 3 (as ``studies/thread_model.py`` builds it),
+    saved as a ``.keras`` file: what a person brings to ``--model``."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential(
+        [keras.Input((14,)), layers.Dense(64), layers.Activation("tanh"), layers.Dropout(0.5)]
+        + [layers.Dense(64), layers.Activation("tanh"), layers.Dropout(0.5)]
+        + [layers.Dense(2), layers.Activation("softmax")]
+    )
+    path = f"{folder}/thread.keras"
+    model.save(path)
+    return path
+
+
+def _model_rows(data: Any, timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
+    """Seconds per trial-epoch of the thread's network given as a ``.keras`` file
+    (``--model``) on both engines, on the same rows as the table above."""
+    import tempfile
+
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
+        network = NetworkSettings(model=_thread_model_file(folder))
+        print("\nthe thread's network as a .keras file (--model), same rows", file=out)
+        for name, engine, specs in (
+            ("model keras", KerasEngine(), profile_specs(1)),
+            (f"model population P={population}", PopulationEngine(population),
+             profile_specs(population)),
+        ):  # fmt: skip
+            engine.train(specs, data, replace(network, epochs=1))
+            started = time.perf_counter()
+            engine.train(specs, data, replace(network, epochs=timed_epochs))
+            figures[name] = (time.perf_counter() - started) / timed_epochs / len(specs)
+            speedup = figures["model keras"] / figures[name]
+            print(f"{name:<24s}{figures[name]:>10.4f} s/trial-epoch{speedup:>8.1f}x", file=out)
     return figures
 
 

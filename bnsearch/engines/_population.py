@@ -853,8 +853,7 @@ class PopulationEngine:
         self.last_population = population
         P = population.size
         n_train = split_index(dataset.n_rows, network.validation_split)
-        n_val = dataset.n_rows - n_train
-        x_val = tf.constant(dataset.x[n_train:].reshape(n_val, -1), tf.float32)
+        x_val = tf.constant(dataset.x[n_train:].reshape(dataset.n_rows - n_train, -1), tf.float32)
         y_val = tf.constant(dataset.y_onehot[n_train:], tf.float32)
         batch = network.batch_size
         full_steps, remainder = divmod(n_train, batch)
@@ -895,7 +894,6 @@ class PopulationEngine:
                 if recorder.record_epoch(epoch, metrics, diverged=not active[p]):
                     active[p] = False
             population.active.assign(active)
-        wall = (time.perf_counter() - started) / n
-        # Who trained together, and in how large a graph: the replay's recipe.
-        batch = tuple(spec.number for spec in specs)
-        return [replace(r.result(wall), population=P, batch=batch) for r in recorders]
+        # Who trained together, in how large a graph: the replay's recipe.
+        numbers, wall = tuple(s.number for s in specs), (time.perf_counter() - started) / n
+        return [replace(r.result(wall), population=P, batch=numbers) for r in recorders]

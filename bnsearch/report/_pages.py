@@ -119,7 +119,14 @@ def _markdown(
             f"| {p.p_holm:.3g} |"
         )
     excluded = ", ".join(f"{k}: {v}" for k, v in verdict.excluded_blocks.items())
-    lines += ["", f"Trials left out of the pairs (failed or pruned): {excluded or 'none'}.", ""]
+    lost = ", ".join(f"{k}: {v}" for k, v in verdict.diverged_blocks.items() if v)
+    lines += [
+        "",
+        f"Trials left out of the pairs (pruned, or failed by an exception): {excluded or 'none'}."
+        f" Trials that diverged (loss NaN or infinite), each counted as losing its block with "
+        f"the worst loss a float32 holds: {lost or 'none'}.",
+        "",
+    ]
     if verdict.by_activation:
         lines += [
             "## Per activation",

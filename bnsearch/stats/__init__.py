@@ -28,11 +28,14 @@ from bnsearch.stats._sequential import (
     sign_e_value,
 )
 from bnsearch.stats._verdict import (
+    DIVERGED_LOSS,
     QUESTIONS,
     PlacementConfirmation,
     Verdict,
     analyze,
     best_per_placement,
+    block_value,
+    diverged,
     fixed_budget_side,
     holm,
     metric_value,
@@ -41,6 +44,7 @@ from bnsearch.stats._verdict import (
 
 __all__ = [
     "ALPHA",
+    "DIVERGED_LOSS",
     "BN_OUTCOMES",
     "QUESTIONS",
     "AcrossVerdict",
@@ -58,6 +62,8 @@ __all__ = [
     "fixed_budget_side",
     "holm",
     "median_confidence_sequence",
+    "block_value",
+    "diverged",
     "metric_value",
     "min_blocks_to_settle",
     "plain",

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bnsearch.stats._verdict import Verdict, holm, metric_value
+from bnsearch.stats._verdict import Verdict, block_value, holm
 from bnsearch.trial import Phase, TrialResult, lower_is_better
 
 __all__ = [
@@ -85,13 +85,14 @@ class AcrossVerdict:
 
 
 def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult]) -> DatasetScores:
-    """A study's scores over its complete paired blocks (every placement finished)."""
+    """A study's scores over its complete paired blocks (every placement finished, or
+    diverged: then it scores the worst value, as in the study's own pairs)."""
     blocks: dict[int, dict[str, float]] = {}
     incomplete: set[int] = set()
     for result in results:
         if result.spec.phase != Phase.SEARCH or result.spec.block is None:
             continue
-        value = metric_value(result, verdict.metric)
+        value = block_value(result, verdict.metric)
         if value is None:
             incomplete.add(result.spec.block)
         else:

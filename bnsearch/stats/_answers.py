@@ -262,8 +262,8 @@ def answer_bn(
         return Answer(
             "bn",
             "insufficient",
-            "no block compares BN with `none`: in each, `none` or every BN placement failed or "
-            f"was pruned (diverged, most often; trials left out: {counts}).",
+            "no block compares BN with `none`: in each, `none` or every BN placement failed by "
+            f"an exception or was pruned (trials left out: {counts}).",
         )
     if not comparisons:
         return Answer(

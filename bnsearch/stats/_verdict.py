@@ -28,8 +28,15 @@ a practical threshold ``delta`` (default 0.01 in validation loss or accuracy):
   than ``delta``), or inconclusive (under the fixed budget with the number of extra blocks
   estimated to shrink the interval enough; the half-width falls as ``1 / sqrt(n)``).
 
-Blocks with a failed or pruned member are left out of the pairs; their count is reported per
-placement so that a placement that often diverges is visible rather than silently dropped.
+A trial that **diverged** (its loss turned NaN or infinite: the recorder's NaN rule) lost
+its block: it takes the worst value a float32 holds (:data:`DIVERGED_LOSS`; an accuracy of
+0), so every member that trained is better than it and two that both diverged tie. Without
+this, a network that trains only with BN — `none` diverging in nearly every block, as the
+deeper ReLU MLP on raw features does — would leave no block to ask "does BN help?" on. The
+median, the sign-based sequence and Wilcoxon read such a block as one more win; the mean and
+``d_z`` are then dominated by it (reported, never decided on). Blocks with a pruned member,
+or one that failed otherwise (an exception), are left out of the pairs; both counts are
+reported per placement.
 
 Two rules decide, as the study was run (``until``):
 
@@ -71,7 +78,7 @@ from bnsearch.stats._answers import (
 )
 from bnsearch.stats._format import plain, significant
 from bnsearch.stats._sequential import ALPHA, median_confidence_sequence, min_blocks_to_settle
-from bnsearch.trial import Phase, TrialResult, TrialState, lower_is_better
+from bnsearch.trial import Phase, TrialResult, TrialState, is_divergence, lower_is_better
 
 __all__ = [
     "QUESTIONS",
@@ -79,7 +86,10 @@ __all__ = [
     "PlacementConfirmation",
     "Verdict",
     "analyze",
+    "DIVERGED_LOSS",
     "best_per_placement",
+    "block_value",
+    "diverged",
     "fixed_budget_side",
     "holm",
     "metric_value",
@@ -97,6 +107,24 @@ def metric_value(result: TrialResult, metric: str) -> float | None:
         return None
     value = result.final(metric)
     return value if value is not None and math.isfinite(value) else None
+
+
+#: A diverged trial's loss in its block: the largest float32, worse than any trained one.
+DIVERGED_LOSS = float(np.finfo(np.float32).max)
+
+
+def diverged(result: TrialResult) -> bool:
+    """Whether the trial failed by the NaN rule (its loss ran away), not by an exception."""
+    return result.state is TrialState.FAILED and is_divergence(result.fail_reason)
+
+
+def block_value(result: TrialResult, metric: str) -> float | None:
+    """A trial's value in its paired block: its final ``metric``; the worst value for one
+    that diverged (:data:`DIVERGED_LOSS`, or 0 for an accuracy); None for one that was
+    pruned or failed otherwise (its block leaves the pairs)."""
+    if diverged(result):
+        return DIVERGED_LOSS if lower_is_better(metric) else 0.0
+    return metric_value(result, metric)
 
 
 def best_per_placement(results: Sequence[TrialResult]) -> list[TrialResult]:
@@ -157,6 +185,8 @@ class Verdict:
     bn: Answer
     confirmations: tuple[PlacementConfirmation, ...] = ()
     importances: dict[str, float] = field(default_factory=dict)
+    # Per placement: its trials that diverged, each counted as losing its block.
+    diverged_blocks: dict[str, int] = field(default_factory=dict)
     # When the study searches the activation: the same analysis within each activation.
     by_activation: dict[str, Verdict] = field(default_factory=dict)
     until: str = "budget"  # the rule that decided (see the module docstring)
@@ -372,12 +402,14 @@ def analyze(
         {r.config.placement for rs in blocks.values() for r in rs}, key=_placement_rank
     )
     excluded = {p: 0 for p in placements}
+    lost = {p: 0 for p in placements}
     values: dict[int, dict[str, float | None]] = {}
     for block, members in blocks.items():
-        values[block] = {r.config.placement: metric_value(r, metric) for r in members}
+        values[block] = {r.config.placement: block_value(r, metric) for r in members}
         for r in members:
             if values[block][r.config.placement] is None:
                 excluded[r.config.placement] += 1
+            lost[r.config.placement] += diverged(r)
     raw_pairs = []
     for first, second in _pair_order(placements):
         diffs, where = [], []
@@ -434,6 +466,7 @@ def analyze(
         primary=primary,
         pairs=pairs,
         excluded_blocks=excluded,
+        diverged_blocks=lost,
         placement=placement,
         bn=bn,
         confirmations=confirmations,

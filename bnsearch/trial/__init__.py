@@ -5,6 +5,7 @@ from __future__ import annotations
 from bnsearch.trial._recorder import (
     TrialRecorder,
     failure_kind,
+    is_divergence,
 )
 from bnsearch.trial._records import (
     METRICS,
@@ -73,6 +74,7 @@ __all__ = [
     "TrialState",
     "confirmation_seed",
     "failure_kind",
+    "is_divergence",
     "layer_seed",
     "lower_is_better",
     "trial_seed",

@@ -22,9 +22,15 @@ from collections.abc import Callable, Mapping
 
 from bnsearch.trial._records import METRICS, TASK_METRICS, TrialResult, TrialSpec, TrialState
 
-__all__ = ["TrialRecorder", "failure_kind"]
+__all__ = ["TrialRecorder", "failure_kind", "is_divergence"]
 
 _WATCHED = ("loss", "val_loss")
+
+
+def is_divergence(reason: str | None) -> bool:
+    """Whether a failure reason is the NaN rule's (a loss that turned NaN or infinite), as
+    opposed to an exception: the network trained and its loss ran away."""
+    return reason is not None and reason.startswith(_WATCHED) and " became " in reason
 
 
 def failure_kind(reason: str | None) -> str:
