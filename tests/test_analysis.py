@@ -86,13 +86,16 @@ def test_a_diverged_trial_loses_its_block_and_an_exception_leaves_it():
         before_none = next(p for p in verdict.pairs if (p.first, p.second) == ("before", "none"))
         assert before_none.n_blocks == 11 and before_none.median < -1e30
         assert verdict.outcome == "no-effect" or until == "settled"  # 12 tied blocks
-    # Both members diverged: a tie, not a win for either.
+    # Both members of a pair diverged in blocks 0-5: those blocks leave that pair only.
     for r in results:
-        if r.config.placement == "after":
+        if r.config.placement == "after" and r.spec.block < 6:
             r.state, r.fail_reason = TrialState.FAILED, "val_loss became inf at epoch 1"
     verdict = analyze(results, until="budget")
-    after_none = next(p for p in verdict.pairs if (p.first, p.second) == ("after", "none"))
-    assert set(after_none.differences) == {0.0}
+    pair = {(p.first, p.second): p for p in verdict.pairs}
+    assert pair["after", "none"].blocks == tuple(range(6, 12))
+    assert pair["before", "after"].n_blocks == 11  # block 0's `before` raised
+    # `after` diverged in blocks 1-5: `before` wins those five by the whole of DIVERGED_LOSS.
+    assert sum(d < -1e30 for d in pair["before", "after"].differences) == 5
 
 
 def test_too_few_blocks_is_insufficient():

@@ -28,7 +28,6 @@ from bnsearch.stats._sequential import (
     sign_e_value,
 )
 from bnsearch.stats._verdict import (
-    DIVERGED_LOSS,
     QUESTIONS,
     PlacementConfirmation,
     Verdict,
@@ -44,7 +43,6 @@ from bnsearch.stats._verdict import (
 
 __all__ = [
     "ALPHA",
-    "DIVERGED_LOSS",
     "BN_OUTCOMES",
     "QUESTIONS",
     "AcrossVerdict",

@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import math
 
-from bnsearch.trial import plain
+from bnsearch.trial import DIVERGED_LOSS, plain
 
 __all__ = ["loss_text", "plain", "significant"]
 
 
 def significant(value: float, digits: int = 4, signed: bool = False, zeros: bool = False) -> str:
     """``value`` in ``digits`` significant digits: ``-0.1494``, ``+0.0144``, ``-1.135e+16``
-    (a diverged bound), ``inf``; ``signed`` always shows the sign, ``zeros`` keeps trailing
+    (a diverged bound), ``inf`` (also for a difference against a diverged trial, which
+    stands for the largest float32); ``signed`` always shows the sign, ``zeros`` keeps trailing
     zeros (``-0.170``: for columns and run names that should line up)."""
     value = float(value)
     if math.isnan(value):
         return "nan"
-    if math.isinf(value):
+    # A difference against a diverged trial (trial.DIVERGED_LOSS) reads as what it means.
+    if math.isinf(value) or abs(value) >= DIVERGED_LOSS * (1 - 1e-6):
         return ("+inf" if signed else "inf") if value > 0 else "-inf"
     spec = f"{'+' if signed else ''}{'#' if zeros else ''}.{digits}g"
     text = format(value, spec)

@@ -30,7 +30,8 @@ a practical threshold ``delta`` (default 0.01 in validation loss or accuracy):
 
 A trial that **diverged** (its loss turned NaN or infinite: the recorder's NaN rule) lost
 its block: it takes the worst value a float32 holds (:data:`DIVERGED_LOSS`; an accuracy of
-0), so every member that trained is better than it and two that both diverged tie. Without
+0), so every member that trained is better than it; a pair that both diverged says nothing
+of either and leaves that comparison. Without
 this, a network that trains only with BN — `none` diverging in nearly every block, as the
 deeper ReLU MLP on raw features does — would leave no block to ask "does BN help?" on. The
 median, the sign-based sequence and Wilcoxon read such a block as one more win; the mean and
@@ -78,7 +79,14 @@ from bnsearch.stats._answers import (
 )
 from bnsearch.stats._format import plain, significant
 from bnsearch.stats._sequential import ALPHA, median_confidence_sequence, min_blocks_to_settle
-from bnsearch.trial import Phase, TrialResult, TrialState, is_divergence, lower_is_better
+from bnsearch.trial import (
+    DIVERGED_LOSS,
+    Phase,
+    TrialResult,
+    TrialState,
+    is_divergence,
+    lower_is_better,
+)
 
 __all__ = [
     "QUESTIONS",
@@ -86,7 +94,6 @@ __all__ = [
     "PlacementConfirmation",
     "Verdict",
     "analyze",
-    "DIVERGED_LOSS",
     "best_per_placement",
     "block_value",
     "diverged",
@@ -107,10 +114,6 @@ def metric_value(result: TrialResult, metric: str) -> float | None:
         return None
     value = result.final(metric)
     return value if value is not None and math.isfinite(value) else None
-
-
-#: A diverged trial's loss in its block: the largest float32, worse than any trained one.
-DIVERGED_LOSS = float(np.finfo(np.float32).max)
 
 
 def diverged(result: TrialResult) -> bool:
@@ -404,8 +407,10 @@ def analyze(
     excluded = {p: 0 for p in placements}
     lost = {p: 0 for p in placements}
     values: dict[int, dict[str, float | None]] = {}
+    ran_away: dict[int, set[str]] = {}
     for block, members in blocks.items():
         values[block] = {r.config.placement: block_value(r, metric) for r in members}
+        ran_away[block] = {r.config.placement for r in members if diverged(r)}
         for r in members:
             if values[block][r.config.placement] is None:
                 excluded[r.config.placement] += 1
@@ -415,7 +420,8 @@ def analyze(
         diffs, where = [], []
         for block, by_placement in values.items():
             a, b = by_placement.get(first), by_placement.get(second)
-            if a is not None and b is not None:
+            both_diverged = {first, second} <= ran_away[block]  # says nothing of either
+            if a is not None and b is not None and not both_diverged:
                 diffs.append(a - b)
                 where.append(block)
         if diffs:

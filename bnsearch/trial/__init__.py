@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bnsearch.trial._recorder import (
+    DIVERGED_LOSS,
     TrialRecorder,
     failure_kind,
     is_divergence,
@@ -46,6 +47,7 @@ from bnsearch.trial._space import (
 )
 
 __all__ = [
+    "DIVERGED_LOSS",
     "NON_NEGATIVE",
     "NON_NEGATIVE_INT",
     "POSITIVE_INT",

@@ -22,9 +22,14 @@ from collections.abc import Callable, Mapping
 
 from bnsearch.trial._records import METRICS, TASK_METRICS, TrialResult, TrialSpec, TrialState
 
-__all__ = ["TrialRecorder", "failure_kind", "is_divergence"]
+__all__ = ["DIVERGED_LOSS", "TrialRecorder", "failure_kind", "is_divergence"]
 
 _WATCHED = ("loss", "val_loss")
+
+
+#: The loss a diverged trial stands for where trials are compared (the paired blocks): the
+#: largest float32, worse than any loss a network that trained can reach.
+DIVERGED_LOSS = 3.4028234663852886e38
 
 
 def is_divergence(reason: str | None) -> bool:
