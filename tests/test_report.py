@@ -5,6 +5,7 @@ from pathlib import Path
 
 from bnsearch.report import PLOTS, write_report
 from bnsearch.stats import analyze
+from bnsearch.trial import TrialState
 from tests.test_analysis import _block_results
 
 
@@ -43,6 +44,12 @@ def test_run_note_states_the_verdict_interval_rule_and_each_placements_best():
     assert "Rule: until settled" in note
     assert "| before | 10 |" in note and "0.41 ± 0.014 (2)" in note and "dropout=0.25" in note
     assert "python -m bnsearch report --study-name demo" in note
+    for r in results:  # every `none` trial diverged: the table says so, not "nan"
+        if r.config.placement == "none":
+            r.state, r.fail_reason = TrialState.FAILED, "loss became nan at epoch 0"
+    note_diverged = run_note("demo", verdict, summarize(results))
+    assert "| none | 0 | none completed (10 failed, 0 pruned) |" in note_diverged
+    assert "nan" not in note_diverged.split("| none | 0 |")[1].split("\n")[0]
     label = outcome_label(verdict)  # the answers first: MLflow's runs table shows the start
     assert label.startswith("BN helps · before better -0.1") and label.endswith("] · 10 blocks")
 

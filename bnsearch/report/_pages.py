@@ -357,15 +357,16 @@ def _best_per_placement(verdict: Verdict, table: Sequence[PlacementSummary]) -> 
         conf = confirmations.get(row.placement)
         seeds, params = "", ""
         if conf is not None:
+            seeds = "no fresh-seed run completed"
             if conf.values:
                 seeds = (
                     f"{significant(conf.mean)} ± {significant(conf.std, 2)} ({len(conf.values)})"
                 )
             params = _params(conf.params, 3)
-        lines.append(
-            f"| {row.placement} | {row.complete} | {significant(row.best_val_loss)} | {seeds} "
-            f"| {params} |"
-        )
+        best = significant(row.best_val_loss)
+        if not row.complete:  # a NaN here would read as a bug, not as what happened
+            best = f"none completed ({row.failed} failed, {row.pruned} pruned)"
+        lines.append(f"| {row.placement} | {row.complete} | {best} | {seeds} | {params} |")
     return [*lines, ""]
 
 
