@@ -304,10 +304,10 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_replay(args: argparse.Namespace) -> int:
     from bnsearch.replay import replay_trial
 
-    # --engine given: replay there; else on the engine that trained the trial.
-    replay_trial(
-        config_from_args(args), args.trial, getattr(args, "engine", None), alone=args.alone
-    )
+    # --engine given: replay there; else on the engine that trained the trial. Flags not
+    # typed are absent from the namespace (the parsers suppress defaults).
+    engine, alone = getattr(args, "engine", None), getattr(args, "alone", False)
+    replay_trial(config_from_args(args), args.trial, engine, alone=alone)
     return 0
 
 
