@@ -207,7 +207,7 @@ def scale_notice(config: StudyConfig, dataset: Dataset) -> str | None:
     """One line, before training, when the raw features' scales differ by orders of
     magnitude: the placement that puts BN on the first layer's input side wins largely by
     standardising the inputs, so the placement verdict then mostly measures input scaling."""
-    if config.standardize or config.network.kind == "cnn":
+    if config.standardize or config.network.images:  # pixels: one scale, no check
         return None
     spread = dataset.scale_spread(config.network.validation_split)
     if spread <= SCALE_SPREAD_WARNING:

@@ -333,6 +333,15 @@ def test_a_conv_model_of_the_cnn_form_maps_onto_the_cnn_family(tmp_path, monkeyp
     assert "Add" in builtin_network(residual)
     model = build_model(BNConfig(placement="before"), (8, 8, 1), 10, residual)
     assert _kinds(model).count("BN") == 2  # both convolutions are sites
+    # The raw-scale notice reads feature columns; pixels share one scale (the digits' border
+    # pixels alone span 247x), so an image network is not checked, built-in or --model.
+    from bnsearch.config import StudyConfig
+    from bnsearch.study import load_study_dataset, scale_notice
+
+    for net, noticed in ((NetworkSettings(), True), (residual, False),
+                         (NetworkSettings(family="cnn"), False)):  # fmt: skip
+        config = StudyConfig(data="sklearn:digits", network=net)
+        assert (scale_notice(config, load_study_dataset(config)) is not None) == noticed
 
 
 def test_a_model_study_through_the_cli_logs_model_txt_and_show_prints_it(
