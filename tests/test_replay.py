@@ -124,6 +124,9 @@ def test_a_population_trial_replayed_alone_says_why_it_may_differ(raw_breast_can
     replay = replay_trial(config, 0, stream=out, alone=True)
     assert replay.trained_with == 1 and replay.replayed.population == 1
     assert "alone on the population engine" in out.getvalue()
-    if not replay.reproduced:  # rounding: it differed here, by 26 %
-        assert "trained among 9 members" in out.getvalue()
-        assert "a replay without --alone trains its recorded batch" in out.getvalue()
+    # Rounding decides which: it differed here by 26 % (2026-12-04); either way it says so.
+    said = out.getvalue()
+    assert replay.reproduced == ("reproduced within 0.0001 relative" in said)
+    if not replay.reproduced:
+        assert "trained among 9 members" in said
+        assert "a replay without --alone trains its recorded batch" in said

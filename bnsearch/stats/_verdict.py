@@ -411,10 +411,9 @@ def analyze(
     for block, members in blocks.items():
         values[block] = {r.config.placement: block_value(r, metric) for r in members}
         ran_away[block] = {r.config.placement for r in members if diverged(r)}
-        for r in members:
-            if values[block][r.config.placement] is None:
-                excluded[r.config.placement] += 1
-            lost[r.config.placement] += diverged(r)
+        for placement, value in values[block].items():
+            excluded[placement] += value is None
+            lost[placement] += placement in ran_away[block]
     raw_pairs = []
     for first, second in _pair_order(placements):
         diffs, where = [], []
