@@ -56,12 +56,12 @@ def parity_run():
     return _train_for_parity(make_synthetic(403, seed=2).standardize(0.2), SETTINGS, NETWORK, 10)
 
 
-def _bn_slot(name: str, n_hidden: int) -> int:
-    if name == "input_bn":
-        return 0
-    if name == "output_bn":
-        return n_hidden + 1
-    return int(name.split("_")[1])  # one slot per hidden layer, before or after
+def _bn_slot(name: str) -> str:
+    """The population's BN slot of the built-in MLP's BN layer ``name``: one slot per site
+    (named by its Dense), before or after the activation."""
+    if name in ("input_bn", "output_bn"):
+        return name
+    return f"dense_{name.split('_')[1]}"
 
 
 @pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(SETTINGS)))
@@ -76,17 +76,17 @@ def test_population_matches_keras_weights_moving_stats_and_val_loss(parity_run, 
         validation_data=(x_val, y_val), verbose=0,
     ).history  # fmt: skip
     weights = population.member_weights(member)
-    for d, name in enumerate(["dense_1", "dense_2", "output_dense"]):
+    for name in ["dense_1", "dense_2", "output_dense"]:
         layer = model.get_layer(name)
-        assert _close(layer.kernel.numpy(), weights[f"kernel_{d}"]) < 1e-4, name
+        assert _close(layer.kernel.numpy(), weights[f"kernel_{name}"]) < 1e-4, name
         if layer.use_bias:
-            assert _close(layer.bias.numpy(), weights[f"bias_{d}"]) < 1e-4, name
+            assert _close(layer.bias.numpy(), weights[f"bias_{name}"]) < 1e-4, name
         else:
-            assert not weights[f"bias_{d}"].any(), "a masked bias must stay zero"
+            assert not weights[f"bias_{name}"].any(), "a masked bias must stay zero"
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert bns or spec.config.placement == "none"
     for layer in bns:
-        slot = _bn_slot(layer.name, len(NETWORK.hidden_units))
+        slot = _bn_slot(layer.name)
         for variable, key in (
             (layer.gamma, "gamma"), (layer.beta, "beta"),
             (layer.moving_mean, "moving_mean"), (layer.moving_variance, "moving_var"),
@@ -150,7 +150,9 @@ def test_population_engine_refuses_a_network_from_a_builder_instead_of_training_
 
     data = make_synthetic(64, seed=1)
     custom = NetworkSettings(epochs=1, builder="mynets:build")
-    with pytest.raises(ConfigError, match="not a network from `builder`; use --engine keras"):
+    with pytest.raises(
+        ConfigError, match="no form for a network from `builder`.*; use --engine keras"
+    ):
         PopulationEngine().train([TrialSpec(0, BNConfig(), 1)], data, custom)
 
 
@@ -228,9 +230,9 @@ def test_paired_members_with_one_seed_start_from_the_same_dense_weights():
     engine.train(specs, data, NetworkSettings(epochs=1, hidden_units=(4,)))
     population = engine.last_population
     population.load(specs)
-    first = population.member_weights(0)["kernel_0"]
+    first = population.member_weights(0)["kernel_dense_1"]
     for member in range(1, len(specs)):
-        np.testing.assert_array_equal(population.member_weights(member)["kernel_0"], first)
+        np.testing.assert_array_equal(population.member_weights(member)["kernel_dense_1"], first)
 
 
 # The CNN family: two conv stages and a dense head on 8x8 digit images, every placement x
@@ -277,10 +279,8 @@ def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member
         validation_data=(x_val, y_val), verbose=0,
     ).history  # fmt: skip
     weights = population.member_weights(member)
-    for name, key in (
-        ("conv_1", "conv_0"), ("conv_2", "conv_1"), ("dense_1", "0"), ("output_dense", "1"),
-    ):  # fmt: skip
-        layer = model.get_layer(name)
+    for name in ("conv_1", "conv_2", "dense_1", "output_dense"):
+        layer, key = model.get_layer(name), name
         assert _close(layer.kernel.numpy(), weights[f"kernel_{key}"]) < 1e-4, (name, "kernel")
         feeds_bn = spec.config.placement in ("before", "before_output") and name != "output_dense"
         if layer.use_bias and feeds_bn:
@@ -297,7 +297,8 @@ def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member
             )
         else:
             assert not weights[f"bias_{key}"].any(), "a masked bias must stay zero"
-    slots = {"input_bn": 0, "conv_bn_1": 1, "conv_bn_2": 2, "bn_1": 3, "output_bn": 4}
+    slots = {"input_bn": "input_bn", "conv_bn_1": "conv_1", "conv_bn_2": "conv_2"}
+    slots |= {"bn_1": "dense_1", "output_bn": "output_bn"}
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert bns or spec.config.placement == "none"
     for layer in bns:
@@ -315,11 +316,11 @@ def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member
 
 @pytest.mark.parametrize("shape", [(3, 8, 8, 2), (2, 5, 3, 4), (1, 1, 1, 1)])
 def test_population_max_pooling_matches_keras_same_pooling_on_even_and_odd_images(shape):
-    from bnsearch.engines._population import _max_pool_2x2
+    from bnsearch.engines._population._ops import max_pool_2x2
 
     images = tf.random.stateless_normal(shape, seed=[1, 2])
     expected = keras.layers.MaxPooling2D(2, padding="same")(images)
-    pooled = _max_pool_2x2(tf, images, shape[1], shape[2])
+    pooled = max_pool_2x2(tf, images, shape[1], shape[2])
     np.testing.assert_array_equal(pooled.numpy(), expected.numpy())
 
 
@@ -355,16 +356,17 @@ def test_population_matches_keras_on_a_model_file(model_parity_run, member):
     ).history  # fmt: skip
     weights = population.member_weights(member)
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    for d, layer in enumerate(dense):
-        assert _close(layer.kernel.numpy(), weights[f"kernel_{d}"]) < 1e-4, layer.name
+    for layer in dense:  # the rewrite keeps the model's layer names
+        assert _close(layer.kernel.numpy(), weights[f"kernel_{layer.name}"]) < 1e-4, layer.name
         if layer.use_bias:
-            assert _close(layer.bias.numpy(), weights[f"bias_{d}"]) < 1e-4, layer.name
+            assert _close(layer.bias.numpy(), weights[f"bias_{layer.name}"]) < 1e-4, layer.name
         else:
-            assert not weights[f"bias_{d}"].any(), "a masked bias must stay zero"
+            assert not weights[f"bias_{layer.name}"].any(), "a masked bias must stay zero"
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     placement = spec.config.placement
-    slots = {"none": [], "input": [0], "before": [1, 2], "after": [1, 2]}
-    slots["before_output"] = [1, 2, 3]
+    sites = [dense[0].name, dense[1].name]
+    slots = {"none": [], "input": ["input_bn"], "before": sites, "after": sites}
+    slots["before_output"] = [*sites, "output_bn"]
     assert len(bns) == len(slots[placement])
     for layer, slot in zip(bns, slots[placement], strict=True):
         for variable, key in (

@@ -14,7 +14,7 @@ import pytest
 from bnsearch.data import Dataset, load_dataset, make_synthetic
 from bnsearch.engines import KerasEngine, PopulationEngine, engine_for, engine_notice
 from bnsearch.errors import ConfigError, DataError
-from bnsearch.networks import NetworkSettings, build_model, builtin_network, load_plan
+from bnsearch.networks import NetworkSettings, build_model, load_plan, network_graph
 from bnsearch.trial import BNConfig, TrialSpec, TrialState, layer_seed
 
 MODELS = textwrap.dedent(
@@ -133,7 +133,8 @@ def test_a_sequential_with_separate_activations_is_the_built_in_network(
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             assert layer.momentum == pytest.approx(0.9) and layer.epsilon == pytest.approx(1e-5)
-    assert builtin_network(network)[0].hidden_units == (8, 8)
+    graph = network_graph(network, (14,), 2)
+    assert [graph.ops[i].shape for i in graph.sites] == [(8,), (8,)]
 
 
 @pytest.mark.parametrize(
@@ -297,7 +298,9 @@ def test_keep_optimizer_trains_with_the_models_own_optimizer(models):
         build_model(BNConfig(), 14, 2, NetworkSettings(model=thread.model, keep_optimizer=True))
 
 
-def test_a_conv_model_of_the_cnn_form_maps_onto_the_cnn_family(tmp_path, monkeypatch):
+def test_conv_models_plain_and_residual_are_layer_graphs_the_population_engine_trains(
+    tmp_path, monkeypatch
+):
     (tmp_path / "conv_models.py").write_text(
         textwrap.dedent(
             """
@@ -324,13 +327,13 @@ def test_a_conv_model_of_the_cnn_form_maps_onto_the_cnn_family(tmp_path, monkeyp
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     network = NetworkSettings(model="conv_models:build")
-    form, dropout = builtin_network(network)
-    assert (form.family, form.conv_filters, form.kernel_size, form.hidden_units) == (
-        "cnn", (4,), 3, (8,),
-    )  # fmt: skip
-    assert dropout is False and network.images
+    graph = network_graph(network, (8, 8, 1), 10)
+    assert [op.kind for op in graph.ops] == ["core", "max_pool", "flatten", "core", "core"]
+    assert not graph.has_dropout and network.images
     residual = NetworkSettings(model="conv_models:residual")
-    assert "Add" in builtin_network(residual)
+    graph = network_graph(residual, (8, 8, 1), 10)
+    assert [op.kind for op in graph.ops] == ["core", "core", "add", "global_avg_pool", "core"]
+    assert PopulationEngine.trains(residual)
     model = build_model(BNConfig(placement="before"), (8, 8, 1), 10, residual)
     assert _kinds(model).count("BN") == 2  # both convolutions are sites
     # The raw-scale notice reads feature columns; pixels share one scale (the digits' border

@@ -163,7 +163,7 @@ def _profile_family(family: _Family, size: int, out: TextIO) -> dict[str, float]
 
     data, network = family.dataset, family.network
     specs = profile_specs(size)
-    slots = SlotUse.of(specs, network)
+    slots = SlotUse.of(specs)
     n_train = split_index(data.n_rows, network.validation_split)
     steps = n_train // network.batch_size
     rng = np.random.default_rng(0)
@@ -206,9 +206,7 @@ def _profile_family(family: _Family, size: int, out: TextIO) -> dict[str, float]
         file=out,
     )
     print(f"  {'of it, the loop and its gathers':<58s}{1e3 * times['loop']:>7.2f} ms", file=out)
-    width = sum(network.hidden_units) + sum(
-        c.height * c.width * c.filters for c in population.convs
-    )
+    width = sum(int(np.prod(op.shape)) for op in population.graph.ops if op.kind == "core")
     print(
         f"  bytes a step: optimizer {20 * n_params / 1e6:.1f} MB "
         f"(20 per parameter), forward activations "

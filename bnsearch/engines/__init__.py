@@ -13,7 +13,7 @@ from bnsearch.engines._keras import KerasEngine, fit_arguments, recording_callba
 from bnsearch.engines._population import Population, PopulationEngine, SlotUse
 from bnsearch.engines._standin import StandinEngine, standin_history
 from bnsearch.errors import ConfigError
-from bnsearch.networks import NetworkSettings, builtin_network, describe_network, load_plan
+from bnsearch.networks import NetworkSettings, describe_network, load_plan
 
 __all__ = [
     "ENGINES",
@@ -66,12 +66,11 @@ def engine_notice(network: NetworkSettings, dataset: Dataset | None = None) -> s
                 f"bnsearch: notice: --model {plan.spec} keeps these layers as they are "
                 f"(bnsearch does not reason about them): {', '.join(plan.kept)}."
             )
-        if not PopulationEngine.trains(network):
+        why = PopulationEngine.untrainable(network)
+        if why is not None:
             lines.append(
-                "bnsearch: notice: the population engine trains a --model network whose "
-                "rewrite is bnsearch's mlp or cnn form; this one has "
-                f"{builtin_network(network)}, so it trains on the Keras engine (one model.fit "
-                "per trial)."
+                f"bnsearch: notice: the population engine has no form for {why}, so this "
+                "--model network trains on the Keras engine (one model.fit per trial)."
             )
     elif not PopulationEngine.trains(network):
         lines.append(

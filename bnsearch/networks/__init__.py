@@ -1,7 +1,9 @@
 """The networks trials train: built-in families, your own model rewritten, public blocks.
 
 The builder makes the built-in families; ``--model`` networks are rewritten into each
-placement by one rule (:mod:`._rewrite`); :mod:`.blocks` is the public face for builders.
+placement by one rule (:mod:`._rewrite`); every network the population engine trains is
+read by that rule into one layer graph (:mod:`._graph`); :mod:`.blocks` is the public face
+for builders.
 """
 
 from __future__ import annotations
@@ -20,27 +22,28 @@ from bnsearch.networks._builder import (
     layer_plan,
 )
 from bnsearch.networks._describe import describe_network
+from bnsearch.networks._graph import GraphOp, LayerGraph, network_graph, seeded_initializer
 from bnsearch.networks._rewrite import (
-    BuiltinForm,
     ModelPlan,
-    builtin_form,
-    builtin_network,
     check_model_fits,
     load_plan,
+    plan_of_model,
     rewrite_model,
 )
 
 __all__ = [
     "check_image_rows",
     "ACTIVATIONS",
-    "BuiltinForm",
+    "GraphOp",
+    "LayerGraph",
     "ModelPlan",
-    "builtin_form",
-    "builtin_network",
     "check_model_fits",
     "describe_network",
     "load_plan",
+    "network_graph",
+    "plan_of_model",
     "rewrite_model",
+    "seeded_initializer",
     "FAMILIES",
     "INITIALIZERS",
     "NetworkSettings",

@@ -71,10 +71,12 @@ from typing import Any
 
 from bnsearch.errors import ConfigError
 from bnsearch.networks._order import hidden_layer_order
-from bnsearch.trial import ACTIVATIONS, BNConfig, layer_seed
+from bnsearch.trial import BNConfig, layer_seed
 
 __all__ = [
+    "Node",
     "check_model_fits",
+    "plan_of_model",
     "kept_optimizer",
     "ModelPlan",
     "load_plan",
@@ -202,6 +204,12 @@ def load_plan(spec: str) -> ModelPlan:
     plan = _read(spec, _functional(spec, model), optimizer)
     _PLANS[spec] = (stamp, plan)
     return plan
+
+
+def plan_of_model(spec: str, model: Any) -> ModelPlan:
+    """A Keras model built in this process (a built-in family's, one trial's rewrite) read
+    by the same rule as a ``--model``; ``spec`` names it in errors."""
+    return _read(spec, _functional(spec, model), None)
 
 
 def _cwd_importable() -> None:
@@ -771,180 +779,6 @@ def kept_optimizer(plan: ModelPlan, learning_rate: float) -> Any:
     return keras.optimizers.deserialize(serialized)
 
 
-# --- the population engine's form -------------------------------------------------------
-
-#: The initialisers the built-in networks use, as Keras serializes them (seed aside).
-_INITIALIZERS = {
-    ("GlorotUniform", ()): "glorot_uniform",
-    ("HeUniform", ()): "he_uniform",
-    ("RandomUniform", (("maxval", 0.05), ("minval", -0.05))): "uniform",
-}
-_DEFAULT_AXES = {"input_axes": None, "output_axes": None}
-
-
-@dataclass(frozen=True)
-class BuiltinForm:
-    """A rewritten model that is one of bnsearch's own networks: the ``NetworkSettings``
-    fields that build the same layers with the same initial weights, and whether it has
-    Dropout (without any, its members train with dropout rate 0)."""
-
-    family: str
-    hidden_units: tuple[int, ...]
-    activation: str
-    initializer: str
-    conv_filters: tuple[int, ...] = ()
-    kernel_size: int = 3
-    dropout: bool = True
-
-
-def _initializer_name(value: Any) -> str | None:
-    if not isinstance(value, dict):
-        return None
-    config = {k: v for k, v in (value.get("config") or {}).items() if k != "seed"}
-    if value.get("class_name") in ("GlorotUniform", "HeUniform"):
-        if any(config.get(k) is not None for k in _DEFAULT_AXES):
-            return None
-        config = {k: v for k, v in config.items() if k not in _DEFAULT_AXES}
-    key = (value.get("class_name"), tuple(sorted(config.items())))
-    return _INITIALIZERS.get(key)
-
-
-def _plain_core(node: Node) -> str | None:
-    """Why a Dense/Conv2D is not one the built-in networks have (None if it is)."""
-    config = node.config
-    if not config.get("use_bias", True):
-        return "use_bias=False"
-    if _initializer_name(config.get("kernel_initializer")) is None:
-        initial = config.get("kernel_initializer") or {}
-        return f"kernel initializer {initial.get('class_name', initial)}"
-    bias = config.get("bias_initializer") or {}
-    if bias.get("class_name") != "Zeros":
-        return f"bias initializer {bias.get('class_name', bias)}"
-    for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer"):
-        if config.get(key) is not None:
-            return key.replace("_", " ")
-    for key in ("kernel_constraint", "bias_constraint"):
-        if config.get(key) is not None:
-            return key.replace("_", " ")
-    if node.cls == "Conv2D":
-        size = tuple(config.get("kernel_size", ()))
-        plain = (
-            config.get("padding") == "same"
-            and tuple(config.get("strides", ())) == (1, 1)
-            and tuple(config.get("dilation_rate", ())) == (1, 1)
-            and config.get("groups", 1) == 1
-            and config.get("data_format", "channels_last") == "channels_last"
-            and len(size) == 2
-            and size[0] == size[1]
-        )
-        if not plain:
-            return "not a square 'same' convolution with stride 1"
-    return None
-
-
-def builtin_form(plan: ModelPlan, activations: tuple[str, ...]) -> BuiltinForm | str:
-    """``plan`` as one of the built-in families (the population engine trains those), or
-    the reason it is not one: the first layer that does not fit, named.
-
-    It fits when the model is a chain: [Flatten] (Dense site [Dropout])+ output Dense, or
-    (Conv2D site, MaxPooling2D(2, 'same'))+ Flatten (Dense site [Dropout])+ output Dense,
-    every site with the same activation (one of ``activations``), every Dense/Conv2D with a
-    bias, the same built-in initialiser (Glorot-uniform, He-uniform or uniform ±0.05) and a
-    zero bias initialiser, no regulariser or constraint; square 'same' convolutions of one
-    kernel size with stride 1; a Dropout after every hidden Dense or after none."""
-    steps: list[Node] = []
-    previous = -1
-    for node in plan.nodes:
-        if node.inputs != (previous,):
-            return f"{node.cls} {node.name!r} is not in a plain chain of layers"
-        previous = node.index
-        if node.role not in ("removed_bn", "site_activation"):
-            steps.append(node)
-    site_activations = {site.activation for site in plan.sites.values()}
-    if len(site_activations) > 1:
-        return f"its sites use different activations ({', '.join(sorted(site_activations))})"
-    (activation,) = site_activations
-    if activation not in activations:
-        return f"activation {activation}"
-    walk = _FormWalk(plan)
-    for node in steps:
-        reason = walk.step(node)
-        if reason:
-            return reason
-    return walk.form(activation)
-
-
-class _FormWalk:
-    """:func:`builtin_form`'s walk along the chain: the stage it is at (``start``,
-    ``conv``, ``pool``, ``flat``, ``dense``, ``output``) and what it has seen."""
-
-    def __init__(self, plan: ModelPlan) -> None:
-        self.plan = plan
-        self.stage = "start"
-        self.initializers: set[str | None] = set()
-        self.convs: list[int] = []
-        self.kernel_sizes: set[int] = set()
-        self.hidden: list[int] = []
-        self.dropouts = 0
-
-    def step(self, node: Node) -> str | None:
-        """Take ``node``; the reason it does not fit, or None."""
-        what, stage = f"{node.cls} {node.name!r}", self.stage
-        if node.cls in _CORES:
-            reason = _plain_core(node)
-            if reason:
-                return f"{what} ({reason})"
-            self.initializers.add(_initializer_name(node.config.get("kernel_initializer")))
-        if node.role == "site" and node.cls == "Conv2D" and stage in ("start", "pool"):
-            self.convs.append(int(node.config["filters"]))
-            self.kernel_sizes.add(int(tuple(node.config["kernel_size"])[0]))
-            self.stage = "conv"
-        elif node.cls == "MaxPooling2D" and stage == "conv":
-            config = node.config
-            plain = tuple(config.get("pool_size", ())) == (2, 2) and config.get("padding") == "same"
-            if not plain or tuple(config.get("strides") or (2, 2)) != (2, 2):
-                return f"{what} (only MaxPooling2D(2, padding='same') after a Conv2D)"
-            self.stage = "pool"
-        elif node.cls == "Flatten" and stage in ("start", "pool"):
-            self.stage = "flat"
-        elif node.role == "site" and node.cls == "Dense" and stage in ("start", "flat", "dense"):
-            if stage == "start" and len(self.plan.input_shape) > 1:
-                return f"{what} takes image-shaped rows without a Flatten first"
-            self.hidden.append(int(node.config["units"]))
-            self.stage = "dense"
-        elif node.role == "dropout" and stage == "dense" and len(self.hidden) > self.dropouts:
-            if node.config.get("noise_shape") is not None:
-                return f"{what} (a noise_shape)"
-            self.dropouts += 1
-        elif node.role == "output" and node.cls == "Dense" and stage == "dense":
-            self.stage = "output"
-        elif not (node.role == "output_activation" and stage == "output"):
-            return what
-        return None
-
-    def form(self, activation: str) -> BuiltinForm | str:
-        if self.stage != "output":
-            return "its layers are not an MLP or CNN of bnsearch's own form"
-        if self.dropouts not in (0, len(self.hidden)):
-            return "a Dropout after some hidden Dense layers but not all"
-        if len(self.initializers) > 1:
-            names = ", ".join(sorted(map(str, self.initializers)))
-            return f"its layers use different initializers ({names})"
-        if self.convs and len(self.plan.input_shape) != 3:
-            return "Conv2D on rows that are not height × width × channels"
-        if len(self.kernel_sizes) > 1:
-            return "Conv2D layers of different kernel sizes"
-        return BuiltinForm(
-            family="cnn" if self.convs else "mlp",
-            hidden_units=tuple(self.hidden),
-            activation=activation,
-            initializer=str(self.initializers.pop()),
-            conv_filters=tuple(self.convs) or (16, 32),
-            kernel_size=self.kernel_sizes.pop() if self.kernel_sizes else 3,
-            dropout=self.dropouts > 0,
-        )
-
-
 def layer_text(layer: Any) -> str:
     """One layer as ``python -m bnsearch model --show`` prints it."""
     name = type(layer).__name__
@@ -975,27 +809,3 @@ def layer_text(layer: Any) -> str:
 def _fused_value(config: dict[str, Any]) -> str:
     value = config.get("activation", "linear") or "linear"
     return value if isinstance(value, str) else str(value.get("class_name"))
-
-
-def builtin_network(network: Any) -> tuple[Any, bool] | str:
-    """A ``--model`` network as the built-in ``NetworkSettings`` that builds the same layers
-    from the same initial weights, and whether it has Dropout; or why it is not one."""
-    from dataclasses import replace
-
-    if network.keep_optimizer:
-        return "its own optimizer (keep_optimizer)"
-    form = builtin_form(load_plan(network.model or ""), ACTIVATIONS)
-    if isinstance(form, str):
-        return form
-    settings = replace(
-        network,
-        model=None,
-        keep_optimizer=False,
-        family=form.family,
-        hidden_units=form.hidden_units,
-        activation=form.activation,
-        initializer=form.initializer,
-        conv_filters=form.conv_filters,
-        kernel_size=form.kernel_size,
-    )
-    return settings, form.dropout

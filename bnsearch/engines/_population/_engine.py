@@ -1,0 +1,288 @@
+"""The population engine: chunks of trials, each trained in a compiled :class:`Population`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from bnsearch.data import Dataset, split_index
+from bnsearch.engines._base import EpochCallback, TrainOutput
+from bnsearch.engines._population._members import member_model
+from bnsearch.engines._population._population import Population, SlotUse, graph_for
+from bnsearch.errors import ConfigError
+from bnsearch.networks import LayerGraph, NetworkSettings, network_graph
+from bnsearch.trial import TrialRecorder, TrialResult, TrialSpec, TrialState
+
+__all__ = ["MEMORY_LIMIT_BYTES", "PopulationEngine", "check_memory", "estimate_memory_bytes"]
+
+# Bytes of float32 activations kept per (member, batch row, value of a layer's output) for
+# backprop; a generous multiple covers pre/post BN, activation, dropout mask and gradients.
+_BYTES_PER_ACTIVATION = 4 * 12
+
+
+def estimate_memory_bytes(
+    population: int, dataset: Dataset, graph: LayerGraph, batch_size: int, n_val: int
+) -> int:
+    """A rough upper bound of the engine's working memory for one chunk."""
+    width = graph.activation_width
+    per_step = population * batch_size * width
+    val = population * n_val * (dataset.n_features + width * 3)
+    params = population * graph.parameters * 8
+    return per_step * _BYTES_PER_ACTIVATION + val * 4 + params * 4 + dataset.x.nbytes * 2
+
+
+def _population_size(n_specs: int, max_population: int) -> int:
+    """Round a chunk up to a power of two (at most ``max_population``) so that chunks of
+    similar size share one compiled graph; the padding members stay idle."""
+    size = 1
+    while size < n_specs:
+        size *= 2
+    return min(size, max_population)
+
+
+MEMORY_LIMIT_BYTES = 4 * 2**30
+
+
+def check_memory(
+    population: int,
+    dataset: Dataset,
+    network: NetworkSettings,
+    limit_bytes: int = MEMORY_LIMIT_BYTES,
+    graph: LayerGraph | None = None,
+) -> None:
+    """Refuse, before anything runs, a population or dataset too large for the memory limit."""
+    size = _population_size(population, population)
+    n_val = dataset.n_rows - split_index(dataset.n_rows, network.validation_split)
+    graph = graph or graph_for(network, dataset)
+    need = estimate_memory_bytes(size, dataset, graph, network.batch_size, n_val)
+    if need > limit_bytes:
+        raise ConfigError(
+            f"a population of {size} on {dataset.n_rows} rows needs about "
+            f"{need / 2**30:.1f} GiB, over the {limit_bytes / 2**30:.1f} GiB limit; lower "
+            "--population (or use fewer rows)."
+        )
+
+
+MAX_CACHED_POPULATIONS = 4
+# Compiled populations of this process, shared by every PopulationEngine: a sweep or a test
+# session that runs several studies on the same data compiles each graph once. ``load``
+# resets every variable, so a population carries nothing from one use to the next.
+_COMPILED: dict[tuple[Any, ...], Population] = {}
+
+
+class PopulationEngine:
+    """Trains up to ``max_population`` trials at once in one vectorised TensorFlow graph.
+
+    ``jit_compile`` compiles the epoch loop with XLA (measured 2-3x faster on CPU at P >= 32;
+    see ``python -m bnsearch bench``). ``shuffle=False`` feeds the training rows in order
+    every epoch (used by the parity test against ``model.fit(shuffle=False)``).
+    ``population_size`` compiles every chunk's graph at exactly that size (``replay``
+    trains a batch in a graph of the size it was trained in); by default a chunk gets the
+    next power of two, or an already compiled graph with room for it.
+    """
+
+    name = "population"
+
+    def __init__(
+        self,
+        max_population: int = 64,
+        shuffle: bool = True,
+        jit_compile: bool = True,
+        memory_limit_bytes: int = MEMORY_LIMIT_BYTES,
+        population_size: int | None = None,
+    ) -> None:
+        self.max_population = max_population
+        self.shuffle = shuffle
+        self.jit_compile = jit_compile
+        self.memory_limit_bytes = memory_limit_bytes
+        self.population_size = population_size
+        self.last_population: Population | None = None
+
+    @property
+    def trials_at_once(self) -> int:
+        return self.max_population
+
+    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
+        """Refuse, before anything is logged, a ``--model`` that does not suit the data or a
+        population too large for the memory limit."""
+        from bnsearch.engines._keras import model_fits_data
+
+        model_fits_data(dataset, network)
+        check_memory(self.max_population, dataset, network, self.memory_limit_bytes)
+
+    @staticmethod
+    def untrainable(network: NetworkSettings) -> str | None:
+        """Why this engine cannot train ``network`` (None if it can): the first layer it
+        has no form for, named. bnsearch's own families always qualify; a ``--model`` made
+        of the layers of :mod:`bnsearch.networks._graph`; a ``builder`` network never."""
+        if network.kind in ("mlp", "cnn"):
+            return None
+        if network.kind == "custom":
+            return "a network from `builder` (its blocks are Python code bnsearch does not read)"
+        from bnsearch.networks import load_plan
+
+        plan = load_plan(network.model or "")
+        shape = tuple(int(n) for n in plan.input_shape)
+        graph = network_graph(network, shape, plan.output_width)
+        return graph if isinstance(graph, str) else None
+
+    @classmethod
+    def trains(cls, network: NetworkSettings) -> bool:
+        """Whether this engine trains ``network`` (see :meth:`untrainable`)."""
+        return cls.untrainable(network) is None
+
+    def train(
+        self,
+        specs: Sequence[TrialSpec],
+        dataset: Dataset,
+        network: NetworkSettings,
+        on_epoch: EpochCallback | None = None,
+        keep_models: bool = False,
+    ) -> TrainOutput:
+        """With ``keep_models``, a Keras model per trial comes back too, holding the
+        member's trained weights (None for a trial that did not complete)."""
+        if self.max_population < 1:
+            raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
+        why = self.untrainable(network)
+        if why is not None:
+            raise ConfigError(f"the population engine has no form for {why}; use --engine keras.")
+        graph = graph_for(network, dataset)
+        # A searched activation changes the graph: one population per activation.
+        groups: dict[str, list[int]] = {}
+        for index, spec in enumerate(specs):
+            groups.setdefault(spec.config.activation or "", []).append(index)
+        results: list[TrialResult | None] = [None] * len(specs)
+        models: list[Any] = [None] * len(specs)
+        for activation, members in groups.items():
+            group_graph = graph.with_site_activation(activation)
+            for start in range(0, len(members), self.max_population):
+                chunk = members[start : start + self.max_population]
+
+                def chunk_callback(
+                    index: int, epoch: int, metrics: dict[str, float], chunk: list = chunk
+                ) -> bool:
+                    return on_epoch(chunk[index], epoch, metrics) if on_epoch else False
+
+                trained = self._train_chunk(
+                    [specs[i] for i in chunk], dataset, network, group_graph, chunk_callback
+                )
+                for p, (index, result) in enumerate(zip(chunk, trained, strict=True)):
+                    results[index] = result
+                    if keep_models and result.state is TrialState.COMPLETE:
+                        models[index] = member_model(
+                            self.last_population, p, specs[index], dataset, network
+                        )
+        assert all(r is not None for r in results), "every spec belongs to one group"
+        return TrainOutput(results, models if keep_models else [])  # type: ignore[arg-type]
+
+    def _population(
+        self,
+        n_specs: int,
+        dataset: Dataset,
+        network: NetworkSettings,
+        graph: LayerGraph,
+        slot_use: SlotUse,
+    ) -> Population:
+        """A compiled population for ``n_specs`` trials: one already compiled in this
+        process that holds them with at most 4x room to spare (the smallest such), else a
+        new one of the next power of two. Compiling costs seconds (the CNN's about 8 s), so
+        a small confirmation round runs in the search's population rather than compiling
+        its own: measured on the digits CNN, 9 trials train in a compiled P=32 in 5 s
+        against 8 s of compiling a P=16 and 3 s of training in it."""
+        # Epochs do not shape the graph: studies with other epoch counts share it.
+        shape = (dataset.fingerprint, graph, self._training(network), self.jit_compile, slot_use)
+        fitting = [
+            key[0]
+            for key in _COMPILED
+            if key[1:] == shape and n_specs <= key[0] <= min(4 * n_specs, self.max_population)
+        ]
+        if self.population_size is not None:
+            size = max(self.population_size, n_specs)
+        elif fitting:
+            size = min(fitting)
+        else:
+            size = _population_size(n_specs, self.max_population)
+        key = (size, *shape)
+        check_memory(size, dataset, network, self.memory_limit_bytes, graph)
+        if key not in _COMPILED:
+            # A few populations' graphs (one per searched activation) and no more keeps
+            # memory flat over a long study.
+            while len(_COMPILED) >= MAX_CACHED_POPULATIONS:
+                del _COMPILED[next(iter(_COMPILED))]
+            _COMPILED[key] = Population(size, dataset, network, self.jit_compile, slot_use, graph)
+        return _COMPILED[key]
+
+    @staticmethod
+    def _training(network: NetworkSettings) -> tuple[float, ...]:
+        """What shapes the compiled functions besides the graph: the optimizer's momentum
+        and decay, the batch and the validation rows (epochs do not: studies with other
+        epoch counts share them)."""
+        return (
+            network.sgd_momentum, network.lr_decay, network.batch_size, network.validation_split
+        )  # fmt: skip
+
+    def _train_chunk(
+        self,
+        specs: list[TrialSpec],
+        dataset: Dataset,
+        network: NetworkSettings,
+        graph: LayerGraph,
+        on_epoch: EpochCallback,
+    ) -> list[TrialResult]:
+        import tensorflow as tf
+
+        started = time.perf_counter()
+        n = len(specs)
+        population = self._population(n, dataset, network, graph, SlotUse.of(specs))
+        population.load(specs)
+        self.last_population = population
+        P = population.size
+        n_train = split_index(dataset.n_rows, network.validation_split)
+        x_val = tf.constant(dataset.x[n_train:].reshape(dataset.n_rows - n_train, -1), tf.float32)
+        y_val = tf.constant(dataset.y_onehot[n_train:], tf.float32)
+        batch = network.batch_size
+        full_steps, remainder = divmod(n_train, batch)
+        rngs = [np.random.default_rng(spec.seed) for spec in specs]
+        recorders = [
+            TrialRecorder(spec, self.name, lambda e, m, p=p: on_epoch(p, e, m))
+            for p, spec in enumerate(specs)
+        ]
+        for epoch in range(network.epochs):
+            if all(recorder.stopped for recorder in recorders):
+                break
+            if self.shuffle:
+                order = np.stack([rng.permutation(n_train) for rng in rngs])
+            else:
+                order = np.tile(np.arange(n_train), (n, 1))
+            order = np.concatenate([order, np.repeat(order[:1], P - n, axis=0)]).astype(np.int32)
+            head = order[:, : full_steps * batch].reshape(P, full_steps, batch).transpose(1, 0, 2)
+            loss_sum, correct_sum = population.train_epoch(tf.constant(head))
+            if remainder:
+                tail = order[:, full_steps * batch :][None]
+                extra_loss, extra_correct = population.train_steps_partial(tf.constant(tail))
+                loss_sum += extra_loss
+                correct_sum += extra_correct
+            val_loss, val_acc = population.evaluate(x_val, y_val)
+            second = "mae" if dataset.regression else "accuracy"
+            values = {
+                "loss": (loss_sum / n_train).numpy(),
+                second: (correct_sum / n_train).numpy(),
+                "val_loss": val_loss.numpy(),
+                f"val_{second}": val_acc.numpy(),
+            }
+            active = population.active.numpy()
+            for p, recorder in enumerate(recorders):
+                if recorder.stopped:
+                    continue
+                metrics = {m: float(values[m][p]) for m in values}
+                # ``active`` is cleared in the graph by a member's non-finite batch loss.
+                if recorder.record_epoch(epoch, metrics, diverged=not active[p]):
+                    active[p] = False
+            population.active.assign(active)
+        # Who trained together, in how large a graph: the replay's recipe.
+        numbers, wall = tuple(s.number for s in specs), (time.perf_counter() - started) / n
+        return [replace(r.result(wall), population=P, batch=numbers) for r in recorders]

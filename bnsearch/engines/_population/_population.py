@@ -1,0 +1,420 @@
+"""One compiled population: P members' variables and the graph functions that train them.
+
+The network is a :class:`~bnsearch.networks.LayerGraph`, interpreted op by op with every
+tensor carrying the members on its leading axis (``[P, rows, ...]``); see the package's
+docstring for the maths each op and the training step follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bnsearch.data import Dataset
+from bnsearch.engines._population._ops import activation_function, hash_uniform, patches, pool
+from bnsearch.errors import ConfigError
+from bnsearch.networks import GraphOp, LayerGraph, NetworkSettings, network_graph
+from bnsearch.networks import seeded_initializer as initializer_of
+from bnsearch.trial import TrialSpec, layer_seed
+
+__all__ = ["Population", "SlotUse", "graph_for"]
+
+_BEFORE = ("before", "before_output")
+
+
+@dataclass(frozen=True)
+class SlotUse:
+    """Which BN slots a population's graph has: the input BN, the sites' BN (serving
+    ``before`` and ``after``) and the output BN. Part of the compiled graph's key."""
+
+    input_bn: bool = True
+    hidden_bn: bool = True
+    output_bn: bool = True
+
+    @classmethod
+    def of(cls, specs: Sequence[TrialSpec], network: Any = None) -> SlotUse:
+        placements = {spec.config.placement for spec in specs}
+        return cls(
+            "input" in placements,
+            bool(placements & {"before", "after", "before_output"}),
+            "before_output" in placements,
+        )
+
+    def covers(self, need: SlotUse) -> bool:
+        mine = (self.input_bn, self.hidden_bn, self.output_bn)
+        return all(
+            h or not n
+            for h, n in zip(mine, (need.input_bn, need.hidden_bn, need.output_bn), strict=True)
+        )
+
+
+def graph_for(network: NetworkSettings, dataset: Dataset) -> LayerGraph:
+    """``network``'s layer graph on ``dataset``'s rows, or a one-line ConfigError."""
+    graph = network_graph(network, dataset.x.shape[1:], dataset.n_classes)
+    if isinstance(graph, str):
+        raise ConfigError(f"the population engine has no form for {graph}; use --engine keras.")
+    return graph
+
+
+def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:
+    """The rewrite's bias rule: a layer keeps its own bias unless a BN now follows it."""
+    feeds_bn = (op.role == "site" and placement in _BEFORE) or (
+        op.role == "output" and placement == "before_output"
+    )
+    return op.use_bias and (use_bias or not feeds_bn)
+
+
+class Population:
+    """The variables and compiled graph functions for ``size`` members.
+
+    Built once per (size, dataset, graph) and re-used for every chunk by :meth:`load`,
+    so XLA compiles the epoch loop once per study rather than once per batch of trials.
+    The validation pass compiles too (one shape per study): the CNN's forward pass over
+    every validation image costs as much as 15 training steps in graph mode, 6 under XLA.
+    The last partial batch stays in graph mode: compiling it costs more than it saves.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        dataset: Dataset,
+        network: NetworkSettings,
+        jit_compile: bool,
+        slot_use: SlotUse | None = None,
+        graph: LayerGraph | None = None,
+    ) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        self.size = P = size
+        self.slot_use = slot_use or SlotUse()
+        self.network = network
+        self.graph = graph or graph_for(network, dataset)
+        self.n_classes = dataset.n_classes
+        self.regression = dataset.regression
+        ops = self.graph.ops
+        self.cores = {ops[i].name: ops[i] for i in self.graph.cores}
+        f32 = tf.float32
+
+        def state(shape: tuple[int, ...], dtype: Any = f32) -> Any:
+            return tf.Variable(tf.zeros(shape, dtype), trainable=False)
+
+        column = (P, 1, 1)
+        self.m_input, self.m_before = state(column), state(column)
+        self.m_after, self.m_output = state(column), state(column)
+        self.bn_momentum, self.bn_epsilon = state(column), state(column)
+        self.dropout = state(column)
+        self.lr = state((P,))
+        self.seeds = state((P,), tf.int64)
+        self.kernels = {
+            name: tf.Variable(tf.zeros((P, op.fan_in, op.shape[-1])), name=f"kernel_{i}")
+            for i, (name, op) in enumerate(self.cores.items())
+        }
+        self.biases = {
+            name: tf.Variable(tf.zeros((P, 1, op.shape[-1])), name=f"bias_{i}")
+            for i, (name, op) in enumerate(self.cores.items())
+        }
+        self.bias_masks = {name: state(column) for name in self.cores}
+        self.bn_widths = self._bn_widths()
+        self.bn_slots = list(self.bn_widths)
+        self.gammas = {s: tf.Variable(tf.ones((P, 1, w))) for s, w in self.bn_widths.items()}
+        self.betas = {s: tf.Variable(tf.zeros((P, 1, w))) for s, w in self.bn_widths.items()}
+        self.moving_means = {s: state((P, 1, w)) for s, w in self.bn_widths.items()}
+        self.moving_vars = {s: state((P, 1, w)) for s, w in self.bn_widths.items()}
+        self.params = [
+            *self.kernels.values(), *self.biases.values(),
+            *self.gammas.values(), *self.betas.values(),
+        ]  # fmt: skip
+        self.velocities = [state(tuple(p.shape)) for p in self.params]
+        self.active = tf.Variable(tf.ones((P,), tf.bool), trainable=False)
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.x_train = tf.constant(dataset.x.reshape(dataset.n_rows, -1), f32)
+        self.onehot = tf.constant(dataset.y_onehot, f32)
+        # A counter per (step, Dropout op): 16 a step, more for a network with more.
+        self.dropout_stride = max(16, sum(op.kind == "dropout" for op in ops))
+        self.train_epoch = tf.function(self._train_steps, jit_compile=jit_compile)
+        self.train_steps_partial = tf.function(self._train_steps)
+        self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
+
+    def _bn_widths(self) -> dict[str, int]:
+        """The BN slots this population builds, and their widths.
+
+        ``input_bn`` (per channel for images), one per site named by its layer (before or
+        after the activation, per member), ``output_bn`` on the logits, and one per BN the
+        model keeps where it is (named by it). A member uses at most one BN per position,
+        so one slot per position keeps its moving statistics updated by exactly the BN it
+        uses. Slots no member of this population uses get no variables.
+        """
+        use, graph = self.slot_use, self.graph
+        widths: dict[str, int] = {}
+        if use.input_bn:
+            widths["input_bn"] = graph.input_channels
+        for op in graph.ops:
+            if (op.kind == "core" and op.role == "site" and use.hidden_bn) or op.kind == "bn":
+                widths[op.name] = op.shape[-1]
+        if use.output_bn:
+            widths["output_bn"] = graph.ops[graph.output].shape[-1]
+        return widths
+
+    # long because each per-member variable is set in one line here; the set is the point.
+    def load(self, specs: Sequence[TrialSpec]) -> None:
+        """Start ``specs`` from their initial weights; members past ``len(specs)`` are idle."""
+        P, n = self.size, len(specs)
+        padded = list(specs) + [specs[0]] * (P - n)
+        if not self.slot_use.covers(SlotUse.of(padded)):
+            raise ValueError("a member uses a BN slot this population was not built with")
+        configs = [s.config for s in padded]
+        placements = [c.placement for c in configs]
+        column = lambda values: np.asarray(values, np.float32).reshape(P, 1, 1)  # noqa: E731
+        self.m_input.assign(column([p == "input" for p in placements]))
+        self.m_before.assign(column([p in _BEFORE for p in placements]))
+        self.m_after.assign(column([p == "after" for p in placements]))
+        self.m_output.assign(column([p == "before_output" for p in placements]))
+        for name, op in self.cores.items():
+            used = [_bias_used(op, c.placement, c.use_bias) for c in configs]
+            self.bias_masks[name].assign(column(used))
+        self.bn_momentum.assign(column([c.momentum for c in configs]))
+        self.bn_epsilon.assign(column([c.epsilon for c in configs]))
+        self.dropout.assign(column([c.dropout for c in configs]))
+        self.lr.assign(np.array([c.learning_rate for c in configs], np.float32))
+        self.seeds.assign(np.array([s.seed for s in padded], np.int64))
+        for name, op in self.cores.items():
+            self.kernels[name].assign(self._initial(op, padded, "kernel"))
+            self.biases[name].assign(self._initial(op, padded, "bias"))
+        for variables, value in (
+            (self.gammas.values(), 1.0), (self.betas.values(), 0.0),
+            (self.moving_means.values(), 0.0), (self.moving_vars.values(), 1.0),
+            (self.velocities, 0.0),
+        ):  # fmt: skip
+            for variable in variables:
+                variable.assign(np.full(variable.shape, value, np.float32))
+        self.active.assign(np.arange(P) < n)
+        self.iterations.assign(0)
+
+    @staticmethod
+    def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
+        """Every member's initial kernel (or bias) of ``op``: the layer's own initialiser
+        seeded with ``layer_seed(seed, kind, k)``, drawn in Keras' shape (its fans), as the
+        Keras model of the same trial draws it."""
+        serialized = op.kernel_initializer if which == "kernel" else op.bias_initializer
+        shape = op.kernel_shape if which == "kernel" else (op.shape[-1],)
+        target = (op.fan_in, op.shape[-1]) if which == "kernel" else (1, op.shape[-1])
+        drawn: dict[int, np.ndarray] = {}
+        for spec in specs:
+            if spec.seed not in drawn:
+                init = initializer_of(serialized, layer_seed(spec.seed, *op.seed_key))
+                drawn[spec.seed] = np.asarray(init(shape), np.float32).reshape(target)
+        return np.stack([drawn[spec.seed] for spec in specs])
+
+    # --- forward pass ------------------------------------------------------------------
+
+    def _mask(self, mask: Any, like: Any) -> Any:
+        """A ``[P, 1, 1]`` mask shaped to broadcast against ``like`` (any rank)."""
+        return self.tf.reshape(mask, [-1] + [1] * (like.shape.rank - 1))
+
+    def _bn(self, x: Any, slot: str, training: bool, updates: list) -> Any:
+        """BatchNormalization over every axis but the members' and the last."""
+        tf = self.tf
+        shape = tf.shape(x)
+        flat = tf.reshape(x, [shape[0], -1, x.shape[-1]])
+        if training:
+            mean = tf.reduce_mean(flat, axis=1, keepdims=True)
+            variance = tf.reduce_mean(tf.square(flat - mean), axis=1, keepdims=True)
+            updates.append((slot, tf.stop_gradient(mean), tf.stop_gradient(variance)))
+        else:
+            mean, variance = self.moving_means[slot], self.moving_vars[slot]
+        inv = tf.math.rsqrt(variance + self.bn_epsilon) * self.gammas[slot]
+        return tf.reshape(flat * inv + (self.betas[slot] - mean * inv), shape)
+
+    def _input_bn(self, x: Any, training: bool, updates: list) -> Any:
+        if not self.slot_use.input_bn:
+            return x
+        normalised = self._bn(x, "input_bn", training, updates)
+        return self.tf.where(self._mask(self.m_input, x) > 0, normalised, x)
+
+    def _forward(self, x: Any, training: bool, counter: Any) -> tuple[Any, list]:
+        """``x`` is ``[P, rows, features]``; returns logits ``[P, rows, classes]``."""
+        tf, graph = self.tf, self.graph
+        updates: list = []
+        x = tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *graph.input_shape])
+        if graph.input_bn_after == -1:
+            x = self._input_bn(x, training, updates)
+        values: list[Any] = []
+        for index, op in enumerate(graph.ops):
+            inputs = [x if i == -1 else values[i] for i in op.inputs]
+            y = self._op(op, inputs, training, counter, updates)
+            if index == graph.input_bn_after:
+                y = self._input_bn(y, training, updates)
+            values.append(y)
+        return values[graph.output], updates
+
+    def _op(
+        self, op: GraphOp, inputs: list[Any], training: bool, counter: Any, updates: list
+    ) -> Any:
+        tf = self.tf
+        x = inputs[0]
+        if op.kind == "core":
+            return self._core(op, x, training, updates)
+        if op.kind == "bn":
+            return self._bn(x, op.name, training, updates)
+        if op.kind == "activation":
+            return activation_function(tf, op.activation)(x)
+        if op.kind == "dropout":
+            step_counter = counter * self.dropout_stride + op.dropout_index
+            return self._dropout(x, step_counter) if training else x
+        if op.kind == "add":
+            return tf.add_n(inputs)
+        if op.kind == "global_avg_pool":
+            return tf.reduce_mean(x, axis=[2, 3])
+        if op.kind in ("flatten", "reshape"):
+            return tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])
+        # max_pool / avg_pool: members and rows share the image axis of TF's pooling.
+        images = tf.reshape(x, [-1, *x.shape[2:]])
+        pooled = pool(tf, images, op.kind, op.pool_size, op.strides, op.padding)
+        return tf.reshape(pooled, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])
+
+    def _core(self, op: GraphOp, x: Any, training: bool, updates: list) -> Any:
+        """A Dense or Conv2D, then a site's placed BN and activation, the output's BN, or a
+        plain layer's fused activation."""
+        tf = self.tf
+        P, rows = tf.shape(x)[0], tf.shape(x)[1]
+        bias = self.biases[op.name] * self.bias_masks[op.name]
+        if op.cls == "Conv2D":
+            images = tf.reshape(x, [-1, *x.shape[2:]])
+            columns = patches(tf, images, op.kernel_shape[:2], op.strides, op.padding)
+            flat = tf.reshape(columns, [P, -1, op.fan_in])
+            z = tf.matmul(flat, self.kernels[op.name]) + bias
+            z = tf.reshape(z, [P, rows, *op.shape])
+        else:
+            z = tf.matmul(x, self.kernels[op.name]) + bias
+        if op.role == "output":
+            if not self.slot_use.output_bn:
+                return z
+            normalised = self._bn(z, "output_bn", training, updates)
+            return tf.where(self._mask(self.m_output, z) > 0, normalised, z)
+        activation = activation_function(tf, op.activation)
+        plain = activation(z)
+        if op.role != "site" or not self.slot_use.hidden_bn:
+            return plain
+        # One BN serves both placements: it normalises z for `before` members and act(z)
+        # for `after` members.
+        before = self._mask(self.m_before, z) > 0
+        after = self._mask(self.m_after, z) > 0
+        normalised = self._bn(tf.where(before, z, plain), op.name, training, updates)
+        return tf.where(before, activation(normalised), tf.where(after, normalised, plain))
+
+    def _dropout(self, a: Any, counter: Any) -> Any:
+        """Inverted dropout with each member's rate and its hashed mask."""
+        tf = self.tf
+        u = hash_uniform(tf, self.seeds, counter, tf.shape(a))
+        keep = tf.cast(u >= self._mask(self.dropout, a), tf.float32)
+        return a * keep / (1.0 - self._mask(self.dropout, a))
+
+    def _per_sample_loss(self, logits: Any, labels: Any) -> Any:
+        tf = self.tf
+        if self.regression:  # Keras' mean_squared_error: the mean over the output axis
+            return tf.reduce_mean(tf.square(logits - labels), axis=-1)
+        if self.n_classes == 2:
+            ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+            return tf.reduce_mean(ce, axis=-1)
+        return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+    def _correct(self, logits: Any, labels: Any) -> Any:
+        """Per sample: 1 where the argmax agrees with the label; a regression's absolute
+        error (Keras' ``mae``) instead."""
+        tf = self.tf
+        if self.regression:
+            return tf.reduce_mean(tf.abs(logits - labels), axis=-1)
+        return tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32)
+
+    # --- training ------------------------------------------------------------------------
+
+    def _step(self, index: Any) -> tuple[Any, Any]:
+        """One SGD step on the batch ``index`` (``[P, batch]`` row numbers)."""
+        tf = self.tf
+        x = tf.gather(self.x_train, index)
+        labels = tf.gather(self.onehot, index)
+        with tf.GradientTape() as tape:
+            logits, updates = self._forward(x, True, self.iterations)
+            per_sample = self._per_sample_loss(logits, labels)
+            loss = tf.reduce_mean(per_sample, axis=1)  # [P]
+            finite = tf.math.is_finite(loss)
+            counted = tf.where(self.active & finite, loss, tf.zeros_like(loss))
+            total = tf.reduce_sum(counted)
+        # Zero for a parameter nothing reaches: none does in the engine's own graphs, but the
+        # step profiler (bench) removes BN, which leaves its parameters unreached.
+        grads = tape.gradient(total, self.params, unconnected_gradients="zero")
+        # A member's gradients are finite iff their sum is (a NaN or inf anywhere makes the
+        # sum non-finite); one sum per member is far cheaper than an elementwise test. A sum
+        # that overflows float32 freezes a member whose update would have been absurd anyway.
+        grads_finite = tf.ones_like(finite)
+        for g in grads:
+            grads_finite &= tf.math.is_finite(tf.reduce_sum(tf.reshape(g, [tf.shape(g)[0], -1]), 1))
+        live3 = tf.reshape(self.active & finite & grads_finite, [-1, 1, 1])
+        self._apply_gradients(grads, live3)
+        for slot, mean, variance in updates:
+            m = self.bn_momentum
+            mm, mv = self.moving_means[slot], self.moving_vars[slot]
+            mm.assign(tf.where(live3, mm * m + mean * (1.0 - m), mm))
+            mv.assign(tf.where(live3, mv * m + variance * (1.0 - m), mv))
+        self.active.assign(self.active & finite)
+        self.iterations.assign_add(1)
+        rows = tf.cast(tf.shape(index)[1], tf.float32)
+        correct = tf.reduce_sum(self._correct(logits, labels), axis=1)
+        return loss * rows, correct
+
+    def _apply_gradients(self, grads: list[Any], live3: Any) -> None:
+        """Nesterov SGD with inverse-time decay, for live members only (``live3``)."""
+        tf = self.tf
+        t = tf.cast(self.iterations, tf.float32)
+        lr = tf.reshape(self.lr / (1.0 + self.network.lr_decay * t), [-1, 1, 1])
+        mu = self.network.sgd_momentum
+        for param, velocity, grad in zip(self.params, self.velocities, grads, strict=True):
+            grad = tf.where(live3, grad, tf.zeros_like(grad))
+            new_velocity = mu * velocity - lr * grad
+            velocity.assign(tf.where(live3, new_velocity, velocity))
+            param.assign(tf.where(live3, param + mu * new_velocity - lr * grad, param))
+
+    def _train_steps(self, batches: Any) -> tuple[Any, Any]:
+        """Run the steps in ``batches`` (``[steps, P, batch]``); sums of loss and hits."""
+        tf = self.tf
+        P = tf.shape(batches)[1]
+        loss_sum = tf.zeros([P], tf.float32)
+        correct_sum = tf.zeros([P], tf.float32)
+        for step in tf.range(tf.shape(batches)[0]):
+            loss, correct = self._step(batches[step])
+            loss_sum += loss
+            correct_sum += correct
+        return loss_sum, correct_sum
+
+    def _evaluate(self, x: Any, labels: Any) -> tuple[Any, Any]:
+        tf = self.tf
+        P = tf.shape(self.lr)[0]
+        xs = tf.broadcast_to(x[None], tf.concat([[P], tf.shape(x)], 0))
+        logits, _ = self._forward(xs, False, tf.constant(0, tf.int64))
+        labels = tf.broadcast_to(labels[None], tf.shape(logits))
+        loss = tf.reduce_mean(self._per_sample_loss(logits, labels), axis=1)
+        accuracy = tf.reduce_mean(self._correct(logits, labels), axis=1)
+        return loss, accuracy
+
+    # --- inspection ----------------------------------------------------------------------
+
+    def member_weights(self, p: int) -> dict[str, np.ndarray]:
+        """Member ``p``'s weights: ``kernel_<layer>`` (in Keras' shape), ``bias_<layer>``
+        (zero where masked), and per BN slot ``gamma_``, ``beta_``, ``moving_mean_`` and
+        ``moving_var_<slot>`` (slots: ``input_bn``, a site's layer name, ``output_bn``,
+        a kept BN's name)."""
+        out: dict[str, np.ndarray] = {}
+        for name, op in self.cores.items():
+            out[f"kernel_{name}"] = self.kernels[name][p].numpy().reshape(op.kernel_shape)
+            mask = float(self.bias_masks[name][p, 0, 0].numpy())
+            out[f"bias_{name}"] = self.biases[name][p, 0].numpy() * mask
+        for slot in self.bn_slots:
+            out[f"gamma_{slot}"] = self.gammas[slot][p, 0].numpy()
+            out[f"beta_{slot}"] = self.betas[slot][p, 0].numpy()
+            out[f"moving_mean_{slot}"] = self.moving_means[slot][p, 0].numpy()
+            out[f"moving_var_{slot}"] = self.moving_vars[slot][p, 0].numpy()
+        return out

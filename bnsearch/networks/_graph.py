@@ -1,0 +1,324 @@
+"""The layer graph the population engine interprets: every network it trains, in one form.
+
+A :class:`LayerGraph` is a network read once, placement aside: its ops in the graph's
+order, each taking the outputs of earlier ops (``-1``: the rows), with its output shape per
+row. The population engine runs it for P members at once and places each member's
+BatchNormalization by masks (one BN slot per site, serving ``before`` and ``after``).
+
+Every network comes here through the same reader, the ``--model`` rule of
+:mod:`bnsearch.networks._rewrite`: the built-in MLP and CNN families are built as Keras
+models (placement ``none``) and read like any ``--model``, so the families are instances of
+the mechanism, not special cases beside it. A ``--builder`` network is Python code that
+places BN itself; it trains on the Keras engine (give the model it builds as ``--model
+module:name`` to train it here).
+
+Ops (``GraphOp.kind``), with what the engine computes (``x`` per member, rows first):
+
+* ``core``: ``Dense`` (``x @ W + b``) or ``Conv2D`` (``same``/``valid`` padding, any
+  strides and kernel size; one matrix product over each output pixel's patch). A core is a
+  *site* (BN placed per member, then its activation), the *output* (logits; the softmax
+  lives in the loss, a ``before_output`` BN per member) or plain (its fused activation).
+  Its initialisers are the layer's own, seeded per member (``layer_seed``).
+* ``bn``: a BatchNormalization not at a site (kept where it is, the trial's momentum and
+  epsilon): ``gamma * (x - mean) / sqrt(var + eps) + beta`` over every axis but the last.
+* ``activation``: an activation layer not at a site.
+* ``dropout``: inverted dropout at the member's rate.
+* ``max_pool`` / ``avg_pool``: ``MaxPooling2D`` / ``AveragePooling2D`` (pool size, strides,
+  ``same``/``valid``; 'same' average pooling divides by the window's pixels inside the
+  image, as Keras does).
+* ``global_avg_pool``: the mean over height and width.
+* ``flatten``, ``reshape``: row-major, as Keras (channels last).
+* ``add``: the sum of its inputs (residual connections).
+
+Anything else (another layer, a regulariser or constraint, a dilated or grouped
+convolution, a Dropout ``noise_shape``, an activation bnsearch does not know, the model's
+own optimizer) makes :func:`network_graph` return the reason, naming the first layer; such a
+network trains on the Keras engine.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+from bnsearch.networks._rewrite import ModelPlan, Node, load_plan, plan_of_model
+from bnsearch.trial import ACTIVATIONS, BNConfig
+
+__all__ = ["GraphOp", "LayerGraph", "graph_of", "network_graph", "seeded_initializer"]
+
+OP_KINDS = (
+    "core", "bn", "activation", "dropout", "max_pool", "avg_pool", "global_avg_pool",
+    "flatten", "reshape", "add",
+)  # fmt: skip
+_KIND_OF = {
+    "MaxPooling2D": "max_pool",
+    "AveragePooling2D": "avg_pool",
+    "GlobalAveragePooling2D": "global_avg_pool",
+    "Flatten": "flatten",
+    "Reshape": "reshape",
+    "Add": "add",
+    "Dropout": "dropout",
+    "BatchNormalization": "bn",
+}
+_REGULARISERS = (
+    "kernel_regularizer", "bias_regularizer", "activity_regularizer",
+    "kernel_constraint", "bias_constraint",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GraphOp:
+    """One op of the graph; the fields a kind does not use keep their defaults."""
+
+    name: str  # the Keras layer's name (a member's Keras model is matched by it)
+    kind: str
+    inputs: tuple[int, ...]
+    shape: tuple[int, ...]  # the output's shape per row
+    role: str = ""  # a core's: "site", "output" or "plain"
+    cls: str = ""  # a core's Keras class: "Dense" or "Conv2D"
+    activation: str = "linear"  # a site's, a plain core's fused one, an activation op's
+    use_bias: bool = True  # the layer's own
+    kernel_shape: tuple[int, ...] = ()  # as Keras holds it ([kh, kw, in, out] for Conv2D)
+    strides: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+    pool_size: tuple[int, int] = (1, 1)
+    kernel_initializer: str = ""  # the serialized initialiser, as JSON
+    bias_initializer: str = ""
+    seed_key: tuple[str, int] = ("dense", 0)  # layer_seed(seed, *seed_key)
+    dropout_index: int = 0  # the k-th Dropout: its hash counter
+
+    @property
+    def fan_in(self) -> int:
+        """Rows of the kernel as the engine holds it (a conv's patch size)."""
+        size = 1
+        for n in self.kernel_shape[:-1]:
+            size *= n
+        return size
+
+
+@dataclass(frozen=True)
+class LayerGraph:
+    """A network the population engine can train: its ops, the op the logits come from
+    and its softmax or not, and where ``input`` placement puts its BN (``-1``: on the rows,
+    else after the op with that index, a leading Flatten or channel Reshape)."""
+
+    ops: tuple[GraphOp, ...]
+    input_shape: tuple[int, ...]
+    output: int
+    output_activation: str
+    input_bn_after: int = -1
+
+    @property
+    def sites(self) -> tuple[int, ...]:
+        return tuple(i for i, op in enumerate(self.ops) if op.kind == "core" and op.role == "site")
+
+    @property
+    def cores(self) -> tuple[int, ...]:
+        return tuple(i for i, op in enumerate(self.ops) if op.kind == "core")
+
+    @property
+    def has_dropout(self) -> bool:
+        return any(op.kind == "dropout" for op in self.ops)
+
+    @property
+    def input_channels(self) -> int:
+        """The width the input BN normalises (the last axis where it sits)."""
+        if self.input_bn_after >= 0:
+            return self.ops[self.input_bn_after].shape[-1]
+        return self.input_shape[-1]
+
+    @property
+    def activation_width(self) -> int:
+        """Float32 values per row a forward pass holds: every op's output, and each
+        convolution's patches."""
+        width = 0
+        for op in self.ops:
+            width += _size(op.shape)
+            if op.kind == "core" and op.cls == "Conv2D":
+                width += _size(op.shape[:-1]) * op.fan_in
+        return width
+
+    @property
+    def parameters(self) -> int:
+        return sum(_size(self.ops[i].kernel_shape) + self.ops[i].shape[-1] for i in self.cores)
+
+    def with_site_activation(self, activation: str | None) -> LayerGraph:
+        """The graph with every site's activation replaced (a searched activation)."""
+        if not activation:
+            return self
+        ops = tuple(
+            replace(op, activation=activation) if op.role == "site" else op for op in self.ops
+        )
+        return replace(self, ops=ops)
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    size = 1
+    for n in shape:
+        size *= n
+    return size
+
+
+def network_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
+    """``network`` (a ``NetworkSettings``) on rows of ``input_shape`` as a layer graph, or
+    the reason the population engine cannot train it (one phrase, naming the layer)."""
+    return _network_graph(network, tuple(int(n) for n in input_shape), int(n_classes))
+
+
+@lru_cache(maxsize=32)
+def _network_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
+    from bnsearch.networks._builder import build_model
+
+    if network.kind == "model":
+        if network.keep_optimizer:
+            return "its own optimizer (keep_optimizer)"
+        return graph_of(load_plan(network.model or ""))
+    if network.kind == "custom":
+        return "a network from `builder` (its blocks are Python code bnsearch does not read)"
+    none = BNConfig(placement="none")
+    model = build_model(none, input_shape, n_classes, network, seed=0, compile=False)
+    return graph_of(plan_of_model(f"the {network.kind} family", model))
+
+
+def seeded_initializer(serialized: str, seed: int) -> Any:
+    """The Keras initialiser a core op holds (as JSON), with ``seed`` where it takes one."""
+    import keras
+
+    value = json.loads(serialized)
+    if value is None:
+        return keras.initializers.Zeros()
+    if isinstance(value, str):
+        value = keras.initializers.serialize(keras.initializers.get(value))
+    if isinstance(value.get("config"), dict) and "seed" in value["config"]:
+        value["config"]["seed"] = seed
+    return keras.initializers.deserialize(value)
+
+
+# --- reading a plan -----------------------------------------------------------------------
+
+
+def graph_of(plan: ModelPlan) -> LayerGraph | str:
+    """``plan`` as a layer graph, or why not (the first layer the engine has no form for)."""
+    index_of: dict[int, int] = {-1: -1}  # plan node -> graph op (skipped nodes: their input)
+    ops: list[GraphOp] = []
+    dropouts = 0
+    for node in plan.nodes:
+        what = f"{node.cls} {node.name!r}"
+        if node.role in ("removed_bn", "site_activation", "output_activation"):
+            index_of[node.index] = index_of[node.inputs[0]]
+            continue
+        if node.cls == "InputLayer" or (node.cls == "Activation" and _plain(node) == "linear"):
+            index_of[node.index] = index_of[node.inputs[0]] if node.inputs else -1
+            continue
+        inputs = tuple(index_of[i] for i in node.inputs)
+        op = _op(plan, node, inputs, dropouts)
+        if isinstance(op, str):
+            return f"{what} ({op})" if op else what
+        if op.kind == "dropout":
+            dropouts += 1
+        index_of[node.index] = len(ops)
+        ops.append(op)
+    output = index_of[plan.output]
+    if ops[output].cls != "Dense" or len(ops[output].shape) != 1:
+        return f"its output layer {plan.nodes[plan.output].name!r} is not a Dense on flat rows"
+    if plan.output_activation not in ("softmax", "linear"):
+        return f"output activation {plan.output_activation}"
+    input_bn_after = index_of[plan.flatten_first] if plan.flatten_first is not None else -1
+    shape = tuple(int(n) for n in plan.input_shape)
+    return LayerGraph(tuple(ops), shape, output, plan.output_activation, input_bn_after)
+
+
+def _plain(node: Node) -> str:
+    """An activation layer's function if the engine has it, else ""."""
+    config = node.config
+    if node.cls == "Activation":
+        value = config.get("activation")
+        return value if isinstance(value, str) and value in (*ACTIVATIONS, "softmax") else ""
+    if node.cls == "ReLU":
+        plain = (config.get("max_value"), float(config.get("negative_slope", 0)))
+        return "relu" if plain == (None, 0.0) and not config.get("threshold") else ""
+    if node.cls == "ELU":
+        return "elu" if float(config.get("alpha", 1.0)) == 1.0 else ""
+    return ""
+
+
+# long because each layer kind is one short branch; splitting them scatters the rule.
+def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> GraphOp | str:
+    """``node`` as an op, or why the engine has no form for it ("" if only its class)."""
+    config = node.config
+    shape = tuple(int(n) for n in node.layer.output.shape[1:])
+    base = GraphOp(node.name, "", inputs, shape)
+    if node.cls in ("Dense", "Conv2D"):
+        return _core(plan, node, base)
+    if node.cls in ("Activation", "ReLU", "ELU"):
+        activation = _plain(node)
+        return replace(base, kind="activation", activation=activation) if activation else ""
+    kind = _KIND_OF.get(node.cls)
+    if kind is None:
+        return ""
+    if config.get("data_format", "channels_last") not in (None, "channels_last"):
+        return "channels_first"
+    if kind == "dropout":
+        if config.get("noise_shape") is not None:
+            return "a noise_shape"
+        return replace(base, kind=kind, dropout_index=dropouts)
+    if kind == "bn":
+        plain = config.get("axis") in (-1, [-1], len(shape)) and config.get("center", True)
+        if not plain or not config.get("scale", True) or config.get("renorm"):
+            return "not a plain BatchNormalization over the last axis"
+        return replace(base, kind=kind)
+    if kind in ("max_pool", "avg_pool"):
+        pool = tuple(config["pool_size"])
+        strides = tuple(config.get("strides") or pool)
+        padding = str(config.get("padding", "valid"))
+        return replace(base, kind=kind, pool_size=pool, strides=strides, padding=padding)
+    if kind == "global_avg_pool" and config.get("keepdims"):
+        return "keepdims"
+    if kind == "add" and len(inputs) < 2:
+        return "fewer than two inputs"
+    return replace(base, kind=kind)
+
+
+def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
+    config = node.config
+    for key in _REGULARISERS:
+        if config.get(key) is not None:
+            return key.replace("_", " ")
+    if node.cls == "Conv2D":
+        plain = (
+            tuple(config.get("dilation_rate", (1, 1))) == (1, 1)
+            and config.get("groups", 1) == 1
+            and config.get("data_format", "channels_last") in (None, "channels_last")
+        )
+        if not plain:
+            return "a dilated, grouped or channels-first convolution"
+    role = "plain"
+    activation = _fused(config)
+    if node.index in plan.sites:
+        role, activation = "site", plan.sites[node.index].activation
+    elif node.index == plan.output:
+        role, activation = "output", plan.output_activation
+    if activation not in ACTIVATIONS and not (role == "output" and activation == "softmax"):
+        return f"activation {activation}"
+    count = sum(1 for other in plan.nodes[: node.index] if other.cls == node.cls)
+    return replace(
+        base,
+        kind="core",
+        role=role,
+        cls=node.cls,
+        activation=activation,
+        use_bias=bool(config.get("use_bias", True)),
+        kernel_shape=tuple(int(n) for n in node.layer.kernel.shape),
+        strides=tuple(config.get("strides", (1, 1))),
+        padding=str(config.get("padding", "valid")),
+        kernel_initializer=json.dumps(config.get("kernel_initializer"), sort_keys=True),
+        bias_initializer=json.dumps(config.get("bias_initializer"), sort_keys=True),
+        seed_key=("dense" if node.cls == "Dense" else "conv", count),
+    )
+
+
+def _fused(config: dict[str, Any]) -> str:
+    value = config.get("activation", "linear") or "linear"
+    return value if isinstance(value, str) else str(value.get("class_name"))
