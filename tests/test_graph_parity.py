@@ -1,0 +1,189 @@
+"""The population engine's layer graph against Keras, per layer kind and for a residual
+block: each model is written in plain Keras, given as ``--model`` (a module), trained in ONE
+population (every placement, dropout off, graph mode and XLA) and compared with
+``model.fit`` of the same trial's rewritten Keras model: every weight and moving statistic
+(through the member's own Keras model, :func:`member_model`), and the per-epoch losses."""
+
+from __future__ import annotations
+
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from bnsearch.engines import PopulationEngine
+from bnsearch.engines._population import member_model
+from bnsearch.networks import NetworkSettings, build_model, network_graph
+from bnsearch.trial import PLACEMENTS, BNConfig, TrialSpec, TrialState
+from tests.test_engines import _close, _digit_images
+
+MODELS = textwrap.dedent(
+    """
+    import keras
+    from keras import layers
+
+
+    def strided():
+        # Conv2D 'valid' with strides 2 and a fused ReLU, a non-square 'same' Conv2D with
+        # strides (1, 2), its own bias off and He-normal kernels, 'same' average pooling,
+        # Flatten, a Dense with a constant bias initialiser, Dropout.
+        inputs = keras.Input((8, 8, 1))
+        x = layers.Conv2D(4, 3, strides=2, padding="valid", activation="relu", name="valid")(inputs)
+        x = layers.Conv2D(
+            6, (2, 3), strides=(1, 2), padding="same", use_bias=False,
+            kernel_initializer="he_normal", name="wide",
+        )(x)
+        x = layers.Activation("tanh", name="wide_tanh")(x)
+        x = layers.AveragePooling2D(2, padding="same", name="avg")(x)
+        x = layers.Flatten(name="flat")(x)
+        x = layers.Dense(8, activation="elu", bias_initializer=keras.initializers.Constant(0.1),
+                         name="hidden")(x)
+        x = layers.Dropout(0.3, name="drop")(x)
+        return keras.Model(inputs, layers.Dense(10, activation="softmax", name="out")(x))
+
+
+    def pooled():
+        # 3x3 max pooling with strides 2 ('valid'), a separate ReLU layer, a BN that is at
+        # no site (kept, with the trial's momentum and epsilon), global average pooling.
+        inputs = keras.Input((8, 8, 1))
+        x = layers.Conv2D(4, 3, padding="same", name="conv_a")(inputs)
+        x = layers.ReLU(name="relu_a")(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="valid", name="max3")(x)
+        x = layers.Conv2D(6, 3, padding="same", activation="sigmoid", name="conv_b")(x)
+        x = layers.MaxPooling2D(2, padding="same", name="max2")(x)
+        x = layers.Conv2D(6, 1, padding="same", name="linear_1x1")(x)
+        x = layers.BatchNormalization(name="kept_bn")(x)
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+        return keras.Model(inputs, layers.Dense(10, activation="softmax", name="out")(x))
+
+
+    def residual():
+        # One pre-activation residual unit as in studies/residual_digits.py: the branch's
+        # first convolution is a site, the second feeds the Add.
+        inputs = keras.Input((8, 8, 1))
+        x = layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+        y = layers.Activation("relu", name="pre_relu")(x)
+        y = layers.Conv2D(4, 3, padding="same", name="conv1")(y)
+        y = layers.Activation("relu", name="mid_relu")(y)
+        y = layers.Conv2D(4, 3, padding="same", name="conv2")(y)
+        x = layers.Add(name="add")([x, y])
+        x = layers.Activation("relu", name="final_relu")(x)
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+        return keras.Model(inputs, layers.Dense(10, activation="softmax", name="out")(x))
+    """
+)
+KINDS = {
+    "strided": ["core", "core", "avg_pool", "flatten", "core", "dropout", "core"],
+    "pooled": ["core", "max_pool", "core", "max_pool", "core", "bn", "global_avg_pool", "core"],
+    "residual": ["core", "activation", "core", "core", "add", "activation", "global_avg_pool",
+                 "core"],
+}  # fmt: skip
+EPOCHS = 2
+# use_bias False (a bias only where no BN follows), momentum, epsilon, learning rate: as the
+# CNN family's parity test, whose settings keep a small conv net clear of the edge of
+# stability where float32 rounding grows ~10x a step.
+SETTING = (False, 0.9, 1e-5, 0.02)
+
+
+@pytest.fixture(scope="module")
+def graph_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("graph_models")
+    (folder / "graph_models.py").write_text(MODELS)
+    return folder
+
+
+def _train(folder, name):
+    network = NetworkSettings(epochs=EPOCHS, model=f"{folder / 'graph_models.py'}:{name}")
+    data = _digit_images(243)
+    b, m, e, lr = SETTING
+    configs = [
+        BNConfig(placement=p, dropout=0.0, use_bias=b, momentum=m, epsilon=e, learning_rate=lr)
+        for p in PLACEMENTS
+    ]
+    specs = [TrialSpec(i, c, 90 + i) for i, c in enumerate(configs)]
+    engine = PopulationEngine(shuffle=False, jit_compile=False)
+    results = engine.train(specs, data, network).results
+    models = [
+        member_model(engine.last_population, p, s, data, network) for p, s in enumerate(specs)
+    ]
+    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, network).results
+    return network, data, specs, results, models, xla
+
+
+@pytest.fixture(scope="module")
+def runs(graph_models):
+    return {name: _train(graph_models, name) for name in KINDS}
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_each_layer_kind_is_read_into_the_graph_the_engine_runs(graph_models, name):
+    network = NetworkSettings(model=f"{graph_models / 'graph_models.py'}:{name}")
+    graph = network_graph(network, (8, 8, 1), 10)
+    assert not isinstance(graph, str), graph
+    assert [op.kind for op in graph.ops] == KINDS[name]
+    assert PopulationEngine.trains(network)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("member", range(len(PLACEMENTS)))
+@pytest.mark.parametrize("name", list(KINDS))
+def test_population_matches_keras_per_layer_kind_and_for_a_residual_block(runs, name, member):
+    network, data, specs, results, models, xla = runs[name]
+    spec = specs[member]
+    keras.backend.clear_session()
+    model = build_model(spec.config, data.x.shape[1:], data.n_classes, network, seed=spec.seed)
+    x_train, y_train, x_val, y_val = data.split(network.validation_split)
+    history = model.fit(
+        x_train, y_train, batch_size=16, epochs=EPOCHS, shuffle=False,
+        validation_data=(x_val, y_val), verbose=0,
+    ).history  # fmt: skip
+    ours = models[member]
+    assert [la.name for la in ours.layers] == [la.name for la in model.layers]
+    bn_fed = _biases_feeding_bn(model)
+    for theirs_layer, our_layer in zip(model.layers, ours.layers, strict=True):
+        for theirs, mine in zip(theirs_layer.weights, our_layer.weights, strict=True):
+            where = (theirs_layer.name, theirs.name)
+            if theirs_layer.name in bn_fed and theirs.name == "bias":
+                # BN removes this bias' effect: both sides hold float32 rounding only.
+                np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-4)
+            else:
+                assert _close(theirs.numpy(), mine.numpy()) < 1e-4, where
+    assert results[member].state is TrialState.COMPLETE
+    for metric in ("val_loss", "loss"):
+        np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
+        np.testing.assert_allclose(xla[member].history[metric], history[metric], rtol=1e-4)
+
+
+def _biases_feeding_bn(model) -> set[str]:
+    """Layers whose output goes straight into a BatchNormalization."""
+    fed = set()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            source = layer.input._keras_history.operation
+            fed.add(source.name)
+    return fed
+
+
+def test_a_model_with_a_layer_the_engine_has_no_form_for_trains_on_keras_named(graph_models):
+    from bnsearch.engines import engine_for, engine_notice
+
+    (graph_models / "other_models.py").write_text(
+        textwrap.dedent(
+            """
+            import keras
+            from keras import layers
+
+            def normed():
+                return keras.Sequential([
+                    keras.Input((14,)), layers.Dense(8, activation="relu"),
+                    layers.LayerNormalization(name="ln"), layers.Dense(2, activation="softmax"),
+                ])
+            """
+        )
+    )
+    network = NetworkSettings(model=f"{graph_models / 'other_models.py'}:normed")
+    assert engine_for("population", network) == "keras"
+    notice = engine_notice(network)
+    assert "no form for LayerNormalization 'ln'" in notice
+    assert "trains on the Keras engine" in notice
