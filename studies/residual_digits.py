@@ -23,8 +23,8 @@ So the study answers the thread's two questions inside a pre-activation residual
 does BN help it at all at this size, and should BN come before or after the ReLU between
 the branch's two convolutions. It does not compare the original unit with the
 pre-activation one (that moves the addition, a different graph: give each as its own
-``--model``). The network has an ``Add``, so it trains on the Keras engine (the population
-engine interprets bnsearch's MLP and CNN forms only; the study says so in one line).
+``--model``). Every layer here (Conv2D, activations, Add, GlobalAveragePooling2D, Dense) has
+a form in the population engine's layer graph, so it trains there, as the built-in CNN does.
 """
 
 import keras

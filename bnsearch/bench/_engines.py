@@ -27,10 +27,11 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TextIO
 
 from bnsearch.bench._profile import digits_cnn, matmul_floor_seconds, profile_specs
-from bnsearch.data import make_synthetic, split_index
+from bnsearch.data import load_dataset, make_synthetic, split_index
 from bnsearch.engines import KerasEngine, PopulationEngine
 from bnsearch.networks import NetworkSettings
 
@@ -178,6 +179,7 @@ def run_benchmark(
     )
     figures.update(_model_rows(data, timed_epochs, max(populations), out))
     figures.update(_cnn_rows(timed_epochs, 16 if short else 64, out))
+    figures.update(_residual_rows(timed_epochs, 16 if short else 64, out))
     return figures
 
 
@@ -197,47 +199,65 @@ def _thread_model_file(folder: str) -> str:
     return path
 
 
-def _model_rows(data: Any, timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """Seconds per trial-epoch of the thread's network given as a ``.keras`` file
-    (``--model``) on both engines, on the same rows as the table above."""
-    import tempfile
-
+def _side_by_side(
+    prefix: str,
+    data: Any,
+    network: NetworkSettings,
+    timed_epochs: int,
+    population: int,
+    out: TextIO,
+) -> dict[str, float]:
+    """Seconds per trial-epoch of ``network`` on both engines, one after the other: a
+    warm-up epoch each (the population's compile), then ``timed_epochs`` timed."""
     figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
-        network = NetworkSettings(model=_thread_model_file(folder))
-        print("\nthe thread's network as a .keras file (--model), same rows", file=out)
-        for name, engine, specs in (
-            ("model keras", KerasEngine(), profile_specs(1)),
-            (f"model population P={population}", PopulationEngine(population),
-             profile_specs(population)),
-        ):  # fmt: skip
-            engine.train(specs, data, replace(network, epochs=1))
-            started = time.perf_counter()
-            engine.train(specs, data, replace(network, epochs=timed_epochs))
-            figures[name] = (time.perf_counter() - started) / timed_epochs / len(specs)
-            speedup = figures["model keras"] / figures[name]
-            print(f"{name:<24s}{figures[name]:>10.4f} s/trial-epoch{speedup:>8.1f}x", file=out)
+    for name, engine, specs in (
+        (f"{prefix} keras", KerasEngine(), profile_specs(1)),
+        (f"{prefix} population P={population}", PopulationEngine(population),
+         profile_specs(population)),
+    ):  # fmt: skip
+        engine.train(specs, data, replace(network, epochs=1))
+        started = time.perf_counter()
+        engine.train(specs, data, replace(network, epochs=timed_epochs))
+        figures[name] = (time.perf_counter() - started) / timed_epochs / len(specs)
+        speedup = figures[f"{prefix} keras"] / figures[name]
+        print(f"{name:<28s}{figures[name]:>10.4f} s/trial-epoch{speedup:>8.1f}x", file=out)
     return figures
 
 
+def _model_rows(data: Any, timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
+    """The thread's network given as a ``.keras`` file (``--model``) on both engines, on the
+    same rows as the table above."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
+        network = NetworkSettings(model=_thread_model_file(folder))
+        print("\nthe thread's network as a .keras file (--model), same rows", file=out)
+        return _side_by_side("model", data, network, timed_epochs, population, out)
+
+
 def _cnn_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """Seconds per trial-epoch of the digits CNN (studies/digits_cnn.toml) on both engines."""
+    """The digits CNN (studies/digits_cnn.toml) on both engines."""
     data, cnn = digits_cnn()
     print(
         f"\ndigits CNN (studies/digits_cnn.toml): {data.n_rows} images 8x8x1, conv 16-32, "
         "dense 64, batch 16",
         file=out,
     )
-    figures: dict[str, float] = {}
-    warm, timed = replace(cnn, epochs=1), replace(cnn, epochs=timed_epochs)
-    for name, engine, specs in (
-        ("cnn keras", KerasEngine(), profile_specs(1)),
-        (f"cnn population P={population}", PopulationEngine(population), profile_specs(population)),
-    ):
-        engine.train(specs, data, warm)
-        started = time.perf_counter()
-        engine.train(specs, data, timed)
-        figures[name] = (time.perf_counter() - started) / timed_epochs / len(specs)
-        speedup = figures["cnn keras"] / figures[name]
-        print(f"{name:<24s}{figures[name]:>10.4f} s/trial-epoch{speedup:>8.1f}x", file=out)
-    return figures
+    return _side_by_side("cnn", data, cnn, timed_epochs, population, out)
+
+
+def _residual_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
+    """The residual example (studies/residual_digits.py, given with --model) on both
+    engines, on the digits images as its study loads them."""
+    example = Path(__file__).resolve().parents[2] / "studies" / "residual_digits.py"
+    if not example.is_file():  # an installed package without the repository's studies/
+        print(f"\nresidual example: {example} not found; run bench from a clone", file=out)
+        return {}
+    data = load_dataset("sklearn:digits", images=True)
+    network = NetworkSettings(model=f"{example}:build")
+    print(
+        f"\nresidual example (studies/residual_digits.py, --model): {data.n_rows} images "
+        "8x8x1, five 3x3 convolutions of 16 filters, two Add, batch 16",
+        file=out,
+    )
+    return _side_by_side("residual", data, network, timed_epochs, population, out)

@@ -121,8 +121,9 @@ SETTINGS: tuple[Setting, ...] = (
     _S("sampler", (str,), "Optuna's sampler", choices=SAMPLERS),
     _S("pruner", (str,), "none keeps paired blocks whole; median and hyperband prune on "
        "per-epoch validation loss", choices=PRUNERS),
-    _S("engine", (str,), "population (many trials in one vectorised graph; mlp and cnn) or keras "
-       "(one model.fit per trial, the reference)", choices=ENGINES),
+    _S("engine", (str,), "population (many trials in one vectorised graph: the built-in "
+       "families and a --model of known layers) or keras (one model.fit per trial, the "
+       "reference)", choices=ENGINES),
     _S("population", (int,), "trials trained at once by the population engine",
        rule=POSITIVE_INT),
     _S("heartbeat_interval", (int,), "seconds between Optuna heartbeats of running trials",

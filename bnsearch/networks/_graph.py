@@ -133,12 +133,12 @@ class LayerGraph:
     def activation_width(self) -> int:
         """Float32 values per row a forward pass holds: every op's output, and each
         convolution's patches."""
-        width = 0
-        for op in self.ops:
-            width += _size(op.shape)
-            if op.kind == "core" and op.cls == "Conv2D":
-                width += _size(op.shape[:-1]) * op.fan_in
-        return width
+        return sum(_size(op.shape) + _patch_values(op) for op in self.ops)
+
+    @property
+    def widest(self) -> int:
+        """Float32 values per row of the widest op (its output and a conv's patches)."""
+        return max(_size(op.shape) + _patch_values(op) for op in self.ops)
 
     @property
     def parameters(self) -> int:
@@ -152,6 +152,13 @@ class LayerGraph:
             replace(op, activation=activation) if op.role == "site" else op for op in self.ops
         )
         return replace(self, ops=ops)
+
+
+def _patch_values(op: GraphOp) -> int:
+    """A convolution's im2col patches per row (0 for any other op)."""
+    if op.kind == "core" and op.cls == "Conv2D":
+        return _size(op.shape[:-1]) * op.fan_in
+    return 0
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -177,9 +184,13 @@ def _network_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -
         return graph_of(load_plan(network.model or ""))
     if network.kind == "custom":
         return "a network from `builder` (its blocks are Python code bnsearch does not read)"
+    # Built with a non-linearity so that every hidden layer reads as a site, then given the
+    # family's own activation: `linear` hidden layers are sites of the built-in families.
+    shaped = replace(network, activation="tanh")
     none = BNConfig(placement="none")
-    model = build_model(none, input_shape, n_classes, network, seed=0, compile=False)
-    return graph_of(plan_of_model(f"the {network.kind} family", model))
+    model = build_model(none, input_shape, n_classes, shaped, seed=0, compile=False)
+    graph = graph_of(plan_of_model(f"the {network.kind} family", model))
+    return graph if isinstance(graph, str) else graph.with_site_activation(network.activation)
 
 
 def seeded_initializer(serialized: str, seed: int) -> Any:

@@ -119,7 +119,6 @@ class Population:
         }
         self.bias_masks = {name: state(column) for name in self.cores}
         self.bn_widths = self._bn_widths()
-        self.bn_slots = list(self.bn_widths)
         self.gammas = {s: tf.Variable(tf.ones((P, 1, w))) for s, w in self.bn_widths.items()}
         self.betas = {s: tf.Variable(tf.zeros((P, 1, w))) for s, w in self.bn_widths.items()}
         self.moving_means = {s: state((P, 1, w)) for s, w in self.bn_widths.items()}
@@ -138,6 +137,10 @@ class Population:
         self.train_epoch = tf.function(self._train_steps, jit_compile=jit_compile)
         self.train_steps_partial = tf.function(self._train_steps)
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
+
+    @property
+    def bn_slots(self) -> list[str]:
+        return list(self.bn_widths)
 
     def _bn_widths(self) -> dict[str, int]:
         """The BN slots this population builds, and their widths.
