@@ -379,3 +379,32 @@ def test_population_matches_keras_on_a_model_file(model_parity_run, member):
         np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
         np.testing.assert_allclose(xla_results[member].history[metric], history[metric], rtol=1e-4)
     np.testing.assert_allclose(results[member].history["accuracy"], history["accuracy"], atol=1e-6)
+
+
+def test_member_models_of_a_linear_family_hold_each_members_weights_and_val_loss():
+    """A linear hidden activation leaves the trial's model without a site for the --model
+    reader; keeping models (``--keep-models``, export) still places every BN by what feeds
+    it, and each kept model evaluates to its member's final val_loss."""
+    from bnsearch.networks import compile_model
+
+    data = make_synthetic(200, seed=2).standardize(0.2)
+    network = NetworkSettings(epochs=2, hidden_units=(8,), activation="linear")
+    configs = [BNConfig(placement=p, dropout=0.0, learning_rate=0.01) for p in PLACEMENTS]
+    specs = [TrialSpec(i, c, 30 + i) for i, c in enumerate(configs)]
+    engine = PopulationEngine(jit_compile=False)
+    out = engine.train(specs, data, network, keep_models=True)
+    slots = {"none": [], "input": ["input_bn"], "before": ["dense_1"], "after": ["dense_1"]}
+    slots["before_output"] = ["dense_1", "output_bn"]
+    _, _, x_val, y_val = data.split(network.validation_split)
+    for p, (spec, result, model) in enumerate(zip(specs, out.results, out.models, strict=True)):
+        assert result.state is TrialState.COMPLETE
+        weights = engine.last_population.member_weights(p)
+        kernel = model.get_layer("dense_1").kernel.numpy()
+        np.testing.assert_array_equal(kernel, weights["kernel_dense_1"])
+        bns = [la for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
+        assert len(bns) == len(slots[spec.config.placement])
+        for layer, slot in zip(bns, slots[spec.config.placement], strict=True):
+            np.testing.assert_array_equal(layer.moving_mean.numpy(), weights[f"moving_mean_{slot}"])
+        compile_model(model, spec.config, data.n_classes, network)
+        loss = model.evaluate(x_val, y_val, verbose=0)[0]
+        np.testing.assert_allclose(loss, result.history["val_loss"][-1], rtol=1e-4)

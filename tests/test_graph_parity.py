@@ -14,7 +14,7 @@ import pytest
 
 from bnsearch.engines import PopulationEngine
 from bnsearch.engines._population import member_model
-from bnsearch.networks import NetworkSettings, build_model, network_graph
+from bnsearch.networks import NetworkSettings, build_model, network_graph, plan_of_model
 from bnsearch.trial import PLACEMENTS, BNConfig, TrialSpec, TrialState
 from tests.test_engines import _close, _digit_images
 
@@ -156,13 +156,13 @@ def test_population_matches_keras_per_layer_kind_and_for_a_residual_block(runs, 
 
 
 def _biases_feeding_bn(model) -> set[str]:
-    """Layers whose output goes straight into a BatchNormalization."""
-    fed = set()
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            source = layer.input._keras_history.operation
-            fed.add(source.name)
-    return fed
+    """Layers whose output goes straight into a BatchNormalization (traced by the reader)."""
+    nodes = plan_of_model("a trial's model", model, need_site=False).nodes
+    return {
+        nodes[node.inputs[0]].name
+        for node in nodes
+        if node.cls == "BatchNormalization" and node.inputs and node.inputs[0] >= 0
+    }
 
 
 def test_a_model_with_a_layer_the_engine_has_no_form_for_trains_on_keras_named(graph_models):

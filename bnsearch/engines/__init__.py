@@ -66,16 +66,11 @@ def engine_notice(network: NetworkSettings, dataset: Dataset | None = None) -> s
                 f"bnsearch: notice: --model {plan.spec} keeps these layers as they are "
                 f"(bnsearch does not reason about them): {', '.join(plan.kept)}."
             )
-        why = PopulationEngine.untrainable(network)
-        if why is not None:
-            lines.append(
-                f"bnsearch: notice: the population engine has no form for {why}, so this "
-                "--model network trains on the Keras engine (one model.fit per trial)."
-            )
-    elif not PopulationEngine.trains(network):
+    why = PopulationEngine.untrainable(network)
+    if why is not None:
         lines.append(
-            "bnsearch: notice: the population engine trains bnsearch's mlp and cnn families; "
-            "this network from `builder` trains on the Keras engine (one model.fit per trial)."
+            f"bnsearch: notice: the population engine has no form for {why}, so this "
+            "network trains on the Keras engine (one model.fit per trial)."
         )
     return "\n".join(lines) or None
 

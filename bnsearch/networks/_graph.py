@@ -43,15 +43,18 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from bnsearch.networks._rewrite import ModelPlan, Node, load_plan, plan_of_model
+from bnsearch.networks._rewrite import (
+    ModelPlan,
+    Node,
+    activation_text,
+    fused_activation,
+    load_plan,
+    plan_of_model,
+)
 from bnsearch.trial import ACTIVATIONS, BNConfig
 
 __all__ = ["GraphOp", "LayerGraph", "graph_of", "network_graph", "seeded_initializer"]
 
-OP_KINDS = (
-    "core", "bn", "activation", "dropout", "max_pool", "avg_pool", "global_avg_pool",
-    "flatten", "reshape", "add",
-)  # fmt: skip
 _KIND_OF = {
     "MaxPooling2D": "max_pool",
     "AveragePooling2D": "avg_pool",
@@ -168,22 +171,28 @@ def _size(shape: tuple[int, ...]) -> int:
     return size
 
 
-def network_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
-    """``network`` (a ``NetworkSettings``) on rows of ``input_shape`` as a layer graph, or
-    the reason the population engine cannot train it (one phrase, naming the layer)."""
-    return _network_graph(network, tuple(int(n) for n in input_shape), int(n_classes))
-
-
-@lru_cache(maxsize=32)
-def _network_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
-    from bnsearch.networks._builder import build_model
-
+def network_graph(
+    network: Any, input_shape: tuple[int, ...] | None = None, n_classes: int | None = None
+) -> LayerGraph | str:
+    """``network`` (a ``NetworkSettings``) as a layer graph, or the reason the population
+    engine cannot train it (one phrase, naming the layer). A built-in family needs the
+    rows' ``input_shape`` and ``n_classes``; a ``--model`` has its own."""
+    if network.kind == "custom":
+        return "a network from `builder` (its blocks are Python code bnsearch does not read)"
     if network.kind == "model":
         if network.keep_optimizer:
             return "its own optimizer (keep_optimizer)"
+        # Not cached here: load_plan re-reads a model file that changed.
         return graph_of(load_plan(network.model or ""))
-    if network.kind == "custom":
-        return "a network from `builder` (its blocks are Python code bnsearch does not read)"
+    if input_shape is None or n_classes is None:
+        raise ValueError("a built-in family's graph needs the rows' shape and the classes")
+    return _family_graph(network, tuple(int(n) for n in input_shape), int(n_classes))
+
+
+@lru_cache(maxsize=32)
+def _family_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
+    from bnsearch.networks._builder import build_model
+
     # Built with a non-linearity so that every hidden layer reads as a site, then given the
     # family's own activation: `linear` hidden layers are sites of the built-in families.
     shaped = replace(network, activation="tanh")
@@ -243,16 +252,8 @@ def graph_of(plan: ModelPlan) -> LayerGraph | str:
 
 def _plain(node: Node) -> str:
     """An activation layer's function if the engine has it, else ""."""
-    config = node.config
-    if node.cls == "Activation":
-        value = config.get("activation")
-        return value if isinstance(value, str) and value in (*ACTIVATIONS, "softmax") else ""
-    if node.cls == "ReLU":
-        plain = (config.get("max_value"), float(config.get("negative_slope", 0)))
-        return "relu" if plain == (None, 0.0) and not config.get("threshold") else ""
-    if node.cls == "ELU":
-        return "elu" if float(config.get("alpha", 1.0)) == 1.0 else ""
-    return ""
+    text = activation_text(node)
+    return text if text in (*ACTIVATIONS, "softmax") else ""
 
 
 # long because each layer kind is one short branch; splitting them scatters the rule.
@@ -306,7 +307,7 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         if not plain:
             return "a dilated, grouped or channels-first convolution"
     role = "plain"
-    activation = _fused(config)
+    activation = fused_activation(config)
     if node.index in plan.sites:
         role, activation = "site", plan.sites[node.index].activation
     elif node.index == plan.output:
@@ -328,8 +329,3 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         bias_initializer=json.dumps(config.get("bias_initializer"), sort_keys=True),
         seed_key=("dense" if node.cls == "Dense" else "conv", count),
     )
-
-
-def _fused(config: dict[str, Any]) -> str:
-    value = config.get("activation", "linear") or "linear"
-    return value if isinstance(value, str) else str(value.get("class_name"))

@@ -75,6 +75,8 @@ from bnsearch.trial import BNConfig, layer_seed
 
 __all__ = [
     "Node",
+    "activation_text",
+    "fused_activation",
     "check_model_fits",
     "plan_of_model",
     "kept_optimizer",
@@ -206,10 +208,11 @@ def load_plan(spec: str) -> ModelPlan:
     return plan
 
 
-def plan_of_model(spec: str, model: Any) -> ModelPlan:
+def plan_of_model(spec: str, model: Any, need_site: bool = True) -> ModelPlan:
     """A Keras model built in this process (a built-in family's, one trial's rewrite) read
-    by the same rule as a ``--model``; ``spec`` names it in errors."""
-    return _read(spec, _functional(spec, model), None)
+    by the same rule as a ``--model``; ``spec`` names it in errors. ``need_site=False``
+    reads a model without a site too (a trial's model whose hidden activation is linear)."""
+    return _read(spec, _functional(spec, model), None, need_site)
 
 
 def _cwd_importable() -> None:
@@ -377,7 +380,7 @@ def _functional(spec: str, model: Any) -> Any:
 # --- reading the graph ------------------------------------------------------------------
 
 
-def _activation_text(node: Node) -> str:
+def activation_text(node: Node) -> str:
     """The non-linearity of an activation layer call ("linear" if it has none)."""
     config = node.config
     if node.cls == "Activation":
@@ -393,15 +396,14 @@ def _activation_text(node: Node) -> str:
     return "leaky_relu" if node.cls == "LeakyReLU" else "linear"
 
 
-def _fused(node: Node) -> str:
-    value = node.config.get("activation", "linear")
-    if value is None:
-        return "linear"
+def fused_activation(config: dict[str, Any]) -> str:
+    """A Dense/Conv2D config's fused activation as text ("linear" if none)."""
+    value = config.get("activation", "linear") or "linear"
     return value if isinstance(value, str) else str(value.get("class_name"))
 
 
 def _is_activation(node: Node) -> bool:
-    return node.cls in _ACTIVATION_LAYERS and _activation_text(node) != "linear"
+    return node.cls in _ACTIVATION_LAYERS and activation_text(node) != "linear"
 
 
 def _trace(spec: str, model: Any) -> tuple[list[Node], int]:
@@ -450,7 +452,9 @@ def _like(structure: Any, tensor: Any) -> Any:
     return [tensor] if isinstance(structure, (list, tuple)) else tensor
 
 
-def _read(spec: str, model: Any, optimizer: dict[str, Any] | None) -> ModelPlan:
+def _read(
+    spec: str, model: Any, optimizer: dict[str, Any] | None, need_site: bool = True
+) -> ModelPlan:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConfigError(
             f"--model {spec} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
@@ -475,7 +479,7 @@ def _read(spec: str, model: Any, optimizer: dict[str, Any] | None) -> ModelPlan:
         if site.activation_node is not None:
             roles[site.activation_node] = "site_activation"
         roles.update({index: "removed_bn" for index in site.removed_bns})
-    if not sites:
+    if not sites and need_site:
         raise ConfigError(
             f"--model {spec} has no site for BatchNormalization: no Dense or Conv2D layer "
             "besides the output layer goes through a non-linearity (a fused activation= or "
@@ -521,7 +525,7 @@ class _Graph:
         its output goes through no non-linearity."""
         removed: list[int] = []
         act_node: Node | None = None
-        activation = _fused(node)
+        activation = fused_activation(node.config)
         end = node
         if activation == "linear":
             nxt = self.only(node.index)
@@ -534,7 +538,7 @@ class _Graph:
                 act_node = nxt
             if act_node is None:
                 return None
-            activation, end = _activation_text(act_node), act_node
+            activation, end = activation_text(act_node), act_node
         following = self.only(end.index)
         if following is not None and following.cls == "BatchNormalization":
             removed.append(following.index)
@@ -562,7 +566,7 @@ def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | No
     output_bn: int | None = None
     activation = "linear"
     if node is not None and node.cls in _ACTIVATION_LAYERS:
-        activation_node, activation = node.index, _activation_text(node)
+        activation_node, activation = node.index, activation_text(node)
         node = nodes[node.inputs[0]] if node.inputs and node.inputs[0] >= 0 else None
         if node is not None and node.cls == "BatchNormalization":
             output_bn = node.index
@@ -575,7 +579,7 @@ def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | No
             "activation='softmax'))."
         )
     if activation_node is None:
-        activation = _fused(node)
+        activation = fused_activation(node.config)
     return node.index, activation, activation_node, output_bn
 
 
@@ -789,8 +793,8 @@ def layer_text(layer: Any) -> str:
         if name == "Conv2D":
             parts.append("x".join(map(str, config["kernel_size"])))
             parts.append(f"padding={config.get('padding')}")
-        if _fused_value(config) != "linear":
-            parts.append(f"activation={_fused_value(config)}")
+        if fused_activation(config) != "linear":
+            parts.append(f"activation={fused_activation(config)}")
         if not config.get("use_bias", True):
             parts.append("no bias")
         initial = config.get("kernel_initializer") or {}
@@ -804,8 +808,3 @@ def layer_text(layer: Any) -> str:
     elif name == "InputLayer":
         parts.append(f"shape={tuple(config.get('batch_shape', (None,))[1:])}")
     return f"{name}({', '.join(parts)})" if parts else name
-
-
-def _fused_value(config: dict[str, Any]) -> str:
-    value = config.get("activation", "linear") or "linear"
-    return value if isinstance(value, str) else str(value.get("class_name"))

@@ -14,7 +14,7 @@ from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.engines._population._members import member_model
 from bnsearch.engines._population._population import Population, SlotUse, graph_for
 from bnsearch.errors import ConfigError
-from bnsearch.networks import LayerGraph, NetworkSettings, network_graph
+from bnsearch.networks import FAMILIES, LayerGraph, NetworkSettings, network_graph
 from bnsearch.trial import TrialRecorder, TrialResult, TrialSpec, TrialState
 
 __all__ = ["MEMORY_LIMIT_BYTES", "PopulationEngine", "check_memory", "estimate_memory_bytes"]
@@ -123,17 +123,12 @@ class PopulationEngine:
     @staticmethod
     def untrainable(network: NetworkSettings) -> str | None:
         """Why this engine cannot train ``network`` (None if it can): the first layer it
-        has no form for, named. bnsearch's own families always qualify; a ``--model`` made
-        of the layers of :mod:`bnsearch.networks._graph`; a ``builder`` network never."""
-        if network.kind in ("mlp", "cnn"):
+        has no form for, named (:func:`bnsearch.networks.network_graph`). bnsearch's own
+        families always qualify; a ``--model`` made of known layers does; a ``builder``
+        network never."""
+        if network.kind in FAMILIES:
             return None
-        if network.kind == "custom":
-            return "a network from `builder` (its blocks are Python code bnsearch does not read)"
-        from bnsearch.networks import load_plan
-
-        plan = load_plan(network.model or "")
-        shape = tuple(int(n) for n in plan.input_shape)
-        graph = network_graph(network, shape, plan.output_width)
+        graph = network_graph(network)
         return graph if isinstance(graph, str) else None
 
     @classmethod
@@ -153,10 +148,7 @@ class PopulationEngine:
         member's trained weights (None for a trial that did not complete)."""
         if self.max_population < 1:
             raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
-        why = self.untrainable(network)
-        if why is not None:
-            raise ConfigError(f"the population engine has no form for {why}; use --engine keras.")
-        graph = graph_for(network, dataset)
+        graph = graph_for(network, dataset)  # or a ConfigError naming the layer
         # A searched activation changes the graph: one population per activation.
         groups: dict[str, list[int]] = {}
         for index, spec in enumerate(specs):

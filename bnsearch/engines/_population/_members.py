@@ -6,7 +6,7 @@ from typing import Any
 
 from bnsearch.data import Dataset
 from bnsearch.engines._population._population import Population
-from bnsearch.networks import NetworkSettings, build_model, plan_of_model
+from bnsearch.networks import GraphOp, ModelPlan, NetworkSettings, build_model, plan_of_model
 from bnsearch.trial import TrialSpec
 
 __all__ = ["member_model"]
@@ -20,45 +20,66 @@ def member_model(
     trained weights and moving statistics. It is not compiled: the population's optimizer
     state (velocities) stays behind, so a saved model carries no half-built optimizer.
 
-    The model is read by the same rule as the population's graph, so its k-th Dense (or
-    Conv2D) is the graph's, a BN at a site is that site's slot, a BN on the input or the
-    output is ``input_bn`` / ``output_bn``, and a kept BN is its own slot."""
+    The model's layer calls are traced (the ``--model`` reader, without asking for a site:
+    a linear hidden activation has none), its k-th Dense (or Conv2D) is the graph's k-th,
+    and each BN is placed by what feeds it (:func:`_bn_slots`)."""
     model = build_model(
         spec.config, dataset.x.shape[1:], dataset.n_classes, network, spec.seed, False
     )
     weights = population.member_weights(p)
-    graph = population.graph
-    cores = {op.seed_key: op.name for op in graph.ops if op.kind == "core"}
-    kept = [op.name for op in graph.ops if op.kind == "bn"]
-    plan = plan_of_model("a member's model", model)
-    slots: dict[int, str] = {}
-    site_names: dict[int, str] = {}
+    graph_cores = {op.seed_key: op for op in population.graph.ops if op.kind == "core"}
+    plan = plan_of_model("a member's model", model, need_site=False)
+    cores: dict[int, GraphOp] = {}
     counts = {"Dense": 0, "Conv2D": 0}
     for node in plan.nodes:
         if node.cls in counts:
-            key = ("dense" if node.cls == "Dense" else "conv", counts[node.cls])
+            op = graph_cores[("dense" if node.cls == "Dense" else "conv", counts[node.cls])]
             counts[node.cls] += 1
-            site_names[node.index] = cores[key]
-            node.layer.kernel.assign(weights[f"kernel_{cores[key]}"])
+            cores[node.index] = op
+            node.layer.kernel.assign(weights[f"kernel_{op.name}"])
             if node.layer.use_bias:
-                node.layer.bias.assign(weights[f"bias_{cores[key]}"])
-    for index, site in plan.sites.items():
-        slots.update({bn: site_names[index] for bn in site.removed_bns})
-    if plan.output_bn is not None:
-        slots[plan.output_bn] = "output_bn"
-    kept_bns = iter(kept)
-    for node in plan.nodes:
-        if node.cls != "BatchNormalization" or node.index in slots:
-            continue
-        on_input = node.inputs in ((-1,), (plan.flatten_first,))
-        if on_input and spec.config.placement == "input" and "input_bn" not in slots.values():
-            slots[node.index] = "input_bn"
-        else:
-            slots[node.index] = next(kept_bns)
-    for index, slot in slots.items():
+                node.layer.bias.assign(weights[f"bias_{op.name}"])
+    kept = [op.name for op in population.graph.ops if op.kind == "bn"]
+    for index, slot in _bn_slots(plan, cores, kept, spec.config.placement).items():
         layer = plan.nodes[index].layer
         layer.gamma.assign(weights[f"gamma_{slot}"])
         layer.beta.assign(weights[f"beta_{slot}"])
         layer.moving_mean.assign(weights[f"moving_mean_{slot}"])
         layer.moving_variance.assign(weights[f"moving_var_{slot}"])
     return model
+
+
+def _bn_slots(
+    plan: ModelPlan, cores: dict[int, GraphOp], kept: list[str], placement: str
+) -> dict[int, str]:
+    """Each BN call of a trial's model and its population slot, by what feeds it: a site's
+    layer (``before``) or its activation (``after``): that site's slot; the output layer
+    (``before_output``): ``output_bn``; the rows or a leading Flatten (``input``):
+    ``input_bn``; any other BN is one the model keeps, in order."""
+    nodes = plan.nodes
+    kept_bns = iter(kept)
+    slots: dict[int, str] = {}
+    for node in nodes:
+        if node.cls != "BatchNormalization":
+            continue
+        source = node.inputs[0] if node.inputs else -1
+        core = cores.get(source)
+        if source >= 0 and core is None and placement == "after" and nodes[source].inputs:
+            core = cores.get(nodes[source].inputs[0])  # layer → activation → BN
+        if (
+            core is not None
+            and core.role == "site"
+            and placement in ("before", "after", "before_output")
+        ):
+            slots[node.index] = core.name
+        elif core is not None and core.role == "output" and placement == "before_output":
+            slots[node.index] = "output_bn"
+        elif (
+            placement == "input"
+            and source in (-1, plan.flatten_first)
+            and ("input_bn" not in slots.values())
+        ):
+            slots[node.index] = "input_bn"
+        else:
+            slots[node.index] = next(kept_bns)
+    return slots

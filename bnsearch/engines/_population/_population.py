@@ -35,7 +35,7 @@ class SlotUse:
     output_bn: bool = True
 
     @classmethod
-    def of(cls, specs: Sequence[TrialSpec], network: Any = None) -> SlotUse:
+    def of(cls, specs: Sequence[TrialSpec]) -> SlotUse:
         placements = {spec.config.placement for spec in specs}
         return cls(
             "input" in placements,
