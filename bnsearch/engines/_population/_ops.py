@@ -72,6 +72,118 @@ def patches(
     return tf.concat(shifted, axis=-1) if len(shifted) > 1 else shifted[0]
 
 
+def member_conv2d(
+    tf: Any, x: Any, kernels: Any, strides: tuple[int, int], padding: str, xla: bool
+) -> Any:
+    """Each member's Conv2D: ``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw, c, f]``
+    → ``[P, rows, h', w', f]``, one ``conv2d`` a member (P static), as Keras computes it.
+
+    Outside XLA (graph mode: the last partial batch, a population built without XLA) the
+    gradients are TensorFlow's own, the ones Keras' ``fit`` computes. Under XLA
+    (``xla=True``) they are written out as forward convolutions, because XLA's CPU compiler
+    leaves the convolutions TensorFlow's own gradients make (``Conv2DBackpropInput``,
+    ``…Filter``) in a non-canonical layout inside a while loop (the epoch loop) and emits
+    them as plain loops rather than calls into Eigen. With ``dy`` the output's gradient:
+
+    * ``dx`` = ``dy`` dilated by the strides (zeros between its rows and columns), padded by
+      ``k - 1 - pad_before`` before and what reaches the input's last pixel after, then
+      correlated ('valid', stride 1) with the kernel flipped in space and its in/out
+      channels swapped;
+    * ``dk[i, j, c, f] = Σ_{b,h,w} x_pad[b, h + i, w + j, c] · dy[b, h, w, f]``: for stride 1
+      a 'valid' correlation of ``x_pad`` (channels as the batch, rows as the channels) with
+      ``dy`` as the kernel; for larger strides the im2col patches' product with ``dy``.
+
+    Measured for a 16→16 3×3 convolution, 16 rows of 8×8 and P=64, forward and both
+    gradients in an XLA epoch loop on a 2-core CPU: 14.7 ms a step, against 24 ms for im2col
+    patches and one batched product (:func:`patches`, this engine's earlier form) and 220 ms
+    with TensorFlow's gradient convolutions; a grouped ``conv2d`` (``feature_group_count=P``)
+    takes over 1 s. The forward pass alone (validation) runs about 3× faster than im2col's.
+    """
+    (kh, kw), (sh, sw) = kernels.shape[1:3], strides
+    height, width = int(x.shape[2]), int(x.shape[3])
+    pads = (_padding(height, kh, sh, padding), _padding(width, kw, sw, padding))
+    if not xla:
+        return _each_member(tf, x, kernels, strides, padding)
+
+    @tf.custom_gradient
+    def convolve(x: Any, kernels: Any) -> Any:
+        def gradient(dy: Any) -> tuple[Any, Any]:
+            dx = _input_gradient(tf, dy, kernels, (height, width), strides, pads)
+            if (sh, sw) == (1, 1):
+                return dx, _kernel_gradient(tf, x, dy, pads)
+            images = tf.reshape(x, [-1, height, width, x.shape[-1]])
+            columns = patches(tf, images, (kh, kw), strides, padding)
+            columns = tf.reshape(columns, [x.shape[0], -1, kh * kw * x.shape[-1]])
+            flat_dy = tf.reshape(dy, [x.shape[0], -1, dy.shape[-1]])
+            dk = tf.matmul(columns, flat_dy, transpose_a=True)
+            return dx, tf.reshape(dk, kernels.shape)
+
+        return _each_member(tf, x, kernels, strides, padding), gradient
+
+    return convolve(x, kernels)
+
+
+def _each_member(tf: Any, images: Any, kernels: Any, strides: Sequence[int], padding: str) -> Any:
+    """``conv2d`` of member p's images ``[P, n, h, w, c]`` with its kernel ``[P, kh, kw, c,
+    f]``, stacked. Anything the members share (padding, flips, transposes) is done on the
+    stacked tensors before: XLA runs each op of the loop body as one call, so P small copies
+    cost P times a call's overhead where one large copy costs one."""
+    members = zip(tf.unstack(images), tf.unstack(kernels), strict=True)
+    return tf.stack([tf.nn.conv2d(a, k, list(strides), padding.upper()) for a, k in members])
+
+
+def _padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+    return _same_padding(size, kernel, stride) if padding == "same" else (0, 0)
+
+
+def _input_gradient(
+    tf: Any,
+    dy: Any,
+    kernels: Any,
+    size: tuple[int, int],
+    strides: tuple[int, int],
+    pads: tuple[tuple[int, int], tuple[int, int]],
+) -> Any:
+    """``dx`` ``[P, rows, h, w, c]`` from ``dy`` ``[P, rows, h', w', f]``: ``dy`` dilated by
+    the strides and padded, correlated with each member's flipped, transposed kernel."""
+    (kh, kw), (sh, sw) = kernels.shape[1:3], strides
+    P, out_h, out_w, f = dy.shape[0], int(dy.shape[2]), int(dy.shape[3]), dy.shape[-1]
+    if (sh, sw) != (1, 1):  # zeros between dy's rows and columns
+        spread = dy[:, :, :, None, :, None, :]
+        spread = tf.pad(spread, [[0, 0]] * 3 + [[0, sh - 1], [0, 0], [0, sw - 1], [0, 0]])
+        spread = tf.reshape(spread, [P, -1, out_h * sh, out_w * sw, f])
+        dy = spread[:, :, : (out_h - 1) * sh + 1, : (out_w - 1) * sw + 1, :]
+    edges = [
+        [k - 1 - before, n + before - (out - 1) * s - 1]
+        for (before, _), n, k, s, out in zip(
+            pads, size, (kh, kw), strides, (out_h, out_w), strict=True
+        )
+    ]
+    dy = tf.pad(dy, [[0, 0], [0, 0], *edges, [0, 0]])
+    flipped = tf.transpose(tf.reverse(kernels, [1, 2]), [0, 1, 2, 4, 3])
+    return _each_member(tf, dy, flipped, (1, 1), "valid")
+
+
+def _kernel_gradient(
+    tf: Any, x: Any, dy: Any, pads: tuple[tuple[int, int], tuple[int, int]]
+) -> Any:
+    """``dk`` ``[P, kh, kw, c, f]`` for stride 1: each member's ``x`` padded, its channels
+    as the batch and its rows as the channels, correlated with its ``dy`` as the kernel."""
+    padded = tf.pad(x, [[0, 0], [0, 0], list(pads[0]), list(pads[1]), [0, 0]])
+    members = zip(tf.unstack(padded), tf.unstack(dy), strict=True)
+    correlated = tf.stack([_member_kernel_gradient(tf, a, g) for a, g in members])
+    return tf.transpose(correlated, [0, 2, 3, 1, 4])  # [P, c, kh, kw, f] → Keras' order
+
+
+def _member_kernel_gradient(tf: Any, padded: Any, dy: Any) -> Any:
+    """``[c, kh, kw, f]``: transposed per member, because a transpose of the stacked
+    tensors is fused into each member's slice, which then copies strided memory (measured
+    slower)."""
+    rows_last = tf.transpose(padded, [3, 1, 2, 0])  # [c, h + pad, w + pad, rows]
+    dy_kernel = tf.transpose(dy, [1, 2, 0, 3])  # [h', w', rows, f]
+    return tf.nn.conv2d(rows_last, dy_kernel, 1, "VALID")
+
+
 def max_pool_2x2(tf: Any, images: Any, height: int, width: int) -> Any:
     """``MaxPooling2D(2, padding='same')`` as a maximum over each window's four positions
     (an odd edge padded with -inf after its last row or column, as 'same' pooling pads).

@@ -7,6 +7,7 @@ docstring for the maths each op and the training step follow.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from bnsearch.data import Dataset
-from bnsearch.engines._population._ops import activation_function, hash_uniform, patches, pool
+from bnsearch.engines._population._ops import (
+    activation_function,
+    hash_uniform,
+    member_conv2d,
+    pool,
+)
 from bnsearch.errors import ConfigError
 from bnsearch.networks import GraphOp, LayerGraph, NetworkSettings, network_graph
 from bnsearch.networks import seeded_initializer as initializer_of
@@ -134,8 +140,10 @@ class Population:
         self.onehot = tf.constant(dataset.y_onehot, f32)
         # A counter per (step, Dropout op): 16 a step, more for a network with more.
         self.dropout_stride = max(16, sum(op.kind == "dropout" for op in ops))
-        self.train_epoch = tf.function(self._train_steps, jit_compile=jit_compile)
-        self.train_steps_partial = tf.function(self._train_steps)
+        self.train_epoch = tf.function(
+            functools.partial(self._train_steps, xla=jit_compile), jit_compile=jit_compile
+        )
+        self.train_steps_partial = tf.function(functools.partial(self._train_steps, xla=False))
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
 
     @property
@@ -238,8 +246,9 @@ class Population:
         normalised = self._bn(x, "input_bn", training, updates)
         return self.tf.where(self._mask(self.m_input, x) > 0, normalised, x)
 
-    def _forward(self, x: Any, training: bool, counter: Any) -> tuple[Any, list]:
-        """``x`` is ``[P, rows, features]``; returns logits ``[P, rows, classes]``."""
+    def _forward(self, x: Any, training: bool, counter: Any, xla: bool = False) -> tuple[Any, list]:
+        """``x`` is ``[P, rows, features]``; returns logits ``[P, rows, classes]``. ``xla``:
+        traced for XLA (convolutions take :func:`member_conv2d`'s XLA gradients)."""
         tf, graph = self.tf, self.graph
         updates: list = []
         x = tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *graph.input_shape])
@@ -248,19 +257,25 @@ class Population:
         values: list[Any] = []
         for index, op in enumerate(graph.ops):
             inputs = [x if i == -1 else values[i] for i in op.inputs]
-            y = self._op(op, inputs, training, counter, updates)
+            y = self._op(op, inputs, training, counter, updates, xla)
             if index == graph.input_bn_after:
                 y = self._input_bn(y, training, updates)
             values.append(y)
         return values[graph.output], updates
 
     def _op(
-        self, op: GraphOp, inputs: list[Any], training: bool, counter: Any, updates: list
+        self,
+        op: GraphOp,
+        inputs: list[Any],
+        training: bool,
+        counter: Any,
+        updates: list,
+        xla: bool,
     ) -> Any:
         tf = self.tf
         x = inputs[0]
         if op.kind == "core":
-            return self._core(op, x, training, updates)
+            return self._core(op, x, training, updates, xla)
         if op.kind == "bn":
             return self._bn(x, op.name, training, updates)
         if op.kind == "activation":
@@ -279,18 +294,15 @@ class Population:
         pooled = pool(tf, images, op.kind, op.pool_size, op.strides, op.padding)
         return tf.reshape(pooled, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])
 
-    def _core(self, op: GraphOp, x: Any, training: bool, updates: list) -> Any:
+    def _core(self, op: GraphOp, x: Any, training: bool, updates: list, xla: bool) -> Any:
         """A Dense or Conv2D, then a site's placed BN and activation, the output's BN, or a
         plain layer's fused activation."""
         tf = self.tf
-        P, rows = tf.shape(x)[0], tf.shape(x)[1]
         bias = self.biases[op.name] * self.bias_masks[op.name]
         if op.cls == "Conv2D":
-            images = tf.reshape(x, [-1, *x.shape[2:]])
-            columns = patches(tf, images, op.kernel_shape[:2], op.strides, op.padding)
-            flat = tf.reshape(columns, [P, -1, op.fan_in])
-            z = tf.matmul(flat, self.kernels[op.name]) + bias
-            z = tf.reshape(z, [P, rows, *op.shape])
+            kernels = tf.reshape(self.kernels[op.name], [self.size, *op.kernel_shape])
+            z = member_conv2d(tf, x, kernels, op.strides, op.padding, xla)
+            z = tf.reshape(tf.reshape(z, [self.size, -1, op.shape[-1]]) + bias, tf.shape(z))
         else:
             z = tf.matmul(x, self.kernels[op.name]) + bias
         if op.role == "output":
@@ -335,13 +347,13 @@ class Population:
 
     # --- training ------------------------------------------------------------------------
 
-    def _step(self, index: Any) -> tuple[Any, Any]:
+    def _step(self, index: Any, xla: bool = False) -> tuple[Any, Any]:
         """One SGD step on the batch ``index`` (``[P, batch]`` row numbers)."""
         tf = self.tf
         x = tf.gather(self.x_train, index)
         labels = tf.gather(self.onehot, index)
         with tf.GradientTape() as tape:
-            logits, updates = self._forward(x, True, self.iterations)
+            logits, updates = self._forward(x, True, self.iterations, xla)
             per_sample = self._per_sample_loss(logits, labels)
             loss = tf.reduce_mean(per_sample, axis=1)  # [P]
             finite = tf.math.is_finite(loss)
@@ -381,14 +393,14 @@ class Population:
             velocity.assign(tf.where(live3, new_velocity, velocity))
             param.assign(tf.where(live3, param + mu * new_velocity - lr * grad, param))
 
-    def _train_steps(self, batches: Any) -> tuple[Any, Any]:
+    def _train_steps(self, batches: Any, xla: bool = False) -> tuple[Any, Any]:
         """Run the steps in ``batches`` (``[steps, P, batch]``); sums of loss and hits."""
         tf = self.tf
         P = tf.shape(batches)[1]
         loss_sum = tf.zeros([P], tf.float32)
         correct_sum = tf.zeros([P], tf.float32)
         for step in tf.range(tf.shape(batches)[0]):
-            loss, correct = self._step(batches[step])
+            loss, correct = self._step(batches[step], xla)
             loss_sum += loss
             correct_sum += correct
         return loss_sum, correct_sum

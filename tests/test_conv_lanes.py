@@ -1,0 +1,85 @@
+"""The population engine's convolutions: the XLA gradients written as forward convolutions
+(against TensorFlow's own), and a convolutional chunk trained in two lanes (each lane's
+trials record their lane, a replay of a lane gives the same numbers, kept models hold the
+right member)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bnsearch.engines import PopulationEngine
+from bnsearch.engines._population._ops import member_conv2d
+from bnsearch.networks import NetworkSettings, compile_model
+from bnsearch.trial import BNConfig, TrialSpec, TrialState
+from tests.test_engines import _digit_images
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "strides", "padding"),
+    [
+        ((8, 8), (3, 3), (1, 1), "same"),
+        ((8, 8), (3, 3), (2, 2), "valid"),
+        ((7, 9), (2, 3), (1, 2), "same"),
+        ((9, 7), (3, 1), (2, 1), "valid"),
+        ((5, 5), (1, 1), (1, 1), "valid"),
+    ],
+)
+def test_xla_convolution_gradients_equal_tensorflows(size, kernel, strides, padding):
+    rng = np.random.default_rng(0)
+    P, rows, c, f = 3, 4, 2, 5
+    x = tf.constant(rng.normal(size=(P, rows, *size, c)), tf.float32)
+    k = tf.constant(rng.normal(size=(P, *kernel, c, f)), tf.float32)
+
+    def gradients(xla: bool):
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            y = member_conv2d(tf, x, k, strides, padding, xla)
+            loss = tf.reduce_sum(y * tf.cos(y))  # a gradient that differs per output
+        return (y, *tape.gradient(loss, [x, k]))
+
+    ours = tf.function(lambda: gradients(True), jit_compile=True)()
+    theirs = gradients(False)
+    for mine, reference, what in zip(ours, theirs, ("output", "dx", "dkernel"), strict=True):
+        assert mine.shape == reference.shape, what
+        np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-4, atol=1e-4)
+
+
+CONV_NET = NetworkSettings(family="cnn", conv_filters=(4,), hidden_units=(8,), epochs=1)
+
+
+@pytest.mark.slow
+def test_a_convolutional_chunk_trains_in_two_lanes_each_replayed_as_it_ran():
+    data = _digit_images(160)
+    specs = [
+        TrialSpec(i, BNConfig(placement=("none", "before", "after")[i % 3], learning_rate=0.01), i)
+        for i in range(18)
+    ]
+    engine = PopulationEngine(max_population=32, jit_compile=False)
+    output = engine.train(specs, data, CONV_NET, keep_models=True)
+    results = output.results
+    assert [(lo, stop) for _, lo, stop in engine.last_lanes] == [(0, 9), (9, 18)]
+    assert all(r.state is TrialState.COMPLETE for r in results)
+    assert {r.batch for r in results} == {tuple(range(9)), tuple(range(9, 18))}
+    assert {r.population for r in results} == {16}
+
+    # A replay trains a lane's trials in one population of the lane's size: same numbers.
+    lane_two = specs[9:]
+    replayed = (
+        PopulationEngine(max_population=16, population_size=16, jit_compile=False)
+        .train(lane_two, data, CONV_NET)
+        .results
+    )
+    for original, again in zip(results[9:], replayed, strict=True):
+        np.testing.assert_allclose(
+            again.history["val_loss"], original.history["val_loss"], rtol=1e-6
+        )
+
+    # A kept model of the second lane holds that member's weights: its val_loss.
+    x_train, y_train, x_val, y_val = data.split(CONV_NET.validation_split)
+    for index in (2, 13):
+        model = output.models[index]
+        compile_model(model, specs[index].config, data.n_classes, CONV_NET)
+        loss = model.evaluate(x_val, y_val, verbose=0)[0]
+        assert loss == pytest.approx(results[index].history["val_loss"][-1], rel=1e-4)
