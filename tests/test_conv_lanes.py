@@ -59,7 +59,7 @@ def test_a_convolutional_chunk_trains_in_two_lanes_each_replayed_as_it_ran():
     engine = PopulationEngine(max_population=32, jit_compile=False)
     output = engine.train(specs, data, CONV_NET, keep_models=True)
     results = output.results
-    assert [(lo, stop) for _, lo, stop in engine.last_lanes] == [(0, 9), (9, 18)]
+    assert [(lane.start, lane.stop) for lane in engine.last_lanes] == [(0, 9), (9, 18)]
     assert all(r.state is TrialState.COMPLETE for r in results)
     assert {r.batch for r in results} == {tuple(range(9)), tuple(range(9, 18))}
     assert {r.population for r in results} == {16}

@@ -135,7 +135,9 @@ class LayerGraph:
     @property
     def activation_width(self) -> int:
         """Float32 values per row a forward pass holds: every op's output, and each
-        convolution's patches."""
+        convolution's im2col patches (an upper bound: the engine's convolutions pack their
+        patches block by block inside Eigen, and materialise them whole only for a strided
+        convolution's kernel gradient)."""
         return sum(_size(op.shape) + _patch_values(op) for op in self.ops)
 
     @property

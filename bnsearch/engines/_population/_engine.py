@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,8 +35,11 @@ def estimate_memory_bytes(
     (three of the widest); parameters with their velocity and gradient; the data twice.
 
     Measured for the residual example (five 16-filter convolutions on 8×8 digits, 360
-    validation rows): P=64 peaks at 3.1 GiB of process memory (TensorFlow's own 0.8 GiB
-    included) against an estimate of 3.4 GiB; the digits CNN at P=64 0.8 GiB."""
+    validation rows) when convolutions were im2col products: P=64 peaked at 3.1 GiB of
+    process memory (TensorFlow's own 0.8 GiB included) against an estimate of 3.4 GiB; the
+    digits CNN at P=64 0.8 GiB. One ``conv2d`` a member holds no patches, so the estimate,
+    which still counts them, is an upper bound for it (two lanes of P/2 hold what one
+    population of P does)."""
     per_step = population * batch_size * graph.activation_width * _BYTES_PER_ACTIVATION
     val = population * n_val * (dataset.n_features + 3 * graph.widest) * 4
     params = population * graph.parameters * 4 * 4
@@ -111,7 +114,7 @@ class PopulationEngine:
         self.memory_limit_bytes = memory_limit_bytes
         self.population_size = population_size
         # The last chunk's populations (lanes) and their trials, for its members' models.
-        self.last_lanes: list[tuple[Population, int, int]] = []
+        self.last_lanes: list[_Lane] = []
         self.last_population: Population | None = None
 
     @property
@@ -281,56 +284,36 @@ class PopulationEngine:
 
         started = time.perf_counter()
         n = len(specs)
-        lanes = [
-            (
-                self._population(stop - lo, dataset, network, graph, SlotUse.of(specs[lo:stop]), k),
-                lo,
-                stop,
-            )
-            for k, (lo, stop) in enumerate(self._lanes(n, graph))
-        ]
-        for population, lo, stop in lanes:
+        lanes = []
+        for k, (lo, stop) in enumerate(self._lanes(n, graph)):
+            use = SlotUse.of(specs[lo:stop])
+            population = self._population(stop - lo, dataset, network, graph, use, k)
             population.load(specs[lo:stop])
+            lanes.append(_Lane(population, lo, stop))
         self.last_lanes = lanes
-        self.last_population = lanes[0][0]
+        self.last_population = lanes[0].population
         n_train = split_index(dataset.n_rows, network.validation_split)
-        x_val = tf.constant(dataset.x[n_train:].reshape(dataset.n_rows - n_train, -1), tf.float32)
-        y_val = tf.constant(dataset.y_onehot[n_train:], tf.float32)
+        flat = dataset.x.reshape(dataset.n_rows, -1)
+        x_val, y_val = (tf.constant(v[n_train:], tf.float32) for v in (flat, dataset.y_onehot))
         rngs = [np.random.default_rng(spec.seed) for spec in specs]
         recorders = [
             TrialRecorder(spec, self.name, lambda e, m, p=p: on_epoch(p, e, m))
             for p, spec in enumerate(specs)
         ]
         second = "mae" if dataset.regression else "accuracy"
+        names = ("loss", second, "val_loss", f"val_{second}")  # the order _Lane.epoch gives
 
-        def lane_epoch(lane: tuple[Population, int, int], order: np.ndarray) -> list[np.ndarray]:
-            population, lo, stop = lane
-            rows = order[lo:stop]
-            rows = np.concatenate([rows, np.repeat(rows[:1], population.size - len(rows), axis=0)])
-            loss_sum, correct_sum = self._train_epoch(population, rows, network.batch_size)
-            val_loss, val_acc = population.evaluate(x_val, y_val)
-            columns = (loss_sum / n_train, correct_sum / n_train, val_loss, val_acc)
-            return [c.numpy()[: stop - lo] for c in (*columns, population.active)]
+        def lane_epoch(lane: _Lane, order: np.ndarray) -> list[np.ndarray]:
+            return lane.epoch(order, self._train_epoch, network.batch_size, x_val, y_val)
 
         with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
             for epoch in range(network.epochs):
                 if all(recorder.stopped for recorder in recorders):
                     break
-                if self.shuffle:
-                    order = np.stack([rng.permutation(n_train) for rng in rngs])
-                else:
-                    order = np.tile(np.arange(n_train), (n, 1))
-                rows = [order.astype(np.int32)] * len(lanes)
-                parts = list(pool.map(lane_epoch, lanes, rows))
-                loss, correct, val_loss, val_acc, active = (
-                    np.concatenate(column) for column in zip(*parts, strict=True)
-                )
-                values = {
-                    "loss": loss,
-                    second: correct,
-                    "val_loss": val_loss,
-                    f"val_{second}": val_acc,
-                }
+                order = self._epoch_order(rngs, n_train).astype(np.int32)
+                parts = pool.map(lane_epoch, lanes, [order] * len(lanes))
+                *columns, active = (np.concatenate(c) for c in zip(*parts, strict=True))
+                values = dict(zip(names, columns, strict=True))
                 for p, recorder in enumerate(recorders):
                     if recorder.stopped:
                         continue
@@ -338,24 +321,56 @@ class PopulationEngine:
                     # ``active`` is cleared in the graph by a member's non-finite batch loss.
                     if recorder.record_epoch(epoch, metrics, diverged=not active[p]):
                         active[p] = False
-                for population, lo, stop in lanes:
-                    flags = population.active.numpy()
-                    flags[: stop - lo] = active[lo:stop]
-                    population.active.assign(flags)
+                for lane in lanes:
+                    lane.set_active(active[lane.start : lane.stop])
         # Who trained together, in how large a graph: the replay's recipe (per lane).
         wall = (time.perf_counter() - started) / n
-        results = []
-        for population, lo, stop in lanes:
-            numbers = tuple(s.number for s in specs[lo:stop])
-            for recorder in recorders[lo:stop]:
-                results.append(
-                    replace(recorder.result(wall), population=population.size, batch=numbers)
-                )
-        return results
+        return [
+            replace(recorders[p].result(wall), population=lane.population.size, batch=numbers)
+            for lane in lanes
+            for numbers in [tuple(s.number for s in specs[lane.start : lane.stop])]
+            for p in range(lane.start, lane.stop)
+        ]
+
+    def _epoch_order(self, rngs: list[np.random.Generator], n_train: int) -> np.ndarray:
+        """``[trials, n_train]``: each trial's rows this epoch (its own shuffle, or in order)."""
+        if self.shuffle:
+            return np.stack([rng.permutation(n_train) for rng in rngs])
+        return np.tile(np.arange(n_train), (len(rngs), 1))
 
     def member(self, p: int) -> tuple[Population, int]:
         """Member ``p`` of the last chunk: its lane's population and its place there."""
-        for population, lo, stop in self.last_lanes:
-            if lo <= p < stop:
-                return population, p - lo
+        for lane in self.last_lanes:
+            if lane.start <= p < lane.stop:
+                return lane.population, p - lane.start
         raise IndexError(f"the last chunk has no member {p}")
+
+
+@dataclass(frozen=True)
+class _Lane:
+    """The trials ``start:stop`` of a chunk, trained in their own ``population`` (members
+    past ``stop - start`` idle)."""
+
+    population: Population
+    start: int
+    stop: int
+
+    def epoch(
+        self, order: np.ndarray, train_epoch: Any, batch: int, x_val: Any, y_val: Any
+    ) -> list[np.ndarray]:
+        """One epoch of this lane's rows of ``order`` (``[chunk, n_train]``): per trial the
+        mean loss and second metric, val_loss and its second metric, and whether it is
+        still active."""
+        population, n = self.population, self.stop - self.start
+        rows = order[self.start : self.stop]
+        rows = np.concatenate([rows, np.repeat(rows[:1], population.size - n, axis=0)])
+        loss_sum, correct_sum = train_epoch(population, rows, batch)
+        val_loss, val_second = population.evaluate(x_val, y_val)
+        n_train = order.shape[1]
+        columns = (loss_sum / n_train, correct_sum / n_train, val_loss, val_second)
+        return [c.numpy()[:n] for c in (*columns, population.active)]
+
+    def set_active(self, active: np.ndarray) -> None:
+        flags = self.population.active.numpy()
+        flags[: self.stop - self.start] = active
+        self.population.active.assign(flags)

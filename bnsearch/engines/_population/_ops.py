@@ -111,16 +111,23 @@ def member_conv2d(
             dx = _input_gradient(tf, dy, kernels, (height, width), strides, pads)
             if (sh, sw) == (1, 1):
                 return dx, _kernel_gradient(tf, x, dy, pads)
-            images = tf.reshape(x, [-1, height, width, x.shape[-1]])
-            columns = patches(tf, images, (kh, kw), strides, padding)
-            columns = tf.reshape(columns, [x.shape[0], -1, kh * kw * x.shape[-1]])
-            flat_dy = tf.reshape(dy, [x.shape[0], -1, dy.shape[-1]])
-            dk = tf.matmul(columns, flat_dy, transpose_a=True)
-            return dx, tf.reshape(dk, kernels.shape)
+            return dx, _strided_kernel_gradient(tf, x, dy, (kh, kw), strides, padding)
 
         return _each_member(tf, x, kernels, strides, padding), gradient
 
     return convolve(x, kernels)
+
+
+def _strided_kernel_gradient(
+    tf: Any, x: Any, dy: Any, kernel: tuple[int, int], strides: tuple[int, int], padding: str
+) -> Any:
+    """``dk`` ``[P, kh, kw, c, f]`` for a strided convolution: the im2col patches of each
+    member's ``x`` times its ``dy``, one batched product."""
+    P, height, width, c = x.shape[0], int(x.shape[2]), int(x.shape[3]), x.shape[-1]
+    columns = patches(tf, tf.reshape(x, [-1, height, width, c]), kernel, strides, padding)
+    columns = tf.reshape(columns, [P, -1, kernel[0] * kernel[1] * c])
+    dk = tf.matmul(columns, tf.reshape(dy, [P, -1, dy.shape[-1]]), transpose_a=True)
+    return tf.reshape(dk, [P, *kernel, c, dy.shape[-1]])
 
 
 def _each_member(tf: Any, images: Any, kernels: Any, strides: Sequence[int], padding: str) -> Any:

@@ -109,8 +109,7 @@ class Population:
             return tf.Variable(tf.zeros(shape, dtype), trainable=False)
 
         column = (P, 1, 1)
-        self.m_input, self.m_before = state(column), state(column)
-        self.m_after, self.m_output = state(column), state(column)
+        self.m_input, self.m_before, self.m_after, self.m_output = (state(column) for _ in range(4))
         self.bn_momentum, self.bn_epsilon = state(column), state(column)
         self.dropout = state(column)
         self.lr = state((P,))
@@ -140,9 +139,8 @@ class Population:
         self.onehot = tf.constant(dataset.y_onehot, f32)
         # A counter per (step, Dropout op): 16 a step, more for a network with more.
         self.dropout_stride = max(16, sum(op.kind == "dropout" for op in ops))
-        self.train_epoch = tf.function(
-            functools.partial(self._train_steps, xla=jit_compile), jit_compile=jit_compile
-        )
+        steps = functools.partial(self._train_steps, xla=jit_compile)
+        self.train_epoch = tf.function(steps, jit_compile=jit_compile)
         self.train_steps_partial = tf.function(functools.partial(self._train_steps, xla=False))
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
 
