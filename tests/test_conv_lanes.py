@@ -61,6 +61,8 @@ def test_a_convolutional_chunk_trains_in_two_lanes_each_replayed_as_it_ran():
     output = engine.train(specs, data, CONV_NET, keep_models=True)
     results = output.results
     assert [(lane.start, lane.stop) for lane in engine.last_lanes] == [(0, 9), (9, 18)]
+    with pytest.raises(ValueError, match="member"):
+        engine.last_population  # noqa: B018 (a chunk in lanes has no one population)
     assert all(r.state is TrialState.COMPLETE for r in results)
     assert {r.batch for r in results} == {tuple(range(9)), tuple(range(9, 18))}
     assert {r.population for r in results} == {16}

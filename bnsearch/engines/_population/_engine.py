@@ -115,7 +115,14 @@ class PopulationEngine:
         self.population_size = population_size
         # The last chunk's populations (lanes) and their trials, for its members' models.
         self.last_lanes: list[_Lane] = []
-        self.last_population: Population | None = None
+
+    @property
+    def last_population(self) -> Population | None:
+        """The last chunk's population when it trained in one lane (None before any);
+        for a chunk in lanes, :meth:`member` finds a trial's population."""
+        if len(self.last_lanes) > 1:
+            raise ValueError("the last chunk trained in lanes; use member(p) to find a trial")
+        return self.last_lanes[0].population if self.last_lanes else None
 
     @property
     def trials_at_once(self) -> int:
@@ -291,7 +298,6 @@ class PopulationEngine:
             population.load(specs[lo:stop])
             lanes.append(_Lane(population, lo, stop))
         self.last_lanes = lanes
-        self.last_population = lanes[0].population
         n_train = split_index(dataset.n_rows, network.validation_split)
         flat = dataset.x.reshape(dataset.n_rows, -1)
         x_val, y_val = (tf.constant(v[n_train:], tf.float32) for v in (flat, dataset.y_onehot))
