@@ -85,10 +85,10 @@ def run_study(
     """Train the study's next trials, log them to MLflow, state the verdict (without the
     importances when off); raise :class:`StudyFailedError` when every trial that ran failed,
     :class:`~bnsearch.errors.StoreFullError` when a store's disk filled (after the batch)."""
-    config = resolve(config)
     say = _Speaker(config.verbose, stream or sys.stdout)
     started = time.monotonic()
     dataset = load_study_dataset(config)
+    config = resolve(config, dataset)
     engine = make_engine(config.engine, config.population)
     engine.check_fits(dataset, config.network)
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)

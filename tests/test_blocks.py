@@ -69,6 +69,12 @@ BUILDER = textwrap.dedent(
         x = dense_block(x, 5, config, activation="relu", name="mine_2")
         return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
 
+    def half_dropout(config, input_shape, n_classes, seed):  # ignores the trial's rate
+        inputs = keras.Input(shape=input_shape)
+        x = dense_block(inputs, 6, config, activation="relu", name="mine_1")
+        x = keras.layers.Dropout(0.5, name="half")(x)
+        return keras.Model(inputs, keras.layers.Dense(n_classes, activation="softmax")(x))
+
     def wrong_output(config, input_shape, n_classes, seed):
         inputs = keras.Input(shape=input_shape)
         return keras.Model(inputs, keras.layers.Dense(n_classes + 1)(inputs))
@@ -83,28 +89,52 @@ def builder_module(tmp_path, monkeypatch):
     return "my_nets"
 
 
-def test_a_study_trains_your_own_network_on_the_keras_engine(tiny_csv, stores, builder_module):
+def test_a_study_trains_your_own_network_on_the_population_engine_when_it_follows_the_rule(
+    tiny_csv, stores, builder_module
+):
+    import io
+
+    from bnsearch.study import load_study_dataset
+
     network = NetworkSettings(epochs=2, builder=f"{builder_module}:build")
     config = StudyConfig(
         study_name="own", data=str(tiny_csv), target="label", n_trials=3, confirm_seeds=0,
         network=network, verbose=True, **stores,
     )  # fmt: skip
-    assert resolve(config).engine == "keras"  # the population engine cannot train it
-    import io
-
+    assert resolve(config, load_study_dataset(config)).engine == "population"
     out = io.StringIO()
     outcome = run_study(config, stream=out)
-    assert (
-        "notice: the population engine has no form for a network from `builder`" in out.getvalue()
-    )
+    assert "notice: the population engine has no form" not in out.getvalue()
     assert len(outcome.new_results) == 3
     assert all(r.state.value == "COMPLETE" for r in outcome.new_results)
+    assert {r.engine for r in outcome.new_results} == {"population"}
     client = MlflowClient(stores["tracking_uri"])
     runs = client.search_runs([client.get_experiment_by_name("own").experiment_id])
     parent = next(r for r in runs if r.data.tags.get("bnsearch.kind") == "study")
     assert parent.data.params["network.builder"] == f"{builder_module}:build"
     model = build_model(BNConfig(placement="after"), (14,), 2, network)
     assert "mine_1_bn" in [layer.name for layer in model.layers]
+
+
+def test_a_builder_that_departs_from_the_rule_trains_on_the_keras_engine_named(
+    tiny_csv, stores, builder_module
+):
+    import io
+
+    network = NetworkSettings(epochs=2, builder=f"{builder_module}:half_dropout")
+    config = StudyConfig(
+        study_name="half", data=str(tiny_csv), target="label", n_trials=3, confirm_seeds=0,
+        network=network, verbose=True, **stores,
+    )  # fmt: skip
+    out = io.StringIO()
+    outcome = run_study(config, stream=out)
+    assert (
+        "notice: the population engine has no form for a network from `builder` that does not "
+        "place BN by the --model rule" in out.getvalue()
+    )
+    assert "'half': the builder's Dropout differs in rate" in out.getvalue()
+    assert {r.engine for r in outcome.new_results} == {"keras"}
+    assert all(r.state.value == "COMPLETE" for r in outcome.new_results)
 
 
 def test_a_builder_that_cannot_be_used_is_refused_clearly(builder_module):

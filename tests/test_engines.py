@@ -145,17 +145,6 @@ def test_population_matches_keras_on_deeper_mlps_with_other_activations(variant_
             np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
 
 
-def test_population_engine_refuses_a_network_from_a_builder_instead_of_training_it_wrong():
-    from bnsearch.errors import ConfigError
-
-    data = make_synthetic(64, seed=1)
-    custom = NetworkSettings(epochs=1, builder="mynets:build")
-    with pytest.raises(
-        ConfigError, match="no form for a network from `builder`.*; use --engine keras"
-    ):
-        PopulationEngine().train([TrialSpec(0, BNConfig(), 1)], data, custom)
-
-
 def test_dropout_keeps_the_expected_fraction_and_scale_per_member():
     rates = tf.constant([0.0, 0.2, 0.5, 0.7], tf.float32)[:, None, None]
     seeds = tf.constant([1, 2, 3, 4], tf.int64)

@@ -168,7 +168,8 @@ SETTINGS: tuple[Setting, ...] = (
        group="network"),
     _S("kernel_size", (int,), "cnn: Conv2D kernel size", section="network", group="network"),
     _S("builder", (str,), "your own network: module:function built with bnsearch.blocks "
-       "(Keras engine)", section="network", group="network"),
+       "(population engine when it places BN by the --model rule, else Keras)",
+       section="network", group="network"),
     _S("model", (str,), "your own Keras model as it is: a .keras file, module:name or "
        "file.py:name (a model, or a function returning one), rewritten into each trial's "
        "placement (README: Networks beyond the thread's MLP); see python -m bnsearch model",

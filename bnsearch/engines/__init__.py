@@ -14,6 +14,7 @@ from bnsearch.engines._population import Population, PopulationEngine, SlotUse
 from bnsearch.engines._standin import StandinEngine, standin_history
 from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings, describe_network, load_plan
+from bnsearch.trial import SearchSpace
 
 __all__ = [
     "ENGINES",
@@ -44,17 +45,26 @@ _ENGINE_CLASSES: dict[str, type] = {
 assert tuple(_ENGINE_CLASSES) == ENGINES, "config.ENGINES names the engines defined here"
 
 
-def engine_for(requested: str, network: NetworkSettings, model_fit_only: bool = False) -> str:
-    """The engine that will train ``network``: the one asked for if it can, else the Keras
-    engine (the reference, which trains every network). ``model_fit_only``: the backend
-    trains through ``model.fit`` itself (Keras Tuner)."""
+def engine_for(
+    requested: str,
+    network: NetworkSettings,
+    model_fit_only: bool = False,
+    dataset: Dataset | None = None,
+    space: SearchSpace | None = None,
+) -> str:
+    """The engine that will train ``network`` (on ``dataset``, for ``space``: a builder's
+    network qualifies only there): the one asked for if it can, else the Keras engine (the
+    reference, which trains every network). ``model_fit_only``: the backend trains through
+    ``model.fit`` itself (Keras Tuner)."""
     engine = _ENGINE_CLASSES.get(requested)
-    if engine is None or model_fit_only or not engine.trains(network):
+    if engine is None or model_fit_only or not engine.trains(network, dataset, space):
         return "keras" if engine is not None else requested
     return requested
 
 
-def engine_notice(network: NetworkSettings, dataset: Dataset | None = None) -> str | None:
+def engine_notice(
+    network: NetworkSettings, dataset: Dataset | None = None, space: SearchSpace | None = None
+) -> str | None:
     """What a study says, before training, about its network and task: how ``task =
     "auto"`` chose regression; the layers of a ``--model`` kept as they are, named once; and
     a network the population engine does not train (one line each)."""
@@ -66,7 +76,7 @@ def engine_notice(network: NetworkSettings, dataset: Dataset | None = None) -> s
                 f"bnsearch: notice: --model {plan.spec} keeps these layers as they are "
                 f"(bnsearch does not reason about them): {', '.join(plan.kept)}."
             )
-    why = PopulationEngine.untrainable(network)
+    why = PopulationEngine.untrainable(network, dataset, space)
     if why is not None:
         lines.append(
             f"bnsearch: notice: the population engine has no form for {why}, so this "
@@ -79,7 +89,7 @@ def network_notice(tracker: Any, config: StudyConfig, dataset: Dataset) -> str |
     """What a study says about its network before training (:func:`engine_notice`), once
     a ``--model`` network's layers are logged to its parent run (:func:`log_network`)."""
     log_network(tracker, config, dataset)
-    return engine_notice(config.network, dataset)
+    return engine_notice(config.network, dataset, config.space)
 
 
 def log_network(tracker: Any, config: StudyConfig, dataset: Dataset) -> None:
@@ -97,10 +107,12 @@ def log_network(tracker: Any, config: StudyConfig, dataset: Dataset) -> None:
         tracker.connection.best_effort("log_artifact", tracker.parent_run_id, str(path))
 
 
-def resolve(config: StudyConfig) -> StudyConfig:
-    """``config`` with the engine that will train it (see :func:`engine_for`); every verb
-    that trains resolves its config once, at its start."""
-    return config.with_changes(engine=engine_for(config.engine, config.network, config.fit_only))
+def resolve(config: StudyConfig, dataset: Dataset | None = None) -> StudyConfig:
+    """``config`` with the engine that will train it on ``dataset`` (see
+    :func:`engine_for`; without the data a ``builder`` network resolves to the Keras
+    engine); every verb that trains resolves its config once, when its data is loaded."""
+    engine = engine_for(config.engine, config.network, config.fit_only, dataset, config.space)
+    return config.with_changes(engine=engine)
 
 
 def make_engine(name: str, max_population: int = 64, population_size: int | None = None) -> Engine:

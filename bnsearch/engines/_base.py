@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from bnsearch.data import Dataset
 from bnsearch.networks import NetworkSettings
-from bnsearch.trial import TrialResult, TrialSpec
+from bnsearch.trial import SearchSpace, TrialResult, TrialSpec
 
 __all__ = ["Engine", "EpochCallback", "TrainOutput"]
 
@@ -38,8 +38,11 @@ class Engine(Protocol):
     """How many trials one call of :meth:`train` trains together (a backend's batch)."""
 
     @staticmethod
-    def trains(network: NetworkSettings) -> bool:
-        """Whether this engine can train ``network`` (its family, or a custom builder)."""
+    def trains(
+        network: NetworkSettings, dataset: Dataset | None = None, space: SearchSpace | None = None
+    ) -> bool:
+        """Whether this engine can train ``network`` (on ``dataset``, for ``space``: a
+        builder's network is judged there)."""
         ...
 
     def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from bnsearch.data import Dataset
 from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.networks import NetworkSettings, build_model, check_model_fits, load_plan
-from bnsearch.trial import TrialRecorder, TrialResult, TrialSpec
+from bnsearch.trial import SearchSpace, TrialRecorder, TrialResult, TrialSpec
 
 __all__ = ["KerasEngine", "fit_arguments", "model_fits_data", "recording_callback"]
 
@@ -82,7 +82,9 @@ class KerasEngine:
         model_fits_data(dataset, network)
 
     @staticmethod
-    def trains(network: NetworkSettings) -> bool:
+    def trains(
+        network: NetworkSettings, dataset: Dataset | None = None, space: SearchSpace | None = None
+    ) -> bool:
         """Every network bnsearch can build, your own ``builder`` included."""
         return True
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from bnsearch.data import Dataset
 from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.networks import NetworkSettings
-from bnsearch.trial import METRICS, TrialRecorder, TrialResult, TrialSpec
+from bnsearch.trial import METRICS, SearchSpace, TrialRecorder, TrialResult, TrialSpec
 
 __all__ = ["EPOCH_S", "StandinEngine", "standin_history"]
 
@@ -70,7 +70,9 @@ class StandinEngine:
         self.epoch_s = _epoch_seconds() if epoch_s is None else epoch_s
 
     @staticmethod
-    def trains(network: NetworkSettings) -> bool:
+    def trains(
+        network: NetworkSettings, dataset: Dataset | None = None, space: SearchSpace | None = None
+    ) -> bool:
         """Any network: none is built."""
         return True
 

@@ -21,6 +21,7 @@ from bnsearch.networks._builder import (
     initializer,
     layer_plan,
 )
+from bnsearch.networks._builder_rule import builder_differs, probe_configs
 from bnsearch.networks._describe import describe_network
 from bnsearch.networks._graph import GraphOp, LayerGraph, network_graph, seeded_initializer
 from bnsearch.networks._rewrite import (
@@ -34,6 +35,8 @@ from bnsearch.networks._rewrite import (
 __all__ = [
     "check_image_rows",
     "ACTIVATIONS",
+    "builder_differs",
+    "probe_configs",
     "GraphOp",
     "LayerGraph",
     "ModelPlan",

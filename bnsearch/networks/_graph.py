@@ -8,9 +8,10 @@ BatchNormalization by masks (one BN slot per site, serving ``before`` and ``afte
 Every network comes here through the same reader, the ``--model`` rule of
 :mod:`bnsearch.networks._rewrite`: the built-in MLP and CNN families are built as Keras
 models (placement ``none``) and read like any ``--model``, so the families are instances of
-the mechanism, not special cases beside it. A ``--builder`` network is Python code that
-places BN itself; it trains on the Keras engine (give the model it builds as ``--model
-module:name`` to train it here).
+the mechanism, not special cases beside it. A ``--builder`` network is read the same way
+from the model it builds for placement ``none``; it trains here when the models it builds
+for the study's placements are the ones the rule would make of that model
+(:mod:`bnsearch.networks._builder_rule`), else on the Keras engine.
 
 Ops (``GraphOp.kind``), with what the engine computes (``x`` per member, rows first):
 
@@ -43,6 +44,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
+from bnsearch.errors import ConfigError
 from bnsearch.networks._rewrite import (
     ModelPlan,
     Node,
@@ -179,16 +181,17 @@ def network_graph(
     """``network`` (a ``NetworkSettings``) as a layer graph, or the reason the population
     engine cannot train it (one phrase, naming the layer). A built-in family needs the
     rows' ``input_shape`` and ``n_classes``; a ``--model`` has its own."""
-    if network.kind == "custom":
-        return "a network from `builder` (its blocks are Python code bnsearch does not read)"
     if network.kind == "model":
         if network.keep_optimizer:
             return "its own optimizer (keep_optimizer)"
         # Not cached here: load_plan re-reads a model file that changed.
         return graph_of(load_plan(network.model or ""))
     if input_shape is None or n_classes is None:
-        raise ValueError("a built-in family's graph needs the rows' shape and the classes")
-    return _family_graph(network, tuple(int(n) for n in input_shape), int(n_classes))
+        raise ValueError(f"a {network.kind} network's graph needs the rows' shape and the classes")
+    shape = tuple(int(n) for n in input_shape)
+    if network.kind == "custom":
+        return _builder_graph(network, shape, int(n_classes))
+    return _family_graph(network, shape, int(n_classes))
 
 
 @lru_cache(maxsize=32)
@@ -202,6 +205,21 @@ def _family_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) ->
     model = build_model(none, input_shape, n_classes, shaped, seed=0, compile=False)
     graph = graph_of(plan_of_model(f"the {network.kind} family", model))
     return graph if isinstance(graph, str) else graph.with_site_activation(network.activation)
+
+
+@lru_cache(maxsize=32)
+def _builder_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
+    """The builder's model for placement ``none`` read as a ``--model``; whether the
+    builder places BN by that rule is :func:`bnsearch.networks.builder_differs`' question."""
+    from bnsearch.networks._builder import build_model
+
+    none = BNConfig(placement="none")
+    model = build_model(none, input_shape, n_classes, network, seed=0, compile=False)
+    try:
+        plan = plan_of_model(f"(the builder {network.builder}'s model)", model)
+    except ConfigError as error:  # no site, a shared layer: the Keras engine trains it
+        return f"a network from `builder` that cannot be read as a --model ({error})"
+    return graph_of(plan)
 
 
 def seeded_initializer(serialized: str, seed: int) -> Any:

@@ -30,8 +30,14 @@ Per placement a block is:
 
 The BN normalises over the last axis (channels last): per channel after a Conv2D, per unit
 after a Dense, with ``config.momentum`` and ``config.epsilon``. ``config.activation``, when
-the study searches it, replaces the ``activation`` argument. The population engine cannot
-train such networks; studies using a builder run on the Keras engine.
+the study searches it, replaces the ``activation`` argument.
+
+A builder whose models are what the ``--model`` rule makes of its ``none`` model trains on
+the population engine: blocks at the sites, ``Dropout(config.dropout)``, and for
+``input`` / ``before_output`` (if the study uses them) an input BN and a BN between the
+output layer and its softmax, with ``config.momentum`` and ``config.epsilon``
+(:mod:`bnsearch.networks._builder_rule` checks it; any other builder trains on the Keras
+engine, and the study names the first layer where it departs).
 """
 
 from __future__ import annotations

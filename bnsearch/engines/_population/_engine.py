@@ -14,10 +14,15 @@ import numpy as np
 from bnsearch.data import Dataset, split_index
 from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.engines._population._members import member_model
-from bnsearch.engines._population._population import Population, SlotUse, graph_for
+from bnsearch.engines._population._population import (
+    Population,
+    SlotUse,
+    graph_for,
+    graph_or_reason,
+)
 from bnsearch.errors import ConfigError
-from bnsearch.networks import FAMILIES, LayerGraph, NetworkSettings, network_graph
-from bnsearch.trial import TrialRecorder, TrialResult, TrialSpec, TrialState
+from bnsearch.networks import FAMILIES, LayerGraph, NetworkSettings, network_graph, probe_configs
+from bnsearch.trial import SearchSpace, TrialRecorder, TrialResult, TrialSpec, TrialState
 
 __all__ = ["MEMORY_LIMIT_BYTES", "PopulationEngine", "check_memory", "estimate_memory_bytes"]
 
@@ -137,20 +142,36 @@ class PopulationEngine:
         check_memory(self.max_population, dataset, network, self.memory_limit_bytes)
 
     @staticmethod
-    def untrainable(network: NetworkSettings) -> str | None:
+    def untrainable(
+        network: NetworkSettings, dataset: Dataset | None = None, space: SearchSpace | None = None
+    ) -> str | None:
         """Why this engine cannot train ``network`` (None if it can): the first layer it
         has no form for, named (:func:`bnsearch.networks.network_graph`). bnsearch's own
         families always qualify; a ``--model`` made of known layers does; a ``builder``
-        network never."""
+        network does on ``dataset`` when its model is made of known layers and it places BN
+        by the ``--model`` rule for ``space``'s placements
+        (:func:`bnsearch.networks.builder_differs`)."""
         if network.kind in FAMILIES:
             return None
-        graph = network_graph(network)
+        if network.kind != "custom":
+            graph = network_graph(network)
+            return graph if isinstance(graph, str) else None
+        if dataset is None:
+            return "a network from `builder` before its data is loaded"
+        space = space or SearchSpace()
+        probes = probe_configs(space.placement, space.activation)
+        graph = graph_or_reason(network, dataset, probes)
         return graph if isinstance(graph, str) else None
 
     @classmethod
-    def trains(cls, network: NetworkSettings) -> bool:
+    def trains(
+        cls,
+        network: NetworkSettings,
+        dataset: Dataset | None = None,
+        space: SearchSpace | None = None,
+    ) -> bool:
         """Whether this engine trains ``network`` (see :meth:`untrainable`)."""
-        return cls.untrainable(network) is None
+        return cls.untrainable(network, dataset, space) is None
 
     def train(
         self,
@@ -164,7 +185,8 @@ class PopulationEngine:
         member's trained weights (None for a trial that did not complete)."""
         if self.max_population < 1:
             raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
-        graph = graph_for(network, dataset)  # or a ConfigError naming the layer
+        # or a ConfigError naming the layer (or how a builder departs from the rule)
+        graph = graph_for(network, dataset, [spec.config for spec in specs])
         # A searched activation changes the graph: one population per activation.
         groups: dict[str, list[int]] = {}
         for index, spec in enumerate(specs):

@@ -22,11 +22,18 @@ from bnsearch.engines._population._ops import (
     pool,
 )
 from bnsearch.errors import ConfigError
-from bnsearch.networks import GraphOp, LayerGraph, NetworkSettings, network_graph
+from bnsearch.networks import (
+    GraphOp,
+    LayerGraph,
+    NetworkSettings,
+    builder_differs,
+    network_graph,
+    probe_configs,
+)
 from bnsearch.networks import seeded_initializer as initializer_of
-from bnsearch.trial import TrialSpec, layer_seed
+from bnsearch.trial import BNConfig, TrialSpec, layer_seed
 
-__all__ = ["Population", "SlotUse", "graph_for"]
+__all__ = ["Population", "SlotUse", "graph_for", "graph_or_reason"]
 
 _BEFORE = ("before", "before_output")
 
@@ -57,12 +64,30 @@ class SlotUse:
         )
 
 
-def graph_for(network: NetworkSettings, dataset: Dataset) -> LayerGraph:
-    """``network``'s layer graph on ``dataset``'s rows, or a one-line ConfigError."""
-    graph = network_graph(network, dataset.x.shape[1:], dataset.n_classes)
+def graph_for(
+    network: NetworkSettings, dataset: Dataset, configs: Sequence[BNConfig] = ()
+) -> LayerGraph:
+    """``network``'s layer graph on ``dataset``'s rows, or a one-line ConfigError (see
+    :func:`graph_or_reason`)."""
+    graph = graph_or_reason(network, dataset, configs)
     if isinstance(graph, str):
         raise ConfigError(f"the population engine has no form for {graph}; use --engine keras.")
     return graph
+
+
+def graph_or_reason(
+    network: NetworkSettings, dataset: Dataset, configs: Sequence[BNConfig] = ()
+) -> LayerGraph | str:
+    """``network``'s layer graph on ``dataset``'s rows, or why the engine cannot train it;
+    a ``builder`` network must also place BN by the ``--model`` rule under ``configs`` (the
+    trials about to train, or probes of a study's space; none: its shape only)."""
+    shape, n_classes = dataset.x.shape[1:], dataset.n_classes
+    graph = network_graph(network, shape, n_classes)
+    if isinstance(graph, str) or network.kind != "custom" or not configs:
+        return graph
+    placements = [config.placement for config in configs]
+    probes = probe_configs(placements, [config.activation for config in configs])
+    return builder_differs(network, shape, n_classes, probes) or graph
 
 
 def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:

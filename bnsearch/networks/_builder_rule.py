@@ -1,0 +1,153 @@
+"""Whether a ``--builder`` network places BN by the ``--model`` rule, so that the population
+engine may train it.
+
+A builder is Python code: bnsearch cannot read how it places BatchNormalization, but it can
+watch it. The builder's model for placement ``none`` is read like a ``--model``
+(:func:`bnsearch.networks.network_graph`); then, for every *probe* (each placement the study
+uses, with two settings of everything else), the builder's own model is compared, layer
+call by layer call, with the ``--model`` rewrite of that ``none`` model under the same
+configuration. Compared per call: the layer's class, which calls feed it, and its
+configuration without its name and seeds (a fused activation counts as the layer and an
+``Activation`` after it, as the rewrite splits it). A builder written with
+:mod:`bnsearch.blocks` that reads ``config.dropout`` for its ``Dropout`` layers matches for
+``none``, ``before`` and ``after``; ``input`` and ``before_output`` match only if it places
+those BNs as the rule does (an input BN with the trial's momentum and epsilon; a BN
+between the output layer and its softmax).
+
+Only a builder that matches under every probe trains on the population engine; otherwise the
+study names the first difference and trains on the Keras engine. Two probes a placement do
+not prove a builder follows the rule for every configuration (a builder could change its
+widths with the learning rate); they catch the ways a builder written for bnsearch differs
+in practice: a BN placed otherwise, a hard-coded Dropout rate, BN settings of its own, a
+bias kept before a BN, a searched activation ignored.
+
+On the population engine a builder's network starts from weights drawn by the ``--model``
+rule from the trial's seed (the k-th Dense or Conv2D from ``layer_seed(seed, kind, k)``, with
+the builder's own initialisers), not from whatever the builder does with its ``seed``
+argument; its Keras models (``export``, kept models) are the builder's own, holding the
+member's weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from bnsearch.trial import BNConfig
+
+__all__ = ["builder_differs", "probe_configs"]
+
+#: The second probe's settings: each differs from BNConfig's defaults (the first probe), so
+#: a builder that ignores one of them shows it.
+_OTHER_SETTINGS = {"momentum": 0.9, "epsilon": 1e-5, "use_bias": False, "dropout": 0.25}
+
+
+def probe_configs(
+    placements: Iterable[str], activations: Iterable[str | None] = ()
+) -> tuple[BNConfig, ...]:
+    """The configurations a builder is checked under: each placement (and each searched
+    activation, or the builder's own), with the defaults and with :data:`_OTHER_SETTINGS`."""
+    searched = tuple(dict.fromkeys(activations)) or (None,)
+    return tuple(
+        BNConfig(placement=placement, activation=activation, **settings)
+        for placement in dict.fromkeys(placements)
+        for activation in searched
+        for settings in ({}, _OTHER_SETTINGS)
+    )
+
+
+def builder_differs(
+    network: Any, input_shape: Sequence[int], n_classes: int, probes: tuple[BNConfig, ...]
+) -> str | None:
+    """How ``network``'s builder departs from the rule under ``probes`` (one phrase naming
+    the probe and the first differing layer call), or None if it follows it."""
+    shape = tuple(int(n) for n in input_shape)
+    return _differs(network, shape, int(n_classes), probes)
+
+
+@lru_cache(maxsize=32)
+def _differs(
+    network: Any, shape: tuple[int, ...], n_classes: int, probes: tuple[BNConfig, ...]
+) -> str | None:
+    from bnsearch.networks._builder import build_model
+    from bnsearch.networks._rewrite import plan_of_model, rewrite_model
+
+    def built(config: BNConfig) -> Any:
+        return build_model(config, shape, n_classes, network, seed=0, compile=False)
+
+    plan = plan_of_model(f"(the builder {network.builder}'s model)", built(BNConfig("none")))
+    for probe in probes:
+        theirs = _calls(built(probe))
+        rule = _calls(rewrite_model(plan, probe, seed=0))
+        difference = _first_difference(theirs, rule)
+        if difference is not None:
+            return (
+                f"a network from `builder` that does not place BN by the --model rule "
+                f"(placement {probe.placement!r}, {_settings(probe)}: {difference})"
+            )
+    return None
+
+
+def _settings(probe: BNConfig) -> str:
+    text = (
+        f"momentum {probe.momentum:g}, epsilon {probe.epsilon:g}, use_bias "
+        f"{str(probe.use_bias).lower()}, dropout {probe.dropout:g}"
+    )
+    return text + (f", activation {probe.activation}" if probe.activation else "")
+
+
+Call = tuple[str, tuple[int, ...], Any, str]  # class, calls feeding it (-1: input), config, name
+
+
+def _calls(model: Any) -> list[Call]:
+    """``model``'s layer calls in the graph's order as comparable values; a fused
+    activation becomes the layer (linear) and an ``Activation`` call after it."""
+    from bnsearch.networks._rewrite import fused_activation, plan_of_model
+
+    calls: list[Call] = []
+    output_of: dict[int, int] = {-1: -1}
+    for node in plan_of_model("a trial's model", model, need_site=False).nodes:
+        if node.cls == "InputLayer":
+            output_of[node.index] = -1
+            continue
+        config = _comparable(node.config)
+        inputs = tuple(output_of[i] for i in node.inputs)
+        activation = fused_activation(config) if node.cls in ("Dense", "Conv2D") else "linear"
+        if activation != "linear":
+            calls.append((node.cls, inputs, {**config, "activation": "linear"}, node.name))
+            inputs = (len(calls) - 1,)
+            calls.append(
+                ("Activation", inputs, {"activation": activation}, f"{node.name} activation")
+            )
+        else:
+            calls.append((node.cls, inputs, config, node.name))
+        output_of[node.index] = len(calls) - 1
+    return calls
+
+
+def _comparable(value: Any) -> Any:
+    """A layer config without what may differ between equal layers: names, seeds, dtypes."""
+    if isinstance(value, dict):
+        drop = ("name", "seed", "dtype", "dtype_policy", "trainable")
+        return {k: _comparable(v) for k, v in value.items() if k not in drop}
+    if isinstance(value, list | tuple):
+        return [_comparable(v) for v in value]
+    return value
+
+
+def _first_difference(theirs: list[Call], rule: list[Call]) -> str | None:
+    for k, (mine, expected) in enumerate(zip(theirs, rule, strict=False)):
+        where = f"layer call {k + 1}, {mine[3]!r}"
+        if mine[0] != expected[0] or mine[1] != expected[1]:
+            return f"{where}: the builder has {mine[0]}, the rule {expected[0]}"
+        if mine[2] != expected[2]:
+            keys = sorted(
+                key
+                for key in set(mine[2]) | set(expected[2])
+                if mine[2].get(key) != expected[2].get(key)
+            )
+            return f"{where}: the builder's {mine[0]} differs in {', '.join(keys)}"
+    if len(theirs) != len(rule):
+        return f"{len(theirs)} layer calls where the rule has {len(rule)}"
+    return None
