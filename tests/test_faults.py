@@ -58,7 +58,10 @@ def _assert_nothing_left_running(tmp_path: Path) -> None:
 
 def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_csv):
     process = _start(tmp_path, tiny_csv, "--n-trials", "30")
-    _wait_for_trials(process, 2)
+    # The first block is told (its three progress lines come after it trained); two
+    # seconds on, the next block is asked for or training: in flight.
+    _wait_for_trials(process, 3)
+    time.sleep(2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]

@@ -29,7 +29,7 @@ def test_a_stop_flag_without_its_exception_ends_the_study_cleanly(tiny_csv, stor
 
     def stop_after_first_epoch() -> None:
         calls.append(1)
-        if len(calls) == 3:  # the run loop's check, then two epoch ends
+        if len(calls) == 3:  # the run loop's, the batch's start, the first epoch's end
             stop.set()
         original()
 
@@ -53,3 +53,32 @@ def test_raise_if_stopped_raises_only_once_a_stop_was_requested(monkeypatch):
     stop.set()
     with pytest.raises(KeyboardInterrupt):
         interrupts.raise_if_stopped()
+
+
+def test_a_real_ctrl_c_inside_a_store_write_is_raised_after_it(monkeypatch):
+    """A SIGINT sent to this process inside ``deferred()`` (where the loop asks for a batch
+    and tells a result) does not cut the section; the next safe point raises it."""
+    import os
+    import signal
+
+    stop = threading.Event()
+    monkeypatch.setattr(interrupts, "_STOP", stop)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    interrupts.install_handlers()
+    finished = False
+    try:
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs between bytecodes, here
+                pass
+            finished = True
+        assert finished and interrupts.stop_requested()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_if_stopped()
+        with pytest.raises(KeyboardInterrupt):  # outside a section it cuts at once
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -40,7 +40,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from bnsearch._interrupts import raise_if_stopped
+from bnsearch._interrupts import deferred, raise_if_stopped
 from bnsearch.backends._base import BatchCallback, ResultCallback
 from bnsearch.backends._budget import batch_room, settled_verdict
 from bnsearch.backends._failures import stop_after_failures
@@ -187,7 +187,8 @@ class _PairedSearch:
                 None if config.target_trials is not None else config.trials_per_run - len(results)
             )
             room = batch_room(config, capacity, searcher.search_trials())
-            members = searcher.ask_batch(room, wanted)
+            with deferred():  # a store write: not cut by Ctrl-C (raised once in flight)
+                members = searcher.ask_batch(room, wanted)
             if not members:
                 if config.target_trials is None or not searcher.others_running():
                     break
@@ -237,6 +238,7 @@ class _PairedSearch:
         self, members: list[Member], look: int, run_ids: list[str | None], finished: set[int]
     ) -> list[TrialResult]:
         searcher, tracker = self.searcher, self.tracker
+        raise_if_stopped()  # a stop request deferred while the batch was asked for
         for member in members:
             run_id = tracker.start_trial(member.spec, searcher.run_tags(member))
             run_ids.append(run_id)
@@ -261,8 +263,11 @@ class _PairedSearch:
         )
         results = []
         for index, (member, result) in enumerate(zip(members, trained.results, strict=True)):
+            raise_if_stopped()  # one deferred while the previous result was told
             # The backend's store first: the result is kept whatever happens to MLflow next.
-            if not searcher.tell(member, result):
+            with deferred():
+                told = searcher.tell(member, result)
+            if not told:
                 tracker.kill_run(run_ids[index], TAKEN_OVER, status="FAILED")
                 finished.add(index)
                 self.log(f"bnsearch: trial {member.spec.number} was {TAKEN_OVER}.")
