@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from bnsearch.engines import PopulationEngine, engine_for, engine_notice
-from bnsearch.engines._population import member_model
 from bnsearch.errors import ConfigError
 from bnsearch.networks import (
     NetworkSettings,
@@ -22,6 +21,7 @@ from bnsearch.networks import (
 )
 from bnsearch.trial import PLACEMENTS, BNConfig, SearchSpace, TrialSpec, TrialState
 from tests.test_engines import _close, _digit_images
+from tests.test_graph_parity import train_in_one_population
 
 BUILDERS = textwrap.dedent(
     """
@@ -150,14 +150,7 @@ def population_run(builders):
     network = _network(builders, "follows")
     data = _digit_images(243)
     configs = [BNConfig(placement=p, dropout=0.0, **SETTING) for p in PLACEMENTS]
-    specs = [TrialSpec(i, c, 70 + i) for i, c in enumerate(configs)]
-    engine = PopulationEngine(shuffle=False, jit_compile=False)
-    results = engine.train(specs, data, network).results
-    models = [
-        member_model(engine.last_population, p, s, data, network) for p, s in enumerate(specs)
-    ]
-    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, network).results
-    return network, data, specs, results, models, xla
+    return train_in_one_population(network, data, configs, first_seed=70)
 
 
 @pytest.mark.slow

@@ -105,7 +105,13 @@ def _train(folder, name):
         BNConfig(placement=p, dropout=0.0, use_bias=b, momentum=m, epsilon=e, learning_rate=lr)
         for p in PLACEMENTS
     ]
-    specs = [TrialSpec(i, c, 90 + i) for i, c in enumerate(configs)]
+    return train_in_one_population(network, data, configs, first_seed=90)
+
+
+def train_in_one_population(network, data, configs, first_seed):
+    """``configs`` as trials in one population, unshuffled, in graph mode (with each
+    member's Keras model) and under XLA: ``(network, data, specs, results, models, xla)``."""
+    specs = [TrialSpec(i, c, first_seed + i) for i, c in enumerate(configs)]
     engine = PopulationEngine(shuffle=False, jit_compile=False)
     results = engine.train(specs, data, network).results
     models = [

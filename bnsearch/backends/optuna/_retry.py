@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import bnsearch.backends.optuna._adapter as adapter
+from bnsearch._interrupts import raise_if_stopped
 from bnsearch._reachable import DATABASE_RETRY
 
 __all__ = [
@@ -103,6 +104,9 @@ def retry_transient(call: Callable[[], T], on_retry: Callable[[str], None] | Non
                 raise
             if on_retry is not None:
                 on_retry(str(error).splitlines()[0] if str(error) else type(error).__name__)
+            # Between tries no transaction is open: a stop request held by a deferred
+            # section (asking, telling) is honoured here, not after the whole retry.
+            raise_if_stopped()
             time.sleep(delay)
     raise AssertionError("unreachable")
 
