@@ -22,13 +22,6 @@ def test_study_help_documents_every_setting_with_its_real_default(tmp_path: Path
     assert "256 with the population engine, 16 with the keras engine" in text
 
 
-def test_readme_lists_every_setting_as_the_settings_table_says():
-    from bnsearch.config import markdown_table
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    assert markdown_table() in readme
-
-
 def test_every_command_of_the_table_parses_and_names_its_runner():
     from bnsearch.cli import COMMANDS, build_parser
 
