@@ -44,6 +44,8 @@ def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
             sections[item.section][key] = getattr(args, item.name)
     if getattr(args, "quiet", False):
         settings["verbose"] = False
+    if getattr(args, "verbose", False):
+        settings["details"] = True
     for key in ("hidden_units", "conv_filters"):
         if isinstance(network.get(key), int):
             network[key] = [network[key]]
@@ -66,6 +68,16 @@ def _study_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flags(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress lines or summary")
+    _verbose_argument(parser)
+
+
+def _verbose_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="the verdict's full statistics too (bootstrap CI, Wilcoxon/Holm, d_z, "
+        "importances, per activation), as report.md has them",
+    )
 
 
 def _run_study(args: argparse.Namespace) -> int:
@@ -106,6 +118,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("folder", help="folder of study files")
     add_flags(parser, names=("storage", "tracking_uri"))
+    _verbose_argument(parser)
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -129,13 +142,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
             if getattr(args, "debug", False):
                 traceback.print_exc()
             continue
-        verdict = outcome.verdict
-        print(
-            f"sweep: {path.name}: study {outcome.study_name!r}, "
-            f"+{len(outcome.new_results)} trials ({len(outcome.all_results)} in total) in "
-            f"{time.monotonic() - started:.0f} s; verdict {verdict.outcome}: {verdict.statement}",
-            flush=True,
-        )
+        _print_sweep_study(path, outcome, time.monotonic() - started, args)
         codes.append(0)
     try:
         _report_sweep(folder, files, args)
@@ -143,6 +150,22 @@ def _run_sweep(args: argparse.Namespace) -> int:
         print(f"sweep: verdict across datasets: error: {redact_text(str(error))}", flush=True)
         codes.append(error.exit_code)
     return next((code for code in (2, 3, 1) if code in codes), 0)
+
+
+def _print_sweep_study(path: Path, outcome: Any, seconds: float, args: argparse.Namespace) -> None:
+    """One line a study (``--verbose``: its verdict at a glance and in full under it)."""
+    from bnsearch.report import WIDTH, plain_ascii, verdict_details, verdict_glance
+
+    verdict = outcome.verdict
+    words = "; ".join(a.words for a in verdict.answers if a.outcome != "not-compared")
+    line = plain_ascii(
+        f"sweep: {path.name}: +{len(outcome.new_results)} trials "
+        f"({len(outcome.all_results)} in total), {seconds:.0f} s: {words.replace('`', '')}"
+    )
+    print(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...", flush=True)
+    if getattr(args, "verbose", False):
+        for text in [*verdict_glance(verdict), "", *verdict_details(verdict)]:
+            print(f"  {text}" if text else "", flush=True)
 
 
 def _study_files(folder: Path) -> list[Path]:
@@ -247,6 +270,7 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FOLDER",
         help="instead: the verdict across the studies of a folder of study files",
     )
+    _verbose_argument(parser)
 
 
 def _run_report(args: argparse.Namespace) -> int:

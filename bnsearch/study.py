@@ -7,6 +7,7 @@ import fcntl
 import math
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,18 +22,22 @@ from bnsearch.backends import (
     read_study,
     stored_trials_reader,
 )
-from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig
+from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig, default_tracking_uri
 from bnsearch.data import Dataset, load_dataset
 from bnsearch.engines import make_engine, network_notice, resolve
 from bnsearch.errors import LockHeldError, StoreError, StudyFailedError, naming_full_disk
 from bnsearch.report import (
+    WIDTH,
     PlacementSummary,
     Progress,
     format_table,
     outcome_label,
+    plain_ascii,
     run_note,
     summarize,
     table_metrics,
+    verdict_details,
+    verdict_glance,
     write_report,
 )
 from bnsearch.stats import Verdict, loss_text, verdict_for
@@ -123,7 +128,7 @@ def run_study(
     failed_all = bool(new_results) and all(r.state is TrialState.FAILED for r in new_results)
     say(_end_study_run(tracker, backend, outcome, dataset, "FAILED" if failed_all else "FINISHED"))
     if config.verbose:
-        print_summary(outcome, say.stream)
+        print_summary(outcome, say.stream, config.details)
     if failed_all:
         raise _all_failed(new_results)
     if (full := tracker.connection.full) is not None:
@@ -319,34 +324,45 @@ def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def print_summary(outcome: StudyOutcome, out: TextIO) -> None:
+def print_summary(outcome: StudyOutcome, out: TextIO, details: bool = False) -> None:
+    """The end of a study as the terminal shows it: a line on the run, the table per
+    placement, the best trial, the verdict at a glance and how to open MLflow's UI; every
+    line plain ASCII of at most :data:`~bnsearch.report.WIDTH` characters. ``details``
+    (``--verbose``) adds the verdict's full statistics."""
     n_new = len(outcome.new_results)
-    print(
-        f"\nStudy {outcome.study_name!r}: {n_new} trials added in "
-        f"{outcome.wall_time_s:.0f} s, {len(outcome.all_results)} in total "
-        "(final-epoch validation metrics of completed trials):\n",
-        file=out,
+    head = (
+        f"Study {outcome.study_name!r}: +{n_new} trials in {outcome.wall_time_s:.0f} s, "
+        f"{len(outcome.all_results)} in total; final-epoch metrics of completed trials:"
     )
-    print(format_table(outcome.table), file=out)
-    best = [r for r in outcome.all_results if r.value is not None and math.isfinite(r.value)]
-    if best:
-        top = min(best, key=lambda r: r.value)
-        params = ", ".join(f"{k}={_short(v)}" for k, v in top.config.as_params().items())
-        print(
-            f"\nBest trial {top.spec.number}: val_loss {loss_text(top.value)} with {params}",
-            file=out,
-        )
-    print("", file=out)
-    for line in outcome.verdict.summary_lines():
-        print(line, file=out)
-    ui = (
-        f"python -m bnsearch ui --study-name {outcome.study_name} --tracking-uri "
-        f"{redact_url(outcome.tracking_uri)}"
-    )
-    print(f"\nOpen the MLflow UI on these runs:  {ui}", file=out)
+    lines = ["", *textwrap.wrap(head, WIDTH, subsequent_indent="  ")]
+    table = format_table(outcome.table).splitlines()
+    lines += table[:1] + table[2:]  # the rule under the header only spaces it out here
+    lines += _best_trial_lines(outcome.all_results)
+    lines += ["", *verdict_glance(outcome.verdict)]
+    if details:
+        lines += ["", "Full statistics:", *verdict_details(outcome.verdict)]
+    ui = f"python -m bnsearch ui --study-name {outcome.study_name}"
+    if outcome.tracking_uri != default_tracking_uri():
+        ui += f" --tracking-uri {redact_url(outcome.tracking_uri)}"
+    lines += ["", f"MLflow UI: {ui}"]
     if outcome.experiment_id:
-        print(f"then this study's runs:  {runs_url(outcome.experiment_id)}", file=out)
+        lines.append(f"  then open {runs_url(outcome.experiment_id)}")
+    for line in lines:
+        print(plain_ascii(line), file=out)
     out.flush()
+
+
+def _best_trial_lines(results: list[TrialResult]) -> list[str]:
+    """The best trial and its parameters, wrapped to the terminal's width."""
+    best = [r for r in results if r.value is not None and math.isfinite(r.value)]
+    if not best:
+        return []
+    top = min(best, key=lambda r: r.value)
+    params = [f"{k}={_short(v)}" for k, v in top.config.as_params().items() if k != "placement"]
+    head = f"Best trial {top.spec.number} ({top.config.placement}): val_loss {loss_text(top.value)}"
+    return textwrap.wrap(
+        f"{head}; {', '.join(params)}", WIDTH, subsequent_indent="  ", break_long_words=False
+    )
 
 
 def _short(value: Any) -> str:
@@ -421,7 +437,10 @@ def rebuild_report(
     for path in files:
         tracker.log_artifact(path)
     _end_with_verdict(tracker, verdict)
-    for text in verdict.summary_lines():
+    lines = verdict_glance(verdict)
+    if config.details:
+        lines += ["", "Full statistics:", *verdict_details(verdict)]
+    for text in lines:
         print(text, file=out)
     print(f"report written to {folder}/report.html", file=out, flush=True)
     return verdict

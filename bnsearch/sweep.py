@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from bnsearch._redact import redact_url
 from bnsearch.backends import read_study
 from bnsearch.config import StudyConfig
 from bnsearch.errors import ConfigError
-from bnsearch.report import write_sweep_report
+from bnsearch.report import WIDTH, plain_ascii, write_sweep_report
 from bnsearch.stats import AcrossVerdict, compare_across, dataset_scores, verdict_for
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import keys
@@ -79,13 +80,14 @@ def report_sweep(
         values["datasets"] = float(len(across.datasets))
         tags = {keys.VERDICT_TEXT: across.statement, keys.VERDICT_BN_TEXT: across.bn_statement}
         tracker.end_study_run(metrics=values, tags=tags)
-    print(f"Verdict across datasets: {across.statement}", file=out)
-    print(across.bn_statement, file=out)
     where = f"{out_dir}/report.html" if out_dir else "the run's artifacts"
-    print(
+    for text in (
+        f"Verdict across datasets: {across.statement}",
+        across.bn_statement,
         f"sweep report in {where}; MLflow experiment {sweep_experiment_name(folder)!r} at "
         f"{redact_url(tracking_uri)}",
-        file=out,
-        flush=True,
-    )
+    ):
+        for line in textwrap.wrap(plain_ascii(text), WIDTH, subsequent_indent="  "):
+            print(line, file=out)
+    out.flush()
     return across

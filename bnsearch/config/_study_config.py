@@ -63,7 +63,8 @@ class StudyConfig:
     allow_changed_study: bool = False
     heartbeat_interval: int = 10
     grace_period: int = 60
-    verbose: bool = True
+    verbose: bool = True  # progress lines and the summary (off: --quiet)
+    details: bool = False  # the verdict's full statistics in the summary (--verbose)
 
     def __post_init__(self) -> None:
         check_settings(self, "study")

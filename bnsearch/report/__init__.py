@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bnsearch.report._glance import WIDTH, plain_ascii, verdict_details, verdict_glance
 from bnsearch.report._pages import (
     PLOTS,
     outcome_label,
@@ -20,14 +21,18 @@ from bnsearch.report._summary import (
 
 __all__ = [
     "PLOTS",
+    "WIDTH",
     "PlacementSummary",
     "Progress",
     "format_table",
     "outcome_label",
+    "plain_ascii",
     "plot_critical_difference",
     "run_note",
     "summarize",
     "table_metrics",
+    "verdict_details",
+    "verdict_glance",
     "write_report",
     "write_sweep_report",
 ]

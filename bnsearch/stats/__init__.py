@@ -10,7 +10,7 @@ from bnsearch.stats._across import (
     compare_across,
     dataset_scores,
 )
-from bnsearch.stats._answers import Answer, PairComparison
+from bnsearch.stats._answers import Answer, PairComparison, budget_side
 from bnsearch.stats._format import loss_text, plain, significant
 from bnsearch.stats._sequential import (
     ALPHA,
@@ -53,6 +53,7 @@ __all__ = [
     "analyze",
     "best_per_placement",
     "block_value",
+    "budget_side",
     "bn_outcomes",
     "closed_test",
     "compare_across",
