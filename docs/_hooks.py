@@ -20,3 +20,11 @@ def on_pre_build(config: Any) -> None:
             "docs/reference/cli.md is out of step with the settings and command tables; "
             "run python docs/_reference.py"
         )
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """The home page is the README, its ``docs/`` links made relative to the site."""
+    if page.file.src_uri != "index.md":
+        return markdown
+    readme = (Path(config["docs_dir"]).parent / "README.md").read_text(encoding="utf-8")
+    return readme.replace("](docs/", "](").replace("](CHANGELOG.md)", "](changelog.md)")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -88,7 +89,7 @@ def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp
     assert study.returncode == 0, study.stderr[-2000:]
     result = cli("report", "--study-name", "rep", "--out", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Verdict (val_loss" in result.stdout and "3 blocks" in result.stdout
+    assert "Verdict: " in result.stdout and "3 blocks" in result.stdout
     page = (tmp_path / "out" / "report.html").read_text()
     assert "data:image/png;base64," in page
     # The study's parent run and the report's run record the verdict the same way.
@@ -120,7 +121,8 @@ def test_sweep_runs_each_study_once_then_reports_up_to_date(tiny_csv: Path, tmp_
     first = cli("sweep", str(studies), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     lines = [line for line in first.stdout.splitlines() if line.startswith("sweep:")]
-    assert len(lines) == 1 and "+3 trials" in lines[0] and "verdict" in lines[0]
+    assert len(lines) == 1 and "+3 trials" in lines[0]
+    assert re.fullmatch(r"sweep: alpha\.toml: \+3 trials \(3 in total\), \d+ s: .+", lines[0])
     (studies / "broken.toml").write_text("n_trails = 3\n")
     second = cli("sweep", str(studies), cwd=tmp_path)
     assert second.returncode == 2
@@ -178,7 +180,11 @@ def test_one_study_that_crashes_is_its_own_sweep_line_and_the_others_still_run(
 
     monkeypatch.setattr(bnsearch.study, "run_study", crash_boom)
     result = cli("sweep", str(studies), cwd=tmp_path)
-    lines = {line.split(":")[1].strip(): line for line in result.stdout.splitlines()}
+    lines = {
+        line.split(":")[1].strip(): line
+        for line in result.stdout.splitlines()
+        if line.startswith("sweep: ")
+    }
     assert "+3 trials" in lines["alpha.toml"]
     assert "error (exit 1): unexpected RuntimeError: simulated crash" in lines["boom.toml"]
     assert "error (exit 2)" in lines["widths.toml"] and "list of int" in lines["widths.toml"]

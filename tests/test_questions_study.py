@@ -40,8 +40,8 @@ def test_a_study_where_bn_does_not_help_never_says_it_helps(tiny_csv, tmp_path, 
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "BN helps" not in result.stdout
-    (headline,) = [line for line in result.stdout.splitlines() if line.startswith("Verdict (")]
-    assert "BN does not help (`none` is as good or better)" in headline
+    (headline,) = [line for line in result.stdout.splitlines() if line.startswith("Verdict: ")]
+    assert "BN does not help (none is as good or better)" in headline
     assert "settled; no more blocks: BN does not help" in result.stdout
     run = _parent(tmp_path, "nobn")
     assert run.data.tags["bnsearch.verdict_bn"] == "no-help"
@@ -68,11 +68,12 @@ def test_a_study_where_bn_helps_and_placement_cannot_matter(tmp_path, cli):
     )
     result = cli("study", "lin.toml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    (headline,) = [line for line in result.stdout.splitlines() if line.startswith("Verdict (")]
-    assert headline.endswith(
-        "BN helps (`before` and `after` beat `none`); no placement effect beyond the threshold "
-        "(settled after 8 blocks)"
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Verdict: "))
+    assert lines[at] == (
+        "Verdict: BN helps (before and after beat none); no placement effect beyond the threshold"
     )
+    assert lines[at + 1].startswith("  settled after 8 blocks;")
     run = _parent(tmp_path, "lin")
     tags, metrics = run.data.tags, run.data.metrics
     assert tags["bnsearch.verdict_bn"] == "helps" and tags["bnsearch.verdict"] == "no-effect"

@@ -52,7 +52,7 @@ def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
     assert parent.inputs.dataset_inputs, "the dataset is logged with mlflow.log_input"
     text = out.getvalue()
     assert "[3/3] confirm" in text and "placement" in text and "bnsearch ui" in text
-    assert "Verdict (val_loss" in text
+    assert "Verdict: " in text and "before - after" in text
     assert parent.data.tags["bnsearch.verdict"] == outcome.verdict.outcome
     artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id)}
     assert {"report.md", "report.html", "distribution.png"} <= artifacts

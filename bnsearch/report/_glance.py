@@ -66,10 +66,9 @@ def _fit(line: str) -> str:
 
 
 def _number(value: float) -> str:
-    """A difference or bound, or ``n/a`` where it would be a sentinel or not finite."""
-    if not math.isfinite(value) or abs(value) >= 1e20:
-        return "n/a" if math.isnan(value) else ("+inf" if value > 0 else "-inf")
-    return significant(value, 4, signed=True)
+    """A difference or bound; one from a diverged trial's sentinel reads ``+inf``/``-inf``
+    (:func:`~bnsearch.stats.significant`), a missing one ``n/a``."""
+    return "n/a" if math.isnan(value) else significant(value, 4, signed=True)
 
 
 def _side(verdict: Verdict, pair: PairComparison) -> str | None:

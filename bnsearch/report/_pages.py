@@ -19,7 +19,7 @@ from bnsearch.report._plots import (
     plot_importance,
 )
 from bnsearch.report._summary import PlacementSummary, format_table, summarize
-from bnsearch.stats import AcrossVerdict, PairComparison, Verdict, plain, significant
+from bnsearch.stats import AcrossVerdict, Verdict, plain, significant
 from bnsearch.trial import Phase, TrialResult
 
 __all__ = [
@@ -56,14 +56,6 @@ _ASKED_WORDS = {
 
 def _n(value: float) -> str:
     return significant(value, 4, signed=True)
-
-
-def _mean(pair: PairComparison) -> str:
-    """The mean difference, or n/a where a run-away loss (a diverged trial's sentinel, or a
-    loss past 1e20) would make it a number of that size."""
-    if any(abs(d) >= 1e20 for d in pair.differences) or not math.isfinite(pair.mean):
-        return "n/a (a run-away loss)"
-    return _n(pair.mean)
 
 
 def _params(params: dict, digits: int = 4) -> str:
@@ -123,7 +115,7 @@ def _markdown(
         lines.append(
             f"| {p.first} − {p.second} | {question} | {p.n_blocks} | {_n(p.median)} | "
             f"[{_n(p.ci_low)}, {_n(p.ci_high)}] | [{_n(p.cs_low)}, {_n(p.cs_high)}] | "
-            f"{_mean(p)} | {significant(p.effect_size, 3, signed=True)} | {p.p_value:.3g} "
+            f"{p.mean_text} | {significant(p.effect_size, 3, signed=True)} | {p.p_value:.3g} "
             f"| {p.p_holm:.3g} |"
         )
     excluded = ", ".join(f"{k}: {v}" for k, v in verdict.excluded_blocks.items())

@@ -66,6 +66,15 @@ class PairComparison:
     differences: tuple[float, ...] = field(repr=False, default=())
     blocks: tuple[int, ...] = field(repr=False, default=())  # the block of each difference
 
+    @property
+    def mean_text(self) -> str:
+        """The mean difference as text, or why there is none to read: a block with a run-away
+        loss (a diverged trial's sentinel, or a loss blown up past 1e20) makes the mean a
+        number of that size that says nothing of the other blocks."""
+        if any(abs(d) >= 1e20 for d in self.differences) or not math.isfinite(self.mean):
+            return "n/a (a run-away loss)"
+        return _s(self.mean)
+
     def interval(self, until: str) -> tuple[float, float]:
         """The interval the rule ``until`` decides by."""
         return (self.cs_low, self.cs_high) if until == "settled" else (self.ci_low, self.ci_high)
@@ -79,7 +88,7 @@ class PairComparison:
             f"[{_s(low)}, {_s(high)}]"
         )
         if mean:
-            text += f", mean {_s(self.mean)}"
+            text += f", mean {self.mean_text}"
         return f"{text}, {self.n_blocks} blocks"
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import math
 
-from bnsearch.trial import DIVERGED_LOSS, plain
+from bnsearch.trial import plain
 
 __all__ = ["loss_text", "plain", "significant"]
+
+#: Numbers this large come from :data:`~bnsearch.trial.DIVERGED_LOSS`, never from training.
+_SENTINEL_SCALE = 1e30  # far below trial.DIVERGED_LOSS (3.4e38)
 
 
 def significant(value: float, digits: int = 4, signed: bool = False, zeros: bool = False) -> str:
@@ -19,8 +22,10 @@ def significant(value: float, digits: int = 4, signed: bool = False, zeros: bool
     value = float(value)
     if math.isnan(value):
         return "nan"
-    # A difference against a diverged trial (trial.DIVERGED_LOSS) reads as what it means.
-    if math.isinf(value) or abs(value) >= DIVERGED_LOSS * (1 - 1e-6):
+    # A difference against a diverged trial (trial.DIVERGED_LOSS), or a bound interpolated
+    # between such differences (a bootstrap percentile), reads as what it means: no loss a
+    # network reaches comes near 1e30, while the sentinel is 3.4e38.
+    if math.isinf(value) or abs(value) >= _SENTINEL_SCALE:
         return ("+inf" if signed else "inf") if value > 0 else "-inf"
     spec = f"{'+' if signed else ''}{'#' if zeros else ''}.{digits}g"
     text = format(value, spec)

@@ -291,7 +291,7 @@ class Verdict:
         for pair in self.pairs:
             lines.append(
                 f"  {pair.first} − {pair.second}: median {_s(pair.median)} "
-                f"[95% CI {_s(pair.ci_low)}, {_s(pair.ci_high)}], mean {_mean(pair)}, "
+                f"[95% CI {_s(pair.ci_low)}, {_s(pair.ci_high)}], mean {pair.mean_text}, "
                 f"d_z {significant(pair.effect_size, 3, signed=True)}, Wilcoxon p "
                 f"{pair.p_value:.3g} (Holm {pair.p_holm:.3g}), anytime-valid CS "
                 f"[{_s(pair.cs_low)}, {_s(pair.cs_high)}], {pair.n_blocks} blocks"
@@ -320,15 +320,6 @@ class Verdict:
 
 def _s(value: float) -> str:
     return significant(value, 4, signed=True)
-
-
-def _mean(pair: PairComparison) -> str:
-    """The mean difference, or why there is none to read: a block with a run-away loss
-    (a diverged trial's sentinel, or a loss blown up to 1e20 and beyond) makes it a number
-    of that size that says nothing of the other blocks."""
-    if any(abs(d) >= 1e20 for d in pair.differences) or not math.isfinite(pair.mean):
-        return "n/a (a run-away loss)"
-    return _s(pair.mean)
 
 
 def _open_text(verdict: Verdict) -> str:
