@@ -370,12 +370,18 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         "(as --model)",
     )
     add_flags(parser, names=_MODEL_FLAGS)
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="every layer of each placement (what a study logs as model.txt), not the summary",
+    )
 
 
 def _run_model(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from bnsearch.networks import describe_network
+    from bnsearch.engines import PopulationEngine, engine_for
+    from bnsearch.networks import describe_network, summarize_network
     from bnsearch.study import load_study_dataset
 
     config = config_from_args(args)
@@ -383,11 +389,19 @@ def _run_model(args: argparse.Namespace) -> int:
     shown = getattr(args, "show", None)
     if shown:
         network = replace(network, model=shown, builder=None)
-    shape = n_classes = None
+    shape = n_classes = dataset = None
     if network.kind != "model" or config.data is not None:
         dataset = load_study_dataset(config.with_changes(network=network))
         shape, n_classes = dataset.x.shape[1:], dataset.n_classes
-    print(describe_network(network, config.space.placement, shape, n_classes), flush=True)
+    placements = config.space.placement
+    if getattr(args, "full", False):
+        print(describe_network(network, placements, shape, n_classes), flush=True)
+        return 0
+    space = config.space
+    engine = engine_for(config.engine, network, config.fit_only, dataset, space)
+    reason = PopulationEngine.untrainable(network, dataset, space) if engine == "keras" else None
+    text = summarize_network(network, placements, engine, reason, shape, n_classes)
+    print(text, flush=True)
     return 0
 
 
@@ -574,12 +588,14 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "model",
-        "print the layers of each placement of a network, your own --model rewritten",
-        "Prints the layer list a study trains under each placement: of a study file's "
+        "summarize the network a study trains, your own --model rewritten (--full: every layer)",
+        "Summarizes the network a study trains under each placement: of a study file's "
         "network, of the flags' network, or (--show MODEL) of your own Keras model as "
-        "bnsearch rewrites it (sites, the BN placed, the bias dropped where a BN follows "
-        "directly, layers kept as they are). A study logs the same text to its parent run "
-        "as model.txt. Trains nothing.",
+        "bnsearch rewrites it: layers by kind, the sites, the BatchNormalization layers "
+        "placed and kept, layers kept as they are, layers the population engine has no form "
+        "for, and the engine that will train it. --full prints every layer of each "
+        "placement (the bias dropped where a BN follows directly), the text a --model study "
+        "logs to its parent run as model.txt. Trains nothing.",
         _model_arguments,
         _run_model,
     ),

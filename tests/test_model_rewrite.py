@@ -370,7 +370,10 @@ def test_a_model_study_through_the_cli_logs_model_txt_and_show_prints_it(
     assert "placement before:" in text and "BatchNormalization(momentum" in text
     shown = cli("model", "--show", f"{models}:thread", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert "2 sites" in shown.stdout and "placement after:" in shown.stdout
+    assert "sites (2): " in shown.stdout and "engine: population" in shown.stdout
+    assert "placement after:" not in shown.stdout  # the summary; every layer with --full
+    full = cli("model", "--show", f"{models}:thread", "--full", cwd=tmp_path)
+    assert "2 sites" in full.stdout and "placement after:" in full.stdout
     kept = cli("model", "--show", f"{models}:with_layer_norm", cwd=tmp_path)
     assert "LayerNormalization 'ln'" in kept.stdout
     refused = cli("model", "--show", f"{models}:no_site", cwd=tmp_path)

@@ -22,7 +22,7 @@ from bnsearch.networks._builder import (
     layer_plan,
 )
 from bnsearch.networks._builder_rule import builder_differs, probe_configs
-from bnsearch.networks._describe import describe_network
+from bnsearch.networks._describe import describe_network, summarize_network
 from bnsearch.networks._graph import GraphOp, LayerGraph, network_graph, seeded_initializer
 from bnsearch.networks._rewrite import (
     ModelPlan,
@@ -42,6 +42,7 @@ __all__ = [
     "ModelPlan",
     "check_model_fits",
     "describe_network",
+    "summarize_network",
     "load_plan",
     "network_graph",
     "plan_of_model",

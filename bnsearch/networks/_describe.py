@@ -1,15 +1,104 @@
-"""A network as text: the layers of each placement, as ``python -m bnsearch model`` prints
-them and a study logs them (``model.txt`` on the parent run, for a ``--model`` network)."""
+"""A network as text: a summary (``python -m bnsearch model``) and the layers of each
+placement (``model --full``, and ``model.txt`` on a ``--model`` study's parent run)."""
 
 from __future__ import annotations
 
+import textwrap
+from collections import Counter
 from collections.abc import Sequence
 
 from bnsearch.networks._builder import NetworkSettings, build_model
-from bnsearch.networks._rewrite import layer_text, load_plan
+from bnsearch.networks._graph import layers_without_form
+from bnsearch.networks._rewrite import ModelPlan, layer_text, load_plan
 from bnsearch.trial import BNConfig
 
-__all__ = ["describe_network"]
+__all__ = ["describe_network", "summarize_network"]
+
+#: The summary's width, a terminal's; long lists end in "... and N more".
+_WIDTH = 100
+_LISTED = 6  # names a list shows before "... and N more"
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_LISTED])
+    return shown + (f", ... and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+
+
+def _wrapped(text: str) -> list[str]:
+    return textwrap.wrap(text, _WIDTH, subsequent_indent="    ", break_long_words=True)
+
+
+def _model_lines(plan: ModelPlan, shape: tuple[int, ...]) -> list[str]:
+    """A ``--model``'s sites, its BatchNormalization layers and the layers it keeps."""
+    output = plan.nodes[plan.output]
+    lines = _wrapped(f"--model {plan.spec}: {len(plan.nodes)} layer calls, input {shape}")
+    lines.append(f"  output {output.name!r} ({plan.output_activation}), left as it is")
+    sites = plan.site_names
+    kept_bns = [n.name for n in plan.nodes if n.role == "kept_bn"]
+    removed = sum(len(site.removed_bns) for site in plan.sites.values())
+    removed += plan.output_bn is not None
+    lines += _wrapped(f"sites ({len(sites)}): {_names(sites)}")
+    lines += _wrapped(
+        f"BatchNormalization in the file: {removed + len(kept_bns)}; {removed} at sites "
+        f"(removed, placed per trial), {len(kept_bns)} kept as they are"
+        + (f": {_names(kept_bns)}" if kept_bns else "")
+    )
+    if plan.kept:
+        lines += _wrapped(f"kept as they are ({len(plan.kept)}): {_names(list(plan.kept))}")
+    unformed = layers_without_form(plan)
+    if unformed:
+        lines += _wrapped(f"no population-engine form ({len(unformed)}): {_names(unformed)}")
+    return lines
+
+
+def summarize_network(
+    network: NetworkSettings,
+    placements: Sequence[str],
+    engine: str,
+    engine_reason: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    n_classes: int | None = None,
+) -> str:
+    """What a study will train, in a few lines however large the network.
+
+    Args:
+        network: the study's network (a built-in family, a builder or a ``--model``).
+        placements: the placements of the study's search space.
+        engine: the engine that will train it (``population`` or ``keras``).
+        engine_reason: why the population engine cannot, when ``engine`` is ``keras``.
+        input_shape: the rows' shape (a ``--model`` has its own by default).
+        n_classes: the outputs (1: regression; a ``--model``'s own by default).
+
+    Returns:
+        Lines of at most 100 characters: layers by kind, the sites, the BatchNormalization
+        layers placed per placement and kept, the layers the population engine has no form
+        for, and the engine.
+    """
+    lines: list[str] = []
+    shape, outputs = tuple(input_shape or (14,)), n_classes or 2
+    if network.kind == "model":
+        plan = load_plan(network.model or "")
+        shape = tuple(input_shape or (int(n or 1) for n in plan.input_shape))
+        outputs = n_classes or plan.output_width
+        lines += _model_lines(plan, shape)
+    else:
+        lines.append(f"{network.kind} network, input {shape}, {outputs} outputs")
+    counts: dict[str, Counter[str]] = {}
+    for placement in placements:
+        config = BNConfig(placement=placement, use_bias=False)
+        model = build_model(config, shape, outputs, network, seed=0, compile=False)
+        counts[placement] = Counter(type(layer).__name__ for layer in model.layers)
+    first = counts[placements[0]]
+    kinds = ", ".join(f"{kind} {n}" for kind, n in first.most_common())
+    lines += _wrapped(f"layers by kind ({placements[0]}, {sum(first.values())}): {kinds}")
+    per = ", ".join(f"{p} {counts[p]['BatchNormalization']}" for p in placements)
+    lines += _wrapped(f"BatchNormalization layers per placement: {per}")
+    trains = f"engine: {engine}"
+    if engine == "keras" and engine_reason:
+        trains += f" (the population engine has no form for {engine_reason})"
+    lines += _wrapped(trains)
+    lines.append("every layer of each placement: python -m bnsearch model ... --full")
+    return "\n".join(lines)
 
 
 def describe_network(

@@ -55,7 +55,14 @@ from bnsearch.networks._rewrite import (
 )
 from bnsearch.trial import ACTIVATIONS, BNConfig
 
-__all__ = ["GraphOp", "LayerGraph", "graph_of", "network_graph", "seeded_initializer"]
+__all__ = [
+    "GraphOp",
+    "LayerGraph",
+    "graph_of",
+    "layers_without_form",
+    "network_graph",
+    "seeded_initializer",
+]
 
 _KIND_OF = {
     "MaxPooling2D": "max_pool",
@@ -268,6 +275,25 @@ def graph_of(plan: ModelPlan) -> LayerGraph | str:
     input_bn_after = index_of[plan.flatten_first] if plan.flatten_first is not None else -1
     shape = tuple(int(n) for n in plan.input_shape)
     return LayerGraph(tuple(ops), shape, output, plan.output_activation, input_bn_after)
+
+
+def layers_without_form(plan: ModelPlan) -> list[str]:
+    """Every layer call of ``plan`` the population engine has no form for (``graph_of``
+    stops at the first), each as ``Class 'name'`` with the reason where there is one."""
+    missing: list[str] = []
+    dropouts = 0
+    for node in plan.nodes:
+        skipped = node.role in ("removed_bn", "site_activation", "output_activation")
+        if skipped or node.cls == "InputLayer":
+            continue
+        if node.cls == "Activation" and _plain(node) == "linear":
+            continue
+        op = _op(plan, node, tuple(-1 for _ in node.inputs), dropouts)
+        if isinstance(op, str):
+            missing.append(f"{node.cls} {node.name!r}" + (f" ({op})" if op else ""))
+        elif op.kind == "dropout":
+            dropouts += 1
+    return missing
 
 
 def _plain(node: Node) -> str:

@@ -1,0 +1,75 @@
+"""`python -m bnsearch model`: a summary a person reads at a glance, however large the model
+(a DenseNet121 of 429 layers here), naming the engine that will train it; every layer of
+each placement with `--full`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def densenet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """DenseNet121 as keras.applications builds it (no weights downloaded), saved as .keras;
+    and how many BatchNormalization layers it holds."""
+    import keras
+
+    model = keras.applications.DenseNet121(weights=None, input_shape=(32, 32, 3), classes=10)
+    path = tmp_path_factory.mktemp("densenet") / "densenet121.keras"
+    model.save(path)
+    bns = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert len(model.layers) >= 400
+    return path, bns
+
+
+def test_a_400_layer_model_is_summarized_in_at_most_40_short_lines(densenet, tmp_path, cli):
+    path, bns = densenet
+
+    shown = cli("model", "--show", str(path), cwd=tmp_path)
+
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    lines = shown.stdout.splitlines()
+    assert len(lines) <= 40, shown.stdout
+    assert all(len(line) <= 100 and line.isascii() for line in lines), shown.stdout
+    assert f"BatchNormalization in the file: {bns};" in shown.stdout
+    # The concatenations of dense blocks have no form on the population engine: named, and
+    # the engine that will train the model said.
+    assert "no population-engine form (" in shown.stdout and "Concatenate" in shown.stdout
+    (engine,) = [line for line in lines if line.startswith("engine: ")]
+    assert engine.startswith("engine: keras (the population engine has no form for ")
+    per_placement = next(line for line in lines if line.startswith("BatchNormalization layers"))
+    assert "none " in per_placement and "before " in per_placement and "after " in per_placement
+
+
+def test_full_lists_every_layer_of_each_placement(densenet, tmp_path, cli):
+    path, _ = densenet
+
+    summary = cli("model", "--show", str(path), cwd=tmp_path)
+    full = cli("model", "--show", str(path), "--full", cwd=tmp_path)
+
+    assert full.returncode == 0, full.stderr[-2000:]
+    assert len(full.stdout.splitlines()) > 3 * 400
+    for placement in ("none", "before", "after"):
+        assert f"placement {placement}:" in full.stdout
+        assert f"placement {placement}:" not in summary.stdout
+
+
+def test_a_model_of_known_layers_says_the_population_engine_trains_it(tmp_path, cli):
+    import keras
+
+    inputs = keras.Input(shape=(14,))
+    x = keras.layers.Dense(8, activation="tanh")(inputs)
+    x = keras.layers.Dense(8)(x)
+    x = keras.layers.Activation("relu")(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    path = tmp_path / "mlp.keras"
+    keras.Model(inputs, outputs).save(path)
+
+    shown = cli("model", "--show", str(path), cwd=tmp_path)
+
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "sites (2): dense, dense_1" in shown.stdout
+    assert "engine: population" in shown.stdout.splitlines()
+    assert "BatchNormalization layers per placement: none 0, before 2, after 2" in shown.stdout
+    assert "no population-engine form" not in shown.stdout
