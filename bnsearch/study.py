@@ -332,7 +332,7 @@ def print_summary(outcome: StudyOutcome, out: TextIO, details: bool = False) -> 
     n_new = len(outcome.new_results)
     head = (
         f"Study {outcome.study_name!r}: +{n_new} trials in {outcome.wall_time_s:.0f} s, "
-        f"{len(outcome.all_results)} in total; final-epoch metrics of completed trials:"
+        f"{len(outcome.all_results)} in total; final-epoch metrics of completed trials"
     )
     lines = ["", *textwrap.wrap(head, WIDTH, subsequent_indent="  ")]
     table = format_table(outcome.table).splitlines()

@@ -1,6 +1,6 @@
 """The settings table turned into what people use: ``--flags`` with their real defaults in
-``--help``, and README's table of settings (a test keeps README equal to
-:func:`markdown_table`)."""
+``--help``, and the docs' table of settings (a test keeps docs/reference/cli.md
+equal to :func:`markdown_table`)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def add_flags(
 
 
 def markdown_table() -> str:
-    """README's table of settings: flag, study-file key, default, meaning."""
+    """The docs' table of settings: flag, study-file key, default, meaning."""
     lines = ["| flag | study file | default | meaning |", "|---|---|---|---|"]
     for item in SETTINGS:
         where = {"network": "[network] ", "space": "[space] "}.get(item.section, "")

@@ -2,10 +2,10 @@
 
 From this table come the ``study``/``worker``/``prepare`` flags (with ``--help`` showing the
 real defaults), the study-file keys and their type checks (:mod:`bnsearch.config`),
-:class:`~bnsearch.config.StudyConfig`'s checks, and README's table of settings (a test
-keeps it equal to :func:`markdown_table`). Defaults live on the dataclass that holds the
-setting (``StudyConfig`` or ``NetworkSettings``) and are read from there; the network's own
-range rules live in ``NetworkSettings``, which checks itself.
+:class:`~bnsearch.config.StudyConfig`'s checks, and the docs' table of settings
+(docs/reference/cli.md; a test keeps it equal to :func:`markdown_table`). Defaults live on
+the dataclass that holds the setting (``StudyConfig`` or ``NetworkSettings``) and are read
+from there; the network's own range rules live in ``NetworkSettings``, which checks itself.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ SETTINGS: tuple[Setting, ...] = (
        section="network", group="network"),
     _S("model", (str,), "your own Keras model as it is: a .keras file, module:name or "
        "file.py:name (a model, or a function returning one), rewritten into each trial's "
-       "placement (README: Networks beyond the thread's MLP); see python -m bnsearch model",
+       "placement (docs: Your model); see python -m bnsearch model",
        section="network", group="network"),
     _S("keep_optimizer", (bool,), "with --model: train with the model's own compiled "
        "optimizer at the trial's learning rate, not the thread's SGD", section="network",

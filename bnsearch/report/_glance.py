@@ -148,7 +148,7 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     confirmed = list(verdict.confirmations)
     if confirmed:
         seeds = max(len(c.values) for c in confirmed)
-        lines.append(f"  {'confirmed best':<22s}{verdict.metric} over {seeds} fresh seeds")
+        lines += ["", f"  {'confirmed best':<22s}{verdict.metric} over {seeds} fresh seeds"]
         for conf in confirmed:
             values = [v for v in conf.values if abs(v) < 1e20]  # not a run-away loss
             if not values:
