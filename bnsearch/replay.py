@@ -7,16 +7,15 @@ compiled population's size, and ``TrialResult.batch``, the trial numbers trained
 in their order). The replay trains that specification again on the engine that trained it
 and prints the per-epoch metrics beside the logged ones with the largest difference.
 
-What to expect, measured by ``tests/test_replay.py``:
+What to expect (``tests/test_replay.py`` holds each; the docs' Benchmarks page has the
+figures on every shipped study):
 
 * a population-engine trial, replayed among its recorded batch in a population of the
-  recorded size: the same graph on the same inputs, so the same numbers — to the bit on
-  issue #25's raw breast_cancer case (nine trials in a population of 16, 2 epochs);
+  recorded size: the same graph on the same inputs, so the same numbers, to the bit;
 * the same trial with ``alone``: a population of one compiles another graph (its size and
   BN slots differ), whose batched products round differently; on raw features of very
-  different scales at a high learning rate the rounding grows over the epochs (five of
-  those nine trials differed by more than :data:`REPLAY_TOLERANCE`, the worst by 26 %);
-  the replay says why;
+  different scales at a high learning rate the rounding grows over the epochs, past
+  :data:`REPLAY_TOLERANCE`; the replay says why;
 * a Keras-engine trial: the same numbers up to float noise (same seed, same ops);
 * a trial replayed on the *other* engine (``--engine``): not comparable epoch by epoch —
   the population engine draws its dropout masks from a hash of (seed, step, unit) and

@@ -603,11 +603,33 @@ def load_dataset(
     images: bool = False,
     task: str = "auto",
 ) -> Dataset:
-    """Load ``spec``: ``None``/``"synthetic"``, a data file or Parquet folder (see
-    :data:`ACCEPTED`), ``sklearn:NAME`` or ``openml:ID``; standardise with training-row
-    statistics if asked. ``images`` loads ``sklearn:digits`` as 8×8×1 images (for the cnn
-    family) instead of 64 flat features; an ``.npz`` keeps the shape of its arrays either
-    way. ``task``: one of :data:`TASKS` (the module docstring says how ``auto`` chooses)."""
+    """Load a dataset and split it as Keras' ``validation_split`` does (the last rows).
+
+    Args:
+        spec: ``None``/``"synthetic"`` (the built-in data), a data file or Parquet folder
+            (see :data:`ACCEPTED`), ``sklearn:NAME`` or ``openml:ID``.
+        target: the label column of a table file.
+        standardize: scale the features (and a regression's target) with the training
+            rows' mean and standard deviation.
+        validation_split: the share of rows, the last ones, held out for validation.
+        seed: the seed of the built-in data.
+        n_rows: the built-in data's rows (its default if None).
+        images: load ``sklearn:digits`` as 8x8x1 images (for the cnn family) instead of 64
+            flat features; an ``.npz`` keeps the shape of its arrays either way.
+        task: one of :data:`TASKS` (the module docstring says how ``auto`` chooses).
+
+    Returns:
+        The features, labels, split, task and fingerprint.
+
+    Raises:
+        DataError: the data cannot be used (one line naming the problem and the fix).
+
+    Examples:
+        >>> import bnsearch
+        >>> data = bnsearch.load_dataset()
+        >>> data.n_rows, data.n_features, data.n_classes
+        (6000, 14, 2)
+    """
     spec = spec or DEFAULT_DATA
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}.")

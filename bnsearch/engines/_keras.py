@@ -1,4 +1,5 @@
-"""The reference engine: one ``keras.Model.fit`` per trial, networks from :mod:`bnsearch.model`.
+"""The reference engine: one ``keras.Model.fit`` per trial, networks from
+:func:`bnsearch.networks.build_model`.
 
 A regression's ``model.fit`` reports ``mae``/``val_mae`` (mean absolute error) where a
 classification reports its accuracies; both go to the recorder as they are."""

@@ -254,12 +254,36 @@ def build_model(
     seed: int = 0,
     compile: bool = True,
 ) -> Any:
-    """Build (and by default compile) the Keras model for one trial; ``n_classes == 1`` is a
-    regression network (one linear output, mean squared error).
+    """Build (and by default compile) the Keras model for one trial.
 
     Weights and dropout masks derive from ``seed``: Dense kernels depend only on the seed and
     the layer's position, so two placements with the same seed start from the same Dense
     weights (the paired design relies on this).
+
+    Args:
+        config: the trial's BN configuration (placement, momentum, epsilon, ``use_bias``,
+            dropout, learning rate).
+        input_shape: the features per row (an int), or a row's shape (images).
+        n_classes: the classes (a softmax output); 1 is a regression network (one linear
+            output, mean squared error).
+        network: the network's settings: the thread's MLP by default, the CNN family, a
+            ``builder`` or your own ``model`` rewritten into ``config``'s placement.
+        seed: the trial's seed.
+        compile: compile with the thread's SGD (Nesterov momentum 0.9, ``config``'s
+            learning rate) and the task's loss.
+
+    Returns:
+        A ``keras.Model``.
+
+    Raises:
+        ConfigError: the network cannot be built for these shapes (the message says why).
+
+    Examples:
+        >>> import bnsearch
+        >>> model = bnsearch.build_model(bnsearch.BNConfig(placement="before"), 14, 2)
+        >>> names = [type(layer).__name__ for layer in model.layers]
+        >>> names[:3]
+        ['Dense', 'BatchNormalization', 'Activation']
     """
     network = network or NetworkSettings()
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)

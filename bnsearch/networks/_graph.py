@@ -16,7 +16,7 @@ for the study's placements are the ones the rule would make of that model
 Ops (``GraphOp.kind``), with what the engine computes (``x`` per member, rows first):
 
 * ``core``: ``Dense`` (``x @ W + b``) or ``Conv2D`` (``same``/``valid`` padding, any
-  strides and kernel size; one matrix product over each output pixel's patch). A core is a
+  strides and kernel size; one ``conv2d`` a member). A core is a
   *site* (BN placed per member, then its activation), the *output* (logits; the softmax
   lives in the loss, a ``before_output`` BN per member) or plain (its fused activation).
   Its initialisers are the layer's own, seeded per member (``layer_seed``).

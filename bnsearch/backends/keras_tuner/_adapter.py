@@ -55,9 +55,9 @@ def screened_bayesian_class(base: type) -> type:
     """Keras Tuner's ``BayesianOptimizationOracle`` with its acquisition maximised from
     screened starts: the upper confidence bound is evaluated on
     :data:`ACQUISITION_CANDIDATES` random points in one vectorised prediction and L-BFGS runs
-    from the :data:`ACQUISITION_STARTS` best, instead of from 50 random points. Measured on
-    the default study: 50 random starts spent 4 s per proposal (175 s of a 255 s study), in
-    numerical gradients of one-point GP predictions. The GP, its fit, the hallucinated
+    from the :data:`ACQUISITION_STARTS` best, instead of from 50 random points, whose
+    numerical gradients of one-point GP predictions took most of a study's time (the docs'
+    Benchmarks page). The GP, its fit, the hallucinated
     results of trials in flight and the bound are Keras Tuner's."""
     import numpy as np
     import scipy.optimize

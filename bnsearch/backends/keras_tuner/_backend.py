@@ -6,7 +6,7 @@ Hyperband and GridSearch) and logs from ``on_trial_begin``, ``on_epoch_end`` and
 ``on_trial_end`` (each calls ``super()`` first).
 
 * The search space comes from :meth:`SearchSpace.from_keras_tuner`, the network from
-  :func:`bnsearch.model.build_model`; neither is declared here.
+  :func:`bnsearch.networks.build_model`; neither is declared here.
 * Keras Tuner catches a trial's exception and moves on. bnsearch records every failed trial
   (MLflow status FAILED with the error as ``bnsearch.fail_reason``), prints it, and the
   study fails (exit 1) when no trial succeeded. A loss that turns NaN/inf fails the trial.

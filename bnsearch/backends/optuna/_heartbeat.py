@@ -25,7 +25,7 @@ STALE_REASON = "stale: its process stopped (no heartbeat within the grace period
 
 def first_beat(study: Any, trial_id: int) -> None:
     """Beat for a trial the moment it exists: Optuna never counts a trial without any
-    heartbeat as stale (see :func:`~._optuna_adapter.orphaned_trial_ids` for a death
+    heartbeat as stale (see :func:`~._adapter.orphaned_trial_ids` for a death
     before this beat)."""
     if adapter.heartbeat_interval(study):
         adapter.record_heartbeat(study, trial_id)

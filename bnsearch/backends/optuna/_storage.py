@@ -235,9 +235,8 @@ def search_trial_count(study: Any) -> int:
 #: same importances only when it is seeded.
 IMPORTANCE_SEED = 0
 #: The most completed trials the importances are computed from (a seeded sample beyond):
-#: fANOVA's time grows faster than the trials (measured on 1,100 trials of three
-#: parameters: all of them 21.5 s, a sample of 1,000 25 s, of 300 4.1 s, the same shares to
-#: 0.001). Every shipped study (at most 297 completed trials) is computed whole.
+#: fANOVA's time grows faster than the trials, and a sample of 300 gives the same shares
+#: (the docs' Benchmarks page). Every shipped study is computed whole.
 IMPORTANCE_MAX_TRIALS = 300
 
 
@@ -247,10 +246,9 @@ def study_importances(study: Any) -> dict[str, float]:
     variance each one explains over the whole space.
 
     Not Optuna 5's default, PED-ANOVA, which asks what separates the top trials from the
-    rest: measured on the default study (39 trials, `before` better by d_z -8.5 within
-    blocks) it gave placement 0.00, a line that contradicted the verdict printed above it,
-    while fANOVA gives placement the largest share. The verdict itself is the paired
-    effect; this line only ranks what else moved the loss."""
+    rest: on the default study, where `before` wins every block, it gave placement no share,
+    contradicting the verdict, while fANOVA gives placement the largest share. The verdict
+    itself is the paired effect; this line only ranks what else moved the loss."""
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

@@ -25,9 +25,11 @@ engine interprets it op by op and reproduces Keras 3 (TensorFlow backend):
   populations with a member that uses them (the compiled graph is keyed by the slots its
   members use). A slot's parameters get zero gradients from members that do not use it and
   are never read for them.
-* Conv2D is one matrix product over each output pixel's patch ('same' zero padding as
-  TensorFlow pads, or 'valid'; any strides); pooling is TensorFlow's (2×2 max pooling with
-  stride 2 as a reshape and a maximum, measured faster under XLA).
+* Conv2D is one ``conv2d`` a member ('same' zero padding as TensorFlow pads, or 'valid';
+  any strides), its gradients written as forward convolutions (``_ops.conv2d_members``:
+  XLA's CPU compiler emits TensorFlow's gradient convolutions as plain loops inside the
+  epoch loop); pooling is TensorFlow's (2×2 max pooling with stride 2 as a reshape and a
+  maximum, which XLA compiles to less work than select-and-scatter).
 * Inverted dropout: a unit is kept with probability ``1 - rate`` and scaled by
   ``1 / (1 - rate)``. Masks come from a counter-based hash of (member seed, step, unit), so a
   member's randomness does not depend on which other members share its population, and

@@ -39,12 +39,9 @@ def estimate_memory_bytes(
     validation pass, over every validation row at once, holds a few ops' outputs at a time
     (three of the widest); parameters with their velocity and gradient; the data twice.
 
-    Measured for the residual example (five 16-filter convolutions on 8×8 digits, 360
-    validation rows) when convolutions were im2col products: P=64 peaked at 3.1 GiB of
-    process memory (TensorFlow's own 0.8 GiB included) against an estimate of 3.4 GiB; the
-    digits CNN at P=64 0.8 GiB. One ``conv2d`` a member holds no patches, so the estimate,
-    which still counts them, is an upper bound for it (two lanes of P/2 hold what one
-    population of P does)."""
+    It counts a convolution's im2col patches, which one ``conv2d`` a member does not hold,
+    so it is an upper bound (two lanes of P/2 hold what one population of P does); the
+    docs' Benchmarks page has the estimate against measured peaks."""
     per_step = population * batch_size * graph.activation_width * _BYTES_PER_ACTIVATION
     val = population * n_val * (dataset.n_features + 3 * graph.widest) * 4
     params = population * graph.parameters * 4 * 4
@@ -95,8 +92,8 @@ _COMPILED: dict[tuple[Any, ...], Population] = {}
 class PopulationEngine:
     """Trains up to ``max_population`` trials at once in one vectorised TensorFlow graph.
 
-    ``jit_compile`` compiles the epoch loop with XLA (measured 2-3x faster on CPU at P >= 32;
-    see ``python -m bnsearch bench``). ``shuffle=False`` feeds the training rows in order
+    ``jit_compile`` compiles the epoch loop with XLA (faster on CPU at P >= 32; see
+    ``python -m bnsearch bench``). ``shuffle=False`` feeds the training rows in order
     every epoch (used by the parity test against ``model.fit(shuffle=False)``).
     ``population_size`` compiles every chunk's graph at exactly that size (``replay``
     trains a batch in a graph of the size it was trained in); by default a chunk gets the
@@ -229,8 +226,7 @@ class PopulationEngine:
         process that holds them with at most 4x room to spare (the smallest such), else a
         new one of the next power of two. Compiling costs seconds (the CNN's about 8 s), so
         a small confirmation round runs in the search's population rather than compiling
-        its own: measured on the digits CNN, 9 trials train in a compiled P=32 in 5 s
-        against 8 s of compiling a P=16 and 3 s of training in it."""
+        its own (cheaper than compiling a smaller one: see the docs' Benchmarks page)."""
         # Epochs do not shape the graph: studies with other epoch counts share it.
         shape = (
             lane, dataset.fingerprint, graph, self._training(network), self.jit_compile, slot_use
@@ -288,9 +284,8 @@ class PopulationEngine:
         Two lanes for a convolutional network of more than 16 trials on a machine with two
         or more cores, else one. XLA runs a convolutional step as hundreds of small calls
         (one ``conv2d`` per member and gradient) and leaves a core idle between them; two
-        lanes fill it. Measured on the residual example (P=64, 2-core CPU, a step of all 64
-        members): one population 95 ms, two of 32 one after the other 78 ms, two of 32 in
-        threads 63.5 ms. Lanes keep the replay recipe exact: each lane's trials record the
+        lanes fill it (the docs' Benchmarks page has the step times).
+        Lanes keep the replay recipe exact: each lane's trials record the
         lane's size and members, and a replay (``population_size`` set) trains them in one
         lane of that size."""
         has_conv = any(graph.ops[i].cls == "Conv2D" for i in graph.cores)

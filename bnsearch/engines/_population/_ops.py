@@ -93,11 +93,9 @@ def member_conv2d(
       a 'valid' correlation of ``x_pad`` (channels as the batch, rows as the channels) with
       ``dy`` as the kernel; for larger strides the im2col patches' product with ``dy``.
 
-    Measured for a 16→16 3×3 convolution, 16 rows of 8×8 and P=64, forward and both
-    gradients in an XLA epoch loop on a 2-core CPU: 14.7 ms a step, against 24 ms for im2col
-    patches and one batched product (:func:`patches`, this engine's earlier form) and 220 ms
-    with TensorFlow's gradient convolutions; a grouped ``conv2d`` (``feature_group_count=P``)
-    takes over 1 s. The forward pass alone (validation) runs about 3× faster than im2col's.
+    This form is faster than im2col patches with one batched product (:func:`patches`),
+    than TensorFlow's gradient convolutions and than a grouped ``conv2d``
+    (``feature_group_count=P``); the docs' Benchmarks page has the figures.
     """
     (kh, kw), (sh, sw) = kernels.shape[1:3], strides
     height, width = int(x.shape[2]), int(x.shape[3])
@@ -184,8 +182,7 @@ def _kernel_gradient(
 
 def _member_kernel_gradient(tf: Any, padded: Any, dy: Any) -> Any:
     """``[c, kh, kw, f]``: transposed per member, because a transpose of the stacked
-    tensors is fused into each member's slice, which then copies strided memory (measured
-    slower)."""
+    tensors is fused into each member's slice, which then copies strided memory (slower)."""
     rows_last = tf.transpose(padded, [3, 1, 2, 0])  # [c, h + pad, w + pad, rows]
     dy_kernel = tf.transpose(dy, [1, 2, 0, 3])  # [h', w', rows, f]
     return tf.nn.conv2d(rows_last, dy_kernel, 1, "VALID")
@@ -195,9 +192,9 @@ def max_pool_2x2(tf: Any, images: Any, height: int, width: int) -> Any:
     """``MaxPooling2D(2, padding='same')`` as a maximum over each window's four positions
     (an odd edge padded with -inf after its last row or column, as 'same' pooling pads).
 
-    Measured in the digits CNN's XLA training step at P=64 on a CPU: 12.9 ms a step
-    against 17.1 ms with ``max_pool2d``, whose gradient (select-and-scatter) was the step's
-    largest cost. One difference: where a window holds several equal maxima, this gradient
+    Faster under XLA than ``max_pool2d``, whose gradient (select-and-scatter) was the
+    convolutional step's largest cost (the docs' Benchmarks page).
+    One difference: where a window holds several equal maxima, this gradient
     is shared among them, ``max_pool2d``'s goes to the first. Exact ties come from equal
     inputs (a ReLU's zeros, whose gradient the ReLU stops anyway), and the parity test
     against Keras' MaxPooling2D holds.

@@ -1,0 +1,26 @@
+"""Every example in the public API's docstrings runs and says what it shows."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+import bnsearch
+
+#: The functions a person calls first: each must carry an example.
+_WITH_EXAMPLES = ("suggest", "suggest_keras_tuner", "build_model", "load_dataset", "run_study")
+
+
+@pytest.mark.parametrize("name", bnsearch.__all__)
+def test_the_docstring_examples_of_the_public_api_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an example that writes (run_study) writes here
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in finder.find(getattr(bnsearch, name), name, globs={}):
+        runner.run(test)
+    results = runner.summarize(verbose=False)
+    assert results.failed == 0, f"{name}: {results.failed} of its examples failed"
+    if name in _WITH_EXAMPLES:
+        assert results.attempted > 0, f"{name} has no example"
