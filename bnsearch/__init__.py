@@ -9,6 +9,7 @@ study (:func:`run_study`). The docs' *Python API* page lists each with an exampl
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from bnsearch.config import StudyConfig
@@ -23,6 +24,11 @@ if TYPE_CHECKING:  # the study's verbs load MLflow and Optuna's storage: only wh
 # ``bnsearch.blocks`` was a module of its own and is what builders import; it lives in
 # ``bnsearch.networks`` now, and this keeps ``from bnsearch.blocks import dense_block`` working.
 sys.modules[f"{__name__}.blocks"] = blocks
+
+try:
+    __version__ = version("bnsearch")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BNConfig",

@@ -617,6 +617,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see {self.prog} --help.")
 
 
+def _program() -> str:
+    """The name a person typed: ``bnsearch`` (the installed script) or ``python -m
+    bnsearch``, so every usage line shows a command that works as shown."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "bnsearch" if name == "bnsearch" else "python -m bnsearch"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command. ``argument_default=SUPPRESS``: a flag not given is not
     in the namespace at all (so the study file's setting or the default applies), and a
@@ -626,12 +633,15 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser = _Parser(
-        prog="python -m bnsearch",
+        prog=_program(),
         parents=[common],
         description="Does BatchNormalization placement (before/after the activation) matter "
         "for your data? Optuna or Keras Tuner studies of the thread's network, every trial "
         "logged to MLflow.",
     )
+    from bnsearch import __version__
+
+    parser.add_argument("--version", action="version", version=f"bnsearch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         sub = commands.add_parser(
@@ -655,9 +665,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Read before parsing: a flag's own parser may raise a UsageError (--hidden-units a,b).
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
-        if not hasattr(args, "run"):
-            raise UsageError("say what to do: python -m bnsearch study (see --help).")
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not hasattr(args, "run"):  # a bare `bnsearch`: what it can do
+            parser.print_help()
+            return 0
         if getattr(args, "engine", None) != "standin":  # tests' and benchmarks' workers
             import_tensorflow_quietly()
         return args.run(args)

@@ -19,7 +19,8 @@ _INTRO = """\
 bnsearch/config/_settings.py's settings table; do not edit by hand. -->
 
 Every command is `python -m bnsearch COMMAND` (or `bnsearch COMMAND` where the package's
-script is on the PATH). `--debug`, before or after the command's name, shows the traceback
+script is on the PATH); a bare `bnsearch` prints the list of commands and `bnsearch --version`
+the version. `--debug`, before or after the command's name, shows the traceback
 of an error; without it an error is one line on stderr and a non-zero
 [exit code](exit-codes.md). `python -m bnsearch COMMAND --help` prints the same options
 with the defaults computed on your machine.

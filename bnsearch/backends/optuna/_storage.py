@@ -63,6 +63,20 @@ def _pruner(config: StudyConfig) -> Any:
     return optuna.pruners.NopPruner()
 
 
+def _check_driver(url: str) -> None:
+    """A ``postgresql://`` storage needs psycopg, which only the ``postgres`` extra installs:
+    refused in one line naming the extra, not with SQLAlchemy's traceback."""
+    if not url.startswith(("postgresql://", "postgresql+psycopg://")):
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise StoreError(
+            f"the Optuna storage {redact_url(url)} needs the PostgreSQL driver psycopg; "
+            "install it with pip install 'bnsearch[postgres]'."
+        ) from None
+
+
 def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
     """The storage and the names of the studies it holds; a StoreError if it cannot be used."""
     import optuna
@@ -82,6 +96,8 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
                 f"cannot create the Optuna storage folder {folder} ({error.strerror}); "
                 "pick a writable place with --storage."
             ) from None
+
+    _check_driver(url)
 
     def connect() -> tuple[Any, list[str]]:
         kind = retrying_storage() if served(url) else optuna.storages.RDBStorage

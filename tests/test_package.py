@@ -1,0 +1,61 @@
+"""The package as installed: its version, its name in usage lines, a bare command, and an
+extra's driver missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import version
+
+import bnsearch
+
+
+def test_version_is_the_installed_distributions_and_the_cli_says_it(tmp_path, cli, capsys):
+    import pytest
+
+    assert bnsearch.__version__ == version("bnsearch")
+    with pytest.raises(SystemExit) as exit_info:
+        cli("--version", cwd=tmp_path)
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"bnsearch {bnsearch.__version__}"
+
+
+def test_a_bare_command_prints_help_and_usage_names_the_program_typed(tmp_path):
+    script = tmp_path.parent / "bin-of-test" / "bnsearch"
+    bare = subprocess.run(
+        [sys.executable, "-m", "bnsearch"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert bare.returncode == 0, bare.stderr[-2000:]
+    assert bare.stdout.startswith("usage: python -m bnsearch ")
+    assert "study" in bare.stdout and "report" in bare.stdout
+    installed = subprocess.run(
+        [str(sys.executable), "-c", "import sys; from bnsearch.cli import main; "
+         f"sys.argv[0] = {str(script)!r}; sys.exit(main(['study', '--help']))"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert installed.stdout.startswith("usage: bnsearch study ")
+
+
+def test_a_postgresql_storage_without_the_driver_names_the_extra(tmp_path):
+    """psycopg comes with bnsearch[postgres]: without it, one line naming the extra (the
+    driver is hidden from the import system for this process only)."""
+    code = textwrap.dedent(
+        """
+        import sys
+
+        sys.modules["psycopg"] = None  # as if not installed: `import psycopg` fails
+        from bnsearch.cli import main
+        sys.exit(main(["study", "--storage",
+                       "postgresql://bn:Secret-77@127.0.0.1:5432/test",
+                       "--n-trials", "3", "--quiet"]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("bnsearch: ")]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(errors) == 1 and "pip install 'bnsearch[postgres]'" in errors[0], errors
+    assert "Secret-77" not in result.stdout + result.stderr
