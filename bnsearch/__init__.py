@@ -21,8 +21,8 @@ from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialS
 if TYPE_CHECKING:  # the study's verbs load MLflow and Optuna's storage: only when run
     from bnsearch.study import StudyOutcome
 
-# ``bnsearch.blocks`` was a module of its own and is what builders import; it lives in
-# ``bnsearch.networks`` now, and this keeps ``from bnsearch.blocks import dense_block`` working.
+# Builders import ``bnsearch.blocks``; the module lives in ``bnsearch.networks``, and this
+# alias makes ``from bnsearch.blocks import dense_block`` find it.
 sys.modules[f"{__name__}.blocks"] = blocks
 
 try:

@@ -101,7 +101,7 @@ def _run_worker(args: argparse.Namespace) -> int:
             "--target-trials) to know when the shared study is done."
         )
     # Importances (fANOVA over the whole shared study) are left to `report`: computed by
-    # every worker at its exit they cost minutes of CPU each in a study of 10,000 trials.
+    # every worker at its exit they would be the same CPU-heavy work once per worker.
     run_study(config, importances=False)
     return 0
 
@@ -497,6 +497,8 @@ class Command:
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    #: Whether it builds or trains networks: only then is TensorFlow imported (seconds).
+    trains: bool = True
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -544,6 +546,7 @@ COMMANDS: tuple[Command, ...] = (
         "Starts MLflow's UI on the tracking store.",
         _ui_arguments,
         _run_ui,
+        trains=False,
     ),
     Command(
         "report",
@@ -553,6 +556,7 @@ COMMANDS: tuple[Command, ...] = (
         "datasets of the folder's study files (trains nothing).",
         _report_arguments,
         _run_report,
+        trains=False,
     ),
     Command(
         "sync",
@@ -563,6 +567,7 @@ COMMANDS: tuple[Command, ...] = (
         "does this at its start too.",
         _sync_arguments,
         _run_sync,
+        trains=False,
     ),
     Command(
         "replay",
@@ -652,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=command.description,
         )
         command.add_arguments(sub)
-        sub.set_defaults(run=command.run)
+        sub.set_defaults(run=command.run, trains=command.trains)
     return parser
 
 
@@ -670,7 +675,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not hasattr(args, "run"):  # a bare `bnsearch`: what it can do
             parser.print_help()
             return 0
-        if getattr(args, "engine", None) != "standin":  # tests' and benchmarks' workers
+        # Stand-in workers (tests, benchmarks) and the commands that train nothing start
+        # without TensorFlow: `report`, `ui` and `sync` answer in about a second.
+        if args.trains and getattr(args, "engine", None) != "standin":
             import_tensorflow_quietly()
         return args.run(args)
     except BnsearchError as error:

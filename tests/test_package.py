@@ -59,3 +59,38 @@ def test_a_postgresql_storage_without_the_driver_names_the_extra(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(errors) == 1 and "pip install 'bnsearch[postgres]'" in errors[0], errors
     assert "Secret-77" not in result.stdout + result.stderr
+
+
+_WITHOUT_TENSORFLOW = """
+import sys
+from bnsearch.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit_:  # --help
+    code = exit_.code
+print("tensorflow imported" if "tensorflow" in sys.modules else "no tensorflow")
+sys.exit(code)
+"""
+
+
+def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path, cli):
+    study = cli(
+        "study", "--data", str(tiny_csv), "--target", "label", "--epochs", "1",
+        "--hidden-units", "4", "--n-trials", "3", "--confirm-seeds", "0", "--quiet",
+        "--study-name", "tiny", cwd=tmp_path,
+    )  # fmt: skip
+    assert study.returncode == 0, study.stderr[-2000:]
+    cases = {
+        ("report", "--study-name", "tiny"): 0,
+        ("sync", "--study-name", "tiny"): 0,
+        ("ui", "--help"): 0,
+        ("report",): 2,  # a usage error: one line, exit 2
+        ("study", "--n-trials", "x"): 2,
+    }
+    for args, expected in cases.items():
+        result = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_TENSORFLOW, *args],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == expected, (args, result.stderr[-2000:])
+        assert result.stdout.rstrip().endswith("no tensorflow"), (args, result.stdout[-500:])

@@ -7,7 +7,7 @@ trials and three placements: the first look after 8 blocks, then one per batch o
 stops by the real rule (:func:`bnsearch.stats.settle` on
 :func:`~bnsearch.stats.median_confidence_sequence`) or at the default cap of 86 blocks.
 Beside it, the fixed-budget rule (all 86 blocks, bootstrap interval and Wilcoxon test, the
-verdict's own code) on fewer studies, since its bootstrap costs ~50 ms a study.
+verdict's own code) on fewer studies, since its bootstrap is the slow part of a study.
 
 The truth of each scenario is known by construction, so the table shows how often each rule
 says "placement matters" when the median difference is 0 or inside the threshold (an

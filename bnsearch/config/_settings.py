@@ -3,9 +3,10 @@
 From this table come the ``study``/``worker``/``prepare`` flags (with ``--help`` showing the
 real defaults), the study-file keys and their type checks (:mod:`bnsearch.config`),
 :class:`~bnsearch.config.StudyConfig`'s checks, and the docs' table of settings
-(docs/reference/cli.md; a test keeps it equal to :func:`markdown_table`). Defaults live on
-the dataclass that holds the setting (``StudyConfig`` or ``NetworkSettings``) and are read
-from there; the network's own range rules live in ``NetworkSettings``, which checks itself.
+(docs/reference/cli.md; a test keeps it equal to
+:func:`~bnsearch.config._flags.markdown_table`). Defaults live on the dataclass that holds
+the setting (``StudyConfig`` or ``NetworkSettings``) and are read from there; the network's
+own range rules live in ``NetworkSettings``, which checks itself.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ discussion) are :func:`verdict_details`, printed with ``--verbose`` and always i
 from __future__ import annotations
 
 import math
-import statistics
 import textwrap
 
 from bnsearch.stats import (
+    RUNAWAY,
     PairComparison,
     Verdict,
     budget_side,
@@ -65,10 +65,23 @@ def _fit(line: str) -> str:
     return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
 
 
+def _wrap(text: str, indent: str = "") -> list[str]:
+    """``text`` in ASCII lines of at most :data:`WIDTH` characters, the first starting at
+    the margin and the others at ``indent`` plus two spaces."""
+    return textwrap.wrap(
+        plain_ascii(text), WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+        break_long_words=False, break_on_hyphens=False,
+    )  # fmt: skip
+
+
 def _number(value: float) -> str:
-    """A difference or bound; one from a diverged trial's sentinel reads ``+inf``/``-inf``
-    (:func:`~bnsearch.stats.significant`), a missing one ``n/a``."""
-    return "n/a" if math.isnan(value) else significant(value, 4, signed=True)
+    """A difference or a bound in four significant digits; ``n/a`` for one that is not a
+    number to read: missing (NaN), infinite (a sequence not yet bounded on that side), or a
+    run-away (:data:`~bnsearch.stats.RUNAWAY` or more: a diverged trial's sentinel, or a
+    value interpolated between such values)."""
+    if not math.isfinite(value) or abs(value) >= RUNAWAY:
+        return "n/a"
+    return significant(value, 4, signed=True)
 
 
 def _side(verdict: Verdict, pair: PairComparison) -> str | None:
@@ -109,65 +122,110 @@ def _how(verdict: Verdict) -> str:
 
 
 def _notice(verdict: Verdict) -> str | None:
-    """The one notice worth a line, shortened; the rest is in the details."""
+    """The one notice worth a line, shortened (the most important first); the rest is in
+    the details."""
     if verdict.still_open:
-        return "run the study again to add blocks (it resumes and stops once settled)"
+        return "not settled yet: run the study again to add blocks"
     control = verdict.input_control
     if control and "does not survive" in control:
         return f"'{verdict.placement.outcome}' does not beat BN on the inputs alone ('input')"
     if verdict.disagreements:
-        return "the fresh-seed ranking differs from the blocks'"
+        return "the fresh-seed ranking of the best configurations differs from the blocks'"
     lost = {p: n for p, n in verdict.diverged_blocks.items() if n}
     if lost:
         counts = ", ".join(f"{p} {n}" for p, n in lost.items())
-        return f"diverged trials, each counted as losing its block: {counts}"
+        return f"diverged trials, each losing its block: {counts}"
     return None
 
 
+def _notice_line(notice: str) -> str:
+    """``Note: ...`` in one line: the pointer to the details shortened, then the notice,
+    rather than a second line."""
+    for more in (" (more in report.md / --verbose)", " (more: --verbose)"):
+        line = f"Note: {notice}{more}"
+        if len(line) <= WIDTH:
+            return line
+    return _fit(f"Note: {notice}")
+
+
+def _rows(verdict: Verdict) -> list[PairComparison]:
+    """The comparisons that answer the two questions: ``before - after`` (the primary pair)
+    and each BN placement against ``none``; other pairs are in the details."""
+    return [p for p in verdict.pairs if p is verdict.primary or p.second == "none"]
+
+
+def _confirmed(verdict: Verdict) -> list[str]:
+    """One row per placement's best configuration re-trained with fresh seeds."""
+    confirmed = list(verdict.confirmations)
+    if not confirmed:
+        return []
+    seeds = max(len(c.values) for c in confirmed)
+    lines = ["", f"  {'confirmed best':<22s}{verdict.metric} over {seeds} fresh seeds"]
+    for conf in confirmed:
+        if not conf.kept:
+            shown = "no fresh-seed run completed"
+        elif len(conf.kept) == 1:
+            shown = f"{loss_text(conf.mean)} (one seed)"
+        else:
+            shown = f"{loss_text(conf.mean)} +- {significant(conf.std, 2)}"
+        if conf.kept and len(conf.kept) < seeds:
+            shown += f" (n={len(conf.kept)}" + (
+                f", {conf.ran_away} ran away)" if conf.ran_away else ")"
+            )
+        lines.append(f"  {conf.placement:<22s}{shown}")
+    return lines
+
+
 def verdict_glance(verdict: Verdict) -> list[str]:
-    """The verdict in at most a dozen short ASCII lines (see the module docstring)."""
-    words = "; ".join(a.words for a in verdict.answers if a.outcome != "not-compared")
-    head = [f"Verdict: {words.replace('`', '')}"]
-    rule = "lower" if lower_is_better(verdict.metric) else "higher"
-    head.append(
-        f"  {_how(verdict)}; final {verdict.metric}, {rule} is better; "
-        f"threshold {verdict.threshold:g}"
-    )
+    """The verdict as the terminal shows it at the end of a study, ``report`` and ``sweep
+    --verbose``.
+
+    Args:
+        verdict: The study's verdict.
+
+    Returns:
+        A dozen lines or so (see the module docstring), each plain ASCII of at most
+        :data:`WIDTH` characters; no number of a diverged trial's sentinel's size.
+    """
     if verdict.unpaired is not None:
-        why = plain_ascii(verdict.unpaired)
-        return ["Verdict:", *textwrap.wrap(why, WIDTH, initial_indent="  ", subsequent_indent="  ")]
+        return ["Verdict:", *_wrap(verdict.unpaired, "  ")]
+    words = "; ".join(a.words for a in verdict.answers if a.outcome != "not-compared")
+    rule = "lower" if lower_is_better(verdict.metric) else "higher"
+    lines = _wrap(f"Verdict: {words.replace('`', '')}")
+    lines += _wrap(
+        f"{_how(verdict)}; final {verdict.metric}, {rule} is better; "
+        f"threshold {verdict.threshold:g}",
+        "  ",
+    )
     kind = "anytime-valid 95% CS" if verdict.until == "settled" else "bootstrap 95% CI"
-    lines = head + ["", f"  {'comparison':<22s}{'median':>10s}  {kind:<26s}decision"]
-    for pair in verdict.pairs:
+    lines.append(f"  {'comparison':<22s}{'median':>10s}  {kind:<26s}decision")
+    for pair in _rows(verdict):
         low, high = pair.interval(verdict.until)
         interval = f"[{_number(low)}, {_number(high)}]"
         name = f"{pair.first} - {pair.second}"
         lines.append(
             f"  {name:<22s}{_number(pair.median):>10s}  {interval:<26s}{_decision(verdict, pair)}"
         )
-    confirmed = list(verdict.confirmations)
-    if confirmed:
-        seeds = max(len(c.values) for c in confirmed)
-        lines += ["", f"  {'confirmed best':<22s}{verdict.metric} over {seeds} fresh seeds"]
-        for conf in confirmed:
-            values = [v for v in conf.values if abs(v) < 1e20]  # not a run-away loss
-            if not values:
-                shown = "no fresh-seed run completed"
-            elif len(values) == 1:
-                shown = f"{loss_text(values[0])} (one seed)"
-            else:
-                mean, sd = statistics.fmean(values), statistics.stdev(values)
-                shown = f"{loss_text(mean)} +- {significant(sd, 2)}"
-                if len(values) < len(conf.values):
-                    shown += f" ({len(conf.values) - len(values)} ran away)"
-            lines.append(f"  {conf.placement:<22s}{shown}")
+    lines += _confirmed(verdict)
     notice = _notice(verdict)
     if notice:
-        lines.append(f"Note: {notice} (more: --verbose, report.md)")
+        lines.append(_notice_line(plain_ascii(notice)))
     return [_fit(line) for line in lines]
 
 
 def verdict_details(verdict: Verdict) -> list[str]:
-    """Every statistic of the verdict (``--verbose``): each line in ASCII, long lines kept
-    whole (they are for reading, not for a glance)."""
-    return [plain_ascii(line) for line in verdict.summary_lines()]
+    """Every statistic of the verdict, as ``--verbose`` prints it under the glance.
+
+    Args:
+        verdict: The study's verdict.
+
+    Returns:
+        :meth:`~bnsearch.stats.Verdict.summary_lines` (the bootstrap interval, Wilcoxon with
+        Holm's correction, d_z, importances, the confirmation against the blocks, each
+        activation) in plain ASCII, each long line wrapped to :data:`WIDTH` characters.
+    """
+    lines = []
+    for line in verdict.summary_lines():
+        indent = line[: len(line) - len(line.lstrip())]
+        lines += _wrap(line.strip(), indent) or [""]
+    return lines

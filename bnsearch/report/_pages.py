@@ -160,12 +160,14 @@ def _markdown(
         ]
         for c in verdict.confirmations:
             params = _params(c.params)
-            if not c.values:
-                lines.append(f"| {c.placement} | – | – | 0 (each diverged or failed) | {params} |")
+            if not c.kept:
+                what = "diverged, ran away or failed"
+                lines.append(f"| {c.placement} | – | – | 0 (each {what}) | {params} |")
                 continue
+            away = f" ({c.ran_away} more ran away)" if c.ran_away else ""
             lines.append(
                 f"| {c.placement} | {significant(c.mean)} | {significant(c.std, 2)} | "
-                f"{len(c.values)} | {params} |"
+                f"{len(c.kept)}{away} | {params} |"
             )
         lines.append("")
     if verdict.importances:
@@ -358,9 +360,9 @@ def _best_per_placement(verdict: Verdict, table: Sequence[PlacementSummary]) -> 
         seeds, params = "", ""
         if conf is not None:
             seeds = "no fresh-seed run completed"
-            if conf.values:
+            if conf.kept:
                 seeds = (
-                    f"{significant(conf.mean)} ± {significant(conf.std, 2)} ({len(conf.values)})"
+                    f"{significant(conf.mean)} ± {significant(conf.std, 2)} ({len(conf.kept)})"
                 )
             params = _params(conf.params, 3)
         best = significant(row.best_val_loss)

@@ -11,7 +11,7 @@ from bnsearch.stats._across import (
     dataset_scores,
 )
 from bnsearch.stats._answers import Answer, PairComparison, budget_side
-from bnsearch.stats._format import loss_text, plain, significant
+from bnsearch.stats._format import RUNAWAY, loss_text, plain, significant
 from bnsearch.stats._sequential import (
     ALPHA,
     BN_OUTCOMES,
@@ -74,5 +74,6 @@ __all__ = [
     "sign_e_value",
     "significant",
     "loss_text",
+    "RUNAWAY",
     "verdict_for",
 ]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnsearch.stats._format import significant
+from bnsearch.stats._format import RUNAWAY, significant
 from bnsearch.stats._sequential import (
     ABOVE,
     ALPHA,
@@ -71,7 +71,7 @@ class PairComparison:
         """The mean difference as text, or why there is none to read: a block with a run-away
         loss (a diverged trial's sentinel, or a loss blown up past 1e20) makes the mean a
         number of that size that says nothing of the other blocks."""
-        if any(abs(d) >= 1e20 for d in self.differences) or not math.isfinite(self.mean):
+        if any(abs(d) >= RUNAWAY for d in self.differences) or not math.isfinite(self.mean):
             return "n/a (a run-away loss)"
         return _s(self.mean)
 

@@ -8,24 +8,34 @@ import math
 
 from bnsearch.trial import plain
 
-__all__ = ["loss_text", "plain", "significant"]
+__all__ = ["RUNAWAY", "loss_text", "plain", "significant"]
 
-#: Numbers this large come from :data:`~bnsearch.trial.DIVERGED_LOSS`, never from training.
-_SENTINEL_SCALE = 1e30  # far below trial.DIVERGED_LOSS (3.4e38)
+#: A value this large is a run-away: a diverged trial's :data:`~bnsearch.trial.DIVERGED_LOSS`
+#: (3.4e38), a difference or an interval bound interpolated between such values, or a loss
+#: blown up past any a network that trains reaches. No number of that size is printed.
+RUNAWAY = 1e20
 
 
 def significant(value: float, digits: int = 4, signed: bool = False, zeros: bool = False) -> str:
-    """``value`` in ``digits`` significant digits: ``-0.1494``, ``+0.0144``, ``-1.135e+16``
-    (a diverged bound), ``inf`` (also for a difference against a diverged trial, which
-    stands for the largest float32); ``signed`` always shows the sign, ``zeros`` keeps trailing
-    zeros (``-0.170``: for columns and run names that should line up)."""
+    """A number in significant digits, whatever its size.
+
+    Args:
+        value: The number: ``-0.1494``, ``+0.0144``, ``-1.135e+16`` (a loss blown up, still
+            printed), ``inf``; a run-away (:data:`RUNAWAY` or more, such as a difference
+            against a diverged trial, which stands for the largest float32) reads ``inf``.
+        digits: How many significant digits.
+        signed: Always show the sign.
+        zeros: Keep trailing zeros (``-0.170``: for columns and run names that line up).
+
+    Returns:
+        The text; never a number of a diverged trial's sentinel's size.
+    """
     value = float(value)
     if math.isnan(value):
         return "nan"
     # A difference against a diverged trial (trial.DIVERGED_LOSS), or a bound interpolated
-    # between such differences (a bootstrap percentile), reads as what it means: no loss a
-    # network reaches comes near 1e30, while the sentinel is 3.4e38.
-    if math.isinf(value) or abs(value) >= _SENTINEL_SCALE:
+    # between such differences (a bootstrap percentile), reads as what it means.
+    if math.isinf(value) or abs(value) >= RUNAWAY:
         return ("+inf" if signed else "inf") if value > 0 else "-inf"
     spec = f"{'+' if signed else ''}{'#' if zeros else ''}.{digits}g"
     text = format(value, spec)

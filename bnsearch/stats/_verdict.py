@@ -77,7 +77,7 @@ from bnsearch.stats._answers import (
     answer_placement,
     budget_side,
 )
-from bnsearch.stats._format import plain, significant
+from bnsearch.stats._format import RUNAWAY, plain, significant
 from bnsearch.stats._sequential import ALPHA, median_confidence_sequence, min_blocks_to_settle
 from bnsearch.trial import (
     DIVERGED_LOSS,
@@ -163,12 +163,25 @@ class PlacementConfirmation:
     values: tuple[float, ...]
 
     @property
+    def kept(self) -> tuple[float, ...]:
+        """The seeds' values without the run-aways (:data:`~bnsearch.stats.RUNAWAY` or more):
+        one loss blown up to 1e22 would make the mean a number of that size."""
+        return tuple(v for v in self.values if abs(v) < RUNAWAY)
+
+    @property
+    def ran_away(self) -> int:
+        """How many seeds' values are run-aways, left out of :attr:`mean` and :attr:`std`."""
+        return len(self.values) - len(self.kept)
+
+    @property
     def mean(self) -> float:
-        return float(np.mean(self.values)) if self.values else math.nan
+        """The mean over the seeds that did not run away (NaN when none is left)."""
+        return float(np.mean(self.kept)) if self.kept else math.nan
 
     @property
     def std(self) -> float:
-        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
+        """The sample standard deviation over the seeds that did not run away."""
+        return float(np.std(self.kept, ddof=1)) if len(self.kept) > 1 else math.nan
 
 
 @dataclass(frozen=True)
@@ -297,15 +310,16 @@ class Verdict:
                 f"[{_s(pair.cs_low)}, {_s(pair.cs_high)}], {pair.n_blocks} blocks"
             )
         for conf in self.confirmations:
-            if not conf.values:
+            if not conf.kept:
                 lines.append(
-                    f"  best {conf.placement}: no fresh-seed run completed (each diverged or "
-                    "failed)"
+                    f"  best {conf.placement}: no fresh-seed run completed (each diverged, "
+                    "ran away or failed)"
                 )
                 continue
+            away = f"; {conf.ran_away} more ran away" if conf.ran_away else ""
             lines.append(
                 f"  best {conf.placement}: {self.metric} {significant(conf.mean)} ± "
-                f"{significant(conf.std, 2)} (sd over {len(conf.values)} fresh seeds)"
+                f"{significant(conf.std, 2)} (sd over {len(conf.kept)} fresh seeds{away})"
             )
         lines += [f"  {text}" for text in self.disagreements]
         if self.importances:
@@ -396,8 +410,8 @@ def analyze(
     question: str = "both",
 ) -> Verdict:
     """Turn a study's TrialResults into a Verdict (nothing is trained here); ``until`` is
-    the rule the study was run by (:data:`UNTIL`), ``question`` what it waits for
-    (:data:`QUESTIONS`)."""
+    the rule the study was run by (:data:`~bnsearch.config.UNTIL`), ``question`` what it
+    waits for (:data:`QUESTIONS`)."""
     if question not in QUESTIONS:
         raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
     blocks = _blocks([r for r in results if r.spec.phase == Phase.SEARCH])
@@ -537,7 +551,7 @@ def _claims(verdict: Verdict) -> list[tuple[str, str]]:
 
 
 def _disagreements(verdict: Verdict) -> list[str]:
-    runs = {c.placement: c for c in verdict.confirmations if c.values}
+    runs = {c.placement: c for c in verdict.confirmations if c.kept}
     if len(runs) < 2:
         return []
     sign = 1.0 if lower_is_better(verdict.metric) else -1.0
@@ -549,11 +563,11 @@ def _disagreements(verdict: Verdict) -> list[str]:
     def seen(a: str, b: str) -> str:  # "`none` 0.1112 ± 0.0021 against `after` 0.1349 ± ..."
         text = " against ".join(
             f"`{p}` {significant(runs[p].mean)}"
-            + (f" ± {significant(runs[p].std, 2)}" if len(runs[p].values) > 1 else "")
+            + (f" ± {significant(runs[p].std, 2)}" if len(runs[p].kept) > 1 else "")
             for p in (a, b)
         )
-        spread = math.sqrt(sum(np.var(runs[p].values, ddof=1) / len(runs[p].values)
-                               if len(runs[p].values) > 1 else 0.0 for p in (a, b)))  # fmt: skip
+        spread = math.sqrt(sum(np.var(runs[p].kept, ddof=1) / len(runs[p].kept)
+                               if len(runs[p].kept) > 1 else 0.0 for p in (a, b)))  # fmt: skip
         noisy = abs(runs[a].mean - runs[b].mean) < 2 * spread
         return text + (", within twice the seeds' standard error" if noisy else "")
 

@@ -271,9 +271,9 @@ def study_importances(study: Any) -> dict[str, float]:
     if len(complete) < 4:
         return {}
     if len(complete) > IMPORTANCE_MAX_TRIALS:
-        # Over 10,000 trials fANOVA took minutes of CPU (bench --workers); a seeded sample,
-        # in a study of its own in memory (created without Optuna's INFO line), estimates
-        # the same shares.
+        # fANOVA's time grows faster than the trials (see IMPORTANCE_MAX_TRIALS); a seeded
+        # sample, in a study of its own in memory (created without Optuna's INFO line),
+        # estimates the same shares.
         sample = random.Random(IMPORTANCE_SEED).sample(complete, IMPORTANCE_MAX_TRIALS)
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -224,7 +224,7 @@ class PopulationEngine:
         """A compiled population for ``n_specs`` trials in ``lane`` (lanes of one chunk
         train at the same time, so each needs its own): one already compiled in this
         process that holds them with at most 4x room to spare (the smallest such), else a
-        new one of the next power of two. Compiling costs seconds (the CNN's about 8 s), so
+        new one of the next power of two. Compiling costs seconds, so
         a small confirmation round runs in the search's population rather than compiling
         its own (cheaper than compiling a smaller one: see the docs' Benchmarks page)."""
         # Epochs do not shape the graph: studies with other epoch counts share it.

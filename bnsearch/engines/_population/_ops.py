@@ -192,8 +192,8 @@ def max_pool_2x2(tf: Any, images: Any, height: int, width: int) -> Any:
     """``MaxPooling2D(2, padding='same')`` as a maximum over each window's four positions
     (an odd edge padded with -inf after its last row or column, as 'same' pooling pads).
 
-    Faster under XLA than ``max_pool2d``, whose gradient (select-and-scatter) was the
-    convolutional step's largest cost (the docs' Benchmarks page).
+    Faster under XLA than ``max_pool2d``, whose gradient (select-and-scatter) XLA
+    compiles to more work (the docs' Benchmarks page has the step times).
     One difference: where a window holds several equal maxima, this gradient
     is shared among them, ``max_pool2d``'s goes to the first. Exact ties come from equal
     inputs (a ReLU's zeros, whose gradient the ReLU stops anyway), and the parity test

@@ -104,7 +104,7 @@ class Population:
     Built once per (size, dataset, graph) and re-used for every chunk by :meth:`load`,
     so XLA compiles the epoch loop once per study rather than once per batch of trials.
     The validation pass compiles too (one shape per study): the CNN's forward pass over
-    every validation image costs as much as 15 training steps in graph mode, 6 under XLA.
+    every validation image costs several training steps, fewer under XLA.
     The last partial batch stays in graph mode: compiling it costs more than it saves.
     """
 
