@@ -48,17 +48,22 @@ __all__ = [
     "build_model",
     "load_dataset",
     "run_study",
+    "verdict",
+    "paired_objective",
+    "rewrite",
     "suggest",
     "suggest_keras_tuner",
 ]
 
 
-def suggest(trial: Any, space: SearchSpace | None = None) -> BNConfig:
+def suggest(trial: Any, space: SearchSpace | None = None, placement: str | None = None) -> BNConfig:
     """Take bnsearch's BN configuration from an Optuna trial of your own objective.
 
     Args:
         trial: an ``optuna.trial.Trial`` (or ``FixedTrial``) of your objective.
         space: the search space; bnsearch's default space (the thread's question) if None.
+        placement: pin the placement instead of suggesting it (a paired block's other
+            members; :func:`paired_objective` does this for you).
 
     Returns:
         The trial's validated configuration: placement, BN momentum, epsilon, ``use_bias``,
@@ -73,7 +78,7 @@ def suggest(trial: Any, space: SearchSpace | None = None) -> BNConfig:
         >>> config.placement, config.momentum
         ('before', 0.99)
     """
-    return (space or SearchSpace()).suggest(trial)
+    return (space or SearchSpace()).suggest(trial, placement)
 
 
 def suggest_keras_tuner(hp: Any, space: SearchSpace | None = None) -> BNConfig:
@@ -111,8 +116,11 @@ def run_study(config: StudyConfig) -> StudyOutcome:
         the verdict, and where it was logged (the parent run's id, the MLflow URI).
 
     Raises:
-        ConfigError: a setting, the data or a store cannot be used (the message names the
-            fix).
+        ConfigError: a setting cannot be used with this data or network (the message
+            names the fix).
+        DataError: the data cannot be loaded or trained on.
+        StoreError: the Optuna storage or the MLflow store cannot be used (a full disk
+            under either is a ``StoreFullError``, raised once the run's batch is stored).
         StudyFailedError: every trial of the run failed.
 
     Examples:
@@ -130,3 +138,106 @@ def run_study(config: StudyConfig) -> StudyOutcome:
     from bnsearch.study import run_study as _run_study
 
     return _run_study(config)
+
+
+def rewrite(model: Any, config: BNConfig, seed: int = 0) -> Any:
+    """Your Keras model with ``config``'s BatchNormalization placement, by ``--model``'s rule.
+
+    Every site (a Dense or Conv2D layer feeding a non-linearity) gets its BN where
+    ``config.placement`` says (none, before or after the activation, ...), with the
+    configuration's momentum and epsilon, and loses its bias where a BN follows directly
+    (unless ``config.use_bias``); BN layers already at a site are replaced; other layers are
+    kept. The docs' *Your model* guide states the rule.
+
+    Args:
+        model: a ``keras.Model`` (Sequential or functional), a ``.keras`` file, or
+            ``module:name`` / ``file.py:name`` (a model or a function returning one).
+        config: the configuration to place (e.g. from :func:`suggest`).
+        seed: the seed of the new model's weights.
+
+    Returns:
+        A new, uncompiled ``keras.Model``; ``model`` is left as it is.
+
+    Raises:
+        ConfigError: the model cannot be read (no site, a shared layer...): one line why.
+
+    Examples:
+        >>> import keras
+        >>> import bnsearch
+        >>> inputs = keras.Input(shape=(14,))
+        >>> hidden = keras.layers.Dense(64, activation="tanh")(inputs)
+        >>> model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
+        >>> after = bnsearch.rewrite(model, bnsearch.BNConfig(placement="after"))
+        >>> [type(layer).__name__ for layer in after.layers][1:4]
+        ['Dense', 'Activation', 'BatchNormalization']
+    """
+    from bnsearch.networks import load_plan, plan_of_model, rewrite_model
+
+    plan = load_plan(model) if isinstance(model, str) else plan_of_model("your model", model)
+    return rewrite_model(plan, config, seed)
+
+
+def paired_objective(train: Any, space: SearchSpace | None = None) -> Any:
+    """An Optuna objective of your own training function whose trials form paired blocks.
+
+    Each block's first trial takes its parameters from the sampler; the block's other
+    placements follow with the same values and the same seed, so :func:`verdict` can
+    compare placements within blocks, as bnsearch's own studies do.
+
+    Args:
+        train: ``train(config, seed) -> float``: train your network for the
+            :class:`BNConfig` (with the seed, shared by the block's trials) and return its
+            final validation loss.
+        space: the search space; bnsearch's default space if None.
+
+    Returns:
+        The objective to give ``study.optimize``; run a multiple of the number of
+        placements (3 by default) to end on whole blocks.
+
+    Examples:
+        >>> import optuna
+        >>> import bnsearch
+        >>> def train(config, seed):  # stands in for your model.fit
+        ...     return {"none": 0.7, "before": 0.5, "after": 0.6}[config.placement] + seed / 1e4
+        >>> study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        >>> study.optimize(bnsearch.paired_objective(train), n_trials=6)
+        >>> sorted(t.params["placement"] for t in study.trials[:3])
+        ['after', 'before', 'none']
+    """
+    from bnsearch.backends.optuna import paired_objective as _paired_objective
+
+    return _paired_objective(train, space)
+
+
+def verdict(study: Any, threshold: float | None = None, until: str = "settled") -> Any:
+    """Both answers for an Optuna study you ran yourself with :func:`paired_objective`.
+
+    Args:
+        study: the ``optuna.Study`` (minimizing the final validation loss).
+        threshold: the smallest difference that matters (0.01 by default).
+        until: ``settled``: the anytime-valid intervals, valid whenever you read them;
+            ``budget``: the bootstrap interval and Wilcoxon test, read once at the end.
+
+    Returns:
+        A :class:`~bnsearch.stats.Verdict`: ``.headline`` in a few words, ``.bn`` ("does
+        BN help here?") and ``.placement`` ("before or after?") with their statements, and
+        every comparison in ``.pairs``.
+
+    Raises:
+        ConfigError: the study has no paired blocks; the message says how to make them.
+
+    Examples:
+        >>> import optuna
+        >>> import bnsearch
+        >>> def train(config, seed):  # before is 0.1 better than after, after than none
+        ...     base = {"none": 0.8, "before": 0.6, "after": 0.7}[config.placement]
+        ...     return base + (seed % 7) / 1e3
+        >>> study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        >>> study.optimize(bnsearch.paired_objective(train), n_trials=30)
+        >>> found = bnsearch.verdict(study)
+        >>> found.bn.outcome, found.placement.outcome, found.settled
+        ('helps', 'before', True)
+    """
+    from bnsearch.backends.optuna import study_verdict
+
+    return study_verdict(study, threshold, until)

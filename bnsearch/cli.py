@@ -153,7 +153,15 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _print_sweep_study(path: Path, outcome: Any, seconds: float, args: argparse.Namespace) -> None:
-    """One line a study (``--verbose``: its verdict at a glance and in full under it)."""
+    """Say how one study of a sweep went.
+
+    Args:
+        path: The study file.
+        outcome: What :func:`~bnsearch.study.run_study` returned.
+        seconds: How long the study ran.
+        args: The sweep's arguments; with ``--verbose`` the study's verdict at a glance and
+            its full statistics follow its line.
+    """
     from bnsearch.report import WIDTH, plain_ascii, verdict_details, verdict_glance
 
     verdict = outcome.verdict
@@ -164,8 +172,9 @@ def _print_sweep_study(path: Path, outcome: Any, seconds: float, args: argparse.
     )
     print(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...", flush=True)
     if getattr(args, "verbose", False):
-        for text in [*verdict_glance(verdict), "", *verdict_details(verdict)]:
-            print(f"  {text}" if text else "", flush=True)
+        details = ["Full statistics:", *verdict_details(verdict)]
+        for text in [*verdict_glance(verdict), "", *details, ""]:
+            print(text, flush=True)
 
 
 def _study_files(folder: Path) -> list[Path]:

@@ -38,7 +38,22 @@ __all__ = [
 
 
 class BnsearchError(Exception):
-    """Base class of every error bnsearch reports to the user without a traceback."""
+    """Base class of every error bnsearch reports to the user without a traceback.
+
+    Its message is one line naming the problem and the fix. Catch it to handle any of them.
+
+    Attributes:
+        exit_code: what the CLI exits with after printing the message (2; 1 for
+            :class:`StudyFailedError`, 3 for :class:`LockHeldError`).
+
+    Examples:
+        >>> import bnsearch
+        >>> try:
+        ...     bnsearch.BNConfig(placement="middle")
+        ... except bnsearch.BnsearchError as error:
+        ...     print(error, error.exit_code)
+        unknown placement 'middle'; choose one of none, before, after, before_output, input. 2
+    """
 
     exit_code = 2
 
@@ -48,15 +63,37 @@ class UsageError(BnsearchError):
 
 
 class ConfigError(BnsearchError):
-    """A search-space range, network setting or study setting makes no sense."""
+    """A search-space range, network setting or study setting makes no sense.
+
+    Raised on construction by :class:`~bnsearch.BNConfig`, :class:`~bnsearch.SearchSpace`,
+    :class:`~bnsearch.NetworkSettings` and :class:`~bnsearch.StudyConfig`, and by a study
+    whose network cannot be built or trained as configured.
+
+    Examples:
+        >>> import bnsearch
+        >>> bnsearch.StudyConfig(heartbeat_interval=60, grace_period=30)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        bnsearch.errors.ConfigError: `grace_period > heartbeat_interval` must hold, ...
+    """
 
 
 class DataError(BnsearchError):
-    """The dataset cannot be loaded or cannot be trained on."""
+    """The dataset cannot be loaded or cannot be trained on.
+
+    Examples:
+        >>> import bnsearch
+        >>> bnsearch.load_dataset("no_such_file.csv")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        bnsearch.errors.DataError: data file no_such_file.csv does not exist; check the path ...
+    """
 
 
 class StoreError(BnsearchError):
-    """The Optuna storage or the MLflow tracking store cannot be used."""
+    """The Optuna storage or the MLflow tracking store cannot be used: it cannot be created
+    or reached, its driver is missing, a lock in it is held too long, or
+    (:class:`StoreFullError`) it can no longer be written."""
 
 
 class StoreFullError(StoreError):
@@ -65,7 +102,11 @@ class StoreFullError(StoreError):
 
 
 class StudyFailedError(BnsearchError):
-    """The study ran but produced no usable trial (every trial failed)."""
+    """The study ran but produced no usable trial (every trial of the run failed).
+
+    The failed trials are stored and logged; the message gives their reasons. The CLI exits
+    with 1.
+    """
 
     exit_code = 1
 

@@ -58,6 +58,24 @@ __all__ = [
 
 @dataclass
 class StudyOutcome:
+    """What a study run returns (:func:`run_study`): its trials, its table and its verdict.
+
+    Attributes:
+        study_name: the study's name (its Optuna study and MLflow experiment).
+        new_results: the trials this run added, in the order they were told.
+        all_results: every trial the study holds, this run's included.
+        table: one row per placement over the search trials (trials by state, best and
+            median final validation loss and accuracy).
+        verdict: both answers, "does BN help here?" (``verdict.bn``) and "before or
+            after?" (``verdict.placement``), with every comparison.
+        parent_run_id: the MLflow parent run of this run ("" when nothing was run).
+        tracking_uri: the MLflow tracking URI it was logged to.
+        storage: the Optuna storage URL the study is kept in.
+        wall_time_s: the run's time in seconds.
+        report_files: the report's files logged as artifacts of the parent run.
+        experiment_id: the MLflow experiment's id ("" when nothing was run).
+    """
+
     study_name: str
     new_results: list[TrialResult]
     all_results: list[TrialResult]
@@ -87,9 +105,31 @@ def load_study_dataset(config: StudyConfig) -> Dataset:
 def run_study(
     config: StudyConfig, stream: TextIO | None = None, importances: bool = True
 ) -> StudyOutcome:
-    """Train the study's next trials, log them to MLflow, state the verdict (without the
-    importances when off); raise :class:`StudyFailedError` when every trial that ran failed,
-    :class:`~bnsearch.errors.StoreFullError` when a store's disk filled (after the batch)."""
+    """Train the study's next trials, log them to MLflow and state the verdict.
+
+    A study whose store already holds trials is resumed: this run adds trials to it (or
+    trains nothing and reports, when the study already reached its target). The CLI's
+    ``study``, ``worker`` and ``sweep`` run it, and so does :func:`bnsearch.run_study`.
+
+    Args:
+        config: the study's settings.
+        stream: where progress lines and the summary go (stdout if None); nothing is
+            printed when ``config.verbose`` is off.
+        importances: compute the hyperparameter importances for the verdict (workers turn
+            them off: ``report`` computes them once for the shared study).
+
+    Returns:
+        The run's outcome: the trials added and all of them, the table per placement, the
+        verdict, and where it was logged.
+
+    Raises:
+        ConfigError: a setting cannot be used with this data or network.
+        DataError: the data cannot be loaded or trained on.
+        StoreError: the Optuna storage or the MLflow store cannot be used.
+        StudyFailedError: every trial this run trained failed (after the summary).
+        StoreFullError: a store's disk filled (raised after the batch, once the summary
+            is out).
+    """
     say = _Speaker(config.verbose, stream or sys.stdout)
     started = time.monotonic()
     dataset = load_study_dataset(config)

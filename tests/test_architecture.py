@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -161,13 +162,24 @@ def test_no_caller_branches_on_the_backend_setting():
     assert offenders == []
 
 
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """A function's lines without its docstring: the Args/Returns/Raises a public function
+    owes its reader are not length to cut."""
+    length = node.end_lineno - node.lineno + 1
+    first = node.body[0]
+    is_doc = isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant)
+    if is_doc and isinstance(first.value.value, str):
+        length -= first.end_lineno - first.lineno + 1
+    return length
+
+
 def test_no_function_runs_over_60_lines_without_saying_why():
     long = []
     for path in SOURCES:
         lines = path.read_text().splitlines()
         for node in ast.walk(_tree(path)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                length = node.end_lineno - node.lineno + 1
+                length = _code_lines(node)
                 header = "\n".join(lines[node.lineno - 2 : node.lineno + 3])
                 if length > 60 and "long because" not in header:
                     long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({length} lines)")
@@ -177,7 +189,8 @@ def test_no_function_runs_over_60_lines_without_saying_why():
 def test_run_study_reads_in_under_50_lines():
     from bnsearch.study import run_study
 
-    assert len(inspect.getsource(run_study).splitlines()) <= 50
+    (node,) = ast.parse(textwrap.dedent(inspect.getsource(run_study))).body
+    assert _code_lines(node) <= 50
 
 
 @pytest.mark.parametrize("name", ["OptunaBackend", "KerasTunerBackend"])

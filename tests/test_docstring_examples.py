@@ -9,7 +9,23 @@ import pytest
 import bnsearch
 
 #: The functions a person calls first: each must carry an example.
-_WITH_EXAMPLES = ("suggest", "suggest_keras_tuner", "build_model", "load_dataset", "run_study")
+_WITH_EXAMPLES = (
+    "suggest", "suggest_keras_tuner", "build_model", "load_dataset", "run_study", "rewrite",
+    "paired_objective", "verdict",
+)  # fmt: skip
+#: The classes a person builds, and the errors they catch: each shows how, in an example.
+_CLASSES_WITH_EXAMPLES = (
+    "BNConfig",
+    "SearchSpace",
+    "NetworkSettings",
+    "Dataset",
+    "StudyConfig",
+    "TrialSpec",
+    "TrialResult",
+    "BnsearchError",
+    "ConfigError",
+    "DataError",
+)
 
 
 @pytest.mark.parametrize("name", bnsearch.__all__)
@@ -22,5 +38,5 @@ def test_the_docstring_examples_of_the_public_api_run(name, tmp_path, monkeypatc
         runner.run(test)
     results = runner.summarize(verbose=False)
     assert results.failed == 0, f"{name}: {results.failed} of its examples failed"
-    if name in _WITH_EXAMPLES:
+    if name in _WITH_EXAMPLES + _CLASSES_WITH_EXAMPLES:
         assert results.attempted > 0, f"{name} has no example"

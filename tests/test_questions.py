@@ -263,7 +263,10 @@ def test_the_settle_rule_between_batches_asks_the_configured_question():
     assert settled_verdict(StudyConfig(verbose=False), results) is None
     assert settled_verdict(StudyConfig(question="placement", verbose=False), results) is None
     said = settled_verdict(StudyConfig(question="bn", verbose=False), results)
-    assert said.startswith("BN helps (`before` and `after` beat `none`); before or after:")
+    assert said.startswith(
+        "settled after 29 blocks: BN helps (before and after beat none); before or after:"
+    )
+    assert said.isascii() and "`" not in said
     assert (
         settled_verdict(StudyConfig(until="budget", question="bn", verbose=False), results) is None
     )

@@ -42,7 +42,8 @@ def test_a_study_where_bn_does_not_help_never_says_it_helps(tiny_csv, tmp_path, 
     assert "BN helps" not in result.stdout
     (headline,) = [line for line in result.stdout.splitlines() if line.startswith("Verdict: ")]
     assert "BN does not help (none is as good or better)" in headline
-    assert "settled; no more blocks: BN does not help" in result.stdout
+    assert "bnsearch: settled after " in result.stdout
+    assert " blocks: BN does not help (none is as good or better)" in result.stdout
     run = _parent(tmp_path, "nobn")
     assert run.data.tags["bnsearch.verdict_bn"] == "no-help"
     assert run.data.tags["bnsearch.verdict_bn_helps"] == ""

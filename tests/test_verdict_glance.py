@@ -4,14 +4,16 @@ statistics; no number is printed from a diverged trial's sentinel."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from bnsearch.report import WIDTH, verdict_details, verdict_glance
-from bnsearch.stats import analyze
+from bnsearch.report import WIDTH, verdict_details, verdict_glance, write_report
+from bnsearch.stats import PlacementConfirmation, analyze
 from bnsearch.trial import DIVERGED_LOSS, BNConfig, TrialResult, TrialSpec, TrialState
+from tests.test_analysis import _block_results
 
 #: Lines a study prints while it runs: progress, its notices, the confirmation round's start.
 _PROGRESS = ("[", "bnsearch: ", "confirming: ")
@@ -36,6 +38,11 @@ def test_the_default_study_and_its_report_end_with_the_verdict_at_a_glance(tmp_p
     assert study.returncode == 0, study.stderr[-2000:]
     summary = _after_progress(study.stdout)
     _assert_glance(summary)
+    # Counted from the line that says the study settled, the progress lines of the
+    # confirmation round aside, the end of the study still fits 25 lines:
+    lines = study.stdout.splitlines()
+    settled = next(i for i, line in enumerate(lines) if line.startswith("bnsearch: settled "))
+    _assert_glance([line for line in lines[settled:] if not line.startswith("[")])
     text = "\n".join(summary)
     assert "Verdict: " in text
     for row in ("before - after", "before - none", "after - none", "confirmed best"):
@@ -136,3 +143,80 @@ def test_no_number_is_printed_from_a_diverged_trials_sentinel(until):
     assert "n/a (a run-away loss)" in text  # the mean of that pair, said for what it is
     assert "before better" in "\n".join(verdict_glance(verdict))
     _assert_glance(verdict_glance(verdict), most=12)
+
+
+def test_a_run_away_seed_is_left_out_of_the_confirmed_means_and_never_printed(tmp_path):
+    """A seed whose loss blew up to 1e22 without becoming NaN (so it completed): the means
+    over the fresh seeds leave it out, and no terminal line or report shows 1e+22."""
+    results = _block_results({"before": 0.0, "after": 0.1, "none": 0.2}, 10, 0.01)
+    confirmations = (
+        PlacementConfirmation("before", {"placement": "before"}, (0.30, 0.32, 0.31)),
+        PlacementConfirmation("after", {"placement": "after"}, (0.41, 1e22, 0.43)),
+        PlacementConfirmation("none", {"placement": "none"}, (1e22, 1e22, 1e22)),
+    )
+    verdict = dataclasses.replace(analyze(results, until="settled"), confirmations=confirmations)
+
+    assert verdict.confirmations[1].mean == pytest.approx(0.42)
+    assert verdict.confirmations[1].ran_away == 1 and math.isnan(verdict.confirmations[2].mean)
+    glance = verdict_glance(verdict)
+    write_report(tmp_path, "demo", verdict, results, "Data: demo.")
+    everything = "\n".join(
+        [*glance, *verdict_details(verdict), (tmp_path / "report.md").read_text()]
+    )
+    assert "e+2" not in everything and "1e22" not in everything
+    assert "  after                 0.4200 +- 0.014 (n=2, 1 ran away)" in glance
+    assert "  none                  no fresh-seed run completed" in glance
+    assert "sd over 2 fresh seeds; 1 more ran away" in "\n".join(verdict_details(verdict))
+
+
+def test_the_glance_has_a_row_per_question_and_one_short_notice_of_what_is_open():
+    """Five placements: rows only for before - after and each placement - none (the other
+    pairs are details), every line within 100 characters, and the still-open notice whole
+    on one line (not cut off)."""
+    effects = {"before": 0.0, "after": 0.004, "none": 0.0, "input": 0.002, "before_output": 0.0}
+    verdict = analyze(_block_results(effects, 12, 0.01), until="settled")
+    assert verdict.still_open
+
+    glance = verdict_glance(verdict)
+
+    _assert_glance(glance, most=14)
+    rows = [line.split()[:3] for line in glance if " - " in line]
+    assert rows == [
+        ["before", "-", "after"],
+        ["before", "-", "none"],
+        ["after", "-", "none"],
+        ["before_output", "-", "none"],
+        ["input", "-", "none"],
+    ]
+    notes = [line for line in glance if line.startswith("Note: ")]
+    assert notes == [
+        "Note: not settled yet: run the study again to add blocks (more in report.md / --verbose)"
+    ]
+    details = verdict_details(verdict)
+    assert any(line.startswith("  before - input: median ") for line in details)
+    assert all(len(line) <= WIDTH and line.isascii() for line in details)
+    assert any("Wilcoxon" in line for line in details)
+
+
+def test_the_report_states_the_confirmation_against_the_blocks_once(tmp_path):
+    """The "fresh seeds go further" discussion is one paragraph of report.md, said once;
+    the terminal has only a short note pointing to it."""
+    results = _block_results({"none": 0.0, "before": 0.004, "after": 0.1}, 12, 0.01)
+    confirmations = tuple(
+        PlacementConfirmation(p, {"placement": p}, (mean, mean + 0.001, mean + 0.002))
+        for p, mean in (("before", 0.30), ("after", 0.5), ("none", 0.4))
+    )
+    verdict = dataclasses.replace(analyze(results, until="settled"), confirmations=confirmations)
+    assert verdict.disagreements and verdict.disagreements[0].startswith("fresh seeds go further")
+
+    write_report(tmp_path, "demo", verdict, results, "Data: demo.")
+
+    markdown = (tmp_path / "report.md").read_text()
+    paragraphs = [p for p in markdown.split("\n\n") if p.strip()]
+    assert len(paragraphs) == len(set(paragraphs))
+    assert markdown.count("They answer different questions") == 1
+    glance = "\n".join(verdict_glance(verdict))
+    assert "They answer different questions" not in glance
+    assert "fresh-seed ranking of the best configurations differs" not in glance  # open first
+    details = " ".join(" ".join(verdict_details(verdict)).split())  # its lines wrapped
+    assert "They answer different questions" in details and "`" not in details

@@ -51,9 +51,17 @@ def batch_room(config: StudyConfig, capacity: int, search_trials: int) -> int:
 
 
 def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str | None:
-    """Until settled: the verdict's headline (both answers in a few words) once the
-    study's (pooled) blocks have settled the questions it asks (``config.question``), else
-    None (also for a study run ``--until budget``)."""
+    """Whether the study may stop asking for blocks, and why, in a line for the terminal.
+
+    Args:
+        config: The study's settings (``until``, ``question``, the metric and threshold).
+        results: The study's stored trials, every worker's (the pooled blocks).
+
+    Returns:
+        Until settled, once the blocks have settled the questions the study asks (``config.
+        question``): ``settled after 8 blocks: BN helps (before beats none); before is better
+        than after`` (plain ASCII); else None (also for a study run ``--until budget``).
+    """
     if config.until != "settled":
         return None
     verdict = verdict_for(
@@ -64,7 +72,10 @@ def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str 
         until="settled",
         question=config.question,
     )
-    return verdict.headline if verdict.settled else None
+    if not verdict.settled:
+        return None
+    words = "; ".join(a.words for a in verdict.answers if a.outcome != "not-compared")
+    return f"settled after {verdict.n_blocks} blocks: {words.replace('`', '')}"
 
 
 def up_to_date_message(

@@ -34,6 +34,7 @@ the batch is told, since the backend's store holds every result (see
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -181,7 +182,7 @@ class _PairedSearch:
             if notice := searcher.reclaim():
                 self.log(notice)
             if statement := settled_verdict(config, searcher.stored_results()):
-                self.log(f"bnsearch: settled; no more blocks: {statement}")
+                self.log(textwrap.fill(f"bnsearch: {statement}", 100, subsequent_indent="  "))
                 break
             wanted = (
                 None if config.target_trials is not None else config.trials_per_run - len(results)

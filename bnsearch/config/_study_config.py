@@ -28,12 +28,39 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 @dataclass(frozen=True)
 class StudyConfig:
     """What to study and how, as asked. Constructing one only validates (it never rewrites
-    a field); nothing runs until :func:`bnsearch.study.run_study`.
+    a field); nothing runs until :func:`bnsearch.run_study`.
 
     Two values are asked for here and decided later, where the knowledge lives:
     ``engine`` is the engine asked for (:func:`bnsearch.engines.resolve` falls back to the
     Keras engine for a network the population engine cannot train), and ``n_trials=None``
-    means the engine's default budget (:attr:`trials_per_run`)."""
+    means the engine's default budget (:attr:`trials_per_run`).
+
+    Every field but the four below is one setting of the docs' *Commands and settings*
+    reference, which gives its flag, its study-file key, its default and its rule; the
+    field's name is the key's (``--n-trials`` is ``n_trials``; ``--study-name`` is
+    ``study_name``, the file's ``name``).
+
+    Attributes:
+        space: the search space (a study file's ``[space]`` table).
+        network: the network and its training (a study file's ``[network]`` table).
+        verbose: print progress lines and the summary (``--quiet`` turns it off).
+        details: the summary gives the verdict's full statistics (``--verbose``).
+
+    Raises:
+        ConfigError: a setting is out of its range or not one of its choices, or two
+            settings contradict each other (the message names the fix).
+
+    Examples:
+        >>> import bnsearch
+        >>> config = bnsearch.StudyConfig(data="sklearn:breast_cancer", until="budget",
+        ...     network=bnsearch.NetworkSettings(epochs=5))
+        >>> config.resolved_study_name, config.trials_per_run
+        ('bnsearch-breast_cancer', 256)
+        >>> bnsearch.StudyConfig(until="forever")
+        Traceback (most recent call last):
+        ...
+        bnsearch.errors.ConfigError: unknown until 'forever'; choose one of settled, budget.
+    """
 
     study_name: str | None = None
     data: str | None = None

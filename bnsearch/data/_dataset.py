@@ -61,7 +61,36 @@ def split_index(n_rows: int, validation_split: float) -> int:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Features ``x`` (float32, ``[rows, features]`` or ``[rows, h, w, c]``) and labels ``y``."""
+    """Features ``x`` (float32, ``[rows, features]`` or ``[rows, h, w, c]``) and labels ``y``.
+
+    :func:`load_dataset` makes one from a file, a scikit-learn or OpenML data set or the
+    built-in data; build one yourself from arrays to train on data already in memory. Its
+    :attr:`fingerprint` identifies the content, so a study can tell whether its data changed.
+
+    Attributes:
+        name: the data set's name (``synthetic``, ``breast_cancer``, a file's stem).
+        x: the features, float32, one row per sample.
+        y: the labels: class indices ``0..n_classes-1``, or a regression's real-valued target.
+        class_names: the class of each index (empty for a regression).
+        feature_names: the feature columns' names, where the source has them.
+        source: where the data came from (a path, ``sklearn:NAME``, the built-in data's
+            settings).
+        standardized: whether the features were scaled with the training rows' mean and
+            standard deviation.
+        task: ``classification`` or ``regression``.
+        task_note: how ``task = "auto"`` chose the task, in one line (empty if it was given).
+
+    Examples:
+        >>> import numpy as np
+        >>> import bnsearch
+        >>> data = bnsearch.Dataset(name="toy", x=np.zeros((10, 3), np.float32),
+        ...     y=np.array([0, 1] * 5), class_names=("no", "yes"))
+        >>> data.n_rows, data.n_features, data.n_classes
+        (10, 3, 2)
+        >>> x_train, y_train, x_val, y_val = data.split(validation_split=0.2)
+        >>> x_train.shape, y_val.shape
+        ((8, 3), (2, 2))
+    """
 
     name: str
     x: np.ndarray

@@ -94,8 +94,8 @@ def network_notice(tracker: Any, config: StudyConfig, dataset: Dataset) -> str |
 
 def log_network(tracker: Any, config: StudyConfig, dataset: Dataset) -> None:
     """Log a ``--model`` network's rewritten layer list of each placement to the study's
-    parent run as ``model.txt`` (what ``python -m bnsearch model --show`` prints); best
-    effort, as the trial runs are."""
+    parent run as ``model.txt`` (what ``python -m bnsearch model --show MODEL --full`` prints);
+    best effort, as the trial runs are."""
     if config.network.kind != "model":
         return
     text = describe_network(

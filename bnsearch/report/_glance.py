@@ -222,10 +222,11 @@ def verdict_details(verdict: Verdict) -> list[str]:
     Returns:
         :meth:`~bnsearch.stats.Verdict.summary_lines` (the bootstrap interval, Wilcoxon with
         Holm's correction, d_z, importances, the confirmation against the blocks, each
-        activation) in plain ASCII, each long line wrapped to :data:`WIDTH` characters.
+        activation) in plain ASCII without the report's backticks, each long line wrapped
+        to :data:`WIDTH` characters.
     """
     lines = []
     for line in verdict.summary_lines():
         indent = line[: len(line) - len(line.lstrip())]
-        lines += _wrap(line.strip(), indent) or [""]
+        lines += _wrap(line.strip().replace("`", ""), indent) or [""]
     return lines

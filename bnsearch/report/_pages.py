@@ -161,7 +161,7 @@ def _markdown(
         for c in verdict.confirmations:
             params = _params(c.params)
             if not c.kept:
-                what = "diverged, ran away or failed"
+                what = "ran away, diverged or failed" if c.ran_away else "diverged or failed"
                 lines.append(f"| {c.placement} | – | – | 0 (each {what}) | {params} |")
                 continue
             away = f" ({c.ran_away} more ran away)" if c.ran_away else ""
@@ -361,9 +361,7 @@ def _best_per_placement(verdict: Verdict, table: Sequence[PlacementSummary]) -> 
         if conf is not None:
             seeds = "no fresh-seed run completed"
             if conf.kept:
-                seeds = (
-                    f"{significant(conf.mean)} ± {significant(conf.std, 2)} ({len(conf.kept)})"
-                )
+                seeds = f"{significant(conf.mean)} ± {significant(conf.std, 2)} ({len(conf.kept)})"
             params = _params(conf.params, 3)
         best = significant(row.best_val_loss)
         if not row.complete:  # a NaN here would read as a bug, not as what happened

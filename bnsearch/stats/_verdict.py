@@ -187,8 +187,8 @@ class PlacementConfirmation:
 @dataclass(frozen=True)
 class Verdict:
     """bnsearch's statement about BN and its placement for one dataset: ``bn`` answers
-    "does BN help here?", ``placement`` "before or after?" (``outcome`` is its outcome, as
-    before); ``statement`` carries both."""
+    "does BN help here?", ``placement`` "before or after?" (``outcome`` is the placement
+    answer's outcome); ``statement`` carries both."""
 
     metric: str
     threshold: float
@@ -311,10 +311,8 @@ class Verdict:
             )
         for conf in self.confirmations:
             if not conf.kept:
-                lines.append(
-                    f"  best {conf.placement}: no fresh-seed run completed (each diverged, "
-                    "ran away or failed)"
-                )
+                why = "ran away, diverged or failed" if conf.ran_away else "diverged or failed"
+                lines.append(f"  best {conf.placement}: no fresh-seed run completed (each {why})")
                 continue
             away = f"; {conf.ran_away} more ran away" if conf.ran_away else ""
             lines.append(

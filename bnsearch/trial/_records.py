@@ -52,6 +52,10 @@ class Phase(str, enum.Enum):
 
 
 class TrialState(str, enum.Enum):
+    """How a trial ended: ``COMPLETE`` (trained every epoch), ``PRUNED`` (stopped early by
+    the pruner) or ``FAILED`` (an exception, or a loss that turned NaN/inf). Its value is
+    what stores and MLflow hold, as Optuna names the same states."""
+
     COMPLETE = "COMPLETE"
     PRUNED = "PRUNED"
     FAILED = "FAILED"
@@ -61,9 +65,21 @@ class TrialState(str, enum.Enum):
 class TrialSpec:
     """One network to train: its configuration, its seed and, for paired designs, its block.
 
-    ``number`` is the backend's trial number (Optuna's ``trial.number``). ``phase`` says
-    whether it is one of the study's search trials or of the confirmation round (see
-    :class:`Phase`); in the confirmation round ``block`` is the round.
+    Attributes:
+        number: the backend's trial number (Optuna's ``trial.number``).
+        config: the trial's BN configuration.
+        seed: the seed of its weights, shuffling and dropout masks (the trials of one
+            block share it).
+        block: the paired block it belongs to (its placements differ, nothing else); in
+            the confirmation round, the round; None outside a paired design.
+        phase: one of the study's search trials or of the confirmation round (see
+            :class:`Phase`).
+
+    Examples:
+        >>> import bnsearch
+        >>> spec = bnsearch.TrialSpec(number=3, config=bnsearch.BNConfig("after"), seed=7)
+        >>> spec.config.placement, str(spec.phase)
+        ('after', 'search')
     """
 
     number: int
@@ -80,6 +96,28 @@ class TrialResult:
     ``history`` maps each of :data:`METRICS` to one value per epoch trained. The study's
     objective is ``value``: the validation loss after the last epoch trained, i.e. what the
     configuration delivers when trained as configured (no early-stopping cherry-pick).
+
+    Attributes:
+        spec: what was trained (configuration, seed, block).
+        state: how the trial ended.
+        history: each metric's value per epoch trained (a regression adds ``mae`` and
+            ``val_mae``).
+        fail_reason: why a FAILED or PRUNED trial stopped; None otherwise.
+        wall_time_s: the trial's training time in seconds (a population's time shared
+            among its members).
+        engine: the engine that trained it (``population`` or ``keras``).
+        population: the size of the compiled population that trained it (population
+            engine; else 0).
+        batch: the trial numbers trained in that population, in their order.
+
+    Examples:
+        >>> import bnsearch
+        >>> spec = bnsearch.TrialSpec(number=0, config=bnsearch.BNConfig("before"), seed=0)
+        >>> result = bnsearch.TrialResult(spec, bnsearch.TrialState.COMPLETE, history={
+        ...     "loss": [0.7, 0.5], "accuracy": [0.5, 0.8],
+        ...     "val_loss": [0.69, 0.52], "val_accuracy": [0.55, 0.79]})
+        >>> result.value, result.epochs_trained, result.best("val_accuracy")
+        (0.52, 2, 0.79)
     """
 
     spec: TrialSpec

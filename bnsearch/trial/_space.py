@@ -108,7 +108,37 @@ class FloatRange:
 class BNConfig:
     """One point of the search space: everything that differs between two trials' networks.
 
-    These field names are also the MLflow param names.
+    Validated on construction. The field names are also the Optuna parameter names and the
+    MLflow param names. The defaults are Keras' BatchNormalization defaults with the
+    thread's dropout and learning rate; :meth:`thread` gives the thread's own settings.
+
+    Attributes:
+        placement: where BatchNormalization sits in each hidden layer: ``none``,
+            ``before`` or ``after`` the activation, or an extra, ``before_output`` or
+            ``input`` (the module docstring shows each).
+        momentum: BatchNormalization's momentum for its moving statistics, in ``[0, 1)``.
+        epsilon: BatchNormalization's epsilon, added to the variance; positive.
+        use_bias: whether a Dense or Conv2D layer that feeds a BN keeps its bias (BN's
+            ``beta`` makes it redundant); every other layer keeps its bias.
+        dropout: the dropout rate after each hidden layer, in ``[0, 1)``.
+        learning_rate: SGD's learning rate; positive.
+        activation: the hidden layers' activation when the study searches it; None
+            leaves the network's own.
+
+    Raises:
+        ConfigError: a value is out of its range or not one of its choices.
+
+    Examples:
+        >>> import bnsearch
+        >>> config = bnsearch.BNConfig(placement="after", learning_rate=0.01)
+        >>> config.has_bn, config.momentum
+        (True, 0.99)
+        >>> bnsearch.BNConfig.thread("before").epsilon
+        1e-06
+        >>> bnsearch.BNConfig(momentum=1.0)
+        Traceback (most recent call last):
+        ...
+        bnsearch.errors.ConfigError: `momentum` must be a number with 0 <= value < 1, but got 1.0.
     """
 
     placement: str = "before"
@@ -181,7 +211,33 @@ class SearchSpace:
     """The hyperparameters a study searches over, validated on construction.
 
     Defaults bracket both Keras' defaults (momentum 0.99, epsilon 1e-3) and the thread's
-    values (momentum 0.9, epsilon 1e-6, dropout 0.5, learning rate 0.1).
+    values (momentum 0.9, epsilon 1e-6, dropout 0.5, learning rate 0.1). A study file's
+    ``[space]`` table becomes one through :meth:`from_overrides`; :meth:`suggest` and
+    :meth:`from_keras_tuner` turn a trial of either library into a :class:`BNConfig`.
+
+    Attributes:
+        placement: the placements to compare (see :class:`BNConfig`); the default is
+            ``none``, ``before`` and ``after``.
+        momentum: BatchNormalization's momentum, a :class:`FloatRange`.
+        epsilon: BatchNormalization's epsilon, a :class:`FloatRange` (log scale).
+        use_bias: the ``use_bias`` choices, both by default.
+        dropout: the dropout rate, a :class:`FloatRange`.
+        learning_rate: SGD's learning rate, a :class:`FloatRange` (log scale).
+        activation: the activations to search; empty (the default) keeps the network's.
+
+    Raises:
+        ConfigError: a choice is unknown or listed twice, or a range is out of bounds.
+
+    Examples:
+        >>> import bnsearch
+        >>> space = bnsearch.SearchSpace.from_overrides(
+        ...     {"placement": ["before", "after"], "learning_rate": [0.01, 0.1]})
+        >>> space.placement, space.learning_rate.low, space.learning_rate.log
+        (('before', 'after'), 0.01, True)
+        >>> bnsearch.SearchSpace.from_overrides({"momentm": 0.9})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        bnsearch.errors.ConfigError: unknown search-space parameter 'momentm'; did you mean ...
     """
 
     placement: tuple[str, ...] = DEFAULT_PLACEMENTS

@@ -16,6 +16,7 @@ from bnsearch.backends.optuna._storage import (
     stored_trials,
     study_importances,
 )
+from bnsearch.backends.optuna._your_objective import paired_objective, study_verdict
 
 __all__ = [
     "OptunaBackend",
@@ -25,8 +26,10 @@ __all__ = [
     "is_outcome",
     "load_existing_study",
     "open_study",
+    "paired_objective",
     "results_from_study",
     "stored_result",
     "stored_trials",
     "study_importances",
+    "study_verdict",
 ]
