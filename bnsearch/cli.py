@@ -414,6 +414,19 @@ def _run_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _examples_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", help="where to copy the shipped study files (made if missing)")
+
+
+def _run_examples(args: argparse.Namespace) -> int:
+    from bnsearch.config import copy_examples
+
+    copied = copy_examples(Path(args.folder))
+    print(f"bnsearch: {len(copied)} study files in {args.folder}: {', '.join(copied)}")
+    print(f"run one with python -m bnsearch study {Path(args.folder) / 'thread.toml'}")
+    return 0
+
+
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--short", action="store_true", help="6,000 rows, P = 1, 8, 64: under a minute"
@@ -612,6 +625,16 @@ COMMANDS: tuple[Command, ...] = (
         "logs to its parent run as model.txt. Trains nothing.",
         _model_arguments,
         _run_model,
+    ),
+    Command(
+        "examples",
+        "copy the shipped study files (the thread's net, iris, wine, a CNN, ...) into a folder",
+        "Copies the study files that ship with bnsearch (studies/*.toml and the Keras models "
+        "they name) into FOLDER, so that `study FOLDER/thread.toml`, `sweep FOLDER` and the "
+        "docs' examples work after pip install. Refuses to overwrite a file of the same name.",
+        _examples_arguments,
+        _run_examples,
+        trains=False,
     ),
     Command(
         "bench",

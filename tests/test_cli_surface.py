@@ -51,6 +51,7 @@ BASE: dict[str, list[str]] = {
     "export": [STUDY_FILE],
     "model": [STUDY_FILE],
     "bench": [],
+    "examples": ["{ws}/examples-copy"],
 }
 
 #: Commands not run bare (with no argument at all), and why.

@@ -94,3 +94,47 @@ def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path,
         )  # fmt: skip
         assert result.returncode == expected, (args, result.stderr[-2000:])
         assert result.stdout.rstrip().endswith("no tensorflow"), (args, result.stdout[-500:])
+
+
+def test_examples_copies_the_shipped_study_files_and_never_overwrites(tmp_path, cli):
+    from pathlib import Path
+
+    from bnsearch.config import load_study_file
+
+    shipped = Path(__file__).resolve().parent.parent / "studies"
+    target = tmp_path / "my-studies"
+
+    first = cli("examples", str(target), cwd=tmp_path)
+    again = cli("examples", str(target), cwd=tmp_path)
+
+    assert first.returncode == 0, first.stderr
+    names = sorted(p.name for p in shipped.iterdir() if p.suffix in (".toml", ".py"))
+    assert sorted(p.name for p in target.iterdir()) == names
+    for name in names:
+        assert (target / name).read_bytes() == (shipped / name).read_bytes()
+    for toml in target.glob("*.toml"):
+        load_study_file(toml)  # each one loads where it was copied (paths are relative)
+    assert again.returncode == 2
+    assert again.stderr.count("bnsearch: error:") == 1 and "already holds" in again.stderr
+
+
+def test_the_wheel_carries_the_study_files_the_license_and_py_typed(tmp_path):
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "-q", "-w", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("bnsearch-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    studies = sorted(p.name for p in (root / "studies").iterdir() if p.suffix in (".toml", ".py"))
+    data = sorted(n.rsplit("/", 1)[1] for n in names if "/share/bnsearch/studies/" in n)
+    assert data == studies
+    assert "bnsearch/py.typed" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names[-10:]
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(metadata).decode()
+    assert "License-Expression: MIT" in text and "Provides-Extra: postgres" in text

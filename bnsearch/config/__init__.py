@@ -17,6 +17,7 @@ from bnsearch.config._defaults import (
     default_storage,
     default_tracking_uri,
 )
+from bnsearch.config._examples import copy_examples, examples_folder
 from bnsearch.config._flags import add_flags, default_of, markdown_table
 from bnsearch.config._settings import (
     PAIRED_TUNERS,
@@ -42,9 +43,11 @@ __all__ = [
     "StudyConfig",
     "add_flags",
     "check_settings",
+    "copy_examples",
     "default_of",
     "default_storage",
     "default_tracking_uri",
+    "examples_folder",
     "load_study_file",
     "markdown_table",
     "setting",

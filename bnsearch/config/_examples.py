@@ -1,0 +1,50 @@
+"""The study files that ship with bnsearch (a clone's ``studies/``; a wheel installs them
+under ``<prefix>/share/bnsearch/studies``), copied where a person wants them."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from bnsearch.errors import UsageError
+
+__all__ = ["copy_examples", "examples_folder"]
+
+_SHIPPED = ("*.toml", "*.py")
+
+
+def examples_folder() -> Path:
+    """Where the shipped study files are: beside the package in a clone (or an editable
+    install), else where the wheel put them; a UsageError if neither holds them."""
+    here = Path(__file__).resolve().parents[2] / "studies"
+    installed = Path(sys.prefix) / "share" / "bnsearch" / "studies"
+    for folder in (here, installed):
+        if any(folder.glob("*.toml")):
+            return folder
+    raise UsageError(
+        f"the shipped study files are in neither {here} nor {installed}; reinstall bnsearch "
+        "(pip install --force-reinstall bnsearch)."
+    )
+
+
+def copy_examples(target: Path) -> list[str]:
+    """Copy the shipped study files into ``target`` (made if missing); their names.
+
+    Raises:
+        UsageError: ``target`` is a file, or holds a file of a shipped name (nothing is
+            copied then).
+    """
+    source = examples_folder()
+    files = sorted(p for pattern in _SHIPPED for p in source.glob(pattern))
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{target} is a file; give examples a folder.")
+    taken = [p.name for p in files if (target / p.name).exists()]
+    if taken:
+        raise UsageError(
+            f"{target} already holds {', '.join(taken)}; give examples an empty or new folder."
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        shutil.copy2(path, target / path.name)
+    return [p.name for p in files]
