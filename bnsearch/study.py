@@ -365,14 +365,21 @@ def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
 
 
 def print_summary(outcome: StudyOutcome, out: TextIO, details: bool = False) -> None:
-    """The end of a study as the terminal shows it: a line on the run, the table per
-    placement, the best trial, the verdict at a glance and how to open MLflow's UI; every
-    line plain ASCII of at most :data:`~bnsearch.report.WIDTH` characters. ``details``
-    (``--verbose``) adds the verdict's full statistics."""
+    """Print the end of a study as the terminal shows it.
+
+    A line on the run, the table per placement, the best trial, the verdict at a glance and
+    how to open MLflow's UI: about 22 lines, each plain ASCII of at most
+    :data:`~bnsearch.report.WIDTH` characters.
+
+    Args:
+        outcome: The study's outcome (:func:`run_study`).
+        out: Where to print.
+        details: ``--verbose``: the verdict's full statistics too, as report.md has them.
+    """
     n_new = len(outcome.new_results)
     head = (
         f"Study {outcome.study_name!r}: +{n_new} trials in {outcome.wall_time_s:.0f} s, "
-        f"{len(outcome.all_results)} in total; final-epoch metrics of completed trials"
+        f"{len(outcome.all_results)} in total; final metrics of completed trials"
     )
     lines = ["", *textwrap.wrap(head, WIDTH, subsequent_indent="  ")]
     table = format_table(outcome.table).splitlines()
@@ -380,13 +387,17 @@ def print_summary(outcome: StudyOutcome, out: TextIO, details: bool = False) -> 
     lines += _best_trial_lines(outcome.all_results)
     lines += ["", *verdict_glance(outcome.verdict)]
     if details:
-        lines += ["", "Full statistics:", *verdict_details(outcome.verdict)]
+        lines += ["", "Full statistics:", *verdict_details(outcome.verdict), ""]
     ui = f"python -m bnsearch ui --study-name {outcome.study_name}"
     if outcome.tracking_uri != default_tracking_uri():
         ui += f" --tracking-uri {redact_url(outcome.tracking_uri)}"
-    lines += ["", f"MLflow UI: {ui}"]
+    # The footer follows the verdict without a blank line: the end of a study fits 25 lines.
+    lines += textwrap.wrap(
+        f"MLflow UI: {ui}", WIDTH, subsequent_indent="  ", break_long_words=False
+    )
     if outcome.experiment_id:
-        lines.append(f"  then open {runs_url(outcome.experiment_id)}")
+        url = runs_url(outcome.experiment_id)  # a long one on a line of its own
+        lines += [f"  then open {url}"] if len(url) <= WIDTH - 12 else ["  then open", f"  {url}"]
     for line in lines:
         print(plain_ascii(line), file=out)
     out.flush()

@@ -127,6 +127,7 @@ def test_a_real_study_counts_each_look_and_the_confirmation_round_on_its_own(
     ]
     parsed = [LINE.match(line) for line in lines]
     assert all(parsed), lines
+    assert all(len(line) <= 100 and line.isascii() for line in lines), lines
     # Two looks of 6 trials (2 blocks each), then a round of 2 seeds x 3 placements.
     assert [(int(m["done"]), int(m["size"]), m["label"]) for m in parsed] == [
         *[(k, 6, "look 1") for k in range(1, 7)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,10 +28,10 @@ class Progress:
     its ETA is for that batch, from the batch's own pace::
 
         [look 1: 24 trials] training 25 %  elapsed 0:00:06  batch eta 0:00:09
-        [ 4/24] look 1  trial 3    before  val_loss 0.5224  best 0.5224 (trial 3)   elapsed …
-        [ 3/15] confirm trial 26   after   val_loss 0.6935  best 0.5217 (trial 24)  elapsed …
+        [ 4/24] look 1  trial 3   before  val_loss 0.5224  best 0.5224  elapsed 0:00:37  batch eta …
+        [ 3/15] confirm trial 26  after   val_loss 0.6935  best 0.5217  elapsed 0:00:38  batch eta …
 
-    (abridged; each trial line ends ``elapsed 0:00:37  batch eta 0:00:01``).
+    (abridged; each trial line ends ``batch eta 0:00:01``, within 100 characters).
 
     A batch is a *look* of the search (the settle rule is asked before each one) or the
     confirmation round. The paired-search loop says when one starts and what it holds
@@ -134,14 +135,18 @@ class Progress:
             count = f"[{self.done:>{width}}/{self.total}] "
             eta = f"eta {_clock(remaining)}"
         shown = loss_text(value) if value is not None else result.state.value.lower()
-        best = f"{loss_text(self.best[0])} (trial {self.best[1]})" if self.best else "-"
+        best = loss_text(self.best[0]) if self.best else "-"
+        # Narrow columns (a wider placement or value shifts the rest) keep the line within
+        # 100 characters; the best trial's number is in the study's summary.
         line = (
-            f"{count}trial {result.spec.number:<4d} "
-            f"{result.config.placement:<13s} val_loss {shown:<9s} best {best:<20s} "
-            f"elapsed {_clock(elapsed)}  {eta}"
+            f"{count}trial {result.spec.number:<3d} {result.config.placement:<7s} "
+            f"val_loss {shown:<7s} best {best:<7s} elapsed {_clock(elapsed)}  {eta}"
         )
         if result.state is TrialState.FAILED and result.fail_reason:
-            line += f"\n    failed: {result.fail_reason}"
+            line += "\n" + textwrap.fill(
+                f"failed: {result.fail_reason}", 100, initial_indent="    ",
+                subsequent_indent="      ",
+            )  # fmt: skip
         print(line, file=self.stream, flush=True)
 
 
