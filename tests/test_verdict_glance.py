@@ -220,3 +220,23 @@ def test_the_report_states_the_confirmation_against_the_blocks_once(tmp_path):
     assert "fresh-seed ranking of the best configurations differs" not in glance  # open first
     details = " ".join(" ".join(verdict_details(verdict)).split())  # its lines wrapped
     assert "They answer different questions" in details and "`" not in details
+
+
+@pytest.mark.parametrize("until", ["settled", "budget"])
+def test_each_row_shows_the_interval_that_decides_under_the_studys_rule(until):
+    verdict = analyze(_blocks(10, diverged_after=set()), until=until)
+
+    glance = verdict_glance(verdict)
+
+    kind = "anytime-valid 95% CS" if until == "settled" else "bootstrap 95% CI"
+    assert any(kind in line for line in glance), glance
+    for first, second in (("before", "after"), ("before", "none"), ("after", "none")):
+        pair = next(p for p in verdict.pairs if (p.first, p.second) == (first, second))
+        low, high = pair.interval(until)
+        (row,) = [line for line in glance if line.startswith(f"  {first} - {second} ")]
+        assert f"[{low:+.4g}, {high:+.4g}]" in row, row
+    rows = "\n".join(glance)
+    assert "before - after" in rows and "before better" in rows
+    for detail in ("Wilcoxon", "d_z", "95% CI ["):  # the details' own, not the glance's
+        assert detail not in rows
+    _assert_glance(glance, most=12)
