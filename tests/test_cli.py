@@ -27,7 +27,12 @@ def test_every_command_of_the_table_parses_and_names_its_runner():
     from bnsearch.cli import COMMANDS, build_parser
 
     parser = build_parser()
-    minimal = {"sweep": ["studies"], "report": ["--study-name", "x"], "replay": ["--trial", "1"]}
+    minimal = {
+        "sweep": ["studies"],
+        "report": ["--study-name", "x"],
+        "replay": ["--trial", "1"],
+        "examples": ["copies"],
+    }
     for command in COMMANDS:
         args = parser.parse_args([command.name, *minimal.get(command.name, [])])
         assert args.run is command.run
