@@ -82,12 +82,14 @@ KINDS = {
 EPOCHS = 2
 # use_bias False (a bias only where no BN follows), momentum, epsilon, learning rate: as the
 # CNN family's parity test, whose settings keep a small conv net clear of the edge of
-# stability where float32 rounding grows ~10x a step. The learning rate is 0.01 rather than
+# stability where float32 rounding grows ~10x a step. The learning rate is 0.005 rather than
 # the CNN test's 0.02: on an AMD EPYC runner, at 0.02 two members' weights drifted past 1e-4
 # from Keras' (the residual stem's kernel 3.6e-4, a bias of norm 0.02 1.2e-4) with the
 # engine's im2col convolutions and its per-member ones alike, which is float32 rounding
-# grown over the steps, not a difference of maths; at 0.01 the largest is 7.2e-5.
-SETTING = (False, 0.9, 1e-5, 0.01)
+# grown over the steps, not a difference of maths. With TensorFlow 2.21 / Keras 3.15 on
+# this project's CI CPU 0.01 drifted past it too (a conv kernel 1.6e-4, a BN beta 1.2e-4,
+# every model alike in graph mode), so the test trains at 0.005.
+SETTING = (False, 0.9, 1e-5, 0.005)
 
 
 @pytest.fixture(scope="module")
