@@ -88,7 +88,7 @@ EPOCHS = 2
 # engine's im2col convolutions and its per-member ones alike, which is float32 rounding
 # grown over the steps, not a difference of maths. With TensorFlow 2.21 / Keras 3.15 on
 # this project's CI CPU 0.01 drifted past it too (a conv kernel 1.6e-4, a BN beta 1.2e-4,
-# every model alike in graph mode), so the test trains at 0.005.
+# the strided and pooled models, in graph mode), so the test trains at 0.005.
 SETTING = (False, 0.9, 1e-5, 0.005)
 
 
