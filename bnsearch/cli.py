@@ -165,10 +165,9 @@ def _print_sweep_study(path: Path, outcome: Any, seconds: float, args: argparse.
     from bnsearch.report import WIDTH, plain_ascii, verdict_details, verdict_glance
 
     verdict = outcome.verdict
-    words = "; ".join(a.words for a in verdict.answers if a.outcome != "not-compared")
     line = plain_ascii(
         f"sweep: {path.name}: +{len(outcome.new_results)} trials "
-        f"({len(outcome.all_results)} in total), {seconds:.0f} s: {words.replace('`', '')}"
+        f"({len(outcome.all_results)} in total), {seconds:.0f} s: {verdict.words.replace('`', '')}"
     )
     print(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...", flush=True)
     if getattr(args, "verbose", False):

@@ -74,8 +74,7 @@ def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str 
     )
     if not verdict.settled:
         return None
-    words = "; ".join(a.words for a in verdict.answers if a.outcome != "not-compared")
-    return f"settled after {verdict.n_blocks} blocks: {words.replace('`', '')}"
+    return f"settled after {verdict.n_blocks} blocks: {verdict.words.replace('`', '')}"
 
 
 def up_to_date_message(

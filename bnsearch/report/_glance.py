@@ -189,9 +189,8 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     """
     if verdict.unpaired is not None:
         return ["Verdict:", *_wrap(verdict.unpaired, "  ")]
-    words = "; ".join(a.words for a in verdict.answers if a.outcome != "not-compared")
     rule = "lower" if lower_is_better(verdict.metric) else "higher"
-    lines = _wrap(f"Verdict: {words.replace('`', '')}")
+    lines = _wrap(f"Verdict: {verdict.words.replace('`', '')}")
     lines += _wrap(
         f"{_how(verdict)}; final {verdict.metric}, {rule} is better; "
         f"threshold {verdict.threshold:g}",

@@ -250,9 +250,14 @@ class Verdict:
         return _open_text(self)
 
     @property
+    def words(self) -> str:
+        """Both answers in a few words (``BN helps (`before` beats `none`); ...``)."""
+        return "; ".join(a.words for a in self.answers if a.outcome != "not-compared")
+
+    @property
     def headline(self) -> str:
         """Both answers in a few words and how they were reached."""
-        words = "; ".join(a.words for a in self.answers if a.outcome != "not-compared")
+        words = self.words
         if self.until != "settled":
             return f"{words} ({self.n_blocks} blocks, fixed budget)"
         if self.settled:
