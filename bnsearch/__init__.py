@@ -48,12 +48,24 @@ __all__ = [
     "build_model",
     "load_dataset",
     "run_study",
-    "verdict",
+    "MlflowCallback",
+    "log_keras_tuner",
     "paired_objective",
+    "paired_oracle_class",
     "rewrite",
     "suggest",
     "suggest_keras_tuner",
+    "verdict",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on use: ``import bnsearch`` should not load Optuna's storage and MLflow.
+    if name == "MlflowCallback":
+        from bnsearch.backends.optuna import MlflowCallback
+
+        return MlflowCallback
+    raise AttributeError(f"module 'bnsearch' has no attribute {name!r}")
 
 
 def suggest(trial: Any, space: SearchSpace | None = None, placement: str | None = None) -> BNConfig:
@@ -210,10 +222,13 @@ def paired_objective(train: Any, space: SearchSpace | None = None) -> Any:
 
 
 def verdict(study: Any, threshold: float | None = None, until: str = "settled") -> Any:
-    """Both answers for an Optuna study you ran yourself with :func:`paired_objective`.
+    """Both answers for an Optuna study or a Keras Tuner search you ran yourself.
 
     Args:
-        study: the ``optuna.Study`` (minimizing the final validation loss).
+        study: an ``optuna.Study`` whose objective is :func:`paired_objective` (minimizing
+            the final validation loss), or a Keras Tuner tuner whose oracle is paired
+            (:func:`paired_oracle_class`) and whose hypermodel takes its configuration
+            with :func:`suggest_keras_tuner` (read on the final epoch's ``val_loss``).
         threshold: the smallest difference that matters (0.01 by default).
         until: ``settled``: the anytime-valid intervals, valid whenever you read them;
             ``budget``: the bootstrap interval and Wilcoxon test, read once at the end.
@@ -238,6 +253,58 @@ def verdict(study: Any, threshold: float | None = None, until: str = "settled") 
         >>> found.bn.outcome, found.placement.outcome, found.settled
         ('helps', 'before', True)
     """
+    if hasattr(study, "oracle"):  # a Keras Tuner tuner
+        from bnsearch.backends.keras_tuner import tuner_verdict
+
+        return tuner_verdict(study, threshold, until)
     from bnsearch.backends.optuna import study_verdict
 
     return study_verdict(study, threshold, until)
+
+
+def paired_oracle_class(base: type) -> type:
+    """A Keras Tuner oracle class whose trials form paired blocks, for :func:`verdict`.
+
+    Each configuration the oracle proposes is followed by the same values with each other
+    placement; give ``max_trials`` a multiple of the placements (3 by default).
+
+    Args:
+        base: a Keras Tuner oracle class (``keras_tuner.oracles.RandomSearchOracle``,
+            ``BayesianOptimizationOracle``, ...).
+
+    Returns:
+        The paired subclass; construct it as ``base`` and give it to ``keras_tuner.Tuner``.
+
+    Examples:
+        >>> import keras_tuner
+        >>> import bnsearch
+        >>> Paired = bnsearch.paired_oracle_class(keras_tuner.oracles.RandomSearchOracle)
+        >>> oracle = Paired(objective="val_loss", max_trials=6, seed=0)
+        >>> Paired.__name__
+        'PairedRandomSearchOracle'
+    """
+    from bnsearch.backends.keras_tuner import paired_oracle_class as _paired_oracle_class
+
+    return _paired_oracle_class(base)
+
+
+def log_keras_tuner(tuner: Any, tracking_uri: str | None = None) -> Any:
+    """Log a Keras Tuner search to MLflow as bnsearch logs its own studies.
+
+    A parent run named after the tuner's project (in the experiment of that name), a
+    nested child run per trial as it ends (its hyperparameters, per-epoch metrics and an
+    honest state: FINISHED, KILLED when stopped, FAILED), and the parent run ended with
+    the verdict when the trials are paired (:func:`paired_oracle_class`). Call it before
+    ``tuner.search``.
+
+    Args:
+        tuner: a Keras Tuner tuner whose hypermodel uses :func:`suggest_keras_tuner`.
+        tracking_uri: the MLflow store (``sqlite:///mlruns/mlflow.db`` by default, or
+            ``MLFLOW_TRACKING_URI``).
+
+    Returns:
+        The search's runs: ``.parent_run_id`` once the first trial ended.
+    """
+    from bnsearch.backends.keras_tuner import log_tuner
+
+    return log_tuner(tuner, tracking_uri)

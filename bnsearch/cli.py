@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bnsearch._redact import redact_text, redact_url
 from bnsearch.errors import BnsearchError, ConfigError, StoreError, UsageError
@@ -518,8 +518,11 @@ class Command:
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
-    #: Whether it builds or trains networks: only then is TensorFlow imported (seconds).
-    trains: bool = True
+    #: When TensorFlow (seconds to import) is imported: ``first``, before the command runs,
+    #: for the verbs that build or train networks; ``late`` for those that run studies
+    #: (:func:`bnsearch.study.run_study` imports it after the study's first line); ``never``
+    #: for those that train nothing.
+    tensorflow: Literal["first", "late", "never"] = "first"
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -530,6 +533,7 @@ COMMANDS: tuple[Command, ...] = (
         "Tuner); log every trial to MLflow; print a table per placement and the verdict.",
         _study_arguments,
         _run_study,
+        tensorflow="late",
     ),
     Command(
         "sweep",
@@ -540,6 +544,7 @@ COMMANDS: tuple[Command, ...] = (
         "all fine, 1 a study failed, 2 a bad study file, 3 a study was locked.",
         _sweep_arguments,
         _run_sweep,
+        tensorflow="late",
     ),
     Command(
         "worker",
@@ -551,6 +556,7 @@ COMMANDS: tuple[Command, ...] = (
         "the confirmation round: run `study` or `report` afterwards.",
         _study_arguments,
         _run_worker,
+        tensorflow="late",
     ),
     Command(
         "prepare",
@@ -567,7 +573,7 @@ COMMANDS: tuple[Command, ...] = (
         "Starts MLflow's UI on the tracking store.",
         _ui_arguments,
         _run_ui,
-        trains=False,
+        tensorflow="never",
     ),
     Command(
         "report",
@@ -577,7 +583,7 @@ COMMANDS: tuple[Command, ...] = (
         "datasets of the folder's study files (trains nothing).",
         _report_arguments,
         _run_report,
-        trains=False,
+        tensorflow="never",
     ),
     Command(
         "sync",
@@ -588,7 +594,7 @@ COMMANDS: tuple[Command, ...] = (
         "does this at its start too.",
         _sync_arguments,
         _run_sync,
-        trains=False,
+        tensorflow="never",
     ),
     Command(
         "replay",
@@ -633,7 +639,7 @@ COMMANDS: tuple[Command, ...] = (
         "docs' examples work after pip install. Refuses to overwrite a file of the same name.",
         _examples_arguments,
         _run_examples,
-        trains=False,
+        tensorflow="never",
     ),
     Command(
         "bench",
@@ -688,7 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=command.description,
         )
         command.add_arguments(sub)
-        sub.set_defaults(run=command.run, trains=command.trains)
+        sub.set_defaults(run=command.run, tensorflow=command.tensorflow)
     return parser
 
 
@@ -708,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         # Stand-in workers (tests, benchmarks) and the commands that train nothing start
         # without TensorFlow: `report`, `ui` and `sync` answer in about a second.
-        if args.trains and getattr(args, "engine", None) != "standin":
+        if args.tensorflow == "first" and getattr(args, "engine", None) != "standin":
             import_tensorflow_quietly()
         return args.run(args)
     except BnsearchError as error:

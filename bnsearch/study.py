@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._redact import redact_url
 from bnsearch.backends import (
     Backend,
@@ -133,11 +134,15 @@ def run_study(
     say = _Speaker(config.verbose, stream or sys.stdout)
     started = time.monotonic()
     dataset = load_study_dataset(config)
+    say(_data_line(config, dataset))  # the first line comes before TensorFlow loads
+    say(scale_notice(config, dataset))
+    if config.engine != "standin":  # stand-in workers train nothing
+        import_tensorflow_quietly()
+    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
+    tracker.connect()  # fails before the backend's store is touched
     config = resolve(config, dataset)
     engine = make_engine(config.engine, config.population)
     engine.check_fits(dataset, config.network)
-    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
-    tracker.connect()  # fails before the backend's store is touched
     backend = make_backend(config, dataset, engine, tracker)
     for notice in backend.open():
         say(notice)
@@ -156,9 +161,8 @@ def run_study(
         dataset=dataset,
     )
     say(network_notice(tracker, config, dataset))  # and a --model's layers as model.txt
-    say(scale_notice(config, dataset))
     planned, budget = backend.budget()
-    say(_introduction(config, dataset, backend, budget))
+    say(_introduction(config, backend, budget))
     progress = Progress(planned, config.timeout, say.stream) if config.verbose else None
     with tracker.study_run_guard():
         new_results = backend.run(progress, say)
@@ -267,13 +271,19 @@ def scale_notice(config: StudyConfig, dataset: Dataset) -> str | None:
     )
 
 
-def _introduction(config: StudyConfig, dataset: Dataset, backend: Backend, budget: str) -> str:
+def _data_line(config: StudyConfig, dataset: Dataset) -> str:
     return (
         f"bnsearch: study {config.resolved_study_name!r} on {dataset.name} "
         f"({dataset.n_rows} rows, {dataset.n_features} features, {dataset.n_classes} classes, "
-        f"fingerprint {dataset.fingerprint}); {budget} by {backend.name} with "
-        f"the {config.engine} engine, {config.network.epochs} epochs each; "
-        f"{backend.existing_trials()} trials already in the study."
+        f"fingerprint {dataset.fingerprint})"
+    )
+
+
+def _introduction(config: StudyConfig, backend: Backend, budget: str) -> str:
+    return (
+        f"bnsearch: {budget} by {backend.name} with the {config.engine} engine, "
+        f"{config.network.epochs} epochs each; {backend.existing_trials()} trials already "
+        "in the study."
     )
 
 

@@ -11,7 +11,7 @@ import bnsearch
 #: The functions a person calls first: each must carry an example.
 _WITH_EXAMPLES = (
     "suggest", "suggest_keras_tuner", "build_model", "load_dataset", "run_study", "rewrite",
-    "paired_objective", "verdict",
+    "paired_objective", "verdict", "paired_oracle_class", "MlflowCallback",
 )  # fmt: skip
 #: The classes a person builds, and the errors they catch: each shows how, in an example.
 _CLASSES_WITH_EXAMPLES = (

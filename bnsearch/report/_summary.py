@@ -178,8 +178,9 @@ def summarize(results: Sequence[TrialResult]) -> list[PlacementSummary]:
     for placement in sorted({r.config.placement for r in results}, key=_placement_order):
         mine = [r for r in results if r.config.placement == placement]
         done = [r for r in mine if r.state is TrialState.COMPLETE]
-        losses = [r.final("val_loss") for r in done]
-        accs = [r.final("val_accuracy") for r in done]
+        # A study of your own objective records no accuracy: None is left out.
+        losses = [v for r in done if (v := r.final("val_loss")) is not None]
+        accs = [v for r in done if (v := r.final("val_accuracy")) is not None]
         rows.append(
             PlacementSummary(
                 placement=placement,

@@ -8,10 +8,14 @@ from bnsearch.backends.keras_tuner._backend import (
     project_dir,
     results_from_project,
 )
+from bnsearch.backends.keras_tuner._your_tuner import log_tuner, paired_oracle_class, tuner_verdict
 
 __all__ = [
     "KerasTunerBackend",
     "make_keras_tuner_saves_atomic",
     "project_dir",
+    "log_tuner",
+    "paired_oracle_class",
     "results_from_project",
+    "tuner_verdict",
 ]

@@ -16,9 +16,14 @@ from bnsearch.backends.optuna._storage import (
     stored_trials,
     study_importances,
 )
-from bnsearch.backends.optuna._your_objective import paired_objective, study_verdict
+from bnsearch.backends.optuna._your_objective import (
+    MlflowCallback,
+    paired_objective,
+    study_verdict,
+)
 
 __all__ = [
+    "MlflowCallback",
     "OptunaBackend",
     "OptunaStudyReader",
     "blocks_to_complete",

@@ -192,13 +192,18 @@ def stored_result(trial: Any) -> str | None:
 def results_from_study(study: Any) -> list[TrialResult]:
     """Every finished trial of the study as a TrialResult, read from the Optuna storage.
 
-    Only results Optuna agrees with: a result stored just before its trial was failed (an
-    interrupt, or another process taking the trial over) is not an outcome; the trial's
-    retry is."""
+    A study that ran your own objective (:func:`~._your_objective.paired_objective`) is
+    read from its trials' values and blocks. Only results Optuna agrees with: a result
+    stored just before its trial was failed (an interrupt, or another process taking the
+    trial over) is not an outcome; the trial's retry is."""
+    from bnsearch.backends.optuna._your_objective import your_trial_result
+
     results = []
     for trial in study.get_trials(deepcopy=False):
         stored = stored_result(trial)
-        if stored is None:
+        if stored is None:  # a study of your own objective: its blocks, if it has any
+            if (yours := your_trial_result(trial)) is not None:
+                results.append(yours)
             continue
         result = TrialResult.from_json(stored)
         if _OPTUNA_STATE[result.state.value] == trial.state.name:

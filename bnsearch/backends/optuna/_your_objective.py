@@ -5,7 +5,8 @@ hyperparameter and the seed. :func:`paired_objective` makes a person's training 
 into an objective whose trials form such blocks: the first trial of a block draws its
 parameters from the sampler (placement included) and enqueues the block's other placements
 with the same values and the same seed; :func:`study_verdict` reads the blocks back and
-answers both questions by the anytime-valid rule, which may be read after any trial.
+answers both questions by the anytime-valid rule, which may be read after any trial;
+:class:`MlflowCallback` logs the study to MLflow as bnsearch logs its own.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bnsearch.errors import ConfigError
+from bnsearch.backends._your_runs import YourStudyRuns, no_blocks
 from bnsearch.stats import Verdict, verdict_for
 from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialState, keys
 
-__all__ = ["paired_objective", "study_verdict"]
+__all__ = ["MlflowCallback", "paired_objective", "study_verdict", "your_trial_result"]
 
 _CONFIG_FIELDS = set(BNConfig.__dataclass_fields__)
 
@@ -76,33 +77,101 @@ def study_verdict(study: Any, threshold: float | None = None, until: str = "sett
     """
     from bnsearch.config import DEFAULT_THRESHOLD
 
-    results = [_result(trial) for trial in study.trials]
+    results = [your_trial_result(trial) for trial in study.trials]
     paired = [r for r in results if r is not None]
     if not paired:
-        raise ConfigError(
-            f"study {study.study_name!r} has no paired blocks (no trial has the user attribute "
-            f"{keys.BLOCK!r}); wrap your training function with "
-            "bnsearch.paired_objective(train) and optimize that."
+        raise no_blocks(
+            study.study_name,
+            "wrap your training function with bnsearch.paired_objective(train) and optimize that.",
         )
     return verdict_for(
         paired, threshold=DEFAULT_THRESHOLD if threshold is None else threshold, until=until
     )
 
 
-def _result(trial: Any) -> TrialResult | None:
-    """A trial of a block as bnsearch's record; None outside any block or still running."""
+class MlflowCallback:
+    """An Optuna callback that logs your study to MLflow as bnsearch logs its own.
+
+    A parent run for the study (in the experiment named after it) and, nested under it, a
+    finished child run per trial: its parameters, its per-epoch values (what your objective
+    gave ``trial.report``, as ``val_loss`` by epoch), its final value, and an honest state
+    (FINISHED, KILLED when pruned, FAILED). Use it as a context manager: on leaving, the
+    parent run ends, with both answers when the trials form paired blocks
+    (:func:`paired_objective`), and as KILLED or FAILED when the block raised.
+
+    Args:
+        tracking_uri: the MLflow store (``sqlite:///mlruns/mlflow.db`` by default, or
+            ``MLFLOW_TRACKING_URI``).
+
+    Examples:
+        >>> import mlflow, optuna
+        >>> import bnsearch
+        >>> def train(config, seed):  # stands in for your model.fit
+        ...     return {"none": 0.8, "before": 0.6, "after": 0.7}[config.placement]
+        >>> study = optuna.create_study(study_name="mine")
+        >>> with bnsearch.MlflowCallback() as callback:
+        ...     study.optimize(bnsearch.paired_objective(train), n_trials=6,
+        ...                    callbacks=[callback])
+        >>> client = mlflow.MlflowClient("sqlite:///mlruns/mlflow.db")
+        >>> runs = client.search_runs([client.get_experiment_by_name("mine").experiment_id])
+        >>> sorted(r.data.tags.get("mlflow.parentRunId") == callback.parent_run_id
+        ...        for r in runs)
+        [False, True, True, True, True, True, True]
+    """
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.runs: YourStudyRuns | None = None
+        self.study: Any = None
+
+    @property
+    def parent_run_id(self) -> str | None:
+        """The study's parent run, once a trial was logged."""
+        return self.runs.parent_run_id if self.runs is not None else None
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        if self.runs is None:
+            self.runs = YourStudyRuns(study.study_name, self.tracking_uri, "optuna")
+        self.study = study
+        result = your_trial_result(trial, in_block_only=False)
+        if result is not None:
+            self.runs.log(result)
+
+    def __enter__(self) -> MlflowCallback:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        if self.runs is None:
+            return
+        if kind is not None:
+            self.runs.end(None, "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
+            return
+        paired = [r for t in self.study.trials if (r := your_trial_result(t)) is not None]
+        self.runs.end(verdict_for(paired) if paired else None)
+
+
+def your_trial_result(trial: Any, in_block_only: bool = True) -> TrialResult | None:
+    """A finished trial of your own study as bnsearch's record: its value (and the values
+    it reported per epoch) as ``val_loss``; None while it runs, or outside any block when
+    ``in_block_only``."""
     block = trial.user_attrs.get(keys.BLOCK)
-    if block is None or "placement" not in trial.params:
+    if (block is None and in_block_only) or "placement" not in trial.params:
         return None
-    state = {"COMPLETE": TrialState.COMPLETE, "FAIL": TrialState.FAILED}.get(trial.state.name)
-    if state is None:
+    states = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED}
+    state = states.get(trial.state.name, TrialState.FAILED)
+    if trial.state.name not in ("COMPLETE", "PRUNED", "FAIL"):
         return None
     config = BNConfig(**{k: v for k, v in trial.params.items() if k in _CONFIG_FIELDS})
-    spec = TrialSpec(trial.number, config, seed=int(block), block=int(block))
-    if state is TrialState.COMPLETE:
-        return TrialResult(spec, state, {"val_loss": [float(trial.value)]})
+    seed = int(block) if block is not None else trial.number
+    spec = TrialSpec(trial.number, config, seed=seed, block=None if block is None else seed)
+    history = [float(trial.intermediate_values[step]) for step in sorted(trial.intermediate_values)]
+    if state is TrialState.COMPLETE and (not history or history[-1] != float(trial.value)):
+        history.append(float(trial.value))
+    if state is not TrialState.FAILED:
+        reason = "pruned by the study's pruner" if state is TrialState.PRUNED else None
+        return TrialResult(spec, state, {"val_loss": history}, fail_reason=reason)
     # Optuna fails a trial whose objective returned NaN: the loss ran away, and by
     # bnsearch's rule such a trial loses its block; any other failure leaves it.
     said = str(trial.system_attrs.get("fail_reason", "")).lower()
     reason = "loss became nan" if "nan" in said else "the objective raised an exception"
-    return TrialResult(spec, state, {"val_loss": []}, fail_reason=reason)
+    return TrialResult(spec, state, {"val_loss": history}, fail_reason=reason)

@@ -1,0 +1,66 @@
+"""MLflow runs for a study that runs a person's own objective or hypermodel.
+
+bnsearch's own studies write a parent run per study and a nested child run per trial (see
+:mod:`bnsearch.tracking`); :class:`YourStudyRuns` writes a person's own Optuna study or
+Keras Tuner search the same way, from the trials as they end: the parent run is created
+with the first trial, each trial becomes a finished child run (its per-epoch metrics, its
+state: FINISHED, KILLED when pruned, FAILED), and the parent ends with the verdict when
+the trials form paired blocks. Optuna's own ``MLflowCallback`` cannot nest trials under a
+parent run and Keras Tuner logs nothing to MLflow, hence this.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bnsearch.config import default_tracking_uri
+from bnsearch.errors import ConfigError
+from bnsearch.stats import Verdict
+from bnsearch.tracking import MlflowTracker
+from bnsearch.trial import TrialResult, keys
+
+__all__ = ["YourStudyRuns"]
+
+
+class YourStudyRuns:
+    """The parent run of a study of your own and a child run per trial, in the experiment
+    named after the study."""
+
+    def __init__(self, study_name: str, tracking_uri: str | None, backend: str) -> None:
+        self.tracker = MlflowTracker(tracking_uri or default_tracking_uri(), study_name)
+        self.backend = backend
+        self.logged: set[int] = set()
+        #: The study's parent run, once the first trial is logged.
+        self.parent_run_id: str | None = None
+
+    def log(self, result: TrialResult) -> None:
+        """Write a finished trial as a child run of the study's parent run (once a trial)."""
+        if result.spec.number in self.logged:
+            return
+        if self.tracker.parent_run_id is None:
+            self.tracker.connect()
+            self.parent_run_id = self.tracker.start_study_run(
+                run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",
+                params={},
+                tags={keys.BACKEND: self.backend},
+            )
+        self.tracker.finish_trial(None, result)
+        self.logged.add(result.spec.number)
+
+    def end(self, verdict: Verdict | None, status: str = "FINISHED") -> None:
+        """End the parent run, with the verdict where the trials held paired blocks."""
+        if self.tracker.parent_run_id is None:
+            return
+        if verdict is None:
+            self.tracker.end_study_run(status=status)
+            return
+        note = f"{verdict.headline}\n\n{verdict.bn.statement}\n\n{verdict.placement.statement}"
+        self.tracker.end_study_run_with_verdict(verdict, note, verdict.words, status=status)
+
+
+def no_blocks(name: str, fix: str) -> ConfigError:
+    """The error for a study of your own whose trials form no paired block."""
+    return ConfigError(
+        f"study {name!r} has no paired blocks (no trial has the user attribute "
+        f"{keys.BLOCK!r}); {fix}"
+    )

@@ -1,0 +1,149 @@
+"""Paired blocks, a verdict and MLflow runs for a Keras Tuner search of your own hypermodel.
+
+Your hypermodel takes its configuration with :func:`bnsearch.suggest_keras_tuner`. Its
+trials form *paired blocks* when the oracle proposes each set of values once per placement:
+:func:`paired_oracle_class` makes any Keras Tuner oracle class do so (each proposal is
+followed by the same values with each other placement). :func:`tuner_verdict` reads the
+blocks back from the tuner's trials (trials whose values differ in placement only) and
+answers both questions; :func:`log_tuner` logs the search to MLflow as bnsearch logs its
+own (a parent run, a nested child run per trial), since Keras Tuner logs nothing there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bnsearch.backends._your_runs import YourStudyRuns, no_blocks
+from bnsearch.stats import Verdict, verdict_for
+from bnsearch.trial import METRICS, BNConfig, TrialResult, TrialSpec, TrialState
+
+__all__ = ["log_tuner", "paired_oracle_class", "tuner_verdict"]
+
+_CONFIG_FIELDS = set(BNConfig.__dataclass_fields__)
+_STATES = {"COMPLETED": TrialState.COMPLETE, "STOPPED": TrialState.PRUNED}
+#: Where :func:`log_tuner` keeps each trial's per-epoch logs on the tuner (Keras Tuner keeps
+#: the best epoch's values only).
+_EPOCHS = "bnsearch_epochs"
+
+
+def paired_oracle_class(base: type) -> type:
+    """``base`` (a Keras Tuner oracle class) whose every proposal is followed by the same
+    values with each other placement: ``max_trials`` a multiple of the placements ends
+    on whole blocks. The siblings wait in memory: a search reloaded from its project
+    starts a new block."""
+
+    class PairedOracle(base):  # type: ignore[misc, valid-type]
+        def populate_space(self, trial_id: str) -> dict[str, Any]:
+            queue = self.__dict__.setdefault("bnsearch_siblings", [])
+            if queue:
+                return {"status": "RUNNING", "values": queue.pop(0)}
+            proposal = super().populate_space(trial_id)
+            values = proposal.get("values") or {}
+            if proposal.get("status") == "RUNNING" and "placement" in values:
+                choices = self.hyperparameters.get_config()["space"]
+                placements = next(
+                    h["config"]["values"] for h in choices if h["config"]["name"] == "placement"
+                )
+                queue.extend(
+                    {**values, "placement": p} for p in placements if p != values["placement"]
+                )
+            return proposal
+
+    PairedOracle.__name__ = f"Paired{base.__name__}"
+    return PairedOracle
+
+
+def tuner_verdict(tuner: Any, threshold: float | None = None, until: str = "settled") -> Verdict:
+    """Both answers from the paired blocks among a Keras Tuner search's trials (those whose
+    values differ in placement only): on the final epoch's ``val_loss`` where
+    :func:`log_tuner` recorded every epoch, else on the value Keras Tuner keeps (its best
+    epoch's)."""
+    from bnsearch.config import DEFAULT_THRESHOLD
+
+    results = [r for r in tuner_results(tuner) if r.spec.block is not None]
+    if not results:
+        raise no_blocks(
+            tuner.project_name,
+            "make the oracle propose each configuration once per "
+            "placement: bnsearch.paired_oracle_class(keras_tuner.oracles.RandomSearchOracle).",
+        )
+    return verdict_for(
+        results, threshold=DEFAULT_THRESHOLD if threshold is None else threshold, until=until
+    )
+
+
+def tuner_results(tuner: Any) -> list[TrialResult]:
+    """The tuner's ended trials as bnsearch's records, each in the block of the first trial
+    with the same values but the placement (no block where no other placement has them)."""
+    trials = tuner.oracle.trials.values()
+    ended = sorted(
+        (t for t in trials if t.status in (*_STATES, "FAILED", "INVALID")),
+        key=lambda t: int(t.trial_id),
+    )
+    firsts: dict[tuple[Any, ...], list[int]] = {}
+    for trial in ended:
+        firsts.setdefault(_without_placement(trial), []).append(int(trial.trial_id))
+    epochs = tuner.__dict__.get(_EPOCHS, {})
+    results = []
+    for trial in ended:
+        numbers = firsts[_without_placement(trial)]
+        block = numbers[0] if len(numbers) > 1 else None
+        results.append(_result(trial, block, epochs.get(trial.trial_id)))
+    return results
+
+
+def log_tuner(tuner: Any, tracking_uri: str | None = None) -> YourStudyRuns:
+    """Log the ``tuner``'s search to MLflow as it runs: a parent run named after the
+    project with the first trial, a child run per trial as it ends, and the parent ended
+    with the verdict (where trials are paired) when the search ends. Hooks the tuner's
+    ``on_trial_end`` and ``on_search_end``; returns the runs (``.parent_run_id``)."""
+    runs = YourStudyRuns(tuner.project_name, tracking_uri, "keras_tuner")
+    epochs: dict[str, dict[str, list[float]]] = tuner.__dict__.setdefault(_EPOCHS, {})
+    epoch_end, trial_end, search_end = tuner.on_epoch_end, tuner.on_trial_end, tuner.on_search_end
+
+    def on_epoch_end(trial: Any, model: Any, epoch: int, logs: Any = None) -> None:
+        epoch_end(trial, model, epoch, logs)
+        kept = epochs.setdefault(trial.trial_id, {})
+        for name, value in (logs or {}).items():
+            kept.setdefault(name, []).append(float(value))
+
+    def on_trial_end(trial: Any) -> None:
+        trial_end(trial)  # the oracle records its end (its status) first
+        for result in tuner_results(tuner):
+            if result.spec.number == int(trial.trial_id):
+                runs.log(result)
+
+    def on_search_end() -> None:
+        search_end()
+        paired = [r for r in tuner_results(tuner) if r.spec.block is not None]
+        runs.end(verdict_for(paired) if paired else None)
+
+    tuner.on_epoch_end, tuner.on_trial_end = on_epoch_end, on_trial_end
+    tuner.on_search_end = on_search_end
+    return runs
+
+
+def _without_placement(trial: Any) -> tuple[Any, ...]:
+    values = trial.hyperparameters.values
+    return tuple(sorted((k, repr(v)) for k, v in values.items() if k != "placement"))
+
+
+def _result(trial: Any, block: int | None, epochs: dict[str, list[float]] | None) -> TrialResult:
+    values = trial.hyperparameters.values
+    config = BNConfig(**{k: v for k, v in values.items() if k in _CONFIG_FIELDS})
+    number = int(trial.trial_id)
+    seed = number if block is None else block
+    spec = TrialSpec(number, config, seed=seed, block=block)
+    history = {name: list(epochs[name]) for name in METRICS if name in (epochs or {})} or {
+        name: [float(o.value[-1]) for o in trial.metrics.get_history(name)]
+        for name in METRICS
+        if trial.metrics.exists(name)
+    }
+    state = _STATES.get(trial.status, TrialState.FAILED)
+    finals = history.get("val_loss", [])
+    if state is TrialState.COMPLETE and finals and not math.isfinite(finals[-1]):
+        state = TrialState.FAILED  # the loss ran away: by bnsearch's rule it loses its block
+    said = getattr(trial, "message", None) or f"Keras Tuner ended it {trial.status}"
+    reason = None if state is TrialState.COMPLETE else said
+    return TrialResult(spec, state, history, fail_reason=reason)
