@@ -63,9 +63,11 @@ def export_best(
             tags={keys.KIND: "export", keys.EXPORTS_TRIAL: str(spec.number)},
         )
         with tracker.study_run_guard():
-            uri = tracker.log_keras_model(run_id, model, dataset.x, register_as)
-            final = result.final("val_loss")
-            tracker.end_study_run(metrics={} if final is None else {"final_val_loss": final})
+            final = result.final("val_loss")  # logged with the model: linked to it
+            uri = tracker.log_keras_model(
+                run_id, model, dataset.x, register_as, metrics={"final_val_loss": final}
+            )
+            tracker.end_study_run()
         exported.append(
             Exported(spec.config.placement, spec.number, uri, run_id, result.final("val_loss"))
         )

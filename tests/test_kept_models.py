@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlflow.tracking import MlflowClient
 
 from bnsearch.data import Dataset, load_dataset, make_synthetic
 from bnsearch.engines import PopulationEngine
@@ -68,16 +67,29 @@ def test_a_study_with_keep_models_logs_each_confirmation_model_and_no_search_mod
     )
     run_study(config)
     client, runs = trial_runs(stores["tracking_uri"], "kept")
-    kinds = {r.info.run_id: r.data.tags.get("bnsearch.phase") for r in runs}
-    assert sorted(kinds.values()) == ["confirm"] * 3 + ["search"] * 3
+    phases = {r.info.run_id: r.data.tags.get("bnsearch.phase") for r in runs}
+    assert sorted(phases.values()) == ["confirm"] * 3 + ["search"] * 3
+    # Each kept model is a LoggedModel of the experiment (its Models tab), from its trial's run.
+    experiment_id = runs[0].info.experiment_id
+    logged = client.search_logged_models(experiment_ids=[experiment_id])
+    assert sorted(phases[m.source_run_id] for m in logged) == ["confirm"] * 3
     mlflow.set_tracking_uri(stores["tracking_uri"])
     rows = np.random.default_rng(0).normal(size=(4, 14)).astype("float32")
-    for run_id, phase in kinds.items():
-        artifacts = {a.path for a in MlflowClient(stores["tracking_uri"]).list_artifacts(run_id)}
-        if phase == "search":
-            assert "model" not in artifacts
-            continue
-        assert "model" in artifacts
-        predictions = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(rows)
+    for model in logged:
+        run = client.get_run(model.source_run_id)
+        assert run.info.status == "FINISHED"  # ended before its model was logged; still so
+        assert [o.model_id for o in run.outputs.model_outputs] == [model.model_id]
+        assert (model.name, model.status.name) == ("model", "READY")
+        assert model.params["placement"] == run.data.params["placement"]
+        # The run's latest metrics are the model's: the Models tab compares them.
+        metrics = {m.key: m.value for m in model.metrics}
+        assert metrics["final_val_loss"] == run.data.metrics["final_val_loss"]
+        assert metrics["val_loss"] == run.data.metrics["val_loss"]
+        artifacts = {a.path for a in client.list_logged_model_artifacts(model.model_id)}
+        assert {"MLmodel", "input_example.json"} <= artifacts
+        predictions = mlflow.pyfunc.load_model(f"models:/{model.model_id}").predict(rows)
         assert predictions.shape == (4, 2)
         assert np.allclose(predictions.sum(axis=1), 1.0, atol=1e-5)
+    # The run's path to its model, as before LoggedModels, still leads there.
+    run_id = logged[0].source_run_id
+    assert mlflow.pyfunc.load_model(f"runs:/{run_id}/model").metadata.model_id == logged[0].model_id

@@ -1,23 +1,44 @@
 """Files logged to a run: artifacts (the study's report and plots) and Keras models as MLflow
 models, optionally registered.
 
-A model goes through MLflow's fluent API (``mlflow.keras``, ``mlflow.register_model``),
-which reads the process-wide tracking URI, so the resolved URI of the connection is set
-first; the upload itself goes through :meth:`Connection.call` like every other write.
+A Keras model becomes an MLflow 3 *LoggedModel*: an entity of the experiment (its Models
+tab, ``search_logged_models``, the URI ``models:/m-…``) whose source run is the trial's or
+the export's run, which lists it among its outputs; the run's params and latest metrics are
+linked to it. Every write goes through :meth:`Connection.call` by the run's id, with no
+active run, so a run already ended stays as it is.
+
+Why not ``mlflow.keras.log_model``, which does all of that: in MLflow 3.17 it writes the
+input example before it creates the model's folder and fails. So :meth:`Models.log_keras_model`
+does what ``mlflow.models.Model.log`` does, step by step: create the LoggedModel, save the
+model with ``mlflow.keras.save_model`` into a folder that exists (the example included),
+upload the folder to the LoggedModel, link it to the run, finalize it. Once ``log_model``
+accepts an ``input_example`` for Keras, that call (``name="model"``, ``run_id``,
+``signature``, ``input_example``, ``registered_model_name``) can replace the steps.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import tempfile
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bnsearch.tracking._connection import Connection
 
-__all__ = ["INPUT_EXAMPLE_ROWS", "Models"]
+__all__ = ["INPUT_EXAMPLE_ROWS", "MODEL_NAME", "Models"]
 
 # Rows of the data kept with a logged model as its input example.
 INPUT_EXAMPLE_ROWS = 5
+
+#: The LoggedModel's name: ``runs:/<run_id>/model`` still finds the model by it.
+MODEL_NAME = "model"
+
+# Metrics per log_batch call (MLflow takes at most 1000).
+_BATCH = 900
 
 
 class Models:
@@ -32,30 +53,118 @@ class Models:
         self.connection.call("log_artifact", run_id or self.parent_run_id, str(local_path))
 
     def log_keras_model(
-        self, run_id: str, model: Any, rows: Any, register_as: str | None = None
+        self,
+        run_id: str,
+        model: Any,
+        rows: Any,
+        register_as: str | None = None,
+        metrics: Mapping[str, float | None] | None = None,
     ) -> str:
-        """Log ``model`` to ``run_id`` as an MLflow model (Keras flavor, loadable with
+        """Log ``model`` as a LoggedModel of ``run_id`` (Keras flavor, loadable with
         ``mlflow.pyfunc.load_model``) with the first ``INPUT_EXAMPLE_ROWS`` of ``rows`` as
-        its input example and their predictions as its signature's output, registered as
-        ``register_as`` when given; the model's URI."""
-        import mlflow
+        its input example and their predictions as its signature's output; the run's params
+        and latest metrics, and ``metrics`` (logged to the run now, finite values only),
+        are the model's too. Registered as ``register_as`` when given. Returns the model's
+        URI: ``models:/m-…``, or ``models:/<register_as>/<version>``."""
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
         from mlflow.models import infer_signature
 
         input_example = rows[:INPUT_EXAMPLE_ROWS].astype("float32")
         signature = infer_signature(input_example, model.predict(input_example, verbose=0))
-        self.connection.experiment()  # connected: the URI below is resolved
-        mlflow.set_tracking_uri(self.connection.resolved_uri)
-        # mlflow.keras.log_model writes the input example before it creates the model's
-        # folder (MLflow 3.17); save_model into a folder that exists, then log it.
-        with tempfile.TemporaryDirectory(prefix="bnsearch-model-") as folder:
-            path = Path(folder) / "model"
-            path.mkdir()
-            mlflow.keras.save_model(
-                model, str(path), signature=signature, input_example=input_example
-            )
-            self.connection.call("log_artifacts", run_id, str(path), "model")
-        uri = f"runs:/{run_id}/model"
+        connection = self.connection
+        run = connection.call("get_run", run_id)
+        logged = connection.call(
+            "create_logged_model",
+            run.info.experiment_id,
+            name=MODEL_NAME,
+            source_run_id=run_id,
+            params=dict(run.data.params),
+        )
+        model_id = logged.model_id
+        try:
+            with tempfile.TemporaryDirectory(prefix="bnsearch-model-") as folder:
+                _save(model, Path(folder), logged, run_id, signature, input_example)
+                connection.call("log_model_artifacts", model_id, folder)
+            connection.call("log_outputs", run_id, [LoggedModelOutput(model_id, step=0)])
+            self._link_metrics(run, model_id, metrics or {})
+            connection.call("finalize_logged_model", model_id, LoggedModelStatus.READY)
+        except BaseException:
+            # Marked FAILED if MLflow takes it; the first error is the one to say.
+            with contextlib.suppress(Exception):
+                connection.call("finalize_logged_model", model_id, LoggedModelStatus.FAILED)
+            raise
+        uri = f"models:/{model_id}"
         if register_as is None:
             return uri
-        version = mlflow.register_model(uri, register_as)
-        return f"models:/{register_as}/{version.version}"
+        return self._register_version(uri, register_as, run_id, model_id)
+
+    def _link_metrics(self, run: Any, model_id: str, metrics: Mapping[str, float | None]) -> None:
+        """Log ``metrics`` to the run for the model, and link each other metric's latest
+        entry in the run (its value, step and time: the run's history gains nothing)."""
+        from mlflow.entities import Metric
+
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        linked = [
+            Metric(key, float(value), now, 0, model_id=model_id, run_id=run_id)
+            for key, value in metrics.items()
+            if value is not None and math.isfinite(value)
+        ]
+        for key in sorted(set(run.data.metrics) - set(metrics)):
+            history = self.connection.call("get_metric_history", run_id, key)
+            latest = max(history, key=lambda m: (m.step, m.timestamp), default=None)
+            if latest is not None and math.isfinite(latest.value):
+                linked.append(
+                    Metric(key, latest.value, latest.timestamp, latest.step,
+                           model_id=model_id, run_id=run_id)
+                )  # fmt: skip
+        for start in range(0, len(linked), _BATCH):
+            self.connection.call("log_batch", run_id, metrics=linked[start : start + _BATCH])
+
+    def _register_version(self, uri: str, name: str, run_id: str, model_id: str) -> str:
+        """A new version of the registered model ``name`` (created if need be) from the
+        LoggedModel at ``uri``; the version's URI."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+        from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+        # MLflow's registry resolves a models:/ source through the process-wide tracking
+        # URI, not the client's (MLflow 3.17's SQL registry store).
+        mlflow.set_tracking_uri(self.connection.resolved_uri)
+        try:
+            self.connection.call("create_registered_model", name)
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+        version = self.connection.call(
+            "create_model_version", name, uri, run_id=run_id, model_id=model_id
+        )
+        # As mlflow.register_model does: the LoggedModel lists the versions made from it.
+        versions = [{"name": version.name, "version": version.version}]
+        self.connection.call(
+            "set_logged_model_tags", model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)}
+        )
+        return f"models:/{name}/{version.version}"
+
+
+def _save(
+    model: Any, folder: Path, logged: Any, run_id: str, signature: Any, input_example: Any
+) -> None:
+    """``model`` as an MLflow model in ``folder`` (which exists), its MLmodel naming the
+    LoggedModel and run as ``Model.log`` would."""
+    import mlflow.keras
+    from mlflow.models import Model
+
+    description = Model(
+        artifact_path=logged.artifact_location,
+        run_id=run_id,
+        model_uuid=logged.model_id,
+        model_id=logged.model_id,
+    )
+    mlflow.keras.save_model(
+        model,
+        str(folder),
+        mlflow_model=description,
+        signature=signature,
+        input_example=input_example,
+    )

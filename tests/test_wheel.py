@@ -1,0 +1,154 @@
+"""The README's and the getting-started page's commands, run from an empty folder against
+the built wheel installed in a virtual environment of its own (not this checkout).
+
+The new environment borrows this one's dependencies through a ``.pth`` line (no second
+TensorFlow download); ``bnsearch`` itself comes from the wheel only: a path entry added by
+a ``.pth`` line has its own ``.pth`` files (this checkout's editable install) ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+#: Each verb the two pages run, and how this test runs it (``python`` is the wheel's).
+#: Data and model commands get a short budget, as the pages' "your data" lines are forms
+#: to fill in; ``openml:`` needs a network this CI does not promise, and the local forms
+#: (.csv, .npz, sklearn:) run the same loader and study.
+VERBS = {"study", "model", "ui", "report", "examples"}
+
+
+@pytest.fixture(scope="module")
+def wheel_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(folder)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = folder.glob("bnsearch-*.whl")
+    env = folder / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = env / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    Path(purelib, "bnsearch_test_dependencies.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n"
+    )
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+         "--no-index", "-q", str(wheel)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    return python
+
+
+def _run(python: Path, cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(python), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _documented_verbs() -> set[str]:
+    pages = (ROOT / "README.md").read_text() + (ROOT / "docs" / "getting-started.md").read_text()
+    return set(re.findall(r"python -m bnsearch (\w+)", pages))  # in blocks and in prose
+
+
+def test_every_verb_the_pages_run_is_run_here():
+    assert _documented_verbs() == VERBS
+
+
+def test_the_wheel_is_what_runs_and_says_its_version(wheel_python, tmp_path):
+    found = _run(wheel_python, tmp_path, "-c", "import bnsearch; print(bnsearch.__file__)")
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert Path(found.stdout.strip()).is_relative_to(wheel_python.parent.parent)
+    version = subprocess.run(
+        [str(wheel_python.parent / "bnsearch"), "--version"], capture_output=True, text=True
+    )
+    assert version.returncode == 0 and version.stdout.startswith("bnsearch "), version
+
+
+def test_the_pages_commands_work_from_an_empty_folder(wheel_python, tmp_path):
+    python = wheel_python
+    study = _run(python, tmp_path, "-m", "bnsearch", "study")  # the README's first command
+    assert study.returncode == 0, study.stderr[-3000:]
+    assert "\nVerdict: " in study.stdout and "MLflow UI: python -m bnsearch ui" in study.stdout
+
+    report = _run(python, tmp_path, "-m", "bnsearch", "report", "--study-name",
+                  "bnsearch-synthetic")  # fmt: skip
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert report.stdout.startswith("Verdict: "), report.stdout[:500]
+
+    examples = _run(python, tmp_path, "-m", "bnsearch", "examples", "studies")
+    assert examples.returncode == 0, examples.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "studies").glob("*.toml")) == sorted(
+        p.name for p in (ROOT / "studies").glob("*.toml")
+    )
+
+    _write_your_data_and_model(python, tmp_path)
+    data = _run(python, tmp_path, "-m", "bnsearch", "study", "--data", "customers.csv",
+                "--target", "churned", "--n-trials", "3", "--confirm-seeds", "0")  # fmt: skip
+    assert data.returncode == 0, data.stderr[-3000:]
+    assert "study 'bnsearch-customers' on customers (240 rows" in data.stdout
+    model = _run(python, tmp_path, "-m", "bnsearch", "model", "--show", "my_model.keras")
+    assert model.returncode == 0, model.stderr[-3000:]
+    assert "sites" in model.stdout
+
+    _ui_answers(python, tmp_path)
+
+
+def _write_your_data_and_model(python: Path, folder: Path) -> None:
+    script = """
+import keras, numpy as np
+rng = np.random.default_rng(0)
+x = rng.normal(size=(240, 5))
+y = (x[:, 0] + x[:, 1] > 0).astype(int)
+with open("customers.csv", "w") as out:
+    out.write("a,b,c,d,e,churned\\n")
+    out.writelines(",".join(f"{v:.4f}" for v in row) + f",{label}\\n" for row, label in zip(x, y))
+inputs = keras.Input(shape=(5,))
+hidden = keras.layers.Dense(8, activation="relu")(inputs)
+keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden)).save("my_model.keras")
+"""
+    made = _run(python, folder, "-c", script)
+    assert made.returncode == 0, made.stderr[-2000:]
+
+
+def _ui_answers(python: Path, folder: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(python), "-m", "bnsearch", "ui", "--study-name", "bnsearch-synthetic",
+         "--port", str(port)],
+        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert time.monotonic() < deadline, "the MLflow UI did not answer in 120 s"
+                time.sleep(1)
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=60)
+    assert f"http://127.0.0.1:{port}/#/experiments/" in output, output[-2000:]
