@@ -104,15 +104,17 @@ class MlflowCallback:
             ``MLFLOW_TRACKING_URI``).
 
     Examples:
+        >>> import os, tempfile
         >>> import mlflow, optuna
         >>> import bnsearch
         >>> def train(config, seed):  # stands in for your model.fit
         ...     return {"none": 0.8, "before": 0.6, "after": 0.7}[config.placement]
+        >>> uri = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "mlflow.db")
         >>> study = optuna.create_study(study_name="mine")
-        >>> with bnsearch.MlflowCallback() as callback:
+        >>> with bnsearch.MlflowCallback(uri) as callback:
         ...     study.optimize(bnsearch.paired_objective(train), n_trials=6,
         ...                    callbacks=[callback])
-        >>> client = mlflow.MlflowClient("sqlite:///mlruns/mlflow.db")
+        >>> client = mlflow.MlflowClient(uri)
         >>> runs = client.search_runs([client.get_experiment_by_name("mine").experiment_id])
         >>> sorted(r.data.tags.get("mlflow.parentRunId") == callback.parent_run_id
         ...        for r in runs)
@@ -156,6 +158,8 @@ def your_trial_result(trial: Any, in_block_only: bool = True) -> TrialResult | N
     ``in_block_only``."""
     block = trial.user_attrs.get(keys.BLOCK)
     if (block is None and in_block_only) or "placement" not in trial.params:
+        return None
+    if keys.PHASE in trial.user_attrs:  # bnsearch's own trial: its result is stored with it
         return None
     states = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED}
     state = states.get(trial.state.name, TrialState.FAILED)
