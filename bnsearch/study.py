@@ -142,7 +142,7 @@ def run_study(
     tracker.connect()  # fails before the backend's store is touched
     config = resolve(config, dataset)
     engine = make_engine(config.engine, config.population)
-    engine.check_fits(dataset, config.network)
+    say(engine.check_fits(dataset, config.network))  # a smaller population, if need be
     backend = make_backend(config, dataset, engine, tracker)
     for notice in backend.open():
         say(notice)

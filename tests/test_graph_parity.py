@@ -71,6 +71,50 @@ MODELS = textwrap.dedent(
         x = layers.Activation("relu", name="final_relu")(x)
         x = layers.GlobalAveragePooling2D(name="gap")(x)
         return keras.Model(inputs, layers.Dense(10, activation="softmax", name="out")(x))
+
+
+    def mobile():
+        # What MobileNet and EfficientNet are made of: Rescaling, Normalization, asymmetric
+        # ZeroPadding2D,
+        # a conv into ReLU(max_value=6) (a site, its own bias off), Cropping2D, a
+        # squeeze-and-excitation gate (pooling, Reshape, a swish conv, a sigmoid conv,
+        # Multiply: no site), a DepthwiseConv2D site (depth multiplier 2), a strided
+        # linear one, a LeakyReLU site, global max pooling.
+        inputs = keras.Input((8, 8, 1))
+        x = layers.Rescaling(0.5, offset=-0.25, name="rescale")(inputs)
+        x = layers.Normalization(mean=0.1, variance=0.04, name="norm")(x)
+        x = layers.ZeroPadding2D(((1, 0), (0, 1)), name="pad")(x)
+        x = layers.Conv2D(4, 3, strides=2, use_bias=False, name="stem")(x)
+        x = layers.ReLU(max_value=6.0, name="relu6")(x)
+        x = layers.Cropping2D(((0, 1), (1, 0)), name="crop")(x)
+        s = layers.GlobalAveragePooling2D(name="squeeze")(x)
+        s = layers.Reshape((1, 1, 4), name="se_shape")(s)
+        s = layers.Conv2D(2, 1, activation="swish", name="se_reduce")(s)
+        s = layers.Conv2D(4, 1, activation="sigmoid", name="se_expand")(s)
+        x = layers.Multiply(name="excite")([x, s])
+        x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, use_bias=False,
+                                   name="depthwise")(x)
+        x = layers.ReLU(max_value=6.0, name="depthwise_relu6")(x)
+        x = layers.DepthwiseConv2D(2, strides=2, name="strided_depthwise")(x)
+        x = layers.Conv2D(6, 3, padding="same", name="conv")(x)
+        x = layers.LeakyReLU(0.1, name="leaky")(x)
+        x = layers.GlobalMaxPooling2D(name="gmp")(x)
+        return keras.Model(inputs, layers.Dense(10, activation="softmax", name="out")(x))
+
+
+    def dense_preact():
+        # DenseNet's and ResNetV2's pre-activation: BN -> ReLU -> conv on a branch, joined
+        # by Concatenate, then BN -> tanh after the join (each BN placed per trial).
+        inputs = keras.Input((8, 8, 1))
+        x = layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+        y = layers.BatchNormalization(name="pre_bn")(x)
+        y = layers.Activation("relu", name="pre_relu")(y)
+        y = layers.Conv2D(4, 3, padding="same", use_bias=False, name="branch")(y)
+        x = layers.Concatenate(name="join")([x, y])
+        x = layers.BatchNormalization(name="post_bn")(x)
+        x = layers.Activation("tanh", name="post_tanh")(x)  # smooth: float32 rounding stays small
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+        return keras.Model(inputs, layers.Dense(10, activation="softmax", name="out")(x))
     """
 )
 KINDS = {
@@ -78,6 +122,10 @@ KINDS = {
     "pooled": ["core", "max_pool", "core", "max_pool", "core", "bn", "global_avg_pool", "core"],
     "residual": ["core", "activation", "core", "core", "add", "activation", "global_avg_pool",
                  "core"],
+    "mobile": ["rescale", "normalize", "zero_pad", "core", "crop", "global_avg_pool",
+               "reshape", "core", "core", "multiply", "core", "core", "core", "global_max_pool",
+               "core"],
+    "dense_preact": ["core", "preact", "core", "concat", "preact", "global_avg_pool", "core"],
 }  # fmt: skip
 EPOCHS = 2
 # use_bias False (a bias only where no BN follows), momentum, epsilon, learning rate: as the

@@ -156,7 +156,8 @@ def test_a_functional_model_with_fused_activations_and_bn_already_present(
     fused = model.get_layer("fused")
     assert fused.get_config()["activation"] == "linear"  # split: Dense, then Activation(relu)
     assert fused.use_bias is (placement != "before")  # dropped only where a BN follows
-    assert model.get_layer("separate").use_bias is False  # the model's own use_bias=False
+    # Built with use_bias=False: a bias back where no BN follows it directly.
+    assert model.get_layer("separate").use_bias is (placement != "before")
     drop = model.get_layer("drop")
     assert drop.rate == pytest.approx(0.125)  # the trial's dropout rate
     assert drop.seed == layer_seed(3, "dropout", 2)  # after the second Dense

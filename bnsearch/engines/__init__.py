@@ -71,6 +71,15 @@ def engine_notice(
     lines = [dataset.task_note] if dataset is not None and dataset.task_note else []
     if network.kind == "model":
         plan = load_plan(network.model or "")
+        kept_bns = [n.name for n in plan.nodes if n.role == "kept_bn"]
+        if kept_bns:
+            shown = ", ".join(kept_bns[:5]) + (
+                f" and {len(kept_bns) - 5} more" if len(kept_bns) > 5 else ""
+            )
+            lines.append(
+                f"bnsearch: notice: --model {plan.spec} has {len(kept_bns)} BatchNormalization "
+                f"layers at no site ({shown}): kept in every placement, removed in none."
+            )
         if plan.kept:
             lines.append(
                 f"bnsearch: notice: --model {plan.spec} keeps these layers as they are "

@@ -45,8 +45,9 @@ class Engine(Protocol):
         builder's network is judged there)."""
         ...
 
-    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
-        """Raise a ConfigError, before anything runs, if the work cannot fit (memory)."""
+    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
+        """Raise a ConfigError, before anything runs, if the work cannot fit (memory); a
+        line to say when the engine adapted to fit (a smaller population), else None."""
         ...
 
     def train(

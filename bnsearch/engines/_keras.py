@@ -77,10 +77,11 @@ class KerasEngine:
 
     trials_at_once = 1
 
-    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
+    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
         """One network at a time: no memory to check ahead of training; a ``--model``
         that does not suit the data or the task is refused before anything runs."""
         model_fits_data(dataset, network)
+        return None
 
     @staticmethod
     def trains(

@@ -76,8 +76,9 @@ class StandinEngine:
         """Any network: none is built."""
         return True
 
-    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
+    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
         """Nothing is held in memory."""
+        return None
 
     def train(
         self,

@@ -23,7 +23,13 @@ from bnsearch.networks._builder import (
 )
 from bnsearch.networks._builder_rule import builder_differs, probe_configs
 from bnsearch.networks._describe import describe_network, summarize_network
-from bnsearch.networks._graph import GraphOp, LayerGraph, network_graph, seeded_initializer
+from bnsearch.networks._graph import (
+    GraphOp,
+    LayerGraph,
+    network_graph,
+    seed_kind,
+    seeded_initializer,
+)
 from bnsearch.networks._rewrite import (
     ModelPlan,
     check_model_fits,
@@ -47,6 +53,7 @@ __all__ = [
     "network_graph",
     "plan_of_model",
     "rewrite_model",
+    "seed_kind",
     "seeded_initializer",
     "FAMILIES",
     "INITIALIZERS",

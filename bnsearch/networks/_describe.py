@@ -36,11 +36,11 @@ def _model_lines(plan: ModelPlan, shape: tuple[int, ...]) -> list[str]:
     sites = plan.site_names
     kept_bns = [n.name for n in plan.nodes if n.role == "kept_bn"]
     removed = sum(len(site.removed_bns) for site in plan.sites.values())
-    removed += plan.output_bn is not None
+    removed += (plan.output_bn is not None) + len(plan.preacts)
     lines += _wrapped(f"sites ({len(sites)}): {_names(sites)}")
     lines += _wrapped(
         f"BatchNormalization in the file: {removed + len(kept_bns)}; {removed} at sites "
-        f"(removed, placed per trial), {len(kept_bns)} kept as they are"
+        f"(removed, placed per trial), {len(kept_bns)} elsewhere (kept, removed in none)"
         + (f": {_names(kept_bns)}" if kept_bns else "")
     )
     if plan.kept:

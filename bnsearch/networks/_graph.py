@@ -23,13 +23,27 @@ Ops (``GraphOp.kind``), with what the engine computes (``x`` per member, rows fi
 * ``bn``: a BatchNormalization not at a site (kept where it is, the trial's momentum and
   epsilon): ``gamma * (x - mean) / sqrt(var + eps) + beta`` over every axis but the last.
 * ``activation``: an activation layer not at a site.
-* ``dropout``: inverted dropout at the member's rate.
+* ``dropout``: inverted dropout at the member's rate (one draw per ``noise_shape`` cell,
+  ``params``: the per-row noise shape, ``-1`` where the row's own size).
 * ``max_pool`` / ``avg_pool``: ``MaxPooling2D`` / ``AveragePooling2D`` (pool size, strides,
   ``same``/``valid``; 'same' average pooling divides by the window's pixels inside the
   image, as Keras does).
 * ``global_avg_pool``: the mean over height and width.
 * ``flatten``, ``reshape``: row-major, as Keras (channels last).
-* ``add``: the sum of its inputs (residual connections).
+* ``add``: the sum of its inputs (residual connections); ``multiply``: their product
+  (squeeze-and-excitation's gate); ``concat``: joined on the channel axis (dense
+  connections).
+* ``zero_pad`` / ``crop``: ``ZeroPadding2D`` / ``Cropping2D`` (``params``: top, bottom,
+  left, right).
+* ``global_max_pool``: the maximum over height and width.
+* ``rescale``: ``Rescaling`` (``params``: scale, offset; fixed preprocessing).
+* ``normalize``: a ``Normalization`` over the channels, fitted or not (``params``: its
+  means, then its variances; fixed preprocessing, as Keras computes it).
+* ``preact``: the pre-activation pattern (a BN no core feeds, then an activation): its BN
+  before the activation for ``before`` members, after it for ``after`` members, none else.
+
+Activations are Keras' own functions by name (``FORM_ACTIVATIONS``), and a ``ReLU`` with
+``max_value``, ``negative_slope`` or ``threshold`` as ``relu(max_value=…,…)``.
 
 Anything else (another layer, a regulariser or constraint, a dilated or grouped
 convolution, a Dropout ``noise_shape``, an activation bnsearch does not know, the model's
@@ -44,8 +58,12 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from bnsearch.errors import ConfigError
 from bnsearch.networks._rewrite import (
+    CORE_CLASSES,
+    SEED_KINDS,
     ModelPlan,
     Node,
     activation_text,
@@ -61,6 +79,7 @@ __all__ = [
     "graph_of",
     "layers_without_form",
     "network_graph",
+    "seed_kind",
     "seeded_initializer",
 ]
 
@@ -71,13 +90,30 @@ _KIND_OF = {
     "Flatten": "flatten",
     "Reshape": "reshape",
     "Add": "add",
+    "Multiply": "multiply",
+    "Concatenate": "concat",
+    "ZeroPadding2D": "zero_pad",
+    "Cropping2D": "crop",
+    "GlobalMaxPooling2D": "global_max_pool",
+    "Rescaling": "rescale",
+    "Normalization": "normalize",
     "Dropout": "dropout",
     "BatchNormalization": "bn",
 }
+#: Roles read with another call: a site's BN and activation (with the site), the output's
+#: activation (the loss's), a pre-activation's BN (with its activation).
+_SKIPPED = ("removed_bn", "site_activation", "output_activation", "preact_bn")
+#: The activations the engine computes (Keras' own functions, by name).
+FORM_ACTIVATIONS = (
+    *ACTIVATIONS, "swish", "silu", "hard_sigmoid", "hard_silu", "hard_swish", "relu6",
+    "softplus", "softsign", "leaky_relu", "mish",
+)  # fmt: skip
 _REGULARISERS = (
     "kernel_regularizer", "bias_regularizer", "activity_regularizer",
-    "kernel_constraint", "bias_constraint",
+    "kernel_constraint", "bias_constraint", "depthwise_regularizer", "depthwise_constraint",
 )  # fmt: skip
+#: The linear layers the engine computes: ``x @ W``, a convolution, a depthwise one.
+_CORE_FORMS = ("Dense", "Conv2D", "DepthwiseConv2D")
 
 
 @dataclass(frozen=True)
@@ -92,6 +128,7 @@ class GraphOp:
     cls: str = ""  # a core's Keras class: "Dense" or "Conv2D"
     activation: str = "linear"  # a site's, a plain core's fused one, an activation op's
     use_bias: bool = True  # the layer's own
+    feeds_kept_bn: bool = False  # a plain core whose only consumer is a BN the model keeps
     kernel_shape: tuple[int, ...] = ()  # as Keras holds it ([kh, kw, in, out] for Conv2D)
     strides: tuple[int, int] = (1, 1)
     padding: str = "valid"
@@ -100,6 +137,9 @@ class GraphOp:
     bias_initializer: str = ""
     seed_key: tuple[str, int] = ("dense", 0)  # layer_seed(seed, *seed_key)
     dropout_index: int = 0  # the k-th Dropout: its hash counter
+    params: tuple[
+        float, ...
+    ] = ()  # zero_pad/crop: top, bottom, left, right; rescale: scale, offset
 
     @property
     def fan_in(self) -> int:
@@ -253,7 +293,7 @@ def graph_of(plan: ModelPlan) -> LayerGraph | str:
     dropouts = 0
     for node in plan.nodes:
         what = f"{node.cls} {node.name!r}"
-        if node.role in ("removed_bn", "site_activation", "output_activation"):
+        if node.role in _SKIPPED:
             index_of[node.index] = index_of[node.inputs[0]]
             continue
         if node.cls == "InputLayer" or (node.cls == "Activation" and _plain(node) == "linear"):
@@ -283,7 +323,7 @@ def layers_without_form(plan: ModelPlan) -> list[str]:
     missing: list[str] = []
     dropouts = 0
     for node in plan.nodes:
-        skipped = node.role in ("removed_bn", "site_activation", "output_activation")
+        skipped = node.role in _SKIPPED
         if skipped or node.cls == "InputLayer":
             continue
         if node.cls == "Activation" and _plain(node) == "linear":
@@ -299,7 +339,12 @@ def layers_without_form(plan: ModelPlan) -> list[str]:
 def _plain(node: Node) -> str:
     """An activation layer's function if the engine has it, else ""."""
     text = activation_text(node)
-    return text if text in (*ACTIVATIONS, "softmax") else ""
+    return text if text in (*FORM_ACTIVATIONS, "softmax") or text.startswith("relu(") else ""
+
+
+def seed_kind(cls: str) -> str | None:
+    """A layer class's seed kind as the rewrite counts it (None: not a linear layer)."""
+    return SEED_KINDS.get(cls, "other") if cls in CORE_CLASSES else None
 
 
 # long because each layer kind is one short branch; splitting them scatters the rule.
@@ -308,20 +353,36 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
     config = node.config
     shape = tuple(int(n) for n in node.layer.output.shape[1:])
     base = GraphOp(node.name, "", inputs, shape)
-    if node.cls in ("Dense", "Conv2D"):
+    if node.cls in _CORE_FORMS:
         return _core(plan, node, base)
-    if node.cls in ("Activation", "ReLU", "ELU"):
+    if node.cls in ("Activation", "ReLU", "ELU", "LeakyReLU"):
         activation = _plain(node)
-        return replace(base, kind="activation", activation=activation) if activation else ""
+        if not activation:
+            return ""
+        if node.role == "preact_activation":  # named as its BN: the member's BN slot
+            bn_name = plan.nodes[plan.preacts[node.index]].name
+            return replace(base, name=bn_name, kind="preact", activation=activation)
+        return replace(base, kind="activation", activation=activation)
     kind = _KIND_OF.get(node.cls)
     if kind is None:
         return ""
     if config.get("data_format", "channels_last") not in (None, "channels_last"):
         return "channels_first"
     if kind == "dropout":
-        if config.get("noise_shape") is not None:
-            return "a noise_shape"
-        return replace(base, kind=kind, dropout_index=dropouts)
+        noise = config.get("noise_shape")
+        if noise is not None and len(noise) != len(shape) + 1:
+            return "a noise_shape of another rank"
+        per_row = () if noise is None else tuple(-1.0 if n is None else float(n) for n in noise[1:])
+        return replace(base, kind=kind, dropout_index=dropouts, params=per_row)
+    if kind == "normalize":
+        axis = config.get("axis")
+        last = tuple(axis) in ((-1,), (len(shape),)) if axis is not None else False
+        if not last or config.get("invert"):
+            return "not over the last axis, or inverted"
+        given = (config.get("mean"), config.get("variance"))  # or fitted: its weights
+        stats = given if given[0] is not None else node.layer.get_weights()[:2]
+        mean, variance = (np.broadcast_to(np.ravel(v), shape[-1:]).tolist() for v in stats)
+        return replace(base, kind=kind, params=(*mean, *variance))
     if kind == "bn":
         plain = config.get("axis") in (-1, [-1], len(shape)) and config.get("center", True)
         if not plain or not config.get("scale", True) or config.get("renorm"):
@@ -334,8 +395,19 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
         return replace(base, kind=kind, pool_size=pool, strides=strides, padding=padding)
     if kind == "global_avg_pool" and config.get("keepdims"):
         return "keepdims"
-    if kind == "add" and len(inputs) < 2:
+    if kind in ("add", "multiply", "concat") and len(inputs) < 2:
         return "fewer than two inputs"
+    if kind == "concat" and config.get("axis", -1) not in (-1, len(shape)):
+        return "not on the last axis"
+    if kind in ("zero_pad", "crop"):
+        key = "padding" if kind == "zero_pad" else "cropping"
+        (top, bottom), (left, right) = config[key]
+        return replace(base, kind=kind, params=(top, bottom, left, right))
+    if kind == "rescale":
+        scale, offset = config.get("scale", 1.0), config.get("offset", 0.0)
+        if not isinstance(scale, (int, float)) or not isinstance(offset, (int, float)):
+            return "a scale or offset per channel"
+        return replace(base, kind=kind, params=(float(scale), float(offset)))
     return replace(base, kind=kind)
 
 
@@ -344,7 +416,7 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
     for key in _REGULARISERS:
         if config.get(key) is not None:
             return key.replace("_", " ")
-    if node.cls == "Conv2D":
+    if node.cls != "Dense":
         plain = (
             tuple(config.get("dilation_rate", (1, 1))) == (1, 1)
             and config.get("groups", 1) == 1
@@ -358,9 +430,11 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         role, activation = "site", plan.sites[node.index].activation
     elif node.index == plan.output:
         role, activation = "output", plan.output_activation
-    if activation not in ACTIVATIONS and not (role == "output" and activation == "softmax"):
+    known = activation in FORM_ACTIVATIONS or activation.startswith("relu(")
+    if not known and not (role == "output" and activation == "softmax"):
         return f"activation {activation}"
-    count = sum(1 for other in plan.nodes[: node.index] if other.cls == node.cls)
+    kind = SEED_KINDS.get(node.cls, "other")
+    count = sum(1 for other in plan.nodes[: node.index] if seed_kind(other.cls) == kind)
     return replace(
         base,
         kind="core",
@@ -368,10 +442,13 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         cls=node.cls,
         activation=activation,
         use_bias=bool(config.get("use_bias", True)),
+        feeds_kept_bn=node.index in plan.feeding_kept_bn,
         kernel_shape=tuple(int(n) for n in node.layer.kernel.shape),
         strides=tuple(config.get("strides", (1, 1))),
         padding=str(config.get("padding", "valid")),
-        kernel_initializer=json.dumps(config.get("kernel_initializer"), sort_keys=True),
+        kernel_initializer=json.dumps(
+            config.get("kernel_initializer", config.get("depthwise_initializer")), sort_keys=True
+        ),
         bias_initializer=json.dumps(config.get("bias_initializer"), sort_keys=True),
-        seed_key=("dense" if node.cls == "Dense" else "conv", count),
+        seed_key=(kind, count),
     )

@@ -5,11 +5,15 @@
 one when called without arguments: Sequential or functional, compiled or not. bnsearch
 rewrites it for every trial by one rule:
 
-* **Sites.** Every ``Dense`` or ``Conv2D`` layer other than the output layer whose output
-  goes through a non-linearity — a fused ``activation=`` other than ``linear``, or an
-  activation layer (``Activation``, ``ReLU``, ``ELU``, ``LeakyReLU``) that is its only
-  consumer (possibly through one BatchNormalization) — is a *site*. A model without a site
-  is refused: there is nowhere to place BatchNormalization.
+* **Sites.** Every linear layer (:data:`CORE_CLASSES`: Dense and the convolutions, depthwise,
+  separable and transposed ones included) other than the output layer whose output goes
+  through a non-linearity — a fused ``activation=`` other than ``linear``, or an
+  activation layer (``Activation``, ``ReLU``, ``ELU``, ``LeakyReLU``, ``PReLU``) that is
+  its only consumer (possibly through one BatchNormalization) — is a *site*, unless it is
+  a gate (a sigmoid into a Multiply) or feeds only a gate (squeeze-and-excitation). A BN
+  that no linear layer feeds, followed by an activation (the pre-activation pattern of
+  ResNetV2 and DenseNet), is placed per trial like a site's. A model without either is
+  refused: there is nowhere to place BatchNormalization.
 * **BN at a site is re-placed.** BatchNormalization layers already at a site (right after
   the layer, or right after its activation) are removed, and each site becomes, per the
   trial's placement: ``none``: layer → activation; ``before`` (and ``before_output``):
@@ -17,11 +21,11 @@ rewrites it for every trial by one rule:
   activation, with one BN on the model's input (after a leading ``Flatten``, so per
   feature as in the built-in MLP; per channel on images). A fused activation is split into
   the layer and an ``Activation`` layer, the same function. A BN elsewhere (not at a site,
-  e.g. before a residual ``Add``) is kept where it is in every placement, with the trial's
-  momentum and epsilon.
-* **Bias.** A layer keeps its own ``use_bias``, except where a BN now follows it directly:
-  there it has a bias only if the trial's ``use_bias`` is true (BN's beta makes it
-  redundant).
+  e.g. before a residual ``Add``) is kept where it is in every placement but ``none``
+  (which holds no BN at all), with the trial's momentum and epsilon.
+* **Bias.** A linear layer has a bias wherever no BN follows it directly (one built with
+  ``use_bias=False`` gets it back); where a BN follows directly, the trial's ``use_bias``
+  decides (BN's beta makes it redundant).
 * **BN settings, Dropout.** Every BN takes the trial's momentum and epsilon (``axis=-1``);
   every ``Dropout`` takes the trial's dropout rate and the seed ``layer_seed(seed,
   "dropout", k)``, ``k`` the number of Dense layers before it (the built-in MLP's rule).
@@ -38,7 +42,8 @@ rewrites it for every trial by one rule:
   k)`` — so two placements of one block start from the same weights, and a model made of
   the built-in network's layers starts where the built-in network does.
 * **Other layers** (anything not named above, pooling, ``Flatten``, ``Add`` and the like
-  included) are kept as they are, with fresh weights; those bnsearch cannot reason about
+  included) are kept as they are, with fresh weights (a ``Normalization`` keeps its fitted
+  statistics); those bnsearch cannot reason about
   (not structural, not an activation) are named once, in the study's notice and in
   ``python -m bnsearch model --show``.
 
@@ -74,6 +79,8 @@ from bnsearch.networks._order import hidden_layer_order
 from bnsearch.trial import BNConfig, layer_seed
 
 __all__ = [
+    "CORE_CLASSES",
+    "SEED_KINDS",
     "Node",
     "activation_text",
     "fused_activation",
@@ -86,8 +93,20 @@ __all__ = [
     "rewrite_model",
 ]
 
-_ACTIVATION_LAYERS = ("Activation", "ReLU", "ELU", "LeakyReLU", "Softmax")
-_CORES = ("Dense", "Conv2D")
+_ACTIVATION_LAYERS = ("Activation", "ReLU", "ELU", "LeakyReLU", "Softmax", "PReLU")
+#: The linear layers a BN can follow: each is a site where a non-linearity follows it.
+CORE_CLASSES = (
+    "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
+    "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
+)  # fmt: skip
+#: The seed kind of a core class (``layer_seed(seed, kind, k)`` for the k-th of the kind):
+#: the built-in network's Dense and Conv2D; every other core class counts as ``other``.
+SEED_KINDS = {"Dense": "dense", "Conv2D": "conv"}
+#: Layers kept with their weights (preprocessing fitted to the data), not made afresh.
+_FITTED = ("Normalization",)
+#: Activations whose output gates another tensor (squeeze-and-excitation): a conv into
+#: one of these that only feeds a Multiply is a gate, not a site.
+_GATES = ("sigmoid", "hard_sigmoid")
 #: Layers whose job bnsearch knows (they hold no decision about BN): kept as they are and
 #: not named as unknown.
 _STRUCTURAL = (
@@ -147,6 +166,12 @@ class ModelPlan:
     output_width: int
     optimizer: dict[str, Any] | None  # the model's compiled optimizer, serialized
     kept: tuple[str, ...] = ()  # "Class 'name'" of layers bnsearch cannot reason about
+    #: The pre-activation pattern (Add or input → BN → activation): each such activation's
+    #: call and its BN's, placed per trial like a site's.
+    preacts: dict[int, int] = field(default_factory=dict)
+    #: Cores (not sites) whose only consumer is a BN the model keeps: without it (``none``)
+    #: they get a bias back.
+    feeding_kept_bn: frozenset[int] = frozenset()
     flatten_first: int | None = None  # a Flatten taking the input first (input BN after it)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -387,13 +412,23 @@ def activation_text(node: Node) -> str:
         value = config.get("activation")
         return value if isinstance(value, str) else str((value or {}).get("class_name"))
     if node.cls == "ReLU":
-        plain = (config.get("max_value"), config.get("negative_slope"), config.get("threshold"))
-        return "relu" if plain in ((None, 0.0, 0.0), (None, 0, 0)) else "ReLU(custom)"
+        settings = {k: config.get(k) for k in ("max_value", "negative_slope", "threshold")}
+        if (
+            settings["max_value"] is None
+            and not settings["negative_slope"]
+            and not settings["threshold"]
+        ):
+            return "relu"
+        return "relu(" + ",".join(f"{k}={v}" for k, v in settings.items()) + ")"
     if node.cls == "ELU":
         return "elu" if float(config.get("alpha", 1.0)) == 1.0 else "ELU(custom)"
     if node.cls == "Softmax":
         return "softmax"
-    return "leaky_relu" if node.cls == "LeakyReLU" else "linear"
+    if node.cls == "PReLU":
+        return "prelu"
+    if node.cls == "LeakyReLU":  # the layer's slope (0.3 by default; the function's is 0.2)
+        return f"relu(max_value=None,negative_slope={config.get('negative_slope')},threshold=0.0)"
+    return "linear"
 
 
 def fused_activation(config: dict[str, Any]) -> str:
@@ -471,7 +506,7 @@ def _read(
         roles[output_bn] = "removed_bn"
     sites: dict[int, Site] = {}
     for node in nodes:
-        site = graph.site(node) if node.cls in _CORES and node.index != output else None
+        site = graph.site(node) if node.cls in CORE_CLASSES and node.index != output else None
         if site is None:
             continue
         sites[node.index] = site
@@ -479,7 +514,8 @@ def _read(
         if site.activation_node is not None:
             roles[site.activation_node] = "site_activation"
         roles.update({index: "removed_bn" for index in site.removed_bns})
-    if not sites and need_site:
+    preacts = graph.preactivations(roles)
+    if not sites and not preacts and need_site:
         raise ConfigError(
             f"--model {spec} has no site for BatchNormalization: no Dense or Conv2D layer "
             "besides the output layer goes through a non-linearity (a fused activation= or "
@@ -501,6 +537,8 @@ def _read(
         output_width=int(width) if width is not None else 0,
         optimizer=optimizer,
         kept=tuple(f"{n.cls} {n.name!r}" for n in final if n.role == "kept"),
+        preacts=preacts,
+        feeding_kept_bn=graph.feeding_kept_bn(roles),
         flatten_first=first.index if first is not None and first.cls == "Flatten" else None,
     )
 
@@ -519,6 +557,49 @@ class _Graph:
         """The one call that consumes call ``index``'s output (None if not exactly one)."""
         found = self.consumers[index]
         return self.nodes[found[0]] if len(found) == 1 else None
+
+    def preactivations(self, roles: dict[int, str]) -> dict[int, int]:
+        """The pre-activation pattern (a kept BN → an activation, which no core feeds):
+        each activation's call and its BN's, their ``roles`` set to be placed per trial."""
+        preacts: dict[int, int] = {}
+        for node in self.nodes:
+            act = self.only(node.index) if roles[node.index] == "kept_bn" else None
+            if act is not None and _is_activation(act) and roles[act.index] == "structural":
+                preacts[act.index] = node.index
+                roles[node.index], roles[act.index] = "preact_bn", "preact_activation"
+        return preacts
+
+    def feeding_kept_bn(self, roles: dict[int, str]) -> frozenset[int]:
+        """The plain cores whose only consumer is a BN the model keeps."""
+        return frozenset(
+            node.index
+            for node in self.nodes
+            if roles[node.index] == "core"
+            and (after := self.only(node.index)) is not None
+            and roles[after.index] == "kept_bn"
+        )
+
+    def in_gate(self, end: Node, activation: str) -> bool:
+        """Whether the output of ``end`` (a core or its activation) only gates another
+        tensor: a sigmoid into Multiply, or a layer that feeds such a gate's core only
+        (squeeze-and-excitation's reducing conv)."""
+        consumers = [self.nodes[i] for i in self.consumers[end.index]]
+        if not consumers:
+            return False
+        if activation in _GATES:
+            return all(c.cls == "Multiply" for c in consumers)
+        return all(c.cls in CORE_CLASSES and self._is_gate_core(c) for c in consumers)
+
+    def _is_gate_core(self, node: Node) -> bool:
+        activation = fused_activation(node.config)
+        end = node
+        nxt = self.only(node.index) if activation == "linear" else None
+        if nxt is not None and _is_activation(nxt):
+            activation, end = activation_text(nxt), nxt
+        consumers = [self.nodes[i] for i in self.consumers[end.index]]
+        return (
+            activation in _GATES and bool(consumers) and all(c.cls == "Multiply" for c in consumers)
+        )
 
     def site(self, node: Node) -> Site | None:
         """``node`` (a Dense/Conv2D) as a site: its activation and the BNs at it; None if
@@ -539,6 +620,8 @@ class _Graph:
             if act_node is None:
                 return None
             activation, end = activation_text(act_node), act_node
+        if self.in_gate(end, activation):
+            return None  # a gate scales another tensor: BN inside it is not the question
         following = self.only(end.index)
         if following is not None and following.cls == "BatchNormalization":
             removed.append(following.index)
@@ -551,7 +634,7 @@ def _base_role(node: Node) -> str:
         return "dropout"
     if node.cls == "BatchNormalization":
         return "kept_bn"
-    if node.cls in _CORES:
+    if node.cls in CORE_CLASSES:
         return "core"
     if node.cls in _STRUCTURAL or node.cls in _ACTIVATION_LAYERS or node.cls == "InputLayer":
         return "structural"
@@ -571,7 +654,7 @@ def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | No
         if node is not None and node.cls == "BatchNormalization":
             output_bn = node.index
             node = nodes[node.inputs[0]] if node.inputs and node.inputs[0] >= 0 else None
-    if node is None or node.cls not in _CORES:
+    if node is None or node.cls not in CORE_CLASSES:
         what = f"{node.cls} {node.name!r}" if node is not None else "its input"
         raise ConfigError(
             f"--model {spec}: the output comes from {what}, not from a Dense or Conv2D "
@@ -644,16 +727,14 @@ class _Rewrite:
         self.order = hidden_layer_order(config.placement)
         self.names = {node.name for node in plan.nodes}
         self.seeds: dict[int, tuple[str, int]] = {}
-        dense_seen = conv_seen = 0
+        seen: dict[str, int] = {}
         for node in plan.nodes:
-            if node.cls == "Dense":
-                self.seeds[node.index] = ("dense", dense_seen)
-                dense_seen += 1
-            elif node.cls == "Conv2D":
-                self.seeds[node.index] = ("conv", conv_seen)
-                conv_seen += 1
+            if node.cls in CORE_CLASSES:
+                kind = SEED_KINDS.get(node.cls, "other")
+                self.seeds[node.index] = (kind, seen.get(kind, 0))
+                seen[kind] = seen.get(kind, 0) + 1
             elif node.cls == "Dropout":
-                self.seeds[node.index] = ("dropout", dense_seen)
+                self.seeds[node.index] = ("dropout", seen.get("dense", 0))
         self.calls = 0
 
     def model(self) -> Any:
@@ -692,8 +773,8 @@ class _Rewrite:
         """The Dense/Conv2D of ``node``, its initialisers seeded from the trial's seed."""
         layer_config = copy.deepcopy(node.config)
         kind, k = self.seeds[node.index]
-        _seeded(layer_config, "kernel_initializer", layer_seed(self.seed, kind, k))
-        _seeded(layer_config, "bias_initializer", layer_seed(self.seed, kind, k))
+        for key in [key for key in layer_config if key.endswith("_initializer")]:
+            _seeded(layer_config, key, layer_seed(self.seed, kind, k))  # kernel, depthwise...
         layer_config["use_bias"] = use_bias
         if activation is not None:
             layer_config["activation"] = activation
@@ -721,8 +802,10 @@ class _Rewrite:
         args, kwargs = keras.tree.map_structure(
             lambda t: self.input if t is self.inputs else t, (args, kwargs)
         )
-        if node.role in ("removed_bn", "site_activation"):
+        if node.role in ("removed_bn", "site_activation", "preact_bn"):
             return args[0]
+        if node.role == "preact_activation":
+            return self.preactivated(node, args[0])
         if node.role in ("site", "output"):
             return self.placed(node, args[0])
         layer_config = dict(node.config)
@@ -730,15 +813,38 @@ class _Rewrite:
             layer_config["rate"] = self.config.dropout
             layer_config["seed"] = layer_seed(self.seed, "dropout", self.seeds[node.index][1])
         elif node.role == "kept_bn":
+            if self.config.placement == "none":  # "without BN" holds no BN at all
+                return args[0]
             layer_config["momentum"] = self.config.momentum
             layer_config["epsilon"] = self.config.epsilon
         if node.role == "core":
-            out = self.core(node, bool(layer_config.get("use_bias", True)), None)(*args, **kwargs)
+            feeds_bn = node.index in self.plan.feeding_kept_bn and self.config.placement != "none"
+            out = self.core(node, self.config.use_bias or not feeds_bn, None)(*args, **kwargs)
         else:
-            out = type(node.layer).from_config(layer_config)(*args, **kwargs)
+            layer = type(node.layer).from_config(layer_config)
+            out = layer(*args, **kwargs)
+            if node.cls in _FITTED:  # preprocessing fitted to data: its statistics stay
+                layer.set_weights(node.layer.get_weights())
         if self.config.placement == "input" and node.index == self.plan.flatten_first:
             out = self.bn("input_bn")(out)
         return out
+
+    def preactivated(self, node: Node, x: Any) -> Any:
+        """The pre-activation pattern: its BN before or after the activation, or none."""
+        import keras
+
+        bn_name = self.plan.nodes[self.plan.preacts[node.index]].name
+        for step in self.order[1:]:
+            if step == "bn":
+                x = keras.layers.BatchNormalization(
+                    axis=-1, momentum=self.config.momentum, epsilon=self.config.epsilon,
+                    name=bn_name,
+                )(x)  # fmt: skip
+            elif self.config.activation:  # searched: it replaces the model's own
+                x = keras.layers.Activation(self.config.activation, name=node.name)(x)
+            else:
+                x = type(node.layer).from_config(node.config)(x)
+        return x
 
     def placed(self, node: Node, x: Any) -> Any:
         """A site (layer, BN and activation in the placement's order) or the output layer
@@ -746,11 +852,10 @@ class _Rewrite:
         import keras
 
         plan, config = self.plan, self.config
-        own_bias = bool(node.config.get("use_bias", True))
         if node.role == "site":
             site = plan.sites[node.index]
             feeds_bn = self.order[1:2] == ("bn",)
-            z = self.core(node, own_bias and (config.use_bias or not feeds_bn), "linear")(x)
+            z = self.core(node, config.use_bias or not feeds_bn, "linear")(x)
             for step in self.order[1:]:
                 z = (
                     self.bn(f"{node.name}_bn")(z)
@@ -759,9 +864,9 @@ class _Rewrite:
                 )
             return z
         if config.placement != "before_output":
-            return self.core(node, own_bias, None)(x)
+            return self.core(node, True, None)(x)
         fused = plan.output_activation_node is None
-        z = self.core(node, own_bias and config.use_bias, "linear" if fused else None)(x)
+        z = self.core(node, config.use_bias, "linear" if fused else None)(x)
         z = self.bn(f"{node.name}_bn")(z)
         if fused and plan.output_activation != "linear":
             act_name = self.fresh(f"{node.name}_act")
@@ -788,7 +893,7 @@ def layer_text(layer: Any) -> str:
     name = type(layer).__name__
     config = layer.get_config()
     parts: list[str] = []
-    if name in _CORES:
+    if name in CORE_CLASSES:
         parts.append(str(config.get("units", config.get("filters"))))
         if name == "Conv2D":
             parts.append("x".join(map(str, config["kernel_size"])))

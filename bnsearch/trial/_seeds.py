@@ -12,8 +12,10 @@ __all__ = ["confirmation_seed", "layer_seed", "trial_seed"]
 _CONFIRMATION_STREAM = 104_729
 #: Where each kind of layer's seeds start within a trial's thousand: the k-th Dense kernel
 #: draws from ``seed*1000 + k``, the k-th Conv2D kernel from ``+100+k``, the Dropout after
-#: the k-th Dense from ``+500+k`` (both engines draw the same initial weights from these).
-_LAYER_OFFSETS = {"dense": 0, "conv": 100, "dropout": 500}
+#: the k-th Dense from ``+500+k``, the k-th other linear layer of a ``--model`` (depthwise,
+#: separable, 1-D or transposed convolutions) from ``+600+k`` (both engines draw the same
+#: initial weights from these).
+_LAYER_OFFSETS = {"dense": 0, "conv": 100, "dropout": 500, "other": 600}
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -22,7 +24,8 @@ def trial_seed(study_seed: int, trial_number: int) -> int:
 
 
 def layer_seed(trial_seed: int, kind: str, index: int) -> int:
-    """The seed of the ``index``-th layer of ``kind`` (dense, conv, dropout) of a trial."""
+    """The seed of the ``index``-th layer of ``kind`` (dense, conv, dropout, other) of a
+    trial."""
     return trial_seed * 1000 + _LAYER_OFFSETS[kind] + index
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,18 @@ def _population_size(n_specs: int, max_population: int) -> int:
     return min(size, max_population)
 
 
-MEMORY_LIMIT_BYTES = 4 * 2**30
+def machine_memory_bytes() -> int:
+    """This machine's memory: its physical memory, or a container's limit below it."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:  # cgroup v2: "max" or a number of bytes
+        return min(total, int(Path("/sys/fs/cgroup/memory.max").read_text()))
+    except (OSError, ValueError):
+        return total
+
+
+#: The population engine's working-memory limit: half the machine's memory (the rest is for
+#: TensorFlow itself, the data, MLflow and whatever else runs).
+MEMORY_LIMIT_BYTES = machine_memory_bytes() // 2
 
 
 def check_memory(
@@ -69,15 +81,40 @@ def check_memory(
 ) -> None:
     """Refuse, before anything runs, a population or dataset too large for the memory limit."""
     size = _population_size(population, population)
-    n_val = dataset.n_rows - split_index(dataset.n_rows, network.validation_split)
-    graph = graph or graph_for(network, dataset)
-    need = estimate_memory_bytes(size, dataset, graph, network.batch_size, n_val)
+    need = _need(size, dataset, network, graph)
     if need > limit_bytes:
         raise ConfigError(
             f"a population of {size} on {dataset.n_rows} rows needs about "
-            f"{need / 2**30:.1f} GiB, over the {limit_bytes / 2**30:.1f} GiB limit; lower "
-            "--population (or use fewer rows)."
+            f"{need / 2**30:.1f} GiB, over the {limit_bytes / 2**30:.1f} GiB limit (half this "
+            "machine's memory); lower --population (or use fewer rows)."
         )
+
+
+def fitting_population(
+    population: int, dataset: Dataset, network: NetworkSettings, limit_bytes: int
+) -> tuple[int, int]:
+    """The largest population up to ``population`` (halving) whose working memory fits
+    ``limit_bytes``, and what ``population`` itself would need; one trial that does not fit
+    is refused, naming the Keras engine."""
+    graph = graph_for(network, dataset)
+    wanted = _need(_population_size(population, population), dataset, network, graph)
+    size = population
+    while size > 1 and _need(_population_size(size, size), dataset, network, graph) > limit_bytes:
+        size //= 2
+    if (one := _need(1, dataset, network, graph)) > limit_bytes:
+        raise ConfigError(
+            f"one trial of this network on {dataset.n_rows} rows needs about "
+            f"{one / 2**30:.1f} GiB on the population engine, over the "
+            f"{limit_bytes / 2**30:.1f} GiB limit (half this machine's memory); use "
+            "--engine keras (one model.fit per trial), or fewer rows."
+        )
+    return size, wanted
+
+
+def _need(size: int, dataset: Dataset, network: NetworkSettings, graph: LayerGraph | None) -> int:
+    n_val = dataset.n_rows - split_index(dataset.n_rows, network.validation_split)
+    graph = graph or graph_for(network, dataset)
+    return estimate_memory_bytes(size, dataset, graph, network.batch_size, n_val)
 
 
 MAX_CACHED_POPULATIONS = 4
@@ -130,13 +167,24 @@ class PopulationEngine:
     def trials_at_once(self) -> int:
         return self.max_population
 
-    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> None:
+    def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
         """Refuse, before anything is logged, a ``--model`` that does not suit the data or a
-        population too large for the memory limit."""
+        network of which not even one trial fits the memory limit; a population too large
+        for it is made smaller (halved until it fits), and the line returned says so."""
         from bnsearch.engines._keras import model_fits_data
 
         model_fits_data(dataset, network)
-        check_memory(self.max_population, dataset, network, self.memory_limit_bytes)
+        limit = self.memory_limit_bytes
+        size, wanted = fitting_population(self.max_population, dataset, network, limit)
+        if size == self.max_population:
+            return None
+        said = (
+            f"bnsearch: notice: a population of {self.max_population} would need about "
+            f"{wanted / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit (half this "
+            f"machine's memory); the engine trains {size} trials at a time instead."
+        )
+        self.max_population = size
+        return said
 
     @staticmethod
     def untrainable(

@@ -6,7 +6,14 @@ from typing import Any
 
 from bnsearch.data import Dataset
 from bnsearch.engines._population._population import Population
-from bnsearch.networks import GraphOp, ModelPlan, NetworkSettings, build_model, plan_of_model
+from bnsearch.networks import (
+    GraphOp,
+    ModelPlan,
+    NetworkSettings,
+    build_model,
+    plan_of_model,
+    seed_kind,
+)
 from bnsearch.trial import TrialSpec
 
 __all__ = ["member_model"]
@@ -21,7 +28,7 @@ def member_model(
     state (velocities) stays behind, so a saved model carries no half-built optimizer.
 
     The model's layer calls are traced (the ``--model`` reader, without asking for a site:
-    a linear hidden activation has none), its k-th Dense (or Conv2D) is the graph's k-th,
+    a linear hidden activation has none), its k-th Dense (Conv2D, other core) is the graph's,
     and each BN is placed by what feeds it (:func:`_bn_slots`)."""
     model = build_model(
         spec.config, dataset.x.shape[1:], dataset.n_classes, network, spec.seed, False
@@ -30,17 +37,19 @@ def member_model(
     graph_cores = {op.seed_key: op for op in population.graph.ops if op.kind == "core"}
     plan = plan_of_model("a member's model", model, need_site=False)
     cores: dict[int, GraphOp] = {}
-    counts = {"Dense": 0, "Conv2D": 0}
+    counts: dict[str, int] = {}
     for node in plan.nodes:
-        if node.cls in counts:
-            op = graph_cores[("dense" if node.cls == "Dense" else "conv", counts[node.cls])]
-            counts[node.cls] += 1
+        kind = seed_kind(node.cls)
+        if kind is not None:
+            op = graph_cores[(kind, counts.get(kind, 0))]
+            counts[kind] = counts.get(kind, 0) + 1
             cores[node.index] = op
             node.layer.kernel.assign(weights[f"kernel_{op.name}"])
             if node.layer.use_bias:
                 node.layer.bias.assign(weights[f"bias_{op.name}"])
     kept = [op.name for op in population.graph.ops if op.kind == "bn"]
-    for index, slot in _bn_slots(plan, cores, kept, spec.config.placement).items():
+    preacts = {op.name for op in population.graph.ops if op.kind == "preact"}
+    for index, slot in _bn_slots(plan, cores, kept, preacts, spec.config.placement).items():
         layer = plan.nodes[index].layer
         layer.gamma.assign(weights[f"gamma_{slot}"])
         layer.beta.assign(weights[f"beta_{slot}"])
@@ -50,17 +59,21 @@ def member_model(
 
 
 def _bn_slots(
-    plan: ModelPlan, cores: dict[int, GraphOp], kept: list[str], placement: str
+    plan: ModelPlan, cores: dict[int, GraphOp], kept: list[str], preacts: set[str], placement: str
 ) -> dict[int, str]:
     """Each BN call of a trial's model and its population slot, by what feeds it: a site's
     layer (``before``) or its activation (``after``): that site's slot; the output layer
     (``before_output``): ``output_bn``; the rows or a leading Flatten (``input``):
-    ``input_bn``; any other BN is one the model keeps, in order."""
+    ``input_bn``; a pre-activation's BN (named as in the model): its slot; any other BN is
+    one the model keeps, in order."""
     nodes = plan.nodes
     kept_bns = iter(kept)
     slots: dict[int, str] = {}
     for node in nodes:
         if node.cls != "BatchNormalization":
+            continue
+        if node.name in preacts:  # a pre-activation's BN keeps its name: its slot's
+            slots[node.index] = node.name
             continue
         source = node.inputs[0] if node.inputs else -1
         core = cores.get(source)

@@ -3,10 +3,19 @@ pooling and activations. Members sit on the leading axis; none of these mixes th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["activation_function", "hash_uniform", "max_pool_2x2", "patches", "pool"]
+__all__ = [
+    "activation_function",
+    "hash_uniform",
+    "max_pool_2x2",
+    "member_depthwise_conv2d",
+    "patches",
+    "pool",
+    "stateless_op",
+]
 
 
 def hash_uniform(tf: Any, seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
@@ -128,6 +137,22 @@ def _strided_kernel_gradient(
     return tf.reshape(dk, [P, *kernel, c, dy.shape[-1]])
 
 
+def member_depthwise_conv2d(
+    tf: Any, x: Any, kernels: Any, strides: tuple[int, int], padding: str
+) -> Any:
+    """Each member's DepthwiseConv2D: ``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw,
+    c, m]`` → ``[P, rows, h', w', c·m]``, as one ``depthwise_conv2d`` over the members'
+    channels side by side (a depthwise convolution never mixes channels, so neither does it
+    mix members); output channel ``c·m + j`` as Keras orders it."""
+    size, kh, kw, channels, multiplier = (int(n) for n in kernels.shape)
+    rows, height, width = tf.shape(x)[1], int(x.shape[2]), int(x.shape[3])
+    joined = tf.reshape(tf.transpose(x, [1, 2, 3, 0, 4]), [rows, height, width, -1])
+    kernel = tf.reshape(tf.transpose(kernels, [1, 2, 0, 3, 4]), [kh, kw, -1, multiplier])
+    y = tf.nn.depthwise_conv2d(joined, kernel, [1, *strides, 1], padding.upper())
+    shape = [rows, int(y.shape[1]), int(y.shape[2]), size, channels * multiplier]
+    return tf.transpose(tf.reshape(y, shape), [3, 0, 1, 2, 4])
+
+
 def _each_member(tf: Any, images: Any, kernels: Any, strides: Sequence[int], padding: str) -> Any:
     """``conv2d`` of member p's images ``[P, n, h, w, c]`` with its kernel ``[P, kh, kw, c,
     f]``, stacked. Anything the members share (padding, flips, transposes) is done on the
@@ -227,11 +252,57 @@ def pool(
 
 
 def activation_function(tf: Any, name: str) -> Callable[[Any], Any]:
-    """The activation ``name`` as Keras computes it (``gelu``: the exact erf form)."""
+    """The activation ``name`` as Keras computes it (``gelu``: the exact erf form; a
+    ``relu(max_value=…,negative_slope=…,threshold=…)``: Keras' ``ReLU`` layer's)."""
     if name == "linear":
         return tf.identity
     if name == "sigmoid":
         return tf.sigmoid
     if name == "gelu":
         return lambda v: tf.nn.gelu(v, approximate=False)
-    return getattr(tf.nn, name)
+    if name in ("tanh", "relu", "elu", "selu"):
+        return getattr(tf.nn, name)
+    import keras  # the rest as Keras computes them: on TensorFlow, TensorFlow ops
+
+    if name.startswith("relu("):
+        settings = dict(part.split("=") for part in name[5:-1].split(","))
+        kwargs = {k: None if v == "None" else float(v) for k, v in settings.items()}
+        return lambda v: keras.activations.relu(v, **kwargs)
+    return keras.activations.get(name)
+
+
+# long because each stateless kind is one short branch; splitting them scatters the forms.
+def stateless_op(tf: Any, op: Any, inputs: list[Any]) -> Any:
+    """An op without weights or per-member state (``op`` a :class:`GraphOp`: joins,
+    pooling, padding and cropping, fixed preprocessing, reshapes) on ``[P, rows, ...]``."""
+    x = inputs[0]
+    if op.kind == "add":
+        return tf.add_n(inputs)
+    if op.kind == "multiply":
+        return functools.reduce(tf.multiply, inputs)
+    if op.kind == "concat":
+        return tf.concat(inputs, axis=-1)
+    if op.kind == "global_avg_pool":
+        return tf.reduce_mean(x, axis=[2, 3])
+    if op.kind == "global_max_pool":
+        return tf.reduce_max(x, axis=[2, 3])
+    if op.kind == "zero_pad":
+        top, bottom, left, right = (int(n) for n in op.params)
+        return tf.pad(x, [[0, 0], [0, 0], [top, bottom], [left, right], [0, 0]])
+    if op.kind == "crop":
+        top, bottom, left, right = (int(n) for n in op.params)
+        height, width = x.shape[2], x.shape[3]
+        return x[:, :, top : height - bottom, left : width - right, :]
+    if op.kind == "rescale":
+        return x * op.params[0] + op.params[1]
+    if op.kind == "normalize":  # Keras': (x - mean) / max(sqrt(variance), epsilon)
+        channels = op.shape[-1]
+        mean = tf.constant(op.params[:channels], tf.float32)
+        deviation = tf.sqrt(tf.constant(op.params[channels:], tf.float32))
+        return (x - mean) / tf.maximum(deviation, 1e-7)
+    if op.kind in ("flatten", "reshape"):
+        return tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])
+    # max_pool / avg_pool: members and rows share the image axis of TF's pooling.
+    images = tf.reshape(x, [-1, *x.shape[2:]])
+    pooled = pool(tf, images, op.kind, op.pool_size, op.strides, op.padding)
+    return tf.reshape(pooled, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])

@@ -19,7 +19,8 @@ from bnsearch.engines._population._ops import (
     activation_function,
     hash_uniform,
     member_conv2d,
-    pool,
+    member_depthwise_conv2d,
+    stateless_op,
 )
 from bnsearch.errors import ConfigError
 from bnsearch.networks import (
@@ -91,11 +92,14 @@ def graph_or_reason(
 
 
 def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:
-    """The rewrite's bias rule: a layer keeps its own bias unless a BN now follows it."""
-    feeds_bn = (op.role == "site" and placement in _BEFORE) or (
-        op.role == "output" and placement == "before_output"
+    """The rewrite's bias rule: a layer has a bias unless a BN now follows it directly;
+    there the trial's ``use_bias`` decides."""
+    feeds_bn = (
+        (op.role == "site" and placement in _BEFORE)
+        or (op.role == "output" and placement == "before_output")
+        or (op.feeds_kept_bn and placement != "none")
     )
-    return op.use_bias and (use_bias or not feeds_bn)
+    return use_bias or not feeds_bn
 
 
 class Population:
@@ -126,21 +130,21 @@ class Population:
         self.graph = graph or graph_for(network, dataset)
         self.n_classes = dataset.n_classes
         self.regression = dataset.regression
-        ops = self.graph.ops
-        self.cores = {ops[i].name: ops[i] for i in self.graph.cores}
+        self.cores = {op.name: op for op in (self.graph.ops[i] for i in self.graph.cores)}
         f32 = tf.float32
 
         def state(shape: tuple[int, ...], dtype: Any = f32) -> Any:
             return tf.Variable(tf.zeros(shape, dtype), trainable=False)
 
         column = (P, 1, 1)
-        self.m_input, self.m_before, self.m_after, self.m_output = (state(column) for _ in range(4))
-        self.bn_momentum, self.bn_epsilon = state(column), state(column)
-        self.dropout = state(column)
+        # Per member: its placement (none: no BN at all), BN momentum and epsilon, dropout.
+        columns = [state(column) for _ in range(8)]
+        self.m_input, self.m_before, self.m_after, self.m_output, self.m_none = columns[:5]
+        self.bn_momentum, self.bn_epsilon, self.dropout = columns[5:]
         self.lr = state((P,))
         self.seeds = state((P,), tf.int64)
         self.kernels = {
-            name: tf.Variable(tf.zeros((P, op.fan_in, op.shape[-1])), name=f"kernel_{i}")
+            name: tf.Variable(tf.zeros((P, op.fan_in, op.kernel_shape[-1])), name=f"kernel_{i}")
             for i, (name, op) in enumerate(self.cores.items())
         }
         self.biases = {
@@ -163,7 +167,7 @@ class Population:
         self.x_train = tf.constant(dataset.x.reshape(dataset.n_rows, -1), f32)
         self.onehot = tf.constant(dataset.y_onehot, f32)
         # A counter per (step, Dropout op): 16 a step, more for a network with more.
-        self.dropout_stride = max(16, sum(op.kind == "dropout" for op in ops))
+        self.dropout_stride = max(16, sum(op.kind == "dropout" for op in self.graph.ops))
         steps = functools.partial(self._train_steps, xla=jit_compile)
         self.train_epoch = tf.function(steps, jit_compile=jit_compile)
         self.train_steps_partial = tf.function(functools.partial(self._train_steps, xla=False))
@@ -187,7 +191,8 @@ class Population:
         if use.input_bn:
             widths["input_bn"] = graph.input_channels
         for op in graph.ops:
-            if (op.kind == "core" and op.role == "site" and use.hidden_bn) or op.kind == "bn":
+            placed = (op.kind == "core" and op.role == "site") or op.kind == "preact"
+            if (placed and use.hidden_bn) or op.kind == "bn":
                 widths[op.name] = op.shape[-1]
         if use.output_bn:
             widths["output_bn"] = graph.ops[graph.output].shape[-1]
@@ -206,6 +211,7 @@ class Population:
         self.m_input.assign(column([p == "input" for p in placements]))
         self.m_before.assign(column([p in _BEFORE for p in placements]))
         self.m_after.assign(column([p == "after" for p in placements]))
+        self.m_none.assign(column([p == "none" for p in placements]))
         self.m_output.assign(column([p == "before_output" for p in placements]))
         for name, op in self.cores.items():
             used = [_bias_used(op, c.placement, c.use_bias) for c in configs]
@@ -235,7 +241,7 @@ class Population:
         Keras model of the same trial draws it."""
         serialized = op.kernel_initializer if which == "kernel" else op.bias_initializer
         shape = op.kernel_shape if which == "kernel" else (op.shape[-1],)
-        target = (op.fan_in, op.shape[-1]) if which == "kernel" else (1, op.shape[-1])
+        target = (op.fan_in, op.kernel_shape[-1]) if which == "kernel" else (1, op.shape[-1])
         drawn: dict[int, np.ndarray] = {}
         for spec in specs:
             if spec.seed not in drawn:
@@ -299,32 +305,29 @@ class Population:
         x = inputs[0]
         if op.kind == "core":
             return self._core(op, x, training, updates, xla)
-        if op.kind == "bn":
-            return self._bn(x, op.name, training, updates)
+        if op.kind == "bn":  # a BN the model keeps: in every placement but none
+            normalised = self._bn(x, op.name, training, updates)
+            return tf.where(self._mask(self.m_none, x) > 0, x, normalised)
         if op.kind == "activation":
             return activation_function(tf, op.activation)(x)
+        if op.kind == "preact":
+            return self._placed(op, x, x, activation_function(tf, op.activation), training, updates)
         if op.kind == "dropout":
             step_counter = counter * self.dropout_stride + op.dropout_index
-            return self._dropout(x, step_counter) if training else x
-        if op.kind == "add":
-            return tf.add_n(inputs)
-        if op.kind == "global_avg_pool":
-            return tf.reduce_mean(x, axis=[2, 3])
-        if op.kind in ("flatten", "reshape"):
-            return tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])
-        # max_pool / avg_pool: members and rows share the image axis of TF's pooling.
-        images = tf.reshape(x, [-1, *x.shape[2:]])
-        pooled = pool(tf, images, op.kind, op.pool_size, op.strides, op.padding)
-        return tf.reshape(pooled, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])
+            return self._dropout(x, step_counter, op.params) if training else x
+        return stateless_op(tf, op, inputs)
 
     def _core(self, op: GraphOp, x: Any, training: bool, updates: list, xla: bool) -> Any:
         """A Dense or Conv2D, then a site's placed BN and activation, the output's BN, or a
         plain layer's fused activation."""
         tf = self.tf
         bias = self.biases[op.name] * self.bias_masks[op.name]
-        if op.cls == "Conv2D":
+        if op.cls in ("Conv2D", "DepthwiseConv2D"):
             kernels = tf.reshape(self.kernels[op.name], [self.size, *op.kernel_shape])
-            z = member_conv2d(tf, x, kernels, op.strides, op.padding, xla)
+            if op.cls == "Conv2D":
+                z = member_conv2d(tf, x, kernels, op.strides, op.padding, xla)
+            else:
+                z = member_depthwise_conv2d(tf, x, kernels, op.strides, op.padding)
             z = tf.reshape(tf.reshape(z, [self.size, -1, op.shape[-1]]) + bias, tf.shape(z))
         else:
             z = tf.matmul(x, self.kernels[op.name]) + bias
@@ -334,8 +337,18 @@ class Population:
             normalised = self._bn(z, "output_bn", training, updates)
             return tf.where(self._mask(self.m_output, z) > 0, normalised, z)
         activation = activation_function(tf, op.activation)
+        if op.role != "site":
+            return activation(z)
+        return self._placed(op, z, x, activation, training, updates)
+
+    def _placed(
+        self, op: GraphOp, z: Any, x: Any, activation: Any, training: bool, updates: list
+    ) -> Any:
+        """``activation(z)`` with the BN slot ``op.name`` before it for ``before`` members
+        and after it for ``after`` members (a site, or the pre-activation pattern)."""
+        tf = self.tf
         plain = activation(z)
-        if op.role != "site" or not self.slot_use.hidden_bn:
+        if not self.slot_use.hidden_bn:
             return plain
         # One BN serves both placements: it normalises z for `before` members and act(z)
         # for `after` members.
@@ -344,10 +357,15 @@ class Population:
         normalised = self._bn(tf.where(before, z, plain), op.name, training, updates)
         return tf.where(before, activation(normalised), tf.where(after, normalised, plain))
 
-    def _dropout(self, a: Any, counter: Any) -> Any:
-        """Inverted dropout with each member's rate and its hashed mask."""
+    def _dropout(self, a: Any, counter: Any, noise: tuple[float, ...] = ()) -> Any:
+        """Inverted dropout with each member's rate and its hashed mask (one draw per cell
+        of the per-row ``noise`` shape, broadcast over its 1s)."""
         tf = self.tf
-        u = hash_uniform(tf, self.seeds, counter, tf.shape(a))
+        shape = tf.shape(a)
+        if noise:
+            own = [int(a.shape[2 + i]) if n < 0 else int(n) for i, n in enumerate(noise)]
+            shape = tf.concat([tf.shape(a)[:2], tf.constant(own, tf.int32)], 0)
+        u = hash_uniform(tf, self.seeds, counter, shape)
         keep = tf.cast(u >= self._mask(self.dropout, a), tf.float32)
         return a * keep / (1.0 - self._mask(self.dropout, a))
 
