@@ -156,3 +156,21 @@ def test_a_short_study_of_an_application_trains_on_the_population_engine(name, t
     results = results_from_study(study)
     assert len(results) == 3 and {r.state for r in results} == {bnsearch.TrialState.COMPLETE}
     assert {r.engine for r in results} == {"population"}
+
+
+def test_a_population_too_large_for_the_memory_limit_is_halved_and_one_that_never_fits_refused():
+    from bnsearch.engines import PopulationEngine
+    from bnsearch.errors import ConfigError
+
+    data = bnsearch.load_dataset(n_rows=400)
+    network = bnsearch.NetworkSettings(hidden_units=(64, 64))
+    roomy = PopulationEngine(max_population=64)
+    assert roomy.check_fits(data, network) is None and roomy.max_population == 64
+
+    engine = PopulationEngine(max_population=64, memory_limit_bytes=4 * 2**20)  # 4 MiB
+    said = engine.check_fits(data, network)
+    assert said is not None and said.startswith("bnsearch: notice: a population of 64 ")
+    assert 1 <= engine.max_population < 64 and f"trains {engine.max_population} trials" in said
+
+    with pytest.raises(ConfigError, match="--engine keras"):
+        PopulationEngine(memory_limit_bytes=2**10).check_fits(data, network)  # 1 KiB

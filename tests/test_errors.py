@@ -74,7 +74,6 @@ CASES = {
     "unknown sklearn": (["--data", "sklearn:nope"], ["sklearn:nope"]),
     "bad openml id": (["--data", "openml:abc"], ["openml:abc", "number"]),
     "bad range": (["--placements", "before,sideways"], ["sideways"]),
-    "population too large": (["--population", "100000"], ["--population", "GiB"]),
     "bad validation split": (["--validation-split", "1.5"], ["validation_split"]),
     "changed space": (
         [
