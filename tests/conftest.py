@@ -124,3 +124,20 @@ def run_bnsearch(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Comp
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout built as a wheel (``pip wheel . --no-deps``), once a session."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("wheel")
+    root = Path(__file__).resolve().parent.parent
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "-q", "-w", str(folder)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = folder.glob("bnsearch-*.whl")
+    return wheel

@@ -118,17 +118,12 @@ def test_examples_copies_the_shipped_study_files_and_never_overwrites(tmp_path, 
     assert again.stderr.count("bnsearch: error:") == 1 and "already holds" in again.stderr
 
 
-def test_the_wheel_carries_the_study_files_the_license_and_py_typed(tmp_path):
+def test_the_wheel_carries_the_study_files_the_license_and_py_typed(built_wheel):
     import zipfile
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "-q", "-w", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr[-2000:]
-    (wheel,) = tmp_path.glob("bnsearch-*.whl")
+    wheel = built_wheel
     names = zipfile.ZipFile(wheel).namelist()
     studies = sorted(p.name for p in (root / "studies").iterdir() if p.suffix in (".toml", ".py"))
     data = sorted(n.rsplit("/", 1)[1] for n in names if "/share/bnsearch/studies/" in n)
