@@ -722,6 +722,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"bnsearch: error: {redact_text(str(error))}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("bnsearch: interrupted.", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # one line; the study loop may say what it kept
+        print(str(stop) or "bnsearch: interrupted.", file=sys.stderr)
         return 130

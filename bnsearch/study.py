@@ -19,6 +19,7 @@ from bnsearch._redact import redact_url
 from bnsearch.backends import (
     Backend,
     backend_class,
+    cannot_settle_notice,
     make_backend,
     read_study,
     stored_trials_reader,
@@ -41,7 +42,7 @@ from bnsearch.report import (
     verdict_glance,
     write_report,
 )
-from bnsearch.stats import Verdict, loss_text, verdict_for
+from bnsearch.stats import Verdict, diverged, loss_text, verdict_for
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
 from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
@@ -98,6 +99,8 @@ def load_study_dataset(config: StudyConfig) -> Dataset:
         validation_split=config.network.validation_split,
         images=config.network.images,
         task=config.task,
+        shuffle=config.shuffle,
+        shuffle_seed=config.seed,
     )
     dataset.check_trainable(config.network.validation_split, config.network.batch_size)
     return dataset
@@ -134,8 +137,7 @@ def run_study(
     say = _Speaker(config.verbose, stream or sys.stdout)
     started = time.monotonic()
     dataset = load_study_dataset(config)
-    say(_data_line(config, dataset))  # the first line comes before TensorFlow loads
-    say(scale_notice(config, dataset))
+    say(_data_line(config, dataset))  # the first lines come before TensorFlow loads
     if config.engine != "standin":  # stand-in workers train nothing
         import_tensorflow_quietly()
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
@@ -149,7 +151,7 @@ def run_study(
     say(catch_up(tracker, backend))
     if done := backend.up_to_date():
         say(done)
-        return _outcome(config, backend, [], "", started, importances)
+        return _outcome(config, backend, [], "", started, importances, dataset)
     tracker.start_study_run(
         run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",
         params=config.as_params(),
@@ -166,7 +168,8 @@ def run_study(
     progress = Progress(planned, config.timeout, say.stream) if config.verbose else None
     with tracker.study_run_guard():
         new_results = backend.run(progress, say)
-    outcome = _outcome(config, backend, new_results, tracker.parent_run_id, started, importances)
+    run_id = tracker.parent_run_id
+    outcome = _outcome(config, backend, new_results, run_id, started, importances, dataset)
     outcome.experiment_id = str(tracker.experiment_id)
     backend.record_verdict(outcome.verdict)
     failed_all = bool(new_results) and all(r.state is TrialState.FAILED for r in new_results)
@@ -272,19 +275,29 @@ def scale_notice(config: StudyConfig, dataset: Dataset) -> str | None:
 
 
 def _data_line(config: StudyConfig, dataset: Dataset) -> str:
-    return (
+    """The study's first line (its data: rows, features, the task, the fingerprint), then
+    the data's notices, one line each: a validation split that does not represent the
+    training rows, a regression target far from unit scale, features far apart in scale."""
+    line = (
         f"bnsearch: study {config.resolved_study_name!r} on {dataset.name} "
-        f"({dataset.n_rows} rows, {dataset.n_features} features, {dataset.n_classes} classes, "
-        f"fingerprint {dataset.fingerprint})"
+        f"({dataset.description}, fingerprint {dataset.fingerprint})"
     )
+    notices = (dataset.split_warning, dataset.target_notice(), scale_notice(config, dataset))
+    return "\n".join([line, *(notice for notice in notices if notice)])
 
 
 def _introduction(config: StudyConfig, backend: Backend, budget: str) -> str:
-    return (
+    """The run's plan, and on a line of its own a cap that can never settle (said before
+    training: the run can then report, not decide)."""
+    line = (
         f"bnsearch: {budget} by {backend.name} with the {config.engine} engine, "
-        f"{config.network.epochs} epochs each; {backend.existing_trials()} trials already "
+        f"{config.network.epochs} epoch{'s' if config.network.epochs != 1 else ''} each; "
+        f"{backend.existing_trials()} trials already "
         "in the study."
     )
+    paired = backend.unpaired_reason is None
+    notice = cannot_settle_notice(config, backend.results()) if paired else None
+    return f"{line}\n{notice}" if notice else line
 
 
 def _outcome(
@@ -294,9 +307,11 @@ def _outcome(
     parent_run_id: str | None,
     started: float,
     importances: bool = True,
+    dataset: Dataset | None = None,
 ) -> StudyOutcome:
     """The study's results read back from the backend, with its table and verdict (and
-    the hyperparameter importances, unless ``importances`` is off)."""
+    the hyperparameter importances, unless ``importances`` is off); on ``dataset`` whose
+    validation rows cannot rank the placements, the verdict answers neither question."""
     results = backend.results()
     verdict = verdict_for(
         results,
@@ -307,6 +322,7 @@ def _outcome(
         unpaired_reason=backend.unpaired_reason,
         until=config.until,
         question=config.question,
+        no_ranking_reason=dataset.degenerate_validation if dataset is not None else None,
     )
     return StudyOutcome(
         study_name=config.resolved_study_name,
@@ -396,6 +412,7 @@ def print_summary(outcome: StudyOutcome, out: TextIO, details: bool = False) -> 
     lines += table[:1] + table[2:]  # the rule under the header only spaces it out here
     lines += _best_trial_lines(outcome.all_results)
     lines += ["", *verdict_glance(outcome.verdict)]
+    lines += textwrap.wrap(_failures_note(outcome) or "", WIDTH, subsequent_indent="  ")
     if details:
         lines += ["", "Full statistics:", *verdict_details(outcome.verdict), ""]
     ui = f"python -m bnsearch ui --study-name {outcome.study_name}"
@@ -411,6 +428,26 @@ def print_summary(outcome: StudyOutcome, out: TextIO, details: bool = False) -> 
     for line in lines:
         print(plain_ascii(line), file=out)
     out.flush()
+
+
+def _failures_note(outcome: StudyOutcome) -> str | None:
+    """Why the verdict has too few blocks when failed trials cost it blocks: how many of
+    the search trials failed (and diverged) and how many blocks that left; else None."""
+    verdict = outcome.verdict
+    if all(answer.outcome != "insufficient" for answer in verdict.answers):
+        return None
+    search = [r for r in outcome.all_results if r.spec.phase == Phase.SEARCH]
+    failed = [r for r in search if r.state is TrialState.FAILED]
+    blocks = len({r.spec.block for r in search})
+    if not failed or verdict.n_blocks >= blocks:
+        return None
+    ran_away = sum(1 for r in failed if diverged(r))
+    how = f" ({ran_away} diverged)" if ran_away else ""
+    hint = "narrow the learning-rate range" if ran_away else "see the fail reasons in MLflow"
+    return (
+        f"Too few blocks because {len(failed)} of {len(search)} search trials failed{how}: "
+        f"only {verdict.n_blocks} of {blocks} blocks are left to compare; {hint}."
+    )
 
 
 def _best_trial_lines(results: list[TrialResult]) -> list[str]:

@@ -174,3 +174,63 @@ def test_a_population_too_large_for_the_memory_limit_is_halved_and_one_that_neve
 
     with pytest.raises(ConfigError, match="--engine keras"):
         PopulationEngine(memory_limit_bytes=2**10).check_fits(data, network)  # 1 KiB
+
+
+def _images(folder, rows: int = 40):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 32, 32, 3)).astype("float32")
+    np.savez(folder / "images.npz", X=x, y=np.arange(rows) % 10)
+    return bnsearch.load_dataset(str(folder / "images.npz"))
+
+
+def test_a_network_of_dozens_of_convolutions_is_built_without_xla_eight_trials_at_a_time(
+    tmp_path,
+):
+    from bnsearch.engines import PopulationEngine
+    from bnsearch.networks import network_graph
+
+    model = _application("MobileNetV2")
+    model.save(tmp_path / "app.keras")
+    convolutions = sum(type(layer).__name__.endswith("Conv2D") for layer in model.layers)
+    network = bnsearch.NetworkSettings(model=str(tmp_path / "app.keras"))
+    engine = PopulationEngine(max_population=64)
+    said = engine.check_fits(_images(tmp_path), network)
+
+    assert not engine.xla_for(network_graph(network))
+    assert engine.max_population == 8
+    assert said == (
+        f"bnsearch: notice: this network has {convolutions} convolutions, so the population "
+        "engine builds it without XLA and trains 8 trials at a time."
+    )
+    import keras
+
+    layers = keras.layers
+    small = keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(8, 3, activation="relu")])
+    small.add(layers.Conv2D(8, 3, activation="relu"))
+    small.add(layers.GlobalAveragePooling2D())
+    small.add(layers.Dense(10, activation="softmax"))
+    small.save(tmp_path / "small.keras")
+    small_network = bnsearch.NetworkSettings(model=str(tmp_path / "small.keras"))
+    assert PopulationEngine().xla_for(network_graph(small_network))
+
+
+def test_vgg16_at_a_population_of_three_trains_on_the_population_engine(tmp_path, cli):
+    _images(tmp_path)
+    _application("VGG16").save(tmp_path / "app.keras")
+
+    result = cli(
+        "study", "--model", "app.keras", "--data", "images.npz", "--epochs", "1",
+        "--population", "3", "--n-trials", "3", "--confirm-seeds", "0", "--until", "budget",
+        "--quiet", "--study-name", "vgg", cwd=tmp_path,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    import optuna
+
+    from bnsearch.backends.optuna import results_from_study
+
+    study = optuna.load_study(study_name="vgg", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    results = results_from_study(study)
+    assert len(results) == 3 and {r.engine for r in results} == {"population"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bnsearch.backends._base import Backend, ResultCallback, StudyReader
-from bnsearch.backends._budget import batch_room
+from bnsearch.backends._budget import batch_room, cannot_settle_notice
 from bnsearch.backends._loop import TAKEN_OVER, Member, PairedSearcher, run_paired_search
 from bnsearch.backends.keras_tuner import (
     KerasTunerBackend,
@@ -47,6 +47,7 @@ __all__ = [
     "backend_class",
     "batch_room",
     "blocks_to_complete",
+    "cannot_settle_notice",
     "claim_lock",
     "is_outcome",
     "load_existing_study",

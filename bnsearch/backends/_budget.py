@@ -12,7 +12,13 @@ from bnsearch.config import StudyConfig
 from bnsearch.stats import ALPHA, min_blocks_to_settle, verdict_for
 from bnsearch.trial import Phase, TrialResult
 
-__all__ = ["batch_room", "paired_budget", "settled_verdict", "up_to_date_message"]
+__all__ = [
+    "batch_room",
+    "cannot_settle_notice",
+    "paired_budget",
+    "settled_verdict",
+    "up_to_date_message",
+]
 
 _ASKED = {
     "both": "both questions (does BN help here? before or after?) are",
@@ -36,6 +42,44 @@ def paired_budget(config: StudyConfig, have: int) -> tuple[int, str]:
     if config.until == "settled":
         text = f"{text} at most, stopping as soon as {_ASKED[config.question]} settled"
     return search + confirm, text
+
+
+def cannot_settle_notice(config: StudyConfig, results: Sequence[TrialResult]) -> str | None:
+    """One line, before training, when this run's cap cannot bring the study to the blocks
+    the anytime-valid rule needs (:func:`~bnsearch.stats.min_blocks_to_settle`): it can
+    then report, never decide. None when it can (or the study runs ``--until budget``, or
+    compares a single placement).
+
+    Args:
+        config: The study's settings (the cap: ``n_trials`` or ``target_trials``).
+        results: The study's stored trials (the blocks it already holds count).
+    """
+    block = len(config.space.placement)
+    if config.until != "settled" or block < 2:
+        return None
+    need = min_blocks_to_settle(ALPHA)
+    have = len({r.spec.block for r in results if r.spec.phase == Phase.SEARCH})
+    if config.target_trials is not None:
+        cap = math.ceil(config.target_trials / block)
+        if max(cap, have) >= need:
+            return None
+        made = f"a cap of {config.target_trials} search trials makes {_blocks(cap)}"
+        fix = f"raise target_trials to {need * block}"
+    else:
+        added = math.ceil(config.trials_per_run / block)
+        if have + added >= need:
+            return None
+        made = f"{config.trials_per_run} trials make {_blocks(added)}"
+        made += f" (the study holds {have} already)" if have else ""
+        fix = f"raise --n-trials to {(need - have) * block}"
+    return (
+        f"bnsearch: notice: {made}; the verdict needs at least {need} blocks to settle, so "
+        f"this run can only report, not decide ({fix})."
+    )
+
+
+def _blocks(n: int) -> str:
+    return "1 block" if n == 1 else f"{n} blocks"
 
 
 def batch_room(config: StudyConfig, capacity: int, search_trials: int) -> int:

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple, Protocol
 from bnsearch._interrupts import deferred, raise_if_stopped
 from bnsearch.backends._base import BatchCallback, ResultCallback
 from bnsearch.backends._budget import batch_room, settled_verdict
+from bnsearch.backends._divergence import divergence_advice
 from bnsearch.backends._failures import stop_after_failures
 from bnsearch.backends._kept_models import keeps_models, log_kept_models
 from bnsearch.config import StudyConfig
@@ -129,8 +130,9 @@ class PairedSearcher(Protocol):
         ...
 
     def abandon(self, members: list[Member]) -> str | None:
-        """A batch cut short: leave its trials for the next run to retry; what to say when
-        it was a Ctrl-C, or None."""
+        """A batch cut short: leave its trials not yet told (``members``) for the next run
+        to retry; what to add to the one line a Ctrl-C prints ("the 3 trials in flight
+        were marked failed and the next run retries them"), or None."""
         ...
 
 
@@ -156,6 +158,7 @@ class _PairedSearch:
     tracker: MlflowTracker
     on_result: ResultCallback | None
     log: Callable[[str], None]
+    advised: bool = False  # the divergence advice is said once a run
 
     @property
     def _on_batch(self) -> BatchCallback | None:
@@ -198,8 +201,15 @@ class _PairedSearch:
             look += 1
             batch = self._train(members, look)
             results.extend(batch)
+            self._advise(batch)
             stop_after_failures(results, batch)
         return results
+
+    def _advise(self, batch: list[TrialResult]) -> None:
+        """Say once a run when a batch's learning rates ran away (and what to try)."""
+        if not self.advised and (advice := divergence_advice(self.config, batch)):
+            self.log(advice)
+            self.advised = True
 
     def _confirm(self) -> list[TrialResult]:
         """Re-train each placement's best configuration with fresh seeds (paired by seed)."""
@@ -227,12 +237,14 @@ class _PairedSearch:
             except BaseException as error:
                 # The store first: nothing stays in flight there (retried by the next run),
                 # then MLflow ends the runs that did not finish.
-                said = self.searcher.abandon(members)
+                unfinished = [m for i, m in enumerate(members) if i not in finished]
+                said = self.searcher.abandon(unfinished) if unfinished else None
                 for index, run_id in enumerate(run_ids):
                     if index not in finished:
                         self.tracker.kill_run(run_id, "interrupted")
                 if isinstance(error, KeyboardInterrupt) and said:
-                    self.log(said)
+                    # The one line the command prints on its way out (stderr).
+                    raise KeyboardInterrupt(f"bnsearch: interrupted; {said}.") from None
                 raise
 
     def _train_and_tell(

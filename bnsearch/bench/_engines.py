@@ -16,7 +16,8 @@ reads and writes every parameter and velocity and reads every gradient (5 × 4 b
 parameter), at the measured streaming bandwidth. The model rows train the thread's network
 given as a plain-Keras ``.keras`` file (``--model``: rewritten per placement, then trained
 as the built-in MLP it is) on both engines; the CNN rows the digits CNN of
-``studies/digits_cnn.toml`` (8×8×1 images).
+``studies/digits_cnn.toml`` (8×8×1 images); the application rows MobileNetV2 and
+ResNet50V2 from ``keras.applications`` at 32×32×3 (``--model``).
 """
 
 from __future__ import annotations
@@ -180,6 +181,8 @@ def run_benchmark(
     figures.update(_model_rows(data, timed_epochs, max(populations), out))
     figures.update(_cnn_rows(timed_epochs, 16 if short else 64, out))
     figures.update(_residual_rows(timed_epochs, 16 if short else 64, out))
+    if not short:  # minutes of XLA compilation: the full run only
+        figures.update(_application_rows(timed_epochs, 8, out))
     return figures
 
 
@@ -261,3 +264,32 @@ def _residual_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str,
         file=out,
     )
     return _side_by_side("residual", data, network, timed_epochs, population, out)
+
+
+def _application_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
+    """MobileNetV2 and ResNet50V2 (``keras.applications``, ``weights=None``) at 32x32x3, 10
+    classes, given as ``--model`` files, on both engines: the digits images scaled up (each
+    pixel a 4x4 block, three channels), the first 512."""
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    digits = load_dataset("sklearn:digits", images=True)
+    images = np.kron(digits.x[:512], np.ones((1, 4, 4, 3), np.float32))
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
+        np.savez(f"{folder}/digits32.npz", X=images, y=digits.y[:512])
+        data = load_dataset(f"{folder}/digits32.npz")
+        for name in ("MobileNetV2", "ResNet50V2"):
+            path = f"{folder}/{name}.keras"
+            application = getattr(keras.applications, name)
+            application(weights=None, input_shape=(32, 32, 3), classes=10).save(path)
+            print(
+                f"\n{name} (keras.applications, --model): {data.n_rows} digits images scaled "
+                "to 32x32x3, batch 16",
+                file=out,
+            )
+            network = NetworkSettings(model=path)
+            figures.update(_side_by_side(name, data, network, timed_epochs, population, out))
+    return figures

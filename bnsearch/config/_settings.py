@@ -147,7 +147,11 @@ SETTINGS: tuple[Setting, ...] = (
     _S("target", (str,), "label column of a table file (CSV, TSV, Parquet, Feather)",
        group="data"),
     _S("standardize", (bool,), "scale features with training-row mean/std (off, as in the "
-       "thread); a regression's target too", group="data"),
+       "thread); a regression's target too, whose val_loss and val_mae are then in "
+       "standardised units", group="data"),
+    _S("shuffle", (bool,), "shuffle the rows with --seed before the validation split (off: "
+       "the last rows validate, as Keras' validation_split takes them); for a file sorted by "
+       "its target, which the study warns of", group="data"),
     _S("task", (str,), "classification, or regression (a real-valued target: a Dense(1) linear "
        "output, mean squared error as loss and val_loss, mean absolute error in place of "
        "accuracy); auto: regression when the target is a floating-point column with a "

@@ -66,6 +66,7 @@ class StudyConfig:
     data: str | None = None
     target: str | None = None
     standardize: bool = False
+    shuffle: bool = False
     task: str = "auto"
     n_trials: int | None = None
     target_trials: int | None = None
@@ -165,6 +166,7 @@ class StudyConfig:
             "data": self.data or "synthetic",
             "target": self.target or "",
             "standardize": self.standardize,
+            "shuffle": self.shuffle,
             "task": self.task,
             "n_trials": self.trials_per_run,
             "until": self.until,

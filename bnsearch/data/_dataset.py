@@ -4,13 +4,17 @@ Every loader returns a :class:`Dataset` whose features are float32 and whose lab
 class indices ``0..n_classes-1`` (a classification) or real numbers (a regression, ``task``
 ``"regression"``: ``y`` float32, ``n_classes`` 1, the width of the network's one output).
 Row order is kept, because the validation rows are the *last* ``validation_split``
-fraction, exactly as Keras' ``validation_split`` takes them.
+fraction, exactly as Keras' ``validation_split`` takes them; ``shuffle=True`` shuffles the
+rows with a seed first (for a file sorted by its target), and :func:`load_dataset` checks
+the split (:mod:`bnsearch.data._split` gives the rules) into
+:attr:`Dataset.split_warning` and :attr:`Dataset.degenerate_validation`.
 
 Standardisation is off by default: the thread feeds raw features to the network, and
 whether BN placement matters depends on it (a BN right after the first ``Dense`` makes the
 network insensitive to feature scales; ``none`` and ``after`` are not). ``standardize=True``
 rescales each feature with the mean and standard deviation of the *training* rows only (and
-a regression's target too, so its mean squared error is in units of the target's variance).
+a regression's target too, so its mean squared error is in units of the target's variance;
+nothing is scaled back: a standardised regression's metrics are in standardised units).
 
 The task (``task``: ``auto``, ``classification``, ``regression``): ``auto`` chooses
 regression when the target is a floating-point column holding a fractional value or more
@@ -28,11 +32,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from bnsearch.data._split import check_classes, check_target, name_list, target_notice
 from bnsearch.errors import DataError
 
 __all__ = [
@@ -79,6 +84,15 @@ class Dataset:
             standard deviation.
         task: ``classification`` or ``regression``.
         task_note: how ``task = "auto"`` chose the task, in one line (empty if it was given).
+        shuffle_seed: the seed the rows were shuffled with before the split (None: the
+            source's order).
+        target_scale: a standardised regression's raw training-target ``(mean, sd)``.
+        split_warning: one line when the validation rows (the last ones) do not represent
+            the training rows: a class or target range missing on one side, or class shares
+            far apart (None when fine or not checked; :meth:`check_split` sets it).
+        degenerate_validation: why the validation rows cannot rank placements, as a short
+            plain phrase: they hold one class only, or a class the training rows lack (None
+            otherwise, and for a regression); a study gives no ranking then.
 
     Examples:
         >>> import numpy as np
@@ -102,6 +116,10 @@ class Dataset:
     task: str = "classification"
     task_note: str = ""
     """How ``task = "auto"`` chose the task, in one line (empty if it was given)."""
+    shuffle_seed: int | None = None
+    target_scale: tuple[float, float] | None = None
+    split_warning: str | None = None
+    degenerate_validation: str | None = None
     _fingerprint: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -134,11 +152,12 @@ class Dataset:
         """SHA-256 (first 16 hex digits) of the features, labels and preprocessing.
 
         A hash of the content, not of the file: the features as float32, the labels, the
-        class names, the shape and whether they were standardised. The same table saved as
-        .csv, .csv.gz, .tsv, .feather, Parquet or a folder of Parquet files has the same
-        fingerprint, so converting or compressing a study's data file does not make the
-        study "changed"; reordering rows, editing a value or renaming a class does. Column
-        names and the file's name are not part of it."""
+        class names, the shape and whether they were standardised (and, only when set, the
+        task and the shuffle seed, so other fingerprints stay as they were). The same table
+        saved as .csv, .csv.gz, .tsv, .feather, Parquet or a folder of Parquet files has the
+        same fingerprint, so converting or compressing a study's data file does not make the
+        study "changed"; reordering rows, editing a value, renaming a class or shuffling with
+        another seed does. Column names and the file's name are not part of it."""
         if not self._fingerprint:
             digest = hashlib.sha256()
             digest.update(np.ascontiguousarray(self.x).tobytes())
@@ -146,6 +165,8 @@ class Dataset:
             shown = (self.x.shape, self.class_names, self.standardized)
             if self.regression:  # absent for classes, so their fingerprints stay as they were
                 shown = (*shown, self.task)
+            if self.shuffle_seed is not None:  # absent unless shuffled, likewise
+                shown = (*shown, ("shuffle", self.shuffle_seed))
             digest.update(repr(shown).encode())
             self._fingerprint.append(digest.hexdigest()[:16])
         return self._fingerprint[0]
@@ -174,28 +195,76 @@ class Dataset:
         return float(std.max() / std.min()) if std.size > 1 else 1.0
 
     def standardize(self, validation_split: float) -> Dataset:
-        """Scale features with statistics of the training rows only."""
+        """Scale features (and a regression's target, its raw training mean and sd kept in
+        :attr:`target_scale`) with statistics of the training rows only."""
         at = split_index(self.n_rows, validation_split)
         train = self.x[:at]
         mean = train.mean(axis=0, keepdims=True)
         std = train.std(axis=0, keepdims=True)
         std[std == 0] = 1.0
-        y = self.y
+        y, scale = self.y, self.target_scale
         if self.regression:
             target = self.y[:at]
-            spread = float(target.std()) or 1.0
-            y = ((self.y - float(target.mean())) / spread).astype(np.float32)
-        return Dataset(
-            name=self.name,
+            shift, spread = float(target.mean()), float(target.std()) or 1.0
+            y = ((self.y - shift) / spread).astype(np.float32)
+            before = scale or (0.0, 1.0)  # the raw target's scale, if scaled already
+            scale = (before[0] + shift * before[1], spread * before[1])
+        return replace(
+            self,
             x=((self.x - mean) / std).astype(np.float32),
             y=y,
-            class_names=self.class_names,
-            feature_names=self.feature_names,
-            source=self.source,
             standardized=True,
-            task=self.task,
-            task_note=self.task_note,
+            target_scale=scale,
+            _fingerprint=[],
         )
+
+    def shuffled(self, seed: int) -> Dataset:
+        """The rows in an order drawn with ``seed`` (before the split, so the validation
+        rows are a random share); the seed becomes part of the fingerprint."""
+        order = np.random.default_rng(seed).permutation(self.n_rows)
+        return replace(self, x=self.x[order], y=self.y[order], shuffle_seed=seed, _fingerprint=[])
+
+    def check_split(self, validation_split: float) -> Dataset:
+        """This dataset with :attr:`split_warning` and :attr:`degenerate_validation` set
+        for ``validation_split`` (the rules: :mod:`bnsearch.data._split`)."""
+        at = split_index(self.n_rows, validation_split)
+        shuffled = self.shuffle_seed is not None
+        if self.regression:
+            found = check_target(self.y, at, validation_split, shuffled)
+        else:
+            found = check_classes(self.y, self.class_names, at, validation_split, shuffled)
+        return replace(
+            self,
+            split_warning=found.warning,
+            degenerate_validation=found.degenerate,
+            _fingerprint=list(self._fingerprint),
+        )
+
+    @property
+    def target_summary(self) -> tuple[float, float]:
+        """A regression's target ``(mean, sd)`` over all rows, in the source's units (also
+        after standardising)."""
+        y = self.y.astype(np.float64)
+        if self.target_scale is not None:
+            y = y * self.target_scale[1] + self.target_scale[0]
+        return float(y.mean()), float(y.std())
+
+    @property
+    def description(self) -> str:
+        """``300 rows, 4 features, 3 classes``, or for a regression ``2000 rows, 8
+        features, regression: target mean 1.46, sd 3.3``."""
+        shape = f"{self.n_rows} rows, {self.n_features} features"
+        if not self.regression:
+            return f"{shape}, {self.n_classes} classes"
+        mean, sd = self.target_summary
+        return f"{shape}, regression: target mean {mean:.3g}, sd {sd:.3g}"
+
+    def target_notice(self) -> str | None:
+        """One line when a regression's raw target is far from mean 0 and sd 1 (the rule:
+        :mod:`bnsearch.data._split`); None for classes or once standardised."""
+        if not self.regression or self.standardized:
+            return None
+        return target_notice(*self.target_summary)
 
 
 def make_synthetic(n_rows: int = 6000, seed: int = 0) -> Dataset:
@@ -251,11 +320,16 @@ def make_synthetic(n_rows: int = 6000, seed: int = 0) -> Dataset:
     )
 
 
-def _encode_labels(raw: np.ndarray, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+def _encode_labels(
+    raw: np.ndarray, where: str, array: str | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
     raw = np.asarray(raw)
     if raw.dtype.kind == "f":
-        if not np.all(np.isfinite(raw)):
-            raise DataError(f"{where}: labels contain NaN or inf; drop or fill those rows.")
+        if not np.all(finite := np.isfinite(raw)):
+            raise DataError(
+                f"{where}: labels contain NaN or inf {_rows_text(~finite, array)}; drop or "
+                "fill those rows."
+            )
         if not np.all(raw == np.round(raw)):
             raise DataError(
                 f"{where}: labels are fractional numbers; to predict a real-valued target set "
@@ -264,10 +338,17 @@ def _encode_labels(raw: np.ndarray, where: str) -> tuple[np.ndarray, tuple[str, 
             )
         raw = raw.astype(np.int64)
     elif raw.dtype.kind not in "iubUSO":
-        raise DataError(f"{where}: labels of type {raw.dtype} are not class labels.")
+        raise DataError(
+            f"{where}: labels of type {raw.dtype} are not class labels; give integer or string "
+            'labels, or set --task regression (study file `task = "regression"`).'
+        )
     if raw.dtype.kind == "O":
-        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in raw):
-            raise DataError(f"{where}: labels contain missing values; drop or fill those rows.")
+        missing = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in raw])
+        if missing.any():
+            raise DataError(
+                f"{where}: labels contain missing values {_rows_text(missing, array)}; drop or "
+                "fill those rows."
+            )
         raw = raw.astype(str)
     classes, y = np.unique(raw, return_inverse=True)
     if len(classes) < 2:
@@ -275,18 +356,22 @@ def _encode_labels(raw: np.ndarray, where: str) -> tuple[np.ndarray, tuple[str, 
     return y.astype(np.int64), tuple(str(c) for c in classes)
 
 
-def _regression_target(raw: np.ndarray, where: str) -> np.ndarray:
+def _regression_target(raw: np.ndarray, where: str, array: str | None = None) -> np.ndarray:
     raw = np.asarray(raw)
     if raw.dtype.kind == "O":
         with contextlib.suppress(TypeError, ValueError):  # strings: refused below
             raw = raw.astype(np.float64)
     if raw.dtype.kind not in "iuf":
         raise DataError(
-            f"{where}: a regression needs a numeric target, but it holds {raw.dtype} values; "
-            "set --task classification for class labels."
+            f"{where}: a regression needs a numeric target, but the target holds {raw.dtype} "
+            "values; set "
+            '--task classification (study file `task = "classification"`) for class labels.'
         )
-    if not np.all(np.isfinite(raw.astype(np.float64))):
-        raise DataError(f"{where}: the target contains NaN or inf; drop or fill those rows.")
+    if not np.all(finite := np.isfinite(raw.astype(np.float64))):
+        raise DataError(
+            f"{where}: the target contains NaN or inf {_rows_text(~finite, array)}; drop or "
+            "fill those rows."
+        )
     return raw.astype(np.float32)
 
 
@@ -296,15 +381,15 @@ def _auto_task(raw: np.ndarray) -> tuple[str, str]:
     if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)):
         return "classification", ""
     if not np.all(raw == np.round(raw)):
-        return "regression", "it holds fractional numbers"
+        return "regression", "holds fractional numbers"
     distinct = len(np.unique(raw))
     if distinct > MAX_AUTO_CLASSES:
-        return "regression", f"it holds {distinct} distinct real values"
+        return "regression", f"holds {distinct} distinct real values"
     return "classification", ""
 
 
 def _targets(
-    raw: np.ndarray, where: str, task: str
+    raw: np.ndarray, where: str, task: str, array: str | None = None
 ) -> tuple[np.ndarray, tuple[str, ...], str, str]:
     """``(y, class_names, task, note)`` of a raw target column under ``task``."""
     if task not in TASKS:
@@ -315,20 +400,44 @@ def _targets(
         if task == "regression":
             note = (
                 f"bnsearch: task: regression, because the target of {where} {why}; "
-                "--task classification (study file `task`) overrides it."
+                '--task classification (study file `task = "classification"`) overrides it.'
             )
     if task == "regression":
-        return _regression_target(raw, where), (), task, note
-    y, classes = _encode_labels(raw, where)
+        return _regression_target(raw, where, array), (), task, note
+    y, classes = _encode_labels(raw, where, array)
     return y, classes, task, note
 
 
-def _check_features(x: np.ndarray, where: str) -> np.ndarray:
+def _rows_text(bad: np.ndarray, array: str | None) -> str:
+    """``in 2 of 300 rows (data rows 4 and 9; the first data row is 1)``: where a row mask
+    ``bad`` is set, numbered as a table's data rows (``array`` None) or an array's index."""
+    rows = np.flatnonzero(bad)
+    shown = [str(r if array else r + 1) for r in rows[:5]]
+    first = ", ".join(shown) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+    if len(rows) <= 5:
+        first = name_list(shown)
+    plural = "s" if len(rows) > 1 else ""
+    at = f"{array} index {first}, counting from 0" if array else f"data row{plural} {first}"
+    return f"in {len(rows)} of {len(bad)} rows ({at}{'' if array else '; the first data row is 1'})"
+
+
+def _check_features(
+    x: np.ndarray, where: str, columns: tuple[str, ...] = (), array: str | None = None
+) -> np.ndarray:
+    """``x`` as float32, refused with one line naming the columns (of a table) and rows
+    holding NaN or inf."""
     if x.shape[0] == 0:
         raise DataError(f"{where}: the dataset has no rows.")
     x = x.astype(np.float32)
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"{where}: features contain NaN or inf; drop or fill those rows.")
+    bad = ~np.isfinite(x.reshape(x.shape[0], -1))
+    if bad.any():
+        named = [columns[i] for i in np.flatnonzero(bad.any(axis=0))] if columns else []
+        plural = "s" if len(named) > 1 else ""
+        in_columns = f" in column{plural} {name_list(named)}," if named else ""
+        raise DataError(
+            f"{where}: features contain NaN or inf{in_columns} "
+            f"{_rows_text(bad.any(axis=1), array)}; drop or fill those rows."
+        )
     return x
 
 
@@ -358,7 +467,8 @@ def _from_frame(frame, target: str | None, where: str, name: str, task: str = "a
         )
     if features.shape[1] == 0:
         raise DataError(f"{where}: no feature columns besides the target {target!r}.")
-    x = _check_features(features.to_numpy(dtype=np.float64), where)
+    values = features.to_numpy(dtype=np.float64, na_value=np.nan)
+    x = _check_features(values, where, tuple(map(str, features.columns)))
     y, classes, task, note = _targets(frame[target].to_numpy(), where, task)
     return Dataset(
         name=name,
@@ -492,10 +602,10 @@ def _load_npz(path: Path, where: str, name: str, task: str) -> Dataset:
         raise DataError(f"{where}: X has {x.shape[0]} rows but y has {raw_y.shape[0]}.")
     if x.dtype.kind not in "iufb":
         raise DataError(f"{where}: X must be numeric, but has dtype {x.dtype}.")
-    y, classes, task, note = _targets(_one_label_per_row(raw_y, where), where, task)
+    y, classes, task, note = _targets(_one_label_per_row(raw_y, where), where, task, "y")
     return Dataset(
         name=name,
-        x=_check_features(x, where),
+        x=_check_features(x, where, array="X"),
         y=y,
         class_names=classes,
         source=where,
@@ -631,8 +741,14 @@ def load_dataset(
     n_rows: int | None = None,
     images: bool = False,
     task: str = "auto",
+    shuffle: bool = False,
+    shuffle_seed: int = 0,
 ) -> Dataset:
     """Load a dataset and split it as Keras' ``validation_split`` does (the last rows).
+
+    The split is checked: :attr:`Dataset.split_warning` says when the validation rows do
+    not represent the training rows (a file sorted by its target), and
+    :attr:`Dataset.degenerate_validation` when they cannot rank anything.
 
     Args:
         spec: ``None``/``"synthetic"`` (the built-in data), a data file or Parquet folder
@@ -646,6 +762,9 @@ def load_dataset(
         images: load ``sklearn:digits`` as 8x8x1 images (for the cnn family) instead of 64
             flat features; an ``.npz`` keeps the shape of its arrays either way.
         task: one of :data:`TASKS` (the module docstring says how ``auto`` chooses).
+        shuffle: shuffle the rows with ``shuffle_seed`` before the split (a study uses its
+            ``seed``), for data whose last rows are not a fair sample.
+        shuffle_seed: the seed of that shuffle.
 
     Returns:
         The features, labels, split, task and fingerprint.
@@ -675,4 +794,8 @@ def load_dataset(
         dataset = _load_openml(spec.removeprefix("openml:"), target, task)
     else:
         dataset = _load_file(Path(spec), target, task)
-    return dataset.standardize(validation_split) if standardize else dataset
+    if shuffle:
+        dataset = dataset.shuffled(shuffle_seed)
+    if standardize:
+        dataset = dataset.standardize(validation_split)
+    return dataset.check_split(validation_split)

@@ -171,6 +171,11 @@ class LayerGraph:
         return tuple(i for i, op in enumerate(self.ops) if op.kind == "core")
 
     @property
+    def convolutions(self) -> int:
+        """How many of its cores are convolutions (every core but a Dense)."""
+        return sum(1 for op in self.ops if op.kind == "core" and op.cls != "Dense")
+
+    @property
     def has_dropout(self) -> bool:
         return any(op.kind == "dropout" for op in self.ops)
 

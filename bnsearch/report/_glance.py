@@ -19,6 +19,7 @@ from bnsearch.stats import (
     PairComparison,
     Verdict,
     budget_side,
+    counted,
     loss_text,
     settle,
     significant,
@@ -113,12 +114,12 @@ def _decision(verdict: Verdict, pair: PairComparison) -> str:
 
 def _how(verdict: Verdict) -> str:
     if verdict.until != "settled":
-        return f"{verdict.n_blocks} blocks, fixed budget"
+        return f"{counted(verdict.n_blocks, 'block')}, fixed budget"
     if verdict.settled:
-        return f"settled after {verdict.n_blocks} blocks"
+        return f"settled after {counted(verdict.n_blocks, 'block')}"
     still = " and ".join({"bn": "does BN help", "placement": "before or after"}[q]
                          for q in verdict.open_questions)  # fmt: skip
-    return f"not settled within {verdict.n_blocks} blocks ({still}: open)"
+    return f"not settled within {counted(verdict.n_blocks, 'block')} ({still}: open)"
 
 
 def _notice(verdict: Verdict) -> str | None:
@@ -155,25 +156,39 @@ def _rows(verdict: Verdict) -> list[PairComparison]:
 
 
 def _confirmed(verdict: Verdict) -> list[str]:
-    """One row per placement's best configuration re-trained with fresh seeds."""
+    """One row per placement's best configuration re-trained with fresh seeds; with one
+    seed each, no sd and no ranking (the header says so)."""
     confirmed = list(verdict.confirmations)
     if not confirmed:
         return []
-    seeds = max(len(c.values) for c in confirmed)
-    lines = ["", f"  {'confirmed best':<22s}{verdict.metric} over {seeds} fresh seeds"]
+    seeds = max(len(c.values) + c.failed for c in confirmed)
+    head = f"{verdict.metric} over {counted(seeds, 'fresh seed')}"
+    if verdict.seeds_note:
+        head += f" ({verdict.seeds_note})"
+    lines = ["", f"  {'confirmed best':<22s}{head}"]
     for conf in confirmed:
         if not conf.kept:
             shown = "no fresh-seed run completed"
-        elif len(conf.kept) == 1:
-            shown = f"{loss_text(conf.mean)} (one seed)"
+        elif not conf.ranked:
+            shown = loss_text(conf.mean)
         else:
             shown = f"{loss_text(conf.mean)} +- {significant(conf.std, 2)}"
         if conf.kept and len(conf.kept) < seeds:
-            shown += f" (n={len(conf.kept)}" + (
-                f", {conf.ran_away} ran away)" if conf.ran_away else ")"
-            )
+            why = [f"{conf.failed} diverged or failed"] * bool(conf.failed)
+            why += [f"{conf.ran_away} ran away"] * bool(conf.ran_away)
+            shown += f" ({', '.join([f'n={len(conf.kept)}', *why])})"
         lines.append(f"  {conf.placement:<22s}{shown}")
     return lines
+
+
+def _interval(verdict: Verdict, pair: PairComparison) -> str:
+    """The interval the study's rule decides by; ``n/a (1 block)`` while there are too few
+    blocks for one (an end that is a run-away reads ``n/a``)."""
+    text = pair.interval_text(verdict.until)
+    if not text.startswith("["):
+        return text
+    low, high = pair.interval(verdict.until)
+    return f"[{_number(low)}, {_number(high)}]"
 
 
 def verdict_glance(verdict: Verdict) -> list[str]:
@@ -189,6 +204,11 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     """
     if verdict.unpaired is not None:
         return ["Verdict:", *_wrap(verdict.unpaired, "  ")]
+    if verdict.no_ranking is not None:  # no comparison, no decision, no confirmation ranking
+        return [
+            f"Verdict: {verdict.words} ({counted(verdict.n_blocks, 'block')})",
+            *_wrap(verdict.no_ranking, "  "),
+        ]
     rule = "lower" if lower_is_better(verdict.metric) else "higher"
     lines = _wrap(f"Verdict: {verdict.words.replace('`', '')}")
     lines += _wrap(
@@ -199,8 +219,7 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     kind = "anytime-valid 95% CS" if verdict.until == "settled" else "bootstrap 95% CI"
     lines.append(f"  {'comparison':<22s}{'median':>10s}  {kind:<26s}decision")
     for pair in _rows(verdict):
-        low, high = pair.interval(verdict.until)
-        interval = f"[{_number(low)}, {_number(high)}]"
+        interval = _interval(verdict, pair)
         name = f"{pair.first} - {pair.second}"
         lines.append(
             f"  {name:<22s}{_number(pair.median):>10s}  {interval:<26s}{_decision(verdict, pair)}"

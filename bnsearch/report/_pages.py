@@ -19,7 +19,7 @@ from bnsearch.report._plots import (
     plot_importance,
 )
 from bnsearch.report._summary import PlacementSummary, format_table, summarize
-from bnsearch.stats import AcrossVerdict, Verdict, plain, significant
+from bnsearch.stats import RUNAWAY, AcrossVerdict, Verdict, counted, plain, significant, too_few
 from bnsearch.trial import Phase, TrialResult
 
 __all__ = [
@@ -54,10 +54,6 @@ _ASKED_WORDS = {
 }
 
 
-def _n(value: float) -> str:
-    return significant(value, 4, signed=True)
-
-
 def _params(params: dict, digits: int = 4) -> str:
     return ", ".join(
         f"{k}={significant(v, digits)}" if isinstance(v, float) else f"{k}={plain(v)}"
@@ -80,8 +76,8 @@ def _markdown(
         f"**{verdict.headline}**",
         "",
     ]
-    if verdict.unpaired is not None:
-        lines += [verdict.unpaired, ""]
+    if verdict.unanswered is not None:
+        lines += [verdict.unanswered, ""]
     else:
         lines += [
             f"Does BN help? {verdict.bn.statement}",
@@ -97,27 +93,13 @@ def _markdown(
         lines += [f"**{text.split(':')[0]}:**{text.split(':', 1)[1]}", ""]
     lines += [
         f"Metric: final-epoch `{verdict.metric}`; practical threshold {verdict.threshold:g}; "
-        f"{verdict.n_blocks} paired blocks (trials sharing every hyperparameter and the seed, "
-        "differing only in placement).",
+        f"{counted(verdict.n_blocks, 'paired block')} (trials sharing every hyperparameter and "
+        "the seed, differing only in placement).",
         "",
-        _RULES[verdict.until].format(asked=_ASKED_WORDS[verdict.question]),
-        "",
-        "## Paired comparisons",
-        "",
-        "| pair | question | blocks | median diff | 95% CI (median) | anytime-valid 95% CS "
-        "| mean diff | d_z | Wilcoxon p | Holm p |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for p in verdict.pairs:
-        question = "does BN help?" if p.second == "none" else "before or after?"
-        if p is not verdict.primary and p.second != "none":
-            question = ""
-        lines.append(
-            f"| {p.first} − {p.second} | {question} | {p.n_blocks} | {_n(p.median)} | "
-            f"[{_n(p.ci_low)}, {_n(p.ci_high)}] | [{_n(p.cs_low)}, {_n(p.cs_high)}] | "
-            f"{p.mean_text} | {significant(p.effect_size, 3, signed=True)} | {p.p_value:.3g} "
-            f"| {p.p_holm:.3g} |"
-        )
+    if verdict.no_ranking is None:  # no rule decided anything otherwise
+        lines += [_RULES[verdict.until].format(asked=_ASKED_WORDS[verdict.question]), ""]
+    lines += _pairs_table(verdict)
     excluded = ", ".join(f"{k}: {v}" for k, v in verdict.excluded_blocks.items())
     lost = ", ".join(f"{k}: {v}" for k, v in verdict.diverged_blocks.items() if v)
     lines += [
@@ -143,38 +125,25 @@ def _markdown(
             if p is None:
                 lines.append(f"| {activation} | {sub.bn.outcome} | {sub.outcome} | | 0 | | |")
                 continue
-            low, high = p.interval(sub.until)
             lines.append(
                 f"| {activation} | {sub.bn.outcome} | {sub.outcome} | {p.first} − {p.second} "
-                f"| {p.n_blocks} | {_n(p.median)} | [{_n(low)}, {_n(high)}] |"
+                f"| {p.n_blocks} | {p.median_text} | {p.interval_text(sub.until)} |"
             )
         lines.append("")
-    if verdict.confirmations:
-        lines += [
-            "## Best configuration per placement, re-trained with fresh seeds",
-            "",
-            "Each placement's own tuned best (not a typical configuration, as in the blocks):",
-            "",
-            f"| placement | mean {verdict.metric} | sd over seeds | seeds | configuration |",
-            "|---|---|---|---|---|",
-        ]
-        for c in verdict.confirmations:
-            params = _params(c.params)
-            if not c.kept:
-                what = "ran away, diverged or failed" if c.ran_away else "diverged or failed"
-                lines.append(f"| {c.placement} | – | – | 0 (each {what}) | {params} |")
-                continue
-            away = f" ({c.ran_away} more ran away)" if c.ran_away else ""
-            lines.append(
-                f"| {c.placement} | {significant(c.mean)} | {significant(c.std, 2)} | "
-                f"{len(c.kept)}{away} | {params} |"
-            )
-        lines.append("")
+    if verdict.confirmations and verdict.no_ranking is None:
+        lines += _confirmations_table(verdict)
     if verdict.importances:
         lines += ["## Hyperparameter importance (fANOVA, seeded)", ""]
         for name, value in sorted(verdict.importances.items(), key=lambda kv: -kv[1]):
             lines.append(f"- {name}: {value:.3f}")
         lines.append("")
+    elif verdict.importance_note:
+        lines += [
+            "## Hyperparameter importance (fANOVA, seeded)",
+            "",
+            f"Left out: {verdict.importance_note}.",
+            "",
+        ]
     lines += [
         "## All trials per placement",
         "",
@@ -187,6 +156,57 @@ def _markdown(
     ]
     lines += [f"![{name}]({name})" for name in PLOTS]
     return "\n".join(lines) + "\n"
+
+
+def _pairs_table(verdict: Verdict) -> list[str]:
+    """The paired comparisons, every statistic (``n/a (2 blocks)`` where one needs more
+    blocks); none where the validation rows cannot rank the placements."""
+    if verdict.no_ranking is not None:
+        return []
+    lines = [
+        "## Paired comparisons",
+        "",
+        "| pair | question | blocks | median diff | 95% CI (median) | anytime-valid 95% CS "
+        "| mean diff | d_z | Wilcoxon p | Holm p |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in verdict.pairs:
+        question = "does BN help?" if p.second == "none" else "before or after?"
+        if p is not verdict.primary and p.second != "none":
+            question = ""
+        lines.append(
+            f"| {p.first} − {p.second} | {question} | {p.n_blocks} | {p.median_text} | "
+            f"{p.ci_text} | {p.cs_text} | {p.mean_text} | {p.effect_text} | {p.p_text} "
+            f"| {p.p_holm_text} |"
+        )
+    return lines
+
+
+def _confirmations_table(verdict: Verdict) -> list[str]:
+    """Each placement's best re-trained with fresh seeds: its mean and sd over the seeds
+    that completed (no sd, and no ranking, from one seed), and those left out."""
+    lines = [
+        "## Best configuration per placement, re-trained with fresh seeds",
+        "",
+        "Each placement's own tuned best (not a typical configuration, as in the blocks):",
+        "",
+        f"| placement | mean {verdict.metric} | sd over seeds | seeds | configuration |",
+        "|---|---|---|---|---|",
+    ]
+    for c in verdict.confirmations:
+        params = _params(c.params)
+        if not c.kept:
+            what = "ran away, diverged or failed" if c.ran_away else "diverged or failed"
+            lines.append(f"| {c.placement} | – | – | 0 (each {what}) | {params} |")
+            continue
+        away = f" ({c.left_out_text})" if c.left_out_text else ""
+        sd = significant(c.std, 2) if c.ranked else too_few(len(c.kept), "seed")
+        lines.append(
+            f"| {c.placement} | {significant(c.mean)} | {sd} | {len(c.kept)}{away} | {params} |"
+        )
+    if verdict.seeds_note:
+        lines += ["", f"{verdict.seeds_note}: one run per placement is not a mean to rank by."]
+    return [*lines, ""]
 
 
 def _inline(text: str) -> str:
@@ -262,7 +282,7 @@ def write_report(
     plot_distribution(search, verdict.metric, folder / PLOTS[0])
     plot_differences(verdict, folder / PLOTS[1])
     plot_curves(search, folder / PLOTS[2])
-    plot_importance(verdict.importances, folder / PLOTS[3])
+    plot_importance(verdict.importances, folder / PLOTS[3], verdict.importance_note)
     markdown_text = _markdown(study_name, verdict, results, dataset_line)
     (folder / "report.md").write_text(markdown_text)
     (folder / "report.html").write_text(_html(markdown_text, folder))
@@ -297,7 +317,7 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
         lower = "accuracy" not in verdict.metric
         ordered = sorted(placements, key=lambda p: dataset.scores[p] * (1 if lower else -1))
         cells = " | ".join(
-            f"{significant(dataset.scores[p])} ({ordered.index(p) + 1})" for p in placements
+            f"{_score(dataset.scores[p])} ({ordered.index(p) + 1})" for p in placements
         )
         v = dataset.verdict
         lines.append(
@@ -325,6 +345,12 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
     return [folder / "report.md", folder / "report.html", plot]
 
 
+def _score(value: float) -> str:
+    """A study's score for a placement; ``diverged`` where it is a diverged trial's sentinel
+    (most of its blocks diverged: it ranks last, the number means nothing)."""
+    return "diverged" if abs(value) >= RUNAWAY else significant(value)
+
+
 def outcome_label(verdict: Verdict) -> str:
     """Both answers in a few words and the placement interval, for the start of a run's
     name (MLflow shows the name at the top of the run's page and first in the runs table,
@@ -332,8 +358,10 @@ def outcome_label(verdict: Verdict) -> str:
     ``BN helps · before better -0.149 [-0.170, -0.101] · 8 blocks``."""
     pair = verdict.primary
     n = pair.n_blocks if pair else verdict.n_blocks
+    if verdict.no_ranking is not None:
+        return f"not answered ({counted(n, 'block')})"
     if verdict.bn.outcome in ("insufficient", "not-compared") and verdict.outcome == "insufficient":
-        return f"too few blocks ({n} blocks)"
+        return f"too few blocks ({counted(n, 'block')})"
     words = verdict.placement.short
     if pair is not None:
         low, high = pair.interval(verdict.until)
@@ -342,7 +370,7 @@ def outcome_label(verdict: Verdict) -> str:
                 f"{words} {significant(pair.median, 3, True, True)} "
                 f"[{significant(low, 3, True, True)}, {significant(high, 3, True, True)}]"
             )
-    parts = [verdict.bn.short, words, f"{n} blocks"]
+    parts = [verdict.bn.short, words, counted(n, "block")]
     return " · ".join(part for part in parts if part)
 
 
@@ -360,7 +388,9 @@ def _best_per_placement(verdict: Verdict, table: Sequence[PlacementSummary]) -> 
         seeds, params = "", ""
         if conf is not None:
             seeds = "no fresh-seed run completed"
-            if conf.kept:
+            if conf.kept and not conf.ranked:
+                seeds = f"{significant(conf.mean)} (1 seed: no sd)"
+            elif conf.kept:
                 seeds = f"{significant(conf.mean)} ± {significant(conf.std, 2)} ({len(conf.kept)})"
             params = _params(conf.params, 3)
         best = significant(row.best_val_loss)
@@ -383,11 +413,11 @@ def run_note(
         ("Does BN help?", verdict.bn, [p for p in verdict.pairs if p.second == "none"]),
         ("Before or after?", verdict.placement, [verdict.primary] if verdict.primary else []),
     ):
-        if not pairs:
+        if not pairs or verdict.no_ranking is not None:
             continue
         each = "; ".join(
-            f"{p.first} − {p.second}: median {_n(p.median)}, {kind} "
-            f"[{_n(p.interval(verdict.until)[0])}, {_n(p.interval(verdict.until)[1])}]"
+            f"{p.first} − {p.second}: median {p.median_text}, {kind} "
+            f"{p.interval_text(verdict.until)}"
             for p in pairs
         )
         lines += [f"- {question} **{answer.words}**: {each}, {pairs[0].n_blocks} blocks.", ""]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bnsearch.stats import AcrossVerdict, Verdict, metric_value
+from bnsearch.stats import RUNAWAY, AcrossVerdict, Verdict, metric_value
 from bnsearch.trial import PLACEMENTS, TrialResult
 
 __all__ = [
@@ -36,17 +36,31 @@ def _placements(results: Sequence[TrialResult]) -> list[str]:
     return [p for p in PLACEMENTS if p in found] + sorted(found - set(PLACEMENTS))
 
 
+def _finite(values: Sequence[float]) -> tuple[list[float], int]:
+    """``values`` without run-aways (:data:`~bnsearch.stats.RUNAWAY` or more: a diverged
+    trial's sentinel, or a loss blown up past 1e20, which would stretch the axis until
+    every other point sits on one pixel), and how many were left out."""
+    kept = [v for v in values if math.isfinite(v) and abs(v) < RUNAWAY]
+    return kept, len(values) - len(kept)
+
+
+def _left_out(count: int, what: str) -> str:
+    return f" ({count} {what} left out)" if count else ""
+
+
 def plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) -> None:
     plt = headless_pyplot()
     placements = _placements(results)
-    values = [
-        [
+    values, away = [], 0
+    for p in placements:
+        found = [
             v
             for r in results
             if r.config.placement == p and (v := metric_value(r, metric)) is not None
         ]
-        for p in placements
-    ]
+        kept, dropped = _finite(found)
+        values.append(kept)
+        away += dropped
     fig, ax = plt.subplots(figsize=(6.5, 4))
     positions = range(1, len(placements) + 1)
     if any(values):
@@ -58,37 +72,36 @@ def plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) -
         list(positions), [f"{p}\n(n={len(v)})" for p, v in zip(placements, values, strict=True)]
     )
     ax.set_ylabel(f"final {metric}")
-    ax.set_title(f"{metric} per placement (completed search trials)")
+    ax.set_title(f"{metric} per placement (completed search trials{_left_out(away, 'run-away')})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def plot_differences(verdict: Verdict, path: Path) -> None:
+    """Each pair's differences and its median with the bootstrap interval (where there are
+    blocks enough for one); blocks with a diverged trial are left out of the points and
+    counted in the label (they stay in the median, as in the verdict)."""
     plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.9 * max(len(verdict.pairs), 1)))
     ax.axvspan(-verdict.threshold, verdict.threshold, color="0.9", label="± threshold")
     ax.axvline(0, color="0.5", lw=0.8)
     rng = np.random.default_rng(0)
+    labels = []
     for row, pair in enumerate(verdict.pairs):
-        diffs = np.asarray(pair.differences)
+        diffs, away = _finite(pair.differences)
         ax.scatter(diffs, row + rng.uniform(-0.2, 0.2, len(diffs)), s=8, alpha=0.4)
-        ax.errorbar(
-            pair.median, row, xerr=[[pair.median - pair.ci_low], [pair.ci_high - pair.median]],
-            fmt="o", color="black", capsize=4,
-        )  # fmt: skip
-    ax.set_yticks(
-        range(len(verdict.pairs)),
-        [
-            f"{p.first} − {p.second}"
-            + (
-                "\n(does BN help?)"
-                if p.second == "none"
-                else "\n(before or after?)" * (p is verdict.primary)
-            )
-            for p in verdict.pairs
-        ],
-    )
+        bounds = (pair.median, pair.ci_low, pair.ci_high)
+        if all(math.isfinite(b) and abs(b) < RUNAWAY for b in bounds):
+            ax.errorbar(
+                pair.median, row, xerr=[[pair.median - pair.ci_low], [pair.ci_high - pair.median]],
+                fmt="o", color="black", capsize=4,
+            )  # fmt: skip
+        question = "\n(does BN help?)" if pair.second == "none" else ""
+        if pair.second != "none" and pair is verdict.primary:
+            question = "\n(before or after?)"
+        labels.append(f"{pair.first} − {pair.second}{question}{_left_out(away, 'diverged')}")
+    ax.set_yticks(range(len(verdict.pairs)), labels)
     ax.set_xlabel(f"paired difference in final {verdict.metric} (median, 95% bootstrap CI)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -97,14 +110,20 @@ def plot_differences(verdict: Verdict, path: Path) -> None:
 
 
 def plot_curves(results: Sequence[TrialResult], path: Path) -> None:
+    """The median learning curve per placement of ``val_loss`` and of the second metric
+    (``val_accuracy``, or ``val_mae`` for a regression), over the completed trials whose
+    curve stays below the run-away size."""
     plt = headless_pyplot()
+    second = "val_mae" if any("val_mae" in r.history for r in results) else "val_accuracy"
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for placement in _placements(results):
-        for ax, metric in zip(axes, ("val_loss", "val_accuracy"), strict=True):
+        for ax, metric in zip(axes, ("val_loss", second), strict=True):
             curves = [
                 r.history[metric]
                 for r in results
-                if r.config.placement == placement and metric_value(r, metric) is not None
+                if r.config.placement == placement
+                and metric_value(r, metric) is not None
+                and len(_finite(r.history[metric])[0]) == len(r.history[metric])
             ]
             if not curves:
                 continue
@@ -121,7 +140,8 @@ def plot_curves(results: Sequence[TrialResult], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_importance(importances: dict[str, float], path: Path) -> None:
+def plot_importance(importances: dict[str, float], path: Path, note: str = "") -> None:
+    """The importances as bars; without them, why (``note``: too few completed trials)."""
     plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3))
     ranked = sorted(importances.items(), key=lambda kv: kv[1])
@@ -129,7 +149,8 @@ def plot_importance(importances: dict[str, float], path: Path) -> None:
         ax.barh([k for k, _ in ranked], [v for _, v in ranked])
         ax.set_xlabel("importance (Optuna fANOVA, seeded)")
     else:
-        ax.text(0.5, 0.5, "importance not available", ha="center", va="center")
+        text = f"importance left out:\n{note}" if note else "importance not available"
+        ax.text(0.5, 0.5, text, ha="center", va="center")
         ax.set_axis_off()
     ax.set_title("hyperparameter importance")
     fig.tight_layout()

@@ -14,7 +14,14 @@ from typing import TextIO
 from bnsearch.stats import loss_text
 from bnsearch.trial import PLACEMENTS, Phase, TrialResult, TrialState
 
-__all__ = ["table_metrics", "PlacementSummary", "Progress", "format_table", "summarize"]
+__all__ = [
+    "PlacementSummary",
+    "Progress",
+    "format_table",
+    "second_metric",
+    "summarize",
+    "table_metrics",
+]
 
 
 def _clock(seconds: float) -> str:
@@ -152,35 +159,53 @@ class Progress:
 
 @dataclass(frozen=True)
 class PlacementSummary:
+    """One placement's row of the study's table: its trials by state, and the final
+    ``val_loss`` and second metric (:attr:`second`: ``val_accuracy``, or ``val_mae`` for a
+    regression) of its completed trials, best and median (NaN, read ``n/a``, for none)."""
+
     placement: str
     complete: int
     pruned: int
     failed: int
     best_val_loss: float
     median_val_loss: float
-    best_val_accuracy: float
-    median_val_accuracy: float
+    best_second: float
+    median_second: float
+    second: str = "val_accuracy"
+
+
+#: The table's column for each second metric.
+_COLUMN = {"val_accuracy": "val_acc", "val_mae": "val_mae"}
 
 
 def table_metrics(table: Sequence[PlacementSummary]) -> dict[str, float]:
-    """The summary table as the parent run's metrics (``<placement>.best_val_loss``, ...)."""
+    """The summary table as the parent run's metrics (``<placement>.best_val_loss``, ...,
+    ``<placement>.best_val_mae`` for a regression)."""
     values: dict[str, float] = {}
     for row in table:
         values[f"{row.placement}.best_val_loss"] = row.best_val_loss
         values[f"{row.placement}.median_val_loss"] = row.median_val_loss
-        values[f"{row.placement}.best_val_accuracy"] = row.best_val_accuracy
+        values[f"{row.placement}.best_{row.second}"] = row.best_second
     return values
+
+
+def second_metric(results: Sequence[TrialResult]) -> str:
+    """The metric beside the loss: ``val_mae`` where the trials are a regression's (their
+    history has it), else ``val_accuracy``."""
+    return "val_mae" if any("val_mae" in r.history for r in results) else "val_accuracy"
 
 
 def summarize(results: Sequence[TrialResult]) -> list[PlacementSummary]:
     """One row per placement over completed trials (final-epoch values)."""
+    second = second_metric(results)
+    best = max if second == "val_accuracy" else min
     rows = []
     for placement in sorted({r.config.placement for r in results}, key=_placement_order):
         mine = [r for r in results if r.config.placement == placement]
         done = [r for r in mine if r.state is TrialState.COMPLETE]
         # A study of your own objective records no accuracy: None is left out.
         losses = [v for r in done if (v := r.final("val_loss")) is not None]
-        accs = [v for r in done if (v := r.final("val_accuracy")) is not None]
+        seconds = [v for r in done if (v := r.final(second)) is not None and math.isfinite(v)]
         rows.append(
             PlacementSummary(
                 placement=placement,
@@ -189,8 +214,9 @@ def summarize(results: Sequence[TrialResult]) -> list[PlacementSummary]:
                 failed=sum(r.state is TrialState.FAILED for r in mine),
                 best_val_loss=min(losses) if losses else math.nan,
                 median_val_loss=statistics.median(losses) if losses else math.nan,
-                best_val_accuracy=max(accs) if accs else math.nan,
-                median_val_accuracy=statistics.median(accs) if accs else math.nan,
+                best_second=best(seconds) if seconds else math.nan,
+                median_second=statistics.median(seconds) if seconds else math.nan,
+                second=second,
             )
         )
     return rows
@@ -201,15 +227,18 @@ def _placement_order(placement: str) -> int:
 
 
 def format_table(rows: Sequence[PlacementSummary]) -> str:
+    """The table as the terminal and ``report.md`` show it; a value no trial gave reads
+    ``n/a``."""
+    column = _COLUMN.get(rows[0].second, rows[0].second) if rows else "val_acc"
     header = (
         f"{'placement':<14s}{'complete':>9s}{'pruned':>8s}{'failed':>8s}"
-        f"{'best val_loss':>15s}{'median':>9s}{'best val_acc':>14s}{'median':>9s}"
+        f"{'best val_loss':>15s}{'median':>9s}{'best ' + column:>14s}{'median':>9s}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
             f"{row.placement:<14s}{row.complete:>9d}{row.pruned:>8d}{row.failed:>8d}"
             f"{loss_text(row.best_val_loss):>15s}{loss_text(row.median_val_loss):>9s}"
-            f"{loss_text(row.best_val_accuracy):>14s}{loss_text(row.median_val_accuracy):>9s}"
+            f"{loss_text(row.best_second):>14s}{loss_text(row.median_second):>9s}"
         )
     return "\n".join(lines)

@@ -11,7 +11,17 @@ from bnsearch.stats._across import (
     dataset_scores,
 )
 from bnsearch.stats._answers import Answer, PairComparison, budget_side
-from bnsearch.stats._format import RUNAWAY, loss_text, plain, significant
+from bnsearch.stats._format import (
+    MIN_BLOCKS_CI,
+    MIN_IMPORTANCE_TRIALS,
+    MIN_SEEDS_TO_RANK,
+    RUNAWAY,
+    counted,
+    loss_text,
+    plain,
+    significant,
+    too_few,
+)
 from bnsearch.stats._sequential import (
     ALPHA,
     BN_OUTCOMES,
@@ -39,11 +49,15 @@ from bnsearch.stats._verdict import (
     holm,
     metric_value,
     verdict_for,
+    without_ranking,
 )
 
 __all__ = [
     "ALPHA",
     "BN_OUTCOMES",
+    "MIN_BLOCKS_CI",
+    "MIN_IMPORTANCE_TRIALS",
+    "MIN_SEEDS_TO_RANK",
     "QUESTIONS",
     "AcrossVerdict",
     "Answer",
@@ -57,6 +71,7 @@ __all__ = [
     "bn_outcomes",
     "closed_test",
     "compare_across",
+    "counted",
     "confidence_bounds",
     "dataset_scores",
     "diverged",
@@ -75,5 +90,7 @@ __all__ = [
     "significant",
     "loss_text",
     "RUNAWAY",
+    "too_few",
     "verdict_for",
+    "without_ranking",
 ]

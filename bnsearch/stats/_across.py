@@ -86,7 +86,11 @@ class AcrossVerdict:
 
 def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult]) -> DatasetScores:
     """A study's scores over its complete paired blocks (every placement finished, or
-    diverged: then it scores the worst value, as in the study's own pairs)."""
+    diverged: then it scores the worst value, as in the study's own pairs). A study whose
+    validation rows cannot rank the placements (:attr:`Verdict.no_ranking`) has none, so it
+    is left out of the verdict across datasets."""
+    if verdict.no_ranking is not None:
+        return DatasetScores(study, verdict, {}, {})
     blocks: dict[int, dict[str, float]] = {}
     incomplete: set[int] = set()
     for result in results:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnsearch.stats._format import RUNAWAY, significant
+from bnsearch.stats._format import MIN_BLOCKS_CI, RUNAWAY, counted, significant, too_few
 from bnsearch.stats._sequential import (
     ABOVE,
     ALPHA,
@@ -67,13 +67,77 @@ class PairComparison:
     blocks: tuple[int, ...] = field(repr=False, default=())  # the block of each difference
 
     @property
+    def left_out(self) -> int:
+        """Blocks whose difference is a run-away (:data:`~bnsearch.stats.RUNAWAY` or more: a
+        diverged trial's sentinel, or a loss blown up past 1e20). The median, the intervals
+        and the tests count such a block as one more win or loss; the mean and ``d_z``
+        leave it out, since a number of that size says nothing of the other blocks."""
+        return sum(abs(d) >= RUNAWAY for d in self.differences)
+
+    @property
     def mean_text(self) -> str:
-        """The mean difference as text, or why there is none to read: a block with a run-away
-        loss (a diverged trial's sentinel, or a loss blown up past 1e20) makes the mean a
-        number of that size that says nothing of the other blocks."""
-        if any(abs(d) >= RUNAWAY for d in self.differences) or not math.isfinite(self.mean):
-            return "n/a (a run-away loss)"
+        """The mean difference over the blocks without a run-away, saying how many were left
+        out (``-0.1012 (2 blocks with a diverged trial left out)``); ``n/a`` with why when
+        none is left."""
+        if not math.isfinite(self.mean) or abs(self.mean) >= RUNAWAY:
+            return "n/a (every block has a diverged trial)" if self.left_out else too_few(0)
+        if self.left_out:
+            blocks = counted(self.left_out, "block")
+            return f"{_s(self.mean)} ({blocks} with a diverged trial left out)"
         return _s(self.mean)
+
+    @property
+    def median_text(self) -> str:
+        """The median difference, signed; ``n/a (the median block has a diverged trial)``
+        where it is a run-away (the median block's difference is against a diverged
+        trial's sentinel: the decision reads it as a win or loss, no number describes it)."""
+        if math.isfinite(self.median) and abs(self.median) >= RUNAWAY:
+            return "n/a (the median block has a diverged trial)"
+        return _s(self.median)
+
+    @property
+    def effect_text(self) -> str:
+        """``d_z``, or why there is none: fewer than two blocks (without a run-away), or
+        differences that do not vary."""
+        if math.isfinite(self.effect_size):
+            return significant(self.effect_size, 3, signed=True)
+        kept = self.n_blocks - self.left_out
+        if kept < 2 and self.left_out:
+            return f"n/a ({counted(kept, 'block')} without a diverged trial)"
+        if kept < 2:
+            return too_few(kept)
+        return "n/a (the differences do not vary)"
+
+    @property
+    def ci_text(self) -> str:
+        """The bootstrap interval of the median, ``[low, high]``; ``n/a (2 blocks)`` below
+        :data:`~bnsearch.stats.MIN_BLOCKS_CI` blocks."""
+        if self.n_blocks < MIN_BLOCKS_CI or math.isnan(self.ci_low) or math.isnan(self.ci_high):
+            return too_few(self.n_blocks)
+        return f"[{_s(self.ci_low)}, {_s(self.ci_high)}]"
+
+    @property
+    def cs_text(self) -> str:
+        """The anytime-valid sequence, ``[low, high]``; ``n/a (5 blocks)`` while it cannot be
+        bounded (fewer blocks than :func:`~bnsearch.stats.min_blocks_to_settle`)."""
+        if not (math.isfinite(self.cs_low) and math.isfinite(self.cs_high)):
+            return too_few(self.n_blocks)
+        return f"[{_s(self.cs_low)}, {_s(self.cs_high)}]"
+
+    def interval_text(self, until: str) -> str:
+        """The interval the rule ``until`` decides by, as text (:attr:`cs_text` or
+        :attr:`ci_text`)."""
+        return self.cs_text if until == "settled" else self.ci_text
+
+    @property
+    def p_text(self) -> str:
+        """Wilcoxon's p-value; ``n/a (1 block)`` for a single block."""
+        return f"{self.p_value:.3g}" if self.n_blocks >= 2 else too_few(self.n_blocks)
+
+    @property
+    def p_holm_text(self) -> str:
+        """The Holm-corrected p-value; ``n/a (1 block)`` for a single block."""
+        return f"{self.p_holm:.3g}" if self.n_blocks >= 2 else too_few(self.n_blocks)
 
     def interval(self, until: str) -> tuple[float, float]:
         """The interval the rule ``until`` decides by."""
@@ -81,22 +145,23 @@ class PairComparison:
 
     def describe(self, until: str, mean: bool = True) -> str:
         """``median difference before − after -0.1494, anytime-valid 95% CS [...], ...``."""
-        low, high = self.interval(until)
         kind = "anytime-valid 95% CS" if until == "settled" else "95% CI"
         text = (
-            f"median difference {self.first} − {self.second} {_s(self.median)}, {kind} "
-            f"[{_s(low)}, {_s(high)}]"
+            f"median difference {self.first} − {self.second} {self.median_text}, {kind} "
+            f"{self.interval_text(until)}"
         )
         if mean:
             text += f", mean {self.mean_text}"
-        return f"{text}, {self.n_blocks} blocks"
+        return f"{text}, {counted(self.n_blocks, 'block')}"
 
 
 @dataclass(frozen=True)
 class Answer:
     """One question's answer: ``question`` is ``bn`` or ``placement``. ``outcome``: for
     ``placement`` the better placement, ``no-effect``, ``inconclusive`` or
-    ``insufficient``; for ``bn`` one of :data:`~bnsearch.stats.BN_OUTCOMES`. ``sides`` (BN
+    ``insufficient``; for ``bn`` one of :data:`~bnsearch.stats.BN_OUTCOMES`; for either,
+    ``unanswered`` where the validation rows cannot rank the placements
+    (:func:`~bnsearch.stats.without_ranking`). ``sides`` (BN
     only): each BN placement against ``none``, ``better`` / ``worse`` / ``equal`` / None (not
     settled)."""
 
@@ -110,8 +175,10 @@ class Answer:
     @property
     def decided(self) -> bool:
         """Settled: a claim, or no effect beyond the threshold (a BN question that cannot be
-        asked, without ``none``, waits for nothing)."""
-        return self.outcome not in ("inconclusive", "insufficient")
+        asked, without ``none``, waits for nothing). An unanswered question is not settled:
+        more blocks on the same validation rows cannot answer it either, which its
+        statement says."""
+        return self.outcome not in ("inconclusive", "insufficient", "unanswered")
 
     @property
     def helping(self) -> tuple[str, ...]:
@@ -128,11 +195,13 @@ class Answer:
                 "no-effect": "no effect of BN beyond the threshold",
                 "inconclusive": "does BN help: inconclusive",
                 "insufficient": "does BN help: too few blocks",
+                "unanswered": "does BN help: not answered",
             }.get(self.outcome, "BN not compared (no `none` placement)")
         return {
             "no-effect": "no placement effect beyond the threshold",
             "inconclusive": "before or after: inconclusive",
             "insufficient": "before or after: too few blocks",
+            "unanswered": "before or after: not answered",
         }.get(self.outcome, f"`{self.outcome}` is better than `{self.loser}`")
 
     @property
@@ -145,11 +214,13 @@ class Answer:
                 "no-effect": "BN: no effect",
                 "inconclusive": "BN inconclusive",
                 "insufficient": "BN: too few blocks",
+                "unanswered": "BN: not answered",
             }.get(self.outcome, "")
         return {
             "no-effect": "placement: no effect",
             "inconclusive": "placement inconclusive",
             "insufficient": "placement: too few blocks",
+            "unanswered": "placement: not answered",
         }.get(self.outcome, f"{self.outcome} better")
 
 
@@ -179,6 +250,8 @@ def budget_side(pair: PairComparison, threshold: float) -> str | None:
 def _extra_blocks(pair: PairComparison, threshold: float) -> int:
     """Blocks that should shrink the bootstrap interval enough (half-width ~ 1/sqrt(n))."""
     n, half_width = pair.n_blocks, (pair.ci_high - pair.ci_low) / 2
+    if n < MIN_BLOCKS_CI or math.isnan(half_width):  # no interval yet: first reach it
+        return max(MIN_BLOCKS_CI - n, 1)
     target = max(abs(abs(pair.median) - threshold), threshold / 4)
     needed = math.ceil(n * (half_width / target) ** 2) - n if half_width > target else 1
     return max(needed, 1)
@@ -192,9 +265,9 @@ def _better_of(pair: PairComparison, side: str, lower_is_better: bool) -> tuple[
 def _too_few(n: int, until: str) -> str:
     if until == "settled":
         return (
-            f"not settled after {n} blocks: the anytime-valid interval cannot be bounded yet "
-            f"(it needs at least {min_blocks_to_settle(ALPHA)} complete blocks); run more "
-            "trials."
+            f"not settled after {counted(n, 'block')}: the anytime-valid interval cannot be "
+            f"bounded yet (it needs at least {min_blocks_to_settle(ALPHA)} complete blocks); run "
+            "more trials."
         )
     return f"not enough paired blocks ({n}); run more trials (at least 3 complete blocks)."
 
@@ -208,7 +281,7 @@ def answer_placement(
         if pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high):
             return Answer("placement", "insufficient", _too_few(n, until))
         side = settle(pair.cs_low, pair.cs_high, threshold)
-        how = f"settled after {n} blocks, the interval lies wholly"
+        how = f"settled after {counted(n, 'block')}, the interval lies wholly"
     else:
         if pair is None or n < 3:
             return Answer("placement", "insufficient", _too_few(n, until))
@@ -239,9 +312,9 @@ def answer_placement(
         return Answer(
             "placement",
             "inconclusive",
-            f"inconclusive: not settled within {n} blocks, the interval still reaches across "
-            f"the threshold {threshold:g} ({interval}); run the study again to add blocks (it "
-            "resumes, and stops as soon as it settles).",
+            f"inconclusive: not settled within {counted(n, 'block')}, the interval still reaches "
+            f"across the threshold {threshold:g} ({interval}); run the study again to add blocks "
+            "(it resumes, and stops as soon as it settles).",
         )
     needed = _extra_blocks(pair, threshold)
     return Answer(
@@ -323,11 +396,10 @@ def _bn_statement(
     extra: int | None,
 ) -> str:
     def each(pair: PairComparison) -> str:
-        low, high = pair.interval(until)
         kind = "anytime-valid 95% CS" if until == "settled" else "95% CI"
-        holm = f", Holm p {pair.p_holm:.3g}" if until != "settled" else ""
-        bounds = f"[{_s(low)}, {_s(high)}]"
-        return f"{pair.first} − none: median {_s(pair.median)}, {kind} {bounds}{holm}"
+        holm = f", Holm p {pair.p_holm_text}" if until != "settled" else ""
+        bounds = pair.interval_text(until)
+        return f"{pair.first} − none: median {pair.median_text}, {kind} {bounds}{holm}"
 
     def verdict_of(pair: PairComparison) -> str:
         side = sides[pair.first]
@@ -344,35 +416,39 @@ def _bn_statement(
 
     n = max(p.n_blocks for p in comparisons)
     details = "; ".join(each(p) for p in comparisons)
-    when = f", settled after {n} blocks" if until == "settled" else ""
+    when = f", settled after {counted(n, 'block')}" if until == "settled" else ""
     if outcome == "helps":
         helping = [p.first for p in comparisons if sides[p.first] == "better"]
         rest = [verdict_of(p) for p in comparisons if p.first not in helping]
         also = f"; {'; '.join(rest)}" if rest else ""
-        return f"BN helps: {_beat(helping)}{when}{also} ({details}, {n} blocks)."
+        return f"BN helps: {_beat(helping)}{when}{also} ({details}, {counted(n, 'block')})."
     if outcome == "no-help":
         if all(sides[p.first] == "worse" for p in comparisons):
             names = " and ".join(f"`{p.first}`" for p in comparisons)
-            return f"BN does not help: `none` is better than {names}{when} ({details}, {n} blocks)."
+            return (
+                f"BN does not help: `none` is better than {names}{when} ({details}, "
+                f"{counted(n, 'block')})."
+            )
         parts = "; ".join(verdict_of(p) for p in comparisons)
         return (
-            f"BN does not help: `none` is as good or better{when}: {parts} ({details}, {n} blocks)."
+            f"BN does not help: `none` is as good or better{when}: {parts} ({details}, "
+            f"{counted(n, 'block')})."
         )
     if outcome == "no-effect":
         names = " and ".join(f"`{p.first}`" for p in comparisons)
         each_ = "each lie" if len(comparisons) > 1 else "lies"
         return (
             f"no effect of BN beyond the threshold {threshold:g}{when}: {names} {each_} "
-            f"within ±{threshold:g} of `none` ({details}, {n} blocks)."
+            f"within ±{threshold:g} of `none` ({details}, {counted(n, 'block')})."
         )
     if outcome == "insufficient":
         if until == "settled":
             return (
-                f"not settled after {n} blocks: no interval against `none` can be bounded yet "
-                f"(each needs at least {min_blocks_to_settle(ALPHA)} complete blocks)."
+                f"not settled after {counted(n, 'block')}: no interval against `none` can be "
+                f"bounded yet (each needs at least {min_blocks_to_settle(ALPHA)} complete blocks)."
             )
         return f"not enough paired blocks with `none` ({n}); at least 3 complete blocks."
     parts = "; ".join(verdict_of(p) for p in comparisons)
     if until == "settled":
-        return f"inconclusive: not settled within {n} blocks: {parts} ({details})."
+        return f"inconclusive: not settled within {counted(n, 'block')}: {parts} ({details})."
     return f"inconclusive: {parts} ({details}); about {extra} more blocks should resolve it."

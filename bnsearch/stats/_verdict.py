@@ -77,7 +77,15 @@ from bnsearch.stats._answers import (
     answer_placement,
     budget_side,
 )
-from bnsearch.stats._format import RUNAWAY, plain, significant
+from bnsearch.stats._format import (
+    MIN_BLOCKS_CI,
+    MIN_IMPORTANCE_TRIALS,
+    MIN_SEEDS_TO_RANK,
+    RUNAWAY,
+    counted,
+    plain,
+    significant,
+)
 from bnsearch.stats._sequential import ALPHA, median_confidence_sequence, min_blocks_to_settle
 from bnsearch.trial import (
     DIVERGED_LOSS,
@@ -101,6 +109,7 @@ __all__ = [
     "holm",
     "metric_value",
     "verdict_for",
+    "without_ranking",
 ]
 
 #: What a study run until settled waits for: both answers, or the one asked.
@@ -160,7 +169,8 @@ class PlacementConfirmation:
 
     placement: str
     params: dict[str, Any]
-    values: tuple[float, ...]
+    values: tuple[float, ...]  # the final metric of each fresh seed that completed
+    failed: int = 0  # fresh seeds that diverged or failed, so have no value
 
     @property
     def kept(self) -> tuple[float, ...]:
@@ -180,8 +190,33 @@ class PlacementConfirmation:
 
     @property
     def std(self) -> float:
-        """The sample standard deviation over the seeds that did not run away."""
+        """The sample standard deviation over the seeds that did not run away (NaN below
+        :data:`~bnsearch.stats.MIN_SEEDS_TO_RANK` of them)."""
         return float(np.std(self.kept, ddof=1)) if len(self.kept) > 1 else math.nan
+
+    @property
+    def ranked(self) -> bool:
+        """Whether it has seeds enough (:data:`~bnsearch.stats.MIN_SEEDS_TO_RANK`) for a
+        standard deviation and a place in the confirmation's ranking."""
+        return len(self.kept) >= MIN_SEEDS_TO_RANK
+
+    @property
+    def left_out_text(self) -> str:
+        """How many fresh seeds its mean leaves out, and why (``1 more diverged or failed;
+        1 more ran away``); ``""`` when none."""
+        parts = [f"{self.failed} more diverged or failed"] * bool(self.failed)
+        parts += [f"{self.ran_away} more ran away"] * bool(self.ran_away)
+        return "; ".join(parts)
+
+    @property
+    def summary(self) -> str:
+        """``0.4701 ± 0.0042 (sd over 3 fresh seeds)``, ``0.4701 (1 fresh seed: no sd)``,
+        with the seeds left out: what the details and the report say of it."""
+        seeds = counted(len(self.kept), "fresh seed")
+        away = f"; {self.left_out_text}" if self.left_out_text else ""
+        if not self.ranked:
+            return f"{significant(self.mean)} ({seeds}: no sd{away})"
+        return f"{significant(self.mean)} ± {significant(self.std, 2)} (sd over {seeds}{away})"
 
 
 @dataclass(frozen=True)
@@ -208,6 +243,16 @@ class Verdict:
     until: str = "budget"  # the rule that decided (see the module docstring)
     question: str = "both"  # what a study run until settled waits for (QUESTIONS)
     unpaired: str | None = None  # why the trials are not paired blocks, when they are not
+    # Why the validation rows cannot rank the placements (e.g. one class only), when they
+    # cannot: neither question is answered, nothing is ranked.
+    no_ranking: str | None = None
+    importance_note: str = ""  # why no importances are shown, when there are none
+
+    @property
+    def unanswered(self) -> str | None:
+        """Why no paired comparison is shown: the trials are not paired blocks, or the
+        validation rows cannot rank the placements; None when they can."""
+        return self.unpaired if self.unpaired is not None else self.no_ranking
 
     @property
     def outcome(self) -> str:
@@ -243,7 +288,7 @@ class Verdict:
     def still_open(self) -> str:
         """Until settled, when the study stopped with a question it asks still open (the cap
         or the timeout came first): which one, and what to do; else ``""``."""
-        if self.until != "settled" or self.settled or self.unpaired is not None:
+        if self.until != "settled" or self.settled or self.unanswered is not None:
             return ""
         if self.n_blocks < min_blocks_to_settle(ALPHA):
             return ""  # the answers themselves say that more blocks are needed
@@ -252,18 +297,22 @@ class Verdict:
     @property
     def words(self) -> str:
         """Both answers in a few words (``BN helps (`before` beats `none`); ...``)."""
+        if self.no_ranking is not None:
+            return "neither question is answered"
         return "; ".join(a.words for a in self.answers if a.outcome != "not-compared")
 
     @property
     def headline(self) -> str:
         """Both answers in a few words and how they were reached."""
         words = self.words
+        if self.no_ranking is not None:
+            return f"{words} ({counted(self.n_blocks, 'block')}): {self.no_ranking}"
         if self.until != "settled":
-            return f"{words} ({self.n_blocks} blocks, fixed budget)"
+            return f"{words} ({counted(self.n_blocks, 'block')}, fixed budget)"
         if self.settled:
-            return f"{words} (settled after {self.n_blocks} blocks)"
+            return f"{words} (settled after {counted(self.n_blocks, 'block')})"
         still = " and ".join(f"“{_QUESTION_TEXT[q]}”" for q in self.open_questions)
-        return f"{words} (not settled within {self.n_blocks} blocks: {still} still open)"
+        return f"{words} (not settled within {counted(self.n_blocks, 'block')}: {still} still open)"
 
     @property
     def input_control(self) -> str:
@@ -294,45 +343,57 @@ class Verdict:
         confirmed)."""
         return _disagreements(self)
 
+    @property
+    def seeds_note(self) -> str:
+        """``1 seed: no ranking`` when no placement's confirmed best has seeds enough
+        (:data:`~bnsearch.stats.MIN_SEEDS_TO_RANK`) to be ranked; else ``""``."""
+        if not self.confirmations or any(c.ranked for c in self.confirmations):
+            return ""
+        seeds = max(len(c.values) + c.failed for c in self.confirmations)
+        return f"{counted(seeds, 'seed')}: no ranking"
+
     def summary_lines(self) -> list[str]:
         lines = [
             f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.headline}",
             f"  does BN help? {self.bn.statement}",
             f"  before or after? {self.placement.statement}",
         ]
+        if self.no_ranking is not None:  # nothing ranked: no comparison, no confirmation
+            return lines[:1] + self._importance_lines()
         if self.unpaired is not None:
             lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.unpaired}"]
-        elif self.still_open:
+        if self.still_open:
             lines.append(f"  {self.still_open}")
         if self.input_control and self.unpaired is None:
             lines.append(f"  {self.input_control}")
         for pair in self.pairs:
             lines.append(
-                f"  {pair.first} − {pair.second}: median {_s(pair.median)} "
-                f"[95% CI {_s(pair.ci_low)}, {_s(pair.ci_high)}], mean {pair.mean_text}, "
-                f"d_z {significant(pair.effect_size, 3, signed=True)}, Wilcoxon p "
-                f"{pair.p_value:.3g} (Holm {pair.p_holm:.3g}), anytime-valid CS "
-                f"[{_s(pair.cs_low)}, {_s(pair.cs_high)}], {pair.n_blocks} blocks"
+                f"  {pair.first} − {pair.second}: median {pair.median_text} "
+                f"[95% CI {pair.ci_text.strip('[]')}], mean {pair.mean_text}, "
+                f"d_z {pair.effect_text}, Wilcoxon p {pair.p_text} (Holm {pair.p_holm_text}), "
+                f"anytime-valid CS {pair.cs_text}, {counted(pair.n_blocks, 'block')}"
             )
         for conf in self.confirmations:
             if not conf.kept:
                 why = "ran away, diverged or failed" if conf.ran_away else "diverged or failed"
                 lines.append(f"  best {conf.placement}: no fresh-seed run completed (each {why})")
                 continue
-            away = f"; {conf.ran_away} more ran away" if conf.ran_away else ""
-            lines.append(
-                f"  best {conf.placement}: {self.metric} {significant(conf.mean)} ± "
-                f"{significant(conf.std, 2)} (sd over {len(conf.kept)} fresh seeds{away})"
-            )
+            lines.append(f"  best {conf.placement}: {self.metric} {conf.summary}")
+        if self.seeds_note:
+            lines.append(f"  fresh seeds: {self.seeds_note}")
         lines += [f"  {text}" for text in self.disagreements]
-        if self.importances:
-            ranked = sorted(self.importances.items(), key=lambda kv: -kv[1])
-            lines.append(
-                "  importance: " + ", ".join(f"{name} {value:.2f}" for name, value in ranked)
-            )
+        lines += self._importance_lines()
         for activation, verdict in self.by_activation.items():
             lines.append(f"  with {activation}: {verdict.headline}")
         return lines
+
+    def _importance_lines(self) -> list[str]:
+        if self.importances:
+            ranked = sorted(self.importances.items(), key=lambda kv: -kv[1])
+            return ["  importance: " + ", ".join(f"{name} {v:.2f}" for name, v in ranked)]
+        if self.importance_note:
+            return [f"  hyperparameter importance left out: {self.importance_note}"]
+        return []
 
 
 def _s(value: float) -> str:
@@ -351,7 +412,7 @@ def _open_text(verdict: Verdict) -> str:
     settled = [q for q in _ASKED[verdict.question] if q not in open_]
     other = f"; --question {settled[0]} stops on the settled one alone" if settled else ""
     return (
-        f"Not settled within {verdict.n_blocks} blocks: {still} "
+        f"Not settled within {counted(verdict.n_blocks, 'block')}: {still} "
         f"{'is' if len(open_) == 1 else 'are'} still open (the study waits for {waits}); run "
         f"it again to add blocks{other}."
     )
@@ -366,23 +427,29 @@ def _blocks(results: Sequence[TrialResult]) -> dict[int, list[TrialResult]]:
 
 
 def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> dict[str, float]:
+    """One pair's statistics. The median, the intervals and Wilcoxon read every block (a
+    diverged trial's sentinel as one more win or loss); the mean and ``d_z`` only the blocks
+    without a run-away (:attr:`PairComparison.left_out`). A statistic that needs more blocks
+    than there are is NaN (printed ``n/a (1 block)``)."""
     from scipy import stats
 
     n = len(diffs)
-    mean = float(np.mean(diffs))
+    kept = diffs[np.abs(diffs) < RUNAWAY]
+    mean = float(np.mean(kept)) if len(kept) else math.nan
     median = float(np.median(diffs)) if n else math.nan
-    if n >= 3 and np.ptp(diffs) > 0:
+    low = high = math.nan  # too few blocks for an interval
+    if n >= MIN_BLOCKS_CI and np.ptp(diffs) > 0:
         ci = stats.bootstrap(
             (diffs,), np.median, confidence_level=0.95, n_resamples=4999, method="percentile",
             rng=np.random.default_rng(seed),
         ).confidence_interval  # fmt: skip
         low, high = float(ci.low), float(ci.high)
-    else:
+    elif n >= MIN_BLOCKS_CI:  # every block the same difference: the interval is that point
         low = high = median
     cs_low, cs_high = median_confidence_sequence(diffs, ALPHA)
     varies = n >= 2 and bool(np.any(diffs != 0))
     p_value = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
-    sd = float(np.std(diffs, ddof=1)) if n > 1 else math.nan
+    sd = float(np.std(kept, ddof=1)) if len(kept) > 1 else math.nan
     effect = mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
     return {
         "mean": mean,
@@ -492,12 +559,25 @@ def analyze(
         placement=placement,
         bn=bn,
         confirmations=confirmations,
-        importances=dict(importances or {}),
+        **_importances(results, importances or {}),
         by_activation=by_activation,
         until=until,
         question=question,
     )
     return replace(verdict, statement=_statement(verdict))
+
+
+def _importances(results: Sequence[TrialResult], importances: dict[str, float]) -> dict[str, Any]:
+    """The verdict's importances, or why there are none: over fewer than
+    :data:`~bnsearch.stats.MIN_IMPORTANCE_TRIALS` completed search trials they rank noise."""
+    search = [r for r in results if r.spec.phase == Phase.SEARCH]
+    complete = sum(r.state is TrialState.COMPLETE for r in search)
+    if complete >= MIN_IMPORTANCE_TRIALS:
+        return {"importances": dict(importances)}
+    note = (
+        f"{counted(complete, 'completed search trial')}; it needs at least {MIN_IMPORTANCE_TRIALS}"
+    )
+    return {"importances": {}, "importance_note": note}
 
 
 def _statement(verdict: Verdict) -> str:
@@ -536,7 +616,8 @@ def _confirmations(
         members = by_placement[placement]
         values = tuple(v for v in (metric_value(r, metric) for r in members) if v is not None)
         params = {k: plain(v) for k, v in members[0].config.as_params().items()}
-        out.append(PlacementConfirmation(placement, params, values))
+        failed = sum(r.state is TrialState.FAILED for r in members)
+        out.append(PlacementConfirmation(placement, params, values, failed))
     return tuple(out)
 
 
@@ -554,8 +635,10 @@ def _claims(verdict: Verdict) -> list[tuple[str, str]]:
 
 
 def _disagreements(verdict: Verdict) -> list[str]:
-    runs = {c.placement: c for c in verdict.confirmations if c.kept}
-    if len(runs) < 2:
+    # One seed is one run, not a mean to rank by; validation rows that cannot rank the
+    # placements rank nothing.
+    runs = {c.placement: c for c in verdict.confirmations if c.ranked}
+    if len(runs) < 2 or verdict.no_ranking is not None:
         return []
     sign = 1.0 if lower_is_better(verdict.metric) else -1.0
     ranked = sorted(runs, key=lambda p: sign * runs[p].mean)
@@ -615,11 +698,15 @@ def verdict_for(
     unpaired_reason: str | None = None,
     until: str = "budget",
     question: str = "both",
+    no_ranking_reason: str | None = None,
 ) -> Verdict:
     """The verdict over a study's search trials and its latest confirmation round.
 
     ``unpaired_reason`` says why the trials are not paired blocks (a backend that does not
     pair them): the statement is then that reason, since no paired verdict can be given.
+    ``no_ranking_reason`` says why the validation rows cannot rank the placements (one
+    class only, or a class the training rows lack): neither question is answered, the
+    statement says why, and nothing is ranked (no comparison, no confirmation ranking).
     """
     confirm = [r for r in results if r.spec.phase == Phase.CONFIRM]
     latest = max((r.spec.block or 0 for r in confirm), default=None)
@@ -635,4 +722,27 @@ def verdict_for(
     )
     if unpaired_reason is not None:
         verdict = replace(verdict, statement=unpaired_reason, unpaired=unpaired_reason)
+    if no_ranking_reason is not None:
+        verdict = without_ranking(verdict, no_ranking_reason)
     return verdict
+
+
+def without_ranking(verdict: Verdict, reason: str) -> Verdict:
+    """``verdict`` with neither question answered, because of ``reason`` (validation rows
+    that cannot rank the placements): its answers say so, its statement gives the reason,
+    and no comparison, decision or confirmation ranking is stated, here or per activation."""
+    reason = reason.strip().rstrip(".") + "."
+
+    def unanswered(answer: Answer) -> Answer:
+        if answer.outcome == "not-compared":
+            return answer
+        return Answer(answer.question, "unanswered", f"not answered: {reason}")
+
+    return replace(
+        verdict,
+        bn=unanswered(verdict.bn),
+        placement=unanswered(verdict.placement),
+        statement=f"Neither question is answered: {reason}",
+        no_ranking=reason,
+        by_activation={a: without_ranking(sub, reason) for a, sub in verdict.by_activation.items()},
+    )

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bnsearch.data import Dataset
+from bnsearch.stats import RUNAWAY
 from bnsearch.tracking._connection import Connection, TrackingUnavailable, tags_equal
 from bnsearch.tracking._trial_runs import mlflow_params
 from bnsearch.trial import keys
@@ -131,7 +132,8 @@ class ParentRuns:
         self._name_and_mark_latest(label)
         if verdict.primary is not None:
             values.update(_pair_metrics(verdict.primary))
-            values[keys.verdict_metric("mean_difference")] = verdict.primary.mean
+            if _loggable(verdict.primary.mean):  # over the blocks without a diverged trial
+                values[keys.verdict_metric("mean_difference")] = verdict.primary.mean
         for pair in verdict.pairs:  # does BN help: each BN placement against none
             if pair.second == "none":
                 values.update(_pair_metrics(pair, "bn", pair.first))
@@ -143,7 +145,8 @@ class ParentRuns:
                 scoped = _pair_metrics(sub.primary, activation)
                 for stat in ("median_difference", "ci_low", "ci_high"):
                     name = keys.verdict_metric(stat, activation)
-                    values[name] = scoped[name]
+                    if name in scoped:  # left out when not a number to log
+                        values[name] = scoped[name]
         self.end_study_run(status=status, metrics=values, tags=tags)
 
     def _name_and_mark_latest(self, label: str) -> None:
@@ -176,19 +179,27 @@ class ParentRuns:
         self.connection.call_through_races("log_inputs", run_id, datasets=inputs)
 
 
+def _loggable(value: float) -> bool:
+    """Whether a verdict statistic is a number to log: finite, and not a diverged trial's
+    sentinel (or a bound interpolated between such values)."""
+    return math.isfinite(value) and abs(value) < RUNAWAY
+
+
 def _pair_metrics(pair: PairComparison, *scope: str) -> dict[str, float]:
     """A pair's verdict metrics (``verdict.median_difference``, ``verdict.bn.before.cs_high``,
-    ...); infinite (unbounded) ends of the anytime-valid interval are left out."""
+    ...); what is not a number to log is left out: an unbounded end of the anytime-valid
+    interval, an interval too few blocks give (NaN), a sentinel-sized value, and the Holm
+    p-value of a single block (no test)."""
     values = {
         keys.verdict_metric("median_difference", *scope): pair.median,
         keys.verdict_metric("ci_low", *scope): pair.ci_low,
         keys.verdict_metric("ci_high", *scope): pair.ci_high,
-        keys.verdict_metric("p_holm", *scope): pair.p_holm,
+        keys.verdict_metric("cs_low", *scope): pair.cs_low,
+        keys.verdict_metric("cs_high", *scope): pair.cs_high,
     }
-    for end in ("cs_low", "cs_high"):
-        if math.isfinite(getattr(pair, end)):
-            values[keys.verdict_metric(end, *scope)] = getattr(pair, end)
-    return {name: float(value) for name, value in values.items()}
+    if pair.n_blocks >= 2:
+        values[keys.verdict_metric("p_holm", *scope)] = pair.p_holm
+    return {name: float(value) for name, value in values.items() if _loggable(value)}
 
 
 def _process_tags() -> dict[str, str]:

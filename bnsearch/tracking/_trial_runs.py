@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from bnsearch.stats import RUNAWAY
 from bnsearch.tracking._connection import Connection, TrackingUnavailable, tags_equal
 from bnsearch.trial import METRICS, TASK_METRICS, Phase, TrialResult, TrialSpec, TrialState, keys
 
@@ -164,11 +165,15 @@ def write_outcome(
         Metric(name, float(value), now, step)
         for name, step, value in _missing_steps(connection, run_id, result, history_logged)
     ]
-    for name in ("val_loss", "val_accuracy"):
+    # The runs table's columns: a regression's second metric is its val_mae (its history
+    # has it; its val_accuracy is NaN, so not logged).
+    task = [m for m in TASK_METRICS if m.startswith("val_") and m in result.history]
+    for name in ("val_loss", "val_accuracy", *task):
         final, best = result.final(name), result.best(name)
-        if final is not None and math.isfinite(final):
+        # Not a run-away (a diverged trial's last epoch, 1e24): no summary of one.
+        if final is not None and math.isfinite(final) and abs(final) < RUNAWAY:
             metrics.append(Metric(f"final_{name}", final, now, 0))
-        if best is not None:
+        if best is not None and abs(best) < RUNAWAY:
             metrics.append(Metric(f"best_{name}", best, now, 0))
     metrics.append(Metric("epochs_trained", float(result.epochs_trained), now, 0))
     metrics.append(Metric("wall_time_s", result.wall_time_s, now, 0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bnsearch.trial._recorder import (
     DIVERGED_LOSS,
     TrialRecorder,
+    failure_epoch,
     failure_kind,
     is_divergence,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "TrialSpec",
     "TrialState",
     "confirmation_seed",
+    "failure_epoch",
     "failure_kind",
     "is_divergence",
     "layer_seed",

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 
 from bnsearch.trial._records import METRICS, TASK_METRICS, TrialResult, TrialSpec, TrialState
 
-__all__ = ["DIVERGED_LOSS", "TrialRecorder", "failure_kind", "is_divergence"]
+__all__ = ["DIVERGED_LOSS", "TrialRecorder", "failure_epoch", "failure_kind", "is_divergence"]
 
 _WATCHED = ("loss", "val_loss")
 
@@ -38,9 +38,19 @@ def is_divergence(reason: str | None) -> bool:
     return reason is not None and reason.startswith(_WATCHED) and " became " in reason
 
 
+_EPOCH = re.compile(r" (at|during) epoch (\d+)$")
+
+
 def failure_kind(reason: str | None) -> str:
     """A failure reason without its epoch: ``"loss became nan"`` for every epoch."""
-    return re.sub(r" (at|during) epoch \d+$", "", reason or "unknown")
+    return _EPOCH.sub("", reason or "unknown")
+
+
+def failure_epoch(reason: str | None) -> int | None:
+    """The epoch (from 0) a failure reason names (``"loss became inf at epoch 2"``: 2);
+    None when it names none."""
+    found = _EPOCH.search(reason or "")
+    return int(found.group(2)) if found else None
 
 
 class TrialRecorder:

@@ -237,9 +237,12 @@ class KerasTunerSearcher:
             with self._writing():
                 self.oracle.save()  # end_trial saves before it lets go of the trial: once more
 
-    def abandon(self, members: list[Member]) -> None:
-        """Nothing: the oracle keeps the unfinished trials as ongoing and the next run's
-        oracle retries them, in their blocks."""
+    def abandon(self, members: list[Member]) -> str:
+        """Nothing to do: the oracle keeps the unfinished trials as ongoing and the next
+        run's oracle retries them, in their blocks (which the line says)."""
+        n = len(members)
+        what = "the trial in flight stays" if n == 1 else f"the {n} trials in flight stay"
+        return f"{what} in the Keras Tuner project and the next run retries them"
 
 
 def _spec(trial: Any, block: int, seed: int) -> TrialSpec:

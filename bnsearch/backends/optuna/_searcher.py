@@ -222,7 +222,6 @@ class OptunaSearcher:
                 self.study.tell(
                     member.trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
                 )
-        return (
-            f"bnsearch: {len(members)} trials in flight were marked failed; the next run "
-            "retries them."
-        )
+        n = len(members)
+        what = "the trial in flight was" if n == 1 else f"the {n} trials in flight were"
+        return f"{what} marked failed and the next run retries them"

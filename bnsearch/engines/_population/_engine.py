@@ -124,6 +124,13 @@ _LANE_MIN_TRIALS = 16
 # session that runs several studies on the same data compiles each graph once. ``load``
 # resets every variable, so a population carries nothing from one use to the next.
 _COMPILED: dict[tuple[Any, ...], Population] = {}
+#: The most convolutions a network may have for its population to be compiled with XLA
+#: (:meth:`PopulationEngine.xla_for`): the examples' CNNs (2 and 5) are; VGG16 (13),
+#: MobileNetV2 (52 and 17 depthwise) and the other keras.applications are not.
+XLA_MAX_CONVOLUTIONS = 8
+#: The most trials trained at once in graph mode: a graph of a few hundred convolutions
+#: already takes half a minute to build, and on a CPU more members in it run no faster.
+GRAPH_MODE_MAX_POPULATION = 8
 
 
 class PopulationEngine:
@@ -174,10 +181,20 @@ class PopulationEngine:
         from bnsearch.engines._keras import model_fits_data
 
         model_fits_data(dataset, network)
+        graph = graph_for(network, dataset)
+        if not self.xla_for(graph) and self.max_population > GRAPH_MODE_MAX_POPULATION:
+            self.max_population = GRAPH_MODE_MAX_POPULATION
+            said = (
+                f"bnsearch: notice: this network has {graph.convolutions} convolutions, so "
+                f"the population engine builds it without XLA and trains "
+                f"{GRAPH_MODE_MAX_POPULATION} trials at a time."
+            )
+        else:
+            said = None
         limit = self.memory_limit_bytes
         size, wanted = fitting_population(self.max_population, dataset, network, limit)
         if size == self.max_population:
-            return None
+            return said
         said = (
             f"bnsearch: notice: a population of {self.max_population} would need about "
             f"{wanted / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit (half this "
@@ -277,7 +294,7 @@ class PopulationEngine:
         its own (cheaper than compiling a smaller one: see the docs' Benchmarks page)."""
         # Epochs do not shape the graph: studies with other epoch counts share it.
         shape = (
-            lane, dataset.fingerprint, graph, self._training(network), self.jit_compile, slot_use
+            lane, dataset.fingerprint, graph, self._training(network), self.xla_for(graph), slot_use
         )  # fmt: skip
         fitting = [
             key[0]
@@ -297,8 +314,17 @@ class PopulationEngine:
             # memory flat over a long study.
             while len(_COMPILED) >= MAX_CACHED_POPULATIONS:
                 del _COMPILED[next(iter(_COMPILED))]
-            _COMPILED[key] = Population(size, dataset, network, self.jit_compile, slot_use, graph)
+            _COMPILED[key] = Population(size, dataset, network, shape[4], slot_use, graph)
         return _COMPILED[key]
+
+    def xla_for(self, graph: LayerGraph) -> bool:
+        """Whether ``graph``'s epoch loop is compiled with XLA: when ``jit_compile`` is on
+        and the network has at most :data:`XLA_MAX_CONVOLUTIONS` convolutions. XLA's CPU
+        compiler takes minutes per member for a network of dozens of convolutions (each
+        member's convolutions are separate ops), while graph mode builds it in seconds
+        and runs the members' convolutions side by side; the docs' Benchmarks page has
+        the figures."""
+        return self.jit_compile and graph.convolutions <= XLA_MAX_CONVOLUTIONS
 
     @staticmethod
     def _training(network: NetworkSettings) -> tuple[float, ...]:

@@ -1,0 +1,181 @@
+"""Is the validation split honest? The last rows checked against the training rows.
+
+Keras' ``validation_split`` validates on the *last* rows, so a file sorted by its target (a
+class after another, rising values) validates on classes or values the network never
+trained on, and its validation metrics then measure nothing. The rules:
+
+- **classification**: a validation class the training rows lack; a class missing from the
+  validation rows although its training share predicts at least :data:`MIN_EXPECTED_ROWS`
+  of them; or class proportions far apart: a total-variation distance between the training
+  and validation class shares above :data:`MAX_CLASS_SHIFT`, and beyond chance (a χ² test
+  of homogeneity with p below :data:`SHIFT_P_VALUE`, so a small validation set's sampling
+  noise is not flagged). Validation is *degenerate* when it holds one class only or a
+  class never trained on: its accuracy then cannot rank anything.
+- **regression**: the validation targets' mean outside the training targets' 5–95 %
+  quantile range, or more than half of the validation targets outside the training
+  targets' [min, max].
+
+An unscaled regression target (over all rows: mean beyond ±:data:`TARGET_SCALE`, or a
+standard deviation more than :data:`TARGET_SCALE` times away from 1) gets a notice, as
+features whose scales lie orders of magnitude apart do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "MAX_CLASS_SHIFT",
+    "MIN_EXPECTED_ROWS",
+    "SHIFT_P_VALUE",
+    "TARGET_SCALE",
+    "SplitCheck",
+    "check_classes",
+    "check_target",
+    "name_list",
+    "target_notice",
+]
+
+#: Total-variation distance between training and validation class shares that is "far apart".
+MAX_CLASS_SHIFT = 0.25
+#: ... when the χ² test of homogeneity also puts it beyond chance (p below this).
+SHIFT_P_VALUE = 1e-3
+#: A class absent from validation is named when its training share predicts this many rows.
+MIN_EXPECTED_ROWS = 5
+#: A regression target with |mean| above this, or sd above it or below its inverse, is unscaled.
+TARGET_SCALE = 3.0
+
+
+@dataclass(frozen=True)
+class SplitCheck:
+    """What the split check found: one warning line (or None) and, separately, why the
+    validation rows cannot rank anything (or None)."""
+
+    warning: str | None = None
+    degenerate: str | None = None
+
+
+def name_list(names: list[str], most: int = 5) -> str:
+    """``a, b and c``; past ``most`` names, ``a, b, c, d, e and 3 more``."""
+    if len(names) > most:
+        return f"{', '.join(names[:most])} and {len(names) - most} more"
+    if len(names) > 1:
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+    return names[0] if names else ""
+
+
+def _fix(shuffled: bool) -> str:
+    if shuffled:
+        return "the rows are shuffled already: raise --validation-split or add rows of them"
+    return "pass --shuffle (study file `shuffle = true`) to shuffle the rows before the split"
+
+
+def _head(validation_split: float) -> str:
+    return f"bnsearch: warning: the validation rows (the last {validation_split * 100:.3g} %)"
+
+
+def _classes(word: str, names: list[str]) -> str:
+    return f"{word}{'es' if len(names) > 1 else ''} {name_list(names)}"
+
+
+def _shift(train: np.ndarray, val: np.ndarray, class_names: tuple[str, ...]) -> str | None:
+    """The classes whose shares differ most, when the shares are far apart beyond chance."""
+    k = len(class_names)
+    train_counts = np.bincount(train, minlength=k)
+    val_counts = np.bincount(val, minlength=k)
+    train_share, val_share = train_counts / len(train), val_counts / len(val)
+    distance = 0.5 * float(np.abs(train_share - val_share).sum())
+    if distance <= MAX_CLASS_SHIFT:
+        return None
+    from scipy.stats import chi2_contingency
+
+    seen = (train_counts + val_counts) > 0
+    table = np.stack([train_counts[seen], val_counts[seen]])
+    if table.shape[1] > 1 and chi2_contingency(table).pvalue >= SHIFT_P_VALUE:
+        return None
+    order = np.argsort(-np.abs(train_share - val_share))[:3]
+    shares = ", ".join(
+        f"{class_names[i]} {val_share[i] * 100:.0f} % against {train_share[i] * 100:.0f} %"
+        for i in order
+    )
+    return (
+        f"hold class shares far from the training rows' (validation against training: "
+        f"{shares}; total variation {distance:.2f})"
+    )
+
+
+def check_classes(
+    y: np.ndarray, class_names: tuple[str, ...], at: int, validation_split: float, shuffled: bool
+) -> SplitCheck:
+    """The split check of a classification whose validation rows start at ``at``."""
+    train, val = np.asarray(y[:at]), np.asarray(y[at:])
+    if len(train) == 0 or len(val) == 0:
+        return SplitCheck()
+    in_train, in_val = set(train.tolist()), set(val.tolist())
+    unseen = [class_names[c] for c in sorted(in_val - in_train)]
+    expected = np.bincount(train, minlength=len(class_names)) / len(train) * len(val)
+    missing = [
+        class_names[c]
+        for c in sorted(set(range(len(class_names))) - in_val)
+        if expected[c] >= MIN_EXPECTED_ROWS
+    ]
+    problems = []
+    if unseen:
+        problems.append(f"hold {_classes('class', unseen)}, which the training rows lack")
+    if missing:
+        problems.append(f"lack {_classes('class', missing)}")
+    if not problems and (shift := _shift(train, val, class_names)):
+        problems.append(shift)
+    degenerate = None
+    if len(in_val) == 1:
+        degenerate = f"the validation rows hold one class only ({class_names[val[0]]})"
+    elif unseen:
+        degenerate = f"the validation rows hold {_classes('class', unseen)}, never trained on"
+    if not problems and degenerate is None:
+        return SplitCheck()
+    if degenerate and not problems:  # one class in validation, expected there alone
+        problems.append(f"hold one class only ({class_names[val[0]]})")
+    return SplitCheck(
+        f"{_head(validation_split)} {', and '.join(problems)}; their metrics do not measure "
+        f"the whole task: {_fix(shuffled)}.",
+        degenerate,
+    )
+
+
+def check_target(y: np.ndarray, at: int, validation_split: float, shuffled: bool) -> SplitCheck:
+    """The split check of a regression whose validation rows start at ``at``."""
+    train, val = np.asarray(y[:at], np.float64), np.asarray(y[at:], np.float64)
+    if len(train) == 0 or len(val) == 0:
+        return SplitCheck()
+    low, high = np.quantile(train, [0.05, 0.95])
+    mean = float(val.mean())
+    beyond = float(np.mean((val < train.min()) | (val > train.max())))
+    if low <= mean <= high and beyond <= 0.5:
+        return SplitCheck()
+    fix = (
+        "the rows are shuffled already: check the target for outliers"
+        if shuffled
+        else _fix(shuffled)
+    )
+    return SplitCheck(
+        f"{_head(validation_split)} hold targets outside the training rows' range "
+        f"(validation mean {mean:.3g}, training 5-95 % range {low:.3g} to {high:.3g}; "
+        f"{beyond * 100:.0f} % of validation targets beyond the training minimum or maximum); "
+        f"their metrics measure extrapolation: {fix}."
+    )
+
+
+def target_notice(mean: float, sd: float) -> str | None:
+    """One line when a regression's raw target (its ``mean`` and ``sd``) is far from mean
+    0 and sd 1."""
+    if abs(mean) <= TARGET_SCALE and 1 / TARGET_SCALE <= sd <= TARGET_SCALE:
+        return None
+    return (
+        f"bnsearch: notice: the regression target has mean {mean:.3g} and sd {sd:.3g} without "
+        "--standardize, so the mean squared error and its gradients follow the target's scale "
+        "and high learning rates may diverge; pass --standardize to scale it (and the "
+        "features) with the training rows' mean and sd (val_loss and val_mae are then in "
+        "standardised units)."
+    )
