@@ -265,3 +265,15 @@ def test_store_keys_are_written_once_in_trial_keys():
             and id(node) not in loggers
         ]
     assert offenders == []
+
+
+def test_a_deprecation_met_through_bnsearch_fails_the_test_and_none_is_ignored_wholesale():
+    import tomllib
+
+    pyproject = PACKAGE.parent / "pyproject.toml"
+    filters = tomllib.loads(pyproject.read_text())["tool"]["pytest"]["ini_options"][
+        "filterwarnings"
+    ]
+    assert "error::DeprecationWarning:bnsearch" in filters
+    wholesale = [f for f in filters if f.startswith("ignore::") and f.count(":") == 2]
+    assert wholesale == []
