@@ -22,6 +22,12 @@ NETWORK = NetworkSettings(epochs=EPOCHS, hidden_units=(16, 8))
 # step in epoch 2 that amplified float32 rounding to 1.3e-4 and then stayed flat; a
 # one-off amplification of rounding, not drift, but over this test's 1e-4 bound.)
 SETTINGS = [(True, 0.9, 1e-6, 0.1), (False, 0.99, 1e-3, 0.01)]
+# A convolution's float32 sums are split among threads as the machine's load allows, so the
+# order of additions, and with it the rounding, changes from run to run; over the steps it
+# grows. On this project's busy 2-core CI machine conv-net weights reached 1.1e-4 to 1.7e-4
+# of Keras' (a 4-channel BN beta, a pooled model's kernel) where a quiet run stays under
+# 1e-4; a wrong form (padding, stride, a mask) is off by 1e-2 or more. Losses keep 1e-4.
+CONV_WEIGHTS_BOUND = 5e-4
 
 
 def _close(reference: np.ndarray, candidate: np.ndarray) -> float:
@@ -270,7 +276,10 @@ def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member
     weights = population.member_weights(member)
     for name in ("conv_1", "conv_2", "dense_1", "output_dense"):
         layer, key = model.get_layer(name), name
-        assert _close(layer.kernel.numpy(), weights[f"kernel_{key}"]) < 1e-4, (name, "kernel")
+        assert _close(layer.kernel.numpy(), weights[f"kernel_{key}"]) < CONV_WEIGHTS_BOUND, (
+            name,
+            "kernel",
+        )
         feeds_bn = spec.config.placement in ("before", "before_output") and name != "output_dense"
         if layer.use_bias and feeds_bn:
             # BN removes the bias' effect: its true gradient is zero and both sides hold only
@@ -296,7 +305,10 @@ def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member
             (layer.gamma, "gamma"), (layer.beta, "beta"),
             (layer.moving_mean, "moving_mean"), (layer.moving_variance, "moving_var"),
         ):  # fmt: skip
-            assert _close(variable.numpy(), weights[f"{key}_{slot}"]) < 1e-4, (layer.name, key)
+            assert _close(variable.numpy(), weights[f"{key}_{slot}"]) < CONV_WEIGHTS_BOUND, (
+                layer.name,
+                key,
+            )
     assert results[member].state is TrialState.COMPLETE
     for metric in ("val_loss", "loss"):
         np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)

@@ -138,6 +138,11 @@ EPOCHS = 2
 # this project's CI CPU 0.01 drifted past it too (a conv kernel 1.6e-4, a BN beta 1.2e-4,
 # the strided and pooled models, in graph mode), so the test trains at 0.005.
 SETTING = (False, 0.9, 1e-5, 0.005)
+# Even so, the order of a convolution's float32 sums follows how the threads split the work,
+# which a busy machine changes: the pooled model's weights reached 1.1e-4 and 1.7e-4 of
+# Keras' on the busy 2-core CI machine (under 1e-4 when quiet). A wrong form is off by 1e-2
+# or more; the per-epoch losses keep their 1e-4.
+CONV_WEIGHTS_BOUND = 5e-4
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +213,7 @@ def test_population_matches_keras_per_layer_kind_and_for_a_residual_block(runs, 
                 # BN removes this bias' effect: both sides hold float32 rounding only.
                 np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-4)
             else:
-                assert _close(theirs.numpy(), mine.numpy()) < 1e-4, where
+                assert _close(theirs.numpy(), mine.numpy()) < CONV_WEIGHTS_BOUND, where
     assert results[member].state is TrialState.COMPLETE
     for metric in ("val_loss", "loss"):
         np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
