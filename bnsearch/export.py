@@ -68,12 +68,11 @@ def export_best(
                 run_id, model, dataset.x, register_as, metrics={"final_val_loss": final}
             )
             tracker.end_study_run()
-        exported.append(
-            Exported(spec.config.placement, spec.number, uri, run_id, result.final("val_loss"))
-        )
+        exported.append(Exported(spec.config.placement, spec.number, uri, run_id, final))
+        shown = loss_text(final) if final is not None else "n/a"
         print(
             f"bnsearch: exported the best {spec.config.placement} configuration (trial "
-            f"{spec.number}, val_loss {loss_text(result.final('val_loss'))} re-trained) as {uri}",
+            f"{spec.number}, val_loss {shown} re-trained) as {uri}",
             file=out,
             flush=True,
         )

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -187,7 +187,7 @@ def _end_with_verdict(
     tracker: MlflowTracker,
     verdict: Verdict,
     table: list[PlacementSummary] | None = None,
-    metrics: dict[str, float] | None = None,
+    metrics: Mapping[str, float] | None = None,
     status: str = "FINISHED",
 ) -> None:
     """End the parent run with the verdict, its note and its name written by the report."""
@@ -452,12 +452,12 @@ def _failures_note(outcome: StudyOutcome) -> str | None:
 
 def _best_trial_lines(results: list[TrialResult]) -> list[str]:
     """The best trial and its parameters, wrapped to the terminal's width."""
-    best = [r for r in results if r.value is not None and math.isfinite(r.value)]
+    best = [(r.value, r) for r in results if r.value is not None and math.isfinite(r.value)]
     if not best:
         return []
-    top = min(best, key=lambda r: r.value)
+    value, top = min(best, key=lambda scored: scored[0])
     params = [f"{k}={_short(v)}" for k, v in top.config.as_params().items() if k != "placement"]
-    head = f"Best trial {top.spec.number} ({top.config.placement}): val_loss {loss_text(top.value)}"
+    head = f"Best trial {top.spec.number} ({top.config.placement}): val_loss {loss_text(value)}"
     return textwrap.wrap(
         f"{head}; {', '.join(params)}", WIDTH, subsequent_indent="  ", break_long_words=False
     )

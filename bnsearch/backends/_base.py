@@ -7,7 +7,9 @@ from typing import Protocol
 
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
+from bnsearch.engines import Engine
 from bnsearch.stats import Verdict
+from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import Phase, StoredTrials, TrialResult
 
 __all__ = ["Backend", "BatchCallback", "ResultCallback", "StudyReader"]
@@ -29,14 +31,20 @@ class StudyReader(Protocol):
     """An existing study read back from its backend's store, without opening it for
     training (``sync``, ``report``, ``export``, ``replay``, a sweep's verdict)."""
 
-    tags: dict[str, str]
-    """Tags naming the study in its store, for the MLflow runs made from it."""
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags naming the study in its store, for the MLflow runs made from it."""
+        ...
 
-    data_fingerprint: str
-    """The fingerprint of the data the study was run on ("unknown" if not recorded)."""
+    @property
+    def data_fingerprint(self) -> str:
+        """The fingerprint of the data the study was run on ("unknown" if not recorded)."""
+        ...
 
-    unpaired_reason: str | None
-    """Why the study's trials are not paired blocks (no paired verdict), or None."""
+    @property
+    def unpaired_reason(self) -> str | None:
+        """Why the study's trials are not paired blocks (no paired verdict), or None."""
+        ...
 
     def stored_trials(self) -> StoredTrials:
         """What the store holds, read afresh at each call (another process may write it)."""
@@ -56,11 +64,19 @@ class Backend(Protocol):
     only store their arguments; :meth:`open` is the first call that touches a store.
     """
 
-    name: str
-    """How the study's parent run and its summary line name the backend."""
+    def __init__(
+        self, config: StudyConfig, dataset: Dataset, engine: Engine, tracker: MlflowTracker
+    ) -> None: ...
 
-    unpaired_reason: str | None
-    """Why this backend's trials are not paired blocks (no paired verdict), or None."""
+    @property
+    def name(self) -> str:
+        """How the study's parent run and its summary line name the backend."""
+        ...
+
+    @property
+    def unpaired_reason(self) -> str | None:
+        """Why this backend's trials are not paired blocks (no paired verdict), or None."""
+        ...
 
     @classmethod
     def prepare(cls, config: StudyConfig, dataset: Dataset) -> str:

@@ -92,10 +92,10 @@ class _Ablated(Population):
         self.removed = removed
         super().__init__(*args, **kwargs)
 
-    def _dropout(self, a: Any, counter: Any) -> Any:
-        return a if "dropout" in self.removed else super()._dropout(a, counter)
+    def _dropout(self, a: Any, counter: Any, noise: tuple[float, ...] = ()) -> Any:
+        return a if "dropout" in self.removed else super()._dropout(a, counter, noise)
 
-    def _bn(self, x: Any, slot: int, training: bool, updates: list) -> Any:
+    def _bn(self, x: Any, slot: str, training: bool, updates: list) -> Any:
         return x if "bn" in self.removed else super()._bn(x, slot, training, updates)
 
     def _apply_gradients(self, grads: list[Any], live3: Any) -> None:

@@ -250,7 +250,7 @@ def simulate_two_questions(
             *confidence_bounds(values[:, :n, 1] - values[:, :n, 2]), DEFAULT_THRESHOLD
         )
         done = {"bn": np.isin(answer, _DECIDED), "placement": side != 0}
-        stop = {"both": done["bn"] & done["placement"]}.get(question, done.get(question))
+        stop = done["bn"] & done["placement"] if question == "both" else done[question]
         now = running & (stop | (n == cap_blocks))
         bn[now], placement[now], stopped[now] = answer[now], side[now], n
         running &= ~now

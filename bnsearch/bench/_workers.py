@@ -46,7 +46,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from bnsearch.trial import Phase, keys
 
@@ -535,7 +535,8 @@ class WorkerRun:
 
     @property
     def trace(self) -> str:
-        return str(Path(self.process.args[-1]).parent / f"worker-{self.index}")
+        argv = cast("list[str]", self.process.args)  # as Fleet.start gave it: a list of str
+        return str(Path(argv[-1]).parent / f"worker-{self.index}")
 
 
 class Fleet:

@@ -162,7 +162,7 @@ class Dataset:
             digest = hashlib.sha256()
             digest.update(np.ascontiguousarray(self.x).tobytes())
             digest.update(np.ascontiguousarray(self.y).tobytes())
-            shown = (self.x.shape, self.class_names, self.standardized)
+            shown: tuple[object, ...] = (self.x.shape, self.class_names, self.standardized)
             if self.regression:  # absent for classes, so their fingerprints stay as they were
                 shown = (*shown, self.task)
             if self.shuffle_seed is not None:  # absent unless shuffled, likewise

@@ -37,7 +37,7 @@ __all__ = [
     "standin_history",
 ]
 
-_ENGINE_CLASSES: dict[str, type] = {
+_ENGINE_CLASSES: dict[str, type[Engine]] = {
     "population": PopulationEngine,
     "keras": KerasEngine,
     "standin": StandinEngine,  # tests and benchmarks only: sleeps instead of training

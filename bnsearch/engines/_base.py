@@ -34,8 +34,11 @@ class Engine(Protocol):
     """How to train a batch of trials. The backend decides *what* to train."""
 
     name: str
-    trials_at_once: int
-    """How many trials one call of :meth:`train` trains together (a backend's batch)."""
+
+    @property
+    def trials_at_once(self) -> int:
+        """How many trials one call of :meth:`train` trains together (a backend's batch)."""
+        ...
 
     @staticmethod
     def trains(

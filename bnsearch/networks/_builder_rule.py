@@ -40,7 +40,12 @@ __all__ = ["builder_differs", "probe_configs"]
 
 #: The second probe's settings: each differs from BNConfig's defaults (the first probe), so
 #: a builder that ignores one of them shows it.
-_OTHER_SETTINGS = {"momentum": 0.9, "epsilon": 1e-5, "use_bias": False, "dropout": 0.25}
+_OTHER_SETTINGS: dict[str, Any] = {
+    "momentum": 0.9,
+    "epsilon": 1e-5,
+    "use_bias": False,
+    "dropout": 0.25,
+}
 
 
 def probe_configs(

@@ -318,7 +318,10 @@ def graph_of(plan: ModelPlan) -> LayerGraph | str:
     if plan.output_activation not in ("softmax", "linear"):
         return f"output activation {plan.output_activation}"
     input_bn_after = index_of[plan.flatten_first] if plan.flatten_first is not None else -1
-    shape = tuple(int(n) for n in plan.input_shape)
+    known = tuple(n for n in plan.input_shape if n is not None)
+    if len(known) != len(plan.input_shape):
+        return f"an input of shape {plan.input_shape} (a dimension of unknown size)"
+    shape = tuple(int(n) for n in known)
     return LayerGraph(tuple(ops), shape, output, plan.output_activation, input_bn_after)
 
 
@@ -384,7 +387,8 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
         last = tuple(axis) in ((-1,), (len(shape),)) if axis is not None else False
         if not last or config.get("invert"):
             return "not over the last axis, or inverted"
-        given = (config.get("mean"), config.get("variance"))  # or fitted: its weights
+        # Given in the config, or fitted: its weights.
+        given: tuple[Any, Any] = (config.get("mean"), config.get("variance"))
         stats = given if given[0] is not None else node.layer.get_weights()[:2]
         mean, variance = (np.broadcast_to(np.ravel(v), shape[-1:]).tolist() for v in stats)
         return replace(base, kind=kind, params=(*mean, *variance))

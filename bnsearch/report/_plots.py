@@ -162,7 +162,7 @@ def plot_critical_difference(verdict: AcrossVerdict, path: Path) -> None:
     """Mean ranks on one axis (best on the left), Nemenyi's CD bar for scale, and a
     thick line joining placements the Holm-corrected pairwise tests do not separate."""
     plt = headless_pyplot()
-    placements = sorted(verdict.placements, key=verdict.mean_ranks.get)
+    placements = sorted(verdict.placements, key=verdict.mean_ranks.__getitem__)
     k = max(len(verdict.placements), 2)
     fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.35 * len(placements)))
     ax.set_xlim(0.8, k + 0.2)

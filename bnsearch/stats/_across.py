@@ -233,7 +233,9 @@ def _statement(
             f"no verdict across datasets: {n} studies with paired blocks of common placements "
             "(two or more are needed); run the sweep's studies first."
         )
-    ranked = ", ".join(f"{p} {mean_ranks[p]:.2f}" for p in sorted(placements, key=mean_ranks.get))
+    ranked = ", ".join(
+        f"{p} {mean_ranks[p]:.2f}" for p in sorted(placements, key=mean_ranks.__getitem__)
+    )
     outcomes: dict[str, int] = {}
     for dataset in usable:
         outcomes[dataset.verdict.outcome] = outcomes.get(dataset.verdict.outcome, 0) + 1

@@ -325,6 +325,13 @@ def answer_placement(
     )
 
 
+#: A pair's side (None: not settled yet) seen from its other member, as a sequential code
+#: and as BN's answer.
+_FLIPPED: dict[str | None, str | None] = {"below": "above", "above": "below"}
+_CODE_OF_SIDE: dict[str | None, int] = {"below": BELOW, "inside": INSIDE, "above": ABOVE}
+_ANSWER_OF_SIDE: dict[str | None, str] = {"below": "better", "above": "worse", "inside": "equal"}
+
+
 def answer_bn(
     comparisons: Sequence[PairComparison],
     matrix: np.ndarray,
@@ -368,16 +375,11 @@ def answer_bn(
         bounded = np.array([p.n_blocks >= 3 for p in comparisons])
         raw = [budget_side(p, threshold) if p.n_blocks >= 3 else None for p in comparisons]
         if not lower_is_better:  # the pair's own sides, seen from BN
-            raw = [{"below": "above", "above": "below"}.get(s, s) for s in raw]
+            raw = [_FLIPPED.get(s, s) for s in raw]
         unnamed = []
-        codes = np.array(
-            [{"below": BELOW, "inside": INSIDE, "above": ABOVE}.get(s, OPEN) for s in raw]
-        )
+        codes = np.array([_CODE_OF_SIDE.get(s, OPEN) for s in raw])
     outcome = str(bn_outcomes(codes, bounded))
-    sides = {
-        p.first: {"below": "better", "above": "worse", "inside": "equal"}.get(s)
-        for p, s in zip(comparisons, raw, strict=True)
-    }
+    sides = {p.first: _ANSWER_OF_SIDE.get(s) for p, s in zip(comparisons, raw, strict=True)}
     extra = None
     if outcome == "inconclusive" and until != "settled":
         extra = max(_extra_blocks(p, threshold) for p in comparisons if sides[p.first] is None)

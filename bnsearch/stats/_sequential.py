@@ -58,9 +58,9 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "ALPHA",
@@ -116,9 +116,7 @@ def min_blocks_to_settle(alpha: float = ALPHA) -> int:
     return n
 
 
-def median_confidence_sequence(
-    differences: Sequence[float], alpha: float = ALPHA
-) -> tuple[float, float]:
+def median_confidence_sequence(differences: ArrayLike, alpha: float = ALPHA) -> tuple[float, float]:
     """The interval ``C_n`` for the median of ``differences`` (``-inf``/``inf`` ends while
     there are too few of them)."""
     values = np.sort(np.asarray(differences, dtype=float))

@@ -65,7 +65,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -142,12 +142,13 @@ def block_value(result: TrialResult, metric: str) -> float | None:
 def best_per_placement(results: Sequence[TrialResult]) -> list[TrialResult]:
     """The completed search trial with the lowest objective for each placement."""
     best: dict[str, TrialResult] = {}
+    lowest: dict[str, float] = {}  # each best's value
     for result in results:
         if result.spec.phase != Phase.SEARCH or result.value is None:
             continue
-        current = best.get(result.config.placement)
-        if current is None or result.value < current.value:
-            best[result.config.placement] = result
+        placement = result.config.placement
+        if placement not in lowest or result.value < lowest[placement]:
+            best[placement], lowest[placement] = result, result.value
     return list(best.values())
 
 
@@ -426,7 +427,20 @@ def _blocks(results: Sequence[TrialResult]) -> dict[int, list[TrialResult]]:
     return dict(sorted(blocks.items()))
 
 
-def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> dict[str, float]:
+class _PairStats(TypedDict):
+    """:func:`_compare`'s statistics: the fields of a :class:`PairComparison` it fills."""
+
+    mean: float
+    median: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    effect_size: float
+    cs_low: float
+    cs_high: float
+
+
+def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> _PairStats:
     """One pair's statistics. The median, the intervals and Wilcoxon read every block (a
     diverged trial's sentinel as one more win or loss); the mean and ``d_z`` only the blocks
     without a run-away (:attr:`PairComparison.left_out`). A statistic that needs more blocks
@@ -523,7 +537,7 @@ def analyze(
         pairs[0] if pairs else None,
     )
     lower = lower_is_better(metric)
-    placement = answer_placement(primary, threshold, until, lower)
+    placement_answer = answer_placement(primary, threshold, until, lower)
     against_none = tuple(p for p in pairs if p.second == "none")
     matrix = np.full((len(values), len(against_none)), math.nan)
     row = {block: i for i, block in enumerate(values)}
@@ -556,7 +570,7 @@ def analyze(
         pairs=pairs,
         excluded_blocks=excluded,
         diverged_blocks=lost,
-        placement=placement,
+        placement=placement_answer,
         bn=bn,
         confirmations=confirmations,
         **_importances(results, importances or {}),

@@ -162,10 +162,11 @@ class ParentRuns:
 
     def log_dataset(self, run_id: str, dataset: Dataset) -> None:
         """Link the study's data set to ``run_id`` as its training input."""
-        import mlflow.data
+        # mlflow.data.from_numpy is this function, set on the package at import (untyped there).
+        from mlflow.data.numpy_dataset import from_numpy
         from mlflow.entities import DatasetInput, InputTag
 
-        mlflow_dataset = mlflow.data.from_numpy(
+        mlflow_dataset = from_numpy(
             dataset.x, targets=dataset.y, name=dataset.name, digest=dataset.fingerprint
         )
         inputs = [

@@ -34,7 +34,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import bnsearch.backends.keras_tuner._adapter as adapter
 from bnsearch import errors
@@ -104,7 +104,13 @@ class _LiveTrial:
     execution: int = 0
 
 
-class _TrackedTuner:
+if TYPE_CHECKING:  # the mixin is always mixed into a tuner (see _tuner_class)
+    from keras_tuner import Tuner as _TunerBase
+else:
+    _TunerBase = object
+
+
+class _TrackedTuner(_TunerBase):
     """Mixin for a Keras Tuner tuner: logs every trial to MLflow as a bnsearch TrialResult.
 
     Its own members are named ``bnsearch_*``: a ``_``-prefixed name on a Keras Tuner object
@@ -123,7 +129,7 @@ class _TrackedTuner:
         self.bnsearch_live: dict[str, _LiveTrial] = {}
         self.bnsearch_runs_path = Path(self.project_dir) / "bnsearch_runs.json"
         path = self.bnsearch_runs_path
-        self.bnsearch_run_ids: dict[str, str] = (
+        self.bnsearch_run_ids: dict[str, str | None] = (  # None: MLflow was away
             json.loads(path.read_text()) if path.exists() else {}
         )
 
@@ -157,8 +163,9 @@ class _TrackedTuner:
         resumed = values.get("tuner/trial_id")
         if resumed is not None:
             tags[keys.RESUMES_TRIAL] = str(resumed)
-            if self.bnsearch_run_ids.get(str(resumed)):
-                tags[keys.RESUMES_RUN] = self.bnsearch_run_ids[str(resumed)]
+            resumed_run = self.bnsearch_run_ids.get(str(resumed))
+            if resumed_run:
+                tags[keys.RESUMES_RUN] = resumed_run
         run_id = self.bnsearch_tracker.start_trial(spec, tags)
         extra = {k: values[k] for k in _HYPERBAND_KEYS if k in values}
         if extra:
@@ -199,7 +206,7 @@ class _TrackedTuner:
         result = live.recorder.result()
         # The project first: the result is kept whatever happens to MLflow next.
         append_result(Path(self.project_dir), result)
-        logged = "some" if live.gaps else "all"
+        logged: Literal["some", "all"] = "some" if live.gaps else "all"
         self.bnsearch_tracker.finish_trial(live.run_id, result, history_logged=logged)
         write_atomically(self.bnsearch_runs_path, json.dumps(self.bnsearch_run_ids))
         if self.bnsearch_on_result is not None:
@@ -517,6 +524,13 @@ class KerasTunerBackend:
         return self.config.tuner in PAIRED_TUNERS
 
     @property
+    def project(self) -> Path:
+        """The project folder, once :meth:`open` has prepared it."""
+        if self.folder is None:
+            raise RuntimeError("the Keras Tuner backend's project is read before open()")
+        return self.folder
+
+    @property
     def unpaired_reason(self) -> str | None:
         return _unpaired_reason(self.config.tuner)
 
@@ -567,17 +581,17 @@ class KerasTunerBackend:
     ) -> list[TrialResult]:
         if not self.paired:
             return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
-        oracle = open_oracle(self.config, self.folder)
-        searcher = KerasTunerSearcher(self.config, oracle, self.folder)
+        oracle = open_oracle(self.config, self.project)
+        searcher = KerasTunerSearcher(self.config, oracle, self.project)
         return run_paired_search(
             searcher, self.config, self.dataset, self.engine, self.tracker, on_result, log
         )
 
     def results(self) -> list[TrialResult]:
-        return results_from_project(self.folder)
+        return results_from_project(self.project)
 
     def stored_trials(self) -> StoredTrials:
-        return KerasTunerStudyReader(self.config, self.folder).stored_trials()
+        return KerasTunerStudyReader(self.config, self.project).stored_trials()
 
     def importances(self) -> dict[str, float]:
         return {}

@@ -135,7 +135,8 @@ def _result(trial: Any, block: int | None, epochs: dict[str, list[float]] | None
     number = int(trial.trial_id)
     seed = number if block is None else block
     spec = TrialSpec(number, config, seed=seed, block=block)
-    history = {name: list(epochs[name]) for name in METRICS if name in (epochs or {})} or {
+    given = epochs or {}
+    history = {name: list(given[name]) for name in METRICS if name in given} or {
         name: [float(o.value[-1]) for o in trial.metrics.get_history(name)]
         for name in METRICS
         if trial.metrics.exists(name)

@@ -147,7 +147,7 @@ _SESSION_METHODS = (
 )
 
 
-def rdb_storage_wrapping(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> type:
+def rdb_storage_wrapping(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> type[Any]:
     """A subclass of ``RDBStorage`` whose every database call (its public methods and the
     private ones Optuna's cache calls) is ``wrap(method)``."""
     import optuna

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import math
 import random
@@ -138,7 +139,11 @@ def claim_lock(study: Any, timeout: float | None = None) -> Iterator[None]:
         key = zlib.crc32(f"bnsearch:{adapter.study_id(study)}".encode())
         with _transaction_lock(engine, key, what, timeout):
             yield
-    elif dialect == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+    elif (
+        engine is not None
+        and dialect == "sqlite"
+        and engine.url.database not in (None, "", ":memory:")
+    ):
         path = Path(engine.url.database).with_name(Path(engine.url.database).name + ".claims")
         with open(path, "a") as handle:
 
@@ -325,7 +330,9 @@ def _withdraw(study: Any, asked: list[Member]) -> None:
     import optuna
 
     for trial, _ in asked:
-        retry_transient(lambda t=trial: t.set_user_attr(keys.WITHDRAWN, True))
+        retry_transient(functools.partial(trial.set_user_attr, keys.WITHDRAWN, True))
         retry_transient(
-            lambda t=trial: study.tell(t, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            functools.partial(
+                study.tell, trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
+            )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -394,7 +395,7 @@ class PopulationEngine:
         x_val, y_val = (tf.constant(v[n_train:], tf.float32) for v in (flat, dataset.y_onehot))
         rngs = [np.random.default_rng(spec.seed) for spec in specs]
         recorders = [
-            TrialRecorder(spec, self.name, lambda e, m, p=p: on_epoch(p, e, m))
+            TrialRecorder(spec, self.name, functools.partial(on_epoch, p))
             for p, spec in enumerate(specs)
         ]
         second = "mae" if dataset.regression else "accuracy"
