@@ -102,6 +102,33 @@ MODELS = textwrap.dedent(
         return keras.Model(inputs, layers.Dense(10, activation="softmax", name="out")(x))
 
 
+    def sequence():
+        # The image's rows as a sequence: Conv1D sites (fused and layered activations, a
+        # stride), Permute, and both global 1-D poolings joined.
+        inputs = keras.Input((8, 8, 1))
+        x = layers.Reshape((8, 8), name="rows")(inputs)
+        x = layers.Conv1D(4, 3, padding="same", name="conv1d")(x)
+        x = layers.Activation("relu", name="conv1d_relu")(x)
+        x = layers.Permute((2, 1), name="swap")(x)
+        x = layers.Conv1D(6, 2, strides=2, activation="tanh", name="strided_conv1d")(x)
+        average = layers.GlobalAveragePooling1D(name="gap1d")(x)
+        peak = layers.GlobalMaxPooling1D(name="gmp1d")(x)
+        x = layers.Concatenate(name="join")([average, peak])
+        return keras.Model(inputs, layers.Dense(10, activation="softmax", name="out")(x))
+
+
+    def separable():
+        # Xception's convolutions: SeparableConv2D sites (a depth multiplier, its own bias
+        # off, a layered and a fused activation, a stride).
+        inputs = keras.Input((8, 8, 1))
+        x = layers.SeparableConv2D(4, 3, padding="same", depth_multiplier=2, use_bias=False,
+                                   name="separable")(inputs)
+        x = layers.Activation("relu", name="separable_relu")(x)
+        x = layers.SeparableConv2D(6, 3, strides=2, activation="tanh", name="strided")(x)
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+        return keras.Model(inputs, layers.Dense(10, activation="softmax", name="out")(x))
+
+
     def dense_preact():
         # DenseNet's and ResNetV2's pre-activation: BN -> ReLU -> conv on a branch, joined
         # by Concatenate, then BN -> tanh after the join (each BN placed per trial).
@@ -126,6 +153,9 @@ KINDS = {
                "reshape", "core", "core", "multiply", "core", "core", "core", "global_max_pool",
                "core"],
     "dense_preact": ["core", "preact", "core", "concat", "preact", "global_avg_pool", "core"],
+    "separable": ["core", "core", "global_avg_pool", "core"],
+    "sequence": ["reshape", "core", "permute", "core", "global_avg_pool", "global_max_pool",
+                 "concat", "core"],
 }  # fmt: skip
 EPOCHS = 2
 # use_bias False (a bias only where no BN follows), momentum, epsilon, learning rate: as the

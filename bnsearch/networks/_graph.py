@@ -86,7 +86,10 @@ __all__ = [
 _KIND_OF = {
     "MaxPooling2D": "max_pool",
     "AveragePooling2D": "avg_pool",
+    "GlobalAveragePooling1D": "global_avg_pool",
     "GlobalAveragePooling2D": "global_avg_pool",
+    "GlobalMaxPooling1D": "global_max_pool",
+    "Permute": "permute",
     "Flatten": "flatten",
     "Reshape": "reshape",
     "Add": "add",
@@ -113,7 +116,7 @@ _REGULARISERS = (
     "kernel_constraint", "bias_constraint", "depthwise_regularizer", "depthwise_constraint",
 )  # fmt: skip
 #: The linear layers the engine computes: ``x @ W``, a convolution, a depthwise one.
-_CORE_FORMS = ("Dense", "Conv2D", "DepthwiseConv2D")
+_CORE_FORMS = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 
 
 @dataclass(frozen=True)
@@ -130,11 +133,13 @@ class GraphOp:
     use_bias: bool = True  # the layer's own
     feeds_kept_bn: bool = False  # a plain core whose only consumer is a BN the model keeps
     kernel_shape: tuple[int, ...] = ()  # as Keras holds it ([kh, kw, in, out] for Conv2D)
+    pointwise_shape: tuple[int, ...] = ()  # a SeparableConv2D's 1x1 kernel ([1, 1, in, out])
     strides: tuple[int, int] = (1, 1)
     padding: str = "valid"
     pool_size: tuple[int, int] = (1, 1)
     kernel_initializer: str = ""  # the serialized initialiser, as JSON
     bias_initializer: str = ""
+    pointwise_initializer: str = ""  # a SeparableConv2D's
     seed_key: tuple[str, int] = ("dense", 0)  # layer_seed(seed, *seed_key)
     dropout_index: int = 0  # the k-th Dropout: its hash counter
     params: tuple[
@@ -402,8 +407,10 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
         strides = tuple(config.get("strides") or pool)
         padding = str(config.get("padding", "valid"))
         return replace(base, kind=kind, pool_size=pool, strides=strides, padding=padding)
-    if kind == "global_avg_pool" and config.get("keepdims"):
+    if kind in ("global_avg_pool", "global_max_pool") and config.get("keepdims"):
         return "keepdims"
+    if kind == "permute":
+        return replace(base, kind=kind, params=tuple(float(d) for d in config["dims"]))
     if kind in ("add", "multiply", "concat") and len(inputs) < 2:
         return "fewer than two inputs"
     if kind == "concat" and config.get("axis", -1) not in (-1, len(shape)):
@@ -420,19 +427,27 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
     return replace(base, kind=kind)
 
 
+def _kernel(layer: Any) -> Any:
+    """A core layer's (first) kernel: a SeparableConv2D's is its depthwise kernel."""
+    return layer.depthwise_kernel if hasattr(layer, "pointwise_kernel") else layer.kernel
+
+
 def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
     config = node.config
     for key in _REGULARISERS:
         if config.get(key) is not None:
             return key.replace("_", " ")
     if node.cls != "Dense":
+        dilation = config.get("dilation_rate", 1)
         plain = (
-            tuple(config.get("dilation_rate", (1, 1))) == (1, 1)
+            all(d == 1 for d in (dilation if isinstance(dilation, (list, tuple)) else [dilation]))
             and config.get("groups", 1) == 1
             and config.get("data_format", "channels_last") in (None, "channels_last")
         )
         if not plain:
             return "a dilated, grouped or channels-first convolution"
+        if config.get("padding") == "causal":
+            return "causal padding"
     role = "plain"
     activation = fused_activation(config)
     if node.index in plan.sites:
@@ -444,6 +459,7 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         return f"activation {activation}"
     kind = SEED_KINDS.get(node.cls, "other")
     count = sum(1 for other in plan.nodes[: node.index] if seed_kind(other.cls) == kind)
+    separable = node.cls == "SeparableConv2D"  # a depthwise kernel, then a pointwise one
     return replace(
         base,
         kind="core",
@@ -452,12 +468,19 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         activation=activation,
         use_bias=bool(config.get("use_bias", True)),
         feeds_kept_bn=node.index in plan.feeding_kept_bn,
-        kernel_shape=tuple(int(n) for n in node.layer.kernel.shape),
-        strides=tuple(config.get("strides", (1, 1))),
+        kernel_shape=tuple(int(n) for n in _kernel(node.layer).shape),
+        pointwise_shape=(
+            tuple(int(n) for n in node.layer.pointwise_kernel.shape) if separable else ()
+        ),
+        # a Conv1D runs as a Conv2D over rows of height 1
+        strides=(1, *config["strides"])
+        if node.cls == "Conv1D"
+        else tuple(config.get("strides", (1, 1))),
         padding=str(config.get("padding", "valid")),
         kernel_initializer=json.dumps(
             config.get("kernel_initializer", config.get("depthwise_initializer")), sort_keys=True
         ),
         bias_initializer=json.dumps(config.get("bias_initializer"), sort_keys=True),
+        pointwise_initializer=json.dumps(config.get("pointwise_initializer"), sort_keys=True),
         seed_key=(kind, count),
     )

@@ -112,7 +112,8 @@ _GATES = ("sigmoid", "hard_sigmoid")
 _STRUCTURAL = (
     "Flatten", "Reshape", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
     "GlobalMaxPooling2D", "Add", "Concatenate", "Multiply", "Average", "Subtract",
-    "ZeroPadding2D", "Cropping2D", "Identity", "Permute",
+    "ZeroPadding2D", "Cropping2D", "Identity", "Permute", "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D", "MaxPooling1D", "AveragePooling1D",
 )  # fmt: skip
 
 

@@ -44,7 +44,11 @@ def member_model(
             op = graph_cores[(kind, counts.get(kind, 0))]
             counts[kind] = counts.get(kind, 0) + 1
             cores[node.index] = op
-            node.layer.kernel.assign(weights[f"kernel_{op.name}"])
+            if op.pointwise_shape:  # a SeparableConv2D
+                node.layer.depthwise_kernel.assign(weights[f"kernel_{op.name}"])
+                node.layer.pointwise_kernel.assign(weights[f"pointwise_{op.name}"])
+            else:
+                node.layer.kernel.assign(weights[f"kernel_{op.name}"])
             if node.layer.use_bias:
                 node.layer.bias.assign(weights[f"bias_{op.name}"])
     kept = [op.name for op in population.graph.ops if op.kind == "bn"]

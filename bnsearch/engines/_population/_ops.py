@@ -282,10 +282,11 @@ def stateless_op(tf: Any, op: Any, inputs: list[Any]) -> Any:
         return functools.reduce(tf.multiply, inputs)
     if op.kind == "concat":
         return tf.concat(inputs, axis=-1)
-    if op.kind == "global_avg_pool":
-        return tf.reduce_mean(x, axis=[2, 3])
-    if op.kind == "global_max_pool":
-        return tf.reduce_max(x, axis=[2, 3])
+    if op.kind in ("global_avg_pool", "global_max_pool"):  # over the spatial axes, 1-D or 2-D
+        reduce = tf.reduce_mean if op.kind == "global_avg_pool" else tf.reduce_max
+        return reduce(x, axis=list(range(2, x.shape.rank - 1)))
+    if op.kind == "permute":  # Keras' dims count from 1 after the batch axis
+        return tf.transpose(x, [0, 1, *(int(d) + 1 for d in op.params)])
     if op.kind == "zero_pad":
         top, bottom, left, right = (int(n) for n in op.params)
         return tf.pad(x, [[0, 0], [0, 0], [top, bottom], [left, right], [0, 0]])

@@ -102,6 +102,23 @@ def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:
     return use_bias or not feeds_bn
 
 
+def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
+    """Every member's initial kernel (or bias) of ``op``: the layer's own initialiser
+    seeded with ``layer_seed(seed, kind, k)``, drawn in Keras' shape (its fans), as the
+    Keras model of the same trial draws it."""
+    serialized, shape, target = {
+        "kernel": (op.kernel_initializer, op.kernel_shape, (op.fan_in, op.kernel_shape[-1])),
+        "pointwise": (op.pointwise_initializer, op.pointwise_shape, op.pointwise_shape[-2:]),
+        "bias": (op.bias_initializer, (op.shape[-1],), (1, op.shape[-1])),
+    }[which]
+    drawn: dict[int, np.ndarray] = {}
+    for spec in specs:
+        if spec.seed not in drawn:
+            init = initializer_of(serialized, layer_seed(spec.seed, *op.seed_key))
+            drawn[spec.seed] = np.asarray(init(shape), np.float32).reshape(target)
+    return np.stack([drawn[spec.seed] for spec in specs])
+
+
 class Population:
     """The variables and compiled graph functions for ``size`` members.
 
@@ -143,14 +160,7 @@ class Population:
         self.bn_momentum, self.bn_epsilon, self.dropout = columns[5:]
         self.lr = state((P,))
         self.seeds = state((P,), tf.int64)
-        self.kernels = {
-            name: tf.Variable(tf.zeros((P, op.fan_in, op.kernel_shape[-1])), name=f"kernel_{i}")
-            for i, (name, op) in enumerate(self.cores.items())
-        }
-        self.biases = {
-            name: tf.Variable(tf.zeros((P, 1, op.shape[-1])), name=f"bias_{i}")
-            for i, (name, op) in enumerate(self.cores.items())
-        }
+        self._make_weights()
         self.bias_masks = {name: state(column) for name in self.cores}
         self.bn_widths = self._bn_widths()
         self.gammas = {s: tf.Variable(tf.ones((P, 1, w))) for s, w in self.bn_widths.items()}
@@ -158,7 +168,7 @@ class Population:
         self.moving_means = {s: state((P, 1, w)) for s, w in self.bn_widths.items()}
         self.moving_vars = {s: state((P, 1, w)) for s, w in self.bn_widths.items()}
         self.params = [
-            *self.kernels.values(), *self.biases.values(),
+            *self.kernels.values(), *self.pointwise.values(), *self.biases.values(),
             *self.gammas.values(), *self.betas.values(),
         ]  # fmt: skip
         self.velocities = [state(tuple(p.shape)) for p in self.params]
@@ -172,6 +182,24 @@ class Population:
         self.train_epoch = tf.function(steps, jit_compile=jit_compile)
         self.train_steps_partial = tf.function(functools.partial(self._train_steps, xla=False))
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
+
+    def _make_weights(self) -> None:
+        """Every core's kernel (a SeparableConv2D's pointwise kernel too) and bias, with the
+        population on the leading axis."""
+        tf, P = self.tf, self.size
+        self.kernels = {
+            name: tf.Variable(tf.zeros((P, op.fan_in, op.kernel_shape[-1])), name=f"kernel_{i}")
+            for i, (name, op) in enumerate(self.cores.items())
+        }
+        self.pointwise = {  # a SeparableConv2D's second kernel, [P, in, out]
+            name: tf.Variable(tf.zeros((P, *op.pointwise_shape[-2:])), name=f"pointwise_{i}")
+            for i, (name, op) in enumerate(self.cores.items())
+            if op.pointwise_shape
+        }
+        self.biases = {
+            name: tf.Variable(tf.zeros((P, 1, op.shape[-1])), name=f"bias_{i}")
+            for i, (name, op) in enumerate(self.cores.items())
+        }
 
     @property
     def bn_slots(self) -> list[str]:
@@ -222,8 +250,10 @@ class Population:
         self.lr.assign(np.array([c.learning_rate for c in configs], np.float32))
         self.seeds.assign(np.array([s.seed for s in padded], np.int64))
         for name, op in self.cores.items():
-            self.kernels[name].assign(self._initial(op, padded, "kernel"))
-            self.biases[name].assign(self._initial(op, padded, "bias"))
+            self.kernels[name].assign(_initial(op, padded, "kernel"))
+            if name in self.pointwise:
+                self.pointwise[name].assign(_initial(op, padded, "pointwise"))
+            self.biases[name].assign(_initial(op, padded, "bias"))
         for variables, value in (
             (self.gammas.values(), 1.0), (self.betas.values(), 0.0),
             (self.moving_means.values(), 0.0), (self.moving_vars.values(), 1.0),
@@ -233,21 +263,6 @@ class Population:
                 variable.assign(np.full(variable.shape, value, np.float32))
         self.active.assign(np.arange(P) < n)
         self.iterations.assign(0)
-
-    @staticmethod
-    def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
-        """Every member's initial kernel (or bias) of ``op``: the layer's own initialiser
-        seeded with ``layer_seed(seed, kind, k)``, drawn in Keras' shape (its fans), as the
-        Keras model of the same trial draws it."""
-        serialized = op.kernel_initializer if which == "kernel" else op.bias_initializer
-        shape = op.kernel_shape if which == "kernel" else (op.shape[-1],)
-        target = (op.fan_in, op.kernel_shape[-1]) if which == "kernel" else (1, op.shape[-1])
-        drawn: dict[int, np.ndarray] = {}
-        for spec in specs:
-            if spec.seed not in drawn:
-                init = initializer_of(serialized, layer_seed(spec.seed, *op.seed_key))
-                drawn[spec.seed] = np.asarray(init(shape), np.float32).reshape(target)
-        return np.stack([drawn[spec.seed] for spec in specs])
 
     # --- forward pass ------------------------------------------------------------------
 
@@ -322,13 +337,24 @@ class Population:
         plain layer's fused activation."""
         tf = self.tf
         bias = self.biases[op.name] * self.bias_masks[op.name]
-        if op.cls in ("Conv2D", "DepthwiseConv2D"):
-            kernels = tf.reshape(self.kernels[op.name], [self.size, *op.kernel_shape])
-            if op.cls == "Conv2D":
-                z = member_conv2d(tf, x, kernels, op.strides, op.padding, xla)
-            else:
+        if op.cls in ("Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+            one_d = op.cls == "Conv1D"  # a Conv2D over rows of height 1
+            shape = [1, *op.kernel_shape] if one_d else op.kernel_shape
+            kernels = tf.reshape(self.kernels[op.name], [self.size, *shape])
+            if one_d:
+                x = tf.expand_dims(x, 2)
+            if op.cls in ("DepthwiseConv2D", "SeparableConv2D"):
                 z = member_depthwise_conv2d(tf, x, kernels, op.strides, op.padding)
+                if op.name in self.pointwise:  # then the 1x1 convolution across channels
+                    pointwise = tf.reshape(
+                        self.pointwise[op.name], [self.size, 1, 1, *op.pointwise_shape[-2:]]
+                    )
+                    z = member_conv2d(tf, z, pointwise, (1, 1), "valid", xla)
+            else:
+                z = member_conv2d(tf, x, kernels, op.strides, op.padding, xla)
             z = tf.reshape(tf.reshape(z, [self.size, -1, op.shape[-1]]) + bias, tf.shape(z))
+            if one_d:
+                z = tf.squeeze(z, 2)
         else:
             z = tf.matmul(x, self.kernels[op.name]) + bias
         if op.role == "output":
@@ -459,13 +485,18 @@ class Population:
     # --- inspection ----------------------------------------------------------------------
 
     def member_weights(self, p: int) -> dict[str, np.ndarray]:
-        """Member ``p``'s weights: ``kernel_<layer>`` (in Keras' shape), ``bias_<layer>``
+        """Member ``p``'s weights: ``kernel_<layer>`` (in Keras' shape; a SeparableConv2D's
+        depthwise kernel, its pointwise one is ``pointwise_<layer>``), ``bias_<layer>``
         (zero where masked), and per BN slot ``gamma_``, ``beta_``, ``moving_mean_`` and
         ``moving_var_<slot>`` (slots: ``input_bn``, a site's layer name, ``output_bn``,
         a kept BN's name)."""
         out: dict[str, np.ndarray] = {}
         for name, op in self.cores.items():
             out[f"kernel_{name}"] = self.kernels[name][p].numpy().reshape(op.kernel_shape)
+            if name in self.pointwise:
+                out[f"pointwise_{name}"] = (
+                    self.pointwise[name][p].numpy().reshape(op.pointwise_shape)
+                )
             mask = float(self.bias_masks[name][p, 0, 0].numpy())
             out[f"bias_{name}"] = self.biases[name][p, 0].numpy() * mask
         for slot in self.bn_slots:
