@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bnsearch._redact import redact_text, redact_url
-from bnsearch.errors import BnsearchError, ConfigError, StoreError, UsageError
+from bnsearch.errors import BnsearchError, ConfigError, StoreError, UsageError, first_line
 
 __all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
 
@@ -210,7 +210,7 @@ def _report_sweep(
 
 def _unexpected(error: Exception) -> str:
     """An error bnsearch did not foresee, in one line (``--debug`` shows its traceback)."""
-    first = str(error).splitlines()[0] if str(error) else ""
+    first = first_line(error)
     return f"unexpected {type(error).__name__}: {first} (run it alone with --debug for details)"
 
 
@@ -455,15 +455,6 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead: the until-settled stopping rule against the fixed budget on simulated "
         "studies (analysis only, about two minutes)",
     )
-    parser.add_argument(
-        "--workers",
-        nargs="?",
-        const="1,4,16,64",
-        metavar="N,N,...",
-        help="instead: that many stand-in workers (default 1,4,16,64) on one study through "
-        "PgBouncer, then 16 joining studies of 1,000 and 10,000 trials: claims/s, claim "
-        "latency, database and MLflow calls per trial (needs PostgreSQL and pgbouncer; minutes)",
-    )
 
 
 def _run_bench(args: argparse.Namespace) -> int:
@@ -478,17 +469,6 @@ def _run_bench(args: argparse.Namespace) -> int:
         from bnsearch.bench import run_settled_benchmark
 
         run_settled_benchmark()
-        return 0
-    if getattr(args, "workers", None):
-        from bnsearch.bench import run_worker_benchmark
-
-        try:
-            counts = [int(n) for n in args.workers.split(",")]
-        except ValueError:
-            raise UsageError(
-                f"--workers takes counts such as 1,4,16, not {args.workers!r}."
-            ) from None
-        run_worker_benchmark(workers=counts)
         return 0
     n_trials = getattr(args, "n_trials", None)
     if getattr(args, "backends", False) or getattr(args, "until", False):
@@ -712,10 +692,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not hasattr(args, "run"):  # a bare `bnsearch`: what it can do
             parser.print_help()
             return 0
-        # Stand-in workers (tests, benchmarks) and the commands that train nothing start
-        # without TensorFlow: `report`, `ui` and `sync` answer in about a second.
-        if args.tensorflow == "first" and getattr(args, "engine", None) != "standin":
-            import_tensorflow_quietly()
+        # The commands that train nothing start without TensorFlow (`report`, `ui` and
+        # `sync` answer in about a second), and so does a study on an engine registered
+        # without it (a stand-in engine of many-worker tests).
+        if args.tensorflow == "first":
+            from bnsearch.config import needs_tensorflow
+
+            if needs_tensorflow(getattr(args, "engine", None)):
+                import_tensorflow_quietly()
         return args.run(args)
     except BnsearchError as error:
         if debug:

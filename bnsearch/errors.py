@@ -31,6 +31,7 @@ __all__ = [
     "LockHeldError",
     "StudyFailedError",
     "UsageError",
+    "first_line",
     "full_disk",
     "full_disk_message",
     "naming_full_disk",
@@ -115,6 +116,13 @@ class LockHeldError(BnsearchError):
     """Another bnsearch process is running the same study on this machine."""
 
     exit_code = 3
+
+
+def first_line(error: BaseException | None, empty: str = "") -> str:
+    """The first line of ``str(error)``, for a message of one line (a driver's or a user's
+    code's error can run over many); ``empty`` when the error has no text."""
+    text = str(error)
+    return text.splitlines()[0] if text else empty
 
 
 NO_SPACE = "no space"

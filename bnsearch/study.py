@@ -24,7 +24,7 @@ from bnsearch.backends import (
     read_study,
     stored_trials_reader,
 )
-from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig, default_tracking_uri
+from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig, default_tracking_uri, needs_tensorflow
 from bnsearch.data import Dataset, load_dataset
 from bnsearch.engines import make_engine, network_notice, resolve
 from bnsearch.errors import LockHeldError, StoreError, StudyFailedError, naming_full_disk
@@ -138,7 +138,7 @@ def run_study(
     started = time.monotonic()
     dataset = load_study_dataset(config)
     say(_data_line(config, dataset))  # the first lines come before TensorFlow loads
-    if config.engine != "standin":  # stand-in workers train nothing
+    if needs_tensorflow(config.engine):  # an engine registered without it trains without it
         import_tensorflow_quietly()
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
     tracker.connect()  # fails before the backend's store is touched

@@ -109,7 +109,6 @@ VALUES: dict[str, str] = {
     "--populations": "1,8",
     "--rows": "200",
     "--question": "both",
-    "--workers": "1,4",
 }
 
 #: The study, as a study file: two placements (so an export trains two models), two blocks.
@@ -273,7 +272,6 @@ def _fakes(case: Case, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple
             "compare_backends",
             "profile_steps",
             "run_settled_benchmark",
-            "run_worker_benchmark",
         )
         for name in benchmarks:
             monkeypatch.setattr(bnsearch.bench, name, fake(name))

@@ -1,6 +1,6 @@
 """Many workers on one study through PgBouncer in transaction mode, killed at random.
 
-Real parts only (:mod:`bnsearch.bench._workers`, which ``bench --workers`` runs too):
+Real parts only (:mod:`tests.support.cluster`, which the workers benchmark runs too):
 
 * a fresh PostgreSQL database with ``CONNECTION LIMIT`` :data:`LIMIT`, owned by and used
   through a fresh login role that is not a superuser (superusers are exempt from a
@@ -9,9 +9,10 @@ Real parts only (:mod:`bnsearch.bench._workers`, which ``bench --workers`` runs 
   trust``, ``pool_mode = transaction``, ``max_client_conn = 5000``, ``default_pool_size``
   (and ``max_db_connections``) :data:`POOL`;
 * a real ``mlflow server`` on a database of its own;
-* :data:`WORKERS` ``python -m bnsearch worker --engine standin`` processes (a sleep instead
-  of training, no TensorFlow; 8 in CI, ``BNSEARCH_SCALE_WORKERS`` for more), :data:`KILLS`
-  of them killed with SIGKILL while they hold trials, each replaced by a new worker.
+* :data:`WORKERS` ``python -m bnsearch worker --engine standin`` processes (the tests'
+  stand-in engine, :mod:`tests.support.standin`, registered in each: a sleep instead of
+  training, no TensorFlow; 8 in CI, ``BNSEARCH_SCALE_WORKERS`` for more), :data:`KILLS` of
+  them killed with SIGKILL while they hold trials, each replaced by a new worker.
 
 The study must end with exactly its target in whole paired blocks: no (block, placement)
 twice, none missing, nothing left running, one finished MLflow run per counted trial; the
@@ -38,7 +39,8 @@ from mlflow.tracking import MlflowClient
 
 from bnsearch.backends import claim_lock
 from bnsearch.backends.optuna._retry import engine_kwargs, retrying_storage
-from bnsearch.bench import (
+from tests._postgres import needs_postgres
+from tests.support.cluster import (
     Cluster,
     ConnectionWatch,
     Fleet,
@@ -50,7 +52,6 @@ from bnsearch.bench import (
     prepare_study_file,
     write_study_file,
 )
-from tests._postgres import needs_postgres
 
 pytestmark = [
     needs_postgres,

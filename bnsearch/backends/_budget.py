@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 from bnsearch.config import StudyConfig
-from bnsearch.stats import ALPHA, min_blocks_to_settle, verdict_for
+from bnsearch.stats import ALPHA, ASKED, QUESTION_TEXT, min_blocks_to_settle, verdict_for
 from bnsearch.trial import Phase, TrialResult
 
 __all__ = [
@@ -20,11 +20,12 @@ __all__ = [
     "up_to_date_message",
 ]
 
-_ASKED = {
-    "both": "both questions (does BN help here? before or after?) are",
-    "bn": "“does BN help here?” is",
-    "placement": "“before or after?” is",
-}
+
+def _settled_on(question: str) -> str:
+    """What a run until settled stops on, in its plan's words (the first question in full,
+    "does BN help here?"): ``“before or after?” is``, ``both questions (...) are``."""
+    asked = [QUESTION_TEXT[q].replace("help?", "help here?") for q in ASKED[question]]
+    return f"both questions ({' '.join(asked)}) are" if len(asked) > 1 else f"“{asked[0]}” is"
 
 
 def paired_budget(config: StudyConfig, have: int) -> tuple[int, str]:
@@ -40,7 +41,7 @@ def paired_budget(config: StudyConfig, have: int) -> tuple[int, str]:
     else:
         text = f"search trials up to {config.target_trials} (has {have})"
     if config.until == "settled":
-        text = f"{text} at most, stopping as soon as {_ASKED[config.question]} settled"
+        text = f"{text} at most, stopping as soon as {_settled_on(config.question)} settled"
     return search + confirm, text
 
 

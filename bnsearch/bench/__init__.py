@@ -1,7 +1,7 @@
-"""Benchmarks, not tests: engines, backends, the settled rule, the profile, many workers.
+"""Benchmarks, not tests: engines, backends, the settled rule, the step profile.
 
-The many-workers harness (a limited database, PgBouncer, an MLflow server, stand-in
-workers) is shared with the scale test.
+The benchmark of many workers on one study runs from a clone, with the tests' support code
+(``python -m tests.support.worker_bench``).
 """
 
 from __future__ import annotations
@@ -26,46 +26,18 @@ from bnsearch.bench._settled import (
     run_settled_benchmark,
     simulate_settled,
 )
-from bnsearch.bench._workers import (
-    Cluster,
-    ConnectionWatch,
-    Fleet,
-    PgBouncer,
-    StudyAudit,
-    audit_study,
-    claim_timings,
-    limited_database,
-    pgbouncer_path,
-    prefill_study,
-    prepare_study_file,
-    run_worker_benchmark,
-    write_study_file,
-)
 
 __all__ = [
     "BACKENDS",
     "SCENARIOS",
     "UNTIL",
-    "Cluster",
-    "ConnectionWatch",
-    "Fleet",
-    "PgBouncer",
-    "StudyAudit",
-    "audit_study",
-    "claim_timings",
     "compare_backends",
     "digits_cnn",
-    "limited_database",
     "look_schedule",
     "matmul_floor_seconds",
-    "pgbouncer_path",
-    "prefill_study",
-    "prepare_study_file",
     "profile_specs",
     "profile_steps",
     "run_benchmark",
     "run_settled_benchmark",
-    "run_worker_benchmark",
     "simulate_settled",
-    "write_study_file",
 ]

@@ -13,9 +13,11 @@ from bnsearch.config._defaults import (
     DEFAULT_THRESHOLD,
     ENGINES,
     QUESTIONS,
+    REGISTERED_ENGINES,
     UNTIL,
     default_storage,
     default_tracking_uri,
+    needs_tensorflow,
 )
 from bnsearch.config._examples import copy_examples, examples_folder
 from bnsearch.config._flags import add_flags, default_of, markdown_table
@@ -37,6 +39,7 @@ __all__ = [
     "NETWORK_KEYS",
     "PAIRED_TUNERS",
     "QUESTIONS",
+    "REGISTERED_ENGINES",
     "SETTINGS",
     "STUDY_KEYS",
     "UNTIL",
@@ -50,5 +53,6 @@ __all__ = [
     "examples_folder",
     "load_study_file",
     "markdown_table",
+    "needs_tensorflow",
     "setting",
 ]

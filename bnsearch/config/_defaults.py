@@ -14,9 +14,11 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "ENGINES",
     "QUESTIONS",
+    "REGISTERED_ENGINES",
     "UNTIL",
     "default_storage",
     "default_tracking_uri",
+    "needs_tensorflow",
 ]
 
 #: The local store: Optuna's and MLflow's SQLite files and MLflow's artifacts, relative to
@@ -30,14 +32,23 @@ UNTIL = ("settled", "budget")
 #: What a study run until settled waits for: both questions (does BN help here; before or
 #: after), or one (the verdict answers both either way).
 QUESTIONS = ("both", "bn", "placement")
-#: The engines, the first the default. ``standin`` trains nothing (it sleeps and makes up a
-#: deterministic result): for coordination tests and benchmarks of many workers only.
-ENGINES = ("population", "keras", "standin")
+#: The built-in engines, the first the default.
+ENGINES = ("population", "keras")
+#: Engines registered from Python for this process (only
+#: :func:`bnsearch.engines.register_engine` writes here): name → whether a study on it
+#: imports TensorFlow. ``--engine`` and a study file's ``engine`` accept them too.
+REGISTERED_ENGINES: dict[str, bool] = {}
 #: Trials added per run when --n-trials is not given, per engine: each fits the ~10 minute
 #: budget of the default study on 2 CPU cores.
 DEFAULT_N_TRIALS = {"population": 256, "keras": 16}
 #: Trials the population engine trains in one graph.
 DEFAULT_POPULATION = 64
+
+
+def needs_tensorflow(engine: str | None) -> bool:
+    """Whether a study on ``engine`` (None: not said) imports TensorFlow: the built-in
+    engines do; a registered engine says."""
+    return REGISTERED_ENGINES.get(engine or "", True)
 
 
 def default_storage(store_dir: Path = DEFAULT_STORE_DIR) -> str:

@@ -82,7 +82,7 @@ def add_flags(
                 dest=item.name,
                 required=item.name in required,
                 type=_flag_type(item),
-                choices=item.choices or None,
+                choices=item.accepted or None,
                 metavar=None if item.choices else item.name.upper(),
                 help=text,
             )

@@ -19,6 +19,7 @@ from bnsearch.config._defaults import (
     DEFAULT_N_TRIALS,
     ENGINES,
     QUESTIONS,
+    REGISTERED_ENGINES,
     UNTIL,
     default_storage,
     default_tracking_uri,
@@ -74,6 +75,13 @@ class Setting:
     rule: Rule | None = None
     file_key: str | None = ""  # "" → the name; None → not a study-file key
     default_text: Callable[[], str] | None = None  # for defaults computed at run time
+    more_choices: Callable[[], tuple[str, ...]] | None = None  # accepted, not listed
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """The values a setting of choices takes: its choices (what ``--help`` and the docs
+        list), then those added at run time (the engines registered from Python)."""
+        return self.choices + (self.more_choices() if self.more_choices else ())
 
     @property
     def flag(self) -> str:
@@ -124,7 +132,7 @@ SETTINGS: tuple[Setting, ...] = (
        "per-epoch validation loss", choices=PRUNERS),
     _S("engine", (str,), "population (many trials in one vectorised graph: the built-in "
        "families and a --model of known layers) or keras (one model.fit per trial, the "
-       "reference)", choices=ENGINES),
+       "reference)", choices=ENGINES, more_choices=lambda: tuple(REGISTERED_ENGINES)),
     _S("population", (int,), "trials trained at once by the population engine",
        rule=POSITIVE_INT),
     _S("heartbeat_interval", (int,), "seconds between Optuna heartbeats of running trials",
@@ -204,6 +212,6 @@ def check_settings(holder: Any, section: str) -> None:
     for item in SETTINGS:
         if item.section != section:
             continue
-        for rule in (one_of(item.choices) if item.choices else None, item.rule):
+        for rule in (one_of(item.accepted) if item.choices else None, item.rule):
             if rule is not None:
                 check(holder, {item.name: rule})

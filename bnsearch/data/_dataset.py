@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from bnsearch.data._split import check_classes, check_target, name_list, target_notice
-from bnsearch.errors import DataError
+from bnsearch.errors import DataError, first_line
 
 __all__ = [
     "ACCEPTED",
@@ -561,7 +561,7 @@ def _load_file(path: Path, target: str | None, task: str = "auto") -> Dataset:
     except (OSError, ValueError, UnicodeDecodeError, ImportError) as error:
         raise DataError(f"{where}: cannot be read ({type(error).__name__}: {error}).") from error
     except Exception as error:  # noqa: BLE001 - pyarrow's errors: a damaged or foreign file
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = first_line(error)
         raise DataError(f"{where}: cannot be read ({type(error).__name__}: {first}).") from error
 
 
@@ -580,7 +580,7 @@ def _load_parquet_folder(path: Path, target: str | None, where: str, task: str) 
     except DataError:
         raise
     except Exception as error:  # noqa: BLE001 - pyarrow's errors: files that do not fit together
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = first_line(error)
         raise DataError(f"{where}: cannot be read ({type(error).__name__}: {first}).") from error
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from bnsearch.config import ENGINES, StudyConfig
+from bnsearch.config import ENGINES, REGISTERED_ENGINES, StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines._base import Engine, EpochCallback, TrainOutput
 from bnsearch.engines._keras import KerasEngine, fit_arguments, recording_callback
 from bnsearch.engines._population import Population, PopulationEngine, SlotUse
-from bnsearch.engines._standin import StandinEngine, standin_history
 from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings, describe_network, load_plan
 from bnsearch.trial import SearchSpace
@@ -19,12 +18,12 @@ from bnsearch.trial import SearchSpace
 __all__ = [
     "ENGINES",
     "Engine",
+    "EngineClass",
     "EpochCallback",
     "KerasEngine",
     "Population",
     "PopulationEngine",
     "SlotUse",
-    "StandinEngine",
     "TrainOutput",
     "engine_for",
     "engine_notice",
@@ -33,16 +32,57 @@ __all__ = [
     "make_engine",
     "network_notice",
     "recording_callback",
+    "register_engine",
     "resolve",
-    "standin_history",
 ]
 
 _ENGINE_CLASSES: dict[str, type[Engine]] = {
     "population": PopulationEngine,
     "keras": KerasEngine,
-    "standin": StandinEngine,  # tests and benchmarks only: sleeps instead of training
 }
 assert tuple(_ENGINE_CLASSES) == ENGINES, "config.ENGINES names the engines defined here"
+
+
+class EngineClass(Protocol):
+    """What :func:`register_engine` takes: a class of the :class:`Engine` protocol, made
+    with one argument, the most trials one ``train`` call takes (``--population``)."""
+
+    def __call__(self, max_population: int, /) -> Engine: ...
+
+    def trains(
+        self,
+        network: NetworkSettings,
+        dataset: Dataset | None = None,
+        space: SearchSpace | None = None,
+    ) -> bool: ...
+
+
+_REGISTERED: dict[str, EngineClass] = {}
+
+
+def register_engine(name: str, engine: EngineClass, *, tensorflow: bool = True) -> None:
+    """Add the engine ``name`` for this process: ``--engine NAME`` and a study file's
+    ``engine = "NAME"`` then pick it (the docs list the built-in engines only).
+
+    Args:
+        name: what a study names it; not a built-in engine's name. Registering a name again
+            replaces the engine.
+        engine: the class of the :class:`Engine` protocol (``name``, ``trials_at_once``,
+            ``trains``, ``check_fits``, ``train``); a study makes one with
+            ``engine(population)``. A network its ``trains`` refuses trains on the Keras
+            engine, as with the population engine.
+        tensorflow: False if the engine never needs TensorFlow: a study on it then does not
+            import it (a stand-in engine that only sleeps starts in a second).
+
+    Call it before the study runs, in the process that runs it; for the command line, in a
+    launcher of your own: ``register_engine("mine", MyEngine); sys.exit(bnsearch.cli.main())``.
+    The test suite's stand-in engine for many workers (``tests/support/standin.py``) is
+    added this way.
+    """
+    if name in ENGINES:
+        raise ValueError(f"{name!r} is a built-in engine; register yours under another name.")
+    _REGISTERED[name] = engine
+    REGISTERED_ENGINES[name] = tensorflow
 
 
 def engine_for(
@@ -56,7 +96,7 @@ def engine_for(
     network qualifies only there): the one asked for if it can, else the Keras engine (the
     reference, which trains every network). ``model_fit_only``: the backend trains through
     ``model.fit`` itself (Keras Tuner)."""
-    engine = _ENGINE_CLASSES.get(requested)
+    engine = _ENGINE_CLASSES.get(requested) or _REGISTERED.get(requested)
     if engine is None or model_fit_only or not engine.trains(network, dataset, space):
         return "keras" if engine is not None else requested
     return requested
@@ -131,6 +171,7 @@ def make_engine(name: str, max_population: int = 64, population_size: int | None
         return KerasEngine()
     if name == "population":
         return PopulationEngine(max_population=max_population, population_size=population_size)
-    if name == "standin":
-        return StandinEngine(trials_at_once=max_population)
-    raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}.")
+    if name in _REGISTERED:
+        return _REGISTERED[name](max_population)
+    known = ", ".join((*ENGINES, *_REGISTERED))
+    raise ConfigError(f"unknown engine {name!r}; choose one of {known}.")

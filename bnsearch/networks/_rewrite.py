@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bnsearch.errors import ConfigError
+from bnsearch.errors import ConfigError, first_line
 from bnsearch.networks._order import hidden_layer_order
 from bnsearch.trial import BNConfig, layer_seed
 
@@ -276,7 +276,7 @@ def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
         try:
             found = found()
         except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
-            first = str(error).splitlines()[0] if str(error) else ""
+            first = first_line(error)
             raise ConfigError(
                 f"calling {spec}() to build the model failed ({type(error).__name__}: "
                 f"{first}); it must take no arguments and return a Keras model."
@@ -299,7 +299,7 @@ def _module_from_file(path: Path, spec: str) -> Any:
     try:
         loader_spec.loader.exec_module(module)
     except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = first_line(error)
         raise ConfigError(
             f"--model {spec}: importing {path} failed ({type(error).__name__}: {first})."
         ) from None
@@ -371,7 +371,7 @@ def _load_file(path: Path) -> tuple[Any, dict[str, Any] | None]:
                 f"{', '.join(custom)}; give --model module:name, a function that imports them "
                 "and returns the model (e.g. keras.models.load_model(path, custom_objects=...))."
             ) from None
-        first = str(error).splitlines()[0] if str(error) else ""
+        first = first_line(error)
         raise ConfigError(
             f"--model {where} cannot be loaded ({type(error).__name__}: {first[:300]})."
         ) from None

@@ -20,6 +20,7 @@ from bnsearch.stats import (
     Verdict,
     budget_side,
     counted,
+    difference_text,
     loss_text,
     settle,
     significant,
@@ -82,7 +83,7 @@ def _number(value: float) -> str:
     value interpolated between such values)."""
     if not math.isfinite(value) or abs(value) >= RUNAWAY:
         return "n/a"
-    return significant(value, 4, signed=True)
+    return difference_text(value)
 
 
 def _side(verdict: Verdict, pair: PairComparison) -> str | None:

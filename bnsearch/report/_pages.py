@@ -19,7 +19,18 @@ from bnsearch.report._plots import (
     plot_importance,
 )
 from bnsearch.report._summary import PlacementSummary, format_table, summarize
-from bnsearch.stats import RUNAWAY, AcrossVerdict, Verdict, counted, plain, significant, too_few
+from bnsearch.stats import (
+    ASKED,
+    QUESTION_TEXT,
+    RUNAWAY,
+    AcrossVerdict,
+    Verdict,
+    counted,
+    plain,
+    quoted_questions,
+    significant,
+    too_few,
+)
 from bnsearch.trial import Phase, TrialResult
 
 __all__ = [
@@ -46,11 +57,6 @@ _RULES = {
     "placement is better than another when its bootstrap interval lies beyond the threshold "
     "and the Wilcoxon p, Holm-corrected across every pair (both questions' comparisons "
     "together, which handles the several BN placements against `none`), is below 0.05.",
-}
-_ASKED_WORDS = {
-    "both": "“does BN help?” and “before or after?”",
-    "bn": "“does BN help?”",
-    "placement": "“before or after?”",
 }
 
 
@@ -98,7 +104,7 @@ def _markdown(
         "",
     ]
     if verdict.no_ranking is None:  # no rule decided anything otherwise
-        lines += [_RULES[verdict.until].format(asked=_ASKED_WORDS[verdict.question]), ""]
+        lines += [_RULES[verdict.until].format(asked=quoted_questions(ASKED[verdict.question])), ""]
     lines += _pairs_table(verdict)
     excluded = ", ".join(f"{k}: {v}" for k, v in verdict.excluded_blocks.items())
     lost = ", ".join(f"{k}: {v}" for k, v in verdict.diverged_blocks.items() if v)
@@ -171,7 +177,7 @@ def _pairs_table(verdict: Verdict) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in verdict.pairs:
-        question = "does BN help?" if p.second == "none" else "before or after?"
+        question = QUESTION_TEXT["bn" if p.second == "none" else "placement"]
         if p is not verdict.primary and p.second != "none":
             question = ""
         lines.append(
@@ -427,7 +433,7 @@ def run_note(
     ]
     rule = (
         "until settled (stopped when the anytime-valid intervals answered "
-        f"{_ASKED_WORDS[verdict.question]}, or at the cap)"
+        f"{quoted_questions(ASKED[verdict.question])}, or at the cap)"
         if verdict.until == "settled"
         else "fixed budget (the whole budget, looked at once)"
     )

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bnsearch.report._summary import second_metric
 from bnsearch.stats import RUNAWAY, AcrossVerdict, Verdict, metric_value
-from bnsearch.trial import PLACEMENTS, TrialResult
+from bnsearch.trial import TrialResult, in_placement_order
 
 __all__ = [
     "headless_pyplot",
@@ -31,11 +32,6 @@ def headless_pyplot():  # noqa: ANN201 - matplotlib is imported late and headles
     return plt
 
 
-def _placements(results: Sequence[TrialResult]) -> list[str]:
-    found = {r.config.placement for r in results}
-    return [p for p in PLACEMENTS if p in found] + sorted(found - set(PLACEMENTS))
-
-
 def _finite(values: Sequence[float]) -> tuple[list[float], int]:
     """``values`` without run-aways (:data:`~bnsearch.stats.RUNAWAY` or more: a diverged
     trial's sentinel, or a loss blown up past 1e20, which would stretch the axis until
@@ -50,7 +46,7 @@ def _left_out(count: int, what: str) -> str:
 
 def plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) -> None:
     plt = headless_pyplot()
-    placements = _placements(results)
+    placements = in_placement_order(r.config.placement for r in results)
     values, away = [], 0
     for p in placements:
         found = [
@@ -114,9 +110,9 @@ def plot_curves(results: Sequence[TrialResult], path: Path) -> None:
     (``val_accuracy``, or ``val_mae`` for a regression), over the completed trials whose
     curve stays below the run-away size."""
     plt = headless_pyplot()
-    second = "val_mae" if any("val_mae" in r.history for r in results) else "val_accuracy"
+    second = second_metric(results)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for placement in _placements(results):
+    for placement in in_placement_order(r.config.placement for r in results):
         for ax, metric in zip(axes, ("val_loss", second), strict=True):
             curves = [
                 r.history[metric]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bnsearch.stats import loss_text
-from bnsearch.trial import PLACEMENTS, Phase, TrialResult, TrialState
+from bnsearch.trial import Phase, TrialResult, TrialState, in_placement_order
 
 __all__ = [
     "PlacementSummary",
@@ -200,7 +200,7 @@ def summarize(results: Sequence[TrialResult]) -> list[PlacementSummary]:
     second = second_metric(results)
     best = max if second == "val_accuracy" else min
     rows = []
-    for placement in sorted({r.config.placement for r in results}, key=_placement_order):
+    for placement in in_placement_order(r.config.placement for r in results):
         mine = [r for r in results if r.config.placement == placement]
         done = [r for r in mine if r.state is TrialState.COMPLETE]
         # A study of your own objective records no accuracy: None is left out.
@@ -220,10 +220,6 @@ def summarize(results: Sequence[TrialResult]) -> list[PlacementSummary]:
             )
         )
     return rows
-
-
-def _placement_order(placement: str) -> int:
-    return PLACEMENTS.index(placement) if placement in PLACEMENTS else len(PLACEMENTS)
 
 
 def format_table(rows: Sequence[PlacementSummary]) -> str:

@@ -10,13 +10,21 @@ from bnsearch.stats._across import (
     compare_across,
     dataset_scores,
 )
-from bnsearch.stats._answers import Answer, PairComparison, budget_side
+from bnsearch.stats._answers import (
+    ASKED,
+    QUESTION_TEXT,
+    Answer,
+    PairComparison,
+    budget_side,
+    quoted_questions,
+)
 from bnsearch.stats._format import (
     MIN_BLOCKS_CI,
     MIN_IMPORTANCE_TRIALS,
     MIN_SEEDS_TO_RANK,
     RUNAWAY,
     counted,
+    difference_text,
     loss_text,
     plain,
     significant,
@@ -54,11 +62,13 @@ from bnsearch.stats._verdict import (
 
 __all__ = [
     "ALPHA",
+    "ASKED",
     "BN_OUTCOMES",
     "MIN_BLOCKS_CI",
     "MIN_IMPORTANCE_TRIALS",
     "MIN_SEEDS_TO_RANK",
     "QUESTIONS",
+    "QUESTION_TEXT",
     "AcrossVerdict",
     "Answer",
     "PairComparison",
@@ -74,6 +84,7 @@ __all__ = [
     "counted",
     "confidence_bounds",
     "dataset_scores",
+    "difference_text",
     "diverged",
     "fixed_budget_side",
     "holm",
@@ -81,6 +92,7 @@ __all__ = [
     "metric_value",
     "min_blocks_to_settle",
     "plain",
+    "quoted_questions",
     "ruling_count",
     "selection_test",
     "settle",

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnsearch.stats._verdict import Verdict, block_value, holm
-from bnsearch.trial import Phase, TrialResult, lower_is_better
+from bnsearch.trial import Phase, TrialResult, in_placement_order, lower_is_better
 
 __all__ = [
     "AcrossVerdict",
@@ -128,8 +128,7 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
 
     usable = [d for d in datasets if d.scores]
     common = set.intersection(*(set(d.scores) for d in usable)) if usable else set()
-    order = ("before", "after", "none", "before_output", "input")
-    placements = tuple(p for p in order if p in common) + tuple(sorted(common - set(order)))
+    placements = tuple(in_placement_order(common))
     ranks = np.array([_ranks(d, placements) for d in usable]).reshape(len(usable), len(placements))
     mean_ranks = {p: float(ranks[:, i].mean()) for i, p in enumerate(placements)} if usable else {}
     friedman = None

@@ -22,12 +22,19 @@ Both by the same rule, the one the study was run with:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from bnsearch.stats._format import MIN_BLOCKS_CI, RUNAWAY, counted, significant, too_few
+from bnsearch.stats._format import (
+    MIN_BLOCKS_CI,
+    RUNAWAY,
+    counted,
+    difference_text,
+    significant,
+    too_few,
+)
 from bnsearch.stats._sequential import (
     ABOVE,
     ALPHA,
@@ -41,7 +48,26 @@ from bnsearch.stats._sequential import (
     settle_against_none,
 )
 
-__all__ = ["Answer", "PairComparison", "answer_bn", "answer_placement", "budget_side"]
+__all__ = [
+    "ASKED",
+    "QUESTION_TEXT",
+    "Answer",
+    "PairComparison",
+    "answer_bn",
+    "answer_placement",
+    "budget_side",
+    "quoted_questions",
+]
+
+#: The questions each ``--question`` asks (what a study run until settled waits for), by
+#: the name of their :class:`Answer`.
+ASKED: dict[str, tuple[str, ...]] = {
+    "both": ("bn", "placement"),
+    "bn": ("bn",),
+    "placement": ("placement",),
+}
+#: Each question as the verdict's lines ask it.
+QUESTION_TEXT = {"bn": "does BN help?", "placement": "before or after?"}
 
 #: The side of a comparison ``p − none`` as "does BN help?" reads it.
 _BN_SIDE = {"better": "beats `none`", "worse": "is worse than `none`", "equal": "is within"}
@@ -83,8 +109,8 @@ class PairComparison:
             return "n/a (every block has a diverged trial)" if self.left_out else too_few(0)
         if self.left_out:
             blocks = counted(self.left_out, "block")
-            return f"{_s(self.mean)} ({blocks} with a diverged trial left out)"
-        return _s(self.mean)
+            return f"{difference_text(self.mean)} ({blocks} with a diverged trial left out)"
+        return difference_text(self.mean)
 
     @property
     def median_text(self) -> str:
@@ -93,7 +119,7 @@ class PairComparison:
         trial's sentinel: the decision reads it as a win or loss, no number describes it)."""
         if math.isfinite(self.median) and abs(self.median) >= RUNAWAY:
             return "n/a (the median block has a diverged trial)"
-        return _s(self.median)
+        return difference_text(self.median)
 
     @property
     def effect_text(self) -> str:
@@ -114,7 +140,7 @@ class PairComparison:
         :data:`~bnsearch.stats.MIN_BLOCKS_CI` blocks."""
         if self.n_blocks < MIN_BLOCKS_CI or math.isnan(self.ci_low) or math.isnan(self.ci_high):
             return too_few(self.n_blocks)
-        return f"[{_s(self.ci_low)}, {_s(self.ci_high)}]"
+        return f"[{difference_text(self.ci_low)}, {difference_text(self.ci_high)}]"
 
     @property
     def cs_text(self) -> str:
@@ -122,7 +148,7 @@ class PairComparison:
         bounded (fewer blocks than :func:`~bnsearch.stats.min_blocks_to_settle`)."""
         if not (math.isfinite(self.cs_low) and math.isfinite(self.cs_high)):
             return too_few(self.n_blocks)
-        return f"[{_s(self.cs_low)}, {_s(self.cs_high)}]"
+        return f"[{difference_text(self.cs_low)}, {difference_text(self.cs_high)}]"
 
     def interval_text(self, until: str) -> str:
         """The interval the rule ``until`` decides by, as text (:attr:`cs_text` or
@@ -224,8 +250,9 @@ class Answer:
         }.get(self.outcome, f"{self.outcome} better")
 
 
-def _s(value: float) -> str:
-    return significant(value, 4, signed=True)
+def quoted_questions(questions: Iterable[str]) -> str:
+    """The questions named, quoted: ``“does BN help?” and “before or after?”``."""
+    return " and ".join(f"“{QUESTION_TEXT[q]}”" for q in questions)
 
 
 def _beat(placements: Sequence[str]) -> str:

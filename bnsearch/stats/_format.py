@@ -14,6 +14,7 @@ __all__ = [
     "MIN_SEEDS_TO_RANK",
     "RUNAWAY",
     "counted",
+    "difference_text",
     "loss_text",
     "plain",
     "significant",
@@ -73,6 +74,12 @@ def significant(value: float, digits: int = 4, signed: bool = False, zeros: bool
     spec = f"{'+' if signed else ''}{'#' if zeros else ''}.{digits}g"
     text = format(value, spec)
     return text[:-1] if text.endswith(".") else text
+
+
+def difference_text(value: float) -> str:
+    """A difference or an interval's bound as the verdict prints it: four significant
+    digits, signed (``-0.1494``, ``+0.0144``; see :func:`significant`)."""
+    return significant(value, 4, signed=True)
 
 
 def loss_text(value: float, decimals: int = 4) -> str:

@@ -71,11 +71,13 @@ import numpy as np
 
 from bnsearch.config import DEFAULT_THRESHOLD, QUESTIONS
 from bnsearch.stats._answers import (
+    ASKED,
     Answer,
     PairComparison,
     answer_bn,
     answer_placement,
     budget_side,
+    quoted_questions,
 )
 from bnsearch.stats._format import (
     MIN_BLOCKS_CI,
@@ -92,6 +94,7 @@ from bnsearch.trial import (
     Phase,
     TrialResult,
     TrialState,
+    in_placement_order,
     is_divergence,
     lower_is_better,
 )
@@ -111,10 +114,6 @@ __all__ = [
     "verdict_for",
     "without_ranking",
 ]
-
-#: What a study run until settled waits for: both answers, or the one asked.
-_ASKED = {"both": ("bn", "placement"), "bn": ("bn",), "placement": ("placement",)}
-_QUESTION_TEXT = {"bn": "does BN help?", "placement": "before or after?"}
 
 
 def metric_value(result: TrialResult, metric: str) -> float | None:
@@ -273,7 +272,7 @@ class Verdict:
     def open_questions(self) -> list[str]:
         """The questions asked (``question``) that are not settled, here or within an
         activation."""
-        asked = [a for a in self.answers if a.question in _ASKED[self.question]]
+        asked = [a for a in self.answers if a.question in ASKED[self.question]]
         open_ = [a.question for a in asked if not a.decided]
         for sub in self.by_activation.values():
             open_ += [q for q in sub.open_questions if q not in open_]
@@ -312,7 +311,7 @@ class Verdict:
             return f"{words} ({counted(self.n_blocks, 'block')}, fixed budget)"
         if self.settled:
             return f"{words} (settled after {counted(self.n_blocks, 'block')})"
-        still = " and ".join(f"“{_QUESTION_TEXT[q]}”" for q in self.open_questions)
+        still = quoted_questions(self.open_questions)
         return f"{words} (not settled within {counted(self.n_blocks, 'block')}: {still} still open)"
 
     @property
@@ -397,25 +396,18 @@ class Verdict:
         return []
 
 
-def _s(value: float) -> str:
-    return significant(value, 4, signed=True)
-
-
 def _open_text(verdict: Verdict) -> str:
     """What a study run until settled that stopped at its cap (or timeout) left open."""
     open_ = verdict.open_questions
-    still = " and ".join(f"“{_QUESTION_TEXT[q]}”" for q in open_)
-    waits = {
-        "both": "both answers, --question both",
-        "bn": "“does BN help?”, --question bn",
-        "placement": "“before or after?”, --question placement",
-    }[verdict.question]
-    settled = [q for q in _ASKED[verdict.question] if q not in open_]
+    still = quoted_questions(open_)
+    asked = ASKED[verdict.question]
+    waits = "both answers" if len(asked) > 1 else quoted_questions(asked)
+    settled = [q for q in asked if q not in open_]
     other = f"; --question {settled[0]} stops on the settled one alone" if settled else ""
     return (
         f"Not settled within {counted(verdict.n_blocks, 'block')}: {still} "
-        f"{'is' if len(open_) == 1 else 'are'} still open (the study waits for {waits}); run "
-        f"it again to add blocks{other}."
+        f"{'is' if len(open_) == 1 else 'are'} still open (the study waits for {waits}, "
+        f"--question {verdict.question}); run it again to add blocks{other}."
     )
 
 
@@ -440,7 +432,7 @@ class _PairStats(TypedDict):
     cs_high: float
 
 
-def _compare(first: str, second: str, diffs: np.ndarray, seed: int) -> _PairStats:
+def _compare(diffs: np.ndarray, seed: int) -> _PairStats:
     """One pair's statistics. The median, the intervals and Wilcoxon read every block (a
     diverged trial's sentinel as one more win or loss); the mean and ``d_z`` only the blocks
     without a run-away (:attr:`PairComparison.left_out`). A statistic that needs more blocks
@@ -499,9 +491,7 @@ def analyze(
     if question not in QUESTIONS:
         raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
     blocks = _blocks([r for r in results if r.spec.phase == Phase.SEARCH])
-    placements = sorted(
-        {r.config.placement for rs in blocks.values() for r in rs}, key=_placement_rank
-    )
+    placements = in_placement_order(r.config.placement for rs in blocks.values() for r in rs)
     excluded = {p: 0 for p in placements}
     lost = {p: 0 for p in placements}
     values: dict[int, dict[str, float | None]] = {}
@@ -523,7 +513,7 @@ def analyze(
                 where.append(block)
         if diffs:
             raw_pairs.append((first, second, np.asarray(diffs, float), tuple(where)))
-    stats_by_pair = [_compare(f, s, d, seed) for f, s, d, _ in raw_pairs]
+    stats_by_pair = [_compare(d, seed) for _, _, d, _ in raw_pairs]
     adjusted = holm([s["p_value"] for s in stats_by_pair])
     pairs = tuple(
         PairComparison(
@@ -603,16 +593,11 @@ def _statement(verdict: Verdict) -> str:
     return f"{text} {verdict.still_open}".strip()
 
 
-def _placement_rank(placement: str) -> int:
-    order = ("before", "after", "none", "before_output", "input")
-    return order.index(placement) if placement in order else len(order)
-
-
 def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int = 0) -> str | None:
     """The fixed-budget rule on one pair's differences (a loss), in the terms of
     :func:`bnsearch.stats.settle`: for comparing the two rules on simulated studies."""
     diffs = np.asarray(differences, float)
-    stats = _compare("first", "second", diffs, seed)
+    stats = _compare(diffs, seed)
     pair = PairComparison("first", "second", len(diffs), p_holm=stats["p_value"], **stats)
     if len(diffs) < 3:
         return None
@@ -626,7 +611,7 @@ def _confirmations(
     for result in results:
         by_placement.setdefault(result.config.placement, []).append(result)
     out = []
-    for placement in sorted(by_placement, key=_placement_rank):
+    for placement in in_placement_order(by_placement):
         members = by_placement[placement]
         values = tuple(v for v in (metric_value(r, metric) for r in members) if v is not None)
         params = {k: plain(v) for k, v in members[0].config.as_params().items()}

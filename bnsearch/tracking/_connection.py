@@ -36,7 +36,7 @@ from typing import Any
 
 from bnsearch._reachable import MLFLOW_RETRY, probe
 from bnsearch._redact import redact_text, redact_url
-from bnsearch.errors import StoreError, StoreFullError, full_disk, full_disk_message
+from bnsearch.errors import StoreError, StoreFullError, first_line, full_disk, full_disk_message
 from bnsearch.tracking._local_store import relocate_artifacts, sqlite_path
 
 __all__ = [
@@ -145,7 +145,7 @@ class Connection:
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
             if (full := self.full_disk_fault(error)) is not None:
                 raise full from None
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            message = first_line(error, type(error).__name__)
             message = redact_text(message, [self.tracking_uri])
             raise StoreError(
                 f"cannot use the MLflow tracking store {redact_url(self.tracking_uri)} "
@@ -264,7 +264,7 @@ class Connection:
 
     def _went_away(self, error: Exception | None) -> TrackingUnavailable:
         """Open the breaker after a call gave up (saying so once per outage)."""
-        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        text = first_line(error, type(error).__name__)
         text = redact_text(text, [self.tracking_uri])
         first = self._outage is None
         self._outage = (

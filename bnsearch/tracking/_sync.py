@@ -9,7 +9,6 @@ runs of trials the backend found dead.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from bnsearch.tracking._trial_runs import (
     trial_params,
     write_outcome,
 )
-from bnsearch.trial import StoredTrials, keys
+from bnsearch.trial import StoredTrials, keys, process_alive
 
 __all__ = ["Sync", "SyncReport"]
 
@@ -112,7 +111,7 @@ class Sync:
             tags = run.data.tags
             if run.info.status != "RUNNING" or tags.get(keys.HOST) != host:
                 continue
-            if run.info.run_id == self.parent_run_id or _alive(tags.get(keys.PID, "")):
+            if run.info.run_id == self.parent_run_id or process_alive(tags.get(keys.PID, "")):
                 continue
             _end_abandoned(self.connection, run.info.run_id)
             closed += 1
@@ -155,14 +154,3 @@ def _end_abandoned(connection: Connection, run_id: str) -> None:
     tags = [RunTag(keys.FAIL_REASON, reason), RunTag(keys.STATE, "FAILED")]
     connection.call("log_batch", run_id, tags=tags)
     connection.call("set_terminated", run_id, status="FAILED")
-
-
-def _alive(pid: str) -> bool:
-    """Whether process ``pid`` of this machine still exists."""
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bnsearch.trial._process import process_alive
 from bnsearch.trial._recorder import (
     DIVERGED_LOSS,
     TrialRecorder,
@@ -41,10 +42,12 @@ from bnsearch.trial._seeds import (
 from bnsearch.trial._space import (
     ACTIVATIONS,
     DEFAULT_PLACEMENTS,
+    PLACEMENT_ORDER,
     PLACEMENTS,
     BNConfig,
     FloatRange,
     SearchSpace,
+    in_placement_order,
 )
 
 __all__ = [
@@ -69,6 +72,7 @@ __all__ = [
     "VERDICT_METRICS",
     "Phase",
     "PLACEMENTS",
+    "PLACEMENT_ORDER",
     "SearchSpace",
     "StoredTrials",
     "TrialRecorder",
@@ -78,8 +82,10 @@ __all__ = [
     "confirmation_seed",
     "failure_epoch",
     "failure_kind",
+    "in_placement_order",
     "is_divergence",
     "layer_seed",
     "lower_is_better",
+    "process_alive",
     "trial_seed",
 ]

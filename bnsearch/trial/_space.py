@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -42,13 +42,26 @@ __all__ = [
     "EXTRA_PLACEMENTS",
     "FloatRange",
     "PLACEMENTS",
+    "PLACEMENT_ORDER",
     "SearchSpace",
+    "in_placement_order",
 ]
 
 DEFAULT_PLACEMENTS: tuple[str, ...] = ("none", "before", "after")
 EXTRA_PLACEMENTS: tuple[str, ...] = ("before_output", "input")
 PLACEMENTS: tuple[str, ...] = DEFAULT_PLACEMENTS + EXTRA_PLACEMENTS
+#: The order placements are listed in (the verdict's pairs, the report's tables and plots):
+#: the two the thread compares, ``none``, then the extras.
+PLACEMENT_ORDER: tuple[str, ...] = ("before", "after", "none", *EXTRA_PLACEMENTS)
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu", "sigmoid", "linear", "selu", "gelu")
+
+
+def in_placement_order(placements: Iterable[str]) -> list[str]:
+    """``placements``, each once, in :data:`PLACEMENT_ORDER`; a name it lacks comes after
+    them, in sorted order."""
+    found = set(placements)
+    return [p for p in PLACEMENT_ORDER if p in found] + sorted(found - set(PLACEMENT_ORDER))
+
 
 # Where each parameter's values must lie, as (lowest allowed, highest allowed, whether
 # the highest is excluded, the rule as the user reads it).

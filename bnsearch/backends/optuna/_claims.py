@@ -96,7 +96,8 @@ __all__ = [
 
 
 #: Each claim's timing, at DEBUG: ``claim waited_s=… held_s=… trials=…`` (the wait for the
-#: lock, the time it was held, the trials created); ``bench --workers`` reads it.
+#: lock, the time it was held, the trials created); the test suite's multi-worker benchmark
+#: (``tests/support/worker_bench.py``) reads it.
 CLAIM_LOG = logging.getLogger("bnsearch.claims")
 #: The longest a worker waits for the SQLite claim lock (a claim takes well under a second;
 #: a holder that hangs holds a file lock until it is stopped).

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._interrupts import raise_if_stopped
 from bnsearch._reachable import DATABASE_RETRY
+from bnsearch.errors import first_line
 
 __all__ = [
     "check_schema",
@@ -103,7 +104,7 @@ def retry_transient(call: Callable[[], T], on_retry: Callable[[str], None] | Non
             if delay is None or not is_transient(error):
                 raise
             if on_retry is not None:
-                on_retry(str(error).splitlines()[0] if str(error) else type(error).__name__)
+                on_retry(first_line(error, type(error).__name__))
             # Between tries no transaction is open: a stop request held by a deferred
             # section (asking, telling) is honoured here, not after the whole retry.
             raise_if_stopped()

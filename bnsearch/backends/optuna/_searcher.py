@@ -38,7 +38,7 @@ from bnsearch.backends.optuna._storage import (
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreFullError, full_disk, full_disk_message, naming_full_disk
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable
-from bnsearch.trial import Phase, TrialResult, TrialState, keys
+from bnsearch.trial import Phase, TrialResult, TrialState, keys, process_alive
 
 __all__ = ["GONE_REASON", "OptunaSearcher", "close_dead_trials", "writing_storage"]
 
@@ -70,7 +70,7 @@ def close_dead_trials(study: Any, tracker: MlflowTracker) -> int:
     gone = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         name, _, pid = str(trial.user_attrs.get(keys.WORKER, "")).rpartition(":")
-        if name == host and pid.isdigit() and int(pid) != me and not _alive(int(pid)):
+        if name == host and pid.isdigit() and int(pid) != me and not process_alive(pid):
             gone.append(trial)
     for trial in gone:
         try:
@@ -86,17 +86,6 @@ def close_dead_trials(study: Any, tracker: MlflowTracker) -> int:
             GONE_REASON,
         )
     return len(gone) + close_stale_trials(study, tracker)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # it exists, owned by someone else
-    return True
 
 
 @dataclass

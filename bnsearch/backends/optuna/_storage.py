@@ -18,7 +18,7 @@ from bnsearch._redact import redact_text, redact_url
 from bnsearch.backends.optuna._retry import engine_kwargs, retry_transient, retrying_storage, served
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
-from bnsearch.errors import ConfigError, StoreError
+from bnsearch.errors import ConfigError, StoreError, first_line
 from bnsearch.trial import Phase, StoredTrials, TrialResult, keys
 
 __all__ = [
@@ -113,7 +113,7 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
         probe(url)  # a server that is not there fails now; one that drops us is retried
         storage, names = retry_transient(connect) if served(url) else connect()
     except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = first_line(error, type(error).__name__)
         message = redact_text(message, [url])
         raise StoreError(
             f"cannot use the Optuna storage {redact_url(url)} ({message}); check --storage."

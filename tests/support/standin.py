@@ -1,18 +1,22 @@
-"""A stand-in engine for coordination tests and benchmarks only: no TensorFlow, no training.
+"""A stand-in engine for coordination tests and benchmarks: no TensorFlow, no training.
 
-``--engine standin`` (or ``engine = "standin"`` in a study file) makes every trial sleep
-:data:`EPOCH_S` seconds per epoch (``$BNSEARCH_STANDIN_EPOCH_S`` overrides it; the batch's
-trials "train" together, so a batch takes ``epochs × EPOCH_S``) and return a made-up
-history that depends only on the trial's seed and configuration: the same spec always gives
-the same result, on any machine and in any process. The trials of a batch are
-``--population`` at most, so a worker claims ``--population`` trials (in whole blocks) at
-a time, as with the population engine.
+Not part of bnsearch: :func:`register` adds it to a process through
+:func:`bnsearch.engines.register_engine`, as ``standin``, after which ``--engine standin`` (or
+``engine = "standin"`` in a study file) makes every trial sleep :data:`EPOCH_S` seconds per
+epoch (``$BNSEARCH_STANDIN_EPOCH_S`` overrides it; the batch's trials "train" together, so a
+batch takes ``epochs × EPOCH_S``) and return a made-up history that depends only on the
+trial's seed and configuration: the same spec always gives the same result, on any machine
+and in any process. The trials of a batch are ``--population`` at most, so a worker claims
+``--population`` trials (in whole blocks) at a time, as with the population engine.
 
-What it is for: several workers sharing a study (``tests/test_scale.py``,
-``python -m bnsearch bench --workers``) exercise the claims, heartbeats, MLflow and the
-database as a real study does, with the training taken out, so dozens of workers fit on a
-laptop. Its numbers mean nothing about BatchNormalization. It imports neither TensorFlow nor
-Keras (the scale test checks ``sys.modules`` of a worker).
+What it is for: several workers sharing a study (``tests/test_scale.py``, the workers
+benchmark ``python -m tests.support.worker_bench``) exercise the claims, heartbeats, MLflow
+and the database as a real study does, with the training taken out, so dozens of workers fit
+on a laptop. Its numbers mean nothing about BatchNormalization. It imports neither
+TensorFlow nor Keras (the scale test checks ``sys.modules`` of a worker).
+
+``python -m tests.support.standin COMMAND ...`` (from the repository's root) is
+``python -m bnsearch COMMAND ...`` with the stand-in engine registered.
 """
 
 from __future__ import annotations
@@ -20,17 +24,21 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 
 from bnsearch.data import Dataset
-from bnsearch.engines._base import EpochCallback, TrainOutput
+from bnsearch.engines import EpochCallback, TrainOutput, register_engine
 from bnsearch.networks import NetworkSettings
 from bnsearch.trial import METRICS, SearchSpace, TrialRecorder, TrialResult, TrialSpec
 
-__all__ = ["EPOCH_S", "StandinEngine", "standin_history"]
+__all__ = ["EPOCH_S", "ROOT", "StandinEngine", "register", "standin_env", "standin_history"]
 
+#: The repository's root, where ``python -m tests.support.standin`` finds this module.
+ROOT = Path(__file__).resolve().parents[2]
 #: Seconds one epoch of a batch sleeps, unless ``$BNSEARCH_STANDIN_EPOCH_S`` says otherwise.
 EPOCH_S = 0.05
 
@@ -106,3 +114,23 @@ class StandinEngine:
         wall = (time.perf_counter() - started) / max(1, len(specs))
         results: list[TrialResult] = [recorder.result(wall) for recorder in recorders]
         return TrainOutput(results, [None] * len(specs) if keep_models else [])
+
+
+def register() -> None:
+    """Make ``standin`` an engine of this process (no TensorFlow imported for it)."""
+    register_engine("standin", StandinEngine, tensorflow=False)
+
+
+def standin_env(**more: str) -> dict[str, str]:
+    """This process's environment with :data:`ROOT` on ``PYTHONPATH`` (and ``more``): for
+    a ``python -m tests.support.standin`` (or any process that registers the engine) started
+    in a folder of its own."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **more}
+
+
+if __name__ == "__main__":
+    from bnsearch.cli import main
+
+    register()
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Whether a process of this machine still exists: what says that a worker's trials and
+runs were abandoned (the Optuna backend's RUNNING trials, the MLflow study runs)."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["process_alive"]
+
+
+def process_alive(pid: int | str) -> bool:
+    """Whether process ``pid`` of this machine exists; a ``pid`` that is no number (an empty
+    tag) names none."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
