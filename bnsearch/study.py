@@ -521,6 +521,7 @@ def rebuild_report(
         unpaired_reason=store.unpaired_reason,
         until=config.until,
         question=config.question,
+        no_ranking_reason=store.no_ranking_reason,
     )
     folder = out_dir or config.path_under(DEFAULT_STORE_DIR / "reports")
     line = f"Data fingerprint: {store.data_fingerprint}."

@@ -46,7 +46,8 @@ def report_sweep(
     metrics = set()
     for config in configs:
         try:
-            results = read_study(config).stored_trials().results
+            store = read_study(config)
+            results = store.stored_trials().results
         except ConfigError:
             print(f"sweep verdict: {config.resolved_study_name}: not run yet; left out", file=out)
             continue
@@ -57,6 +58,7 @@ def report_sweep(
             seed=config.seed,
             until=config.until,
             question=config.question,
+            no_ranking_reason=store.no_ranking_reason,
         )
         scored.append(dataset_scores(config.resolved_study_name, verdict, results))
         metrics.add(config.metric)

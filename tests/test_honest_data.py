@@ -73,6 +73,16 @@ def test_a_class_sorted_csv_is_warned_of_naming_the_class_and_the_fix(tmp_path, 
     verdict = result.stdout.split("Verdict: ")[1]
     assert verdict.startswith("neither question is answered")
     assert f"{data.degenerate_validation}." in verdict and "better" not in verdict
+    # the report, rebuilt from the store without the data, withholds the ranking too
+    report = cli(
+        "report", "--study-name", "bnsearch-penguins",
+        "--storage", f"sqlite:///{tmp_path / 'optuna.db'}",
+        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    rebuilt = report.stdout.split("Verdict: ")[1]
+    assert rebuilt.startswith("neither question is answered")
+    assert f"{data.degenerate_validation}." in rebuilt and "better" not in rebuilt
 
 
 def test_shuffle_trains_a_useful_model_on_the_sorted_csv_and_changes_the_fingerprint(tmp_path, cli):

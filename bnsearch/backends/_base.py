@@ -46,6 +46,12 @@ class StudyReader(Protocol):
         """Why the study's trials are not paired blocks (no paired verdict), or None."""
         ...
 
+    @property
+    def no_ranking_reason(self) -> str | None:
+        """Why the study's validation rows cannot rank the placements (recorded when it
+        ran: ``Dataset.degenerate_validation``), or None."""
+        ...
+
     def stored_trials(self) -> StoredTrials:
         """What the store holds, read afresh at each call (another process may write it)."""
         ...

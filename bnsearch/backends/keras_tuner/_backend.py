@@ -249,7 +249,9 @@ def _check_project(folder: Path, config: StudyConfig, dataset: Dataset) -> None:
         if changed:
             shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomically(state_file, json.dumps(expected))
+    # and why its validation rows cannot rank the placements, for a verdict rebuilt later
+    state = {**expected, "no_ranking_reason": dataset.degenerate_validation or ""}
+    write_atomically(state_file, json.dumps(state))
 
 
 def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
@@ -484,6 +486,10 @@ class KerasTunerStudyReader:
     @property
     def data_fingerprint(self) -> str:
         return str(self._state.get("data_fingerprint", "unknown"))
+
+    @property
+    def no_ranking_reason(self) -> str | None:
+        return self._state.get("no_ranking_reason") or None
 
     @property
     def unpaired_reason(self) -> str | None:

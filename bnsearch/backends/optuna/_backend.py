@@ -52,6 +52,10 @@ class OptunaStudyReader:
     def data_fingerprint(self) -> str:
         return str(self.study.user_attrs.get(keys.DATA_FINGERPRINT, "unknown"))
 
+    @property
+    def no_ranking_reason(self) -> str | None:
+        return self.study.user_attrs.get(keys.NO_RANKING) or None
+
     def stored_trials(self) -> StoredTrials:
         return stored_trials(self.study)
 

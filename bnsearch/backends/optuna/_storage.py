@@ -174,6 +174,9 @@ def open_study(config: StudyConfig, dataset: Dataset) -> Any:
                 )
     for key, value in expected.items():
         study.set_user_attr(key, value)
+    # why its validation rows cannot rank the placements ("" if they can), for a verdict
+    # rebuilt without the data (report, sweep)
+    study.set_user_attr(keys.NO_RANKING, dataset.degenerate_validation or "")
     with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([OBJECTIVE_NAME])  # not "Objective 0" in optuna-dashboard
