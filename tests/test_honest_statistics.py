@@ -22,6 +22,7 @@ from bnsearch.report import (
 from bnsearch.stats import MIN_IMPORTANCE_TRIALS, compare_across, dataset_scores, verdict_for
 from bnsearch.trial import DIVERGED_LOSS, BNConfig, Phase, TrialResult, TrialSpec, TrialState
 from tests.conftest import trial_runs
+from tests.test_verdict_glance import _blocks
 
 #: ``nan`` as a printed value; the prose of a failure ("loss became nan", "inf or nan",
 #: "loss NaN or infinite") is not one.
@@ -70,25 +71,6 @@ def test_a_small_study_prints_no_nan_no_importance_and_ranks_no_single_seed(
     assert "| n/a (1 seed) |" in report  # the sd column of the confirmation table
 
 
-def _blocks(n_blocks: int, after_diverges: set[int]) -> list[TrialResult]:
-    """Paired blocks where `before` is 0.1 better than `after` and `none`; `after`'s loss
-    turns NaN (the recorder's rule) in the blocks of ``after_diverges``."""
-    rng = np.random.default_rng(0)
-    results = []
-    for block in range(n_blocks):
-        level = rng.uniform(0.3, 0.6)
-        for placement, effect in (("before", 0.0), ("after", 0.1), ("none", 0.1)):
-            value = level + effect + rng.normal(0, 0.005)
-            spec = TrialSpec(len(results), BNConfig(placement=placement), seed=block, block=block)
-            history = {"loss": [value], "val_loss": [value], "val_accuracy": [0.5]}
-            result = TrialResult(spec, TrialState.COMPLETE, history)
-            if placement == "after" and block in after_diverges:
-                result.state, result.fail_reason = TrialState.FAILED, "loss became nan at epoch 0"
-                result.history = {m: [math.nan] for m in history}
-            results.append(result)
-    return results
-
-
 def _confirmations(means: dict[str, float], diverged: str | None = None) -> list[TrialResult]:
     """Three fresh seeds per placement around ``means``; one seed of ``diverged`` diverges."""
     results = []
@@ -108,7 +90,7 @@ def _confirmations(means: dict[str, float], diverged: str | None = None) -> list
 
 
 def test_a_diverged_trial_loses_its_block_but_no_statistic_prints_or_logs_its_sentinel(tmp_path):
-    results = _blocks(10, after_diverges={2, 5}) + _confirmations(
+    results = _blocks(10, diverged_after={2, 5}) + _confirmations(
         {"before": 0.30, "after": 0.40, "none": 0.41}, diverged="after"
     )
     verdict = verdict_for(results, until="budget")
@@ -143,7 +125,7 @@ def test_a_sweep_whose_study_mostly_diverged_prints_no_sentinel(tmp_path):
     the sweep's page says `diverged` rather than the number."""
     scored = []
     for name, diverging in (("calm", set()), ("wild", set(range(6)))):
-        results = _blocks(10, after_diverges=diverging)
+        results = _blocks(10, diverged_after=diverging)
         scored.append(dataset_scores(name, verdict_for(results), results))
     across = compare_across(scored, "val_loss")
     assert max(across.mean_ranks, key=across.mean_ranks.get) == "after"
@@ -185,7 +167,7 @@ def test_a_regression_study_shows_val_mae_in_its_table_and_in_mlflow(tmp_path, c
 
 
 def test_validation_rows_that_cannot_rank_withhold_every_ranking(tmp_path):
-    results = _blocks(10, after_diverges=set()) + _confirmations(
+    results = _blocks(10, diverged_after=set()) + _confirmations(
         {"before": 0.30, "after": 0.40, "none": 0.20}
     )
     ranked = verdict_for(results)

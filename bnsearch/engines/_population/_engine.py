@@ -129,8 +129,8 @@ _COMPILED: dict[tuple[Any, ...], Population] = {}
 #: (:meth:`PopulationEngine.xla_for`): the examples' CNNs (2 and 5) are; VGG16 (13),
 #: MobileNetV2 (52 and 17 depthwise) and the other keras.applications are not.
 XLA_MAX_CONVOLUTIONS = 8
-#: The most trials trained at once in graph mode: a graph of a few hundred convolutions
-#: already takes half a minute to build, and on a CPU more members in it run no faster.
+#: The most trials trained at once in graph mode: the graph grows with the members, and on
+#: a CPU more members in it run no faster (the docs' Benchmarks page has the figures).
 GRAPH_MODE_MAX_POPULATION = 8
 
 
