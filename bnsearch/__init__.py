@@ -142,8 +142,8 @@ def run_study(config: StudyConfig) -> StudyOutcome:
         >>> outcome = bnsearch.run_study(bnsearch.StudyConfig(
         ...     n_trials=3, confirm_seeds=0, verbose=False, until="budget",
         ...     network=bnsearch.NetworkSettings(epochs=1, hidden_units=(4,))))
-        >>> len(outcome.new_results), outcome.verdict.placement.outcome
-        (3, 'insufficient')
+        >>> print(len(outcome.new_results), outcome.verdict.placement.outcome)
+        3 insufficient
     """
     # Imported on call: ``import bnsearch`` (the space and the builder, for your own
     # objective) should not load Optuna's storage, MLflow and both backends.
@@ -250,8 +250,8 @@ def verdict(study: Any, threshold: float | None = None, until: str = "settled") 
         >>> study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         >>> study.optimize(bnsearch.paired_objective(train), n_trials=30)
         >>> found = bnsearch.verdict(study)
-        >>> found.bn.outcome, found.placement.outcome, found.settled
-        ('helps', 'before', True)
+        >>> print(found.bn.outcome, found.placement.outcome, found.settled)
+        helps before True
     """
     if hasattr(study, "oracle"):  # a Keras Tuner tuner
         from bnsearch.backends.keras_tuner import tuner_verdict

@@ -42,7 +42,7 @@ from bnsearch.report import (
     verdict_glance,
     write_report,
 )
-from bnsearch.stats import Verdict, diverged, loss_text, verdict_for
+from bnsearch.stats import Outcome, Verdict, diverged, loss_text, verdict_for
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
 from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
@@ -434,7 +434,7 @@ def _failures_note(outcome: StudyOutcome) -> str | None:
     """Why the verdict has too few blocks when failed trials cost it blocks: how many of
     the search trials failed (and diverged) and how many blocks that left; else None."""
     verdict = outcome.verdict
-    if all(answer.outcome != "insufficient" for answer in verdict.answers):
+    if all(answer.outcome != Outcome.INSUFFICIENT for answer in verdict.answers):
         return None
     search = [r for r in outcome.all_results if r.spec.phase == Phase.SEARCH]
     failed = [r for r in search if r.state is TrialState.FAILED]

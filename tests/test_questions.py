@@ -16,6 +16,7 @@ from bnsearch.errors import ConfigError
 from bnsearch.stats import (
     QUESTIONS,
     PlacementConfirmation,
+    Side,
     analyze,
     closed_test,
     confidence_bounds,
@@ -54,7 +55,7 @@ def test_bn_does_not_help_when_none_is_best_and_never_says_it_helps(until):
     results = _block_results({"before": 0.05, "after": 0.08, "none": 0.0}, 12, 0.005)
     verdict = analyze(results, until=until)
     assert verdict.bn.outcome == "no-help"
-    assert verdict.bn.sides == {"before": "worse", "after": "worse"}
+    assert verdict.bn.sides == {"before": Side.ABOVE, "after": Side.ABOVE}
     assert "BN helps" not in _statement_words(verdict)
     assert verdict.bn.statement.startswith("BN does not help: `none` is better than `before`")
     assert verdict.outcome == "before"  # the placement answer still stands on its own
@@ -69,7 +70,8 @@ def test_bn_within_the_threshold_is_no_effect_and_a_mixed_answer_is_as_good_or_b
     mixed = analyze(
         _block_results({"before": 0.0, "after": 0.1, "none": 0.0}, 40, 0.001), until="settled"
     )
-    assert mixed.bn.outcome == "no-help" and mixed.bn.sides == {"before": "equal", "after": "worse"}
+    assert mixed.bn.outcome == "no-help"
+    assert mixed.bn.sides == {"before": Side.INSIDE, "after": Side.ABOVE}
     assert "`none` is as good or better" in mixed.bn.statement
     assert "BN helps" not in _statement_words(mixed)
 
@@ -96,7 +98,7 @@ def test_one_bn_placement_winning_every_block_is_named_at_the_first_look_without
     results = _block_results({"before": 0.0, "after": 0.15, "none": 0.15}, 8, 0.01)
     verdict = analyze(results, until="settled")
     assert verdict.bn.outcome == "helps" and verdict.bn.helping == ("before",)
-    assert verdict.bn.sides["after"] is None  # after − none: within noise, not settled yet
+    assert verdict.bn.sides["after"] is Side.OPEN  # after − none: within noise, not settled yet
     assert "`after` against `none`: not settled" in verdict.bn.statement
     assert verdict.settled  # both questions answered: the study may stop at 8 blocks
 
@@ -126,10 +128,9 @@ def test_the_array_rule_is_the_verdicts_rule():
     diffs = rng.normal(0.01, 0.02, (300, 29))
     low, high = confidence_bounds(diffs)
     codes = settle_codes(low, high, 0.01)
-    names = {0: None, 1: "below", 2: "inside", 3: "above"}
     for row, lo, hi, code in zip(diffs, low, high, codes, strict=True):
         assert (lo, hi) == median_confidence_sequence(row)
-        assert names[int(code)] == settle(lo, hi, 0.01)
+        assert code == settle(lo, hi, 0.01)
 
 
 @pytest.mark.parametrize(

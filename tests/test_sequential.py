@@ -15,6 +15,7 @@ from bnsearch.bench._settled import (
     simulate_two_questions,
 )
 from bnsearch.stats import (
+    Side,
     median_confidence_sequence,
     min_blocks_to_settle,
     ruling_count,
@@ -50,18 +51,19 @@ def test_the_sequence_lies_between_order_statistics_and_narrows_with_more_blocks
 def test_a_diverged_block_counts_as_one_sign_whatever_its_size():
     calm = list(np.random.default_rng(2).normal(-0.2, 0.02, 20))
     wild = calm[:-1] + [1e17]  # one trial blew up: a huge difference of the other sign
-    assert settle(*median_confidence_sequence(calm), 0.01) == "below"
+    assert settle(*median_confidence_sequence(calm), 0.01) is Side.BELOW
     low, high = median_confidence_sequence(wild)
     assert -0.3 < low < high < -0.1  # one wild block does not move the answer
-    assert settle(low, high, 0.01) == "below"
+    assert settle(low, high, 0.01) is Side.BELOW
 
 
 def test_settle_reads_the_interval_against_the_threshold():
-    assert settle(-0.3, -0.02, 0.01) == "below"
-    assert settle(0.02, 0.3, 0.01) == "above"
-    assert settle(-0.005, 0.009, 0.01) == "inside"
-    assert settle(-0.005, 0.02, 0.01) is None
-    assert settle(-math.inf, -0.5, 0.01) == "below"
+    assert settle(-0.3, -0.02, 0.01) is Side.BELOW
+    assert settle(0.02, 0.3, 0.01) is Side.ABOVE
+    assert settle(-0.005, 0.009, 0.01) is Side.INSIDE
+    assert settle(-0.005, 0.02, 0.01) is Side.OPEN
+    assert settle(-math.inf, -0.5, 0.01) is Side.BELOW
+    assert Side.BELOW.flipped is Side.ABOVE and Side.INSIDE.flipped is Side.INSIDE
 
 
 def test_the_default_schedule_looks_first_after_eight_blocks_then_per_batch():

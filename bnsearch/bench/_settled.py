@@ -36,6 +36,8 @@ import numpy as np
 from bnsearch.backends import batch_room
 from bnsearch.config import DEFAULT_THRESHOLD, StudyConfig
 from bnsearch.stats import (
+    Outcome,
+    Side,
     bn_outcomes,
     confidence_bounds,
     fixed_budget_side,
@@ -129,10 +131,10 @@ def simulate_settled(
     said, stopped = [], []
     looks = look_schedule(cap_blocks)
     for row in diffs:
-        side = None
+        side = Side.OPEN
         for n in looks:
             side = settle(*median_confidence_sequence(row[:n]), DEFAULT_THRESHOLD)
-            if side is not None:
+            if side is not Side.OPEN:
                 break
         said.append(side)
         stopped.append(n)
@@ -149,12 +151,12 @@ def simulate_fixed(
     return _outcomes(said, [blocks] * studies)
 
 
-def _outcomes(said: list[str | None], stopped: list[int]) -> Outcomes:
+def _outcomes(said: list[Side], stopped: list[int]) -> Outcomes:
     n = len(said)
     return Outcomes(
-        matters=sum(s in ("below", "above") for s in said) / n,
-        no_effect=sum(s == "inside" for s in said) / n,
-        inconclusive=sum(s is None for s in said) / n,
+        matters=sum(s in (Side.BELOW, Side.ABOVE) for s in said) / n,
+        no_effect=sum(s is Side.INSIDE for s in said) / n,
+        inconclusive=sum(s is Side.OPEN for s in said) / n,
         mean_blocks=float(np.mean(stopped)),
         studies=n,
     )
@@ -224,7 +226,7 @@ class TwoQuestionOutcomes:
     studies: int
 
 
-_DECIDED = ("helps", "no-help", "no-effect", "not-compared")
+_DECIDED = (Outcome.HELPS, Outcome.NO_HELP, Outcome.NO_EFFECT, Outcome.NOT_COMPARED)
 
 
 def simulate_two_questions(
@@ -237,8 +239,8 @@ def simulate_two_questions(
     """The until-settled rule with both questions over ``studies`` simulated studies: each
     stops at the first look where the questions it asks are settled, or at the cap."""
     values = scenario.draw(np.random.default_rng(seed), studies, cap_blocks)
-    bn = np.full(studies, "inconclusive", dtype=object)
-    placement = np.full(studies, 0)
+    bn = np.full(studies, Outcome.INCONCLUSIVE, dtype=object)
+    placement = np.full(studies, Side.OPEN.value)
     stopped = np.full(studies, cap_blocks)
     running = np.ones(studies, bool)
     for n in look_schedule(cap_blocks):
@@ -249,18 +251,18 @@ def simulate_two_questions(
         side = settle_codes(
             *confidence_bounds(values[:, :n, 1] - values[:, :n, 2]), DEFAULT_THRESHOLD
         )
-        done = {"bn": np.isin(answer, _DECIDED), "placement": side != 0}
+        done = {"bn": np.isin(answer, _DECIDED), "placement": side != Side.OPEN}
         stop = done["bn"] & done["placement"] if question == "both" else done[question]
         now = running & (stop | (n == cap_blocks))
         bn[now], placement[now], stopped[now] = answer[now], side[now], n
         running &= ~now
     return TwoQuestionOutcomes(
-        bn_helps=float(np.mean(bn == "helps")),
-        bn_no_help=float(np.mean(np.isin(bn, ("no-help", "no-effect")))),
-        bn_open=float(np.mean(np.isin(bn, ("inconclusive", "insufficient")))),
-        placement_matters=float(np.mean(np.isin(placement, (1, 3)))),
-        placement_no_effect=float(np.mean(placement == 2)),
-        placement_open=float(np.mean(placement == 0)),
+        bn_helps=float(np.mean(bn == Outcome.HELPS)),
+        bn_no_help=float(np.mean(np.isin(bn, (Outcome.NO_HELP, Outcome.NO_EFFECT)))),
+        bn_open=float(np.mean(np.isin(bn, (Outcome.INCONCLUSIVE, Outcome.INSUFFICIENT)))),
+        placement_matters=float(np.mean(np.isin(placement, (Side.BELOW, Side.ABOVE)))),
+        placement_no_effect=float(np.mean(placement == Side.INSIDE)),
+        placement_open=float(np.mean(placement == Side.OPEN)),
         mean_blocks=float(np.mean(stopped)),
         studies=studies,
     )

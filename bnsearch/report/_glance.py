@@ -16,7 +16,9 @@ import textwrap
 
 from bnsearch.stats import (
     RUNAWAY,
+    Outcome,
     PairComparison,
+    Side,
     Verdict,
     budget_side,
     counted,
@@ -86,31 +88,28 @@ def _number(value: float) -> str:
     return difference_text(value)
 
 
-def _side(verdict: Verdict, pair: PairComparison) -> str | None:
-    low, high = pair.interval(verdict.until)
+def _side(verdict: Verdict, pair: PairComparison) -> Side:
+    """The study's rule on ``first - second``, seen from ``first`` (below: ``first`` better)
+    whatever the metric; "does BN help?"'s own sides for ``p - none``."""
+    if pair.second == "none" and pair.first in verdict.bn.sides:
+        return verdict.bn.sides[pair.first]
     if verdict.until == "settled":
-        return None if math.isinf(low) or math.isinf(high) else settle(low, high, verdict.threshold)
-    return budget_side(pair, verdict.threshold) if pair.n_blocks >= 3 else None
+        side = settle(pair.cs_low, pair.cs_high, verdict.threshold)
+    else:
+        side = budget_side(pair, verdict.threshold) if pair.n_blocks >= 3 else Side.OPEN
+    return side if lower_is_better(verdict.metric) else side.flipped
 
 
 def _decision(verdict: Verdict, pair: PairComparison) -> str:
     """What the study's rule says of ``first - second``, in two or three words."""
-    if pair is verdict.primary and verdict.placement.outcome == "insufficient":
+    if pair is verdict.primary and verdict.placement.outcome == Outcome.INSUFFICIENT:
         return "too few blocks"
-    if pair.second == "none" and pair.first in verdict.bn.sides:
-        side = {"better": "below", "worse": "above", "equal": "inside"}.get(
-            verdict.bn.sides[pair.first] or ""
-        )
-        if side and not lower_is_better(verdict.metric) and side != "inside":
-            side = "above" if side == "below" else "below"
-    else:
-        side = _side(verdict, pair)
-    if side is None:
+    side = _side(verdict, pair)
+    if side is Side.OPEN:
         return "open"
-    if side == "inside":
+    if side is Side.INSIDE:
         return "no effect"
-    first_better = (side == "below") == lower_is_better(verdict.metric)
-    return f"{pair.first if first_better else pair.second} better"
+    return f"{pair.first if side is Side.BELOW else pair.second} better"
 
 
 def _how(verdict: Verdict) -> str:

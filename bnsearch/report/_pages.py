@@ -24,6 +24,7 @@ from bnsearch.stats import (
     QUESTION_TEXT,
     RUNAWAY,
     AcrossVerdict,
+    Outcome,
     Verdict,
     counted,
     plain,
@@ -366,7 +367,8 @@ def outcome_label(verdict: Verdict) -> str:
     n = pair.n_blocks if pair else verdict.n_blocks
     if verdict.no_ranking is not None:
         return f"not answered ({counted(n, 'block')})"
-    if verdict.bn.outcome in ("insufficient", "not-compared") and verdict.outcome == "insufficient":
+    no_bn = verdict.bn.outcome in (Outcome.INSUFFICIENT, Outcome.NOT_COMPARED)
+    if no_bn and verdict.outcome == Outcome.INSUFFICIENT:
         return f"too few blocks ({counted(n, 'block')})"
     words = verdict.placement.short
     if pair is not None:

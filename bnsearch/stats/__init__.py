@@ -32,7 +32,8 @@ from bnsearch.stats._format import (
 )
 from bnsearch.stats._sequential import (
     ALPHA,
-    BN_OUTCOMES,
+    Outcome,
+    Side,
     bn_outcomes,
     closed_test,
     confidence_bounds,
@@ -63,7 +64,6 @@ from bnsearch.stats._verdict import (
 __all__ = [
     "ALPHA",
     "ASKED",
-    "BN_OUTCOMES",
     "MIN_BLOCKS_CI",
     "MIN_IMPORTANCE_TRIALS",
     "MIN_SEEDS_TO_RANK",
@@ -71,8 +71,10 @@ __all__ = [
     "QUESTION_TEXT",
     "AcrossVerdict",
     "Answer",
+    "Outcome",
     "PairComparison",
     "PlacementConfirmation",
+    "Side",
     "Verdict",
     "analyze",
     "best_per_placement",

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bnsearch.stats._sequential import Outcome
 from bnsearch.stats._verdict import Verdict, block_value, holm
 from bnsearch.trial import Phase, TrialResult, in_placement_order, lower_is_better
 
@@ -184,19 +185,19 @@ def _difference(dataset: DatasetScores, first: str, second: str) -> float:
     return dataset.scores[first] - dataset.scores[second]
 
 
-_BN_WORDS = {
-    "helps": "BN helps",
-    "no-help": "BN does not help",
-    "no-effect": "no effect of BN",
-    "inconclusive": "inconclusive",
-    "insufficient": "too few blocks",
+_BN_WORDS: dict[str, str] = {
+    Outcome.HELPS: "BN helps",
+    Outcome.NO_HELP: "BN does not help",
+    Outcome.NO_EFFECT: "no effect of BN",
+    Outcome.INCONCLUSIVE: "inconclusive",
+    Outcome.INSUFFICIENT: "too few blocks",
 }
 
 
 def _bn_statement(usable: Sequence[DatasetScores], pairs: Sequence[PairAcross]) -> str:
     """Does BN help: the studies' own answers, and each BN placement against ``none``
     across the datasets (Holm-corrected with the other pairs)."""
-    asked = [d for d in usable if d.verdict.bn.outcome != "not-compared"]
+    asked = [d for d in usable if d.verdict.bn.outcome != Outcome.NOT_COMPARED]
     if not asked:
         return "Does BN help? not asked: no study compares `none` with a BN placement."
     counts: dict[str, int] = {}

@@ -36,12 +36,9 @@ from bnsearch.stats._format import (
     too_few,
 )
 from bnsearch.stats._sequential import (
-    ABOVE,
     ALPHA,
-    BELOW,
-    INSIDE,
-    OPEN,
-    SIDE_NAMES,
+    Outcome,
+    Side,
     bn_outcomes,
     min_blocks_to_settle,
     settle,
@@ -68,9 +65,6 @@ ASKED: dict[str, tuple[str, ...]] = {
 }
 #: Each question as the verdict's lines ask it.
 QUESTION_TEXT = {"bn": "does BN help?", "placement": "before or after?"}
-
-#: The side of a comparison ``p − none`` as "does BN help?" reads it.
-_BN_SIDE = {"better": "beats `none`", "worse": "is worse than `none`", "equal": "is within"}
 
 
 @dataclass(frozen=True)
@@ -183,19 +177,20 @@ class PairComparison:
 
 @dataclass(frozen=True)
 class Answer:
-    """One question's answer: ``question`` is ``bn`` or ``placement``. ``outcome``: for
-    ``placement`` the better placement, ``no-effect``, ``inconclusive`` or
-    ``insufficient``; for ``bn`` one of :data:`~bnsearch.stats.BN_OUTCOMES`; for either,
-    ``unanswered`` where the validation rows cannot rank the placements
-    (:func:`~bnsearch.stats.without_ranking`). ``sides`` (BN
-    only): each BN placement against ``none``, ``better`` / ``worse`` / ``equal`` / None (not
-    settled)."""
+    """One question's answer: ``question`` is ``bn`` or ``placement``. ``outcome``: an
+    :class:`~bnsearch.stats.Outcome` (for ``placement`` ``NO_EFFECT``, ``INCONCLUSIVE``
+    or ``INSUFFICIENT``; for either ``UNANSWERED`` where the validation rows cannot rank
+    the placements, :func:`~bnsearch.stats.without_ranking`), or for ``placement`` the
+    better placement's name. ``sides`` (BN only): each BN placement's
+    :class:`~bnsearch.stats.Side` against ``none`` seen from BN, whatever the metric:
+    ``BELOW`` beats ``none``, ``ABOVE`` is worse, ``INSIDE`` within the threshold,
+    ``OPEN`` not settled."""
 
     question: str
     outcome: str
     statement: str
     extra_blocks_needed: int | None = None
-    sides: dict[str, str | None] = field(default_factory=dict)
+    sides: dict[str, Side] = field(default_factory=dict)
     loser: str | None = None  # placement: the placement the winner beats
 
     @property
@@ -204,50 +199,54 @@ class Answer:
         asked, without ``none``, waits for nothing). An unanswered question is not settled:
         more blocks on the same validation rows cannot answer it either, which its
         statement says."""
-        return self.outcome not in ("inconclusive", "insufficient", "unanswered")
+        return self.outcome not in (Outcome.INCONCLUSIVE, Outcome.INSUFFICIENT, Outcome.UNANSWERED)
 
     @property
     def helping(self) -> tuple[str, ...]:
         """The BN placements that beat ``none``."""
-        return tuple(p for p, side in self.sides.items() if side == "better")
+        return tuple(p for p, side in self.sides.items() if side is Side.BELOW)
 
     @property
     def words(self) -> str:
         """The answer in a few words, for the headline."""
         if self.question == "bn":
-            return {
-                "helps": f"BN helps ({_beat(self.helping)})",
-                "no-help": "BN does not help (`none` is as good or better)",
-                "no-effect": "no effect of BN beyond the threshold",
-                "inconclusive": "does BN help: inconclusive",
-                "insufficient": "does BN help: too few blocks",
-                "unanswered": "does BN help: not answered",
-            }.get(self.outcome, "BN not compared (no `none` placement)")
-        return {
-            "no-effect": "no placement effect beyond the threshold",
-            "inconclusive": "before or after: inconclusive",
-            "insufficient": "before or after: too few blocks",
-            "unanswered": "before or after: not answered",
-        }.get(self.outcome, f"`{self.outcome}` is better than `{self.loser}`")
+            bn: dict[str, str] = {
+                Outcome.HELPS: f"BN helps ({_beat(self.helping)})",
+                Outcome.NO_HELP: "BN does not help (`none` is as good or better)",
+                Outcome.NO_EFFECT: "no effect of BN beyond the threshold",
+                Outcome.INCONCLUSIVE: "does BN help: inconclusive",
+                Outcome.INSUFFICIENT: "does BN help: too few blocks",
+                Outcome.UNANSWERED: "does BN help: not answered",
+            }
+            return bn.get(self.outcome, "BN not compared (no `none` placement)")
+        placement: dict[str, str] = {
+            Outcome.NO_EFFECT: "no placement effect beyond the threshold",
+            Outcome.INCONCLUSIVE: "before or after: inconclusive",
+            Outcome.INSUFFICIENT: "before or after: too few blocks",
+            Outcome.UNANSWERED: "before or after: not answered",
+        }
+        return placement.get(self.outcome, f"`{self.outcome}` is better than `{self.loser}`")
 
     @property
     def short(self) -> str:
         """Fewer words still, for a run's name."""
         if self.question == "bn":
-            return {
-                "helps": "BN helps",
-                "no-help": "BN does not help",
-                "no-effect": "BN: no effect",
-                "inconclusive": "BN inconclusive",
-                "insufficient": "BN: too few blocks",
-                "unanswered": "BN: not answered",
-            }.get(self.outcome, "")
-        return {
-            "no-effect": "placement: no effect",
-            "inconclusive": "placement inconclusive",
-            "insufficient": "placement: too few blocks",
-            "unanswered": "placement: not answered",
-        }.get(self.outcome, f"{self.outcome} better")
+            bn: dict[str, str] = {
+                Outcome.HELPS: "BN helps",
+                Outcome.NO_HELP: "BN does not help",
+                Outcome.NO_EFFECT: "BN: no effect",
+                Outcome.INCONCLUSIVE: "BN inconclusive",
+                Outcome.INSUFFICIENT: "BN: too few blocks",
+                Outcome.UNANSWERED: "BN: not answered",
+            }
+            return bn.get(self.outcome, "")
+        placement: dict[str, str] = {
+            Outcome.NO_EFFECT: "placement: no effect",
+            Outcome.INCONCLUSIVE: "placement inconclusive",
+            Outcome.INSUFFICIENT: "placement: too few blocks",
+            Outcome.UNANSWERED: "placement: not answered",
+        }
+        return placement.get(self.outcome, f"{self.outcome} better")
 
 
 def quoted_questions(questions: Iterable[str]) -> str:
@@ -260,18 +259,13 @@ def _beat(placements: Sequence[str]) -> str:
     return f"{names} {'beats' if len(placements) == 1 else 'beat'} `none`"
 
 
-def budget_side(pair: PairComparison, threshold: float) -> str | None:
-    """The fixed-budget rule on one pair, in the terms of :func:`bnsearch.stats.settle`:
-    the bootstrap interval beyond the threshold and Holm p < 0.05, or the interval inside."""
-    low, high = pair.ci_low, pair.ci_high
-    significant_ = pair.p_holm < 0.05
-    if high < -threshold and significant_:
-        return "below"
-    if low > threshold and significant_:
-        return "above"
-    if -threshold < low and high < threshold:
-        return "inside"
-    return None
+def budget_side(pair: PairComparison, threshold: float) -> Side:
+    """The fixed-budget rule on one pair, a :class:`~bnsearch.stats.Side` as
+    :func:`~bnsearch.stats.settle` gives: the bootstrap interval beyond the threshold and
+    Holm p < 0.05, or the interval inside."""
+    side = settle(pair.ci_low, pair.ci_high, threshold)
+    beyond = side in (Side.BELOW, Side.ABOVE)
+    return Side.OPEN if beyond and not pair.p_holm < 0.05 else side
 
 
 def _extra_blocks(pair: PairComparison, threshold: float) -> int:
@@ -284,8 +278,8 @@ def _extra_blocks(pair: PairComparison, threshold: float) -> int:
     return max(needed, 1)
 
 
-def _better_of(pair: PairComparison, side: str, lower_is_better: bool) -> tuple[str, str]:
-    first_better = (side == "below") == lower_is_better
+def _better_of(pair: PairComparison, side: Side, lower_is_better: bool) -> tuple[str, str]:
+    first_better = (side is Side.BELOW) == lower_is_better
     return (pair.first, pair.second) if first_better else (pair.second, pair.first)
 
 
@@ -306,16 +300,16 @@ def answer_placement(
     n = pair.n_blocks if pair else 0
     if until == "settled":
         if pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high):
-            return Answer("placement", "insufficient", _too_few(n, until))
+            return Answer("placement", Outcome.INSUFFICIENT, _too_few(n, until))
         side = settle(pair.cs_low, pair.cs_high, threshold)
         how = f"settled after {counted(n, 'block')}, the interval lies wholly"
     else:
         if pair is None or n < 3:
-            return Answer("placement", "insufficient", _too_few(n, until))
+            return Answer("placement", Outcome.INSUFFICIENT, _too_few(n, until))
         side = budget_side(pair, threshold)
         how = ""
     interval = pair.describe(until)
-    if side in ("below", "above"):
+    if side in (Side.BELOW, Side.ABOVE):
         winner, loser = _better_of(pair, side, lower_is_better)
         where = f": {how} beyond the threshold {threshold:g}" if how else ""
         return Answer(
@@ -324,21 +318,21 @@ def answer_placement(
             f"`{winner}` is better than `{loser}`{where} ({interval}).",
             loser=loser,
         )
-    if side == "inside":
+    if side is Side.INSIDE:
         if how:
             note = f": {how} inside ±{threshold:g}"
         else:
             note = " (detectable, but smaller than the threshold)" if pair.p_holm < 0.05 else ""
         return Answer(
             "placement",
-            "no-effect",
+            Outcome.NO_EFFECT,
             f"no placement effect larger than {threshold:g} between `{pair.first}` and "
             f"`{pair.second}`{note} ({interval}).",
         )
     if how:
         return Answer(
             "placement",
-            "inconclusive",
+            Outcome.INCONCLUSIVE,
             f"inconclusive: not settled within {counted(n, 'block')}, the interval still reaches "
             f"across the threshold {threshold:g} ({interval}); run the study again to add blocks "
             "(it resumes, and stops as soon as it settles).",
@@ -346,17 +340,10 @@ def answer_placement(
     needed = _extra_blocks(pair, threshold)
     return Answer(
         "placement",
-        "inconclusive",
+        Outcome.INCONCLUSIVE,
         f"inconclusive ({interval}); about {needed} more blocks should resolve it.",
         extra_blocks_needed=needed,
     )
-
-
-#: A pair's side (None: not settled yet) seen from its other member, as a sequential code
-#: and as BN's answer.
-_FLIPPED: dict[str | None, str | None] = {"below": "above", "above": "below"}
-_CODE_OF_SIDE: dict[str | None, int] = {"below": BELOW, "inside": INSIDE, "above": ABOVE}
-_ANSWER_OF_SIDE: dict[str | None, str] = {"below": "better", "above": "worse", "inside": "equal"}
 
 
 def answer_bn(
@@ -372,44 +359,41 @@ def answer_bn(
     ``left_out``: the study's placements, each with its failed or pruned trials (empty: no
     blocks yet; it says why when no block has ``none`` and a BN placement complete)."""
     if not left_out:
-        return Answer("bn", "insufficient", "no paired blocks yet; run more trials.")
+        return Answer("bn", Outcome.INSUFFICIENT, "no paired blocks yet; run more trials.")
     if not comparisons and "none" in left_out and len(left_out) > 1:
         counts = ", ".join(f"{p} {n}" for p, n in left_out.items())
         return Answer(
             "bn",
-            "insufficient",
+            Outcome.INSUFFICIENT,
             "no block compares BN with `none`: in each, `none` or every BN placement failed by "
             f"an exception or was pruned (trials left out: {counts}).",
         )
     if not comparisons:
         return Answer(
             "bn",
-            "not-compared",
+            Outcome.NOT_COMPARED,
             "not asked: the study compares no `none` placement with a BN placement (add none "
             "to --placements).",
         )
     sign = 1.0 if lower_is_better else -1.0  # below favours BN
     if until == "settled":
         codes, low, high = settle_against_none(sign * matrix, threshold)
-        raw = [SIDE_NAMES[int(c)] for c in codes]
         unnamed = [
             p.first
             for p, c, lo, hi in zip(comparisons, codes, low, high, strict=True)
-            if c != BELOW and settle(lo, hi, threshold) == "below"
+            if c != Side.BELOW and settle(lo, hi, threshold) is Side.BELOW
         ]
         bounded = np.isfinite(low) & np.isfinite(high)
     else:
         bounded = np.array([p.n_blocks >= 3 for p in comparisons])
-        raw = [budget_side(p, threshold) if p.n_blocks >= 3 else None for p in comparisons]
-        if not lower_is_better:  # the pair's own sides, seen from BN
-            raw = [_FLIPPED.get(s, s) for s in raw]
+        own = [budget_side(p, threshold) if p.n_blocks >= 3 else Side.OPEN for p in comparisons]
+        codes = np.array([s if lower_is_better else s.flipped for s in own])  # seen from BN
         unnamed = []
-        codes = np.array([_CODE_OF_SIDE.get(s, OPEN) for s in raw])
-    outcome = str(bn_outcomes(codes, bounded))
-    sides = {p.first: _ANSWER_OF_SIDE.get(s) for p, s in zip(comparisons, raw, strict=True)}
+    outcome = bn_outcomes(codes, bounded).item()
+    sides = {p.first: Side(int(c)) for p, c in zip(comparisons, codes, strict=True)}
     extra = None
-    if outcome == "inconclusive" and until != "settled":
-        extra = max(_extra_blocks(p, threshold) for p in comparisons if sides[p.first] is None)
+    if outcome == Outcome.INCONCLUSIVE and until != "settled":
+        extra = max(_extra_blocks(p, threshold) for p in comparisons if sides[p.first] is Side.OPEN)
     statement = _bn_statement(outcome, comparisons, sides, unnamed, threshold, until, extra)
     return Answer("bn", outcome, statement, extra, sides)
 
@@ -418,7 +402,7 @@ def answer_bn(
 def _bn_statement(
     outcome: str,
     comparisons: Sequence[PairComparison],
-    sides: dict[str, str | None],
+    sides: dict[str, Side],
     unnamed: Sequence[str],
     threshold: float,
     until: str,
@@ -432,10 +416,12 @@ def _bn_statement(
 
     def verdict_of(pair: PairComparison) -> str:
         side = sides[pair.first]
-        if side == "equal":
+        if side is Side.INSIDE:
             return f"`{pair.first}` is within ±{threshold:g} of `none`"
-        if side is not None:
-            return f"`{pair.first}` {_BN_SIDE[side]}"
+        if side is Side.BELOW:
+            return f"`{pair.first}` beats `none`"
+        if side is Side.ABOVE:
+            return f"`{pair.first}` is worse than `none`"
         if pair.first in unnamed:
             return (
                 f"`{pair.first}` against `none`: not settled (its own interval lies beyond "
@@ -446,13 +432,13 @@ def _bn_statement(
     n = max(p.n_blocks for p in comparisons)
     details = "; ".join(each(p) for p in comparisons)
     when = f", settled after {counted(n, 'block')}" if until == "settled" else ""
-    if outcome == "helps":
-        helping = [p.first for p in comparisons if sides[p.first] == "better"]
+    if outcome == Outcome.HELPS:
+        helping = [p.first for p in comparisons if sides[p.first] is Side.BELOW]
         rest = [verdict_of(p) for p in comparisons if p.first not in helping]
         also = f"; {'; '.join(rest)}" if rest else ""
         return f"BN helps: {_beat(helping)}{when}{also} ({details}, {counted(n, 'block')})."
-    if outcome == "no-help":
-        if all(sides[p.first] == "worse" for p in comparisons):
+    if outcome == Outcome.NO_HELP:
+        if all(sides[p.first] is Side.ABOVE for p in comparisons):
             names = " and ".join(f"`{p.first}`" for p in comparisons)
             return (
                 f"BN does not help: `none` is better than {names}{when} ({details}, "
@@ -463,14 +449,14 @@ def _bn_statement(
             f"BN does not help: `none` is as good or better{when}: {parts} ({details}, "
             f"{counted(n, 'block')})."
         )
-    if outcome == "no-effect":
+    if outcome == Outcome.NO_EFFECT:
         names = " and ".join(f"`{p.first}`" for p in comparisons)
         each_ = "each lie" if len(comparisons) > 1 else "lies"
         return (
             f"no effect of BN beyond the threshold {threshold:g}{when}: {names} {each_} "
             f"within ±{threshold:g} of `none` ({details}, {counted(n, 'block')})."
         )
-    if outcome == "insufficient":
+    if outcome == Outcome.INSUFFICIENT:
         if until == "settled":
             return (
                 f"not settled after {counted(n, 'block')}: no interval against `none` can be "

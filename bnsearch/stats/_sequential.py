@@ -55,6 +55,7 @@ own sequence miss, which happens with probability at most ``alpha``.
 
 from __future__ import annotations
 
+import enum
 import functools
 import itertools
 import math
@@ -64,7 +65,8 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "ALPHA",
-    "BN_OUTCOMES",
+    "Outcome",
+    "Side",
     "bn_outcomes",
     "closed_test",
     "confidence_bounds",
@@ -81,6 +83,39 @@ __all__ = [
 #: Error rate of the sequence: it misses the true median at some look with at most this
 #: probability.
 ALPHA = 0.05
+
+
+class Side(enum.IntEnum):
+    """Where the interval of a comparison ``first − second`` lies against the threshold:
+    ``BELOW`` wholly below ``-threshold``, ``ABOVE`` wholly above ``+threshold`` (the two
+    differ, one way or the other), ``INSIDE`` wholly within (no effect larger than the
+    threshold), ``OPEN`` not settled. An IntEnum, so the array rule (:func:`settle_codes`)
+    holds the same numbers."""
+
+    OPEN = 0
+    BELOW = 1
+    INSIDE = 2
+    ABOVE = 3
+
+    @property
+    def flipped(self) -> Side:
+        """The same side seen from the other member, ``second − first``."""
+        return self if self is Side.OPEN else Side(4 - self)  # BELOW <-> ABOVE
+
+
+class Outcome(enum.StrEnum):
+    """An answer's outcome (:class:`~bnsearch.stats.Answer`). A StrEnum: each equals the
+    string stored in MLflow tags, Optuna attributes and JSON. The placement question's
+    claim is no member: its outcome is the better placement's own name (``before``,
+    ``after``, ...), a plain string, as stored."""
+
+    HELPS = "helps"  # does BN help: one or more BN placements beat `none`
+    NO_HELP = "no-help"  # each decided, none better: `none` is as good or better
+    NO_EFFECT = "no-effect"  # every comparison within the threshold
+    INCONCLUSIVE = "inconclusive"
+    INSUFFICIENT = "insufficient"  # too few blocks for an interval
+    NOT_COMPARED = "not-compared"  # does BN help, without a `none` placement
+    UNANSWERED = "unanswered"  # the validation rows cannot rank the placements
 
 
 def sign_e_value(n: int, count: int) -> float:
@@ -127,27 +162,13 @@ def median_confidence_sequence(differences: ArrayLike, alpha: float = ALPHA) -> 
     return float(values[n - k]), float(values[k - 1])
 
 
-def settle(low: float, high: float, threshold: float) -> str | None:
-    """The stopping rule on an interval for ``first − second``: ``"below"`` when it lies
-    wholly below ``-threshold``, ``"above"`` when wholly above ``+threshold`` (placement
-    matters, one way or the other), ``"inside"`` when wholly inside ``(-threshold,
-    +threshold)`` (no effect larger than the threshold), else None (not settled)."""
-    if high < -threshold:
-        return "below"
-    if low > threshold:
-        return "above"
-    if -threshold < low and high < threshold:
-        return "inside"
-    return None
+def settle(low: float, high: float, threshold: float) -> Side:
+    """The stopping rule on an interval for ``first − second``: the :class:`Side` it lies
+    on (:data:`Side.OPEN`: not settled)."""
+    return Side(int(settle_codes(low, high, threshold)))
 
 
 # --- the same rule on arrays: many placements (and, simulated, many studies) at once ------
-
-#: :func:`settle_codes`: not settled, and the three sides of :func:`settle`.
-OPEN, BELOW, INSIDE, ABOVE = 0, 1, 2, 3
-SIDE_NAMES = {OPEN: None, BELOW: "below", INSIDE: "inside", ABOVE: "above"}
-#: The answers of "does BN help?" (:func:`bn_outcomes`).
-BN_OUTCOMES = ("helps", "no-help", "no-effect", "inconclusive", "insufficient", "not-compared")
 
 
 @functools.lru_cache(maxsize=64)
@@ -174,14 +195,13 @@ def confidence_bounds(
     return np.where(bounded, low, -math.inf), np.where(bounded, high, math.inf)
 
 
-def settle_codes(low: np.ndarray, high: np.ndarray, threshold: float) -> np.ndarray:
-    """:func:`settle` element by element, as :data:`OPEN` / :data:`BELOW` / :data:`INSIDE`
-    / :data:`ABOVE`."""
+def settle_codes(low: ArrayLike, high: ArrayLike, threshold: float) -> np.ndarray:
+    """:func:`settle` element by element: each interval's :class:`Side` as its number."""
     low, high = np.asarray(low, float), np.asarray(high, float)
-    codes = np.full(low.shape, OPEN)
-    codes = np.where((-threshold < low) & (high < threshold), INSIDE, codes)
-    codes = np.where(low > threshold, ABOVE, codes)
-    return np.where(high < -threshold, BELOW, codes)
+    codes = np.full(low.shape, Side.OPEN.value)
+    codes = np.where((-threshold < low) & (high < threshold), Side.INSIDE.value, codes)
+    codes = np.where(low > threshold, Side.ABOVE.value, codes)
+    return np.where(high < -threshold, Side.BELOW.value, codes)
 
 
 def selection_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
@@ -224,31 +244,31 @@ def settle_against_none(
     """Each BN placement against ``none`` until settled. ``differences``: ``(..., blocks,
     placements)`` of ``placement − none`` in block order, signed so that *below* favours
     BN (a loss as it is, an accuracy negated), NaN where a block lacks one of the two.
-    Returns each placement's :func:`settle_codes` (:data:`BELOW` only when the closed test
-    names it too) and its interval's ends."""
+    Returns each placement's :func:`settle_codes` (:data:`Side.BELOW` only when the closed
+    test names it too) and its interval's ends."""
     diffs = np.asarray(differences, float)
     low, high = confidence_bounds(np.swapaxes(diffs, -1, -2), alpha)
     codes = settle_codes(low, high, threshold)
     present = ~np.isnan(diffs)
     named = closed_test(present & (np.nan_to_num(diffs) < -threshold), present, alpha)
-    return np.where((codes == BELOW) & ~named, OPEN, codes), low, high
+    return np.where((codes == Side.BELOW) & ~named, Side.OPEN.value, codes), low, high
 
 
 def bn_outcomes(codes: np.ndarray, bounded: np.ndarray) -> np.ndarray:
-    """The answer to "does BN help?" from each BN placement's side (the last axis):
-    ``helps`` (one or more beat ``none``), ``no-effect`` (each within the threshold),
-    ``no-help`` (each decided, none of them better: ``none`` is as good or better),
-    ``insufficient`` (no interval bounded yet), else ``inconclusive``; ``not-compared``
-    without a BN placement. ``bounded``: whether each interval has finite ends."""
+    """The answer to "does BN help?" (an :class:`Outcome`) from each BN placement's side
+    seen from BN (the last axis): ``HELPS`` (one or more beat ``none``), ``NO_EFFECT``
+    (each within the threshold), ``NO_HELP`` (each decided, none of them better: ``none``
+    is as good or better), ``INSUFFICIENT`` (no interval bounded yet), else
+    ``INCONCLUSIVE``; ``NOT_COMPARED`` without a BN placement. ``bounded``: whether each
+    interval has finite ends."""
     codes = np.asarray(codes)
     if codes.shape[-1] == 0:
-        return np.full(codes.shape[:-1], "not-compared", dtype=object)
-    helps = np.any(codes == BELOW, axis=-1)
-    decided = np.all((codes == INSIDE) | (codes == ABOVE), axis=-1)
-    inside = np.all(codes == INSIDE, axis=-1)
+        return np.full(codes.shape[:-1], Outcome.NOT_COMPARED, dtype=object)
+    helps = np.any(codes == Side.BELOW, axis=-1)
+    decided = np.all((codes == Side.INSIDE) | (codes == Side.ABOVE), axis=-1)
+    inside = np.all(codes == Side.INSIDE, axis=-1)
     none_bounded = ~np.any(np.asarray(bounded, bool), axis=-1)
-    return np.select(
-        [helps, inside, decided, none_bounded],
-        ["helps", "no-effect", "no-help", "insufficient"],
-        "inconclusive",
-    ).astype(object)
+    order = (Outcome.HELPS, Outcome.NO_EFFECT, Outcome.NO_HELP, Outcome.INSUFFICIENT)
+    which = np.select([helps, inside, decided, none_bounded], [0, 1, 2, 3], len(order))
+    outcomes = np.array([*order, Outcome.INCONCLUSIVE], dtype=object)
+    return np.asarray(outcomes[which], dtype=object)  # 0-d for one study, not a bare Outcome

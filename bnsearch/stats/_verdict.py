@@ -88,7 +88,13 @@ from bnsearch.stats._format import (
     plain,
     significant,
 )
-from bnsearch.stats._sequential import ALPHA, median_confidence_sequence, min_blocks_to_settle
+from bnsearch.stats._sequential import (
+    ALPHA,
+    Outcome,
+    Side,
+    median_confidence_sequence,
+    min_blocks_to_settle,
+)
 from bnsearch.trial import (
     DIVERGED_LOSS,
     Phase,
@@ -299,7 +305,7 @@ class Verdict:
         """Both answers in a few words (``BN helps (`before` beats `none`); ...``)."""
         if self.no_ranking is not None:
             return "neither question is answered"
-        return "; ".join(a.words for a in self.answers if a.outcome != "not-compared")
+        return "; ".join(a.words for a in self.answers if a.outcome != Outcome.NOT_COMPARED)
 
     @property
     def headline(self) -> str:
@@ -588,19 +594,19 @@ def _statement(verdict: Verdict) -> str:
     """Both answers, the BN question first; at the cap, which one is still open."""
     bn, placement = verdict.bn.statement, verdict.placement.statement
     text = f"Does BN help? {bn} Before or after? {placement}"
-    if verdict.bn.outcome == "not-compared":
+    if verdict.bn.outcome == Outcome.NOT_COMPARED:
         text = verdict.placement.statement
     return f"{text} {verdict.still_open}".strip()
 
 
-def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int = 0) -> str | None:
-    """The fixed-budget rule on one pair's differences (a loss), in the terms of
-    :func:`bnsearch.stats.settle`: for comparing the two rules on simulated studies."""
+def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int = 0) -> Side:
+    """The fixed-budget rule on one pair's differences (a loss), a :class:`Side` as
+    :func:`bnsearch.stats.settle` gives: for comparing the two rules on simulated studies."""
     diffs = np.asarray(differences, float)
+    if len(diffs) < 3:
+        return Side.OPEN
     stats = _compare(diffs, seed)
     pair = PairComparison("first", "second", len(diffs), p_holm=stats["p_value"], **stats)
-    if len(diffs) < 3:
-        return None
     return budget_side(pair, threshold)
 
 
@@ -626,9 +632,9 @@ def _claims(verdict: Verdict) -> list[tuple[str, str]]:
     if verdict.placement.loser is not None:
         claims.append((verdict.placement.outcome, verdict.placement.loser))
     for placement, side in verdict.bn.sides.items():
-        if side == "better":
+        if side is Side.BELOW:
             claims.append((placement, "none"))
-        elif side == "worse":
+        elif side is Side.ABOVE:
             claims.append(("none", placement))
     return claims
 
@@ -733,9 +739,9 @@ def without_ranking(verdict: Verdict, reason: str) -> Verdict:
     reason = reason.strip().rstrip(".") + "."
 
     def unanswered(answer: Answer) -> Answer:
-        if answer.outcome == "not-compared":
+        if answer.outcome == Outcome.NOT_COMPARED:
             return answer
-        return Answer(answer.question, "unanswered", f"not answered: {reason}")
+        return Answer(answer.question, Outcome.UNANSWERED, f"not answered: {reason}")
 
     return replace(
         verdict,
