@@ -8,20 +8,25 @@ import math
 import numpy as np
 import pytest
 
+from bnsearch.backends._budget import settled_verdict
 from bnsearch.bench import SCENARIOS, look_schedule, simulate_settled
 from bnsearch.bench._settled import (
     TWO_QUESTION_SCENARIOS,
     TwoQuestionScenario,
     simulate_two_questions,
 )
+from bnsearch.config import StudyConfig
 from bnsearch.stats import (
+    QUESTIONS,
     Side,
+    analyze,
     median_confidence_sequence,
     min_blocks_to_settle,
     ruling_count,
     settle,
     sign_e_value,
 )
+from tests.test_analysis import _block_results
 
 STUDIES = 2000
 
@@ -141,3 +146,37 @@ def test_the_two_question_rule_stops_on_the_question_asked():
     assert bn_only.mean_blocks == 8 < both.mean_blocks  # no effect needs a narrow interval
     assert bn_only.bn_helps == both.bn_helps == 1.0
     assert bn_only.placement_open > 0.9 and both.placement_no_effect > 0.95
+
+
+@pytest.mark.parametrize(
+    ("effects", "blocks"),
+    [
+        ({"before": 0.0, "after": 0.0005, "none": 0.1}, 8),  # BN helps at the first look
+        ({"before": 0.05, "after": 0.08, "none": 0.0}, 12),  # BN does not help
+        ({"before": 0.0, "after": 0.01, "none": 0.2}, 29),  # before − after on the threshold
+        ({"before": 0.0, "after": 0.0, "none": 0.0}, 40),  # no effect anywhere
+        ({"before": 0.0, "after": 0.1, "none": 0.2}, 5),  # too few blocks to bound any interval
+    ],
+)
+def test_the_stop_rule_decides_as_the_full_verdict_by_the_sequences_alone(effects, blocks):
+    """The look after each batch computes only the deciding intervals: no bootstrap interval,
+    no Wilcoxon test (NaN), and the same settled decision as the full verdict shown later."""
+    results = _block_results(effects, blocks, 0.005, seed=3)
+    for question in QUESTIONS:
+        full = analyze(results, until="settled", question=question)
+        look = analyze(results, until="settled", question=question, decide_only=True)
+        assert (look.settled, look.words) == (full.settled, full.words)
+        assert [a.outcome for a in look.answers] == [a.outcome for a in full.answers]
+        assert look.bn.sides == full.bn.sides
+        assert [(p.cs_low, p.cs_high) for p in look.pairs] == [
+            (p.cs_low, p.cs_high) for p in full.pairs
+        ]
+        assert all(math.isnan(p.ci_low) and math.isnan(p.p_holm) for p in look.pairs)
+        assert all(p.ci_text.startswith("n/a") and p.p_text.startswith("n/a") for p in look.pairs)
+        said = settled_verdict(StudyConfig(question=question, verbose=False), results)
+        expected = f"settled after {full.n_blocks} blocks: {full.words.replace('`', '')}"
+        assert said == (expected if full.settled else None)
+    if blocks >= 8:  # the full verdict did run the bootstrap; the fixed budget always does
+        assert not math.isnan(full.primary.ci_low)
+        budget = analyze(results, until="budget", decide_only=True)
+        assert all(not math.isnan(p.ci_low) for p in budget.pairs)

@@ -116,6 +116,7 @@ def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str 
         seed=config.seed,
         until="settled",
         question=config.question,
+        decide_only=True,  # the sequences decide; the full verdict is built once, when shown
     )
     if not verdict.settled:
         return None

@@ -151,13 +151,14 @@ class PairComparison:
 
     @property
     def p_text(self) -> str:
-        """Wilcoxon's p-value; ``n/a (1 block)`` for a single block."""
-        return f"{self.p_value:.3g}" if self.n_blocks >= 2 else too_few(self.n_blocks)
+        """Wilcoxon's p-value; ``n/a (1 block)`` for a single block (or none computed)."""
+        return _p_text(self.p_value, self.n_blocks)
 
     @property
     def p_holm_text(self) -> str:
-        """The Holm-corrected p-value; ``n/a (1 block)`` for a single block."""
-        return f"{self.p_holm:.3g}" if self.n_blocks >= 2 else too_few(self.n_blocks)
+        """The Holm-corrected p-value; ``n/a (1 block)`` for a single block (or none
+        computed)."""
+        return _p_text(self.p_holm, self.n_blocks)
 
     def interval(self, until: str) -> tuple[float, float]:
         """The interval the rule ``until`` decides by."""
@@ -247,6 +248,10 @@ class Answer:
             Outcome.UNANSWERED: "placement: not answered",
         }
         return placement.get(self.outcome, f"{self.outcome} better")
+
+
+def _p_text(p_value: float, n_blocks: int) -> str:
+    return too_few(n_blocks) if n_blocks < 2 or math.isnan(p_value) else f"{p_value:.3g}"
 
 
 def quoted_questions(questions: Iterable[str]) -> str:

@@ -438,29 +438,31 @@ class _PairStats(TypedDict):
     cs_high: float
 
 
-def _compare(diffs: np.ndarray, seed: int) -> _PairStats:
+def _compare(diffs: np.ndarray, seed: int, tests: bool = True) -> _PairStats:
     """One pair's statistics. The median, the intervals and Wilcoxon read every block (a
     diverged trial's sentinel as one more win or loss); the mean and ``d_z`` only the blocks
     without a run-away (:attr:`PairComparison.left_out`). A statistic that needs more blocks
-    than there are is NaN (printed ``n/a (1 block)``)."""
+    than there are is NaN (printed ``n/a (1 block)``); so are the bootstrap interval and
+    Wilcoxon's p-value without ``tests`` (only the sequence decides until settled)."""
     from scipy import stats
 
     n = len(diffs)
     kept = diffs[np.abs(diffs) < RUNAWAY]
     mean = float(np.mean(kept)) if len(kept) else math.nan
     median = float(np.median(diffs)) if n else math.nan
-    low = high = math.nan  # too few blocks for an interval
-    if n >= MIN_BLOCKS_CI and np.ptp(diffs) > 0:
-        ci = stats.bootstrap(
-            (diffs,), np.median, confidence_level=0.95, n_resamples=4999, method="percentile",
-            rng=np.random.default_rng(seed),
-        ).confidence_interval  # fmt: skip
-        low, high = float(ci.low), float(ci.high)
-    elif n >= MIN_BLOCKS_CI:  # every block the same difference: the interval is that point
-        low = high = median
+    low = high = p_value = math.nan  # too few blocks for an interval, or no tests asked for
+    if tests and n >= MIN_BLOCKS_CI:
+        low = high = median  # every block the same difference: the interval is that point
+        if np.ptp(diffs) > 0:
+            ci = stats.bootstrap(
+                (diffs,), np.median, confidence_level=0.95, n_resamples=4999,
+                method="percentile", rng=np.random.default_rng(seed),
+            ).confidence_interval  # fmt: skip
+            low, high = float(ci.low), float(ci.high)
+    if tests:
+        varies = n >= 2 and bool(np.any(diffs != 0))
+        p_value = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
     cs_low, cs_high = median_confidence_sequence(diffs, ALPHA)
-    varies = n >= 2 and bool(np.any(diffs != 0))
-    p_value = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
     sd = float(np.std(kept, ddof=1)) if len(kept) > 1 else math.nan
     effect = mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
     return {
@@ -490,10 +492,14 @@ def analyze(
     seed: int = 0,
     until: str = "budget",
     question: str = "both",
+    decide_only: bool = False,
 ) -> Verdict:
     """Turn a study's TrialResults into a Verdict (nothing is trained here); ``until`` is
     the rule the study was run by (:data:`~bnsearch.config.UNTIL`), ``question`` what it
-    waits for (:data:`QUESTIONS`)."""
+    waits for (:data:`QUESTIONS`). ``decide_only``: compute only what the rule decides by,
+    for the stop rule's look after each batch: until settled that is the confidence
+    sequences, so the bootstrap intervals and Wilcoxon tests are skipped (their fields NaN,
+    shown ``n/a``); under the fixed budget they decide, and everything is computed."""
     if question not in QUESTIONS:
         raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
     blocks = _blocks([r for r in results if r.spec.phase == Phase.SEARCH])
@@ -519,8 +525,10 @@ def analyze(
                 where.append(block)
         if diffs:
             raw_pairs.append((first, second, np.asarray(diffs, float), tuple(where)))
-    stats_by_pair = [_compare(d, seed) for _, _, d, _ in raw_pairs]
-    adjusted = holm([s["p_value"] for s in stats_by_pair])
+    tests = not (decide_only and until == "settled")
+    stats_by_pair = [_compare(d, seed, tests) for _, _, d, _ in raw_pairs]
+    p_values = [s["p_value"] for s in stats_by_pair]
+    adjusted = holm(p_values) if tests else p_values  # NaN: no test
     pairs = tuple(
         PairComparison(
             first=f, second=s, n_blocks=len(d), p_holm=p, differences=tuple(d.tolist()),
@@ -556,6 +564,7 @@ def analyze(
                 seed=seed,
                 until=until,
                 question=question,
+                decide_only=decide_only,
             )
     verdict = Verdict(
         metric=metric,
@@ -704,6 +713,7 @@ def verdict_for(
     until: str = "budget",
     question: str = "both",
     no_ranking_reason: str | None = None,
+    decide_only: bool = False,
 ) -> Verdict:
     """The verdict over a study's search trials and its latest confirmation round.
 
@@ -712,6 +722,7 @@ def verdict_for(
     ``no_ranking_reason`` says why the validation rows cannot rank the placements (one
     class only, or a class the training rows lack): neither question is answered, the
     statement says why, and nothing is ranked (no comparison, no confirmation ranking).
+    ``decide_only``: as :func:`analyze`'s, for the stop rule.
     """
     confirm = [r for r in results if r.spec.phase == Phase.CONFIRM]
     latest = max((r.spec.block or 0 for r in confirm), default=None)
@@ -724,6 +735,7 @@ def verdict_for(
         seed=seed,
         until=until,
         question=question,
+        decide_only=decide_only,
     )
     if unpaired_reason is not None:
         verdict = replace(verdict, statement=unpaired_reason, unpaired=unpaired_reason)
