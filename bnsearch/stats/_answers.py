@@ -394,7 +394,7 @@ def answer_bn(
         own = [budget_side(p, threshold) if p.n_blocks >= 3 else Side.OPEN for p in comparisons]
         codes = np.array([s if lower_is_better else s.flipped for s in own])  # seen from BN
         unnamed = []
-    outcome = bn_outcomes(codes, bounded).item()
+    outcome = Outcome(str(bn_outcomes(codes, bounded)))
     sides = {p.first: Side(int(c)) for p, c in zip(comparisons, codes, strict=True)}
     extra = None
     if outcome == Outcome.INCONCLUSIVE and until != "settled":

@@ -255,8 +255,8 @@ def settle_against_none(
 
 
 def bn_outcomes(codes: np.ndarray, bounded: np.ndarray) -> np.ndarray:
-    """The answer to "does BN help?" (an :class:`Outcome`) from each BN placement's side
-    seen from BN (the last axis): ``HELPS`` (one or more beat ``none``), ``NO_EFFECT``
+    """The answer to "does BN help?" (an :class:`Outcome`'s value) from each BN placement's
+    side seen from BN (the last axis): ``HELPS`` (one or more beat ``none``), ``NO_EFFECT``
     (each within the threshold), ``NO_HELP`` (each decided, none of them better: ``none``
     is as good or better), ``INSUFFICIENT`` (no interval bounded yet), else
     ``INCONCLUSIVE``; ``NOT_COMPARED`` without a BN placement. ``bounded``: whether each
@@ -268,7 +268,8 @@ def bn_outcomes(codes: np.ndarray, bounded: np.ndarray) -> np.ndarray:
     decided = np.all((codes == Side.INSIDE) | (codes == Side.ABOVE), axis=-1)
     inside = np.all(codes == Side.INSIDE, axis=-1)
     none_bounded = ~np.any(np.asarray(bounded, bool), axis=-1)
-    order = (Outcome.HELPS, Outcome.NO_EFFECT, Outcome.NO_HELP, Outcome.INSUFFICIENT)
-    which = np.select([helps, inside, decided, none_bounded], [0, 1, 2, 3], len(order))
-    outcomes = np.array([*order, Outcome.INCONCLUSIVE], dtype=object)
-    return np.asarray(outcomes[which], dtype=object)  # 0-d for one study, not a bare Outcome
+    return np.select(
+        [helps, inside, decided, none_bounded],
+        [Outcome.HELPS, Outcome.NO_EFFECT, Outcome.NO_HELP, Outcome.INSUFFICIENT],
+        Outcome.INCONCLUSIVE,
+    ).astype(object)
