@@ -1,31 +1,8 @@
 """Datasets: the built-in synthetic problem, files, scikit-learn's bundled sets and OpenML.
 
-Every loader returns a :class:`Dataset` whose features are float32 and whose labels are
-class indices ``0..n_classes-1`` (a classification) or real numbers (a regression, ``task``
-``"regression"``: ``y`` float32, ``n_classes`` 1, the width of the network's one output).
-Row order is kept, because the validation rows are the *last* ``validation_split``
-fraction, exactly as Keras' ``validation_split`` takes them; ``shuffle=True`` shuffles the
-rows with a seed first (for a file sorted by its target), and :func:`load_dataset` checks
-the split (:mod:`bnsearch.data._split` gives the rules) into
-:attr:`Dataset.split_warning` and :attr:`Dataset.degenerate_validation`.
-
-Standardisation is off by default: the thread feeds raw features to the network, and
-whether BN placement matters depends on it (a BN right after the first ``Dense`` makes the
-network insensitive to feature scales; ``none`` and ``after`` are not). ``standardize=True``
-rescales each feature with the mean and standard deviation of the *training* rows only (and
-a regression's target too, so its mean squared error is in units of the target's variance;
-nothing is scaled back: a standardised regression's metrics are in standardised units).
-
-The task (``task``: ``auto``, ``classification``, ``regression``): ``auto`` chooses
-regression when the target is a floating-point column holding a fractional value or more
-than :data:`MAX_AUTO_CLASSES` distinct values, classification otherwise (integer and string
-labels are always classes), and says so in :attr:`Dataset.task_note`.
-
-Files are read with pandas: ``.csv`` and ``.tsv`` (also compressed: ``.gz``, ``.bz2``,
-``.zip``, ``.xz``), ``.parquet``/``.pq``, a folder of ``.parquet`` files, ``.feather``, and
-``.npz`` (arrays ``X`` and ``y``) with NumPy. The dataset's name is the file name without
-those suffixes (``churn.csv.gz`` → ``churn``).
-"""
+Every loader returns a :class:`Dataset`: float32 features, labels as class indices (or a
+regression's float32 target), row order kept (the validation rows are the last ones). What
+each source, ``task``, ``standardize`` and ``shuffle`` do is in docs/guides/data.md."""
 
 from __future__ import annotations
 
@@ -42,8 +19,6 @@ from bnsearch.errors import DataError, first_line
 
 __all__ = [
     "ACCEPTED",
-    "DEFAULT_DATA",
-    "MAX_AUTO_CLASSES",
     "TASKS",
     "Dataset",
     "dataset_name",
@@ -53,7 +28,7 @@ __all__ = [
 ]
 
 DEFAULT_DATA = "synthetic"
-#: What ``--task`` takes: ``auto`` decides from the target (see the module docstring).
+#: What ``--task`` takes: ``auto`` decides from the target.
 TASKS = ("auto", "classification", "regression")
 #: Under ``auto``, a floating-point target with more distinct values than this is a regression.
 MAX_AUTO_CLASSES = 20
@@ -115,7 +90,6 @@ class Dataset:
     standardized: bool = False
     task: str = "classification"
     task_note: str = ""
-    """How ``task = "auto"`` chose the task, in one line (empty if it was given)."""
     shuffle_seed: int | None = None
     target_scale: tuple[float, float] | None = None
     split_warning: str | None = None
@@ -149,15 +123,8 @@ class Dataset:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 (first 16 hex digits) of the features, labels and preprocessing.
-
-        A hash of the content, not of the file: the features as float32, the labels, the
-        class names, the shape and whether they were standardised (and, only when set, the
-        task and the shuffle seed, so other fingerprints stay as they were). The same table
-        saved as .csv, .csv.gz, .tsv, .feather, Parquet or a folder of Parquet files has the
-        same fingerprint, so converting or compressing a study's data file does not make the
-        study "changed"; reordering rows, editing a value, renaming a class or shuffling with
-        another seed does. Column names and the file's name are not part of it."""
+        """SHA-256 (first 16 hex digits) of the content, not of the file: features, labels,
+        class names, shape and preprocessing (docs/guides/data.md says what moves it)."""
         if not self._fingerprint:
             digest = hashlib.sha256()
             digest.update(np.ascontiguousarray(self.x).tobytes())
@@ -278,26 +245,22 @@ def make_synthetic(n_rows: int = 6000, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((n_rows, 4))
     noise = rng.standard_normal((n_rows, 14))
-    age = 45 + 12 * latent[:, 0] + 3 * noise[:, 0]
-    income = np.exp(10.6 + 0.5 * latent[:, 1] + 0.1 * noise[:, 1])
-    balance = 20_000 * np.maximum(latent[:, 1] + latent[:, 2] + 0.3 * noise[:, 2] + 1.5, 0)
-    purchases = rng.poisson(np.exp(1.5 + 0.5 * latent[:, 2]))
-    visits = rng.poisson(np.exp(2.5 + 0.3 * latent[:, 3]))
-    tenure_days = np.maximum(365 * (3 + 2 * latent[:, 0] + noise[:, 3]), 0)
-    click_rate = 1 / (1 + np.exp(-(latent[:, 3] + 0.5 * noise[:, 4])))
-    discount_rate = rng.uniform(0, 0.3, n_rows)
-    is_member = (latent[:, 2] + 0.5 * noise[:, 5] > 0).astype(float)
-    has_app = (latent[:, 3] + noise[:, 6] > 0.5).astype(float)
-    score_a = latent[:, 0] * latent[:, 3] + 0.5 * noise[:, 7]
-    score_b = np.sin(2 * latent[:, 1]) + 0.5 * noise[:, 8]
-    score_c = noise[:, 9]
-    score_d = 0.5 * latent[:, 2] - 0.5 * latent[:, 0] + noise[:, 10]
-    x = np.column_stack(
-        [
-            age, income, balance, purchases, visits, tenure_days, click_rate,
-            discount_rate, is_member, has_app, score_a, score_b, score_c, score_d,
-        ]
-    ).astype(np.float32)  # fmt: skip
+    columns = {
+        "age": 45 + 12 * latent[:, 0] + 3 * noise[:, 0],
+        "income": np.exp(10.6 + 0.5 * latent[:, 1] + 0.1 * noise[:, 1]),
+        "balance": 20_000 * np.maximum(latent[:, 1] + latent[:, 2] + 0.3 * noise[:, 2] + 1.5, 0),
+        "purchases": rng.poisson(np.exp(1.5 + 0.5 * latent[:, 2])),
+        "visits": rng.poisson(np.exp(2.5 + 0.3 * latent[:, 3])),
+        "tenure_days": np.maximum(365 * (3 + 2 * latent[:, 0] + noise[:, 3]), 0),
+        "click_rate": 1 / (1 + np.exp(-(latent[:, 3] + 0.5 * noise[:, 4]))),
+        "discount_rate": rng.uniform(0, 0.3, n_rows),
+        "is_member": (latent[:, 2] + 0.5 * noise[:, 5] > 0).astype(float),
+        "has_app": (latent[:, 3] + noise[:, 6] > 0.5).astype(float),
+        "score_a": latent[:, 0] * latent[:, 3] + 0.5 * noise[:, 7],
+        "score_b": np.sin(2 * latent[:, 1]) + 0.5 * noise[:, 8],
+        "score_c": noise[:, 9],
+        "score_d": 0.5 * latent[:, 2] - 0.5 * latent[:, 0] + noise[:, 10],
+    }
     logit = (
         1.5 * np.tanh(latent[:, 1])
         - 1.2 * latent[:, 0] * latent[:, 3]
@@ -306,16 +269,12 @@ def make_synthetic(n_rows: int = 6000, seed: int = 0) -> Dataset:
         + 0.3 * latent[:, 3]
     )
     y = (logit + 0.7 * rng.standard_normal(n_rows) > 0).astype(np.int64)
-    names = (
-        "age", "income", "balance", "purchases", "visits", "tenure_days", "click_rate",
-        "discount_rate", "is_member", "has_app", "score_a", "score_b", "score_c", "score_d",
-    )  # fmt: skip
     return Dataset(
         name="synthetic",
-        x=x,
+        x=np.column_stack(list(columns.values())).astype(np.float32),
         y=y,
         class_names=("0", "1"),
-        feature_names=names,
+        feature_names=tuple(columns),
         source=f"synthetic(n_rows={n_rows}, seed={seed})",
     )
 
@@ -376,7 +335,8 @@ def _regression_target(raw: np.ndarray, where: str, array: str | None = None) ->
 
 
 def _auto_task(raw: np.ndarray) -> tuple[str, str]:
-    """``(task, why)`` for ``task = "auto"``: see the module docstring."""
+    """``(task, why)`` for ``task = "auto"``: regression for a floating-point target with a
+    fractional value or more than :data:`MAX_AUTO_CLASSES` distinct values."""
     raw = np.asarray(raw)
     if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)):
         return "classification", ""
@@ -392,8 +352,6 @@ def _targets(
     raw: np.ndarray, where: str, task: str, array: str | None = None
 ) -> tuple[np.ndarray, tuple[str, ...], str, str]:
     """``(y, class_names, task, note)`` of a raw target column under ``task``."""
-    if task not in TASKS:
-        raise DataError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}.")
     note = ""
     if task == "auto":
         task, why = _auto_task(raw)
@@ -412,10 +370,7 @@ def _rows_text(bad: np.ndarray, array: str | None) -> str:
     """``in 2 of 300 rows (data rows 4 and 9; the first data row is 1)``: where a row mask
     ``bad`` is set, numbered as a table's data rows (``array`` None) or an array's index."""
     rows = np.flatnonzero(bad)
-    shown = [str(r if array else r + 1) for r in rows[:5]]
-    first = ", ".join(shown) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-    if len(rows) <= 5:
-        first = name_list(shown)
+    first = name_list([str(r if array else r + 1) for r in rows])
     plural = "s" if len(rows) > 1 else ""
     at = f"{array} index {first}, counting from 0" if array else f"data row{plural} {first}"
     return f"in {len(rows)} of {len(bad)} rows ({at}{'' if array else '; the first data row is 1'})"
@@ -522,24 +477,31 @@ def dataset_name(data: str | None) -> str:
 
 
 def _load_file(path: Path, target: str | None, task: str = "auto") -> Dataset:
-    """A data file (or a folder of Parquet files) as pandas reads it; see :data:`ACCEPTED`."""
+    """A data file, or a folder of ``.parquet`` files (as Spark or
+    ``to_parquet(partition_cols=...)`` write them, read as one table by pyarrow), as pandas
+    reads it; see :data:`ACCEPTED`."""
     import pandas as pd
 
     where = str(path)
     if not path.exists():
         raise DataError(f"data file {where} does not exist; check the path given to --data.")
     if path.is_dir():
-        return _load_parquet_folder(path, target, where, task)
-    if not path.is_file():
+        if not any(path.rglob("*.parquet")):
+            raise DataError(
+                f"data path {where} is a folder without .parquet files; give --data {ACCEPTED}."
+            )
+        kind, compression, name = ".parquet", None, path.name.removesuffix(".parquet") or path.name
+    elif not path.is_file():
         raise DataError(f"data path {where} is not a file; give --data {ACCEPTED}.")
-    kind, compression, suffixes = _file_format(path)
-    if not kind:
-        raise DataError(
-            f"{where}: unknown extension {suffixes or '(none)'!r}; give --data {ACCEPTED}."
-        )
-    if path.stat().st_size == 0:
-        raise DataError(f"{where}: the file is empty; it needs a header row and data.")
-    name = dataset_name(str(path))
+    else:
+        kind, compression, suffixes = _file_format(path)
+        if not kind:
+            raise DataError(
+                f"{where}: unknown extension {suffixes or '(none)'!r}; give --data {ACCEPTED}."
+            )
+        if path.stat().st_size == 0:
+            raise DataError(f"{where}: the file is empty; it needs a header row and data.")
+        name = dataset_name(str(path))
     try:
         if kind in _SEPARATORS:
             sep = _SEPARATORS[kind]
@@ -558,28 +520,7 @@ def _load_file(path: Path, target: str | None, task: str = "auto") -> Dataset:
         return _load_npz(path, where, name, task)
     except DataError:
         raise
-    except (OSError, ValueError, UnicodeDecodeError, ImportError) as error:
-        raise DataError(f"{where}: cannot be read ({type(error).__name__}: {error}).") from error
-    except Exception as error:  # noqa: BLE001 - pyarrow's errors: a damaged or foreign file
-        first = first_line(error)
-        raise DataError(f"{where}: cannot be read ({type(error).__name__}: {first}).") from error
-
-
-def _load_parquet_folder(path: Path, target: str | None, where: str, task: str) -> Dataset:
-    """A folder of ``.parquet`` files (as Spark or ``to_parquet(partition_cols=...)`` write
-    them), read as one table by pyarrow: files in path order, rows in file order."""
-    import pandas as pd
-
-    if not any(path.rglob("*.parquet")):
-        raise DataError(
-            f"data path {where} is a folder without .parquet files; give --data {ACCEPTED}."
-        )
-    name = path.name.removesuffix(".parquet") or path.name
-    try:
-        return _from_frame(pd.read_parquet(path), target, where, name, task)
-    except DataError:
-        raise
-    except Exception as error:  # noqa: BLE001 - pyarrow's errors: files that do not fit together
+    except Exception as error:  # noqa: BLE001 - pandas', NumPy's and pyarrow's errors alike
         first = first_line(error)
         raise DataError(f"{where}: cannot be read ({type(error).__name__}: {first}).") from error
 

@@ -1,24 +1,5 @@
-"""Is the validation split honest? The last rows checked against the training rows.
-
-Keras' ``validation_split`` validates on the *last* rows, so a file sorted by its target (a
-class after another, rising values) validates on classes or values the network never
-trained on, and its validation metrics then measure nothing. The rules:
-
-- **classification**: a validation class the training rows lack; a class missing from the
-  validation rows although its training share predicts at least :data:`MIN_EXPECTED_ROWS`
-  of them; or class proportions far apart: a total-variation distance between the training
-  and validation class shares above :data:`MAX_CLASS_SHIFT`, and beyond chance (a χ² test
-  of homogeneity with p below :data:`SHIFT_P_VALUE`, so a small validation set's sampling
-  noise is not flagged). Validation is *degenerate* when it holds one class only or a
-  class never trained on: its accuracy then cannot rank anything.
-- **regression**: the validation targets' mean outside the training targets' 5–95 %
-  quantile range, or more than half of the validation targets outside the training
-  targets' [min, max].
-
-An unscaled regression target (over all rows: mean beyond ±:data:`TARGET_SCALE`, or a
-standard deviation more than :data:`TARGET_SCALE` times away from 1) gets a notice, as
-features whose scales lie orders of magnitude apart do.
-"""
+"""Is the validation split honest? The last rows checked against the training rows; the
+rules and their thresholds are in docs/guides/data.md ("The split check")."""
 
 from __future__ import annotations
 
@@ -26,17 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = [
-    "MAX_CLASS_SHIFT",
-    "MIN_EXPECTED_ROWS",
-    "SHIFT_P_VALUE",
-    "TARGET_SCALE",
-    "SplitCheck",
-    "check_classes",
-    "check_target",
-    "name_list",
-    "target_notice",
-]
+__all__ = ["SplitCheck", "check_classes", "check_target", "name_list", "target_notice"]
 
 #: Total-variation distance between training and validation class shares that is "far apart".
 MAX_CLASS_SHIFT = 0.25
