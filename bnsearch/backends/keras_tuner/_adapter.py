@@ -1,12 +1,6 @@
-"""The one module that reaches into Keras Tuner's private API.
-
-bnsearch drives Keras Tuner's oracles itself (paired blocks, :mod:`._paired`) and keeps its
-project files whole, which needs a few things Keras Tuner keeps private: pointing an oracle
-at its project folder, the Bayesian oracle's vectorised trials and bounds (for screened
-acquisition starts), and the JSON writer every save goes through. Every such access is
-here (each ``_``-prefixed member of a Keras Tuner object, each ``keras_tuner.src`` import),
-so a Keras Tuner upgrade that moves one of them breaks this file only.
-"""
+"""The one module that reaches into Keras Tuner's private API (each ``_``-prefixed member of
+a Keras Tuner object, each ``keras_tuner.src`` import), so a Keras Tuner upgrade that moves
+one of them breaks this file only."""
 
 from __future__ import annotations
 
@@ -17,8 +11,6 @@ from typing import Any
 from bnsearch.backends.keras_tuner._files import write_atomically
 
 __all__ = [
-    "ACQUISITION_CANDIDATES",
-    "ACQUISITION_STARTS",
     "make_keras_tuner_saves_atomic",
     "screened_bayesian_class",
     "set_project_dir",
@@ -32,9 +24,8 @@ def set_project_dir(oracle: Any, folder: Path) -> None:
 
 
 def stopped_on_consecutive_failures(oracle: Any) -> bool:
-    """Whether ``oracle`` has reached its limit of consecutive failed trials, by its own
-    rule (``Oracle._check_consecutive_failures``, whose RuntimeError then ends the search),
-    read from its state rather than from the error's text."""
+    """Whether ``oracle`` has reached its limit of consecutive failed trials (the
+    RuntimeError that ends its search), read from its state, not from the error's text."""
     from keras_tuner.src.engine.trial import TrialStatus
 
     limit, run = oracle.max_consecutive_failed_trials, 0
@@ -53,12 +44,9 @@ ACQUISITION_STARTS = 5
 
 def screened_bayesian_class(base: type) -> type:
     """Keras Tuner's ``BayesianOptimizationOracle`` with its acquisition maximised from
-    screened starts: the upper confidence bound is evaluated on
-    :data:`ACQUISITION_CANDIDATES` random points in one vectorised prediction and L-BFGS runs
-    from the :data:`ACQUISITION_STARTS` best, instead of from 50 random points, whose
-    numerical gradients of one-point GP predictions took most of a study's time (the docs'
-    Benchmarks page). The GP, its fit, the hallucinated
-    results of trials in flight and the bound are Keras Tuner's."""
+    screened starts: L-BFGS from the :data:`ACQUISITION_STARTS` best of
+    :data:`ACQUISITION_CANDIDATES` random points, instead of from 50 random points (the
+    docs' Benchmarks page says why)."""
     import numpy as np
     import scipy.optimize
 
@@ -102,16 +90,9 @@ def _save_json_atomically(path: str, obj: Any) -> str:
 
 def make_keras_tuner_saves_atomic() -> None:
     """Make Keras Tuner write its JSON files (``oracle.json``, ``tuner.json``, each
-    ``trial.json``) with :func:`~._files.write_atomically`.
-
-    Keras Tuner's ``utils.save_json`` opens the file for writing (emptying it) and then
-    writes, so a Ctrl-C or a kill between the two leaves an empty ``trial.json`` that makes
-    the next run's ``oracle.reload()`` fail with a JSONDecodeError: the study could not be
-    resumed. Seen in CI on the Ctrl-C test. Every Keras Tuner save goes through that one
-    function (looked up at call time), so replacing it covers the oracle, the tuner and the
-    trials; the text written is the same. bnsearch projects are local folders, which is all
-    :func:`~._files.write_atomically` needs.
-    """
+    ``trial.json``) with :func:`~._files.write_atomically`: its ``utils.save_json``, which
+    every save looks up at call time, empties the file before writing, so a kill between
+    the two left an empty ``trial.json`` that the next run could not reload."""
     from keras_tuner.src import utils
 
     utils.save_json = _save_json_atomically

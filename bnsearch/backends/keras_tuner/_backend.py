@@ -1,28 +1,8 @@
 """The Keras Tuner backend: Keras Tuner's oracles decide what to try; every trial goes to MLflow.
 
-Keras Tuner has no MLflow support and its ``logger=`` hook no longer fires, so bnsearch
-subclasses each tuner (:class:`_TrackedTuner` mixed into RandomSearch, BayesianOptimization,
-Hyperband and GridSearch) and logs from ``on_trial_begin``, ``on_epoch_end`` and
-``on_trial_end`` (each calls ``super()`` first).
-
-* The search space comes from :meth:`SearchSpace.from_keras_tuner`, the network from
-  :func:`bnsearch.networks.build_model`; neither is declared here.
-* Keras Tuner catches a trial's exception and moves on. bnsearch records every failed trial
-  (MLflow status FAILED with the error as ``bnsearch.fail_reason``), prints it, and the
-  study fails (exit 1) when no trial succeeded. A loss that turns NaN/inf fails the trial.
-* Hyperband's ``tuner/epochs``, ``tuner/initial_epoch``, ``tuner/bracket`` and
-  ``tuner/round`` are logged as params; a trial that continues another one is tagged with
-  that trial's id and MLflow run id (``bnsearch.resumes_trial``, ``bnsearch.resumes_run``).
-  With several executions per trial, metric steps continue across executions
-  (``step = execution * epochs + epoch``), so they never collide.
-* Resume: the project lives in ``<store>/keras_tuner/<study name>/`` (``mlruns/keras_tuner``
-  by default). Running the same study again continues its oracle; a changed search space,
-  dataset or network is refused unless ``--allow-changed-study`` starts it over.
-* Memory: Keras Tuner's own search runs in a child process, and the Keras session is
-  cleared at the start of every trial (see :func:`run_keras_tuner`).
-* Keras Tuner trials are not paired blocks, so the verdict needs the Optuna backend; the
-  summary table works the same (:class:`KerasTunerBackend`, the study loop's Backend).
-"""
+``random`` and ``bayesian`` run paired blocks (:mod:`._paired`); ``hyperband`` and ``grid``
+run Keras Tuner's own search in a child process, its tuners subclassed to log each trial
+(:class:`_TrackedTuner`). docs/guides/backends.md describes both, the project and resume."""
 
 from __future__ import annotations
 
@@ -50,13 +30,9 @@ from bnsearch.backends.keras_tuner._files import (
     results_from_project,
     write_atomically,
 )
-from bnsearch.backends.keras_tuner._paired import (
-    PAIRED_TUNERS,
-    KerasTunerSearcher,
-    open_oracle,
-    search_count,
-)
-from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig
+from bnsearch.backends.keras_tuner._paired import KerasTunerSearcher, open_oracle, search_count
+from bnsearch.backends.keras_tuner._your_tuner import trial_config
+from bnsearch.config import DEFAULT_STORE_DIR, PAIRED_TUNERS, StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine, fit_arguments
 from bnsearch.errors import ConfigError, StudyFailedError
@@ -64,7 +40,6 @@ from bnsearch.networks import build_model
 from bnsearch.stats import Verdict
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import (
-    BNConfig,
     Phase,
     StoredTrials,
     TrialRecorder,
@@ -75,13 +50,7 @@ from bnsearch.trial import (
     trial_seed,
 )
 
-__all__ = [
-    "KerasTunerBackend",
-    "KerasTunerStudyReader",
-    "project_dir",
-    "results_from_project",
-    "run_keras_tuner",
-]
+__all__ = ["KerasTunerBackend", "project_dir", "results_from_project"]
 _STATE_FILE = "bnsearch_study.json"
 _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
 
@@ -121,14 +90,13 @@ class _TrackedTuner(_TunerBase):
         self,
         study_config: StudyConfig,
         tracker: MlflowTracker,
-        on_result: ResultCallback | None,
+        on_result: ResultCallback,
     ) -> None:
         self.bnsearch_config = study_config
         self.bnsearch_tracker = tracker
         self.bnsearch_on_result = on_result
         self.bnsearch_live: dict[str, _LiveTrial] = {}
-        self.bnsearch_runs_path = Path(self.project_dir) / "bnsearch_runs.json"
-        path = self.bnsearch_runs_path
+        path = self.bnsearch_runs_path = Path(self.project_dir) / "bnsearch_runs.json"
         self.bnsearch_run_ids: dict[str, str | None] = (  # None: MLflow was away
             json.loads(path.read_text()) if path.exists() else {}
         )
@@ -138,11 +106,9 @@ class _TrackedTuner(_TunerBase):
         return [live.run_id for live in self.bnsearch_live.values() if live.run_id is not None]
 
     def bnsearch_spec(self, trial: Any) -> TrialSpec:
-        values = trial.hyperparameters.values
-        config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
         number = int(trial.trial_id)
         seed = trial_seed(self.bnsearch_config.seed, number)
-        return TrialSpec(number, config, seed, None, Phase.SEARCH)
+        return TrialSpec(number, trial_config(trial), seed, None, Phase.SEARCH)
 
     def on_trial_begin(self, trial: Any) -> None:
         import keras
@@ -209,26 +175,34 @@ class _TrackedTuner(_TunerBase):
         logged: Literal["some", "all"] = "some" if live.gaps else "all"
         self.bnsearch_tracker.finish_trial(live.run_id, result, history_logged=logged)
         write_atomically(self.bnsearch_runs_path, json.dumps(self.bnsearch_run_ids))
-        if self.bnsearch_on_result is not None:
-            self.bnsearch_on_result(result)
+        self.bnsearch_on_result(result)
 
 
 def _tuner_class(name: str) -> type:
+    """Keras Tuner's own ``hyperband`` or ``grid`` tuner, tracked."""
     import keras_tuner as kt
 
     adapter.make_keras_tuner_saves_atomic()
-
-    base = {
-        "random": kt.RandomSearch,
-        "bayesian": kt.BayesianOptimization,
-        "hyperband": kt.Hyperband,
-        "grid": kt.GridSearch,
-    }[name]
+    base = kt.Hyperband if name == "hyperband" else kt.GridSearch
     return type(f"Tracked{base.__name__}", (_TrackedTuner, base), {})
 
 
-def _check_project(folder: Path, config: StudyConfig, dataset: Dataset) -> None:
-    """Refuse to continue a project whose space, data, network or tuner changed."""
+def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
+    """Check the settings against Keras Tuner's limits and refuse to continue a project
+    whose space, data, network or tuner changed; return the project folder. Called before
+    anything is logged, so a refusal leaves the stores as they were."""
+    if config.tuner == "grid":
+        ranged = [
+            n for n in ("momentum", "epsilon", "dropout", "learning_rate")
+            if not getattr(config.space, n).fixed
+        ]  # fmt: skip
+        if ranged:
+            raise ConfigError(
+                f"Keras Tuner's grid needs every numeric parameter fixed, but {', '.join(ranged)} "
+                "are ranges; fix them in the space, use --tuner random/bayesian, or Optuna's "
+                "--sampler grid."
+            )
+    folder = project_dir(config)
     expected = {
         "space": config.space.fingerprint(),
         "data_fingerprint": dataset.fingerprint,
@@ -252,25 +226,6 @@ def _check_project(folder: Path, config: StudyConfig, dataset: Dataset) -> None:
     # and why its validation rows cannot rank the placements, for a verdict rebuilt later
     state = {**expected, "no_ranking_reason": dataset.degenerate_validation or ""}
     write_atomically(state_file, json.dumps(state))
-
-
-def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
-    """Check the settings against Keras Tuner's limits and the existing project; return the
-    project folder. Called before anything is logged, so a refusal leaves the stores as
-    they were."""
-    if config.tuner == "grid":
-        ranged = [
-            n for n in ("momentum", "epsilon", "dropout", "learning_rate")
-            if not getattr(config.space, n).fixed
-        ]  # fmt: skip
-        if ranged:
-            raise ConfigError(
-                f"Keras Tuner's grid needs every numeric parameter fixed, but {', '.join(ranged)} "
-                "are ranges; fix them in the space, use --tuner random/bayesian, or Optuna's "
-                "--sampler grid."
-            )
-    folder = project_dir(config)
-    _check_project(folder, config, dataset)
     return folder
 
 
@@ -281,40 +236,19 @@ def run_keras_tuner(
     on_result: ResultCallback | None = None,
 ) -> list[TrialResult]:
     """Run Keras Tuner's own search (Hyperband: one full iteration; grid: ``n_trials``) in
-    one child process continuing the study's project.
-
-    TensorFlow keeps a few MB per model it ever built even after ``clear_session()``, so a
-    fresh process keeps the parent's memory flat; the whole search runs in that one child
-    because Keras Tuner's grid oracle proposes nothing once reloaded in a second process.
-    Results come back to this process as they finish, for progress and the summary. Ctrl-C
-    / SIGTERM reach the child, which stops at the end of the epoch in progress and ends its
-    runs as KILLED.
-    """
+    one child process continuing the study's project: a fresh process keeps the parent's
+    memory flat, and the grid oracle proposes nothing once reloaded in a second one. Results
+    come back as they finish; Ctrl-C / SIGTERM stop the child at the end of its epoch."""
     import multiprocessing
+    import queue as queue_module
 
     if config.trials_per_run <= 0:
         return []
     context = multiprocessing.get_context("spawn")
-    results, _ = _search_in_child(
-        context, config, dataset, tracker, config.trials_per_run, on_result
-    )
-    return results
-
-
-def _search_in_child(
-    context: Any,
-    config: StudyConfig,
-    dataset: Dataset,
-    tracker: MlflowTracker,
-    n_trials: int,
-    on_result: ResultCallback | None,
-) -> tuple[list[TrialResult], bool]:
-    import queue as queue_module
-
     messages = context.Queue()
     child = context.Process(
         target=_child_main,
-        args=(config, dataset, tracker.parent_run_id, n_trials, messages),
+        args=(config, dataset, tracker.parent_run_id, config.trials_per_run, messages),
         name="bnsearch-keras-tuner",
     )
     child.start()
@@ -331,19 +265,17 @@ def _search_in_child(
                     kind, payload = messages.get(timeout=1)
                 except queue_module.Empty:
                     kind, payload = "died", child.exitcode
-            if kind == "result":
-                result = TrialResult.from_json(payload)
-                batch.append(result)
-                if on_result is not None:
-                    on_result(result)
-                continue
-            break
+            if kind != "result":
+                break
+            batch.append(TrialResult.from_json(payload))
+            if on_result is not None:
+                on_result(batch[-1])
     except KeyboardInterrupt:
         _stop_child(child)
         raise
     child.join()
     if kind == "done":
-        return batch, bool(payload)
+        return batch
     if kind == "interrupted":
         raise KeyboardInterrupt
     if kind == "error":
@@ -383,10 +315,8 @@ def _child_main(
         tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
         tracker.connect()
         tracker.parent_run_id = parent_run_id
-        stopped = _search(
-            config, dataset, tracker, n_trials, lambda r: messages.put(("result", r.to_json()))
-        )
-        messages.put(("done", stopped))
+        _search(config, dataset, tracker, n_trials, lambda r: messages.put(("result", r.to_json())))
+        messages.put(("done", None))
     except KeyboardInterrupt:
         messages.put(("interrupted", None))
     except BaseException as error:  # noqa: BLE001 - every error goes back to the parent
@@ -411,9 +341,8 @@ def _search(
     tracker: MlflowTracker,
     n_trials: int,
     on_result: ResultCallback,
-) -> bool:
-    """Run up to ``n_trials`` trials in this process; True when Keras Tuner stopped on
-    consecutive failures."""
+) -> None:
+    """Run up to ``n_trials`` trials in this process (a run of failed ones ends it)."""
     import keras_tuner as kt
 
     folder = project_dir(config)
@@ -448,12 +377,10 @@ def _search(
         # Keras Tuner stops after too many consecutive failures; each one is recorded.
         if not adapter.stopped_on_consecutive_failures(tuner.oracle):
             raise
-        return True
     except KeyboardInterrupt:
         for run_id in tuner.live_run_ids():
             tracker.kill_run(run_id, "interrupted")
         raise
-    return False
 
 
 def _unpaired_reason(tuner: str) -> str | None:
@@ -597,7 +524,7 @@ class KerasTunerBackend:
         return results_from_project(self.project)
 
     def stored_trials(self) -> StoredTrials:
-        return KerasTunerStudyReader(self.config, self.project).stored_trials()
+        return StoredTrials(self.results())
 
     def importances(self) -> dict[str, float]:
         return {}

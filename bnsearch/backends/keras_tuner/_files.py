@@ -1,10 +1,5 @@
-"""A Keras Tuner project's bnsearch files: the results file and atomic writes.
-
-``bnsearch_results.jsonl`` holds one TrialResult per line, appended and fsynced as each
-trial ends (a torn last line — a kill or a full disk mid-append — is dropped on reading);
-the other bnsearch files of a project are replaced whole (:func:`write_atomically`), and so
-are Keras Tuner's own (:func:`~._adapter.make_keras_tuner_saves_atomic`).
-"""
+"""A Keras Tuner project's bnsearch files: ``bnsearch_results.jsonl`` (one TrialResult per
+line, appended and fsynced as each trial ends) and atomic writes for the others."""
 
 from __future__ import annotations
 
@@ -14,12 +9,7 @@ from pathlib import Path
 from bnsearch.errors import StoreError
 from bnsearch.trial import TrialResult
 
-__all__ = [
-    "append_result",
-    "repair_results",
-    "results_from_project",
-    "write_atomically",
-]
+__all__ = ["append_result", "repair_results", "results_from_project", "write_atomically"]
 
 _RESULTS_FILE = "bnsearch_results.jsonl"
 

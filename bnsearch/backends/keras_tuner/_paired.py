@@ -1,29 +1,9 @@
 """Paired blocks under Keras Tuner: its oracle decides what to try, bnsearch's engine trains.
 
-For ``--tuner random`` and ``--tuner bayesian`` bnsearch drives the Keras Tuner *oracle*
-itself (the "what to try next" half of Keras Tuner's oracle/tuner split) instead of
-``tuner.search``: :class:`KerasTunerSearcher` is the oracle's side of bnsearch's
-paired-search loop (:mod:`bnsearch.backends._loop`).
-
-* Each trial the oracle proposes opens a paired block. The block's siblings — the same
-  values with each other placement, and the same seed — are handed to the oracle through
-  a queue that its ``populate_space`` serves first (:func:`paired_oracle_class`), so every
-  trained trial is an oracle trial of its own and Bayesian optimisation learns from all
-  of them.
-* A batch holds as many whole blocks as the engine trains at once (the population engine:
-  ``--population``), trained together. Each trial's per-epoch values go to the oracle
-  (``update_trial``, one step per epoch); its score is the final epoch's validation loss,
-  the study's objective, as with Optuna.
-* A result is appended to the project's results file first, then logged to MLflow.
-* Resume: the oracle reloads from the project; trials a killed run left in flight are
-  retried by the oracle first, in their block (``bnsearch_blocks.json`` maps each trial to
-  its block and seed).
-* The confirmation round re-trains each placement's best configuration with fresh seeds
-  outside the oracle (numbers from :data:`CONFIRM_BASE`), paired by seed as with Optuna.
-* A full disk under the project (:func:`bnsearch.errors.full_disk`) is one
-  :class:`~bnsearch.errors.StoreFullError` naming it, raised from the write that met it:
-  the results appended so far stay, and the oracle retries the rest on the next run.
-"""
+For ``--tuner random`` and ``bayesian``, :class:`KerasTunerSearcher` is the oracle's side of
+the paired-search loop (:mod:`bnsearch.backends._loop`); docs/guides/backends.md describes
+its blocks, batches, scores and resume. A full disk under the project is one
+:class:`~bnsearch.errors.StoreFullError` naming it; the results appended so far stay."""
 
 from __future__ import annotations
 
@@ -41,11 +21,11 @@ from bnsearch.backends.keras_tuner._files import (
     results_from_project,
     write_atomically,
 )
-from bnsearch.config import PAIRED_TUNERS, StudyConfig
+from bnsearch.backends.keras_tuner._your_tuner import paired_oracle_class, trial_config
+from bnsearch.config import StudyConfig
 from bnsearch.errors import naming_full_disk
 from bnsearch.trial import (
     METRICS,
-    BNConfig,
     Phase,
     TrialResult,
     TrialSpec,
@@ -55,38 +35,24 @@ from bnsearch.trial import (
     trial_seed,
 )
 
-__all__ = [
-    "CONFIRM_BASE",
-    "PAIRED_TUNERS",
-    "KerasTunerSearcher",
-    "open_oracle",
-    "paired_oracle_class",
-    "search_count",
-]
+__all__ = ["CONFIRM_BASE", "KerasTunerSearcher", "open_oracle", "search_count"]
 
 #: Confirmation trials are numbered from here, clear of the oracle's trial ids.
 CONFIRM_BASE = 1_000_000
 _BLOCKS_FILE = "bnsearch_blocks.json"
 
 
-def paired_oracle_class(base: type) -> type:
-    """``base`` (a Keras Tuner oracle class) that serves queued sibling values before its
-    own proposals and scores a trial by its last epoch's objective."""
+def _scored_paired_oracle(base: type) -> type:
+    """:func:`paired_oracle_class` of ``base``, scoring a trial by its last epoch's objective
+    (the study's objective, as with Optuna)."""
 
-    class PairedOracle(base):  # type: ignore[misc, valid-type]
-        def populate_space(self, trial_id: str) -> dict[str, Any]:
-            queue = self.__dict__.setdefault("bnsearch_siblings", [])
-            if queue:
-                return {"status": "RUNNING", "values": queue.pop(0)}
-            return super().populate_space(trial_id)
-
+    class ScoredPairedOracle(paired_oracle_class(base)):  # type: ignore[misc]
         def score_trial(self, trial: Any) -> None:
             history = trial.metrics.get_history(self.objective.name)
             trial.score = history[-1].value[-1] if history else float("nan")
             trial.best_step = history[-1].step if history else 0
 
-    PairedOracle.__name__ = f"Paired{base.__name__}"
-    return PairedOracle
+    return ScoredPairedOracle
 
 
 def open_oracle(config: StudyConfig, folder: Path) -> Any:
@@ -101,7 +67,7 @@ def open_oracle(config: StudyConfig, folder: Path) -> Any:
         "random": kt.oracles.RandomSearchOracle,
         "bayesian": adapter.screened_bayesian_class(kt.oracles.BayesianOptimizationOracle),
     }
-    oracle = paired_oracle_class(bases[config.tuner])(
+    oracle = _scored_paired_oracle(bases[config.tuner])(
         objective=kt.Objective("val_loss", "min"),
         max_trials=None,
         hyperparameters=hyperparameters,
@@ -166,10 +132,7 @@ class KerasTunerSearcher:
                 continue
             block = int(first.trial_id)
             seed = trial_seed(self.config.seed, block)
-            values = first.hyperparameters.values
-            oracle.bnsearch_siblings = [
-                {**values, "placement": p} for p in placements if p != values["placement"]
-            ]
+            # its siblings, queued by the oracle when it proposed it
             members = [first] + [
                 oracle.create_trial(f"bnsearch-{len(asked) + 1 + i}")
                 for i in range(len(placements) - 1)
@@ -246,9 +209,7 @@ class KerasTunerSearcher:
 
 
 def _spec(trial: Any, block: int, seed: int) -> TrialSpec:
-    values = trial.hyperparameters.values
-    config = BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
-    return TrialSpec(int(trial.trial_id), config, seed, block, Phase.SEARCH)
+    return TrialSpec(int(trial.trial_id), trial_config(trial), seed, block, Phase.SEARCH)
 
 
 def _read_blocks(folder: Path) -> dict[str, list[int]]:

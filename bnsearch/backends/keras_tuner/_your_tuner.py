@@ -1,13 +1,6 @@
-"""Paired blocks, a verdict and MLflow runs for a Keras Tuner search of your own hypermodel.
-
-Your hypermodel takes its configuration with :func:`bnsearch.suggest_keras_tuner`. Its
-trials form *paired blocks* when the oracle proposes each set of values once per placement:
-:func:`paired_oracle_class` makes any Keras Tuner oracle class do so (each proposal is
-followed by the same values with each other placement). :func:`tuner_verdict` reads the
-blocks back from the tuner's trials (trials whose values differ in placement only) and
-answers both questions; :func:`log_tuner` logs the search to MLflow as bnsearch logs its
-own (a parent run, a nested child run per trial), since Keras Tuner logs nothing there.
-"""
+"""Paired blocks, a verdict and MLflow runs for a Keras Tuner search of your own hypermodel:
+the face of :func:`bnsearch.paired_oracle_class`, :func:`bnsearch.verdict` and
+:func:`bnsearch.log_keras_tuner` (their docstrings say what each does)."""
 
 from __future__ import annotations
 
@@ -18,9 +11,8 @@ from bnsearch.backends._your_runs import YourStudyRuns, no_blocks
 from bnsearch.stats import Verdict, verdict_for
 from bnsearch.trial import METRICS, BNConfig, TrialResult, TrialSpec, TrialState
 
-__all__ = ["log_tuner", "paired_oracle_class", "tuner_verdict"]
+__all__ = ["log_tuner", "paired_oracle_class", "trial_config", "tuner_verdict"]
 
-_CONFIG_FIELDS = set(BNConfig.__dataclass_fields__)
 _STATES = {"COMPLETED": TrialState.COMPLETE, "STOPPED": TrialState.PRUNED}
 #: Where :func:`log_tuner` keeps each trial's per-epoch logs on the tuner (Keras Tuner keeps
 #: the best epoch's values only).
@@ -28,10 +20,9 @@ _EPOCHS = "bnsearch_epochs"
 
 
 def paired_oracle_class(base: type) -> type:
-    """``base`` (a Keras Tuner oracle class) whose every proposal is followed by the same
-    values with each other placement: ``max_trials`` a multiple of the placements ends
-    on whole blocks. The siblings wait in memory: a search reloaded from its project
-    starts a new block."""
+    """``base`` whose every proposal is followed by the same values with each other
+    placement. The siblings wait in memory: a search reloaded from its project starts a
+    new block."""
 
     class PairedOracle(base):  # type: ignore[misc, valid-type]
         def populate_space(self, trial_id: str) -> dict[str, Any]:
@@ -55,10 +46,8 @@ def paired_oracle_class(base: type) -> type:
 
 
 def tuner_verdict(tuner: Any, threshold: float | None = None, until: str = "settled") -> Verdict:
-    """Both answers from the paired blocks among a Keras Tuner search's trials (those whose
-    values differ in placement only): on the final epoch's ``val_loss`` where
-    :func:`log_tuner` recorded every epoch, else on the value Keras Tuner keeps (its best
-    epoch's)."""
+    """Both answers from the paired blocks among the search's trials: on the final epoch's
+    ``val_loss`` where :func:`log_tuner` kept every epoch, else on Keras Tuner's best epoch's."""
     from bnsearch.config import DEFAULT_THRESHOLD
 
     results = [r for r in tuner_results(tuner) if r.spec.block is not None]
@@ -94,10 +83,8 @@ def tuner_results(tuner: Any) -> list[TrialResult]:
 
 
 def log_tuner(tuner: Any, tracking_uri: str | None = None) -> YourStudyRuns:
-    """Log the ``tuner``'s search to MLflow as it runs: a parent run named after the
-    project with the first trial, a child run per trial as it ends, and the parent ended
-    with the verdict (where trials are paired) when the search ends. Hooks the tuner's
-    ``on_trial_end`` and ``on_search_end``; returns the runs (``.parent_run_id``)."""
+    """:func:`bnsearch.log_keras_tuner`: hooks the tuner's ``on_epoch_end``, ``on_trial_end``
+    and ``on_search_end``."""
     runs = YourStudyRuns(tuner.project_name, tracking_uri, "keras_tuner")
     epochs: dict[str, dict[str, list[float]]] = tuner.__dict__.setdefault(_EPOCHS, {})
     epoch_end, trial_end, search_end = tuner.on_epoch_end, tuner.on_trial_end, tuner.on_search_end
@@ -124,17 +111,21 @@ def log_tuner(tuner: Any, tracking_uri: str | None = None) -> YourStudyRuns:
     return runs
 
 
+def trial_config(trial: Any) -> BNConfig:
+    """A Keras Tuner trial's values as a BNConfig (Hyperband's ``tuner/*`` values left out)."""
+    values = trial.hyperparameters.values
+    return BNConfig(**{k: values[k] for k in BNConfig.field_names() if k in values})
+
+
 def _without_placement(trial: Any) -> tuple[Any, ...]:
     values = trial.hyperparameters.values
     return tuple(sorted((k, repr(v)) for k, v in values.items() if k != "placement"))
 
 
 def _result(trial: Any, block: int | None, epochs: dict[str, list[float]] | None) -> TrialResult:
-    values = trial.hyperparameters.values
-    config = BNConfig(**{k: v for k, v in values.items() if k in _CONFIG_FIELDS})
     number = int(trial.trial_id)
     seed = number if block is None else block
-    spec = TrialSpec(number, config, seed=seed, block=block)
+    spec = TrialSpec(number, trial_config(trial), seed=seed, block=block)
     given = epochs or {}
     history = {name: list(given[name]) for name in METRICS if name in given} or {
         name: [float(o.value[-1]) for o in trial.metrics.get_history(name)]
