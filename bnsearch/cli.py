@@ -9,6 +9,7 @@ on one stderr line; 3 the study is locked by another process; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -18,20 +19,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from bnsearch import __version__
+from bnsearch._interrupts import install_handlers
+from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._redact import redact_text, redact_url
+from bnsearch.config import (
+    SETTINGS,
+    StudyConfig,
+    add_flags,
+    copy_examples,
+    default_tracking_uri,
+    load_study_file,
+    needs_tensorflow,
+)
 from bnsearch.errors import BnsearchError, ConfigError, StoreError, UsageError, first_line
+from bnsearch.networks import NetworkSettings, describe_network, summarize_network
+from bnsearch.trial import SearchSpace
 
 __all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
 
 _SPACE_KEYS = {"placements": "placement", "activations": "activation"}
 
 
-def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
+def config_from_args(args: argparse.Namespace, **forced: Any) -> StudyConfig:
     """Defaults, then the study file's settings, then the flags given; a StudyConfig."""
-    from bnsearch.config import SETTINGS, StudyConfig, load_study_file
-    from bnsearch.networks import NetworkSettings
-    from bnsearch.trial import SearchSpace
-
     study_file = getattr(args, "study_file", None)
     settings = load_study_file(Path(study_file)) if study_file else {"network": {}, "space": {}}
     network, space = dict(settings.pop("network")), dict(settings.pop("space"))
@@ -61,8 +72,6 @@ def config_from_args(args: argparse.Namespace, **forced: Any) -> Any:
 
 
 def _study_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.config import add_flags
-
     parser.add_argument(
         "study_file", nargs="?", help="a study file (studies/*.toml); flags override its settings"
     )
@@ -80,16 +89,15 @@ def _verbose_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_study(args: argparse.Namespace) -> int:
+def _run_study(args: argparse.Namespace) -> None:
     from bnsearch.study import run_study, study_lock
 
     config = config_from_args(args)
     with study_lock(config):
         run_study(config)
-    return 0
 
 
-def _run_worker(args: argparse.Namespace) -> int:
+def _run_worker(args: argparse.Namespace) -> None:
     from bnsearch.study import run_study
 
     if not getattr(args, "study_file", None):
@@ -103,19 +111,15 @@ def _run_worker(args: argparse.Namespace) -> int:
     # Importances (fANOVA over the whole shared study) are left to `report`: computed by
     # every worker at its exit they would be the same CPU-heavy work once per worker.
     run_study(config, importances=False)
-    return 0
 
 
-def _run_prepare(args: argparse.Namespace) -> int:
+def _run_prepare(args: argparse.Namespace) -> None:
     from bnsearch.study import prepare_study
 
     prepare_study(config_from_args(args))
-    return 0
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.config import add_flags
-
     parser.add_argument("folder", help="folder of study files")
     add_flags(parser, names=("storage", "tracking_uri"))
     _verbose_argument(parser)
@@ -153,15 +157,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _print_sweep_study(path: Path, outcome: Any, seconds: float, args: argparse.Namespace) -> None:
-    """Say how one study of a sweep went.
-
-    Args:
-        path: The study file.
-        outcome: What :func:`~bnsearch.study.run_study` returned.
-        seconds: How long the study ran.
-        args: The sweep's arguments; with ``--verbose`` the study's verdict at a glance and
-            its full statistics follow its line.
-    """
+    """Say how one study of a sweep went in one line (``--verbose``: its verdict at a glance
+    and its full statistics follow)."""
     from bnsearch.report import WIDTH, plain_ascii, verdict_details, verdict_glance
 
     verdict = outcome.verdict
@@ -171,8 +168,8 @@ def _print_sweep_study(path: Path, outcome: Any, seconds: float, args: argparse.
     )
     print(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...", flush=True)
     if getattr(args, "verbose", False):
-        details = ["Full statistics:", *verdict_details(verdict)]
-        for text in [*verdict_glance(verdict), "", *details, ""]:
+        glance = verdict_glance(verdict)
+        for text in [*glance, "", "Full statistics:", *verdict_details(verdict), ""]:
             print(text, flush=True)
 
 
@@ -183,7 +180,7 @@ def _study_files(folder: Path) -> list[Path]:
     return files
 
 
-def _sweep_config(path: Path, args: argparse.Namespace) -> Any:
+def _sweep_config(path: Path, args: argparse.Namespace) -> StudyConfig:
     """A study file's config with the sweep's own flags (storage, tracking URI) over it."""
     given = {k: v for k, v in vars(args).items() if k in ("storage", "tracking_uri")}
     return config_from_args(argparse.Namespace(study_file=str(path), quiet=True, **given))
@@ -191,21 +188,17 @@ def _sweep_config(path: Path, args: argparse.Namespace) -> Any:
 
 def _report_sweep(
     folder: Path, files: list[Path], args: argparse.Namespace, out_dir: Path | None = None
-) -> int:
+) -> None:
     """The verdict across the folder's studies (study files that do not load are left out:
     the sweep has said why)."""
-    from bnsearch.config import default_tracking_uri
     from bnsearch.sweep import report_sweep
 
     configs = []
     for path in files:
-        try:
+        with contextlib.suppress(BnsearchError):
             configs.append(_sweep_config(path, args))
-        except BnsearchError:
-            continue
     uri = getattr(args, "tracking_uri", None) or default_tracking_uri()
     report_sweep(folder, configs, uri, out_dir)
-    return 0
 
 
 def _unexpected(error: Exception) -> str:
@@ -215,15 +208,12 @@ def _unexpected(error: Exception) -> str:
 
 
 def _ui_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.config import add_flags
-
     add_flags(parser, names=("tracking_uri", "study_name"))
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     parser.add_argument("--port", type=int, default=5000, help="default 5000")
 
 
-def _run_ui(args: argparse.Namespace) -> int:
-    from bnsearch.config import default_tracking_uri
+def _run_ui(args: argparse.Namespace) -> None:
     from bnsearch.tracking import (
         existing_experiment_id,
         relocate_artifacts,
@@ -249,7 +239,6 @@ def _run_ui(args: argparse.Namespace) -> int:
         print(f"bnsearch: study {name!r}: {runs_url(found, args.host, args.port)}", flush=True)
     os.environ.update(ui_environment())
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]])
-    return 0  # not reached: exec replaces this process
 
 
 def _check_store_folder(uri: str) -> None:
@@ -268,8 +257,6 @@ def _check_store_folder(uri: str) -> None:
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.config import add_flags
-
     names = ("study_name", "storage", "tracking_uri", "metric", "threshold", "until")
     add_flags(parser, names=names)
     parser.add_argument("--out", help="folder for the report; default mlruns/reports/<study>")
@@ -281,19 +268,19 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     _verbose_argument(parser)
 
 
-def _run_report(args: argparse.Namespace) -> int:
+def _run_report(args: argparse.Namespace) -> None:
     from bnsearch.study import rebuild_report
 
     out = _out_folder(getattr(args, "out", None))
     if getattr(args, "sweep", None):
         folder = Path(args.sweep)
-        return _report_sweep(folder, _study_files(folder), args, out)
+        _report_sweep(folder, _study_files(folder), args, out)
+        return
     if not getattr(args, "study_name", None):
         raise UsageError(
             "report needs --study-name NAME (one study) or --sweep FOLDER (across studies)."
         )
     rebuild_report(config_from_args(args), out)
-    return 0
 
 
 def _out_folder(out: str | None) -> Path | None:
@@ -309,17 +296,14 @@ def _out_folder(out: str | None) -> Path | None:
 
 
 def _sync_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.config import add_flags
-
     parser.add_argument("study_file", nargs="?", help="the study's file (or give the flags)")
     add_flags(parser, names=("study_name", "backend", "storage", "tracking_uri"))
 
 
-def _run_sync(args: argparse.Namespace) -> int:
+def _run_sync(args: argparse.Namespace) -> None:
     from bnsearch.study import sync_study
 
     sync_study(config_from_args(args))
-    return 0
 
 
 def _replay_arguments(parser: argparse.ArgumentParser) -> None:
@@ -333,14 +317,12 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_replay(args: argparse.Namespace) -> int:
+def _run_replay(args: argparse.Namespace) -> None:
     from bnsearch.replay import replay_trial
 
-    # --engine given: replay there; else on the engine that trained the trial. Flags not
-    # typed are absent from the namespace (the parsers suppress defaults).
+    # No --engine: the engine that trained the trial.
     engine, alone = getattr(args, "engine", None), getattr(args, "alone", False)
     replay_trial(config_from_args(args), args.trial, engine, alone=alone)
-    return 0
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -349,13 +331,12 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--register", metavar="NAME", help="also register it as model NAME")
 
 
-def _run_export(args: argparse.Namespace) -> int:
+def _run_export(args: argparse.Namespace) -> None:
     from bnsearch.export import export_best
 
     export_best(
         config_from_args(args), getattr(args, "placement", None), getattr(args, "register", None)
     )
-    return 0
 
 
 #: The settings `model` takes: what decides the network's layers and the data's shapes.
@@ -366,8 +347,6 @@ _MODEL_FLAGS = (
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
-    from bnsearch.config import add_flags
-
     parser.add_argument(
         "study_file", nargs="?", help="a study file whose network to show (or give the flags)"
     )
@@ -385,11 +364,10 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_model(args: argparse.Namespace) -> int:
+def _run_model(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
     from bnsearch.engines import PopulationEngine, engine_for
-    from bnsearch.networks import describe_network, summarize_network
     from bnsearch.study import load_study_dataset
 
     config = config_from_args(args)
@@ -404,26 +382,21 @@ def _run_model(args: argparse.Namespace) -> int:
     placements = config.space.placement
     if getattr(args, "full", False):
         print(describe_network(network, placements, shape, n_classes), flush=True)
-        return 0
+        return
     space = config.space
     engine = engine_for(config.engine, network, config.fit_only, dataset, space)
     reason = PopulationEngine.untrainable(network, dataset, space) if engine == "keras" else None
-    text = summarize_network(network, placements, engine, reason, shape, n_classes)
-    print(text, flush=True)
-    return 0
+    print(summarize_network(network, placements, engine, reason, shape, n_classes), flush=True)
 
 
 def _examples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="where to copy the shipped study files (made if missing)")
 
 
-def _run_examples(args: argparse.Namespace) -> int:
-    from bnsearch.config import copy_examples
-
+def _run_examples(args: argparse.Namespace) -> None:
     copied = copy_examples(Path(args.folder))
     print(f"bnsearch: {len(copied)} study files in {args.folder}: {', '.join(copied)}")
     print(f"run one with python -m bnsearch study {Path(args.folder) / 'thread.toml'}")
-    return 0
 
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -457,38 +430,30 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_bench(args: argparse.Namespace) -> int:
-    from bnsearch.bench import compare_backends, run_benchmark
+def _run_bench(args: argparse.Namespace) -> None:
+    from bnsearch import bench
 
-    if getattr(args, "profile", False):
-        from bnsearch.bench import profile_steps
-
-        profile_steps()
-        return 0
-    if getattr(args, "settled", False):
-        from bnsearch.bench import run_settled_benchmark
-
-        run_settled_benchmark()
-        return 0
     n_trials = getattr(args, "n_trials", None)
-    if getattr(args, "backends", False) or getattr(args, "until", False):
-        from bnsearch.bench import BACKENDS, UNTIL
+    if getattr(args, "profile", False):
+        bench.profile_steps()
+    elif getattr(args, "settled", False):
+        bench.run_settled_benchmark()
+    elif getattr(args, "backends", False) or getattr(args, "until", False):
+        variants = bench.UNTIL if getattr(args, "until", False) else bench.BACKENDS
+        bench.compare_backends({"n_trials": n_trials} if n_trials else None, variants=variants)
+    else:
+        bench.run_benchmark(
+            short=getattr(args, "short", False),
+            populations=_populations(getattr(args, "populations", None)),
+            n_rows=getattr(args, "rows", None),
+        )
 
-        variants = UNTIL if getattr(args, "until", False) else BACKENDS
-        compare_backends({"n_trials": n_trials} if n_trials else None, variants=variants)
-        return 0
 
-    populations = None
-    if getattr(args, "populations", None):
-        try:
-            populations = [int(p) for p in args.populations.split(",")]
-        except ValueError:
-            raise UsageError(
-                f"--populations takes sizes such as 1,8,64, not {args.populations!r}."
-            ) from None
-    short = getattr(args, "short", False)
-    run_benchmark(short=short, populations=populations, n_rows=getattr(args, "rows", None))
-    return 0
+def _populations(text: str | None) -> list[int] | None:
+    try:
+        return [int(p) for p in text.split(",")] if text else None
+    except ValueError:
+        raise UsageError(f"--populations takes sizes such as 1,8,64, not {text!r}.") from None
 
 
 @dataclass(frozen=True)
@@ -497,7 +462,7 @@ class Command:
     help: str
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    run: Callable[[argparse.Namespace], int | None]  # None: exit code 0
     #: When TensorFlow (seconds to import) is imported: ``first``, before the command runs,
     #: for the verbs that build or train networks; ``late`` for those that run studies
     #: (:func:`bnsearch.study.run_study` imports it after the study's first line); ``never``
@@ -661,7 +626,6 @@ def build_parser() -> argparse.ArgumentParser:
         "for your data? Optuna or Keras Tuner studies of the thread's network, every trial "
         "logged to MLflow.",
     )
-    from bnsearch import __version__
 
     parser.add_argument("--version", action="version", version=f"bnsearch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -679,9 +643,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bnsearch._interrupts import install_handlers
-    from bnsearch._quiet import import_tensorflow_quietly
-
     # SIGTERM (systemd stop, kill) takes the Ctrl-C path: trials in flight end as failed.
     install_handlers()
     # Read before parsing: a flag's own parser may raise a UsageError (--hidden-units a,b).
@@ -695,12 +656,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The commands that train nothing start without TensorFlow (`report`, `ui` and
         # `sync` answer in about a second), and so does a study on an engine registered
         # without it (a stand-in engine of many-worker tests).
-        if args.tensorflow == "first":
-            from bnsearch.config import needs_tensorflow
-
-            if needs_tensorflow(getattr(args, "engine", None)):
-                import_tensorflow_quietly()
-        return args.run(args)
+        if args.tensorflow == "first" and needs_tensorflow(getattr(args, "engine", None)):
+            import_tensorflow_quietly()
+        return args.run(args) or 0
     except BnsearchError as error:
         if debug:
             raise
