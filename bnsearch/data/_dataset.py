@@ -63,11 +63,9 @@ class Dataset:
             source's order).
         target_scale: a standardised regression's raw training-target ``(mean, sd)``.
         split_warning: one line when the validation rows (the last ones) do not represent
-            the training rows: a class or target range missing on one side, or class shares
-            far apart (None when fine or not checked; :meth:`check_split` sets it).
+            the training rows (None when fine or not checked; :meth:`check_split` sets it).
         degenerate_validation: why the validation rows cannot rank placements, as a short
-            plain phrase: they hold one class only, or a class the training rows lack (None
-            otherwise, and for a regression); a study gives no ranking then.
+            phrase (None otherwise); a study gives no ranking then.
 
     Examples:
         >>> import numpy as np
@@ -235,13 +233,9 @@ class Dataset:
 
 
 def make_synthetic(n_rows: int = 6000, seed: int = 0) -> Dataset:
-    """A binary problem with 14 raw tabular features, like the thread's ``input_dim=14``.
-
-    Features look like a customer table: an age, an income and a balance in currency units
-    (tens of thousands), counts, rates in [0, 1], flags and a few unit-scale scores, so their
-    scales differ by up to five orders of magnitude. The label depends non-linearly on a few
-    latent factors, with about 10 % label noise, so no network reaches 100 %.
-    """
+    """A binary problem with 14 raw tabular features of a customer table, like the thread's
+    ``input_dim=14``: scales five orders of magnitude apart, a label non-linear in a few
+    latent factors with about 10 % label noise (docs/getting-started.md)."""
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((n_rows, 4))
     noise = rng.standard_normal((n_rows, 14))
@@ -685,11 +679,8 @@ def load_dataset(
     shuffle: bool = False,
     shuffle_seed: int = 0,
 ) -> Dataset:
-    """Load a dataset and split it as Keras' ``validation_split`` does (the last rows).
-
-    The split is checked: :attr:`Dataset.split_warning` says when the validation rows do
-    not represent the training rows (a file sorted by its target), and
-    :attr:`Dataset.degenerate_validation` when they cannot rank anything.
+    """Load a dataset and split it as Keras' ``validation_split`` does (the last rows); the
+    split is checked (:attr:`Dataset.split_warning`, :attr:`Dataset.degenerate_validation`).
 
     Args:
         spec: ``None``/``"synthetic"`` (the built-in data), a data file or Parquet folder
@@ -702,7 +693,7 @@ def load_dataset(
         n_rows: the built-in data's rows (its default if None).
         images: load ``sklearn:digits`` as 8x8x1 images (for the cnn family) instead of 64
             flat features; an ``.npz`` keeps the shape of its arrays either way.
-        task: one of :data:`TASKS` (the module docstring says how ``auto`` chooses).
+        task: one of :data:`TASKS` (docs/guides/data.md says how ``auto`` chooses).
         shuffle: shuffle the rows with ``shuffle_seed`` before the split (a study uses its
             ``seed``), for data whose last rows are not a fair sample.
         shuffle_seed: the seed of that shuffle.

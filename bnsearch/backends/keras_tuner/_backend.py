@@ -433,13 +433,8 @@ class KerasTunerStudyReader:
 
 @dataclass
 class KerasTunerBackend:
-    """Keras Tuner's oracle decides what to try. The project folder is the study's store.
-
-    ``--tuner random`` and ``bayesian``: paired blocks trained by the study's engine (the
-    population engine by default), in this process (:mod:`._paired`); the verdict is
-    the Optuna backend's. ``hyperband`` and ``grid``: Keras Tuner's own ``search`` with
-    ``model.fit`` in child processes; their trials are not paired, so no verdict.
-    """
+    """Keras Tuner's oracle decides what to try (see the module docstring). The project
+    folder is the study's store."""
 
     config: StudyConfig
     dataset: Dataset
