@@ -14,11 +14,7 @@ from bnsearch.networks._builder import (
     INITIALIZERS,
     NetworkSettings,
     build_model,
-    check_image_rows,
     compile_model,
-    dense_uses_bias,
-    hidden_layer_order,
-    initializer,
     layer_plan,
 )
 from bnsearch.networks._builder_rule import builder_differs, probe_configs
@@ -39,7 +35,6 @@ from bnsearch.networks._rewrite import (
 )
 
 __all__ = [
-    "check_image_rows",
     "ACTIVATIONS",
     "builder_differs",
     "probe_configs",
@@ -60,8 +55,5 @@ __all__ = [
     "NetworkSettings",
     "build_model",
     "compile_model",
-    "dense_uses_bias",
-    "hidden_layer_order",
-    "initializer",
     "layer_plan",
 ]

@@ -10,44 +10,8 @@ defaults) the layers are, per placement::
     before_output:  as ``before``, plus Dense → BN → softmax at the output
     input:          BN → Dense → tanh → Dropout → ... (no other BN)
 
-A ``BatchNormalization(momentum=m, epsilon=e)`` layer computes, in training mode,
-``gamma * (x - mean_B) / sqrt(var_B + e) + beta`` with the biased variance of the batch and
-updates ``moving = m * moving + (1 - m) * stat_B``; in inference mode it uses the moving
-statistics. ``use_bias`` applies to each Dense layer whose output feeds a BN directly, where
-the bias is redundant with BN's ``beta`` (the thread's ``Dense(64, use_bias=False)``); every
-other Dense keeps its bias.
-
-Optimiser: ``SGD(momentum=0.9, nesterov=True)`` with the thread's ``decay=1e-6`` written as
-Keras 3's ``InverseTimeDecay(lr, decay_steps=1, decay_rate=1e-6)``, i.e.
-``lr_t = lr / (1 + 1e-6 * t)``, exactly the old Keras ``decay`` rule. Loss: binary
-cross-entropy on one-hot labels for two classes (as in the thread), categorical otherwise.
-
-Initialiser: ``glorot_uniform`` by default, Keras' default since Keras 1 and the scale-aware
-choice; the thread's ``init='uniform'`` (uniform in ±0.05) is ``initializer="uniform"``.
-
-Families (``NetworkSettings.family``):
-
-* ``mlp`` (default): the layers above, one hidden layer per entry of ``hidden_units``, the
-  placement applied to every hidden layer.
-* ``cnn``: for image-shaped data (rows × height × width [× channels], channels last). Per
-  entry of ``conv_filters``: ``Conv2D(filters, kernel_size, padding='same')`` with its BN
-  placed as in the MLP (``before``: Conv2D → BN → act, the thread's
-  ``Convolution2D(use_bias=False)`` → BN → ReLU; ``after``: Conv2D → act → BN, the
-  thread's ``Conv2DReluBatchNorm``), then ``MaxPooling2D(2, padding='same')``; then
-  Flatten and the MLP's hidden layers and output. Every BN normalises over the last axis
-  (``axis=-1``): per channel after a convolution (statistics over batch, height and width),
-  per unit after a Dense.
-* your own (``builder="module:function"``): ``function(config, input_shape, n_classes,
-  seed)`` returns an uncompiled Keras model ending in a softmax; build its layers with
-  :func:`bnsearch.blocks.dense_block` / :func:`bnsearch.blocks.conv_block` so the trial's
-  placement applies. bnsearch compiles it with the optimiser and loss above.
-* your own Keras model (``model="my_model.keras"`` or ``"module:name"``): rewritten into
-  each trial's placement by :mod:`bnsearch.networks._rewrite` (its docstring states the
-  rule).
-
-Regression (``n_classes == 1``, a real-valued target): the output is ``Dense(1)`` with no
-activation (no softmax; ``before_output`` puts its BN right after that Dense), the loss is
-the mean squared error and the second metric the mean absolute error (``mae``).
+The cnn family, a ``builder``, a ``--model``, regression, the optimiser and the
+initialisers are described in the docs (*Your model*, *The search space*).
 """
 
 from __future__ import annotations
@@ -71,15 +35,12 @@ from bnsearch.trial import (
 )
 
 __all__ = [
-    "check_image_rows",
     "ACTIVATIONS",
     "FAMILIES",
     "INITIALIZERS",
     "NetworkSettings",
     "build_model",
     "compile_model",
-    "dense_uses_bias",
-    "hidden_layer_order",
     "initializer",
     "layer_plan",
 ]
@@ -203,10 +164,9 @@ class NetworkSettings:
         if self.kind == "model":  # the model's own layers; what the built-ins set is moot
             from bnsearch.networks._rewrite import model_digest
 
-            for name in ("hidden_units", "activation", "initializer", "family"):
+            for name in ("hidden_units", "activation", "initializer", "family", "conv_filters"):
                 del params[name]
-            for name in ("conv_filters", "kernel_size", "builder"):
-                del params[name]
+            del params["kernel_size"], params["builder"]
             params["model_sha256"] = model_digest(self.model or "")
             return params
         # absent unless used, so other studies keep their network fingerprint
@@ -254,13 +214,6 @@ def layer_plan(
     if not regression:
         plan.append(("softmax", "softmax"))
     return plan
-
-
-def dense_uses_bias(config: BNConfig, plan: list[tuple[str, str]], index: int) -> bool:
-    """Whether the Dense/Conv2D at ``plan[index]`` has a bias: only those feeding a BN may
-    drop it."""
-    feeds_bn = index + 1 < len(plan) and plan[index + 1][0] == "bn"
-    return config.use_bias or not feeds_bn
 
 
 def initializer(name: str, seed: int) -> Any:
@@ -357,7 +310,8 @@ def _planned_model(
     activation = config.activation or network.activation
     dense_seen = conv_seen = 0
     for index, (kind, name) in enumerate(plan):
-        bias = dense_uses_bias(config, plan, index)
+        feeds_bn = index + 1 < len(plan) and plan[index + 1][0] == "bn"
+        bias = config.use_bias or not feeds_bn  # only a layer feeding a BN may drop its bias
         if kind == "conv":
             layers.append(
                 keras.layers.Conv2D(

@@ -1,31 +1,15 @@
 """Whether a ``--builder`` network places BN by the ``--model`` rule, so that the population
 engine may train it.
 
-A builder is Python code: bnsearch cannot read how it places BatchNormalization, but it can
-watch it. The builder's model for placement ``none`` is read like a ``--model``
-(:func:`bnsearch.networks.network_graph`); then, for every *probe* (each placement the study
-uses, with two settings of everything else), the builder's own model is compared, layer
-call by layer call, with the ``--model`` rewrite of that ``none`` model under the same
-configuration. Compared per call: the layer's class, which calls feed it, and its
-configuration without its name and seeds (a fused activation counts as the layer and an
-``Activation`` after it, as the rewrite splits it). A builder written with
-:mod:`bnsearch.blocks` that reads ``config.dropout`` for its ``Dropout`` layers matches for
-``none``, ``before`` and ``after``; ``input`` and ``before_output`` match only if it places
-those BNs as the rule does (an input BN with the trial's momentum and epsilon; a BN
-between the output layer and its softmax).
-
-Only a builder that matches under every probe trains on the population engine; otherwise the
-study names the first difference and trains on the Keras engine. Two probes a placement do
-not prove a builder follows the rule for every configuration (a builder could change its
-widths with the learning rate); they catch the ways a builder written for bnsearch differs
-in practice: a BN placed otherwise, a hard-coded Dropout rate, BN settings of its own, a
-bias kept before a BN, a searched activation ignored.
-
-On the population engine a builder's network starts from weights drawn by the ``--model``
-rule from the trial's seed (the k-th Dense or Conv2D from ``layer_seed(seed, kind, k)``, with
-the builder's own initialisers), not from whatever the builder does with its ``seed``
-argument; its Keras models (``export``, kept models) are the builder's own, holding the
-member's weights.
+bnsearch cannot read how a builder places BatchNormalization, but it can watch it: the
+builder's model for placement ``none`` is read like a ``--model``, then, for every probe
+(each placement the study uses, with two settings of everything else), the builder's own
+model is compared, layer call by layer call, with the rule's rewrite of that ``none`` model
+(the layer's class, which calls feed it, its configuration without names and seeds; a
+fused activation counts as the layer and an ``Activation`` after it). Two probes a
+placement do not prove a builder follows the rule for every configuration; they catch the
+ways a builder written for bnsearch differs in practice (the docs, *Your model*, "Which
+engine trains a builder's network").
 """
 
 from __future__ import annotations

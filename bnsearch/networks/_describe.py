@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from bnsearch.networks._builder import NetworkSettings, build_model
 from bnsearch.networks._graph import layers_without_form
@@ -59,21 +60,11 @@ def summarize_network(
     input_shape: tuple[int, ...] | None = None,
     n_classes: int | None = None,
 ) -> str:
-    """What a study will train, in a few lines however large the network.
-
-    Args:
-        network: the study's network (a built-in family, a builder or a ``--model``).
-        placements: the placements of the study's search space.
-        engine: the engine that will train it (``population`` or ``keras``).
-        engine_reason: why the population engine cannot, when ``engine`` is ``keras``.
-        input_shape: the rows' shape (a ``--model`` has its own by default).
-        n_classes: the outputs (1: regression; a ``--model``'s own by default).
-
-    Returns:
-        Lines of at most 100 characters: layers by kind, the sites, the BatchNormalization
-        layers placed per placement and kept, the layers the population engine has no form
-        for, and the engine.
-    """
+    """What a study will train, in a few lines of at most 100 characters however large the
+    network: layers by kind, the sites, the BatchNormalization layers placed per placement
+    and kept, the layers the population engine has no form for, and the ``engine`` (with
+    ``engine_reason``, why not the population engine). ``input_shape`` and ``n_classes``
+    (1: regression) default as in :func:`describe_network`."""
     lines: list[str] = []
     shape, outputs = tuple(input_shape or (14,)), n_classes or 2
     if network.kind == "model":
@@ -83,11 +74,10 @@ def summarize_network(
         lines += _model_lines(plan, shape)
     else:
         lines.append(f"{network.kind} network, input {shape}, {outputs} outputs")
-    counts: dict[str, Counter[str]] = {}
-    for placement in placements:
-        config = BNConfig(placement=placement, use_bias=False)
-        model = build_model(config, shape, outputs, network, seed=0, compile=False)
-        counts[placement] = Counter(type(layer).__name__ for layer in model.layers)
+    counts = {
+        placement: Counter(type(layer).__name__ for layer in model.layers)
+        for placement, model in _models(network, placements, shape, outputs)
+    }
     first = counts[placements[0]]
     kinds = ", ".join(f"{kind} {n}" for kind, n in first.most_common())
     lines += _wrapped(f"layers by kind ({placements[0]}, {sum(first.values())}): {kinds}")
@@ -136,10 +126,16 @@ def describe_network(
         "(shown with use_bias false, so a layer that a BN follows directly shows 'no bias'; "
         "momentum, epsilon and the dropout rate are each trial's)"
     )
+    for placement, model in _models(network, placements, shape, outputs):
+        lines.append(f"placement {placement}:")
+        lines += [f"  {layer.name:<24} {layer_text(layer)}" for layer in model.layers]
+    return "\n".join(lines)
+
+
+def _models(
+    network: NetworkSettings, placements: Sequence[str], shape: tuple[int, ...], outputs: int
+) -> Iterator[tuple[str, Any]]:
+    """Each placement and the network's model under it, built with ``use_bias`` false."""
     for placement in placements:
         config = BNConfig(placement=placement, use_bias=False)
-        model = build_model(config, shape, outputs, network, seed=0, compile=False)
-        lines.append(f"placement {placement}:")
-        for layer in model.layers:
-            lines.append(f"  {layer.name:<24} {layer_text(layer)}")
-    return "\n".join(lines)
+        yield placement, build_model(config, shape, outputs, network, seed=0, compile=False)

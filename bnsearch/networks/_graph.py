@@ -1,59 +1,24 @@
 """The layer graph the population engine interprets: every network it trains, in one form.
 
-A :class:`LayerGraph` is a network read once, placement aside: its ops in the graph's
-order, each taking the outputs of earlier ops (``-1``: the rows), with its output shape per
-row. The population engine runs it for P members at once and places each member's
-BatchNormalization by masks (one BN slot per site, serving ``before`` and ``after``).
+A :class:`LayerGraph` is a network read once, placement aside, by the ``--model`` rule of
+:mod:`bnsearch.networks._rewrite` (the built-in families from their ``none`` model, a
+``--builder`` from its ``none`` model): its ops in the graph's order, each taking the
+outputs of earlier ops (``-1``: the rows), with its output shape per row. The docs
+(*Your model*, "Which engine trains it"; *The population engine*) say which layers have a
+form and how the engine computes them.
 
-Every network comes here through the same reader, the ``--model`` rule of
-:mod:`bnsearch.networks._rewrite`: the built-in MLP and CNN families are built as Keras
-models (placement ``none``) and read like any ``--model``, so the families are instances of
-the mechanism, not special cases beside it. A ``--builder`` network is read the same way
-from the model it builds for placement ``none``; it trains here when the models it builds
-for the study's placements are the ones the rule would make of that model
-(:mod:`bnsearch.networks._builder_rule`), else on the Keras engine.
-
-Ops (``GraphOp.kind``), with what the engine computes (``x`` per member, rows first):
-
-* ``core``: ``Dense`` (``x @ W + b``) or ``Conv2D`` (``same``/``valid`` padding, any
-  strides and kernel size; one ``conv2d`` a member). A core is a
-  *site* (BN placed per member, then its activation), the *output* (logits; the softmax
-  lives in the loss, a ``before_output`` BN per member) or plain (its fused activation).
-  Its initialisers are the layer's own, seeded per member (``layer_seed``).
-* ``bn``: a BatchNormalization not at a site (kept where it is, the trial's momentum and
-  epsilon): ``gamma * (x - mean) / sqrt(var + eps) + beta`` over every axis but the last.
-* ``activation``: an activation layer not at a site.
-* ``dropout``: inverted dropout at the member's rate (one draw per ``noise_shape`` cell,
-  ``params``: the per-row noise shape, ``-1`` where the row's own size).
-* ``max_pool`` / ``avg_pool``: ``MaxPooling2D`` / ``AveragePooling2D`` (pool size, strides,
-  ``same``/``valid``; 'same' average pooling divides by the window's pixels inside the
-  image, as Keras does).
-* ``global_avg_pool``: the mean over height and width.
-* ``flatten``, ``reshape``: row-major, as Keras (channels last).
-* ``add``: the sum of its inputs (residual connections); ``multiply``: their product
-  (squeeze-and-excitation's gate); ``concat``: joined on the channel axis (dense
-  connections).
-* ``zero_pad`` / ``crop``: ``ZeroPadding2D`` / ``Cropping2D`` (``params``: top, bottom,
-  left, right).
-* ``global_max_pool``: the maximum over height and width.
-* ``rescale``: ``Rescaling`` (``params``: scale, offset; fixed preprocessing).
-* ``normalize``: a ``Normalization`` over the channels, fitted or not (``params``: its
-  means, then its variances; fixed preprocessing, as Keras computes it).
-* ``preact``: the pre-activation pattern (a BN no core feeds, then an activation): its BN
-  before the activation for ``before`` members, after it for ``after`` members, none else.
-
-Activations are Keras' own functions by name (``FORM_ACTIVATIONS``), and a ``ReLU`` with
-``max_value``, ``negative_slope`` or ``threshold`` as ``relu(max_value=…,…)``.
-
-Anything else (another layer, a regulariser or constraint, a dilated or grouped
-convolution, a Dropout ``noise_shape``, an activation bnsearch does not know, the model's
-own optimizer) makes :func:`network_graph` return the reason, naming the first layer; such a
-network trains on the Keras engine.
+Ops (``GraphOp.kind``): ``core`` (a Dense or convolution: a *site*, the *output* or plain),
+``bn`` (a BN not at a site), ``activation``, ``dropout``, ``max_pool``, ``avg_pool``,
+``global_avg_pool``, ``global_max_pool``, ``flatten``, ``reshape``, ``permute``, ``add``,
+``multiply``, ``concat``, ``zero_pad``, ``crop``, ``rescale``, ``normalize`` and
+``preact`` (the pre-activation pattern: a BN no core feeds, then an activation).
+Anything else makes :func:`network_graph` return the reason, naming the first layer.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -70,6 +35,7 @@ from bnsearch.networks._rewrite import (
     fused_activation,
     load_plan,
     plan_of_model,
+    with_seed,
 )
 from bnsearch.trial import ACTIVATIONS, BNConfig
 
@@ -142,17 +108,14 @@ class GraphOp:
     pointwise_initializer: str = ""  # a SeparableConv2D's
     seed_key: tuple[str, int] = ("dense", 0)  # layer_seed(seed, *seed_key)
     dropout_index: int = 0  # the k-th Dropout: its hash counter
-    params: tuple[
-        float, ...
-    ] = ()  # zero_pad/crop: top, bottom, left, right; rescale: scale, offset
+    # zero_pad/crop: top, bottom, left, right; rescale: scale, offset; normalize: means,
+    # then variances; permute: dims; dropout: the per-row noise shape (-1: the row's size)
+    params: tuple[float, ...] = ()
 
     @property
     def fan_in(self) -> int:
         """Rows of the kernel as the engine holds it (a conv's patch size)."""
-        size = 1
-        for n in self.kernel_shape[:-1]:
-            size *= n
-        return size
+        return math.prod(self.kernel_shape[:-1])
 
 
 @dataclass(frozen=True)
@@ -197,16 +160,16 @@ class LayerGraph:
         convolution's im2col patches (an upper bound: the engine's convolutions pack their
         patches block by block inside Eigen, and materialise them whole only for a strided
         convolution's kernel gradient)."""
-        return sum(_size(op.shape) + _patch_values(op) for op in self.ops)
+        return sum(math.prod(op.shape) + _patch_values(op) for op in self.ops)
 
     @property
     def widest(self) -> int:
         """Float32 values per row of the widest op (its output and a conv's patches)."""
-        return max(_size(op.shape) + _patch_values(op) for op in self.ops)
+        return max(math.prod(op.shape) + _patch_values(op) for op in self.ops)
 
     @property
     def parameters(self) -> int:
-        return sum(_size(self.ops[i].kernel_shape) + self.ops[i].shape[-1] for i in self.cores)
+        return sum(math.prod(self.ops[i].kernel_shape) + self.ops[i].shape[-1] for i in self.cores)
 
     def with_site_activation(self, activation: str | None) -> LayerGraph:
         """The graph with every site's activation replaced (a searched activation)."""
@@ -221,15 +184,8 @@ class LayerGraph:
 def _patch_values(op: GraphOp) -> int:
     """A convolution's im2col patches per row (0 for any other op)."""
     if op.kind == "core" and op.cls == "Conv2D":
-        return _size(op.shape[:-1]) * op.fan_in
+        return math.prod(op.shape[:-1]) * op.fan_in
     return 0
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    size = 1
-    for n in shape:
-        size *= n
-    return size
 
 
 def network_graph(
@@ -245,38 +201,29 @@ def network_graph(
         return graph_of(load_plan(network.model or ""))
     if input_shape is None or n_classes is None:
         raise ValueError(f"a {network.kind} network's graph needs the rows' shape and the classes")
-    shape = tuple(int(n) for n in input_shape)
-    if network.kind == "custom":
-        return _builder_graph(network, shape, int(n_classes))
-    return _family_graph(network, shape, int(n_classes))
+    return _built_graph(network, tuple(int(n) for n in input_shape), int(n_classes))
 
 
 @lru_cache(maxsize=32)
-def _family_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
+def _built_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
+    """A built-in family's or a builder's model for placement ``none``, read as a
+    ``--model``; whether a builder places BN by that rule is :func:`builder_differs`'."""
     from bnsearch.networks._builder import build_model
 
+    none = BNConfig(placement="none")
+    if network.kind == "custom":
+        model = build_model(none, input_shape, n_classes, network, seed=0, compile=False)
+        try:
+            plan = plan_of_model(f"(the builder {network.builder}'s model)", model)
+        except ConfigError as error:  # no site, a shared layer: the Keras engine trains it
+            return f"a network from `builder` that cannot be read as a --model ({error})"
+        return graph_of(plan)
     # Built with a non-linearity so that every hidden layer reads as a site, then given the
     # family's own activation: `linear` hidden layers are sites of the built-in families.
     shaped = replace(network, activation="tanh")
-    none = BNConfig(placement="none")
     model = build_model(none, input_shape, n_classes, shaped, seed=0, compile=False)
     graph = graph_of(plan_of_model(f"the {network.kind} family", model))
     return graph if isinstance(graph, str) else graph.with_site_activation(network.activation)
-
-
-@lru_cache(maxsize=32)
-def _builder_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
-    """The builder's model for placement ``none`` read as a ``--model``; whether the
-    builder places BN by that rule is :func:`bnsearch.networks.builder_differs`' question."""
-    from bnsearch.networks._builder import build_model
-
-    none = BNConfig(placement="none")
-    model = build_model(none, input_shape, n_classes, network, seed=0, compile=False)
-    try:
-        plan = plan_of_model(f"(the builder {network.builder}'s model)", model)
-    except ConfigError as error:  # no site, a shared layer: the Keras engine trains it
-        return f"a network from `builder` that cannot be read as a --model ({error})"
-    return graph_of(plan)
 
 
 def seeded_initializer(serialized: str, seed: int) -> Any:
@@ -286,11 +233,7 @@ def seeded_initializer(serialized: str, seed: int) -> Any:
     value = json.loads(serialized)
     if value is None:
         return keras.initializers.Zeros()
-    if isinstance(value, str):
-        value = keras.initializers.serialize(keras.initializers.get(value))
-    if isinstance(value.get("config"), dict) and "seed" in value["config"]:
-        value["config"]["seed"] = seed
-    return keras.initializers.deserialize(value)
+    return keras.initializers.deserialize(with_seed(value, seed))
 
 
 # --- reading a plan -----------------------------------------------------------------------
@@ -298,55 +241,49 @@ def seeded_initializer(serialized: str, seed: int) -> Any:
 
 def graph_of(plan: ModelPlan) -> LayerGraph | str:
     """``plan`` as a layer graph, or why not (the first layer the engine has no form for)."""
-    index_of: dict[int, int] = {-1: -1}  # plan node -> graph op (skipped nodes: their input)
-    ops: list[GraphOp] = []
-    dropouts = 0
-    for node in plan.nodes:
-        what = f"{node.cls} {node.name!r}"
-        if node.role in _SKIPPED:
-            index_of[node.index] = index_of[node.inputs[0]]
-            continue
-        if node.cls == "InputLayer" or (node.cls == "Activation" and _plain(node) == "linear"):
-            index_of[node.index] = index_of[node.inputs[0]] if node.inputs else -1
-            continue
-        inputs = tuple(index_of[i] for i in node.inputs)
-        op = _op(plan, node, inputs, dropouts)
-        if isinstance(op, str):
-            return f"{what} ({op})" if op else what
-        if op.kind == "dropout":
-            dropouts += 1
-        index_of[node.index] = len(ops)
-        ops.append(op)
+    ops, index_of, missing = _ops(plan, stop=True)
+    if missing:
+        return missing[0]
     output = index_of[plan.output]
     if ops[output].cls != "Dense" or len(ops[output].shape) != 1:
         return f"its output layer {plan.nodes[plan.output].name!r} is not a Dense on flat rows"
     if plan.output_activation not in ("softmax", "linear"):
         return f"output activation {plan.output_activation}"
     input_bn_after = index_of[plan.flatten_first] if plan.flatten_first is not None else -1
-    known = tuple(n for n in plan.input_shape if n is not None)
-    if len(known) != len(plan.input_shape):
+    if None in plan.input_shape:
         return f"an input of shape {plan.input_shape} (a dimension of unknown size)"
-    shape = tuple(int(n) for n in known)
+    shape = tuple(int(n or 0) for n in plan.input_shape)
     return LayerGraph(tuple(ops), shape, output, plan.output_activation, input_bn_after)
 
 
 def layers_without_form(plan: ModelPlan) -> list[str]:
     """Every layer call of ``plan`` the population engine has no form for (``graph_of``
     stops at the first), each as ``Class 'name'`` with the reason where there is one."""
+    return _ops(plan, stop=False)[2]
+
+
+def _ops(plan: ModelPlan, stop: bool) -> tuple[list[GraphOp], dict[int, int], list[str]]:
+    """``plan``'s ops, the op each plan node maps to (a skipped node: its input's) and the
+    layers without a form (only the first if ``stop``)."""
+    index_of: dict[int, int] = {-1: -1}
+    ops: list[GraphOp] = []
     missing: list[str] = []
     dropouts = 0
     for node in plan.nodes:
-        skipped = node.role in _SKIPPED
-        if skipped or node.cls == "InputLayer":
+        linear = node.cls == "Activation" and _plain(node) == "linear"
+        if node.role in _SKIPPED or node.cls == "InputLayer" or linear:
+            index_of[node.index] = index_of.get(node.inputs[0], -1) if node.inputs else -1
             continue
-        if node.cls == "Activation" and _plain(node) == "linear":
-            continue
-        op = _op(plan, node, tuple(-1 for _ in node.inputs), dropouts)
+        op = _op(plan, node, tuple(index_of.get(i, -1) for i in node.inputs), dropouts)
         if isinstance(op, str):
             missing.append(f"{node.cls} {node.name!r}" + (f" ({op})" if op else ""))
-        elif op.kind == "dropout":
-            dropouts += 1
-    return missing
+            if stop:
+                break
+            continue
+        dropouts += op.kind == "dropout"
+        index_of[node.index] = len(ops)
+        ops.append(op)
+    return ops, index_of, missing
 
 
 def _plain(node: Node) -> str:
@@ -457,8 +394,6 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
     known = activation in FORM_ACTIVATIONS or activation.startswith("relu(")
     if not known and not (role == "output" and activation == "softmax"):
         return f"activation {activation}"
-    kind = SEED_KINDS.get(node.cls, "other")
-    count = sum(1 for other in plan.nodes[: node.index] if seed_kind(other.cls) == kind)
     separable = node.cls == "SeparableConv2D"  # a depthwise kernel, then a pointwise one
     return replace(
         base,
@@ -482,5 +417,5 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         ),
         bias_initializer=json.dumps(config.get("bias_initializer"), sort_keys=True),
         pointwise_initializer=json.dumps(config.get("pointwise_initializer"), sort_keys=True),
-        seed_key=(kind, count),
+        seed_key=plan.seeds[node.index],
     )

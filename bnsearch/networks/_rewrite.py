@@ -1,64 +1,10 @@
-"""Your own Keras model (``--model``), rewritten into each trial's placement.
+"""Your own Keras model (``--model``), rewritten into each trial's placement by one rule.
 
-``--model`` (study file ``[network] model``) is a saved Keras model (``my_model.keras``), or
-``module:name`` / ``path/to/file.py:name`` naming a Keras model or a function that returns
-one when called without arguments: Sequential or functional, compiled or not. bnsearch
-rewrites it for every trial by one rule:
-
-* **Sites.** Every linear layer (:data:`CORE_CLASSES`: Dense and the convolutions, depthwise,
-  separable and transposed ones included) other than the output layer whose output goes
-  through a non-linearity — a fused ``activation=`` other than ``linear``, or an
-  activation layer (``Activation``, ``ReLU``, ``ELU``, ``LeakyReLU``, ``PReLU``) that is
-  its only consumer (possibly through one BatchNormalization) — is a *site*, unless it is
-  a gate (a sigmoid into a Multiply) or feeds only a gate (squeeze-and-excitation). A BN
-  that no linear layer feeds, followed by an activation (the pre-activation pattern of
-  ResNetV2 and DenseNet), is placed per trial like a site's. A model without either is
-  refused: there is nowhere to place BatchNormalization.
-* **BN at a site is re-placed.** BatchNormalization layers already at a site (right after
-  the layer, or right after its activation) are removed, and each site becomes, per the
-  trial's placement: ``none``: layer → activation; ``before`` (and ``before_output``):
-  layer → BN → activation; ``after``: layer → activation → BN; ``input``: layer →
-  activation, with one BN on the model's input (after a leading ``Flatten``, so per
-  feature as in the built-in MLP; per channel on images). A fused activation is split into
-  the layer and an ``Activation`` layer, the same function. A BN elsewhere (not at a site,
-  e.g. before a residual ``Add``) is kept where it is in every placement but ``none``
-  (which holds no BN at all), with the trial's momentum and epsilon.
-* **Bias.** A linear layer has a bias wherever no BN follows it directly (one built with
-  ``use_bias=False`` gets it back); where a BN follows directly, the trial's ``use_bias``
-  decides (BN's beta makes it redundant).
-* **BN settings, Dropout.** Every BN takes the trial's momentum and epsilon (``axis=-1``);
-  every ``Dropout`` takes the trial's dropout rate and the seed ``layer_seed(seed,
-  "dropout", k)``, ``k`` the number of Dense layers before it (the built-in MLP's rule).
-* **The output layer** (the Dense or Conv2D the model's output comes from, through at most
-  its activation layer) is left as it is; ``before_output`` puts a BN between it and its
-  activation (a BN already there is removed and placed so). It must suit the task:
-  ``n_classes`` units and a softmax to classify, one unit and no softmax for regression.
-* **Training.** The study's optimizer and learning rate (the thread's SGD) unless
-  ``keep_optimizer`` is set: then the model's own compiled optimizer (its class and
-  settings) with the trial's learning rate. The loss is the task's.
-* **Weights** are initialised afresh from the trial's seed with the model's own
-  initialisers: the k-th Dense kernel (and its bias initialiser, where it takes a seed)
-  from ``layer_seed(seed, "dense", k)``, the k-th Conv2D's from ``layer_seed(seed, "conv",
-  k)`` — so two placements of one block start from the same weights, and a model made of
-  the built-in network's layers starts where the built-in network does.
-* **Other layers** (anything not named above, pooling, ``Flatten``, ``Add`` and the like
-  included) are kept as they are, with fresh weights (a ``Normalization`` keeps its fitted
-  statistics); those bnsearch cannot reason about
-  (not structural, not an activation) are named once, in the study's notice and in
-  ``python -m bnsearch model --show``.
-
-A file is loaded with Keras' ``safe_mode=True``: a ``Lambda`` layer (Python code in the
-file) is refused, never loaded by turning safe_mode off; a file that needs custom layer
-classes is refused with their names (build it in a module and give ``module:name``).
-
-The rewrite uses Keras' own machinery: ``keras.models.clone_model`` with a
-``call_function``, which is called for every layer in the graph's order with the rewritten
-inputs and may put other layers around it. Where that falls short: ``call_function`` takes
-functional models only, so a Sequential is rewritten through its functional view
-``keras.Model(model.inputs, model.outputs)`` (a Sequential without an input shape is
-refused); a shared layer (one layer called twice) is refused, since its two calls could need
-different placements; a model nested as a layer is kept as it is (its inner layers are not
-sites); a subclassed model has no graph to rewrite and is refused.
+The rule (sites, BN re-placed, bias, BN settings and Dropout, the output layer, the
+optimizer, the weights, other layers) and what the rewrite refuses are stated in the docs,
+*Your model*, "The rewrite rule". The rewrite is ``keras.models.clone_model`` with a
+``call_function``, called for every layer call in the graph's order with the rewritten
+inputs; it takes functional models only, so a Sequential goes through its functional view.
 """
 
 from __future__ import annotations
@@ -70,7 +16,9 @@ import importlib.util
 import json
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +29,7 @@ from bnsearch.trial import BNConfig, layer_seed
 __all__ = [
     "CORE_CLASSES",
     "SEED_KINDS",
+    "with_seed",
     "Node",
     "activation_text",
     "fused_activation",
@@ -174,11 +123,25 @@ class ModelPlan:
     #: they get a bias back.
     feeding_kept_bn: frozenset[int] = frozenset()
     flatten_first: int | None = None  # a Flatten taking the input first (input BN after it)
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def site_names(self) -> list[str]:
         return [self.nodes[i].name for i in self.sites]
+
+    @cached_property
+    def seeds(self) -> dict[int, tuple[str, int]]:
+        """Each core's and Dropout's ``layer_seed(seed, kind, k)`` key: the k-th core of its
+        kind; a Dropout's ``k`` is the number of Dense layers before it (the built-in MLP's)."""
+        seeds: dict[int, tuple[str, int]] = {}
+        seen: dict[str, int] = {}
+        for node in self.nodes:
+            if node.cls in CORE_CLASSES:
+                kind = SEED_KINDS.get(node.cls, "other")
+                seeds[node.index] = (kind, seen.get(kind, 0))
+                seen[kind] = seen.get(kind, 0) + 1
+            elif node.cls == "Dropout":
+                seeds[node.index] = ("dropout", seen.get("dense", 0))
+        return seeds
 
 
 # --- loading ----------------------------------------------------------------------------
@@ -414,19 +377,14 @@ def activation_text(node: Node) -> str:
         return value if isinstance(value, str) else str((value or {}).get("class_name"))
     if node.cls == "ReLU":
         settings = {k: config.get(k) for k in ("max_value", "negative_slope", "threshold")}
-        if (
-            settings["max_value"] is None
-            and not settings["negative_slope"]
-            and not settings["threshold"]
-        ):
+        plain = settings["max_value"] is None and not settings["negative_slope"]
+        if plain and not settings["threshold"]:
             return "relu"
         return "relu(" + ",".join(f"{k}={v}" for k, v in settings.items()) + ")"
     if node.cls == "ELU":
         return "elu" if float(config.get("alpha", 1.0)) == 1.0 else "ELU(custom)"
-    if node.cls == "Softmax":
-        return "softmax"
-    if node.cls == "PReLU":
-        return "prelu"
+    if node.cls in ("Softmax", "PReLU"):
+        return node.cls.lower()
     if node.cls == "LeakyReLU":  # the layer's slope (0.3 by default; the function's is 0.2)
         return f"relu(max_value=None,negative_slope={config.get('negative_slope')},threshold=0.0)"
     return "linear"
@@ -471,15 +429,15 @@ def _trace(spec: str, model: Any) -> tuple[list[Node], int]:
         clone_function=lambda layer: layer,
         call_function=record,
     )
-    seen: dict[int, int] = {}
+    seen: set[int] = set()
     for node in nodes:
-        seen[id(node.layer)] = seen.get(id(node.layer), 0) + 1
-        if seen[id(node.layer)] > 1:
+        if id(node.layer) in seen:
             raise ConfigError(
                 f"--model {spec}: layer {node.name!r} is called more than once (a shared "
                 "layer); its calls could need different placements, so bnsearch cannot "
                 "rewrite it; give each call its own layer."
             )
+        seen.add(id(node.layer))
     return nodes, produced[id(clone.outputs[0])]
 
 
@@ -585,22 +543,18 @@ class _Graph:
         tensor: a sigmoid into Multiply, or a layer that feeds such a gate's core only
         (squeeze-and-excitation's reducing conv)."""
         consumers = [self.nodes[i] for i in self.consumers[end.index]]
-        if not consumers:
-            return False
         if activation in _GATES:
-            return all(c.cls == "Multiply" for c in consumers)
-        return all(c.cls in CORE_CLASSES and self._is_gate_core(c) for c in consumers)
+            return bool(consumers) and all(c.cls == "Multiply" for c in consumers)
+        return bool(consumers) and all(self._is_gate_core(c) for c in consumers)
 
     def _is_gate_core(self, node: Node) -> bool:
-        activation = fused_activation(node.config)
-        end = node
+        if node.cls not in CORE_CLASSES:
+            return False
+        activation, end = fused_activation(node.config), node
         nxt = self.only(node.index) if activation == "linear" else None
         if nxt is not None and _is_activation(nxt):
             activation, end = activation_text(nxt), nxt
-        consumers = [self.nodes[i] for i in self.consumers[end.index]]
-        return (
-            activation in _GATES and bool(consumers) and all(c.cls == "Multiply" for c in consumers)
-        )
+        return activation in _GATES and self.in_gate(end, activation)
 
     def site(self, node: Node) -> Site | None:
         """``node`` (a Dense/Conv2D) as a site: its activation and the BNs at it; None if
@@ -699,18 +653,16 @@ def check_model_fits(plan: ModelPlan, input_shape: tuple[int, ...], n_classes: i
 # --- rewriting --------------------------------------------------------------------------
 
 
-def _seeded(config: dict[str, Any], key: str, seed: int) -> None:
-    """Give the serialized initialiser ``config[key]`` the seed ``seed`` (if it takes one)."""
-    value = config.get(key)
-    if isinstance(value, str):
-        import keras
+def with_seed(value: Any, seed: int) -> Any:
+    """A serialized initialiser (or its name), serialized, with ``seed`` where it takes one."""
+    import keras
 
+    if isinstance(value, str):
         value = keras.initializers.serialize(keras.initializers.get(value))
-    if isinstance(value, dict) and isinstance(value.get("config"), dict):
-        value = copy.deepcopy(value)
-        if "seed" in value["config"]:
-            value["config"]["seed"] = seed
-        config[key] = value
+    config = value.get("config") if isinstance(value, dict) else None
+    if isinstance(config, dict) and "seed" in config:
+        value = {**value, "config": {**config, "seed": seed}}
+    return value
 
 
 def rewrite_model(plan: ModelPlan, config: BNConfig, seed: int) -> Any:
@@ -727,15 +679,6 @@ class _Rewrite:
         self.plan, self.config, self.seed = plan, config, seed
         self.order = hidden_layer_order(config.placement)
         self.names = {node.name for node in plan.nodes}
-        self.seeds: dict[int, tuple[str, int]] = {}
-        seen: dict[str, int] = {}
-        for node in plan.nodes:
-            if node.cls in CORE_CLASSES:
-                kind = SEED_KINDS.get(node.cls, "other")
-                self.seeds[node.index] = (kind, seen.get(kind, 0))
-                seen[kind] = seen.get(kind, 0) + 1
-            elif node.cls == "Dropout":
-                self.seeds[node.index] = ("dropout", seen.get("dense", 0))
         self.calls = 0
 
     def model(self) -> Any:
@@ -762,41 +705,50 @@ class _Rewrite:
         self.names.add(name)
         return name
 
-    def bn(self, name: str) -> Any:
+    def bn(self, name: str, fresh: bool = True) -> Any:
         import keras
 
         config = self.config
         return keras.layers.BatchNormalization(
-            axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=self.fresh(name)
+            axis=-1,
+            momentum=config.momentum,
+            epsilon=config.epsilon,
+            name=self.fresh(name) if fresh else name,
         )
 
     def core(self, node: Node, use_bias: bool, activation: str | None) -> Any:
         """The Dense/Conv2D of ``node``, its initialisers seeded from the trial's seed."""
         layer_config = copy.deepcopy(node.config)
-        kind, k = self.seeds[node.index]
-        for key in [key for key in layer_config if key.endswith("_initializer")]:
-            _seeded(layer_config, key, layer_seed(self.seed, kind, k))  # kernel, depthwise...
+        kind, k = self.plan.seeds[node.index]
+        for key in [key for key in layer_config if key.endswith("_initializer")]:  # kernel, bias...
+            layer_config[key] = with_seed(layer_config[key], layer_seed(self.seed, kind, k))
         layer_config["use_bias"] = use_bias
         if activation is not None:
             layer_config["activation"] = activation
         return type(node.layer).from_config(layer_config)
 
-    def activation_layer(self, site: Site) -> Any:
+    def activation_layer(self, own: Node | None, name: str, activation: str) -> Any:
+        """The activation layer call ``own`` afresh, else ``Activation(activation)`` named
+        afresh from ``name``; a searched activation replaces either."""
         import keras
 
-        nodes = self.plan.nodes
-        own = nodes[site.activation_node] if site.activation_node is not None else None
-        name = own.name if own is not None else self.fresh(f"{nodes[site.core].name}_act")
-        if self.config.activation:  # searched: it replaces the site's own
+        name = own.name if own is not None else self.fresh(name)
+        if self.config.activation:
             return keras.layers.Activation(self.config.activation, name=name)
         if own is not None:
             return type(own.layer).from_config(own.config)
-        return keras.layers.Activation(site.activation, name=name)
+        return keras.layers.Activation(activation, name=name)
+
+    def steps(self, x: Any, bn: Callable[[], Any], activation: Any) -> Any:
+        """``x`` through the placement's BN and the activation, in the placement's order."""
+        for step in self.order[1:]:
+            x = (bn() if step == "bn" else activation)(x)
+        return x
 
     def call(self, layer: Any, *args: Any, **kwargs: Any) -> Any:
         import keras
 
-        node = self.plan.nodes[self.calls]
+        node, plan, config = self.plan.nodes[self.calls], self.plan, self.config
         self.calls += 1
         if node.name != layer.name:  # the same graph, traced in the same order
             raise RuntimeError(f"rewrite out of step at {node.name!r} / {layer.name!r}")
@@ -805,47 +757,32 @@ class _Rewrite:
         )
         if node.role in ("removed_bn", "site_activation", "preact_bn"):
             return args[0]
-        if node.role == "preact_activation":
-            return self.preactivated(node, args[0])
+        if node.role == "preact_activation":  # its BN before or after the activation, or none
+            bn_name = plan.nodes[plan.preacts[node.index]].name
+            activation = self.activation_layer(node, node.name, "")
+            return self.steps(args[0], lambda: self.bn(bn_name, fresh=False), activation)
         if node.role in ("site", "output"):
             return self.placed(node, args[0])
         layer_config = dict(node.config)
         if node.role == "dropout":
-            layer_config["rate"] = self.config.dropout
-            layer_config["seed"] = layer_seed(self.seed, "dropout", self.seeds[node.index][1])
+            layer_config["rate"] = config.dropout
+            layer_config["seed"] = layer_seed(self.seed, "dropout", plan.seeds[node.index][1])
         elif node.role == "kept_bn":
-            if self.config.placement == "none":  # "without BN" holds no BN at all
+            if config.placement == "none":  # "without BN" holds no BN at all
                 return args[0]
-            layer_config["momentum"] = self.config.momentum
-            layer_config["epsilon"] = self.config.epsilon
+            layer_config["momentum"] = config.momentum
+            layer_config["epsilon"] = config.epsilon
         if node.role == "core":
-            feeds_bn = node.index in self.plan.feeding_kept_bn and self.config.placement != "none"
-            out = self.core(node, self.config.use_bias or not feeds_bn, None)(*args, **kwargs)
+            feeds_bn = node.index in plan.feeding_kept_bn and config.placement != "none"
+            out = self.core(node, config.use_bias or not feeds_bn, None)(*args, **kwargs)
         else:
             layer = type(node.layer).from_config(layer_config)
             out = layer(*args, **kwargs)
             if node.cls in _FITTED:  # preprocessing fitted to data: its statistics stay
                 layer.set_weights(node.layer.get_weights())
-        if self.config.placement == "input" and node.index == self.plan.flatten_first:
+        if config.placement == "input" and node.index == plan.flatten_first:
             out = self.bn("input_bn")(out)
         return out
-
-    def preactivated(self, node: Node, x: Any) -> Any:
-        """The pre-activation pattern: its BN before or after the activation, or none."""
-        import keras
-
-        bn_name = self.plan.nodes[self.plan.preacts[node.index]].name
-        for step in self.order[1:]:
-            if step == "bn":
-                x = keras.layers.BatchNormalization(
-                    axis=-1, momentum=self.config.momentum, epsilon=self.config.epsilon,
-                    name=bn_name,
-                )(x)  # fmt: skip
-            elif self.config.activation:  # searched: it replaces the model's own
-                x = keras.layers.Activation(self.config.activation, name=node.name)(x)
-            else:
-                x = type(node.layer).from_config(node.config)(x)
-        return x
 
     def placed(self, node: Node, x: Any) -> Any:
         """A site (layer, BN and activation in the placement's order) or the output layer
@@ -857,20 +794,16 @@ class _Rewrite:
             site = plan.sites[node.index]
             feeds_bn = self.order[1:2] == ("bn",)
             z = self.core(node, config.use_bias or not feeds_bn, "linear")(x)
-            for step in self.order[1:]:
-                z = (
-                    self.bn(f"{node.name}_bn")(z)
-                    if step == "bn"
-                    else self.activation_layer(site)(z)
-                )
-            return z
+            own = plan.nodes[site.activation_node] if site.activation_node is not None else None
+            activation = self.activation_layer(own, f"{node.name}_act", site.activation)
+            return self.steps(z, lambda: self.bn(f"{node.name}_bn"), activation)
         if config.placement != "before_output":
             return self.core(node, True, None)(x)
         fused = plan.output_activation_node is None
         z = self.core(node, config.use_bias, "linear" if fused else None)(x)
         z = self.bn(f"{node.name}_bn")(z)
         if fused and plan.output_activation != "linear":
-            act_name = self.fresh(f"{node.name}_act")
+            act_name = self.fresh(f"{node.name}_act")  # the output's own, never the searched
             z = keras.layers.Activation(plan.output_activation, name=act_name)(z)
         return z
 

@@ -1,50 +1,16 @@
-"""Building blocks for your own network: a Dense or Conv2D layer with its BatchNormalization
-placed by the trial's :class:`~bnsearch.trial.BNConfig`, then the activation.
+"""Building blocks for your own network (``--builder``): a Dense or Conv2D layer with its
+BatchNormalization placed by the trial's :class:`~bnsearch.trial.BNConfig`, then the
+activation; ``from bnsearch.blocks import conv_block, dense_block``.
 
-Write a builder ``build(config, input_shape, n_classes, seed) -> keras.Model`` (uncompiled,
-ending in a softmax) with these blocks wherever a layer should follow the study's placement,
-and point a study at it with ``builder = "mymodule:build"`` (study file ``[network]``) or
-``--builder mymodule:build``::
-
-    import keras
-    from bnsearch.blocks import conv_block, dense_block
-
-    def build(config, input_shape, n_classes, seed):
-        inputs = keras.Input(shape=input_shape)
-        x = conv_block(inputs, 32, 3, config, activation="relu")
-        x = keras.layers.GlobalAveragePooling2D()(x)
-        x = dense_block(x, 64, config, activation="relu")
-        outputs = keras.layers.Dense(n_classes, activation="softmax")(x)
-        return keras.Model(inputs, outputs)
-
-Per placement a block is:
-
-* ``none``: layer → activation.
-* ``before`` (and ``before_output``): layer → BN → activation, ``g(BN(Wu))``; the layer has
-  a bias only if ``config.use_bias`` (BN's ``beta`` makes it redundant).
-* ``after``: layer → activation → BN; the layer keeps its bias (the activation sits
-  between it and the BN), as in the built-in networks.
-* ``input``: layer → activation (the input BN is the network's first layer, which your
-  builder adds itself if it wants one: ``keras.layers.BatchNormalization()(inputs)`` when
-  ``config.placement == "input"``).
-
-The BN normalises over the last axis (channels last): per channel after a Conv2D, per unit
-after a Dense, with ``config.momentum`` and ``config.epsilon``. ``config.activation``, when
-the study searches it, replaces the ``activation`` argument.
-
-A builder whose models are what the ``--model`` rule makes of its ``none`` model trains on
-the population engine: blocks at the sites, ``Dropout(config.dropout)``, and for
-``input`` / ``before_output`` (if the study uses them) an input BN and a BN between the
-output layer and its softmax, with ``config.momentum`` and ``config.epsilon``
-(:mod:`bnsearch.networks._builder_rule` checks it; any other builder trains on the Keras
-engine, and the study names the first layer where it departs).
+How to write a builder, what a block is per placement and when its network trains on the
+population engine: the docs, *Your model*.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bnsearch.networks._builder import hidden_layer_order
+from bnsearch.networks._order import hidden_layer_order
 from bnsearch.trial import BNConfig
 
 __all__ = ["conv_block", "dense_block"]
