@@ -23,7 +23,6 @@ from bnsearch.networks._graph import (
     GraphOp,
     LayerGraph,
     network_graph,
-    seed_kind,
     seeded_initializer,
 )
 from bnsearch.networks._rewrite import (
@@ -32,6 +31,7 @@ from bnsearch.networks._rewrite import (
     load_plan,
     plan_of_model,
     rewrite_model,
+    seed_kind,
 )
 
 __all__ = [

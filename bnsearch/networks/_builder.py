@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bnsearch.errors import ConfigError
-from bnsearch.networks._order import hidden_layer_order
 from bnsearch.trial import (
     ACTIVATIONS,
     POSITIVE_INT,
@@ -41,6 +40,7 @@ __all__ = [
     "NetworkSettings",
     "build_model",
     "compile_model",
+    "hidden_layer_order",
     "initializer",
     "layer_plan",
 ]
@@ -175,6 +175,17 @@ class NetworkSettings:
             for name in ("family", "conv_filters", "kernel_size", "builder"):
                 del params[name]
         return params
+
+
+def hidden_layer_order(placement: str) -> tuple[str, ...]:
+    """One hidden layer (Dense or Conv2D) under a placement: the order of ``layer``, ``bn``
+    and ``activation``, which the built-in networks, :mod:`bnsearch.blocks` and the rewrite
+    of your own model follow."""
+    if placement in ("before", "before_output"):
+        return ("layer", "bn", "activation")
+    if placement == "after":
+        return ("layer", "activation", "bn")
+    return ("layer", "activation")  # none; input puts its one BN on the inputs instead
 
 
 def layer_plan(

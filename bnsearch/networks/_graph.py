@@ -27,8 +27,6 @@ import numpy as np
 
 from bnsearch.errors import ConfigError
 from bnsearch.networks._rewrite import (
-    CORE_CLASSES,
-    SEED_KINDS,
     ModelPlan,
     Node,
     activation_text,
@@ -45,7 +43,6 @@ __all__ = [
     "graph_of",
     "layers_without_form",
     "network_graph",
-    "seed_kind",
     "seeded_initializer",
 ]
 
@@ -290,11 +287,6 @@ def _plain(node: Node) -> str:
     """An activation layer's function if the engine has it, else ""."""
     text = activation_text(node)
     return text if text in (*FORM_ACTIVATIONS, "softmax") or text.startswith("relu(") else ""
-
-
-def seed_kind(cls: str) -> str | None:
-    """A layer class's seed kind as the rewrite counts it (None: not a linear layer)."""
-    return SEED_KINDS.get(cls, "other") if cls in CORE_CLASSES else None
 
 
 # long because each layer kind is one short branch; splitting them scatters the rule.

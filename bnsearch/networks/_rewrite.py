@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from bnsearch.errors import ConfigError, first_line
-from bnsearch.networks._order import hidden_layer_order
+from bnsearch.networks._builder import hidden_layer_order
 from bnsearch.trial import BNConfig, layer_seed
 
 __all__ = [
     "CORE_CLASSES",
-    "SEED_KINDS",
+    "seed_kind",
     "with_seed",
     "Node",
     "activation_text",
@@ -48,9 +48,6 @@ CORE_CLASSES = (
     "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
     "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
 )  # fmt: skip
-#: The seed kind of a core class (``layer_seed(seed, kind, k)`` for the k-th of the kind):
-#: the built-in network's Dense and Conv2D; every other core class counts as ``other``.
-SEED_KINDS = {"Dense": "dense", "Conv2D": "conv"}
 #: Layers kept with their weights (preprocessing fitted to the data), not made afresh.
 _FITTED = ("Normalization",)
 #: Activations whose output gates another tensor (squeeze-and-excitation): a conv into
@@ -64,6 +61,13 @@ _STRUCTURAL = (
     "ZeroPadding2D", "Cropping2D", "Identity", "Permute", "GlobalAveragePooling1D",
     "GlobalMaxPooling1D", "MaxPooling1D", "AveragePooling1D",
 )  # fmt: skip
+
+
+def seed_kind(cls: str) -> str | None:
+    """A layer class's seed kind (``layer_seed(seed, kind, k)`` for the k-th of the kind):
+    the built-in network's ``dense`` and ``conv`` (Conv2D), ``other`` for any other core
+    class, None for a layer that is not linear."""
+    return {"Dense": "dense", "Conv2D": "conv"}.get(cls, "other") if cls in CORE_CLASSES else None
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,6 @@ class Site:
     """A Dense/Conv2D site: its activation (the fused one, or the activation layer's call)
     and the BN calls already at it (removed)."""
 
-    core: int
     activation_node: int | None
     activation: str
     removed_bns: tuple[int, ...]
@@ -135,8 +138,8 @@ class ModelPlan:
         seeds: dict[int, tuple[str, int]] = {}
         seen: dict[str, int] = {}
         for node in self.nodes:
-            if node.cls in CORE_CLASSES:
-                kind = SEED_KINDS.get(node.cls, "other")
+            kind = seed_kind(node.cls)
+            if kind is not None:
                 seeds[node.index] = (kind, seen.get(kind, 0))
                 seen[kind] = seen.get(kind, 0) + 1
             elif node.cls == "Dropout":
@@ -239,10 +242,9 @@ def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
         try:
             found = found()
         except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
-            first = first_line(error)
             raise ConfigError(
                 f"calling {spec}() to build the model failed ({type(error).__name__}: "
-                f"{first}); it must take no arguments and return a Keras model."
+                f"{first_line(error)}); it must take no arguments and return a Keras model."
             ) from None
         if not isinstance(found, keras.Model):
             raise ConfigError(f"{spec}() returned {type(found).__name__}, not a Keras model.")
@@ -262,10 +264,8 @@ def _module_from_file(path: Path, spec: str) -> Any:
     try:
         loader_spec.loader.exec_module(module)
     except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
-        first = first_line(error)
-        raise ConfigError(
-            f"--model {spec}: importing {path} failed ({type(error).__name__}: {first})."
-        ) from None
+        what = f"{type(error).__name__}: {first_line(error)}"
+        raise ConfigError(f"--model {spec}: importing {path} failed ({what}).") from None
     return module
 
 
@@ -334,10 +334,8 @@ def _load_file(path: Path) -> tuple[Any, dict[str, Any] | None]:
                 f"{', '.join(custom)}; give --model module:name, a function that imports them "
                 "and returns the model (e.g. keras.models.load_model(path, custom_objects=...))."
             ) from None
-        first = first_line(error)
-        raise ConfigError(
-            f"--model {where} cannot be loaded ({type(error).__name__}: {first[:300]})."
-        ) from None
+        what = f"{type(error).__name__}: {first_line(error)[:300]}"
+        raise ConfigError(f"--model {where} cannot be loaded ({what}).") from None
     optimizer = (config.get("compile_config") or {}).get("optimizer")
     return model, optimizer if isinstance(optimizer, dict) else None
 
@@ -581,7 +579,7 @@ class _Graph:
         if following is not None and following.cls == "BatchNormalization":
             removed.append(following.index)
         act_index = act_node.index if act_node is not None else None
-        return Site(node.index, act_index, activation, tuple(removed))
+        return Site(act_index, activation, tuple(removed))
 
 
 def _base_role(node: Node) -> str:
