@@ -17,6 +17,7 @@ initialisers are described in the docs (*Your model*, *The search space*).
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "NetworkSettings",
     "build_model",
     "compile_model",
+    "cwd_importable",
     "hidden_layer_order",
     "initializer",
     "layer_plan",
@@ -303,7 +305,6 @@ def build_model(
     return model
 
 
-# long because each layer kind of the plan is one branch; splitting it hides the order.
 def _planned_model(
     config: BNConfig, shape: tuple[int, ...], n_classes: int, network: NetworkSettings, seed: int
 ) -> Any:
@@ -319,68 +320,55 @@ def _planned_model(
         layers.append(keras.layers.Flatten(name="flatten"))
     widths = [*network.hidden_units, n_classes]
     activation = config.activation or network.activation
-    dense_seen = conv_seen = 0
+    seen = {"conv": 0, "dense": 0}
     for index, (kind, name) in enumerate(plan):
         feeds_bn = index + 1 < len(plan) and plan[index + 1][0] == "bn"
         bias = config.use_bias or not feeds_bn  # only a layer feeding a BN may drop its bias
-        if kind == "conv":
-            layers.append(
-                keras.layers.Conv2D(
-                    network.conv_filters[conv_seen],
-                    network.kernel_size,
-                    padding="same",
-                    use_bias=bias,
-                    kernel_initializer=initializer(
-                        network.initializer, layer_seed(seed, "conv", conv_seen)
-                    ),
-                    name=name,
+        if kind in seen:  # the k-th conv or dense: its kernel from layer_seed(seed, kind, k)
+            k = seen[kind]
+            seen[kind] += 1
+            init = initializer(network.initializer, layer_seed(seed, kind, k))
+            if kind == "conv":
+                filters, size = network.conv_filters[k], network.kernel_size
+                layer = keras.layers.Conv2D(
+                    filters, size, padding="same", use_bias=bias, kernel_initializer=init, name=name
                 )
-            )
-            conv_seen += 1
+            else:
+                layer = keras.layers.Dense(
+                    widths[k], use_bias=bias, kernel_initializer=init, name=name
+                )
         elif kind == "pool":
-            layers.append(keras.layers.MaxPooling2D(2, padding="same", name=name))
+            layer = keras.layers.MaxPooling2D(2, padding="same", name=name)
         elif kind == "flatten":
-            layers.append(keras.layers.Flatten(name=name))
-        elif kind == "dense":
-            layers.append(
-                keras.layers.Dense(
-                    widths[dense_seen],
-                    use_bias=bias,
-                    kernel_initializer=initializer(
-                        network.initializer, layer_seed(seed, "dense", dense_seen)
-                    ),
-                    name=name,
-                )
-            )
-            dense_seen += 1
+            layer = keras.layers.Flatten(name=name)
         elif kind == "bn":
-            layers.append(
-                keras.layers.BatchNormalization(
-                    axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=name
-                )
+            layer = keras.layers.BatchNormalization(
+                axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=name
             )
-        elif kind == "activation":
-            layers.append(keras.layers.Activation(activation, name=name))
         elif kind == "dropout":
-            layers.append(
-                keras.layers.Dropout(
-                    config.dropout, seed=layer_seed(seed, "dropout", dense_seen), name=name
-                )
+            dropout_seed = layer_seed(seed, "dropout", seen["dense"])
+            layer = keras.layers.Dropout(config.dropout, seed=dropout_seed, name=name)
+        else:  # a hidden layer's activation, or the output's softmax
+            layer = keras.layers.Activation(
+                activation if kind == "activation" else "softmax", name=name
             )
-        else:
-            layers.append(keras.layers.Activation("softmax", name=name))
+        layers.append(layer)
     family = "thread_mlp" if network.kind == "mlp" else "cnn"
     return keras.Sequential(layers, name=f"{family}_{config.placement}")
+
+
+def cwd_importable() -> None:
+    """The folder bnsearch runs from made importable, for a builder's or a model's module."""
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
 
 
 def load_builder(spec: str) -> Any:
     """Import ``module:function`` (the current folder is importable) or say why not."""
     import importlib
-    import sys
 
     module_name, _, function_name = spec.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
+    cwd_importable()
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

@@ -387,6 +387,7 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
     if not known and not (role == "output" and activation == "softmax"):
         return f"activation {activation}"
     separable = node.cls == "SeparableConv2D"  # a depthwise kernel, then a pointwise one
+    strides = tuple(config.get("strides", (1, 1)))
     return replace(
         base,
         kind="core",
@@ -399,10 +400,7 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         pointwise_shape=(
             tuple(int(n) for n in node.layer.pointwise_kernel.shape) if separable else ()
         ),
-        # a Conv1D runs as a Conv2D over rows of height 1
-        strides=(1, *config["strides"])
-        if node.cls == "Conv1D"
-        else tuple(config.get("strides", (1, 1))),
+        strides=(1, *strides) if node.cls == "Conv1D" else strides,  # Conv1D: rows of height 1
         padding=str(config.get("padding", "valid")),
         kernel_initializer=json.dumps(
             config.get("kernel_initializer", config.get("depthwise_initializer")), sort_keys=True

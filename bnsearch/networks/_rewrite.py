@@ -14,7 +14,6 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bnsearch.errors import ConfigError, first_line
-from bnsearch.networks._builder import hidden_layer_order
+from bnsearch.networks._builder import cwd_importable, hidden_layer_order
 from bnsearch.trial import BNConfig, layer_seed
 
 __all__ = [
@@ -167,7 +166,7 @@ def _source_path(spec: str) -> Path | None:
     target = spec.rpartition(":")[0]
     if target.endswith(".py"):
         return Path(target)
-    _cwd_importable()
+    cwd_importable()
     try:
         found = importlib.util.find_spec(target)
     except (ImportError, ValueError):
@@ -207,11 +206,6 @@ def plan_of_model(spec: str, model: Any, need_site: bool = True) -> ModelPlan:
     return _read(spec, _functional(spec, model), None, need_site)
 
 
-def _cwd_importable() -> None:
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
-
-
 def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
     """The model ``spec`` names and its compiled optimizer (serialized), if any."""
     import keras
@@ -222,7 +216,7 @@ def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
     if target.endswith(".py"):
         module = _module_from_file(Path(target), spec)
     else:
-        _cwd_importable()
+        cwd_importable()
         try:
             module = importlib.import_module(target)
         except ImportError as error:
