@@ -141,3 +141,62 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = folder.glob("bnsearch-*.whl")
     return wheel
+
+
+# --- the tiers: `trains`, `server`, `slow`; `-m fast` is every test marked with none of them ---
+
+_TIER_MARKS = ("trains", "server", "slow")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``fast`` each test that neither trains, nor needs a server or a process, nor is
+    slow: ``python -m pytest -m fast`` is the tier a developer runs after each change."""
+    for item in items:
+        if not any(item.get_closest_marker(mark) for mark in _TIER_MARKS):
+            item.add_marker(pytest.mark.fast)
+
+
+#: The test being set up or run: training is checked against its marks. Set before its
+#: fixtures are made, so a module-scoped fixture that trains counts for the test that made it.
+_current: list[pytest.Item] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _current[:] = [item]
+    _guard_training()
+
+
+def _may_train() -> None:
+    item = _current[0] if _current else None
+    if item is None or item.get_closest_marker("trains") or item.get_closest_marker("slow"):
+        return
+    raise AssertionError(
+        f"{item.nodeid} trains a network: mark it @pytest.mark.trains "
+        "(the fast tier, `-m fast`, runs no training)"
+    )
+
+
+def _guard_training() -> None:
+    """A test that trains a network in this process without the ``trains`` (or ``slow``) mark
+    fails at its first training call, naming the mark: the fast tier stays free of training
+    because the marks cannot drift from what the tests do. Guarded: the engines' ``train``
+    and Keras' ``Model.fit`` (once Keras is imported: the first test to import it inside its
+    body trains unchecked, the rest are checked)."""
+    from bnsearch.engines import KerasEngine, PopulationEngine
+
+    owners: list[Any] = [KerasEngine, PopulationEngine]
+    if "keras" in sys.modules:
+        owners.append(sys.modules["keras"].Model)
+    for owner in owners:
+        name = "train" if owner in (KerasEngine, PopulationEngine) else "fit"
+        method = owner.__dict__.get(name) or getattr(owner, name)
+        if getattr(method, "_guarded", False):
+            continue
+
+        def guarded(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            _may_train()
+            return _method(*args, **kwargs)
+
+        guarded._guarded = True  # type: ignore[attr-defined]
+        setattr(owner, name, guarded)

@@ -22,6 +22,7 @@ def _trial_runs(uri: str):
     return trial_runs(uri, "shared")
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_each_trial_is_one_child_run_with_params_and_one_metric_point_per_epoch(
     backend, tiny_csv, stores
@@ -43,6 +44,7 @@ def test_each_trial_is_one_child_run_with_params_and_one_metric_point_per_epoch(
     assert all(r.state is TrialState.COMPLETE for r in outcome.all_results)
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_study_whose_trials_all_fail_is_recorded_and_raises(backend, tiny_csv, stores):
     space = SearchSpace.from_overrides({"learning_rate": 1e38, "placement": ["none"]})
@@ -55,6 +57,7 @@ def test_a_study_whose_trials_all_fail_is_recorded_and_raises(backend, tiny_csv,
         assert run.data.tags["bnsearch.fail_reason"]
 
 
+@pytest.mark.trains
 def test_a_trial_failed_by_another_process_while_training_is_retried_not_crashed(tiny_csv, stores):
     import optuna
 

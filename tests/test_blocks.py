@@ -89,6 +89,7 @@ def builder_module(tmp_path, monkeypatch):
     return "my_nets"
 
 
+@pytest.mark.trains
 def test_a_study_trains_your_own_network_on_the_population_engine_when_it_follows_the_rule(
     tiny_csv, stores, builder_module
 ):
@@ -116,6 +117,7 @@ def test_a_study_trains_your_own_network_on_the_population_engine_when_it_follow
     assert "mine_1_bn" in [layer.name for layer in model.layers]
 
 
+@pytest.mark.trains
 def test_a_builder_that_departs_from_the_rule_trains_on_the_keras_engine_named(
     tiny_csv, stores, builder_module
 ):

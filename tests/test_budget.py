@@ -23,6 +23,7 @@ def test_until_settled_the_first_batch_is_the_fewest_blocks_that_can_settle():
     assert batch_room(StudyConfig(until="budget", verbose=False), 64, 0) == 64
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize(
     "backend",
     [
@@ -51,6 +52,7 @@ def test_a_study_until_settled_stops_at_its_first_look_when_the_answer_is_known(
     assert len(trial_runs(f"sqlite:///{tmp_path}/mlruns/mlflow.db", "clear")[1]) == 24
 
 
+@pytest.mark.trains
 def test_a_settled_study_says_so_and_until_budget_adds_its_trials_anyway(tmp_path, cli):
     flags = [*CLEAR, "--study-name", "clear", "--n-trials", "30"]
     assert cli("study", *flags, cwd=tmp_path).returncode == 0

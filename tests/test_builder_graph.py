@@ -118,6 +118,7 @@ def test_a_builder_that_follows_the_rule_is_read_into_the_graph_and_trains_here(
     assert engine_notice(network, data, every) is None
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize(
     ("name", "space", "named"),
     [

@@ -80,6 +80,7 @@ def test_claims_on_sqlite_take_turns(study):
     assert _holds_exclusively(study)
 
 
+@pytest.mark.server
 @needs_postgres
 def test_claims_on_postgresql_take_turns():
     for url in fresh_database():
@@ -89,6 +90,7 @@ def test_claims_on_postgresql_take_turns():
         storage.engine.dispose()
 
 
+@pytest.mark.server
 @needs_postgres
 def test_the_postgresql_claim_lock_is_held_by_a_transaction_never_by_a_session():
     """What a transaction-pooling pooler (PgBouncer) needs: the lock is held by an open

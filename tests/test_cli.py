@@ -38,6 +38,7 @@ def test_every_command_of_the_table_parses_and_names_its_runner():
         assert args.run is command.run
 
 
+@pytest.mark.server
 def test_tiny_end_to_end_study_uses_the_default_stores_under_mlruns(tiny_csv: Path, tmp_path):
     result = run_bnsearch(
         "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "3",
@@ -87,6 +88,7 @@ def _tiny_study(cli, tiny_csv: Path, folder: Path, *flags: str):
     )  # fmt: skip
 
 
+@pytest.mark.trains
 def test_report_rebuilds_the_verdict_from_the_optuna_storage(tiny_csv: Path, tmp_path: Path, cli):
     study = _tiny_study(
         cli, tiny_csv, tmp_path, "--n-trials", "9", "--hidden-units", "8,8", "--study-name", "rep"
@@ -119,6 +121,7 @@ def _study_file(folder: Path, name: str, data: Path, target: int = 3) -> Path:
     return path
 
 
+@pytest.mark.trains
 def test_sweep_runs_each_study_once_then_reports_up_to_date(tiny_csv: Path, tmp_path: Path, cli):
     studies = tmp_path / "studies"
     studies.mkdir()
@@ -166,6 +169,7 @@ def test_a_password_in_a_store_url_never_reaches_the_output(tmp_path: Path, cli,
     assert len(errors) == 1 and "***" in errors[0], result.stderr[-2000:]
 
 
+@pytest.mark.trains
 def test_one_study_that_crashes_is_its_own_sweep_line_and_the_others_still_run(
     tiny_csv: Path, tmp_path: Path, cli, monkeypatch
 ):
@@ -196,6 +200,7 @@ def test_one_study_that_crashes_is_its_own_sweep_line_and_the_others_still_run(
     assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.trains
 def test_a_study_leaves_no_report_folder_behind_in_the_temp_dir(
     tiny_csv: Path, tmp_path: Path, cli, monkeypatch
 ):
@@ -287,6 +292,7 @@ def test_the_default_study_name_drops_the_whole_data_suffix():
     assert StudyConfig(data="t.parquet").resolved_study_name == "bnsearch-t"
 
 
+@pytest.mark.trains
 def test_features_scaled_orders_of_magnitude_apart_are_named_once_before_training(
     tmp_path: Path, cli
 ):

@@ -28,6 +28,7 @@ _CLASSES_WITH_EXAMPLES = (
 )
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("name", bnsearch.__all__)
 def test_the_docstring_examples_of_the_public_api_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # an example that writes (run_study) writes here

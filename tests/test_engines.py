@@ -70,6 +70,7 @@ def _bn_slot(name: str) -> str:
     return f"dense_{name.split('_')[1]}"
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(SETTINGS)))
 def test_population_matches_keras_weights_moving_stats_and_val_loss(parity_run, member):
     data, specs, results, population, xla_results = parity_run
@@ -167,6 +168,7 @@ def test_dropout_keeps_the_expected_fraction_and_scale_per_member():
     assert float(tf.reduce_min(u)) >= 0.0 and float(tf.reduce_max(u)) < 1.0
 
 
+@pytest.mark.trains
 def test_one_members_nan_does_not_reach_the_others():
     data = make_synthetic(200, seed=1).standardize(0.2)
     network = NetworkSettings(epochs=2, hidden_units=(8, 8))
@@ -182,6 +184,7 @@ def test_one_members_nan_does_not_reach_the_others():
     )
 
 
+@pytest.mark.trains
 def test_pruned_member_stops_and_the_rest_finish():
     data = make_synthetic(200, seed=1).standardize(0.2)
     network = NetworkSettings(epochs=4, hidden_units=(8, 8))
@@ -201,6 +204,7 @@ def test_pruned_member_stops_and_the_rest_finish():
     assert all(r.epochs_trained == 4 for i, r in enumerate(results) if i != 2)
 
 
+@pytest.mark.trains
 def test_large_populations_are_chunked_in_order():
     data = make_synthetic(120, seed=1).standardize(0.2)
     network = NetworkSettings(epochs=1, hidden_units=(4,))
@@ -210,6 +214,7 @@ def test_large_populations_are_chunked_in_order():
     assert all(r.state is TrialState.COMPLETE for r in results)
 
 
+@pytest.mark.trains
 def test_keras_engine_records_divergence_as_failed():
     data = make_synthetic(120, seed=1).standardize(0.2)
     spec = TrialSpec(0, BNConfig(placement="none", learning_rate=1e38), seed=1)
@@ -218,6 +223,7 @@ def test_keras_engine_records_divergence_as_failed():
     assert result.state is TrialState.FAILED and "loss became" in result.fail_reason
 
 
+@pytest.mark.trains
 def test_paired_members_with_one_seed_start_from_the_same_dense_weights():
     data = make_synthetic(120, seed=1).standardize(0.2)
     specs = [TrialSpec(i, BNConfig(placement=p), seed=42) for i, p in enumerate(PLACEMENTS)]
@@ -262,6 +268,7 @@ def cnn_parity_run():
     return _train_for_parity(_digit_images(403), CNN_SETTINGS, CNN_NETWORK, 70)
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(CNN_SETTINGS)))
 def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member):
     data, specs, results, population, xla_results = cnn_parity_run
@@ -344,6 +351,7 @@ def model_parity_run(tmp_path_factory):
     return (*_train_for_parity(data, SETTINGS, network, 10), network)
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(SETTINGS)))
 def test_population_matches_keras_on_a_model_file(model_parity_run, member):
     data, specs, results, population, xla_results, network = model_parity_run
@@ -382,6 +390,7 @@ def test_population_matches_keras_on_a_model_file(model_parity_run, member):
     np.testing.assert_allclose(results[member].history["accuracy"], history["accuracy"], atol=1e-6)
 
 
+@pytest.mark.trains
 def test_member_models_of_a_linear_family_hold_each_members_weights_and_val_loss():
     """A linear hidden activation leaves the trial's model without a site for the --model
     reader; keeping models (``--keep-models``, export) still places every BN by what feeds

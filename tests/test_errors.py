@@ -97,6 +97,7 @@ CASES = {
 }
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_unchanged(workspace, case, cli):
     (workspace / "data.json").write_text("{}")
@@ -111,6 +112,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_stores_unchanged(workspace,
     assert _counts(workspace) == before
 
 
+@pytest.mark.trains
 def test_a_locked_store_is_reported_not_crashed(workspace, cli):
     before = _counts(workspace)
     lock = sqlite3.connect(workspace / "mlruns" / "optuna.db", timeout=0)
@@ -125,6 +127,7 @@ def test_a_locked_store_is_reported_not_crashed(workspace, cli):
     assert _counts(workspace)[0] == before[0]
 
 
+@pytest.mark.trains
 def test_debug_lets_the_error_through_with_its_traceback(workspace, cli):
     with pytest.raises(DataError, match="nope.csv"):
         cli("--debug", "study", "--data", "nope.csv", *TINY, cwd=workspace)

@@ -40,6 +40,7 @@ def _predicts_probabilities(uri: str, tracking_uri: str):
     return model
 
 
+@pytest.mark.trains
 def test_export_logs_a_model_that_loads_with_pyfunc_predicts_and_is_registered(studied):
     config, stores = studied
     (exported,) = export_best(config, placement="before", register_as="bn-best-before")
@@ -63,6 +64,7 @@ def test_export_logs_a_model_that_loads_with_pyfunc_predicts_and_is_registered(s
     assert {"MLmodel", "input_example.json"} <= artifacts
 
 
+@pytest.mark.trains
 def test_export_as_typed_logs_a_logged_model_per_placement_linked_to_its_run(studied, cli):
     config, stores = studied
     result = cli(
@@ -89,6 +91,7 @@ def test_export_as_typed_logs_a_logged_model_per_placement_linked_to_its_run(stu
         _predicts_probabilities(uri, stores["tracking_uri"])
 
 
+@pytest.mark.trains
 def test_export_of_a_placement_the_study_lacks_names_the_ones_it_has(studied):
     config, _ = studied
     with pytest.raises(ConfigError, match=r"placement 'input' \(placements with one: "):

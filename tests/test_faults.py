@@ -56,6 +56,7 @@ def _assert_nothing_left_running(tmp_path: Path) -> None:
     assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
+@pytest.mark.server
 def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_csv):
     process = _start(tmp_path, tiny_csv, "--n-trials", "30")
     # The first block is told (its three progress lines come after it trained); two
@@ -98,6 +99,7 @@ def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_cs
     assert len(trial_runs) == len(study.trials)  # no duplicated and no lost trial
 
 
+@pytest.mark.server
 def test_kill_9_leaves_trials_that_the_next_run_closes(tmp_path, tiny_csv):
     beat = ("--heartbeat-interval", "1", "--grace-period", "2")
     process = _start(tmp_path, tiny_csv, "--n-trials", "30", *beat)
@@ -127,6 +129,7 @@ def test_kill_9_leaves_trials_that_the_next_run_closes(tmp_path, tiny_csv):
     assert sorted(r.info.status for r in parents) == ["FAILED", "FINISHED"]
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("tuner", ["random", "hyperband"])
 def test_ctrl_c_stops_a_keras_tuner_study_and_ends_its_runs(tmp_path, tiny_csv, tuner):
     # SIGINT to bnsearch alone (as `kill -INT` sends it). Random search trains in bnsearch's

@@ -222,6 +222,7 @@ def _sync(cli: Callable[..., Any], cwd: Path, *extra: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_both_stores_on_a_disk_that_fills_mid_study_stop_in_one_line_and_resume(
     tmp_path, small_disk, cli
@@ -247,6 +248,7 @@ def test_both_stores_on_a_disk_that_fills_mid_study_stop_in_one_line_and_resume(
     _assert_mlflow_level(f"sqlite:///{small_disk}/mlruns/mlflow.db", study)
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_only_the_mlflow_store_on_a_full_disk_stops_after_the_batch_and_resumes(
     tmp_path, small_disk, cli
@@ -275,6 +277,7 @@ def test_only_the_mlflow_store_on_a_full_disk_stops_after_the_batch_and_resumes(
     _assert_mlflow_level(tracking, study)
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_a_file_size_limit_mid_study_stops_in_one_line_and_resumes(tmp_path, cli):
     """The study's process may not write files past a size limit (what a quota looks like

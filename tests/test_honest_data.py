@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bnsearch.data import load_dataset
 
@@ -55,6 +56,7 @@ def _best_val_acc(stdout: str) -> float:
     return max(float(row[6]) for row in rows)
 
 
+@pytest.mark.trains
 def test_a_class_sorted_csv_is_warned_of_naming_the_class_and_the_fix(tmp_path, cli):
     _sorted_species(tmp_path)
     result = _study(cli, tmp_path, "--data", "penguins.csv", "--target", "species",
@@ -85,6 +87,7 @@ def test_a_class_sorted_csv_is_warned_of_naming_the_class_and_the_fix(tmp_path, 
     assert f"{data.degenerate_validation}." in rebuilt and "better" not in rebuilt
 
 
+@pytest.mark.trains
 def test_shuffle_trains_a_useful_model_on_the_sorted_csv_and_changes_the_fingerprint(tmp_path, cli):
     _sorted_species(tmp_path)
     args = ("--data", "penguins.csv", "--target", "species", "--epochs", "5", *QUICK)
@@ -144,6 +147,7 @@ def _regression(folder: Path, name: str, order: str = "random") -> tuple[Path, n
     return path, y
 
 
+@pytest.mark.trains
 def test_a_regression_header_states_the_task_and_target_and_an_unscaled_target_is_noticed(
     tmp_path, cli
 ):

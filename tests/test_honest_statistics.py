@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bnsearch.report import (
     outcome_label,
@@ -44,6 +45,7 @@ def _study_report(folder: Path) -> str:
     return report.read_text()
 
 
+@pytest.mark.trains
 def test_a_small_study_prints_no_nan_no_importance_and_ranks_no_single_seed(
     tiny_csv, tmp_path, cli
 ):
@@ -137,6 +139,7 @@ def test_a_sweep_whose_study_mostly_diverged_prints_no_sentinel(tmp_path):
     assert "diverged (3)" in page
 
 
+@pytest.mark.trains
 def test_a_regression_study_shows_val_mae_in_its_table_and_in_mlflow(tmp_path, cli):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((240, 5))

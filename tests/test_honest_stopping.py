@@ -27,6 +27,7 @@ def _diverging_study_file(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.trains
 def test_a_learning_rate_range_that_diverges_gets_one_line_of_advice(cli, tmp_path, tiny_csv):
     study_file = _diverging_study_file(tmp_path)
     result = cli(
@@ -46,6 +47,7 @@ def test_a_learning_rate_range_that_diverges_gets_one_line_of_advice(cli, tmp_pa
     assert line.endswith("in a study file, or --standardize.")
 
 
+@pytest.mark.trains
 def test_a_cap_too_small_to_settle_says_so_before_the_first_trial(cli, tmp_path, tiny_csv):
     need = min_blocks_to_settle(ALPHA)
     result = cli(
@@ -70,6 +72,7 @@ def test_a_cap_too_small_to_settle_says_so_before_the_first_trial(cli, tmp_path,
     assert "can only report" not in budget.stdout
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_that_lands_in_a_finalizer_prints_nothing_and_is_kept(tmp_path, number):
     # Where TensorFlow's weakref callbacks and __del__ methods run, Python swallows the
@@ -111,6 +114,7 @@ def _start(tmp_path: Path, tiny_csv: Path, n_trials: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_sigterm_mid_study_prints_one_line_and_the_rerun_resumes(tmp_path, tiny_csv):
     process = _start(tmp_path, tiny_csv, "30")

@@ -14,6 +14,7 @@ from bnsearch.networks import NetworkSettings
 from bnsearch.study import run_study
 
 
+@pytest.mark.trains
 def test_a_stop_flag_without_its_exception_ends_the_study_cleanly(tiny_csv, stores, monkeypatch):
     # As after a Ctrl-C whose KeyboardInterrupt landed in a weakref callback: the flag is
     # set, no exception is on its way.

@@ -26,6 +26,7 @@ def _digits(n_rows: int) -> Dataset:
     return Dataset(digits.name, x, digits.y[:n_rows], digits.class_names)
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize(
     ("data", "network"),
     [(make_synthetic(240, seed=5).standardize(0.2), MLP), (_digits(240), CNN)],
@@ -49,6 +50,7 @@ def test_a_kept_population_member_is_a_keras_model_that_scores_its_val_loss(data
         assert model.name.endswith(spec.config.placement)
 
 
+@pytest.mark.trains
 def test_without_keep_models_the_engine_keeps_nothing():
     trained = PopulationEngine().train(
         [TrialSpec(0, BNConfig(), 1)], make_synthetic(240, seed=5), MLP
@@ -56,6 +58,7 @@ def test_without_keep_models_the_engine_keeps_nothing():
     assert trained.models == [] and len(trained.results) == 1
 
 
+@pytest.mark.trains
 def test_a_study_with_keep_models_logs_each_confirmation_model_and_no_search_model(
     tmp_path,
 ):

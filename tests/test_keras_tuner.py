@@ -46,6 +46,7 @@ def _by_block(results) -> dict[int, list]:
     return blocks
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("tuner", ["random", "bayesian"])
 def test_each_oracle_proposal_becomes_a_paired_block_the_oracle_counts(tiny_csv, stores, tuner):
     import json
@@ -71,6 +72,7 @@ def test_each_oracle_proposal_becomes_a_paired_block_the_oracle_counts(tiny_csv,
     assert len(runs) == 6 and all(r.info.status == "FINISHED" for r in runs)
 
 
+@pytest.mark.trains
 def test_a_keras_tuner_study_states_the_paired_verdict_with_a_confirmation_round(tiny_csv, stores):
     from mlflow.tracking import MlflowClient
 
@@ -86,6 +88,7 @@ def test_a_keras_tuner_study_states_the_paired_verdict_with_a_confirmation_round
     assert "verdict.ci_low" in study_run.data.metrics
 
 
+@pytest.mark.trains
 def test_a_batch_trains_several_blocks_at_once_on_the_population_engine(tiny_csv, stores):
     from bnsearch.backends import make_backend
     from bnsearch.engines import make_engine
@@ -147,6 +150,7 @@ def test_keras_tuners_own_grid_search_runs_whole_in_a_child_process(tiny_csv, st
     assert "not paired" in outcome.verdict.statement
 
 
+@pytest.mark.trains
 def test_running_again_continues_the_same_project_with_new_blocks(tiny_csv, stores):
     run_study(_config(tiny_csv, stores))
     outcome = run_study(_config(tiny_csv, stores))
@@ -158,6 +162,7 @@ def test_running_again_continues_the_same_project_with_new_blocks(tiny_csv, stor
     assert sorted(int(r.data.tags["keras_tuner.trial_id"]) for r in runs) == list(range(6))
 
 
+@pytest.mark.trains
 def test_target_trials_fills_the_project_up_to_its_target_then_it_is_up_to_date(tiny_csv, stores):
     import io
 
@@ -168,6 +173,7 @@ def test_target_trials_fills_the_project_up_to_its_target_then_it_is_up_to_date(
     assert again.new_results == [] and "is up to date (6 of 6 search trials)" in out.getvalue()
 
 
+@pytest.mark.trains
 def test_prepare_and_report_read_a_keras_tuner_project_as_they_read_an_optuna_study(
     tiny_csv, stores, tmp_path
 ):
@@ -191,6 +197,7 @@ def test_prepare_and_report_read_a_keras_tuner_project_as_they_read_an_optuna_st
     assert report_run.data.tags["keras_tuner.study"] == "kt"
 
 
+@pytest.mark.trains
 def test_a_changed_space_is_refused(tiny_csv, stores):
     run_study(_config(tiny_csv, stores, n_trials=1))
     changed = SearchSpace.from_overrides({"dropout": [0.0, 0.1]})
@@ -221,6 +228,7 @@ def test_a_torn_last_line_of_the_results_file_is_dropped_and_the_study_goes_on(t
     assert len(lines) == 6 and all(line.startswith("{") and line.endswith("}") for line in lines)
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the_next_run(
     tiny_csv, tmp_path
@@ -281,6 +289,7 @@ def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the
     )
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_ctrl_c_mid_batch_then_a_rerun_retries_the_trials_in_their_blocks(tiny_csv, tmp_path):
     import os

@@ -166,6 +166,7 @@ def test_a_functional_model_with_fused_activations_and_bn_already_present(
     assert plan.site_names == ["fused", "separate"]
 
 
+@pytest.mark.trains
 def test_an_unknown_layer_is_kept_and_named_once_and_the_model_trains_on_keras(models):
     network = NetworkSettings(model=f"{models}:with_layer_norm", epochs=1)
     model = build_model(BNConfig(placement="after"), 14, 2, network, seed=1)
@@ -271,6 +272,7 @@ def test_a_keras_file_that_needs_custom_classes_names_them(tmp_path):
         load_plan(str(path))
 
 
+@pytest.mark.trains
 def test_a_keras_file_of_the_thread_network_trains_on_the_population_engine(models, tmp_path):
     path = tmp_path / "thread.keras"
     load_plan(f"{models}:thread").source.save(path)
@@ -348,6 +350,7 @@ def test_conv_models_plain_and_residual_are_layer_graphs_the_population_engine_t
         assert (scale_notice(config, load_study_dataset(config)) is not None) == noticed
 
 
+@pytest.mark.trains
 def test_a_model_study_through_the_cli_logs_model_txt_and_show_prints_it(
     models, tiny_csv, tmp_path, cli
 ):
@@ -413,6 +416,7 @@ def test_a_fractional_target_is_a_regression_under_auto_and_said_so(tmp_path):
 REGRESSION = NetworkSettings(epochs=3, hidden_units=(8, 6), activation="tanh")
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("placement", ["none", "before", "after", "before_output", "input"])
 def test_regression_trains_alike_on_both_engines(tmp_path, placement):
     data = load_dataset(str(_regression_csv(tmp_path)), "target", standardize=True)
@@ -437,6 +441,7 @@ def test_regression_trains_alike_on_both_engines(tmp_path, placement):
     assert np.isfinite(keras_result.history["val_loss"]).all()
 
 
+@pytest.mark.trains
 def test_a_regression_model_study_runs_on_both_engines_and_says_the_task(models, tmp_path, cli):
     path = _regression_csv(tmp_path)
     for engine in ("population", "keras"):

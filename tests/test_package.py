@@ -8,11 +8,12 @@ import sys
 import textwrap
 from importlib.metadata import version
 
+import pytest
+
 import bnsearch
 
 
 def test_version_is_the_installed_distributions_and_the_cli_says_it(tmp_path, cli, capsys):
-    import pytest
 
     assert bnsearch.__version__ == version("bnsearch")
     with pytest.raises(SystemExit) as exit_info:
@@ -21,6 +22,7 @@ def test_version_is_the_installed_distributions_and_the_cli_says_it(tmp_path, cl
     assert capsys.readouterr().out.strip() == f"bnsearch {bnsearch.__version__}"
 
 
+@pytest.mark.server
 def test_a_bare_command_prints_help_and_usage_names_the_program_typed(tmp_path):
     script = tmp_path.parent / "bin-of-test" / "bnsearch"
     bare = subprocess.run(
@@ -38,6 +40,7 @@ def test_a_bare_command_prints_help_and_usage_names_the_program_typed(tmp_path):
     assert installed.stdout.startswith("usage: bnsearch study ")
 
 
+@pytest.mark.server
 def test_a_postgresql_storage_without_the_driver_names_the_extra(tmp_path):
     """psycopg comes with bnsearch[postgres]: without it, one line naming the extra (the
     driver is hidden from the import system for this process only)."""
@@ -73,6 +76,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.server
 def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path, cli):
     study = cli(
         "study", "--data", str(tiny_csv), "--target", "label", "--epochs", "1",
@@ -118,6 +122,7 @@ def test_examples_copies_the_shipped_study_files_and_never_overwrites(tmp_path, 
     assert again.stderr.count("bnsearch: error:") == 1 and "already holds" in again.stderr
 
 
+@pytest.mark.server
 def test_the_wheel_carries_the_study_files_the_license_and_py_typed(built_wheel):
     import zipfile
     from pathlib import Path

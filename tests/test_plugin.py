@@ -54,6 +54,7 @@ def test_your_functional_model_is_rewritten_for_each_placement():
     assert [type(layer).__name__ for layer in model.layers][1:] == ["Dense"] * 3  # untouched
 
 
+@pytest.mark.trains
 def test_your_own_objective_in_paired_blocks_reaches_a_settled_verdict(tmp_path, cli):
     """Real training of your own model, rewritten per trial; read after every block."""
     import keras
@@ -130,6 +131,7 @@ def test_the_optuna_callback_nests_a_run_per_trial_with_its_epochs_and_state(tmp
     assert by_number[3].data.params["placement"] == study.trials[3].params["placement"]
 
 
+@pytest.mark.trains
 def test_the_keras_tuner_logger_and_a_verdict_from_a_paired_tuner(tmp_path):
     import keras
     import keras_tuner

@@ -110,6 +110,7 @@ def test_without_batches_the_line_counts_the_runs_plan():
     assert out.getvalue().startswith("[1/5] trial 0 ") and " eta " in out.getvalue()
 
 
+@pytest.mark.trains
 def test_a_real_study_counts_each_look_and_the_confirmation_round_on_its_own(
     cli, tiny_csv: Path, tmp_path: Path
 ):

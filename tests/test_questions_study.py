@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 
@@ -31,6 +32,7 @@ def _parent(folder: Path, name: str):
     return run
 
 
+@pytest.mark.trains
 def test_a_study_where_bn_does_not_help_never_says_it_helps(tiny_csv, tmp_path, cli):
     """Batches of two make BN's batch statistics noise: `none` wins every block."""
     result = cli(
@@ -57,6 +59,7 @@ def test_a_study_where_bn_does_not_help_never_says_it_helps(tiny_csv, tmp_path, 
     assert study.user_attrs["bnsearch.verdict_headline"].startswith("BN does not help")
 
 
+@pytest.mark.trains
 def test_a_study_where_bn_helps_and_placement_cannot_matter(tmp_path, cli):
     """With a linear activation `before` and `after` compute the same function, while the
     features' scale (×30) leaves `none` far behind: both BN placements beat `none` and the

@@ -42,6 +42,7 @@ def _files_holding(folder, secret: str) -> list[str]:
     ]
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_a_canary_password_in_both_urls_appears_in_no_output_log_store_or_report(
     tmp_path, tiny_csv

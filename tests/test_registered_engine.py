@@ -51,6 +51,7 @@ def test_a_builtin_engine_cannot_be_registered_over():
         register_engine("keras", StandinEngine)
 
 
+@pytest.mark.server
 def test_a_registered_engine_runs_a_study_as_typed_without_tensorflow(tiny_csv, tmp_path):
     stores = [f"--storage=sqlite:///{tmp_path}/o.db", f"--tracking-uri=sqlite:///{tmp_path}/m.db"]
     done = subprocess.run(

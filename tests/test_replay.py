@@ -27,6 +27,7 @@ def population_study(tmp_path_factory):
     return _study(tmp_path_factory.mktemp("replay-population"), "population")
 
 
+@pytest.mark.trains
 @pytest.mark.parametrize("engine", ["population", "keras"])
 def test_a_trial_replayed_alone_on_its_engine_reproduces_its_logged_metrics(
     tmp_path, population_study, engine
@@ -50,6 +51,7 @@ def test_a_trial_replayed_alone_on_its_engine_reproduces_its_logged_metrics(
     assert [m.step for m in steps] == [0, 1]
 
 
+@pytest.mark.trains
 def test_replaying_on_the_other_engine_says_the_two_are_not_comparable(population_study):
     config, _ = population_study
     out = io.StringIO()
@@ -58,12 +60,14 @@ def test_replaying_on_the_other_engine_says_the_two_are_not_comparable(populatio
     assert "not comparable epoch by epoch" in out.getvalue()
 
 
+@pytest.mark.trains
 def test_a_trial_the_study_does_not_have_is_a_clear_error(population_study):
     config, _ = population_study
     with pytest.raises(ConfigError, match=r"no finished trial 99 \(trials with a result: 0..5\)"):
         replay_trial(config, 99)
 
 
+@pytest.mark.trains
 def test_a_regression_trial_replays_with_its_mean_absolute_error(tmp_path):
     from bnsearch.trial import FloatRange, SearchSpace
     from tests.test_model_rewrite import _regression_csv
@@ -101,6 +105,7 @@ def raw_breast_cancer_study(tmp_path_factory):
     return config, run_study(config)
 
 
+@pytest.mark.trains
 def test_a_population_trial_is_replayed_in_its_recorded_batch_and_reproduces_exactly(
     raw_breast_cancer_study,
 ):
@@ -118,6 +123,7 @@ def test_a_population_trial_is_replayed_in_its_recorded_batch_and_reproduces_exa
         assert "in its batch as trained (9 trials in a population of 16)" in out.getvalue()
 
 
+@pytest.mark.trains
 def test_a_population_trial_replayed_alone_says_why_it_may_differ(raw_breast_cancer_study):
     config, _ = raw_breast_cancer_study
     out = io.StringIO()

@@ -101,6 +101,7 @@ def _kill_at_random(fleet: Fleet, storage_url: str, name: str, timeout: float) -
         fleet.stop()  # any worker still running at the deadline
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_workers_through_pgbouncer_reach_the_target_exactly_while_killed_at_random():
     # Not pytest's tmp_path: pgbouncer runs as nobody when the tests run as root.

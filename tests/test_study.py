@@ -25,6 +25,7 @@ def _trial_runs(tracking_uri: str):
     return trial_runs(tracking_uri, "tiny")
 
 
+@pytest.mark.trains
 def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
     out = io.StringIO()
     config = _config(tiny_csv, stores, n_trials=6, confirm_seeds=1, engine="population")
@@ -58,6 +59,7 @@ def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
     assert {"report.md", "report.html", "distribution.png"} <= artifacts
 
 
+@pytest.mark.trains
 def test_trials_come_in_paired_blocks_differing_only_in_placement(tiny_csv, stores):
     config = _config(
         tiny_csv, stores, n_trials=6, confirm_seeds=2, verbose=False, engine="population"
@@ -84,6 +86,7 @@ def test_trials_come_in_paired_blocks_differing_only_in_placement(tiny_csv, stor
     } == {str(b) for b in blocks}
 
 
+@pytest.mark.trains
 def test_running_again_resumes_the_same_study_and_adds_runs(tiny_csv, stores):
     run_study(_config(tiny_csv, stores, n_trials=2, verbose=False))
     outcome = run_study(_config(tiny_csv, stores, n_trials=2, verbose=False))
@@ -95,6 +98,7 @@ def test_running_again_resumes_the_same_study_and_adds_runs(tiny_csv, stores):
     assert sorted(int(r.data.tags["bnsearch.trial_number"]) for r in runs) == list(range(6))
 
 
+@pytest.mark.trains
 def test_diverging_trial_is_recorded_as_failed_and_the_study_goes_on(tiny_csv, stores):
     study = optuna.create_study(study_name="tiny", storage=stores["storage"])
     study.enqueue_trial({"learning_rate": 1e38, "placement": "none"}, skip_if_exists=False)
@@ -112,12 +116,14 @@ def test_diverging_trial_is_recorded_as_failed_and_the_study_goes_on(tiny_csv, s
     assert len(failed) == 3 and "loss became" in failed[0].data.tags["bnsearch.fail_reason"]
 
 
+@pytest.mark.trains
 def test_a_study_whose_trials_all_fail_raises(tiny_csv, stores):
     space = SearchSpace.from_overrides({"learning_rate": 1e38, "placement": ["none"]})
     with pytest.raises(StudyFailedError, match="all 2 trials failed"):
         run_study(_config(tiny_csv, stores, n_trials=2, space=space, verbose=False))
 
 
+@pytest.mark.trains
 def test_changing_the_space_of_an_existing_study_is_refused(tiny_csv, stores):
     run_study(_config(tiny_csv, stores, n_trials=1, verbose=False))
     changed = SearchSpace.from_overrides({"dropout": [0.0, 0.1]})
@@ -129,6 +135,7 @@ def test_changing_the_space_of_an_existing_study_is_refused(tiny_csv, stores):
     assert len(run_study(allowed).all_results) == 6
 
 
+@pytest.mark.trains
 def test_too_many_consecutive_failures_stop_the_study_with_the_reasons(tiny_csv, stores):
     space = SearchSpace.from_overrides({"learning_rate": 1e38, "placement": ["none"]})
     with pytest.raises(StudyFailedError, match="stopped after 3 consecutive failed trials"):
@@ -167,6 +174,7 @@ def test_tiny_cnn_study_on_digits_trains_on_the_population_engine_and_logs_a_ver
     assert "report.md" in {a.path for a in client.list_artifacts(outcome.parent_run_id)}
 
 
+@pytest.mark.trains
 def test_searching_the_activation_gives_a_verdict_per_activation(tiny_csv, stores):
     space = SearchSpace.from_overrides({"activation": ["tanh", "relu"]})
     config = _config(
@@ -188,6 +196,7 @@ def test_searching_the_activation_gives_a_verdict_per_activation(tiny_csv, store
     assert {r.data.params["activation"] for r in runs} == {"tanh", "relu"}
 
 
+@pytest.mark.trains
 def test_optuna_dashboard_sees_a_named_objective_the_verdict_and_short_trial_attributes(
     tiny_csv, stores
 ):

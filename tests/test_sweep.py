@@ -3,6 +3,7 @@ logged to its own MLflow run with its report."""
 
 from __future__ import annotations
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 
@@ -13,6 +14,7 @@ def _study_file(folder, name, csv, seed):
     )
 
 
+@pytest.mark.trains
 def test_sweep_ends_with_the_verdict_across_its_studies_in_its_own_mlflow_run(
     tiny_csv, tmp_path, cli
 ):
@@ -40,6 +42,7 @@ def test_sweep_ends_with_the_verdict_across_its_studies_in_its_own_mlflow_run(
     assert {"report.md", "report.html", "critical_difference.png"} <= artifacts
 
 
+@pytest.mark.trains
 def test_report_sweep_writes_the_table_and_leaves_out_studies_not_run_yet(tiny_csv, tmp_path, cli):
     studies = tmp_path / "studies"
     studies.mkdir()

@@ -47,6 +47,7 @@ def _assert_mlflow_agrees_with_optuna(
     return complete
 
 
+@pytest.mark.server
 def test_sync_writes_runs_mlflow_missed_and_ends_abandoned_ones(tiny_csv, tmp_path, cli):
     flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "2", "--n-trials", "6"]
     flags += ["--confirm-seeds", "0", "--study-name", "gap", "--quiet"]
@@ -116,6 +117,7 @@ def test_a_run_whose_params_an_outage_cut_off_gets_them_with_its_outcome(tmp_pat
     assert run.data.metrics["final_val_loss"] == 0.6
 
 
+@pytest.mark.trains
 def test_sync_of_a_study_that_does_not_exist_names_the_ones_there(tiny_csv, tmp_path, cli):
     flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "1", "--n-trials", "3"]
     cli("study", *flags, "--confirm-seeds", "0", "--study-name", "here", "--quiet", cwd=tmp_path)
@@ -173,6 +175,7 @@ def _wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(tiny_csv, tmp_path):
     folder = tmp_path / "server"
@@ -224,6 +227,7 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(tiny
         server.stop()
 
 
+@pytest.mark.trains
 def test_the_parent_run_shows_the_verdict_first_and_the_latest_run_is_marked(
     tiny_csv, tmp_path, cli
 ):
@@ -253,6 +257,7 @@ def test_the_parent_run_shows_the_verdict_first_and_the_latest_run_is_marked(
     assert link in second.stdout
 
 
+@pytest.mark.trains
 def test_a_moved_store_still_reads_its_artifacts(tiny_csv, tmp_path, cli):
     import shutil
 

@@ -14,6 +14,7 @@ from tests import ui_browser
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.server
 def test_the_printed_link_lands_on_the_runs_and_the_parent_run_shows_the_verdict_at_once(
     tiny_csv, tmp_path, cli
 ):

@@ -32,6 +32,7 @@ def _assert_glance(lines: list[str], most: int = 25) -> None:
         assert line.isascii(), line
 
 
+@pytest.mark.trains
 def test_the_default_study_and_its_report_end_with_the_verdict_at_a_glance(tmp_path, cli):
     study = cli("study", cwd=tmp_path)
 
@@ -76,6 +77,7 @@ def _tiny_study(cli, tiny_csv, folder, name, *flags):
     )  # fmt: skip
 
 
+@pytest.mark.trains
 def test_study_verbose_adds_the_full_statistics_under_the_glance(tiny_csv, tmp_path, cli):
     short = _tiny_study(cli, tiny_csv, tmp_path, "short")
     full = _tiny_study(cli, tiny_csv, tmp_path, "full", "--verbose")
@@ -90,6 +92,7 @@ def test_study_verbose_adds_the_full_statistics_under_the_glance(tiny_csv, tmp_p
     assert full.stdout.isascii()
 
 
+@pytest.mark.trains
 def test_sweep_prints_a_short_line_a_study_and_the_details_with_verbose(tiny_csv, tmp_path, cli):
     studies = tmp_path / "studies"
     studies.mkdir()

@@ -67,6 +67,7 @@ def test_every_verb_the_pages_run_is_run_here():
     assert _documented_verbs() == VERBS
 
 
+@pytest.mark.server
 def test_the_wheel_is_what_runs_and_says_its_version(wheel_python, tmp_path):
     found = _run(wheel_python, tmp_path, "-c", "import bnsearch; print(bnsearch.__file__)")
     assert found.returncode == 0, found.stderr[-2000:]
@@ -77,6 +78,7 @@ def test_the_wheel_is_what_runs_and_says_its_version(wheel_python, tmp_path):
     assert version.returncode == 0 and version.stdout.startswith("bnsearch "), version
 
 
+@pytest.mark.server
 def test_the_pages_commands_work_from_an_empty_folder(wheel_python, tmp_path):
     python = wheel_python
     study = _run(python, tmp_path, "-m", "bnsearch", "study")  # the README's first command

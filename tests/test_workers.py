@@ -106,6 +106,7 @@ def _assert_study_complete(name: str, storage: str, uri: str) -> list[optuna.tri
     return study.trials
 
 
+@pytest.mark.server
 @needs_postgres
 def test_two_workers_reach_exactly_the_target_with_one_run_per_trial(
     tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str
@@ -132,6 +133,7 @@ def test_two_workers_reach_exactly_the_target_with_one_run_per_trial(
     assert "placement" in read_study(config_from_args(args)).importances()
 
 
+@pytest.mark.server
 @needs_postgres
 def test_a_worker_killed_mid_study_is_retried_and_the_target_still_reached_exactly(
     tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str
@@ -202,6 +204,7 @@ def _terminate_connections(database: str, stop: threading.Event, killed: list[in
     admin.dispose()
 
 
+@pytest.mark.server
 @needs_postgres
 def test_connections_terminated_mid_study_lose_nothing_and_the_target_is_reached_exactly(
     tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str

@@ -17,11 +17,11 @@ initialisers are described in the docs (*Your model*, *The search space*).
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from bnsearch.errors import ConfigError
+from bnsearch.networks._common import cwd_importable, hidden_layer_order
 from bnsearch.trial import (
     ACTIVATIONS,
     POSITIVE_INT,
@@ -41,8 +41,6 @@ __all__ = [
     "NetworkSettings",
     "build_model",
     "compile_model",
-    "cwd_importable",
-    "hidden_layer_order",
     "initializer",
     "layer_plan",
 ]
@@ -177,17 +175,6 @@ class NetworkSettings:
             for name in ("family", "conv_filters", "kernel_size", "builder"):
                 del params[name]
         return params
-
-
-def hidden_layer_order(placement: str) -> tuple[str, ...]:
-    """One hidden layer (Dense or Conv2D) under a placement: the order of ``layer``, ``bn``
-    and ``activation``, which the built-in networks, :mod:`bnsearch.blocks` and the rewrite
-    of your own model follow."""
-    if placement in ("before", "before_output"):
-        return ("layer", "bn", "activation")
-    if placement == "after":
-        return ("layer", "activation", "bn")
-    return ("layer", "activation")  # none; input puts its one BN on the inputs instead
 
 
 def layer_plan(
@@ -355,12 +342,6 @@ def _planned_model(
         layers.append(layer)
     family = "thread_mlp" if network.kind == "mlp" else "cnn"
     return keras.Sequential(layers, name=f"{family}_{config.placement}")
-
-
-def cwd_importable() -> None:
-    """The folder bnsearch runs from made importable, for a builder's or a model's module."""
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
 
 
 def load_builder(spec: str) -> Any:

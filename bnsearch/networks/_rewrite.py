@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bnsearch.errors import ConfigError, first_line
-from bnsearch.networks._builder import cwd_importable, hidden_layer_order
+from bnsearch.networks._common import cwd_importable, hidden_layer_order
 from bnsearch.trial import BNConfig, layer_seed
 
 __all__ = [

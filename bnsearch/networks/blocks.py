@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bnsearch.networks._builder import hidden_layer_order
+from bnsearch.networks._common import hidden_layer_order
 from bnsearch.trial import BNConfig
 
 __all__ = ["conv_block", "dense_block"]
