@@ -38,6 +38,7 @@ def test_every_command_of_the_table_parses_and_names_its_runner():
         assert args.run is command.run
 
 
+@pytest.mark.trains
 @pytest.mark.server
 def test_tiny_end_to_end_study_uses_the_default_stores_under_mlruns(tiny_csv: Path, tmp_path):
     result = run_bnsearch(

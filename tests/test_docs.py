@@ -72,6 +72,7 @@ def test_every_page_of_the_nav_exists_and_every_page_is_in_the_nav():
     assert listed == pages
 
 
+@pytest.mark.trains
 @pytest.mark.server
 @pytest.mark.parametrize(("where", "code"), _examples(), ids=[w for w, _ in _examples()])
 def test_every_python_example_in_the_docs_runs(where, code, tmp_path):

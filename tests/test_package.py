@@ -76,6 +76,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.trains
 @pytest.mark.server
 def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path, cli):
     study = cli(

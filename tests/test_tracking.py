@@ -47,6 +47,7 @@ def _assert_mlflow_agrees_with_optuna(
     return complete
 
 
+@pytest.mark.trains
 @pytest.mark.server
 def test_sync_writes_runs_mlflow_missed_and_ends_abandoned_ones(tiny_csv, tmp_path, cli):
     flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "2", "--n-trials", "6"]
