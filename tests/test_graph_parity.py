@@ -206,9 +206,22 @@ def train_in_one_population(network, data, configs, first_seed):
     return network, data, specs, results, models, xla
 
 
+class _Runs(dict):
+    """Each model trained on first use: under ``--dist worksteal`` the two workers share this
+    module's tests, and each trains only the models its tests compare."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def __missing__(self, name):
+        self[name] = _train(self.folder, name)
+        return self[name]
+
+
 @pytest.fixture(scope="module")
 def runs(graph_models):
-    return {name: _train(graph_models, name) for name in KINDS}
+    return _Runs(graph_models)
 
 
 @pytest.mark.parametrize("name", list(KINDS))
