@@ -15,6 +15,7 @@ import time
 import optuna
 import pytest
 
+from bnsearch._reachable import TIMEOUT_S
 from tests._mlflow_server import MlflowServer, free_port
 from tests.conftest import trial_runs
 
@@ -136,15 +137,17 @@ def _mute_server() -> tuple[socket.socket, str]:
 
 
 @pytest.mark.parametrize("store", ["mute http", "refused postgresql"])
-def test_a_tracking_store_that_does_not_answer_fails_within_ten_seconds(
+def test_a_tracking_store_that_does_not_answer_is_refused_by_the_probe_in_one_line(
     store, tiny_csv, tmp_path, cli
 ):
+    """The refusal comes from the probe's one bounded wait (``TIMEOUT_S``), not from MLflow's
+    own retries of minutes: the line names the probe's timeout and why it gave up. Checked by
+    what the line says, not by a clock, which a busy machine would stretch."""
     listener = None
     if store == "mute http":
         listener, uri = _mute_server()
     else:
         uri = f"postgresql://bn:pw@127.0.0.1:{free_port()}/mlflow"
-    started = time.monotonic()
     try:
         result = cli(
             "study", "--data", str(tiny_csv), "--target", "label", "--tracking-uri", uri,
@@ -153,12 +156,12 @@ def test_a_tracking_store_that_does_not_answer_fails_within_ten_seconds(
     finally:
         if listener is not None:
             listener.close()
-    elapsed = time.monotonic() - started
     assert result.returncode == 2
     assert "cannot use the MLflow tracking store" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    reason = "TimeoutError" if store == "mute http" else "Connection refused"
+    assert f"within {TIMEOUT_S} s: {reason})" in result.stderr, result.stderr
     assert "pw" not in result.stderr
-    assert elapsed < 12, elapsed
     assert not (tmp_path / "mlruns" / "optuna.db").exists()  # nothing written
 
 
