@@ -6,20 +6,9 @@ The benchmark of many workers on one study runs from a clone, with the tests' su
 
 from __future__ import annotations
 
-from bnsearch.bench._backends import (
-    BACKENDS,
-    UNTIL,
-    compare_backends,
-)
-from bnsearch.bench._engines import (
-    run_benchmark,
-)
-from bnsearch.bench._profile import (
-    digits_cnn,
-    matmul_floor_seconds,
-    profile_specs,
-    profile_steps,
-)
+from bnsearch.bench._backends import BACKENDS, UNTIL, compare_backends
+from bnsearch.bench._engines import run_benchmark
+from bnsearch.bench._profile import profile_steps
 from bnsearch.bench._settled import (
     SCENARIOS,
     look_schedule,
@@ -32,10 +21,7 @@ __all__ = [
     "SCENARIOS",
     "UNTIL",
     "compare_backends",
-    "digits_cnn",
     "look_schedule",
-    "matmul_floor_seconds",
-    "profile_specs",
     "profile_steps",
     "run_benchmark",
     "run_settled_benchmark",

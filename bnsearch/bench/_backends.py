@@ -1,12 +1,5 @@
-"""``python -m bnsearch bench --backends`` / ``--until``: the default study run several ways.
-
-``--backends`` runs the default study (default data, its whole budget, the default engine)
-three times — Optuna, Keras Tuner random search, Keras Tuner Bayesian optimisation;
-``--until`` runs it until settled and with its whole budget. Each study runs in a fresh
-process with fresh stores in a temporary folder; the table shows, from this one run on this
-machine: trials trained, blocks, wall time, the ratio to the first row's, and each verdict
-with the interval its rule decided by. A benchmark, not a test: it asserts nothing.
-"""
+"""``python -m bnsearch bench --backends`` / ``--until``: the default study run several ways,
+each in a fresh process with fresh stores; a benchmark, not a test: it asserts nothing."""
 
 from __future__ import annotations
 
@@ -15,8 +8,6 @@ import sys
 import tempfile
 import time
 from typing import Any, TextIO
-
-__all__ = ["BACKENDS", "UNTIL", "compare_backends"]
 
 #: ``bench --backends``: the whole budget each, so that every backend trains as many trials.
 BACKENDS = (

@@ -1,32 +1,18 @@
 """``python -m bnsearch bench``: the Keras engine and the population engine side by side.
 
-Trains the thread's network (batch 16) on the synthetic data and prints, from one run on one
-machine: seconds per trial-epoch for the Keras engine and for the population engine at each
-population size P, the speed-up over Keras, the achieved GFLOP/s against a measured dense
-matmul peak, and the process's peak resident memory. Compilation is excluded: each engine
-is warmed up on one epoch before the timed epochs. This is a benchmark, not a test: it
-asserts nothing.
-
-Roofline columns (population rows): ``matmul s`` is the measured time of the step's matrix
-products alone (the 3 forward and 5 backward batched products of the thread's network at
-that population, in their own XLA loop), per trial-epoch, and ``in matmul`` its share of
-the engine's time; the rest is element-wise work (BN, activations, dropout hash, loss) and
-the optimizer. ``update floor`` is the memory-bandwidth limit of the optimizer: each step
-reads and writes every parameter and velocity and reads every gradient (5 × 4 bytes per
-parameter), at the measured streaming bandwidth. The model rows train the thread's network
-given as a plain-Keras ``.keras`` file (``--model``: rewritten per placement, then trained
-as the built-in MLP it is) on both engines; the CNN rows the digits CNN of
-``studies/digits_cnn.toml`` (8×8×1 images); the application rows MobileNetV2 and
-ResNet50V2 from ``keras.applications`` at 32×32×3 (``--model``).
+Seconds per trial-epoch (compilation excluded: a warm-up epoch first), speed-ups, GFLOP/s
+against a measured matmul peak, roofline columns and peak memory; the docs' Benchmarks page
+explains the columns. A benchmark, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import platform
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -35,21 +21,17 @@ from bnsearch.bench._profile import digits_cnn, matmul_floor_seconds, profile_sp
 from bnsearch.data import load_dataset, make_synthetic, split_index
 from bnsearch.engines import KerasEngine, PopulationEngine
 from bnsearch.networks import NetworkSettings
-
-__all__ = [
-    "flops_per_sample",
-    "matmul_peak_gflops",
-    "run_benchmark",
-    "stream_bandwidth_gbs",
-]
+from bnsearch.trial import TrialSpec
 
 
-def flops_per_sample(n_features: int, network: NetworkSettings, n_classes: int) -> float:
-    """Multiply-adds of the Dense layers, forward (x2 FLOP) and backward (x2 more), i.e.
-    ``6 * weights``; BN, activations and the optimiser are a few percent on top."""
-    widths = [n_features, *network.hidden_units, n_classes]
-    weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
-    return 6.0 * weights
+def _mean_seconds(run: Callable[[], Any], repeats: int) -> float:
+    """Seconds a call of ``run`` (a TensorFlow op) after one untimed call."""
+    run().numpy()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        out = run()
+    out.numpy()
+    return (time.perf_counter() - started) / repeats
 
 
 def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
@@ -57,12 +39,7 @@ def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
 
     a = tf.random.uniform((size, size))
     b = tf.random.uniform((size, size))
-    tf.matmul(a, b).numpy()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        c = tf.matmul(a, b)
-    c.numpy()
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+    return 2 * size**3 / _mean_seconds(lambda: tf.matmul(a, b), repeats) / 1e9
 
 
 def stream_bandwidth_gbs(megabytes: int = 256, repeats: int = 10) -> float:
@@ -71,17 +48,7 @@ def stream_bandwidth_gbs(megabytes: int = 256, repeats: int = 10) -> float:
 
     source = tf.Variable(tf.random.uniform((megabytes * 2**20 // 4,)))
     scale = tf.function(lambda: source * 1.0001 + 1.0, jit_compile=True)
-    scale().numpy()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        out = scale()
-    out.numpy()
-    seconds = (time.perf_counter() - started) / repeats
-    return 2 * source.shape[0] * 4 / seconds / 1e9
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return 2 * source.shape[0] * 4 / _mean_seconds(scale, repeats) / 1e9
 
 
 # long because it is the benchmark script itself: setup, both engines side by side, the table.
@@ -95,46 +62,43 @@ def run_benchmark(
     import tensorflow as tf
 
     out = out or sys.stdout
+    say = functools.partial(print, file=out, flush=True)
     n_rows = n_rows or (6_000 if short else 26_000)
     populations = populations or ((1, 8, 64) if short else (1, 8, 32, 64, 128))
     timed_epochs = 1 if short else 2
     data = make_synthetic(n_rows, seed=0).standardize(0.2)
     n_train = split_index(n_rows, 0.2)
-    flops = flops_per_sample(data.n_features, NetworkSettings(), data.n_classes)
+    widths = [data.n_features, *NetworkSettings().hidden_units, data.n_classes]
+    pairs = list(zip(widths[:-1], widths[1:], strict=True))
+    # Dense multiply-adds forward (2 FLOP) and backward (4): BN and the rest are a few %.
+    flops = 6.0 * sum(a * b for a, b in pairs)
     devices = ", ".join(d.device_type for d in tf.config.list_physical_devices())
-    print(
+    say(
         f"bnsearch bench: {n_rows} x {data.n_features} rows ({n_train} training), batch 16, "
         f"thread network; {timed_epochs} timed epoch(s) after a warm-up epoch\n"
         f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
         f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'} TF threads, "
-        f"devices: {devices}; TensorFlow {tf.__version__}",
-        file=out,
-        flush=True,
+        f"devices: {devices}; TensorFlow {tf.__version__}"
     )
     peak = matmul_peak_gflops()
     bandwidth = stream_bandwidth_gbs()
-    print(
+    say(
         f"dense matmul peak (1024^2 float32): {peak:.1f} GFLOP/s; streaming memory bandwidth: "
-        f"{bandwidth:.1f} GB/s",
-        file=out,
-        flush=True,
+        f"{bandwidth:.1f} GB/s"
     )
-    print(
+    say(
         f"arithmetic per trial-epoch: {flops * n_train / 1e9:.2f} GFLOP "
-        f"({flops / 1e3:.1f} kFLOP per sample)\n",
-        file=out,
+        f"({flops / 1e3:.1f} kFLOP per sample)\n"
     )
     header = (
         f"{'engine':<18s}{'s/trial-epoch':>14s}{'speed-up':>10s}{'GFLOP/s':>10s}"
         f"{'% of peak':>10s}{'matmul s':>10s}{'in matmul':>10s}{'update floor':>13s}"
         f"{'peak RSS MiB':>14s}"
     )
-    print(header, file=out)
-    print("-" * len(header), file=out, flush=True)
+    say(header)
+    say("-" * len(header))
     figures: dict[str, float] = {}
-
-    widths = [data.n_features, *NetworkSettings().hidden_units, data.n_classes]
-    n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    n_params = sum(a * b + b for a, b in pairs)
     steps_per_epoch = -(-n_train // 16)
 
     def row(name: str, seconds: float, population: int = 0) -> None:
@@ -142,48 +106,43 @@ def run_benchmark(
         speedup = figures["keras"] / seconds
         achieved = flops * n_train / seconds / 1e9
         roofline = f"{'':>10s}{'':>10s}{'':>13s}"
+        rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if population:
             matmul = matmul_floor_seconds(population, widths) * steps_per_epoch / population
             update = 5 * 4 * n_params * steps_per_epoch / (bandwidth * 1e9)
             roofline = f"{matmul:>10.4f}{100 * matmul / seconds:>9.0f}%{update:>13.5f}"
-        print(
+        say(
             f"{name:<18s}{seconds:>14.4f}{speedup:>9.1f}x{achieved:>10.2f}"
-            f"{100 * achieved / peak:>9.1f}%{roofline}{_peak_rss_mib():>14.0f}",
-            file=out,
-            flush=True,
+            f"{100 * achieved / peak:>9.1f}%{roofline}{rss_mib:>14.0f}"
         )
 
-    keras_engine = KerasEngine()
-    spec = profile_specs(1)
-    warm = NetworkSettings(epochs=1)
-    keras_engine.train(spec, data, warm)
-    started = time.perf_counter()
-    keras_engine.train(spec, data, NetworkSettings(epochs=timed_epochs))
+    network = NetworkSettings()
     # The Keras engine builds and compiles a model per trial, so this includes one build.
-    row("keras", (time.perf_counter() - started) / timed_epochs)
+    row("keras", _epoch_seconds(KerasEngine(), profile_specs(1), data, network, timed_epochs))
     engine = PopulationEngine(max_population=max(populations))
     for population in populations:
         specs = profile_specs(population)
-        engine.train(specs, data, warm)  # compiles this population size
-        started = time.perf_counter()
-        engine.train(specs, data, NetworkSettings(epochs=timed_epochs))
-        row(
-            f"population P={population}",
-            (time.perf_counter() - started) / timed_epochs / population,
-            population,
-        )
+        seconds = _epoch_seconds(engine, specs, data, network, timed_epochs) / population
+        row(f"population P={population}", seconds, population)
     best = min(v for k, v in figures.items() if k != "keras")
-    print(
-        f"\nbest population speed-up over the Keras engine: {figures['keras'] / best:.1f}x",
-        file=out,
-        flush=True,
-    )
+    say(f"\nbest population speed-up over the Keras engine: {figures['keras'] / best:.1f}x")
     figures.update(_model_rows(data, timed_epochs, max(populations), out))
     figures.update(_cnn_rows(timed_epochs, 16 if short else 64, out))
     figures.update(_residual_rows(timed_epochs, 16 if short else 64, out))
     if not short:  # minutes of XLA compilation: the full run only
         figures.update(_application_rows(timed_epochs, 8, out))
     return figures
+
+
+def _epoch_seconds(
+    engine: Any, specs: list[TrialSpec], data: Any, network: NetworkSettings, epochs: int
+) -> float:
+    """Seconds an epoch of ``specs`` on ``engine`` over ``epochs`` timed epochs, after a
+    warm-up epoch (the population's compile)."""
+    engine.train(specs, data, replace(network, epochs=1))
+    started = time.perf_counter()
+    engine.train(specs, data, replace(network, epochs=epochs))
+    return (time.perf_counter() - started) / epochs
 
 
 def _thread_model_file(folder: str) -> str:
@@ -204,72 +163,65 @@ def _thread_model_file(folder: str) -> str:
 
 def _side_by_side(
     prefix: str,
+    title: str,
     data: Any,
     network: NetworkSettings,
     timed_epochs: int,
     population: int,
     out: TextIO,
 ) -> dict[str, float]:
-    """Seconds per trial-epoch of ``network`` on both engines, one after the other: a
-    warm-up epoch each (the population's compile), then ``timed_epochs`` timed."""
+    """Under ``title``, seconds per trial-epoch of ``network`` on both engines."""
+    print(f"\n{title}", file=out)
     figures: dict[str, float] = {}
     for name, engine, specs in (
         (f"{prefix} keras", KerasEngine(), profile_specs(1)),
         (f"{prefix} population P={population}", PopulationEngine(population),
          profile_specs(population)),
     ):  # fmt: skip
-        engine.train(specs, data, replace(network, epochs=1))
-        started = time.perf_counter()
-        engine.train(specs, data, replace(network, epochs=timed_epochs))
-        figures[name] = (time.perf_counter() - started) / timed_epochs / len(specs)
+        seconds = _epoch_seconds(engine, specs, data, network, timed_epochs)
+        figures[name] = seconds / len(specs)
         speedup = figures[f"{prefix} keras"] / figures[name]
         print(f"{name:<28s}{figures[name]:>10.4f} s/trial-epoch{speedup:>8.1f}x", file=out)
     return figures
 
 
 def _model_rows(data: Any, timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """The thread's network given as a ``.keras`` file (``--model``) on both engines, on the
-    same rows as the table above."""
+    """The thread's network given as a ``.keras`` file (``--model``), same rows."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
         network = NetworkSettings(model=_thread_model_file(folder))
-        print("\nthe thread's network as a .keras file (--model), same rows", file=out)
-        return _side_by_side("model", data, network, timed_epochs, population, out)
+        title = "the thread's network as a .keras file (--model), same rows"
+        return _side_by_side("model", title, data, network, timed_epochs, population, out)
 
 
 def _cnn_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """The digits CNN (studies/digits_cnn.toml) on both engines."""
     data, cnn = digits_cnn()
-    print(
-        f"\ndigits CNN (studies/digits_cnn.toml): {data.n_rows} images 8x8x1, conv 16-32, "
-        "dense 64, batch 16",
-        file=out,
+    title = (
+        f"digits CNN (studies/digits_cnn.toml): {data.n_rows} images 8x8x1, conv 16-32, "
+        "dense 64, batch 16"
     )
-    return _side_by_side("cnn", data, cnn, timed_epochs, population, out)
+    return _side_by_side("cnn", title, data, cnn, timed_epochs, population, out)
 
 
 def _residual_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """The residual example (studies/residual_digits.py, given with --model) on both
-    engines, on the digits images as its study loads them."""
+    """The residual example (studies/residual_digits.py, ``--model``) on the digits images."""
     example = Path(__file__).resolve().parents[2] / "studies" / "residual_digits.py"
     if not example.is_file():  # an installed package without the repository's studies/
         print(f"\nresidual example: {example} not found; run bench from a clone", file=out)
         return {}
     data = load_dataset("sklearn:digits", images=True)
     network = NetworkSettings(model=f"{example}:build")
-    print(
-        f"\nresidual example (studies/residual_digits.py, --model): {data.n_rows} images "
-        "8x8x1, five 3x3 convolutions of 16 filters, two Add, batch 16",
-        file=out,
+    title = (
+        f"residual example (studies/residual_digits.py, --model): {data.n_rows} images "
+        "8x8x1, five 3x3 convolutions of 16 filters, two Add, batch 16"
     )
-    return _side_by_side("residual", data, network, timed_epochs, population, out)
+    return _side_by_side("residual", title, data, network, timed_epochs, population, out)
 
 
 def _application_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """MobileNetV2 and ResNet50V2 (``keras.applications``, ``weights=None``) at 32x32x3, 10
-    classes, given as ``--model`` files, on both engines: the digits images scaled up (each
-    pixel a 4x4 block, three channels), the first 512."""
+    """MobileNetV2 and ResNet50V2 (``keras.applications``, ``weights=None``) as ``--model``
+    files, on the first 512 digits images scaled to 32x32x3."""
     import tempfile
 
     import keras
@@ -285,11 +237,10 @@ def _application_rows(timed_epochs: int, population: int, out: TextIO) -> dict[s
             path = f"{folder}/{name}.keras"
             application = getattr(keras.applications, name)
             application(weights=None, input_shape=(32, 32, 3), classes=10).save(path)
-            print(
-                f"\n{name} (keras.applications, --model): {data.n_rows} digits images scaled "
-                "to 32x32x3, batch 16",
-                file=out,
+            title = (
+                f"{name} (keras.applications, --model): {data.n_rows} digits images scaled "
+                "to 32x32x3, batch 16"
             )
             network = NetworkSettings(model=path)
-            figures.update(_side_by_side(name, data, network, timed_epochs, population, out))
+            figures.update(_side_by_side(name, title, data, network, timed_epochs, population, out))
     return figures

@@ -1,23 +1,16 @@
 """Where a population training step's time goes (``python -m bnsearch bench --profile``).
 
-For the thread's MLP (6,000 synthetic rows) and the digits CNN of ``studies/digits_cnn.toml``
-at one population size, the engine's real XLA-compiled epoch is timed as it is and with
-parts of its step removed, one after another: the dropout hash, then BatchNormalization,
-then the optimizer's momentum, masking and decay (a plain ``w -= lr * g`` stays, so the
-gradients are still computed). Each part's time is the difference it makes; what is left
-is the forward and backward pass itself (matrix products, activations, loss, gathers). For
-the MLP the step's matrix products alone are timed too (:func:`matmul_floor_seconds`), and
-a loop that only gathers each batch gives the loop overhead.
-Beside the times: the bytes the optimizer moves a step (20 per parameter: read parameter,
-velocity and gradient, write parameter and velocity) and the forward activations' size.
-A profile by removal, measured; a benchmark, not a test: it asserts nothing.
+The engine's real XLA-compiled epoch is timed as it is and with parts of its step removed,
+one after another (:data:`REMOVALS`); each part's time is the difference it makes. A profile
+by removal, measured; a benchmark, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -27,8 +20,6 @@ from bnsearch.data import Dataset, load_dataset, make_synthetic, split_index
 from bnsearch.engines import Population, SlotUse
 from bnsearch.networks import NetworkSettings
 from bnsearch.trial import DEFAULT_PLACEMENTS, BNConfig, TrialSpec
-
-__all__ = ["REMOVALS", "digits_cnn", "matmul_floor_seconds", "profile_steps", "profile_specs"]
 
 # Removed one after another: each row removes its part and every part above it.
 REMOVALS: tuple[tuple[str, str], ...] = (
@@ -76,11 +67,16 @@ def matmul_floor_seconds(
                     delta = tf.matmul(delta, kernels[d], transpose_b=True)
         return total
 
-    loop(tf.constant(10)).numpy()
+    return _best_seconds(lambda: loop(tf.constant(steps)), steps)
+
+
+def _best_seconds(run: Callable[[], Any], steps: int) -> float:
+    """Seconds a step: the best of three calls of ``run`` after one that compiles."""
+    run().numpy()
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
-        loop(tf.constant(steps)).numpy()
+        run().numpy()
         best = min(best, (time.perf_counter() - started) / steps)
     return best
 
@@ -131,16 +127,6 @@ def _families() -> list[_Family]:
     ]
 
 
-def _seconds_per_step(population: Population, batches: Any, steps: int) -> float:
-    population.train_epoch(batches)[0].numpy()  # compiles
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        population.train_epoch(batches)[0].numpy()
-        best = min(best, (time.perf_counter() - started) / steps)
-    return best
-
-
 def _gather_loop_seconds(population: Population, batches: Any, steps: int) -> float:
     """A loop of the same length that only gathers each step's batch."""
     tf = population.tf
@@ -172,47 +158,37 @@ def _profile_family(family: _Family, size: int, out: TextIO) -> dict[str, float]
     batches = tf.constant(rows.reshape(size, steps, network.batch_size).transpose(1, 0, 2))
     times: dict[str, float] = {}
     removed: frozenset[str] = frozenset()
-    population = _Ablated(size, data, network, True, slots, removed=removed)
-    population.load(specs)
-    times["full"] = _seconds_per_step(population, batches, steps)
-    for part, _ in REMOVALS:
-        removed = removed | {part}
+    for part in ("full", *(part for part, _ in REMOVALS)):
+        if part != "full":  # each row removes its part and every part above it
+            removed |= {part}
         population = _Ablated(size, data, network, True, slots, removed=removed)
         population.load(specs)
-        times[part] = _seconds_per_step(population, batches, steps)
+        times[part] = _best_seconds(lambda p=population: p.train_epoch(batches)[0], steps)
     times["loop"] = _gather_loop_seconds(population, batches, steps)
     n_params = sum(int(np.prod(p.shape)) for p in population.params)
-    previous = times["full"]
-    print(
-        f"\n{family.name}, P={size}: {1e3 * times['full']:.2f} ms a step "
-        f"({n_params / size:,.0f} parameters a member)",
-        file=out,
+    full = previous = times["full"]
+    say = functools.partial(print, file=out, flush=True)
+
+    def line(label: str, seconds: float) -> None:
+        say(f"  {label:<58s}{1e3 * seconds:>7.2f} ms{100 * seconds / full:>5.0f}%")
+
+    say(
+        f"\n{family.name}, P={size}: {1e3 * full:.2f} ms a step "
+        f"({n_params / size:,.0f} parameters a member)"
     )
     for part, label in REMOVALS:
-        share = previous - times[part]
-        print(f"  {label:<58s}{1e3 * share:>7.2f} ms{100 * share / times['full']:>5.0f}%", file=out)
+        line(label, previous - times[part])
         previous = times[part]
     if network.kind == "mlp":
         widths = [data.n_features, *network.hidden_units, data.n_classes]
         products = matmul_floor_seconds(size, widths, network.batch_size, steps)
-        label = "  of what is left: the matrix products alone"
-        print(
-            f"{label:<60s}{1e3 * products:>7.2f} ms{100 * products / times['full']:>5.0f}%",
-            file=out,
-        )
-    print(
-        f"  {'forward and backward pass (what is left)':<58s}{1e3 * previous:>7.2f} ms"
-        f"{100 * previous / times['full']:>5.0f}%",
-        file=out,
-    )
-    print(f"  {'of it, the loop and its gathers':<58s}{1e3 * times['loop']:>7.2f} ms", file=out)
+        line("of what is left: the matrix products alone", products)
+    line("forward and backward pass (what is left)", previous)
+    say(f"  {'of it, the loop and its gathers':<58s}{1e3 * times['loop']:>7.2f} ms")
     width = sum(int(np.prod(op.shape)) for op in population.graph.ops if op.kind == "core")
-    print(
-        f"  bytes a step: optimizer {20 * n_params / 1e6:.1f} MB "
-        f"(20 per parameter), forward activations "
-        f"{4 * size * network.batch_size * width / 1e6:.1f} MB",
-        file=out,
-        flush=True,
+    say(
+        f"  bytes a step: optimizer {20 * n_params / 1e6:.1f} MB (20 per parameter), forward "
+        f"activations {4 * size * network.batch_size * width / 1e6:.1f} MB"
     )
     return times
 

@@ -1,27 +1,9 @@
 """``python -m bnsearch bench --settled``: the stopping rule against simulated studies.
 
-Analysis only, nothing is trained: each simulated study draws one paired difference
-``before − after`` per block from a known distribution, is looked at on the schedule a real
-study uses (:func:`bnsearch.backends.batch_room` with the population engine's 64
-trials and three placements: the first look after 8 blocks, then one per batch of 21), and
-stops by the real rule (:func:`bnsearch.stats.settle` on
-:func:`~bnsearch.stats.median_confidence_sequence`) or at the default cap of 86 blocks.
-Beside it, the fixed-budget rule (all 86 blocks, bootstrap interval and Wilcoxon test, the
-verdict's own code) on fewer studies, since its bootstrap is the slow part of a study.
-
-The truth of each scenario is known by construction, so the table shows how often each rule
-says "placement matters" when the median difference is 0 or inside the threshold (an
-error), "no effect" when it is twice the threshold (an error), and how many blocks each
-needed. A benchmark, not a test; ``tests/test_sequential.py`` asserts the error rates.
-
-A second table runs the two-question rule a study uses by default (``--question both``):
-each simulated block trains ``none``, ``before`` and ``after`` (per-placement noise of sd
-``NOISE / sqrt 2``, so that every paired difference has sd ``NOISE``), and the study stops
-at the first look where both "does BN help?" (each BN placement against ``none``, closed
-test: :func:`~bnsearch.stats.settle_against_none`) and "before or after?" are settled, the
-very functions the verdict decides by. It shows how often "BN helps" is said when no BN
-placement beats ``none`` by more than the threshold, and "placement matters" when
-``before − after`` lies within it (errors), beside the power where they do.
+Analysis only, nothing is trained: each simulated study draws per-block differences from a
+known distribution and is looked at on a real study's schedule (:func:`look_schedule`),
+stopped by the real rules; the tables show how often each rule errs and how many blocks it
+needed (the docs' *The two questions* page). ``tests/test_sequential.py`` asserts the rates.
 """
 
 from __future__ import annotations
@@ -47,21 +29,14 @@ from bnsearch.stats import (
     settle_codes,
 )
 
-__all__ = [
-    "SCENARIOS",
-    "TWO_QUESTION_SCENARIOS",
-    "Scenario",
-    "TwoQuestionOutcomes",
-    "TwoQuestionScenario",
-    "look_schedule",
-    "run_settled_benchmark",
-    "simulate_fixed",
-    "simulate_settled",
-    "simulate_two_questions",
-]
-
 NOISE = 0.01  # spread of the per-block differences: about the default study's
 DIVERGED = 1e6  # a diverged trial's difference: huge and finite, of either sign
+
+
+def _noise(rng: np.random.Generator, shape: str, scale: float, size: tuple[int, ...]) -> np.ndarray:
+    if shape == "heavy-tailed":
+        return scale * rng.standard_t(2, size)
+    return scale * rng.standard_normal(size)
 
 
 @dataclass(frozen=True)
@@ -73,10 +48,7 @@ class Scenario:
 
     def draw(self, rng: np.random.Generator, studies: int, blocks: int) -> np.ndarray:
         size = (studies, blocks)
-        if self.shape == "heavy-tailed":
-            noise = NOISE * rng.standard_t(2, size)
-        else:
-            noise = NOISE * rng.standard_normal(size)
+        noise = _noise(rng, self.shape, NOISE, size)
         if self.shape == "diverged outliers":  # 5 % of blocks, either placement diverged
             diverged = rng.random(size) < 0.05
             noise = np.where(diverged, DIVERGED * rng.choice([-1.0, 1.0], size), noise)
@@ -84,9 +56,7 @@ class Scenario:
 
     @property
     def truth(self) -> str:
-        if abs(self.median) <= DEFAULT_THRESHOLD:
-            return "no effect"
-        return "matters"
+        return "no effect" if abs(self.median) <= DEFAULT_THRESHOLD else "matters"
 
 
 SCENARIOS = tuple(
@@ -99,9 +69,7 @@ SCENARIOS = tuple(
 def look_schedule(
     cap_blocks: int = 86, capacity_trials: int = 64, placements: int = 3
 ) -> list[int]:
-    """The numbers of blocks at which a study run until settled looks, as the backends
-    plan their batches."""
-
+    """The numbers of blocks at which a study run until settled looks."""
     config = StudyConfig(until="settled", verbose=False)
     looks, have = [], 0
     while have < cap_blocks:
@@ -126,7 +94,6 @@ def simulate_settled(
     scenario: Scenario, studies: int = 2000, seed: int = 0, cap_blocks: int = 86
 ) -> Outcomes:
     """The until-settled rule over ``studies`` simulated studies of ``scenario``."""
-
     diffs = scenario.draw(np.random.default_rng(seed), studies, cap_blocks)
     said, stopped = [], []
     looks = look_schedule(cap_blocks)
@@ -145,7 +112,6 @@ def simulate_fixed(
     scenario: Scenario, studies: int = 300, seed: int = 0, blocks: int = 86
 ) -> Outcomes:
     """The fixed-budget rule (the verdict's bootstrap interval and Wilcoxon test)."""
-
     diffs = scenario.draw(np.random.default_rng(seed), studies, blocks)
     said = [fixed_budget_side(row, DEFAULT_THRESHOLD, seed=i) for i, row in enumerate(diffs)]
     return _outcomes(said, [blocks] * studies)
@@ -174,11 +140,7 @@ class TwoQuestionScenario:
     def draw(self, rng: np.random.Generator, studies: int, blocks: int) -> np.ndarray:
         """``(studies, blocks, 3)`` final losses of ``none``, ``before``, ``after``."""
         size = (studies, blocks, 3)
-        scale = NOISE / np.sqrt(2)
-        if self.shape == "heavy-tailed":
-            noise = scale * rng.standard_t(2, size)
-        else:
-            noise = scale * rng.standard_normal(size)
+        noise = _noise(rng, self.shape, NOISE / np.sqrt(2), size)
         if self.shape == "diverged outliers":  # 5 % of blocks: one member diverged
             diverged = rng.random(size[:2]) < 0.05
             member = rng.integers(0, 3, size[:2])

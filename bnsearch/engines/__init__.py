@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from bnsearch.config import ENGINES, REGISTERED_ENGINES, StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines._base import Engine, EpochCallback, TrainOutput
-from bnsearch.engines._keras import KerasEngine, fit_arguments, recording_callback
+from bnsearch.engines._keras import KerasEngine, fit_arguments
 from bnsearch.engines._population import Population, PopulationEngine, SlotUse
 from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings, describe_network, load_plan
@@ -28,10 +28,8 @@ __all__ = [
     "engine_for",
     "engine_notice",
     "fit_arguments",
-    "log_network",
     "make_engine",
     "network_notice",
-    "recording_callback",
     "register_engine",
     "resolve",
 ]
@@ -92,9 +90,8 @@ def engine_for(
     dataset: Dataset | None = None,
     space: SearchSpace | None = None,
 ) -> str:
-    """The engine that will train ``network`` (on ``dataset``, for ``space``: a builder's
-    network qualifies only there): the one asked for if it can, else the Keras engine (the
-    reference, which trains every network). ``model_fit_only``: the backend trains through
+    """The engine that will train ``network`` (on ``dataset``, for ``space``): the one asked
+    for if it can, else the Keras engine. ``model_fit_only``: the backend trains through
     ``model.fit`` itself (Keras Tuner)."""
     engine = _ENGINE_CLASSES.get(requested) or _REGISTERED.get(requested)
     if engine is None or model_fit_only or not engine.trains(network, dataset, space):
@@ -105,9 +102,7 @@ def engine_for(
 def engine_notice(
     network: NetworkSettings, dataset: Dataset | None = None, space: SearchSpace | None = None
 ) -> str | None:
-    """What a study says, before training, about its network and task: how ``task =
-    "auto"`` chose regression; the layers of a ``--model`` kept as they are, named once; and
-    a network the population engine does not train (one line each)."""
+    """What a study says, before training, about its network and task (one line each)."""
     lines = [dataset.task_note] if dataset is not None and dataset.task_note else []
     if network.kind == "model":
         plan = load_plan(network.model or "")
@@ -135,38 +130,27 @@ def engine_notice(
 
 
 def network_notice(tracker: Any, config: StudyConfig, dataset: Dataset) -> str | None:
-    """What a study says about its network before training (:func:`engine_notice`), once
-    a ``--model`` network's layers are logged to its parent run (:func:`log_network`)."""
-    log_network(tracker, config, dataset)
+    """:func:`engine_notice`, once a ``--model`` network's rewritten layers of each placement
+    are logged to the parent run as ``model.txt`` (best effort, as the trial runs are)."""
+    if config.network.kind == "model":
+        text = describe_network(
+            config.network, config.space.placement, dataset.x.shape[1:], dataset.n_classes
+        )
+        with tempfile.TemporaryDirectory(prefix="bnsearch-model-") as folder:
+            path = Path(folder) / "model.txt"
+            path.write_text(text + "\n")
+            tracker.connection.best_effort("log_artifact", tracker.parent_run_id, str(path))
     return engine_notice(config.network, dataset, config.space)
 
 
-def log_network(tracker: Any, config: StudyConfig, dataset: Dataset) -> None:
-    """Log a ``--model`` network's rewritten layer list of each placement to the study's
-    parent run as ``model.txt`` (what ``python -m bnsearch model --show MODEL --full`` prints);
-    best effort, as the trial runs are."""
-    if config.network.kind != "model":
-        return
-    text = describe_network(
-        config.network, config.space.placement, dataset.x.shape[1:], dataset.n_classes
-    )
-    with tempfile.TemporaryDirectory(prefix="bnsearch-model-") as folder:
-        path = Path(folder) / "model.txt"
-        path.write_text(text + "\n")
-        tracker.connection.best_effort("log_artifact", tracker.parent_run_id, str(path))
-
-
 def resolve(config: StudyConfig, dataset: Dataset | None = None) -> StudyConfig:
-    """``config`` with the engine that will train it on ``dataset`` (see
-    :func:`engine_for`; without the data a ``builder`` network resolves to the Keras
-    engine); every verb that trains resolves its config once, when its data is loaded."""
+    """``config`` with the engine that will train it on ``dataset`` (:func:`engine_for`)."""
     engine = engine_for(config.engine, config.network, config.fit_only, dataset, config.space)
     return config.with_changes(engine=engine)
 
 
 def make_engine(name: str, max_population: int = 64, population_size: int | None = None) -> Engine:
-    """The engine ``name``; ``population_size`` fixes the population engine's graph size
-    (a replay of a recorded batch), else it sizes each chunk itself."""
+    """The engine ``name``; ``population_size`` fixes the population engine's graph size."""
     if name == "keras":
         return KerasEngine()
     if name == "population":

@@ -1,8 +1,5 @@
 """The reference engine: one ``keras.Model.fit`` per trial, networks from
-:func:`bnsearch.networks.build_model`.
-
-A regression's ``model.fit`` reports ``mae``/``val_mae`` (mean absolute error) where a
-classification reports its accuracies; both go to the recorder as they are."""
+:func:`bnsearch.networks.build_model`."""
 
 from __future__ import annotations
 
@@ -14,12 +11,9 @@ from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.networks import NetworkSettings, build_model, check_model_fits, load_plan
 from bnsearch.trial import SearchSpace, TrialRecorder, TrialResult, TrialSpec
 
-__all__ = ["KerasEngine", "fit_arguments", "model_fits_data", "recording_callback"]
-
 
 def model_fits_data(dataset: Dataset, network: NetworkSettings) -> None:
-    """Refuse, in one line, a ``--model`` whose input or output does not suit ``dataset``
-    (its rows, its classes or its regression target)."""
+    """Refuse, in one line, a ``--model`` whose input or output does not suit ``dataset``."""
     if network.kind == "model":
         plan = load_plan(network.model or "")
         check_model_fits(plan, dataset.x.shape[1:], dataset.n_classes)
@@ -28,8 +22,8 @@ def model_fits_data(dataset: Dataset, network: NetworkSettings) -> None:
 def fit_arguments(
     arrays: tuple[Any, ...], network: NetworkSettings, verbose: int = 0
 ) -> dict[str, Any]:
-    """``model.fit``'s arguments for the thread's training (the Keras engine and Keras
-    Tuner's ``search`` both train so): ``arrays`` is ``Dataset.split``'s four arrays."""
+    """``model.fit``'s arguments (the Keras engine's and Keras Tuner's ``search``);
+    ``arrays`` is ``Dataset.split``'s four arrays."""
     x_train, y_train, x_val, y_val = arrays
     return {
         "x": x_train,
@@ -65,10 +59,8 @@ def recording_callback(recorder: TrialRecorder) -> Any:
 
 
 class KerasEngine:
-    """Trains trials one after another with ``model.fit``; the numerical reference.
-
-    A trial that raises or diverges becomes a FAILED result with the reason; the batch goes on.
-    """
+    """Trains trials one after another with ``model.fit``; the numerical reference. A trial
+    that raises or diverges becomes a FAILED result with the reason; the batch goes on."""
 
     name = "keras"
 
@@ -78,8 +70,7 @@ class KerasEngine:
     trials_at_once = 1
 
     def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
-        """One network at a time: no memory to check ahead of training; a ``--model``
-        that does not suit the data or the task is refused before anything runs."""
+        """Refuse a ``--model`` that does not suit the data (no memory to check)."""
         model_fits_data(dataset, network)
         return None
 
@@ -98,8 +89,7 @@ class KerasEngine:
         on_epoch: EpochCallback | None = None,
         keep_models: bool = False,
     ) -> TrainOutput:
-        """With ``keep_models``, each trial's trained model comes back too (None where the
-        trial failed before its model was built)."""
+        """With ``keep_models``, each trial's model comes back too (None if never built)."""
         arrays = dataset.split(network.validation_split)
         output = TrainOutput([], [])
         for index, spec in enumerate(specs):
@@ -118,7 +108,6 @@ class KerasEngine:
         arrays: tuple[Any, ...],
         on_epoch: EpochCallback | None,
     ) -> tuple[TrialResult, Any]:
-        """The trial's result and its model (None if it failed before one was built)."""
         import keras
 
         prune = None if on_epoch is None else (lambda e, m: on_epoch(index, e, m))

@@ -1,28 +1,16 @@
 """The connection to MLflow: the client, the study's experiment, and the one retry policy.
 
-The backend's store (the Optuna study, the Keras Tuner project) holds every result; MLflow
-is its view. So every MLflow call goes through :meth:`Connection.call`: tried again after
-each delay of :data:`bnsearch._reachable.MLFLOW_RETRY` (the one place retry policies are
-set), and when MLflow stays away the connection says so once and fails further calls at
-once for the policy's ``offline_s`` seconds (the outage breaker), so a study
-trains on without waiting out every call's retries; :meth:`MlflowTracker.sync` writes what
-MLflow missed later. Both parameters are read at call time, so tests can patch them here.
-A store that cannot be reached at the start fails within about 10 s
-(:func:`bnsearch._reachable.probe`), before anything is written.
+The backend's store holds every result; MLflow is its view. So every MLflow call goes
+through :meth:`Connection.call`: tried again after each delay of
+:data:`bnsearch._reachable.MLFLOW_RETRY`, and when MLflow stays away the connection says so
+once and fails further calls at once for ``offline_s`` seconds (the outage breaker), so a
+study trains on; :meth:`MlflowTracker.sync` writes what MLflow missed later.
 
-A full disk under the store (or a quota, or a file system turned read-only:
-:func:`bnsearch.errors.full_disk`) is no outage: it is not retried and does not clear by
-itself. The decision: **the study stops at the end of the batch in flight**, rather than
-training on without MLflow. The disk under MLflow is most often the disk under the Optuna
-storage, the artifacts and the report as well, so a study riding on would fill what room
-is left and fail in a worse place; and every run it trained would be missing from the
-view a person reviews until space is freed anyway. Nothing trained is lost by stopping:
-each result is in the study's store before MLflow is told. So the first call that meets
-it records the fault (:attr:`Connection.full`, a :class:`TrackingFull` naming the store),
-every later call fails at once with it (no waits, no wall of MLflow's own log lines: they
-are filtered out), the paired-search loop raises it once the batch is told, and the user
-reads one line, ``no space left on … holding the MLflow tracking store …: free space and
-run the same command again``. The next study run (or ``sync``) writes what MLflow missed.
+A full disk under the store is no outage: it is not retried and does not clear by itself,
+so **the study stops at the end of the batch in flight**. The disk under MLflow is most
+often the disk under the Optuna storage and the artifacts too, so riding on would fail in a
+worse place, and nothing trained is lost: each result is in the store before MLflow is told.
+The first call that meets it records :attr:`Connection.full`; every later call fails at once.
 """
 
 from __future__ import annotations
@@ -39,14 +27,6 @@ from bnsearch._redact import redact_text, redact_url
 from bnsearch.errors import StoreError, StoreFullError, first_line, full_disk, full_disk_message
 from bnsearch.tracking._local_store import relocate_artifacts, sqlite_path
 
-__all__ = [
-    "Connection",
-    "TrackingFull",
-    "TrackingUnavailable",
-    "existing_experiment_id",
-    "tags_equal",
-]
-
 # MLflow's own HTTP retries would wait minutes per call; bnsearch retries the call itself.
 _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
@@ -59,13 +39,11 @@ _EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class TrackingUnavailable(StoreError):
-    """MLflow did not answer a call after its retries; what it did not get is back-filled
-    by :meth:`MlflowTracker.sync`."""
+    """MLflow did not answer a call after its retries (:meth:`MlflowTracker.sync` back-fills)."""
 
 
 class TrackingFull(TrackingUnavailable, StoreFullError):
-    """The disk under the MLflow store is full (or read-only): calls fail at once, and the
-    study stops at the end of its batch (see the module docstring)."""
+    """The disk under the MLflow store is full (or read-only); see the module docstring."""
 
 
 def existing_experiment_id(tracking_uri: str, name: str) -> str | None:
@@ -80,8 +58,7 @@ def existing_experiment_id(tracking_uri: str, name: str) -> str | None:
 
 
 class Connection:
-    """The client of one study's experiment (opened on first use), and calls to it that
-    survive an outage."""
+    """The client of one study's experiment, and calls to it that survive an outage."""
 
     def __init__(
         self, tracking_uri: str, experiment_name: str, artifact_root: Path | None = None
@@ -155,8 +132,8 @@ class Connection:
         self.experiment_id = experiment_id
 
     def _open_experiment(self, client: Any, db_path: Path | None) -> str:
-        """The study's experiment id, creating the experiment (beside a SQLite store, its
-        artifacts under ``artifacts/<study>``) if no worker has yet."""
+        """The study's experiment id, creating it (artifacts beside a SQLite store, under
+        ``artifacts/<study>``) if no worker has yet."""
         experiment = client.get_experiment_by_name(self.experiment_name)
         if experiment is not None:
             for key, value in _EXPERIMENT_TAGS.items():
@@ -190,16 +167,12 @@ class Connection:
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """``client.<method>(...)`` tried again after each delay of ``MLFLOW_RETRY``; a
-        TrackingUnavailable when every try failed (or MLflow went away moments ago). A
-        refusal that another try cannot change (a bad request, a missing run) is raised at
-        once."""
+        TrackingUnavailable when every try failed; a refusal (a 4xx) is raised at once."""
         return self._tries(method, args, kwargs, retry_refusals=False)
 
     def call_through_races(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """:meth:`call` for a write that workers starting together race to make (the same
-        dataset row): a refusal is tried again on the same delays too, since once one
-        worker's write is in, the others' next try links to it; the refusal is raised if
-        every try was refused."""
+        """:meth:`call` for a write workers race to make (the same dataset row): a refusal
+        is tried again too, since once one worker's write is in, the others' links to it."""
         return self._tries(method, args, kwargs, retry_refusals=True)
 
     def best_effort(self, method: str, *args: Any, **kwargs: Any) -> bool:
@@ -226,8 +199,7 @@ class Connection:
     def _tries(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], retry_refusals: bool
     ) -> Any:
-        """The retry policy of every MLflow call (see :meth:`call`); a full disk is not
-        retried (see the module docstring)."""
+        """The retry policy of every MLflow call (see :meth:`call`)."""
         if self.full is not None:
             raise TrackingFull(str(self.full)) from None
         if self._outage is not None and time.monotonic() < self._offline_until:
@@ -305,6 +277,5 @@ def _print_notice(line: str) -> None:
 
 
 def tags_equal(*conditions: tuple[str, str | int]) -> str:
-    """An MLflow search filter: each ``(key, value)`` tag equal to its value (all of them),
-    keys from :mod:`bnsearch.trial.keys` (backquoted: they hold dots)."""
+    """An MLflow search filter: each ``(key, value)`` tag equal to its value."""
     return " and ".join(f"tags.`{key}` = '{value}'" for key, value in conditions)

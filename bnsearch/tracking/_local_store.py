@@ -1,16 +1,10 @@
-"""MLflow's SQLite store as files and tables: where its database lies, and moving the artifact
-paths it holds when the store's folder moved.
-
-This is the one place that reads or writes MLflow's private schema (raw SQL on its tables),
-so a schema change in a new MLflow version is fixed here and nowhere else.
-"""
+"""MLflow's SQLite store: where its database lies, and moving the artifact paths it holds
+when the store's folder moved (the one place that writes MLflow's private schema)."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-
-__all__ = ["relocate_artifacts", "sqlite_path"]
 
 # Where each table of MLflow's SQLite store keeps an artifact path.
 _ARTIFACT_COLUMNS = (
@@ -29,10 +23,9 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def relocate_artifacts(tracking_uri: str) -> int:
-    """After a SQLite store's folder was moved or copied: point each experiment whose
-    artifact folder is gone at ``artifacts/<study>`` beside the database, where bnsearch
-    put it (MLflow stores artifact locations as absolute paths). Returns how many
-    experiments moved; other stores and experiments are left as they are."""
+    """After a SQLite store's folder was moved or copied, point each experiment whose
+    artifact folder is gone at ``artifacts/<study>`` beside the database (MLflow stores
+    absolute paths); how many experiments moved."""
     import sqlite3
     import urllib.parse
 

@@ -1,19 +1,10 @@
-"""Files logged to a run: artifacts (the study's report and plots) and Keras models as MLflow
-models, optionally registered.
+"""Files logged to a run: artifacts and Keras models as MLflow 3 LoggedModels, optionally
+registered.
 
-A Keras model becomes an MLflow 3 *LoggedModel*: an entity of the experiment (its Models
-tab, ``search_logged_models``, the URI ``models:/m-…``) whose source run is the trial's or
-the export's run, which lists it among its outputs; the run's params and latest metrics are
-linked to it. Every write goes through :meth:`Connection.call` by the run's id, with no
-active run, so a run already ended stays as it is.
-
-Why not ``mlflow.keras.log_model``, which does all of that: in MLflow 3.17 it writes the
-input example before it creates the model's folder and fails. So :meth:`Models.log_keras_model`
-does what ``mlflow.models.Model.log`` does, step by step: create the LoggedModel, save the
-model with ``mlflow.keras.save_model`` into a folder that exists (the example included),
-upload the folder to the LoggedModel, link it to the run, finalize it. Once ``log_model``
-accepts an ``input_example`` for Keras, that call (``name="model"``, ``run_id``,
-``signature``, ``input_example``, ``registered_model_name``) can replace the steps.
+Why not ``mlflow.keras.log_model``: in MLflow 3.17 it writes the input example before it
+creates the model's folder and fails. So :meth:`Models.log_keras_model` does what
+``mlflow.models.Model.log`` does, step by step; once ``log_model`` accepts an
+``input_example`` for Keras, that one call can replace the steps.
 """
 
 from __future__ import annotations
@@ -29,8 +20,6 @@ from typing import Any
 
 from bnsearch.tracking._connection import Connection
 
-__all__ = ["INPUT_EXAMPLE_ROWS", "MODEL_NAME", "Models"]
-
 # Rows of the data kept with a logged model as its input example.
 INPUT_EXAMPLE_ROWS = 5
 
@@ -42,8 +31,7 @@ _BATCH = 900
 
 
 class Models:
-    """The tracker's artifacts and models (a mixin of :class:`MlflowTracker`, which sets the
-    state below)."""
+    """The tracker's artifacts and models (a mixin of :class:`MlflowTracker`)."""
 
     connection: Connection
     parent_run_id: str | None
@@ -60,12 +48,10 @@ class Models:
         register_as: str | None = None,
         metrics: Mapping[str, float | None] | None = None,
     ) -> str:
-        """Log ``model`` as a LoggedModel of ``run_id`` (Keras flavor, loadable with
-        ``mlflow.pyfunc.load_model``) with the first ``INPUT_EXAMPLE_ROWS`` of ``rows`` as
-        its input example and their predictions as its signature's output; the run's params
-        and latest metrics, and ``metrics`` (logged to the run now, finite values only),
-        are the model's too. Registered as ``register_as`` when given. Returns the model's
-        URI: ``models:/m-…``, or ``models:/<register_as>/<version>``."""
+        """Log ``model`` as a LoggedModel of ``run_id`` (Keras flavor) with the first rows of
+        ``rows`` as its input example; the run's params and latest metrics, and ``metrics``
+        (logged to the run now), are the model's too. Registered as ``register_as`` when
+        given. Returns ``models:/m-…``, or ``models:/<register_as>/<version>``."""
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
         from mlflow.models import infer_signature
 
@@ -100,7 +86,7 @@ class Models:
 
     def _link_metrics(self, run: Any, model_id: str, metrics: Mapping[str, float | None]) -> None:
         """Log ``metrics`` to the run for the model, and link each other metric's latest
-        entry in the run (its value, step and time: the run's history gains nothing)."""
+        entry in the run (the run's history gains nothing)."""
         from mlflow.entities import Metric
 
         run_id = run.info.run_id
@@ -122,8 +108,7 @@ class Models:
             self.connection.call("log_batch", run_id, metrics=linked[start : start + _BATCH])
 
     def _register_version(self, uri: str, name: str, run_id: str, model_id: str) -> str:
-        """A new version of the registered model ``name`` (created if need be) from the
-        LoggedModel at ``uri``; the version's URI."""
+        """A new version of the registered model ``name`` from the LoggedModel at ``uri``."""
         import mlflow
         from mlflow.exceptions import MlflowException
         from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
@@ -150,8 +135,7 @@ class Models:
 def _save(
     model: Any, folder: Path, logged: Any, run_id: str, signature: Any, input_example: Any
 ) -> None:
-    """``model`` as an MLflow model in ``folder`` (which exists), its MLmodel naming the
-    LoggedModel and run as ``Model.log`` would."""
+    """``model`` as an MLflow model in ``folder``, naming the LoggedModel and run."""
     import mlflow.keras
     from mlflow.models import Model
 

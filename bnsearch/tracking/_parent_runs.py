@@ -1,11 +1,5 @@
 """The study's parent run, one per invocation: started with the study's parameters and data
-set, ended with its status, and with the verdict when there is one.
-
-What MLflow shows first carries the answers: the parent run ending with a verdict gets them
-as its description, its name starts with them (does BN help here, before or after), and it
-is marked the study's latest parent run (``bnsearch.latest``). The run records which host
-and process run it, so :meth:`MlflowTracker.sync` can end it once that process is gone.
-"""
+set, ended with its status, and with the verdict when there is one."""
 
 from __future__ import annotations
 
@@ -26,12 +20,9 @@ from bnsearch.trial import keys
 if TYPE_CHECKING:
     from bnsearch.stats import PairComparison, Verdict
 
-__all__ = ["ParentRuns"]
-
 
 class ParentRuns:
-    """The tracker's parent run (a mixin of :class:`MlflowTracker`, which sets the state
-    below)."""
+    """The tracker's parent run (a mixin of :class:`MlflowTracker`)."""
 
     connection: Connection
     parent_run_id: str | None
@@ -109,12 +100,8 @@ class ParentRuns:
         status: str = "FINISHED",
     ) -> None:
         """End the parent run with the verdict's metrics and tags (``study`` and ``report``
-        both end their runs here, so the two record a verdict the same way). What MLflow
-        shows first carries both answers: the run's description (its note) is the verdict
-        in a few lines, its name starts with ``label`` (the answers), and it is marked the
-        latest parent run of the study (``bnsearch.latest``; earlier ones lose the mark,
-        keep the rest). ``note`` and ``label`` are written by :mod:`bnsearch.report`
-        (tracking stores what presentation wrote; it does not render)."""
+        both end theirs here): ``note`` (from :mod:`bnsearch.report`) is its description,
+        its name starts with ``label``, and it is marked the study's latest parent run."""
         values = {**(metrics or {}), keys.verdict_metric("n_blocks"): float(verdict.n_blocks)}
         tags = {
             keys.VERDICT: verdict.outcome,
@@ -150,8 +137,7 @@ class ParentRuns:
         self.end_study_run(status=status, metrics=values, tags=tags)
 
     def _name_and_mark_latest(self, label: str) -> None:
-        """The parent run's name starts with ``label`` (the answers, so that MLflow's runs
-        table shows them first); earlier parent runs lose the mark."""
+        """The parent run's name starts with ``label``; earlier parent runs lose the mark."""
         if self.parent_run_id is None:
             return
         name = f"{label} · {self._parent_run_name}".strip(" ·")
@@ -187,10 +173,8 @@ def _loggable(value: float) -> bool:
 
 
 def _pair_metrics(pair: PairComparison, *scope: str) -> dict[str, float]:
-    """A pair's verdict metrics (``verdict.median_difference``, ``verdict.bn.before.cs_high``,
-    ...); what is not a number to log is left out: an unbounded end of the anytime-valid
-    interval, an interval too few blocks give (NaN), a sentinel-sized value, and the Holm
-    p-value of a single block (no test)."""
+    """A pair's verdict metrics (``verdict.median_difference``, ...), without what is not a
+    number to log (and the Holm p-value of a single block: no test)."""
     values = {
         keys.verdict_metric("median_difference", *scope): pair.median,
         keys.verdict_metric("ci_low", *scope): pair.ci_low,

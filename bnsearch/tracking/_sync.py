@@ -1,11 +1,4 @@
-"""Making MLflow agree with the backend's store after an outage or a process that died.
-
-The store (the Optuna study, the Keras Tuner project) holds every result; MLflow is its view
-and may lag: runs never written, runs left RUNNING without their outcome, runs of trials or
-studies whose process is gone. :meth:`Sync.sync` (at the start of every study and by
-``python -m bnsearch sync``) fixes all of these; :meth:`Sync.fail_abandoned_runs` ends the
-runs of trials the backend found dead.
-"""
+"""Making MLflow agree with the backend's store after an outage or a process that died."""
 
 from __future__ import annotations
 
@@ -24,13 +17,10 @@ from bnsearch.tracking._trial_runs import (
 )
 from bnsearch.trial import StoredTrials, keys, process_alive
 
-__all__ = ["Sync", "SyncReport"]
-
 
 @dataclass
 class SyncReport:
-    """What :meth:`MlflowTracker.sync` changed: runs created from the store's results,
-    running runs completed from them, and abandoned runs ended."""
+    """What :meth:`MlflowTracker.sync` changed."""
 
     created: int = 0
     completed: int = 0
@@ -47,8 +37,7 @@ class SyncReport:
 
 
 class Sync:
-    """The tracker's catching up with the store (a mixin of :class:`MlflowTracker`, which
-    sets the state below)."""
+    """The tracker's catching up with the store (a mixin of :class:`MlflowTracker`)."""
 
     connection: Connection
     parent_run_id: str | None
@@ -56,12 +45,9 @@ class Sync:
 
     def sync(self, read_store: Callable[[], StoredTrials]) -> SyncReport:
         """Make MLflow agree with the study's store: each stored result gets exactly one
-        ended run of its state, with its full history (created, or completed from a run
-        left RUNNING); a RUNNING trial run whose trial is no longer in flight ends FAILED;
-        a study run of a process of this machine that is gone ends FAILED.
-
-        ``read_store`` is called after MLflow's runs are read, so a trial another worker
-        claims meanwhile is seen in flight rather than taken for abandoned."""
+        ended run of its state (created, or completed from a run left RUNNING); a RUNNING
+        run whose trial or study process is gone ends FAILED. ``read_store`` is called after
+        MLflow's runs are read, so a trial claimed meanwhile is seen in flight."""
         connection = self.connection
         report = SyncReport()
         by_number: dict[str, list[Any]] = {}
@@ -102,9 +88,7 @@ class Sync:
         return report
 
     def _close_dead_study_runs(self) -> int:
-        """End the RUNNING study runs of processes of this machine that no longer exist (a
-        run killed, or MLflow away at its end); other machines' runs are left to their
-        own next run."""
+        """End the RUNNING study runs of this machine's processes that no longer exist."""
         host = socket.gethostname()
         closed = 0
         for run in self.connection.search(tags_equal((keys.KIND, "study"))):
@@ -121,7 +105,7 @@ class Sync:
         self, trial_numbers: Iterable[int], parent_run_ids: Iterable[str], reason: str
     ) -> None:
         """End the runs of trials whose process died as FAILED with ``reason``, then each
-        parent run among theirs (and ``parent_run_ids``) that has no running child left."""
+        parent run among theirs (and ``parent_run_ids``) with no running child left."""
         connection = self.connection
         # A process can die between creating a trial's run and recording its id on the
         # trial: the run's own trial-number tag (set when it was created) finds it then.

@@ -1,14 +1,8 @@
 """MLflow tracking: one experiment per study, a parent run per invocation, a child run per trial.
 
-:class:`MlflowTracker` is the one public class; it is composed of one part per job, each in
-a module of its own: a :class:`Connection` (client, experiment, retries, outage breaker)
-and the mixins :class:`ParentRuns`, :class:`TrialRuns`, :class:`Sync` and :class:`Models`,
-which share the state this class sets up. It knows TrialSpecs and TrialResults, nothing of
-Optuna or Keras Tuner.
-
-Default store: ``sqlite:///mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts``
-(MLflow no longer accepts a plain file store, so the experiment's artifact location is set
-explicitly). ``MLFLOW_TRACKING_URI`` or ``--tracking-uri`` override it.
+:class:`MlflowTracker` composes a :class:`Connection` and the mixins :class:`ParentRuns`,
+:class:`TrialRuns`, :class:`Sync` and :class:`Models`; it knows TrialSpecs and TrialResults,
+nothing of Optuna or Keras Tuner.
 """
 
 from __future__ import annotations
@@ -22,8 +16,6 @@ from bnsearch.tracking._models import Models
 from bnsearch.tracking._parent_runs import ParentRuns
 from bnsearch.tracking._sync import Sync
 from bnsearch.tracking._trial_runs import TrialRuns
-
-__all__ = ["MlflowTracker"]
 
 
 class MlflowTracker(ParentRuns, TrialRuns, Sync, Models):
@@ -44,16 +36,8 @@ class MlflowTracker(ParentRuns, TrialRuns, Sync, Models):
         self._without_params: set[str] = set()
 
     @property
-    def tracking_uri(self) -> str:
-        return self.connection.tracking_uri
-
-    @property
     def experiment_name(self) -> str:
         return self.connection.experiment_name
-
-    @property
-    def artifact_root(self) -> Path | None:
-        return self.connection.artifact_root
 
     @property
     def experiment_id(self) -> str | None:

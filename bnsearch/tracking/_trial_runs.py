@@ -1,12 +1,10 @@
 """A child run per trial: created when the trial starts, its epochs logged as it trains, its
 outcome written and the run ended when it is done.
 
-Best effort: the backend's store has the truth, so a trial whose run cannot be written
-(MLflow away) trains on, is counted in ``pending``, and :meth:`MlflowTracker.sync` writes
-the run later with the same functions (:func:`create_finished_run`, :func:`write_outcome`).
-Runs point at the study's parent run with the ``mlflow.parentRunId`` tag and are written by
-explicit run id, never through MLflow's thread-local active run, so several trials can be
-open at once.
+Best effort: a trial whose run cannot be written (MLflow away) trains on, is counted in
+``pending``, and :meth:`MlflowTracker.sync` writes the run later with the same functions.
+Runs are written by explicit run id, never through MLflow's thread-local active run, so
+several trials can be open at once.
 """
 
 from __future__ import annotations
@@ -20,21 +18,8 @@ from bnsearch.stats import RUNAWAY
 from bnsearch.tracking._connection import Connection, TrackingUnavailable, tags_equal
 from bnsearch.trial import METRICS, TASK_METRICS, Phase, TrialResult, TrialSpec, TrialState, keys
 
-__all__ = [
-    "STATUS",
-    "HistoryLogged",
-    "TrialRuns",
-    "create_finished_run",
-    "kill",
-    "mlflow_params",
-    "trial_params",
-    "write_outcome",
-]
-
-#: How much of a trial's per-epoch history its run already holds.
 HistoryLogged = Literal["none", "some", "all"]
 
-#: The status a trial's run ends with, by the trial's state.
 STATUS = {
     TrialState.COMPLETE: "FINISHED",
     TrialState.PRUNED: "KILLED",
@@ -43,8 +28,7 @@ STATUS = {
 
 
 class TrialRuns:
-    """The tracker's trial runs (a mixin of :class:`MlflowTracker`, which sets the state
-    below)."""
+    """The tracker's trial runs (a mixin of :class:`MlflowTracker`)."""
 
     connection: Connection
     parent_run_id: str | None
@@ -56,8 +40,7 @@ class TrialRuns:
     def start_trial(
         self, spec: TrialSpec, extra_tags: Mapping[str, str] | None = None
     ) -> str | None:
-        """Create the trial's run with its parameters; None when MLflow is away (the trial
-        trains anyway and :meth:`finish_trial` or :meth:`sync` writes the run later)."""
+        """Create the trial's run with its parameters; None when MLflow is away."""
         try:
             run = self.connection.call(
                 "create_run",
@@ -78,8 +61,7 @@ class TrialRuns:
             self.connection.best_effort("log_batch", run_id, params=mlflow_params(params))
 
     def log_epoch(self, run_id: str | None, step: int, metrics: Mapping[str, float]) -> bool:
-        """One epoch's metrics of a trial in progress (finite values only); False when they
-        could not be written (:meth:`finish_trial` then fills the gaps)."""
+        """One epoch's finite metrics; False when they could not be written."""
         from mlflow.entities import Metric
 
         if run_id is None:
@@ -95,11 +77,9 @@ class TrialRuns:
         history_logged: HistoryLogged = "none",
         extra_tags: Mapping[str, str] | None = None,
     ) -> bool:
-        """Write the trial's outcome and end its run (FINISHED, KILLED if pruned, or
-        FAILED): its per-epoch metrics (as far as ``history_logged`` says they are not
-        there yet), final and best values and state. Without a run (MLflow was away at the
-        trial's start) the run is created now. False, and one more pending run for
-        :meth:`sync`, when MLflow is away."""
+        """Write the trial's outcome and end its run (created now if MLflow was away at the
+        trial's start); False, and one more pending run for :meth:`sync`, when MLflow is
+        away."""
         connection = self.connection
         try:
             if run_id is None:
@@ -192,9 +172,7 @@ def write_outcome(
 def _missing_steps(
     connection: Connection, run_id: str, result: TrialResult, history_logged: HistoryLogged
 ) -> list[tuple[str, int, float]]:
-    """The (metric, step, value) entries of the history the run lacks: all of them for a
-    run that logged none, none for one that logged all, else those MLflow does not hold
-    (an outage cut some)."""
+    """The (metric, step, value) entries of the history the run lacks."""
     wanted = [
         (name, step, value)
         for name in (*METRICS, *TASK_METRICS)
@@ -213,8 +191,7 @@ def _missing_steps(
 
 
 def _trial_run_name(spec: TrialSpec) -> str:
-    """``trial-NNNN-<placement>`` for search trials, ``confirm-NNNN-<placement>`` for the
-    confirmation round: the UI's name filter and sort keep the two apart."""
+    """``trial-NNNN-<placement>``, or ``confirm-NNNN-<placement>`` in the confirmation round."""
     prefix = "trial" if spec.phase == Phase.SEARCH else str(spec.phase)
     return f"{prefix}-{spec.number:04d}-{spec.config.placement}"
 

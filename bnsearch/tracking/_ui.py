@@ -1,17 +1,11 @@
-"""How to open MLflow's UI on a study: the command, its environment and the study's runs URL.
-
-Pure strings, no calls to MLflow: ``python -m bnsearch ui`` runs the command, and a study
-prints the URL of its runs when it ends.
-"""
+"""How to open MLflow's UI on a study: the command, its environment and the runs URL."""
 
 from __future__ import annotations
 
-__all__ = ["runs_url", "ui_command", "ui_environment"]
-
 
 def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
-    """The command that opens the MLflow UI on ``tracking_uri``, sized for one person: one
-    web worker (MLflow's default is four, each a process of its own)."""
+    """The command that opens the MLflow UI on ``tracking_uri`` with one web worker (MLflow's
+    default is four processes)."""
     return [
         "mlflow",
         "ui",
@@ -27,8 +21,7 @@ def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> 
 
 
 def ui_environment() -> dict[str, str]:
-    """Environment for :func:`ui_command`: no background job runner (it serves GenAI
-    evaluation jobs, which bnsearch's runs never have)."""
+    """Environment for :func:`ui_command`: no job runner (it serves GenAI jobs only)."""
     return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 

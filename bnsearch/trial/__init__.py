@@ -34,15 +34,10 @@ from bnsearch.trial._rules import (
     plain,
     shown,
 )
-from bnsearch.trial._seeds import (
-    confirmation_seed,
-    layer_seed,
-    trial_seed,
-)
+from bnsearch.trial._seeds import confirmation_seed, layer_seed, trial_seed
 from bnsearch.trial._space import (
     ACTIVATIONS,
     DEFAULT_PLACEMENTS,
-    PLACEMENT_ORDER,
     PLACEMENTS,
     BNConfig,
     FloatRange,
@@ -72,7 +67,6 @@ __all__ = [
     "VERDICT_METRICS",
     "Phase",
     "PLACEMENTS",
-    "PLACEMENT_ORDER",
     "SearchSpace",
     "StoredTrials",
     "TrialRecorder",

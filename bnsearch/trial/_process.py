@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["process_alive"]
-
 
 def process_alive(pid: int | str) -> bool:
     """Whether process ``pid`` of this machine exists; a ``pid`` that is no number (an empty

@@ -1,16 +1,9 @@
 """The trial recorder: the one place that turns a trial's epochs into a TrialResult.
 
 Every engine and the Keras Tuner backend record through it, so the rules are written once:
-
-* **The NaN rule.** A trial whose ``loss`` or ``val_loss`` turns NaN or infinite is FAILED
-  with the reason ``"<metric> became <value> at epoch <n>"``; a divergence found inside an
-  epoch (a batch's loss) reads ``"loss became <value> during epoch <n>"``. Its history
-  keeps every epoch up to and including the bad one.
-* **Pruning.** After each healthy epoch the backend's callback may stop the trial; it is
-  then PRUNED with ``"pruned after epoch <n>"``.
-* **Any other failure** (an exception) is FAILED with ``"<Type>: <first line>"``.
-
-:func:`failure_kind` strips the epoch from a reason, so reasons group across trials.
+a ``loss`` or ``val_loss`` turned NaN or infinite FAILS the trial ("<metric> became <value>
+at epoch <n>", or "during epoch <n>" for a batch's loss), its history kept up to the bad
+epoch; a pruned trial reads "pruned after epoch <n>"; an exception "<Type>: <first line>".
 """
 
 from __future__ import annotations
@@ -22,8 +15,6 @@ from collections.abc import Callable, Mapping
 
 from bnsearch.errors import first_line
 from bnsearch.trial._records import METRICS, TASK_METRICS, TrialResult, TrialSpec, TrialState
-
-__all__ = ["DIVERGED_LOSS", "TrialRecorder", "failure_epoch", "failure_kind", "is_divergence"]
 
 _WATCHED = ("loss", "val_loss")
 

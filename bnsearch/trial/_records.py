@@ -1,8 +1,5 @@
 """The records that cross module boundaries: what to train (TrialSpec) and what happened
-(TrialResult). Engines produce TrialResults; tracking, the summary and the analysis read
-them; the Optuna backend stores them in trial user attributes so a finished study can be
-read back without MLflow.
-"""
+(TrialResult), which the Optuna backend stores so a study can be read back without MLflow."""
 
 from __future__ import annotations
 
@@ -13,18 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bnsearch.trial._space import BNConfig
-
-__all__ = [
-    "METRICS",
-    "TASK_METRICS",
-    "VERDICT_METRICS",
-    "Phase",
-    "StoredTrials",
-    "TrialResult",
-    "TrialSpec",
-    "TrialState",
-    "lower_is_better",
-]
 
 #: What an engine records per epoch for every task (keys of ``TrialResult.history``).
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -111,7 +96,8 @@ class TrialResult:
         engine: the engine that trained it (``population`` or ``keras``).
         population: the size of the compiled population that trained it (population
             engine; else 0).
-        batch: the trial numbers trained in that population, in their order.
+        batch: the trial numbers trained in that population, in their order (the
+            trial's own among them): what ``replay`` needs to train it again exactly.
 
     Examples:
         >>> import bnsearch
@@ -130,10 +116,7 @@ class TrialResult:
     wall_time_s: float = 0.0
     engine: str = ""
     population: int = 0
-    """The size of the compiled population that trained it (population engine; else 0)."""
     batch: tuple[int, ...] = ()
-    """The trial numbers trained in that population, in their order (the trial's own
-    among them): what ``replay`` needs to train the trial again exactly as it was."""
 
     @property
     def config(self) -> BNConfig:

@@ -1,10 +1,7 @@
 """The one validation mechanism: a :class:`Rule` is a test and the words that complete
 "`name` must be ...", and :func:`check` applies a table of them, raising the one-line
-:class:`~bnsearch.errors.ConfigError` that names the setting, the rule and the value.
-
-The settings table (:mod:`bnsearch.config`), the search space's bounds and
-``NetworkSettings`` all declare their rules with it, so every refusal reads the same way
-and each rule is written once.
+:class:`~bnsearch.errors.ConfigError` that names the setting, the rule and the value; every
+rule of the settings, the search space and ``NetworkSettings`` is declared with it.
 """
 
 from __future__ import annotations
@@ -15,20 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bnsearch.errors import ConfigError
-
-__all__ = [
-    "NON_NEGATIVE",
-    "NON_NEGATIVE_INT",
-    "POSITIVE_INT",
-    "POSITIVE_INTS",
-    "POSITIVE_SECONDS",
-    "Rule",
-    "check",
-    "in_range",
-    "one_of",
-    "plain",
-    "shown",
-]
 
 
 def plain(value: Any) -> Any:

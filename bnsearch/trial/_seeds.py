@@ -7,8 +7,6 @@ search trial's. Both backends take their seeds from here.
 
 from __future__ import annotations
 
-__all__ = ["confirmation_seed", "layer_seed", "trial_seed"]
-
 _CONFIRMATION_STREAM = 104_729
 #: Where each kind of layer's seeds start within a trial's thousand: the k-th Dense kernel
 #: draws from ``seed*1000 + k``, the k-th Conv2D kernel from ``+100+k``, the Dropout after

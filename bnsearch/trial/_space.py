@@ -3,24 +3,7 @@
 Every backend translates from here: :meth:`SearchSpace.suggest` asks an Optuna trial,
 :meth:`SearchSpace.from_keras_tuner` asks Keras Tuner's ``HyperParameters``, and
 :meth:`SearchSpace.grid` lists the points of a grid search. No backend re-declares a range.
-
-Placements (where ``BatchNormalization`` sits in each hidden layer):
-
-* ``none``: ``Dense → activation → Dropout`` (the thread's original network).
-* ``before``: ``Dense → BN → activation → Dropout``, as in the BN paper, ``g(BN(Wu + b))``.
-* ``after``: ``Dense → activation → BN → Dropout``, normalising the next layer's input.
-* ``before_output`` (extra): ``before`` plus a BN between the output ``Dense`` and the softmax,
-  as in the thread's top answer.
-* ``input`` (extra): a BN on the raw inputs only, i.e. a learned standardisation, the
-  "normalise the layer inputs u" alternative the BN paper discusses.
-
-The extras are off by default; a study switches them on by listing them in ``placement``.
-
-``activation`` is a dimension only when a study lists choices (``activation = ["tanh",
-"relu"]``): then a trial's ``BNConfig.activation`` overrides the network's activation in
-every hidden layer, a paired block shares it, and the verdict is also given per activation
-(does the best placement depend on the activation?). Unlisted, ``BNConfig.activation`` is
-``None`` and the network's activation applies.
+The placements and the searched activation are in the docs' search-space guide.
 """
 
 from __future__ import annotations
@@ -34,18 +17,6 @@ from typing import Any
 
 from bnsearch.errors import ConfigError
 from bnsearch.trial._rules import Rule, check, in_range, one_of
-
-__all__ = [
-    "ACTIVATIONS",
-    "BNConfig",
-    "DEFAULT_PLACEMENTS",
-    "EXTRA_PLACEMENTS",
-    "FloatRange",
-    "PLACEMENTS",
-    "PLACEMENT_ORDER",
-    "SearchSpace",
-    "in_placement_order",
-]
 
 DEFAULT_PLACEMENTS: tuple[str, ...] = ("none", "before", "after")
 EXTRA_PLACEMENTS: tuple[str, ...] = ("before_output", "input")
@@ -63,8 +34,6 @@ def in_placement_order(placements: Iterable[str]) -> list[str]:
     return [p for p in PLACEMENT_ORDER if p in found] + sorted(found - set(PLACEMENT_ORDER))
 
 
-# Where each parameter's values must lie, as (lowest allowed, highest allowed, whether
-# the highest is excluded, the rule as the user reads it).
 #: Each searched number's rule: what a value, and each end of its range, must satisfy.
 _BOUNDS: dict[str, Rule] = {
     "momentum": in_range(0.0, 1.0, high_open=True),
@@ -128,7 +97,7 @@ class BNConfig:
     Attributes:
         placement: where BatchNormalization sits in each hidden layer: ``none``,
             ``before`` or ``after`` the activation, or an extra, ``before_output`` or
-            ``input`` (the module docstring shows each).
+            ``input`` (the docs' search-space guide shows each).
         momentum: BatchNormalization's momentum for its moving statistics, in ``[0, 1)``.
         epsilon: BatchNormalization's epsilon, added to the variance; positive.
         use_bias: whether a Dense or Conv2D layer that feeds a BN keeps its bias (BN's
@@ -189,22 +158,6 @@ class BNConfig:
         return cls(placement=placement, momentum=0.9, epsilon=1e-6, dropout=0.5, learning_rate=0.1)
 
 
-def _default_momentum() -> FloatRange:
-    return FloatRange(0.5, 0.999)
-
-
-def _default_epsilon() -> FloatRange:
-    return FloatRange(1e-6, 1e-2, log=True)
-
-
-def _default_dropout() -> FloatRange:
-    return FloatRange(0.0, 0.6)
-
-
-def _default_learning_rate() -> FloatRange:
-    return FloatRange(1e-3, 0.3, log=True)
-
-
 _RANGE_NAMES = ("momentum", "epsilon", "dropout", "learning_rate")
 
 
@@ -254,11 +207,11 @@ class SearchSpace:
     """
 
     placement: tuple[str, ...] = DEFAULT_PLACEMENTS
-    momentum: FloatRange = field(default_factory=_default_momentum)
-    epsilon: FloatRange = field(default_factory=_default_epsilon)
+    momentum: FloatRange = field(default_factory=lambda: FloatRange(0.5, 0.999))
+    epsilon: FloatRange = field(default_factory=lambda: FloatRange(1e-6, 1e-2, log=True))
     use_bias: tuple[bool, ...] = (True, False)
-    dropout: FloatRange = field(default_factory=_default_dropout)
-    learning_rate: FloatRange = field(default_factory=_default_learning_rate)
+    dropout: FloatRange = field(default_factory=lambda: FloatRange(0.0, 0.6))
+    learning_rate: FloatRange = field(default_factory=lambda: FloatRange(1e-3, 0.3, log=True))
     activation: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -36,14 +36,8 @@ _BYTES_PER_ACTIVATION = 4 * 4
 def estimate_memory_bytes(
     population: int, dataset: Dataset, graph: LayerGraph, batch_size: int, n_val: int
 ) -> int:
-    """A rough upper bound of the engine's working memory for one chunk: the training
-    step keeps every op's output (and a convolution's patches) for backprop; the
-    validation pass, over every validation row at once, holds a few ops' outputs at a time
-    (three of the widest); parameters with their velocity and gradient; the data twice.
-
-    It counts a convolution's im2col patches, which one ``conv2d`` a member does not hold,
-    so it is an upper bound (two lanes of P/2 hold what one population of P does); the
-    docs' Benchmarks page has the estimate against measured peaks."""
+    """A rough upper bound of one chunk's working memory (the docs' population engine
+    page says what it counts)."""
     per_step = population * batch_size * graph.activation_width * _BYTES_PER_ACTIVATION
     val = population * n_val * (dataset.n_features + 3 * graph.widest) * 4
     params = population * graph.parameters * 4 * 4
@@ -51,8 +45,8 @@ def estimate_memory_bytes(
 
 
 def _population_size(n_specs: int, max_population: int) -> int:
-    """Round a chunk up to a power of two (at most ``max_population``) so that chunks of
-    similar size share one compiled graph; the padding members stay idle."""
+    """A chunk rounded up to a power of two (at most ``max_population``): chunks of
+    similar size share one compiled graph."""
     size = 1
     while size < n_specs:
         size *= 2
@@ -81,11 +75,10 @@ def check_memory(
     graph: LayerGraph | None = None,
 ) -> None:
     """Refuse, before anything runs, a population or dataset too large for the memory limit."""
-    size = _population_size(population, population)
-    need = _need(size, dataset, network, graph)
+    need = _need(population, dataset, network, graph)
     if need > limit_bytes:
         raise ConfigError(
-            f"a population of {size} on {dataset.n_rows} rows needs about "
+            f"a population of {population} on {dataset.n_rows} rows needs about "
             f"{need / 2**30:.1f} GiB, over the {limit_bytes / 2**30:.1f} GiB limit (half this "
             "machine's memory); lower --population (or use fewer rows)."
         )
@@ -95,12 +88,11 @@ def fitting_population(
     population: int, dataset: Dataset, network: NetworkSettings, limit_bytes: int
 ) -> tuple[int, int]:
     """The largest population up to ``population`` (halving) whose working memory fits
-    ``limit_bytes``, and what ``population`` itself would need; one trial that does not fit
-    is refused, naming the Keras engine."""
+    ``limit_bytes``, and what ``population`` itself would need."""
     graph = graph_for(network, dataset)
-    wanted = _need(_population_size(population, population), dataset, network, graph)
+    wanted = _need(population, dataset, network, graph)
     size = population
-    while size > 1 and _need(_population_size(size, size), dataset, network, graph) > limit_bytes:
+    while size > 1 and _need(size, dataset, network, graph) > limit_bytes:
         size //= 2
     if (one := _need(1, dataset, network, graph)) > limit_bytes:
         raise ConfigError(
@@ -121,13 +113,11 @@ def _need(size: int, dataset: Dataset, network: NetworkSettings, graph: LayerGra
 MAX_CACHED_POPULATIONS = 4
 # A chunk of more trials than this trains a convolutional network in two lanes.
 _LANE_MIN_TRIALS = 16
-# Compiled populations of this process, shared by every PopulationEngine: a sweep or a test
-# session that runs several studies on the same data compiles each graph once. ``load``
-# resets every variable, so a population carries nothing from one use to the next.
+# Compiled populations of this process, shared by every PopulationEngine (``load`` resets
+# every variable, so a population carries nothing from one use to the next).
 _COMPILED: dict[tuple[Any, ...], Population] = {}
 #: The most convolutions a network may have for its population to be compiled with XLA
-#: (:meth:`PopulationEngine.xla_for`): the examples' CNNs (2 and 5) are; VGG16 (13),
-#: MobileNetV2 (52 and 17 depthwise) and the other keras.applications are not.
+#: (the examples' CNNs have 2 and 5; the keras.applications many more).
 XLA_MAX_CONVOLUTIONS = 8
 #: The most trials trained at once in graph mode: the graph grows with the members, and on
 #: a CPU more members in it run no faster (the docs' Benchmarks page has the figures).
@@ -137,12 +127,9 @@ GRAPH_MODE_MAX_POPULATION = 8
 class PopulationEngine:
     """Trains up to ``max_population`` trials at once in one vectorised TensorFlow graph.
 
-    ``jit_compile`` compiles the epoch loop with XLA (faster on CPU at P >= 32; see
-    ``python -m bnsearch bench``). ``shuffle=False`` feeds the training rows in order
-    every epoch (used by the parity test against ``model.fit(shuffle=False)``).
-    ``population_size`` compiles every chunk's graph at exactly that size (``replay``
-    trains a batch in a graph of the size it was trained in); by default a chunk gets the
-    next power of two, or an already compiled graph with room for it.
+    ``jit_compile``: the epoch loop compiled with XLA. ``shuffle=False``: the training rows
+    in order every epoch (the parity tests). ``population_size``: every chunk's graph of
+    exactly that size (``replay``); else the next power of two, or a compiled graph with room.
     """
 
     name = "population"
@@ -165,8 +152,7 @@ class PopulationEngine:
 
     @property
     def last_population(self) -> Population | None:
-        """The last chunk's population when it trained in one lane (None before any);
-        for a chunk in lanes, :meth:`member` finds a trial's population."""
+        """The last chunk's population when it trained in one lane (None before any)."""
         if len(self.last_lanes) > 1:
             raise ValueError("the last chunk trained in lanes; use member(p) to find a trial")
         return self.last_lanes[0].population if self.last_lanes else None
@@ -176,9 +162,8 @@ class PopulationEngine:
         return self.max_population
 
     def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
-        """Refuse, before anything is logged, a ``--model`` that does not suit the data or a
-        network of which not even one trial fits the memory limit; a population too large
-        for it is made smaller (halved until it fits), and the line returned says so."""
+        """Refuse a ``--model`` that does not suit the data or a network of which not one
+        trial fits the memory limit; halve a population too large for it, saying so."""
         from bnsearch.engines._keras import model_fits_data
 
         model_fits_data(dataset, network)
@@ -209,11 +194,8 @@ class PopulationEngine:
         network: NetworkSettings, dataset: Dataset | None = None, space: SearchSpace | None = None
     ) -> str | None:
         """Why this engine cannot train ``network`` (None if it can): the first layer it
-        has no form for, named (:func:`bnsearch.networks.network_graph`). bnsearch's own
-        families always qualify; a ``--model`` made of known layers does; a ``builder``
-        network does on ``dataset`` when its model is made of known layers and it places BN
-        by the ``--model`` rule for ``space``'s placements
-        (:func:`bnsearch.networks.builder_differs`)."""
+        has no form for, or how a ``builder`` network on ``dataset`` departs from the
+        ``--model`` rule for ``space``'s placements."""
         if network.kind in FAMILIES:
             return None
         if network.kind != "custom":
@@ -244,8 +226,8 @@ class PopulationEngine:
         on_epoch: EpochCallback | None = None,
         keep_models: bool = False,
     ) -> TrainOutput:
-        """With ``keep_models``, a Keras model per trial comes back too, holding the
-        member's trained weights (None for a trial that did not complete)."""
+        """With ``keep_models``, a Keras model per trial comes back too (None for a trial
+        that did not complete)."""
         if self.max_population < 1:
             raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
         # or a ConfigError naming the layer (or how a builder departs from the rule)
@@ -287,12 +269,8 @@ class PopulationEngine:
         slot_use: SlotUse,
         lane: int = 0,
     ) -> Population:
-        """A compiled population for ``n_specs`` trials in ``lane`` (lanes of one chunk
-        train at the same time, so each needs its own): one already compiled in this
-        process that holds them with at most 4x room to spare (the smallest such), else a
-        new one of the next power of two. Compiling costs seconds, so
-        a small confirmation round runs in the search's population rather than compiling
-        its own (cheaper than compiling a smaller one: see the docs' Benchmarks page)."""
+        """A compiled population for ``n_specs`` trials in ``lane``: the smallest compiled
+        one with at most 4x room to spare, else a new one of the next power of two."""
         # Epochs do not shape the graph: studies with other epoch counts share it.
         shape = (
             lane, dataset.fingerprint, graph, self._training(network), self.xla_for(graph), slot_use
@@ -319,19 +297,13 @@ class PopulationEngine:
         return _COMPILED[key]
 
     def xla_for(self, graph: LayerGraph) -> bool:
-        """Whether ``graph``'s epoch loop is compiled with XLA: when ``jit_compile`` is on
-        and the network has at most :data:`XLA_MAX_CONVOLUTIONS` convolutions. XLA's CPU
-        compiler takes minutes per member for a network of dozens of convolutions (each
-        member's convolutions are separate ops), while graph mode builds it in seconds
-        and runs the members' convolutions side by side; the docs' Benchmarks page has
-        the figures."""
+        """Whether ``graph``'s epoch loop is compiled with XLA: XLA's CPU compiler takes
+        minutes per member for a network of dozens of convolutions."""
         return self.jit_compile and graph.convolutions <= XLA_MAX_CONVOLUTIONS
 
     @staticmethod
     def _training(network: NetworkSettings) -> tuple[float, ...]:
-        """What shapes the compiled functions besides the graph: the optimizer's momentum
-        and decay, the batch and the validation rows (epochs do not: studies with other
-        epoch counts share them)."""
+        """What shapes the compiled functions besides the graph (epochs do not)."""
         return (
             network.sgd_momentum, network.lr_decay, network.batch_size, network.validation_split
         )  # fmt: skip
@@ -353,16 +325,10 @@ class PopulationEngine:
         return loss_sum, correct_sum
 
     def _lanes(self, n_specs: int, graph: LayerGraph) -> list[tuple[int, int]]:
-        """The chunk's trials split into lanes, ``(start, stop)`` each, trained at the same
-        time in threads, each lane its own compiled population.
-
-        Two lanes for a convolutional network of more than 16 trials on a machine with two
-        or more cores, else one. XLA runs a convolutional step as hundreds of small calls
-        (one ``conv2d`` per member and gradient) and leaves a core idle between them; two
-        lanes fill it (the docs' Benchmarks page has the step times).
-        Lanes keep the replay recipe exact: each lane's trials record the
-        lane's size and members, and a replay (``population_size`` set) trains them in one
-        lane of that size."""
+        """The chunk's trials as lanes, ``(start, stop)`` each, trained at the same time in
+        threads: two for a convolutional network of more than 16 trials on two or more
+        cores (XLA leaves a core idle between a convolutional step's small calls), else one.
+        A replay (``population_size`` set) trains each recorded lane as one."""
         has_conv = any(graph.ops[i].cls == "Conv2D" for i in graph.cores)
         if not has_conv or n_specs <= _LANE_MIN_TRIALS or self.population_size is not None:
             return [(0, n_specs)]
@@ -456,9 +422,8 @@ class _Lane:
     def epoch(
         self, order: np.ndarray, train_epoch: Any, batch: int, x_val: Any, y_val: Any
     ) -> list[np.ndarray]:
-        """One epoch of this lane's rows of ``order`` (``[chunk, n_train]``): per trial the
-        mean loss and second metric, val_loss and its second metric, and whether it is
-        still active."""
+        """One epoch of this lane's rows of ``order``: per trial the loss, second metric,
+        their validation values, and whether it is still active."""
         population, n = self.population, self.stop - self.start
         rows = order[self.start : self.stop]
         rows = np.concatenate([rows, np.repeat(rows[:1], population.size - n, axis=0)])

@@ -16,20 +16,13 @@ from bnsearch.networks import (
 )
 from bnsearch.trial import TrialSpec
 
-__all__ = ["member_model"]
-
 
 def member_model(
     population: Population, p: int, spec: TrialSpec, dataset: Dataset, network: NetworkSettings
 ) -> Any:
     """Member ``p`` as the Keras model :func:`bnsearch.networks.build_model` builds for
-    ``spec`` (the built-in network, or a ``--model``'s rewrite), holding the member's
-    trained weights and moving statistics. It is not compiled: the population's optimizer
-    state (velocities) stays behind, so a saved model carries no half-built optimizer.
-
-    The model's layer calls are traced (the ``--model`` reader, without asking for a site:
-    a linear hidden activation has none), its k-th Dense (Conv2D, other core) is the graph's,
-    and each BN is placed by what feeds it (:func:`_bn_slots`)."""
+    ``spec``, holding the member's trained weights and moving statistics; not compiled, so
+    a saved model carries no half-built optimizer. Its k-th core of a kind is the graph's."""
     model = build_model(
         spec.config, dataset.x.shape[1:], dataset.n_classes, network, spec.seed, False
     )
@@ -65,11 +58,8 @@ def member_model(
 def _bn_slots(
     plan: ModelPlan, cores: dict[int, GraphOp], kept: list[str], preacts: set[str], placement: str
 ) -> dict[int, str]:
-    """Each BN call of a trial's model and its population slot, by what feeds it: a site's
-    layer (``before``) or its activation (``after``): that site's slot; the output layer
-    (``before_output``): ``output_bn``; the rows or a leading Flatten (``input``):
-    ``input_bn``; a pre-activation's BN (named as in the model): its slot; any other BN is
-    one the model keeps, in order."""
+    """Each BN call of a trial's model and its population slot, by what feeds it (a site,
+    the output layer, the rows); any other BN is one the model keeps, in order."""
     nodes = plan.nodes
     kept_bns = iter(kept)
     slots: dict[int, str] = {}

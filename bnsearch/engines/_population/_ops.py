@@ -7,24 +7,11 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = [
-    "activation_function",
-    "hash_uniform",
-    "max_pool_2x2",
-    "member_depthwise_conv2d",
-    "patches",
-    "pool",
-    "stateless_op",
-]
-
 
 def hash_uniform(tf: Any, seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
-    """Uniform [0, 1) numbers from a counter-based integer hash of (seed, counter, index).
-
-    ``seeds`` is ``[P]`` int64, ``counter`` a scalar int64, ``shape`` is ``[P, ...]``. The
-    hash is computed in uint32 arithmetic (wrap-around multiplication, logical shifts), which
-    gives the same bits as 64-bit arithmetic masked to 32 bits at half the memory traffic.
-    """
+    """Uniform [0, 1) numbers ``shape`` (``[P, ...]``) from a counter-based integer hash of
+    (seed ``[P]``, scalar counter, index), in uint32 arithmetic: the bits of 64-bit
+    arithmetic masked to 32 at half the memory traffic."""
     bits = tf.bitwise
     u32 = tf.uint32
     size = tf.cast(tf.reduce_prod(shape[1:]), tf.int32)
@@ -61,10 +48,7 @@ def patches(
     padding: str,
 ) -> Any:
     """``[n, h, w, c]`` → ``[n, h', w', kh*kw*c]``: each output pixel's kh×kw neighbourhood
-    in Keras' kernel order (row, column, channel), so a Conv2D is one matrix product with
-    the kernel reshaped to ``[kh*kw*c, filters]``. 'same' pads with zeros as TensorFlow
-    does; 'valid' takes the windows that fit. Strided slices and a concat (rather than
-    ``extract_patches``) keep the gradient cheap and XLA-friendly."""
+    in Keras' kernel order, as strided slices (a cheaper gradient than ``extract_patches``)."""
     (kh, kw), (sh, sw) = kernel, strides
     height, width = int(images.shape[1]), int(images.shape[2])
     if padding == "same":
@@ -85,26 +69,11 @@ def member_conv2d(
     tf: Any, x: Any, kernels: Any, strides: tuple[int, int], padding: str, xla: bool
 ) -> Any:
     """Each member's Conv2D: ``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw, c, f]``
-    → ``[P, rows, h', w', f]``, one ``conv2d`` a member (P static), as Keras computes it.
+    → ``[P, rows, h', w', f]``, one ``conv2d`` a member.
 
-    Outside XLA (graph mode: the last partial batch, a population built without XLA) the
-    gradients are TensorFlow's own, the ones Keras' ``fit`` computes. Under XLA
-    (``xla=True``) they are written out as forward convolutions, because XLA's CPU compiler
-    leaves the convolutions TensorFlow's own gradients make (``Conv2DBackpropInput``,
-    ``…Filter``) in a non-canonical layout inside a while loop (the epoch loop) and emits
-    them as plain loops rather than calls into Eigen. With ``dy`` the output's gradient:
-
-    * ``dx`` = ``dy`` dilated by the strides (zeros between its rows and columns), padded by
-      ``k - 1 - pad_before`` before and what reaches the input's last pixel after, then
-      correlated ('valid', stride 1) with the kernel flipped in space and its in/out
-      channels swapped;
-    * ``dk[i, j, c, f] = Σ_{b,h,w} x_pad[b, h + i, w + j, c] · dy[b, h, w, f]``: for stride 1
-      a 'valid' correlation of ``x_pad`` (channels as the batch, rows as the channels) with
-      ``dy`` as the kernel; for larger strides the im2col patches' product with ``dy``.
-
-    This form is faster than im2col patches with one batched product (:func:`patches`),
-    than TensorFlow's gradient convolutions and than a grouped ``conv2d``
-    (``feature_group_count=P``); the docs' Benchmarks page has the figures.
+    Under XLA (``xla=True``) the gradients are written out as forward convolutions, because
+    XLA's CPU compiler emits TensorFlow's own gradient convolutions inside the epoch loop as
+    plain loops (the docs' population engine page says how); else they are TensorFlow's.
     """
     (kh, kw), (sh, sw) = kernels.shape[1:3], strides
     height, width = int(x.shape[2]), int(x.shape[3])
@@ -140,10 +109,8 @@ def _strided_kernel_gradient(
 def member_depthwise_conv2d(
     tf: Any, x: Any, kernels: Any, strides: tuple[int, int], padding: str
 ) -> Any:
-    """Each member's DepthwiseConv2D: ``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw,
-    c, m]`` → ``[P, rows, h', w', c·m]``, as one ``depthwise_conv2d`` over the members'
-    channels side by side (a depthwise convolution never mixes channels, so neither does it
-    mix members); output channel ``c·m + j`` as Keras orders it."""
+    """Each member's DepthwiseConv2D (``kernels`` ``[P, kh, kw, c, m]``) as one
+    ``depthwise_conv2d`` over the members' channels side by side, which it never mixes."""
     size, kh, kw, channels, multiplier = (int(n) for n in kernels.shape)
     rows, height, width = tf.shape(x)[1], int(x.shape[2]), int(x.shape[3])
     joined = tf.reshape(tf.transpose(x, [1, 2, 3, 0, 4]), [rows, height, width, -1])
@@ -154,10 +121,8 @@ def member_depthwise_conv2d(
 
 
 def _each_member(tf: Any, images: Any, kernels: Any, strides: Sequence[int], padding: str) -> Any:
-    """``conv2d`` of member p's images ``[P, n, h, w, c]`` with its kernel ``[P, kh, kw, c,
-    f]``, stacked. Anything the members share (padding, flips, transposes) is done on the
-    stacked tensors before: XLA runs each op of the loop body as one call, so P small copies
-    cost P times a call's overhead where one large copy costs one."""
+    """``conv2d`` of member p's images ``[P, n, h, w, c]`` with its kernel, stacked (what the
+    members share is done on the stacked tensors before: one XLA call, not P)."""
     members = zip(tf.unstack(images), tf.unstack(kernels), strict=True)
     return tf.stack([tf.nn.conv2d(a, k, list(strides), padding.upper()) for a, k in members])
 
@@ -174,8 +139,8 @@ def _input_gradient(
     strides: tuple[int, int],
     pads: tuple[tuple[int, int], tuple[int, int]],
 ) -> Any:
-    """``dx`` ``[P, rows, h, w, c]`` from ``dy`` ``[P, rows, h', w', f]``: ``dy`` dilated by
-    the strides and padded, correlated with each member's flipped, transposed kernel."""
+    """``dx`` from ``dy``: ``dy`` dilated by the strides and padded, correlated with each
+    member's flipped, transposed kernel."""
     (kh, kw), (sh, sw) = kernels.shape[1:3], strides
     P, out_h, out_w, f = dy.shape[0], int(dy.shape[2]), int(dy.shape[3]), dy.shape[-1]
     if (sh, sw) != (1, 1):  # zeros between dy's rows and columns
@@ -197,8 +162,8 @@ def _input_gradient(
 def _kernel_gradient(
     tf: Any, x: Any, dy: Any, pads: tuple[tuple[int, int], tuple[int, int]]
 ) -> Any:
-    """``dk`` ``[P, kh, kw, c, f]`` for stride 1: each member's ``x`` padded, its channels
-    as the batch and its rows as the channels, correlated with its ``dy`` as the kernel."""
+    """``dk`` for stride 1: each member's padded ``x``, channels as the batch, correlated
+    with its ``dy`` as the kernel."""
     padded = tf.pad(x, [[0, 0], [0, 0], list(pads[0]), list(pads[1]), [0, 0]])
     members = zip(tf.unstack(padded), tf.unstack(dy), strict=True)
     correlated = tf.stack([_member_kernel_gradient(tf, a, g) for a, g in members])
@@ -206,24 +171,17 @@ def _kernel_gradient(
 
 
 def _member_kernel_gradient(tf: Any, padded: Any, dy: Any) -> Any:
-    """``[c, kh, kw, f]``: transposed per member, because a transpose of the stacked
-    tensors is fused into each member's slice, which then copies strided memory (slower)."""
+    """``[c, kh, kw, f]``, transposed per member (a transpose of the stacked tensors would
+    be fused into each member's slice, which then copies strided memory)."""
     rows_last = tf.transpose(padded, [3, 1, 2, 0])  # [c, h + pad, w + pad, rows]
     dy_kernel = tf.transpose(dy, [1, 2, 0, 3])  # [h', w', rows, f]
     return tf.nn.conv2d(rows_last, dy_kernel, 1, "VALID")
 
 
 def max_pool_2x2(tf: Any, images: Any, height: int, width: int) -> Any:
-    """``MaxPooling2D(2, padding='same')`` as a maximum over each window's four positions
-    (an odd edge padded with -inf after its last row or column, as 'same' pooling pads).
-
-    Faster under XLA than ``max_pool2d``, whose gradient (select-and-scatter) XLA
-    compiles to more work (the docs' Benchmarks page has the step times).
-    One difference: where a window holds several equal maxima, this gradient
-    is shared among them, ``max_pool2d``'s goes to the first. Exact ties come from equal
-    inputs (a ReLU's zeros, whose gradient the ReLU stops anyway), and the parity test
-    against Keras' MaxPooling2D holds.
-    """
+    """``MaxPooling2D(2, padding='same')`` as a maximum over each window's four positions,
+    faster under XLA than ``max_pool2d``'s select-and-scatter gradient. Where a window holds
+    equal maxima this gradient is shared among them (``max_pool2d``'s goes to the first)."""
     pad_h, pad_w = height % 2, width % 2
     if pad_h or pad_w:
         padding = [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]
@@ -241,10 +199,7 @@ def pool(
     strides: tuple[int, int],
     padding: str,
 ) -> Any:
-    """Max or average pooling of ``[n, h, w, c]`` as Keras' MaxPooling2D/AveragePooling2D
-    (TensorFlow's pooling ops, which Keras' TensorFlow backend calls; 'same' average
-    pooling divides by the pixels inside the image). 2×2 max pooling with stride 2 takes
-    :func:`max_pool_2x2`."""
+    """Max or average pooling of ``[n, h, w, c]`` as Keras' MaxPooling2D/AveragePooling2D."""
     if kind == "max_pool" and size == (2, 2) and strides == (2, 2) and padding == "same":
         return max_pool_2x2(tf, images, int(images.shape[1]), int(images.shape[2]))
     op = tf.nn.max_pool2d if kind == "max_pool" else tf.nn.avg_pool2d

@@ -1,15 +1,14 @@
 """One compiled population: P members' variables and the graph functions that train them.
 
-The network is a :class:`~bnsearch.networks.LayerGraph`, interpreted op by op with every
-tensor carrying the members on its leading axis (``[P, rows, ...]``); see the package's
-docstring for the maths each op and the training step follow.
+The :class:`~bnsearch.networks.LayerGraph` is interpreted op by op, every tensor carrying
+the members on its leading axis (``[P, rows, ...]``).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 import numpy as np
@@ -58,18 +57,13 @@ class SlotUse:
         )
 
     def covers(self, need: SlotUse) -> bool:
-        mine = (self.input_bn, self.hidden_bn, self.output_bn)
-        return all(
-            h or not n
-            for h, n in zip(mine, (need.input_bn, need.hidden_bn, need.output_bn), strict=True)
-        )
+        return all(h or not n for h, n in zip(astuple(self), astuple(need), strict=True))
 
 
 def graph_for(
     network: NetworkSettings, dataset: Dataset, configs: Sequence[BNConfig] = ()
 ) -> LayerGraph:
-    """``network``'s layer graph on ``dataset``'s rows, or a one-line ConfigError (see
-    :func:`graph_or_reason`)."""
+    """``network``'s layer graph on ``dataset``'s rows, or a one-line ConfigError."""
     graph = graph_or_reason(network, dataset, configs)
     if isinstance(graph, str):
         raise ConfigError(f"the population engine has no form for {graph}; use --engine keras.")
@@ -103,9 +97,8 @@ def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:
 
 
 def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
-    """Every member's initial kernel (or bias) of ``op``: the layer's own initialiser
-    seeded with ``layer_seed(seed, kind, k)``, drawn in Keras' shape (its fans), as the
-    Keras model of the same trial draws it."""
+    """Every member's initial kernel (or bias) of ``op``, drawn as the Keras model of the
+    same trial draws it (``layer_seed(seed, kind, k)``, Keras' shape)."""
     serialized, shape, target = {
         "kernel": (op.kernel_initializer, op.kernel_shape, (op.fan_in, op.kernel_shape[-1])),
         "pointwise": (op.pointwise_initializer, op.pointwise_shape, op.pointwise_shape[-2:]),
@@ -120,14 +113,9 @@ def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
 
 
 class Population:
-    """The variables and compiled graph functions for ``size`` members.
-
-    Built once per (size, dataset, graph) and re-used for every chunk by :meth:`load`,
-    so XLA compiles the epoch loop once per study rather than once per batch of trials.
-    The validation pass compiles too (one shape per study): the CNN's forward pass over
-    every validation image costs several training steps, fewer under XLA.
-    The last partial batch stays in graph mode: compiling it costs more than it saves.
-    """
+    """The variables and compiled graph functions for ``size`` members, re-used for every
+    chunk by :meth:`load`. The last partial batch stays in graph mode: compiling it costs
+    more than it saves."""
 
     def __init__(
         self,
@@ -184,8 +172,7 @@ class Population:
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
 
     def _make_weights(self) -> None:
-        """Every core's kernel (a SeparableConv2D's pointwise kernel too) and bias, with the
-        population on the leading axis."""
+        """Every core's kernel (a SeparableConv2D's pointwise one too) and bias."""
         tf, P = self.tf, self.size
         self.kernels = {
             name: tf.Variable(tf.zeros((P, op.fan_in, op.kernel_shape[-1])), name=f"kernel_{i}")
@@ -201,19 +188,10 @@ class Population:
             for i, (name, op) in enumerate(self.cores.items())
         }
 
-    @property
-    def bn_slots(self) -> list[str]:
-        return list(self.bn_widths)
-
     def _bn_widths(self) -> dict[str, int]:
-        """The BN slots this population builds, and their widths.
-
-        ``input_bn`` (per channel for images), one per site named by its layer (before or
-        after the activation, per member), ``output_bn`` on the logits, and one per BN the
-        model keeps where it is (named by it). A member uses at most one BN per position,
-        so one slot per position keeps its moving statistics updated by exactly the BN it
-        uses. Slots no member of this population uses get no variables.
-        """
+        """The BN slots this population builds, and their widths: ``input_bn``, one per
+        site (named by its layer), ``output_bn``, one per BN the model keeps; none that no
+        member uses."""
         use, graph = self.slot_use, self.graph
         widths: dict[str, int] = {}
         if use.input_bn:
@@ -291,8 +269,7 @@ class Population:
         return self.tf.where(self._mask(self.m_input, x) > 0, normalised, x)
 
     def _forward(self, x: Any, training: bool, counter: Any, xla: bool = False) -> tuple[Any, list]:
-        """``x`` is ``[P, rows, features]``; returns logits ``[P, rows, classes]``. ``xla``:
-        traced for XLA (convolutions take :func:`member_conv2d`'s XLA gradients)."""
+        """``x`` is ``[P, rows, features]``; returns logits ``[P, rows, classes]``."""
         tf, graph = self.tf, self.graph
         updates: list = []
         x = tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *graph.input_shape])
@@ -485,11 +462,8 @@ class Population:
     # --- inspection ----------------------------------------------------------------------
 
     def member_weights(self, p: int) -> dict[str, np.ndarray]:
-        """Member ``p``'s weights: ``kernel_<layer>`` (in Keras' shape; a SeparableConv2D's
-        depthwise kernel, its pointwise one is ``pointwise_<layer>``), ``bias_<layer>``
-        (zero where masked), and per BN slot ``gamma_``, ``beta_``, ``moving_mean_`` and
-        ``moving_var_<slot>`` (slots: ``input_bn``, a site's layer name, ``output_bn``,
-        a kept BN's name)."""
+        """Member ``p``'s weights in Keras' shapes: ``kernel_``, ``pointwise_``, ``bias_<layer>``
+        (zero where masked) and ``gamma_``, ``beta_``, ``moving_mean_``, ``moving_var_<slot>``."""
         out: dict[str, np.ndarray] = {}
         for name, op in self.cores.items():
             out[f"kernel_{name}"] = self.kernels[name][p].numpy().reshape(op.kernel_shape)
@@ -499,7 +473,7 @@ class Population:
                 )
             mask = float(self.bias_masks[name][p, 0, 0].numpy())
             out[f"bias_{name}"] = self.biases[name][p, 0].numpy() * mask
-        for slot in self.bn_slots:
+        for slot in self.bn_widths:
             out[f"gamma_{slot}"] = self.gammas[slot][p, 0].numpy()
             out[f"beta_{slot}"] = self.betas[slot][p, 0].numpy()
             out[f"moving_mean_{slot}"] = self.moving_means[slot][p, 0].numpy()
