@@ -37,6 +37,12 @@ def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
     started = time.monotonic()
     outcome = run_study(config)
     primary = outcome.verdict.primary
+    interval = None
+    if primary is not None:  # the interval the verdict's rule decided by
+        settled = outcome.verdict.until == "settled"
+        interval = (
+            (primary.cs_low, primary.cs_high) if settled else (primary.ci_low, primary.ci_high)
+        )
     answers.put(
         {
             "seconds": time.monotonic() - started,
@@ -44,16 +50,9 @@ def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
             "outcome": outcome.verdict.outcome,
             "blocks": outcome.verdict.n_blocks,
             "median": None if primary is None else primary.median,
-            "ci": None if primary is None else _interval(primary, outcome.verdict.until),
+            "ci": interval,
         }
     )
-
-
-def _interval(primary: Any, until: str) -> tuple[float, float]:
-    """The interval the verdict's rule decided by."""
-    if until == "settled":
-        return primary.cs_low, primary.cs_high
-    return primary.ci_low, primary.ci_high
 
 
 def compare_backends(

@@ -11,7 +11,6 @@ import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 import numpy as np
@@ -103,13 +102,6 @@ class _Ablated(Population):
             param.assign_sub(lr * grad)
 
 
-@dataclass(frozen=True)
-class _Family:
-    name: str
-    dataset: Dataset
-    network: NetworkSettings
-
-
 def digits_cnn() -> tuple[Dataset, NetworkSettings]:
     """The digits CNN of ``studies/digits_cnn.toml`` as the benchmarks run it: the standardised
     8x8 digit images and the network (conv 16-32, dense 64, ReLU, He init)."""
@@ -120,11 +112,8 @@ def digits_cnn() -> tuple[Dataset, NetworkSettings]:
     return load_dataset("sklearn:digits", images=True, standardize=True), network
 
 
-def _families() -> list[_Family]:
-    return [
-        _Family("MLP (thread)", make_synthetic(6000, seed=0).standardize(0.2), NetworkSettings()),
-        _Family("CNN (digits)", *digits_cnn()),
-    ]
+def _epoch_loss(population: Population, batches: Any) -> Any:
+    return population.train_epoch(batches)[0]
 
 
 def _gather_loop_seconds(population: Population, batches: Any, steps: int) -> float:
@@ -144,10 +133,11 @@ def _gather_loop_seconds(population: Population, batches: Any, steps: int) -> fl
     return (time.perf_counter() - started) / steps
 
 
-def _profile_family(family: _Family, size: int, out: TextIO) -> dict[str, float]:
+def _profile_family(
+    name: str, data: Dataset, network: NetworkSettings, size: int, out: TextIO
+) -> dict[str, float]:
     import tensorflow as tf
 
-    data, network = family.dataset, family.network
     specs = profile_specs(size)
     slots = SlotUse.of(specs)
     n_train = split_index(data.n_rows, network.validation_split)
@@ -163,7 +153,7 @@ def _profile_family(family: _Family, size: int, out: TextIO) -> dict[str, float]
             removed |= {part}
         population = _Ablated(size, data, network, True, slots, removed=removed)
         population.load(specs)
-        times[part] = _best_seconds(lambda p=population: p.train_epoch(batches)[0], steps)
+        times[part] = _best_seconds(functools.partial(_epoch_loss, population, batches), steps)
     times["loop"] = _gather_loop_seconds(population, batches, steps)
     n_params = sum(int(np.prod(p.shape)) for p in population.params)
     full = previous = times["full"]
@@ -173,7 +163,7 @@ def _profile_family(family: _Family, size: int, out: TextIO) -> dict[str, float]
         say(f"  {label:<58s}{1e3 * seconds:>7.2f} ms{100 * seconds / full:>5.0f}%")
 
     say(
-        f"\n{family.name}, P={size}: {1e3 * full:.2f} ms a step "
+        f"\n{name}, P={size}: {1e3 * full:.2f} ms a step "
         f"({n_params / size:,.0f} parameters a member)"
     )
     for part, label in REMOVALS:
@@ -202,4 +192,8 @@ def profile_steps(population: int = 64, out: TextIO | None = None) -> dict[str, 
         file=out,
         flush=True,
     )
-    return {f.name: _profile_family(f, population, out) for f in _families()}
+    families = {
+        "MLP (thread)": (make_synthetic(6000, seed=0).standardize(0.2), NetworkSettings()),
+        "CNN (digits)": digits_cnn(),
+    }
+    return {n: _profile_family(n, *f, population, out) for n, f in families.items()}

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from bnsearch.data import Dataset
 from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.networks import NetworkSettings, build_model, check_model_fits, load_plan
-from bnsearch.trial import SearchSpace, TrialRecorder, TrialResult, TrialSpec
+from bnsearch.trial import SearchSpace, TrialRecorder, TrialSpec
 
 
 def model_fits_data(dataset: Dataset, network: NetworkSettings) -> None:
@@ -90,39 +91,27 @@ class KerasEngine:
         keep_models: bool = False,
     ) -> TrainOutput:
         """With ``keep_models``, each trial's model comes back too (None if never built)."""
+        import keras
+
         arrays = dataset.split(network.validation_split)
         output = TrainOutput([], [])
         for index, spec in enumerate(specs):
-            result, model = self._train_one(index, spec, dataset, network, arrays, on_epoch)
-            output.results.append(result)
-            if keep_models:  # else the model goes before the next trial is built
+            prune = None if on_epoch is None else functools.partial(on_epoch, index)
+            recorder = TrialRecorder(spec, self.name, prune)
+            model = None  # the last trial's model goes before this one is built
+            try:
+                keras.backend.clear_session()
+                keras.utils.set_random_seed(spec.seed)
+                model = build_model(
+                    spec.config, dataset.x.shape[1:], dataset.n_classes, network, seed=spec.seed
+                )
+                model.fit(
+                    **fit_arguments(arrays, network, self.verbose),
+                    callbacks=[recording_callback(recorder)],
+                )
+            except Exception as error:  # noqa: BLE001 - a trial's failure is data, not a crash
+                recorder.fail_with(error)
+            output.results.append(recorder.result())
+            if keep_models:
                 output.models.append(model)
         return output
-
-    def _train_one(
-        self,
-        index: int,
-        spec: TrialSpec,
-        dataset: Dataset,
-        network: NetworkSettings,
-        arrays: tuple[Any, ...],
-        on_epoch: EpochCallback | None,
-    ) -> tuple[TrialResult, Any]:
-        import keras
-
-        prune = None if on_epoch is None else (lambda e, m: on_epoch(index, e, m))
-        recorder = TrialRecorder(spec, self.name, prune)
-        model = None
-        try:
-            keras.backend.clear_session()
-            keras.utils.set_random_seed(spec.seed)
-            model = build_model(
-                spec.config, dataset.x.shape[1:], dataset.n_classes, network, seed=spec.seed
-            )
-            model.fit(
-                **fit_arguments(arrays, network, self.verbose),
-                callbacks=[recording_callback(recorder)],
-            )
-        except Exception as error:  # noqa: BLE001 - a trial's failure is data, not a crash
-            recorder.fail_with(error)
-        return recorder.result(), model

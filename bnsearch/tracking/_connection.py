@@ -163,8 +163,6 @@ class Connection:
             self.connect()
         return str(self.experiment_id)
 
-    # --- calls that survive an outage ----------------------------------------------------
-
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """``client.<method>(...)`` tried again after each delay of ``MLFLOW_RETRY``; a
         TrackingUnavailable when every try failed; a refusal (a 4xx) is raised at once."""

@@ -42,15 +42,9 @@ class TrialRuns:
     ) -> str | None:
         """Create the trial's run with its parameters; None when MLflow is away."""
         try:
-            run = self.connection.call(
-                "create_run",
-                self.connection.experiment(),
-                run_name=_trial_run_name(spec),
-                tags=_trial_tags(spec, self.parent_run_id, "RUNNING", extra_tags),
-            )
+            run_id = _create_run(self.connection, spec, self.parent_run_id, extra_tags)
         except TrackingUnavailable:
             return None
-        run_id = run.info.run_id
         if not self.connection.best_effort("log_batch", run_id, params=trial_params(spec)):
             self._without_params.add(run_id)
         return run_id
@@ -123,13 +117,8 @@ def create_finished_run(
     extra_tags: Mapping[str, str] | None,
 ) -> str:
     """A run for a trial that has none, written and ended in one go; its id."""
-    spec = result.spec
-    tags = _trial_tags(spec, parent_run_id, "RUNNING", extra_tags)
-    run = connection.call(
-        "create_run", connection.experiment(), run_name=_trial_run_name(spec), tags=tags
-    )
-    run_id = run.info.run_id
-    connection.call("log_batch", run_id, params=trial_params(spec))
+    run_id = _create_run(connection, result.spec, parent_run_id, extra_tags)
+    connection.call("log_batch", run_id, params=trial_params(result.spec))
     write_outcome(connection, run_id, result, history_logged="none")
     return run_id
 
@@ -190,25 +179,28 @@ def _missing_steps(
     return [entry for entry in wanted if entry[:2] not in held]
 
 
-def _trial_run_name(spec: TrialSpec) -> str:
-    """``trial-NNNN-<placement>``, or ``confirm-NNNN-<placement>`` in the confirmation round."""
+def _create_run(
+    connection: Connection,
+    spec: TrialSpec,
+    parent_run_id: str | None,
+    extra: Mapping[str, str] | None,
+) -> str:
+    """A RUNNING run for ``spec``, named ``trial-NNNN-<placement>`` (``confirm-NNNN-…`` in
+    the confirmation round); its id."""
     prefix = "trial" if spec.phase == Phase.SEARCH else str(spec.phase)
-    return f"{prefix}-{spec.number:04d}-{spec.config.placement}"
-
-
-def _trial_tags(
-    spec: TrialSpec, parent_run_id: str | None, state: str, extra: Mapping[str, str] | None
-) -> dict[str, str]:
-    return {
+    tags = {
         "mlflow.parentRunId": parent_run_id or "",
         keys.KIND: "trial",
         keys.TRIAL_NUMBER: str(spec.number),
         keys.SEED: str(spec.seed),
-        keys.STATE: state,
+        keys.STATE: "RUNNING",
         "placement": spec.config.placement,
         **({keys.BLOCK: str(spec.block)} if spec.block is not None else {}),
         **(extra or {}),
     }
+    run_name = f"{prefix}-{spec.number:04d}-{spec.config.placement}"
+    run = connection.call("create_run", connection.experiment(), run_name=run_name, tags=tags)
+    return run.info.run_id
 
 
 def trial_params(spec: TrialSpec) -> list[Any]:

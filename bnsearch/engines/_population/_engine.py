@@ -44,15 +44,6 @@ def estimate_memory_bytes(
     return per_step + val + params + dataset.x.nbytes * 2
 
 
-def _population_size(n_specs: int, max_population: int) -> int:
-    """A chunk rounded up to a power of two (at most ``max_population``): chunks of
-    similar size share one compiled graph."""
-    size = 1
-    while size < n_specs:
-        size *= 2
-    return min(size, max_population)
-
-
 def machine_memory_bytes() -> int:
     """This machine's memory: its physical memory, or a container's limit below it."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -285,7 +276,8 @@ class PopulationEngine:
         elif fitting:
             size = min(fitting)
         else:
-            size = _population_size(n_specs, self.max_population)
+            # the next power of two: chunks of similar size share one compiled graph
+            size = min(1 << max(n_specs - 1, 0).bit_length(), self.max_population)
         key = (size, *shape)
         check_memory(size, dataset, network, self.memory_limit_bytes, graph)
         if key not in _COMPILED:

@@ -219,15 +219,14 @@ class Population:
         self.m_after.assign(column([p == "after" for p in placements]))
         self.m_none.assign(column([p == "none" for p in placements]))
         self.m_output.assign(column([p == "before_output" for p in placements]))
-        for name, op in self.cores.items():
-            used = [_bias_used(op, c.placement, c.use_bias) for c in configs]
-            self.bias_masks[name].assign(column(used))
         self.bn_momentum.assign(column([c.momentum for c in configs]))
         self.bn_epsilon.assign(column([c.epsilon for c in configs]))
         self.dropout.assign(column([c.dropout for c in configs]))
         self.lr.assign(np.array([c.learning_rate for c in configs], np.float32))
         self.seeds.assign(np.array([s.seed for s in padded], np.int64))
         for name, op in self.cores.items():
+            used = [_bias_used(op, c.placement, c.use_bias) for c in configs]
+            self.bias_masks[name].assign(column(used))
             self.kernels[name].assign(_initial(op, padded, "kernel"))
             if name in self.pointwise:
                 self.pointwise[name].assign(_initial(op, padded, "pointwise"))
@@ -241,8 +240,6 @@ class Population:
                 variable.assign(np.full(variable.shape, value, np.float32))
         self.active.assign(np.arange(P) < n)
         self.iterations.assign(0)
-
-    # --- forward pass ------------------------------------------------------------------
 
     def _mask(self, mask: Any, like: Any) -> Any:
         """A ``[P, 1, 1]`` mask shaped to broadcast against ``like`` (any rank)."""
@@ -389,8 +386,6 @@ class Population:
             return tf.reduce_mean(tf.abs(logits - labels), axis=-1)
         return tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32)
 
-    # --- training ------------------------------------------------------------------------
-
     def _step(self, index: Any, xla: bool = False) -> tuple[Any, Any]:
         """One SGD step on the batch ``index`` (``[P, batch]`` row numbers)."""
         tf = self.tf
@@ -458,8 +453,6 @@ class Population:
         loss = tf.reduce_mean(self._per_sample_loss(logits, labels), axis=1)
         accuracy = tf.reduce_mean(self._correct(logits, labels), axis=1)
         return loss, accuracy
-
-    # --- inspection ----------------------------------------------------------------------
 
     def member_weights(self, p: int) -> dict[str, np.ndarray]:
         """Member ``p``'s weights in Keras' shapes: ``kernel_``, ``pointwise_``, ``bias_<layer>``
