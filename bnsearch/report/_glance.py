@@ -29,33 +29,14 @@ from bnsearch.stats import (
 )
 from bnsearch.trial import lower_is_better
 
-__all__ = ["WIDTH", "plain_ascii", "verdict_details", "verdict_glance"]
-
 #: The widest line bnsearch prints at the end of a study (a terminal's 100 columns).
 WIDTH = 100
 
 # Typeset characters of the report pages and their plain-text forms, so terminal output can
 # be searched with grep and pasted anywhere.
-_ASCII = str.maketrans(
-    {
-        "−": "-",
-        "–": "-",
-        "—": "-",
-        "“": '"',
-        "”": '"',
-        "‘": "'",
-        "’": "'",
-        "±": "+-",
-        "×": "x",
-        "…": "...",
-        "≥": ">=",
-        "≤": "<=",
-        "→": "->",
-        "·": "|",
-        "δ": "delta",
-        "≈": "~",
-    }
-)
+_TYPESET = "−–—“”‘’±×…≥≤→·δ≈"
+_PLAIN = ["-", "-", "-", '"', '"', "'", "'", "+-", "x", "...", ">=", "<=", "->", "|", "delta", "~"]
+_ASCII = str.maketrans(dict(zip(_TYPESET, _PLAIN, strict=True)))
 
 
 def plain_ascii(text: str) -> str:
@@ -70,8 +51,7 @@ def _fit(line: str) -> str:
 
 
 def _wrap(text: str, indent: str = "") -> list[str]:
-    """``text`` in ASCII lines of at most :data:`WIDTH` characters, the first starting at
-    the margin and the others at ``indent`` plus two spaces."""
+    """``text`` in ASCII lines of at most :data:`WIDTH`, the later ones indented two more."""
     return textwrap.wrap(
         plain_ascii(text), WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
         break_long_words=False, break_on_hyphens=False,
@@ -79,18 +59,14 @@ def _wrap(text: str, indent: str = "") -> list[str]:
 
 
 def _number(value: float) -> str:
-    """A difference or a bound in four significant digits; ``n/a`` for one that is not a
-    number to read: missing (NaN), infinite (a sequence not yet bounded on that side), or a
-    run-away (:data:`~bnsearch.stats.RUNAWAY` or more: a diverged trial's sentinel, or a
-    value interpolated between such values)."""
+    """A difference or a bound; ``n/a`` for NaN, an unbounded end or a run-away."""
     if not math.isfinite(value) or abs(value) >= RUNAWAY:
         return "n/a"
     return difference_text(value)
 
 
 def _side(verdict: Verdict, pair: PairComparison) -> Side:
-    """The study's rule on ``first - second``, seen from ``first`` (below: ``first`` better)
-    whatever the metric; "does BN help?"'s own sides for ``p - none``."""
+    """The study's rule on ``first - second``, seen from ``first`` whatever the metric."""
     if pair.second == "none" and pair.first in verdict.bn.sides:
         return verdict.bn.sides[pair.first]
     if verdict.until == "settled":
@@ -123,8 +99,7 @@ def _how(verdict: Verdict) -> str:
 
 
 def _notice(verdict: Verdict) -> str | None:
-    """The one notice worth a line, shortened (the most important first); the rest is in
-    the details."""
+    """The one notice worth a line, the most important first."""
     if verdict.still_open:
         return "not settled yet: run the study again to add blocks"
     control = verdict.input_control
@@ -140,8 +115,7 @@ def _notice(verdict: Verdict) -> str | None:
 
 
 def _notice_line(notice: str) -> str:
-    """``Note: ...`` in one line: the pointer to the details shortened, then the notice,
-    rather than a second line."""
+    """``Note: ...`` in one line, the pointer to the details shortened first."""
     for more in (" (more in report.md / --verbose)", " (more: --verbose)"):
         line = f"Note: {notice}{more}"
         if len(line) <= WIDTH:
@@ -150,14 +124,12 @@ def _notice_line(notice: str) -> str:
 
 
 def _rows(verdict: Verdict) -> list[PairComparison]:
-    """The comparisons that answer the two questions: ``before - after`` (the primary pair)
-    and each BN placement against ``none``; other pairs are in the details."""
+    """The comparisons that answer the two questions."""
     return [p for p in verdict.pairs if p is verdict.primary or p.second == "none"]
 
 
 def _confirmed(verdict: Verdict) -> list[str]:
-    """One row per placement's best configuration re-trained with fresh seeds; with one
-    seed each, no sd and no ranking (the header says so)."""
+    """One row per placement's best configuration re-trained with fresh seeds."""
     confirmed = list(verdict.confirmations)
     if not confirmed:
         return []
@@ -174,16 +146,13 @@ def _confirmed(verdict: Verdict) -> list[str]:
         else:
             shown = f"{loss_text(conf.mean)} +- {significant(conf.std, 2)}"
         if conf.kept and len(conf.kept) < seeds:
-            why = [f"{conf.failed} diverged or failed"] * bool(conf.failed)
-            why += [f"{conf.ran_away} ran away"] * bool(conf.ran_away)
-            shown += f" ({', '.join([f'n={len(conf.kept)}', *why])})"
+            shown += f" ({', '.join([f'n={len(conf.kept)}', *conf.left_out('')])})"
         lines.append(f"  {conf.placement:<22s}{shown}")
     return lines
 
 
 def _interval(verdict: Verdict, pair: PairComparison) -> str:
-    """The interval the study's rule decides by; ``n/a (1 block)`` while there are too few
-    blocks for one (an end that is a run-away reads ``n/a``)."""
+    """The interval the study's rule decides by (a run-away end reads ``n/a``)."""
     text = pair.interval_text(verdict.until)
     if not text.startswith("["):
         return text

@@ -34,14 +34,6 @@ from bnsearch.stats import (
 )
 from bnsearch.trial import Phase, TrialResult
 
-__all__ = [
-    "PLOTS",
-    "outcome_label",
-    "run_note",
-    "write_report",
-    "write_sweep_report",
-]
-
 PLOTS = ("distribution.png", "paired_differences.png", "learning_curves.png", "importance.png")
 
 
@@ -139,18 +131,11 @@ def _markdown(
         lines.append("")
     if verdict.confirmations and verdict.no_ranking is None:
         lines += _confirmations_table(verdict)
-    if verdict.importances:
+    if verdict.importances or verdict.importance_note:
         lines += ["## Hyperparameter importance (fANOVA, seeded)", ""]
-        for name, value in sorted(verdict.importances.items(), key=lambda kv: -kv[1]):
-            lines.append(f"- {name}: {value:.3f}")
-        lines.append("")
-    elif verdict.importance_note:
-        lines += [
-            "## Hyperparameter importance (fANOVA, seeded)",
-            "",
-            f"Left out: {verdict.importance_note}.",
-            "",
-        ]
+        ranked = sorted(verdict.importances.items(), key=lambda kv: -kv[1])
+        lines += [f"- {name}: {value:.3f}" for name, value in ranked]
+        lines += [""] if ranked else [f"Left out: {verdict.importance_note}.", ""]
     lines += [
         "## All trials per placement",
         "",
@@ -166,8 +151,7 @@ def _markdown(
 
 
 def _pairs_table(verdict: Verdict) -> list[str]:
-    """The paired comparisons, every statistic (``n/a (2 blocks)`` where one needs more
-    blocks); none where the validation rows cannot rank the placements."""
+    """The paired comparisons, every statistic; none where nothing is ranked."""
     if verdict.no_ranking is not None:
         return []
     lines = [
@@ -190,8 +174,7 @@ def _pairs_table(verdict: Verdict) -> list[str]:
 
 
 def _confirmations_table(verdict: Verdict) -> list[str]:
-    """Each placement's best re-trained with fresh seeds: its mean and sd over the seeds
-    that completed (no sd, and no ranking, from one seed), and those left out."""
+    """Each placement's best re-trained with fresh seeds, and the seeds left out."""
     lines = [
         "## Best configuration per placement, re-trained with fresh seeds",
         "",
@@ -203,8 +186,7 @@ def _confirmations_table(verdict: Verdict) -> list[str]:
     for c in verdict.confirmations:
         params = _params(c.params)
         if not c.kept:
-            what = "ran away, diverged or failed" if c.ran_away else "diverged or failed"
-            lines.append(f"| {c.placement} | – | – | 0 (each {what}) | {params} |")
+            lines.append(f"| {c.placement} | – | – | 0 (each {c.lost}) | {params} |")
             continue
         away = f" ({c.left_out_text})" if c.left_out_text else ""
         sd = significant(c.std, 2) if c.ranked else too_few(len(c.kept), "seed")
@@ -226,8 +208,7 @@ def _inline(text: str) -> str:
 
 
 def _html(markdown_text: str, folder: Path) -> str:
-    """A self-contained page that renders well in MLflow's artifact viewer: headings,
-    paragraphs that wrap, real tables, plots inlined."""
+    """A self-contained page for MLflow's artifact viewer: real tables, plots inlined."""
     body: list[str] = []
     table: list[list[str]] = []
 
@@ -297,8 +278,8 @@ def write_report(
 
 
 def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list[Path]:
-    """The verdict across a sweep's datasets: its table, ``critical_difference.png``,
-    ``report.md`` and ``report.html`` in ``folder``; return their paths."""
+    """The verdict across a sweep's datasets as ``report.md``, ``report.html`` and
+    ``critical_difference.png`` in ``folder``; return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     plot = folder / "critical_difference.png"
     plot_critical_difference(verdict, plot)
@@ -353,16 +334,13 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
 
 
 def _score(value: float) -> str:
-    """A study's score for a placement; ``diverged`` where it is a diverged trial's sentinel
-    (most of its blocks diverged: it ranks last, the number means nothing)."""
+    """A study's score for a placement; ``diverged`` where it is a diverged trial's sentinel."""
     return "diverged" if abs(value) >= RUNAWAY else significant(value)
 
 
 def outcome_label(verdict: Verdict) -> str:
     """Both answers in a few words and the placement interval, for the start of a run's
-    name (MLflow shows the name at the top of the run's page and first in the runs table,
-    where its description is below the fold):
-    ``BN helps · before better -0.149 [-0.170, -0.101] · 8 blocks``."""
+    name: ``BN helps · before better -0.149 [-0.170, -0.101] · 8 blocks``."""
     pair = verdict.primary
     n = pair.n_blocks if pair else verdict.n_blocks
     if verdict.no_ranking is not None:
@@ -413,8 +391,7 @@ def run_note(
     verdict: Verdict,
     table: Sequence[PlacementSummary] = (),
 ) -> str:
-    """The parent run's description in MLflow (its note): both answers first, in a few
-    lines of markdown a person reads without opening anything."""
+    """The parent run's description in MLflow: both answers first, in a few lines."""
     lines = [f"**{verdict.statement}**", ""]
     kind = "anytime-valid 95% interval" if verdict.until == "settled" else "95% CI"
     for question, answer, pairs in (

@@ -6,21 +6,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bnsearch.report._summary import second_metric
 from bnsearch.stats import RUNAWAY, AcrossVerdict, Verdict, metric_value
 from bnsearch.trial import TrialResult, in_placement_order
-
-__all__ = [
-    "headless_pyplot",
-    "plot_critical_difference",
-    "plot_curves",
-    "plot_differences",
-    "plot_distribution",
-    "plot_importance",
-]
 
 
 def headless_pyplot():  # noqa: ANN201 - matplotlib is imported late and headless
@@ -33,11 +25,16 @@ def headless_pyplot():  # noqa: ANN201 - matplotlib is imported late and headles
 
 
 def _finite(values: Sequence[float]) -> tuple[list[float], int]:
-    """``values`` without run-aways (:data:`~bnsearch.stats.RUNAWAY` or more: a diverged
-    trial's sentinel, or a loss blown up past 1e20, which would stretch the axis until
-    every other point sits on one pixel), and how many were left out."""
+    """``values`` without run-aways (which would stretch the axis), and how many were left
+    out."""
     kept = [v for v in values if math.isfinite(v) and abs(v) < RUNAWAY]
     return kept, len(values) - len(kept)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _left_out(count: int, what: str) -> str:
@@ -69,15 +66,12 @@ def plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) -
     )
     ax.set_ylabel(f"final {metric}")
     ax.set_title(f"{metric} per placement (completed search trials{_left_out(away, 'run-away')})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_differences(verdict: Verdict, path: Path) -> None:
-    """Each pair's differences and its median with the bootstrap interval (where there are
-    blocks enough for one); blocks with a diverged trial are left out of the points and
-    counted in the label (they stay in the median, as in the verdict)."""
+    """Each pair's differences and its median with the bootstrap interval; blocks with a
+    diverged trial are counted in the label, not drawn."""
     plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.9 * max(len(verdict.pairs), 1)))
     ax.axvspan(-verdict.threshold, verdict.threshold, color="0.9", label="± threshold")
@@ -100,15 +94,12 @@ def plot_differences(verdict: Verdict, path: Path) -> None:
     ax.set_yticks(range(len(verdict.pairs)), labels)
     ax.set_xlabel(f"paired difference in final {verdict.metric} (median, 95% bootstrap CI)")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_curves(results: Sequence[TrialResult], path: Path) -> None:
-    """The median learning curve per placement of ``val_loss`` and of the second metric
-    (``val_accuracy``, or ``val_mae`` for a regression), over the completed trials whose
-    curve stays below the run-away size."""
+    """The median learning curves per placement of ``val_loss`` and the second metric,
+    over the completed trials that did not run away."""
     plt = headless_pyplot()
     second = second_metric(results)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -131,13 +122,11 @@ def plot_curves(results: Sequence[TrialResult], path: Path) -> None:
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=8)
     fig.suptitle("median learning curves per placement")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_importance(importances: dict[str, float], path: Path, note: str = "") -> None:
-    """The importances as bars; without them, why (``note``: too few completed trials)."""
+    """The importances as bars; without them, why (``note``)."""
     plt = headless_pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3))
     ranked = sorted(importances.items(), key=lambda kv: kv[1])
@@ -149,9 +138,7 @@ def plot_importance(importances: dict[str, float], path: Path, note: str = "") -
         ax.text(0.5, 0.5, text, ha="center", va="center")
         ax.set_axis_off()
     ax.set_title("hyperparameter importance")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_critical_difference(verdict: AcrossVerdict, path: Path) -> None:
@@ -186,6 +173,4 @@ def plot_critical_difference(verdict: AcrossVerdict, path: Path) -> None:
         fontsize=9,
     )
     ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)

@@ -14,15 +14,6 @@ from typing import TextIO
 from bnsearch.stats import loss_text
 from bnsearch.trial import Phase, TrialResult, TrialState, in_placement_order
 
-__all__ = [
-    "PlacementSummary",
-    "Progress",
-    "format_table",
-    "second_metric",
-    "summarize",
-    "table_metrics",
-]
-
 
 def _clock(seconds: float) -> str:
     seconds = int(max(seconds, 0))
@@ -30,31 +21,16 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Prints what a study is doing: while a batch trains, a line at each quarter of its
-    training; then a line per trial told. Each line names its batch and counts within it;
-    its ETA is for that batch, from the batch's own pace::
+    """Prints what a study is doing: while a batch (a look of the search, or the
+    confirmation round) trains, a line at each quarter of its training; then a line per
+    trial told, each naming its batch, with an ETA from the batch's own pace::
 
         [look 1: 24 trials] training 25 %  elapsed 0:00:06  batch eta 0:00:09
         [ 4/24] look 1  trial 3   before  val_loss 0.5224  best 0.5224  elapsed 0:00:37  batch eta …
-        [ 3/15] confirm trial 26  after   val_loss 0.6935  best 0.5217  elapsed 0:00:38  batch eta …
 
-    (abridged; each trial line ends ``batch eta 0:00:01``, within 100 characters).
-
-    A batch is a *look* of the search (the settle rule is asked before each one) or the
-    confirmation round. The paired-search loop says when one starts and what it holds
-    (:meth:`on_batch`: trials and epochs) and when a trial finishes an epoch
-    (:meth:`on_epoch`). Training progress is counted in trial-epochs: ``p`` of
-    ``trials × epochs``. Its ETA is ``t · (1 − p) / (p − p₀)``, where ``t`` is the time since
-    the batch first reached one epoch per trial on average (``p₀``): the first epoch carries
-    the graph's compilation (seconds on the population engine), so timing from the batch's
-    start would make the first lines' ETA several times too long. A quarter reached before
-    a pace can be measured prints nothing. Once trained, each result is a line whose ETA
-    is the pace of the results told so far (from the end of training) times those still
-    owed.
-
-    No ETA is given for the run's cap: until settled, a study stops at the first look that
-    settles it. Without batches (Keras Tuner's own search) a trial line counts the run's
-    planned trials, ``[done/total]``, with an ETA for them (cut at ``timeout``).
+    The training pace is timed from the batch's first epoch per trial (the first carries
+    the graph's compilation). Without batches (Keras Tuner's own search) a trial line
+    counts the run's planned trials, with an ETA for them (cut at ``timeout``).
     """
 
     def __init__(
@@ -66,32 +42,23 @@ class Progress:
         self.done = 0
         self.best: tuple[float, int] | None = None
         self.started = time.monotonic()
-        #: The batch in flight: its label, trials, trial-epochs to train and trained so far,
-        #: the pace's reference point (time, trial-epochs), the next quarter to print, the
-        #: end of its training and the results told.
-        self.batch_label = ""
-        self.batch_size = 0
-        self.batch_epochs = 0
-        self.epochs_done = 0
-        self.pace_from: tuple[float, int] | None = None
-        self.next_quarter = 1
-        self.trained_at: float | None = None
-        self.batch_done = 0
+        self.on_batch(Phase.SEARCH, 0, 0)  # no batch yet (batch_size 0)
 
     def __call__(self, result: TrialResult) -> None:
         self.update(result)
 
     def on_batch(self, phase: Phase, look: int, n_trials: int, epochs: int = 1) -> None:
-        """A batch of ``n_trials`` trials of up to ``epochs`` epochs starts training
-        (``look`` counts the search's batches of this run; the confirmation round is its
-        own count)."""
+        """A batch of ``n_trials`` trials of up to ``epochs`` epochs starts training."""
+        # The batch in flight: its trial-epochs to train and trained so far, the pace's
+        # reference point (time, trial-epochs), the next quarter to print, the end of its
+        # training and the results told.
         self.batch_label = "confirm" if phase == Phase.CONFIRM else f"look {look}"
         self.batch_size = n_trials
         self.batch_epochs = max(1, n_trials * epochs)
         self.epochs_done = 0
-        self.pace_from = None
+        self.pace_from: tuple[float, int] | None = None
         self.next_quarter = 1
-        self.trained_at = None
+        self.trained_at: float | None = None
         self.batch_done = 0
 
     def on_epoch(self) -> None:
@@ -159,9 +126,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class PlacementSummary:
-    """One placement's row of the study's table: its trials by state, and the final
-    ``val_loss`` and second metric (:attr:`second`: ``val_accuracy``, or ``val_mae`` for a
-    regression) of its completed trials, best and median (NaN, read ``n/a``, for none)."""
+    """One placement's row of the study's table: its trials by state, and the best and
+    median final ``val_loss`` and second metric (:attr:`second`) of its completed trials."""
 
     placement: str
     complete: int
@@ -179,8 +145,7 @@ _COLUMN = {"val_accuracy": "val_acc", "val_mae": "val_mae"}
 
 
 def table_metrics(table: Sequence[PlacementSummary]) -> dict[str, float]:
-    """The summary table as the parent run's metrics (``<placement>.best_val_loss``, ...,
-    ``<placement>.best_val_mae`` for a regression)."""
+    """The summary table as the parent run's metrics (``<placement>.best_val_loss``, ...)."""
     values: dict[str, float] = {}
     for row in table:
         values[f"{row.placement}.best_val_loss"] = row.best_val_loss
@@ -190,8 +155,7 @@ def table_metrics(table: Sequence[PlacementSummary]) -> dict[str, float]:
 
 
 def second_metric(results: Sequence[TrialResult]) -> str:
-    """The metric beside the loss: ``val_mae`` where the trials are a regression's (their
-    history has it), else ``val_accuracy``."""
+    """The metric beside the loss: ``val_mae`` for a regression, else ``val_accuracy``."""
     return "val_mae" if any("val_mae" in r.history for r in results) else "val_accuracy"
 
 
@@ -223,8 +187,7 @@ def summarize(results: Sequence[TrialResult]) -> list[PlacementSummary]:
 
 
 def format_table(rows: Sequence[PlacementSummary]) -> str:
-    """The table as the terminal and ``report.md`` show it; a value no trial gave reads
-    ``n/a``."""
+    """The table as the terminal and ``report.md`` show it."""
     column = _COLUMN.get(rows[0].second, rows[0].second) if rows else "val_acc"
     header = (
         f"{'placement':<14s}{'complete':>9s}{'pruned':>8s}{'failed':>8s}"

@@ -1,35 +1,12 @@
-"""Does placement matter across datasets? One verdict over a sweep's studies.
-
-Each study answers for its own dataset (:mod:`bnsearch.stats`). Across datasets the
-question is whether one placement is consistently better, and the datasets are the units:
-each contributes one number per placement, however many blocks it trained. Following
-Demšar (2006, "Statistical comparisons of classifiers over multiple data sets"):
-
-* per dataset, each placement's **score** is the median of its final metric over the
-  study's complete paired blocks, and the placements are **ranked** (1 = best, ties share
-  the mean rank);
-* the **Friedman test** (``scipy.stats.friedmanchisquare``) asks whether the mean ranks
-  differ more than chance allows (three or more placements, two or more datasets);
-* each **pair** of placements is compared with the Wilcoxon signed-rank test over the
-  datasets' median paired differences, Holm-corrected (Benavoli et al., 2016, recommend
-  this over post-hoc tests on mean ranks);
-* the **critical-difference plot** (drawn by :mod:`bnsearch.report`) shows the mean ranks
-  on one axis with Nemenyi's critical difference for reference, and joins placements that
-  the Holm-corrected tests do not separate.
-
-With few datasets the pairwise tests cannot reach 5 %: the smallest two-sided Wilcoxon
-p-value over N datasets is ``2 / 2**N`` (0.0625 with five). The report says so rather than
-suggesting a difference was looked for and not found.
-
-Both of a study's questions are carried across: the statement tallies the studies' placement
-answers, and :attr:`AcrossVerdict.bn_statement` their answers to "does BN help here?" beside
-the across-datasets tests of each BN placement against ``none``.
-"""
+"""Does placement matter across datasets? Ranks, the Friedman test and Holm-corrected
+pairwise Wilcoxon tests over a sweep's studies, after Demšar (2006) and Benavoli et al.
+(2016) (see docs/guides/sweeps-and-schedules.md)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,14 +15,6 @@ import numpy as np
 from bnsearch.stats._sequential import Outcome
 from bnsearch.stats._verdict import Verdict, block_value, holm
 from bnsearch.trial import Phase, TrialResult, in_placement_order, lower_is_better
-
-__all__ = [
-    "AcrossVerdict",
-    "DatasetScores",
-    "PairAcross",
-    "compare_across",
-    "dataset_scores",
-]
 
 #: Nemenyi's q at 5 % (studentized range / sqrt 2) for 2..10 placements (Demšar, Table 5a).
 _NEMENYI_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031}
@@ -86,10 +55,8 @@ class AcrossVerdict:
 
 
 def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult]) -> DatasetScores:
-    """A study's scores over its complete paired blocks (every placement finished, or
-    diverged: then it scores the worst value, as in the study's own pairs). A study whose
-    validation rows cannot rank the placements (:attr:`Verdict.no_ranking`) has none, so it
-    is left out of the verdict across datasets."""
+    """A study's scores over its complete paired blocks (none where its validation rows
+    cannot rank the placements)."""
     if verdict.no_ranking is not None:
         return DatasetScores(study, verdict, {}, {})
     blocks: dict[int, dict[str, float]] = {}
@@ -122,9 +89,8 @@ def _ranks(dataset: DatasetScores, placements: Sequence[str]) -> list[float]:
 
 
 def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerdict:
-    """Ranks, the Friedman test and Holm-corrected pairwise Wilcoxon tests over the
-    datasets whose studies have scores for every common placement. Each study is read in
-    its own metric's direction; ``metric`` names them in the report."""
+    """The verdict across the datasets whose studies have scores, each read in its own
+    metric's direction."""
     from scipy import stats
 
     usable = [d for d in datasets if d.scores]
@@ -200,9 +166,7 @@ def _bn_statement(usable: Sequence[DatasetScores], pairs: Sequence[PairAcross]) 
     asked = [d for d in usable if d.verdict.bn.outcome != Outcome.NOT_COMPARED]
     if not asked:
         return "Does BN help? not asked: no study compares `none` with a BN placement."
-    counts: dict[str, int] = {}
-    for dataset in asked:
-        counts[dataset.verdict.bn.outcome] = counts.get(dataset.verdict.bn.outcome, 0) + 1
+    counts = Counter(d.verdict.bn.outcome for d in asked)
     tally = ", ".join(
         f"{_BN_WORDS.get(outcome, outcome)} {counts[outcome]}"
         for outcome in (*_BN_WORDS, *sorted(set(counts) - set(_BN_WORDS)))
@@ -236,13 +200,9 @@ def _statement(
     ranked = ", ".join(
         f"{p} {mean_ranks[p]:.2f}" for p in sorted(placements, key=mean_ranks.__getitem__)
     )
-    outcomes: dict[str, int] = {}
-    for dataset in usable:
-        outcomes[dataset.verdict.outcome] = outcomes.get(dataset.verdict.outcome, 0) + 1
+    outcomes = Counter(d.verdict.outcome for d in usable)
     tally = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items()))
-    bn_tally: dict[str, int] = {}
-    for dataset in usable:
-        bn_tally[dataset.verdict.bn.outcome] = bn_tally.get(dataset.verdict.bn.outcome, 0) + 1
+    bn_tally = Counter(d.verdict.bn.outcome for d in usable)
     bn_text = ", ".join(
         f"{_BN_WORDS.get(outcome, outcome)} {count}" for outcome, count in sorted(bn_tally.items())
     )

@@ -1,23 +1,6 @@
-"""The two questions of the thread, each answered from the paired blocks by the study's rule.
-
-* **Does BN help here?** (``bn``): each BN placement against ``none``. "BN helps" names the
-  placements that beat ``none`` by more than the threshold; "BN does not help" says every
-  BN placement is decided and none of them is better (``none`` is as good or better); "no
-  effect of BN" that every one lies within the threshold of ``none``.
-* **Before or after?** (``placement``): ``before`` against ``after``, as bnsearch has always
-  answered it.
-
-Both by the same rule, the one the study was run with:
-
-* until settled: the anytime-valid confidence sequence of each comparison
-  (:mod:`bnsearch.stats`); a BN placement beats ``none`` only when the closed test over the
-  BN placements names it too (:func:`~bnsearch.stats.settle_against_none`, whose docstring
-  says why a closed test and not an alpha split);
-* fixed budget: the bootstrap interval of the median against the threshold and the
-  Wilcoxon test, Holm-corrected across every pair of placements (the two questions'
-  comparisons together), so naming a BN placement that does not help, or a placement
-  winner that is not, stays under 5 % for the family.
-"""
+"""The two questions, "does BN help here?" (each BN placement against ``none``) and "before
+or after?", each answered from the paired blocks by the study's rule (see
+docs/explanation/the-two-questions.md)."""
 
 from __future__ import annotations
 
@@ -45,19 +28,7 @@ from bnsearch.stats._sequential import (
     settle_against_none,
 )
 
-__all__ = [
-    "ASKED",
-    "QUESTION_TEXT",
-    "Answer",
-    "PairComparison",
-    "answer_bn",
-    "answer_placement",
-    "budget_side",
-    "quoted_questions",
-]
-
-#: The questions each ``--question`` asks (what a study run until settled waits for), by
-#: the name of their :class:`Answer`.
+#: The questions each ``--question`` asks, by the name of their :class:`Answer`.
 ASKED: dict[str, tuple[str, ...]] = {
     "both": ("bn", "placement"),
     "bn": ("bn",),
@@ -88,17 +59,13 @@ class PairComparison:
 
     @property
     def left_out(self) -> int:
-        """Blocks whose difference is a run-away (:data:`~bnsearch.stats.RUNAWAY` or more: a
-        diverged trial's sentinel, or a loss blown up past 1e20). The median, the intervals
-        and the tests count such a block as one more win or loss; the mean and ``d_z``
-        leave it out, since a number of that size says nothing of the other blocks."""
+        """Blocks whose difference is a run-away (:data:`~bnsearch.stats.RUNAWAY` or more),
+        left out of the mean and ``d_z`` only."""
         return sum(abs(d) >= RUNAWAY for d in self.differences)
 
     @property
     def mean_text(self) -> str:
-        """The mean difference over the blocks without a run-away, saying how many were left
-        out (``-0.1012 (2 blocks with a diverged trial left out)``); ``n/a`` with why when
-        none is left."""
+        """``-0.1012 (2 blocks with a diverged trial left out)``; ``n/a`` with why."""
         if not math.isfinite(self.mean) or abs(self.mean) >= RUNAWAY:
             return "n/a (every block has a diverged trial)" if self.left_out else too_few(0)
         if self.left_out:
@@ -108,17 +75,14 @@ class PairComparison:
 
     @property
     def median_text(self) -> str:
-        """The median difference, signed; ``n/a (the median block has a diverged trial)``
-        where it is a run-away (the median block's difference is against a diverged
-        trial's sentinel: the decision reads it as a win or loss, no number describes it)."""
+        """The median difference, signed; ``n/a`` with why where it is a run-away."""
         if math.isfinite(self.median) and abs(self.median) >= RUNAWAY:
             return "n/a (the median block has a diverged trial)"
         return difference_text(self.median)
 
     @property
     def effect_text(self) -> str:
-        """``d_z``, or why there is none: fewer than two blocks (without a run-away), or
-        differences that do not vary."""
+        """``d_z``, or why there is none."""
         if math.isfinite(self.effect_size):
             return significant(self.effect_size, 3, signed=True)
         kept = self.n_blocks - self.left_out
@@ -130,45 +94,36 @@ class PairComparison:
 
     @property
     def ci_text(self) -> str:
-        """The bootstrap interval of the median, ``[low, high]``; ``n/a (2 blocks)`` below
-        :data:`~bnsearch.stats.MIN_BLOCKS_CI` blocks."""
+        """The bootstrap interval of the median, ``[low, high]``; ``n/a (2 blocks)``."""
         if self.n_blocks < MIN_BLOCKS_CI or math.isnan(self.ci_low) or math.isnan(self.ci_high):
             return too_few(self.n_blocks)
         return f"[{difference_text(self.ci_low)}, {difference_text(self.ci_high)}]"
 
     @property
     def cs_text(self) -> str:
-        """The anytime-valid sequence, ``[low, high]``; ``n/a (5 blocks)`` while it cannot be
-        bounded (fewer blocks than :func:`~bnsearch.stats.min_blocks_to_settle`)."""
+        """The anytime-valid sequence, ``[low, high]``; ``n/a (5 blocks)`` while unbounded."""
         if not (math.isfinite(self.cs_low) and math.isfinite(self.cs_high)):
             return too_few(self.n_blocks)
         return f"[{difference_text(self.cs_low)}, {difference_text(self.cs_high)}]"
 
     def interval_text(self, until: str) -> str:
-        """The interval the rule ``until`` decides by, as text (:attr:`cs_text` or
-        :attr:`ci_text`)."""
         return self.cs_text if until == "settled" else self.ci_text
 
     @property
     def p_text(self) -> str:
-        """Wilcoxon's p-value; ``n/a (1 block)`` for a single block (or none computed)."""
         return _p_text(self.p_value, self.n_blocks)
 
     @property
     def p_holm_text(self) -> str:
-        """The Holm-corrected p-value; ``n/a (1 block)`` for a single block (or none
-        computed)."""
         return _p_text(self.p_holm, self.n_blocks)
 
     def interval(self, until: str) -> tuple[float, float]:
-        """The interval the rule ``until`` decides by."""
         return (self.cs_low, self.cs_high) if until == "settled" else (self.ci_low, self.ci_high)
 
     def describe(self, until: str, mean: bool = True) -> str:
         """``median difference before − after -0.1494, anytime-valid 95% CS [...], ...``."""
-        kind = "anytime-valid 95% CS" if until == "settled" else "95% CI"
         text = (
-            f"median difference {self.first} − {self.second} {self.median_text}, {kind} "
+            f"median difference {self.first} − {self.second} {self.median_text}, {_kind(until)} "
             f"{self.interval_text(until)}"
         )
         if mean:
@@ -178,14 +133,9 @@ class PairComparison:
 
 @dataclass(frozen=True)
 class Answer:
-    """One question's answer: ``question`` is ``bn`` or ``placement``. ``outcome``: an
-    :class:`~bnsearch.stats.Outcome` (for ``placement`` ``NO_EFFECT``, ``INCONCLUSIVE``
-    or ``INSUFFICIENT``; for either ``UNANSWERED`` where the validation rows cannot rank
-    the placements, :func:`~bnsearch.stats.without_ranking`), or for ``placement`` the
-    better placement's name. ``sides`` (BN only): each BN placement's
-    :class:`~bnsearch.stats.Side` against ``none`` seen from BN, whatever the metric:
-    ``BELOW`` beats ``none``, ``ABOVE`` is worse, ``INSIDE`` within the threshold,
-    ``OPEN`` not settled."""
+    """One question's answer (``question``: ``bn`` or ``placement``): an
+    :class:`~bnsearch.stats.Outcome`, or the better placement's name. ``sides`` (BN only):
+    each BN placement's :class:`~bnsearch.stats.Side` against ``none``, seen from BN."""
 
     question: str
     outcome: str
@@ -196,58 +146,50 @@ class Answer:
 
     @property
     def decided(self) -> bool:
-        """Settled: a claim, or no effect beyond the threshold (a BN question that cannot be
-        asked, without ``none``, waits for nothing). An unanswered question is not settled:
-        more blocks on the same validation rows cannot answer it either, which its
-        statement says."""
+        """Settled: a claim, no effect, or a BN question that cannot be asked."""
         return self.outcome not in (Outcome.INCONCLUSIVE, Outcome.INSUFFICIENT, Outcome.UNANSWERED)
 
     @property
     def helping(self) -> tuple[str, ...]:
-        """The BN placements that beat ``none``."""
         return tuple(p for p, side in self.sides.items() if side is Side.BELOW)
 
     @property
     def words(self) -> str:
         """The answer in a few words, for the headline."""
-        if self.question == "bn":
-            bn: dict[str, str] = {
-                Outcome.HELPS: f"BN helps ({_beat(self.helping)})",
-                Outcome.NO_HELP: "BN does not help (`none` is as good or better)",
-                Outcome.NO_EFFECT: "no effect of BN beyond the threshold",
-                Outcome.INCONCLUSIVE: "does BN help: inconclusive",
-                Outcome.INSUFFICIENT: "does BN help: too few blocks",
-                Outcome.UNANSWERED: "does BN help: not answered",
-            }
-            return bn.get(self.outcome, "BN not compared (no `none` placement)")
-        placement: dict[str, str] = {
-            Outcome.NO_EFFECT: "no placement effect beyond the threshold",
-            Outcome.INCONCLUSIVE: "before or after: inconclusive",
-            Outcome.INSUFFICIENT: "before or after: too few blocks",
-            Outcome.UNANSWERED: "before or after: not answered",
-        }
-        return placement.get(self.outcome, f"`{self.outcome}` is better than `{self.loser}`")
+        if self.outcome not in _WORDS[self.question]:
+            claim = f"`{self.outcome}` is better than `{self.loser}`"
+            return "BN not compared (no `none` placement)" if self.question == "bn" else claim
+        return _WORDS[self.question][self.outcome][0].format(beat=_beat(self.helping))
 
     @property
     def short(self) -> str:
         """Fewer words still, for a run's name."""
-        if self.question == "bn":
-            bn: dict[str, str] = {
-                Outcome.HELPS: "BN helps",
-                Outcome.NO_HELP: "BN does not help",
-                Outcome.NO_EFFECT: "BN: no effect",
-                Outcome.INCONCLUSIVE: "BN inconclusive",
-                Outcome.INSUFFICIENT: "BN: too few blocks",
-                Outcome.UNANSWERED: "BN: not answered",
-            }
-            return bn.get(self.outcome, "")
-        placement: dict[str, str] = {
-            Outcome.NO_EFFECT: "placement: no effect",
-            Outcome.INCONCLUSIVE: "placement inconclusive",
-            Outcome.INSUFFICIENT: "placement: too few blocks",
-            Outcome.UNANSWERED: "placement: not answered",
-        }
-        return placement.get(self.outcome, f"{self.outcome} better")
+        if self.outcome not in _WORDS[self.question]:
+            return "" if self.question == "bn" else f"{self.outcome} better"
+        return _WORDS[self.question][self.outcome][1]
+
+
+#: Each answer's words and short words, by question and outcome.
+_WORDS: dict[str, dict[str, tuple[str, str]]] = {
+    "bn": {
+        Outcome.HELPS: ("BN helps ({beat})", "BN helps"),
+        Outcome.NO_HELP: ("BN does not help (`none` is as good or better)", "BN does not help"),
+        Outcome.NO_EFFECT: ("no effect of BN beyond the threshold", "BN: no effect"),
+        Outcome.INCONCLUSIVE: ("does BN help: inconclusive", "BN inconclusive"),
+        Outcome.INSUFFICIENT: ("does BN help: too few blocks", "BN: too few blocks"),
+        Outcome.UNANSWERED: ("does BN help: not answered", "BN: not answered"),
+    },
+    "placement": {
+        Outcome.NO_EFFECT: ("no placement effect beyond the threshold", "placement: no effect"),
+        Outcome.INCONCLUSIVE: ("before or after: inconclusive", "placement inconclusive"),
+        Outcome.INSUFFICIENT: ("before or after: too few blocks", "placement: too few blocks"),
+        Outcome.UNANSWERED: ("before or after: not answered", "placement: not answered"),
+    },
+}
+
+
+def _kind(until: str) -> str:
+    return "anytime-valid 95% CS" if until == "settled" else "95% CI"
 
 
 def _p_text(p_value: float, n_blocks: int) -> str:
@@ -265,8 +207,7 @@ def _beat(placements: Sequence[str]) -> str:
 
 
 def budget_side(pair: PairComparison, threshold: float) -> Side:
-    """The fixed-budget rule on one pair, a :class:`~bnsearch.stats.Side` as
-    :func:`~bnsearch.stats.settle` gives: the bootstrap interval beyond the threshold and
+    """The fixed-budget rule on one pair: the bootstrap interval beyond the threshold and
     Holm p < 0.05, or the interval inside."""
     side = settle(pair.ci_low, pair.ci_high, threshold)
     beyond = side in (Side.BELOW, Side.ABOVE)
@@ -360,9 +301,8 @@ def answer_bn(
     left_out: dict[str, int] | None = None,
 ) -> Answer:
     """Does BN help: each BN placement against ``none`` (``comparisons``: ``p − none``;
-    ``matrix``: their differences per block in block order, NaN where missing).
-    ``left_out``: the study's placements, each with its failed or pruned trials (empty: no
-    blocks yet; it says why when no block has ``none`` and a BN placement complete)."""
+    ``matrix``: their differences per block, NaN where missing). ``left_out``: the study's
+    placements, each with its failed or pruned trials (empty: no blocks yet)."""
     if not left_out:
         return Answer("bn", Outcome.INSUFFICIENT, "no paired blocks yet; run more trials.")
     if not comparisons and "none" in left_out and len(left_out) > 1:
@@ -414,10 +354,9 @@ def _bn_statement(
     extra: int | None,
 ) -> str:
     def each(pair: PairComparison) -> str:
-        kind = "anytime-valid 95% CS" if until == "settled" else "95% CI"
         holm = f", Holm p {pair.p_holm_text}" if until != "settled" else ""
         bounds = pair.interval_text(until)
-        return f"{pair.first} − none: median {pair.median_text}, {kind} {bounds}{holm}"
+        return f"{pair.first} − none: median {pair.median_text}, {_kind(until)} {bounds}{holm}"
 
     def verdict_of(pair: PairComparison) -> str:
         side = sides[pair.first]

@@ -1,56 +1,11 @@
-"""An anytime-valid confidence sequence for the median of paired differences.
+"""An anytime-valid confidence sequence for the median of paired differences, and the closed
+test that names the BN placements beating ``none`` (the reasoning is in
+docs/explanation/the-two-questions.md).
 
-A study run ``--until settled`` looks at its blocks after every batch and stops as soon as
-the answer is known. Testing at 5 % after each look would not do: repeated looks inflate the
-false-positive rate (about 14 % after five looks, 25 % after twenty). A *confidence
-sequence* is an interval ``C_n`` for every number of blocks ``n`` with
-
-    P(the true median lies in C_n for every n at once) >= 1 - alpha,
-
-so it may be read after every batch, and the study stopped at any of them, without losing
-its coverage.
-
-The construction is sign-based, like the median it estimates: a block whose trial diverged
-to a huge finite loss counts as one sign, whatever its size. For a candidate median ``m``
-let ``S_n(m) = #{i <= n : d_i < m}``. If the true median is at least ``m`` then
-``P(d_i < m) <= 1/2`` and
-
-    E_n(S) = 2^n * integral_{1/2}^{1} p^S (1 - p)^(n - S) * 2 dp
-
-(the likelihood ratio of "d < m with probability p" against probability 1/2, mixed over a
-uniform prior on p in [1/2, 1]) is a nonnegative supermartingale with E_0 = 1. By Ville's
-inequality it exceeds ``2 / alpha`` at any time with probability at most ``alpha / 2``;
-``m`` is then ruled out as too high. The mirror image (``#{d_i > m}``) rules out ``m`` as too
-low. ``E_n`` grows with ``S``, so both rules reduce to one count ``k*(n)``, the fewest signs
-that rule a value out, and the sequence is an interval between order statistics:
-
-    C_n = [ k*-th largest d,  k*-th smallest d ]   (unbounded while k*(n) > n).
-
-Ties (differences exactly equal to ``m``, common for accuracy) count for neither side,
-which keeps the sequence valid, only wider. With ``alpha = 0.05`` the first interval that
-can be bounded needs 8 blocks (:func:`min_blocks_to_settle`).
-
-**Does BN help?** asks the same of each BN placement against ``none``, so a claim "``p``
-beats ``none``" is made among several placements, and naming any that does not is an error
-of the question. Splitting alpha across them (Bonferroni) would cost the first look: eight
-blocks of one sign give ``E = 56.8``, above ``2 / 0.05 = 40`` but below the ``80`` of
-``alpha / 2``, so even a placement that wins every block could not be named before 9
-blocks, and the default schedule's next look is at 29. Instead the claim is made by a
-**closed test** (Marcus, Peritz and Gabriel, 1976): ``p`` beats ``none`` when, for every
-set ``S`` of BN placements that contains ``p``, the hypothesis "no placement of ``S``
-beats ``none`` by more than the threshold" is rejected. The test of a set bets each block
-on one placement of the set, the one with the most blocks beyond ``-threshold`` in the
-*earlier* blocks (ties: the first in the study's order, ``before`` then ``after``), and
-counts that placement's sign: the choice is made before the block is seen, so under the
-set's hypothesis each counted sign still falls beyond with probability at most 1/2 and the
-same mixture ``E_n`` is a test supermartingale (Ville's inequality again). The single
-placement's own test is its confidence sequence, so a named placement's interval lies
-beyond the threshold as well. Whatever the true effects, the chance of ever naming a
-placement that does not beat ``none`` is at most ``alpha / 2``, at every look, and a
-placement that wins every block is named after 8. The other statements need no
-correction: "BN does not help" and "no effect of BN" are claims about *every* placement at
-once (an intersection-union test), wrong only if the one placement they misjudge has its
-own sequence miss, which happens with probability at most ``alpha``.
+For a candidate median ``m`` and ``S_n(m) = #{i <= n : d_i < m}``, the mixture
+``E_n(S) = 2^n * integral_{1/2}^{1} p^S (1 - p)^(n - S) * 2 dp`` is a test supermartingale
+while the median is at least ``m``; by Ville's inequality ``m`` is ruled out once it reaches
+``2 / alpha``, so the sequence lies between order statistics (:func:`ruling_count`).
 """
 
 from __future__ import annotations
@@ -63,34 +18,14 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = [
-    "ALPHA",
-    "Outcome",
-    "Side",
-    "bn_outcomes",
-    "closed_test",
-    "confidence_bounds",
-    "median_confidence_sequence",
-    "min_blocks_to_settle",
-    "ruling_count",
-    "selection_test",
-    "settle",
-    "settle_against_none",
-    "settle_codes",
-    "sign_e_value",
-]
-
 #: Error rate of the sequence: it misses the true median at some look with at most this
 #: probability.
 ALPHA = 0.05
 
 
 class Side(enum.IntEnum):
-    """Where the interval of a comparison ``first − second`` lies against the threshold:
-    ``BELOW`` wholly below ``-threshold``, ``ABOVE`` wholly above ``+threshold`` (the two
-    differ, one way or the other), ``INSIDE`` wholly within (no effect larger than the
-    threshold), ``OPEN`` not settled. An IntEnum, so the array rule (:func:`settle_codes`)
-    holds the same numbers."""
+    """Where the interval of ``first − second`` lies against the threshold (``OPEN``: not
+    settled); an IntEnum, so :func:`settle_codes` holds the same numbers."""
 
     OPEN = 0
     BELOW = 1
@@ -104,10 +39,8 @@ class Side(enum.IntEnum):
 
 
 class Outcome(enum.StrEnum):
-    """An answer's outcome (:class:`~bnsearch.stats.Answer`). A StrEnum: each equals the
-    string stored in MLflow tags, Optuna attributes and JSON. The placement question's
-    claim is no member: its outcome is the better placement's own name (``before``,
-    ``after``, ...), a plain string, as stored."""
+    """An answer's outcome, as stored in MLflow tags, Optuna attributes and JSON; the
+    placement question's claim is the better placement's own name instead."""
 
     HELPS = "helps"  # does BN help: one or more BN placements beat `none`
     NO_HELP = "no-help"  # each decided, none better: `none` is as good or better
@@ -163,8 +96,7 @@ def median_confidence_sequence(differences: ArrayLike, alpha: float = ALPHA) -> 
 
 
 def settle(low: float, high: float, threshold: float) -> Side:
-    """The stopping rule on an interval for ``first − second``: the :class:`Side` it lies
-    on (:data:`Side.OPEN`: not settled)."""
+    """The stopping rule on an interval for ``first − second``."""
     return Side(int(settle_codes(low, high, threshold)))
 
 
@@ -173,7 +105,6 @@ def settle(low: float, high: float, threshold: float) -> Side:
 
 @functools.lru_cache(maxsize=64)
 def _ruling_table(size: int, alpha: float) -> np.ndarray:
-    """``k*(n)`` for ``n = 0 .. size``."""
     return np.array([ruling_count(n, alpha) for n in range(size + 1)])
 
 
@@ -205,10 +136,9 @@ def settle_codes(low: ArrayLike, high: ArrayLike, threshold: float) -> np.ndarra
 
 
 def selection_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
-    """The test of a set of placements (the last axis; blocks in order on the one before):
-    each block bets on the placement with the most ``beyond`` blocks so far (ties: the
-    first), and the set's hypothesis is rejected when the bets' signs rule ``-threshold``
-    out (``E_n >= 2 / alpha``). ``present``: the block has that placement's difference."""
+    """The test of a set of placements (the last axis; blocks on the one before): each
+    block bets on the placement with the most ``beyond`` blocks so far, and the set is
+    rejected when the bets' signs rule ``-threshold`` out."""
     beyond = np.asarray(beyond, bool) & np.asarray(present, bool)
     present = np.asarray(present, bool)
     *lead, blocks, _ = beyond.shape
@@ -224,8 +154,7 @@ def selection_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA
 
 
 def closed_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
-    """Which placements (the last axis) the closed test names as beyond: each set that
-    contains the placement is rejected by :func:`selection_test`."""
+    """Which placements (the last axis) the closed test names as beyond."""
     beyond, present = np.asarray(beyond, bool), np.asarray(present, bool)
     m = beyond.shape[-1]
     named = np.ones((*beyond.shape[:-2], m), bool)
@@ -241,11 +170,9 @@ def closed_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA) -
 def settle_against_none(
     differences: np.ndarray, threshold: float, alpha: float = ALPHA
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each BN placement against ``none`` until settled. ``differences``: ``(..., blocks,
-    placements)`` of ``placement − none`` in block order, signed so that *below* favours
-    BN (a loss as it is, an accuracy negated), NaN where a block lacks one of the two.
-    Returns each placement's :func:`settle_codes` (:data:`Side.BELOW` only when the closed
-    test names it too) and its interval's ends."""
+    """Each BN placement against ``none`` until settled: ``differences`` ``(..., blocks,
+    placements)`` signed so that below favours BN, NaN where missing. Returns the codes
+    (``BELOW`` only where the closed test names it too) and the intervals' ends."""
     diffs = np.asarray(differences, float)
     low, high = confidence_bounds(np.swapaxes(diffs, -1, -2), alpha)
     codes = settle_codes(low, high, threshold)
@@ -255,12 +182,8 @@ def settle_against_none(
 
 
 def bn_outcomes(codes: np.ndarray, bounded: np.ndarray) -> np.ndarray:
-    """The answer to "does BN help?" (an :class:`Outcome`'s value) from each BN placement's
-    side seen from BN (the last axis): ``HELPS`` (one or more beat ``none``), ``NO_EFFECT``
-    (each within the threshold), ``NO_HELP`` (each decided, none of them better: ``none``
-    is as good or better), ``INSUFFICIENT`` (no interval bounded yet), else
-    ``INCONCLUSIVE``; ``NOT_COMPARED`` without a BN placement. ``bounded``: whether each
-    interval has finite ends."""
+    """The answer to "does BN help?" from each BN placement's side seen from BN (the last
+    axis); ``bounded``: whether each interval has finite ends."""
     codes = np.asarray(codes)
     if codes.shape[-1] == 0:
         return np.full(codes.shape[:-1], Outcome.NOT_COMPARED, dtype=object)

@@ -1,63 +1,7 @@
-"""Does BN help here, and before or after? Paired comparisons over blocks, seed-confirmed
-best-vs-best, a verdict.
-
-The design: a *block* is a set of trials that share every hyperparameter and the seed (hence
-the initial Dense weights, batch order and dropout masks) and differ only in placement. For
-each pair of placements the analysis takes the within-block differences of the study's
-metric (final validation loss by default; lower is better) over blocks where both trials
-completed, and reports:
-
-* the median and mean difference, a bootstrap 95 % confidence interval of the median
-  (``scipy.stats.bootstrap``, percentile, 4,999 resamples), the Wilcoxon signed-rank
-  p-value (``scipy.stats.wilcoxon``) with Holm's correction across the pairs, and the
-  effect size ``d_z = mean(d) / sd(d)``.
-
-The verdict rests on the median, not the mean: a trial whose loss blew up to 1e17 without
-becoming NaN (ReLU networks on raw features do) moves the mean, and its interval, by
-orders of magnitude, while the median and the rank-based Wilcoxon test describe the
-typical block. The mean is still reported beside it.
-
-The verdict answers the thread's two questions (:mod:`bnsearch.stats._answers`), each with
-a practical threshold ``delta`` (default 0.01 in validation loss or accuracy):
-
-* **does BN help here?** each BN placement against ``none``: "BN helps" (naming the
-  placements that beat ``none`` by more than ``delta``), "BN does not help" (``none`` is as
-  good or better), "no effect of BN beyond the threshold", or inconclusive;
-* **before or after?** ``before`` against ``after``: the better placement, no placement
-  effect larger than the threshold (an effect may be statistically detectable yet smaller
-  than ``delta``), or inconclusive (under the fixed budget with the number of extra blocks
-  estimated to shrink the interval enough; the half-width falls as ``1 / sqrt(n)``).
-
-A trial that **diverged** (its loss turned NaN or infinite: the recorder's NaN rule) lost
-its block: it takes the worst value a float32 holds (:data:`DIVERGED_LOSS`; an accuracy of
-0), so every member that trained is better than it; a pair that both diverged says nothing
-of either and leaves that comparison. Without
-this, a network that trains only with BN — `none` diverging in nearly every block, as the
-deeper ReLU MLP on raw features does — would leave no block to ask "does BN help?" on. The
-median, the sign-based sequence and Wilcoxon read such a block as one more win; the mean and
-``d_z`` are then dominated by it (reported, never decided on). Blocks with a pruned member,
-or one that failed otherwise (an exception), are left out of the pairs; both counts are
-reported per placement.
-
-Two rules decide, as the study was run (``until``):
-
-* ``budget`` (a fixed number of blocks, looked at once): the bootstrap interval beyond the
-  threshold and the Holm-corrected Wilcoxon test (Holm across every pair, both questions'
-  comparisons together: the multiplicity of the BN placements is handled there);
-* ``settled`` (looked at after every batch, stopped when the answer is known): the
-  anytime-valid confidence sequence of :mod:`bnsearch.stats` alone, since a bootstrap
-  interval or a p-value read after every batch would not keep its 5 %. "Settled" means
-  the sequence lies wholly beyond the threshold or wholly inside ``(-delta, +delta)``; a
-  BN placement beats ``none`` once the closed test over the BN placements names it too
-  (:func:`~bnsearch.stats.settle_against_none`). The study waits for the questions it was
-  asked (``question``: both, ``bn`` or ``placement``); a study that reaches its cap first
-  says which is still open, with the sequences as its intervals.
-
-The sequence is reported for every pair under both rules. The confirmation round answers a
-third, different question, each placement's *tuned best* against the others; where its
-ranking disagrees with the blocks (a typical configuration within blocks), the verdict
-says so and why (:attr:`Verdict.disagreements`).
-"""
+"""The verdict from paired blocks: each pair of placements compared over the blocks where
+both trials completed (a diverged trial losing its block), both questions answered by the
+study's rule, and the confirmation round set beside them (see
+docs/explanation/the-two-questions.md)."""
 
 from __future__ import annotations
 
@@ -65,7 +9,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 
@@ -105,22 +49,6 @@ from bnsearch.trial import (
     lower_is_better,
 )
 
-__all__ = [
-    "QUESTIONS",
-    "PairComparison",
-    "PlacementConfirmation",
-    "Verdict",
-    "analyze",
-    "best_per_placement",
-    "block_value",
-    "diverged",
-    "fixed_budget_side",
-    "holm",
-    "metric_value",
-    "verdict_for",
-    "without_ranking",
-]
-
 
 def metric_value(result: TrialResult, metric: str) -> float | None:
     """The final-epoch value of ``metric`` for a completed trial, else None."""
@@ -136,9 +64,8 @@ def diverged(result: TrialResult) -> bool:
 
 
 def block_value(result: TrialResult, metric: str) -> float | None:
-    """A trial's value in its paired block: its final ``metric``; the worst value for one
-    that diverged (:data:`DIVERGED_LOSS`, or 0 for an accuracy); None for one that was
-    pruned or failed otherwise (its block leaves the pairs)."""
+    """A trial's value in its paired block: its final ``metric``, the worst value for one
+    that diverged, None for one pruned or failed otherwise."""
     if diverged(result):
         return DIVERGED_LOSS if lower_is_better(metric) else 0.0
     return metric_value(result, metric)
@@ -180,44 +107,43 @@ class PlacementConfirmation:
 
     @property
     def kept(self) -> tuple[float, ...]:
-        """The seeds' values without the run-aways (:data:`~bnsearch.stats.RUNAWAY` or more):
-        one loss blown up to 1e22 would make the mean a number of that size."""
+        """The seeds' values without the run-aways, which would make the mean one."""
         return tuple(v for v in self.values if abs(v) < RUNAWAY)
 
     @property
     def ran_away(self) -> int:
-        """How many seeds' values are run-aways, left out of :attr:`mean` and :attr:`std`."""
         return len(self.values) - len(self.kept)
 
     @property
     def mean(self) -> float:
-        """The mean over the seeds that did not run away (NaN when none is left)."""
         return float(np.mean(self.kept)) if self.kept else math.nan
 
     @property
     def std(self) -> float:
-        """The sample standard deviation over the seeds that did not run away (NaN below
-        :data:`~bnsearch.stats.MIN_SEEDS_TO_RANK` of them)."""
         return float(np.std(self.kept, ddof=1)) if len(self.kept) > 1 else math.nan
 
     @property
     def ranked(self) -> bool:
-        """Whether it has seeds enough (:data:`~bnsearch.stats.MIN_SEEDS_TO_RANK`) for a
-        standard deviation and a place in the confirmation's ranking."""
+        """Whether it has seeds enough for a standard deviation and a place in the ranking."""
         return len(self.kept) >= MIN_SEEDS_TO_RANK
+
+    def left_out(self, more: str = " more") -> list[str]:
+        """The seeds its mean leaves out, and why (``1 more diverged or failed``, ...)."""
+        parts = [f"{self.failed}{more} diverged or failed"] * bool(self.failed)
+        return parts + [f"{self.ran_away}{more} ran away"] * bool(self.ran_away)
 
     @property
     def left_out_text(self) -> str:
-        """How many fresh seeds its mean leaves out, and why (``1 more diverged or failed;
-        1 more ran away``); ``""`` when none."""
-        parts = [f"{self.failed} more diverged or failed"] * bool(self.failed)
-        parts += [f"{self.ran_away} more ran away"] * bool(self.ran_away)
-        return "; ".join(parts)
+        return "; ".join(self.left_out())
+
+    @property
+    def lost(self) -> str:
+        """Why no fresh-seed run counts, where none does."""
+        return "ran away, diverged or failed" if self.ran_away else "diverged or failed"
 
     @property
     def summary(self) -> str:
-        """``0.4701 ± 0.0042 (sd over 3 fresh seeds)``, ``0.4701 (1 fresh seed: no sd)``,
-        with the seeds left out: what the details and the report say of it."""
+        """``0.4701 ± 0.0042 (sd over 3 fresh seeds)``, ``0.4701 (1 fresh seed: no sd)``."""
         seeds = counted(len(self.kept), "fresh seed")
         away = f"; {self.left_out_text}" if self.left_out_text else ""
         if not self.ranked:
@@ -228,8 +154,7 @@ class PlacementConfirmation:
 @dataclass(frozen=True)
 class Verdict:
     """bnsearch's statement about BN and its placement for one dataset: ``bn`` answers
-    "does BN help here?", ``placement`` "before or after?" (``outcome`` is the placement
-    answer's outcome); ``statement`` carries both."""
+    "does BN help here?", ``placement`` "before or after?"; ``statement`` carries both."""
 
     metric: str
     threshold: float
@@ -249,21 +174,17 @@ class Verdict:
     until: str = "budget"  # the rule that decided (see the module docstring)
     question: str = "both"  # what a study run until settled waits for (QUESTIONS)
     unpaired: str | None = None  # why the trials are not paired blocks, when they are not
-    # Why the validation rows cannot rank the placements (e.g. one class only), when they
-    # cannot: neither question is answered, nothing is ranked.
+    # Why the validation rows cannot rank the placements: neither question is answered.
     no_ranking: str | None = None
     importance_note: str = ""  # why no importances are shown, when there are none
 
     @property
     def unanswered(self) -> str | None:
-        """Why no paired comparison is shown: the trials are not paired blocks, or the
-        validation rows cannot rank the placements; None when they can."""
+        """Why no paired comparison is shown; None when one is."""
         return self.unpaired if self.unpaired is not None else self.no_ranking
 
     @property
     def outcome(self) -> str:
-        """The placement answer's outcome: ``before`` | ``after`` | ``no-effect`` |
-        ``inconclusive`` | ``insufficient``."""
         return self.placement.outcome
 
     @property
@@ -276,8 +197,7 @@ class Verdict:
 
     @property
     def open_questions(self) -> list[str]:
-        """The questions asked (``question``) that are not settled, here or within an
-        activation."""
+        """The questions asked that are not settled, here or within an activation."""
         asked = [a for a in self.answers if a.question in ASKED[self.question]]
         open_ = [a.question for a in asked if not a.decided]
         for sub in self.by_activation.values():
@@ -286,14 +206,13 @@ class Verdict:
 
     @property
     def settled(self) -> bool:
-        """Whether a study run ``--until settled`` may stop: the questions it asks are
-        decided by their confidence sequences, pooled and within each activation."""
+        """Whether a study run ``--until settled`` may stop."""
         return not self.open_questions
 
     @property
     def still_open(self) -> str:
-        """Until settled, when the study stopped with a question it asks still open (the cap
-        or the timeout came first): which one, and what to do; else ``""``."""
+        """Until settled, when the study stopped with a question still open: which one, and
+        what to do; else ``""``."""
         if self.until != "settled" or self.settled or self.unanswered is not None:
             return ""
         if self.n_blocks < min_blocks_to_settle(ALPHA):
@@ -302,7 +221,7 @@ class Verdict:
 
     @property
     def words(self) -> str:
-        """Both answers in a few words (``BN helps (`before` beats `none`); ...``)."""
+        """Both answers in a few words."""
         if self.no_ranking is not None:
             return "neither question is answered"
         return "; ".join(a.words for a in self.answers if a.outcome != Outcome.NOT_COMPARED)
@@ -322,11 +241,8 @@ class Verdict:
 
     @property
     def input_control(self) -> str:
-        """With ``input`` (BN on the raw inputs only) among the placements and a placement
-        winner: whether the winner's advantage survives against ``input``, by the study's
-        rule on the ``winner − input`` blocks; else ``""``. On raw features of very
-        different scales the first BN mostly standardises the inputs, and ``input`` does
-        only that: a winner that does not beat it is measuring input scaling."""
+        """Whether the placement winner's advantage survives against ``input`` (BN on the raw
+        inputs only, which measures input scaling), when both are there; else ``""``."""
         winner = self.placement.outcome
         pair = next((p for p in self.pairs if {p.first, p.second} == {winner, "input"}), None)
         if pair is None or winner == "input":
@@ -344,15 +260,12 @@ class Verdict:
 
     @property
     def disagreements(self) -> list[str]:
-        """Where the confirmation round's best-vs-best ranking disagrees with the blocks,
-        what it says and why the two differ; empty when they agree (or nothing was
-        confirmed)."""
+        """Where the confirmation round's ranking disagrees with the blocks, and why."""
         return _disagreements(self)
 
     @property
     def seeds_note(self) -> str:
-        """``1 seed: no ranking`` when no placement's confirmed best has seeds enough
-        (:data:`~bnsearch.stats.MIN_SEEDS_TO_RANK`) to be ranked; else ``""``."""
+        """``1 seed: no ranking`` when no confirmed best can be ranked; else ``""``."""
         if not self.confirmations or any(c.ranked for c in self.confirmations):
             return ""
         seeds = max(len(c.values) + c.failed for c in self.confirmations)
@@ -381,8 +294,9 @@ class Verdict:
             )
         for conf in self.confirmations:
             if not conf.kept:
-                why = "ran away, diverged or failed" if conf.ran_away else "diverged or failed"
-                lines.append(f"  best {conf.placement}: no fresh-seed run completed (each {why})")
+                lines.append(
+                    f"  best {conf.placement}: no fresh-seed run completed (each {conf.lost})"
+                )
                 continue
             lines.append(f"  best {conf.placement}: {self.metric} {conf.summary}")
         if self.seeds_note:
@@ -403,7 +317,6 @@ class Verdict:
 
 
 def _open_text(verdict: Verdict) -> str:
-    """What a study run until settled that stopped at its cap (or timeout) left open."""
     open_ = verdict.open_questions
     still = quoted_questions(open_)
     asked = ASKED[verdict.question]
@@ -425,25 +338,12 @@ def _blocks(results: Sequence[TrialResult]) -> dict[int, list[TrialResult]]:
     return dict(sorted(blocks.items()))
 
 
-class _PairStats(TypedDict):
-    """:func:`_compare`'s statistics: the fields of a :class:`PairComparison` it fills."""
-
-    mean: float
-    median: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    effect_size: float
-    cs_low: float
-    cs_high: float
-
-
-def _compare(diffs: np.ndarray, seed: int, tests: bool = True) -> _PairStats:
-    """One pair's statistics. The median, the intervals and Wilcoxon read every block (a
-    diverged trial's sentinel as one more win or loss); the mean and ``d_z`` only the blocks
-    without a run-away (:attr:`PairComparison.left_out`). A statistic that needs more blocks
-    than there are is NaN (printed ``n/a (1 block)``); so are the bootstrap interval and
-    Wilcoxon's p-value without ``tests`` (only the sequence decides until settled)."""
+def _compare(
+    diffs: np.ndarray, seed: int, tests: bool = True, pair: tuple[str, str] = ("first", "second")
+) -> PairComparison:
+    """One pair's statistics (``p_holm`` its own ``p_value``). The median, the intervals and
+    Wilcoxon read every block; the mean and ``d_z`` only those without a run-away. What
+    needs more blocks, or tests not asked for, is NaN."""
     from scipy import stats
 
     n = len(diffs)
@@ -465,16 +365,10 @@ def _compare(diffs: np.ndarray, seed: int, tests: bool = True) -> _PairStats:
     cs_low, cs_high = median_confidence_sequence(diffs, ALPHA)
     sd = float(np.std(kept, ddof=1)) if len(kept) > 1 else math.nan
     effect = mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
-    return {
-        "mean": mean,
-        "median": median,
-        "ci_low": low,
-        "ci_high": high,
-        "p_value": p_value,
-        "effect_size": effect,
-        "cs_low": cs_low,
-        "cs_high": cs_high,
-    }
+    return PairComparison(
+        *pair, n, mean, median, low, high, p_value, p_value, effect, cs_low, cs_high,
+        differences=tuple(diffs.tolist()),
+    )  # fmt: skip
 
 
 def _pair_order(placements: Sequence[str]) -> list[tuple[str, str]]:
@@ -495,11 +389,8 @@ def analyze(
     decide_only: bool = False,
 ) -> Verdict:
     """Turn a study's TrialResults into a Verdict (nothing is trained here); ``until`` is
-    the rule the study was run by (:data:`~bnsearch.config.UNTIL`), ``question`` what it
-    waits for (:data:`QUESTIONS`). ``decide_only``: compute only what the rule decides by,
-    for the stop rule's look after each batch: until settled that is the confidence
-    sequences, so the bootstrap intervals and Wilcoxon tests are skipped (their fields NaN,
-    shown ``n/a``); under the fixed budget they decide, and everything is computed."""
+    the rule the study was run by, ``question`` what it waits for. ``decide_only``: until
+    settled, skip the bootstrap intervals and Wilcoxon tests (NaN), which do not decide."""
     if question not in QUESTIONS:
         raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
     blocks = _blocks([r for r in results if r.spec.phase == Phase.SEARCH])
@@ -526,16 +417,13 @@ def analyze(
         if diffs:
             raw_pairs.append((first, second, np.asarray(diffs, float), tuple(where)))
     tests = not (decide_only and until == "settled")
-    stats_by_pair = [_compare(d, seed, tests) for _, _, d, _ in raw_pairs]
-    p_values = [s["p_value"] for s in stats_by_pair]
+    compared = [_compare(d, seed, tests, (f, s)) for f, s, d, _ in raw_pairs]
+    p_values = [pair.p_value for pair in compared]
     adjusted = holm(p_values) if tests else p_values  # NaN: no test
     pairs = tuple(
-        PairComparison(
-            first=f, second=s, n_blocks=len(d), p_holm=p, differences=tuple(d.tolist()),
-            blocks=w, **st,
-        )
-        for (f, s, d, w), st, p in zip(raw_pairs, stats_by_pair, adjusted, strict=True)
-    )  # fmt: skip
+        replace(pair, p_holm=p, blocks=w)
+        for pair, p, (*_, w) in zip(compared, adjusted, raw_pairs, strict=True)
+    )
     primary = next(
         (p for p in pairs if {p.first, p.second} == {"before", "after"}),
         pairs[0] if pairs else None,
@@ -587,8 +475,7 @@ def analyze(
 
 
 def _importances(results: Sequence[TrialResult], importances: dict[str, float]) -> dict[str, Any]:
-    """The verdict's importances, or why there are none: over fewer than
-    :data:`~bnsearch.stats.MIN_IMPORTANCE_TRIALS` completed search trials they rank noise."""
+    """The verdict's importances, or why there are none (too few trials: they rank noise)."""
     search = [r for r in results if r.spec.phase == Phase.SEARCH]
     complete = sum(r.state is TrialState.COMPLETE for r in search)
     if complete >= MIN_IMPORTANCE_TRIALS:
@@ -609,14 +496,10 @@ def _statement(verdict: Verdict) -> str:
 
 
 def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int = 0) -> Side:
-    """The fixed-budget rule on one pair's differences (a loss), a :class:`Side` as
-    :func:`bnsearch.stats.settle` gives: for comparing the two rules on simulated studies."""
+    """The fixed-budget rule on one pair's differences (a loss): for comparing the two rules
+    on simulated studies."""
     diffs = np.asarray(differences, float)
-    if len(diffs) < 3:
-        return Side.OPEN
-    stats = _compare(diffs, seed)
-    pair = PairComparison("first", "second", len(diffs), p_holm=stats["p_value"], **stats)
-    return budget_side(pair, threshold)
+    return budget_side(_compare(diffs, seed), threshold) if len(diffs) >= 3 else Side.OPEN
 
 
 def _confirmations(
@@ -715,15 +598,9 @@ def verdict_for(
     no_ranking_reason: str | None = None,
     decide_only: bool = False,
 ) -> Verdict:
-    """The verdict over a study's search trials and its latest confirmation round.
-
-    ``unpaired_reason`` says why the trials are not paired blocks (a backend that does not
-    pair them): the statement is then that reason, since no paired verdict can be given.
-    ``no_ranking_reason`` says why the validation rows cannot rank the placements (one
-    class only, or a class the training rows lack): neither question is answered, the
-    statement says why, and nothing is ranked (no comparison, no confirmation ranking).
-    ``decide_only``: as :func:`analyze`'s, for the stop rule.
-    """
+    """The verdict over a study's search trials and its latest confirmation round;
+    ``unpaired_reason`` (the trials are not paired blocks) or ``no_ranking_reason`` (the
+    validation rows cannot rank the placements) says why none is given."""
     confirm = [r for r in results if r.spec.phase == Phase.CONFIRM]
     latest = max((r.spec.block or 0 for r in confirm), default=None)
     verdict = analyze(
@@ -745,9 +622,8 @@ def verdict_for(
 
 
 def without_ranking(verdict: Verdict, reason: str) -> Verdict:
-    """``verdict`` with neither question answered, because of ``reason`` (validation rows
-    that cannot rank the placements): its answers say so, its statement gives the reason,
-    and no comparison, decision or confirmation ranking is stated, here or per activation."""
+    """``verdict`` with neither question answered, because of ``reason``, here or per
+    activation."""
     reason = reason.strip().rstrip(".") + "."
 
     def unanswered(answer: Answer) -> Answer:
