@@ -243,53 +243,37 @@ def answer_placement(
     pair: PairComparison | None, threshold: float, until: str, lower_is_better: bool
 ) -> Answer:
     """Before or after: the study's primary pair by the study's rule."""
-    n = pair.n_blocks if pair else 0
-    if until == "settled":
-        if pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high):
-            return Answer("placement", Outcome.INSUFFICIENT, _too_few(n, until))
-        side = settle(pair.cs_low, pair.cs_high, threshold)
-        how = f"settled after {counted(n, 'block')}, the interval lies wholly"
-    else:
-        if pair is None or n < 3:
-            return Answer("placement", Outcome.INSUFFICIENT, _too_few(n, until))
-        side = budget_side(pair, threshold)
-        how = ""
-    interval = pair.describe(until)
+    n, settled = (pair.n_blocks if pair else 0), until == "settled"
+    unbounded = pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high)
+    if pair is None or (unbounded if settled else n < 3):
+        return Answer("placement", Outcome.INSUFFICIENT, _too_few(n, until))
+    side = settle(pair.cs_low, pair.cs_high, threshold) if settled else budget_side(pair, threshold)
+    how = f": settled after {counted(n, 'block')}, the interval lies wholly" if settled else ""
+    interval = f"({pair.describe(until)})"
     if side in (Side.BELOW, Side.ABOVE):
         winner, loser = _better_of(pair, side, lower_is_better)
-        where = f": {how} beyond the threshold {threshold:g}" if how else ""
-        return Answer(
-            "placement",
-            winner,
-            f"`{winner}` is better than `{loser}`{where} ({interval}).",
-            loser=loser,
-        )
+        where = f"{how} beyond the threshold {threshold:g}" if settled else ""
+        statement = f"`{winner}` is better than `{loser}`{where} {interval}."
+        return Answer("placement", winner, statement, loser=loser)
     if side is Side.INSIDE:
-        if how:
-            note = f": {how} inside ±{threshold:g}"
-        else:
-            note = " (detectable, but smaller than the threshold)" if pair.p_holm < 0.05 else ""
-        return Answer(
-            "placement",
-            Outcome.NO_EFFECT,
+        note = f"{how} inside ±{threshold:g}" if settled else ""
+        if not settled and pair.p_holm < 0.05:
+            note = " (detectable, but smaller than the threshold)"
+        statement = (
             f"no placement effect larger than {threshold:g} between `{pair.first}` and "
-            f"`{pair.second}`{note} ({interval}).",
+            f"`{pair.second}`{note} {interval}."
         )
-    if how:
-        return Answer(
-            "placement",
-            Outcome.INCONCLUSIVE,
+        return Answer("placement", Outcome.NO_EFFECT, statement)
+    if settled:
+        statement = (
             f"inconclusive: not settled within {counted(n, 'block')}, the interval still reaches "
-            f"across the threshold {threshold:g} ({interval}); run the study again to add blocks "
-            "(it resumes, and stops as soon as it settles).",
+            f"across the threshold {threshold:g} {interval}; run the study again to add blocks "
+            "(it resumes, and stops as soon as it settles)."
         )
+        return Answer("placement", Outcome.INCONCLUSIVE, statement)
     needed = _extra_blocks(pair, threshold)
-    return Answer(
-        "placement",
-        Outcome.INCONCLUSIVE,
-        f"inconclusive ({interval}); about {needed} more blocks should resolve it.",
-        extra_blocks_needed=needed,
-    )
+    statement = f"inconclusive {interval}; about {needed} more blocks should resolve it."
+    return Answer("placement", Outcome.INCONCLUSIVE, statement, extra_blocks_needed=needed)
 
 
 def answer_bn(
@@ -359,46 +343,38 @@ def _bn_statement(
         return f"{pair.first} − none: median {pair.median_text}, {_kind(until)} {bounds}{holm}"
 
     def verdict_of(pair: PairComparison) -> str:
-        side = sides[pair.first]
-        if side is Side.INSIDE:
-            return f"`{pair.first}` is within ±{threshold:g} of `none`"
-        if side is Side.BELOW:
-            return f"`{pair.first}` beats `none`"
-        if side is Side.ABOVE:
-            return f"`{pair.first}` is worse than `none`"
-        if pair.first in unnamed:
-            return (
-                f"`{pair.first}` against `none`: not settled (its own interval lies beyond "
-                "the threshold, the closed test over the BN placements not yet)"
-            )
-        return f"`{pair.first}` against `none`: not settled"
+        said = {
+            Side.INSIDE: f"is within ±{threshold:g} of",
+            Side.BELOW: "beats",
+            Side.ABOVE: "is worse than",
+        }
+        if sides[pair.first] in said:
+            return f"`{pair.first}` {said[sides[pair.first]]} `none`"
+        why = (
+            " (its own interval lies beyond the threshold, the closed test over the BN "
+            "placements not yet)"
+        )
+        return f"`{pair.first}` against `none`: not settled{why * (pair.first in unnamed)}"
 
     n = max(p.n_blocks for p in comparisons)
     details = "; ".join(each(p) for p in comparisons)
     when = f", settled after {counted(n, 'block')}" if until == "settled" else ""
+    end = f" ({details}, {counted(n, 'block')})."
+    names = " and ".join(f"`{p.first}`" for p in comparisons)
+    parts = "; ".join(verdict_of(p) for p in comparisons)
     if outcome == Outcome.HELPS:
         helping = [p.first for p in comparisons if sides[p.first] is Side.BELOW]
-        rest = [verdict_of(p) for p in comparisons if p.first not in helping]
-        also = f"; {'; '.join(rest)}" if rest else ""
-        return f"BN helps: {_beat(helping)}{when}{also} ({details}, {counted(n, 'block')})."
+        rest = "".join(f"; {verdict_of(p)}" for p in comparisons if p.first not in helping)
+        return f"BN helps: {_beat(helping)}{when}{rest}{end}"
+    if outcome == Outcome.NO_HELP and all(sides[p.first] is Side.ABOVE for p in comparisons):
+        return f"BN does not help: `none` is better than {names}{when}{end}"
     if outcome == Outcome.NO_HELP:
-        if all(sides[p.first] is Side.ABOVE for p in comparisons):
-            names = " and ".join(f"`{p.first}`" for p in comparisons)
-            return (
-                f"BN does not help: `none` is better than {names}{when} ({details}, "
-                f"{counted(n, 'block')})."
-            )
-        parts = "; ".join(verdict_of(p) for p in comparisons)
-        return (
-            f"BN does not help: `none` is as good or better{when}: {parts} ({details}, "
-            f"{counted(n, 'block')})."
-        )
+        return f"BN does not help: `none` is as good or better{when}: {parts}{end}"
     if outcome == Outcome.NO_EFFECT:
-        names = " and ".join(f"`{p.first}`" for p in comparisons)
         each_ = "each lie" if len(comparisons) > 1 else "lies"
         return (
             f"no effect of BN beyond the threshold {threshold:g}{when}: {names} {each_} "
-            f"within ±{threshold:g} of `none` ({details}, {counted(n, 'block')})."
+            f"within ±{threshold:g} of `none`{end}"
         )
     if outcome == Outcome.INSUFFICIENT:
         if until == "settled":
@@ -407,7 +383,6 @@ def _bn_statement(
                 f"bounded yet (each needs at least {min_blocks_to_settle(ALPHA)} complete blocks)."
             )
         return f"not enough paired blocks with `none` ({n}); at least 3 complete blocks."
-    parts = "; ".join(verdict_of(p) for p in comparisons)
     if until == "settled":
         return f"inconclusive: not settled within {counted(n, 'block')}: {parts} ({details})."
     return f"inconclusive: {parts} ({details}); about {extra} more blocks should resolve it."
