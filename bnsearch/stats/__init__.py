@@ -10,23 +10,12 @@ from bnsearch.stats._across import (
     compare_across,
     dataset_scores,
 )
-from bnsearch.stats._answers import (
-    ASKED,
-    QUESTION_TEXT,
-    Answer,
-    PairComparison,
-    budget_side,
-    quoted_questions,
-)
 from bnsearch.stats._format import (
-    MIN_BLOCKS_CI,
     MIN_IMPORTANCE_TRIALS,
-    MIN_SEEDS_TO_RANK,
     RUNAWAY,
     counted,
     difference_text,
     loss_text,
-    plain,
     significant,
     too_few,
 )
@@ -47,26 +36,29 @@ from bnsearch.stats._sequential import (
     sign_e_value,
 )
 from bnsearch.stats._verdict import (
+    ASKED,
+    QUESTION_TEXT,
     QUESTIONS,
+    Answer,
+    PairComparison,
     PlacementConfirmation,
     Verdict,
     analyze,
     best_per_placement,
-    block_value,
+    budget_side,
     diverged,
     fixed_budget_side,
     holm,
     metric_value,
+    quoted_questions,
     verdict_for,
-    without_ranking,
 )
+from bnsearch.trial import plain
 
 __all__ = [
     "ALPHA",
     "ASKED",
-    "MIN_BLOCKS_CI",
     "MIN_IMPORTANCE_TRIALS",
-    "MIN_SEEDS_TO_RANK",
     "QUESTIONS",
     "QUESTION_TEXT",
     "AcrossVerdict",
@@ -78,7 +70,6 @@ __all__ = [
     "Verdict",
     "analyze",
     "best_per_placement",
-    "block_value",
     "budget_side",
     "bn_outcomes",
     "closed_test",
@@ -106,5 +97,4 @@ __all__ = [
     "RUNAWAY",
     "too_few",
     "verdict_for",
-    "without_ranking",
 ]

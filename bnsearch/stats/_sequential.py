@@ -18,8 +18,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-#: Error rate of the sequence: it misses the true median at some look with at most this
-#: probability.
+#: Error rate of the sequence: it misses the true median at some look at most this often.
 ALPHA = 0.05
 
 
@@ -67,8 +66,7 @@ def sign_e_value(n: int, count: int) -> float:
 
 @functools.lru_cache(maxsize=4096)
 def ruling_count(n: int, alpha: float = ALPHA) -> int:
-    """``k*(n)``: the fewest of ``n`` signs on one side that rule a candidate median out
-    (``n + 1`` when even ``n`` of them cannot)."""
+    """``k*(n)``: the fewest of ``n`` signs on one side that rule a candidate median out."""
     for count in range(n // 2, n + 1):
         if sign_e_value(n, count) >= 2 / alpha:
             return count
@@ -85,8 +83,7 @@ def min_blocks_to_settle(alpha: float = ALPHA) -> int:
 
 
 def median_confidence_sequence(differences: ArrayLike, alpha: float = ALPHA) -> tuple[float, float]:
-    """The interval ``C_n`` for the median of ``differences`` (``-inf``/``inf`` ends while
-    there are too few of them)."""
+    """The interval ``C_n`` for the median of ``differences`` (infinite while too few)."""
     values = np.sort(np.asarray(differences, dtype=float))
     n = len(values)
     k = ruling_count(n, alpha)
@@ -111,8 +108,7 @@ def _ruling_table(size: int, alpha: float) -> np.ndarray:
 def confidence_bounds(
     differences: np.ndarray, alpha: float = ALPHA
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`median_confidence_sequence` along the last axis of ``differences`` (NaN: a
-    block without this difference, left out)."""
+    """:func:`median_confidence_sequence` along the last axis (NaN: left out)."""
     values = np.sort(np.asarray(differences, dtype=float), axis=-1)  # NaN sorts last
     n = np.sum(~np.isnan(values), axis=-1)
     k = _ruling_table(values.shape[-1], alpha)[n]
@@ -127,7 +123,7 @@ def confidence_bounds(
 
 
 def settle_codes(low: ArrayLike, high: ArrayLike, threshold: float) -> np.ndarray:
-    """:func:`settle` element by element: each interval's :class:`Side` as its number."""
+    """:func:`settle` element by element."""
     low, high = np.asarray(low, float), np.asarray(high, float)
     codes = np.full(low.shape, Side.OPEN.value)
     codes = np.where((-threshold < low) & (high < threshold), Side.INSIDE.value, codes)
