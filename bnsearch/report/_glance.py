@@ -1,13 +1,6 @@
-"""The verdict as the terminal shows it: read at a glance, plain ASCII, lines of at most
-:data:`WIDTH` characters.
-
-A headline with both answers; one row per comparison (the median paired difference, the
-interval the study's rule decides by, the decision); one row per placement's confirmed best;
-at most one line of notices. The full statistics (bootstrap interval, Wilcoxon with Holm's
-correction, d_z, importances, per-activation answers, the confirmation-versus-blocks
-discussion) are :func:`verdict_details`, printed with ``--verbose`` and always in
-``report.md``.
-"""
+"""The verdict as the terminal shows it: read at a glance (:func:`verdict_glance`) or every
+statistic (:func:`verdict_details`, ``--verbose``), in plain ASCII lines of at most
+:data:`WIDTH` characters."""
 
 from __future__ import annotations
 
@@ -15,16 +8,15 @@ import math
 import textwrap
 
 from bnsearch.stats import (
+    QUESTION_TEXT,
     RUNAWAY,
     Outcome,
     PairComparison,
     Side,
     Verdict,
-    budget_side,
     counted,
     difference_text,
     loss_text,
-    settle,
     significant,
 )
 from bnsearch.trial import lower_is_better
@@ -40,8 +32,7 @@ _ASCII = str.maketrans(dict(zip(_TYPESET, _PLAIN, strict=True)))
 
 
 def plain_ascii(text: str) -> str:
-    """``text`` with its typeset characters spelled in ASCII (anything else left becomes
-    ``?``)."""
+    """``text`` with its typeset characters spelled in ASCII (any other becomes ``?``)."""
     return text.translate(_ASCII).encode("ascii", "replace").decode("ascii")
 
 
@@ -69,10 +60,7 @@ def _side(verdict: Verdict, pair: PairComparison) -> Side:
     """The study's rule on ``first - second``, seen from ``first`` whatever the metric."""
     if pair.second == "none" and pair.first in verdict.bn.sides:
         return verdict.bn.sides[pair.first]
-    if verdict.until == "settled":
-        side = settle(pair.cs_low, pair.cs_high, verdict.threshold)
-    else:
-        side = budget_side(pair, verdict.threshold) if pair.n_blocks >= 3 else Side.OPEN
+    side = pair.side(verdict.until, verdict.threshold)
     return side if lower_is_better(verdict.metric) else side.flipped
 
 
@@ -93,8 +81,7 @@ def _how(verdict: Verdict) -> str:
         return f"{counted(verdict.n_blocks, 'block')}, fixed budget"
     if verdict.settled:
         return f"settled after {counted(verdict.n_blocks, 'block')}"
-    still = " and ".join({"bn": "does BN help", "placement": "before or after"}[q]
-                         for q in verdict.open_questions)  # fmt: skip
+    still = " and ".join(QUESTION_TEXT[q].rstrip("?") for q in verdict.open_questions)
     return f"not settled within {counted(verdict.n_blocks, 'block')} ({still}: open)"
 
 
@@ -161,16 +148,9 @@ def _interval(verdict: Verdict, pair: PairComparison) -> str:
 
 
 def verdict_glance(verdict: Verdict) -> list[str]:
-    """The verdict as the terminal shows it at the end of a study, ``report`` and ``sweep
-    --verbose``.
-
-    Args:
-        verdict: The study's verdict.
-
-    Returns:
-        A dozen lines or so (see the module docstring), each plain ASCII of at most
-        :data:`WIDTH` characters; no number of a diverged trial's sentinel's size.
-    """
+    """A headline with both answers, one row per comparison that answers them, one per
+    placement's confirmed best and at most one notice: what a study, ``report`` and
+    ``sweep --verbose`` print at the end."""
     if verdict.unpaired is not None:
         return ["Verdict:", *_wrap(verdict.unpaired, "  ")]
     if verdict.no_ranking is not None:  # no comparison, no decision, no confirmation ranking
@@ -201,17 +181,8 @@ def verdict_glance(verdict: Verdict) -> list[str]:
 
 
 def verdict_details(verdict: Verdict) -> list[str]:
-    """Every statistic of the verdict, as ``--verbose`` prints it under the glance.
-
-    Args:
-        verdict: The study's verdict.
-
-    Returns:
-        :meth:`~bnsearch.stats.Verdict.summary_lines` (the bootstrap interval, Wilcoxon with
-        Holm's correction, d_z, importances, the confirmation against the blocks, each
-        activation) in plain ASCII without the report's backticks, each long line wrapped
-        to :data:`WIDTH` characters.
-    """
+    """:meth:`~bnsearch.stats.Verdict.summary_lines` without backticks, wrapped, as
+    ``--verbose`` prints it under the glance."""
     lines = []
     for line in verdict.summary_lines():
         indent = line[: len(line) - len(line.lstrip())]

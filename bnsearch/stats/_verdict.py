@@ -134,6 +134,12 @@ class PairComparison:
     def p_holm_text(self) -> str:
         return _p_text(self.p_holm, self.n_blocks)
 
+    def side(self, until: str, threshold: float) -> Side:
+        """The study's rule on this pair (``OPEN`` under the fixed budget below 3 blocks)."""
+        if until == "settled":
+            return settle(self.cs_low, self.cs_high, threshold)
+        return budget_side(self, threshold) if self.n_blocks >= 3 else Side.OPEN
+
     def interval(self, until: str) -> tuple[float, float]:
         return (self.cs_low, self.cs_high) if until == "settled" else (self.ci_low, self.ci_high)
 
@@ -264,7 +270,7 @@ def answer_placement(
     unbounded = pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high)
     if pair is None or (unbounded if settled else n < 3):
         return Answer("placement", Outcome.INSUFFICIENT, _too_few(n, until))
-    side = settle(pair.cs_low, pair.cs_high, threshold) if settled else budget_side(pair, threshold)
+    side = pair.side(until, threshold)
     how = f": settled after {counted(n, 'block')}, the interval lies wholly" if settled else ""
     interval = f"({pair.describe(until)})"
     if side in (Side.BELOW, Side.ABOVE):
@@ -332,7 +338,7 @@ def answer_bn(
         bounded = np.isfinite(low) & np.isfinite(high)
     else:
         bounded = np.array([p.n_blocks >= 3 for p in comparisons])
-        own = [budget_side(p, threshold) if p.n_blocks >= 3 else Side.OPEN for p in comparisons]
+        own = [p.side(until, threshold) for p in comparisons]
         codes = np.array([s if lower_is_better else s.flipped for s in own])  # seen from BN
         unnamed = []
     outcome = Outcome(str(bn_outcomes(codes, bounded)))
@@ -786,11 +792,9 @@ def analyze(
     lower = lower_is_better(metric)
     placement_answer = answer_placement(primary, threshold, until, lower)
     against_none = tuple(p for p in pairs if p.second == "none")
-    matrix = np.full((len(values), len(against_none)), math.nan)
-    row = {block: i for i, block in enumerate(values)}
-    for j, pair in enumerate(against_none):
-        for block, difference in zip(pair.blocks, pair.differences, strict=True):
-            matrix[row[block], j] = difference
+    by_block = [dict(zip(p.blocks, p.differences, strict=True)) for p in against_none]
+    matrix = np.array([[d.get(b, math.nan) for d in by_block] for b in values], float)
+    matrix = matrix.reshape(len(values), len(by_block))
     bn = answer_bn(against_none, matrix, threshold, until, lower, excluded)
     confirmations = _confirmations(confirmation_phase, metric)
     activations = sorted({r.config.activation for r in results if r.config.activation})
