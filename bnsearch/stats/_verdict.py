@@ -143,15 +143,12 @@ class PairComparison:
     def interval(self, until: str) -> tuple[float, float]:
         return (self.cs_low, self.cs_high) if until == "settled" else (self.ci_low, self.ci_high)
 
-    def describe(self, until: str, mean: bool = True) -> str:
-        """``median difference before − after -0.1494, anytime-valid 95% CS [...], ...``."""
-        text = (
+    def describe(self, until: str) -> str:
+        """``median difference before − after -0.1494, 95% CI [...], mean ..., 8 blocks``."""
+        return (
             f"median difference {self.first} − {self.second} {self.median_text}, {_kind(until)} "
-            f"{self.interval_text(until)}"
+            f"{self.interval_text(until)}, mean {self.mean_text}, {counted(self.n_blocks, 'block')}"
         )
-        if mean:
-            text += f", mean {self.mean_text}"
-        return f"{text}, {counted(self.n_blocks, 'block')}"
 
 
 @dataclass(frozen=True)
