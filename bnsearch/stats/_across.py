@@ -8,7 +8,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -105,25 +105,16 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
         if not math.isfinite(friedman):  # identical ranks everywhere: no evidence at all
             friedman = 1.0
     raw = []
+    # Signed so that negative favours ``first`` whatever each study's metric.
+    signs = np.array([1.0 if lower_is_better(d.verdict.metric) else -1.0 for d in usable])
     for first, second in itertools.combinations(placements, 2):
-        # Signed so that negative favours ``first`` whatever each study's metric.
-        diffs = np.array(
-            [
-                _difference(d, first, second) * (1 if lower_is_better(d.verdict.metric) else -1)
-                for d in usable
-            ]
-        )
-        favours_first, favours_second = diffs < 0, diffs > 0
+        diffs = signs * [_difference(d, first, second) for d in usable]
         varies = len(diffs) >= 2 and bool(np.any(diffs != 0))
         p = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
-        raw.append(
-            (first, second, len(diffs), int(favours_first.sum()), int(favours_second.sum()), p)
-        )
-    adjusted = holm([r[-1] for r in raw])
-    pairs = tuple(
-        PairAcross(f, s, n, a, b, p, ph)
-        for (f, s, n, a, b, p), ph in zip(raw, adjusted, strict=True)
-    )
+        better = int((diffs < 0).sum()), int((diffs > 0).sum())
+        raw.append(PairAcross(first, second, len(diffs), *better, p, p))
+    adjusted = holm([pair.p_value for pair in raw])
+    pairs = tuple(replace(pair, p_holm=p) for pair, p in zip(raw, adjusted, strict=True))
     cd = None
     if len(placements) in _NEMENYI_Q05 and usable:
         k, n = len(placements), len(usable)
