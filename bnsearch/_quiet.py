@@ -1,11 +1,5 @@
-"""Importing TensorFlow without its C++ start-up log lines.
-
-TensorFlow 2.21 writes INFO lines from C++ (``oneDNN custom operations are on``, ``Could not
-find cuda drivers``, CPU feature notes) straight to file descriptor 2 before its logging is
-set up, so ``TF_CPP_MIN_LOG_LEVEL`` no longer silences them. bnsearch imports TensorFlow
-once, early, with descriptor 2 pointed at a temporary file, and passes on every line of it
-that is not such an INFO line (warnings and errors still show).
-"""
+"""Importing TensorFlow without the C++ INFO lines it writes to descriptor 2 before its
+logging is set up (``TF_CPP_MIN_LOG_LEVEL`` no longer silences them); warnings still show."""
 
 from __future__ import annotations
 

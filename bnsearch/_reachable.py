@@ -1,12 +1,6 @@
-"""Reaching a store: whether its server answers at all, decided within seconds
-(:func:`probe`), and how long a call to it is tried again (:class:`RetryPolicy`, one for
-each kind of store, here and nowhere else).
-
-MLflow retries its first connection to a ``postgresql://`` store for about 100 s and an
-HTTP call for minutes; bnsearch retries dropped connections too (a server restarting).
-Neither should make a study wait on a server that is not there: :func:`probe` is asked
-first, and a store that fails it is reported at once.
-"""
+"""Reaching a store: whether its server answers within seconds (:func:`probe`, asked first
+so a study never waits out MLflow's own minutes of retries), and how long a call to it is
+tried again (:class:`RetryPolicy`, one per kind of store)."""
 
 from __future__ import annotations
 
@@ -21,10 +15,8 @@ __all__ = ["DATABASE_RETRY", "MLFLOW_RETRY", "TIMEOUT_S", "RetryPolicy", "probe"
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a store's calls ride out its server going away: a failed call is tried again
-    after each of ``delays_s``; once a call has given up, further calls fail at once for
-    ``offline_s`` seconds (0: every call tries again), so a study does not wait out every
-    call's retries while a store is away."""
+    """A failed call is tried again after each of ``delays_s``; once one has given up,
+    calls fail at once for ``offline_s`` seconds (0: every call tries again)."""
 
     delays_s: tuple[float, ...]
     offline_s: float = 0.0
@@ -50,9 +42,8 @@ _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "http": 80, 
 
 
 def probe(uri: str, timeout: float = TIMEOUT_S) -> None:
-    """Return if the server of ``uri`` answers within ``timeout`` s (a TCP connection for a
-    database, MLflow's ``/health`` for an HTTP tracking server); raise ConnectionError
-    otherwise. File-based stores (SQLite, local paths) have no server and always pass."""
+    """Raise ConnectionError unless the server of ``uri`` answers within ``timeout`` s (a TCP
+    connection, or MLflow's ``/health``); file-based stores always pass."""
     parts = urlsplit(uri)
     scheme = parts.scheme.split("+")[0]
     if scheme not in _DEFAULT_PORTS:

@@ -1,11 +1,5 @@
-"""Secrets never printed: the one helper every message, tag and log line passes URLs through.
-
-A password can sit in a URL's user part (``postgresql://user:PASSWORD@host/db``, where the
-password may itself hold ``@``, ``:`` or ``/``) or in its query (``?password=...``,
-``&token=...``). :func:`redact_url` hides both; :func:`redact_text` does the same for every
-URL inside a message (a driver's or MLflow's own error text quotes the URL it failed on)
-and for the password of any URL it is given, wherever that password appears.
-"""
+"""Secrets never printed: the one helper every message, tag and log line passes URLs through
+(a password in a URL's user part, which may hold ``@``, ``:`` or ``/``, or in its query)."""
 
 from __future__ import annotations
 

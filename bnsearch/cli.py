@@ -1,9 +1,6 @@
 """``python -m bnsearch``: a thin layer that parses flags into a StudyConfig and calls the library.
 
-Commands come from one table (:data:`COMMANDS`), each with its arguments and the function
-that runs it; study settings come from :mod:`bnsearch.config`. Exit codes: 0 success; 1
-the study ran but every trial failed; 2 bad input (data, configuration, stores), reported
-on one stderr line; 3 the study is locked by another process; 130 interrupted.
+Commands come from one table (:data:`COMMANDS`); exit codes: docs/reference/exit-codes.md.
 """
 
 from __future__ import annotations
@@ -157,8 +154,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _print_sweep_study(path: Path, outcome: Any, seconds: float, args: argparse.Namespace) -> None:
-    """Say how one study of a sweep went in one line (``--verbose``: its verdict at a glance
-    and its full statistics follow)."""
+    """How one study of a sweep went, in one line (``--verbose``: and its full verdict)."""
     from bnsearch.report import WIDTH, plain_ascii, verdict_details, verdict_glance
 
     verdict = outcome.verdict
@@ -181,7 +177,7 @@ def _study_files(folder: Path) -> list[Path]:
 
 
 def _sweep_config(path: Path, args: argparse.Namespace) -> StudyConfig:
-    """A study file's config with the sweep's own flags (storage, tracking URI) over it."""
+    """A study file's config under the sweep's storage and tracking URI flags."""
     given = {k: v for k, v in vars(args).items() if k in ("storage", "tracking_uri")}
     return config_from_args(argparse.Namespace(study_file=str(path), quiet=True, **given))
 
@@ -189,8 +185,7 @@ def _sweep_config(path: Path, args: argparse.Namespace) -> StudyConfig:
 def _report_sweep(
     folder: Path, files: list[Path], args: argparse.Namespace, out_dir: Path | None = None
 ) -> None:
-    """The verdict across the folder's studies (study files that do not load are left out:
-    the sweep has said why)."""
+    """The verdict across the folder's studies (those whose file does not load left out)."""
     from bnsearch.sweep import report_sweep
 
     configs = []
@@ -202,7 +197,7 @@ def _report_sweep(
 
 
 def _unexpected(error: Exception) -> str:
-    """An error bnsearch did not foresee, in one line (``--debug`` shows its traceback)."""
+    """An error bnsearch did not foresee, in one line."""
     first = first_line(error)
     return f"unexpected {type(error).__name__}: {first} (run it alone with --debug for details)"
 
@@ -242,8 +237,8 @@ def _run_ui(args: argparse.Namespace) -> None:
 
 
 def _check_store_folder(uri: str) -> None:
-    """A SQLite store's folder exists or is made: ``mlflow ui`` would make it itself, and end
-    in a traceback where a file stands in the way (``sqlite:///data.csv/m.db``)."""
+    """Make a SQLite store's folder (``mlflow ui`` would end in a traceback where a file
+    stands in its way)."""
     if not uri.startswith("sqlite:///"):
         return
     folder = Path(uri.removeprefix("sqlite:///").split("?")[0]).parent
@@ -284,8 +279,7 @@ def _run_report(args: argparse.Namespace) -> None:
 
 
 def _out_folder(out: str | None) -> Path | None:
-    """``--out`` as a folder that can be made: refused if a file stands where it or one of
-    the folders above it would be (checked before anything is computed; nothing is made)."""
+    """``--out`` as a folder, refused before anything is computed if a file stands in its way."""
     if not out:
         return None
     path = Path(out)
@@ -463,10 +457,8 @@ class Command:
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int | None]  # None: exit code 0
-    #: When TensorFlow (seconds to import) is imported: ``first``, before the command runs,
-    #: for the verbs that build or train networks; ``late`` for those that run studies
-    #: (:func:`bnsearch.study.run_study` imports it after the study's first line); ``never``
-    #: for those that train nothing.
+    #: When TensorFlow (seconds to import) is imported: ``first``, before the command runs;
+    #: ``late``, by run_study after the study's first line; ``never``.
     tensorflow: Literal["first", "late", "never"] = "first"
 
 
@@ -597,26 +589,22 @@ COMMANDS: tuple[Command, ...] = (
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a refusal is a UsageError: one ``bnsearch: error:`` line and exit 2,
-    as every other bad input (argparse would print its usage lines before the error)."""
+    """argparse whose refusal is a UsageError: one ``bnsearch: error:`` line and exit 2."""
 
     def error(self, message: str) -> Any:
         raise UsageError(f"{message}; see {self.prog} --help.")
 
 
 def _program() -> str:
-    """The name a person typed: ``bnsearch`` (the installed script) or ``python -m
-    bnsearch``, so every usage line shows a command that works as shown."""
+    """``bnsearch`` (the installed script) or ``python -m bnsearch``, as a person typed it."""
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
     return "bnsearch" if name == "bnsearch" else "python -m bnsearch"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every command. ``argument_default=SUPPRESS``: a flag not given is not
-    in the namespace at all (so the study file's setting or the default applies), and a
-    sub-command's parse never resets a flag given before the command name; so a runner
-    reads an optional argument with ``getattr(args, name, default)``, never ``args.name``
-    (tests/test_cli_surface.py runs every command without any of them)."""
+    """The parser of every command. A flag not given is not in the namespace at all
+    (``SUPPRESS``: the study file or the default applies), so a runner reads an optional
+    argument with ``getattr(args, name, default)``, never ``args.name``."""
     common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser = _Parser(

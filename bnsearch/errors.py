@@ -1,18 +1,5 @@
-"""Errors a user can meet; each carries a one-line message naming the problem and the fix.
-
-The CLI prints ``str(error)`` on stderr and exits with ``error.exit_code``; ``--debug`` adds
-the traceback.
-
-A store that can no longer be written — its disk full, a quota reached, its file system
-turned read-only, a file-size limit — is one fault wherever it shows (the Optuna storage,
-the MLflow store, a Keras Tuner project, a report folder), and under as many disguises
-(``OSError`` ENOSPC, SQLite's ``database or disk is full``, Optuna's
-``StorageInternalError`` and MLflow's ``MlflowException`` raised from either, PostgreSQL's
-``could not extend file``). :func:`full_disk` finds it in an exception's chain and
-:func:`full_disk_message` words it; each store's caller names its store
-(:func:`naming_full_disk`), so the user reads one line: ``no space left on <mount point>
-holding <the store>: free space and run the same command again``.
-"""
+"""Errors a user can meet, each with a one-line message naming the problem and the fix; and
+a full disk under any store (:func:`full_disk`), worded as one line naming its mount point."""
 
 from __future__ import annotations
 
@@ -119,8 +106,7 @@ class LockHeldError(BnsearchError):
 
 
 def first_line(error: BaseException | None, empty: str = "") -> str:
-    """The first line of ``str(error)``, for a message of one line (a driver's or a user's
-    code's error can run over many); ``empty`` when the error has no text."""
+    """The first line of ``str(error)`` (``empty`` when it has no text)."""
     text = str(error)
     return text.splitlines()[0] if text else empty
 
@@ -148,13 +134,20 @@ _TEXTS = (
 )
 #: PostgreSQL's SQLSTATE ``disk_full``.
 _PG_DISK_FULL = "53100"
+_FULL_DISK = {
+    NO_SPACE: "no space left on {place} holding {store}: free space and run the same command again",
+    QUOTA: "disk quota exceeded on {place} holding {store}: free space (or raise the quota) "
+    "and run the same command again",
+    READ_ONLY: "{place} holding {store} is read-only: make it writable and run the same "
+    "command again",
+    FILE_SIZE: "the file size limit (ulimit -f) stops writes to {store} on {place}: raise it "
+    "and run the same command again",
+}
 
 
 def full_disk(error: BaseException) -> str | None:
-    """What stops writes, if ``error`` or an error in its chain (``__cause__``,
-    ``__context__``, a driver error's ``orig``) says the disk under a store cannot take
-    them: :data:`NO_SPACE`, :data:`QUOTA`, :data:`READ_ONLY` or :data:`FILE_SIZE`; None
-    for any other error."""
+    """What stops writes (:data:`NO_SPACE`, :data:`QUOTA`, ...) if ``error`` or its chain
+    (``__cause__``, ``__context__``, a driver error's ``orig``) says so; else None."""
     seen: set[int] = set()
     pending: list[BaseException] = [error]
     while pending:
@@ -195,39 +188,18 @@ def _file_size_limited() -> bool:
 def full_disk_message(
     error: BaseException, store: str, where: str | os.PathLike[str] | None = None
 ) -> str | None:
-    """The one line for a full disk under ``store`` (``"the Optuna storage sqlite:///…"``,
-    URLs already redacted), or None when ``error`` is no such fault. ``where`` is the
-    store's file, folder or URL: the line names the mount point that holds it (the file an
-    ``OSError`` names, if it names one), or the server's disk for a store on a server."""
+    """The one line for a full disk under ``store`` (URLs already redacted), naming the mount
+    point of ``where`` (its file, folder or URL); None when ``error`` is no such fault."""
     kind = full_disk(error)
     if kind is None:
         return None
     place = _mount_point(_failed_file(error) or _local_path(where))
-    if kind == QUOTA:
-        return (
-            f"disk quota exceeded on {place} holding {store}: free space (or raise the "
-            "quota) and run the same command again; what is stored is kept."
-        )
-    if kind == READ_ONLY:
-        return (
-            f"{place} holding {store} is read-only: make it writable and run the same "
-            "command again; what is stored is kept."
-        )
-    if kind == FILE_SIZE:
-        return (
-            f"the file size limit (ulimit -f) stops writes to {store} on {place}: raise it "
-            "and run the same command again; what is stored is kept."
-        )
-    return (
-        f"no space left on {place} holding {store}: free space and run the same command "
-        "again; what is stored is kept."
-    )
+    return _FULL_DISK[kind].format(place=place, store=store) + "; what is stored is kept."
 
 
 @contextlib.contextmanager
 def naming_full_disk(store: str, where: str | os.PathLike[str] | None = None) -> Iterator[None]:
-    """Raise a full disk met in the ``with`` block as one :class:`StoreFullError` naming
-    ``store`` (see :func:`full_disk_message`); any other error passes unchanged."""
+    """A full disk met in the block raised as a :class:`StoreFullError` naming ``store``."""
     try:
         yield
     except StoreFullError:
@@ -252,8 +224,7 @@ def _failed_file(error: BaseException) -> Path | None:
 
 
 def _local_path(where: str | os.PathLike[str] | None) -> Path | None:
-    """The local file or folder of a store's path or URL (a SQLite URL's file); None for a
-    store on a server."""
+    """The local file or folder of a store's path or URL; None for a store on a server."""
     if where is None:
         return None
     text = os.fspath(where)

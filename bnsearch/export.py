@@ -1,19 +1,9 @@
-"""``python -m bnsearch export``: from the verdict to a model.
-
-Trains the best search configuration of each placement (or of one, ``--placement``) with its
-own seed on the Keras engine — the reference engine, whose ``model.fit`` gives a Keras model
-to keep — and logs each as an MLflow model (Keras flavor: loadable with
-``mlflow.pyfunc.load_model`` and ``mlflow models serve``) with its signature and an input
-example, in a run of kind ``export`` in the study's experiment, tagged with the trial it
-re-trains. ``--register NAME`` also registers it in the model registry (a version per
-export). Nothing is written to the study's store.
-"""
+"""``python -m bnsearch export``: each placement's best search configuration re-trained on
+the Keras engine and logged as an MLflow model (docs/guides/review-replay-export.md)."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from typing import TextIO
 
 from bnsearch.backends import read_study
 from bnsearch.config import StudyConfig
@@ -40,10 +30,8 @@ def export_best(
     config: StudyConfig,
     placement: str | None = None,
     register_as: str | None = None,
-    stream: TextIO | None = None,
 ) -> list[Exported]:
     """Re-train and log the best configuration of each placement (or ``placement``)."""
-    out = stream or sys.stdout
     best = _best(config, placement)
     dataset = load_study_dataset(config)
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
@@ -73,7 +61,6 @@ def export_best(
         print(
             f"bnsearch: exported the best {spec.config.placement} configuration (trial "
             f"{spec.number}, val_loss {shown} re-trained) as {uri}",
-            file=out,
             flush=True,
         )
     return exported

@@ -1,9 +1,5 @@
-"""The verdict across a sweep's studies: read each study's store, compare placements across
-the datasets (:mod:`bnsearch.stats`), both questions (does BN help here, before or after),
-write the report and log it to its own MLflow run.
-
-Trains nothing. A study of the folder that has not run yet is listed and left out.
-"""
+"""The verdict across a sweep's studies (:mod:`bnsearch.stats`), reported and logged to its
+own MLflow run; trains nothing, and leaves out a study that has not run yet."""
 
 from __future__ import annotations
 
@@ -13,7 +9,6 @@ import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 from bnsearch._redact import redact_url
 from bnsearch.backends import read_study
@@ -37,11 +32,9 @@ def report_sweep(
     configs: Sequence[StudyConfig],
     tracking_uri: str,
     out_dir: Path | None = None,
-    stream: TextIO | None = None,
 ) -> AcrossVerdict:
     """One verdict over the studies of ``configs`` (the folder's study files), printed,
     written to ``out_dir`` (if given) and logged to a run of :func:`sweep_experiment_name`."""
-    out = stream or sys.stdout
     scored = []
     metrics = set()
     for config in configs:
@@ -49,7 +42,7 @@ def report_sweep(
             store = read_study(config)
             results = store.stored_trials().results
         except ConfigError:
-            print(f"sweep verdict: {config.resolved_study_name}: not run yet; left out", file=out)
+            print(f"sweep verdict: {config.resolved_study_name}: not run yet; left out")
             continue
         verdict = verdict_for(
             results,
@@ -90,6 +83,6 @@ def report_sweep(
         f"{redact_url(tracking_uri)}",
     ):
         for line in textwrap.wrap(plain_ascii(text), WIDTH, subsequent_indent="  "):
-            print(line, file=out)
-    out.flush()
+            print(line)
+    sys.stdout.flush()
     return across

@@ -7,32 +7,22 @@ layer they all read.
 from __future__ import annotations
 
 from bnsearch.config._defaults import (
-    DEFAULT_N_TRIALS,
-    DEFAULT_POPULATION,
     DEFAULT_STORE_DIR,
     DEFAULT_THRESHOLD,
     ENGINES,
     QUESTIONS,
     REGISTERED_ENGINES,
     UNTIL,
-    default_storage,
     default_tracking_uri,
     needs_tensorflow,
 )
-from bnsearch.config._examples import copy_examples, examples_folder
+from bnsearch.config._examples import copy_examples
 from bnsearch.config._flags import add_flags, default_of, markdown_table
-from bnsearch.config._settings import (
-    PAIRED_TUNERS,
-    SETTINGS,
-    check_settings,
-    setting,
-)
+from bnsearch.config._settings import PAIRED_TUNERS, SETTINGS, check_settings, setting
 from bnsearch.config._study_config import StudyConfig
 from bnsearch.config._study_file import NETWORK_KEYS, STUDY_KEYS, load_study_file
 
 __all__ = [
-    "DEFAULT_N_TRIALS",
-    "DEFAULT_POPULATION",
     "DEFAULT_STORE_DIR",
     "DEFAULT_THRESHOLD",
     "ENGINES",
@@ -48,9 +38,7 @@ __all__ = [
     "check_settings",
     "copy_examples",
     "default_of",
-    "default_storage",
     "default_tracking_uri",
-    "examples_folder",
     "load_study_file",
     "markdown_table",
     "needs_tensorflow",

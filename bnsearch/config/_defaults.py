@@ -1,53 +1,32 @@
-"""Where things go and what is chosen when nothing is said: one place for every default
-that more than one layer reads (the ``mlruns`` root, the store URIs, the verdict's
-threshold, the stopping rules, the engines and their trial budgets)."""
+"""Every default that more than one layer reads: the stores, the threshold, the stopping
+rules, the engines and their trial budgets."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = [
-    "DEFAULT_N_TRIALS",
-    "DEFAULT_POPULATION",
-    "DEFAULT_STORE_DIR",
-    "DEFAULT_THRESHOLD",
-    "ENGINES",
-    "QUESTIONS",
-    "REGISTERED_ENGINES",
-    "UNTIL",
-    "default_storage",
-    "default_tracking_uri",
-    "needs_tensorflow",
-]
-
-#: The local store: Optuna's and MLflow's SQLite files and MLflow's artifacts, relative to
-#: the folder a command runs in (never committed).
+#: The local store (Optuna's and MLflow's files), relative to the folder a command runs in.
 DEFAULT_STORE_DIR = Path("mlruns")
 #: Smallest difference in the metric that counts as "placement matters".
 DEFAULT_THRESHOLD = 0.01
-#: The stopping rules: ``settled`` stops as soon as the anytime-valid interval answers,
-#: ``budget`` trains the whole budget and decides once.
+#: The stopping rules and the questions a study run until settled waits for (``--until``,
+#: ``--question``).
 UNTIL = ("settled", "budget")
-#: What a study run until settled waits for: both questions (does BN help here; before or
-#: after), or one (the verdict answers both either way).
 QUESTIONS = ("both", "bn", "placement")
 #: The built-in engines, the first the default.
 ENGINES = ("population", "keras")
-#: Engines registered from Python for this process (only
-#: :func:`bnsearch.engines.register_engine` writes here): name → whether a study on it
-#: imports TensorFlow. ``--engine`` and a study file's ``engine`` accept them too.
+#: Engines registered by :func:`bnsearch.engines.register_engine`: name → whether a study
+#: on it imports TensorFlow.
 REGISTERED_ENGINES: dict[str, bool] = {}
-#: Trials added per run when --n-trials is not given, per engine: each fits the ~10 minute
-#: budget of the default study on 2 CPU cores.
+#: Trials added per run without --n-trials: each fits the default study's ~10 minutes on 2 CPUs.
 DEFAULT_N_TRIALS = {"population": 256, "keras": 16}
 #: Trials the population engine trains in one graph.
 DEFAULT_POPULATION = 64
 
 
 def needs_tensorflow(engine: str | None) -> bool:
-    """Whether a study on ``engine`` (None: not said) imports TensorFlow: the built-in
-    engines do; a registered engine says."""
+    """Whether a study on ``engine`` (None: not said) imports TensorFlow."""
     return REGISTERED_ENGINES.get(engine or "", True)
 
 

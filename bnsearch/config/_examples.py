@@ -9,14 +9,11 @@ from pathlib import Path
 
 from bnsearch.errors import UsageError
 
-__all__ = ["copy_examples", "examples_folder"]
-
 _SHIPPED = ("*.toml", "*.py")
 
 
 def examples_folder() -> Path:
-    """Where the shipped study files are: beside the package in a clone (or an editable
-    install), else where the wheel put them; a UsageError if neither holds them."""
+    """The shipped study files' folder: beside the package, else where the wheel put them."""
     here = Path(__file__).resolve().parents[2] / "studies"
     installed = Path(sys.prefix) / "share" / "bnsearch" / "studies"
     for folder in (here, installed):
@@ -29,12 +26,8 @@ def examples_folder() -> Path:
 
 
 def copy_examples(target: Path) -> list[str]:
-    """Copy the shipped study files into ``target`` (made if missing); their names.
-
-    Raises:
-        UsageError: ``target`` is a file, or holds a file of a shipped name (nothing is
-            copied then).
-    """
+    """Copy the shipped study files into ``target`` (made if missing, refused if one is
+    there already: nothing is copied then); their names."""
     source = examples_folder()
     files = sorted(p for pattern in _SHIPPED for p in source.glob(pattern))
     if target.exists() and not target.is_dir():

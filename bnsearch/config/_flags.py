@@ -14,8 +14,6 @@ from bnsearch.config._study_config import StudyConfig
 from bnsearch.errors import UsageError
 from bnsearch.networks import NetworkSettings
 
-__all__ = ["add_flags", "default_of", "markdown_table"]
-
 
 def default_of(item: Setting) -> Any:
     """The setting's default as its dataclass declares it (None: computed at run time)."""

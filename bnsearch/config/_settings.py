@@ -1,13 +1,6 @@
-"""Every setting of a study, declared once: its name, type, rule and help.
-
-From this table come the ``study``/``worker``/``prepare`` flags (with ``--help`` showing the
-real defaults), the study-file keys and their type checks (:mod:`bnsearch.config`),
-:class:`~bnsearch.config.StudyConfig`'s checks, and the docs' table of settings
-(docs/reference/cli.md; a test keeps it equal to
-:func:`~bnsearch.config._flags.markdown_table`). Defaults live on the dataclass that holds
-the setting (``StudyConfig`` or ``NetworkSettings``) and are read from there; the network's
-own range rules live in ``NetworkSettings``, which checks itself.
-"""
+"""Every setting of a study, declared once: its name, type, rule and help. The flags, the
+study-file keys and their checks, StudyConfig's checks and the docs' table of settings
+(docs/reference/cli.md) come from it; defaults are read from the dataclass holding each."""
 
 from __future__ import annotations
 
@@ -38,18 +31,6 @@ from bnsearch.trial import (
     check,
     one_of,
 )
-
-__all__ = [
-    "BACKENDS",
-    "PAIRED_TUNERS",
-    "PRUNERS",
-    "SAMPLERS",
-    "SETTINGS",
-    "Setting",
-    "TUNERS",
-    "check_settings",
-    "setting",
-]
 
 SAMPLERS = ("tpe", "random", "grid", "qmc")
 PRUNERS = ("none", "median", "hyperband")
@@ -101,6 +82,12 @@ def _space_default(name: str) -> tuple[str, ...]:
 
 
 _S = Setting
+
+
+def _N(name: str, types: tuple[type, ...], help: str, **more: Any) -> Setting:
+    return Setting(name, types, help, section="network", group="network", **more)
+
+
 SETTINGS: tuple[Setting, ...] = (
     _S("study_name", (str,), "study name", file_key="name",
        default_text=lambda: "bnsearch-<dataset name>; a study file's name is its file name"),
@@ -165,31 +152,25 @@ SETTINGS: tuple[Setting, ...] = (
        "accuracy); auto: regression when the target is a floating-point column with a "
        "fractional value or more than 20 distinct values, said in one line", group="data",
        choices=TASKS),
-    _S("epochs", (int,), "training epochs per trial", section="network", group="network"),
-    _S("batch_size", (int,), "training batch size", section="network", group="network"),
-    _S("validation_split", (float, int), "share of rows (the last ones) held out for "
-       "validation", section="network", group="network"),
-    _S("hidden_units", (list, int), "widths of the hidden Dense layers, one per layer",
-       section="network", group="network"),
-    _S("activation", (str,), "activation of the hidden layers", section="network",
-       group="network", choices=ACTIVATIONS),
-    _S("initializer", (str,), "kernel initialiser; 'uniform' is the thread's ±0.05",
-       section="network", group="network", choices=INITIALIZERS),
-    _S("family", (str,), "network family; cnn: Conv2D blocks for image data such as sklearn:digits",
-       section="network", group="network", choices=FAMILIES),
-    _S("conv_filters", (list, int), "cnn: filters per Conv2D block", section="network",
-       group="network"),
-    _S("kernel_size", (int,), "cnn: Conv2D kernel size", section="network", group="network"),
-    _S("builder", (str,), "your own network: module:function built with bnsearch.blocks "
-       "(population engine when it places BN by the --model rule, else Keras)",
-       section="network", group="network"),
-    _S("model", (str,), "your own Keras model as it is: a .keras file, module:name or "
+    _N("epochs", (int,), "training epochs per trial"),
+    _N("batch_size", (int,), "training batch size"),
+    _N("validation_split", (float, int), "share of rows (the last ones) held out for "
+       "validation"),
+    _N("hidden_units", (list, int), "widths of the hidden Dense layers, one per layer"),
+    _N("activation", (str,), "activation of the hidden layers", choices=ACTIVATIONS),
+    _N("initializer", (str,), "kernel initialiser; 'uniform' is the thread's ±0.05",
+       choices=INITIALIZERS),
+    _N("family", (str,), "network family; cnn: Conv2D blocks for image data such as sklearn:digits",
+       choices=FAMILIES),
+    _N("conv_filters", (list, int), "cnn: filters per Conv2D block"),
+    _N("kernel_size", (int,), "cnn: Conv2D kernel size"),
+    _N("builder", (str,), "your own network: module:function built with bnsearch.blocks "
+       "(population engine when it places BN by the --model rule, else Keras)"),
+    _N("model", (str,), "your own Keras model as it is: a .keras file, module:name or "
        "file.py:name (a model, or a function returning one), rewritten into each trial's "
-       "placement (docs: Your model); see python -m bnsearch model",
-       section="network", group="network"),
-    _S("keep_optimizer", (bool,), "with --model: train with the model's own compiled "
-       "optimizer at the trial's learning rate, not the thread's SGD", section="network",
-       group="network"),
+       "placement (docs: Your model); see python -m bnsearch model"),
+    _N("keep_optimizer", (bool,), "with --model: train with the model's own compiled "
+       "optimizer at the trial's learning rate, not the thread's SGD"),
     _S("placements", (list,), f"placements to compare (from {', '.join(PLACEMENTS)})",
        section="space", group="network", file_key=None,
        default_text=lambda: ",".join(_space_default("placement"))),

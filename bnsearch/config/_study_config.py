@@ -20,7 +20,6 @@ from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings
 from bnsearch.trial import SearchSpace
 
-__all__ = ["StudyConfig"]
 # One path component that is not hidden, "." or "..": safe as a file or folder name.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 

@@ -1,21 +1,5 @@
-"""Study files: one TOML file per study, every ``study`` flag with a file equivalent.
-
-```toml
-name = "thread"                 # --study-name
-data = "synthetic"              # --data (a path is relative to the file's folder)
-target_trials = 258             # total search trials the study should reach (sweeps)
-n_trials = 64                   # or: trials to add per run
-[network]                       # --epochs, --batch-size, --hidden-units, --activation, ...
-epochs = 20
-[space]                         # search-space overrides, as SearchSpace.from_overrides
-placement = ["none", "before", "after"]
-learning_rate = { low = 0.001, high = 0.3 }
-```
-
-Keys are the flags' names with ``_`` for ``-`` (both come from :mod:`bnsearch.config`).
-Command-line flags override the file. Unknown keys and wrong types are refused with the key
-and the file named.
-"""
+"""Study files: one TOML file per study, its keys the flags' names (docs/reference/cli.md);
+flags override the file, and unknown keys and wrong types are refused naming key and file."""
 
 from __future__ import annotations
 
@@ -24,11 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bnsearch.errors import ConfigError
-
-__all__ = ["NETWORK_KEYS", "STUDY_KEYS", "load_study_file"]
-
 from bnsearch.config._settings import SETTINGS
+from bnsearch.errors import ConfigError
 
 # key → accepted Python types (bool is checked before int: True is an int in Python)
 STUDY_KEYS: dict[str, tuple[type, ...]] = {

@@ -1,8 +1,5 @@
-"""Datasets: the built-in synthetic problem, files, scikit-learn's bundled sets and OpenML.
-
-Every loader returns a :class:`Dataset`: float32 features, labels as class indices (or a
-regression's float32 target), row order kept (the validation rows are the last ones). What
-each source, ``task``, ``standardize`` and ``shuffle`` do is in docs/guides/data.md."""
+"""Datasets: the built-in synthetic problem, files, scikit-learn's bundled sets and OpenML
+(docs/guides/data.md); every loader keeps the row order (validation rows are the last)."""
 
 from __future__ import annotations
 
@@ -16,16 +13,6 @@ import numpy as np
 
 from bnsearch.data._split import check_classes, check_target, name_list, target_notice
 from bnsearch.errors import DataError, first_line
-
-__all__ = [
-    "ACCEPTED",
-    "TASKS",
-    "Dataset",
-    "dataset_name",
-    "load_dataset",
-    "make_synthetic",
-    "split_index",
-]
 
 DEFAULT_DATA = "synthetic"
 #: What ``--task`` takes: ``auto`` decides from the target.
@@ -113,16 +100,15 @@ class Dataset:
 
     @property
     def y_onehot(self) -> np.ndarray:
-        """What the network is trained on: one-hot labels, or a regression's target as one
-        column ``[rows, 1]``."""
+        """One-hot labels, or a regression's target as one column ``[rows, 1]``."""
         if self.regression:
             return self.y.astype(np.float32).reshape(-1, 1)
         return np.eye(self.n_classes, dtype=np.float32)[self.y]
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 (first 16 hex digits) of the content, not of the file: features, labels,
-        class names, shape and preprocessing (docs/guides/data.md says what moves it)."""
+        """SHA-256 (first 16 hex digits) of the content: features, labels, class names,
+        shape and preprocessing."""
         if not self._fingerprint:
             digest = hashlib.sha256()
             digest.update(np.ascontiguousarray(self.x).tobytes())
@@ -151,8 +137,7 @@ class Dataset:
             )
 
     def scale_spread(self, validation_split: float) -> float:
-        """Largest over smallest standard deviation of the feature columns on the training
-        rows (constant columns left out; 1.0 for one column or images' shared scale)."""
+        """Largest over smallest non-zero standard deviation of the training rows' features."""
         at = split_index(self.n_rows, validation_split)
         flat = self.x[:at].reshape(at, -1)
         std = flat.std(axis=0)
@@ -160,8 +145,7 @@ class Dataset:
         return float(std.max() / std.min()) if std.size > 1 else 1.0
 
     def standardize(self, validation_split: float) -> Dataset:
-        """Scale features (and a regression's target, its raw training mean and sd kept in
-        :attr:`target_scale`) with statistics of the training rows only."""
+        """Features (and a regression's target) scaled by the training rows' statistics."""
         at = split_index(self.n_rows, validation_split)
         train = self.x[:at]
         mean = train.mean(axis=0, keepdims=True)
@@ -184,14 +168,12 @@ class Dataset:
         )
 
     def shuffled(self, seed: int) -> Dataset:
-        """The rows in an order drawn with ``seed`` (before the split, so the validation
-        rows are a random share); the seed becomes part of the fingerprint."""
+        """The rows in an order drawn with ``seed`` (part of the fingerprint)."""
         order = np.random.default_rng(seed).permutation(self.n_rows)
         return replace(self, x=self.x[order], y=self.y[order], shuffle_seed=seed, _fingerprint=[])
 
     def check_split(self, validation_split: float) -> Dataset:
-        """This dataset with :attr:`split_warning` and :attr:`degenerate_validation` set
-        for ``validation_split`` (the rules: :mod:`bnsearch.data._split`)."""
+        """With :attr:`split_warning` and :attr:`degenerate_validation` set for the split."""
         at = split_index(self.n_rows, validation_split)
         shuffled = self.shuffle_seed is not None
         if self.regression:
@@ -207,8 +189,7 @@ class Dataset:
 
     @property
     def target_summary(self) -> tuple[float, float]:
-        """A regression's target ``(mean, sd)`` over all rows, in the source's units (also
-        after standardising)."""
+        """A regression's target ``(mean, sd)`` over all rows, in the source's units."""
         y = self.y.astype(np.float64)
         if self.target_scale is not None:
             y = y * self.target_scale[1] + self.target_scale[0]
@@ -225,17 +206,15 @@ class Dataset:
         return f"{shape}, regression: target mean {mean:.3g}, sd {sd:.3g}"
 
     def target_notice(self) -> str | None:
-        """One line when a regression's raw target is far from mean 0 and sd 1 (the rule:
-        :mod:`bnsearch.data._split`); None for classes or once standardised."""
+        """One line when a raw regression target is far from mean 0 and sd 1, else None."""
         if not self.regression or self.standardized:
             return None
         return target_notice(*self.target_summary)
 
 
 def make_synthetic(n_rows: int = 6000, seed: int = 0) -> Dataset:
-    """A binary problem with 14 raw tabular features of a customer table, like the thread's
-    ``input_dim=14``: scales five orders of magnitude apart, a label non-linear in a few
-    latent factors with about 10 % label noise (docs/getting-started.md)."""
+    """The thread's ``input_dim=14``: a binary customer table whose raw features span five
+    orders of magnitude (docs/getting-started.md)."""
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((n_rows, 4))
     noise = rng.standard_normal((n_rows, 14))
@@ -279,10 +258,7 @@ def _encode_labels(
     raw = np.asarray(raw)
     if raw.dtype.kind == "f":
         if not np.all(finite := np.isfinite(raw)):
-            raise DataError(
-                f"{where}: labels contain NaN or inf {_rows_text(~finite, array)}; drop or "
-                "fill those rows."
-            )
+            raise _bad_rows(f"{where}: labels contain NaN or inf", ~finite, array)
         if not np.all(raw == np.round(raw)):
             raise DataError(
                 f"{where}: labels are fractional numbers; to predict a real-valued target set "
@@ -298,10 +274,7 @@ def _encode_labels(
     if raw.dtype.kind == "O":
         missing = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in raw])
         if missing.any():
-            raise DataError(
-                f"{where}: labels contain missing values {_rows_text(missing, array)}; drop or "
-                "fill those rows."
-            )
+            raise _bad_rows(f"{where}: labels contain missing values", missing, array)
         raw = raw.astype(str)
     classes, y = np.unique(raw, return_inverse=True)
     if len(classes) < 2:
@@ -321,16 +294,12 @@ def _regression_target(raw: np.ndarray, where: str, array: str | None = None) ->
             '--task classification (study file `task = "classification"`) for class labels.'
         )
     if not np.all(finite := np.isfinite(raw.astype(np.float64))):
-        raise DataError(
-            f"{where}: the target contains NaN or inf {_rows_text(~finite, array)}; drop or "
-            "fill those rows."
-        )
+        raise _bad_rows(f"{where}: the target contains NaN or inf", ~finite, array)
     return raw.astype(np.float32)
 
 
 def _auto_task(raw: np.ndarray) -> tuple[str, str]:
-    """``(task, why)`` for ``task = "auto"``: regression for a floating-point target with a
-    fractional value or more than :data:`MAX_AUTO_CLASSES` distinct values."""
+    """``(task, why)`` for ``task = "auto"``."""
     raw = np.asarray(raw)
     if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)):
         return "classification", ""
@@ -360,21 +329,21 @@ def _targets(
     return y, classes, task, note
 
 
-def _rows_text(bad: np.ndarray, array: str | None) -> str:
-    """``in 2 of 300 rows (data rows 4 and 9; the first data row is 1)``: where a row mask
-    ``bad`` is set, numbered as a table's data rows (``array`` None) or an array's index."""
+def _bad_rows(what: str, bad: np.ndarray, array: str | None) -> DataError:
+    """``<what> in 2 of 300 rows (data rows 4 and 9; the first data row is 1); drop or fill
+    those rows.`` (``array``: its index, counting from 0)."""
     rows = np.flatnonzero(bad)
     first = name_list([str(r if array else r + 1) for r in rows])
     plural = "s" if len(rows) > 1 else ""
     at = f"{array} index {first}, counting from 0" if array else f"data row{plural} {first}"
-    return f"in {len(rows)} of {len(bad)} rows ({at}{'' if array else '; the first data row is 1'})"
+    at += "" if array else "; the first data row is 1"
+    return DataError(f"{what} in {len(rows)} of {len(bad)} rows ({at}); drop or fill those rows.")
 
 
 def _check_features(
     x: np.ndarray, where: str, columns: tuple[str, ...] = (), array: str | None = None
 ) -> np.ndarray:
-    """``x`` as float32, refused with one line naming the columns (of a table) and rows
-    holding NaN or inf."""
+    """``x`` as float32; NaN or inf refused, naming the columns and rows."""
     if x.shape[0] == 0:
         raise DataError(f"{where}: the dataset has no rows.")
     x = x.astype(np.float32)
@@ -383,10 +352,7 @@ def _check_features(
         named = [columns[i] for i in np.flatnonzero(bad.any(axis=0))] if columns else []
         plural = "s" if len(named) > 1 else ""
         in_columns = f" in column{plural} {name_list(named)}," if named else ""
-        raise DataError(
-            f"{where}: features contain NaN or inf{in_columns} "
-            f"{_rows_text(bad.any(axis=1), array)}; drop or fill those rows."
-        )
+        raise _bad_rows(f"{where}: features contain NaN or inf{in_columns}", bad.any(axis=1), array)
     return x
 
 
@@ -395,16 +361,13 @@ def _from_frame(frame, target: str | None, where: str, name: str, task: str = "a
 
     if frame.shape[0] == 0:
         raise DataError(f"{where}: the file holds no rows.")
+    names = ", ".join(map(str, frame.columns))
     if target is None:
         raise DataError(
-            f"{where}: say which column holds the labels with --target "
-            f"(columns: {', '.join(map(str, frame.columns))})."
+            f"{where}: say which column holds the labels with --target (columns: {names})."
         )
     if target not in frame.columns:
-        raise DataError(
-            f"{where}: target column {target!r} not found; columns are "
-            f"{', '.join(map(str, frame.columns))}."
-        )
+        raise DataError(f"{where}: target column {target!r} not found; columns are {names}.")
     features = frame.drop(columns=[target])
     non_numeric = [
         str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
@@ -416,15 +379,15 @@ def _from_frame(frame, target: str | None, where: str, name: str, task: str = "a
         )
     if features.shape[1] == 0:
         raise DataError(f"{where}: no feature columns besides the target {target!r}.")
-    values = features.to_numpy(dtype=np.float64, na_value=np.nan)
-    x = _check_features(values, where, tuple(map(str, features.columns)))
+    columns = tuple(map(str, features.columns))
+    x = _check_features(features.to_numpy(dtype=np.float64, na_value=np.nan), where, columns)
     y, classes, task, note = _targets(frame[target].to_numpy(), where, task)
     return Dataset(
         name=name,
         x=x,
         y=y,
         class_names=classes,
-        feature_names=tuple(map(str, features.columns)),
+        feature_names=columns,
         source=where,
         task=task,
         task_note=note,
@@ -443,9 +406,7 @@ ACCEPTED = (
 
 
 def _file_format(path: Path) -> tuple[str, str | None, str]:
-    """``(format, compression, suffixes)`` of a data file by its name: ``format`` is one of
-    ``.csv``, ``.tsv``, ``.parquet``, ``.feather``, ``.npz`` (``""`` if none fits),
-    ``suffixes`` what the name ends with (``.csv.gz``), stripped for the dataset's name."""
+    """``(format, compression, suffixes)`` of a data file by its name (format ``""``: none)."""
     suffixes = [s.lower() for s in path.suffixes]
     last = suffixes[-1] if suffixes else ""
     if last in _COMPRESSIONS and len(suffixes) >= 2 and suffixes[-2] in _SEPARATORS:
@@ -459,9 +420,8 @@ def _file_format(path: Path) -> tuple[str, str | None, str]:
 
 
 def dataset_name(data: str | None) -> str:
-    """The name a ``--data`` value gives its dataset (and, by default, its study):
-    ``churn.csv.gz`` → ``churn``, ``sklearn:iris`` → ``iris``, a Parquet folder
-    ``x.parquet/`` → ``x``."""
+    """The dataset's name of a ``--data`` value: ``churn.csv.gz`` → ``churn``, ``sklearn:iris``
+    → ``iris``."""
     spec = data or DEFAULT_DATA
     if ":" in spec and not Path(spec).exists():
         return spec.split(":", 1)[1]
@@ -471,9 +431,7 @@ def dataset_name(data: str | None) -> str:
 
 
 def _load_file(path: Path, target: str | None, task: str = "auto") -> Dataset:
-    """A data file, or a folder of ``.parquet`` files (as Spark or
-    ``to_parquet(partition_cols=...)`` write them, read as one table by pyarrow), as pandas
-    reads it; see :data:`ACCEPTED`."""
+    """A data file or a folder of ``.parquet`` files (:data:`ACCEPTED`), read by pandas."""
     import pandas as pd
 
     where = str(path)
@@ -497,21 +455,19 @@ def _load_file(path: Path, target: str | None, task: str = "auto") -> Dataset:
             raise DataError(f"{where}: the file is empty; it needs a header row and data.")
         name = dataset_name(str(path))
     try:
-        if kind in _SEPARATORS:
-            sep = _SEPARATORS[kind]
-            _check_header(path, where, sep, compression)
-            frame = pd.read_csv(path, sep=sep, compression=compression)
-            if all(_looks_numeric(c) for c in frame.columns):
-                raise DataError(
-                    f"{where}: the first row looks like data, not a header; add a header row "
-                    "naming the columns."
-                )
+        if kind == ".npz":
+            return _load_npz(path, where, name, task)
+        if kind not in _SEPARATORS:
+            frame = pd.read_parquet(path) if kind == ".parquet" else pd.read_feather(path)
             return _from_frame(frame, target, where, name, task)
-        if kind == ".parquet":
-            return _from_frame(pd.read_parquet(path), target, where, name, task)
-        if kind == ".feather":
-            return _from_frame(pd.read_feather(path), target, where, name, task)
-        return _load_npz(path, where, name, task)
+        _check_header(path, where, _SEPARATORS[kind], compression)
+        frame = pd.read_csv(path, sep=_SEPARATORS[kind], compression=compression)
+        if all(_looks_numeric(c) for c in frame.columns):
+            raise DataError(
+                f"{where}: the first row looks like data, not a header; add a header row "
+                "naming the columns."
+            )
+        return _from_frame(frame, target, where, name, task)
     except DataError:
         raise
     except Exception as error:  # noqa: BLE001 - pandas', NumPy's and pyarrow's errors alike
@@ -550,9 +506,8 @@ def _load_npz(path: Path, where: str, name: str, task: str) -> Dataset:
 
 
 def _check_header(path: Path, where: str, sep: str, compression: str | None) -> None:
-    """Refuse a header that names a column twice (pandas would rename the second one, so
-    a repeated label column would become a feature) or that holds one name joined by
-    another separator (a ';'-separated .csv, a comma-separated .tsv)."""
+    """Refuse a header naming a column twice (pandas would rename it into a feature) or
+    joined by another separator."""
     from collections import Counter
 
     import pandas as pd
@@ -586,7 +541,7 @@ def _check_header(path: Path, where: str, sep: str, compression: str | None) -> 
 
 
 def _one_label_per_row(raw_y: np.ndarray, where: str) -> np.ndarray:
-    """``y`` as one label per row; one-hot rows (exactly one 1 per row) are decoded."""
+    """``y`` as one label per row, one-hot rows decoded."""
     if raw_y.ndim == 2 and raw_y.shape[1] == 1:
         return raw_y[:, 0]
     if raw_y.ndim == 1:

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SplitCheck", "check_classes", "check_target", "name_list", "target_notice"]
-
 #: Total-variation distance between training and validation class shares that is "far apart".
 MAX_CLASS_SHIFT = 0.25
 #: ... when the χ² test of homogeneity also puts it beyond chance (p below this).
