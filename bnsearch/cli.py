@@ -373,14 +373,13 @@ def _run_model(args: argparse.Namespace) -> None:
     if network.kind != "model" or config.data is not None:
         dataset = load_study_dataset(config.with_changes(network=network))
         shape, n_classes = dataset.x.shape[1:], dataset.n_classes
-    placements = config.space.placement
-    if getattr(args, "full", False):
-        print(describe_network(network, placements, shape, n_classes), flush=True)
-        return
     space = config.space
+    if getattr(args, "full", False):
+        print(describe_network(network, space.placement, shape, n_classes), flush=True)
+        return
     engine = engine_for(config.engine, network, config.fit_only, dataset, space)
     reason = PopulationEngine.untrainable(network, dataset, space) if engine == "keras" else None
-    print(summarize_network(network, placements, engine, reason, shape, n_classes), flush=True)
+    print(summarize_network(network, space.placement, engine, reason, shape, n_classes), flush=True)
 
 
 def _examples_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,4 @@
-"""What a study is asked to do: defaults, the settings table, StudyConfig, flags, study files.
-
-Nothing here imports an engine, a backend, MLflow or the statistics: configuration is the
-layer they all read.
-"""
+"""What a study is asked to do: defaults, the settings table, StudyConfig, flags, study files."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The settings table turned into what people use: ``--flags`` with their real defaults in
-``--help``, and the docs' table of settings (a test keeps docs/reference/cli.md
-equal to :func:`markdown_table`)."""
+"""The settings table as ``--flags`` (their real defaults in ``--help``) and as the docs' table
+of settings (docs/reference/cli.md)."""
 
 from __future__ import annotations
 
@@ -56,14 +55,8 @@ def _flag_type(item: Setting) -> Callable[[str], Any]:
     return parse
 
 
-def add_flags(
-    parser: argparse.ArgumentParser,
-    names: tuple[str, ...] | None = None,
-    required: tuple[str, ...] = (),
-) -> None:
-    """Every setting (or those ``names``) as a flag of ``parser``, grouped as in ``--help``;
-    flags left out stay out of the parsed namespace (the study file or the default then
-    applies)."""
+def add_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """Every setting (or those ``names``) as a flag of ``parser``, grouped as in ``--help``."""
     groups: dict[str, Any] = {}
     for item in SETTINGS:
         if names is not None and item.name not in names:
@@ -78,7 +71,6 @@ def add_flags(
             group.add_argument(
                 item.flag,
                 dest=item.name,
-                required=item.name in required,
                 type=_flag_type(item),
                 choices=item.accepted or None,
                 metavar=None if item.choices else item.name.upper(),

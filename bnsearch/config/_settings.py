@@ -60,13 +60,12 @@ class Setting:
 
     @property
     def accepted(self) -> tuple[str, ...]:
-        """The values a setting of choices takes: its choices (what ``--help`` and the docs
-        list), then those added at run time (the engines registered from Python)."""
+        """Its choices (listed in ``--help`` and the docs), then those added at run time."""
         return self.choices + (self.more_choices() if self.more_choices else ())
 
     @property
     def flag(self) -> str:
-        return "--" + {"study_name": "study-name"}.get(self.name, self.name.replace("_", "-"))
+        return "--" + self.name.replace("_", "-")
 
     @property
     def key(self) -> str | None:
