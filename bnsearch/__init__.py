@@ -21,8 +21,7 @@ from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialS
 if TYPE_CHECKING:  # the study's verbs load MLflow and Optuna's storage: only when run
     from bnsearch.study import StudyOutcome
 
-# Builders import ``bnsearch.blocks``; the module lives in ``bnsearch.networks``, and this
-# alias makes ``from bnsearch.blocks import dense_block`` find it.
+# Builders import ``bnsearch.blocks``, which lives in ``bnsearch.networks``.
 sys.modules[f"{__name__}.blocks"] = blocks
 
 try:
@@ -145,8 +144,7 @@ def run_study(config: StudyConfig) -> StudyOutcome:
         >>> print(len(outcome.new_results), outcome.verdict.placement.outcome)
         3 insufficient
     """
-    # Imported on call: ``import bnsearch`` (the space and the builder, for your own
-    # objective) should not load Optuna's storage, MLflow and both backends.
+    # Imported on call: ``import bnsearch`` should not load Optuna's storage and MLflow.
     from bnsearch.study import run_study as _run_study
 
     return _run_study(config)

@@ -27,12 +27,10 @@ class RetryPolicy:
         return (0.0, *self.delays_s)
 
 
-#: MLflow: four tries within ~3.5 s plus the calls' own timeouts
-#: (``MLFLOW_HTTP_REQUEST_TIMEOUT``, 10 s unless set), then 30 s offline. Trial runs are
-#: a view of the study's store, so a short outage costs nothing: ``sync`` back-fills.
+#: MLflow: four tries within ~3.5 s (plus the calls' own timeouts), then 30 s offline; the
+#: trial runs are a view of the study's store, which ``sync`` back-fills.
 MLFLOW_RETRY = RetryPolicy(delays_s=(0.5, 1.0, 2.0), offline_s=30.0)
-#: A database storage (Optuna on PostgreSQL): about 30 s in all, enough for a restart or a
-#: failover; the study's store is the source of truth, so it is waited for.
+#: Optuna on a database, the source of truth: about 30 s, enough for a restart or failover.
 DATABASE_RETRY = RetryPolicy(delays_s=(0.5, 1.0, 2.0, 4.0, 8.0, 15.0))
 
 #: The longest a store's server may take to answer the probe.
