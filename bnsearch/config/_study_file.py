@@ -11,13 +11,13 @@ from typing import Any
 from bnsearch.config._settings import SETTINGS
 from bnsearch.errors import ConfigError
 
-# key → accepted Python types (bool is checked before int: True is an int in Python)
-STUDY_KEYS: dict[str, tuple[type, ...]] = {
-    s.key: s.types for s in SETTINGS if s.section == "study" and s.key
-}
-NETWORK_KEYS: dict[str, tuple[type, ...]] = {
-    s.key: s.types for s in SETTINGS if s.section == "network" and s.key
-}
+
+def _keys(section: str) -> dict[str, tuple[type, ...]]:
+    """key → accepted Python types (bool is checked before int: True is an int in Python)."""
+    return {s.key: s.types for s in SETTINGS if s.section == section and s.key}
+
+
+STUDY_KEYS, NETWORK_KEYS = _keys("study"), _keys("network")
 
 
 def _check(key: str, value: Any, types: tuple[type, ...], where: str) -> None:
@@ -33,10 +33,24 @@ def _check(key: str, value: Any, types: tuple[type, ...], where: str) -> None:
         raise ConfigError(f"{where}: `{key}` must be {expected}, but got {value!r}.")
 
 
-def _unknown(key: str, known: list[str], where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}."
-    return ConfigError(f"{where}: unknown key {key!r}; {hint}")
+def _check_table(
+    table: dict[str, Any],
+    keys: dict[str, tuple[type, ...]],
+    where: str,
+    tables: tuple[str, ...] = (),
+) -> None:
+    """Every key of ``table`` known and of its type (``tables``: keys holding a table)."""
+    for key, value in table.items():
+        if key in tables:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: `{key}` must be a table ([{key}]).")
+            continue
+        if key not in keys:
+            known = sorted([*keys, *tables])
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}."
+            raise ConfigError(f"{where}: unknown key {key!r}; {hint}")
+        _check(key, value, keys[key], where)
 
 
 def load_study_file(path: Path) -> dict[str, Any]:
@@ -59,22 +73,10 @@ def load_study_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{where}: not valid TOML ({error}).") from error
-    settings: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in ("network", "space"):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}: `{key}` must be a table ([{key}]).")
-            continue
-        if key not in STUDY_KEYS:
-            raise _unknown(key, sorted([*STUDY_KEYS, "network", "space"]), where)
-        _check(key, value, STUDY_KEYS[key], where)
-        settings[key] = value
-    network = raw.get("network", {})
-    for key, value in network.items():
-        if key not in NETWORK_KEYS:
-            raise _unknown(key, sorted(NETWORK_KEYS), f"{where} [network]")
-        _check(key, value, NETWORK_KEYS[key], f"{where} [network]")
-    settings["network"] = dict(network)
+    _check_table(raw, STUDY_KEYS, where, ("network", "space"))
+    _check_table(raw.get("network", {}), NETWORK_KEYS, f"{where} [network]")
+    settings = {k: v for k, v in raw.items() if k not in ("network", "space")}
+    settings["network"] = dict(raw.get("network", {}))
     settings["space"] = dict(raw.get("space", {}))
     data = settings.get("data")
     if data and ":" not in data and data != "synthetic":
