@@ -1,30 +1,10 @@
 """``python -m bnsearch replay``: train one logged trial again and compare.
 
-A trial is reproducible from what the store keeps of it: its configuration and its seed
-(the seed rule, :mod:`bnsearch.trial`, gives every trial of a block the same one) and, for
-the population engine, the batch it was trained in (``TrialResult.population``, the
-compiled population's size, and ``TrialResult.batch``, the trial numbers trained together
-in their order). The replay trains that specification again on the engine that trained it
-and prints the per-epoch metrics beside the logged ones with the largest difference.
-
-What to expect (``tests/test_replay.py`` holds each; the docs' Benchmarks page has the
-figures on every shipped study):
-
-* a population-engine trial, replayed among its recorded batch in a population of the
-  recorded size: the same graph on the same inputs, so the same numbers, to the bit;
-* the same trial with ``alone``: a population of one compiles another graph (its size and
-  BN slots differ), whose batched products round differently; on raw features of very
-  different scales at a high learning rate the rounding grows over the epochs, past
-  :data:`REPLAY_TOLERANCE`; the replay says why;
-* a Keras-engine trial: the same numbers up to float noise (same seed, same ops);
-* a trial replayed on the *other* engine (``--engine``): not comparable epoch by epoch —
-  the population engine draws its dropout masks from a hash of (seed, step, unit) and
-  shuffles with NumPy, Keras with its own generators — so the difference is reported, and
-  is of the order of seed noise.
-
-The replay is logged as a run of kind ``replay`` in the study's experiment, tagged with the
-trial and the run it replays (``bnsearch.replays_trial``, ``bnsearch.replays_run``).
-"""
+A trial is reproducible from its stored configuration and seed and, for the population
+engine, its batch (``TrialResult.population`` and ``TrialResult.batch``). The replay trains
+it again, prints the per-epoch metrics beside the logged ones with the largest difference,
+and logs a run of kind ``replay``. What to expect on each engine is in
+docs/guides/review-replay-export.md (``tests/test_replay.py`` holds each case)."""
 
 from __future__ import annotations
 
@@ -145,11 +125,8 @@ def replay_trial(
     alone: bool = False,
 ) -> Replay:
     """Train trial ``number`` of the study again (on ``engine``, default the one that
-    trained it), print the comparison, and log the replay to MLflow.
-
-    A population-engine trial is trained again among the trials of its recorded batch, in
-    their order, in a population of the size that trained it (its graph, hence its
-    rounding, is then the same); ``alone`` trains it in a population of one instead."""
+    trained it; a population-engine trial among its recorded batch unless ``alone``), print
+    the comparison, and log the replay to MLflow."""
     out = stream or sys.stdout
     results = read_study(config).stored_trials().results
     original = _find(config, results, number)
@@ -175,11 +152,9 @@ def replay_trial(
         trainer = make_engine(name, max_population=1)
     trained = trainer.train(batch or [spec], dataset, config.network).results
     replayed = next(r for r in trained if r.spec.number == number)
-    metric, epoch, absolute, relative = _largest_difference(original, replayed)
-    run_id = _log(config, original, replayed, name, (metric, epoch, absolute, relative))
-    replay = Replay(
-        original, replayed, name, metric, epoch, absolute, relative, run_id, len(batch) or 1
-    )
+    worst = _largest_difference(original, replayed)
+    run_id = _log(config, original, replayed, name, worst)
+    replay = Replay(original, replayed, name, *worst, run_id, len(batch) or 1)
     _print(replay, out)
     return replay
 

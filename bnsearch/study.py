@@ -16,14 +16,7 @@ from typing import Any, TextIO
 
 from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._redact import redact_url
-from bnsearch.backends import (
-    Backend,
-    backend_class,
-    cannot_settle_notice,
-    make_backend,
-    read_study,
-    stored_trials_reader,
-)
+from bnsearch.backends import Backend, backend_class, cannot_settle_notice, make_backend, read_study
 from bnsearch.config import DEFAULT_STORE_DIR, StudyConfig, default_tracking_uri, needs_tensorflow
 from bnsearch.data import Dataset, load_dataset
 from bnsearch.engines import make_engine, network_notice, resolve
@@ -48,7 +41,6 @@ from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
 __all__ = [
     "StudyOutcome",
-    "catch_up",
     "load_study_dataset",
     "prepare_study",
     "rebuild_report",
@@ -109,31 +101,9 @@ def load_study_dataset(config: StudyConfig) -> Dataset:
 def run_study(
     config: StudyConfig, stream: TextIO | None = None, importances: bool = True
 ) -> StudyOutcome:
-    """Train the study's next trials, log them to MLflow and state the verdict.
-
-    A study whose store already holds trials is resumed: this run adds trials to it (or
-    trains nothing and reports, when the study already reached its target). The CLI's
-    ``study``, ``worker`` and ``sweep`` run it, and so does :func:`bnsearch.run_study`.
-
-    Args:
-        config: the study's settings.
-        stream: where progress lines and the summary go (stdout if None); nothing is
-            printed when ``config.verbose`` is off.
-        importances: compute the hyperparameter importances for the verdict (workers turn
-            them off: ``report`` computes them once for the shared study).
-
-    Returns:
-        The run's outcome: the trials added and all of them, the table per placement, the
-        verdict, and where it was logged.
-
-    Raises:
-        ConfigError: a setting cannot be used with this data or network.
-        DataError: the data cannot be loaded or trained on.
-        StoreError: the Optuna storage or the MLflow store cannot be used.
-        StudyFailedError: every trial this run trained failed (after the summary).
-        StoreFullError: a store's disk filled (raised after the batch, once the summary
-            is out).
-    """
+    """Train (or resume) the study's next trials, log them to MLflow and state the verdict
+    (:func:`bnsearch.run_study`); progress and the summary go to ``stream`` (stdout) unless
+    ``config.verbose`` is off, and workers turn ``importances`` off (``report`` computes them)."""
     say = _Speaker(config.verbose, stream or sys.stdout)
     started = time.monotonic()
     dataset = load_study_dataset(config)
@@ -148,7 +118,7 @@ def run_study(
     backend = make_backend(config, dataset, engine, tracker)
     for notice in backend.open():
         say(notice)
-    say(catch_up(tracker, backend))
+    say(_catch_up(tracker, backend))
     if done := backend.up_to_date():
         say(done)
         return _outcome(config, backend, [], "", started, importances, dataset)
@@ -200,8 +170,7 @@ def _end_study_run(
     tracker: MlflowTracker, backend: Backend, outcome: StudyOutcome, dataset: Dataset, status: str
 ) -> str | None:
     """Back-fill what MLflow missed, log the report and end the parent run with the
-    verdict; a line saying what MLflow did not get, if it is away (a full disk under it is
-    raised by :func:`run_study` once the summary is out)."""
+    verdict; a line saying what MLflow did not get, if it is away."""
     added = {"trials_added": len(outcome.new_results), "trials_total": len(outcome.all_results)}
     try:
         if tracker.pending:
@@ -219,10 +188,9 @@ def _end_study_run(
     return None
 
 
-def catch_up(tracker: MlflowTracker, backend: Backend) -> str | None:
-    """Let MLflow catch up with the backend's store (:meth:`MlflowTracker.sync`); what
-    changed, or None (also when MLflow is away: the tracker has said so). A full disk under
-    MLflow stops the study here, before anything is trained."""
+def _catch_up(tracker: MlflowTracker, backend: Backend) -> str | None:
+    """Let MLflow catch up with the backend's store; what changed, or None (also when MLflow
+    is away). A full disk under MLflow stops the study here, before anything is trained."""
     try:
         return tracker.sync(backend.stored_trials).message()
     except TrackingUnavailable:
@@ -257,8 +225,7 @@ SCALE_SPREAD_WARNING = 100.0
 
 def scale_notice(config: StudyConfig, dataset: Dataset) -> str | None:
     """One line, before training, when the raw features' scales differ by orders of
-    magnitude: the placement that puts BN on the first layer's input side wins largely by
-    standardising the inputs, so the placement verdict then mostly measures input scaling."""
+    magnitude (the placement verdict would then mostly measure input scaling)."""
     if config.standardize or config.network.images:  # pixels: one scale, no check
         return None
     spread = dataset.scale_spread(config.network.validation_split)
@@ -275,9 +242,7 @@ def scale_notice(config: StudyConfig, dataset: Dataset) -> str | None:
 
 
 def _data_line(config: StudyConfig, dataset: Dataset) -> str:
-    """The study's first line (its data: rows, features, the task, the fingerprint), then
-    the data's notices, one line each: a validation split that does not represent the
-    training rows, a regression target far from unit scale, features far apart in scale."""
+    """The study's first line (its data), then the data's notices, one line each."""
     line = (
         f"bnsearch: study {config.resolved_study_name!r} on {dataset.name} "
         f"({dataset.description}, fingerprint {dataset.fingerprint})"
@@ -287,8 +252,7 @@ def _data_line(config: StudyConfig, dataset: Dataset) -> str:
 
 
 def _introduction(config: StudyConfig, backend: Backend, budget: str) -> str:
-    """The run's plan, and on a line of its own a cap that can never settle (said before
-    training: the run can then report, not decide)."""
+    """The run's plan, and on a line of its own a cap that can never settle."""
     line = (
         f"bnsearch: {budget} by {backend.name} with the {config.engine} engine, "
         f"{config.network.epochs} epoch{'s' if config.network.epochs != 1 else ''} each; "
@@ -309,20 +273,14 @@ def _outcome(
     importances: bool = True,
     dataset: Dataset | None = None,
 ) -> StudyOutcome:
-    """The study's results read back from the backend, with its table and verdict (and
-    the hyperparameter importances, unless ``importances`` is off); on ``dataset`` whose
-    validation rows cannot rank the placements, the verdict answers neither question."""
+    """The study's results read back from the backend, with its table and verdict."""
     results = backend.results()
-    verdict = verdict_for(
+    verdict = _verdict(
+        config,
         results,
-        metric=config.metric,
-        threshold=config.threshold,
-        importances=backend.importances() if importances else {},
-        seed=config.seed,
-        unpaired_reason=backend.unpaired_reason,
-        until=config.until,
-        question=config.question,
-        no_ranking_reason=dataset.degenerate_validation if dataset is not None else None,
+        backend.importances() if importances else {},
+        backend.unpaired_reason,
+        dataset.degenerate_validation if dataset is not None else None,
     )
     return StudyOutcome(
         study_name=config.resolved_study_name,
@@ -337,13 +295,29 @@ def _outcome(
     )
 
 
-def prepare_study(config: StudyConfig, stream: TextIO | None = None) -> tuple[str, str]:
-    """Create (or check) the study's store (the Optuna study, the Keras Tuner project) and
-    the MLflow experiment; train nothing.
+def _verdict(
+    config: StudyConfig,
+    results: list[TrialResult],
+    importances: dict[str, float],
+    unpaired_reason: str | None,
+    no_ranking_reason: str | None,
+) -> Verdict:
+    return verdict_for(
+        results,
+        metric=config.metric,
+        threshold=config.threshold,
+        importances=importances,
+        seed=config.seed,
+        unpaired_reason=unpaired_reason,
+        until=config.until,
+        question=config.question,
+        no_ranking_reason=no_ranking_reason,
+    )
 
-    Run once before starting workers on a shared storage: then no two workers race to
-    create either. Returns the study name and the MLflow experiment id.
-    """
+
+def prepare_study(config: StudyConfig, stream: TextIO | None = None) -> tuple[str, str]:
+    """Create (or check) the study's store and the MLflow experiment, once before workers
+    start (so none race to create either); the study name and the experiment id."""
     out = stream or sys.stdout
     dataset = load_study_dataset(config)
     name = config.resolved_study_name
@@ -362,12 +336,8 @@ def prepare_study(config: StudyConfig, stream: TextIO | None = None) -> tuple[st
 
 @contextlib.contextmanager
 def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
-    """Hold ``mlruns/locks/<study>.lock`` for the study's run on this machine.
-
-    A second ``study``/``sweep`` of the same study exits at once with LockHeldError
-    (exit code 3) instead of interleaving with the first. Workers sharing a PostgreSQL
-    storage across machines do not take it: Optuna's storage coordinates them.
-    """
+    """Hold ``mlruns/locks/<study>.lock`` for the study's run on this machine: a second run
+    of the same study exits at once with LockHeldError."""
     path = config.path_under(DEFAULT_STORE_DIR / "locks", ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -391,17 +361,8 @@ def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
 
 
 def print_summary(outcome: StudyOutcome, out: TextIO, details: bool = False) -> None:
-    """Print the end of a study as the terminal shows it.
-
-    A line on the run, the table per placement, the best trial, the verdict at a glance and
-    how to open MLflow's UI: about 22 lines, each plain ASCII of at most
-    :data:`~bnsearch.report.WIDTH` characters.
-
-    Args:
-        outcome: The study's outcome (:func:`run_study`).
-        out: Where to print.
-        details: ``--verbose``: the verdict's full statistics too, as report.md has them.
-    """
+    """Print the end of a study as the terminal shows it (about 22 plain ASCII lines of at
+    most :data:`~bnsearch.report.WIDTH` characters; ``details``: the full statistics too)."""
     n_new = len(outcome.new_results)
     head = (
         f"Study {outcome.study_name!r}: +{n_new} trials in {outcome.wall_time_s:.0f} s, "
@@ -431,8 +392,7 @@ def print_summary(outcome: StudyOutcome, out: TextIO, details: bool = False) -> 
 
 
 def _failures_note(outcome: StudyOutcome) -> str | None:
-    """Why the verdict has too few blocks when failed trials cost it blocks: how many of
-    the search trials failed (and diverged) and how many blocks that left; else None."""
+    """Why the verdict has too few blocks when failed trials cost it blocks, else None."""
     verdict = outcome.verdict
     if all(answer.outcome != Outcome.INSUFFICIENT for answer in verdict.answers):
         return None
@@ -489,7 +449,7 @@ def sync_study(config: StudyConfig, stream: TextIO | None = None) -> int:
     out = stream or sys.stdout
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
     tracker.connect()
-    report = tracker.sync(stored_trials_reader(config))
+    report = tracker.sync(read_study(config).stored_trials)
     print(
         report.message()
         or f"bnsearch: MLflow already agrees with study {config.resolved_study_name!r}.",
@@ -504,24 +464,14 @@ def rebuild_report(
     out_dir: Path | None = None,
     stream: TextIO | None = None,
 ) -> Verdict:
-    """Recompute the verdict of a finished study from its store (the Optuna study, the
-    Keras Tuner project) and write the report to ``out_dir`` (default
-    ``mlruns/reports/<study>``); also log it to a new MLflow run of kind ``report``.
-    Nothing is trained."""
+    """Recompute a study's verdict from its store, write the report to ``out_dir`` (default
+    ``mlruns/reports/<study>``) and log it to a new MLflow run of kind ``report``."""
     out = stream or sys.stdout
     name = config.resolved_study_name
     store = read_study(config)
     results = store.stored_trials().results
-    verdict = verdict_for(
-        results,
-        metric=config.metric,
-        threshold=config.threshold,
-        importances=store.importances(),
-        seed=config.seed,
-        unpaired_reason=store.unpaired_reason,
-        until=config.until,
-        question=config.question,
-        no_ranking_reason=store.no_ranking_reason,
+    verdict = _verdict(
+        config, results, store.importances(), store.unpaired_reason, store.no_ranking_reason
     )
     folder = out_dir or config.path_under(DEFAULT_STORE_DIR / "reports")
     line = f"Data fingerprint: {store.data_fingerprint}."

@@ -15,16 +15,12 @@ from bnsearch.trial import Phase, StoredTrials, TrialResult
 __all__ = ["Backend", "BatchCallback", "ResultCallback", "StudyReader"]
 
 ResultCallback = Callable[[TrialResult], None]
-"""Called with each trial's result as soon as it is recorded (progress lines). One that
-also has an ``on_batch`` :data:`BatchCallback` attribute (:class:`bnsearch.report.Progress`)
-hears of each batch of the paired search before it trains, and one with an ``on_epoch()``
-attribute of each epoch a trial of that batch finishes (:mod:`._loop`)."""
+"""Called with each trial's result as soon as it is recorded; optional ``on_batch``
+(:data:`BatchCallback`) and ``on_epoch()`` attributes hear of batches and epochs."""
 
 BatchCallback = Callable[[Phase, int, int, int], None]
-"""``on_batch(phase, look, n_trials, epochs)``: a batch of ``n_trials`` trials of ``phase``
-(of up to ``epochs`` epochs each) starts training, and its results follow; ``look`` counts
-the search's batches of this run from 1 (the confirmation round is look 1 of its own
-phase)."""
+"""``on_batch(phase, look, n_trials, epochs)``: a batch starts training (``look`` counts
+this run's batches of ``phase`` from 1)."""
 
 
 class StudyReader(Protocol):
@@ -34,41 +30,29 @@ class StudyReader(Protocol):
     @property
     def tags(self) -> dict[str, str]:
         """Tags naming the study in its store, for the MLflow runs made from it."""
-        ...
 
     @property
     def data_fingerprint(self) -> str:
         """The fingerprint of the data the study was run on ("unknown" if not recorded)."""
-        ...
 
     @property
     def unpaired_reason(self) -> str | None:
         """Why the study's trials are not paired blocks (no paired verdict), or None."""
-        ...
 
     @property
     def no_ranking_reason(self) -> str | None:
-        """Why the study's validation rows cannot rank the placements (recorded when it
-        ran: ``Dataset.degenerate_validation``), or None."""
-        ...
+        """Why the study's validation rows cannot rank the placements, or None."""
 
     def stored_trials(self) -> StoredTrials:
         """What the store holds, read afresh at each call (another process may write it)."""
-        ...
 
     def importances(self) -> dict[str, float]:
         """Each hyperparameter's importance over the completed trials ({} if unknown)."""
-        ...
 
 
 class Backend(Protocol):
-    """Decides *what* to train and keeps the results; an :class:`~bnsearch.engines.Engine`
-    decides *how*.
-
-    The backend's own store (the Optuna study, the Keras Tuner project) holds every result;
-    MLflow (the tracker the backend was given) is the view a person reviews. Constructors
-    only store their arguments; :meth:`open` is the first call that touches a store.
-    """
+    """Decides *what* to train and keeps every result in its own store (MLflow is the
+    view); constructors only store their arguments, :meth:`open` touches the store."""
 
     def __init__(
         self, config: StudyConfig, dataset: Dataset, engine: Engine, tracker: MlflowTracker
@@ -77,66 +61,49 @@ class Backend(Protocol):
     @property
     def name(self) -> str:
         """How the study's parent run and its summary line name the backend."""
-        ...
 
     @property
     def unpaired_reason(self) -> str | None:
         """Why this backend's trials are not paired blocks (no paired verdict), or None."""
-        ...
 
     @classmethod
     def prepare(cls, config: StudyConfig, dataset: Dataset) -> str:
-        """Create (or check) the study's store without training or tidying anything (once,
-        before workers start); where it is and how many trials it holds, for the user."""
-        ...
+        """Create (or check) the study's store, before workers start; where it is and how
+        many trials it holds."""
 
     @classmethod
     def read(cls, config: StudyConfig) -> StudyReader:
-        """The existing study, for reading only; a ConfigError (saying which flags find
-        it) if the store holds no such study."""
-        ...
+        """The existing study, for reading only; a ConfigError if there is none."""
 
     def open(self) -> list[str]:
-        """Create or load the study, refusing one whose space, data or network changed;
-        tidy what a dead process left behind. Returns notices for the user."""
-        ...
+        """Create or load the study (refusing a changed one) and tidy what a dead process
+        left; notices for the user."""
 
     def store_tags(self) -> dict[str, str]:
         """Tags that tell a person where the backend keeps the study (secrets redacted)."""
-        ...
 
     def existing_trials(self) -> int:
         """Trials the study held when it was opened."""
-        ...
 
     def up_to_date(self) -> str | None:
         """A message when the study already reached its target and nothing is to be run."""
-        ...
 
     def budget(self) -> tuple[int, str]:
         """The trials this run plans to train (for progress) and how to say so."""
-        ...
 
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
         """Train up to the budget (or ``timeout``); the new results, in the order trained."""
-        ...
 
     def results(self) -> list[TrialResult]:
         """Every finished trial of the study, read back from the backend's store."""
-        ...
 
     def stored_trials(self) -> StoredTrials:
-        """What the store holds, for MLflow to catch up with (results read from a store
-        that another process may be writing: read it afresh at each call)."""
-        ...
+        """What the store holds, read afresh at each call (for MLflow to catch up with)."""
 
     def importances(self) -> dict[str, float]:
         """Each hyperparameter's importance over the completed trials ({} if unknown)."""
-        ...
 
     def record_verdict(self, verdict: Verdict) -> None:
-        """Keep the verdict with the study where the store has a viewer of its own
-        (optuna-dashboard shows the Optuna study's attributes)."""
-        ...
+        """Keep the verdict with the study where its store has a viewer of its own."""

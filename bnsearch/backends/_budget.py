@@ -1,7 +1,6 @@
 """The budget rule of paired studies, shared by both backends: whole blocks, up to
-``target_trials`` when it is set, then the confirmation round; and, ``--until settled``,
-the earlier stop when the anytime-valid verdict has answered the questions the study asks
-(``--question``: both "does BN help here?" and "before or after?", or one of them)."""
+``target_trials`` when it is set, then the confirmation round; ``--until settled`` stops
+sooner once the anytime-valid verdict has answered the questions the study asks."""
 
 from __future__ import annotations
 
@@ -22,16 +21,14 @@ __all__ = [
 
 
 def _settled_on(question: str) -> str:
-    """What a run until settled stops on, in its plan's words (the first question in full,
-    "does BN help here?"): ``“before or after?” is``, ``both questions (...) are``."""
+    """What a run until settled stops on, in its plan's words: ``“before or after?” is``."""
     asked = [QUESTION_TEXT[q].replace("help?", "help here?") for q in ASKED[question]]
     return f"both questions ({' '.join(asked)}) are" if len(asked) > 1 else f"“{asked[0]}” is"
 
 
 def paired_budget(config: StudyConfig, have: int) -> tuple[int, str]:
-    """Trials this run plans (search in whole blocks, then the confirmation round) and how
-    to say so; ``have`` is the study's search trials so far. Until settled, the plan is the
-    cap: the run may stop sooner."""
+    """Trials this run plans (whole blocks, then the confirmation round; until settled, a
+    cap) and how to say so; ``have`` is the study's search trials so far."""
     block = len(config.space.placement)
     wanted = config.trials_per_run if config.target_trials is None else config.target_trials - have
     search = math.ceil(max(wanted, 0) / block) * block
@@ -46,15 +43,8 @@ def paired_budget(config: StudyConfig, have: int) -> tuple[int, str]:
 
 
 def cannot_settle_notice(config: StudyConfig, results: Sequence[TrialResult]) -> str | None:
-    """One line, before training, when this run's cap cannot bring the study to the blocks
-    the anytime-valid rule needs (:func:`~bnsearch.stats.min_blocks_to_settle`): it can
-    then report, never decide. None when it can (or the study runs ``--until budget``, or
-    compares a single placement).
-
-    Args:
-        config: The study's settings (the cap: ``n_trials`` or ``target_trials``).
-        results: The study's stored trials (the blocks it already holds count).
-    """
+    """One line, before training, when this run's cap cannot bring the study (``results``:
+    its stored trials) to the blocks the anytime-valid rule needs; else None."""
     block = len(config.space.placement)
     if config.until != "settled" or block < 2:
         return None
@@ -84,8 +74,8 @@ def _blocks(n: int) -> str:
 
 
 def batch_room(config: StudyConfig, capacity: int, search_trials: int) -> int:
-    """Trials to claim for the next batch: until settled, the first look comes after the
-    fewest blocks that can settle (a smaller first batch); else the engine's capacity."""
+    """Trials to claim for the next batch: until settled, the first batch holds the fewest
+    blocks that can settle; else the engine's capacity."""
     if config.until != "settled":
         return capacity
     block = len(config.space.placement)
@@ -96,17 +86,8 @@ def batch_room(config: StudyConfig, capacity: int, search_trials: int) -> int:
 
 
 def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str | None:
-    """Whether the study may stop asking for blocks, and why, in a line for the terminal.
-
-    Args:
-        config: The study's settings (``until``, ``question``, the metric and threshold).
-        results: The study's stored trials, every worker's (the pooled blocks).
-
-    Returns:
-        Until settled, once the blocks have settled the questions the study asks (``config.
-        question``): ``settled after 8 blocks: BN helps (before beats none); before is better
-        than after`` (plain ASCII); else None (also for a study run ``--until budget``).
-    """
+    """Until settled, once every worker's blocks have settled the questions the study asks,
+    a line for the terminal (``settled after 8 blocks: BN helps ...``); else None."""
     if config.until != "settled":
         return None
     verdict = verdict_for(
@@ -126,8 +107,7 @@ def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str 
 def up_to_date_message(
     config: StudyConfig, have: int, results: Sequence[TrialResult] = ()
 ) -> str | None:
-    """What a run says when the study already holds its ``target_trials`` or, until
-    settled, has settled; else None."""
+    """What a run says when the study already holds its target or has settled; else None."""
     name = config.resolved_study_name
     if settled_verdict(config, results):
         return (

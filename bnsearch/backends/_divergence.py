@@ -1,13 +1,6 @@
-"""Advice when a learning-rate range runs away: which rates diverged, and what to try.
-
-A trial whose loss turned NaN or infinite (the recorder's NaN rule) still counts in its
-paired block (it loses it), but a batch in which many trials diverge says the range is too
-wide for this data: the study is spending its budget on networks that cannot train. Once a
-batch's share of diverged search trials reaches :data:`DIVERGED_SHARE`, the loop says so in
-one line: the learning rates that diverged, at which epoch, and a concrete range for the
-study file's ``[space]`` table (or ``--standardize``, which scales what is fed to the
-network).
-"""
+"""Advice when a learning-rate range runs away: once :data:`DIVERGED_SHARE` of a batch's
+search trials diverged, one line with the rates that diverged, at which epoch, and a range
+to try in the study file's ``[space]`` table (or ``--standardize``)."""
 
 from __future__ import annotations
 

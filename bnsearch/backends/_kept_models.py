@@ -1,11 +1,5 @@
-"""The confirmation round's trained models, kept when the study asks (``keep_models``).
-
-The confirmation round re-trains each placement's best configuration with fresh seeds; with
-``--keep-models`` each of those trials' trained model is logged to its own MLflow run as a
-Keras-flavored MLflow model (signature and input example included), so the models behind
-the verdict's "mean ± sd" can be loaded without re-training. Search trials keep no models:
-hundreds of them would fill the store for nothing.
-"""
+"""The confirmation round's trained models, logged to their MLflow runs with ``--keep-models``
+(search trials keep none: hundreds would fill the store for nothing)."""
 
 from __future__ import annotations
 

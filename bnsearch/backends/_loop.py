@@ -1,36 +1,16 @@
 """The paired search, written once: both backends run it and supply its hooks.
 
-Keras Tuner writes its loop once (``BaseTuner.search``) and varies only the oracle; here the
-loop is :func:`run_paired_search` and a backend's side of each step is a
-:class:`PairedSearcher`. The story, until the budget (or ``timeout``) or the settle rule
-stops it:
+Until the budget (or ``timeout``) or the settle rule stops it, each round: reclaim what
+dead processes left in flight, read the settled verdict from the pooled blocks, ask a batch
+of whole blocks (retries first; with ``target_trials`` and nothing left, wait while other
+workers' trials run), train it, and tell each result to the backend's store first, then
+MLflow, then ``on_result``. Then the confirmation round. A batch cut short ends its
+unfinished runs as KILLED after :meth:`PairedSearcher.abandon`. Each batch is a *look*;
+an ``on_result`` with ``on_batch``/``on_epoch`` hears of each batch and epoch (progress).
 
-1. take back what dead processes left in flight (:meth:`PairedSearcher.reclaim`);
-2. read the settled verdict from the study's pooled blocks (every worker's): once settled,
-   no more blocks;
-3. ask a batch of whole paired blocks, retries first (:meth:`PairedSearcher.ask_batch`);
-   with ``target_trials`` and nothing left to ask, wait while other workers' trials run;
-4. the engine trains the batch (the backend may prune search trials after each epoch);
-5. tell the backend each result — its store first, so the result is kept whatever happens
-   to MLflow next — then end the trial's MLflow run and call ``on_result``;
-
-then the confirmation round: each placement's best configuration with fresh seeds, paired
-by seed. A batch cut short (Ctrl-C, an error) ends its unfinished runs as KILLED after the
-backend has left its trials for the next run to retry (:meth:`PairedSearcher.abandon`).
-
-Each batch is a *look* (the settle rule is asked before it); an ``on_result`` that also has
-``on_batch(phase, look, n_trials, epochs)`` and ``on_epoch()``
-(:class:`bnsearch.report.Progress`) hears of each batch before it trains and of each epoch
-a trial of it finishes, so a progress line can show the batch's training and time the
-batch by its own pace.
-
-A full disk (:func:`bnsearch.errors.full_disk`) stops the study at the end of the batch in
-flight with one :class:`~bnsearch.errors.StoreFullError` naming the store: under the
-backend's store the backend raises it (at once when a result cannot be stored; what the
-batch could store stays); under MLflow the tracker records it and the loop raises it once
-the batch is told, since the backend's store holds every result (see
-:mod:`bnsearch.tracking._connection` for why the study stops rather than riding on).
-"""
+A full disk stops the study at the end of the batch in flight with one
+:class:`~bnsearch.errors.StoreFullError`: the backend raises it for its store; under
+MLflow the tracker records it and the loop raises it once the batch is told."""
 
 from __future__ import annotations
 
@@ -63,8 +43,7 @@ TAKEN_OVER = (
 
 
 class Member(NamedTuple):
-    """A trial of a batch: the backend's own handle on it (an Optuna trial, a Keras Tuner
-    oracle trial; None for a trial outside the backend's search) and what to train."""
+    """A trial of a batch: the backend's handle on it (None outside its search) and its spec."""
 
     trial: Any
     spec: TrialSpec
@@ -79,61 +58,44 @@ class PairedSearcher(Protocol):
 
     def stored_results(self) -> list[TrialResult]:
         """Every result the study's store holds, every worker's (read afresh)."""
-        ...
 
     def search_trials(self) -> int:
         """The study's search trials that count towards ``target_trials``."""
-        ...
 
     def reclaim(self) -> str | None:
-        """Before each batch: fail what dead processes left in flight (retried in its
-        block); a notice for the user, or None."""
-        ...
+        """Before each batch: fail what dead processes left in flight; a notice, or None."""
 
     def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
-        """Up to ``room`` trials in whole paired blocks, retries first (at least one block
-        when there is room); ``wanted`` is this run's remaining budget (None with
-        ``target_trials``: the study's count decides). Empty when nothing is left."""
-        ...
+        """Up to ``room`` trials in whole blocks, retries first (at least one block);
+        ``wanted``: this run's remaining budget (None: ``target_trials`` decides)."""
 
     def others_running(self) -> bool:
         """Whether other workers' search trials are still running (worth waiting for)."""
-        ...
 
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
         """The confirmation round: each configuration of ``best`` once per fresh seed."""
-        ...
 
     def in_flight(self, members: list[Member]) -> AbstractContextManager[Any]:
         """Held while ``members`` train and are told (Optuna beats for them)."""
-        ...
 
     def run_tags(self, member: Member) -> dict[str, str]:
         """The tags of the member's MLflow run."""
-        ...
 
     def started(self, member: Member, run_id: str | None) -> None:
         """The member's MLflow run exists (None while MLflow is away)."""
-        ...
 
     def pruner(self) -> Pruner:
         """Whether to prune a search trial after an epoch, for one batch."""
-        ...
 
     def tell(self, member: Member, result: TrialResult) -> bool:
-        """Store the result and tell the backend; False when another process took the
-        trial over meanwhile (the result is dropped: :data:`TAKEN_OVER`)."""
-        ...
+        """Store the result and tell the backend; False when the trial was taken over."""
 
     def batch_told(self, members: list[Member]) -> None:
         """Every result of the batch is told."""
-        ...
 
     def abandon(self, members: list[Member]) -> str | None:
-        """A batch cut short: leave its trials not yet told (``members``) for the next run
-        to retry; what to add to the one line a Ctrl-C prints ("the 3 trials in flight
-        were marked failed and the next run retries them"), or None."""
-        ...
+        """A batch cut short: leave ``members`` for the next run to retry; what the Ctrl-C
+        line adds, or None."""
 
 
 def run_paired_search(
@@ -219,10 +181,8 @@ class _PairedSearch:
         return self._train(self.searcher.ask_confirmation(best), 1)
 
     def _train(self, members: list[Member], look: int) -> list[TrialResult]:
-        """Start the runs, train, tell and end the runs; the batch is in flight (Optuna's
-        heartbeats) from its claim to its end, MLflow included, so a slow tracking store
-        never makes its trials look dead. A full disk under MLflow met on the way stops the
-        study here, the batch told (see the module docstring)."""
+        """Start the runs, train, tell and end the runs (in flight throughout, MLflow
+        included); a full disk under MLflow met on the way stops the study here."""
         results = self._train_in_flight(members, look)
         if (full := self.tracker.connection.full) is not None:
             raise full

@@ -1,13 +1,7 @@
-"""MLflow runs for a study that runs a person's own objective or hypermodel.
-
-bnsearch's own studies write a parent run per study and a nested child run per trial (see
-:mod:`bnsearch.tracking`); :class:`YourStudyRuns` writes a person's own Optuna study or
-Keras Tuner search the same way, from the trials as they end: the parent run is created
-with the first trial, each trial becomes a finished child run (its per-epoch metrics, its
-state: FINISHED, KILLED when pruned, FAILED), and the parent ends with the verdict when
-the trials form paired blocks. Optuna's own ``MLflowCallback`` cannot nest trials under a
-parent run and Keras Tuner logs nothing to MLflow, hence this.
-"""
+"""MLflow runs for a study that runs a person's own objective or hypermodel: a parent run per
+study, created with its first trial, a finished child run per trial, and the verdict at
+the end when the trials form paired blocks (Optuna's ``MLflowCallback`` cannot nest trials;
+Keras Tuner logs nothing to MLflow)."""
 
 from __future__ import annotations
 

@@ -24,8 +24,7 @@ def set_project_dir(oracle: Any, folder: Path) -> None:
 
 
 def stopped_on_consecutive_failures(oracle: Any) -> bool:
-    """Whether ``oracle`` has reached its limit of consecutive failed trials (the
-    RuntimeError that ends its search), read from its state, not from the error's text."""
+    """Whether ``oracle`` has reached its limit of consecutive failed trials (from its state)."""
     from keras_tuner.src.engine.trial import TrialStatus
 
     limit, run = oracle.max_consecutive_failed_trials, 0
@@ -43,10 +42,8 @@ ACQUISITION_STARTS = 5
 
 
 def screened_bayesian_class(base: type) -> type:
-    """Keras Tuner's ``BayesianOptimizationOracle`` with its acquisition maximised from
-    screened starts: L-BFGS from the :data:`ACQUISITION_STARTS` best of
-    :data:`ACQUISITION_CANDIDATES` random points, instead of from 50 random points (the
-    docs' Benchmarks page says why)."""
+    """Keras Tuner's ``BayesianOptimizationOracle`` maximising its acquisition by L-BFGS from
+    the best of many random points, not from 50 random points (the Benchmarks page says why)."""
     import numpy as np
     import scipy.optimize
 
@@ -89,10 +86,8 @@ def _save_json_atomically(path: str, obj: Any) -> str:
 
 
 def make_keras_tuner_saves_atomic() -> None:
-    """Make Keras Tuner write its JSON files (``oracle.json``, ``tuner.json``, each
-    ``trial.json``) with :func:`~._files.write_atomically`: its ``utils.save_json``, which
-    every save looks up at call time, empties the file before writing, so a kill between
-    the two left an empty ``trial.json`` that the next run could not reload."""
+    """Make Keras Tuner write its JSON files atomically: its ``utils.save_json`` empties the
+    file first, so a kill between the two left a ``trial.json`` the next run could not read."""
     from keras_tuner.src import utils
 
     utils.save_json = _save_json_atomically

@@ -50,7 +50,7 @@ from bnsearch.trial import (
     trial_seed,
 )
 
-__all__ = ["KerasTunerBackend", "project_dir", "results_from_project"]
+__all__ = ["KerasTunerBackend", "project_dir"]
 _STATE_FILE = "bnsearch_study.json"
 _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
 
@@ -80,11 +80,8 @@ else:
 
 
 class _TrackedTuner(_TunerBase):
-    """Mixin for a Keras Tuner tuner: logs every trial to MLflow as a bnsearch TrialResult.
-
-    Its own members are named ``bnsearch_*``: a ``_``-prefixed name on a Keras Tuner object
-    is Keras Tuner's (see :mod:`._adapter`).
-    """
+    """Mixin for a Keras Tuner tuner: logs every trial to MLflow as a bnsearch TrialResult
+    (its own members are named ``bnsearch_*``: ``_`` names are Keras Tuner's)."""
 
     def bnsearch_setup(
         self,
@@ -101,15 +98,6 @@ class _TrackedTuner(_TunerBase):
             json.loads(path.read_text()) if path.exists() else {}
         )
 
-    def live_run_ids(self) -> list[str]:
-        """The MLflow runs of the trials in progress."""
-        return [live.run_id for live in self.bnsearch_live.values() if live.run_id is not None]
-
-    def bnsearch_spec(self, trial: Any) -> TrialSpec:
-        number = int(trial.trial_id)
-        seed = trial_seed(self.bnsearch_config.seed, number)
-        return TrialSpec(number, trial_config(trial), seed, None, Phase.SEARCH)
-
     def on_trial_begin(self, trial: Any) -> None:
         import keras
 
@@ -118,7 +106,8 @@ class _TrackedTuner(_TunerBase):
         # Keeps memory flat over many trials: drop the previous trial's graphs and models.
         keras.backend.clear_session(free_memory=True)
         gc.collect()
-        spec = self.bnsearch_spec(trial)
+        seed = trial_seed(self.bnsearch_config.seed, int(trial.trial_id))
+        spec = TrialSpec(int(trial.trial_id), trial_config(trial), seed, None, Phase.SEARCH)
         keras.utils.set_random_seed(spec.seed)
         values = trial.hyperparameters.values
         tags = {
@@ -188,9 +177,8 @@ def _tuner_class(name: str) -> type:
 
 
 def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
-    """Check the settings against Keras Tuner's limits and refuse to continue a project
-    whose space, data, network or tuner changed; return the project folder. Called before
-    anything is logged, so a refusal leaves the stores as they were."""
+    """Check the settings against Keras Tuner's limits and refuse to continue a changed
+    project (before anything is logged); the project folder."""
     if config.tuner == "grid":
         ranged = [
             n for n in ("momentum", "epsilon", "dropout", "learning_rate")
@@ -235,10 +223,9 @@ def run_keras_tuner(
     tracker: MlflowTracker,
     on_result: ResultCallback | None = None,
 ) -> list[TrialResult]:
-    """Run Keras Tuner's own search (Hyperband: one full iteration; grid: ``n_trials``) in
-    one child process continuing the study's project: a fresh process keeps the parent's
-    memory flat, and the grid oracle proposes nothing once reloaded in a second one. Results
-    come back as they finish; Ctrl-C / SIGTERM stop the child at the end of its epoch."""
+    """Run Keras Tuner's own search (Hyperband: one iteration; grid: ``n_trials``) in a
+    child process (memory stays flat; a reloaded grid oracle proposes nothing in a second
+    process); results come back as they finish."""
     import multiprocessing
     import queue as queue_module
 
@@ -291,8 +278,7 @@ def run_keras_tuner(
 
 
 def _stop_child(child: Any) -> None:
-    """Give the child the Ctrl-C it may not have had (SIGTERM reaches only bnsearch), so it
-    ends its MLflow runs; kill it if it does not stop."""
+    """Give the child the Ctrl-C it may not have had so it ends its runs; kill it if need be."""
     import signal
 
     child.join(timeout=2)
@@ -378,8 +364,9 @@ def _search(
         if not adapter.stopped_on_consecutive_failures(tuner.oracle):
             raise
     except KeyboardInterrupt:
-        for run_id in tuner.live_run_ids():
-            tracker.kill_run(run_id, "interrupted")
+        for live in tuner.bnsearch_live.values():
+            if live.run_id is not None:
+                tracker.kill_run(live.run_id, "interrupted")
         raise
 
 
@@ -433,14 +420,13 @@ class KerasTunerStudyReader:
 
 @dataclass
 class KerasTunerBackend:
-    """Keras Tuner's oracle decides what to try (see the module docstring). The project
-    folder is the study's store."""
+    """Keras Tuner's oracle decides what to try; the project folder is the study's store."""
 
     config: StudyConfig
     dataset: Dataset
     engine: Engine
     tracker: MlflowTracker
-    folder: Path | None = field(default=None, init=False)
+    folder: Path = field(init=False)  # the project, once open() has prepared it
     _existing: int = field(default=0, init=False)
 
     @property
@@ -450,13 +436,6 @@ class KerasTunerBackend:
     @property
     def paired(self) -> bool:
         return self.config.tuner in PAIRED_TUNERS
-
-    @property
-    def project(self) -> Path:
-        """The project folder, once :meth:`open` has prepared it."""
-        if self.folder is None:
-            raise RuntimeError("the Keras Tuner backend's project is read before open()")
-        return self.folder
 
     @property
     def unpaired_reason(self) -> str | None:
@@ -509,14 +488,14 @@ class KerasTunerBackend:
     ) -> list[TrialResult]:
         if not self.paired:
             return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
-        oracle = open_oracle(self.config, self.project)
-        searcher = KerasTunerSearcher(self.config, oracle, self.project)
+        oracle = open_oracle(self.config, self.folder)
+        searcher = KerasTunerSearcher(self.config, oracle, self.folder)
         return run_paired_search(
             searcher, self.config, self.dataset, self.engine, self.tracker, on_result, log
         )
 
     def results(self) -> list[TrialResult]:
-        return results_from_project(self.project)
+        return results_from_project(self.folder)
 
     def stored_trials(self) -> StoredTrials:
         return StoredTrials(self.results())

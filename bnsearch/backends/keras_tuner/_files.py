@@ -28,8 +28,7 @@ def results_from_project(folder: Path) -> list[TrialResult]:
 
 
 def _read_results(path: Path) -> tuple[list[TrialResult], bool]:
-    """The results a project's file holds, and whether its last line is torn (a process
-    killed, or a full disk, while appending it): that line is left out."""
+    """The results a project's file holds, and whether its last line is torn (left out)."""
     if not path.exists():
         return [], False
     lines = [line for line in path.read_text().splitlines() if line.strip()]
@@ -48,8 +47,7 @@ def _read_results(path: Path) -> tuple[list[TrialResult], bool]:
 
 
 def repair_results(folder: Path) -> str | None:
-    """Drop a torn last line of the project's results file (rewritten atomically); a
-    notice saying so, or None when the file was whole."""
+    """Drop a torn last line of the project's results file; a notice saying so, or None."""
     path = folder / _RESULTS_FILE
     results, torn = _read_results(path)
     if not torn:
@@ -62,8 +60,7 @@ def repair_results(folder: Path) -> str | None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` all at once: readers see the old file or the new one,
-    never half of it (written next to it, flushed, then renamed over it)."""
+    """Replace ``path`` with ``text`` all at once (written next to it, then renamed over it)."""
     partial = path.with_name(path.name + ".partial")
     try:
         with open(partial, "w") as handle:

@@ -1,9 +1,6 @@
-"""Paired blocks under Keras Tuner: its oracle decides what to try, bnsearch's engine trains.
-
-For ``--tuner random`` and ``bayesian``, :class:`KerasTunerSearcher` is the oracle's side of
-the paired-search loop (:mod:`bnsearch.backends._loop`); docs/guides/backends.md describes
-its blocks, batches, scores and resume. A full disk under the project is one
-:class:`~bnsearch.errors.StoreFullError` naming it; the results appended so far stay."""
+"""Paired blocks under Keras Tuner (``--tuner random`` and ``bayesian``): its oracle decides
+what to try, bnsearch's engine trains (docs/guides/backends.md); a full disk under the
+project is one :class:`~bnsearch.errors.StoreFullError` naming it."""
 
 from __future__ import annotations
 
@@ -43,8 +40,7 @@ _BLOCKS_FILE = "bnsearch_blocks.json"
 
 
 def _scored_paired_oracle(base: type) -> type:
-    """:func:`paired_oracle_class` of ``base``, scoring a trial by its last epoch's objective
-    (the study's objective, as with Optuna)."""
+    """:func:`paired_oracle_class` of ``base``, scoring a trial by its last epoch (as Optuna)."""
 
     class ScoredPairedOracle(paired_oracle_class(base)):  # type: ignore[misc]
         def score_trial(self, trial: Any) -> None:
@@ -90,8 +86,7 @@ def search_count(results: list[TrialResult]) -> int:
 @dataclass
 class KerasTunerSearcher:
     """The paired search's side that is Keras Tuner's: the oracle of the project in
-    ``folder`` (one invocation runs a project at a time: the study lock). A member's trial
-    is its oracle trial, None for a confirmation trial (outside the oracle)."""
+    ``folder`` (one process at a time: the study lock); a confirmation member has no trial."""
 
     config: StudyConfig
     oracle: Any
@@ -117,10 +112,10 @@ class KerasTunerSearcher:
             return self._claim(min(room, math.ceil(max(wanted or 0, 0) / block_size) * block_size))
 
     def _claim(self, room: int) -> list[Member]:
-        """Up to ``room`` trials: the oracle's retries first (in their blocks), then whole
-        new blocks (at least one when there is room at all)."""
+        """Up to ``room`` trials: the oracle's retries first, then whole new blocks."""
         oracle = self.oracle
-        blocks: dict[str, list[int]] = _read_blocks(self.folder)
+        path = self.folder / _BLOCKS_FILE
+        blocks: dict[str, list[int]] = json.loads(path.read_text()) if path.exists() else {}
         placements = self.config.space.placement
         asked: list[Member] = []
         while len(asked) < room and (not asked or len(asked) + len(placements) <= room):
@@ -140,7 +135,7 @@ class KerasTunerSearcher:
             for trial in members:
                 blocks[trial.trial_id] = [block, seed]
                 asked.append(Member(trial, _spec(trial, block, seed)))
-            _write_blocks(self.folder, blocks)
+            write_atomically(self.folder / _BLOCKS_FILE, json.dumps(blocks))
         return asked
 
     def others_running(self) -> bool:
@@ -176,8 +171,7 @@ class KerasTunerSearcher:
         return lambda member, epoch, value: False
 
     def tell(self, member: Member, result: TrialResult) -> bool:
-        """Tell the oracle the trial's per-epoch values (one step per epoch) and its end,
-        then append the result to the project's results file."""
+        """Tell the oracle the trial's per-epoch values and its end, then append the result."""
         with self._writing():
             self._tell(member.trial, result)
         return True
@@ -201,8 +195,7 @@ class KerasTunerSearcher:
                 self.oracle.save()  # end_trial saves before it lets go of the trial: once more
 
     def abandon(self, members: list[Member]) -> str:
-        """Nothing to do: the oracle keeps the unfinished trials as ongoing and the next
-        run's oracle retries them, in their blocks (which the line says)."""
+        """Nothing to do: the next run's oracle retries the unfinished trials in their blocks."""
         n = len(members)
         what = "the trial in flight stays" if n == 1 else f"the {n} trials in flight stay"
         return f"{what} in the Keras Tuner project and the next run retries them"
@@ -210,12 +203,3 @@ class KerasTunerSearcher:
 
 def _spec(trial: Any, block: int, seed: int) -> TrialSpec:
     return TrialSpec(int(trial.trial_id), trial_config(trial), seed, block, Phase.SEARCH)
-
-
-def _read_blocks(folder: Path) -> dict[str, list[int]]:
-    path = folder / _BLOCKS_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _write_blocks(folder: Path, blocks: dict[str, list[int]]) -> None:
-    write_atomically(folder / _BLOCKS_FILE, json.dumps(blocks))

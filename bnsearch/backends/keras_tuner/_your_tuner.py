@@ -14,15 +14,13 @@ from bnsearch.trial import METRICS, BNConfig, TrialResult, TrialSpec, TrialState
 __all__ = ["log_tuner", "paired_oracle_class", "trial_config", "tuner_verdict"]
 
 _STATES = {"COMPLETED": TrialState.COMPLETE, "STOPPED": TrialState.PRUNED}
-#: Where :func:`log_tuner` keeps each trial's per-epoch logs on the tuner (Keras Tuner keeps
-#: the best epoch's values only).
+#: Where :func:`log_tuner` keeps each trial's per-epoch logs on the tuner.
 _EPOCHS = "bnsearch_epochs"
 
 
 def paired_oracle_class(base: type) -> type:
-    """``base`` whose every proposal is followed by the same values with each other
-    placement. The siblings wait in memory: a search reloaded from its project starts a
-    new block."""
+    """:func:`bnsearch.paired_oracle_class` (the siblings wait in memory: a search reloaded
+    from its project starts a new block)."""
 
     class PairedOracle(base):  # type: ignore[misc, valid-type]
         def populate_space(self, trial_id: str) -> dict[str, Any]:
@@ -46,8 +44,8 @@ def paired_oracle_class(base: type) -> type:
 
 
 def tuner_verdict(tuner: Any, threshold: float | None = None, until: str = "settled") -> Verdict:
-    """Both answers from the paired blocks among the search's trials: on the final epoch's
-    ``val_loss`` where :func:`log_tuner` kept every epoch, else on Keras Tuner's best epoch's."""
+    """:func:`bnsearch.verdict` of a tuner: on the final epoch's ``val_loss`` where
+    :func:`log_tuner` kept every epoch, else on Keras Tuner's best epoch's."""
     from bnsearch.config import DEFAULT_THRESHOLD
 
     results = [r for r in tuner_results(tuner) if r.spec.block is not None]

@@ -1,11 +1,5 @@
-"""The one module that reaches into Optuna's private attributes.
-
-bnsearch asks and tells trials itself (paired blocks, claims shared between workers,
-heartbeats outside ``Study.optimize``), which needs a few things Optuna keeps private: a
-study's storage and id, a trial's id, creating a RUNNING trial with fixed parameters, and
-the heartbeat table. Every such access is here, so an Optuna upgrade that moves one of them
-breaks this file only.
-"""
+"""The one module that reaches into Optuna's private attributes (asking and telling outside
+``Study.optimize`` needs a few), so an Optuna upgrade that moves one breaks this file only."""
 
 from __future__ import annotations
 
@@ -106,13 +100,8 @@ def create_running_trial(
 
 
 def orphaned_trial_ids(study: Any, grace_period: float) -> list[int]:
-    """RUNNING trials that never got a heartbeat and started over ``grace_period`` s ago.
-
-    bnsearch records a trial's first heartbeat right after creating it, so such a trial's
-    process died in between; Optuna's own stale check skips trials without a heartbeat,
-    so without this they would stay RUNNING (and other workers wait on them) forever.
-    Reads Optuna's heartbeat table (RDB storages only; none found otherwise).
-    """
+    """RUNNING trials that never got a heartbeat and started over ``grace_period`` s ago:
+    their process died before its first beat, and Optuna's stale check skips them."""
     storage = _rdb(study)
     if not hasattr(storage, "scoped_session"):
         return []

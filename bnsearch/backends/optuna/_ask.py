@@ -1,11 +1,6 @@
-"""Creating the trials of paired blocks and of the confirmation round in the Optuna study.
-
-A block is one trial the sampler chose plus one trial per other placement with the same
-values and seed, so the block's trials differ only in placement. Each stays an ordinary
-Optuna trial, so the sampler and the importance evaluators see placement like any other
-parameter. The confirmation round re-trains each placement's best configuration with fresh
-seeds; the k-th seed is shared by every placement, so the round is paired too.
-"""
+"""Creating the trials of paired blocks (the sampler's trial plus one per other placement
+with the same values and seed) and of the confirmation round (the k-th seed shared by
+every placement) in the Optuna study."""
 
 from __future__ import annotations
 
@@ -30,17 +25,12 @@ from bnsearch.trial import (
 __all__ = ["ask_block", "ask_confirmation", "claim_trial"]
 
 
-def _worker_id() -> str:
-    """Which process trains a trial: ``host:pid`` (for finding a dead worker's trials)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def _spec_attrs(spec: TrialSpec) -> dict[str, Any]:
-    """What every trial records about itself: seed, phase, block and worker."""
+    """What every trial records about itself: seed, phase, block and worker (``host:pid``)."""
     attrs: dict[str, Any] = {
         "seed": spec.seed,
         keys.PHASE: spec.phase,
-        keys.WORKER: _worker_id(),
+        keys.WORKER: f"{socket.gethostname()}:{os.getpid()}",
     }
     if spec.block is not None:
         attrs[keys.BLOCK] = spec.block

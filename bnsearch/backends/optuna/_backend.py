@@ -1,11 +1,5 @@
-"""The Optuna backend: an Optuna sampler and pruner decide what to try next.
-
-It runs the paired-search loop (:mod:`bnsearch.backends._loop`) with Optuna's hooks
-(:mod:`._searcher`): claims of paired blocks (:mod:`._claims`), heartbeats and dead
-processes' trials (:mod:`._heartbeat`), pruning a population (:mod:`._pruning`). The study
-and its fingerprints live in :mod:`._storage`, Optuna's private attributes in
-:mod:`._adapter`.
-"""
+"""The Optuna backend: an Optuna sampler and pruner decide what to try next, through the
+paired-search loop (:mod:`bnsearch.backends._loop`) and its Optuna hooks (:mod:`._searcher`)."""
 
 from __future__ import annotations
 
@@ -65,22 +59,7 @@ class OptunaStudyReader:
 
 @dataclass
 class OptunaBackend:
-    """Paired blocks in an Optuna study (a SQLite file, or PostgreSQL shared by workers).
-
-    The budget is ``config.trials_per_run`` trials of this run or, with
-    ``config.target_trials``,
-    that many search trials in the study (shared with any other worker; rounded up to whole
-    blocks). A batch holds as many whole blocks as fit in the engine's population (at least
-    one). Until settled, the budget is a cap: the first batch holds the fewest blocks that
-    can settle, and before each batch the study's pooled blocks (every worker's) are asked
-    whether they have settled the verdict; if so, no more blocks are claimed. Before each
-    batch, trials of dead processes are failed and trials that failed
-    without a result are retried first. With a target, a worker that has nothing left to
-    claim waits for the other workers' running trials, taking over any whose worker dies,
-    so the study is complete when it returns. Ctrl-C fails the trials in flight in Optuna,
-    ends their MLflow runs as KILLED and re-raises; the next run retries them. A full disk
-    under the storage is one StoreFullError naming it (:mod:`._searcher`).
-    """
+    """Paired blocks in an Optuna study (a SQLite file, or PostgreSQL shared by workers)."""
 
     config: StudyConfig
     dataset: Dataset
@@ -91,8 +70,6 @@ class OptunaBackend:
 
     name: ClassVar[str] = "Optuna"
     unpaired_reason: ClassVar[str | None] = None
-
-    # --- the study -----------------------------------------------------------------------
 
     def open(self) -> list[str]:
         with writing_storage(self.config):
@@ -115,7 +92,6 @@ class OptunaBackend:
         return up_to_date_message(self.config, search_trial_count(self.study), results)
 
     def budget(self) -> tuple[int, str]:
-        """Whole paired blocks (up to ``target_trials`` when set), then the confirmation."""
         have = 0 if self.config.target_trials is None else search_trial_count(self.study)
         return paired_budget(self.config, have)
 
@@ -140,8 +116,6 @@ class OptunaBackend:
             ):
                 self.study.set_user_attr(key, value)
 
-    # --- reading and preparing without training -----------------------------------------
-
     @classmethod
     def prepare(cls, config: StudyConfig, dataset: Dataset) -> str:
         study = open_study(config, dataset)
@@ -150,8 +124,6 @@ class OptunaBackend:
     @classmethod
     def read(cls, config: StudyConfig) -> OptunaStudyReader:
         return OptunaStudyReader(load_existing_study(config))
-
-    # --- training ------------------------------------------------------------------------
 
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]

@@ -1,64 +1,29 @@
 """Claiming work in a shared study: one process at a time decides what runs next.
 
-Several workers (processes or machines) add trials to one Optuna study. Deciding what to
-run next — which interrupted trials to retry, whether the target leaves room for another
-block — and creating those trials must be one step, or two workers both take the last
-block and the study overshoots its target. bnsearch holds a lock for that step only
-(training runs outside it), using what the storage's database already offers:
+Deciding what to run next (retries, whether the target leaves room for another block) and
+creating those trials must be one step, or two workers both take the last block and the
+study overshoots its target. A lock is held for that step only (training runs outside it):
 
-* PostgreSQL: a *transaction-level* advisory lock (``pg_try_advisory_xact_lock``) keyed
-  by the study id, taken in a transaction of the claim's own connection that stays open
-  until the claim's trials exist. Optuna's storage commits each call on its own
-  connection, so the trials are created on other transactions *while the lock's
-  transaction is open*: the lock is taken before the study is read, and its transaction
-  commits (releasing it) only after the last trial of the claim, and its first heartbeat,
-  have been committed. The next worker reads the study only once it holds the lock, so it
-  sees all of them; deciding and creating are one step. The lock is never held by a
-  session across transactions, so it works through a transaction-pooling pooler
-  (PgBouncer ``pool_mode = transaction``), which pins a server connection to a client
-  for one transaction only: a session-level lock there stays with whichever server
-  connection took it, and may be "held" by nobody, or by the next client given that
-  connection. Why an advisory lock rather than a row lock on a claims table: it needs no
-  table of bnsearch's own in Optuna's schema, no row per study to create first (and race
-  to create), and a lock that lives exactly as long as its transaction is all a claim
-  needs; a claims table would record who claimed, which the trials record already
-  (``bnsearch.worker``).
-
-  A waiting worker does not block in the server: each try is one short transaction
-  (``pg_try_advisory_xact_lock``, rolled back when it fails), then a jittered wait
-  (:func:`_wait_for`). A worker blocked in ``pg_advisory_xact_lock`` would pin a server
-  connection of the pooler for as long as it waits; with more waiters than the pool's
-  ``default_pool_size`` they would take every server connection and the holder could not
-  get one to create its trials: a deadlock. So a waiter holds no server connection
-  between tries, and the holder needs two at once (the lock's and one for its storage
-  calls): a pool of two or more per database and user.
-
-  The server ends the lock with its transaction: a worker killed while holding it, or
-  whose connection drops, cannot leave it held (a pooler closes a server connection whose
-  client vanished mid-transaction). A holder that hangs (a stopped process) is cut off by
-  the server after :data:`LOCK_HOLD_LIMIT_S` (``idle_in_transaction_session_timeout``,
-  set for that transaction only). A claim whose lock went before its commit (a dropped
-  connection, a cut-off hang) fails its trials as withdrawn and is made again
-  (:func:`claim_batch`): another worker may have claimed meanwhile.
-* SQLite: an exclusive ``flock`` on ``<database file>.claims`` (one machine's file, so a
-  file lock reaches every process that can open the database).
-* Any other database: no lock; the study may then overshoot its target by a block when
-  workers claim at the same instant.
-
-The SQLite lock is waited for at most :data:`LOCK_TIMEOUT_S` (a StoreError then names
-the lock); the PostgreSQL lock as long as it takes, since the server lets no holder keep
-it past :data:`LOCK_HOLD_LIMIT_S` (many workers on a saturated lock wait longer, and none
-gives up for it). A claim cut by a dropped connection is claimed again
-(:mod:`._retry`).
+* PostgreSQL: a transaction-level advisory lock (``pg_try_advisory_xact_lock``) keyed by
+  the study id, in a transaction of the claim's own connection that commits only after the
+  claim's trials and their first heartbeats are committed (Optuna commits each call on its
+  own connection), so the next worker, reading the study once it holds the lock, sees them.
+  Never a session-level lock, so it works through a transaction-pooling pooler; a waiter
+  tries in short transactions with jittered waits (:func:`_wait_for`) and holds no server
+  connection between tries, so waiters cannot take a small pool from the holder. The
+  server ends the lock with its transaction (a killed worker, a dropped connection) and
+  cuts off a hung holder after :data:`LOCK_HOLD_LIMIT_S`; a claim whose lock went before
+  its commit withdraws its trials and is made again (:func:`claim_batch`).
+  docs/guides/workers.md says why not a row lock on a claims table.
+* SQLite: an exclusive ``flock`` on ``<database file>.claims``, waited for at most
+  :data:`LOCK_TIMEOUT_S`.
+* Any other database: no lock; workers claiming at the same instant may overshoot by a block.
 
 Blocks are kept whole (:func:`blocks_to_complete`): a trial that failed without a result
-(its process was interrupted, or died and was failed by
-:func:`~._heartbeat.close_stale_trials`) is *retried* — a new trial with the same
-parameters, seed and block — and a placement a block never got (its process died while
-creating the block) is created the same way. A trial that failed with a result (diverged,
-for instance) is an outcome, not retried. So counts stay whole blocks and a shared study
-reaches its target exactly.
-"""
+(interrupted, or failed by :func:`~._heartbeat.close_stale_trials`) is retried with the
+same parameters, seed and block, and a placement a block never got is created the same
+way; a trial that failed with a result (diverged) is an outcome. So a shared study reaches
+its target exactly."""
 
 from __future__ import annotations
 
@@ -95,26 +60,19 @@ __all__ = [
 ]
 
 
-#: Each claim's timing, at DEBUG: ``claim waited_s=… held_s=… trials=…`` (the wait for the
-#: lock, the time it was held, the trials created); the test suite's multi-worker benchmark
-#: (``tests/support/worker_bench.py``) reads it.
+#: Each claim's timing at DEBUG (read by ``tests/support/worker_bench.py``).
 CLAIM_LOG = logging.getLogger("bnsearch.claims")
-#: The longest a worker waits for the SQLite claim lock (a claim takes well under a second;
-#: a holder that hangs holds a file lock until it is stopped).
+#: The longest a worker waits for the SQLite claim lock (a claim takes well under a second).
 LOCK_TIMEOUT_S = 120.0
 #: The longest a PostgreSQL claim may hold its lock before the server ends its transaction
-#: (a hung holder); a claim takes well under a second, even in a study of 10,000 trials.
-#: So a PostgreSQL waiter needs no limit of its own: every holder lets go within this, or
-#: with its connection, and a busy lock (many workers claiming) only means a longer wait.
+#: (a hung holder), so a PostgreSQL waiter needs no limit of its own.
 LOCK_HOLD_LIMIT_S = 60.0
-#: Waits between tries for the lock: each a random fraction of a ceiling that doubles from
-#: the first to the last ("full jitter": waiters do not try in step).
+#: Waits between tries for the lock: "full jitter" under a doubling ceiling.
 _FIRST_WAIT_S, _LONGEST_WAIT_S = 0.01, 0.5
 
 
 def _wait_for(take: Any, what: str, timeout: float | None) -> None:
-    """Call ``take()`` until it returns True, for at most ``timeout`` seconds (None: as
-    long as it takes)."""
+    """Call ``take()`` until it returns True, for at most ``timeout`` seconds (None: no limit)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     ceiling = _FIRST_WAIT_S
     while not take():
@@ -130,9 +88,7 @@ def _wait_for(take: Any, what: str, timeout: float | None) -> None:
 
 @contextlib.contextmanager
 def claim_lock(study: Any, timeout: float | None = None) -> Iterator[None]:
-    """Hold the study's claim lock (see the module docstring) for the ``with`` block,
-    waiting at most ``timeout`` seconds for it (None: on PostgreSQL as long as it takes,
-    see :data:`LOCK_HOLD_LIMIT_S`; on SQLite :data:`LOCK_TIMEOUT_S`)."""
+    """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
     engine = adapter.sql_engine(study)
     dialect = engine.dialect.name if engine is not None else ""
     what = f"the claim lock of study {study.study_name!r}"
@@ -166,10 +122,8 @@ def claim_lock(study: Any, timeout: float | None = None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _transaction_lock(engine: Any, key: int, what: str, timeout: float | None) -> Iterator[None]:
-    """``pg_try_advisory_xact_lock(key)`` in a transaction of a connection of its own, open
-    for the ``with`` block and committed at its end (which releases the lock). A commit
-    that fails means the lock went before the block ended: the error propagates, and the
-    claim is withdrawn and made again."""
+    """``pg_try_advisory_xact_lock(key)`` in a transaction of its own connection, committed
+    (releasing it) at the block's end; a failed commit propagates (the claim is made again)."""
     from sqlalchemy import text
 
     take_lock = text(
@@ -197,8 +151,7 @@ def _transaction_lock(engine: Any, key: int, what: str, timeout: float | None) -
 
 @dataclass(frozen=True)
 class Repair:
-    """A trial a paired block lacks: its parameters, seed and block, and the number of the
-    interrupted trial it retries (``None`` when the block never got that placement)."""
+    """A trial a paired block lacks; ``retries``: the interrupted trial it retries, if any."""
 
     params: dict[str, Any]
     distributions: dict[str, Any]
@@ -207,15 +160,13 @@ class Repair:
     retries: int | None
 
     def claim(self, study: Any) -> Member:
-        """A new trial with this repair's parameters, seed and block."""
         extra = {} if self.retries is None else {keys.RETRIES_TRIAL: self.retries}
         return claim_trial(study, self.params, self.distributions, self.seed, self.block, extra)
 
 
 def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
-    """What every paired block still needs so that each placement has one outcome: a retry
-    of each interrupted trial, and the placements a block never got (its process died
-    while creating it). Search trials only; in block order."""
+    """What every paired search block still needs for one outcome per placement, in block
+    order."""
     blocks: dict[int, list[Any]] = {}
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
@@ -240,9 +191,7 @@ def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
 
 def claim_batch(study: Any, config: StudyConfig, capacity: int, wanted: int | None) -> list[Member]:
     """Under the claim lock: retries first, then new whole blocks, at most ``capacity``
-    trials (at least one block). ``wanted`` is this run's remaining budget; with
-    ``config.target_trials`` the study's own count decides instead. A claim cut by a lost
-    connection is made again (trials it had created are failed as orphans later)."""
+    trials (at least one block); see :meth:`~bnsearch.backends.PairedSearcher.ask_batch`."""
     if not served(config.resolved_storage):
         return _claim_batch(study, config, capacity, wanted)
     return retry_transient(lambda: _claim_batch(study, config, capacity, wanted))
@@ -271,8 +220,7 @@ def _claim_batch(
 def _decide_and_create(
     study: Any, config: StudyConfig, capacity: int, wanted: int | None, asked: list[Member]
 ) -> None:
-    """The claim itself, under the lock: what is left to do, then retries first and new
-    whole blocks, each trial appended to ``asked`` as soon as it exists."""
+    """The claim under the lock, each trial appended to ``asked`` as soon as it exists."""
     block_size = len(config.space.placement)
     snapshot = _Snapshot(study)  # read once under the lock, for both questions
     if config.target_trials is not None:
@@ -294,9 +242,7 @@ def _decide_and_create(
 
 
 class _Snapshot:
-    """The study's trials read once, answering ``get_trials`` as the study would: how many
-    count towards the target and what the blocks lack are asked of the same read (each
-    read of a shared study fetches every trial in flight again)."""
+    """The study's trials read once, answering ``get_trials`` as the study would."""
 
     def __init__(self, study: Any) -> None:
         self.trials = study.get_trials(deepcopy=False)
@@ -306,11 +252,9 @@ class _Snapshot:
 
 
 class _KeepAlive:
-    """Beats for the trials a long claim has created so far, every half heartbeat interval:
-    each got its first beat when it was created, and the batch's :class:`~._heartbeat.Heartbeat`
-    starts only once the claim is done, so without this a claim that outlasts the grace
-    period (many blocks, a slow sampler on a big study, a starved CPU) would see its first
-    trials failed as stale by other workers before they train."""
+    """Beats for the trials a long claim has created so far, every half heartbeat interval
+    (the batch's :class:`~._heartbeat.Heartbeat` starts only after the claim), so a claim
+    outlasting the grace period does not see its first trials failed as stale."""
 
     def __init__(self, study: Any) -> None:
         self.study = study
@@ -326,8 +270,8 @@ class _KeepAlive:
 
 
 def _withdraw(study: Any, asked: list[Member]) -> None:
-    """Fail trials of a claim that lost its lock (or its connection) part-way, marked so
-    that nothing counts or retries them: another worker may have claimed meanwhile."""
+    """Fail a claim's trials after it lost its lock part-way, marked so nothing counts or
+    retries them."""
     import optuna
 
     for trial, _ in asked:

@@ -1,10 +1,5 @@
-"""Heartbeats of running trials, and failing the trials of a process that died.
-
-Optuna only beats inside ``Study.optimize``; bnsearch asks and tells itself, so it beats
-here. A process killed with SIGKILL stops beating, and the next run or any worker fails its
-trials once ``grace_period`` has passed (:func:`close_stale_trials`); they are then retried
-(see :mod:`._claims`).
-"""
+"""Heartbeats of running trials (Optuna beats only inside ``Study.optimize``), and failing
+the trials of a process that died once ``grace_period`` has passed (:func:`close_stale_trials`)."""
 
 from __future__ import annotations
 
@@ -18,7 +13,7 @@ from bnsearch.backends.optuna._retry import retry_transient
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable
 from bnsearch.trial import keys
 
-__all__ = ["Heartbeat", "close_stale_trials", "closed_message", "first_beat"]
+__all__ = ["Heartbeat", "close_stale_trials", "closed_message", "fail_runs", "first_beat"]
 
 STALE_REASON = "stale: its process stopped (no heartbeat within the grace period)"
 
@@ -49,9 +44,9 @@ class Heartbeat:
                     adapter.record_heartbeat(self._study, trial_id)
 
     def __enter__(self) -> Heartbeat:
+        for trial_id in self._ids:
+            first_beat(self._study, trial_id)
         if self._interval:
-            for trial_id in self._ids:
-                adapter.record_heartbeat(self._study, trial_id)
             self._thread.start()
         return self
 
@@ -94,12 +89,16 @@ def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
         for trial_id, trial in running.items()
         if adapter.trial_state(study, trial_id) is optuna.trial.TrialState.FAIL
     ]
-    # Optuna refuses attributes on finished trials: the reason goes to MLflow (if MLflow
-    # is away, its next sync ends these runs).
+    fail_runs(tracker, failed, STALE_REASON)
+    return len(failed)
+
+
+def fail_runs(tracker: MlflowTracker, trials: list[Any], reason: str) -> None:
+    """End the failed trials' MLflow runs with ``reason`` (Optuna refuses attributes on
+    finished trials); if MLflow is away, its next sync ends them."""
     with contextlib.suppress(TrackingUnavailable):
         tracker.fail_abandoned_runs(
-            [t.number for t in failed],
-            [t.user_attrs.get(keys.PARENT_RUN, "") for t in failed],
-            STALE_REASON,
+            [t.number for t in trials],
+            [t.user_attrs.get(keys.PARENT_RUN, "") for t in trials],
+            reason,
         )
-    return len(failed)

@@ -9,13 +9,8 @@ __all__ = ["EpochSnapshot"]
 
 
 class EpochSnapshot:
-    """A study stand-in for pruners that answers ``get_trials`` from one snapshot per epoch.
-
-    A population reports every member's epoch at once; asking the storage for all trials
-    once per member (what ``Trial.should_prune`` does) reads the whole study each time. Pruners
-    compare a trial with *finished* trials, which cannot change during one epoch round, so
-    one snapshot per round gives the same decisions.
-    """
+    """A study stand-in for pruners that answers ``get_trials`` from one snapshot per epoch
+    round (pruners compare with *finished* trials, which cannot change during one round)."""
 
     def __init__(self, study: Any) -> None:
         self._study = study

@@ -1,22 +1,11 @@
-"""Riding out a dropped database connection.
+"""Riding out a dropped database connection (a restart, a fail-over, a terminated connection).
 
-A PostgreSQL storage shared by workers will, sooner or later, restart, fail over or have a
-connection terminated (``pg_terminate_backend``, an idle timeout, a proxy). Each such error
-is *transient*: the same call on a fresh connection works. So:
-
-* connections are checked before use (``pool_pre_ping``) and opened with a timeout
-  (:func:`engine_kwargs`);
-* opening the storage, every storage call (:func:`retrying_storage`) and every claim
-  (:func:`retry_transient`) is tried again on a transient error, after each delay of
-  :data:`bnsearch._reachable.DATABASE_RETRY` (the one place retry policies are set). A
-  server that is not there at all is not waited for: the study asks
-  :func:`bnsearch._reachable.probe` first and fails at once with the usual one-line error.
-
-Retrying a call whose first try did commit is harmless for every call bnsearch makes but
-two: creating a trial (a duplicate is created; it never gets a heartbeat, so it is failed
-as orphaned after the grace period and does not count) and telling a trial (the retry is
-refused as an update of a finished trial; the Optuna backend recognises its own result).
-"""
+Connections are checked before use and opened with a timeout (:func:`engine_kwargs`);
+opening the storage, every storage call (:func:`retrying_storage`) and every claim
+(:func:`retry_transient`) is tried again on a transient error, after each delay of
+:data:`bnsearch._reachable.DATABASE_RETRY`. A retried call whose first try did commit is
+harmless except for creating a trial (the duplicate never beats and is failed as orphaned)
+and telling one (refused as finished; the Optuna backend recognises its own result)."""
 
 from __future__ import annotations
 
@@ -47,22 +36,14 @@ T = TypeVar("T")
 
 
 def served(url: str) -> bool:
-    """Whether a storage URL names a database server, whose dropped connections are
-    retried. A SQLite file has no connection to lose; it waits for its own locks, and a
-    locked file is reported at once rather than after half a minute of retries."""
+    """Whether a storage URL names a database server (a SQLite file has no connection to lose)."""
     return not url.startswith("sqlite")
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
-    """SQLAlchemy engine arguments for a storage URL: live-checked pooled connections and,
-    for PostgreSQL, a connection timeout and no server-side prepared statements.
-
-    psycopg 3 prepares a statement on the server once it has run it a few times
-    (``prepare_threshold``); a prepared statement belongs to one server session, which a
-    transaction-pooling pooler (PgBouncer ``pool_mode = transaction``) does not keep for
-    a client between transactions, so the next transaction may land on a session that
-    never prepared it (``prepared statement "_pg3_0" does not exist``). ``None`` never
-    prepares, so the storage works the same with and without a pooler."""
+    """SQLAlchemy engine arguments: live-checked pooled connections and, for PostgreSQL, a
+    connection timeout and no server-side prepared statements (a transaction-pooling
+    pooler does not keep a client's session, so a prepared statement may be missing)."""
     if not served(url):
         return {}
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
@@ -95,8 +76,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 def retry_transient(call: Callable[[], T], on_retry: Callable[[str], None] | None = None) -> T:
-    """``call()``, tried again after each delay of ``DATABASE_RETRY`` while it fails
-    transiently."""
+    """``call()``, tried again after each delay of ``DATABASE_RETRY`` while it fails transiently."""
     for delay in (*DATABASE_RETRY.delays_s, None):
         try:
             return call()
@@ -136,9 +116,8 @@ def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
 
 @functools.cache
 def retrying_storage() -> type:
-    """Optuna's ``RDBStorage`` with every storage call retried on transient errors (a
-    subclass, so Optuna still caches it and beats with it as with its own), whose opening
-    checks the table schema one connection at a time (:func:`check_schema`)."""
+    """Optuna's ``RDBStorage`` with every storage call retried on transient errors, checking
+    the table schema one connection at a time (:func:`check_schema`)."""
     retrying = adapter.rdb_storage_wrapping(_retried)
 
     def __init__(self: Any, url: str, *args: Any, **kwargs: Any) -> None:
@@ -152,15 +131,8 @@ def retrying_storage() -> type:
 
 
 def check_schema(storage: Any) -> None:
-    """Optuna's check that the storage's table schema is this Optuna's, without holding a
-    connection while it opens another.
-
-    ``RDBStorage`` checks it inside an open session that then opens a second connection
-    (Alembic's); behind a transaction-pooling pooler each open transaction holds one of the
-    pool's few server connections, so as many workers opening their storage at once as the
-    pool has connections each hold one and wait for a second: a deadlock (PgBouncer gives
-    up after its ``query_wait_timeout``, and the retries meet the same). Here each
-    question is its own connection, one after the other."""
+    """Optuna's schema check, without holding a connection while it opens another (behind a
+    pooler, workers opening storages at once would each hold one and wait for a second)."""
     current, head = storage.get_current_version(), storage.get_head_version()
     if current == head:
         return

@@ -1,17 +1,9 @@
 """The Optuna backend's hooks of the paired-search loop (:mod:`bnsearch.backends._loop`).
 
-Claims of whole blocks under the study's claim lock (:mod:`._claims`), heartbeats and the
-stale trials of dead processes (:mod:`._heartbeat`, and :func:`close_dead_trials` for a
-process of this machine that is gone), the pruner asked once per epoch round
-(:mod:`._pruning`), and telling Optuna each outcome with its TrialResult stored on the trial.
-
-A full disk under the storage (:func:`bnsearch.errors.full_disk`) is raised as one
-:class:`~bnsearch.errors.StoreFullError` naming the storage: at once from a claim or a
-tell (nothing more can be stored; what is stored stays), after the batch is told when it
-was met by a pruner's report mid-training (training goes on: the pruner answers "no").
-Its trials left RUNNING (the disk took no FAIL either) are failed by the next run at once,
-their process being gone (:func:`close_dead_trials`), and retried in their blocks.
-"""
+A full disk under the storage is one :class:`~bnsearch.errors.StoreFullError` naming it: at
+once from a claim or a tell, after the batch is told when a pruner's report met it (the
+pruner then answers "no"). Trials it left RUNNING are failed by the next run at once
+(:func:`close_dead_trials`) and retried in their blocks."""
 
 from __future__ import annotations
 
@@ -27,7 +19,12 @@ from bnsearch._redact import redact_url
 from bnsearch.backends._loop import Member, Pruner
 from bnsearch.backends.optuna._ask import ask_confirmation
 from bnsearch.backends.optuna._claims import claim_batch
-from bnsearch.backends.optuna._heartbeat import Heartbeat, close_stale_trials, closed_message
+from bnsearch.backends.optuna._heartbeat import (
+    Heartbeat,
+    close_stale_trials,
+    closed_message,
+    fail_runs,
+)
 from bnsearch.backends.optuna._pruning import EpochSnapshot
 from bnsearch.backends.optuna._storage import (
     RESULT_ATTR,
@@ -37,7 +34,7 @@ from bnsearch.backends.optuna._storage import (
 )
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreFullError, full_disk, full_disk_message, naming_full_disk
-from bnsearch.tracking import MlflowTracker, TrackingUnavailable
+from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import Phase, TrialResult, TrialState, keys, process_alive
 
 __all__ = ["GONE_REASON", "OptunaSearcher", "close_dead_trials", "writing_storage"]
@@ -52,18 +49,11 @@ def writing_storage(config: StudyConfig) -> contextlib.AbstractContextManager[No
 
 
 def close_dead_trials(study: Any, tracker: MlflowTracker) -> int:
-    """Fail the trials a dead process left RUNNING and end their MLflow runs as FAILED;
-    how many there were.
-
-    A trial of a process of this machine that is gone (its ``bnsearch.worker`` is this
-    host and a pid no process has) is failed at once — as MLflow's study runs of such a
-    process are — so a run started right after one that stopped on a full disk, or was
-    killed, retries its trials without waiting out the grace period; a pid reused since,
-    and every other worker's trial, wait for the heartbeat rule
-    (:func:`~._heartbeat.close_stale_trials`). A live worker of another PID namespace under
-    the same host name would lose its trials to this rule (its results are then dropped as
-    taken over and retried): give such containers their own host names.
-    """
+    """Fail the trials a dead process left RUNNING and end their MLflow runs as FAILED; how
+    many there were. A process of this machine that is gone (by ``bnsearch.worker``'s host
+    and pid) loses its trials at once, any other by the heartbeat rule
+    (:func:`~._heartbeat.close_stale_trials`); containers sharing a host name would be
+    taken for each other: give them their own host names."""
     import optuna
 
     host, me = socket.gethostname(), os.getpid()
@@ -79,12 +69,7 @@ def close_dead_trials(study: Any, tracker: MlflowTracker) -> int:
             if full_disk(error):
                 raise
             # Another worker failed it first.
-    with contextlib.suppress(TrackingUnavailable):
-        tracker.fail_abandoned_runs(
-            [t.number for t in gone],
-            [t.user_attrs.get(keys.PARENT_RUN, "") for t in gone],
-            GONE_REASON,
-        )
+    fail_runs(tracker, gone, GONE_REASON)
     return len(gone) + close_stale_trials(study, tracker)
 
 
@@ -151,8 +136,7 @@ class OptunaSearcher:
             member.trial.set_user_attr(keys.PARENT_RUN, self.tracker.parent_run_id or "")
 
     def pruner(self) -> Pruner:
-        """Optuna's pruner; a report refused by a full disk answers "no" (the batch trains
-        on, and the fault is raised once it is told)."""
+        """Optuna's pruner; a report refused by a full disk answers "no" (raised once told)."""
         snapshot = EpochSnapshot(self.study)
         store = f"the Optuna storage {redact_url(self.config.resolved_storage)}"
 
@@ -201,9 +185,8 @@ class OptunaSearcher:
             raise full
 
     def abandon(self, members: list[Member]) -> str:
-        """Fail the batch's trials in Optuna (the next run retries them in their blocks). A
-        storage that is away as well must not hide the first error: its trials are then
-        failed as stale by the next run."""
+        """Fail the batch's trials in Optuna (retried by the next run); a storage that is
+        away as well must not hide the first error."""
         import optuna
 
         with contextlib.suppress(Exception):

@@ -64,8 +64,7 @@ def _pruner(config: StudyConfig) -> Any:
 
 
 def _check_driver(url: str) -> None:
-    """A ``postgresql://`` storage needs psycopg, which only the ``postgres`` extra installs:
-    refused in one line naming the extra, not with SQLAlchemy's traceback."""
+    """Refuse a ``postgresql://`` storage without psycopg in one line naming the extra."""
     if not url.startswith(("postgresql://", "postgresql+psycopg://")):
         return
     try:
@@ -122,8 +121,7 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
 
 
 def load_existing_study(config: StudyConfig) -> Any:
-    """An existing study, for reading only; a ConfigError naming the studies there if the
-    storage holds no study of that name."""
+    """An existing study, for reading only; a ConfigError naming the studies there if none."""
     import optuna
 
     storage, names = _rdb_storage(config)
@@ -187,18 +185,13 @@ _OPTUNA_STATE = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAILED": "FAIL"}
 
 
 def stored_result(trial: Any) -> str | None:
-    """The trial's result as JSON: a system attribute, so that optuna-dashboard's trial page
-    shows short attributes only (studies made before keep it as a user attribute)."""
+    """The trial's result as JSON: a system attribute (older studies: a user attribute)."""
     return trial.system_attrs.get(RESULT_ATTR) or trial.user_attrs.get(RESULT_ATTR)
 
 
 def results_from_study(study: Any) -> list[TrialResult]:
-    """Every finished trial of the study as a TrialResult, read from the Optuna storage.
-
-    A study that ran your own objective (:func:`~._your_objective.paired_objective`) is
-    read from its trials' values and blocks. Only results Optuna agrees with: a result
-    stored just before its trial was failed (an interrupt, or another process taking the
-    trial over) is not an outcome; the trial's retry is."""
+    """Every finished trial of the study as a TrialResult (your own objective's from its
+    values and blocks); a result stored just before its trial was failed is left out."""
     from bnsearch.backends.optuna._your_objective import your_trial_result
 
     results = []
@@ -231,10 +224,8 @@ def stored_trials(study: Any) -> StoredTrials:
 
 
 def is_outcome(trial: Any) -> bool:
-    """Whether a trial holds a result that counts: finished, in flight (running or
-    waiting), or failed *with* a result of its own (it diverged). A trial failed by an
-    interrupt or a dead process has none (or a result stored just before the interrupt
-    failed it)."""
+    """Whether a trial holds a result that counts: finished, in flight, or failed *with* a
+    result of its own (it diverged), not by an interrupt or a dead process."""
     import optuna
 
     if trial.state is not optuna.trial.TrialState.FAIL:
@@ -244,10 +235,7 @@ def is_outcome(trial: Any) -> bool:
 
 
 def search_trial_count(study: Any) -> int:
-    """Search-phase trials that count towards ``target_trials``, from any worker: those
-    with an outcome (complete, pruned, failed with a result of their own such as a
-    divergence) or in flight. Trials lost to an interrupt or a dead worker do not count;
-    they are retried in their block (see :func:`~._claims.blocks_to_complete`)."""
+    """Every worker's search trials that count towards ``target_trials`` (:func:`is_outcome`)."""
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
@@ -265,23 +253,15 @@ IMPORTANCE_MAX_TRIALS = 300
 
 
 def study_importances(study: Any) -> dict[str, float]:
-    """fANOVA importance (Hutter et al. 2014; Optuna's ``FanovaImportanceEvaluator``, seeded)
-    of each hyperparameter over the completed trials: the share of the final val_loss's
-    variance each one explains over the whole space.
-
-    Not Optuna 5's default, PED-ANOVA, which asks what separates the top trials from the
-    rest: on the default study, where `before` wins every block, it gave placement no share,
-    contradicting the verdict, while fANOVA gives placement the largest share. The verdict
-    itself is the paired effect; this line only ranks what else moved the loss."""
+    """Seeded fANOVA importance of each hyperparameter over the completed trials (not
+    PED-ANOVA, which on the default study gave placement no share against the verdict)."""
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 4:
         return {}
     if len(complete) > IMPORTANCE_MAX_TRIALS:
-        # fANOVA's time grows faster than the trials (see IMPORTANCE_MAX_TRIALS); a seeded
-        # sample, in a study of its own in memory (created without Optuna's INFO line),
-        # estimates the same shares.
+        # A seeded sample in a study of its own in memory (without Optuna's INFO line).
         sample = random.Random(IMPORTANCE_SEED).sample(complete, IMPORTANCE_MAX_TRIALS)
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,13 +1,5 @@
-"""Paired blocks and a verdict for a study that runs a person's own Optuna objective.
-
-bnsearch's verdict compares placements within *blocks*: trials that share every other
-hyperparameter and the seed. :func:`paired_objective` makes a person's training function
-into an objective whose trials form such blocks: the first trial of a block draws its
-parameters from the sampler (placement included) and enqueues the block's other placements
-with the same values and the same seed; :func:`study_verdict` reads the blocks back and
-answers both questions by the anytime-valid rule, which may be read after any trial;
-:class:`MlflowCallback` logs the study to MLflow as bnsearch logs its own.
-"""
+"""Paired blocks and a verdict for a study that runs a person's own Optuna objective: the face
+of :func:`bnsearch.paired_objective`, :func:`bnsearch.verdict` and :class:`MlflowCallback`."""
 
 from __future__ import annotations
 
@@ -26,19 +18,7 @@ _CONFIG_FIELDS = set(BNConfig.__dataclass_fields__)
 def paired_objective(
     fit: Callable[[BNConfig, int], float], space: SearchSpace | None = None
 ) -> Callable[[Any], float]:
-    """An Optuna objective whose trials form paired blocks of every placement.
-
-    Args:
-        fit: your training function: takes the trial's configuration and its seed
-            (shared by the block's trials, so each placement starts from the same weights
-            and batches) and returns the final validation loss.
-        space: the search space; bnsearch's default space if None.
-
-    Returns:
-        An objective for ``study.optimize``. Each block's first trial draws its parameters
-        from the sampler and enqueues the other placements with the same values; run a
-        multiple of ``len(space.placement)`` trials to end on whole blocks.
-    """
+    """:func:`bnsearch.paired_objective`: a block's first trial enqueues its other placements."""
     space = space or SearchSpace()
 
     def objective(trial: Any) -> float:
@@ -59,22 +39,7 @@ def paired_objective(
 
 
 def study_verdict(study: Any, threshold: float | None = None, until: str = "settled") -> Verdict:
-    """Both answers from the paired blocks of an Optuna study of your own.
-
-    Args:
-        study: an ``optuna.Study`` whose objective is :func:`paired_objective` (or one that
-            sets the user attribute ``bnsearch.block`` on each trial of a block and uses
-            bnsearch's parameter names), minimizing the final validation loss.
-        threshold: the smallest difference that matters (bnsearch's default if None).
-        until: ``settled`` reads the anytime-valid intervals, valid after any trial;
-            ``budget`` the bootstrap interval and Wilcoxon test, read once at the end.
-
-    Returns:
-        The verdict: ``bn`` answers "does BN help here?", ``placement`` "before or after?".
-
-    Raises:
-        ConfigError: the study has no paired blocks (the message says how to make them).
-    """
+    """:func:`bnsearch.verdict` of an Optuna study (its trials with ``bnsearch.block``)."""
     from bnsearch.config import DEFAULT_THRESHOLD
 
     results = [your_trial_result(trial) for trial in study.trials]
