@@ -122,10 +122,6 @@ class _PairedSearch:
     log: Callable[[str], None]
     advised: bool = False  # the divergence advice is said once a run
 
-    @property
-    def _on_batch(self) -> BatchCallback | None:
-        return getattr(self.on_result, "on_batch", None)
-
     def run(self) -> list[TrialResult]:
         results = self._search()
         if results and self.config.confirm_seeds:
@@ -163,15 +159,11 @@ class _PairedSearch:
             look += 1
             batch = self._train(members, look)
             results.extend(batch)
-            self._advise(batch)
+            if not self.advised and (advice := divergence_advice(config, batch)):
+                self.log(advice)  # once a run
+                self.advised = True
             stop_after_failures(results, batch)
         return results
-
-    def _advise(self, batch: list[TrialResult]) -> None:
-        """Say once a run when a batch's learning rates ran away (and what to try)."""
-        if not self.advised and (advice := divergence_advice(self.config, batch)):
-            self.log(advice)
-            self.advised = True
 
     def _confirm(self) -> list[TrialResult]:
         """Re-train each placement's best configuration with fresh seeds (paired by seed)."""
@@ -183,17 +175,11 @@ class _PairedSearch:
     def _train(self, members: list[Member], look: int) -> list[TrialResult]:
         """Start the runs, train, tell and end the runs (in flight throughout, MLflow
         included); a full disk under MLflow met on the way stops the study here."""
-        results = self._train_in_flight(members, look)
-        if (full := self.tracker.connection.full) is not None:
-            raise full
-        return results
-
-    def _train_in_flight(self, members: list[Member], look: int) -> list[TrialResult]:
         run_ids: list[str | None] = []
         finished: set[int] = set()
         with self.searcher.in_flight(members):
             try:
-                return self._train_and_tell(members, look, run_ids, finished)
+                results = self._train_and_tell(members, look, run_ids, finished)
             except BaseException as error:
                 # The store first: nothing stays in flight there (retried by the next run),
                 # then MLflow ends the runs that did not finish.
@@ -206,6 +192,9 @@ class _PairedSearch:
                     # The one line the command prints on its way out (stderr).
                     raise KeyboardInterrupt(f"bnsearch: interrupted; {said}.") from None
                 raise
+        if (full := self.tracker.connection.full) is not None:
+            raise full
+        return results
 
     def _train_and_tell(
         self, members: list[Member], look: int, run_ids: list[str | None], finished: set[int]
@@ -229,7 +218,8 @@ class _PairedSearch:
 
         specs = [member.spec for member in members]
         keep = keeps_models(self.config, specs)
-        if (on_batch := self._on_batch) is not None:
+        on_batch: BatchCallback | None = getattr(self.on_result, "on_batch", None)
+        if on_batch is not None:
             on_batch(members[0].spec.phase, look, len(members), self.config.network.epochs)
         trained = self.engine.train(
             specs, self.dataset, self.config.network, on_epoch, keep_models=keep

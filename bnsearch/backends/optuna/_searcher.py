@@ -26,12 +26,7 @@ from bnsearch.backends.optuna._heartbeat import (
     fail_runs,
 )
 from bnsearch.backends.optuna._pruning import EpochSnapshot
-from bnsearch.backends.optuna._storage import (
-    RESULT_ATTR,
-    RUN_ID_ATTR,
-    results_from_study,
-    search_trial_count,
-)
+from bnsearch.backends.optuna._storage import RUN_ID_ATTR, results_from_study, search_trial_count
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreFullError, full_disk, full_disk_message, naming_full_disk
 from bnsearch.tracking import MlflowTracker
@@ -163,7 +158,7 @@ class OptunaSearcher:
         stored = result.to_json()
         try:
             with self._writing():
-                adapter.set_trial_system_attr(study, trial, RESULT_ATTR, stored)
+                adapter.set_trial_system_attr(study, trial, keys.RESULT, stored)
                 if result.state is TrialState.FAILED:
                     trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
                 if result.state is TrialState.COMPLETE:

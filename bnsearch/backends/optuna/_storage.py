@@ -22,7 +22,6 @@ from bnsearch.errors import ConfigError, StoreError, first_line
 from bnsearch.trial import Phase, StoredTrials, TrialResult, keys
 
 __all__ = [
-    "RESULT_ATTR",
     "stored_result",
     "RUN_ID_ATTR",
     "is_outcome",
@@ -34,7 +33,6 @@ __all__ = [
     "study_importances",
 ]
 
-RESULT_ATTR = keys.RESULT
 RUN_ID_ATTR = "mlflow_run_id"
 
 
@@ -186,7 +184,7 @@ _OPTUNA_STATE = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAILED": "FAIL"}
 
 def stored_result(trial: Any) -> str | None:
     """The trial's result as JSON: a system attribute (older studies: a user attribute)."""
-    return trial.system_attrs.get(RESULT_ATTR) or trial.user_attrs.get(RESULT_ATTR)
+    return trial.system_attrs.get(keys.RESULT) or trial.user_attrs.get(keys.RESULT)
 
 
 def results_from_study(study: Any) -> list[TrialResult]:
