@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from bnsearch.config import StudyConfig
@@ -23,31 +24,17 @@ BatchCallback = Callable[[Phase, int, int, int], None]
 this run's batches of ``phase`` from 1)."""
 
 
-class StudyReader(Protocol):
+@dataclass(frozen=True)
+class StudyReader:
     """An existing study read back from its backend's store, without opening it for
     training (``sync``, ``report``, ``export``, ``replay``, a sweep's verdict)."""
 
-    @property
-    def tags(self) -> dict[str, str]:
-        """Tags naming the study in its store, for the MLflow runs made from it."""
-
-    @property
-    def data_fingerprint(self) -> str:
-        """The fingerprint of the data the study was run on ("unknown" if not recorded)."""
-
-    @property
-    def unpaired_reason(self) -> str | None:
-        """Why the study's trials are not paired blocks (no paired verdict), or None."""
-
-    @property
-    def no_ranking_reason(self) -> str | None:
-        """Why the study's validation rows cannot rank the placements, or None."""
-
-    def stored_trials(self) -> StoredTrials:
-        """What the store holds, read afresh at each call (another process may write it)."""
-
-    def importances(self) -> dict[str, float]:
-        """Each hyperparameter's importance over the completed trials ({} if unknown)."""
+    tags: dict[str, str]  # naming the study in its store, for the MLflow runs made from it
+    data_fingerprint: str  # of the data the study was run on ("unknown" if not recorded)
+    unpaired_reason: str | None  # why its trials are not paired blocks (no paired verdict)
+    no_ranking_reason: str | None  # why its validation rows cannot rank the placements
+    stored_trials: Callable[[], StoredTrials]  # read afresh at each call
+    importances: Callable[[], dict[str, float]]  # each hyperparameter's ({} if unknown)
 
 
 class Backend(Protocol):

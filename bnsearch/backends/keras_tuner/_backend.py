@@ -21,7 +21,7 @@ from bnsearch import errors
 from bnsearch._interrupts import install_handlers, raise_if_stopped
 from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._redact import redact_url
-from bnsearch.backends._base import ResultCallback
+from bnsearch.backends._base import ResultCallback, StudyReader
 from bnsearch.backends._budget import paired_budget, up_to_date_message
 from bnsearch.backends._loop import run_paired_search
 from bnsearch.backends.keras_tuner._files import (
@@ -381,43 +381,6 @@ def _unpaired_reason(tuner: str) -> str | None:
     )
 
 
-@dataclass(frozen=True)
-class KerasTunerStudyReader:
-    """An existing Keras Tuner project, read back without opening it for training."""
-
-    config: StudyConfig
-    folder: Path
-
-    @property
-    def _state(self) -> dict[str, Any]:
-        path = self.folder / _STATE_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    @property
-    def tags(self) -> dict[str, str]:
-        return {"keras_tuner.study": self.config.resolved_study_name}
-
-    @property
-    def data_fingerprint(self) -> str:
-        return str(self._state.get("data_fingerprint", "unknown"))
-
-    @property
-    def no_ranking_reason(self) -> str | None:
-        return self._state.get("no_ranking_reason") or None
-
-    @property
-    def unpaired_reason(self) -> str | None:
-        return _unpaired_reason(self._state.get("tuner") or self.config.tuner)
-
-    def stored_trials(self) -> StoredTrials:
-        # One invocation runs a Keras Tuner project at a time (the study lock): when none
-        # runs, no trial is in flight.
-        return StoredTrials(results_from_project(self.folder))
-
-    def importances(self) -> dict[str, float]:
-        return {}
-
-
 @dataclass
 class KerasTunerBackend:
     """Keras Tuner's oracle decides what to try; the project folder is the study's store."""
@@ -447,7 +410,7 @@ class KerasTunerBackend:
         return f"{folder} ({len(results_from_project(folder))} trials)"
 
     @classmethod
-    def read(cls, config: StudyConfig) -> KerasTunerStudyReader:
+    def read(cls, config: StudyConfig) -> StudyReader:
         folder = project_dir(config)
         if not folder.is_dir():
             raise ConfigError(
@@ -455,7 +418,17 @@ class KerasTunerBackend:
                 f"(tracking store {redact_url(config.resolved_tracking_uri)}); pass "
                 "--study-name and --tracking-uri as the study was run."
             )
-        return KerasTunerStudyReader(config, folder)
+        path = folder / _STATE_FILE
+        state = json.loads(path.read_text()) if path.exists() else {}
+        return StudyReader(
+            tags={"keras_tuner.study": config.resolved_study_name},
+            data_fingerprint=str(state.get("data_fingerprint", "unknown")),
+            unpaired_reason=_unpaired_reason(state.get("tuner") or config.tuner),
+            no_ranking_reason=state.get("no_ranking_reason") or None,
+            # One process runs a project at a time (the study lock): none is in flight.
+            stored_trials=lambda: StoredTrials(results_from_project(folder)),
+            importances=lambda: {},
+        )
 
     def open(self) -> list[str]:
         self.folder = prepare_project(self.config, self.dataset)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from bnsearch._redact import redact_url
-from bnsearch.backends._base import ResultCallback
+from bnsearch.backends._base import ResultCallback, StudyReader
 from bnsearch.backends._budget import paired_budget, up_to_date_message
 from bnsearch.backends._loop import run_paired_search
 from bnsearch.backends.optuna._heartbeat import closed_message
@@ -28,33 +28,7 @@ from bnsearch.stats import Verdict
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import StoredTrials, TrialResult, keys
 
-__all__ = ["OptunaBackend", "OptunaStudyReader"]
-
-
-@dataclass(frozen=True)
-class OptunaStudyReader:
-    """An existing Optuna study, read back without opening it for training."""
-
-    study: Any
-    unpaired_reason: ClassVar[str | None] = None
-
-    @property
-    def tags(self) -> dict[str, str]:
-        return {"optuna.study": self.study.study_name}
-
-    @property
-    def data_fingerprint(self) -> str:
-        return str(self.study.user_attrs.get(keys.DATA_FINGERPRINT, "unknown"))
-
-    @property
-    def no_ranking_reason(self) -> str | None:
-        return self.study.user_attrs.get(keys.NO_RANKING) or None
-
-    def stored_trials(self) -> StoredTrials:
-        return stored_trials(self.study)
-
-    def importances(self) -> dict[str, float]:
-        return study_importances(self.study)
+__all__ = ["OptunaBackend"]
 
 
 @dataclass
@@ -122,8 +96,16 @@ class OptunaBackend:
         return f"{redact_url(config.resolved_storage)} ({len(study.trials)} trials)"
 
     @classmethod
-    def read(cls, config: StudyConfig) -> OptunaStudyReader:
-        return OptunaStudyReader(load_existing_study(config))
+    def read(cls, config: StudyConfig) -> StudyReader:
+        study = load_existing_study(config)
+        return StudyReader(
+            tags={"optuna.study": study.study_name},
+            data_fingerprint=str(study.user_attrs.get(keys.DATA_FINGERPRINT, "unknown")),
+            unpaired_reason=None,
+            no_ranking_reason=study.user_attrs.get(keys.NO_RANKING) or None,
+            stored_trials=lambda: stored_trials(study),
+            importances=lambda: study_importances(study),
+        )
 
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
