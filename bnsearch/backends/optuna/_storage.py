@@ -170,8 +170,7 @@ def open_study(config: StudyConfig, dataset: Dataset) -> Any:
                 )
     for key, value in expected.items():
         study.set_user_attr(key, value)
-    # why its validation rows cannot rank the placements ("" if they can), for a verdict
-    # rebuilt without the data (report, sweep)
+    # for a verdict rebuilt without the data (report, sweep)
     study.set_user_attr(keys.NO_RANKING, dataset.degenerate_validation or "")
     with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -241,12 +240,10 @@ def search_trial_count(study: Any) -> int:
     )
 
 
-#: The importance evaluator's seed: fANOVA fits a random forest, so the same study gives the
-#: same importances only when it is seeded.
+#: The importance evaluator's seed (fANOVA fits a random forest).
 IMPORTANCE_SEED = 0
-#: The most completed trials the importances are computed from (a seeded sample beyond):
-#: fANOVA's time grows faster than the trials, and a sample of 300 gives the same shares
-#: (the docs' Benchmarks page). Every shipped study is computed whole.
+#: The most completed trials the importances are computed from (a seeded sample beyond: the
+#: same shares, the Benchmarks page shows).
 IMPORTANCE_MAX_TRIALS = 300
 
 
