@@ -15,8 +15,6 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["deferred", "install_handlers", "raise_if_stopped", "stop_requested"]
-
 _STOP = threading.Event()
 _deferring = 0  # how many deferred() sections the main thread is in
 

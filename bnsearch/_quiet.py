@@ -8,8 +8,6 @@ import re
 import sys
 import tempfile
 
-__all__ = ["import_tensorflow_quietly"]
-
 _NOISE = re.compile(
     r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions:)"

@@ -10,8 +10,6 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["DATABASE_RETRY", "MLFLOW_RETRY", "TIMEOUT_S", "RetryPolicy", "probe"]
-
 
 @dataclass(frozen=True)
 class RetryPolicy:

@@ -13,8 +13,6 @@ from bnsearch.stats import Verdict
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import Phase, StoredTrials, TrialResult
 
-__all__ = ["Backend", "BatchCallback", "ResultCallback", "StudyReader"]
-
 ResultCallback = Callable[[TrialResult], None]
 """Called with each trial's result as soon as it is recorded; optional ``on_batch``
 (:data:`BatchCallback`) and ``on_epoch()`` attributes hear of batches and epochs."""

@@ -11,14 +11,6 @@ from bnsearch.config import StudyConfig
 from bnsearch.stats import ALPHA, ASKED, QUESTION_TEXT, min_blocks_to_settle, verdict_for
 from bnsearch.trial import Phase, TrialResult
 
-__all__ = [
-    "batch_room",
-    "cannot_settle_notice",
-    "paired_budget",
-    "settled_verdict",
-    "up_to_date_message",
-]
-
 
 def _settled_on(question: str) -> str:
     """What a run until settled stops on, in its plan's words: ``“before or after?” is``."""

@@ -11,8 +11,6 @@ from bnsearch.config import StudyConfig
 from bnsearch.stats import diverged
 from bnsearch.trial import Phase, TrialResult, TrialState, failure_epoch
 
-__all__ = ["DIVERGED_SHARE", "divergence_advice"]
-
 #: The share of a batch's search trials that must diverge before the study advises.
 DIVERGED_SHARE = 0.25
 

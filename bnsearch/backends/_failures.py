@@ -7,8 +7,6 @@ from collections import Counter
 from bnsearch.errors import StudyFailedError
 from bnsearch.trial import TrialResult, TrialState, failure_kind
 
-__all__ = ["MAX_CONSECUTIVE_FAILED_BATCHES", "stop_after_failures"]
-
 MAX_CONSECUTIVE_FAILED_BATCHES = 3
 
 

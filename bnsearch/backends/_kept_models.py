@@ -10,8 +10,6 @@ from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.trial import Phase, TrialSpec
 
-__all__ = ["keeps_models", "log_kept_models"]
-
 
 def keeps_models(config: StudyConfig, specs: Sequence[TrialSpec]) -> bool:
     """Whether this batch's models are kept: a confirmation round of a study that asks."""

@@ -34,8 +34,6 @@ from bnsearch.stats import best_per_placement
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import Phase, TrialResult, TrialSpec
 
-__all__ = ["TAKEN_OVER", "Member", "PairedSearcher", "Pruner", "run_paired_search"]
-
 TAKEN_OVER = (
     "taken over: another process failed this trial as stale while it trained; its result is "
     "dropped and the trial is retried in its block"

@@ -13,8 +13,6 @@ from bnsearch.stats import Verdict
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import TrialResult, keys
 
-__all__ = ["YourStudyRuns"]
-
 
 class YourStudyRuns:
     """The parent run of a study of your own and a child run per trial, in the experiment

@@ -10,8 +10,6 @@ from bnsearch.data import Dataset
 from bnsearch.networks import NetworkSettings
 from bnsearch.trial import SearchSpace, TrialResult, TrialSpec
 
-__all__ = ["Engine", "EpochCallback", "TrainOutput"]
-
 EpochCallback = Callable[[int, int, dict[str, float]], bool]
 """``(index into specs, epoch starting at 0, that epoch's metrics) -> stop this trial?``
 

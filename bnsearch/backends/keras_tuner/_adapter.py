@@ -10,13 +10,6 @@ from typing import Any
 
 from bnsearch.backends.keras_tuner._files import write_atomically
 
-__all__ = [
-    "make_keras_tuner_saves_atomic",
-    "screened_bayesian_class",
-    "set_project_dir",
-    "stopped_on_consecutive_failures",
-]
-
 
 def set_project_dir(oracle: Any, folder: Path) -> None:
     """Keep ``oracle``'s files in ``folder`` (a tuner does this for the oracles it owns)."""

@@ -50,7 +50,6 @@ from bnsearch.trial import (
     trial_seed,
 )
 
-__all__ = ["KerasTunerBackend", "project_dir"]
 _STATE_FILE = "bnsearch_study.json"
 _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
 

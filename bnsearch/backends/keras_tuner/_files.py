@@ -9,8 +9,6 @@ from pathlib import Path
 from bnsearch.errors import StoreError
 from bnsearch.trial import TrialResult
 
-__all__ = ["append_result", "repair_results", "results_from_project", "write_atomically"]
-
 _RESULTS_FILE = "bnsearch_results.jsonl"
 
 

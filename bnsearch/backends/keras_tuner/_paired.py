@@ -32,8 +32,6 @@ from bnsearch.trial import (
     trial_seed,
 )
 
-__all__ = ["CONFIRM_BASE", "KerasTunerSearcher", "open_oracle", "search_count"]
-
 #: Confirmation trials are numbered from here, clear of the oracle's trial ids.
 CONFIRM_BASE = 1_000_000
 _BLOCKS_FILE = "bnsearch_blocks.json"

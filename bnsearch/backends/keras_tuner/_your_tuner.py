@@ -11,8 +11,6 @@ from bnsearch.backends._your_runs import YourStudyRuns, no_blocks
 from bnsearch.stats import Verdict, verdict_for
 from bnsearch.trial import METRICS, BNConfig, TrialResult, TrialSpec, TrialState
 
-__all__ = ["log_tuner", "paired_oracle_class", "trial_config", "tuner_verdict"]
-
 _STATES = {"COMPLETED": TrialState.COMPLETE, "STOPPED": TrialState.PRUNED}
 #: Where :func:`log_tuner` keeps each trial's per-epoch logs on the tuner.
 _EPOCHS = "bnsearch_epochs"

@@ -7,21 +7,6 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-__all__ = [
-    "create_running_trial",
-    "fail_trial",
-    "grace_period",
-    "heartbeat_interval",
-    "orphaned_trial_ids",
-    "rdb_storage_wrapping",
-    "record_heartbeat",
-    "sql_engine",
-    "set_trial_system_attr",
-    "study_id",
-    "trial_id",
-    "trial_state",
-]
-
 
 def _storage(study: Any) -> Any:
     return study._storage

@@ -22,8 +22,6 @@ from bnsearch.trial import (
     trial_seed,
 )
 
-__all__ = ["ask_block", "ask_confirmation", "claim_trial"]
-
 
 def _spec_attrs(spec: TrialSpec) -> dict[str, Any]:
     """What every trial records about itself: seed, phase, block and worker (``host:pid``)."""

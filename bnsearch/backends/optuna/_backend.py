@@ -28,8 +28,6 @@ from bnsearch.stats import Verdict
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import StoredTrials, TrialResult, keys
 
-__all__ = ["OptunaBackend"]
-
 
 @dataclass
 class OptunaBackend:

@@ -49,17 +49,6 @@ from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreError
 from bnsearch.trial import Phase, keys
 
-__all__ = [
-    "CLAIM_LOG",
-    "LOCK_HOLD_LIMIT_S",
-    "LOCK_TIMEOUT_S",
-    "Repair",
-    "blocks_to_complete",
-    "claim_batch",
-    "claim_lock",
-]
-
-
 #: Each claim's timing at DEBUG (read by ``tests/support/worker_bench.py``).
 CLAIM_LOG = logging.getLogger("bnsearch.claims")
 #: The longest a worker waits for the SQLite claim lock (a claim takes well under a second).

@@ -13,8 +13,6 @@ from bnsearch.backends.optuna._retry import retry_transient
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable
 from bnsearch.trial import keys
 
-__all__ = ["Heartbeat", "close_stale_trials", "closed_message", "fail_runs", "first_beat"]
-
 STALE_REASON = "stale: its process stopped (no heartbeat within the grace period)"
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["EpochSnapshot"]
-
 
 class EpochSnapshot:
     """A study stand-in for pruners that answers ``get_trials`` from one snapshot per epoch

@@ -20,15 +20,6 @@ from bnsearch._interrupts import raise_if_stopped
 from bnsearch._reachable import DATABASE_RETRY
 from bnsearch.errors import first_line
 
-__all__ = [
-    "check_schema",
-    "engine_kwargs",
-    "is_transient",
-    "retry_transient",
-    "retrying_storage",
-    "served",
-]
-
 #: How long opening a database connection may take.
 CONNECT_TIMEOUT_S = 8
 

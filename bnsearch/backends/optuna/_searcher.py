@@ -32,8 +32,6 @@ from bnsearch.errors import StoreFullError, full_disk, full_disk_message, naming
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import Phase, TrialResult, TrialState, keys, process_alive
 
-__all__ = ["GONE_REASON", "OptunaSearcher", "close_dead_trials", "writing_storage"]
-
 GONE_REASON = "stale: its process on this machine is gone"
 
 

@@ -21,18 +21,6 @@ from bnsearch.data import Dataset
 from bnsearch.errors import ConfigError, StoreError, first_line
 from bnsearch.trial import Phase, StoredTrials, TrialResult, keys
 
-__all__ = [
-    "stored_result",
-    "RUN_ID_ATTR",
-    "is_outcome",
-    "load_existing_study",
-    "open_study",
-    "results_from_study",
-    "search_trial_count",
-    "stored_trials",
-    "study_importances",
-]
-
 RUN_ID_ATTR = "mlflow_run_id"
 
 

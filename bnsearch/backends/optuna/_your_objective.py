@@ -10,8 +10,6 @@ from bnsearch.backends._your_runs import YourStudyRuns, no_blocks
 from bnsearch.stats import Verdict, verdict_for
 from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialState, keys
 
-__all__ = ["MlflowCallback", "paired_objective", "study_verdict", "your_trial_result"]
-
 _CONFIG_FIELDS = set(BNConfig.__dataclass_fields__)
 
 

@@ -26,8 +26,6 @@ from bnsearch.errors import ConfigError
 from bnsearch.networks import FAMILIES, LayerGraph, NetworkSettings, network_graph, probe_configs
 from bnsearch.trial import SearchSpace, TrialRecorder, TrialResult, TrialSpec, TrialState
 
-__all__ = ["MEMORY_LIMIT_BYTES", "PopulationEngine", "check_memory", "estimate_memory_bytes"]
-
 # Bytes kept per (member, batch row, value of an op's output) for backprop: the value and
 # its gradient, and room for a BN's or a mask's temporaries.
 _BYTES_PER_ACTIVATION = 4 * 4

@@ -33,8 +33,6 @@ from bnsearch.networks import (
 from bnsearch.networks import seeded_initializer as initializer_of
 from bnsearch.trial import BNConfig, TrialSpec, layer_seed
 
-__all__ = ["Population", "SlotUse", "graph_for", "graph_or_reason"]
-
 _BEFORE = ("before", "before_output")
 
 
