@@ -32,16 +32,16 @@ def _assert_glance(lines: list[str], most: int = 25) -> None:
         assert line.isascii(), line
 
 
-@pytest.mark.trains
-def test_the_default_study_and_its_report_end_with_the_verdict_at_a_glance(tmp_path, cli):
-    study = cli("study", cwd=tmp_path)
-
-    assert study.returncode == 0, study.stderr[-2000:]
-    summary = _after_progress(study.stdout)
+def assert_the_default_study_ends_with_the_verdict_at_a_glance(study_stdout: str, command) -> None:
+    """What README's first command prints, and what ``report`` then reads back from its store:
+    called by ``tests/test_wheel.py`` on the command run from the built wheel (one default
+    study for both checks). ``command(*args)`` runs ``python -m bnsearch ARGS`` in the study's
+    folder and returns ``(returncode, stdout, stderr)``."""
+    summary = _after_progress(study_stdout)
     _assert_glance(summary)
     # Counted from the line that says the study settled, the progress lines of the
     # confirmation round aside, the end of the study still fits 25 lines:
-    lines = study.stdout.splitlines()
+    lines = study_stdout.splitlines()
     settled = next(i for i, line in enumerate(lines) if line.startswith("bnsearch: settled "))
     _assert_glance([line for line in lines[settled:] if not line.startswith("[")])
     text = "\n".join(summary)
@@ -54,19 +54,20 @@ def test_the_default_study_and_its_report_end_with_the_verdict_at_a_glance(tmp_p
     for detail in ("Wilcoxon", "d_z", "importance:", "95% CI"):
         assert detail not in text
 
-    plain = cli("report", "--study-name", "bnsearch-synthetic", cwd=tmp_path)
-    assert plain.returncode == 0, plain.stderr[-2000:]
-    _assert_glance(plain.stdout.splitlines())
-    glance = [line for line in plain.stdout.splitlines() if line.startswith("Verdict: ")]
+    code, plain, err = command("report", "--study-name", "bnsearch-synthetic")
+    assert code == 0, err[-2000:]
+    assert plain.startswith("Verdict: "), plain[:500]
+    _assert_glance(plain.splitlines())
+    glance = [line for line in plain.splitlines() if line.startswith("Verdict: ")]
     assert glance and glance[0] in summary  # the same verdict, read back from the store
-    assert "Wilcoxon" not in plain.stdout
+    assert "Wilcoxon" not in plain
 
-    verbose = cli("report", "--study-name", "bnsearch-synthetic", "--verbose", cwd=tmp_path)
-    assert verbose.returncode == 0, verbose.stderr[-2000:]
-    assert verbose.stdout.isascii()
+    code, verbose, err = command("report", "--study-name", "bnsearch-synthetic", "--verbose")
+    assert code == 0, err[-2000:]
+    assert verbose.isascii()
     for detail in ("Wilcoxon", "Holm", "d_z", "importance:", "95% CI", "anytime-valid CS"):
-        assert detail in verbose.stdout
-    assert verbose.stdout.startswith(plain.stdout.split("report written")[0])
+        assert detail in verbose
+    assert verbose.startswith(plain.split("report written")[0])
 
 
 def _tiny_study(cli, tiny_csv, folder, name, *flags):

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_verdict_glance import assert_the_default_study_ends_with_the_verdict_at_a_glance
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -85,10 +87,12 @@ def test_the_pages_commands_work_from_an_empty_folder(wheel_python, tmp_path):
     assert study.returncode == 0, study.stderr[-3000:]
     assert "\nVerdict: " in study.stdout and "MLflow UI: python -m bnsearch ui" in study.stdout
 
-    report = _run(python, tmp_path, "-m", "bnsearch", "report", "--study-name",
-                  "bnsearch-synthetic")  # fmt: skip
-    assert report.returncode == 0, report.stderr[-2000:]
-    assert report.stdout.startswith("Verdict: "), report.stdout[:500]
+    def command(*args: str) -> tuple[int, str, str]:
+        done = _run(python, tmp_path, "-m", "bnsearch", *args)
+        return done.returncode, done.stdout, done.stderr
+
+    # The glance of the default study, and `report` reading it back (plain and --verbose):
+    assert_the_default_study_ends_with_the_verdict_at_a_glance(study.stdout, command)
 
     examples = _run(python, tmp_path, "-m", "bnsearch", "examples", "studies")
     assert examples.returncode == 0, examples.stderr[-2000:]
