@@ -1,9 +1,7 @@
 """The networks trials train: built-in families, your own model rewritten, public blocks.
 
-The builder makes the built-in families; ``--model`` networks are rewritten into each
-placement by one rule (:mod:`._rewrite`); every network the population engine trains is
-read by that rule into one layer graph (:mod:`._graph`); :mod:`.blocks` is the public face
-for builders.
+``--model`` networks are rewritten by one rule (:mod:`._rewrite`), by which every network
+the population engine trains is read into one layer graph (:mod:`._graph`).
 """
 
 from __future__ import annotations
@@ -19,12 +17,7 @@ from bnsearch.networks._builder import (
 )
 from bnsearch.networks._builder_rule import builder_differs, probe_configs
 from bnsearch.networks._describe import describe_network, summarize_network
-from bnsearch.networks._graph import (
-    GraphOp,
-    LayerGraph,
-    network_graph,
-    seeded_initializer,
-)
+from bnsearch.networks._graph import GraphOp, LayerGraph, network_graph, seeded_initializer
 from bnsearch.networks._rewrite import (
     ModelPlan,
     check_model_fits,

@@ -10,8 +10,7 @@ defaults) the layers are, per placement::
     before_output:  as ``before``, plus Dense → BN → softmax at the output
     input:          BN → Dense → tanh → Dropout → ... (no other BN)
 
-The cnn family, a ``builder``, a ``--model``, regression, the optimiser and the
-initialisers are described in the docs (*Your model*, *The search space*).
+The rest (cnn, ``builder``, ``--model``, regression): the docs, *Your model*.
 """
 
 from __future__ import annotations
@@ -41,12 +40,10 @@ __all__ = [
     "NetworkSettings",
     "build_model",
     "compile_model",
-    "initializer",
     "layer_plan",
 ]
 
 INITIALIZERS = ("glorot_uniform", "uniform", "he_uniform")
-#: What ``model`` takes: a ``.keras`` file, ``module:name`` or ``file.py:name``.
 _MODEL_SPEC = re.compile(r"[^:]+\.keras|[\w.]+:\w+|[^:]+\.py:\w+")
 FAMILIES = ("mlp", "cnn")
 
@@ -180,10 +177,9 @@ class NetworkSettings:
 def layer_plan(
     config: BNConfig, network: NetworkSettings, regression: bool = False
 ) -> list[tuple[str, str]]:
-    """The network as ``(kind, name)`` pairs in order; kinds are ``conv``, ``pool``,
+    """The built-in network as ``(kind, name)`` pairs in order; kinds are ``conv``, ``pool``,
     ``flatten``, ``dense``, ``bn``, ``activation``, ``dropout`` and ``softmax`` (absent for
-    a ``regression``: the output is the last Dense, or its BN). The builder and the
-    population engine both follow this plan, so they cannot disagree on layer order."""
+    a ``regression``)."""
     if network.kind in ("custom", "model"):
         raise ConfigError(
             f"a network from `{'builder' if network.kind == 'custom' else 'model'}` has no "
@@ -224,16 +220,6 @@ def initializer(name: str, seed: int) -> Any:
     if name == "he_uniform":
         return keras.initializers.HeUniform(seed=seed)
     return keras.initializers.GlorotUniform(seed=seed)
-
-
-def check_image_rows(shape: tuple[int, ...]) -> None:
-    """The cnn family's one demand on the data: rows are images (height × width [× channels])."""
-    if len(shape) not in (2, 3):
-        raise ConfigError(
-            f"the cnn family needs image-shaped rows (height × width [× channels]), but the "
-            f"data's rows have shape {tuple(int(n) for n in shape)}; use sklearn:digits, an "
-            '.npz of images, or family = "mlp".'
-        )
 
 
 def build_model(
@@ -300,7 +286,12 @@ def _planned_model(
     plan = layer_plan(config, network, regression=n_classes == 1)
     layers: list[Any] = [keras.Input(shape=shape, name="features")]
     if network.kind == "cnn":
-        check_image_rows(shape)
+        if len(shape) not in (2, 3):
+            raise ConfigError(
+                f"the cnn family needs image-shaped rows (height × width [× channels]), but the "
+                f"data's rows have shape {tuple(int(n) for n in shape)}; use sklearn:digits, an "
+                '.npz of images, or family = "mlp".'
+            )
         if len(shape) == 2:  # grey images without a channel axis
             layers.append(keras.layers.Reshape((*shape, 1), name="add_channel"))
     elif len(shape) > 1:
@@ -344,9 +335,12 @@ def _planned_model(
     return keras.Sequential(layers, name=f"{family}_{config.placement}")
 
 
-def load_builder(spec: str) -> Any:
-    """Import ``module:function`` (the current folder is importable) or say why not."""
+def _custom_model(
+    spec: str, config: BNConfig, shape: tuple[int, ...], n_classes: int, seed: int
+) -> Any:
     import importlib
+
+    import keras
 
     module_name, _, function_name = spec.partition(":")
     cwd_importable()
@@ -360,15 +354,7 @@ def load_builder(spec: str) -> Any:
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ConfigError(f"{module_name} has no function {function_name!r} (builder {spec!r}).")
-    return function
-
-
-def _custom_model(
-    spec: str, config: BNConfig, shape: tuple[int, ...], n_classes: int, seed: int
-) -> Any:
-    import keras
-
-    model = load_builder(spec)(config, shape, n_classes, seed)
+    model = function(config, shape, n_classes, seed)
     if not isinstance(model, keras.Model):
         raise ConfigError(
             f"the builder {spec!r} returned {type(model).__name__}, not a Keras model."

@@ -1,20 +1,12 @@
 """Whether a ``--builder`` network places BN by the ``--model`` rule, so that the population
-engine may train it.
-
-bnsearch cannot read how a builder places BatchNormalization, but it can watch it: the
-builder's model for placement ``none`` is read like a ``--model``, then, for every probe
-(each placement the study uses, with two settings of everything else), the builder's own
-model is compared, layer call by layer call, with the rule's rewrite of that ``none`` model
-(the layer's class, which calls feed it, its configuration without names and seeds; a
-fused activation counts as the layer and an ``Activation`` after it). Two probes a
-placement do not prove a builder follows the rule for every configuration; they catch the
-ways a builder written for bnsearch differs in practice (the docs, *Your model*, "Which
-engine trains a builder's network").
+engine may train it: the builder's model for each probe is compared, layer call by layer
+call, with the rule's rewrite of its ``none`` model (the docs, *Your model*, "Which engine
+trains a builder's network").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -22,8 +14,7 @@ from bnsearch.trial import BNConfig
 
 __all__ = ["builder_differs", "probe_configs"]
 
-#: The second probe's settings: each differs from BNConfig's defaults (the first probe), so
-#: a builder that ignores one of them shows it.
+#: The second probe's settings, each unlike BNConfig's default (the first probe's).
 _OTHER_SETTINGS: dict[str, Any] = {
     "momentum": 0.9,
     "epsilon": 1e-5,
@@ -46,19 +37,12 @@ def probe_configs(
     )
 
 
+@lru_cache(maxsize=32)
 def builder_differs(
-    network: Any, input_shape: Sequence[int], n_classes: int, probes: tuple[BNConfig, ...]
+    network: Any, shape: tuple[int, ...], n_classes: int, probes: tuple[BNConfig, ...]
 ) -> str | None:
     """How ``network``'s builder departs from the rule under ``probes`` (one phrase naming
     the probe and the first differing layer call), or None if it follows it."""
-    shape = tuple(int(n) for n in input_shape)
-    return _differs(network, shape, int(n_classes), probes)
-
-
-@lru_cache(maxsize=32)
-def _differs(
-    network: Any, shape: tuple[int, ...], n_classes: int, probes: tuple[BNConfig, ...]
-) -> str | None:
     from bnsearch.networks._builder import build_model
     from bnsearch.networks._rewrite import plan_of_model, rewrite_model
 
@@ -90,8 +74,8 @@ Call = tuple[str, tuple[int, ...], Any, str]  # class, calls feeding it (-1: inp
 
 
 def _calls(model: Any) -> list[Call]:
-    """``model``'s layer calls in the graph's order as comparable values; a fused
-    activation becomes the layer (linear) and an ``Activation`` call after it."""
+    """``model``'s layer calls as comparable values; a fused activation becomes the layer
+    (linear) and an ``Activation`` call after it."""
     from bnsearch.networks._rewrite import fused_activation, plan_of_model
 
     calls: list[Call] = []

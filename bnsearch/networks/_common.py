@@ -1,6 +1,4 @@
-"""What the built-in networks, the rewrite of your model and :mod:`bnsearch.networks.blocks`
-share, below all three: the order of a hidden layer's parts, and the current folder made
-importable for a builder's or a model's module."""
+"""What the built-in networks, the rewrite of your model and the blocks share, below all three."""
 
 from __future__ import annotations
 
@@ -10,9 +8,7 @@ __all__ = ["cwd_importable", "hidden_layer_order"]
 
 
 def hidden_layer_order(placement: str) -> tuple[str, ...]:
-    """One hidden layer (Dense or Conv2D) under a placement: the order of ``layer``, ``bn``
-    and ``activation``, which the built-in networks, :mod:`bnsearch.blocks` and the rewrite
-    of your own model follow."""
+    """The order of a hidden layer's ``layer``, ``bn`` and ``activation`` under a placement."""
     if placement in ("before", "before_output"):
         return ("layer", "bn", "activation")
     if placement == "after":

@@ -61,19 +61,12 @@ def summarize_network(
     n_classes: int | None = None,
 ) -> str:
     """What a study will train, in a few lines of at most 100 characters however large the
-    network: layers by kind, the sites, the BatchNormalization layers placed per placement
-    and kept, the layers the population engine has no form for, and the ``engine`` (with
-    ``engine_reason``, why not the population engine). ``input_shape`` and ``n_classes``
-    (1: regression) default as in :func:`describe_network`."""
-    lines: list[str] = []
-    shape, outputs = tuple(input_shape or (14,)), n_classes or 2
-    if network.kind == "model":
-        plan = load_plan(network.model or "")
-        shape = tuple(input_shape or (int(n or 1) for n in plan.input_shape))
-        outputs = n_classes or plan.output_width
-        lines += _model_lines(plan, shape)
+    network, and the ``engine`` (with ``engine_reason``, why not the population engine)."""
+    plan, shape, outputs = _shapes(network, input_shape, n_classes)
+    if plan is not None:
+        lines = _model_lines(plan, shape)
     else:
-        lines.append(f"{network.kind} network, input {shape}, {outputs} outputs")
+        lines = [f"{network.kind} network, input {shape}, {outputs} outputs"]
     counts = {
         placement: Counter(type(layer).__name__ for layer in model.layers)
         for placement, model in _models(network, placements, shape, outputs)
@@ -98,12 +91,10 @@ def describe_network(
     n_classes: int | None = None,
 ) -> str:
     """The layer list of ``network`` under each placement, for rows of ``input_shape`` and
-    ``n_classes`` outputs (1: regression); a ``--model`` network's own shapes by default."""
+    ``n_classes`` outputs (1: regression)."""
     lines: list[str] = []
-    if network.kind == "model":
-        plan = load_plan(network.model or "")
-        input_shape = input_shape or tuple(int(n or 1) for n in plan.input_shape)
-        n_classes = n_classes or plan.output_width
+    plan, shape, outputs = _shapes(network, input_shape, n_classes)
+    if plan is not None:
         output = plan.nodes[plan.output]
         removed = [plan.nodes[i].name for site in plan.sites.values() for i in site.removed_bns]
         if plan.output_bn is not None:
@@ -120,8 +111,6 @@ def describe_network(
         if plan.kept:
             kept = ", ".join(plan.kept)
             lines.append(f"kept as they are (bnsearch does not reason about them): {kept}")
-    shape = tuple(input_shape or (14,))
-    outputs = n_classes or 2
     lines.append(
         "(shown with use_bias false, so a layer that a BN follows directly shows 'no bias'; "
         "momentum, epsilon and the dropout rate are each trial's)"
@@ -130,6 +119,18 @@ def describe_network(
         lines.append(f"placement {placement}:")
         lines += [f"  {layer.name:<24} {layer_text(layer)}" for layer in model.layers]
     return "\n".join(lines)
+
+
+def _shapes(
+    network: NetworkSettings, input_shape: tuple[int, ...] | None, n_classes: int | None
+) -> tuple[ModelPlan | None, tuple[int, ...], int]:
+    """A ``--model``'s plan (else None), and the rows' shape and outputs, by default the
+    ``--model``'s own or the thread's (14 features, 2 classes)."""
+    if network.kind != "model":
+        return None, tuple(input_shape or (14,)), n_classes or 2
+    plan = load_plan(network.model or "")
+    shape = tuple(input_shape or (int(n or 1) for n in plan.input_shape))
+    return plan, shape, n_classes or plan.output_width
 
 
 def _models(

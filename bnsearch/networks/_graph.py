@@ -1,18 +1,9 @@
-"""The layer graph the population engine interprets: every network it trains, in one form.
+"""The layer graph the population engine interprets: every network it trains, read once
+(placement aside) by the ``--model`` rule; a built-in family or a ``--builder`` from its
+``none`` model. Which layers have a form: the docs, *Your model*, "Which engine trains it".
 
-A :class:`LayerGraph` is a network read once, placement aside, by the ``--model`` rule of
-:mod:`bnsearch.networks._rewrite` (the built-in families from their ``none`` model, a
-``--builder`` from its ``none`` model): its ops in the graph's order, each taking the
-outputs of earlier ops (``-1``: the rows), with its output shape per row. The docs
-(*Your model*, "Which engine trains it"; *The population engine*) say which layers have a
-form and how the engine computes them.
-
-Ops (``GraphOp.kind``): ``core`` (a Dense or convolution: a *site*, the *output* or plain),
-``bn`` (a BN not at a site), ``activation``, ``dropout``, ``max_pool``, ``avg_pool``,
-``global_avg_pool``, ``global_max_pool``, ``flatten``, ``reshape``, ``permute``, ``add``,
-``multiply``, ``concat``, ``zero_pad``, ``crop``, ``rescale``, ``normalize`` and
-``preact`` (the pre-activation pattern: a BN no core feeds, then an activation).
-Anything else makes :func:`network_graph` return the reason, naming the first layer.
+Op kinds: ``core`` (a Dense or convolution: a site, the output or plain), ``activation``,
+``preact`` (a BN no core feeds, then an activation) and the values of ``_KIND_OF``.
 """
 
 from __future__ import annotations
@@ -40,7 +31,6 @@ from bnsearch.trial import ACTIVATIONS, BNConfig
 __all__ = [
     "GraphOp",
     "LayerGraph",
-    "graph_of",
     "layers_without_form",
     "network_graph",
     "seeded_initializer",
@@ -66,8 +56,7 @@ _KIND_OF = {
     "Dropout": "dropout",
     "BatchNormalization": "bn",
 }
-#: Roles read with another call: a site's BN and activation (with the site), the output's
-#: activation (the loss's), a pre-activation's BN (with its activation).
+#: Roles read with another call (a site's, the output's, a pre-activation's).
 _SKIPPED = ("removed_bn", "site_activation", "output_activation", "preact_bn")
 #: The activations the engine computes (Keras' own functions, by name).
 FORM_ACTIVATIONS = (
@@ -84,7 +73,7 @@ _CORE_FORMS = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"
 
 @dataclass(frozen=True)
 class GraphOp:
-    """One op of the graph; the fields a kind does not use keep their defaults."""
+    """One op of the graph; fields a kind does not use keep their defaults."""
 
     name: str  # the Keras layer's name (a member's Keras model is matched by it)
     kind: str
@@ -117,9 +106,8 @@ class GraphOp:
 
 @dataclass(frozen=True)
 class LayerGraph:
-    """A network the population engine can train: its ops, the op the logits come from
-    and its softmax or not, and where ``input`` placement puts its BN (``-1``: on the rows,
-    else after the op with that index, a leading Flatten or channel Reshape)."""
+    """A network the population engine can train; ``input`` placement puts its BN after op
+    ``input_bn_after`` (``-1``: on the rows)."""
 
     ops: tuple[GraphOp, ...]
     input_shape: tuple[int, ...]
@@ -153,16 +141,14 @@ class LayerGraph:
 
     @property
     def activation_width(self) -> int:
-        """Float32 values per row a forward pass holds: every op's output, and each
-        convolution's im2col patches (an upper bound: the engine's convolutions pack their
-        patches block by block inside Eigen, and materialise them whole only for a strided
-        convolution's kernel gradient)."""
-        return sum(math.prod(op.shape) + _patch_values(op) for op in self.ops)
+        """Float32 values per row a forward pass holds: every op's output and each
+        convolution's im2col patches (an upper bound)."""
+        return sum(map(_values, self.ops))
 
     @property
     def widest(self) -> int:
-        """Float32 values per row of the widest op (its output and a conv's patches)."""
-        return max(math.prod(op.shape) + _patch_values(op) for op in self.ops)
+        """Float32 values per row of the widest op."""
+        return max(map(_values, self.ops))
 
     @property
     def parameters(self) -> int:
@@ -178,19 +164,17 @@ class LayerGraph:
         return replace(self, ops=ops)
 
 
-def _patch_values(op: GraphOp) -> int:
-    """A convolution's im2col patches per row (0 for any other op)."""
-    if op.kind == "core" and op.cls == "Conv2D":
-        return math.prod(op.shape[:-1]) * op.fan_in
-    return 0
+def _values(op: GraphOp) -> int:
+    """Float32 values per row of ``op``'s output, and a Conv2D's im2col patches."""
+    patches = math.prod(op.shape[:-1]) * op.fan_in if op.cls == "Conv2D" else 0
+    return math.prod(op.shape) + patches
 
 
 def network_graph(
     network: Any, input_shape: tuple[int, ...] | None = None, n_classes: int | None = None
 ) -> LayerGraph | str:
-    """``network`` (a ``NetworkSettings``) as a layer graph, or the reason the population
-    engine cannot train it (one phrase, naming the layer). A built-in family needs the
-    rows' ``input_shape`` and ``n_classes``; a ``--model`` has its own."""
+    """``network`` as a layer graph, or why the population engine cannot train it (one
+    phrase); a built-in family needs the rows' ``input_shape`` and ``n_classes``."""
     if network.kind == "model":
         if network.keep_optimizer:
             return "its own optimizer (keep_optimizer)"
@@ -203,8 +187,7 @@ def network_graph(
 
 @lru_cache(maxsize=32)
 def _built_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
-    """A built-in family's or a builder's model for placement ``none``, read as a
-    ``--model``; whether a builder places BN by that rule is :func:`builder_differs`'."""
+    """A built-in family's or a builder's ``none`` model, read as a ``--model``."""
     from bnsearch.networks._builder import build_model
 
     none = BNConfig(placement="none")
@@ -215,8 +198,7 @@ def _built_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> 
         except ConfigError as error:  # no site, a shared layer: the Keras engine trains it
             return f"a network from `builder` that cannot be read as a --model ({error})"
         return graph_of(plan)
-    # Built with a non-linearity so that every hidden layer reads as a site, then given the
-    # family's own activation: `linear` hidden layers are sites of the built-in families.
+    # Built with tanh so that every hidden layer reads as a site (`linear` ones are too).
     shaped = replace(network, activation="tanh")
     model = build_model(none, input_shape, n_classes, shaped, seed=0, compile=False)
     graph = graph_of(plan_of_model(f"the {network.kind} family", model))
@@ -254,14 +236,13 @@ def graph_of(plan: ModelPlan) -> LayerGraph | str:
 
 
 def layers_without_form(plan: ModelPlan) -> list[str]:
-    """Every layer call of ``plan`` the population engine has no form for (``graph_of``
-    stops at the first), each as ``Class 'name'`` with the reason where there is one."""
+    """Every layer call of ``plan`` without a form, as ``Class 'name' (reason)``."""
     return _ops(plan, stop=False)[2]
 
 
 def _ops(plan: ModelPlan, stop: bool) -> tuple[list[GraphOp], dict[int, int], list[str]]:
-    """``plan``'s ops, the op each plan node maps to (a skipped node: its input's) and the
-    layers without a form (only the first if ``stop``)."""
+    """``plan``'s ops, each node's op (a skipped node: its input's) and the layers without
+    a form (only the first if ``stop``)."""
     index_of: dict[int, int] = {-1: -1}
     ops: list[GraphOp] = []
     missing: list[str] = []

@@ -1,11 +1,6 @@
-"""Your own Keras model (``--model``), rewritten into each trial's placement by one rule.
-
-The rule (sites, BN re-placed, bias, BN settings and Dropout, the output layer, the
-optimizer, the weights, other layers) and what the rewrite refuses are stated in the docs,
-*Your model*, "The rewrite rule". The rewrite is ``keras.models.clone_model`` with a
-``call_function``, called for every layer call in the graph's order with the rewritten
-inputs; it takes functional models only, so a Sequential goes through its functional view.
-"""
+"""Your own Keras model (``--model``), rewritten into each trial's placement by one rule
+(the docs, *Your model*, "The rewrite rule"): ``keras.models.clone_model`` with a
+``call_function`` per layer call; a Sequential goes through its functional view."""
 
 from __future__ import annotations
 
@@ -15,7 +10,7 @@ import importlib
 import importlib.util
 import json
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +21,6 @@ from bnsearch.networks._common import cwd_importable, hidden_layer_order
 from bnsearch.trial import BNConfig, layer_seed
 
 __all__ = [
-    "CORE_CLASSES",
     "seed_kind",
     "with_seed",
     "Node",
@@ -42,18 +36,16 @@ __all__ = [
 ]
 
 _ACTIVATION_LAYERS = ("Activation", "ReLU", "ELU", "LeakyReLU", "Softmax", "PReLU")
-#: The linear layers a BN can follow: each is a site where a non-linearity follows it.
+#: The linear layers a BN can follow (a site where a non-linearity follows one).
 CORE_CLASSES = (
     "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
     "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
 )  # fmt: skip
-#: Layers kept with their weights (preprocessing fitted to the data), not made afresh.
+#: Kept with their weights (preprocessing fitted to the data), not made afresh.
 _FITTED = ("Normalization",)
-#: Activations whose output gates another tensor (squeeze-and-excitation): a conv into
-#: one of these that only feeds a Multiply is a gate, not a site.
+#: A conv into one of these that only feeds a Multiply is a gate (squeeze-and-excitation).
 _GATES = ("sigmoid", "hard_sigmoid")
-#: Layers whose job bnsearch knows (they hold no decision about BN): kept as they are and
-#: not named as unknown.
+#: Kept as they are and not named as unknown (they hold no decision about BN).
 _STRUCTURAL = (
     "Flatten", "Reshape", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
     "GlobalMaxPooling2D", "Add", "Concatenate", "Multiply", "Average", "Subtract",
@@ -63,16 +55,13 @@ _STRUCTURAL = (
 
 
 def seed_kind(cls: str) -> str | None:
-    """A layer class's seed kind (``layer_seed(seed, kind, k)`` for the k-th of the kind):
-    the built-in network's ``dense`` and ``conv`` (Conv2D), ``other`` for any other core
-    class, None for a layer that is not linear."""
+    """A core class's seed kind: ``dense``, ``conv`` (Conv2D) or ``other``; None if not a core."""
     return {"Dense": "dense", "Conv2D": "conv"}.get(cls, "other") if cls in CORE_CLASSES else None
 
 
 @dataclass(frozen=True)
 class Node:
-    """One layer call of the model, in the graph's order: its layer, the calls whose outputs
-    it takes (``-1``: the model's input) and what the rewrite does with it (``role``)."""
+    """One layer call in the graph's order: the calls it takes (``-1``: the input) and its role."""
 
     index: int
     layer: Any
@@ -94,8 +83,7 @@ class Node:
 
 @dataclass(frozen=True)
 class Site:
-    """A Dense/Conv2D site: its activation (the fused one, or the activation layer's call)
-    and the BN calls already at it (removed)."""
+    """A site's activation (its call, if a layer) and the BN calls at it (removed)."""
 
     activation_node: int | None
     activation: str
@@ -118,11 +106,9 @@ class ModelPlan:
     output_width: int
     optimizer: dict[str, Any] | None  # the model's compiled optimizer, serialized
     kept: tuple[str, ...] = ()  # "Class 'name'" of layers bnsearch cannot reason about
-    #: The pre-activation pattern (Add or input → BN → activation): each such activation's
-    #: call and its BN's, placed per trial like a site's.
+    #: Pre-activation (Add or input → BN → activation): activation call → its BN's call.
     preacts: dict[int, int] = field(default_factory=dict)
-    #: Cores (not sites) whose only consumer is a BN the model keeps: without it (``none``)
-    #: they get a bias back.
+    #: Plain cores whose only consumer is a kept BN (they get a bias back in ``none``).
     feeding_kept_bn: frozenset[int] = frozenset()
     flatten_first: int | None = None  # a Flatten taking the input first (input BN after it)
 
@@ -132,8 +118,8 @@ class ModelPlan:
 
     @cached_property
     def seeds(self) -> dict[int, tuple[str, int]]:
-        """Each core's and Dropout's ``layer_seed(seed, kind, k)`` key: the k-th core of its
-        kind; a Dropout's ``k`` is the number of Dense layers before it (the built-in MLP's)."""
+        """Each core's ``(kind, k)`` seed key (the k-th of its kind) and each Dropout's
+        ``("dropout", Dense layers before it)``, as the built-in MLP's."""
         seeds: dict[int, tuple[str, int]] = {}
         seen: dict[str, int] = {}
         for node in self.nodes:
@@ -149,22 +135,10 @@ class ModelPlan:
 # --- loading ----------------------------------------------------------------------------
 
 
-def _stamp(spec: str) -> tuple[str, int]:
-    """What the cache of loaded models is keyed by: the file's path and modification time."""
-    path = _source_path(spec)
-    try:
-        return (str(path), path.stat().st_mtime_ns) if path else ("", 0)
-    except OSError:
-        return (str(path), 0)
-
-
 def _source_path(spec: str) -> Path | None:
-    """The file behind ``spec``: the ``.keras`` file, the ``.py`` file or the module's
-    source (found without importing it); None if there is none."""
-    if spec.endswith(".keras"):
-        return Path(spec)
-    target = spec.rpartition(":")[0]
-    if target.endswith(".py"):
+    """The ``.keras`` file, ``.py`` file or module source behind ``spec`` (not imported)."""
+    target = spec if spec.endswith(".keras") else spec.rpartition(":")[0]
+    if target.endswith((".keras", ".py")):
         return Path(target)
     cwd_importable()
     try:
@@ -183,26 +157,25 @@ def model_digest(spec: str) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-_PLANS: dict[str, tuple[tuple[str, int], ModelPlan]] = {}
+_PLANS: dict[str, tuple[str, ModelPlan]] = {}
 
 
 def load_plan(spec: str) -> ModelPlan:
-    """``spec`` loaded and read (cached while its file is unchanged); a ConfigError in one
-    line if it cannot be used."""
-    stamp = _stamp(spec)
+    """``spec`` loaded and read, cached while its file is unchanged; a one-line ConfigError
+    if it cannot be used."""
+    digest = model_digest(spec)
     cached = _PLANS.get(spec)
-    if cached is not None and cached[0] == stamp:
+    if cached is not None and cached[0] == digest:
         return cached[1]
     model, optimizer = _load(spec)
     plan = _read(spec, _functional(spec, model), optimizer)
-    _PLANS[spec] = (stamp, plan)
+    _PLANS[spec] = (digest, plan)
     return plan
 
 
 def plan_of_model(spec: str, model: Any, need_site: bool = True) -> ModelPlan:
-    """A Keras model built in this process (a built-in family's, one trial's rewrite) read
-    by the same rule as a ``--model``; ``spec`` names it in errors. ``need_site=False``
-    reads a model without a site too (a trial's model whose hidden activation is linear)."""
+    """A Keras model built in this process read by the ``--model`` rule (``spec`` names it
+    in errors); ``need_site=False`` also reads a model without a site."""
     return _read(spec, _functional(spec, model), None, need_site)
 
 
@@ -263,73 +236,57 @@ def _module_from_file(path: Path, spec: str) -> Any:
     return module
 
 
-def _file_config(path: Path) -> dict[str, Any]:
-    """The ``config.json`` of a ``.keras`` file (a zip archive); {} if unreadable."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read("config.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return {}
-
-
-def _layer_entries(config: Any) -> list[dict[str, Any]]:
-    """Every serialized object with a ``class_name`` in a saved model's config."""
-    found: list[dict[str, Any]] = []
-    stack = [config]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if "class_name" in item and isinstance(item.get("class_name"), str):
-                found.append(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
-
-
-def _entry_name(entry: dict[str, Any]) -> str:
-    config = entry.get("config")
-    name = config.get("name") if isinstance(config, dict) else None
-    return f"{entry['class_name']} {name!r}" if name else str(entry["class_name"])
+def _entries(item: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every serialized object in a saved model's config, named ``Class 'name'``."""
+    if isinstance(item, dict) and isinstance(item.get("class_name"), str):
+        inner = item.get("config")
+        name = inner.get("name") if isinstance(inner, dict) else None
+        yield (f"{item['class_name']} {name!r}" if name else item["class_name"]), item
+    if isinstance(item, (dict, list)):
+        for value in item.values() if isinstance(item, dict) else item:
+            yield from _entries(value)
 
 
 def _load_file(path: Path) -> tuple[Any, dict[str, Any] | None]:
     import keras
 
-    where = str(path)
     if not path.is_file():
-        raise ConfigError(f"--model {where} does not exist; check the path.")
-    config = _file_config(path)
+        raise ConfigError(f"--model {path} does not exist; check the path.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        config = {}
     if not config:
-        raise ConfigError(f"--model {where} is not a Keras model file (a .keras archive).")
-    entries = _layer_entries(config.get("config", {}))
-    lambdas = [_entry_name(e) for e in entries if e["class_name"] == "Lambda"]
+        raise ConfigError(f"--model {path} is not a Keras model file (a .keras archive).")
+    entries = list(_entries(config.get("config", {})))
+    lambdas = [name for name, entry in entries if entry["class_name"] == "Lambda"]
     if lambdas:
         raise ConfigError(
-            f"--model {where} holds {', '.join(lambdas)}: a Lambda layer is Python code, "
+            f"--model {path} holds {', '.join(lambdas)}: a Lambda layer is Python code, "
             "which Keras' safe_mode refuses to load from a file (it could run anything); "
             "write the model in a module and give --model module:name."
         )
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras' errors: a class it does not know
+        internal = ("__keras_tensor__", "__tuple__", "__numpy__")
         custom = sorted(
             {
-                _entry_name(e)
-                for e in entries
-                if e.get("module") is None or not str(e.get("module")).startswith("keras")
-                if e.get("class_name") not in ("__keras_tensor__", "__tuple__", "__numpy__")
-                and "module" in e
+                name
+                for name, entry in entries
+                if "module" in entry and not str(entry["module"]).startswith("keras")
+                if entry["class_name"] not in internal
             }
         )
         if custom:
             raise ConfigError(
-                f"--model {where} needs custom classes Keras cannot load from the file alone: "
+                f"--model {path} needs custom classes Keras cannot load from the file alone: "
                 f"{', '.join(custom)}; give --model module:name, a function that imports them "
                 "and returns the model (e.g. keras.models.load_model(path, custom_objects=...))."
             ) from None
         what = f"{type(error).__name__}: {first_line(error)[:300]}"
-        raise ConfigError(f"--model {where} cannot be loaded ({what}).") from None
+        raise ConfigError(f"--model {path} cannot be loaded ({what}).") from None
     optimizer = (config.get("compile_config") or {}).get("optimizer")
     return model, optimizer if isinstance(optimizer, dict) else None
 
@@ -393,9 +350,8 @@ def _is_activation(node: Node) -> bool:
 
 
 def _trace(spec: str, model: Any) -> tuple[list[Node], int]:
-    """Every layer call of ``model`` in the graph's order, and the call the output comes
-    from: ``clone_model`` calls ``call_function`` once per call, here with the model's own
-    layers, and the tensors it passes tell which call feeds which."""
+    """Every layer call of ``model`` in the graph's order (``clone_model`` with the model's
+    own layers: the tensors tell which call feeds which), and the output's call."""
     import keras
 
     produced: dict[int, int] = {}
@@ -510,8 +466,7 @@ class _Graph:
         return self.nodes[found[0]] if len(found) == 1 else None
 
     def preactivations(self, roles: dict[int, str]) -> dict[int, int]:
-        """The pre-activation pattern (a kept BN → an activation, which no core feeds):
-        each activation's call and its BN's, their ``roles`` set to be placed per trial."""
+        """Each kept BN → activation no core feeds: activation call → BN call (roles set)."""
         preacts: dict[int, int] = {}
         for node in self.nodes:
             act = self.only(node.index) if roles[node.index] == "kept_bn" else None
@@ -531,9 +486,8 @@ class _Graph:
         )
 
     def in_gate(self, end: Node, activation: str) -> bool:
-        """Whether the output of ``end`` (a core or its activation) only gates another
-        tensor: a sigmoid into Multiply, or a layer that feeds such a gate's core only
-        (squeeze-and-excitation's reducing conv)."""
+        """Whether ``end``'s output only gates another tensor: a sigmoid into Multiply, or
+        (squeeze-and-excitation's reducing conv) only into such a gate's core."""
         consumers = [self.nodes[i] for i in self.consumers[end.index]]
         if activation in _GATES:
             return bool(consumers) and all(c.cls == "Multiply" for c in consumers)
@@ -549,31 +503,23 @@ class _Graph:
         return activation in _GATES and self.in_gate(end, activation)
 
     def site(self, node: Node) -> Site | None:
-        """``node`` (a Dense/Conv2D) as a site: its activation and the BNs at it; None if
-        its output goes through no non-linearity."""
-        removed: list[int] = []
-        act_node: Node | None = None
-        activation = fused_activation(node.config)
-        end = node
+        """``node`` (a core) as a site; None if no non-linearity follows it."""
+        activation, act_node, removed = fused_activation(node.config), None, []
         if activation == "linear":
             nxt = self.only(node.index)
             if nxt is not None and nxt.cls == "BatchNormalization":
-                after_bn = self.only(nxt.index)
-                if after_bn is not None and _is_activation(after_bn):
-                    removed.append(nxt.index)
-                    act_node = after_bn
-            elif nxt is not None and _is_activation(nxt):
-                act_node = nxt
-            if act_node is None:
+                removed.append(nxt.index)
+                nxt = self.only(nxt.index)
+            if nxt is None or not _is_activation(nxt):
                 return None
-            activation, end = activation_text(act_node), act_node
+            act_node, activation = nxt, activation_text(nxt)
+        end = act_node or node
         if self.in_gate(end, activation):
             return None  # a gate scales another tensor: BN inside it is not the question
         following = self.only(end.index)
         if following is not None and following.cls == "BatchNormalization":
             removed.append(following.index)
-        act_index = act_node.index if act_node is not None else None
-        return Site(act_index, activation, tuple(removed))
+        return Site(act_node.index if act_node else None, activation, tuple(removed))
 
 
 def _base_role(node: Node) -> str:
@@ -589,8 +535,7 @@ def _base_role(node: Node) -> str:
 
 
 def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | None, int | None]:
-    """The output layer's call, its activation, the activation layer's call and a BN
-    between them."""
+    """The output layer's call, its activation, its activation layer's call and a BN between."""
     node = nodes[last] if last >= 0 else None
     activation_node: int | None = None
     output_bn: int | None = None
@@ -614,8 +559,7 @@ def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | No
 
 
 def check_model_fits(plan: ModelPlan, input_shape: tuple[int, ...], n_classes: int) -> None:
-    """Refuse, in one line, a model whose input or output does not suit the data and task
-    (``n_classes == 1``: regression)."""
+    """Refuse a model whose input or output does not suit the data (1 class: regression)."""
     expected = tuple(plan.input_shape)
     given = tuple(int(n) for n in input_shape)
     pairs = zip(expected, given, strict=False)
@@ -625,20 +569,18 @@ def check_model_fits(plan: ModelPlan, input_shape: tuple[int, ...], n_classes: i
             f"--model {plan.spec} takes rows of shape {expected}, but the data's rows have "
             f"shape {given}; give the model keras.Input(shape={given})."
         )
-    output = plan.nodes[plan.output]
-    if n_classes == 1:
-        if plan.output_width != 1 or plan.output_activation == "softmax":
-            raise ConfigError(
-                f"--model {plan.spec} ends in {output.cls} {output.name!r} with "
-                f"{plan.output_width} units and activation {plan.output_activation}; a "
-                "regression needs one output unit without softmax (Dense(1))."
-            )
-    elif plan.output_width != n_classes or plan.output_activation != "softmax":
+    output, width, activation = plan.nodes[plan.output], plan.output_width, plan.output_activation
+    ends = f"--model {plan.spec} ends in {output.cls} {output.name!r} with {width} units and "
+    if n_classes == 1 and (width != 1 or activation == "softmax"):
         raise ConfigError(
-            f"--model {plan.spec} ends in {output.cls} {output.name!r} with "
-            f"{plan.output_width} units and activation {plan.output_activation}; the data "
-            f"has {n_classes} classes, so it must end in Dense({n_classes}) with a softmax "
-            "(or set --task regression for a real-valued target)."
+            f"{ends}activation {activation}; a regression needs one output unit without "
+            "softmax (Dense(1))."
+        )
+    if n_classes != 1 and (width != n_classes or activation != "softmax"):
+        raise ConfigError(
+            f"{ends}activation {activation}; the data has {n_classes} classes, so it must end "
+            f"in Dense({n_classes}) with a softmax (or set --task regression for a real-valued "
+            "target)."
         )
 
 
@@ -658,14 +600,12 @@ def with_seed(value: Any, seed: int) -> Any:
 
 
 def rewrite_model(plan: ModelPlan, config: BNConfig, seed: int) -> Any:
-    """A fresh Keras model of ``plan`` under ``config``'s placement (see the module's rule),
-    weights initialised from ``seed``; uncompiled."""
+    """A fresh, uncompiled Keras model of ``plan`` under ``config``, seeded from ``seed``."""
     return _Rewrite(plan, config, seed).model()
 
 
 class _Rewrite:
-    """One rewrite of a plan: ``clone_model`` calls :meth:`call` for every layer call, in
-    the order the plan was traced in, with the rewritten inputs."""
+    """One rewrite: ``clone_model`` calls :meth:`call` per layer call, in the traced order."""
 
     def __init__(self, plan: ModelPlan, config: BNConfig, seed: int) -> None:
         self.plan, self.config, self.seed = plan, config, seed
@@ -720,8 +660,7 @@ class _Rewrite:
         return type(node.layer).from_config(layer_config)
 
     def activation_layer(self, own: Node | None, name: str, activation: str) -> Any:
-        """The activation layer call ``own`` afresh, else ``Activation(activation)`` named
-        afresh from ``name``; a searched activation replaces either."""
+        """``own`` afresh, else ``Activation(activation)``; a searched activation wins."""
         import keras
 
         name = own.name if own is not None else self.fresh(name)
@@ -777,8 +716,7 @@ class _Rewrite:
         return out
 
     def placed(self, node: Node, x: Any) -> Any:
-        """A site (layer, BN and activation in the placement's order) or the output layer
-        (a BN before its activation for ``before_output``)."""
+        """A site, or the output layer (a BN before its activation for ``before_output``)."""
         import keras
 
         plan, config = self.plan, self.config

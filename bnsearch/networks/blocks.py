@@ -8,6 +8,7 @@ population engine: the docs, *Your model*.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from bnsearch.networks._common import hidden_layer_order
@@ -25,7 +26,7 @@ def _placed(x: Any, make_layer: Any, config: BNConfig, activation: str, name: st
     order = hidden_layer_order(config.placement)
     for step in order:
         if step == "layer":  # a bias only where no BN follows directly
-            x = make_layer(config.use_bias or order[1] != "bn", name)(x)
+            x = make_layer(use_bias=config.use_bias or order[1] != "bn", name=name)(x)
         elif step == "bn":
             x = keras.layers.BatchNormalization(
                 axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=named("bn")
@@ -41,10 +42,7 @@ def dense_block(
     """``Dense(units)`` with BN placed by ``config``, then ``activation``."""
     import keras
 
-    def make(use_bias: bool, layer_name: str | None) -> Any:
-        return keras.layers.Dense(units, use_bias=use_bias, name=layer_name)
-
-    return _placed(x, make, config, activation, name)
+    return _placed(x, partial(keras.layers.Dense, units), config, activation, name)
 
 
 def conv_block(
@@ -59,9 +57,5 @@ def conv_block(
     ``activation``; channels last."""
     import keras
 
-    def make(use_bias: bool, layer_name: str | None) -> Any:
-        return keras.layers.Conv2D(
-            filters, kernel_size, padding="same", use_bias=use_bias, name=layer_name
-        )
-
-    return _placed(x, make, config, activation, name)
+    layer = partial(keras.layers.Conv2D, filters, kernel_size, padding="same")
+    return _placed(x, layer, config, activation, name)
