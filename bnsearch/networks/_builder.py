@@ -306,15 +306,12 @@ def _planned_model(
             k = seen[kind]
             seen[kind] += 1
             init = initializer(network.initializer, layer_seed(seed, kind, k))
+            options = {"use_bias": bias, "kernel_initializer": init, "name": name}
             if kind == "conv":
                 filters, size = network.conv_filters[k], network.kernel_size
-                layer = keras.layers.Conv2D(
-                    filters, size, padding="same", use_bias=bias, kernel_initializer=init, name=name
-                )
+                layer = keras.layers.Conv2D(filters, size, padding="same", **options)
             else:
-                layer = keras.layers.Dense(
-                    widths[k], use_bias=bias, kernel_initializer=init, name=name
-                )
+                layer = keras.layers.Dense(widths[k], **options)
         elif kind == "pool":
             layer = keras.layers.MaxPooling2D(2, padding="same", name=name)
         elif kind == "flatten":

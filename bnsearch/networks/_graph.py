@@ -348,13 +348,8 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         if config.get(key) is not None:
             return key.replace("_", " ")
     if node.cls != "Dense":
-        dilation = config.get("dilation_rate", 1)
-        plain = (
-            all(d == 1 for d in (dilation if isinstance(dilation, (list, tuple)) else [dilation]))
-            and config.get("groups", 1) == 1
-            and config.get("data_format", "channels_last") in (None, "channels_last")
-        )
-        if not plain:
+        dilated = np.any(np.asarray(config.get("dilation_rate", 1)) != 1)
+        if dilated or config.get("groups", 1) != 1 or config.get("data_format") == "channels_first":
             return "a dilated, grouped or channels-first convolution"
         if config.get("padding") == "causal":
             return "causal padding"

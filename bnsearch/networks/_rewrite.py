@@ -354,11 +354,9 @@ def _trace(spec: str, model: Any) -> tuple[list[Node], int]:
     own layers: the tensors tell which call feeds which), and the output's call."""
     import keras
 
-    produced: dict[int, int] = {}
-    alive: list[Any] = []  # keeps the tensors (and so their ids) alive while tracing
     inputs = [keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype) for t in model.inputs]
-    for tensor in inputs:
-        produced[id(tensor)] = -1
+    produced = {id(tensor): -1 for tensor in inputs}
+    alive: list[Any] = []  # keeps the tensors (and so their ids) alive while tracing
     nodes: list[Node] = []
 
     def record(layer: Any, *args: Any, **kwargs: Any) -> Any:
