@@ -33,16 +33,6 @@ from bnsearch.trial import (
     one_of,
 )
 
-__all__ = [
-    "ACTIVATIONS",
-    "FAMILIES",
-    "INITIALIZERS",
-    "NetworkSettings",
-    "build_model",
-    "compile_model",
-    "layer_plan",
-]
-
 INITIALIZERS = ("glorot_uniform", "uniform", "he_uniform")
 _MODEL_SPEC = re.compile(r"[^:]+\.keras|[\w.]+:\w+|[^:]+\.py:\w+")
 FAMILIES = ("mlp", "cnn")

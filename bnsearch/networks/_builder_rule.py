@@ -12,8 +12,6 @@ from typing import Any
 
 from bnsearch.trial import BNConfig
 
-__all__ = ["builder_differs", "probe_configs"]
-
 #: The second probe's settings, each unlike BNConfig's default (the first probe's).
 _OTHER_SETTINGS: dict[str, Any] = {
     "momentum": 0.9,

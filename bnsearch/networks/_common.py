@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["cwd_importable", "hidden_layer_order"]
-
 
 def hidden_layer_order(placement: str) -> tuple[str, ...]:
     """The order of a hidden layer's ``layer``, ``bn`` and ``activation`` under a placement."""

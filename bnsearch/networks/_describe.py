@@ -13,8 +13,6 @@ from bnsearch.networks._graph import layers_without_form
 from bnsearch.networks._rewrite import ModelPlan, layer_text, load_plan
 from bnsearch.trial import BNConfig
 
-__all__ = ["describe_network", "summarize_network"]
-
 #: The summary's width, a terminal's; long lists end in "... and N more".
 _WIDTH = 100
 _LISTED = 6  # names a list shows before "... and N more"

@@ -28,14 +28,6 @@ from bnsearch.networks._rewrite import (
 )
 from bnsearch.trial import ACTIVATIONS, BNConfig
 
-__all__ = [
-    "GraphOp",
-    "LayerGraph",
-    "layers_without_form",
-    "network_graph",
-    "seeded_initializer",
-]
-
 _KIND_OF = {
     "MaxPooling2D": "max_pool",
     "AveragePooling2D": "avg_pool",

@@ -20,21 +20,6 @@ from bnsearch.errors import ConfigError, first_line
 from bnsearch.networks._common import cwd_importable, hidden_layer_order
 from bnsearch.trial import BNConfig, layer_seed
 
-__all__ = [
-    "seed_kind",
-    "with_seed",
-    "Node",
-    "activation_text",
-    "fused_activation",
-    "check_model_fits",
-    "plan_of_model",
-    "kept_optimizer",
-    "ModelPlan",
-    "load_plan",
-    "model_digest",
-    "rewrite_model",
-]
-
 _ACTIVATION_LAYERS = ("Activation", "ReLU", "ELU", "LeakyReLU", "Softmax", "PReLU")
 #: The linear layers a BN can follow (a site where a non-linearity follows one).
 CORE_CLASSES = (
