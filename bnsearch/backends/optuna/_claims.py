@@ -180,7 +180,7 @@ def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
 
 def claim_batch(study: Any, config: StudyConfig, capacity: int, wanted: int | None) -> list[Member]:
     """Under the claim lock: retries first, then new whole blocks, at most ``capacity``
-    trials (at least one block); see :meth:`~bnsearch.backends.PairedSearcher.ask_batch`."""
+    trials (at least one block); see ``PairedSearcher.ask_batch`` (``backends/_loop.py``)."""
     if not served(config.resolved_storage):
         return _claim_batch(study, config, capacity, wanted)
     return retry_transient(lambda: _claim_batch(study, config, capacity, wanted))
