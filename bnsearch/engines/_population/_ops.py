@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 
-def hash_uniform(tf: Any, seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
+def hash_uniform(tf: ModuleType, seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
     """Uniform [0, 1) numbers ``shape`` (``[P, ...]``) from a counter-based integer hash of
     (seed ``[P]``, scalar counter, index), in uint32 arithmetic: the bits of 64-bit
     arithmetic masked to 32 at half the memory traffic."""
@@ -41,7 +42,7 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 def patches(
-    tf: Any,
+    tf: ModuleType,
     images: Any,
     kernel: tuple[int, int],
     strides: tuple[int, int],
@@ -66,7 +67,7 @@ def patches(
 
 
 def member_conv2d(
-    tf: Any, x: Any, kernels: Any, strides: tuple[int, int], padding: str, xla: bool
+    tf: ModuleType, x: Any, kernels: Any, strides: tuple[int, int], padding: str, xla: bool
 ) -> Any:
     """Each member's Conv2D: ``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw, c, f]``
     → ``[P, rows, h', w', f]``, one ``conv2d`` a member.
@@ -95,7 +96,7 @@ def member_conv2d(
 
 
 def _strided_kernel_gradient(
-    tf: Any, x: Any, dy: Any, kernel: tuple[int, int], strides: tuple[int, int], padding: str
+    tf: ModuleType, x: Any, dy: Any, kernel: tuple[int, int], strides: tuple[int, int], padding: str
 ) -> Any:
     """``dk`` ``[P, kh, kw, c, f]`` for a strided convolution: the im2col patches of each
     member's ``x`` times its ``dy``, one batched product."""
@@ -107,7 +108,7 @@ def _strided_kernel_gradient(
 
 
 def member_depthwise_conv2d(
-    tf: Any, x: Any, kernels: Any, strides: tuple[int, int], padding: str
+    tf: ModuleType, x: Any, kernels: Any, strides: tuple[int, int], padding: str
 ) -> Any:
     """Each member's DepthwiseConv2D (``kernels`` ``[P, kh, kw, c, m]``) as one
     ``depthwise_conv2d`` over the members' channels side by side, which it never mixes."""
@@ -120,7 +121,9 @@ def member_depthwise_conv2d(
     return tf.transpose(tf.reshape(y, shape), [3, 0, 1, 2, 4])
 
 
-def _each_member(tf: Any, images: Any, kernels: Any, strides: Sequence[int], padding: str) -> Any:
+def _each_member(
+    tf: ModuleType, images: Any, kernels: Any, strides: Sequence[int], padding: str
+) -> Any:
     """``conv2d`` of member p's images ``[P, n, h, w, c]`` with its kernel, stacked (what the
     members share is done on the stacked tensors before: one XLA call, not P)."""
     members = zip(tf.unstack(images), tf.unstack(kernels), strict=True)
@@ -132,7 +135,7 @@ def _padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, in
 
 
 def _input_gradient(
-    tf: Any,
+    tf: ModuleType,
     dy: Any,
     kernels: Any,
     size: tuple[int, int],
@@ -160,7 +163,7 @@ def _input_gradient(
 
 
 def _kernel_gradient(
-    tf: Any, x: Any, dy: Any, pads: tuple[tuple[int, int], tuple[int, int]]
+    tf: ModuleType, x: Any, dy: Any, pads: tuple[tuple[int, int], tuple[int, int]]
 ) -> Any:
     """``dk`` for stride 1: each member's padded ``x``, channels as the batch, correlated
     with its ``dy`` as the kernel."""
@@ -170,7 +173,7 @@ def _kernel_gradient(
     return tf.transpose(correlated, [0, 2, 3, 1, 4])  # [P, c, kh, kw, f] → Keras' order
 
 
-def _member_kernel_gradient(tf: Any, padded: Any, dy: Any) -> Any:
+def _member_kernel_gradient(tf: ModuleType, padded: Any, dy: Any) -> Any:
     """``[c, kh, kw, f]``, transposed per member (a transpose of the stacked tensors would
     be fused into each member's slice, which then copies strided memory)."""
     rows_last = tf.transpose(padded, [3, 1, 2, 0])  # [c, h + pad, w + pad, rows]
@@ -178,7 +181,7 @@ def _member_kernel_gradient(tf: Any, padded: Any, dy: Any) -> Any:
     return tf.nn.conv2d(rows_last, dy_kernel, 1, "VALID")
 
 
-def max_pool_2x2(tf: Any, images: Any, height: int, width: int) -> Any:
+def max_pool_2x2(tf: ModuleType, images: Any, height: int, width: int) -> Any:
     """``MaxPooling2D(2, padding='same')`` as a maximum over each window's four positions,
     faster under XLA than ``max_pool2d``'s select-and-scatter gradient. Where a window holds
     equal maxima this gradient is shared among them (``max_pool2d``'s goes to the first)."""
@@ -192,7 +195,7 @@ def max_pool_2x2(tf: Any, images: Any, height: int, width: int) -> Any:
 
 
 def pool(
-    tf: Any,
+    tf: ModuleType,
     images: Any,
     kind: str,
     size: tuple[int, int],
@@ -206,7 +209,7 @@ def pool(
     return op(images, ksize=list(size), strides=list(strides), padding=padding.upper())
 
 
-def activation_function(tf: Any, name: str) -> Callable[[Any], Any]:
+def activation_function(tf: ModuleType, name: str) -> Callable[[Any], Any]:
     """The activation ``name`` as Keras computes it (``gelu``: the exact erf form; a
     ``relu(max_value=…,negative_slope=…,threshold=…)``: Keras' ``ReLU`` layer's)."""
     if name == "linear":
@@ -227,7 +230,7 @@ def activation_function(tf: Any, name: str) -> Callable[[Any], Any]:
 
 
 # long because each stateless kind is one short branch; splitting them scatters the forms.
-def stateless_op(tf: Any, op: Any, inputs: list[Any]) -> Any:
+def stateless_op(tf: ModuleType, op: Any, inputs: list[Any]) -> Any:
     """An op without weights or per-member state (``op`` a :class:`GraphOp`: joins,
     pooling, padding and cropping, fixed preprocessing, reshapes) on ``[P, rows, ...]``."""
     x = inputs[0]
