@@ -19,6 +19,11 @@ from bnsearch.networks import NetworkSettings, blocks, build_model
 from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialState
 
 if TYPE_CHECKING:  # the study's verbs load MLflow and Optuna's storage: only when run
+    from collections.abc import Callable
+
+    from optuna.trial import BaseTrial, Trial
+
+    from bnsearch.stats import Verdict
     from bnsearch.study import StudyOutcome
 
 # Builders import ``bnsearch.blocks``, which lives in ``bnsearch.networks``.
@@ -67,7 +72,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bnsearch' has no attribute {name!r}")
 
 
-def suggest(trial: Any, space: SearchSpace | None = None, placement: str | None = None) -> BNConfig:
+def suggest(
+    trial: BaseTrial, space: SearchSpace | None = None, placement: str | None = None
+) -> BNConfig:
     """Take bnsearch's BN configuration from an Optuna trial of your own objective.
 
     Args:
@@ -187,7 +194,9 @@ def rewrite(model: Any, config: BNConfig, seed: int = 0) -> Any:
     return rewrite_model(plan, config, seed)
 
 
-def paired_objective(train: Any, space: SearchSpace | None = None) -> Any:
+def paired_objective(
+    train: Callable[[BNConfig, int], float], space: SearchSpace | None = None
+) -> Callable[[Trial], float]:
     """An Optuna objective of your own training function whose trials form paired blocks.
 
     Each block's first trial takes its parameters from the sampler; the block's other
@@ -219,7 +228,7 @@ def paired_objective(train: Any, space: SearchSpace | None = None) -> Any:
     return _paired_objective(train, space)
 
 
-def verdict(study: Any, threshold: float | None = None, until: str = "settled") -> Any:
+def verdict(study: Any, threshold: float | None = None, until: str = "settled") -> Verdict:
     """Both answers for an Optuna study or a Keras Tuner search you ran yourself.
 
     Args:

@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 _STOP = threading.Event()
 _deferring = 0  # how many deferred() sections the main thread is in
@@ -45,11 +44,13 @@ def install_handlers() -> None:
         sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
 
 
-def _quiet_unraisable(previous: Callable[[Any], object]) -> Callable[[Any], None]:
+def _quiet_unraisable(
+    previous: Callable[[sys.UnraisableHookArgs], object],
+) -> Callable[[sys.UnraisableHookArgs], None]:
     """An unraisable hook that drops a requested stop's ``KeyboardInterrupt`` (the flag
     keeps it) and passes anything else to ``previous``."""
 
-    def hook(unraisable: Any) -> None:
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
         kind = getattr(unraisable, "exc_type", None)
         if _STOP.is_set() and isinstance(kind, type) and issubclass(kind, KeyboardInterrupt):
             return

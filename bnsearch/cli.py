@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from bnsearch import __version__
 from bnsearch._interrupts import install_handlers
@@ -32,6 +32,9 @@ from bnsearch.config import (
 from bnsearch.errors import BnsearchError, ConfigError, StoreError, UsageError, first_line
 from bnsearch.networks import NetworkSettings, describe_network, summarize_network
 from bnsearch.trial import SearchSpace
+
+if TYPE_CHECKING:
+    from bnsearch.study import StudyOutcome
 
 __all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
 
@@ -153,7 +156,9 @@ def _run_sweep(args: argparse.Namespace) -> int:
     return next((code for code in (2, 3, 1) if code in codes), 0)
 
 
-def _print_sweep_study(path: Path, outcome: Any, seconds: float, args: argparse.Namespace) -> None:
+def _print_sweep_study(
+    path: Path, outcome: StudyOutcome, seconds: float, args: argparse.Namespace
+) -> None:
     """How one study of a sweep went, in one line (``--verbose``: and its full verdict)."""
     from bnsearch.report import WIDTH, plain_ascii, verdict_details, verdict_glance
 
@@ -590,7 +595,7 @@ COMMANDS: tuple[Command, ...] = (
 class _Parser(argparse.ArgumentParser):
     """argparse whose refusal is a UsageError: one ``bnsearch: error:`` line and exit 2."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}; see {self.prog} --help.")
 
 

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.trial import Phase, TrialSpec
+
+if TYPE_CHECKING:
+    from bnsearch.tracking import MlflowTracker
 
 
 def keeps_models(config: StudyConfig, specs: Sequence[TrialSpec]) -> bool:
@@ -17,7 +20,7 @@ def keeps_models(config: StudyConfig, specs: Sequence[TrialSpec]) -> bool:
 
 
 def log_kept_models(
-    tracker: Any, models: Sequence[Any], run_ids: Sequence[str | None], dataset: Dataset
+    tracker: MlflowTracker, models: Sequence[Any], run_ids: Sequence[str | None], dataset: Dataset
 ) -> None:
     """Log each kept model to its trial's run (a failed trial has no model)."""
     for model, run_id in zip(models, run_ids, strict=True):

@@ -73,7 +73,7 @@ class PairedSearcher(Protocol):
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
         """The confirmation round: each configuration of ``best`` once per fresh seed."""
 
-    def in_flight(self, members: list[Member]) -> AbstractContextManager[Any]:
+    def in_flight(self, members: list[Member]) -> AbstractContextManager[None]:
         """Held while ``members`` train and are told (Optuna beats for them)."""
 
     def run_tags(self, member: Member) -> dict[str, str]:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bnsearch.bench._profile import digits_cnn, matmul_floor_seconds, profile_specs
-from bnsearch.data import load_dataset, make_synthetic, split_index
-from bnsearch.engines import KerasEngine, PopulationEngine
+from bnsearch.data import Dataset, load_dataset, make_synthetic, split_index
+from bnsearch.engines import Engine, KerasEngine, PopulationEngine
 from bnsearch.networks import NetworkSettings
 from bnsearch.trial import TrialSpec
 
@@ -135,7 +135,7 @@ def run_benchmark(
 
 
 def _epoch_seconds(
-    engine: Any, specs: list[TrialSpec], data: Any, network: NetworkSettings, epochs: int
+    engine: Engine, specs: list[TrialSpec], data: Dataset, network: NetworkSettings, epochs: int
 ) -> float:
     """Seconds an epoch of ``specs`` on ``engine`` over ``epochs`` timed epochs, after a
     warm-up epoch (the population's compile)."""
@@ -164,7 +164,7 @@ def _thread_model_file(folder: str) -> str:
 def _side_by_side(
     prefix: str,
     title: str,
-    data: Any,
+    data: Dataset,
     network: NetworkSettings,
     timed_epochs: int,
     population: int,
@@ -185,7 +185,7 @@ def _side_by_side(
     return figures
 
 
-def _model_rows(data: Any, timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
+def _model_rows(data: Dataset, timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
     """The thread's network given as a ``.keras`` file (``--model``), same rows."""
     import tempfile
 

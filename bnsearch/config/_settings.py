@@ -187,7 +187,7 @@ def setting(name: str) -> Setting:
     return _BY_NAME[name]
 
 
-def check_settings(holder: Any, section: str) -> None:
+def check_settings(holder: object, section: str) -> None:
     """Apply the table's choices and range rules to ``holder``'s settings of ``section``."""
     for item in SETTINGS:
         if item.section != section:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnsearch.trial import BNConfig
+
+if TYPE_CHECKING:
+    from bnsearch.networks._builder import NetworkSettings
 
 #: The second probe's settings, each unlike BNConfig's default (the first probe's).
 _OTHER_SETTINGS: dict[str, Any] = {
@@ -37,7 +40,7 @@ def probe_configs(
 
 @lru_cache(maxsize=32)
 def builder_differs(
-    network: Any, shape: tuple[int, ...], n_classes: int, probes: tuple[BNConfig, ...]
+    network: NetworkSettings, shape: tuple[int, ...], n_classes: int, probes: tuple[BNConfig, ...]
 ) -> str | None:
     """How ``network``'s builder departs from the rule under ``probes`` (one phrase naming
     the probe and the first differing layer call), or None if it follows it."""

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from bnsearch.networks._rewrite import (
     with_seed,
 )
 from bnsearch.trial import ACTIVATIONS, BNConfig
+
+if TYPE_CHECKING:
+    from bnsearch.networks._builder import NetworkSettings
 
 _KIND_OF = {
     "MaxPooling2D": "max_pool",
@@ -163,7 +166,9 @@ def _values(op: GraphOp) -> int:
 
 
 def network_graph(
-    network: Any, input_shape: tuple[int, ...] | None = None, n_classes: int | None = None
+    network: NetworkSettings,
+    input_shape: tuple[int, ...] | None = None,
+    n_classes: int | None = None,
 ) -> LayerGraph | str:
     """``network`` as a layer graph, or why the population engine cannot train it (one
     phrase); a built-in family needs the rows' ``input_shape`` and ``n_classes``."""
@@ -178,7 +183,9 @@ def network_graph(
 
 
 @lru_cache(maxsize=32)
-def _built_graph(network: Any, input_shape: tuple[int, ...], n_classes: int) -> LayerGraph | str:
+def _built_graph(
+    network: NetworkSettings, input_shape: tuple[int, ...], n_classes: int
+) -> LayerGraph | str:
     """A built-in family's or a builder's ``none`` model, read as a ``--model``."""
     from bnsearch.networks._builder import build_model
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bnsearch.report._summary import second_metric
 from bnsearch.stats import RUNAWAY, AcrossVerdict, Verdict, metric_value
 from bnsearch.trial import TrialResult, in_placement_order
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def headless_pyplot():  # noqa: ANN201 - matplotlib is imported late and headless
@@ -31,7 +35,7 @@ def _finite(values: Sequence[float]) -> tuple[list[float], int]:
     return kept, len(values) - len(kept)
 
 
-def _save(plt: Any, fig: Any, path: Path) -> None:
+def _save(plt: ModuleType, fig: Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -20,12 +20,18 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnsearch._reachable import MLFLOW_RETRY, probe
 from bnsearch._redact import redact_text, redact_url
 from bnsearch.errors import StoreError, StoreFullError, first_line, full_disk, full_disk_message
 from bnsearch.tracking._local_store import relocate_artifacts, sqlite_path
+
+if TYPE_CHECKING:
+    import logging
+
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 # MLflow's own HTTP retries would wait minutes per call; bnsearch retries the call itself.
 _HTTP_DEFAULTS = {
@@ -131,7 +137,7 @@ class Connection:
         self._client = client
         self.experiment_id = experiment_id
 
-    def _open_experiment(self, client: Any, db_path: Path | None) -> str:
+    def _open_experiment(self, client: MlflowClient, db_path: Path | None) -> str:
         """The study's experiment id, creating it (artifacts beside a SQLite store, under
         ``artifacts/<study>``) if no worker has yet."""
         experiment = client.get_experiment_by_name(self.experiment_name)
@@ -181,9 +187,9 @@ class Connection:
             return False
         return True
 
-    def search(self, query: str) -> list[Any]:
+    def search(self, query: str) -> list[Run]:
         """Every run of the experiment matching ``query`` (all pages)."""
-        runs: list[Any] = []
+        runs: list[Run] = []
         token = None
         while True:
             page = self.call(
@@ -263,7 +269,7 @@ def _is_permanent(error: Exception) -> bool:
 class _FullDiskRecords:
     """A logging filter that drops MLflow's records of a full disk (bnsearch says it)."""
 
-    def filter(self, record: Any) -> bool:
+    def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if error is not None and full_disk(error):
             return False

@@ -16,9 +16,14 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnsearch.tracking._connection import Connection
+
+if TYPE_CHECKING:
+    import numpy as np
+    from mlflow.entities import LoggedModel, Run
+    from mlflow.models import ModelSignature
 
 # Rows of the data kept with a logged model as its input example.
 INPUT_EXAMPLE_ROWS = 5
@@ -44,7 +49,7 @@ class Models:
         self,
         run_id: str,
         model: Any,
-        rows: Any,
+        rows: np.ndarray,
         register_as: str | None = None,
         metrics: Mapping[str, float | None] | None = None,
     ) -> str:
@@ -84,7 +89,7 @@ class Models:
             return uri
         return self._register_version(uri, register_as, run_id, model_id)
 
-    def _link_metrics(self, run: Any, model_id: str, metrics: Mapping[str, float | None]) -> None:
+    def _link_metrics(self, run: Run, model_id: str, metrics: Mapping[str, float | None]) -> None:
         """Log ``metrics`` to the run for the model, and link each other metric's latest
         entry in the run (the run's history gains nothing)."""
         from mlflow.entities import Metric
@@ -133,7 +138,12 @@ class Models:
 
 
 def _save(
-    model: Any, folder: Path, logged: Any, run_id: str, signature: Any, input_example: Any
+    model: Any,
+    folder: Path,
+    logged: LoggedModel,
+    run_id: str,
+    signature: ModelSignature,
+    input_example: np.ndarray,
 ) -> None:
     """``model`` as an MLflow model in ``folder``, naming the LoggedModel and run."""
     import mlflow.keras

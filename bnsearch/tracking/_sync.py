@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bnsearch.tracking._connection import Connection, tags_equal
 from bnsearch.tracking._trial_runs import (
@@ -16,6 +16,9 @@ from bnsearch.tracking._trial_runs import (
     write_outcome,
 )
 from bnsearch.trial import StoredTrials, keys, process_alive
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 
 @dataclass
@@ -50,7 +53,7 @@ class Sync:
         MLflow's runs are read, so a trial claimed meanwhile is seen in flight."""
         connection = self.connection
         report = SyncReport()
-        by_number: dict[str, list[Any]] = {}
+        by_number: dict[str, list[Run]] = {}
         for run in connection.search(tags_equal((keys.KIND, "trial"))):
             by_number.setdefault(run.data.tags.get(keys.TRIAL_NUMBER, ""), []).append(run)
         store = read_store()

@@ -12,11 +12,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bnsearch.stats import RUNAWAY
 from bnsearch.tracking._connection import Connection, TrackingUnavailable, tags_equal
 from bnsearch.trial import METRICS, TASK_METRICS, Phase, TrialResult, TrialSpec, TrialState, keys
+
+if TYPE_CHECKING:
+    from mlflow.entities import Param
 
 HistoryLogged = Literal["none", "some", "all"]
 
@@ -203,12 +206,12 @@ def _create_run(
     return run.info.run_id
 
 
-def trial_params(spec: TrialSpec) -> list[Any]:
+def trial_params(spec: TrialSpec) -> list[Param]:
     """A trial's parameters as MLflow params: its configuration and its seed."""
     return mlflow_params({**spec.config.as_params(), "seed": spec.seed})
 
 
-def mlflow_params(values: Mapping[str, Any]) -> list[Any]:
+def mlflow_params(values: Mapping[str, Any]) -> list[Param]:
     """``values`` as MLflow params (floats written with ``repr``)."""
     from mlflow.entities import Param
 

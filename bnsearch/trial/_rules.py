@@ -93,7 +93,7 @@ POSITIVE_SECONDS = Rule(
 NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, ">= 0")
 
 
-def check(holder: Any, rules: Mapping[str, Rule], skip_none: bool = True) -> None:
+def check(holder: object, rules: Mapping[str, Rule], skip_none: bool = True) -> None:
     """Apply ``rules`` (field name → rule) to ``holder``'s fields; ``None`` means "not set"
     and is left alone unless ``skip_none`` is false."""
     for name, rule in rules.items():

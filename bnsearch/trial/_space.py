@@ -13,10 +13,13 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnsearch.errors import ConfigError
 from bnsearch.trial._rules import Rule, check, in_range, one_of
+
+if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
 
 DEFAULT_PLACEMENTS: tuple[str, ...] = ("none", "before", "after")
 EXTRA_PLACEMENTS: tuple[str, ...] = ("before_output", "input")
@@ -290,7 +293,7 @@ class SearchSpace:
 
     # --- translations: the only places a backend learns the ranges -----------------------
 
-    def suggest(self, trial: Any, placement: str | None = None) -> BNConfig:
+    def suggest(self, trial: BaseTrial, placement: str | None = None) -> BNConfig:
         """Ask an Optuna trial for every parameter and return a validated :class:`BNConfig`.
 
         ``placement`` pins the placement (paired blocks) instead of suggesting it.

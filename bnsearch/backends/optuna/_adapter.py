@@ -5,63 +5,75 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial
+    from sqlalchemy.engine import Engine
 
 
-def _storage(study: Any) -> Any:
+def _storage(study: optuna.Study) -> Any:
+    # Any: RDBStorage or Optuna's cache wrapper, whose heartbeat methods BaseStorage lacks.
     return study._storage
 
 
-def _rdb(study: Any) -> Any:
+def _rdb(study: optuna.Study) -> Any:
     """The study's RDBStorage, under Optuna's cache wrapper if there is one."""
     storage = _storage(study)
     return getattr(storage, "_backend", storage)
 
 
-def study_id(study: Any) -> int:
+def study_id(study: optuna.Study) -> int:
     return study._study_id
 
 
-def trial_id(trial: Any) -> int:
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
     return trial._trial_id
 
 
-def sql_engine(study: Any) -> Any | None:
+def sql_engine(study: optuna.Study) -> Engine | None:
     """The SQLAlchemy engine of an RDB storage, else None."""
     return getattr(_rdb(study), "engine", None)
 
 
-def heartbeat_interval(study: Any) -> int | None:
+def heartbeat_interval(study: optuna.Study) -> int | None:
     return _storage(study).get_heartbeat_interval()
 
 
-def grace_period(study: Any) -> int | None:
+def grace_period(study: optuna.Study) -> int | None:
     return getattr(_rdb(study), "grace_period", None)
 
 
-def record_heartbeat(study: Any, trial_id: int) -> None:
+def record_heartbeat(study: optuna.Study, trial_id: int) -> None:
     _storage(study).record_heartbeat(trial_id)
 
 
-def trial_state(study: Any, trial_id: int) -> Any:
+def trial_state(study: optuna.Study, trial_id: int) -> optuna.trial.TrialState:
     return _storage(study).get_trial(trial_id).state
 
 
-def set_trial_system_attr(study: Any, trial: Any, key: str, value: Any) -> None:
+def set_trial_system_attr(
+    study: optuna.Study, trial: optuna.Trial | FrozenTrial, key: str, value: Any
+) -> None:
     """An attribute Optuna keeps out of sight (optuna-dashboard shows user attributes only;
     ``Trial.set_system_attr`` is deprecated, the storage's method is not)."""
     _storage(study).set_trial_system_attr(trial._trial_id, key, value)
 
 
-def fail_trial(study: Any, trial_id: int) -> None:
+def fail_trial(study: optuna.Study, trial_id: int) -> None:
     from optuna.trial import TrialState
 
     _storage(study).set_trial_state_values(trial_id, TrialState.FAIL)
 
 
 def create_running_trial(
-    study: Any, params: dict[str, Any], distributions: dict[str, Any], user_attrs: dict[str, Any]
-) -> Any:
+    study: optuna.Study,
+    params: dict[str, Any],
+    distributions: dict[str, BaseDistribution],
+    user_attrs: dict[str, Any],
+) -> optuna.Trial:
     """A RUNNING trial with fixed ``params`` and ``user_attrs``, created in one insert (so no
     other process ever sees it without them) and owned by the caller (unlike
     ``enqueue_trial``, no other worker can take it from Optuna's queue)."""
@@ -84,7 +96,7 @@ def create_running_trial(
     return optuna.Trial(study, new_id)
 
 
-def orphaned_trial_ids(study: Any, grace_period: float) -> list[int]:
+def orphaned_trial_ids(study: optuna.Study, grace_period: float) -> list[int]:
     """RUNNING trials that never got a heartbeat and started over ``grace_period`` s ago:
     their process died before its first beat, and Optuna's stale check skips them."""
     storage = _rdb(study)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends._loop import Member
@@ -22,6 +22,10 @@ from bnsearch.trial import (
     trial_seed,
 )
 
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+
 
 def _spec_attrs(spec: TrialSpec) -> dict[str, Any]:
     """What every trial records about itself: seed, phase, block and worker (``host:pid``)."""
@@ -36,9 +40,9 @@ def _spec_attrs(spec: TrialSpec) -> dict[str, Any]:
 
 
 def claim_trial(
-    study: Any,
+    study: optuna.Study,
     params: dict[str, Any],
-    distributions: dict[str, Any],
+    distributions: dict[str, BaseDistribution],
     seed: int,
     block: int,
     extra_attrs: dict[str, Any] | None = None,
@@ -53,7 +57,7 @@ def claim_trial(
     return Member(trial, TrialSpec(trial.number, config, seed, block, phase=phase))
 
 
-def ask_block(study: Any, config: StudyConfig) -> list[Member]:
+def ask_block(study: optuna.Study, config: StudyConfig) -> list[Member]:
     """Ask one trial from the sampler, then one per other placement with the same values."""
     template = study.ask()
     first_beat(study, adapter.trial_id(template))
@@ -72,7 +76,9 @@ def ask_block(study: Any, config: StudyConfig) -> list[Member]:
     return members
 
 
-def ask_confirmation(study: Any, config: StudyConfig, best: list[TrialResult]) -> list[Member]:
+def ask_confirmation(
+    study: optuna.Study, config: StudyConfig, best: list[TrialResult]
+) -> list[Member]:
     """Each placement's best configuration, once per fresh seed (``config.confirm_seeds``)."""
     members = []
     round_id = len(study.trials)

@@ -35,19 +35,25 @@ import math
 import random
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends._loop import Member
 from bnsearch.backends.optuna._ask import ask_block, claim_trial
 from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
-from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
+from bnsearch.backends.optuna._storage import TrialsReader, is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreError
 from bnsearch.trial import Phase, keys
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial
+    from sqlalchemy.engine import Engine
 
 #: Each claim's timing at DEBUG (read by ``tests/support/worker_bench.py``).
 CLAIM_LOG = logging.getLogger("bnsearch.claims")
@@ -60,7 +66,7 @@ LOCK_HOLD_LIMIT_S = 60.0
 _FIRST_WAIT_S, _LONGEST_WAIT_S = 0.01, 0.5
 
 
-def _wait_for(take: Any, what: str, timeout: float | None) -> None:
+def _wait_for(take: Callable[[], bool], what: str, timeout: float | None) -> None:
     """Call ``take()`` until it returns True, for at most ``timeout`` seconds (None: no limit)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     ceiling = _FIRST_WAIT_S
@@ -76,12 +82,12 @@ def _wait_for(take: Any, what: str, timeout: float | None) -> None:
 
 
 @contextlib.contextmanager
-def claim_lock(study: Any, timeout: float | None = None) -> Iterator[None]:
+def claim_lock(study: optuna.Study, timeout: float | None = None) -> Iterator[None]:
     """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
     engine = adapter.sql_engine(study)
     dialect = engine.dialect.name if engine is not None else ""
     what = f"the claim lock of study {study.study_name!r}"
-    if dialect == "postgresql":
+    if engine is not None and dialect == "postgresql":
         key = zlib.crc32(f"bnsearch:{adapter.study_id(study)}".encode())
         with _transaction_lock(engine, key, what, timeout):
             yield
@@ -110,7 +116,7 @@ def claim_lock(study: Any, timeout: float | None = None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _transaction_lock(engine: Any, key: int, what: str, timeout: float | None) -> Iterator[None]:
+def _transaction_lock(engine: Engine, key: int, what: str, timeout: float | None) -> Iterator[None]:
     """``pg_try_advisory_xact_lock(key)`` in a transaction of its own connection, committed
     (releasing it) at the block's end; a failed commit propagates (the claim is made again)."""
     from sqlalchemy import text
@@ -143,20 +149,20 @@ class Repair:
     """A trial a paired block lacks; ``retries``: the interrupted trial it retries, if any."""
 
     params: dict[str, Any]
-    distributions: dict[str, Any]
+    distributions: dict[str, BaseDistribution]
     seed: int
     block: int
     retries: int | None
 
-    def claim(self, study: Any) -> Member:
+    def claim(self, study: optuna.Study) -> Member:
         extra = {} if self.retries is None else {keys.RETRIES_TRIAL: self.retries}
         return claim_trial(study, self.params, self.distributions, self.seed, self.block, extra)
 
 
-def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
+def blocks_to_complete(study: TrialsReader, placements: tuple[str, ...]) -> list[Repair]:
     """What every paired search block still needs for one outcome per placement, in block
     order."""
-    blocks: dict[int, list[Any]] = {}
+    blocks: dict[int, list[FrozenTrial]] = {}
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         if attrs.get(keys.PHASE, Phase.SEARCH) != Phase.SEARCH or attrs.get(keys.WITHDRAWN):
@@ -178,7 +184,9 @@ def blocks_to_complete(study: Any, placements: tuple[str, ...]) -> list[Repair]:
     return repairs
 
 
-def claim_batch(study: Any, config: StudyConfig, capacity: int, wanted: int | None) -> list[Member]:
+def claim_batch(
+    study: optuna.Study, config: StudyConfig, capacity: int, wanted: int | None
+) -> list[Member]:
     """Under the claim lock: retries first, then new whole blocks, at most ``capacity``
     trials (at least one block); see ``PairedSearcher.ask_batch`` (``backends/_loop.py``)."""
     if not served(config.resolved_storage):
@@ -187,7 +195,7 @@ def claim_batch(study: Any, config: StudyConfig, capacity: int, wanted: int | No
 
 
 def _claim_batch(
-    study: Any, config: StudyConfig, capacity: int, wanted: int | None
+    study: optuna.Study, config: StudyConfig, capacity: int, wanted: int | None
 ) -> list[Member]:
     asked: list[Member] = []
     started = time.monotonic()
@@ -207,7 +215,7 @@ def _claim_batch(
 
 
 def _decide_and_create(
-    study: Any, config: StudyConfig, capacity: int, wanted: int | None, asked: list[Member]
+    study: optuna.Study, config: StudyConfig, capacity: int, wanted: int | None, asked: list[Member]
 ) -> None:
     """The claim under the lock, each trial appended to ``asked`` as soon as it exists."""
     block_size = len(config.space.placement)
@@ -233,10 +241,12 @@ def _decide_and_create(
 class _Snapshot:
     """The study's trials read once, answering ``get_trials`` as the study would."""
 
-    def __init__(self, study: Any) -> None:
+    def __init__(self, study: optuna.Study) -> None:
         self.trials = study.get_trials(deepcopy=False)
 
-    def get_trials(self, deepcopy: bool = False, states: Any = None) -> list[Any]:
+    def get_trials(
+        self, deepcopy: bool = False, states: Container[optuna.trial.TrialState] | None = None
+    ) -> list[FrozenTrial]:
         return [t for t in self.trials if states is None or t.state in states]
 
 
@@ -245,7 +255,7 @@ class _KeepAlive:
     (the batch's :class:`~._heartbeat.Heartbeat` starts only after the claim), so a claim
     outlasting the grace period does not see its first trials failed as stale."""
 
-    def __init__(self, study: Any) -> None:
+    def __init__(self, study: optuna.Study) -> None:
         self.study = study
         self.every_s = (adapter.heartbeat_interval(study) or 0) / 2
         self.last = time.monotonic()
@@ -258,7 +268,7 @@ class _KeepAlive:
         self.last = time.monotonic()
 
 
-def _withdraw(study: Any, asked: list[Member]) -> None:
+def _withdraw(study: optuna.Study, asked: list[Member]) -> None:
     """Fail a claim's trials after it lost its lock part-way, marked so nothing counts or
     retries them."""
     import optuna

@@ -6,17 +6,21 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends.optuna._retry import retry_transient
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable
 from bnsearch.trial import keys
 
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
 STALE_REASON = "stale: its process stopped (no heartbeat within the grace period)"
 
 
-def first_beat(study: Any, trial_id: int) -> None:
+def first_beat(study: optuna.Study, trial_id: int) -> None:
     """Beat for a trial the moment it exists: Optuna never counts a trial without any
     heartbeat as stale (see :func:`~._adapter.orphaned_trial_ids` for a death
     before this beat)."""
@@ -27,7 +31,7 @@ def first_beat(study: Any, trial_id: int) -> None:
 class Heartbeat:
     """Records Optuna heartbeats for the trials in flight from a background thread."""
 
-    def __init__(self, study: Any, trials: list[Any]) -> None:
+    def __init__(self, study: optuna.Study, trials: list[optuna.Trial]) -> None:
         self._study = study
         self._ids = [adapter.trial_id(t) for t in trials]
         self._interval = adapter.heartbeat_interval(study)
@@ -62,7 +66,7 @@ def closed_message(closed: int) -> str:
     )
 
 
-def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
+def close_stale_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
     """Fail trials left RUNNING by a process that died (no heartbeat for ``grace_period``)
     and end their MLflow runs as FAILED; return how many there were."""
     import optuna
@@ -91,7 +95,7 @@ def close_stale_trials(study: Any, tracker: MlflowTracker) -> int:
     return len(failed)
 
 
-def fail_runs(tracker: MlflowTracker, trials: list[Any], reason: str) -> None:
+def fail_runs(tracker: MlflowTracker, trials: list[FrozenTrial], reason: str) -> None:
     """End the failed trials' MLflow runs with ``reason`` (Optuna refuses attributes on
     finished trials); if MLflow is away, its next sync ends them."""
     with contextlib.suppress(TrackingUnavailable):

@@ -13,12 +13,15 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._interrupts import raise_if_stopped
 from bnsearch._reachable import DATABASE_RETRY
 from bnsearch.errors import first_line
+
+if TYPE_CHECKING:
+    from optuna.storages import RDBStorage
 
 #: How long opening a database connection may take.
 CONNECT_TIMEOUT_S = 8
@@ -121,7 +124,7 @@ def retrying_storage() -> type:
     return type("PoolSafeRDBStorage", (retrying,), {"__init__": __init__})
 
 
-def check_schema(storage: Any) -> None:
+def check_schema(storage: RDBStorage) -> None:
     """Optuna's schema check, without holding a connection while it opens another (behind a
     pooler, workers opening storages at once would each hold one and wait for a second)."""
     current, head = storage.get_current_version(), storage.get_head_version()

@@ -12,7 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._redact import redact_url
@@ -32,6 +32,9 @@ from bnsearch.errors import StoreFullError, full_disk, full_disk_message, naming
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import Phase, TrialResult, TrialState, keys, process_alive
 
+if TYPE_CHECKING:
+    import optuna
+
 GONE_REASON = "stale: its process on this machine is gone"
 
 
@@ -41,7 +44,7 @@ def writing_storage(config: StudyConfig) -> contextlib.AbstractContextManager[No
     return naming_full_disk(f"the Optuna storage {redact_url(url)}", url)
 
 
-def close_dead_trials(study: Any, tracker: MlflowTracker) -> int:
+def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
     """Fail the trials a dead process left RUNNING and end their MLflow runs as FAILED; how
     many there were. A process of this machine that is gone (by ``bnsearch.worker``'s host
     and pid) loses its trials at once, any other by the heartbeat rule
@@ -70,7 +73,7 @@ def close_dead_trials(study: Any, tracker: MlflowTracker) -> int:
 class OptunaSearcher:
     """The paired search's side that is Optuna's: an open study shared by any workers."""
 
-    study: Any
+    study: optuna.Study
     config: StudyConfig
     tracker: MlflowTracker
     #: A full disk a pruner's report met mid-batch, raised once the batch is told.

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import random
 import warnings
+from collections.abc import Container
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from bnsearch._reachable import probe
 from bnsearch._redact import redact_text, redact_url
@@ -21,10 +22,17 @@ from bnsearch.data import Dataset
 from bnsearch.errors import ConfigError, StoreError, first_line
 from bnsearch.trial import Phase, StoredTrials, TrialResult, keys
 
+if TYPE_CHECKING:
+    import optuna
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
 RUN_ID_ATTR = "mlflow_run_id"
 
 
-def _sampler(config: StudyConfig, n_existing: int) -> Any:
+def _sampler(config: StudyConfig, n_existing: int) -> BaseSampler:
     import optuna
 
     # Offsetting the seed by the trials already in the study keeps a resumed study from
@@ -39,7 +47,7 @@ def _sampler(config: StudyConfig, n_existing: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
 
 
-def _pruner(config: StudyConfig) -> Any:
+def _pruner(config: StudyConfig) -> BasePruner:
     import optuna
 
     if config.pruner == "median":
@@ -62,7 +70,7 @@ def _check_driver(url: str) -> None:
         ) from None
 
 
-def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
+def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
     """The storage and the names of the studies it holds; a StoreError if it cannot be used."""
     import optuna
 
@@ -84,7 +92,7 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
 
     _check_driver(url)
 
-    def connect() -> tuple[Any, list[str]]:
+    def connect() -> tuple[BaseStorage, list[str]]:
         kind = retrying_storage() if served(url) else optuna.storages.RDBStorage
         storage = kind(
             url,
@@ -106,7 +114,7 @@ def _rdb_storage(config: StudyConfig) -> tuple[Any, list[str]]:
     return storage, names
 
 
-def load_existing_study(config: StudyConfig) -> Any:
+def load_existing_study(config: StudyConfig) -> optuna.Study:
     """An existing study, for reading only; a ConfigError naming the studies there if none."""
     import optuna
 
@@ -124,7 +132,7 @@ def load_existing_study(config: StudyConfig) -> Any:
 OBJECTIVE_NAME = "final val_loss"
 
 
-def open_study(config: StudyConfig, dataset: Dataset) -> Any:
+def open_study(config: StudyConfig, dataset: Dataset) -> optuna.Study:
     """Create the study or load the existing one of that name, refusing a silent change of
     search space, data or network."""
     import optuna
@@ -166,15 +174,23 @@ def open_study(config: StudyConfig, dataset: Dataset) -> Any:
     return study
 
 
+class TrialsReader(Protocol):
+    """An Optuna study, or a stand-in answering its ``get_trials`` (a claim's snapshot)."""
+
+    def get_trials(
+        self, deepcopy: bool = ..., states: Container[optuna.trial.TrialState] | None = ...
+    ) -> list[FrozenTrial]: ...
+
+
 _OPTUNA_STATE = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAILED": "FAIL"}
 
 
-def stored_result(trial: Any) -> str | None:
+def stored_result(trial: FrozenTrial) -> str | None:
     """The trial's result as JSON: a system attribute (older studies: a user attribute)."""
     return trial.system_attrs.get(keys.RESULT) or trial.user_attrs.get(keys.RESULT)
 
 
-def results_from_study(study: Any) -> list[TrialResult]:
+def results_from_study(study: optuna.Study) -> list[TrialResult]:
     """Every finished trial of the study as a TrialResult (your own objective's from its
     values and blocks); a result stored just before its trial was failed is left out."""
     from bnsearch.backends.optuna._your_objective import your_trial_result
@@ -192,7 +208,7 @@ def results_from_study(study: Any) -> list[TrialResult]:
     return results
 
 
-def stored_trials(study: Any) -> StoredTrials:
+def stored_trials(study: optuna.Study) -> StoredTrials:
     """The study's results, the trials in flight, and each trial's MLflow study run."""
     import optuna
 
@@ -208,7 +224,7 @@ def stored_trials(study: Any) -> StoredTrials:
     )
 
 
-def is_outcome(trial: Any) -> bool:
+def is_outcome(trial: FrozenTrial) -> bool:
     """Whether a trial holds a result that counts: finished, in flight, or failed *with* a
     result of its own (it diverged), not by an interrupt or a dead process."""
     import optuna
@@ -219,7 +235,7 @@ def is_outcome(trial: Any) -> bool:
     return stored is not None and json.loads(stored).get("state") == "FAILED"
 
 
-def search_trial_count(study: Any) -> int:
+def search_trial_count(study: TrialsReader) -> int:
     """Every worker's search trials that count towards ``target_trials`` (:func:`is_outcome`)."""
     return sum(
         1
@@ -235,7 +251,7 @@ IMPORTANCE_SEED = 0
 IMPORTANCE_MAX_TRIALS = 300
 
 
-def study_importances(study: Any) -> dict[str, float]:
+def study_importances(study: optuna.Study) -> dict[str, float]:
     """Seeded fANOVA importance of each hyperparameter over the completed trials (not
     PED-ANOVA, which on the default study gave placement no share against the verdict)."""
     import optuna

@@ -4,22 +4,26 @@ of :func:`bnsearch.paired_objective`, :func:`bnsearch.verdict` and :class:`Mlflo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnsearch.backends._your_runs import YourStudyRuns, no_blocks
 from bnsearch.stats import Verdict, verdict_for
 from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialState, keys
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 _CONFIG_FIELDS = set(BNConfig.__dataclass_fields__)
 
 
 def paired_objective(
     fit: Callable[[BNConfig, int], float], space: SearchSpace | None = None
-) -> Callable[[Any], float]:
+) -> Callable[[optuna.Trial], float]:
     """:func:`bnsearch.paired_objective`: a block's first trial enqueues its other placements."""
     space = space or SearchSpace()
 
-    def objective(trial: Any) -> float:
+    def objective(trial: optuna.Trial) -> float:
         config = space.suggest(trial)
         block = trial.user_attrs.get(keys.BLOCK)
         if block is None:  # a block's first trial: the others follow with its values
@@ -36,7 +40,9 @@ def paired_objective(
     return objective
 
 
-def study_verdict(study: Any, threshold: float | None = None, until: str = "settled") -> Verdict:
+def study_verdict(
+    study: optuna.Study, threshold: float | None = None, until: str = "settled"
+) -> Verdict:
     """:func:`bnsearch.verdict` of an Optuna study (its trials with ``bnsearch.block``)."""
     from bnsearch.config import DEFAULT_THRESHOLD
 
@@ -94,7 +100,7 @@ class MlflowCallback:
         """The study's parent run, once a trial was logged."""
         return self.runs.parent_run_id if self.runs is not None else None
 
-    def __call__(self, study: Any, trial: Any) -> None:
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.runs is None:
             self.runs = YourStudyRuns(study.study_name, self.tracking_uri, "optuna")
         self.study = study
@@ -115,7 +121,7 @@ class MlflowCallback:
         self.runs.end(verdict_for(paired) if paired else None)
 
 
-def your_trial_result(trial: Any, in_block_only: bool = True) -> TrialResult | None:
+def your_trial_result(trial: FrozenTrial, in_block_only: bool = True) -> TrialResult | None:
     """A finished trial of your own study as bnsearch's record: its value (and the values
     it reported per epoch) as ``val_loss``; None while it runs, or outside any block when
     ``in_block_only``."""
@@ -132,7 +138,11 @@ def your_trial_result(trial: Any, in_block_only: bool = True) -> TrialResult | N
     seed = int(block) if block is not None else trial.number
     spec = TrialSpec(trial.number, config, seed=seed, block=None if block is None else seed)
     history = [float(trial.intermediate_values[step]) for step in sorted(trial.intermediate_values)]
-    if state is TrialState.COMPLETE and (not history or history[-1] != float(trial.value)):
+    if (
+        state is TrialState.COMPLETE
+        and trial.value is not None  # always so when COMPLETE
+        and (not history or history[-1] != float(trial.value))
+    ):
         history.append(float(trial.value))
     if state is not TrialState.FAILED:
         reason = "pruned by the study's pruner" if state is TrialState.PRUNED else None
