@@ -276,8 +276,8 @@ def _fakes(case: Case, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple
         for name in benchmarks:
             monkeypatch.setattr(bnsearch.bench, name, fake(name))
     if case.command in LIBRARY_CALLS and case.flag in _study_flags():
-        # A real replay trains for ~3 s, a real export ~10 s a placement (most of it MLflow
-        # inferring the model's pip requirements in a subprocess): 38 cases each would not fit.
+        # A real replay trains for seconds, a real export trains and logs a model a
+        # placement: 38 cases each would not fit.
         # The flags they share with `study` reach them only through config_from_args, which
         # the real cases of study, worker and prepare run; the command bare, on the tiny study
         # and with its own flags runs for real.

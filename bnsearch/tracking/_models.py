@@ -161,4 +161,14 @@ def _save(
         mlflow_model=description,
         signature=signature,
         input_example=input_example,
+        pip_requirements=_model_requirements(),
     )
+
+
+def _model_requirements() -> list[str]:
+    """What loading the model needs, pinned to this environment: Keras and the TensorFlow
+    backend bnsearch trains on (MLflow adds itself). Named rather than inferred: MLflow's
+    inference loads the model again in a subprocess, several seconds a model."""
+    from importlib.metadata import version
+
+    return [f"keras=={version('keras')}", f"tensorflow=={version('tensorflow')}"]
