@@ -416,13 +416,37 @@ def test_a_fractional_target_is_a_regression_under_auto_and_said_so(tmp_path):
 REGRESSION = NetworkSettings(epochs=3, hidden_units=(8, 6), activation="tanh")
 
 
-@pytest.mark.trains
-@pytest.mark.parametrize("placement", ["none", "before", "after", "before_output", "input"])
-def test_regression_trains_alike_on_both_engines(tmp_path, placement):
-    data = load_dataset(str(_regression_csv(tmp_path)), "target", standardize=True)
-    spec = TrialSpec(0, BNConfig(placement=placement, dropout=0.0, learning_rate=0.01), 5)
+REGRESSION_PLACEMENTS = ("none", "before", "after", "before_output", "input")
+
+
+@pytest.fixture(scope="module")
+def regression_trained(tmp_path_factory) -> tuple[Dataset, dict]:
+    """The regression data and, per placement, its spec and what each engine made of it:
+    one population of all five placements (members train independently, so each is the
+    network trained alone) and one Keras-engine run of the five, shared by the cases."""
+    folder = tmp_path_factory.mktemp("regression")
+    data = load_dataset(str(_regression_csv(folder)), "target", standardize=True)
+    specs = [
+        TrialSpec(i, BNConfig(placement=p, dropout=0.0, learning_rate=0.01), 5)
+        for i, p in enumerate(REGRESSION_PLACEMENTS)
+    ]
     population = PopulationEngine(shuffle=False, jit_compile=False)
-    result = population.train([spec], data, REGRESSION).results[0]
+    results = population.train(specs, data, REGRESSION).results
+    keras.backend.clear_session()
+    keras_results = KerasEngine().train(specs, data, REGRESSION).results
+    keras.backend.clear_session()
+    return data, {
+        spec.config.placement: (spec, result, keras_result)
+        for spec, result, keras_result in zip(specs, results, keras_results, strict=True)
+    }
+
+
+@pytest.mark.trains
+@pytest.mark.parametrize("placement", REGRESSION_PLACEMENTS)
+def test_regression_trains_alike_on_both_engines(regression_trained, placement):
+    data, trained = regression_trained
+    spec, result, keras_result = trained[placement]
+    assert result.spec == spec and keras_result.spec == spec
     assert result.state is TrialState.COMPLETE
     keras.backend.clear_session()
     model = build_model(spec.config, (5,), 1, REGRESSION, seed=spec.seed)
@@ -436,7 +460,6 @@ def test_regression_trains_alike_on_both_engines(tmp_path, placement):
     ).history  # fmt: skip
     for metric in ("loss", "val_loss"):
         np.testing.assert_allclose(result.history[metric], history[metric], rtol=1e-4)
-    keras_result = KerasEngine().train([spec], data, REGRESSION).results[0]
     assert keras_result.state is TrialState.COMPLETE
     assert np.isfinite(keras_result.history["val_loss"]).all()
 

@@ -1,5 +1,6 @@
 """Several workers on one Optuna storage in PostgreSQL and one MLflow tracking server
-backed by PostgreSQL; each test gets fresh databases, dropped afterwards."""
+backed by PostgreSQL; each test gets a fresh Optuna database, dropped afterwards, and an
+experiment of its own (the study's unique name) on the module's one MLflow server."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ from tests._postgres import POSTGRES, fresh_database, needs_postgres
 
 pytestmark = pytest.mark.slow
 
-TARGET = 9
+#: Two paired blocks: one for each of two workers. The kill test keeps a third, so the
+#: doomed worker still finds one to hold when the survivor is quicker off the mark.
+TARGET = 6
+KILL_TARGET = 9
 
 
 @pytest.fixture
@@ -32,8 +36,10 @@ def optuna_database() -> Iterator[str]:
     yield from fresh_database()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """One server (and its fresh database) for the module: each test's study has a unique
+    name, so its experiment and runs are its own, and the assertions read only those."""
     folder = tmp_path_factory.mktemp("mlflow-server")
     for backend_store in fresh_database():
         server = MlflowServer(backend_store, folder).start()
@@ -56,31 +62,36 @@ def _bnsearch(
     )  # fmt: skip
 
 
-def _study_file(tmp_path: Path, tiny_csv: Path) -> tuple[str, Path]:
+def _study_file(tmp_path: Path, tiny_csv: Path, target: int = TARGET) -> tuple[str, Path]:
     name = f"workers-{uuid.uuid4().hex[:8]}"
     study_file = tmp_path / "shared.toml"
     study_file.write_text(
-        f'name = "{name}"\ndata = "{tiny_csv}"\ntarget = "label"\ntarget_trials = {TARGET}\n'
+        f'name = "{name}"\ndata = "{tiny_csv}"\ntarget = "label"\ntarget_trials = {target}\n'
         'engine = "keras"\n[network]\nepochs = 2\nhidden_units = [4]\n'
     )
     return name, study_file
 
 
-def _prepare(study_file: Path, storage: str, uri: str, cwd: Path) -> None:
-    prepare = _bnsearch("prepare", study_file, storage, uri, cwd)
-    stdout, stderr = prepare.communicate(timeout=120)
-    assert prepare.returncode == 0, stderr[-2000:]
-    assert "ready" in stdout
+def _prepare(cli, study_file: Path, storage: str, uri: str, cwd: Path) -> None:
+    """``bnsearch prepare`` in this process (``cli.main``): the workers are the processes."""
+    prepare = cli(
+        "prepare", str(study_file), "--storage", storage, "--tracking-uri", uri,
+        "--heartbeat-interval", "1", "--grace-period", "4", cwd=cwd,
+    )  # fmt: skip
+    assert prepare.returncode == 0, prepare.stderr[-2000:]
+    assert "ready" in prepare.stdout
 
 
-def _assert_study_complete(name: str, storage: str, uri: str) -> list[optuna.trial.FrozenTrial]:
-    """Exactly TARGET completed search trials, none evaluated twice, whole paired blocks,
+def _assert_study_complete(
+    name: str, storage: str, uri: str, target: int = TARGET
+) -> list[optuna.trial.FrozenTrial]:
+    """Exactly ``target`` completed search trials, none evaluated twice, whole paired blocks,
     and exactly one finished MLflow child run (params + per-epoch metrics) per trial."""
     study = optuna.load_study(study_name=name, storage=storage)
     states = [t.state for t in study.trials]
     assert optuna.trial.TrialState.RUNNING not in states
     complete = [t for t in study.trials if t.state is optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == TARGET, [(t.number, t.state.name, t.user_attrs) for t in study.trials]
+    assert len(complete) == target, [(t.number, t.state.name, t.user_attrs) for t in study.trials]
     evaluated = [(t.user_attrs["bnsearch.block"], t.params["placement"]) for t in complete]
     assert len(set(evaluated)) == len(evaluated), "a (block, placement) was evaluated twice"
     blocks: dict[int, list[str]] = {}
@@ -109,10 +120,10 @@ def _assert_study_complete(name: str, storage: str, uri: str) -> list[optuna.tri
 @pytest.mark.server
 @needs_postgres
 def test_two_workers_reach_exactly_the_target_with_one_run_per_trial(
-    tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str
+    tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str, cli
 ):
     name, study_file = _study_file(tmp_path, tiny_csv)
-    _prepare(study_file, optuna_database, mlflow_server, tmp_path)
+    _prepare(cli, study_file, optuna_database, mlflow_server, tmp_path)
     workers = [
         _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path) for _ in range(2)
     ]
@@ -136,10 +147,10 @@ def test_two_workers_reach_exactly_the_target_with_one_run_per_trial(
 @pytest.mark.server
 @needs_postgres
 def test_a_worker_killed_mid_study_is_retried_and_the_target_still_reached_exactly(
-    tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str
+    tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str, cli
 ):
-    name, study_file = _study_file(tmp_path, tiny_csv)
-    _prepare(study_file, optuna_database, mlflow_server, tmp_path)
+    name, study_file = _study_file(tmp_path, tiny_csv, KILL_TARGET)
+    _prepare(cli, study_file, optuna_database, mlflow_server, tmp_path)
     doomed = _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path)
     survivor = _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path)
     storage = optuna.storages.RDBStorage(optuna_database)
@@ -161,7 +172,7 @@ def test_a_worker_killed_mid_study_is_retried_and_the_target_still_reached_exact
     doomed.communicate(timeout=60)
     stdout, stderr = survivor.communicate(timeout=400)
     assert survivor.returncode == 0, stderr[-2000:]
-    trials = _assert_study_complete(name, optuna_database, mlflow_server)
+    trials = _assert_study_complete(name, optuna_database, mlflow_server, KILL_TARGET)
     failed = [t for t in trials if t.state is optuna.trial.TrialState.FAIL]
     assert failed and all(
         t.user_attrs.get("bnsearch.worker", doomed_id) == doomed_id for t in failed
@@ -207,10 +218,10 @@ def _terminate_connections(database: str, stop: threading.Event, killed: list[in
 @pytest.mark.server
 @needs_postgres
 def test_connections_terminated_mid_study_lose_nothing_and_the_target_is_reached_exactly(
-    tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str
+    tmp_path: Path, tiny_csv: Path, optuna_database: str, mlflow_server: str, cli
 ):
     name, study_file = _study_file(tmp_path, tiny_csv)
-    _prepare(study_file, optuna_database, mlflow_server, tmp_path)
+    _prepare(cli, study_file, optuna_database, mlflow_server, tmp_path)
     stop, killed = threading.Event(), []
     terminator = threading.Thread(
         target=_terminate_connections, args=(optuna_database, stop, killed), daemon=True
