@@ -16,17 +16,22 @@ from mlflow.tracking import MlflowClient
 pytestmark = pytest.mark.slow
 
 
-def _start(tmp_path: Path, tiny_csv: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    args = [
-        sys.executable, "-m", "bnsearch", "study", "--data", str(tiny_csv), "--target", "label",
-        "--epochs", "2", "--hidden-units", "8,8", "--study-name", "faults", "--engine", "keras",
+def _args(tiny_csv: Path, *extra: str) -> list[str]:
+    return [
+        "study", "--data", str(tiny_csv), "--target", "label", "--epochs", "2",
+        "--hidden-units", "8,8", "--study-name", "faults", "--engine", "keras",
         "--confirm-seeds", "0", *extra,
     ]  # fmt: skip
+
+
+def _start(tmp_path: Path, tiny_csv: Path, *extra: str) -> subprocess.Popen:
+    """The study as a real process, for the signal sent to it."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        [sys.executable, "-m", "bnsearch", *_args(tiny_csv, *extra)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
 
 
 def _wait_for_trials(process: subprocess.Popen, done: int, timeout: float = 240) -> str:
@@ -57,7 +62,7 @@ def _assert_nothing_left_running(tmp_path: Path) -> None:
 
 
 @pytest.mark.server
-def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_csv):
+def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_csv, cli):
     process = _start(tmp_path, tiny_csv, "--n-trials", "30")
     # The first block is told (its three progress lines come after it trained); two
     # seconds on, the next block is asked for or training: in flight.
@@ -75,9 +80,8 @@ def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_cs
     assert [r.info.status for r in parent] == ["KILLED"]
     assert any(r.info.status == "KILLED" for r in runs if r.data.tags["bnsearch.kind"] == "trial")
 
-    rerun = _start(tmp_path, tiny_csv, "--n-trials", "3")
-    _, stderr = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, stderr[-2000:]
+    rerun = cli(*_args(tiny_csv, "--n-trials", "3"), cwd=tmp_path)  # the rerun: in this process
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
     _assert_nothing_left_running(tmp_path)
     study, runs = _stores(tmp_path)
     # The rerun retries each interrupted trial once (same params, seed and block), so every
@@ -100,7 +104,7 @@ def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_cs
 
 
 @pytest.mark.server
-def test_kill_9_leaves_trials_that_the_next_run_closes(tmp_path, tiny_csv):
+def test_kill_9_leaves_trials_that_the_next_run_closes(tmp_path, tiny_csv, cli):
     beat = ("--heartbeat-interval", "1", "--grace-period", "2")
     process = _start(tmp_path, tiny_csv, "--n-trials", "30", *beat)
     _wait_for_trials(process, 1)
@@ -111,10 +115,9 @@ def test_kill_9_leaves_trials_that_the_next_run_closes(tmp_path, tiny_csv):
     assert left, "SIGKILL should leave RUNNING trials behind"
     time.sleep(3)
 
-    rerun = _start(tmp_path, tiny_csv, "--n-trials", "3", *beat)
-    stdout, stderr = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, stderr[-2000:]
-    assert f"closed {len(left)} trial(s)" in stdout
+    rerun = cli(*_args(tiny_csv, "--n-trials", "3", *beat), cwd=tmp_path)  # in this process
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"closed {len(left)} trial(s)" in rerun.stdout
     _assert_nothing_left_running(tmp_path)
     study, runs = _stores(tmp_path)
     by_run = {r.info.run_id: r for r in runs}

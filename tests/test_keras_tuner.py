@@ -231,7 +231,7 @@ def test_a_torn_last_line_of_the_results_file_is_dropped_and_the_study_goes_on(t
 @pytest.mark.server
 @pytest.mark.slow
 def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the_next_run(
-    tiny_csv, tmp_path
+    tiny_csv, tmp_path, cli
 ):
     import os
     import signal
@@ -242,15 +242,14 @@ def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the
     from mlflow.tracking import MlflowClient
 
     args = [
-        sys.executable, "-m", "bnsearch", "study", "--backend", "keras-tuner", "--data",
-        str(tiny_csv), "--target", "label", "--epochs", "30", "--hidden-units", "8",
-        "--study-name", "kt", "--confirm-seeds", "0",
+        "study", "--backend", "keras-tuner", "--data", str(tiny_csv), "--target", "label",
+        "--epochs", "30", "--hidden-units", "8", "--study-name", "kt", "--confirm-seeds", "0",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     doomed = subprocess.Popen(
-        [*args, "--n-trials", "6"], cwd=tmp_path, env=env, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "bnsearch", *args, "--n-trials", "6"], cwd=tmp_path, env=env,
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
 
@@ -268,10 +267,7 @@ def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the
     os.killpg(doomed.pid, signal.SIGKILL)  # the invocation and its Keras Tuner child
     doomed.wait(timeout=60)
 
-    rerun = subprocess.run(
-        [*args, "--n-trials", "1"], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=600,
-    )  # fmt: skip
+    rerun = cli(*args, "--n-trials", "1", cwd=tmp_path)  # the next run: in this process
 
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "abandoned runs ended" in rerun.stdout
@@ -291,7 +287,8 @@ def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the
 
 @pytest.mark.server
 @pytest.mark.slow
-def test_ctrl_c_mid_batch_then_a_rerun_retries_the_trials_in_their_blocks(tiny_csv, tmp_path):
+def test_ctrl_c_mid_batch_then_a_rerun_retries_the_trials_in_their_blocks(tiny_csv, tmp_path, cli):
+    import json
     import os
     import signal
     import subprocess
@@ -299,26 +296,36 @@ def test_ctrl_c_mid_batch_then_a_rerun_retries_the_trials_in_their_blocks(tiny_c
     import time
 
     args = [
-        sys.executable, "-m", "bnsearch", "study", "--backend", "keras-tuner", "--data",
-        str(tiny_csv), "--target", "label", "--epochs", "200", "--hidden-units", "8",
-        "--study-name", "kt", "--confirm-seeds", "0", "--n-trials", "9", "--population", "9",
+        "study", "--backend", "keras-tuner", "--data", str(tiny_csv), "--target", "label",
+        "--epochs", "20", "--hidden-units", "8", "--study-name", "kt", "--confirm-seeds", "0",
+        "--n-trials", "9", "--population", "9",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     first = subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        [sys.executable, "-m", "bnsearch", *args], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
     folder = tmp_path / "mlruns" / "keras_tuner" / "kt"
+
+    def claimed() -> int:  # the batch's trials the oracle proposed, each put in its block
+        try:
+            return len(json.loads((folder / "bnsearch_blocks.json").read_text()))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return 0
+
+    # The whole batch of 9 is claimed in its 3 blocks; its runs start, its population is
+    # built and trained next, and no result is told before all of that.
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (folder / "bnsearch_blocks.json").exists():
-        time.sleep(0.2)
-    time.sleep(3)  # training the batch
+    while time.monotonic() < deadline and claimed() < 9 and first.poll() is None:
+        time.sleep(0.05)
     first.send_signal(signal.SIGINT)
     output, _ = first.communicate(timeout=120)
     assert first.returncode == 130, output[-2000:]
+    assert claimed() == 9, output[-2000:]
     assert results_from_project(folder) == []  # the batch was cut before any result
 
-    rerun = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    rerun = cli(*args, cwd=tmp_path)  # the rerun's process is not the point: in this one
 
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     results = results_from_project(folder)
