@@ -37,12 +37,8 @@ def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
     started = time.monotonic()
     outcome = run_study(config)
     primary = outcome.verdict.primary
-    interval = None
-    if primary is not None:  # the interval the verdict's rule decided by
-        settled = outcome.verdict.until == "settled"
-        interval = (
-            (primary.cs_low, primary.cs_high) if settled else (primary.ci_low, primary.ci_high)
-        )
+    # The interval the verdict's rule decided by.
+    interval = None if primary is None else primary.interval(outcome.verdict.until)
     answers.put(
         {
             "seconds": time.monotonic() - started,

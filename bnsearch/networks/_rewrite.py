@@ -142,19 +142,29 @@ def model_digest(spec: str) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-_PLANS: dict[str, tuple[str, ModelPlan]] = {}
+_PLANS: dict[str, tuple[tuple[int, int] | None, ModelPlan]] = {}
+
+
+def _stamp(spec: str) -> tuple[int, int] | None:
+    """The file's modification time and size: one ``stat``, cheap enough for every trial's
+    build (the digest reads and hashes the whole file, once per study)."""
+    path = _source_path(spec)
+    if path is None or not path.is_file():
+        return None
+    status = path.stat()
+    return status.st_mtime_ns, status.st_size
 
 
 def load_plan(spec: str) -> ModelPlan:
     """``spec`` loaded and read, cached while its file is unchanged; a one-line ConfigError
     if it cannot be used."""
-    digest = model_digest(spec)
+    stamp = _stamp(spec)
     cached = _PLANS.get(spec)
-    if cached is not None and cached[0] == digest:
+    if cached is not None and cached[0] == stamp:
         return cached[1]
     model, optimizer = _load(spec)
     plan = _read(spec, _functional(spec, model), optimizer)
-    _PLANS[spec] = (digest, plan)
+    _PLANS[spec] = (stamp, plan)
     return plan
 
 
