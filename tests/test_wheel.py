@@ -81,6 +81,7 @@ def test_the_wheel_is_what_runs_and_says_its_version(wheel_python, tmp_path):
 
 
 @pytest.mark.server
+@pytest.mark.trains
 def test_the_pages_commands_work_from_an_empty_folder(wheel_python, tmp_path):
     python = wheel_python
     study = _run(python, tmp_path, "-m", "bnsearch", "study")  # the README's first command

@@ -165,10 +165,14 @@ def _save(
     )
 
 
-def _model_requirements() -> list[str]:
+def _model_requirements() -> list[str] | None:
     """What loading the model needs, pinned to this environment: Keras and the TensorFlow
     backend bnsearch trains on (MLflow adds itself). Named rather than inferred: MLflow's
-    inference loads the model again in a subprocess, several seconds a model."""
-    from importlib.metadata import version
+    inference loads the model again in a subprocess, several seconds a model. None (MLflow
+    infers them) where TensorFlow is installed under another name (tensorflow-cpu, ...)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return [f"keras=={version('keras')}", f"tensorflow=={version('tensorflow')}"]
+    try:
+        return [f"keras=={version('keras')}", f"tensorflow=={version('tensorflow')}"]
+    except PackageNotFoundError:
+        return None
