@@ -251,12 +251,26 @@ def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the
         [sys.executable, "-m", "bnsearch", *args, "--n-trials", "6"], cwd=tmp_path, env=env,
         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    db = tmp_path / "mlruns" / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{db}")
+
+    def experiment_made() -> bool:
+        # Read-only until the study has made its experiment: a client opened on the store
+        # while the study still creates its tables would create them too, and the two
+        # processes' migrations collide (seen on a busy machine).
+        import contextlib
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as read:
+                return bool(read.execute("select 1 from experiments where name = 'kt'").fetchall())
+        except sqlite3.Error:  # no file yet, or no table yet
+            return False
 
     def running_trial_runs() -> list:
-        experiment = client.get_experiment_by_name("kt") if (tmp_path / "mlruns").exists() else None
-        if experiment is None:
+        if not experiment_made():
             return []
+        experiment = client.get_experiment_by_name("kt")
         query = "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'"
         return client.search_runs([experiment.experiment_id], query)
 
