@@ -1,13 +1,18 @@
 """Reaching a store: whether its server answers within seconds (:func:`probe`, asked first
 so a study never waits out MLflow's own minutes of retries), and how long a call to it is
-tried again (:class:`RetryPolicy`, one per kind of store)."""
+tried again (:class:`RetryPolicy`, one per kind of store), and one process at a time opening
+a SQLite store (:func:`opening_alone`)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -59,3 +64,22 @@ def probe(uri: str, timeout: float = TIMEOUT_S) -> None:
         raise ConnectionError(
             f"no answer from {host}:{port} within {timeout:.0f} s: {reason}"
         ) from None
+
+
+@contextlib.contextmanager
+def opening_alone(uri: str) -> Iterator[None]:
+    """Hold ``<database>.lock`` beside a SQLite store while it is opened: processes that
+    create one store at once (two studies started together in one folder) collide in its
+    schema migrations, so each waits for the one before. Served stores need no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri.removeprefix("sqlite:///"))
+    try:
+        lock = open(database.with_name(database.name + ".lock"), "a")  # noqa: SIM115
+    except OSError:  # a folder bnsearch cannot write: opening the store says why, if it must
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

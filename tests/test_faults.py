@@ -150,3 +150,24 @@ def test_ctrl_c_stops_a_keras_tuner_study_and_ends_its_runs(tmp_path, tiny_csv, 
     assert not [r for r in runs if r.info.status == "RUNNING"]
     assert [r.info.status for r in runs if r.data.tags["bnsearch.kind"] == "study"] == ["KILLED"]
     assert len([r for r in runs if r.data.tags["bnsearch.kind"] == "trial"]) < 30
+
+
+@pytest.mark.server
+def test_studies_started_together_in_one_folder_share_its_new_stores(tmp_path, tiny_csv):
+    # Each process creating the folder's new SQLite stores at once would collide in their
+    # schema migrations (Optuna's and MLflow's): one opens a store at a time.
+    names = ("one", "two", "three")
+    studies = [
+        _start(tmp_path, tiny_csv, "--n-trials", "3", "--epochs", "1", "--study-name", n)
+        for n in names
+    ]
+    for process in studies:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+        assert len(study.trials) == 3
+        experiment = client.get_experiment_by_name(name)
+        runs = client.search_runs([experiment.experiment_id], "tags.`bnsearch.kind` = 'trial'")
+        assert len(runs) == 3

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bnsearch._reachable import MLFLOW_RETRY, probe
+from bnsearch._reachable import MLFLOW_RETRY, opening_alone, probe
 from bnsearch._redact import redact_text, redact_url
 from bnsearch.errors import StoreError, StoreFullError, first_line, full_disk, full_disk_message
 from bnsearch.tracking._local_store import relocate_artifacts, sqlite_path
@@ -118,13 +118,14 @@ class Connection:
                 ) from error
         try:
             probe(self.tracking_uri)
-            relocate_artifacts(self.tracking_uri)
-            # MLflow caches one store per URI string for the process: a relative SQLite path
-            # would keep writing to the first working folder's database.
-            absolute = f"sqlite:///{db_path.resolve()}" if db_path is not None else None
-            self.resolved_uri = absolute or self.tracking_uri
-            client = MlflowClient(tracking_uri=self.resolved_uri)
-            experiment_id = self._open_experiment(client, db_path)
+            with opening_alone(self.tracking_uri):
+                relocate_artifacts(self.tracking_uri)
+                # MLflow caches one store per URI string for the process: a relative SQLite
+                # path would keep writing to the first working folder's database.
+                absolute = f"sqlite:///{db_path.resolve()}" if db_path is not None else None
+                self.resolved_uri = absolute or self.tracking_uri
+                client = MlflowClient(tracking_uri=self.resolved_uri)
+                experiment_id = self._open_experiment(client, db_path)
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
             if (full := self.full_disk_fault(error)) is not None:
                 raise full from None
