@@ -56,19 +56,15 @@ def _number(value: float) -> str:
     return difference_text(value)
 
 
-def _side(verdict: Verdict, pair: PairComparison) -> Side:
-    """The study's rule on ``first - second``, seen from ``first`` whatever the metric."""
-    if pair.second == "none" and pair.first in verdict.bn.sides:
-        return verdict.bn.sides[pair.first]
-    side = pair.side(verdict.until, verdict.threshold)
-    return side if lower_is_better(verdict.metric) else side.flipped
-
-
 def _decision(verdict: Verdict, pair: PairComparison) -> str:
-    """What the study's rule says of ``first - second``, in two or three words."""
+    """What the study's rule says of ``first - second``, seen from ``first`` whatever the
+    metric, in two or three words."""
     if pair is verdict.primary and verdict.placement.outcome == Outcome.INSUFFICIENT:
         return "too few blocks"
-    side = _side(verdict, pair)
+    side = verdict.bn.sides.get(pair.first) if pair.second == "none" else None
+    if side is None:
+        side = pair.side(verdict.until, verdict.threshold)
+        side = side if lower_is_better(verdict.metric) else side.flipped
     if side is Side.OPEN:
         return "open"
     if side is Side.INSIDE:
@@ -101,20 +97,6 @@ def _notice(verdict: Verdict) -> str | None:
     return None
 
 
-def _notice_line(notice: str) -> str:
-    """``Note: ...`` in one line, the pointer to the details shortened first."""
-    for more in (" (more in report.md / --verbose)", " (more: --verbose)"):
-        line = f"Note: {notice}{more}"
-        if len(line) <= WIDTH:
-            return line
-    return _fit(f"Note: {notice}")
-
-
-def _rows(verdict: Verdict) -> list[PairComparison]:
-    """The comparisons that answer the two questions."""
-    return [p for p in verdict.pairs if p is verdict.primary or p.second == "none"]
-
-
 def _confirmed(verdict: Verdict) -> list[str]:
     """One row per placement's best configuration re-trained with fresh seeds."""
     confirmed = list(verdict.confirmations)
@@ -138,15 +120,6 @@ def _confirmed(verdict: Verdict) -> list[str]:
     return lines
 
 
-def _interval(verdict: Verdict, pair: PairComparison) -> str:
-    """The interval the study's rule decides by (a run-away end reads ``n/a``)."""
-    text = pair.interval_text(verdict.until)
-    if not text.startswith("["):
-        return text
-    low, high = pair.interval(verdict.until)
-    return f"[{_number(low)}, {_number(high)}]"
-
-
 def verdict_glance(verdict: Verdict) -> list[str]:
     """A headline with both answers, one row per comparison that answers them, one per
     placement's confirmed best and at most one notice: what a study, ``report`` and
@@ -167,16 +140,23 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     )
     kind = "anytime-valid 95% CS" if verdict.until == "settled" else "bootstrap 95% CI"
     lines.append(f"  {'comparison':<22s}{'median':>10s}  {kind:<26s}decision")
-    for pair in _rows(verdict):
-        interval = _interval(verdict, pair)
+    for pair in verdict.pairs:  # the comparisons that answer the two questions
+        if pair is not verdict.primary and pair.second != "none":
+            continue
+        interval = pair.interval_text(verdict.until)  # the interval the rule decides by
+        if interval.startswith("["):  # a run-away end reads n/a
+            low, high = pair.interval(verdict.until)
+            interval = f"[{_number(low)}, {_number(high)}]"
         name = f"{pair.first} - {pair.second}"
         lines.append(
             f"  {name:<22s}{_number(pair.median):>10s}  {interval:<26s}{_decision(verdict, pair)}"
         )
     lines += _confirmed(verdict)
     notice = _notice(verdict)
-    if notice:
-        lines.append(_notice_line(plain_ascii(notice)))
+    if notice:  # in one line, the pointer to the details shortened first
+        note = f"Note: {plain_ascii(notice)}"
+        more = (" (more in report.md / --verbose)", " (more: --verbose)")
+        lines.append(next((note + m for m in more if len(note + m) <= WIDTH), note))
     return [_fit(line) for line in lines]
 
 

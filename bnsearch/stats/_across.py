@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bnsearch.stats._sequential import Outcome
-from bnsearch.stats._verdict import Verdict, block_value, holm
-from bnsearch.trial import Phase, TrialResult, in_placement_order, lower_is_better
+from bnsearch.stats._verdict import Verdict, block_value, holm, paired_blocks
+from bnsearch.trial import TrialResult, in_placement_order, lower_is_better
 
 #: Nemenyi's q at 5 % (studentized range / sqrt 2) for 2..10 placements (Demšar, Table 5a).
 _NEMENYI_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031}
@@ -59,33 +59,13 @@ def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult])
     cannot rank the placements)."""
     if verdict.no_ranking is not None:
         return DatasetScores(study, verdict, {}, {})
-    blocks: dict[int, dict[str, float]] = {}
-    incomplete: set[int] = set()
-    for result in results:
-        if result.spec.phase != Phase.SEARCH or result.spec.block is None:
-            continue
-        value = block_value(result, verdict.metric)
-        if value is None:
-            incomplete.add(result.spec.block)
-        else:
-            blocks.setdefault(result.spec.block, {})[result.config.placement] = value
-    placements = {p for members in blocks.values() for p in members}
-    complete = [
-        members
-        for block, members in blocks.items()
-        if block not in incomplete and set(members) == placements
-    ]
+    blocks = paired_blocks(results).values()
+    values = [{r.config.placement: block_value(r, verdict.metric) for r in rs} for rs in blocks]
+    placements = {p for v in values for p, x in v.items() if x is not None}
+    complete = [v for v in values if set(v) == placements and None not in v.values()]
     scores = {p: float(np.median([m[p] for m in complete])) for p in placements if complete}
     differences = {(pair.first, pair.second): pair.median for pair in verdict.pairs}
     return DatasetScores(study, verdict, scores, differences)
-
-
-def _ranks(dataset: DatasetScores, placements: Sequence[str]) -> list[float]:
-    """Rank 1 for the placement with the best score of the dataset's own metric."""
-    from scipy import stats
-
-    sign = 1.0 if lower_is_better(dataset.verdict.metric) else -1.0
-    return list(stats.rankdata([sign * dataset.scores[p] for p in placements]))
 
 
 def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerdict:
@@ -96,7 +76,11 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
     usable = [d for d in datasets if d.scores]
     common = set.intersection(*(set(d.scores) for d in usable)) if usable else set()
     placements = tuple(in_placement_order(common))
-    ranks = np.array([_ranks(d, placements) for d in usable]).reshape(len(usable), len(placements))
+    # Signed so that lower is better (rank 1, a negative difference favours ``first``)
+    # whatever each study's metric.
+    signs = np.array([1.0 if lower_is_better(d.verdict.metric) else -1.0 for d in usable])
+    signed = [[s * d.scores[p] for p in placements] for s, d in zip(signs, usable, strict=True)]
+    ranks = np.array([stats.rankdata(row) for row in signed]).reshape(len(usable), len(placements))
     mean_ranks = {p: float(ranks[:, i].mean()) for i, p in enumerate(placements)} if usable else {}
     friedman = None
     if len(placements) >= 3 and len(usable) >= 2:
@@ -105,8 +89,6 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
         if not math.isfinite(friedman):  # identical ranks everywhere: no evidence at all
             friedman = 1.0
     raw = []
-    # Signed so that negative favours ``first`` whatever each study's metric.
-    signs = np.array([1.0 if lower_is_better(d.verdict.metric) else -1.0 for d in usable])
     for first, second in itertools.combinations(placements, 2):
         diffs = signs * [_difference(d, first, second) for d in usable]
         varies = len(diffs) >= 2 and bool(np.any(diffs != 0))
@@ -218,10 +200,9 @@ def _statement(
         if friedman is None
         else f"Friedman p {friedman:.3g}"
     )
-    differs = friedman is not None and friedman < 0.05
     head = (
         "placements differ consistently across datasets"
-        if differs
+        if friedman is not None and friedman < 0.05
         else "no consistent placement difference across datasets"
     )
     return (

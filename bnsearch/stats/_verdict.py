@@ -112,19 +112,18 @@ class PairComparison:
     @property
     def ci_text(self) -> str:
         """The bootstrap interval of the median, ``[low, high]``; ``n/a (2 blocks)``."""
-        if self.n_blocks < MIN_BLOCKS_CI or math.isnan(self.ci_low) or math.isnan(self.ci_high):
-            return too_few(self.n_blocks)
-        return f"[{difference_text(self.ci_low)}, {difference_text(self.ci_high)}]"
+        return self.interval_text("budget")
 
     @property
     def cs_text(self) -> str:
         """The anytime-valid sequence, ``[low, high]``; ``n/a (5 blocks)`` while unbounded."""
-        if not (math.isfinite(self.cs_low) and math.isfinite(self.cs_high)):
-            return too_few(self.n_blocks)
-        return f"[{difference_text(self.cs_low)}, {difference_text(self.cs_high)}]"
+        return self.interval_text("settled")
 
     def interval_text(self, until: str) -> str:
-        return self.cs_text if until == "settled" else self.ci_text
+        low, high = self.interval(until)
+        if self.n_blocks < MIN_BLOCKS_CI or not (math.isfinite(low) and math.isfinite(high)):
+            return too_few(self.n_blocks)
+        return f"[{difference_text(low)}, {difference_text(high)}]"
 
     @property
     def p_text(self) -> str:
@@ -244,11 +243,6 @@ def _extra_blocks(pair: PairComparison, threshold: float) -> int:
     return max(needed, 1)
 
 
-def _better_of(pair: PairComparison, side: Side, lower_is_better: bool) -> tuple[str, str]:
-    first_better = (side is Side.BELOW) == lower_is_better
-    return (pair.first, pair.second) if first_better else (pair.second, pair.first)
-
-
 def _too_few(n: int, until: str) -> str:
     if until == "settled":
         return (
@@ -271,7 +265,9 @@ def answer_placement(
     how = f": settled after {counted(n, 'block')}, the interval lies wholly" if settled else ""
     interval = f"({pair.describe(until)})"
     if side in (Side.BELOW, Side.ABOVE):
-        winner, loser = _better_of(pair, side, lower_is_better)
+        winner, loser = pair.first, pair.second
+        if (side is Side.BELOW) != lower_is_better:
+            winner, loser = loser, winner
         where = f"{how} beyond the threshold {threshold:g}" if settled else ""
         statement = f"`{winner}` is better than `{loser}`{where} {interval}."
         return Answer("placement", winner, statement, loser=loser)
@@ -296,6 +292,7 @@ def answer_placement(
     return Answer("placement", Outcome.INCONCLUSIVE, statement, extra_blocks_needed=needed)
 
 
+# long because it is one sentence per outcome, each naming every BN placement's interval.
 def answer_bn(
     comparisons: Sequence[PairComparison],
     matrix: np.ndarray,
@@ -343,20 +340,10 @@ def answer_bn(
     extra = None
     if outcome == Outcome.INCONCLUSIVE and until != "settled":
         extra = max(_extra_blocks(p, threshold) for p in comparisons if sides[p.first] is Side.OPEN)
-    statement = _bn_statement(outcome, comparisons, sides, unnamed, threshold, until, extra)
-    return Answer("bn", outcome, statement, extra, sides)
 
+    def answer(statement: str) -> Answer:
+        return Answer("bn", outcome, statement, extra, sides)
 
-# long because it is one sentence per outcome, each naming every BN placement's interval.
-def _bn_statement(
-    outcome: str,
-    comparisons: Sequence[PairComparison],
-    sides: dict[str, Side],
-    unnamed: Sequence[str],
-    threshold: float,
-    until: str,
-    extra: int | None,
-) -> str:
     def each(pair: PairComparison) -> str:
         holm = f", Holm p {pair.p_holm_text}" if until != "settled" else ""
         bounds = pair.interval_text(until)
@@ -385,27 +372,28 @@ def _bn_statement(
     if outcome == Outcome.HELPS:
         helping = [p.first for p in comparisons if sides[p.first] is Side.BELOW]
         rest = "".join(f"; {verdict_of(p)}" for p in comparisons if p.first not in helping)
-        return f"BN helps: {_beat(helping)}{when}{rest}{end}"
+        return answer(f"BN helps: {_beat(helping)}{when}{rest}{end}")
     if outcome == Outcome.NO_HELP and all(sides[p.first] is Side.ABOVE for p in comparisons):
-        return f"BN does not help: `none` is better than {names}{when}{end}"
+        return answer(f"BN does not help: `none` is better than {names}{when}{end}")
     if outcome == Outcome.NO_HELP:
-        return f"BN does not help: `none` is as good or better{when}: {parts}{end}"
+        return answer(f"BN does not help: `none` is as good or better{when}: {parts}{end}")
     if outcome == Outcome.NO_EFFECT:
         each_ = "each lie" if len(comparisons) > 1 else "lies"
-        return (
+        return answer(
             f"no effect of BN beyond the threshold {threshold:g}{when}: {names} {each_} "
             f"within ±{threshold:g} of `none`{end}"
         )
     if outcome == Outcome.INSUFFICIENT:
         if until == "settled":
-            return (
+            return answer(
                 f"not settled after {counted(n, 'block')}: no interval against `none` can be "
                 f"bounded yet (each needs at least {min_blocks_to_settle(ALPHA)} complete blocks)."
             )
-        return f"not enough paired blocks with `none` ({n}); at least 3 complete blocks."
+        return answer(f"not enough paired blocks with `none` ({n}); at least 3 complete blocks.")
+    statement = f"inconclusive: {parts} ({details}); about {extra} more blocks should resolve it."
     if until == "settled":
-        return f"inconclusive: not settled within {counted(n, 'block')}: {parts} ({details})."
-    return f"inconclusive: {parts} ({details}); about {extra} more blocks should resolve it."
+        statement = f"inconclusive: not settled within {counted(n, 'block')}: {parts} ({details})."
+    return answer(statement)
 
 
 def metric_value(result: TrialResult, metric: str) -> float | None:
@@ -575,7 +563,16 @@ class Verdict:
             return ""
         if self.n_blocks < min_blocks_to_settle(ALPHA):
             return ""  # the answers themselves say that more blocks are needed
-        return _open_text(self)
+        open_ = self.open_questions
+        asked = ASKED[self.question]
+        waits = "both answers" if len(asked) > 1 else quoted_questions(asked)
+        settled = [q for q in asked if q not in open_]
+        other = f"; --question {settled[0]} stops on the settled one alone" if settled else ""
+        return (
+            f"Not settled within {counted(self.n_blocks, 'block')}: {quoted_questions(open_)} "
+            f"{'is' if len(open_) == 1 else 'are'} still open (the study waits for {waits}, "
+            f"--question {self.question}); run it again to add blocks{other}."
+        )
 
     @property
     def words(self) -> str:
@@ -619,7 +616,61 @@ class Verdict:
     @property
     def disagreements(self) -> list[str]:
         """Where the confirmation round's ranking disagrees with the blocks, and why."""
-        return _disagreements(self)
+        # One seed is one run, not a mean to rank by; validation rows that cannot rank the
+        # placements rank nothing.
+        runs = {c.placement: c for c in self.confirmations if c.ranked}
+        if len(runs) < 2 or self.no_ranking is not None:
+            return []
+        sign = 1.0 if lower_is_better(self.metric) else -1.0
+        ranked = sorted(runs, key=lambda p: sign * runs[p].mean)
+
+        def ahead(a: str, b: str) -> bool:  # a's tuned best beats b's by more than the threshold
+            return sign * (runs[b].mean - runs[a].mean) > self.threshold
+
+        def seen(a: str, b: str) -> str:  # "`none` 0.1112 ± 0.0021 against `after` 0.1349 ± ..."
+            text = " against ".join(
+                f"`{p}` {significant(runs[p].mean)} ± {significant(runs[p].std, 2)}" for p in (a, b)
+            )
+            spread = math.sqrt(sum(runs[p].std ** 2 / len(runs[p].kept) for p in (a, b)))
+            noisy = abs(runs[a].mean - runs[b].mean) < 2 * spread
+            return text + (", within twice the seeds' standard error" if noisy else "")
+
+        # What the blocks settled, as (better, worse) pairs of placements.
+        claims = [(self.placement.outcome, self.placement.loser)] if self.placement.loser else []
+        claims += [
+            (p, "none") if side is Side.BELOW else ("none", p)
+            for p, side in self.bn.sides.items()
+            if side in (Side.BELOW, Side.ABOVE)
+        ]
+        said = [
+            f"the blocks say `{better}` beats `{worse}`, the fresh-seed confirmation ranks "
+            f"`{worse}` ahead ({seen(worse, better)})"
+            for better, worse in claims
+            if better in runs and worse in runs and ahead(worse, better)
+        ]
+        head = "fresh seeds and blocks disagree: "
+        first, runner_up = ranked[0], ranked[1]
+        unsettled = [p for p in ranked[1:] if (first, p) not in claims]
+        if not said and ahead(first, runner_up) and unsettled:
+            head = "fresh seeds go further: "
+            said.append(
+                f"the fresh-seed confirmation ranks `{first}` first ({seen(first, runner_up)}), "
+                f"which the blocks do not settle (`{first}` against "
+                f"{', '.join(f'`{p}`' for p in unsettled)})"
+            )
+        if not said:
+            return []
+        return [
+            head
+            + "; ".join(said)
+            + ". They answer different questions: a block compares the placements at one "
+            "configuration the search drew, so the verdict is about a typical configuration "
+            "(the median block), while the confirmation re-trains each placement's own tuned "
+            "best; a placement can lose at a typical configuration and still have the best "
+            "tuned one (it may want, e.g., another learning rate), or the reverse. For the "
+            "best model, take the confirmation's ranking; for what BN and its placement do to "
+            "a given configuration, the blocks'."
+        ]
 
     @property
     def seeds_note(self) -> str:
@@ -674,25 +725,13 @@ class Verdict:
         return []
 
 
-def _open_text(verdict: Verdict) -> str:
-    open_ = verdict.open_questions
-    still = quoted_questions(open_)
-    asked = ASKED[verdict.question]
-    waits = "both answers" if len(asked) > 1 else quoted_questions(asked)
-    settled = [q for q in asked if q not in open_]
-    other = f"; --question {settled[0]} stops on the settled one alone" if settled else ""
-    return (
-        f"Not settled within {counted(verdict.n_blocks, 'block')}: {still} "
-        f"{'is' if len(open_) == 1 else 'are'} still open (the study waits for {waits}, "
-        f"--question {verdict.question}); run it again to add blocks{other}."
-    )
-
-
-def _blocks(results: Sequence[TrialResult]) -> dict[int, list[TrialResult]]:
+def paired_blocks(results: Sequence[TrialResult]) -> dict[int, list[TrialResult]]:
+    """The search trials of each paired block, by block."""
     blocks: dict[int, list[TrialResult]] = {}
     for result in results:
-        if result.spec.block is not None and result.spec.block >= 0:
-            blocks.setdefault(result.spec.block, []).append(result)
+        block = result.spec.block
+        if result.spec.phase == Phase.SEARCH and block is not None and block >= 0:
+            blocks.setdefault(block, []).append(result)
     return dict(sorted(blocks.items()))
 
 
@@ -729,11 +768,6 @@ def _compare(
     )  # fmt: skip
 
 
-def _pair_order(placements: Sequence[str]) -> list[tuple[str, str]]:
-    """Every pair once, ``none`` always second (``p − none`` reads "what BN does")."""
-    return [(s, f) if f == "none" else (f, s) for f, s in itertools.combinations(placements, 2)]
-
-
 # long because it is one computation read top to bottom: blocks, pairs, tests, decisions.
 def analyze(
     results: Sequence[TrialResult],
@@ -751,7 +785,7 @@ def analyze(
     settled, skip the bootstrap intervals and Wilcoxon tests (NaN), which do not decide."""
     if question not in QUESTIONS:
         raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
-    blocks = _blocks([r for r in results if r.spec.phase == Phase.SEARCH])
+    blocks = paired_blocks(results)
     placements = in_placement_order(r.config.placement for rs in blocks.values() for r in rs)
     excluded = {p: 0 for p in placements}
     lost = {p: 0 for p in placements}
@@ -763,8 +797,11 @@ def analyze(
         for placement, value in values[block].items():
             excluded[placement] += value is None
             lost[placement] += placement in ran_away[block]
-    raw_pairs = []
-    for first, second in _pair_order(placements):
+    tests = not (decide_only and until == "settled")
+    compared = []
+    for first, second in itertools.combinations(placements, 2):
+        if first == "none":  # always second: ``p − none`` reads "what BN does"
+            first, second = second, first
         diffs, where = [], []
         for block, by_placement in values.items():
             a, b = by_placement.get(first), by_placement.get(second)
@@ -773,15 +810,11 @@ def analyze(
                 diffs.append(a - b)
                 where.append(block)
         if diffs:
-            raw_pairs.append((first, second, np.asarray(diffs, float), tuple(where)))
-    tests = not (decide_only and until == "settled")
-    compared = [_compare(d, seed, tests, (f, s)) for f, s, d, _ in raw_pairs]
+            pair = _compare(np.asarray(diffs, float), seed, tests, (first, second))
+            compared.append(replace(pair, blocks=tuple(where)))
     p_values = [pair.p_value for pair in compared]
     adjusted = holm(p_values) if tests else p_values  # NaN: no test
-    pairs = tuple(
-        replace(pair, p_holm=p, blocks=w)
-        for pair, p, (*_, w) in zip(compared, adjusted, raw_pairs, strict=True)
-    )
+    pairs = tuple(replace(pair, p_holm=p) for pair, p in zip(compared, adjusted, strict=True))
     primary = next(
         (p for p in pairs if {p.first, p.second} == {"before", "after"}),
         pairs[0] if pairs else None,
@@ -810,6 +843,9 @@ def analyze(
                 question=question,
                 decide_only=decide_only,
             )
+    complete = sum(r.state is TrialState.COMPLETE for r in results if r.spec.phase == Phase.SEARCH)
+    need = MIN_IMPORTANCE_TRIALS  # over fewer trials, importances rank noise
+    note = f"{counted(complete, 'completed search trial')}; it needs at least {need}"
     verdict = Verdict(
         metric=metric,
         threshold=threshold,
@@ -822,40 +858,23 @@ def analyze(
         placement=placement_answer,
         bn=bn,
         confirmations=confirmations,
-        **_importances(results, importances or {}),
+        importances={} if complete < need else dict(importances or {}),
+        importance_note=note if complete < need else "",
         by_activation=by_activation,
         until=until,
         question=question,
     )
-    return replace(verdict, statement=_statement(verdict))
-
-
-def _importances(results: Sequence[TrialResult], importances: dict[str, float]) -> dict[str, Any]:
-    """The verdict's importances, or why there are none (too few trials: they rank noise)."""
-    search = [r for r in results if r.spec.phase == Phase.SEARCH]
-    complete = sum(r.state is TrialState.COMPLETE for r in search)
-    if complete >= MIN_IMPORTANCE_TRIALS:
-        return {"importances": dict(importances)}
-    note = (
-        f"{counted(complete, 'completed search trial')}; it needs at least {MIN_IMPORTANCE_TRIALS}"
-    )
-    return {"importances": {}, "importance_note": note}
-
-
-def _statement(verdict: Verdict) -> str:
-    """Both answers, the BN question first; at the cap, which one is still open."""
-    bn, placement = verdict.bn.statement, verdict.placement.statement
-    text = f"Does BN help? {bn} Before or after? {placement}"
-    if verdict.bn.outcome == Outcome.NOT_COMPARED:
-        text = verdict.placement.statement
-    return f"{text} {verdict.still_open}".strip()
+    # Both answers, the BN question first; at the cap, which one is still open.
+    text = f"Does BN help? {bn.statement} Before or after? {placement_answer.statement}"
+    if bn.outcome == Outcome.NOT_COMPARED:
+        text = placement_answer.statement
+    return replace(verdict, statement=f"{text} {verdict.still_open}".strip())
 
 
 def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int = 0) -> Side:
     """The fixed-budget rule on one pair's differences (a loss): for comparing the two rules
     on simulated studies."""
-    diffs = np.asarray(differences, float)
-    return budget_side(_compare(diffs, seed), threshold) if len(diffs) >= 3 else Side.OPEN
+    return _compare(np.asarray(differences, float), seed).side("budget", threshold)
 
 
 def _confirmations(
@@ -872,74 +891,6 @@ def _confirmations(
         failed = sum(r.state is TrialState.FAILED for r in members)
         out.append(PlacementConfirmation(placement, params, values, failed))
     return tuple(out)
-
-
-def _claims(verdict: Verdict) -> list[tuple[str, str]]:
-    """What the blocks settled, as (better, worse) pairs of placements."""
-    claims = []
-    if verdict.placement.loser is not None:
-        claims.append((verdict.placement.outcome, verdict.placement.loser))
-    for placement, side in verdict.bn.sides.items():
-        if side is Side.BELOW:
-            claims.append((placement, "none"))
-        elif side is Side.ABOVE:
-            claims.append(("none", placement))
-    return claims
-
-
-def _disagreements(verdict: Verdict) -> list[str]:
-    # One seed is one run, not a mean to rank by; validation rows that cannot rank the
-    # placements rank nothing.
-    runs = {c.placement: c for c in verdict.confirmations if c.ranked}
-    if len(runs) < 2 or verdict.no_ranking is not None:
-        return []
-    sign = 1.0 if lower_is_better(verdict.metric) else -1.0
-    ranked = sorted(runs, key=lambda p: sign * runs[p].mean)
-
-    def ahead(a: str, b: str) -> bool:  # a's tuned best beats b's by more than the threshold
-        return sign * (runs[b].mean - runs[a].mean) > verdict.threshold
-
-    def seen(a: str, b: str) -> str:  # "`none` 0.1112 ± 0.0021 against `after` 0.1349 ± ..."
-        text = " against ".join(
-            f"`{p}` {significant(runs[p].mean)}"
-            + (f" ± {significant(runs[p].std, 2)}" if len(runs[p].kept) > 1 else "")
-            for p in (a, b)
-        )
-        spread = math.sqrt(sum(np.var(runs[p].kept, ddof=1) / len(runs[p].kept)
-                               if len(runs[p].kept) > 1 else 0.0 for p in (a, b)))  # fmt: skip
-        noisy = abs(runs[a].mean - runs[b].mean) < 2 * spread
-        return text + (", within twice the seeds' standard error" if noisy else "")
-
-    claims = _claims(verdict)
-    said = [
-        f"the blocks say `{better}` beats `{worse}`, the fresh-seed confirmation ranks "
-        f"`{worse}` ahead ({seen(worse, better)})"
-        for better, worse in claims
-        if better in runs and worse in runs and ahead(worse, better)
-    ]
-    head = "fresh seeds and blocks disagree: "
-    first, runner_up = ranked[0], ranked[1]
-    unsettled = [p for p in ranked[1:] if (first, p) not in claims]
-    if not said and ahead(first, runner_up) and unsettled:
-        head = "fresh seeds go further: "
-        said.append(
-            f"the fresh-seed confirmation ranks `{first}` first ({seen(first, runner_up)}), "
-            f"which the blocks do not settle (`{first}` against "
-            f"{', '.join(f'`{p}`' for p in unsettled)})"
-        )
-    if not said:
-        return []
-    return [
-        head
-        + "; ".join(said)
-        + ". They answer different questions: a block compares the placements at one "
-        "configuration the search drew, so the verdict is about a typical configuration "
-        "(the median block), while the confirmation re-trains each placement's own tuned "
-        "best; a placement can lose at a typical configuration and still have the best "
-        "tuned one (it may want, e.g., another learning rate), or the reverse. For the "
-        "best model, take the confirmation's ranking; for what BN and its placement do to "
-        "a given configuration, the blocks'."
-    ]
 
 
 def verdict_for(
