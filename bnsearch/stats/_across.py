@@ -101,7 +101,6 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
     if len(placements) in _NEMENYI_Q05 and usable:
         k, n = len(placements), len(usable)
         cd = _NEMENYI_Q05[k] * math.sqrt(k * (k + 1) / (6 * n))
-    statement = _statement(usable, placements, mean_ranks, friedman, pairs)
     return AcrossVerdict(
         metric,
         placements,
@@ -110,7 +109,7 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
         friedman,
         pairs,
         cd,
-        statement,
+        _statement(usable, placements, mean_ranks, friedman, pairs),
         _bn_statement(usable, pairs),
     )
 

@@ -243,16 +243,6 @@ def _extra_blocks(pair: PairComparison, threshold: float) -> int:
     return max(needed, 1)
 
 
-def _too_few(n: int, until: str) -> str:
-    if until == "settled":
-        return (
-            f"not settled after {counted(n, 'block')}: the anytime-valid interval cannot be "
-            f"bounded yet (it needs at least {min_blocks_to_settle(ALPHA)} complete blocks); run "
-            "more trials."
-        )
-    return f"not enough paired blocks ({n}); run more trials (at least 3 complete blocks)."
-
-
 def answer_placement(
     pair: PairComparison | None, threshold: float, until: str, lower_is_better: bool
 ) -> Answer:
@@ -260,7 +250,14 @@ def answer_placement(
     n, settled = (pair.n_blocks if pair else 0), until == "settled"
     unbounded = pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high)
     if pair is None or (unbounded if settled else n < 3):
-        return Answer("placement", Outcome.INSUFFICIENT, _too_few(n, until))
+        statement = f"not enough paired blocks ({n}); run more trials (at least 3 complete blocks)."
+        if settled:
+            statement = (
+                f"not settled after {counted(n, 'block')}: the anytime-valid interval cannot be "
+                f"bounded yet (it needs at least {min_blocks_to_settle(ALPHA)} complete blocks); "
+                "run more trials."
+            )
+        return Answer("placement", Outcome.INSUFFICIENT, statement)
     side = pair.side(until, threshold)
     how = f": settled after {counted(n, 'block')}, the interval lies wholly" if settled else ""
     interval = f"({pair.describe(until)})"
@@ -280,16 +277,15 @@ def answer_placement(
             f"`{pair.second}`{note} {interval}."
         )
         return Answer("placement", Outcome.NO_EFFECT, statement)
+    needed = None if settled else _extra_blocks(pair, threshold)
+    statement = f"inconclusive {interval}; about {needed} more blocks should resolve it."
     if settled:
         statement = (
             f"inconclusive: not settled within {counted(n, 'block')}, the interval still reaches "
             f"across the threshold {threshold:g} {interval}; run the study again to add blocks "
             "(it resumes, and stops as soon as it settles)."
         )
-        return Answer("placement", Outcome.INCONCLUSIVE, statement)
-    needed = _extra_blocks(pair, threshold)
-    statement = f"inconclusive {interval}; about {needed} more blocks should resolve it."
-    return Answer("placement", Outcome.INCONCLUSIVE, statement, extra_blocks_needed=needed)
+    return Answer("placement", Outcome.INCONCLUSIVE, statement, needed)
 
 
 # long because it is one sentence per outcome, each naming every BN placement's interval.
@@ -830,14 +826,12 @@ def analyze(
     activations = sorted({r.config.activation for r in results if r.config.activation})
     by_activation = {}
     if len(activations) > 1:  # does the answer depend on the activation?
-        for activation in activations:
-            by_activation[activation] = analyze(
-                [r for r in results if r.config.activation == activation],
+        for act in activations:
+            by_activation[act] = analyze(
+                [r for r in results if r.config.activation == act],
                 metric=metric,
                 threshold=threshold,
-                confirmation_phase=[
-                    r for r in confirmation_phase if r.config.activation == activation
-                ],
+                confirmation_phase=[r for r in confirmation_phase if r.config.activation == act],
                 seed=seed,
                 until=until,
                 question=question,
