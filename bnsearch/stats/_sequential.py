@@ -84,8 +84,12 @@ def min_blocks_to_settle(alpha: float = ALPHA) -> int:
 
 def median_confidence_sequence(differences: ArrayLike, alpha: float = ALPHA) -> tuple[float, float]:
     """The interval ``C_n`` for the median of ``differences`` (infinite while too few)."""
-    low, high = confidence_bounds(np.asarray(differences, dtype=float), alpha)
-    return float(low), float(high)
+    values = np.sort(np.asarray(differences, dtype=float))
+    n = len(values)
+    k = ruling_count(n, alpha)
+    if k > n:
+        return -math.inf, math.inf
+    return float(values[n - k]), float(values[k - 1])
 
 
 def settle(low: float, high: float, threshold: float) -> Side:
