@@ -54,7 +54,7 @@ Pruner = Callable[[Member, int, float], bool]
 class PairedSearcher(Protocol):
     """A backend's side of each step of :func:`run_paired_search` (its "oracle")."""
 
-    def stored_results(self) -> list[TrialResult]:
+    def results(self) -> list[TrialResult]:
         """Every result the study's store holds, every worker's (read afresh)."""
 
     def search_trials(self) -> int:
@@ -140,7 +140,7 @@ class _PairedSearch:
             raise_if_stopped()
             if notice := searcher.reclaim():
                 self.log(notice)
-            if statement := settled_verdict(config, searcher.stored_results()):
+            if statement := settled_verdict(config, searcher.results()):
                 self.log(textwrap.fill(f"bnsearch: {statement}", 100, subsequent_indent="  "))
                 break
             wanted = (
@@ -165,7 +165,7 @@ class _PairedSearch:
 
     def _confirm(self) -> list[TrialResult]:
         """Re-train each placement's best configuration with fresh seeds (paired by seed)."""
-        best = best_per_placement(self.searcher.stored_results())
+        best = best_per_placement(self.searcher.results())
         if not best:
             return []
         return self._train(self.searcher.ask_confirmation(best), 1)

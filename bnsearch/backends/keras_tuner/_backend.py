@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -23,29 +24,31 @@ from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback, StudyReader
 from bnsearch.backends._budget import paired_budget, up_to_date_message
-from bnsearch.backends._loop import run_paired_search
+from bnsearch.backends._loop import Member, Pruner, run_paired_search
 from bnsearch.backends.keras_tuner._files import (
     append_result,
     repair_results,
     results_from_project,
     write_atomically,
 )
-from bnsearch.backends.keras_tuner._paired import KerasTunerSearcher, open_oracle, search_count
+from bnsearch.backends.keras_tuner._paired import claim_blocks, open_oracle, search_count
 from bnsearch.backends.keras_tuner._your_tuner import trial_config
 from bnsearch.config import DEFAULT_STORE_DIR, PAIRED_TUNERS, StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine, fit_arguments
-from bnsearch.errors import ConfigError, StudyFailedError
+from bnsearch.errors import ConfigError, StudyFailedError, naming_full_disk
 from bnsearch.networks import build_model
 from bnsearch.stats import Verdict
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import (
+    METRICS,
     Phase,
     StoredTrials,
     TrialRecorder,
     TrialResult,
     TrialSpec,
     TrialState,
+    confirmation_seed,
     keys,
     trial_seed,
 )
@@ -382,13 +385,17 @@ def _unpaired_reason(tuner: str) -> str | None:
 
 @dataclass
 class KerasTunerBackend:
-    """Keras Tuner's oracle decides what to try; the project folder is the study's store."""
+    """Keras Tuner's oracle decides what to try; the project folder is the study's store
+    (one process at a time: the study lock). As the paired search's side, a confirmation
+    member has no trial; a full disk under the project is one
+    :class:`~bnsearch.errors.StoreFullError` naming it."""
 
     config: StudyConfig
     dataset: Dataset
     engine: Engine
     tracker: MlflowTracker
     folder: Path = field(init=False)  # the project, once open() has prepared it
+    oracle: Any = field(default=None, init=False)  # the paired oracle, while run() runs
     _existing: int = field(default=0, init=False)
 
     @property
@@ -453,17 +460,16 @@ class KerasTunerBackend:
     def budget(self) -> tuple[int, str]:
         if not self.paired:
             return self.config.trials_per_run, f"{self.config.trials_per_run} trials"
-        return paired_budget(self.config, search_count(self.results()))
+        return paired_budget(self.config, self.search_trials())
 
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
         if not self.paired:
             return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
-        oracle = open_oracle(self.config, self.folder)
-        searcher = KerasTunerSearcher(self.config, oracle, self.folder)
+        self.oracle = open_oracle(self.config, self.folder)
         return run_paired_search(
-            searcher, self.config, self.dataset, self.engine, self.tracker, on_result, log
+            self, self.config, self.dataset, self.engine, self.tracker, on_result, log
         )
 
     def results(self) -> list[TrialResult]:
@@ -477,3 +483,85 @@ class KerasTunerBackend:
 
     def record_verdict(self, verdict: Verdict) -> None:
         """Nothing: a Keras Tuner project has no viewer of its own; MLflow has the verdict."""
+
+    # The paired search's hooks (PairedSearcher), on the project's oracle.
+
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        return naming_full_disk(f"the Keras Tuner project {self.folder}", self.folder)
+
+    def search_trials(self) -> int:
+        return search_count(self.results())
+
+    def reclaim(self) -> None:
+        """Nothing: the oracle reloaded from the project retries a killed run's trials."""
+
+    def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
+        block_size = len(self.config.space.placement)
+        if self.config.target_trials is not None:
+            wanted = self.config.target_trials - self.search_trials()
+        room = min(room, math.ceil(max(wanted or 0, 0) / block_size) * block_size)
+        with self._writing():
+            return claim_blocks(self.config, self.oracle, self.folder, room)
+
+    def others_running(self) -> bool:
+        """No other process runs the project (the study lock)."""
+        return False
+
+    def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
+        """Each placement's best configuration, once per fresh seed, as one round numbered
+        clear of the oracle's trial ids."""
+        round_id = 1_000_000 + len(self.results())
+        asked: list[Member] = []
+        for k in range(self.config.confirm_seeds):
+            seed = confirmation_seed(self.config.seed, round_id, k)
+            for result in best:
+                number = round_id + len(asked)
+                spec = TrialSpec(number, result.config, seed, round_id, Phase.CONFIRM)
+                asked.append(Member(None, spec))
+        return asked
+
+    def in_flight(self, members: list[Member]) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    def run_tags(self, member: Member) -> dict[str, str]:
+        tags = {keys.PHASE: member.spec.phase, keys.BACKEND: "keras-tuner"}
+        if member.trial is not None:
+            tags["keras_tuner.trial_id"] = str(member.trial.trial_id)
+        return tags
+
+    def started(self, member: Member, run_id: str | None) -> None:
+        """Nothing: the trial's MLflow run carries its trial id."""
+
+    def pruner(self) -> Pruner:
+        """Keras Tuner's oracles do not prune: every trial trains every epoch."""
+        return lambda member, epoch, value: False
+
+    def tell(self, member: Member, result: TrialResult) -> bool:
+        """Tell the oracle the trial's per-epoch values and its end, then append the result."""
+        trial = member.trial
+        with self._writing():
+            if trial is not None:
+                if result.state is TrialState.COMPLETE:
+                    for step in range(result.epochs_trained):
+                        values = {
+                            m: result.history[m][step] for m in METRICS if m in result.history
+                        }
+                        self.oracle.update_trial(trial.trial_id, values, step=step)
+                    trial.status = "COMPLETED"
+                else:
+                    trial.status = "FAILED"
+                    trial.message = result.fail_reason or result.state.value
+                self.oracle.end_trial(trial)
+            append_result(self.folder, result)
+        return True
+
+    def batch_told(self, members: list[Member]) -> None:
+        if any(member.trial is not None for member in members):
+            with self._writing():
+                self.oracle.save()  # end_trial saves before it lets go of the trial: once more
+
+    def abandon(self, members: list[Member]) -> str:
+        """Nothing to do: the next run's oracle retries the unfinished trials in their blocks."""
+        n = len(members)
+        what = "the trial in flight stays" if n == 1 else f"the {n} trials in flight stay"
+        return f"{what} in the Keras Tuner project and the next run retries them"

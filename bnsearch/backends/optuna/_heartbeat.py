@@ -4,20 +4,25 @@ the trials of a process that died once ``grace_period`` has passed (:func:`close
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends.optuna._retry import retry_transient
+from bnsearch.errors import full_disk
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable
-from bnsearch.trial import keys
+from bnsearch.trial import keys, process_alive
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
 STALE_REASON = "stale: its process stopped (no heartbeat within the grace period)"
+GONE_REASON = "stale: its process on this machine is gone"
 
 
 def first_beat(study: optuna.Study, trial_id: int) -> None:
@@ -28,34 +33,29 @@ def first_beat(study: optuna.Study, trial_id: int) -> None:
         adapter.record_heartbeat(study, trial_id)
 
 
-class Heartbeat:
-    """Records Optuna heartbeats for the trials in flight from a background thread."""
+@contextlib.contextmanager
+def beating(study: optuna.Study, trial_ids: list[int]) -> Iterator[None]:
+    """Record Optuna heartbeats for the trials in flight from a background thread."""
+    interval = adapter.heartbeat_interval(study)
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
 
-    def __init__(self, study: optuna.Study, trials: list[optuna.Trial]) -> None:
-        self._study = study
-        self._ids = [adapter.trial_id(t) for t in trials]
-        self._interval = adapter.heartbeat_interval(study)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name="bnsearch-beat")
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._interval):
-            for trial_id in self._ids:
+    def beat() -> None:
+        while not stop.wait(interval):
+            for trial_id in trial_ids:
                 # A missed beat must not stop training; the next one will do.
                 with contextlib.suppress(Exception):
-                    adapter.record_heartbeat(self._study, trial_id)
+                    adapter.record_heartbeat(study, trial_id)
 
-    def __enter__(self) -> Heartbeat:
-        for trial_id in self._ids:
-            first_beat(self._study, trial_id)
-        if self._interval:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+    thread = threading.Thread(target=beat, daemon=True, name="bnsearch-beat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def closed_message(closed: int) -> str:
@@ -64,6 +64,31 @@ def closed_message(closed: int) -> str:
         f"bnsearch: closed {closed} trial(s) left RUNNING by a process that died; they are "
         "marked FAILED in Optuna and MLflow and will be retried."
     )
+
+
+def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
+    """Fail the trials a dead process left RUNNING and end their MLflow runs as FAILED; how
+    many there were. A process of this machine that is gone (by ``bnsearch.worker``'s host
+    and pid) loses its trials at once, any other by the heartbeat rule
+    (:func:`close_stale_trials`); containers sharing a host name would be taken for each
+    other: give them their own host names."""
+    import optuna
+
+    host, me = socket.gethostname(), os.getpid()
+    gone = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        name, _, pid = str(trial.user_attrs.get(keys.WORKER, "")).rpartition(":")
+        if name == host and pid.isdigit() and int(pid) != me and not process_alive(pid):
+            gone.append(trial)
+    for trial in gone:
+        try:
+            adapter.fail_trial(study, adapter.trial_id(trial))
+        except Exception as error:
+            if full_disk(error):
+                raise
+            # Another worker failed it first.
+    fail_runs(tracker, gone, GONE_REASON)
+    return len(gone) + close_stale_trials(study, tracker)
 
 
 def close_stale_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
