@@ -7,6 +7,7 @@ workers' trials run), train it, and tell each result to the backend's store firs
 MLflow, then ``on_result``. Then the confirmation round. A batch cut short ends its
 unfinished runs as KILLED after :meth:`PairedSearcher.abandon`. Each batch is a *look*;
 an ``on_result`` with ``on_batch``/``on_epoch`` hears of each batch and epoch (progress).
+Batches that all failed, several in a row, stop the study (:func:`stop_after_failures`).
 
 A full disk stops the study at the end of the batch in flight with one
 :class:`~bnsearch.errors.StoreFullError`: the backend raises it for its store; under
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import textwrap
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -25,14 +27,15 @@ from bnsearch._interrupts import deferred, raise_if_stopped
 from bnsearch.backends._base import BatchCallback, ResultCallback
 from bnsearch.backends._budget import batch_room, settled_verdict
 from bnsearch.backends._divergence import divergence_advice
-from bnsearch.backends._failures import stop_after_failures
-from bnsearch.backends._kept_models import keeps_models, log_kept_models
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine
+from bnsearch.errors import StudyFailedError
 from bnsearch.stats import best_per_placement
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import Phase, TrialResult, TrialSpec
+from bnsearch.trial import Phase, TrialResult, TrialSpec, TrialState, failure_kind
+
+MAX_CONSECUTIVE_FAILED_BATCHES = 3
 
 TAKEN_OVER = (
     "taken over: another process failed this trial as stale while it trained; its result is "
@@ -215,7 +218,9 @@ class _PairedSearch:
             return member.spec.phase != Phase.CONFIRM and prune(member, epoch, metrics["val_loss"])
 
         specs = [member.spec for member in members]
-        keep = keeps_models(self.config, specs)
+        # --keep-models keeps the confirmation round's (hundreds of search trials' models
+        # would fill the store for nothing).
+        keep = self.config.keep_models and all(s.phase == Phase.CONFIRM for s in specs)
         on_batch: BatchCallback | None = getattr(self.on_result, "on_batch", None)
         if on_batch is not None:
             on_batch(members[0].spec.phase, look, len(members), self.config.network.epochs)
@@ -248,3 +253,33 @@ class _PairedSearch:
                     raise
                 tracker.connection.full = full
         return results
+
+
+def stop_after_failures(results: list[TrialResult], batch: list[TrialResult]) -> None:
+    """The failure policy: raise StudyFailedError once the last
+    :data:`MAX_CONSECUTIVE_FAILED_BATCHES` batches failed entirely, with the commonest
+    reasons (grouped across epochs)."""
+    if batch and any(r.state is not TrialState.FAILED for r in batch):
+        return
+    failed_run = 0
+    for result in reversed(results):
+        if result.state is not TrialState.FAILED:
+            break
+        failed_run += 1
+    if failed_run / max(len(batch), 1) < MAX_CONSECUTIVE_FAILED_BATCHES:
+        return
+    reasons = Counter(failure_kind(r.fail_reason) for r in results[-failed_run:])
+    summary = "; ".join(f"{n}× {reason}" for reason, n in reasons.most_common(3))
+    raise StudyFailedError(
+        f"stopped after {failed_run} consecutive failed trials ({summary}); check the data "
+        "and the learning-rate range."
+    )
+
+
+def log_kept_models(
+    tracker: MlflowTracker, models: Sequence[Any], run_ids: Sequence[str | None], dataset: Dataset
+) -> None:
+    """Log each kept model to its trial's run (a failed trial has no model)."""
+    for model, run_id in zip(models, run_ids, strict=True):
+        if model is not None and run_id is not None:
+            tracker.log_keras_model(run_id, model, dataset.x)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-from bnsearch.config import default_tracking_uri
+from bnsearch.config import DEFAULT_THRESHOLD, default_tracking_uri
 from bnsearch.errors import ConfigError
-from bnsearch.stats import Verdict
+from bnsearch.stats import Verdict, verdict_for
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import TrialResult, keys
 
@@ -50,9 +50,16 @@ class YourStudyRuns:
         self.tracker.end_study_run_with_verdict(verdict, note, verdict.words, status=status)
 
 
-def no_blocks(name: str, fix: str) -> ConfigError:
-    """The error for a study of your own whose trials form no paired block."""
-    return ConfigError(
-        f"study {name!r} has no paired blocks (no trial has the user attribute "
-        f"{keys.BLOCK!r}); {fix}"
+def paired_verdict(
+    name: str, paired: list[TrialResult], fix: str, threshold: float | None, until: str
+) -> Verdict:
+    """The verdict of a study of your own's trials in paired blocks; a ConfigError saying
+    ``fix`` when there are none."""
+    if not paired:
+        raise ConfigError(
+            f"study {name!r} has no paired blocks (no trial has the user attribute "
+            f"{keys.BLOCK!r}); {fix}"
+        )
+    return verdict_for(
+        paired, threshold=DEFAULT_THRESHOLD if threshold is None else threshold, until=until
     )

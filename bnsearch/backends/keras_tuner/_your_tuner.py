@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bnsearch.backends._your_runs import YourStudyRuns, no_blocks
+from bnsearch.backends._your_runs import YourStudyRuns, paired_verdict
 from bnsearch.stats import Verdict, verdict_for
 from bnsearch.trial import METRICS, BNConfig, TrialResult, TrialSpec, TrialState
 
@@ -44,18 +44,12 @@ def paired_oracle_class(base: type) -> type:
 def tuner_verdict(tuner: Any, threshold: float | None = None, until: str = "settled") -> Verdict:
     """:func:`bnsearch.verdict` of a tuner: on the final epoch's ``val_loss`` where
     :func:`log_tuner` kept every epoch, else on Keras Tuner's best epoch's."""
-    from bnsearch.config import DEFAULT_THRESHOLD
-
-    results = [r for r in tuner_results(tuner) if r.spec.block is not None]
-    if not results:
-        raise no_blocks(
-            tuner.project_name,
-            "make the oracle propose each configuration once per "
-            "placement: bnsearch.paired_oracle_class(keras_tuner.oracles.RandomSearchOracle).",
-        )
-    return verdict_for(
-        results, threshold=DEFAULT_THRESHOLD if threshold is None else threshold, until=until
+    fix = (
+        "make the oracle propose each configuration once per "
+        "placement: bnsearch.paired_oracle_class(keras_tuner.oracles.RandomSearchOracle)."
     )
+    paired = [r for r in tuner_results(tuner) if r.spec.block is not None]
+    return paired_verdict(tuner.project_name, paired, fix, threshold, until)
 
 
 def tuner_results(tuner: Any) -> list[TrialResult]:

@@ -35,7 +35,7 @@ import math
 import random
 import time
 import zlib
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends._loop import Member
 from bnsearch.backends.optuna._ask import ask_block, claim_trial
+from bnsearch.backends.optuna._pruning import EpochSnapshot
 from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
 from bnsearch.backends.optuna._storage import TrialsReader, is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
@@ -219,7 +220,8 @@ def _decide_and_create(
 ) -> None:
     """The claim under the lock, each trial appended to ``asked`` as soon as it exists."""
     block_size = len(config.space.placement)
-    snapshot = _Snapshot(study)  # read once under the lock, for both questions
+    snapshot = EpochSnapshot(study)  # read once under the lock, for both questions
+    snapshot.refresh(0)
     if config.target_trials is not None:
         remaining = config.target_trials - search_trial_count(snapshot)
     else:
@@ -236,18 +238,6 @@ def _decide_and_create(
     for _ in range(min(room, math.ceil(max(remaining, 0) / block_size))):
         asked.extend(ask_block(study, config))
         keep_alive(asked)
-
-
-class _Snapshot:
-    """The study's trials read once, answering ``get_trials`` as the study would."""
-
-    def __init__(self, study: optuna.Study) -> None:
-        self.trials = study.get_trials(deepcopy=False)
-
-    def get_trials(
-        self, deepcopy: bool = False, states: Container[optuna.trial.TrialState] | None = None
-    ) -> list[FrozenTrial]:
-        return [t for t in self.trials if states is None or t.state in states]
 
 
 class _KeepAlive:

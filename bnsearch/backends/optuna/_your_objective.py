@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bnsearch.backends._your_runs import YourStudyRuns, no_blocks
+from bnsearch.backends._your_runs import YourStudyRuns, paired_verdict
 from bnsearch.stats import Verdict, verdict_for
 from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialState, keys
 
@@ -44,18 +44,9 @@ def study_verdict(
     study: optuna.Study, threshold: float | None = None, until: str = "settled"
 ) -> Verdict:
     """:func:`bnsearch.verdict` of an Optuna study (its trials with ``bnsearch.block``)."""
-    from bnsearch.config import DEFAULT_THRESHOLD
-
-    results = [your_trial_result(trial) for trial in study.trials]
-    paired = [r for r in results if r is not None]
-    if not paired:
-        raise no_blocks(
-            study.study_name,
-            "wrap your training function with bnsearch.paired_objective(train) and optimize that.",
-        )
-    return verdict_for(
-        paired, threshold=DEFAULT_THRESHOLD if threshold is None else threshold, until=until
-    )
+    paired = [r for trial in study.trials if (r := your_trial_result(trial)) is not None]
+    fix = "wrap your training function with bnsearch.paired_objective(train) and optimize that."
+    return paired_verdict(study.study_name, paired, fix, threshold, until)
 
 
 class MlflowCallback:
