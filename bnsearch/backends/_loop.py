@@ -55,7 +55,13 @@ Pruner = Callable[[Member, int, float], bool]
 
 
 class PairedSearcher(Protocol):
-    """A backend's side of each step of :func:`run_paired_search` (its "oracle")."""
+    """A backend's side of each step of :class:`PairedSearch` (its "oracle"), with the
+    study's settings, data, engine and tracker."""
+
+    config: StudyConfig
+    dataset: Dataset
+    engine: Engine
+    tracker: MlflowTracker
 
     def results(self) -> list[TrialResult]:
         """Every result the study's store holds, every worker's (read afresh)."""
@@ -99,46 +105,30 @@ class PairedSearcher(Protocol):
         line adds, or None."""
 
 
-def run_paired_search(
-    searcher: PairedSearcher,
-    config: StudyConfig,
-    dataset: Dataset,
-    engine: Engine,
-    tracker: MlflowTracker,
-    on_result: ResultCallback | None,
-    log: Callable[[str], None],
-) -> list[TrialResult]:
-    """The paired search and its confirmation round; the new results, in the order told."""
-    return _PairedSearch(searcher, config, dataset, engine, tracker, on_result, log).run()
-
-
 @dataclass
-class _PairedSearch:
+class PairedSearch:
+    """The paired search and its confirmation round: ``run()`` returns the new results, in
+    the order told."""
+
     searcher: PairedSearcher
-    config: StudyConfig
-    dataset: Dataset
-    engine: Engine
-    tracker: MlflowTracker
     on_result: ResultCallback | None
     log: Callable[[str], None]
     advised: bool = False  # the divergence advice is said once a run
 
     def run(self) -> list[TrialResult]:
         results = self._search()
-        if results and self.config.confirm_seeds:
-            self.log(
-                f"confirming: each placement's best configuration with "
-                f"{self.config.confirm_seeds} fresh seeds"
-            )
+        if results and (seeds := self.searcher.config.confirm_seeds):
+            self.log(f"confirming: each placement's best configuration with {seeds} fresh seeds")
             results += self._confirm()
         return results
 
     def _search(self) -> list[TrialResult]:
-        config, searcher = self.config, self.searcher
+        searcher = self.searcher
+        config = searcher.config
         started = time.monotonic()
         results: list[TrialResult] = []
         look = 0
-        capacity = max(self.engine.trials_at_once, len(config.space.placement))
+        capacity = max(searcher.engine.trials_at_once, len(config.space.placement))
         while config.timeout is None or time.monotonic() - started < config.timeout:
             raise_if_stopped()
             if notice := searcher.reclaim():
@@ -188,19 +178,20 @@ class _PairedSearch:
                 said = self.searcher.abandon(unfinished) if unfinished else None
                 for index, run_id in enumerate(run_ids):
                     if index not in finished:
-                        self.tracker.kill_run(run_id, "interrupted")
+                        self.searcher.tracker.kill_run(run_id, "interrupted")
                 if isinstance(error, KeyboardInterrupt) and said:
                     # The one line the command prints on its way out (stderr).
                     raise KeyboardInterrupt(f"bnsearch: interrupted; {said}.") from None
                 raise
-        if (full := self.tracker.connection.full) is not None:
+        if (full := self.searcher.tracker.connection.full) is not None:
             raise full
         return results
 
     def _train_and_tell(
         self, members: list[Member], look: int, run_ids: list[str | None], finished: set[int]
     ) -> list[TrialResult]:
-        searcher, tracker = self.searcher, self.tracker
+        searcher = self.searcher
+        config, tracker = searcher.config, searcher.tracker
         raise_if_stopped()  # a stop request deferred while the batch was asked for
         for member in members:
             run_id = tracker.start_trial(member.spec, searcher.run_tags(member))
@@ -220,12 +211,12 @@ class _PairedSearch:
         specs = [member.spec for member in members]
         # --keep-models keeps the confirmation round's (hundreds of search trials' models
         # would fill the store for nothing).
-        keep = self.config.keep_models and all(s.phase == Phase.CONFIRM for s in specs)
+        keep = config.keep_models and all(s.phase == Phase.CONFIRM for s in specs)
         on_batch: BatchCallback | None = getattr(self.on_result, "on_batch", None)
         if on_batch is not None:
-            on_batch(members[0].spec.phase, look, len(members), self.config.network.epochs)
-        trained = self.engine.train(
-            specs, self.dataset, self.config.network, on_epoch, keep_models=keep
+            on_batch(members[0].spec.phase, look, len(members), config.network.epochs)
+        trained = searcher.engine.train(
+            specs, searcher.dataset, config.network, on_epoch, keep_models=keep
         )
         results = []
         for index, (member, result) in enumerate(zip(members, trained.results, strict=True)):
@@ -246,7 +237,7 @@ class _PairedSearch:
         searcher.batch_told(members)
         if keep:
             try:
-                log_kept_models(tracker, trained.models, run_ids, self.dataset)
+                log_kept_models(tracker, trained.models, run_ids, searcher.dataset)
             except Exception as error:
                 # A full disk under MLflow: recorded, and raised once the batch is done.
                 if (full := tracker.connection.full_disk_fault(error)) is None:

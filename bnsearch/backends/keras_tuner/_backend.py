@@ -24,7 +24,7 @@ from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback, StudyReader
 from bnsearch.backends._budget import paired_budget, up_to_date_message
-from bnsearch.backends._loop import Member, Pruner, run_paired_search
+from bnsearch.backends._loop import Member, PairedSearch, Pruner
 from bnsearch.backends.keras_tuner._files import (
     append_result,
     repair_results,
@@ -468,9 +468,7 @@ class KerasTunerBackend:
         if not self.paired:
             return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
         self.oracle = open_oracle(self.config, self.folder)
-        return run_paired_search(
-            self, self.config, self.dataset, self.engine, self.tracker, on_result, log
-        )
+        return PairedSearch(self, on_result, log).run()
 
     def results(self) -> list[TrialResult]:
         return results_from_project(self.folder)

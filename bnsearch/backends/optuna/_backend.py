@@ -17,7 +17,7 @@ import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback, StudyReader
 from bnsearch.backends._budget import paired_budget, up_to_date_message
-from bnsearch.backends._loop import Member, Pruner, run_paired_search
+from bnsearch.backends._loop import Member, PairedSearch, Pruner
 from bnsearch.backends.optuna._ask import ask_confirmation
 from bnsearch.backends.optuna._claims import claim_batch
 from bnsearch.backends.optuna._heartbeat import (
@@ -132,9 +132,7 @@ class OptunaBackend:
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
-        return run_paired_search(
-            self, self.config, self.dataset, self.engine, self.tracker, on_result, log
-        )
+        return PairedSearch(self, on_result, log).run()
 
     # The paired search's hooks (PairedSearcher), on the study shared by any workers.
 
