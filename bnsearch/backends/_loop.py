@@ -15,17 +15,18 @@ MLflow the tracker records it and the loop raises it once the batch is told."""
 
 from __future__ import annotations
 
+import abc
 import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from bnsearch._interrupts import deferred, raise_if_stopped
 from bnsearch.backends._base import BatchCallback, ResultCallback
-from bnsearch.backends._budget import batch_room, settled_verdict
+from bnsearch.backends._budget import batch_room, paired_budget, settled_verdict, up_to_date_message
 from bnsearch.backends._divergence import divergence_advice
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
@@ -54,52 +55,85 @@ Pruner = Callable[[Member, int, float], bool]
 """``(member, epoch, that epoch's val_loss) -> prune this search trial?``"""
 
 
-class PairedSearcher(Protocol):
-    """A backend's side of each step of :class:`PairedSearch` (its "oracle"), with the
-    study's settings, data, engine and tracker."""
+@dataclass
+class PairedSearcher(abc.ABC):
+    """A backend's side of each step of :class:`PairedSearch` (its "oracle"), on the
+    study's settings, data, engine and tracker: both backends are one, and share its
+    :class:`~bnsearch.backends.Backend` methods for a paired study. The hooks a backend
+    has no use for do nothing."""
 
     config: StudyConfig
     dataset: Dataset
     engine: Engine
     tracker: MlflowTracker
+    _existing: int = field(default=0, init=False)  # the study's trials when opened
 
+    def existing_trials(self) -> int:
+        return self._existing
+
+    def up_to_date(self) -> str | None:
+        results = self.results() if self.config.until == "settled" else []
+        return up_to_date_message(self.config, self.search_trials(), results)
+
+    def budget(self) -> tuple[int, str]:
+        have = 0 if self.config.target_trials is None else self.search_trials()
+        return paired_budget(self.config, have)
+
+    def run(
+        self, on_result: ResultCallback | None, log: Callable[[str], None]
+    ) -> list[TrialResult]:
+        return PairedSearch(self, on_result, log).run()
+
+    @abc.abstractmethod
     def results(self) -> list[TrialResult]:
         """Every result the study's store holds, every worker's (read afresh)."""
 
+    @abc.abstractmethod
     def search_trials(self) -> int:
         """The study's search trials that count towards ``target_trials``."""
 
     def reclaim(self) -> str | None:
         """Before each batch: fail what dead processes left in flight; a notice, or None."""
+        return None
 
+    @abc.abstractmethod
     def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
         """Up to ``room`` trials in whole blocks, retries first (at least one block);
         ``wanted``: this run's remaining budget (None: ``target_trials`` decides)."""
 
     def others_running(self) -> bool:
         """Whether other workers' search trials are still running (worth waiting for)."""
+        return False
 
+    @abc.abstractmethod
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
         """The confirmation round: each configuration of ``best`` once per fresh seed."""
 
     def in_flight(self, members: list[Member]) -> AbstractContextManager[None]:
         """Held while ``members`` train and are told (Optuna beats for them)."""
+        return nullcontext()
 
+    @abc.abstractmethod
     def run_tags(self, member: Member) -> dict[str, str]:
         """The tags of the member's MLflow run."""
 
     def started(self, member: Member, run_id: str | None) -> None:
         """The member's MLflow run exists (None while MLflow is away)."""
+        return None
 
     def pruner(self) -> Pruner:
         """Whether to prune a search trial after an epoch, for one batch."""
+        return lambda member, epoch, value: False
 
+    @abc.abstractmethod
     def tell(self, member: Member, result: TrialResult) -> bool:
         """Store the result and tell the backend; False when the trial was taken over."""
 
     def batch_told(self, members: list[Member]) -> None:
         """Every result of the batch is told."""
+        return None
 
+    @abc.abstractmethod
     def abandon(self, members: list[Member]) -> str | None:
         """A batch cut short: leave ``members`` for the next run to retry; what the Ctrl-C
         line adds, or None."""

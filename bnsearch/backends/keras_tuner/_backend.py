@@ -23,8 +23,7 @@ from bnsearch._interrupts import install_handlers, raise_if_stopped
 from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback, StudyReader
-from bnsearch.backends._budget import paired_budget, up_to_date_message
-from bnsearch.backends._loop import Member, PairedSearch, Pruner
+from bnsearch.backends._loop import Member, PairedSearcher
 from bnsearch.backends.keras_tuner._files import (
     append_result,
     repair_results,
@@ -35,7 +34,7 @@ from bnsearch.backends.keras_tuner._paired import claim_blocks, open_oracle, sea
 from bnsearch.backends.keras_tuner._your_tuner import trial_config
 from bnsearch.config import DEFAULT_STORE_DIR, PAIRED_TUNERS, StudyConfig
 from bnsearch.data import Dataset
-from bnsearch.engines import Engine, fit_arguments
+from bnsearch.engines import fit_arguments
 from bnsearch.errors import ConfigError, StudyFailedError, naming_full_disk
 from bnsearch.networks import build_model
 from bnsearch.stats import Verdict
@@ -75,7 +74,7 @@ class _LiveTrial:
     execution: int = 0
 
 
-if TYPE_CHECKING:  # the mixin is always mixed into a tuner (see _tuner_class)
+if TYPE_CHECKING:  # the mixin is always mixed into a tuner (see _search)
     from keras_tuner import Tuner as _TunerBase
 else:
     _TunerBase = object
@@ -169,15 +168,6 @@ class _TrackedTuner(_TunerBase):
         self.bnsearch_on_result(result)
 
 
-def _tuner_class(name: str) -> type:
-    """Keras Tuner's own ``hyperband`` or ``grid`` tuner, tracked."""
-    import keras_tuner as kt
-
-    adapter.make_keras_tuner_saves_atomic()
-    base = kt.Hyperband if name == "hyperband" else kt.GridSearch
-    return type(f"Tracked{base.__name__}", (_TrackedTuner, base), {})
-
-
 def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
     """Check the settings against Keras Tuner's limits and refuse to continue a changed
     project (before anything is logged); the project folder."""
@@ -225,7 +215,7 @@ def run_keras_tuner(
     tracker: MlflowTracker,
     on_result: ResultCallback | None = None,
 ) -> list[TrialResult]:
-    """Run Keras Tuner's own search (Hyperband: one iteration; grid: ``n_trials``) in a
+    """Run Keras Tuner's own search (Hyperband: one iteration; grid: ``trials_per_run``) in a
     child process (memory stays flat; a reloaded grid oracle proposes nothing in a second
     process); results come back as they finish."""
     import multiprocessing
@@ -237,7 +227,7 @@ def run_keras_tuner(
     messages = context.Queue()
     child = context.Process(
         target=_child_main,
-        args=(config, dataset, tracker.parent_run_id, config.trials_per_run, messages),
+        args=(config, dataset, tracker.parent_run_id, messages),
         name="bnsearch-keras-tuner",
     )
     child.start()
@@ -294,7 +284,7 @@ def _stop_child(child: Any) -> None:
 
 
 def _child_main(
-    config: StudyConfig, dataset: Dataset, parent_run_id: str | None, n_trials: int, messages: Any
+    config: StudyConfig, dataset: Dataset, parent_run_id: str | None, messages: Any
 ) -> None:
     _die_with_parent()
     install_handlers()
@@ -303,7 +293,7 @@ def _child_main(
         tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
         tracker.connect()
         tracker.parent_run_id = parent_run_id
-        _search(config, dataset, tracker, n_trials, lambda r: messages.put(("result", r.to_json())))
+        _search(config, dataset, tracker, lambda r: messages.put(("result", r.to_json())))
         messages.put(("done", None))
     except KeyboardInterrupt:
         messages.put(("interrupted", None))
@@ -324,13 +314,10 @@ def _die_with_parent() -> None:
 
 
 def _search(
-    config: StudyConfig,
-    dataset: Dataset,
-    tracker: MlflowTracker,
-    n_trials: int,
-    on_result: ResultCallback,
+    config: StudyConfig, dataset: Dataset, tracker: MlflowTracker, on_result: ResultCallback
 ) -> None:
-    """Run up to ``n_trials`` trials in this process (a run of failed ones ends it)."""
+    """Run up to ``trials_per_run`` trials (Keras Tuner's own ``hyperband`` or ``grid``,
+    tracked) in this process (a run of failed ones ends it)."""
     import keras_tuner as kt
 
     folder = project_dir(config)
@@ -352,12 +339,15 @@ def _search(
         # search, and bnsearch then says why.
         "max_consecutive_failed_trials": 5,
     }
+    adapter.make_keras_tuner_saves_atomic()
+    base = kt.Hyperband if config.tuner == "hyperband" else kt.GridSearch
+    tracked = type(f"Tracked{base.__name__}", (_TrackedTuner, base), {})
     if config.tuner == "hyperband":
-        tuner = _tuner_class("hyperband")(
+        tuner = tracked(
             hypermodel, max_epochs=network.epochs, factor=3, hyperband_iterations=1, **common
         )
     else:
-        tuner = _tuner_class(config.tuner)(hypermodel, max_trials=done + n_trials, **common)
+        tuner = tracked(hypermodel, max_trials=done + config.trials_per_run, **common)
     tuner.bnsearch_setup(config, tracker, on_result)
     try:
         tuner.search(**fit_arguments(dataset.split(network.validation_split), network))
@@ -384,19 +374,15 @@ def _unpaired_reason(tuner: str) -> str | None:
 
 
 @dataclass
-class KerasTunerBackend:
+class KerasTunerBackend(PairedSearcher):
     """Keras Tuner's oracle decides what to try; the project folder is the study's store
     (one process at a time: the study lock). As the paired search's side, a confirmation
     member has no trial; a full disk under the project is one
-    :class:`~bnsearch.errors.StoreFullError` naming it."""
+    :class:`~bnsearch.errors.StoreFullError` naming it. Nothing is reclaimed (the oracle
+    reloaded from the project retries a killed run's trials) and nothing pruned."""
 
-    config: StudyConfig
-    dataset: Dataset
-    engine: Engine
-    tracker: MlflowTracker
     folder: Path = field(init=False)  # the project, once open() has prepared it
     oracle: Any = field(default=None, init=False)  # the paired oracle, while run() runs
-    _existing: int = field(default=0, init=False)
 
     @property
     def name(self) -> str:
@@ -448,19 +434,13 @@ class KerasTunerBackend:
             "keras_tuner.project": str(self.folder),
         }
 
-    def existing_trials(self) -> int:
-        return self._existing
-
     def up_to_date(self) -> str | None:
-        if not self.paired:
-            return None
-        results = self.results()
-        return up_to_date_message(self.config, search_count(results), results)
+        return super().up_to_date() if self.paired else None
 
     def budget(self) -> tuple[int, str]:
         if not self.paired:
             return self.config.trials_per_run, f"{self.config.trials_per_run} trials"
-        return paired_budget(self.config, self.search_trials())
+        return super().budget()
 
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
@@ -468,7 +448,7 @@ class KerasTunerBackend:
         if not self.paired:
             return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
         self.oracle = open_oracle(self.config, self.folder)
-        return PairedSearch(self, on_result, log).run()
+        return super().run(on_result, log)
 
     def results(self) -> list[TrialResult]:
         return results_from_project(self.folder)
@@ -490,9 +470,6 @@ class KerasTunerBackend:
     def search_trials(self) -> int:
         return search_count(self.results())
 
-    def reclaim(self) -> None:
-        """Nothing: the oracle reloaded from the project retries a killed run's trials."""
-
     def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
         block_size = len(self.config.space.placement)
         if self.config.target_trials is not None:
@@ -500,10 +477,6 @@ class KerasTunerBackend:
         room = min(room, math.ceil(max(wanted or 0, 0) / block_size) * block_size)
         with self._writing():
             return claim_blocks(self.config, self.oracle, self.folder, room)
-
-    def others_running(self) -> bool:
-        """No other process runs the project (the study lock)."""
-        return False
 
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
         """Each placement's best configuration, once per fresh seed, as one round numbered
@@ -518,21 +491,11 @@ class KerasTunerBackend:
                 asked.append(Member(None, spec))
         return asked
 
-    def in_flight(self, members: list[Member]) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
-
     def run_tags(self, member: Member) -> dict[str, str]:
         tags = {keys.PHASE: member.spec.phase, keys.BACKEND: "keras-tuner"}
         if member.trial is not None:
             tags["keras_tuner.trial_id"] = str(member.trial.trial_id)
         return tags
-
-    def started(self, member: Member, run_id: str | None) -> None:
-        """Nothing: the trial's MLflow run carries its trial id."""
-
-    def pruner(self) -> Pruner:
-        """Keras Tuner's oracles do not prune: every trial trains every epoch."""
-        return lambda member, epoch, value: False
 
     def tell(self, member: Member, result: TrialResult) -> bool:
         """Tell the oracle the trial's per-epoch values and its end, then append the result."""

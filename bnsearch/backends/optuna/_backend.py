@@ -9,15 +9,14 @@ pruner then answers "no"). Trials it left RUNNING are failed by the next run at 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._redact import redact_url
-from bnsearch.backends._base import ResultCallback, StudyReader
-from bnsearch.backends._budget import paired_budget, up_to_date_message
-from bnsearch.backends._loop import Member, PairedSearch, Pruner
+from bnsearch.backends._base import StudyReader
+from bnsearch.backends._loop import Member, PairedSearcher, Pruner
 from bnsearch.backends.optuna._ask import ask_confirmation
 from bnsearch.backends.optuna._claims import claim_batch
 from bnsearch.backends.optuna._heartbeat import (
@@ -38,23 +37,16 @@ from bnsearch.backends.optuna._storage import (
 )
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
-from bnsearch.engines import Engine
 from bnsearch.errors import StoreFullError, full_disk_message, naming_full_disk
 from bnsearch.stats import Verdict
-from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import Phase, StoredTrials, TrialResult, TrialState, keys
 
 
 @dataclass
-class OptunaBackend:
+class OptunaBackend(PairedSearcher):
     """Paired blocks in an Optuna study (a SQLite file, or PostgreSQL shared by workers)."""
 
-    config: StudyConfig
-    dataset: Dataset
-    engine: Engine
-    tracker: MlflowTracker
     study: Any = field(default=None, init=False)
-    _existing: int = field(default=0, init=False)
     #: A full disk a pruner's report met mid-batch, raised once the batch is told.
     _full: StoreFullError | None = field(default=None, init=False)
 
@@ -79,17 +71,6 @@ class OptunaBackend:
             "optuna.study": self.study.study_name,
             "optuna.storage": redact_url(self.config.resolved_storage),
         }
-
-    def existing_trials(self) -> int:
-        return self._existing
-
-    def up_to_date(self) -> str | None:
-        results = self.results() if self.config.until == "settled" else []
-        return up_to_date_message(self.config, self.search_trials(), results)
-
-    def budget(self) -> tuple[int, str]:
-        have = 0 if self.config.target_trials is None else self.search_trials()
-        return paired_budget(self.config, have)
 
     def results(self) -> list[TrialResult]:
         return results_from_study(self.study)
@@ -128,11 +109,6 @@ class OptunaBackend:
             stored_trials=lambda: stored_trials(study),
             importances=lambda: study_importances(study),
         )
-
-    def run(
-        self, on_result: ResultCallback | None, log: Callable[[str], None]
-    ) -> list[TrialResult]:
-        return PairedSearch(self, on_result, log).run()
 
     # The paired search's hooks (PairedSearcher), on the study shared by any workers.
 

@@ -190,29 +190,25 @@ def claim_batch(
 ) -> list[Member]:
     """Under the claim lock: retries first, then new whole blocks, at most ``capacity``
     trials (at least one block); see ``PairedSearcher.ask_batch`` (``backends/_loop.py``)."""
-    if not served(config.resolved_storage):
-        return _claim_batch(study, config, capacity, wanted)
-    return retry_transient(lambda: _claim_batch(study, config, capacity, wanted))
 
+    def claim() -> list[Member]:
+        asked: list[Member] = []
+        started = time.monotonic()
+        try:
+            with claim_lock(study):
+                locked = time.monotonic()
+                _decide_and_create(study, config, capacity, wanted, asked)
+        except Exception as error:
+            if is_transient(error):
+                _withdraw(study, asked)  # the claim is made again, under a lock held throughout
+            raise
+        held = time.monotonic() - locked
+        CLAIM_LOG.debug(
+            "claim waited_s=%.6f held_s=%.6f trials=%d", locked - started, held, len(asked)
+        )
+        return asked
 
-def _claim_batch(
-    study: optuna.Study, config: StudyConfig, capacity: int, wanted: int | None
-) -> list[Member]:
-    asked: list[Member] = []
-    started = time.monotonic()
-    try:
-        with claim_lock(study):
-            locked = time.monotonic()
-            _decide_and_create(study, config, capacity, wanted, asked)
-    except Exception as error:
-        if is_transient(error):
-            _withdraw(study, asked)  # the claim is made again, under a lock held throughout
-        raise
-    ended = time.monotonic()
-    CLAIM_LOG.debug(
-        "claim waited_s=%.6f held_s=%.6f trials=%d", locked - started, ended - locked, len(asked)
-    )
-    return asked
+    return retry_transient(claim) if served(config.resolved_storage) else claim()
 
 
 def _decide_and_create(
@@ -242,7 +238,7 @@ def _decide_and_create(
 
 class _KeepAlive:
     """Beats for the trials a long claim has created so far, every half heartbeat interval
-    (the batch's :class:`~._heartbeat.Heartbeat` starts only after the claim), so a claim
+    (the batch's :func:`~._heartbeat.beating` starts only after the claim), so a claim
     outlasting the grace period does not see its first trials failed as stale."""
 
     def __init__(self, study: optuna.Study) -> None:
