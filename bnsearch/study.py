@@ -207,12 +207,12 @@ def _all_failed(results: list[TrialResult]) -> StudyFailedError:
     )
 
 
+@dataclass
 class _Speaker:
     """Prints a study's lines unless it is quiet (``None`` lines are skipped)."""
 
-    def __init__(self, verbose: bool, stream: TextIO) -> None:
-        self.verbose = verbose
-        self.stream = stream
+    verbose: bool
+    stream: TextIO
 
     def __call__(self, line: str | None) -> None:
         if self.verbose and line:
@@ -270,8 +270,8 @@ def _outcome(
     new_results: list[TrialResult],
     parent_run_id: str | None,
     started: float,
-    importances: bool = True,
-    dataset: Dataset | None = None,
+    importances: bool,
+    dataset: Dataset,
 ) -> StudyOutcome:
     """The study's results read back from the backend, with its table and verdict."""
     results = backend.results()
@@ -280,7 +280,7 @@ def _outcome(
         results,
         backend.importances() if importances else {},
         backend.unpaired_reason,
-        dataset.degenerate_validation if dataset is not None else None,
+        dataset.degenerate_validation,
     )
     return StudyOutcome(
         study_name=config.resolved_study_name,

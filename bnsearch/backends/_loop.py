@@ -191,7 +191,6 @@ class PairedSearch:
         return results
 
     def _confirm(self) -> list[TrialResult]:
-        """Re-train each placement's best configuration with fresh seeds (paired by seed)."""
         best = best_per_placement(self.searcher.results())
         if not best:
             return []

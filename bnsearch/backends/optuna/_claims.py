@@ -20,7 +20,7 @@ study overshoots its target. A lock is held for that step only (training runs ou
 * Any other database: no lock; workers claiming at the same instant may overshoot by a block.
 
 Blocks are kept whole (:func:`blocks_to_complete`): a trial that failed without a result
-(interrupted, or failed by :func:`~._heartbeat.close_stale_trials`) is retried with the
+(interrupted, or failed by :func:`~._heartbeat.close_dead_trials`) is retried with the
 same parameters, seed and block, and a placement a block never got is created the same
 way; a trial that failed with a result (diverged) is an outcome. So a shared study reaches
 its target exactly."""
@@ -155,10 +155,6 @@ class Repair:
     block: int
     retries: int | None
 
-    def claim(self, study: optuna.Study) -> Member:
-        extra = {} if self.retries is None else {keys.RETRIES_TRIAL: self.retries}
-        return claim_trial(study, self.params, self.distributions, self.seed, self.block, extra)
-
 
 def blocks_to_complete(study: TrialsReader, placements: tuple[str, ...]) -> list[Repair]:
     """What every paired search block still needs for one outcome per placement, in block
@@ -226,8 +222,9 @@ def _decide_and_create(
         return
     keep_alive = _KeepAlive(study)
     repairs = blocks_to_complete(snapshot, config.space.placement)
-    for repair in repairs[: min(capacity, remaining)]:
-        asked.append(repair.claim(study))
+    for r in repairs[: min(capacity, remaining)]:
+        extra = {} if r.retries is None else {keys.RETRIES_TRIAL: r.retries}
+        asked.append(claim_trial(study, r.params, r.distributions, r.seed, r.block, extra))
         keep_alive(asked)
     remaining -= len(asked)
     room = (capacity - len(asked)) // block_size if asked else max(1, capacity // block_size)

@@ -1,5 +1,5 @@
 """Heartbeats of running trials (Optuna beats only inside ``Study.optimize``), and failing
-the trials of a process that died once ``grace_period`` has passed (:func:`close_stale_trials`)."""
+the trials of a process that died (:func:`close_dead_trials`)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def beating(study: optuna.Study, trial_ids: list[int]) -> Iterator[None]:
 
 
 def closed_message(closed: int) -> str:
-    """What a run says after :func:`close_stale_trials` closed ``closed`` trials."""
+    """What a run says after :func:`close_dead_trials` closed ``closed`` trials."""
     return (
         f"bnsearch: closed {closed} trial(s) left RUNNING by a process that died; they are "
         "marked FAILED in Optuna and MLflow and will be retried."
@@ -69,39 +69,30 @@ def closed_message(closed: int) -> str:
 def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
     """Fail the trials a dead process left RUNNING and end their MLflow runs as FAILED; how
     many there were. A process of this machine that is gone (by ``bnsearch.worker``'s host
-    and pid) loses its trials at once, any other by the heartbeat rule
-    (:func:`close_stale_trials`); containers sharing a host name would be taken for each
-    other: give them their own host names."""
-    import optuna
-
-    host, me = socket.gethostname(), os.getpid()
-    gone = []
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        name, _, pid = str(trial.user_attrs.get(keys.WORKER, "")).rpartition(":")
-        if name == host and pid.isdigit() and int(pid) != me and not process_alive(pid):
-            gone.append(trial)
-    for trial in gone:
-        try:
-            adapter.fail_trial(study, adapter.trial_id(trial))
-        except Exception as error:
-            if full_disk(error):
-                raise
-            # Another worker failed it first.
-    fail_runs(tracker, gone, GONE_REASON)
-    return len(gone) + close_stale_trials(study, tracker)
-
-
-def close_stale_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
-    """Fail trials left RUNNING by a process that died (no heartbeat for ``grace_period``)
-    and end their MLflow runs as FAILED; return how many there were."""
+    and pid) loses its trials at once, any other by the heartbeat rule (no heartbeat for
+    ``grace_period``); containers sharing a host name would be taken for each other: give
+    them their own host names."""
     import optuna
 
     running = {
         adapter.trial_id(t): t
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     }
+    host, me = socket.gethostname(), os.getpid()
+    gone = []
+    for trial_id, trial in list(running.items()):
+        name, _, pid = str(trial.user_attrs.get(keys.WORKER, "")).rpartition(":")
+        if name == host and pid.isdigit() and int(pid) != me and not process_alive(pid):
+            gone.append(running.pop(trial_id))
+            try:
+                adapter.fail_trial(study, trial_id)
+            except Exception as error:
+                if full_disk(error):
+                    raise
+                # Another worker failed it first.
+    fail_runs(tracker, gone, GONE_REASON)
     if not running:
-        return 0
+        return len(gone)
     with warnings.catch_warnings():  # "experimental", else said at every reclaim
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
@@ -111,13 +102,13 @@ def close_stale_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
         for trial_id in retry_transient(lambda: adapter.orphaned_trial_ids(study, grace)):
             with contextlib.suppress(Exception):  # another worker may fail it first
                 adapter.fail_trial(study, trial_id)
-    failed = [
+    stale = [
         trial
         for trial_id, trial in running.items()
         if adapter.trial_state(study, trial_id) is optuna.trial.TrialState.FAIL
     ]
-    fail_runs(tracker, failed, STALE_REASON)
-    return len(failed)
+    fail_runs(tracker, stale, STALE_REASON)
+    return len(gone) + len(stale)
 
 
 def fail_runs(tracker: MlflowTracker, trials: list[FrozenTrial], reason: str) -> None:

@@ -57,19 +57,6 @@ def _pruner(config: StudyConfig) -> BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def _check_driver(url: str) -> None:
-    """Refuse a ``postgresql://`` storage without psycopg in one line naming the extra."""
-    if not url.startswith(("postgresql://", "postgresql+psycopg://")):
-        return
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        raise StoreError(
-            f"the Optuna storage {redact_url(url)} needs the PostgreSQL driver psycopg; "
-            "install it with pip install 'bnsearch[postgres]'."
-        ) from None
-
-
 def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
     """The storage and the names of the studies it holds; a StoreError if it cannot be used."""
     import optuna
@@ -89,8 +76,14 @@ def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
                 f"cannot create the Optuna storage folder {folder} ({error.strerror}); "
                 "pick a writable place with --storage."
             ) from None
-
-    _check_driver(url)
+    if url.startswith(("postgresql://", "postgresql+psycopg://")):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise StoreError(
+                f"the Optuna storage {redact_url(url)} needs the PostgreSQL driver psycopg; "
+                "install it with pip install 'bnsearch[postgres]'."
+            ) from None
 
     def connect() -> tuple[BaseStorage, list[str]]:
         kind = retrying_storage() if served(url) else optuna.storages.RDBStorage

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 _CONFIG_FIELDS = set(BNConfig.__dataclass_fields__)
+_STATES = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED, "FAIL": TrialState.FAILED}
 
 
 def paired_objective(
@@ -121,9 +122,8 @@ def your_trial_result(trial: FrozenTrial, in_block_only: bool = True) -> TrialRe
         return None
     if keys.PHASE in trial.user_attrs:  # bnsearch's own trial: its result is stored with it
         return None
-    states = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED}
-    state = states.get(trial.state.name, TrialState.FAILED)
-    if trial.state.name not in ("COMPLETE", "PRUNED", "FAIL"):
+    state = _STATES.get(trial.state.name)
+    if state is None:  # running or waiting
         return None
     config = BNConfig(**{k: v for k, v in trial.params.items() if k in _CONFIG_FIELDS})
     seed = int(block) if block is not None else trial.number
@@ -135,11 +135,10 @@ def your_trial_result(trial: FrozenTrial, in_block_only: bool = True) -> TrialRe
         and (not history or history[-1] != float(trial.value))
     ):
         history.append(float(trial.value))
-    if state is not TrialState.FAILED:
-        reason = "pruned by the study's pruner" if state is TrialState.PRUNED else None
-        return TrialResult(spec, state, {"val_loss": history}, fail_reason=reason)
-    # Optuna fails a trial whose objective returned NaN: the loss ran away, and by
-    # bnsearch's rule such a trial loses its block; any other failure leaves it.
-    said = str(trial.system_attrs.get("fail_reason", "")).lower()
-    reason = "loss became nan" if "nan" in said else "the objective raised an exception"
+    reason = "pruned by the study's pruner" if state is TrialState.PRUNED else None
+    if state is TrialState.FAILED:
+        # Optuna fails a trial whose objective returned NaN: the loss ran away, and by
+        # bnsearch's rule such a trial loses its block; any other failure leaves it.
+        said = str(trial.system_attrs.get("fail_reason", "")).lower()
+        reason = "loss became nan" if "nan" in said else "the objective raised an exception"
     return TrialResult(spec, state, {"val_loss": history}, fail_reason=reason)
