@@ -273,7 +273,6 @@ def _outcome(
     importances: bool,
     dataset: Dataset,
 ) -> StudyOutcome:
-    """The study's results read back from the backend, with its table and verdict."""
     results = backend.results()
     verdict = _verdict(
         config,
@@ -411,7 +410,6 @@ def _failures_note(outcome: StudyOutcome) -> str | None:
 
 
 def _best_trial_lines(results: list[TrialResult]) -> list[str]:
-    """The best trial and its parameters, wrapped to the terminal's width."""
     best = [(r.value, r) for r in results if r.value is not None and math.isfinite(r.value)]
     if not best:
         return []

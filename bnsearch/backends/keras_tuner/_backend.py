@@ -363,7 +363,6 @@ def _search(
 
 
 def _unpaired_reason(tuner: str) -> str | None:
-    """Why ``tuner``'s trials are not paired blocks, or None for the paired tuners."""
     if tuner in PAIRED_TUNERS:
         return None
     return (
