@@ -14,7 +14,7 @@ from collections.abc import Container
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from bnsearch._reachable import probe
+from bnsearch._reachable import opening_alone, probe
 from bnsearch._redact import redact_text, redact_url
 from bnsearch.backends.optuna._retry import engine_kwargs, retry_transient, retrying_storage, served
 from bnsearch.config import StudyConfig
@@ -97,7 +97,8 @@ def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
 
     try:
         probe(url)  # a server that is not there fails now; one that drops us is retried
-        storage, names = retry_transient(connect) if served(url) else connect()
+        with opening_alone(url):
+            storage, names = retry_transient(connect) if served(url) else connect()
     except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
         message = first_line(error, type(error).__name__)
         message = redact_text(message, [url])
