@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from bnsearch.stats import (
     significant,
     too_few,
 )
-from bnsearch.trial import Phase, TrialResult
+from bnsearch.trial import Phase, TrialResult, lower_is_better
 
 PLOTS = ("distribution.png", "paired_differences.png", "learning_curves.png", "importance.png")
 
@@ -151,7 +152,6 @@ def _markdown(
 
 
 def _pairs_table(verdict: Verdict) -> list[str]:
-    """The paired comparisons, every statistic; none where nothing is ranked."""
     if verdict.no_ranking is not None:
         return []
     lines = [
@@ -174,7 +174,6 @@ def _pairs_table(verdict: Verdict) -> list[str]:
 
 
 def _confirmations_table(verdict: Verdict) -> list[str]:
-    """Each placement's best re-trained with fresh seeds, and the seeds left out."""
     lines = [
         "## Best configuration per placement, re-trained with fresh seeds",
         "",
@@ -199,9 +198,6 @@ def _confirmations_table(verdict: Verdict) -> list[str]:
 
 
 def _inline(text: str) -> str:
-    """Escape, then the two inline marks the reports use: **bold** and `code`."""
-    import re
-
     out = html.escape(text)
     out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
@@ -302,7 +298,7 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
         "|---|---|---|---|" + "---|" * len(placements) + "---|",
     ]
     for dataset in verdict.datasets:
-        lower = "accuracy" not in verdict.metric
+        lower = lower_is_better(verdict.metric)
         ordered = sorted(placements, key=lambda p: dataset.scores[p] * (1 if lower else -1))
         cells = " | ".join(
             f"{_score(dataset.scores[p])} ({ordered.index(p) + 1})" for p in placements
@@ -334,7 +330,6 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
 
 
 def _score(value: float) -> str:
-    """A study's score for a placement; ``diverged`` where it is a diverged trial's sentinel."""
     return "diverged" if abs(value) >= RUNAWAY else significant(value)
 
 
@@ -361,7 +356,6 @@ def outcome_label(verdict: Verdict) -> str:
 
 
 def _best_per_placement(verdict: Verdict, table: Sequence[PlacementSummary]) -> list[str]:
-    """The note's table: per placement, its trials, best loss and fresh-seed mean ± sd."""
     if not table:
         return []
     confirmations = {c.placement: c for c in verdict.confirmations}
@@ -406,10 +400,7 @@ def run_note(
             for p in pairs
         )
         lines += [f"- {question} **{answer.words}**: {each}, {pairs[0].n_blocks} blocks.", ""]
-    lines += [
-        f"Metric final `{verdict.metric}`, threshold {verdict.threshold:g}.",
-        "",
-    ]
+    lines += [f"Metric final `{verdict.metric}`, threshold {verdict.threshold:g}.", ""]
     rule = (
         "until settled (stopped when the anytime-valid intervals answered "
         f"{quoted_questions(ASKED[verdict.question])}, or at the cap)"
@@ -417,9 +408,8 @@ def run_note(
         else "fixed budget (the whole budget, looked at once)"
     )
     lines += [f"Rule: {rule}.", ""]
-    lines += [f"{text}" for text in verdict.disagreements]
     if verdict.disagreements:
-        lines.append("")
+        lines += [*verdict.disagreements, ""]
     lines += _best_per_placement(verdict, table)
     lines.append(
         f"Report: `report.md` / `report.html` in this run's artifacts; rebuild it with "

@@ -15,6 +15,7 @@ The first call that meets it records :attr:`Connection.full`; every later call f
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -76,7 +77,7 @@ class Connection:
         self.resolved_uri = tracking_uri
         self.experiment_id: str | None = None
         #: Where the connection says that MLflow went away or came back.
-        self.notify: Callable[[str], None] = _print_notice
+        self.notify: Callable[[str], None] = functools.partial(print, file=sys.stderr, flush=True)
         self._client: Any = None
         self._outage: str | None = None
         self._offline_until = 0.0
@@ -204,7 +205,6 @@ class Connection:
     def _tries(
         self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], retry_refusals: bool
     ) -> Any:
-        """The retry policy of every MLflow call (see :meth:`call`)."""
         if self.full is not None:
             raise TrackingFull(str(self.full)) from None
         if self._outage is not None and time.monotonic() < self._offline_until:
@@ -275,10 +275,6 @@ class _FullDiskRecords:
         if error is not None and full_disk(error):
             return False
         return full_disk(Exception(record.getMessage())) is None
-
-
-def _print_notice(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def tags_equal(*conditions: tuple[str, str | int]) -> str:

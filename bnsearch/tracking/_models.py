@@ -22,14 +22,7 @@ from bnsearch.tracking._connection import Connection
 
 if TYPE_CHECKING:
     import numpy as np
-    from mlflow.entities import LoggedModel, Run
-    from mlflow.models import ModelSignature
-
-# Rows of the data kept with a logged model as its input example.
-INPUT_EXAMPLE_ROWS = 5
-
-#: The LoggedModel's name: ``runs:/<run_id>/model`` still finds the model by it.
-MODEL_NAME = "model"
+    from mlflow.entities import Run
 
 # Metrics per log_batch call (MLflow takes at most 1000).
 _BATCH = 900
@@ -57,24 +50,38 @@ class Models:
         ``rows`` as its input example; the run's params and latest metrics, and ``metrics``
         (logged to the run now), are the model's too. Registered as ``register_as`` when
         given. Returns ``models:/m-…``, or ``models:/<register_as>/<version>``."""
+        import mlflow.keras
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
-        from mlflow.models import infer_signature
+        from mlflow.models import Model, infer_signature
 
-        input_example = rows[:INPUT_EXAMPLE_ROWS].astype("float32")
+        input_example = rows[:5].astype("float32")
         signature = infer_signature(input_example, model.predict(input_example, verbose=0))
         connection = self.connection
         run = connection.call("get_run", run_id)
         logged = connection.call(
             "create_logged_model",
             run.info.experiment_id,
-            name=MODEL_NAME,
+            name="model",  # runs:/<run_id>/model still finds the model by it
             source_run_id=run_id,
             params=dict(run.data.params),
         )
         model_id = logged.model_id
         try:
             with tempfile.TemporaryDirectory(prefix="bnsearch-model-") as folder:
-                _save(model, Path(folder), logged, run_id, signature, input_example)
+                description = Model(
+                    artifact_path=logged.artifact_location,
+                    run_id=run_id,
+                    model_uuid=model_id,
+                    model_id=model_id,
+                )
+                mlflow.keras.save_model(
+                    model,
+                    folder,
+                    mlflow_model=description,
+                    signature=signature,
+                    input_example=input_example,
+                    pip_requirements=_model_requirements(),
+                )
                 connection.call("log_model_artifacts", model_id, folder)
             connection.call("log_outputs", run_id, [LoggedModelOutput(model_id, step=0)])
             self._link_metrics(run, model_id, metrics or {})
@@ -113,7 +120,6 @@ class Models:
             self.connection.call("log_batch", run_id, metrics=linked[start : start + _BATCH])
 
     def _register_version(self, uri: str, name: str, run_id: str, model_id: str) -> str:
-        """A new version of the registered model ``name`` from the LoggedModel at ``uri``."""
         import mlflow
         from mlflow.exceptions import MlflowException
         from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
@@ -135,34 +141,6 @@ class Models:
             "set_logged_model_tags", model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)}
         )
         return f"models:/{name}/{version.version}"
-
-
-def _save(
-    model: Any,
-    folder: Path,
-    logged: LoggedModel,
-    run_id: str,
-    signature: ModelSignature,
-    input_example: np.ndarray,
-) -> None:
-    """``model`` as an MLflow model in ``folder``, naming the LoggedModel and run."""
-    import mlflow.keras
-    from mlflow.models import Model
-
-    description = Model(
-        artifact_path=logged.artifact_location,
-        run_id=run_id,
-        model_uuid=logged.model_id,
-        model_id=logged.model_id,
-    )
-    mlflow.keras.save_model(
-        model,
-        str(folder),
-        mlflow_model=description,
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=_model_requirements(),
-    )
 
 
 def _model_requirements() -> list[str] | None:

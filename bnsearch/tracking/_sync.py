@@ -11,7 +11,6 @@ from bnsearch.tracking._connection import Connection, tags_equal
 from bnsearch.tracking._trial_runs import (
     STATUS,
     create_finished_run,
-    kill,
     trial_params,
     write_outcome,
 )
@@ -45,6 +44,7 @@ class Sync:
     connection: Connection
     parent_run_id: str | None
     pending: int
+    kill_run: Callable[..., None]
 
     def sync(self, read_store: Callable[[], StoredTrials]) -> SyncReport:
         """Make MLflow agree with the study's store: each stored result gets exactly one
@@ -62,12 +62,11 @@ class Sync:
             own = by_number.get(str(result.spec.number), [])
             if any(run.info.status == STATUS[result.state] for run in own):
                 continue
-            open_runs = [run for run in own if run.info.status == "RUNNING"]
-            if open_runs:
-                run = open_runs[0]
-                run_id = run.info.run_id
+            open_run = next((run for run in own if run.info.status == "RUNNING"), None)
+            if open_run is not None:
+                run_id = open_run.info.run_id
                 wanted = trial_params(result.spec)
-                if any(param.key not in run.data.params for param in wanted):
+                if any(param.key not in open_run.data.params for param in wanted):
                     # Created just before an outage cut its parameters off; logging the
                     # same values again is allowed, so all of them go.
                     connection.call("log_batch", run_id, params=wanted)
@@ -122,7 +121,7 @@ class Sync:
         for number in trial_numbers:
             run = live.get(str(number))
             if run is not None:
-                kill(connection, run.info.run_id, reason, status="FAILED")
+                self.kill_run(run.info.run_id, reason, status="FAILED")
                 parents.add(run.data.tags.get("mlflow.parentRunId", ""))
         parents.discard("")
         for parent in parents:

@@ -1,8 +1,6 @@
 """MLflow tracking: one experiment per study, a parent run per invocation, a child run per trial.
 
-:class:`MlflowTracker` composes a :class:`Connection` and the mixins :class:`ParentRuns`,
-:class:`TrialRuns`, :class:`Sync` and :class:`Models`; it knows TrialSpecs and TrialResults,
-nothing of Optuna or Keras Tuner.
+:class:`MlflowTracker` knows TrialSpecs and TrialResults, nothing of Optuna or Keras Tuner.
 """
 
 from __future__ import annotations

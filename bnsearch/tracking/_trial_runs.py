@@ -92,25 +92,21 @@ class TrialRuns:
         return True
 
     def kill_run(self, run_id: str | None, reason: str, status: str = "KILLED") -> None:
-        """End a run that was interrupted or abandoned, keeping what it logged."""
-        kill(self.connection, run_id, reason, status)
+        """End a run that was interrupted or abandoned, keeping what it logged (tagged
+        FAILED with ``reason``; best effort)."""
+        from mlflow.entities import RunTag
+
+        if run_id is None:
+            return
+        tags = [RunTag(keys.FAIL_REASON, reason), RunTag(keys.STATE, "FAILED")]
+        if self.connection.best_effort("log_batch", run_id, tags=tags):
+            self.connection.best_effort("set_terminated", run_id, status=status)
 
     def trial_run_id(self, number: int) -> str | None:
         """The run of trial ``number`` that holds its outcome (the latest, if several)."""
         query = tags_equal((keys.KIND, "trial"), (keys.TRIAL_NUMBER, number))
         runs = [r for r in self.connection.search(query) if r.info.status != "RUNNING"]
         return max(runs, key=lambda r: r.info.start_time).info.run_id if runs else None
-
-
-def kill(connection: Connection, run_id: str | None, reason: str, status: str) -> None:
-    """End ``run_id`` (if any) with ``status``, tagged FAILED with ``reason``; best effort."""
-    from mlflow.entities import RunTag
-
-    if run_id is None:
-        return
-    tags = [RunTag(keys.FAIL_REASON, reason), RunTag(keys.STATE, "FAILED")]
-    if connection.best_effort("log_batch", run_id, tags=tags):
-        connection.best_effort("set_terminated", run_id, status=status)
 
 
 def create_finished_run(
@@ -164,7 +160,6 @@ def write_outcome(
 def _missing_steps(
     connection: Connection, run_id: str, result: TrialResult, history_logged: HistoryLogged
 ) -> list[tuple[str, int, float]]:
-    """The (metric, step, value) entries of the history the run lacks."""
     wanted = [
         (name, step, value)
         for name in (*METRICS, *TASK_METRICS)
@@ -188,8 +183,6 @@ def _create_run(
     parent_run_id: str | None,
     extra: Mapping[str, str] | None,
 ) -> str:
-    """A RUNNING run for ``spec``, named ``trial-NNNN-<placement>`` (``confirm-NNNN-…`` in
-    the confirmation round); its id."""
     prefix = "trial" if spec.phase == Phase.SEARCH else str(spec.phase)
     tags = {
         "mlflow.parentRunId": parent_run_id or "",
@@ -215,10 +208,5 @@ def mlflow_params(values: Mapping[str, Any]) -> list[Param]:
     """``values`` as MLflow params (floats written with ``repr``)."""
     from mlflow.entities import Param
 
-    return [Param(k, _param_value(v)) for k, v in values.items()]
-
-
-def _param_value(value: Any) -> str:
-    if isinstance(value, float):  # float() first: a NumPy float's repr is np.float64(...)
-        return repr(float(value))
-    return str(value)
+    # float() first: a NumPy float's repr is np.float64(...)
+    return [Param(k, repr(float(v)) if isinstance(v, float) else str(v)) for k, v in values.items()]

@@ -32,7 +32,6 @@ from bnsearch.trial._rules import (
     in_range,
     one_of,
     plain,
-    shown,
 )
 from bnsearch.trial._seeds import confirmation_seed, layer_seed, trial_seed
 from bnsearch.trial._space import (
@@ -57,7 +56,6 @@ __all__ = [
     "in_range",
     "one_of",
     "plain",
-    "shown",
     "ACTIVATIONS",
     "BNConfig",
     "DEFAULT_PLACEMENTS",

@@ -32,11 +32,8 @@ class Phase(str, enum.Enum):
     SEARCH = "search"
     CONFIRM = "confirm"
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # Enum's __format__ then uses it too
         return str.__str__(self)
-
-    def __format__(self, format_spec: str) -> str:
-        return str.__format__(self, format_spec)
 
 
 class TrialState(str, enum.Enum):
@@ -134,7 +131,7 @@ class TrialResult:
         values = [v for v in self.history.get(metric, []) if math.isfinite(v)]
         if not values:
             return None
-        return max(values) if "accuracy" in metric else min(values)
+        return min(values) if lower_is_better(metric) else max(values)
 
     @property
     def value(self) -> float | None:

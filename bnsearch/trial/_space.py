@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -161,11 +161,10 @@ class BNConfig:
         return cls(placement=placement, momentum=0.9, epsilon=1e-6, dropout=0.5, learning_rate=0.1)
 
 
-_RANGE_NAMES = ("momentum", "epsilon", "dropout", "learning_rate")
+_RANGE_NAMES = tuple(_BOUNDS)
 
 
 def _choices(name: str, values: Any, known: tuple[str, ...]) -> tuple[str, ...]:
-    """A categorical dimension's choices: each known, none twice."""
     chosen = tuple(values)
     unknown = [v for v in chosen if v not in known]
     if unknown:
@@ -276,15 +275,18 @@ class SearchSpace:
                 )
         return cls(**kwargs)
 
-    def as_dict(self) -> dict[str, Any]:
-        space = {
+    def _table(self, each_range: Callable[[FloatRange], Any]) -> dict[str, Any]:
+        table = {
             "placement": list(self.placement),
             "use_bias": list(self.use_bias),
-            **{name: asdict(getattr(self, name)) for name in _RANGE_NAMES},
+            **{name: each_range(getattr(self, name)) for name in _RANGE_NAMES},
         }
         if self.activation:  # absent otherwise, so older studies keep their fingerprint
-            space["activation"] = list(self.activation)
-        return space
+            table["activation"] = list(self.activation)
+        return table
+
+    def as_dict(self) -> dict[str, Any]:
+        return self._table(asdict)
 
     def fingerprint(self) -> str:
         """A short hash that changes whenever a choice or range changes."""
@@ -298,12 +300,12 @@ class SearchSpace:
 
         ``placement`` pins the placement (paired blocks) instead of suggesting it.
         """
-        values: dict[str, Any] = {}
         if placement is None:
-            values["placement"] = trial.suggest_categorical("placement", list(self.placement))
-        else:
-            values["placement"] = placement
-        values["use_bias"] = trial.suggest_categorical("use_bias", list(self.use_bias))
+            placement = trial.suggest_categorical("placement", list(self.placement))
+        values: dict[str, Any] = {
+            "placement": placement,
+            "use_bias": trial.suggest_categorical("use_bias", list(self.use_bias)),
+        }
         for name in _RANGE_NAMES:
             rng: FloatRange = getattr(self, name)
             values[name] = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
@@ -332,12 +334,4 @@ class SearchSpace:
     def grid(self, points_per_range: int = 3) -> dict[str, list[Any]]:
         """The grid for Optuna's ``GridSampler``: every choice, and ``points_per_range`` values
         spread over each numeric range."""
-        grid: dict[str, list[Any]] = {
-            "placement": list(self.placement),
-            "use_bias": list(self.use_bias),
-        }
-        for name in _RANGE_NAMES:
-            grid[name] = getattr(self, name).points(points_per_range)
-        if self.activation:
-            grid["activation"] = list(self.activation)
-        return grid
+        return self._table(lambda rng: rng.points(points_per_range))
