@@ -64,7 +64,7 @@ def _params(params: dict, digits: int = 4) -> str:
 
 # long because it is the report page itself, section after section.
 def _markdown(
-    study_name: str, verdict: Verdict, results: Sequence[TrialResult], dataset_line: str
+    study_name: str, verdict: Verdict, search: Sequence[TrialResult], dataset_line: str
 ) -> str:
     lines = [
         f"# bnsearch report: {study_name}",
@@ -141,7 +141,7 @@ def _markdown(
         "## All trials per placement",
         "",
         "```",
-        format_table(summarize([r for r in results if r.spec.phase == Phase.SEARCH])),
+        format_table(summarize(search)),
         "```",
         "",
         "## Plots",
@@ -267,7 +267,7 @@ def write_report(
     plot_differences(verdict, folder / PLOTS[1])
     plot_curves(search, folder / PLOTS[2])
     plot_importance(verdict.importances, folder / PLOTS[3], verdict.importance_note)
-    markdown_text = _markdown(study_name, verdict, results, dataset_line)
+    markdown_text = _markdown(study_name, verdict, search, dataset_line)
     (folder / "report.md").write_text(markdown_text)
     (folder / "report.html").write_text(_html(markdown_text, folder))
     return [folder / "report.md", folder / "report.html", *(folder / name for name in PLOTS)]
