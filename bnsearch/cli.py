@@ -126,7 +126,6 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    """Run each study file in turn; one log line per study; the worst outcome's exit code."""
     from bnsearch.study import run_study, study_lock
 
     folder = Path(args.folder)
@@ -140,7 +139,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
                 outcome = run_study(config)
         except Exception as error:  # noqa: BLE001 - one study's failure never stops the sweep
             code = error.exit_code if isinstance(error, BnsearchError) else 1
-            what = str(error) if isinstance(error, BnsearchError) else _unexpected(error)
+            what = str(error)
+            if not isinstance(error, BnsearchError):
+                what = (
+                    f"unexpected {type(error).__name__}: {first_line(error)} (run it alone "
+                    "with --debug for details)"
+                )
             codes.append(code)
             print(f"sweep: {path.name}: error (exit {code}): {redact_text(what)}", flush=True)
             if getattr(args, "debug", False):
@@ -182,7 +186,6 @@ def _study_files(folder: Path) -> list[Path]:
 
 
 def _sweep_config(path: Path, args: argparse.Namespace) -> StudyConfig:
-    """A study file's config under the sweep's storage and tracking URI flags."""
     given = {k: v for k, v in vars(args).items() if k in ("storage", "tracking_uri")}
     return config_from_args(argparse.Namespace(study_file=str(path), quiet=True, **given))
 
@@ -199,12 +202,6 @@ def _report_sweep(
             configs.append(_sweep_config(path, args))
     uri = getattr(args, "tracking_uri", None) or default_tracking_uri()
     report_sweep(folder, configs, uri, out_dir)
-
-
-def _unexpected(error: Exception) -> str:
-    """An error bnsearch did not foresee, in one line."""
-    first = first_line(error)
-    return f"unexpected {type(error).__name__}: {first} (run it alone with --debug for details)"
 
 
 def _ui_arguments(parser: argparse.ArgumentParser) -> None:

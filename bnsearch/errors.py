@@ -148,6 +148,11 @@ _FULL_DISK = {
 def full_disk(error: BaseException) -> str | None:
     """What stops writes (:data:`NO_SPACE`, :data:`QUOTA`, ...) if ``error`` or its chain
     (``__cause__``, ``__context__``, a driver error's ``orig``) says so; else None."""
+    return next((kind for e in _chain(error) if (kind := _kind_of(e))), None)
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and, once each, every error its chain holds."""
     seen: set[int] = set()
     pending: list[BaseException] = [error]
     while pending:
@@ -155,14 +160,12 @@ def full_disk(error: BaseException) -> str | None:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if kind := _kind_of(current):
-            return kind
+        yield current
         pending.extend(
             e
             for e in (current.__cause__, current.__context__, getattr(current, "orig", None))
             if isinstance(e, BaseException)
         )
-    return None
 
 
 def _kind_of(error: BaseException) -> str | None:
@@ -172,17 +175,13 @@ def _kind_of(error: BaseException) -> str | None:
         return NO_SPACE
     text = str(error).lower()
     kind = next((kind for needle, kind in _TEXTS if needle in text), None)
-    if kind is None and "disk i/o error" in text and _file_size_limited():
+    if kind is None and "disk i/o error" in text:
+        import resource
+
         # SQLite reports a write refused by RLIMIT_FSIZE (EFBIG) as a plain I/O error.
-        return FILE_SIZE
+        if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
+            return FILE_SIZE
     return kind
-
-
-def _file_size_limited() -> bool:
-    import resource
-
-    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    return soft != resource.RLIM_INFINITY
 
 
 def full_disk_message(
@@ -213,14 +212,8 @@ def naming_full_disk(store: str, where: str | os.PathLike[str] | None = None) ->
 
 def _failed_file(error: BaseException) -> Path | None:
     """The file the first ``OSError`` of the chain names, if any."""
-    current: BaseException | None = error
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.filename:
-            return Path(os.fsdecode(current.filename))
-        current = current.__cause__ or current.__context__
-    return None
+    named = (e for e in _chain(error) if isinstance(e, OSError) and e.filename)
+    return next((Path(os.fsdecode(e.filename)) for e in named), None)
 
 
 def _local_path(where: str | os.PathLike[str] | None) -> Path | None:

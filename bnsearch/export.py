@@ -12,7 +12,7 @@ from bnsearch.errors import ConfigError
 from bnsearch.stats import best_per_placement, loss_text
 from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import TrialResult, TrialState, keys
+from bnsearch.trial import TrialState, keys
 
 __all__ = ["Exported", "export_best"]
 
@@ -32,7 +32,15 @@ def export_best(
     register_as: str | None = None,
 ) -> list[Exported]:
     """Re-train and log the best configuration of each placement (or ``placement``)."""
-    best = _best(config, placement)
+    every = best_per_placement(read_study(config).stored_trials().results)
+    best = [r for r in every if placement is None or r.config.placement == placement]
+    if not best:
+        have = ", ".join(sorted(r.config.placement for r in every)) or "none"
+        which = f" with placement {placement!r}" if placement else ""
+        raise ConfigError(
+            f"study {config.resolved_study_name!r} has no completed search trial{which} "
+            f"(placements with one: {have}); run the study first or pick another --placement."
+        )
     dataset = load_study_dataset(config)
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
     exported = []
@@ -64,16 +72,3 @@ def export_best(
             flush=True,
         )
     return exported
-
-
-def _best(config: StudyConfig, placement: str | None) -> list[TrialResult]:
-    every = best_per_placement(read_study(config).stored_trials().results)
-    best = [r for r in every if placement is None or r.config.placement == placement]
-    if not best:
-        have = ", ".join(sorted(r.config.placement for r in every)) or "none"
-        which = f" with placement {placement!r}" if placement else ""
-        raise ConfigError(
-            f"study {config.resolved_study_name!r} has no completed search trial{which} "
-            f"(placements with one: {have}); run the study first or pick another --placement."
-        )
-    return best

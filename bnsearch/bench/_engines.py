@@ -145,22 +145,6 @@ def _epoch_seconds(
     return (time.perf_counter() - started) / epochs
 
 
-def _thread_model_file(folder: str) -> str:
-    """The question's own model in plain Keras 3 (as ``studies/thread_model.py`` builds it),
-    saved as a ``.keras`` file: what a person brings to ``--model``."""
-    import keras
-    from keras import layers
-
-    model = keras.Sequential(
-        [keras.Input((14,)), layers.Dense(64), layers.Activation("tanh"), layers.Dropout(0.5)]
-        + [layers.Dense(64), layers.Activation("tanh"), layers.Dropout(0.5)]
-        + [layers.Dense(2), layers.Activation("softmax")]
-    )
-    path = f"{folder}/thread.keras"
-    model.save(path)
-    return path
-
-
 def _side_by_side(
     prefix: str,
     title: str,
@@ -186,11 +170,21 @@ def _side_by_side(
 
 
 def _model_rows(data: Dataset, timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """The thread's network given as a ``.keras`` file (``--model``), same rows."""
+    """The question's own model in plain Keras 3 (as ``studies/thread_model.py`` builds it),
+    saved as a ``.keras`` file: what a person brings to ``--model``; same rows."""
     import tempfile
 
+    import keras
+    from keras import layers
+
+    model = keras.Sequential(
+        [keras.Input((14,)), layers.Dense(64), layers.Activation("tanh"), layers.Dropout(0.5)]
+        + [layers.Dense(64), layers.Activation("tanh"), layers.Dropout(0.5)]
+        + [layers.Dense(2), layers.Activation("softmax")]
+    )
     with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
-        network = NetworkSettings(model=_thread_model_file(folder))
+        model.save(f"{folder}/thread.keras")
+        network = NetworkSettings(model=f"{folder}/thread.keras")
         title = "the thread's network as a .keras file (--model), same rows"
         return _side_by_side("model", title, data, network, timed_epochs, population, out)
 

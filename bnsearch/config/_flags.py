@@ -36,7 +36,7 @@ def _shown_default(item: Setting) -> str:
 
 def _flag_type(item: Setting) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
-        if item.is_list:
+        if list in item.types:
             parts = [p.strip() for p in text.split(",") if p.strip()]
             if item.types == (list,):
                 return parts

@@ -71,14 +71,6 @@ class Setting:
     def key(self) -> str | None:
         return self.name if self.file_key == "" else self.file_key
 
-    @property
-    def is_list(self) -> bool:
-        return list in self.types
-
-
-def _space_default(name: str) -> tuple[str, ...]:
-    return getattr(SearchSpace(), name)
-
 
 _S = Setting
 
@@ -172,7 +164,7 @@ SETTINGS: tuple[Setting, ...] = (
        "optimizer at the trial's learning rate, not the thread's SGD"),
     _S("placements", (list,), f"placements to compare (from {', '.join(PLACEMENTS)})",
        section="space", group="network", file_key=None,
-       default_text=lambda: ",".join(_space_default("placement"))),
+       default_text=lambda: ",".join(SearchSpace().placement)),
     _S("activations", (list,), "search the activation too (e.g. tanh,relu); the verdict is "
        "then also given per activation", section="space", group="network", file_key=None,
        default_text=lambda: "not searched"),

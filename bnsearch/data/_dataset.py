@@ -8,6 +8,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -311,10 +312,9 @@ def _auto_task(raw: np.ndarray) -> tuple[str, str]:
     return "classification", ""
 
 
-def _targets(
-    raw: np.ndarray, where: str, task: str, array: str | None = None
-) -> tuple[np.ndarray, tuple[str, ...], str, str]:
-    """``(y, class_names, task, note)`` of a raw target column under ``task``."""
+def _targets(raw: np.ndarray, where: str, task: str, array: str | None = None) -> dict[str, Any]:
+    """The Dataset fields ``y``, ``class_names``, ``task`` and ``task_note`` of a raw target
+    column under ``task``."""
     note = ""
     if task == "auto":
         task, why = _auto_task(raw)
@@ -323,10 +323,12 @@ def _targets(
                 f"bnsearch: task: regression, because the target of {where} {why}; "
                 '--task classification (study file `task = "classification"`) overrides it.'
             )
+    classes: tuple[str, ...] = ()
     if task == "regression":
-        return _regression_target(raw, where, array), (), task, note
-    y, classes = _encode_labels(raw, where, array)
-    return y, classes, task, note
+        y = _regression_target(raw, where, array)
+    else:
+        y, classes = _encode_labels(raw, where, array)
+    return {"y": y, "class_names": classes, "task": task, "task_note": note}
 
 
 def _bad_rows(what: str, bad: np.ndarray, array: str | None) -> DataError:
@@ -381,17 +383,8 @@ def _from_frame(frame, target: str | None, where: str, name: str, task: str = "a
         raise DataError(f"{where}: no feature columns besides the target {target!r}.")
     columns = tuple(map(str, features.columns))
     x = _check_features(features.to_numpy(dtype=np.float64, na_value=np.nan), where, columns)
-    y, classes, task, note = _targets(frame[target].to_numpy(), where, task)
-    return Dataset(
-        name=name,
-        x=x,
-        y=y,
-        class_names=classes,
-        feature_names=columns,
-        source=where,
-        task=task,
-        task_note=note,
-    )
+    targets = _targets(frame[target].to_numpy(), where, task)
+    return Dataset(name=name, x=x, feature_names=columns, source=where, **targets)
 
 
 #: Compressions pandas reads a delimited file in, by the file name's last suffix.
@@ -493,16 +486,8 @@ def _load_npz(path: Path, where: str, name: str, task: str) -> Dataset:
         raise DataError(f"{where}: X has {x.shape[0]} rows but y has {raw_y.shape[0]}.")
     if x.dtype.kind not in "iufb":
         raise DataError(f"{where}: X must be numeric, but has dtype {x.dtype}.")
-    y, classes, task, note = _targets(_one_label_per_row(raw_y, where), where, task, "y")
-    return Dataset(
-        name=name,
-        x=_check_features(x, where, array="X"),
-        y=y,
-        class_names=classes,
-        source=where,
-        task=task,
-        task_note=note,
-    )
+    targets = _targets(_one_label_per_row(raw_y, where), where, task, "y")
+    return Dataset(name=name, x=_check_features(x, where, array="X"), source=where, **targets)
 
 
 def _check_header(path: Path, where: str, sep: str, compression: str | None) -> None:
@@ -583,22 +568,18 @@ def _load_sklearn(name: str, images: bool = False, task: str = "auto") -> Datase
     where = f"sklearn:{name}"
     if task == "auto":
         task = "regression" if name in _SKLEARN_REGRESSION else "classification"
-    if task == "regression":
-        y: np.ndarray = _regression_target(np.asarray(bunch.target)[order], where)
-        classes: tuple[str, ...] = ()
-    elif name in _SKLEARN_REGRESSION:
-        y, classes = _encode_labels(np.asarray(bunch.target, np.float64)[order], where)
+    if task == "regression" or name in _SKLEARN_REGRESSION:
+        targets = _targets(np.asarray(bunch.target, np.float64)[order], where, task)
     else:
+        names = getattr(bunch, "target_names", np.unique(bunch.target))
         y = np.asarray(bunch.target, dtype=np.int64)[order]
-        classes = tuple(str(c) for c in getattr(bunch, "target_names", np.unique(bunch.target)))
+        targets = {"y": y, "class_names": tuple(map(str, names)), "task": task}
     return Dataset(
         name=name,
         x=_check_features(np.asarray(x)[order], where),
-        y=y,
-        class_names=classes,
         feature_names=tuple(map(str, getattr(bunch, "feature_names", ()))),
         source=where,
-        task=task,
+        **targets,
     )
 
 

@@ -35,9 +35,9 @@ def name_list(names: list[str], most: int = 5) -> str:
     return names[0] if names else ""
 
 
-def _fix(shuffled: bool) -> str:
+def _fix(shuffled: bool, remedy: str = "raise --validation-split or add rows of them") -> str:
     if shuffled:
-        return "the rows are shuffled already: raise --validation-split or add rows of them"
+        return f"the rows are shuffled already: {remedy}"
     return "pass --shuffle (study file `shuffle = true`) to shuffle the rows before the split"
 
 
@@ -123,11 +123,7 @@ def check_target(y: np.ndarray, at: int, validation_split: float, shuffled: bool
     beyond = float(np.mean((val < train.min()) | (val > train.max())))
     if low <= mean <= high and beyond <= 0.5:
         return SplitCheck()
-    fix = (
-        "the rows are shuffled already: check the target for outliers"
-        if shuffled
-        else _fix(shuffled)
-    )
+    fix = _fix(shuffled, "check the target for outliers")
     return SplitCheck(
         f"{_head(validation_split)} hold targets outside the training rows' range "
         f"(validation mean {mean:.3g}, training 5-95 % range {low:.3g} to {high:.3g}; "
