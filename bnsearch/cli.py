@@ -126,6 +126,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
+    """Run each study file in turn; one log line per study; the worst outcome's exit code."""
     from bnsearch.study import run_study, study_lock
 
     folder = Path(args.folder)
@@ -138,13 +139,11 @@ def _run_sweep(args: argparse.Namespace) -> int:
             with study_lock(config):
                 outcome = run_study(config)
         except Exception as error:  # noqa: BLE001 - one study's failure never stops the sweep
-            code = error.exit_code if isinstance(error, BnsearchError) else 1
-            what = str(error)
-            if not isinstance(error, BnsearchError):
-                what = (
-                    f"unexpected {type(error).__name__}: {first_line(error)} (run it alone "
-                    "with --debug for details)"
-                )
+            if isinstance(error, BnsearchError):
+                code, what = error.exit_code, str(error)
+            else:
+                code, why = 1, f"{type(error).__name__}: {first_line(error)}"
+                what = f"unexpected {why} (run it alone with --debug for details)"
             codes.append(code)
             print(f"sweep: {path.name}: error (exit {code}): {redact_text(what)}", flush=True)
             if getattr(args, "debug", False):
