@@ -41,7 +41,7 @@ def test_a_400_layer_model_is_summarized_in_at_most_40_short_lines(densenet, tmp
 
 
 def test_full_lists_every_layer_of_each_placement(densenet, tmp_path, cli):
-    path, _ = densenet
+    path, bns = densenet
 
     summary = cli("model", "--show", str(path), cwd=tmp_path)
     full = cli("model", "--show", str(path), "--full", cwd=tmp_path)
@@ -52,6 +52,15 @@ def test_full_lists_every_layer_of_each_placement(densenet, tmp_path, cli):
     for placement in ("none", "before", "after"):
         assert f"placement {placement}:" in full.stdout
         assert f"placement {placement}:" not in summary.stdout
+    # Every BatchNormalization of the file is named once: placed per trial (at a site, or
+    # before/after a pre-activation's activation) or kept where it is.
+    named = []
+    for line in full.stdout.splitlines():
+        for head in ("BatchNormalization removed and placed per trial: ",
+                     "BatchNormalization kept where it is (no site): "):  # fmt: skip
+            if line.startswith(head):
+                named += line.removeprefix(head).split(", ")
+    assert len(named) == len(set(named)) == bns
 
 
 def test_a_model_of_known_layers_says_the_population_engine_trains_it(tmp_path, cli):

@@ -97,6 +97,7 @@ def describe_network(
         removed = [plan.nodes[i].name for site in plan.sites.values() for i in site.removed_bns]
         if plan.output_bn is not None:
             removed.append(plan.nodes[plan.output_bn].name)
+        removed += [plan.nodes[i].name for i in plan.preacts.values()]  # BN -> activation
         lines.append(
             f"--model {plan.spec}: {len(plan.sites)} sites ({', '.join(plan.site_names)}); "
             f"output layer {output.name!r} ({plan.output_activation}), left as it is"
