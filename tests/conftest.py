@@ -15,6 +15,11 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One TensorFlow thread per test process (the subprocesses inherit it): the suite runs two
+# workers on two cores, so more threads only contend; and the work of a float32 reduction is
+# then never split by how busy the machine is, so the parity tests see the same sums either way.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
