@@ -155,12 +155,18 @@ def population_run(builders):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("member", range(len(PLACEMENTS)))
 def test_population_trains_a_builder_network_as_keras_fits_the_builders_own_model(
-    population_run, member
+    population_run, subtests
 ):
     """Keras fits the model the builder builds (its own layers and names), started from the
-    weights the population drew by the rule (the rewrite's, copied layer by layer)."""
+    weights the population drew by the rule (the rewrite's, copied layer by layer): every
+    member of the one population, trained once, each a subtest of its own."""
+    for member, spec in enumerate(population_run[2]):
+        with subtests.test(placement=spec.config.placement):
+            _member_trains_as_keras_fits_the_builders_own_model(population_run, member)
+
+
+def _member_trains_as_keras_fits_the_builders_own_model(population_run, member):
     network, data, specs, results, models, xla = population_run
     spec = specs[member]
     keras.backend.clear_session()

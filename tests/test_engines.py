@@ -71,8 +71,15 @@ def _bn_slot(name: str) -> str:
 
 
 @pytest.mark.trains
-@pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(SETTINGS)))
-def test_population_matches_keras_weights_moving_stats_and_val_loss(parity_run, member):
+def test_population_matches_keras_weights_moving_stats_and_val_loss(parity_run, subtests):
+    """Every member of the one population, trained once, each checked against Keras as a
+    subtest of its own."""
+    for member, spec in enumerate(parity_run[1]):
+        with subtests.test(member=member, placement=spec.config.placement):
+            _population_matches_keras_weights_moving_stats_and_val_loss(parity_run, member)
+
+
+def _population_matches_keras_weights_moving_stats_and_val_loss(parity_run, member):
     data, specs, results, population, xla_results = parity_run
     spec = specs[member]
     keras.backend.clear_session()
@@ -133,8 +140,15 @@ def variant_run():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("member", range(len(VARIANTS)))
-def test_population_matches_keras_on_deeper_mlps_with_other_activations(variant_run, member):
+def test_population_matches_keras_on_deeper_mlps_with_other_activations(variant_run, subtests):
+    """Every member of the one population, trained once, each checked against Keras as a
+    subtest of its own."""
+    for member, spec in enumerate(variant_run[1]):
+        with subtests.test(member=member, placement=spec.config.placement):
+            _population_matches_keras_on_deeper_mlps_with_other_activations(variant_run, member)
+
+
+def _population_matches_keras_on_deeper_mlps_with_other_activations(variant_run, member):
     data, specs, graph, xla = variant_run
     spec = specs[member]
     keras.backend.clear_session()
@@ -269,8 +283,15 @@ def cnn_parity_run():
 
 
 @pytest.mark.trains
-@pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(CNN_SETTINGS)))
-def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member):
+def test_population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, subtests):
+    """Every member of the one population, trained once, each checked against Keras as a
+    subtest of its own."""
+    for member, spec in enumerate(cnn_parity_run[1]):
+        with subtests.test(member=member, placement=spec.config.placement):
+            _population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member)
+
+
+def _population_cnn_matches_keras_conv_bn_and_pooling(cnn_parity_run, member):
     data, specs, results, population, xla_results = cnn_parity_run
     spec = specs[member]
     keras.backend.clear_session()
@@ -352,8 +373,15 @@ def model_parity_run(tmp_path_factory):
 
 
 @pytest.mark.trains
-@pytest.mark.parametrize("member", range(len(PLACEMENTS) * len(SETTINGS)))
-def test_population_matches_keras_on_a_model_file(model_parity_run, member):
+def test_population_matches_keras_on_a_model_file(model_parity_run, subtests):
+    """Every member of the one population, trained once, each checked against Keras as a
+    subtest of its own."""
+    for member, spec in enumerate(model_parity_run[1]):
+        with subtests.test(member=member, placement=spec.config.placement):
+            _population_matches_keras_on_a_model_file(model_parity_run, member)
+
+
+def _population_matches_keras_on_a_model_file(model_parity_run, member):
     data, specs, results, population, xla_results, network = model_parity_run
     spec = specs[member]
     keras.backend.clear_session()

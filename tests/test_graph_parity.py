@@ -206,24 +206,6 @@ def train_in_one_population(network, data, configs, first_seed):
     return network, data, specs, results, models, xla
 
 
-class _Runs(dict):
-    """Each model trained on first use: under ``--dist worksteal`` the two workers share this
-    module's tests, and each trains only the models its tests compare."""
-
-    def __init__(self, folder):
-        super().__init__()
-        self.folder = folder
-
-    def __missing__(self, name):
-        self[name] = _train(self.folder, name)
-        return self[name]
-
-
-@pytest.fixture(scope="module")
-def runs(graph_models):
-    return _Runs(graph_models)
-
-
 @pytest.mark.parametrize("name", list(KINDS))
 def test_each_layer_kind_is_read_into_the_graph_the_engine_runs(graph_models, name):
     network = NetworkSettings(model=f"{graph_models / 'graph_models.py'}:{name}")
@@ -234,11 +216,19 @@ def test_each_layer_kind_is_read_into_the_graph_the_engine_runs(graph_models, na
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("member", range(len(PLACEMENTS)))
 @pytest.mark.parametrize("name", list(KINDS))
-def test_population_matches_keras_per_layer_kind_and_for_a_residual_block(runs, name, member):
-    network, data, specs, results, models, xla = runs[name]
-    spec = specs[member]
+def test_population_matches_keras_per_layer_kind_and_for_a_residual_block(
+    graph_models, name, subtests
+):
+    """The kind's one population, trained once; every member (placement) checked against
+    Keras as a subtest of its own."""
+    network, data, specs, results, models, xla = _train(graph_models, name)
+    for member, spec in enumerate(specs):
+        with subtests.test(placement=spec.config.placement):
+            _member_matches_keras(network, data, spec, results[member], models[member], xla[member])
+
+
+def _member_matches_keras(network, data, spec, result, ours, xla_result):
     keras.backend.clear_session()
     model = build_model(spec.config, data.x.shape[1:], data.n_classes, network, seed=spec.seed)
     x_train, y_train, x_val, y_val = data.split(network.validation_split)
@@ -246,7 +236,6 @@ def test_population_matches_keras_per_layer_kind_and_for_a_residual_block(runs, 
         x_train, y_train, batch_size=16, epochs=EPOCHS, shuffle=False,
         validation_data=(x_val, y_val), verbose=0,
     ).history  # fmt: skip
-    ours = models[member]
     assert [la.name for la in ours.layers] == [la.name for la in model.layers]
     bn_fed = _biases_feeding_bn(model)
     for theirs_layer, our_layer in zip(model.layers, ours.layers, strict=True):
@@ -257,10 +246,10 @@ def test_population_matches_keras_per_layer_kind_and_for_a_residual_block(runs, 
                 np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-4)
             else:
                 assert _close(theirs.numpy(), mine.numpy()) < CONV_WEIGHTS_BOUND, where
-    assert results[member].state is TrialState.COMPLETE
+    assert result.state is TrialState.COMPLETE
     for metric in ("val_loss", "loss"):
-        np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
-        np.testing.assert_allclose(xla[member].history[metric], history[metric], rtol=1e-4)
+        np.testing.assert_allclose(result.history[metric], history[metric], rtol=1e-4)
+        np.testing.assert_allclose(xla_result.history[metric], history[metric], rtol=1e-4)
 
 
 def _biases_feeding_bn(model) -> set[str]:
