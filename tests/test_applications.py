@@ -20,6 +20,23 @@ def _application(name: str):
     return getattr(keras.applications, name)(weights=None, input_shape=(32, 32, 3), classes=10)
 
 
+@pytest.fixture(scope="module")
+def saved_application(tmp_path_factory):
+    """``saved_application(name, folder)``: the application saved as ``folder/app.keras``,
+    built and saved once a module (the file is only read, so the tests can share it)."""
+    import shutil
+
+    saved: dict = {}
+
+    def copy_to(name: str, folder):
+        if name not in saved:
+            saved[name] = tmp_path_factory.mktemp(name) / f"{name}.keras"
+            _application(name).save(saved[name])
+        return shutil.copyfile(saved[name], folder / "app.keras")
+
+    return copy_to
+
+
 def _consumers(model):
     """Each layer's consumers, read from Keras' own graph (not bnsearch's tracing: read
     before bnsearch calls the layers on inputs of its own)."""
@@ -123,23 +140,24 @@ def _followed_by_bn(model) -> set[str]:
 
 
 @pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50V2", "DenseNet121", "EfficientNetB0"])
-def test_every_layer_of_the_applications_has_a_population_form(name, tmp_path):
+def test_every_layer_of_the_applications_has_a_population_form(name, tmp_path, saved_application):
     from bnsearch.engines import engine_for
 
-    path = tmp_path / f"{name}.keras"
-    _application(name).save(path)
+    path = saved_application(name, tmp_path)
     network = bnsearch.NetworkSettings(model=str(path))
     assert engine_for("population", network) == "population"
 
 
 @pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50V2"])
-def test_a_short_study_of_an_application_trains_on_the_population_engine(name, tmp_path, cli):
+def test_a_short_study_of_an_application_trains_on_the_population_engine(
+    name, tmp_path, cli, saved_application
+):
     import numpy as np
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 32, 32, 3)).astype("float32")
     np.savez(tmp_path / "images.npz", X=x, y=np.arange(40) % 10)
-    _application(name).save(tmp_path / "app.keras")
+    saved_application(name, tmp_path)
 
     result = cli(
         "study", "--model", "app.keras", "--data", "images.npz", "--epochs", "1",

@@ -471,7 +471,7 @@ def test_a_regression_model_study_runs_on_both_engines_and_says_the_task(models,
         result = cli(
             "study", "--data", str(path), "--target", "target", "--model",
             f"{models}:regressor", "--engine", engine, "--n-trials", "3", "--confirm-seeds",
-            "0", "--epochs", "2", "--standardize", "--study-name", f"reg-{engine}",
+            "0", "--epochs", "1", "--standardize", "--study-name", f"reg-{engine}",
             "--storage", f"sqlite:///{tmp_path / 'o.db'}",
             "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path,
         )  # fmt: skip
