@@ -13,6 +13,9 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests._in_flight import wait_for_a_batch_in_flight
+from tests.support.standin import standin_env
+
 pytestmark = pytest.mark.slow
 
 
@@ -30,6 +33,21 @@ def _start(tmp_path: Path, tiny_csv: Path, *extra: str) -> subprocess.Popen:
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.Popen(
         [sys.executable, "-m", "bnsearch", *_args(tiny_csv, *extra)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _start_standin(tmp_path: Path, tiny_csv: Path, name: str) -> subprocess.Popen:
+    """A 3-trial study ``name`` as a real process on the stand-in engine (``python -m
+    tests.support.standin``: bnsearch's CLI with it registered; no TensorFlow)."""
+    env = standin_env(TF_CPP_MIN_LOG_LEVEL="3", BNSEARCH_STANDIN_EPOCH_S="0")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    args = [
+        "study", "--data", str(tiny_csv), "--target", "label", "--epochs", "1",
+        "--study-name", name, "--engine", "standin", "--confirm-seeds", "0", "--n-trials", "3",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.standin", *args],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -64,10 +82,10 @@ def _assert_nothing_left_running(tmp_path: Path) -> None:
 @pytest.mark.server
 def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_csv, cli):
     process = _start(tmp_path, tiny_csv, "--n-trials", "30")
-    # The first block is told (its three progress lines come after it trained); two
-    # seconds on, the next block is asked for or training: in flight.
+    # The first block is told (its three progress lines come after it trained); once a run
+    # of the next block is started in MLflow, that block is training: in flight.
     _wait_for_trials(process, 3)
-    time.sleep(2)
+    wait_for_a_batch_in_flight(process, tmp_path / "mlruns")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
@@ -155,12 +173,12 @@ def test_ctrl_c_stops_a_keras_tuner_study_and_ends_its_runs(tmp_path, tiny_csv, 
 @pytest.mark.server
 def test_studies_started_together_in_one_folder_share_its_new_stores(tmp_path, tiny_csv):
     # Each process creating the folder's new SQLite stores at once would collide in their
-    # schema migrations (Optuna's and MLflow's): one opens a store at a time.
+    # schema migrations (Optuna's and MLflow's): one opens a store at a time. The studies
+    # train on the tests' stand-in engine (no TensorFlow to import, no training): what is
+    # tested is the stores, and without the seconds of TensorFlow's import before them the
+    # three processes reach the new stores closer together.
     names = ("one", "two", "three")
-    studies = [
-        _start(tmp_path, tiny_csv, "--n-trials", "3", "--epochs", "1", "--study-name", n)
-        for n in names
-    ]
+    studies = [_start_standin(tmp_path, tiny_csv, name) for name in names]
     for process in studies:
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-2000:]

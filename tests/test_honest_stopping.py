@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from bnsearch.stats import ALPHA, min_blocks_to_settle
+from tests._in_flight import wait_for_a_batch_in_flight
 
 
 def _diverging_study_file(folder: Path) -> Path:
@@ -101,31 +101,37 @@ def test_a_stop_that_lands_in_a_finalizer_prints_nothing_and_is_kept(tmp_path, n
     assert done.stderr == ""
 
 
+def _args(tiny_csv: Path, n_trials: str) -> list[str]:
+    return [
+        "study", "--data", str(tiny_csv), "--target", "label", "--epochs", "2",
+        "--hidden-units", "8,8", "--study-name", "stopped", "--engine", "keras",
+        "--confirm-seeds", "0", "--n-trials", n_trials,
+    ]  # fmt: skip
+
+
 def _start(tmp_path: Path, tiny_csv: Path, n_trials: str) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    args = [
-        sys.executable, "-m", "bnsearch", "study", "--data", str(tiny_csv), "--target", "label",
-        "--epochs", "2", "--hidden-units", "8,8", "--study-name", "stopped", "--engine", "keras",
-        "--confirm-seeds", "0", "--n-trials", n_trials,
-    ]  # fmt: skip
     return subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        [sys.executable, "-m", "bnsearch", *_args(tiny_csv, n_trials)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
 
 
 @pytest.mark.server
 @pytest.mark.slow
-def test_sigterm_mid_study_prints_one_line_and_the_rerun_resumes(tmp_path, tiny_csv):
+def test_sigterm_mid_study_prints_one_line_and_the_rerun_resumes(tmp_path, tiny_csv, cli):
     process = _start(tmp_path, tiny_csv, "30")
-    seen = ""
-    for line in process.stdout:  # the first trial's line: the study is under way
+    seen, told = "", 0
+    for line in process.stdout:  # the first block's three lines: the study is under way
         seen += line
-        if re.match(r"\[\s*\d+/\d+\] ", line):
+        told += bool(re.match(r"\[\s*\d+/\d+\] ", line))
+        if told == 3:
             break
     else:
-        raise AssertionError(f"no trial finished:\n{seen}\n{process.stderr.read()}")
-    time.sleep(1)  # the next block is asked for or training
+        raise AssertionError(f"no block finished:\n{seen}\n{process.stderr.read()}")
+    # The next block is asked for and its runs started: training or told, in flight.
+    wait_for_a_batch_in_flight(process, tmp_path / "mlruns")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
@@ -133,9 +139,8 @@ def test_sigterm_mid_study_prints_one_line_and_the_rerun_resumes(tmp_path, tiny_
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert stderr.startswith("bnsearch: interrupted")
 
-    rerun = _start(tmp_path, tiny_csv, "3")
-    stdout, stderr = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, stderr[-2000:]
-    already = int(re.search(r"(\d+) trials already in the study", stdout).group(1))
+    rerun = cli(*_args(tiny_csv, "3"), cwd=tmp_path)  # the rerun: in this process
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    already = int(re.search(r"(\d+) trials already in the study", rerun.stdout).group(1))
     assert already > 0
-    assert "Verdict:" in stdout
+    assert "Verdict:" in rerun.stdout
