@@ -8,7 +8,7 @@ from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings
 from bnsearch.study import run_study
 from bnsearch.trial import SearchSpace
-from tests.conftest import tiny_config, trial_runs
+from tests.conftest import stores_in, tiny_config, trial_runs, write_tiny_csv
 
 
 def _config(tiny_csv, stores, **changes) -> StudyConfig:
@@ -46,13 +46,35 @@ def _by_block(results) -> dict[int, list]:
     return blocks
 
 
+@pytest.fixture(scope="module")
+def six_trials(tmp_path_factory):
+    """One 6-trial study per paired tuner, prepared then run, shared by the tests that read it:
+    tuner -> (config, stores, what prepare_study said, outcome)."""
+    import io
+
+    from bnsearch.study import prepare_study
+
+    made = {}
+
+    def study(tuner: str):
+        if tuner not in made:
+            folder = tmp_path_factory.mktemp(f"kt-{tuner}")
+            stores = stores_in(folder)
+            config = _config(write_tiny_csv(folder), stores, tuner=tuner, n_trials=6)
+            said = io.StringIO()
+            prepare_study(config, said)
+            made[tuner] = (config, stores, said.getvalue(), run_study(config))
+        return made[tuner]
+
+    return study
+
+
 @pytest.mark.trains
 @pytest.mark.parametrize("tuner", ["random", "bayesian"])
-def test_each_oracle_proposal_becomes_a_paired_block_the_oracle_counts(tiny_csv, stores, tuner):
+def test_each_oracle_proposal_becomes_a_paired_block_the_oracle_counts(six_trials, tuner):
     import json
 
-    config = _config(tiny_csv, stores, tuner=tuner, n_trials=6)
-    outcome = run_study(config)
+    config, stores, _, outcome = six_trials(tuner)
     blocks = _by_block(outcome.new_results)
     assert len(blocks) == 2
     for members in blocks.values():
@@ -175,19 +197,17 @@ def test_target_trials_fills_the_project_up_to_its_target_then_it_is_up_to_date(
 
 @pytest.mark.trains
 def test_prepare_and_report_read_a_keras_tuner_project_as_they_read_an_optuna_study(
-    tiny_csv, stores, tmp_path
+    six_trials, tmp_path
 ):
     import io
 
     from mlflow.tracking import MlflowClient
 
-    from bnsearch.study import prepare_study, rebuild_report
+    from bnsearch.study import rebuild_report
 
-    config = _config(tiny_csv, stores, n_trials=6)
-    said = io.StringIO()
-    prepare_study(config, said)
-    assert f"is ready in {project_dir(config)} (0 trials)" in said.getvalue()
-    outcome = run_study(config)
+    config, stores, said, outcome = six_trials("random")  # prepared, then run
+    assert config.tuner == "random"
+    assert f"is ready in {project_dir(config)} (0 trials)" in said
     verdict = rebuild_report(config, tmp_path / "report", io.StringIO())
     assert verdict.statement == outcome.verdict.statement and verdict.n_blocks == 2
     assert (tmp_path / "report" / "report.html").exists()
