@@ -3,9 +3,9 @@ extra's driver missing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-import textwrap
 from importlib.metadata import version
 
 import pytest
@@ -41,38 +41,32 @@ def test_a_bare_command_prints_help_and_usage_names_the_program_typed(tmp_path):
 
 
 @pytest.mark.server
-def test_a_postgresql_storage_without_the_driver_names_the_extra(tmp_path):
+def test_a_postgresql_storage_without_the_driver_names_the_extra(tmp_path, cli, monkeypatch):
     """psycopg comes with bnsearch[postgres]: without it, one line naming the extra (the
-    driver is hidden from the import system for this process only)."""
-    code = textwrap.dedent(
-        """
-        import sys
-
-        sys.modules["psycopg"] = None  # as if not installed: `import psycopg` fails
-        from bnsearch.cli import main
-        sys.exit(main(["study", "--storage",
-                       "postgresql://bn:Secret-77@127.0.0.1:5432/test",
-                       "--n-trials", "3", "--quiet"]))
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    driver is hidden from the import system for this test only: ``import psycopg`` fails)."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    result = cli(
+        "study", "--storage", "postgresql://bn:Secret-77@127.0.0.1:5432/test",
+        "--n-trials", "3", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
     errors = [line for line in result.stderr.splitlines() if line.startswith("bnsearch: ")]
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(errors) == 1 and "pip install 'bnsearch[postgres]'" in errors[0], errors
     assert "Secret-77" not in result.stdout + result.stderr
 
 
+#: Runs each command (one per argument, its words joined by ``|``) in turn in one fresh
+#: interpreter and prints, after each, its exit code and whether TensorFlow was imported by
+#: then: ``sys.modules`` only grows, so the first command to import it is the one named.
 _WITHOUT_TENSORFLOW = """
-import sys
+import json, sys
 from bnsearch.cli import main
-try:
-    code = main(sys.argv[1:])
-except SystemExit as exit_:  # --help
-    code = exit_.code
-print("tensorflow imported" if "tensorflow" in sys.modules else "no tensorflow")
-sys.exit(code)
+for command in sys.argv[1:]:
+    try:
+        code = main(command.split("|"))
+    except SystemExit as exit_:  # --help, a usage error
+        code = exit_.code
+    print("case", json.dumps([command, code, "tensorflow" in sys.modules]), flush=True)
 """
 
 
@@ -92,13 +86,16 @@ def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path,
         ("report",): 2,  # a usage error: one line, exit 2
         ("study", "--n-trials", "x"): 2,
     }
-    for args, expected in cases.items():
-        result = subprocess.run(
-            [sys.executable, "-c", _WITHOUT_TENSORFLOW, *args],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert result.returncode == expected, (args, result.stderr[-2000:])
-        assert result.stdout.rstrip().endswith("no tensorflow"), (args, result.stdout[-500:])
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TENSORFLOW, *("|".join(args) for args in cases)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = [json.loads(line[5:]) for line in result.stdout.splitlines() if line[:5] == "case "]
+    assert [command for command, *_ in seen] == ["|".join(args) for args in cases], seen
+    for (args, expected), (_, code, imported) in zip(cases.items(), seen, strict=True):
+        assert code == expected, (args, result.stderr[-2000:])
+        assert not imported, (args, "tensorflow imported")
 
 
 def test_examples_copies_the_shipped_study_files_and_never_overwrites(tmp_path, cli):
