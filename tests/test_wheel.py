@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 #: Each verb the two pages run, and how this test runs it (``python`` is the wheel's).
-#: Data and model commands get a short budget, as the pages' "your data" lines are forms
-#: to fill in; ``openml:`` needs a network this CI does not promise, and the local forms
-#: (.csv, .npz, sklearn:) run the same loader and study.
+#: Data and model commands get a short budget (trials, seeds, epochs), as the pages' "your
+#: data" lines are forms to fill in; ``openml:`` needs a network this CI does not promise,
+#: and the local forms (.csv, .npz, sklearn:) run the same loader and study.
 VERBS = {"study", "model", "ui", "report", "examples"}
 
 
@@ -101,9 +101,10 @@ def test_the_pages_commands_work_from_an_empty_folder(wheel_python, tmp_path):
         p.name for p in (ROOT / "studies").glob("*.toml")
     )
 
-    _write_your_data_and_model(python, tmp_path)
+    _write_your_data_and_model(tmp_path)
     data = _run(python, tmp_path, "-m", "bnsearch", "study", "--data", "customers.csv",
-                "--target", "churned", "--n-trials", "3", "--confirm-seeds", "0")  # fmt: skip
+                "--target", "churned", "--n-trials", "3", "--confirm-seeds", "0",
+                "--epochs", "2")  # fmt: skip
     assert data.returncode == 0, data.stderr[-3000:]
     assert "study 'bnsearch-customers' on customers (240 rows" in data.stdout
     model = _run(python, tmp_path, "-m", "bnsearch", "model", "--show", "my_model.keras")
@@ -113,21 +114,26 @@ def test_the_pages_commands_work_from_an_empty_folder(wheel_python, tmp_path):
     _ui_answers(python, tmp_path)
 
 
-def _write_your_data_and_model(python: Path, folder: Path) -> None:
-    script = """
-import keras, numpy as np
-rng = np.random.default_rng(0)
-x = rng.normal(size=(240, 5))
-y = (x[:, 0] + x[:, 1] > 0).astype(int)
-with open("customers.csv", "w") as out:
-    out.write("a,b,c,d,e,churned\\n")
-    out.writelines(",".join(f"{v:.4f}" for v in row) + f",{label}\\n" for row, label in zip(x, y))
-inputs = keras.Input(shape=(5,))
-hidden = keras.layers.Dense(8, activation="relu")(inputs)
-keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden)).save("my_model.keras")
-"""
-    made = _run(python, folder, "-c", script)
-    assert made.returncode == 0, made.stderr[-2000:]
+def _write_your_data_and_model(folder: Path) -> None:
+    """The reader's own data and model, which the pages' commands then read: made in this
+    process (the same NumPy and Keras the wheel's environment borrows), not a page command."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 5))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    with open(folder / "customers.csv", "w") as out:
+        out.write("a,b,c,d,e,churned\n")
+        out.writelines(
+            ",".join(f"{v:.4f}" for v in row) + f",{label}\n"
+            for row, label in zip(x, y, strict=True)
+        )
+    # Named, so that this process's automatic layer names (other tests' models) stay as they were.
+    inputs = keras.Input(shape=(5,), name="features")
+    hidden = keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
+    output = keras.layers.Dense(2, activation="softmax", name="churn")(hidden)
+    keras.Model(inputs, output, name="my_model").save(str(folder / "my_model.keras"))
 
 
 def _ui_answers(python: Path, folder: Path) -> None:
@@ -149,7 +155,7 @@ def _ui_answers(python: Path, folder: Path) -> None:
             except OSError:
                 assert server.poll() is None, server.stdout.read() if server.stdout else ""
                 assert time.monotonic() < deadline, "the MLflow UI did not answer in 120 s"
-                time.sleep(1)
+                time.sleep(0.2)
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=60)
