@@ -102,3 +102,53 @@ def test_a_held_stop_request_ends_a_database_retry_between_tries(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         retry_transient(unreachable)
     assert tries == [1]
+
+
+@pytest.mark.trains
+@pytest.mark.parametrize("stop_at", ["the ask", "the runs' start"])
+def test_a_ctrl_c_before_a_batch_trains_leaves_every_trial_with_its_run(
+    tiny_csv, stores, monkeypatch, stop_at
+):
+    """A real SIGINT while the second batch is asked for, or while its MLflow runs start:
+    the study stops, and every trial in the store has its trial run in MLflow (killed)."""
+    import os
+    import signal
+
+    from bnsearch.backends.optuna import OptunaBackend
+    from bnsearch.tracking import MlflowTracker
+
+    stop = threading.Event()
+    monkeypatch.setattr(interrupts, "_STOP", stop)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    patched, method = (
+        (OptunaBackend, "ask_batch") if stop_at == "the ask" else (MlflowTracker, "start_trial")
+    )
+    original, calls = getattr(patched, method), []
+
+    def then_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        # The ask: the second batch's. The runs' start: the second of the second batch's three.
+        if len(calls) == (2 if stop_at == "the ask" else 5):
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(patched, method, then_ctrl_c)
+    config = StudyConfig(
+        study_name="stopped", data=str(tiny_csv), target="label", n_trials=6, confirm_seeds=0,
+        engine="keras", network=NetworkSettings(epochs=1, hidden_units=(4,)), verbose=False,
+        **stores,
+    )  # fmt: skip
+    interrupts.install_handlers()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(config)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    study = optuna.load_study(study_name="stopped", storage=stores["storage"])
+    assert len(study.trials) == 6
+    client = MlflowClient(stores["tracking_uri"])
+    runs = client.search_runs([client.get_experiment_by_name("stopped").experiment_id])
+    trial_runs = [r for r in runs if r.data.tags["bnsearch.kind"] == "trial"]
+    assert sorted(int(r.data.tags["bnsearch.trial_number"]) for r in trial_runs) == list(range(6))
+    assert sorted(r.info.status for r in trial_runs) == ["FINISHED"] * 3 + ["KILLED"] * 3

@@ -225,11 +225,15 @@ class PairedSearch:
     ) -> list[TrialResult]:
         searcher = self.searcher
         config, tracker = searcher.config, searcher.tracker
-        raise_if_stopped()  # a stop request deferred while the batch was asked for
-        for member in members:
-            run_id = tracker.start_trial(member.spec, searcher.run_tags(member))
-            run_ids.append(run_id)
-            searcher.started(member, run_id)
+        # Every asked trial gets its MLflow run before a stop is raised (one deferred while
+        # the batch was asked for, or sent while its runs start): a trial stopped without a
+        # run would be in the store and never in MLflow.
+        with deferred():
+            for member in members:
+                run_id = tracker.start_trial(member.spec, searcher.run_tags(member))
+                run_ids.append(run_id)
+                searcher.started(member, run_id)
+        raise_if_stopped()
         prune = searcher.pruner()
 
         trained_epoch = getattr(self.on_result, "on_epoch", None)
