@@ -3,10 +3,13 @@ reference kept equal to the code, and every Python example in README.md and docs
 
 from __future__ import annotations
 
+import json
 import re
+import select
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,15 +75,72 @@ def test_every_page_of_the_nav_exists_and_every_page_is_in_the_nav():
     assert listed == pages
 
 
+#: What the examples import that costs seconds a process (TensorFlow most): imported once by
+#: the runner below, before it forks a process per example.
+_WARM = ("tensorflow", "keras", "keras_tuner", "optuna", "mlflow", "bnsearch")
+
+#: The runner: imports _WARM, then for each example asked for on stdin forks a process that
+#: runs it as ``python -c CODE`` would (``__main__``, argv ``["-c"]``, in its folder, its own
+#: stdout and stderr, an uncaught exception printed and exit 1, atexit handlers run on exit),
+#: and answers with its exit status. Fork, not a new interpreter: only imports happened before
+#: it, no TensorFlow runtime, so each example starts from what a fresh process has after its
+#: imports, without paying them again (nor collecting their garbage again: ``gc.freeze``).
+_RUNNER = r"""
+import gc, json, os, signal, sys, types
+for name in sys.argv[1:]:
+    __import__(name)
+sys.argv = ["-c"]
+gc.freeze()  # what the imports made: left out of each example's garbage collections
+for line in sys.stdin:
+    job = json.loads(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(job["cwd"])
+        for fd, path in ((0, os.devnull), (1, job["stdout"]), (2, job["stderr"])):
+            os.dup2(os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC), fd)
+        signal.alarm(job["timeout"])
+        main = types.ModuleType("__main__")
+        sys.modules["__main__"] = main
+        exec(compile(job["code"], "<string>", "exec"), main.__dict__)
+        sys.exit(0)
+    _, status = os.waitpid(pid, 0)
+    print(json.dumps(os.waitstatus_to_exitcode(status)), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def run_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """``run(code, cwd)``: the exit status, stdout and stderr of ``python -c code`` run in
+    ``cwd`` (by the runner above, in a process of its own)."""
+    outputs = tmp_path_factory.mktemp("runner")
+    with open(outputs / "runner.stderr", "w") as errors:
+        runner = subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, *_WARM],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
+        )  # fmt: skip
+    ran: list[str] = []
+
+    def run(code: str, cwd: Path, timeout: int = 600) -> tuple[int, str, str]:
+        ran.append(code)
+        out, err = outputs / f"{len(ran)}.stdout", outputs / f"{len(ran)}.stderr"
+        job = {"code": code, "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
+        runner.stdin.write(json.dumps({**job, "timeout": timeout}) + "\n")
+        runner.stdin.flush()
+        ready, _, _ = select.select([runner.stdout], [], [], timeout + 60)
+        answer = runner.stdout.readline() if ready else ""
+        assert answer, f"the runner ended: {(outputs / 'runner.stderr').read_text()[-3000:]}"
+        return json.loads(answer), out.read_text(), err.read_text()
+
+    yield run
+    runner.stdin.close()
+    runner.wait(timeout=60)
+
+
 @pytest.mark.trains
 @pytest.mark.server
 @pytest.mark.parametrize(("where", "code"), _examples(), ids=[w for w, _ in _examples()])
-def test_every_python_example_in_the_docs_runs(where, code, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, f"{where} failed:\n{result.stdout}\n{result.stderr}"
+def test_every_python_example_in_the_docs_runs(where, code, tmp_path, run_example):
+    returncode, stdout, stderr = run_example(code, tmp_path)
+    assert returncode == 0, f"{where} failed:\n{stdout}\n{stderr}"
