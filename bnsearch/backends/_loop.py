@@ -220,20 +220,25 @@ class PairedSearch:
             raise full
         return results
 
+    def _start_runs(self, members: list[Member], run_ids: list[str | None]) -> None:
+        """Every member's MLflow run, then a stop deferred while the batch was asked for or
+        sent while its runs started: a trial stopped without a run would be in the store and
+        never in MLflow."""
+        with deferred():
+            for member in members:
+                run_id = self.searcher.tracker.start_trial(
+                    member.spec, self.searcher.run_tags(member)
+                )
+                run_ids.append(run_id)
+                self.searcher.started(member, run_id)
+        raise_if_stopped()
+
     def _train_and_tell(
         self, members: list[Member], look: int, run_ids: list[str | None], finished: set[int]
     ) -> list[TrialResult]:
         searcher = self.searcher
         config, tracker = searcher.config, searcher.tracker
-        # Every asked trial gets its MLflow run before a stop is raised (one deferred while
-        # the batch was asked for, or sent while its runs start): a trial stopped without a
-        # run would be in the store and never in MLflow.
-        with deferred():
-            for member in members:
-                run_id = tracker.start_trial(member.spec, searcher.run_tags(member))
-                run_ids.append(run_id)
-                searcher.started(member, run_id)
-        raise_if_stopped()
+        self._start_runs(members, run_ids)
         prune = searcher.pruner()
 
         trained_epoch = getattr(self.on_result, "on_epoch", None)
