@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bnsearch.data._split import check_classes, check_target, name_list, target_notice
+from bnsearch.data._split import check_classes, check_target, name_list
 from bnsearch.errors import DataError, first_line
 
 DEFAULT_DATA = "synthetic"
@@ -20,6 +21,8 @@ DEFAULT_DATA = "synthetic"
 TASKS = ("auto", "classification", "regression")
 #: Under ``auto``, a floating-point target with more distinct values than this is a regression.
 MAX_AUTO_CLASSES = 20
+#: A regression target with |mean| above this, or sd above it or below its inverse, is unscaled.
+TARGET_SCALE = 3.0
 
 
 def split_index(n_rows: int, validation_split: float) -> int:
@@ -80,7 +83,6 @@ class Dataset:
     target_scale: tuple[float, float] | None = None
     split_warning: str | None = None
     degenerate_validation: str | None = None
-    _fingerprint: list[str] = field(default_factory=list, repr=False)
 
     @property
     def n_rows(self) -> int:
@@ -106,22 +108,20 @@ class Dataset:
             return self.y.astype(np.float32).reshape(-1, 1)
         return np.eye(self.n_classes, dtype=np.float32)[self.y]
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """SHA-256 (first 16 hex digits) of the content: features, labels, class names,
         shape and preprocessing."""
-        if not self._fingerprint:
-            digest = hashlib.sha256()
-            digest.update(np.ascontiguousarray(self.x).tobytes())
-            digest.update(np.ascontiguousarray(self.y).tobytes())
-            shown: tuple[object, ...] = (self.x.shape, self.class_names, self.standardized)
-            if self.regression:  # absent for classes, so their fingerprints stay as they were
-                shown = (*shown, self.task)
-            if self.shuffle_seed is not None:  # absent unless shuffled, likewise
-                shown = (*shown, ("shuffle", self.shuffle_seed))
-            digest.update(repr(shown).encode())
-            self._fingerprint.append(digest.hexdigest()[:16])
-        return self._fingerprint[0]
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.x).tobytes())
+        digest.update(np.ascontiguousarray(self.y).tobytes())
+        shown: tuple[object, ...] = (self.x.shape, self.class_names, self.standardized)
+        if self.regression:  # absent for classes, so their fingerprints stay as they were
+            shown = (*shown, self.task)
+        if self.shuffle_seed is not None:  # absent unless shuffled, likewise
+            shown = (*shown, ("shuffle", self.shuffle_seed))
+        digest.update(repr(shown).encode())
+        return digest.hexdigest()[:16]
 
     def split(self, validation_split: float) -> tuple[np.ndarray, ...]:
         """``(x_train, y_train, x_val, y_val)`` with one-hot labels; validation rows last."""
@@ -140,8 +140,7 @@ class Dataset:
     def scale_spread(self, validation_split: float) -> float:
         """Largest over smallest non-zero standard deviation of the training rows' features."""
         at = split_index(self.n_rows, validation_split)
-        flat = self.x[:at].reshape(at, -1)
-        std = flat.std(axis=0)
+        std = self.x[:at].reshape(at, -1).std(axis=0)
         std = std[std > 0]
         return float(std.max() / std.min()) if std.size > 1 else 1.0
 
@@ -165,28 +164,24 @@ class Dataset:
             y=y,
             standardized=True,
             target_scale=scale,
-            _fingerprint=[],
         )
 
     def shuffled(self, seed: int) -> Dataset:
         """The rows in an order drawn with ``seed`` (part of the fingerprint)."""
         order = np.random.default_rng(seed).permutation(self.n_rows)
-        return replace(self, x=self.x[order], y=self.y[order], shuffle_seed=seed, _fingerprint=[])
+        return replace(self, x=self.x[order], y=self.y[order], shuffle_seed=seed)
 
     def check_split(self, validation_split: float) -> Dataset:
         """With :attr:`split_warning` and :attr:`degenerate_validation` set for the split."""
         at = split_index(self.n_rows, validation_split)
         shuffled = self.shuffle_seed is not None
         if self.regression:
-            found = check_target(self.y, at, validation_split, shuffled)
+            warning, degenerate = check_target(self.y, at, validation_split, shuffled)
         else:
-            found = check_classes(self.y, self.class_names, at, validation_split, shuffled)
-        return replace(
-            self,
-            split_warning=found.warning,
-            degenerate_validation=found.degenerate,
-            _fingerprint=list(self._fingerprint),
-        )
+            warning, degenerate = check_classes(
+                self.y, self.class_names, at, validation_split, shuffled
+            )
+        return replace(self, split_warning=warning, degenerate_validation=degenerate)
 
     @property
     def target_summary(self) -> tuple[float, float]:
@@ -208,9 +203,17 @@ class Dataset:
 
     def target_notice(self) -> str | None:
         """One line when a raw regression target is far from mean 0 and sd 1, else None."""
-        if not self.regression or self.standardized:
+        mean, sd = self.target_summary
+        scaled = abs(mean) <= TARGET_SCALE and 1 / TARGET_SCALE <= sd <= TARGET_SCALE
+        if not self.regression or self.standardized or scaled:
             return None
-        return target_notice(*self.target_summary)
+        return (
+            f"bnsearch: notice: the regression target has mean {mean:.3g} and sd {sd:.3g} without "
+            "--standardize, so the mean squared error and its gradients follow the target's scale "
+            "and high learning rates may diverge; pass --standardize to scale it (and the "
+            "features) with the training rows' mean and sd (val_loss and val_mae are then in "
+            "standardised units)."
+        )
 
 
 def make_synthetic(n_rows: int = 6000, seed: int = 0) -> Dataset:
@@ -253,24 +256,26 @@ def make_synthetic(n_rows: int = 6000, seed: int = 0) -> Dataset:
     )
 
 
+def _set_task(task: str) -> str:
+    return f'--task {task} (study file `task = "{task}"`)'
+
+
 def _encode_labels(
-    raw: np.ndarray, where: str, array: str | None = None
+    raw: np.ndarray, where: str, array: str | None
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    raw = np.asarray(raw)
     if raw.dtype.kind == "f":
         if not np.all(finite := np.isfinite(raw)):
             raise _bad_rows(f"{where}: labels contain NaN or inf", ~finite, array)
         if not np.all(raw == np.round(raw)):
             raise DataError(
                 f"{where}: labels are fractional numbers; to predict a real-valued target set "
-                '--task regression (study file `task = "regression"`), or give integer or '
-                "string class labels."
+                f"{_set_task('regression')}, or give integer or string class labels."
             )
         raw = raw.astype(np.int64)
     elif raw.dtype.kind not in "iubUSO":
         raise DataError(
             f"{where}: labels of type {raw.dtype} are not class labels; give integer or string "
-            'labels, or set --task regression (study file `task = "regression"`).'
+            f"labels, or set {_set_task('regression')}."
         )
     if raw.dtype.kind == "O":
         missing = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in raw])
@@ -283,52 +288,36 @@ def _encode_labels(
     return y.astype(np.int64), tuple(str(c) for c in classes)
 
 
-def _regression_target(raw: np.ndarray, where: str, array: str | None = None) -> np.ndarray:
-    raw = np.asarray(raw)
+def _regression_target(raw: np.ndarray, where: str, array: str | None) -> np.ndarray:
     if raw.dtype.kind == "O":
         with contextlib.suppress(TypeError, ValueError):  # strings: refused below
             raw = raw.astype(np.float64)
     if raw.dtype.kind not in "iuf":
         raise DataError(
             f"{where}: a regression needs a numeric target, but the target holds {raw.dtype} "
-            "values; set "
-            '--task classification (study file `task = "classification"`) for class labels.'
+            f"values; set {_set_task('classification')} for class labels."
         )
     if not np.all(finite := np.isfinite(raw.astype(np.float64))):
         raise _bad_rows(f"{where}: the target contains NaN or inf", ~finite, array)
     return raw.astype(np.float32)
 
 
-def _auto_task(raw: np.ndarray) -> tuple[str, str]:
-    """``(task, why)`` for ``task = "auto"``."""
-    raw = np.asarray(raw)
-    if raw.dtype.kind != "f" or not np.all(np.isfinite(raw)):
-        return "classification", ""
-    if not np.all(raw == np.round(raw)):
-        return "regression", "holds fractional numbers"
-    distinct = len(np.unique(raw))
-    if distinct > MAX_AUTO_CLASSES:
-        return "regression", f"holds {distinct} distinct real values"
-    return "classification", ""
-
-
-def _targets(raw: np.ndarray, where: str, task: str, array: str | None = None) -> dict[str, Any]:
+def _targets(raw: Any, where: str, task: str, array: str | None = None) -> dict[str, Any]:
     """The Dataset fields ``y``, ``class_names``, ``task`` and ``task_note`` of a raw target
-    column under ``task``."""
-    note = ""
-    if task == "auto":
-        task, why = _auto_task(raw)
-        if task == "regression":
-            note = (
-                f"bnsearch: task: regression, because the target of {where} {why}; "
-                '--task classification (study file `task = "classification"`) overrides it.'
-            )
-    classes: tuple[str, ...] = ()
-    if task == "regression":
-        y = _regression_target(raw, where, array)
-    else:
+    column under ``task`` (docs/guides/data.md says how ``auto`` chooses)."""
+    raw, why = np.asarray(raw), ""
+    if task == "auto" and raw.dtype.kind == "f" and np.all(np.isfinite(raw)):
+        if not np.all(raw == np.round(raw)):
+            why = "holds fractional numbers"
+        elif (distinct := len(np.unique(raw))) > MAX_AUTO_CLASSES:
+            why = f"holds {distinct} distinct real values"
+    if not (why or task == "regression"):
         y, classes = _encode_labels(raw, where, array)
-    return {"y": y, "class_names": classes, "task": task, "task_note": note}
+        return {"y": y, "class_names": classes, "task": "classification"}
+    note = f"bnsearch: task: regression, because the target of {where} {why}; "
+    note += f"{_set_task('classification')} overrides it."
+    y = _regression_target(raw, where, array)
+    return {"y": y, "class_names": (), "task": "regression", "task_note": note if why else ""}
 
 
 def _bad_rows(what: str, bad: np.ndarray, array: str | None) -> DataError:
@@ -387,8 +376,8 @@ def _from_frame(frame, target: str | None, where: str, name: str, task: str = "a
     return Dataset(name=name, x=x, feature_names=columns, source=where, **targets)
 
 
-#: Compressions pandas reads a delimited file in, by the file name's last suffix.
-_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz"}
+#: The compressions of a delimited file (pandas infers them from the name).
+_COMPRESSIONS = (".gz", ".bz2", ".zip", ".xz")
 _SEPARATORS = {".csv": ",", ".tsv": "\t"}
 _BINARY = (".parquet", ".pq", ".feather", ".npz")
 #: What ``--data`` takes as a path, for the messages that refuse one.
@@ -398,18 +387,14 @@ ACCEPTED = (
 )
 
 
-def _file_format(path: Path) -> tuple[str, str | None, str]:
-    """``(format, compression, suffixes)`` of a data file by its name (format ``""``: none)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    last = suffixes[-1] if suffixes else ""
-    if last in _COMPRESSIONS and len(suffixes) >= 2 and suffixes[-2] in _SEPARATORS:
-        return suffixes[-2], _COMPRESSIONS[last], suffixes[-2] + last
-    if last in _SEPARATORS:
-        return last, None, last
-    if last in _BINARY:
-        return (".parquet" if last == ".pq" else last), None, last
-    compressed = last in _COMPRESSIONS or (len(suffixes) >= 2 and suffixes[-2] in _SEPARATORS)
-    return "", None, "".join(suffixes[-2:]) if compressed else last
+def _file_format(path: Path) -> tuple[str, str]:
+    """``(format, suffixes)`` of a data file by its name (format ``""``: none)."""
+    before, last = ["", "", *(s.lower() for s in path.suffixes)][-2:]
+    if last in _COMPRESSIONS and before in _SEPARATORS:
+        return before, before + last
+    if last in _SEPARATORS or last in _BINARY:
+        return (".parquet" if last == ".pq" else last), last
+    return "", before + last if last in _COMPRESSIONS or before in _SEPARATORS else last
 
 
 def dataset_name(data: str | None) -> str:
@@ -418,12 +403,11 @@ def dataset_name(data: str | None) -> str:
     spec = data or DEFAULT_DATA
     if ":" in spec and not Path(spec).exists():
         return spec.split(":", 1)[1]
-    path = Path(spec)
-    _, _, suffixes = _file_format(path)
-    return path.name[: len(path.name) - len(suffixes)] or path.name
+    name = Path(spec).name
+    return name[: len(name) - len(_file_format(Path(spec))[1])] or name
 
 
-def _load_file(path: Path, target: str | None, task: str = "auto") -> Dataset:
+def _load_file(path: Path, target: str | None, task: str) -> Dataset:
     """A data file or a folder of ``.parquet`` files (:data:`ACCEPTED`), read by pandas."""
     import pandas as pd
 
@@ -435,31 +419,25 @@ def _load_file(path: Path, target: str | None, task: str = "auto") -> Dataset:
             raise DataError(
                 f"data path {where} is a folder without .parquet files; give --data {ACCEPTED}."
             )
-        kind, compression, name = ".parquet", None, path.name.removesuffix(".parquet") or path.name
+        kind, name = ".parquet", path.name.removesuffix(".parquet") or path.name
     elif not path.is_file():
         raise DataError(f"data path {where} is not a file; give --data {ACCEPTED}.")
     else:
-        kind, compression, suffixes = _file_format(path)
+        kind, suffixes = _file_format(path)
         if not kind:
             raise DataError(
                 f"{where}: unknown extension {suffixes or '(none)'!r}; give --data {ACCEPTED}."
             )
         if path.stat().st_size == 0:
             raise DataError(f"{where}: the file is empty; it needs a header row and data.")
-        name = dataset_name(str(path))
+        name = dataset_name(where)
     try:
         if kind == ".npz":
             return _load_npz(path, where, name, task)
-        if kind not in _SEPARATORS:
+        if kind in _SEPARATORS:
+            frame = _read_delimited(path, where, _SEPARATORS[kind])
+        else:
             frame = pd.read_parquet(path) if kind == ".parquet" else pd.read_feather(path)
-            return _from_frame(frame, target, where, name, task)
-        _check_header(path, where, _SEPARATORS[kind], compression)
-        frame = pd.read_csv(path, sep=_SEPARATORS[kind], compression=compression)
-        if all(_looks_numeric(c) for c in frame.columns):
-            raise DataError(
-                f"{where}: the first row looks like data, not a header; add a header row "
-                "naming the columns."
-            )
         return _from_frame(frame, target, where, name, task)
     except DataError:
         raise
@@ -490,18 +468,15 @@ def _load_npz(path: Path, where: str, name: str, task: str) -> Dataset:
     return Dataset(name=name, x=_check_features(x, where, array="X"), source=where, **targets)
 
 
-def _check_header(path: Path, where: str, sep: str, compression: str | None) -> None:
-    """Refuse a header naming a column twice (pandas would rename it into a feature) or
-    joined by another separator."""
+def _read_delimited(path: Path, where: str, sep: str) -> Any:
+    """A CSV or TSV file as a frame; refused when its header names a column twice (pandas
+    would rename it into a feature), is joined by another separator, or looks like data."""
     from collections import Counter
 
     import pandas as pd
 
     try:
-        first = pd.read_csv(
-            path, sep=sep, compression=compression, header=None, nrows=1, dtype=str,
-            keep_default_na=False,
-        )  # fmt: skip
+        first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"{where}: the file is empty; it needs a header row and data.") from None
     header = [str(name) for name in first.iloc[0]] if len(first) else []
@@ -511,18 +486,24 @@ def _check_header(path: Path, where: str, sep: str, compression: str | None) -> 
             f"{where}: column names {', '.join(map(repr, repeated))} appear more than once; "
             "give every column its own name."
         )
-    if len(header) == 1:
-        wanted = "save it comma-separated" if sep == "," else "save it tab-separated"
-        for other, text, fix in (
-            (";", "';'", wanted),
-            ("\t", "tabs", f"{wanted} or name it .tsv"),
-            (",", "','", f"{wanted} or name it .csv"),
-        ):
-            if other != sep and other in header[0]:
-                raise DataError(
-                    f"{where}: the header is one column {header[0]!r}; the file looks separated "
-                    f"by {text} — {fix}."
-                )
+    wanted = "save it comma-separated" if sep == "," else "save it tab-separated"
+    for other, text, fix in (
+        (";", "';'", wanted),
+        ("\t", "tabs", f"{wanted} or name it .tsv"),
+        (",", "','", f"{wanted} or name it .csv"),
+    ):
+        if len(header) == 1 and other != sep and other in header[0]:
+            raise DataError(
+                f"{where}: the header is one column {header[0]!r}; the file looks separated "
+                f"by {text} — {fix}."
+            )
+    frame = pd.read_csv(path, sep=sep)
+    if all(_looks_numeric(c) for c in frame.columns):
+        raise DataError(
+            f"{where}: the first row looks like data, not a header; add a header row "
+            "naming the columns."
+        )
+    return frame
 
 
 def _one_label_per_row(raw_y: np.ndarray, where: str) -> np.ndarray:
@@ -552,7 +533,7 @@ _SKLEARN_LOADERS = ("breast_cancer", "diabetes", "digits", "iris", "wine")
 _SKLEARN_REGRESSION = ("diabetes",)
 
 
-def _load_sklearn(name: str, images: bool = False, task: str = "auto") -> Dataset:
+def _load_sklearn(name: str, images: bool, task: str) -> Dataset:
     import sklearn.datasets
 
     if name not in _SKLEARN_LOADERS:
@@ -565,15 +546,12 @@ def _load_sklearn(name: str, images: bool = False, task: str = "auto") -> Datase
     # scikit-learn's bundled sets are sorted by class in places; a fixed shuffle makes the
     # last-rows validation split representative, and stays the same on every run.
     order = np.random.default_rng(0).permutation(len(bunch.target))
-    where = f"sklearn:{name}"
+    where, real = f"sklearn:{name}", name in _SKLEARN_REGRESSION
     if task == "auto":
-        task = "regression" if name in _SKLEARN_REGRESSION else "classification"
-    if task == "regression" or name in _SKLEARN_REGRESSION:
-        targets = _targets(np.asarray(bunch.target, np.float64)[order], where, task)
-    else:
-        names = getattr(bunch, "target_names", np.unique(bunch.target))
-        y = np.asarray(bunch.target, dtype=np.int64)[order]
-        targets = {"y": y, "class_names": tuple(map(str, names)), "task": task}
+        task = "regression" if real else "classification"
+    targets = _targets(np.asarray(bunch.target)[order], where, task)
+    if task == "classification" and not real:
+        targets["class_names"] = tuple(map(str, bunch.target_names))
     return Dataset(
         name=name,
         x=_check_features(np.asarray(x)[order], where),

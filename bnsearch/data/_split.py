@@ -3,8 +3,6 @@ rules and their thresholds are in docs/guides/data.md ("The split check")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 #: Total-variation distance between training and validation class shares that is "far apart".
@@ -13,17 +11,9 @@ MAX_CLASS_SHIFT = 0.25
 SHIFT_P_VALUE = 1e-3
 #: A class absent from validation is named when its training share predicts this many rows.
 MIN_EXPECTED_ROWS = 5
-#: A regression target with |mean| above this, or sd above it or below its inverse, is unscaled.
-TARGET_SCALE = 3.0
-
-
-@dataclass(frozen=True)
-class SplitCheck:
-    """What the split check found: one warning line (or None) and, separately, why the
-    validation rows cannot rank anything (or None)."""
-
-    warning: str | None = None
-    degenerate: str | None = None
+#: The split check's finding: one warning line and, separately, why the validation rows
+#: cannot rank anything (each None when there is nothing to say).
+SplitCheck = tuple[str | None, str | None]
 
 
 def name_list(names: list[str], most: int = 5) -> str:
@@ -45,8 +35,8 @@ def _head(validation_split: float) -> str:
     return f"bnsearch: warning: the validation rows (the last {validation_split * 100:.3g} %)"
 
 
-def _classes(word: str, names: list[str]) -> str:
-    return f"{word}{'es' if len(names) > 1 else ''} {name_list(names)}"
+def _classes(names: list[str]) -> str:
+    return f"class{'es' if len(names) > 1 else ''} {name_list(names)}"
 
 
 def _shift(train: np.ndarray, val: np.ndarray, class_names: tuple[str, ...]) -> str | None:
@@ -81,32 +71,32 @@ def check_classes(
     """The split check of a classification whose validation rows start at ``at``."""
     train, val = np.asarray(y[:at]), np.asarray(y[at:])
     if len(train) == 0 or len(val) == 0:
-        return SplitCheck()
+        return None, None
     in_train, in_val = set(train.tolist()), set(val.tolist())
     unseen = [class_names[c] for c in sorted(in_val - in_train)]
     expected = np.bincount(train, minlength=len(class_names)) / len(train) * len(val)
     missing = [
-        class_names[c]
-        for c in sorted(set(range(len(class_names))) - in_val)
-        if expected[c] >= MIN_EXPECTED_ROWS
+        name
+        for c, name in enumerate(class_names)
+        if c not in in_val and expected[c] >= MIN_EXPECTED_ROWS
     ]
     problems = []
     if unseen:
-        problems.append(f"hold {_classes('class', unseen)}, which the training rows lack")
+        problems.append(f"hold {_classes(unseen)}, which the training rows lack")
     if missing:
-        problems.append(f"lack {_classes('class', missing)}")
+        problems.append(f"lack {_classes(missing)}")
     if not problems and (shift := _shift(train, val, class_names)):
         problems.append(shift)
     degenerate = None
     if len(in_val) == 1:
         degenerate = f"the validation rows hold one class only ({class_names[val[0]]})"
     elif unseen:
-        degenerate = f"the validation rows hold {_classes('class', unseen)}, never trained on"
+        degenerate = f"the validation rows hold {_classes(unseen)}, never trained on"
     if not problems and degenerate is None:
-        return SplitCheck()
+        return None, None
     if degenerate and not problems:  # one class in validation, expected there alone
         problems.append(f"hold one class only ({class_names[val[0]]})")
-    return SplitCheck(
+    return (
         f"{_head(validation_split)} {', and '.join(problems)}; their metrics do not measure "
         f"the whole task: {_fix(shuffled)}.",
         degenerate,
@@ -117,30 +107,17 @@ def check_target(y: np.ndarray, at: int, validation_split: float, shuffled: bool
     """The split check of a regression whose validation rows start at ``at``."""
     train, val = np.asarray(y[:at], np.float64), np.asarray(y[at:], np.float64)
     if len(train) == 0 or len(val) == 0:
-        return SplitCheck()
+        return None, None
     low, high = np.quantile(train, [0.05, 0.95])
     mean = float(val.mean())
     beyond = float(np.mean((val < train.min()) | (val > train.max())))
     if low <= mean <= high and beyond <= 0.5:
-        return SplitCheck()
+        return None, None
     fix = _fix(shuffled, "check the target for outliers")
-    return SplitCheck(
+    return (
         f"{_head(validation_split)} hold targets outside the training rows' range "
         f"(validation mean {mean:.3g}, training 5-95 % range {low:.3g} to {high:.3g}; "
         f"{beyond * 100:.0f} % of validation targets beyond the training minimum or maximum); "
-        f"their metrics measure extrapolation: {fix}."
-    )
-
-
-def target_notice(mean: float, sd: float) -> str | None:
-    """One line when a regression's raw target (its ``mean`` and ``sd``) is far from mean
-    0 and sd 1."""
-    if abs(mean) <= TARGET_SCALE and 1 / TARGET_SCALE <= sd <= TARGET_SCALE:
-        return None
-    return (
-        f"bnsearch: notice: the regression target has mean {mean:.3g} and sd {sd:.3g} without "
-        "--standardize, so the mean squared error and its gradients follow the target's scale "
-        "and high learning rates may diverge; pass --standardize to scale it (and the "
-        "features) with the training rows' mean and sd (val_loss and val_mae are then in "
-        "standardised units)."
+        f"their metrics measure extrapolation: {fix}.",
+        None,
     )

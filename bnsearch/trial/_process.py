@@ -1,5 +1,4 @@
-"""Whether a process of this machine still exists: what says that a worker's trials and
-runs were abandoned (the Optuna backend's RUNNING trials, the MLflow study runs)."""
+"""Whether a process of this machine still exists (a worker's abandoned trials and runs)."""
 
 from __future__ import annotations
 
@@ -7,8 +6,7 @@ import os
 
 
 def process_alive(pid: int | str) -> bool:
-    """Whether process ``pid`` of this machine exists; a ``pid`` that is no number (an empty
-    tag) names none."""
+    """Whether process ``pid`` of this machine exists; a ``pid`` that is no number names none."""
     try:
         os.kill(int(pid), 0)
     except (ValueError, ProcessLookupError):

@@ -1,10 +1,6 @@
-"""The trial recorder: the one place that turns a trial's epochs into a TrialResult.
-
-Every engine and the Keras Tuner backend record through it, so the rules are written once:
-a ``loss`` or ``val_loss`` turned NaN or infinite FAILS the trial ("<metric> became <value>
-at epoch <n>", or "during epoch <n>" for a batch's loss), its history kept up to the bad
-epoch; a pruned trial reads "pruned after epoch <n>"; an exception "<Type>: <first line>".
-"""
+"""The trial recorder: the one place that turns a trial's epochs into a TrialResult, so every
+engine and the Keras Tuner backend fail a trial whose ``loss`` or ``val_loss`` turns NaN or
+infinite, and word its reason, the same way."""
 
 from __future__ import annotations
 
@@ -17,8 +13,7 @@ from bnsearch.errors import first_line
 from bnsearch.trial._records import METRICS, TASK_METRICS, TrialResult, TrialSpec, TrialState
 
 _WATCHED = ("loss", "val_loss")
-
-
+_EPOCH = re.compile(r" (at|during) epoch (\d+)$")
 #: The loss a diverged trial stands for where trials are compared (the paired blocks): the
 #: largest float32, worse than any loss a network that trained can reach.
 DIVERGED_LOSS = 3.4028234663852886e38
@@ -28,9 +23,6 @@ def is_divergence(reason: str | None) -> bool:
     """Whether a failure reason is the NaN rule's (a loss that turned NaN or infinite), as
     opposed to an exception: the network trained and its loss ran away."""
     return reason is not None and reason.startswith(_WATCHED) and " became " in reason
-
-
-_EPOCH = re.compile(r" (at|during) epoch (\d+)$")
 
 
 def failure_kind(reason: str | None) -> str:
@@ -46,11 +38,8 @@ def failure_epoch(reason: str | None) -> int | None:
 
 
 class TrialRecorder:
-    """Collects one trial's per-epoch metrics and decides its state.
-
-    ``should_prune(epoch, metrics)`` is asked after each healthy epoch (the backend's
-    pruner); :meth:`record_epoch` returns True once the trial must stop training.
-    """
+    """Collects one trial's per-epoch metrics and decides its state; ``should_prune(epoch,
+    metrics)`` (the backend's pruner) is asked after each healthy epoch."""
 
     def __init__(
         self,
@@ -73,14 +62,11 @@ class TrialRecorder:
     def record_epoch(
         self, epoch: int, metrics: Mapping[str, float], diverged: bool = False
     ) -> bool:
-        """Record one epoch; True when the trial stops here (diverged or pruned).
-
-        ``diverged`` says the engine saw a non-finite loss inside the epoch even though
-        the epoch's averages may look finite.
-        """
+        """Record one epoch; True when the trial stops here (diverged or pruned). ``diverged``:
+        the engine saw a non-finite loss inside the epoch, whose averages may look finite."""
         values = {m: float(metrics.get(m, math.nan)) for m in METRICS}
-        for name in METRICS:
-            self.history[name].append(values[name])
+        for name, value in values.items():
+            self.history[name].append(value)
         for name in TASK_METRICS:  # kept only where the engine measured them
             if name in metrics:
                 self.history.setdefault(name, []).append(float(metrics[name]))

@@ -141,19 +141,16 @@ class TrialResult:
         return self.final("val_loss")
 
     def to_json(self) -> str:
+        spec, rest = self.spec, {name: getattr(self, name) for name in _JSON_FIELDS}
         return json.dumps(
             {
-                "number": self.spec.number,
+                "number": spec.number,
                 "config": self.config.as_params(),
-                "seed": self.spec.seed,
-                "block": self.spec.block,
-                "phase": self.spec.phase,
+                "seed": spec.seed,
+                "block": spec.block,
+                "phase": spec.phase,
                 "state": self.state.value,
-                "history": self.history,
-                "fail_reason": self.fail_reason,
-                "wall_time_s": self.wall_time_s,
-                "engine": self.engine,
-                "population": self.population,
+                **rest,
                 "batch": list(self.batch),
             }
         )
@@ -162,22 +159,18 @@ class TrialResult:
     def from_json(cls, text: str) -> TrialResult:
         data: dict[str, Any] = json.loads(text)
         spec = TrialSpec(
-            number=data["number"],
-            config=BNConfig(**data["config"]),
-            seed=data["seed"],
-            block=data.get("block"),
-            phase=Phase(data.get("phase", Phase.SEARCH)),
+            data["number"],
+            BNConfig(**data["config"]),
+            data["seed"],
+            data.get("block"),
+            Phase(data.get("phase", Phase.SEARCH)),
         )
-        return cls(
-            spec=spec,
-            state=TrialState(data["state"]),
-            history=data["history"],
-            fail_reason=data.get("fail_reason"),
-            wall_time_s=data.get("wall_time_s", 0.0),
-            engine=data.get("engine", ""),
-            population=data.get("population", 0),
-            batch=tuple(data.get("batch", ())),
-        )
+        rest = {name: data[name] for name in _JSON_FIELDS if name in data}
+        return cls(spec, TrialState(data["state"]), batch=tuple(data.get("batch", ())), **rest)
+
+
+#: The TrialResult fields its JSON holds as they are.
+_JSON_FIELDS = ("history", "fail_reason", "wall_time_s", "engine", "population")
 
 
 @dataclass

@@ -6,7 +6,9 @@ rule of the settings, the search space and ``NetworkSettings`` is declared with 
 
 from __future__ import annotations
 
+import difflib
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +47,9 @@ class Rule:
 
     def message(self, name: str, value: Any) -> str:
         if self.choices:
-            return (
-                f"unknown {name} {shown(value)}; choose one of {', '.join(self.choices)}"
-                f"{self.hint}."
-            )
-        return f"`{name}` must be {self.text}, but got {shown(value)}{self.hint}."
+            listed = ", ".join(self.choices)
+            return f"unknown {name} {shown(value)}; choose one of {listed}{self.hint}."
+        return f"`{name}` must be {self.text}, but got {shown(value)}."
 
 
 def one_of(choices: Iterable[str], hint: str = "") -> Rule:
@@ -68,17 +68,12 @@ def _is_number(value: Any) -> bool:
 
 def in_range(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Rule:
     """A number between ``low`` and ``high``; ``*_open`` leaves that end out."""
-    left, right = ("<" if low_open else "<="), ("<" if high_open else "<=")
-
-    def test(value: Any) -> bool:
-        if not _is_number(value):
-            return False
-        above = value > low if low_open else value >= low
-        below = value < high if high_open else value <= high
-        return above and below
-
-    ends = f"{low:g} {left} value" + (f" {right} {high:g}" if math.isfinite(high) else "")
-    return Rule(test, f"a number with {ends}")
+    above = operator.gt if low_open else operator.ge
+    below = operator.lt if high_open else operator.le
+    ends = f"{low:g} {'<' if low_open else '<='} value"
+    ends += f" {'<' if high_open else '<='} {high:g}" if math.isfinite(high) else ""
+    text = f"a number with {ends}"
+    return Rule(lambda v: _is_number(v) and above(v, low) and below(v, high), text)
 
 
 NON_NEGATIVE_INT = Rule(lambda v: _is_int(v) and v >= 0, "a non-negative integer")
@@ -93,12 +88,16 @@ POSITIVE_SECONDS = Rule(
 NON_NEGATIVE = Rule(lambda v: _is_number(v) and v >= 0, ">= 0")
 
 
-def check(holder: object, rules: Mapping[str, Rule], skip_none: bool = True) -> None:
-    """Apply ``rules`` (field name → rule) to ``holder``'s fields; ``None`` means "not set"
-    and is left alone unless ``skip_none`` is false."""
+def check(holder: object, rules: Mapping[str, Rule]) -> None:
+    """Apply ``rules`` (field name → rule) to ``holder``'s fields; ``None`` means "not set"."""
     for name, rule in rules.items():
         value = getattr(holder, name)
-        if value is None and skip_none:
-            continue
-        if not rule.test(value):
+        if value is not None and not rule.test(value):
             raise ConfigError(rule.message(name, value))
+
+
+def did_you_mean(key: str, known: Iterable[str], label: str) -> str:
+    """``did you mean 'x'?`` for a misspelt ``key``, else ``<label>: a, b, c.``"""
+    names = sorted(known)
+    close = difflib.get_close_matches(key, names, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"{label}: {', '.join(names)}."

@@ -1,18 +1,13 @@
-"""The seed rule: every trial's seed follows from the study's seed and the trial's number.
-
-A block's trials share the seed of the block's first trial, so they differ only in
-placement; the confirmation round draws from a second stream so its seeds never repeat a
-search trial's. Both backends take their seeds from here.
-"""
+"""The seed rule: every trial's seed follows from the study's seed and the trial's number; a
+block's trials share its first trial's seed, and the confirmation round draws from a second
+stream so its seeds never repeat a search trial's."""
 
 from __future__ import annotations
 
 _CONFIRMATION_STREAM = 104_729
-#: Where each kind of layer's seeds start within a trial's thousand: the k-th Dense kernel
-#: draws from ``seed*1000 + k``, the k-th Conv2D kernel from ``+100+k``, the Dropout after
-#: the k-th Dense from ``+500+k``, the k-th other linear layer of a ``--model`` (depthwise,
-#: separable, 1-D or transposed convolutions) from ``+600+k`` (both engines draw the same
-#: initial weights from these).
+#: Where each kind of layer's seeds start within a trial's thousand (the k-th Dense kernel
+#: draws from ``seed*1000 + k``); "other" is a ``--model``'s other linear layers. Both
+#: engines draw the same initial weights from these.
 _LAYER_OFFSETS = {"dense": 0, "conv": 100, "dropout": 500, "other": 600}
 
 
@@ -22,8 +17,7 @@ def trial_seed(study_seed: int, trial_number: int) -> int:
 
 
 def layer_seed(trial_seed: int, kind: str, index: int) -> int:
-    """The seed of the ``index``-th layer of ``kind`` (dense, conv, dropout, other) of a
-    trial."""
+    """The seed of a trial's ``index``-th layer of ``kind`` (dense, conv, dropout, other)."""
     return trial_seed * 1000 + _LAYER_OFFSETS[kind] + index
 
 

@@ -1,10 +1,5 @@
-"""The one definition of bnsearch's search space over BatchNormalization configurations.
-
-Every backend translates from here: :meth:`SearchSpace.suggest` asks an Optuna trial,
-:meth:`SearchSpace.from_keras_tuner` asks Keras Tuner's ``HyperParameters``, and
-:meth:`SearchSpace.grid` lists the points of a grid search. No backend re-declares a range.
-The placements and the searched activation are in the docs' search-space guide.
-"""
+"""The one definition of the search space: every backend translates from here (Optuna's
+trials, Keras Tuner's ``HyperParameters``, a grid); no backend re-declares a range."""
 
 from __future__ import annotations
 
@@ -16,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from bnsearch.errors import ConfigError
-from bnsearch.trial._rules import Rule, check, in_range, one_of
+from bnsearch.trial._rules import Rule, check, did_you_mean, in_range, one_of
 
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
@@ -54,10 +49,8 @@ _BN_CONFIG_RULES: dict[str, Rule] = {
 
 @dataclass(frozen=True)
 class FloatRange:
-    """A closed interval ``[low, high]``, sampled on a log scale when ``log`` is true.
-
-    ``low == high`` fixes the parameter.
-    """
+    """A closed interval ``[low, high]``, sampled on a log scale when ``log`` is true;
+    ``low == high`` fixes the parameter."""
 
     low: float
     high: float
@@ -77,6 +70,22 @@ class FloatRange:
             raise ConfigError(f"`{name}`: `low <= high` must hold, but got ({low=}, {high=}).")
         if self.log and low <= 0:
             raise ConfigError(f"`{name}` is log-scaled, so `low > 0` must hold, but got {low=}.")
+
+    def override(self, name: str, value: Any) -> FloatRange:
+        """This default range changed by a ``[space]`` value: a table, a pair or a number."""
+        if isinstance(value, Mapping):
+            extra = set(value) - {"low", "high", "log"}
+            if extra:
+                raise ConfigError(f"`{name}` takes low, high and log, not {sorted(extra)}.")
+            low, high = value.get("low", self.low), value.get("high", self.high)
+            return FloatRange(low, high, bool(value.get("log", self.log)))
+        if isinstance(value, list | tuple) and len(value) == 2:
+            return FloatRange(value[0], value[1], self.log)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return FloatRange(value, value, self.log and value > 0)
+        raise ConfigError(
+            f"`{name}` takes a number, a [low, high] pair or a table, but got {value!r}."
+        )
 
     def points(self, n: int) -> list[float]:
         """``n`` evenly spaced points (geometrically when ``log``), both ends included."""
@@ -237,42 +246,15 @@ class SearchSpace:
         pair, or a single number that fixes it. ``placement``, ``use_bias`` and ``activation``
         take a list of choices or a single value.
         """
-        overrides = dict(overrides or {})
-        known = {f.name for f in fields(cls)}
-        for key in overrides:
-            if key not in known:
-                import difflib
-
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}."
+        defaults, kwargs = cls(), {}
+        for key, value in (overrides or {}).items():
+            if key not in cls.__dataclass_fields__:
+                hint = did_you_mean(key, cls.__dataclass_fields__, "known")
                 raise ConfigError(f"unknown search-space parameter {key!r}; {hint}")
-        defaults = cls()
-        kwargs: dict[str, Any] = {}
-        for name in ("placement", "use_bias", "activation"):
-            if name in overrides:
-                value = overrides[name]
-                kwargs[name] = tuple(value) if isinstance(value, list | tuple) else (value,)
-        for name in _RANGE_NAMES:
-            if name not in overrides:
-                continue
-            value, default = overrides[name], getattr(defaults, name)
-            if isinstance(value, Mapping):
-                extra = set(value) - {"low", "high", "log"}
-                if extra:
-                    raise ConfigError(f"`{name}` takes low, high and log, not {sorted(extra)}.")
-                kwargs[name] = FloatRange(
-                    value.get("low", default.low),
-                    value.get("high", default.high),
-                    bool(value.get("log", default.log)),
-                )
-            elif isinstance(value, list | tuple) and len(value) == 2:
-                kwargs[name] = FloatRange(value[0], value[1], default.log)
-            elif isinstance(value, int | float) and not isinstance(value, bool):
-                kwargs[name] = FloatRange(value, value, default.log and value > 0)
+            if key in _RANGE_NAMES:
+                kwargs[key] = getattr(defaults, key).override(key, value)
             else:
-                raise ConfigError(
-                    f"`{name}` takes a number, a [low, high] pair or a table, but got {value!r}."
-                )
+                kwargs[key] = tuple(value) if isinstance(value, list | tuple) else (value,)
         return cls(**kwargs)
 
     def _table(self, each_range: Callable[[FloatRange], Any]) -> dict[str, Any]:
@@ -293,13 +275,9 @@ class SearchSpace:
         text = json.dumps(self.as_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    # --- translations: the only places a backend learns the ranges -----------------------
-
     def suggest(self, trial: BaseTrial, placement: str | None = None) -> BNConfig:
-        """Ask an Optuna trial for every parameter and return a validated :class:`BNConfig`.
-
-        ``placement`` pins the placement (paired blocks) instead of suggesting it.
-        """
+        """Ask an Optuna trial for every parameter and return a validated :class:`BNConfig`;
+        ``placement`` pins the placement (paired blocks) instead of suggesting it."""
         if placement is None:
             placement = trial.suggest_categorical("placement", list(self.placement))
         values: dict[str, Any] = {
