@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from bnsearch.config._defaults import (
+from bnsearch.config._flags import add_flags, default_of, markdown_table
+from bnsearch.config._settings import (
     DEFAULT_STORE_DIR,
     DEFAULT_THRESHOLD,
     ENGINES,
+    PAIRED_TUNERS,
     QUESTIONS,
     REGISTERED_ENGINES,
+    SETTINGS,
     UNTIL,
+    check_settings,
     default_tracking_uri,
     needs_tensorflow,
+    setting,
 )
-from bnsearch.config._examples import copy_examples
-from bnsearch.config._flags import add_flags, default_of, markdown_table
-from bnsearch.config._settings import PAIRED_TUNERS, SETTINGS, check_settings, setting
 from bnsearch.config._study_config import StudyConfig
-from bnsearch.config._study_file import NETWORK_KEYS, STUDY_KEYS, load_study_file
+from bnsearch.config._study_file import NETWORK_KEYS, STUDY_KEYS, copy_examples, load_study_file
 
 __all__ = [
     "DEFAULT_STORE_DIR",

@@ -17,10 +17,8 @@ from bnsearch.networks import NetworkSettings
 def default_of(item: Setting) -> Any:
     """The setting's default as its dataclass declares it (None: computed at run time)."""
     holder = {"study": StudyConfig, "network": NetworkSettings}.get(item.section)
-    if holder is None:
-        return None
-    found = next(f for f in dataclasses.fields(holder) if f.name == item.name)
-    return found.default
+    defaults = {f.name: f.default for f in dataclasses.fields(holder)} if holder else {}
+    return defaults.get(item.name)
 
 
 def _shown_default(item: Setting) -> str:
@@ -61,9 +59,9 @@ def add_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = N
     for item in SETTINGS:
         if names is not None and item.name not in names:
             continue
-        group = groups.get(item.group)
-        if group is None:
-            group = groups[item.group] = parser.add_argument_group(item.group)
+        if item.group not in groups:
+            groups[item.group] = parser.add_argument_group(item.group)
+        group = groups[item.group]
         text = f"{item.help} (default {_shown_default(item)})"
         if item.types == (bool,):
             group.add_argument(item.flag, dest=item.name, action="store_true", help=text)

@@ -4,19 +4,12 @@ study-file keys and their checks, StudyConfig's checks and the docs' table of se
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from bnsearch.config._defaults import (
-    DEFAULT_N_TRIALS,
-    ENGINES,
-    QUESTIONS,
-    REGISTERED_ENGINES,
-    UNTIL,
-    default_storage,
-    default_tracking_uri,
-)
 from bnsearch.data import ACCEPTED, TASKS
 from bnsearch.networks import ACTIVATIONS, FAMILIES, INITIALIZERS
 from bnsearch.trial import (
@@ -32,10 +25,41 @@ from bnsearch.trial import (
     one_of,
 )
 
-SAMPLERS = ("tpe", "random", "grid", "qmc")
-PRUNERS = ("none", "median", "hyperband")
-BACKENDS = ("optuna", "keras-tuner")
-TUNERS = ("random", "bayesian", "hyperband", "grid")
+#: The local store (Optuna's and MLflow's files), relative to the folder a command runs in.
+DEFAULT_STORE_DIR = Path("mlruns")
+#: Smallest difference in the metric that counts as "placement matters".
+DEFAULT_THRESHOLD = 0.01
+#: The stopping rules and the questions a study run until settled waits for (``--until``,
+#: ``--question``).
+UNTIL = ("settled", "budget")
+QUESTIONS = ("both", "bn", "placement")
+#: The built-in engines, the first the default.
+ENGINES = ("population", "keras")
+#: Engines registered by :func:`bnsearch.engines.register_engine`: name → whether a study
+#: on it imports TensorFlow.
+REGISTERED_ENGINES: dict[str, bool] = {}
+#: Trials added per run without --n-trials: each fits the default study's ~10 minutes on 2 CPUs.
+DEFAULT_N_TRIALS = {"population": 256, "keras": 16}
+#: Trials the population engine trains in one graph.
+DEFAULT_POPULATION = 64
+
+
+def needs_tensorflow(engine: str | None) -> bool:
+    """Whether a study on ``engine`` (None: not said) imports TensorFlow."""
+    return REGISTERED_ENGINES.get(engine or "", True)
+
+
+def default_storage() -> str:
+    """The Optuna storage of a study run without ``--storage``."""
+    return f"sqlite:///{DEFAULT_STORE_DIR / 'optuna.db'}"
+
+
+def default_tracking_uri(_no_env: bool = False) -> str:
+    """``$MLFLOW_TRACKING_URI``, else the SQLite file under the local store."""
+    local = f"sqlite:///{DEFAULT_STORE_DIR / 'mlflow.db'}"
+    return local if _no_env else os.environ.get("MLFLOW_TRACKING_URI") or local
+
+
 #: Tuners whose trials bnsearch pairs in blocks and trains on any engine (the others run
 #: Keras Tuner's own search with model.fit).
 PAIRED_TUNERS = ("random", "bayesian")
@@ -83,7 +107,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("study_name", (str,), "study name", file_key="name",
        default_text=lambda: "bnsearch-<dataset name>; a study file's name is its file name"),
     _S("storage", (str,), "Optuna storage URL. A study that exists there is resumed: trials "
-       "are added, never started over", default_text=lambda: default_storage()),
+       "are added, never started over", default_text=default_storage),
     _S("n_trials", (int,), "trials to add in this run", rule=NON_NEGATIVE_INT,
        default_text=lambda: ", ".join(
            f"{n} with the {e} engine" for e, n in DEFAULT_N_TRIALS.items())),
@@ -101,13 +125,14 @@ SETTINGS: tuple[Setting, ...] = (
        "sweeps and workers use); a study already there is 'up to date'", rule=NON_NEGATIVE_INT),
     _S("seed", (int,), "seed of the sampler and trials", rule=NON_NEGATIVE_INT),
     _S("backend", (str,), "what chooses the trials: Optuna's sampler or Keras Tuner's oracle",
-       choices=BACKENDS),
+       choices=("optuna", "keras-tuner")),
     _S("tuner", (str,), "Keras Tuner's tuner with --backend keras-tuner; random and bayesian "
        "run paired blocks on --engine; hyperband (one full iteration, ignores --n-trials) and "
-       "grid run Keras Tuner's own search on the Keras engine, unpaired", choices=TUNERS),
-    _S("sampler", (str,), "Optuna's sampler", choices=SAMPLERS),
+       "grid run Keras Tuner's own search on the Keras engine, unpaired",
+       choices=("random", "bayesian", "hyperband", "grid")),
+    _S("sampler", (str,), "Optuna's sampler", choices=("tpe", "random", "grid", "qmc")),
     _S("pruner", (str,), "none keeps paired blocks whole; median and hyperband prune on "
-       "per-epoch validation loss", choices=PRUNERS),
+       "per-epoch validation loss", choices=("none", "median", "hyperband")),
     _S("engine", (str,), "population (many trials in one vectorised graph: the built-in "
        "families and a --model of known layers) or keras (one model.fit per trial, the "
        "reference)", choices=ENGINES, more_choices=lambda: tuple(REGISTERED_ENGINES)),
@@ -181,9 +206,7 @@ def setting(name: str) -> Setting:
 
 def check_settings(holder: object, section: str) -> None:
     """Apply the table's choices and range rules to ``holder``'s settings of ``section``."""
-    for item in SETTINGS:
-        if item.section != section:
-            continue
+    for item in (item for item in SETTINGS if item.section == section):
         for rule in (one_of(item.accepted) if item.choices else None, item.rule):
             if rule is not None:
                 check(holder, {item.name: rule})

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bnsearch.config._defaults import (
+from bnsearch.config._settings import (
     DEFAULT_N_TRIALS,
     DEFAULT_POPULATION,
     DEFAULT_THRESHOLD,
+    PAIRED_TUNERS,
+    check_settings,
     default_storage,
     default_tracking_uri,
 )
-from bnsearch.config._settings import PAIRED_TUNERS, check_settings
 from bnsearch.data import dataset_name
 from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings
@@ -160,27 +161,20 @@ class StudyConfig:
 
     def as_params(self) -> dict[str, Any]:
         """The settings a person wants to see on the study's parent run."""
+        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSHOWN}
         return {
+            **params,
             "study_name": self.resolved_study_name,
             "data": self.data or "synthetic",
             "target": self.target or "",
-            "standardize": self.standardize,
-            "shuffle": self.shuffle,
-            "task": self.task,
             "n_trials": self.trials_per_run,
-            "until": self.until,
-            "question": self.question,
             "timeout": self.timeout or "",
-            "seed": self.seed,
-            "backend": self.backend,
             "tuner": self.tuner if self.backend == "keras-tuner" else "",
-            "engine": self.engine,
-            "population": self.population,
-            "sampler": self.sampler,
-            "pruner": self.pruner,
-            "confirm_seeds": self.confirm_seeds,
-            "metric": self.metric,
-            "threshold": self.threshold,
             "space": self.space.as_dict(),
             **{f"network.{k}": v for k, v in self.network.as_params().items()},
         }
+
+
+#: The fields :meth:`StudyConfig.as_params` leaves off the parent run.
+_UNSHOWN: tuple[str, ...] = ("target_trials", "storage", "tracking_uri", "keep_models", "network")
+_UNSHOWN += ("allow_changed_study", "heartbeat_interval", "grace_period", "verbose", "details")

@@ -1,15 +1,18 @@
 """Study files: one TOML file per study, its keys the flags' names (docs/reference/cli.md);
-flags override the file, and unknown keys and wrong types are refused naming key and file."""
+flags override the file, and unknown keys and wrong types are refused naming key and file.
+The shipped ones (a clone's ``studies/``; a wheel installs them under
+``<prefix>/share/bnsearch/studies``) are copied where a person wants them."""
 
 from __future__ import annotations
 
-import difflib
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from bnsearch.config._settings import SETTINGS
-from bnsearch.errors import ConfigError
+from bnsearch.errors import ConfigError, UsageError
+from bnsearch.trial import did_you_mean
 
 
 def _keys(section: str) -> dict[str, tuple[type, ...]]:
@@ -46,9 +49,7 @@ def _check_table(
                 raise ConfigError(f"{where}: `{key}` must be a table ([{key}]).")
             continue
         if key not in keys:
-            known = sorted([*keys, *tables])
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}."
+            hint = did_you_mean(key, [*keys, *tables], "known keys")
             raise ConfigError(f"{where}: unknown key {key!r}; {hint}")
         _check(key, value, keys[key], where)
 
@@ -88,3 +89,37 @@ def load_study_file(path: Path) -> dict[str, Any]:
             settings["network"]["model"] = str((path.parent / file).resolve()) + colon + name
     settings.setdefault("name", path.stem)
     return settings
+
+
+_SHIPPED = ("*.toml", "*.py")
+
+
+def examples_folder() -> Path:
+    """The shipped study files' folder: beside the package, else where the wheel put them."""
+    here = Path(__file__).resolve().parents[2] / "studies"
+    installed = Path(sys.prefix) / "share" / "bnsearch" / "studies"
+    for folder in (here, installed):
+        if any(folder.glob("*.toml")):
+            return folder
+    raise UsageError(
+        f"the shipped study files are in neither {here} nor {installed}; reinstall bnsearch "
+        "(pip install --force-reinstall bnsearch)."
+    )
+
+
+def copy_examples(target: Path) -> list[str]:
+    """Copy the shipped study files into ``target`` (made if missing, refused if one is
+    there already: nothing is copied then); their names."""
+    source = examples_folder()
+    files = sorted(p for pattern in _SHIPPED for p in source.glob(pattern))
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{target} is a file; give examples a folder.")
+    taken = [p.name for p in files if (target / p.name).exists()]
+    if taken:
+        raise UsageError(
+            f"{target} already holds {', '.join(taken)}; give examples an empty or new folder."
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        shutil.copy2(path, target / path.name)
+    return [p.name for p in files]
