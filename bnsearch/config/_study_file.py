@@ -23,19 +23,6 @@ def _keys(section: str) -> dict[str, tuple[type, ...]]:
 STUDY_KEYS, NETWORK_KEYS = _keys("study"), _keys("network")
 
 
-def _check(key: str, value: Any, types: tuple[type, ...], where: str) -> None:
-    wrong_bool = isinstance(value, bool) and bool not in types
-    # A list of widths or counts (``hidden_units = [64, 64]``) holds whole numbers only.
-    wrong_items = (
-        isinstance(value, list)
-        and int in types
-        and not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    )
-    if wrong_bool or wrong_items or not isinstance(value, types):
-        expected = " or ".join(f"{t.__name__} of int" if t is list else t.__name__ for t in types)
-        raise ConfigError(f"{where}: `{key}` must be {expected}, but got {value!r}.")
-
-
 def _check_table(
     table: dict[str, Any],
     keys: dict[str, tuple[type, ...]],
@@ -51,7 +38,19 @@ def _check_table(
         if key not in keys:
             hint = did_you_mean(key, [*keys, *tables], "known keys")
             raise ConfigError(f"{where}: unknown key {key!r}; {hint}")
-        _check(key, value, keys[key], where)
+        types = keys[key]
+        wrong_bool = isinstance(value, bool) and bool not in types
+        # A list of widths or counts (``hidden_units = [64, 64]``) holds whole numbers only.
+        wrong_items = (
+            isinstance(value, list)
+            and int in types
+            and not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        )
+        if wrong_bool or wrong_items or not isinstance(value, types):
+            expected = " or ".join(
+                f"{t.__name__} of int" if t is list else t.__name__ for t in types
+            )
+            raise ConfigError(f"{where}: `{key}` must be {expected}, but got {value!r}.")
 
 
 def load_study_file(path: Path) -> dict[str, Any]:

@@ -448,8 +448,7 @@ def _load_file(path: Path, target: str | None, task: str) -> Dataset:
 
 def _load_npz(path: Path, where: str, name: str, task: str) -> Dataset:
     with np.load(path, allow_pickle=False) as arrays:
-        missing = {"X", "y"} - set(arrays.files)
-        if missing:
+        if not {"X", "y"} <= set(arrays.files):
             raise DataError(
                 f"{where}: an .npz needs arrays named X and y; it has "
                 f"{', '.join(arrays.files) or 'none'}."
@@ -508,12 +507,9 @@ def _read_delimited(path: Path, where: str, sep: str) -> Any:
 
 def _one_label_per_row(raw_y: np.ndarray, where: str) -> np.ndarray:
     """``y`` as one label per row, one-hot rows decoded."""
-    if raw_y.ndim == 2 and raw_y.shape[1] == 1:
-        return raw_y[:, 0]
-    if raw_y.ndim == 1:
-        return raw_y
-    one_hot = raw_y.ndim == 2 and np.isin(raw_y, (0, 1)).all() and (raw_y.sum(axis=1) == 1).all()
-    if one_hot:
+    if raw_y.ndim == 1 or raw_y.shape[1:] == (1,):
+        return raw_y.reshape(-1)
+    if raw_y.ndim == 2 and np.isin(raw_y, (0, 1)).all() and (raw_y.sum(axis=1) == 1).all():
         return raw_y.argmax(axis=1)
     raise DataError(
         f"{where}: y must hold one label per row (or one-hot rows), but has shape {raw_y.shape}."
