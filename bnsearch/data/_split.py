@@ -92,10 +92,10 @@ def check_classes(
         degenerate = f"the validation rows hold one class only ({class_names[val[0]]})"
     elif unseen:
         degenerate = f"the validation rows hold {_classes(unseen)}, never trained on"
-    if not problems and degenerate is None:
-        return None, None
-    if degenerate and not problems:  # one class in validation, expected there alone
+    if len(in_val) == 1 and not problems:  # one class in validation, expected there alone
         problems.append(f"hold one class only ({class_names[val[0]]})")
+    if not problems:
+        return None, None
     return (
         f"{_head(validation_split)} {', and '.join(problems)}; their metrics do not measure "
         f"the whole task: {_fix(shuffled)}.",

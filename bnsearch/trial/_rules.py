@@ -1,8 +1,6 @@
 """The one validation mechanism: a :class:`Rule` is a test and the words that complete
-"`name` must be ...", and :func:`check` applies a table of them, raising the one-line
-:class:`~bnsearch.errors.ConfigError` that names the setting, the rule and the value; every
-rule of the settings, the search space and ``NetworkSettings`` is declared with it.
-"""
+"`name` must be ...", and :func:`check` applies a table of them (the settings, the search
+space and ``NetworkSettings`` declare theirs with it), raising a one-line ConfigError."""
 
 from __future__ import annotations
 
