@@ -129,16 +129,12 @@ class TrialResult:
 
     def best(self, metric: str) -> float | None:
         values = [v for v in self.history.get(metric, []) if math.isfinite(v)]
-        if not values:
-            return None
-        return min(values) if lower_is_better(metric) else max(values)
+        return (min if lower_is_better(metric) else max)(values, default=None)
 
     @property
     def value(self) -> float | None:
         """The objective (final validation loss); ``None`` unless the trial completed."""
-        if self.state is not TrialState.COMPLETE:
-            return None
-        return self.final("val_loss")
+        return self.final("val_loss") if self.state is TrialState.COMPLETE else None
 
     def to_json(self) -> str:
         spec, rest = self.spec, {name: getattr(self, name) for name in _JSON_FIELDS}

@@ -152,10 +152,7 @@ class BNConfig:
 
     def as_params(self) -> dict[str, Any]:
         """The searched values (``activation`` only when it is searched)."""
-        params = asdict(self)
-        if params["activation"] is None:
-            del params["activation"]
-        return params
+        return {k: v for k, v in asdict(self).items() if k != "activation" or v is not None}
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
