@@ -59,9 +59,9 @@ def add_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = N
     for item in SETTINGS:
         if names is not None and item.name not in names:
             continue
-        if item.group not in groups:
-            groups[item.group] = parser.add_argument_group(item.group)
-        group = groups[item.group]
+        group = groups.get(item.group)
+        if group is None:
+            group = groups[item.group] = parser.add_argument_group(item.group)
         text = f"{item.help} (default {_shown_default(item)})"
         if item.types == (bool,):
             group.add_argument(item.flag, dest=item.name, action="store_true", help=text)

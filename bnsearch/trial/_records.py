@@ -137,7 +137,7 @@ class TrialResult:
         return self.final("val_loss") if self.state is TrialState.COMPLETE else None
 
     def to_json(self) -> str:
-        spec, rest = self.spec, {name: getattr(self, name) for name in _JSON_FIELDS}
+        spec = self.spec
         return json.dumps(
             {
                 "number": spec.number,
@@ -146,7 +146,7 @@ class TrialResult:
                 "block": spec.block,
                 "phase": spec.phase,
                 "state": self.state.value,
-                **rest,
+                **{name: getattr(self, name) for name in _JSON_FIELDS},
                 "batch": list(self.batch),
             }
         )
