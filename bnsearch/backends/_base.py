@@ -14,18 +14,16 @@ from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import Phase, StoredTrials, TrialResult
 
 ResultCallback = Callable[[TrialResult], None]
-"""Called with each trial's result as soon as it is recorded; optional ``on_batch``
-(:data:`BatchCallback`) and ``on_epoch()`` attributes hear of batches and epochs."""
+"""Hears each result as recorded; optional ``on_batch`` and ``on_epoch()`` attributes hear
+of batches and epochs."""
 
 BatchCallback = Callable[[Phase, int, int, int], None]
-"""``on_batch(phase, look, n_trials, epochs)``: a batch starts training (``look`` counts
-this run's batches of ``phase`` from 1)."""
+"""``on_batch(phase, look, n_trials, epochs)``: a batch starts (``look`` counts from 1)."""
 
 
 @dataclass(frozen=True)
 class StudyReader:
-    """An existing study read back from its backend's store, without opening it for
-    training (``sync``, ``report``, ``export``, ``replay``, a sweep's verdict)."""
+    """An existing study read back from its store without opening it for training."""
 
     tags: dict[str, str]  # naming the study in its store, for the MLflow runs made from it
     data_fingerprint: str  # of the data the study was run on ("unknown" if not recorded)
@@ -37,7 +35,7 @@ class StudyReader:
 
 class Backend(Protocol):
     """Decides *what* to train and keeps every result in its own store (MLflow is the
-    view); constructors only store their arguments, :meth:`open` touches the store."""
+    view); only :meth:`open` touches the store."""
 
     def __init__(
         self, config: StudyConfig, dataset: Dataset, engine: Engine, tracker: MlflowTracker
@@ -53,16 +51,14 @@ class Backend(Protocol):
 
     @classmethod
     def prepare(cls, config: StudyConfig, dataset: Dataset) -> str:
-        """Create (or check) the study's store, before workers start; where it is and how
-        many trials it holds."""
+        """Create (or check) the study's store before workers start; where and how many."""
 
     @classmethod
     def read(cls, config: StudyConfig) -> StudyReader:
         """The existing study, for reading only; a ConfigError if there is none."""
 
     def open(self) -> list[str]:
-        """Create or load the study (refusing a changed one) and tidy what a dead process
-        left; notices for the user."""
+        """Create or load the study (refusing a changed one); notices for the user."""
 
     def store_tags(self) -> dict[str, str]:
         """Tags that tell a person where the backend keeps the study (secrets redacted)."""

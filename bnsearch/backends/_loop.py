@@ -1,17 +1,9 @@
 """The paired search, written once: both backends run it and supply its hooks.
 
-Until the budget (or ``timeout``) or the settle rule stops it, each round: reclaim what
-dead processes left in flight, read the settled verdict from the pooled blocks, ask a batch
-of whole blocks (retries first; with ``target_trials`` and nothing left, wait while other
-workers' trials run), train it, and tell each result to the backend's store first, then
-MLflow, then ``on_result``. Then the confirmation round. A batch cut short ends its
-unfinished runs as KILLED after :meth:`PairedSearcher.abandon`. Each batch is a *look*;
-an ``on_result`` with ``on_batch``/``on_epoch`` hears of each batch and epoch (progress).
-Batches that all failed, several in a row, stop the study (:func:`stop_after_failures`).
-
-A full disk stops the study at the end of the batch in flight with one
-:class:`~bnsearch.errors.StoreFullError`: the backend raises it for its store; under
-MLflow the tracker records it and the loop raises it once the batch is told."""
+Each round until the budget, ``timeout`` or the settle rule: reclaim what dead processes
+left, ask a batch of whole blocks (retries first), train it, and tell each result to the
+backend's store first, then MLflow, then ``on_result``; then the confirmation round. A full
+disk stops the study at the end of the batch in flight with one StoreFullError."""
 
 from __future__ import annotations
 
@@ -57,10 +49,8 @@ Pruner = Callable[[Member, int, float], bool]
 
 @dataclass
 class PairedSearcher(abc.ABC):
-    """A backend's side of each step of :class:`PairedSearch` (its "oracle"), on the
-    study's settings, data, engine and tracker: both backends are one, and share its
-    :class:`~bnsearch.backends.Backend` methods for a paired study. The hooks a backend
-    has no use for do nothing."""
+    """A backend's side of each step of :class:`PairedSearch`; both backends are one. The
+    hooks a backend has no use for do nothing."""
 
     config: StudyConfig
     dataset: Dataset
@@ -141,8 +131,7 @@ class PairedSearcher(abc.ABC):
 
 @dataclass
 class PairedSearch:
-    """The paired search and its confirmation round: ``run()`` returns the new results, in
-    the order told."""
+    """The paired search and its confirmation round: ``run()`` returns the new results."""
 
     searcher: PairedSearcher
     on_result: ResultCallback | None
@@ -153,7 +142,8 @@ class PairedSearch:
         results = self._search()
         if results and (seeds := self.searcher.config.confirm_seeds):
             self.log(f"confirming: each placement's best configuration with {seeds} fresh seeds")
-            results += self._confirm()
+            if best := best_per_placement(self.searcher.results()):
+                results += self._train(self.searcher.ask_confirmation(best), 1)
         return results
 
     def _search(self) -> list[TrialResult]:
@@ -190,23 +180,16 @@ class PairedSearch:
             stop_after_failures(results, batch)
         return results
 
-    def _confirm(self) -> list[TrialResult]:
-        best = best_per_placement(self.searcher.results())
-        if not best:
-            return []
-        return self._train(self.searcher.ask_confirmation(best), 1)
-
     def _train(self, members: list[Member], look: int) -> list[TrialResult]:
-        """Start the runs, train, tell and end the runs (in flight throughout, MLflow
-        included); a full disk under MLflow met on the way stops the study here."""
+        """Start the runs, train, tell and end the runs; a full disk under MLflow met on the
+        way stops the study here."""
         run_ids: list[str | None] = []
         finished: set[int] = set()
         with self.searcher.in_flight(members):
             try:
                 results = self._train_and_tell(members, look, run_ids, finished)
             except BaseException as error:
-                # The store first: nothing stays in flight there (retried by the next run),
-                # then MLflow ends the runs that did not finish.
+                # The store first (retried by the next run), then MLflow's unfinished runs.
                 unfinished = [m for i, m in enumerate(members) if i not in finished]
                 said = self.searcher.abandon(unfinished) if unfinished else None
                 for index, run_id in enumerate(run_ids):
@@ -221,9 +204,8 @@ class PairedSearch:
         return results
 
     def _start_runs(self, members: list[Member], run_ids: list[str | None]) -> None:
-        """Every member's MLflow run, then a stop deferred while the batch was asked for or
-        sent while its runs started: a trial stopped without a run would be in the store and
-        never in MLflow."""
+        """Every member's MLflow run, then a deferred stop (a trial stopped without a run
+        would be in the store and never in MLflow)."""
         with deferred():
             for member in members:
                 run_id = self.searcher.tracker.start_trial(
@@ -240,7 +222,6 @@ class PairedSearch:
         config, tracker = searcher.config, searcher.tracker
         self._start_runs(members, run_ids)
         prune = searcher.pruner()
-
         trained_epoch = getattr(self.on_result, "on_epoch", None)
 
         def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
@@ -289,9 +270,8 @@ class PairedSearch:
 
 
 def stop_after_failures(results: list[TrialResult], batch: list[TrialResult]) -> None:
-    """The failure policy: raise StudyFailedError once the last
-    :data:`MAX_CONSECUTIVE_FAILED_BATCHES` batches failed entirely, with the commonest
-    reasons (grouped across epochs)."""
+    """Raise StudyFailedError once the last :data:`MAX_CONSECUTIVE_FAILED_BATCHES` batches
+    failed entirely, with the commonest reasons."""
     if batch and any(r.state is not TrialState.FAILED for r in batch):
         return
     failed_run = 0

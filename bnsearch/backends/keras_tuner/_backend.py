@@ -1,8 +1,6 @@
-"""The Keras Tuner backend: Keras Tuner's oracles decide what to try; every trial goes to MLflow.
-
-``random`` and ``bayesian`` run paired blocks (:mod:`._paired`); ``hyperband`` and ``grid``
-run Keras Tuner's own search in a child process, its tuners subclassed to log each trial
-(:class:`_TrackedTuner`). docs/guides/backends.md describes both, the project and resume."""
+"""The Keras Tuner backend: ``random`` and ``bayesian`` run paired blocks (:mod:`._paired`);
+``hyperband`` and ``grid`` run Keras Tuner's own search in a child process, its tuners
+subclassed to log each trial to MLflow (docs/guides/backends.md)."""
 
 from __future__ import annotations
 
@@ -30,7 +28,7 @@ from bnsearch.backends.keras_tuner._files import (
     results_from_project,
     write_atomically,
 )
-from bnsearch.backends.keras_tuner._paired import claim_blocks, open_oracle, search_count
+from bnsearch.backends.keras_tuner._paired import claim_blocks, open_oracle
 from bnsearch.backends.keras_tuner._your_tuner import trial_config
 from bnsearch.config import DEFAULT_STORE_DIR, PAIRED_TUNERS, StudyConfig
 from bnsearch.data import Dataset
@@ -65,13 +63,11 @@ def project_dir(config: StudyConfig) -> Path:
 
 @dataclass
 class _LiveTrial:
-    """A trial in progress: its recorder, its MLflow run and where its epochs have got to."""
+    """A trial in progress: its recorder and its MLflow run."""
 
     recorder: TrialRecorder
     run_id: str | None  # None while MLflow is away: the run is written at the trial's end
     gaps: bool = False  # some epochs could not be logged live
-    last_epoch: int | None = None
-    execution: int = 0
 
 
 if TYPE_CHECKING:  # the mixin is always mixed into a tuner (see _search)
@@ -85,10 +81,7 @@ class _TrackedTuner(_TunerBase):
     (its own members are named ``bnsearch_*``: ``_`` names are Keras Tuner's)."""
 
     def bnsearch_setup(
-        self,
-        study_config: StudyConfig,
-        tracker: MlflowTracker,
-        on_result: ResultCallback,
+        self, study_config: StudyConfig, tracker: MlflowTracker, on_result: ResultCallback
     ) -> None:
         self.bnsearch_config = study_config
         self.bnsearch_tracker = tracker
@@ -132,14 +125,10 @@ class _TrackedTuner(_TunerBase):
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
         super().on_epoch_end(trial, model, epoch, logs=logs)
         live = self.bnsearch_live[trial.trial_id]
-        if live.last_epoch is not None and epoch <= live.last_epoch:
-            live.execution += 1  # a new execution of the same trial restarts its epochs
-        live.last_epoch = epoch
         if live.recorder.record_epoch(epoch, logs or {}):
             model.stop_training = True
-        step = live.execution * self.bnsearch_config.network.epochs + epoch
         epoch_values = {m: values[-1] for m, values in live.recorder.history.items()}
-        if not self.bnsearch_tracker.log_epoch(live.run_id, step, epoch_values):
+        if not self.bnsearch_tracker.log_epoch(live.run_id, epoch, epoch_values):
             live.gaps = True
         raise_if_stopped()
 
@@ -169,8 +158,8 @@ class _TrackedTuner(_TunerBase):
 
 
 def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
-    """Check the settings against Keras Tuner's limits and refuse to continue a changed
-    project (before anything is logged); the project folder."""
+    """The project folder, after checking the settings against Keras Tuner's limits and
+    refusing to continue a changed project."""
     if config.tuner == "grid":
         ranged = [
             n for n in ("momentum", "epsilon", "dropout", "learning_rate")
@@ -215,7 +204,7 @@ def run_keras_tuner(
     tracker: MlflowTracker,
     on_result: ResultCallback | None = None,
 ) -> list[TrialResult]:
-    """Run Keras Tuner's own search (Hyperband: one iteration; grid: ``trials_per_run``) in a
+    """Keras Tuner's own search (Hyperband: one iteration; grid: ``trials_per_run``) in a
     child process (memory stays flat; a reloaded grid oracle proposes nothing in a second
     process); results come back as they finish."""
     import multiprocessing
@@ -235,15 +224,13 @@ def run_keras_tuner(
     try:
         while True:
             raise_if_stopped()  # a swallowed Ctrl-C still stops the child within a second
+            alive = child.is_alive()  # before waiting: it may finish while we wait
             try:
                 kind, payload = messages.get(timeout=1)
             except queue_module.Empty:
-                if child.is_alive():
+                if alive:
                     continue
-                try:  # it may have finished between the two checks
-                    kind, payload = messages.get(timeout=1)
-                except queue_module.Empty:
-                    kind, payload = "died", child.exitcode
+                kind, payload = "died", child.exitcode
             if kind != "result":
                 break
             batch.append(TrialResult.from_json(payload))
@@ -316,8 +303,7 @@ def _die_with_parent() -> None:
 def _search(
     config: StudyConfig, dataset: Dataset, tracker: MlflowTracker, on_result: ResultCallback
 ) -> None:
-    """Run up to ``trials_per_run`` trials (Keras Tuner's own ``hyperband`` or ``grid``,
-    tracked) in this process (a run of failed ones ends it)."""
+    """Keras Tuner's own ``hyperband`` or ``grid`` search, tracked, in this process."""
     import keras_tuner as kt
 
     folder = project_dir(config)
@@ -374,11 +360,9 @@ def _unpaired_reason(tuner: str) -> str | None:
 
 @dataclass
 class KerasTunerBackend(PairedSearcher):
-    """Keras Tuner's oracle decides what to try; the project folder is the study's store
-    (one process at a time: the study lock). As the paired search's side, a confirmation
-    member has no trial; a full disk under the project is one
-    :class:`~bnsearch.errors.StoreFullError` naming it. Nothing is reclaimed (the oracle
-    reloaded from the project retries a killed run's trials) and nothing pruned."""
+    """The project folder is the study's store (one process at a time: the study lock); a
+    confirmation member has no trial. Nothing is reclaimed (the oracle reloaded from the
+    project retries a killed run's trials) and nothing pruned."""
 
     folder: Path = field(init=False)  # the project, once open() has prepared it
     oracle: Any = field(default=None, init=False)  # the paired oracle, while run() runs
@@ -467,7 +451,7 @@ class KerasTunerBackend(PairedSearcher):
         return naming_full_disk(f"the Keras Tuner project {self.folder}", self.folder)
 
     def search_trials(self) -> int:
-        return search_count(self.results())
+        return sum(r.spec.phase == Phase.SEARCH for r in self.results())
 
     def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
         block_size = len(self.config.space.placement)
@@ -478,8 +462,7 @@ class KerasTunerBackend(PairedSearcher):
             return claim_blocks(self.config, self.oracle, self.folder, room)
 
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
-        """Each placement's best configuration, once per fresh seed, as one round numbered
-        clear of the oracle's trial ids."""
+        """One round numbered clear of the oracle's trial ids."""
         round_id = 1_000_000 + len(self.results())
         asked: list[Member] = []
         for k in range(self.config.confirm_seeds):
@@ -497,7 +480,6 @@ class KerasTunerBackend(PairedSearcher):
         return tags
 
     def tell(self, member: Member, result: TrialResult) -> bool:
-        """Tell the oracle the trial's per-epoch values and its end, then append the result."""
         trial = member.trial
         with self._writing():
             if trial is not None:
@@ -521,7 +503,6 @@ class KerasTunerBackend(PairedSearcher):
                 self.oracle.save()  # end_trial saves before it lets go of the trial: once more
 
     def abandon(self, members: list[Member]) -> str:
-        """Nothing to do: the next run's oracle retries the unfinished trials in their blocks."""
         n = len(members)
         what = "the trial in flight stays" if n == 1 else f"the {n} trials in flight stay"
         return f"{what} in the Keras Tuner project and the next run retries them"

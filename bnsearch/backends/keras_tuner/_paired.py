@@ -12,7 +12,7 @@ from bnsearch.backends._loop import Member
 from bnsearch.backends.keras_tuner._files import write_atomically
 from bnsearch.backends.keras_tuner._your_tuner import paired_oracle_class, trial_config
 from bnsearch.config import StudyConfig
-from bnsearch.trial import Phase, TrialResult, TrialSpec, trial_seed
+from bnsearch.trial import Phase, TrialSpec, trial_seed
 
 _BLOCKS_FILE = "bnsearch_blocks.json"
 
@@ -54,11 +54,6 @@ def open_oracle(config: StudyConfig, folder: Path) -> Any:
     if (folder / "oracle.json").exists():
         oracle.reload()
     return oracle
-
-
-def search_count(results: list[TrialResult]) -> int:
-    """Search trials with an outcome, towards ``target_trials``."""
-    return sum(1 for r in results if r.spec.phase == Phase.SEARCH)
 
 
 def claim_blocks(config: StudyConfig, oracle: Any, folder: Path, room: int) -> list[Member]:

@@ -28,10 +28,8 @@ def paired_oracle_class(base: type) -> type:
             proposal = super().populate_space(trial_id)
             values = proposal.get("values") or {}
             if proposal.get("status") == "RUNNING" and "placement" in values:
-                choices = self.hyperparameters.get_config()["space"]
-                placements = next(
-                    h["config"]["values"] for h in choices if h["config"]["name"] == "placement"
-                )
+                space = self.hyperparameters.space
+                placements = next(h.values for h in space if h.name == "placement")
                 queue.extend(
                     {**values, "placement": p} for p in placements if p != values["placement"]
                 )
