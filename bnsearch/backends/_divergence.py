@@ -1,6 +1,5 @@
-"""Advice when a learning-rate range runs away: once :data:`DIVERGED_SHARE` of a batch's
-search trials diverged, one line with the rates that diverged, at which epoch, and a range
-to try in the study file's ``[space]`` table (or ``--standardize``)."""
+"""Advice when a learning-rate range runs away: the rates that diverged, at which epoch, and
+a range to try in the study file's ``[space]`` table (or ``--standardize``)."""
 
 from __future__ import annotations
 
@@ -17,12 +16,9 @@ DIVERGED_SHARE = 0.25
 
 def divergence_advice(config: StudyConfig, batch: Sequence[TrialResult]) -> str | None:
     """One line when at least :data:`DIVERGED_SHARE` of the batch's search trials diverged,
-    else None.
-
-    Example: ``bnsearch: notice: 5 of 6 trials diverged (loss became inf or nan at epoch
-    0) at learning rates 0.12 to 0.29; the largest that trained below them was 0.011: try
-    `[space] learning_rate = [0.001, 0.011]` in a study file, or --standardize.``
-    """
+    else None (``bnsearch: notice: 5 of 6 trials diverged (...) at learning rates 0.12 to
+    0.29; the largest that trained below them was 0.011: try `[space] learning_rate =
+    [0.001, 0.011]` in a study file, or --standardize.``)."""
     search = [r for r in batch if r.spec.phase == Phase.SEARCH]
     gone = [r for r in search if diverged(r)]
     if not gone or len(gone) < DIVERGED_SHARE * len(search):
@@ -69,7 +65,6 @@ def _rate(value: float) -> str:
 
 
 def _round_down(value: float) -> float:
-    """``value`` down to two significant digits (a suggested upper end must not round up
-    into the rates that diverged)."""
+    """``value`` down to two significant digits (an upper end must not round up into them)."""
     step = 10.0 ** (math.floor(math.log10(value)) - 1)
     return math.floor(value / step + 1e-9) * step

@@ -1,7 +1,5 @@
-"""MLflow runs for a study that runs a person's own objective or hypermodel: a parent run per
-study, created with its first trial, a finished child run per trial, and the verdict at
-the end when the trials form paired blocks (Optuna's ``MLflowCallback`` cannot nest trials;
-Keras Tuner logs nothing to MLflow)."""
+"""MLflow runs for a study of a person's own objective or hypermodel: a parent run created
+with its first trial, a child run per trial, the verdict at the end when it has paired blocks."""
 
 from __future__ import annotations
 
@@ -15,8 +13,7 @@ from bnsearch.trial import TrialResult, keys
 
 
 class YourStudyRuns:
-    """The parent run of a study of your own and a child run per trial, in the experiment
-    named after the study."""
+    """The parent run of a study of your own and a child run per trial."""
 
     def __init__(self, study_name: str, tracking_uri: str | None, backend: str) -> None:
         self.tracker = MlflowTracker(tracking_uri or default_tracking_uri(), study_name)

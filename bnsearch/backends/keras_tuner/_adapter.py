@@ -79,8 +79,8 @@ def _save_json_atomically(path: str, obj: Any) -> str:
 
 
 def make_keras_tuner_saves_atomic() -> None:
-    """Make Keras Tuner write its JSON files atomically: its ``utils.save_json`` empties the
-    file first, so a kill between the two left a ``trial.json`` the next run could not read."""
+    """Make Keras Tuner write its JSON files atomically (its ``utils.save_json`` empties the
+    file first: a kill between the two left a ``trial.json`` the next run could not read)."""
     from keras_tuner.src import utils
 
     utils.save_json = _save_json_atomically

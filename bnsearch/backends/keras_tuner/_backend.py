@@ -308,32 +308,27 @@ def _search(
 
     folder = project_dir(config)
     network = config.network
-    space = config.space
 
     def hypermodel(hp: Any) -> Any:
-        bn_config = space.from_keras_tuner(hp)
+        bn_config = config.space.from_keras_tuner(hp)
         return build_model(bn_config, dataset.x.shape[1:], dataset.n_classes, network)
 
-    done = len(results_from_project(folder))
-    common = {
-        "objective": kt.Objective("val_loss", "min"),
-        "directory": str(folder.parent),
-        "project_name": folder.name,
-        "overwrite": False,
-        "seed": config.seed,
-        # bnsearch records and reports every failure itself; a run of failures ends the
-        # search, and bnsearch then says why.
-        "max_consecutive_failed_trials": 5,
-    }
     adapter.make_keras_tuner_saves_atomic()
+    limits: dict[str, Any] = {"max_epochs": network.epochs, "factor": 3, "hyperband_iterations": 1}
+    if config.tuner == "grid":
+        limits = {"max_trials": len(results_from_project(folder)) + config.trials_per_run}
     base = kt.Hyperband if config.tuner == "hyperband" else kt.GridSearch
-    tracked = type(f"Tracked{base.__name__}", (_TrackedTuner, base), {})
-    if config.tuner == "hyperband":
-        tuner = tracked(
-            hypermodel, max_epochs=network.epochs, factor=3, hyperband_iterations=1, **common
-        )
-    else:
-        tuner = tracked(hypermodel, max_trials=done + config.trials_per_run, **common)
+    tuner = type(f"Tracked{base.__name__}", (_TrackedTuner, base), {})(
+        hypermodel,
+        objective=kt.Objective("val_loss", "min"),
+        directory=str(folder.parent),
+        project_name=folder.name,
+        overwrite=False,
+        seed=config.seed,
+        # bnsearch records every failure itself; a run of failures ends the search.
+        max_consecutive_failed_trials=5,
+        **limits,
+    )
     tuner.bnsearch_setup(config, tracker, on_result)
     try:
         tuner.search(**fit_arguments(dataset.split(network.validation_split), network))

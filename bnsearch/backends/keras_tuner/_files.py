@@ -1,5 +1,5 @@
-"""A Keras Tuner project's bnsearch files: ``bnsearch_results.jsonl`` (one TrialResult per
-line, appended and fsynced as each trial ends) and atomic writes for the others."""
+"""A Keras Tuner project's bnsearch files: ``bnsearch_results.jsonl`` (a TrialResult a line,
+appended and fsynced as each trial ends) and atomic writes for the others."""
 
 from __future__ import annotations
 
