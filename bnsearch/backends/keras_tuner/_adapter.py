@@ -18,11 +18,9 @@ def set_project_dir(oracle: Any, folder: Path) -> None:
 
 def stopped_on_consecutive_failures(oracle: Any) -> bool:
     """Whether ``oracle`` has reached its limit of consecutive failed trials (from its state)."""
-    from keras_tuner.src.engine.trial import TrialStatus
-
     limit, run = oracle.max_consecutive_failed_trials, 0
     for trial_id in oracle.end_order:
-        run = run + 1 if oracle.trials[trial_id].status == TrialStatus.FAILED else 0
+        run = run + 1 if oracle.trials[trial_id].status == "FAILED" else 0
         if run == limit:
             return True
     return False

@@ -144,10 +144,9 @@ class _TrackedTuner(_TunerBase):
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)
         live = self.bnsearch_live.pop(trial.trial_id)
-        status = str(getattr(trial.status, "value", trial.status)).upper()
-        if status != "COMPLETED" and live.recorder.state is not TrialState.FAILED:
-            message = (trial.message or status).strip().splitlines()
-            live.recorder.fail(message[-1] if message else status)
+        if trial.status != "COMPLETED" and live.recorder.state is not TrialState.FAILED:
+            message = (trial.message or trial.status).strip().splitlines()
+            live.recorder.fail(message[-1] if message else trial.status)
         result = live.recorder.result()
         # The project first: the result is kept whatever happens to MLflow next.
         append_result(Path(self.project_dir), result)
@@ -199,10 +198,7 @@ def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
 
 
 def run_keras_tuner(
-    config: StudyConfig,
-    dataset: Dataset,
-    tracker: MlflowTracker,
-    on_result: ResultCallback | None = None,
+    config: StudyConfig, dataset: Dataset, tracker: MlflowTracker, on_result: ResultCallback | None
 ) -> list[TrialResult]:
     """Keras Tuner's own search (Hyperband: one iteration; grid: ``trials_per_run``) in a
     child process (memory stays flat; a reloaded grid oracle proposes nothing in a second
@@ -395,7 +391,6 @@ class KerasTunerBackend(PairedSearcher):
             data_fingerprint=str(state.get("data_fingerprint", "unknown")),
             unpaired_reason=_unpaired_reason(state.get("tuner") or config.tuner),
             no_ranking_reason=state.get("no_ranking_reason") or None,
-            # One process runs a project at a time (the study lock): none is in flight.
             stored_trials=lambda: StoredTrials(results_from_project(folder)),
             importances=lambda: {},
         )
@@ -432,7 +427,7 @@ class KerasTunerBackend(PairedSearcher):
         return results_from_project(self.folder)
 
     def stored_trials(self) -> StoredTrials:
-        return StoredTrials(self.results())
+        return StoredTrials(self.results())  # one process at a time: none is in flight
 
     def importances(self) -> dict[str, float]:
         return {}

@@ -17,31 +17,24 @@ from bnsearch.trial import Phase, TrialSpec, trial_seed
 _BLOCKS_FILE = "bnsearch_blocks.json"
 
 
-def _scored_paired_oracle(base: type) -> type:
-    """:func:`paired_oracle_class` of ``base``, scoring a trial by its last epoch (as Optuna)."""
-
-    class ScoredPairedOracle(paired_oracle_class(base)):  # type: ignore[misc]
-        def score_trial(self, trial: Any) -> None:
-            history = trial.metrics.get_history(self.objective.name)
-            trial.score = history[-1].value[-1] if history else float("nan")
-            trial.best_step = history[-1].step if history else 0
-
-    return ScoredPairedOracle
-
-
 def open_oracle(config: StudyConfig, folder: Path) -> Any:
     """The study's paired oracle, reloaded from the project in ``folder`` if it has one."""
     import keras_tuner as kt
 
     adapter.make_keras_tuner_saves_atomic()
-
     hyperparameters = kt.HyperParameters()
     config.space.from_keras_tuner(hyperparameters)
-    bases = {
-        "random": kt.oracles.RandomSearchOracle,
-        "bayesian": adapter.screened_bayesian_class(kt.oracles.BayesianOptimizationOracle),
-    }
-    oracle = _scored_paired_oracle(bases[config.tuner])(
+    base = kt.oracles.RandomSearchOracle
+    if config.tuner == "bayesian":
+        base = adapter.screened_bayesian_class(kt.oracles.BayesianOptimizationOracle)
+
+    class ScoredPairedOracle(paired_oracle_class(base)):  # type: ignore[misc]
+        def score_trial(self, trial: Any) -> None:  # by its last epoch (as Optuna)
+            history = trial.metrics.get_history(self.objective.name)
+            trial.score = history[-1].value[-1] if history else float("nan")
+            trial.best_step = history[-1].step if history else 0
+
+    oracle = ScoredPairedOracle(
         objective=kt.Objective("val_loss", "min"),
         max_trials=None,
         hyperparameters=hyperparameters,
