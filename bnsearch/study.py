@@ -148,7 +148,7 @@ def run_study(
         print_summary(outcome, say.stream, config.details)
     if failed_all:
         raise _all_failed(new_results)
-    if (full := tracker.connection.full) is not None:
+    if (full := tracker.full) is not None:
         raise full
     return outcome
 
@@ -178,7 +178,7 @@ def _end_study_run(
         outcome.report_files = _log_report(tracker, outcome, dataset)
         _end_with_verdict(tracker, outcome.verdict, outcome.table, added, status)
     except TrackingUnavailable:
-        if tracker.connection.full is not None:
+        if tracker.full is not None:
             return None
         return (
             "bnsearch: MLflow did not get the end of this run (the verdict below stands: "
@@ -194,7 +194,7 @@ def _catch_up(tracker: MlflowTracker, backend: Backend) -> str | None:
     try:
         return tracker.sync(backend.stored_trials).message()
     except TrackingUnavailable:
-        if (full := tracker.connection.full) is not None:
+        if (full := tracker.full) is not None:
             raise full from None
         return None
 

@@ -199,7 +199,7 @@ class PairedSearch:
                     # The one line the command prints on its way out (stderr).
                     raise KeyboardInterrupt(f"bnsearch: interrupted; {said}.") from None
                 raise
-        if (full := self.searcher.tracker.connection.full) is not None:
+        if (full := self.searcher.tracker.full) is not None:
             raise full
         return results
 
@@ -263,9 +263,9 @@ class PairedSearch:
                 log_kept_models(tracker, trained.models, run_ids, searcher.dataset)
             except Exception as error:
                 # A full disk under MLflow: recorded, and raised once the batch is done.
-                if (full := tracker.connection.full_disk_fault(error)) is None:
+                if (full := tracker.full_disk_fault(error)) is None:
                     raise
-                tracker.connection.full = full
+                tracker.full = full
         return results
 
 

@@ -139,7 +139,7 @@ def network_notice(tracker: Any, config: StudyConfig, dataset: Dataset) -> str |
         with tempfile.TemporaryDirectory(prefix="bnsearch-model-") as folder:
             path = Path(folder) / "model.txt"
             path.write_text(text + "\n")
-            tracker.connection.best_effort("log_artifact", tracker.parent_run_id, str(path))
+            tracker.best_effort("log_artifact", tracker.parent_run_id, str(path))
     return engine_notice(config.network, dataset, config.space)
 
 

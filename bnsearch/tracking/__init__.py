@@ -1,7 +1,7 @@
 """MLflow as a view of the store: runs, verdict tags, sync, the local store, ui.
 
-:class:`MlflowTracker` is composed of one part a module: the connection, the parent run,
-the trial runs, sync and models; ``_local_store`` and ``_ui`` hold MLflow's SQLite files
+:class:`MlflowTracker` is a :class:`Connection` with one part a module: the parent run,
+the trial runs and sync, and models; ``_local_store`` and ``_ui`` hold MLflow's SQLite files
 and the way to its UI.
 """
 

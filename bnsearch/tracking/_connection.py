@@ -1,25 +1,21 @@
 """The connection to MLflow: the client, the study's experiment, and the one retry policy.
 
-The backend's store holds every result; MLflow is its view. So every MLflow call goes
-through :meth:`Connection.call`: tried again after each delay of
-:data:`bnsearch._reachable.MLFLOW_RETRY`, and when MLflow stays away the connection says so
-once and fails further calls at once for ``offline_s`` seconds (the outage breaker), so a
-study trains on; :meth:`MlflowTracker.sync` writes what MLflow missed later.
-
-A full disk under the store is no outage: it is not retried and does not clear by itself,
-so **the study stops at the end of the batch in flight**. The disk under MLflow is most
-often the disk under the Optuna storage and the artifacts too, so riding on would fail in a
-worse place, and nothing trained is lost: each result is in the store before MLflow is told.
-The first call that meets it records :attr:`Connection.full`; every later call fails at once.
+MLflow is a view of the backend's store, so every call goes through :meth:`Connection.call`:
+tried again after each delay of ``MLFLOW_RETRY``; when MLflow stays away, said once and
+failed at once for ``offline_s`` seconds, so a study trains on and ``sync`` later writes what
+MLflow missed. A full disk is no outage: not retried, it stops the study at the end of the
+batch in flight (that disk is most often the Optuna storage's too, and every result is in
+the store before MLflow is told); each later call fails with :attr:`Connection.full`.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +27,7 @@ from bnsearch.tracking._local_store import relocate_artifacts, sqlite_path
 if TYPE_CHECKING:
     import logging
 
-    from mlflow.entities import Run
+    from mlflow.entities import Metric, Run
     from mlflow.tracking import MlflowClient
 
 # MLflow's own HTTP retries would wait minutes per call; bnsearch retries the call itself.
@@ -96,13 +92,11 @@ class Connection:
 
         from mlflow.tracking import MlflowClient
 
-        # MLflow logs every Alembic migration of a new SQLite store at INFO.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        store_log = logging.getLogger("mlflow.store.db.utils")
-        store_log.setLevel(logging.WARNING)
-        # MLflow logs a traceback per failed write; a full disk is said once, by bnsearch.
-        if not any(isinstance(f, _FullDiskRecords) for f in store_log.filters):
-            store_log.addFilter(_FullDiskRecords())
+        # MLflow logs every Alembic migration of a new SQLite store at INFO, and a traceback
+        # per failed write: a full disk is said once, by bnsearch.
+        for name in ("alembic", "mlflow.store.db.utils"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("mlflow.store.db.utils").addFilter(_not_full_disk)
         for name, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
         # MLflow prints a link per run it ends on an HTTP store: with the URL's password in
@@ -117,21 +111,19 @@ class Connection:
                     f"cannot create the MLflow store folder {db_path.parent} ({error.strerror}); "
                     "pick a writable place with --tracking-uri."
                 ) from error
+            # MLflow caches one store per URI string for the process: a relative SQLite
+            # path would keep writing to the first working folder's database.
+            self.resolved_uri = f"sqlite:///{db_path.resolve()}"
         try:
             probe(self.tracking_uri)
             with opening_alone(self.tracking_uri):
                 relocate_artifacts(self.tracking_uri)
-                # MLflow caches one store per URI string for the process: a relative SQLite
-                # path would keep writing to the first working folder's database.
-                absolute = f"sqlite:///{db_path.resolve()}" if db_path is not None else None
-                self.resolved_uri = absolute or self.tracking_uri
                 client = MlflowClient(tracking_uri=self.resolved_uri)
                 experiment_id = self._open_experiment(client, db_path)
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
             if (full := self.full_disk_fault(error)) is not None:
                 raise full from None
-            message = first_line(error, type(error).__name__)
-            message = redact_text(message, [self.tracking_uri])
+            message = redact_text(first_line(error, type(error).__name__), [self.tracking_uri])
             raise StoreError(
                 f"cannot use the MLflow tracking store {redact_url(self.tracking_uri)} "
                 f"({message}); check --tracking-uri or MLFLOW_TRACKING_URI."
@@ -171,15 +163,37 @@ class Connection:
             self.connect()
         return str(self.experiment_id)
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def call(self, method: str, *args: Any, races: bool = False, **kwargs: Any) -> Any:
         """``client.<method>(...)`` tried again after each delay of ``MLFLOW_RETRY``; a
-        TrackingUnavailable when every try failed; a refusal (a 4xx) is raised at once."""
-        return self._tries(method, args, kwargs, retry_refusals=False)
-
-    def call_through_races(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """:meth:`call` for a write workers race to make (the same dataset row): a refusal
-        is tried again too, since once one worker's write is in, the others' links to it."""
-        return self._tries(method, args, kwargs, retry_refusals=True)
+        TrackingUnavailable when every try failed. A refusal (a 4xx) is raised at once,
+        unless ``races``: a write workers race to make (the same dataset row), where once
+        one worker's write is in, the others' next try links to it."""
+        if self.full is not None:
+            raise TrackingFull(str(self.full)) from None
+        if self._outage is not None and time.monotonic() < self._offline_until:
+            raise TrackingUnavailable(self._outage)
+        error: Exception | None = None
+        # Once MLflow is known to be away, one try tells whether it is back.
+        delays = (0.0,) if self._outage is not None else MLFLOW_RETRY.waits
+        for delay in delays:
+            time.sleep(delay)
+            try:
+                result = getattr(self.client, method)(*args, **kwargs)
+            except Exception as failure:  # noqa: BLE001 - sorted below
+                if (full := self.full_disk_fault(failure)) is not None:
+                    self.full = full
+                    raise full from None
+                if _is_permanent(failure) and not races:
+                    raise
+                error = failure
+                continue
+            if self._outage is not None:
+                self._outage = None
+                self.notify("bnsearch: MLflow answers again; logging goes on.")
+            return result
+        if error is not None and _is_permanent(error):
+            raise error  # refused on every try: MLflow answers, so this is no outage
+        raise self._went_away(error)
 
     def best_effort(self, method: str, *args: Any, **kwargs: Any) -> bool:
         """:meth:`call` for a trial's run: False when MLflow is away."""
@@ -202,35 +216,12 @@ class Connection:
             if not token:
                 return runs
 
-    def _tries(
-        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], retry_refusals: bool
-    ) -> Any:
-        if self.full is not None:
-            raise TrackingFull(str(self.full)) from None
-        if self._outage is not None and time.monotonic() < self._offline_until:
-            raise TrackingUnavailable(self._outage)
-        error: Exception | None = None
-        # Once MLflow is known to be away, one try tells whether it is back.
-        delays = (0.0,) if self._outage is not None else MLFLOW_RETRY.waits
-        for delay in delays:
-            time.sleep(delay)
-            try:
-                result = getattr(self.client, method)(*args, **kwargs)
-            except Exception as failure:  # noqa: BLE001 - sorted below
-                if (full := self.full_disk_fault(failure)) is not None:
-                    self.full = full
-                    raise full from None
-                if _is_permanent(failure) and not retry_refusals:
-                    raise
-                error = failure
-                continue
-            if self._outage is not None:
-                self._outage = None
-                self.notify("bnsearch: MLflow answers again; logging goes on.")
-            return result
-        if error is not None and _is_permanent(error):
-            raise error  # refused on every try: MLflow answers, so this is no outage
-        raise self._went_away(error)
+    def log_metrics(self, run_id: str, metrics: list[Metric], **first: Any) -> None:
+        """``log_batch`` 900 metrics a call (MLflow takes 1000 at most), ``first`` (params,
+        tags) with the first call."""
+        for start in range(0, len(metrics) or 1, 900):
+            chunk = metrics[start : start + 900]
+            self.call("log_batch", run_id, metrics=chunk, **(first if start == 0 else {}))
 
     def full_disk_fault(self, error: Exception) -> TrackingFull | None:
         """The one-line fault when ``error`` says the disk under the store is full."""
@@ -241,8 +232,7 @@ class Connection:
 
     def _went_away(self, error: Exception | None) -> TrackingUnavailable:
         """Open the breaker after a call gave up (saying so once per outage)."""
-        text = first_line(error, type(error).__name__)
-        text = redact_text(text, [self.tracking_uri])
+        text = redact_text(first_line(error, type(error).__name__), [self.tracking_uri])
         first = self._outage is None
         self._outage = (
             f"MLflow tracking store {redact_url(self.tracking_uri)} unreachable ({text[:300]})"
@@ -267,16 +257,24 @@ def _is_permanent(error: Exception) -> bool:
     return 400 <= status < 500 and status != 429
 
 
-class _FullDiskRecords:
-    """A logging filter that drops MLflow's records of a full disk (bnsearch says it)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if error is not None and full_disk(error):
-            return False
-        return full_disk(Exception(record.getMessage())) is None
+def _not_full_disk(record: logging.LogRecord) -> bool:
+    """A logging filter: MLflow's records of a full disk go (bnsearch says it)."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (error and full_disk(error)) and full_disk(Exception(record.getMessage())) is None
 
 
 def tags_equal(*conditions: tuple[str, str | int]) -> str:
     """An MLflow search filter: each ``(key, value)`` tag equal to its value."""
     return " and ".join(f"tags.`{key}` = '{value}'" for key, value in conditions)
+
+
+def as_metrics(rows: Iterable[tuple[str, float | None, int]], **link: str) -> list[Metric]:
+    """MLflow metrics of ``(name, value, step)`` rows, stamped now, less what is not finite."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [
+        Metric(name, float(value), now, step, **link)
+        for name, value, step in rows
+        if value is not None and math.isfinite(value)
+    ]

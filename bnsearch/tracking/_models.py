@@ -1,11 +1,7 @@
 """Files logged to a run: artifacts and Keras models as MLflow 3 LoggedModels, optionally
-registered.
-
-Why not ``mlflow.keras.log_model``: in MLflow 3.17 it writes the input example before it
-creates the model's folder and fails. So :meth:`Models.log_keras_model` does what
-``mlflow.models.Model.log`` does, step by step; once ``log_model`` accepts an
-``input_example`` for Keras, that one call can replace the steps.
-"""
+registered. Not ``mlflow.keras.log_model``: in MLflow 3.17 it writes the input example before
+it creates the model's folder, and fails; so this does what ``mlflow.models.Model.log`` does,
+step by step."""
 
 from __future__ import annotations
 
@@ -13,30 +9,25 @@ import contextlib
 import json
 import math
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bnsearch.tracking._connection import Connection
+from bnsearch.tracking._connection import Connection, as_metrics
 
 if TYPE_CHECKING:
     import numpy as np
     from mlflow.entities import Run
 
-# Metrics per log_batch call (MLflow takes at most 1000).
-_BATCH = 900
 
+class Models(Connection):
+    """The tracker's artifacts and models (a part of :class:`MlflowTracker`)."""
 
-class Models:
-    """The tracker's artifacts and models (a mixin of :class:`MlflowTracker`)."""
-
-    connection: Connection
     parent_run_id: str | None
 
     def log_artifact(self, local_path: Path, run_id: str | None = None) -> None:
         """Upload the file ``local_path`` to ``run_id`` (the parent run by default)."""
-        self.connection.call("log_artifact", run_id or self.parent_run_id, str(local_path))
+        self.call("log_artifact", run_id or self.parent_run_id, str(local_path))
 
     def log_keras_model(
         self,
@@ -56,9 +47,8 @@ class Models:
 
         input_example = rows[:5].astype("float32")
         signature = infer_signature(input_example, model.predict(input_example, verbose=0))
-        connection = self.connection
-        run = connection.call("get_run", run_id)
-        logged = connection.call(
+        run = self.call("get_run", run_id)
+        logged = self.call(
             "create_logged_model",
             run.info.experiment_id,
             name="model",  # runs:/<run_id>/model still finds the model by it
@@ -82,14 +72,14 @@ class Models:
                     input_example=input_example,
                     pip_requirements=_model_requirements(),
                 )
-                connection.call("log_model_artifacts", model_id, folder)
-            connection.call("log_outputs", run_id, [LoggedModelOutput(model_id, step=0)])
+                self.call("log_model_artifacts", model_id, folder)
+            self.call("log_outputs", run_id, [LoggedModelOutput(model_id, step=0)])
             self._link_metrics(run, model_id, metrics or {})
-            connection.call("finalize_logged_model", model_id, LoggedModelStatus.READY)
+            self.call("finalize_logged_model", model_id, LoggedModelStatus.READY)
         except BaseException:
             # Marked FAILED if MLflow takes it; the first error is the one to say.
             with contextlib.suppress(Exception):
-                connection.call("finalize_logged_model", model_id, LoggedModelStatus.FAILED)
+                self.call("finalize_logged_model", model_id, LoggedModelStatus.FAILED)
             raise
         uri = f"models:/{model_id}"
         if register_as is None:
@@ -102,22 +92,18 @@ class Models:
         from mlflow.entities import Metric
 
         run_id = run.info.run_id
-        now = int(time.time() * 1000)
-        linked = [
-            Metric(key, float(value), now, 0, model_id=model_id, run_id=run_id)
-            for key, value in metrics.items()
-            if value is not None and math.isfinite(value)
-        ]
+        given = [(key, value, 0) for key, value in metrics.items()]
+        linked = as_metrics(given, model_id=model_id, run_id=run_id)
         for key in sorted(set(run.data.metrics) - set(metrics)):
-            history = self.connection.call("get_metric_history", run_id, key)
+            history = self.call("get_metric_history", run_id, key)
             latest = max(history, key=lambda m: (m.step, m.timestamp), default=None)
             if latest is not None and math.isfinite(latest.value):
                 linked.append(
                     Metric(key, latest.value, latest.timestamp, latest.step,
                            model_id=model_id, run_id=run_id)
                 )  # fmt: skip
-        for start in range(0, len(linked), _BATCH):
-            self.connection.call("log_batch", run_id, metrics=linked[start : start + _BATCH])
+        if linked:
+            self.log_metrics(run_id, linked)
 
     def _register_version(self, uri: str, name: str, run_id: str, model_id: str) -> str:
         import mlflow
@@ -126,20 +112,16 @@ class Models:
 
         # MLflow's registry resolves a models:/ source through the process-wide tracking
         # URI, not the client's (MLflow 3.17's SQL registry store).
-        mlflow.set_tracking_uri(self.connection.resolved_uri)
+        mlflow.set_tracking_uri(self.resolved_uri)
         try:
-            self.connection.call("create_registered_model", name)
+            self.call("create_registered_model", name)
         except MlflowException as error:
             if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise
-        version = self.connection.call(
-            "create_model_version", name, uri, run_id=run_id, model_id=model_id
-        )
+        version = self.call("create_model_version", name, uri, run_id=run_id, model_id=model_id)
         # As mlflow.register_model does: the LoggedModel lists the versions made from it.
         versions = [{"name": version.name, "version": version.version}]
-        self.connection.call(
-            "set_logged_model_tags", model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)}
-        )
+        self.call("set_logged_model_tags", model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(versions)})
         return f"models:/{name}/{version.version}"
 
 

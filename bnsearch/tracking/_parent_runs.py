@@ -13,18 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from bnsearch.data import Dataset
 from bnsearch.stats import RUNAWAY
-from bnsearch.tracking._connection import Connection, TrackingUnavailable, tags_equal
+from bnsearch.tracking._connection import Connection, TrackingUnavailable, as_metrics, tags_equal
 from bnsearch.tracking._trial_runs import mlflow_params
 from bnsearch.trial import keys
 
 if TYPE_CHECKING:
     from bnsearch.stats import PairComparison, Verdict
 
+_PAIR_STATS = ("median_difference", "ci_low", "ci_high", "cs_low", "cs_high", "p_holm")
 
-class ParentRuns:
-    """The tracker's parent run (a mixin of :class:`MlflowTracker`)."""
 
-    connection: Connection
+class ParentRuns(Connection):
+    """The tracker's parent run (a part of :class:`MlflowTracker`)."""
+
     parent_run_id: str | None
     _parent_run_name: str
 
@@ -37,23 +38,25 @@ class ParentRuns:
     ) -> str:
         from mlflow.entities import RunTag
 
-        run = self.connection.call(
+        # Who runs it: sync ends it once that process is gone.
+        owner = {keys.HOST: socket.gethostname(), keys.PID: str(os.getpid())}
+        run = self.call(
             "create_run",
-            self.connection.experiment(),
+            self.experiment(),
             run_name=run_name,
-            tags={keys.KIND: "study", **_process_tags(), **tags},
+            tags={keys.KIND: "study", **owner, **tags},
         )
         self.parent_run_id = run.info.run_id
         self._parent_run_name = run_name
-        self.connection.call(
+        self.call(
             "log_batch",
-            self.parent_run_id,
+            run.info.run_id,
             params=mlflow_params(params),
             tags=[RunTag(keys.STARTED, time.strftime("%Y-%m-%dT%H:%M:%S"))],
         )
         if dataset is not None:
-            self.log_dataset(self.parent_run_id, dataset)
-        return self.parent_run_id
+            self.log_dataset(run.info.run_id, dataset)
+        return str(run.info.run_id)
 
     def end_study_run(
         self,
@@ -61,19 +64,17 @@ class ParentRuns:
         metrics: Mapping[str, float] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import RunTag
 
         if self.parent_run_id is None:
             return
-        now = int(time.time() * 1000)
-        finite = {k: v for k, v in (metrics or {}).items() if v is not None and math.isfinite(v)}
-        self.connection.call(
+        self.call(
             "log_batch",
             self.parent_run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in finite.items()],
+            metrics=as_metrics((k, v, 0) for k, v in (metrics or {}).items()),
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
-        self.connection.call("set_terminated", self.parent_run_id, status=status)
+        self.call("set_terminated", self.parent_run_id, status=status)
         self.parent_run_id = None
 
     @contextlib.contextmanager
@@ -129,11 +130,7 @@ class ParentRuns:
             tags[keys.per_activation(keys.VERDICT_TEXT, activation)] = sub.statement
             tags[keys.per_activation(keys.VERDICT_BN, activation)] = sub.bn.outcome
             if sub.primary is not None:
-                scoped = _pair_metrics(sub.primary, activation)
-                for stat in ("median_difference", "ci_low", "ci_high"):
-                    name = keys.verdict_metric(stat, activation)
-                    if name in scoped:  # left out when not a number to log
-                        values[name] = scoped[name]
+                values.update(_pair_metrics(sub.primary, activation, stats=_PAIR_STATS[:3]))
         self.end_study_run(status=status, metrics=values, tags=tags)
 
     def _name_and_mark_latest(self, label: str) -> None:
@@ -141,10 +138,10 @@ class ParentRuns:
         if self.parent_run_id is None:
             return
         name = f"{label} · {self._parent_run_name}".strip(" ·")
-        self.connection.call("update_run", self.parent_run_id, name=name)
-        for earlier in self.connection.search(tags_equal((keys.LATEST, "true"))):
+        self.call("update_run", self.parent_run_id, name=name)
+        for earlier in self.search(tags_equal((keys.LATEST, "true"))):
             if earlier.info.run_id != self.parent_run_id:
-                self.connection.call("set_tag", earlier.info.run_id, keys.LATEST, "false")
+                self.call("set_tag", earlier.info.run_id, keys.LATEST, "false")
 
     def log_dataset(self, run_id: str, dataset: Dataset) -> None:
         """Link the study's data set to ``run_id`` as its training input."""
@@ -161,9 +158,8 @@ class ParentRuns:
                 tags=[InputTag("mlflow.data.context", "training")],
             )
         ]
-        # Workers starting together race to insert the same dataset row (a refused
-        # duplicate); once one has, the others' next try links to it.
-        self.connection.call_through_races("log_inputs", run_id, datasets=inputs)
+        # Workers starting together race to insert the same dataset row.
+        self.call("log_inputs", run_id, datasets=inputs, races=True)
 
 
 def _loggable(value: float) -> bool:
@@ -172,21 +168,17 @@ def _loggable(value: float) -> bool:
     return math.isfinite(value) and abs(value) < RUNAWAY
 
 
-def _pair_metrics(pair: PairComparison, *scope: str) -> dict[str, float]:
-    """A pair's verdict metrics (``verdict.median_difference``, ...), without what is not a
-    number to log (and the Holm p-value of a single block: no test)."""
-    values = {
-        keys.verdict_metric("median_difference", *scope): pair.median,
-        keys.verdict_metric("ci_low", *scope): pair.ci_low,
-        keys.verdict_metric("ci_high", *scope): pair.ci_high,
-        keys.verdict_metric("cs_low", *scope): pair.cs_low,
-        keys.verdict_metric("cs_high", *scope): pair.cs_high,
+def _pair_metrics(
+    pair: PairComparison, *scope: str, stats: tuple[str, ...] = _PAIR_STATS
+) -> dict[str, float]:
+    """A pair's verdict metrics among ``stats`` (``verdict.median_difference``, ...), without
+    what is not a number to log (and the Holm p-value of a single block: no test)."""
+    values = (pair.median, pair.ci_low, pair.ci_high, pair.cs_low, pair.cs_high, pair.p_holm)
+    named = dict(zip(_PAIR_STATS, values, strict=True))
+    if pair.n_blocks < 2:
+        del named["p_holm"]
+    return {
+        keys.verdict_metric(stat, *scope): float(named[stat])
+        for stat in stats
+        if stat in named and _loggable(named[stat])
     }
-    if pair.n_blocks >= 2:
-        values[keys.verdict_metric("p_holm", *scope)] = pair.p_holm
-    return {name: float(value) for name, value in values.items() if _loggable(value)}
-
-
-def _process_tags() -> dict[str, str]:
-    """Who runs a study run: :meth:`MlflowTracker.sync` ends it once that process is gone."""
-    return {keys.HOST: socket.gethostname(), keys.PID: str(os.getpid())}

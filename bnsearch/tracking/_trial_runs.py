@@ -1,39 +1,63 @@
-"""A child run per trial: created when the trial starts, its epochs logged as it trains, its
-outcome written and the run ended when it is done.
+"""A child run per trial, and making MLflow agree with the backend's store (sync).
 
-Best effort: a trial whose run cannot be written (MLflow away) trains on, is counted in
-``pending``, and :meth:`MlflowTracker.sync` writes the run later with the same functions.
-Runs are written by explicit run id, never through MLflow's thread-local active run, so
-several trials can be open at once.
+A trial's run is created when the trial starts, its epochs logged as it trains, its outcome
+written and the run ended when it is done. Best effort: a trial whose run cannot be written
+(MLflow away) trains on, is counted in ``pending``, and :meth:`TrialRuns.sync` writes the run
+later with the same methods. Runs are written by explicit run id, never through MLflow's
+thread-local active run, so several trials can be open at once.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Mapping
+import contextlib
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from bnsearch.stats import RUNAWAY
-from bnsearch.tracking._connection import Connection, TrackingUnavailable, tags_equal
-from bnsearch.trial import METRICS, TASK_METRICS, Phase, TrialResult, TrialSpec, TrialState, keys
+from bnsearch.tracking._connection import Connection, TrackingUnavailable, as_metrics, tags_equal
+from bnsearch.trial import (
+    METRICS,
+    TASK_METRICS,
+    Phase,
+    StoredTrials,
+    TrialResult,
+    TrialSpec,
+    TrialState,
+    keys,
+    process_alive,
+)
 
 if TYPE_CHECKING:
-    from mlflow.entities import Param
+    from mlflow.entities import Param, Run
 
 HistoryLogged = Literal["none", "some", "all"]
 
-STATUS = {
-    TrialState.COMPLETE: "FINISHED",
-    TrialState.PRUNED: "KILLED",
-    TrialState.FAILED: "FAILED",
-}
+STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAILED: "FAILED"}
 
 
-class TrialRuns:
-    """The tracker's trial runs (a mixin of :class:`MlflowTracker`)."""
+@dataclass
+class SyncReport:
+    """What :meth:`TrialRuns.sync` changed."""
 
-    connection: Connection
+    created: int = 0
+    completed: int = 0
+    closed: int = 0
+
+    def message(self) -> str | None:
+        if not (self.created or self.completed or self.closed):
+            return None
+        return (
+            f"bnsearch: MLflow caught up with the study's store: {self.created} trial runs "
+            f"created, {self.completed} completed from stored results, {self.closed} "
+            "abandoned runs ended."
+        )
+
+
+class TrialRuns(Connection):
+    """The tracker's trial runs and their sync (a part of :class:`MlflowTracker`)."""
+
     parent_run_id: str | None
     pending: int
     # Runs created while their parameters could not be written (MLflow went away between
@@ -45,27 +69,24 @@ class TrialRuns:
     ) -> str | None:
         """Create the trial's run with its parameters; None when MLflow is away."""
         try:
-            run_id = _create_run(self.connection, spec, self.parent_run_id, extra_tags)
+            run_id = self._create_run(spec, self.parent_run_id, extra_tags)
         except TrackingUnavailable:
             return None
-        if not self.connection.best_effort("log_batch", run_id, params=trial_params(spec)):
+        if not self.best_effort("log_batch", run_id, params=trial_params(spec)):
             self._without_params.add(run_id)
         return run_id
 
     def log_trial_params(self, run_id: str | None, params: Mapping[str, Any]) -> None:
         """Params a trial gets beyond its configuration (Keras Tuner's Hyperband keys)."""
         if run_id is not None:
-            self.connection.best_effort("log_batch", run_id, params=mlflow_params(params))
+            self.best_effort("log_batch", run_id, params=mlflow_params(params))
 
     def log_epoch(self, run_id: str | None, step: int, metrics: Mapping[str, float]) -> bool:
         """One epoch's finite metrics; False when they could not be written."""
-        from mlflow.entities import Metric
-
         if run_id is None:
             return False
-        now = int(time.time() * 1000)
-        finite = [Metric(k, v, now, step) for k, v in metrics.items() if math.isfinite(v)]
-        return self.connection.best_effort("log_batch", run_id, metrics=finite)
+        rows = [(name, value, step) for name, value in metrics.items()]
+        return self.best_effort("log_batch", run_id, metrics=as_metrics(rows))
 
     def finish_trial(
         self,
@@ -77,126 +98,191 @@ class TrialRuns:
         """Write the trial's outcome and end its run (created now if MLflow was away at the
         trial's start); False, and one more pending run for :meth:`sync`, when MLflow is
         away."""
-        connection = self.connection
         try:
             if run_id is None:
-                run_id = create_finished_run(connection, result, self.parent_run_id, extra_tags)
-            else:
-                if run_id in self._without_params:
-                    connection.call("log_batch", run_id, params=trial_params(result.spec))
-                    self._without_params.discard(run_id)
-                write_outcome(connection, run_id, result, history_logged)
+                run_id = self._create_run(result.spec, self.parent_run_id, extra_tags)
+                history_logged = "none"
+                self._without_params.add(run_id)
+            self._write_outcome(run_id, result, history_logged, run_id in self._without_params)
         except TrackingUnavailable:
             self.pending += 1
             return False
+        self._without_params.discard(run_id)
         return True
 
     def kill_run(self, run_id: str | None, reason: str, status: str = "KILLED") -> None:
         """End a run that was interrupted or abandoned, keeping what it logged (tagged
         FAILED with ``reason``; best effort)."""
-        from mlflow.entities import RunTag
-
-        if run_id is None:
-            return
-        tags = [RunTag(keys.FAIL_REASON, reason), RunTag(keys.STATE, "FAILED")]
-        if self.connection.best_effort("log_batch", run_id, tags=tags):
-            self.connection.best_effort("set_terminated", run_id, status=status)
+        if run_id is not None:
+            with contextlib.suppress(TrackingUnavailable):
+                self._end_failed(run_id, reason, status)
 
     def trial_run_id(self, number: int) -> str | None:
         """The run of trial ``number`` that holds its outcome (the latest, if several)."""
         query = tags_equal((keys.KIND, "trial"), (keys.TRIAL_NUMBER, number))
-        runs = [r for r in self.connection.search(query) if r.info.status != "RUNNING"]
+        runs = [r for r in self.search(query) if r.info.status != "RUNNING"]
         return max(runs, key=lambda r: r.info.start_time).info.run_id if runs else None
 
+    def sync(self, read_store: Callable[[], StoredTrials]) -> SyncReport:
+        """Make MLflow agree with the study's store: each stored result gets exactly one
+        ended run of its state (created, or completed from a run left RUNNING); a RUNNING
+        run whose trial or study process is gone ends FAILED. ``read_store`` is called after
+        MLflow's runs are read, so a trial claimed meanwhile is seen in flight."""
+        report = SyncReport()
+        by_number: dict[str, list[Run]] = {}
+        for run in self.search(tags_equal((keys.KIND, "trial"))):
+            by_number.setdefault(run.data.tags.get(keys.TRIAL_NUMBER, ""), []).append(run)
+        store = read_store()
+        written: set[str] = set()
+        for result in store.results:
+            own = by_number.get(str(result.spec.number), [])
+            if any(run.info.status == STATUS[result.state] for run in own):
+                continue
+            open_run = next((run for run in own if run.info.status == "RUNNING"), None)
+            if open_run is not None:
+                # Created just before an outage cut its parameters off: they go with it.
+                cut = any(p.key not in open_run.data.params for p in trial_params(result.spec))
+                self._write_outcome(open_run.info.run_id, result, "some", with_params=cut)
+                written.add(open_run.info.run_id)
+                report.completed += 1
+            else:
+                parent = store.parents.get(result.spec.number) or self.parent_run_id
+                run_id = self._create_run(result.spec, parent, {keys.BACKFILLED: "true"})
+                self._write_outcome(run_id, result, "none", with_params=True)
+                report.created += 1
+        in_flight = {str(number) for number in store.running}
+        for number, own in by_number.items():
+            if number in in_flight:
+                continue
+            for run in own:
+                if run.info.status == "RUNNING" and run.info.run_id not in written:
+                    self._end_failed(run.info.run_id)
+                    report.closed += 1
+        report.closed += self._close_dead_study_runs()
+        self.pending = 0
+        return report
 
-def create_finished_run(
-    connection: Connection,
-    result: TrialResult,
-    parent_run_id: str | None,
-    extra_tags: Mapping[str, str] | None,
-) -> str:
-    """A run for a trial that has none, written and ended in one go; its id."""
-    run_id = _create_run(connection, result.spec, parent_run_id, extra_tags)
-    connection.call("log_batch", run_id, params=trial_params(result.spec))
-    write_outcome(connection, run_id, result, history_logged="none")
-    return run_id
+    def _close_dead_study_runs(self) -> int:
+        """End the RUNNING study runs of this machine's processes that no longer exist."""
+        host = socket.gethostname()
+        closed = 0
+        for run in self.search(tags_equal((keys.KIND, "study"))):
+            tags = run.data.tags
+            if run.info.status != "RUNNING" or tags.get(keys.HOST) != host:
+                continue
+            if run.info.run_id == self.parent_run_id or process_alive(tags.get(keys.PID, "")):
+                continue
+            self._end_failed(run.info.run_id)
+            closed += 1
+        return closed
 
+    def fail_abandoned_runs(
+        self, trial_numbers: Iterable[int], parent_run_ids: Iterable[str], reason: str
+    ) -> None:
+        """End the runs of trials whose process died as FAILED with ``reason``, then each
+        parent run among theirs (and ``parent_run_ids``) with no running child left."""
+        # A process can die between creating a trial's run and recording its id on the
+        # trial: the run's own trial-number tag (set when it was created) finds it then.
+        live = {
+            run.data.tags.get(keys.TRIAL_NUMBER): run
+            for run in self.search(
+                tags_equal((keys.KIND, "trial")) + " and attributes.status = 'RUNNING'"
+            )
+        }
+        parents = set(parent_run_ids)
+        for number in trial_numbers:
+            run = live.get(str(number))
+            if run is not None:
+                self.kill_run(run.info.run_id, reason, status="FAILED")
+                parents.add(run.data.tags.get("mlflow.parentRunId", ""))
+        parents.discard("")
+        for parent in parents:
+            children = self.search(
+                f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"
+            )
+            if not children and self.call("get_run", parent).info.status == "RUNNING":
+                self.call("set_tag", parent, keys.FAIL_REASON, reason)
+                self.call("set_terminated", parent, status="FAILED")
 
-def write_outcome(
-    connection: Connection, run_id: str, result: TrialResult, history_logged: HistoryLogged
-) -> None:
-    """The history the run lacks, final and best values, state and engine; then end it."""
-    from mlflow.entities import Metric, RunTag
+    def _end_failed(
+        self,
+        run_id: str,
+        reason: str = "abandoned: its process ended before the trial did",
+        status: str = "FAILED",
+    ) -> None:
+        from mlflow.entities import RunTag
 
-    now = int(time.time() * 1000)
-    metrics = [
-        Metric(name, float(value), now, step)
-        for name, step, value in _missing_steps(connection, run_id, result, history_logged)
-    ]
-    # The runs table's columns: a regression's second metric is its val_mae (its history
-    # has it; its val_accuracy is NaN, so not logged).
-    task = [m for m in TASK_METRICS if m.startswith("val_") and m in result.history]
-    for name in ("val_loss", "val_accuracy", *task):
-        final, best = result.final(name), result.best(name)
-        # Not a run-away (a diverged trial's last epoch, 1e24): no summary of one.
-        if final is not None and math.isfinite(final) and abs(final) < RUNAWAY:
-            metrics.append(Metric(f"final_{name}", final, now, 0))
-        if best is not None and abs(best) < RUNAWAY:
-            metrics.append(Metric(f"best_{name}", best, now, 0))
-    metrics.append(Metric("epochs_trained", float(result.epochs_trained), now, 0))
-    metrics.append(Metric("wall_time_s", result.wall_time_s, now, 0))
-    tags = [
-        RunTag(keys.STATE, result.state.value),
-        RunTag(keys.ENGINE, result.engine),
-    ]
-    if result.fail_reason:
-        tags.append(RunTag(keys.FAIL_REASON, result.fail_reason[:5000]))
-    for start in range(0, len(metrics), 900):
-        chunk = metrics[start : start + 900]
-        connection.call("log_batch", run_id, metrics=chunk, tags=tags if start == 0 else [])
-    connection.call("set_terminated", run_id, status=STATUS[result.state])
+        tags = [RunTag(keys.FAIL_REASON, reason), RunTag(keys.STATE, "FAILED")]
+        self.call("log_batch", run_id, tags=tags)
+        self.call("set_terminated", run_id, status=status)
 
+    def _write_outcome(
+        self,
+        run_id: str,
+        result: TrialResult,
+        history_logged: HistoryLogged,
+        with_params: bool = False,
+    ) -> None:
+        """The history the run lacks, final and best values, state and engine (and the
+        trial's parameters if asked); then end the run."""
+        from mlflow.entities import RunTag
 
-def _missing_steps(
-    connection: Connection, run_id: str, result: TrialResult, history_logged: HistoryLogged
-) -> list[tuple[str, int, float]]:
-    wanted = [
-        (name, step, value)
-        for name in (*METRICS, *TASK_METRICS)
-        for step, value in enumerate(result.history.get(name, []))
-        if math.isfinite(value)
-    ]
-    if history_logged != "some":
-        return wanted if history_logged == "none" else []
-    held = {
-        (name, metric.step)
-        for name in (*METRICS, *TASK_METRICS)
-        if name in result.history
-        for metric in connection.call("get_metric_history", run_id, name)
-    }
-    return [entry for entry in wanted if entry[:2] not in held]
+        rows = self._missing_steps(run_id, result, history_logged)
+        # The runs table's columns: a regression's second metric is its val_mae (its history
+        # has it; its val_accuracy is NaN, so not logged).
+        task = [m for m in TASK_METRICS if m.startswith("val_") and m in result.history]
+        for name in ("val_loss", "val_accuracy", *task):
+            for kind, value in (("final", result.final(name)), ("best", result.best(name))):
+                # Not a run-away (a diverged trial's last epoch, 1e24): no summary of one.
+                if value is not None and abs(value) < RUNAWAY:
+                    rows.append((f"{kind}_{name}", value, 0))
+        rows += [
+            ("epochs_trained", result.epochs_trained, 0),
+            ("wall_time_s", result.wall_time_s, 0),
+        ]
+        tags = [RunTag(keys.STATE, result.state.value), RunTag(keys.ENGINE, result.engine)]
+        if result.fail_reason:
+            tags.append(RunTag(keys.FAIL_REASON, result.fail_reason[:5000]))
+        params = trial_params(result.spec) if with_params else []
+        self.log_metrics(run_id, as_metrics(rows), params=params, tags=tags)
+        self.call("set_terminated", run_id, status=STATUS[result.state])
 
+    def _missing_steps(
+        self, run_id: str, result: TrialResult, history_logged: HistoryLogged
+    ) -> list[tuple[str, float | None, int]]:
+        """The history's ``(name, value, step)`` rows the run does not hold yet."""
+        if history_logged == "all":
+            return []
+        names = [name for name in (*METRICS, *TASK_METRICS) if name in result.history]
+        held = {
+            (name, metric.step)
+            for name in (names if history_logged == "some" else [])
+            for metric in self.call("get_metric_history", run_id, name)
+        }
+        return [
+            (name, value, step)
+            for name in names
+            for step, value in enumerate(result.history[name])
+            if (name, step) not in held
+        ]
 
-def _create_run(
-    connection: Connection,
-    spec: TrialSpec,
-    parent_run_id: str | None,
-    extra: Mapping[str, str] | None,
-) -> str:
-    prefix = "trial" if spec.phase == Phase.SEARCH else str(spec.phase)
-    tags = {
-        "mlflow.parentRunId": parent_run_id or "",
-        keys.KIND: "trial",
-        keys.TRIAL_NUMBER: str(spec.number),
-        keys.SEED: str(spec.seed),
-        keys.STATE: "RUNNING",
-        "placement": spec.config.placement,
-        **({keys.BLOCK: str(spec.block)} if spec.block is not None else {}),
-        **(extra or {}),
-    }
-    run_name = f"{prefix}-{spec.number:04d}-{spec.config.placement}"
-    run = connection.call("create_run", connection.experiment(), run_name=run_name, tags=tags)
-    return run.info.run_id
+    def _create_run(
+        self, spec: TrialSpec, parent_run_id: str | None, extra: Mapping[str, str] | None
+    ) -> str:
+        prefix = "trial" if spec.phase == Phase.SEARCH else str(spec.phase)
+        tags = {
+            "mlflow.parentRunId": parent_run_id or "",
+            keys.KIND: "trial",
+            keys.TRIAL_NUMBER: str(spec.number),
+            keys.SEED: str(spec.seed),
+            keys.STATE: "RUNNING",
+            "placement": spec.config.placement,
+            **({keys.BLOCK: str(spec.block)} if spec.block is not None else {}),
+            **(extra or {}),
+        }
+        run_name = f"{prefix}-{spec.number:04d}-{spec.config.placement}"
+        run = self.call("create_run", self.experiment(), run_name=run_name, tags=tags)
+        return str(run.info.run_id)
 
 
 def trial_params(spec: TrialSpec) -> list[Param]:
