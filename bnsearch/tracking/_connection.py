@@ -1,11 +1,10 @@
 """The connection to MLflow: the client, the study's experiment, and the one retry policy.
 
-MLflow is a view of the backend's store, so every call goes through :meth:`Connection.call`:
-tried again after each delay of ``MLFLOW_RETRY``; when MLflow stays away, said once and
-failed at once for ``offline_s`` seconds, so a study trains on and ``sync`` later writes what
-MLflow missed. A full disk is no outage: not retried, it stops the study at the end of the
-batch in flight (that disk is most often the Optuna storage's too, and every result is in
-the store before MLflow is told); each later call fails with :attr:`Connection.full`.
+MLflow is a view of the backend's store: :meth:`Connection.call` tries again after each delay
+of ``MLFLOW_RETRY``, then says once that MLflow is away and fails at once for ``offline_s``
+seconds, so a study trains on and ``sync`` writes what MLflow missed later. A full disk is no
+outage: never retried, it stops the study after the batch in flight (that disk is most often
+the Optuna storage's too; every result is in the store first), see :attr:`Connection.full`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""MLflow's SQLite store: where its database lies, and moving the artifact paths it holds
-when the store's folder moved (the one place that writes MLflow's private schema)."""
+"""The local MLflow: where a SQLite store's database lies, moving the artifact paths it holds
+when the store's folder moved (the one place that writes MLflow's private schema), and how
+to open MLflow's UI on a study."""
 
 from __future__ import annotations
 
@@ -17,9 +18,7 @@ _ARTIFACT_COLUMNS = (
 
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///"))
-    return None
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def relocate_artifacts(tracking_uri: str) -> int:
@@ -61,3 +60,22 @@ def relocate_artifacts(tracking_uri: str) -> int:
                     )
             moved += 1
     return moved
+
+
+def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """The command that opens the MLflow UI on ``tracking_uri`` with one web worker (MLflow's
+    default is four processes)."""
+    flags = {"--backend-store-uri": tracking_uri, "--host": host, "--port": port, "--workers": 1}
+    return ["mlflow", "ui", *(str(part) for flag in flags.items() for part in flag)]
+
+
+def ui_environment() -> dict[str, str]:
+    """Environment for :func:`ui_command`: no job runner (it serves GenAI jobs only)."""
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """The UI's runs table of one experiment. ``workflowType=machine_learning`` opens it as
+    a model-training experiment even in a browser that has never chosen, where MLflow 3
+    would show its GenAI overview (traces, no runs)."""
+    return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"

@@ -40,20 +40,12 @@ class ParentRuns(Connection):
 
         # Who runs it: sync ends it once that process is gone.
         owner = {keys.HOST: socket.gethostname(), keys.PID: str(os.getpid())}
-        run = self.call(
-            "create_run",
-            self.experiment(),
-            run_name=run_name,
-            tags={keys.KIND: "study", **owner, **tags},
-        )
+        tags = {keys.KIND: "study", **owner, **tags}
+        run = self.call("create_run", self.experiment(), run_name=run_name, tags=tags)
         self.parent_run_id = run.info.run_id
         self._parent_run_name = run_name
-        self.call(
-            "log_batch",
-            run.info.run_id,
-            params=mlflow_params(params),
-            tags=[RunTag(keys.STARTED, time.strftime("%Y-%m-%dT%H:%M:%S"))],
-        )
+        started = [RunTag(keys.STARTED, time.strftime("%Y-%m-%dT%H:%M:%S"))]
+        self.call("log_batch", run.info.run_id, params=mlflow_params(params), tags=started)
         if dataset is not None:
             self.log_dataset(run.info.run_id, dataset)
         return str(run.info.run_id)
@@ -68,12 +60,9 @@ class ParentRuns(Connection):
 
         if self.parent_run_id is None:
             return
-        self.call(
-            "log_batch",
-            self.parent_run_id,
-            metrics=as_metrics((k, v, 0) for k, v in (metrics or {}).items()),
-            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
-        )
+        rows = [(key, value, 0) for key, value in (metrics or {}).items()]
+        given = [RunTag(key, str(value)) for key, value in (tags or {}).items()]
+        self.call("log_batch", self.parent_run_id, metrics=as_metrics(rows), tags=given)
         self.call("set_terminated", self.parent_run_id, status=status)
         self.parent_run_id = None
 
@@ -83,13 +72,12 @@ class ParentRuns(Connection):
         (the first error: MLflow being away as well does not hide it)."""
         try:
             yield
-        except KeyboardInterrupt:
+        except BaseException as error:
             with contextlib.suppress(TrackingUnavailable):
-                self.end_study_run(status="KILLED", tags={keys.INTERRUPTED: "true"})
-            raise
-        except BaseException:
-            with contextlib.suppress(TrackingUnavailable):
-                self.end_study_run(status="FAILED")
+                if isinstance(error, KeyboardInterrupt):
+                    self.end_study_run(status="KILLED", tags={keys.INTERRUPTED: "true"})
+                else:
+                    self.end_study_run(status="FAILED")
             raise
 
     def end_study_run_with_verdict(
@@ -152,12 +140,8 @@ class ParentRuns(Connection):
         mlflow_dataset = from_numpy(
             dataset.x, targets=dataset.y, name=dataset.name, digest=dataset.fingerprint
         )
-        inputs = [
-            DatasetInput(
-                mlflow_dataset._to_mlflow_entity(),
-                tags=[InputTag("mlflow.data.context", "training")],
-            )
-        ]
+        context = [InputTag("mlflow.data.context", "training")]
+        inputs = [DatasetInput(mlflow_dataset._to_mlflow_entity(), tags=context)]
         # Workers starting together race to insert the same dataset row.
         self.call("log_inputs", run_id, datasets=inputs, races=True)
 

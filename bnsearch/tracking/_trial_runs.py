@@ -1,10 +1,8 @@
 """A child run per trial, and making MLflow agree with the backend's store (sync).
 
-A trial's run is created when the trial starts, its epochs logged as it trains, its outcome
-written and the run ended when it is done. Best effort: a trial whose run cannot be written
-(MLflow away) trains on, is counted in ``pending``, and :meth:`TrialRuns.sync` writes the run
-later with the same methods. Runs are written by explicit run id, never through MLflow's
-thread-local active run, so several trials can be open at once.
+Best effort: a trial whose run cannot be written (MLflow away) trains on, is counted in
+``pending``, and :meth:`TrialRuns.sync` writes the run later. Runs are written by explicit run
+id, never through MLflow's thread-local active run, so several trials can be open at once.
 """
 
 from __future__ import annotations
@@ -35,6 +33,8 @@ if TYPE_CHECKING:
 HistoryLogged = Literal["none", "some", "all"]
 
 STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAILED: "FAILED"}
+_ABANDONED = "abandoned: its process ended before the trial did"
+_RUNNING = " and attributes.status = 'RUNNING'"
 
 
 @dataclass
@@ -142,13 +142,13 @@ class TrialRuns(Connection):
             if open_run is not None:
                 # Created just before an outage cut its parameters off: they go with it.
                 cut = any(p.key not in open_run.data.params for p in trial_params(result.spec))
-                self._write_outcome(open_run.info.run_id, result, "some", with_params=cut)
+                self._write_outcome(open_run.info.run_id, result, "some", params=cut)
                 written.add(open_run.info.run_id)
                 report.completed += 1
             else:
                 parent = store.parents.get(result.spec.number) or self.parent_run_id
                 run_id = self._create_run(result.spec, parent, {keys.BACKFILLED: "true"})
-                self._write_outcome(run_id, result, "none", with_params=True)
+                self._write_outcome(run_id, result, "none", params=True)
                 report.created += 1
         in_flight = {str(number) for number in store.running}
         for number, own in by_number.items():
@@ -164,17 +164,16 @@ class TrialRuns(Connection):
 
     def _close_dead_study_runs(self) -> int:
         """End the RUNNING study runs of this machine's processes that no longer exist."""
-        host = socket.gethostname()
-        closed = 0
-        for run in self.search(tags_equal((keys.KIND, "study"))):
-            tags = run.data.tags
-            if run.info.status != "RUNNING" or tags.get(keys.HOST) != host:
-                continue
-            if run.info.run_id == self.parent_run_id or process_alive(tags.get(keys.PID, "")):
-                continue
-            self._end_failed(run.info.run_id)
-            closed += 1
-        return closed
+        query = tags_equal((keys.KIND, "study"), (keys.HOST, socket.gethostname())) + _RUNNING
+        dead = [
+            run.info.run_id
+            for run in self.search(query)
+            if run.info.run_id != self.parent_run_id
+            and not process_alive(run.data.tags.get(keys.PID, ""))
+        ]
+        for run_id in dead:
+            self._end_failed(run_id)
+        return len(dead)
 
     def fail_abandoned_runs(
         self, trial_numbers: Iterable[int], parent_run_ids: Iterable[str], reason: str
@@ -183,12 +182,8 @@ class TrialRuns(Connection):
         parent run among theirs (and ``parent_run_ids``) with no running child left."""
         # A process can die between creating a trial's run and recording its id on the
         # trial: the run's own trial-number tag (set when it was created) finds it then.
-        live = {
-            run.data.tags.get(keys.TRIAL_NUMBER): run
-            for run in self.search(
-                tags_equal((keys.KIND, "trial")) + " and attributes.status = 'RUNNING'"
-            )
-        }
+        query = tags_equal((keys.KIND, "trial")) + _RUNNING
+        live = {run.data.tags.get(keys.TRIAL_NUMBER): run for run in self.search(query)}
         parents = set(parent_run_ids)
         for number in trial_numbers:
             run = live.get(str(number))
@@ -197,19 +192,12 @@ class TrialRuns(Connection):
                 parents.add(run.data.tags.get("mlflow.parentRunId", ""))
         parents.discard("")
         for parent in parents:
-            children = self.search(
-                f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"
-            )
+            children = self.search(tags_equal(("mlflow.parentRunId", parent)) + _RUNNING)
             if not children and self.call("get_run", parent).info.status == "RUNNING":
                 self.call("set_tag", parent, keys.FAIL_REASON, reason)
                 self.call("set_terminated", parent, status="FAILED")
 
-    def _end_failed(
-        self,
-        run_id: str,
-        reason: str = "abandoned: its process ended before the trial did",
-        status: str = "FAILED",
-    ) -> None:
+    def _end_failed(self, run_id: str, reason: str = _ABANDONED, status: str = "FAILED") -> None:
         from mlflow.entities import RunTag
 
         tags = [RunTag(keys.FAIL_REASON, reason), RunTag(keys.STATE, "FAILED")]
@@ -217,17 +205,13 @@ class TrialRuns(Connection):
         self.call("set_terminated", run_id, status=status)
 
     def _write_outcome(
-        self,
-        run_id: str,
-        result: TrialResult,
-        history_logged: HistoryLogged,
-        with_params: bool = False,
+        self, run_id: str, result: TrialResult, logged: HistoryLogged, params: bool = False
     ) -> None:
-        """The history the run lacks, final and best values, state and engine (and the
-        trial's parameters if asked); then end the run."""
+        """The history the run lacks (``logged`` says what it has), final and best values,
+        state and engine (and the trial's parameters if asked); then end the run."""
         from mlflow.entities import RunTag
 
-        rows = self._missing_steps(run_id, result, history_logged)
+        summary = {"epochs_trained": result.epochs_trained, "wall_time_s": result.wall_time_s}
         # The runs table's columns: a regression's second metric is its val_mae (its history
         # has it; its val_accuracy is NaN, so not logged).
         task = [m for m in TASK_METRICS if m.startswith("val_") and m in result.history]
@@ -235,16 +219,14 @@ class TrialRuns(Connection):
             for kind, value in (("final", result.final(name)), ("best", result.best(name))):
                 # Not a run-away (a diverged trial's last epoch, 1e24): no summary of one.
                 if value is not None and abs(value) < RUNAWAY:
-                    rows.append((f"{kind}_{name}", value, 0))
-        rows += [
-            ("epochs_trained", result.epochs_trained, 0),
-            ("wall_time_s", result.wall_time_s, 0),
-        ]
+                    summary[f"{kind}_{name}"] = value
+        rows = self._missing_steps(run_id, result, logged)
+        rows += [(name, value, 0) for name, value in summary.items()]
         tags = [RunTag(keys.STATE, result.state.value), RunTag(keys.ENGINE, result.engine)]
         if result.fail_reason:
             tags.append(RunTag(keys.FAIL_REASON, result.fail_reason[:5000]))
-        params = trial_params(result.spec) if with_params else []
-        self.log_metrics(run_id, as_metrics(rows), params=params, tags=tags)
+        given = trial_params(result.spec) if params else []
+        self.log_metrics(run_id, as_metrics(rows), params=given, tags=tags)
         self.call("set_terminated", run_id, status=STATUS[result.state])
 
     def _missing_steps(
