@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 
 from bnsearch.config import StudyConfig
-from bnsearch.stats import ALPHA, ASKED, QUESTION_TEXT, min_blocks_to_settle, verdict_for
+from bnsearch.stats import ALPHA, ASKED, QUESTION_TEXT, counted, min_blocks_to_settle, verdict_for
 from bnsearch.trial import Phase, TrialResult
 
 
@@ -46,23 +46,19 @@ def cannot_settle_notice(config: StudyConfig, results: Sequence[TrialResult]) ->
         cap = math.ceil(config.target_trials / block)
         if max(cap, have) >= need:
             return None
-        made = f"a cap of {config.target_trials} search trials makes {_blocks(cap)}"
+        made = f"a cap of {config.target_trials} search trials makes {counted(cap, 'block')}"
         fix = f"raise target_trials to {need * block}"
     else:
         added = math.ceil(config.trials_per_run / block)
         if have + added >= need:
             return None
-        made = f"{config.trials_per_run} trials make {_blocks(added)}"
+        made = f"{config.trials_per_run} trials make {counted(added, 'block')}"
         made += f" (the study holds {have} already)" if have else ""
         fix = f"raise --n-trials to {(need - have) * block}"
     return (
         f"bnsearch: notice: {made}; the verdict needs at least {need} blocks to settle, so "
         f"this run can only report, not decide ({fix})."
     )
-
-
-def _blocks(n: int) -> str:
-    return "1 block" if n == 1 else f"{n} blocks"
 
 
 def batch_room(config: StudyConfig, capacity: int, search_trials: int) -> int:

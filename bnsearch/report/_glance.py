@@ -73,12 +73,10 @@ def _decision(verdict: Verdict, pair: PairComparison) -> str:
 
 
 def _how(verdict: Verdict) -> str:
-    if verdict.until != "settled":
-        return f"{counted(verdict.n_blocks, 'block')}, fixed budget"
-    if verdict.settled:
-        return f"settled after {counted(verdict.n_blocks, 'block')}"
+    if verdict.until != "settled" or verdict.settled:
+        return verdict.reached
     still = " and ".join(QUESTION_TEXT[q].rstrip("?") for q in verdict.open_questions)
-    return f"not settled within {counted(verdict.n_blocks, 'block')} ({still}: open)"
+    return f"{verdict.reached} ({still}: open)"
 
 
 def _notice(verdict: Verdict) -> str | None:

@@ -84,12 +84,8 @@ def min_blocks_to_settle(alpha: float = ALPHA) -> int:
 
 def median_confidence_sequence(differences: ArrayLike, alpha: float = ALPHA) -> tuple[float, float]:
     """The interval ``C_n`` for the median of ``differences`` (infinite while too few)."""
-    values = np.sort(np.asarray(differences, dtype=float))
-    n = len(values)
-    k = ruling_count(n, alpha)
-    if k > n:
-        return -math.inf, math.inf
-    return float(values[n - k]), float(values[k - 1])
+    low, high = confidence_bounds(np.asarray(differences, dtype=float), alpha)
+    return float(low), float(high)
 
 
 def settle(low: float, high: float, threshold: float) -> Side:
@@ -106,7 +102,7 @@ def _ruling_table(size: int, alpha: float) -> np.ndarray:
 
 
 def confidence_bounds(
-    differences: np.ndarray, alpha: float = ALPHA
+    differences: ArrayLike, alpha: float = ALPHA
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`median_confidence_sequence` along the last axis (NaN: left out)."""
     values = np.sort(np.asarray(differences, dtype=float), axis=-1)  # NaN sorts last

@@ -76,8 +76,7 @@ class PairComparison:
 
     @property
     def left_out(self) -> int:
-        """Blocks whose difference is a run-away (:data:`~bnsearch.stats.RUNAWAY` or more),
-        left out of the mean and ``d_z`` only."""
+        """Blocks whose difference is a run-away, left out of the mean and ``d_z`` only."""
         return sum(abs(d) >= RUNAWAY for d in self.differences)
 
     @property
@@ -111,12 +110,10 @@ class PairComparison:
 
     @property
     def ci_text(self) -> str:
-        """The bootstrap interval of the median, ``[low, high]``; ``n/a (2 blocks)``."""
         return self.interval_text("budget")
 
     @property
     def cs_text(self) -> str:
-        """The anytime-valid sequence, ``[low, high]``; ``n/a (5 blocks)`` while unbounded."""
         return self.interval_text("settled")
 
     def interval_text(self, until: str) -> str:
@@ -134,10 +131,12 @@ class PairComparison:
         return _p_text(self.p_holm, self.n_blocks)
 
     def side(self, until: str, threshold: float) -> Side:
-        """The study's rule on this pair (``OPEN`` under the fixed budget below 3 blocks)."""
+        """The study's rule on this pair; the fixed budget's: from 3 blocks, the bootstrap
+        interval beyond the threshold and Holm p < 0.05, or the interval inside."""
         if until == "settled":
             return settle(self.cs_low, self.cs_high, threshold)
-        return budget_side(self, threshold) if self.n_blocks >= 3 else Side.OPEN
+        side = settle(self.ci_low, self.ci_high, threshold) if self.n_blocks >= 3 else Side.OPEN
+        return Side.OPEN if side in (Side.BELOW, Side.ABOVE) and not self.p_holm < 0.05 else side
 
     def interval(self, until: str) -> tuple[float, float]:
         return (self.cs_low, self.cs_high) if until == "settled" else (self.ci_low, self.ci_high)
@@ -223,14 +222,6 @@ def quoted_questions(questions: Iterable[str]) -> str:
 def _beat(placements: Sequence[str]) -> str:
     names = " and ".join(f"`{p}`" for p in placements)
     return f"{names} {'beats' if len(placements) == 1 else 'beat'} `none`"
-
-
-def budget_side(pair: PairComparison, threshold: float) -> Side:
-    """The fixed-budget rule on one pair: the bootstrap interval beyond the threshold and
-    Holm p < 0.05, or the interval inside."""
-    side = settle(pair.ci_low, pair.ci_high, threshold)
-    beyond = side in (Side.BELOW, Side.ABOVE)
-    return Side.OPEN if beyond and not pair.p_holm < 0.05 else side
 
 
 def _extra_blocks(pair: PairComparison, threshold: float) -> int:
@@ -415,24 +406,20 @@ def block_value(result: TrialResult, metric: str) -> float | None:
 
 def best_per_placement(results: Sequence[TrialResult]) -> list[TrialResult]:
     """The completed search trial with the lowest objective for each placement."""
-    best: dict[str, TrialResult] = {}
-    lowest: dict[str, float] = {}  # each best's value
-    for result in results:
-        if result.spec.phase != Phase.SEARCH or result.value is None:
+    best: dict[str, tuple[float, TrialResult]] = {}  # each best's value, and itself
+    for r in results:
+        if r.spec.phase != Phase.SEARCH or r.value is None:
             continue
-        placement = result.config.placement
-        if placement not in lowest or result.value < lowest[placement]:
-            best[placement], lowest[placement] = result, result.value
-    return list(best.values())
+        if r.config.placement not in best or r.value < best[r.config.placement][0]:
+            best[r.config.placement] = (r.value, r)
+    return [r for _, r in best.values()]
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (scipy offers Bonferroni-Holm only via statsmodels)."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted = [1.0] * len(p_values)
-    running = 0.0
-    m = len(p_values)
-    for rank, index in enumerate(order):
+    m, running = len(p_values), 0.0
+    adjusted = [1.0] * m
+    for rank, index in enumerate(sorted(range(m), key=lambda i: p_values[i])):
         running = max(running, min(1.0, (m - rank) * p_values[index]))
         adjusted[index] = running
     return adjusted
@@ -449,7 +436,7 @@ class PlacementConfirmation:
 
     @property
     def kept(self) -> tuple[float, ...]:
-        """The seeds' values without the run-aways, which would make the mean one."""
+        """The seeds' values without the run-aways."""
         return tuple(v for v in self.values if abs(v) < RUNAWAY)
 
     @property
@@ -466,11 +453,11 @@ class PlacementConfirmation:
 
     @property
     def ranked(self) -> bool:
-        """Whether it has seeds enough for a standard deviation and a place in the ranking."""
+        """Seeds enough for a standard deviation and a place in the ranking."""
         return len(self.kept) >= MIN_SEEDS_TO_RANK
 
     def left_out(self, more: str = " more") -> list[str]:
-        """The seeds its mean leaves out, and why (``1 more diverged or failed``, ...)."""
+        """The seeds its mean leaves out, and why (``1 more diverged or failed``)."""
         parts = [f"{self.failed}{more} diverged or failed"] * bool(self.failed)
         return parts + [f"{self.ran_away}{more} ran away"] * bool(self.ran_away)
 
@@ -509,15 +496,12 @@ class Verdict:
     bn: Answer
     confirmations: tuple[PlacementConfirmation, ...] = ()
     importances: dict[str, float] = field(default_factory=dict)
-    # Per placement: its trials that diverged, each counted as losing its block.
-    diverged_blocks: dict[str, int] = field(default_factory=dict)
-    # When the study searches the activation: the same analysis within each activation.
-    by_activation: dict[str, Verdict] = field(default_factory=dict)
-    until: str = "budget"  # the rule that decided (see the module docstring)
+    diverged_blocks: dict[str, int] = field(default_factory=dict)  # each losing its block
+    by_activation: dict[str, Verdict] = field(default_factory=dict)  # the activation searched
+    until: str = "budget"  # the rule that decided
     question: str = "both"  # what a study run until settled waits for (QUESTIONS)
     unpaired: str | None = None  # why the trials are not paired blocks, when they are not
-    # Why the validation rows cannot rank the placements: neither question is answered.
-    no_ranking: str | None = None
+    no_ranking: str | None = None  # why the validation rows cannot rank the placements
     importance_note: str = ""  # why no importances are shown, when there are none
 
     @property
@@ -553,8 +537,7 @@ class Verdict:
 
     @property
     def still_open(self) -> str:
-        """Until settled, when the study stopped with a question still open: which one, and
-        what to do; else ``""``."""
+        """Until settled, a question still open when the study stopped, and what to do."""
         if self.until != "settled" or self.settled or self.unanswered is not None:
             return ""
         if self.n_blocks < min_blocks_to_settle(ALPHA):
@@ -578,22 +561,26 @@ class Verdict:
         return "; ".join(a.words for a in self.answers if a.outcome != Outcome.NOT_COMPARED)
 
     @property
+    def reached(self) -> str:
+        """How: ``8 blocks, fixed budget``, ``settled after 8 blocks``, ``not settled within``."""
+        blocks = counted(self.n_blocks, "block")
+        if self.until != "settled":
+            return f"{blocks}, fixed budget"
+        return f"settled after {blocks}" if self.settled else f"not settled within {blocks}"
+
+    @property
     def headline(self) -> str:
         """Both answers in a few words and how they were reached."""
-        words = self.words
         if self.no_ranking is not None:
-            return f"{words} ({counted(self.n_blocks, 'block')}): {self.no_ranking}"
-        if self.until != "settled":
-            return f"{words} ({counted(self.n_blocks, 'block')}, fixed budget)"
-        if self.settled:
-            return f"{words} (settled after {counted(self.n_blocks, 'block')})"
-        still = quoted_questions(self.open_questions)
-        return f"{words} (not settled within {counted(self.n_blocks, 'block')}: {still} still open)"
+            return f"{self.words} ({counted(self.n_blocks, 'block')}): {self.no_ranking}"
+        if self.until != "settled" or self.settled:
+            return f"{self.words} ({self.reached})"
+        return f"{self.words} ({self.reached}: {quoted_questions(self.open_questions)} still open)"
 
     @property
     def input_control(self) -> str:
         """Whether the placement winner's advantage survives against ``input`` (BN on the raw
-        inputs only, which measures input scaling), when both are there; else ``""``."""
+        inputs only: input scaling), when both are there; else ``""``."""
         winner = self.placement.outcome
         pair = next((p for p in self.pairs if {p.first, p.second} == {winner, "input"}), None)
         if pair is None or winner == "input":
@@ -612,8 +599,6 @@ class Verdict:
     @property
     def disagreements(self) -> list[str]:
         """Where the confirmation round's ranking disagrees with the blocks, and why."""
-        # One seed is one run, not a mean to rank by; validation rows that cannot rank the
-        # placements rank nothing.
         runs = {c.placement: c for c in self.confirmations if c.ranked}
         if len(runs) < 2 or self.no_ranking is not None:
             return []
@@ -734,9 +719,8 @@ def paired_blocks(results: Sequence[TrialResult]) -> dict[int, list[TrialResult]
 def _compare(
     diffs: np.ndarray, seed: int, tests: bool = True, pair: tuple[str, str] = ("first", "second")
 ) -> PairComparison:
-    """One pair's statistics (``p_holm`` its own ``p_value``). The median, the intervals and
-    Wilcoxon read every block; the mean and ``d_z`` only those without a run-away. What
-    needs more blocks, or tests not asked for, is NaN."""
+    """One pair's statistics (``p_holm``: ``p_value``); the mean and ``d_z`` leave run-aways
+    out; what needs more blocks, or tests not asked for, is NaN."""
     from scipy import stats
 
     n = len(diffs)
@@ -776,9 +760,9 @@ def analyze(
     question: str = "both",
     decide_only: bool = False,
 ) -> Verdict:
-    """Turn a study's TrialResults into a Verdict (nothing is trained here); ``until`` is
-    the rule the study was run by, ``question`` what it waits for. ``decide_only``: until
-    settled, skip the bootstrap intervals and Wilcoxon tests (NaN), which do not decide."""
+    """A study's TrialResults as a Verdict; ``until``: the study's rule, ``question`` what it
+    waits for. ``decide_only``: until settled, no bootstrap or Wilcoxon (NaN; they do not
+    decide)."""
     if question not in QUESTIONS:
         raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
     blocks = paired_blocks(results)
@@ -826,16 +810,15 @@ def analyze(
     activations = sorted({r.config.activation for r in results if r.config.activation})
     by_activation = {}
     if len(activations) > 1:  # does the answer depend on the activation?
+        same: dict[str, Any] = dict(
+            metric=metric, threshold=threshold, seed=seed, until=until, question=question
+        )
         for act in activations:
             by_activation[act] = analyze(
                 [r for r in results if r.config.activation == act],
-                metric=metric,
-                threshold=threshold,
                 confirmation_phase=[r for r in confirmation_phase if r.config.activation == act],
-                seed=seed,
-                until=until,
-                question=question,
                 decide_only=decide_only,
+                **same,
             )
     complete = sum(r.state is TrialState.COMPLETE for r in results if r.spec.phase == Phase.SEARCH)
     need = MIN_IMPORTANCE_TRIALS  # over fewer trials, importances rank noise
@@ -889,31 +872,18 @@ def _confirmations(
 
 def verdict_for(
     results: Sequence[TrialResult],
-    metric: str = "val_loss",
-    threshold: float = DEFAULT_THRESHOLD,
-    importances: dict[str, float] | None = None,
-    seed: int = 0,
     unpaired_reason: str | None = None,
-    until: str = "budget",
-    question: str = "both",
     no_ranking_reason: str | None = None,
-    decide_only: bool = False,
+    **options: Any,
 ) -> Verdict:
-    """The verdict over a study's search trials and its latest confirmation round;
-    ``unpaired_reason`` (the trials are not paired blocks) or ``no_ranking_reason`` (the
+    """:func:`analyze` (``options``) over a study's search trials and its latest confirmation
+    round; ``unpaired_reason`` (the trials are not paired blocks) or ``no_ranking_reason`` (the
     validation rows cannot rank the placements) says why none is given."""
     confirm = [r for r in results if r.spec.phase == Phase.CONFIRM]
     latest = max((r.spec.block or 0 for r in confirm), default=None)
+    search = [r for r in results if r.spec.phase == Phase.SEARCH]
     verdict = analyze(
-        [r for r in results if r.spec.phase == Phase.SEARCH],
-        metric=metric,
-        threshold=threshold,
-        importances=importances or {},
-        confirmation_phase=[r for r in confirm if r.spec.block == latest],
-        seed=seed,
-        until=until,
-        question=question,
-        decide_only=decide_only,
+        search, confirmation_phase=[r for r in confirm if r.spec.block == latest], **options
     )
     if unpaired_reason is not None:
         verdict = replace(verdict, statement=unpaired_reason, unpaired=unpaired_reason)
