@@ -57,8 +57,7 @@ def _number(value: float) -> str:
 
 
 def _decision(verdict: Verdict, pair: PairComparison) -> str:
-    """What the study's rule says of ``first - second``, seen from ``first`` whatever the
-    metric, in two or three words."""
+    """The study's rule on ``first - second`` in two or three words, whatever the metric."""
     if pair is verdict.primary and verdict.placement.outcome == Outcome.INSUFFICIENT:
         return "too few blocks"
     side = verdict.bn.sides.get(pair.first) if pair.second == "none" else None
@@ -159,8 +158,8 @@ def verdict_glance(verdict: Verdict) -> list[str]:
 
 
 def verdict_details(verdict: Verdict) -> list[str]:
-    """:meth:`~bnsearch.stats.Verdict.summary_lines` without backticks, wrapped, as
-    ``--verbose`` prints it under the glance."""
+    """:meth:`~bnsearch.stats.Verdict.summary_lines` as ``--verbose`` prints it: wrapped,
+    without backticks."""
     lines = []
     for line in verdict.summary_lines():
         indent = line[: len(line) - len(line.lstrip())]

@@ -1,7 +1,4 @@
-"""Render a Verdict and its trials: PNG plots, ``report.md`` and a self-contained ``report.html``.
-
-Nothing here trains or decides anything; it only draws what :mod:`bnsearch.stats` found.
-"""
+"""A Verdict and its trials as PNG plots, ``report.md`` and a self-contained ``report.html``."""
 
 from __future__ import annotations
 
@@ -213,10 +210,8 @@ def _html(markdown_text: str, folder: Path) -> str:
             return
         head, *rows = table
         cells = "".join(f"<th>{_inline(c)}</th>" for c in head)
-        lines = [f"<table><thead><tr>{cells}</tr></thead><tbody>"]
-        for row in rows:
-            lines.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>")
-        body.append("".join(lines) + "</tbody></table>")
+        trs = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows)
+        body.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{trs}</tbody></table>")
         table.clear()
 
     for line in markdown_text.splitlines():
@@ -297,11 +292,13 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
         + " | statement |",
         "|---|---|---|---|" + "---|" * len(placements) + "---|",
     ]
+    sign = 1 if lower_is_better(verdict.metric) else -1
     for dataset in verdict.datasets:
-        lower = lower_is_better(verdict.metric)
-        ordered = sorted(placements, key=lambda p: dataset.scores[p] * (1 if lower else -1))
+        ordered = sorted(placements, key=lambda p: dataset.scores[p] * sign)
         cells = " | ".join(
-            f"{_score(dataset.scores[p])} ({ordered.index(p) + 1})" for p in placements
+            f"{'diverged' if abs(dataset.scores[p]) >= RUNAWAY else significant(dataset.scores[p])}"
+            f" ({ordered.index(p) + 1})"
+            for p in placements
         )
         v = dataset.verdict
         lines.append(
@@ -329,15 +326,10 @@ def write_sweep_report(folder: Path, title: str, verdict: AcrossVerdict) -> list
     return [folder / "report.md", folder / "report.html", plot]
 
 
-def _score(value: float) -> str:
-    return "diverged" if abs(value) >= RUNAWAY else significant(value)
-
-
 def outcome_label(verdict: Verdict) -> str:
     """Both answers in a few words and the placement interval, for the start of a run's
     name: ``BN helps · before better -0.149 [-0.170, -0.101] · 8 blocks``."""
-    pair = verdict.primary
-    n = pair.n_blocks if pair else verdict.n_blocks
+    pair, n = verdict.primary, verdict.n_blocks
     if verdict.no_ranking is not None:
         return f"not answered ({counted(n, 'block')})"
     no_bn = verdict.bn.outcome in (Outcome.INSUFFICIENT, Outcome.NOT_COMPARED)

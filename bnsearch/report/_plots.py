@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 
 
 def _finite(values: Sequence[float]) -> tuple[list[float], int]:
-    """``values`` without run-aways (which would stretch the axis), and how many were left
-    out."""
+    """``values`` without run-aways (they would stretch the axis), and how many are out."""
     kept = [v for v in values if math.isfinite(v) and abs(v) < RUNAWAY]
     return kept, len(values) - len(kept)
 

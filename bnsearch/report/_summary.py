@@ -21,17 +21,11 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Prints what a study is doing: while a batch (a look of the search, or the
-    confirmation round) trains, a line at each quarter of its training; then a line per
-    trial told, each naming its batch, with an ETA from the batch's own pace::
-
-        [look 1: 24 trials] training 25 %  elapsed 0:00:06  batch eta 0:00:09
-        [ 4/24] look 1  trial 3   before  val_loss 0.5224  best 0.5224  elapsed 0:00:37  batch eta …
-
-    The training pace is timed from the batch's first epoch per trial (the first carries
-    the graph's compilation). Without batches (Keras Tuner's own search) a trial line
-    counts the run's planned trials, with an ETA for them (cut at ``timeout``).
-    """
+    """Prints what a study is doing: a line at each quarter of a batch's training (a look,
+    or the confirmation round), then a line per trial with an ETA from the batch's pace,
+    timed from its first epoch per trial (the first carries the graph's compilation).
+    Without batches (Keras Tuner's own search) a trial line counts the run's planned trials
+    (its ETA cut at ``timeout``)."""
 
     def __init__(
         self, total: int, timeout: float | None = None, stream: TextIO | None = None
@@ -49,14 +43,11 @@ class Progress:
 
     def on_batch(self, phase: Phase, look: int, n_trials: int, epochs: int = 1) -> None:
         """A batch of ``n_trials`` trials of up to ``epochs`` epochs starts training."""
-        # The batch in flight: its trial-epochs to train and trained so far, the pace's
-        # reference point (time, trial-epochs), the next quarter to print, the end of its
-        # training and the results told.
         self.batch_label = "confirm" if phase == Phase.CONFIRM else f"look {look}"
         self.batch_size = n_trials
         self.batch_epochs = max(1, n_trials * epochs)
         self.epochs_done = 0
-        self.pace_from: tuple[float, int] | None = None
+        self.pace_from: tuple[float, int] | None = None  # (time, trial-epochs)
         self.next_quarter = 1
         self.trained_at: float | None = None
         self.batch_done = 0
@@ -126,8 +117,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class PlacementSummary:
-    """One placement's row of the study's table: its trials by state, and the best and
-    median final ``val_loss`` and second metric (:attr:`second`) of its completed trials."""
+    """One placement's row of the study's table: its trials by state, the best and median
+    final ``val_loss`` and :attr:`second` metric of its completed ones."""
 
     placement: str
     complete: int

@@ -16,7 +16,7 @@ from bnsearch.stats._sequential import Outcome
 from bnsearch.stats._verdict import Verdict, block_value, holm, paired_blocks
 from bnsearch.trial import TrialResult, in_placement_order, lower_is_better
 
-#: Nemenyi's q at 5 % (studentized range / sqrt 2) for 2..10 placements (Demšar, Table 5a).
+#: Nemenyi's q at 5 % (studentized range / sqrt 2) by placements (Demšar, Table 5a).
 _NEMENYI_Q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031}
 
 
@@ -55,8 +55,7 @@ class AcrossVerdict:
 
 
 def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult]) -> DatasetScores:
-    """A study's scores over its complete paired blocks (none where its validation rows
-    cannot rank the placements)."""
+    """A study's scores over its complete paired blocks (none without a ranking)."""
     if verdict.no_ranking is not None:
         return DatasetScores(study, verdict, {}, {})
     blocks = paired_blocks(results).values()
@@ -69,8 +68,7 @@ def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult])
 
 
 def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerdict:
-    """The verdict across the datasets whose studies have scores, each read in its own
-    metric's direction."""
+    """The verdict across the datasets with scores, each in its own metric's direction."""
     from scipy import stats
 
     usable = [d for d in datasets if d.scores]
@@ -133,8 +131,8 @@ _BN_WORDS: dict[str, str] = {
 
 
 def _bn_statement(usable: Sequence[DatasetScores], pairs: Sequence[PairAcross]) -> str:
-    """Does BN help: the studies' own answers, and each BN placement against ``none``
-    across the datasets (Holm-corrected with the other pairs)."""
+    """Does BN help: the studies' answers, and each BN placement against ``none`` across
+    the datasets (Holm-corrected with the other pairs)."""
     asked = [d for d in usable if d.verdict.bn.outcome != Outcome.NOT_COMPARED]
     if not asked:
         return "Does BN help? not asked: no study compares `none` with a BN placement."

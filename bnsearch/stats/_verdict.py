@@ -295,19 +295,12 @@ def answer_bn(
         return Answer("bn", Outcome.INSUFFICIENT, "no paired blocks yet; run more trials.")
     if not comparisons and "none" in left_out and len(left_out) > 1:
         counts = ", ".join(f"{p} {n}" for p, n in left_out.items())
-        return Answer(
-            "bn",
-            Outcome.INSUFFICIENT,
-            "no block compares BN with `none`: in each, `none` or every BN placement failed by "
-            f"an exception or was pruned (trials left out: {counts}).",
-        )
+        why = "`none` or every BN placement failed by an exception or was pruned"
+        said = f"no block compares BN with `none`: in each, {why} (trials left out: {counts})."
+        return Answer("bn", Outcome.INSUFFICIENT, said)
     if not comparisons:
-        return Answer(
-            "bn",
-            Outcome.NOT_COMPARED,
-            "not asked: the study compares no `none` placement with a BN placement (add none "
-            "to --placements).",
-        )
+        said = "the study compares no `none` placement with a BN placement (add none to"
+        return Answer("bn", Outcome.NOT_COMPARED, f"not asked: {said} --placements).")
     sign = 1.0 if lower_is_better else -1.0  # below favours BN
     if until == "settled":
         codes, low, high = settle_against_none(sign * matrix, threshold)
@@ -337,17 +330,12 @@ def answer_bn(
         return f"{pair.first} − none: median {pair.median_text}, {_kind(until)} {bounds}{holm}"
 
     def verdict_of(pair: PairComparison) -> str:
-        said = {
-            Side.INSIDE: f"is within ±{threshold:g} of",
-            Side.BELOW: "beats",
-            Side.ABOVE: "is worse than",
-        }
+        said = {Side.INSIDE: f"is within ±{threshold:g} of", Side.BELOW: "beats"}
+        said[Side.ABOVE] = "is worse than"
         if sides[pair.first] in said:
             return f"`{pair.first}` {said[sides[pair.first]]} `none`"
-        why = (
-            " (its own interval lies beyond the threshold, the closed test over the BN "
-            "placements not yet)"
-        )
+        why = " (its own interval lies beyond the threshold, the closed test over the BN "
+        why += "placements not yet)"
         return f"`{pair.first}` against `none`: not settled{why * (pair.first in unnamed)}"
 
     n = max(p.n_blocks for p in comparisons)
