@@ -21,14 +21,13 @@ from bnsearch.stats import (
     closed_test,
     confidence_bounds,
     median_confidence_sequence,
-    plain,
     selection_test,
     settle,
     settle_codes,
     sign_e_value,
     significant,
 )
-from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState
+from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState, plain
 from tests.test_analysis import _block_results
 
 

@@ -25,12 +25,11 @@ from bnsearch.stats import (
     Outcome,
     Verdict,
     counted,
-    plain,
     quoted_questions,
     significant,
     too_few,
 )
-from bnsearch.trial import Phase, TrialResult, lower_is_better
+from bnsearch.trial import Phase, TrialResult, lower_is_better, plain
 
 PLOTS = ("distribution.png", "paired_differences.png", "learning_curves.png", "importance.png")
 

@@ -52,7 +52,6 @@ from bnsearch.stats._verdict import (
     quoted_questions,
     verdict_for,
 )
-from bnsearch.trial import plain
 
 __all__ = [
     "ALPHA",
@@ -82,7 +81,6 @@ __all__ = [
     "median_confidence_sequence",
     "metric_value",
     "min_blocks_to_settle",
-    "plain",
     "quoted_questions",
     "ruling_count",
     "selection_test",

@@ -27,7 +27,7 @@ class DatasetScores:
     study: str
     verdict: Verdict
     scores: dict[str, float]  # median final metric over complete blocks, per placement
-    differences: dict[tuple[str, str], float]  # the study's median paired differences
+    differences: dict[tuple[str, str], float]  # the study's median paired differences, both ways
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ def dataset_scores(study: str, verdict: Verdict, results: Sequence[TrialResult])
     complete = [v for v in values if set(v) == placements and None not in v.values()]
     scores = {p: float(np.median([m[p] for m in complete])) for p in placements if complete}
     differences = {(pair.first, pair.second): pair.median for pair in verdict.pairs}
+    differences |= {(b, a): -d for (a, b), d in differences.items()}
     return DatasetScores(study, verdict, scores, differences)
 
 
@@ -88,7 +89,10 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
             friedman = 1.0
     raw = []
     for first, second in itertools.combinations(placements, 2):
-        diffs = signs * [_difference(d, first, second) for d in usable]
+        # ``first − second`` as each study measured it (its median paired difference)
+        diffs = signs * [
+            d.differences.get((first, second), d.scores[first] - d.scores[second]) for d in usable
+        ]
         varies = len(diffs) >= 2 and bool(np.any(diffs != 0))
         p = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
         better = int((diffs < 0).sum()), int((diffs > 0).sum())
@@ -110,15 +114,6 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
         _statement(usable, placements, mean_ranks, friedman, pairs),
         _bn_statement(usable, pairs),
     )
-
-
-def _difference(dataset: DatasetScores, first: str, second: str) -> float:
-    """``first − second`` as the study measured it (its median paired difference)."""
-    if (first, second) in dataset.differences:
-        return dataset.differences[(first, second)]
-    if (second, first) in dataset.differences:
-        return -dataset.differences[(second, first)]
-    return dataset.scores[first] - dataset.scores[second]
 
 
 _BN_WORDS: dict[str, str] = {
@@ -192,16 +187,12 @@ def _statement(
         )
     else:
         found = "no pair is separated by the Holm-corrected Wilcoxon tests"
-    friedman_text = (
-        "Friedman test not applicable (two placements)"
-        if friedman is None
-        else f"Friedman p {friedman:.3g}"
-    )
-    head = (
-        "placements differ consistently across datasets"
-        if friedman is not None and friedman < 0.05
-        else "no consistent placement difference across datasets"
-    )
+    friedman_text = "Friedman test not applicable (two placements)"
+    head = "no consistent placement difference across datasets"
+    if friedman is not None:
+        friedman_text = f"Friedman p {friedman:.3g}"
+        if friedman < 0.05:
+            head = "placements differ consistently across datasets"
     return (
         f"{head} ({n} datasets; mean rank {ranked}; {friedman_text}); {found}. "
         f"Per-study verdicts: before or after? {tally}; does BN help? {bn_text}."

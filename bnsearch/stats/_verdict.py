@@ -141,13 +141,6 @@ class PairComparison:
     def interval(self, until: str) -> tuple[float, float]:
         return (self.cs_low, self.cs_high) if until == "settled" else (self.ci_low, self.ci_high)
 
-    def describe(self, until: str) -> str:
-        """``median difference before − after -0.1494, 95% CI [...], mean ..., 8 blocks``."""
-        return (
-            f"median difference {self.first} − {self.second} {self.median_text}, {_kind(until)} "
-            f"{self.interval_text(until)}, mean {self.mean_text}, {counted(self.n_blocks, 'block')}"
-        )
-
 
 @dataclass(frozen=True)
 class Answer:
@@ -251,7 +244,10 @@ def answer_placement(
         return Answer("placement", Outcome.INSUFFICIENT, statement)
     side = pair.side(until, threshold)
     how = f": settled after {counted(n, 'block')}, the interval lies wholly" if settled else ""
-    interval = f"({pair.describe(until)})"
+    interval = (
+        f"(median difference {pair.first} − {pair.second} {pair.median_text}, {_kind(until)} "
+        f"{pair.interval_text(until)}, mean {pair.mean_text}, {counted(n, 'block')})"
+    )
     if side in (Side.BELOW, Side.ABOVE):
         winner, loser = pair.first, pair.second
         if (side is Side.BELOW) != lower_is_better:
@@ -512,11 +508,10 @@ class Verdict:
     @property
     def open_questions(self) -> list[str]:
         """The questions asked that are not settled, here or within an activation."""
-        asked = [a for a in self.answers if a.question in ASKED[self.question]]
-        open_ = [a.question for a in asked if not a.decided]
-        for sub in self.by_activation.values():
-            open_ += [q for q in sub.open_questions if q not in open_]
-        return [q for q in ("bn", "placement") if q in open_]
+        asked = ASKED[self.question]
+        open_ = {a.question for a in self.answers if a.question in asked and not a.decided}
+        open_ = open_.union(*(sub.open_questions for sub in self.by_activation.values()))
+        return [q for q in ASKED["both"] if q in open_]
 
     @property
     def settled(self) -> bool:
@@ -755,16 +750,10 @@ def analyze(
         raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
     blocks = paired_blocks(results)
     placements = in_placement_order(r.config.placement for rs in blocks.values() for r in rs)
-    excluded = {p: 0 for p in placements}
-    lost = {p: 0 for p in placements}
-    values: dict[int, dict[str, float | None]] = {}
-    ran_away: dict[int, set[str]] = {}
-    for block, members in blocks.items():
-        values[block] = {r.config.placement: block_value(r, metric) for r in members}
-        ran_away[block] = {r.config.placement for r in members if diverged(r)}
-        for placement, value in values[block].items():
-            excluded[placement] += value is None
-            lost[placement] += placement in ran_away[block]
+    values = {b: {r.config.placement: block_value(r, metric) for r in m} for b, m in blocks.items()}
+    ran_away = {b: {r.config.placement for r in m if diverged(r)} for b, m in blocks.items()}
+    excluded = {p: sum(v.get(p, 0) is None for v in values.values()) for p in placements}
+    lost = {p: sum(p in away for away in ran_away.values()) for p in placements}
     tests = not (decide_only and until == "settled")
     compared = []
     for first, second in itertools.combinations(placements, 2):
@@ -845,13 +834,10 @@ def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int 
 def _confirmations(
     results: Sequence[TrialResult], metric: str
 ) -> tuple[PlacementConfirmation, ...]:
-    by_placement: dict[str, list[TrialResult]] = {}
-    for result in results:
-        by_placement.setdefault(result.config.placement, []).append(result)
     out = []
-    for placement in in_placement_order(by_placement):
-        members = by_placement[placement]
-        values = tuple(v for v in (metric_value(r, metric) for r in members) if v is not None)
+    for placement in in_placement_order(r.config.placement for r in results):
+        members = [r for r in results if r.config.placement == placement]
+        values = tuple(v for r in members if (v := metric_value(r, metric)) is not None)
         params = {k: plain(v) for k, v in members[0].config.as_params().items()}
         failed = sum(r.state is TrialState.FAILED for r in members)
         out.append(PlacementConfirmation(placement, params, values, failed))
