@@ -71,13 +71,6 @@ def _decision(verdict: Verdict, pair: PairComparison) -> str:
     return f"{pair.first if side is Side.BELOW else pair.second} better"
 
 
-def _how(verdict: Verdict) -> str:
-    if verdict.until != "settled" or verdict.settled:
-        return verdict.reached
-    still = " and ".join(QUESTION_TEXT[q].rstrip("?") for q in verdict.open_questions)
-    return f"{verdict.reached} ({still}: open)"
-
-
 def _notice(verdict: Verdict) -> str | None:
     """The one notice worth a line, the most important first."""
     if verdict.still_open:
@@ -87,11 +80,8 @@ def _notice(verdict: Verdict) -> str | None:
         return f"'{verdict.placement.outcome}' does not beat BN on the inputs alone ('input')"
     if verdict.disagreements:
         return "the fresh-seed ranking of the best configurations differs from the blocks'"
-    lost = {p: n for p, n in verdict.diverged_blocks.items() if n}
-    if lost:
-        counts = ", ".join(f"{p} {n}" for p, n in lost.items())
-        return f"diverged trials, each losing its block: {counts}"
-    return None
+    lost = ", ".join(f"{p} {n}" for p, n in verdict.diverged_blocks.items() if n)
+    return f"diverged trials, each losing its block: {lost}" if lost else None
 
 
 def _confirmed(verdict: Verdict) -> list[str]:
@@ -128,12 +118,14 @@ def verdict_glance(verdict: Verdict) -> list[str]:
             f"Verdict: {verdict.words} ({counted(verdict.n_blocks, 'block')})",
             *_wrap(verdict.no_ranking, "  "),
         ]
+    how = verdict.reached
+    if verdict.until == "settled" and not verdict.settled:
+        still = " and ".join(QUESTION_TEXT[q].rstrip("?") for q in verdict.open_questions)
+        how += f" ({still}: open)"
     rule = "lower" if lower_is_better(verdict.metric) else "higher"
     lines = _wrap(f"Verdict: {verdict.words.replace('`', '')}")
     lines += _wrap(
-        f"{_how(verdict)}; final {verdict.metric}, {rule} is better; "
-        f"threshold {verdict.threshold:g}",
-        "  ",
+        f"{how}; final {verdict.metric}, {rule} is better; threshold {verdict.threshold:g}", "  "
     )
     kind = "anytime-valid 95% CS" if verdict.until == "settled" else "bootstrap 95% CI"
     lines.append(f"  {'comparison':<22s}{'median':>10s}  {kind:<26s}decision")

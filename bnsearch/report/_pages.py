@@ -117,14 +117,11 @@ def _markdown(
             "|---|---|---|---|---|---|---|",
         ]
         for activation, sub in verdict.by_activation.items():
-            p = sub.primary
-            if p is None:
-                lines.append(f"| {activation} | {sub.bn.outcome} | {sub.outcome} | | 0 | | |")
-                continue
-            lines.append(
-                f"| {activation} | {sub.bn.outcome} | {sub.outcome} | {p.first} − {p.second} "
-                f"| {p.n_blocks} | {p.median_text} | {p.interval_text(sub.until)} |"
-            )
+            p, cells = sub.primary, " | 0 | | |"
+            if p is not None:
+                cells = f" {p.first} − {p.second} | {p.n_blocks} | {p.median_text} | "
+                cells += f"{p.interval_text(sub.until)} |"
+            lines.append(f"| {activation} | {sub.bn.outcome} | {sub.outcome} |{cells}")
         lines.append("")
     if verdict.confirmations and verdict.no_ranking is None:
         lines += _confirmations_table(verdict)

@@ -167,16 +167,15 @@ class Answer:
     @property
     def words(self) -> str:
         """The answer in a few words, for the headline."""
-        if self.outcome not in _WORDS[self.question]:
-            claim = f"`{self.outcome}` is better than `{self.loser}`"
-            return "BN not compared (no `none` placement)" if self.question == "bn" else claim
+        if self.outcome not in _WORDS[self.question]:  # the placement question's claim
+            return f"`{self.outcome}` is better than `{self.loser}`"
         return _WORDS[self.question][self.outcome][0].format(beat=_beat(self.helping))
 
     @property
     def short(self) -> str:
         """Fewer words still, for a run's name."""
         if self.outcome not in _WORDS[self.question]:
-            return "" if self.question == "bn" else f"{self.outcome} better"
+            return f"{self.outcome} better"
         return _WORDS[self.question][self.outcome][1]
 
 
@@ -189,6 +188,7 @@ _WORDS: dict[str, dict[str, tuple[str, str]]] = {
         Outcome.INCONCLUSIVE: ("does BN help: inconclusive", "BN inconclusive"),
         Outcome.INSUFFICIENT: ("does BN help: too few blocks", "BN: too few blocks"),
         Outcome.UNANSWERED: ("does BN help: not answered", "BN: not answered"),
+        Outcome.NOT_COMPARED: ("BN not compared (no `none` placement)", ""),
     },
     "placement": {
         Outcome.NO_EFFECT: ("no placement effect beyond the threshold", "placement: no effect"),
@@ -665,13 +665,11 @@ class Verdict:
                 f"d_z {pair.effect_text}, Wilcoxon p {pair.p_text} (Holm {pair.p_holm_text}), "
                 f"anytime-valid CS {pair.cs_text}, {counted(pair.n_blocks, 'block')}"
             )
-        for conf in self.confirmations:
-            if not conf.kept:
-                lines.append(
-                    f"  best {conf.placement}: no fresh-seed run completed (each {conf.lost})"
-                )
-                continue
-            lines.append(f"  best {conf.placement}: {self.metric} {conf.summary}")
+        for c in self.confirmations:
+            lost = f"no fresh-seed run completed (each {c.lost})"
+            lines.append(
+                f"  best {c.placement}: {f'{self.metric} {c.summary}' if c.kept else lost}"
+            )
         if self.seeds_note:
             lines.append(f"  fresh seeds: {self.seeds_note}")
         lines += [f"  {text}" for text in self.disagreements]
