@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 from bnsearch.report._glance import WIDTH, plain_ascii, verdict_details, verdict_glance
-from bnsearch.report._pages import (
-    PLOTS,
-    outcome_label,
-    run_note,
-    write_report,
-    write_sweep_report,
-)
+from bnsearch.report._pages import PLOTS, outcome_label, run_note, write_report, write_sweep_report
 from bnsearch.report._plots import plot_critical_difference
 from bnsearch.report._summary import (
     PlacementSummary,

@@ -368,11 +368,7 @@ def _best_per_placement(verdict: Verdict, table: Sequence[PlacementSummary]) -> 
     return [*lines, ""]
 
 
-def run_note(
-    study_name: str,
-    verdict: Verdict,
-    table: Sequence[PlacementSummary] = (),
-) -> str:
+def run_note(study_name: str, verdict: Verdict, table: Sequence[PlacementSummary] = ()) -> str:
     """The parent run's description in MLflow: both answers first, in a few lines."""
     lines = [f"**{verdict.statement}**", ""]
     kind = "anytime-valid 95% interval" if verdict.until == "settled" else "95% CI"

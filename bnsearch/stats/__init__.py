@@ -5,11 +5,7 @@ Tests, intervals, the sequential (anytime-valid) rule and the verdict across dat
 
 from __future__ import annotations
 
-from bnsearch.stats._across import (
-    AcrossVerdict,
-    compare_across,
-    dataset_scores,
-)
+from bnsearch.stats._across import AcrossVerdict, compare_across, dataset_scores
 from bnsearch.stats._format import (
     MIN_IMPORTANCE_TRIALS,
     RUNAWAY,
