@@ -86,7 +86,7 @@ def _notice(verdict: Verdict) -> str | None:
 
 def _confirmed(verdict: Verdict) -> list[str]:
     """One row per placement's best configuration re-trained with fresh seeds."""
-    confirmed = list(verdict.confirmations)
+    confirmed = verdict.confirmations
     if not confirmed:
         return []
     seeds = max(len(c.values) + c.failed for c in confirmed)

@@ -47,12 +47,8 @@ def plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) -
     placements = in_placement_order(r.config.placement for r in results)
     values, away = [], 0
     for p in placements:
-        found = [
-            v
-            for r in results
-            if r.config.placement == p and (v := metric_value(r, metric)) is not None
-        ]
-        kept, dropped = _finite(found)
+        mine = [metric_value(r, metric) for r in results if r.config.placement == p]
+        kept, dropped = _finite([v for v in mine if v is not None])
         values.append(kept)
         away += dropped
     with _figure(path, figsize=(6.5, 4)) as (_, ax):
