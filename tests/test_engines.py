@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from bnsearch.data import Dataset, load_dataset, make_synthetic
 from bnsearch.engines import KerasEngine, PopulationEngine
-from bnsearch.engines._population import hash_uniform
+from bnsearch.engines._population._ops import hash_uniform
 from bnsearch.networks import NetworkSettings, build_model
 from bnsearch.trial import PLACEMENTS, BNConfig, TrialSpec, TrialState
 
@@ -169,15 +169,15 @@ def _population_matches_keras_on_deeper_mlps_with_other_activations(variant_run,
 def test_dropout_keeps_the_expected_fraction_and_scale_per_member():
     rates = tf.constant([0.0, 0.2, 0.5, 0.7], tf.float32)[:, None, None]
     seeds = tf.constant([1, 2, 3, 4], tf.int64)
-    u = hash_uniform(tf, seeds, tf.constant(5, tf.int64), tf.constant([4, 256, 64]))
+    u = hash_uniform(seeds, tf.constant(5, tf.int64), tf.constant([4, 256, 64]))
     keep = tf.cast(u >= rates, tf.float32)
     kept_fraction = tf.reduce_mean(keep, axis=[1, 2]).numpy()
     np.testing.assert_allclose(kept_fraction, [1.0, 0.8, 0.5, 0.3], atol=0.01)
     scaled = tf.reduce_mean(keep / (1.0 - rates), axis=[1, 2]).numpy()
     np.testing.assert_allclose(scaled, 1.0, atol=0.03)  # inverted dropout keeps the mean
-    again = hash_uniform(tf, seeds, tf.constant(5, tf.int64), tf.constant([4, 256, 64]))
+    again = hash_uniform(seeds, tf.constant(5, tf.int64), tf.constant([4, 256, 64]))
     np.testing.assert_array_equal(u.numpy(), again.numpy())
-    other_step = hash_uniform(tf, seeds, tf.constant(6, tf.int64), tf.constant([4, 256, 64]))
+    other_step = hash_uniform(seeds, tf.constant(6, tf.int64), tf.constant([4, 256, 64]))
     assert not np.array_equal(u.numpy(), other_step.numpy())
     assert float(tf.reduce_min(u)) >= 0.0 and float(tf.reduce_max(u)) < 1.0
 
@@ -349,7 +349,7 @@ def test_population_max_pooling_matches_keras_same_pooling_on_even_and_odd_image
 
     images = tf.random.stateless_normal(shape, seed=[1, 2])
     expected = keras.layers.MaxPooling2D(2, padding="same")(images)
-    pooled = max_pool_2x2(tf, images, shape[1], shape[2])
+    pooled = max_pool_2x2(images, shape[1], shape[2])
     np.testing.assert_array_equal(pooled.numpy(), expected.numpy())
 
 

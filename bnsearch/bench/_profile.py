@@ -11,14 +11,17 @@ import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
 from bnsearch.data import Dataset, load_dataset, make_synthetic, split_index
-from bnsearch.engines import Population, SlotUse
+from bnsearch.engines import SlotUse
 from bnsearch.networks import NetworkSettings
 from bnsearch.trial import DEFAULT_PLACEMENTS, BNConfig, TrialSpec
+
+if TYPE_CHECKING:
+    from bnsearch.engines import Population
 
 # Removed one after another: each row removes its part and every part above it.
 REMOVALS: tuple[tuple[str, str], ...] = (
@@ -80,26 +83,28 @@ def _best_seconds(run: Callable[[], Any], steps: int) -> float:
     return best
 
 
-class _Ablated(Population):
+def _ablated(removed: frozenset[str], *args: Any) -> Population:
     """The engine's population with the parts named in ``removed`` taken out of the step."""
+    import tensorflow as tf
 
-    def __init__(self, *args: Any, removed: frozenset[str], **kwargs: Any) -> None:
-        self.removed = removed
-        super().__init__(*args, **kwargs)
+    from bnsearch.engines import Population
 
-    def _dropout(self, a: Any, counter: Any, noise: tuple[float, ...] = ()) -> Any:
-        return a if "dropout" in self.removed else super()._dropout(a, counter, noise)
+    class Ablated(Population):
+        def _dropout(self, a: Any, counter: Any, noise: tuple[float, ...] = ()) -> Any:
+            return a if "dropout" in removed else super()._dropout(a, counter, noise)
 
-    def _bn(self, x: Any, slot: str, training: bool, updates: list) -> Any:
-        return x if "bn" in self.removed else super()._bn(x, slot, training, updates)
+        def _bn(self, x: Any, slot: str, training: bool, updates: list) -> Any:
+            return x if "bn" in removed else super()._bn(x, slot, training, updates)
 
-    def _apply_gradients(self, grads: list[Any], live3: Any) -> None:
-        if "optimizer" not in self.removed:
-            super()._apply_gradients(grads, live3)
-            return
-        lr = self.tf.reshape(self.lr, [-1, 1, 1])
-        for param, grad in zip(self.params, grads, strict=True):
-            param.assign_sub(lr * grad)
+        def _apply_gradients(self, grads: list[Any], live3: Any) -> None:
+            if "optimizer" not in removed:
+                super()._apply_gradients(grads, live3)
+                return
+            lr = tf.reshape(self.lr, [-1, 1, 1])
+            for param, grad in zip(self.params, grads, strict=True):
+                param.assign_sub(lr * grad)
+
+    return Ablated(*args)
 
 
 def digits_cnn() -> tuple[Dataset, NetworkSettings]:
@@ -118,7 +123,7 @@ def _epoch_loss(population: Population, batches: Any) -> Any:
 
 def _gather_loop_seconds(population: Population, batches: Any, steps: int) -> float:
     """A loop of the same length that only gathers each step's batch."""
-    tf = population.tf
+    import tensorflow as tf
 
     @tf.function(jit_compile=True)
     def loop(batches: Any) -> Any:
@@ -151,7 +156,7 @@ def _profile_family(
     for part in ("full", *(part for part, _ in REMOVALS)):
         if part != "full":  # each row removes its part and every part above it
             removed |= {part}
-        population = _Ablated(size, data, network, True, slots, removed=removed)
+        population = _ablated(removed, size, data, network, True, slots)
         population.load(specs)
         times[part] = _best_seconds(functools.partial(_epoch_loss, population, batches), steps)
     times["loop"] = _gather_loop_seconds(population, batches, steps)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bnsearch.config import ENGINES, REGISTERED_ENGINES, StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines._base import Engine, EpochCallback, TrainOutput
 from bnsearch.engines._keras import KerasEngine, fit_arguments
-from bnsearch.engines._population import Population, PopulationEngine, SlotUse
+from bnsearch.engines._population import PopulationEngine, SlotUse
 from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings, describe_network, load_plan
 from bnsearch.trial import SearchSpace
+
+if TYPE_CHECKING:
+    from bnsearch.engines._population._population import Population
 
 __all__ = [
     "ENGINES",
@@ -33,6 +36,15 @@ __all__ = [
     "register_engine",
     "resolve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Population":  # it imports TensorFlow: only when asked for
+        from bnsearch.engines._population._population import Population
+
+        return Population
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _ENGINE_CLASSES: dict[str, type[Engine]] = {
     "population": PopulationEngine,

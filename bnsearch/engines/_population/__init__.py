@@ -6,8 +6,7 @@ Every weight carries a leading population axis and a whole epoch runs in one
 """
 
 from bnsearch.engines._population._engine import PopulationEngine
+from bnsearch.engines._population._graph import SlotUse
 from bnsearch.engines._population._members import member_model
-from bnsearch.engines._population._ops import hash_uniform
-from bnsearch.engines._population._population import Population, SlotUse
 
-__all__ = ["Population", "PopulationEngine", "SlotUse", "hash_uniform", "member_model"]
+__all__ = ["PopulationEngine", "SlotUse", "member_model"]

@@ -9,22 +9,20 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bnsearch.data import Dataset, split_index
 from bnsearch.engines._base import EpochCallback, TrainOutput
+from bnsearch.engines._population._graph import SlotUse, graph_for, graph_or_reason
 from bnsearch.engines._population._members import member_model
-from bnsearch.engines._population._population import (
-    Population,
-    SlotUse,
-    graph_for,
-    graph_or_reason,
-)
 from bnsearch.errors import ConfigError
 from bnsearch.networks import FAMILIES, LayerGraph, NetworkSettings, network_graph, probe_configs
 from bnsearch.trial import SearchSpace, TrialRecorder, TrialResult, TrialSpec, TrialState
+
+if TYPE_CHECKING:
+    from bnsearch.engines._population._population import Population
 
 # Bytes kept per (member, batch row, value of an op's output) for backprop: the value and
 # its gradient, and room for a BN's or a mask's temporaries.
@@ -279,6 +277,8 @@ class PopulationEngine:
         key = (size, *shape)
         check_memory(size, dataset, network, self.memory_limit_bytes, graph)
         if key not in _COMPILED:
+            from bnsearch.engines._population._population import Population  # TensorFlow
+
             # A few populations' graphs (one per searched activation) and no more keeps
             # memory flat over a long study.
             while len(_COMPILED) >= MAX_CACHED_POPULATIONS:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bnsearch.data import Dataset
-from bnsearch.engines._population._population import Population
 from bnsearch.networks import (
     GraphOp,
     ModelPlan,
@@ -15,6 +14,9 @@ from bnsearch.networks import (
     seed_kind,
 )
 from bnsearch.trial import TrialSpec
+
+if TYPE_CHECKING:
+    from bnsearch.engines._population._population import Population
 
 
 def member_model(

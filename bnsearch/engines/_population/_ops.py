@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import Any
 
+import tensorflow as tf
 
-def hash_uniform(tf: ModuleType, seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
+
+def hash_uniform(seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
     """Uniform [0, 1) numbers ``shape`` (``[P, ...]``) from a counter-based integer hash of
     (seed ``[P]``, scalar counter, index), in uint32 arithmetic: the bits of 64-bit
     arithmetic masked to 32 at half the memory traffic."""
@@ -42,7 +43,6 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 def patches(
-    tf: ModuleType,
     images: Any,
     kernel: tuple[int, int],
     strides: tuple[int, int],
@@ -66,9 +66,7 @@ def patches(
     return tf.concat(shifted, axis=-1) if len(shifted) > 1 else shifted[0]
 
 
-def member_conv2d(
-    tf: ModuleType, x: Any, kernels: Any, strides: tuple[int, int], padding: str, xla: bool
-) -> Any:
+def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str, xla: bool) -> Any:
     """Each member's Conv2D: ``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw, c, f]``
     → ``[P, rows, h', w', f]``, one ``conv2d`` a member.
 
@@ -80,36 +78,34 @@ def member_conv2d(
     height, width = int(x.shape[2]), int(x.shape[3])
     pads = (_padding(height, kh, sh, padding), _padding(width, kw, sw, padding))
     if not xla:
-        return _each_member(tf, x, kernels, strides, padding)
+        return _each_member(x, kernels, strides, padding)
 
     @tf.custom_gradient
     def convolve(x: Any, kernels: Any) -> Any:
         def gradient(dy: Any) -> tuple[Any, Any]:
-            dx = _input_gradient(tf, dy, kernels, (height, width), strides, pads)
+            dx = _input_gradient(dy, kernels, (height, width), strides, pads)
             if (sh, sw) == (1, 1):
-                return dx, _kernel_gradient(tf, x, dy, pads)
-            return dx, _strided_kernel_gradient(tf, x, dy, (kh, kw), strides, padding)
+                return dx, _kernel_gradient(x, dy, pads)
+            return dx, _strided_kernel_gradient(x, dy, (kh, kw), strides, padding)
 
-        return _each_member(tf, x, kernels, strides, padding), gradient
+        return _each_member(x, kernels, strides, padding), gradient
 
     return convolve(x, kernels)
 
 
 def _strided_kernel_gradient(
-    tf: ModuleType, x: Any, dy: Any, kernel: tuple[int, int], strides: tuple[int, int], padding: str
+    x: Any, dy: Any, kernel: tuple[int, int], strides: tuple[int, int], padding: str
 ) -> Any:
     """``dk`` ``[P, kh, kw, c, f]`` for a strided convolution: the im2col patches of each
     member's ``x`` times its ``dy``, one batched product."""
     P, height, width, c = x.shape[0], int(x.shape[2]), int(x.shape[3]), x.shape[-1]
-    columns = patches(tf, tf.reshape(x, [-1, height, width, c]), kernel, strides, padding)
+    columns = patches(tf.reshape(x, [-1, height, width, c]), kernel, strides, padding)
     columns = tf.reshape(columns, [P, -1, kernel[0] * kernel[1] * c])
     dk = tf.matmul(columns, tf.reshape(dy, [P, -1, dy.shape[-1]]), transpose_a=True)
     return tf.reshape(dk, [P, *kernel, c, dy.shape[-1]])
 
 
-def member_depthwise_conv2d(
-    tf: ModuleType, x: Any, kernels: Any, strides: tuple[int, int], padding: str
-) -> Any:
+def member_depthwise_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str) -> Any:
     """Each member's DepthwiseConv2D (``kernels`` ``[P, kh, kw, c, m]``) as one
     ``depthwise_conv2d`` over the members' channels side by side, which it never mixes."""
     size, kh, kw, channels, multiplier = (int(n) for n in kernels.shape)
@@ -121,9 +117,7 @@ def member_depthwise_conv2d(
     return tf.transpose(tf.reshape(y, shape), [3, 0, 1, 2, 4])
 
 
-def _each_member(
-    tf: ModuleType, images: Any, kernels: Any, strides: Sequence[int], padding: str
-) -> Any:
+def _each_member(images: Any, kernels: Any, strides: Sequence[int], padding: str) -> Any:
     """``conv2d`` of member p's images ``[P, n, h, w, c]`` with its kernel, stacked (what the
     members share is done on the stacked tensors before: one XLA call, not P)."""
     members = zip(tf.unstack(images), tf.unstack(kernels), strict=True)
@@ -135,7 +129,6 @@ def _padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, in
 
 
 def _input_gradient(
-    tf: ModuleType,
     dy: Any,
     kernels: Any,
     size: tuple[int, int],
@@ -159,21 +152,19 @@ def _input_gradient(
     ]
     dy = tf.pad(dy, [[0, 0], [0, 0], *edges, [0, 0]])
     flipped = tf.transpose(tf.reverse(kernels, [1, 2]), [0, 1, 2, 4, 3])
-    return _each_member(tf, dy, flipped, (1, 1), "valid")
+    return _each_member(dy, flipped, (1, 1), "valid")
 
 
-def _kernel_gradient(
-    tf: ModuleType, x: Any, dy: Any, pads: tuple[tuple[int, int], tuple[int, int]]
-) -> Any:
+def _kernel_gradient(x: Any, dy: Any, pads: tuple[tuple[int, int], tuple[int, int]]) -> Any:
     """``dk`` for stride 1: each member's padded ``x``, channels as the batch, correlated
     with its ``dy`` as the kernel."""
     padded = tf.pad(x, [[0, 0], [0, 0], list(pads[0]), list(pads[1]), [0, 0]])
     members = zip(tf.unstack(padded), tf.unstack(dy), strict=True)
-    correlated = tf.stack([_member_kernel_gradient(tf, a, g) for a, g in members])
+    correlated = tf.stack([_member_kernel_gradient(a, g) for a, g in members])
     return tf.transpose(correlated, [0, 2, 3, 1, 4])  # [P, c, kh, kw, f] → Keras' order
 
 
-def _member_kernel_gradient(tf: ModuleType, padded: Any, dy: Any) -> Any:
+def _member_kernel_gradient(padded: Any, dy: Any) -> Any:
     """``[c, kh, kw, f]``, transposed per member (a transpose of the stacked tensors would
     be fused into each member's slice, which then copies strided memory)."""
     rows_last = tf.transpose(padded, [3, 1, 2, 0])  # [c, h + pad, w + pad, rows]
@@ -181,7 +172,7 @@ def _member_kernel_gradient(tf: ModuleType, padded: Any, dy: Any) -> Any:
     return tf.nn.conv2d(rows_last, dy_kernel, 1, "VALID")
 
 
-def max_pool_2x2(tf: ModuleType, images: Any, height: int, width: int) -> Any:
+def max_pool_2x2(images: Any, height: int, width: int) -> Any:
     """``MaxPooling2D(2, padding='same')`` as a maximum over each window's four positions,
     faster under XLA than ``max_pool2d``'s select-and-scatter gradient. Where a window holds
     equal maxima this gradient is shared among them (``max_pool2d``'s goes to the first)."""
@@ -195,7 +186,6 @@ def max_pool_2x2(tf: ModuleType, images: Any, height: int, width: int) -> Any:
 
 
 def pool(
-    tf: ModuleType,
     images: Any,
     kind: str,
     size: tuple[int, int],
@@ -204,12 +194,12 @@ def pool(
 ) -> Any:
     """Max or average pooling of ``[n, h, w, c]`` as Keras' MaxPooling2D/AveragePooling2D."""
     if kind == "max_pool" and size == (2, 2) and strides == (2, 2) and padding == "same":
-        return max_pool_2x2(tf, images, int(images.shape[1]), int(images.shape[2]))
+        return max_pool_2x2(images, int(images.shape[1]), int(images.shape[2]))
     op = tf.nn.max_pool2d if kind == "max_pool" else tf.nn.avg_pool2d
     return op(images, ksize=list(size), strides=list(strides), padding=padding.upper())
 
 
-def activation_function(tf: ModuleType, name: str) -> Callable[[Any], Any]:
+def activation_function(name: str) -> Callable[[Any], Any]:
     """The activation ``name`` as Keras computes it (``gelu``: the exact erf form; a
     ``relu(max_value=…,negative_slope=…,threshold=…)``: Keras' ``ReLU`` layer's)."""
     if name == "linear":
@@ -230,7 +220,7 @@ def activation_function(tf: ModuleType, name: str) -> Callable[[Any], Any]:
 
 
 # long because each stateless kind is one short branch; splitting them scatters the forms.
-def stateless_op(tf: ModuleType, op: Any, inputs: list[Any]) -> Any:
+def stateless_op(op: Any, inputs: list[Any]) -> Any:
     """An op without weights or per-member state (``op`` a :class:`GraphOp`: joins,
     pooling, padding and cropping, fixed preprocessing, reshapes) on ``[P, rows, ...]``."""
     x = inputs[0]
@@ -263,5 +253,5 @@ def stateless_op(tf: ModuleType, op: Any, inputs: list[Any]) -> Any:
         return tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])
     # max_pool / avg_pool: members and rows share the image axis of TF's pooling.
     images = tf.reshape(x, [-1, *x.shape[2:]])
-    pooled = pool(tf, images, op.kind, op.pool_size, op.strides, op.padding)
+    pooled = pool(images, op.kind, op.pool_size, op.strides, op.padding)
     return tf.reshape(pooled, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from bnsearch.data import Dataset
+from bnsearch.engines._population._graph import SlotUse, graph_for
 from bnsearch.engines._population._ops import (
     activation_function,
     hash_uniform,
@@ -21,66 +22,11 @@ from bnsearch.engines._population._ops import (
     member_depthwise_conv2d,
     stateless_op,
 )
-from bnsearch.errors import ConfigError
-from bnsearch.networks import (
-    GraphOp,
-    LayerGraph,
-    NetworkSettings,
-    builder_differs,
-    network_graph,
-    probe_configs,
-)
+from bnsearch.networks import GraphOp, LayerGraph, NetworkSettings
 from bnsearch.networks import seeded_initializer as initializer_of
-from bnsearch.trial import BNConfig, TrialSpec, layer_seed
+from bnsearch.trial import TrialSpec, layer_seed
 
 _BEFORE = ("before", "before_output")
-
-
-@dataclass(frozen=True)
-class SlotUse:
-    """Which BN slots a population's graph has: the input BN, the sites' BN (serving
-    ``before`` and ``after``) and the output BN. Part of the compiled graph's key."""
-
-    input_bn: bool = True
-    hidden_bn: bool = True
-    output_bn: bool = True
-
-    @classmethod
-    def of(cls, specs: Sequence[TrialSpec]) -> SlotUse:
-        placements = {spec.config.placement for spec in specs}
-        return cls(
-            "input" in placements,
-            bool(placements & {"before", "after", "before_output"}),
-            "before_output" in placements,
-        )
-
-    def covers(self, need: SlotUse) -> bool:
-        return all(h or not n for h, n in zip(astuple(self), astuple(need), strict=True))
-
-
-def graph_for(
-    network: NetworkSettings, dataset: Dataset, configs: Sequence[BNConfig] = ()
-) -> LayerGraph:
-    """``network``'s layer graph on ``dataset``'s rows, or a one-line ConfigError."""
-    graph = graph_or_reason(network, dataset, configs)
-    if isinstance(graph, str):
-        raise ConfigError(f"the population engine has no form for {graph}; use --engine keras.")
-    return graph
-
-
-def graph_or_reason(
-    network: NetworkSettings, dataset: Dataset, configs: Sequence[BNConfig] = ()
-) -> LayerGraph | str:
-    """``network``'s layer graph on ``dataset``'s rows, or why the engine cannot train it;
-    a ``builder`` network must also place BN by the ``--model`` rule under ``configs`` (the
-    trials about to train, or probes of a study's space; none: its shape only)."""
-    shape, n_classes = dataset.x.shape[1:], dataset.n_classes
-    graph = network_graph(network, shape, n_classes)
-    if isinstance(graph, str) or network.kind != "custom" or not configs:
-        return graph
-    placements = [config.placement for config in configs]
-    probes = probe_configs(placements, [config.activation for config in configs])
-    return builder_differs(network, shape, n_classes, probes) or graph
 
 
 def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:
@@ -121,14 +67,11 @@ class Population:
         dataset: Dataset,
         network: NetworkSettings,
         jit_compile: bool,
-        slot_use: SlotUse | None = None,
+        slot_use: SlotUse,
         graph: LayerGraph | None = None,
     ) -> None:
-        import tensorflow as tf
-
-        self.tf = tf
         self.size = P = size
-        self.slot_use = slot_use or SlotUse()
+        self.slot_use = slot_use
         self.network = network
         self.graph = graph or graph_for(network, dataset)
         self.n_classes = dataset.n_classes
@@ -171,7 +114,7 @@ class Population:
 
     def _make_weights(self) -> None:
         """Every core's kernel (a SeparableConv2D's pointwise one too) and bias."""
-        tf, P = self.tf, self.size
+        P = self.size
         self.kernels = {
             name: tf.Variable(tf.zeros((P, op.fan_in, op.kernel_shape[-1])), name=f"kernel_{i}")
             for i, (name, op) in enumerate(self.cores.items())
@@ -207,8 +150,6 @@ class Population:
         """Start ``specs`` from their initial weights; members past ``len(specs)`` are idle."""
         P, n = self.size, len(specs)
         padded = list(specs) + [specs[0]] * (P - n)
-        if not self.slot_use.covers(SlotUse.of(padded)):
-            raise ValueError("a member uses a BN slot this population was not built with")
         configs = [s.config for s in padded]
         placements = [c.placement for c in configs]
         column = lambda values: np.asarray(values, np.float32).reshape(P, 1, 1)  # noqa: E731
@@ -241,11 +182,10 @@ class Population:
 
     def _mask(self, mask: Any, like: Any) -> Any:
         """A ``[P, 1, 1]`` mask shaped to broadcast against ``like`` (any rank)."""
-        return self.tf.reshape(mask, [-1] + [1] * (like.shape.rank - 1))
+        return tf.reshape(mask, [-1] + [1] * (like.shape.rank - 1))
 
     def _bn(self, x: Any, slot: str, training: bool, updates: list) -> Any:
         """BatchNormalization over every axis but the members' and the last."""
-        tf = self.tf
         shape = tf.shape(x)
         flat = tf.reshape(x, [shape[0], -1, x.shape[-1]])
         if training:
@@ -261,11 +201,11 @@ class Population:
         if not self.slot_use.input_bn:
             return x
         normalised = self._bn(x, "input_bn", training, updates)
-        return self.tf.where(self._mask(self.m_input, x) > 0, normalised, x)
+        return tf.where(self._mask(self.m_input, x) > 0, normalised, x)
 
     def _forward(self, x: Any, training: bool, counter: Any, xla: bool = False) -> tuple[Any, list]:
         """``x`` is ``[P, rows, features]``; returns logits ``[P, rows, classes]``."""
-        tf, graph = self.tf, self.graph
+        graph = self.graph
         updates: list = []
         x = tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *graph.input_shape])
         if graph.input_bn_after == -1:
@@ -288,7 +228,6 @@ class Population:
         updates: list,
         xla: bool,
     ) -> Any:
-        tf = self.tf
         x = inputs[0]
         if op.kind == "core":
             return self._core(op, x, training, updates, xla)
@@ -296,18 +235,17 @@ class Population:
             normalised = self._bn(x, op.name, training, updates)
             return tf.where(self._mask(self.m_none, x) > 0, x, normalised)
         if op.kind == "activation":
-            return activation_function(tf, op.activation)(x)
+            return activation_function(op.activation)(x)
         if op.kind == "preact":
-            return self._placed(op, x, x, activation_function(tf, op.activation), training, updates)
+            return self._placed(op, x, x, activation_function(op.activation), training, updates)
         if op.kind == "dropout":
             step_counter = counter * self.dropout_stride + op.dropout_index
             return self._dropout(x, step_counter, op.params) if training else x
-        return stateless_op(tf, op, inputs)
+        return stateless_op(op, inputs)
 
     def _core(self, op: GraphOp, x: Any, training: bool, updates: list, xla: bool) -> Any:
         """A Dense or Conv2D, then a site's placed BN and activation, the output's BN, or a
         plain layer's fused activation."""
-        tf = self.tf
         bias = self.biases[op.name] * self.bias_masks[op.name]
         if op.cls in ("Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
             one_d = op.cls == "Conv1D"  # a Conv2D over rows of height 1
@@ -316,14 +254,14 @@ class Population:
             if one_d:
                 x = tf.expand_dims(x, 2)
             if op.cls in ("DepthwiseConv2D", "SeparableConv2D"):
-                z = member_depthwise_conv2d(tf, x, kernels, op.strides, op.padding)
+                z = member_depthwise_conv2d(x, kernels, op.strides, op.padding)
                 if op.name in self.pointwise:  # then the 1x1 convolution across channels
                     pointwise = tf.reshape(
                         self.pointwise[op.name], [self.size, 1, 1, *op.pointwise_shape[-2:]]
                     )
-                    z = member_conv2d(tf, z, pointwise, (1, 1), "valid", xla)
+                    z = member_conv2d(z, pointwise, (1, 1), "valid", xla)
             else:
-                z = member_conv2d(tf, x, kernels, op.strides, op.padding, xla)
+                z = member_conv2d(x, kernels, op.strides, op.padding, xla)
             z = tf.reshape(tf.reshape(z, [self.size, -1, op.shape[-1]]) + bias, tf.shape(z))
             if one_d:
                 z = tf.squeeze(z, 2)
@@ -334,7 +272,7 @@ class Population:
                 return z
             normalised = self._bn(z, "output_bn", training, updates)
             return tf.where(self._mask(self.m_output, z) > 0, normalised, z)
-        activation = activation_function(tf, op.activation)
+        activation = activation_function(op.activation)
         if op.role != "site":
             return activation(z)
         return self._placed(op, z, x, activation, training, updates)
@@ -344,7 +282,6 @@ class Population:
     ) -> Any:
         """``activation(z)`` with the BN slot ``op.name`` before it for ``before`` members
         and after it for ``after`` members (a site, or the pre-activation pattern)."""
-        tf = self.tf
         plain = activation(z)
         if not self.slot_use.hidden_bn:
             return plain
@@ -358,17 +295,15 @@ class Population:
     def _dropout(self, a: Any, counter: Any, noise: tuple[float, ...] = ()) -> Any:
         """Inverted dropout with each member's rate and its hashed mask (one draw per cell
         of the per-row ``noise`` shape, broadcast over its 1s)."""
-        tf = self.tf
         shape = tf.shape(a)
         if noise:
             own = [int(a.shape[2 + i]) if n < 0 else int(n) for i, n in enumerate(noise)]
             shape = tf.concat([tf.shape(a)[:2], tf.constant(own, tf.int32)], 0)
-        u = hash_uniform(tf, self.seeds, counter, shape)
+        u = hash_uniform(self.seeds, counter, shape)
         keep = tf.cast(u >= self._mask(self.dropout, a), tf.float32)
         return a * keep / (1.0 - self._mask(self.dropout, a))
 
     def _per_sample_loss(self, logits: Any, labels: Any) -> Any:
-        tf = self.tf
         if self.regression:  # Keras' mean_squared_error: the mean over the output axis
             return tf.reduce_mean(tf.square(logits - labels), axis=-1)
         if self.n_classes == 2:
@@ -379,14 +314,12 @@ class Population:
     def _correct(self, logits: Any, labels: Any) -> Any:
         """Per sample: 1 where the argmax agrees with the label; a regression's absolute
         error (Keras' ``mae``) instead."""
-        tf = self.tf
         if self.regression:
             return tf.reduce_mean(tf.abs(logits - labels), axis=-1)
         return tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32)
 
     def _step(self, index: Any, xla: bool = False) -> tuple[Any, Any]:
         """One SGD step on the batch ``index`` (``[P, batch]`` row numbers)."""
-        tf = self.tf
         x = tf.gather(self.x_train, index)
         labels = tf.gather(self.onehot, index)
         with tf.GradientTape() as tape:
@@ -420,7 +353,6 @@ class Population:
 
     def _apply_gradients(self, grads: list[Any], live3: Any) -> None:
         """Nesterov SGD with inverse-time decay, for live members only (``live3``)."""
-        tf = self.tf
         t = tf.cast(self.iterations, tf.float32)
         lr = tf.reshape(self.lr / (1.0 + self.network.lr_decay * t), [-1, 1, 1])
         mu = self.network.sgd_momentum
@@ -432,7 +364,6 @@ class Population:
 
     def _train_steps(self, batches: Any, xla: bool = False) -> tuple[Any, Any]:
         """Run the steps in ``batches`` (``[steps, P, batch]``); sums of loss and hits."""
-        tf = self.tf
         P = tf.shape(batches)[1]
         loss_sum = tf.zeros([P], tf.float32)
         correct_sum = tf.zeros([P], tf.float32)
@@ -443,7 +374,6 @@ class Population:
         return loss_sum, correct_sum
 
     def _evaluate(self, x: Any, labels: Any) -> tuple[Any, Any]:
-        tf = self.tf
         P = tf.shape(self.lr)[0]
         xs = tf.broadcast_to(x[None], tf.concat([[P], tf.shape(x)], 0))
         logits, _ = self._forward(xs, False, tf.constant(0, tf.int64))
