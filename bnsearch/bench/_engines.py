@@ -11,8 +11,9 @@ import functools
 import platform
 import resource
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -126,11 +127,9 @@ def run_benchmark(
         row(f"population P={population}", seconds, population)
     best = min(v for k, v in figures.items() if k != "keras")
     say(f"\nbest population speed-up over the Keras engine: {figures['keras'] / best:.1f}x")
-    figures.update(_model_rows(data, timed_epochs, max(populations), out))
-    figures.update(_cnn_rows(timed_epochs, 16 if short else 64, out))
-    figures.update(_residual_rows(timed_epochs, 16 if short else 64, out))
-    if not short:  # minutes of XLA compilation: the full run only
-        figures.update(_application_rows(timed_epochs, 8, out))
+    with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
+        for case in _cases(data, short, max(populations), folder, out):
+            figures.update(_side_by_side(case, timed_epochs, out))
     return figures
 
 
@@ -145,16 +144,13 @@ def _epoch_seconds(
     return (time.perf_counter() - started) / epochs
 
 
-def _side_by_side(
-    prefix: str,
-    title: str,
-    data: Dataset,
-    network: NetworkSettings,
-    timed_epochs: int,
-    population: int,
-    out: TextIO,
-) -> dict[str, float]:
-    """Under ``title``, seconds per trial-epoch of ``network`` on both engines."""
+#: A row of the benchmark after the thread's MLP: prefix, title, data, network, population.
+_Case = tuple[str, str, Dataset, NetworkSettings, int]
+
+
+def _side_by_side(case: _Case, timed_epochs: int, out: TextIO) -> dict[str, float]:
+    """Under the case's title, seconds per trial-epoch of its network on both engines."""
+    prefix, title, data, network, population = case
     print(f"\n{title}", file=out)
     figures: dict[str, float] = {}
     for name, engine, specs in (
@@ -169,72 +165,51 @@ def _side_by_side(
     return figures
 
 
-def _model_rows(data: Dataset, timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """The question's own model in plain Keras 3 (as ``studies/thread_model.py`` builds it),
-    saved as a ``.keras`` file: what a person brings to ``--model``; same rows."""
-    import tempfile
-
+def _cases(
+    data: Dataset, short: bool, population: int, folder: str, out: TextIO
+) -> Iterator[_Case]:
+    """The question's own model as a ``.keras`` file (as ``studies/thread_model.py`` builds
+    it), the digits CNN, the residual example and, but for ``short``, two applications."""
     import keras
+    import numpy as np
     from keras import layers
 
-    model = keras.Sequential(
+    keras.Sequential(
         [keras.Input((14,)), layers.Dense(64), layers.Activation("tanh"), layers.Dropout(0.5)]
         + [layers.Dense(64), layers.Activation("tanh"), layers.Dropout(0.5)]
         + [layers.Dense(2), layers.Activation("softmax")]
-    )
-    with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
-        model.save(f"{folder}/thread.keras")
-        network = NetworkSettings(model=f"{folder}/thread.keras")
-        title = "the thread's network as a .keras file (--model), same rows"
-        return _side_by_side("model", title, data, network, timed_epochs, population, out)
-
-
-def _cnn_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    data, cnn = digits_cnn()
+    ).save(f"{folder}/thread.keras")
+    title = "the thread's network as a .keras file (--model), same rows"
+    yield "model", title, data, NetworkSettings(model=f"{folder}/thread.keras"), population
+    size = 16 if short else 64
+    digits, cnn = digits_cnn()
     title = (
-        f"digits CNN (studies/digits_cnn.toml): {data.n_rows} images 8x8x1, conv 16-32, "
+        f"digits CNN (studies/digits_cnn.toml): {digits.n_rows} images 8x8x1, conv 16-32, "
         "dense 64, batch 16"
     )
-    return _side_by_side("cnn", title, data, cnn, timed_epochs, population, out)
-
-
-def _residual_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """The residual example (studies/residual_digits.py, ``--model``) on the digits images."""
+    yield "cnn", title, digits, cnn, size
+    digits = load_dataset("sklearn:digits", images=True)
     example = Path(__file__).resolve().parents[2] / "studies" / "residual_digits.py"
     if not example.is_file():  # an installed package without the repository's studies/
         print(f"\nresidual example: {example} not found; run bench from a clone", file=out)
-        return {}
-    data = load_dataset("sklearn:digits", images=True)
-    network = NetworkSettings(model=f"{example}:build")
-    title = (
-        f"residual example (studies/residual_digits.py, --model): {data.n_rows} images "
-        "8x8x1, five 3x3 convolutions of 16 filters, two Add, batch 16"
-    )
-    return _side_by_side("residual", title, data, network, timed_epochs, population, out)
-
-
-def _application_rows(timed_epochs: int, population: int, out: TextIO) -> dict[str, float]:
-    """MobileNetV2 and ResNet50V2 (``keras.applications``, ``weights=None``) as ``--model``
-    files, on the first 512 digits images scaled to 32x32x3."""
-    import tempfile
-
-    import keras
-    import numpy as np
-
-    digits = load_dataset("sklearn:digits", images=True)
+    else:
+        title = (
+            f"residual example (studies/residual_digits.py, --model): {digits.n_rows} images "
+            "8x8x1, five 3x3 convolutions of 16 filters, two Add, batch 16"
+        )
+        yield "residual", title, digits, NetworkSettings(model=f"{example}:build"), size
+    if short:  # minutes of XLA compilation: the full run only
+        return
+    # MobileNetV2 and ResNet50V2 (weights=None) on the first 512 digits scaled to 32x32x3.
     images = np.kron(digits.x[:512], np.ones((1, 4, 4, 3), np.float32))
-    figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
-        np.savez(f"{folder}/digits32.npz", X=images, y=digits.y[:512])
-        data = load_dataset(f"{folder}/digits32.npz")
-        for name in ("MobileNetV2", "ResNet50V2"):
-            path = f"{folder}/{name}.keras"
-            application = getattr(keras.applications, name)
-            application(weights=None, input_shape=(32, 32, 3), classes=10).save(path)
-            title = (
-                f"{name} (keras.applications, --model): {data.n_rows} digits images scaled "
-                "to 32x32x3, batch 16"
-            )
-            network = NetworkSettings(model=path)
-            figures.update(_side_by_side(name, title, data, network, timed_epochs, population, out))
-    return figures
+    np.savez(f"{folder}/digits32.npz", X=images, y=digits.y[:512])
+    data = load_dataset(f"{folder}/digits32.npz")
+    for name in ("MobileNetV2", "ResNet50V2"):
+        path = f"{folder}/{name}.keras"
+        application = getattr(keras.applications, name)
+        application(weights=None, input_shape=(32, 32, 3), classes=10).save(path)
+        title = (
+            f"{name} (keras.applications, --model): {data.n_rows} digits images scaled "
+            "to 32x32x3, batch 16"
+        )
+        yield name, title, data, NetworkSettings(model=path), 8

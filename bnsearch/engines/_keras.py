@@ -20,9 +20,7 @@ def model_fits_data(dataset: Dataset, network: NetworkSettings) -> None:
         check_model_fits(plan, dataset.x.shape[1:], dataset.n_classes)
 
 
-def fit_arguments(
-    arrays: tuple[Any, ...], network: NetworkSettings, verbose: int = 0
-) -> dict[str, Any]:
+def fit_arguments(arrays: tuple[Any, ...], network: NetworkSettings) -> dict[str, Any]:
     """``model.fit``'s arguments (the Keras engine's and Keras Tuner's ``search``);
     ``arrays`` is ``Dataset.split``'s four arrays."""
     x_train, y_train, x_val, y_val = arrays
@@ -33,7 +31,7 @@ def fit_arguments(
         "epochs": network.epochs,
         "validation_data": (x_val, y_val),
         "shuffle": True,
-        "verbose": verbose,
+        "verbose": 0,
     }
 
 
@@ -64,10 +62,6 @@ class KerasEngine:
     that raises or diverges becomes a FAILED result with the reason; the batch goes on."""
 
     name = "keras"
-
-    def __init__(self, verbose: int = 0) -> None:
-        self.verbose = verbose
-
     trials_at_once = 1
 
     def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
@@ -106,7 +100,7 @@ class KerasEngine:
                     spec.config, dataset.x.shape[1:], dataset.n_classes, network, seed=spec.seed
                 )
                 model.fit(
-                    **fit_arguments(arrays, network, self.verbose),
+                    **fit_arguments(arrays, network),
                     callbacks=[recording_callback(recorder)],
                 )
             except Exception as error:  # noqa: BLE001 - a trial's failure is data, not a crash

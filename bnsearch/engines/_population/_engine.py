@@ -15,6 +15,7 @@ import numpy as np
 
 from bnsearch.data import Dataset, split_index
 from bnsearch.engines._base import EpochCallback, TrainOutput
+from bnsearch.engines._keras import model_fits_data
 from bnsearch.engines._population._graph import SlotUse, graph_for, graph_or_reason
 from bnsearch.engines._population._members import member_model
 from bnsearch.errors import ConfigError
@@ -30,11 +31,12 @@ _BYTES_PER_ACTIVATION = 4 * 4
 
 
 def estimate_memory_bytes(
-    population: int, dataset: Dataset, graph: LayerGraph, batch_size: int, n_val: int
+    population: int, dataset: Dataset, network: NetworkSettings, graph: LayerGraph
 ) -> int:
     """A rough upper bound of one chunk's working memory (the docs' population engine
     page says what it counts)."""
-    per_step = population * batch_size * graph.activation_width * _BYTES_PER_ACTIVATION
+    n_val = dataset.n_rows - split_index(dataset.n_rows, network.validation_split)
+    per_step = population * network.batch_size * graph.activation_width * _BYTES_PER_ACTIVATION
     val = population * n_val * (dataset.n_features + 3 * graph.widest) * 4
     params = population * graph.parameters * 4 * 4
     return per_step + val + params + dataset.x.nbytes * 2
@@ -52,49 +54,6 @@ def machine_memory_bytes() -> int:
 #: The population engine's working-memory limit: half the machine's memory (the rest is for
 #: TensorFlow itself, the data, MLflow and whatever else runs).
 MEMORY_LIMIT_BYTES = machine_memory_bytes() // 2
-
-
-def check_memory(
-    population: int,
-    dataset: Dataset,
-    network: NetworkSettings,
-    limit_bytes: int = MEMORY_LIMIT_BYTES,
-    graph: LayerGraph | None = None,
-) -> None:
-    """Refuse, before anything runs, a population or dataset too large for the memory limit."""
-    need = _need(population, dataset, network, graph)
-    if need > limit_bytes:
-        raise ConfigError(
-            f"a population of {population} on {dataset.n_rows} rows needs about "
-            f"{need / 2**30:.1f} GiB, over the {limit_bytes / 2**30:.1f} GiB limit (half this "
-            "machine's memory); lower --population (or use fewer rows)."
-        )
-
-
-def fitting_population(
-    population: int, dataset: Dataset, network: NetworkSettings, limit_bytes: int
-) -> tuple[int, int]:
-    """The largest population up to ``population`` (halving) whose working memory fits
-    ``limit_bytes``, and what ``population`` itself would need."""
-    graph = graph_for(network, dataset)
-    wanted = _need(population, dataset, network, graph)
-    size = population
-    while size > 1 and _need(size, dataset, network, graph) > limit_bytes:
-        size //= 2
-    if (one := _need(1, dataset, network, graph)) > limit_bytes:
-        raise ConfigError(
-            f"one trial of this network on {dataset.n_rows} rows needs about "
-            f"{one / 2**30:.1f} GiB on the population engine, over the "
-            f"{limit_bytes / 2**30:.1f} GiB limit (half this machine's memory); use "
-            "--engine keras (one model.fit per trial), or fewer rows."
-        )
-    return size, wanted
-
-
-def _need(size: int, dataset: Dataset, network: NetworkSettings, graph: LayerGraph | None) -> int:
-    n_val = dataset.n_rows - split_index(dataset.n_rows, network.validation_split)
-    graph = graph or graph_for(network, dataset)
-    return estimate_memory_bytes(size, dataset, graph, network.batch_size, n_val)
 
 
 MAX_CACHED_POPULATIONS = 4
@@ -151,10 +110,9 @@ class PopulationEngine:
     def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
         """Refuse a ``--model`` that does not suit the data or a network of which not one
         trial fits the memory limit; halve a population too large for it, saying so."""
-        from bnsearch.engines._keras import model_fits_data
-
         model_fits_data(dataset, network)
         graph = graph_for(network, dataset)
+        said = None
         if not self.xla_for(graph) and self.max_population > GRAPH_MODE_MAX_POPULATION:
             self.max_population = GRAPH_MODE_MAX_POPULATION
             said = (
@@ -162,16 +120,25 @@ class PopulationEngine:
                 f"the population engine builds it without XLA and trains "
                 f"{GRAPH_MODE_MAX_POPULATION} trials at a time."
             )
-        else:
-            said = None
         limit = self.memory_limit_bytes
-        size, wanted = fitting_population(self.max_population, dataset, network, limit)
+        need = lambda size: estimate_memory_bytes(size, dataset, network, graph)  # noqa: E731
+        if (one := need(1)) > limit:
+            raise ConfigError(
+                f"one trial of this network on {dataset.n_rows} rows needs about "
+                f"{one / 2**30:.1f} GiB on the population engine, over the "
+                f"{limit / 2**30:.1f} GiB limit (half this machine's memory); use "
+                "--engine keras (one model.fit per trial), or fewer rows."
+            )
+        size = self.max_population
+        while size > 1 and need(size) > limit:
+            size //= 2
         if size == self.max_population:
             return said
         said = (
             f"bnsearch: notice: a population of {self.max_population} would need about "
-            f"{wanted / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit (half this "
-            f"machine's memory); the engine trains {size} trials at a time instead."
+            f"{need(self.max_population) / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB "
+            f"limit (half this machine's memory); the engine trains {size} trials at a time "
+            "instead."
         )
         self.max_population = size
         return said
@@ -259,9 +226,9 @@ class PopulationEngine:
         """A compiled population for ``n_specs`` trials in ``lane``: the smallest compiled
         one with at most 4x room to spare, else a new one of the next power of two."""
         # Epochs do not shape the graph: studies with other epoch counts share it.
-        shape = (
-            lane, dataset.fingerprint, graph, self._training(network), self.xla_for(graph), slot_use
-        )  # fmt: skip
+        xla, n = self.xla_for(graph), network
+        shape = (lane, dataset.fingerprint, graph, xla, slot_use, n.sgd_momentum, n.lr_decay,
+                 n.batch_size, n.validation_split)  # fmt: skip
         fitting = [
             key[0]
             for key in _COMPILED
@@ -275,7 +242,13 @@ class PopulationEngine:
             # the next power of two: chunks of similar size share one compiled graph
             size = min(1 << max(n_specs - 1, 0).bit_length(), self.max_population)
         key = (size, *shape)
-        check_memory(size, dataset, network, self.memory_limit_bytes, graph)
+        limit, need = self.memory_limit_bytes, estimate_memory_bytes(size, dataset, network, graph)
+        if need > limit:
+            raise ConfigError(
+                f"a population of {size} on {dataset.n_rows} rows needs about "
+                f"{need / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit (half this "
+                "machine's memory); lower --population (or use fewer rows)."
+            )
         if key not in _COMPILED:
             from bnsearch.engines._population._population import Population  # TensorFlow
 
@@ -283,7 +256,7 @@ class PopulationEngine:
             # memory flat over a long study.
             while len(_COMPILED) >= MAX_CACHED_POPULATIONS:
                 del _COMPILED[next(iter(_COMPILED))]
-            _COMPILED[key] = Population(size, dataset, network, shape[4], slot_use, graph)
+            _COMPILED[key] = Population(size, dataset, network, xla, slot_use, graph)
         return _COMPILED[key]
 
     def xla_for(self, graph: LayerGraph) -> bool:
@@ -291,38 +264,13 @@ class PopulationEngine:
         minutes per member for a network of dozens of convolutions."""
         return self.jit_compile and graph.convolutions <= XLA_MAX_CONVOLUTIONS
 
-    @staticmethod
-    def _training(network: NetworkSettings) -> tuple[float, ...]:
-        """What shapes the compiled functions besides the graph (epochs do not)."""
-        return (
-            network.sgd_momentum, network.lr_decay, network.batch_size, network.validation_split
-        )  # fmt: skip
-
-    @staticmethod
-    def _train_epoch(population: Population, order: np.ndarray, batch: int) -> tuple[Any, Any]:
-        """One epoch over the rows in ``order`` (``[P, n_train]``): the full batches in the
-        compiled loop, the last partial batch in graph mode; sums of loss and hits."""
-        import tensorflow as tf
-
-        full_steps = order.shape[1] // batch
-        head = order[:, : full_steps * batch].reshape(len(order), full_steps, batch)
-        loss_sum, correct_sum = population.train_epoch(tf.constant(head.transpose(1, 0, 2)))
-        if order.shape[1] > full_steps * batch:
-            tail = order[:, full_steps * batch :][None]
-            extra_loss, extra_correct = population.train_steps_partial(tf.constant(tail))
-            loss_sum += extra_loss
-            correct_sum += extra_correct
-        return loss_sum, correct_sum
-
     def _lanes(self, n_specs: int, graph: LayerGraph) -> list[tuple[int, int]]:
-        """The chunk's trials as lanes, ``(start, stop)`` each, trained at the same time in
-        threads: two for a convolutional network of more than 16 trials on two or more
-        cores (XLA leaves a core idle between a convolutional step's small calls), else one.
-        A replay (``population_size`` set) trains each recorded lane as one."""
+        """The chunk's lanes, ``(start, stop)`` each, trained at once in threads: two for a
+        convolutional network of over 16 trials on 2+ cores (XLA leaves a core idle between a
+        convolutional step's small calls), else one; a replay trains each recorded lane as one."""
         has_conv = any(graph.ops[i].cls == "Conv2D" for i in graph.cores)
-        if not has_conv or n_specs <= _LANE_MIN_TRIALS or self.population_size is not None:
-            return [(0, n_specs)]
-        if (os.cpu_count() or 1) < 2:
+        one = not has_conv or n_specs <= _LANE_MIN_TRIALS or self.population_size is not None
+        if one or (os.cpu_count() or 1) < 2:
             return [(0, n_specs)]
         half = (n_specs + 1) // 2
         return [(0, half), (half, n_specs)]
@@ -358,7 +306,7 @@ class PopulationEngine:
         names = ("loss", second, "val_loss", f"val_{second}")  # the order _Lane.epoch gives
 
         def lane_epoch(lane: _Lane, order: np.ndarray) -> list[np.ndarray]:
-            return lane.epoch(order, self._train_epoch, network.batch_size, x_val, y_val)
+            return lane.epoch(order, network.batch_size, x_val, y_val)
 
         with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
             for epoch in range(network.epochs):
@@ -409,15 +357,13 @@ class _Lane:
     start: int
     stop: int
 
-    def epoch(
-        self, order: np.ndarray, train_epoch: Any, batch: int, x_val: Any, y_val: Any
-    ) -> list[np.ndarray]:
+    def epoch(self, order: np.ndarray, batch: int, x_val: Any, y_val: Any) -> list[np.ndarray]:
         """One epoch of this lane's rows of ``order``: per trial the loss, second metric,
         their validation values, and whether it is still active."""
         population, n = self.population, self.stop - self.start
         rows = order[self.start : self.stop]
         rows = np.concatenate([rows, np.repeat(rows[:1], population.size - n, axis=0)])
-        loss_sum, correct_sum = train_epoch(population, rows, batch)
+        loss_sum, correct_sum = population.run_epoch(rows, batch)
         val_loss, val_second = population.evaluate(x_val, y_val)
         n_train = order.shape[1]
         columns = (loss_sum / n_train, correct_sum / n_train, val_loss, val_second)

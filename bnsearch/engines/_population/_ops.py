@@ -1,5 +1,4 @@
-"""Tensor functions of the population engine: the dropout hash, convolution patches,
-pooling and activations. Members sit on the leading axis; none of these mixes them."""
+"""The population engine's tensor functions (members on the leading axis, never mixed)."""
 
 from __future__ import annotations
 
@@ -9,11 +8,13 @@ from typing import Any
 
 import tensorflow as tf
 
+from bnsearch.networks import GraphOp
+
 
 def hash_uniform(seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
-    """Uniform [0, 1) numbers ``shape`` (``[P, ...]``) from a counter-based integer hash of
-    (seed ``[P]``, scalar counter, index), in uint32 arithmetic: the bits of 64-bit
-    arithmetic masked to 32 at half the memory traffic."""
+    """Uniform [0, 1) numbers ``shape`` (``[P, ...]``) from a counter-based uint32 hash of
+    (seed ``[P]``, scalar counter, index): 64-bit arithmetic's bits masked to 32, at half the
+    memory traffic."""
     bits = tf.bitwise
     u32 = tf.uint32
     size = tf.cast(tf.reduce_prod(shape[1:]), tf.int32)
@@ -34,27 +35,24 @@ def hash_uniform(seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
     return tf.reshape(u, shape)
 
 
-def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's 'same' padding of one axis: the output has ``ceil(size / stride)``
-    positions, the padding is split with the odd one after."""
+def _padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+    """TensorFlow's padding of one axis: none if 'valid'; if 'same', the output has
+    ``ceil(size / stride)`` positions, the padding split with the odd one after."""
+    if padding != "same":
+        return 0, 0
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
 
 
-def patches(
-    images: Any,
-    kernel: tuple[int, int],
-    strides: tuple[int, int],
-    padding: str,
-) -> Any:
+def patches(images: Any, kernel: tuple[int, int], strides: tuple[int, int], padding: str) -> Any:
     """``[n, h, w, c]`` → ``[n, h', w', kh*kw*c]``: each output pixel's kh×kw neighbourhood
     in Keras' kernel order, as strided slices (a cheaper gradient than ``extract_patches``)."""
     (kh, kw), (sh, sw) = kernel, strides
     height, width = int(images.shape[1]), int(images.shape[2])
     if padding == "same":
-        top, bottom = _same_padding(height, kh, sh)
-        left, right = _same_padding(width, kw, sw)
+        top, bottom = _padding(height, kh, sh, padding)
+        left, right = _padding(width, kw, sw, padding)
         images = tf.pad(images, [[0, 0], [top, bottom], [left, right], [0, 0]])
         height, width = height + top + bottom, width + left + right
     out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
@@ -67,13 +65,9 @@ def patches(
 
 
 def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str, xla: bool) -> Any:
-    """Each member's Conv2D: ``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw, c, f]``
-    → ``[P, rows, h', w', f]``, one ``conv2d`` a member.
-
-    Under XLA (``xla=True``) the gradients are written out as forward convolutions, because
-    XLA's CPU compiler emits TensorFlow's own gradient convolutions inside the epoch loop as
-    plain loops (the docs' population engine page says how); else they are TensorFlow's.
-    """
+    """Each member's Conv2D (``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw, c, f]``),
+    one ``conv2d`` a member. Under XLA its gradients are forward convolutions: XLA's CPU
+    compiler emits TensorFlow's own inside the epoch loop as plain loops (see the docs)."""
     (kh, kw), (sh, sw) = kernels.shape[1:3], strides
     height, width = int(x.shape[2]), int(x.shape[3])
     pads = (_padding(height, kh, sh, padding), _padding(width, kw, sw, padding))
@@ -96,8 +90,7 @@ def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str, 
 def _strided_kernel_gradient(
     x: Any, dy: Any, kernel: tuple[int, int], strides: tuple[int, int], padding: str
 ) -> Any:
-    """``dk`` ``[P, kh, kw, c, f]`` for a strided convolution: the im2col patches of each
-    member's ``x`` times its ``dy``, one batched product."""
+    """``dk`` of a strided convolution: each member's im2col patches of ``x`` times ``dy``."""
     P, height, width, c = x.shape[0], int(x.shape[2]), int(x.shape[3]), x.shape[-1]
     columns = patches(tf.reshape(x, [-1, height, width, c]), kernel, strides, padding)
     columns = tf.reshape(columns, [P, -1, kernel[0] * kernel[1] * c])
@@ -118,14 +111,9 @@ def member_depthwise_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padd
 
 
 def _each_member(images: Any, kernels: Any, strides: Sequence[int], padding: str) -> Any:
-    """``conv2d`` of member p's images ``[P, n, h, w, c]`` with its kernel, stacked (what the
-    members share is done on the stacked tensors before: one XLA call, not P)."""
+    """``conv2d`` of member p's images ``[P, n, h, w, c]`` with its kernel, stacked."""
     members = zip(tf.unstack(images), tf.unstack(kernels), strict=True)
     return tf.stack([tf.nn.conv2d(a, k, list(strides), padding.upper()) for a, k in members])
-
-
-def _padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
-    return _same_padding(size, kernel, stride) if padding == "same" else (0, 0)
 
 
 def _input_gradient(
@@ -135,8 +123,7 @@ def _input_gradient(
     strides: tuple[int, int],
     pads: tuple[tuple[int, int], tuple[int, int]],
 ) -> Any:
-    """``dx`` from ``dy``: ``dy`` dilated by the strides and padded, correlated with each
-    member's flipped, transposed kernel."""
+    """``dx``: ``dy`` dilated by the strides, padded, correlated with the flipped kernels."""
     (kh, kw), (sh, sw) = kernels.shape[1:3], strides
     P, out_h, out_w, f = dy.shape[0], int(dy.shape[2]), int(dy.shape[3]), dy.shape[-1]
     if (sh, sw) != (1, 1):  # zeros between dy's rows and columns
@@ -156,8 +143,7 @@ def _input_gradient(
 
 
 def _kernel_gradient(x: Any, dy: Any, pads: tuple[tuple[int, int], tuple[int, int]]) -> Any:
-    """``dk`` for stride 1: each member's padded ``x``, channels as the batch, correlated
-    with its ``dy`` as the kernel."""
+    """``dk`` for stride 1: padded ``x``, channels as the batch, correlated with ``dy``."""
     padded = tf.pad(x, [[0, 0], [0, 0], list(pads[0]), list(pads[1]), [0, 0]])
     members = zip(tf.unstack(padded), tf.unstack(dy), strict=True)
     correlated = tf.stack([_member_kernel_gradient(a, g) for a, g in members])
@@ -186,11 +172,7 @@ def max_pool_2x2(images: Any, height: int, width: int) -> Any:
 
 
 def pool(
-    images: Any,
-    kind: str,
-    size: tuple[int, int],
-    strides: tuple[int, int],
-    padding: str,
+    images: Any, kind: str, size: tuple[int, int], strides: tuple[int, int], padding: str
 ) -> Any:
     """Max or average pooling of ``[n, h, w, c]`` as Keras' MaxPooling2D/AveragePooling2D."""
     if kind == "max_pool" and size == (2, 2) and strides == (2, 2) and padding == "same":
@@ -220,9 +202,9 @@ def activation_function(name: str) -> Callable[[Any], Any]:
 
 
 # long because each stateless kind is one short branch; splitting them scatters the forms.
-def stateless_op(op: Any, inputs: list[Any]) -> Any:
-    """An op without weights or per-member state (``op`` a :class:`GraphOp`: joins,
-    pooling, padding and cropping, fixed preprocessing, reshapes) on ``[P, rows, ...]``."""
+def stateless_op(op: GraphOp, inputs: list[Any]) -> Any:
+    """An op without weights or per-member state (joins, pooling, padding and cropping,
+    fixed preprocessing, reshapes) on ``[P, rows, ...]``."""
     x = inputs[0]
     if op.kind == "add":
         return tf.add_n(inputs)

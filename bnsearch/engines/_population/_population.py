@@ -373,6 +373,19 @@ class Population:
             correct_sum += correct
         return loss_sum, correct_sum
 
+    def run_epoch(self, order: np.ndarray, batch: int) -> tuple[Any, Any]:
+        """One epoch over the rows in ``order`` (``[P, n_train]``): the full batches in the
+        compiled loop, the last partial batch in graph mode; sums of loss and hits."""
+        full_steps = order.shape[1] // batch
+        head = order[:, : full_steps * batch].reshape(len(order), full_steps, batch)
+        loss_sum, correct_sum = self.train_epoch(tf.constant(head.transpose(1, 0, 2)))
+        if order.shape[1] > full_steps * batch:
+            tail = order[:, full_steps * batch :][None]
+            extra_loss, extra_correct = self.train_steps_partial(tf.constant(tail))
+            loss_sum += extra_loss
+            correct_sum += extra_correct
+        return loss_sum, correct_sum
+
     def _evaluate(self, x: Any, labels: Any) -> tuple[Any, Any]:
         P = tf.shape(self.lr)[0]
         xs = tf.broadcast_to(x[None], tf.concat([[P], tf.shape(x)], 0))
