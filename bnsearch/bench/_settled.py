@@ -185,7 +185,6 @@ class TwoQuestionOutcomes:
     placement_no_effect: float
     placement_open: float
     mean_blocks: float
-    studies: int
 
 
 _DECIDED = (Outcome.HELPS, Outcome.NO_HELP, Outcome.NO_EFFECT, Outcome.NOT_COMPARED)
@@ -226,7 +225,6 @@ def simulate_two_questions(
         placement_no_effect=float(np.mean(placement == Side.INSIDE)),
         placement_open=float(np.mean(placement == Side.OPEN)),
         mean_blocks=float(np.mean(stopped)),
-        studies=studies,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -196,14 +196,9 @@ class PopulationEngine:
             group_graph = graph.with_site_activation(activation)
             for start in range(0, len(members), self.max_population):
                 chunk = members[start : start + self.max_population]
-
-                def chunk_callback(
-                    index: int, epoch: int, metrics: dict[str, float], chunk: list = chunk
-                ) -> bool:
-                    return on_epoch(chunk[index], epoch, metrics) if on_epoch else False
-
+                prunes = [on_epoch and functools.partial(on_epoch, i) for i in chunk]
                 trained = self._train_chunk(
-                    [specs[i] for i in chunk], dataset, network, group_graph, chunk_callback
+                    [specs[i] for i in chunk], dataset, network, group_graph, prunes
                 )
                 for p, (index, result) in enumerate(zip(chunk, trained, strict=True)):
                     results[index] = result
@@ -224,8 +219,8 @@ class PopulationEngine:
         lane: int = 0,
     ) -> Population:
         """A compiled population for ``n_specs`` trials in ``lane``: the smallest compiled
-        one with at most 4x room to spare, else a new one of the next power of two."""
-        # Epochs do not shape the graph: studies with other epoch counts share it.
+        one with at most 4x room to spare, else a new one of the next power of two. Epochs
+        do not shape it: studies with other epoch counts share it."""
         xla, n = self.xla_for(graph), network
         shape = (lane, dataset.fingerprint, graph, xla, slot_use, n.sgd_momentum, n.lr_decay,
                  n.batch_size, n.validation_split)  # fmt: skip
@@ -260,8 +255,8 @@ class PopulationEngine:
         return _COMPILED[key]
 
     def xla_for(self, graph: LayerGraph) -> bool:
-        """Whether ``graph``'s epoch loop is compiled with XLA: XLA's CPU compiler takes
-        minutes per member for a network of dozens of convolutions."""
+        """Whether ``graph``'s epoch loop is compiled with XLA (minutes per member on a CPU
+        for dozens of convolutions)."""
         return self.jit_compile and graph.convolutions <= XLA_MAX_CONVOLUTIONS
 
     def _lanes(self, n_specs: int, graph: LayerGraph) -> list[tuple[int, int]]:
@@ -281,7 +276,7 @@ class PopulationEngine:
         dataset: Dataset,
         network: NetworkSettings,
         graph: LayerGraph,
-        on_epoch: EpochCallback,
+        prunes: Sequence[Callable[[int, dict[str, float]], bool] | None],
     ) -> list[TrialResult]:
         import tensorflow as tf
 
@@ -299,8 +294,7 @@ class PopulationEngine:
         x_val, y_val = (tf.constant(v[n_train:], tf.float32) for v in (flat, dataset.y_onehot))
         rngs = [np.random.default_rng(spec.seed) for spec in specs]
         recorders = [
-            TrialRecorder(spec, self.name, functools.partial(on_epoch, p))
-            for p, spec in enumerate(specs)
+            TrialRecorder(s, self.name, prune) for s, prune in zip(specs, prunes, strict=True)
         ]
         second = "mae" if dataset.regression else "accuracy"
         names = ("loss", second, "val_loss", f"val_{second}")  # the order _Lane.epoch gives
@@ -350,16 +344,15 @@ class PopulationEngine:
 
 @dataclass(frozen=True)
 class _Lane:
-    """The trials ``start:stop`` of a chunk, trained in their own ``population`` (members
-    past ``stop - start`` idle)."""
+    """The trials ``start:stop`` of a chunk, trained in their own ``population``."""
 
     population: Population
     start: int
     stop: int
 
     def epoch(self, order: np.ndarray, batch: int, x_val: Any, y_val: Any) -> list[np.ndarray]:
-        """One epoch of this lane's rows of ``order``: per trial the loss, second metric,
-        their validation values, and whether it is still active."""
+        """One epoch of this lane's rows of ``order``: per trial the four metrics and whether
+        it is still active."""
         population, n = self.population, self.stop - self.start
         rows = order[self.start : self.stop]
         rows = np.concatenate([rows, np.repeat(rows[:1], population.size - n, axis=0)])

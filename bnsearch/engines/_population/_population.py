@@ -1,8 +1,5 @@
-"""One compiled population: P members' variables and the graph functions that train them.
-
-The :class:`~bnsearch.networks.LayerGraph` is interpreted op by op, every tensor carrying
-the members on its leading axis (``[P, rows, ...]``).
-"""
+"""One compiled population: P members' variables and the graph functions that train them,
+interpreting the layer graph op by op on tensors ``[P, rows, ...]``."""
 
 from __future__ import annotations
 
@@ -30,8 +27,7 @@ _BEFORE = ("before", "before_output")
 
 
 def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:
-    """The rewrite's bias rule: a layer has a bias unless a BN now follows it directly;
-    there the trial's ``use_bias`` decides."""
+    """The rewrite's bias rule: a bias unless a BN now follows directly (then ``use_bias``)."""
     feeds_bn = (
         (op.role == "site" and placement in _BEFORE)
         or (op.role == "output" and placement == "before_output")
@@ -58,8 +54,7 @@ def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
 
 class Population:
     """The variables and compiled graph functions for ``size`` members, re-used for every
-    chunk by :meth:`load`. The last partial batch stays in graph mode: compiling it costs
-    more than it saves."""
+    chunk by :meth:`load`."""
 
     def __init__(
         self,
@@ -130,9 +125,8 @@ class Population:
         }
 
     def _bn_widths(self) -> dict[str, int]:
-        """The BN slots this population builds, and their widths: ``input_bn``, one per
-        site (named by its layer), ``output_bn``, one per BN the model keeps; none that no
-        member uses."""
+        """The BN slots built and their widths: ``input_bn``, one per site (named by its
+        layer) and per BN the model keeps, ``output_bn``; none that no member uses."""
         use, graph = self.slot_use, self.graph
         widths: dict[str, int] = {}
         if use.input_bn:
@@ -220,13 +214,7 @@ class Population:
         return values[graph.output], updates
 
     def _op(
-        self,
-        op: GraphOp,
-        inputs: list[Any],
-        training: bool,
-        counter: Any,
-        updates: list,
-        xla: bool,
+        self, op: GraphOp, inputs: list[Any], training: bool, counter: Any, updates: list, xla: bool
     ) -> Any:
         x = inputs[0]
         if op.kind == "core":
@@ -244,8 +232,8 @@ class Population:
         return stateless_op(op, inputs)
 
     def _core(self, op: GraphOp, x: Any, training: bool, updates: list, xla: bool) -> Any:
-        """A Dense or Conv2D, then a site's placed BN and activation, the output's BN, or a
-        plain layer's fused activation."""
+        """A Dense or convolution, then a site's placed BN and activation, the output's BN,
+        or a plain layer's fused activation."""
         bias = self.biases[op.name] * self.bias_masks[op.name]
         if op.cls in ("Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
             one_d = op.cls == "Conv1D"  # a Conv2D over rows of height 1
@@ -312,8 +300,7 @@ class Population:
         return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
 
     def _correct(self, logits: Any, labels: Any) -> Any:
-        """Per sample: 1 where the argmax agrees with the label; a regression's absolute
-        error (Keras' ``mae``) instead."""
+        """Per sample: 1 where the argmax agrees with the label (a regression: ``mae``)."""
         if self.regression:
             return tf.reduce_mean(tf.abs(logits - labels), axis=-1)
         return tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32)
@@ -375,7 +362,8 @@ class Population:
 
     def run_epoch(self, order: np.ndarray, batch: int) -> tuple[Any, Any]:
         """One epoch over the rows in ``order`` (``[P, n_train]``): the full batches in the
-        compiled loop, the last partial batch in graph mode; sums of loss and hits."""
+        compiled loop, the last partial one in graph mode (compiling it costs more than it
+        saves); sums of loss and hits."""
         full_steps = order.shape[1] // batch
         head = order[:, : full_steps * batch].reshape(len(order), full_steps, batch)
         loss_sum, correct_sum = self.train_epoch(tf.constant(head.transpose(1, 0, 2)))
