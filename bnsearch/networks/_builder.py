@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bnsearch.errors import ConfigError
-from bnsearch.networks._common import cwd_importable, hidden_layer_order
+from bnsearch.networks._common import hidden_layer_order, import_or_refuse
 from bnsearch.trial import (
     ACTIVATIONS,
     POSITIVE_INT,
@@ -325,19 +325,10 @@ def _planned_model(
 def _custom_model(
     spec: str, config: BNConfig, shape: tuple[int, ...], n_classes: int, seed: int
 ) -> Any:
-    import importlib
-
     import keras
 
     module_name, _, function_name = spec.partition(":")
-    cwd_importable()
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigError(
-            f"cannot import the network builder {spec!r} ({error}); put {module_name}.py in "
-            "the folder you run bnsearch from or on PYTHONPATH."
-        ) from None
+    module = import_or_refuse(module_name, f"the network builder {spec!r}")
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ConfigError(f"{module_name} has no function {function_name!r} (builder {spec!r}).")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from types import ModuleType
+
+from bnsearch.errors import ConfigError
 
 
 def hidden_layer_order(placement: str) -> tuple[str, ...]:
@@ -18,3 +22,16 @@ def cwd_importable() -> None:
     """The folder bnsearch runs from made importable, for a builder's or a model's module."""
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")
+
+
+def import_or_refuse(module: str, what: str) -> ModuleType:
+    """``module`` imported (from the folder bnsearch runs from too); a ConfigError about
+    ``what`` if it cannot be."""
+    cwd_importable()
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ConfigError(
+            f"cannot import {what} ({error}); put {module}.py in the folder you run bnsearch "
+            "from or on PYTHONPATH."
+        ) from None

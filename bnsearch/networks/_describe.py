@@ -27,19 +27,26 @@ def _wrapped(text: str) -> list[str]:
     return textwrap.wrap(text, _WIDTH, subsequent_indent="    ", break_long_words=True)
 
 
+def _bns(plan: ModelPlan) -> tuple[list[str], list[str]]:
+    """A ``--model``'s BatchNormalization layers removed (placed per trial), and kept."""
+    removed = [i for site in plan.sites.values() for i in site.removed_bns]
+    removed += [plan.output_bn] if plan.output_bn is not None else []
+    removed += plan.preacts.values()  # a pre-activation's BN
+    kept = [n.name for n in plan.nodes if n.role == "kept_bn"]
+    return [plan.nodes[i].name for i in removed], kept
+
+
 def _model_lines(plan: ModelPlan, shape: tuple[int, ...]) -> list[str]:
     """A ``--model``'s sites, its BatchNormalization layers and the layers it keeps."""
     output = plan.nodes[plan.output]
     lines = _wrapped(f"--model {plan.spec}: {len(plan.nodes)} layer calls, input {shape}")
     lines.append(f"  output {output.name!r} ({plan.output_activation}), left as it is")
     sites = plan.site_names
-    kept_bns = [n.name for n in plan.nodes if n.role == "kept_bn"]
-    removed = sum(len(site.removed_bns) for site in plan.sites.values())
-    removed += (plan.output_bn is not None) + len(plan.preacts)
+    removed, kept_bns = _bns(plan)
     lines += _wrapped(f"sites ({len(sites)}): {_names(sites)}")
     lines += _wrapped(
-        f"BatchNormalization in the file: {removed + len(kept_bns)}; {removed} at sites "
-        f"(removed, placed per trial), {len(kept_bns)} elsewhere (kept, removed in none)"
+        f"BatchNormalization in the file: {len(removed) + len(kept_bns)}; {len(removed)} at "
+        f"sites (removed, placed per trial), {len(kept_bns)} elsewhere (kept, removed in none)"
         + (f": {_names(kept_bns)}" if kept_bns else "")
     )
     if plan.kept:
@@ -94,17 +101,13 @@ def describe_network(
     plan, shape, outputs = _shapes(network, input_shape, n_classes)
     if plan is not None:
         output = plan.nodes[plan.output]
-        removed = [plan.nodes[i].name for site in plan.sites.values() for i in site.removed_bns]
-        if plan.output_bn is not None:
-            removed.append(plan.nodes[plan.output_bn].name)
-        removed += [plan.nodes[i].name for i in plan.preacts.values()]  # BN -> activation
+        removed, kept_bns = _bns(plan)
         lines.append(
             f"--model {plan.spec}: {len(plan.sites)} sites ({', '.join(plan.site_names)}); "
             f"output layer {output.name!r} ({plan.output_activation}), left as it is"
         )
         if removed:
             lines.append(f"BatchNormalization removed and placed per trial: {', '.join(removed)}")
-        kept_bns = [n.name for n in plan.nodes if n.role == "kept_bn"]
         if kept_bns:
             lines.append(f"BatchNormalization kept where it is (no site): {', '.join(kept_bns)}")
         if plan.kept:

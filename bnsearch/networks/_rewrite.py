@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import importlib.util
 import json
+import runpy
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 from bnsearch.errors import ConfigError, first_line
-from bnsearch.networks._common import cwd_importable, hidden_layer_order
+from bnsearch.networks._common import cwd_importable, hidden_layer_order, import_or_refuse
 from bnsearch.trial import BNConfig, layer_seed
 
 _ACTIVATION_LAYERS = ("Activation", "ReLU", "ELU", "LeakyReLU", "Softmax", "PReLU")
@@ -37,6 +37,13 @@ _STRUCTURAL = (
     "ZeroPadding2D", "Cropping2D", "Identity", "Permute", "GlobalAveragePooling1D",
     "GlobalMaxPooling1D", "MaxPooling1D", "AveragePooling1D",
 )  # fmt: skip
+#: Each class's role before the graph is read ("kept": one bnsearch cannot reason about).
+_ROLE_OF = {
+    **dict.fromkeys((*_STRUCTURAL, *_ACTIVATION_LAYERS, "InputLayer"), "structural"),
+    **dict.fromkeys(CORE_CLASSES, "core"),
+    "Dropout": "dropout",
+    "BatchNormalization": "kept_bn",
+}
 
 
 def seed_kind(cls: str) -> str | None:
@@ -137,35 +144,19 @@ def model_digest(spec: str) -> str:
     """SHA-256 (16 hex digits) of the file behind ``spec`` ("" if none): part of the
     network's fingerprint, so editing the model makes the study "changed"."""
     path = _source_path(spec)
-    if path is None or not path.is_file():
-        return ""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-_PLANS: dict[str, tuple[tuple[int, int] | None, ModelPlan]] = {}
-
-
-def _stamp(spec: str) -> tuple[int, int] | None:
-    """The file's modification time and size: one ``stat``, cheap enough for every trial's
-    build (the digest reads and hashes the whole file, once per study)."""
-    path = _source_path(spec)
-    if path is None or not path.is_file():
-        return None
-    status = path.stat()
-    return status.st_mtime_ns, status.st_size
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path and path.is_file() else ""
 
 
 def load_plan(spec: str) -> ModelPlan:
-    """``spec`` loaded and read, cached while its file is unchanged; a one-line ConfigError
-    if it cannot be used."""
-    stamp = _stamp(spec)
-    cached = _PLANS.get(spec)
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
+    """``spec`` loaded and read, again once its file changed; a one-line ConfigError if it
+    cannot be used."""
+    return _load_plan(spec, model_digest(spec))
+
+
+@lru_cache(maxsize=8)
+def _load_plan(spec: str, digest: str) -> ModelPlan:
     model, optimizer = _load(spec)
-    plan = _read(spec, _functional(spec, model), optimizer)
-    _PLANS[spec] = (stamp, plan)
-    return plan
+    return _read(spec, _functional(spec, model), optimizer)
 
 
 def plan_of_model(spec: str, model: Any, need_site: bool = True) -> ModelPlan:
@@ -182,17 +173,16 @@ def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
         return _load_file(Path(spec))
     target, _, name = spec.rpartition(":")
     if target.endswith(".py"):
-        module = _module_from_file(Path(target), spec)
-    else:
-        cwd_importable()
+        if not Path(target).is_file():
+            raise ConfigError(f"--model {spec}: {target} does not exist; check the path.")
         try:
-            module = importlib.import_module(target)
-        except ImportError as error:
-            raise ConfigError(
-                f"cannot import the model module {target!r} for --model {spec} ({error}); put "
-                f"{target}.py in the folder you run bnsearch from or on PYTHONPATH."
-            ) from None
-    found = getattr(module, name, None)
+            members = runpy.run_path(target, run_name=f"bnsearch_model_{Path(target).stem}")
+        except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
+            what = f"{type(error).__name__}: {first_line(error)}"
+            raise ConfigError(f"--model {spec}: importing {target} failed ({what}).") from None
+    else:
+        members = vars(import_or_refuse(target, f"the model module {target!r} for --model {spec}"))
+    found = members.get(name)
     if found is None:
         raise ConfigError(f"{target} has no {name!r} (--model {spec}).")
     if not isinstance(found, keras.Model):
@@ -214,21 +204,6 @@ def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
     if getattr(found, "compiled", False) and getattr(found, "optimizer", None) is not None:
         optimizer = keras.optimizers.serialize(found.optimizer)
     return found, optimizer
-
-
-def _module_from_file(path: Path, spec: str) -> Any:
-    if not path.is_file():
-        raise ConfigError(f"--model {spec}: {path} does not exist; check the path.")
-    loader_spec = importlib.util.spec_from_file_location(f"bnsearch_model_{path.stem}", path)
-    if loader_spec is None or loader_spec.loader is None:
-        raise ConfigError(f"--model {spec}: {path} cannot be imported as Python.")
-    module = importlib.util.module_from_spec(loader_spec)
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
-        what = f"{type(error).__name__}: {first_line(error)}"
-        raise ConfigError(f"--model {spec}: importing {path} failed ({what}).") from None
-    return module
 
 
 def _entries(item: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -316,22 +291,19 @@ def _functional(spec: str, model: Any) -> Any:
 def activation_text(node: Node) -> str:
     """The non-linearity of an activation layer call ("linear" if it has none)."""
     config = node.config
-    if node.cls == "Activation":
-        value = config.get("activation")
-        return value if isinstance(value, str) else str((value or {}).get("class_name"))
     if node.cls == "ReLU":
         settings = {k: config.get(k) for k in ("max_value", "negative_slope", "threshold")}
         plain = settings["max_value"] is None and not settings["negative_slope"]
         if plain and not settings["threshold"]:
             return "relu"
         return "relu(" + ",".join(f"{k}={v}" for k, v in settings.items()) + ")"
+    if node.cls == "LeakyReLU":  # the layer's slope (0.3 by default; the function's is 0.2)
+        return f"relu(max_value=None,negative_slope={config.get('negative_slope')},threshold=0.0)"
     if node.cls == "ELU":
         return "elu" if float(config.get("alpha", 1.0)) == 1.0 else "ELU(custom)"
     if node.cls in ("Softmax", "PReLU"):
         return node.cls.lower()
-    if node.cls == "LeakyReLU":  # the layer's slope (0.3 by default; the function's is 0.2)
-        return f"relu(max_value=None,negative_slope={config.get('negative_slope')},threshold=0.0)"
-    return "linear"
+    return fused_activation(config) if node.cls == "Activation" else "linear"
 
 
 def fused_activation(config: dict[str, Any]) -> str:
@@ -397,7 +369,7 @@ def _read(
         )
     nodes, last = _trace(spec, model)
     graph = _Graph(nodes)
-    roles = {node.index: _base_role(node) for node in nodes}
+    roles = {node.index: _ROLE_OF.get(node.cls, "kept") for node in nodes}
     output, output_activation, activation_node, output_bn = _output(spec, nodes, last)
     roles[output] = "output"
     if activation_node is not None:
@@ -515,30 +487,18 @@ class _Graph:
         return Site(act_node.index if act_node else None, activation, tuple(removed))
 
 
-def _base_role(node: Node) -> str:
-    if node.cls == "Dropout":
-        return "dropout"
-    if node.cls == "BatchNormalization":
-        return "kept_bn"
-    if node.cls in CORE_CLASSES:
-        return "core"
-    if node.cls in _STRUCTURAL or node.cls in _ACTIVATION_LAYERS or node.cls == "InputLayer":
-        return "structural"
-    return "kept"
-
-
 def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | None, int | None]:
     """The output layer's call, its activation, its activation layer's call and a BN between."""
+
+    def before(node: Node | None) -> Node | None:
+        return nodes[node.inputs[0]] if node and node.inputs and node.inputs[0] >= 0 else None
+
     node = nodes[last] if last >= 0 else None
-    activation_node: int | None = None
-    output_bn: int | None = None
-    activation = "linear"
+    activation_node = output_bn = None
     if node is not None and node.cls in _ACTIVATION_LAYERS:
-        activation_node, activation = node.index, activation_text(node)
-        node = nodes[node.inputs[0]] if node.inputs and node.inputs[0] >= 0 else None
+        activation_node, node = node, before(node)
         if node is not None and node.cls == "BatchNormalization":
-            output_bn = node.index
-            node = nodes[node.inputs[0]] if node.inputs and node.inputs[0] >= 0 else None
+            output_bn, node = node.index, before(node)
     if node is None or node.cls not in CORE_CLASSES:
         what = f"{node.cls} {node.name!r}" if node is not None else "its input"
         raise ConfigError(
@@ -547,8 +507,8 @@ def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | No
             "activation='softmax'))."
         )
     if activation_node is None:
-        activation = fused_activation(node.config)
-    return node.index, activation, activation_node, output_bn
+        return node.index, fused_activation(node.config), None, output_bn
+    return node.index, activation_text(activation_node), activation_node.index, output_bn
 
 
 def check_model_fits(plan: ModelPlan, input_shape: tuple[int, ...], n_classes: int) -> None:
