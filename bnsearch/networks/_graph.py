@@ -107,7 +107,6 @@ class LayerGraph:
     ops: tuple[GraphOp, ...]
     input_shape: tuple[int, ...]
     output: int
-    output_activation: str
     input_bn_after: int = -1
 
     @property
@@ -231,7 +230,7 @@ def graph_of(plan: ModelPlan) -> LayerGraph | str:
     if None in plan.input_shape:
         return f"an input of shape {plan.input_shape} (a dimension of unknown size)"
     shape = tuple(int(n or 0) for n in plan.input_shape)
-    return LayerGraph(tuple(ops), shape, output, plan.output_activation, input_bn_after)
+    return LayerGraph(tuple(ops), shape, output, input_bn_after)
 
 
 def layers_without_form(plan: ModelPlan) -> list[str]:
