@@ -1,17 +1,7 @@
-"""The one network builder: the thread's MLP with BatchNormalization placed by a BNConfig.
-
-Every engine and backend builds its networks here, and the population engine is checked
-against the models built here. For ``hidden_units=(64, 64)`` and ``activation="tanh"`` (the
-defaults) the layers are, per placement::
-
-    none:           Dense → tanh → Dropout → Dense → tanh → Dropout → Dense → softmax
-    before:         Dense → BN → tanh → Dropout → ... → Dense → softmax
-    after:          Dense → tanh → BN → Dropout → ... → Dense → softmax
-    before_output:  as ``before``, plus Dense → BN → softmax at the output
-    input:          BN → Dense → tanh → Dropout → ... (no other BN)
-
-The rest (cnn, ``builder``, ``--model``, regression): the docs, *Your model*.
-"""
+"""The one network builder: the thread's MLP (the cnn family, a builder, your ``--model``)
+with BatchNormalization placed by a BNConfig. Every engine and backend builds its networks
+here, and the population engine is checked against them; the layers per placement: the
+docs, *Search space* and *Your model*."""
 
 from __future__ import annotations
 

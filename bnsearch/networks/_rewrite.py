@@ -10,6 +10,7 @@ import importlib.util
 import json
 import runpy
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -342,15 +343,14 @@ def _trace(spec: str, model: Any) -> tuple[list[Node], int]:
         clone_function=lambda layer: layer,
         call_function=record,
     )
-    seen: set[int] = set()
+    calls = Counter(id(node.layer) for node in nodes)
     for node in nodes:
-        if id(node.layer) in seen:
+        if calls[id(node.layer)] > 1:
             raise ConfigError(
                 f"--model {spec}: layer {node.name!r} is called more than once (a shared "
                 "layer); its calls could need different placements, so bnsearch cannot "
                 "rewrite it; give each call its own layer."
             )
-        seen.add(id(node.layer))
     return nodes, produced[id(clone.outputs[0])]
 
 
@@ -376,13 +376,10 @@ def _read(
         roles[activation_node] = "output_activation"
     if output_bn is not None:
         roles[output_bn] = "removed_bn"
-    sites: dict[int, Site] = {}
-    for node in nodes:
-        site = graph.site(node) if node.cls in CORE_CLASSES and node.index != output else None
-        if site is None:
-            continue
-        sites[node.index] = site
-        roles[node.index] = "site"
+    cores = [node for node in nodes if node.cls in CORE_CLASSES and node.index != output]
+    sites = {node.index: site for node in cores if (site := graph.site(node)) is not None}
+    for index, site in sites.items():
+        roles[index] = "site"
         if site.activation_node is not None:
             roles[site.activation_node] = "site_activation"
         roles.update({index: "removed_bn" for index in site.removed_bns})
@@ -454,9 +451,8 @@ class _Graph:
         """Whether ``end``'s output only gates another tensor: a sigmoid into Multiply, or
         (squeeze-and-excitation's reducing conv) only into such a gate's core."""
         consumers = [self.nodes[i] for i in self.consumers[end.index]]
-        if activation in _GATES:
-            return bool(consumers) and all(c.cls == "Multiply" for c in consumers)
-        return bool(consumers) and all(self._is_gate_core(c) for c in consumers)
+        gate = (lambda c: c.cls == "Multiply") if activation in _GATES else self._is_gate_core
+        return bool(consumers) and all(map(gate, consumers))
 
     def _is_gate_core(self, node: Node) -> bool:
         if node.cls not in CORE_CLASSES:
@@ -616,12 +612,10 @@ class _Rewrite:
         """``own`` afresh, else ``Activation(activation)``; a searched activation wins."""
         import keras
 
-        name = own.name if own is not None else self.fresh(name)
-        if self.config.activation:
-            return keras.layers.Activation(self.config.activation, name=name)
-        if own is not None:
+        if own is not None and not self.config.activation:
             return type(own.layer).from_config(own.config)
-        return keras.layers.Activation(activation, name=name)
+        name = own.name if own is not None else self.fresh(name)
+        return keras.layers.Activation(self.config.activation or activation, name=name)
 
     def steps(self, x: Any, bn: Callable[[], Any], activation: Any) -> Any:
         """``x`` through the placement's BN and the activation, in the placement's order."""
