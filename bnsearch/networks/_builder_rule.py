@@ -52,9 +52,8 @@ def builder_differs(
 
     plan = plan_of_model(f"(the builder {network.builder}'s model)", built(BNConfig("none")))
     for probe in probes:
-        theirs = _calls(built(probe))
-        rule = _calls(rewrite_model(plan, probe, seed=0))
-        difference = _first_difference(theirs, rule)
+        theirs = _calls(built(probe))  # built first: Keras names unnamed layers in order
+        difference = _first_difference(theirs, _calls(rewrite_model(plan, probe, seed=0)))
         if difference is not None:
             return (
                 f"a network from `builder` that does not place BN by the --model rule "
@@ -113,14 +112,11 @@ def _comparable(value: Any) -> Any:
 def _first_difference(theirs: list[Call], rule: list[Call]) -> str | None:
     for k, (mine, expected) in enumerate(zip(theirs, rule, strict=False)):
         where = f"layer call {k + 1}, {mine[3]!r}"
-        if mine[0] != expected[0] or mine[1] != expected[1]:
+        if mine[:2] != expected[:2]:
             return f"{where}: the builder has {mine[0]}, the rule {expected[0]}"
-        if mine[2] != expected[2]:
-            keys = sorted(
-                key
-                for key in set(mine[2]) | set(expected[2])
-                if mine[2].get(key) != expected[2].get(key)
-            )
+        ours, its = mine[2], expected[2]
+        if ours != its:
+            keys = sorted(key for key in {**ours, **its} if ours.get(key) != its.get(key))
             return f"{where}: the builder's {mine[0]} differs in {', '.join(keys)}"
     if len(theirs) != len(rule):
         return f"{len(theirs)} layer calls where the rule has {len(rule)}"
