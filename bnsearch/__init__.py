@@ -18,7 +18,7 @@ from bnsearch.errors import BnsearchError, ConfigError, DataError, StoreError, S
 from bnsearch.networks import NetworkSettings, blocks, build_model
 from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialState
 
-if TYPE_CHECKING:  # the study's verbs load MLflow and Optuna's storage: only when run
+if TYPE_CHECKING:
     from collections.abc import Callable
 
     from optuna.trial import BaseTrial, Trial
@@ -63,8 +63,11 @@ __all__ = [
 ]
 
 
+# The study's verbs load MLflow and Optuna's storage, so the functions below import them on
+# call: ``import bnsearch`` stays light.
+
+
 def __getattr__(name: str) -> Any:
-    # Loaded on use: ``import bnsearch`` should not load Optuna's storage and MLflow.
     if name == "MlflowCallback":
         from bnsearch.backends.optuna import MlflowCallback
 
@@ -79,13 +82,13 @@ def suggest(
 
     Args:
         trial: an ``optuna.trial.Trial`` (or ``FixedTrial``) of your objective.
-        space: the search space; bnsearch's default space (the thread's question) if None.
-        placement: pin the placement instead of suggesting it (a paired block's other
-            members; :func:`paired_objective` does this for you).
+        space: the search space; bnsearch's default space if None.
+        placement: pin the placement instead of suggesting it (as :func:`paired_objective`
+            does for a block's other members).
 
     Returns:
-        The trial's validated configuration: placement, BN momentum, epsilon, ``use_bias``,
-        dropout and learning rate, each suggested under its bnsearch name.
+        The validated configuration (placement, momentum, epsilon, ``use_bias``, dropout,
+        learning rate), each suggested under its bnsearch name.
 
     Examples:
         >>> import optuna
@@ -107,8 +110,7 @@ def suggest_keras_tuner(hp: Any, space: SearchSpace | None = None) -> BNConfig:
         space: the search space; bnsearch's default space if None.
 
     Returns:
-        The configuration those hyperparameters hold (each registered in ``hp`` under its
-        bnsearch name, so the tuner searches it).
+        The configuration, each value registered in ``hp`` under its bnsearch name.
 
     Examples:
         >>> import keras_tuner
@@ -127,18 +129,16 @@ def run_study(config: StudyConfig) -> StudyOutcome:
     """Run (or resume) a study as ``python -m bnsearch study`` does.
 
     Args:
-        config: the study's settings (the same as the CLI's flags and a study file's keys).
+        config: the study's settings (the CLI's flags and a study file's keys).
 
     Returns:
-        The outcome: the trials this run added and all of them, the table per placement,
-        the verdict, and where it was logged (the parent run's id, the MLflow URI).
+        The :class:`~bnsearch.study.StudyOutcome`: trials, table, verdict, where logged.
 
     Raises:
-        ConfigError: a setting cannot be used with this data or network (the message
-            names the fix).
+        ConfigError: a setting cannot be used with this data or network.
         DataError: the data cannot be loaded or trained on.
-        StoreError: the Optuna storage or the MLflow store cannot be used (a full disk
-            under either is a ``StoreFullError``, raised once the run's batch is stored).
+        StoreError: a store cannot be used (``StoreFullError``: a full disk, raised once
+            the run's batch is stored).
         StudyFailedError: every trial of the run failed.
 
     Examples:
@@ -151,7 +151,6 @@ def run_study(config: StudyConfig) -> StudyOutcome:
         >>> print(len(outcome.new_results), outcome.verdict.placement.outcome)
         3 insufficient
     """
-    # Imported on call: ``import bnsearch`` should not load Optuna's storage and MLflow.
     from bnsearch.study import run_study as _run_study
 
     return _run_study(config)
@@ -160,11 +159,10 @@ def run_study(config: StudyConfig) -> StudyOutcome:
 def rewrite(model: Any, config: BNConfig, seed: int = 0) -> Any:
     """Your Keras model with ``config``'s BatchNormalization placement, by ``--model``'s rule.
 
-    Every site (a Dense or Conv2D layer feeding a non-linearity) gets its BN where
-    ``config.placement`` says (none, before or after the activation, ...), with the
-    configuration's momentum and epsilon, and loses its bias where a BN follows directly
-    (unless ``config.use_bias``); BN layers already at a site are replaced; other layers are
-    kept. The docs' *Your model* guide states the rule.
+    Each site (a Dense or Conv2D layer feeding a non-linearity) gets its BN where
+    ``config.placement`` says, and loses its bias where a BN follows directly (unless
+    ``config.use_bias``); BN layers already at a site are replaced, other layers kept. The
+    docs' *Your model* guide states the rule.
 
     Args:
         model: a ``keras.Model`` (Sequential or functional), a ``.keras`` file, or
@@ -176,7 +174,7 @@ def rewrite(model: Any, config: BNConfig, seed: int = 0) -> Any:
         A new, uncompiled ``keras.Model``; ``model`` is left as it is.
 
     Raises:
-        ConfigError: the model cannot be read (no site, a shared layer...): one line why.
+        ConfigError: the model cannot be read (no site, a shared layer...).
 
     Examples:
         >>> import keras
@@ -199,19 +197,18 @@ def paired_objective(
 ) -> Callable[[Trial], float]:
     """An Optuna objective of your own training function whose trials form paired blocks.
 
-    Each block's first trial takes its parameters from the sampler; the block's other
-    placements follow with the same values and the same seed, so :func:`verdict` can
-    compare placements within blocks, as bnsearch's own studies do.
+    Each block's first trial takes its parameters from the sampler; the other placements
+    follow with the same values and seed, so :func:`verdict` compares placements within
+    blocks, as bnsearch's own studies do.
 
     Args:
         train: ``train(config, seed) -> float``: train your network for the
-            :class:`BNConfig` (with the seed, shared by the block's trials) and return its
-            final validation loss.
+            :class:`BNConfig` with the block's seed and return its final validation loss.
         space: the search space; bnsearch's default space if None.
 
     Returns:
-        The objective to give ``study.optimize``; run a multiple of the number of
-        placements (3 by default) to end on whole blocks.
+        The objective for ``study.optimize``; run a multiple of the placements (3 by
+        default) to end on whole blocks.
 
     Examples:
         >>> import optuna
@@ -232,21 +229,19 @@ def verdict(study: Any, threshold: float | None = None, until: str = "settled") 
     """Both answers for an Optuna study or a Keras Tuner search you ran yourself.
 
     Args:
-        study: an ``optuna.Study`` whose objective is :func:`paired_objective` (minimizing
-            the final validation loss), or a Keras Tuner tuner whose oracle is paired
-            (:func:`paired_oracle_class`) and whose hypermodel takes its configuration
-            with :func:`suggest_keras_tuner` (read on the final epoch's ``val_loss``).
+        study: an ``optuna.Study`` of :func:`paired_objective`, or a Keras Tuner tuner
+            with a :func:`paired_oracle_class` oracle and a hypermodel that uses
+            :func:`suggest_keras_tuner` (read on the final epoch's ``val_loss``).
         threshold: the smallest difference that matters (0.01 by default).
-        until: ``settled``: the anytime-valid intervals, valid whenever you read them;
-            ``budget``: the bootstrap interval and Wilcoxon test, read once at the end.
+        until: ``settled``: anytime-valid intervals, valid whenever read; ``budget``: the
+            bootstrap interval and Wilcoxon test, read once at the end.
 
     Returns:
-        A :class:`~bnsearch.stats.Verdict`: ``.headline`` in a few words, ``.bn`` ("does
-        BN help here?") and ``.placement`` ("before or after?") with their statements, and
-        every comparison in ``.pairs``.
+        A :class:`~bnsearch.stats.Verdict`: ``.headline``, ``.bn`` ("does BN help here?"),
+        ``.placement`` ("before or after?") and every comparison in ``.pairs``.
 
     Raises:
-        ConfigError: the study has no paired blocks; the message says how to make them.
+        ConfigError: the study has no paired blocks (the message says how to make them).
 
     Examples:
         >>> import optuna
@@ -272,15 +267,14 @@ def verdict(study: Any, threshold: float | None = None, until: str = "settled") 
 def paired_oracle_class(base: type) -> type:
     """A Keras Tuner oracle class whose trials form paired blocks, for :func:`verdict`.
 
-    Each configuration the oracle proposes is followed by the same values with each other
-    placement; give ``max_trials`` a multiple of the placements (3 by default).
+    Each proposed configuration is followed by the same values with each other placement;
+    give ``max_trials`` a multiple of the placements (3 by default).
 
     Args:
-        base: a Keras Tuner oracle class (``keras_tuner.oracles.RandomSearchOracle``,
-            ``BayesianOptimizationOracle``, ...).
+        base: a Keras Tuner oracle class (``RandomSearchOracle``, ...).
 
     Returns:
-        The paired subclass; construct it as ``base`` and give it to ``keras_tuner.Tuner``.
+        The paired subclass, constructed as ``base`` and given to ``keras_tuner.Tuner``.
 
     Examples:
         >>> import keras_tuner
@@ -298,11 +292,9 @@ def paired_oracle_class(base: type) -> type:
 def log_keras_tuner(tuner: Any, tracking_uri: str | None = None) -> Any:
     """Log a Keras Tuner search to MLflow as bnsearch logs its own studies.
 
-    A parent run named after the tuner's project (in the experiment of that name), a
-    nested child run per trial as it ends (its hyperparameters, per-epoch metrics and an
-    honest state: FINISHED, KILLED when stopped, FAILED), and the parent run ended with
-    the verdict when the trials are paired (:func:`paired_oracle_class`). Call it before
-    ``tuner.search``.
+    A parent run named after the tuner's project, a child run per trial as it ends (its
+    hyperparameters, per-epoch metrics and state: FINISHED, KILLED, FAILED), and the parent
+    run ended with the verdict when the trials are paired. Call it before ``tuner.search``.
 
     Args:
         tuner: a Keras Tuner tuner whose hypermodel uses :func:`suggest_keras_tuner`.

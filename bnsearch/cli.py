@@ -393,35 +393,29 @@ def _run_examples(args: argparse.Namespace) -> None:
     print(f"run one with python -m bnsearch study {Path(args.folder) / 'thread.toml'}")
 
 
+#: ``bench``'s other benchmarks, each picked instead of the engines' timing by its flag.
+_BENCHMARKS = {
+    "backends": "the default study by Optuna, Keras Tuner random and Bayesian, side by side",
+    "until": "the default study until settled and with its whole budget, side by side",
+    "profile": "where a population training step's time goes, MLP and CNN, by removing its "
+    "parts one after another (about 30 s)",
+    "settled": "the until-settled stopping rule against the fixed budget on simulated studies "
+    "(analysis only, about two minutes)",
+}
+
+
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--short", action="store_true", help="6,000 rows, P = 1, 8, 64: under a minute"
     )
     parser.add_argument("--populations", help="comma-separated population sizes")
     parser.add_argument("--rows", type=int, help="rows of synthetic data")
-    parser.add_argument(
-        "--backends",
-        action="store_true",
-        help="instead: the default study by Optuna, Keras Tuner random and Bayesian, side by side",
-    )
-    parser.add_argument(
-        "--until",
-        action="store_true",
-        help="instead: the default study until settled and with its whole budget, side by side",
-    )
-    parser.add_argument("--n-trials", type=int, help="with --backends/--until: trials per study")
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="instead: where a population training step's time goes, MLP and CNN, by removing "
-        "its parts one after another (about 30 s)",
-    )
-    parser.add_argument(
-        "--settled",
-        action="store_true",
-        help="instead: the until-settled stopping rule against the fixed budget on simulated "
-        "studies (analysis only, about two minutes)",
-    )
+    for name, what in _BENCHMARKS.items():
+        parser.add_argument(f"--{name}", action="store_true", help=f"instead: {what}")
+        if name == "until":
+            parser.add_argument(
+                "--n-trials", type=int, help="with --backends/--until: trials per study"
+            )
 
 
 def _run_bench(args: argparse.Namespace) -> None:

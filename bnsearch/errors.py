@@ -111,68 +111,58 @@ def first_line(error: BaseException | None, empty: str = "") -> str:
     return text.splitlines()[0] if text else empty
 
 
-NO_SPACE = "no space"
-QUOTA = "quota"
-READ_ONLY = "read-only"
-FILE_SIZE = "file size limit"
-
 _ERRNOS = {
-    errno.ENOSPC: NO_SPACE,
-    errno.EDQUOT: QUOTA,
-    errno.EROFS: READ_ONLY,
-    errno.EFBIG: FILE_SIZE,
+    errno.ENOSPC: "no space",
+    errno.EDQUOT: "quota",
+    errno.EROFS: "read-only",
+    errno.EFBIG: "file size limit",
 }
 #: What drivers and servers write instead of an errno (SQLite, PostgreSQL, an HTTP
 #: server's error text); lower case.
 _TEXTS = (
-    ("database or disk is full", NO_SPACE),
-    ("no space left on device", NO_SPACE),
-    ("could not extend file", NO_SPACE),
-    ("disk quota exceeded", QUOTA),
-    ("attempt to write a readonly database", READ_ONLY),
-    ("read-only file system", READ_ONLY),
+    ("database or disk is full", "no space"),
+    ("no space left on device", "no space"),
+    ("could not extend file", "no space"),
+    ("disk quota exceeded", "quota"),
+    ("attempt to write a readonly database", "read-only"),
+    ("read-only file system", "read-only"),
 )
-#: PostgreSQL's SQLSTATE ``disk_full``.
-_PG_DISK_FULL = "53100"
 _FULL_DISK = {
-    NO_SPACE: "no space left on {place} holding {store}: free space and run the same command again",
-    QUOTA: "disk quota exceeded on {place} holding {store}: free space (or raise the quota) "
-    "and run the same command again",
-    READ_ONLY: "{place} holding {store} is read-only: make it writable and run the same "
+    "no space": "no space left on {place} holding {store}: free space and run the same "
     "command again",
-    FILE_SIZE: "the file size limit (ulimit -f) stops writes to {store} on {place}: raise it "
+    "quota": "disk quota exceeded on {place} holding {store}: free space (or raise the quota) "
     "and run the same command again",
+    "read-only": "{place} holding {store} is read-only: make it writable and run the same "
+    "command again",
+    "file size limit": "the file size limit (ulimit -f) stops writes to {store} on {place}: "
+    "raise it and run the same command again",
 }
 
 
 def full_disk(error: BaseException) -> str | None:
-    """What stops writes (:data:`NO_SPACE`, :data:`QUOTA`, ...) if ``error`` or its chain
-    (``__cause__``, ``__context__``, a driver error's ``orig``) says so; else None."""
+    """What stops writes (``no space``, ``quota``, ``read-only``, ``file size limit``) if
+    ``error`` or its chain (``__cause__``, ``__context__``, a driver error's ``orig``) says
+    so; else None."""
     return next((kind for e in _chain(error) if (kind := _kind_of(e))), None)
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
+def _chain(error: BaseException) -> list[BaseException]:
     """``error`` and, once each, every error its chain holds."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [error]
+    found: list[BaseException] = []
+    pending: list[object] = [error]
     while pending:
         current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        pending.extend(
-            e
-            for e in (current.__cause__, current.__context__, getattr(current, "orig", None))
-            if isinstance(e, BaseException)
-        )
+        if isinstance(current, BaseException) and all(current is not e for e in found):
+            found.append(current)
+            pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return found
 
 
 def _kind_of(error: BaseException) -> str | None:
     if isinstance(error, OSError) and error.errno in _ERRNOS:
         return _ERRNOS[error.errno]
-    if getattr(error, "pgcode", None) == _PG_DISK_FULL:
-        return NO_SPACE
+    if getattr(error, "pgcode", None) == "53100":  # PostgreSQL's SQLSTATE disk_full
+        return "no space"
     text = str(error).lower()
     kind = next((kind for needle, kind in _TEXTS if needle in text), None)
     if kind is None and "disk i/o error" in text:
@@ -180,7 +170,7 @@ def _kind_of(error: BaseException) -> str | None:
 
         # SQLite reports a write refused by RLIMIT_FSIZE (EFBIG) as a plain I/O error.
         if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
-            return FILE_SIZE
+            return "file size limit"
     return kind
 
 

@@ -1,10 +1,6 @@
-"""``python -m bnsearch replay``: train one logged trial again and compare.
-
-A trial is reproducible from its stored configuration and seed and, for the population
-engine, its batch (``TrialResult.population`` and ``TrialResult.batch``). The replay trains
-it again, prints the per-epoch metrics beside the logged ones with the largest difference,
-and logs a run of kind ``replay``. What to expect on each engine is in
-docs/guides/review-replay-export.md (``tests/test_replay.py`` holds each case)."""
+"""``python -m bnsearch replay``: train one logged trial again from its configuration, seed
+and (population engine) batch, compare it epoch by epoch and log a run of kind ``replay``;
+what to expect on each engine: docs/guides/review-replay-export.md."""
 
 from __future__ import annotations
 
@@ -40,8 +36,7 @@ class Replay:
     abs_difference: float
     rel_difference: float
     run_id: str | None
-    trained_with: int = 1
-    """How many trials the replay trained together (its recorded batch, or 1: alone)."""
+    trained_with: int = 1  # trials trained together: its recorded batch, or 1 (alone)
 
     @property
     def same_engine(self) -> bool:
@@ -133,23 +128,17 @@ def replay_trial(
     spec, name = original.spec, engine or original.engine
     dataset = load_study_dataset(config)
     batch, why_alone = _recorded_batch(original, results, name, alone)
+    size = original.population if batch else 1
     where = f"alone{why_alone}"
     if batch:
-        where = (
-            f"in its batch as trained ({len(batch)} trials in a population of "
-            f"{original.population})"
-        )
+        where = f"in its batch as trained ({len(batch)} trials in a population of {size})"
     print(
         f"bnsearch: replaying trial {number} ({spec.config.placement}, seed {spec.seed}, "
         f"trained by the {original.engine} engine) {where} on the {name} engine ...",
         file=out,
         flush=True,
     )
-    if batch:
-        size = original.population
-        trainer = make_engine(name, max_population=size, population_size=size)
-    else:
-        trainer = make_engine(name, max_population=1)
+    trainer = make_engine(name, max_population=size, population_size=size if batch else None)
     trained = trainer.train(batch or [spec], dataset, config.network).results
     replayed = next(r for r in trained if r.spec.number == number)
     worst = _largest_difference(original, replayed)

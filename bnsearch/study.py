@@ -47,6 +47,7 @@ __all__ = [
     "run_study",
     "study_lock",
     "sync_study",
+    "verdict_of",
 ]
 
 
@@ -79,7 +80,7 @@ class StudyOutcome:
     tracking_uri: str
     storage: str
     wall_time_s: float
-    report_files: list[str] = field(default_factory=list)  # artifacts of the parent run
+    report_files: list[str] = field(default_factory=list)
     experiment_id: str = ""
 
 
@@ -110,8 +111,7 @@ def run_study(
     say(_data_line(config, dataset))  # the first lines come before TensorFlow loads
     if needs_tensorflow(config.engine):  # an engine registered without it trains without it
         import_tensorflow_quietly()
-    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
-    tracker.connect()  # fails before the backend's store is touched
+    tracker = _tracker(config)  # fails before the backend's store is touched
     config = resolve(config, dataset)
     engine = make_engine(config.engine, config.population)
     say(engine.check_fits(dataset, config.network))  # a smaller population, if need be
@@ -138,7 +138,7 @@ def run_study(
     progress = Progress(planned, config.timeout, say.stream) if config.verbose else None
     with tracker.study_run_guard():
         new_results = backend.run(progress, say)
-    run_id = tracker.parent_run_id
+    run_id = tracker.parent_run_id or ""
     outcome = _outcome(config, backend, new_results, run_id, started, importances, dataset)
     outcome.experiment_id = str(tracker.experiment_id)
     backend.record_verdict(outcome.verdict)
@@ -268,18 +268,18 @@ def _outcome(
     config: StudyConfig,
     backend: Backend,
     new_results: list[TrialResult],
-    parent_run_id: str | None,
+    parent_run_id: str,
     started: float,
     importances: bool,
     dataset: Dataset,
 ) -> StudyOutcome:
     results = backend.results()
-    verdict = _verdict(
+    verdict = verdict_of(
         config,
         results,
-        backend.importances() if importances else {},
-        backend.unpaired_reason,
-        dataset.degenerate_validation,
+        importances=backend.importances() if importances else {},
+        unpaired_reason=backend.unpaired_reason,
+        no_ranking_reason=dataset.degenerate_validation,
     )
     return StudyOutcome(
         study_name=config.resolved_study_name,
@@ -287,54 +287,44 @@ def _outcome(
         all_results=results,
         table=summarize([r for r in results if r.spec.phase == Phase.SEARCH]),
         verdict=verdict,
-        parent_run_id=parent_run_id or "",
+        parent_run_id=parent_run_id,
         tracking_uri=config.resolved_tracking_uri,
         storage=config.resolved_storage,
         wall_time_s=time.monotonic() - started,
     )
 
 
-def _verdict(
-    config: StudyConfig,
-    results: list[TrialResult],
-    importances: dict[str, float],
-    unpaired_reason: str | None,
-    no_ranking_reason: str | None,
-) -> Verdict:
-    return verdict_for(
-        results,
-        metric=config.metric,
-        threshold=config.threshold,
-        importances=importances,
-        seed=config.seed,
-        unpaired_reason=unpaired_reason,
-        until=config.until,
-        question=config.question,
-        no_ranking_reason=no_ranking_reason,
-    )
+def verdict_of(config: StudyConfig, results: list[TrialResult], **given: Any) -> Verdict:
+    """The verdict on ``results`` by the study's settings (metric, threshold, seed, until,
+    question); ``given``: the rest of :func:`~bnsearch.stats.verdict_for`'s arguments."""
+    settings = ("metric", "threshold", "seed", "until", "question")
+    return verdict_for(results, **{name: getattr(config, name) for name in settings}, **given)
 
 
-def prepare_study(config: StudyConfig, stream: TextIO | None = None) -> tuple[str, str]:
-    """Create (or check) the study's store and the MLflow experiment, once before workers
-    start (so none race to create either); the study name and the experiment id."""
-    out = stream or sys.stdout
-    dataset = load_study_dataset(config)
-    name = config.resolved_study_name
-    tracker = MlflowTracker(config.resolved_tracking_uri, name)
+def _tracker(config: StudyConfig) -> MlflowTracker:
+    """The study's MLflow tracker, connected (a StoreError if MLflow cannot be used)."""
+    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
     tracker.connect()
+    return tracker
+
+
+def prepare_study(config: StudyConfig, stream: TextIO | None = None) -> None:
+    """Create (or check) the study's store and the MLflow experiment, once before workers
+    start (so none race to create either)."""
+    dataset = load_study_dataset(config)
+    tracker = _tracker(config)
     where = backend_class(config).prepare(config, dataset)
     print(
-        f"bnsearch: study {name!r} is ready in {where}, MLflow experiment id "
-        f"{tracker.experiment_id} at {redact_url(config.resolved_tracking_uri)}; "
+        f"bnsearch: study {config.resolved_study_name!r} is ready in {where}, MLflow "
+        f"experiment id {tracker.experiment_id} at {redact_url(config.resolved_tracking_uri)}; "
         "start the workers.",
-        file=out,
+        file=stream or sys.stdout,
         flush=True,
     )
-    return name, str(tracker.experiment_id)
 
 
 @contextlib.contextmanager
-def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
+def study_lock(config: StudyConfig) -> Iterator[None]:
     """Hold ``mlruns/locks/<study>.lock`` for the study's run on this machine: a second run
     of the same study exits at once with LockHeldError."""
     path = config.path_under(DEFAULT_STORE_DIR / "locks", ".lock")
@@ -347,7 +337,7 @@ def study_lock(config: StudyConfig, wait: bool = False) -> Iterator[None]:
         ) from None
     with open(path, "w") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LockHeldError(
                 f"study {config.resolved_study_name!r} is being run by another bnsearch "
@@ -441,35 +431,28 @@ def _log_report(tracker: MlflowTracker, outcome: StudyOutcome, dataset: Dataset)
     return [path.name for path in files]
 
 
-def sync_study(config: StudyConfig, stream: TextIO | None = None) -> int:
+def sync_study(config: StudyConfig) -> None:
     """Make the study's MLflow experiment agree with its store (see
-    :meth:`MlflowTracker.sync`); trains nothing. Returns the number of runs changed."""
-    out = stream or sys.stdout
-    tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
-    tracker.connect()
-    report = tracker.sync(read_study(config).stored_trials)
-    print(
-        report.message()
-        or f"bnsearch: MLflow already agrees with study {config.resolved_study_name!r}.",
-        file=out,
-        flush=True,
-    )
-    return report.created + report.completed + report.closed
+    :meth:`MlflowTracker.sync`); trains nothing."""
+    report = _tracker(config).sync(read_study(config).stored_trials)
+    name = config.resolved_study_name
+    print(report.message() or f"bnsearch: MLflow already agrees with study {name!r}.", flush=True)
 
 
 def rebuild_report(
-    config: StudyConfig,
-    out_dir: Path | None = None,
-    stream: TextIO | None = None,
+    config: StudyConfig, out_dir: Path | None = None, stream: TextIO | None = None
 ) -> Verdict:
     """Recompute a study's verdict from its store, write the report to ``out_dir`` (default
     ``mlruns/reports/<study>``) and log it to a new MLflow run of kind ``report``."""
-    out = stream or sys.stdout
-    name = config.resolved_study_name
+    out, name = stream or sys.stdout, config.resolved_study_name
     store = read_study(config)
     results = store.stored_trials().results
-    verdict = _verdict(
-        config, results, store.importances(), store.unpaired_reason, store.no_ranking_reason
+    verdict = verdict_of(
+        config,
+        results,
+        importances=store.importances(),
+        unpaired_reason=store.unpaired_reason,
+        no_ranking_reason=store.no_ranking_reason,
     )
     folder = out_dir or config.path_under(DEFAULT_STORE_DIR / "reports")
     line = f"Data fingerprint: {store.data_fingerprint}."
@@ -487,7 +470,5 @@ def rebuild_report(
     lines = verdict_glance(verdict)
     if config.details:
         lines += ["", "Full statistics:", *verdict_details(verdict)]
-    for text in lines:
-        print(text, file=out)
-    print(f"report written to {folder}/report.html", file=out, flush=True)
+    print(*lines, f"report written to {folder}/report.html", sep="\n", file=out, flush=True)
     return verdict

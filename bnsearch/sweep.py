@@ -15,7 +15,8 @@ from bnsearch.backends import read_study
 from bnsearch.config import StudyConfig
 from bnsearch.errors import ConfigError
 from bnsearch.report import WIDTH, plain_ascii, write_sweep_report
-from bnsearch.stats import AcrossVerdict, compare_across, dataset_scores, verdict_for
+from bnsearch.stats import AcrossVerdict, compare_across, dataset_scores
+from bnsearch.study import verdict_of
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import keys
 
@@ -44,15 +45,7 @@ def report_sweep(
         except ConfigError:
             print(f"sweep verdict: {config.resolved_study_name}: not run yet; left out")
             continue
-        verdict = verdict_for(
-            results,
-            metric=config.metric,
-            threshold=config.threshold,
-            seed=config.seed,
-            until=config.until,
-            question=config.question,
-            no_ranking_reason=store.no_ranking_reason,
-        )
+        verdict = verdict_of(config, results, no_ranking_reason=store.no_ranking_reason)
         scored.append(dataset_scores(config.resolved_study_name, verdict, results))
         metrics.add(config.metric)
     metric = metrics.pop() if len(metrics) == 1 else "each study's metric"
