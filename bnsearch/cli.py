@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bnsearch import __version__
 from bnsearch._interrupts import install_handlers
@@ -172,9 +172,8 @@ def _print_sweep_study(
     )
     print(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...", flush=True)
     if getattr(args, "verbose", False):
-        glance = verdict_glance(verdict)
-        for text in [*glance, "", "Full statistics:", *verdict_details(verdict), ""]:
-            print(text, flush=True)
+        details = ["", "Full statistics:", *verdict_details(verdict), ""]
+        print(*verdict_glance(verdict), *details, sep="\n", flush=True)
 
 
 def _study_files(folder: Path) -> list[Path]:
@@ -238,8 +237,7 @@ def _run_ui(args: argparse.Namespace) -> None:
 
 
 def _check_store_folder(uri: str) -> None:
-    """Make a SQLite store's folder (``mlflow ui`` would end in a traceback where a file
-    stands in its way)."""
+    """Make a SQLite store's folder (``mlflow ui`` ends in a traceback where a file is)."""
     if not uri.startswith("sqlite:///"):
         return
     folder = Path(uri.removeprefix("sqlite:///").split("?")[0]).parent
@@ -315,9 +313,8 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_replay(args: argparse.Namespace) -> None:
     from bnsearch.replay import replay_trial
 
-    # No --engine: the engine that trained the trial.
-    engine, alone = getattr(args, "engine", None), getattr(args, "alone", False)
-    replay_trial(config_from_args(args), args.trial, engine, alone=alone)
+    engine = getattr(args, "engine", None)  # None: the engine that trained the trial
+    replay_trial(config_from_args(args), args.trial, engine, alone=getattr(args, "alone", False))
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -451,9 +448,11 @@ class Command:
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int | None]  # None: exit code 0
-    #: When TensorFlow (seconds to import) is imported: ``first``, before the command runs;
-    #: ``late``, by run_study after the study's first line; ``never``.
-    tensorflow: Literal["first", "late", "never"] = "first"
+
+
+#: The commands that import TensorFlow (seconds) before they run; ``study``, ``sweep`` and
+#: ``worker`` import it in run_study, after the study's first line; the others never.
+_TENSORFLOW_FIRST = ("prepare", "replay", "export", "model", "bench")
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -464,7 +463,6 @@ COMMANDS: tuple[Command, ...] = (
         "Tuner); log every trial to MLflow; print a table per placement and the verdict.",
         _study_arguments,
         _run_study,
-        tensorflow="late",
     ),
     Command(
         "sweep",
@@ -475,7 +473,6 @@ COMMANDS: tuple[Command, ...] = (
         "all fine, 1 a study failed, 2 a bad study file, 3 a study was locked.",
         _sweep_arguments,
         _run_sweep,
-        tensorflow="late",
     ),
     Command(
         "worker",
@@ -487,7 +484,6 @@ COMMANDS: tuple[Command, ...] = (
         "the confirmation round: run `study` or `report` afterwards.",
         _study_arguments,
         _run_worker,
-        tensorflow="late",
     ),
     Command(
         "prepare",
@@ -504,7 +500,6 @@ COMMANDS: tuple[Command, ...] = (
         "Starts MLflow's UI on the tracking store.",
         _ui_arguments,
         _run_ui,
-        tensorflow="never",
     ),
     Command(
         "report",
@@ -514,7 +509,6 @@ COMMANDS: tuple[Command, ...] = (
         "datasets of the folder's study files (trains nothing).",
         _report_arguments,
         _run_report,
-        tensorflow="never",
     ),
     Command(
         "sync",
@@ -525,7 +519,6 @@ COMMANDS: tuple[Command, ...] = (
         "does this at its start too.",
         _sync_arguments,
         _run_sync,
-        tensorflow="never",
     ),
     Command(
         "replay",
@@ -570,7 +563,6 @@ COMMANDS: tuple[Command, ...] = (
         "docs' examples work after pip install. Refuses to overwrite a file of the same name.",
         _examples_arguments,
         _run_examples,
-        tensorflow="never",
     ),
     Command(
         "bench",
@@ -620,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
             description=command.description,
         )
         command.add_arguments(sub)
-        sub.set_defaults(run=command.run, tensorflow=command.tensorflow)
+        sub.set_defaults(run=command.run)
     return parser
 
 
@@ -638,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The commands that train nothing start without TensorFlow (`report`, `ui` and
         # `sync` answer in about a second), and so does a study on an engine registered
         # without it (a stand-in engine of many-worker tests).
-        if args.tensorflow == "first" and needs_tensorflow(getattr(args, "engine", None)):
+        if args.command in _TENSORFLOW_FIRST and needs_tensorflow(getattr(args, "engine", None)):
             import_tensorflow_quietly()
         return args.run(args) or 0
     except BnsearchError as error:
