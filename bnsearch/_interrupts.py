@@ -12,10 +12,11 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 _STOP = threading.Event()
 _deferring = 0  # how many deferred() sections the main thread is in
+_previous_hook = sys.unraisablehook
 
 
 def _request_stop(signum: int, frame: object) -> None:
@@ -38,26 +39,18 @@ def deferred() -> Iterator[None]:
 def install_handlers() -> None:
     """SIGINT (even if a shell started bnsearch with it ignored) and SIGTERM both take the
     Ctrl-C path."""
+    global _previous_hook
     signal.signal(signal.SIGINT, _request_stop)
     signal.signal(signal.SIGTERM, _request_stop)
-    if not getattr(sys.unraisablehook, "quiets_stops", False):  # once, not stacked
-        sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+    if sys.unraisablehook is not _quiet_unraisable:  # once, not stacked
+        _previous_hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
 
 
-def _quiet_unraisable(
-    previous: Callable[[sys.UnraisableHookArgs], object],
-) -> Callable[[sys.UnraisableHookArgs], None]:
-    """An unraisable hook that drops a requested stop's ``KeyboardInterrupt`` (the flag
-    keeps it) and passes anything else to ``previous``."""
-
-    def hook(unraisable: sys.UnraisableHookArgs) -> None:
-        kind = getattr(unraisable, "exc_type", None)
-        if _STOP.is_set() and isinstance(kind, type) and issubclass(kind, KeyboardInterrupt):
-            return
-        previous(unraisable)
-
-    hook.quiets_stops = True  # type: ignore[attr-defined]
-    return hook
+def _quiet_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Drop a requested stop's ``KeyboardInterrupt`` (the flag keeps it); pass on the rest."""
+    kind = getattr(unraisable, "exc_type", None)
+    if not (_STOP.is_set() and isinstance(kind, type) and issubclass(kind, KeyboardInterrupt)):
+        _previous_hook(unraisable)
 
 
 def stop_requested() -> bool:
