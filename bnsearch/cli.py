@@ -29,7 +29,7 @@ from bnsearch.config import (
     load_study_file,
     needs_tensorflow,
 )
-from bnsearch.errors import BnsearchError, ConfigError, StoreError, UsageError, first_line
+from bnsearch.errors import BnsearchError, ConfigError, StoreError, UsageError, error_line
 from bnsearch.networks import NetworkSettings, describe_network, summarize_network
 from bnsearch.trial import SearchSpace
 
@@ -142,8 +142,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
             if isinstance(error, BnsearchError):
                 code, what = error.exit_code, str(error)
             else:
-                code, why = 1, f"{type(error).__name__}: {first_line(error)}"
-                what = f"unexpected {why} (run it alone with --debug for details)"
+                code = 1
+                what = f"unexpected {error_line(error)} (run it alone with --debug for details)"
             codes.append(code)
             print(f"sweep: {path.name}: error (exit {code}): {redact_text(what)}", flush=True)
             if getattr(args, "debug", False):

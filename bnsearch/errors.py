@@ -18,6 +18,7 @@ __all__ = [
     "LockHeldError",
     "StudyFailedError",
     "UsageError",
+    "error_line",
     "first_line",
     "full_disk",
     "full_disk_message",
@@ -109,6 +110,11 @@ def first_line(error: BaseException | None, empty: str = "") -> str:
     """The first line of ``str(error)`` (``empty`` when it has no text)."""
     text = str(error)
     return text.splitlines()[0] if text else empty
+
+
+def error_line(error: BaseException) -> str:
+    """``TypeError: <its first line>``: how a message quotes an error it did not expect."""
+    return f"{type(error).__name__}: {first_line(error)}"
 
 
 _ERRNOS = {
