@@ -409,7 +409,7 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, help="rows of synthetic data")
     for name, what in _BENCHMARKS.items():
         parser.add_argument(f"--{name}", action="store_true", help=f"instead: {what}")
-        if name == "until":
+        if name == "until":  # --n-trials sizes --backends and --until: listed after them
             parser.add_argument(
                 "--n-trials", type=int, help="with --backends/--until: trials per study"
             )

@@ -256,8 +256,7 @@ def _introduction(config: StudyConfig, backend: Backend, budget: str) -> str:
     line = (
         f"bnsearch: {budget} by {backend.name} with the {config.engine} engine, "
         f"{config.network.epochs} epoch{'s' if config.network.epochs != 1 else ''} each; "
-        f"{backend.existing_trials()} trials already "
-        "in the study."
+        f"{backend.existing_trials()} trials already in the study."
     )
     paired = backend.unpaired_reason is None
     notice = cannot_settle_notice(config, backend.results()) if paired else None
@@ -375,9 +374,7 @@ def print_summary(outcome: StudyOutcome, out: TextIO, details: bool = False) -> 
     if outcome.experiment_id:
         url = runs_url(outcome.experiment_id)  # a long one on a line of its own
         lines += [f"  then open {url}"] if len(url) <= WIDTH - 12 else ["  then open", f"  {url}"]
-    for line in lines:
-        print(plain_ascii(line), file=out)
-    out.flush()
+    print(*map(plain_ascii, lines), sep="\n", file=out, flush=True)
 
 
 def _failures_note(outcome: StudyOutcome) -> str | None:
