@@ -276,9 +276,9 @@ def _outcome(
     verdict = verdict_of(
         config,
         results,
-        importances=backend.importances() if importances else {},
-        unpaired_reason=backend.unpaired_reason,
-        no_ranking_reason=dataset.degenerate_validation,
+        backend.importances() if importances else {},
+        backend.unpaired_reason,
+        dataset.degenerate_validation,
     )
     return StudyOutcome(
         study_name=config.resolved_study_name,
@@ -293,11 +293,26 @@ def _outcome(
     )
 
 
-def verdict_of(config: StudyConfig, results: list[TrialResult], **given: Any) -> Verdict:
+def verdict_of(
+    config: StudyConfig,
+    results: list[TrialResult],
+    importances: dict[str, float] | None = None,
+    unpaired_reason: str | None = None,
+    no_ranking_reason: str | None = None,
+) -> Verdict:
     """The verdict on ``results`` by the study's settings (metric, threshold, seed, until,
-    question); ``given``: the rest of :func:`~bnsearch.stats.verdict_for`'s arguments."""
-    settings = ("metric", "threshold", "seed", "until", "question")
-    return verdict_for(results, **{name: getattr(config, name) for name in settings}, **given)
+    question), or why none is given."""
+    return verdict_for(
+        results,
+        metric=config.metric,
+        threshold=config.threshold,
+        importances=importances,
+        seed=config.seed,
+        unpaired_reason=unpaired_reason,
+        until=config.until,
+        question=config.question,
+        no_ranking_reason=no_ranking_reason,
+    )
 
 
 def _tracker(config: StudyConfig) -> MlflowTracker:
@@ -445,11 +460,7 @@ def rebuild_report(
     store = read_study(config)
     results = store.stored_trials().results
     verdict = verdict_of(
-        config,
-        results,
-        importances=store.importances(),
-        unpaired_reason=store.unpaired_reason,
-        no_ranking_reason=store.no_ranking_reason,
+        config, results, store.importances(), store.unpaired_reason, store.no_ranking_reason
     )
     folder = out_dir or config.path_under(DEFAULT_STORE_DIR / "reports")
     line = f"Data fingerprint: {store.data_fingerprint}."
