@@ -82,3 +82,31 @@ def test_a_model_of_known_layers_says_the_population_engine_trains_it(tmp_path, 
     assert "engine: population" in shown.stdout.splitlines()
     assert "BatchNormalization layers per placement: none 0, before 2, after 2" in shown.stdout
     assert "no population-engine form" not in shown.stdout
+
+
+def test_a_model_named_by_a_python_file_and_a_function_is_shown_and_bad_ones_refused(tmp_path, cli):
+    """``--model file.py:name``: the file is run as a script and ``name()`` builds the model;
+    a missing file, a missing name and a file that fails are each refused in one line."""
+    (tmp_path / "mine.py").write_text(
+        "import keras\n\n\n"
+        "def build():\n"
+        "    inputs = keras.Input(shape=(14,))\n"
+        "    x = keras.layers.Dense(8, activation='tanh', name='hidden')(inputs)\n"
+        "    return keras.Model(inputs, keras.layers.Dense(2, activation='softmax')(x))\n"
+    )
+    (tmp_path / "broken.py").write_text("raise RuntimeError('no model today')\n")
+
+    shown = cli("model", "--show", "mine.py:build", cwd=tmp_path)
+
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "sites (1): hidden" in shown.stdout
+    refusals = {
+        "absent.py:build": "--model absent.py:build: absent.py does not exist; check the path.",
+        "mine.py:nothing": "mine.py has no 'nothing' (--model mine.py:nothing).",
+        "broken.py:build": "--model broken.py:build: importing broken.py failed "
+        "(RuntimeError: no model today).",
+    }
+    for spec, line in refusals.items():
+        refused = cli("model", "--show", spec, cwd=tmp_path)
+        assert refused.returncode != 0
+        assert line in refused.stderr, refused.stderr
