@@ -94,7 +94,7 @@ def test_a_trial_failed_by_another_process_while_training_is_retried_not_crashed
     numbers = [r.spec.number for r in results]
     assert len(results) == 3 and engine.victim not in numbers
     assert len({r.spec.block for r in results}) == 1 and len({r.spec.seed for r in results}) == 1
-    assert blocks_to_complete(backend.study, config.space.placement) == []
+    assert blocks_to_complete(backend.study.trials, config.space.placement) == []
     client, runs = _trial_runs(stores["tracking_uri"])
     by_number = {r.data.tags["bnsearch.trial_number"]: r for r in runs}
     victim_run = by_number[str(engine.victim)]

@@ -46,7 +46,7 @@ def test_interrupted_trials_are_retried_and_missing_placements_created(study):
         _add(study, 2, placement, fail if placement == "none" else complete,
              TrialState.FAILED if placement == "none" else TrialState.COMPLETE)  # fmt: skip
     told_then_failed = _add(study, 3, "none", fail, TrialState.COMPLETE)  # Ctrl-C mid-tell
-    repairs = blocks_to_complete(study, PLACEMENTS)
+    repairs = blocks_to_complete(study.trials, PLACEMENTS)
     assert [(r.block, r.params["placement"], r.retries) for r in repairs] == [
         (1, "none", None), (1, "after", interrupted),
         (3, "none", told_then_failed), (3, "before", None), (3, "after", None),

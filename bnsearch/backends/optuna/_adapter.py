@@ -50,10 +50,6 @@ def record_heartbeat(study: optuna.Study, trial_id: int) -> None:
     _storage(study).record_heartbeat(trial_id)
 
 
-def trial_state(study: optuna.Study, trial_id: int) -> optuna.trial.TrialState:
-    return _storage(study).get_trial(trial_id).state
-
-
 def set_trial_system_attr(
     study: optuna.Study, trial: optuna.Trial | FrozenTrial, key: str, value: Any
 ) -> None:
@@ -74,23 +70,15 @@ def create_running_trial(
     distributions: dict[str, BaseDistribution],
     user_attrs: dict[str, Any],
 ) -> optuna.Trial:
-    """A RUNNING trial with fixed ``params`` and ``user_attrs``, created in one insert (so no
-    other process ever sees it without them) and owned by the caller (unlike
-    ``enqueue_trial``, no other worker can take it from Optuna's queue)."""
+    """A RUNNING trial with its ``params`` and ``user_attrs`` in one insert (no other process
+    sees it without them), owned by the caller (unlike ``enqueue_trial``'s)."""
     import optuna
 
-    template = optuna.trial.FrozenTrial(
-        number=-1,
+    template = optuna.trial.create_trial(
         state=optuna.trial.TrialState.RUNNING,
-        value=None,
-        datetime_start=datetime.datetime.now(),
-        datetime_complete=None,
         params=params,
         distributions=distributions,
         user_attrs=user_attrs,
-        system_attrs={},
-        intermediate_values={},
-        trial_id=-1,
     )
     new_id = _storage(study).create_new_trial(study_id(study), template_trial=template)
     return optuna.Trial(study, new_id)

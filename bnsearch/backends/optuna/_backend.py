@@ -2,30 +2,23 @@
 paired-search loop (:mod:`bnsearch.backends._loop`), whose hooks it implements.
 
 A full disk under the storage is one :class:`~bnsearch.errors.StoreFullError` naming it: at
-once from a claim or a tell, after the batch is told when a pruner's report met it (the
-pruner then answers "no"). Trials it left RUNNING are failed by the next run at once
-(:func:`~._heartbeat.close_dead_trials`) and retried in their blocks."""
+once from a claim or a tell, after the batch is told when a pruner's report met it. Trials
+it left RUNNING are failed by the next run and retried in their blocks."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import copy
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import StudyReader
 from bnsearch.backends._loop import Member, PairedSearcher, Pruner
-from bnsearch.backends.optuna._ask import ask_confirmation
-from bnsearch.backends.optuna._claims import claim_batch
-from bnsearch.backends.optuna._heartbeat import (
-    beating,
-    close_dead_trials,
-    closed_message,
-    first_beat,
-)
-from bnsearch.backends.optuna._pruning import EpochSnapshot
+from bnsearch.backends.optuna._claims import ask_confirmation, claim_batch
+from bnsearch.backends.optuna._heartbeat import beating, close_dead_trials, first_beat
 from bnsearch.backends.optuna._storage import (
     RUN_ID_ATTR,
     load_existing_study,
@@ -40,6 +33,10 @@ from bnsearch.data import Dataset
 from bnsearch.errors import StoreFullError, full_disk_message, naming_full_disk
 from bnsearch.stats import Verdict
 from bnsearch.trial import Phase, StoredTrials, TrialResult, TrialState, keys
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 
 @dataclass
@@ -114,12 +111,17 @@ class OptunaBackend(PairedSearcher):
 
     def search_trials(self) -> int:
         """Every worker's search trials with an outcome or in flight."""
-        return search_trial_count(self.study)
+        return search_trial_count(self.study.get_trials(deepcopy=False))
 
     def reclaim(self) -> str | None:
         with self._writing():
             closed = close_dead_trials(self.study, self.tracker)
-        return closed_message(closed) if closed else None
+        if not closed:
+            return None
+        return (
+            f"bnsearch: closed {closed} trial(s) left RUNNING by a process that died; they are "
+            "marked FAILED in Optuna and MLflow and will be retried."
+        )
 
     def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
         with self._writing():
@@ -182,17 +184,15 @@ class OptunaBackend(PairedSearcher):
 
         study, trial = self.study, member.trial
         stored = result.to_json()
+        optuna_state = optuna.trial.TrialState
+        # COMPLETE: no state, so Optuna fails a value it cannot take as it would in optimize.
+        state = {TrialState.PRUNED: optuna_state.PRUNED, TrialState.FAILED: optuna_state.FAIL}
         try:
             with self._writing():
                 adapter.set_trial_system_attr(study, trial, keys.RESULT, stored)
                 if result.state is TrialState.FAILED:
                     trial.set_user_attr("fail_reason", result.fail_reason or "unknown")
-                if result.state is TrialState.COMPLETE:
-                    study.tell(trial, result.value)
-                elif result.state is TrialState.PRUNED:
-                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                else:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                study.tell(trial, result.value, state=state.get(result.state))
         except optuna.exceptions.UpdateFinishedTrialError:
             # A retried tell whose first try had landed (a dropped connection) finds our own
             # result in place; a trial taken over does not.
@@ -218,3 +218,35 @@ class OptunaBackend(PairedSearcher):
         n = len(members)
         what = "the trial in flight was" if n == 1 else f"the {n} trials in flight were"
         return f"{what} marked failed and the next run retries them"
+
+
+class EpochSnapshot:
+    """A study stand-in for pruners that answers ``get_trials`` from one snapshot per epoch
+    (pruners compare with *finished* trials, which cannot change during one round)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._study = study
+        self._epoch: int | None = None
+        self._trials: list[FrozenTrial] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[optuna.trial.TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        trials = self._trials if states is None else [t for t in self._trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else list(trials)
+
+    def should_prune(self, trial: optuna.Trial, epoch: int, value: float) -> bool:
+        """Report ``value`` for ``epoch`` and ask the study's pruner about ``trial``."""
+        trial.report(value, epoch)
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._trials = self._study.get_trials(deepcopy=False)
+        current = next((t for t in self._trials if t.number == trial.number), None)
+        if current is None:
+            return trial.should_prune()
+        current = copy.copy(current)
+        current.intermediate_values = {**current.intermediate_values, epoch: value}
+        return bool(self._study.pruner.prune(cast("optuna.Study", self), current))

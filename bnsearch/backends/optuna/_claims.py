@@ -1,4 +1,5 @@
-"""Claiming work in a shared study: one process at a time decides what runs next.
+"""Claiming work in a shared study, and creating the trials of paired blocks and of the
+confirmation round.
 
 Deciding what to run next (retries, whether the target leaves room for another block) and
 creating those trials must be one step, or two workers both take the last block and the
@@ -9,21 +10,18 @@ study overshoots its target. A lock is held for that step only (training runs ou
   claim's trials and their first heartbeats are committed (Optuna commits each call on its
   own connection), so the next worker, reading the study once it holds the lock, sees them.
   Never a session-level lock, so it works through a transaction-pooling pooler; a waiter
-  tries in short transactions with jittered waits (:func:`_wait_for`) and holds no server
-  connection between tries, so waiters cannot take a small pool from the holder. The
-  server ends the lock with its transaction (a killed worker, a dropped connection) and
-  cuts off a hung holder after :data:`LOCK_HOLD_LIMIT_S`; a claim whose lock went before
-  its commit withdraws its trials and is made again (:func:`claim_batch`).
+  holds no server connection between tries, so waiters cannot take a small pool from the
+  holder. The server ends the lock with its transaction (a killed worker, a dropped
+  connection) and cuts off a hung holder after :data:`LOCK_HOLD_LIMIT_S`; a claim whose
+  lock went before its commit withdraws its trials and is made again.
   docs/guides/workers.md says why not a row lock on a claims table.
-* SQLite: an exclusive ``flock`` on ``<database file>.claims``, waited for at most
-  :data:`LOCK_TIMEOUT_S`.
+* SQLite: an exclusive ``flock`` on ``<database file>.claims``.
 * Any other database: no lock; workers claiming at the same instant may overshoot by a block.
 
 Blocks are kept whole (:func:`blocks_to_complete`): a trial that failed without a result
-(interrupted, or failed by :func:`~._heartbeat.close_dead_trials`) is retried with the
-same parameters, seed and block, and a placement a block never got is created the same
-way; a trial that failed with a result (diverged) is an outcome. So a shared study reaches
-its target exactly."""
+(interrupted, or its process died) is retried with the same parameters, seed and block, and
+a placement a block never got is created the same way; a trial that failed with a result
+(diverged) is an outcome. So a shared study reaches its target exactly."""
 
 from __future__ import annotations
 
@@ -32,7 +30,9 @@ import fcntl
 import functools
 import logging
 import math
+import os
 import random
+import socket
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -42,13 +42,20 @@ from typing import TYPE_CHECKING, Any
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends._loop import Member
-from bnsearch.backends.optuna._ask import ask_block, claim_trial
-from bnsearch.backends.optuna._pruning import EpochSnapshot
+from bnsearch.backends.optuna._heartbeat import first_beat
 from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
-from bnsearch.backends.optuna._storage import TrialsReader, is_outcome, search_trial_count
+from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreError
-from bnsearch.trial import Phase, keys
+from bnsearch.trial import (
+    BNConfig,
+    Phase,
+    TrialResult,
+    TrialSpec,
+    confirmation_seed,
+    keys,
+    trial_seed,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -86,33 +93,31 @@ def _wait_for(take: Callable[[], bool], what: str, timeout: float | None) -> Non
 def claim_lock(study: optuna.Study, timeout: float | None = None) -> Iterator[None]:
     """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
     engine = adapter.sql_engine(study)
-    dialect = engine.dialect.name if engine is not None else ""
-    what = f"the claim lock of study {study.study_name!r}"
-    if engine is not None and dialect == "postgresql":
+    sqlite = engine is not None and engine.dialect.name == "sqlite"
+    database = engine.url.database if engine is not None and sqlite else None
+    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if engine is not None and engine.dialect.name == "postgresql":
         key = zlib.crc32(f"bnsearch:{adapter.study_id(study)}".encode())
-        with _transaction_lock(engine, key, what, timeout):
-            yield
-    elif (
-        engine is not None
-        and dialect == "sqlite"
-        and engine.url.database not in (None, "", ":memory:")
-    ):
-        path = Path(engine.url.database).with_name(Path(engine.url.database).name + ".claims")
-        with open(path, "a") as handle:
+        what = f"the claim lock of study {study.study_name!r}"
+        lock = _transaction_lock(engine, key, what, timeout)
+    elif database not in (None, "", ":memory:"):
+        lock = _file_lock(Path(f"{database}.claims"), timeout or LOCK_TIMEOUT_S)
+    with lock:
+        yield
 
-            def take() -> bool:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return False
+
+@contextlib.contextmanager
+def _file_lock(path: Path, timeout: float) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``, released as the file closes."""
+    with open(path, "a") as handle:
+
+        def take() -> bool:
+            with contextlib.suppress(BlockingIOError):
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
+            return False
 
-            _wait_for(take, f"the claim lock {path}", timeout or LOCK_TIMEOUT_S)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-    else:
+        _wait_for(take, f"the claim lock {path}", timeout)
         yield
 
 
@@ -156,11 +161,11 @@ class Repair:
     retries: int | None
 
 
-def blocks_to_complete(study: TrialsReader, placements: tuple[str, ...]) -> list[Repair]:
+def blocks_to_complete(trials: list[FrozenTrial], placements: tuple[str, ...]) -> list[Repair]:
     """What every paired search block still needs for one outcome per placement, in block
     order."""
     blocks: dict[int, list[FrozenTrial]] = {}
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         attrs = trial.user_attrs
         if attrs.get(keys.PHASE, Phase.SEARCH) != Phase.SEARCH or attrs.get(keys.WITHDRAWN):
             continue
@@ -212,16 +217,15 @@ def _decide_and_create(
 ) -> None:
     """The claim under the lock, each trial appended to ``asked`` as soon as it exists."""
     block_size = len(config.space.placement)
-    snapshot = EpochSnapshot(study)  # read once under the lock, for both questions
-    snapshot.refresh(0)
+    trials = study.get_trials(deepcopy=False)  # read once under the lock, for both questions
     if config.target_trials is not None:
-        remaining = config.target_trials - search_trial_count(snapshot)
+        remaining = config.target_trials - search_trial_count(trials)
     else:
         remaining = wanted or 0
     if remaining <= 0:
         return
-    keep_alive = _KeepAlive(study)
-    repairs = blocks_to_complete(snapshot, config.space.placement)
+    keep_alive = _keep_alive(study)
+    repairs = blocks_to_complete(trials, config.space.placement)
     for r in repairs[: min(capacity, remaining)]:
         extra = {} if r.retries is None else {keys.RETRIES_TRIAL: r.retries}
         asked.append(claim_trial(study, r.params, r.distributions, r.seed, r.block, extra))
@@ -233,22 +237,20 @@ def _decide_and_create(
         keep_alive(asked)
 
 
-class _KeepAlive:
+def _keep_alive(study: optuna.Study) -> Callable[[list[Member]], None]:
     """Beats for the trials a long claim has created so far, every half heartbeat interval
-    (the batch's :func:`~._heartbeat.beating` starts only after the claim), so a claim
-    outlasting the grace period does not see its first trials failed as stale."""
+    (the batch's beats start after the claim), so none is failed as stale meanwhile."""
+    every_s = (adapter.heartbeat_interval(study) or 0) / 2
+    last = time.monotonic()
 
-    def __init__(self, study: optuna.Study) -> None:
-        self.study = study
-        self.every_s = (adapter.heartbeat_interval(study) or 0) / 2
-        self.last = time.monotonic()
+    def beat(asked: list[Member]) -> None:
+        nonlocal last
+        if every_s and time.monotonic() - last >= every_s:
+            for trial, _ in asked:
+                adapter.record_heartbeat(study, adapter.trial_id(trial))
+            last = time.monotonic()
 
-    def __call__(self, asked: list[Member]) -> None:
-        if not self.every_s or time.monotonic() - self.last < self.every_s:
-            return
-        for trial, _ in asked:
-            adapter.record_heartbeat(self.study, adapter.trial_id(trial))
-        self.last = time.monotonic()
+    return beat
 
 
 def _withdraw(study: optuna.Study, asked: list[Member]) -> None:
@@ -263,3 +265,61 @@ def _withdraw(study: optuna.Study, asked: list[Member]) -> None:
                 study.tell, trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
             )
         )
+
+
+def _attrs(seed: int, block: int, phase: Phase) -> dict[str, Any]:
+    """What every trial records about itself: seed, phase, block and worker (``host:pid``)."""
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    return {"seed": seed, keys.PHASE: phase, keys.BLOCK: block, keys.WORKER: worker}
+
+
+def claim_trial(
+    study: optuna.Study,
+    params: dict[str, Any],
+    distributions: dict[str, BaseDistribution],
+    seed: int,
+    block: int,
+    extra_attrs: dict[str, Any] | None = None,
+    phase: Phase = Phase.SEARCH,
+) -> Member:
+    """A RUNNING trial with fixed ``params`` owned by this process, its seed, block and phase
+    stored in the same insert."""
+    attrs = {**_attrs(seed, block, phase), **(extra_attrs or {})}
+    trial = adapter.create_running_trial(study, params, distributions, attrs)
+    first_beat(study, adapter.trial_id(trial))
+    return Member(trial, TrialSpec(trial.number, BNConfig(**params), seed, block, phase=phase))
+
+
+def ask_block(study: optuna.Study, config: StudyConfig) -> list[Member]:
+    """Ask one trial from the sampler, then one per other placement with the same values."""
+    template = study.ask()
+    first_beat(study, adapter.trial_id(template))
+    first = config.space.suggest(template)
+    block = template.number
+    seed = trial_seed(config.seed, block)
+    for key, value in _attrs(seed, block, Phase.SEARCH).items():
+        template.set_user_attr(key, value)
+    members = [Member(template, TrialSpec(block, first, seed, block))]
+    for placement in config.space.placement:
+        if placement != first.placement:
+            params = {**template.params, "placement": placement}
+            members.append(claim_trial(study, params, template.distributions, seed, block))
+    return members
+
+
+def ask_confirmation(
+    study: optuna.Study, config: StudyConfig, best: list[TrialResult]
+) -> list[Member]:
+    """Each placement's best configuration, once per fresh seed (``config.confirm_seeds``)."""
+    trials = study.get_trials(deepcopy=False)
+    round_id = len(trials)
+    distributions = next(t.distributions for t in trials if "placement" in t.params)
+    members = []
+    for k in range(config.confirm_seeds):
+        seed = confirmation_seed(config.seed, round_id, k)
+        for result in best:
+            params = result.config.as_params()
+            members.append(
+                claim_trial(study, params, distributions, seed, round_id, phase=Phase.CONFIRM)
+            )
+    return members

@@ -58,14 +58,6 @@ def beating(study: optuna.Study, trial_ids: list[int]) -> Iterator[None]:
         thread.join()
 
 
-def closed_message(closed: int) -> str:
-    """What a run says after :func:`close_dead_trials` closed ``closed`` trials."""
-    return (
-        f"bnsearch: closed {closed} trial(s) left RUNNING by a process that died; they are "
-        "marked FAILED in Optuna and MLflow and will be retried."
-    )
-
-
 def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
     """Fail the trials a dead process left RUNNING and end their MLflow runs as FAILED; how
     many there were. A process of this machine that is gone (by ``bnsearch.worker``'s host
@@ -102,11 +94,8 @@ def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
         for trial_id in retry_transient(lambda: adapter.orphaned_trial_ids(study, grace)):
             with contextlib.suppress(Exception):  # another worker may fail it first
                 adapter.fail_trial(study, trial_id)
-    stale = [
-        trial
-        for trial_id, trial in running.items()
-        if adapter.trial_state(study, trial_id) is optuna.trial.TrialState.FAIL
-    ]
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    stale = [t for t in failed if adapter.trial_id(t) in running]
     fail_runs(tracker, stale, STALE_REASON)
     return len(gone) + len(stale)
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import random
 import warnings
-from collections.abc import Container
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from bnsearch._reachable import opening_alone, probe
 from bnsearch._redact import redact_text, redact_url
@@ -168,14 +167,6 @@ def open_study(config: StudyConfig, dataset: Dataset) -> optuna.Study:
     return study
 
 
-class TrialsReader(Protocol):
-    """An Optuna study, or a stand-in answering its ``get_trials`` (a claim's snapshot)."""
-
-    def get_trials(
-        self, deepcopy: bool = ..., states: Container[optuna.trial.TrialState] | None = ...
-    ) -> list[FrozenTrial]: ...
-
-
 _OPTUNA_STATE = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAILED": "FAIL"}
 
 
@@ -229,11 +220,11 @@ def is_outcome(trial: FrozenTrial) -> bool:
     return stored is not None and json.loads(stored).get("state") == "FAILED"
 
 
-def search_trial_count(study: TrialsReader) -> int:
+def search_trial_count(trials: list[FrozenTrial]) -> int:
     """Every worker's search trials that count towards ``target_trials`` (:func:`is_outcome`)."""
     return sum(
         1
-        for t in study.get_trials(deepcopy=False)
+        for t in trials
         if t.user_attrs.get(keys.PHASE, Phase.SEARCH) == Phase.SEARCH and is_outcome(t)
     )
 
