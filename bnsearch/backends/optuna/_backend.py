@@ -139,11 +139,10 @@ class OptunaBackend(PairedSearcher):
 
     @contextlib.contextmanager
     def in_flight(self, members: list[Member]) -> Iterator[None]:
-        ids = [adapter.trial_id(member.trial) for member in members]
         with self._writing():
-            for trial_id in ids:
-                first_beat(self.study, trial_id)
-        with beating(self.study, ids):
+            for member in members:
+                first_beat(self.study, adapter.trial_id(member.trial))
+        with beating(self.study, members):
             yield
 
     def run_tags(self, member: Member) -> dict[str, str]:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends._loop import Member
-from bnsearch.backends.optuna._heartbeat import first_beat
+from bnsearch.backends.optuna._heartbeat import beating, first_beat
 from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
 from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
@@ -196,7 +196,8 @@ def claim_batch(
         asked: list[Member] = []
         started = time.monotonic()
         try:
-            with claim_lock(study):
+            # The batch's beats start after the claim: a long claim beats for its own trials.
+            with claim_lock(study), beating(study, asked):
                 locked = time.monotonic()
                 _decide_and_create(study, config, capacity, wanted, asked)
         except Exception as error:
@@ -224,33 +225,14 @@ def _decide_and_create(
         remaining = wanted or 0
     if remaining <= 0:
         return
-    keep_alive = _keep_alive(study)
     repairs = blocks_to_complete(trials, config.space.placement)
     for r in repairs[: min(capacity, remaining)]:
         extra = {} if r.retries is None else {keys.RETRIES_TRIAL: r.retries}
         asked.append(claim_trial(study, r.params, r.distributions, r.seed, r.block, extra))
-        keep_alive(asked)
     remaining -= len(asked)
     room = (capacity - len(asked)) // block_size if asked else max(1, capacity // block_size)
     for _ in range(min(room, math.ceil(max(remaining, 0) / block_size))):
         asked.extend(ask_block(study, config))
-        keep_alive(asked)
-
-
-def _keep_alive(study: optuna.Study) -> Callable[[list[Member]], None]:
-    """Beats for the trials a long claim has created so far, every half heartbeat interval
-    (the batch's beats start after the claim), so none is failed as stale meanwhile."""
-    every_s = (adapter.heartbeat_interval(study) or 0) / 2
-    last = time.monotonic()
-
-    def beat(asked: list[Member]) -> None:
-        nonlocal last
-        if every_s and time.monotonic() - last >= every_s:
-            for trial, _ in asked:
-                adapter.record_heartbeat(study, adapter.trial_id(trial))
-            last = time.monotonic()
-
-    return beat
 
 
 def _withdraw(study: optuna.Study, asked: list[Member]) -> None:

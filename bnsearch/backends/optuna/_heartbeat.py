@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import bnsearch.backends.optuna._adapter as adapter
+from bnsearch.backends._loop import Member
 from bnsearch.backends.optuna._retry import retry_transient
 from bnsearch.errors import full_disk
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable
@@ -34,8 +35,9 @@ def first_beat(study: optuna.Study, trial_id: int) -> None:
 
 
 @contextlib.contextmanager
-def beating(study: optuna.Study, trial_ids: list[int]) -> Iterator[None]:
-    """Record Optuna heartbeats for the trials in flight from a background thread."""
+def beating(study: optuna.Study, members: list[Member]) -> Iterator[None]:
+    """Record Optuna heartbeats for ``members`` (a list that may grow meanwhile) from a
+    background thread."""
     interval = adapter.heartbeat_interval(study)
     if not interval:
         yield
@@ -44,10 +46,10 @@ def beating(study: optuna.Study, trial_ids: list[int]) -> Iterator[None]:
 
     def beat() -> None:
         while not stop.wait(interval):
-            for trial_id in trial_ids:
+            for trial, _ in members:
                 # A missed beat must not stop training; the next one will do.
                 with contextlib.suppress(Exception):
-                    adapter.record_heartbeat(study, trial_id)
+                    adapter.record_heartbeat(study, adapter.trial_id(trial))
 
     thread = threading.Thread(target=beat, daemon=True, name="bnsearch-beat")
     thread.start()

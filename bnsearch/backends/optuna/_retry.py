@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._interrupts import raise_if_stopped
 from bnsearch._reachable import DATABASE_RETRY
-from bnsearch.errors import first_line
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -55,21 +54,20 @@ def is_transient(error: BaseException) -> bool:
     connection rather than a refusal of the request itself."""
     from sqlalchemy import exc
 
+    lost = (exc.OperationalError, exc.InterfaceError, ConnectionError, TimeoutError)
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, lost):
+            return True
         if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(current, (exc.OperationalError, exc.InterfaceError)):
-            return True
-        if isinstance(current, (ConnectionError, TimeoutError)):
             return True
         current = current.__cause__ or current.__context__
     return False
 
 
-def retry_transient(call: Callable[[], T], on_retry: Callable[[str], None] | None = None) -> T:
+def retry_transient(call: Callable[[], T]) -> T:
     """``call()``, tried again after each delay of ``DATABASE_RETRY`` while it fails transiently."""
     for delay in (*DATABASE_RETRY.delays_s, None):
         try:
@@ -77,8 +75,6 @@ def retry_transient(call: Callable[[], T], on_retry: Callable[[str], None] | Non
         except Exception as error:
             if delay is None or not is_transient(error):
                 raise
-            if on_retry is not None:
-                on_retry(first_line(error, type(error).__name__))
             # Between tries no transaction is open: a stop request held by a deferred
             # section (asking, telling) is honoured here, not after the whole retry.
             raise_if_stopped()

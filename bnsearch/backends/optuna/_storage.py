@@ -1,9 +1,7 @@
 """The Optuna study as bnsearch's store: opening it, its fingerprints, reading results back.
 
-Every trial stores its TrialResult as the user attribute ``bnsearch.result`` and its MLflow
-run id as ``mlflow_run_id``; the MLflow run carries the trial number, so either leads to
-the other, and a finished study can be read back without MLflow.
-"""
+Every trial stores its TrialResult (``bnsearch.result``) and its MLflow run id
+(``mlflow_run_id``), so a finished study can be read back without MLflow."""
 
 from __future__ import annotations
 
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING
 from bnsearch._reachable import opening_alone, probe
 from bnsearch._redact import redact_text, redact_url
 from bnsearch.backends.optuna._retry import engine_kwargs, retry_transient, retrying_storage, served
+from bnsearch.backends.optuna._your_objective import STATES, your_trial_result
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.errors import ConfigError, StoreError, first_line
@@ -130,25 +129,21 @@ def open_study(config: StudyConfig, dataset: Dataset) -> optuna.Study:
     search space, data or network."""
     import optuna
 
-    storage, existing = _rdb_storage(config)
     name = config.resolved_study_name
-    n_existing = 0
-    if name in existing:
-        n_existing = len(optuna.load_study(study_name=name, storage=storage).trials)
     study = optuna.create_study(
         study_name=name,
-        storage=storage,
-        sampler=_sampler(config, n_existing),
+        storage=_rdb_storage(config)[0],
         pruner=_pruner(config),
         direction="minimize",
         load_if_exists=True,
     )
+    study.sampler = _sampler(config, len(study.get_trials(deepcopy=False)))
     expected = {
         keys.SPACE: config.space.fingerprint(),
         keys.DATA_FINGERPRINT: dataset.fingerprint,
         keys.NETWORK: repr(sorted(config.network.as_params().items())),
     }
-    if name in existing and not config.allow_changed_study:
+    if not config.allow_changed_study:  # a new study has none of them
         for key, value in expected.items():
             stored = study.user_attrs.get(key)
             if stored is not None and stored != value:
@@ -167,9 +162,6 @@ def open_study(config: StudyConfig, dataset: Dataset) -> optuna.Study:
     return study
 
 
-_OPTUNA_STATE = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAILED": "FAIL"}
-
-
 def stored_result(trial: FrozenTrial) -> str | None:
     """The trial's result as JSON: a system attribute (older studies: a user attribute)."""
     return trial.system_attrs.get(keys.RESULT) or trial.user_attrs.get(keys.RESULT)
@@ -178,8 +170,6 @@ def stored_result(trial: FrozenTrial) -> str | None:
 def results_from_study(study: optuna.Study) -> list[TrialResult]:
     """Every finished trial of the study as a TrialResult (your own objective's from its
     values and blocks); a result stored just before its trial was failed is left out."""
-    from bnsearch.backends.optuna._your_objective import your_trial_result
-
     results = []
     for trial in study.get_trials(deepcopy=False):
         stored = stored_result(trial)
@@ -188,7 +178,7 @@ def results_from_study(study: optuna.Study) -> list[TrialResult]:
                 results.append(yours)
             continue
         result = TrialResult.from_json(stored)
-        if _OPTUNA_STATE[result.state.value] == trial.state.name:
+        if STATES.get(trial.state.name) is result.state:
             results.append(result)
     return results
 

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 _CONFIG_FIELDS = set(BNConfig.__dataclass_fields__)
-_STATES = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED, "FAIL": TrialState.FAILED}
+#: Optuna's finished states as bnsearch's.
+STATES = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED, "FAIL": TrialState.FAILED}
 
 
 def paired_objective(
@@ -122,7 +123,7 @@ def your_trial_result(trial: FrozenTrial, in_block_only: bool = True) -> TrialRe
         return None
     if keys.PHASE in trial.user_attrs:  # bnsearch's own trial: its result is stored with it
         return None
-    state = _STATES.get(trial.state.name)
+    state = STATES.get(trial.state.name)
     if state is None:  # running or waiting
         return None
     config = BNConfig(**{k: v for k, v in trial.params.items() if k in _CONFIG_FIELDS})
