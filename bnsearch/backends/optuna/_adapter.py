@@ -42,10 +42,6 @@ def heartbeat_interval(study: optuna.Study) -> int | None:
     return _storage(study).get_heartbeat_interval()
 
 
-def grace_period(study: optuna.Study) -> int | None:
-    return getattr(_rdb(study), "grace_period", None)
-
-
 def record_heartbeat(study: optuna.Study, trial_id: int) -> None:
     _storage(study).record_heartbeat(trial_id)
 
@@ -84,18 +80,18 @@ def create_running_trial(
     return optuna.Trial(study, new_id)
 
 
-def orphaned_trial_ids(study: optuna.Study, grace_period: float) -> list[int]:
-    """RUNNING trials that never got a heartbeat and started over ``grace_period`` s ago:
+def orphaned_trial_ids(study: optuna.Study) -> list[int]:
+    """RUNNING trials that never got a heartbeat and started over the grace period ago:
     their process died before its first beat, and Optuna's stale check skips them."""
     storage = _rdb(study)
-    if not hasattr(storage, "scoped_session"):
+    grace_period = heartbeat_interval(study) and getattr(storage, "grace_period", None)
+    if not grace_period or not hasattr(storage, "scoped_session"):
         return []
     from optuna.storages._rdb import models
     from optuna.trial import TrialState
 
     cutoff = datetime.datetime.now() - datetime.timedelta(seconds=grace_period)
-    session = storage.scoped_session()
-    try:
+    with storage.scoped_session() as session:
         trials = (
             session.query(models.TrialModel)
             .filter(models.TrialModel.study_id == study_id(study))
@@ -107,8 +103,6 @@ def orphaned_trial_ids(study: optuna.Study, grace_period: float) -> list[int]:
             for t in trials
             if not t.heartbeats and t.datetime_start is not None and t.datetime_start < cutoff
         ]
-    finally:
-        session.close()
 
 
 #: RDBStorage's private methods that Optuna's cache wrapper calls; each opens a session.

@@ -17,8 +17,13 @@ import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import StudyReader
 from bnsearch.backends._loop import Member, PairedSearcher, Pruner
-from bnsearch.backends.optuna._claims import ask_confirmation, claim_batch
-from bnsearch.backends.optuna._heartbeat import beating, close_dead_trials, first_beat
+from bnsearch.backends.optuna._claims import (
+    ask_confirmation,
+    beating,
+    claim_batch,
+    close_dead_trials,
+    first_beat,
+)
 from bnsearch.backends.optuna._storage import (
     RUN_ID_ATTR,
     load_existing_study,
@@ -30,7 +35,7 @@ from bnsearch.backends.optuna._storage import (
 )
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
-from bnsearch.errors import StoreFullError, full_disk_message, naming_full_disk
+from bnsearch.errors import StoreFullError, naming_full_disk
 from bnsearch.stats import Verdict
 from bnsearch.trial import Phase, StoredTrials, TrialResult, TrialState, keys
 
@@ -50,12 +55,10 @@ class OptunaBackend(PairedSearcher):
     name: ClassVar[str] = "Optuna"
     unpaired_reason: ClassVar[str | None] = None
 
-    def _store(self) -> str:
-        return f"the Optuna storage {redact_url(self.config.resolved_storage)}"
-
     def _writing(self) -> contextlib.AbstractContextManager[None]:
         """Writes to the study's storage: a full disk under it is one line naming it."""
-        return naming_full_disk(self._store(), self.config.resolved_storage)
+        url = self.config.resolved_storage
+        return naming_full_disk(f"the Optuna storage {redact_url(url)}", url)
 
     def open(self) -> list[str]:
         with self._writing():
@@ -166,12 +169,10 @@ class OptunaBackend(PairedSearcher):
             if self._full is not None:
                 return False
             try:
-                return snapshot.should_prune(member.trial, epoch, value)
-            except Exception as error:
-                message = full_disk_message(error, self._store(), self.config.resolved_storage)
-                if message is None:
-                    raise
-                self._full = StoreFullError(message)
+                with self._writing():
+                    return snapshot.should_prune(member.trial, epoch, value)
+            except StoreFullError as full:
+                self._full = full
                 return False
 
         return prune

@@ -1,20 +1,16 @@
-"""Claiming work in a shared study, and creating the trials of paired blocks and of the
-confirmation round.
+"""Which process owns which trial: claiming work in a shared study (the trials of paired
+blocks and of the confirmation round), heartbeats for the trials it runs (Optuna beats only
+inside ``Study.optimize``), and failing the trials of a process that died.
 
-Deciding what to run next (retries, whether the target leaves room for another block) and
-creating those trials must be one step, or two workers both take the last block and the
-study overshoots its target. A lock is held for that step only (training runs outside it):
+Deciding what to run next and creating those trials is one step under a lock (training runs
+outside it), or two workers both take the last block and the study overshoots its target.
 
-* PostgreSQL: a transaction-level advisory lock (``pg_try_advisory_xact_lock``) keyed by
-  the study id, in a transaction of the claim's own connection that commits only after the
-  claim's trials and their first heartbeats are committed (Optuna commits each call on its
-  own connection), so the next worker, reading the study once it holds the lock, sees them.
-  Never a session-level lock, so it works through a transaction-pooling pooler; a waiter
-  holds no server connection between tries, so waiters cannot take a small pool from the
-  holder. The server ends the lock with its transaction (a killed worker, a dropped
-  connection) and cuts off a hung holder after :data:`LOCK_HOLD_LIMIT_S`; a claim whose
-  lock went before its commit withdraws its trials and is made again.
-  docs/guides/workers.md says why not a row lock on a claims table.
+* PostgreSQL: a transaction-level advisory lock keyed by the study id, in a transaction of
+  the claim's own connection that commits only after the claim's trials and their first
+  heartbeats are committed (Optuna commits each call on its own connection), so the next
+  holder sees them. docs/guides/workers.md says why it suits a transaction-pooling pooler
+  and not a row lock. A claim whose lock went before its commit (a dropped connection, a
+  holder cut off after :data:`LOCK_HOLD_LIMIT_S`) withdraws its trials and is made again.
 * SQLite: an exclusive ``flock`` on ``<database file>.claims``.
 * Any other database: no lock; workers claiming at the same instant may overshoot by a block.
 
@@ -33,7 +29,9 @@ import math
 import os
 import random
 import socket
+import threading
 import time
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,11 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch.backends._loop import Member
-from bnsearch.backends.optuna._heartbeat import beating, first_beat
 from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
 from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
-from bnsearch.errors import StoreError
+from bnsearch.errors import StoreError, full_disk
+from bnsearch.tracking import MlflowTracker, TrackingUnavailable
 from bnsearch.trial import (
     BNConfig,
     Phase,
@@ -54,6 +52,7 @@ from bnsearch.trial import (
     TrialSpec,
     confirmation_seed,
     keys,
+    process_alive,
     trial_seed,
 )
 
@@ -62,6 +61,94 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial
     from sqlalchemy.engine import Engine
+
+STALE_REASON = "stale: its process stopped (no heartbeat within the grace period)"
+GONE_REASON = "stale: its process on this machine is gone"
+
+
+def first_beat(study: optuna.Study, trial_id: int) -> None:
+    """Beat for a trial the moment it exists: Optuna never counts a trial without any
+    heartbeat as stale (:func:`~._adapter.orphaned_trial_ids` finds a death before it)."""
+    if adapter.heartbeat_interval(study):
+        adapter.record_heartbeat(study, trial_id)
+
+
+@contextlib.contextmanager
+def beating(study: optuna.Study, members: list[Member]) -> Iterator[None]:
+    """Record Optuna heartbeats for ``members`` (a list that may grow meanwhile) from a
+    background thread."""
+    interval = adapter.heartbeat_interval(study)
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            for trial, _ in members:
+                # A missed beat must not stop training; the next one will do.
+                with contextlib.suppress(Exception):
+                    adapter.record_heartbeat(study, adapter.trial_id(trial))
+
+    thread = threading.Thread(target=beat, daemon=True, name="bnsearch-beat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
+    """Fail the trials a dead process left RUNNING and end their MLflow runs as FAILED; how
+    many there were. A process of this machine that is gone (by ``bnsearch.worker``'s host
+    and pid) loses its trials at once, any other by the heartbeat rule (no heartbeat for
+    ``grace_period``); containers sharing a host name would be taken for each other: give
+    them their own host names."""
+    import optuna
+
+    running = {
+        adapter.trial_id(t): t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    }
+    host, me = socket.gethostname(), os.getpid()
+    gone = []
+    for trial_id, trial in list(running.items()):
+        name, _, pid = str(trial.user_attrs.get(keys.WORKER, "")).rpartition(":")
+        if name == host and pid.isdigit() and int(pid) != me and not process_alive(pid):
+            gone.append(running.pop(trial_id))
+            try:
+                adapter.fail_trial(study, trial_id)
+            except Exception as error:
+                if full_disk(error):
+                    raise
+                # Another worker failed it first.
+    fail_runs(tracker, gone, GONE_REASON)
+    if not running:
+        return len(gone)
+    with warnings.catch_warnings():  # "experimental", else said at every reclaim
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    # A raw session of its own, outside the retrying storage: retried here.
+    for trial_id in retry_transient(lambda: adapter.orphaned_trial_ids(study)):
+        with contextlib.suppress(Exception):  # another worker may fail it first
+            adapter.fail_trial(study, trial_id)
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    stale = [t for t in failed if adapter.trial_id(t) in running]
+    fail_runs(tracker, stale, STALE_REASON)
+    return len(gone) + len(stale)
+
+
+def fail_runs(tracker: MlflowTracker, trials: list[FrozenTrial], reason: str) -> None:
+    """End the failed trials' MLflow runs with ``reason`` (Optuna refuses attributes on
+    finished trials); if MLflow is away, its next sync ends them."""
+    with contextlib.suppress(TrackingUnavailable):
+        tracker.fail_abandoned_runs(
+            [t.number for t in trials],
+            [t.user_attrs.get(keys.PARENT_RUN, "") for t in trials],
+            reason,
+        )
+
 
 #: Each claim's timing at DEBUG (read by ``tests/support/worker_bench.py``).
 CLAIM_LOG = logging.getLogger("bnsearch.claims")
@@ -162,8 +249,7 @@ class Repair:
 
 
 def blocks_to_complete(trials: list[FrozenTrial], placements: tuple[str, ...]) -> list[Repair]:
-    """What every paired search block still needs for one outcome per placement, in block
-    order."""
+    """What each paired search block still needs for one outcome per placement, in order."""
     blocks: dict[int, list[FrozenTrial]] = {}
     for trial in trials:
         attrs = trial.user_attrs
@@ -236,8 +322,7 @@ def _decide_and_create(
 
 
 def _withdraw(study: optuna.Study, asked: list[Member]) -> None:
-    """Fail a claim's trials after it lost its lock part-way, marked so nothing counts or
-    retries them."""
+    """Fail a claim's trials after it lost its lock part-way, marked so nothing counts them."""
     import optuna
 
     for trial, _ in asked:
@@ -264,8 +349,7 @@ def claim_trial(
     extra_attrs: dict[str, Any] | None = None,
     phase: Phase = Phase.SEARCH,
 ) -> Member:
-    """A RUNNING trial with fixed ``params`` owned by this process, its seed, block and phase
-    stored in the same insert."""
+    """A RUNNING trial of this process with fixed ``params``, seed, block and phase."""
     attrs = {**_attrs(seed, block, phase), **(extra_attrs or {})}
     trial = adapter.create_running_trial(study, params, distributions, attrs)
     first_beat(study, adapter.trial_id(trial))

@@ -120,10 +120,6 @@ def load_existing_study(config: StudyConfig) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-#: The study's objective as Optuna's dashboard names it.
-OBJECTIVE_NAME = "final val_loss"
-
-
 def open_study(config: StudyConfig, dataset: Dataset) -> optuna.Study:
     """Create the study or load the existing one of that name, refusing a silent change of
     search space, data or network."""
@@ -158,7 +154,7 @@ def open_study(config: StudyConfig, dataset: Dataset) -> optuna.Study:
     study.set_user_attr(keys.NO_RANKING, dataset.degenerate_validation or "")
     with warnings.catch_warnings():  # set_metric_names is "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([OBJECTIVE_NAME])  # not "Objective 0" in optuna-dashboard
+        study.set_metric_names(["final val_loss"])  # not "Objective 0" in optuna-dashboard
     return study
 
 
