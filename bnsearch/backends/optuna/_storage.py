@@ -60,7 +60,7 @@ def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # bnsearch beats for its trials itself (see _heartbeat), outside Study.optimize.
+    # bnsearch beats for its trials itself (see _claims), outside Study.optimize.
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     warnings.filterwarnings("ignore", message="Argument ``heartbeat_interval``")
     warnings.filterwarnings("ignore", message="Argument ``grace_period``")
@@ -91,15 +91,14 @@ def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
             heartbeat_interval=config.heartbeat_interval,
             grace_period=config.grace_period,
         )
-        return storage, [s.study_name for s in optuna.get_all_study_summaries(storage, False)]
+        return storage, optuna.get_all_study_names(storage)
 
     try:
         probe(url)  # a server that is not there fails now; one that drops us is retried
         with opening_alone(url):
             storage, names = retry_transient(connect) if served(url) else connect()
     except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
-        message = first_line(error, type(error).__name__)
-        message = redact_text(message, [url])
+        message = redact_text(first_line(error, type(error).__name__), [url])
         raise StoreError(
             f"cannot use the Optuna storage {redact_url(url)} ({message}); check --storage."
         ) from None
