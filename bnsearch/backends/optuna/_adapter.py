@@ -67,14 +67,22 @@ def create_running_trial(
     user_attrs: dict[str, Any],
 ) -> optuna.Trial:
     """A RUNNING trial with its ``params`` and ``user_attrs`` in one insert (no other process
-    sees it without them), owned by the caller (unlike ``enqueue_trial``'s)."""
+    sees it without them), owned by the caller (unlike ``enqueue_trial``'s). Not
+    ``create_trial``, which refuses a value outside its distribution (an enqueued one)."""
     import optuna
 
-    template = optuna.trial.create_trial(
+    template = optuna.trial.FrozenTrial(
+        number=-1,
         state=optuna.trial.TrialState.RUNNING,
+        value=None,
+        datetime_start=datetime.datetime.now(),
+        datetime_complete=None,
         params=params,
         distributions=distributions,
         user_attrs=user_attrs,
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
     )
     new_id = _storage(study).create_new_trial(study_id(study), template_trial=template)
     return optuna.Trial(study, new_id)
