@@ -295,3 +295,27 @@ def test_a_moved_store_still_reads_its_artifacts(tiny_csv, tmp_path, cli):
     from pathlib import Path
 
     assert parent.data.tags["bnsearch.verdict_text"][:30] in Path(local).read_text()
+
+
+def test_relocating_a_moved_study_leaves_a_sibling_study_of_a_longer_name_alone(tmp_path):
+    """``artifacts/study`` moved while ``artifacts/study2`` stayed: only the first one's runs
+    point at the new folder (a bare prefix match rewrote the sibling's too)."""
+    from mlflow.tracking import MlflowClient
+
+    from bnsearch.tracking import relocate_artifacts
+
+    old, new = tmp_path / "old" / "artifacts", tmp_path / "new" / "artifacts"
+    (old / "study2").mkdir(parents=True)  # still there; old/study is gone
+    (new / "study").mkdir(parents=True)
+    uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    moved = client.create_experiment("study", artifact_location=(old / "study").as_uri())
+    stayed = client.create_experiment("study2", artifact_location=(old / "study2").as_uri())
+    moved_run = client.create_run(moved).info.run_id
+    stayed_run = client.create_run(stayed).info.run_id
+
+    assert relocate_artifacts(uri) == 1
+
+    assert client.get_run(moved_run).info.artifact_uri.startswith((new / "study").as_uri() + "/")
+    assert client.get_run(stayed_run).info.artifact_uri.startswith((old / "study2").as_uri() + "/")
+    assert client.get_experiment(stayed).artifact_location == (old / "study2").as_uri()

@@ -54,9 +54,10 @@ def relocate_artifacts(tracking_uri: str) -> int:
             for table, column in _ARTIFACT_COLUMNS:
                 if table in tables:
                     db.execute(
+                        # The folder itself or below it: not a sibling such as study2.
                         f"update {table} set {column} = ? || substr({column}, ?) "  # noqa: S608
-                        f"where substr({column}, 1, ?) = ?",
-                        (target, len(location) + 1, len(location), location),
+                        f"where {column} = ? or substr({column}, 1, ?) = ?",
+                        (target, len(location) + 1, location, len(location) + 1, location + "/"),
                     )
             moved += 1
     return moved
