@@ -3,10 +3,14 @@ a real subprocess, a tiny study's config and its MLflow trial runs."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +47,27 @@ def write_tiny_csv(folder: Path) -> Path:
 
 
 def stores_in(folder: Path) -> dict[str, str]:
-    """A fresh Optuna storage and MLflow store in ``folder``."""
+    """A fresh Optuna storage and MLflow store in ``folder``: the MLflow store an empty one,
+    made once per test process and copied (a new SQLite store's schema migrations take about
+    a second; a study making its own new store is tested where that is the point: the
+    default stores under ``mlruns/`` and the studies run as processes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_empty_mlflow_store(), folder / "mlflow.db")
     return {
         "storage": f"sqlite:///{folder / 'optuna.db'}",
         "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
     }
+
+
+@functools.cache
+def _empty_mlflow_store() -> Path:
+    from mlflow.tracking import MlflowClient
+
+    folder = Path(tempfile.mkdtemp(prefix="bnsearch-empty-store-"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
 
 
 @pytest.fixture
