@@ -1,7 +1,8 @@
 """Reaching a store: whether its server answers within seconds (:func:`probe`, asked first
 so a study never waits out MLflow's own minutes of retries), and how long a call to it is
 tried again (:class:`RetryPolicy`, one per kind of store), and one process at a time opening
-a SQLite store (:func:`opening_alone`)."""
+a SQLite store (:func:`opening_alone`), whose file and folder :func:`sqlite_path` and
+:func:`make_store_folder` give."""
 
 from __future__ import annotations
 
@@ -14,6 +15,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from bnsearch.errors import StoreError
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?")[0])
+
+
+def make_store_folder(uri: str, store: str, flag: str) -> Path | None:
+    """Make a SQLite store's folder and give its database file (None for a served store);
+    where a regular file or a read-only folder is in the way, say so, naming ``flag``."""
+    path = sqlite_path(uri)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(
+                f"cannot create the {store} folder {path.parent} ({error.strerror}); pick a "
+                f"writable place with {flag}."
+            ) from None
+    return path
 
 
 @dataclass(frozen=True)
@@ -71,10 +96,10 @@ def opening_alone(uri: str) -> Iterator[None]:
     """Hold ``<database>.lock`` beside a SQLite store while it is opened: processes that
     create one store at once (two studies started together in one folder) collide in its
     schema migrations, so each waits for the one before. Served stores need no lock."""
-    if not uri.startswith("sqlite:///"):
+    database = sqlite_path(uri)
+    if database is None:
         yield
         return
-    database = Path(uri.removeprefix("sqlite:///"))
     try:
         lock = open(database.with_name(database.name + ".lock"), "a")  # noqa: SIM115
     except OSError:  # a folder bnsearch cannot write: opening the store says why, if it must

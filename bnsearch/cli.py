@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from bnsearch import __version__
 from bnsearch._interrupts import install_handlers
 from bnsearch._quiet import import_tensorflow_quietly
+from bnsearch._reachable import make_store_folder
 from bnsearch._redact import redact_text, redact_url
 from bnsearch.config import (
     SETTINGS,
@@ -29,7 +30,7 @@ from bnsearch.config import (
     load_study_file,
     needs_tensorflow,
 )
-from bnsearch.errors import BnsearchError, ConfigError, StoreError, UsageError, error_line
+from bnsearch.errors import BnsearchError, ConfigError, UsageError, error_line
 from bnsearch.networks import NetworkSettings, describe_network, summarize_network
 from bnsearch.trial import SearchSpace
 
@@ -218,7 +219,8 @@ def _run_ui(args: argparse.Namespace) -> None:
     )
 
     uri = getattr(args, "tracking_uri", None) or default_tracking_uri()
-    _check_store_folder(uri)
+    # `mlflow ui` ends in a traceback where a file is in the folder's way.
+    make_store_folder(uri, "MLflow store", "--tracking-uri")
     if relocate_artifacts(uri):
         print("bnsearch: the store was moved; its artifact paths now point beside it.")
     command = ui_command(uri, args.host, args.port)
@@ -234,20 +236,6 @@ def _run_ui(args: argparse.Namespace) -> None:
         print(f"bnsearch: study {name!r}: {runs_url(found, args.host, args.port)}", flush=True)
     os.environ.update(ui_environment())
     os.execvp(sys.executable, [sys.executable, "-m", "mlflow", *command[1:]])
-
-
-def _check_store_folder(uri: str) -> None:
-    """Make a SQLite store's folder (``mlflow ui`` ends in a traceback where a file is)."""
-    if not uri.startswith("sqlite:///"):
-        return
-    folder = Path(uri.removeprefix("sqlite:///").split("?")[0]).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StoreError(
-            f"cannot create the MLflow store folder {folder} ({error.strerror}); pick a "
-            "writable place with --tracking-uri."
-        ) from None
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:

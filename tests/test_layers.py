@@ -26,7 +26,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "bnsearch"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "_redact", "_quiet", "_interrupts", "_reachable"),
+    ("errors",),
+    ("_redact", "_quiet", "_interrupts", "_reachable"),
     ("trial",),
     ("networks", "data"),
     ("config",),

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bnsearch._reachable import MLFLOW_RETRY, opening_alone, probe
+from bnsearch._reachable import MLFLOW_RETRY, make_store_folder, opening_alone, probe, sqlite_path
 from bnsearch._redact import redact_text, redact_url
 from bnsearch.errors import StoreError, StoreFullError, first_line, full_disk, full_disk_message
-from bnsearch.tracking._local_store import relocate_artifacts, sqlite_path
+from bnsearch.tracking._local_store import relocate_artifacts
 
 if TYPE_CHECKING:
     import logging
@@ -101,15 +101,8 @@ class Connection:
         # MLflow prints a link per run it ends on an HTTP store: with the URL's password in
         # it, and once per trial. bnsearch prints its own (redacted) way to the UI.
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
-        db_path = sqlite_path(self.tracking_uri)
+        db_path = make_store_folder(self.tracking_uri, "MLflow store", "--tracking-uri")
         if db_path is not None:
-            try:
-                db_path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise StoreError(
-                    f"cannot create the MLflow store folder {db_path.parent} ({error.strerror}); "
-                    "pick a writable place with --tracking-uri."
-                ) from error
             # MLflow caches one store per URI string for the process: a relative SQLite
             # path would keep writing to the first working folder's database.
             self.resolved_uri = f"sqlite:///{db_path.resolve()}"

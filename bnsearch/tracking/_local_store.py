@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from bnsearch._reachable import sqlite_path
+
 # Where each table of MLflow's SQLite store keeps an artifact path.
 _ARTIFACT_COLUMNS = (
     ("runs", "artifact_uri"),
@@ -14,11 +16,6 @@ _ARTIFACT_COLUMNS = (
     ("model_versions", "storage_location"),
     ("logged_models", "artifact_location"),
 )
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def relocate_artifacts(tracking_uri: str) -> int:

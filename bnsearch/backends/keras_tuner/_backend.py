@@ -19,6 +19,7 @@ import bnsearch.backends.keras_tuner._adapter as adapter
 from bnsearch import errors
 from bnsearch._interrupts import install_handlers, raise_if_stopped
 from bnsearch._quiet import import_tensorflow_quietly
+from bnsearch._reachable import sqlite_path
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback, StudyReader
 from bnsearch.backends._loop import Member, PairedSearcher
@@ -56,9 +57,9 @@ _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tune
 
 def project_dir(config: StudyConfig) -> Path:
     """Where a study's Keras Tuner project lives: next to the MLflow store by default."""
-    uri = config.resolved_tracking_uri
-    root = Path(uri.removeprefix("sqlite:///")).parent if uri.startswith("sqlite:///") else None
-    return config.path_under((root or DEFAULT_STORE_DIR) / "keras_tuner")
+    database = sqlite_path(config.resolved_tracking_uri)
+    root = DEFAULT_STORE_DIR if database is None else database.parent
+    return config.path_under(root / "keras_tuner")
 
 
 @dataclass

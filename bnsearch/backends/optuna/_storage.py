@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import random
 import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bnsearch._reachable import opening_alone, probe
+from bnsearch._reachable import make_store_folder, opening_alone, probe
 from bnsearch._redact import redact_text, redact_url
 from bnsearch.backends.optuna._retry import engine_kwargs, retry_transient, retrying_storage, served
 from bnsearch.backends.optuna._your_objective import STATES, your_trial_result
@@ -65,15 +64,7 @@ def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
     warnings.filterwarnings("ignore", message="Argument ``heartbeat_interval``")
     warnings.filterwarnings("ignore", message="Argument ``grace_period``")
     url = config.resolved_storage
-    if url.startswith("sqlite:///"):
-        folder = Path(url.removeprefix("sqlite:///")).parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:  # e.g. a regular file where a folder of the path should be
-            raise StoreError(
-                f"cannot create the Optuna storage folder {folder} ({error.strerror}); "
-                "pick a writable place with --storage."
-            ) from None
+    make_store_folder(url, "Optuna storage", "--storage")
     if url.startswith(("postgresql://", "postgresql+psycopg://")):
         try:
             import psycopg  # noqa: F401
