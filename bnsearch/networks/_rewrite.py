@@ -17,7 +17,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from bnsearch.errors import ConfigError, first_line
+from bnsearch.errors import ConfigError, error_line, first_line
 from bnsearch.networks._common import cwd_importable, hidden_layer_order, import_or_refuse
 from bnsearch.trial import BNConfig, layer_seed
 
@@ -181,7 +181,7 @@ def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
         try:
             members = runpy.run_path(target, run_name=f"bnsearch_model_{Path(target).stem}")
         except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
-            what = f"{type(error).__name__}: {first_line(error)}"
+            what = error_line(error)
             raise ConfigError(f"--model {spec}: importing {target} failed ({what}).") from None
     else:
         members = vars(import_or_refuse(target, f"the model module {target!r} for --model {spec}"))
@@ -258,7 +258,7 @@ def _load_file(path: Path) -> tuple[Any, dict[str, Any] | None]:
                 f"{', '.join(custom)}; give --model module:name, a function that imports them "
                 "and returns the model (e.g. keras.models.load_model(path, custom_objects=...))."
             ) from None
-        what = f"{type(error).__name__}: {first_line(error)[:300]}"
+        what = error_line(error)[:300]
         raise ConfigError(f"--model {path} cannot be loaded ({what}).") from None
     optimizer = (config.get("compile_config") or {}).get("optimizer")
     return model, optimizer if isinstance(optimizer, dict) else None

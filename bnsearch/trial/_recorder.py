@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
-from bnsearch.errors import first_line
+from bnsearch.errors import error_line
 from bnsearch.trial._records import METRICS, TASK_METRICS, TrialResult, TrialSpec, TrialState
 
 _WATCHED = ("loss", "val_loss")
@@ -96,7 +96,7 @@ class TrialRecorder:
 
     def fail_with(self, error: BaseException) -> None:
         """A trial that raised: its failure is data, not a crash of the study."""
-        self.fail(f"{type(error).__name__}: {first_line(error)}"[:500])
+        self.fail(error_line(error)[:500])
 
     def result(self, wall_time_s: float | None = None) -> TrialResult:
         return TrialResult(
