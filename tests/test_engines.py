@@ -40,10 +40,10 @@ def _close(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float(np.linalg.norm(reference - candidate)) / scale
 
 
-def _train_for_parity(data, settings, network, first_seed):
+def _train_for_parity(data, settings, network, first_seed, xla=True):
     """Every placement x ``settings`` in ONE population, dropout off, in graph mode (the same
-    float32 operations as Keras) and under XLA (which reorders float arithmetic; its
-    agreement is checked separately)."""
+    float32 operations as Keras) and, if ``xla``, under XLA (which reorders float arithmetic;
+    its agreement is checked separately; its results None without it)."""
     configs = [
         BNConfig(placement=p, dropout=0.0, use_bias=b, momentum=m, epsilon=e, learning_rate=lr)
         for p in PLACEMENTS
@@ -52,8 +52,11 @@ def _train_for_parity(data, settings, network, first_seed):
     specs = [TrialSpec(i, c, first_seed + i) for i, c in enumerate(configs)]
     engine = PopulationEngine(shuffle=False, jit_compile=False)
     results = engine.train(specs, data, network).results
-    xla = PopulationEngine(shuffle=False, jit_compile=True).train(specs, data, network).results
-    return data, specs, results, engine.last_population, xla
+    xla_results = None
+    if xla:
+        under_xla = PopulationEngine(shuffle=False, jit_compile=True)
+        xla_results = under_xla.train(specs, data, network).results
+    return data, specs, results, engine.last_population, xla_results
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +359,9 @@ def test_population_max_pooling_matches_keras_same_pooling_on_even_and_odd_image
 # A --model network: the thread's network (16-8 here) written in plain Keras and saved as a
 # .keras file. Its rewrite is the built-in MLP, so the population engine trains it; checked
 # against Keras' fit of the rewritten model itself, every placement x SETTINGS in ONE
-# population, as the family's parity test.
+# population, as the family's parity test. In graph mode only: on the same data, settings
+# and seeds the file's population computes the built-in MLP's numbers exactly (graph mode
+# and XLA alike), and XLA changes no op of an MLP, so parity_run's XLA run checks them.
 @pytest.fixture(scope="module")
 def model_parity_run(tmp_path_factory):
     layers = keras.layers
@@ -369,7 +374,7 @@ def model_parity_run(tmp_path_factory):
     ).save(path)  # fmt: skip
     network = NetworkSettings(epochs=EPOCHS, model=str(path))
     data = make_synthetic(403, seed=2).standardize(0.2)
-    return (*_train_for_parity(data, SETTINGS, network, 10), network)
+    return (*_train_for_parity(data, SETTINGS, network, 10, xla=False), network)
 
 
 @pytest.mark.trains
@@ -382,7 +387,7 @@ def test_population_matches_keras_on_a_model_file(model_parity_run, subtests):
 
 
 def _population_matches_keras_on_a_model_file(model_parity_run, member):
-    data, specs, results, population, xla_results, network = model_parity_run
+    data, specs, results, population, _, network = model_parity_run
     spec = specs[member]
     keras.backend.clear_session()
     model = build_model(spec.config, data.n_features, data.n_classes, network, seed=spec.seed)
@@ -414,7 +419,6 @@ def _population_matches_keras_on_a_model_file(model_parity_run, member):
     assert results[member].state is TrialState.COMPLETE
     for metric in ("val_loss", "loss"):
         np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
-        np.testing.assert_allclose(xla_results[member].history[metric], history[metric], rtol=1e-4)
     np.testing.assert_allclose(results[member].history["accuracy"], history["accuracy"], atol=1e-6)
 
 
