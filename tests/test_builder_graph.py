@@ -149,9 +149,12 @@ def test_a_builder_that_departs_from_the_rule_trains_on_keras_and_the_study_says
 @pytest.fixture(scope="module")
 def population_run(builders):
     network = _network(builders, "follows")
-    data = _digit_images(243)
+    data = _digit_images(240)  # 192 training rows: 12 full batches, no partial step to trace
     configs = [BNConfig(placement=p, dropout=0.0, **SETTING) for p in PLACEMENTS]
-    return train_in_one_population(network, data, configs, first_seed=70)
+    # Graph mode only: XLA changes only the convolutions' form, and this network's one
+    # convolution (3x3 'same', stride 1, on 8x8 images) is checked under XLA by the CNN
+    # family's parity test and test_graph_parity's pooled model.
+    return train_in_one_population(network, data, configs, first_seed=70, xla=False)
 
 
 @pytest.mark.slow
@@ -167,7 +170,7 @@ def test_population_trains_a_builder_network_as_keras_fits_the_builders_own_mode
 
 
 def _member_trains_as_keras_fits_the_builders_own_model(population_run, member):
-    network, data, specs, results, models, xla = population_run
+    network, data, specs, results, models, _ = population_run
     spec = specs[member]
     keras.backend.clear_session()
     shape = data.x.shape[1:]
@@ -190,4 +193,3 @@ def _member_trains_as_keras_fits_the_builders_own_model(population_run, member):
     assert results[member].state is TrialState.COMPLETE
     for metric in ("val_loss", "loss"):
         np.testing.assert_allclose(results[member].history[metric], history[metric], rtol=1e-4)
-        np.testing.assert_allclose(xla[member].history[metric], history[metric], rtol=1e-4)
