@@ -149,7 +149,7 @@ def test_a_builder_that_departs_from_the_rule_trains_on_keras_and_the_study_says
 @pytest.fixture(scope="module")
 def population_run(builders):
     network = _network(builders, "follows")
-    data = _digit_images(240)  # 192 training rows: 12 full batches, no partial step to trace
+    data = _digit_images(243)
     configs = [BNConfig(placement=p, dropout=0.0, **SETTING) for p in PLACEMENTS]
     # Graph mode only: XLA changes only the convolutions' form, and this network's one
     # convolution (3x3 'same', stride 1, on 8x8 images) is checked under XLA by the CNN

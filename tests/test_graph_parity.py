@@ -165,9 +165,6 @@ KINDS = {
 # check no form another kind's does not.
 XLA_KINDS = ("strided", "pooled", "mobile", "sequence", "separable")
 EPOCHS = 2
-# 240 rows: 192 training rows are 12 full batches of 16, so no partial-batch step is traced
-# per kind (test_engines' parity tests train one); 48 validation rows.
-ROWS = 240
 # use_bias False (a bias only where no BN follows), momentum, epsilon, learning rate: as the
 # CNN family's parity test, whose settings keep a small conv net clear of the edge of
 # stability where float32 rounding grows ~10x a step. The learning rate is 0.005 rather than
@@ -194,7 +191,7 @@ def graph_models(tmp_path_factory):
 
 def _train(folder, name):
     network = NetworkSettings(epochs=EPOCHS, model=f"{folder / 'graph_models.py'}:{name}")
-    data = _digit_images(ROWS)
+    data = _digit_images(243)
     b, m, e, lr = SETTING
     configs = [
         BNConfig(placement=p, dropout=0.0, use_bias=b, momentum=m, epsilon=e, learning_rate=lr)
@@ -204,22 +201,18 @@ def _train(folder, name):
 
 
 def train_in_one_population(network, data, configs, first_seed, xla=True):
-    """``configs`` as trials in one population of exactly their number, unshuffled, in graph
-    mode (with each member's Keras model) and, if ``xla``, under XLA: ``(network, data, specs,
-    results, models, xla_results)``, ``xla_results`` None without it."""
+    """``configs`` as trials in one population, unshuffled, in graph mode (with each member's
+    Keras model) and, if ``xla``, under XLA: ``(network, data, specs, results, models,
+    xla_results)``, ``xla_results`` None without it."""
     specs = [TrialSpec(i, c, first_seed + i) for i, c in enumerate(configs)]
-    # One graph of len(specs) members, not the next power of two: a member's numbers do not
-    # depend on who shares its population (test_engines), and the per-member convolutions
-    # of the members that would only pad it cost tracing and compiling.
-    size = len(specs)
-    engine = PopulationEngine(shuffle=False, jit_compile=False, population_size=size)
+    engine = PopulationEngine(shuffle=False, jit_compile=False)
     results = engine.train(specs, data, network).results
     models = [
         member_model(engine.last_population, p, s, data, network) for p, s in enumerate(specs)
     ]
     xla_results = None
     if xla:
-        under_xla = PopulationEngine(shuffle=False, jit_compile=True, population_size=size)
+        under_xla = PopulationEngine(shuffle=False, jit_compile=True)
         xla_results = under_xla.train(specs, data, network).results
     return network, data, specs, results, models, xla_results
 
