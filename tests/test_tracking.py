@@ -51,7 +51,8 @@ def _assert_mlflow_agrees_with_optuna(
 @pytest.mark.trains
 @pytest.mark.server
 def test_sync_writes_runs_mlflow_missed_and_ends_abandoned_ones(tiny_csv, tmp_path, cli):
-    flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "2", "--n-trials", "6"]
+    # One block: three runs, one for each kind of gap below.
+    flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "2", "--n-trials", "3"]
     flags += ["--confirm-seeds", "0", "--study-name", "gap", "--quiet"]
     assert cli("study", *flags, cwd=tmp_path).returncode == 0
     uri, storage = (
@@ -179,6 +180,10 @@ def _wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+#: The outage study's trials: the first block before the pause, three blocks after it.
+OUTAGE_TRIALS = 12
+
+
 @pytest.mark.server
 @pytest.mark.slow
 def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(
@@ -193,8 +198,8 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(
         [
             sys.executable, "-m", "bnsearch", "study", "--data", str(tiny_csv), "--target",
             "label", "--epochs", "2", "--hidden-units", "4", "--engine", "keras", "--n-trials",
-            "24", "--confirm-seeds", "0", "--study-name", "outage", "--storage", storage,
-            "--tracking-uri", server.uri,
+            str(OUTAGE_TRIALS), "--confirm-seeds", "0", "--study-name", "outage", "--storage",
+            storage, "--tracking-uri", server.uri,
         ],  # fmt: skip
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -219,7 +224,7 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(
         assert "Traceback" not in stderr
         trials = optuna.load_study(study_name="outage", storage=storage).trials
         # Nothing trained was lost or marked failed because MLflow was away.
-        assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 24
+        assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * OUTAGE_TRIALS
         # `sync` needs no process of its own (the study was the one to survive): cli.main.
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
         sync = cli(
@@ -228,7 +233,7 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(
         )  # fmt: skip
         assert sync.returncode == 0, sync.stderr[-2000:]
         complete = _assert_mlflow_agrees_with_optuna(storage, server.uri, "outage", epochs=2)
-        assert len(complete) == 24
+        assert len(complete) == OUTAGE_TRIALS
         assert "MLflow" in stdout + stderr
     finally:
         server.stop()
