@@ -45,13 +45,15 @@ def _files_holding(folder, secret: str) -> list[str]:
 @pytest.mark.server
 @pytest.mark.slow
 def test_a_canary_password_in_both_urls_appears_in_no_output_log_store_or_report(
-    tmp_path, tiny_csv
+    tmp_path, tiny_csv, cli
 ):
     """Study, sweep (logging as the README's cron line does), report and sync against a real
-    PostgreSQL storage and a real MLflow server, both URLs carrying the canary; then every
-    output stream, the sweep log, the MLflow store (params, tags, artifacts: the server's
-    SQLite file and folder, byte for byte), the Optuna study's attributes and every file
-    written are searched for it."""
+    PostgreSQL storage and a real MLflow server, both URLs carrying the canary, each as its
+    own ``python -m bnsearch`` process; then a study refused by each store, in this process
+    (``cli.main``: the refusal's one line is printed by ``main``; as processes, each would
+    import TensorFlow only to be refused). Every output stream, the sweep log, the MLflow
+    store (params, tags, artifacts: the server's SQLite file and folder, byte for byte), the
+    Optuna study's attributes and every file written are searched for it."""
     import subprocess
     import sys
 
@@ -80,6 +82,8 @@ def test_a_canary_password_in_both_urls_appears_in_no_output_log_store_or_report
             ["sweep", "sweep", *common],
             ["report", "--study-name", "canary", "--out", "report", *common],
             ["sync", "--study-name", "canary", *common],
+        ]
+        refused = [
             ["study", "--storage", f"postgresql://bn:{CANARY}@127.0.0.1:1/x", "--tracking-uri",
              tracking],
             ["study", "--tracking-uri", f"http://bn:{CANARY}@127.0.0.1:1/"],
@@ -94,6 +98,10 @@ def test_a_canary_password_in_both_urls_appears_in_no_output_log_store_or_report
                     )  # fmt: skip
                     log.write(done.stdout)
                     outputs.append((args[0], done.returncode, done.stdout))
+                for args in refused:
+                    result = cli(*args, cwd=work)
+                    log.write(result.stdout + result.stderr)
+                    outputs.append((args[0], result.returncode, result.stdout + result.stderr))
         finally:
             server.stop()
         codes = [code for _, code, _ in outputs]
