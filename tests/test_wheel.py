@@ -80,6 +80,46 @@ def test_the_wheel_is_what_runs_and_says_its_version(wheel_python, tmp_path):
     assert version.returncode == 0 and version.stdout.startswith("bnsearch "), version
 
 
+#: Runs each command (one per argument, its words joined by ``|``) in turn in this one
+#: interpreter as ``python -m bnsearch WORDS`` runs it (``bnsearch/__main__.py`` through
+#: :mod:`runpy`), each one's output led by a line :data:`_MARK` on stdout and on stderr and
+#: its exit code printed after it: the pages' later commands share one interpreter start
+#: and one TensorFlow import instead of one each.
+_MARK = "=== bnsearch-wheel-test command ==="
+_IN_ONE_PROCESS = f"""
+import runpy, sys
+for command in sys.argv[1:]:
+    print({_MARK!r}, flush=True)
+    print({_MARK!r}, file=sys.stderr, flush=True)
+    sys.argv = ["bnsearch", *command.split("|")]
+    try:
+        runpy.run_module("bnsearch", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    print({_MARK!r}, "exit", code, flush=True)
+"""
+
+
+def _run_in_one_process(
+    python: Path, cwd: Path, *commands: tuple[str, ...]
+) -> list[tuple[int, str, str]]:
+    """``(returncode, stdout, stderr)`` of each ``python -m bnsearch`` command, run in turn
+    in one process of the wheel's interpreter (:data:`_IN_ONE_PROCESS`)."""
+    done = _run(python, cwd, "-c", _IN_ONE_PROCESS, *("|".join(words) for words in commands))
+    assert done.returncode == 0, done.stderr[-3000:]
+    outs = done.stdout.split(_MARK + "\n")[1:]
+    errs = done.stderr.split(_MARK + "\n")[1:]
+    assert len(outs) == len(errs) == len(commands), done.stdout[-3000:] + done.stderr[-3000:]
+    results = []
+    for out, err in zip(outs, errs, strict=True):
+        out, _, after = out.rpartition(_MARK + " exit ")
+        results.append((int(after.split()[0]), out, err))
+    return results
+
+
 @pytest.mark.server
 @pytest.mark.trains
 def test_the_pages_commands_work_from_an_empty_folder(wheel_python, tmp_path):
@@ -88,28 +128,37 @@ def test_the_pages_commands_work_from_an_empty_folder(wheel_python, tmp_path):
     assert study.returncode == 0, study.stderr[-3000:]
     assert "\nVerdict: " in study.stdout and "MLflow UI: python -m bnsearch ui" in study.stdout
 
-    def command(*args: str) -> tuple[int, str, str]:
-        done = _run(python, tmp_path, "-m", "bnsearch", *args)
-        return done.returncode, done.stdout, done.stderr
+    # The later commands, in a second process (so `report` reads the study back from its
+    # store, not from the study's process), all in that one.
+    _write_your_data_and_model(tmp_path)
+    report, verbose, examples, data, model = _run_in_one_process(
+        python,
+        tmp_path,
+        ("report", "--study-name", "bnsearch-synthetic"),
+        ("report", "--study-name", "bnsearch-synthetic", "--verbose"),
+        ("examples", "studies"),
+        ("study", "--data", "customers.csv", "--target", "churned", "--n-trials", "3",
+         "--confirm-seeds", "0", "--epochs", "2"),
+        ("model", "--show", "my_model.keras"),
+    )  # fmt: skip
+    answers = {
+        ("report", "--study-name", "bnsearch-synthetic"): report,
+        ("report", "--study-name", "bnsearch-synthetic", "--verbose"): verbose,
+    }
 
     # The glance of the default study, and `report` reading it back (plain and --verbose):
-    assert_the_default_study_ends_with_the_verdict_at_a_glance(study.stdout, command)
+    assert_the_default_study_ends_with_the_verdict_at_a_glance(
+        study.stdout, lambda *args: answers[args]
+    )
 
-    examples = _run(python, tmp_path, "-m", "bnsearch", "examples", "studies")
-    assert examples.returncode == 0, examples.stderr[-2000:]
+    assert examples[0] == 0, examples[2][-2000:]
     assert sorted(p.name for p in (tmp_path / "studies").glob("*.toml")) == sorted(
         p.name for p in (ROOT / "studies").glob("*.toml")
     )
-
-    _write_your_data_and_model(tmp_path)
-    data = _run(python, tmp_path, "-m", "bnsearch", "study", "--data", "customers.csv",
-                "--target", "churned", "--n-trials", "3", "--confirm-seeds", "0",
-                "--epochs", "2")  # fmt: skip
-    assert data.returncode == 0, data.stderr[-3000:]
-    assert "study 'bnsearch-customers' on customers (240 rows" in data.stdout
-    model = _run(python, tmp_path, "-m", "bnsearch", "model", "--show", "my_model.keras")
-    assert model.returncode == 0, model.stderr[-3000:]
-    assert "sites" in model.stdout
+    assert data[0] == 0, data[2][-3000:]
+    assert "study 'bnsearch-customers' on customers (240 rows" in data[1]
+    assert model[0] == 0, model[2][-3000:]
+    assert "sites" in model[1]
 
     _ui_answers(python, tmp_path)
 
