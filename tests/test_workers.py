@@ -1,6 +1,9 @@
 """Several workers on one Optuna storage in PostgreSQL and one MLflow tracking server
 backed by PostgreSQL; each test gets a fresh Optuna database, dropped afterwards, and an
-experiment of its own (the study's unique name) on the module's one MLflow server."""
+experiment of its own (the study's unique name) on the module's one MLflow server.
+
+The two-workers test's workers train on the Keras engine; the fault tests' (a worker killed,
+connections cut) run the stand-in engine, a sleep in place of training (``_standin_worker``)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from bnsearch.backends import stored_result
 from tests._mlflow_server import MlflowServer
 from tests._postgres import fresh_database, needs_postgres
+from tests.support.standin import standin_env
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +33,9 @@ pytestmark = pytest.mark.slow
 #: doomed worker still finds one to hold when the survivor is quicker off the mark.
 TARGET = 6
 KILL_TARGET = 9
+#: Seconds a stand-in trial's epoch sleeps: about a tiny Keras epoch, so a trial is held
+#: (claimed, "training") long enough to be killed or cut mid-way, as a trained one is.
+STANDIN_EPOCH_S = "0.5"
 
 
 @pytest.fixture
@@ -56,6 +63,25 @@ def _bnsearch(
     return subprocess.Popen(
         [
             sys.executable, "-m", "bnsearch", command, str(study_file), "--storage", storage,
+            "--tracking-uri", uri, "--heartbeat-interval", "1", "--grace-period", "4",
+        ],  # fmt: skip
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _standin_worker(study_file: Path, storage: str, uri: str, cwd: Path) -> subprocess.Popen:
+    """``bnsearch worker`` on the stand-in engine (:mod:`tests.support.standin`): each trial
+    sleeps :data:`STANDIN_EPOCH_S` an epoch instead of training, one at a time as on the Keras
+    engine (``--population 1``), and the process never imports TensorFlow. For the fault
+    tests, whose subject is the claims, heartbeats and stores (the real database, server and
+    MLflow runs with per-epoch metrics), not the training: the two-workers test trains."""
+    env = standin_env(
+        TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", BNSEARCH_STANDIN_EPOCH_S=STANDIN_EPOCH_S
+    )
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "tests.support.standin", "worker", str(study_file),
+            "--engine", "standin", "--population", "1", "--storage", storage,
             "--tracking-uri", uri, "--heartbeat-interval", "1", "--grace-period", "4",
         ],  # fmt: skip
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -151,8 +177,8 @@ def test_a_worker_killed_mid_study_is_retried_and_the_target_still_reached_exact
 ):
     name, study_file = _study_file(tmp_path, tiny_csv, KILL_TARGET)
     _prepare(cli, study_file, optuna_database, mlflow_server, tmp_path)
-    doomed = _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path)
-    survivor = _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path)
+    doomed = _standin_worker(study_file, optuna_database, mlflow_server, tmp_path)
+    survivor = _standin_worker(study_file, optuna_database, mlflow_server, tmp_path)
     storage = optuna.storages.RDBStorage(optuna_database)
     deadline = time.monotonic() + 240
     doomed_id = f"{socket.gethostname()}:{doomed.pid}"
@@ -238,7 +264,7 @@ def test_connections_terminated_mid_study_lose_nothing_and_the_target_is_reached
     )
     terminator.start()
     workers = [
-        _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path) for _ in range(2)
+        _standin_worker(study_file, optuna_database, mlflow_server, tmp_path) for _ in range(2)
     ]
     try:
         for worker in workers:
