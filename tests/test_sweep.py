@@ -3,8 +3,17 @@ logged to its own MLflow run with its report."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import shutil
+import signal
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
+
+from tests.conftest import CliResult, write_tiny_csv
 
 
 def _study_file(folder, name, csv, seed):
@@ -14,16 +23,36 @@ def _study_file(folder, name, csv, seed):
     )
 
 
-@pytest.mark.trains
-def test_sweep_ends_with_the_verdict_across_its_studies_in_its_own_mlflow_run(
-    tiny_csv, tmp_path, cli
-):
-    studies = tmp_path / "studies"
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, CliResult]:
+    """A folder whose studies ``alpha`` and ``beta`` (the tiny CSV, two seeds) were run by
+    one ``sweep studies``, and what that sweep printed: the two tests read different things
+    from the one sweep."""
+    from bnsearch.cli import main
+
+    folder = tmp_path_factory.mktemp("sweep")
+    studies = folder / "studies"
     studies.mkdir()
+    tiny_csv = write_tiny_csv(folder)
     for seed, name in enumerate(("alpha", "beta")):
         _study_file(studies, name, tiny_csv, seed)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["sweep", "studies"])
+    finally:
+        os.chdir(here)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return folder, CliResult(code, out.getvalue(), err.getvalue())
 
-    result = cli("sweep", "studies", cwd=tmp_path)
+
+@pytest.mark.trains
+def test_sweep_ends_with_the_verdict_across_its_studies_in_its_own_mlflow_run(swept):
+    tmp_path, result = swept
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Verdict across datasets: " in result.stdout
@@ -43,13 +72,11 @@ def test_sweep_ends_with_the_verdict_across_its_studies_in_its_own_mlflow_run(
 
 
 @pytest.mark.trains
-def test_report_sweep_writes_the_table_and_leaves_out_studies_not_run_yet(tiny_csv, tmp_path, cli):
-    studies = tmp_path / "studies"
-    studies.mkdir()
-    for seed, name in enumerate(("alpha", "beta")):
-        _study_file(studies, name, tiny_csv, seed)
-        assert cli("study", str(studies / f"{name}.toml"), "--quiet", cwd=tmp_path).returncode == 0
-    _study_file(studies, "gamma", tiny_csv, 2)  # never run
+def test_report_sweep_writes_the_table_and_leaves_out_studies_not_run_yet(swept, tmp_path, cli):
+    """On a copy of the swept folder (its stores hold alpha and beta), with a study file
+    ``gamma`` added that was never run."""
+    shutil.copytree(swept[0], tmp_path, dirs_exist_ok=True)
+    _study_file(tmp_path / "studies", "gamma", tmp_path / "tiny.csv", 2)  # never run
 
     result = cli("report", "--sweep", "studies", "--out", "across", cwd=tmp_path)
 
