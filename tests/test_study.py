@@ -12,7 +12,7 @@ from bnsearch.errors import ConfigError, StudyFailedError
 from bnsearch.networks import NetworkSettings
 from bnsearch.study import run_study
 from bnsearch.trial import SearchSpace, TrialState
-from tests.conftest import tiny_config, trial_runs
+from tests.conftest import stores_in, tiny_config, trial_runs, write_tiny_csv
 
 EPOCHS = 2
 
@@ -25,13 +25,24 @@ def _trial_runs(tracking_uri: str):
     return trial_runs(tracking_uri, "tiny")
 
 
-@pytest.mark.trains
-def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
+@pytest.fixture(scope="module")
+def short_study(tmp_path_factory: pytest.TempPathFactory):
+    """One short population-engine study, read by the two tests below: two paired blocks of
+    3 placements, then 2 confirmation seeds each (12 trials); its stores, outcome and output."""
+    folder = tmp_path_factory.mktemp("short")
+    stores = stores_in(folder)
     out = io.StringIO()
-    config = _config(tiny_csv, stores, n_trials=6, confirm_seeds=1, engine="population")
-    outcome = run_study(config, stream=out)
+    config = _config(
+        write_tiny_csv(folder), stores, n_trials=6, confirm_seeds=2, engine="population"
+    )
+    return stores, run_study(config, stream=out), out.getvalue()
+
+
+@pytest.mark.trains
+def test_short_study_logs_one_child_run_per_trial(short_study):
+    stores, outcome, text = short_study
     client, runs = _trial_runs(stores["tracking_uri"])
-    assert len(runs) == 9  # two paired blocks of 3 placements, then 1 confirmation seed each
+    assert len(runs) == 12  # two paired blocks of 3 placements, then 2 confirmation seeds each
     for run in runs:
         assert run.data.tags["mlflow.parentRunId"] == outcome.parent_run_id
         assert set(run.data.params) >= {
@@ -51,8 +62,8 @@ def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
     parent = client.get_run(outcome.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.inputs.dataset_inputs, "the dataset is logged with mlflow.log_input"
-    text = out.getvalue()
-    assert "[3/3] confirm" in text and "placement" in text and "bnsearch ui" in text
+    # The confirmation round trains its 6 trials (3 placements, 2 seeds) as one batch.
+    assert "[6/6] confirm" in text and "placement" in text and "bnsearch ui" in text
     assert "Verdict: " in text and "before - after" in text
     assert parent.data.tags["bnsearch.verdict"] == outcome.verdict.outcome
     artifacts = {a.path for a in client.list_artifacts(outcome.parent_run_id)}
@@ -60,11 +71,8 @@ def test_short_study_logs_one_child_run_per_trial(tiny_csv, stores):
 
 
 @pytest.mark.trains
-def test_trials_come_in_paired_blocks_differing_only_in_placement(tiny_csv, stores):
-    config = _config(
-        tiny_csv, stores, n_trials=6, confirm_seeds=2, verbose=False, engine="population"
-    )
-    outcome = run_study(config)
+def test_trials_come_in_paired_blocks_differing_only_in_placement(short_study):
+    stores, outcome, _ = short_study
     search = [r for r in outcome.new_results if r.spec.phase == "search"]
     blocks: dict[int, list] = {}
     for result in search:
