@@ -38,6 +38,21 @@ KILL_TARGET = 9
 STANDIN_EPOCH_S = "0.5"
 
 
+#: The worker processes a test started: killed after it, so a test that failed waiting on
+#: one does not leave it training (and its database in use) through the rest of the suite.
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 @pytest.fixture
 def optuna_database() -> Iterator[str]:
     yield from fresh_database()
@@ -60,13 +75,15 @@ def _bnsearch(
     command: str, study_file: Path, storage: str, uri: str, cwd: Path
 ) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [
             sys.executable, "-m", "bnsearch", command, str(study_file), "--storage", storage,
             "--tracking-uri", uri, "--heartbeat-interval", "1", "--grace-period", "4",
         ],  # fmt: skip
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    _STARTED.append(process)
+    return process
 
 
 def _standin_worker(study_file: Path, storage: str, uri: str, cwd: Path) -> subprocess.Popen:
@@ -78,7 +95,7 @@ def _standin_worker(study_file: Path, storage: str, uri: str, cwd: Path) -> subp
     env = standin_env(
         TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", BNSEARCH_STANDIN_EPOCH_S=STANDIN_EPOCH_S
     )
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [
             sys.executable, "-m", "tests.support.standin", "worker", str(study_file),
             "--engine", "standin", "--population", "1", "--storage", storage,
@@ -86,6 +103,8 @@ def _standin_worker(study_file: Path, storage: str, uri: str, cwd: Path) -> subp
         ],  # fmt: skip
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    _STARTED.append(process)
+    return process
 
 
 def _study_file(tmp_path: Path, tiny_csv: Path, target: int = TARGET) -> tuple[str, Path]:
