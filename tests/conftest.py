@@ -51,12 +51,18 @@ def stores_in(folder: Path) -> dict[str, str]:
     made once per test process and copied (a new SQLite store's schema migrations take about
     a second; a study making its own new store is tested where that is the point: the
     default stores under ``mlruns/`` and the studies run as processes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_empty_mlflow_store(), folder / "mlflow.db")
+    empty_mlflow_store_at(folder / "mlflow.db")
     return {
         "storage": f"sqlite:///{folder / 'optuna.db'}",
         "tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
     }
+
+
+def empty_mlflow_store_at(database: Path) -> None:
+    """An empty MLflow SQLite store at ``database``: a copy of one migrated once per process,
+    for a test whose subject is not the store's creation."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_empty_mlflow_store(), database)
 
 
 @functools.cache
