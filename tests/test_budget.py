@@ -8,7 +8,7 @@ import pytest
 
 from bnsearch.backends import batch_room
 from bnsearch.config import StudyConfig
-from tests.conftest import trial_runs
+from tests.conftest import empty_mlflow_store_at, trial_runs
 
 # The default data's raw features make `before` far better than `after` within two epochs.
 CLEAR = ["--epochs", "2", "--hidden-units", "8", "--confirm-seeds", "0", "--quiet"]
@@ -35,6 +35,7 @@ def test_until_settled_the_first_batch_is_the_fewest_blocks_that_can_settle():
 def test_a_study_until_settled_stops_at_its_first_look_when_the_answer_is_known(
     tmp_path, cli, backend
 ):
+    empty_mlflow_store_at(tmp_path / "mlruns" / "mlflow.db")  # the default store, made
     result = cli("study", *CLEAR, *backend, "--study-name", "clear", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     client, runs = trial_runs(f"sqlite:///{tmp_path}/mlruns/mlflow.db", "clear")
@@ -55,6 +56,7 @@ def test_a_study_until_settled_stops_at_its_first_look_when_the_answer_is_known(
 @pytest.mark.trains
 def test_a_settled_study_says_so_and_until_budget_adds_its_trials_anyway(tmp_path, cli):
     flags = [*CLEAR, "--study-name", "clear", "--n-trials", "30"]
+    empty_mlflow_store_at(tmp_path / "mlruns" / "mlflow.db")  # the default store, made
     assert cli("study", *flags, cwd=tmp_path).returncode == 0
     storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
     assert len(optuna.load_study(study_name="clear", storage=storage).trials) == 24

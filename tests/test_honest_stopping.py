@@ -15,6 +15,7 @@ import pytest
 
 from bnsearch.stats import ALPHA, min_blocks_to_settle
 from tests._in_flight import wait_for_a_batch_in_flight
+from tests.conftest import empty_mlflow_store_at
 
 
 def _diverging_study_file(folder: Path) -> Path:
@@ -30,6 +31,7 @@ def _diverging_study_file(folder: Path) -> Path:
 @pytest.mark.trains
 def test_a_learning_rate_range_that_diverges_gets_one_line_of_advice(cli, tmp_path, tiny_csv):
     study_file = _diverging_study_file(tmp_path)
+    empty_mlflow_store_at(tmp_path / "mlruns" / "mlflow.db")  # the default store, made
     result = cli(
         "study", str(study_file), "--epochs", "1", "--n-trials", "3", "--hidden-units", "8,8",
         "--confirm-seeds", "0", "--study-name", "too-fast", cwd=tmp_path,
@@ -50,6 +52,7 @@ def test_a_learning_rate_range_that_diverges_gets_one_line_of_advice(cli, tmp_pa
 @pytest.mark.trains
 def test_a_cap_too_small_to_settle_says_so_before_the_first_trial(cli, tmp_path, tiny_csv):
     need = min_blocks_to_settle(ALPHA)
+    empty_mlflow_store_at(tmp_path / "mlruns" / "mlflow.db")  # the default store, made
     result = cli(
         "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "3",
         "--epochs", "1", "--hidden-units", "4", "--confirm-seeds", "0", cwd=tmp_path,

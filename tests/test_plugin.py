@@ -8,6 +8,7 @@ import pytest
 
 import bnsearch
 from bnsearch.errors import ConfigError
+from tests.conftest import empty_mlflow_store_at
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -102,6 +103,7 @@ def test_a_study_without_blocks_is_told_how_to_make_them():
 
 
 def test_the_optuna_callback_nests_a_run_per_trial_with_its_epochs_and_state(tmp_path):
+    empty_mlflow_store_at(tmp_path / "mlflow.db")  # not what this test is about
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     losses = {"none": 0.8, "before": 0.6, "after": 0.7}
 
@@ -155,6 +157,7 @@ def test_the_keras_tuner_logger_and_a_verdict_from_a_paired_tuner(tmp_path):
         directory=str(tmp_path),
         project_name="yours-kt",
     )
+    empty_mlflow_store_at(tmp_path / "mlflow.db")  # not what this test is about
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     runs = bnsearch.log_keras_tuner(tuner, uri)
     tuner.search(data.x, data.y, epochs=2, validation_split=0.2, verbose=0)
