@@ -152,11 +152,7 @@ def test_every_layer_of_the_applications_has_a_population_form(name, tmp_path, s
 def test_a_short_study_of_an_application_trains_on_the_population_engine(
     name, tmp_path, cli, saved_application
 ):
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(40, 32, 32, 3)).astype("float32")
-    np.savez(tmp_path / "images.npz", X=x, y=np.arange(40) % 10)
+    _images(tmp_path, rows=_FEW_ROWS)
     saved_application(name, tmp_path)
 
     result = cli(
@@ -192,6 +188,11 @@ def test_a_population_too_large_for_the_memory_limit_is_halved_and_one_that_neve
 
     with pytest.raises(ConfigError, match="--engine keras"):
         PopulationEngine(memory_limit_bytes=2**10).check_fits(data, network)  # 1 KiB
+
+
+#: Rows for a study of an application: 16 to train on (one full batch, no partial last
+#: batch to compile a second graph for) and 4 to validate on.
+_FEW_ROWS = 20
 
 
 def _images(folder, rows: int = 40):
@@ -235,7 +236,7 @@ def test_a_network_of_dozens_of_convolutions_is_built_without_xla_eight_trials_a
 
 
 def test_vgg16_at_a_population_of_three_trains_on_the_population_engine(tmp_path, cli):
-    _images(tmp_path)
+    _images(tmp_path, rows=_FEW_ROWS)
     _application("VGG16").save(tmp_path / "app.keras")
 
     result = cli(
