@@ -3,7 +3,7 @@ backed by PostgreSQL; each test gets a fresh Optuna database, dropped afterwards
 experiment of its own (the study's unique name) on the module's one MLflow server.
 
 The two-workers test's workers train on the Keras engine; the fault tests' (a worker killed,
-connections cut) run the stand-in engine, a sleep in place of training (``_standin_worker``)."""
+connections cut) run the stand-in engine, a sleep in place of training (``_worker``)."""
 
 from __future__ import annotations
 
@@ -71,35 +71,23 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
             server.stop()
 
 
-def _bnsearch(
-    command: str, study_file: Path, storage: str, uri: str, cwd: Path
+def _worker(
+    study_file: Path, storage: str, uri: str, cwd: Path, standin: bool = False
 ) -> subprocess.Popen:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    """``bnsearch worker`` as a process of its own. ``standin``: on the stand-in engine
+    (:mod:`tests.support.standin`), each trial sleeping :data:`STANDIN_EPOCH_S` an epoch instead
+    of training, one at a time as on the Keras engine (``--population 1``), in a process that
+    never imports TensorFlow; for the fault tests, whose subject is the claims, heartbeats and
+    stores (the real database, server and MLflow runs with per-epoch metrics), not training."""
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    env, module, engine = {**os.environ, **quiet}, ["bnsearch"], []
+    if standin:
+        env = standin_env(**quiet, BNSEARCH_STANDIN_EPOCH_S=STANDIN_EPOCH_S)
+        module, engine = ["tests.support.standin"], ["--engine", "standin", "--population", "1"]
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "bnsearch", command, str(study_file), "--storage", storage,
-            "--tracking-uri", uri, "--heartbeat-interval", "1", "--grace-period", "4",
-        ],  # fmt: skip
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    _STARTED.append(process)
-    return process
-
-
-def _standin_worker(study_file: Path, storage: str, uri: str, cwd: Path) -> subprocess.Popen:
-    """``bnsearch worker`` on the stand-in engine (:mod:`tests.support.standin`): each trial
-    sleeps :data:`STANDIN_EPOCH_S` an epoch instead of training, one at a time as on the Keras
-    engine (``--population 1``), and the process never imports TensorFlow. For the fault
-    tests, whose subject is the claims, heartbeats and stores (the real database, server and
-    MLflow runs with per-epoch metrics), not the training: the two-workers test trains."""
-    env = standin_env(
-        TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", BNSEARCH_STANDIN_EPOCH_S=STANDIN_EPOCH_S
-    )
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "tests.support.standin", "worker", str(study_file),
-            "--engine", "standin", "--population", "1", "--storage", storage,
-            "--tracking-uri", uri, "--heartbeat-interval", "1", "--grace-period", "4",
+            sys.executable, "-m", *module, "worker", str(study_file), *engine, "--storage",
+            storage, "--tracking-uri", uri, "--heartbeat-interval", "1", "--grace-period", "4",
         ],  # fmt: skip
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -169,9 +157,7 @@ def test_two_workers_reach_exactly_the_target_with_one_run_per_trial(
 ):
     name, study_file = _study_file(tmp_path, tiny_csv)
     _prepare(cli, study_file, optuna_database, mlflow_server, tmp_path)
-    workers = [
-        _bnsearch("worker", study_file, optuna_database, mlflow_server, tmp_path) for _ in range(2)
-    ]
+    workers = [_worker(study_file, optuna_database, mlflow_server, tmp_path) for _ in range(2)]
     for worker in workers:
         stdout, stderr = worker.communicate(timeout=400)
         assert worker.returncode == 0, stderr[-2000:]
@@ -196,8 +182,8 @@ def test_a_worker_killed_mid_study_is_retried_and_the_target_still_reached_exact
 ):
     name, study_file = _study_file(tmp_path, tiny_csv, KILL_TARGET)
     _prepare(cli, study_file, optuna_database, mlflow_server, tmp_path)
-    doomed = _standin_worker(study_file, optuna_database, mlflow_server, tmp_path)
-    survivor = _standin_worker(study_file, optuna_database, mlflow_server, tmp_path)
+    doomed = _worker(study_file, optuna_database, mlflow_server, tmp_path, standin=True)
+    survivor = _worker(study_file, optuna_database, mlflow_server, tmp_path, standin=True)
     storage = optuna.storages.RDBStorage(optuna_database)
     deadline = time.monotonic() + 240
     doomed_id = f"{socket.gethostname()}:{doomed.pid}"
@@ -283,7 +269,8 @@ def test_connections_terminated_mid_study_lose_nothing_and_the_target_is_reached
     )
     terminator.start()
     workers = [
-        _standin_worker(study_file, optuna_database, mlflow_server, tmp_path) for _ in range(2)
+        _worker(study_file, optuna_database, mlflow_server, tmp_path, standin=True),
+        _worker(study_file, optuna_database, mlflow_server, tmp_path, standin=True),
     ]
     try:
         for worker in workers:
