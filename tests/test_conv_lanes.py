@@ -1,7 +1,7 @@
-"""The population engine's convolutions: the XLA gradients written as forward convolutions
-(against TensorFlow's own), and a convolutional chunk trained in two lanes (each lane's
-trials record their lane, a replay of a lane gives the same numbers, kept models hold the
-right member)."""
+"""The population engine's convolutions: a 1x1 one as a batched matmul and the gradients written
+as forward convolutions (against TensorFlow's own, in graph mode and under XLA), and a
+convolutional chunk trained in two lanes (each lane's trials record their lane, a replay of a
+lane gives the same numbers, kept models hold the right member)."""
 
 from __future__ import annotations
 
@@ -25,23 +25,33 @@ from tests.test_engines import _digit_images
         ((7, 9), (2, 3), (1, 2), "same"),
         ((9, 7), (3, 1), (2, 1), "valid"),
         ((5, 5), (1, 1), (1, 1), "valid"),
+        ((5, 7), (1, 1), (2, 2), "same"),
     ],
 )
-def test_xla_convolution_gradients_equal_tensorflows(size, kernel, strides, padding):
+@pytest.mark.parametrize("xla", [False, True])
+def test_member_convolution_and_its_gradients_equal_tensorflows(
+    size, kernel, strides, padding, xla
+):
+    """The engine's convolution (a batched matmul for 1x1, its gradients forward
+    convolutions) against ``tf.nn.conv2d`` of each member and TensorFlow's own gradients."""
     rng = np.random.default_rng(0)
     P, rows, c, f = 3, 4, 2, 5
     x = tf.constant(rng.normal(size=(P, rows, *size, c)), tf.float32)
     k = tf.constant(rng.normal(size=(P, *kernel, c, f)), tf.float32)
 
-    def gradients(xla: bool):
+    def each_member(x, k):
+        return tf.stack([tf.nn.conv2d(x[p], k[p], strides, padding.upper()) for p in range(P)])
+
+    def gradients(convolve):
         with tf.GradientTape() as tape:
             tape.watch([x, k])
-            y = member_conv2d(x, k, strides, padding, xla)
+            y = convolve(x, k)
             loss = tf.reduce_sum(y * tf.cos(y))  # a gradient that differs per output
         return (y, *tape.gradient(loss, [x, k]))
 
-    ours = tf.function(lambda: gradients(True), jit_compile=True)()
-    theirs = gradients(False)
+    engine = lambda x, k: member_conv2d(x, k, strides, padding)  # noqa: E731
+    ours = tf.function(lambda: gradients(engine), jit_compile=xla)()
+    theirs = gradients(each_member)
     for mine, reference, what in zip(ours, theirs, ("output", "dx", "dkernel"), strict=True):
         assert mine.shape == reference.shape, what
         np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-4, atol=1e-4)

@@ -41,9 +41,10 @@ def _close(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 
 def _train_for_parity(data, settings, network, first_seed, xla=True):
-    """Every placement x ``settings`` in ONE population, dropout off, in graph mode (the same
-    float32 operations as Keras) and, if ``xla``, under XLA (which reorders float arithmetic;
-    its agreement is checked separately; its results None without it)."""
+    """Every placement x ``settings`` in ONE population, dropout off, in graph mode (an MLP's
+    float32 operations are Keras'; a convolution's gradients are forward convolutions) and,
+    if ``xla``, under XLA (which reorders float arithmetic; its agreement is checked
+    separately; its results None without it)."""
     configs = [
         BNConfig(placement=p, dropout=0.0, use_bias=b, momentum=m, epsilon=e, learning_rate=lr)
         for p in PLACEMENTS

@@ -158,8 +158,9 @@ KINDS = {
     "sequence": ["reshape", "core", "permute", "core", "global_avg_pool", "global_max_pool",
                  "concat", "core"],
 }  # fmt: skip
-# XLA changes the engine's maths only in member_conv2d (its gradients become forward
-# convolutions), so a kind's XLA run checks its convolution forms. The residual block's and
+# XLA runs the graph's own maths (a convolution's gradients are forward convolutions in
+# both modes) but compiles each convolution form its own way, so a kind's XLA run checks its
+# convolution forms. The residual block's and
 # the pre-activation model's convolutions are all 3x3 'same' with stride 1 on 8x8 images,
 # which pooled's conv_a is too (and the CNN family's in test_engines): their XLA run would
 # check no form another kind's does not.

@@ -64,15 +64,17 @@ def patches(images: Any, kernel: tuple[int, int], strides: tuple[int, int], padd
     return tf.concat(shifted, axis=-1) if len(shifted) > 1 else shifted[0]
 
 
-def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str, xla: bool) -> Any:
+def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str) -> Any:
     """Each member's Conv2D (``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw, c, f]``),
-    one ``conv2d`` a member. Under XLA its gradients are forward convolutions: XLA's CPU
-    compiler emits TensorFlow's own inside the epoch loop as plain loops (see the docs)."""
+    one ``conv2d`` a member, its gradients forward convolutions too: on a CPU TensorFlow's
+    own input gradient (``Conv2DBackpropInput``) takes many times a forward convolution's
+    time, and XLA's CPU compiler emits it inside the epoch loop as plain loops (see the
+    docs); a 1x1 convolution is one batched ``matmul``."""
     (kh, kw), (sh, sw) = kernels.shape[1:3], strides
     height, width = int(x.shape[2]), int(x.shape[3])
+    if (kh, kw) == (1, 1):
+        return _pointwise(x[:, :, ::sh, ::sw, :], kernels)
     pads = (_padding(height, kh, sh, padding), _padding(width, kw, sw, padding))
-    if not xla:
-        return _each_member(x, kernels, strides, padding)
 
     @tf.custom_gradient
     def convolve(x: Any, kernels: Any) -> Any:
@@ -85,6 +87,18 @@ def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str, 
         return _each_member(x, kernels, strides, padding), gradient
 
     return convolve(x, kernels)
+
+
+def _pointwise(x: Any, kernels: Any) -> Any:
+    """A 1x1 convolution of every member as one batched ``matmul`` over the channels (its
+    padding adds nothing and its strides are ``x``'s slice): one op, and one for each
+    gradient, whatever the population's size, where a ``conv2d`` a member is P of them."""
+    size, height, width, channels = kernels.shape[0], int(x.shape[2]), int(x.shape[3]), x.shape[-1]
+    filters = kernels.shape[-1]
+    y = tf.matmul(
+        tf.reshape(x, [size, -1, channels]), tf.reshape(kernels, [size, channels, filters])
+    )
+    return tf.reshape(y, [size, tf.shape(x)[1], height, width, filters])
 
 
 def _strided_kernel_gradient(

@@ -3,7 +3,6 @@ interpreting the layer graph op by op on tensors ``[P, rows, ...]``."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,9 +101,8 @@ class Population:
         self.onehot = tf.constant(dataset.y_onehot, f32)
         # A counter per (step, Dropout op): 16 a step, more for a network with more.
         self.dropout_stride = max(16, sum(op.kind == "dropout" for op in self.graph.ops))
-        steps = functools.partial(self._train_steps, xla=jit_compile)
-        self.train_epoch = tf.function(steps, jit_compile=jit_compile)
-        self.train_steps_partial = tf.function(functools.partial(self._train_steps, xla=False))
+        self.train_epoch = tf.function(self._train_steps, jit_compile=jit_compile)
+        self.train_steps_partial = tf.function(self._train_steps)
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
 
     def _make_weights(self) -> None:
@@ -197,7 +195,7 @@ class Population:
         normalised = self._bn(x, "input_bn", training, updates)
         return tf.where(self._mask(self.m_input, x) > 0, normalised, x)
 
-    def _forward(self, x: Any, training: bool, counter: Any, xla: bool = False) -> tuple[Any, list]:
+    def _forward(self, x: Any, training: bool, counter: Any) -> tuple[Any, list]:
         """``x`` is ``[P, rows, features]``; returns logits ``[P, rows, classes]``."""
         graph = self.graph
         updates: list = []
@@ -207,18 +205,18 @@ class Population:
         values: list[Any] = []
         for index, op in enumerate(graph.ops):
             inputs = [x if i == -1 else values[i] for i in op.inputs]
-            y = self._op(op, inputs, training, counter, updates, xla)
+            y = self._op(op, inputs, training, counter, updates)
             if index == graph.input_bn_after:
                 y = self._input_bn(y, training, updates)
             values.append(y)
         return values[graph.output], updates
 
     def _op(
-        self, op: GraphOp, inputs: list[Any], training: bool, counter: Any, updates: list, xla: bool
+        self, op: GraphOp, inputs: list[Any], training: bool, counter: Any, updates: list
     ) -> Any:
         x = inputs[0]
         if op.kind == "core":
-            return self._core(op, x, training, updates, xla)
+            return self._core(op, x, training, updates)
         if op.kind == "bn":  # a BN the model keeps: in every placement but none
             normalised = self._bn(x, op.name, training, updates)
             return tf.where(self._mask(self.m_none, x) > 0, x, normalised)
@@ -231,7 +229,7 @@ class Population:
             return self._dropout(x, step_counter, op.params) if training else x
         return stateless_op(op, inputs)
 
-    def _core(self, op: GraphOp, x: Any, training: bool, updates: list, xla: bool) -> Any:
+    def _core(self, op: GraphOp, x: Any, training: bool, updates: list) -> Any:
         """A Dense or convolution, then a site's placed BN and activation, the output's BN,
         or a plain layer's fused activation."""
         bias = self.biases[op.name] * self.bias_masks[op.name]
@@ -247,9 +245,9 @@ class Population:
                     pointwise = tf.reshape(
                         self.pointwise[op.name], [self.size, 1, 1, *op.pointwise_shape[-2:]]
                     )
-                    z = member_conv2d(z, pointwise, (1, 1), "valid", xla)
+                    z = member_conv2d(z, pointwise, (1, 1), "valid")
             else:
-                z = member_conv2d(x, kernels, op.strides, op.padding, xla)
+                z = member_conv2d(x, kernels, op.strides, op.padding)
             z = tf.reshape(tf.reshape(z, [self.size, -1, op.shape[-1]]) + bias, tf.shape(z))
             if one_d:
                 z = tf.squeeze(z, 2)
@@ -305,12 +303,12 @@ class Population:
             return tf.reduce_mean(tf.abs(logits - labels), axis=-1)
         return tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32)
 
-    def _step(self, index: Any, xla: bool = False) -> tuple[Any, Any]:
+    def _step(self, index: Any) -> tuple[Any, Any]:
         """One SGD step on the batch ``index`` (``[P, batch]`` row numbers)."""
         x = tf.gather(self.x_train, index)
         labels = tf.gather(self.onehot, index)
         with tf.GradientTape() as tape:
-            logits, updates = self._forward(x, True, self.iterations, xla)
+            logits, updates = self._forward(x, True, self.iterations)
             per_sample = self._per_sample_loss(logits, labels)
             loss = tf.reduce_mean(per_sample, axis=1)  # [P]
             finite = tf.math.is_finite(loss)
@@ -349,13 +347,13 @@ class Population:
             velocity.assign(tf.where(live3, new_velocity, velocity))
             param.assign(tf.where(live3, param + mu * new_velocity - lr * grad, param))
 
-    def _train_steps(self, batches: Any, xla: bool = False) -> tuple[Any, Any]:
+    def _train_steps(self, batches: Any) -> tuple[Any, Any]:
         """Run the steps in ``batches`` (``[steps, P, batch]``); sums of loss and hits."""
         P = tf.shape(batches)[1]
         loss_sum = tf.zeros([P], tf.float32)
         correct_sum = tf.zeros([P], tf.float32)
         for step in tf.range(tf.shape(batches)[0]):
-            loss, correct = self._step(batches[step], xla)
+            loss, correct = self._step(batches[step])
             loss_sum += loss
             correct_sum += correct
         return loss_sum, correct_sum
