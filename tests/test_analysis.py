@@ -57,8 +57,8 @@ def test_noisy_small_study_is_inconclusive_and_says_how_many_more_blocks():
     results = _block_results({"before": 0.0, "after": 0.02}, 6, 0.08)
     verdict = analyze(results, threshold=0.01)
     assert verdict.outcome == "inconclusive"
-    assert verdict.extra_blocks_needed and verdict.extra_blocks_needed > 0
-    assert str(verdict.extra_blocks_needed) in verdict.statement
+    assert verdict.placement.extra_blocks_needed and verdict.placement.extra_blocks_needed > 0
+    assert str(verdict.placement.extra_blocks_needed) in verdict.statement
 
 
 def test_failed_members_leave_their_pair_and_are_counted():

@@ -172,7 +172,10 @@ def test_the_stop_rule_decides_as_the_full_verdict_by_the_sequences_alone(effect
             (p.cs_low, p.cs_high) for p in full.pairs
         ]
         assert all(math.isnan(p.ci_low) and math.isnan(p.p_holm) for p in look.pairs)
-        assert all(p.ci_text.startswith("n/a") and p.p_text.startswith("n/a") for p in look.pairs)
+        assert all(
+            p.interval_text("budget").startswith("n/a") and p.p_text().startswith("n/a")
+            for p in look.pairs
+        )
         said = settled_verdict(StudyConfig(question=question, verbose=False), results)
         expected = f"settled after {full.n_blocks} blocks: {full.words.replace('`', '')}"
         assert said == (expected if full.settled else None)

@@ -160,8 +160,8 @@ def _pairs_table(verdict: Verdict) -> list[str]:
             question = ""
         lines.append(
             f"| {p.first} − {p.second} | {question} | {p.n_blocks} | {p.median_text} | "
-            f"{p.ci_text} | {p.cs_text} | {p.mean_text} | {p.effect_text} | {p.p_text} "
-            f"| {p.p_holm_text} |"
+            f"{p.interval_text('budget')} | {p.interval_text('settled')} | {p.mean_text} | "
+            f"{p.effect_text} | {p.p_text()} | {p.p_text(holm=True)} |"
         )
     return lines
 

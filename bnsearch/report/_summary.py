@@ -38,9 +38,6 @@ class Progress:
         self.started = time.monotonic()
         self.on_batch(Phase.SEARCH, 0, 0)  # no batch yet (batch_size 0)
 
-    def __call__(self, result: TrialResult) -> None:
-        self.update(result)
-
     def on_batch(self, phase: Phase, look: int, n_trials: int, epochs: int = 1) -> None:
         """A batch of ``n_trials`` trials of up to ``epochs`` epochs starts training."""
         self.batch_label = "confirm" if phase == Phase.CONFIRM else f"look {look}"
@@ -76,7 +73,7 @@ class Progress:
             flush=True,
         )
 
-    def update(self, result: TrialResult) -> None:
+    def __call__(self, result: TrialResult) -> None:
         self.done += 1
         value = result.value
         if value is not None and (self.best is None or value < self.best[0]):
@@ -131,10 +128,6 @@ class PlacementSummary:
     second: str = "val_accuracy"
 
 
-#: The table's column for each second metric.
-_COLUMN = {"val_accuracy": "val_acc", "val_mae": "val_mae"}
-
-
 def table_metrics(table: Sequence[PlacementSummary]) -> dict[str, float]:
     """The summary table as the parent run's metrics (``<placement>.best_val_loss``, ...)."""
     values: dict[str, float] = {}
@@ -179,7 +172,7 @@ def summarize(results: Sequence[TrialResult]) -> list[PlacementSummary]:
 
 def format_table(rows: Sequence[PlacementSummary]) -> str:
     """The table as the terminal and ``report.md`` show it."""
-    column = _COLUMN.get(rows[0].second, rows[0].second) if rows else "val_acc"
+    column = (rows[0].second if rows else "val_accuracy").replace("accuracy", "acc")
     header = (
         f"{'placement':<14s}{'complete':>9s}{'pruned':>8s}{'failed':>8s}"
         f"{'best val_loss':>15s}{'median':>9s}{'best ' + column:>14s}{'median':>9s}"

@@ -108,27 +108,17 @@ class PairComparison:
             return too_few(kept)
         return "n/a (the differences do not vary)"
 
-    @property
-    def ci_text(self) -> str:
-        return self.interval_text("budget")
-
-    @property
-    def cs_text(self) -> str:
-        return self.interval_text("settled")
-
     def interval_text(self, until: str) -> str:
         low, high = self.interval(until)
         if self.n_blocks < MIN_BLOCKS_CI or not (math.isfinite(low) and math.isfinite(high)):
             return too_few(self.n_blocks)
         return f"[{difference_text(low)}, {difference_text(high)}]"
 
-    @property
-    def p_text(self) -> str:
-        return _p_text(self.p_value, self.n_blocks)
-
-    @property
-    def p_holm_text(self) -> str:
-        return _p_text(self.p_holm, self.n_blocks)
+    def p_text(self, holm: bool = False) -> str:
+        p_value = self.p_holm if holm else self.p_value
+        return (
+            too_few(self.n_blocks) if self.n_blocks < 2 or math.isnan(p_value) else f"{p_value:.3g}"
+        )
 
     def side(self, until: str, threshold: float) -> Side:
         """The study's rule on this pair; the fixed budget's: from 3 blocks, the bootstrap
@@ -201,10 +191,6 @@ _WORDS: dict[str, dict[str, tuple[str, str]]] = {
 
 def _kind(until: str) -> str:
     return "anytime-valid 95% CS" if until == "settled" else "95% CI"
-
-
-def _p_text(p_value: float, n_blocks: int) -> str:
-    return too_few(n_blocks) if n_blocks < 2 or math.isnan(p_value) else f"{p_value:.3g}"
 
 
 def quoted_questions(questions: Iterable[str]) -> str:
@@ -321,7 +307,7 @@ def answer_bn(
         return Answer("bn", outcome, statement, extra, sides)
 
     def each(pair: PairComparison) -> str:
-        holm = f", Holm p {pair.p_holm_text}" if until != "settled" else ""
+        holm = f", Holm p {pair.p_text(holm=True)}" if until != "settled" else ""
         bounds = pair.interval_text(until)
         return f"{pair.first} − none: median {pair.median_text}, {_kind(until)} {bounds}{holm}"
 
@@ -498,10 +484,6 @@ class Verdict:
         return self.placement.outcome
 
     @property
-    def extra_blocks_needed(self) -> int | None:
-        return self.placement.extra_blocks_needed
-
-    @property
     def answers(self) -> tuple[Answer, Answer]:
         return self.bn, self.placement
 
@@ -661,9 +643,10 @@ class Verdict:
         for pair in self.pairs:
             lines.append(
                 f"  {pair.first} − {pair.second}: median {pair.median_text} "
-                f"[95% CI {pair.ci_text.strip('[]')}], mean {pair.mean_text}, "
-                f"d_z {pair.effect_text}, Wilcoxon p {pair.p_text} (Holm {pair.p_holm_text}), "
-                f"anytime-valid CS {pair.cs_text}, {counted(pair.n_blocks, 'block')}"
+                f"[95% CI {pair.interval_text('budget').strip('[]')}], mean {pair.mean_text}, "
+                f"d_z {pair.effect_text}, Wilcoxon p {pair.p_text()} "
+                f"(Holm {pair.p_text(holm=True)}), anytime-valid CS "
+                f"{pair.interval_text('settled')}, {counted(pair.n_blocks, 'block')}"
             )
         for c in self.confirmations:
             lost = f"no fresh-seed run completed (each {c.lost})"
