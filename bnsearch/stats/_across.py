@@ -132,11 +132,8 @@ def _bn_statement(usable: Sequence[DatasetScores], pairs: Sequence[PairAcross]) 
     if not asked:
         return "Does BN help? not asked: no study compares `none` with a BN placement."
     counts = Counter(d.verdict.bn.outcome for d in asked)
-    tally = ", ".join(
-        f"{_BN_WORDS.get(outcome, outcome)} {counts[outcome]}"
-        for outcome in (*_BN_WORDS, *sorted(set(counts) - set(_BN_WORDS)))
-        if outcome in counts
-    )
+    # Only the five outcomes of a study that ranks and asks (``dataset_scores``).
+    tally = ", ".join(f"{words} {counts[o]}" for o, words in _BN_WORDS.items() if o in counts)
     against = [p for p in pairs if "none" in (p.first, p.second)]
     across = "; ".join(
         f"`{p.first if p.second == 'none' else p.second}` against `none`: better in "
