@@ -86,8 +86,6 @@ def register_engine(name: str, engine: EngineClass, *, tensorflow: bool = True) 
 
     Call it before the study runs, in the process that runs it; for the command line, in a
     launcher of your own: ``register_engine("mine", MyEngine); sys.exit(bnsearch.cli.main())``.
-    The test suite's stand-in engine for many workers (``tests/support/standin.py``) is
-    added this way.
     """
     if name in ENGINES:
         raise ValueError(f"{name!r} is a built-in engine; register yours under another name.")

@@ -84,7 +84,6 @@ class KerasEngine:
         on_epoch: EpochCallback | None = None,
         keep_models: bool = False,
     ) -> TrainOutput:
-        """With ``keep_models``, each trial's model comes back too (None if never built)."""
         import keras
 
         arrays = dataset.split(network.validation_split)

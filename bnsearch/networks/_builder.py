@@ -1,7 +1,6 @@
 """The one network builder: the thread's MLP (the cnn family, a builder, your ``--model``)
-with BatchNormalization placed by a BNConfig. Every engine and backend builds its networks
-here, and the population engine is checked against them; the layers per placement: the
-docs, *Search space* and *Your model*."""
+with BatchNormalization placed by a BNConfig; every engine and backend builds its networks
+here."""
 
 from __future__ import annotations
 
@@ -107,7 +106,6 @@ class NetworkSettings:
     keep_optimizer: bool = False
 
     def __post_init__(self) -> None:
-        # Study files give lists; a frozen dataclass holds tuples (hashable, comparable).
         for name in ("hidden_units", "conv_filters"):
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -157,9 +155,7 @@ class NetworkSettings:
 def layer_plan(
     config: BNConfig, network: NetworkSettings, regression: bool = False
 ) -> list[tuple[str, str]]:
-    """The built-in network as ``(kind, name)`` pairs in order; kinds are ``conv``, ``pool``,
-    ``flatten``, ``dense``, ``bn``, ``activation``, ``dropout`` and ``softmax`` (absent for
-    a ``regression``)."""
+    """The built-in network as ``(kind, name)`` pairs in order."""
     if network.kind in ("custom", "model"):
         raise ConfigError(
             f"a network from `{'builder' if network.kind == 'custom' else 'model'}` has no "
@@ -337,8 +333,7 @@ def _custom_model(
 
 
 def compile_model(model: Any, config: BNConfig, n_classes: int, network: NetworkSettings) -> None:
-    """The study's optimizer (or, with ``keep_optimizer``, the ``--model``'s own at the
-    trial's learning rate) and the task's loss and second metric."""
+    """The study's optimizer (or the ``--model``'s own) and the task's loss and metric."""
     import keras
 
     if network.kind == "model" and network.keep_optimizer:

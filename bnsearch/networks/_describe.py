@@ -13,7 +13,6 @@ from bnsearch.networks._graph import layers_without_form
 from bnsearch.networks._rewrite import ModelPlan, layer_text, load_plan
 from bnsearch.trial import BNConfig
 
-#: The summary's width, a terminal's; long lists end in "... and N more".
 _WIDTH = 100
 _LISTED = 6  # names a list shows before "... and N more"
 
@@ -65,8 +64,8 @@ def summarize_network(
     input_shape: tuple[int, ...] | None = None,
     n_classes: int | None = None,
 ) -> str:
-    """What a study will train, in a few lines of at most 100 characters however large the
-    network, and the ``engine`` (with ``engine_reason``, why not the population engine)."""
+    """What a study will train, in a few lines of at most 100 characters, and the ``engine``
+    (with ``engine_reason``, why not the population engine)."""
     plan, shape, outputs = _shapes(network, input_shape, n_classes)
     if plan is not None:
         lines = _model_lines(plan, shape)
@@ -95,8 +94,7 @@ def describe_network(
     input_shape: tuple[int, ...] | None = None,
     n_classes: int | None = None,
 ) -> str:
-    """The layer list of ``network`` under each placement, for rows of ``input_shape`` and
-    ``n_classes`` outputs (1: regression)."""
+    """The layer list of ``network`` under each placement."""
     lines: list[str] = []
     plan, shape, outputs = _shapes(network, input_shape, n_classes)
     if plan is not None:
@@ -126,8 +124,8 @@ def describe_network(
 def _shapes(
     network: NetworkSettings, input_shape: tuple[int, ...] | None, n_classes: int | None
 ) -> tuple[ModelPlan | None, tuple[int, ...], int]:
-    """A ``--model``'s plan (else None), and the rows' shape and outputs, by default the
-    ``--model``'s own or the thread's (14 features, 2 classes)."""
+    """A ``--model``'s plan (else None), and the rows' shape and outputs (by default the
+    ``--model``'s own or the thread's)."""
     if network.kind != "model":
         return None, tuple(input_shape or (14,)), n_classes or 2
     plan = load_plan(network.model or "")
@@ -138,7 +136,6 @@ def _shapes(
 def _models(
     network: NetworkSettings, placements: Sequence[str], shape: tuple[int, ...], outputs: int
 ) -> Iterator[tuple[str, Any]]:
-    """Each placement and the network's model under it, built with ``use_bias`` false."""
     for placement in placements:
         config = BNConfig(placement=placement, use_bias=False)
         yield placement, build_model(config, shape, outputs, network, seed=0, compile=False)

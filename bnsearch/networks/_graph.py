@@ -135,8 +135,7 @@ class LayerGraph:
 
     @property
     def activation_width(self) -> int:
-        """Float32 values per row a forward pass holds: every op's output and each
-        convolution's im2col patches (an upper bound)."""
+        """Float32 values per row a forward pass holds (an upper bound)."""
         return sum(map(_values, self.ops))
 
     @property
@@ -149,7 +148,7 @@ class LayerGraph:
         return sum(math.prod(self.ops[i].kernel_shape) + self.ops[i].shape[-1] for i in self.cores)
 
     def with_site_activation(self, activation: str | None) -> LayerGraph:
-        """The graph with every site's activation replaced (a searched activation)."""
+        """The graph with every site's activation replaced."""
         if not activation:
             return self
         ops = tuple(
@@ -174,7 +173,6 @@ def network_graph(
     if network.kind == "model":
         if network.keep_optimizer:
             return "its own optimizer (keep_optimizer)"
-        # Not cached here: load_plan re-reads a model file that changed.
         return graph_of(load_plan(network.model or ""))
     if input_shape is None or n_classes is None:
         raise ValueError(f"a {network.kind} network's graph needs the rows' shape and the classes")
@@ -185,7 +183,6 @@ def network_graph(
 def _built_graph(
     network: NetworkSettings, input_shape: tuple[int, ...], n_classes: int
 ) -> LayerGraph | str:
-    """A built-in family's or a builder's ``none`` model, read as a ``--model``."""
     from bnsearch.networks._builder import build_model
 
     none = BNConfig(placement="none")
@@ -240,7 +237,7 @@ def layers_without_form(plan: ModelPlan) -> list[str]:
 
 def _ops(plan: ModelPlan, stop: bool) -> tuple[list[GraphOp], dict[int, int], list[str]]:
     """``plan``'s ops, each node's op (a skipped node: its input's) and the layers without
-    a form (only the first if ``stop``)."""
+    a form."""
     index_of: dict[int, int] = {-1: -1}
     ops: list[GraphOp] = []
     missing: list[str] = []
@@ -300,7 +297,6 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
         last = tuple(axis) in ((-1,), (len(shape),)) if axis is not None else False
         if not last or config.get("invert"):
             return "not over the last axis, or inverted"
-        # Given in the config, or fitted: its weights.
         given: tuple[Any, Any] = (config.get("mean"), config.get("variance"))
         stats = given if given[0] is not None else node.layer.get_weights()[:2]
         mean, variance = (np.broadcast_to(np.ravel(v), shape[-1:]).tolist() for v in stats)

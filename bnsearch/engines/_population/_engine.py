@@ -25,16 +25,14 @@ from bnsearch.trial import SearchSpace, TrialRecorder, TrialResult, TrialSpec, T
 if TYPE_CHECKING:
     from bnsearch.engines._population._population import Population
 
-# Bytes kept per (member, batch row, value of an op's output) for backprop: the value and
-# its gradient, and room for a BN's or a mask's temporaries.
+# Per (member, batch row, output value): the value, its gradient, a BN's or a mask's temporaries.
 _BYTES_PER_ACTIVATION = 4 * 4
 
 
 def estimate_memory_bytes(
     population: int, dataset: Dataset, network: NetworkSettings, graph: LayerGraph
 ) -> int:
-    """A rough upper bound of one chunk's working memory (the docs' population engine
-    page says what it counts)."""
+    """A rough upper bound of one chunk's working memory (the docs' population engine page)."""
     n_val = dataset.n_rows - split_index(dataset.n_rows, network.validation_split)
     per_step = population * network.batch_size * graph.activation_width * _BYTES_PER_ACTIVATION
     val = population * n_val * (dataset.n_features + 3 * graph.widest) * 4
@@ -43,7 +41,7 @@ def estimate_memory_bytes(
 
 
 def machine_memory_bytes() -> int:
-    """This machine's memory: its physical memory, or a container's limit below it."""
+    """The physical memory, or a container's limit below it."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     try:  # cgroup v2: "max" or a number of bytes
         return min(total, int(Path("/sys/fs/cgroup/memory.max").read_text()))
@@ -51,8 +49,7 @@ def machine_memory_bytes() -> int:
         return total
 
 
-#: The population engine's working-memory limit: half the machine's memory (the rest is for
-#: TensorFlow itself, the data, MLflow and whatever else runs).
+#: Half the machine's memory (the rest is for TensorFlow, the data, MLflow and the rest).
 MEMORY_LIMIT_BYTES = machine_memory_bytes() // 2
 
 
@@ -62,11 +59,9 @@ _LANE_MIN_TRIALS = 16
 # Compiled populations of this process, shared by every PopulationEngine (``load`` resets
 # every variable, so a population carries nothing from one use to the next).
 _COMPILED: dict[tuple[Any, ...], Population] = {}
-#: The most convolutions a network may have for its population to be compiled with XLA
-#: (the examples' CNNs have 2 and 5; the keras.applications many more).
+#: The most convolutions a network may have for its population to be compiled with XLA.
 XLA_MAX_CONVOLUTIONS = 8
-#: The most trials trained at once in graph mode: the graph grows with the members, and on
-#: a CPU more members in it run no faster (the docs' Benchmarks page has the figures).
+#: The most trials trained at once in graph mode: on a CPU more members there run no faster.
 GRAPH_MODE_MAX_POPULATION = 8
 
 
@@ -93,7 +88,6 @@ class PopulationEngine:
         self.jit_compile = jit_compile
         self.memory_limit_bytes = memory_limit_bytes
         self.population_size = population_size
-        # The last chunk's populations (lanes) and their trials, for its members' models.
         self.last_lanes: list[_Lane] = []
 
     @property
@@ -108,8 +102,7 @@ class PopulationEngine:
         return self.max_population
 
     def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
-        """Refuse a ``--model`` that does not suit the data or a network of which not one
-        trial fits the memory limit; halve a population too large for it, saying so."""
+        """Refuse a network of which not one trial fits; halve a population too large."""
         model_fits_data(dataset, network)
         graph = graph_for(network, dataset)
         said = None
@@ -147,9 +140,7 @@ class PopulationEngine:
     def untrainable(
         network: NetworkSettings, dataset: Dataset | None = None, space: SearchSpace | None = None
     ) -> str | None:
-        """Why this engine cannot train ``network`` (None if it can): the first layer it
-        has no form for, or how a ``builder`` network on ``dataset`` departs from the
-        ``--model`` rule for ``space``'s placements."""
+        """Why this engine cannot train ``network`` (None if it can)."""
         if network.kind in FAMILIES:
             return None
         if network.kind != "custom":
@@ -169,7 +160,6 @@ class PopulationEngine:
         dataset: Dataset | None = None,
         space: SearchSpace | None = None,
     ) -> bool:
-        """Whether this engine trains ``network`` (see :meth:`untrainable`)."""
         return cls.untrainable(network, dataset, space) is None
 
     def train(
@@ -180,11 +170,8 @@ class PopulationEngine:
         on_epoch: EpochCallback | None = None,
         keep_models: bool = False,
     ) -> TrainOutput:
-        """With ``keep_models``, a Keras model per trial comes back too (None for a trial
-        that did not complete)."""
         if self.max_population < 1:
             raise ConfigError(f"`max_population` must be >= 1, got {self.max_population}.")
-        # or a ConfigError naming the layer (or how a builder departs from the rule)
         graph = graph_for(network, dataset, [spec.config for spec in specs])
         # A searched activation changes the graph: one population per activation.
         groups: dict[str, list[int]] = {}
@@ -219,8 +206,7 @@ class PopulationEngine:
         lane: int = 0,
     ) -> Population:
         """A compiled population for ``n_specs`` trials in ``lane``: the smallest compiled
-        one with at most 4x room to spare, else a new one of the next power of two. Epochs
-        do not shape it: studies with other epoch counts share it."""
+        one with at most 4x room to spare, else a new one of the next power of two."""
         xla, n = self.xla_for(graph), network
         shape = (lane, dataset.fingerprint, graph, xla, slot_use, n.sgd_momentum, n.lr_decay,
                  n.batch_size, n.validation_split)  # fmt: skip
@@ -234,7 +220,6 @@ class PopulationEngine:
         elif fitting:
             size = min(fitting)
         else:
-            # the next power of two: chunks of similar size share one compiled graph
             size = min(1 << max(n_specs - 1, 0).bit_length(), self.max_population)
         key = (size, *shape)
         limit, need = self.memory_limit_bytes, estimate_memory_bytes(size, dataset, network, graph)
@@ -247,22 +232,19 @@ class PopulationEngine:
         if key not in _COMPILED:
             from bnsearch.engines._population._population import Population  # TensorFlow
 
-            # A few populations' graphs (one per searched activation) and no more keeps
-            # memory flat over a long study.
             while len(_COMPILED) >= MAX_CACHED_POPULATIONS:
                 del _COMPILED[next(iter(_COMPILED))]
             _COMPILED[key] = Population(size, dataset, network, xla, slot_use, graph)
         return _COMPILED[key]
 
     def xla_for(self, graph: LayerGraph) -> bool:
-        """Whether ``graph``'s epoch loop is compiled with XLA (minutes per member on a CPU
-        for dozens of convolutions)."""
+        """Whether ``graph``'s epoch loop is compiled with XLA."""
         return self.jit_compile and graph.convolutions <= XLA_MAX_CONVOLUTIONS
 
     def _lanes(self, n_specs: int, graph: LayerGraph) -> list[tuple[int, int]]:
         """The chunk's lanes, ``(start, stop)`` each, trained at once in threads: two for a
         convolutional network of over 16 trials on 2+ cores (XLA leaves a core idle between a
-        convolutional step's small calls), else one; a replay trains each recorded lane as one."""
+        convolutional step's small calls), else one."""
         has_conv = any(graph.ops[i].cls == "Conv2D" for i in graph.cores)
         one = not has_conv or n_specs <= _LANE_MIN_TRIALS or self.population_size is not None
         if one or (os.cpu_count() or 1) < 2:
@@ -329,7 +311,7 @@ class PopulationEngine:
         ]
 
     def _epoch_order(self, rngs: list[np.random.Generator], n_train: int) -> np.ndarray:
-        """``[trials, n_train]``: each trial's rows this epoch (its own shuffle, or in order)."""
+        """``[trials, n_train]``: each trial's rows this epoch."""
         if self.shuffle:
             return np.stack([rng.permutation(n_train) for rng in rngs])
         return np.tile(np.arange(n_train), (len(rngs), 1))
@@ -351,8 +333,7 @@ class _Lane:
     stop: int
 
     def epoch(self, order: np.ndarray, batch: int, x_val: Any, y_val: Any) -> list[np.ndarray]:
-        """One epoch of this lane's rows of ``order``: per trial the four metrics and whether
-        it is still active."""
+        """Per trial of this lane: the epoch's four metrics and whether it is still active."""
         population, n = self.population, self.stop - self.start
         rows = order[self.start : self.stop]
         rows = np.concatenate([rows, np.repeat(rows[:1], population.size - n, axis=0)])

@@ -5,14 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bnsearch.data import Dataset
-from bnsearch.networks import (
-    GraphOp,
-    ModelPlan,
-    NetworkSettings,
-    build_model,
-    plan_of_model,
-    seed_kind,
-)
+from bnsearch.networks import GraphOp, ModelPlan, NetworkSettings, build_model, plan_of_model
 from bnsearch.trial import TrialSpec
 
 if TYPE_CHECKING:
@@ -22,9 +15,8 @@ if TYPE_CHECKING:
 def member_model(
     population: Population, p: int, spec: TrialSpec, dataset: Dataset, network: NetworkSettings
 ) -> Any:
-    """Member ``p`` as the Keras model :func:`bnsearch.networks.build_model` builds for
-    ``spec``, holding the member's trained weights and moving statistics; not compiled, so
-    a saved model carries no half-built optimizer. Its k-th core of a kind is the graph's."""
+    """Member ``p`` as the Keras model ``build_model`` builds for ``spec``, holding its
+    trained weights; not compiled, so a saved model carries no half-built optimizer."""
     model = build_model(
         spec.config, dataset.x.shape[1:], dataset.n_classes, network, spec.seed, False
     )
@@ -32,20 +24,18 @@ def member_model(
     graph_cores = {op.seed_key: op for op in population.graph.ops if op.kind == "core"}
     plan = plan_of_model("a member's model", model, need_site=False)
     cores: dict[int, GraphOp] = {}
-    counts: dict[str, int] = {}
-    for node in plan.nodes:
-        kind = seed_kind(node.cls)
-        if kind is not None:
-            op = graph_cores[(kind, counts.get(kind, 0))]
-            counts[kind] = counts.get(kind, 0) + 1
-            cores[node.index] = op
-            if op.pointwise_shape:  # a SeparableConv2D
-                node.layer.depthwise_kernel.assign(weights[f"kernel_{op.name}"])
-                node.layer.pointwise_kernel.assign(weights[f"pointwise_{op.name}"])
-            else:
-                node.layer.kernel.assign(weights[f"kernel_{op.name}"])
-            if node.layer.use_bias:
-                node.layer.bias.assign(weights[f"bias_{op.name}"])
+    for index, key in plan.seeds.items():
+        if key[0] == "dropout":
+            continue
+        layer, op = plan.nodes[index].layer, graph_cores[key]
+        cores[index] = op
+        if op.pointwise_shape:  # a SeparableConv2D
+            layer.depthwise_kernel.assign(weights[f"kernel_{op.name}"])
+            layer.pointwise_kernel.assign(weights[f"pointwise_{op.name}"])
+        else:
+            layer.kernel.assign(weights[f"kernel_{op.name}"])
+        if layer.use_bias:
+            layer.bias.assign(weights[f"bias_{op.name}"])
     kept = [op.name for op in population.graph.ops if op.kind == "bn"]
     preacts = {op.name for op in population.graph.ops if op.kind == "preact"}
     for index, slot in _bn_slots(plan, cores, kept, preacts, spec.config.placement).items():
@@ -60,8 +50,8 @@ def member_model(
 def _bn_slots(
     plan: ModelPlan, cores: dict[int, GraphOp], kept: list[str], preacts: set[str], placement: str
 ) -> dict[int, str]:
-    """Each BN call of a trial's model and its population slot, by what feeds it (a site,
-    the output layer, the rows); any other BN is one the model keeps, in order."""
+    """Each BN call of a trial's model and its population slot, by what feeds it; any
+    other BN is one the model keeps, in order."""
     nodes = plan.nodes
     kept_bns = iter(kept)
     slots: dict[int, str] = {}

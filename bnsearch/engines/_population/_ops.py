@@ -13,8 +13,7 @@ from bnsearch.networks import GraphOp
 
 def hash_uniform(seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
     """Uniform [0, 1) numbers ``shape`` (``[P, ...]``) from a counter-based uint32 hash of
-    (seed ``[P]``, scalar counter, index): 64-bit arithmetic's bits masked to 32, at half the
-    memory traffic."""
+    (seed ``[P]``, scalar counter, index)."""
     bits = tf.bitwise
     u32 = tf.uint32
     size = tf.cast(tf.reduce_prod(shape[1:]), tf.int32)
@@ -67,9 +66,8 @@ def patches(images: Any, kernel: tuple[int, int], strides: tuple[int, int], padd
 def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str) -> Any:
     """Each member's Conv2D (``x`` ``[P, rows, h, w, c]``, ``kernels`` ``[P, kh, kw, c, f]``),
     one ``conv2d`` a member, its gradients forward convolutions too: on a CPU TensorFlow's
-    own input gradient (``Conv2DBackpropInput``) takes many times a forward convolution's
-    time, and XLA's CPU compiler emits it inside the epoch loop as plain loops (see the
-    docs); a 1x1 convolution is one batched ``matmul``."""
+    own input gradient (``Conv2DBackpropInput``) is many times slower, and XLA emits it as
+    plain loops; a 1x1 convolution is one batched ``matmul``."""
     (kh, kw), (sh, sw) = kernels.shape[1:3], strides
     height, width = int(x.shape[2]), int(x.shape[3])
     if (kh, kw) == (1, 1):
@@ -90,9 +88,8 @@ def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str) 
 
 
 def _pointwise(x: Any, kernels: Any) -> Any:
-    """A 1x1 convolution of every member as one batched ``matmul`` over the channels (its
-    padding adds nothing and its strides are ``x``'s slice): one op, and one for each
-    gradient, whatever the population's size, where a ``conv2d`` a member is P of them."""
+    """A 1x1 convolution of every member as one batched ``matmul`` over the channels: one op
+    whatever the population's size, where a ``conv2d`` a member is P of them."""
     size, height, width, channels = kernels.shape[0], int(x.shape[2]), int(x.shape[3]), x.shape[-1]
     filters = kernels.shape[-1]
     y = tf.matmul(
@@ -174,8 +171,8 @@ def _member_kernel_gradient(padded: Any, dy: Any) -> Any:
 
 def max_pool_2x2(images: Any, height: int, width: int) -> Any:
     """``MaxPooling2D(2, padding='same')`` as a maximum over each window's four positions,
-    faster under XLA than ``max_pool2d``'s select-and-scatter gradient. Where a window holds
-    equal maxima this gradient is shared among them (``max_pool2d``'s goes to the first)."""
+    faster under XLA than ``max_pool2d``'s gradient (which goes to the first of equal maxima;
+    this one is shared among them)."""
     pad_h, pad_w = height % 2, width % 2
     if pad_h or pad_w:
         padding = [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]

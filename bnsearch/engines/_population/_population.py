@@ -36,8 +36,8 @@ def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:
 
 
 def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
-    """Every member's initial kernel (or bias) of ``op``, drawn as the Keras model of the
-    same trial draws it (``layer_seed(seed, kind, k)``, Keras' shape)."""
+    """Every member's initial kernel (or bias) of ``op``, drawn as the trial's Keras model
+    draws it."""
     serialized, shape, target = {
         "kernel": (op.kernel_initializer, op.kernel_shape, (op.fan_in, op.kernel_shape[-1])),
         "pointwise": (op.pointwise_initializer, op.pointwise_shape, op.pointwise_shape[-2:]),
@@ -52,8 +52,7 @@ def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
 
 
 class Population:
-    """The variables and compiled graph functions for ``size`` members, re-used for every
-    chunk by :meth:`load`."""
+    """The variables and compiled graph functions for ``size`` members, re-used by :meth:`load`."""
 
     def __init__(
         self,
@@ -123,8 +122,7 @@ class Population:
         }
 
     def _bn_widths(self) -> dict[str, int]:
-        """The BN slots built and their widths: ``input_bn``, one per site (named by its
-        layer) and per BN the model keeps, ``output_bn``; none that no member uses."""
+        """The BN slots no member leaves unused, and their widths."""
         use, graph = self.slot_use, self.graph
         widths: dict[str, int] = {}
         if use.input_bn:
@@ -196,7 +194,6 @@ class Population:
         return tf.where(self._mask(self.m_input, x) > 0, normalised, x)
 
     def _forward(self, x: Any, training: bool, counter: Any) -> tuple[Any, list]:
-        """``x`` is ``[P, rows, features]``; returns logits ``[P, rows, classes]``."""
         graph = self.graph
         updates: list = []
         x = tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *graph.input_shape])
@@ -230,8 +227,7 @@ class Population:
         return stateless_op(op, inputs)
 
     def _core(self, op: GraphOp, x: Any, training: bool, updates: list) -> Any:
-        """A Dense or convolution, then a site's placed BN and activation, the output's BN,
-        or a plain layer's fused activation."""
+        """A Dense or convolution, then what follows it by its role."""
         bias = self.biases[op.name] * self.bias_masks[op.name]
         if op.cls in ("Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
             one_d = op.cls == "Conv1D"  # a Conv2D over rows of height 1
@@ -348,7 +344,7 @@ class Population:
             param.assign(tf.where(live3, param + mu * new_velocity - lr * grad, param))
 
     def _train_steps(self, batches: Any) -> tuple[Any, Any]:
-        """Run the steps in ``batches`` (``[steps, P, batch]``); sums of loss and hits."""
+        """The steps in ``batches`` (``[steps, P, batch]``); sums of loss and hits."""
         P = tf.shape(batches)[1]
         loss_sum = tf.zeros([P], tf.float32)
         correct_sum = tf.zeros([P], tf.float32)
@@ -359,9 +355,8 @@ class Population:
         return loss_sum, correct_sum
 
     def run_epoch(self, order: np.ndarray, batch: int) -> tuple[Any, Any]:
-        """One epoch over the rows in ``order`` (``[P, n_train]``): the full batches in the
-        compiled loop, the last partial one in graph mode (compiling it costs more than it
-        saves); sums of loss and hits."""
+        """One epoch over ``order`` (``[P, n_train]``): the full batches in the compiled loop,
+        the last partial one in graph mode (compiling it costs more than it saves)."""
         full_steps = order.shape[1] // batch
         head = order[:, : full_steps * batch].reshape(len(order), full_steps, batch)
         loss_sum, correct_sum = self.train_epoch(tf.constant(head.transpose(1, 0, 2)))
