@@ -37,8 +37,6 @@ from bnsearch.trial import SearchSpace
 if TYPE_CHECKING:
     from bnsearch.study import StudyOutcome
 
-__all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
-
 _SPACE_KEYS = {"placements": "placement", "activations": "activation"}
 
 

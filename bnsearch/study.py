@@ -39,17 +39,6 @@ from bnsearch.stats import Outcome, Verdict, diverged, loss_text, verdict_for
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
 from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
-__all__ = [
-    "StudyOutcome",
-    "load_study_dataset",
-    "prepare_study",
-    "rebuild_report",
-    "run_study",
-    "study_lock",
-    "sync_study",
-    "verdict_of",
-]
-
 
 @dataclass
 class StudyOutcome:

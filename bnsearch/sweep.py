@@ -20,8 +20,6 @@ from bnsearch.study import verdict_of
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import keys
 
-__all__ = ["report_sweep", "sweep_experiment_name"]
-
 
 def sweep_experiment_name(folder: Path) -> str:
     """The MLflow experiment of a folder's sweep reports: ``sweep-<folder name>``."""
