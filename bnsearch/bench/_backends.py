@@ -36,7 +36,6 @@ def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
     started = time.monotonic()
     outcome = run_study(config)
     primary = outcome.verdict.primary
-    # The interval the verdict's rule decided by.
     interval = None if primary is None else primary.interval(outcome.verdict.until)
     answers.put(
         {

@@ -22,7 +22,6 @@ from bnsearch.trial import DEFAULT_PLACEMENTS, BNConfig, TrialSpec
 if TYPE_CHECKING:
     from bnsearch.engines import Population
 
-# Removed one after another: each row removes its part and every part above it.
 REMOVALS: tuple[tuple[str, str], ...] = (
     ("dropout", "dropout hash and mask"),
     ("bn", "BatchNormalization (forward, backward, moving statistics)"),

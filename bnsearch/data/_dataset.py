@@ -513,8 +513,6 @@ def _looks_numeric(name: object) -> bool:
 
 
 _SKLEARN_LOADERS = ("breast_cancer", "diabetes", "digits", "iris", "wine")
-#: scikit-learn's sets whose target is a real number.
-_SKLEARN_REGRESSION = ("diabetes",)
 
 
 def _load_sklearn(name: str, images: bool, task: str) -> Dataset:
@@ -530,7 +528,7 @@ def _load_sklearn(name: str, images: bool, task: str) -> Dataset:
     # scikit-learn's bundled sets are sorted by class in places; a fixed shuffle makes the
     # last-rows validation split representative, and stays the same on every run.
     order = np.random.default_rng(0).permutation(len(bunch.target))
-    where, real = f"sklearn:{name}", name in _SKLEARN_REGRESSION
+    where, real = f"sklearn:{name}", name == "diabetes"  # the one with a real-valued target
     if task == "auto":
         task = "regression" if real else "classification"
     targets = _targets(np.asarray(bunch.target)[order], where, task)
