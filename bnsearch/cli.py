@@ -56,18 +56,13 @@ def config_from_args(args: argparse.Namespace, **forced: Any) -> StudyConfig:
         settings["verbose"] = False
     if getattr(args, "verbose", False):
         settings["details"] = True
-    for key in ("hidden_units", "conv_filters"):
+    for key in ("hidden_units", "conv_filters"):  # NetworkSettings makes a list a tuple
         if isinstance(network.get(key), int):
             network[key] = [network[key]]
-        if key in network:
-            network[key] = tuple(network[key])
     settings.update(forced)
     return StudyConfig(
         **settings, space=SearchSpace.from_overrides(space), network=NetworkSettings(**network)
     )
-
-
-# --- the commands -------------------------------------------------------------------------
 
 
 def _study_arguments(parser: argparse.ArgumentParser) -> None:
