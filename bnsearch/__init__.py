@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from optuna.trial import BaseTrial, Trial
 
     from bnsearch.stats import Verdict
-    from bnsearch.study import StudyOutcome
+    from bnsearch.study import run_study
 
 # Builders import ``bnsearch.blocks``, which lives in ``bnsearch.networks``.
 sys.modules[f"{__name__}.blocks"] = blocks
@@ -63,8 +63,8 @@ __all__ = [
 ]
 
 
-# The study's verbs load MLflow and Optuna's storage, so the functions below import them on
-# call: ``import bnsearch`` stays light.
+# The study's verbs load MLflow and Optuna's storage, so they are imported on first use:
+# ``import bnsearch`` stays light.
 
 
 def __getattr__(name: str) -> Any:
@@ -72,6 +72,10 @@ def __getattr__(name: str) -> Any:
         from bnsearch.backends.optuna import MlflowCallback
 
         return MlflowCallback
+    if name == "run_study":
+        from bnsearch.study import run_study
+
+        return run_study
     raise AttributeError(f"module 'bnsearch' has no attribute {name!r}")
 
 
@@ -123,37 +127,6 @@ def suggest_keras_tuner(hp: Any, space: SearchSpace | None = None) -> BNConfig:
         True
     """
     return (space or SearchSpace()).from_keras_tuner(hp)
-
-
-def run_study(config: StudyConfig) -> StudyOutcome:
-    """Run (or resume) a study as ``python -m bnsearch study`` does.
-
-    Args:
-        config: the study's settings (the CLI's flags and a study file's keys).
-
-    Returns:
-        The :class:`~bnsearch.study.StudyOutcome`: trials, table, verdict, where logged.
-
-    Raises:
-        ConfigError: a setting cannot be used with this data or network.
-        DataError: the data cannot be loaded or trained on.
-        StoreError: a store cannot be used (``StoreFullError``: a full disk, raised once
-            the run's batch is stored).
-        StudyFailedError: every trial of the run failed.
-
-    Examples:
-        >>> import os, tempfile
-        >>> import bnsearch
-        >>> os.chdir(tempfile.mkdtemp())  # its stores go to ./mlruns
-        >>> outcome = bnsearch.run_study(bnsearch.StudyConfig(
-        ...     n_trials=3, confirm_seeds=0, verbose=False, until="budget",
-        ...     network=bnsearch.NetworkSettings(epochs=1, hidden_units=(4,))))
-        >>> print(len(outcome.new_results), outcome.verdict.placement.outcome)
-        3 insufficient
-    """
-    from bnsearch.study import run_study as _run_study
-
-    return _run_study(config)
 
 
 def rewrite(model: Any, config: BNConfig, seed: int = 0) -> Any:

@@ -53,10 +53,6 @@ def _quiet_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
         _previous_hook(unraisable)
 
 
-def stop_requested() -> bool:
-    return _STOP.is_set()
-
-
 def raise_if_stopped() -> None:
     """Raise the KeyboardInterrupt a stop request may have lost."""
     if _STOP.is_set():

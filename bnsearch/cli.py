@@ -37,8 +37,6 @@ from bnsearch.trial import SearchSpace
 if TYPE_CHECKING:
     from bnsearch.study import StudyOutcome
 
-__all__ = ["COMMANDS", "build_parser", "config_from_args", "main"]
-
 _SPACE_KEYS = {"placements": "placement", "activations": "activation"}
 
 
@@ -58,18 +56,13 @@ def config_from_args(args: argparse.Namespace, **forced: Any) -> StudyConfig:
         settings["verbose"] = False
     if getattr(args, "verbose", False):
         settings["details"] = True
-    for key in ("hidden_units", "conv_filters"):
+    for key in ("hidden_units", "conv_filters"):  # NetworkSettings makes a list a tuple
         if isinstance(network.get(key), int):
             network[key] = [network[key]]
-        if key in network:
-            network[key] = tuple(network[key])
     settings.update(forced)
     return StudyConfig(
         **settings, space=SearchSpace.from_overrides(space), network=NetworkSettings(**network)
     )
-
-
-# --- the commands -------------------------------------------------------------------------
 
 
 def _study_arguments(parser: argparse.ArgumentParser) -> None:

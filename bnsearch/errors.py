@@ -9,22 +9,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = [
-    "BnsearchError",
-    "ConfigError",
-    "DataError",
-    "StoreError",
-    "StoreFullError",
-    "LockHeldError",
-    "StudyFailedError",
-    "UsageError",
-    "error_line",
-    "first_line",
-    "full_disk",
-    "full_disk_message",
-    "naming_full_disk",
-]
-
 
 class BnsearchError(Exception):
     """Base class of every error bnsearch reports to the user without a traceback.

@@ -14,8 +14,6 @@ from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import TrialState, keys
 
-__all__ = ["Exported", "export_best"]
-
 
 @dataclass(frozen=True)
 class Exported:

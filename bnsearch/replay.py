@@ -18,8 +18,6 @@ from bnsearch.study import load_study_dataset
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import METRICS, TASK_METRICS, TrialResult, TrialSpec, TrialState, keys
 
-__all__ = ["REPLAY_TOLERANCE", "Replay", "replay_trial"]
-
 #: Every per-epoch metric a trial may hold (a regression's ``mae`` among them).
 _ALL_METRICS = (*METRICS, *TASK_METRICS)
 #: Relative difference within which a replay on the trial's own engine counts as the same.

@@ -39,17 +39,6 @@ from bnsearch.stats import Outcome, Verdict, diverged, loss_text, verdict_for
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
 from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
-__all__ = [
-    "StudyOutcome",
-    "load_study_dataset",
-    "prepare_study",
-    "rebuild_report",
-    "run_study",
-    "study_lock",
-    "sync_study",
-    "verdict_of",
-]
-
 
 @dataclass
 class StudyOutcome:
@@ -102,9 +91,33 @@ def load_study_dataset(config: StudyConfig) -> Dataset:
 def run_study(
     config: StudyConfig, stream: TextIO | None = None, importances: bool = True
 ) -> StudyOutcome:
-    """Train (or resume) the study's next trials, log them to MLflow and state the verdict
-    (:func:`bnsearch.run_study`); progress and the summary go to ``stream`` (stdout) unless
-    ``config.verbose`` is off, and workers turn ``importances`` off (``report`` computes them)."""
+    """Run (or resume) a study as ``python -m bnsearch study`` does.
+
+    Args:
+        config: the study's settings (the CLI's flags and a study file's keys).
+        stream: where progress and the summary go (stdout) unless ``config.verbose`` is off.
+        importances: workers turn them off (``report`` computes them).
+
+    Returns:
+        The :class:`~bnsearch.study.StudyOutcome`: trials, table, verdict, where logged.
+
+    Raises:
+        ConfigError: a setting cannot be used with this data or network.
+        DataError: the data cannot be loaded or trained on.
+        StoreError: a store cannot be used (``StoreFullError``: a full disk, raised once
+            the run's batch is stored).
+        StudyFailedError: every trial of the run failed.
+
+    Examples:
+        >>> import os, tempfile
+        >>> import bnsearch
+        >>> os.chdir(tempfile.mkdtemp())  # its stores go to ./mlruns
+        >>> outcome = bnsearch.run_study(bnsearch.StudyConfig(
+        ...     n_trials=3, confirm_seeds=0, verbose=False, until="budget",
+        ...     network=bnsearch.NetworkSettings(epochs=1, hidden_units=(4,))))
+        >>> print(len(outcome.new_results), outcome.verdict.placement.outcome)
+        3 insufficient
+    """
     say = _Speaker(config.verbose, stream or sys.stdout)
     started = time.monotonic()
     dataset = load_study_dataset(config)

@@ -20,13 +20,6 @@ from bnsearch.study import verdict_of
 from bnsearch.tracking import MlflowTracker
 from bnsearch.trial import keys
 
-__all__ = ["report_sweep", "sweep_experiment_name"]
-
-
-def sweep_experiment_name(folder: Path) -> str:
-    """The MLflow experiment of a folder's sweep reports: ``sweep-<folder name>``."""
-    return f"sweep-{folder.resolve().name or 'root'}"
-
 
 def report_sweep(
     folder: Path,
@@ -35,7 +28,7 @@ def report_sweep(
     out_dir: Path | None = None,
 ) -> AcrossVerdict:
     """One verdict over the studies of ``configs`` (the folder's study files), printed,
-    written to ``out_dir`` (if given) and logged to a run of :func:`sweep_experiment_name`."""
+    written to ``out_dir`` (if given) and logged to a run of experiment ``sweep-<folder>``."""
     scored = []
     metrics = set()
     for config in configs:
@@ -50,8 +43,8 @@ def report_sweep(
         metrics.add(config.metric)
     metric = metrics.pop() if len(metrics) == 1 else "each study's metric"
     across = compare_across(scored, metric)
-    title = str(folder)
-    tracker = MlflowTracker(tracking_uri, sweep_experiment_name(folder))
+    title, experiment = str(folder), f"sweep-{folder.resolve().name or 'root'}"
+    tracker = MlflowTracker(tracking_uri, experiment)
     tracker.start_study_run(
         run_name=f"sweep-report-{time.strftime('%Y%m%d-%H%M%S')}",
         params={"folder": title, "studies": len(across.datasets), "metric": metric},
@@ -72,8 +65,7 @@ def report_sweep(
     for text in (
         f"Verdict across datasets: {across.statement}",
         across.bn_statement,
-        f"sweep report in {where}; MLflow experiment {sweep_experiment_name(folder)!r} at "
-        f"{redact_url(tracking_uri)}",
+        f"sweep report in {where}; MLflow experiment {experiment!r} at {redact_url(tracking_uri)}",
     ):
         for line in textwrap.wrap(plain_ascii(text), WIDTH, subsequent_indent="  "):
             print(line)

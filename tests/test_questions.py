@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from bnsearch.config import StudyConfig, setting
+from bnsearch.config import SETTINGS, StudyConfig
 from bnsearch.errors import ConfigError
 from bnsearch.stats import (
     QUESTIONS,
@@ -153,7 +153,8 @@ def test_a_study_stops_when_the_questions_it_asks_are_settled(question, settled)
 
 
 def test_the_question_setting_is_one_of_three_and_the_same_in_config_and_stats():
-    assert setting("question").choices == QUESTIONS == ("both", "bn", "placement")
+    (question,) = (s for s in SETTINGS if s.name == "question")
+    assert question.choices == QUESTIONS == ("both", "bn", "placement")
     assert StudyConfig().question == "both"
     with pytest.raises(ConfigError, match="question"):
         StudyConfig(question="which")

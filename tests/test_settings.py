@@ -13,7 +13,6 @@ from bnsearch.config import (
     StudyConfig,
     check_settings,
     default_of,
-    setting,
 )
 from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings
@@ -41,8 +40,9 @@ def test_study_file_keys_are_the_settings_keys():
 
 
 def test_defaults_are_read_from_the_dataclasses():
-    assert default_of(setting("threshold")) == StudyConfig().threshold
-    assert default_of(setting("epochs")) == NetworkSettings().epochs == 20
+    by_name = {s.name: s for s in SETTINGS}
+    assert default_of(by_name["threshold"]) == StudyConfig().threshold
+    assert default_of(by_name["epochs"]) == NetworkSettings().epochs == 20
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,9 @@ each in a fresh process with fresh stores; a benchmark, not a test: it asserts n
 from __future__ import annotations
 
 import multiprocessing
-import sys
 import tempfile
 import time
-from typing import Any, TextIO
+from typing import Any
 
 #: ``bench --backends``: the whole budget each, so that every backend trains as many trials.
 BACKENDS = (
@@ -37,7 +36,6 @@ def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
     started = time.monotonic()
     outcome = run_study(config)
     primary = outcome.verdict.primary
-    # The interval the verdict's rule decided by.
     interval = None if primary is None else primary.interval(outcome.verdict.until)
     answers.put(
         {
@@ -53,12 +51,10 @@ def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
 
 def compare_backends(
     overrides: dict[str, Any] | None = None,
-    out: TextIO | None = None,
     variants: tuple[tuple[str, dict[str, Any]], ...] = BACKENDS,
 ) -> None:
     """Run and print the comparison of ``variants`` (label, settings), the first one the
     base of the ratios; ``overrides`` change every study's settings alike."""
-    out = out or sys.stdout
     context = multiprocessing.get_context("spawn")
     rows = []
     for label, settings in variants:
@@ -70,19 +66,18 @@ def compare_backends(
             process.start()
             process.join()
             if process.exitcode != 0:
-                print(f"{label}: failed (exit {process.exitcode})", file=out, flush=True)
+                print(f"{label}: failed (exit {process.exitcode})", flush=True)
                 continue
             rows.append((label, answers.get()))
-            print(f"{label}: done in {rows[-1][1]['seconds']:.0f} s", file=out, flush=True)
-    _print_table(rows, out)
+            print(f"{label}: done in {rows[-1][1]['seconds']:.0f} s", flush=True)
+    _print_table(rows)
 
 
-def _print_table(rows: list[tuple[str, dict[str, Any]]], out: TextIO) -> None:
+def _print_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
     base = rows[0][1]["seconds"] if rows else None
     print(
         f"\n{'study':<22}{'trials':>7}{'blocks':>7}{'wall s':>9}{'x first':>9}  verdict "
-        "(before - after, median [the rule's 95% interval])",
-        file=out,
+        "(before - after, median [the rule's 95% interval])"
     )
     for label, row in rows:
         ratio = f"{row['seconds'] / base:.2f}" if base else "-"
@@ -93,6 +88,5 @@ def _print_table(rows: list[tuple[str, dict[str, Any]]], out: TextIO) -> None:
         print(
             f"{label:<22}{row['trials']:>7}{row['blocks']:>7}{row['seconds']:>9.0f}{ratio:>9}  "
             f"{row['outcome']}{interval}",
-            file=out,
             flush=True,
         )

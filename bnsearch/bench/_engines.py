@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import platform
 import resource
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from bnsearch.bench._profile import digits_cnn, matmul_floor_seconds, profile_specs
 from bnsearch.data import Dataset, load_dataset, make_synthetic, split_index
@@ -57,13 +56,11 @@ def run_benchmark(
     short: bool = False,
     populations: Sequence[int] | None = None,
     n_rows: int | None = None,
-    out: TextIO | None = None,
 ) -> dict[str, float]:
     """Run the benchmark and print its table; returns seconds per trial-epoch by engine."""
     import tensorflow as tf
 
-    out = out or sys.stdout
-    say = functools.partial(print, file=out, flush=True)
+    say = functools.partial(print, flush=True)
     n_rows = n_rows or (6_000 if short else 26_000)
     populations = populations or ((1, 8, 64) if short else (1, 8, 32, 64, 128))
     timed_epochs = 1 if short else 2
@@ -128,8 +125,8 @@ def run_benchmark(
     best = min(v for k, v in figures.items() if k != "keras")
     say(f"\nbest population speed-up over the Keras engine: {figures['keras'] / best:.1f}x")
     with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
-        for case in _cases(data, short, max(populations), folder, out):
-            figures.update(_side_by_side(case, timed_epochs, out))
+        for case in _cases(data, short, max(populations), folder):
+            figures.update(_side_by_side(case, timed_epochs))
     return figures
 
 
@@ -148,10 +145,10 @@ def _epoch_seconds(
 _Case = tuple[str, str, Dataset, NetworkSettings, int]
 
 
-def _side_by_side(case: _Case, timed_epochs: int, out: TextIO) -> dict[str, float]:
+def _side_by_side(case: _Case, timed_epochs: int) -> dict[str, float]:
     """Under the case's title, seconds per trial-epoch of its network on both engines."""
     prefix, title, data, network, population = case
-    print(f"\n{title}", file=out)
+    print(f"\n{title}")
     figures: dict[str, float] = {}
     for name, engine, specs in (
         (f"{prefix} keras", KerasEngine(), profile_specs(1)),
@@ -161,13 +158,11 @@ def _side_by_side(case: _Case, timed_epochs: int, out: TextIO) -> dict[str, floa
         seconds = _epoch_seconds(engine, specs, data, network, timed_epochs)
         figures[name] = seconds / len(specs)
         speedup = figures[f"{prefix} keras"] / figures[name]
-        print(f"{name:<28s}{figures[name]:>10.4f} s/trial-epoch{speedup:>8.1f}x", file=out)
+        print(f"{name:<28s}{figures[name]:>10.4f} s/trial-epoch{speedup:>8.1f}x")
     return figures
 
 
-def _cases(
-    data: Dataset, short: bool, population: int, folder: str, out: TextIO
-) -> Iterator[_Case]:
+def _cases(data: Dataset, short: bool, population: int, folder: str) -> Iterator[_Case]:
     """The question's own model as a ``.keras`` file (as ``studies/thread_model.py`` builds
     it), the digits CNN, the residual example and, but for ``short``, two applications."""
     import keras
@@ -191,7 +186,7 @@ def _cases(
     digits = load_dataset("sklearn:digits", images=True)
     example = Path(__file__).resolve().parents[2] / "studies" / "residual_digits.py"
     if not example.is_file():  # an installed package without the repository's studies/
-        print(f"\nresidual example: {example} not found; run bench from a clone", file=out)
+        print(f"\nresidual example: {example} not found; run bench from a clone")
     else:
         title = (
             f"residual example (studies/residual_digits.py, --model): {digits.n_rows} images "

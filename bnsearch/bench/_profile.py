@@ -8,10 +8,9 @@ by removal, measured; a benchmark, not a test: it asserts nothing.
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +22,6 @@ from bnsearch.trial import DEFAULT_PLACEMENTS, BNConfig, TrialSpec
 if TYPE_CHECKING:
     from bnsearch.engines import Population
 
-# Removed one after another: each row removes its part and every part above it.
 REMOVALS: tuple[tuple[str, str], ...] = (
     ("dropout", "dropout hash and mask"),
     ("bn", "BatchNormalization (forward, backward, moving statistics)"),
@@ -132,14 +130,11 @@ def _gather_loop_seconds(population: Population, batches: Any, steps: int) -> fl
             total += tf.reduce_sum(tf.gather(population.x_train, batches[step]))
         return total
 
-    loop(batches).numpy()
-    started = time.perf_counter()
-    loop(batches).numpy()
-    return (time.perf_counter() - started) / steps
+    return _best_seconds(lambda: loop(batches), steps)
 
 
 def _profile_family(
-    name: str, data: Dataset, network: NetworkSettings, size: int, out: TextIO
+    name: str, data: Dataset, network: NetworkSettings, size: int
 ) -> dict[str, float]:
     import tensorflow as tf
 
@@ -162,7 +157,7 @@ def _profile_family(
     times["loop"] = _gather_loop_seconds(population, batches, steps)
     n_params = sum(int(np.prod(p.shape)) for p in population.params)
     full = previous = times["full"]
-    say = functools.partial(print, file=out, flush=True)
+    say = functools.partial(print, flush=True)
 
     def line(label: str, seconds: float) -> None:
         say(f"  {label:<58s}{1e3 * seconds:>7.2f} ms{100 * seconds / full:>5.0f}%")
@@ -188,17 +183,15 @@ def _profile_family(
     return times
 
 
-def profile_steps(population: int = 64, out: TextIO | None = None) -> dict[str, dict[str, float]]:
+def profile_steps(population: int = 64) -> dict[str, dict[str, float]]:
     """Profile both families' training step at ``population``; seconds a step by variant."""
-    out = out or sys.stdout
     print(
         f"bnsearch bench --profile: one XLA training step of the population engine, P="
         f"{population}, with parts removed one after another (best of 3 epochs)",
-        file=out,
         flush=True,
     )
     families = {
         "MLP (thread)": (make_synthetic(6000, seed=0).standardize(0.2), NetworkSettings()),
         "CNN (digits)": digits_cnn(),
     }
-    return {n: _profile_family(n, *f, population, out) for n, f in families.items()}
+    return {n: _profile_family(n, *f, population) for n, f in families.items()}

@@ -8,10 +8,8 @@ needed (the docs' *The two questions* page). ``tests/test_sequential.py`` assert
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
+import functools
 from dataclasses import dataclass
-from typing import TextIO
 
 import numpy as np
 
@@ -66,14 +64,13 @@ SCENARIOS = tuple(
 )
 
 
-def look_schedule(
-    cap_blocks: int = 86, capacity_trials: int = 64, placements: int = 3
-) -> list[int]:
-    """The numbers of blocks at which a study run until settled looks."""
+def look_schedule(cap_blocks: int = 86) -> list[int]:
+    """The numbers of blocks (of the three default placements) at which a default study run
+    until settled looks."""
     config = StudyConfig(until="settled", verbose=False)
     looks, have = [], 0
     while have < cap_blocks:
-        room = batch_room(config, capacity_trials, have * placements) // placements
+        room = batch_room(config, config.population, have * 3) // 3
         have = min(cap_blocks, have + max(room, 1))
         looks.append(have)
     return looks
@@ -228,12 +225,9 @@ def simulate_two_questions(
     )
 
 
-def run_settled_benchmark(
-    studies: int = 2000, fixed_studies: int = 300, out: TextIO | None = None
-) -> None:
+def run_settled_benchmark(studies: int = 2000, fixed_studies: int = 300) -> None:
     """Print the table: per scenario, each rule's rates and blocks."""
-    stream = out or sys.stdout
-    say: Callable[[str], None] = lambda line: print(line, file=stream, flush=True)  # noqa: E731
+    say = functools.partial(print, flush=True)
     say(
         f"threshold {DEFAULT_THRESHOLD:g}, noise sd {NOISE:g}, looks after "
         f"{look_schedule()} blocks; until settled: {studies} studies per scenario, fixed "

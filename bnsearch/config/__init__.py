@@ -15,7 +15,6 @@ from bnsearch.config._settings import (
     check_settings,
     default_tracking_uri,
     needs_tensorflow,
-    setting,
 )
 from bnsearch.config._study_config import StudyConfig
 from bnsearch.config._study_file import NETWORK_KEYS, STUDY_KEYS, copy_examples, load_study_file
@@ -40,5 +39,4 @@ __all__ = [
     "load_study_file",
     "markdown_table",
     "needs_tensorflow",
-    "setting",
 ]

@@ -197,11 +197,6 @@ SETTINGS: tuple[Setting, ...] = (
        default_text=lambda: "$MLFLOW_TRACKING_URI or "
        + default_tracking_uri(_no_env=True)),
 )  # fmt: skip
-_BY_NAME = {s.name: s for s in SETTINGS}
-
-
-def setting(name: str) -> Setting:
-    return _BY_NAME[name]
 
 
 def check_settings(holder: object, section: str) -> None:

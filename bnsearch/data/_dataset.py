@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from bnsearch.data._split import check_classes, check_target, name_list
-from bnsearch.errors import DataError, first_line
+from bnsearch.errors import DataError, error_line
 
 DEFAULT_DATA = "synthetic"
 #: What ``--task`` takes: ``auto`` decides from the target.
@@ -39,24 +39,15 @@ class Dataset:
     :attr:`fingerprint` identifies the content, so a study can tell whether its data changed.
 
     Attributes:
-        name: the data set's name (``synthetic``, ``breast_cancer``, a file's stem).
-        x: the features, float32, one row per sample.
-        y: the labels: class indices ``0..n_classes-1``, or a regression's real-valued target.
-        class_names: the class of each index (empty for a regression).
-        feature_names: the feature columns' names, where the source has them.
-        source: where the data came from (a path, ``sklearn:NAME``, the built-in data's
-            settings).
-        standardized: whether the features were scaled with the training rows' mean and
-            standard deviation.
-        task: ``classification`` or ``regression``.
+        y: class indices ``0..n_classes-1`` (named by ``class_names``), or a regression's
+            real-valued target.
+        source: a path, ``sklearn:NAME`` or the built-in data's settings.
         task_note: how ``task = "auto"`` chose the task, in one line (empty if it was given).
-        shuffle_seed: the seed the rows were shuffled with before the split (None: the
-            source's order).
         target_scale: a standardised regression's raw training-target ``(mean, sd)``.
         split_warning: one line when the validation rows (the last ones) do not represent
-            the training rows (None when fine or not checked; :meth:`check_split` sets it).
-        degenerate_validation: why the validation rows cannot rank placements, as a short
-            phrase (None otherwise); a study gives no ranking then.
+            the training rows (:meth:`check_split` sets it).
+        degenerate_validation: why the validation rows cannot rank placements (a study
+            gives no ranking then).
 
     Examples:
         >>> import numpy as np
@@ -110,8 +101,7 @@ class Dataset:
 
     @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 (first 16 hex digits) of the content: features, labels, class names,
-        shape and preprocessing."""
+        """SHA-256 (first 16 hex digits) of the content and its preprocessing."""
         digest = hashlib.sha256()
         digest.update(np.ascontiguousarray(self.x).tobytes())
         digest.update(np.ascontiguousarray(self.y).tobytes())
@@ -193,8 +183,7 @@ class Dataset:
 
     @property
     def description(self) -> str:
-        """``300 rows, 4 features, 3 classes``, or for a regression ``2000 rows, 8
-        features, regression: target mean 1.46, sd 3.3``."""
+        """``300 rows, 4 features, 3 classes``, or ``..., regression: target mean 1.46, sd 3.3``."""
         shape = f"{self.n_rows} rows, {self.n_features} features"
         if not self.regression:
             return f"{shape}, {self.n_classes} classes"
@@ -442,8 +431,7 @@ def _load_file(path: Path, target: str | None, task: str) -> Dataset:
     except DataError:
         raise
     except Exception as error:  # noqa: BLE001 - pandas', NumPy's and pyarrow's errors alike
-        first = first_line(error)
-        raise DataError(f"{where}: cannot be read ({type(error).__name__}: {first}).") from error
+        raise DataError(f"{where}: cannot be read ({error_line(error)}).") from error
 
 
 def _load_npz(path: Path, where: str, name: str, task: str) -> Dataset:
@@ -525,8 +513,6 @@ def _looks_numeric(name: object) -> bool:
 
 
 _SKLEARN_LOADERS = ("breast_cancer", "diabetes", "digits", "iris", "wine")
-#: scikit-learn's sets whose target is a real number.
-_SKLEARN_REGRESSION = ("diabetes",)
 
 
 def _load_sklearn(name: str, images: bool, task: str) -> Dataset:
@@ -542,7 +528,7 @@ def _load_sklearn(name: str, images: bool, task: str) -> Dataset:
     # scikit-learn's bundled sets are sorted by class in places; a fixed shuffle makes the
     # last-rows validation split representative, and stays the same on every run.
     order = np.random.default_rng(0).permutation(len(bunch.target))
-    where, real = f"sklearn:{name}", name in _SKLEARN_REGRESSION
+    where, real = f"sklearn:{name}", name == "diabetes"  # the one with a real-valued target
     if task == "auto":
         task = "regression" if real else "classification"
     targets = _targets(np.asarray(bunch.target)[order], where, task)
@@ -571,9 +557,8 @@ def _load_openml(ident: str, target: str | None, task: str = "auto") -> Dataset:
         ) from error
     except ValueError as error:
         raise DataError(f"openml:{ident}: {error}") from error
-    frame = bunch.frame
     target = target or (bunch.target.name if bunch.target is not None else None)
-    return _from_frame(frame, target, f"openml:{ident}", f"openml-{ident}", task)
+    return _from_frame(bunch.frame, target, f"openml:{ident}", f"openml-{ident}", task)
 
 
 def load_dataset(
@@ -604,12 +589,8 @@ def load_dataset(
         images: load ``sklearn:digits`` as 8x8x1 images (for the cnn family) instead of 64
             flat features; an ``.npz`` keeps the shape of its arrays either way.
         task: one of :data:`TASKS` (docs/guides/data.md says how ``auto`` chooses).
-        shuffle: shuffle the rows with ``shuffle_seed`` before the split (a study uses its
-            ``seed``), for data whose last rows are not a fair sample.
-        shuffle_seed: the seed of that shuffle.
-
-    Returns:
-        The features, labels, split, task and fingerprint.
+        shuffle: shuffle the rows with ``shuffle_seed`` (a study's ``seed``) before the
+            split, for data whose last rows are not a fair sample.
 
     Raises:
         DataError: the data cannot be used (one line naming the problem and the fix).
