@@ -22,7 +22,7 @@ from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._reachable import sqlite_path
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback, StudyReader
-from bnsearch.backends._loop import Member, PairedSearcher
+from bnsearch.backends._loop import Member, PairedSearcher, confirmation_specs
 from bnsearch.backends.keras_tuner._files import (
     append_result,
     repair_results,
@@ -46,7 +46,6 @@ from bnsearch.trial import (
     TrialResult,
     TrialSpec,
     TrialState,
-    confirmation_seed,
     keys,
     trial_seed,
 )
@@ -455,14 +454,7 @@ class KerasTunerBackend(PairedSearcher):
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
         """One round numbered clear of the oracle's trial ids."""
         round_id = 1_000_000 + len(self.results())
-        asked: list[Member] = []
-        for k in range(self.config.confirm_seeds):
-            seed = confirmation_seed(self.config.seed, round_id, k)
-            for result in best:
-                number = round_id + len(asked)
-                spec = TrialSpec(number, result.config, seed, round_id, Phase.CONFIRM)
-                asked.append(Member(None, spec))
-        return asked
+        return [Member(None, s) for s in confirmation_specs(self.config, round_id, best)]
 
     def run_tags(self, member: Member) -> dict[str, str]:
         tags = {keys.PHASE: member.spec.phase, keys.BACKEND: "keras-tuner"}

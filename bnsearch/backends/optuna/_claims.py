@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bnsearch.backends.optuna._adapter as adapter
-from bnsearch.backends._loop import Member
+from bnsearch.backends._loop import Member, confirmation_specs
 from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
 from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig
@@ -50,7 +50,6 @@ from bnsearch.trial import (
     Phase,
     TrialResult,
     TrialSpec,
-    confirmation_seed,
     keys,
     process_alive,
     trial_seed,
@@ -177,7 +176,7 @@ def _wait_for(take: Callable[[], bool], what: str, timeout: float | None) -> Non
 
 
 @contextlib.contextmanager
-def claim_lock(study: optuna.Study, timeout: float | None = None) -> Iterator[None]:
+def claim_lock(study: optuna.Study) -> Iterator[None]:
     """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
     engine = adapter.sql_engine(study)
     sqlite = engine is not None and engine.dialect.name == "sqlite"
@@ -186,15 +185,15 @@ def claim_lock(study: optuna.Study, timeout: float | None = None) -> Iterator[No
     if engine is not None and engine.dialect.name == "postgresql":
         key = zlib.crc32(f"bnsearch:{adapter.study_id(study)}".encode())
         what = f"the claim lock of study {study.study_name!r}"
-        lock = _transaction_lock(engine, key, what, timeout)
+        lock = _transaction_lock(engine, key, what)
     elif database not in (None, "", ":memory:"):
-        lock = _file_lock(Path(f"{database}.claims"), timeout or LOCK_TIMEOUT_S)
+        lock = _file_lock(Path(f"{database}.claims"))
     with lock:
         yield
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path, timeout: float) -> Iterator[None]:
+def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``path``, released as the file closes."""
     with open(path, "a") as handle:
 
@@ -204,12 +203,12 @@ def _file_lock(path: Path, timeout: float) -> Iterator[None]:
                 return True
             return False
 
-        _wait_for(take, f"the claim lock {path}", timeout)
+        _wait_for(take, f"the claim lock {path}", LOCK_TIMEOUT_S)
         yield
 
 
 @contextlib.contextmanager
-def _transaction_lock(engine: Engine, key: int, what: str, timeout: float | None) -> Iterator[None]:
+def _transaction_lock(engine: Engine, key: int, what: str) -> Iterator[None]:
     """``pg_try_advisory_xact_lock(key)`` in a transaction of its own connection, committed
     (releasing it) at the block's end; a failed commit propagates (the claim is made again)."""
     from sqlalchemy import text
@@ -228,7 +227,7 @@ def _transaction_lock(engine: Engine, key: int, what: str, timeout: float | None
             return taken
 
         try:
-            _wait_for(take, what, timeout)
+            _wait_for(take, what, None)
             yield
             connection.commit()
         except BaseException:
@@ -380,12 +379,7 @@ def ask_confirmation(
     trials = study.get_trials(deepcopy=False)
     round_id = len(trials)
     distributions = next(t.distributions for t in trials if "placement" in t.params)
-    members = []
-    for k in range(config.confirm_seeds):
-        seed = confirmation_seed(config.seed, round_id, k)
-        for result in best:
-            params = result.config.as_params()
-            members.append(
-                claim_trial(study, params, distributions, seed, round_id, phase=Phase.CONFIRM)
-            )
-    return members
+    return [
+        claim_trial(study, s.config.as_params(), distributions, s.seed, round_id, phase=s.phase)
+        for s in confirmation_specs(config, round_id, best)
+    ]
