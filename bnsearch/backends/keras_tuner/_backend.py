@@ -157,8 +157,7 @@ class _TrackedTuner(_TunerBase):
 
 
 def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
-    """The project folder, after checking the settings against Keras Tuner's limits and
-    refusing to continue a changed project."""
+    """The project folder, refusing settings Keras Tuner cannot run and a changed project."""
     if config.tuner == "grid":
         ranged = [
             n for n in ("momentum", "epsilon", "dropout", "learning_rate")
@@ -202,7 +201,7 @@ def run_keras_tuner(
 ) -> list[TrialResult]:
     """Keras Tuner's own search (Hyperband: one iteration; grid: ``trials_per_run``) in a
     child process (memory stays flat; a reloaded grid oracle proposes nothing in a second
-    process); results come back as they finish."""
+    process)."""
     import multiprocessing
     import queue as queue_module
 
@@ -299,7 +298,6 @@ def _die_with_parent() -> None:
 def _search(
     config: StudyConfig, dataset: Dataset, tracker: MlflowTracker, on_result: ResultCallback
 ) -> None:
-    """Keras Tuner's own ``hyperband`` or ``grid`` search, tracked, in this process."""
     import keras_tuner as kt
 
     folder = project_dir(config)
@@ -433,7 +431,7 @@ class KerasTunerBackend(PairedSearcher):
         return {}
 
     def record_verdict(self, verdict: Verdict) -> None:
-        """Nothing: a Keras Tuner project has no viewer of its own; MLflow has the verdict."""
+        """Nothing: a Keras Tuner project has no viewer of its own."""
 
     # The paired search's hooks (PairedSearcher), on the project's oracle.
 
