@@ -49,7 +49,7 @@ class TrackingFull(TrackingUnavailable, StoreFullError):
 
 
 def existing_experiment_id(tracking_uri: str, name: str) -> str | None:
-    """The id of the experiment ``name`` if the store has one (creates nothing)."""
+    """The id of the experiment ``name`` if the store has one."""
     from mlflow.tracking import MlflowClient
 
     db_path = sqlite_path(tracking_uri)
@@ -191,7 +191,7 @@ class Connection:
         raise self._went_away(error)
 
     def best_effort(self, method: str, *args: Any, **kwargs: Any) -> bool:
-        """:meth:`call` for a trial's run: False when MLflow is away."""
+        """:meth:`call`, False when MLflow is away."""
         try:
             self.call(method, *args, **kwargs)
         except TrackingUnavailable:
@@ -219,7 +219,7 @@ class Connection:
             self.call("log_batch", run_id, metrics=chunk, **(first if start == 0 else {}))
 
     def full_disk_fault(self, error: Exception) -> TrackingFull | None:
-        """The one-line fault when ``error`` says the disk under the store is full."""
+        """The one-line fault when ``error`` is a full disk under the store."""
         store = f"the MLflow tracking store {redact_url(self.tracking_uri)}"
         where = sqlite_path(self.tracking_uri) or self.tracking_uri
         message = full_disk_message(error, store, where)
