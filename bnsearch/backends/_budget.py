@@ -90,21 +90,3 @@ def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str 
     if not verdict.settled:
         return None
     return f"settled after {verdict.n_blocks} blocks: {verdict.words.replace('`', '')}"
-
-
-def up_to_date_message(
-    config: StudyConfig, have: int, results: Sequence[TrialResult] = ()
-) -> str | None:
-    """What a run says when the study already holds its target or has settled; else None."""
-    name = config.resolved_study_name
-    if settled_verdict(config, results):
-        return (
-            f"bnsearch: study {name!r} is settled ({have} search trials); nothing to do "
-            "(--until budget adds trials anyway)."
-        )
-    target = config.target_trials
-    if target is None or have < target:
-        return None
-    return (
-        f"bnsearch: study {name!r} is up to date ({have} of {target} search trials); nothing to do."
-    )
