@@ -8,7 +8,6 @@ disk stops the study at the end of the batch in flight with one StoreFullError."
 from __future__ import annotations
 
 import abc
-import itertools
 import textwrap
 import time
 from collections import Counter
@@ -27,14 +26,7 @@ from bnsearch.engines import Engine
 from bnsearch.errors import StudyFailedError
 from bnsearch.stats import best_per_placement
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import (
-    Phase,
-    TrialResult,
-    TrialSpec,
-    TrialState,
-    confirmation_seed,
-    failure_kind,
-)
+from bnsearch.trial import Phase, TrialResult, TrialSpec, TrialState, failure_kind
 
 MAX_CONSECUTIVE_FAILED_BATCHES = 3
 
@@ -287,17 +279,6 @@ class PairedSearch:
                     raise
                 tracker.full = full
         return results
-
-
-def confirmation_specs(
-    config: StudyConfig, round_id: int, best: list[TrialResult]
-) -> list[TrialSpec]:
-    """The confirmation round ``round_id``: each configuration of ``best`` once per fresh seed."""
-    seeds = [confirmation_seed(config.seed, round_id, k) for k in range(config.confirm_seeds)]
-    return [
-        TrialSpec(round_id + i, result.config, seed, round_id, Phase.CONFIRM)
-        for i, (seed, result) in enumerate(itertools.product(seeds, best))
-    ]
 
 
 def stop_after_failures(results: list[TrialResult], batch: list[TrialResult]) -> None:
