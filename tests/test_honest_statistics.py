@@ -113,7 +113,7 @@ def test_a_diverged_trial_loses_its_block_but_no_statistic_prints_or_logs_its_se
 
     from bnsearch.tracking import MlflowTracker
 
-    tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "demo", tmp_path / "art")
+    tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "demo")
     tracker.start_study_run("demo", params={}, tags={})
     run_id = tracker.parent_run_id
     tracker.end_study_run_with_verdict(verdict, run_note("demo", verdict), "label")

@@ -4,12 +4,13 @@ sooner once the anytime-valid verdict has answered the questions the study asks.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
 from bnsearch.config import StudyConfig
 from bnsearch.stats import ALPHA, ASKED, QUESTION_TEXT, counted, min_blocks_to_settle, verdict_for
-from bnsearch.trial import Phase, TrialResult
+from bnsearch.trial import Phase, TrialResult, TrialSpec, confirmation_seed
 
 
 def _settled_on(question: str) -> str:
@@ -92,19 +93,12 @@ def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str 
     return f"settled after {verdict.n_blocks} blocks: {verdict.words.replace('`', '')}"
 
 
-def up_to_date_message(
-    config: StudyConfig, have: int, results: Sequence[TrialResult] = ()
-) -> str | None:
-    """What a run says when the study already holds its target or has settled; else None."""
-    name = config.resolved_study_name
-    if settled_verdict(config, results):
-        return (
-            f"bnsearch: study {name!r} is settled ({have} search trials); nothing to do "
-            "(--until budget adds trials anyway)."
-        )
-    target = config.target_trials
-    if target is None or have < target:
-        return None
-    return (
-        f"bnsearch: study {name!r} is up to date ({have} of {target} search trials); nothing to do."
-    )
+def confirmation_specs(
+    config: StudyConfig, round_id: int, best: list[TrialResult]
+) -> list[TrialSpec]:
+    """The confirmation round ``round_id``: each configuration of ``best`` once per fresh seed."""
+    seeds = [confirmation_seed(config.seed, round_id, k) for k in range(config.confirm_seeds)]
+    return [
+        TrialSpec(round_id + i, result.config, seed, round_id, Phase.CONFIRM)
+        for i, (seed, result) in enumerate(itertools.product(seeds, best))
+    ]

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from bnsearch._interrupts import deferred, raise_if_stopped
 from bnsearch.backends._base import BatchCallback, ResultCallback
-from bnsearch.backends._budget import batch_room, paired_budget, settled_verdict, up_to_date_message
+from bnsearch.backends._budget import batch_room, paired_budget, settled_verdict
 from bnsearch.backends._divergence import divergence_advice
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
@@ -62,8 +62,20 @@ class PairedSearcher(abc.ABC):
         return self._existing
 
     def up_to_date(self) -> str | None:
-        results = self.results() if self.config.until == "settled" else []
-        return up_to_date_message(self.config, self.search_trials(), results)
+        """What a run says when the study already holds its target or has settled."""
+        config, have = self.config, self.search_trials()
+        name = config.resolved_study_name
+        if config.until == "settled" and settled_verdict(config, self.results()):
+            return (
+                f"bnsearch: study {name!r} is settled ({have} search trials); nothing to do "
+                "(--until budget adds trials anyway)."
+            )
+        if config.target_trials is None or have < config.target_trials:
+            return None
+        return (
+            f"bnsearch: study {name!r} is up to date ({have} of {config.target_trials} search "
+            "trials); nothing to do."
+        )
 
     def budget(self) -> tuple[int, str]:
         have = 0 if self.config.target_trials is None else self.search_trials()

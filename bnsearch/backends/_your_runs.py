@@ -36,13 +36,14 @@ class YourStudyRuns:
         self.tracker.finish_trial(None, result)
         self.logged.add(result.spec.number)
 
-    def end(self, verdict: Verdict | None, status: str = "FINISHED") -> None:
-        """End the parent run, with the verdict where the trials held paired blocks."""
+    def end(self, paired: list[TrialResult], status: str = "FINISHED") -> None:
+        """End the parent run, with the verdict of the ``paired`` trials if there are any."""
         if self.tracker.parent_run_id is None:
             return
-        if verdict is None:
+        if not paired:
             self.tracker.end_study_run(status=status)
             return
+        verdict = verdict_for(paired)
         note = f"{verdict.headline}\n\n{verdict.bn.statement}\n\n{verdict.placement.statement}"
         self.tracker.end_study_run_with_verdict(verdict, note, verdict.words, status=status)
 

@@ -49,7 +49,7 @@ class TrackingFull(TrackingUnavailable, StoreFullError):
 
 
 def existing_experiment_id(tracking_uri: str, name: str) -> str | None:
-    """The id of the experiment ``name`` if the store has one (creates nothing)."""
+    """The id of the experiment ``name`` if the store has one."""
     from mlflow.tracking import MlflowClient
 
     db_path = sqlite_path(tracking_uri)
@@ -62,12 +62,9 @@ def existing_experiment_id(tracking_uri: str, name: str) -> str | None:
 class Connection:
     """The client of one study's experiment, and calls to it that survive an outage."""
 
-    def __init__(
-        self, tracking_uri: str, experiment_name: str, artifact_root: Path | None = None
-    ) -> None:
+    def __init__(self, tracking_uri: str, experiment_name: str) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
-        self.artifact_root = artifact_root
         #: The URI the client was opened on (a SQLite path made absolute by :meth:`connect`).
         self.resolved_uri = tracking_uri
         self.experiment_id: str | None = None
@@ -78,6 +75,13 @@ class Connection:
         self._offline_until = 0.0
         #: The full disk under the store, once a call met it (every later call raises it).
         self.full: TrackingFull | None = None
+        #: The study's parent run while one is open (set by ``start_study_run``, or by a
+        #: worker process writing trial runs under its parent's run).
+        self.parent_run_id: str | None = None
+        self._parent_run_name = ""
+        self.pending = 0  # trial runs not (fully) written, for sync to back-fill
+        # Runs created while MLflow went away before their parameters: they go with the outcome.
+        self._without_params: set[str] = set()
 
     @property
     def client(self) -> Any:
@@ -132,10 +136,9 @@ class Connection:
                 if experiment.tags.get(key) != value:  # made by an earlier version
                     client.set_experiment_tag(experiment.experiment_id, key, value)
             return str(experiment.experiment_id)
-        root = self.artifact_root
-        if root is None and db_path is not None:
-            root = db_path.parent / "artifacts"
-        location = None if root is None else (root.resolve() / self.experiment_name).as_uri()
+        location = None
+        if db_path is not None:
+            location = ((db_path.parent / "artifacts").resolve() / self.experiment_name).as_uri()
         try:
             return str(
                 client.create_experiment(
@@ -188,7 +191,7 @@ class Connection:
         raise self._went_away(error)
 
     def best_effort(self, method: str, *args: Any, **kwargs: Any) -> bool:
-        """:meth:`call` for a trial's run: False when MLflow is away."""
+        """:meth:`call`, False when MLflow is away."""
         try:
             self.call(method, *args, **kwargs)
         except TrackingUnavailable:
@@ -216,7 +219,7 @@ class Connection:
             self.call("log_batch", run_id, metrics=chunk, **(first if start == 0 else {}))
 
     def full_disk_fault(self, error: Exception) -> TrackingFull | None:
-        """The one-line fault when ``error`` says the disk under the store is full."""
+        """The one-line fault when ``error`` is a full disk under the store."""
         store = f"the MLflow tracking store {redact_url(self.tracking_uri)}"
         where = sqlite_path(self.tracking_uri) or self.tracking_uri
         message = full_disk_message(error, store, where)

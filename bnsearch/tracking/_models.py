@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 class Models(Connection):
     """The tracker's artifacts and models (a part of :class:`MlflowTracker`)."""
 
-    parent_run_id: str | None
-
     def log_artifact(self, local_path: Path, run_id: str | None = None) -> None:
         """Upload the file ``local_path`` to ``run_id`` (the parent run by default)."""
         self.call("log_artifact", run_id or self.parent_run_id, str(local_path))

@@ -26,9 +26,6 @@ _PAIR_STATS = ("median_difference", "ci_low", "ci_high", "cs_low", "cs_high", "p
 class ParentRuns(Connection):
     """The tracker's parent run (a part of :class:`MlflowTracker`)."""
 
-    parent_run_id: str | None
-    _parent_run_name: str
-
     def start_study_run(
         self,
         run_name: str,

@@ -58,12 +58,6 @@ class SyncReport:
 class TrialRuns(Connection):
     """The tracker's trial runs and their sync (a part of :class:`MlflowTracker`)."""
 
-    parent_run_id: str | None
-    pending: int
-    # Runs created while their parameters could not be written (MLflow went away between
-    # the two calls): the parameters go with the outcome.
-    _without_params: set[str]
-
     def start_trial(
         self, spec: TrialSpec, extra_tags: Mapping[str, str] | None = None
     ) -> str | None:

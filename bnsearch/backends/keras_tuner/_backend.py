@@ -22,6 +22,7 @@ from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._reachable import sqlite_path
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback, StudyReader
+from bnsearch.backends._budget import confirmation_specs
 from bnsearch.backends._loop import Member, PairedSearcher
 from bnsearch.backends.keras_tuner._files import (
     append_result,
@@ -46,7 +47,6 @@ from bnsearch.trial import (
     TrialResult,
     TrialSpec,
     TrialState,
-    confirmation_seed,
     keys,
     trial_seed,
 )
@@ -158,8 +158,7 @@ class _TrackedTuner(_TunerBase):
 
 
 def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
-    """The project folder, after checking the settings against Keras Tuner's limits and
-    refusing to continue a changed project."""
+    """The project folder, refusing settings Keras Tuner cannot run and a changed project."""
     if config.tuner == "grid":
         ranged = [
             n for n in ("momentum", "epsilon", "dropout", "learning_rate")
@@ -203,7 +202,7 @@ def run_keras_tuner(
 ) -> list[TrialResult]:
     """Keras Tuner's own search (Hyperband: one iteration; grid: ``trials_per_run``) in a
     child process (memory stays flat; a reloaded grid oracle proposes nothing in a second
-    process); results come back as they finish."""
+    process)."""
     import multiprocessing
     import queue as queue_module
 
@@ -300,7 +299,6 @@ def _die_with_parent() -> None:
 def _search(
     config: StudyConfig, dataset: Dataset, tracker: MlflowTracker, on_result: ResultCallback
 ) -> None:
-    """Keras Tuner's own ``hyperband`` or ``grid`` search, tracked, in this process."""
     import keras_tuner as kt
 
     folder = project_dir(config)
@@ -434,7 +432,7 @@ class KerasTunerBackend(PairedSearcher):
         return {}
 
     def record_verdict(self, verdict: Verdict) -> None:
-        """Nothing: a Keras Tuner project has no viewer of its own; MLflow has the verdict."""
+        """Nothing: a Keras Tuner project has no viewer of its own."""
 
     # The paired search's hooks (PairedSearcher), on the project's oracle.
 
@@ -455,14 +453,7 @@ class KerasTunerBackend(PairedSearcher):
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
         """One round numbered clear of the oracle's trial ids."""
         round_id = 1_000_000 + len(self.results())
-        asked: list[Member] = []
-        for k in range(self.config.confirm_seeds):
-            seed = confirmation_seed(self.config.seed, round_id, k)
-            for result in best:
-                number = round_id + len(asked)
-                spec = TrialSpec(number, result.config, seed, round_id, Phase.CONFIRM)
-                asked.append(Member(None, spec))
-        return asked
+        return [Member(None, s) for s in confirmation_specs(self.config, round_id, best)]
 
     def run_tags(self, member: Member) -> dict[str, str]:
         tags = {keys.PHASE: member.spec.phase, keys.BACKEND: "keras-tuner"}

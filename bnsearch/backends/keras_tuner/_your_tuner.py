@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from bnsearch.backends._your_runs import YourStudyRuns, paired_verdict
-from bnsearch.stats import Verdict, verdict_for
+from bnsearch.stats import Verdict
 from bnsearch.trial import METRICS, BNConfig, TrialResult, TrialSpec, TrialState
 
 _STATES = {"COMPLETED": TrialState.COMPLETE, "STOPPED": TrialState.PRUNED}
@@ -46,8 +46,11 @@ def tuner_verdict(tuner: Any, threshold: float | None = None, until: str = "sett
         "make the oracle propose each configuration once per "
         "placement: bnsearch.paired_oracle_class(keras_tuner.oracles.RandomSearchOracle)."
     )
-    paired = [r for r in tuner_results(tuner) if r.spec.block is not None]
-    return paired_verdict(tuner.project_name, paired, fix, threshold, until)
+    return paired_verdict(tuner.project_name, _paired(tuner), fix, threshold, until)
+
+
+def _paired(tuner: Any) -> list[TrialResult]:
+    return [r for r in tuner_results(tuner) if r.spec.block is not None]
 
 
 def tuner_results(tuner: Any) -> list[TrialResult]:
@@ -91,8 +94,7 @@ def log_tuner(tuner: Any, tracking_uri: str | None = None) -> YourStudyRuns:
 
     def on_search_end() -> None:
         search_end()
-        paired = [r for r in tuner_results(tuner) if r.spec.block is not None]
-        runs.end(verdict_for(paired) if paired else None)
+        runs.end(_paired(tuner))
 
     tuner.on_epoch_end, tuner.on_trial_end = on_epoch_end, on_trial_end
     tuner.on_search_end = on_search_end

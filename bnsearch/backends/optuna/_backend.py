@@ -1,9 +1,8 @@
 """The Optuna backend: an Optuna sampler and pruner decide what to try next, through the
-paired-search loop (:mod:`bnsearch.backends._loop`), whose hooks it implements.
+paired-search loop (:mod:`bnsearch.backends._loop`).
 
-A full disk under the storage is one :class:`~bnsearch.errors.StoreFullError` naming it: at
-once from a claim or a tell, after the batch is told when a pruner's report met it. Trials
-it left RUNNING are failed by the next run and retried in their blocks."""
+A full disk under the storage is one StoreFullError naming it: at once from a claim or a
+tell, after the batch is told when a pruner's report met it."""
 
 from __future__ import annotations
 
@@ -56,7 +55,6 @@ class OptunaBackend(PairedSearcher):
     unpaired_reason: ClassVar[str | None] = None
 
     def _writing(self) -> contextlib.AbstractContextManager[None]:
-        """Writes to the study's storage: a full disk under it is one line naming it."""
         url = self.config.resolved_storage
         return naming_full_disk(f"the Optuna storage {redact_url(url)}", url)
 
@@ -113,7 +111,6 @@ class OptunaBackend(PairedSearcher):
     # The paired search's hooks (PairedSearcher), on the study shared by any workers.
 
     def search_trials(self) -> int:
-        """Every worker's search trials with an outcome or in flight."""
         return search_trial_count(self.study.get_trials(deepcopy=False))
 
     def reclaim(self) -> str | None:
@@ -178,8 +175,7 @@ class OptunaBackend(PairedSearcher):
         return prune
 
     def tell(self, member: Member, result: TrialResult) -> bool:
-        """Store the result on the trial and tell Optuna; False when another process had
-        already failed the trial as stale (Optuna refuses to change a finished trial)."""
+        """False when another process had already failed the trial as stale."""
         import optuna
 
         study, trial = self.study, member.trial
@@ -200,14 +196,12 @@ class OptunaBackend(PairedSearcher):
         return True
 
     def batch_told(self, members: list[Member]) -> None:
-        """Each tell is in the study already; a full disk a pruner met is raised now."""
         if (full := self._full) is not None:
             self._full = None
             raise full
 
     def abandon(self, members: list[Member]) -> str:
-        """Fail the batch's trials in Optuna (retried by the next run); a storage that is
-        away as well must not hide the first error."""
+        """Fail the batch's trials (retried by the next run), hiding no first error."""
         import optuna
 
         with contextlib.suppress(Exception):
@@ -239,7 +233,6 @@ class EpochSnapshot:
         return copy.deepcopy(trials) if deepcopy else list(trials)
 
     def should_prune(self, trial: optuna.Trial, epoch: int, value: float) -> bool:
-        """Report ``value`` for ``epoch`` and ask the study's pruner about ``trial``."""
         trial.report(value, epoch)
         if epoch != self._epoch:
             self._epoch = epoch

@@ -3,21 +3,17 @@ blocks and of the confirmation round), heartbeats for the trials it runs (Optuna
 inside ``Study.optimize``), and failing the trials of a process that died.
 
 Deciding what to run next and creating those trials is one step under a lock (training runs
-outside it), or two workers both take the last block and the study overshoots its target.
+outside it), or two workers both take the last block and the study overshoots its target:
 
-* PostgreSQL: a transaction-level advisory lock keyed by the study id, in a transaction of
-  the claim's own connection that commits only after the claim's trials and their first
-  heartbeats are committed (Optuna commits each call on its own connection), so the next
-  holder sees them. docs/guides/workers.md says why it suits a transaction-pooling pooler
-  and not a row lock. A claim whose lock went before its commit (a dropped connection, a
-  holder cut off after :data:`LOCK_HOLD_LIMIT_S`) withdraws its trials and is made again.
+* PostgreSQL: a transaction-level advisory lock keyed by the study id, committed only after
+  the claim's trials and their first heartbeats are (docs/guides/workers.md says why). A
+  claim whose lock went before its commit withdraws its trials and is made again.
 * SQLite: an exclusive ``flock`` on ``<database file>.claims``.
 * Any other database: no lock; workers claiming at the same instant may overshoot by a block.
 
-Blocks are kept whole (:func:`blocks_to_complete`): a trial that failed without a result
-(interrupted, or its process died) is retried with the same parameters, seed and block, and
-a placement a block never got is created the same way; a trial that failed with a result
-(diverged) is an outcome. So a shared study reaches its target exactly."""
+Blocks are kept whole (:func:`blocks_to_complete`): a trial that failed without a result is
+retried with the same parameters, seed and block; one that failed with a result (diverged)
+is an outcome."""
 
 from __future__ import annotations
 
@@ -39,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bnsearch.backends.optuna._adapter as adapter
+from bnsearch.backends._budget import confirmation_specs
 from bnsearch.backends._loop import Member
 from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
 from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
@@ -50,7 +47,6 @@ from bnsearch.trial import (
     Phase,
     TrialResult,
     TrialSpec,
-    confirmation_seed,
     keys,
     process_alive,
     trial_seed,
@@ -68,15 +64,14 @@ GONE_REASON = "stale: its process on this machine is gone"
 
 def first_beat(study: optuna.Study, trial_id: int) -> None:
     """Beat for a trial the moment it exists: Optuna never counts a trial without any
-    heartbeat as stale (:func:`~._adapter.orphaned_trial_ids` finds a death before it)."""
+    heartbeat as stale."""
     if adapter.heartbeat_interval(study):
         adapter.record_heartbeat(study, trial_id)
 
 
 @contextlib.contextmanager
 def beating(study: optuna.Study, members: list[Member]) -> Iterator[None]:
-    """Record Optuna heartbeats for ``members`` (a list that may grow meanwhile) from a
-    background thread."""
+    """Beat for ``members`` (a list that may grow meanwhile) from a background thread."""
     interval = adapter.heartbeat_interval(study)
     if not interval:
         yield
@@ -100,11 +95,9 @@ def beating(study: optuna.Study, members: list[Member]) -> Iterator[None]:
 
 
 def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
-    """Fail the trials a dead process left RUNNING and end their MLflow runs as FAILED; how
-    many there were. A process of this machine that is gone (by ``bnsearch.worker``'s host
-    and pid) loses its trials at once, any other by the heartbeat rule (no heartbeat for
-    ``grace_period``); containers sharing a host name would be taken for each other: give
-    them their own host names."""
+    """Fail the trials a dead process left RUNNING and end their MLflow runs; how many. A
+    gone process of this machine (by ``bnsearch.worker``'s host:pid) loses its trials at
+    once, any other by the heartbeat rule (containers must not share a host name)."""
     import optuna
 
     running = {
@@ -140,8 +133,7 @@ def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
 
 
 def fail_runs(tracker: MlflowTracker, trials: list[FrozenTrial], reason: str) -> None:
-    """End the failed trials' MLflow runs with ``reason`` (Optuna refuses attributes on
-    finished trials); if MLflow is away, its next sync ends them."""
+    """End the failed trials' MLflow runs with ``reason``; if MLflow is away, sync does."""
     with contextlib.suppress(TrackingUnavailable):
         tracker.fail_abandoned_runs(
             [t.number for t in trials],
@@ -162,7 +154,7 @@ _FIRST_WAIT_S, _LONGEST_WAIT_S = 0.01, 0.5
 
 
 def _wait_for(take: Callable[[], bool], what: str, timeout: float | None) -> None:
-    """Call ``take()`` until it returns True, for at most ``timeout`` seconds (None: no limit)."""
+    """Call ``take()`` until it returns True, for at most ``timeout`` seconds."""
     deadline = None if timeout is None else time.monotonic() + timeout
     ceiling = _FIRST_WAIT_S
     while not take():
@@ -177,8 +169,8 @@ def _wait_for(take: Callable[[], bool], what: str, timeout: float | None) -> Non
 
 
 @contextlib.contextmanager
-def claim_lock(study: optuna.Study, timeout: float | None = None) -> Iterator[None]:
-    """Hold the study's claim lock (see the module docstring) for the ``with`` block."""
+def claim_lock(study: optuna.Study) -> Iterator[None]:
+    """Hold the study's claim lock (see the module docstring)."""
     engine = adapter.sql_engine(study)
     sqlite = engine is not None and engine.dialect.name == "sqlite"
     database = engine.url.database if engine is not None and sqlite else None
@@ -186,16 +178,16 @@ def claim_lock(study: optuna.Study, timeout: float | None = None) -> Iterator[No
     if engine is not None and engine.dialect.name == "postgresql":
         key = zlib.crc32(f"bnsearch:{adapter.study_id(study)}".encode())
         what = f"the claim lock of study {study.study_name!r}"
-        lock = _transaction_lock(engine, key, what, timeout)
+        lock = _transaction_lock(engine, key, what)
     elif database not in (None, "", ":memory:"):
-        lock = _file_lock(Path(f"{database}.claims"), timeout or LOCK_TIMEOUT_S)
+        lock = _file_lock(Path(f"{database}.claims"))
     with lock:
         yield
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path, timeout: float) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path``, released as the file closes."""
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``."""
     with open(path, "a") as handle:
 
         def take() -> bool:
@@ -204,14 +196,14 @@ def _file_lock(path: Path, timeout: float) -> Iterator[None]:
                 return True
             return False
 
-        _wait_for(take, f"the claim lock {path}", timeout)
+        _wait_for(take, f"the claim lock {path}", LOCK_TIMEOUT_S)
         yield
 
 
 @contextlib.contextmanager
-def _transaction_lock(engine: Engine, key: int, what: str, timeout: float | None) -> Iterator[None]:
+def _transaction_lock(engine: Engine, key: int, what: str) -> Iterator[None]:
     """``pg_try_advisory_xact_lock(key)`` in a transaction of its own connection, committed
-    (releasing it) at the block's end; a failed commit propagates (the claim is made again)."""
+    at the block's end; a failed commit propagates (the claim is made again)."""
     from sqlalchemy import text
 
     take_lock = text(
@@ -228,7 +220,7 @@ def _transaction_lock(engine: Engine, key: int, what: str, timeout: float | None
             return taken
 
         try:
-            _wait_for(take, what, timeout)
+            _wait_for(take, what, None)
             yield
             connection.commit()
         except BaseException:
@@ -275,8 +267,7 @@ def blocks_to_complete(trials: list[FrozenTrial], placements: tuple[str, ...]) -
 def claim_batch(
     study: optuna.Study, config: StudyConfig, capacity: int, wanted: int | None
 ) -> list[Member]:
-    """Under the claim lock: retries first, then new whole blocks, at most ``capacity``
-    trials (at least one block); see ``PairedSearcher.ask_batch`` (``backends/_loop.py``)."""
+    """``PairedSearcher.ask_batch`` under the claim lock."""
 
     def claim() -> list[Member]:
         asked: list[Member] = []
@@ -302,7 +293,7 @@ def claim_batch(
 def _decide_and_create(
     study: optuna.Study, config: StudyConfig, capacity: int, wanted: int | None, asked: list[Member]
 ) -> None:
-    """The claim under the lock, each trial appended to ``asked`` as soon as it exists."""
+    """The claim, each trial appended to ``asked`` as soon as it exists."""
     block_size = len(config.space.placement)
     trials = study.get_trials(deepcopy=False)  # read once under the lock, for both questions
     if config.target_trials is not None:
@@ -335,7 +326,7 @@ def _withdraw(study: optuna.Study, asked: list[Member]) -> None:
 
 
 def _attrs(seed: int, block: int, phase: Phase) -> dict[str, Any]:
-    """What every trial records about itself: seed, phase, block and worker (``host:pid``)."""
+    """What every trial records about itself."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
     return {"seed": seed, keys.PHASE: phase, keys.BLOCK: block, keys.WORKER: worker}
 
@@ -349,7 +340,7 @@ def claim_trial(
     extra_attrs: dict[str, Any] | None = None,
     phase: Phase = Phase.SEARCH,
 ) -> Member:
-    """A RUNNING trial of this process with fixed ``params``, seed, block and phase."""
+    """A RUNNING trial of this process with fixed ``params``."""
     attrs = {**_attrs(seed, block, phase), **(extra_attrs or {})}
     trial = adapter.create_running_trial(study, params, distributions, attrs)
     first_beat(study, adapter.trial_id(trial))
@@ -376,16 +367,11 @@ def ask_block(study: optuna.Study, config: StudyConfig) -> list[Member]:
 def ask_confirmation(
     study: optuna.Study, config: StudyConfig, best: list[TrialResult]
 ) -> list[Member]:
-    """Each placement's best configuration, once per fresh seed (``config.confirm_seeds``)."""
+    """``PairedSearcher.ask_confirmation`` in the study."""
     trials = study.get_trials(deepcopy=False)
     round_id = len(trials)
     distributions = next(t.distributions for t in trials if "placement" in t.params)
-    members = []
-    for k in range(config.confirm_seeds):
-        seed = confirmation_seed(config.seed, round_id, k)
-        for result in best:
-            params = result.config.as_params()
-            members.append(
-                claim_trial(study, params, distributions, seed, round_id, phase=Phase.CONFIRM)
-            )
-    return members
+    return [
+        claim_trial(study, s.config.as_params(), distributions, s.seed, round_id, phase=s.phase)
+        for s in confirmation_specs(config, round_id, best)
+    ]

@@ -111,11 +111,9 @@ def retrying_storage() -> type:
     retrying = adapter.rdb_storage_wrapping(_retried)
 
     def __init__(self: Any, url: str, *args: Any, **kwargs: Any) -> None:
-        check = not kwargs.pop("skip_compatibility_check", False)
         retrying.__init__(self, url, *args, skip_compatibility_check=True, **kwargs)
-        self.skip_compatibility_check = not check
-        if check:
-            check_schema(self)
+        self.skip_compatibility_check = False
+        check_schema(self)
 
     return type("PoolSafeRDBStorage", (retrying,), {"__init__": __init__})
 

@@ -1,7 +1,5 @@
-"""The Optuna study as bnsearch's store: opening it, its fingerprints, reading results back.
-
-Every trial stores its TrialResult (``bnsearch.result``) and its MLflow run id
-(``mlflow_run_id``), so a finished study can be read back without MLflow."""
+"""The Optuna study as bnsearch's store: opening it, its fingerprints, reading results back
+(each trial stores its TrialResult, so a study is read back without MLflow)."""
 
 from __future__ import annotations
 
@@ -55,7 +53,7 @@ def _pruner(config: StudyConfig) -> BasePruner:
 
 
 def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
-    """The storage and the names of the studies it holds; a StoreError if it cannot be used."""
+    """The storage and the names of its studies; a StoreError if it cannot be used."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -97,7 +95,7 @@ def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
 
 
 def load_existing_study(config: StudyConfig) -> optuna.Study:
-    """An existing study, for reading only; a ConfigError naming the studies there if none."""
+    """An existing study; a ConfigError naming the studies there if none."""
     import optuna
 
     storage, names = _rdb_storage(config)
@@ -155,7 +153,7 @@ def stored_result(trial: FrozenTrial) -> str | None:
 
 def results_from_study(study: optuna.Study) -> list[TrialResult]:
     """Every finished trial of the study as a TrialResult (your own objective's from its
-    values and blocks); a result stored just before its trial was failed is left out."""
+    values); a result stored just before its trial was failed is left out."""
     results = []
     for trial in study.get_trials(deepcopy=False):
         stored = stored_result(trial)
@@ -170,7 +168,6 @@ def results_from_study(study: optuna.Study) -> list[TrialResult]:
 
 
 def stored_trials(study: optuna.Study) -> StoredTrials:
-    """The study's results, the trials in flight, and each trial's MLflow study run."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
@@ -197,11 +194,9 @@ def is_outcome(trial: FrozenTrial) -> bool:
 
 
 def search_trial_count(trials: list[FrozenTrial]) -> int:
-    """Every worker's search trials that count towards ``target_trials`` (:func:`is_outcome`)."""
+    """The search trials that count towards ``target_trials``."""
     return sum(
-        1
-        for t in trials
-        if t.user_attrs.get(keys.PHASE, Phase.SEARCH) == Phase.SEARCH and is_outcome(t)
+        t.user_attrs.get(keys.PHASE, Phase.SEARCH) == Phase.SEARCH and is_outcome(t) for t in trials
     )
 
 

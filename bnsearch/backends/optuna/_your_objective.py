@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bnsearch.backends._your_runs import YourStudyRuns, paired_verdict
-from bnsearch.stats import Verdict, verdict_for
+from bnsearch.stats import Verdict
 from bnsearch.trial import BNConfig, SearchSpace, TrialResult, TrialSpec, TrialState, keys
 
 if TYPE_CHECKING:
@@ -46,9 +46,12 @@ def study_verdict(
     study: optuna.Study, threshold: float | None = None, until: str = "settled"
 ) -> Verdict:
     """:func:`bnsearch.verdict` of an Optuna study (its trials with ``bnsearch.block``)."""
-    paired = [r for trial in study.trials if (r := your_trial_result(trial)) is not None]
     fix = "wrap your training function with bnsearch.paired_objective(train) and optimize that."
-    return paired_verdict(study.study_name, paired, fix, threshold, until)
+    return paired_verdict(study.study_name, _paired(study), fix, threshold, until)
+
+
+def _paired(study: optuna.Study) -> list[TrialResult]:
+    return [r for trial in study.trials if (r := your_trial_result(trial)) is not None]
 
 
 class MlflowCallback:
@@ -108,10 +111,9 @@ class MlflowCallback:
         if self.runs is None:
             return
         if kind is not None:
-            self.runs.end(None, "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
-            return
-        paired = [r for t in self.study.trials if (r := your_trial_result(t)) is not None]
-        self.runs.end(verdict_for(paired) if paired else None)
+            self.runs.end([], "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED")
+        else:
+            self.runs.end(_paired(self.study))
 
 
 def your_trial_result(trial: FrozenTrial, in_block_only: bool = True) -> TrialResult | None:
