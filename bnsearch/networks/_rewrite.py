@@ -149,13 +149,15 @@ def model_digest(spec: str) -> str:
 
 
 def load_plan(spec: str) -> ModelPlan:
-    """``spec`` loaded and read (again once its file changed); a one-line ConfigError if it
-    cannot be used."""
-    return _load_plan(spec, model_digest(spec))
+    """``spec`` loaded and read, again once its file changed (by one ``stat``, cheap enough
+    for every trial's build); a one-line ConfigError if it cannot be used."""
+    path = _source_path(spec)
+    status = path.stat() if path is not None and path.is_file() else None
+    return _load_plan(spec, (status.st_mtime_ns, status.st_size) if status else None)
 
 
 @lru_cache(maxsize=8)
-def _load_plan(spec: str, digest: str) -> ModelPlan:
+def _load_plan(spec: str, stamp: tuple[int, int] | None) -> ModelPlan:
     model, optimizer = _load(spec)
     return _read(spec, _functional(spec, model), optimizer)
 
