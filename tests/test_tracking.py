@@ -120,6 +120,25 @@ def test_a_run_whose_params_an_outage_cut_off_gets_them_with_its_outcome(tmp_pat
     assert run.data.metrics["final_val_loss"] == 0.6
 
 
+def test_a_relative_sqlite_store_keeps_its_query_when_made_absolute(tmp_path, monkeypatch):
+    """SQLAlchemy reads a SQLite URI's query as connection arguments (``timeout``: how long
+    a write waits for another process's lock): the absolute URI the tracker writes through
+    keeps it, and the store works through it."""
+    from bnsearch.tracking import MlflowTracker
+    from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState
+
+    monkeypatch.chdir(tmp_path)
+    tracker = MlflowTracker("sqlite:///stores/mlflow.db?timeout=30", "queried")
+    tracker.notify = lambda line: None
+    spec = TrialSpec(0, BNConfig(placement="before"), seed=3, block=0)
+    run_id = tracker.start_trial(spec)  # the store opens at its first call
+    assert tracker.resolved_uri == f"sqlite:///{tmp_path / 'stores' / 'mlflow.db'}?timeout=30"
+    history = {"loss": [0.9], "val_loss": [0.8]}
+    assert tracker.finish_trial(run_id, TrialResult(spec, TrialState.COMPLETE, history))
+    assert tracker.client.get_run(run_id).data.metrics["final_val_loss"] == 0.8
+    assert (tmp_path / "stores" / "mlflow.db").is_file()
+
+
 @pytest.mark.trains
 def test_sync_of_a_study_that_does_not_exist_names_the_ones_there(tiny_csv, tmp_path, cli):
     flags = ["--data", str(tiny_csv), "--target", "label", "--epochs", "1", "--n-trials", "3"]

@@ -108,8 +108,10 @@ class Connection:
         db_path = make_store_folder(self.tracking_uri, "MLflow store", "--tracking-uri")
         if db_path is not None:
             # MLflow caches one store per URI string for the process: a relative SQLite
-            # path would keep writing to the first working folder's database.
-            self.resolved_uri = f"sqlite:///{db_path.resolve()}"
+            # path would keep writing to the first working folder's database. The URI's
+            # query (SQLAlchemy's connection arguments, e.g. ``?timeout=30``) is kept.
+            query = self.tracking_uri.partition("?")[2]
+            self.resolved_uri = f"sqlite:///{db_path.resolve()}" + (f"?{query}" if query else "")
         try:
             probe(self.tracking_uri)
             with opening_alone(self.tracking_uri):
