@@ -122,9 +122,9 @@ def run_study(
     started = time.monotonic()
     dataset = load_study_dataset(config)
     say(_data_line(config, dataset))  # the first lines come before TensorFlow loads
+    tracker = _tracker(config)  # fails before the backend's store is touched or TF loads
     if needs_tensorflow(config.engine):  # an engine registered without it trains without it
         import_tensorflow_quietly()
-    tracker = _tracker(config)  # fails before the backend's store is touched
     config = resolve(config, dataset)
     engine = make_engine(config.engine, config.population)
     say(engine.check_fits(dataset, config.network))  # a smaller population, if need be

@@ -79,11 +79,17 @@ def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path,
         "--study-name", "tiny", cwd=tmp_path,
     )  # fmt: skip
     assert study.returncode == 0, study.stderr[-2000:]
+    # A study whose MLflow server is not there: refused before TensorFlow's seconds of import.
+    refused_store = (
+        "study", "--data", str(tiny_csv), "--target", "label",
+        "--tracking-uri", "http://127.0.0.1:1/",
+    )  # fmt: skip
     cases = {
         ("report", "--study-name", "tiny"): 0,
         ("sync", "--study-name", "tiny"): 0,
         ("ui", "--help"): 0,
         ("report",): 2,  # a usage error: one line, exit 2
+        refused_store: 2,
         ("study", "--n-trials", "x"): 2,
     }
     result = subprocess.run(
@@ -96,6 +102,7 @@ def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path,
     for (args, expected), (_, code, imported) in zip(cases.items(), seen, strict=True):
         assert code == expected, (args, result.stderr[-2000:])
         assert not imported, (args, "tensorflow imported")
+    assert "cannot use the MLflow tracking store http://127.0.0.1:1/" in result.stderr
 
 
 def test_examples_copies_the_shipped_study_files_and_never_overwrites(tmp_path, cli):
