@@ -4,13 +4,12 @@ sooner once the anytime-valid verdict has answered the questions the study asks.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
 from bnsearch.config import StudyConfig
 from bnsearch.stats import ALPHA, ASKED, QUESTION_TEXT, counted, min_blocks_to_settle, verdict_for
-from bnsearch.trial import Phase, TrialResult, TrialSpec, confirmation_seed
+from bnsearch.trial import Phase, TrialResult
 
 
 def _settled_on(question: str) -> str:
@@ -91,14 +90,3 @@ def settled_verdict(config: StudyConfig, results: Sequence[TrialResult]) -> str 
     if not verdict.settled:
         return None
     return f"settled after {verdict.n_blocks} blocks: {verdict.words.replace('`', '')}"
-
-
-def confirmation_specs(
-    config: StudyConfig, round_id: int, best: list[TrialResult]
-) -> list[TrialSpec]:
-    """The confirmation round ``round_id``: each configuration of ``best`` once per fresh seed."""
-    seeds = [confirmation_seed(config.seed, round_id, k) for k in range(config.confirm_seeds)]
-    return [
-        TrialSpec(round_id + i, result.config, seed, round_id, Phase.CONFIRM)
-        for i, (seed, result) in enumerate(itertools.product(seeds, best))
-    ]

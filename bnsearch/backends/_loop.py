@@ -8,6 +8,7 @@ disk stops the study at the end of the batch in flight with one StoreFullError."
 from __future__ import annotations
 
 import abc
+import itertools
 import textwrap
 import time
 from collections import Counter
@@ -26,7 +27,14 @@ from bnsearch.engines import Engine
 from bnsearch.errors import StudyFailedError
 from bnsearch.stats import best_per_placement
 from bnsearch.tracking import MlflowTracker
-from bnsearch.trial import Phase, TrialResult, TrialSpec, TrialState, failure_kind
+from bnsearch.trial import (
+    Phase,
+    TrialResult,
+    TrialSpec,
+    TrialState,
+    confirmation_seed,
+    failure_kind,
+)
 
 MAX_CONSECUTIVE_FAILED_BATCHES = 3
 
@@ -34,6 +42,17 @@ TAKEN_OVER = (
     "taken over: another process failed this trial as stale while it trained; its result is "
     "dropped and the trial is retried in its block"
 )
+
+
+def confirmation_specs(
+    config: StudyConfig, round_id: int, best: list[TrialResult]
+) -> list[TrialSpec]:
+    """The confirmation round ``round_id``: each configuration of ``best`` once per fresh seed."""
+    seeds = [confirmation_seed(config.seed, round_id, k) for k in range(config.confirm_seeds)]
+    return [
+        TrialSpec(round_id + i, result.config, seed, round_id, Phase.CONFIRM)
+        for i, (seed, result) in enumerate(itertools.product(seeds, best))
+    ]
 
 
 class Member(NamedTuple):

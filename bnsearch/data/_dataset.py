@@ -39,15 +39,24 @@ class Dataset:
     :attr:`fingerprint` identifies the content, so a study can tell whether its data changed.
 
     Attributes:
-        y: class indices ``0..n_classes-1`` (named by ``class_names``), or a regression's
-            real-valued target.
-        source: a path, ``sklearn:NAME`` or the built-in data's settings.
+        name: the data set's name (``synthetic``, ``breast_cancer``, a file's stem).
+        x: the features, float32, one row per sample.
+        y: the labels: class indices ``0..n_classes-1``, or a regression's real-valued target.
+        class_names: the class of each index (empty for a regression).
+        feature_names: the feature columns' names, where the source has them.
+        source: where the data came from (a path, ``sklearn:NAME``, the built-in data's
+            settings).
+        standardized: whether the features were scaled with the training rows' mean and
+            standard deviation.
+        task: ``classification`` or ``regression``.
         task_note: how ``task = "auto"`` chose the task, in one line (empty if it was given).
+        shuffle_seed: the seed the rows were shuffled with before the split (None: the
+            source's order).
         target_scale: a standardised regression's raw training-target ``(mean, sd)``.
         split_warning: one line when the validation rows (the last ones) do not represent
-            the training rows (:meth:`check_split` sets it).
-        degenerate_validation: why the validation rows cannot rank placements (a study
-            gives no ranking then).
+            the training rows (None when fine or not checked; :meth:`check_split` sets it).
+        degenerate_validation: why the validation rows cannot rank placements, as a short
+            phrase (None otherwise); a study gives no ranking then.
 
     Examples:
         >>> import numpy as np
@@ -589,8 +598,12 @@ def load_dataset(
         images: load ``sklearn:digits`` as 8x8x1 images (for the cnn family) instead of 64
             flat features; an ``.npz`` keeps the shape of its arrays either way.
         task: one of :data:`TASKS` (docs/guides/data.md says how ``auto`` chooses).
-        shuffle: shuffle the rows with ``shuffle_seed`` (a study's ``seed``) before the
-            split, for data whose last rows are not a fair sample.
+        shuffle: shuffle the rows with ``shuffle_seed`` before the split (a study uses its
+            ``seed``), for data whose last rows are not a fair sample.
+        shuffle_seed: the seed of that shuffle.
+
+    Returns:
+        The features, labels, split, task and fingerprint.
 
     Raises:
         DataError: the data cannot be used (one line naming the problem and the fix).

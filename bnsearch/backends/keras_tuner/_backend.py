@@ -22,8 +22,7 @@ from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._reachable import sqlite_path
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback, StudyReader
-from bnsearch.backends._budget import confirmation_specs
-from bnsearch.backends._loop import Member, PairedSearcher
+from bnsearch.backends._loop import Member, PairedSearcher, confirmation_specs
 from bnsearch.backends.keras_tuner._files import (
     append_result,
     repair_results,

@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bnsearch.backends.optuna._adapter as adapter
-from bnsearch.backends._budget import confirmation_specs
-from bnsearch.backends._loop import Member
+from bnsearch.backends._loop import Member, confirmation_specs
 from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
 from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
 from bnsearch.config import StudyConfig

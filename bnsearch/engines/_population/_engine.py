@@ -88,6 +88,7 @@ class PopulationEngine:
         self.jit_compile = jit_compile
         self.memory_limit_bytes = memory_limit_bytes
         self.population_size = population_size
+        # The last chunk's populations (lanes) and their trials, for its members' models.
         self.last_lanes: list[_Lane] = []
 
     @property
@@ -102,7 +103,8 @@ class PopulationEngine:
         return self.max_population
 
     def check_fits(self, dataset: Dataset, network: NetworkSettings) -> str | None:
-        """Refuse a network of which not one trial fits; halve a population too large."""
+        """Refuse a ``--model`` that does not suit the data or a network of which not one
+        trial fits the memory limit; halve a population too large for it, saying so."""
         model_fits_data(dataset, network)
         graph = graph_for(network, dataset)
         said = None
@@ -140,7 +142,9 @@ class PopulationEngine:
     def untrainable(
         network: NetworkSettings, dataset: Dataset | None = None, space: SearchSpace | None = None
     ) -> str | None:
-        """Why this engine cannot train ``network`` (None if it can)."""
+        """Why this engine cannot train ``network`` (None if it can): the first layer it
+        has no form for, or how a ``builder`` network on ``dataset`` departs from the
+        ``--model`` rule for ``space``'s placements."""
         if network.kind in FAMILIES:
             return None
         if network.kind != "custom":
@@ -220,6 +224,7 @@ class PopulationEngine:
         elif fitting:
             size = min(fitting)
         else:
+            # the next power of two: chunks of similar size share one compiled graph
             size = min(1 << max(n_specs - 1, 0).bit_length(), self.max_population)
         key = (size, *shape)
         limit, need = self.memory_limit_bytes, estimate_memory_bytes(size, dataset, network, graph)
@@ -232,6 +237,8 @@ class PopulationEngine:
         if key not in _COMPILED:
             from bnsearch.engines._population._population import Population  # TensorFlow
 
+            # A few populations' graphs (one per searched activation) and no more keeps
+            # memory flat over a long study.
             while len(_COMPILED) >= MAX_CACHED_POPULATIONS:
                 del _COMPILED[next(iter(_COMPILED))]
             _COMPILED[key] = Population(size, dataset, network, xla, slot_use, graph)

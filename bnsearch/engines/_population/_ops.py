@@ -13,7 +13,8 @@ from bnsearch.networks import GraphOp
 
 def hash_uniform(seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
     """Uniform [0, 1) numbers ``shape`` (``[P, ...]``) from a counter-based uint32 hash of
-    (seed ``[P]``, scalar counter, index)."""
+    (seed ``[P]``, scalar counter, index): 64-bit arithmetic's bits masked to 32, at half the
+    memory traffic."""
     bits = tf.bitwise
     u32 = tf.uint32
     size = tf.cast(tf.reduce_prod(shape[1:]), tf.int32)
