@@ -79,6 +79,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bnsearch' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # The lazy names too, so completion in a shell or notebook offers them.
+    return sorted(set(globals()) | set(__all__))
+
+
 def suggest(
     trial: BaseTrial, space: SearchSpace | None = None, placement: str | None = None
 ) -> BNConfig:

@@ -41,3 +41,9 @@ def test_the_docstring_examples_of_the_public_api_run(name, tmp_path, monkeypatc
     assert results.failed == 0, f"{name}: {results.failed} of its examples failed"
     if name in _WITH_EXAMPLES + _CLASSES_WITH_EXAMPLES:
         assert results.attempted > 0, f"{name} has no example"
+
+
+def test_every_public_name_is_listed_by_dir_even_those_imported_on_first_use():
+    # run_study and MlflowCallback are imported on first use (``import bnsearch`` stays
+    # light); a shell's or notebook's completion reads dir() and must offer them too.
+    assert set(bnsearch.__all__) <= set(dir(bnsearch))

@@ -65,6 +65,10 @@ TARGET = 3 * round(1.5 * WORKERS)  # blocks of 3, one claimed at a time: 1.5 cla
 KILLS = max(3, WORKERS // 8)
 LIMIT = 20
 POOL = 4
+#: A block trains this many stand-in epochs of this many seconds (sleeps, so the same on a
+#: busy machine): 3 s, which a kill's 0.25-1 s gap and a 0.25 s poll always fall within.
+HOLD_EPOCHS = 6
+EPOCH_S = 0.5
 
 
 def _holders(storage: optuna.storages.RDBStorage, name: str) -> set[int]:
@@ -80,8 +84,14 @@ def _holders(storage: optuna.storages.RDBStorage, name: str) -> set[int]:
 
 
 def _kill_at_random(fleet: Fleet, storage_url: str, name: str, timeout: float) -> None:
-    """Until every worker has exited: every 2-4 s, SIGKILL a random worker that holds
-    trials (claimed or training) and start another in its place, :data:`KILLS` times."""
+    """Until every worker has exited: 0.25-1 s after the last kill, SIGKILL a random worker
+    that holds trials (claimed or training) and start another in its place, :data:`KILLS`
+    times.
+
+    Every kill is sure to find a holder whatever the machine's speed: a killed worker's
+    block goes back to the study at once (its pid is gone from this host), a live worker
+    claims it and holds it for :data:`HOLD_EPOCHS` sleeps of :data:`EPOCH_S`, longer than
+    the gap between kills plus a poll."""
     rng = random.Random(26)
     storage = optuna.storages.RDBStorage(
         storage_url, engine_kwargs={"connect_args": {"prepare_threshold": None}}
@@ -95,7 +105,7 @@ def _kill_at_random(fleet: Fleet, storage_url: str, name: str, timeout: float) -
                 continue
             if fleet.kill_one(rng, among=_holders(storage, name)) is not None:
                 fleet.start(1)
-                next_kill = time.monotonic() + rng.uniform(2, 4)
+                next_kill = time.monotonic() + rng.uniform(0.25, 1)
     finally:
         storage.engine.dispose()
         fleet.stop()  # any worker still running at the deadline
@@ -109,12 +119,12 @@ def test_workers_through_pgbouncer_reach_the_target_exactly_while_killed_at_rand
     name = f"scale-{uuid.uuid4().hex[:8]}"
     try:
         with Cluster.started(folder, connection_limit=LIMIT, pool_size=POOL) as cluster:
-            study_file = write_study_file(folder, name, TARGET)
+            study_file = write_study_file(folder, name, TARGET, epochs=HOLD_EPOCHS)
             prepare_study_file(cluster, study_file, folder)
             fleet = Fleet(
                 folder, study_file, cluster.storage, cluster.tracking.uri,
                 flags=["--population", "3", "--heartbeat-interval", "1", "--grace-period", "10"],
-                epoch_s=0.5,
+                epoch_s=EPOCH_S,
             )  # fmt: skip
             with ConnectionWatch(cluster.database.name, every_s=0.05) as watch:
                 fleet.start(WORKERS)
