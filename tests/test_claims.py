@@ -69,7 +69,7 @@ def _holds_exclusively(study) -> bool:
 
     thread = threading.Thread(target=first)
     thread.start()
-    entered.wait(10)
+    assert entered.wait(120), "the first claim never took the lock"
     with claim_lock(study):
         events.append("second in")
     thread.join()

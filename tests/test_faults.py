@@ -125,7 +125,10 @@ def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_cs
 def test_kill_9_leaves_trials_that_the_next_run_closes(tmp_path, tiny_csv, cli):
     beat = ("--heartbeat-interval", "1", "--grace-period", "2")
     process = _start(tmp_path, tiny_csv, "--n-trials", "30", *beat)
-    _wait_for_trials(process, 1)
+    # Killed while a block trains (as the Ctrl-C test above), not in the moment between
+    # two blocks when nothing is RUNNING, however busy the machine.
+    _wait_for_trials(process, 3)
+    wait_for_a_batch_in_flight(process, tmp_path / "mlruns")
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
     study, runs = _stores(tmp_path)

@@ -294,10 +294,12 @@ def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the
         query = "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'"
         return client.search_runs([experiment.experiment_id], query)
 
-    deadline = time.monotonic() + 300
-    while not running_trial_runs() and time.monotonic() < deadline and doomed.poll() is None:
+    deadline, seen = time.monotonic() + 300, False
+    while not seen and time.monotonic() < deadline and doomed.poll() is None:
         time.sleep(0.1)  # the doomed study trains on until seen: look often
-    assert running_trial_runs(), doomed.stdout.read() if doomed.poll() is not None else ""
+        seen = bool(running_trial_runs())
+    assert seen, doomed.stdout.read() if doomed.poll() is not None else ""
+    # At once, as seen: a second look first would give the run time to finish.
     os.killpg(doomed.pid, signal.SIGKILL)  # the invocation and its Keras Tuner child
     doomed.wait(timeout=60)
 

@@ -206,7 +206,7 @@ OUTAGE_TRIALS = 12
 @pytest.mark.server
 @pytest.mark.slow
 def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(
-    tiny_csv, tmp_path, cli, monkeypatch
+    tiny_csv, tmp_path, cli
 ):
     folder = tmp_path / "server"
     folder.mkdir()
@@ -245,7 +245,6 @@ def test_mlflow_server_paused_killed_and_restarted_mid_study_loses_no_trial(
         # Nothing trained was lost or marked failed because MLflow was away.
         assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * OUTAGE_TRIALS
         # `sync` needs no process of its own (the study was the one to survive): cli.main.
-        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
         sync = cli(
             "sync", "--study-name", "outage", "--storage", storage,
             "--tracking-uri", server.uri, cwd=tmp_path,

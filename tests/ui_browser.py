@@ -130,7 +130,7 @@ def check(link: str, run_name: str, verdict: str, out: Path) -> UiCheck:
     # the run's own ``study-<timestamp>``, which finds this run among them.
     unique = run_name.split(" · ")[-1]
     try:
-        wait = WebDriverWait(driver, 60)
+        wait = WebDriverWait(driver, 180)  # a cold browser on a busy 2-core machine
         driver.get(link)
         in_table = f"//a[contains(normalize-space(.), '{unique}')]"
         wait.until(ec.element_to_be_clickable((By.XPATH, in_table)))
