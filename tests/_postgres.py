@@ -16,7 +16,7 @@ def postgres_available() -> bool:
     try:
         import sqlalchemy
 
-        sqlalchemy.create_engine(POSTGRES, connect_args={"connect_timeout": 3}).connect().close()
+        sqlalchemy.create_engine(POSTGRES, connect_args={"connect_timeout": 30}).connect().close()
     except Exception:  # noqa: BLE001 - any failure means the same: no server to test against
         return False
     return True

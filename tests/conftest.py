@@ -184,6 +184,24 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wheel
 
 
+# --- in CI (`BNSEARCH_NO_SKIPS=1`, set by .ci/run) a skipped test fails the run: a check
+# skipped for want of Chromium, PostgreSQL or PgBouncer is a check CI never made ---
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and os.environ.get("BNSEARCH_NO_SKIPS") == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        _skipped.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _skipped and not hasattr(session.config, "workerinput"):  # the controller says it
+        print(f"\nBNSEARCH_NO_SKIPS=1 but {len(_skipped)} test(s) skipped:", *_skipped, sep="\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 # --- the tiers: `trains`, `server`, `slow`; `-m fast` is every test marked with none of them ---
 
 _TIER_MARKS = ("trains", "server", "slow")

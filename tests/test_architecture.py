@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -277,3 +280,17 @@ def test_a_deprecation_met_through_bnsearch_fails_the_test_and_none_is_ignored_w
     assert "error::DeprecationWarning:bnsearch" in filters
     wholesale = [f for f in filters if f.startswith("ignore::") and f.count(":") == 2]
     assert wholesale == []
+
+
+@pytest.mark.server  # a pytest process of its own
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_skipped_test_fails_the_run_where_ci_asks_for_no_skips(workers):
+    probe = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers]
+    probe.append(str(PACKAGE.parent / "tests" / "support" / "skip_probe.py"))
+    env = {**os.environ, "BNSEARCH_NO_SKIPS": "1"}
+    failed = subprocess.run(probe, cwd=PACKAGE.parent, env=env, capture_output=True, text=True)
+    assert failed.returncode == 1, failed.stdout[-2000:]
+    assert "skip_probe.py::test_skipped: Skipped: probe" in failed.stdout
+    env.pop("BNSEARCH_NO_SKIPS")
+    passed = subprocess.run(probe, cwd=PACKAGE.parent, env=env, capture_output=True, text=True)
+    assert passed.returncode == 0, passed.stdout[-2000:]
