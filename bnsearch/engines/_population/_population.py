@@ -100,6 +100,9 @@ class Population:
         self.onehot = tf.constant(dataset.y_onehot, f32)
         # A counter per (step, Dropout op): 16 a step, more for a network with more.
         self.dropout_stride = max(16, sum(op.kind == "dropout" for op in self.graph.ops))
+        # The update is one fused XLA loop a parameter even when the step runs in graph mode,
+        # where its dozen element-wise ops would each pass over every weight of every member.
+        self.apply_gradients = tf.function(self._apply_gradients, jit_compile=True)
         self.train_epoch = tf.function(self._train_steps, jit_compile=jit_compile)
         self.train_steps_partial = tf.function(self._train_steps)
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
@@ -320,7 +323,7 @@ class Population:
         for g in grads:
             grads_finite &= tf.math.is_finite(tf.reduce_sum(tf.reshape(g, [tf.shape(g)[0], -1]), 1))
         live3 = tf.reshape(self.active & finite & grads_finite, [-1, 1, 1])
-        self._apply_gradients(grads, live3)
+        self.apply_gradients(grads, live3)
         for slot, mean, variance in updates:
             m = self.bn_momentum
             mm, mv = self.moving_means[slot], self.moving_vars[slot]
