@@ -102,7 +102,13 @@ class Population:
         self.dropout_stride = max(16, sum(op.kind == "dropout" for op in self.graph.ops))
         # The update is one fused XLA loop a parameter even when the step runs in graph mode,
         # where its dozen element-wise ops would each pass over every weight of every member.
-        self.apply_gradients = tf.function(self._apply_gradients, jit_compile=True)
+        # (An XLA population's compiled epoch fuses it anyway; its one partial batch an epoch
+        # is not worth a second compile.)
+        self.apply_gradients = (
+            self._apply_gradients
+            if jit_compile
+            else tf.function(self._apply_gradients, jit_compile=True)
+        )
         self.train_epoch = tf.function(self._train_steps, jit_compile=jit_compile)
         self.train_steps_partial = tf.function(self._train_steps)
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
