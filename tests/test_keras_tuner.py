@@ -272,27 +272,24 @@ def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the
         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     db = tmp_path / "mlruns" / "mlflow.db"
-    client = MlflowClient(f"sqlite:///{db}")
 
-    def experiment_made() -> bool:
-        # Read-only until the study has made its experiment: a client opened on the store
-        # while the study still creates its tables would create them too, and the two
-        # processes' migrations collide (seen on a busy machine).
+    def running_trial_runs() -> bool:
+        # Read-only SQL while the doomed study runs: an MLflow client opened on the store
+        # sets it up as it opens, beside the study's Keras Tuner child doing the same, and
+        # the two collide ("table ... already exists", seen on a busy machine).
         import contextlib
         import sqlite3
 
+        query = (
+            "select 1 from runs r join experiments e on e.experiment_id = r.experiment_id "
+            "join tags t on t.run_uuid = r.run_uuid where e.name = 'kt' and "
+            "r.status = 'RUNNING' and t.key = 'bnsearch.kind' and t.value = 'trial'"
+        )
         try:
             with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as read:
-                return bool(read.execute("select 1 from experiments where name = 'kt'").fetchall())
-        except sqlite3.Error:  # no file yet, or no table yet
+                return bool(read.execute(query).fetchall())
+        except sqlite3.Error:  # no file yet, no table yet, or locked a moment
             return False
-
-    def running_trial_runs() -> list:
-        if not experiment_made():
-            return []
-        experiment = client.get_experiment_by_name("kt")
-        query = "tags.`bnsearch.kind` = 'trial' and attributes.status = 'RUNNING'"
-        return client.search_runs([experiment.experiment_id], query)
 
     deadline, seen = time.monotonic() + 300, False
     while not seen and time.monotonic() < deadline and doomed.poll() is None:
@@ -304,6 +301,7 @@ def test_runs_left_running_by_a_killed_invocation_and_its_child_are_ended_by_the
     doomed.wait(timeout=60)
 
     rerun = cli(*args, "--n-trials", "1", cwd=tmp_path)  # the next run: in this process
+    client = MlflowClient(f"sqlite:///{db}")  # every other process has ended
 
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "abandoned runs ended" in rerun.stdout
