@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from bnsearch.engines import PopulationEngine
-from bnsearch.engines._population._ops import member_conv2d
+from bnsearch.engines._population._ops import member_conv2d, member_depthwise_conv2d
 from bnsearch.networks import NetworkSettings, compile_model
 from bnsearch.replay import REPLAY_TOLERANCE
 from bnsearch.trial import BNConfig, TrialSpec, TrialState
@@ -50,6 +50,48 @@ def test_member_convolution_and_its_gradients_equal_tensorflows(
         return (y, *tape.gradient(loss, [x, k]))
 
     engine = lambda x, k: member_conv2d(x, k, strides, padding)  # noqa: E731
+    ours = tf.function(lambda: gradients(engine), jit_compile=xla)()
+    theirs = gradients(each_member)
+    for mine, reference, what in zip(ours, theirs, ("output", "dx", "dkernel"), strict=True):
+        assert mine.shape == reference.shape, what
+        np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "strides", "padding"),
+    [
+        ((8, 8), (3, 3), (1, 1), "same"),
+        ((8, 8), (3, 3), (2, 2), "same"),
+        ((7, 9), (2, 3), (1, 2), "same"),
+        ((9, 7), (3, 1), (2, 1), "valid"),
+        ((9, 9), (2, 2), (2, 2), "valid"),
+    ],
+)
+@pytest.mark.parametrize("xla", [False, True])
+def test_member_depthwise_convolution_and_its_gradients_equal_tensorflows(
+    size, kernel, strides, padding, xla
+):
+    """The engine's depthwise convolution (its gradients forward depthwise convolutions)
+    against ``tf.nn.depthwise_conv2d`` of each member and TensorFlow's own gradients."""
+    rng = np.random.default_rng(0)
+    P, rows, c = 3, 4, 2
+    x = tf.constant(rng.normal(size=(P, rows, *size, c)), tf.float32)
+    k = tf.constant(rng.normal(size=(P, *kernel, c, 1)), tf.float32)
+
+    def each_member(x, k):
+        step = [1, *strides, 1]
+        return tf.stack(
+            [tf.nn.depthwise_conv2d(x[p], k[p], step, padding.upper()) for p in range(P)]
+        )
+
+    def gradients(convolve):
+        with tf.GradientTape() as tape:
+            tape.watch([x, k])
+            y = convolve(x, k)
+            loss = tf.reduce_sum(y * tf.cos(y))
+        return (y, *tape.gradient(loss, [x, k]))
+
+    engine = lambda x, k: member_depthwise_conv2d(x, k, strides, padding)  # noqa: E731
     ours = tf.function(lambda: gradients(engine), jit_compile=xla)()
     theirs = gradients(each_member)
     for mine, reference, what in zip(ours, theirs, ("output", "dx", "dkernel"), strict=True):

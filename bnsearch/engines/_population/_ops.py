@@ -126,9 +126,9 @@ def member_depthwise_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padd
 
 
 def _depthwise(x: Any, kernel: Any, strides: tuple[int, int], padding: str) -> Any:
-    """``depthwise_conv2d`` of ``[n, h, w, c]`` by ``[kh, kw, c, 1]``, its gradients written
-    by hand: on a CPU TensorFlow's kernel gradient (``DepthwiseConv2dNativeBackpropFilter``)
-    takes tens of times the forward convolution's time, a tap's product summed is cheap."""
+    """``depthwise_conv2d`` of ``[n, h, w, c]`` by ``[kh, kw, c, 1]``, its gradients forward
+    depthwise convolutions too: on a CPU TensorFlow's kernel gradient
+    (``DepthwiseConv2dNativeBackpropFilter``) is far slower than a forward one."""
     (kh, kw), (sh, sw) = kernel.shape[:2], strides
     height, width = int(x.shape[1]), int(x.shape[2])
     pads = (_padding(height, kh, sh, padding), _padding(width, kw, sw, padding))
@@ -144,12 +144,7 @@ def _depthwise(x: Any, kernel: Any, strides: tuple[int, int], padding: str) -> A
             padded = padded[:, :used_h, :used_w, :]
             wide = tf.reshape(tf.transpose(padded, [1, 2, 0, 3]), [1, used_h, used_w, -1])
             taps = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [out_h, out_w, -1, 1])
-            if (sh, sw) == (1, 1):
-                per_row = tf.nn.depthwise_conv2d(wide, taps, [1, 1, 1, 1], "VALID")
-            else:
-                per_row = tf.nn.depthwise_conv2d(
-                    wide, taps, [1, 1, 1, 1], "VALID", dilations=[sh, sw]
-                )
+            per_row = tf.nn.depthwise_conv2d(wide, taps, [1, 1, 1, 1], "VALID", dilations=[sh, sw])
             dk = tf.reshape(
                 tf.reduce_sum(tf.reshape(per_row, [kh, kw, -1, channels]), axis=2), kernel.shape
             )
