@@ -26,7 +26,7 @@ def _shown_default(item: Setting) -> str:
         return item.default_text()
     value = default_of(item)
     if isinstance(value, bool):
-        return "off" if not value else "on"
+        return "on" if value else "off"
     if isinstance(value, tuple):
         return ",".join(map(str, value))
     return "none" if value is None else str(value)
@@ -56,24 +56,15 @@ def _flag_type(item: Setting) -> Callable[[str], Any]:
 def add_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
     """Every setting (or those ``names``) as a flag of ``parser``, grouped as in ``--help``."""
     groups: dict[str, Any] = {}
-    for item in SETTINGS:
-        if names is not None and item.name not in names:
-            continue
-        group = groups.get(item.group)
-        if group is None:
-            group = groups[item.group] = parser.add_argument_group(item.group)
+    for item in (item for item in SETTINGS if names is None or item.name in names):
+        if item.group not in groups:
+            groups[item.group] = parser.add_argument_group(item.group)
+        options: dict[str, Any] = {"action": "store_true"}
+        if item.types != (bool,):
+            options = {"type": _flag_type(item), "choices": item.accepted or None}
+            options["metavar"] = None if item.choices else item.name.upper()
         text = f"{item.help} (default {_shown_default(item)})"
-        if item.types == (bool,):
-            group.add_argument(item.flag, dest=item.name, action="store_true", help=text)
-        else:
-            group.add_argument(
-                item.flag,
-                dest=item.name,
-                type=_flag_type(item),
-                choices=item.accepted or None,
-                metavar=None if item.choices else item.name.upper(),
-                help=text,
-            )
+        groups[item.group].add_argument(item.flag, dest=item.name, help=text, **options)
 
 
 def markdown_table() -> str:

@@ -74,10 +74,8 @@ def load_study_file(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{where}: not valid TOML ({error}).") from error
     _check_table(raw, STUDY_KEYS, where, ("network", "space"))
-    _check_table(raw.get("network", {}), NETWORK_KEYS, f"{where} [network]")
-    settings = {k: v for k, v in raw.items() if k not in ("network", "space")}
-    settings["network"] = dict(raw.get("network", {}))
-    settings["space"] = dict(raw.get("space", {}))
+    settings = {"network": {}, "space": {}, **raw}
+    _check_table(settings["network"], NETWORK_KEYS, f"{where} [network]")
     data = settings.get("data")
     if data and ":" not in data and data != "synthetic":
         settings["data"] = str((path.parent / data).resolve())
@@ -90,31 +88,22 @@ def load_study_file(path: Path) -> dict[str, Any]:
     return settings
 
 
-_SHIPPED = ("*.toml", "*.py")
-
-
-def examples_folder() -> Path:
-    """The shipped study files' folder: beside the package, else where the wheel put them."""
+def copy_examples(target: Path) -> list[str]:
+    """Copy the shipped study files (beside the package, else where the wheel put them) into
+    ``target`` (made if missing, refused if one is there already: nothing is copied then);
+    their names."""
     here = Path(__file__).resolve().parents[2] / "studies"
     installed = Path(sys.prefix) / "share" / "bnsearch" / "studies"
-    for folder in (here, installed):
-        if any(folder.glob("*.toml")):
-            return folder
-    raise UsageError(
-        f"the shipped study files are in neither {here} nor {installed}; reinstall bnsearch "
-        "(pip install --force-reinstall bnsearch)."
-    )
-
-
-def copy_examples(target: Path) -> list[str]:
-    """Copy the shipped study files into ``target`` (made if missing, refused if one is
-    there already: nothing is copied then); their names."""
-    source = examples_folder()
-    files = sorted(p for pattern in _SHIPPED for p in source.glob(pattern))
+    source = next((folder for folder in (here, installed) if any(folder.glob("*.toml"))), None)
+    if source is None:
+        raise UsageError(
+            f"the shipped study files are in neither {here} nor {installed}; reinstall "
+            "bnsearch (pip install --force-reinstall bnsearch)."
+        )
+    files = sorted(p for pattern in ("*.toml", "*.py") for p in source.glob(pattern))
     if target.exists() and not target.is_dir():
         raise UsageError(f"{target} is a file; give examples a folder.")
-    taken = [p.name for p in files if (target / p.name).exists()]
-    if taken:
+    if taken := [p.name for p in files if (target / p.name).exists()]:
         raise UsageError(
             f"{target} already holds {', '.join(taken)}; give examples an empty or new folder."
         )

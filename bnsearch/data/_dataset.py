@@ -44,14 +44,11 @@ class Dataset:
         y: the labels: class indices ``0..n_classes-1``, or a regression's real-valued target.
         class_names: the class of each index (empty for a regression).
         feature_names: the feature columns' names, where the source has them.
-        source: where the data came from (a path, ``sklearn:NAME``, the built-in data's
-            settings).
-        standardized: whether the features were scaled with the training rows' mean and
-            standard deviation.
+        source: where the data came from (a path, ``sklearn:NAME``, the built-in settings).
+        standardized: whether the features were scaled by the training rows' mean and sd.
         task: ``classification`` or ``regression``.
         task_note: how ``task = "auto"`` chose the task, in one line (empty if it was given).
-        shuffle_seed: the seed the rows were shuffled with before the split (None: the
-            source's order).
+        shuffle_seed: the seed of the shuffle before the split (None: the source's order).
         target_scale: a standardised regression's raw training-target ``(mean, sd)``.
         split_warning: one line when the validation rows (the last ones) do not represent
             the training rows (None when fine or not checked; :meth:`check_split` sets it).
@@ -345,7 +342,7 @@ def _check_features(
     return x
 
 
-def _from_frame(frame, target: str | None, where: str, name: str, task: str = "auto") -> Dataset:
+def _from_frame(frame, target: str | None, where: str, name: str, task: str) -> Dataset:
     import pandas as pd
 
     if frame.shape[0] == 0:
@@ -460,15 +457,22 @@ def _load_npz(path: Path, where: str, name: str, task: str) -> Dataset:
         raise DataError(f"{where}: X has {x.shape[0]} rows but y has {raw_y.shape[0]}.")
     if x.dtype.kind not in "iufb":
         raise DataError(f"{where}: X must be numeric, but has dtype {x.dtype}.")
-    targets = _targets(_one_label_per_row(raw_y, where), where, task, "y")
+    if raw_y.ndim == 1 or raw_y.shape[1:] == (1,):
+        raw_y = raw_y.reshape(-1)
+    elif raw_y.ndim == 2 and np.isin(raw_y, (0, 1)).all() and (raw_y.sum(axis=1) == 1).all():
+        raw_y = raw_y.argmax(axis=1)  # one-hot rows
+    else:
+        raise DataError(
+            f"{where}: y must hold one label per row (or one-hot rows), but has shape "
+            f"{raw_y.shape}."
+        )
+    targets = _targets(raw_y, where, task, "y")
     return Dataset(name=name, x=_check_features(x, where, array="X"), source=where, **targets)
 
 
 def _read_delimited(path: Path, where: str, sep: str) -> Any:
     """A CSV or TSV file as a frame; refused when its header names a column twice (pandas
     would rename it into a feature), is joined by another separator, or looks like data."""
-    from collections import Counter
-
     import pandas as pd
 
     try:
@@ -476,8 +480,7 @@ def _read_delimited(path: Path, where: str, sep: str) -> Any:
     except pd.errors.EmptyDataError:
         raise DataError(f"{where}: the file is empty; it needs a header row and data.") from None
     header = [str(name) for name in first.iloc[0]] if len(first) else []
-    repeated = sorted(name for name, n in Counter(header).items() if n > 1)
-    if repeated:
+    if repeated := sorted({name for name in header if header.count(name) > 1}):
         raise DataError(
             f"{where}: column names {', '.join(map(repr, repeated))} appear more than once; "
             "give every column its own name."
@@ -500,17 +503,6 @@ def _read_delimited(path: Path, where: str, sep: str) -> Any:
             "naming the columns."
         )
     return frame
-
-
-def _one_label_per_row(raw_y: np.ndarray, where: str) -> np.ndarray:
-    """``y`` as one label per row, one-hot rows decoded."""
-    if raw_y.ndim == 1 or raw_y.shape[1:] == (1,):
-        return raw_y.reshape(-1)
-    if raw_y.ndim == 2 and np.isin(raw_y, (0, 1)).all() and (raw_y.sum(axis=1) == 1).all():
-        return raw_y.argmax(axis=1)
-    raise DataError(
-        f"{where}: y must hold one label per row (or one-hot rows), but has shape {raw_y.shape}."
-    )
 
 
 def _looks_numeric(name: object) -> bool:
@@ -552,7 +544,7 @@ def _load_sklearn(name: str, images: bool, task: str) -> Dataset:
     )
 
 
-def _load_openml(ident: str, target: str | None, task: str = "auto") -> Dataset:
+def _load_openml(ident: str, target: str | None, task: str) -> Dataset:
     from sklearn.datasets import fetch_openml
 
     if not ident.isdigit():

@@ -89,11 +89,11 @@ def check_classes(
         problems.append(shift)
     degenerate = None
     if len(in_val) == 1:
-        degenerate = f"the validation rows hold one class only ({class_names[val[0]]})"
+        one_class = f"hold one class only ({class_names[val[0]]})"
+        degenerate = f"the validation rows {one_class}"
+        problems = problems or [one_class]  # said even when that class is expected alone there
     elif unseen:
         degenerate = f"the validation rows hold {_classes(unseen)}, never trained on"
-    if len(in_val) == 1 and not problems:  # one class in validation, expected there alone
-        problems.append(f"hold one class only ({class_names[val[0]]})")
     if not problems:
         return None, None
     return (
