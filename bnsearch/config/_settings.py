@@ -27,6 +27,9 @@ from bnsearch.trial import (
 
 #: The local store (Optuna's and MLflow's files), relative to the folder a command runs in.
 DEFAULT_STORE_DIR = Path("mlruns")
+#: Where a study without ``--storage`` keeps its trials, and MLflow's store there.
+DEFAULT_STORAGE = f"sqlite:///{DEFAULT_STORE_DIR / 'optuna.db'}"
+LOCAL_TRACKING_URI = f"sqlite:///{DEFAULT_STORE_DIR / 'mlflow.db'}"
 #: Smallest difference in the metric that counts as "placement matters".
 DEFAULT_THRESHOLD = 0.01
 #: The stopping rules and the questions a study run until settled waits for (``--until``,
@@ -49,15 +52,9 @@ def needs_tensorflow(engine: str | None) -> bool:
     return REGISTERED_ENGINES.get(engine or "", True)
 
 
-def default_storage() -> str:
-    """The Optuna storage of a study run without ``--storage``."""
-    return f"sqlite:///{DEFAULT_STORE_DIR / 'optuna.db'}"
-
-
-def default_tracking_uri(_no_env: bool = False) -> str:
+def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else the SQLite file under the local store."""
-    local = f"sqlite:///{DEFAULT_STORE_DIR / 'mlflow.db'}"
-    return local if _no_env else os.environ.get("MLFLOW_TRACKING_URI") or local
+    return os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_TRACKING_URI
 
 
 #: Tuners whose trials bnsearch pairs in blocks and trains on any engine (the others run
@@ -107,7 +104,7 @@ SETTINGS: tuple[Setting, ...] = (
     _S("study_name", (str,), "study name", file_key="name",
        default_text=lambda: "bnsearch-<dataset name>; a study file's name is its file name"),
     _S("storage", (str,), "Optuna storage URL. A study that exists there is resumed: trials "
-       "are added, never started over", default_text=default_storage),
+       "are added, never started over", default_text=lambda: DEFAULT_STORAGE),
     _S("n_trials", (int,), "trials to add in this run", rule=NON_NEGATIVE_INT,
        default_text=lambda: ", ".join(
            f"{n} with the {e} engine" for e, n in DEFAULT_N_TRIALS.items())),
@@ -194,8 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
        "then also given per activation", section="space", group="network", file_key=None,
        default_text=lambda: "not searched"),
     _S("tracking_uri", (str,), "MLflow tracking URI", group="tracking",
-       default_text=lambda: "$MLFLOW_TRACKING_URI or "
-       + default_tracking_uri(_no_env=True)),
+       default_text=lambda: f"$MLFLOW_TRACKING_URI or {LOCAL_TRACKING_URI}"),
 )  # fmt: skip
 
 

@@ -10,10 +10,10 @@ from typing import Any
 from bnsearch.config._settings import (
     DEFAULT_N_TRIALS,
     DEFAULT_POPULATION,
+    DEFAULT_STORAGE,
     DEFAULT_THRESHOLD,
     PAIRED_TUNERS,
     check_settings,
-    default_storage,
     default_tracking_uri,
 )
 from bnsearch.data import dataset_name
@@ -150,7 +150,7 @@ class StudyConfig:
 
     @property
     def resolved_storage(self) -> str:
-        return self.storage or default_storage()
+        return self.storage or DEFAULT_STORAGE
 
     @property
     def resolved_tracking_uri(self) -> str:

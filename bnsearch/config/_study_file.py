@@ -1,7 +1,5 @@
 """Study files: one TOML file per study, its keys the flags' names (docs/reference/cli.md);
-flags override the file, and unknown keys and wrong types are refused naming key and file.
-The shipped ones (a clone's ``studies/``; a wheel installs them under
-``<prefix>/share/bnsearch/studies``) are copied where a person wants them."""
+flags override the file, and unknown keys and wrong types are refused naming key and file."""
 
 from __future__ import annotations
 
@@ -89,9 +87,9 @@ def load_study_file(path: Path) -> dict[str, Any]:
 
 
 def copy_examples(target: Path) -> list[str]:
-    """Copy the shipped study files (beside the package, else where the wheel put them) into
-    ``target`` (made if missing, refused if one is there already: nothing is copied then);
-    their names."""
+    """Copy the shipped study files (a clone's ``studies/``, else where the wheel put them:
+    ``<prefix>/share/bnsearch/studies``) into ``target`` (made if missing, refused if one is
+    there already: nothing is copied then); their names."""
     here = Path(__file__).resolve().parents[2] / "studies"
     installed = Path(sys.prefix) / "share" / "bnsearch" / "studies"
     source = next((folder for folder in (here, installed) if any(folder.glob("*.toml"))), None)
