@@ -1,8 +1,5 @@
-"""Reaching a store: whether its server answers within seconds (:func:`probe`, asked first
-so a study never waits out MLflow's own minutes of retries), and how long a call to it is
-tried again (:class:`RetryPolicy`, one per kind of store), and one process at a time opening
-a SQLite store (:func:`opening_alone`), whose file and folder :func:`sqlite_path` and
-:func:`make_store_folder` give."""
+"""Reaching a store: a quick probe of its server (asked first so that a study never waits
+out MLflow's own minutes of retries), its retry policy, and a SQLite store's file and lock."""
 
 from __future__ import annotations
 

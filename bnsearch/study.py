@@ -191,13 +191,12 @@ def _end_study_run(
         outcome.report_files = _log_report(tracker, outcome, dataset)
         _end_with_verdict(tracker, outcome.verdict, outcome.table, added, status)
     except TrackingUnavailable:
-        if tracker.full is not None:
-            return None
-        return (
-            "bnsearch: MLflow did not get the end of this run (the verdict below stands: "
-            "the study's store holds every result); the next study run or python -m "
-            "bnsearch sync writes what is missing."
-        )
+        if tracker.full is None:  # a full disk is raised by run_study instead
+            return (
+                "bnsearch: MLflow did not get the end of this run (the verdict below stands: "
+                "the study's store holds every result); the next study run or python -m "
+                "bnsearch sync writes what is missing."
+            )
     return None
 
 
@@ -286,19 +285,14 @@ def _outcome(
     dataset: Dataset,
 ) -> StudyOutcome:
     results = backend.results()
-    verdict = verdict_of(
-        config,
-        results,
-        backend.importances() if importances else {},
-        backend.unpaired_reason,
-        dataset.degenerate_validation,
-    )
+    computed = backend.importances() if importances else {}
+    why_none = (backend.unpaired_reason, dataset.degenerate_validation)  # why no verdict, if so
     return StudyOutcome(
         study_name=config.resolved_study_name,
         new_results=new_results,
         all_results=results,
         table=summarize([r for r in results if r.spec.phase == Phase.SEARCH]),
-        verdict=verdict,
+        verdict=verdict_of(config, results, computed, *why_none),
         parent_run_id=parent_run_id,
         tracking_uri=config.resolved_tracking_uri,
         storage=config.resolved_storage,
@@ -313,18 +307,11 @@ def verdict_of(
     unpaired_reason: str | None = None,
     no_ranking_reason: str | None = None,
 ) -> Verdict:
-    """The verdict on ``results`` by the study's settings (metric, threshold, seed, until,
-    question), or why none is given."""
+    """The verdict on ``results`` by the study's settings, or why none is given."""
+    names = ("metric", "threshold", "seed", "until", "question")
+    settings = {name: getattr(config, name) for name in names}
     return verdict_for(
-        results,
-        metric=config.metric,
-        threshold=config.threshold,
-        importances=importances,
-        seed=config.seed,
-        unpaired_reason=unpaired_reason,
-        until=config.until,
-        question=config.question,
-        no_ranking_reason=no_ranking_reason,
+        results, unpaired_reason, no_ranking_reason, importances=importances, **settings
     )
 
 

@@ -17,7 +17,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from bnsearch.errors import ConfigError, error_line, first_line
+from bnsearch.errors import ConfigError, error_line
 from bnsearch.networks._common import cwd_importable, hidden_layer_order, import_or_refuse
 from bnsearch.trial import BNConfig, layer_seed
 
@@ -198,8 +198,8 @@ def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
             found = found()
         except Exception as error:  # noqa: BLE001 - the user's code: its failure in one line
             raise ConfigError(
-                f"calling {spec}() to build the model failed ({type(error).__name__}: "
-                f"{first_line(error)}); it must take no arguments and return a Keras model."
+                f"calling {spec}() to build the model failed ({error_line(error)}); it must "
+                "take no arguments and return a Keras model."
             ) from None
         if not isinstance(found, keras.Model):
             raise ConfigError(f"{spec}() returned {type(found).__name__}, not a Keras model.")
