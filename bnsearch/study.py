@@ -285,14 +285,19 @@ def _outcome(
     dataset: Dataset,
 ) -> StudyOutcome:
     results = backend.results()
-    computed = backend.importances() if importances else {}
-    why_none = (backend.unpaired_reason, dataset.degenerate_validation)  # why no verdict, if so
+    verdict = verdict_of(
+        config,
+        results,
+        backend.importances() if importances else {},
+        backend.unpaired_reason,
+        dataset.degenerate_validation,
+    )
     return StudyOutcome(
         study_name=config.resolved_study_name,
         new_results=new_results,
         all_results=results,
         table=summarize([r for r in results if r.spec.phase == Phase.SEARCH]),
-        verdict=verdict_of(config, results, computed, *why_none),
+        verdict=verdict,
         parent_run_id=parent_run_id,
         tracking_uri=config.resolved_tracking_uri,
         storage=config.resolved_storage,
@@ -307,11 +312,18 @@ def verdict_of(
     unpaired_reason: str | None = None,
     no_ranking_reason: str | None = None,
 ) -> Verdict:
-    """The verdict on ``results`` by the study's settings, or why none is given."""
-    names = ("metric", "threshold", "seed", "until", "question")
-    settings = {name: getattr(config, name) for name in names}
+    """The verdict on ``results`` by the study's settings (metric, threshold, seed, until,
+    question), or why none is given."""
     return verdict_for(
-        results, unpaired_reason, no_ranking_reason, importances=importances, **settings
+        results,
+        metric=config.metric,
+        threshold=config.threshold,
+        importances=importances,
+        seed=config.seed,
+        unpaired_reason=unpaired_reason,
+        until=config.until,
+        question=config.question,
+        no_ranking_reason=no_ranking_reason,
     )
 
 
