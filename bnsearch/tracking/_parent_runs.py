@@ -34,8 +34,6 @@ class ParentRuns(Connection):
         dataset: Dataset | None = None,
     ) -> str:
         """Open the parent run with ``params``, ``tags`` and ``dataset`` as its training input."""
-        # mlflow.data.from_numpy is this function, set on the package at import (untyped there).
-        from mlflow.data.numpy_dataset import from_numpy
         from mlflow.entities import DatasetInput, InputTag, RunTag
 
         # Who runs it: sync ends it once that process is gone.
@@ -47,6 +45,9 @@ class ParentRuns(Connection):
         started = [RunTag(keys.STARTED, time.strftime("%Y-%m-%dT%H:%M:%S"))]
         self.call("log_batch", run_id, params=mlflow_params(params), tags=started)
         if dataset is not None:
+            # mlflow.data.from_numpy is this function, set on the package at import (untyped).
+            from mlflow.data.numpy_dataset import from_numpy
+
             logged = from_numpy(
                 dataset.x, targets=dataset.y, name=dataset.name, digest=dataset.fingerprint
             )
