@@ -1,10 +1,8 @@
 """The connection to MLflow: the client, the study's experiment, and the one retry policy.
 
-MLflow is a view of the backend's store: :meth:`Connection.call` tries again after each delay
-of ``MLFLOW_RETRY``, then says once that MLflow is away and fails at once for ``offline_s``
-seconds, so a study trains on and ``sync`` writes what MLflow missed later. A full disk is no
-outage: never retried, it stops the study after the batch in flight (that disk is most often
-the Optuna storage's too; every result is in the store first), see :attr:`Connection.full`.
+MLflow is a view of the store: :meth:`Connection.call` retries, then fails at once while
+MLflow is away, and ``sync`` writes what it missed. A full disk is never retried: it stops
+the study after the batch in flight (see :attr:`Connection.full`).
 """
 
 from __future__ import annotations
@@ -75,8 +73,7 @@ class Connection:
         self._offline_until = 0.0
         #: The full disk under the store, once a call met it (every later call raises it).
         self.full: TrackingFull | None = None
-        #: The study's parent run while one is open (set by ``start_study_run``, or by a
-        #: worker process writing trial runs under its parent's run).
+        #: The study's parent run while one is open (or the run a worker process writes under).
         self.parent_run_id: str | None = None
         self._parent_run_name = ""
         self.pending = 0  # trial runs not (fully) written, for sync to back-fill
@@ -130,8 +127,8 @@ class Connection:
         self.experiment_id = experiment_id
 
     def _open_experiment(self, client: MlflowClient, db_path: Path | None) -> str:
-        """The study's experiment id, creating it (artifacts beside a SQLite store, under
-        ``artifacts/<study>``) if no worker has yet."""
+        """The study's experiment id, created (artifacts in ``artifacts/<study>`` beside a
+        SQLite store) if no worker has yet."""
         experiment = client.get_experiment_by_name(self.experiment_name)
         if experiment is not None:
             for key, value in _EXPERIMENT_TAGS.items():

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 class Models(Connection):
     """The tracker's artifacts and models (a part of :class:`MlflowTracker`)."""
 
-    def log_artifact(self, local_path: Path, run_id: str | None = None) -> None:
-        """Upload the file ``local_path`` to ``run_id`` (the parent run by default)."""
-        self.call("log_artifact", run_id or self.parent_run_id, str(local_path))
+    def log_artifact(self, local_path: Path) -> None:
+        """Upload the file ``local_path`` to the parent run."""
+        self.call("log_artifact", self.parent_run_id, str(local_path))
 
     def log_keras_model(
         self,
@@ -124,10 +124,9 @@ class Models(Connection):
 
 
 def _model_requirements() -> list[str] | None:
-    """What loading the model needs, pinned to this environment: Keras and the TensorFlow
-    backend bnsearch trains on (MLflow adds itself). Named rather than inferred: MLflow's
-    inference loads the model again in a subprocess, several seconds a model. None (MLflow
-    infers them) where TensorFlow is installed under another name (tensorflow-cpu, ...)."""
+    """Keras and TensorFlow pinned to this environment (MLflow adds itself): MLflow's own
+    inference loads the model again in a subprocess, seconds a model. None (MLflow infers
+    them) where TensorFlow is installed under another name (tensorflow-cpu, ...)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

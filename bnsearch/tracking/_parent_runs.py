@@ -33,19 +33,29 @@ class ParentRuns(Connection):
         tags: Mapping[str, str],
         dataset: Dataset | None = None,
     ) -> str:
-        from mlflow.entities import RunTag
+        """Open the parent run with ``params``, ``tags`` and ``dataset`` as its training input."""
+        from mlflow.entities import DatasetInput, InputTag, RunTag
 
         # Who runs it: sync ends it once that process is gone.
         owner = {keys.HOST: socket.gethostname(), keys.PID: str(os.getpid())}
         tags = {keys.KIND: "study", **owner, **tags}
         run = self.call("create_run", self.experiment(), run_name=run_name, tags=tags)
-        self.parent_run_id = run.info.run_id
+        self.parent_run_id = run_id = run.info.run_id
         self._parent_run_name = run_name
         started = [RunTag(keys.STARTED, time.strftime("%Y-%m-%dT%H:%M:%S"))]
-        self.call("log_batch", run.info.run_id, params=mlflow_params(params), tags=started)
+        self.call("log_batch", run_id, params=mlflow_params(params), tags=started)
         if dataset is not None:
-            self.log_dataset(run.info.run_id, dataset)
-        return str(run.info.run_id)
+            # mlflow.data.from_numpy is this function, set on the package at import (untyped).
+            from mlflow.data.numpy_dataset import from_numpy
+
+            logged = from_numpy(
+                dataset.x, targets=dataset.y, name=dataset.name, digest=dataset.fingerprint
+            )
+            context = [InputTag("mlflow.data.context", "training")]
+            inputs = [DatasetInput(logged._to_mlflow_entity(), tags=context)]
+            # Workers starting together race to insert the same dataset row.
+            self.call("log_inputs", run_id, datasets=inputs, races=True)
+        return str(run_id)
 
     def end_study_run(
         self,
@@ -127,20 +137,6 @@ class ParentRuns(Connection):
         for earlier in self.search(tags_equal((keys.LATEST, "true"))):
             if earlier.info.run_id != self.parent_run_id:
                 self.call("set_tag", earlier.info.run_id, keys.LATEST, "false")
-
-    def log_dataset(self, run_id: str, dataset: Dataset) -> None:
-        """Link the study's data set to ``run_id`` as its training input."""
-        # mlflow.data.from_numpy is this function, set on the package at import (untyped there).
-        from mlflow.data.numpy_dataset import from_numpy
-        from mlflow.entities import DatasetInput, InputTag
-
-        mlflow_dataset = from_numpy(
-            dataset.x, targets=dataset.y, name=dataset.name, digest=dataset.fingerprint
-        )
-        context = [InputTag("mlflow.data.context", "training")]
-        inputs = [DatasetInput(mlflow_dataset._to_mlflow_entity(), tags=context)]
-        # Workers starting together race to insert the same dataset row.
-        self.call("log_inputs", run_id, datasets=inputs, races=True)
 
 
 def _loggable(value: float) -> bool:

@@ -145,29 +145,26 @@ class TrialRuns(Connection):
                 self._write_outcome(run_id, result, "none", params=True)
                 report.created += 1
         in_flight = {str(number) for number in store.running}
-        for number, own in by_number.items():
-            if number in in_flight:
-                continue
-            for run in own:
-                if run.info.status == "RUNNING" and run.info.run_id not in written:
-                    self._end_failed(run.info.run_id)
-                    report.closed += 1
-        report.closed += self._close_dead_study_runs()
-        self.pending = 0
-        return report
-
-    def _close_dead_study_runs(self) -> int:
-        """End the RUNNING study runs of this machine's processes that no longer exist."""
+        abandoned = [
+            run.info.run_id
+            for number, own in by_number.items()
+            if number not in in_flight
+            for run in own
+            if run.info.status == "RUNNING" and run.info.run_id not in written
+        ]
+        # And the RUNNING study runs of this machine's processes that no longer exist.
         query = tags_equal((keys.KIND, "study"), (keys.HOST, socket.gethostname())) + _RUNNING
-        dead = [
+        abandoned += [
             run.info.run_id
             for run in self.search(query)
             if run.info.run_id != self.parent_run_id
             and not process_alive(run.data.tags.get(keys.PID, ""))
         ]
-        for run_id in dead:
+        for run_id in abandoned:
             self._end_failed(run_id)
-        return len(dead)
+        report.closed += len(abandoned)
+        self.pending = 0
+        return report
 
     def fail_abandoned_runs(
         self, trial_numbers: Iterable[int], parent_run_ids: Iterable[str], reason: str

@@ -33,21 +33,16 @@ SPACE = "bnsearch.space"
 STARTED = "bnsearch.started"
 STATE = "bnsearch.state"
 TRIAL_NUMBER = "bnsearch.trial_number"
-#: The placement answer's outcome (MLflow tag; ``before``, ``after``, ``no-effect``, ...).
+#: The verdict's tags (the-two-questions.md, in docs/explanation, says what each holds).
 VERDICT = "bnsearch.verdict"
-#: "Does BN help here?": its outcome (``helps``, ``no-help``, ``no-effect``, ...), the BN
-#: placements that beat ``none`` (comma-separated) and its statement.
 VERDICT_BN = "bnsearch.verdict_bn"
 VERDICT_BN_HELPS = "bnsearch.verdict_bn_helps"
 VERDICT_BN_TEXT = "bnsearch.verdict_bn_text"
-#: Both answers in a few words.
 VERDICT_HEADLINE = "bnsearch.verdict_headline"
 VERDICT_OUTCOME = "bnsearch.verdict_outcome"
 VERDICT_PLACEMENT_TEXT = "bnsearch.verdict_placement_text"
-#: What the study waited for: ``both``, ``bn`` or ``placement``.
 VERDICT_QUESTION = "bnsearch.verdict_question"
 VERDICT_RULE = "bnsearch.verdict_rule"
-#: Both answers in full (the placement answer's alone before the BN question was asked).
 VERDICT_TEXT = "bnsearch.verdict_text"
 #: A trial withdrawn from a claim that lost its lock: not an outcome, and not retried.
 WITHDRAWN = "bnsearch.withdrawn"
