@@ -27,8 +27,6 @@ CORE_CLASSES = (
     "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
     "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
 )  # fmt: skip
-#: Kept with their weights (preprocessing fitted to the data), not made afresh.
-_FITTED = ("Normalization",)
 #: A conv into one of these that only feeds a Multiply is a gate (squeeze-and-excitation).
 _GATES = ("sigmoid", "hard_sigmoid")
 #: Kept as they are and not named as unknown (they hold no decision about BN).
@@ -658,7 +656,7 @@ class _Rewrite:
         else:
             layer = type(node.layer).from_config(layer_config)
             out = layer(*args, **kwargs)
-            if node.cls in _FITTED:  # preprocessing fitted to data: its statistics stay
+            if node.cls == "Normalization":  # preprocessing fitted to data: its statistics stay
                 layer.set_weights(node.layer.get_weights())
         if config.placement == "input" and node.index == plan.flatten_first:
             out = self.bn("input_bn")(out)
