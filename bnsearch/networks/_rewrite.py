@@ -509,11 +509,9 @@ def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | No
 
 def check_model_fits(plan: ModelPlan, input_shape: tuple[int, ...], n_classes: int) -> None:
     """Refuse a model whose input or output does not suit the data (1 class: regression)."""
-    expected = tuple(plan.input_shape)
-    given = tuple(int(n) for n in input_shape)
+    expected, given = plan.input_shape, tuple(int(n) for n in input_shape)
     pairs = zip(expected, given, strict=False)
-    fits = len(expected) == len(given) and all(e in (None, g) for e, g in pairs)
-    if not fits:
+    if len(expected) != len(given) or not all(e in (None, g) for e, g in pairs):
         raise ConfigError(
             f"--model {plan.spec} takes rows of shape {expected}, but the data's rows have "
             f"shape {given}; give the model keras.Input(shape={given})."
