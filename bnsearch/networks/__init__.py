@@ -24,7 +24,6 @@ from bnsearch.networks._rewrite import (
     load_plan,
     plan_of_model,
     rewrite_model,
-    seed_kind,
 )
 
 __all__ = [
@@ -41,7 +40,6 @@ __all__ = [
     "network_graph",
     "plan_of_model",
     "rewrite_model",
-    "seed_kind",
     "seeded_initializer",
     "FAMILIES",
     "INITIALIZERS",

@@ -55,26 +55,9 @@ class NetworkSettings:
 
     Validated on construction. A study file's ``[network]`` table and the CLI's network
     flags set these fields (the docs' *Commands and settings* reference lists each with its
-    flag); the defaults are the thread's network and training.
-
-    Attributes:
-        hidden_units: the widths of the hidden Dense layers, one per layer.
-        activation: the hidden layers' activation (one of :data:`ACTIVATIONS`).
-        initializer: the kernel initialiser: ``glorot_uniform``, ``uniform`` (the thread's,
-            uniform in ±0.05) or ``he_uniform``.
-        batch_size: the training batch size.
-        epochs: the training epochs per trial.
-        validation_split: the share of rows, the last ones, held out for validation.
-        sgd_momentum: SGD's (Nesterov) momentum.
-        lr_decay: the learning-rate decay per update, ``lr / (1 + lr_decay * t)``.
-        family: ``mlp``, or ``cnn`` for image-shaped rows (Conv2D blocks first).
-        conv_filters: cnn: the filters of each Conv2D block.
-        kernel_size: cnn: the Conv2D kernel size.
-        builder: your own network, ``"module:function"`` built with :mod:`bnsearch.blocks`.
-        model: your own Keras model as it is (a ``.keras`` file, ``module:name`` or
-            ``file.py:name``), rewritten into each trial's placement.
-        keep_optimizer: with ``model``: train with the model's own compiled optimizer (at
-            the trial's learning rate) rather than the thread's SGD.
+    flag); ``sgd_momentum`` (SGD's Nesterov momentum) and ``lr_decay`` (the learning rate
+    per update is ``lr / (1 + lr_decay * t)``) have no flag. The defaults are the thread's
+    network and training.
 
     Raises:
         ConfigError: a value is out of its range, or ``builder`` and ``model`` are both set.

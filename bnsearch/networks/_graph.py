@@ -331,11 +331,6 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
     return replace(base, kind=kind)
 
 
-def _kernel(layer: Any) -> Any:
-    """A core layer's (first) kernel: a SeparableConv2D's is its depthwise kernel."""
-    return layer.depthwise_kernel if hasattr(layer, "pointwise_kernel") else layer.kernel
-
-
 def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
     config = node.config
     for key in _REGULARISERS:
@@ -357,6 +352,7 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
     if not known and not (role == "output" and activation == "softmax"):
         return f"activation {activation}"
     separable = node.cls == "SeparableConv2D"  # a depthwise kernel, then a pointwise one
+    kernel = node.layer.depthwise_kernel if separable else node.layer.kernel
     strides = tuple(config.get("strides", (1, 1)))
     return replace(
         base,
@@ -366,7 +362,7 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         activation=activation,
         use_bias=bool(config.get("use_bias", True)),
         feeds_kept_bn=node.index in plan.feeding_kept_bn,
-        kernel_shape=tuple(int(n) for n in _kernel(node.layer).shape),
+        kernel_shape=tuple(int(n) for n in kernel.shape),
         pointwise_shape=(
             tuple(int(n) for n in node.layer.pointwise_kernel.shape) if separable else ()
         ),

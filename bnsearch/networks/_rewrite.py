@@ -27,8 +27,6 @@ CORE_CLASSES = (
     "Dense", "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose",
     "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
 )  # fmt: skip
-#: Kept with their weights (preprocessing fitted to the data), not made afresh.
-_FITTED = ("Normalization",)
 #: A conv into one of these that only feeds a Multiply is a gate (squeeze-and-excitation).
 _GATES = ("sigmoid", "hard_sigmoid")
 #: Kept as they are and not named as unknown (they hold no decision about BN).
@@ -511,11 +509,9 @@ def _output(spec: str, nodes: list[Node], last: int) -> tuple[int, str, int | No
 
 def check_model_fits(plan: ModelPlan, input_shape: tuple[int, ...], n_classes: int) -> None:
     """Refuse a model whose input or output does not suit the data (1 class: regression)."""
-    expected = tuple(plan.input_shape)
-    given = tuple(int(n) for n in input_shape)
+    expected, given = plan.input_shape, tuple(int(n) for n in input_shape)
     pairs = zip(expected, given, strict=False)
-    fits = len(expected) == len(given) and all(e in (None, g) for e, g in pairs)
-    if not fits:
+    if len(expected) != len(given) or not all(e in (None, g) for e, g in pairs):
         raise ConfigError(
             f"--model {plan.spec} takes rows of shape {expected}, but the data's rows have "
             f"shape {given}; give the model keras.Input(shape={given})."
@@ -658,7 +654,7 @@ class _Rewrite:
         else:
             layer = type(node.layer).from_config(layer_config)
             out = layer(*args, **kwargs)
-            if node.cls in _FITTED:  # preprocessing fitted to data: its statistics stay
+            if node.cls == "Normalization":  # preprocessing fitted to data: its statistics stay
                 layer.set_weights(node.layer.get_weights())
         if config.placement == "input" and node.index == plan.flatten_first:
             out = self.bn("input_bn")(out)
