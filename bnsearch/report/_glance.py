@@ -124,7 +124,7 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     kind = "anytime-valid 95% CS" if verdict.until == "settled" else "bootstrap 95% CI"
     lines.append(f"  {'comparison':<22s}{'median':>10s}  {kind:<26s}decision")
     for pair in verdict.pairs:  # the comparisons that answer the two questions
-        if pair is not verdict.primary and pair.second != "none":
+        if verdict.question_of(pair) is None:
             continue
         interval = pair.interval_text(verdict.until)  # the interval the rule decides by
         if interval.startswith("["):  # a run-away end reads n/a

@@ -110,13 +110,11 @@ def _markdown(
         head = ["pair", "question", "blocks", "median diff", "95% CI (median)"]
         head += ["anytime-valid 95% CS", "mean diff", "d_z", "Wilcoxon p", "Holm p"]
         rows = [
-            [f"{p.first} − {p.second}", QUESTION_TEXT["bn"] if p.second == "none" else "",
+            [f"{p.first} − {p.second}", QUESTION_TEXT.get(v.question_of(p) or "", ""),
              p.n_blocks, p.median_text, p.interval_text("budget"), p.interval_text("settled"),
              p.mean_text, p.effect_text, p.p_text(), p.p_text(holm=True)]
             for p in v.pairs
         ]  # fmt: skip
-        if v.primary is not None and v.primary.second != "none":
-            rows[v.pairs.index(v.primary)][1] = QUESTION_TEXT["placement"]
         lines += ["## Paired comparisons", "", *_table(head, rows)]
     excluded = ", ".join(f"{k}: {n}" for k, n in v.excluded_blocks.items())
     lost = ", ".join(f"{k}: {n}" for k, n in v.diverged_blocks.items() if n)

@@ -180,17 +180,18 @@ _WORDS: dict[str, dict[str, tuple[str, str]]] = {
         Outcome.HELPS: ("BN helps ({beat})", "BN helps"),
         Outcome.NO_HELP: ("BN does not help (`none` is as good or better)", "BN does not help"),
         Outcome.NO_EFFECT: ("no effect of BN beyond the threshold", "BN: no effect"),
+        Outcome.INCONCLUSIVE: ("does BN help: inconclusive", "BN inconclusive"),
+        Outcome.INSUFFICIENT: ("does BN help: too few blocks", "BN: too few blocks"),
+        Outcome.UNANSWERED: ("does BN help: not answered", "BN: not answered"),
         Outcome.NOT_COMPARED: ("BN not compared (no `none` placement)", "BN not compared"),
     },
     "placement": {
-        Outcome.NO_EFFECT: ("no placement effect beyond the threshold", "placement: no effect")
+        Outcome.NO_EFFECT: ("no placement effect beyond the threshold", "placement: no effect"),
+        Outcome.INCONCLUSIVE: ("before or after: inconclusive", "placement inconclusive"),
+        Outcome.INSUFFICIENT: ("before or after: too few blocks", "placement: too few blocks"),
+        Outcome.UNANSWERED: ("before or after: not answered", "placement: not answered"),
     },
 }
-for _q, _name in (("bn", "BN"), ("placement", "placement")):
-    _asked = QUESTION_TEXT[_q].rstrip("?")
-    _WORDS[_q][Outcome.INCONCLUSIVE] = (f"{_asked}: inconclusive", f"{_name} inconclusive")
-    _WORDS[_q][Outcome.INSUFFICIENT] = (f"{_asked}: too few blocks", f"{_name}: too few blocks")
-    _WORDS[_q][Outcome.UNANSWERED] = (f"{_asked}: not answered", f"{_name}: not answered")
 
 
 def _beat(placements: Sequence[str]) -> str:
@@ -264,15 +265,14 @@ def answer_placement(
 # long because it is one sentence per outcome, each naming every BN placement's interval.
 def answer_bn(
     comparisons: Sequence[PairComparison],
-    matrix: np.ndarray,
     threshold: float,
     until: str,
     lower_is_better: bool,
     left_out: dict[str, int] | None = None,
 ) -> Answer:
-    """Does BN help: each BN placement against ``none`` (``comparisons``: ``p − none``;
-    ``matrix``: their differences per block, NaN where missing). ``left_out``: the study's
-    placements, each with its failed or pruned trials (empty: no blocks yet)."""
+    """Does BN help: each BN placement against ``none`` (``comparisons``: ``p − none``).
+    ``left_out``: the study's placements, each with its failed or pruned trials (empty: no
+    blocks yet)."""
     if not left_out:
         return Answer("bn", Outcome.INSUFFICIENT, "no paired blocks yet; run more trials.")
     if not comparisons and "none" in left_out and len(left_out) > 1:
@@ -288,6 +288,9 @@ def answer_bn(
     own = [s if lower_is_better else s.flipped for s in own]  # each placement's, seen from BN
     codes, bounded = np.array(own), np.array([p.n_blocks >= 3 for p in comparisons])
     if settled:  # a BN placement beats `none` only where the closed test names it too
+        by_block = [dict(zip(p.blocks, p.differences, strict=True)) for p in comparisons]
+        blocks = sorted(set().union(*by_block))
+        matrix = np.array([[d.get(b, math.nan) for d in by_block] for b in blocks], float)
         codes = settle_against_none((1.0 if lower_is_better else -1.0) * matrix, threshold)[0]
         bounded = np.array([math.isfinite(p.cs_low + p.cs_high) for p in comparisons])
     outcome = Outcome(str(bn_outcomes(codes, bounded)))
@@ -491,6 +494,11 @@ class Verdict:
     @property
     def answers(self) -> tuple[Answer, Answer]:
         return self.bn, self.placement
+
+    def question_of(self, pair: PairComparison) -> str | None:
+        """The question ``pair`` answers: ``bn`` (a placement against ``none``), ``placement``
+        (the primary pair), or None (a detail)."""
+        return "bn" if pair.second == "none" else "placement" if pair is self.primary else None
 
     @property
     def open_questions(self) -> list[str]:
@@ -734,11 +742,7 @@ def analyze(
     pairs = tuple(replace(pair, p_holm=p) for pair, p in zip(compared, adjusted, strict=True))
     primary = next((p for p in pairs if {p.first, p.second} == {"before", "after"}), None)
     primary = primary or (pairs[0] if pairs else None)
-    lower = lower_is_better(metric)
-    against_none = tuple(p for p in pairs if p.second == "none")
-    by_block = [dict(zip(p.blocks, p.differences, strict=True)) for p in against_none]
-    matrix = np.array([[d.get(b, math.nan) for d in by_block] for b in values], float)
-    matrix = matrix.reshape(len(values), len(by_block))
+    lower, against = lower_is_better(metric), [p for p in pairs if p.second == "none"]
     activations = sorted({r.config.activation for r in results if r.config.activation})
     same: dict[str, Any] = dict(metric=metric, threshold=threshold, until=until, question=question)
     by_activation = {  # does the answer depend on the activation?
@@ -760,7 +764,7 @@ def analyze(
         excluded_blocks=excluded,
         diverged_blocks=lost,
         placement=answer_placement(primary, threshold, until, lower),
-        bn=answer_bn(against_none, matrix, threshold, until, lower, excluded),
+        bn=answer_bn(against, threshold, until, lower, excluded),
         confirmations=_confirmations(confirmation_phase, metric),
         importances={} if few else dict(importances or {}),
         importance_note=f"{note}{MIN_IMPORTANCE_TRIALS}" if few else "",
