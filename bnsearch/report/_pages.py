@@ -176,56 +176,52 @@ def _confirmations_table(verdict: Verdict) -> list[str]:
 
 
 def _inline(text: str) -> str:
-    out = html.escape(text)
-    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+
+
+#: The page's look: tables with rules, long verdict lines wrapped.
+_STYLE = (
+    "body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em;"
+    "overflow-wrap:anywhere}table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}"
+    "th,td{border:1px solid #ccc;padding:0.2em 0.5em;text-align:left}"
+    "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3}"
+)
 
 
 def _html(markdown_text: str, folder: Path) -> str:
     """A self-contained page for MLflow's artifact viewer: real tables, plots inlined."""
     body: list[str] = []
     table: list[list[str]] = []
-
-    def close_table() -> None:
-        if not table:
-            return
-        head, *rows = table
-        cells = "".join(f"<th>{_inline(c)}</th>" for c in head)
-        trs = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows)
-        body.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{trs}</tbody></table>")
-        table.clear()
-
-    for line in markdown_text.splitlines():
+    for line in [*markdown_text.splitlines(), ""]:
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if not all(set(c) <= set("-: ") for c in cells):  # not the |---| rule
                 table.append(cells)
             continue
-        close_table()
+        if table:  # the table ends here
+            (head, *rows), table = table, []
+            cells = "".join(f"<th>{_inline(c)}</th>" for c in head)
+            trs = "".join(
+                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows
+            )
+            body.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{trs}</tbody></table>")
         if line.startswith("![") and line.endswith(")"):
             name = line[line.index("(") + 1 : -1]
             data = base64.b64encode((folder / name).read_bytes()).decode()
             body.append(
                 f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"></p>'
             )
-        elif line.startswith("# "):
-            body.append(f"<h1>{_inline(line[2:])}</h1>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{_inline(line[3:])}</h2>")
+        elif line.startswith(("# ", "## ")):
+            level = line.index(" ")
+            body.append(f"<h{level}>{_inline(line[level + 1 :])}</h{level}>")
         elif line.startswith(("* ", "- ")):
             body.append(f"<ul><li>{_inline(line[2:])}</li></ul>")
         elif line.strip():
             body.append(f"<p>{_inline(line)}</p>")
-    close_table()
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em;"
-        "overflow-wrap:anywhere}table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}"
-        "th,td{border:1px solid #ccc;padding:0.2em 0.5em;text-align:left}"
-        "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3}"
-    )
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>bnsearch report</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>\n"
     )
 
 

@@ -711,10 +711,12 @@ def analyze(
     until: str = "budget",
     question: str = "both",
     decide_only: bool = False,
+    no_ranking: str | None = None,
 ) -> Verdict:
     """A study's TrialResults as a Verdict; ``until``: the study's rule, ``question`` what it
     waits for. ``decide_only``: until settled, no bootstrap or Wilcoxon (NaN; they do not
-    decide)."""
+    decide). ``no_ranking``: why the validation rows cannot rank the placements, so that
+    neither question is answered."""
     if question not in QUESTIONS:
         raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
     blocks = paired_blocks(results)
@@ -751,6 +753,7 @@ def analyze(
             confirmation_phase=[r for r in confirmation_phase if r.config.activation == act],
             seed=seed,
             decide_only=decide_only,
+            no_ranking=no_ranking,
             **same,
         )
         for act in (activations if len(activations) > 1 else ())
@@ -758,13 +761,25 @@ def analyze(
     complete = sum(r.state is TrialState.COMPLETE for r in results if r.spec.phase == Phase.SEARCH)
     few = complete < MIN_IMPORTANCE_TRIALS  # over fewer trials, importances rank noise
     note = f"{counted(complete, 'completed search trial')}; it needs at least "
+    answers = (
+        answer_bn(against, threshold, until, lower, excluded),
+        answer_placement(primary, threshold, until, lower),
+    )
+    if no_ranking is not None:
+        no_ranking = no_ranking.strip().rstrip(".") + "."
+        answers = tuple(
+            a if a.outcome == Outcome.NOT_COMPARED
+            else Answer(a.question, Outcome.UNANSWERED, f"not answered: {no_ranking}")
+            for a in answers
+        )  # fmt: skip
     return Verdict(
         primary=primary,
         pairs=pairs,
         excluded_blocks=excluded,
         diverged_blocks=lost,
-        placement=answer_placement(primary, threshold, until, lower),
-        bn=answer_bn(against, threshold, until, lower, excluded),
+        bn=answers[0],
+        placement=answers[1],
+        no_ranking=no_ranking,
         confirmations=_confirmations(confirmation_phase, metric),
         importances={} if few else dict(importances or {}),
         importance_note=f"{note}{MIN_IMPORTANCE_TRIALS}" if few else "",
@@ -804,27 +819,8 @@ def verdict_for(
     confirm = [r for r in results if r.spec.phase == Phase.CONFIRM]
     latest = max((r.spec.block or 0 for r in confirm), default=None)
     search = [r for r in results if r.spec.phase == Phase.SEARCH]
+    latest_round = [r for r in confirm if r.spec.block == latest]
     verdict = analyze(
-        search, confirmation_phase=[r for r in confirm if r.spec.block == latest], **options
+        search, confirmation_phase=latest_round, no_ranking=no_ranking_reason, **options
     )
-    verdict = replace(verdict, unpaired=unpaired_reason)
-    return verdict if no_ranking_reason is None else without_ranking(verdict, no_ranking_reason)
-
-
-def without_ranking(verdict: Verdict, reason: str) -> Verdict:
-    """``verdict`` with neither question answered, because of ``reason``, here or per
-    activation."""
-    reason = reason.strip().rstrip(".") + "."
-
-    def unanswered(answer: Answer) -> Answer:
-        if answer.outcome == Outcome.NOT_COMPARED:
-            return answer
-        return Answer(answer.question, Outcome.UNANSWERED, f"not answered: {reason}")
-
-    return replace(
-        verdict,
-        bn=unanswered(verdict.bn),
-        placement=unanswered(verdict.placement),
-        no_ranking=reason,
-        by_activation={a: without_ranking(sub, reason) for a, sub in verdict.by_activation.items()},
-    )
+    return replace(verdict, unpaired=unpaired_reason)
