@@ -72,8 +72,8 @@ def _notice(verdict: Verdict) -> str | None:
     """The one notice worth a line, the most important first."""
     if verdict.still_open:
         return "not settled yet: run the study again to add blocks"
-    control = verdict.input_control
-    if control and "does not survive" in control:
+    control = verdict.control
+    if control is not None and control.decided and control.outcome != verdict.placement.outcome:
         return f"'{verdict.placement.outcome}' does not beat BN on the inputs alone ('input')"
     if verdict.disagreements:
         return "the fresh-seed ranking of the best configurations differs from the blocks'"

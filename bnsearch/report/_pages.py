@@ -201,11 +201,11 @@ def _html(markdown_text: str, folder: Path) -> str:
             continue
         if table:  # the table ends here
             (head, *rows), table = table, []
-            cells = "".join(f"<th>{_inline(c)}</th>" for c in head)
+            th = "".join(f"<th>{_inline(c)}</th>" for c in head)
             trs = "".join(
                 "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows
             )
-            body.append(f"<table><thead><tr>{cells}</tr></thead><tbody>{trs}</tbody></table>")
+            body.append(f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>")
         if line.startswith("![") and line.endswith(")"):
             name = line[line.index("(") + 1 : -1]
             data = base64.b64encode((folder / name).read_bytes()).decode()
@@ -330,12 +330,11 @@ def _best_per_placement(verdict: Verdict, table: Sequence[PlacementSummary]) -> 
 def run_note(study_name: str, verdict: Verdict, table: Sequence[PlacementSummary] = ()) -> str:
     """The parent run's description in MLflow: both answers first, in a few lines."""
     lines = [f"**{verdict.statement}**", ""]
-    kind = "anytime-valid 95% interval" if verdict.until == "settled" else ""
     pairs = {"bn": [p for p in verdict.pairs if p.second == "none"], "placement": []}
     pairs["placement"] = [verdict.primary] if verdict.primary else []
     for answer in verdict.answers:
         if pairs[answer.question] and verdict.no_ranking is None:
-            each = "; ".join(p.brief(verdict.until, kind) for p in pairs[answer.question])
+            each = "; ".join(p.brief(verdict.until) for p in pairs[answer.question])
             n = pairs[answer.question][0].n_blocks
             lines += [f"- {_asked(answer.question)} **{answer.words}**: {each}, {n} blocks.", ""]
     lines += [f"Metric final `{verdict.metric}`, threshold {verdict.threshold:g}.", ""]

@@ -163,7 +163,9 @@ def _statement(
     if friedman is not None:
         friedman_text = f"Friedman p {friedman:.3g}"
         head = "placements differ consistently across datasets" if friedman < 0.05 else head
-    ranks = ", ".join(f"{p} {mean_ranks[p]:.2f}" for p in sorted(placements, key=mean_ranks.get))
+    ranks = ", ".join(
+        f"{p} {mean_ranks[p]:.2f}" for p in sorted(placements, key=mean_ranks.__getitem__)
+    )
     placement = _tally([d.verdict.outcome for d in usable])
     bn = _tally([d.verdict.bn.short for d in usable])
     return (

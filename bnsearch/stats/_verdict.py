@@ -123,9 +123,9 @@ class PairComparison:
         p = self.p_holm if holm else self.p_value
         return too_few(self.n_blocks) if self.n_blocks < 2 or math.isnan(p) else f"{p:.3g}"
 
-    def brief(self, until: str, kind: str = "") -> str:
+    def brief(self, until: str) -> str:
         """``before − none: median -0.2003, 95% CI [-0.2162, -0.1898]``."""
-        bounds = f"{kind or interval_kind(until)} {self.interval_text(until)}"
+        bounds = f"{interval_kind(until)} {self.interval_text(until)}"
         return f"{self.first} − {self.second}: median {self.median_text}, {bounds}"
 
     def side(self, until: str, threshold: float) -> Side:
@@ -555,14 +555,21 @@ class Verdict:
         return f"{self.words} ({self.reached}: {quoted_questions(self.open_questions)} still open)"
 
     @property
-    def input_control(self) -> str:
-        """Whether the placement winner's advantage survives against ``input`` (BN on the raw
-        inputs only: input scaling), when both are there; else ``""``."""
+    def control(self) -> Answer | None:
+        """The placement winner against ``input`` (BN on the raw inputs only: input scaling),
+        when both are there: its own outcome where the advantage survives."""
         winner = self.placement.outcome
         pair = next((p for p in self.pairs if {p.first, p.second} == {winner, "input"}), None)
         if pair is None or winner == "input" or self.unpaired is not None:
+            return None
+        return answer_placement(pair, self.threshold, self.until, lower_is_better(self.metric))
+
+    @property
+    def input_control(self) -> str:
+        """:attr:`control` in a sentence; else ``""``."""
+        control, winner = self.control, self.placement.outcome
+        if control is None:
             return ""
-        control = answer_placement(pair, self.threshold, self.until, lower_is_better(self.metric))
         against = f"against BN on the inputs alone (`input`), {control.statement}"
         if control.outcome == winner:
             return f"Control: `{winner}`'s advantage survives {against}"
@@ -730,14 +737,15 @@ def analyze(
     for first, second in itertools.combinations(placements, 2):
         if first == "none":  # always second: ``p − none`` reads "what BN does"
             first, second = second, first
-        where = [  # blocks where both completed; both diverged says nothing of either
-            b
-            for b, v in values.items()
-            if None not in (v.get(first), v.get(second)) and not {first, second} <= ran_away[b]
-        ]
-        if where:
-            diffs = np.array([values[b][first] - values[b][second] for b in where], float)
-            pair = _compare(diffs, seed, tests, (first, second))
+        diffs, where = [], []
+        for block, by_placement in values.items():
+            a, b = by_placement.get(first), by_placement.get(second)
+            both_diverged = {first, second} <= ran_away[block]  # says nothing of either
+            if a is not None and b is not None and not both_diverged:
+                diffs.append(a - b)
+                where.append(block)
+        if diffs:
+            pair = _compare(np.asarray(diffs, float), seed, tests, (first, second))
             compared.append(replace(pair, blocks=tuple(where)))
     p_values = [pair.p_value for pair in compared]
     adjusted = holm(p_values) if tests else p_values  # NaN: no test
@@ -761,17 +769,17 @@ def analyze(
     complete = sum(r.state is TrialState.COMPLETE for r in results if r.spec.phase == Phase.SEARCH)
     few = complete < MIN_IMPORTANCE_TRIALS  # over fewer trials, importances rank noise
     note = f"{counted(complete, 'completed search trial')}; it needs at least "
-    answers = (
+    answers = [
         answer_bn(against, threshold, until, lower, excluded),
         answer_placement(primary, threshold, until, lower),
-    )
+    ]
     if no_ranking is not None:
         no_ranking = no_ranking.strip().rstrip(".") + "."
-        answers = tuple(
+        answers = [
             a if a.outcome == Outcome.NOT_COMPARED
             else Answer(a.question, Outcome.UNANSWERED, f"not answered: {no_ranking}")
             for a in answers
-        )  # fmt: skip
+        ]  # fmt: skip
     return Verdict(
         primary=primary,
         pairs=pairs,
