@@ -162,7 +162,8 @@ def _confirmations_table(verdict: Verdict) -> list[str]:
             rows.append([c.placement, "–", "–", f"0 (each {c.lost})", _params(c.params)])
             continue
         sd = significant(c.std, 2) if c.ranked else too_few(len(c.kept), "seed")
-        seeds = f"{len(c.kept)}{f' ({c.left_out_text})' if c.left_out_text else ''}"
+        away = "; ".join(c.left_out())
+        seeds = f"{len(c.kept)} ({away})" if away else str(len(c.kept))
         rows.append([c.placement, significant(c.mean), sd, seeds, _params(c.params)])
     head = ["placement", f"mean {verdict.metric}", "sd over seeds", "seeds", "configuration"]
     lines += _table(head, rows)

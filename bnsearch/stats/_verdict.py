@@ -235,30 +235,30 @@ def answer_placement(
     how = f": settled after {counted(n, 'block')}, the interval lies wholly" if settled else ""
     interval = (
         f"(median difference {first} − {second} {pair.median_text}, {interval_kind(until)} "
-        f"{pair.interval_text(until)}, mean {pair.mean_text}, {counted(n, 'block')})."
+        f"{pair.interval_text(until)}, mean {pair.mean_text}, {counted(n, 'block')})"
     )
     if side in (Side.BELOW, Side.ABOVE):
         winner, loser = (
             (first, second) if (side is Side.BELOW) == lower_is_better else (second, first)
         )
-        where = f"{how} beyond the threshold {threshold:g}" * settled
-        said = f"`{winner}` is better than `{loser}`{where} {interval}"
+        where = f"{how} beyond the threshold {threshold:g}" if settled else ""
+        said = f"`{winner}` is better than `{loser}`{where} {interval}."
         return Answer("placement", winner, said, loser=loser)
     if side is Side.INSIDE:
         note = f"{how} inside ±{threshold:g}" if settled else ""
         if not settled and pair.p_holm < 0.05:
             note = " (detectable, but smaller than the threshold)"
         said = f"no placement effect larger than {threshold:g} between `{first}` and `{second}`"
-        return Answer("placement", Outcome.NO_EFFECT, f"{said}{note} {interval}")
+        return Answer("placement", Outcome.NO_EFFECT, f"{said}{note} {interval}.")
     if settled:
         said = (
             f"inconclusive: not settled within {counted(n, 'block')}, the interval still reaches "
-            f"across the threshold {threshold:g} {interval[:-1]}; run the study again to add "
+            f"across the threshold {threshold:g} {interval}; run the study again to add "
             "blocks (it resumes, and stops as soon as it settles)."
         )
         return Answer("placement", Outcome.INCONCLUSIVE, said)
     needed = _extra_blocks(pair, threshold)
-    said = f"inconclusive {interval[:-1]}; about {needed} more blocks should resolve it."
+    said = f"inconclusive {interval}; about {needed} more blocks should resolve it."
     return Answer("placement", Outcome.INCONCLUSIVE, said, needed)
 
 
@@ -411,10 +411,6 @@ class PlacementConfirmation:
         return parts + [f"{self.ran_away}{more} ran away"] * bool(self.ran_away)
 
     @property
-    def left_out_text(self) -> str:
-        return "; ".join(self.left_out())
-
-    @property
     def lost(self) -> str:
         """Why no fresh-seed run counts, where none does."""
         return "ran away, diverged or failed" if self.ran_away else "diverged or failed"
@@ -424,13 +420,6 @@ class PlacementConfirmation:
         """``0.4701 ± 0.0042``; the mean alone where there is no sd."""
         sd = f" ± {significant(self.std, 2)}" if self.ranked else ""
         return significant(self.mean) + sd
-
-    @property
-    def summary(self) -> str:
-        """``0.4701 ± 0.0042 (sd over 3 fresh seeds)``, ``0.4701 (1 fresh seed: no sd)``."""
-        seeds = counted(len(self.kept), "fresh seed")
-        away = f"; {self.left_out_text}" if self.left_out_text else ""
-        return f"{self.mean_sd} ({f'sd over {seeds}' if self.ranked else f'{seeds}: no sd'}{away})"
 
 
 #: Why the fresh-seed confirmation and the blocks may rank the placements differently.
@@ -647,10 +636,12 @@ class Verdict:
                 f"(Holm {pair.p_text(holm=True)}), anytime-valid CS "
                 f"{pair.interval_text('settled')}, {counted(pair.n_blocks, 'block')}"
             )
-        for c in self.confirmations:
-            lost = f"no fresh-seed run completed (each {c.lost})"
+        for c in self.confirmations:  # 0.4701 ± 0.0042 (sd over 3 fresh seeds; 1 more ran away)
+            seeds = counted(len(c.kept), "fresh seed")
+            how = "; ".join([f"sd over {seeds}" if c.ranked else f"{seeds}: no sd", *c.left_out()])
+            shown = f"{self.metric} {c.mean_sd} ({how})" if c.kept else ""
             lines.append(
-                f"  best {c.placement}: {f'{self.metric} {c.summary}' if c.kept else lost}"
+                f"  best {c.placement}: {shown or f'no fresh-seed run completed (each {c.lost})'}"
             )
         lines += [f"  fresh seeds: {self.seeds_note}"] * bool(self.seeds_note)
         lines += [f"  {text}" for text in self.disagreements] + self._importance_lines()
@@ -767,8 +758,8 @@ def analyze(
         for act in (activations if len(activations) > 1 else ())
     }
     complete = sum(r.state is TrialState.COMPLETE for r in results if r.spec.phase == Phase.SEARCH)
-    few = complete < MIN_IMPORTANCE_TRIALS  # over fewer trials, importances rank noise
-    note = f"{counted(complete, 'completed search trial')}; it needs at least "
+    need = MIN_IMPORTANCE_TRIALS  # over fewer trials, importances rank noise
+    note = f"{counted(complete, 'completed search trial')}; it needs at least {need}"
     answers = [
         answer_bn(against, threshold, until, lower, excluded),
         answer_placement(primary, threshold, until, lower),
@@ -789,8 +780,8 @@ def analyze(
         placement=answers[1],
         no_ranking=no_ranking,
         confirmations=_confirmations(confirmation_phase, metric),
-        importances={} if few else dict(importances or {}),
-        importance_note=f"{note}{MIN_IMPORTANCE_TRIALS}" if few else "",
+        importances={} if complete < need else dict(importances or {}),
+        importance_note=note if complete < need else "",
         by_activation=by_activation,
         **same,
     )
