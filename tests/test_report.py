@@ -40,7 +40,7 @@ def test_run_note_states_the_verdict_interval_rule_and_each_placements_best():
     verdict = dataclasses.replace(analyze(results, until="settled"), confirmations=(best,))
     note = run_note("demo", verdict, summarize(results))
     assert note.startswith(f"**{verdict.statement}**")
-    assert "anytime-valid 95% interval" in note and "10 blocks" in note
+    assert "anytime-valid 95% CS" in note and "10 blocks" in note
     assert "Rule: until settled" in note
     assert "| before | 10 |" in note and "0.41 ± 0.014 (2)" in note and "dropout=0.25" in note
     assert "python -m bnsearch report --study-name demo" in note

@@ -64,19 +64,16 @@ def _decision(verdict: Verdict, pair: PairComparison) -> str:
     if side is None:
         side = pair.side(verdict.until, verdict.threshold)
         side = side if lower_is_better(verdict.metric) else side.flipped
-    if side is Side.OPEN:
-        return "open"
-    if side is Side.INSIDE:
-        return "no effect"
-    return f"{pair.first if side is Side.BELOW else pair.second} better"
+    better = f"{pair.first if side is Side.BELOW else pair.second} better"
+    return {Side.OPEN: "open", Side.INSIDE: "no effect"}.get(side, better)
 
 
 def _notice(verdict: Verdict) -> str | None:
     """The one notice worth a line, the most important first."""
     if verdict.still_open:
         return "not settled yet: run the study again to add blocks"
-    control = verdict.input_control
-    if control and "does not survive" in control:
+    control = verdict.control
+    if control is not None and control.decided and control.outcome != verdict.placement.outcome:
         return f"'{verdict.placement.outcome}' does not beat BN on the inputs alone ('input')"
     if verdict.disagreements:
         return "the fresh-seed ranking of the best configurations differs from the blocks'"
@@ -86,22 +83,19 @@ def _notice(verdict: Verdict) -> str | None:
 
 def _confirmed(verdict: Verdict) -> list[str]:
     """One row per placement's best configuration re-trained with fresh seeds."""
-    confirmed = verdict.confirmations
-    if not confirmed:
+    if not verdict.confirmations:
         return []
-    seeds = max(len(c.values) + c.failed for c in confirmed)
-    head = f"{verdict.metric} over {counted(seeds, 'fresh seed')}"
-    if verdict.seeds_note:
-        head += f" ({verdict.seeds_note})"
-    lines = ["", f"  {'confirmed best':<22s}{head}"]
-    for conf in confirmed:
+    seeds = max(len(c.values) + c.failed for c in verdict.confirmations)
+    note = f" ({verdict.seeds_note})" if verdict.seeds_note else ""
+    lines = [
+        "",
+        f"  {'confirmed best':<22s}{verdict.metric} over {counted(seeds, 'fresh seed')}{note}",
+    ]
+    for conf in verdict.confirmations:
+        shown = loss_text(conf.mean) + f" +- {significant(conf.std, 2)}" * conf.ranked
         if not conf.kept:
             shown = "no fresh-seed run completed"
-        elif not conf.ranked:
-            shown = loss_text(conf.mean)
-        else:
-            shown = f"{loss_text(conf.mean)} +- {significant(conf.std, 2)}"
-        if conf.kept and len(conf.kept) < seeds:
+        elif len(conf.kept) < seeds:
             shown += f" ({', '.join([f'n={len(conf.kept)}', *conf.left_out('')])})"
         lines.append(f"  {conf.placement:<22s}{shown}")
     return lines
@@ -130,7 +124,7 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     kind = "anytime-valid 95% CS" if verdict.until == "settled" else "bootstrap 95% CI"
     lines.append(f"  {'comparison':<22s}{'median':>10s}  {kind:<26s}decision")
     for pair in verdict.pairs:  # the comparisons that answer the two questions
-        if pair is not verdict.primary and pair.second != "none":
+        if verdict.question_of(pair) is None:
             continue
         interval = pair.interval_text(verdict.until)  # the interval the rule decides by
         if interval.startswith("["):  # a run-away end reads n/a

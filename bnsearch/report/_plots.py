@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bnsearch.report._summary import second_metric
-from bnsearch.stats import RUNAWAY, AcrossVerdict, Verdict, metric_value
+from bnsearch.stats import QUESTION_TEXT, RUNAWAY, AcrossVerdict, Verdict, metric_value
 from bnsearch.trial import TrialResult, in_placement_order
 
 if TYPE_CHECKING:
@@ -82,9 +82,8 @@ def plot_differences(verdict: Verdict, path: Path) -> None:
             if all(math.isfinite(b) and abs(b) < RUNAWAY for b in bounds):
                 err = [[pair.median - pair.ci_low], [pair.ci_high - pair.median]]
                 ax.errorbar(pair.median, row, xerr=err, fmt="o", color="black", capsize=4)
-            question = "\n(does BN help?)" if pair.second == "none" else ""
-            if pair.second != "none" and pair is verdict.primary:
-                question = "\n(before or after?)"
+            asked = verdict.question_of(pair)
+            question = f"\n({QUESTION_TEXT[asked]})" if asked else ""
             labels.append(f"{pair.first} − {pair.second}{question}{_left_out(away, 'diverged')}")
         ax.set_yticks(range(len(verdict.pairs)), labels)
         ax.set_xlabel(f"paired difference in final {verdict.metric} (median, 95% bootstrap CI)")

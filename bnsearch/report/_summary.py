@@ -30,37 +30,32 @@ class Progress:
     def __init__(
         self, total: int, timeout: float | None = None, stream: TextIO | None = None
     ) -> None:
-        self.total = total
-        self.timeout = timeout
-        self.stream = stream or sys.stdout
+        self.total, self.timeout, self.stream = total, timeout, stream or sys.stdout
         self.done = 0
-        self.best: tuple[float, int] | None = None
+        self.best: float | None = None
         self.started = time.monotonic()
         self.on_batch(Phase.SEARCH, 0, 0)  # no batch yet (batch_size 0)
 
     def on_batch(self, phase: Phase, look: int, n_trials: int, epochs: int = 1) -> None:
         """A batch of ``n_trials`` trials of up to ``epochs`` epochs starts training."""
         self.batch_label = "confirm" if phase == Phase.CONFIRM else f"look {look}"
-        self.batch_size = n_trials
-        self.batch_epochs = max(1, n_trials * epochs)
-        self.epochs_done = 0
+        self.batch_size, self.batch_epochs = n_trials, max(1, n_trials * epochs)
+        self.epochs_done = self.batch_done = 0
         self.pace_from: tuple[float, int] | None = None  # (time, trial-epochs)
         self.next_quarter = 1
         self.trained_at: float | None = None
-        self.batch_done = 0
 
     def on_epoch(self) -> None:
         """A trial of the batch finished an epoch."""
-        now = time.monotonic()
+        now = self.trained_at = time.monotonic()
         self.epochs_done += 1
-        self.trained_at = now
         if self.pace_from is None and self.epochs_done >= self.batch_size:
             self.pace_from = (now, self.epochs_done)
         fraction = self.epochs_done / self.batch_epochs
-        if self.next_quarter > 3 or fraction < self.next_quarter / 4:
+        quarter = min(int(fraction * 4), 3)  # the quarters of the batch's training passed
+        if quarter < self.next_quarter:
             return
-        while self.next_quarter <= 3 and fraction >= self.next_quarter / 4:
-            self.next_quarter += 1
+        self.next_quarter = quarter + 1
         if self.pace_from is None or self.epochs_done <= self.pace_from[1]:
             return
         since, reference = self.pace_from
@@ -76,28 +71,27 @@ class Progress:
     def __call__(self, result: TrialResult) -> None:
         self.done += 1
         value = result.value
-        if value is not None and (self.best is None or value < self.best[0]):
-            self.best = (value, result.spec.number)
+        if value is not None:
+            self.best = value if self.best is None else min(self.best, value)
         now = time.monotonic()
         elapsed = now - self.started
         if self.batch_size:
             self.batch_done += 1
             if self.trained_at is None:  # an engine that reported no epoch
                 self.trained_at = now
-            width = len(str(self.batch_size))
-            pace = (now - self.trained_at) / self.batch_done
-            remaining = pace * max(self.batch_size - self.batch_done, 0)
-            count = f"[{self.batch_done:>{width}}/{self.batch_size}] {self.batch_label:<7s} "
+            remaining = (now - self.trained_at) / self.batch_done
+            remaining *= max(self.batch_size - self.batch_done, 0)
+            count = f"[{self.batch_done:>{len(str(self.batch_size))}}/{self.batch_size}] "
+            count += f"{self.batch_label:<7s} "
             eta = f"batch eta {_clock(round(remaining))}"  # rounded: most batches end in seconds
         else:
-            width = len(str(self.total))
             remaining = elapsed / self.done * max(self.total - self.done, 0)
             if self.timeout is not None:
                 remaining = min(remaining, max(self.timeout - elapsed, 0))
-            count = f"[{self.done:>{width}}/{self.total}] "
+            count = f"[{self.done:>{len(str(self.total))}}/{self.total}] "
             eta = f"eta {_clock(remaining)}"
         shown = loss_text(value) if value is not None else result.state.value.lower()
-        best = loss_text(self.best[0]) if self.best else "-"
+        best = loss_text(self.best) if self.best is not None else "-"
         # Narrow columns (a wider placement or value shifts the rest) keep the line within
         # 100 characters; the best trial's number is in the study's summary.
         line = (

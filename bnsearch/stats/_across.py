@@ -103,47 +103,34 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
     if len(placements) in _NEMENYI_Q05 and usable:
         k, n = len(placements), len(usable)
         cd = _NEMENYI_Q05[k] * math.sqrt(k * (k + 1) / (6 * n))
+    statement = _statement(usable, placements, mean_ranks, friedman, pairs)
     return AcrossVerdict(
-        metric,
-        placements,
-        tuple(usable),
-        mean_ranks,
-        friedman,
-        pairs,
-        cd,
-        _statement(usable, placements, mean_ranks, friedman, pairs),
+        metric, placements, tuple(usable), mean_ranks, friedman, pairs, cd, statement,
         _bn_statement(usable, pairs),
-    )
+    )  # fmt: skip
 
 
-_BN_WORDS: dict[str, str] = {
-    Outcome.HELPS: "BN helps",
-    Outcome.NO_HELP: "BN does not help",
-    Outcome.NO_EFFECT: "no effect of BN",
-    Outcome.INCONCLUSIVE: "inconclusive",
-    Outcome.INSUFFICIENT: "too few blocks",
-}
+def _tally(words: Sequence[str]) -> str:
+    """``BN helps 3, BN does not help 1``: each answer and how many studies gave it."""
+    return ", ".join(f"{word} {count}" for word, count in Counter(words).most_common())
 
 
 def _bn_statement(usable: Sequence[DatasetScores], pairs: Sequence[PairAcross]) -> str:
     """Does BN help: the studies' answers, and each BN placement against ``none`` across
     the datasets (Holm-corrected with the other pairs)."""
-    asked = [d for d in usable if d.verdict.bn.outcome != Outcome.NOT_COMPARED]
+    asked = [d.verdict.bn for d in usable if d.verdict.bn.outcome != Outcome.NOT_COMPARED]
     if not asked:
         return "Does BN help? not asked: no study compares `none` with a BN placement."
-    counts = Counter(d.verdict.bn.outcome for d in asked)
-    # Only the five outcomes of a study that ranks and asks (``dataset_scores``).
-    tally = ", ".join(f"{words} {counts[o]}" for o, words in _BN_WORDS.items() if o in counts)
-    against = [p for p in pairs if "none" in (p.first, p.second)]
+    against = [
+        p if p.second == "none" else _swapped(p) for p in pairs if "none" in (p.first, p.second)
+    ]
     across = "; ".join(
-        f"`{p.first if p.second == 'none' else p.second}` against `none`: better in "
-        f"{p.first_better if p.second == 'none' else p.second_better} of {p.datasets}, "
-        f"Holm p {p.p_holm:.3g}"
+        f"`{p.first}` against `none`: better in {p.first_better} of {p.datasets}, Holm p "
+        f"{p.p_holm:.3g}"
         for p in against
     )
-    return f"Does BN help? per study: {tally} (of {len(asked)})" + (
-        f"; across datasets: {across}." if across else "."
-    )
+    tally = f"Does BN help? per study: {_tally([a.short for a in asked])} (of {len(asked)})"
+    return tally + (f"; across datasets: {across}." if across else ".")
 
 
 def _statement(
@@ -159,38 +146,37 @@ def _statement(
             f"no verdict across datasets: {n} studies with paired blocks of common placements "
             "(two or more are needed); run the sweep's studies first."
         )
-    ranked = ", ".join(
-        f"{p} {mean_ranks[p]:.2f}" for p in sorted(placements, key=mean_ranks.__getitem__)
+    found = "; ".join(
+        f"`{p.first}` beats `{p.second}` (Holm p {p.p_holm:.3g}, in {p.first_better} of "
+        f"{p.datasets})"
+        for p in (q if q.first_better > q.second_better else _swapped(q) for q in pairs)
+        if p.p_holm < 0.05
     )
-    outcomes = Counter(d.verdict.outcome for d in usable)
-    tally = ", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items()))
-    bn_tally = Counter(d.verdict.bn.outcome for d in usable)
-    bn_text = ", ".join(
-        f"{_BN_WORDS.get(outcome, outcome)} {count}" for outcome, count in sorted(bn_tally.items())
-    )
-    separated = [p for p in pairs if p.p_holm < 0.05]
-    floor = 2 / 2**n
-    if separated:
-        found = "; ".join(
-            f"`{p.first if p.first_better > p.second_better else p.second}` beats "
-            f"`{p.second if p.first_better > p.second_better else p.first}` "
-            f"(Holm p {p.p_holm:.3g}, in {max(p.first_better, p.second_better)} of {p.datasets})"
-            for p in separated
-        )
-    elif floor >= 0.05:
+    if not found and 2 / 2**n >= 0.05:
         found = (
             f"the pairwise tests cannot reach 5 % with {n} datasets (smallest possible p "
-            f"{floor:.3g}); add datasets to compare pairs"
+            f"{2 / 2**n:.3g}); add datasets to compare pairs"
         )
-    else:
-        found = "no pair is separated by the Holm-corrected Wilcoxon tests"
+    found = found or "no pair is separated by the Holm-corrected Wilcoxon tests"
     friedman_text = "Friedman test not applicable (two placements)"
     head = "no consistent placement difference across datasets"
     if friedman is not None:
         friedman_text = f"Friedman p {friedman:.3g}"
-        if friedman < 0.05:
-            head = "placements differ consistently across datasets"
-    return (
-        f"{head} ({n} datasets; mean rank {ranked}; {friedman_text}); {found}. "
-        f"Per-study verdicts: before or after? {tally}; does BN help? {bn_text}."
+        head = "placements differ consistently across datasets" if friedman < 0.05 else head
+    ranks = ", ".join(
+        f"{p} {mean_ranks[p]:.2f}" for p in sorted(placements, key=mean_ranks.__getitem__)
     )
+    placement = _tally([d.verdict.outcome for d in usable])
+    bn = _tally([d.verdict.bn.short for d in usable])
+    return (
+        f"{head} ({n} datasets; mean rank {ranks}; {friedman_text}); {found}. Per-study "
+        f"verdicts: before or after? {placement}; does BN help? {bn}."
+    )
+
+
+def _swapped(pair: PairAcross) -> PairAcross:
+    """The same pair, ``second − first``."""
+    return replace(
+        pair, first=pair.second, second=pair.first, first_better=pair.second_better,
+        second_better=pair.first_better,
+    )  # fmt: skip

@@ -46,13 +46,19 @@ from bnsearch.trial import (
 )
 
 #: The questions each ``--question`` asks, by the name of their :class:`Answer`.
-ASKED: dict[str, tuple[str, ...]] = {
-    "both": ("bn", "placement"),
-    "bn": ("bn",),
-    "placement": ("placement",),
-}
+ASKED = {"both": ("bn", "placement"), "bn": ("bn",), "placement": ("placement",)}
 #: Each question as the verdict's lines ask it.
 QUESTION_TEXT = {"bn": "does BN help?", "placement": "before or after?"}
+
+
+def quoted_questions(questions: Iterable[str]) -> str:
+    """The questions named, quoted: ``“does BN help?” and “before or after?”``."""
+    return " and ".join(f"“{QUESTION_TEXT[q]}”" for q in questions)
+
+
+def interval_kind(until: str) -> str:
+    """The interval that decides under the study's rule, by name."""
+    return "anytime-valid 95% CS" if until == "settled" else "95% CI"
 
 
 @dataclass(frozen=True)
@@ -84,10 +90,8 @@ class PairComparison:
         """``-0.1012 (2 blocks with a diverged trial left out)``; ``n/a`` with why."""
         if not math.isfinite(self.mean) or abs(self.mean) >= RUNAWAY:
             return "n/a (every block has a diverged trial)" if self.left_out else too_few(0)
-        if self.left_out:
-            blocks = counted(self.left_out, "block")
-            return f"{difference_text(self.mean)} ({blocks} with a diverged trial left out)"
-        return difference_text(self.mean)
+        away = f" ({counted(self.left_out, 'block')} with a diverged trial left out)"
+        return difference_text(self.mean) + away * bool(self.left_out)
 
     @property
     def median_text(self) -> str:
@@ -99,14 +103,15 @@ class PairComparison:
     @property
     def effect_text(self) -> str:
         """``d_z``, or why there is none."""
+        kept = self.n_blocks - self.left_out
         if math.isfinite(self.effect_size):
             return significant(self.effect_size, 3, signed=True)
-        kept = self.n_blocks - self.left_out
         if kept < 2 and self.left_out:
             return f"n/a ({counted(kept, 'block')} without a diverged trial)"
-        if kept < 2:
-            return too_few(kept)
-        return "n/a (the differences do not vary)"
+        return too_few(kept) if kept < 2 else "n/a (the differences do not vary)"
+
+    def interval(self, until: str) -> tuple[float, float]:
+        return (self.cs_low, self.cs_high) if until == "settled" else (self.ci_low, self.ci_high)
 
     def interval_text(self, until: str) -> str:
         low, high = self.interval(until)
@@ -115,21 +120,21 @@ class PairComparison:
         return f"[{difference_text(low)}, {difference_text(high)}]"
 
     def p_text(self, holm: bool = False) -> str:
-        p_value = self.p_holm if holm else self.p_value
-        return (
-            too_few(self.n_blocks) if self.n_blocks < 2 or math.isnan(p_value) else f"{p_value:.3g}"
-        )
+        p = self.p_holm if holm else self.p_value
+        return too_few(self.n_blocks) if self.n_blocks < 2 or math.isnan(p) else f"{p:.3g}"
+
+    def brief(self, until: str) -> str:
+        """``before − none: median -0.2003, 95% CI [-0.2162, -0.1898]``."""
+        bounds = f"{interval_kind(until)} {self.interval_text(until)}"
+        return f"{self.first} − {self.second}: median {self.median_text}, {bounds}"
 
     def side(self, until: str, threshold: float) -> Side:
         """The study's rule on this pair; the fixed budget's: from 3 blocks, the bootstrap
         interval beyond the threshold and Holm p < 0.05, or the interval inside."""
-        if until == "settled":
-            return settle(self.cs_low, self.cs_high, threshold)
-        side = settle(self.ci_low, self.ci_high, threshold) if self.n_blocks >= 3 else Side.OPEN
-        return Side.OPEN if side in (Side.BELOW, Side.ABOVE) and not self.p_holm < 0.05 else side
-
-    def interval(self, until: str) -> tuple[float, float]:
-        return (self.cs_low, self.cs_high) if until == "settled" else (self.ci_low, self.ci_high)
+        side = settle(*self.interval(until), threshold)
+        if until == "settled" or side is Side.INSIDE:
+            return side
+        return side if self.n_blocks >= 3 and self.p_holm < 0.05 else Side.OPEN
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ class Answer:
 
     @property
     def short(self) -> str:
-        """Fewer words still, for a run's name."""
+        """Fewer words still, for a run's name and the sweep's table."""
         if self.outcome not in _WORDS[self.question]:
             return f"{self.outcome} better"
         return _WORDS[self.question][self.outcome][1]
@@ -178,7 +183,7 @@ _WORDS: dict[str, dict[str, tuple[str, str]]] = {
         Outcome.INCONCLUSIVE: ("does BN help: inconclusive", "BN inconclusive"),
         Outcome.INSUFFICIENT: ("does BN help: too few blocks", "BN: too few blocks"),
         Outcome.UNANSWERED: ("does BN help: not answered", "BN: not answered"),
-        Outcome.NOT_COMPARED: ("BN not compared (no `none` placement)", ""),
+        Outcome.NOT_COMPARED: ("BN not compared (no `none` placement)", "BN not compared"),
     },
     "placement": {
         Outcome.NO_EFFECT: ("no placement effect beyond the threshold", "placement: no effect"),
@@ -187,15 +192,6 @@ _WORDS: dict[str, dict[str, tuple[str, str]]] = {
         Outcome.UNANSWERED: ("before or after: not answered", "placement: not answered"),
     },
 }
-
-
-def _kind(until: str) -> str:
-    return "anytime-valid 95% CS" if until == "settled" else "95% CI"
-
-
-def quoted_questions(questions: Iterable[str]) -> str:
-    """The questions named, quoted: ``“does BN help?” and “before or after?”``."""
-    return " and ".join(f"“{QUESTION_TEXT[q]}”" for q in questions)
 
 
 def _beat(placements: Sequence[str]) -> str:
@@ -213,66 +209,70 @@ def _extra_blocks(pair: PairComparison, threshold: float) -> int:
     return max(needed, 1)
 
 
+def _too_few(question: str, n: int, until: str) -> Answer:
+    """The answer while no interval can decide ``question`` yet."""
+    bn = question == "bn"
+    said = f"not enough paired blocks{' with `none`' * bn} ({n}); run more trials (at least 3"
+    said += " complete blocks)."
+    if until == "settled":
+        what = "no interval against `none` can" if bn else "the anytime-valid interval cannot"
+        said = (
+            f"not settled after {counted(n, 'block')}: {what} be bounded yet "
+            f"({'each' if bn else 'it'} needs at least {min_blocks_to_settle(ALPHA)} complete "
+            "blocks); run more trials."
+        )
+    return Answer(question, Outcome.INSUFFICIENT, said)
+
+
 def answer_placement(
     pair: PairComparison | None, threshold: float, until: str, lower_is_better: bool
 ) -> Answer:
     """Before or after: the study's primary pair by the study's rule."""
-    n, settled = (pair.n_blocks if pair else 0), until == "settled"
-    unbounded = pair is None or math.isinf(pair.cs_low) or math.isinf(pair.cs_high)
-    if pair is None or (unbounded if settled else n < 3):
-        statement = f"not enough paired blocks ({n}); run more trials (at least 3 complete blocks)."
-        if settled:
-            statement = (
-                f"not settled after {counted(n, 'block')}: the anytime-valid interval cannot be "
-                f"bounded yet (it needs at least {min_blocks_to_settle(ALPHA)} complete blocks); "
-                "run more trials."
-            )
-        return Answer("placement", Outcome.INSUFFICIENT, statement)
-    side = pair.side(until, threshold)
+    settled, n = until == "settled", pair.n_blocks if pair else 0
+    if pair is None or not (math.isfinite(pair.cs_low + pair.cs_high) if settled else n >= 3):
+        return _too_few("placement", n, until)
+    side, first, second = pair.side(until, threshold), pair.first, pair.second
     how = f": settled after {counted(n, 'block')}, the interval lies wholly" if settled else ""
     interval = (
-        f"(median difference {pair.first} − {pair.second} {pair.median_text}, {_kind(until)} "
+        f"(median difference {first} − {second} {pair.median_text}, {interval_kind(until)} "
         f"{pair.interval_text(until)}, mean {pair.mean_text}, {counted(n, 'block')})"
     )
     if side in (Side.BELOW, Side.ABOVE):
-        winner, loser = pair.first, pair.second
-        if (side is Side.BELOW) != lower_is_better:
-            winner, loser = loser, winner
+        winner, loser = (
+            (first, second) if (side is Side.BELOW) == lower_is_better else (second, first)
+        )
         where = f"{how} beyond the threshold {threshold:g}" if settled else ""
-        statement = f"`{winner}` is better than `{loser}`{where} {interval}."
-        return Answer("placement", winner, statement, loser=loser)
+        said = f"`{winner}` is better than `{loser}`{where} {interval}."
+        return Answer("placement", winner, said, loser=loser)
     if side is Side.INSIDE:
         note = f"{how} inside ±{threshold:g}" if settled else ""
         if not settled and pair.p_holm < 0.05:
             note = " (detectable, but smaller than the threshold)"
-        statement = (
-            f"no placement effect larger than {threshold:g} between `{pair.first}` and "
-            f"`{pair.second}`{note} {interval}."
-        )
-        return Answer("placement", Outcome.NO_EFFECT, statement)
-    needed = None if settled else _extra_blocks(pair, threshold)
-    statement = f"inconclusive {interval}; about {needed} more blocks should resolve it."
+        said = f"no placement effect larger than {threshold:g} between `{first}` and `{second}`"
+        return Answer("placement", Outcome.NO_EFFECT, f"{said}{note} {interval}.")
     if settled:
-        statement = (
+        said = (
             f"inconclusive: not settled within {counted(n, 'block')}, the interval still reaches "
-            f"across the threshold {threshold:g} {interval}; run the study again to add blocks "
-            "(it resumes, and stops as soon as it settles)."
+            f"across the threshold {threshold:g} {interval}; run the study again to add "
+            "blocks (it resumes, and stops as soon as it settles)."
         )
-    return Answer("placement", Outcome.INCONCLUSIVE, statement, needed)
+        return Answer("placement", Outcome.INCONCLUSIVE, said)
+    needed = _extra_blocks(pair, threshold)
+    said = f"inconclusive {interval}; about {needed} more blocks should resolve it."
+    return Answer("placement", Outcome.INCONCLUSIVE, said, needed)
 
 
 # long because it is one sentence per outcome, each naming every BN placement's interval.
 def answer_bn(
     comparisons: Sequence[PairComparison],
-    matrix: np.ndarray,
     threshold: float,
     until: str,
     lower_is_better: bool,
     left_out: dict[str, int] | None = None,
 ) -> Answer:
-    """Does BN help: each BN placement against ``none`` (``comparisons``: ``p − none``;
-    ``matrix``: their differences per block, NaN where missing). ``left_out``: the study's
-    placements, each with its failed or pruned trials (empty: no blocks yet)."""
+    """Does BN help: each BN placement against ``none`` (``comparisons``: ``p − none``).
+    ``left_out``: the study's placements, each with its failed or pruned trials (empty: no
+    blocks yet)."""
     if not left_out:
         return Answer("bn", Outcome.INSUFFICIENT, "no paired blocks yet; run more trials.")
     if not comparisons and "none" in left_out and len(left_out) > 1:
@@ -283,81 +283,60 @@ def answer_bn(
     if not comparisons:
         said = "the study compares no `none` placement with a BN placement (add none to"
         return Answer("bn", Outcome.NOT_COMPARED, f"not asked: {said} --placements).")
-    sign = 1.0 if lower_is_better else -1.0  # below favours BN
-    if until == "settled":
-        codes, low, high = settle_against_none(sign * matrix, threshold)
-        unnamed = [
-            p.first
-            for p, c, lo, hi in zip(comparisons, codes, low, high, strict=True)
-            if c != Side.BELOW and settle(lo, hi, threshold) is Side.BELOW
-        ]
-        bounded = np.isfinite(low) & np.isfinite(high)
-    else:
-        bounded = np.array([p.n_blocks >= 3 for p in comparisons])
-        own = [p.side(until, threshold) for p in comparisons]
-        codes = np.array([s if lower_is_better else s.flipped for s in own])  # seen from BN
-        unnamed = []
+    settled, n = until == "settled", max(p.n_blocks for p in comparisons)
+    own = [p.side(until, threshold) for p in comparisons]
+    own = [s if lower_is_better else s.flipped for s in own]  # each placement's, seen from BN
+    codes, bounded = np.array(own), np.array([p.n_blocks >= 3 for p in comparisons])
+    if settled:  # a BN placement beats `none` only where the closed test names it too
+        by_block = [dict(zip(p.blocks, p.differences, strict=True)) for p in comparisons]
+        blocks = sorted(set().union(*by_block))
+        matrix = np.array([[d.get(b, math.nan) for d in by_block] for b in blocks], float)
+        codes = settle_against_none((1.0 if lower_is_better else -1.0) * matrix, threshold)[0]
+        bounded = np.array([math.isfinite(p.cs_low + p.cs_high) for p in comparisons])
     outcome = Outcome(str(bn_outcomes(codes, bounded)))
     sides = {p.first: Side(int(c)) for p, c in zip(comparisons, codes, strict=True)}
-    extra = None
-    if outcome == Outcome.INCONCLUSIVE and until != "settled":
-        extra = max(_extra_blocks(p, threshold) for p in comparisons if sides[p.first] is Side.OPEN)
-
-    def answer(statement: str) -> Answer:
-        return Answer("bn", outcome, statement, extra, sides)
-
-    def each(pair: PairComparison) -> str:
-        holm = f", Holm p {pair.p_text(holm=True)}" if until != "settled" else ""
-        bounds = pair.interval_text(until)
-        return f"{pair.first} − none: median {pair.median_text}, {_kind(until)} {bounds}{holm}"
-
-    def verdict_of(pair: PairComparison) -> str:
-        said = {Side.INSIDE: f"is within ±{threshold:g} of", Side.BELOW: "beats"}
-        said[Side.ABOVE] = "is worse than"
-        if sides[pair.first] in said:
-            return f"`{pair.first}` {said[sides[pair.first]]} `none`"
-        why = " (its own interval lies beyond the threshold, the closed test over the BN "
-        why += "placements not yet)"
-        return f"`{pair.first}` against `none`: not settled{why * (pair.first in unnamed)}"
-
-    n = max(p.n_blocks for p in comparisons)
-    details = "; ".join(each(p) for p in comparisons)
-    when = f", settled after {counted(n, 'block')}" if until == "settled" else ""
-    end = f" ({details}, {counted(n, 'block')})."
-    names = " and ".join(f"`{p.first}`" for p in comparisons)
-    parts = "; ".join(verdict_of(p) for p in comparisons)
-    if outcome == Outcome.HELPS:
-        helping = [p.first for p in comparisons if sides[p.first] is Side.BELOW]
-        rest = "".join(f"; {verdict_of(p)}" for p in comparisons if p.first not in helping)
-        return answer(f"BN helps: {_beat(helping)}{when}{rest}{end}")
-    if outcome == Outcome.NO_HELP and all(sides[p.first] is Side.ABOVE for p in comparisons):
-        return answer(f"BN does not help: `none` is better than {names}{when}{end}")
-    if outcome == Outcome.NO_HELP:
-        return answer(f"BN does not help: `none` is as good or better{when}: {parts}{end}")
-    if outcome == Outcome.NO_EFFECT:
-        each_ = "each lie" if len(comparisons) > 1 else "lies"
-        return answer(
-            f"no effect of BN beyond the threshold {threshold:g}{when}: {names} {each_} "
-            f"within ±{threshold:g} of `none`{end}"
-        )
     if outcome == Outcome.INSUFFICIENT:
-        if until == "settled":
-            return answer(
-                f"not settled after {counted(n, 'block')}: no interval against `none` can be "
-                f"bounded yet (each needs at least {min_blocks_to_settle(ALPHA)} complete blocks)."
-            )
-        return answer(f"not enough paired blocks with `none` ({n}); at least 3 complete blocks.")
-    statement = f"inconclusive: {parts} ({details}); about {extra} more blocks should resolve it."
-    if until == "settled":
-        statement = f"inconclusive: not settled within {counted(n, 'block')}: {parts} ({details})."
-    return answer(statement)
+        return replace(_too_few("bn", n, until), sides=sides)
+    extra = None
+    if outcome == Outcome.INCONCLUSIVE and not settled:
+        extra = max(_extra_blocks(p, threshold) for p in comparisons if sides[p.first] is Side.OPEN)
+    holm = [f", Holm p {p.p_text(holm=True)}" * (not settled) for p in comparisons]
+    details = "; ".join(p.brief(until) + h for p, h in zip(comparisons, holm, strict=True))
+    verbs = {Side.INSIDE: f"is within ±{threshold:g} of", Side.BELOW: "beats"}
+    verbs[Side.ABOVE] = "is worse than"
+    why = " (its own interval lies beyond the threshold, the closed test over the BN placements"
+    parts = {
+        p: f"`{p}` {verbs[side]} `none`"
+        if side in verbs
+        else f"`{p}` against `none`: not settled" + f"{why} not yet)" * (mine is Side.BELOW)
+        for (p, side), mine in zip(sides.items(), own, strict=True)
+    }
+    each = "; ".join(parts.values())
+    when = f", settled after {counted(n, 'block')}" if settled else ""
+    end = f" ({details}, {counted(n, 'block')})."
+    names = " and ".join(f"`{p}`" for p in sides)
+    if outcome == Outcome.HELPS:
+        helping = [p for p, side in sides.items() if side is Side.BELOW]
+        rest = "".join(f"; {text}" for p, text in parts.items() if p not in helping)
+        said = f"BN helps: {_beat(helping)}{when}{rest}{end}"
+    elif outcome == Outcome.NO_HELP and all(side is Side.ABOVE for side in sides.values()):
+        said = f"BN does not help: `none` is better than {names}{when}{end}"
+    elif outcome == Outcome.NO_HELP:
+        said = f"BN does not help: `none` is as good or better{when}: {each}{end}"
+    elif outcome == Outcome.NO_EFFECT:
+        lie = "each lie" if len(sides) > 1 else "lies"
+        said = f"no effect of BN beyond the threshold {threshold:g}{when}: {names} {lie} within "
+        said += f"±{threshold:g} of `none`{end}"
+    elif settled:
+        said = f"inconclusive: not settled within {counted(n, 'block')}: {each} ({details})."
+    else:
+        said = f"inconclusive: {each} ({details}); about {extra} more blocks should resolve it."
+    return Answer("bn", outcome, said, extra, sides)
 
 
 def metric_value(result: TrialResult, metric: str) -> float | None:
     """The final-epoch value of ``metric`` for a completed trial, else None."""
-    if result.state is not TrialState.COMPLETE:
-        return None
-    value = result.final(metric)
+    value = result.final(metric) if result.state is TrialState.COMPLETE else None
     return value if value is not None and math.isfinite(value) else None
 
 
@@ -432,22 +411,26 @@ class PlacementConfirmation:
         return parts + [f"{self.ran_away}{more} ran away"] * bool(self.ran_away)
 
     @property
-    def left_out_text(self) -> str:
-        return "; ".join(self.left_out())
-
-    @property
     def lost(self) -> str:
         """Why no fresh-seed run counts, where none does."""
         return "ran away, diverged or failed" if self.ran_away else "diverged or failed"
 
     @property
-    def summary(self) -> str:
-        """``0.4701 ± 0.0042 (sd over 3 fresh seeds)``, ``0.4701 (1 fresh seed: no sd)``."""
-        seeds = counted(len(self.kept), "fresh seed")
-        away = f"; {self.left_out_text}" if self.left_out_text else ""
-        if not self.ranked:
-            return f"{significant(self.mean)} ({seeds}: no sd{away})"
-        return f"{significant(self.mean)} ± {significant(self.std, 2)} (sd over {seeds}{away})"
+    def mean_sd(self) -> str:
+        """``0.4701 ± 0.0042``; the mean alone where there is no sd."""
+        sd = f" ± {significant(self.std, 2)}" if self.ranked else ""
+        return significant(self.mean) + sd
+
+
+#: Why the fresh-seed confirmation and the blocks may rank the placements differently.
+_DIFFERENT = (
+    ". They answer different questions: a block compares the placements at one configuration "
+    "the search drew, so the verdict is about a typical configuration (the median block), "
+    "while the confirmation re-trains each placement's own tuned best; a placement can lose at "
+    "a typical configuration and still have the best tuned one (it may want, e.g., another "
+    "learning rate), or the reverse. For the best model, take the confirmation's ranking; for "
+    "what BN and its placement do to a given configuration, the blocks'."
+)
 
 
 @dataclass(frozen=True)
@@ -457,8 +440,6 @@ class Verdict:
 
     metric: str
     threshold: float
-    statement: str
-    n_blocks: int
     primary: PairComparison | None
     pairs: tuple[PairComparison, ...]
     excluded_blocks: dict[str, int]
@@ -475,6 +456,22 @@ class Verdict:
     importance_note: str = ""  # why no importances are shown, when there are none
 
     @property
+    def n_blocks(self) -> int:
+        return self.primary.n_blocks if self.primary else 0
+
+    @property
+    def statement(self) -> str:
+        """Both answers, the BN question first; at the cap, which one is still open."""
+        if self.no_ranking is not None:
+            return f"Neither question is answered: {self.no_ranking}"
+        if self.unpaired is not None:
+            return self.unpaired
+        text = f"Does BN help? {self.bn.statement} Before or after? {self.placement.statement}"
+        if self.bn.outcome == Outcome.NOT_COMPARED:
+            text = self.placement.statement
+        return f"{text} {self.still_open}".strip()
+
+    @property
     def unanswered(self) -> str | None:
         """Why no paired comparison is shown; None when one is."""
         return self.unpaired if self.unpaired is not None else self.no_ranking
@@ -486,6 +483,11 @@ class Verdict:
     @property
     def answers(self) -> tuple[Answer, Answer]:
         return self.bn, self.placement
+
+    def question_of(self, pair: PairComparison) -> str | None:
+        """The question ``pair`` answers: ``bn`` (a placement against ``none``), ``placement``
+        (the primary pair), or None (a detail)."""
+        return "bn" if pair.second == "none" else "placement" if pair is self.primary else None
 
     @property
     def open_questions(self) -> list[str]:
@@ -507,8 +509,7 @@ class Verdict:
             return ""
         if self.n_blocks < min_blocks_to_settle(ALPHA):
             return ""  # the answers themselves say that more blocks are needed
-        open_ = self.open_questions
-        asked = ASKED[self.question]
+        open_, asked = self.open_questions, ASKED[self.question]
         waits = "both answers" if len(asked) > 1 else quoted_questions(asked)
         settled = [q for q in asked if q not in open_]
         other = f"; --question {settled[0]} stops on the settled one alone" if settled else ""
@@ -543,14 +544,21 @@ class Verdict:
         return f"{self.words} ({self.reached}: {quoted_questions(self.open_questions)} still open)"
 
     @property
-    def input_control(self) -> str:
-        """Whether the placement winner's advantage survives against ``input`` (BN on the raw
-        inputs only: input scaling), when both are there; else ``""``."""
+    def control(self) -> Answer | None:
+        """The placement winner against ``input`` (BN on the raw inputs only: input scaling),
+        when both are there: its own outcome where the advantage survives."""
         winner = self.placement.outcome
         pair = next((p for p in self.pairs if {p.first, p.second} == {winner, "input"}), None)
-        if pair is None or winner == "input":
+        if pair is None or winner == "input" or self.unpaired is not None:
+            return None
+        return answer_placement(pair, self.threshold, self.until, lower_is_better(self.metric))
+
+    @property
+    def input_control(self) -> str:
+        """:attr:`control` in a sentence; else ``""``."""
+        control, winner = self.control, self.placement.outcome
+        if control is None:
             return ""
-        control = answer_placement(pair, self.threshold, self.until, lower_is_better(self.metric))
         against = f"against BN on the inputs alone (`input`), {control.statement}"
         if control.outcome == winner:
             return f"Control: `{winner}`'s advantage survives {against}"
@@ -568,18 +576,16 @@ class Verdict:
         if len(runs) < 2 or self.no_ranking is not None:
             return []
         sign = 1.0 if lower_is_better(self.metric) else -1.0
-        ranked = sorted(runs, key=lambda p: sign * runs[p].mean)
+        first, *rest = sorted(runs, key=lambda p: sign * runs[p].mean)
 
         def ahead(a: str, b: str) -> bool:  # a's tuned best beats b's by more than the threshold
             return sign * (runs[b].mean - runs[a].mean) > self.threshold
 
         def seen(a: str, b: str) -> str:  # "`none` 0.1112 ± 0.0021 against `after` 0.1349 ± ..."
-            text = " against ".join(
-                f"`{p}` {significant(runs[p].mean)} ± {significant(runs[p].std, 2)}" for p in (a, b)
-            )
             spread = math.sqrt(sum(runs[p].std ** 2 / len(runs[p].kept) for p in (a, b)))
             noisy = abs(runs[a].mean - runs[b].mean) < 2 * spread
-            return text + (", within twice the seeds' standard error" if noisy else "")
+            text = " against ".join(f"`{p}` {runs[p].mean_sd}" for p in (a, b))
+            return text + ", within twice the seeds' standard error" * noisy
 
         # What the blocks settled, as (better, worse) pairs of placements.
         claims = [(self.placement.outcome, self.placement.loser)] if self.placement.loser else []
@@ -595,28 +601,14 @@ class Verdict:
             if better in runs and worse in runs and ahead(worse, better)
         ]
         head = "fresh seeds and blocks disagree: "
-        first, runner_up = ranked[0], ranked[1]
-        unsettled = [p for p in ranked[1:] if (first, p) not in claims]
-        if not said and ahead(first, runner_up) and unsettled:
+        unsettled = ", ".join(f"`{p}`" for p in rest if (first, p) not in claims)
+        if not said and ahead(first, rest[0]) and unsettled:
             head = "fresh seeds go further: "
-            said.append(
-                f"the fresh-seed confirmation ranks `{first}` first ({seen(first, runner_up)}), "
-                f"which the blocks do not settle (`{first}` against "
-                f"{', '.join(f'`{p}`' for p in unsettled)})"
-            )
-        if not said:
-            return []
-        return [
-            head
-            + "; ".join(said)
-            + ". They answer different questions: a block compares the placements at one "
-            "configuration the search drew, so the verdict is about a typical configuration "
-            "(the median block), while the confirmation re-trains each placement's own tuned "
-            "best; a placement can lose at a typical configuration and still have the best "
-            "tuned one (it may want, e.g., another learning rate), or the reverse. For the "
-            "best model, take the confirmation's ranking; for what BN and its placement do to "
-            "a given configuration, the blocks'."
-        ]
+            said = [
+                f"the fresh-seed confirmation ranks `{first}` first ({seen(first, rest[0])}), "
+                f"which the blocks do not settle (`{first}` against {unsettled})"
+            ]
+        return [head + "; ".join(said) + _DIFFERENT] if said else []
 
     @property
     def seeds_note(self) -> str:
@@ -627,19 +619,15 @@ class Verdict:
         return f"{counted(seeds, 'seed')}: no ranking"
 
     def summary_lines(self) -> list[str]:
-        lines = [
-            f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.headline}",
-            f"  does BN help? {self.bn.statement}",
-            f"  before or after? {self.placement.statement}",
-        ]
+        """Every statistic of the verdict, a line each (``--verbose``)."""
+        lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.headline}"]
         if self.no_ranking is not None:  # nothing ranked: no comparison, no confirmation
-            return lines[:1] + self._importance_lines()
+            return lines + self._importance_lines()
         if self.unpaired is not None:
             lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.unpaired}"]
-        if self.still_open:
-            lines.append(f"  {self.still_open}")
-        if self.input_control and self.unpaired is None:
-            lines.append(f"  {self.input_control}")
+        else:
+            lines += [f"  {QUESTION_TEXT[a.question]} {a.statement}" for a in self.answers]
+        lines += [f"  {text}" for text in (self.still_open, self.input_control) if text]
         for pair in self.pairs:
             lines.append(
                 f"  {pair.first} − {pair.second}: median {pair.median_text} "
@@ -648,17 +636,16 @@ class Verdict:
                 f"(Holm {pair.p_text(holm=True)}), anytime-valid CS "
                 f"{pair.interval_text('settled')}, {counted(pair.n_blocks, 'block')}"
             )
-        for c in self.confirmations:
-            lost = f"no fresh-seed run completed (each {c.lost})"
+        for c in self.confirmations:  # 0.4701 ± 0.0042 (sd over 3 fresh seeds; 1 more ran away)
+            seeds = counted(len(c.kept), "fresh seed")
+            how = "; ".join([f"sd over {seeds}" if c.ranked else f"{seeds}: no sd", *c.left_out()])
+            shown = f"{self.metric} {c.mean_sd} ({how})" if c.kept else ""
             lines.append(
-                f"  best {c.placement}: {f'{self.metric} {c.summary}' if c.kept else lost}"
+                f"  best {c.placement}: {shown or f'no fresh-seed run completed (each {c.lost})'}"
             )
-        if self.seeds_note:
-            lines.append(f"  fresh seeds: {self.seeds_note}")
-        lines += [f"  {text}" for text in self.disagreements]
-        lines += self._importance_lines()
-        for activation, verdict in self.by_activation.items():
-            lines.append(f"  with {activation}: {verdict.headline}")
+        lines += [f"  fresh seeds: {self.seeds_note}"] * bool(self.seeds_note)
+        lines += [f"  {text}" for text in self.disagreements] + self._importance_lines()
+        lines += [f"  with {act}: {sub.headline}" for act, sub in self.by_activation.items()]
         return lines
 
     def _importance_lines(self) -> list[str]:
@@ -703,12 +690,11 @@ def _compare(
     if tests:
         varies = n >= 2 and bool(np.any(diffs != 0))
         p_value = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
-    cs_low, cs_high = median_confidence_sequence(diffs, ALPHA)
     sd = float(np.std(kept, ddof=1)) if len(kept) > 1 else math.nan
     effect = mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
     return PairComparison(
-        *pair, n, mean, median, low, high, p_value, p_value, effect, cs_low, cs_high,
-        differences=tuple(diffs.tolist()),
+        *pair, n, mean, median, low, high, p_value, p_value, effect,
+        *median_confidence_sequence(diffs, ALPHA), differences=tuple(diffs.tolist()),
     )  # fmt: skip
 
 
@@ -723,10 +709,12 @@ def analyze(
     until: str = "budget",
     question: str = "both",
     decide_only: bool = False,
+    no_ranking: str | None = None,
 ) -> Verdict:
     """A study's TrialResults as a Verdict; ``until``: the study's rule, ``question`` what it
     waits for. ``decide_only``: until settled, no bootstrap or Wilcoxon (NaN; they do not
-    decide)."""
+    decide). ``no_ranking``: why the validation rows cannot rank the placements, so that
+    neither question is answered."""
     if question not in QUESTIONS:
         raise ValueError(f"question {question!r}: choose one of {', '.join(QUESTIONS)}")
     blocks = paired_blocks(results)
@@ -753,57 +741,50 @@ def analyze(
     p_values = [pair.p_value for pair in compared]
     adjusted = holm(p_values) if tests else p_values  # NaN: no test
     pairs = tuple(replace(pair, p_holm=p) for pair, p in zip(compared, adjusted, strict=True))
-    primary = next(
-        (p for p in pairs if {p.first, p.second} == {"before", "after"}),
-        pairs[0] if pairs else None,
-    )
-    lower = lower_is_better(metric)
-    placement_answer = answer_placement(primary, threshold, until, lower)
-    against_none = tuple(p for p in pairs if p.second == "none")
-    by_block = [dict(zip(p.blocks, p.differences, strict=True)) for p in against_none]
-    matrix = np.array([[d.get(b, math.nan) for d in by_block] for b in values], float)
-    matrix = matrix.reshape(len(values), len(by_block))
-    bn = answer_bn(against_none, matrix, threshold, until, lower, excluded)
-    confirmations = _confirmations(confirmation_phase, metric)
+    primary = next((p for p in pairs if {p.first, p.second} == {"before", "after"}), None)
+    primary = primary or (pairs[0] if pairs else None)
+    lower, against = lower_is_better(metric), [p for p in pairs if p.second == "none"]
     activations = sorted({r.config.activation for r in results if r.config.activation})
-    by_activation = {}
-    if len(activations) > 1:  # does the answer depend on the activation?
-        same: dict[str, Any] = dict(
-            metric=metric, threshold=threshold, seed=seed, until=until, question=question
+    same: dict[str, Any] = dict(metric=metric, threshold=threshold, until=until, question=question)
+    by_activation = {  # does the answer depend on the activation?
+        act: analyze(
+            [r for r in results if r.config.activation == act],
+            confirmation_phase=[r for r in confirmation_phase if r.config.activation == act],
+            seed=seed,
+            decide_only=decide_only,
+            no_ranking=no_ranking,
+            **same,
         )
-        for act in activations:
-            by_activation[act] = analyze(
-                [r for r in results if r.config.activation == act],
-                confirmation_phase=[r for r in confirmation_phase if r.config.activation == act],
-                decide_only=decide_only,
-                **same,
-            )
+        for act in (activations if len(activations) > 1 else ())
+    }
     complete = sum(r.state is TrialState.COMPLETE for r in results if r.spec.phase == Phase.SEARCH)
     need = MIN_IMPORTANCE_TRIALS  # over fewer trials, importances rank noise
     note = f"{counted(complete, 'completed search trial')}; it needs at least {need}"
-    verdict = Verdict(
-        metric=metric,
-        threshold=threshold,
-        statement="",
-        n_blocks=primary.n_blocks if primary else 0,
+    answers = [
+        answer_bn(against, threshold, until, lower, excluded),
+        answer_placement(primary, threshold, until, lower),
+    ]
+    if no_ranking is not None:
+        no_ranking = no_ranking.strip().rstrip(".") + "."
+        answers = [
+            a if a.outcome == Outcome.NOT_COMPARED
+            else Answer(a.question, Outcome.UNANSWERED, f"not answered: {no_ranking}")
+            for a in answers
+        ]  # fmt: skip
+    return Verdict(
         primary=primary,
         pairs=pairs,
         excluded_blocks=excluded,
         diverged_blocks=lost,
-        placement=placement_answer,
-        bn=bn,
-        confirmations=confirmations,
+        bn=answers[0],
+        placement=answers[1],
+        no_ranking=no_ranking,
+        confirmations=_confirmations(confirmation_phase, metric),
         importances={} if complete < need else dict(importances or {}),
         importance_note=note if complete < need else "",
         by_activation=by_activation,
-        until=until,
-        question=question,
+        **same,
     )
-    # Both answers, the BN question first; at the cap, which one is still open.
-    text = f"Does BN help? {bn.statement} Before or after? {placement_answer.statement}"
-    if bn.outcome == Outcome.NOT_COMPARED:
-        text = placement_answer.statement
-    return replace(verdict, statement=f"{text} {verdict.still_open}".strip())
 
 
 def fixed_budget_side(differences: Sequence[float], threshold: float, seed: int = 0) -> Side:
@@ -837,31 +818,8 @@ def verdict_for(
     confirm = [r for r in results if r.spec.phase == Phase.CONFIRM]
     latest = max((r.spec.block or 0 for r in confirm), default=None)
     search = [r for r in results if r.spec.phase == Phase.SEARCH]
+    latest_round = [r for r in confirm if r.spec.block == latest]
     verdict = analyze(
-        search, confirmation_phase=[r for r in confirm if r.spec.block == latest], **options
+        search, confirmation_phase=latest_round, no_ranking=no_ranking_reason, **options
     )
-    if unpaired_reason is not None:
-        verdict = replace(verdict, statement=unpaired_reason, unpaired=unpaired_reason)
-    if no_ranking_reason is not None:
-        verdict = without_ranking(verdict, no_ranking_reason)
-    return verdict
-
-
-def without_ranking(verdict: Verdict, reason: str) -> Verdict:
-    """``verdict`` with neither question answered, because of ``reason``, here or per
-    activation."""
-    reason = reason.strip().rstrip(".") + "."
-
-    def unanswered(answer: Answer) -> Answer:
-        if answer.outcome == Outcome.NOT_COMPARED:
-            return answer
-        return Answer(answer.question, Outcome.UNANSWERED, f"not answered: {reason}")
-
-    return replace(
-        verdict,
-        bn=unanswered(verdict.bn),
-        placement=unanswered(verdict.placement),
-        statement=f"Neither question is answered: {reason}",
-        no_ranking=reason,
-        by_activation={a: without_ranking(sub, reason) for a, sub in verdict.by_activation.items()},
-    )
+    return replace(verdict, unpaired=unpaired_reason)
