@@ -305,11 +305,10 @@ def stop_after_failures(results: list[TrialResult], batch: list[TrialResult]) ->
     failed entirely, with the commonest reasons."""
     if batch and any(r.state is not TrialState.FAILED for r in batch):
         return
-    failed_run = 0
-    for result in reversed(results):
-        if result.state is not TrialState.FAILED:
-            break
-        failed_run += 1
+    failed_run = next(
+        (i for i, r in enumerate(reversed(results)) if r.state is not TrialState.FAILED),
+        len(results),
+    )
     if failed_run / max(len(batch), 1) < MAX_CONSECUTIVE_FAILED_BATCHES:
         return
     reasons = Counter(failure_kind(r.fail_reason) for r in results[-failed_run:])
