@@ -228,21 +228,18 @@ class PairedSearcher(abc.ABC):
             raise full
         return results
 
-    def _start_runs(self, members: list[Member], run_ids: list[str | None]) -> None:
-        """Every member's MLflow run, then a deferred stop (a trial stopped without a run
-        would be in the store and never in MLflow)."""
-        with deferred():
-            for member in members:
-                run_id = self.tracker.start_trial(member.spec, self.run_tags(member))
-                run_ids.append(run_id)
-                self.started(member, run_id)
-        raise_if_stopped()
-
     def _train_and_tell(
         self, members: list[Member], look: int, run_ids: list[str | None], finished: set[int]
     ) -> list[TrialResult]:
         config, tracker = self.config, self.tracker
-        self._start_runs(members, run_ids)
+        # Every member's MLflow run, then a deferred stop (a trial stopped without a run
+        # would be in the store and never in MLflow).
+        with deferred():
+            for member in members:
+                run_id = tracker.start_trial(member.spec, self.run_tags(member))
+                run_ids.append(run_id)
+                self.started(member, run_id)
+        raise_if_stopped()
         prune = self.pruner()
         trained_epoch = getattr(self._on_result, "on_epoch", None)
 
