@@ -328,8 +328,7 @@ def _search(
             raise
     except KeyboardInterrupt:
         for live in tuner.bnsearch_live.values():
-            if live.run_id is not None:
-                tracker.kill_run(live.run_id, "interrupted")
+            tracker.kill_run(live.run_id, "interrupted")  # None (MLflow away): nothing to end
         raise
 
 
