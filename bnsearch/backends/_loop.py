@@ -77,8 +77,9 @@ class PairedSearcher(abc.ABC):
     engine: Engine
     tracker: MlflowTracker
     _existing: int = field(default=0, init=False)  # the study's trials when opened
-    _on_result: ResultCallback | None = field(init=False)  # what run() was given
-    _log: Callable[[str], None] = field(init=False)
+    # What run() was given, for the steps it takes.
+    _on_result: ResultCallback | None = field(init=False, repr=False, compare=False)
+    _log: Callable[[str], None] = field(init=False, repr=False, compare=False)
 
     def existing_trials(self) -> int:
         return self._existing
