@@ -68,14 +68,18 @@ Pruner = Callable[[Member, int, float], bool]
 
 @dataclass
 class PairedSearcher(abc.ABC):
-    """A backend's side of each step of :class:`PairedSearch`; both backends are one. The
-    hooks a backend has no use for do nothing."""
+    """The paired search and its confirmation round (:meth:`run`), written once as Keras
+    Tuner's ``BaseTuner.search`` is: both backends are one and supply the hooks that ask
+    and tell; the hooks a backend has no use for do nothing."""
 
     config: StudyConfig
     dataset: Dataset
     engine: Engine
     tracker: MlflowTracker
     _existing: int = field(default=0, init=False)  # the study's trials when opened
+    # What run() was given, for the steps it takes.
+    _on_result: ResultCallback | None = field(init=False, repr=False, compare=False)
+    _log: Callable[[str], None] = field(init=False, repr=False, compare=False)
 
     def existing_trials(self) -> int:
         return self._existing
@@ -103,7 +107,14 @@ class PairedSearcher(abc.ABC):
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
-        return PairedSearch(self, on_result, log).run()
+        """The new results, in the order trained."""
+        self._on_result, self._log = on_result, log
+        results = self._search()
+        if results and (seeds := self.config.confirm_seeds):
+            log(f"confirming: each placement's best configuration with {seeds} fresh seeds")
+            if best := best_per_placement(self.results()):
+                results += self._train(self.ask_confirmation(best), 1)
+        return results
 
     @abc.abstractmethod
     def results(self) -> list[TrialResult]:
@@ -159,55 +170,39 @@ class PairedSearcher(abc.ABC):
         """A batch cut short: leave ``members`` for the next run to retry; what the Ctrl-C
         line adds, or None."""
 
-
-@dataclass
-class PairedSearch:
-    """The paired search and its confirmation round: ``run()`` returns the new results."""
-
-    searcher: PairedSearcher
-    on_result: ResultCallback | None
-    log: Callable[[str], None]
-    advised: bool = False  # the divergence advice is said once a run
-
-    def run(self) -> list[TrialResult]:
-        results = self._search()
-        if results and (seeds := self.searcher.config.confirm_seeds):
-            self.log(f"confirming: each placement's best configuration with {seeds} fresh seeds")
-            if best := best_per_placement(self.searcher.results()):
-                results += self._train(self.searcher.ask_confirmation(best), 1)
-        return results
+    # The search itself, on the hooks above.
 
     def _search(self) -> list[TrialResult]:
-        searcher = self.searcher
-        config = searcher.config
+        config = self.config
         started = time.monotonic()
         results: list[TrialResult] = []
         look = 0
-        capacity = max(searcher.engine.trials_at_once, len(config.space.placement))
+        advised = False  # the divergence advice is said once a run
+        capacity = max(self.engine.trials_at_once, len(config.space.placement))
         while config.timeout is None or time.monotonic() - started < config.timeout:
             raise_if_stopped()
-            if notice := searcher.reclaim():
-                self.log(notice)
-            if statement := settled_verdict(config, searcher.results()):
-                self.log(textwrap.fill(f"bnsearch: {statement}", 100, subsequent_indent="  "))
+            if notice := self.reclaim():
+                self._log(notice)
+            if statement := settled_verdict(config, self.results()):
+                self._log(textwrap.fill(f"bnsearch: {statement}", 100, subsequent_indent="  "))
                 break
             wanted = (
                 None if config.target_trials is not None else config.trials_per_run - len(results)
             )
-            room = batch_room(config, capacity, searcher.search_trials())
+            room = batch_room(config, capacity, self.search_trials())
             with deferred():  # a store write: not cut by Ctrl-C (raised once in flight)
-                members = searcher.ask_batch(room, wanted)
+                members = self.ask_batch(room, wanted)
             if not members:
-                if config.target_trials is None or not searcher.others_running():
+                if config.target_trials is None or not self.others_running():
                     break
                 time.sleep(max(1, config.heartbeat_interval or 1))
                 continue
             look += 1
             batch = self._train(members, look)
             results.extend(batch)
-            if not self.advised and (advice := divergence_advice(config, batch)):
-                self.log(advice)  # once a run
-                self.advised = True
+            if not advised and (advice := divergence_advice(config, batch)):
+                self._log(advice)
+                advised = True
             stop_after_failures(results, batch)
         return results
 
@@ -216,44 +211,38 @@ class PairedSearch:
         way stops the study here."""
         run_ids: list[str | None] = []
         finished: set[int] = set()
-        with self.searcher.in_flight(members):
+        with self.in_flight(members):
             try:
                 results = self._train_and_tell(members, look, run_ids, finished)
             except BaseException as error:
                 # The store first (retried by the next run), then MLflow's unfinished runs.
                 unfinished = [m for i, m in enumerate(members) if i not in finished]
-                said = self.searcher.abandon(unfinished) if unfinished else None
+                said = self.abandon(unfinished) if unfinished else None
                 for index, run_id in enumerate(run_ids):
                     if index not in finished:
-                        self.searcher.tracker.kill_run(run_id, "interrupted")
+                        self.tracker.kill_run(run_id, "interrupted")
                 if isinstance(error, KeyboardInterrupt) and said:
                     # The one line the command prints on its way out (stderr).
                     raise KeyboardInterrupt(f"bnsearch: interrupted; {said}.") from None
                 raise
-        if (full := self.searcher.tracker.full) is not None:
+        if (full := self.tracker.full) is not None:
             raise full
         return results
-
-    def _start_runs(self, members: list[Member], run_ids: list[str | None]) -> None:
-        """Every member's MLflow run, then a deferred stop (a trial stopped without a run
-        would be in the store and never in MLflow)."""
-        with deferred():
-            for member in members:
-                run_id = self.searcher.tracker.start_trial(
-                    member.spec, self.searcher.run_tags(member)
-                )
-                run_ids.append(run_id)
-                self.searcher.started(member, run_id)
-        raise_if_stopped()
 
     def _train_and_tell(
         self, members: list[Member], look: int, run_ids: list[str | None], finished: set[int]
     ) -> list[TrialResult]:
-        searcher = self.searcher
-        config, tracker = searcher.config, searcher.tracker
-        self._start_runs(members, run_ids)
-        prune = searcher.pruner()
-        trained_epoch = getattr(self.on_result, "on_epoch", None)
+        config, tracker = self.config, self.tracker
+        # Every member's MLflow run, then a deferred stop (a trial stopped without a run
+        # would be in the store and never in MLflow).
+        with deferred():
+            for member in members:
+                run_id = tracker.start_trial(member.spec, self.run_tags(member))
+                run_ids.append(run_id)
+                self.started(member, run_id)
+        raise_if_stopped()
+        prune = self.pruner()
+        trained_epoch = getattr(self._on_result, "on_epoch", None)
 
         def on_epoch(index: int, epoch: int, metrics: dict[str, float]) -> bool:
             raise_if_stopped()
@@ -266,32 +255,30 @@ class PairedSearch:
         # --keep-models keeps the confirmation round's (hundreds of search trials' models
         # would fill the store for nothing).
         keep = config.keep_models and all(s.phase == Phase.CONFIRM for s in specs)
-        on_batch: BatchCallback | None = getattr(self.on_result, "on_batch", None)
+        on_batch: BatchCallback | None = getattr(self._on_result, "on_batch", None)
         if on_batch is not None:
             on_batch(members[0].spec.phase, look, len(members), config.network.epochs)
-        trained = searcher.engine.train(
-            specs, searcher.dataset, config.network, on_epoch, keep_models=keep
-        )
+        trained = self.engine.train(specs, self.dataset, config.network, on_epoch, keep_models=keep)
         results = []
         for index, (member, result) in enumerate(zip(members, trained.results, strict=True)):
             raise_if_stopped()  # one deferred while the previous result was told
             # The backend's store first: the result is kept whatever happens to MLflow next.
             with deferred():
-                told = searcher.tell(member, result)
+                told = self.tell(member, result)
             if not told:
                 tracker.kill_run(run_ids[index], TAKEN_OVER, status="FAILED")
                 finished.add(index)
-                self.log(f"bnsearch: trial {member.spec.number} was {TAKEN_OVER}.")
+                self._log(f"bnsearch: trial {member.spec.number} was {TAKEN_OVER}.")
                 continue
-            tracker.finish_trial(run_ids[index], result, extra_tags=searcher.run_tags(member))
+            tracker.finish_trial(run_ids[index], result, extra_tags=self.run_tags(member))
             finished.add(index)
             results.append(result)
-            if self.on_result is not None:
-                self.on_result(result)
-        searcher.batch_told(members)
+            if self._on_result is not None:
+                self._on_result(result)
+        self.batch_told(members)
         if keep:
             try:
-                log_kept_models(tracker, trained.models, run_ids, searcher.dataset)
+                log_kept_models(tracker, trained.models, run_ids, self.dataset)
             except Exception as error:
                 # A full disk under MLflow: recorded, and raised once the batch is done.
                 if (full := tracker.full_disk_fault(error)) is None:
@@ -305,11 +292,10 @@ def stop_after_failures(results: list[TrialResult], batch: list[TrialResult]) ->
     failed entirely, with the commonest reasons."""
     if batch and any(r.state is not TrialState.FAILED for r in batch):
         return
-    failed_run = 0
-    for result in reversed(results):
-        if result.state is not TrialState.FAILED:
-            break
-        failed_run += 1
+    failed_run = next(
+        (i for i, r in enumerate(reversed(results)) if r.state is not TrialState.FAILED),
+        len(results),
+    )
     if failed_run / max(len(batch), 1) < MAX_CONSECUTIVE_FAILED_BATCHES:
         return
     reasons = Counter(failure_kind(r.fail_reason) for r in results[-failed_run:])

@@ -109,15 +109,12 @@ class _TrackedTuner(_TunerBase):
             keys.PHASE: Phase.SEARCH.value,
             keys.PID: str(os.getpid()),
         }
-        resumed = values.get("tuner/trial_id")
-        if resumed is not None:
+        if (resumed := values.get("tuner/trial_id")) is not None:
             tags[keys.RESUMES_TRIAL] = str(resumed)
-            resumed_run = self.bnsearch_run_ids.get(str(resumed))
-            if resumed_run:
+            if resumed_run := self.bnsearch_run_ids.get(str(resumed)):
                 tags[keys.RESUMES_RUN] = resumed_run
         run_id = self.bnsearch_tracker.start_trial(spec, tags)
-        extra = {k: values[k] for k in _HYPERBAND_KEYS if k in values}
-        if extra:
+        if extra := {k: values[k] for k in _HYPERBAND_KEYS if k in values}:
             self.bnsearch_tracker.log_trial_params(run_id, extra)
         self.bnsearch_run_ids[str(trial.trial_id)] = run_id
         self.bnsearch_live[trial.trial_id] = _LiveTrial(TrialRecorder(spec, "keras"), run_id)
@@ -290,9 +287,8 @@ def _die_with_parent() -> None:
     import ctypes
     import signal
 
-    with contextlib.suppress(Exception):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    with contextlib.suppress(Exception):  # prctl(PR_SET_PDEATHSIG, SIGKILL)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def _search(
@@ -332,8 +328,7 @@ def _search(
             raise
     except KeyboardInterrupt:
         for live in tuner.bnsearch_live.values():
-            if live.run_id is not None:
-                tracker.kill_run(live.run_id, "interrupted")
+            tracker.kill_run(live.run_id, "interrupted")  # None (MLflow away): nothing to end
         raise
 
 

@@ -147,8 +147,7 @@ class OptunaBackend(PairedSearcher):
 
     def run_tags(self, member: Member) -> dict[str, str]:
         tags = {"optuna.study": self.study.study_name, keys.PHASE: member.spec.phase}
-        retried = member.trial.user_attrs.get(keys.RETRIES_TRIAL)
-        if retried is not None:
+        if (retried := member.trial.user_attrs.get(keys.RETRIES_TRIAL)) is not None:
             tags[keys.RETRIES_TRIAL] = str(retried)
         return tags
 

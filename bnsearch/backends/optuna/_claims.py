@@ -167,26 +167,22 @@ def _wait_for(take: Callable[[], bool], what: str, timeout: float | None) -> Non
         ceiling = min(ceiling * 2, _LONGEST_WAIT_S)
 
 
-@contextlib.contextmanager
-def claim_lock(study: optuna.Study) -> Iterator[None]:
-    """Hold the study's claim lock (see the module docstring)."""
+def claim_lock(study: optuna.Study) -> contextlib.AbstractContextManager[None]:
+    """The study's claim lock, to hold (see the module docstring)."""
     engine = adapter.sql_engine(study)
-    sqlite = engine is not None and engine.dialect.name == "sqlite"
-    database = engine.url.database if engine is not None and sqlite else None
-    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if engine is not None and engine.dialect.name == "postgresql":
+    if engine is None:
+        return contextlib.nullcontext()
+    if engine.dialect.name == "postgresql":
         key = zlib.crc32(f"bnsearch:{adapter.study_id(study)}".encode())
-        what = f"the claim lock of study {study.study_name!r}"
-        lock = _transaction_lock(engine, key, what)
-    elif database not in (None, "", ":memory:"):
-        lock = _file_lock(Path(f"{database}.claims"))
-    with lock:
-        yield
+        return _transaction_lock(engine, key, f"the claim lock of study {study.study_name!r}")
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+        return _file_lock(Path(f"{database}.claims"))
+    return contextlib.nullcontext()
 
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path``."""
     with open(path, "a") as handle:
 
         def take() -> bool:

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-_CONFIG_FIELDS = set(BNConfig.__dataclass_fields__)
 #: Optuna's finished states as bnsearch's.
 STATES = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED, "FAIL": TrialState.FAILED}
 
@@ -128,7 +127,7 @@ def your_trial_result(trial: FrozenTrial, in_block_only: bool = True) -> TrialRe
     state = STATES.get(trial.state.name)
     if state is None:  # running or waiting
         return None
-    config = BNConfig(**{k: v for k, v in trial.params.items() if k in _CONFIG_FIELDS})
+    config = BNConfig(**{k: trial.params[k] for k in BNConfig.field_names() if k in trial.params})
     seed = int(block) if block is not None else trial.number
     spec = TrialSpec(trial.number, config, seed=seed, block=None if block is None else seed)
     history = [float(trial.intermediate_values[step]) for step in sorted(trial.intermediate_values)]
