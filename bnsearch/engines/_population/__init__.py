@@ -5,8 +5,7 @@ Every weight carries a leading population axis and a whole epoch runs in one
 *The population engine* page (docs/explanation/population-engine.md).
 """
 
-from bnsearch.engines._population._engine import PopulationEngine
-from bnsearch.engines._population._graph import SlotUse
+from bnsearch.engines._population._engine import PopulationEngine, SlotUse
 from bnsearch.engines._population._members import member_model
 
 __all__ = ["PopulationEngine", "SlotUse", "member_model"]
