@@ -1,5 +1,4 @@
-"""The population engine: chunks of trials, each trained in a compiled :class:`Population`;
-the layer graph it trains and its BN slots (no TensorFlow here)."""
+"""The population engine: chunks of trials, each trained in a compiled :class:`Population`."""
 
 from __future__ import annotations
 
@@ -17,65 +16,14 @@ import numpy as np
 from bnsearch.data import Dataset, split_index
 from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.engines._keras import model_fits_data
+from bnsearch.engines._population._graph import SlotUse, graph_for, graph_or_reason
 from bnsearch.engines._population._members import member_model
 from bnsearch.errors import ConfigError
-from bnsearch.networks import (
-    FAMILIES,
-    LayerGraph,
-    NetworkSettings,
-    builder_differs,
-    network_graph,
-    probe_configs,
-)
-from bnsearch.trial import BNConfig, SearchSpace, TrialRecorder, TrialResult, TrialSpec, TrialState
+from bnsearch.networks import FAMILIES, LayerGraph, NetworkSettings, network_graph, probe_configs
+from bnsearch.trial import SearchSpace, TrialRecorder, TrialResult, TrialSpec, TrialState
 
 if TYPE_CHECKING:
     from bnsearch.engines._population._population import Population
-
-
-@dataclass(frozen=True)
-class SlotUse:
-    """Which BN slots a population's graph has: the input BN, the sites' BN (serving
-    ``before`` and ``after``) and the output BN. Part of the compiled graph's key."""
-
-    input_bn: bool = True
-    hidden_bn: bool = True
-    output_bn: bool = True
-
-    @classmethod
-    def of(cls, specs: Sequence[TrialSpec]) -> SlotUse:
-        placements = {spec.config.placement for spec in specs}
-        return cls(
-            "input" in placements,
-            bool(placements & {"before", "after", "before_output"}),
-            "before_output" in placements,
-        )
-
-
-def graph_for(
-    network: NetworkSettings, dataset: Dataset, configs: Sequence[BNConfig] = ()
-) -> LayerGraph:
-    """``network``'s layer graph on ``dataset``'s rows, or a one-line ConfigError."""
-    graph = graph_or_reason(network, dataset, configs)
-    if isinstance(graph, str):
-        raise ConfigError(f"the population engine has no form for {graph}; use --engine keras.")
-    return graph
-
-
-def graph_or_reason(
-    network: NetworkSettings, dataset: Dataset, configs: Sequence[BNConfig] = ()
-) -> LayerGraph | str:
-    """``network``'s layer graph on ``dataset``'s rows, or why the engine cannot train it;
-    a ``builder`` network must also place BN by the ``--model`` rule under ``configs`` (the
-    trials about to train, or probes of a study's space; none: its shape only)."""
-    shape, n_classes = dataset.x.shape[1:], dataset.n_classes
-    graph = network_graph(network, shape, n_classes)
-    if isinstance(graph, str) or network.kind != "custom" or not configs:
-        return graph
-    placements = [config.placement for config in configs]
-    probes = probe_configs(placements, [config.activation for config in configs])
-    return builder_differs(network, shape, n_classes, probes) or graph
-
 
 # Per (member, batch row, output value): the value, its gradient, a BN's or a mask's temporaries.
 _BYTES_PER_ACTIVATION = 4 * 4

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from bnsearch.data import Dataset
-from bnsearch.engines._population._engine import SlotUse, graph_for
+from bnsearch.engines._population._graph import SlotUse, graph_for
 from bnsearch.engines._population._ops import (
     activation_function,
     hash_uniform,
