@@ -1,5 +1,5 @@
 """``python -m bnsearch bench --backends`` / ``--until``: the default study run several ways,
-each in a fresh process with fresh stores; a benchmark, not a test: it asserts nothing."""
+each in a fresh process with fresh stores; a benchmark, not a test."""
 
 from __future__ import annotations
 
@@ -70,10 +70,6 @@ def compare_backends(
                 continue
             rows.append((label, answers.get()))
             print(f"{label}: done in {rows[-1][1]['seconds']:.0f} s", flush=True)
-    _print_table(rows)
-
-
-def _print_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
     base = rows[0][1]["seconds"] if rows else None
     print(
         f"\n{'study':<22}{'trials':>7}{'blocks':>7}{'wall s':>9}{'x first':>9}  verdict "

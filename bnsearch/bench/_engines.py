@@ -1,9 +1,5 @@
-"""``python -m bnsearch bench``: the Keras engine and the population engine side by side.
-
-Seconds per trial-epoch (compilation excluded: a warm-up epoch first), speed-ups, GFLOP/s
-against a measured matmul peak, roofline columns and peak memory; the docs' Benchmarks page
-explains the columns. A benchmark, not a test: it asserts nothing.
-"""
+"""``python -m bnsearch bench``: the Keras engine and the population engine side by side
+(the docs' Benchmarks page explains the columns); a benchmark, not a test."""
 
 from __future__ import annotations
 
@@ -34,21 +30,16 @@ def _mean_seconds(run: Callable[[], Any], repeats: int) -> float:
     return (time.perf_counter() - started) / repeats
 
 
-def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
+def _machine_peaks() -> tuple[float, float]:
+    """The dense 1024^2 float32 matmul's GFLOP/s and the streaming memory bandwidth (GB/s:
+    read one 256 MiB float32 array and write another)."""
     import tensorflow as tf
 
-    a = tf.random.uniform((size, size))
-    b = tf.random.uniform((size, size))
-    return 2 * size**3 / _mean_seconds(lambda: tf.matmul(a, b), repeats) / 1e9
-
-
-def stream_bandwidth_gbs(megabytes: int = 256, repeats: int = 10) -> float:
-    """Streaming memory bandwidth: read one large float32 array and write another (GB/s)."""
-    import tensorflow as tf
-
-    source = tf.Variable(tf.random.uniform((megabytes * 2**20 // 4,)))
+    a, b = tf.random.uniform((1024, 1024)), tf.random.uniform((1024, 1024))
+    gflops = 2 * 1024**3 / _mean_seconds(lambda: tf.matmul(a, b), 20) / 1e9
+    source = tf.Variable(tf.random.uniform((256 * 2**20 // 4,)))
     scale = tf.function(lambda: source * 1.0001 + 1.0, jit_compile=True)
-    return 2 * source.shape[0] * 4 / _mean_seconds(scale, repeats) / 1e9
+    return gflops, 2 * source.shape[0] * 4 / _mean_seconds(scale, 10) / 1e9
 
 
 # long because it is the benchmark script itself: setup, both engines side by side, the table.
@@ -78,14 +69,10 @@ def run_benchmark(
         f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'} TF threads, "
         f"devices: {devices}; TensorFlow {tf.__version__}"
     )
-    peak = matmul_peak_gflops()
-    bandwidth = stream_bandwidth_gbs()
+    peak, bandwidth = _machine_peaks()
     say(
         f"dense matmul peak (1024^2 float32): {peak:.1f} GFLOP/s; streaming memory bandwidth: "
-        f"{bandwidth:.1f} GB/s"
-    )
-    say(
-        f"arithmetic per trial-epoch: {flops * n_train / 1e9:.2f} GFLOP "
+        f"{bandwidth:.1f} GB/s\narithmetic per trial-epoch: {flops * n_train / 1e9:.2f} GFLOP "
         f"({flops / 1e3:.1f} kFLOP per sample)\n"
     )
     header = (
@@ -133,8 +120,7 @@ def run_benchmark(
 def _epoch_seconds(
     engine: Engine, specs: list[TrialSpec], data: Dataset, network: NetworkSettings, epochs: int
 ) -> float:
-    """Seconds an epoch of ``specs`` on ``engine`` over ``epochs`` timed epochs, after a
-    warm-up epoch (the population's compile)."""
+    """Seconds an epoch of ``specs`` on ``engine``, timed after a warm-up epoch."""
     engine.train(specs, data, replace(network, epochs=1))
     started = time.perf_counter()
     engine.train(specs, data, replace(network, epochs=epochs))
@@ -163,8 +149,8 @@ def _side_by_side(case: _Case, timed_epochs: int) -> dict[str, float]:
 
 
 def _cases(data: Dataset, short: bool, population: int, folder: str) -> Iterator[_Case]:
-    """The question's own model as a ``.keras`` file (as ``studies/thread_model.py`` builds
-    it), the digits CNN, the residual example and, but for ``short``, two applications."""
+    """The thread's model as a ``.keras`` file, the digits CNN, the residual example and, but
+    for ``short``, two applications."""
     import keras
     import numpy as np
     from keras import layers

@@ -1,9 +1,6 @@
-"""Where a population training step's time goes (``python -m bnsearch bench --profile``).
-
-The engine's real XLA-compiled epoch is timed as it is and with parts of its step removed,
-one after another (:data:`REMOVALS`); each part's time is the difference it makes. A profile
-by removal, measured; a benchmark, not a test: it asserts nothing.
-"""
+"""Where a population training step's time goes (``python -m bnsearch bench --profile``):
+the engine's XLA-compiled epoch timed with parts of its step removed one after another
+(:data:`REMOVALS`), each part's time the difference it makes. A benchmark, not a test."""
 
 from __future__ import annotations
 

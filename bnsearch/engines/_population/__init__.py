@@ -1,8 +1,7 @@
 """The population engine: P trials trained at once in one TensorFlow graph.
 
-Every weight carries a leading population axis and a whole epoch runs in one
-``tf.function`` loop; the maths each op follows to reproduce Keras 3 is in the docs'
-*The population engine* page (docs/explanation/population-engine.md).
+Every weight carries a leading population axis; the docs' *The population engine* page has
+the maths each op follows to reproduce Keras 3.
 """
 
 from bnsearch.engines._population._engine import PopulationEngine

@@ -295,7 +295,10 @@ class PopulationEngine:
             for epoch in range(network.epochs):
                 if all(recorder.stopped for recorder in recorders):
                     break
-                order = self._epoch_order(rngs, n_train).astype(np.int32)
+                if self.shuffle:  # each trial's rows this epoch
+                    order = np.stack([rng.permutation(n_train) for rng in rngs]).astype(np.int32)
+                else:
+                    order = np.tile(np.arange(n_train, dtype=np.int32), (n, 1))
                 parts = pool.map(lane_epoch, lanes, [order] * len(lanes))
                 *columns, active = (np.concatenate(c) for c in zip(*parts, strict=True))
                 values = dict(zip(names, columns, strict=True))
@@ -316,12 +319,6 @@ class PopulationEngine:
             for numbers in [tuple(s.number for s in specs[lane.start : lane.stop])]
             for p in range(lane.start, lane.stop)
         ]
-
-    def _epoch_order(self, rngs: list[np.random.Generator], n_train: int) -> np.ndarray:
-        """``[trials, n_train]``: each trial's rows this epoch."""
-        if self.shuffle:
-            return np.stack([rng.permutation(n_train) for rng in rngs])
-        return np.tile(np.arange(n_train), (len(rngs), 1))
 
     def member(self, p: int) -> tuple[Population, int]:
         """Member ``p`` of the last chunk: its lane's population and its place there."""

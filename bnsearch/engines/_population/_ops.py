@@ -35,14 +35,18 @@ def hash_uniform(seeds: Any, counter: Any, shape: Sequence[Any]) -> Any:
     return tf.reshape(u, shape)
 
 
-def _padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
-    """TensorFlow's padding of one axis: none if 'valid'; if 'same', the output has
-    ``ceil(size / stride)`` positions, the padding split with the odd one after."""
+_Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _padding(size: tuple[int, int], kernel: Any, strides: Any, padding: str) -> _Pads:
+    """TensorFlow's padding of the two spatial axes: none if 'valid'; if 'same', each output
+    axis has ``ceil(size / stride)`` positions, the padding split with the odd one after."""
     if padding != "same":
-        return 0, 0
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
+        return (0, 0), (0, 0)
+    height, width = (
+        max((-(-n // s) - 1) * s + k - n, 0) for n, k, s in zip(size, kernel, strides, strict=True)
+    )
+    return (height // 2, height - height // 2), (width // 2, width - width // 2)
 
 
 def patches(images: Any, kernel: tuple[int, int], strides: tuple[int, int], padding: str) -> Any:
@@ -51,8 +55,7 @@ def patches(images: Any, kernel: tuple[int, int], strides: tuple[int, int], padd
     (kh, kw), (sh, sw) = kernel, strides
     height, width = int(images.shape[1]), int(images.shape[2])
     if padding == "same":
-        top, bottom = _padding(height, kh, sh, padding)
-        left, right = _padding(width, kw, sw, padding)
+        (top, bottom), (left, right) = _padding((height, width), kernel, strides, padding)
         images = tf.pad(images, [[0, 0], [top, bottom], [left, right], [0, 0]])
         height, width = height + top + bottom, width + left + right
     out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
@@ -73,7 +76,7 @@ def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str) 
     height, width = int(x.shape[2]), int(x.shape[3])
     if (kh, kw) == (1, 1):
         return _pointwise(x[:, :, ::sh, ::sw, :], kernels)
-    pads = (_padding(height, kh, sh, padding), _padding(width, kw, sw, padding))
+    pads = _padding((height, width), (kh, kw), strides, padding)
 
     @tf.custom_gradient
     def convolve(x: Any, kernels: Any) -> Any:
@@ -131,7 +134,7 @@ def _depthwise(x: Any, kernel: Any, strides: tuple[int, int], padding: str) -> A
     (``DepthwiseConv2dNativeBackpropFilter``) is far slower than a forward one."""
     (kh, kw), (sh, sw) = kernel.shape[:2], strides
     height, width = int(x.shape[1]), int(x.shape[2])
-    pads = (_padding(height, kh, sh, padding), _padding(width, kw, sw, padding))
+    pads = _padding((height, width), (kh, kw), strides, padding)
 
     @tf.custom_gradient
     def convolve(x: Any, kernel: Any) -> Any:
@@ -164,11 +167,7 @@ def _each_member(images: Any, kernels: Any, strides: Sequence[int], padding: str
 
 
 def _input_gradient(
-    dy: Any,
-    kernels: Any,
-    size: tuple[int, int],
-    strides: tuple[int, int],
-    pads: tuple[tuple[int, int], tuple[int, int]],
+    dy: Any, kernels: Any, size: tuple[int, int], strides: tuple[int, int], pads: _Pads
 ) -> Any:
     """``dx``: ``dy`` dilated by the strides, padded, correlated with the flipped kernels."""
     dy = _spread_and_pad(dy, kernels.shape[1:3], size, strides, pads)
@@ -177,11 +176,7 @@ def _input_gradient(
 
 
 def _spread_and_pad(
-    dy: Any,
-    kernel: tuple[int, int],
-    size: tuple[int, int],
-    strides: tuple[int, int],
-    pads: tuple[tuple[int, int], tuple[int, int]],
+    dy: Any, kernel: tuple[int, int], size: tuple[int, int], strides: tuple[int, int], pads: _Pads
 ) -> Any:
     """``dy`` (``[P, rows, h', w', f]``) dilated by the strides and padded so that its valid
     correlation with the flipped kernel is the input's gradient, of the input's size."""
@@ -201,7 +196,7 @@ def _spread_and_pad(
     return tf.pad(dy, [[0, 0], [0, 0], *edges, [0, 0]])
 
 
-def _kernel_gradient(x: Any, dy: Any, pads: tuple[tuple[int, int], tuple[int, int]]) -> Any:
+def _kernel_gradient(x: Any, dy: Any, pads: _Pads) -> Any:
     """``dk`` for stride 1: padded ``x``, channels as the batch, correlated with ``dy``."""
     padded = tf.pad(x, [[0, 0], [0, 0], list(pads[0]), list(pads[1]), [0, 0]])
     members = zip(tf.unstack(padded), tf.unstack(dy), strict=True)
