@@ -328,7 +328,9 @@ def verdict_of(
 
 
 def _tracker(config: StudyConfig) -> MlflowTracker:
-    """The study's MLflow tracker, connected (a StoreError if MLflow cannot be used)."""
+    """The study's MLflow tracker, connected, once the backend's store has answered (a
+    StoreError if either cannot be used)."""
+    backend_class(config).probe(config)
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
     tracker.connect()
     return tracker

@@ -79,10 +79,15 @@ def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path,
         "--study-name", "tiny", cwd=tmp_path,
     )  # fmt: skip
     assert study.returncode == 0, study.stderr[-2000:]
-    # A study whose MLflow server is not there: refused before TensorFlow's seconds of import.
+    # A study whose MLflow server or Optuna storage server is not there: refused before
+    # TensorFlow's seconds of import, the storage's password never shown.
     refused_store = (
         "study", "--data", str(tiny_csv), "--target", "label",
         "--tracking-uri", "http://127.0.0.1:1/",
+    )  # fmt: skip
+    refused_storage = (
+        "study", "--data", str(tiny_csv), "--target", "label", "--study-name", "elsewhere",
+        "--storage", "postgresql://bn:Secret-31@127.0.0.1:1/test",
     )  # fmt: skip
     cases = {
         ("report", "--study-name", "tiny"): 0,
@@ -90,6 +95,7 @@ def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path,
         ("ui", "--help"): 0,
         ("report",): 2,  # a usage error: one line, exit 2
         refused_store: 2,
+        refused_storage: 2,
         ("study", "--n-trials", "x"): 2,
     }
     result = subprocess.run(
@@ -103,6 +109,8 @@ def test_commands_that_train_nothing_never_import_tensorflow(tiny_csv, tmp_path,
         assert code == expected, (args, result.stderr[-2000:])
         assert not imported, (args, "tensorflow imported")
     assert "cannot use the MLflow tracking store http://127.0.0.1:1/" in result.stderr
+    refusal = "cannot use the Optuna storage postgresql://bn:***@127.0.0.1:1/test (no answer"
+    assert refusal in result.stderr and "Secret-31" not in result.stderr  # (stdout: the cases)
 
 
 def test_examples_copies_the_shipped_study_files_and_never_overwrites(tmp_path, cli):

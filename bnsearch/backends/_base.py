@@ -50,6 +50,11 @@ class Backend(Protocol):
         """Why this backend's trials are not paired blocks (no paired verdict), or None."""
 
     @classmethod
+    def probe(cls, config: StudyConfig) -> None:
+        """A StoreError now if the store's server does not answer (asked before TensorFlow
+        loads, so a study never waits for it to be refused)."""
+
+    @classmethod
     def prepare(cls, config: StudyConfig, dataset: Dataset) -> str:
         """Create (or check) the study's store before workers start; where and how many."""
 

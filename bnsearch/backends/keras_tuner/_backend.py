@@ -364,6 +364,10 @@ class KerasTunerBackend(PairedSearcher):
         return _unpaired_reason(self.config.tuner)
 
     @classmethod
+    def probe(cls, config: StudyConfig) -> None:
+        """A project folder: no server to ask."""
+
+    @classmethod
     def prepare(cls, config: StudyConfig, dataset: Dataset) -> str:
         folder = prepare_project(config, dataset)
         return f"{folder} ({len(results_from_project(folder))} trials)"

@@ -27,6 +27,7 @@ from bnsearch.backends.optuna._storage import (
     RUN_ID_ATTR,
     load_existing_study,
     open_study,
+    probe_storage,
     results_from_study,
     search_trial_count,
     stored_trials,
@@ -90,6 +91,10 @@ class OptunaBackend(PairedSearcher):
                 (keys.VERDICT_PLACEMENT_TEXT, verdict.placement.statement),
             ):
                 self.study.set_user_attr(key, value)
+
+    @classmethod
+    def probe(cls, config: StudyConfig) -> None:
+        probe_storage(config)
 
     @classmethod
     def prepare(cls, config: StudyConfig, dataset: Dataset) -> str:

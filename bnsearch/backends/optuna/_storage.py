@@ -87,11 +87,24 @@ def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
         with opening_alone(url):
             storage, names = retry_transient(connect) if served(url) else connect()
     except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
-        message = redact_text(first_line(error, type(error).__name__), [url])
-        raise StoreError(
-            f"cannot use the Optuna storage {redact_url(url)} ({message}); check --storage."
-        ) from None
+        raise _refused(url, error) from None
     return storage, names
+
+
+def _refused(url: str, error: BaseException) -> StoreError:
+    message = redact_text(first_line(error, type(error).__name__), [url])
+    return StoreError(
+        f"cannot use the Optuna storage {redact_url(url)} ({message}); check --storage."
+    )
+
+
+def probe_storage(config: StudyConfig) -> None:
+    """Refuse a storage whose server does not answer, as opening it would, but before a
+    study's slow steps (TensorFlow's import); a file storage passes."""
+    try:
+        probe(config.resolved_storage)
+    except ConnectionError as error:
+        raise _refused(config.resolved_storage, error) from None
 
 
 def load_existing_study(config: StudyConfig) -> optuna.Study:
