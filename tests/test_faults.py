@@ -28,13 +28,21 @@ def _args(tiny_csv: Path, *extra: str) -> list[str]:
 
 
 def _start(tmp_path: Path, tiny_csv: Path, *extra: str) -> subprocess.Popen:
-    """The study as a real process, for the signal sent to it."""
+    """The study as a real process, for the signal sent to it. Its stderr goes to a file
+    (:func:`_stderr`): while a test reads stdout line by line, a child that filled an
+    unread stderr pipe would block, and the test with it."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "bnsearch", *_args(tiny_csv, *extra)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    with open(tmp_path / "study.stderr", "w") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bnsearch", *_args(tiny_csv, *extra)],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+
+
+def _stderr(tmp_path: Path) -> str:
+    """What the process of :func:`_start` wrote to stderr."""
+    return (tmp_path / "study.stderr").read_text()
 
 
 def _start_standin(tmp_path: Path, tiny_csv: Path, name: str) -> subprocess.Popen:
@@ -87,7 +95,8 @@ def test_ctrl_c_fails_the_trials_in_flight_and_a_rerun_resumes(tmp_path, tiny_cs
     _wait_for_trials(process, 3)
     wait_for_a_batch_in_flight(process, tmp_path / "mlruns")
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    process.communicate(timeout=120)
+    stderr = _stderr(tmp_path)
     assert process.returncode == 130, stderr[-2000:]
     assert "interrupted" in stderr
     _assert_nothing_left_running(tmp_path)
@@ -164,8 +173,8 @@ def test_ctrl_c_stops_a_keras_tuner_study_and_ends_its_runs(tmp_path, tiny_csv, 
     )
     _wait_for_trials(process, 1)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
+    process.communicate(timeout=120)
+    assert process.returncode == 130, _stderr(tmp_path)[-2000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("faults").experiment_id])
     assert not [r for r in runs if r.info.status == "RUNNING"]
