@@ -42,19 +42,8 @@ def test_member_convolution_and_its_gradients_equal_tensorflows(
     def each_member(x, k):
         return tf.stack([tf.nn.conv2d(x[p], k[p], strides, padding.upper()) for p in range(P)])
 
-    def gradients(convolve):
-        with tf.GradientTape() as tape:
-            tape.watch([x, k])
-            y = convolve(x, k)
-            loss = tf.reduce_sum(y * tf.cos(y))  # a gradient that differs per output
-        return (y, *tape.gradient(loss, [x, k]))
-
     engine = lambda x, k: member_conv2d(x, k, strides, padding)  # noqa: E731
-    ours = tf.function(lambda: gradients(engine), jit_compile=xla)()
-    theirs = gradients(each_member)
-    for mine, reference, what in zip(ours, theirs, ("output", "dx", "dkernel"), strict=True):
-        assert mine.shape == reference.shape, what
-        np.testing.assert_allclose(mine.numpy(), reference.numpy(), rtol=1e-4, atol=1e-4)
+    _assert_equal_with_gradients(engine, each_member, x, k, xla)
 
 
 @pytest.mark.parametrize(
@@ -84,14 +73,21 @@ def test_member_depthwise_convolution_and_its_gradients_equal_tensorflows(
             [tf.nn.depthwise_conv2d(x[p], k[p], step, padding.upper()) for p in range(P)]
         )
 
+    engine = lambda x, k: member_depthwise_conv2d(x, k, strides, padding)  # noqa: E731
+    _assert_equal_with_gradients(engine, each_member, x, k, xla)
+
+
+def _assert_equal_with_gradients(engine, each_member, x, k, xla: bool) -> None:
+    """The engine's convolution of ``x`` by ``k`` (graph mode, or compiled with XLA), its
+    output and both gradients, against ``each_member``'s with TensorFlow's own gradients."""
+
     def gradients(convolve):
         with tf.GradientTape() as tape:
             tape.watch([x, k])
             y = convolve(x, k)
-            loss = tf.reduce_sum(y * tf.cos(y))
+            loss = tf.reduce_sum(y * tf.cos(y))  # a gradient that differs per output
         return (y, *tape.gradient(loss, [x, k]))
 
-    engine = lambda x, k: member_depthwise_conv2d(x, k, strides, padding)  # noqa: E731
     ours = tf.function(lambda: gradients(engine), jit_compile=xla)()
     theirs = gradients(each_member)
     for mine, reference, what in zip(ours, theirs, ("output", "dx", "dkernel"), strict=True):
