@@ -204,7 +204,7 @@ def _images(folder, rows: int = 40):
     return bnsearch.load_dataset(str(folder / "images.npz"))
 
 
-def test_a_network_of_dozens_of_convolutions_is_built_without_xla_eight_trials_at_a_time(
+def test_a_network_of_dozens_of_convolutions_is_built_without_xla_32_trials_at_a_time(
     tmp_path,
 ):
     from bnsearch.engines import PopulationEngine
@@ -218,10 +218,10 @@ def test_a_network_of_dozens_of_convolutions_is_built_without_xla_eight_trials_a
     said = engine.check_fits(_images(tmp_path), network)
 
     assert not engine.xla_for(network_graph(network))
-    assert engine.max_population == 8
+    assert engine.max_population == 32
     assert said == (
         f"bnsearch: notice: this network has {convolutions} convolutions, so the population "
-        "engine builds it without XLA and trains 8 trials at a time."
+        "engine builds it without XLA and trains 32 trials at a time."
     )
     import keras
 

@@ -136,11 +136,14 @@ def _side_by_side(case: _Case, timed_epochs: int) -> dict[str, float]:
     prefix, title, data, network, population = case
     print(f"\n{title}")
     figures: dict[str, float] = {}
+    population_engine = PopulationEngine(population)
+    if said := population_engine.check_fits(data, network):  # as a study sizes it
+        print(said)
+    population = population_engine.max_population
     for name, engine, specs in (
         (f"{prefix} keras", KerasEngine(), profile_specs(1)),
-        (f"{prefix} population P={population}", PopulationEngine(population),
-         profile_specs(population)),
-    ):  # fmt: skip
+        (f"{prefix} population P={population}", population_engine, profile_specs(population)),
+    ):
         seconds = _epoch_seconds(engine, specs, data, network, timed_epochs)
         figures[name] = seconds / len(specs)
         speedup = figures[f"{prefix} keras"] / figures[name]
@@ -193,4 +196,4 @@ def _cases(data: Dataset, short: bool, population: int, folder: str) -> Iterator
             f"{name} (keras.applications, --model): {data.n_rows} digits images scaled "
             "to 32x32x3, batch 16"
         )
-        yield name, title, data, NetworkSettings(model=path), 8
+        yield name, title, data, NetworkSettings(model=path), 64

@@ -61,8 +61,9 @@ _LANE_MIN_TRIALS = 16
 _COMPILED: dict[tuple[Any, ...], Population] = {}
 #: The most convolutions a network may have for its population to be compiled with XLA.
 XLA_MAX_CONVOLUTIONS = 8
-#: The most trials trained at once in graph mode: on a CPU more members there run no faster.
-GRAPH_MODE_MAX_POPULATION = 8
+#: The most trials trained at once in graph mode (two lanes of 16 on 2+ cores): beyond it, a
+#: network of dozens of convolutions runs no faster per trial and needs more memory.
+GRAPH_MODE_MAX_POPULATION = 32
 
 
 class PopulationEngine:
