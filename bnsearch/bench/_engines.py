@@ -196,4 +196,4 @@ def _cases(data: Dataset, short: bool, population: int, folder: str) -> Iterator
             f"{name} (keras.applications, --model): {data.n_rows} digits images scaled "
             "to 32x32x3, batch 16"
         )
-        yield name, title, data, NetworkSettings(model=path), 64
+        yield name, title, data, NetworkSettings(model=path), population
