@@ -13,14 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bnsearch.errors import StoreError
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI; None for any other store."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri.removeprefix("sqlite:///").split("?")[0])
+from bnsearch.errors import StoreError, sqlite_path
 
 
 def make_store_folder(uri: str, store: str, flag: str) -> Path | None:

@@ -29,13 +29,6 @@ def _split_userinfo(url: str) -> tuple[str, str, str, str] | None:
     return scheme.group(0), userinfo, host, mark + query
 
 
-def _password(url: str) -> str | None:
-    parts = _split_userinfo(url)
-    if parts is None or ":" not in parts[1]:
-        return None
-    return parts[1].split(":", 1)[1] or None
-
-
 def redact_url(url: str) -> str:
     """``url`` with its password (user part and secret query parameters) replaced by ***."""
     parts = _split_userinfo(url)
@@ -51,7 +44,8 @@ def redact_text(text: str, urls: Iterable[str | None] = ()) -> str:
     """``text`` with every URL in it redacted, and the passwords of ``urls`` hidden
     wherever they appear (a message may quote a password without its URL)."""
     for url in urls:
-        secret = _password(url) if url else None
-        if secret and len(secret) >= 3:
+        parts = _split_userinfo(url) if url else None
+        secret = parts[1].partition(":")[2] if parts else ""  # the password, if any
+        if len(secret) >= 3:
             text = text.replace(secret, _MASK)
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)

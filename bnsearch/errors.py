@@ -118,14 +118,11 @@ _TEXTS = (
     ("read-only file system", "read-only"),
 )
 _FULL_DISK = {
-    "no space": "no space left on {place} holding {store}: free space and run the same "
-    "command again",
-    "quota": "disk quota exceeded on {place} holding {store}: free space (or raise the quota) "
-    "and run the same command again",
-    "read-only": "{place} holding {store} is read-only: make it writable and run the same "
-    "command again",
+    "no space": "no space left on {place} holding {store}: free space",
+    "quota": "disk quota exceeded on {place} holding {store}: free space (or raise the quota)",
+    "read-only": "{place} holding {store} is read-only: make it writable",
     "file size limit": "the file size limit (ulimit -f) stops writes to {store} on {place}: "
-    "raise it and run the same command again",
+    "raise it",
 }
 
 
@@ -173,7 +170,8 @@ def full_disk_message(
     if kind is None:
         return None
     place = _mount_point(_failed_file(error) or _local_path(where))
-    return _FULL_DISK[kind].format(place=place, store=store) + "; what is stored is kept."
+    fix = _FULL_DISK[kind].format(place=place, store=store)
+    return f"{fix} and run the same command again; what is stored is kept."
 
 
 @contextlib.contextmanager
@@ -196,6 +194,13 @@ def _failed_file(error: BaseException) -> Path | None:
     return next((Path(os.fsdecode(e.filename)) for e in named), None)
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?")[0])
+
+
 def _local_path(where: str | os.PathLike[str] | None) -> Path | None:
     """The local file or folder of a store's path or URL; None for a store on a server."""
     if where is None:
@@ -203,10 +208,8 @@ def _local_path(where: str | os.PathLike[str] | None) -> Path | None:
     text = os.fspath(where)
     if "://" not in text:
         return Path(text)
-    scheme, _, rest = text.partition("://")
-    if scheme.split("+")[0] != "sqlite" or not rest.startswith("/"):
-        return None
-    return Path(rest[1:].split("?")[0])
+    scheme, _, rest = text.partition("://")  # sqlite+pysqlite:/// is a SQLite file too
+    return sqlite_path(f"sqlite://{rest}") if scheme.split("+")[0] == "sqlite" else None
 
 
 def _mount_point(path: Path | None) -> str:

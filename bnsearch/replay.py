@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from bnsearch.backends import read_study
@@ -96,18 +96,18 @@ def _find(config: StudyConfig, results: list[TrialResult], number: int) -> Trial
 def _recorded_batch(
     original: TrialResult, results: list[TrialResult], engine: str, alone: bool
 ) -> tuple[list[TrialSpec], str]:
-    """The specs the original trial was trained among, in their order, or ``[]`` and why
-    the replay trains it alone."""
+    """The specs the original trial was trained among, in their order (``[]``: alone), and
+    where the replay trains it, in words."""
     if alone or engine != "population" or original.engine != "population":
-        return [], ""
+        return [], "alone"
     if not original.batch:
-        return [], " (the study predates batch records)"
+        return [], "alone (the study predates batch records)"
     by_number = {r.spec.number: r.spec for r in results}
-    missing = [n for n in original.batch if n not in by_number]
-    if missing:
+    if missing := [n for n in original.batch if n not in by_number]:
         shown = ", ".join(str(n) for n in missing[:5])
-        return [], f" (trial(s) {shown} of its batch have no stored result)"
-    return [by_number[n] for n in original.batch], ""
+        return [], f"alone (trial(s) {shown} of its batch have no stored result)"
+    size = f"{len(original.batch)} trials in a population of {original.population}"
+    return [by_number[n] for n in original.batch], f"in its batch as trained ({size})"
 
 
 def replay_trial(
@@ -125,11 +125,8 @@ def replay_trial(
     original = _find(config, results, number)
     spec, name = original.spec, engine or original.engine
     dataset = load_study_dataset(config)
-    batch, why_alone = _recorded_batch(original, results, name, alone)
+    batch, where = _recorded_batch(original, results, name, alone)
     size = original.population if batch else 1
-    where = f"alone{why_alone}"
-    if batch:
-        where = f"in its batch as trained ({len(batch)} trials in a population of {size})"
     print(
         f"bnsearch: replaying trial {number} ({spec.config.placement}, seed {spec.seed}, "
         f"trained by the {original.engine} engine) {where} on the {name} engine ...",
@@ -139,29 +136,22 @@ def replay_trial(
     trainer = make_engine(name, max_population=size, population_size=size if batch else None)
     trained = trainer.train(batch or [spec], dataset, config.network).results
     replayed = next(r for r in trained if r.spec.number == number)
-    worst = _largest_difference(original, replayed)
-    run_id = _log(config, original, replayed, name, worst)
-    replay = Replay(original, replayed, name, *worst, run_id, len(batch) or 1)
+    replay = Replay(original, replayed, name, *_largest_difference(original, replayed), None)
+    replay = replace(replay, run_id=_log(config, replay), trained_with=len(batch) or 1)
     _print(replay, out)
     return replay
 
 
-def _log(
-    config: StudyConfig,
-    original: TrialResult,
-    replayed: TrialResult,
-    engine: str,
-    worst: tuple[str, int, float, float],
-) -> str:
+def _log(config: StudyConfig, replay: Replay) -> str:
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
-    spec = original.spec
+    spec, replayed = replay.original.spec, replay.replayed
     replays_run = tracker.trial_run_id(spec.number) or ""
     run_id = tracker.start_study_run(
         run_name=f"replay-{spec.number:04d}-{spec.config.placement}",
         params={
             **spec.config.as_params(),
             "seed": spec.seed,
-            "engine": engine,
+            "engine": replay.engine,
             "population": replayed.population,
             "trained_with": len(replayed.batch) or 1,
         },
@@ -176,8 +166,11 @@ def _log(
             values = {m: replayed.history[m][step] for m in _ALL_METRICS if m in replayed.history}
             tracker.log_epoch(run_id, step, values)
         tracker.end_study_run(
-            metrics={"replay.max_abs_difference": worst[2], "replay.max_rel_difference": worst[3]},
-            tags={keys.REPLAY_WORST: f"{worst[0]} epoch {worst[1]}"},
+            metrics={
+                "replay.max_abs_difference": replay.abs_difference,
+                "replay.max_rel_difference": replay.rel_difference,
+            },
+            tags={keys.REPLAY_WORST: f"{replay.metric} epoch {replay.epoch}"},
         )
     return run_id
 

@@ -3,7 +3,6 @@ own MLflow run; trains nothing, and leaves out a study that has not run yet."""
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import textwrap
 import time
@@ -68,6 +67,5 @@ def report_sweep(
         f"sweep report in {where}; MLflow experiment {experiment!r} at {redact_url(tracking_uri)}",
     ):
         for line in textwrap.wrap(plain_ascii(text), WIDTH, subsequent_indent="  "):
-            print(line)
-    sys.stdout.flush()
+            print(line, flush=True)
     return across

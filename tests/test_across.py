@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnsearch.report import plot_critical_difference
+from bnsearch.report._plots import plot_critical_difference
 from bnsearch.stats import analyze, compare_across, dataset_scores
 from tests.test_analysis import _block_results
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bnsearch.stats import analyze, holm
+from bnsearch.stats import analyze
+from bnsearch.stats._verdict import holm
 from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState
 
 

@@ -61,7 +61,8 @@ def test_a_study_whose_trials_all_fail_is_recorded_and_raises(backend, tiny_csv,
 def test_a_trial_failed_by_another_process_while_training_is_retried_not_crashed(tiny_csv, stores):
     import optuna
 
-    from bnsearch.backends import TAKEN_OVER, OptunaBackend, blocks_to_complete
+    from bnsearch.backends._loop import TAKEN_OVER
+    from bnsearch.backends.optuna import OptunaBackend, blocks_to_complete
     from bnsearch.engines import KerasEngine
     from bnsearch.study import load_study_dataset
     from bnsearch.tracking import MlflowTracker

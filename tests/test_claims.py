@@ -9,7 +9,7 @@ import time
 import optuna
 import pytest
 
-from bnsearch.backends import blocks_to_complete, claim_lock, is_outcome
+from bnsearch.backends.optuna import blocks_to_complete, claim_lock, is_outcome
 from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState
 from tests._postgres import POSTGRES, fresh_database, needs_postgres
 

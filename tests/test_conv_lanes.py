@@ -68,10 +68,17 @@ def test_member_depthwise_convolution_and_its_gradients_equal_tensorflows(
     k = tf.constant(rng.normal(size=(P, *kernel, c, 1)), tf.float32)
 
     def each_member(x, k):
+        # Each channel by its own conv2d: TensorFlow's depthwise kernel refuses unequal
+        # strides on a CPU without oneDNN, conv2d takes them everywhere.
+        def depthwise(image, kernel):
+            channels = [
+                tf.nn.conv2d(image[..., i : i + 1], kernel[:, :, i : i + 1], step, padding.upper())
+                for i in range(c)
+            ]
+            return tf.concat(channels, axis=-1)
+
         step = [1, *strides, 1]
-        return tf.stack(
-            [tf.nn.depthwise_conv2d(x[p], k[p], step, padding.upper()) for p in range(P)]
-        )
+        return tf.stack([depthwise(x[p], k[p]) for p in range(P)])
 
     engine = lambda x, k: member_depthwise_conv2d(x, k, strides, padding)  # noqa: E731
     _assert_equal_with_gradients(engine, each_member, x, k, xla)

@@ -20,7 +20,8 @@ from bnsearch.report import (
     write_report,
     write_sweep_report,
 )
-from bnsearch.stats import MIN_IMPORTANCE_TRIALS, compare_across, dataset_scores, verdict_for
+from bnsearch.stats import compare_across, dataset_scores, verdict_for
+from bnsearch.stats._format import MIN_IMPORTANCE_TRIALS
 from bnsearch.trial import DIVERGED_LOSS, BNConfig, Phase, TrialResult, TrialSpec, TrialState
 from tests.conftest import trial_runs
 from tests.test_verdict_glance import _blocks

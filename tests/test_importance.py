@@ -7,7 +7,7 @@ import numpy as np
 import optuna
 import pytest
 
-from bnsearch.backends import study_importances
+from bnsearch.backends.optuna import study_importances
 
 DISTRIBUTIONS = {
     "placement": optuna.distributions.CategoricalDistribution(("none", "before", "after")),

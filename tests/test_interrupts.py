@@ -88,7 +88,7 @@ def test_a_real_ctrl_c_inside_a_store_write_is_raised_after_it(monkeypatch):
 def test_a_held_stop_request_ends_a_database_retry_between_tries(monkeypatch):
     """Inside a deferred section a Ctrl-C is held, but not through a database outage's
     whole retry (about 30 s of waits): it is raised before the first wait."""
-    from bnsearch.backends.optuna._retry import retry_transient
+    from bnsearch.backends.optuna._storage import retry_transient
 
     stop = threading.Event()
     monkeypatch.setattr(interrupts, "_STOP", stop)

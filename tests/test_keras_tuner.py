@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bnsearch.backends import project_dir, results_from_project
+from bnsearch.backends.keras_tuner import project_dir, results_from_project
 from bnsearch.config import StudyConfig
 from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings
@@ -396,7 +396,7 @@ def test_a_save_cut_short_leaves_keras_tuners_trial_file_whole(tmp_path):
     import keras_tuner as kt
     from keras_tuner.src.engine.trial import Trial
 
-    from bnsearch.backends.keras_tuner import make_keras_tuner_saves_atomic
+    from bnsearch.backends.keras_tuner._adapter import make_keras_tuner_saves_atomic
 
     make_keras_tuner_saves_atomic()
     hyperparameters = kt.HyperParameters()

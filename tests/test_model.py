@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bnsearch.errors import ConfigError
-from bnsearch.networks import NetworkSettings, build_model, layer_plan
+from bnsearch.networks import NetworkSettings, build_model
 from bnsearch.trial import BNConfig
 
 CNN = NetworkSettings(family="cnn", conv_filters=(4, 8), hidden_units=(16,), activation="relu")
@@ -46,9 +46,9 @@ def test_placement_puts_bn_in_the_right_place(placement, expected):
 
 
 def test_before_placement_puts_bn_between_dense_and_tanh():
-    plan = layer_plan(BNConfig(placement="before"), NetworkSettings())
-    kinds = [kind for kind, _ in plan]
-    assert kinds[:3] == ["dense", "bn", "activation"]
+    model = build_model(BNConfig(placement="before"), 14, 2, NetworkSettings())
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[:3] == ["Dense", "BatchNormalization", "Activation"]
 
 
 def test_bn_momentum_epsilon_and_dropout_rate_pass_through():

@@ -11,21 +11,22 @@ import math
 import numpy as np
 import pytest
 
-from bnsearch.config import SETTINGS, StudyConfig
+from bnsearch.config import QUESTIONS, SETTINGS, StudyConfig
 from bnsearch.errors import ConfigError
 from bnsearch.stats import (
-    QUESTIONS,
     PlacementConfirmation,
     Side,
     analyze,
-    closed_test,
     confidence_bounds,
+    settle_codes,
+    significant,
+)
+from bnsearch.stats._sequential import (
+    closed_test,
     median_confidence_sequence,
     selection_test,
     settle,
-    settle_codes,
     sign_e_value,
-    significant,
 )
 from bnsearch.trial import BNConfig, TrialResult, TrialSpec, TrialState, plain
 from tests.test_analysis import _block_results

@@ -3,7 +3,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from bnsearch.report import PLOTS, write_report
+from bnsearch.report import write_report
+from bnsearch.report._pages import PLOTS
 from bnsearch.stats import analyze
 from bnsearch.trial import TrialState
 from tests.test_analysis import _block_results

@@ -37,8 +37,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bnsearch.backends import claim_lock
-from bnsearch.backends.optuna._retry import engine_kwargs, retrying_storage
+from bnsearch.backends.optuna import claim_lock
+from bnsearch.backends.optuna._storage import engine_kwargs, retrying_storage
 from tests._postgres import needs_postgres
 from tests.support.cluster import (
     Cluster,

@@ -15,13 +15,10 @@ from bnsearch.bench._settled import (
     TwoQuestionScenario,
     simulate_two_questions,
 )
-from bnsearch.config import StudyConfig
-from bnsearch.stats import (
-    QUESTIONS,
-    Side,
-    analyze,
+from bnsearch.config import QUESTIONS, StudyConfig
+from bnsearch.stats import Side, analyze, min_blocks_to_settle
+from bnsearch.stats._sequential import (
     median_confidence_sequence,
-    min_blocks_to_settle,
     ruling_count,
     settle,
     sign_e_value,

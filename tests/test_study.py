@@ -208,7 +208,7 @@ def test_searching_the_activation_gives_a_verdict_per_activation(tiny_csv, store
 def test_optuna_dashboard_sees_a_named_objective_the_verdict_and_short_trial_attributes(
     tiny_csv, stores
 ):
-    from bnsearch.backends import stored_result
+    from bnsearch.backends.optuna import stored_result
 
     config = tiny_config(tiny_csv, stores, "dashboard")
     outcome = run_study(config)

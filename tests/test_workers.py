@@ -22,7 +22,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bnsearch.backends import stored_result
+from bnsearch.backends.optuna import stored_result
 from tests._mlflow_server import MlflowServer
 from tests._postgres import fresh_database, needs_postgres
 from tests.support.standin import standin_env

@@ -6,39 +6,23 @@ from __future__ import annotations
 
 from bnsearch.backends._base import Backend, StudyReader
 from bnsearch.backends._budget import batch_room, cannot_settle_notice
-from bnsearch.backends._loop import TAKEN_OVER
-from bnsearch.backends.keras_tuner import KerasTunerBackend, project_dir, results_from_project
-from bnsearch.backends.optuna import (
-    OptunaBackend,
-    blocks_to_complete,
-    claim_lock,
-    is_outcome,
-    stored_result,
-    study_importances,
-)
+from bnsearch.backends.keras_tuner import KerasTunerBackend
+from bnsearch.backends.optuna import OptunaBackend
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import Engine
 from bnsearch.tracking import MlflowTracker
 
 __all__ = [
-    "TAKEN_OVER",
     "Backend",
     "KerasTunerBackend",
     "OptunaBackend",
     "StudyReader",
     "backend_class",
     "batch_room",
-    "blocks_to_complete",
     "cannot_settle_notice",
-    "claim_lock",
-    "is_outcome",
     "make_backend",
-    "project_dir",
     "read_study",
-    "results_from_project",
-    "stored_result",
-    "study_importances",
 ]
 
 _BACKENDS: dict[str, type[Backend]] = {

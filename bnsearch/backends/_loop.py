@@ -1,9 +1,5 @@
-"""The paired search, written once: both backends run it and supply its hooks.
-
-Each round until the budget, ``timeout`` or the settle rule: reclaim what dead processes
-left, ask a batch of whole blocks (retries first), train it, and tell each result to the
-backend's store first, then MLflow, then ``on_result``; then the confirmation round. A full
-disk stops the study at the end of the batch in flight with one StoreFullError."""
+"""The paired search, written once: both backends run it and supply its hooks (reclaim, ask a
+batch of whole blocks, train it, tell each result to the store, MLflow, then ``on_result``)."""
 
 from __future__ import annotations
 
@@ -68,9 +64,8 @@ Pruner = Callable[[Member, int, float], bool]
 
 @dataclass
 class PairedSearcher(abc.ABC):
-    """The paired search and its confirmation round (:meth:`run`), written once as Keras
-    Tuner's ``BaseTuner.search`` is: both backends are one and supply the hooks that ask
-    and tell; the hooks a backend has no use for do nothing."""
+    """The paired search and its confirmation round (:meth:`run`); each backend is one and
+    supplies the hooks that ask and tell (those it has no use for do nothing)."""
 
     config: StudyConfig
     dataset: Dataset
@@ -107,7 +102,6 @@ class PairedSearcher(abc.ABC):
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
-        """The new results, in the order trained."""
         self._on_result, self._log = on_result, log
         results = self._search()
         if results and (seeds := self.config.confirm_seeds):
@@ -169,8 +163,6 @@ class PairedSearcher(abc.ABC):
     def abandon(self, members: list[Member]) -> str | None:
         """A batch cut short: leave ``members`` for the next run to retry; what the Ctrl-C
         line adds, or None."""
-
-    # The search itself, on the hooks above.
 
     def _search(self) -> list[TrialResult]:
         config = self.config

@@ -172,12 +172,10 @@ class Dataset:
         at = split_index(self.n_rows, validation_split)
         shuffled = self.shuffle_seed is not None
         if self.regression:
-            warning, degenerate = check_target(self.y, at, validation_split, shuffled)
+            found = check_target(self.y, at, validation_split, shuffled)
         else:
-            warning, degenerate = check_classes(
-                self.y, self.class_names, at, validation_split, shuffled
-            )
-        return replace(self, split_warning=warning, degenerate_validation=degenerate)
+            found = check_classes(self.y, self.class_names, at, validation_split, shuffled)
+        return replace(self, split_warning=found[0], degenerate_validation=found[1])
 
     @property
     def target_summary(self) -> tuple[float, float]:
@@ -497,20 +495,12 @@ def _read_delimited(path: Path, where: str, sep: str) -> Any:
                 f"by {text} — {fix}."
             )
     frame = pd.read_csv(path, sep=sep)
-    if all(_looks_numeric(c) for c in frame.columns):
+    if pd.to_numeric(frame.columns.astype(str), errors="coerce").notna().all():
         raise DataError(
             f"{where}: the first row looks like data, not a header; add a header row "
             "naming the columns."
         )
     return frame
-
-
-def _looks_numeric(name: object) -> bool:
-    try:
-        float(str(name))
-    except ValueError:
-        return False
-    return True
 
 
 _SKLEARN_LOADERS = ("breast_cancer", "diabetes", "digits", "iris", "wine")

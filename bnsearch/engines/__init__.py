@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bnsearch.config import ENGINES, REGISTERED_ENGINES, StudyConfig
@@ -46,13 +44,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_ENGINE_CLASSES: dict[str, type[Engine]] = {
-    "population": PopulationEngine,
-    "keras": KerasEngine,
-}
-assert tuple(_ENGINE_CLASSES) == ENGINES, "config.ENGINES names the engines defined here"
-
-
 class EngineClass(Protocol):
     """What :func:`register_engine` takes: a class of the :class:`Engine` protocol, made
     with one argument, the most trials one ``train`` call takes (``--population``)."""
@@ -68,6 +59,8 @@ class EngineClass(Protocol):
 
 
 _REGISTERED: dict[str, EngineClass] = {}
+_BUILT_IN: dict[str, type[Engine]] = {"population": PopulationEngine, "keras": KerasEngine}
+assert tuple(_BUILT_IN) == ENGINES, "config.ENGINES names the engines defined here"
 
 
 def register_engine(name: str, engine: EngineClass, *, tensorflow: bool = True) -> None:
@@ -103,7 +96,7 @@ def engine_for(
     """The engine that will train ``network`` (on ``dataset``, for ``space``): the one asked
     for if it can, else the Keras engine. ``model_fit_only``: the backend trains through
     ``model.fit`` itself (Keras Tuner)."""
-    engine = _ENGINE_CLASSES.get(requested) or _REGISTERED.get(requested)
+    engine = _BUILT_IN.get(requested) or _REGISTERED.get(requested)
     if engine is None or model_fit_only or not engine.trains(network, dataset, space):
         return "keras" if engine is not None else requested
     return requested
@@ -118,12 +111,11 @@ def engine_notice(
         plan = load_plan(network.model or "")
         kept_bns = [n.name for n in plan.nodes if n.role == "kept_bn"]
         if kept_bns:
-            shown = ", ".join(kept_bns[:5]) + (
-                f" and {len(kept_bns) - 5} more" if len(kept_bns) > 5 else ""
-            )
+            more = f" and {len(kept_bns) - 5} more" if len(kept_bns) > 5 else ""
             lines.append(
                 f"bnsearch: notice: --model {plan.spec} has {len(kept_bns)} BatchNormalization "
-                f"layers at no site ({shown}): kept in every placement, removed in none."
+                f"layers at no site ({', '.join(kept_bns[:5])}{more}): kept in every placement, "
+                "removed in none."
             )
         if plan.kept:
             lines.append(
@@ -146,10 +138,7 @@ def network_notice(tracker: Any, config: StudyConfig, dataset: Dataset) -> str |
         text = describe_network(
             config.network, config.space.placement, dataset.x.shape[1:], dataset.n_classes
         )
-        with tempfile.TemporaryDirectory(prefix="bnsearch-model-") as folder:
-            path = Path(folder) / "model.txt"
-            path.write_text(text + "\n")
-            tracker.best_effort("log_artifact", tracker.parent_run_id, str(path))
+        tracker.best_effort("log_text", tracker.parent_run_id, text + "\n", "model.txt")
     return engine_notice(config.network, dataset, config.space)
 
 

@@ -13,7 +13,6 @@ from bnsearch.networks._builder import (
     NetworkSettings,
     build_model,
     compile_model,
-    layer_plan,
 )
 from bnsearch.networks._builder_rule import builder_differs, probe_configs
 from bnsearch.networks._describe import describe_network, summarize_network
@@ -46,5 +45,4 @@ __all__ = [
     "NetworkSettings",
     "build_model",
     "compile_model",
-    "layer_plan",
 ]

@@ -4,12 +4,13 @@ here."""
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from bnsearch.errors import ConfigError
-from bnsearch.networks._common import hidden_layer_order, import_or_refuse
+from bnsearch.networks._common import bn_layer, hidden_layer_order, import_or_refuse
 from bnsearch.trial import (
     ACTIVATIONS,
     POSITIVE_INT,
@@ -25,6 +26,17 @@ from bnsearch.trial import (
 INITIALIZERS = ("glorot_uniform", "uniform", "he_uniform")
 _MODEL_SPEC = re.compile(r"[^:]+\.keras|[\w.]+:\w+|[^:]+\.py:\w+")
 FAMILIES = ("mlp", "cnn")
+#: The fields a network's fingerprint leaves out, by kind: moot for it, or unused (so other
+#: studies keep their fingerprint).
+_MOOT = {
+    "model": (
+        "hidden_units", "activation", "initializer", "family", "conv_filters", "kernel_size",
+        "builder",
+    ),
+    "mlp": ("family", "conv_filters", "kernel_size", "builder", "model", "keep_optimizer"),
+    "cnn": ("model", "keep_optimizer"),
+    "custom": ("model", "keep_optimizer"),
+}  # fmt: skip
 
 
 _NETWORK_RULES: dict[str, Rule] = {
@@ -116,69 +128,15 @@ class NetworkSettings:
         return self.kind == "cnn"
 
     def as_params(self) -> dict[str, Any]:
-        params = asdict(self)
-        params["hidden_units"] = ",".join(map(str, self.hidden_units))
-        params["conv_filters"] = ",".join(map(str, self.conv_filters))
-        if self.kind == "model":  # the model's own layers; what the built-ins set is moot
+        params = {k: v for k, v in asdict(self).items() if k not in _MOOT[self.kind]}
+        for name in ("hidden_units", "conv_filters"):
+            if name in params:
+                params[name] = ",".join(map(str, params[name]))
+        if self.kind == "model":
             from bnsearch.networks._rewrite import model_digest
 
-            for name in ("hidden_units", "activation", "initializer", "family", "conv_filters"):
-                del params[name]
-            del params["kernel_size"], params["builder"]
             params["model_sha256"] = model_digest(self.model or "")
-            return params
-        # absent unless used, so other studies keep their network fingerprint
-        del params["model"], params["keep_optimizer"]
-        if self.kind == "mlp":
-            for name in ("family", "conv_filters", "kernel_size", "builder"):
-                del params[name]
         return params
-
-
-def layer_plan(
-    config: BNConfig, network: NetworkSettings, regression: bool = False
-) -> list[tuple[str, str]]:
-    """The built-in network as ``(kind, name)`` pairs in order."""
-    if network.kind in ("custom", "model"):
-        raise ConfigError(
-            f"a network from `{'builder' if network.kind == 'custom' else 'model'}` has no "
-            "layer plan of bnsearch's own."
-        )
-    activation = config.activation or network.activation
-    plan: list[tuple[str, str]] = []
-    if config.placement == "input":
-        plan.append(("bn", "input_bn"))
-    order = hidden_layer_order(config.placement)
-
-    def placed(core: str, name: str, bn_name: str, activation_name: str) -> None:
-        names = {"layer": (core, name), "bn": ("bn", bn_name)}
-        names["activation"] = ("activation", activation_name)
-        plan.extend(names[step] for step in order)
-
-    if network.kind == "cnn":
-        for i in range(1, len(network.conv_filters) + 1):
-            placed("conv", f"conv_{i}", f"conv_bn_{i}", f"{activation}_conv_{i}")
-            plan.append(("pool", f"pool_{i}"))
-        plan.append(("flatten", "flatten"))
-    for i in range(1, len(network.hidden_units) + 1):
-        placed("dense", f"dense_{i}", f"bn_{i}", f"{activation}_{i}")
-        plan.append(("dropout", f"dropout_{i}"))
-    plan.append(("dense", "output_dense"))
-    if config.placement == "before_output":
-        plan.append(("bn", "output_bn"))
-    if not regression:
-        plan.append(("softmax", "softmax"))
-    return plan
-
-
-def initializer(name: str, seed: int) -> Any:
-    import keras
-
-    if name == "uniform":
-        return keras.initializers.RandomUniform(-0.05, 0.05, seed=seed)
-    if name == "he_uniform":
-        return keras.initializers.HeUniform(seed=seed)
-    return keras.initializers.GlorotUniform(seed=seed)
 
 
 def build_model(
@@ -240,9 +198,12 @@ def build_model(
 def _planned_model(
     config: BNConfig, shape: tuple[int, ...], n_classes: int, network: NetworkSettings, seed: int
 ) -> Any:
+    """The built-in family as a Sequential; the k-th conv's or Dense's kernel is seeded from
+    ``layer_seed(seed, kind, k)``."""
     import keras
 
-    plan = layer_plan(config, network, regression=n_classes == 1)
+    from bnsearch.networks._rewrite import with_seed
+
     layers: list[Any] = [keras.Input(shape=shape, name="features")]
     if network.kind == "cnn":
         if len(shape) not in (2, 3):
@@ -255,38 +216,44 @@ def _planned_model(
             layers.append(keras.layers.Reshape((*shape, 1), name="add_channel"))
     elif len(shape) > 1:
         layers.append(keras.layers.Flatten(name="flatten"))
-    widths = [*network.hidden_units, n_classes]
     activation = config.activation or network.activation
-    seen = {"conv": 0, "dense": 0}
-    for index, (kind, name) in enumerate(plan):
-        feeds_bn = index + 1 < len(plan) and plan[index + 1][0] == "bn"
-        bias = config.use_bias or not feeds_bn  # only a layer feeding a BN may drop its bias
-        if kind in seen:  # the k-th conv or dense: its kernel from layer_seed(seed, kind, k)
-            k = seen[kind]
-            seen[kind] += 1
-            init = initializer(network.initializer, layer_seed(seed, kind, k))
-            options = {"use_bias": bias, "kernel_initializer": init, "name": name}
-            if kind == "conv":
-                filters, size = network.conv_filters[k], network.kernel_size
-                layer = keras.layers.Conv2D(filters, size, padding="same", **options)
-            else:
-                layer = keras.layers.Dense(widths[k], **options)
-        elif kind == "pool":
-            layer = keras.layers.MaxPooling2D(2, padding="same", name=name)
-        elif kind == "flatten":
-            layer = keras.layers.Flatten(name=name)
-        elif kind == "bn":
-            layer = keras.layers.BatchNormalization(
-                axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=name
-            )
-        elif kind == "dropout":
-            dropout_seed = layer_seed(seed, "dropout", seen["dense"])
-            layer = keras.layers.Dropout(config.dropout, seed=dropout_seed, name=name)
-        else:  # a hidden layer's activation, or the output's softmax
-            layer = keras.layers.Activation(
-                activation if kind == "activation" else "softmax", name=name
-            )
+    order = hidden_layer_order(config.placement)
+    bias = config.use_bias or order[1] != "bn"  # a layer drops its bias only before a BN
+
+    def options(kind: str, k: int, name: str, use_bias: bool = bias) -> dict[str, Any]:
+        initializer = with_seed(network.initializer, layer_seed(seed, kind, k))
+        return {"use_bias": use_bias, "kernel_initializer": initializer, "name": name}
+
+    def placed(layer: Any, bn_name: str, activation_name: str) -> None:
         layers.append(layer)
+        for step in order[1:]:
+            if step == "bn":
+                layers.append(bn_layer(config, bn_name))
+            else:
+                layers.append(keras.layers.Activation(activation, name=activation_name))
+
+    if config.placement == "input":
+        layers.append(bn_layer(config, "input_bn"))
+    for k, filters in enumerate(network.conv_filters if network.kind == "cnn" else ()):
+        options_k = options("conv", k, f"conv_{k + 1}")
+        conv = keras.layers.Conv2D(filters, network.kernel_size, padding="same", **options_k)
+        placed(conv, f"conv_bn_{k + 1}", f"{activation}_conv_{k + 1}")
+        layers.append(keras.layers.MaxPooling2D(2, padding="same", name=f"pool_{k + 1}"))
+    if network.kind == "cnn":
+        layers.append(keras.layers.Flatten(name="flatten"))
+    for k, units in enumerate(network.hidden_units):
+        dense = keras.layers.Dense(units, **options("dense", k, f"dense_{k + 1}"))
+        placed(dense, f"bn_{k + 1}", f"{activation}_{k + 1}")
+        seeded = layer_seed(seed, "dropout", k + 1)
+        layers.append(keras.layers.Dropout(config.dropout, seed=seeded, name=f"dropout_{k + 1}"))
+    before_output = config.placement == "before_output"
+    k = len(network.hidden_units)
+    output = options("dense", k, "output_dense", config.use_bias or not before_output)
+    layers.append(keras.layers.Dense(n_classes, **output))
+    if before_output:
+        layers.append(bn_layer(config, "output_bn"))
+    if n_classes != 1:
+        layers.append(keras.layers.Activation("softmax", name="softmax"))
     family = "thread_mlp" if network.kind == "mlp" else "cnn"
     return keras.Sequential(layers, name=f"{family}_{config.placement}")
 
@@ -320,14 +287,20 @@ def compile_model(model: Any, config: BNConfig, n_classes: int, network: Network
     import keras
 
     if network.kind == "model" and network.keep_optimizer:
-        from bnsearch.networks._rewrite import kept_optimizer, load_plan
+        from bnsearch.networks._rewrite import load_plan
 
-        optimizer = kept_optimizer(load_plan(network.model or ""), config.learning_rate)
+        plan = load_plan(network.model or "")
+        if plan.optimizer is None:
+            raise ConfigError(
+                f"keep_optimizer is set but --model {plan.spec} was not compiled with an "
+                "optimizer; compile it (model.compile(optimizer=...)) or unset keep_optimizer."
+            )
+        serialized = copy.deepcopy(plan.optimizer)  # the model's own, fresh, at the trial's rate
+        serialized.setdefault("config", {})["learning_rate"] = config.learning_rate
+        optimizer = keras.optimizers.deserialize(serialized)
     else:
         schedule = keras.optimizers.schedules.InverseTimeDecay(
-            initial_learning_rate=config.learning_rate,
-            decay_steps=1,
-            decay_rate=network.lr_decay,
+            initial_learning_rate=config.learning_rate, decay_steps=1, decay_rate=network.lr_decay
         )
         optimizer = keras.optimizers.SGD(
             learning_rate=schedule, momentum=network.sgd_momentum, nesterov=True

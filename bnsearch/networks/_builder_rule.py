@@ -55,19 +55,14 @@ def builder_differs(
         theirs = _calls(built(probe))  # built first: Keras names unnamed layers in order
         difference = _first_difference(theirs, _calls(rewrite_model(plan, probe, seed=0)))
         if difference is not None:
+            activation = f", activation {probe.activation}" if probe.activation else ""
             return (
                 f"a network from `builder` that does not place BN by the --model rule "
-                f"(placement {probe.placement!r}, {_settings(probe)}: {difference})"
+                f"(placement {probe.placement!r}, momentum {probe.momentum:g}, epsilon "
+                f"{probe.epsilon:g}, use_bias {str(probe.use_bias).lower()}, dropout "
+                f"{probe.dropout:g}{activation}: {difference})"
             )
     return None
-
-
-def _settings(probe: BNConfig) -> str:
-    text = (
-        f"momentum {probe.momentum:g}, epsilon {probe.epsilon:g}, use_bias "
-        f"{str(probe.use_bias).lower()}, dropout {probe.dropout:g}"
-    )
-    return text + (f", activation {probe.activation}" if probe.activation else "")
 
 
 Call = tuple[str, tuple[int, ...], Any, str]  # class, calls feeding it (-1: input), config, name

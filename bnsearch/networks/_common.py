@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 import sys
 from types import ModuleType
+from typing import Any
 
 from bnsearch.errors import ConfigError
+from bnsearch.trial import BNConfig
 
 
 def hidden_layer_order(placement: str) -> tuple[str, ...]:
@@ -16,6 +18,15 @@ def hidden_layer_order(placement: str) -> tuple[str, ...]:
     if placement == "after":
         return ("layer", "activation", "bn")
     return ("layer", "activation")  # none; input puts its one BN on the inputs instead
+
+
+def bn_layer(config: BNConfig, name: str | None) -> Any:
+    """A BatchNormalization over the last axis with the trial's momentum and epsilon."""
+    import keras
+
+    return keras.layers.BatchNormalization(
+        axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=name
+    )
 
 
 def cwd_importable() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from bnsearch.networks._builder import NetworkSettings, build_model
@@ -66,15 +66,12 @@ def summarize_network(
 ) -> str:
     """What a study will train, in a few lines of at most 100 characters, and the ``engine``
     (with ``engine_reason``, why not the population engine)."""
-    plan, shape, outputs = _shapes(network, input_shape, n_classes)
+    plan, shape, outputs, models = _built(network, placements, input_shape, n_classes)
     if plan is not None:
         lines = _model_lines(plan, shape)
     else:
         lines = [f"{network.kind} network, input {shape}, {outputs} outputs"]
-    counts = {
-        placement: Counter(type(layer).__name__ for layer in model.layers)
-        for placement, model in _models(network, placements, shape, outputs)
-    }
+    counts = {p: Counter(type(layer).__name__ for layer in m.layers) for p, m in models.items()}
     first = counts[placements[0]]
     kinds = ", ".join(f"{kind} {n}" for kind, n in first.most_common())
     lines += _wrapped(f"layers by kind ({placements[0]}, {sum(first.values())}): {kinds}")
@@ -96,7 +93,7 @@ def describe_network(
 ) -> str:
     """The layer list of ``network`` under each placement."""
     lines: list[str] = []
-    plan, shape, outputs = _shapes(network, input_shape, n_classes)
+    plan, _, _, models = _built(network, placements, input_shape, n_classes)
     if plan is not None:
         output = plan.nodes[plan.output]
         removed, kept_bns = _bns(plan)
@@ -104,38 +101,41 @@ def describe_network(
             f"--model {plan.spec}: {len(plan.sites)} sites ({', '.join(plan.site_names)}); "
             f"output layer {output.name!r} ({plan.output_activation}), left as it is"
         )
-        if removed:
-            lines.append(f"BatchNormalization removed and placed per trial: {', '.join(removed)}")
-        if kept_bns:
-            lines.append(f"BatchNormalization kept where it is (no site): {', '.join(kept_bns)}")
-        if plan.kept:
-            kept = ", ".join(plan.kept)
-            lines.append(f"kept as they are (bnsearch does not reason about them): {kept}")
+        for head, names in (
+            ("BatchNormalization removed and placed per trial", removed),
+            ("BatchNormalization kept where it is (no site)", kept_bns),
+            ("kept as they are (bnsearch does not reason about them)", plan.kept),
+        ):
+            if names:
+                lines.append(f"{head}: {', '.join(names)}")
     lines.append(
         "(shown with use_bias false, so a layer that a BN follows directly shows 'no bias'; "
         "momentum, epsilon and the dropout rate are each trial's)"
     )
-    for placement, model in _models(network, placements, shape, outputs):
+    for placement, model in models.items():
         lines.append(f"placement {placement}:")
         lines += [f"  {layer.name:<24} {layer_text(layer)}" for layer in model.layers]
     return "\n".join(lines)
 
 
-def _shapes(
-    network: NetworkSettings, input_shape: tuple[int, ...] | None, n_classes: int | None
-) -> tuple[ModelPlan | None, tuple[int, ...], int]:
-    """A ``--model``'s plan (else None), and the rows' shape and outputs (by default the
-    ``--model``'s own or the thread's)."""
-    if network.kind != "model":
-        return None, tuple(input_shape or (14,)), n_classes or 2
-    plan = load_plan(network.model or "")
-    shape = tuple(input_shape or (int(n or 1) for n in plan.input_shape))
-    return plan, shape, n_classes or plan.output_width
-
-
-def _models(
-    network: NetworkSettings, placements: Sequence[str], shape: tuple[int, ...], outputs: int
-) -> Iterator[tuple[str, Any]]:
-    for placement in placements:
-        config = BNConfig(placement=placement, use_bias=False)
-        yield placement, build_model(config, shape, outputs, network, seed=0, compile=False)
+def _built(
+    network: NetworkSettings,
+    placements: Sequence[str],
+    input_shape: tuple[int, ...] | None,
+    n_classes: int | None,
+) -> tuple[ModelPlan | None, tuple[int, ...], int, dict[str, Any]]:
+    """A ``--model``'s plan (else None), the rows' shape and outputs (by default the
+    ``--model``'s own or the thread's), and the model of each placement."""
+    plan = load_plan(network.model or "") if network.kind == "model" else None
+    if plan is None:
+        shape, outputs = tuple(input_shape or (14,)), n_classes or 2
+    else:
+        shape = tuple(input_shape or (int(n or 1) for n in plan.input_shape))
+        outputs = n_classes or plan.output_width
+    models = {
+        placement: build_model(
+            BNConfig(placement=placement, use_bias=False), shape, outputs, network, compile=False
+        )
+        for placement in placements
+    }
+    return plan, shape, outputs, models

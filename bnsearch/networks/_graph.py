@@ -58,10 +58,6 @@ FORM_ACTIVATIONS = (
     *ACTIVATIONS, "swish", "silu", "hard_sigmoid", "hard_silu", "hard_swish", "relu6",
     "softplus", "softsign", "leaky_relu", "mish",
 )  # fmt: skip
-_REGULARISERS = (
-    "kernel_regularizer", "bias_regularizer", "activity_regularizer",
-    "kernel_constraint", "bias_constraint", "depthwise_regularizer", "depthwise_constraint",
-)  # fmt: skip
 #: The linear layers the engine computes: ``x @ W``, a convolution, a depthwise one.
 _CORE_FORMS = ("Dense", "Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 
@@ -75,7 +71,7 @@ class GraphOp:
     inputs: tuple[int, ...]
     shape: tuple[int, ...]  # the output's shape per row
     role: str = ""  # a core's: "site", "output" or "plain"
-    cls: str = ""  # a core's Keras class: "Dense" or "Conv2D"
+    cls: str = ""  # a core's Keras class (one of _CORE_FORMS)
     activation: str = "linear"  # a site's, a plain core's fused one, an activation op's
     use_bias: bool = True  # the layer's own
     feeds_kept_bn: bool = False  # a plain core whose only consumer is a BN the model keeps
@@ -110,10 +106,6 @@ class LayerGraph:
     input_bn_after: int = -1
 
     @property
-    def sites(self) -> tuple[int, ...]:
-        return tuple(i for i, op in enumerate(self.ops) if op.kind == "core" and op.role == "site")
-
-    @property
     def cores(self) -> tuple[int, ...]:
         return tuple(i for i, op in enumerate(self.ops) if op.kind == "core")
 
@@ -121,10 +113,6 @@ class LayerGraph:
     def convolutions(self) -> int:
         """How many of its cores are convolutions (every core but a Dense)."""
         return sum(1 for op in self.ops if op.kind == "core" and op.cls != "Dense")
-
-    @property
-    def has_dropout(self) -> bool:
-        return any(op.kind == "dropout" for op in self.ops)
 
     @property
     def input_channels(self) -> int:
@@ -333,8 +321,8 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
 
 def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
     config = node.config
-    for key in _REGULARISERS:
-        if config.get(key) is not None:
+    for key, value in config.items():  # the engine has no regulariser or constraint
+        if key.endswith(("_regularizer", "_constraint")) and value is not None:
             return key.replace("_", " ")
     if node.cls != "Dense":
         dilated = np.any(np.asarray(config.get("dilation_rate", 1)) != 1)

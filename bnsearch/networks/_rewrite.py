@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bnsearch.errors import ConfigError, error_line
-from bnsearch.networks._common import cwd_importable, hidden_layer_order, import_or_refuse
+from bnsearch.networks._common import bn_layer, cwd_importable, hidden_layer_order, import_or_refuse
 from bnsearch.trial import BNConfig, layer_seed
 
 _ACTIVATION_LAYERS = ("Activation", "ReLU", "ELU", "LeakyReLU", "Softmax", "PReLU")
@@ -43,11 +43,6 @@ _ROLE_OF = {
     "Dropout": "dropout",
     "BatchNormalization": "kept_bn",
 }
-
-
-def seed_kind(cls: str) -> str | None:
-    """A core class's seed kind: ``dense``, ``conv`` (Conv2D) or ``other``; None if not a core."""
-    return {"Dense": "dense", "Conv2D": "conv"}.get(cls, "other") if cls in CORE_CLASSES else None
 
 
 @dataclass(frozen=True)
@@ -109,17 +104,17 @@ class ModelPlan:
 
     @cached_property
     def seeds(self) -> dict[int, tuple[str, int]]:
-        """Each core's ``(kind, k)`` seed key (the k-th of its kind) and each Dropout's
-        ``("dropout", Dense layers before it)``, as the built-in MLP's."""
+        """Each core's ``(kind, k)`` seed key (the k-th ``dense``, ``conv`` (Conv2D) or
+        ``other``) and each Dropout's ``("dropout", Dense layers before it)``."""
         seeds: dict[int, tuple[str, int]] = {}
-        seen: dict[str, int] = {}
+        seen: Counter[str] = Counter()
         for node in self.nodes:
-            kind = seed_kind(node.cls)
-            if kind is not None:
-                seeds[node.index] = (kind, seen.get(kind, 0))
-                seen[kind] = seen.get(kind, 0) + 1
+            if node.cls in CORE_CLASSES:
+                kind = {"Dense": "dense", "Conv2D": "conv"}.get(node.cls, "other")
+                seeds[node.index] = (kind, seen[kind])
+                seen[kind] += 1
             elif node.cls == "Dropout":
-                seeds[node.index] = ("dropout", seen.get("dense", 0))
+                seeds[node.index] = ("dropout", seen["dense"])
         return seeds
 
 
@@ -156,7 +151,7 @@ def load_plan(spec: str) -> ModelPlan:
 
 @lru_cache(maxsize=8)
 def _load_plan(spec: str, stamp: tuple[int, int] | None) -> ModelPlan:
-    model, optimizer = _load(spec)
+    model, optimizer = _load_file(Path(spec)) if spec.endswith(".keras") else _load(spec)
     return _read(spec, _functional(spec, model), optimizer)
 
 
@@ -167,11 +162,10 @@ def plan_of_model(spec: str, model: Any, need_site: bool = True) -> ModelPlan:
 
 
 def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
-    """The model ``spec`` names and its compiled optimizer (serialized), if any."""
+    """The model ``module:name`` or ``file.py:name`` names and its compiled optimizer
+    (serialized), if any."""
     import keras
 
-    if spec.endswith(".keras"):
-        return _load_file(Path(spec))
     target, _, name = spec.rpartition(":")
     if target.endswith(".py"):
         if not Path(target).is_file():
@@ -201,10 +195,8 @@ def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
             ) from None
         if not isinstance(found, keras.Model):
             raise ConfigError(f"{spec}() returned {type(found).__name__}, not a Keras model.")
-    optimizer = None
-    if getattr(found, "compiled", False) and getattr(found, "optimizer", None) is not None:
-        optimizer = keras.optimizers.serialize(found.optimizer)
-    return found, optimizer
+    optimizer = getattr(found, "optimizer", None) if found.compiled else None
+    return found, keras.optimizers.serialize(optimizer) if optimizer is not None else None
 
 
 def _entries(item: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -337,26 +329,29 @@ def _trace(spec: str, model: Any) -> tuple[list[Node], int]:
         alive.extend(given + outs)
         return out
 
-    clone = keras.models.clone_model(
-        model,
-        input_tensors=_like(model.input, inputs[0]),
-        clone_function=lambda layer: layer,
-        call_function=record,
-    )
+    clone = _clone(model, inputs[0], record)
     calls = Counter(id(node.layer) for node in nodes)
-    for node in nodes:
-        if calls[id(node.layer)] > 1:
-            raise ConfigError(
-                f"--model {spec}: layer {node.name!r} is called more than once (a shared "
-                "layer); its calls could need different placements, so bnsearch cannot "
-                "rewrite it; give each call its own layer."
-            )
+    shared = [node.name for node in nodes if calls[id(node.layer)] > 1]
+    if shared:
+        raise ConfigError(
+            f"--model {spec}: layer {shared[0]!r} is called more than once (a shared "
+            "layer); its calls could need different placements, so bnsearch cannot "
+            "rewrite it; give each call its own layer."
+        )
     return nodes, produced[id(clone.outputs[0])]
 
 
-def _like(structure: Any, tensor: Any) -> Any:
-    """``tensor`` in the structure of a one-input model's ``model.input`` (it or [it])."""
-    return [tensor] if isinstance(structure, (list, tuple)) else tensor
+def _clone(model: Any, tensor: Any, call: Callable[..., Any]) -> Any:
+    """``model`` (one input) called on ``tensor`` through ``call(layer, *args, **kwargs)``,
+    layer call by layer call, with its own layers."""
+    import keras
+
+    return keras.models.clone_model(
+        model,
+        input_tensors=[tensor] if isinstance(model.input, (list, tuple)) else tensor,
+        clone_function=lambda layer: layer,
+        call_function=call,
+    )
 
 
 def _read(
@@ -548,34 +543,28 @@ def with_seed(value: Any, seed: int) -> Any:
 
 def rewrite_model(plan: ModelPlan, config: BNConfig, seed: int) -> Any:
     """A fresh, uncompiled Keras model of ``plan`` under ``config``, seeded from ``seed``."""
-    return _Rewrite(plan, config, seed).model()
+    import keras
+
+    rewrite = _Rewrite(plan, config, seed)
+    model = _clone(plan.source, rewrite.inputs, rewrite.call)
+    name = f"{plan.source.name}_{config.placement}"
+    return keras.Model(model.inputs, model.outputs, name=name)
 
 
 class _Rewrite:
     """One rewrite: ``clone_model`` calls :meth:`call` per layer call, in the traced order."""
 
     def __init__(self, plan: ModelPlan, config: BNConfig, seed: int) -> None:
+        import keras
+
         self.plan, self.config, self.seed = plan, config, seed
         self.order = hidden_layer_order(config.placement)
         self.names = {node.name for node in plan.nodes}
         self.calls = 0
-
-    def model(self) -> Any:
-        import keras
-
-        plan = self.plan
         self.inputs = keras.Input(batch_shape=(None, *plan.input_shape), name="features")
-        self.input = self.inputs
-        if self.config.placement == "input" and plan.flatten_first is None:
+        self.input = self.inputs  # what the model's layers take instead: the input BN's output
+        if config.placement == "input" and plan.flatten_first is None:
             self.input = self.bn("input_bn")(self.inputs)
-        model = keras.models.clone_model(
-            plan.source,
-            input_tensors=_like(plan.source.input, self.inputs),
-            clone_function=lambda layer: layer,
-            call_function=self.call,
-        )
-        name = f"{plan.source.name}_{self.config.placement}"
-        return keras.Model(model.inputs, model.outputs, name=name)
 
     def fresh(self, base: str) -> str:
         name, k = base, 1
@@ -585,15 +574,7 @@ class _Rewrite:
         return name
 
     def bn(self, name: str, fresh: bool = True) -> Any:
-        import keras
-
-        config = self.config
-        return keras.layers.BatchNormalization(
-            axis=-1,
-            momentum=config.momentum,
-            epsilon=config.epsilon,
-            name=self.fresh(name) if fresh else name,
-        )
+        return bn_layer(self.config, self.fresh(name) if fresh else name)
 
     def core(self, node: Node, use_bias: bool, activation: str | None) -> Any:
         """The Dense/Conv2D of ``node``, its initialisers seeded from the trial's seed."""
@@ -681,20 +662,6 @@ class _Rewrite:
             act_name = self.fresh(f"{node.name}_act")  # the output's own, never the searched
             z = keras.layers.Activation(plan.output_activation, name=act_name)(z)
         return z
-
-
-def kept_optimizer(plan: ModelPlan, learning_rate: float) -> Any:
-    """The model's own compiled optimizer, fresh, with ``learning_rate``."""
-    import keras
-
-    if plan.optimizer is None:
-        raise ConfigError(
-            f"keep_optimizer is set but --model {plan.spec} was not compiled with an "
-            "optimizer; compile it (model.compile(optimizer=...)) or unset keep_optimizer."
-        )
-    serialized = copy.deepcopy(plan.optimizer)
-    serialized.setdefault("config", {})["learning_rate"] = learning_rate
-    return keras.optimizers.deserialize(serialized)
 
 
 def layer_text(layer: Any) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from bnsearch.networks._common import hidden_layer_order
+from bnsearch.networks._common import bn_layer, hidden_layer_order
 from bnsearch.trial import BNConfig
 
 __all__ = ["conv_block", "dense_block"]
@@ -28,9 +28,7 @@ def _placed(x: Any, make_layer: Any, config: BNConfig, activation: str, name: st
         if step == "layer":  # a bias only where no BN follows directly
             x = make_layer(use_bias=config.use_bias or order[1] != "bn", name=name)(x)
         elif step == "bn":
-            x = keras.layers.BatchNormalization(
-                axis=-1, momentum=config.momentum, epsilon=config.epsilon, name=named("bn")
-            )(x)
+            x = bn_layer(config, named("bn"))(x)
         else:
             x = keras.layers.Activation(config.activation or activation, name=named("act"))(x)
     return x

@@ -1,6 +1,5 @@
-"""The verdict as the terminal shows it: read at a glance (:func:`verdict_glance`) or every
-statistic (:func:`verdict_details`, ``--verbose``), in plain ASCII lines of at most
-:data:`WIDTH` characters."""
+"""The verdict as the terminal shows it, at a glance or (``--verbose``) every statistic, in
+plain ASCII lines of at most :data:`WIDTH` characters."""
 
 from __future__ import annotations
 
@@ -123,9 +122,7 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     )
     kind = "anytime-valid 95% CS" if verdict.until == "settled" else "bootstrap 95% CI"
     lines.append(f"  {'comparison':<22s}{'median':>10s}  {kind:<26s}decision")
-    for pair in verdict.pairs:  # the comparisons that answer the two questions
-        if verdict.question_of(pair) is None:
-            continue
+    for pair in filter(verdict.question_of, verdict.pairs):  # those answering the questions
         interval = pair.interval_text(verdict.until)  # the interval the rule decides by
         if interval.startswith("["):  # a run-away end reads n/a
             low, high = pair.interval(verdict.until)

@@ -150,12 +150,10 @@ def _markdown(
 
 
 def _confirmations_table(verdict: Verdict) -> list[str]:
-    lines = [
+    lines = _paragraphs(
         "## Best configuration per placement, re-trained with fresh seeds",
-        "",
         "Each placement's own tuned best (not a typical configuration, as in the blocks):",
-        "",
-    ]
+    )
     rows = []
     for c in verdict.confirmations:
         if not c.kept:
@@ -168,11 +166,7 @@ def _confirmations_table(verdict: Verdict) -> list[str]:
     head = ["placement", f"mean {verdict.metric}", "sd over seeds", "seeds", "configuration"]
     lines += _table(head, rows)
     if verdict.seeds_note:
-        lines[-1:] = [
-            "",
-            f"{verdict.seeds_note}: one run per placement is not a mean to rank by.",
-            "",
-        ]
+        lines += [f"{verdict.seeds_note}: one run per placement is not a mean to rank by.", ""]
     return lines
 
 

@@ -1,12 +1,6 @@
-"""An anytime-valid confidence sequence for the median of paired differences, and the closed
-test that names the BN placements beating ``none`` (the reasoning is in
-docs/explanation/the-two-questions.md).
-
-For a candidate median ``m`` and ``S_n(m) = #{i <= n : d_i < m}``, the mixture
-``E_n(S) = 2^n * integral_{1/2}^{1} p^S (1 - p)^(n - S) * 2 dp`` is a test supermartingale
-while the median is at least ``m``; by Ville's inequality ``m`` is ruled out once it reaches
-``2 / alpha``, so the sequence lies between order statistics (:func:`ruling_count`).
-"""
+"""An anytime-valid confidence sequence for the median of paired differences (a sign-based
+test martingale, ruled out at ``2 / alpha``), and the closed test that names the BN placements
+beating ``none``; the reasoning is in docs/explanation/the-two-questions.md."""
 
 from __future__ import annotations
 
@@ -51,7 +45,7 @@ class Outcome(enum.StrEnum):
 
 
 def sign_e_value(n: int, count: int) -> float:
-    """``E_n`` after ``n`` differences of which ``count`` fell on the tested side."""
+    """The mixture e-value after ``n`` differences of which ``count`` fell on the tested side."""
     from scipy import special
 
     if n == 0:
@@ -82,9 +76,9 @@ def min_blocks_to_settle(alpha: float = ALPHA) -> int:
     return n
 
 
-def median_confidence_sequence(differences: ArrayLike, alpha: float = ALPHA) -> tuple[float, float]:
+def median_confidence_sequence(differences: ArrayLike) -> tuple[float, float]:
     """The interval ``C_n`` for the median of ``differences`` (infinite while too few)."""
-    low, high = confidence_bounds(np.asarray(differences, dtype=float), alpha)
+    low, high = confidence_bounds(np.asarray(differences, dtype=float))
     return float(low), float(high)
 
 
@@ -93,26 +87,21 @@ def settle(low: float, high: float, threshold: float) -> Side:
     return Side(int(settle_codes(low, high, threshold)))
 
 
-# --- the same rule on arrays: many placements (and, simulated, many studies) at once ------
-
-
 @functools.lru_cache(maxsize=64)
-def _ruling_table(size: int, alpha: float) -> np.ndarray:
-    return np.array([ruling_count(n, alpha) for n in range(size + 1)])
+def _ruling_table(size: int) -> np.ndarray:
+    return np.array([ruling_count(n) for n in range(size + 1)])
 
 
-def confidence_bounds(
-    differences: ArrayLike, alpha: float = ALPHA
-) -> tuple[np.ndarray, np.ndarray]:
+def confidence_bounds(differences: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """:func:`median_confidence_sequence` along the last axis (NaN: left out)."""
     values = np.sort(np.asarray(differences, dtype=float), axis=-1)  # NaN sorts last
-    n = np.sum(~np.isnan(values), axis=-1)
-    k = _ruling_table(values.shape[-1], alpha)[n]
-    bounded = k <= n
-    k = np.where(bounded, k, 1)
     if values.shape[-1] == 0:
         shape = values.shape[:-1]
         return np.full(shape, -math.inf), np.full(shape, math.inf)
+    n = np.sum(~np.isnan(values), axis=-1)
+    k = _ruling_table(values.shape[-1])[n]
+    bounded = k <= n
+    k = np.where(bounded, k, 1)
     low = np.take_along_axis(values, np.maximum(n - k, 0)[..., None], axis=-1)[..., 0]
     high = np.take_along_axis(values, (k - 1)[..., None], axis=-1)[..., 0]
     return np.where(bounded, low, -math.inf), np.where(bounded, high, math.inf)
@@ -127,7 +116,7 @@ def settle_codes(low: ArrayLike, high: ArrayLike, threshold: float) -> np.ndarra
     return np.where(high < -threshold, Side.BELOW.value, codes)
 
 
-def selection_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+def selection_test(beyond: np.ndarray, present: np.ndarray) -> np.ndarray:
     """The test of a set of placements (the last axis; blocks on the one before): each
     block bets on the placement with the most ``beyond`` blocks so far, and the set is
     rejected when the bets' signs rule ``-threshold`` out."""
@@ -142,10 +131,10 @@ def selection_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA
         bets += np.take_along_axis(present[..., i, :], pick, axis=-1)[..., 0]
         hits += np.take_along_axis(beyond[..., i, :], pick, axis=-1)[..., 0]
         counts += beyond[..., i, :]
-    return hits >= _ruling_table(blocks, alpha)[bets]
+    return hits >= _ruling_table(blocks)[bets]
 
 
-def closed_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+def closed_test(beyond: np.ndarray, present: np.ndarray) -> np.ndarray:
     """Which placements (the last axis) the closed test names as beyond."""
     beyond, present = np.asarray(beyond, bool), np.asarray(present, bool)
     m = beyond.shape[-1]
@@ -153,23 +142,22 @@ def closed_test(beyond: np.ndarray, present: np.ndarray, alpha: float = ALPHA) -
     for size in range(1, m + 1):
         for subset in itertools.combinations(range(m), size):
             columns = list(subset)
-            rejected = selection_test(beyond[..., columns], present[..., columns], alpha)
-            for j in subset:
-                named[..., j] &= rejected
+            rejected = selection_test(beyond[..., columns], present[..., columns])
+            named[..., columns] &= rejected[..., None]  # each member named only if every set is
     return named
 
 
 def settle_against_none(
-    differences: np.ndarray, threshold: float, alpha: float = ALPHA
+    differences: np.ndarray, threshold: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each BN placement against ``none`` until settled: ``differences`` ``(..., blocks,
     placements)`` signed so that below favours BN, NaN where missing. Returns the codes
     (``BELOW`` only where the closed test names it too) and the intervals' ends."""
     diffs = np.asarray(differences, float)
-    low, high = confidence_bounds(np.swapaxes(diffs, -1, -2), alpha)
+    low, high = confidence_bounds(np.swapaxes(diffs, -1, -2))
     codes = settle_codes(low, high, threshold)
     present = ~np.isnan(diffs)
-    named = closed_test(present & (np.nan_to_num(diffs) < -threshold), present, alpha)
+    named = closed_test(present & (np.nan_to_num(diffs) < -threshold), present)
     return np.where((codes == Side.BELOW) & ~named, Side.OPEN.value, codes), low, high
 
 

@@ -1,7 +1,5 @@
-"""The verdict from paired blocks: each pair of placements compared over the blocks where
-both trials completed (a diverged trial losing its block), the two questions ("does BN help
-here?", each BN placement against ``none``, and "before or after?") answered by the study's
-rule, and the confirmation round set beside them (see docs/explanation/the-two-questions.md)."""
+"""The verdict from paired blocks: both questions answered by the study's rule, the
+confirmation round beside them (docs/explanation/the-two-questions.md)."""
 
 from __future__ import annotations
 
@@ -25,7 +23,6 @@ from bnsearch.stats._format import (
     too_few,
 )
 from bnsearch.stats._sequential import (
-    ALPHA,
     Outcome,
     Side,
     bn_outcomes,
@@ -88,7 +85,7 @@ class PairComparison:
     @property
     def mean_text(self) -> str:
         """``-0.1012 (2 blocks with a diverged trial left out)``; ``n/a`` with why."""
-        if not math.isfinite(self.mean) or abs(self.mean) >= RUNAWAY:
+        if not math.isfinite(self.mean):  # every block a run-away, or none
             return "n/a (every block has a diverged trial)" if self.left_out else too_few(0)
         away = f" ({counted(self.left_out, 'block')} with a diverged trial left out)"
         return difference_text(self.mean) + away * bool(self.left_out)
@@ -218,7 +215,7 @@ def _too_few(question: str, n: int, until: str) -> Answer:
         what = "no interval against `none` can" if bn else "the anytime-valid interval cannot"
         said = (
             f"not settled after {counted(n, 'block')}: {what} be bounded yet "
-            f"({'each' if bn else 'it'} needs at least {min_blocks_to_settle(ALPHA)} complete "
+            f"({'each' if bn else 'it'} needs at least {min_blocks_to_settle()} complete "
             "blocks); run more trials."
         )
     return Answer(question, Outcome.INSUFFICIENT, said)
@@ -357,9 +354,8 @@ def best_per_placement(results: Sequence[TrialResult]) -> list[TrialResult]:
     """The completed search trial with the lowest objective for each placement."""
     best: dict[str, tuple[float, TrialResult]] = {}  # each best's value, and itself
     for r in results:
-        if r.spec.phase != Phase.SEARCH or r.value is None:
-            continue
-        if r.config.placement not in best or r.value < best[r.config.placement][0]:
+        mine = best.get(r.config.placement)
+        if r.spec.phase == Phase.SEARCH and r.value is not None and (not mine or r.value < mine[0]):
             best[r.config.placement] = (r.value, r)
     return [r for _, r in best.values()]
 
@@ -385,7 +381,6 @@ class PlacementConfirmation:
 
     @property
     def kept(self) -> tuple[float, ...]:
-        """The seeds' values without the run-aways."""
         return tuple(v for v in self.values if abs(v) < RUNAWAY)
 
     @property
@@ -507,7 +502,7 @@ class Verdict:
         """Until settled, a question still open when the study stopped, and what to do."""
         if self.until != "settled" or self.settled or self.unanswered is not None:
             return ""
-        if self.n_blocks < min_blocks_to_settle(ALPHA):
+        if self.n_blocks < min_blocks_to_settle():
             return ""  # the answers themselves say that more blocks are needed
         open_, asked = self.open_questions, ASKED[self.question]
         waits = "both answers" if len(asked) > 1 else quoted_questions(asked)
@@ -691,10 +686,10 @@ def _compare(
         varies = n >= 2 and bool(np.any(diffs != 0))
         p_value = float(stats.wilcoxon(diffs).pvalue) if varies else 1.0
     sd = float(np.std(kept, ddof=1)) if len(kept) > 1 else math.nan
-    effect = mean / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
+    effect = mean / sd if sd > 0 else math.nan  # NaN > 0 is False
     return PairComparison(
         *pair, n, mean, median, low, high, p_value, p_value, effect,
-        *median_confidence_sequence(diffs, ALPHA), differences=tuple(diffs.tolist()),
+        *median_confidence_sequence(diffs), differences=tuple(diffs.tolist()),
     )  # fmt: skip
 
 
@@ -746,14 +741,12 @@ def analyze(
     lower, against = lower_is_better(metric), [p for p in pairs if p.second == "none"]
     activations = sorted({r.config.activation for r in results if r.config.activation})
     same: dict[str, Any] = dict(metric=metric, threshold=threshold, until=until, question=question)
+    again = dict(same, seed=seed, decide_only=decide_only, no_ranking=no_ranking)
     by_activation = {  # does the answer depend on the activation?
         act: analyze(
             [r for r in results if r.config.activation == act],
             confirmation_phase=[r for r in confirmation_phase if r.config.activation == act],
-            seed=seed,
-            decide_only=decide_only,
-            no_ranking=no_ranking,
-            **same,
+            **again,
         )
         for act in (activations if len(activations) > 1 else ())
     }

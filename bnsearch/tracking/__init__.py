@@ -20,7 +20,6 @@ __all__ = [
 
 
 class MlflowTracker(ParentRuns, TrialRuns, Models):
-    """Writes a study's runs to one MLflow experiment named after the study: a parent run per
-    invocation, a child run per trial, each part a module, all through one :class:`Connection`
-    (its retries, its outage breaker, its full disk). It knows TrialSpecs and TrialResults,
-    nothing of Optuna or Keras Tuner."""
+    """Writes a study's runs to the MLflow experiment named after it: a parent run per
+    invocation, a child run per trial, all through one :class:`Connection` (retries, outage
+    breaker, full disk); it knows TrialSpecs and TrialResults, not Optuna or Keras Tuner."""

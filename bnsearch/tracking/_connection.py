@@ -1,9 +1,5 @@
-"""The connection to MLflow: the client, the study's experiment, and the one retry policy.
-
-MLflow is a view of the store: :meth:`Connection.call` retries, then fails at once while
-MLflow is away, and ``sync`` writes what it missed. A full disk is never retried: it stops
-the study after the batch in flight (see :attr:`Connection.full`).
-"""
+"""The connection to MLflow: the client, the study's experiment, the one retry policy (MLflow
+is a view of the store: ``sync`` writes what an outage missed; a full disk is not retried)."""
 
 from __future__ import annotations
 
@@ -43,11 +39,10 @@ class TrackingUnavailable(StoreError):
 
 
 class TrackingFull(TrackingUnavailable, StoreFullError):
-    """The disk under the MLflow store is full (or read-only); see the module docstring."""
+    """The disk under the MLflow store is full (or read-only): the study stops after its batch."""
 
 
 def existing_experiment_id(tracking_uri: str, name: str) -> str | None:
-    """The id of the experiment ``name`` if the store has one."""
     from mlflow.tracking import MlflowClient
 
     db_path = sqlite_path(tracking_uri)
@@ -63,18 +58,15 @@ class Connection:
     def __init__(self, tracking_uri: str, experiment_name: str) -> None:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
-        #: The URI the client was opened on (a SQLite path made absolute by :meth:`connect`).
-        self.resolved_uri = tracking_uri
+        self.resolved_uri = tracking_uri  # a SQLite path made absolute by connect()
         self.experiment_id: str | None = None
         #: Where the connection says that MLflow went away or came back.
         self.notify: Callable[[str], None] = functools.partial(print, file=sys.stderr, flush=True)
         self._client: Any = None
         self._outage: str | None = None
         self._offline_until = 0.0
-        #: The full disk under the store, once a call met it (every later call raises it).
-        self.full: TrackingFull | None = None
-        #: The study's parent run while one is open (or the run a worker process writes under).
-        self.parent_run_id: str | None = None
+        self.full: TrackingFull | None = None  # once met, every later call raises it
+        self.parent_run_id: str | None = None  # or the run a worker process writes under
         self._parent_run_name = ""
         self.pending = 0  # trial runs not (fully) written, for sync to back-fill
         # Runs created while MLflow went away before their parameters: they go with the outcome.
@@ -87,7 +79,6 @@ class Connection:
         return self._client
 
     def connect(self) -> None:
-        """Open the store and create the study's experiment if needed."""
         import logging
 
         from mlflow.tracking import MlflowClient
@@ -127,8 +118,7 @@ class Connection:
         self.experiment_id = experiment_id
 
     def _open_experiment(self, client: MlflowClient, db_path: Path | None) -> str:
-        """The study's experiment id, created (artifacts in ``artifacts/<study>`` beside a
-        SQLite store) if no worker has yet."""
+        """The experiment's id, created if no worker has yet (artifacts beside a SQLite store)."""
         experiment = client.get_experiment_by_name(self.experiment_name)
         if experiment is not None:
             for key, value in _EXPERIMENT_TAGS.items():
@@ -158,10 +148,9 @@ class Connection:
         return str(self.experiment_id)
 
     def call(self, method: str, *args: Any, races: bool = False, **kwargs: Any) -> Any:
-        """``client.<method>(...)`` tried again after each delay of ``MLFLOW_RETRY``; a
-        TrackingUnavailable when every try failed. A refusal (a 4xx) is raised at once,
-        unless ``races``: a write workers race to make (the same dataset row), where once
-        one worker's write is in, the others' next try links to it."""
+        """``client.<method>(...)``, tried again after each delay of ``MLFLOW_RETRY``, else a
+        TrackingUnavailable. A refusal (a 4xx) is raised at once, unless ``races``: a write
+        workers race to make (the same dataset row), which the others' next try links to."""
         if self.full is not None:
             raise TrackingFull(str(self.full)) from None
         if self._outage is not None and time.monotonic() < self._offline_until:

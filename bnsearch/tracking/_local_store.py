@@ -1,6 +1,5 @@
-"""The local MLflow: where a SQLite store's database lies, moving the artifact paths it holds
-when the store's folder moved (the one place that writes MLflow's private schema), and how
-to open MLflow's UI on a study."""
+"""The local MLflow: moving a SQLite store's artifact paths after its folder moved (the one
+place that writes MLflow's private schema), and opening MLflow's UI on a study."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from bnsearch._reachable import sqlite_path
 
 # Where each table of MLflow's SQLite store keeps an artifact path.
 _ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
     ("runs", "artifact_uri"),
     ("model_versions", "source"),
     ("model_versions", "storage_location"),
@@ -19,9 +19,8 @@ _ARTIFACT_COLUMNS = (
 
 
 def relocate_artifacts(tracking_uri: str) -> int:
-    """After a SQLite store's folder was moved or copied, point each experiment whose
-    artifact folder is gone at ``artifacts/<study>`` beside the database (MLflow stores
-    absolute paths); how many experiments moved."""
+    """Point each experiment whose artifact folder is gone at ``artifacts/<study>`` beside the
+    moved database (MLflow stores absolute paths); how many experiments moved."""
     import sqlite3
     import urllib.parse
 
@@ -34,9 +33,7 @@ def relocate_artifacts(tracking_uri: str) -> int:
         tables = {row[0] for row in db.execute("select name from sqlite_master")}
         if "experiments" not in tables:
             return 0
-        for experiment_id, location in db.execute(
-            "select experiment_id, artifact_location from experiments"
-        ).fetchall():
+        for (location,) in db.execute("select artifact_location from experiments").fetchall():
             if not (location or "").startswith("file://"):
                 continue
             old = Path(urllib.parse.unquote(urllib.parse.urlparse(location).path))
@@ -44,10 +41,6 @@ def relocate_artifacts(tracking_uri: str) -> int:
             if old.exists() or old.parent.name != "artifacts" or not new.is_dir():
                 continue
             target = new.as_uri()
-            db.execute(
-                "update experiments set artifact_location = ? where experiment_id = ?",
-                (target, experiment_id),
-            )
             for table, column in _ARTIFACT_COLUMNS:
                 if table in tables:
                     db.execute(
@@ -61,8 +54,7 @@ def relocate_artifacts(tracking_uri: str) -> int:
 
 
 def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
-    """The command that opens the MLflow UI on ``tracking_uri`` with one web worker (MLflow's
-    default is four processes)."""
+    """The MLflow UI on ``tracking_uri``, with one web worker (not MLflow's four)."""
     flags = {"--backend-store-uri": tracking_uri, "--host": host, "--port": port, "--workers": 1}
     return ["mlflow", "ui", *(str(part) for flag in flags.items() for part in flag)]
 
@@ -73,7 +65,5 @@ def ui_environment() -> dict[str, str]:
 
 
 def runs_url(experiment_id: str, host: str = "127.0.0.1", port: int = 5000) -> str:
-    """The UI's runs table of one experiment. ``workflowType=machine_learning`` opens it as
-    a model-training experiment even in a browser that has never chosen, where MLflow 3
-    would show its GenAI overview (traces, no runs)."""
+    """The UI's runs table of one experiment (``workflowType``: not MLflow 3's GenAI overview)."""
     return f"http://{host}:{port}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"

@@ -1,7 +1,6 @@
-"""Files logged to a run: artifacts and Keras models as MLflow 3 LoggedModels, optionally
-registered. Not ``mlflow.keras.log_model``: in MLflow 3.17 it writes the input example before
-it creates the model's folder, and fails; so this does what ``mlflow.models.Model.log`` does,
-step by step."""
+"""Artifacts, and Keras models as MLflow 3 LoggedModels, optionally registered. Not
+``mlflow.keras.log_model``: in MLflow 3.17 it writes the input example before it creates the
+model's folder, and fails; so this does what ``mlflow.models.Model.log`` does, step by step."""
 
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ class Models(Connection):
     """The tracker's artifacts and models (a part of :class:`MlflowTracker`)."""
 
     def log_artifact(self, local_path: Path) -> None:
-        """Upload the file ``local_path`` to the parent run."""
         self.call("log_artifact", self.parent_run_id, str(local_path))
 
     def log_keras_model(
@@ -35,10 +33,8 @@ class Models(Connection):
         register_as: str | None = None,
         metrics: Mapping[str, float | None] | None = None,
     ) -> str:
-        """Log ``model`` as a LoggedModel of ``run_id`` (Keras flavor) with the first rows of
-        ``rows`` as its input example; the run's params and latest metrics, and ``metrics``
-        (logged to the run now), are the model's too. Registered as ``register_as`` when
-        given. Returns ``models:/m-…``, or ``models:/<register_as>/<version>``."""
+        """Log ``model`` as a LoggedModel of ``run_id`` with the run's params and latest metrics,
+        and ``metrics``, registered as ``register_as`` if given: its ``models:/`` URI."""
         import mlflow.keras
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
         from mlflow.models import Model, infer_signature
@@ -85,8 +81,7 @@ class Models(Connection):
         return self._register_version(uri, register_as, run_id, model_id)
 
     def _link_metrics(self, run: Run, model_id: str, metrics: Mapping[str, float | None]) -> None:
-        """Log ``metrics`` to the run for the model, and link each other metric's latest
-        entry in the run (the run's history gains nothing)."""
+        """Log ``metrics`` for the model, and link it to each other metric's latest entry."""
         from mlflow.entities import Metric
 
         run_id = run.info.run_id
@@ -124,9 +119,8 @@ class Models(Connection):
 
 
 def _model_requirements() -> list[str] | None:
-    """Keras and TensorFlow pinned to this environment (MLflow adds itself): MLflow's own
-    inference loads the model again in a subprocess, seconds a model. None (MLflow infers
-    them) where TensorFlow is installed under another name (tensorflow-cpu, ...)."""
+    """Keras and TensorFlow pinned (MLflow's inference of them loads the model again in a
+    subprocess); None where TensorFlow has another name (tensorflow-cpu, ...)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -1,5 +1,4 @@
-"""The study's parent run, one per invocation: started with the study's parameters and data
-set, ended with its status, and with the verdict when there is one."""
+"""The study's parent run, one per invocation: its parameters, data set, status and verdict."""
 
 from __future__ import annotations
 
@@ -75,8 +74,7 @@ class ParentRuns(Connection):
 
     @contextlib.contextmanager
     def study_run_guard(self) -> Iterator[None]:
-        """End the parent run as KILLED on Ctrl-C and FAILED on any error, then re-raise
-        (the first error: MLflow being away as well does not hide it)."""
+        """End the parent run as KILLED on Ctrl-C, FAILED on any error, and re-raise that."""
         try:
             yield
         except BaseException as error:
@@ -95,9 +93,8 @@ class ParentRuns(Connection):
         metrics: Mapping[str, float] | None = None,
         status: str = "FINISHED",
     ) -> None:
-        """End the parent run with the verdict's metrics and tags (``study`` and ``report``
-        both end theirs here): ``note`` (from :mod:`bnsearch.report`) is its description,
-        its name starts with ``label``, and it is marked the study's latest parent run."""
+        """End the parent run with the verdict's metrics and tags, ``note`` as its description
+        and ``label`` to start its name, marked the study's latest."""
         values = {**(metrics or {}), keys.verdict_metric("n_blocks"): float(verdict.n_blocks)}
         tags = {
             keys.VERDICT: verdict.outcome,
@@ -140,16 +137,14 @@ class ParentRuns(Connection):
 
 
 def _loggable(value: float) -> bool:
-    """Whether a verdict statistic is a number to log: finite, and not a diverged trial's
-    sentinel (or a bound interpolated between such values)."""
+    """Finite, and not a diverged trial's sentinel (or a bound interpolated from one)."""
     return math.isfinite(value) and abs(value) < RUNAWAY
 
 
 def _pair_metrics(
     pair: PairComparison, *scope: str, stats: tuple[str, ...] = _PAIR_STATS
 ) -> dict[str, float]:
-    """A pair's verdict metrics among ``stats`` (``verdict.median_difference``, ...), without
-    what is not a number to log (and the Holm p-value of a single block: no test)."""
+    """A pair's loggable verdict metrics among ``stats`` (no Holm p-value for one block)."""
     values = (pair.median, pair.ci_low, pair.ci_high, pair.cs_low, pair.cs_high, pair.p_holm)
     named = dict(zip(_PAIR_STATS, values, strict=True))
     if pair.n_blocks < 2:

@@ -1,9 +1,6 @@
-"""A child run per trial, and making MLflow agree with the backend's store (sync).
-
-Best effort: a trial whose run cannot be written (MLflow away) trains on, is counted in
-``pending``, and :meth:`TrialRuns.sync` writes the run later. Runs are written by explicit run
-id, never through MLflow's thread-local active run, so several trials can be open at once.
-"""
+"""A child run per trial, and making MLflow agree with the backend's store (sync). Best
+effort: a run MLflow missed is counted in ``pending`` for sync. Runs are written by run id,
+never through MLflow's thread-local active run, so several trials can be open at once."""
 
 from __future__ import annotations
 
@@ -76,7 +73,7 @@ class TrialRuns(Connection):
             self.best_effort("log_batch", run_id, params=mlflow_params(params))
 
     def log_epoch(self, run_id: str | None, step: int, metrics: Mapping[str, float]) -> bool:
-        """One epoch's finite metrics; False when they could not be written."""
+        """One epoch's finite metrics; False when not written."""
         if run_id is None:
             return False
         rows = [(name, value, step) for name, value in metrics.items()]
@@ -89,9 +86,8 @@ class TrialRuns(Connection):
         history_logged: HistoryLogged = "none",
         extra_tags: Mapping[str, str] | None = None,
     ) -> bool:
-        """Write the trial's outcome and end its run (created now if MLflow was away at the
-        trial's start); False, and one more pending run for :meth:`sync`, when MLflow is
-        away."""
+        """Write the trial's outcome and end its run (created now if MLflow was away at its
+        start); False, and one more ``pending`` run, when MLflow is away."""
         try:
             if run_id is None:
                 run_id = self._create_run(result.spec, self.parent_run_id, extra_tags)
@@ -105,8 +101,7 @@ class TrialRuns(Connection):
         return True
 
     def kill_run(self, run_id: str | None, reason: str, status: str = "KILLED") -> None:
-        """End a run that was interrupted or abandoned, keeping what it logged (tagged
-        FAILED with ``reason``; best effort)."""
+        """End an interrupted or abandoned run, tagged FAILED with ``reason`` (best effort)."""
         if run_id is not None:
             with contextlib.suppress(TrackingUnavailable):
                 self._end_failed(run_id, reason, status)
@@ -169,8 +164,8 @@ class TrialRuns(Connection):
     def fail_abandoned_runs(
         self, trial_numbers: Iterable[int], parent_run_ids: Iterable[str], reason: str
     ) -> None:
-        """End the runs of trials whose process died as FAILED with ``reason``, then each
-        parent run among theirs (and ``parent_run_ids``) with no running child left."""
+        """End the runs of trials whose process died, and each parent run among theirs (and
+        ``parent_run_ids``) left with no running child, FAILED with ``reason``."""
         # A process can die between creating a trial's run and recording its id on the
         # trial: the run's own trial-number tag (set when it was created) finds it then.
         query = tags_equal((keys.KIND, "trial")) + _RUNNING
@@ -198,8 +193,8 @@ class TrialRuns(Connection):
     def _write_outcome(
         self, run_id: str, result: TrialResult, logged: HistoryLogged, params: bool = False
     ) -> None:
-        """The history the run lacks (``logged`` says what it has), final and best values,
-        state and engine (and the trial's parameters if asked); then end the run."""
+        """The history the run lacks (``logged``: what it has), the summary, state and engine
+        (and the parameters if asked); then end the run."""
         from mlflow.entities import RunTag
 
         summary = {"epochs_trained": result.epochs_trained, "wall_time_s": result.wall_time_s}
@@ -223,7 +218,6 @@ class TrialRuns(Connection):
     def _missing_steps(
         self, run_id: str, result: TrialResult, history_logged: HistoryLogged
     ) -> list[tuple[str, float | None, int]]:
-        """The history's ``(name, value, step)`` rows the run does not hold yet."""
         if history_logged == "all":
             return []
         names = [name for name in (*METRICS, *TASK_METRICS) if name in result.history]
@@ -259,7 +253,6 @@ class TrialRuns(Connection):
 
 
 def trial_params(spec: TrialSpec) -> list[Param]:
-    """A trial's parameters as MLflow params: its configuration and its seed."""
     return mlflow_params({**spec.config.as_params(), "seed": spec.seed})
 
 

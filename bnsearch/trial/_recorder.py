@@ -1,6 +1,5 @@
-"""The trial recorder: the one place that turns a trial's epochs into a TrialResult, so every
-engine and the Keras Tuner backend fail a trial whose ``loss`` or ``val_loss`` turns NaN or
-infinite, and word its reason, the same way."""
+"""The one place that turns a trial's epochs into a TrialResult: every engine fails a trial
+whose ``loss`` or ``val_loss`` turns NaN or infinite, and words why, the same way."""
 
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ DIVERGED_LOSS = 3.4028234663852886e38
 
 
 def is_divergence(reason: str | None) -> bool:
-    """Whether a failure reason is the NaN rule's (a loss that turned NaN or infinite), as
-    opposed to an exception: the network trained and its loss ran away."""
+    """Whether a failure reason is the NaN rule's (the loss ran away), not an exception's."""
     return reason is not None and reason.startswith(_WATCHED) and " became " in reason
 
 
@@ -31,8 +29,7 @@ def failure_kind(reason: str | None) -> str:
 
 
 def failure_epoch(reason: str | None) -> int | None:
-    """The epoch (from 0) a failure reason names (``"loss became inf at epoch 2"``: 2);
-    None when it names none."""
+    """The epoch a failure reason names (``"loss became inf at epoch 2"``: 2), if any."""
     found = _EPOCH.search(reason or "")
     return int(found.group(2)) if found else None
 
@@ -83,8 +80,7 @@ class TrialRecorder:
         return self.stopped
 
     def record_batch_loss(self, epoch: int, loss: float) -> bool:
-        """A batch's loss; True (and FAILED) when it is not finite: every later batch of
-        the trial would be poisoned by it."""
+        """True (and FAILED) when a batch's loss is not finite: it poisons every later batch."""
         if math.isfinite(loss):
             return False
         self.fail(f"loss became {loss} during epoch {epoch}")

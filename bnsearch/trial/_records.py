@@ -1,5 +1,5 @@
-"""The records that cross module boundaries: what to train (TrialSpec) and what happened
-(TrialResult), which the Optuna backend stores so a study can be read back without MLflow."""
+"""The records that cross module boundaries: what to train (TrialSpec), what happened
+(TrialResult, stored so a study reads back without MLflow)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ def lower_is_better(metric: str) -> bool:
 
 
 class Phase(str, enum.Enum):
-    """Which part of a study a trial belongs to: the paired search, or the confirmation
-    round that re-trains each placement's best configuration with fresh seeds. Its value is
-    what stores and MLflow hold (``str(Phase.SEARCH) == "search"``)."""
+    """The paired search, or the confirmation round (each placement's best re-trained with
+    fresh seeds); its value is what stores hold (``str(Phase.SEARCH) == "search"``)."""
 
     SEARCH = "search"
     CONFIRM = "confirm"
@@ -53,12 +52,10 @@ class TrialSpec:
     Attributes:
         number: the backend's trial number (Optuna's ``trial.number``).
         config: the trial's BN configuration.
-        seed: the seed of its weights, shuffling and dropout masks (the trials of one
-            block share it).
-        block: the paired block it belongs to (its placements differ, nothing else); in
-            the confirmation round, the round; None outside a paired design.
-        phase: one of the study's search trials or of the confirmation round (see
-            :class:`Phase`).
+        seed: the seed of its weights, shuffling and dropout masks (shared by its block).
+        block: its paired block (whose trials differ in placement only); in the
+            confirmation round, the round; None outside a paired design.
+        phase: a search trial or a confirmation round's (see :class:`Phase`).
 
     Examples:
         >>> import bnsearch
@@ -76,25 +73,20 @@ class TrialSpec:
 
 @dataclass
 class TrialResult:
-    """The outcome of one trial.
-
-    ``history`` maps each of :data:`METRICS` to one value per epoch trained. The study's
-    objective is ``value``: the validation loss after the last epoch trained, i.e. what the
-    configuration delivers when trained as configured (no early-stopping cherry-pick).
+    """The outcome of one trial; its objective, ``value``, is the final validation loss:
+    what the configuration delivers as configured (no early-stopping cherry-pick).
 
     Attributes:
         spec: what was trained (configuration, seed, block).
         state: how the trial ended.
-        history: each metric's value per epoch trained (a regression adds ``mae`` and
+        history: each of :data:`METRICS` per epoch trained (a regression adds ``mae`` and
             ``val_mae``).
         fail_reason: why a FAILED or PRUNED trial stopped; None otherwise.
-        wall_time_s: the trial's training time in seconds (a population's time shared
-            among its members).
+        wall_time_s: the training time in seconds (a population's shared among its members).
         engine: the engine that trained it (``population`` or ``keras``).
-        population: the size of the compiled population that trained it (population
-            engine; else 0).
-        batch: the trial numbers trained in that population, in their order (the
-            trial's own among them): what ``replay`` needs to train it again exactly.
+        population: the size of the compiled population that trained it (else 0).
+        batch: the trial numbers of that population, in order (its own among them): what
+            ``replay`` needs to train it again exactly.
 
     Examples:
         >>> import bnsearch
@@ -171,9 +163,8 @@ _JSON_FIELDS = ("history", "fail_reason", "wall_time_s", "engine", "population")
 
 @dataclass
 class StoredTrials:
-    """What a backend's store holds, for MLflow to catch up with: every trial's outcome,
-    the numbers of the trials in flight (any process's), and the MLflow study run each
-    trial was trained under (where the store knows it)."""
+    """What a backend's store holds, for MLflow to catch up with: the outcomes, the trials in
+    flight (any process's) and each trial's MLflow study run (where known)."""
 
     results: list[TrialResult]
     running: set[int] = field(default_factory=set)

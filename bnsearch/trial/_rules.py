@@ -1,6 +1,5 @@
 """The one validation mechanism: a :class:`Rule` is a test and the words that complete
-"`name` must be ...", and :func:`check` applies a table of them (the settings, the search
-space and ``NetworkSettings`` declare theirs with it), raising a one-line ConfigError."""
+"`name` must be ..."; :func:`check` applies a table of them, raising a one-line ConfigError."""
 
 from __future__ import annotations
 
@@ -15,8 +14,7 @@ from bnsearch.errors import ConfigError
 
 
 def plain(value: Any) -> Any:
-    """A NumPy scalar as its Python value (``np.float64(0.5)`` → ``0.5``), tuples and lists
-    element by element; anything else unchanged."""
+    """NumPy scalars as Python values (``np.float64(0.5)`` → ``0.5``), in lists and tuples too."""
     if isinstance(value, (list, tuple)):
         return type(value)(plain(v) for v in value)
     item = getattr(value, "item", None)

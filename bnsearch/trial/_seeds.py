@@ -1,6 +1,5 @@
-"""The seed rule: every trial's seed follows from the study's seed and the trial's number; a
-block's trials share its first trial's seed, and the confirmation round draws from a second
-stream so its seeds never repeat a search trial's."""
+"""The seed rule: a trial's seed follows from the study's seed and its number (a block shares
+its first trial's); the confirmation round draws from a second stream, so never repeats one."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The one definition of the search space: every backend translates from here (Optuna's
-trials, Keras Tuner's ``HyperParameters``, a grid); no backend re-declares a range."""
+"""The one definition of the search space: every backend translates from here."""
 
 from __future__ import annotations
 
@@ -19,15 +18,13 @@ if TYPE_CHECKING:
 DEFAULT_PLACEMENTS: tuple[str, ...] = ("none", "before", "after")
 EXTRA_PLACEMENTS: tuple[str, ...] = ("before_output", "input")
 PLACEMENTS: tuple[str, ...] = DEFAULT_PLACEMENTS + EXTRA_PLACEMENTS
-#: The order placements are listed in (the verdict's pairs, the report's tables and plots):
-#: the two the thread compares, ``none``, then the extras.
+#: The order placements are listed in: the two the thread compares, ``none``, the extras.
 PLACEMENT_ORDER: tuple[str, ...] = ("before", "after", "none", *EXTRA_PLACEMENTS)
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "elu", "sigmoid", "linear", "selu", "gelu")
 
 
 def in_placement_order(placements: Iterable[str]) -> list[str]:
-    """``placements``, each once, in :data:`PLACEMENT_ORDER`; a name it lacks comes after
-    them, in sorted order."""
+    """``placements``, each once, in :data:`PLACEMENT_ORDER` (others after, sorted)."""
     found = set(placements)
     return [p for p in PLACEMENT_ORDER if p in found] + sorted(found - set(PLACEMENT_ORDER))
 
@@ -49,8 +46,7 @@ _BN_CONFIG_RULES: dict[str, Rule] = {
 
 @dataclass(frozen=True)
 class FloatRange:
-    """A closed interval ``[low, high]``, sampled on a log scale when ``log`` is true;
-    ``low == high`` fixes the parameter."""
+    """A closed interval ``[low, high]`` (on a log scale if ``log``); ``low == high`` fixes it."""
 
     low: float
     high: float
@@ -102,22 +98,21 @@ class FloatRange:
 class BNConfig:
     """One point of the search space: everything that differs between two trials' networks.
 
-    Validated on construction. The field names are also the Optuna parameter names and the
-    MLflow param names. The defaults are Keras' BatchNormalization defaults with the
-    thread's dropout and learning rate; :meth:`thread` gives the thread's own settings.
+    Validated on construction; the field names are also the Optuna and MLflow parameter
+    names. The defaults are Keras' with the thread's dropout and learning rate;
+    :meth:`thread` gives the thread's own settings.
 
     Attributes:
         placement: where BatchNormalization sits in each hidden layer: ``none``,
             ``before`` or ``after`` the activation, or an extra, ``before_output`` or
             ``input`` (the docs' search-space guide shows each).
-        momentum: BatchNormalization's momentum for its moving statistics, in ``[0, 1)``.
-        epsilon: BatchNormalization's epsilon, added to the variance; positive.
+        momentum: BN's momentum for its moving statistics, in ``[0, 1)``.
+        epsilon: BN's epsilon, added to the variance; positive.
         use_bias: whether a Dense or Conv2D layer that feeds a BN keeps its bias (BN's
             ``beta`` makes it redundant); every other layer keeps its bias.
         dropout: the dropout rate after each hidden layer, in ``[0, 1)``.
         learning_rate: SGD's learning rate; positive.
-        activation: the hidden layers' activation when the study searches it; None
-            leaves the network's own.
+        activation: the hidden layers' activation when searched; None keeps the network's.
 
     Raises:
         ConfigError: a value is out of its range or not one of its choices.
@@ -184,16 +179,14 @@ def _choices(name: str, values: Any, known: tuple[str, ...]) -> tuple[str, ...]:
 class SearchSpace:
     """The hyperparameters a study searches over, validated on construction.
 
-    Defaults bracket both Keras' defaults (momentum 0.99, epsilon 1e-3) and the thread's
-    values (momentum 0.9, epsilon 1e-6, dropout 0.5, learning rate 0.1). A study file's
-    ``[space]`` table becomes one through :meth:`from_overrides`; :meth:`suggest` and
-    :meth:`from_keras_tuner` turn a trial of either library into a :class:`BNConfig`.
+    Defaults bracket both Keras' defaults and the thread's values. A study file's ``[space]``
+    becomes one through :meth:`from_overrides`; :meth:`suggest` and :meth:`from_keras_tuner`
+    turn a trial of either library into a :class:`BNConfig`.
 
     Attributes:
-        placement: the placements to compare (see :class:`BNConfig`); the default is
-            ``none``, ``before`` and ``after``.
-        momentum: BatchNormalization's momentum, a :class:`FloatRange`.
-        epsilon: BatchNormalization's epsilon, a :class:`FloatRange` (log scale).
+        placement: the placements to compare (default ``none``, ``before``, ``after``).
+        momentum: BN's momentum, a :class:`FloatRange`.
+        epsilon: BN's epsilon, a :class:`FloatRange` (log scale).
         use_bias: the ``use_bias`` choices, both by default.
         dropout: the dropout rate, a :class:`FloatRange`.
         learning_rate: SGD's learning rate, a :class:`FloatRange` (log scale).
@@ -237,12 +230,9 @@ class SearchSpace:
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
-        """Build a space from the defaults and a mapping such as a study file's ``[space]``.
-
-        A numeric parameter takes ``{"low": .., "high": .., "log": ..}``, a ``[low, high]``
-        pair, or a single number that fixes it. ``placement``, ``use_bias`` and ``activation``
-        take a list of choices or a single value.
-        """
+        """The defaults changed by a mapping such as a study file's ``[space]``: a numeric
+        parameter takes ``{"low": .., "high": .., "log": ..}``, a ``[low, high]`` pair, or a
+        number that fixes it; the others a list of choices or a single value."""
         defaults, kwargs = cls(), {}
         for key, value in (overrides or {}).items():
             if key not in cls.__dataclass_fields__:
@@ -307,6 +297,5 @@ class SearchSpace:
         return BNConfig(**values)
 
     def grid(self, points_per_range: int = 3) -> dict[str, list[Any]]:
-        """The grid for Optuna's ``GridSampler``: every choice, and ``points_per_range`` values
-        spread over each numeric range."""
+        """Optuna's ``GridSampler`` grid: every choice, ``points_per_range`` values a range."""
         return self._table(lambda rng: rng.points(points_per_range))

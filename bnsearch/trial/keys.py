@@ -1,7 +1,5 @@
-"""Every key bnsearch writes into a store, named once: MLflow tags and params, Optuna user
-and system attributes, Keras Tuner trial metadata. Readers and writers import the constant,
-so a key cannot be misspelt on one side only; the values are what the stores hold (renaming
-one would orphan what earlier studies wrote)."""
+"""Every key bnsearch writes into a store (MLflow, Optuna, Keras Tuner), named once so no side
+misspells it; the values are what stores hold (renaming one orphans earlier studies')."""
 
 from __future__ import annotations
 

@@ -670,7 +670,7 @@ def audit_study(storage: str, name: str, target: int) -> StudyAudit:
     """Count ``name``'s trials in ``storage``: outcomes, duplicates, whole blocks."""
     import optuna
 
-    from bnsearch.backends import is_outcome
+    from bnsearch.backends.optuna import is_outcome
 
     rdb = optuna.storages.RDBStorage(storage, engine_kwargs=THROUGH_POOLER)
     try:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from bnsearch.backends.keras_tuner._adapter import make_keras_tuner_saves_atomic
 from bnsearch.backends.keras_tuner._backend import KerasTunerBackend, project_dir
 from bnsearch.backends.keras_tuner._files import results_from_project
 from bnsearch.backends.keras_tuner._your_tuner import log_tuner, paired_oracle_class, tuner_verdict
 
 __all__ = [
     "KerasTunerBackend",
-    "make_keras_tuner_saves_atomic",
     "project_dir",
     "log_tuner",
     "paired_oracle_class",

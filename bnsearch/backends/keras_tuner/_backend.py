@@ -1,6 +1,6 @@
-"""The Keras Tuner backend: ``random`` and ``bayesian`` run paired blocks (:mod:`._paired`);
-``hyperband`` and ``grid`` run Keras Tuner's own search in a child process, its tuners
-subclassed to log each trial to MLflow (docs/guides/backends.md)."""
+"""The Keras Tuner backend: ``random`` and ``bayesian`` run paired blocks (its oracle decides
+what to try, bnsearch's engine trains); ``hyperband`` and ``grid`` run Keras Tuner's own search
+in a child process, its tuners subclassed to log each trial to MLflow (docs/guides/backends.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import bnsearch.backends.keras_tuner._adapter as adapter
 from bnsearch import errors
@@ -29,8 +29,7 @@ from bnsearch.backends.keras_tuner._files import (
     results_from_project,
     write_atomically,
 )
-from bnsearch.backends.keras_tuner._paired import claim_blocks, open_oracle
-from bnsearch.backends.keras_tuner._your_tuner import trial_config
+from bnsearch.backends.keras_tuner._your_tuner import paired_oracle_class, trial_config
 from bnsearch.config import DEFAULT_STORE_DIR, PAIRED_TUNERS, StudyConfig
 from bnsearch.data import Dataset
 from bnsearch.engines import fit_arguments
@@ -51,6 +50,7 @@ from bnsearch.trial import (
 )
 
 _STATE_FILE = "bnsearch_study.json"
+_BLOCKS_FILE = "bnsearch_blocks.json"
 _HYPERBAND_KEYS = ("tuner/epochs", "tuner/initial_epoch", "tuner/bracket", "tuner/round")
 
 
@@ -70,87 +70,81 @@ class _LiveTrial:
     gaps: bool = False  # some epochs could not be logged live
 
 
-if TYPE_CHECKING:  # the mixin is always mixed into a tuner (see _search)
-    from keras_tuner import Tuner as _TunerBase
-else:
-    _TunerBase = object
+# long because it defines the tuner subclass, whose four hooks share the study's tracking
+def _tracked_tuner_class(
+    base: type,
+    config: StudyConfig,
+    tracker: MlflowTracker,
+    on_result: ResultCallback,
+    live: dict[str, _LiveTrial],
+) -> type:
+    """``base``, a Keras Tuner tuner, logging every trial to MLflow as a bnsearch TrialResult
+    (``live``: the trials in progress)."""
+    runs_path = project_dir(config) / "bnsearch_runs.json"
+    # Each trial's run (None: MLflow was away), for the Hyperband trials that continue it.
+    run_ids: dict[str, str | None] = json.loads(runs_path.read_text()) if runs_path.exists() else {}
 
+    class TrackedTuner(base):  # type: ignore[misc, valid-type]
+        def on_trial_begin(self, trial: Any) -> None:
+            import keras
 
-class _TrackedTuner(_TunerBase):
-    """Mixin for a Keras Tuner tuner: logs every trial to MLflow as a bnsearch TrialResult
-    (its own members are named ``bnsearch_*``: ``_`` names are Keras Tuner's)."""
+            raise_if_stopped()
+            super().on_trial_begin(trial)
+            # Keeps memory flat over many trials: drop the previous trial's graphs and models.
+            keras.backend.clear_session(free_memory=True)
+            gc.collect()
+            seed = trial_seed(config.seed, int(trial.trial_id))
+            spec = TrialSpec(int(trial.trial_id), trial_config(trial), seed, None, Phase.SEARCH)
+            keras.utils.set_random_seed(spec.seed)
+            values = trial.hyperparameters.values
+            tags = {
+                "keras_tuner.trial_id": str(trial.trial_id),
+                keys.PHASE: Phase.SEARCH.value,
+                keys.PID: str(os.getpid()),
+            }
+            if (resumed := values.get("tuner/trial_id")) is not None:
+                tags[keys.RESUMES_TRIAL] = str(resumed)
+                if resumed_run := run_ids.get(str(resumed)):
+                    tags[keys.RESUMES_RUN] = resumed_run
+            run_id = run_ids[str(trial.trial_id)] = tracker.start_trial(spec, tags)
+            if extra := {k: values[k] for k in _HYPERBAND_KEYS if k in values}:
+                tracker.log_trial_params(run_id, extra)
+            live[trial.trial_id] = _LiveTrial(TrialRecorder(spec, "keras"), run_id)
 
-    def bnsearch_setup(
-        self, study_config: StudyConfig, tracker: MlflowTracker, on_result: ResultCallback
-    ) -> None:
-        self.bnsearch_config = study_config
-        self.bnsearch_tracker = tracker
-        self.bnsearch_on_result = on_result
-        self.bnsearch_live: dict[str, _LiveTrial] = {}
-        path = self.bnsearch_runs_path = Path(self.project_dir) / "bnsearch_runs.json"
-        self.bnsearch_run_ids: dict[str, str | None] = (  # None: MLflow was away
-            json.loads(path.read_text()) if path.exists() else {}
-        )
+        def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: Any = None) -> None:
+            super().on_epoch_end(trial, model, epoch, logs=logs)
+            current = live[trial.trial_id]
+            if current.recorder.record_epoch(epoch, logs or {}):
+                model.stop_training = True
+            epoch_values = {m: values[-1] for m, values in current.recorder.history.items()}
+            if not tracker.log_epoch(current.run_id, epoch, epoch_values):
+                current.gaps = True
+            raise_if_stopped()
 
-    def on_trial_begin(self, trial: Any) -> None:
-        import keras
+        def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+            from keras_tuner.errors import FailedTrialError
 
-        raise_if_stopped()
-        super().on_trial_begin(trial)
-        # Keeps memory flat over many trials: drop the previous trial's graphs and models.
-        keras.backend.clear_session(free_memory=True)
-        gc.collect()
-        seed = trial_seed(self.bnsearch_config.seed, int(trial.trial_id))
-        spec = TrialSpec(int(trial.trial_id), trial_config(trial), seed, None, Phase.SEARCH)
-        keras.utils.set_random_seed(spec.seed)
-        values = trial.hyperparameters.values
-        tags = {
-            "keras_tuner.trial_id": str(trial.trial_id),
-            keys.PHASE: Phase.SEARCH.value,
-            keys.PID: str(os.getpid()),
-        }
-        if (resumed := values.get("tuner/trial_id")) is not None:
-            tags[keys.RESUMES_TRIAL] = str(resumed)
-            if resumed_run := self.bnsearch_run_ids.get(str(resumed)):
-                tags[keys.RESUMES_RUN] = resumed_run
-        run_id = self.bnsearch_tracker.start_trial(spec, tags)
-        if extra := {k: values[k] for k in _HYPERBAND_KEYS if k in values}:
-            self.bnsearch_tracker.log_trial_params(run_id, extra)
-        self.bnsearch_run_ids[str(trial.trial_id)] = run_id
-        self.bnsearch_live[trial.trial_id] = _LiveTrial(TrialRecorder(spec, "keras"), run_id)
+            histories = super().run_trial(trial, *args, **kwargs)
+            if (recorder := live[trial.trial_id].recorder).state is TrialState.FAILED:
+                raise FailedTrialError(recorder.reason)
+            return histories
 
-    def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
-        super().on_epoch_end(trial, model, epoch, logs=logs)
-        live = self.bnsearch_live[trial.trial_id]
-        if live.recorder.record_epoch(epoch, logs or {}):
-            model.stop_training = True
-        epoch_values = {m: values[-1] for m, values in live.recorder.history.items()}
-        if not self.bnsearch_tracker.log_epoch(live.run_id, epoch, epoch_values):
-            live.gaps = True
-        raise_if_stopped()
+        def on_trial_end(self, trial: Any) -> None:
+            super().on_trial_end(trial)
+            ended = live.pop(trial.trial_id)
+            if trial.status != "COMPLETED" and ended.recorder.state is not TrialState.FAILED:
+                message = (trial.message or trial.status).strip().splitlines()
+                ended.recorder.fail(message[-1] if message else trial.status)
+            result = ended.recorder.result()
+            # The project first: the result is kept whatever happens to MLflow next.
+            append_result(Path(self.project_dir), result)
+            logged: Literal["some", "all"] = "some" if ended.gaps else "all"
+            tracker.finish_trial(ended.run_id, result, history_logged=logged)
+            write_atomically(runs_path, json.dumps(run_ids))
+            on_result(result)
 
-    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
-        from keras_tuner.errors import FailedTrialError
-
-        histories = super().run_trial(trial, *args, **kwargs)
-        recorder = self.bnsearch_live[trial.trial_id].recorder
-        if recorder.state is TrialState.FAILED:
-            raise FailedTrialError(recorder.reason)
-        return histories
-
-    def on_trial_end(self, trial: Any) -> None:
-        super().on_trial_end(trial)
-        live = self.bnsearch_live.pop(trial.trial_id)
-        if trial.status != "COMPLETED" and live.recorder.state is not TrialState.FAILED:
-            message = (trial.message or trial.status).strip().splitlines()
-            live.recorder.fail(message[-1] if message else trial.status)
-        result = live.recorder.result()
-        # The project first: the result is kept whatever happens to MLflow next.
-        append_result(Path(self.project_dir), result)
-        logged: Literal["some", "all"] = "some" if live.gaps else "all"
-        self.bnsearch_tracker.finish_trial(live.run_id, result, history_logged=logged)
-        write_atomically(self.bnsearch_runs_path, json.dumps(self.bnsearch_run_ids))
-        self.bnsearch_on_result(result)
+    TrackedTuner.__name__ = f"Tracked{base.__name__}"
+    return TrackedTuner
 
 
 def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
@@ -265,7 +259,13 @@ def _stop_child(child: Any) -> None:
 def _child_main(
     config: StudyConfig, dataset: Dataset, parent_run_id: str | None, messages: Any
 ) -> None:
-    _die_with_parent()
+    import ctypes
+    import signal
+    import traceback
+
+    # Linux: stop when bnsearch is killed (prctl(PR_SET_PDEATHSIG, SIGKILL)).
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     install_handlers()
     import_tensorflow_quietly()
     try:
@@ -277,18 +277,7 @@ def _child_main(
     except KeyboardInterrupt:
         messages.put(("interrupted", None))
     except BaseException as error:  # noqa: BLE001 - every error goes back to the parent
-        import traceback
-
         messages.put(("error", (type(error).__name__, str(error), traceback.format_exc())))
-
-
-def _die_with_parent() -> None:
-    """Linux: a child whose bnsearch process was killed (SIGKILL) stops too."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(Exception):  # prctl(PR_SET_PDEATHSIG, SIGKILL)
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def _search(
@@ -308,7 +297,8 @@ def _search(
     if config.tuner == "grid":
         limits = {"max_trials": len(results_from_project(folder)) + config.trials_per_run}
     base = kt.Hyperband if config.tuner == "hyperband" else kt.GridSearch
-    tuner = type(f"Tracked{base.__name__}", (_TrackedTuner, base), {})(
+    live: dict[str, _LiveTrial] = {}
+    tuner = _tracked_tuner_class(base, config, tracker, on_result, live)(
         hypermodel,
         objective=kt.Objective("val_loss", "min"),
         directory=str(folder.parent),
@@ -319,7 +309,6 @@ def _search(
         max_consecutive_failed_trials=5,
         **limits,
     )
-    tuner.bnsearch_setup(config, tracker, on_result)
     try:
         tuner.search(**fit_arguments(dataset.split(network.validation_split), network))
     except RuntimeError:
@@ -327,9 +316,41 @@ def _search(
         if not adapter.stopped_on_consecutive_failures(tuner.oracle):
             raise
     except KeyboardInterrupt:
-        for live in tuner.bnsearch_live.values():
-            tracker.kill_run(live.run_id, "interrupted")  # None (MLflow away): nothing to end
+        for trial in live.values():
+            tracker.kill_run(trial.run_id, "interrupted")  # None (MLflow away): nothing to end
         raise
+
+
+def open_oracle(config: StudyConfig, folder: Path) -> Any:
+    """The study's paired oracle, reloaded from the project in ``folder`` if it has one."""
+    import keras_tuner as kt
+
+    adapter.make_keras_tuner_saves_atomic()
+    hyperparameters = kt.HyperParameters()
+    config.space.from_keras_tuner(hyperparameters)
+    base = kt.oracles.RandomSearchOracle
+    if config.tuner == "bayesian":
+        base = adapter.screened_bayesian_class(kt.oracles.BayesianOptimizationOracle)
+
+    class ScoredPairedOracle(paired_oracle_class(base)):  # type: ignore[misc]
+        def score_trial(self, trial: Any) -> None:  # by its last epoch (as Optuna)
+            history = trial.metrics.get_history(self.objective.name)
+            trial.score = history[-1].value[-1] if history else float("nan")
+            trial.best_step = history[-1].step if history else 0
+
+    oracle = ScoredPairedOracle(
+        objective=kt.Objective("val_loss", "min"),
+        max_trials=None,
+        hyperparameters=hyperparameters,
+        seed=config.seed + 1,  # Keras Tuner takes a seed of 0 for "none"
+        # bnsearch's own failure policy (stop_after_failures) decides when to stop.
+        max_consecutive_failed_trials=2**31,
+    )
+    oracle.verbose = 0
+    adapter.set_project_dir(oracle, folder)
+    if (folder / "oracle.json").exists():
+        oracle.reload()
+    return oracle
 
 
 def _unpaired_reason(tuner: str) -> str | None:
@@ -441,12 +462,34 @@ class KerasTunerBackend(PairedSearcher):
         return sum(r.spec.phase == Phase.SEARCH for r in self.results())
 
     def ask_batch(self, room: int, wanted: int | None) -> list[Member]:
-        block_size = len(self.config.space.placement)
+        """The oracle's retries first, then whole new blocks (kept in the blocks file)."""
+        placements = self.config.space.placement
         if self.config.target_trials is not None:
             wanted = self.config.target_trials - self.search_trials()
-        room = min(room, math.ceil(max(wanted or 0, 0) / block_size) * block_size)
+        room = min(room, math.ceil(max(wanted or 0, 0) / len(placements)) * len(placements))
+        path = self.folder / _BLOCKS_FILE
+        blocks: dict[str, list[int]] = json.loads(path.read_text()) if path.exists() else {}
+        asked: list[Member] = []
         with self._writing():
-            return claim_blocks(self.config, self.oracle, self.folder, room)
+            while len(asked) < room and (not asked or len(asked) + len(placements) <= room):
+                first = self.oracle.create_trial(f"bnsearch-{len(asked)}")
+                if first.status != "RUNNING":
+                    break  # the oracle has nothing more to try
+                if first.trial_id in blocks:  # a trial a killed run left in flight
+                    asked.append(Member(first, _spec(first, *blocks[first.trial_id])))
+                    continue
+                block = int(first.trial_id)
+                seed = trial_seed(self.config.seed, block)
+                # its siblings, queued by the oracle when it proposed it
+                members = [first] + [
+                    self.oracle.create_trial(f"bnsearch-{len(asked) + 1 + i}")
+                    for i in range(len(placements) - 1)
+                ]
+                for trial in members:
+                    blocks[trial.trial_id] = [block, seed]
+                    asked.append(Member(trial, _spec(trial, block, seed)))
+                write_atomically(path, json.dumps(blocks))
+        return asked
 
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
         """One round numbered clear of the oracle's trial ids."""
@@ -486,3 +529,7 @@ class KerasTunerBackend(PairedSearcher):
         n = len(members)
         what = "the trial in flight stays" if n == 1 else f"the {n} trials in flight stay"
         return f"{what} in the Keras Tuner project and the next run retries them"
+
+
+def _spec(trial: Any, block: int, seed: int) -> TrialSpec:
+    return TrialSpec(int(trial.trial_id), trial_config(trial), seed, block, Phase.SEARCH)

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import bnsearch.backends.optuna._adapter as adapter
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import StudyReader
-from bnsearch.backends._loop import Member, PairedSearcher, Pruner
+from bnsearch.backends._loop import Member, PairedSearcher, Pruner, confirmation_specs
 from bnsearch.backends.optuna._claims import (
-    ask_confirmation,
     beating,
     claim_batch,
+    claim_trial,
     close_dead_trials,
     first_beat,
 )
@@ -139,8 +139,17 @@ class OptunaBackend(PairedSearcher):
         return any(t.user_attrs.get(keys.PHASE, Phase.SEARCH) == Phase.SEARCH for t in running)
 
     def ask_confirmation(self, best: list[TrialResult]) -> list[Member]:
+        study = self.study
         with self._writing():
-            return ask_confirmation(self.study, self.config, best)
+            trials = study.get_trials(deepcopy=False)
+            round_id = len(trials)
+            distributions = next(t.distributions for t in trials if "placement" in t.params)
+            return [
+                claim_trial(
+                    study, s.config.as_params(), distributions, s.seed, round_id, phase=s.phase
+                )
+                for s in confirmation_specs(self.config, round_id, best)
+            ]
 
     @contextlib.contextmanager
     def in_flight(self, members: list[Member]) -> Iterator[None]:

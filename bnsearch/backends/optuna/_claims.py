@@ -30,26 +30,22 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import bnsearch.backends.optuna._adapter as adapter
-from bnsearch.backends._loop import Member, confirmation_specs
-from bnsearch.backends.optuna._retry import is_transient, retry_transient, served
-from bnsearch.backends.optuna._storage import is_outcome, search_trial_count
+from bnsearch.backends._loop import Member
+from bnsearch.backends.optuna._storage import (
+    is_outcome,
+    is_transient,
+    retry_transient,
+    search_trial_count,
+    served,
+)
 from bnsearch.config import StudyConfig
 from bnsearch.errors import StoreError, full_disk
 from bnsearch.tracking import MlflowTracker, TrackingUnavailable
-from bnsearch.trial import (
-    BNConfig,
-    Phase,
-    TrialResult,
-    TrialSpec,
-    keys,
-    process_alive,
-    trial_seed,
-)
+from bnsearch.trial import BNConfig, Phase, TrialSpec, keys, process_alive, trial_seed
 
 if TYPE_CHECKING:
     import optuna
@@ -99,24 +95,21 @@ def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
     once, any other by the heartbeat rule (containers must not share a host name)."""
     import optuna
 
-    running = {
-        adapter.trial_id(t): t
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    }
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     host, me = socket.gethostname(), os.getpid()
     gone = []
-    for trial_id, trial in list(running.items()):
+    for trial in running:
         name, _, pid = str(trial.user_attrs.get(keys.WORKER, "")).rpartition(":")
         if name == host and pid.isdigit() and int(pid) != me and not process_alive(pid):
-            gone.append(running.pop(trial_id))
+            gone.append(trial)
             try:
-                adapter.fail_trial(study, trial_id)
+                adapter.fail_trial(study, adapter.trial_id(trial))
             except Exception as error:
                 if full_disk(error):
                     raise
                 # Another worker failed it first.
     fail_runs(tracker, gone, GONE_REASON)
-    if not running:
+    if len(gone) == len(running):
         return len(gone)
     with warnings.catch_warnings():  # "experimental", else said at every reclaim
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -125,8 +118,9 @@ def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
     for trial_id in retry_transient(lambda: adapter.orphaned_trial_ids(study)):
         with contextlib.suppress(Exception):  # another worker may fail it first
             adapter.fail_trial(study, trial_id)
+    left = {t.number for t in running} - {t.number for t in gone}
     failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-    stale = [t for t in failed if adapter.trial_id(t) in running]
+    stale = [t for t in failed if t.number in left]
     fail_runs(tracker, stale, STALE_REASON)
     return len(gone) + len(stale)
 
@@ -224,8 +218,7 @@ def _transaction_lock(engine: Engine, key: int, what: str) -> Iterator[None]:
             raise
 
 
-@dataclass(frozen=True)
-class Repair:
+class Repair(NamedTuple):
     """A trial a paired block lacks; ``retries``: the interrupted trial it retries, if any."""
 
     params: dict[str, Any]
@@ -311,13 +304,10 @@ def _withdraw(study: optuna.Study, asked: list[Member]) -> None:
     """Fail a claim's trials after it lost its lock part-way, marked so nothing counts them."""
     import optuna
 
+    fail = optuna.trial.TrialState.FAIL
     for trial, _ in asked:
         retry_transient(functools.partial(trial.set_user_attr, keys.WITHDRAWN, True))
-        retry_transient(
-            functools.partial(
-                study.tell, trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True
-            )
-        )
+        retry_transient(functools.partial(study.tell, trial, state=fail, skip_if_finished=True))
 
 
 def _attrs(seed: int, block: int, phase: Phase) -> dict[str, Any]:
@@ -357,16 +347,3 @@ def ask_block(study: optuna.Study, config: StudyConfig) -> list[Member]:
             params = {**template.params, "placement": placement}
             members.append(claim_trial(study, params, template.distributions, seed, block))
     return members
-
-
-def ask_confirmation(
-    study: optuna.Study, config: StudyConfig, best: list[TrialResult]
-) -> list[Member]:
-    """``PairedSearcher.ask_confirmation`` in the study."""
-    trials = study.get_trials(deepcopy=False)
-    round_id = len(trials)
-    distributions = next(t.distributions for t in trials if "placement" in t.params)
-    return [
-        claim_trial(study, s.config.as_params(), distributions, s.seed, round_id, phase=s.phase)
-        for s in confirmation_specs(config, round_id, best)
-    ]

@@ -1,16 +1,29 @@
-"""The Optuna study as bnsearch's store: opening it, its fingerprints, reading results back
-(each trial stores its TrialResult, so a study is read back without MLflow)."""
+"""The Optuna study as bnsearch's store: opening it, riding out a dropped database
+connection, its fingerprints, reading results back (each trial stores its TrialResult, so a
+study is read back without MLflow).
+
+Connections are checked before use and opened with a timeout (:func:`engine_kwargs`);
+opening the storage, every storage call (:func:`retrying_storage`) and every claim
+(:func:`retry_transient`) is tried again on a transient error, after each delay of
+:data:`bnsearch._reachable.DATABASE_RETRY`. A retried call whose first try did commit is
+harmless except for creating a trial (the duplicate never beats and is failed as orphaned)
+and telling one (refused as finished; the Optuna backend recognises its own result)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
+import threading
+import time
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from bnsearch._reachable import make_store_folder, opening_alone, probe
+import bnsearch.backends.optuna._adapter as adapter
+from bnsearch._interrupts import raise_if_stopped
+from bnsearch._reachable import DATABASE_RETRY, make_store_folder, opening_alone, probe
 from bnsearch._redact import redact_text, redact_url
-from bnsearch.backends.optuna._retry import engine_kwargs, retry_transient, retrying_storage, served
 from bnsearch.backends.optuna._your_objective import STATES, your_trial_result
 from bnsearch.config import StudyConfig
 from bnsearch.data import Dataset
@@ -21,10 +34,120 @@ if TYPE_CHECKING:
     import optuna
     from optuna.pruners import BasePruner
     from optuna.samplers import BaseSampler
-    from optuna.storages import BaseStorage
+    from optuna.storages import BaseStorage, RDBStorage
     from optuna.trial import FrozenTrial
 
 RUN_ID_ATTR = "mlflow_run_id"
+#: How long opening a database connection may take.
+CONNECT_TIMEOUT_S = 8
+
+T = TypeVar("T")
+
+
+def served(url: str) -> bool:
+    """Whether a storage URL names a database server (a SQLite file has no connection to lose)."""
+    return not url.startswith("sqlite")
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine arguments: live-checked pooled connections and, for PostgreSQL, a
+    connection timeout and no server-side prepared statements (a transaction-pooling
+    pooler does not keep a client's session, so a prepared statement may be missing)."""
+    if not served(url):
+        return {}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        from sqlalchemy.engine import make_url
+
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        if make_url(url).get_driver_name() == "psycopg":  # psycopg 3 (psycopg2 never prepares)
+            kwargs["connect_args"]["prepare_threshold"] = None
+    return kwargs
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) is a lost or refused database
+    connection rather than a refusal of the request itself."""
+    from sqlalchemy import exc
+
+    lost = (exc.OperationalError, exc.InterfaceError, ConnectionError, TimeoutError)
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, lost):
+            return True
+        if isinstance(current, exc.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def retry_transient(call: Callable[[], T]) -> T:
+    """``call()``, tried again after each delay of ``DATABASE_RETRY`` while it fails transiently."""
+    for delay in DATABASE_RETRY.delays_s:
+        try:
+            return call()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            # Between tries no transaction is open: a stop request held by a deferred
+            # section (asking, telling) is honoured here, not after the whole retry.
+            raise_if_stopped()
+            time.sleep(delay)
+    return call()
+
+
+_DEPTH = threading.local()
+
+
+def _retried(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(storage: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_DEPTH, "active", False):
+            # Storage methods call one another: only the outermost one retries.
+            return method(storage, *args, **kwargs)
+        _DEPTH.active = True
+        try:
+            return retry_transient(lambda: method(storage, *args, **kwargs))
+        finally:
+            _DEPTH.active = False
+
+    return call
+
+
+@functools.cache
+def retrying_storage() -> type:
+    """Optuna's ``RDBStorage`` with every storage call retried on transient errors, checking
+    the table schema one connection at a time (:func:`check_schema`)."""
+    retrying = adapter.rdb_storage_wrapping(_retried)
+
+    def __init__(self: Any, url: str, *args: Any, **kwargs: Any) -> None:
+        retrying.__init__(self, url, *args, skip_compatibility_check=True, **kwargs)
+        self.skip_compatibility_check = False
+        check_schema(self)
+
+    return type("PoolSafeRDBStorage", (retrying,), {"__init__": __init__})
+
+
+def check_schema(storage: RDBStorage) -> None:
+    """Optuna's schema check, without holding a connection while it opens another (behind a
+    pooler, workers opening storages at once would each hold one and wait for a second)."""
+    current, head = storage.get_current_version(), storage.get_head_version()
+    if current == head:
+        return
+    import optuna
+
+    upgrade = current in storage.get_all_versions()
+    raise RuntimeError(
+        f"the table schema (revision {current}) is not the one Optuna {optuna.__version__} "
+        f"uses ({head}); "
+        + (
+            "run `optuna storage upgrade --storage $STORAGE_URL`."
+            if upgrade
+            else "install the Optuna that created it, or a later one."
+        )
+    )
 
 
 def _sampler(config: StudyConfig, n_existing: int) -> BaseSampler:
@@ -140,15 +263,13 @@ def open_study(config: StudyConfig, dataset: Dataset) -> optuna.Study:
         keys.DATA_FINGERPRINT: dataset.fingerprint,
         keys.NETWORK: repr(sorted(config.network.as_params().items())),
     }
-    if not config.allow_changed_study:  # a new study has none of them
-        for key, value in expected.items():
-            stored = study.user_attrs.get(key)
-            if stored is not None and stored != value:
-                what = key.removeprefix("bnsearch.").replace("_", " ")
-                raise ConfigError(
-                    f"study {name!r} exists with a different {what}; use another --study-name, "
-                    "or pass --allow-changed-study to add trials anyway."
-                )
+    changed = [k for k, v in expected.items() if study.user_attrs.get(k) not in (None, v)]
+    if changed and not config.allow_changed_study:
+        what = changed[0].removeprefix("bnsearch.").replace("_", " ")
+        raise ConfigError(
+            f"study {name!r} exists with a different {what}; use another --study-name, "
+            "or pass --allow-changed-study to add trials anyway."
+        )
     for key, value in expected.items():
         study.set_user_attr(key, value)
     # for a verdict rebuilt without the data (report, sweep)

@@ -131,12 +131,9 @@ def your_trial_result(trial: FrozenTrial, in_block_only: bool = True) -> TrialRe
     seed = int(block) if block is not None else trial.number
     spec = TrialSpec(trial.number, config, seed=seed, block=None if block is None else seed)
     history = [float(trial.intermediate_values[step]) for step in sorted(trial.intermediate_values)]
-    if (
-        state is TrialState.COMPLETE
-        and trial.value is not None  # always so when COMPLETE
-        and (not history or history[-1] != float(trial.value))
-    ):
-        history.append(float(trial.value))
+    value = trial.value if state is TrialState.COMPLETE else None
+    if value is not None and history[-1:] != [float(value)]:
+        history.append(float(value))
     reason = "pruned by the study's pruner" if state is TrialState.PRUNED else None
     if state is TrialState.FAILED:
         # Optuna fails a trial whose objective returned NaN: the loss ran away, and by

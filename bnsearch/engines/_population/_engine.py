@@ -302,11 +302,10 @@ class PopulationEngine:
                     order = np.tile(np.arange(n_train, dtype=np.int32), (n, 1))
                 parts = pool.map(lane_epoch, lanes, [order] * len(lanes))
                 *columns, active = (np.concatenate(c) for c in zip(*parts, strict=True))
-                values = dict(zip(names, columns, strict=True))
                 for p, recorder in enumerate(recorders):
                     if recorder.stopped:
                         continue
-                    metrics = {m: float(values[m][p]) for m in values}
+                    metrics = {m: float(c[p]) for m, c in zip(names, columns, strict=True)}
                     # ``active`` is cleared in the graph by a member's non-finite batch loss.
                     if recorder.record_epoch(epoch, metrics, diverged=not active[p]):
                         active[p] = False

@@ -123,7 +123,7 @@ def member_depthwise_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padd
     if multiplier == 1:
         y = _depthwise(joined, kernel, strides, padding)
     else:
-        y = tf.nn.depthwise_conv2d(joined, kernel, [1, *strides, 1], padding.upper())
+        y = _depthwise_forward(joined, kernel, strides, padding)
     shape = [rows, int(y.shape[1]), int(y.shape[2]), size, channels * multiplier]
     return tf.transpose(tf.reshape(y, shape), [3, 0, 1, 2, 4])
 
@@ -155,9 +155,20 @@ def _depthwise(x: Any, kernel: Any, strides: tuple[int, int], padding: str) -> A
             dx = tf.nn.depthwise_conv2d(spread, tf.reverse(kernel, [0, 1]), [1, 1, 1, 1], "VALID")
             return dx, dk
 
-        return tf.nn.depthwise_conv2d(x, kernel, [1, sh, sw, 1], padding.upper()), gradient
+        return _depthwise_forward(x, kernel, strides, padding), gradient
 
     return convolve(x, kernel)
+
+
+def _depthwise_forward(x: Any, kernel: Any, strides: tuple[int, int], padding: str) -> Any:
+    """``depthwise_conv2d``; unequal strides as stride 1 and every stride-th output, since
+    TensorFlow's own CPU kernel refuses them where oneDNN is off (an AMD CPU without AVX-512)."""
+    sh, sw = strides
+    if sh == sw:
+        return tf.nn.depthwise_conv2d(x, kernel, [1, sh, sw, 1], padding.upper())
+    pads = _padding((int(x.shape[1]), int(x.shape[2])), kernel.shape[:2], strides, padding)
+    padded = tf.pad(x, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])
+    return tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")[:, ::sh, ::sw, :]
 
 
 def _each_member(images: Any, kernels: Any, strides: Sequence[int], padding: str) -> Any:
@@ -197,19 +208,15 @@ def _spread_and_pad(
 
 
 def _kernel_gradient(x: Any, dy: Any, pads: _Pads) -> Any:
-    """``dk`` for stride 1: padded ``x``, channels as the batch, correlated with ``dy``."""
+    """``dk`` for stride 1: padded ``x``, channels as the batch, correlated with ``dy``; each
+    member's operands transposed on their own (a transpose of the stacked tensors would be
+    fused into each member's slice, which then copies strided memory)."""
     padded = tf.pad(x, [[0, 0], [0, 0], list(pads[0]), list(pads[1]), [0, 0]])
-    members = zip(tf.unstack(padded), tf.unstack(dy), strict=True)
-    correlated = tf.stack([_member_kernel_gradient(a, g) for a, g in members])
-    return tf.transpose(correlated, [0, 2, 3, 1, 4])  # [P, c, kh, kw, f] → Keras' order
-
-
-def _member_kernel_gradient(padded: Any, dy: Any) -> Any:
-    """``[c, kh, kw, f]``, transposed per member (a transpose of the stacked tensors would
-    be fused into each member's slice, which then copies strided memory)."""
-    rows_last = tf.transpose(padded, [3, 1, 2, 0])  # [c, h + pad, w + pad, rows]
-    dy_kernel = tf.transpose(dy, [1, 2, 0, 3])  # [h', w', rows, f]
-    return tf.nn.conv2d(rows_last, dy_kernel, 1, "VALID")
+    correlated = [  # [c, h + pad, w + pad, rows] with [h', w', rows, f]: [c, kh, kw, f]
+        tf.nn.conv2d(tf.transpose(a, [3, 1, 2, 0]), tf.transpose(g, [1, 2, 0, 3]), 1, "VALID")
+        for a, g in zip(tf.unstack(padded), tf.unstack(dy), strict=True)
+    ]
+    return tf.transpose(tf.stack(correlated), [0, 2, 3, 1, 4])  # Keras' [P, kh, kw, c, f]
 
 
 def max_pool_2x2(images: Any, height: int, width: int) -> Any:
@@ -223,16 +230,6 @@ def max_pool_2x2(images: Any, height: int, width: int) -> Any:
     half_h, half_w = (height + pad_h) // 2, (width + pad_w) // 2
     windows = tf.reshape(images, [-1, half_h, 2, half_w, 2, images.shape[-1]])
     return tf.reduce_max(windows, axis=[2, 4])
-
-
-def pool(
-    images: Any, kind: str, size: tuple[int, int], strides: tuple[int, int], padding: str
-) -> Any:
-    """Max or average pooling of ``[n, h, w, c]`` as Keras' MaxPooling2D/AveragePooling2D."""
-    if kind == "max_pool" and size == (2, 2) and strides == (2, 2) and padding == "same":
-        return max_pool_2x2(images, int(images.shape[1]), int(images.shape[2]))
-    op = tf.nn.max_pool2d if kind == "max_pool" else tf.nn.avg_pool2d
-    return op(images, ksize=list(size), strides=list(strides), padding=padding.upper())
 
 
 def activation_function(name: str) -> Callable[[Any], Any]:
@@ -289,5 +286,10 @@ def stateless_op(op: GraphOp, inputs: list[Any]) -> Any:
         return tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])
     # max_pool / avg_pool: members and rows share the image axis of TF's pooling.
     images = tf.reshape(x, [-1, *x.shape[2:]])
-    pooled = pool(images, op.kind, op.pool_size, op.strides, op.padding)
+    if op.kind == "max_pool" and op.pool_size == op.strides == (2, 2) and op.padding == "same":
+        pooled = max_pool_2x2(images, int(images.shape[1]), int(images.shape[2]))
+    else:
+        pool = tf.nn.max_pool2d if op.kind == "max_pool" else tf.nn.avg_pool2d
+        size, strides = list(op.pool_size), list(op.strides)
+        pooled = pool(images, ksize=size, strides=strides, padding=op.padding.upper())
     return tf.reshape(pooled, [tf.shape(x)[0], tf.shape(x)[1], *op.shape])

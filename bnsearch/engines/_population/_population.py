@@ -3,7 +3,7 @@ interpreting the layer graph op by op on tensors ``[P, rows, ...]``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,14 @@ from bnsearch.networks import seeded_initializer as initializer_of
 from bnsearch.trial import TrialSpec, layer_seed
 
 _BEFORE = ("before", "before_output")
+#: Per member, 1 where its placement puts a BN in the slots of that kind.
+_MASKS: dict[str, Callable[[str], bool]] = {
+    "input": lambda placement: placement == "input",
+    "before": lambda placement: placement in _BEFORE,
+    "after": lambda placement: placement == "after",
+    "output": lambda placement: placement == "before_output",
+    "kept": lambda placement: placement != "none",  # a BN the model keeps
+}
 
 
 def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:
@@ -35,14 +43,27 @@ def _bias_used(op: GraphOp, placement: str, use_bias: bool) -> bool:
     return use_bias or not feeds_bn
 
 
-def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
-    """Every member's initial kernel (or bias) of ``op``, drawn as the trial's Keras model
-    draws it."""
-    serialized, shape, target = {
+def _weights(op: GraphOp) -> dict[str, tuple[Any, tuple[int, ...], tuple[int, ...]]]:
+    """The core ``op``'s weights (``kernel``, a SeparableConv2D's ``pointwise``, ``bias``):
+    each one's serialised initializer, its shape in Keras and a member's shape here."""
+    weights = {
         "kernel": (op.kernel_initializer, op.kernel_shape, (op.fan_in, op.kernel_shape[-1])),
         "pointwise": (op.pointwise_initializer, op.pointwise_shape, op.pointwise_shape[-2:]),
         "bias": (op.bias_initializer, (op.shape[-1],), (1, op.shape[-1])),
-    }[which]
+    }
+    if not op.pointwise_shape:
+        del weights["pointwise"]
+    return weights
+
+
+#: Each BN variable of a slot and the value it starts from.
+_BN_START = {"gamma": 1.0, "beta": 0.0, "moving_mean": 0.0, "moving_var": 1.0}
+
+
+def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
+    """Every member's initial ``which`` weight of ``op``, drawn as the trial's Keras model
+    draws it."""
+    serialized, shape, target = _weights(op)[which]
     drawn: dict[int, np.ndarray] = {}
     for spec in specs:
         if spec.seed not in drawn:
@@ -76,23 +97,22 @@ class Population:
             return tf.Variable(tf.zeros(shape, dtype), trainable=False)
 
         column = (P, 1, 1)
-        # Per member: its placement (none: no BN at all), BN momentum and epsilon, dropout.
-        columns = [state(column) for _ in range(8)]
-        self.m_input, self.m_before, self.m_after, self.m_output, self.m_none = columns[:5]
-        self.bn_momentum, self.bn_epsilon, self.dropout = columns[5:]
+        self.masks = {name: state(column) for name in _MASKS}
+        self.bn_momentum, self.bn_epsilon, self.dropout = (state(column) for _ in range(3))
         self.lr = state((P,))
         self.seeds = state((P,), tf.int64)
-        self._make_weights()
+        self.weights = self._make_weights()
         self.bias_masks = {name: state(column) for name in self.cores}
         self.bn_widths = self._bn_widths()
-        self.gammas = {s: tf.Variable(tf.ones((P, 1, w))) for s, w in self.bn_widths.items()}
-        self.betas = {s: tf.Variable(tf.zeros((P, 1, w))) for s, w in self.bn_widths.items()}
-        self.moving_means = {s: state((P, 1, w)) for s, w in self.bn_widths.items()}
-        self.moving_vars = {s: state((P, 1, w)) for s, w in self.bn_widths.items()}
-        self.params = [
-            *self.kernels.values(), *self.pointwise.values(), *self.biases.values(),
-            *self.gammas.values(), *self.betas.values(),
-        ]  # fmt: skip
+        self.bn = {  # the moving statistics are not trained
+            key: {
+                s: tf.Variable(tf.zeros((P, 1, w)), trainable=key in ("gamma", "beta"))
+                for s, w in self.bn_widths.items()
+            }
+            for key in _BN_START
+        }
+        trained = (*self.weights.values(), self.bn["gamma"], self.bn["beta"])
+        self.params = [variable for variables in trained for variable in variables.values()]
         self.velocities = [state(tuple(p.shape)) for p in self.params]
         self.active = tf.Variable(tf.ones((P,), tf.bool), trainable=False)
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -113,22 +133,14 @@ class Population:
         self.train_steps_partial = tf.function(self._train_steps)
         self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
 
-    def _make_weights(self) -> None:
-        """Every core's kernel (a SeparableConv2D's pointwise one too) and bias."""
-        P = self.size
-        self.kernels = {
-            name: tf.Variable(tf.zeros((P, op.fan_in, op.kernel_shape[-1])), name=f"kernel_{i}")
-            for i, (name, op) in enumerate(self.cores.items())
-        }
-        self.pointwise = {  # a SeparableConv2D's second kernel, [P, in, out]
-            name: tf.Variable(tf.zeros((P, *op.pointwise_shape[-2:])), name=f"pointwise_{i}")
-            for i, (name, op) in enumerate(self.cores.items())
-            if op.pointwise_shape
-        }
-        self.biases = {
-            name: tf.Variable(tf.zeros((P, 1, op.shape[-1])), name=f"bias_{i}")
-            for i, (name, op) in enumerate(self.cores.items())
-        }
+    def _make_weights(self) -> dict[str, dict[str, Any]]:
+        """Per kind of weight (:func:`_weights`), every core's variable of it."""
+        weights: dict[str, dict[str, Any]] = {"kernel": {}, "pointwise": {}, "bias": {}}
+        for i, (name, op) in enumerate(self.cores.items()):
+            for which, (_, _, shape) in _weights(op).items():
+                zeros = tf.zeros((self.size, *shape))
+                weights[which][name] = tf.Variable(zeros, name=f"{which}_{i}")
+        return weights
 
     def _bn_widths(self) -> dict[str, int]:
         """The BN slots no member leaves unused, and their widths."""
@@ -144,19 +156,14 @@ class Population:
             widths["output_bn"] = graph.ops[graph.output].shape[-1]
         return widths
 
-    # long because each per-member variable is set in one line here; the set is the point.
     def load(self, specs: Sequence[TrialSpec]) -> None:
         """Start ``specs`` from their initial weights; members past ``len(specs)`` are idle."""
         P, n = self.size, len(specs)
         padded = list(specs) + [specs[0]] * (P - n)
         configs = [s.config for s in padded]
-        placements = [c.placement for c in configs]
         column = lambda values: np.asarray(values, np.float32).reshape(P, 1, 1)  # noqa: E731
-        self.m_input.assign(column([p == "input" for p in placements]))
-        self.m_before.assign(column([p in _BEFORE for p in placements]))
-        self.m_after.assign(column([p == "after" for p in placements]))
-        self.m_none.assign(column([p == "none" for p in placements]))
-        self.m_output.assign(column([p == "before_output" for p in placements]))
+        for name, placed in _MASKS.items():
+            self.masks[name].assign(column([placed(c.placement) for c in configs]))
         self.bn_momentum.assign(column([c.momentum for c in configs]))
         self.bn_epsilon.assign(column([c.epsilon for c in configs]))
         self.dropout.assign(column([c.dropout for c in configs]))
@@ -165,23 +172,24 @@ class Population:
         for name, op in self.cores.items():
             used = [_bias_used(op, c.placement, c.use_bias) for c in configs]
             self.bias_masks[name].assign(column(used))
-            self.kernels[name].assign(_initial(op, padded, "kernel"))
-            if name in self.pointwise:
-                self.pointwise[name].assign(_initial(op, padded, "pointwise"))
-            self.biases[name].assign(_initial(op, padded, "bias"))
-        for variables, value in (
-            (self.gammas.values(), 1.0), (self.betas.values(), 0.0),
-            (self.moving_means.values(), 0.0), (self.moving_vars.values(), 1.0),
-            (self.velocities, 0.0),
-        ):  # fmt: skip
-            for variable in variables:
-                variable.assign(np.full(variable.shape, value, np.float32))
+            for which in _weights(op):
+                self.weights[which][name].assign(_initial(op, padded, which))
+        for key, start in _BN_START.items():
+            for variable in self.bn[key].values():
+                variable.assign(np.full(variable.shape, start, np.float32))
+        for velocity in self.velocities:
+            velocity.assign(np.zeros(velocity.shape, np.float32))
         self.active.assign(np.arange(P) < n)
         self.iterations.assign(0)
 
     def _mask(self, mask: Any, like: Any) -> Any:
         """A ``[P, 1, 1]`` mask shaped to broadcast against ``like`` (any rank)."""
         return tf.reshape(mask, [-1] + [1] * (like.shape.rank - 1))
+
+    def _bn_where(self, mask: str, x: Any, slot: str, training: bool, updates: list) -> Any:
+        """``x`` through the BN ``slot`` for the members of ``mask``, as it is for the rest."""
+        normalised = self._bn(x, slot, training, updates)
+        return tf.where(self._mask(self.masks[mask], x) > 0, normalised, x)
 
     def _bn(self, x: Any, slot: str, training: bool, updates: list) -> Any:
         """BatchNormalization over every axis but the members' and the last."""
@@ -192,15 +200,14 @@ class Population:
             variance = tf.reduce_mean(tf.square(flat - mean), axis=1, keepdims=True)
             updates.append((slot, tf.stop_gradient(mean), tf.stop_gradient(variance)))
         else:
-            mean, variance = self.moving_means[slot], self.moving_vars[slot]
-        inv = tf.math.rsqrt(variance + self.bn_epsilon) * self.gammas[slot]
-        return tf.reshape(flat * inv + (self.betas[slot] - mean * inv), shape)
+            mean, variance = self.bn["moving_mean"][slot], self.bn["moving_var"][slot]
+        inv = tf.math.rsqrt(variance + self.bn_epsilon) * self.bn["gamma"][slot]
+        return tf.reshape(flat * inv + (self.bn["beta"][slot] - mean * inv), shape)
 
     def _input_bn(self, x: Any, training: bool, updates: list) -> Any:
         if not self.slot_use.input_bn:
             return x
-        normalised = self._bn(x, "input_bn", training, updates)
-        return tf.where(self._mask(self.m_input, x) > 0, normalised, x)
+        return self._bn_where("input", x, "input_bn", training, updates)
 
     def _forward(self, x: Any, training: bool, counter: Any) -> tuple[Any, list]:
         graph = self.graph
@@ -223,9 +230,8 @@ class Population:
         x = inputs[0]
         if op.kind == "core":
             return self._core(op, x, training, updates)
-        if op.kind == "bn":  # a BN the model keeps: in every placement but none
-            normalised = self._bn(x, op.name, training, updates)
-            return tf.where(self._mask(self.m_none, x) > 0, x, normalised)
+        if op.kind == "bn":
+            return self._bn_where("kept", x, op.name, training, updates)
         if op.kind == "activation":
             return activation_function(op.activation)(x)
         if op.kind == "preact":
@@ -237,19 +243,18 @@ class Population:
 
     def _core(self, op: GraphOp, x: Any, training: bool, updates: list) -> Any:
         """A Dense or convolution, then what follows it by its role."""
-        bias = self.biases[op.name] * self.bias_masks[op.name]
+        kernel, pointwise = self.weights["kernel"][op.name], self.weights["pointwise"].get(op.name)
+        bias = self.weights["bias"][op.name] * self.bias_masks[op.name]
         if op.cls in ("Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
             one_d = op.cls == "Conv1D"  # a Conv2D over rows of height 1
             shape = [1, *op.kernel_shape] if one_d else op.kernel_shape
-            kernels = tf.reshape(self.kernels[op.name], [self.size, *shape])
+            kernels = tf.reshape(kernel, [self.size, *shape])
             if one_d:
                 x = tf.expand_dims(x, 2)
             if op.cls in ("DepthwiseConv2D", "SeparableConv2D"):
                 z = member_depthwise_conv2d(x, kernels, op.strides, op.padding)
-                if op.name in self.pointwise:  # then the 1x1 convolution across channels
-                    pointwise = tf.reshape(
-                        self.pointwise[op.name], [self.size, 1, 1, *op.pointwise_shape[-2:]]
-                    )
+                if pointwise is not None:  # then the 1x1 convolution across channels
+                    pointwise = tf.reshape(pointwise, [self.size, 1, 1, *op.pointwise_shape[-2:]])
                     z = member_conv2d(z, pointwise, (1, 1), "valid")
             else:
                 z = member_conv2d(x, kernels, op.strides, op.padding)
@@ -257,12 +262,11 @@ class Population:
             if one_d:
                 z = tf.squeeze(z, 2)
         else:
-            z = tf.matmul(x, self.kernels[op.name]) + bias
+            z = tf.matmul(x, kernel) + bias
         if op.role == "output":
             if not self.slot_use.output_bn:
                 return z
-            normalised = self._bn(z, "output_bn", training, updates)
-            return tf.where(self._mask(self.m_output, z) > 0, normalised, z)
+            return self._bn_where("output", z, "output_bn", training, updates)
         activation = activation_function(op.activation)
         if op.role != "site":
             return activation(z)
@@ -278,8 +282,8 @@ class Population:
             return plain
         # One BN serves both placements: it normalises z for `before` members and act(z)
         # for `after` members.
-        before = self._mask(self.m_before, z) > 0
-        after = self._mask(self.m_after, z) > 0
+        before = self._mask(self.masks["before"], z) > 0
+        after = self._mask(self.masks["after"], z) > 0
         normalised = self._bn(tf.where(before, z, plain), op.name, training, updates)
         return tf.where(before, activation(normalised), tf.where(after, normalised, plain))
 
@@ -332,7 +336,7 @@ class Population:
         self.apply_gradients(grads, live3)
         for slot, mean, variance in updates:
             m = self.bn_momentum
-            mm, mv = self.moving_means[slot], self.moving_vars[slot]
+            mm, mv = self.bn["moving_mean"][slot], self.bn["moving_var"][slot]
             mm.assign(tf.where(live3, mm * m + mean * (1.0 - m), mm))
             mv.assign(tf.where(live3, mv * m + variance * (1.0 - m), mv))
         self.active.assign(self.active & finite)
@@ -390,16 +394,10 @@ class Population:
         (zero where masked) and ``gamma_``, ``beta_``, ``moving_mean_``, ``moving_var_<slot>``."""
         out: dict[str, np.ndarray] = {}
         for name, op in self.cores.items():
-            out[f"kernel_{name}"] = self.kernels[name][p].numpy().reshape(op.kernel_shape)
-            if name in self.pointwise:
-                out[f"pointwise_{name}"] = (
-                    self.pointwise[name][p].numpy().reshape(op.pointwise_shape)
-                )
-            mask = float(self.bias_masks[name][p, 0, 0].numpy())
-            out[f"bias_{name}"] = self.biases[name][p, 0].numpy() * mask
-        for slot in self.bn_widths:
-            out[f"gamma_{slot}"] = self.gammas[slot][p, 0].numpy()
-            out[f"beta_{slot}"] = self.betas[slot][p, 0].numpy()
-            out[f"moving_mean_{slot}"] = self.moving_means[slot][p, 0].numpy()
-            out[f"moving_var_{slot}"] = self.moving_vars[slot][p, 0].numpy()
+            for which, (_, shape, _) in _weights(op).items():
+                out[f"{which}_{name}"] = self.weights[which][name][p].numpy().reshape(shape)
+            out[f"bias_{name}"] *= float(self.bias_masks[name][p, 0, 0].numpy())
+        for key, variables in self.bn.items():
+            for slot, variable in variables.items():
+                out[f"{key}_{slot}"] = variable[p, 0].numpy()
         return out
