@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bnsearch.stats import ALPHA, min_blocks_to_settle
+from bnsearch.stats import min_blocks_to_settle
 from tests._in_flight import wait_for_a_batch_in_flight
 from tests.conftest import empty_mlflow_store_at
 
@@ -51,7 +51,7 @@ def test_a_learning_rate_range_that_diverges_gets_one_line_of_advice(cli, tmp_pa
 
 @pytest.mark.trains
 def test_a_cap_too_small_to_settle_says_so_before_the_first_trial(cli, tmp_path, tiny_csv):
-    need = min_blocks_to_settle(ALPHA)
+    need = min_blocks_to_settle()
     empty_mlflow_store_at(tmp_path / "mlruns" / "mlflow.db")  # the default store, made
     result = cli(
         "study", "--data", str(tiny_csv), "--target", "label", "--n-trials", "3",

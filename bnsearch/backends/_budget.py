@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 
 from bnsearch.config import StudyConfig
-from bnsearch.stats import ALPHA, ASKED, QUESTION_TEXT, counted, min_blocks_to_settle, verdict_for
+from bnsearch.stats import ASKED, QUESTION_TEXT, counted, min_blocks_to_settle, verdict_for
 from bnsearch.trial import Phase, TrialResult
 
 
@@ -40,7 +40,7 @@ def cannot_settle_notice(config: StudyConfig, results: Sequence[TrialResult]) ->
     block = len(config.space.placement)
     if config.until != "settled" or block < 2:
         return None
-    need = min_blocks_to_settle(ALPHA)
+    need = min_blocks_to_settle()
     have = len({r.spec.block for r in results if r.spec.phase == Phase.SEARCH})
     if config.target_trials is not None:
         cap = math.ceil(config.target_trials / block)
@@ -67,7 +67,7 @@ def batch_room(config: StudyConfig, capacity: int, search_trials: int) -> int:
     if config.until != "settled":
         return capacity
     block = len(config.space.placement)
-    first_look = min_blocks_to_settle(ALPHA) * block
+    first_look = min_blocks_to_settle() * block
     if search_trials >= first_look:
         return capacity
     return max(block, min(capacity, first_look - search_trials))

@@ -59,19 +59,19 @@ def sign_e_value(n: int, count: int) -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def ruling_count(n: int, alpha: float = ALPHA) -> int:
+def ruling_count(n: int) -> int:
     """``k*(n)``: the fewest of ``n`` signs on one side that rule a candidate median out."""
     for count in range(n // 2, n + 1):
-        if sign_e_value(n, count) >= 2 / alpha:
+        if sign_e_value(n, count) >= 2 / ALPHA:
             return count
     return n + 1
 
 
-@functools.lru_cache(maxsize=16)
-def min_blocks_to_settle(alpha: float = ALPHA) -> int:
+@functools.cache
+def min_blocks_to_settle() -> int:
     """The fewest blocks after which the sequence can be bounded on both sides."""
     n = 1
-    while ruling_count(n, alpha) > n:
+    while ruling_count(n) > n:
         n += 1
     return n
 
