@@ -47,25 +47,28 @@ def test_member_convolution_and_its_gradients_equal_tensorflows(
 
 
 @pytest.mark.parametrize(
-    ("size", "kernel", "strides", "padding"),
+    ("size", "kernel", "strides", "padding", "multiplier"),
     [
-        ((8, 8), (3, 3), (1, 1), "same"),
-        ((8, 8), (3, 3), (2, 2), "same"),
-        ((7, 9), (2, 3), (1, 2), "same"),
-        ((9, 7), (3, 1), (2, 1), "valid"),
-        ((9, 9), (2, 2), (2, 2), "valid"),
+        ((8, 8), (3, 3), (1, 1), "same", 1),
+        ((8, 8), (3, 3), (2, 2), "same", 1),
+        ((7, 9), (2, 3), (1, 2), "same", 1),
+        ((9, 7), (3, 1), (2, 1), "valid", 1),
+        ((9, 9), (2, 2), (2, 2), "valid", 1),
+        ((7, 9), (2, 3), (1, 2), "same", 2),
+        ((9, 7), (3, 1), (2, 1), "valid", 2),
     ],
 )
 @pytest.mark.parametrize("xla", [False, True])
 def test_member_depthwise_convolution_and_its_gradients_equal_tensorflows(
-    size, kernel, strides, padding, xla
+    size, kernel, strides, padding, multiplier, xla
 ):
-    """The engine's depthwise convolution (its gradients forward depthwise convolutions)
-    against ``tf.nn.depthwise_conv2d`` of each member and TensorFlow's own gradients."""
+    """The engine's depthwise convolution (a multiplier of 1: its gradients forward depthwise
+    convolutions; of 2: TensorFlow's) against each member's channels convolved one by one,
+    and TensorFlow's own gradients."""
     rng = np.random.default_rng(0)
     P, rows, c = 3, 4, 2
     x = tf.constant(rng.normal(size=(P, rows, *size, c)), tf.float32)
-    k = tf.constant(rng.normal(size=(P, *kernel, c, 1)), tf.float32)
+    k = tf.constant(rng.normal(size=(P, *kernel, c, multiplier)), tf.float32)
 
     def each_member(x, k):
         # Each channel by its own conv2d: TensorFlow's depthwise kernel refuses unequal

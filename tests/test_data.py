@@ -63,6 +63,7 @@ def test_sklearn_datasets_load():
         (None, "y", ["does not exist"]),
         ("", "y", ["empty"]),
         ("1,2,3\n4,5,6\n", "y", ["header"]),
+        ("1,nan,1_000\n4,5,6\n", "y", ["header"]),  # numbers as float() reads them
         ("a,b,y\n1,2,0\n3,4,1\n", "label", ["'label' not found", "a, b, y"]),
         ("a,b,y\nx,2,0\nz,4,1\n", "y", ["non-numeric", "a"]),
         ("a,b,y\n1,,0\n3,4,1\n", "y", ["NaN"]),

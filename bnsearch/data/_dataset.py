@@ -495,12 +495,21 @@ def _read_delimited(path: Path, where: str, sep: str) -> Any:
                 f"by {text} — {fix}."
             )
     frame = pd.read_csv(path, sep=sep)
-    if pd.to_numeric(frame.columns.astype(str), errors="coerce").notna().all():
+    if all(_looks_numeric(c) for c in frame.columns):
         raise DataError(
             f"{where}: the first row looks like data, not a header; add a header row "
             "naming the columns."
         )
     return frame
+
+
+def _looks_numeric(name: object) -> bool:
+    """Whether a column name reads as a number (``nan`` and ``1_000`` too), as data would."""
+    try:
+        float(str(name))
+    except ValueError:
+        return False
+    return True
 
 
 _SKLEARN_LOADERS = ("breast_cancer", "diabetes", "digits", "iris", "wine")

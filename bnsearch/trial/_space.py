@@ -179,9 +179,10 @@ def _choices(name: str, values: Any, known: tuple[str, ...]) -> tuple[str, ...]:
 class SearchSpace:
     """The hyperparameters a study searches over, validated on construction.
 
-    Defaults bracket both Keras' defaults and the thread's values. A study file's ``[space]``
-    becomes one through :meth:`from_overrides`; :meth:`suggest` and :meth:`from_keras_tuner`
-    turn a trial of either library into a :class:`BNConfig`.
+    Defaults bracket both Keras' defaults (momentum 0.99, epsilon 1e-3) and the thread's
+    values (momentum 0.9, epsilon 1e-6, dropout 0.5, learning rate 0.1). A study file's
+    ``[space]`` becomes one through :meth:`from_overrides`; :meth:`suggest` and
+    :meth:`from_keras_tuner` turn a trial of either library into a :class:`BNConfig`.
 
     Attributes:
         placement: the placements to compare (default ``none``, ``before``, ``after``).

@@ -161,8 +161,9 @@ def _depthwise(x: Any, kernel: Any, strides: tuple[int, int], padding: str) -> A
 
 
 def _depthwise_forward(x: Any, kernel: Any, strides: tuple[int, int], padding: str) -> Any:
-    """``depthwise_conv2d``; unequal strides as stride 1 and every stride-th output, since
-    TensorFlow's own CPU kernel refuses them where oneDNN is off (an AMD CPU without AVX-512)."""
+    """``depthwise_conv2d``; unequal strides, on every machine, as stride 1 and every
+    stride-th output (that layer's arithmetic times ``sh * sw``): TensorFlow's own CPU kernel
+    refuses them where oneDNN is off (an AMD CPU without AVX-512)."""
     sh, sw = strides
     if sh == sw:
         return tf.nn.depthwise_conv2d(x, kernel, [1, sh, sw, 1], padding.upper())

@@ -396,7 +396,8 @@ class Population:
         for name, op in self.cores.items():
             for which, (_, shape, _) in _weights(op).items():
                 out[f"{which}_{name}"] = self.weights[which][name][p].numpy().reshape(shape)
-            out[f"bias_{name}"] *= float(self.bias_masks[name][p, 0, 0].numpy())
+            used = float(self.bias_masks[name][p, 0, 0].numpy())
+            out[f"bias_{name}"] = out[f"bias_{name}"] * used  # a copy: .numpy() may share memory
         for key, variables in self.bn.items():
             for slot, variable in variables.items():
                 out[f"{key}_{slot}"] = variable[p, 0].numpy()
