@@ -3,6 +3,7 @@ interpreting the layer graph op by op on tensors ``[P, rows, ...]``."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,6 +59,10 @@ def _weights(op: GraphOp) -> dict[str, tuple[Any, tuple[int, ...], tuple[int, ..
 
 #: Each BN variable of a slot and the value it starts from.
 _BN_START = {"gamma": 1.0, "beta": 0.0, "moving_mean": 0.0, "moving_var": 1.0}
+#: ``tf.function`` without AutoGraph: the graph's one loop is a ``tf.while_loop`` already,
+#: and converting every function a step calls took longer than building the rest of a
+#: population's graph.
+_tf_function = functools.partial(tf.function, autograph=False)
 
 
 def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
@@ -127,11 +132,11 @@ class Population:
         self.apply_gradients = (
             self._apply_gradients
             if jit_compile
-            else tf.function(self._apply_gradients, jit_compile=True)
+            else _tf_function(self._apply_gradients, jit_compile=True)
         )
-        self.train_epoch = tf.function(self._train_steps, jit_compile=jit_compile)
-        self.train_steps_partial = tf.function(self._train_steps)
-        self.evaluate = tf.function(self._evaluate, jit_compile=jit_compile)
+        self.train_epoch = _tf_function(self._train_steps, jit_compile=jit_compile)
+        self.train_steps_partial = _tf_function(self._train_steps)
+        self.evaluate = _tf_function(self._evaluate, jit_compile=jit_compile)
 
     def _make_weights(self) -> dict[str, dict[str, Any]]:
         """Per kind of weight (:func:`_weights`), every core's variable of it."""
@@ -358,13 +363,16 @@ class Population:
 
     def _train_steps(self, batches: Any) -> tuple[Any, Any]:
         """The steps in ``batches`` (``[steps, P, batch]``); sums of loss and hits."""
-        P = tf.shape(batches)[1]
-        loss_sum = tf.zeros([P], tf.float32)
-        correct_sum = tf.zeros([P], tf.float32)
-        for step in tf.range(tf.shape(batches)[0]):
-            loss, correct = self._step(batches[step])
-            loss_sum += loss
-            correct_sum += correct
+        zeros = tf.zeros([tf.shape(batches)[1]], tf.float32)
+
+        def step(i: Any, loss_sum: Any, correct_sum: Any) -> tuple[Any, Any, Any]:
+            loss, correct = self._step(batches[i])
+            return i + 1, loss_sum + loss, correct_sum + correct
+
+        steps = tf.shape(batches)[0]
+        _, loss_sum, correct_sum = tf.while_loop(
+            lambda i, *_: i < steps, step, (tf.constant(0), zeros, zeros)
+        )
         return loss_sum, correct_sum
 
     def run_epoch(self, order: np.ndarray, batch: int) -> tuple[Any, Any]:
