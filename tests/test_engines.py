@@ -222,6 +222,18 @@ def test_pruned_member_stops_and_the_rest_finish():
     assert all(r.epochs_trained == 4 for i, r in enumerate(results) if i != 2)
 
 
+def test_xla_is_the_default_only_for_a_population_that_trains_enough_steps_to_repay_it():
+    from bnsearch.engines._population._engine import XLA_MIN_STEPS
+    from bnsearch.networks import network_graph
+
+    graph = network_graph(NetworkSettings(), (14,), 2)  # the thread's network
+    default = PopulationEngine()
+    assert not default.xla_for(graph, XLA_MIN_STEPS - 1)
+    assert default.xla_for(graph, XLA_MIN_STEPS) and default.xla_for(graph)
+    assert PopulationEngine(jit_compile=True).xla_for(graph, 1)
+    assert not PopulationEngine(jit_compile=False).xla_for(graph, 10 * XLA_MIN_STEPS)
+
+
 @pytest.mark.trains
 def test_large_populations_are_chunked_in_order():
     data = make_synthetic(120, seed=1).standardize(0.2)
