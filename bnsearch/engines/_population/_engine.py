@@ -62,8 +62,8 @@ _COMPILED: dict[tuple[Any, ...], Population] = {}
 #: The most convolutions a network may have for its population to be compiled with XLA.
 XLA_MAX_CONVOLUTIONS = 8
 #: The fewest steps (epochs times batches an epoch) a population trains for its epoch loop to
-#: be compiled with XLA by default: XLA's compile takes about 1.5 s longer than graph mode's
-#: and saves about 1 ms a step of the thread's network.
+#: be compiled with XLA by default: below it, XLA's longer compile costs more than its faster
+#: steps save (figures on the docs' Benchmarks page).
 XLA_MIN_STEPS = 1000
 #: The most trials trained at once in graph mode (two lanes of 16 on 2+ cores): beyond it, a
 #: network of dozens of convolutions runs no faster per trial and needs more memory.
