@@ -112,7 +112,7 @@ def run_benchmark(
     best = min(v for k, v in figures.items() if k != "keras")
     say(f"\nbest population speed-up over the Keras engine: {figures['keras'] / best:.1f}x")
     with tempfile.TemporaryDirectory(prefix="bnsearch-bench-") as folder:
-        for case in _cases(data, short, max(populations), folder):
+        for case in _cases(data, short, max(populations), folder, (peak, bandwidth)):
             figures.update(_side_by_side(case, timed_epochs))
     return figures
 
@@ -151,9 +151,37 @@ def _side_by_side(case: _Case, timed_epochs: int) -> dict[str, float]:
     return figures
 
 
-def _cases(data: Dataset, short: bool, population: int, folder: str) -> Iterator[_Case]:
+def _floors(model: Any, data: Dataset, peaks: tuple[float, float]) -> str:
+    """A trial-epoch's two lower bounds on this machine, in words: its training arithmetic
+    (each Dense and convolution's forward multiply-adds, three times: forward, input
+    gradient, kernel gradient) at the dense matmul peak, and its optimizer update (five
+    passes over the weights a step: read weight, gradient and velocity, write two) at the
+    streaming memory bandwidth."""
+    import numpy as np
+
+    n_train = split_index(data.n_rows, 0.2)
+    kernels = ("kernel", "depthwise_kernel", "pointwise_kernel")
+    macs = sum(
+        np.prod(weight.shape) * np.prod(layer.output.shape[1:-1])
+        for layer in model.layers
+        for weight in layer.weights
+        if weight.name in kernels
+    )
+    gflop = 6 * macs * n_train / 1e9
+    update = 5 * 4 * model.count_params() * -(-n_train // 16) / (peaks[1] * 1e9)
+    return (
+        f"\nfloors per trial-epoch: {gflop:.1f} GFLOP of training arithmetic, "
+        f"{gflop / peaks[0]:.2f} s at the matmul peak; the update of "
+        f"{model.count_params():,} weights, {update:.2f} s at the memory bandwidth"
+    )
+
+
+def _cases(
+    data: Dataset, short: bool, population: int, folder: str, peaks: tuple[float, float]
+) -> Iterator[_Case]:
     """The thread's model as a ``.keras`` file, the digits CNN, the residual example and, but
-    for ``short``, two applications."""
+    for ``short``, two applications (with their floors on this machine's ``peaks``: GFLOP/s,
+    GB/s)."""
     import keras
     import numpy as np
     from keras import layers
@@ -191,9 +219,10 @@ def _cases(data: Dataset, short: bool, population: int, folder: str) -> Iterator
     for name in ("MobileNetV2", "ResNet50V2"):
         path = f"{folder}/{name}.keras"
         application = getattr(keras.applications, name)
-        application(weights=None, input_shape=(32, 32, 3), classes=10).save(path)
+        model = application(weights=None, input_shape=(32, 32, 3), classes=10)
+        model.save(path)
         title = (
             f"{name} (keras.applications, --model): {data.n_rows} digits images scaled "
-            "to 32x32x3, batch 16"
+            f"to 32x32x3, batch 16{_floors(model, data, peaks)}"
         )
         yield name, title, data, NetworkSettings(model=path), population
