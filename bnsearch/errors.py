@@ -96,6 +96,16 @@ def first_line(error: BaseException | None, empty: str = "") -> str:
     return text.splitlines()[0] if text else empty
 
 
+def name_list(names: list[str], most: int = 5) -> str:
+    """``a, b and c``; past ``most`` names, ``a, b, c, d, e and 3 more``: how a message names
+    what it found."""
+    if len(names) > most:
+        return f"{', '.join(names[:most])} and {len(names) - most} more"
+    if len(names) > 1:
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+    return names[0] if names else ""
+
+
 def error_line(error: BaseException) -> str:
     """``TypeError: <its first line>``: how a message quotes an error it did not expect."""
     return f"{type(error).__name__}: {first_line(error)}"

@@ -11,7 +11,7 @@ from bnsearch.engines import KerasEngine
 from bnsearch.errors import ConfigError
 from bnsearch.stats import best_per_placement, loss_text
 from bnsearch.study import load_study_dataset
-from bnsearch.tracking import MlflowTracker
+from bnsearch.tracking import MlflowTracker, run_name
 from bnsearch.trial import TrialState, keys
 
 
@@ -52,7 +52,7 @@ def export_best(
                 f"({result.fail_reason}); nothing was exported for it."
             )
         run_id = tracker.start_study_run(
-            run_name=f"export-{spec.config.placement}-trial-{spec.number:04d}",
+            run_name=run_name("export", spec),
             params={**spec.config.as_params(), "seed": spec.seed},
             tags={keys.KIND: "export", keys.EXPORTS_TRIAL: str(spec.number)},
         )

@@ -15,7 +15,7 @@ from bnsearch.engines import make_engine
 from bnsearch.errors import ConfigError
 from bnsearch.stats import loss_text
 from bnsearch.study import load_study_dataset
-from bnsearch.tracking import MlflowTracker
+from bnsearch.tracking import MlflowTracker, run_name
 from bnsearch.trial import METRICS, TASK_METRICS, TrialResult, TrialSpec, TrialState, keys
 
 #: Every per-epoch metric a trial may hold (a regression's ``mae`` among them).
@@ -147,7 +147,7 @@ def _log(config: StudyConfig, replay: Replay) -> str:
     spec, replayed = replay.original.spec, replay.replayed
     replays_run = tracker.trial_run_id(spec.number) or ""
     run_id = tracker.start_study_run(
-        run_name=f"replay-{spec.number:04d}-{spec.config.placement}",
+        run_name=run_name("replay", spec),
         params={
             **spec.config.as_params(),
             "seed": spec.seed,

@@ -36,7 +36,7 @@ from bnsearch.report import (
     write_report,
 )
 from bnsearch.stats import Outcome, Verdict, diverged, loss_text, verdict_for
-from bnsearch.tracking import MlflowTracker, TrackingUnavailable, runs_url
+from bnsearch.tracking import MlflowTracker, TrackingUnavailable, run_name, runs_url
 from bnsearch.trial import Phase, TrialResult, TrialState, keys
 
 
@@ -136,7 +136,7 @@ def run_study(
         say(done)
         return _outcome(config, backend, [], "", started, importances, dataset)
     tracker.start_study_run(
-        run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",
+        run_name=run_name("study"),
         params=config.as_params(),
         tags={
             **backend.store_tags(),
@@ -482,7 +482,7 @@ def rebuild_report(
         files = write_report(folder, name, verdict, results, line)
     tracker = MlflowTracker(config.resolved_tracking_uri, name)
     tracker.start_study_run(
-        run_name=f"report-{time.strftime('%Y%m%d-%H%M%S')}",
+        run_name=run_name("report"),
         params={"study_name": name, "metric": config.metric, "threshold": config.threshold},
         tags={keys.KIND: "report", **store.tags},
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 import textwrap
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from bnsearch.errors import ConfigError
 from bnsearch.report import WIDTH, plain_ascii, write_sweep_report
 from bnsearch.stats import AcrossVerdict, compare_across, dataset_scores
 from bnsearch.study import verdict_of
-from bnsearch.tracking import MlflowTracker
+from bnsearch.tracking import MlflowTracker, run_name
 from bnsearch.trial import keys
 
 
@@ -45,7 +44,7 @@ def report_sweep(
     title, experiment = str(folder), f"sweep-{folder.resolve().name or 'root'}"
     tracker = MlflowTracker(tracking_uri, experiment)
     tracker.start_study_run(
-        run_name=f"sweep-report-{time.strftime('%Y%m%d-%H%M%S')}",
+        run_name=run_name("sweep-report"),
         params={"folder": title, "studies": len(across.datasets), "metric": metric},
         tags={keys.KIND: "sweep-report"},
     )

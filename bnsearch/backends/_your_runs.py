@@ -3,12 +3,10 @@ with its first trial, a child run per trial, the verdict at the end when it has 
 
 from __future__ import annotations
 
-import time
-
 from bnsearch.config import DEFAULT_THRESHOLD, default_tracking_uri
 from bnsearch.errors import ConfigError
 from bnsearch.stats import Verdict, verdict_for
-from bnsearch.tracking import MlflowTracker
+from bnsearch.tracking import MlflowTracker, run_name
 from bnsearch.trial import TrialResult, keys
 
 
@@ -29,7 +27,7 @@ class YourStudyRuns:
         if self.tracker.parent_run_id is None:
             self.tracker.connect()
             self.parent_run_id = self.tracker.start_study_run(
-                run_name=f"study-{time.strftime('%Y%m%d-%H%M%S')}",
+                run_name=run_name("study"),
                 params={},
                 tags={keys.BACKEND: self.backend},
             )

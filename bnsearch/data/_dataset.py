@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from bnsearch.data._split import check_classes, check_target, name_list
-from bnsearch.errors import DataError, error_line
+from bnsearch.data._split import check_classes, check_target
+from bnsearch.errors import DataError, error_line, name_list
 
 DEFAULT_DATA = "synthetic"
 #: What ``--task`` takes: ``auto`` decides from the target.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bnsearch.errors import name_list
+
 #: Total-variation distance between training and validation class shares that is "far apart".
 MAX_CLASS_SHIFT = 0.25
 #: ... when the χ² test of homogeneity also puts it beyond chance (p below this).
@@ -14,15 +16,6 @@ MIN_EXPECTED_ROWS = 5
 #: The split check's finding: one warning line and, separately, why the validation rows
 #: cannot rank anything (each None when there is nothing to say).
 SplitCheck = tuple[str | None, str | None]
-
-
-def name_list(names: list[str], most: int = 5) -> str:
-    """``a, b and c``; past ``most`` names, ``a, b, c, d, e and 3 more``."""
-    if len(names) > most:
-        return f"{', '.join(names[:most])} and {len(names) - most} more"
-    if len(names) > 1:
-        return f"{', '.join(names[:-1])} and {names[-1]}"
-    return names[0] if names else ""
 
 
 def _fix(shuffled: bool, remedy: str = "raise --validation-split or add rows of them") -> str:

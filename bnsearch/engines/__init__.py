@@ -9,7 +9,7 @@ from bnsearch.data import Dataset
 from bnsearch.engines._base import Engine, EpochCallback, TrainOutput
 from bnsearch.engines._keras import KerasEngine, fit_arguments
 from bnsearch.engines._population import PopulationEngine, SlotUse
-from bnsearch.errors import ConfigError
+from bnsearch.errors import ConfigError, name_list
 from bnsearch.networks import NetworkSettings, describe_network, load_plan
 from bnsearch.trial import SearchSpace
 
@@ -111,10 +111,9 @@ def engine_notice(
         plan = load_plan(network.model or "")
         kept_bns = [n.name for n in plan.nodes if n.role == "kept_bn"]
         if kept_bns:
-            more = f" and {len(kept_bns) - 5} more" if len(kept_bns) > 5 else ""
             lines.append(
                 f"bnsearch: notice: --model {plan.spec} has {len(kept_bns)} BatchNormalization "
-                f"layers at no site ({', '.join(kept_bns[:5])}{more}): kept in every placement, "
+                f"layers at no site ({name_list(kept_bns)}): kept in every placement, "
                 "removed in none."
             )
         if plan.kept:

@@ -8,18 +8,18 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from bnsearch.errors import name_list
 from bnsearch.networks._builder import NetworkSettings, build_model
 from bnsearch.networks._graph import layers_without_form
 from bnsearch.networks._rewrite import ModelPlan, layer_text, load_plan
 from bnsearch.trial import BNConfig
 
 _WIDTH = 100
-_LISTED = 6  # names a list shows before "... and N more"
+_LISTED = 6  # names a list shows before "and N more"
 
 
 def _names(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:_LISTED])
-    return shown + (f", ... and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
+    return name_list(list(names), _LISTED)
 
 
 def _wrapped(text: str) -> list[str]:

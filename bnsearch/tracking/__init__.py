@@ -6,13 +6,14 @@ from bnsearch.tracking._connection import TrackingUnavailable, existing_experime
 from bnsearch.tracking._local_store import relocate_artifacts, runs_url, ui_command, ui_environment
 from bnsearch.tracking._models import Models
 from bnsearch.tracking._parent_runs import ParentRuns
-from bnsearch.tracking._trial_runs import TrialRuns
+from bnsearch.tracking._trial_runs import TrialRuns, run_name
 
 __all__ = [
     "MlflowTracker",
     "TrackingUnavailable",
     "existing_experiment_id",
     "relocate_artifacts",
+    "run_name",
     "runs_url",
     "ui_command",
     "ui_environment",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -247,9 +248,16 @@ class TrialRuns(Connection):
             **({keys.BLOCK: str(spec.block)} if spec.block is not None else {}),
             **(extra or {}),
         }
-        run_name = f"{prefix}-{spec.number:04d}-{spec.config.placement}"
-        run = self.call("create_run", self.experiment(), run_name=run_name, tags=tags)
+        run = self.call("create_run", self.experiment(), run_name=run_name(prefix, spec), tags=tags)
         return str(run.info.run_id)
+
+
+def run_name(kind: str, spec: TrialSpec | None = None) -> str:
+    """A run's name in the MLflow UI: ``trial-0007-before`` for a trial's run (``kind``
+    first), ``study-20261208-093015`` (its start) for any other."""
+    if spec is not None:
+        return f"{kind}-{spec.number:04d}-{spec.config.placement}"
+    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def trial_params(spec: TrialSpec) -> list[Param]:
