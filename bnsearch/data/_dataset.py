@@ -172,10 +172,12 @@ class Dataset:
         at = split_index(self.n_rows, validation_split)
         shuffled = self.shuffle_seed is not None
         if self.regression:
-            found = check_target(self.y, at, validation_split, shuffled)
+            warning, degenerate = check_target(self.y, at, validation_split, shuffled)
         else:
-            found = check_classes(self.y, self.class_names, at, validation_split, shuffled)
-        return replace(self, split_warning=found[0], degenerate_validation=found[1])
+            warning, degenerate = check_classes(
+                self.y, self.class_names, at, validation_split, shuffled
+            )
+        return replace(self, split_warning=warning, degenerate_validation=degenerate)
 
     @property
     def target_summary(self) -> tuple[float, float]:
