@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from bnsearch.data import Dataset, load_dataset, make_synthetic
 from bnsearch.engines import KerasEngine, PopulationEngine
+from bnsearch.engines._population._graph import member_rank
 from bnsearch.engines._population._ops import hash_uniform
 from bnsearch.networks import NetworkSettings, build_model
 from bnsearch.trial import PLACEMENTS, BNConfig, TrialSpec, TrialState
@@ -51,6 +52,7 @@ def _train_for_parity(data, settings, network, first_seed, xla=True):
         for b, m, e, lr in settings
     ]
     specs = [TrialSpec(i, c, first_seed + i) for i, c in enumerate(configs)]
+    specs.sort(key=member_rank)  # the engine's member order: its member p is spec p
     engine = PopulationEngine(shuffle=False, jit_compile=False)
     results = engine.train(specs, data, network).results
     xla_results = None
@@ -260,7 +262,7 @@ def test_paired_members_with_one_seed_start_from_the_same_dense_weights():
     engine = PopulationEngine()
     engine.train(specs, data, NetworkSettings(epochs=1, hidden_units=(4,)))
     population = engine.last_population
-    population.load(specs)
+    population.load(sorted(specs, key=member_rank))  # as the engine orders them
     first = population.member_weights(0)["kernel_dense_1"]
     for member in range(1, len(specs)):
         np.testing.assert_array_equal(population.member_weights(member)["kernel_dense_1"], first)
@@ -445,7 +447,7 @@ def test_member_models_of_a_linear_family_hold_each_members_weights_and_val_loss
     data = make_synthetic(200, seed=2).standardize(0.2)
     network = NetworkSettings(epochs=2, hidden_units=(8,), activation="linear")
     configs = [BNConfig(placement=p, dropout=0.0, learning_rate=0.01) for p in PLACEMENTS]
-    specs = [TrialSpec(i, c, 30 + i) for i, c in enumerate(configs)]
+    specs = sorted((TrialSpec(i, c, 30 + i) for i, c in enumerate(configs)), key=member_rank)
     engine = PopulationEngine(jit_compile=False)
     out = engine.train(specs, data, network, keep_models=True)
     slots = {"none": [], "input": ["input_bn"], "before": ["dense_1"], "after": ["dense_1"]}

@@ -15,6 +15,7 @@ import pytest
 
 from bnsearch.engines import PopulationEngine
 from bnsearch.engines._population import member_model
+from bnsearch.engines._population._graph import member_rank
 from bnsearch.networks import NetworkSettings, build_model, network_graph, plan_of_model
 from bnsearch.trial import PLACEMENTS, BNConfig, TrialSpec, TrialState
 from tests.test_engines import _close, _digit_images
@@ -206,6 +207,7 @@ def train_in_one_population(network, data, configs, first_seed, xla=True):
     Keras model) and, if ``xla``, under XLA: ``(network, data, specs, results, models,
     xla_results)``, ``xla_results`` None without it."""
     specs = [TrialSpec(i, c, first_seed + i) for i, c in enumerate(configs)]
+    specs.sort(key=member_rank)  # the engine's member order: its member p is spec p
     engine = PopulationEngine(shuffle=False, jit_compile=False)
     results = engine.train(specs, data, network).results
     models = [

@@ -17,12 +17,13 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.ports import free_port
 
 CHROMIUM = os.environ.get("BNSEARCH_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("BNSEARCH_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -50,12 +51,6 @@ class UiCheck:
     screenshots: list[Path]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_ui(study: str, tracking_uri: str, cwd: Path) -> tuple[subprocess.Popen, str]:
     """``python -m bnsearch ui --study-name S`` on a free port; the runs link it prints.
     A port another process took meanwhile (the suite runs servers beside it) is given up
@@ -76,7 +71,7 @@ class PortTaken(RuntimeError):
 def _start_ui_once(study: str, tracking_uri: str, cwd: Path) -> tuple[subprocess.Popen, str]:
     """Its output goes to ``cwd/ui.log``, not a pipe: a pipe nobody drains fills up with the
     server's access log and stalls it."""
-    port = _free_port()
+    port = free_port()
     log = cwd / "ui.log"
     with open(log, "w") as sink:
         process = subprocess.Popen(

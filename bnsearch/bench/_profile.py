@@ -88,8 +88,8 @@ def _ablated(removed: frozenset[str], *args: Any) -> Population:
         def _dropout(self, a: Any, counter: Any, noise: tuple[float, ...] = ()) -> Any:
             return a if "dropout" in removed else super()._dropout(a, counter, noise)
 
-        def _bn(self, x: Any, slot: str, training: bool, updates: list) -> Any:
-            return x if "bn" in removed else super()._bn(x, slot, training, updates)
+        def _bn(self, x: Any, slot: str, training: bool, updates: list, span: Any = None) -> Any:
+            return x if "bn" in removed else super()._bn(x, slot, training, updates, span)
 
         def _apply_gradients(self, grads: list[Any], live3: Any) -> None:
             if "optimizer" not in removed:

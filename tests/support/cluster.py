@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bnsearch.trial import Phase, keys
+from tests.support.ports import free_port
 from tests.support.standin import standin_env
 
 __all__ = [
@@ -75,12 +76,6 @@ THROUGH_POOLER = {"connect_args": {"prepare_threshold": None}}
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 #: How uvicorn names the address it bound.
 _RUNNING_ON = re.compile(r"running on http://127\.0\.0\.1:(\d+)", re.IGNORECASE)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, what: str, log: Path) -> None:
@@ -178,7 +173,7 @@ class PgBouncer:
         self.users = list(users)
         self.pool_size = pool_size
         self.host, self.server_port, self.admin_user = _server(admin)
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen | None = None
         self._config_dir: Path | None = None
 
@@ -225,7 +220,7 @@ class PgBouncer:
         # busy machine): pgbouncer then exits at once, and a fresh port is tried.
         for attempt in range(3):
             if attempt:
-                self.port = _free_port()
+                self.port = free_port()
                 ini.write_text(self.config(self._config_dir))
             with open(log, "ab") as handle:
                 self.process = subprocess.Popen(

@@ -16,7 +16,7 @@ import numpy as np
 from bnsearch.data import Dataset, split_index
 from bnsearch.engines._base import EpochCallback, TrainOutput
 from bnsearch.engines._keras import model_fits_data
-from bnsearch.engines._population._graph import SlotUse, graph_for, graph_or_reason
+from bnsearch.engines._population._graph import SlotUse, graph_for, graph_or_reason, member_rank
 from bnsearch.engines._population._members import member_model
 from bnsearch.errors import ConfigError
 from bnsearch.networks import FAMILIES, LayerGraph, NetworkSettings, network_graph, probe_configs
@@ -191,6 +191,7 @@ class PopulationEngine:
         results: list[TrialResult | None] = [None] * len(specs)
         models: list[Any] = [None] * len(specs)
         for activation, members in groups.items():
+            members.sort(key=lambda i: member_rank(specs[i]))  # as a population takes them
             group_graph = graph.with_site_activation(activation)
             for start in range(0, len(members), self.max_population):
                 chunk = members[start : start + self.max_population]

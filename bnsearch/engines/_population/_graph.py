@@ -16,6 +16,16 @@ from bnsearch.networks import (
 )
 from bnsearch.trial import BNConfig, TrialSpec
 
+#: The order of a graph-mode population's members, by placement (``PopulationEngine`` sorts
+#: its trials so): the members of each BN slot are then one run of members, and a BN
+#: normalises that run's slice instead of every member with a select after.
+MEMBER_ORDER: tuple[str, ...] = ("before", "before_output", "after", "input", "none")
+
+
+def member_rank(spec: TrialSpec) -> int:
+    """Where ``spec``'s placement comes in :data:`MEMBER_ORDER`."""
+    return MEMBER_ORDER.index(spec.config.placement)
+
 
 @dataclass(frozen=True)
 class SlotUse:

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from bnsearch.data import Dataset
-from bnsearch.engines._population._graph import SlotUse, graph_for
+from bnsearch.engines._population._graph import MEMBER_ORDER, SlotUse, graph_for, member_rank
 from bnsearch.engines._population._ops import (
     activation_function,
     hash_uniform,
@@ -31,6 +31,15 @@ _MASKS: dict[str, Callable[[str], bool]] = {
     "after": lambda placement: placement == "after",
     "output": lambda placement: placement == "before_output",
     "kept": lambda placement: placement != "none",  # a BN the model keeps
+}
+#: Each mask's members in a grouped population (members in :data:`MEMBER_ORDER`): the run
+#: from one placement's first member to another's (None: the last member's end).
+_SPANS: dict[str, tuple[str, str | None]] = {
+    "input": ("input", "none"),
+    "before": ("before", "after"),
+    "after": ("after", "input"),
+    "output": ("before_output", "after"),
+    "kept": ("before", "none"),
 }
 
 
@@ -119,6 +128,10 @@ class Population:
         trained = (*self.weights.values(), self.bn["gamma"], self.bn["beta"])
         self.params = [variable for variables in trained for variable in variables.values()]
         self.velocities = [state(tuple(p.shape)) for p in self.params]
+        # In graph mode a BN normalises its members' slice (selects are a quarter of a
+        # step there); XLA fuses the selects into the ops around them, and needs static shapes.
+        self.grouped = not jit_compile
+        self.starts = state((len(MEMBER_ORDER),), tf.int32)  # each placement's first member
         self.active = tf.Variable(tf.ones((P,), tf.bool), trainable=False)
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.x_train = tf.constant(dataset.x.reshape(dataset.n_rows, -1), f32)
@@ -164,8 +177,13 @@ class Population:
     def load(self, specs: Sequence[TrialSpec]) -> None:
         """Start ``specs`` from their initial weights; members past ``len(specs)`` are idle."""
         P, n = self.size, len(specs)
-        padded = list(specs) + [specs[0]] * (P - n)
+        padded = list(specs) + [specs[-1]] * (P - n)
         configs = [s.config for s in padded]
+        ranks = [member_rank(spec) for spec in padded]
+        if self.grouped and ranks != sorted(ranks):
+            placements = [c.placement for c in configs]
+            raise ValueError(f"members in the order {MEMBER_ORDER}, got {placements}")
+        self.starts.assign([sum(r < k for r in ranks) for k in range(len(MEMBER_ORDER))])
         column = lambda values: np.asarray(values, np.float32).reshape(P, 1, 1)  # noqa: E731
         for name, placed in _MASKS.items():
             self.masks[name].assign(column([placed(c.placement) for c in configs]))
@@ -191,23 +209,46 @@ class Population:
         """A ``[P, 1, 1]`` mask shaped to broadcast against ``like`` (any rank)."""
         return tf.reshape(mask, [-1] + [1] * (like.shape.rank - 1))
 
+    def _span(self, mask: str) -> tuple[Any, Any]:
+        """The members ``lo:hi`` of ``mask`` in a grouped population."""
+        first, end = _SPANS[mask]
+        lo = self.starts[MEMBER_ORDER.index(first)]
+        return lo, self.size if end is None else self.starts[MEMBER_ORDER.index(end)]
+
+    def _split(self, x: Any, *ends: Any) -> list[Any]:
+        """``x`` cut along the members' axis at ``ends``, the last piece to the end."""
+        sizes = tf.stack([b - a for a, b in zip((0, *ends), (*ends, self.size), strict=True)])
+        return tf.split(x, sizes, num=len(ends) + 1)
+
+    def _joined(self, pieces: list[Any], like: Any) -> Any:
+        return tf.ensure_shape(tf.concat(pieces, 0), like.shape)
+
     def _bn_where(self, mask: str, x: Any, slot: str, training: bool, updates: list) -> Any:
         """``x`` through the BN ``slot`` for the members of ``mask``, as it is for the rest."""
+        if self.grouped:
+            lo, hi = self._span(mask)
+            head, members, tail = self._split(x, lo, hi)
+            normalised = self._bn(members, slot, training, updates, (lo, hi))
+            return self._joined([head, normalised, tail], x)
         normalised = self._bn(x, slot, training, updates)
         return tf.where(self._mask(self.masks[mask], x) > 0, normalised, x)
 
-    def _bn(self, x: Any, slot: str, training: bool, updates: list) -> Any:
-        """BatchNormalization over every axis but the members' and the last."""
+    def _bn(
+        self, x: Any, slot: str, training: bool, updates: list, span: tuple[Any, Any] | None = None
+    ) -> Any:
+        """BatchNormalization over every axis but the members' and the last, of the members
+        ``span`` (``lo, hi``; None: all)."""
         shape = tf.shape(x)
         flat = tf.reshape(x, [shape[0], -1, x.shape[-1]])
+        own = (lambda v: v) if span is None else (lambda v: v[span[0] : span[1]])  # noqa: E731
         if training:
             mean = tf.reduce_mean(flat, axis=1, keepdims=True)
             variance = tf.reduce_mean(tf.square(flat - mean), axis=1, keepdims=True)
-            updates.append((slot, tf.stop_gradient(mean), tf.stop_gradient(variance)))
+            updates.append((slot, span, tf.stop_gradient(mean), tf.stop_gradient(variance)))
         else:
-            mean, variance = self.bn["moving_mean"][slot], self.bn["moving_var"][slot]
-        inv = tf.math.rsqrt(variance + self.bn_epsilon) * self.bn["gamma"][slot]
-        return tf.reshape(flat * inv + (self.bn["beta"][slot] - mean * inv), shape)
+            mean, variance = (own(self.bn[k][slot]) for k in ("moving_mean", "moving_var"))
+        inv = tf.math.rsqrt(variance + own(self.bn_epsilon)) * own(self.bn["gamma"][slot])
+        return tf.reshape(flat * inv + (own(self.bn["beta"][slot]) - mean * inv), shape)
 
     def _input_bn(self, x: Any, training: bool, updates: list) -> Any:
         if not self.slot_use.input_bn:
@@ -282,9 +323,16 @@ class Population:
     ) -> Any:
         """``activation(z)`` with the BN slot ``op.name`` before it for ``before`` members
         and after it for ``after`` members (a site, or the pre-activation pattern)."""
-        plain = activation(z)
         if not self.slot_use.hidden_bn:
-            return plain
+            return activation(z)
+        if self.grouped:  # `before` members, then `after` members, then the rest
+            lo_after, lo_rest = self._span("after")
+            before, after, rest = self._split(z, lo_after, lo_rest)
+            both = tf.concat([before, activation(after)], 0)
+            normalised = self._bn(both, op.name, training, updates, (0, lo_rest))
+            before, after = tf.split(normalised, tf.stack([lo_after, lo_rest - lo_after]), num=2)
+            return self._joined([activation(before), after, activation(rest)], z)
+        plain = activation(z)
         # One BN serves both placements: it normalises z for `before` members and act(z)
         # for `after` members.
         before = self._mask(self.masks["before"], z) > 0
@@ -339,11 +387,16 @@ class Population:
             grads_finite &= tf.math.is_finite(tf.reduce_sum(tf.reshape(g, [tf.shape(g)[0], -1]), 1))
         live3 = tf.reshape(self.active & finite & grads_finite, [-1, 1, 1])
         self.apply_gradients(grads, live3)
-        for slot, mean, variance in updates:
-            m = self.bn_momentum
+        members = tf.reshape(tf.range(self.size), [-1, 1, 1])
+        for slot, span, mean, variance in updates:
+            m, live = self.bn_momentum, live3
+            if span is not None:  # a slice's statistics, placed among every member's
+                live = live3 & (members >= span[0]) & (members < span[1])
+                around = [[span[0], self.size - span[1]], [0, 0], [0, 0]]
+                mean, variance = tf.pad(mean, around), tf.pad(variance, around)
             mm, mv = self.bn["moving_mean"][slot], self.bn["moving_var"][slot]
-            mm.assign(tf.where(live3, mm * m + mean * (1.0 - m), mm))
-            mv.assign(tf.where(live3, mv * m + variance * (1.0 - m), mv))
+            mm.assign(tf.where(live, mm * m + mean * (1.0 - m), mm))
+            mv.assign(tf.where(live, mv * m + variance * (1.0 - m), mv))
         self.active.assign(self.active & finite)
         self.iterations.assign_add(1)
         rows = tf.cast(tf.shape(index)[1], tf.float32)
