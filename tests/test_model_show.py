@@ -78,7 +78,7 @@ def test_a_model_of_known_layers_says_the_population_engine_trains_it(tmp_path, 
     shown = cli("model", "--show", str(path), cwd=tmp_path)
 
     assert shown.returncode == 0, shown.stderr[-2000:]
-    assert "sites (2): dense, dense_1" in shown.stdout
+    assert "sites (2): dense and dense_1" in shown.stdout
     assert "engine: population" in shown.stdout.splitlines()
     assert "BatchNormalization layers per placement: none 0, before 2, after 2" in shown.stdout
     assert "no population-engine form" not in shown.stdout

@@ -329,7 +329,7 @@ class PopulationEngine:
         return [
             replace(recorders[p].result(wall), population=lane.population.size, batch=numbers)
             for lane in lanes
-            for numbers in [tuple(s.number for s in specs[lane.start : lane.stop])]
+            for numbers in [tuple(sorted(s.number for s in specs[lane.start : lane.stop]))]
             for p in range(lane.start, lane.stop)
         ]
 

@@ -128,9 +128,7 @@ class Population:
         trained = (*self.weights.values(), self.bn["gamma"], self.bn["beta"])
         self.params = [variable for variables in trained for variable in variables.values()]
         self.velocities = [state(tuple(p.shape)) for p in self.params]
-        # In graph mode a BN normalises its members' slice (selects are a quarter of a
-        # step there); XLA fuses the selects into the ops around them, and needs static shapes.
-        self.grouped = not jit_compile
+        self.grouped = not jit_compile  # XLA fuses selects, and needs static shapes
         self.starts = state((len(MEMBER_ORDER),), tf.int32)  # each placement's first member
         self.active = tf.Variable(tf.ones((P,), tf.bool), trainable=False)
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False)
