@@ -175,12 +175,15 @@ class Population:
     def load(self, specs: Sequence[TrialSpec]) -> None:
         """Start ``specs`` from their initial weights; members past ``len(specs)`` are idle."""
         P, n = self.size, len(specs)
-        padded = list(specs) + [specs[-1]] * (P - n)
+        padded = list(specs) + [specs[-1]] * (P - n)  # the last: a grouped order holds
         configs = [s.config for s in padded]
         ranks = [member_rank(spec) for spec in padded]
         if self.grouped and ranks != sorted(ranks):
             placements = [c.placement for c in configs]
-            raise ValueError(f"members in the order {MEMBER_ORDER}, got {placements}")
+            raise ValueError(
+                f"a graph-mode population takes its members in the order {MEMBER_ORDER} "
+                f"(PopulationEngine sorts them so), got {placements}"
+            )
         self.starts.assign([sum(r < k for r in ranks) for k in range(len(MEMBER_ORDER))])
         column = lambda values: np.asarray(values, np.float32).reshape(P, 1, 1)  # noqa: E731
         for name, placed in _MASKS.items():
@@ -219,6 +222,8 @@ class Population:
         return tf.split(x, sizes, num=len(ends) + 1)
 
     def _joined(self, pieces: list[Any], like: Any) -> Any:
+        """``pieces`` joined along the members' axis, with ``like``'s static shape (the pieces'
+        lengths are known only when the graph runs, and the per-member ops need P)."""
         return tf.ensure_shape(tf.concat(pieces, 0), like.shape)
 
     def _bn_where(self, mask: str, x: Any, slot: str, training: bool, updates: list) -> Any:
