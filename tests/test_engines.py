@@ -255,6 +255,20 @@ def test_keras_engine_records_divergence_as_failed():
     assert result.state is TrialState.FAILED and "loss became" in result.fail_reason
 
 
+def test_a_graph_mode_population_takes_its_members_grouped_by_placement():
+    """The engine sorts a chunk's trials by placement (MEMBER_ORDER): a graph-mode population
+    handed them in another order refuses them rather than normalise the wrong members."""
+    from bnsearch.engines import Population, SlotUse
+
+    data = make_synthetic(40, seed=0).standardize(0.2)
+    population = Population(4, data, NetworkSettings(hidden_units=(4,)), False, SlotUse())
+    specs = [TrialSpec(i, BNConfig(placement=p), seed=i) for i, p in enumerate(("none", "after"))]
+    with pytest.raises(ValueError, match="PopulationEngine sorts them"):
+        population.load(specs)
+    population.load(sorted(specs, key=member_rank))  # after, then none (and its two copies)
+    assert population.starts.numpy().tolist() == [0, 0, 0, 1, 1]
+
+
 @pytest.mark.trains
 def test_paired_members_with_one_seed_start_from_the_same_dense_weights():
     data = make_synthetic(120, seed=1).standardize(0.2)
