@@ -255,6 +255,20 @@ def test_keras_engine_records_divergence_as_failed():
     assert result.state is TrialState.FAILED and "loss became" in result.fail_reason
 
 
+def test_bench_counts_a_networks_training_arithmetic_by_hand():
+    """``bench``'s floor line: each kernel's multiply-adds at its output positions, six FLOP
+    each (forward, input and kernel gradient); biases and BN are not counted."""
+    from bnsearch.bench._engines import training_flops
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same")]
+        + [keras.layers.DepthwiseConv2D(3, padding="same"), keras.layers.BatchNormalization()]
+        + [keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    conv, depthwise, dense = 3 * 3 * 1 * 4 * 64, 3 * 3 * 4 * 64, 256 * 10
+    assert training_flops(model) == 6 * (conv + depthwise + dense)
+
+
 def test_a_graph_mode_population_takes_its_members_grouped_by_placement():
     """The engine sorts a chunk's trials by placement (MEMBER_ORDER): a graph-mode population
     handed them in another order refuses them rather than normalise the wrong members."""

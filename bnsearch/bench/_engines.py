@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import platform
 import resource
 import tempfile
@@ -151,24 +152,29 @@ def _side_by_side(case: _Case, timed_epochs: int) -> dict[str, float]:
     return figures
 
 
-def _floors(model: Any, data: Dataset, peaks: tuple[float, float]) -> str:
-    """A trial-epoch's two lower bounds on this machine, in words: its training arithmetic
-    (each Dense and convolution's forward multiply-adds, three times: forward, input
-    gradient, kernel gradient) at the dense matmul peak, and its optimizer update (five
-    passes over the weights a step: read weight, gradient and velocity, write two) at the
-    streaming memory bandwidth."""
-    import numpy as np
-
-    n_train = split_index(data.n_rows, 0.2)
+def training_flops(model: Any) -> int:
+    """FLOP to train ``model`` on one sample: each Dense and convolution's forward
+    multiply-adds (a kernel's size times its output positions), three times (forward, input
+    gradient, kernel gradient), two FLOP each."""
     kernels = ("kernel", "depthwise_kernel", "pointwise_kernel")
     macs = sum(
-        np.prod(weight.shape) * np.prod(layer.output.shape[1:-1])
+        math.prod(weight.shape) * math.prod(layer.output.shape[1:-1])
         for layer in model.layers
         for weight in layer.weights
         if weight.name in kernels
     )
-    gflop = 6 * macs * n_train / 1e9
-    update = 5 * 4 * model.count_params() * -(-n_train // 16) / (peaks[1] * 1e9)
+    return 6 * macs
+
+
+def _floors(model: Any, data: Dataset, peaks: tuple[float, float]) -> str:
+    """A trial-epoch's two lower bounds on this machine, in words: its training arithmetic
+    at the dense matmul peak, and its optimizer update (five passes over the weights a
+    step: read weight, gradient and velocity, write two) at the streaming memory bandwidth."""
+    network = NetworkSettings()
+    n_train = split_index(data.n_rows, network.validation_split)
+    gflop = training_flops(model) * n_train / 1e9
+    steps = -(-n_train // network.batch_size)
+    update = 5 * 4 * model.count_params() * steps / (peaks[1] * 1e9)
     return (
         f"\nfloors per trial-epoch: {gflop:.1f} GFLOP of training arithmetic, "
         f"{gflop / peaks[0]:.2f} s at the matmul peak; the update of "
