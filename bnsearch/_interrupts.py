@@ -48,8 +48,7 @@ def install_handlers() -> None:
 
 def _quiet_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     """Drop a requested stop's ``KeyboardInterrupt`` (the flag keeps it); pass on the rest."""
-    kind = getattr(unraisable, "exc_type", None)
-    if not (_STOP.is_set() and isinstance(kind, type) and issubclass(kind, KeyboardInterrupt)):
+    if not (_STOP.is_set() and issubclass(unraisable.exc_type, KeyboardInterrupt)):
         _previous_hook(unraisable)
 
 

@@ -29,11 +29,6 @@ def import_tensorflow_quietly() -> None:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = [
-                line
-                for line in captured.read().decode(errors="replace").splitlines(keepends=True)
-                if not _NOISE.match(line)
-            ]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _NOISE.match(line)))
+            sys.stderr.flush()

@@ -39,11 +39,6 @@ class RetryPolicy:
     delays_s: tuple[float, ...]
     offline_s: float = 0.0
 
-    @property
-    def waits(self) -> tuple[float, ...]:
-        """The wait before each try (none before the first)."""
-        return (0.0, *self.delays_s)
-
 
 #: MLflow: four tries within ~3.5 s (plus the calls' own timeouts), then 30 s offline; the
 #: trial runs are a view of the study's store, which ``sync`` back-fills.

@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -218,8 +218,7 @@ def _run_ui(args: argparse.Namespace) -> None:
         print("bnsearch: the store was moved; its artifact paths now point beside it.")
     command = ui_command(uri, args.host, args.port)
     print("bnsearch: " + " ".join(map(redact_url, command)), flush=True)
-    name = getattr(args, "study_name", None)
-    if name:
+    if name := getattr(args, "study_name", None):
         found = existing_experiment_id(uri, name)
         if found is None:
             raise ConfigError(
@@ -338,15 +337,12 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_model(args: argparse.Namespace) -> None:
-    from dataclasses import replace
-
     from bnsearch.engines import PopulationEngine, engine_for
     from bnsearch.study import load_study_dataset
 
     config = config_from_args(args)
     network = config.network
-    shown = getattr(args, "show", None)
-    if shown:
+    if shown := getattr(args, "show", None):
         network = replace(network, model=shown, builder=None)
     shape = n_classes = dataset = None
     if network.kind != "model" or config.data is not None:
@@ -562,26 +558,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see {self.prog} --help.")
 
 
-def _program() -> str:
-    """``bnsearch`` (the installed script) or ``python -m bnsearch``, as a person typed it."""
-    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-    return "bnsearch" if name == "bnsearch" else "python -m bnsearch"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command. A flag not given is not in the namespace at all
     (``SUPPRESS``: the study file or the default applies), so a runner reads an optional
     argument with ``getattr(args, name, default)``, never ``args.name``."""
     common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    # `bnsearch` (the installed script) or `python -m bnsearch`, as a person typed it.
+    program = Path(sys.argv[0]).name if sys.argv else ""
     parser = _Parser(
-        prog=_program(),
+        prog="bnsearch" if program == "bnsearch" else "python -m bnsearch",
         parents=[common],
         description="Does BatchNormalization placement (before/after the activation) matter "
         "for your data? Optuna or Keras Tuner studies of the thread's network, every trial "
         "logged to MLflow.",
     )
-
     parser.add_argument("--version", action="version", version=f"bnsearch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,12 +163,10 @@ def _kind_of(error: BaseException) -> str | None:
         return "no space"
     text = str(error).lower()
     kind = next((kind for needle, kind in _TEXTS if needle in text), None)
-    if kind is None and "disk i/o error" in text:
-        import resource
-
-        # SQLite reports a write refused by RLIMIT_FSIZE (EFBIG) as a plain I/O error.
-        if resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY:
-            return "file size limit"
+    # SQLite reports a write refused by RLIMIT_FSIZE (EFBIG) as a plain I/O error.
+    limited = resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
+    if kind is None and "disk i/o error" in text and limited:
+        return "file size limit"
     return kind
 
 

@@ -96,8 +96,7 @@ def _find(config: StudyConfig, results: list[TrialResult], number: int) -> Trial
 def _recorded_batch(
     original: TrialResult, results: list[TrialResult], engine: str, alone: bool
 ) -> tuple[list[TrialSpec], str]:
-    """The specs the original trial was trained among, in their order (``[]``: alone), and
-    where the replay trains it, in words."""
+    """The specs the trial was trained among (``[]``: alone), and where it is replayed."""
     if alone or engine != "population" or original.engine != "population":
         return [], "alone"
     if not original.batch:
@@ -145,7 +144,6 @@ def replay_trial(
 def _log(config: StudyConfig, replay: Replay) -> str:
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
     spec, replayed = replay.original.spec, replay.replayed
-    replays_run = tracker.trial_run_id(spec.number) or ""
     run_id = tracker.start_study_run(
         run_name=run_name("replay", spec),
         params={
@@ -158,7 +156,7 @@ def _log(config: StudyConfig, replay: Replay) -> str:
         tags={
             keys.KIND: "replay",
             keys.REPLAYS_TRIAL: str(spec.number),
-            keys.REPLAYS_RUN: replays_run,
+            keys.REPLAYS_RUN: tracker.trial_run_id(spec.number) or "",
         },
     )
     with tracker.study_run_guard():

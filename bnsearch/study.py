@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._redact import redact_url
@@ -182,8 +182,7 @@ def _end_with_verdict(
 def _end_study_run(
     tracker: MlflowTracker, backend: Backend, outcome: StudyOutcome, dataset: Dataset, status: str
 ) -> str | None:
-    """Back-fill what MLflow missed, log the report and end the parent run with the
-    verdict; a line saying what MLflow did not get, if it is away."""
+    """Back-fill MLflow, log the report, end the parent run; a line if MLflow is away."""
     added = {"trials_added": len(outcome.new_results), "trials_total": len(outcome.all_results)}
     try:
         if tracker.pending:
@@ -201,8 +200,7 @@ def _end_study_run(
 
 
 def _catch_up(tracker: MlflowTracker, backend: Backend) -> str | None:
-    """Let MLflow catch up with the backend's store; what changed, or None (also when MLflow
-    is away). A full disk under MLflow stops the study here, before anything is trained."""
+    """MLflow caught up with the store: what changed, or None; a full disk stops it here."""
     try:
         return tracker.sync(backend.stored_trials).message()
     except TrackingUnavailable:
@@ -314,22 +312,14 @@ def verdict_of(
 ) -> Verdict:
     """The verdict on ``results`` by the study's settings (metric, threshold, seed, until,
     question), or why none is given."""
+    given = {k: getattr(config, k) for k in ("metric", "threshold", "seed", "until", "question")}
     return verdict_for(
-        results,
-        metric=config.metric,
-        threshold=config.threshold,
-        importances=importances,
-        seed=config.seed,
-        unpaired_reason=unpaired_reason,
-        until=config.until,
-        question=config.question,
-        no_ranking_reason=no_ranking_reason,
+        results, unpaired_reason, no_ranking_reason, importances=importances, **given
     )
 
 
 def _tracker(config: StudyConfig) -> MlflowTracker:
-    """The study's MLflow tracker, connected, once the backend's store has answered (a
-    StoreError if either cannot be used)."""
+    """The study's MLflow tracker, connected once the backend's store has answered."""
     backend_class(config).probe(config)
     tracker = MlflowTracker(config.resolved_tracking_uri, config.resolved_study_name)
     tracker.connect()
@@ -430,20 +420,18 @@ def _best_trial_lines(results: list[TrialResult]) -> list[str]:
     if not best:
         return []
     value, top = min(best, key=lambda scored: scored[0])
-    params = [f"{k}={_short(v)}" for k, v in top.config.as_params().items() if k != "placement"]
+    shown = {
+        k: f"{v:.4g}" if isinstance(v, float) else v for k, v in top.config.as_params().items()
+    }
+    params = [f"{k}={v}" for k, v in shown.items() if k != "placement"]
     head = f"Best trial {top.spec.number} ({top.config.placement}): val_loss {loss_text(value)}"
     return textwrap.wrap(
         f"{head}; {', '.join(params)}", WIDTH, subsequent_indent="  ", break_long_words=False
     )
 
 
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _log_report(tracker: MlflowTracker, outcome: StudyOutcome, dataset: Dataset) -> list[str]:
-    """Write the report in a temporary folder (removed afterwards) and log it to the parent
-    run; the artifact names."""
+    """Log the report, written in a temporary folder, to the parent run; its files' names."""
     line = (
         f"Data: {dataset.source or dataset.name} ({dataset.n_rows} rows, {dataset.n_features} "
         f"features, {dataset.n_classes} classes, fingerprint {dataset.fingerprint})."

@@ -53,10 +53,8 @@ def report_sweep(
             files = write_sweep_report(out_dir or Path(scratch), title, across)
             for path in files:
                 tracker.log_artifact(path)
-        values = {f"mean_rank.{p}": rank for p, rank in across.mean_ranks.items()}
-        if across.friedman_p is not None:
-            values["friedman_p"] = across.friedman_p
-        values["datasets"] = float(len(across.datasets))
+        ranks = {f"mean_rank.{p}": rank for p, rank in across.mean_ranks.items()}
+        values = {**ranks, "friedman_p": across.friedman_p, "datasets": float(len(across.datasets))}
         tags = {keys.VERDICT_TEXT: across.statement, keys.VERDICT_BN_TEXT: across.bn_statement}
         tracker.end_study_run(metrics=values, tags=tags)
     where = f"{out_dir}/report.html" if out_dir else "the run's artifacts"

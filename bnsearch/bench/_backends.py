@@ -36,7 +36,6 @@ def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
     started = time.monotonic()
     outcome = run_study(config)
     primary = outcome.verdict.primary
-    interval = None if primary is None else primary.interval(outcome.verdict.until)
     answers.put(
         {
             "seconds": time.monotonic() - started,
@@ -44,7 +43,7 @@ def _one_study(settings: dict[str, Any], folder: str, answers: Any) -> None:
             "outcome": outcome.verdict.outcome,
             "blocks": outcome.verdict.n_blocks,
             "median": None if primary is None else primary.median,
-            "ci": interval,
+            "ci": None if primary is None else primary.interval(outcome.verdict.until),
         }
     )
 

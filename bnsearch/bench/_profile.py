@@ -136,7 +136,6 @@ def _profile_family(
     import tensorflow as tf
 
     specs = profile_specs(size)
-    slots = SlotUse.of(specs)
     n_train = split_index(data.n_rows, network.validation_split)
     steps = n_train // network.batch_size
     rng = np.random.default_rng(0)
@@ -148,7 +147,7 @@ def _profile_family(
     for part in ("full", *(part for part, _ in REMOVALS)):
         if part != "full":  # each row removes its part and every part above it
             removed |= {part}
-        population = _ablated(removed, size, data, network, True, slots)
+        population = _ablated(removed, size, data, network, True, SlotUse.of(specs))
         population.load(specs)
         times[part] = _best_seconds(functools.partial(_epoch_loss, population, batches), steps)
     times["loop"] = _gather_loop_seconds(population, batches, steps)

@@ -239,9 +239,8 @@ def run_settled_benchmark(studies: int = 2000, fixed_studies: int = 300) -> None
                 f"{result.matters:.1%} | {result.no_effect:.1%} | {result.inconclusive:.1%} "
                 f"| {result.mean_blocks:.1f} |"
             )
-    say("")
     say(
-        f"Two questions (--question both), until settled: {studies} studies per scenario; "
+        f"\nTwo questions (--question both), until settled: {studies} studies per scenario; "
         "true medians of before − none and after − none, in the metric's units"
     )
     say(

@@ -143,24 +143,16 @@ class Dataset:
     def standardize(self, validation_split: float) -> Dataset:
         """Features (and a regression's target) scaled by the training rows' statistics."""
         at = split_index(self.n_rows, validation_split)
-        train = self.x[:at]
-        mean = train.mean(axis=0, keepdims=True)
-        std = train.std(axis=0, keepdims=True)
+        std = self.x[:at].std(axis=0, keepdims=True)
         std[std == 0] = 1.0
+        x = ((self.x - self.x[:at].mean(axis=0, keepdims=True)) / std).astype(np.float32)
         y, scale = self.y, self.target_scale
         if self.regression:
-            target = self.y[:at]
-            shift, spread = float(target.mean()), float(target.std()) or 1.0
+            shift, spread = float(self.y[:at].mean()), float(self.y[:at].std()) or 1.0
             y = ((self.y - shift) / spread).astype(np.float32)
             before = scale or (0.0, 1.0)  # the raw target's scale, if scaled already
             scale = (before[0] + shift * before[1], spread * before[1])
-        return replace(
-            self,
-            x=((self.x - mean) / std).astype(np.float32),
-            y=y,
-            standardized=True,
-            target_scale=scale,
-        )
+        return replace(self, x=x, y=y, standardized=True, target_scale=scale)
 
     def shuffled(self, seed: int) -> Dataset:
         """The rows in an order drawn with ``seed`` (part of the fingerprint)."""
@@ -329,7 +321,6 @@ def _bad_rows(what: str, bad: np.ndarray, array: str | None) -> DataError:
 def _check_features(
     x: np.ndarray, where: str, columns: tuple[str, ...] = (), array: str | None = None
 ) -> np.ndarray:
-    """``x`` as float32; NaN or inf refused, naming the columns and rows."""
     if x.shape[0] == 0:
         raise DataError(f"{where}: the dataset has no rows.")
     x = x.astype(np.float32)

@@ -16,8 +16,7 @@ from bnsearch.trial import SearchSpace, TrialRecorder, TrialSpec
 def model_fits_data(dataset: Dataset, network: NetworkSettings) -> None:
     """Refuse, in one line, a ``--model`` whose input or output does not suit ``dataset``."""
     if network.kind == "model":
-        plan = load_plan(network.model or "")
-        check_model_fits(plan, dataset.x.shape[1:], dataset.n_classes)
+        check_model_fits(load_plan(network.model or ""), dataset.x.shape[1:], dataset.n_classes)
 
 
 def fit_arguments(arrays: tuple[Any, ...], network: NetworkSettings) -> dict[str, Any]:

@@ -11,6 +11,13 @@ from typing import Any
 
 from bnsearch.errors import ConfigError
 from bnsearch.networks._common import bn_layer, hidden_layer_order, import_or_refuse
+from bnsearch.networks._rewrite import (
+    check_model_fits,
+    load_plan,
+    model_digest,
+    rewrite_model,
+    with_seed,
+)
 from bnsearch.trial import (
     ACTIVATIONS,
     POSITIVE_INT,
@@ -122,8 +129,6 @@ class NetworkSettings:
         """Whether the network takes image-shaped rows (height × width × channels):
         ``sklearn:digits`` is then loaded as 8×8×1 images."""
         if self.kind == "model":
-            from bnsearch.networks._rewrite import load_plan
-
             return len(load_plan(self.model or "").input_shape) == 3
         return self.kind == "cnn"
 
@@ -133,8 +138,6 @@ class NetworkSettings:
             if name in params:
                 params[name] = ",".join(map(str, params[name]))
         if self.kind == "model":
-            from bnsearch.networks._rewrite import model_digest
-
             params["model_sha256"] = model_digest(self.model or "")
         return params
 
@@ -181,8 +184,6 @@ def build_model(
     network = network or NetworkSettings()
     shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     if network.kind == "model":
-        from bnsearch.networks._rewrite import check_model_fits, load_plan, rewrite_model
-
         plan = load_plan(network.model or "")
         check_model_fits(plan, shape, n_classes)
         model = rewrite_model(plan, config, seed)
@@ -201,8 +202,6 @@ def _planned_model(
     """The built-in family as a Sequential; the k-th conv's or Dense's kernel is seeded from
     ``layer_seed(seed, kind, k)``."""
     import keras
-
-    from bnsearch.networks._rewrite import with_seed
 
     layers: list[Any] = [keras.Input(shape=shape, name="features")]
     if network.kind == "cnn":
@@ -287,8 +286,6 @@ def compile_model(model: Any, config: BNConfig, n_classes: int, network: Network
     import keras
 
     if network.kind == "model" and network.keep_optimizer:
-        from bnsearch.networks._rewrite import load_plan
-
         plan = load_plan(network.model or "")
         if plan.optimizer is None:
             raise ConfigError(

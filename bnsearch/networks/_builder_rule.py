@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bnsearch.networks._builder import NetworkSettings, build_model
+from bnsearch.networks._rewrite import fused_activation, plan_of_model, rewrite_model
 from bnsearch.trial import BNConfig
-
-if TYPE_CHECKING:
-    from bnsearch.networks._builder import NetworkSettings
 
 #: The second probe's settings, each unlike BNConfig's default (the first probe's).
 _OTHER_SETTINGS: dict[str, Any] = {
@@ -44,8 +43,6 @@ def builder_differs(
 ) -> str | None:
     """How ``network``'s builder departs from the rule under ``probes`` (one phrase naming
     the probe and the first differing layer call), or None if it follows it."""
-    from bnsearch.networks._builder import build_model
-    from bnsearch.networks._rewrite import plan_of_model, rewrite_model
 
     def built(config: BNConfig) -> Any:
         return build_model(config, shape, n_classes, network, seed=0, compile=False)
@@ -71,8 +68,6 @@ Call = tuple[str, tuple[int, ...], Any, str]  # class, calls feeding it (-1: inp
 def _calls(model: Any) -> list[Call]:
     """``model``'s layer calls as comparable values; a fused activation becomes the layer
     (linear) and an ``Activation`` call after it."""
-    from bnsearch.networks._rewrite import fused_activation, plan_of_model
-
     calls: list[Call] = []
     output_of: dict[int, int] = {-1: -1}
     for node in plan_of_model("a trial's model", model, need_site=False).nodes:
@@ -80,16 +75,13 @@ def _calls(model: Any) -> list[Call]:
             output_of[node.index] = -1
             continue
         config = _comparable(node.config)
-        inputs = tuple(output_of[i] for i in node.inputs)
         activation = fused_activation(config) if node.cls in ("Dense", "Conv2D") else "linear"
         if activation != "linear":
-            calls.append((node.cls, inputs, {**config, "activation": "linear"}, node.name))
-            inputs = (len(calls) - 1,)
-            calls.append(
-                ("Activation", inputs, {"activation": activation}, f"{node.name} activation")
-            )
-        else:
-            calls.append((node.cls, inputs, config, node.name))
+            config = {**config, "activation": "linear"}
+        calls.append((node.cls, tuple(output_of[i] for i in node.inputs), config, node.name))
+        if activation != "linear":
+            name = f"{node.name} activation"
+            calls.append(("Activation", (len(calls) - 1,), {"activation": activation}, name))
         output_of[node.index] = len(calls) - 1
     return calls
 

@@ -14,16 +14,13 @@ from bnsearch.networks._graph import layers_without_form
 from bnsearch.networks._rewrite import ModelPlan, layer_text, load_plan
 from bnsearch.trial import BNConfig
 
-_WIDTH = 100
-_LISTED = 6  # names a list shows before "and N more"
-
 
 def _names(names: Sequence[str]) -> str:
-    return name_list(list(names), _LISTED)
+    return name_list(list(names), 6)  # names shown before "and N more"
 
 
 def _wrapped(text: str) -> list[str]:
-    return textwrap.wrap(text, _WIDTH, subsequent_indent="    ", break_long_words=True)
+    return textwrap.wrap(text, 100, subsequent_indent="    ", break_long_words=True)
 
 
 def _bns(plan: ModelPlan) -> tuple[list[str], list[str]]:
@@ -40,9 +37,8 @@ def _model_lines(plan: ModelPlan, shape: tuple[int, ...]) -> list[str]:
     output = plan.nodes[plan.output]
     lines = _wrapped(f"--model {plan.spec}: {len(plan.nodes)} layer calls, input {shape}")
     lines.append(f"  output {output.name!r} ({plan.output_activation}), left as it is")
-    sites = plan.site_names
     removed, kept_bns = _bns(plan)
-    lines += _wrapped(f"sites ({len(sites)}): {_names(sites)}")
+    lines += _wrapped(f"sites ({len(plan.sites)}): {_names(plan.site_names)}")
     lines += _wrapped(
         f"BatchNormalization in the file: {len(removed) + len(kept_bns)}; {len(removed)} at "
         f"sites (removed, placed per trial), {len(kept_bns)} elsewhere (kept, removed in none)"
@@ -50,8 +46,7 @@ def _model_lines(plan: ModelPlan, shape: tuple[int, ...]) -> list[str]:
     )
     if plan.kept:
         lines += _wrapped(f"kept as they are ({len(plan.kept)}): {_names(list(plan.kept))}")
-    unformed = layers_without_form(plan)
-    if unformed:
+    if unformed := layers_without_form(plan):
         lines += _wrapped(f"no population-engine form ({len(unformed)}): {_names(unformed)}")
     return lines
 
@@ -133,9 +128,7 @@ def _built(
         shape = tuple(input_shape or (int(n or 1) for n in plan.input_shape))
         outputs = n_classes or plan.output_width
     models = {
-        placement: build_model(
-            BNConfig(placement=placement, use_bias=False), shape, outputs, network, compile=False
-        )
-        for placement in placements
+        p: build_model(BNConfig(p, use_bias=False), shape, outputs, network, compile=False)
+        for p in placements
     }
     return plan, shape, outputs, models

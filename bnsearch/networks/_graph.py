@@ -12,11 +12,12 @@ import json
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from bnsearch.errors import ConfigError
+from bnsearch.networks._builder import NetworkSettings, build_model
 from bnsearch.networks._rewrite import (
     ModelPlan,
     Node,
@@ -27,9 +28,6 @@ from bnsearch.networks._rewrite import (
     with_seed,
 )
 from bnsearch.trial import ACTIVATIONS, BNConfig
-
-if TYPE_CHECKING:
-    from bnsearch.networks._builder import NetworkSettings
 
 _KIND_OF = {
     "MaxPooling2D": "max_pool",
@@ -117,9 +115,8 @@ class LayerGraph:
     @property
     def input_channels(self) -> int:
         """The width the input BN normalises (the last axis where it sits)."""
-        if self.input_bn_after >= 0:
-            return self.ops[self.input_bn_after].shape[-1]
-        return self.input_shape[-1]
+        after = self.input_bn_after
+        return self.ops[after].shape[-1] if after >= 0 else self.input_shape[-1]
 
     @property
     def activation_width(self) -> int:
@@ -139,10 +136,8 @@ class LayerGraph:
         """The graph with every site's activation replaced."""
         if not activation:
             return self
-        ops = tuple(
-            replace(op, activation=activation) if op.role == "site" else op for op in self.ops
-        )
-        return replace(self, ops=ops)
+        ops = (replace(op, activation=activation) if op.role == "site" else op for op in self.ops)
+        return replace(self, ops=tuple(ops))
 
 
 def _values(op: GraphOp) -> int:
@@ -171,19 +166,16 @@ def network_graph(
 def _built_graph(
     network: NetworkSettings, input_shape: tuple[int, ...], n_classes: int
 ) -> LayerGraph | str:
-    from bnsearch.networks._builder import build_model
-
-    none = BNConfig(placement="none")
-    if network.kind == "custom":
-        model = build_model(none, input_shape, n_classes, network, seed=0, compile=False)
+    custom = network.kind == "custom"
+    # A family built with tanh: every hidden layer reads as a site (`linear` ones are too).
+    shaped = network if custom else replace(network, activation="tanh")
+    model = build_model(BNConfig("none"), input_shape, n_classes, shaped, seed=0, compile=False)
+    if custom:
         try:
             plan = plan_of_model(f"(the builder {network.builder}'s model)", model)
         except ConfigError as error:  # no site, a shared layer: the Keras engine trains it
             return f"a network from `builder` that cannot be read as a --model ({error})"
         return graph_of(plan)
-    # Built with tanh so that every hidden layer reads as a site (`linear` ones are too).
-    shaped = replace(network, activation="tanh")
-    model = build_model(none, input_shape, n_classes, shaped, seed=0, compile=False)
     graph = graph_of(plan_of_model(f"the {network.kind} family", model))
     return graph if isinstance(graph, str) else graph.with_site_activation(network.activation)
 
@@ -262,15 +254,13 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
     if node.cls in _CORE_FORMS:
         return _core(plan, node, base)
     if node.cls in ("Activation", "ReLU", "ELU", "LeakyReLU"):
-        activation = _plain(node)
-        if not activation:
+        if not (activation := _plain(node)):
             return ""
         if node.role == "preact_activation":  # named as its BN: the member's BN slot
             bn_name = plan.nodes[plan.preacts[node.index]].name
             return replace(base, name=bn_name, kind="preact", activation=activation)
         return replace(base, kind="activation", activation=activation)
-    kind = _KIND_OF.get(node.cls)
-    if kind is None:
+    if (kind := _KIND_OF.get(node.cls)) is None:
         return ""
     if config.get("data_format", "channels_last") not in (None, "channels_last"):
         return "channels_first"
@@ -293,7 +283,6 @@ def _op(plan: ModelPlan, node: Node, inputs: tuple[int, ...], dropouts: int) -> 
         plain = config.get("axis") in (-1, [-1], len(shape)) and config.get("center", True)
         if not plain or not config.get("scale", True) or config.get("renorm"):
             return "not a plain BatchNormalization over the last axis"
-        return replace(base, kind=kind)
     if kind in ("max_pool", "avg_pool"):
         pool = tuple(config["pool_size"])
         strides = tuple(config.get("strides") or pool)
@@ -341,6 +330,7 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         return f"activation {activation}"
     separable = node.cls == "SeparableConv2D"  # a depthwise kernel, then a pointwise one
     kernel = node.layer.depthwise_kernel if separable else node.layer.kernel
+    pointwise = node.layer.pointwise_kernel.shape if separable else ()
     strides = tuple(config.get("strides", (1, 1)))
     return replace(
         base,
@@ -351,9 +341,7 @@ def _core(plan: ModelPlan, node: Node, base: GraphOp) -> GraphOp | str:
         use_bias=bool(config.get("use_bias", True)),
         feeds_kept_bn=node.index in plan.feeding_kept_bn,
         kernel_shape=tuple(int(n) for n in kernel.shape),
-        pointwise_shape=(
-            tuple(int(n) for n in node.layer.pointwise_kernel.shape) if separable else ()
-        ),
+        pointwise_shape=tuple(int(n) for n in pointwise),
         strides=(1, *strides) if node.cls == "Conv1D" else strides,  # Conv1D: rows of height 1
         padding=str(config.get("padding", "valid")),
         kernel_initializer=json.dumps(

@@ -162,8 +162,7 @@ def plan_of_model(spec: str, model: Any, need_site: bool = True) -> ModelPlan:
 
 
 def _load(spec: str) -> tuple[Any, dict[str, Any] | None]:
-    """The model ``module:name`` or ``file.py:name`` names and its compiled optimizer
-    (serialized), if any."""
+    """The model ``module:name`` or ``file.py:name`` names, and its compiled optimizer."""
     import keras
 
     target, _, name = spec.rpartition(":")
@@ -223,8 +222,7 @@ def _load_file(path: Path) -> tuple[Any, dict[str, Any] | None]:
     if not config:
         raise ConfigError(f"--model {path} is not a Keras model file (a .keras archive).")
     entries = list(_entries(config.get("config", {})))
-    lambdas = [name for name, entry in entries if entry["class_name"] == "Lambda"]
-    if lambdas:
+    if lambdas := [name for name, entry in entries if entry["class_name"] == "Lambda"]:
         raise ConfigError(
             f"--model {path} holds {', '.join(lambdas)}: a Lambda layer is Python code, "
             "which Keras' safe_mode refuses to load from a file (it could run anything); "
@@ -234,22 +232,20 @@ def _load_file(path: Path) -> tuple[Any, dict[str, Any] | None]:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras' errors: a class it does not know
         internal = ("__keras_tensor__", "__tuple__", "__numpy__")
-        custom = sorted(
-            {
-                name
-                for name, entry in entries
-                if "module" in entry and not str(entry["module"]).startswith("keras")
-                if entry["class_name"] not in internal
-            }
-        )
+        custom = {
+            name
+            for name, entry in entries
+            if "module" in entry and not str(entry["module"]).startswith("keras")
+            if entry["class_name"] not in internal
+        }
         if custom:
             raise ConfigError(
                 f"--model {path} needs custom classes Keras cannot load from the file alone: "
-                f"{', '.join(custom)}; give --model module:name, a function that imports them "
-                "and returns the model (e.g. keras.models.load_model(path, custom_objects=...))."
+                f"{', '.join(sorted(custom))}; give --model module:name, a function that imports "
+                "them and returns the model (e.g. keras.models.load_model(path, "
+                "custom_objects=...))."
             ) from None
-        what = error_line(error)[:300]
-        raise ConfigError(f"--model {path} cannot be loaded ({what}).") from None
+        raise ConfigError(f"--model {path} cannot be loaded ({error_line(error)[:300]}).") from None
     optimizer = (config.get("compile_config") or {}).get("optimizer")
     return model, optimizer if isinstance(optimizer, dict) else None
 
@@ -324,15 +320,13 @@ def _trace(spec: str, model: Any) -> tuple[list[Node], int]:
         given = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
         outs = keras.tree.flatten(out)
         nodes.append(Node(len(nodes), layer, tuple(produced.get(id(t), -1) for t in given)))
-        for tensor in outs:
-            produced[id(tensor)] = len(nodes) - 1
+        produced.update(dict.fromkeys(map(id, outs), len(nodes) - 1))
         alive.extend(given + outs)
         return out
 
     clone = _clone(model, inputs[0], record)
     calls = Counter(id(node.layer) for node in nodes)
-    shared = [node.name for node in nodes if calls[id(node.layer)] > 1]
-    if shared:
+    if shared := [node.name for node in nodes if calls[id(node.layer)] > 1]:
         raise ConfigError(
             f"--model {spec}: layer {shared[0]!r} is called more than once (a shared "
             "layer); its calls could need different placements, so bnsearch cannot "
@@ -547,8 +541,7 @@ def rewrite_model(plan: ModelPlan, config: BNConfig, seed: int) -> Any:
 
     rewrite = _Rewrite(plan, config, seed)
     model = _clone(plan.source, rewrite.inputs, rewrite.call)
-    name = f"{plan.source.name}_{config.placement}"
-    return keras.Model(model.inputs, model.outputs, name=name)
+    return keras.Model(model.inputs, model.outputs, name=f"{plan.source.name}_{config.placement}")
 
 
 class _Rewrite:
@@ -573,8 +566,8 @@ class _Rewrite:
         self.names.add(name)
         return name
 
-    def bn(self, name: str, fresh: bool = True) -> Any:
-        return bn_layer(self.config, self.fresh(name) if fresh else name)
+    def bn(self, name: str) -> Any:
+        return bn_layer(self.config, self.fresh(name))
 
     def core(self, node: Node, use_bias: bool, activation: str | None) -> Any:
         """The Dense/Conv2D of ``node``, its initialisers seeded from the trial's seed."""
@@ -617,7 +610,7 @@ class _Rewrite:
         if node.role == "preact_activation":  # its BN before or after the activation, or none
             bn_name = plan.nodes[plan.preacts[node.index]].name
             activation = self.activation_layer(node, node.name, "")
-            return self.steps(args[0], lambda: self.bn(bn_name, fresh=False), activation)
+            return self.steps(args[0], lambda: bn_layer(config, bn_name), activation)
         if node.role in ("site", "output"):
             return self.placed(node, args[0])
         layer_config = dict(node.config)
@@ -627,8 +620,7 @@ class _Rewrite:
         elif node.role == "kept_bn":
             if config.placement == "none":  # "without BN" holds no BN at all
                 return args[0]
-            layer_config["momentum"] = config.momentum
-            layer_config["epsilon"] = config.epsilon
+            layer_config.update(momentum=config.momentum, epsilon=config.epsilon)
         if node.role == "core":
             feeds_bn = node.index in plan.feeding_kept_bn and config.placement != "none"
             out = self.core(node, config.use_bias or not feeds_bn, None)(*args, **kwargs)

@@ -86,10 +86,8 @@ def _confirmed(verdict: Verdict) -> list[str]:
         return []
     seeds = max(len(c.values) + c.failed for c in verdict.confirmations)
     note = f" ({verdict.seeds_note})" if verdict.seeds_note else ""
-    lines = [
-        "",
-        f"  {'confirmed best':<22s}{verdict.metric} over {counted(seeds, 'fresh seed')}{note}",
-    ]
+    over = f"{verdict.metric} over {counted(seeds, 'fresh seed')}{note}"
+    lines = ["", f"  {'confirmed best':<22s}{over}"]
     for conf in verdict.confirmations:
         shown = loss_text(conf.mean) + f" +- {significant(conf.std, 2)}" * conf.ranked
         if not conf.kept:
@@ -125,15 +123,13 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     for pair in filter(verdict.question_of, verdict.pairs):  # those answering the questions
         interval = pair.interval_text(verdict.until)  # the interval the rule decides by
         if interval.startswith("["):  # a run-away end reads n/a
-            low, high = pair.interval(verdict.until)
-            interval = f"[{_number(low)}, {_number(high)}]"
+            interval = "[{}, {}]".format(*map(_number, pair.interval(verdict.until)))
         name = f"{pair.first} - {pair.second}"
         lines.append(
             f"  {name:<22s}{_number(pair.median):>10s}  {interval:<26s}{_decision(verdict, pair)}"
         )
     lines += _confirmed(verdict)
-    notice = _notice(verdict)
-    if notice:  # in one line, the pointer to the details shortened first
+    if notice := _notice(verdict):  # in one line, the pointer to the details shortened first
         note = f"Note: {plain_ascii(notice)}"
         more = (" (more in report.md / --verbose)", " (more: --verbose)")
         lines.append(next((note + m for m in more if len(note + m) <= WIDTH), note))

@@ -89,10 +89,7 @@ def _params(params: dict, digits: int = 4) -> str:
 
 
 # long because it is the report page itself, section after section.
-def _markdown(
-    study_name: str, verdict: Verdict, search: Sequence[TrialResult], dataset_line: str
-) -> str:
-    v = verdict
+def _markdown(study_name: str, v: Verdict, search: Sequence[TrialResult], dataset_line: str) -> str:
     answers = [f"{_asked(a.question)} {a.statement}" for a in v.answers]
     bold = [f"**{text.split(':')[0]}:**{text.split(':', 1)[1]}" for text in v.disagreements]
     lines = [f"# bnsearch report: {study_name}", "", dataset_line, "", "## Verdict", ""]
@@ -156,13 +153,12 @@ def _confirmations_table(verdict: Verdict) -> list[str]:
     )
     rows = []
     for c in verdict.confirmations:
-        if not c.kept:
-            rows.append([c.placement, "–", "–", f"0 (each {c.lost})", _params(c.params)])
-            continue
         sd = significant(c.std, 2) if c.ranked else too_few(len(c.kept), "seed")
         away = "; ".join(c.left_out())
-        seeds = f"{len(c.kept)} ({away})" if away else str(len(c.kept))
-        rows.append([c.placement, significant(c.mean), sd, seeds, _params(c.params)])
+        cells = [significant(c.mean), sd, f"{len(c.kept)}" + f" ({away})" * bool(away)]
+        if not c.kept:
+            cells = ["–", "–", f"0 (each {c.lost})"]
+        rows.append([c.placement, *cells, _params(c.params)])
     head = ["placement", f"mean {verdict.metric}", "sd over seeds", "seeds", "configuration"]
     lines += _table(head, rows)
     if verdict.seeds_note:
@@ -187,26 +183,22 @@ _STYLE = (
 def _html(markdown_text: str, folder: Path) -> str:
     """A self-contained page for MLflow's artifact viewer: real tables, plots inlined."""
     body: list[str] = []
-    table: list[list[str]] = []
+    table: list[str] = []  # each row's cells in HTML, the head first
     for line in [*markdown_text.splitlines(), ""]:
         if line.startswith("|"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if not all(set(c) <= set("-: ") for c in cells):  # not the |---| rule
-                table.append(cells)
+                tag = "td" if table else "th"
+                table.append("".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells))
             continue
         if table:  # the table ends here
             (head, *rows), table = table, []
-            th = "".join(f"<th>{_inline(c)}</th>" for c in head)
-            trs = "".join(
-                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows
-            )
-            body.append(f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>")
+            trs = "".join(f"<tr>{row}</tr>" for row in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
         if line.startswith("![") and line.endswith(")"):
-            name = line[line.index("(") + 1 : -1]
-            data = base64.b64encode((folder / name).read_bytes()).decode()
-            body.append(
-                f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"></p>'
-            )
+            png = line[line.index("(") + 1 : -1]
+            data = base64.b64encode((folder / png).read_bytes()).decode()
+            body.append(f'<p><img alt="{html.escape(png)}" src="data:image/png;base64,{data}"></p>')
         elif line.startswith(("# ", "## ")):
             level = line.index(" ")
             body.append(f"<h{level}>{_inline(line[level + 1 :])}</h{level}>")
@@ -305,19 +297,14 @@ def _best_per_placement(verdict: Verdict, table: Sequence[PlacementSummary]) -> 
     confirmations = {c.placement: c for c in verdict.confirmations}
     rows = []
     for row in table:
-        conf = confirmations.get(row.placement)
-        seeds, params = "", ""
-        if conf is not None:
-            seeds = "no fresh-seed run completed"
-            if conf.kept:
-                seeds = conf.mean_sd + (
-                    f" ({len(conf.kept)})" if conf.ranked else " (1 seed: no sd)"
-                )
-            params = _params(conf.params, 3)
+        c = confirmations.get(row.placement)
+        seeds = "no fresh-seed run completed" if c else ""
+        if c and c.kept:
+            seeds = c.mean_sd + (f" ({len(c.kept)})" if c.ranked else " (1 seed: no sd)")
         best = significant(row.best_val_loss)
         if not row.complete:  # a NaN here would read as a bug, not as what happened
             best = f"none completed ({row.failed} failed, {row.pruned} pruned)"
-        rows.append([row.placement, row.complete, best, seeds, params])
+        rows.append([row.placement, row.complete, best, seeds, _params(c.params, 3) if c else ""])
     head = ["placement", "trials", "best val_loss", "fresh seeds, mean ± sd", "best configuration"]
     return _table(head, rows) if table else []
 

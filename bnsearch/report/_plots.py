@@ -52,15 +52,14 @@ def plot_distribution(results: Sequence[TrialResult], metric: str, path: Path) -
         values.append(kept)
         away += dropped
     with _figure(path, figsize=(6.5, 4)) as (_, ax):
-        positions = range(1, len(placements) + 1)
+        positions = list(range(1, len(placements) + 1))
         if any(values):
-            ax.boxplot([v or [math.nan] for v in values], positions=list(positions), widths=0.5)
+            ax.boxplot([v or [math.nan] for v in values], positions=positions, widths=0.5)
         rng = np.random.default_rng(0)
         for position, vals in zip(positions, values, strict=True):
             ax.scatter(position + rng.uniform(-0.15, 0.15, len(vals)), vals, s=10, alpha=0.5)
-        ax.set_xticks(
-            list(positions), [f"{p}\n(n={len(v)})" for p, v in zip(placements, values, strict=True)]
-        )
+        labels = [f"{p}\n(n={len(v)})" for p, v in zip(placements, values, strict=True)]
+        ax.set_xticks(positions, labels)
         ax.set_ylabel(f"final {metric}")
         ax.set_title(
             f"{metric} per placement (completed search trials{_left_out(away, 'run-away')})"
@@ -78,8 +77,7 @@ def plot_differences(verdict: Verdict, path: Path) -> None:
         for row, pair in enumerate(verdict.pairs):
             diffs, away = _finite(pair.differences)
             ax.scatter(diffs, row + rng.uniform(-0.2, 0.2, len(diffs)), s=8, alpha=0.4)
-            bounds = (pair.median, pair.ci_low, pair.ci_high)
-            if all(math.isfinite(b) and abs(b) < RUNAWAY for b in bounds):
+            if not _finite([pair.median, pair.ci_low, pair.ci_high])[1]:
                 err = [[pair.median - pair.ci_low], [pair.ci_high - pair.median]]
                 ax.errorbar(pair.median, row, xerr=err, fmt="o", color="black", capsize=4)
             asked = verdict.question_of(pair)

@@ -75,14 +75,15 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
     usable = [d for d in datasets if d.scores]
     common = set.intersection(*(set(d.scores) for d in usable)) if usable else set()
     placements = tuple(in_placement_order(common))
+    k, n = len(placements), len(usable)
     # Signed so that lower is better (rank 1, a negative difference favours ``first``)
     # whatever each study's metric.
     signs = np.array([1.0 if lower_is_better(d.verdict.metric) else -1.0 for d in usable])
     signed = [[s * d.scores[p] for p in placements] for s, d in zip(signs, usable, strict=True)]
-    ranks = np.array([stats.rankdata(row) for row in signed]).reshape(len(usable), len(placements))
+    ranks = np.array([stats.rankdata(row) for row in signed]).reshape(n, k)
     mean_ranks = {p: float(ranks[:, i].mean()) for i, p in enumerate(placements)} if usable else {}
     friedman = None
-    if len(placements) >= 3 and len(usable) >= 2:
+    if k >= 3 and n >= 2:
         scores = [[d.scores[p] for d in usable] for p in placements]
         friedman = float(stats.friedmanchisquare(*scores).pvalue)
         if not math.isfinite(friedman):  # identical ranks everywhere: no evidence at all
@@ -99,15 +100,9 @@ def compare_across(datasets: Sequence[DatasetScores], metric: str) -> AcrossVerd
         raw.append(PairAcross(first, second, len(diffs), *better, p, p))
     adjusted = holm([pair.p_value for pair in raw])
     pairs = tuple(replace(pair, p_holm=p) for pair, p in zip(raw, adjusted, strict=True))
-    cd = None
-    if len(placements) in _NEMENYI_Q05 and usable:
-        k, n = len(placements), len(usable)
-        cd = _NEMENYI_Q05[k] * math.sqrt(k * (k + 1) / (6 * n))
-    statement = _statement(usable, placements, mean_ranks, friedman, pairs)
-    return AcrossVerdict(
-        metric, placements, tuple(usable), mean_ranks, friedman, pairs, cd, statement,
-        _bn_statement(usable, pairs),
-    )  # fmt: skip
+    cd = _NEMENYI_Q05[k] * math.sqrt(k * (k + 1) / (6 * n)) if k in _NEMENYI_Q05 and n else None
+    across = AcrossVerdict(metric, placements, tuple(usable), mean_ranks, friedman, pairs, cd, "")
+    return replace(across, statement=_statement(across), bn_statement=_bn_statement(usable, pairs))
 
 
 def _tally(words: Sequence[str]) -> str:
@@ -133,15 +128,9 @@ def _bn_statement(usable: Sequence[DatasetScores], pairs: Sequence[PairAcross]) 
     return tally + (f"; across datasets: {across}." if across else ".")
 
 
-def _statement(
-    usable: Sequence[DatasetScores],
-    placements: Sequence[str],
-    mean_ranks: dict[str, float],
-    friedman: float | None,
-    pairs: Sequence[PairAcross],
-) -> str:
-    n = len(usable)
-    if n < 2 or len(placements) < 2:
+def _statement(verdict: AcrossVerdict) -> str:
+    n, friedman, mean_ranks = len(verdict.datasets), verdict.friedman_p, verdict.mean_ranks
+    if n < 2 or len(verdict.placements) < 2:
         return (
             f"no verdict across datasets: {n} studies with paired blocks of common placements "
             "(two or more are needed); run the sweep's studies first."
@@ -149,7 +138,7 @@ def _statement(
     found = "; ".join(
         f"`{p.first}` beats `{p.second}` (Holm p {p.p_holm:.3g}, in {p.first_better} of "
         f"{p.datasets})"
-        for p in (q if q.first_better > q.second_better else _swapped(q) for q in pairs)
+        for p in (q if q.first_better > q.second_better else _swapped(q) for q in verdict.pairs)
         if p.p_holm < 0.05
     )
     if not found and 2 / 2**n >= 0.05:
@@ -164,10 +153,10 @@ def _statement(
         friedman_text = f"Friedman p {friedman:.3g}"
         head = "placements differ consistently across datasets" if friedman < 0.05 else head
     ranks = ", ".join(
-        f"{p} {mean_ranks[p]:.2f}" for p in sorted(placements, key=mean_ranks.__getitem__)
+        f"{p} {mean_ranks[p]:.2f}" for p in sorted(verdict.placements, key=mean_ranks.__getitem__)
     )
-    placement = _tally([d.verdict.outcome for d in usable])
-    bn = _tally([d.verdict.bn.short for d in usable])
+    placement = _tally([d.verdict.outcome for d in verdict.datasets])
+    bn = _tally([d.verdict.bn.short for d in verdict.datasets])
     return (
         f"{head} ({n} datasets; mean rank {ranks}; {friedman_text}); {found}. Per-study "
         f"verdicts: before or after? {placement}; does BN help? {bn}."

@@ -48,8 +48,6 @@ def sign_e_value(n: int, count: int) -> float:
     """The mixture e-value after ``n`` differences of which ``count`` fell on the tested side."""
     from scipy import special
 
-    if n == 0:
-        return 1.0
     # 2^(n+1) * B(S+1, n-S+1) * P(Beta(S+1, n-S+1) > 1/2), in logs against overflow.
     a, b = count + 1, n - count + 1
     tail = special.betainc(b, a, 0.5)  # = 1 - I_{1/2}(a, b)
@@ -61,19 +59,13 @@ def sign_e_value(n: int, count: int) -> float:
 @functools.lru_cache(maxsize=4096)
 def ruling_count(n: int) -> int:
     """``k*(n)``: the fewest of ``n`` signs on one side that rule a candidate median out."""
-    for count in range(n // 2, n + 1):
-        if sign_e_value(n, count) >= 2 / ALPHA:
-            return count
-    return n + 1
+    return next((c for c in range(n // 2, n + 1) if sign_e_value(n, c) >= 2 / ALPHA), n + 1)
 
 
 @functools.cache
 def min_blocks_to_settle() -> int:
     """The fewest blocks after which the sequence can be bounded on both sides."""
-    n = 1
-    while ruling_count(n) > n:
-        n += 1
-    return n
+    return next(n for n in itertools.count(1) if ruling_count(n) <= n)
 
 
 def median_confidence_sequence(differences: ArrayLike) -> tuple[float, float]:
@@ -120,8 +112,8 @@ def selection_test(beyond: np.ndarray, present: np.ndarray) -> np.ndarray:
     """The test of a set of placements (the last axis; blocks on the one before): each
     block bets on the placement with the most ``beyond`` blocks so far, and the set is
     rejected when the bets' signs rule ``-threshold`` out."""
-    beyond = np.asarray(beyond, bool) & np.asarray(present, bool)
     present = np.asarray(present, bool)
+    beyond = np.asarray(beyond, bool) & present
     *lead, blocks, _ = beyond.shape
     counts = np.zeros((*lead, beyond.shape[-1]), int)
     bets = np.zeros(lead, int)
@@ -140,8 +132,7 @@ def closed_test(beyond: np.ndarray, present: np.ndarray) -> np.ndarray:
     m = beyond.shape[-1]
     named = np.ones((*beyond.shape[:-2], m), bool)
     for size in range(1, m + 1):
-        for subset in itertools.combinations(range(m), size):
-            columns = list(subset)
+        for columns in map(list, itertools.combinations(range(m), size)):
             rejected = selection_test(beyond[..., columns], present[..., columns])
             named[..., columns] &= rejected[..., None]  # each member named only if every set is
     return named

@@ -235,9 +235,8 @@ def answer_placement(
         f"{pair.interval_text(until)}, mean {pair.mean_text}, {counted(n, 'block')})"
     )
     if side in (Side.BELOW, Side.ABOVE):
-        winner, loser = (
-            (first, second) if (side is Side.BELOW) == lower_is_better else (second, first)
-        )
+        first_wins = (side is Side.BELOW) == lower_is_better
+        winner, loser = (first, second) if first_wins else (second, first)
         where = f"{how} beyond the threshold {threshold:g}" if settled else ""
         said = f"`{winner}` is better than `{loser}`{where} {interval}."
         return Answer("placement", winner, said, loser=loser)
@@ -618,10 +617,9 @@ class Verdict:
         lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.headline}"]
         if self.no_ranking is not None:  # nothing ranked: no comparison, no confirmation
             return lines + self._importance_lines()
+        lines += [f"  {QUESTION_TEXT[a.question]} {a.statement}" for a in self.answers]
         if self.unpaired is not None:
             lines = [f"Verdict ({self.metric}, threshold {self.threshold:g}): {self.unpaired}"]
-        else:
-            lines += [f"  {QUESTION_TEXT[a.question]} {a.statement}" for a in self.answers]
         lines += [f"  {text}" for text in (self.still_open, self.input_control) if text]
         for pair in self.pairs:
             lines.append(
@@ -810,9 +808,7 @@ def verdict_for(
     validation rows cannot rank the placements) says why none is given."""
     confirm = [r for r in results if r.spec.phase == Phase.CONFIRM]
     latest = max((r.spec.block or 0 for r in confirm), default=None)
+    confirm = [r for r in confirm if r.spec.block == latest]  # the latest round
     search = [r for r in results if r.spec.phase == Phase.SEARCH]
-    latest_round = [r for r in confirm if r.spec.block == latest]
-    verdict = analyze(
-        search, confirmation_phase=latest_round, no_ranking=no_ranking_reason, **options
-    )
+    verdict = analyze(search, confirmation_phase=confirm, no_ranking=no_ranking_reason, **options)
     return replace(verdict, unpaired=unpaired_reason)

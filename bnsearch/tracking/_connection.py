@@ -105,7 +105,7 @@ class Connection:
             with opening_alone(self.tracking_uri):
                 relocate_artifacts(self.tracking_uri)
                 client = MlflowClient(tracking_uri=self.resolved_uri)
-                experiment_id = self._open_experiment(client, db_path)
+                self.experiment_id = self._open_experiment(client, db_path)
         except Exception as error:  # noqa: BLE001 - any store failure means the same to a user
             if (full := self.full_disk_fault(error)) is not None:
                 raise full from None
@@ -115,11 +115,11 @@ class Connection:
                 f"({message}); check --tracking-uri or MLFLOW_TRACKING_URI."
             ) from None
         self._client = client
-        self.experiment_id = experiment_id
 
     def _open_experiment(self, client: MlflowClient, db_path: Path | None) -> str:
         """The experiment's id, created if no worker has yet (artifacts beside a SQLite store)."""
-        experiment = client.get_experiment_by_name(self.experiment_name)
+        name = self.experiment_name
+        experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             for key, value in _EXPERIMENT_TAGS.items():
                 if experiment.tags.get(key) != value:  # made by an earlier version
@@ -127,16 +127,14 @@ class Connection:
             return str(experiment.experiment_id)
         location = None
         if db_path is not None:
-            location = ((db_path.parent / "artifacts").resolve() / self.experiment_name).as_uri()
+            location = ((db_path.parent / "artifacts").resolve() / name).as_uri()
         try:
             return str(
-                client.create_experiment(
-                    self.experiment_name, artifact_location=location, tags=_EXPERIMENT_TAGS
-                )
+                client.create_experiment(name, artifact_location=location, tags=_EXPERIMENT_TAGS)
             )
         except Exception:
             # Another worker created it first: use theirs.
-            experiment = client.get_experiment_by_name(self.experiment_name)
+            experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 raise
             return str(experiment.experiment_id)
@@ -157,8 +155,8 @@ class Connection:
             raise TrackingUnavailable(self._outage)
         error: Exception | None = None
         # Once MLflow is known to be away, one try tells whether it is back.
-        delays = (0.0,) if self._outage is not None else MLFLOW_RETRY.waits
-        for delay in delays:
+        delays = () if self._outage is not None else MLFLOW_RETRY.delays_s
+        for delay in (0.0, *delays):
             time.sleep(delay)
             try:
                 result = getattr(self.client, method)(*args, **kwargs)
@@ -195,8 +193,7 @@ class Connection:
                 "search_runs", [self.experiment()], query, max_results=1000, page_token=token
             )
             runs.extend(page)
-            token = page.token
-            if not token:
+            if not (token := page.token):
                 return runs
 
     def log_metrics(self, run_id: str, metrics: list[Metric], **first: Any) -> None:

@@ -59,9 +59,10 @@ class ParentRuns(Connection):
     def end_study_run(
         self,
         status: str = "FINISHED",
-        metrics: Mapping[str, float] | None = None,
+        metrics: Mapping[str, float | None] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:
+        """End the parent run with ``metrics`` (a None or non-finite one left out) and ``tags``."""
         from mlflow.entities import RunTag
 
         if self.parent_run_id is None:

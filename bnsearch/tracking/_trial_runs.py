@@ -194,8 +194,7 @@ class TrialRuns(Connection):
     def _write_outcome(
         self, run_id: str, result: TrialResult, logged: HistoryLogged, params: bool = False
     ) -> None:
-        """The history the run lacks (``logged``: what it has), the summary, state and engine
-        (and the parameters if asked); then end the run."""
+        """Write what the run lacks (``logged``: of its history) and end it."""
         from mlflow.entities import RunTag
 
         summary = {"epochs_trained": result.epochs_trained, "wall_time_s": result.wall_time_s}

@@ -162,9 +162,6 @@ class BNConfig:
         return cls(placement=placement, momentum=0.9, epsilon=1e-6, dropout=0.5, learning_rate=0.1)
 
 
-_RANGE_NAMES = tuple(_BOUNDS)
-
-
 def _choices(name: str, values: Any, known: tuple[str, ...]) -> tuple[str, ...]:
     chosen = tuple(values)
     unknown = [v for v in chosen if v not in known]
@@ -226,7 +223,7 @@ class SearchSpace:
             raise ConfigError(f"`use_bias` choices must be true/false, but got {list(use_bias)}.")
         object.__setattr__(self, "use_bias", use_bias)
         object.__setattr__(self, "activation", _choices("activation", self.activation, ACTIVATIONS))
-        for name in _RANGE_NAMES:
+        for name in _BOUNDS:
             getattr(self, name).validate(name)
 
     @classmethod
@@ -239,7 +236,7 @@ class SearchSpace:
             if key not in cls.__dataclass_fields__:
                 hint = did_you_mean(key, cls.__dataclass_fields__, "known")
                 raise ConfigError(f"unknown search-space parameter {key!r}; {hint}")
-            if key in _RANGE_NAMES:
+            if key in _BOUNDS:
                 kwargs[key] = getattr(defaults, key).override(key, value)
             else:
                 kwargs[key] = tuple(value) if isinstance(value, list | tuple) else (value,)
@@ -249,7 +246,7 @@ class SearchSpace:
         table = {
             "placement": list(self.placement),
             "use_bias": list(self.use_bias),
-            **{name: each_range(getattr(self, name)) for name in _RANGE_NAMES},
+            **{name: each_range(getattr(self, name)) for name in _BOUNDS},
         }
         if self.activation:  # absent otherwise, so older studies keep their fingerprint
             table["activation"] = list(self.activation)
@@ -272,7 +269,7 @@ class SearchSpace:
             "placement": placement,
             "use_bias": trial.suggest_categorical("use_bias", list(self.use_bias)),
         }
-        for name in _RANGE_NAMES:
+        for name in _BOUNDS:
             rng: FloatRange = getattr(self, name)
             values[name] = trial.suggest_float(name, rng.low, rng.high, log=rng.log)
         if self.activation:
@@ -286,7 +283,7 @@ class SearchSpace:
             values["use_bias"] = hp.Fixed("use_bias", self.use_bias[0])
         else:
             values["use_bias"] = hp.Boolean("use_bias")
-        for name in _RANGE_NAMES:
+        for name in _BOUNDS:
             rng = getattr(self, name)
             if rng.fixed:
                 values[name] = hp.Fixed(name, float(rng.low))

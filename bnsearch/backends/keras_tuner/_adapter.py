@@ -70,15 +70,14 @@ def screened_bayesian_class(base: type) -> type:
     return ScreenedBayesianOracle
 
 
-def _save_json_atomically(path: str, obj: Any) -> str:
-    text = json.dumps(obj)
-    write_atomically(Path(path), text)
-    return text
-
-
 def make_keras_tuner_saves_atomic() -> None:
     """Make Keras Tuner write its JSON files atomically (its ``utils.save_json`` empties the
     file first: a kill between the two left a ``trial.json`` the next run could not read)."""
     from keras_tuner.src import utils
 
-    utils.save_json = _save_json_atomically
+    def save_json(path: str, obj: Any) -> str:
+        text = json.dumps(obj)
+        write_atomically(Path(path), text)
+        return text
+
+    utils.save_json = save_json

@@ -5,11 +5,16 @@ in a child process, its tuners subclassed to log each trial to MLflow (docs/guid
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import json
 import math
+import multiprocessing
 import os
+import queue
 import shutil
+import signal
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +67,7 @@ def project_dir(config: StudyConfig) -> Path:
 
 
 @dataclass
-class _LiveTrial:
-    """A trial in progress: its recorder and its MLflow run."""
-
+class _LiveTrial:  # a trial in progress
     recorder: TrialRecorder
     run_id: str | None  # None while MLflow is away: the run is written at the trial's end
     gaps: bool = False  # some epochs could not be logged live
@@ -93,8 +96,7 @@ def _tracked_tuner_class(
             # Keeps memory flat over many trials: drop the previous trial's graphs and models.
             keras.backend.clear_session(free_memory=True)
             gc.collect()
-            seed = trial_seed(config.seed, int(trial.trial_id))
-            spec = TrialSpec(int(trial.trial_id), trial_config(trial), seed, None, Phase.SEARCH)
+            spec = _spec(trial, None, trial_seed(config.seed, int(trial.trial_id)))
             keras.utils.set_random_seed(spec.seed)
             values = trial.hyperparameters.values
             tags = {
@@ -172,11 +174,10 @@ def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
         stored = json.loads(state_file.read_text())
         changed = [key for key, value in expected.items() if stored.get(key) != value]
         if changed and not config.allow_changed_study:
-            what = changed[0].replace("_", " ")
             raise ConfigError(
                 f"Keras Tuner study {config.resolved_study_name!r} exists with a different "
-                f"{what}; use another --study-name, or pass --allow-changed-study to start "
-                "it over."
+                f"{changed[0].replace('_', ' ')}; use another --study-name, or pass "
+                "--allow-changed-study to start it over."
             )
         if changed:
             shutil.rmtree(folder)
@@ -193,9 +194,6 @@ def run_keras_tuner(
     """Keras Tuner's own search (Hyperband: one iteration; grid: ``trials_per_run``) in a
     child process (memory stays flat; a reloaded grid oracle proposes nothing in a second
     process)."""
-    import multiprocessing
-    import queue as queue_module
-
     if config.trials_per_run <= 0:
         return []
     context = multiprocessing.get_context("spawn")
@@ -213,7 +211,7 @@ def run_keras_tuner(
             alive = child.is_alive()  # before waiting: it may finish while we wait
             try:
                 kind, payload = messages.get(timeout=1)
-            except queue_module.Empty:
+            except queue.Empty:
                 if alive:
                     continue
                 kind, payload = "died", child.exitcode
@@ -244,8 +242,6 @@ def run_keras_tuner(
 
 def _stop_child(child: Any) -> None:
     """Give the child the Ctrl-C it may not have had so it ends its runs; kill it if need be."""
-    import signal
-
     child.join(timeout=2)
     if child.is_alive():
         with contextlib.suppress(ProcessLookupError):
@@ -259,10 +255,6 @@ def _stop_child(child: Any) -> None:
 def _child_main(
     config: StudyConfig, dataset: Dataset, parent_run_id: str | None, messages: Any
 ) -> None:
-    import ctypes
-    import signal
-    import traceback
-
     # Linux: stop when bnsearch is killed (prctl(PR_SET_PDEATHSIG, SIGKILL)).
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
@@ -377,10 +369,6 @@ class KerasTunerBackend(PairedSearcher):
         return f"Keras Tuner ({self.config.tuner})"
 
     @property
-    def paired(self) -> bool:
-        return self.config.tuner in PAIRED_TUNERS
-
-    @property
     def unpaired_reason(self) -> str | None:
         return _unpaired_reason(self.config.tuner)
 
@@ -426,17 +414,17 @@ class KerasTunerBackend(PairedSearcher):
         }
 
     def up_to_date(self) -> str | None:
-        return super().up_to_date() if self.paired else None
+        return None if self.config.fit_only else super().up_to_date()
 
     def budget(self) -> tuple[int, str]:
-        if not self.paired:
+        if self.config.fit_only:
             return self.config.trials_per_run, f"{self.config.trials_per_run} trials"
         return super().budget()
 
     def run(
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
-        if not self.paired:
+        if self.config.fit_only:
             return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
         self.oracle = open_oracle(self.config, self.folder)
         return super().run(on_result, log)
@@ -531,5 +519,5 @@ class KerasTunerBackend(PairedSearcher):
         return f"{what} in the Keras Tuner project and the next run retries them"
 
 
-def _spec(trial: Any, block: int, seed: int) -> TrialSpec:
+def _spec(trial: Any, block: int | None, seed: int) -> TrialSpec:
     return TrialSpec(int(trial.trial_id), trial_config(trial), seed, block, Phase.SEARCH)

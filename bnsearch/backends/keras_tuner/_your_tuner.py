@@ -56,21 +56,15 @@ def _paired(tuner: Any) -> list[TrialResult]:
 def tuner_results(tuner: Any) -> list[TrialResult]:
     """The tuner's ended trials as bnsearch's records, each in the block of the first trial
     with the same values but the placement (no block where no other placement has them)."""
-    trials = tuner.oracle.trials.values()
     ended = sorted(
-        (t for t in trials if t.status in (*_STATES, "FAILED", "INVALID")),
+        (t for t in tuner.oracle.trials.values() if t.status in (*_STATES, "FAILED", "INVALID")),
         key=lambda t: int(t.trial_id),
     )
-    firsts: dict[tuple[Any, ...], list[int]] = {}
+    alike: dict[tuple[Any, ...], list[int]] = {}
     for trial in ended:
-        firsts.setdefault(_without_placement(trial), []).append(int(trial.trial_id))
+        alike.setdefault(_without_placement(trial), []).append(int(trial.trial_id))
     epochs = tuner.__dict__.get(_EPOCHS, {})
-    results = []
-    for trial in ended:
-        numbers = firsts[_without_placement(trial)]
-        block = numbers[0] if len(numbers) > 1 else None
-        results.append(_result(trial, block, epochs.get(trial.trial_id)))
-    return results
+    return [_result(t, alike[_without_placement(t)], epochs.get(t.trial_id, {})) for t in ended]
 
 
 def log_tuner(tuner: Any, tracking_uri: str | None = None) -> YourStudyRuns:
@@ -112,12 +106,11 @@ def _without_placement(trial: Any) -> tuple[Any, ...]:
     return tuple(sorted((k, repr(v)) for k, v in values.items() if k != "placement"))
 
 
-def _result(trial: Any, block: int | None, epochs: dict[str, list[float]] | None) -> TrialResult:
-    number = int(trial.trial_id)
-    seed = number if block is None else block
-    spec = TrialSpec(number, trial_config(trial), seed=seed, block=block)
-    given = epochs or {}
-    history = {name: list(given[name]) for name in METRICS if name in given} or {
+def _result(trial: Any, alike: list[int], epochs: dict[str, list[float]]) -> TrialResult:
+    """``alike``: the ids of the trials with its values but the placement, its own among them."""
+    block = alike[0] if len(alike) > 1 else None
+    spec = TrialSpec(int(trial.trial_id), trial_config(trial), seed=alike[0], block=block)
+    history = {name: list(epochs[name]) for name in METRICS if name in epochs} or {
         name: [float(o.value[-1]) for o in trial.metrics.get_history(name)]
         for name in METRICS
         if trial.metrics.exists(name)

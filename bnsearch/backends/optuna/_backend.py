@@ -24,7 +24,6 @@ from bnsearch.backends.optuna._claims import (
     first_beat,
 )
 from bnsearch.backends.optuna._storage import (
-    RUN_ID_ATTR,
     load_existing_study,
     open_study,
     probe_storage,
@@ -168,7 +167,7 @@ class OptunaBackend(PairedSearcher):
     def started(self, member: Member, run_id: str | None) -> None:
         with self._writing():
             if run_id is not None:
-                member.trial.set_user_attr(RUN_ID_ATTR, run_id)
+                member.trial.set_user_attr("mlflow_run_id", run_id)
             member.trial.set_user_attr(keys.PARENT_RUN, self.tracker.parent_run_id or "")
 
     def pruner(self) -> Pruner:
@@ -250,9 +249,7 @@ class EpochSnapshot:
         if epoch != self._epoch:
             self._epoch = epoch
             self._trials = self._study.get_trials(deepcopy=False)
-        current = next((t for t in self._trials if t.number == trial.number), None)
-        if current is None:
-            return trial.should_prune()
-        current = copy.copy(current)
+        # A snapshot per batch (pruner()), taken once its trials exist: each is in it.
+        current = copy.copy(next(t for t in self._trials if t.number == trial.number))
         current.intermediate_values = {**current.intermediate_values, epoch: value}
         return bool(self._study.pruner.prune(cast("optuna.Study", self), current))

@@ -53,9 +53,6 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
     from sqlalchemy.engine import Engine
 
-STALE_REASON = "stale: its process stopped (no heartbeat within the grace period)"
-GONE_REASON = "stale: its process on this machine is gone"
-
 
 def first_beat(study: optuna.Study, trial_id: int) -> None:
     """Beat for a trial the moment it exists: Optuna never counts a trial without any
@@ -108,7 +105,7 @@ def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
                 if full_disk(error):
                     raise
                 # Another worker failed it first.
-    fail_runs(tracker, gone, GONE_REASON)
+    fail_runs(tracker, gone, "stale: its process on this machine is gone")
     if len(gone) == len(running):
         return len(gone)
     with warnings.catch_warnings():  # "experimental", else said at every reclaim
@@ -121,7 +118,7 @@ def close_dead_trials(study: optuna.Study, tracker: MlflowTracker) -> int:
     left = {t.number for t in running} - {t.number for t in gone}
     failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
     stale = [t for t in failed if t.number in left]
-    fail_runs(tracker, stale, STALE_REASON)
+    fail_runs(tracker, stale, "stale: its process stopped (no heartbeat within the grace period)")
     return len(gone) + len(stale)
 
 
@@ -233,11 +230,9 @@ def blocks_to_complete(trials: list[FrozenTrial], placements: tuple[str, ...]) -
     blocks: dict[int, list[FrozenTrial]] = {}
     for trial in trials:
         attrs = trial.user_attrs
-        if attrs.get(keys.PHASE, Phase.SEARCH) != Phase.SEARCH or attrs.get(keys.WITHDRAWN):
-            continue
-        if keys.BLOCK not in attrs or "placement" not in trial.params:
-            continue
-        blocks.setdefault(int(attrs[keys.BLOCK]), []).append(trial)
+        searched = attrs.get(keys.PHASE, Phase.SEARCH) == Phase.SEARCH and keys.BLOCK in attrs
+        if searched and not attrs.get(keys.WITHDRAWN) and "placement" in trial.params:
+            blocks.setdefault(int(attrs[keys.BLOCK]), []).append(trial)
     repairs = []
     for block, members in sorted(blocks.items()):
         template = members[0]
@@ -290,8 +285,7 @@ def _decide_and_create(
         remaining = wanted or 0
     if remaining <= 0:
         return
-    repairs = blocks_to_complete(trials, config.space.placement)
-    for r in repairs[: min(capacity, remaining)]:
+    for r in blocks_to_complete(trials, config.space.placement)[: min(capacity, remaining)]:
         extra = {} if r.retries is None else {keys.RETRIES_TRIAL: r.retries}
         asked.append(claim_trial(study, r.params, r.distributions, r.seed, r.block, extra))
     remaining -= len(asked)
@@ -311,7 +305,6 @@ def _withdraw(study: optuna.Study, asked: list[Member]) -> None:
 
 
 def _attrs(seed: int, block: int, phase: Phase) -> dict[str, Any]:
-    """What every trial records about itself."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
     return {"seed": seed, keys.PHASE: phase, keys.BLOCK: block, keys.WORKER: worker}
 

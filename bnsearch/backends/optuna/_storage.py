@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage, RDBStorage
     from optuna.trial import FrozenTrial
 
-RUN_ID_ATTR = "mlflow_run_id"
 #: How long opening a database connection may take.
 CONNECT_TIMEOUT_S = 8
 
@@ -138,15 +137,14 @@ def check_schema(storage: RDBStorage) -> None:
         return
     import optuna
 
-    upgrade = current in storage.get_all_versions()
+    fix = (
+        "run `optuna storage upgrade --storage $STORAGE_URL`."
+        if current in storage.get_all_versions()
+        else "install the Optuna that created it, or a later one."
+    )
     raise RuntimeError(
         f"the table schema (revision {current}) is not the one Optuna {optuna.__version__} "
-        f"uses ({head}); "
-        + (
-            "run `optuna storage upgrade --storage $STORAGE_URL`."
-            if upgrade
-            else "install the Optuna that created it, or a later one."
-        )
+        f"uses ({head}); {fix}"
     )
 
 
@@ -208,10 +206,9 @@ def _rdb_storage(config: StudyConfig) -> tuple[BaseStorage, list[str]]:
     try:
         probe(url)  # a server that is not there fails now; one that drops us is retried
         with opening_alone(url):
-            storage, names = retry_transient(connect) if served(url) else connect()
+            return retry_transient(connect) if served(url) else connect()
     except Exception as error:  # noqa: BLE001 - any storage failure means the same to a user
         raise _refused(url, error) from None
-    return storage, names
 
 
 def _refused(url: str, error: BaseException) -> StoreError:

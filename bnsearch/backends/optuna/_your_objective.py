@@ -99,8 +99,7 @@ class MlflowCallback:
         if self.runs is None:
             self.runs = YourStudyRuns(study.study_name, self.tracking_uri, "optuna")
         self.study = study
-        result = your_trial_result(trial, in_block_only=False)
-        if result is not None:
+        if (result := your_trial_result(trial, in_block_only=False)) is not None:
             self.runs.log(result)
 
     def __enter__(self) -> MlflowCallback:

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,7 @@ XLA_MIN_STEPS = 1000
 GRAPH_MODE_MAX_POPULATION = 32
 
 
+@dataclass(eq=False)
 class PopulationEngine:
     """Trains up to ``max_population`` trials at once in one vectorised TensorFlow graph.
 
@@ -81,22 +82,13 @@ class PopulationEngine:
     """
 
     name = "population"
-
-    def __init__(
-        self,
-        max_population: int = 64,
-        shuffle: bool = True,
-        jit_compile: bool | None = None,
-        memory_limit_bytes: int = MEMORY_LIMIT_BYTES,
-        population_size: int | None = None,
-    ) -> None:
-        self.max_population = max_population
-        self.shuffle = shuffle
-        self.jit_compile = jit_compile
-        self.memory_limit_bytes = memory_limit_bytes
-        self.population_size = population_size
-        # The last chunk's populations (lanes) and their trials, for its members' models.
-        self.last_lanes: list[_Lane] = []
+    max_population: int = 64
+    shuffle: bool = True
+    jit_compile: bool | None = None
+    memory_limit_bytes: int = MEMORY_LIMIT_BYTES
+    population_size: int | None = None
+    #: The last chunk's populations (lanes) and their trials, for its members' models.
+    last_lanes: list[_Lane] = field(default_factory=list, init=False, repr=False)
 
     @property
     def last_population(self) -> Population | None:
@@ -156,12 +148,12 @@ class PopulationEngine:
             return None
         if network.kind != "custom":
             graph = network_graph(network)
-            return graph if isinstance(graph, str) else None
-        if dataset is None:
+        elif dataset is None:
             return "a network from `builder` before its data is loaded"
-        space = space or SearchSpace()
-        probes = probe_configs(space.placement, space.activation)
-        graph = graph_or_reason(network, dataset, probes)
+        else:
+            space = space or SearchSpace()
+            probes = probe_configs(space.placement, space.activation)
+            graph = graph_or_reason(network, dataset, probes)
         return graph if isinstance(graph, str) else None
 
     @classmethod
@@ -205,7 +197,6 @@ class PopulationEngine:
                         models[index] = member_model(
                             *self.member(p), specs[index], dataset, network
                         )
-        assert all(r is not None for r in results), "every spec belongs to one group"
         return TrainOutput(results, models if keep_models else [])  # type: ignore[arg-type]
 
     def _population(
@@ -301,10 +292,9 @@ class PopulationEngine:
         ]
         second = "mae" if dataset.regression else "accuracy"
         names = ("loss", second, "val_loss", f"val_{second}")  # the order _Lane.epoch gives
-
-        def lane_epoch(lane: _Lane, order: np.ndarray) -> list[np.ndarray]:
-            return lane.epoch(order, network.batch_size, x_val, y_val)
-
+        epoch_of = functools.partial(
+            _Lane.epoch, batch=network.batch_size, x_val=x_val, y_val=y_val
+        )
         with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
             for epoch in range(network.epochs):
                 if all(recorder.stopped for recorder in recorders):
@@ -313,7 +303,7 @@ class PopulationEngine:
                     order = np.stack([rng.permutation(n_train) for rng in rngs]).astype(np.int32)
                 else:
                     order = np.tile(np.arange(n_train, dtype=np.int32), (n, 1))
-                parts = pool.map(lane_epoch, lanes, [order] * len(lanes))
+                parts = pool.map(epoch_of, lanes, [order] * len(lanes))
                 *columns, active = (np.concatenate(c) for c in zip(*parts, strict=True))
                 for p, recorder in enumerate(recorders):
                     if recorder.stopped:

@@ -81,7 +81,10 @@ def member_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padding: str) 
     @tf.custom_gradient
     def convolve(x: Any, kernels: Any) -> Any:
         def gradient(dy: Any) -> tuple[Any, Any]:
-            dx = _input_gradient(dy, kernels, (height, width), strides, pads)
+            # dx: dy dilated by the strides, padded, correlated with the flipped kernels
+            spread = _spread_and_pad(dy, (kh, kw), (height, width), strides, pads)
+            flipped = tf.transpose(tf.reverse(kernels, [1, 2]), [0, 1, 2, 4, 3])
+            dx = _each_member(spread, flipped, (1, 1), "valid")
             if (sh, sw) == (1, 1):
                 return dx, _kernel_gradient(x, dy, pads)
             return dx, _strided_kernel_gradient(x, dy, (kh, kw), strides, padding)
@@ -120,10 +123,8 @@ def member_depthwise_conv2d(x: Any, kernels: Any, strides: tuple[int, int], padd
     rows, height, width = tf.shape(x)[1], int(x.shape[2]), int(x.shape[3])
     joined = tf.reshape(tf.transpose(x, [1, 2, 3, 0, 4]), [rows, height, width, -1])
     kernel = tf.reshape(tf.transpose(kernels, [1, 2, 0, 3, 4]), [kh, kw, -1, multiplier])
-    if multiplier == 1:
-        y = _depthwise(joined, kernel, strides, padding)
-    else:
-        y = _depthwise_forward(joined, kernel, strides, padding)
+    convolve = _depthwise if multiplier == 1 else _depthwise_forward
+    y = convolve(joined, kernel, strides, padding)
     shape = [rows, int(y.shape[1]), int(y.shape[2]), size, channels * multiplier]
     return tf.transpose(tf.reshape(y, shape), [3, 0, 1, 2, 4])
 
@@ -176,15 +177,6 @@ def _each_member(images: Any, kernels: Any, strides: Sequence[int], padding: str
     """``conv2d`` of member p's images ``[P, n, h, w, c]`` with its kernel, stacked."""
     members = zip(tf.unstack(images), tf.unstack(kernels), strict=True)
     return tf.stack([tf.nn.conv2d(a, k, list(strides), padding.upper()) for a, k in members])
-
-
-def _input_gradient(
-    dy: Any, kernels: Any, size: tuple[int, int], strides: tuple[int, int], pads: _Pads
-) -> Any:
-    """``dx``: ``dy`` dilated by the strides, padded, correlated with the flipped kernels."""
-    dy = _spread_and_pad(dy, kernels.shape[1:3], size, strides, pads)
-    flipped = tf.transpose(tf.reverse(kernels, [1, 2]), [0, 1, 2, 4, 3])
-    return _each_member(dy, flipped, (1, 1), "valid")
 
 
 def _spread_and_pad(

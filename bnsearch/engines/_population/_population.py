@@ -75,8 +75,7 @@ _tf_function = functools.partial(tf.function, autograph=False)
 
 
 def _initial(op: GraphOp, specs: Sequence[TrialSpec], which: str) -> np.ndarray:
-    """Every member's initial ``which`` weight of ``op``, drawn as the trial's Keras model
-    draws it."""
+    """Every member's initial ``which`` weight of ``op``, as its trial's Keras model draws it."""
     serialized, shape, target = _weights(op)[which]
     drawn: dict[int, np.ndarray] = {}
     for spec in specs:
@@ -227,7 +226,10 @@ class Population:
         return tf.ensure_shape(tf.concat(pieces, 0), like.shape)
 
     def _bn_where(self, mask: str, x: Any, slot: str, training: bool, updates: list) -> Any:
-        """``x`` through the BN ``slot`` for the members of ``mask``, as it is for the rest."""
+        """``x`` through the BN ``slot`` for the members of ``mask``, as it is for the rest
+        (for all: a slot no member uses, which :meth:`_bn_widths` leaves out)."""
+        if slot not in self.bn_widths:
+            return x
         if self.grouped:
             lo, hi = self._span(mask)
             head, members, tail = self._split(x, lo, hi)
@@ -253,23 +255,18 @@ class Population:
         inv = tf.math.rsqrt(variance + own(self.bn_epsilon)) * own(self.bn["gamma"][slot])
         return tf.reshape(flat * inv + (own(self.bn["beta"][slot]) - mean * inv), shape)
 
-    def _input_bn(self, x: Any, training: bool, updates: list) -> Any:
-        if not self.slot_use.input_bn:
-            return x
-        return self._bn_where("input", x, "input_bn", training, updates)
-
     def _forward(self, x: Any, training: bool, counter: Any) -> tuple[Any, list]:
         graph = self.graph
         updates: list = []
         x = tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], *graph.input_shape])
         if graph.input_bn_after == -1:
-            x = self._input_bn(x, training, updates)
+            x = self._bn_where("input", x, "input_bn", training, updates)
         values: list[Any] = []
         for index, op in enumerate(graph.ops):
             inputs = [x if i == -1 else values[i] for i in op.inputs]
             y = self._op(op, inputs, training, counter, updates)
             if index == graph.input_bn_after:
-                y = self._input_bn(y, training, updates)
+                y = self._bn_where("input", y, "input_bn", training, updates)
             values.append(y)
         return values[graph.output], updates
 
@@ -313,8 +310,6 @@ class Population:
         else:
             z = tf.matmul(x, kernel) + bias
         if op.role == "output":
-            if not self.slot_use.output_bn:
-                return z
             return self._bn_where("output", z, "output_bn", training, updates)
         activation = activation_function(op.activation)
         if op.role != "site":
@@ -326,7 +321,7 @@ class Population:
     ) -> Any:
         """``activation(z)`` with the BN slot ``op.name`` before it for ``before`` members
         and after it for ``after`` members (a site, or the pre-activation pattern)."""
-        if not self.slot_use.hidden_bn:
+        if op.name not in self.bn_widths:  # no member places a BN at a site
             return activation(z)
         if self.grouped:  # `before` members, then `after` members, then the rest
             lo_after, lo_rest = self._span("after")
@@ -374,8 +369,7 @@ class Population:
         labels = tf.gather(self.onehot, index)
         with tf.GradientTape() as tape:
             logits, updates = self._forward(x, True, self.iterations)
-            per_sample = self._per_sample_loss(logits, labels)
-            loss = tf.reduce_mean(per_sample, axis=1)  # [P]
+            loss = tf.reduce_mean(self._per_sample_loss(logits, labels), axis=1)  # [P]
             finite = tf.math.is_finite(loss)
             counted = tf.where(self.active & finite, loss, tf.zeros_like(loss))
             total = tf.reduce_sum(counted)
@@ -445,8 +439,7 @@ class Population:
         return loss_sum, correct_sum
 
     def _evaluate(self, x: Any, labels: Any) -> tuple[Any, Any]:
-        P = tf.shape(self.lr)[0]
-        xs = tf.broadcast_to(x[None], tf.concat([[P], tf.shape(x)], 0))
+        xs = tf.broadcast_to(x[None], tf.concat([[self.size], tf.shape(x)], 0))
         logits, _ = self._forward(xs, False, tf.constant(0, tf.int64))
         labels = tf.broadcast_to(labels[None], tf.shape(logits))
         loss = tf.reduce_mean(self._per_sample_loss(logits, labels), axis=1)
