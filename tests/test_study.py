@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -11,8 +13,9 @@ from bnsearch.engines import resolve
 from bnsearch.errors import ConfigError, StudyFailedError
 from bnsearch.networks import NetworkSettings
 from bnsearch.study import run_study
-from bnsearch.trial import SearchSpace, TrialState
+from bnsearch.trial import SearchSpace, TrialState, keys
 from tests.conftest import stores_in, tiny_config, trial_runs, write_tiny_csv
+from tests.support.standin import standin_env
 
 EPOCHS = 2
 
@@ -219,3 +222,43 @@ def test_optuna_dashboard_sees_a_named_objective_the_verdict_and_short_trial_att
     for trial in study.trials:
         assert all(len(str(value)) < 200 for value in trial.user_attrs.values())
         assert stored_result(trial) is not None  # the full result, out of the trial page
+
+
+@pytest.mark.server
+def test_the_median_pruner_stops_trials_and_every_store_says_so(tiny_csv, tmp_path):
+    """``--pruner median`` as typed, on the stand-in engine (its histories differ by trial):
+    Optuna's pruned trials are the MLflow runs ended as pruned, each at the epoch it names."""
+    storage, tracking = f"sqlite:///{tmp_path}/o.db", f"sqlite:///{tmp_path}/m.db"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "tests.support.standin", "study", "--data", str(tiny_csv),
+            "--target", "label", "--engine", "standin", "--epochs", "8", "--n-trials", "18",
+            "--population", "3", "--confirm-seeds", "0", "--pruner", "median",
+            "--study-name", "pruned", f"--storage={storage}", f"--tracking-uri={tracking}",
+        ],  # fmt: skip
+        cwd=tmp_path, env=standin_env(BNSEARCH_STANDIN_EPOCH_S="0"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    trials = optuna.load_study(study_name="pruned", storage=storage).trials
+    pruned = {t.number: t for t in trials if t.state == optuna.trial.TrialState.PRUNED}
+    assert pruned, [len(t.intermediate_values) for t in trials]
+    # The pruner waits for 5 completed trials (its n_startup_trials): none pruned before.
+    assert min(pruned) >= 5
+    _, runs = trial_runs(tracking, "pruned")
+    by_trial = {int(run.data.tags[keys.TRIAL_NUMBER]): run for run in runs}
+    assert len(by_trial) == len(trials) == 18
+    for number, run in by_trial.items():
+        if number not in pruned:
+            assert run.info.status == "FINISHED" and run.data.tags[keys.STATE] == "COMPLETE"
+            continue
+        last = max(pruned[number].intermediate_values)  # the epoch it was stopped after
+        assert run.info.status == "KILLED" and run.data.tags[keys.STATE] == "PRUNED"
+        assert run.data.tags[keys.FAIL_REASON] == f"pruned after epoch {last}"
+        assert run.data.metrics["epochs_trained"] == last + 1 < 8
+    table = [
+        line.split()
+        for line in done.stdout.splitlines()
+        if line.startswith(("before", "after", "none "))
+    ]
+    assert sum(int(row[2]) for row in table) == len(pruned), done.stdout[-2000:]
