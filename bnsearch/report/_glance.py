@@ -123,7 +123,8 @@ def verdict_glance(verdict: Verdict) -> list[str]:
     for pair in filter(verdict.question_of, verdict.pairs):  # those answering the questions
         interval = pair.interval_text(verdict.until)  # the interval the rule decides by
         if interval.startswith("["):  # a run-away end reads n/a
-            interval = "[{}, {}]".format(*map(_number, pair.interval(verdict.until)))
+            low, high = pair.interval(verdict.until)
+            interval = f"[{_number(low)}, {_number(high)}]"
         name = f"{pair.first} - {pair.second}"
         lines.append(
             f"  {name:<22s}{_number(pair.median):>10s}  {interval:<26s}{_decision(verdict, pair)}"

@@ -77,7 +77,8 @@ def plot_differences(verdict: Verdict, path: Path) -> None:
         for row, pair in enumerate(verdict.pairs):
             diffs, away = _finite(pair.differences)
             ax.scatter(diffs, row + rng.uniform(-0.2, 0.2, len(diffs)), s=8, alpha=0.4)
-            if not _finite([pair.median, pair.ci_low, pair.ci_high])[1]:
+            _, out = _finite([pair.median, pair.ci_low, pair.ci_high])
+            if not out:  # a bar only for an interval with no run-away end
                 err = [[pair.median - pair.ci_low], [pair.ci_high - pair.median]]
                 ax.errorbar(pair.median, row, xerr=err, fmt="o", color="black", capsize=4)
             asked = verdict.question_of(pair)
