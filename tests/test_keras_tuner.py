@@ -7,7 +7,7 @@ from bnsearch.config import StudyConfig
 from bnsearch.errors import ConfigError
 from bnsearch.networks import NetworkSettings
 from bnsearch.study import run_study
-from bnsearch.trial import SearchSpace
+from bnsearch.trial import ACTIVATIONS, SearchSpace
 from tests.conftest import stores_in, tiny_config, trial_runs, write_tiny_csv
 
 
@@ -170,6 +170,20 @@ def test_keras_tuners_own_grid_search_runs_whole_in_a_child_process(tiny_csv, st
     pids = {r.data.tags["bnsearch.pid"] for r in runs}
     assert len(pids) == 1 and str(os.getpid()) not in pids
     assert "not paired" in outcome.verdict.statement
+
+
+@pytest.mark.slow
+def test_keras_tuners_own_search_starts_no_trial_after_the_timeout(tiny_csv, stores):
+    # A grid of 42 trainings (3 placements, with and without bias, 7 activations) cannot end
+    # within 1 s: the search stops early, after its first trial at least.
+    fixed = {"momentum": 0.99, "epsilon": 0.001, "dropout": 0.5, "learning_rate": 0.1}
+    space = SearchSpace.from_overrides({**fixed, "activation": list(ACTIVATIONS)})
+    assert len(space.placement) * len(space.use_bias) * len(space.activation) == 42
+    config = _config(tiny_csv, stores, tuner="grid", space=space, n_trials=42, timeout=1)
+    outcome = run_study(config)
+    _, runs = _runs(stores["tracking_uri"])
+    assert 1 <= len(runs) == len(outcome.new_results) < 42
+    assert {r.info.status for r in runs} == {"FINISHED"}  # none cut short
 
 
 @pytest.mark.trains

@@ -224,28 +224,37 @@ def test_optuna_dashboard_sees_a_named_objective_the_verdict_and_short_trial_att
         assert stored_result(trial) is not None  # the full result, out of the trial page
 
 
-@pytest.mark.server
-def test_the_median_pruner_stops_trials_and_every_store_says_so(tiny_csv, tmp_path):
-    """``--pruner median`` as typed, on the stand-in engine (its histories differ by trial):
-    Optuna's pruned trials are the MLflow runs ended as pruned, each at the epoch it names."""
+def _standin_study(tmp_path, tiny_csv, epoch_s: float, *flags: str):
+    """``python -m bnsearch study`` as typed, with the tests' stand-in engine registered (a
+    sleep of ``epoch_s`` per epoch, histories that differ by trial); the run, the Optuna
+    storage and the MLflow store (study ``standin``)."""
     storage, tracking = f"sqlite:///{tmp_path}/o.db", f"sqlite:///{tmp_path}/m.db"
     done = subprocess.run(
         [
             sys.executable, "-m", "tests.support.standin", "study", "--data", str(tiny_csv),
-            "--target", "label", "--engine", "standin", "--epochs", "8", "--n-trials", "18",
-            "--population", "3", "--confirm-seeds", "0", "--pruner", "median",
-            "--study-name", "pruned", f"--storage={storage}", f"--tracking-uri={tracking}",
+            "--target", "label", "--engine", "standin", "--confirm-seeds", "0",
+            "--study-name", "standin", f"--storage={storage}", f"--tracking-uri={tracking}",
+            *flags,
         ],  # fmt: skip
-        cwd=tmp_path, env=standin_env(BNSEARCH_STANDIN_EPOCH_S="0"),
+        cwd=tmp_path, env=standin_env(BNSEARCH_STANDIN_EPOCH_S=str(epoch_s)),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+    return done, storage, tracking
+
+
+@pytest.mark.server
+def test_the_median_pruner_stops_trials_and_every_store_says_so(tiny_csv, tmp_path):
+    """``--pruner median``: Optuna's pruned trials are the MLflow runs ended as pruned, each
+    at the epoch it names."""
+    flags = ("--epochs", "8", "--n-trials", "18", "--population", "3", "--pruner", "median")
+    done, storage, tracking = _standin_study(tmp_path, tiny_csv, 0, *flags)
     assert done.returncode == 0, done.stderr[-2000:]
-    trials = optuna.load_study(study_name="pruned", storage=storage).trials
+    trials = optuna.load_study(study_name="standin", storage=storage).trials
     pruned = {t.number: t for t in trials if t.state == optuna.trial.TrialState.PRUNED}
     assert pruned, [len(t.intermediate_values) for t in trials]
     # The pruner waits for 5 completed trials (its n_startup_trials): none pruned before.
     assert min(pruned) >= 5
-    _, runs = trial_runs(tracking, "pruned")
+    _, runs = trial_runs(tracking, "standin")
     by_trial = {int(run.data.tags[keys.TRIAL_NUMBER]): run for run in runs}
     assert len(by_trial) == len(trials) == 18
     for number, run in by_trial.items():
@@ -262,3 +271,14 @@ def test_the_median_pruner_stops_trials_and_every_store_says_so(tiny_csv, tmp_pa
         if line.startswith(("before", "after", "none "))
     ]
     assert sum(int(row[2]) for row in table) == len(pruned), done.stdout[-2000:]
+
+
+@pytest.mark.server
+def test_the_timeout_stops_starting_trials_and_says_so(tiny_csv, tmp_path):
+    """``--timeout 1``: the first batch starts at once; it sleeps 4 epochs of 0.5 s, so once
+    it ends the timeout has passed and no other batch starts, however fast the machine."""
+    flags = ("--epochs", "4", "--n-trials", "30", "--population", "3", "--timeout", "1")
+    done, storage, _ = _standin_study(tmp_path, tiny_csv, 0.5, *flags)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(optuna.load_study(study_name="standin", storage=storage).trials) == 3
+    assert "bnsearch: the timeout (1 s) is reached: no new trials." in done.stdout

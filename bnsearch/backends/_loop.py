@@ -196,6 +196,8 @@ class PairedSearcher(abc.ABC):
                 self._log(advice)
                 advised = True
             stop_after_failures(results, batch)
+        else:  # the timeout ended the search, not its budget
+            self._log(f"bnsearch: the timeout ({config.timeout:g} s) is reached: no new trials.")
         return results
 
     def _train(self, members: list[Member], look: int) -> list[TrialResult]:

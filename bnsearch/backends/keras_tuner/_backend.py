@@ -14,6 +14,7 @@ import os
 import queue
 import shutil
 import signal
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ def project_dir(config: StudyConfig) -> Path:
     return config.path_under(root / "keras_tuner")
 
 
+class _TimeUp(Exception):
+    """Keras Tuner's own search reached the study's timeout: it starts no more trials."""
+
+
 @dataclass
 class _LiveTrial:  # a trial in progress
     recorder: TrialRecorder
@@ -87,7 +92,19 @@ def _tracked_tuner_class(
     # Each trial's run (None: MLflow was away), for the Hyperband trials that continue it.
     run_ids: dict[str, str | None] = json.loads(runs_path.read_text()) if runs_path.exists() else {}
 
+    deadline = math.inf  # when the search may start no more trials (--timeout)
+
     class TrackedTuner(base):  # type: ignore[misc, valid-type]
+        def on_search_begin(self) -> None:
+            nonlocal deadline
+            super().on_search_begin()
+            deadline = time.monotonic() + (config.timeout or math.inf)
+
+        def pre_create_trial(self) -> None:
+            super().pre_create_trial()
+            if time.monotonic() >= deadline:
+                raise _TimeUp
+
         def on_trial_begin(self, trial: Any) -> None:
             import keras
 
@@ -303,6 +320,8 @@ def _search(
     )
     try:
         tuner.search(**fit_arguments(dataset.split(network.validation_split), network))
+    except _TimeUp:
+        pass  # every trial it started has ended and is recorded; the next run goes on
     except RuntimeError:
         # Keras Tuner stops after too many consecutive failures; each one is recorded.
         if not adapter.stopped_on_consecutive_failures(tuner.oracle):
