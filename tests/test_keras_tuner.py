@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import io
+from dataclasses import replace
+
 import pytest
 
 from bnsearch.backends.keras_tuner import project_dir, results_from_project
@@ -180,9 +183,11 @@ def test_keras_tuners_own_search_starts_no_trial_after_the_timeout(tiny_csv, sto
     space = SearchSpace.from_overrides({**fixed, "activation": list(ACTIVATIONS)})
     assert len(space.placement) * len(space.use_bias) * len(space.activation) == 42
     config = _config(tiny_csv, stores, tuner="grid", space=space, n_trials=42, timeout=1)
-    outcome = run_study(config)
+    out = io.StringIO()
+    outcome = run_study(replace(config, verbose=True), stream=out)
     _, runs = _runs(stores["tracking_uri"])
     assert 1 <= len(runs) == len(outcome.new_results) < 42
+    assert "bnsearch: the timeout (1 s) is reached: no new trials." in out.getvalue()
     assert {r.info.status for r in runs} == {"FINISHED"}  # none cut short
 
 

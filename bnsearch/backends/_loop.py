@@ -62,6 +62,11 @@ Pruner = Callable[[Member, int, float], bool]
 """``(member, epoch, that epoch's val_loss) -> prune this search trial?``"""
 
 
+def timeout_reached(timeout: float | None) -> str:
+    """What a search ended by ``--timeout`` says (either backend)."""
+    return f"bnsearch: the timeout ({timeout:g} s) is reached: no new trials."
+
+
 @dataclass
 class PairedSearcher(abc.ABC):
     """The paired search and its confirmation round (:meth:`run`); each backend is one and
@@ -197,7 +202,7 @@ class PairedSearcher(abc.ABC):
                 advised = True
             stop_after_failures(results, batch)
         else:  # the timeout ended the search, not its budget
-            self._log(f"bnsearch: the timeout ({config.timeout:g} s) is reached: no new trials.")
+            self._log(timeout_reached(config.timeout))
         return results
 
     def _train(self, members: list[Member], look: int) -> list[TrialResult]:

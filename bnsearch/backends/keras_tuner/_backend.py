@@ -28,7 +28,7 @@ from bnsearch._quiet import import_tensorflow_quietly
 from bnsearch._reachable import sqlite_path
 from bnsearch._redact import redact_url
 from bnsearch.backends._base import ResultCallback, StudyReader
-from bnsearch.backends._loop import Member, PairedSearcher, confirmation_specs
+from bnsearch.backends._loop import Member, PairedSearcher, confirmation_specs, timeout_reached
 from bnsearch.backends.keras_tuner._files import (
     append_result,
     repair_results,
@@ -206,7 +206,11 @@ def prepare_project(config: StudyConfig, dataset: Dataset) -> Path:
 
 
 def run_keras_tuner(
-    config: StudyConfig, dataset: Dataset, tracker: MlflowTracker, on_result: ResultCallback | None
+    config: StudyConfig,
+    dataset: Dataset,
+    tracker: MlflowTracker,
+    on_result: ResultCallback | None,
+    log: Callable[[str], None],
 ) -> list[TrialResult]:
     """Keras Tuner's own search (Hyperband: one iteration; grid: ``trials_per_run``) in a
     child process (memory stays flat; a reloaded grid oracle proposes nothing in a second
@@ -242,6 +246,8 @@ def run_keras_tuner(
         raise
     child.join()
     if kind == "done":
+        if payload == "timeout":
+            log(timeout_reached(config.timeout))
         return batch
     if kind == "interrupted":
         raise KeyboardInterrupt
@@ -283,6 +289,8 @@ def _child_main(
         tracker.parent_run_id = parent_run_id
         _search(config, dataset, tracker, lambda r: messages.put(("result", r.to_json())))
         messages.put(("done", None))
+    except _TimeUp:  # every trial it started has ended and is recorded
+        messages.put(("done", "timeout"))
     except KeyboardInterrupt:
         messages.put(("interrupted", None))
     except BaseException as error:  # noqa: BLE001 - every error goes back to the parent
@@ -320,8 +328,6 @@ def _search(
     )
     try:
         tuner.search(**fit_arguments(dataset.split(network.validation_split), network))
-    except _TimeUp:
-        pass  # every trial it started has ended and is recorded; the next run goes on
     except RuntimeError:
         # Keras Tuner stops after too many consecutive failures; each one is recorded.
         if not adapter.stopped_on_consecutive_failures(tuner.oracle):
@@ -444,7 +450,7 @@ class KerasTunerBackend(PairedSearcher):
         self, on_result: ResultCallback | None, log: Callable[[str], None]
     ) -> list[TrialResult]:
         if self.config.fit_only:
-            return run_keras_tuner(self.config, self.dataset, self.tracker, on_result)
+            return run_keras_tuner(self.config, self.dataset, self.tracker, on_result, log)
         self.oracle = open_oracle(self.config, self.folder)
         return super().run(on_result, log)
 
