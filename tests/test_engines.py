@@ -126,8 +126,12 @@ def _population_matches_keras_weights_moving_stats_and_val_loss(parity_run, memb
 
 # MLP variants: a deeper, narrowing network, and activations other than tanh searched per
 # trial (BNConfig.activation), all trained in ONE call so the engine's per-activation
-# populations are exercised too.
-VARIANT_NETWORK = NetworkSettings(epochs=EPOCHS, hidden_units=(12, 10, 6), activation="tanh")
+# populations are exercised too; with a batch size and a validation split other than the
+# defaults (302 training rows: 25 batches of 12 and one of 2), which the engine must honour.
+VARIANT_NETWORK = NetworkSettings(
+    epochs=EPOCHS, hidden_units=(12, 10, 6), activation="tanh", batch_size=12,
+    validation_split=0.25,
+)  # fmt: skip
 VARIANTS = [
     BNConfig(placement=p, activation=a, dropout=0.0, momentum=0.9, epsilon=1e-5, learning_rate=lr)
     for p in ("none", "before", "after")
@@ -162,9 +166,10 @@ def _population_matches_keras_on_deeper_mlps_with_other_activations(variant_run,
     assert len([la for la in model.layers if isinstance(la, keras.layers.Dense)]) == 4
     x_train, y_train, x_val, y_val = data.split(VARIANT_NETWORK.validation_split)
     history = model.fit(
-        x_train, y_train, batch_size=16, epochs=EPOCHS, shuffle=False,
+        x_train, y_train, batch_size=12, epochs=EPOCHS, shuffle=False,
         validation_data=(x_val, y_val), verbose=0,
     ).history  # fmt: skip
+    assert len(x_train) == 302
     for results in (graph, xla):
         assert results[member].state is TrialState.COMPLETE
         assert results[member].spec.number == spec.number  # results come back in order
