@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_bnsearch
+from tests.support.standin import standin_study
 
 
 def test_study_help_documents_every_setting_with_its_real_default(tmp_path: Path, cli, capsys):
@@ -319,3 +320,28 @@ def test_features_scaled_orders_of_magnitude_apart_are_named_once_before_trainin
                  cwd=tmp_path)  # fmt: skip
     assert scaled.returncode == 0 and "measure input scaling" not in scaled.stdout
     assert "fingerprint" in scaled.stdout  # the data line the notice would follow was printed
+
+
+@pytest.mark.server
+def test_report_rebuilds_the_verdict_under_another_metric_threshold_and_rule(
+    tiny_csv: Path, tmp_path: Path, cli
+):
+    done, storage, tracking = standin_study(tmp_path, tiny_csv, 0, "--n-trials", "12")
+    assert done.returncode == 0, done.stderr[-2000:]
+    stores = ("--study-name", "standin", "--storage", storage, "--tracking-uri", tracking)
+
+    def report(*flags: str) -> str:
+        shown = cli("report", *stores, "--out", str(tmp_path / "report"), *flags, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        return " ".join(shown.stdout.split())  # its lines unwrapped
+
+    default = report()
+    assert "final val_loss, lower is better; threshold 0.01" in default
+    assert "anytime-valid 95% CS" in default  # the study's rule: until settled
+    wide = report("--threshold", "1000", "--until", "budget")
+    assert wide.startswith(
+        "Verdict: no effect of BN beyond the threshold; no placement effect beyond the threshold"
+    )
+    assert "fixed budget" in wide and "bootstrap 95% CI" in wide
+    accuracy = report("--metric", "val_accuracy")
+    assert "final val_accuracy, higher is better" in accuracy

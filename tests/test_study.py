@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 
 import optuna
 import pytest
@@ -15,7 +13,7 @@ from bnsearch.networks import NetworkSettings
 from bnsearch.study import run_study
 from bnsearch.trial import SearchSpace, TrialState, keys
 from tests.conftest import stores_in, tiny_config, trial_runs, write_tiny_csv
-from tests.support.standin import standin_env
+from tests.support.standin import standin_study
 
 EPOCHS = 2
 
@@ -224,30 +222,12 @@ def test_optuna_dashboard_sees_a_named_objective_the_verdict_and_short_trial_att
         assert stored_result(trial) is not None  # the full result, out of the trial page
 
 
-def _standin_study(tmp_path, tiny_csv, epoch_s: float, *flags: str):
-    """``python -m bnsearch study`` as typed, with the tests' stand-in engine registered (a
-    sleep of ``epoch_s`` per epoch, histories that differ by trial); the run, the Optuna
-    storage and the MLflow store (study ``standin``)."""
-    storage, tracking = f"sqlite:///{tmp_path}/o.db", f"sqlite:///{tmp_path}/m.db"
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "tests.support.standin", "study", "--data", str(tiny_csv),
-            "--target", "label", "--engine", "standin", "--confirm-seeds", "0",
-            "--study-name", "standin", f"--storage={storage}", f"--tracking-uri={tracking}",
-            *flags,
-        ],  # fmt: skip
-        cwd=tmp_path, env=standin_env(BNSEARCH_STANDIN_EPOCH_S=str(epoch_s)),
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    return done, storage, tracking
-
-
 @pytest.mark.server
 def test_the_median_pruner_stops_trials_and_every_store_says_so(tiny_csv, tmp_path):
     """``--pruner median``: Optuna's pruned trials are the MLflow runs ended as pruned, each
     at the epoch it names."""
     flags = ("--epochs", "8", "--n-trials", "18", "--population", "3", "--pruner", "median")
-    done, storage, tracking = _standin_study(tmp_path, tiny_csv, 0, *flags)
+    done, storage, tracking = standin_study(tmp_path, tiny_csv, 0, *flags)
     assert done.returncode == 0, done.stderr[-2000:]
     trials = optuna.load_study(study_name="standin", storage=storage).trials
     pruned = {t.number: t for t in trials if t.state == optuna.trial.TrialState.PRUNED}
@@ -278,7 +258,26 @@ def test_the_timeout_stops_starting_trials_and_says_so(tiny_csv, tmp_path):
     """``--timeout 1``: the first batch starts at once; it sleeps 4 epochs of 0.5 s, so once
     it ends the timeout has passed and no other batch starts, however fast the machine."""
     flags = ("--epochs", "4", "--n-trials", "30", "--population", "3", "--timeout", "1")
-    done, storage, _ = _standin_study(tmp_path, tiny_csv, 0.5, *flags)
+    done, storage, _ = standin_study(tmp_path, tiny_csv, 0.5, *flags)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(optuna.load_study(study_name="standin", storage=storage).trials) == 3
     assert "bnsearch: the timeout (1 s) is reached: no new trials." in done.stdout
+
+
+@pytest.mark.server
+def test_a_seed_repeats_the_trials_and_quiet_changes_only_the_output(tiny_csv, tmp_path):
+    """``--seed 7`` twice (once ``--quiet``) proposes the same trials; ``--seed 8`` others."""
+
+    def study(name: str, *flags: str):
+        (tmp_path / name).mkdir()
+        done, storage, _ = standin_study(tmp_path / name, tiny_csv, 0, "--n-trials", "6", *flags)
+        assert done.returncode == 0, done.stderr[-2000:]
+        trials = optuna.load_study(study_name="standin", storage=storage).trials
+        return done.stdout, [(t.params, t.user_attrs["seed"]) for t in trials]
+
+    quiet, first = study("quiet", "--seed", "7", "--quiet")
+    shown, again = study("shown", "--seed", "7")
+    _, other = study("other", "--seed", "8")
+    assert quiet == "" and "Verdict:" in shown
+    assert len(first) == 6 and again == first
+    assert [params for params, _ in other] != [params for params, _ in first]

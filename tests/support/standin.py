@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import subprocess
 import sys
 import time
 import zlib
@@ -35,7 +36,15 @@ from bnsearch.engines import EpochCallback, TrainOutput, register_engine
 from bnsearch.networks import NetworkSettings
 from bnsearch.trial import METRICS, SearchSpace, TrialRecorder, TrialResult, TrialSpec
 
-__all__ = ["EPOCH_S", "ROOT", "StandinEngine", "register", "standin_env", "standin_history"]
+__all__ = [
+    "EPOCH_S",
+    "ROOT",
+    "StandinEngine",
+    "register",
+    "standin_env",
+    "standin_history",
+    "standin_study",
+]
 
 #: The repository's root, where ``python -m tests.support.standin`` finds this module.
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,6 +136,27 @@ def standin_env(**more: str) -> dict[str, str]:
     in a folder of its own."""
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path, **more}
+
+
+def standin_study(
+    folder: Path, data: Path, epoch_s: float, *flags: str
+) -> tuple[subprocess.CompletedProcess, str, str]:
+    """``python -m bnsearch study`` as typed on ``data`` (a ``label`` target), with this
+    engine registered and sleeping ``epoch_s`` per epoch: study ``standin``, its stores in
+    ``folder``, no confirmation round, then ``flags``. The run, the Optuna storage's URL and
+    the MLflow store's."""
+    storage, tracking = f"sqlite:///{folder}/o.db", f"sqlite:///{folder}/m.db"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "tests.support.standin", "study", "--data", str(data),
+            "--target", "label", "--engine", "standin", "--confirm-seeds", "0",
+            "--study-name", "standin", f"--storage={storage}", f"--tracking-uri={tracking}",
+            *flags,
+        ],  # fmt: skip
+        cwd=folder, env=standin_env(BNSEARCH_STANDIN_EPOCH_S=str(epoch_s)),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return done, storage, tracking
 
 
 if __name__ == "__main__":
