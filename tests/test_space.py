@@ -100,6 +100,16 @@ def test_grid_spreads_points_over_log_ranges():
     assert grid["placement"] == ["none", "before", "after"]
 
 
+def test_every_grid_point_lies_inside_its_range_both_ends_exact():
+    space = SearchSpace()
+    for name, points in space.grid(3).items():
+        rng = getattr(space, name)
+        if name in ("placement", "use_bias"):
+            continue
+        assert points[0] == rng.low and points[-1] == rng.high, (name, points)
+        assert all(rng.low <= p <= rng.high for p in points), (name, points)
+
+
 def test_activation_is_a_dimension_only_when_listed():
     plain = SearchSpace()
     searched = SearchSpace.from_overrides({"activation": ["tanh", "relu"]})

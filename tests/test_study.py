@@ -281,3 +281,21 @@ def test_a_seed_repeats_the_trials_and_quiet_changes_only_the_output(tiny_csv, t
     assert quiet == "" and "Verdict:" in shown
     assert len(first) == 6 and again == first
     assert [params for params, _ in other] != [params for params, _ in first]
+
+
+@pytest.mark.server
+def test_the_grid_sampler_and_the_hyperband_pruner_as_typed(tiny_csv, tmp_path):
+    """``--sampler grid`` proposes only the space's grid points (the default space: three a
+    range), without Optuna's out-of-range warning; ``--pruner hyperband`` prunes trials."""
+    (tmp_path / "grid").mkdir()
+    done, storage, _ = standin_study(tmp_path / "grid", tiny_csv, 0, "--sampler", "grid")
+    assert done.returncode == 0 and "out of range" not in done.stderr, done.stderr[-2000:]
+    grid = SearchSpace().grid()
+    trials = optuna.load_study(study_name="standin", storage=storage).trials
+    assert trials and all(value in grid[k] for t in trials for k, value in t.params.items())
+    (tmp_path / "hyperband").mkdir()
+    flags = ("--pruner", "hyperband", "--epochs", "8", "--n-trials", "18", "--population", "3")
+    done, storage, _ = standin_study(tmp_path / "hyperband", tiny_csv, 0, *flags)
+    assert done.returncode == 0, done.stderr[-2000:]
+    states = [t.state for t in optuna.load_study(study_name="standin", storage=storage).trials]
+    assert len(states) == 18 and optuna.trial.TrialState.PRUNED in states

@@ -87,11 +87,13 @@ class FloatRange:
         """``n`` evenly spaced points (geometrically when ``log``), both ends included."""
         if self.fixed or n == 1:
             return [float(self.low)]
+        # The last point is ``high`` itself: a product's rounding (0.30000000000000004) would
+        # fall outside the range, which Optuna's grid sampler warns of.
         if self.log:
             ratio = (self.high / self.low) ** (1 / (n - 1))
-            return [float(self.low * ratio**i) for i in range(n)]
+            return [float(self.low * ratio**i) for i in range(n - 1)] + [float(self.high)]
         step = (self.high - self.low) / (n - 1)
-        return [float(self.low + step * i) for i in range(n)]
+        return [float(self.low + step * i) for i in range(n - 1)] + [float(self.high)]
 
 
 @dataclass(frozen=True)
