@@ -100,7 +100,7 @@ VALUES: dict[str, str] = {
     "--task": "classification",
     "--placements": "none,before,after",
     "--activations": "tanh,relu",
-    "--host": "127.0.0.1",
+    "--host": "0.0.0.0",  # not the default, so that the exec'd command shows it was read
     "--port": "5001",
     "--out": "{ws}/report-out",
     "--sweep": "studies",
@@ -326,9 +326,37 @@ def test_a_command_as_typed_ends_in_success_or_a_one_line_refusal(
     if case.command == "ui" and result.returncode == 0:
         ((_, (program, argv), _),) = calls  # the exec of `python -m mlflow ui ...`
         assert program == sys.executable and argv[1:4] == ["-m", "mlflow", "ui"]
-        assert VALUES["--port"] in argv if case.flag == "--port" else "5000" in argv
+        for flag, default in (("--port", "5000"), ("--host", "127.0.0.1")):
+            assert argv[argv.index(flag) + 1] == (VALUES[flag] if case.flag == flag else default)
     if case.command == "bench" or (case.command in LIBRARY_CALLS and calls):
         assert len(calls) == 1  # one benchmark, picked by the flags; one library call
+    if case.command == "bench" and result.returncode == 0:
+        _check_bench_pick(case.flag, *calls[0])
+
+
+#: The benchmark each of `bench`'s flags picks instead of the engines' timing.
+BENCH_PICKS = {
+    "--backends": "compare_backends",
+    "--until": "compare_backends",
+    "--profile": "profile_steps",
+    "--settled": "run_settled_benchmark",
+}
+
+
+def _check_bench_pick(flag: str | None, name: str, args: tuple, kwargs: dict) -> None:
+    """The benchmark ``flag`` picks, handed what the flag says."""
+    import bnsearch.bench
+
+    assert name == BENCH_PICKS.get(flag or "", "run_benchmark"), (flag, name)
+    if name == "compare_backends":
+        until = flag == "--until"
+        assert kwargs["variants"] == (bnsearch.bench.UNTIL if until else bnsearch.bench.BACKENDS)
+    if name == "run_benchmark":
+        assert kwargs == {
+            "short": flag == "--short",
+            "populations": [1, 8] if flag == "--populations" else None,  # VALUES' "1,8"
+            "n_rows": 200 if flag == "--rows" else None,
+        }
 
 
 def _refusals(command: str, result: Any) -> int:
