@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
 
 from bnsearch.errors import ConfigError
-from bnsearch.networks import NetworkSettings, build_model
+from bnsearch.networks import NetworkSettings, build_model, network_graph
 from bnsearch.trial import BNConfig
 
 CNN = NetworkSettings(family="cnn", conv_filters=(4, 8), hidden_units=(16,), activation="relu")
@@ -152,6 +154,17 @@ def test_cnn_bn_normalises_per_channel_and_conv_feeding_bn_drops_its_bias():
     # channels last: one gamma per channel, statistics over batch, height and width
     assert [tuple(bn.gamma.shape) for bn in bns] == [(4,), (8,), (16,)]
     assert all(bn.axis == -1 for bn in bns)
+
+
+def test_kernel_size_sizes_every_convolution_of_the_cnn_in_both_engines_forms():
+    network = replace(CNN, kernel_size=5)
+    model = build_model(BNConfig(placement="before"), (8, 8, 1), 10, network)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.kernel_size for c in convs] == [(5, 5), (5, 5)]
+    graph = network_graph(network, (8, 8, 1), 10)  # what the population engine trains
+    assert not isinstance(graph, str), graph
+    kernels = [op.kernel_shape for op in graph.ops if len(op.kernel_shape) == 4]
+    assert [k[:2] for k in kernels] == [(5, 5), (5, 5)], kernels
 
 
 def test_cnn_accepts_grey_images_without_a_channel_axis():
