@@ -299,3 +299,29 @@ def test_the_grid_sampler_and_the_hyperband_pruner_as_typed(tiny_csv, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     states = [t.state for t in optuna.load_study(study_name="standin", storage=storage).trials]
     assert len(states) == 18 and optuna.trial.TrialState.PRUNED in states
+
+
+@pytest.mark.server
+def test_a_changed_network_or_data_is_refused_in_one_line_unless_allowed(tiny_csv, tmp_path):
+    """An existing study run again on another network or other data: one line naming what
+    changed and the flag, nothing added; with ``--allow-changed-study`` the trials are added."""
+
+    def study(data, *flags: str):
+        done, storage, _ = standin_study(tmp_path, data, 0, "--n-trials", "3", *flags)
+        return done, len(optuna.load_study(study_name="standin", storage=storage).trials)
+
+    done, stored = study(tiny_csv, "--epochs", "2")
+    assert done.returncode == 0 and stored == 3, done.stderr[-2000:]
+    fewer_rows = tmp_path / "fewer.csv"
+    fewer_rows.write_text("".join(tiny_csv.read_text().splitlines(keepends=True)[:-10]))
+    for data, flags, what in (
+        (tiny_csv, ("--epochs", "3"), "network"),
+        (fewer_rows, ("--epochs", "2"), "data fingerprint"),
+    ):
+        done, stored = study(data, *flags)
+        assert done.returncode == 2 and stored == 3, (what, done.stderr[-2000:])
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert f"exists with a different {what};" in done.stderr
+        assert "--allow-changed-study" in done.stderr
+    done, stored = study(fewer_rows, "--epochs", "3", "--allow-changed-study")
+    assert done.returncode == 0 and stored == 6, done.stderr[-2000:]
