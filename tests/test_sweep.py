@@ -8,12 +8,16 @@ import io
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import CliResult, write_tiny_csv
+from tests.conftest import CliResult, trial_runs, write_tiny_csv
+from tests.support.standin import standin_env
 
 
 def _study_file(folder, name, csv, seed):
@@ -92,3 +96,34 @@ def test_report_needs_a_study_name_or_a_sweep_folder(tmp_path, cli):
     result = cli("report", cwd=tmp_path)
     assert result.returncode == 2
     assert "--study-name NAME (one study) or --sweep FOLDER" in result.stderr
+
+
+@pytest.mark.server
+def test_sweep_storage_and_tracking_uri_put_every_study_in_the_stores_given(tmp_path):
+    """``sweep studies --storage ... --tracking-uri ...`` as typed (on the tests' stand-in
+    engine): both studies in those stores, no store under ``mlruns/``."""
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    tiny_csv = write_tiny_csv(tmp_path)
+    for seed, name in enumerate(("alpha", "beta")):
+        _study_file(studies, name, tiny_csv, seed)
+        with (studies / f"{name}.toml").open("r+") as file:
+            text = file.read().replace("[network]", 'engine = "standin"\n[network]')
+            file.seek(0)
+            file.write(text)
+    storage, tracking = f"sqlite:///{tmp_path}/given.db", f"sqlite:///{tmp_path}/given-mlflow.db"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "tests.support.standin", "sweep", "studies",
+            "--storage", storage, "--tracking-uri", tracking,
+        ],  # fmt: skip
+        cwd=tmp_path, env=standin_env(BNSEARCH_STANDIN_EPOCH_S="0"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for name in ("alpha", "beta"):
+        assert len(optuna.load_study(study_name=name, storage=storage).trials) == 9
+        assert len(trial_runs(tracking, name)[1]) == 9
+    # Under mlruns/ only the per-machine study locks (study.study_lock), whatever the stores.
+    left = {p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("mlruns/**/*.*")}
+    assert left == {"mlruns/locks/alpha.lock", "mlruns/locks/beta.lock"}
